@@ -1,0 +1,259 @@
+/**
+ * The one configuration type of meter, validated at the edge.
+ *
+ * Precedence: flags > METER_* environment > config file (JSON) > defaults.
+ * Every setting has one name in each place: `lakeUrl` in the file, `METER_LAKE_URL` in the
+ * environment, `--lake-url` as a flag. An invalid value throws ConfigError naming the setting
+ * and what is allowed; the CLI prints it on one line and exits 2.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+export interface MeterConfig {
+  /** Folder for embedded state (log, lake, PGlite, caches). */
+  dataDir: string;
+  /** Kafka bootstrap brokers; empty = embedded durable log under dataDir. */
+  kafkaBrokers: string[];
+  topic: string;
+  /** Partitions of the topic (created if absent) and of the embedded log. */
+  partitions: number;
+  /** `file:///abs/path` or `hdfs://host:9870/path` (WebHDFS). */
+  lakeUrl: string;
+  /** postgres://... ; null = embedded PGlite under dataDir. */
+  databaseUrl: string | null;
+  /** redis://... ; null = in-process limiter. */
+  redisUrl: string | null;
+  /** Price list + plans (JSON). */
+  catalogFile: string;
+  /** Route table: method + path pattern -> api name (JSON). */
+  routesFile: string;
+  gatewayHost: string;
+  gatewayPort: number;
+  /** Where the gateway forwards calls; required by `meter gateway`. */
+  upstream: string | null;
+  billingHost: string;
+  billingPort: number;
+  /** Bearer tokens accepted by the billing API as service (admin/payment server) tokens. */
+  billingTokens: string[];
+  /** Ingest rotation: close a file after this many records or this many ms of wall time. */
+  ingestMaxRecords: number;
+  ingestFlushMs: number;
+  /** Gateway: flush buffered usage events to the log at least this often. */
+  eventFlushMs: number;
+  /** Gateway: largest request body accepted, bytes. */
+  maxBodyBytes: number;
+  /** Limiter behaviour when Redis is unreachable. */
+  limiterFailMode: 'open' | 'closed';
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind =
+  | { t: 'string' }
+  | { t: 'path' }
+  | { t: 'url'; protocols: string[] }
+  | { t: 'int'; min: number; max: number }
+  | { t: 'list' }
+  | { t: 'enum'; values: readonly string[] };
+
+interface Setting {
+  key: keyof MeterConfig;
+  env: string;
+  flag: string;
+  kind: Kind;
+  nullable?: boolean;
+  help: string;
+}
+
+const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): Setting => ({
+  key,
+  env: 'METER_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase(),
+  flag: '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()),
+  kind,
+  nullable,
+  help,
+});
+
+/** The table of settings; README's configuration table is generated from the same list. */
+export const SETTINGS: Setting[] = [
+  S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
+  S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),
+  S('topic', { t: 'string' }, 'usage event topic'),
+  S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
+  S('lakeUrl', { t: 'url', protocols: ['file:', 'hdfs:', 'webhdfs:'] }, 'lake root: file:///path or hdfs://host:9870/path'),
+  S('databaseUrl', { t: 'url', protocols: ['postgres:', 'postgresql:'] }, 'Postgres URL; unset = embedded PGlite', true),
+  S('redisUrl', { t: 'url', protocols: ['redis:', 'rediss:'] }, 'Redis URL; unset = in-process limiter', true),
+  S('catalogFile', { t: 'path' }, 'plans and prices (JSON)'),
+  S('routesFile', { t: 'path' }, 'route table: method + path -> api name (JSON)'),
+  S('gatewayHost', { t: 'string' }, 'gateway listen address'),
+  S('gatewayPort', { t: 'int', min: 0, max: 65535 }, 'gateway listen port (0 = any free port)'),
+  S('upstream', { t: 'url', protocols: ['http:', 'https:'] }, 'upstream API the gateway forwards to', true),
+  S('billingHost', { t: 'string' }, 'billing API listen address'),
+  S('billingPort', { t: 'int', min: 0, max: 65535 }, 'billing API listen port (0 = any free port)'),
+  S('billingTokens', { t: 'list' }, 'service bearer tokens for the billing API'),
+  S('ingestMaxRecords', { t: 'int', min: 1, max: 50_000_000 }, 'ingest: rotate a file after this many records'),
+  S('ingestFlushMs', { t: 'int', min: 10, max: 3_600_000 }, 'ingest: rotate files at least this often (ms)'),
+  S('eventFlushMs', { t: 'int', min: 1, max: 10_000 }, 'gateway: flush usage events to the log at least this often (ms)'),
+  S('maxBodyBytes', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: largest request body accepted (bytes)'),
+  S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
+  S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
+];
+
+const PACKAGE_ROOT = resolve(new URL('.', import.meta.url).pathname, '../../..');
+/** Root of the installed package (dist/src/config -> package root). */
+export function packageRoot(): string {
+  return existsSync(resolve(PACKAGE_ROOT, 'package.json')) ? PACKAGE_ROOT : resolve(PACKAGE_ROOT, '..');
+}
+
+export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | null } {
+  return {
+    dataDir: './.meter',
+    kafkaBrokers: [],
+    topic: 'usage-events',
+    partitions: 4,
+    lakeUrl: null,
+    databaseUrl: null,
+    redisUrl: null,
+    catalogFile: resolve(packageRoot(), 'fixtures/catalog.json'),
+    routesFile: resolve(packageRoot(), 'fixtures/routes.json'),
+    gatewayHost: '127.0.0.1',
+    gatewayPort: 8080,
+    upstream: null,
+    billingHost: '127.0.0.1',
+    billingPort: 8090,
+    billingTokens: [],
+    ingestMaxRecords: 500_000,
+    ingestFlushMs: 30_000,
+    eventFlushMs: 5,
+    maxBodyBytes: 1 << 20,
+    limiterFailMode: 'open',
+    logLevel: 'info',
+  };
+}
+
+export type RawSettings = Partial<Record<keyof MeterConfig, unknown>>;
+
+function parseValue(s: Setting, raw: unknown, where: string): unknown {
+  const name = `${s.key} (${where})`;
+  if (raw === null || raw === '' || raw === undefined) {
+    if (s.nullable) return null;
+    if (s.kind.t === 'list') return [];
+    throw new ConfigError(s.key, `invalid ${name}: a value is required`);
+  }
+  const k = s.kind;
+  switch (k.t) {
+    case 'string':
+    case 'path':
+      if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a string`);
+      return raw;
+    case 'list': {
+      const items = Array.isArray(raw) ? raw : String(raw).split(',');
+      return items.map((x) => String(x).trim()).filter(Boolean);
+    }
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+      if (!Number.isInteger(n) || n < k.min || n > k.max)
+        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not an integer from ${k.min} to ${k.max}`);
+      return n;
+    }
+    case 'enum':
+      if (!k.values.includes(String(raw)))
+        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not one of ${k.values.join(', ')}`);
+      return String(raw);
+    case 'url': {
+      let u: URL;
+      try {
+        u = new URL(String(raw));
+      } catch {
+        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`);
+      }
+      if (!k.protocols.includes(u.protocol))
+        throw new ConfigError(s.key, `invalid ${name}: protocol ${u.protocol} is not one of ${k.protocols.join(', ')}`);
+      return String(raw);
+    }
+  }
+}
+
+export interface LoadOptions {
+  /** Values from command-line flags (already camelCased by commander); undefined = not given. */
+  flags?: RawSettings;
+  env?: NodeJS.ProcessEnv;
+  /** Config file path; default: $METER_CONFIG, else ./meter.config.json when present. */
+  configFile?: string;
+  cwd?: string;
+}
+
+/** Build the validated config: flags > env > file > defaults. */
+export function loadConfig(opts: LoadOptions = {}): MeterConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const fileValues = readConfigFile(opts.configFile ?? env.METER_CONFIG, cwd);
+  const out: Record<string, unknown> = { ...defaults() };
+  for (const s of SETTINGS) {
+    const flag = opts.flags?.[s.key];
+    if (flag !== undefined) out[s.key] = parseValue(s, flag, s.flag);
+    else if (env[s.env] !== undefined) out[s.key] = parseValue(s, env[s.env], s.env);
+    else if (fileValues[s.key] !== undefined) out[s.key] = parseValue(s, fileValues[s.key], 'config file');
+  }
+  const cfg = out as unknown as MeterConfig;
+  cfg.dataDir = resolve(cwd, cfg.dataDir);
+  cfg.catalogFile = resolve(cwd, cfg.catalogFile);
+  cfg.routesFile = resolve(cwd, cfg.routesFile);
+  if (!cfg.lakeUrl) cfg.lakeUrl = pathToFileURL(resolve(cfg.dataDir, 'lake')).href;
+  if (cfg.lakeUrl.startsWith('file:') && !cfg.lakeUrl.startsWith('file:///'))
+    throw new ConfigError('lakeUrl', `invalid lakeUrl: ${cfg.lakeUrl} must be an absolute file:///path`);
+  return cfg;
+}
+
+function readConfigFile(path: string | undefined, cwd: string): RawSettings {
+  const explicit = path !== undefined && path !== '';
+  const file = resolve(cwd, explicit ? path : 'meter.config.json');
+  if (!existsSync(file)) {
+    if (explicit) throw new ConfigError('config', `config file ${file} does not exist (set by METER_CONFIG or --config)`);
+    return {};
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError('config', `config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new ConfigError('config', `config file ${file} must hold a JSON object of settings`);
+  const known = new Set(SETTINGS.map((s) => s.key as string));
+  for (const k of Object.keys(parsed)) {
+    if (!known.has(k)) throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (known: ${[...known].join(', ')})`);
+  }
+  return parsed as RawSettings;
+}
+
+/** Which backends the config selects, for logs and `meter doctor`. */
+export function describeBackends(cfg: MeterConfig): Record<string, string> {
+  return {
+    log: cfg.kafkaBrokers.length ? `kafka ${cfg.kafkaBrokers.join(',')} topic ${cfg.topic}` : `embedded log ${cfg.dataDir}/log`,
+    lake: cfg.lakeUrl,
+    warehouse: cfg.databaseUrl ? redactUrl(cfg.databaseUrl) : `embedded PGlite ${cfg.dataDir}/pglite`,
+    limiter: cfg.redisUrl ? redactUrl(cfg.redisUrl) : 'in-process token bucket',
+  };
+}
+
+/** Never print a password. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The usage event: the contract between gateway, log, lake and rollup (BRIEF.md).
+ * One event per call through the gateway. `id` is a UUIDv7 (unique, time-ordered) and is the
+ * dedupe key end to end; `time` is the event time in epoch milliseconds (UTC).
+ */
+import { randomBytes } from 'node:crypto';
+
+export const SCHEMA_VERSION = 1;
+
+export interface UsageEvent {
+  v: number;
+  id: string;
+  /** Event time, epoch ms UTC. */
+  time: number;
+  customer: string;
+  /** Id of the API key used (never the secret). */
+  keyId: string;
+  /** Stable name of the priced operation, e.g. `locations.create`; `unmatched` if no route. */
+  api: string;
+  method: string;
+  status: number;
+  latencyMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  billable: boolean;
+}
+
+/** Billing rule: a call is billable when the upstream answered 2xx or 3xx. */
+export function isBillable(status: number): boolean {
+  return status >= 200 && status < 400;
+}
+
+let lastMs = 0;
+let seq = 0;
+/** RFC 9562 UUIDv7; monotonic within a process (12-bit counter in rand_a). */
+export function uuidv7(now = Date.now()): string {
+  if (now <= lastMs) {
+    seq++;
+    if (seq > 0xfff) {
+      lastMs++;
+      seq = 0;
+    }
+    now = lastMs;
+  } else {
+    lastMs = now;
+    seq = 0;
+  }
+  const b = randomBytes(16);
+  b.writeUIntBE(now, 0, 6);
+  b[6] = 0x70 | ((seq >> 8) & 0x0f);
+  b[7] = seq & 0xff;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export function encodeEvent(e: UsageEvent): Buffer {
+  return Buffer.from(JSON.stringify(e));
+}
+
+export type DecodeResult = { ok: true; event: UsageEvent } | { ok: false; reason: string };
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const MAX_EVENT_BYTES = 64 * 1024;
+
+/** Decode and validate; never throws (bad input goes to the dead-letter place with the reason). */
+export function decodeEvent(buf: Buffer): DecodeResult {
+  if (buf.length > MAX_EVENT_BYTES) return { ok: false, reason: `oversized event: ${buf.length} bytes > ${MAX_EVENT_BYTES}` };
+  let o: any;
+  try {
+    o = JSON.parse(buf.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'malformed event: not JSON' };
+  }
+  if (typeof o !== 'object' || o === null) return { ok: false, reason: 'malformed event: not an object' };
+  if (o.v !== SCHEMA_VERSION) return { ok: false, reason: `unknown schema version ${JSON.stringify(o.v)}` };
+  if (typeof o.id !== 'string' || !UUID_RE.test(o.id)) return { ok: false, reason: 'malformed event: id is not a UUID' };
+  if (!Number.isSafeInteger(o.time) || o.time < 0) return { ok: false, reason: 'malformed event: time is not epoch ms' };
+  for (const f of ['customer', 'keyId', 'api', 'method'] as const)
+    if (typeof o[f] !== 'string' || o[f].length === 0 || o[f].length > 200) return { ok: false, reason: `malformed event: ${f} missing or too long` };
+  for (const f of ['status', 'latencyMs', 'bytesIn', 'bytesOut'] as const)
+    if (typeof o[f] !== 'number' || !Number.isFinite(o[f]) || o[f] < 0) return { ok: false, reason: `malformed event: ${f} is not a non-negative number` };
+  if (typeof o.billable !== 'boolean') return { ok: false, reason: 'malformed event: billable is not a boolean' };
+  return { ok: true, event: o as UsageEvent };
+}

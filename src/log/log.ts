@@ -1,0 +1,82 @@
+/**
+ * The usage log: Kafka on the real stack, a local durable segment log when embedded.
+ * Both implement these interfaces and pass the same contract suite (test/contract/log.contract.ts).
+ *
+ * Offsets are per partition, dense from 0 in the embedded log, and as Kafka gives them
+ * (JS numbers: safe to 2^53) on the real stack. The partition of a record is chosen from its
+ * key (the customer), so one customer's events stay in order.
+ */
+export interface LogRecord {
+  partition: number;
+  offset: number;
+  key: string;
+  value: Buffer;
+  /** Append time, epoch ms. */
+  timestamp: number;
+}
+
+export interface ProducerRecord {
+  key: string;
+  value: Buffer;
+}
+
+export interface LogProducer {
+  /** Append records; resolves when they are durable (fsync'd / acked by all in-sync replicas). */
+  send(records: ProducerRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ConsumedBatch {
+  partition: number;
+  records: LogRecord[];
+}
+
+export interface ConsumeOptions {
+  /**
+   * Where to start reading each partition. Called for each partition when it is assigned.
+   * Returning a number starts there (ingest derives it from the lake's file names: the files
+   * are the truth); null starts at the group's committed offset, or the earliest.
+   */
+  startOffset(partition: number): Promise<number | null>;
+  /** Handle one batch of one partition; batches of a partition arrive in order, one at a time. */
+  eachBatch(batch: ConsumedBatch): Promise<void>;
+  /** Called when partitions are taken away (rebalance/stop), before they are reassigned. */
+  onRevoke?(partitions: number[]): Promise<void>;
+}
+
+export interface LogConsumer {
+  /** Start consuming; resolves once running (delivery continues in the background). */
+  run(opts: ConsumeOptions): Promise<void>;
+  /** Record that everything before `nextOffset` of `partition` is done (durable downstream). */
+  commit(partition: number, nextOffset: number): Promise<void>;
+  /** Committed next offsets of the group, per partition (for status and lag). */
+  committed(): Promise<Map<number, number>>;
+  /** Offsets one past the last record, per partition. */
+  endOffsets(): Promise<Map<number, number>>;
+  /** Read a fixed range [from, to) of one partition without the group (replay, recovery). */
+  readRange(partition: number, from: number, to: number): Promise<LogRecord[]>;
+  /** First offset whose timestamp >= time, per partition (replay --from). */
+  offsetsForTime(time: number): Promise<Map<number, number>>;
+  stop(): Promise<void>;
+}
+
+export interface UsageLog {
+  readonly kind: 'embedded' | 'kafka';
+  readonly topic: string;
+  /** Create the topic / folders if absent. */
+  init(): Promise<void>;
+  partitions(): Promise<number>;
+  producer(): Promise<LogProducer>;
+  consumer(group: string): Promise<LogConsumer>;
+  close(): Promise<void>;
+}
+
+/** Stable partitioner: murmur2 like Kafka's default would be ideal; FNV-1a is enough for the embedded log. */
+export function partitionFor(key: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % partitions;
+}

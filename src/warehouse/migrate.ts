@@ -1,0 +1,59 @@
+/**
+ * Versioned, idempotent migrations: files `NNN_name.sql` in src/warehouse/migrations, applied in
+ * order inside one transaction each, recorded in schema_migrations. Safe to run on every start
+ * and from several processes at once (an advisory lock serialises them on a Postgres server).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { assetPath } from '../config/assets.js';
+import type { Warehouse } from './warehouse.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function loadMigrations(dir = assetPath('src/warehouse/migrations')): Migration[] {
+  return readdirSync(dir)
+    .filter((f) => /^\d+_.+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(`${dir}/${f}`, 'utf8') }));
+}
+
+/** Apply pending migrations; returns the versions applied now. */
+export async function migrate(db: Warehouse, migrations = loadMigrations()): Promise<number[]> {
+  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const done = await db.transaction(async (tx) => {
+      // Serialise concurrent migrators (no-op cost on PGlite, which has one connection).
+      await tx.query('SELECT pg_advisory_xact_lock(7243901)');
+      const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+      if (rows.length) return false;
+      for (const stmt of splitSql(m.sql)) await tx.query(stmt);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      return true;
+    });
+    if (done) applied.push(m.version);
+  }
+  return applied;
+}
+
+export async function pendingMigrations(db: Warehouse, migrations = loadMigrations()): Promise<Migration[]> {
+  const rows = await db
+    .query<{ version: number }>('SELECT version FROM schema_migrations')
+    .catch(() => [] as { version: number }[]);
+  const have = new Set(rows.map((r) => Number(r.version)));
+  return migrations.filter((m) => !have.has(m.version));
+}
+
+/** Split a migration into statements (no semicolons inside our SQL's strings or bodies). */
+function splitSql(sql: string): string[] {
+  return sql
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('--'))
+    .join('\n')
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}

@@ -1,0 +1,15 @@
+/**
+ * The warehouse: PostgreSQL through `pg` on the real stack, PGlite (Postgres in WASM) when
+ * embedded. Same SQL on both; migrations in ./migrations run on open (versioned, idempotent).
+ * Parameters use $1, $2 ... placeholders.
+ */
+export interface Sql {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface Warehouse extends Sql {
+  readonly kind: 'pglite' | 'postgres';
+  /** Run `fn` in one transaction; rolls back if it throws. */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
