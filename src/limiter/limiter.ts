@@ -19,6 +19,8 @@ export interface LimitDecision {
   resetSec: number;
   /** When refused: seconds until `cost` tokens are available (Retry-After), rounded up, >= 1. */
   retryAfterSec: number;
+  /** Set when the limiter could not decide (Redis down/slow) and fell back to its fail mode. */
+  degraded?: boolean;
 }
 
 export interface RateLimiter {

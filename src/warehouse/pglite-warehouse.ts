@@ -2,17 +2,36 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import type { Sql, Warehouse } from './warehouse.js';
+import { lockDir, LockedError } from '../runtime/pid-lock.js';
+import { UserError } from '../runtime/errors.js';
 
 export class PgliteWarehouse implements Warehouse {
   readonly kind = 'pglite' as const;
-  private constructor(private readonly db: PGlite) {}
+  private constructor(
+    private readonly db: PGlite,
+    private readonly release: () => void,
+  ) {}
 
   /** `dir` null = in memory (tests). */
   static async open(dir: string | null): Promise<PgliteWarehouse> {
-    if (dir) mkdirSync(dir, { recursive: true });
+    let release = () => {};
+    if (dir) {
+      mkdirSync(dir, { recursive: true });
+      // PGlite is one process's database: a second opener would corrupt it.
+      try {
+        release = lockDir(dir + '.lock.d');
+      } catch (e) {
+        if (e instanceof LockedError)
+          throw new UserError(
+            `the embedded warehouse ${dir} is in use by process ${e.pid}`,
+            'embedded Postgres (PGlite) serves one process: run the parts together with `meter dev`, stop the other process, or set METER_DATABASE_URL to a Postgres server',
+          );
+        throw e;
+      }
+    }
     const db = dir ? new PGlite(dir) : new PGlite();
     await db.waitReady;
-    return new PgliteWarehouse(db);
+    return new PgliteWarehouse(db, release);
   }
 
   async query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]> {
@@ -28,5 +47,6 @@ export class PgliteWarehouse implements Warehouse {
 
   async close(): Promise<void> {
     await this.db.close();
+    this.release();
   }
 }

@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import { action, contextOf, printJson } from './context.js';
+import { describeBackends, redactUrl } from '../config/config.js';
+
+export function registerConfig(program: Command): void {
+  program
+    .command('config')
+    .description('print the effective configuration (flags > METER_* env > config file > defaults) and the backends it selects')
+    .action(
+      action(async (_opts, cmd: Command) => {
+        const { config, json } = contextOf(cmd);
+        const shown = { ...config, databaseUrl: config.databaseUrl && redactUrl(config.databaseUrl), redisUrl: config.redisUrl && redactUrl(config.redisUrl), billingTokens: config.billingTokens.map(() => '***') };
+        if (json) printJson({ config: shown, backends: describeBackends(config) });
+        else {
+          for (const [k, v] of Object.entries(shown)) process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(',') : v}\n`);
+          process.stdout.write('\n');
+          for (const [k, v] of Object.entries(describeBackends(config))) process.stdout.write(`${k.padEnd(18)} ${v}\n`);
+        }
+      }),
+    );
+}

@@ -1,0 +1,69 @@
+/**
+ * What every command shares: reading the validated config from the command's flags, a logger,
+ * and one error policy (user mistakes: one line + hint, exit 2; everything else: exit 1).
+ */
+import type { Command } from 'commander';
+import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { UserError } from '../runtime/errors.js';
+
+export interface CommandContext {
+  config: MeterConfig;
+  logger: Logger;
+  json: boolean;
+}
+
+export function contextOf(cmd: Command): CommandContext {
+  const all = cmd.optsWithGlobals() as Record<string, unknown>;
+  const flags: RawSettings = {};
+  for (const s of SETTINGS) if (all[s.key] !== undefined) flags[s.key] = all[s.key];
+  const config = loadConfig({ flags, configFile: all.config as string | undefined });
+  return { config, logger: createLogger(config.logLevel, 'meter'), json: Boolean(all.json) };
+}
+
+/** Wrap a command action with the error policy. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      process.exitCode = reportError(e);
+    }
+  };
+}
+
+export function reportError(e: unknown): number {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`meter: ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof UserError) {
+    process.stderr.write(`meter: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+    return 2;
+  }
+  const err = e as Error;
+  process.stderr.write(`meter: ${err?.message ?? String(e)}\n`);
+  if (process.env.METER_DEBUG) process.stderr.write(`${err?.stack}\n`);
+  else process.stderr.write('  (set METER_DEBUG=1 to see the stack trace)\n');
+  return 1;
+}
+
+/** Resolves on SIGINT/SIGTERM: long-running commands stop cleanly (flush, commit) on it. */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
+
+export function parseIsoFlag(name: string, value: string | undefined): number {
+  if (!value) throw new UserError(`--${name} is required`, `give an ISO time, e.g. --${name} 2026-11-01T00:00:00Z`);
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new UserError(`--${name} ${JSON.stringify(value)} is not an ISO date/time`, `e.g. --${name} 2026-11-01T00:00:00Z`);
+  return t;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+}

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { action, contextOf, untilSignal } from './context.js';
+import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
+import { startGatewayRole, startIngestRole, rollupOf, startBillingRole } from '../runtime/roles.js';
+import { describeBackends } from '../config/config.js';
+import { UserError } from '../runtime/errors.js';
+
+export function registerDev(program: Command): void {
+  program
+    .command('dev')
+    .description('gateway, ingest, rollup (follow) and billing API in one process')
+    .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
+    .option('--rollup-interval <ms>', 'how often rollup looks for new files', '5000')
+    .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
+    .action(
+      action(async (opts: { rollupInterval: string }, cmd: Command) => {
+        const { config, logger } = contextOf(cmd);
+        if (!config.billingTokens.length) throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
+        const interval = Number(opts.rollupInterval);
+        if (!Number.isInteger(interval) || interval < 100) throw new UserError(`--rollup-interval must be an integer >= 100`);
+        for (const [k, v] of Object.entries(describeBackends(config))) logger.info(`${k}: ${v}`);
+        const log = await openLog(config);
+        const lake = await openLake(config);
+        const db = await openWarehouse(config, logger);
+        const limiter = await openLimiter(config, logger);
+        const gw = await startGatewayRole(config, { log, db, limiter }, logger);
+        const ingest = await startIngestRole(config, { log, lake }, logger);
+        const billing = await startBillingRole(config, { db });
+        const ac = new AbortController();
+        const following = rollupOf({ lake, db }, logger).follow(interval, ac.signal);
+        logger.info(`gateway ${gw.url} -> ${config.upstream}; billing API ${billing.url}`);
+        await untilSignal();
+        logger.info('stopping: flushing events, files and rows');
+        await gw.close();
+        await ingest.stop();
+        ac.abort();
+        await following;
+        await billing.close();
+        await Promise.all([limiter.close(), db.close(), lake.close(), log.close()]);
+      }),
+    );
+}

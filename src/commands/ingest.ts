@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { action, contextOf, untilSignal, printJson } from './context.js';
+import { openLog, openLake } from '../runtime/backends.js';
+import { startIngestRole } from '../runtime/roles.js';
+
+export function registerIngest(program: Command): void {
+  program
+    .command('ingest')
+    .description('tail the usage log into hourly Parquet files in the lake (exactly once: file names carry offsets)')
+    .option('--once', 'drain what the log holds now, write the files, and exit')
+    .option('--timeout <ms>', 'with --once: give up after this long', '600000')
+    .addHelpText('after', '\nExamples:\n  meter ingest                 # follow the log until Ctrl-C\n  meter ingest --once --json   # drain and print what was written\n')
+    .action(
+      action(async (opts: { once?: boolean; timeout: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const log = await openLog(config);
+        const lake = await openLake(config);
+        const ingest = await startIngestRole(config, { log, lake }, logger);
+        if (opts.once) {
+          await ingest.waitCaughtUp(Number(opts.timeout));
+          await ingest.flushAll();
+        } else {
+          logger.info(`ingest: ${config.topic} -> ${config.lakeUrl}`);
+          await untilSignal();
+        }
+        await ingest.stop();
+        const stats = ingest.stats();
+        if (json) printJson(stats);
+        else logger.info(`ingest stopped: ${JSON.stringify(stats)}`);
+        await Promise.all([lake.close(), log.close()]);
+      }),
+    );
+}

@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import ora from 'ora';
+import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
+import { openLake, openWarehouse } from '../runtime/backends.js';
+import { rollupOf } from '../runtime/roles.js';
+import { UserError } from '../runtime/errors.js';
+import { HOUR_MS } from '../lake/layout.js';
+
+export function registerRollup(program: Command): void {
+  program
+    .command('rollup')
+    .description('count each hour of the lake with DuckDB and upsert (customer, api, hour) rows into Postgres')
+    .option('--backfill', 'recompute every hour in [--from, --to), whether or not it changed')
+    .option('--from <iso>', 'with --backfill: first hour (UTC, ISO 8601)')
+    .option('--to <iso>', 'with --backfill: end, exclusive')
+    .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
+    .option('--interval <ms>', 'with --follow: how often to look for new files', '5000')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  meter rollup                                   # every hour whose files changed\n  meter rollup --backfill --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --follow\n',
+    )
+    .action(
+      action(async (opts: { backfill?: boolean; from?: string; to?: string; follow?: boolean; interval: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        if (opts.backfill && opts.follow) throw new UserError('--backfill and --follow cannot be combined', 'run the backfill first, then --follow');
+        if (!opts.backfill && (opts.from || opts.to)) throw new UserError('--from/--to need --backfill');
+        let from = 0;
+        let to = 0;
+        if (opts.backfill) {
+          from = Math.floor(parseIsoFlag('from', opts.from) / HOUR_MS) * HOUR_MS;
+          to = parseIsoFlag('to', opts.to);
+          if (to <= from) throw new UserError(`--to must be after --from`);
+        }
+        const interval = Number(opts.interval);
+        if (!Number.isInteger(interval) || interval < 100) throw new UserError(`--interval ${opts.interval} must be an integer >= 100 (ms)`);
+        const lake = await openLake(config);
+        const db = await openWarehouse(config, logger);
+        const rollup = rollupOf({ lake, db }, logger);
+        try {
+          if (opts.backfill) {
+            const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'backfill: listing hours', stream: process.stderr }).start();
+            const t0 = Date.now();
+            const summary = await rollup.backfill(from, to, (done: number, total: number, hour: number) => {
+              const text = `backfill ${done}/${total} hours (${new Date(hour).toISOString().slice(0, 13)}h)`;
+              if (spinner) spinner.text = text;
+              else if (!json && (done === total || done % 24 === 0)) logger.info(text);
+            });
+            spinner?.succeed(`backfill done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+            if (json) printJson(summary);
+            else logger.info(`backfill: ${JSON.stringify(summary)}`);
+          } else if (opts.follow) {
+            const ac = new AbortController();
+            untilSignal().then(() => ac.abort());
+            logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
+            await rollup.follow(interval, ac.signal);
+          } else {
+            const summary = await rollup.run();
+            if (json) printJson(summary);
+            else logger.info(`rollup: ${JSON.stringify(summary)}`);
+          }
+        } finally {
+          await Promise.all([db.close(), lake.close()]);
+        }
+      }),
+    );
+}

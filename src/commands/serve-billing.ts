@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { action, contextOf, untilSignal } from './context.js';
+import { openWarehouse } from '../runtime/backends.js';
+import { startBillingRole } from '../runtime/roles.js';
+import { UserError } from '../runtime/errors.js';
+
+export function registerServeBilling(program: Command): void {
+  program
+    .command('serve-billing')
+    .description('the billing query API: usage and cost of any range, for the payment server and customers')
+    .option('--billing-port <n>', 'listen port [env METER_BILLING_PORT, default 8090]')
+    .addHelpText(
+      'after',
+      '\nExample:\n  METER_BILLING_TOKENS=secret meter serve-billing\n  curl -H "Authorization: Bearer secret" "http://127.0.0.1:8090/v1/customers/acme/usage?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&granularity=day&tz=Asia/Seoul"\n',
+    )
+    .action(
+      action(async (_opts, cmd: Command) => {
+        const { config, logger } = contextOf(cmd);
+        if (!config.billingTokens.length)
+          throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`');
+        const db = await openWarehouse(config, logger);
+        const billing = await startBillingRole(config, { db });
+        logger.info(`billing API on ${billing.url}`);
+        await untilSignal();
+        await billing.close();
+        await db.close();
+      }),
+    );
+}

@@ -1,0 +1,242 @@
+/**
+ * API keys: `mk_live_<32 base62>` (about 190 bits of randomness). Only the SHA-256 of a key is
+ * stored (a fast hash is right here: the secret is long and random, not a password); the key is
+ * shown once at creation. `prefix` (the first 16 characters) lets people tell keys apart and
+ * revoke one without the secret.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Sql } from '../warehouse/warehouse.js';
+
+export const KEY_PREFIX = 'mk_live_';
+const KEY_RE = /^mk_(?:live|test)_[0-9A-Za-z]{32}$/;
+const PREFIX_LEN = KEY_PREFIX.length + 8;
+/** Customer ids travel in headers, Kafka keys and file names: keep them plain. */
+const CUSTOMER_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** Bad input to key management (unknown plan, bad customer id, ambiguous prefix...): a 4xx / exit 2. */
+export class KeyInputError extends Error {
+  override readonly name = 'KeyInputError';
+}
+
+/** Unbiased base62 (rejection sampling: bytes >= 248 would favour the first characters). */
+export function randomBase62(n: number): string {
+  let out = '';
+  while (out.length < n) {
+    for (const b of randomBytes(n * 2)) {
+      if (b < 248 && out.length < n) out += BASE62[b % 62];
+    }
+  }
+  return out;
+}
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** Cheap shape check before any hashing or lookup. */
+export function looksLikeKey(s: string): boolean {
+  return KEY_RE.test(s);
+}
+
+export interface CreatedKey {
+  id: string;
+  /** The secret: print it once, it is not stored. */
+  key: string;
+  prefix: string;
+}
+
+export async function createKey(
+  db: Sql,
+  opts: { customer: string; plan: string; plans?: Record<string, unknown> },
+): Promise<CreatedKey> {
+  if (!CUSTOMER_RE.test(opts.customer))
+    throw new KeyInputError(`invalid customer id ${JSON.stringify(opts.customer)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+  if (!opts.plan) throw new KeyInputError('plan is required');
+  if (opts.plans && !Object.prototype.hasOwnProperty.call(opts.plans, opts.plan))
+    throw new KeyInputError(`unknown plan ${JSON.stringify(opts.plan)}: the catalog has ${Object.keys(opts.plans).join(', ') || 'no plans'}`);
+  const key = KEY_PREFIX + randomBase62(32);
+  const id = 'key_' + randomBase62(16);
+  const prefix = key.slice(0, PREFIX_LEN);
+  await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING`, [opts.customer]);
+  await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ($1, $2, $3, $4, $5)`, [
+    id,
+    opts.customer,
+    opts.plan,
+    hashKey(key),
+    prefix,
+  ]);
+  return { id, key, prefix };
+}
+
+export interface KeyInfo {
+  id: string;
+  customer: string;
+  plan: string;
+  prefix: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+interface KeyRow {
+  id: string;
+  customer_id: string;
+  plan_id: string;
+  prefix: string;
+  created_at: Date | string;
+  revoked_at: Date | string | null;
+}
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+const toInfo = (r: KeyRow): KeyInfo => ({
+  id: r.id,
+  customer: r.customer_id,
+  plan: r.plan_id,
+  prefix: r.prefix,
+  createdAt: iso(r.created_at)!,
+  revokedAt: iso(r.revoked_at),
+});
+
+/** Keys without secrets (there are none to show: only hashes are stored, and not returned). */
+export async function listKeys(db: Sql, customer?: string): Promise<KeyInfo[]> {
+  const rows = await db.query<KeyRow>(
+    `SELECT id, customer_id, plan_id, prefix, created_at, revoked_at FROM api_keys
+      WHERE ($1::text IS NULL OR customer_id = $1) ORDER BY created_at, id`,
+    [customer ?? null],
+  );
+  return rows.map(toInfo);
+}
+
+/**
+ * Revoke by id (`key_...`) or by prefix (`mk_live_XXXXXXXX`, or longer). Idempotent: revoking a
+ * revoked key keeps its first revocation time. Returns null when nothing matches; throws
+ * KeyInputError when a prefix matches several keys.
+ */
+export async function revokeKey(db: Sql, idOrPrefix: string): Promise<KeyInfo | null> {
+  if (!idOrPrefix) throw new KeyInputError('key id or prefix is required');
+  let match = await db.query<KeyRow>(`SELECT id FROM api_keys WHERE id = $1`, [idOrPrefix]);
+  if (!match.length && idOrPrefix.length >= PREFIX_LEN) {
+    // A longer string (even the whole key) is matched on its stored prefix part.
+    match = await db.query<KeyRow>(`SELECT id FROM api_keys WHERE prefix = $1`, [idOrPrefix.slice(0, PREFIX_LEN)]);
+  }
+  if (match.length > 1) throw new KeyInputError(`prefix ${idOrPrefix} matches ${match.length} keys; revoke by id (meter keys list)`);
+  if (!match.length) return null;
+  const rows = await db.query<KeyRow>(
+    `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+     RETURNING id, customer_id, plan_id, prefix, created_at, revoked_at`,
+    [match[0].id],
+  );
+  return rows.length ? toInfo(rows[0]) : null;
+}
+
+export interface KeyIdentity {
+  keyId: string;
+  customer: string;
+  plan: string;
+}
+
+export interface KeyStoreStats {
+  lookups: number;
+  cacheHits: number;
+  negativeHits: number;
+  dbQueries: number;
+  /** Lookups answered from an expired entry because the database failed (stale-if-error). */
+  staleServed: number;
+  dbErrors: number;
+}
+
+interface Entry {
+  identity: KeyIdentity | null;
+  hash: Buffer;
+  expires: number;
+}
+
+/**
+ * Resolves a presented key to its identity for the gateway. Small in-process cache keyed by the
+ * key's hash: found keys for `ttlMs` (a revoke takes effect within that), unknown keys for
+ * `negativeTtlMs` (a flood of bad keys costs one query per key per window). Concurrent lookups
+ * of one key share one query. If the database fails, a known key keeps working from its expired
+ * entry (the gateway keeps serving when Postgres is down) and unknown keys raise.
+ */
+export class KeyStore {
+  private readonly cache = new Map<string, Entry>();
+  private readonly inflight = new Map<string, Promise<KeyIdentity | null>>();
+  private readonly ttlMs: number;
+  private readonly negativeTtlMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+  private readonly counts: KeyStoreStats = { lookups: 0, cacheHits: 0, negativeHits: 0, dbQueries: 0, staleServed: 0, dbErrors: 0 };
+
+  constructor(
+    private readonly db: Sql,
+    opts: { ttlMs?: number; negativeTtlMs?: number; maxEntries?: number; now?: () => number } = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 5000;
+    this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
+    this.maxEntries = opts.maxEntries ?? 50_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  stats(): KeyStoreStats {
+    return { ...this.counts };
+  }
+
+  /** Drop cached entries (e.g. right after a revoke in the same process). */
+  invalidate(): void {
+    this.cache.clear();
+  }
+
+  /** null = unknown, revoked or malformed key. Throws only if the database fails and nothing is cached. */
+  async resolve(presented: string): Promise<KeyIdentity | null> {
+    this.counts.lookups++;
+    if (!looksLikeKey(presented)) return null;
+    const hex = hashKey(presented);
+    const hash = Buffer.from(hex, 'hex');
+    const e = this.cache.get(hex);
+    const now = this.now();
+    if (e && e.expires > now && timingSafeEqual(e.hash, hash)) {
+      if (e.identity) this.counts.cacheHits++;
+      else this.counts.negativeHits++;
+      return e.identity;
+    }
+    let p = this.inflight.get(hex);
+    if (!p) {
+      p = this.lookup(hex, hash, e).finally(() => this.inflight.delete(hex));
+      this.inflight.set(hex, p);
+    }
+    return p;
+  }
+
+  private async lookup(hex: string, hash: Buffer, stale: Entry | undefined): Promise<KeyIdentity | null> {
+    let rows: { id: string; customer_id: string; plan_id: string; key_hash: string }[];
+    try {
+      this.counts.dbQueries++;
+      rows = await this.db.query(`SELECT id, customer_id, plan_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, [hex]);
+    } catch (err) {
+      this.counts.dbErrors++;
+      if (stale?.identity) {
+        this.counts.staleServed++;
+        return stale.identity;
+      }
+      throw err;
+    }
+    const row = rows.find((r) => r.key_hash.length === hex.length && timingSafeEqual(Buffer.from(r.key_hash, 'hex'), hash));
+    const identity = row ? { keyId: row.id, customer: row.customer_id, plan: row.plan_id } : null;
+    if (this.cache.size >= this.maxEntries) this.evict();
+    this.cache.delete(hex); // re-insert at the end: Map order = age order
+    this.cache.set(hex, { identity, hash, expires: this.now() + (identity ? this.ttlMs : this.negativeTtlMs) });
+    return identity;
+  }
+
+  /** Expired entries first; if the cache is still full, the oldest tenth. */
+  private evict(): void {
+    const now = this.now();
+    for (const [k, e] of this.cache) if (e.expires <= now) this.cache.delete(k);
+    if (this.cache.size < this.maxEntries) return;
+    let n = Math.ceil(this.maxEntries / 10);
+    for (const k of this.cache.keys()) {
+      if (n-- <= 0) break;
+      this.cache.delete(k);
+    }
+  }
+}

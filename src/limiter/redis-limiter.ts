@@ -1,0 +1,168 @@
+/**
+ * Token bucket in Redis (shared by all gateway processes): token-bucket.lua, one HASH per
+ * bucket under `meter:rl:{<bucket>}` (hash tag: Redis Cluster safe), clock passed by us.
+ *
+ * Redis trouble must never turn into a 5xx or a slow gateway: commands time out after
+ * `commandTimeoutMs` (default 100), nothing queues while disconnected (enableOfflineQueue
+ * false, so a down Redis answers at once), and the decision then follows `failMode`:
+ * 'open' allows (the default, like Spring Cloud Gateway and Envoy), 'closed' refuses with
+ * Retry-After 1. Either way the decision carries `degraded: true`, and the error is counted
+ * and reported through `onError` (Lua errors always; connection errors at most once per
+ * `errorLogEveryMs`, to keep a Redis outage from flooding the log).
+ */
+import { Redis } from 'ioredis';
+import type { Limit, LimitDecision, RateLimiter } from './limiter.js';
+import { LuaScript } from './lua-script.js';
+import { checkLimit, decisionFromStep, type BucketStep } from './memory-limiter.js';
+
+export interface RedisLimiterOptions {
+  url: string;
+  failMode: 'open' | 'closed';
+  now?: () => number;
+  onError?: (e: Error) => void;
+  /** Per-command timeout; default 100 ms. */
+  commandTimeoutMs?: number;
+  /** Report connection errors at most this often (Lua errors are always reported); default 5000. */
+  errorLogEveryMs?: number;
+}
+
+export interface RedisLimiterStats {
+  /** Decisions made by Redis. */
+  decided: number;
+  /** Decisions made by failMode because Redis failed (timeout, down, script error). */
+  degraded: number;
+  /** Errors raised by the script itself (a bug or bad arguments: never silent). */
+  luaErrors: number;
+  /** Connection / timeout errors. */
+  redisErrors: number;
+  /** Times Redis had lost the script (NOSCRIPT) and it was loaded again. */
+  scriptReloads: number;
+}
+
+type TakeArgs = readonly [rate: number, burst: number, cost: number, now: number];
+
+const tokenBucket = () =>
+  LuaScript.fromAsset<TakeArgs, BucketStep>('src/limiter/token-bucket.lua', 1, (reply) => {
+    if (!Array.isArray(reply) || reply.length !== 4) throw new LuaReplyError(`token-bucket: unexpected reply ${JSON.stringify(reply)}`);
+    const [a, r, f, w] = reply.map(Number);
+    return { allowed: a === 1, remaining: r, msToFull: f, msUntilCost: w };
+  });
+
+class LuaReplyError extends Error {}
+
+export function bucketKey(bucket: string): string {
+  return `meter:rl:{${bucket}}`;
+}
+
+export class RedisLimiter implements RateLimiter {
+  readonly kind = 'redis' as const;
+  readonly failMode: 'open' | 'closed';
+  private readonly redis: Redis;
+  private readonly script = tokenBucket();
+  private readonly now: () => number;
+  private readonly onError: (e: Error) => void;
+  private readonly errorLogEveryMs: number;
+  private lastConnErrorLog = 0;
+  private firstConnect: Promise<void> | null;
+  private readonly counts = { decided: 0, degraded: 0, luaErrors: 0, redisErrors: 0 };
+
+  constructor(opts: RedisLimiterOptions) {
+    this.failMode = opts.failMode;
+    this.now = opts.now ?? Date.now;
+    this.onError = opts.onError ?? ((e) => console.error(`[limiter] ${e.message}`));
+    this.errorLogEveryMs = opts.errorLogEveryMs ?? 5000;
+    const timeout = opts.commandTimeoutMs ?? 100;
+    this.redis = new Redis(opts.url, {
+      commandTimeout: timeout,
+      connectTimeout: 1000,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // Keep trying to come back, quickly but without hammering a dead host.
+      retryStrategy: (times) => Math.min(50 * times, 1000),
+      protocol: 2,
+      connectionName: 'meter-gateway-limiter',
+    });
+    this.redis.on('error', (e: Error) => this.connectionError(e));
+    // Until the first connection attempt settles, wait for it (once) instead of failing the
+    // first requests of a freshly started gateway; afterwards never wait.
+    this.firstConnect = new Promise<void>((resolve) => {
+      const done = () => {
+        this.redis.off('ready', done);
+        this.redis.off('error', done);
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(done, 1000);
+      t.unref();
+      this.redis.once('ready', done);
+      this.redis.once('error', done);
+    }).then(() => {
+      this.firstConnect = null;
+    });
+  }
+
+  stats(): RedisLimiterStats {
+    return { ...this.counts, scriptReloads: this.script.reloads };
+  }
+
+  /** Resolves once the first connection attempt has settled; true if Redis is ready. */
+  async ready(): Promise<boolean> {
+    if (this.firstConnect) await this.firstConnect;
+    return this.redis.status === 'ready';
+  }
+
+  async take(bucket: string, limit: Limit, cost = 1): Promise<LimitDecision> {
+    checkLimit(limit, cost);
+    if (this.firstConnect) await this.firstConnect;
+    try {
+      const step = await this.script.run(this.redis, [bucketKey(bucket)], [limit.ratePerSec, limit.burst, cost, Math.floor(this.now())]);
+      this.counts.decided++;
+      return decisionFromStep(step);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (isScriptError(err)) {
+        this.counts.luaErrors++;
+        this.onError(new Error(`token-bucket.lua failed (decision by failMode=${this.failMode}): ${err.message}`));
+      } else {
+        this.connectionError(err);
+      }
+      return this.degradedDecision(limit, cost);
+    }
+  }
+
+  private degradedDecision(limit: Limit, cost: number): LimitDecision {
+    this.counts.degraded++;
+    if (this.failMode === 'open') {
+      // We do not know the bucket: claim the least we can (as if this call used its share).
+      return { allowed: true, remaining: Math.max(0, Math.floor(limit.burst - cost)), resetSec: 0, retryAfterSec: 0, degraded: true };
+    }
+    return { allowed: false, remaining: 0, resetSec: 1, retryAfterSec: 1, degraded: true };
+  }
+
+  private connectionError(e: Error): void {
+    this.counts.redisErrors++;
+    const t = Date.now();
+    if (t - this.lastConnErrorLog >= this.errorLogEveryMs) {
+      this.lastConnErrorLog = t;
+      this.onError(new Error(`redis limiter unavailable (failMode=${this.failMode}): ${e.message}`));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect(false);
+  }
+
+  /** For tests and ops: the underlying client (e.g. SCRIPT FLUSH). */
+  get client(): Redis {
+    return this.redis;
+  }
+}
+
+/**
+ * Errors Redis answered (a ReplyError: the script raised, bad arguments, WRONGTYPE ...) or a
+ * reply we could not parse, as opposed to not reaching Redis (timeout, connection refused).
+ */
+function isScriptError(e: Error): boolean {
+  return e instanceof LuaReplyError || e.name === 'ReplyError';
+}

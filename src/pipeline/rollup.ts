@@ -1,0 +1,235 @@
+/**
+ * The rollup: makes an hour final. DuckDB reads the hour's Parquet files from the lake and
+ * counts distinct event ids per (customer, api); the result replaces the hour's rows in the
+ * warehouse in one transaction, together with the list of files it was built from. An hour is
+ * pending when the lake's visible files for it (path + size) differ from that list, so a late
+ * file, a rewritten file or a removed file all cause exactly that hour to be redone.
+ * Re-running an hour is idempotent (delete + insert); a backfill is the same operation per hour.
+ */
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { Lake, LakeEntry } from '../lake/lake.js';
+import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
+import type { Logger } from '../runtime/logger.js';
+
+export interface RollupOptions {
+  lake: Lake;
+  db: Warehouse;
+  logger?: Logger;
+}
+
+export interface HourResult {
+  /** Hour start, epoch ms (UTC). */
+  hour: number;
+  files: number;
+  /** Distinct events (billable or not) with event time in the hour. */
+  events: number;
+  /** usage_hourly rows written. */
+  rows: number;
+  /** Rows in the files whose event time is outside the hour (not counted; should be 0). */
+  outside: number;
+}
+
+export interface RollupSummary {
+  hours: number;
+  files: number;
+  events: number;
+  rows: number;
+  ms: number;
+  results: HourResult[];
+}
+
+export class Rollup {
+  private readonly lake: Lake;
+  private readonly db: Warehouse;
+  private readonly logger?: Logger;
+  private duck: Promise<DuckDBConnection> | null = null;
+  private instance: DuckDBInstance | null = null;
+
+  constructor(opts: RollupOptions) {
+    this.lake = opts.lake;
+    this.db = opts.db;
+    this.logger = opts.logger;
+  }
+
+  /** One in-memory DuckDB for the life of this Rollup. */
+  private connection(): Promise<DuckDBConnection> {
+    this.duck ??= (async () => {
+      this.instance = await DuckDBInstance.create(':memory:');
+      return this.instance.connect();
+    })();
+    return this.duck;
+  }
+
+  /** Visible Parquet files of one hour folder. */
+  private async hourFiles(hour: number): Promise<FileRef[]> {
+    const entries = await this.lake.list(hourDir(hour));
+    return entries.filter(isDataFile).map((e) => ({ path: e.path, size: e.size })).sort(byPath);
+  }
+
+  /** Every hour folder of the lake with its visible data files. */
+  private async lakeHours(): Promise<Map<number, FileRef[]>> {
+    const out = new Map<number, FileRef[]>();
+    for (const day of await this.lake.listDirs(USAGE_DIR)) {
+      if (!day.startsWith('dt=')) continue;
+      for (const h of await this.lake.listDirs(`${USAGE_DIR}/${day}`)) {
+        const hour = parseHourDir(`${day}/${h}`);
+        if (hour === null) continue;
+        const files = (await this.lake.list(`${USAGE_DIR}/${day}/${h}`)).filter(isDataFile);
+        if (files.length) out.set(hour, files.map((e) => ({ path: e.path, size: e.size })).sort(byPath));
+      }
+    }
+    return out;
+  }
+
+  /** Hours (epoch ms, ascending) whose visible lake files differ from what they were rolled up from. */
+  async pendingHours(): Promise<number[]> {
+    const [lake, done] = await Promise.all([this.lakeHours(), rolledFilesByHour(this.db)]);
+    const pending: number[] = [];
+    for (const hour of new Set([...lake.keys(), ...done.keys()])) {
+      if (!sameFiles(lake.get(hour) ?? [], done.get(hour) ?? [])) pending.push(hour);
+    }
+    return pending.sort((a, b) => a - b);
+  }
+
+  /** Recompute one hour from the lake and replace it in the warehouse. */
+  async rollupHour(hourMs: number): Promise<HourResult> {
+    const hour = hourStart(hourMs);
+    const files = await this.hourFiles(hour);
+    let rows: HourlyRow[] = [];
+    let outside = 0;
+    if (files.length) {
+      const local = await this.lake.materialize(files.map((f) => f.path));
+      ({ rows, outside } = await this.count(local, hour));
+    }
+    const events = rows.reduce((s, r) => s + r.events, 0n);
+    await replaceHour(this.db, hour, rows, files, events);
+    if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
+    this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
+    return { hour, files: files.length, events: Number(events), rows: rows.length, outside };
+  }
+
+  /** DuckDB: distinct ids per (customer, api) within the hour; duplicates across files count once. */
+  private async count(localFiles: string[], hour: number): Promise<{ rows: HourlyRow[]; outside: number }> {
+    const c = await this.connection();
+    const list = `[${localFiles.map(sqlString).join(', ')}]`;
+    const src = `read_parquet(${list}, union_by_name = true)`;
+    const from = BigInt(hour) * 1000n;
+    const to = BigInt(hour + HOUR_MS) * 1000n;
+    // One scan: rows outside the hour (misplaced or NULL times) are counted, not billed.
+    const inHour = `(event_time >= make_timestamptz($1::BIGINT) AND event_time < make_timestamptz($2::BIGINT))`;
+    const result = await c.runAndReadAll(
+      `SELECT customer, api,
+              count(DISTINCT id) FILTER (WHERE billable AND ${inHour}) AS calls,
+              count(DISTINCT id) FILTER (WHERE ${inHour}) AS events,
+              count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside
+         FROM ${src} GROUP BY customer, api ORDER BY customer, api`,
+      [from, to],
+    );
+    let outside = 0;
+    const rows: HourlyRow[] = [];
+    for (const r of result.getRowObjectsJS()) {
+      outside += Number(r.outside);
+      if (toBigInt(r.events) === 0n) continue;
+      rows.push({ customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events) });
+    }
+    return { rows, outside };
+  }
+
+  /** Roll up every pending hour, oldest first. */
+  async run(): Promise<RollupSummary> {
+    const t0 = Date.now();
+    const results: HourResult[] = [];
+    for (const hour of await this.pendingHours()) results.push(await this.rollupHour(hour));
+    return summarise(results, Date.now() - t0);
+  }
+
+  /** Recompute every hour in [from, to) (epoch ms; `from` is floored to its hour), pending or not. */
+  async backfill(from: number, to: number, onProgress?: (done: number, total: number, hour: number) => void): Promise<RollupSummary> {
+    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError('backfill: from must be before to');
+    const t0 = Date.now();
+    const hours: number[] = [];
+    for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
+    const results: HourResult[] = [];
+    for (const h of hours) {
+      results.push(await this.rollupHour(h));
+      onProgress?.(results.length, hours.length, h);
+    }
+    return summarise(results, Date.now() - t0);
+  }
+
+  /**
+   * Keep rolling up as files land, every `intervalMs`, until `signal` aborts. A failed round is
+   * logged and retried next round (the lake and the warehouse may be down for a while).
+   */
+  async follow(intervalMs: number, signal: AbortSignal, onRound?: (s: RollupSummary) => void): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const s = await this.run();
+        if (s.hours) this.logger?.info(`rolled up ${s.hours} hours: ${s.events} events, ${s.rows} rows in ${s.ms} ms`);
+        onRound?.(s);
+      } catch (e) {
+        this.logger?.error(`rollup round failed: ${(e as Error).message}`);
+      }
+      await sleep(intervalMs, signal);
+    }
+  }
+
+  /** Release DuckDB. */
+  async close(): Promise<void> {
+    if (this.duck) {
+      const c = await this.duck.catch(() => null);
+      c?.closeSync();
+      this.instance?.closeSync();
+      this.duck = null;
+      this.instance = null;
+    }
+  }
+}
+
+function isDataFile(e: LakeEntry): boolean {
+  return isVisible(e.path) && e.path.endsWith('.parquet');
+}
+
+function byPath(a: FileRef, b: FileRef): number {
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+function sameFiles(a: FileRef[], b: FileRef[]): boolean {
+  if (a.length !== b.length) return false;
+  const m = new Map(a.map((f) => [f.path, f.size]));
+  return b.every((f) => m.get(f.path) === f.size);
+}
+
+function sqlString(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function summarise(results: HourResult[], ms: number): RollupSummary {
+  return {
+    hours: results.length,
+    files: results.reduce((s, r) => s + r.files, 0),
+    events: results.reduce((s, r) => s + r.events, 0),
+    rows: results.reduce((s, r) => s + r.rows, 0),
+    ms,
+    results,
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * Chooses each adapter from the config: real systems when their setting is present, embedded
+ * twins otherwise. This is the only place that knows both sides; everything else sees interfaces.
+ * Real-stack modules are imported lazily so the embedded path never loads kafkajs, pg or ioredis.
+ */
+import { join } from 'node:path';
+import type { MeterConfig } from '../config/config.js';
+import type { UsageLog } from '../log/log.js';
+import type { Lake } from '../lake/lake.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import type { RateLimiter } from '../limiter/limiter.js';
+import { migrate } from '../warehouse/migrate.js';
+import type { Logger } from './logger.js';
+
+export async function openLog(cfg: MeterConfig): Promise<UsageLog> {
+  let log: UsageLog;
+  if (cfg.kafkaBrokers.length) {
+    const { KafkaLog } = await import('../log/kafka-log.js');
+    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions });
+  } else {
+    const { FileLog } = await import('../log/file-log.js');
+    log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
+  }
+  await log.init();
+  return log;
+}
+
+export async function openLake(cfg: MeterConfig): Promise<Lake> {
+  let lake: Lake;
+  if (cfg.lakeUrl.startsWith('file:')) {
+    const { LocalLake } = await import('../lake/local-lake.js');
+    lake = new LocalLake(cfg.lakeUrl);
+  } else {
+    const { WebHdfsLake } = await import('../lake/webhdfs-lake.js');
+    lake = new WebHdfsLake(cfg.lakeUrl, { cacheDir: join(cfg.dataDir, 'lake-cache') });
+  }
+  await lake.init();
+  return lake;
+}
+
+/** Opens the warehouse and applies pending migrations (versioned, idempotent). */
+export async function openWarehouse(cfg: MeterConfig, logger?: Logger): Promise<Warehouse> {
+  let db: Warehouse;
+  if (cfg.databaseUrl) {
+    const { PgWarehouse } = await import('../warehouse/pg-warehouse.js');
+    db = await PgWarehouse.open(cfg.databaseUrl);
+  } else {
+    const { PgliteWarehouse } = await import('../warehouse/pglite-warehouse.js');
+    db = await PgliteWarehouse.open(join(cfg.dataDir, 'pglite'));
+  }
+  const applied = await migrate(db);
+  if (applied.length) logger?.info(`warehouse migrated to version ${applied[applied.length - 1]}`);
+  return db;
+}
+
+export async function openLimiter(cfg: MeterConfig, logger?: Logger): Promise<RateLimiter> {
+  if (cfg.redisUrl) {
+    const { RedisLimiter } = await import('../limiter/redis-limiter.js');
+    return new RedisLimiter({ url: cfg.redisUrl, failMode: cfg.limiterFailMode, onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`) });
+  }
+  const { MemoryLimiter } = await import('../limiter/memory-limiter.js');
+  return new MemoryLimiter({});
+}

@@ -1,0 +1,89 @@
+/**
+ * The long-running roles of meter (gateway, ingest, rollup, billing), each started from the
+ * config and opened backends. Commands start one role; `meter dev` and `meter demo` start all
+ * of them in one process over the same backends.
+ */
+import { join } from 'node:path';
+import type { MeterConfig } from '../config/config.js';
+import type { UsageLog, LogProducer } from '../log/log.js';
+import type { Lake } from '../lake/lake.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import type { RateLimiter } from '../limiter/limiter.js';
+import type { Logger } from './logger.js';
+import { UserError } from './errors.js';
+import { loadCatalog, type Catalog } from '../billing/catalog.js';
+import { loadRoutes } from '../gateway/routes.js';
+import { KeyStore } from '../gateway/keys.js';
+import { startGateway } from '../gateway/server.js';
+import { Ingestor } from '../pipeline/ingest.js';
+import { FolderDeadLetter } from '../pipeline/dead-letter.js';
+import { Rollup } from '../pipeline/rollup.js';
+import { startBillingServer } from '../billing/server.js';
+
+export function catalogOf(cfg: MeterConfig): Catalog {
+  try {
+    return loadCatalog(cfg.catalogFile);
+  } catch (e) {
+    throw new UserError(`catalog ${cfg.catalogFile}: ${(e as Error).message}`, 'fix the file or point --catalog-file / METER_CATALOG_FILE at a valid one');
+  }
+}
+
+export function planLimits(catalog: Catalog): Record<string, { ratePerSec: number; burst: number }> {
+  const out: Record<string, { ratePerSec: number; burst: number }> = {};
+  for (const [id, p] of Object.entries(catalog.plans)) out[id] = { ratePerSec: p.rateLimit.ratePerSec, burst: p.rateLimit.burst };
+  return out;
+}
+
+export async function startGatewayRole(cfg: MeterConfig, b: { log: UsageLog; db: Warehouse; limiter: RateLimiter }, logger: Logger, upstream = cfg.upstream) {
+  if (!upstream) throw new UserError('the gateway needs an upstream to forward calls to', 'pass --upstream http://host:port (or set METER_UPSTREAM)');
+  const catalog = catalogOf(cfg);
+  let routes;
+  try {
+    routes = loadRoutes(cfg.routesFile);
+  } catch (e) {
+    throw new UserError(`route table ${cfg.routesFile}: ${(e as Error).message}`, 'fix the file or point --routes-file at a valid one');
+  }
+  const producer: LogProducer = await b.log.producer();
+  const gw = await startGateway({
+    host: cfg.gatewayHost,
+    port: cfg.gatewayPort,
+    upstream,
+    keys: new KeyStore(b.db),
+    limiter: b.limiter,
+    plans: planLimits(catalog),
+    routes,
+    producer,
+    eventFlushMs: cfg.eventFlushMs,
+    maxBodyBytes: cfg.maxBodyBytes,
+    logger: logger.child('gateway'),
+  });
+  return {
+    ...gw,
+    async close() {
+      await gw.close();
+      await producer.close();
+    },
+  };
+}
+
+export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger) {
+  const ingest = new Ingestor({
+    log: b.log,
+    lake: b.lake,
+    topic: cfg.topic,
+    maxRecords: cfg.ingestMaxRecords,
+    flushMs: cfg.ingestFlushMs,
+    deadLetter: new FolderDeadLetter(join(cfg.dataDir, 'dead-letter'), cfg.topic),
+    logger: (m: string) => logger.child('ingest').info(m),
+  });
+  await ingest.start();
+  return ingest;
+}
+
+export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Rollup {
+  return new Rollup({ lake: b.lake, db: b.db, logger: (m: string) => logger.child('rollup').info(m) });
+}
+
+export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse }) {
+  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens });
+}

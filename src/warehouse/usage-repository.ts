@@ -1,0 +1,125 @@
+/**
+ * Warehouse side of the rollup and of the billing API: the only module that writes
+ * usage_hourly / rollup_files / rollup_hours, plus the small customer look-ups billing needs.
+ * SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
+ */
+import type { Sql, Warehouse } from './warehouse.js';
+
+export interface HourlyRow {
+  customer: string;
+  api: string;
+  calls: bigint;
+  events: bigint;
+}
+
+export interface FileRef {
+  path: string;
+  size: number;
+}
+
+/** Rows per multi-row INSERT: 5 params a row stays far below Postgres' 65535 parameter limit. */
+const CHUNK = 1000;
+/** First key of the advisory lock that serialises two rollups of the same hour. */
+const ROLLUP_LOCK = 7243902;
+
+/** int8 comes back as number (PGlite) or string (pg); numeric sums always as string. */
+export function toBigInt(v: unknown): bigint {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
+  if (v === null || v === undefined) return 0n;
+  throw new TypeError(`not an integer: ${String(v)}`);
+}
+
+export function toMs(v: unknown): number {
+  if (v instanceof Date) return v.getTime();
+  return Date.parse(String(v));
+}
+
+/** Per hour (epoch ms), the files its current rows were built from. */
+export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>> {
+  const rows = await db.query<{ hour: unknown; path: string; size: unknown }>('SELECT hour, path, size FROM rollup_files');
+  const out = new Map<number, FileRef[]>();
+  for (const r of rows) {
+    const h = toMs(r.hour);
+    let list = out.get(h);
+    if (!list) out.set(h, (list = []));
+    list.push({ path: r.path, size: Number(r.size) });
+  }
+  return out;
+}
+
+/**
+ * Replace one hour's rows, file list and bookkeeping in one transaction: readers see the old
+ * hour or the new one, never a mix. An hour with no files leaves no rows and no rollup_hours
+ * entry (it must not advance dataCompleteUntil).
+ */
+export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow[], files: FileRef[], events: bigint): Promise<void> {
+  const hour = new Date(hourMs).toISOString();
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(hourMs / 3_600_000) % 2_000_000_000]);
+    await tx.query('DELETE FROM usage_hourly WHERE hour = $1', [hour]);
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      const chunk = rows.slice(i, i + CHUNK);
+      const params: unknown[] = [];
+      const values = chunk.map((r) => {
+        params.push(r.customer, r.api, hour, r.calls.toString(), r.events.toString());
+        const b = params.length - 5;
+        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}::bigint, $${b + 5}::bigint)`;
+      });
+      await tx.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ${values.join(', ')}`, params);
+    }
+    await tx.query('DELETE FROM rollup_files WHERE hour = $1', [hour]);
+    for (let i = 0; i < files.length; i += CHUNK) {
+      const chunk = files.slice(i, i + CHUNK);
+      const params: unknown[] = [];
+      const values = chunk.map((f) => {
+        params.push(hour, f.path, f.size);
+        const b = params.length - 3;
+        return `($${b + 1}, $${b + 2}, $${b + 3})`;
+      });
+      await tx.query(`INSERT INTO rollup_files (hour, path, size) VALUES ${values.join(', ')}`, params);
+    }
+    if (files.length === 0) {
+      await tx.query('DELETE FROM rollup_hours WHERE hour = $1', [hour]);
+    } else {
+      await tx.query(
+        `INSERT INTO rollup_hours (hour, files, events, rolled_at) VALUES ($1, $2, $3::bigint, now())
+         ON CONFLICT (hour) DO UPDATE SET files = EXCLUDED.files, events = EXCLUDED.events, rolled_at = EXCLUDED.rolled_at`,
+        [hour, files.length, events.toString()],
+      );
+    }
+  });
+}
+
+/**
+ * End of the latest rolled-up hour, capped at when it was rolled up (the open hour, rolled up
+ * at 10:40, is complete until 10:40, not 11:00). null when nothing was rolled up yet.
+ */
+export async function dataCompleteUntil(db: Sql): Promise<Date | null> {
+  const rows = await db.query<{ until: unknown }>(
+    `SELECT LEAST(hour + interval '1 hour', rolled_at) AS until FROM rollup_hours ORDER BY hour DESC LIMIT 1`,
+  );
+  return rows.length ? new Date(toMs(rows[0].until)) : null;
+}
+
+export interface CustomerInfo {
+  id: string;
+  name: string;
+  timeZone: string;
+  /** Plan of the newest non-revoked API key; if all keys are revoked, of the newest key; null without keys. */
+  planId: string | null;
+}
+
+export async function findCustomer(db: Sql, id: string): Promise<CustomerInfo | null> {
+  const rows = await db.query<{ id: string; name: string; time_zone: string; plan_id: string | null }>(
+    `SELECT c.id, c.name, c.time_zone,
+            (SELECT k.plan_id FROM api_keys k WHERE k.customer_id = c.id
+              ORDER BY (k.revoked_at IS NULL) DESC, k.created_at DESC, k.id DESC LIMIT 1) AS plan_id
+       FROM customers c WHERE c.id = $1`,
+    [id],
+  );
+  if (!rows.length) return null;
+  const r = rows[0];
+  return { id: r.id, name: r.name, timeZone: r.time_zone, planId: r.plan_id ?? null };
+}

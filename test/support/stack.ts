@@ -1,0 +1,39 @@
+/**
+ * Real-stack access for tests: brings the named services up with `stack/run up <services>`
+ * (idempotent: reuses running ones) and returns the METER_* settings from `stack/run env`.
+ * If a service cannot start, this throws with the script's output (which includes the tail of
+ * the server's log): integration tests fail loudly, they never skip.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { assetPath } from '../../src/config/assets.js';
+
+const run = promisify(execFile);
+export type Service = 'kafka' | 'hdfs' | 'postgres' | 'redis';
+
+const started = new Map<string, Promise<void>>();
+
+export async function stackEnv(services: Service[]): Promise<Record<string, string>> {
+  const script = assetPath('stack/run');
+  for (const s of services) {
+    if (!started.has(s)) {
+      started.set(
+        s,
+        run('bash', [script, 'up', s], { timeout: 15 * 60_000, maxBuffer: 16 << 20 }).then(
+          () => undefined,
+          (e: any) => {
+            throw new Error(`stack service ${s} did not start: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+          },
+        ),
+      );
+    }
+    await started.get(s);
+  }
+  const { stdout } = await run('bash', [script, 'env'], { timeout: 60_000 });
+  const env: Record<string, string> = {};
+  for (const line of stdout.split('\n')) {
+    const m = /^(?:export\s+)?(METER_[A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
+  }
+  return env;
+}
