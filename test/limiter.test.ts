@@ -11,7 +11,6 @@ import { stackEnv } from './support/stack.js';
 let redisUrl: Promise<string> | null = null;
 /** The stack's Redis (brought up by `stack/run up redis`); fails loudly if it cannot start. */
 function stackRedis(): Promise<string> {
-  if (process.env.DEV_REDIS) return Promise.resolve(process.env.DEV_REDIS); // DEV-ONLY REMOVE
   return (redisUrl ??= stackEnv(['redis']).then((env) => {
     const url = env.METER_REDIS_URL;
     if (!url) throw new Error(`stack/run env gave no METER_REDIS_URL: ${JSON.stringify(env)}`);
@@ -138,6 +137,28 @@ describe('RedisLimiter', () => {
       assert.equal(errors.length, 1);
       assert.match(errors[0].message, /token-bucket\.lua failed.*WRONGTYPE/);
     } finally {
+      await l.close();
+    }
+  });
+
+  it('answers by its fail mode when Redis is too slow (command timeout), then recovers', async () => {
+    const errors: Error[] = [];
+    const l = new RedisLimiter({ url, failMode: 'closed', commandTimeoutMs: 50, onError: (e) => errors.push(e) });
+    const bucket = `slow-${randomUUID()}`;
+    const limit = { ratePerSec: 1, burst: 100 };
+    try {
+      assert.equal((await l.take(bucket, limit)).degraded, undefined);
+      // Scripts count as writes: CLIENT PAUSE WRITE holds them server-side past our timeout.
+      await raw.call('CLIENT', 'PAUSE', '2000', 'WRITE');
+      const d = await l.take(bucket, limit);
+      await raw.call('CLIENT', 'UNPAUSE');
+      assert.deepEqual(d, { allowed: false, remaining: 0, resetSec: 1, retryAfterSec: 1, degraded: true });
+      assert.match(errors[0]?.message ?? '', /timed out/);
+      const back = await l.take(bucket, limit);
+      assert.equal(back.degraded, undefined);
+      assert.equal(back.allowed, true);
+    } finally {
+      await raw.call('CLIENT', 'UNPAUSE').catch(() => {});
       await l.close();
     }
   });

@@ -27,7 +27,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
     try {
       await fn(...args);
     } catch (e) {
-      process.exitCode = reportError(e);
+      // Exit now: open backends (PGlite, sockets) must not keep a failed command alive.
+      process.exit(reportError(e));
     }
   };
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole, startIngestRole, rollupOf, startBillingRole } from '../runtime/roles.js';
+import { startGatewayRole, startIngestRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
 import { describeBackends } from '../config/config.js';
 import { UserError } from '../runtime/errors.js';
 
@@ -16,6 +16,7 @@ export function registerDev(program: Command): void {
       action(async (opts: { rollupInterval: string }, cmd: Command) => {
         const { config, logger } = contextOf(cmd);
         if (!config.billingTokens.length) throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
+        requireUpstream(config.upstream);
         const interval = Number(opts.rollupInterval);
         if (!Number.isInteger(interval) || interval < 100) throw new UserError(`--rollup-interval must be an integer >= 100`);
         for (const [k, v] of Object.entries(describeBackends(config))) logger.info(`${k}: ${v}`);

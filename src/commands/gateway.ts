@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole } from '../runtime/roles.js';
+import { startGatewayRole, requireUpstream } from '../runtime/roles.js';
 
 export function registerGateway(program: Command): void {
   program
@@ -13,6 +13,7 @@ export function registerGateway(program: Command): void {
     .action(
       action(async (_opts, cmd: Command) => {
         const { config, logger } = contextOf(cmd);
+        requireUpstream(config.upstream);
         const log = await openLog(config);
         const db = await openWarehouse(config, logger);
         const limiter = await openLimiter(config, logger);

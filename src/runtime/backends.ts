@@ -38,8 +38,8 @@ export async function openLake(cfg: MeterConfig): Promise<Lake> {
   return lake;
 }
 
-/** Opens the warehouse and applies pending migrations (versioned, idempotent). */
-export async function openWarehouse(cfg: MeterConfig, logger?: Logger): Promise<Warehouse> {
+/** Opens the warehouse and applies pending migrations (versioned, idempotent) unless told not to. */
+export async function openWarehouse(cfg: MeterConfig, logger?: Logger, opts: { migrate?: boolean } = {}): Promise<Warehouse> {
   let db: Warehouse;
   if (cfg.databaseUrl) {
     const { PgWarehouse } = await import('../warehouse/pg-warehouse.js');
@@ -48,6 +48,7 @@ export async function openWarehouse(cfg: MeterConfig, logger?: Logger): Promise<
     const { PgliteWarehouse } = await import('../warehouse/pglite-warehouse.js');
     db = await PgliteWarehouse.open(join(cfg.dataDir, 'pglite'));
   }
+  if (opts.migrate === false) return db;
   const applied = await migrate(db);
   if (applied.length) logger?.info(`warehouse migrated to version ${applied[applied.length - 1]}`);
   return db;

@@ -34,8 +34,20 @@ export function planLimits(catalog: Catalog): Record<string, { ratePerSec: numbe
   return out;
 }
 
-export async function startGatewayRole(cfg: MeterConfig, b: { log: UsageLog; db: Warehouse; limiter: RateLimiter }, logger: Logger, upstream = cfg.upstream) {
+export function requireUpstream(upstream: string | null): string {
   if (!upstream) throw new UserError('the gateway needs an upstream to forward calls to', 'pass --upstream http://host:port (or set METER_UPSTREAM)');
+  return upstream;
+}
+
+export async function startGatewayRole(
+  cfg: MeterConfig,
+  b: { log: UsageLog; db: Warehouse; limiter: RateLimiter },
+  logger: Logger,
+  upstream = cfg.upstream,
+  /** Event-time clock (tests move it across hours). */
+  now?: () => number,
+) {
+  upstream = requireUpstream(upstream);
   const catalog = catalogOf(cfg);
   let routes;
   try {
@@ -56,6 +68,7 @@ export async function startGatewayRole(cfg: MeterConfig, b: { log: UsageLog; db:
     eventFlushMs: cfg.eventFlushMs,
     maxBodyBytes: cfg.maxBodyBytes,
     logger: logger.child('gateway'),
+    now,
   });
   return {
     ...gw,
@@ -81,7 +94,7 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
 }
 
 export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Rollup {
-  return new Rollup({ lake: b.lake, db: b.db, logger: (m: string) => logger.child('rollup').info(m) });
+  return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup') });
 }
 
 export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse }) {

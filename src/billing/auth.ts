@@ -1,0 +1,96 @@
+/**
+ * Bearer tokens of the billing API.
+ * - Service tokens (config `billingTokens`, for the payment server and admins) see every customer.
+ * - Customer tokens (`mbt_<id>_<secret>`, for a customer's own apps) see that customer only.
+ *   Only SHA-256(token) is stored (billing_tokens); the row is found by its id and the hashes
+ *   are compared in constant time, so response timing says nothing about the secret.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Sql } from '../warehouse/warehouse.js';
+
+export type Principal = { kind: 'service' } | { kind: 'customer'; customerId: string; tokenId: string };
+
+const PREFIX = 'mbt_';
+const TOKEN_RE = /^mbt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export class UnknownCustomerError extends Error {
+  override name = 'UnknownCustomerError';
+}
+
+/** Create a token for `customerId`; the token is returned here once and never stored. */
+export async function createCustomerToken(db: Sql, customerId: string): Promise<string> {
+  const known = await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
+  if (!known.length) throw new UnknownCustomerError(`unknown customer: ${customerId}`);
+  const id = randomBytes(8).toString('hex');
+  const token = `${PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
+  await db.query('INSERT INTO billing_tokens (id, customer_id, token_hash) VALUES ($1, $2, $3)', [id, customerId, sha256(token).toString('hex')]);
+  return token;
+}
+
+/** The id part of a token (safe to show and log), or null if not a customer token. */
+export function customerTokenId(token: string): string | null {
+  return TOKEN_RE.exec(token)?.[1] ?? null;
+}
+
+/** Revoke by token id; false if no such live token. */
+export async function revokeCustomerToken(db: Sql, tokenId: string): Promise<boolean> {
+  const rows = await db.query('UPDATE billing_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [tokenId]);
+  return rows.length > 0;
+}
+
+export interface TokenInfo {
+  id: string;
+  customerId: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export async function listCustomerTokens(db: Sql, customerId?: string): Promise<TokenInfo[]> {
+  const rows = await db.query<{ id: string; customer_id: string; created_at: unknown; revoked_at: unknown }>(
+    `SELECT id, customer_id, created_at, revoked_at FROM billing_tokens ${customerId ? 'WHERE customer_id = $1' : ''} ORDER BY created_at, id`,
+    customerId ? [customerId] : [],
+  );
+  const iso = (v: unknown) => (v === null || v === undefined ? null : new Date(v instanceof Date ? v : String(v)).toISOString());
+  return rows.map((r) => ({ id: r.id, customerId: r.customer_id, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at) }));
+}
+
+/** `Authorization: Bearer <token>` -> token, or null. */
+export function bearerToken(header: string | undefined): string | null {
+  const m = /^Bearer[ ]+([^\s]{1,512})\s*$/i.exec(header ?? '');
+  return m ? m[1] : null;
+}
+
+export class Authenticator {
+  private readonly serviceHashes: Buffer[];
+
+  constructor(
+    private readonly db: Sql,
+    serviceTokens: string[],
+  ) {
+    this.serviceHashes = serviceTokens.filter((t) => t.length > 0).map(sha256);
+  }
+
+  /** Who holds `token`, or null for an unknown or revoked token. */
+  async authenticate(token: string | null): Promise<Principal | null> {
+    if (!token) return null;
+    const h = sha256(token);
+    // Compare against every service token (no early exit).
+    let service = false;
+    for (const s of this.serviceHashes) service = timingSafeEqual(h, s) || service;
+    if (service) return { kind: 'service' };
+    const id = customerTokenId(token);
+    if (!id) return null;
+    const rows = await this.db.query<{ customer_id: string; token_hash: string }>(
+      'SELECT customer_id, token_hash FROM billing_tokens WHERE id = $1 AND revoked_at IS NULL',
+      [id],
+    );
+    if (!rows.length) return null;
+    const stored = Buffer.from(rows[0].token_hash, 'hex');
+    if (stored.length !== h.length || !timingSafeEqual(stored, h)) return null;
+    return { kind: 'customer', customerId: rows[0].customer_id, tokenId: id };
+  }
+}

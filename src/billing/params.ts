@@ -1,0 +1,72 @@
+/**
+ * Query parameters of the billing API, validated at the edge. A bad one throws ParamError,
+ * which the server answers with 400 `{ error, parameter }`.
+ */
+import { GRANULARITIES, type Granularity } from './usage-query.js';
+import { parseTime, resolveTimeZone } from './time.js';
+
+export class ParamError extends Error {
+  override name = 'ParamError';
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PeriodParams {
+  from: number;
+  to: number;
+  timeZone: string;
+}
+
+export interface UsageParams extends PeriodParams {
+  granularity: Granularity;
+}
+
+/** The longest range `granularity=hour` may cover (bounds the answer's size). */
+export const MAX_HOURLY_DAYS = 92;
+
+function only(q: URLSearchParams, allowed: string[]): void {
+  for (const k of new Set(q.keys())) {
+    if (!allowed.includes(k)) throw new ParamError(k, `unknown parameter "${k}" (allowed: ${allowed.join(', ')})`);
+    if (q.getAll(k).length > 1) throw new ParamError(k, `parameter "${k}" given more than once`);
+  }
+}
+
+function timeZoneParam(q: URLSearchParams, defaultTz: string): string {
+  const raw = q.get('tz');
+  if (raw === null || raw === '') return resolveTimeZone(defaultTz) ?? 'UTC';
+  const tz = resolveTimeZone(raw);
+  if (!tz) throw new ParamError('tz', `tz must be an IANA time zone name such as Asia/Seoul or UTC, got ${JSON.stringify(raw.slice(0, 64))}`);
+  return tz;
+}
+
+function timeParam(q: URLSearchParams, name: 'from' | 'to', tz: string): number {
+  const raw = q.get(name);
+  if (raw === null || raw === '') throw new ParamError(name, `${name} is required (ISO 8601, e.g. 2026-01-01T00:00:00Z, or a local date 2026-01-01 read in tz)`);
+  const t = parseTime(raw, tz);
+  if (t === null) throw new ParamError(name, `${name} is not an ISO 8601 date or date-time: ${JSON.stringify(raw.slice(0, 64))}`);
+  return t;
+}
+
+export function parsePeriod(q: URLSearchParams, defaultTz: string, allowed = ['from', 'to', 'tz']): PeriodParams {
+  only(q, allowed);
+  const timeZone = timeZoneParam(q, defaultTz);
+  const from = timeParam(q, 'from', timeZone);
+  const to = timeParam(q, 'to', timeZone);
+  if (from >= to) throw new ParamError('to', 'to must be after from');
+  return { from, to, timeZone };
+}
+
+export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsageParams {
+  const period = parsePeriod(q, defaultTz, ['from', 'to', 'tz', 'granularity']);
+  const g = q.get('granularity') || 'total';
+  if (!(GRANULARITIES as readonly string[]).includes(g))
+    throw new ParamError('granularity', `granularity must be one of ${GRANULARITIES.join(', ')}, got ${JSON.stringify(g.slice(0, 32))}`);
+  const granularity = g as Granularity;
+  if (granularity === 'hour' && period.to - period.from > MAX_HOURLY_DAYS * 86_400_000)
+    throw new ParamError('granularity', `granularity=hour covers at most ${MAX_HOURLY_DAYS} days; use day or month for longer periods`);
+  return { ...period, granularity };
+}

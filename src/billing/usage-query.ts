@@ -1,0 +1,97 @@
+/**
+ * Usage of one customer over [from, to): pure SQL over usage_hourly (never raw events), the
+ * hourly rows summed into hour / day / month buckets of a time zone, or one total.
+ *
+ * Rules (documented in the API):
+ * - An hourly row belongs to [from, to) when its hour START is in it, and to the bucket that
+ *   contains its start in the time zone. For zones with whole-hour offsets (Seoul, New York,
+ *   UTC ...) this is exact; in :30/:45 zones a day or month starts with the first whole UTC hour.
+ * - Buckets without usage are left out of the series.
+ * - `hour` buckets are the stored UTC hours, shown with the zone's offset.
+ */
+import type { Sql } from '../warehouse/warehouse.js';
+import { toBigInt, toMs } from '../warehouse/usage-repository.js';
+import { formatInZone } from './time.js';
+
+export const GRANULARITIES = ['hour', 'day', 'month', 'total'] as const;
+export type Granularity = (typeof GRANULARITIES)[number];
+
+export interface UsageQuery {
+  customer: string;
+  /** Epoch ms, inclusive. */
+  from: number;
+  /** Epoch ms, exclusive. */
+  to: number;
+  granularity: Granularity;
+  /** A valid IANA zone name (see resolveTimeZone). */
+  timeZone: string;
+}
+
+export interface UsagePoint {
+  /** Bucket start, ISO 8601 with the zone's offset. */
+  start: string;
+  api: string;
+  calls: number;
+  events: number;
+}
+
+export interface ApiTotal {
+  api: string;
+  calls: bigint;
+  events: bigint;
+}
+
+export interface UsageResult {
+  series: UsagePoint[];
+  byApi: ApiTotal[];
+  /** Total billable calls over the period. */
+  calls: bigint;
+  events: bigint;
+}
+
+/** Bucket expression (local wall time in tz, `timestamp without time zone`) per granularity. */
+function bucketSql(g: Granularity): string {
+  switch (g) {
+    case 'hour':
+      return 'hour';
+    case 'day':
+      return `date_trunc('day', hour AT TIME ZONE $4)`;
+    case 'month':
+      return `date_trunc('month', hour AT TIME ZONE $4)`;
+    case 'total':
+      return `($2::timestamptz AT TIME ZONE $4)`;
+  }
+}
+
+export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
+  const bucket = bucketSql(q.granularity);
+  // The instant a bucket starts: for hours the stored hour itself (no DST guessing).
+  const startSql = q.granularity === 'hour' ? 'hour' : q.granularity === 'total' ? '$2::timestamptz' : `(${bucket}) AT TIME ZONE $4`;
+  const rows = await db.query<{ start: unknown; api: string; calls: unknown; events: unknown }>(
+    `SELECT ${startSql} AS start, api, sum(calls)::text AS calls, sum(events)::text AS events
+       FROM usage_hourly
+      WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
+      GROUP BY ${bucket}, api
+      ORDER BY 1, api`,
+    // Hour buckets need no zone in SQL (and Postgres refuses an unused parameter).
+    [q.customer, new Date(q.from).toISOString(), new Date(q.to).toISOString(), q.timeZone].slice(0, q.granularity === 'hour' ? 3 : 4),
+  );
+  const byApi = new Map<string, ApiTotal>();
+  const series: UsagePoint[] = [];
+  for (const r of rows) {
+    const calls = toBigInt(r.calls);
+    const events = toBigInt(r.events);
+    series.push({ start: formatInZone(toMs(r.start), q.timeZone), api: r.api, calls: Number(calls), events: Number(events) });
+    const t = byApi.get(r.api) ?? { api: r.api, calls: 0n, events: 0n };
+    t.calls += calls;
+    t.events += events;
+    byApi.set(r.api, t);
+  }
+  const totals = [...byApi.values()].sort((a, b) => (a.api < b.api ? -1 : a.api > b.api ? 1 : 0));
+  return {
+    series,
+    byApi: totals,
+    calls: totals.reduce((s, t) => s + t.calls, 0n),
+    events: totals.reduce((s, t) => s + t.events, 0n),
+  };
+}

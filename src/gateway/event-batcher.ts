@@ -1,0 +1,150 @@
+/**
+ * Collects usage events and ships them to the log in batches, off the request path: `add` only
+ * pushes to an array. A batch goes out when `maxBatch` events are waiting or every `flushMs`.
+ * One send at a time (keeps per-customer order and gives natural backpressure). A failed send is
+ * retried with exponential backoff, loudly; the buffer is bounded (`maxBuffered`), and events
+ * beyond it are counted as dropped and reported (the durable local spool is a later step).
+ */
+import { encodeEvent, type UsageEvent } from '../events/usage-event.js';
+import type { LogProducer } from '../log/log.js';
+
+export interface EventBatcherOptions {
+  flushMs: number;
+  maxBatch?: number;
+  maxBuffered?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  onError?: (e: Error) => void;
+}
+
+export interface EventBatcherStats {
+  /** Accepted by `add`, not yet acknowledged by the log. */
+  buffered: number;
+  /** Acknowledged by the log (durable). */
+  sent: number;
+  /** Sends that failed (each is retried). */
+  failedSends: number;
+  /** Events refused because the buffer was full. */
+  dropped: number;
+  batches: number;
+}
+
+export class EventBatcher {
+  private buf: UsageEvent[] = [];
+  private inFlight = 0;
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout;
+  private closed = false;
+  private giveUp = false;
+  private readonly maxBatch: number;
+  private readonly maxBuffered: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly onError: (e: Error) => void;
+  private readonly counts = { sent: 0, failedSends: 0, dropped: 0, batches: 0 };
+  private lastDropLog = 0;
+  private wakeBackoff: (() => void) | null = null;
+
+  constructor(
+    private readonly producer: LogProducer,
+    opts: EventBatcherOptions,
+  ) {
+    this.maxBatch = opts.maxBatch ?? 500;
+    this.maxBuffered = opts.maxBuffered ?? 200_000;
+    this.retryBaseMs = opts.retryBaseMs ?? 100;
+    this.retryMaxMs = opts.retryMaxMs ?? 5000;
+    this.onError = opts.onError ?? ((e) => console.error(`[gateway] ${e.message}`));
+    this.timer = setInterval(() => this.kick(), Math.max(1, opts.flushMs));
+    this.timer.unref();
+  }
+
+  /** Queue one event; false if it was dropped (buffer full or batcher closed). Never blocks. */
+  add(e: UsageEvent): boolean {
+    if (this.closed || this.buf.length + this.inFlight >= this.maxBuffered) {
+      this.counts.dropped++;
+      const t = Date.now();
+      if (t - this.lastDropLog >= 1000) {
+        this.lastDropLog = t;
+        this.onError(new Error(`usage events DROPPED (${this.counts.dropped} so far): ${this.closed ? 'batcher closed' : `buffer full at ${this.maxBuffered}, log not accepting`}`));
+      }
+      return false;
+    }
+    this.buf.push(e);
+    if (this.buf.length >= this.maxBatch) this.kick();
+    return true;
+  }
+
+  stats(): EventBatcherStats {
+    return { buffered: this.buf.length + this.inFlight, ...this.counts };
+  }
+
+  /** Resolves when every event added before the call has been acknowledged by the log. */
+  async flush(): Promise<void> {
+    while ((this.buf.length || this.inFlight || this.running) && !this.giveUp) {
+      this.kick();
+      await this.running;
+    }
+  }
+
+  /**
+   * Stop taking events and drain. If the log still fails after `timeoutMs`, give up and report
+   * how many events were lost (returns that number; 0 when everything was sent).
+   */
+  async close(timeoutMs = 30_000): Promise<number> {
+    this.closed = true;
+    clearInterval(this.timer);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), timeoutMs);
+    });
+    const r = await Promise.race([this.flush().then(() => 'ok' as const), timedOut]);
+    clearTimeout(timer);
+    if (r === 'timeout') {
+      this.giveUp = true;
+      this.wakeBackoff?.();
+      await this.running;
+      const lost = this.buf.length + this.inFlight;
+      this.onError(new Error(`usage events LOST on close: ${lost} not accepted by the log within ${timeoutMs} ms`));
+      return lost;
+    }
+    return 0;
+  }
+
+  private kick(): void {
+    if (this.running || !this.buf.length) return;
+    this.running = this.drain().finally(() => {
+      this.running = null;
+      // Events may have arrived during the last send.
+      if (this.buf.length >= this.maxBatch || (this.closed && this.buf.length && !this.giveUp)) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    let attempt = 0;
+    while (this.buf.length && !this.giveUp) {
+      const batch = this.buf.splice(0, this.maxBatch);
+      this.inFlight = batch.length;
+      try {
+        await this.producer.send(batch.map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+        this.inFlight = 0;
+        this.counts.sent += batch.length;
+        this.counts.batches++;
+        attempt = 0;
+      } catch (err) {
+        this.counts.failedSends++;
+        this.inFlight = 0;
+        this.buf.unshift(...batch); // keep order: retry the same events first
+        const wait = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** attempt++);
+        this.onError(new Error(`usage log send FAILED (${batch.length} events, ${this.buf.length} buffered, retry ${attempt} in ${wait} ms): ${(err as Error).message}`));
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, wait);
+          this.wakeBackoff = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        this.wakeBackoff = null;
+      }
+    }
+  }
+}

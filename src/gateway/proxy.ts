@@ -1,0 +1,138 @@
+/**
+ * Forwarding to the upstream: a keep-alive undici Pool, request and response bodies streamed
+ * (never buffered), request bytes counted as they pass so an over-long chunked body is cut at
+ * `maxBodyBytes`. Header rules live here so they can be read (and tested) in one place.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import { Pool } from 'undici';
+import type { KeyIdentity } from './keys.js';
+import type { PresentedKey } from './auth.js';
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and ones undici sets itself. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host']);
+
+/**
+ * Headers a client could use to pass as someone else: ours (`x-meter-*`, dropped by prefix) and
+ * the identity headers other gateways and auth proxies set (Kong, oauth2-proxy, Google ESP,
+ * Apache/nginx auth). `Forwarded` is dropped; X-Forwarded-For is appended to, as proxies do.
+ */
+const IDENTITY = new Set([
+  'forwarded',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-user',
+  'x-forwarded-email',
+  'x-forwarded-preferred-username',
+  'x-auth-request-user',
+  'x-auth-request-email',
+  'x-remote-user',
+  'remote-user',
+  'x-authenticated-user',
+  'x-authenticated-userid',
+  'x-user-id',
+  'x-customer-id',
+  'x-consumer-id',
+  'x-consumer-username',
+  'x-consumer-custom-id',
+  'x-credential-identifier',
+  'x-apigateway-api-userinfo',
+  'x-endpoint-api-userinfo',
+]);
+
+export interface UpstreamContext {
+  identity: KeyIdentity;
+  presented: PresentedKey;
+  api: string;
+  eventId: string;
+  clientIp: string;
+}
+
+export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamContext): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in incoming) {
+    const v = incoming[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || IDENTITY.has(name) || name.startsWith('x-meter-')) continue;
+    // The API key never leaves the gateway.
+    if (name === ctx.presented.header || name === 'x-api-key') continue;
+    if (name === 'x-forwarded-for') continue;
+    out[name] = v;
+  }
+  const xff = incoming['x-forwarded-for'];
+  out['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${ctx.clientIp}` : ctx.clientIp;
+  out['x-forwarded-proto'] = 'http';
+  if (incoming.host) out['x-forwarded-host'] = incoming.host;
+  out['x-meter-customer'] = ctx.identity.customer;
+  out['x-meter-key-id'] = ctx.identity.keyId;
+  out['x-meter-plan'] = ctx.identity.plan;
+  out['x-meter-api'] = ctx.api;
+  out['x-meter-event-id'] = ctx.eventId;
+  return out;
+}
+
+export function clientHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name in upstream) {
+    const v = upstream[name];
+    if (v === undefined || HOP_BY_HOP.has(name)) continue;
+    out[name] = v;
+  }
+  return out;
+}
+
+export class BodyTooLargeError extends Error {
+  override readonly name = 'BodyTooLargeError';
+}
+
+/** Passes the request body through, counting bytes; errors once more than `max` went by. */
+export class CountingBody extends Transform {
+  bytes = 0;
+  tooLarge = false;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.max) {
+      this.tooLarge = true;
+      cb(new BodyTooLargeError(`request body over ${this.max} bytes`));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+/** Whether the request carries a body (RFC 9112 6.3: Content-Length or Transfer-Encoding). */
+export function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return cl !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+export class Upstream {
+  readonly origin: string;
+  /** Path prefix of the upstream URL (`http://h:8080/api` -> `/api`), '' if none. */
+  readonly basePath: string;
+  readonly pool: Pool;
+
+  constructor(url: string, opts: { connections?: number; headersTimeoutMs?: number; bodyTimeoutMs?: number } = {}) {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`upstream must be an http(s) URL, got ${url}`);
+    this.origin = u.origin;
+    this.basePath = u.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(this.origin, {
+      connections: opts.connections ?? 256,
+      keepAliveTimeout: 30_000,
+      headersTimeout: opts.headersTimeoutMs ?? 60_000,
+      bodyTimeout: opts.bodyTimeoutMs ?? 60_000,
+    });
+  }
+
+  path(reqUrl: string): string {
+    return this.basePath + reqUrl;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}

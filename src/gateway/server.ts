@@ -1,0 +1,315 @@
+/**
+ * The metering gateway: authenticate (API key -> customer, plan), rate-limit (token bucket per
+ * key), forward to the upstream, and record one UsageEvent per authenticated call.
+ *
+ *   no / unknown / revoked key -> 401, upstream not called, no event (counted)
+ *   over the limit             -> 429 + RateLimit headers + Retry-After, event (billable=false)
+ *   body over maxBodyBytes     -> 413, event (billable=false)
+ *   upstream unreachable       -> 502 (504 on timeout), event (billable=false)
+ *   otherwise                  -> the upstream's answer, streamed, event billable per status
+ *
+ * Events go to an EventBatcher (memory, then the log in batches): a request never waits for disk.
+ * Secrets are never logged: only key ids appear in logs and events.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
+import { errors as undiciErrors } from 'undici';
+import { SCHEMA_VERSION, isBillable, uuidv7, type UsageEvent } from '../events/usage-event.js';
+import type { Limit, LimitDecision, RateLimiter } from '../limiter/limiter.js';
+import type { LogProducer } from '../log/log.js';
+import { presentedKey } from './auth.js';
+import { EventBatcher, type EventBatcherStats } from './event-batcher.js';
+import type { KeyIdentity, KeyStore } from './keys.js';
+import { BodyTooLargeError, CountingBody, Upstream, clientHeaders, hasBody, upstreamHeaders } from './proxy.js';
+import { rateLimitHeaders } from './rate-limit-headers.js';
+import type { RouteTable } from './routes.js';
+
+export interface GatewayLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface GatewayOptions {
+  host: string;
+  port: number;
+  upstream: string;
+  keys: KeyStore;
+  limiter: RateLimiter;
+  plans: Record<string, Limit>;
+  routes: RouteTable;
+  producer: LogProducer;
+  eventFlushMs: number;
+  maxBodyBytes: number;
+  logger?: GatewayLogger;
+  now?: () => number;
+  /** Events per log batch (default 500). */
+  eventBatchSize?: number;
+  /** Upstream answer-headers timeout (default 60 s): past it the call gets a 504. */
+  upstreamTimeoutMs?: number;
+}
+
+export interface GatewayStats {
+  requests: number;
+  /** Calls answered by the upstream (any status). */
+  proxied: number;
+  /** 401: missing, unknown or revoked key. */
+  unauthorized: number;
+  /** 403: the key's plan is not in the catalog. */
+  unknownPlan: number;
+  /** 429. */
+  limited: number;
+  /** Decisions the limiter made in its fail mode (Redis down). */
+  limiterDegraded: number;
+  /** 413. */
+  tooLarge: number;
+  /** 502/504. */
+  upstreamErrors: number;
+  /** 503: keys could not be checked (database down, key not cached). */
+  authUnavailable: number;
+  /** Client went away before the answer was complete. */
+  clientAborts: number;
+  events: EventBatcherStats;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  batcher: EventBatcher;
+  stats(): GatewayStats;
+  /** Stop accepting, finish in-flight calls, drain events to the producer. Does not close keys/limiter/producer. */
+  close(): Promise<void>;
+}
+
+const defaultLogger: GatewayLogger = {
+  info: () => {},
+  warn: (m, f) => console.error(`[gateway] ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
+  error: (m, f) => console.error(`[gateway] ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
+};
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const log = opts.logger ?? defaultLogger;
+  const now = opts.now ?? Date.now;
+  const upstream = new Upstream(opts.upstream, { headersTimeoutMs: opts.upstreamTimeoutMs });
+  const batcher = new EventBatcher(opts.producer, {
+    flushMs: opts.eventFlushMs,
+    maxBatch: opts.eventBatchSize,
+    onError: (e) => log.error(e.message),
+  });
+  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0 };
+
+  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => {
+    c.requests++;
+    handle(req, res).catch((e) => {
+      // A bug, not a client's fault: log it and answer if we still can.
+      log.error('gateway handler failed', { error: (e as Error).stack ?? String(e) });
+      if (!res.headersSent) sendJson(req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const start = now();
+    const t0 = performance.now();
+    const url = req.url ?? '/';
+    if (url.startsWith('/_meter/')) return internal(req, res, url);
+
+    const presented = presentedKey(req.headers);
+    if (!presented) {
+      c.unauthorized++;
+      return sendJson(req, res, 401, { error: 'missing_api_key', message: 'send your API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"' }, { 'www-authenticate': 'Bearer' });
+    }
+    let identity: KeyIdentity | null;
+    try {
+      identity = await opts.keys.resolve(presented.key);
+    } catch (e) {
+      c.authUnavailable++;
+      log.error('key lookup failed', { error: (e as Error).message });
+      return sendJson(req, res, 503, { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' }, { 'retry-after': '1' });
+    }
+    if (!identity) {
+      c.unauthorized++;
+      return sendJson(req, res, 401, { error: 'invalid_api_key', message: 'the API key is unknown or has been revoked' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+    }
+    const limit = opts.plans[identity.plan];
+    if (!limit) {
+      c.unknownPlan++;
+      log.warn('key has a plan the catalog does not know', { keyId: identity.keyId, plan: identity.plan });
+      return sendJson(req, res, 403, { error: 'unknown_plan', message: `the plan "${identity.plan}" of this key is not offered; contact support` });
+    }
+
+    const method = req.method ?? 'GET';
+    const api = opts.routes.match(method, url);
+    const eventId = uuidv7(start);
+    let decision: LimitDecision;
+    try {
+      decision = await opts.limiter.take(`key:${identity.keyId}`, limit);
+    } catch (e) {
+      // Limiters fail by mode and do not throw; if one does anyway, serve (fail open) and say so.
+      log.error('limiter threw; allowing the call', { error: (e as Error).message });
+      decision = { allowed: true, remaining: 0, resetSec: 0, retryAfterSec: 0, degraded: true };
+    }
+    if (decision.degraded) c.limiterDegraded++;
+    const rl = rateLimitHeaders(identity.plan, limit, decision);
+    const who = identity;
+    let bytesIn = 0;
+    let bytesOut = 0;
+    let recorded = false;
+    const record = (status: number) => {
+      if (recorded) return;
+      recorded = true;
+      const e: UsageEvent = {
+        v: SCHEMA_VERSION,
+        id: eventId,
+        time: start,
+        customer: who.customer,
+        keyId: who.keyId,
+        api,
+        method,
+        status,
+        latencyMs: Math.round(performance.now() - t0),
+        bytesIn,
+        bytesOut,
+        billable: isBillable(status),
+      };
+      batcher.add(e);
+    };
+
+    if (!decision.allowed) {
+      c.limited++;
+      sendJson(req, res, 429, { error: 'rate_limited', message: `rate limit of plan "${who.plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, { ...rl, 'x-meter-event-id': eventId });
+      record(429);
+      return;
+    }
+
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > opts.maxBodyBytes) {
+      c.tooLarge++;
+      sendJson(req, res, 413, { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${opts.maxBodyBytes}` }, { ...rl, 'x-meter-event-id': eventId });
+      record(413);
+      return;
+    }
+
+    // undici takes an EventEmitter as abort signal: much cheaper per call than an AbortController.
+    const abort = new EventEmitter();
+    let answerBody: Readable | null = null;
+    let upstreamBroke = false;
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      if (!upstreamBroke) c.clientAborts++;
+      abort.emit('abort');
+      answerBody?.destroy();
+      if (counter) bytesIn = counter.bytes;
+      record(res.headersSent ? res.statusCode : 499);
+    });
+    const counter = hasBody(req) ? new CountingBody(opts.maxBodyBytes) : null;
+    if (counter) {
+      // Not pipeline(): on an over-long body it would destroy `req` and with it the socket we
+      // answer 413 on. Errors reach undici through `counter` and reject the request below.
+      req.pipe(counter);
+      req.on('error', (e) => counter.destroy(e));
+      counter.on('error', () => req.unpipe(counter));
+    } else {
+      req.resume();
+    }
+
+    let answer;
+    try {
+      answer = await upstream.pool.request({
+        path: upstream.path(url),
+        method: method as any,
+        headers: upstreamHeaders(req.headers, { identity: who, presented, api, eventId, clientIp: req.socket.remoteAddress ?? '' }),
+        body: counter ?? undefined,
+        signal: abort,
+      });
+    } catch (e) {
+      if (counter) bytesIn = counter.bytes;
+      if (res.destroyed) return; // client gone: recorded by the close handler
+      if (counter?.tooLarge || e instanceof BodyTooLargeError) {
+        c.tooLarge++;
+        sendJson(req, res, 413, { error: 'body_too_large', message: `request body is over the limit of ${opts.maxBodyBytes} bytes` }, { ...rl, 'x-meter-event-id': eventId }, true);
+        record(413);
+        return;
+      }
+      c.upstreamErrors++;
+      const timeout = e instanceof undiciErrors.HeadersTimeoutError;
+      log.warn(timeout ? 'upstream timed out' : 'upstream unreachable', { error: (e as Error).message, api });
+      const status = timeout ? 504 : 502;
+      sendJson(req, res, status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
+      record(status);
+      return;
+    }
+    c.proxied++;
+    if (counter) bytesIn = counter.bytes;
+    res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers), ...rl, 'x-meter-event-id': eventId });
+    // pipe() rather than pipeline(): pipeline costs an AbortController (+DOMException) per call,
+    // about a tenth of the gateway's CPU. Both ends' failures are handled here and in 'close'.
+    const body = (answerBody = answer.body);
+    body.on('data', (chunk: Buffer) => {
+      bytesOut += chunk.length;
+    });
+    body.on('error', (err) => {
+      if (res.writableFinished || res.destroyed) return;
+      upstreamBroke = true;
+      log.warn('upstream response broken off', { error: err.message, api });
+      res.destroy();
+    });
+    res.on('finish', () => {
+      if (counter) bytesIn = counter.bytes;
+      record(answer.statusCode);
+    });
+    body.pipe(res);
+  }
+
+  function internal(req: IncomingMessage, res: ServerResponse, url: string): void {
+    const path = url.split('?')[0];
+    if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
+      return sendJson(req, res, 200, { status: 'ok', limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) }, keys: opts.keys.stats(), events: batcher.stats() });
+    }
+    return sendJson(req, res, 404, { error: 'not_found', message: `no gateway endpoint ${path}` });
+  }
+
+  function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, closeConnection = false): void {
+    const text = JSON.stringify(body);
+    const h: Record<string, string | number> = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) };
+    // An unread request body longer than we accept is not worth reading: close the connection.
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (!req.readableEnded) {
+      if (closeConnection || declared > opts.maxBodyBytes) h.connection = 'close';
+      else req.resume();
+    }
+    res.writeHead(status, h);
+    res.end(req.method === 'HEAD' ? undefined : text);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  log.info('gateway listening', { url: `http://${hostForUrl}:${port}`, upstream: upstream.origin + upstream.basePath, limiter: opts.limiter.kind });
+
+  return {
+    url: `http://${hostForUrl === '0.0.0.0' ? '127.0.0.1' : hostForUrl}:${port}`,
+    port,
+    batcher,
+    stats: () => ({ ...c, events: batcher.stats() }),
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Keep-alive clients that hold on after their last answer: cut them after a grace period.
+        setTimeout(() => server.closeAllConnections(), 5000).unref();
+      });
+      await batcher.close();
+      await upstream.close();
+    },
+  };
+}

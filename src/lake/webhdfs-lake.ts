@@ -1,0 +1,154 @@
+/**
+ * The lake on HDFS through WebHDFS. URL: hdfs://<namenode host>:<namenode http port>/<root>
+ * (the NameNode's web port, where WebHDFS listens; `webhdfs://` and `http://` mean the same,
+ * `swebhdfs://`/`https://` use TLS).
+ *
+ * Publishing is upload to `<root>/_tmp/<unique>` then RENAME into place, so readers never see a
+ * half-written file. DuckDB cannot read WebHDFS, so `materialize` copies files into a local cache
+ * (skipped when the cached copy has the same size: lake files are immutable once published, and a
+ * rewrite of the same offset range carries the same data).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix } from 'node:path';
+import type { Lake, LakeEntry } from './lake.js';
+import { isVisible, TMP_DIR } from './layout.js';
+import { WebHdfsClient, WebHdfsError } from './webhdfs-client.js';
+
+export interface WebHdfsLakeOptions {
+  /** HDFS user for `user.name=` (simple auth). Default `meter`. */
+  user?: string;
+  /** Local folder for materialized copies. Default: a folder per lake URL under the OS temp dir. */
+  cacheDir?: string;
+  /** Per-request timeout, ms. */
+  timeoutMs?: number;
+}
+
+const MATERIALIZE_PARALLEL = 4;
+
+export class WebHdfsLake implements Lake {
+  readonly client: WebHdfsClient;
+  /** Absolute HDFS path of the lake root, no trailing slash ('' for /). */
+  readonly root: string;
+  private readonly cacheDir: string;
+
+  constructor(
+    readonly url: string,
+    opts: WebHdfsLakeOptions = {},
+  ) {
+    const u = new URL(url);
+    const tls = u.protocol === 'swebhdfs:' || u.protocol === 'https:';
+    if (!['hdfs:', 'webhdfs:', 'http:', 'swebhdfs:', 'https:'].includes(u.protocol)) {
+      throw new Error(`not a WebHDFS lake URL: ${url} (want hdfs://host:port/path)`);
+    }
+    this.root = u.pathname.replace(/\/+$/, '');
+    this.client = new WebHdfsClient(`${tls ? 'https' : 'http'}://${u.host}`, { user: opts.user ?? (u.username || undefined), timeoutMs: opts.timeoutMs });
+    this.cacheDir =
+      opts.cacheDir ?? join(tmpdir(), 'meter-lake-cache', createHash('sha256').update(url).digest('hex').slice(0, 16));
+  }
+
+  /** Absolute HDFS path of a lake-relative path. */
+  abs(path: string): string {
+    const clean = posix.normalize(`/${path}`);
+    if (clean.split('/').includes('..')) throw new Error(`lake path escapes the root: ${path}`);
+    return `${this.root}${clean === '/' ? '' : clean}` || '/';
+  }
+
+  async init(): Promise<void> {
+    await this.client.mkdirs(this.abs(TMP_DIR));
+  }
+
+  async publish(localFile: string, path: string): Promise<void> {
+    const data = await readFile(localFile);
+    const tmp = `${TMP_DIR}/${randomUUID()}-${posix.basename(path)}`;
+    await this.client.create(this.abs(tmp), data);
+    try {
+      await this.promote(tmp, path);
+    } catch (e) {
+      await this.client.delete(this.abs(tmp)).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * The second half of publish: rename an uploaded `tmp` file to `path`, replacing a file already
+   * there. WebHDFS RENAME will not overwrite, and it moves a file *into* a destination that is a
+   * folder, so both are handled first; a `{"boolean": false}` answer is an error.
+   */
+  async promote(tmp: string, path: string): Promise<void> {
+    const from = this.abs(tmp);
+    const to = this.abs(path);
+    await this.client.mkdirs(posix.dirname(to));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await this.client.status(to);
+      if (existing?.type === 'DIRECTORY') throw new WebHdfsError(`publish ${path}: destination is a folder`, 409);
+      if (existing) await this.client.delete(to);
+      if (await this.client.rename(from, to)) return;
+      // A concurrent publisher may have put the same file in place between delete and rename.
+      if (!(await this.client.status(from))) break;
+    }
+    throw new WebHdfsError(`publish ${path}: WebHDFS RENAME ${from} -> ${to} answered {"boolean": false}`, 200);
+  }
+
+  /** Visible files only: names starting with `_` or `.` (temp, hidden) are left out. */
+  async list(dir: string): Promise<LakeEntry[]> {
+    const entries = await this.client.list(this.abs(dir));
+    if (!entries) return [];
+    const base = posix.normalize(`/${dir}`).slice(1).replace(/\/$/, '');
+    return entries
+      .filter((e) => e.type === 'FILE' && isVisible(e.pathSuffix))
+      .map((e) => ({ path: base ? `${base}/${e.pathSuffix}` : e.pathSuffix, size: e.length, mtime: e.modificationTime }))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  async listDirs(dir: string): Promise<string[]> {
+    const entries = await this.client.list(this.abs(dir));
+    if (!entries) return [];
+    return entries.filter((e) => e.type === 'DIRECTORY' && isVisible(e.pathSuffix)).map((e) => e.pathSuffix).sort();
+  }
+
+  async materialize(paths: string[]): Promise<string[]> {
+    const out: string[] = new Array(paths.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < paths.length) {
+        const i = next++;
+        out[i] = await this.fetchToCache(paths[i]);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(MATERIALIZE_PARALLEL, paths.length) }, worker));
+    return out;
+  }
+
+  private async fetchToCache(path: string): Promise<string> {
+    const local = join(this.cacheDir, ...posix.normalize(`/${path}`).slice(1).split('/'));
+    const st = await this.client.status(this.abs(path));
+    if (!st || st.type !== 'FILE') throw new WebHdfsError(`materialize ${path}: no such file in the lake`, 404, 'FileNotFoundException');
+    const have = await stat(local).catch(() => null);
+    if (have && have.size === st.length) return local;
+    const data = await this.client.open(this.abs(path));
+    if (data.length !== st.length) throw new Error(`materialize ${path}: read ${data.length} bytes, expected ${st.length}`);
+    await mkdir(dirname(local), { recursive: true });
+    // Write then rename, so a concurrent reader never sees a partial cache file.
+    const part = `${local}.${process.pid}.${randomUUID().slice(0, 8)}.part`;
+    await writeFile(part, data);
+    await rename(part, local);
+    return local;
+  }
+
+  async read(path: string): Promise<Buffer> {
+    return this.client.open(this.abs(path));
+  }
+
+  /** Deleting what is not there is not an error (the outcome is the same). */
+  async delete(path: string): Promise<void> {
+    const target = this.abs(path);
+    if (target === this.abs('')) throw new Error('refusing to delete the lake root');
+    await this.client.delete(target, true);
+  }
+
+  async close(): Promise<void> {
+    // Stateless HTTP: nothing to close.
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The appending side of one partition. On open it truncates a torn tail (a short or bad-CRC
+ * last record left by a crash). Appends are group-committed: every send waiting while a write
+ * is in flight is merged into the next write, so each write+fsync covers many sends
+ * (one write and one fsync per partition per batch at most).
+ */
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { encodeFrames, type PendingRecord } from './frame.js';
+import { listSegments, scanValidEnd, segmentPath, fsyncDir } from './segments.js';
+
+interface Waiter {
+  records: PendingRecord[];
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export interface WriterStats {
+  tornBytesTruncated: number;
+  appended: number;
+  writes: number;
+}
+
+export class PartitionWriter {
+  private fh!: FileHandle;
+  private size = 0;
+  private next = 0;
+  private lastTs = 0;
+  private queue: Waiter[] = [];
+  private draining = false;
+  private failed: Error | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly segmentBytes: number,
+    readonly stats: WriterStats,
+  ) {}
+
+  static async open(dir: string, segmentBytes: number, stats: WriterStats): Promise<PartitionWriter> {
+    const w = new PartitionWriter(dir, segmentBytes, stats);
+    await fsp.mkdir(dir, { recursive: true });
+    const bases = await listSegments(dir);
+    if (bases.length === 0) {
+      await w.createSegment(0);
+      return w;
+    }
+    const base = bases[bases.length - 1];
+    const file = segmentPath(dir, base);
+    const end = await scanValidEnd(file, 0, base);
+    w.fh = await fsp.open(file, 'r+');
+    if (end.pos < end.size) {
+      // a crash left a partial or corrupt last record: it was never acknowledged, drop it
+      await w.fh.truncate(end.pos);
+      await w.fh.sync();
+      stats.tornBytesTruncated += end.size - end.pos;
+    }
+    w.size = end.pos;
+    w.next = end.next;
+    w.lastTs = end.lastTimestamp ?? 0;
+    return w;
+  }
+
+  get nextOffset(): number {
+    return this.next;
+  }
+
+  append(records: PendingRecord[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('log producer is closed'));
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ records, resolve, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          await this.writeBatch(batch.flatMap((w) => w.records));
+          for (const w of batch) w.resolve();
+        } catch (e) {
+          this.failed = e instanceof Error ? e : new Error(String(e));
+          for (const w of batch) w.reject(e);
+          for (const w of this.queue) w.reject(e);
+          this.queue = [];
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async writeBatch(records: PendingRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    // timestamps never go backwards within a partition (offsetsForTime relies on it)
+    const ts = Math.max(Date.now(), this.lastTs);
+    const buf = encodeFrames(records, this.next, ts);
+    if (this.size > 0 && this.size + buf.length > this.segmentBytes) await this.roll();
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, this.size + done);
+      done += bytesWritten;
+    }
+    await this.fh.datasync();
+    this.size += buf.length;
+    this.next += records.length;
+    this.lastTs = ts;
+    this.stats.appended += records.length;
+    this.stats.writes++;
+  }
+
+  private async roll(): Promise<void> {
+    await this.fh.close();
+    await this.createSegment(this.next);
+  }
+
+  private async createSegment(base: number): Promise<void> {
+    this.fh = await fsp.open(segmentPath(this.dir, base), 'wx+');
+    await fsyncDir(this.dir);
+    this.size = 0;
+  }
+
+  /** Waits for queued appends, then closes the file. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.draining) await new Promise((r) => setTimeout(r, 1));
+    await this.fh.close();
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * The usage log on Kafka (kafkajs 2.2.4).
+ *
+ * - Producer: idempotent, acks=-1 (all in-sync replicas), one in-flight request (keeps order with
+ *   retries), gzip compression (built into kafkajs; snappy/lz4/zstd need extra codecs). The
+ *   partition is chosen by `partitionFor` like the embedded log, so both place a customer alike.
+ * - Topic: created by `init()` with the configured partition count and LogAppendTime, so record
+ *   timestamps are the broker's append time (what LogRecord.timestamp promises).
+ * - Consumer: a group with autoCommit off; offsets are committed only by `commit()`, after the
+ *   lake holds the data. `startOffset` is honoured by seeking on every (re)assignment.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  CompressionTypes,
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type LogEntry,
+  type Producer,
+} from 'kafkajs';
+import {
+  partitionFor,
+  type ConsumeOptions,
+  type LogConsumer,
+  type LogProducer,
+  type LogRecord,
+  type ProducerRecord,
+  type UsageLog,
+} from './log.js';
+
+export interface KafkaLogOptions {
+  brokers: string[];
+  topic: string;
+  partitions: number;
+  clientId?: string;
+}
+
+/**
+ * kafkajs logs a lot at INFO; keep warnings and errors, one line each, on stderr. The producer's
+ * retries are bounded on purpose (a send must fail, not hang, when the broker is gone; events
+ * carry ids, so a resend after a failure is deduplicated downstream): its warning about that is dropped.
+ */
+export function quietLogger() {
+  return ({ level, label, log }: LogEntry) => {
+    const { message, ...rest } = log as { message: string; [k: string]: unknown };
+    if (/Limiting retries for the idempotent producer/.test(message)) return;
+    delete rest.timestamp;
+    delete rest.logger;
+    process.stderr.write(`kafkajs ${label} ${message} ${JSON.stringify(rest)}\n`);
+    void level;
+  };
+}
+
+/** For `new Kafka({ logCreator })`. */
+export const quietLogCreator = () => quietLogger();
+
+export class KafkaLog implements UsageLog {
+  readonly kind = 'kafka' as const;
+  readonly topic: string;
+  private readonly kafka: Kafka;
+  private admin: Admin | null = null;
+  private partitionCount: number | null = null;
+  private readonly open = new Set<{ close(): Promise<void> }>();
+
+  constructor(private readonly opts: KafkaLogOptions) {
+    this.topic = opts.topic;
+    this.kafka = new Kafka({
+      clientId: opts.clientId ?? 'meter',
+      brokers: opts.brokers,
+      logLevel: logLevel.WARN,
+      logCreator: quietLogCreator,
+      connectionTimeout: 3000,
+      requestTimeout: 30000,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    });
+  }
+
+  /** One shared admin client (metadata, offsets, topic creation). */
+  async adminClient(): Promise<Admin> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    return this.admin;
+  }
+
+  async init(): Promise<void> {
+    const admin = await this.adminClient();
+    const topics = await admin.listTopics();
+    if (!topics.includes(this.topic)) {
+      try {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [
+            {
+              topic: this.topic,
+              numPartitions: this.opts.partitions,
+              replicationFactor: 1,
+              configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+            },
+          ],
+        });
+      } catch (e: any) {
+        // Another process created it between listTopics and createTopics: fine.
+        if (!/already exists/i.test(String(e?.message)) && e?.type !== 'TOPIC_ALREADY_EXISTS') throw e;
+      }
+    }
+    this.partitionCount = null;
+    await this.partitions();
+  }
+
+  /** The topic's real partition count (the broker's metadata is the truth, not the config). */
+  async partitions(): Promise<number> {
+    if (this.partitionCount == null) {
+      const admin = await this.adminClient();
+      const md = await admin.fetchTopicMetadata({ topics: [this.topic] });
+      const n = md.topics[0]?.partitions.length ?? 0;
+      if (!n) throw new Error(`kafka topic ${this.topic} has no partitions (run init first)`);
+      this.partitionCount = n;
+    }
+    return this.partitionCount;
+  }
+
+  async producer(): Promise<LogProducer> {
+    const partitions = await this.partitions();
+    const producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    const p = new KafkaProducer(producer, this.topic, partitions, () => this.open.delete(p));
+    this.open.add(p);
+    return p;
+  }
+
+  async consumer(group: string): Promise<LogConsumer> {
+    const c = new KafkaConsumer(this, this.kafka, group, () => this.open.delete(c));
+    this.open.add(c);
+    return c;
+  }
+
+  async close(): Promise<void> {
+    for (const c of [...this.open]) await c.close().catch(() => {});
+    this.open.clear();
+    if (this.admin) {
+      await this.admin.disconnect().catch(() => {});
+      this.admin = null;
+    }
+  }
+
+  /** Used by consumers: reads that need no group. */
+  newConsumer(groupId: string): Consumer {
+    return this.kafka.consumer({
+      groupId,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 250,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+      retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 },
+    });
+  }
+}
+
+class KafkaProducer implements LogProducer {
+  constructor(
+    private readonly producer: Producer,
+    private readonly topic: string,
+    private readonly partitions: number,
+    private readonly onClose: () => void,
+  ) {}
+
+  async send(records: ProducerRecord[]): Promise<void> {
+    if (!records.length) return;
+    // One request for the whole batch; kafkajs splits it per partition leader.
+    await this.producer.send({
+      topic: this.topic,
+      acks: -1,
+      compression: CompressionTypes.GZIP,
+      messages: records.map((r) => ({ key: r.key, value: r.value, partition: partitionFor(r.key, this.partitions) })),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.onClose();
+    await this.producer.disconnect();
+  }
+}
+
+function toRecord(partition: number, m: { offset: string; key: Buffer | null; value: Buffer | null; timestamp: string }): LogRecord {
+  return {
+    partition,
+    offset: Number(m.offset),
+    key: m.key ? m.key.toString('utf8') : '',
+    value: m.value ?? Buffer.alloc(0),
+    timestamp: Number(m.timestamp),
+  };
+}
+
+class KafkaConsumer implements LogConsumer {
+  private consumer: Consumer | null = null;
+  /** Partitions of the current assignment. */
+  private assigned: number[] = [];
+  /** Per partition: resolves once its start position is settled (seek issued or not needed). */
+  private ready = new Map<number, Promise<number | null>>();
+  /** Serialises onRevoke before the next assignment's startOffset calls. */
+  private revoked: Promise<void> = Promise.resolve();
+  private opts: ConsumeOptions | null = null;
+
+  constructor(
+    private readonly log: KafkaLog,
+    private readonly kafka: Kafka,
+    private readonly group: string,
+    private readonly onClose: () => void,
+  ) {
+    void this.kafka;
+  }
+
+  async run(opts: ConsumeOptions): Promise<void> {
+    if (this.consumer) throw new Error('consumer already running');
+    this.opts = opts;
+    const topic = this.log.topic;
+    const consumer = this.log.newConsumer(this.group);
+    this.consumer = consumer;
+
+    // kafkajs rebalances eagerly: everything is revoked, then the new assignment joins.
+    consumer.on(consumer.events.REBALANCING, () => this.revokeAll());
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const parts = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
+      this.assigned = parts;
+      this.ready = new Map();
+      const after = this.revoked;
+      for (const p of parts) {
+        // GROUP_JOIN cannot block kafkajs, so the first fetch may race this; eachBatch awaits
+        // `ready` and drops batches made stale by the seek (see below).
+        const settled = after.then(async () => {
+          const start = await opts.startOffset(p);
+          if (start != null) consumer.seek({ topic, partition: p, offset: String(start) });
+          return start;
+        });
+        settled.catch(() => {});
+        this.ready.set(p, settled);
+      }
+    });
+
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isStale, isRunning }: EachBatchPayload): Promise<void> {
+    const partition = batch.partition;
+    const start = await (this.ready.get(partition) ?? Promise.resolve(null));
+    // A seek is pending: this batch was fetched from the old position; the next fetch starts at
+    // the seek. Not resolving keeps kafkajs from moving past it.
+    if (isStale() || !isRunning()) return;
+    const records = batch.messages
+      .filter((m) => start == null || Number(m.offset) >= start)
+      .map((m) => toRecord(partition, m));
+    if (records.length) await this.opts!.eachBatch({ partition, records });
+    resolveOffset(batch.lastOffset());
+    await heartbeat();
+  }
+
+  private revokeAll(): Promise<void> {
+    const parts = this.assigned;
+    this.assigned = [];
+    if (parts.length && this.opts?.onRevoke) {
+      const onRevoke = this.opts.onRevoke;
+      this.revoked = this.revoked.then(() => onRevoke(parts)).catch((e) => {
+        process.stderr.write(`kafka consumer onRevoke failed: ${e?.message ?? e}\n`);
+      });
+    }
+    return this.revoked;
+  }
+
+  async commit(partition: number, nextOffset: number): Promise<void> {
+    if (!this.consumer) {
+      // Committing without a running member: through the admin API (group must be empty).
+      const admin = await this.log.adminClient();
+      await admin.setOffsets({ groupId: this.group, topic: this.log.topic, partitions: [{ partition, offset: String(nextOffset) }] });
+      return;
+    }
+    await this.consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]);
+  }
+
+  async committed(): Promise<Map<number, number>> {
+    const admin = await this.log.adminClient();
+    const res = await admin.fetchOffsets({ groupId: this.group, topics: [this.log.topic] });
+    const out = new Map<number, number>();
+    for (const t of res) for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(p.partition, Number(p.offset));
+    return out;
+  }
+
+  async endOffsets(): Promise<Map<number, number>> {
+    const admin = await this.log.adminClient();
+    const res = await admin.fetchTopicOffsets(this.log.topic);
+    return new Map(res.map((p) => [p.partition, Number(p.high)]));
+  }
+
+  async offsetsForTime(time: number): Promise<Map<number, number>> {
+    const admin = await this.log.adminClient();
+    // kafkajs answers the end offset where no record is that new (Kafka says -1).
+    const res = await admin.fetchTopicOffsetsByTimestamp(this.log.topic, time);
+    return new Map(res.map((p) => [p.partition, Number(p.offset)]));
+  }
+
+  /**
+   * kafkajs has no manual partition assignment, so a range is read by a throwaway group that
+   * starts at the latest offsets and seeks the one partition to `from`; it never commits.
+   */
+  async readRange(partition: number, from: number, to: number): Promise<LogRecord[]> {
+    const end = (await this.endOffsets()).get(partition);
+    if (end == null) throw new Error(`partition ${partition} does not exist in ${this.log.topic}`);
+    const stop = Math.min(to, end);
+    if (from >= stop) return [];
+    const topic = this.log.topic;
+    const groupId = `${this.group}.range.${randomUUID()}`;
+    const consumer = this.log.newConsumer(groupId);
+    const got = new Map<number, LogRecord>();
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: false });
+      let done!: () => void;
+      let failed!: (e: Error) => void;
+      const finished = new Promise<void>((res, rej) => ((done = res), (failed = rej)));
+      consumer.on(consumer.events.CRASH, (e) => failed(e.payload.error));
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          if (batch.partition !== partition) return;
+          for (const m of batch.messages) {
+            const o = Number(m.offset);
+            if (o >= from && o < stop) got.set(o, toRecord(partition, m));
+          }
+          if (Number(batch.lastOffset()) >= stop - 1) done();
+        },
+      });
+      consumer.seek({ topic, partition, offset: String(from) });
+      const timer = setTimeout(() => failed(new Error(`readRange ${topic}/${partition} [${from},${stop}) timed out`)), 60_000);
+      try {
+        await finished;
+      } finally {
+        clearTimeout(timer);
+      }
+    } finally {
+      await consumer.disconnect().catch(() => {});
+      const admin = await this.log.adminClient();
+      await admin.deleteGroups([groupId]).catch(() => {});
+    }
+    return [...got.values()].sort((a, b) => a.offset - b.offset);
+  }
+
+  async stop(): Promise<void> {
+    const c = this.consumer;
+    this.consumer = null;
+    if (c) {
+      await c.disconnect();
+      await this.revokeAll();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.onClose();
+    await this.stop();
+  }
+}

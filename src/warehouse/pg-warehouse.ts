@@ -1,0 +1,102 @@
+/**
+ * The warehouse on a PostgreSQL server, through a `pg` Pool.
+ *
+ * Values come back in the same shapes as PGlite gives them, so code and tests see no difference:
+ *   int8 (bigint, count(*), sum of int) -> number when it is a safe integer, else bigint
+ *   numeric -> string (exact), timestamptz/timestamp -> Date, date -> Date at UTC midnight,
+ *   int2/int4/float -> number, bool -> boolean, json/jsonb -> parsed.
+ * (pg's defaults differ only for int8, which it returns as a string, and for date, which it
+ * parses as local midnight.) Parsers are set on this pool only, not globally.
+ */
+import pg from 'pg';
+import type { Sql, Warehouse } from './warehouse.js';
+
+const INT8 = 20;
+const DATE = 1082;
+const INT8_ARRAY = 1016;
+
+function parseInt8(v: string): number | bigint {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : BigInt(v);
+}
+
+function parseDate(v: string): Date | string {
+  // 'infinity' and BC dates stay strings, like pg's own parser does for odd values.
+  return /^\d{4}-\d{2}-\d{2}$/.test(v) ? new Date(`${v}T00:00:00Z`) : v;
+}
+
+const arrayParser = (pg.types as any).arrayParser as { create(s: string, f: (x: string) => unknown): { parse(): unknown[] } } | undefined;
+
+const types = {
+  getTypeParser(oid: number, format?: string): any {
+    if (format !== 'binary') {
+      if (oid === INT8) return parseInt8;
+      if (oid === DATE) return parseDate;
+      if (oid === INT8_ARRAY && arrayParser) return (v: string) => arrayParser.create(v, parseInt8).parse();
+    }
+    return (pg.types.getTypeParser as any)(oid, format);
+  },
+};
+
+export class PgWarehouse implements Warehouse {
+  readonly kind = 'postgres' as const;
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects (and checks the connection) to `url`, e.g. postgres://meter:meter@127.0.0.1:15432/meter */
+  static async open(url: string, opts: { max?: number } = {}): Promise<PgWarehouse> {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 8,
+      types,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'meter',
+    } as pg.PoolConfig);
+    // An idle client losing its server must not crash the process; the next query reconnects.
+    pool.on('error', (e) => process.stderr.write(`postgres pool: ${e.message}\n`));
+    try {
+      await pool.query('SELECT 1');
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw new Error(`cannot connect to ${redact(url)}: ${(e as Error).message}`);
+    }
+    return new PgWarehouse(pool);
+  }
+
+  async query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]> {
+    const r = await this.pool.query(text, params as any[]);
+    return r.rows as T[];
+  }
+
+  /** One dedicated connection for the whole transaction; ROLLBACK on any throw. */
+  async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const tx: Sql = {
+        query: async <R,>(text: string, params?: unknown[]) => (await client.query(text, params as any[])).rows as R[],
+      };
+      const out = await fn(tx);
+      await client.query('COMMIT');
+      return out;
+    } catch (e) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true; // connection is gone: drop it from the pool
+      }
+      throw e;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}

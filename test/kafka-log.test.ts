@@ -1,0 +1,145 @@
+/** KafkaLog against the real broker from stack/run (no mocks): the shared log contract plus Kafka specifics. */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { stackEnv } from './support/stack.js';
+import { KafkaLog } from '../src/log/kafka-log.js';
+import { partitionFor, type LogRecord } from '../src/log/log.js';
+import { logContract } from './contract/log.contract.js';
+import { KafkaDeadLetter } from '../src/pipeline/kafka-dead-letter.js';
+
+const env = await stackEnv(['kafka']);
+const brokers = env.METER_KAFKA_BROKERS.split(',');
+const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+const opened: KafkaLog[] = [];
+
+async function fresh(partitions = 4): Promise<KafkaLog> {
+  const log = new KafkaLog({ brokers, topic: uniq('t'), partitions, clientId: 'meter-test' });
+  opened.push(log);
+  await log.init();
+  return log;
+}
+after(async () => {
+  for (const l of opened) await l.close().catch(() => {});
+});
+
+async function until(cond: () => boolean, what: string, ms = 30_000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+logContract('kafka', () => fresh(4));
+
+test('kafka: init creates the topic with the configured partitions and is idempotent', async () => {
+  const log = await fresh(5);
+  await log.init();
+  assert.equal(await log.partitions(), 5);
+  const again = new KafkaLog({ brokers, topic: log.topic, partitions: 9 });
+  opened.push(again);
+  await again.init();
+  assert.equal(await again.partitions(), 5, 'an existing topic keeps its partition count');
+});
+
+test('kafka: records land in partitionFor(key) with broker append timestamps', async () => {
+  const log = await fresh(4);
+  const prod = await log.producer();
+  const keys = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark'];
+  const t0 = Date.now();
+  await prod.send(keys.map((k) => ({ key: k, value: Buffer.from(k) })));
+  const t1 = Date.now();
+  const c = await log.consumer(uniq('g'));
+  const end = await c.endOffsets();
+  const got: LogRecord[] = [];
+  for (const [p, o] of end) got.push(...(await c.readRange(p, 0, o)));
+  assert.equal(got.length, keys.length);
+  for (const r of got) {
+    assert.equal(r.partition, partitionFor(r.key, 4), `key ${r.key}`);
+    assert.equal(r.value.toString(), r.key);
+    assert.ok(r.timestamp >= t0 - 1000 && r.timestamp <= t1 + 1000, 'append time within the send');
+  }
+  await prod.close();
+});
+
+test('kafka: a consumer that restarts with startOffset=null resumes from the commit, not the start', async () => {
+  const log = await fresh(1);
+  const prod = await log.producer();
+  await prod.send(Array.from({ length: 10 }, (_, i) => ({ key: 'k', value: Buffer.from(`v${i}`) })));
+  const group = uniq('resume');
+  const first = await log.consumer(group);
+  const seen: string[] = [];
+  await first.run({ startOffset: async () => null, eachBatch: async (b) => void seen.push(...b.records.map((r) => r.value.toString())) });
+  await until(() => seen.length >= 10, 'ten records');
+  await first.commit(0, 6);
+  await first.stop();
+  assert.deepEqual(await first.committed(), new Map([[0, 6]]));
+
+  // A new process (new KafkaLog, new connections) of the same group.
+  const log2 = new KafkaLog({ brokers, topic: log.topic, partitions: 1 });
+  opened.push(log2);
+  await log2.init();
+  const second = await log2.consumer(group);
+  const again: string[] = [];
+  await second.run({ startOffset: async () => null, eachBatch: async (b) => void again.push(...b.records.map((r) => r.value.toString())) });
+  await until(() => again.length >= 4, 'the four after the commit');
+  await new Promise((r) => setTimeout(r, 300));
+  await second.stop();
+  assert.deepEqual(again, ['v6', 'v7', 'v8', 'v9']);
+  await prod.close();
+});
+
+test('kafka: startOffset overrides the committed offset (the lake is the truth), also backwards', async () => {
+  const log = await fresh(1);
+  const prod = await log.producer();
+  await prod.send(Array.from({ length: 8 }, (_, i) => ({ key: 'k', value: Buffer.from(`v${i}`) })));
+  const group = uniq('seek');
+  const c0 = await log.consumer(group);
+  await c0.commit(0, 7);
+  const c = await log.consumer(group);
+  const seen: number[] = [];
+  const revoked: number[][] = [];
+  await c.run({
+    startOffset: async () => 3,
+    eachBatch: async (b) => void seen.push(...b.records.map((r) => r.offset)),
+    onRevoke: async (ps) => void revoked.push(ps),
+  });
+  await until(() => seen.length >= 5, 'offsets 3..7');
+  await new Promise((r) => setTimeout(r, 300));
+  await c.stop();
+  assert.deepEqual(seen, [3, 4, 5, 6, 7]);
+  assert.deepEqual(revoked, [[0]], 'stop revokes the assignment');
+  await prod.close();
+});
+
+test('kafka: offsetsForTime past the end answers the end offset; readRange past the end stops at the end', async () => {
+  const log = await fresh(2);
+  const prod = await log.producer();
+  await prod.send([{ key: 'a', value: Buffer.from('1') }]);
+  const c = await log.consumer(uniq('t'));
+  const end = await c.endOffsets();
+  assert.deepEqual(await c.offsetsForTime(Date.now() + 3_600_000), end);
+  const p = partitionFor('a', 2);
+  const rows = await c.readRange(p, 0, 1000);
+  assert.deepEqual(rows.map((r) => r.value.toString()), ['1']);
+  assert.deepEqual(await c.readRange(p, 5, 10), []);
+  await prod.close();
+});
+
+test('kafka dead letter: entries land on <topic>.dead-letter as JSON with the reason and the raw value', async () => {
+  const log = await fresh(1);
+  const dlq = new KafkaDeadLetter(brokers, log.topic);
+  const bad: LogRecord = { partition: 0, offset: 41, key: 'cust-1', value: Buffer.from([0xff, 0x00, 0x01]), timestamp: 1_700_000_000_000 };
+  await dlq.put(bad, 'not JSON');
+  await dlq.put({ ...bad, offset: 42 }, 'missing field id');
+  await dlq.close();
+  const reader = new KafkaLog({ brokers, topic: `${log.topic}.dead-letter`, partitions: 1 });
+  opened.push(reader);
+  const c = await reader.consumer(uniq('dlq'));
+  const rows = await c.readRange(0, 0, 2);
+  const entries = rows.map((r) => JSON.parse(r.value.toString()));
+  assert.deepEqual(entries.map((e) => [e.topic, e.partition, e.offset, e.key, e.reason, e.value]), [
+    [log.topic, 0, 41, 'cust-1', 'not JSON', Buffer.from([0xff, 0x00, 0x01]).toString('base64')],
+    [log.topic, 0, 42, 'cust-1', 'missing field id', Buffer.from([0xff, 0x00, 0x01]).toString('base64')],
+  ]);
+});
