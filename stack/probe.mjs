@@ -6,7 +6,15 @@
 const [what, where] = process.argv.slice(2);
 
 async function kafka(brokers) {
-  const { Kafka, logLevel } = await import('kafkajs');
+  let kafkajs;
+  try {
+    kafkajs = await import('kafkajs');
+  } catch (e) {
+    // Not a readiness question: the probe cannot run (no `npm ci` yet). Exit 3 = give up now.
+    process.stderr.write(`cannot load kafkajs for the Kafka probe (run npm ci in the repo first): ${e?.message ?? e}\n`);
+    process.exit(3);
+  }
+  const { Kafka, logLevel } = kafkajs;
   const admin = new Kafka({
     clientId: 'meter-stack-probe',
     brokers: brokers.split(','),

@@ -25,6 +25,8 @@ import type { LogProducer } from '../src/log/log.js';
 import { decodeEvent, type UsageEvent } from '../src/events/usage-event.js';
 import { assetPath } from '../src/config/assets.js';
 import { rateLimitHeaders } from '../src/gateway/rate-limit-headers.js';
+import { planLimits } from '../src/gateway/plans.js';
+import { loadCatalog } from '../src/billing/catalog.js';
 
 const plans = {
   free: { ratePerSec: 5, burst: 10 },
@@ -427,6 +429,14 @@ describe('route table', () => {
     assert.equal(t.size, 4);
     assert.equal(t.match('POST', '/v1/locations'), 'locations.create');
     assert.equal(t.unmatched, 'unmatched');
+  });
+});
+
+describe('plan limits from the catalog', () => {
+  it('maps fixtures/catalog.json plans to their rate limits', () => {
+    const limits = planLimits(loadCatalog(assetPath('fixtures/catalog.json')));
+    assert.deepEqual(limits.free, { ratePerSec: 5, burst: 10 });
+    assert.deepEqual(Object.keys(limits).sort(), ['enterprise', 'free', 'pro']);
   });
 });
 

@@ -41,18 +41,17 @@ test('postgres: migrate applies every version once; a second run applies nothing
   for (const t of ['api_keys', 'customers', 'rollup_files', 'rollup_hours', 'usage_hourly']) assert.ok(tables.some((r) => r.t === t), t);
 });
 
-test('postgres: two processes migrating a fresh database at once do not clash', async () => {
+test('postgres: four processes migrating a fresh database at once do not clash', async () => {
   const url2 = new URL(url);
   url2.pathname = `/${dbName}_c`;
   await admin.query(`CREATE DATABASE ${dbName}_c`);
   try {
-    const [a, b] = await Promise.all([PgWarehouse.open(url2.toString()), PgWarehouse.open(url2.toString())]);
+    const dbs = await Promise.all([1, 2, 3, 4].map(() => PgWarehouse.open(url2.toString())));
     try {
-      const [ra, rb] = await Promise.all([migrate(a), migrate(b)]);
-      assert.deepEqual([...ra, ...rb].sort((x, y) => x - y), loadMigrations().map((m) => m.version), 'each version applied by exactly one');
+      const applied = await Promise.all(dbs.map((d) => migrate(d)));
+      assert.deepEqual(applied.flat().sort((x, y) => x - y), loadMigrations().map((m) => m.version), 'each version applied by exactly one');
     } finally {
-      await a.close();
-      await b.close();
+      for (const d of dbs) await d.close();
     }
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${dbName}_c WITH (FORCE)`);

@@ -5,3 +5,4 @@ export { loadRoutes, compileRoutes, RouteError, type RouteTable, type RouteSpec 
 export { EventBatcher, type EventBatcherOptions, type EventBatcherStats } from './event-batcher.js';
 export { rateLimitHeaders } from './rate-limit-headers.js';
 export { presentedKey } from './auth.js';
+export { planLimits } from './plans.js';

@@ -2,6 +2,12 @@
  * Token bucket in Redis (shared by all gateway processes): token-bucket.lua, one HASH per
  * bucket under `meter:rl:{<bucket>}` (hash tag: Redis Cluster safe), clock passed by us.
  *
+ * Why the caller's millisecond clock and not Redis TIME: a script that reads TIME is not
+ * deterministic, which needed `redis.replicate_commands()` (removed in Redis 7) and is restricted
+ * on some managed Redis; with the clock as an argument the script runs anywhere, tests control
+ * time, and the in-process limiter computes the very same numbers. Gateway hosts need NTP-grade
+ * clocks; a clock that lags never rewinds a bucket (the script keeps the latest time seen).
+ *
  * Redis trouble must never turn into a 5xx or a slow gateway: commands time out after
  * `commandTimeoutMs` (default 100), nothing queues while disconnected (enableOfflineQueue
  * false, so a down Redis answers at once), and the decision then follows `failMode`:

@@ -7,6 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { assetPath } from '../config/assets.js';
 import type { Warehouse } from './warehouse.js';
 
+const LOCK_KEY = 7243901;
+
 export interface Migration {
   version: number;
   name: string;
@@ -22,12 +24,16 @@ export function loadMigrations(dir = assetPath('src/warehouse/migrations')): Mig
 
 /** Apply pending migrations; returns the versions applied now. */
 export async function migrate(db: Warehouse, migrations = loadMigrations()): Promise<number[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  // Under the same lock as the migrations: two processes creating it at once would clash.
+  await db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  });
   const applied: number[] = [];
   for (const m of migrations) {
     const done = await db.transaction(async (tx) => {
       // Serialise concurrent migrators (no-op cost on PGlite, which has one connection).
-      await tx.query('SELECT pg_advisory_xact_lock(7243901)');
+      await tx.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
       const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
       if (rows.length) return false;
       for (const stmt of splitSql(m.sql)) await tx.query(stmt);
