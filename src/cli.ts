@@ -15,6 +15,7 @@ import { registerDev } from './commands/dev.js';
 import { registerDemo } from './commands/demo.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerReplay } from './commands/replay.js';
 
 export function buildProgram(): Command {
   const program = new Command('meter')
@@ -33,7 +34,7 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerRollup, registerServeBilling, registerKeys, registerTokens, registerDoctor, registerConfig])
+  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerRollup, registerReplay, registerServeBilling, registerKeys, registerTokens, registerDoctor, registerConfig])
     register(program);
   return program;
 }

@@ -27,20 +27,37 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
   return out;
 }
 
-/** Scan every hour folder of the lake (folders listed in parallel) for the topic's data files. */
-export async function scanTopRanges(lake: Lake, topic: string): Promise<Map<number, TopRange>> {
+export interface DataFile {
+  /** Hour folder, e.g. `usage/dt=2026-11-24/hour=07`. */
+  dir: string;
+  path: string;
+  partition: number;
+  first: number;
+  last: number;
+}
+
+/** Every data file of the topic in the lake (hour folders listed in parallel). */
+export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile[]> {
   const days = (await lake.listDirs(USAGE_DIR)).filter((d) => d.startsWith('dt='));
   const hourDirs = (await mapLimit(days, 8, async (d) => (await lake.listDirs(`${USAGE_DIR}/${d}`)).filter((h) => h.startsWith('hour=')).map((h) => `${USAGE_DIR}/${d}/${h}`))).flat();
   const listings = await mapLimit(hourDirs, 8, async (dir) => ({ dir, files: await lake.list(dir) }));
-  const tops = new Map<number, TopRange>();
+  const out: DataFile[] = [];
   for (const { dir, files } of listings) {
     for (const f of files) {
       const n = parseDataFileName(f.path);
-      if (!n || n.topic !== topic) continue;
-      const t = tops.get(n.partition);
-      if (!t || n.last > t.last) tops.set(n.partition, { first: n.first, last: n.last, dirs: new Set([dir]) });
-      else if (n.last === t.last && n.first === t.first) t.dirs.add(dir);
+      if (n && n.topic === topic) out.push({ dir, path: f.path, partition: n.partition, first: n.first, last: n.last });
     }
+  }
+  return out;
+}
+
+/** For each partition, the range with the highest last offset and the hour folders holding it. */
+export async function scanTopRanges(lake: Lake, topic: string): Promise<Map<number, TopRange>> {
+  const tops = new Map<number, TopRange>();
+  for (const f of await listDataFiles(lake, topic)) {
+    const t = tops.get(f.partition);
+    if (!t || f.last > t.last) tops.set(f.partition, { first: f.first, last: f.last, dirs: new Set([f.dir]) });
+    else if (f.last === t.last && f.first === t.first) t.dirs.add(f.dir);
   }
   return tops;
 }

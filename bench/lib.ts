@@ -1,0 +1,143 @@
+/**
+ * Shared helpers of the benchmarks: options, medians, deterministic event data, result rows.
+ * Benchmarks are not tests: nothing here asserts on speed, it measures and reports.
+ */
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { UsageEvent } from '../src/events/usage-event.js';
+
+export interface BenchOptions {
+  smoke: boolean;
+  /** Measured repetitions per side (median quoted). */
+  runs: number;
+  /** Scratch folder for generated data (kept between runs so big data is made once). */
+  workDir: string;
+  log: (msg: string) => void;
+}
+
+/** One line of the final table. */
+export interface Row {
+  stage: string;
+  metric: string;
+  meter: string;
+  baseline: string;
+  /** meter / baseline in the "better" direction (> 1 = meter ahead), or '' if not comparable. */
+  ratio: string;
+  target: string;
+  met: 'yes' | 'no' | 'n/a';
+  note?: string;
+}
+
+export function benchWorkDir(): string {
+  const dir = process.env.METER_BENCH_DIR ?? join(tmpdir(), 'meter-bench');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** Run `fn` `runs` times; returns every result (callers take medians of what they need). */
+export async function repeat<T>(runs: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < runs; i++) out.push(await fn(i));
+  return out;
+}
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return String(n);
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/** Human rate: 12.3 M/s, 456 k/s. */
+export function rate(perSec: number): string {
+  if (perSec >= 1e6) return `${fmt(perSec / 1e6, 1)} M/s`;
+  if (perSec >= 1e3) return `${fmt(perSec / 1e3, 1)} k/s`;
+  return `${fmt(perSec, 1)} /s`;
+}
+
+export function ratio(a: number, b: number): string {
+  if (!(b > 0) || !Number.isFinite(a)) return '';
+  const r = a / b;
+  return r >= 100 ? `${fmt(r, 0)}x` : `${fmt(r, 2)}x`;
+}
+
+export function bytes(n: number): string {
+  if (n >= 1 << 30) return `${fmt(n / (1 << 30), 2)} GiB`;
+  if (n >= 1 << 20) return `${fmt(n / (1 << 20), 1)} MiB`;
+  if (n >= 1 << 10) return `${fmt(n / (1 << 10), 1)} KiB`;
+  return `${n} B`;
+}
+
+/** mulberry32: a small deterministic PRNG (same seed, same events on every machine). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const API_COUNT = 50;
+/** 50 priced operations, named like the sample API's. */
+export const APIS = Array.from({ length: API_COUNT }, (_, i) => `svc${String(i >> 3).padStart(2, '0')}.op${i & 7}`);
+export const METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
+
+const hex = (n: number, w: number) => n.toString(16).padStart(w, '0').slice(-w);
+
+/**
+ * `n` usage events as the gateway makes them: UUIDv7 ids (time prefix + seeded random bits),
+ * times spread over one hour from `hourMs`, `customers` customers, 50 APIs, 5% non-2xx.
+ */
+export function makeEvents(n: number, seed: number, hourMs: number, customers = 200): UsageEvent[] {
+  const r = prng(seed);
+  const out: UsageEvent[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const time = hourMs + Math.floor((i * 3_600_000) / n);
+    const status = r() < 0.95 ? 200 : r() < 0.5 ? 404 : 503;
+    const c = Math.floor(r() * customers);
+    const id = `${hex(Math.floor(time / 65536), 8)}-${hex(time, 4)}-7${hex(Math.floor(r() * 4096), 3)}-${hex(0x8000 | Math.floor(r() * 0x3fff), 4)}-${hex(Math.floor(r() * 2 ** 24), 6)}${hex(Math.floor(r() * 2 ** 24), 6)}`;
+    out[i] = {
+      v: 1,
+      id,
+      time,
+      customer: `cust-${String(c).padStart(4, '0')}`,
+      keyId: `key-${String(c).padStart(4, '0')}`,
+      api: APIS[Math.floor(r() * API_COUNT)],
+      method: METHODS[Math.floor(r() * 4)],
+      status,
+      latencyMs: Math.floor(r() * 200),
+      bytesIn: Math.floor(r() * 2000),
+      bytesOut: Math.floor(r() * 20000),
+      billable: status < 400,
+    };
+  }
+  return out;
+}
+
+/** A catalog with one plan pricing all 50 bench APIs (decimal strings, like fixtures/catalog.json). */
+export function benchCatalogJson(): unknown {
+  const prices: Record<string, string> = {};
+  APIS.forEach((a, i) => (prices[a] = `0.${String(1 + i).padStart(4, '0')}`));
+  return {
+    currency: 'USD',
+    plans: { bench: { name: 'Bench', rateLimit: { ratePerSec: 1_000_000_000, burst: 1_000_000_000 }, prices } },
+  };
+}
+
+export function timeIt<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t0 = performance.now();
+  return fn().then((value) => ({ ms: performance.now() - t0, value }));
+}

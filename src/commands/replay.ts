@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import ora from 'ora';
+import { action, contextOf, parseIsoFlag, printJson } from './context.js';
+import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
+import { rollupOf } from '../runtime/roles.js';
+import { replay } from '../pipeline/replay.js';
+import { UserError } from '../runtime/errors.js';
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('re-read the log from the offsets at --from and rebuild the lake files of [--from, --to), then roll up the hours that changed')
+    .requiredOption('--from <iso>', 'start (log time, ISO 8601)')
+    .requiredOption('--to <iso>', 'end, exclusive')
+    .option('--no-rollup', 'only rebuild the lake; do not roll up the hours that changed')
+    .addHelpText(
+      'after',
+      '\nLake file names carry their log offsets, so a replay rewrites the same names with the same rows:\nreplaying twice changes nothing. Use `meter rollup --backfill` to rebuild Postgres rows from the lake.\nExample:\n  meter replay --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z\n',
+    )
+    .action(
+      action(async (opts: { from: string; to: string; rollup: boolean }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const from = parseIsoFlag('from', opts.from);
+        const to = parseIsoFlag('to', opts.to);
+        if (to <= from) throw new UserError('--to must be after --from');
+        const log = await openLog(config);
+        const lake = await openLake(config);
+        const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'replay: reading offsets and lake files', stream: process.stderr }).start();
+        try {
+          const summary = await replay({
+            log,
+            lake,
+            topic: config.topic,
+            from,
+            to,
+            logger: (m) => logger.warn(m),
+            onProgress: (done, total) => {
+              if (spinner) spinner.text = `replay: ${done}/${total} offset ranges`;
+            },
+          });
+          spinner?.succeed(`replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged`);
+          let rolled = null;
+          if (opts.rollup && summary.hours.length) {
+            const db = await openWarehouse(config, logger);
+            try {
+              rolled = await rollupOf({ lake, db }, logger).run();
+            } finally {
+              await db.close();
+            }
+          }
+          if (json) printJson({ ...summary, rollup: rolled && { hours: rolled.hours, events: rolled.events, rows: rolled.rows } });
+          else if (!spinner) logger.info(`replay: ${JSON.stringify(summary)}`);
+        } finally {
+          spinner?.stop();
+          await Promise.all([lake.close(), log.close()]);
+        }
+      }),
+    );
+}
