@@ -100,3 +100,16 @@ export function minorDigits(currency: string): number {
 export function lineAmountMinor(unitPrice: string, quantity: bigint, currency: string): bigint {
   return toMinorUnits(multiply(parseDecimal(unitPrice), quantity), minorDigits(currency));
 }
+
+/** a + b, exact (scales aligned to the larger one). */
+export function addDecimal(a: Decimal, b: Decimal): Decimal {
+  const scale = Math.max(a.scale, b.scale);
+  return { units: a.units * 10n ** BigInt(scale - a.scale) + b.units * 10n ** BigInt(scale - b.scale), scale };
+}
+
+export const ZERO: Decimal = { units: 0n, scale: 0 };
+
+/** Exact decimal string of a Decimal (trailing zeros trimmed). */
+export function decimalString(d: Decimal): string {
+  return formatDecimal(d, 0);
+}

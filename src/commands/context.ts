@@ -13,11 +13,12 @@ export interface CommandContext {
   json: boolean;
 }
 
-export function contextOf(cmd: Command): CommandContext {
+/** `extraEnv` overrides the process environment (e.g. the settings of `stack/run env`). */
+export function contextOf(cmd: Command, extraEnv: Record<string, string> = {}): CommandContext {
   const all = cmd.optsWithGlobals() as Record<string, unknown>;
   const flags: RawSettings = {};
   for (const s of SETTINGS) if (all[s.key] !== undefined) flags[s.key] = all[s.key];
-  const config = loadConfig({ flags, configFile: all.config as string | undefined });
+  const config = loadConfig({ flags, configFile: all.config as string | undefined, env: { ...process.env, ...extraEnv } });
   return { config, logger: createLogger(config.logLevel, 'meter'), json: Boolean(all.json) };
 }
 

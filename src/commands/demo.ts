@@ -3,6 +3,7 @@ import ora from 'ora';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { runDemo, type DemoResult } from '../demo/run-demo.js';
 import { UserError } from '../runtime/errors.js';
+import { stackUp, stackEnvLines } from '../runtime/stack-env.js';
 
 function positiveInt(name: string, v: string, min = 1): number {
   const n = Number(v);
@@ -25,10 +26,16 @@ export function registerDemo(program: Command): void {
     .option('--concurrency <n>', 'concurrent client connections', '32')
     .option('--seed <n>', 'traffic seed (deterministic mix)', '42')
     .option('--keep-running', 'keep gateway, pipeline and billing API up after the check (Ctrl-C to stop)')
+    .option('--stack', 'start the project\'s real stack (stack/run up: Kafka, HDFS, Postgres, Redis) and run on it')
     .addHelpText('after', '\nRuns on embedded defaults (no services needed); with METER_* settings (see `stack/run env`) it runs on Kafka, HDFS, Postgres and Redis.\nExamples:\n  meter demo\n  meter demo --events 100000 --concurrency 64\n  meter demo --duration 2m --keep-running\n')
     .action(
-      action(async (opts: { events: string; duration?: string; concurrency: string; seed: string; keepRunning?: boolean }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
+      action(async (opts: { events: string; duration?: string; concurrency: string; seed: string; keepRunning?: boolean; stack?: boolean }, cmd: Command) => {
+        let stackSettings: Record<string, string> = {};
+        if (opts.stack) {
+          await stackUp();
+          stackSettings = await stackEnvLines();
+        }
+        const { config, logger, json } = contextOf(cmd, stackSettings);
         const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'meter demo', stream: process.stderr }).start();
         const progress = (text: string) => {
           if (spinner) spinner.text = text;

@@ -15,8 +15,8 @@ import { loadCatalog, type Catalog } from '../billing/catalog.js';
 import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
-import { Ingestor } from '../pipeline/ingest.js';
-import { FolderDeadLetter } from '../pipeline/dead-letter.js';
+import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
+import { FolderDeadLetter, type DeadLetterSink } from '../pipeline/dead-letter.js';
 import { Rollup } from '../pipeline/rollup.js';
 import { startBillingServer } from '../billing/server.js';
 
@@ -79,18 +79,45 @@ export async function startGatewayRole(
   };
 }
 
-export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger) {
+/** Dead letters go where the events came from: a Kafka topic on the stack, a folder when embedded. */
+async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
+  if (!cfg.kafkaBrokers.length) return new FolderDeadLetter(join(cfg.dataDir, 'dead-letter'), cfg.topic);
+  const { KafkaDeadLetter } = await import('../pipeline/kafka-dead-letter.js');
+  return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic);
+}
+
+export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger): Promise<IngestRole> {
+  const deadLetter = await deadLetterOf(cfg);
   const ingest = new Ingestor({
     log: b.log,
     lake: b.lake,
     topic: cfg.topic,
     maxRecords: cfg.ingestMaxRecords,
     flushMs: cfg.ingestFlushMs,
-    deadLetter: new FolderDeadLetter(join(cfg.dataDir, 'dead-letter'), cfg.topic),
+    deadLetter,
     logger: (m: string) => logger.child('ingest').info(m),
   });
   await ingest.start();
-  return ingest;
+  return {
+    waitCaughtUp: (ms) => ingest.waitCaughtUp(ms),
+    flushAll: () => ingest.flushAll(),
+    stats: () => ingest.stats(),
+    async stop(opts) {
+      try {
+        await ingest.stop(opts);
+      } finally {
+        await deadLetter.close?.();
+      }
+    },
+  };
+}
+
+export interface IngestRole {
+  waitCaughtUp(timeoutMs: number): Promise<void>;
+  flushAll(): Promise<void>;
+  stats(): IngestStats;
+  /** Stops consuming, writes what is buffered (unless flush: false), closes the dead-letter sink. */
+  stop(opts?: { flush?: boolean }): Promise<void>;
 }
 
 export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Rollup {

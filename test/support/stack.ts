@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { assetPath } from '../../src/config/assets.js';
+import { stackEnvLines } from '../../src/runtime/stack-env.js';
 
 const run = promisify(execFile);
 export type Service = 'kafka' | 'hdfs' | 'postgres' | 'redis';
@@ -29,11 +30,5 @@ export async function stackEnv(services: Service[]): Promise<Record<string, stri
     }
     await started.get(s);
   }
-  const { stdout } = await run('bash', [script, 'env'], { timeout: 60_000 });
-  const env: Record<string, string> = {};
-  for (const line of stdout.split('\n')) {
-    const m = /^(?:export\s+)?(METER_[A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
-  }
-  return env;
+  return stackEnvLines();
 }

@@ -1,0 +1,4 @@
+import type { BenchOptions, Row } from './lib.js';
+export async function benchDemo(_o: BenchOptions): Promise<Row[]> {
+  throw new Error('not written yet');
+}

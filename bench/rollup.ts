@@ -1,0 +1,4 @@
+import type { BenchOptions, Row } from './lib.js';
+export async function benchRollup(_o: BenchOptions): Promise<Row[]> {
+  throw new Error('not written yet');
+}

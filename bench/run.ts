@@ -1,0 +1,101 @@
+/**
+ * `npm run bench [-- --smoke] [--stages parquet,rollup,...] [--runs N] [--json file]`
+ *
+ * Runs each stage with its baseline in the same process and run (the box is shared and noisy:
+ * sides are interleaved and medians of several runs quoted), then prints one table:
+ * stage, metric, meter, baseline, ratio, target, met. `--smoke` uses tiny sizes and one run so
+ * CI proves the benchmarks still run (no timing is asserted anywhere).
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { type BenchOptions, type Row, benchWorkDir, bytes } from './lib.js';
+
+type Stage = (o: BenchOptions) => Promise<Row[]>;
+
+/** Loaded lazily: a stage's dependencies (autocannon, the stack) load only when it runs. */
+const STAGES: Record<string, () => Promise<Stage>> = {
+  parquet: async () => (await import('./parquet.js')).benchParquet,
+  rollup: async () => (await import('./rollup.js')).benchRollup,
+  billing: async () => (await import('./billing.js')).benchBilling,
+  gateway: async () => (await import('./gateway.js')).benchGateway,
+  ingest: async () => (await import('./ingest.js')).benchIngest,
+  demo: async () => (await import('./demo.js')).benchDemo,
+};
+/** Stages that need no services (the smoke default). */
+const EMBEDDED = ['parquet', 'rollup', 'billing', 'gateway', 'demo'];
+
+export interface RunArgs {
+  smoke: boolean;
+  stages: string[];
+  runs: number;
+  json: string | null;
+}
+
+export function parseArgs(argv: string[]): RunArgs {
+  const a: RunArgs = { smoke: false, stages: [], runs: 3, json: null };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--smoke') a.smoke = true;
+    else if (k === '--stages') a.stages = argv[++i].split(',').filter(Boolean);
+    else if (k === '--runs') a.runs = Math.max(1, Number(argv[++i]));
+    else if (k === '--json') a.json = argv[++i];
+    else throw new Error(`unknown argument ${k} (use --smoke, --stages a,b, --runs N, --json file)`);
+  }
+  if (!a.stages.length) a.stages = a.smoke ? EMBEDDED : Object.keys(STAGES);
+  if (a.smoke) a.runs = 1;
+  for (const s of a.stages) if (!STAGES[s]) throw new Error(`unknown stage ${s}; stages: ${Object.keys(STAGES).join(', ')}`);
+  return a;
+}
+
+export function table(rows: Row[]): string {
+  const head = ['stage', 'metric', 'meter', 'baseline', 'ratio', 'target', 'met?'];
+  const body = rows.map((r) => [r.stage, r.metric, r.meter, r.baseline, r.ratio, r.target, r.met]);
+  const lines = [head, head.map(() => '---'), ...body].map((c) => `| ${c.join(' | ')} |`);
+  const notes = rows.filter((r) => r.note).map((r) => `- ${r.stage} / ${r.metric}: ${r.note}`);
+  return lines.join('\n') + (notes.length ? '\n\n' + notes.join('\n') : '');
+}
+
+export function machine(): string {
+  const c = cpus();
+  return `${c.length} CPU (${c[0]?.model ?? '?'}), ${bytes(totalmem())} RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+export async function runBench(args: RunArgs): Promise<Row[]> {
+  const o: BenchOptions = {
+    smoke: args.smoke,
+    runs: args.runs,
+    workDir: benchWorkDir() + (args.smoke ? '/smoke' : ''),
+    log: (m) => process.stderr.write(`[bench] ${m}\n`),
+  };
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(o.workDir, { recursive: true });
+  const rows: Row[] = [];
+  for (const s of args.stages) {
+    o.log(`stage ${s} ${args.smoke ? '(smoke)' : `(${args.runs} runs)`}`);
+    const t0 = Date.now();
+    const stage = await STAGES[s]();
+    const got = await stage(o);
+    rows.push(...got);
+    o.log(`stage ${s} done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n${table(got)}`);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = new Date().toISOString();
+  const rows = await runBench(args);
+  const out = `meter benchmarks ${args.smoke ? '(SMOKE: tiny sizes, numbers meaningless) ' : ''}${started}\nmachine: ${machine()}\n\n${table(rows)}\n`;
+  process.stdout.write(out);
+  if (args.json) writeFileSync(args.json, JSON.stringify({ started, machine: machine(), args, rows }, null, 2));
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
