@@ -16,6 +16,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerReplay } from './commands/replay.js';
+import { registerMigrate } from './commands/migrate.js';
 
 export function buildProgram(): Command {
   const program = new Command('meter')
@@ -34,7 +35,7 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerRollup, registerReplay, registerServeBilling, registerKeys, registerTokens, registerDoctor, registerConfig])
+  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerRollup, registerReplay, registerServeBilling, registerKeys, registerTokens, registerDoctor, registerMigrate, registerConfig])
     register(program);
   return program;
 }

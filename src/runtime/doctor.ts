@@ -84,7 +84,8 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
       const [v] = await db.query<{ v: string }>('SELECT version() AS v');
       const pending = await pendingMigrations(db);
       const version = String(v.v).split(' ').slice(0, 2).join(' ');
-      if (pending.length) throw new Error(`${version}: ${pending.length} migrations pending (${pending.map((m) => m.name).join(', ')}); any meter command that opens the warehouse applies them`);
+      // Pending migrations are not a fault: every command that opens the warehouse applies them.
+      if (pending.length) return `${b.warehouse}: ${version}, ${pending.length} migrations pending (${pending.map((m) => m.name).join(', ')}): \`meter migrate\` or the next command applies them`;
       return `${b.warehouse}: ${version}, migrations applied`;
     } finally {
       await db.close();
