@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
-import { createKey, listKeys, revokeKey } from '../gateway/keys.js';
+import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
 import { UserError } from '../runtime/errors.js';
 
 export function registerKeys(program: Command): void {
@@ -17,11 +17,9 @@ export function registerKeys(program: Command): void {
       action(async (opts: { customer: string; plan: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const catalog = catalogOf(config);
-        if (!catalog.plans[opts.plan]) throw new UserError(`unknown plan "${opts.plan}"`, `plans in ${config.catalogFile}: ${Object.keys(catalog.plans).join(', ')}`);
-        if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.customer)) throw new UserError(`customer id "${opts.customer}" is not valid`, 'use 1-64 letters, digits, ".", "_" or "-"');
         const db = await openWarehouse(config, logger);
         try {
-          const k = await createKey(db, { customer: opts.customer, plan: opts.plan });
+          const k = await createKey(db, { customer: opts.customer, plan: opts.plan, plans: catalog.plans }).catch(asUserError);
           if (json) printJson({ id: k.id, key: k.key, prefix: k.prefix, customer: opts.customer, plan: opts.plan });
           else process.stdout.write(`${k.key}\n`), process.stderr.write(`key ${k.id} for ${opts.customer} on plan ${opts.plan}: shown once, store it now\n`);
         } finally {
@@ -40,7 +38,7 @@ export function registerKeys(program: Command): void {
         try {
           const rows = await listKeys(db, opts.customer);
           if (json) printJson(rows);
-          else for (const r of rows as any[]) process.stdout.write(`${r.id}\t${r.prefix}…\t${r.customer ?? r.customerId ?? r.customer_id}\t${r.plan ?? r.planId ?? r.plan_id}\t${r.revokedAt || r.revoked_at ? 'revoked' : 'active'}\n`);
+          else for (const r of rows) process.stdout.write(`${r.id}\t${r.prefix}…\t${r.customer}\t${r.plan}\t${r.revokedAt ? 'revoked' : 'active'}\n`);
         } finally {
           await db.close();
         }
@@ -54,13 +52,19 @@ export function registerKeys(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const db = await openWarehouse(config, logger);
         try {
-          const n = await revokeKey(db, idOrPrefix);
-          if (!n) throw new UserError(`no active key matches "${idOrPrefix}"`, 'see `meter keys list`');
-          if (json) printJson({ revoked: n });
-          else process.stdout.write(`revoked ${n} key(s)\n`);
+          const k = await revokeKey(db, idOrPrefix).catch(asUserError);
+          if (!k) throw new UserError(`no key matches "${idOrPrefix}"`, 'see `meter keys list`');
+          if (json) printJson(k);
+          else process.stdout.write(`revoked ${k.id} (${k.prefix}…) of ${k.customer}\n`);
         } finally {
           await db.close();
         }
       }),
     );
+}
+
+/** Bad input to key management is the user's to fix: one line, exit 2. */
+function asUserError(e: unknown): never {
+  if (e instanceof KeyInputError) throw new UserError(e.message);
+  throw e;
 }
