@@ -1,17 +1,18 @@
 /**
- * An exclusive lock on a folder for one process: `<dir>/.lock` holds the owner's pid.
- * A lock whose pid is dead is taken over (the owner crashed). Used where an embedded backend
- * cannot be shared between processes (PGlite).
+ * A pid lock file, for state one process owns (the embedded log's writer, PGlite) (`<file>` holds the owner's pid). A lock whose pid is dead is stale (its
+ * owner crashed) and is taken over. No exit hook: once the process is gone the pid is dead,
+ * which is what makes the lock stale.
  */
-import { openSync, writeSync, closeSync, readFileSync, unlinkSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { openSync, writeSync, closeSync, readFileSync, unlinkSync, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export class LockedError extends Error {
   constructor(
-    readonly dir: string,
+    readonly file: string,
     readonly pid: number,
   ) {
-    super(`${dir} is in use by process ${pid}`);
+    super(`${file} is held by process ${pid}${pid === process.pid ? ' (this process)' : ''}`);
+    this.name = 'LockedError';
   }
 }
 
@@ -24,32 +25,39 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Take the lock or throw LockedError; returns a release function. */
-export function lockDir(dir: string): () => void {
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, '.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
+/** Take the lock or throw LockedError; returns the release function. */
+export function takeLock(file: string): () => void {
+  mkdirSync(dirname(file), { recursive: true });
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(file, 'wx');
       writeSync(fd, String(process.pid));
       closeSync(fd);
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
+      let held = true;
+      return () => {
+        if (!held) return;
+        held = false;
         try {
           unlinkSync(file);
         } catch {}
       };
-      process.once('exit', release);
-      return release;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (pid === process.pid) throw new LockedError(dir, pid);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new LockedError(dir, pid);
-      unlinkSync(file); // stale: its owner is gone
+      let pid = NaN;
+      try {
+        const text = readFileSync(file, 'utf8').trim();
+        // an empty file is a lock being taken right now, unless it is old (owner died mid-way)
+        if (text === '' && Date.now() - statSync(file).mtimeMs < 2000) throw new LockedError(file, 0);
+        pid = Number(text);
+      } catch (err) {
+        if (err instanceof LockedError) throw err;
+        continue; // removed meanwhile: try again
+      }
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new LockedError(file, pid);
+      try {
+        unlinkSync(file); // stale: its owner is gone
+      } catch {}
     }
   }
-  throw new Error(`could not lock ${dir}`);
+  throw new Error(`could not take lock ${file}`);
 }

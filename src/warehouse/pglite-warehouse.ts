@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import type { Sql, Warehouse } from './warehouse.js';
-import { lockDir, LockedError } from '../runtime/pid-lock.js';
+import { takeLock, LockedError } from '../runtime/pid-lock.js';
 import { UserError } from '../runtime/errors.js';
 
 export class PgliteWarehouse implements Warehouse {
@@ -19,7 +19,7 @@ export class PgliteWarehouse implements Warehouse {
       mkdirSync(dir, { recursive: true });
       // PGlite is one process's database: a second opener would corrupt it.
       try {
-        release = lockDir(dir + '.lock.d');
+        release = takeLock(`${dir}.lock`);
       } catch (e) {
         if (e instanceof LockedError)
           throw new UserError(
