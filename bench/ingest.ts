@@ -1,4 +1,100 @@
-import type { BenchOptions, Row } from './lib.js';
-export async function benchIngest(_o: BenchOptions): Promise<Row[]> {
-  throw new Error('not written yet');
+/**
+ * Stage "ingest": N usage events are produced into a fresh topic (4 partitions) first; then,
+ * each run with a fresh consumer group and lake folder, in a child process each:
+ *   meter:    Ingestor, Kafka -> hourly Parquet on HDFS (WebHDFS), until every event is in a file
+ *   baseline: kafkajs consume-only (records counted and dropped), same fetch settings
+ * Rate = events / time from the first delivered batch (the consumer-group join, the same for
+ * both, is excluded; total wall time is in the note). Peak RSS of each process is sampled.
+ * Targets: >= 250,000 events/s; >= 0.5x consume-only; RSS <= 512 MB.
+ * Smoke: the embedded file log and local lake, a few thousand events (no services).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaults, type MeterConfig } from '../src/config/config.js';
+import { openLog } from '../src/runtime/backends.js';
+import { encodeEvent } from '../src/events/usage-event.js';
+import { HOUR_MS, hourStart } from '../src/lake/layout.js';
+import { stackEnv } from '../test/support/stack.js';
+import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio } from './lib.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+interface ChildOut {
+  ms: number;
+  msFromFirst: number;
+  records: number;
+  files: number;
+  peakRssMb: number;
+}
+
+function child(args: Record<string, unknown>): Promise<ChildOut> {
+  return new Promise((res, rej) =>
+    execFile(process.execPath, [join(here, 'ingest-child.js'), JSON.stringify(args)], { maxBuffer: 16 << 20, timeout: 40 * 60_000 }, (err, out, errOut) => {
+      if (err) return rej(new Error(`ingest child (${args.mode}) failed: ${err.message}\n${errOut.slice(-2000)}`));
+      res(JSON.parse(out.trim().split('\n').pop()!));
+    }),
+  );
+}
+
+export async function benchIngest(o: BenchOptions): Promise<Row[]> {
+  const n = o.smoke ? 5_000 : Number(process.env.METER_BENCH_INGEST_EVENTS ?? 2_000_000);
+  const env = o.smoke ? {} : await stackEnv(['kafka', 'hdfs']);
+  const brokers = env.METER_KAFKA_BROKERS ? env.METER_KAFKA_BROKERS.split(',') : [];
+  const stamp = Date.now().toString(36);
+  const topic = `bench-ingest-${stamp}`;
+  const dataDir = mkdtempSync(join(o.workDir, 'ingest-'));
+  const baseLake = o.smoke ? `file://${dataDir}/lake` : `${env.METER_LAKE_URL.replace(/\/+$/, '')}/bench-ingest-${stamp}`;
+  const partitions = 4;
+
+  // Produce with meter's own producer (idempotent, acks=all, gzip on Kafka), 5,000 per send.
+  const cfg: MeterConfig = { ...defaults(), dataDir, lakeUrl: baseLake + '/x', kafkaBrokers: brokers, topic, partitions };
+  const log = await openLog(cfg);
+  const producer = await log.producer();
+  const t0 = performance.now();
+  const hour = hourStart(Date.now()) - HOUR_MS; // the previous hour: inside ingest's accept window
+  for (let off = 0; off < n; off += 100_000) {
+    const events = makeEvents(Math.min(100_000, n - off), 7 + off, hour);
+    for (let i = 0; i < events.length; i += 5_000) await producer.send(events.slice(i, i + 5_000).map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+  }
+  const produceMs = performance.now() - t0;
+  await producer.close();
+  await log.close();
+  o.log(`ingest: produced ${fmt(n)} events into ${topic} in ${fmt(produceMs / 1000, 1)} s (${rate(n / (produceMs / 1000))})`);
+
+  const meter: ChildOut[] = [];
+  const base: ChildOut[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    const common = { brokers, topic, partitions, dataDir, expect: n }; // the file log lives in dataDir
+    base.push(await child({ ...common, mode: 'consume', group: `bench-consume-${stamp}-${i}`, lakeUrl: `${baseLake}/r${i}` }));
+    meter.push(await child({ ...common, mode: 'meter', group: `bench-ingest-${stamp}-${i}`, lakeUrl: `${baseLake}/r${i}` }));
+    if (meter[i].records !== n) throw new Error(`ingest wrote ${meter[i].records} events, expected ${n}`);
+    o.log(`ingest run ${i + 1}: meter ${rate(n / (meter[i].msFromFirst / 1000))} (${fmt(meter[i].peakRssMb)} MB), consume-only ${rate(n / (base[i].msFromFirst / 1000))} (${fmt(base[i].peakRssMb)} MB)`);
+  }
+  const m = n / (median(meter.map((r) => r.msFromFirst)) / 1000);
+  const b = n / (median(base.map((r) => r.msFromFirst)) / 1000);
+  const rss = Math.max(...meter.map((r) => r.peakRssMb));
+  const where = o.smoke ? 'file log -> local lake' : 'Kafka -> HDFS';
+  return [
+    {
+      stage: 'Ingest',
+      metric: `events/s, ${fmt(n)} events, ${where} vs ${o.smoke ? 'file-log' : 'kafkajs'} consume-only`,
+      meter: rate(m),
+      baseline: rate(b),
+      ratio: ratio(m, b),
+      target: '>= 250 k/s; >= 0.5x',
+      met: m >= 250_000 && m / b >= 0.5 ? 'yes' : 'no',
+      note: `median total wall incl. group join: meter ${fmt(median(meter.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; ${meter[0].files} files per run; produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`,
+    },
+    {
+      stage: 'Ingest',
+      metric: `peak RSS (one hour of ${fmt(n)} events, 4 partitions, 500k records/file)`,
+      meter: `${fmt(rss)} MB`,
+      baseline: `${fmt(Math.max(...base.map((r) => r.peakRssMb)))} MB`,
+      ratio: '',
+      target: '<= 512 MB',
+      met: rss <= 512 ? 'yes' : 'no',
+    },
+  ];
 }

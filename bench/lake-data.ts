@@ -58,7 +58,7 @@ function fileSql(s: LakeSpec, hourMs: number, perHour: number, a: number, b: num
       'cust-' || lpad(c::VARCHAR, 4, '0') AS customer,
       'key-' || lpad(c::VARCHAR, 4, '0') AS key_id,
       'svc' || lpad((api >> 3)::VARCHAR, 2, '0') || '.op' || (api & 7)::VARCHAR AS api,
-      ['GET','POST','PUT','DELETE'][1 + (h3 >> 20) % 4] AS method,
+      ['GET','POST','PUT','DELETE'][(1 + (h3 >> 20) % 4)::BIGINT] AS method,
       (CASE WHEN h3 % 100 < 95 THEN 200 WHEN h3 % 2 = 0 THEN 404 ELSE 503 END)::SMALLINT AS status,
       ((h3 >> 8) % 200)::INTEGER AS latency_ms,
       ((h2 >> 50) % 2000)::BIGINT AS bytes_in,
@@ -68,8 +68,7 @@ function fileSql(s: LakeSpec, hourMs: number, perHour: number, a: number, b: num
     FROM (
       SELECT i, t, h1, h2, h3, (h2 >> 20) % ${s.customers} AS c, (h3 >> 30) % ${API_COUNT} AS api FROM (
         SELECT i, (${hourMs}::BIGINT + (i * ${HOUR_MS}) // ${perHour})::BIGINT AS t,
-               hash(${base}, ${s.seed})::BIGINT AS h1s, hash(${base}, ${s.seed + 1}) AS h2, hash(${base}, ${s.seed + 2}) AS h3,
-               hash(${base}, ${s.seed}) AS h1
+               hash(${base}, ${s.seed}) AS h1, hash(${base}, ${s.seed + 1}) AS h2, hash(${base}, ${s.seed + 2}) AS h3
           FROM range(${a}, ${b}) r(i)))`;
 }
 

@@ -68,7 +68,9 @@ export function rate(perSec: number): string {
 export function ratio(a: number, b: number): string {
   if (!(b > 0) || !Number.isFinite(a)) return '';
   const r = a / b;
-  return r >= 100 ? `${fmt(r, 0)}x` : `${fmt(r, 2)}x`;
+  if (r >= 100) return `${fmt(r, 0)}x`;
+  if (r >= 0.1) return `${fmt(r, 2)}x`;
+  return `${r.toPrecision(2)}x`;
 }
 
 export function bytes(n: number): string {
@@ -140,4 +142,42 @@ export function benchCatalogJson(): unknown {
 export function timeIt<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const t0 = performance.now();
   return fn().then((value) => ({ ms: performance.now() - t0, value }));
+}
+
+export interface LoadResult {
+  /** Mean requests/s over the run. */
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Responses that were not 2xx, plus socket errors and timeouts. */
+  bad: number;
+  total: number;
+}
+
+/**
+ * Keep-alive HTTP load with autocannon, run as its own process (the CLI, `--json`) so the load
+ * generator never shares an event loop with the server it measures. `rate` caps requests/s
+ * (latency then corrected for coordinated omission).
+ */
+export async function load(url: string, o: { connections: number; seconds: number; headers?: Record<string, string>; rate?: number }): Promise<LoadResult> {
+  const { execFile } = await import('node:child_process');
+  const { createRequire } = await import('node:module');
+  const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+  const args = [bin, '-j', '-n', '-c', String(o.connections), '-d', String(o.seconds)];
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
+  if (o.rate) args.push('-R', String(Math.round(o.rate)));
+  args.push(url);
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, args, { maxBuffer: 16 << 20, timeout: (o.seconds + 60) * 1000 }, (err, out, errOut) =>
+      err ? reject(new Error(`autocannon failed: ${err.message}\n${errOut}`)) : resolve(out),
+    ),
+  );
+  const r = JSON.parse(stdout);
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    bad: (r.non2xx ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0),
+    total: r.requests.total ?? r.requests.sent,
+  };
 }

@@ -21,8 +21,8 @@ const STAGES: Record<string, () => Promise<Stage>> = {
   ingest: async () => (await import('./ingest.js')).benchIngest,
   demo: async () => (await import('./demo.js')).benchDemo,
 };
-/** Stages that need no services (the smoke default). */
-const EMBEDDED = ['parquet', 'rollup', 'billing', 'gateway', 'demo'];
+/** Smoke default: every stage, each on embedded parts (no services needed). */
+const EMBEDDED = ['parquet', 'rollup', 'billing', 'gateway', 'ingest', 'demo'];
 
 export interface RunArgs {
   smoke: boolean;

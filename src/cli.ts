@@ -15,6 +15,11 @@ import { registerDev } from './commands/dev.js';
 import { registerDemo } from './commands/demo.js';
 import { registerConfig } from './commands/config.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerCustomers } from './commands/customers.js';
+import { registerPlans } from './commands/plans.js';
+import { registerPrices } from './commands/prices.js';
+import { registerInvoices } from './commands/invoices.js';
+import { registerLive } from './commands/live.js';
 import { registerReplay } from './commands/replay.js';
 import { registerMigrate } from './commands/migrate.js';
 
@@ -35,7 +40,7 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerRollup, registerReplay, registerServeBilling, registerKeys, registerTokens, registerDoctor, registerMigrate, registerConfig])
+  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerReplay, registerServeBilling, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerDoctor, registerMigrate, registerConfig])
     register(program);
   return program;
 }

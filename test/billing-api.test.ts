@@ -125,6 +125,11 @@ test("customer token: own data 200, another customer's 403, /v1/me", async () =>
 test('cost: line items of the plan of the newest live key, exact totals', async () => {
   const r = await get(`/v1/customers/acme/cost?${FEB_SEOUL}`, SERVICE);
   assert.equal(r.status, 200);
+  // Lines also say how each amount was made (items); compared separately below.
+  const items = r.body.lines.map((l: any) => l.items);
+  r.body.lines = r.body.lines.map(({ items: _i, model: _m, freeUnits: _f, ...l }: any) => l);
+  assert.deepEqual(items[0], [{ effectiveFrom: null, period: '2026-02', kind: 'unit', firstUnit: 1, lastUnit: 1234, quantity: 1234, unitPrice: '0.0010', amount: '1.234' }]);
+  assert.deepEqual(items[2], [{ effectiveFrom: null, period: '2026-02', kind: 'unpriced', firstUnit: 1, lastUnit: 5, quantity: 5, unitPrice: '0', amount: '0' }]);
   assert.deepEqual(r.body, {
     customer: 'acme',
     plan: 'free',
@@ -132,6 +137,7 @@ test('cost: line items of the plan of the newest live key, exact totals', async 
     from: '2026-02-01T00:00:00+09:00',
     to: '2026-03-01T00:00:00+09:00',
     timeZone: 'Asia/Seoul',
+    periods: ['2026-02'],
     lines: [
       { api: 'locations.create', calls: 1234, unitPrice: '0.0010', amount: '1.23', amountMinor: '123' },
       { api: 'locations.latest', calls: 3, unitPrice: '0.0005', amount: '0.00', amountMinor: '0' },

@@ -1,7 +1,16 @@
 /**
- * The catalog (fixtures/catalog.json): plans with a rate limit and per-API prices (decimal
- * strings in the currency's major unit, per call). Validated on load; an error names the file
- * and the field, e.g. `plans.pro.prices.locations.create: "0,5" is not a decimal string`.
+ * The catalog: plans (rate limit, currency) and per-API prices, each price a list of versions
+ * with an effective date and a charge model. Read from a JSON file (fixtures/catalog.json) and
+ * validated; an error names the file and the field, e.g.
+ * `plans.pro.prices.locations.create: "0,5" is not a decimal string`.
+ *
+ * A price in the file is one of
+ *   "0.0005"                                          per unit, in force since forever
+ *   { "model": "graduated", "tiers": [...], "freeUnits": 1000 }
+ *   [ { "effectiveFrom": "2026-03-01T00:00:00+09:00", "unitPrice": "0.0006" }, ... ]   versions
+ * Models: per_unit { unitPrice }, graduated / volume { tiers: [{ upTo: int|null, unitPrice, flatFee? }] },
+ * package { packageSize, packagePrice }; every model takes freeUnits (per billing period).
+ * Effective dates fall on whole UTC hours: usage is stored per hour, so an hour has one price.
  */
 import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
@@ -11,14 +20,36 @@ export interface PlanLimit {
   burst: number;
 }
 
+export interface Tier {
+  /** Last unit of the tier (inclusive); null: no upper bound (the last tier). */
+  upTo: bigint | null;
+  unitPrice: string;
+  /** Charged once when the tier is entered (graduated) or once per period (volume). */
+  flatFee: string;
+}
+
+export type Charge =
+  | { model: 'per_unit'; unitPrice: string; freeUnits: bigint }
+  | { model: 'graduated'; tiers: Tier[]; freeUnits: bigint }
+  | { model: 'volume'; tiers: Tier[]; freeUnits: bigint }
+  | { model: 'package'; packageSize: bigint; packagePrice: string; freeUnits: bigint };
+
+export const CHARGE_MODELS = ['per_unit', 'graduated', 'volume', 'package'] as const;
+
+export interface PriceVersion {
+  /** Epoch ms, a whole UTC hour; 0 = in force since forever. */
+  effectiveFrom: number;
+  charge: Charge;
+}
+
 export interface Plan {
   id: string;
   name: string;
   /** Currency of this plan's prices (the catalog's unless the plan names its own). */
   currency: string;
   rateLimit: PlanLimit;
-  /** api -> unit price, decimal string. */
-  prices: Record<string, string>;
+  /** api -> versions, oldest first. */
+  charges: Record<string, PriceVersion[]>;
 }
 
 export interface Catalog {
@@ -69,6 +100,83 @@ function positiveNumber(v: unknown, field: string, integer: boolean): number {
   return v;
 }
 
+function priceString(v: unknown, field: string): string {
+  // Strings only: a JSON number would already have been through a float.
+  if (!isDecimalString(v) || v.startsWith('-')) throw new CatalogError(field, `${JSON.stringify(v)} is not a non-negative decimal string such as "0.0005"`);
+  return v;
+}
+
+/** A count (free units, tier bound, package size): a JSON integer or a digit string. */
+function count(v: unknown, field: string, min: bigint): bigint {
+  let n: bigint | null = null;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+  else if (typeof v === 'string' && /^\d{1,18}$/.test(v)) n = BigInt(v);
+  if (n === null || n < min) throw new CatalogError(field, `${JSON.stringify(v)} is not an integer >= ${min}`);
+  return n;
+}
+
+function tiersAt(v: unknown, field: string): Tier[] {
+  if (!Array.isArray(v) || v.length === 0) throw new CatalogError(field, 'expected a non-empty array of { "upTo": integer | null, "unitPrice": "decimal", "flatFee"?: "decimal" }');
+  let prev = 0n;
+  return v.map((t, i) => {
+    const at = `${field}[${i}]`;
+    if (!isObject(t)) throw new CatalogError(at, 'expected an object');
+    const last = i === v.length - 1;
+    let upTo: bigint | null = null;
+    if (t.upTo === null || t.upTo === undefined) {
+      if (!last) throw new CatalogError(`${at}.upTo`, 'only the last tier may be unbounded (upTo null)');
+    } else {
+      upTo = count(t.upTo, `${at}.upTo`, 1n);
+      if (upTo <= prev) throw new CatalogError(`${at}.upTo`, `tiers must grow: ${upTo} is not above ${prev}`);
+      if (last) throw new CatalogError(`${at}.upTo`, 'the last tier must be unbounded (upTo null) so every unit has a price');
+      prev = upTo;
+    }
+    return { upTo, unitPrice: priceString(t.unitPrice, `${at}.unitPrice`), flatFee: t.flatFee === undefined ? '0' : priceString(t.flatFee, `${at}.flatFee`) };
+  });
+}
+
+/** One charge: a decimal string (per unit) or an object with a model. */
+export function parseCharge(raw: unknown, field: string): Charge {
+  // A bare value is a per-unit price (a number is refused: it has been through a float).
+  if (!isObject(raw)) return { model: 'per_unit', unitPrice: priceString(raw, field), freeUnits: 0n };
+  const model = (raw.model ?? (raw.unitPrice !== undefined ? 'per_unit' : undefined)) as string | undefined;
+  const freeUnits = raw.freeUnits === undefined ? 0n : count(raw.freeUnits, `${field}.freeUnits`, 0n);
+  switch (model) {
+    case 'per_unit':
+      return { model: 'per_unit', unitPrice: priceString(raw.unitPrice, `${field}.unitPrice`), freeUnits };
+    case 'graduated':
+    case 'volume':
+      return { model, tiers: tiersAt(raw.tiers, `${field}.tiers`), freeUnits };
+    case 'package':
+      return { model: 'package', packageSize: count(raw.packageSize, `${field}.packageSize`, 1n), packagePrice: priceString(raw.packagePrice, `${field}.packagePrice`), freeUnits };
+    default:
+      throw new CatalogError(`${field}.model`, `${JSON.stringify(model)} is not one of ${CHARGE_MODELS.join(', ')}`);
+  }
+}
+
+/** An effective date: an ISO 8601 instant with a zone, on a whole UTC hour. */
+export function parseEffectiveFrom(v: unknown, field: string): number {
+  if (v === undefined || v === null) return 0;
+  const t = typeof v === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(v) ? Date.parse(v) : NaN;
+  if (Number.isNaN(t)) throw new CatalogError(field, `${JSON.stringify(v)} is not an ISO 8601 instant with a zone, e.g. "2026-03-01T00:00:00+09:00"`);
+  if (t % 3_600_000 !== 0) throw new CatalogError(field, `${v} is not on a whole UTC hour (usage is billed per hour, so a price starts with an hour)`);
+  return t;
+}
+
+function versionsAt(raw: unknown, field: string): PriceVersion[] {
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length === 0) throw new CatalogError(field, 'expected at least one price version');
+  const out = list.map((v, i) => {
+    const at = Array.isArray(raw) ? `${field}[${i}]` : field;
+    const effectiveFrom = isObject(v) ? parseEffectiveFrom(v.effectiveFrom, `${at}.effectiveFrom`) : 0;
+    return { effectiveFrom, charge: parseCharge(v, at) };
+  });
+  out.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
+  for (let i = 1; i < out.length; i++)
+    if (out[i].effectiveFrom === out[i - 1].effectiveFrom) throw new CatalogError(field, `two versions take effect at the same time (${new Date(out[i].effectiveFrom).toISOString()})`);
+  return out;
+}
+
 /** Validate an already-parsed catalog object. */
 export function parseCatalog(raw: unknown): Catalog {
   if (!isObject(raw)) throw new CatalogError('catalog', 'expected a JSON object with "currency" and "plans"');
@@ -77,7 +185,7 @@ export function parseCatalog(raw: unknown): Catalog {
   const plans: Record<string, Plan> = {};
   for (const [id, p] of Object.entries(raw.plans)) {
     const at = `plans.${id}`;
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new CatalogError(at, 'plan ids use letters, digits, "_", "-" or "." (at most 64)');
+    if (!PLAN_ID_RE.test(id)) throw new CatalogError(at, 'plan ids use letters, digits, "_", "-" or "." (at most 64)');
     if (!isObject(p)) throw new CatalogError(at, 'expected an object');
     if (typeof p.name !== 'string' || !p.name) throw new CatalogError(`${at}.name`, 'expected a non-empty string');
     const planCurrency = p.currency === undefined ? currency : currencyAt(p.currency, `${at}.currency`);
@@ -86,18 +194,19 @@ export function parseCatalog(raw: unknown): Catalog {
       ratePerSec: positiveNumber(p.rateLimit.ratePerSec, `${at}.rateLimit.ratePerSec`, false),
       burst: positiveNumber(p.rateLimit.burst, `${at}.rateLimit.burst`, true),
     };
-    if (!isObject(p.prices)) throw new CatalogError(`${at}.prices`, 'expected an object of api -> decimal price string');
-    const prices: Record<string, string> = {};
+    if (!isObject(p.prices)) throw new CatalogError(`${at}.prices`, 'expected an object of api -> price');
+    const charges: Record<string, PriceVersion[]> = {};
     for (const [api, price] of Object.entries(p.prices)) {
-      // Strings only: a JSON number would already have been through a float.
-      if (!isDecimalString(price) || price.startsWith('-'))
-        throw new CatalogError(`${at}.prices.${api}`, `${JSON.stringify(price)} is not a non-negative decimal string such as "0.0005"`);
-      prices[api] = price;
+      if (!API_RE.test(api)) throw new CatalogError(`${at}.prices.${api}`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
+      charges[api] = versionsAt(price, `${at}.prices.${api}`);
     }
-    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, prices };
+    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, charges };
   }
   return { currency, plans };
 }
+
+export const PLAN_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+export const API_RE = /^[A-Za-z0-9_.:/-]{1,128}$/;
 
 /** A plan's rate limit; null for an unknown plan. */
 export function planLimit(catalog: Catalog, planId: string): PlanLimit | null {
@@ -107,4 +216,22 @@ export function planLimit(catalog: Catalog, planId: string): PlanLimit | null {
 
 export function findPlan(catalog: Catalog, planId: string): Plan | null {
   return Object.hasOwn(catalog.plans, planId) ? catalog.plans[planId] : null;
+}
+
+/** The version of a price in force at instant `at` (ms), or null (not yet priced). */
+export function versionAt(versions: PriceVersion[] | undefined, at: number): PriceVersion | null {
+  let found: PriceVersion | null = null;
+  for (const v of versions ?? []) if (v.effectiveFrom <= at) found = v;
+  return found;
+}
+
+/** JSON form of a charge (bigints as numbers when safe, else digit strings); parseCharge reads it back. */
+export function chargeToJson(c: Charge): Record<string, unknown> {
+  const n = (b: bigint) => (b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString());
+  const base: Record<string, unknown> = { model: c.model };
+  if (c.model === 'per_unit') base.unitPrice = c.unitPrice;
+  else if (c.model === 'package') Object.assign(base, { packageSize: n(c.packageSize), packagePrice: c.packagePrice });
+  else base.tiers = c.tiers.map((t) => ({ upTo: t.upTo === null ? null : n(t.upTo), unitPrice: t.unitPrice, ...(t.flatFee !== '0' ? { flatFee: t.flatFee } : {}) }));
+  if (c.freeUnits > 0n) base.freeUnits = n(c.freeUnits);
+  return base;
 }

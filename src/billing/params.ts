@@ -70,3 +70,27 @@ export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsagePa
     throw new ParamError('granularity', `granularity=hour covers at most ${MAX_HOURLY_DAYS} days; use day or month for longer periods`);
   return { ...period, granularity };
 }
+
+/** Refuse any parameter not in `allowed` (and repeated ones): 400 naming it. */
+export function onlyParams(q: URLSearchParams, allowed: string[]): void {
+  only(q, allowed);
+}
+
+const DURATION_RE = /^(\d{1,9})(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** Longest grace period (Stripe accepts events up to 35 days back). */
+export const MAX_GRACE_MS = 35 * 86_400_000;
+
+/** "1h", "30m", "0s", "2d" -> ms; null if not a duration. */
+export function parseDuration(s: string): number | null {
+  const m = DURATION_RE.exec(s);
+  return m ? Number(m[1]) * UNIT_MS[m[2]] : null;
+}
+
+export function graceParam(q: URLSearchParams): number | undefined {
+  const raw = q.get('grace');
+  if (raw === null || raw === '') return undefined;
+  const ms = parseDuration(raw);
+  if (ms === null || ms > MAX_GRACE_MS) throw new ParamError('grace', `grace must be a duration such as 1h, 30m, 0s or 2d (at most 35d), got ${JSON.stringify(raw.slice(0, 32))}`);
+  return ms;
+}

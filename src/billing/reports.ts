@@ -1,14 +1,15 @@
 /**
- * The billing API's two answers as plain JSON objects (usable without HTTP, e.g. by
- * `meter demo`): usage of a period and its cost. Both read usage_hourly only.
- *
- * The customer's plan is the plan of their newest non-revoked API key (api_keys.plan_id);
- * a customer whose keys are all revoked is billed on their newest key's plan.
+ * The billing API's answers as plain JSON objects (usable without HTTP, e.g. by `meter demo`):
+ * usage of a range, its cost, the customer's price list. All read usage_hourly (never raw
+ * events) and the catalog stored in the warehouse.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { dataCompleteUntil, findCustomer, type CustomerInfo } from '../warehouse/usage-repository.js';
-import { findPlan, type Catalog, type Plan } from './catalog.js';
-import { price } from './pricing.js';
+import { dataCompleteUntil } from '../warehouse/usage-repository.js';
+import { loadPlan, priceList, type PriceListRow } from './catalog-store.js';
+import type { Plan } from './catalog.js';
+import { queryCost } from './cost.js';
+import { getCustomer, type BillingCustomer } from './customers.js';
+import type { AppliedItem, LineItem } from './pricing.js';
 import { formatInZone } from './time.js';
 import { queryUsage, type Granularity } from './usage-query.js';
 
@@ -26,6 +27,19 @@ export interface UsageReport {
   dataCompleteUntil: string | null;
 }
 
+export interface LineJson {
+  api: string;
+  calls: number;
+  model: string | null;
+  /** The unit price when the whole line has one per-unit price; null for tiers, packages, mixed. */
+  unitPrice: string | null;
+  freeUnits: number;
+  amount: string;
+  amountMinor: string;
+  /** How the amount was made: free calls, tiers, packages, flat fees, per price version. */
+  items: Record<string, unknown>[];
+}
+
 export interface CostReport {
   customer: string;
   plan: string;
@@ -33,7 +47,9 @@ export interface CostReport {
   from: string;
   to: string;
   timeZone: string;
-  lines: { api: string; calls: number; unitPrice: string; amount: string; amountMinor: string }[];
+  /** The billing periods (months in the customer's billing zone) the range touches. */
+  periods: string[];
+  lines: LineJson[];
   total: string;
   /** Total in minor units (cents), as a string so no JSON reader turns it into a float. */
   totalMinor: string;
@@ -45,26 +61,42 @@ export class PlanError extends Error {
   override name = 'PlanError';
 }
 
-export function customerPlan(catalog: Catalog, c: CustomerInfo): Plan {
-  if (!c.planId) throw new PlanError(`customer ${c.id} has no API key, so no plan to price usage with`);
-  const plan = findPlan(catalog, c.planId);
-  if (!plan) throw new PlanError(`customer ${c.id} is on plan "${c.planId}", which is not in the catalog`);
+/** The customer's plan from the stored catalog; PlanError if none or unusable. */
+export async function customerPlan(db: Sql, c: BillingCustomer): Promise<Plan> {
+  if (!c.planId) throw new PlanError(`customer ${c.id} has no plan and no API key, so no plan to price usage with`);
+  const plan = await loadPlan(db, c.planId);
+  if (!plan) throw new PlanError(`customer ${c.id} is on plan "${c.planId}", which is not in the catalog (run meter plans import)`);
+  if (c.currency && c.currency !== plan.currency) throw new PlanError(`customer ${c.id} is billed in ${c.currency} but plan "${plan.id}" is priced in ${plan.currency}`);
   return plan;
 }
 
-async function completeUntil(db: Sql, tz: string): Promise<string | null> {
+export async function completeUntil(db: Sql, tz: string): Promise<string | null> {
   const t = await dataCompleteUntil(db);
   return t ? formatInZone(t.getTime(), tz) : null;
 }
 
-export async function usageReport(
-  db: Sql,
-  catalog: Catalog,
-  customer: CustomerInfo,
-  p: { from: number; to: number; granularity: Granularity; timeZone: string },
-): Promise<UsageReport> {
+function itemJson(it: AppliedItem): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(it)) if (v !== undefined) out[k] = typeof v === 'bigint' ? Number(v) : v;
+  return out;
+}
+
+export function lineJson(l: LineItem): LineJson {
+  return {
+    api: l.api,
+    calls: Number(l.quantity),
+    model: l.model,
+    unitPrice: l.unitPrice,
+    freeUnits: Number(l.freeUnits),
+    amount: l.amount,
+    amountMinor: l.amountMinor.toString(),
+    items: l.items.map(itemJson),
+  };
+}
+
+export async function usageReport(db: Sql, customer: BillingCustomer, p: { from: number; to: number; timeZone: string; granularity: Granularity }): Promise<UsageReport> {
+  const plan = customer.planId ? await loadPlan(db, customer.planId) : null;
   const u = await queryUsage(db, { customer: customer.id, ...p });
-  const plan = customer.planId ? findPlan(catalog, customer.planId) : null;
   return {
     customer: customer.id,
     from: formatInZone(p.from, p.timeZone),
@@ -80,22 +112,41 @@ export async function usageReport(
   };
 }
 
-export async function costReport(db: Sql, catalog: Catalog, customer: CustomerInfo, p: { from: number; to: number; timeZone: string }): Promise<CostReport> {
-  const plan = customerPlan(catalog, customer);
-  const u = await queryUsage(db, { customer: customer.id, ...p, granularity: 'total' });
-  const priced = price(plan, u.byApi);
+export async function costReport(db: Sql, customer: BillingCustomer, p: { from: number; to: number; timeZone: string }): Promise<CostReport> {
+  const plan = await customerPlan(db, customer);
+  const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.from, to: p.to });
   return {
     customer: customer.id,
     plan: plan.id,
-    currency: priced.currency,
+    currency: c.currency,
     from: formatInZone(p.from, p.timeZone),
     to: formatInZone(p.to, p.timeZone),
     timeZone: p.timeZone,
-    lines: priced.lines.map((l) => ({ api: l.api, calls: Number(l.quantity), unitPrice: l.unitPrice, amount: l.amount, amountMinor: l.amountMinor.toString() })),
-    total: priced.total,
-    totalMinor: priced.totalMinor.toString(),
+    periods: c.periods.map((x) => x.name),
+    lines: c.lines.map(lineJson),
+    total: c.total,
+    totalMinor: c.totalMinor.toString(),
     dataCompleteUntil: await completeUntil(db, p.timeZone),
   };
 }
 
-export { findCustomer };
+export interface PricesReport {
+  customer: string;
+  plan: string;
+  planName: string;
+  currency: string;
+  /** Versions in force at `at` (now), one per API. */
+  at: string;
+  prices: PriceListRow[];
+  /** Every version, including past and scheduled ones. */
+  versions: PriceListRow[];
+}
+
+export async function pricesReport(db: Sql, customer: BillingCustomer, at = Date.now()): Promise<PricesReport> {
+  const plan = await customerPlan(db, customer);
+  const all = priceList(plan);
+  const current = all.filter((r) => (r.effectiveFrom === null || Date.parse(r.effectiveFrom) <= at) && (r.effectiveTo === null || Date.parse(r.effectiveTo) > at));
+  return { customer: customer.id, plan: plan.id, planName: plan.name, currency: plan.currency, at: formatInZone(at, customer.timeZone), prices: current, versions: all };
+}
+
+export { getCustomer as findCustomer };

@@ -1,29 +1,44 @@
 /**
- * The billing API on node:http (JSON, bearer tokens). Routes:
- *   GET /healthz                                    no auth
- *   GET /v1/customers/:id/usage?from&to&granularity&tz    service token, or that customer's token
- *   GET /v1/customers/:id/cost?from&to&tz                 idem
- *   GET /v1/me/usage, /v1/me/cost                   customer token: the token's own customer
- * 401 without a known token, 403 for another customer's data, 400 `{ error, parameter }` for a
- * bad parameter, 404 unknown route or customer, 405 wrong method, 409 no plan to price with.
+ * The billing API on node:http (JSON, bearer tokens). Routes (see ROUTES and openapi.json):
+ *   GET  /healthz, /openapi.json                         no auth
+ *   GET  /app (+ its static files)                      the customers' web view (token given in the page)
+ *   GET  /v1/customers                                  service token
+ *   GET  /v1/customers/:id[/usage|/cost|/prices|/invoices/:period]   service token, or that customer's token
+ *   GET  /v1/me[/usage|/cost|/prices|/invoices/:period] customer token: the token's own customer
+ *   GET  /v1/invoices?period=YYYY-MM[&status][&grace]   service token: the period's invoices
+ *   GET  /v1/invoices/:id                               service token; a customer token for its own only
+ *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
+ * 401 without a known token, 403 for another customer's data (404 for another customer's
+ * invoice id, so ids reveal nothing), 400 `{ error, parameter }` for a bad parameter, 404
+ * unknown route or customer, 405 wrong method, 409 no plan to price with / not acknowledgeable.
  * Every error is caught per request: no stack trace leaves the process, and the server lives on.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { Logger } from '../runtime/logger.js';
+import { assetPath } from '../config/assets.js';
 import { Authenticator, bearerToken, type Principal } from './auth.js';
 import type { Catalog } from './catalog.js';
-import { ParamError, parsePeriod, parseUsageParams } from './params.js';
-import { PlanError, costReport, findCustomer, usageReport } from './reports.js';
+import { syncCatalog } from './catalog-store.js';
+import { getCustomer, listCustomers, type BillingCustomer } from './customers.js';
+import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
+import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
+import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
 
 export interface BillingServerOptions {
   db: Warehouse;
-  catalog: Catalog;
+  /** If given, loaded into the warehouse on start (syncCatalog: idempotent, keeps CLI-set prices). */
+  catalog?: Catalog;
   host: string;
   port: number;
   serviceTokens: string[];
   logger?: Logger;
+  /** Grace period after a billing period before its invoices are final; default 1 h. */
+  invoiceGraceMs?: number;
+  /** Clock (epoch ms); tests move it. */
+  now?: () => number;
 }
 
 export interface BillingServer {
@@ -52,35 +67,149 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-const ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))\/(usage|cost)$/;
+/** Every route: method, OpenAPI path, pattern. The OpenAPI test checks the document covers these. */
+export const ROUTES = [
+  { method: 'GET', path: '/healthz' },
+  { method: 'GET', path: '/openapi.json' },
+  { method: 'GET', path: '/app' },
+  { method: 'GET', path: '/v1/customers' },
+  { method: 'GET', path: '/v1/customers/{id}' },
+  { method: 'GET', path: '/v1/customers/{id}/usage' },
+  { method: 'GET', path: '/v1/customers/{id}/cost' },
+  { method: 'GET', path: '/v1/customers/{id}/prices' },
+  { method: 'GET', path: '/v1/customers/{id}/invoices/{period}' },
+  { method: 'GET', path: '/v1/me' },
+  { method: 'GET', path: '/v1/me/usage' },
+  { method: 'GET', path: '/v1/me/cost' },
+  { method: 'GET', path: '/v1/me/prices' },
+  { method: 'GET', path: '/v1/me/invoices/{period}' },
+  { method: 'GET', path: '/v1/invoices' },
+  { method: 'GET', path: '/v1/invoices/{id}' },
+  { method: 'POST', path: '/v1/invoices/{id}/acknowledge' },
+] as const;
+
+const CUSTOMER_ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))(?:\/(usage|cost|prices)|\/invoices\/([^/]+))?$/;
+const INVOICE_ROUTE = /^\/v1\/invoices(?:\/([^/]+)(\/acknowledge)?)?$/;
+
+/** Static files of the web view: URL path -> file under the package root, content type. */
+const STATIC: Record<string, [string, string]> = {
+  '/app': ['src/billing/web/index.html', 'text/html; charset=utf-8'],
+  '/app/': ['src/billing/web/index.html', 'text/html; charset=utf-8'],
+  '/app/app.js': ['src/billing/web/app.js', 'text/javascript; charset=utf-8'],
+  '/app/app.css': ['src/billing/web/app.css', 'text/css; charset=utf-8'],
+  '/app/vendor/uPlot.iife.min.js': ['node_modules/uplot/dist/uPlot.iife.min.js', 'text/javascript; charset=utf-8'],
+  '/app/vendor/uPlot.min.css': ['node_modules/uplot/dist/uPlot.min.css', 'text/css; charset=utf-8'],
+  '/openapi.json': ['src/billing/openapi.json', 'application/json; charset=utf-8'],
+};
+
+function decodeId(raw: string, parameter: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, `${parameter} is not valid percent-encoding`, { parameter });
+  }
+}
+
+function profile(c: BillingCustomer) {
+  return { id: c.id, name: c.name, timeZone: c.timeZone, currency: c.currency, plan: c.planId, planSource: c.planSource, createdAt: c.createdAt };
+}
 
 export async function startBillingServer(opts: BillingServerOptions): Promise<BillingServer> {
   const auth = new Authenticator(opts.db, opts.serviceTokens);
   const log = opts.logger;
+  const now = opts.now ?? Date.now;
+  const graceMs = opts.invoiceGraceMs;
+  if (opts.catalog) await syncCatalog(opts.db, opts.catalog);
+
+  async function serveStatic(req: IncomingMessage, res: ServerResponse, file: [string, string]): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
+    const body = await readFile(assetPath(file[0]));
+    res.writeHead(200, {
+      'content-type': file[1],
+      'content-length': body.length,
+      'cache-control': 'no-cache',
+      // The page talks to this origin only; no inline script, no framing.
+      'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://billing.invalid');
-    if (url.pathname === '/healthz') {
+    const path = url.pathname;
+    if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
       await opts.db.query('SELECT 1');
       return send(res, 200, { ok: true });
     }
-    const m = ROUTE.exec(url.pathname);
-    if (!m) throw new HttpError(404, `no route for ${url.pathname.slice(0, 200)}`);
-    if (req.method !== 'GET') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
+    if (Object.hasOwn(STATIC, path)) return serveStatic(req, res, STATIC[path]);
+
+    const cm = CUSTOMER_ROUTE.exec(path);
+    const im = cm ? null : INVOICE_ROUTE.exec(path);
+    const list = !cm && !im && path === '/v1/customers';
+    if (!cm && !im && !list) throw new HttpError(404, `no route for ${path.slice(0, 200)}`);
+    const ack = Boolean(im?.[2]);
+    const method = ack ? 'POST' : 'GET';
+    if (req.method !== method) throw new HttpError(405, 'method not allowed', { allow: method });
 
     const principal = await auth.authenticate(bearerToken(req.headers.authorization));
-    if (!principal) throw new HttpError(401, 'missing or unknown bearer token');
-    const customerId = resolveCustomer(principal, m[1], m[2] === 'me');
+    if (!principal) throw new HttpError(401, 'missing or unknown bearer token (send Authorization: Bearer <token>)');
+    const q = url.searchParams;
 
-    const customer = await findCustomer(opts.db, customerId);
-    if (!customer) throw new HttpError(404, `unknown customer: ${customerId.slice(0, 200)}`, { parameter: 'id' });
-    if (m[3] === 'usage') {
-      const p = parseUsageParams(url.searchParams, customer.timeZone);
-      return send(res, 200, await usageReport(opts.db, opts.catalog, customer, p));
+    if (list) {
+      if (principal.kind !== 'service') throw new HttpError(403, 'listing customers needs a service token');
+      onlyParams(q, []);
+      return send(res, 200, { customers: (await listCustomers(opts.db)).map(profile) });
     }
-    const p = parsePeriod(url.searchParams, customer.timeZone);
-    return send(res, 200, await costReport(opts.db, opts.catalog, customer, p));
+
+    if (im) {
+      if (!im[1]) {
+        if (principal.kind !== 'service') throw new HttpError(403, 'listing invoices needs a service token; use /v1/me/invoices/{period}');
+        onlyParams(q, ['period', 'status', 'grace']);
+        const period = q.get('period');
+        if (!period) throw new ParamError('period', 'period is required, a month YYYY-MM');
+        const status = q.get('status') || 'final';
+        if (!['final', 'draft', 'all'].includes(status)) throw new ParamError('status', `status must be final, draft or all, got ${JSON.stringify(status.slice(0, 32))}`);
+        const r = await listInvoices(opts.db, period, { now: now(), graceMs: graceParam(q) ?? graceMs, status: status as 'final' });
+        return send(res, 200, r);
+      }
+      const id = decodeId(im[1], 'id');
+      onlyParams(q, []);
+      if (ack) {
+        if (principal.kind !== 'service') throw new HttpError(403, 'acknowledging invoices needs a service token');
+        const a = await acknowledgeInvoice(opts.db, id, 'service', now());
+        return send(res, 200, { ...a.invoice, acknowledged: a.acknowledged });
+      }
+      const inv = await storedInvoice(opts.db, id);
+      // Another customer's invoice looks exactly like a missing one.
+      if (!inv || (principal.kind === 'customer' && inv.customer !== principal.customerId))
+        throw new HttpError(404, `no final invoice ${id.slice(0, 64)} (drafts are read by period: /v1/customers/{id}/invoices/{period})`, { parameter: 'id' });
+      return send(res, 200, inv);
+    }
+
+    const m = cm!;
+    const customerId = resolveCustomer(principal, m[1], m[2] === 'me');
+    const customer = await getCustomer(opts.db, customerId);
+    if (!customer) throw new HttpError(404, `unknown customer: ${customerId.slice(0, 200)}`, { parameter: 'id' });
+    if (m[4] !== undefined) {
+      onlyParams(q, principal.kind === 'service' ? ['grace'] : []);
+      const inv = await getInvoice(opts.db, customer, decodeId(m[4], 'period'), { now: now(), graceMs: graceParam(q) ?? graceMs });
+      return send(res, 200, inv);
+    }
+    switch (m[3]) {
+      case undefined:
+        onlyParams(q, []);
+        return send(res, 200, profile(customer));
+      case 'usage':
+        return send(res, 200, await usageReport(opts.db, customer, parseUsageParams(q, customer.timeZone)));
+      case 'cost':
+        return send(res, 200, await costReport(opts.db, customer, parsePeriod(q, customer.timeZone)));
+      default:
+        onlyParams(q, []);
+        return send(res, 200, await pricesReport(opts.db, customer, now()));
+    }
   }
 
   function resolveCustomer(principal: Principal, pathId: string | undefined, me: boolean): string {
@@ -88,12 +217,7 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
       if (principal.kind !== 'customer') throw new HttpError(403, 'a service token has no customer of its own: use /v1/customers/:id');
       return principal.customerId;
     }
-    let id: string;
-    try {
-      id = decodeURIComponent(pathId!);
-    } catch {
-      throw new HttpError(400, 'customer id is not valid percent-encoding', { parameter: 'id' });
-    }
+    const id = decodeId(pathId!, 'id');
     if (principal.kind === 'customer' && principal.customerId !== id) throw new HttpError(403, 'this token may only read its own customer');
     return id;
   }
@@ -106,6 +230,7 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
         return send(res, e.status, { error: e.message, ...extra }, allow ? { allow: String(allow) } : {});
       }
       if (e instanceof ParamError) return send(res, 400, { error: e.message, parameter: e.parameter });
+      if (e instanceof InvoiceError) return send(res, e.status, { error: e.message, ...(e.parameter ? { parameter: e.parameter } : {}) });
       if (e instanceof PlanError) return send(res, 409, { error: e.message });
       // Postgres refusing a zone name Intl accepted (22023 invalid_parameter_value).
       if ((e as { code?: string })?.code === '22023' && /time zone/i.test((e as Error).message))

@@ -85,3 +85,36 @@ export function parseTime(value: string, tz: string): number | null {
   if (Number(zm[2]) > 14 || Number(zm[3]) > 59) return null;
   return zm[1] === '+' ? wall - off : wall + off;
 }
+
+/** A billing period: a calendar month in the customer's billing time zone. */
+export interface BillingPeriod {
+  /** "2026-02" */
+  name: string;
+  /** Epoch ms, inclusive / exclusive. */
+  start: number;
+  end: number;
+}
+
+function monthPeriod(year: number, month0: number, tz: string): BillingPeriod {
+  const start = zonedToInstant(Date.UTC(year, month0, 1), tz);
+  const end = zonedToInstant(Date.UTC(year, month0 + 1, 1), tz);
+  const d = new Date(Date.UTC(year, month0, 1));
+  return { name: `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`, start, end };
+}
+
+/** The billing period containing instant `ms` in `tz`. */
+export function periodContaining(ms: number, tz: string): BillingPeriod {
+  const wall = new Date(ms + zoneOffsetMs(ms, tz));
+  return monthPeriod(wall.getUTCFullYear(), wall.getUTCMonth(), tz);
+}
+
+export function nextPeriod(p: BillingPeriod, tz: string): BillingPeriod {
+  return periodContaining(p.end, tz);
+}
+
+/** "2026-02" -> the period in `tz`; null if not YYYY-MM. */
+export function parsePeriodName(name: string, tz: string): BillingPeriod | null {
+  const m = typeof name === 'string' ? /^(\d{4})-(0[1-9]|1[0-2])$/.exec(name) : null;
+  if (!m || Number(m[1]) < 1970) return null;
+  return monthPeriod(Number(m[1]), Number(m[2]) - 1, tz);
+}

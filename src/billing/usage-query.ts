@@ -1,5 +1,6 @@
 /**
- * Usage of one customer over [from, to): pure SQL over usage_hourly (never raw events), the
+ * Usage of one customer over [from, to): pure SQL over billable_hourly (never raw events: the
+ * rollup's hourly rows, or the live path's for hours where it is ahead; migration 003), the
  * hourly rows summed into hour / day / month buckets of a time zone, or one total.
  *
  * Rules (documented in the API):
@@ -69,7 +70,7 @@ export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
   const startSql = q.granularity === 'hour' ? 'hour' : q.granularity === 'total' ? '$2::timestamptz' : `(${bucket}) AT TIME ZONE $4`;
   const rows = await db.query<{ start: unknown; api: string; calls: unknown; events: unknown }>(
     `SELECT ${startSql} AS start, api, sum(calls)::text AS calls, sum(events)::text AS events
-       FROM usage_hourly
+       FROM billable_hourly
       WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
       GROUP BY ${bucket}, api
       ORDER BY 1, api`,

@@ -43,6 +43,12 @@ export interface MeterConfig {
   eventFlushMs: number;
   /** Gateway: largest request body accepted, bytes. */
   maxBodyBytes: number;
+  /** Gateway: answer before the event is durable (batched) or only after (strict). */
+  durability: 'batched' | 'strict';
+  /** Gateway: largest size of the local spool (events kept while the log is slow or down), bytes. */
+  spoolMaxBytes: number;
+  /** Gateway: a log send not acknowledged within this many ms goes to the spool instead. */
+  spoolAfterMs: number;
   /** Limiter behaviour when Redis is unreachable. */
   limiterFailMode: 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -105,6 +111,9 @@ export const SETTINGS: Setting[] = [
   S('ingestFlushMs', { t: 'int', min: 10, max: 3_600_000 }, 'ingest: rotate files at least this often (ms)'),
   S('eventFlushMs', { t: 'int', min: 1, max: 10_000 }, 'gateway: flush usage events to the log at least this often (ms)'),
   S('maxBodyBytes', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: largest request body accepted (bytes)'),
+  S('durability', { t: 'enum', values: ['batched', 'strict'] }, 'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)'),
+  S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
+  S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
 ];
@@ -136,6 +145,9 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     ingestFlushMs: 30_000,
     eventFlushMs: 5,
     maxBodyBytes: 1 << 20,
+    durability: 'batched',
+    spoolMaxBytes: 1 << 30,
+    spoolAfterMs: 1000,
     limiterFailMode: 'open',
     logLevel: 'info',
   };

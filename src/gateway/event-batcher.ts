@@ -3,7 +3,13 @@
  * pushes to an array. A batch goes out when `maxBatch` events are waiting or every `flushMs`.
  * One send at a time (keeps per-customer order and gives natural backpressure). A failed send is
  * retried with exponential backoff, loudly; the buffer is bounded (`maxBuffered`), and events
- * beyond it are counted as dropped and reported (the durable local spool is a later step).
+ * beyond it are counted as dropped and reported. The gateway's producer is a SpoolingProducer
+ * (spool/): a send resolves once the batch is durable in the log or in the local spool.
+ *
+ * `addDurable` (strict mode) also queues the event, starts a send at once if none is running
+ * (group commit: events arriving during a send go together in the next one), and resolves when
+ * its batch is durable. If that send fails, the strict events of the batch are not retried: they
+ * are counted as dropped and their promises reject (the gateway answers 503).
  */
 import { encodeEvent, type UsageEvent } from '../events/usage-event.js';
 import type { LogProducer } from '../log/log.js';
@@ -29,8 +35,14 @@ export interface EventBatcherStats {
   batches: number;
 }
 
+interface Item {
+  e: UsageEvent;
+  /** Strict mode: who waits for this event to be durable. */
+  w?: { resolve: () => void; reject: (e: Error) => void };
+}
+
 export class EventBatcher {
-  private buf: UsageEvent[] = [];
+  private buf: Item[] = [];
   private inFlight = 0;
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout;
@@ -43,6 +55,7 @@ export class EventBatcher {
   private readonly onError: (e: Error) => void;
   private readonly counts = { sent: 0, failedSends: 0, dropped: 0, batches: 0 };
   private lastDropLog = 0;
+  private lastStrictFailLog = 0;
   private wakeBackoff: (() => void) | null = null;
 
   constructor(
@@ -60,6 +73,21 @@ export class EventBatcher {
 
   /** Queue one event; false if it was dropped (buffer full or batcher closed). Never blocks. */
   add(e: UsageEvent): boolean {
+    return this.push({ e });
+  }
+
+  /**
+   * Queue one event and send it now (or with the next send): resolves when it is durable,
+   * rejects if it was dropped (buffer full, closed) or its send failed.
+   */
+  addDurable(e: UsageEvent): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!this.push({ e, w: { resolve, reject } })) reject(new Error('usage event dropped: the batcher is full or closed'));
+      else this.kick();
+    });
+  }
+
+  private push(item: Item): boolean {
     if (this.closed || this.buf.length + this.inFlight >= this.maxBuffered) {
       this.counts.dropped++;
       const t = Date.now();
@@ -69,7 +97,7 @@ export class EventBatcher {
       }
       return false;
     }
-    this.buf.push(e);
+    this.buf.push(item);
     if (this.buf.length >= this.maxBatch) this.kick();
     return true;
   }
@@ -78,8 +106,18 @@ export class EventBatcher {
     return { buffered: this.buf.length + this.inFlight, ...this.counts };
   }
 
-  /** Resolves when every event added before the call has been acknowledged by the log. */
+  /**
+   * Resolves when every event added before the call is in the log: acknowledged by the producer
+   * and, when the producer spools (SpoolingProducer), shipped from the spool too.
+   */
   async flush(): Promise<void> {
+    await this.flushDurable();
+    const p = this.producer as LogProducer & { drained?: () => Promise<void> };
+    if (p.drained && !this.giveUp) await p.drained();
+  }
+
+  /** Resolves when every event added before the call is durable (in the log or the spool). */
+  async flushDurable(): Promise<void> {
     while ((this.buf.length || this.inFlight || this.running) && !this.giveUp) {
       this.kick();
       await this.running;
@@ -97,13 +135,14 @@ export class EventBatcher {
     const timedOut = new Promise<'timeout'>((r) => {
       timer = setTimeout(() => r('timeout'), timeoutMs);
     });
-    const r = await Promise.race([this.flush().then(() => 'ok' as const), timedOut]);
+    const r = await Promise.race([this.flushDurable().then(() => 'ok' as const), timedOut]);
     clearTimeout(timer);
     if (r === 'timeout') {
       this.giveUp = true;
       this.wakeBackoff?.();
       await this.running;
       const lost = this.buf.length + this.inFlight;
+      for (const it of this.buf.splice(0)) it.w?.reject(new Error('usage log unavailable: gateway closing'));
       this.onError(new Error(`usage events LOST on close: ${lost} not accepted by the log within ${timeoutMs} ms`));
       return lost;
     }
@@ -125,15 +164,32 @@ export class EventBatcher {
       const batch = this.buf.splice(0, this.maxBatch);
       this.inFlight = batch.length;
       try {
-        await this.producer.send(batch.map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+        await this.producer.send(batch.map(({ e }) => ({ key: e.customer, value: encodeEvent(e) })));
         this.inFlight = 0;
         this.counts.sent += batch.length;
         this.counts.batches++;
         attempt = 0;
+        for (const it of batch) it.w?.resolve();
       } catch (err) {
         this.counts.failedSends++;
         this.inFlight = 0;
-        this.buf.unshift(...batch); // keep order: retry the same events first
+        // Strict events fail now (their callers are waiting to answer); the others are retried.
+        const failed = batch.filter((it) => it.w);
+        if (failed.length) {
+          this.counts.dropped += failed.length;
+          for (const it of failed) it.w!.reject(err as Error);
+        }
+        const retry = failed.length ? batch.filter((it) => !it.w) : batch;
+        this.buf.unshift(...retry); // keep order: retry the same events first
+        if (failed.length) {
+          // No backoff: the next strict callers get their answer (maybe 503) now, not later.
+          const t = Date.now();
+          if (t - this.lastStrictFailLog >= 1000) {
+            this.lastStrictFailLog = t;
+            this.onError(new Error(`usage log send FAILED: strict events not recorded, answered 503 (${this.counts.dropped} dropped so far): ${(err as Error).message}`));
+          }
+          continue;
+        }
         const wait = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** attempt++);
         this.onError(new Error(`usage log send FAILED (${batch.length} events, ${this.buf.length} buffered, retry ${attempt} in ${wait} ms): ${(err as Error).message}`));
         await new Promise<void>((r) => {

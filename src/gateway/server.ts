@@ -8,7 +8,16 @@
  *   upstream unreachable       -> 502 (504 on timeout), event (billable=false)
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
  *
- * Events go to an EventBatcher (memory, then the log in batches): a request never waits for disk.
+ * Events go to an EventBatcher (memory, then the log in batches). Durability (README "Gateway
+ * durability"):
+ *   batched (default)  the answer does not wait for the event; the batcher makes it durable (log
+ *                      or local spool) within eventFlushMs + one send (at most spoolAfterMs, then
+ *                      the spool's fsync). A kill -9 loses the events of that window only.
+ *   strict             the client never holds a complete answer before its event is durable: for
+ *                      gateway answers (429, 413, 502...) the event is written first; for proxied
+ *                      answers the last chunk is held back until it is. If it cannot be made
+ *                      durable (spool full), the call gets 503 (before the upstream is called when
+ *                      the spool is already known to be full). A kill -9 loses no answered call.
  * Secrets are never logged: only key ids appear in logs and events.
  */
 import { EventEmitter } from 'node:events';
@@ -47,8 +56,14 @@ export interface GatewayOptions {
   now?: () => number;
   /** Events per log batch (default 500). */
   eventBatchSize?: number;
+  /** Events held in memory while the log and the spool refuse them; beyond, dropped and counted (default 200,000). */
+  maxBufferedEvents?: number;
   /** Upstream answer-headers timeout (default 60 s): past it the call gets a 504. */
   upstreamTimeoutMs?: number;
+  /** batched (default) or strict: see the header comment. */
+  durability?: 'batched' | 'strict';
+  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; strict mode asks it for room. */
+  spool?: { stats(): unknown; accepting(): boolean };
 }
 
 export interface GatewayStats {
@@ -71,6 +86,8 @@ export interface GatewayStats {
   authUnavailable: number;
   /** Client went away before the answer was complete. */
   clientAborts: number;
+  /** 503 in strict mode: the event could not be made durable (spool full). */
+  usageUnavailable: number;
   events: EventBatcherStats;
 }
 
@@ -96,9 +113,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const batcher = new EventBatcher(opts.producer, {
     flushMs: opts.eventFlushMs,
     maxBatch: opts.eventBatchSize,
+    maxBuffered: opts.maxBufferedEvents,
     onError: (e) => log.error(e.message),
   });
-  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0 };
+  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0 };
+  const strict = opts.durability === 'strict';
+  const usageUnavailable = (req: IncomingMessage, res: ServerResponse) => {
+    c.usageUnavailable++;
+    sendJson(req, res, 503, { error: 'usage_unavailable', message: 'usage cannot be recorded right now (the usage log is down and the local spool is full); retry shortly' }, { 'retry-after': '5' });
+  };
 
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => {
     c.requests++;
@@ -140,6 +163,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return sendJson(req, res, 403, { error: 'unknown_plan', message: `the plan "${identity.plan}" of this key is not offered; contact support` });
     }
 
+    // Strict: a call whose event cannot be stored is refused before it costs the upstream anything.
+    if (strict && opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
+
     const method = req.method ?? 'GET';
     const api = opts.routes.match(method, url);
     const eventId = uuidv7(start);
@@ -157,8 +183,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     let bytesIn = 0;
     let bytesOut = 0;
     let recorded = false;
-    const record = (status: number) => {
-      if (recorded) return;
+    /** Batched: queue the event. Strict: also wait until it is durable (false: it is not). */
+    const record = (status: number): Promise<boolean> => {
+      if (recorded) return Promise.resolve(true);
       recorded = true;
       const e: UsageEvent = {
         v: SCHEMA_VERSION,
@@ -174,22 +201,33 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         bytesOut,
         billable: isBillable(status),
       };
-      batcher.add(e);
+      if (!strict) return Promise.resolve(batcher.add(e));
+      return batcher.addDurable(e).then(
+        () => true,
+        () => false,
+      );
+    };
+    /** A gateway-made answer: in strict mode only once its event is durable. */
+    const answer = async (status: number, body: unknown, headers: Record<string, string>, closeConnection = false) => {
+      if (strict) {
+        if (!(await record(status))) return usageUnavailable(req, res);
+        if (res.destroyed) return;
+        sendJson(req, res, status, body, headers, closeConnection);
+      } else {
+        sendJson(req, res, status, body, headers, closeConnection);
+        void record(status);
+      }
     };
 
     if (!decision.allowed) {
       c.limited++;
-      sendJson(req, res, 429, { error: 'rate_limited', message: `rate limit of plan "${who.plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, { ...rl, 'x-meter-event-id': eventId });
-      record(429);
-      return;
+      return answer(429, { error: 'rate_limited', message: `rate limit of plan "${who.plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, { ...rl, 'x-meter-event-id': eventId });
     }
 
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > opts.maxBodyBytes) {
       c.tooLarge++;
-      sendJson(req, res, 413, { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${opts.maxBodyBytes}` }, { ...rl, 'x-meter-event-id': eventId });
-      record(413);
-      return;
+      return answer(413, { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${opts.maxBodyBytes}` }, { ...rl, 'x-meter-event-id': eventId });
     }
 
     // undici takes an EventEmitter as abort signal: much cheaper per call than an AbortController.
@@ -202,7 +240,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       abort.emit('abort');
       answerBody?.destroy();
       if (counter) bytesIn = counter.bytes;
-      record(res.headersSent ? res.statusCode : 499);
+      void record(res.headersSent ? res.statusCode : 499);
     });
     const counter = hasBody(req) ? new CountingBody(opts.maxBodyBytes) : null;
     if (counter) {
@@ -215,9 +253,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       req.resume();
     }
 
-    let answer;
+    let reply;
     try {
-      answer = await upstream.pool.request({
+      reply = await upstream.pool.request({
         path: upstream.path(url),
         method: method as any,
         headers: upstreamHeaders(req.headers, { identity: who, presented, api, eventId, clientIp: req.socket.remoteAddress ?? '' }),
@@ -229,24 +267,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (res.destroyed) return; // client gone: recorded by the close handler
       if (counter?.tooLarge || e instanceof BodyTooLargeError) {
         c.tooLarge++;
-        sendJson(req, res, 413, { error: 'body_too_large', message: `request body is over the limit of ${opts.maxBodyBytes} bytes` }, { ...rl, 'x-meter-event-id': eventId }, true);
-        record(413);
-        return;
+        return answer(413, { error: 'body_too_large', message: `request body is over the limit of ${opts.maxBodyBytes} bytes` }, { ...rl, 'x-meter-event-id': eventId }, true);
       }
       c.upstreamErrors++;
       const timeout = e instanceof undiciErrors.HeadersTimeoutError;
       log.warn(timeout ? 'upstream timed out' : 'upstream unreachable', { error: (e as Error).message, api });
       const status = timeout ? 504 : 502;
-      sendJson(req, res, status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
-      record(status);
-      return;
+      return answer(status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
     }
     c.proxied++;
     if (counter) bytesIn = counter.bytes;
-    res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers), ...rl, 'x-meter-event-id': eventId });
+    const upstreamStatus = reply.statusCode;
+    res.writeHead(upstreamStatus, { ...clientHeaders(reply.headers), ...rl, 'x-meter-event-id': eventId });
     // pipe() rather than pipeline(): pipeline costs an AbortController (+DOMException) per call,
     // about a tenth of the gateway's CPU. Both ends' failures are handled here and in 'close'.
-    const body = (answerBody = answer.body);
+    const body = (answerBody = reply.body);
+    if (strict) return relayStrict(body);
     body.on('data', (chunk: Buffer) => {
       bytesOut += chunk.length;
     });
@@ -258,16 +294,60 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
     res.on('finish', () => {
       if (counter) bytesIn = counter.bytes;
-      record(answer.statusCode);
+      void record(upstreamStatus);
     });
     body.pipe(res);
+
+    /**
+     * Strict relay: stream the answer but hold back its last chunk until the event is durable, so
+     * the client never has a complete answer for an unrecorded call. If the event cannot be
+     * stored, the connection is cut: the client sees a broken answer, not a success.
+     */
+    function relayStrict(src: Readable): void {
+      let held: Buffer | null = null;
+      src.on('data', (chunk: Buffer) => {
+        bytesOut += chunk.length;
+        if (held && !res.write(held)) {
+          src.pause();
+          res.once('drain', () => src.resume());
+        }
+        held = chunk;
+      });
+      src.on('error', (err) => {
+        if (res.writableFinished || res.destroyed) return;
+        upstreamBroke = true;
+        log.warn('upstream response broken off', { error: err.message, api });
+        res.destroy();
+      });
+      src.on('end', () => {
+        if (counter) bytesIn = counter.bytes;
+        void record(upstreamStatus).then((durable) => {
+          if (res.destroyed) return;
+          if (!durable) {
+            c.usageUnavailable++;
+            log.error('usage event not durable: answer cut off', { api, status: upstreamStatus });
+            res.destroy();
+            return;
+          }
+          if (held) res.end(held);
+          else res.end();
+        });
+      });
+    }
   }
 
   function internal(req: IncomingMessage, res: ServerResponse, url: string): void {
     const path = url.split('?')[0];
     if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
-      return sendJson(req, res, 200, { status: 'ok', limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) }, keys: opts.keys.stats(), events: batcher.stats() });
+      return sendJson(req, res, 200, {
+        status: 'ok',
+        limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
+        keys: opts.keys.stats(),
+        events: batcher.stats(),
+        durability: strict ? 'strict' : 'batched',
+        ...(opts.spool ? { spool: opts.spool.stats() } : {}),
+      });
     }
     return sendJson(req, res, 404, { error: 'not_found', message: `no gateway endpoint ${path}` });
   }

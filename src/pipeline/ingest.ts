@@ -250,7 +250,16 @@ export class Ingestor {
       const tops = this.tops ? await this.tops.catch(() => null) : null;
       tops?.set(p, { first: buf.first, last: buf.last, dirs: new Set(hours.map(hourDir)) });
     }
-    await this.consumer!.commit(p, buf.last + 1);
+    try {
+      await this.consumer!.commit(p, buf.last + 1);
+    } catch (e) {
+      // While stopping, the group may refuse the commit (Kafka: the admin API refuses a group that
+      // still has a live member, another ingest may own the partition now). The files are
+      // published and are the truth: the next owner resumes after them. Throwing here would
+      // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
+      if (!this.stopping) throw e;
+      this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} are in the lake; their commit was refused while stopping (${(e as Error).message})`);
+    }
     st.done = buf.last + 1;
     this.counters.written += buf.events;
     this.counters.files += hours.length;

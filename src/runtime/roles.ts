@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { MeterConfig } from '../config/config.js';
-import type { UsageLog, LogProducer } from '../log/log.js';
+import type { UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
@@ -15,9 +15,12 @@ import { loadCatalog, type Catalog } from '../billing/catalog.js';
 import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
+import { Spool, spoolDir } from '../gateway/spool/spool.js';
+import { SpoolingProducer } from '../gateway/spool/spooling-producer.js';
 import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
 import { FolderDeadLetter, type DeadLetterSink } from '../pipeline/dead-letter.js';
 import { Rollup } from '../pipeline/rollup.js';
+import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { startBillingServer } from '../billing/server.js';
 
 export function catalogOf(cfg: MeterConfig): Catalog {
@@ -55,7 +58,11 @@ export async function startGatewayRole(
   } catch (e) {
     throw new UserError(`route table ${cfg.routesFile}: ${(e as Error).message}`, 'fix the file or point --routes-file at a valid one');
   }
-  const producer: LogProducer = await b.log.producer();
+  // Events go to the log, or to a local spool while the log is slow or down. The log's producer
+  // is opened lazily and retried (init is idempotent: it creates a missing topic once Kafka is back).
+  const gwLog = logger.child('gateway');
+  const spool = await Spool.open({ dir: spoolDir(cfg.dataDir), topic: cfg.topic, maxBytes: cfg.spoolMaxBytes, logger: (m) => gwLog.error(m) });
+  const producer = new SpoolingProducer({ openPrimary: async () => (await b.log.init(), b.log.producer()), spool, spoolAfterMs: cfg.spoolAfterMs, logger: (m) => gwLog.warn(m) });
   const gw = await startGateway({
     host: cfg.gatewayHost,
     port: cfg.gatewayPort,
@@ -67,8 +74,13 @@ export async function startGatewayRole(
     producer,
     eventFlushMs: cfg.eventFlushMs,
     maxBodyBytes: cfg.maxBodyBytes,
-    logger: logger.child('gateway'),
+    durability: cfg.durability,
+    spool: producer,
+    logger: gwLog,
     now,
+  }).catch(async (e) => {
+    await producer.close(0);
+    throw e;
   });
   return {
     ...gw,
@@ -118,6 +130,18 @@ export interface IngestRole {
   stats(): IngestStats;
   /** Stops consuming, writes what is buffered (unless flush: false), closes the dead-letter sink. */
   stop(opts?: { flush?: boolean }): Promise<void>;
+}
+
+/** The live path: the open hour's counts in the warehouse within seconds (pipeline/live). */
+export async function startLiveRole(
+  _cfg: MeterConfig,
+  b: { log: UsageLog; db: Warehouse },
+  logger: Logger,
+  opts: Omit<LivePathOptions, 'log' | 'db' | 'logger'> = {},
+): Promise<LivePath> {
+  const live = new LivePath({ ...opts, log: b.log, db: b.db, logger: (m: string) => logger.child('live').info(m) });
+  await live.start();
+  return live;
 }
 
 export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Rollup {

@@ -93,14 +93,24 @@ export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow
 }
 
 /**
- * End of the latest rolled-up hour, capped at when it was rolled up (the open hour, rolled up
- * at 10:40, is complete until 10:40, not 11:00). null when nothing was rolled up yet.
+ * Up to when billing's data is complete: the later of
+ * - rollup: the end of the latest rolled-up hour, capped at when it was rolled up (the open
+ *   hour, rolled up at 10:40, is complete until 10:40, not 11:00);
+ * - live (migration 003): per log partition the highest complete_until of any live group
+ *   (every record appended to the partition before it is counted), then the lowest over the
+ *   partitions; none while any partition has not caught up once.
+ * Both speak of the time records reached the log (late-stamped events land in their own hour
+ * whenever they arrive). null when neither says anything yet.
  */
 export async function dataCompleteUntil(db: Sql): Promise<Date | null> {
   const rows = await db.query<{ until: unknown }>(
-    `SELECT LEAST(hour + interval '1 hour', rolled_at) AS until FROM rollup_hours ORDER BY hour DESC LIMIT 1`,
+    `SELECT GREATEST(
+       (SELECT LEAST(hour + interval '1 hour', rolled_at) FROM rollup_hours ORDER BY hour DESC LIMIT 1),
+       (SELECT CASE WHEN bool_and(u IS NOT NULL) THEN min(u) END
+          FROM (SELECT max(complete_until) AS u FROM live_offsets GROUP BY log_partition) p)
+     ) AS until`,
   );
-  return rows.length ? new Date(toMs(rows[0].until)) : null;
+  return rows.length && rows[0].until != null ? new Date(toMs(rows[0].until)) : null;
 }
 
 export interface CustomerInfo {

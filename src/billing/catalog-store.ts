@@ -1,0 +1,142 @@
+/**
+ * The catalog in the warehouse (tables plans, prices): what the billing API prices with.
+ * syncCatalog loads a catalog file's plans and price versions (idempotent: a second run changes
+ * nothing; versions added from the CLI are kept); setPrice adds a version.
+ */
+import type { Sql, Warehouse } from '../warehouse/warehouse.js';
+import { toMs } from '../warehouse/usage-repository.js';
+import { chargeToJson, parseCharge, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
+
+export interface SyncResult {
+  plans: number;
+  /** Price versions inserted / changed / already as in the file. */
+  inserted: number;
+  changed: number;
+  unchanged: number;
+}
+
+const LOCK = 7243905;
+const ts = (ms: number) => new Date(ms).toISOString();
+const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+
+/** Load `catalog` into the warehouse. Safe to run on every start and from several processes. */
+export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<SyncResult> {
+  return db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
+    const r: SyncResult = { plans: 0, inserted: 0, changed: 0, unchanged: 0 };
+    for (const p of Object.values(catalog.plans)) {
+      await tx.query(
+        `INSERT INTO plans (id, name, currency, rate_per_sec, burst) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency, rate_per_sec = EXCLUDED.rate_per_sec, burst = EXCLUDED.burst, updated_at = now()
+         WHERE (plans.name, plans.currency, plans.rate_per_sec, plans.burst) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.currency, EXCLUDED.rate_per_sec, EXCLUDED.burst)`,
+        [p.id, p.name, p.currency, p.rateLimit.ratePerSec, p.rateLimit.burst],
+      );
+      r.plans++;
+      for (const [api, versions] of Object.entries(p.charges))
+        for (const v of versions) {
+          const res = await upsertVersion(tx, p.id, api, v);
+          r[res]++;
+        }
+    }
+    return r;
+  });
+}
+
+async function upsertVersion(tx: Sql, planId: string, api: string, v: PriceVersion): Promise<'inserted' | 'changed' | 'unchanged'> {
+  const charge = JSON.stringify(chargeToJson(v.charge));
+  const old = await tx.query<{ charge: unknown }>('SELECT charge FROM prices WHERE plan_id = $1 AND api = $2 AND effective_from = $3', [planId, api, ts(v.effectiveFrom)]);
+  if (old.length && JSON.stringify(chargeToJson(parseCharge(json(old[0].charge), 'stored'))) === charge) return 'unchanged';
+  await tx.query(
+    `INSERT INTO prices (plan_id, api, effective_from, charge) VALUES ($1, $2, $3, $4::jsonb)
+     ON CONFLICT (plan_id, api, effective_from) DO UPDATE SET charge = EXCLUDED.charge, created_at = now()`,
+    [planId, api, ts(v.effectiveFrom), charge],
+  );
+  return old.length ? 'changed' : 'inserted';
+}
+
+export class CatalogStoreError extends Error {
+  override name = 'CatalogStoreError';
+}
+
+/** Add (or replace) one price version of a plan. */
+export async function setPrice(db: Warehouse, planId: string, api: string, version: PriceVersion): Promise<'inserted' | 'changed' | 'unchanged'> {
+  return db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
+    const plan = await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId]);
+    if (!plan.length) throw new CatalogStoreError(`unknown plan "${planId}" (import the catalog first: meter plans import)`);
+    return upsertVersion(tx, planId, api, version);
+  });
+}
+
+interface PlanRow {
+  id: string;
+  name: string;
+  currency: string;
+  rate_per_sec: unknown;
+  burst: unknown;
+}
+interface PriceRow {
+  plan_id: string;
+  api: string;
+  effective_from: unknown;
+  charge: unknown;
+}
+
+function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
+  const byId = new Map<string, Plan>();
+  for (const p of plans)
+    byId.set(p.id, { id: p.id, name: p.name, currency: p.currency, rateLimit: { ratePerSec: Number(p.rate_per_sec), burst: Number(p.burst) }, charges: {} });
+  for (const r of prices) {
+    const plan = byId.get(r.plan_id);
+    if (!plan) continue;
+    const list = (plan.charges[r.api] ??= []);
+    list.push({ effectiveFrom: toMs(r.effective_from), charge: parseCharge(json(r.charge), `prices(${r.plan_id}, ${r.api})`) as Charge });
+  }
+  for (const p of byId.values()) for (const l of Object.values(p.charges)) l.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
+  return [...byId.values()];
+}
+
+/** One plan with all its price versions, or null. */
+export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
+  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst FROM plans WHERE id = $1', [planId]);
+  if (!plans.length) return null;
+  const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices WHERE plan_id = $1', [planId]);
+  return assemble(plans, prices)[0];
+}
+
+/** The whole catalog as stored (same shape as a loaded file). */
+export async function loadStoredCatalog(db: Sql): Promise<Catalog> {
+  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst FROM plans ORDER BY id');
+  const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices ORDER BY plan_id, api, effective_from');
+  const list = assemble(plans, prices);
+  return { currency: list[0]?.currency ?? 'USD', plans: Object.fromEntries(list.map((p) => [p.id, p])) };
+}
+
+/** Price list rows (for `meter prices list` and the API), oldest version first. */
+export interface PriceListRow {
+  plan: string;
+  api: string;
+  effectiveFrom: string | null;
+  /** Until the next version (exclusive), or null. */
+  effectiveTo: string | null;
+  currency: string;
+  charge: Record<string, unknown>;
+}
+
+export function priceList(plan: Plan): PriceListRow[] {
+  const out: PriceListRow[] = [];
+  for (const api of Object.keys(plan.charges).sort()) {
+    const vs = plan.charges[api];
+    vs.forEach((v, i) =>
+      out.push({
+        plan: plan.id,
+        api,
+        effectiveFrom: v.effectiveFrom === 0 ? null : ts(v.effectiveFrom),
+        effectiveTo: i + 1 < vs.length ? ts(vs[i + 1].effectiveFrom) : null,
+        currency: plan.currency,
+        charge: chargeToJson(v.charge),
+      }),
+    );
+  }
+  return out;
+}

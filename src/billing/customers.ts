@@ -1,0 +1,121 @@
+/**
+ * Customers as billing sees them: billing time zone (their invoices are calendar months there),
+ * currency, and plan. A customer's plan is customers.plan_id when set, else the plan of their
+ * newest live API key (customers made by `meter keys create` have no plan of their own).
+ */
+import type { Sql, Warehouse } from '../warehouse/warehouse.js';
+import { toMs } from '../warehouse/usage-repository.js';
+import { minorDigits } from './money.js';
+import { resolveTimeZone } from './time.js';
+
+export interface BillingCustomer {
+  id: string;
+  name: string;
+  timeZone: string;
+  /** null: the plan's currency. */
+  currency: string | null;
+  planId: string | null;
+  /** Where planId came from. */
+  planSource: 'customer' | 'api_key' | null;
+  createdAt: string;
+}
+
+export class CustomerInputError extends Error {
+  override name = 'CustomerInputError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const CUSTOMER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+const SELECT = `SELECT c.id, c.name, c.time_zone, c.currency, c.plan_id, c.created_at,
+    (SELECT k.plan_id FROM api_keys k WHERE k.customer_id = c.id
+      ORDER BY (k.revoked_at IS NULL) DESC, k.created_at DESC, k.id DESC LIMIT 1) AS key_plan
+  FROM customers c`;
+
+interface Row {
+  id: string;
+  name: string;
+  time_zone: string;
+  currency: string | null;
+  plan_id: string | null;
+  key_plan: string | null;
+  created_at: unknown;
+}
+
+function fromRow(r: Row): BillingCustomer {
+  const planId = r.plan_id ?? r.key_plan ?? null;
+  return {
+    id: r.id,
+    name: r.name,
+    timeZone: r.time_zone,
+    currency: r.currency ?? null,
+    planId,
+    planSource: r.plan_id ? 'customer' : r.key_plan ? 'api_key' : null,
+    createdAt: new Date(toMs(r.created_at)).toISOString(),
+  };
+}
+
+export async function getCustomer(db: Sql, id: string): Promise<BillingCustomer | null> {
+  const rows = await db.query<Row>(`${SELECT} WHERE c.id = $1`, [id]);
+  return rows.length ? fromRow(rows[0]) : null;
+}
+
+export async function listCustomers(db: Sql): Promise<BillingCustomer[]> {
+  return (await db.query<Row>(`${SELECT} ORDER BY c.id`)).map(fromRow);
+}
+
+export interface CustomerInput {
+  id: string;
+  name?: string;
+  timeZone?: string;
+  currency?: string;
+  plan?: string;
+}
+
+/** Create a customer, or update the given fields of an existing one. */
+export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promise<{ customer: BillingCustomer; created: boolean }> {
+  if (!CUSTOMER_ID_RE.test(input.id)) throw new CustomerInputError('id', `invalid customer id ${JSON.stringify(input.id)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+  let tz: string | undefined;
+  if (input.timeZone !== undefined) {
+    tz = resolveTimeZone(input.timeZone) ?? undefined;
+    if (!tz) throw new CustomerInputError('timeZone', `${JSON.stringify(input.timeZone)} is not an IANA time zone such as Asia/Seoul or UTC`);
+  }
+  if (input.currency !== undefined) {
+    try {
+      minorDigits(input.currency);
+    } catch (e) {
+      throw new CustomerInputError('currency', (e as Error).message);
+    }
+  }
+  if (input.name !== undefined && !input.name.trim()) throw new CustomerInputError('name', 'name must not be empty');
+  return db.transaction(async (tx) => {
+    if (input.plan !== undefined) {
+      const p = await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [input.plan]);
+      if (!p.length) throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list)`);
+      const cur = input.currency ?? (await tx.query<{ currency: string | null }>('SELECT currency FROM customers WHERE id = $1', [input.id]))[0]?.currency;
+      if (cur && cur !== p[0].currency) throw new CustomerInputError('currency', `plan "${input.plan}" is priced in ${p[0].currency}, not ${cur}`);
+    }
+    const existing = await tx.query('SELECT 1 FROM customers WHERE id = $1 FOR UPDATE', [input.id]);
+    if (!existing.length) {
+      await tx.query('INSERT INTO customers (id, name, time_zone, currency, plan_id) VALUES ($1, $2, $3, $4, $5)', [
+        input.id,
+        input.name ?? input.id,
+        tz ?? 'UTC',
+        input.currency ?? null,
+        input.plan ?? null,
+      ]);
+    } else {
+      await tx.query(
+        `UPDATE customers SET name = COALESCE($2, name), time_zone = COALESCE($3, time_zone), currency = COALESCE($4, currency), plan_id = COALESCE($5, plan_id) WHERE id = $1`,
+        [input.id, input.name ?? null, tz ?? null, input.currency ?? null, input.plan ?? null],
+      );
+    }
+    const rows = await tx.query<Row>(`${SELECT} WHERE c.id = $1`, [input.id]);
+    return { customer: fromRow(rows[0]), created: !existing.length };
+  });
+}

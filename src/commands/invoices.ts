@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { action, contextOf, printJson } from './context.js';
+import { openWarehouse } from '../runtime/backends.js';
+import { UserError } from '../runtime/errors.js';
+import { acknowledgeInvoice, getInvoice, listInvoices } from '../billing/invoices.js';
+import { getCustomer } from '../billing/customers.js';
+import { parseDuration, MAX_GRACE_MS } from '../billing/params.js';
+import { invoicesCsv, table, userErrors } from '../billing/cli-support.js';
+
+function grace(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const ms = parseDuration(raw);
+  if (ms === null || ms > MAX_GRACE_MS) throw new UserError(`--grace ${JSON.stringify(raw)} is not a duration`, 'e.g. --grace 1h, 30m, 0s (at most 35d)');
+  return ms;
+}
+
+function period(raw: string): string {
+  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(raw)) throw new UserError(`--period ${JSON.stringify(raw)} is not a month`, 'e.g. --period 2026-02');
+  return raw;
+}
+
+export function registerInvoices(program: Command): void {
+  const invoices = program.command('invoices').description("invoices: one per customer and month (in the customer's time zone); draft until the grace period ends, then final");
+  invoices
+    .command('export')
+    .description("every customer's invoice of a period (due drafts are finalised first)")
+    .requiredOption('--period <YYYY-MM>', 'billing month')
+    .option('--format <fmt>', 'csv (one row per line item) or json', 'csv')
+    .option('--status <s>', 'final, draft or all', 'all')
+    .option('--grace <duration>', 'grace period after the month before invoices are final [default 1h]')
+    .addHelpText('after', '\nExample:\n  meter invoices export --period 2026-02 --format csv > invoices-2026-02.csv\n')
+    .action(
+      action(async (opts: { period: string; format: string; status: string; grace?: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const format = json ? 'json' : opts.format;
+        if (!['csv', 'json'].includes(format)) throw new UserError(`--format ${JSON.stringify(opts.format)} is not csv or json`);
+        if (!['final', 'draft', 'all'].includes(opts.status)) throw new UserError(`--status ${JSON.stringify(opts.status)} is not final, draft or all`);
+        const p = period(opts.period);
+        const g = grace(opts.grace);
+        const db = await openWarehouse(config, logger);
+        try {
+          const r = await userErrors(() => listInvoices(db, p, { graceMs: g, status: opts.status as 'all' }));
+          for (const s of r.skipped) process.stderr.write(`skipped ${s.customer}: ${s.reason}\n`);
+          if (format === 'json') printJson(r);
+          else process.stdout.write(invoicesCsv(r.invoices));
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  invoices
+    .command('show')
+    .description("one customer's invoice of a period (a draft is computed now)")
+    .requiredOption('--customer <id>', 'customer id')
+    .requiredOption('--period <YYYY-MM>', 'billing month')
+    .option('--grace <duration>', 'grace period [default 1h]')
+    .action(
+      action(async (opts: { customer: string; period: string; grace?: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const p = period(opts.period);
+        const g = grace(opts.grace);
+        const db = await openWarehouse(config, logger);
+        try {
+          const c = await getCustomer(db, opts.customer);
+          if (!c) throw new UserError(`unknown customer "${opts.customer}"`, 'see meter customers list');
+          const inv = await userErrors(() => getInvoice(db, c, p, { graceMs: g }));
+          if (json) return printJson(inv);
+          process.stdout.write(`invoice ${inv.id}  ${inv.customer}  ${inv.period} (${inv.periodStart} .. ${inv.periodEnd})  ${inv.status}${inv.acknowledgedAt ? ', acknowledged' : ''}\n`);
+          process.stdout.write(table(['api', 'calls', 'unit price', 'amount'], inv.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount])));
+          process.stdout.write(`total ${inv.total} ${inv.currency}${inv.status === 'draft' ? `; final at ${inv.finalizesAt}` : ''}\n`);
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  invoices
+    .command('ack <id>')
+    .description('mark a final invoice as taken by the payment server (idempotent)')
+    .action(
+      action(async (id: string, _opts, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const db = await openWarehouse(config, logger);
+        try {
+          const a = await userErrors(() => acknowledgeInvoice(db, id, 'cli'));
+          if (json) printJson(a);
+          else process.stdout.write(`${id}: ${a.acknowledged ? 'acknowledged now' : 'already acknowledged'} (${a.invoice.acknowledgedAt})\n`);
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { action, contextOf, printJson, untilSignal } from './context.js';
+import { openLog, openWarehouse } from '../runtime/backends.js';
+import { startLiveRole } from '../runtime/roles.js';
+import { UserError } from '../runtime/errors.js';
+import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
+
+function positiveInt(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} ${v} must be an integer >= ${min}`);
+  return n;
+}
+
+export function registerLive(program: Command): void {
+  program
+    .command('live')
+    .description("keep the open hour's counts in the warehouse within seconds (exactly once: counts and offsets in one transaction)")
+    .option('--once', 'apply what the log holds now and exit')
+    .option('--timeout <ms>', 'with --once: give up after this long', '600000')
+    .option('--window <ms>', 'apply each partition every this many ms', '1000')
+    .option('--group <name>', 'consumer group on the usage log', DEFAULT_LIVE_GROUP)
+    .addHelpText(
+      'after',
+      '\nBilling serves each hour from the rollup, or from these live rows while they are ahead of it.\n' +
+        '\nExamples:\n  meter live                 # follow the log until Ctrl-C\n  meter live --once --json   # catch up and print progress\n',
+    )
+    .action(
+      action(async (opts: { once?: boolean; timeout: string; window: string; group: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const windowMs = positiveInt('window', opts.window, 10);
+        const timeout = positiveInt('timeout', opts.timeout, 1);
+        const log = await openLog(config);
+        const db = await openWarehouse(config, logger);
+        // Fault injection for the crash tests: die right after the Nth window's transaction
+        // committed, before anything else happens (the worst moment for exactly-once).
+        const killAfter = Number(process.env.METER_FAULT_LIVE_KILL_AFTER_WINDOWS ?? 0);
+        const afterCommit = killAfter > 0 ? (n: number) => n >= killAfter && process.kill(process.pid, 'SIGKILL') : undefined;
+        const live = await startLiveRole(config, { log, db }, logger, { windowMs, group: opts.group, afterCommit });
+        try {
+          if (opts.once) await live.waitCaughtUp(timeout);
+          else {
+            logger.info(`following ${config.topic} -> warehouse, group ${opts.group}, window ${windowMs} ms`);
+            await untilSignal();
+          }
+        } finally {
+          await live.stop();
+        }
+        if (json) printJson(live.stats());
+        else logger.info(`live stopped: ${JSON.stringify(live.stats())}`);
+        await Promise.all([db.close(), log.close()]);
+      }),
+    );
+}

@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { action, contextOf, printJson } from './context.js';
+import { openWarehouse } from '../runtime/backends.js';
+import { loadCatalog } from '../billing/catalog.js';
+import { loadStoredCatalog, syncCatalog } from '../billing/catalog-store.js';
+import { table, userErrors } from '../billing/cli-support.js';
+
+export function registerPlans(program: Command): void {
+  const plans = program.command('plans').description('plans (rate limits, currency) and their prices in the warehouse');
+  plans
+    .command('list')
+    .description('plans in the warehouse')
+    .action(
+      action(async (_opts, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const db = await openWarehouse(config, logger);
+        try {
+          const c = await loadStoredCatalog(db);
+          const list = Object.values(c.plans);
+          if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, apis: Object.keys(p.charges).sort() })));
+          if (!list.length) return void process.stderr.write('no plans in the warehouse yet: run `meter plans import`\n');
+          process.stdout.write(table(['id', 'name', 'currency', 'rate/s', 'burst', 'priced apis'], list.map((p) => [p.id, p.name, p.currency, String(p.rateLimit.ratePerSec), String(p.rateLimit.burst), String(Object.keys(p.charges).length)])));
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  plans
+    .command('import [file]')
+    .description('load a catalog file into the warehouse (idempotent; price versions set with `meter prices set` are kept)')
+    .addHelpText('after', '\nExample:\n  meter plans import fixtures/catalog.json\n')
+    .action(
+      action(async (file: string | undefined, _opts, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const path = file ?? config.catalogFile;
+        const catalog = await userErrors(async () => loadCatalog(path));
+        const db = await openWarehouse(config, logger);
+        try {
+          const r = await syncCatalog(db, catalog);
+          if (json) printJson({ file: path, ...r });
+          else process.stdout.write(`${path}: ${r.plans} plans; price versions ${r.inserted} new, ${r.changed} changed, ${r.unchanged} unchanged\n`);
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { action, contextOf, printJson } from './context.js';
+import { openWarehouse } from '../runtime/backends.js';
+import { UserError } from '../runtime/errors.js';
+import { API_RE, parseCharge, parseEffectiveFrom } from '../billing/catalog.js';
+import { loadPlan, loadStoredCatalog, priceList, setPrice } from '../billing/catalog-store.js';
+import { table, userErrors } from '../billing/cli-support.js';
+
+const HOUR = 3_600_000;
+
+export function registerPrices(program: Command): void {
+  const prices = program.command('prices').description('per-API prices of plans, versioned with effective dates');
+  prices
+    .command('list')
+    .description('price versions (all plans, or one)')
+    .option('--plan <id>', 'only this plan')
+    .action(
+      action(async (opts: { plan?: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const db = await openWarehouse(config, logger);
+        try {
+          let plans = Object.values((await loadStoredCatalog(db)).plans);
+          if (opts.plan) {
+            plans = plans.filter((p) => p.id === opts.plan);
+            if (!plans.length) throw new UserError(`unknown plan "${opts.plan}"`, 'see meter plans list (or meter plans import)');
+          }
+          const rows = plans.flatMap(priceList);
+          if (json) return printJson(rows);
+          process.stdout.write(table(['plan', 'api', 'from', 'until', 'currency', 'charge'], rows.map((r) => [r.plan, r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)])));
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  prices
+    .command('set')
+    .description('add a price version for one API of a plan, from an effective date (past hours keep their price)')
+    .requiredOption('--plan <id>', 'plan id')
+    .requiredOption('--api <name>', 'priced operation, e.g. locations.create')
+    .option('--unit-price <decimal>', 'per-unit price in the currency, e.g. 0.0005')
+    .option('--charge <json>', 'any charge model as JSON, e.g. \'{"model":"graduated","tiers":[{"upTo":1000,"unitPrice":"0"},{"upTo":null,"unitPrice":"0.001"}]}\'')
+    .option('--free-units <n>', 'free calls per billing period (with --unit-price)')
+    .option('--effective-from <instant>', 'ISO instant on a whole hour, e.g. 2026-03-01T00:00:00+09:00 [default: the next whole hour]')
+    .addHelpText('after', '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2026-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n')
+    .action(
+      action(async (opts: { plan: string; api: string; unitPrice?: string; charge?: string; freeUnits?: string; effectiveFrom?: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        if (!API_RE.test(opts.api)) throw new UserError(`--api ${JSON.stringify(opts.api)} is not an api name`, 'letters, digits, ".", "_", "-", ":" or "/"');
+        if (Boolean(opts.unitPrice) === Boolean(opts.charge)) throw new UserError('give exactly one of --unit-price and --charge');
+        let raw: unknown;
+        if (opts.charge) {
+          try {
+            raw = JSON.parse(opts.charge);
+          } catch {
+            throw new UserError('--charge is not valid JSON');
+          }
+        } else raw = { model: 'per_unit', unitPrice: opts.unitPrice, ...(opts.freeUnits !== undefined ? { freeUnits: opts.freeUnits } : {}) };
+        const charge = await userErrors(async () => parseCharge(raw, opts.charge ? '--charge' : '--unit-price'));
+        const effectiveFrom = opts.effectiveFrom ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from')) : Math.ceil(Date.now() / HOUR) * HOUR;
+        const db = await openWarehouse(config, logger);
+        try {
+          const r = await userErrors(() => setPrice(db, opts.plan, opts.api, { effectiveFrom, charge }));
+          const plan = (await loadPlan(db, opts.plan))!;
+          const versions = priceList(plan).filter((v) => v.api === opts.api);
+          if (json) printJson({ result: r, versions });
+          else process.stdout.write(`${r} ${opts.plan} ${opts.api} from ${new Date(effectiveFrom).toISOString()}\n` + table(['from', 'until', 'charge'], versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)])));
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+}

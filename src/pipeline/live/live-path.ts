@@ -1,0 +1,310 @@
+/**
+ * The live path (the seed's second stream job): its own consumer group on the usage log keeps
+ * the open hour's counts in the warehouse within seconds, exactly once.
+ *
+ * Per partition, records are gathered in a small window (windowMs of wall time, or maxRecords)
+ * and applied in ONE warehouse transaction together with the offsets they cover
+ * (live-repository.ts applyWindow). A (re)start reads its offsets from live_offsets, never
+ * from the log's committed offsets (this group never commits to the log), so a crash between
+ * the transaction and anything after it neither loses nor double-counts a record. Counts are
+ * of distinct ids per hour: live_seen remembers the ids counted, so a duplicate event (producer
+ * retry, spool replay) is counted once too.
+ *
+ * Completeness: every tick, before asking the log for its end offsets, the time t0 is noted;
+ * once a partition's applied offset reaches the end offset seen at t0, every record appended to
+ * it before t0 is applied, and complete_until = t0 is written with the next window. The billing
+ * API's dataCompleteUntil takes, per partition, the most advanced live group, then the least
+ * advanced partition (usage-repository.ts dataCompleteUntil).
+ */
+import type { ConsumedBatch, LogConsumer, UsageLog } from '../../log/log.js';
+import type { Warehouse } from '../../warehouse/warehouse.js';
+import { DEFAULT_LIMITS, type Limits } from '../accept.js';
+import { LiveWindow } from './window.js';
+import { applyWindow, ensureOffsets, FencedError, liveStartTime, pruneLive, readOffsets, type LiveGroup } from './live-repository.js';
+
+export const DEFAULT_LIVE_GROUP = 'meter-live';
+
+export interface LivePathOptions {
+  log: UsageLog;
+  db: Warehouse;
+  /** Consumer group (default `meter-live`). */
+  group?: string;
+  /** Apply a partition's window this often (default 1000 ms). */
+  windowMs?: number;
+  /** ... or once it holds this many records (default 5000). */
+  maxRecords?: number;
+  /** Drop live rows of hours final in the rollup this long after they ended (default 1 h). */
+  keepMs?: number;
+  /** How often to look for such hours (default 60 s). */
+  pruneEveryMs?: number;
+  limits?: Limits;
+  logger?: (msg: string) => void;
+  /** Called right after each window's transaction committed (fault injection in tests). */
+  afterCommit?: (n: number) => void;
+}
+
+export interface LiveStats {
+  recordsIn: number;
+  rejected: number;
+  windows: number;
+  fenced: number;
+  pruned: number;
+  partitions: Record<number, { applied: number; read: number; pending: number; completeUntil: string | null }>;
+}
+
+interface PartState {
+  win: LiveWindow;
+  /** complete_until as written, epoch ms. */
+  completeUntil: number | null;
+  /** (t0, end offset seen after t0): reaching `end` makes the partition complete until t0. */
+  checkpoints: { t0: number; end: number }[];
+  chain: Promise<unknown>;
+}
+
+const MAX_CHECKPOINTS = 256;
+
+export class LivePath {
+  private readonly o: Required<Omit<LivePathOptions, 'afterCommit' | 'logger'>> & Pick<LivePathOptions, 'afterCommit'> & { logger: (m: string) => void };
+  private consumer: LogConsumer | null = null;
+  private readonly parts = new Map<number, PartState>();
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private stopping = false;
+  private lastPrune = 0;
+  private lastErrorLog = 0;
+  private readonly counters = { recordsIn: 0, rejected: 0, windows: 0, fenced: 0, pruned: 0 };
+
+  constructor(opts: LivePathOptions) {
+    this.o = {
+      group: DEFAULT_LIVE_GROUP,
+      windowMs: 1000,
+      maxRecords: 5000,
+      keepMs: 3_600_000,
+      pruneEveryMs: 60_000,
+      limits: DEFAULT_LIMITS,
+      ...opts,
+      logger: opts.logger ?? (() => {}),
+    };
+    if (!(this.o.windowMs >= 1)) throw new Error('windowMs must be at least 1');
+    if (!(this.o.maxRecords >= 1)) throw new Error('maxRecords must be at least 1');
+  }
+
+  get group(): string {
+    return this.o.group;
+  }
+
+  /** Key of this consumer's rows in live_offsets. */
+  get id(): LiveGroup {
+    return { topic: this.o.log.topic, group: this.o.group };
+  }
+
+  /** Create missing offset rows, start consuming from live_offsets; resolves once running. */
+  async start(): Promise<void> {
+    if (this.consumer) throw new Error('live path already started');
+    this.stopping = false;
+    const consumer = await this.o.log.consumer(this.o.group);
+    this.consumer = consumer;
+    try {
+      // Rows for every partition up front, so completeness is judged over all of them.
+      const n = await this.o.log.partitions();
+      const have = await readOffsets(this.o.db, this.id);
+      const missing = [...Array(n).keys()].filter((p) => !have.has(p));
+      if (missing.length) {
+        const t = await liveStartTime(this.o.db, this.o.limits.futureLimitMs);
+        const at = await consumer.offsetsForTime(t ?? 0);
+        await ensureOffsets(this.o.db, this.id, new Map(missing.map((p) => [p, at.get(p) ?? 0])));
+        this.o.logger(`first start of group ${this.o.group}; partitions ${missing.join(',')} start ${t == null ? 'at the log start' : `at ${new Date(t).toISOString()}`}`);
+      }
+      await consumer.run({
+        startOffset: (p) => this.startFor(p),
+        eachBatch: (b) => this.onBatch(b),
+        onRevoke: (ps) => this.onRevoke(ps),
+      });
+    } catch (e) {
+      this.consumer = null;
+      await consumer.stop().catch(() => {});
+      throw e;
+    }
+    this.timer = setInterval(() => void this.tick(), this.o.windowMs);
+    this.timer.unref();
+  }
+
+  private async startFor(p: number): Promise<number> {
+    const row = (await readOffsets(this.o.db, this.id)).get(p);
+    let start = row?.nextOffset;
+    if (start === undefined) {
+      // a partition added after start: from its beginning
+      await ensureOffsets(this.o.db, this.id, new Map([[p, 0]]));
+      start = (await readOffsets(this.o.db, this.id)).get(p)!.nextOffset;
+    }
+    this.parts.set(p, { win: new LiveWindow(start), completeUntil: row?.completeUntil ?? null, checkpoints: [], chain: Promise.resolve() });
+    return start;
+  }
+
+  private withPartition<T>(p: number, fn: (st: PartState) => Promise<T>): Promise<T> {
+    const st = this.parts.get(p);
+    if (!st) return Promise.reject(new Error(`partition ${p} is not assigned`));
+    const run = st.chain.then(() => fn(st));
+    st.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private onBatch(b: ConsumedBatch): Promise<void> {
+    return this.withPartition(b.partition, async (st) => {
+      // Full window that cannot be applied (warehouse down): refuse the batch, the consumer
+      // redelivers it after a pause (memory stays bounded).
+      if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st);
+      for (const r of b.records) {
+        if (r.offset < st.win.next) continue;
+        st.win.add(r, this.o.limits);
+        this.counters.recordsIn++;
+        if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st).catch(() => undefined);
+      }
+    });
+  }
+
+  /** Apply the partition's window (and any completeness reached). Caller holds the partition. */
+  private async apply(p: number, st: PartState): Promise<void> {
+    const w = st.win;
+    const to = w.next;
+    let reached: number | null = null;
+    for (const c of st.checkpoints) if (c.end <= to && (reached === null || c.t0 > reached)) reached = c.t0;
+    const advances = reached !== null && (st.completeUntil === null || reached > st.completeUntil);
+    const settle = () => (st.checkpoints = st.checkpoints.filter((c) => c.end > to));
+    if (w.empty && !advances) {
+      settle();
+      return;
+    }
+    const rejected = w.rejected;
+    try {
+      await applyWindow(this.o.db, {
+        ...this.id,
+        partition: p,
+        from: w.applied,
+        to,
+        records: w.records,
+        events: w.distinctEvents(),
+        completeUntil: advances ? reached : null,
+      });
+    } catch (e) {
+      if (e instanceof FencedError) await this.rebase(p, st, e);
+      throw e;
+    }
+    this.counters.windows++;
+    this.counters.rejected += rejected;
+    this.o.afterCommit?.(this.counters.windows);
+    settle();
+    if (advances) st.completeUntil = reached;
+    w.reset();
+  }
+
+  /** Another consumer moved the offsets: continue from where they stand now. */
+  private async rebase(p: number, st: PartState, e: FencedError): Promise<void> {
+    this.counters.fenced++;
+    this.o.logger(`${e.message}; continuing from ${e.actual}`);
+    const row = (await readOffsets(this.o.db, this.id)).get(p);
+    if (!row) throw new Error(`live offsets of partition ${p} were deleted`);
+    st.completeUntil = row.completeUntil;
+    if (st.win.rebase(row.nextOffset)) return;
+    // moved back (an operator reset): re-read from there
+    const win = new LiveWindow(row.nextOffset);
+    for (const r of await this.consumer!.readRange(p, row.nextOffset, st.win.next)) win.add(r, this.o.limits);
+    st.win = win;
+  }
+
+  /** Note (t0, end offsets), apply due windows, prune now and then. */
+  private async tick(): Promise<void> {
+    if (this.ticking || !this.consumer) return;
+    this.ticking = true;
+    try {
+      const t0 = Date.now();
+      const ends = await this.consumer.endOffsets();
+      for (const [p, st] of this.parts) {
+        const end = ends.get(p);
+        if (end === undefined) continue;
+        st.checkpoints.push({ t0, end });
+        if (st.checkpoints.length > MAX_CHECKPOINTS) st.checkpoints.splice(0, st.checkpoints.length - MAX_CHECKPOINTS);
+      }
+      await Promise.all([...this.parts.keys()].map((p) => this.withPartition(p, (st) => this.apply(p, st))));
+      if (t0 - this.lastPrune >= this.o.pruneEveryMs) {
+        this.lastPrune = t0;
+        const hours = await pruneLive(this.o.db, t0, this.o.keepMs);
+        this.counters.pruned += hours.length;
+        if (hours.length) this.o.logger(`dropped the live rows of ${hours.length} hours the rollup has made final`);
+      }
+    } catch (e) {
+      const now = Date.now();
+      if (now - this.lastErrorLog >= 10_000) {
+        this.lastErrorLog = now;
+        this.o.logger(`applying windows failed, will retry: ${(e as Error).message}`);
+      }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async onRevoke(partitions: number[]): Promise<void> {
+    if (this.stopping) return;
+    for (const p of partitions) {
+      // best effort: the next owner resumes from live_offsets either way
+      await this.withPartition(p, (st) => this.apply(p, st)).catch(() => undefined);
+      this.parts.delete(p);
+    }
+  }
+
+  /** Apply every partition's window now. */
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.parts.keys()].map((p) => this.withPartition(p, (st) => this.apply(p, st))));
+  }
+
+  /**
+   * Resolves once every record below the log's end offsets (as of this call) is applied and
+   * complete_until is at least this call's time; rejects after timeoutMs.
+   */
+  async waitCaughtUp(timeoutMs: number): Promise<void> {
+    if (!this.consumer) throw new Error('live path is not started');
+    const deadline = Date.now() + timeoutMs;
+    const t0 = Date.now();
+    const target = await this.consumer.endOffsets();
+    for (const [p, end] of target) {
+      const st = this.parts.get(p);
+      if (st) st.checkpoints.push({ t0, end });
+    }
+    while (true) {
+      const behind: string[] = [];
+      for (const [p, end] of target) {
+        const st = this.parts.get(p);
+        if (st && st.win.applied >= end && st.completeUntil !== null && st.completeUntil >= t0) continue;
+        behind.push(`partition ${p} at ${st?.win.applied ?? '?'} of ${end}`);
+        if (st && st.win.next >= end) await this.withPartition(p, (s) => this.apply(p, s)).catch(() => undefined);
+      }
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`live path did not catch up within ${timeoutMs} ms: ${behind.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Stop consuming; with `flush` (the default) apply what is gathered first. */
+  async stop(opts: { flush?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const consumer = this.consumer;
+    this.consumer = null;
+    if (consumer) await consumer.stop();
+    if (opts.flush ?? true) await this.flushAll();
+    else await Promise.all([...this.parts.values()].map((st) => st.chain));
+  }
+
+  stats(): LiveStats {
+    const partitions: LiveStats['partitions'] = {};
+    for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0]))
+      partitions[p] = {
+        applied: st.win.applied,
+        read: st.win.next,
+        pending: st.win.records,
+        completeUntil: st.completeUntil === null ? null : new Date(st.completeUntil).toISOString(),
+      };
+    return { ...this.counters, partitions };
+  }
+}
