@@ -33,7 +33,7 @@ interface Side {
   close(): Promise<void>;
 }
 
-async function startUpstream(): Promise<{ url: string; proc: ChildProcess }> {
+export async function startUpstream(): Promise<{ url: string; proc: ChildProcess }> {
   const proc = spawn(process.execPath, [join(here, 'upstream.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', resolve);
@@ -87,7 +87,7 @@ http {
   };
 }
 
-async function startMeter(name: string, o: BenchOptions, upstream: string, env: Record<string, string>): Promise<Side> {
+export async function startMeter(name: string, o: BenchOptions, upstream: string, env: Record<string, string>): Promise<Side> {
   const dataDir = join(o.workDir, `gw-${name}-${Date.now()}`);
   mkdirSync(dataDir, { recursive: true });
   const catalogFile = join(dataDir, 'catalog.json');

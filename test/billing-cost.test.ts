@@ -143,3 +143,15 @@ test('customers: validated; plan currency must match', async () => {
   assert.equal(r.created, false);
   assert.deepEqual([r.customer.name, r.customer.timeZone, r.customer.planId, r.customer.planSource], ['Seoul Corp', 'Asia/Seoul', 'kr', 'customer']);
 });
+
+test('cost reads what usage reads: live rows count for an hour the rollup has not caught up with', async () => {
+  const before = await cost('london', '2026-05-01T00:00:00Z', '2026-06-01T00:00:00Z');
+  assert.deepEqual(before.lines, []);
+  await db.query(`INSERT INTO live_hourly (customer_id, api, hour, calls, events) VALUES ('london', 'locations.create', '2026-05-10T10:00:00Z', 4, 4)`);
+  const live = await cost('london', '2026-05-01T00:00:00Z', '2026-06-01T00:00:00Z');
+  assert.deepEqual(amounts(live), { 'locations.create': [4, '16'] }); // at the price set from April (4)
+  // Once the rollup holds as many events for the hour, its rows are used.
+  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('london', 'locations.create', '2026-05-10T10:00:00Z', 5, 5)`);
+  await db.query(`INSERT INTO rollup_hours (hour, files, events) VALUES ('2026-05-10T10:00:00Z', 1, 5)`);
+  assert.deepEqual(amounts(await cost('london', '2026-05-01T00:00:00Z', '2026-06-01T00:00:00Z')), { 'locations.create': [5, '20'] });
+});

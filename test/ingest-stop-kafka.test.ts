@@ -112,3 +112,33 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
     await log.close();
   }
 });
+
+/**
+ * The second half of the same failure: after stop(), ingest commits its buffered partitions in
+ * parallel, through the admin API. kafkajs' setOffsets joins the group with a temporary
+ * consumer, so parallel calls fought each other (rebalance loop: hung call, members left behind).
+ */
+test('kafka: commits of several partitions after stop(), in parallel, all land and leave the group empty', { timeout: 120_000 }, async () => {
+  const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const log = new KafkaLog({ brokers, topic: `par-${run}`, partitions: 4, clientId: 'meter-test' });
+  await log.init();
+  try {
+    const prod = await log.producer();
+    await prod.send(Array.from({ length: 80 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(String(i)) })));
+    await prod.close();
+    const group = `par-${run}`;
+    const c = await log.consumer(group);
+    let got = 0;
+    await c.run({ startOffset: async () => null, eachBatch: async (b) => void (got += b.records.length) });
+    while (got < 80) await new Promise((r) => setTimeout(r, 50));
+    await c.stop();
+    const end = await c.endOffsets();
+    await Promise.all([...end].map(([p, high]) => c.commit(p, high)));
+    assert.deepEqual([...(await c.committed())].sort(), [...end].sort(), 'every partition committed at its end');
+    await new Promise((r) => setTimeout(r, 2000));
+    const [desc] = (await admin.describeGroups([group])).groups;
+    assert.deepEqual(desc.members.map((m) => m.memberId), [], `group must be empty (state ${desc.state})`);
+  } finally {
+    await log.close();
+  }
+});

@@ -5,7 +5,7 @@ import { migrate } from '../src/warehouse/migrate.js';
 import { parseCatalog, parseCharge } from '../src/billing/catalog.js';
 import { setPrice, syncCatalog } from '../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../src/billing/customers.js';
-import { acknowledgeInvoice, getInvoice, invoiceId, listInvoices } from '../src/billing/invoices.js';
+import { acknowledgeInvoice, currentInvoices, getInvoice, invoiceId, listInvoices } from '../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../src/billing/server.js';
 import { createCustomerToken } from '../src/billing/auth.js';
 
@@ -127,6 +127,9 @@ test('payment server: lists final invoices of a period; acknowledgement is idemp
   assert.equal(a2.body.acknowledged, false);
   assert.equal(a2.body.acknowledgedAt, '2026-03-05T00:00:00Z');
   assert.equal((await acknowledgeInvoice(db, id, 'test')).acknowledged, false);
+  const open = await call('/v1/invoices?period=2026-02&acknowledged=false', SERVICE);
+  assert.deepEqual(open.body.invoices.map((i: any) => i.customer), ['acme']);
+  assert.equal((await call('/v1/invoices?period=2026-02&acknowledged=maybe', SERVICE)).body.parameter, 'acknowledged');
   const rows = await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices WHERE customer_id = $1', ['globex']);
   assert.equal(Number(rows[0].n), 2); // Feb and Mar, once each
   // A draft cannot be acknowledged; GET on acknowledge is refused.
@@ -172,4 +175,24 @@ test("a customer token cannot read another customer by any route or parameter", 
   assert.equal((await call(`/v1/invoices/${invoiceId('acme', '2026-02')}`, acmeToken)).status, 200);
   assert.equal((await call('/v1/me', acmeToken)).body.id, 'acme');
   assert.equal((await call('/v1/me/prices', acmeToken)).body.prices.length, 2);
+});
+
+test('readers racing at finalisation agree on one stored invoice', async () => {
+  await upsertCustomer(db, { id: 'initech', name: 'Initech', timeZone: 'UTC', plan: 'pro' });
+  await usage('initech', 'locations.create', '2026-02-11T00:00:00Z', 3);
+  const c = (await getCustomer(db, 'initech'))!;
+  const now = T('2026-03-01T01:00:00Z');
+  const all = await Promise.all(Array.from({ length: 6 }, (_, i) => getInvoice(db, c, '2026-02', { now: now + i })));
+  assert.ok(all.every((i) => i.status === 'final' && JSON.stringify(i) === JSON.stringify(all[0])));
+  const rows = await db.query<{ n: unknown }>(`SELECT count(*)::int AS n FROM invoice_lines WHERE invoice_id = $1`, [invoiceId('initech', '2026-02')]);
+  assert.equal(Number(rows[0].n), 1);
+});
+
+test("current invoices: each customer's month in their own zone", async () => {
+  const now = T('2026-02-28T16:30:00Z'); // March 1 in Seoul, still February in UTC
+  const r = await currentInvoices(db, now);
+  const by = Object.fromEntries(r.invoices.map((i) => [i.customer, [i.period, i.status]]));
+  assert.deepEqual(by.acme, ['2026-03', 'draft']);
+  assert.deepEqual(by.globex, ['2026-02', 'final']); // already finalised by the earlier tests
+  assert.deepEqual(by.initech, ['2026-02', 'final']);
 });

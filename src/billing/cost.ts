@@ -1,5 +1,6 @@
 /**
- * Cost of any range [from, to) for one customer, from the hourly rows and the stored catalog.
+ * Cost of any range [from, to) for one customer, from the hourly rows (billable_hourly: the
+ * rollup's rows, or the live path's where it is ahead; as the usage query) and the stored catalog.
  *
  * The range is cut at billing-period starts (calendar months in the customer's billing zone)
  * and at every price version's effective date, and usage is summed per (api, piece) in one SQL
@@ -39,7 +40,7 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
 
   const rows = await db.query<{ api: string; seg: unknown; calls: unknown }>(
     `SELECT api, (SELECT count(*) FROM unnest($4::timestamptz[]) b WHERE b <= u.hour)::int AS seg, sum(calls)::text AS calls
-       FROM usage_hourly u
+       FROM billable_hourly u
       WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
       GROUP BY 1, 2`,
     [q.customer, iso(q.from), iso(q.to), `{${bounds.map(iso).join(',')}}`],
@@ -49,7 +50,7 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
   const prefix = new Map<string, bigint>();
   if (first.start < q.from) {
     const pre = await db.query<{ api: string; calls: unknown }>(
-      `SELECT api, sum(calls)::text AS calls FROM usage_hourly WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz GROUP BY api`,
+      `SELECT api, sum(calls)::text AS calls FROM billable_hourly WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz GROUP BY api`,
       [q.customer, iso(first.start), iso(q.from)],
     );
     for (const r of pre) prefix.set(r.api, toBigInt(r.calls));

@@ -12,7 +12,7 @@ import { toMs } from '../warehouse/usage-repository.js';
 import { queryCost } from './cost.js';
 import { getCustomer, listCustomers, type BillingCustomer } from './customers.js';
 import { PlanError, completeUntil, customerPlan, lineJson, type LineJson } from './reports.js';
-import { formatInZone, parsePeriodName, type BillingPeriod } from './time.js';
+import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from './time.js';
 
 /** Like Stripe: invoices wait an hour after the period for late usage. */
 export const DEFAULT_GRACE_MS = 3_600_000;
@@ -159,20 +159,45 @@ export interface InvoiceList {
 
 /**
  * Invoices of a period for every customer with a plan who existed before the period ended or
- * has usage in it (finalising those that are due). `status` filters the answer.
+ * has usage in it (finalising those that are due). `status` and `acknowledged` filter the answer
+ * (the payment server asks for final, not yet acknowledged invoices).
  */
-export async function listInvoices(db: Warehouse, periodName: string, opts: InvoiceOptions & { status?: 'final' | 'draft' | 'all' } = {}): Promise<InvoiceList> {
+export async function listInvoices(
+  db: Warehouse,
+  periodName: string,
+  opts: InvoiceOptions & { status?: 'final' | 'draft' | 'all'; acknowledged?: boolean } = {},
+): Promise<InvoiceList> {
   if (!parsePeriodName(periodName, 'UTC')) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(periodName).slice(0, 32))}`, 'period');
   const out: InvoiceList = { period: periodName, invoices: [], skipped: [] };
   for (const c of await listCustomers(db)) {
     const p = periodOf(c, periodName);
     if (Date.parse(c.createdAt) >= p.end) {
-      const used = await db.query('SELECT 1 FROM usage_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [c.id, new Date(p.start).toISOString(), new Date(p.end).toISOString()]);
+      const used = await db.query('SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [c.id, new Date(p.start).toISOString(), new Date(p.end).toISOString()]);
       if (!used.length) continue;
     }
     try {
       const inv = await getInvoice(db, c, periodName, opts);
-      if (!opts.status || opts.status === 'all' || opts.status === inv.status) out.invoices.push(inv);
+      if (opts.status && opts.status !== 'all' && opts.status !== inv.status) continue;
+      if (opts.acknowledged !== undefined && opts.acknowledged !== (inv.acknowledgedAt !== null)) continue;
+      out.invoices.push(inv);
+    } catch (e) {
+      if (!(e instanceof PlanError)) throw e;
+      out.skipped.push({ customer: c.id, reason: e.message });
+    }
+  }
+  return out;
+}
+
+/**
+ * Every customer's invoice of the period containing `now` in their own billing zone (for the
+ * demo and `meter customers show`: a draft while the month runs). Customers without a usable
+ * plan are skipped with the reason.
+ */
+export async function currentInvoices(db: Warehouse, now = Date.now()): Promise<{ invoices: Invoice[]; skipped: { customer: string; reason: string }[] }> {
+  const out = { invoices: [] as Invoice[], skipped: [] as { customer: string; reason: string }[] };
+  for (const c of await listCustomers(db)) {
+    try {
+      out.invoices.push(await getInvoice(db, c, periodContaining(now, c.timeZone).name, { now }));
     } catch (e) {
       if (!(e instanceof PlanError)) throw e;
       out.skipped.push({ customer: c.id, reason: e.message });

@@ -5,7 +5,7 @@
  *   GET  /v1/customers                                  service token
  *   GET  /v1/customers/:id[/usage|/cost|/prices|/invoices/:period]   service token, or that customer's token
  *   GET  /v1/me[/usage|/cost|/prices|/invoices/:period] customer token: the token's own customer
- *   GET  /v1/invoices?period=YYYY-MM[&status][&grace]   service token: the period's invoices
+ *   GET  /v1/invoices?period=YYYY-MM[&status][&acknowledged][&grace]   service token: the period's invoices
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
  * 401 without a known token, 403 for another customer's data (404 for another customer's
@@ -167,12 +167,14 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
     if (im) {
       if (!im[1]) {
         if (principal.kind !== 'service') throw new HttpError(403, 'listing invoices needs a service token; use /v1/me/invoices/{period}');
-        onlyParams(q, ['period', 'status', 'grace']);
+        onlyParams(q, ['period', 'status', 'acknowledged', 'grace']);
         const period = q.get('period');
         if (!period) throw new ParamError('period', 'period is required, a month YYYY-MM');
         const status = q.get('status') || 'final';
         if (!['final', 'draft', 'all'].includes(status)) throw new ParamError('status', `status must be final, draft or all, got ${JSON.stringify(status.slice(0, 32))}`);
-        const r = await listInvoices(opts.db, period, { now: now(), graceMs: graceParam(q) ?? graceMs, status: status as 'final' });
+        const ack = q.get('acknowledged') || undefined;
+        if (ack !== undefined && ack !== 'true' && ack !== 'false') throw new ParamError('acknowledged', `acknowledged must be true or false, got ${JSON.stringify(ack.slice(0, 32))}`);
+        const r = await listInvoices(opts.db, period, { now: now(), graceMs: graceParam(q) ?? graceMs, status: status as 'final', acknowledged: ack === undefined ? undefined : ack === 'true' });
         return send(res, 200, r);
       }
       const id = decodeId(im[1], 'id');
