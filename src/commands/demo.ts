@@ -80,7 +80,13 @@ function printReport(r: DemoResult): void {
   line(head);
   for (const row of rows) line(row);
   out();
-  for (const t of r.totals) out(`${t.customer} (${t.plan}): ${t.calls} billable calls, total ${t.total} ${t.currency}`);
+  for (const t of r.totals) {
+    out(`${t.customer} (${t.plan}): ${t.calls} billable calls, cost ${t.total} ${t.currency}`);
+    const inv = r.invoices.find((i) => i.customer === t.customer);
+    if (!inv) continue;
+    out(`  prices: ${inv.prices.join('; ')}`);
+    out(`  invoice ${inv.invoice.id} for ${inv.invoice.period} (${inv.timeZone}): ${inv.invoice.status}, ${inv.invoice.calls} calls, ${inv.invoice.total} ${inv.invoice.currency}; final after ${inv.invoice.finalizesAt}`);
+  }
   out();
   out(`pipeline carried ${r.timings.eventsPerSec} events/s end to end; whole demo ${(r.timings.totalMs / 1000).toFixed(1)} s; data in ${r.dataDir}`);
   out(`billing API was at ${r.billingUrl}`);

@@ -11,9 +11,11 @@ import type { MeterConfig } from '../config/config.js';
 import { describeBackends } from '../config/config.js';
 import type { Logger } from '../runtime/logger.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole, startIngestRole, rollupOf, startBillingRole } from '../runtime/roles.js';
+import { startGatewayRole, startIngestRole, rollupOf, startBillingRole, catalogOf } from '../runtime/roles.js';
 import { createKey } from '../gateway/keys.js';
 import { createCustomerToken } from '../billing/auth.js';
+import { upsertCustomer } from '../billing/customers.js';
+import { syncCatalog } from '../billing/catalog-store.js';
 import { startLocationApi } from '../../fixtures/location-api/server.js';
 import { sendTraffic, type Truth } from './traffic.js';
 import { HOUR_MS } from '../lake/layout.js';
@@ -42,6 +44,7 @@ export interface DemoResult {
   ok: boolean;
   rows: DemoRow[];
   totals: { customer: string; plan: string; calls: number; total: string; currency: string }[];
+  invoices: DemoInvoice[];
   truth: Truth;
   timings: { trafficMs: number; drainMs: number; totalMs: number; eventsPerSec: number };
   billingUrl: string;
@@ -50,10 +53,25 @@ export interface DemoResult {
 }
 
 const CUSTOMERS = [
-  { id: 'acme-logistics', plan: 'free', weight: 1 },
-  { id: 'globex-fleet', plan: 'pro', weight: 3 },
-  { id: 'initech-rides', plan: 'enterprise', weight: 6 },
+  { id: 'acme-logistics', name: 'Acme Logistics', timeZone: 'Asia/Seoul', plan: 'free', weight: 1 },
+  { id: 'globex-fleet', name: 'Globex Fleet', timeZone: 'America/New_York', plan: 'pro', weight: 3 },
+  { id: 'initech-rides', name: 'Initech Rides', timeZone: 'UTC', plan: 'enterprise', weight: 6 },
 ];
+
+export interface DemoInvoice {
+  customer: string;
+  timeZone: string;
+  prices: string[];
+  invoice: { id: string; period: string; status: string; calls: number; total: string; currency: string; finalizesAt: string };
+}
+
+/** A price version as one short phrase: `0.0010/call`, `graduated 3 tiers`, `package 100 for 1.50`, `+1000 free`. */
+export function describeCharge(c: Record<string, any>): string {
+  const free = c.freeUnits ? ` (${c.freeUnits} free/month)` : '';
+  if (c.model === 'graduated' || c.model === 'volume') return `${c.model} ${c.tiers?.length ?? 0} tiers from ${c.tiers?.[0]?.unitPrice}/call${free}`;
+  if (c.model === 'package') return `${c.packagePrice} per ${c.packageSize} calls${free}`;
+  return `${c.unitPrice ?? '?'}/call${free}`;
+}
 
 export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions, untilStop: () => Promise<unknown>): Promise<DemoResult> {
   const t0 = Date.now();
@@ -85,9 +103,11 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
   const limiter = await openLimiter(cfg, logger);
   const closers: (() => Promise<unknown>)[] = [];
   try {
+    await syncCatalog(db, catalogOf(cfg)); // plans and prices, before customers name them
     const customers = [];
     for (const c of CUSTOMERS) {
       const id = c.id + suffix;
+      await upsertCustomer(db, { id, name: c.name, timeZone: c.timeZone, plan: c.plan });
       const k = await createKey(db, { customer: id, plan: c.plan });
       customers.push({ ...c, id, key: k.key });
     }
@@ -148,11 +168,24 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
       }
       totals.push({ customer: c.id, plan: c.plan, calls: Number(usage.calls), total: String(cost.total), currency: String(cost.currency) });
     }
+    const invoices: DemoInvoice[] = [];
+    for (const c of customers) {
+      const period = new Intl.DateTimeFormat('en-CA', { timeZone: c.timeZone, year: 'numeric', month: '2-digit' }).format(new Date()).slice(0, 7);
+      const inv = await get(`/v1/customers/${c.id}/invoices/${period}`);
+      const prices = await get(`/v1/customers/${c.id}/prices`);
+      invoices.push({
+        customer: c.id,
+        timeZone: c.timeZone,
+        prices: (prices.prices as any[]).map((p) => `${p.api} ${describeCharge(p.charge)}`),
+        invoice: { id: inv.id, period: inv.period, status: inv.status, calls: Number(inv.calls), total: String(inv.total), currency: String(inv.currency), finalizesAt: String(inv.finalizesAt) },
+      });
+    }
     const totalMs = Date.now() - t0;
     const result: DemoResult = {
       ok,
       rows,
       totals,
+      invoices,
       truth,
       timings: { trafficMs, drainMs, totalMs, eventsPerSec: Math.round((truth.sent - truth.unauthorized) / ((trafficMs + drainMs) / 1000)) },
       billingUrl: billing.url,
