@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole, startIngestRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
+import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
 import { describeBackends } from '../config/config.js';
 import { UserError } from '../runtime/errors.js';
 
 export function registerDev(program: Command): void {
   program
     .command('dev')
-    .description('gateway, ingest, rollup (follow) and billing API in one process')
+    .description('gateway, ingest, live counts of the open hour, rollup (follow) and billing API in one process')
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--rollup-interval <ms>', 'how often rollup looks for new files', '5000')
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
@@ -26,6 +26,7 @@ export function registerDev(program: Command): void {
         const limiter = await openLimiter(config, logger);
         const gw = await startGatewayRole(config, { log, db, limiter }, logger);
         const ingest = await startIngestRole(config, { log, lake }, logger);
+        const live = await startLiveRole(config, { log, db }, logger);
         const billing = await startBillingRole(config, { db });
         const ac = new AbortController();
         const following = rollupOf({ lake, db }, logger).follow(interval, ac.signal);
@@ -34,6 +35,7 @@ export function registerDev(program: Command): void {
         logger.info('stopping: flushing events, files and rows');
         await gw.close();
         await ingest.stop();
+        await live.stop();
         ac.abort();
         await following;
         await billing.close();

@@ -11,7 +11,7 @@ import type { MeterConfig } from '../config/config.js';
 import { describeBackends } from '../config/config.js';
 import type { Logger } from '../runtime/logger.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole, startIngestRole, rollupOf, startBillingRole, catalogOf } from '../runtime/roles.js';
+import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, catalogOf } from '../runtime/roles.js';
 import { createKey } from '../gateway/keys.js';
 import { createCustomerToken } from '../billing/auth.js';
 import { upsertCustomer } from '../billing/customers.js';
@@ -115,6 +115,8 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     closers.push(() => gw.close());
     const ingest = await startIngestRole(cfg, { log, lake }, logger);
     closers.push(() => ingest.stop());
+    const live = await startLiveRole(cfg, { log, db }, logger);
+    closers.push(() => live.stop());
     const rollup = rollupOf({ lake, db }, logger);
     const billing = await startBillingRole(cfg, { db });
     closers.push(() => billing.close());
