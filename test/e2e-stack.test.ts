@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../src/config/config.js';
 import { groundTruthRun } from './support/pipeline.js';
-import { stackEnv } from './support/stack.js';
+import { stackEnv, freshDatabase } from './support/stack.js';
 
 test('real stack: billed per customer, API and hour equals the ground truth', { timeout: 20 * 60_000 }, async () => {
   const env = await stackEnv(['kafka', 'hdfs', 'postgres', 'redis']);
@@ -17,6 +17,7 @@ test('real stack: billed per customer, API and hour equals the ground truth', { 
     cwd: dir,
     env: {
       ...env,
+      METER_DATABASE_URL: await freshDatabase(env, 'e2e'),
       METER_TOPIC: `e2e-${run}`,
       METER_LAKE_URL: `${env.METER_LAKE_URL.replace(/\/$/, '')}/e2e-${run}`,
       METER_INGEST_FLUSH_MS: '500',

@@ -17,7 +17,7 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.
 import { hourStart } from '../src/lake/layout.js';
 import { readOffsets } from '../src/pipeline/live/live-repository.js';
 import { dataCompleteUntil } from '../src/warehouse/usage-repository.js';
-import { stackEnv } from './support/stack.js';
+import { stackEnv, freshDatabase } from './support/stack.js';
 import { runLive } from './support/live-run.js';
 
 test('real stack: meter live killed with SIGKILL and restarted counts each distinct event once', { timeout: 15 * 60_000 }, async () => {
@@ -28,7 +28,7 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
   const env = {
     METER_DATA_DIR: dataDir,
     METER_KAFKA_BROKERS: s.METER_KAFKA_BROKERS,
-    METER_DATABASE_URL: s.METER_DATABASE_URL,
+    METER_DATABASE_URL: await freshDatabase(s, 'live'),
     METER_TOPIC: `live-${run}`,
     METER_DEBUG: '1',
   };

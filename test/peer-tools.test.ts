@@ -19,13 +19,13 @@ import { silentLogger } from '../src/runtime/logger.js';
 import { uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { hourStart, HOUR_MS } from '../src/lake/layout.js';
 import { listDataFiles } from '../src/pipeline/recovery.js';
-import { stackEnv } from './support/stack.js';
+import { stackEnv, freshDatabase } from './support/stack.js';
 
 test('kcat-produced events are billed; curl-fetched lake files read by DuckDB match them', { timeout: 10 * 60_000 }, async () => {
   const env = await stackEnv(['kafka', 'hdfs', 'postgres']);
   const run = randomBytes(3).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'meter-peer-'));
-  const cfg = loadConfig({ cwd: dir, env: { ...env, METER_TOPIC: `peer-${run}`, METER_LAKE_URL: `${env.METER_LAKE_URL}/peer-${run}`, METER_INGEST_FLUSH_MS: '300' } });
+  const cfg = loadConfig({ cwd: dir, env: { ...env, METER_DATABASE_URL: await freshDatabase(env, 'peer'), METER_TOPIC: `peer-${run}`, METER_LAKE_URL: `${env.METER_LAKE_URL}/peer-${run}`, METER_INGEST_FLUSH_MS: '300' } });
   const customer = `peer-${run}`;
   const h0 = hourStart(Date.now()) - HOUR_MS;
   const events: UsageEvent[] = Array.from({ length: 250 }, (_, i) => ({

@@ -32,3 +32,23 @@ export async function stackEnv(services: Service[]): Promise<Record<string, stri
   }
   return stackEnvLines();
 }
+
+/**
+ * A new, empty database on the stack's Postgres server, for one test. A warehouse belongs to
+ * one topic and lake (rollups replace whole hours, the live view decides per hour), so tests
+ * that run pipelines must not share one.
+ */
+export async function freshDatabase(env: Record<string, string>, prefix = 't'): Promise<string> {
+  const pg = (await import('pg')).default;
+  const name = `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`.replace(/[^a-z0-9_]/g, '_');
+  const admin = new pg.Client({ connectionString: env.METER_DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(env.METER_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
