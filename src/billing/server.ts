@@ -16,6 +16,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { Logger } from '../runtime/logger.js';
 import { assetPath } from '../config/assets.js';
@@ -237,6 +238,11 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
       // Postgres refusing a zone name Intl accepted (22023 invalid_parameter_value).
       if ((e as { code?: string })?.code === '22023' && /time zone/i.test((e as Error).message))
         return send(res, 400, { error: 'tz is not a time zone the warehouse knows', parameter: 'tz' });
+      // The warehouse is down or restarting: say so (503), never answer with a made-up number.
+      if (isWarehouseUnavailable(e)) {
+        log?.warn(`billing: ${req.method} ${req.url?.slice(0, 200)}: warehouse unavailable: ${(e as Error)?.message ?? String(e)}`);
+        return send(res, 503, { error: 'the billing database is unavailable right now, so no usage or cost can be given; retry shortly' }, { 'retry-after': '5' });
+      }
       log?.error(`billing: ${req.method} ${req.url?.slice(0, 200)} failed: ${(e as Error)?.message ?? String(e)}`);
       send(res, 500, { error: 'internal error' });
     });

@@ -210,6 +210,10 @@ class KafkaConsumer implements LogConsumer {
   private ready = new Map<number, Promise<number | null>>();
   /** Serialises onRevoke before the next assignment's startOffset calls. */
   private revoked: Promise<void> = Promise.resolve();
+  /** Set by stop(): no re-join after a crash. */
+  private stopped = false;
+  /** Serialises commits made through the admin API (see commit). */
+  private adminCommits: Promise<unknown> = Promise.resolve();
   private opts: ConsumeOptions | null = null;
 
   constructor(
@@ -228,8 +232,17 @@ class KafkaConsumer implements LogConsumer {
     const consumer = this.log.newConsumer(this.group);
     this.consumer = consumer;
 
+    this.stopped = false;
     // kafkajs rebalances eagerly: everything is revoked, then the new assignment joins.
     consumer.on(consumer.events.REBALANCING, () => this.revokeAll());
+    // kafkajs gives up on a consumer after a non-retriable error and does not restart it, e.g.
+    // when the group evicted this member while a batch waited on a lake outage longer than the
+    // session timeout (UNKNOWN_MEMBER_ID). The process would live on, consuming nothing.
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (e.payload.restart || this.consumer !== consumer || this.stopped) return;
+      process.stderr.write(`kafka consumer of group ${this.group} crashed (${e.payload.error?.message}); joining the group again\n`);
+      void this.rejoinAfterCrash(consumer, opts);
+    });
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const parts = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
       this.assigned = parts;
@@ -272,6 +285,27 @@ class KafkaConsumer implements LogConsumer {
     await heartbeat();
   }
 
+  /** A fresh kafkajs consumer in the group, after the old one's partitions are revoked. */
+  private async rejoinAfterCrash(old: Consumer, opts: ConsumeOptions): Promise<void> {
+    await old.disconnect().catch(() => {});
+    await this.revokeAll();
+    if (this.consumer !== old || this.stopped) return;
+    this.consumer = null;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** attempt)));
+      if (this.stopped || this.consumer) return;
+      try {
+        await this.run(opts);
+        return;
+      } catch (e) {
+        const c = this.consumer as Consumer | null;
+        this.consumer = null;
+        await c?.disconnect().catch(() => {});
+        process.stderr.write(`kafka consumer of group ${this.group}: re-joining failed, will retry: ${(e as Error).message}\n`);
+      }
+    }
+  }
+
   private revokeAll(): Promise<void> {
     const parts = this.assigned;
     this.assigned = [];
@@ -287,9 +321,15 @@ class KafkaConsumer implements LogConsumer {
   async commit(partition: number, nextOffset: number): Promise<void> {
     if (!this.consumer) {
       // Committing without a running member: through the admin API (group must be empty).
-      const admin = await this.log.adminClient();
-      await admin.setOffsets({ groupId: this.group, topic: this.log.topic, partitions: [{ partition, offset: String(nextOffset) }] });
-      return;
+      // kafkajs' setOffsets joins the group with a temporary consumer, so two at once (ingest
+      // committing its partitions in parallel on stop) fight: endless rebalances, a hung call,
+      // members left behind that stall the group for the session timeout. One at a time.
+      const run = this.adminCommits.then(async () => {
+        const admin = await this.log.adminClient();
+        await admin.setOffsets({ groupId: this.group, topic: this.log.topic, partitions: [{ partition, offset: String(nextOffset) }] });
+      });
+      this.adminCommits = run.catch(() => undefined);
+      return run;
     }
     await this.consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]);
   }
@@ -362,6 +402,7 @@ class KafkaConsumer implements LogConsumer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const c = this.consumer;
     this.consumer = null;
     if (c) {

@@ -35,6 +35,7 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
   const failures: string[] = [];
   const t0 = Date.now();
   try {
+    await groupSettled(ctx);
     await w.setup();
     const { truth, lossBound } = await def.run(w, ctx, notes, failures);
     ctx.log(`${def.name}: draining (gateway -> log -> lake -> rollup)`);
@@ -53,6 +54,54 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
   }
 }
 
+/**
+ * All ingest processes share the group `meter-ingest`; members a kill -9 left behind stay until
+ * their session times out (30 s) and delay the next scenario's first assignment. Wait them out.
+ */
+async function groupSettled(ctx: Ctx): Promise<void> {
+  const log = new KafkaLog({ brokers: ctx.stackEnv.METER_KAFKA_BROKERS.split(','), topic: 'unused', partitions: 1 });
+  try {
+    const admin = await log.adminClient();
+    await until(
+      'the ingest group to be empty (members left by kill -9 time out after 30 s)',
+      async () => (await admin.describeGroups(['meter-ingest'])).groups[0].members.length === 0,
+      90_000,
+      1000,
+    );
+  } finally {
+    await log.close();
+  }
+}
+
+/**
+ * After an outage the ingest follower must recover by itself (not only the drain's
+ * `ingest --once`): it commits past what the log held a moment after the service came back.
+ */
+async function followerRecovers(w: ScenarioWorld, label: string, notes: string[], failures: string[], timeoutMs = 120_000): Promise<void> {
+  const log = topicLog(w);
+  try {
+    const group = await log.consumer('meter-ingest');
+    const target = await group.endOffsets();
+    const t = Date.now();
+    try {
+      await until(
+        `ingest to recover after ${label}`,
+        async () => {
+          const c = await group.committed();
+          return [...target].every(([p, end]) => (c.get(p) ?? 0) >= end);
+        },
+        timeoutMs,
+        500,
+      );
+      notes.push(`ingest follower caught up by itself ${Math.round((Date.now() - t) / 1000)} s after ${label}`);
+    } catch (e) {
+      failures.push(`ingest follower did not catch up within ${timeoutMs / 1000} s after ${label} (${(e as Error).message.slice(0, 200)})`);
+    }
+  } finally {
+    await log.close();
+  }
+}
+
 /** Keep the follower ingest(s) running: one that died on its own is a finding, then restarted. */
 function checkAlive(w: ScenarioWorld, procs: MeterProcess[], when: string, failures: string[]): void {
   for (const p of procs) {
@@ -65,6 +114,24 @@ function checkAlive(w: ScenarioWorld, procs: MeterProcess[], when: string, failu
 
 // ---------------------------------------------------------------------------------------------
 
+/** Sum of the ingest group's committed offsets on the scenario's topic (progress of ingest). */
+async function committedSum(log: KafkaLog): Promise<number> {
+  const c = await (await log.consumer('meter-ingest')).committed();
+  return [...c.values()].reduce((a, b) => a + b, 0);
+}
+
+function topicLog(w: ScenarioWorld): KafkaLog {
+  return new KafkaLog({ brokers: w.env.METER_KAFKA_BROKERS!.split(','), topic: w.env.METER_TOPIC!, partitions: 4 });
+}
+
+/**
+ * kill -9 of ingest at random moments, restarted each time. A killed member stays in the Kafka
+ * group until its session times out (30 s; one killed after joining but before its assignment
+ * even ~60 s), and the restarted ingest gets no partitions before that. So 4 of the 10 kills
+ * are "working" kills: they wait until the new ingest commits (it owns partitions and writes
+ * files) and strike 0-2.5 s later, mid-range or mid-flush (ranges rotate every second); the
+ * other 6 strike 0.15-0.9 s after a restart, while the process boots (they cost no session).
+ */
 export const killIngest: ScenarioDef = {
   name: 'kill-9-ingest-x10',
   env: { METER_INGEST_FLUSH_MS: '1000' },
@@ -72,17 +139,31 @@ export const killIngest: ScenarioDef = {
     await w.startGateway();
     let ingest = w.startIngest();
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 101 });
-    const delays: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      // Random moments: during start-up/recovery (short delays) and mid-stream (longer ones).
-      const d = Math.round(rand(300, 4500));
-      delays.push(d);
-      await sleep(d);
-      await ingest.kill9();
-      ingest = w.startIngest();
+    const log = topicLog(w);
+    const moments: string[] = [];
+    const working = new Set([0, 3, 5, 8]);
+    try {
+      for (let i = 0; i < 10; i++) {
+        if (working.has(i)) {
+          const before = await committedSum(log);
+          const t = Date.now();
+          await until(`ingest ${ingest.name} to commit`, async () => (await committedSum(log)) > before, 120_000, 200);
+          const d = Math.round(rand(0, 2500));
+          await sleep(d);
+          moments.push(`working(after ${Math.round((Date.now() - t) / 1000)}s +${d}ms)`);
+        } else {
+          const d = Math.round(rand(150, 900));
+          await sleep(d);
+          moments.push(`boot(${d}ms)`);
+        }
+        await ingest.kill9();
+        ingest = w.startIngest();
+      }
+      await sleep(2000);
+    } finally {
+      await log.close();
     }
-    await sleep(3000);
-    notes.push(`kills after ${delays.join(',')} ms`);
+    notes.push(`kills: ${moments.join(' ')}`);
     return { truth: await traffic.stop() };
   },
 };
@@ -94,7 +175,7 @@ export const rebalance: ScenarioDef = {
     const a = w.startIngest();
     const b = w.startIngest();
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 202 });
-    const log = new KafkaLog({ brokers: w.env.METER_KAFKA_BROKERS!.split(','), topic: w.env.METER_TOPIC!, partitions: 4 });
+    const log = topicLog(w);
     try {
       await sleep(10_000);
       await a.kill9();
@@ -146,8 +227,9 @@ export const kafkaOutage: ScenarioDef = {
     await outage(w, ctx, 'kafka');
     const h = await w.gatewayHealth();
     notes.push(`calls during outage ${traffic.sent() - before}; gateway: events buffered ${h.events?.buffered}, failed sends ${h.events?.failedSends}, dropped ${h.events?.dropped}` + (h.spool ? `, spooled ${h.spool.spooled}, spool pending ${h.spool.spool?.pending}` : ', no spool'));
-    await sleep(8000);
+    await sleep(3000);
     checkAlive(w, [ingest], 'during the Kafka outage', failures);
+    await followerRecovers(w, 'Kafka came back', notes, failures);
     const truth = await traffic.stop();
     if (truth.gateway5xx) failures.push(`gateway answered ${truth.gateway5xx} 5xx while Kafka was down`);
     return { truth };
@@ -162,9 +244,9 @@ export const hdfsOutage: ScenarioDef = {
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 404 });
     await sleep(6000);
     await outage(w, ctx, 'hdfs');
-    await sleep(8000);
+    await sleep(3000);
     checkAlive(w, [ingest], 'during the HDFS outage', failures);
-    void notes;
+    await followerRecovers(w, 'HDFS came back', notes, failures);
     return { truth: await traffic.stop() };
   },
 };
