@@ -8,14 +8,15 @@ export function registerIngest(program: Command): void {
     .command('ingest')
     .description('tail the usage log into hourly Parquet files in the lake (exactly once: file names carry offsets)')
     .option('--once', 'drain what the log holds now, write the files, and exit')
+    .option('--group <name>', 'consumer group (one per topic and lake; members share the partitions)', 'meter-ingest')
     .option('--timeout <ms>', 'with --once: give up after this long', '600000')
     .addHelpText('after', '\nExamples:\n  meter ingest                 # follow the log until Ctrl-C\n  meter ingest --once --json   # drain and print what was written\n')
     .action(
-      action(async (opts: { once?: boolean; timeout: string }, cmd: Command) => {
+      action(async (opts: { once?: boolean; timeout: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const log = await openLog(config);
         const lake = await openLake(config);
-        const ingest = await startIngestRole(config, { log, lake }, logger);
+        const ingest = await startIngestRole(config, { log, lake }, logger, { group: opts.group });
         if (opts.once) {
           await ingest.waitCaughtUp(Number(opts.timeout));
           await ingest.flushAll();

@@ -98,12 +98,13 @@ async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
   return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic);
 }
 
-export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger): Promise<IngestRole> {
+export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger, opts: { group?: string } = {}): Promise<IngestRole> {
   const deadLetter = await deadLetterOf(cfg);
   const ingest = new Ingestor({
     log: b.log,
     lake: b.lake,
     topic: cfg.topic,
+    group: opts.group,
     maxRecords: cfg.ingestMaxRecords,
     flushMs: cfg.ingestFlushMs,
     deadLetter,
