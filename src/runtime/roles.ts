@@ -104,7 +104,7 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
     log: b.log,
     lake: b.lake,
     topic: cfg.topic,
-    group: opts.group,
+    ...(opts.group ? { group: opts.group } : {}),
     maxRecords: cfg.ingestMaxRecords,
     flushMs: cfg.ingestFlushMs,
     deadLetter,
