@@ -227,14 +227,14 @@ function report(name: string, o: Outcome, bound?: number): void {
   );
 }
 
-test('kill -9, strict (embedded log): every call answered 2xx/4xx has its event in the log', async () => {
+test('kill -9, strict (embedded log): every call answered 2xx/4xx has its event in the log', { timeout: 300_000 }, async () => {
   const o = await killScenario({ env: {}, args: ['--durability', 'strict'], readLog: fileLogEvents });
   report('strict/embedded', o);
   assert.deepEqual(o.lost, [], 'strict mode lost answered calls');
   assert.ok(o.answered >= 1500);
 });
 
-test('kill -9, batched (embedded log): lost calls were all answered within eventFlushMs + 2 x spoolAfterMs of the kill', async () => {
+test('kill -9, batched (embedded log): lost calls were all answered within eventFlushMs + 2 x spoolAfterMs of the kill', { timeout: 300_000 }, async () => {
   const flushMs = 50;
   const spoolAfterMs = 500;
   const bound = flushMs + 2 * spoolAfterMs;
@@ -244,7 +244,7 @@ test('kill -9, batched (embedded log): lost calls were all answered within event
   assert.ok(o.inLog >= o.answered - o.lost.length);
 });
 
-test('kill -9, strict (Kafka on the real stack): every call answered 2xx/4xx has its event in Kafka', async () => {
+test('kill -9, strict (Kafka on the real stack): every call answered 2xx/4xx has its event in Kafka', { timeout: 300_000 }, async () => {
   const stack = await stackEnv(['kafka']);
   const topic = `dur-${Date.now().toString(36)}`;
   const brokers = stack.METER_KAFKA_BROKERS;
@@ -264,7 +264,7 @@ test('kill -9, strict (Kafka on the real stack): every call answered 2xx/4xx has
   assert.deepEqual(o.lost, [], 'strict mode lost answered calls');
 });
 
-test('a resend after an ambiguous failure is harmless: an event twice in the log is billed once', async () => {
+test('a resend after an ambiguous failure is harmless: an event twice in the log is billed once', { timeout: 300_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'meter-dedupe-'));
   dirs.push(dataDir);
   const cfg = loadConfig({ env: { METER_DATA_DIR: dataDir, METER_INGEST_FLUSH_MS: '200' }, configFile: '' });
@@ -331,7 +331,7 @@ test('a resend after an ambiguous failure is harmless: an event twice in the log
   }
 });
 
-test('security: no secret reaches the gateway log or an event, on any path (401, 403, 413, 429, 502, 503)', async () => {
+test('security: no secret reaches the gateway log or an event, on any path (401, 403, 413, 429, 502, 503)', { timeout: 300_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'meter-sec-'));
   dirs.push(dataDir);
   const db = await PgliteWarehouse.open(null);

@@ -27,7 +27,7 @@ async function entriesOf(topic: string): Promise<{ key: string; entry: KafkaDead
   return (await c.readRange(0, 0, end)).map((r) => ({ key: r.key, entry: JSON.parse(r.value.toString()) }));
 }
 
-test('kafka dead letter: entries land on <topic>.dlq, one JSON line each, the same entry the folder sink writes', async () => {
+test('kafka dead letter: entries land on <topic>.dlq, one JSON line each, the same entry the folder sink writes', { timeout: 300_000 }, async () => {
   const topic = uniq('usage');
   const dlq = new KafkaDeadLetter(brokers, topic);
   opened.push(dlq);
@@ -59,7 +59,7 @@ test('kafka dead letter: entries land on <topic>.dlq, one JSON line each, the sa
   }
 });
 
-test('kafka dead letter: an oversized value is cut (with its size and hash) rather than refused by the broker', async () => {
+test('kafka dead letter: an oversized value is cut (with its size and hash) rather than refused by the broker', { timeout: 300_000 }, async () => {
   const topic = uniq('usage');
   const dlq = new KafkaDeadLetter(brokers, topic);
   opened.push(dlq);
@@ -75,7 +75,7 @@ test('kafka dead letter: an oversized value is cut (with its size and hash) rath
   assert.equal(entry.reason, 'event over 64 KiB');
 });
 
-test('kafka dead letter: with the broker unreachable, put fails (ingest retries it) and is counted', async () => {
+test('kafka dead letter: with the broker unreachable, put fails (ingest retries it) and is counted', { timeout: 300_000 }, async () => {
   const dlq = new KafkaDeadLetter(['127.0.0.1:1'], uniq('usage'), { retries: 1 });
   opened.push(dlq);
   await assert.rejects(dlq.put({ partition: 0, offset: 0, key: 'k', value: Buffer.from('x'), timestamp: 1 }, 'bad'));

@@ -5,7 +5,6 @@ import { stackEnv } from './support/stack.js';
 import { KafkaLog } from '../src/log/kafka-log.js';
 import { partitionFor, type LogRecord } from '../src/log/log.js';
 import { logContract } from './contract/log.contract.js';
-import { KafkaDeadLetter } from '../src/pipeline/kafka-dead-letter.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
@@ -126,20 +125,4 @@ test('kafka: offsetsForTime past the end answers the end offset; readRange past 
   await prod.close();
 });
 
-test('kafka dead letter: entries land on <topic>.dead-letter as JSON with the reason and the raw value', async () => {
-  const log = await fresh(1);
-  const dlq = new KafkaDeadLetter(brokers, log.topic);
-  const bad: LogRecord = { partition: 0, offset: 41, key: 'cust-1', value: Buffer.from([0xff, 0x00, 0x01]), timestamp: 1_700_000_000_000 };
-  await dlq.put(bad, 'not JSON');
-  await dlq.put({ ...bad, offset: 42 }, 'missing field id');
-  await dlq.close();
-  const reader = new KafkaLog({ brokers, topic: `${log.topic}.dead-letter`, partitions: 1 });
-  opened.push(reader);
-  const c = await reader.consumer(uniq('dlq'));
-  const rows = await c.readRange(0, 0, 2);
-  const entries = rows.map((r) => JSON.parse(r.value.toString()));
-  assert.deepEqual(entries.map((e) => [e.topic, e.partition, e.offset, e.key, e.reason, e.value]), [
-    [log.topic, 0, 41, 'cust-1', 'not JSON', Buffer.from([0xff, 0x00, 0x01]).toString('base64')],
-    [log.topic, 0, 42, 'cust-1', 'missing field id', Buffer.from([0xff, 0x00, 0x01]).toString('base64')],
-  ]);
-});
+// Dead letters on Kafka are covered by test/kafka-dead-letter.test.ts.

@@ -5,7 +5,7 @@
  * on that address, after which kafkajs reaches the real broker (it then talks to the broker's
  * advertised address directly).
  */
-import { test, after } from 'node:test';
+import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
@@ -26,10 +26,10 @@ import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { decodeEvent } from '../src/events/usage-event.js';
 
+// Per-test cleanup (t.after): the root after() hook only runs once the event loop is idle, which
+// an open gateway or a retrying Kafka client never lets happen.
 const dirs: string[] = [];
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
+after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 const tmp = (p: string) => {
@@ -54,7 +54,7 @@ function spoolFiles(dir: string, topic: string): { names: string[]; bytes: numbe
   return { names, bytes: names.reduce((s, n) => s + statSync(join(p, n)).size, 0) };
 }
 
-test('spool: keeps order, ships from a durable cursor, deletes shipped segments, bounds its size', async () => {
+test('spool: keeps order, ships from a durable cursor, deletes shipped segments, bounds its size', { timeout: 300_000 }, async () => {
   const dir = tmp('spool');
   const logs: string[] = [];
   const spool = await Spool.open({ dir, topic: 'usage-events', maxBytes: 64 << 10, logger: (m) => logs.push(m) });
@@ -173,13 +173,12 @@ async function keysDb() {
   if (!db) {
     db = await PgliteWarehouse.open(null);
     await migrate(db);
-    const d = db;
-    cleanups.push(() => d.close());
   }
   return db;
 }
+after(() => db?.close());
 
-async function rig(o: { topic: string; bootstrap: string; strict?: boolean; spoolMaxBytes?: number; maxBufferedEvents?: number }): Promise<Rig> {
+async function rig(t: TestContext, o: { topic: string; bootstrap: string; strict?: boolean; spoolMaxBytes?: number; maxBufferedEvents?: number }): Promise<Rig> {
   const d = await keysDb();
   const keys = new Map<string, CreatedKey>();
   for (const c of ['acme', 'globex', 'initech']) keys.set(c, await createKey(d, { customer: `${c}-${o.topic}`, plan: 'pro', plans: { pro: {} } }));
@@ -212,7 +211,7 @@ async function rig(o: { topic: string; bootstrap: string; strict?: boolean; spoo
     maxBufferedEvents: o.maxBufferedEvents,
     logger: { info() {}, warn() {}, error() {} },
   });
-  cleanups.push(async () => {
+  t.after(async () => {
     await gw.close();
     await sp.close(0);
     await kafka.close();
@@ -223,11 +222,11 @@ async function rig(o: { topic: string; bootstrap: string; strict?: boolean; spoo
 
 const health = async (gw: Gateway) => (await (await request(gw.url + '/_meter/health')).body.json()) as any;
 
-test('Kafka down: the gateway keeps serving into the spool; back: shipped in order, each event once; then direct again', async () => {
+test('Kafka down: the gateway keeps serving into the spool; back: shipped in order, each event once; then direct again', { timeout: 300_000 }, async (t) => {
   const topic = await newTopic(2);
   const fwd = new Forwarder(await freePort());
-  cleanups.push(() => fwd.down());
-  const r = await rig({ topic, bootstrap: `127.0.0.1:${fwd.port}` });
+  t.after(() => fwd.down());
+  const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}` });
   const order: string[] = []; // event ids in answer order (calls are sequential)
   const customerOf = new Map<string, string>();
   const custs = [...r.keys.entries()];
@@ -280,9 +279,9 @@ test('Kafka down: the gateway keeps serving into the spool; back: shipped in ord
   assert.equal(new Set(all.map((x) => x.value.toString())).size, 170, 'no duplicates');
 });
 
-test('spool full, strict: 503 without calling the upstream; every call answered 200 has its event in the spool', async () => {
+test('spool full, strict: 503 without calling the upstream; every call answered 200 has its event in the spool', { timeout: 300_000 }, async (t) => {
   const topic = await newTopic(1);
-  const r = await rig({ topic, bootstrap: `127.0.0.1:${await freePort()}`, strict: true, spoolMaxBytes: 64 << 10 });
+  const r = await rig(t, { topic, bootstrap: `127.0.0.1:${await freePort()}`, strict: true, spoolMaxBytes: 64 << 10 });
   let ok = 0;
   let cut = 0;
   let refused = 0;
@@ -310,11 +309,11 @@ test('spool full, strict: 503 without calling the upstream; every call answered 
   assert.ok(ok > 50, `only ${ok} calls fitted in 64 KiB`);
 });
 
-test('spool full, batched: keeps serving, holds events in memory, drops and counts beyond; all the rest reach Kafka once', async () => {
+test('spool full, batched: keeps serving, holds events in memory, drops and counts beyond; all the rest reach Kafka once', { timeout: 300_000 }, async (t) => {
   const topic = await newTopic(1);
   const fwd = new Forwarder(await freePort());
-  cleanups.push(() => fwd.down());
-  const r = await rig({ topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolMaxBytes: 64 << 10, maxBufferedEvents: 100 });
+  t.after(() => fwd.down());
+  const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolMaxBytes: 64 << 10, maxBufferedEvents: 100 });
   const N = 600;
   for (let i = 0; i < N; i++) {
     const res = await request(`${r.gw.url}/v1/things/${i}`, { headers: { authorization: `Bearer ${r.key.key}` } });
@@ -341,7 +340,7 @@ test('spool full, batched: keeps serving, holds events in memory, drops and coun
   assert.equal(new Set(got.map((x) => x.value.toString())).size, got.length, 'no duplicates');
 });
 
-test('a spool left behind (log down, gateway gone) is shipped by the next gateway on the same data dir', async () => {
+test('a spool left behind (log down, gateway gone) is shipped by the next gateway on the same data dir', { timeout: 300_000 }, async () => {
   const topic = await newTopic(2);
   const dir = tmp('left');
   const down = new KafkaLog({ brokers: [`127.0.0.1:${await freePort()}`], topic, partitions: 2, clientId: 'meter-test' });

@@ -14,7 +14,7 @@ export function registerGateway(program: Command): void {
       action(async (_opts, cmd: Command) => {
         const { config, logger } = contextOf(cmd);
         requireUpstream(config.upstream);
-        const log = await openLog(config);
+        const log = await openLog(config, { init: false }); // Kafka may be down: events spool
         const db = await openWarehouse(config, logger);
         const limiter = await openLimiter(config, logger);
         const gw = await startGatewayRole(config, { log, db, limiter }, logger);

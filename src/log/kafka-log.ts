@@ -44,11 +44,25 @@ export interface KafkaLogOptions {
  * carry ids, so a resend after a failure is deduplicated downstream): its warning about that is dropped.
  */
 export function quietLogger() {
+  // While a broker is down kafkajs logs every reconnect attempt: one line per 10 s is enough.
+  let lastConnError = 0;
+  let suppressed = 0;
   return ({ level, label, log }: LogEntry) => {
     const { message, ...rest } = log as { message: string; [k: string]: unknown };
     if (/Limiting retries for the idempotent producer/.test(message)) return;
     delete rest.timestamp;
     delete rest.logger;
+    delete rest.stack;
+    if (/Connection error|Failed to connect|ECONNREFUSED|Connection timeout/.test(message)) {
+      const now = Date.now();
+      if (now - lastConnError < 10_000) {
+        suppressed++;
+        return;
+      }
+      lastConnError = now;
+      if (suppressed) rest.suppressedSimilar = suppressed;
+      suppressed = 0;
+    }
     process.stderr.write(`kafkajs ${label} ${message} ${JSON.stringify(rest)}\n`);
     void level;
   };

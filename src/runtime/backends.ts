@@ -12,7 +12,11 @@ import type { RateLimiter } from '../limiter/limiter.js';
 import { migrate } from '../warehouse/migrate.js';
 import type { Logger } from './logger.js';
 
-export async function openLog(cfg: MeterConfig): Promise<UsageLog> {
+/**
+ * `init: false` skips creating/checking the topic now: the gateway must start (and spool) even
+ * while Kafka is down; its spooling producer initialises the log when it first reaches it.
+ */
+export async function openLog(cfg: MeterConfig, opts: { init?: boolean } = {}): Promise<UsageLog> {
   let log: UsageLog;
   if (cfg.kafkaBrokers.length) {
     const { KafkaLog } = await import('../log/kafka-log.js');
@@ -21,7 +25,7 @@ export async function openLog(cfg: MeterConfig): Promise<UsageLog> {
     const { FileLog } = await import('../log/file-log.js');
     log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
   }
-  await log.init();
+  if (opts.init !== false) await log.init();
   return log;
 }
 

@@ -39,7 +39,7 @@ export async function groundTruthRun(cfg: MeterConfig, opts: { eventsPerHour: nu
   // The gateway's clock is moved hour by hour, so events land in several hours.
   const base = hourStart(Date.now()) - opts.hours * HOUR_MS;
   let clock = base;
-  const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, upstream.url, () => clock);
+  const gw = await startGatewayRole({ ...cfg, gatewayPort: 0 }, { log, db, limiter }, logger, upstream.url, () => clock);
   let ingest = await startIngestRole(cfg, { log, lake }, logger);
   const billing = await startBillingRole({ ...cfg, billingTokens: [serviceToken], billingPort: 0 }, { db });
   const cells: Cells = new Map();
