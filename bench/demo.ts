@@ -28,7 +28,15 @@ function demo(events: number, env: Record<string, string>, dataDir: string): Pro
       [join(root, 'bin/meter.js'), '--json', '--data-dir', dataDir, 'demo', '--events', String(events), '--concurrency', '32'],
       { env: { ...clean, ...env }, maxBuffer: 64 << 20, timeout: 15 * 60_000 },
       (err, out, errOut) => {
-        if (err) return rej(new Error(`meter demo failed: ${err.message}\n${errOut.slice(-2000)}`));
+        if (err) {
+        let why = err.message.split('\n')[0];
+        try {
+          if ((JSON.parse(out) as DemoOut).ok === false) why = 'billed != sent (the demo\'s own check)';
+        } catch {
+          /* not JSON: keep the exit message */
+        }
+        return rej(new Error(`meter demo failed: ${why}\n${errOut.slice(-2000)}`));
+      }
         try {
           const r = JSON.parse(out) as DemoOut;
           if (!r.ok) return rej(new Error('meter demo: billed != sent'));
@@ -46,10 +54,17 @@ export async function benchDemo(o: BenchOptions): Promise<Row[]> {
   const stack = o.smoke ? null : await stackEnv(['kafka', 'hdfs', 'postgres', 'redis']);
   const emb: DemoOut[] = [];
   const stk: DemoOut[] = [];
+  let stackError = '';
   for (let i = 0; i < o.runs; i++) {
     emb.push(await demo(events, {}, mkdtempSync(join(o.workDir, 'demo-emb-'))));
-    if (stack) stk.push(await demo(events, stack, mkdtempSync(join(o.workDir, 'demo-stack-'))));
-    o.log(`demo run ${i + 1}: embedded ${emb[i].timings.eventsPerSec} events/s${stack ? `, stack ${stk[i].timings.eventsPerSec} events/s` : ''}`);
+    if (stack && !stackError) {
+      try {
+        stk.push(await demo(events, stack, mkdtempSync(join(o.workDir, 'demo-stack-'))));
+      } catch (e) {
+        stackError = (e as Error).message.split('\n')[0].slice(0, 200);
+      }
+    }
+    o.log(`demo run ${i + 1}: embedded ${emb[i].timings.eventsPerSec} events/s${stk[i] ? `, stack ${stk[i].timings.eventsPerSec} events/s` : stackError ? `, stack FAILED: ${stackError}` : ''}`);
   }
   const e = median(emb.map((r) => r.timings.eventsPerSec));
   const s = stk.length ? median(stk.map((r) => r.timings.eventsPerSec)) : NaN;
@@ -58,7 +73,7 @@ export async function benchDemo(o: BenchOptions): Promise<Row[]> {
       stage: 'Embedded demo',
       metric: `meter demo events/s (${fmt(events)} calls, 32 conns), embedded vs real stack`,
       meter: `${fmt(e)} /s`,
-      baseline: stk.length ? `${fmt(s)} /s` : 'not run (smoke)',
+      baseline: stk.length ? `${fmt(s)} /s` : stackError ? `failed: ${stackError}` : 'not run (smoke)',
       ratio: stk.length ? ratio(e, s) : '',
       target: 'events/s both ways',
       met: 'n/a',

@@ -31,8 +31,11 @@ export async function rawCost(db: Sql, customer: Customer, p: { from: number; to
 
 const ROUTE = /^\/v1\/customers\/([^/]+)\/cost$/;
 
-export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ url: string; close(): Promise<void> }> {
+export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ url: string; drain(): Promise<void>; close(): Promise<void> }> {
+  let inflight = 0;
   const server = createServer(async (req, res) => {
+    inflight++;
+    res.on('close', () => inflight--);
     try {
       const url = new URL(req.url ?? '/', 'http://raw.invalid');
       const m = ROUTE.exec(url.pathname);
@@ -50,6 +53,10 @@ export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ 
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
+    /** Resolves when no query is running: autocannon stops sending, but seconds-long queries it started go on. */
+    async drain() {
+      while (inflight > 0) await new Promise((r) => setTimeout(r, 50));
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -60,6 +60,9 @@ export function machine(): string {
   return `${c.length} CPU (${c[0]?.model ?? '?'}), ${bytes(totalmem())} RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
 }
 
+/** Stages that threw in the last runBench (the CLI exits 1 if any). */
+export const failed: string[] = [];
+
 export async function runBench(args: RunArgs): Promise<Row[]> {
   const o: BenchOptions = {
     smoke: args.smoke,
@@ -73,8 +76,16 @@ export async function runBench(args: RunArgs): Promise<Row[]> {
   for (const s of args.stages) {
     o.log(`stage ${s} ${args.smoke ? '(smoke)' : `(${args.runs} runs)`}`);
     const t0 = Date.now();
-    const stage = await STAGES[s]();
-    const got = await stage(o);
+    let got: Row[];
+    try {
+      const stage = await STAGES[s]();
+      got = await stage(o);
+    } catch (e) {
+      // One broken stage must not hide the others' numbers: a row says what failed, exit code 1.
+      failed.push(s);
+      o.log(`stage ${s} FAILED: ${(e as Error).stack ?? e}`);
+      got = [{ stage: s, metric: 'stage failed', meter: 'error', baseline: '-', ratio: '', target: '-', met: 'no', note: String((e as Error).message ?? e).split('\n')[0].slice(0, 300) }];
+    }
     rows.push(...got);
     o.log(`stage ${s} done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n${table(got)}`);
   }
@@ -92,7 +103,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   main().then(
-    () => process.exit(0),
+    () => process.exit(failed.length ? 1 : 0),
     (e) => {
       console.error(e);
       process.exit(1);
