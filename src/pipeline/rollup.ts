@@ -123,20 +123,22 @@ export class Rollup {
     const src = `read_parquet(${list}, union_by_name = true)`;
     const from = BigInt(hour) * 1000n;
     const to = BigInt(hour + HOUR_MS) * 1000n;
-    // One scan: rows outside the hour (misplaced or NULL times) are counted, not billed.
     const inHour = `(event_time >= make_timestamptz($1::BIGINT) AND event_time < make_timestamptz($2::BIGINT))`;
+    // One DISTINCT pass over (customer, api, id), then plain counts: the same answer as two
+    // count(DISTINCT id) FILTERs, about 2x faster (bench/rollup-variants.ts).
     const result = await c.runAndReadAll(
-      `SELECT customer, api,
-              count(DISTINCT id) FILTER (WHERE billable AND ${inHour}) AS calls,
-              count(DISTINCT id) FILTER (WHERE ${inHour}) AS events,
-              count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside
-         FROM ${src} GROUP BY customer, api ORDER BY customer, api`,
+      `SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events
+         FROM (SELECT customer, api, id, bool_or(billable) AS billable
+                 FROM ${src} WHERE ${inHour} GROUP BY customer, api, id)
+        GROUP BY customer, api ORDER BY customer, api`,
       [from, to],
     );
-    let outside = 0;
+    // Rows outside the hour (misplaced or NULL times) are not billed, only reported; this scan
+    // reads the event_time column alone.
+    const out = await c.runAndReadAll(`SELECT count(*) AS n FROM ${src} WHERE NOT coalesce(${inHour}, false)`, [from, to]);
+    const outside = Number(out.getRowObjectsJS()[0]?.n ?? 0);
     const rows: HourlyRow[] = [];
     for (const r of result.getRowObjectsJS()) {
-      outside += Number(r.outside);
       if (toBigInt(r.events) === 0n) continue;
       rows.push({ customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events) });
     }
