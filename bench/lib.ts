@@ -80,17 +80,9 @@ export function bytes(n: number): string {
   return `${n} B`;
 }
 
-/** mulberry32: a small deterministic PRNG (same seed, same events on every machine). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same deterministic PRNG as the demo's traffic (same seed, same events on every machine). */
+export { prng } from '../src/demo/traffic.js';
+import { prng } from '../src/demo/traffic.js';
 
 export const API_COUNT = 50;
 /** 50 priced operations, named like the sample API's. */
