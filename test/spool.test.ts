@@ -315,6 +315,7 @@ test('spool full, batched: keeps serving, holds events in memory, drops and coun
   t.after(() => fwd.down());
   const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolMaxBytes: 64 << 10, maxBufferedEvents: 100 });
   const N = 600;
+  let last: any;
   for (let i = 0; i < N; i++) {
     const res = await request(`${r.gw.url}/v1/things/${i}`, { headers: { authorization: `Bearer ${r.key.key}` } });
     assert.equal(res.statusCode, 200, 'batched mode keeps serving with a full spool');
@@ -322,12 +323,16 @@ test('spool full, batched: keeps serving, holds events in memory, drops and coun
   }
   await until(async () => {
     const h = await health(r.gw);
+    last = h;
     // Eventually (the batcher retries on its own clock): spool full, memory full, the rest dropped.
-    return h.spool.spool.full && h.events.dropped > 0 && h.spool.spool.appended + h.events.buffered + h.events.dropped === N;
-  }, 'events spooled, buffered or dropped');
+    return h.events.dropped > 0 && h.spool.spool.appended + h.events.buffered + h.events.dropped === N;
+  }, 'events spooled, buffered or dropped').catch((e) => {
+    throw new Error(`${e.message}; last health: ${JSON.stringify({ events: last?.events, spool: last?.spool })}`);
+  });
   const h = await health(r.gw);
-  assert.equal(h.spool.spool.full, true);
-  assert.equal(h.events.buffered, 100, 'memory holds maxBufferedEvents');
+  // Counters, not the full flag: a smaller batch may still fit after a bigger one was refused.
+  assert.ok(h.spool.spool.refused > 0, 'the spool refused appends once full');
+  assert.ok(h.events.buffered > 0 && h.events.buffered <= 100, `memory holds at most maxBufferedEvents (${h.events.buffered})`);
   assert.ok(h.events.dropped > 0, 'beyond that, dropped');
   const dropped = h.events.dropped;
 
