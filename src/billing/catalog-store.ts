@@ -5,7 +5,7 @@
  */
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
-import { chargeToJson, parseCharge, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
+import { chargeToJson, parseCharge, quotaAt, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
 
 export interface SyncResult {
   plans: number;
@@ -26,10 +26,12 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
     const r: SyncResult = { plans: 0, inserted: 0, changed: 0, unchanged: 0 };
     for (const p of Object.values(catalog.plans)) {
       await tx.query(
-        `INSERT INTO plans (id, name, currency, rate_per_sec, burst) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency, rate_per_sec = EXCLUDED.rate_per_sec, burst = EXCLUDED.burst, updated_at = now()
-         WHERE (plans.name, plans.currency, plans.rate_per_sec, plans.burst) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.currency, EXCLUDED.rate_per_sec, EXCLUDED.burst)`,
-        [p.id, p.name, p.currency, p.rateLimit.ratePerSec, p.rateLimit.burst],
+        `INSERT INTO plans (id, name, currency, rate_per_sec, burst, quota_limit, quota_period) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency, rate_per_sec = EXCLUDED.rate_per_sec, burst = EXCLUDED.burst,
+           quota_limit = EXCLUDED.quota_limit, quota_period = EXCLUDED.quota_period, updated_at = now()
+         WHERE (plans.name, plans.currency, plans.rate_per_sec, plans.burst, plans.quota_limit, plans.quota_period)
+               IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.currency, EXCLUDED.rate_per_sec, EXCLUDED.burst, EXCLUDED.quota_limit, EXCLUDED.quota_period)`,
+        [p.id, p.name, p.currency, p.rateLimit.ratePerSec, p.rateLimit.burst, p.quota?.limit ?? null, p.quota?.period ?? null],
       );
       r.plans++;
       for (const [api, versions] of Object.entries(p.charges))
@@ -74,6 +76,8 @@ interface PlanRow {
   currency: string;
   rate_per_sec: unknown;
   burst: unknown;
+  quota_limit: unknown;
+  quota_period: string | null;
 }
 interface PriceRow {
   plan_id: string;
@@ -85,7 +89,10 @@ interface PriceRow {
 function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
   const byId = new Map<string, Plan>();
   for (const p of plans)
-    byId.set(p.id, { id: p.id, name: p.name, currency: p.currency, rateLimit: { ratePerSec: Number(p.rate_per_sec), burst: Number(p.burst) }, charges: {} });
+    byId.set(p.id, { id: p.id, name: p.name, currency: p.currency, rateLimit: { ratePerSec: Number(p.rate_per_sec), burst: Number(p.burst) },
+      quota: p.quota_limit === null || p.quota_limit === undefined ? null : quotaAt({ limit: Number(p.quota_limit), period: p.quota_period }, `plans(${p.id}).quota`),
+      charges: {},
+    });
   for (const r of prices) {
     const plan = byId.get(r.plan_id);
     if (!plan) continue;
@@ -98,7 +105,7 @@ function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
 
 /** One plan with all its price versions, or null. */
 export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
-  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst FROM plans WHERE id = $1', [planId]);
+  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst, quota_limit, quota_period FROM plans WHERE id = $1', [planId]);
   if (!plans.length) return null;
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices WHERE plan_id = $1', [planId]);
   return assemble(plans, prices)[0];
@@ -106,7 +113,7 @@ export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
 
 /** The whole catalog as stored (same shape as a loaded file). */
 export async function loadStoredCatalog(db: Sql): Promise<Catalog> {
-  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst FROM plans ORDER BY id');
+  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst, quota_limit, quota_period FROM plans ORDER BY id');
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices ORDER BY plan_id, api, effective_from');
   const list = assemble(plans, prices);
   return { currency: list[0]?.currency ?? 'USD', plans: Object.fromEntries(list.map((p) => [p.id, p])) };

@@ -20,6 +20,14 @@ export interface PlanLimit {
   burst: number;
 }
 
+/** A cap on billable calls per period in the customer's billing time zone (AWS usage plans style). */
+export interface PlanQuota {
+  limit: number;
+  period: QuotaPeriod;
+}
+export const QUOTA_PERIODS = ['day', 'month'] as const;
+export type QuotaPeriod = (typeof QUOTA_PERIODS)[number];
+
 export interface Tier {
   /** Last unit of the tier (inclusive); null: no upper bound (the last tier). */
   upTo: bigint | null;
@@ -48,6 +56,8 @@ export interface Plan {
   /** Currency of this plan's prices (the catalog's unless the plan names its own). */
   currency: string;
   rateLimit: PlanLimit;
+  /** null: no quota. */
+  quota: PlanQuota | null;
   /** api -> versions, oldest first. */
   charges: Record<string, PriceVersion[]>;
 }
@@ -194,15 +204,25 @@ export function parseCatalog(raw: unknown): Catalog {
       ratePerSec: positiveNumber(p.rateLimit.ratePerSec, `${at}.rateLimit.ratePerSec`, false),
       burst: positiveNumber(p.rateLimit.burst, `${at}.rateLimit.burst`, true),
     };
+    const quota = p.quota === undefined || p.quota === null ? null : quotaAt(p.quota, `${at}.quota`);
     if (!isObject(p.prices)) throw new CatalogError(`${at}.prices`, 'expected an object of api -> price');
     const charges: Record<string, PriceVersion[]> = {};
     for (const [api, price] of Object.entries(p.prices)) {
       if (!API_RE.test(api)) throw new CatalogError(`${at}.prices.${api}`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
       charges[api] = versionsAt(price, `${at}.prices.${api}`);
     }
-    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, charges };
+    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, quota, charges };
   }
   return { currency, plans };
+}
+
+export function quotaAt(q: unknown, at: string): PlanQuota {
+  const shape = 'expected { "limit": integer calls, "period": "day" | "month" }';
+  if (!isObject(q)) throw new CatalogError(at, shape);
+  if (!(QUOTA_PERIODS as readonly unknown[]).includes(q.period)) throw new CatalogError(`${at}.period`, `expected "day" or "month", got ${JSON.stringify(q.period)}`);
+  const limit = q.limit;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) throw new CatalogError(`${at}.limit`, `expected a whole number of calls >= 1, got ${JSON.stringify(limit)}`);
+  return { limit, period: q.period as QuotaPeriod };
 }
 
 export const PLAN_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -135,6 +135,9 @@ export interface PricesReport {
   plan: string;
   planName: string;
   currency: string;
+  /** The plan's rate limit and quota (null: none), as the gateway enforces them. */
+  rateLimit: { ratePerSec: number; burst: number };
+  quota: { limit: number; period: 'day' | 'month' } | null;
   /** Versions in force at `at` (now), one per API. */
   at: string;
   prices: PriceListRow[];
@@ -146,7 +149,7 @@ export async function pricesReport(db: Sql, customer: BillingCustomer, at = Date
   const plan = await customerPlan(db, customer);
   const all = priceList(plan);
   const current = all.filter((r) => (r.effectiveFrom === null || Date.parse(r.effectiveFrom) <= at) && (r.effectiveTo === null || Date.parse(r.effectiveTo) > at));
-  return { customer: customer.id, plan: plan.id, planName: plan.name, currency: plan.currency, at: formatInZone(at, customer.timeZone), prices: current, versions: all };
+  return { customer: customer.id, plan: plan.id, planName: plan.name, currency: plan.currency, rateLimit: { ...plan.rateLimit }, quota: plan.quota ? { ...plan.quota } : null, at: formatInZone(at, customer.timeZone), prices: current, versions: all };
 }
 
 export { getCustomer as findCustomer };

@@ -17,9 +17,9 @@ export function registerPlans(program: Command): void {
         try {
           const c = await loadStoredCatalog(db);
           const list = Object.values(c.plans);
-          if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, apis: Object.keys(p.charges).sort() })));
+          if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, quota: p.quota, apis: Object.keys(p.charges).sort() })));
           if (!list.length) return void process.stderr.write('no plans in the warehouse yet: run `meter plans import`\n');
-          process.stdout.write(table(['id', 'name', 'currency', 'rate/s', 'burst', 'priced apis'], list.map((p) => [p.id, p.name, p.currency, String(p.rateLimit.ratePerSec), String(p.rateLimit.burst), String(Object.keys(p.charges).length)])));
+          process.stdout.write(table(['id', 'name', 'currency', 'rate/s', 'burst', 'quota', 'priced apis'], list.map((p) => [p.id, p.name, p.currency, String(p.rateLimit.ratePerSec), String(p.rateLimit.burst), p.quota ? `${p.quota.limit}/${p.quota.period}` : '-', String(Object.keys(p.charges).length)])));
         } finally {
           await db.close();
         }

@@ -49,6 +49,8 @@ export interface MeterConfig {
   spoolMaxBytes: number;
   /** Gateway: a log send not acknowledged within this many ms goes to the spool instead. */
   spoolAfterMs: number;
+  /** Gateway: re-read a customer's quota count from the warehouse at most this often. */
+  quotaRefreshMs: number;
   /** Limiter behaviour when Redis is unreachable. */
   limiterFailMode: 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -114,6 +116,7 @@ export const SETTINGS: Setting[] = [
   S('durability', { t: 'enum', values: ['batched', 'strict'] }, 'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)'),
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
+  S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
 ];
@@ -148,6 +151,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     durability: 'batched',
     spoolMaxBytes: 1 << 30,
     spoolAfterMs: 1000,
+    quotaRefreshMs: 1000,
     limiterFailMode: 'open',
     logLevel: 'info',
   };

@@ -4,6 +4,7 @@
  *
  *   no / unknown / revoked key -> 401, upstream not called, no event (counted)
  *   over the limit             -> 429 + RateLimit headers + Retry-After, event (billable=false)
+ *   over the plan's quota      -> 429 quota_exceeded + Retry-After (the reset), event (billable=false)
  *   body over maxBodyBytes     -> 413, event (billable=false)
  *   upstream unreachable       -> 502 (504 on timeout), event (billable=false)
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
@@ -32,7 +33,10 @@ import { presentedKey } from './auth.js';
 import { EventBatcher, type EventBatcherStats } from './event-batcher.js';
 import type { KeyIdentity, KeyStore } from './keys.js';
 import { BodyTooLargeError, CountingBody, Upstream, clientHeaders, hasBody, upstreamHeaders } from './proxy.js';
+import type { QuotaGuard, QuotaGuardStats } from './quota.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
+import type { PlanQuota } from '../billing/catalog.js';
+import { formatInZone } from '../billing/time.js';
 import type { RouteTable } from './routes.js';
 
 export interface GatewayLogger {
@@ -48,6 +52,9 @@ export interface GatewayOptions {
   keys: KeyStore;
   limiter: RateLimiter;
   plans: Record<string, Limit>;
+  /** Plan id -> quota (plans without one are absent); enforced when `quota` is given. */
+  quotas?: Record<string, PlanQuota>;
+  quota?: QuotaGuard;
   routes: RouteTable;
   producer: LogProducer;
   eventFlushMs: number;
@@ -78,6 +85,11 @@ export interface GatewayStats {
   limited: number;
   /** Decisions the limiter made in its fail mode (Redis down). */
   limiterDegraded: number;
+  /** 429: the plan's quota for the period is used up. */
+  quotaExceeded: number;
+  /** Calls allowed without a quota check (warehouse down). */
+  quotaDegraded: number;
+  quota: QuotaGuardStats | null;
   /** 413. */
   tooLarge: number;
   /** 502/504. */
@@ -116,7 +128,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBuffered: opts.maxBufferedEvents,
     onError: (e) => log.error(e.message),
   });
-  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0 };
+  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0 };
   const strict = opts.durability === 'strict';
   const usageUnavailable = (req: IncomingMessage, res: ServerResponse) => {
     c.usageUnavailable++;
@@ -180,6 +192,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (decision.degraded) c.limiterDegraded++;
     const rl = rateLimitHeaders(identity.plan, limit, decision);
     const who = identity;
+    // Quota after the rate limit: a refused-by-rate call never counts against the quota.
+    const quota = opts.quota && decision.allowed ? opts.quotas?.[who.plan] : undefined;
+    const qv = quota ? await opts.quota!.check(who.customer, quota) : null;
+    if (qv?.degraded) c.quotaDegraded++;
+    if (qv && !qv.degraded) {
+      rl['x-quota-limit'] = String(qv.limit);
+      rl['x-quota-remaining'] = String(Math.max(0, qv.limit - qv.used - (qv.allowed ? 1 : 0)));
+      rl['x-quota-reset'] = formatInZone(qv.resetsAt, qv.timeZone);
+    }
     let bytesIn = 0;
     let bytesOut = 0;
     let recorded = false;
@@ -222,6 +243,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (!decision.allowed) {
       c.limited++;
       return answer(429, { error: 'rate_limited', message: `rate limit of plan "${who.plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, { ...rl, 'x-meter-event-id': eventId });
+    }
+
+    if (qv && !qv.allowed) {
+      c.quotaExceeded++;
+      const resetsAt = formatInZone(qv.resetsAt, qv.timeZone);
+      const retryAfterSec = Math.max(1, Math.ceil((qv.resetsAt - now()) / 1000));
+      return answer(
+        429,
+        {
+          error: 'quota_exceeded',
+          message: `the ${qv.period === 'day' ? 'daily' : 'monthly'} quota of plan "${who.plan}" (${qv.limit} calls per ${qv.period}, ${qv.timeZone}) is used up; it resets at ${resetsAt}`,
+          quota: { plan: who.plan, limit: qv.limit, period: qv.period, used: qv.used, timeZone: qv.timeZone, resetsAt },
+          retryAfterSec,
+        },
+        { ...rl, 'retry-after': String(retryAfterSec), 'x-meter-event-id': eventId },
+      );
     }
 
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -346,6 +383,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         keys: opts.keys.stats(),
         events: batcher.stats(),
         durability: strict ? 'strict' : 'batched',
+        ...(opts.quota ? { quota: opts.quota.stats() } : {}),
         ...(opts.spool ? { spool: opts.spool.stats() } : {}),
       });
     }
@@ -380,7 +418,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     url: `http://${hostForUrl === '0.0.0.0' ? '127.0.0.1' : hostForUrl}:${port}`,
     port,
     batcher,
-    stats: () => ({ ...c, events: batcher.stats() }),
+    stats: () => ({ ...c, quota: opts.quota?.stats() ?? null, events: batcher.stats() }),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -11,7 +11,10 @@ import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
 import type { Logger } from './logger.js';
 import { UserError } from './errors.js';
-import { loadCatalog, type Catalog } from '../billing/catalog.js';
+import { loadCatalog, type Catalog, type PlanQuota } from '../billing/catalog.js';
+import { planLimits } from '../gateway/plans.js';
+import { QuotaGuard } from '../gateway/quota.js';
+import { warehouseQuotaSource } from '../gateway/warehouse-quota-source.js';
 import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
@@ -31,9 +34,10 @@ export function catalogOf(cfg: MeterConfig): Catalog {
   }
 }
 
-export function planLimits(catalog: Catalog): Record<string, { ratePerSec: number; burst: number }> {
-  const out: Record<string, { ratePerSec: number; burst: number }> = {};
-  for (const [id, p] of Object.entries(catalog.plans)) out[id] = { ratePerSec: p.rateLimit.ratePerSec, burst: p.rateLimit.burst };
+/** Plan id -> quota, for the plans that have one. */
+function planQuotas(catalog: Catalog): Record<string, PlanQuota> {
+  const out: Record<string, PlanQuota> = {};
+  for (const [id, p] of Object.entries(catalog.plans)) if (p.quota) out[id] = { ...p.quota };
   return out;
 }
 
@@ -70,6 +74,8 @@ export async function startGatewayRole(
     keys: new KeyStore(b.db),
     limiter: b.limiter,
     plans: planLimits(catalog),
+    quotas: planQuotas(catalog),
+    quota: new QuotaGuard(warehouseQuotaSource(b.db), { refreshMs: cfg.quotaRefreshMs, now, onError: (e) => gwLog.warn(`quota count unavailable, calls allowed: ${e.message}`) }),
     routes,
     producer,
     eventFlushMs: cfg.eventFlushMs,

@@ -110,7 +110,9 @@
       api('/v1/me/usage?granularity=day&from=' + period + '-01&to=' + nextMonth(period) + '-01'),
       api('/v1/me/invoices/' + period),
     ]);
-    text($('#plan'), prices.planName + ' plan, ' + prices.currency);
+    var limits = prices.rateLimit ? ', up to ' + prices.rateLimit.ratePerSec + ' calls/s' : '';
+    if (prices.quota) limits += ', ' + prices.quota.limit.toLocaleString('en-US') + ' calls per ' + prices.quota.period;
+    text($('#plan'), prices.planName + ' plan, ' + prices.currency + limits);
     const pb = $('#prices tbody');
     pb.textContent = '';
     for (const p of prices.prices) {
