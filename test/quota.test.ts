@@ -9,7 +9,9 @@ import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
+import { stackEnv, freshDatabase } from './support/stack.js';
 import { assetPath } from '../src/config/assets.js';
 import { loadConfig, type MeterConfig } from '../src/config/config.js';
 import { openLog, openWarehouse, openLimiter } from '../src/runtime/backends.js';
@@ -67,7 +69,8 @@ describe('quota periods', () => {
   });
 });
 
-describe('quotas through the gateway', () => {
+for (const backend of ['embedded', 'stack'] as const)
+describe(`quotas through the gateway (${backend}: ${backend === 'embedded' ? 'file log, PGlite, in-process limiter' : 'Kafka, Postgres, Redis'})`, { timeout: 10 * 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'meter-quota-'));
   let upstream: Server;
   let cfg: MeterConfig;
@@ -91,7 +94,17 @@ describe('quotas through the gateway', () => {
     const catalog = JSON.parse(readFileSync(assetPath('fixtures/catalog.json'), 'utf8'));
     catalog.plans.capped = { name: 'Capped', rateLimit: { ratePerSec: 1000, burst: 1000 }, quota: { limit: 5, period: 'day' }, prices: { 'locations.latest': '0.01' } };
     writeFileSync(join(dir, 'catalog.json'), JSON.stringify(catalog));
-    cfg = { ...loadConfig({ cwd: dir, env: { METER_CATALOG_FILE: join(dir, 'catalog.json'), METER_QUOTA_REFRESH_MS: '50' } }), gatewayPort: 0 };
+    const env: Record<string, string> = { METER_CATALOG_FILE: join(dir, 'catalog.json'), METER_QUOTA_REFRESH_MS: '50' };
+    if (backend === 'stack') {
+      const s = await stackEnv(['kafka', 'postgres', 'redis']);
+      Object.assign(env, {
+        METER_KAFKA_BROKERS: s.METER_KAFKA_BROKERS,
+        METER_REDIS_URL: s.METER_REDIS_URL,
+        METER_DATABASE_URL: await freshDatabase(s, 'quota'),
+        METER_TOPIC: `quota-${randomBytes(3).toString('hex')}`,
+      });
+    }
+    cfg = { ...loadConfig({ cwd: dir, env }), gatewayPort: 0 };
     log = await openLog(cfg, { init: true });
     db = await openWarehouse(cfg, silentLogger, { migrate: true });
     limiter = await openLimiter(cfg);
