@@ -27,6 +27,13 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
   return async (...args: A) => {
     try {
       await fn(...args);
+      // Done, and everything is closed. A client library that leaves a socket behind (kafkajs
+      // after a broker cut a connection mid-disconnect) must not hang the command: exit after a
+      // grace period; the unref'd timer never delays a process that ends by itself.
+      setTimeout(() => {
+        process.stderr.write('meter: a connection was still open 10 s after the command finished; exiting\n');
+        process.exit(0);
+      }, 10_000).unref();
     } catch (e) {
       // Exit now: open backends (PGlite, sockets) must not keep a failed command alive.
       process.exit(reportError(e));

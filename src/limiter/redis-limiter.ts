@@ -30,6 +30,8 @@ export interface RedisLimiterOptions {
   commandTimeoutMs?: number;
   /** Report connection errors at most this often (Lua errors are always reported); default 5000. */
   errorLogEveryMs?: number;
+  /** ioredis auto-pipelining (default true; bench/ turns it off to compare). */
+  autoPipelining?: boolean;
 }
 
 export interface RedisLimiterStats {
@@ -88,6 +90,8 @@ export class RedisLimiter implements RateLimiter {
       retryStrategy: (times) => Math.min(50 * times, 1000),
       protocol: 2,
       connectionName: 'meter-gateway-limiter',
+      // Concurrent calls' scripts leave in one write (one syscall, one Redis read) per tick.
+      enableAutoPipelining: opts.autoPipelining ?? true,
     });
     this.redis.on('error', (e: Error) => this.connectionError(e));
     // Until the first connection attempt settles, wait for it (once) instead of failing the

@@ -160,10 +160,12 @@ export class KafkaLog implements UsageLog {
   }
 
   async close(): Promise<void> {
-    for (const c of [...this.open]) await c.close().catch(() => {});
+    // Bounded: a kafkajs disconnect can wait forever on a connection the broker already cut
+    // ("write after end"); offsets and files are settled by now, so give up after a while.
+    for (const c of [...this.open]) await bounded(c.close(), CLOSE_TIMEOUT_MS, 'closing a client');
     this.open.clear();
     if (this.admin) {
-      await this.admin.disconnect().catch(() => {});
+      await bounded(this.admin.disconnect(), CLOSE_TIMEOUT_MS, 'disconnecting the admin client');
       this.admin = null;
     }
   }
@@ -204,6 +206,17 @@ class KafkaProducer implements LogProducer {
     this.onClose();
     await this.producer.disconnect();
   }
+}
+
+const CLOSE_TIMEOUT_MS = 10_000;
+
+/** Wait for `p` at most `ms`; errors and timeouts are reported, never thrown. */
+async function bounded(p: Promise<unknown>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+  const r = await Promise.race([p.then(() => 'ok' as const, () => 'failed' as const), timeout]);
+  clearTimeout(timer);
+  if (r === 'timeout') process.stderr.write(`kafka: ${what} did not finish in ${ms / 1000} s; leaving it\n`);
 }
 
 function toRecord(partition: number, m: { offset: string; key: Buffer | null; value: Buffer | null; timestamp: string }): LogRecord {
