@@ -13,8 +13,9 @@
  * Stage "freshness" of `npm run bench` (benchFreshness below): per run, embedded and then on the
  * stack (Kafka + Postgres, a fresh database), METER_BENCH_FRESHNESS_EVENTS calls each (default
  * 30), live window 1 s; p50 / p95 per run, medians of the runs. Smoke: embedded, 5 calls.
- * Target: p95 <= 2 s. The "floor" beside it is the wait for the live path's next window
- * (uniform over the window: p95 = 0.95 x window), which no implementation of a 1 s window beats.
+ * Target: p95 <= 2 s. The reference beside it is the expected wait for the live path's next
+ * window alone (a call lands at a random phase of the 1 s window: p95 of a uniform 0..window wait
+ * = 0.95 x window); meter's number above it is what the rest of the path adds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -163,7 +164,7 @@ export async function benchFreshness(o: BenchOptions): Promise<Row[]> {
         sides.map((s) => `${s.name} p50 ${fmt(percentile(res[s.name][i].counted, 50))} ms, p95 ${fmt(percentile(res[s.name][i].counted, 95))} ms`).join('; '),
     );
   }
-  const floor = 0.95 * windowMs;
+  const nextWindow = 0.95 * windowMs;
   return sides.map((s) => {
     const rs = res[s.name];
     const p = (k: 'counted' | 'complete', q: number) => median(rs.map((r) => percentile(r[k], q)));
@@ -173,8 +174,8 @@ export async function benchFreshness(o: BenchOptions): Promise<Row[]> {
       stage: 'Freshness',
       metric: `call sent through the gateway -> counted by the billing API, p95 (${s.label}; ${events} calls per run, one at a time; live window ${fmt(windowMs)} ms)`,
       meter: `${fmt(p95)} ms`,
-      baseline: `floor ${fmt(floor)} ms (p95 wait for the next live window)`,
-      ratio: ratio(floor, p95),
+      baseline: `${fmt(nextWindow)} ms (p95 wait for the next ${fmt(windowMs)} ms live window alone)`,
+      ratio: ratio(nextWindow, p95),
       target: '<= 2 s p95',
       met: p95 <= 2000 ? 'yes' : 'no',
       note: `p50 ${fmt(p('counted', 50))} ms; all ${all.length} calls pooled: p50 ${fmt(percentile(all, 50))} ms, p95 ${fmt(percentile(all, 95))} ms, max ${fmt(Math.max(...all))} ms; sent -> dataCompleteUntil past the send time p50 ${fmt(p('complete', 50))} ms, p95 ${fmt(p('complete', 95))} ms; billing API polled every ${pollMs} ms`,
