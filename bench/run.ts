@@ -20,9 +20,11 @@ const STAGES: Record<string, () => Promise<Stage>> = {
   gateway: async () => (await import('./gateway.js')).benchGateway,
   ingest: async () => (await import('./ingest.js')).benchIngest,
   demo: async () => (await import('./demo.js')).benchDemo,
+  logappend: async () => (await import('./logappend.js')).benchLogAppend,
+  freshness: async () => (await import('./freshness.js')).benchFreshness,
 };
 /** Smoke default: every stage, each on embedded parts (no services needed). */
-const EMBEDDED = ['parquet', 'rollup', 'billing', 'gateway', 'ingest', 'demo'];
+const EMBEDDED = ['parquet', 'rollup', 'billing', 'gateway', 'ingest', 'demo', 'logappend', 'freshness'];
 
 export interface RunArgs {
   smoke: boolean;

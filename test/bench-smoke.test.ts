@@ -24,7 +24,7 @@ test('bench --smoke runs every stage and prints its table', { timeout: 10 * 60_0
   assert.match(stdout, /\| stage \| metric \| meter \| baseline \| ratio \| target \| met\? \|/);
   const out = JSON.parse(readFileSync(json, 'utf8')) as { rows: { stage: string; meter: string; baseline: string }[] };
   const stages = new Set(out.rows.map((r) => r.stage));
-  for (const s of ['Parquet writer', 'Rollup', 'Billing query', 'Gateway', 'Ingest', 'Embedded demo']) assert.ok(stages.has(s), `no row for stage ${s}: ${[...stages].join(', ')}`);
+  for (const s of ['Parquet writer', 'Rollup', 'Billing query', 'Gateway', 'Ingest', 'Embedded demo', 'Log append', 'Freshness']) assert.ok(stages.has(s), `no row for stage ${s}: ${[...stages].join(', ')}`);
   for (const r of out.rows) assert.ok(r.meter.length > 0 && r.baseline.length > 0, `empty cell in ${JSON.stringify(r)}`);
 });
 
