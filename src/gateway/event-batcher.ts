@@ -36,7 +36,10 @@ export interface EventBatcherStats {
 }
 
 interface Item {
-  e: UsageEvent;
+  /** Log key (the customer) and the encoded event: encoded on add, a few µs each, so a full
+   *  batch never costs one request a multi-ms encode of 500 events (measured 2 ms). */
+  key: string;
+  v: Buffer;
   /** Strict mode: who waits for this event to be durable. */
   w?: { resolve: () => void; reject: (e: Error) => void };
 }
@@ -57,6 +60,7 @@ export class EventBatcher {
   private lastDropLog = 0;
   private lastStrictFailLog = 0;
   private wakeBackoff: (() => void) | null = null;
+  private kickScheduled = false;
 
   constructor(
     private readonly producer: LogProducer,
@@ -73,7 +77,7 @@ export class EventBatcher {
 
   /** Queue one event; false if it was dropped (buffer full or batcher closed). Never blocks. */
   add(e: UsageEvent): boolean {
-    return this.push({ e });
+    return this.push({ key: e.customer, v: encodeEvent(e) });
   }
 
   /**
@@ -82,7 +86,7 @@ export class EventBatcher {
    */
   addDurable(e: UsageEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (!this.push({ e, w: { resolve, reject } })) reject(new Error('usage event dropped: the batcher is full or closed'));
+      if (!this.push({ key: e.customer, v: encodeEvent(e), w: { resolve, reject } })) reject(new Error('usage event dropped: the batcher is full or closed'));
       else this.kick();
     });
   }
@@ -98,7 +102,14 @@ export class EventBatcher {
       return false;
     }
     this.buf.push(item);
-    if (this.buf.length >= this.maxBatch) this.kick();
+    // A full batch is sent after this tick's I/O, not inside the caller's add().
+    if (this.buf.length >= this.maxBatch && !this.kickScheduled) {
+      this.kickScheduled = true;
+      setImmediate(() => {
+        this.kickScheduled = false;
+        this.kick();
+      });
+    }
     return true;
   }
 
@@ -164,7 +175,7 @@ export class EventBatcher {
       const batch = this.buf.splice(0, this.maxBatch);
       this.inFlight = batch.length;
       try {
-        await this.producer.send(batch.map(({ e }) => ({ key: e.customer, value: encodeEvent(e) })));
+        await this.producer.send(batch.map(({ key, v }) => ({ key, value: v })));
         this.inFlight = 0;
         this.counts.sent += batch.length;
         this.counts.batches++;
