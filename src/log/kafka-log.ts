@@ -242,6 +242,8 @@ class KafkaConsumer implements LogConsumer {
   /** Serialises commits made through the admin API (see commit). */
   private adminCommits: Promise<unknown> = Promise.resolve();
   private opts: ConsumeOptions | null = null;
+  /** Consumers a re-join has been started for (once each). */
+  private readonly rejoining = new WeakSet<Consumer>();
 
   constructor(
     private readonly log: KafkaLog,
@@ -266,7 +268,8 @@ class KafkaConsumer implements LogConsumer {
     // when the group evicted this member while a batch waited on a lake outage longer than the
     // session timeout (UNKNOWN_MEMBER_ID). The process would live on, consuming nothing.
     consumer.on(consumer.events.CRASH, (e) => {
-      if (e.payload.restart || this.consumer !== consumer || this.stopped) return;
+      if (e.payload.restart || this.consumer !== consumer || this.stopped || this.rejoining.has(consumer)) return;
+      this.rejoining.add(consumer);
       process.stderr.write(`kafka consumer of group ${this.group} crashed (${e.payload.error?.message}); joining the group again\n`);
       void this.rejoinAfterCrash(consumer, opts);
     });
@@ -358,7 +361,22 @@ class KafkaConsumer implements LogConsumer {
       this.adminCommits = run.catch(() => undefined);
       return run;
     }
-    await this.consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]);
+    const consumer = this.consumer;
+    try {
+      await consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]);
+    } catch (e) {
+      // The group evicted this member (its batch waited on a lake outage past the session
+      // timeout). kafkajs notices only at its next heartbeat, which a blocked batch may not reach
+      // for minutes (fault suite hdfs-down-30s: 94 s to > 120 s); every commit until then fails.
+      // Re-join now: the new assignment resumes after the files already published.
+      const type = (e as { type?: string }).type;
+      if ((type === 'UNKNOWN_MEMBER_ID' || type === 'ILLEGAL_GENERATION') && this.opts && this.consumer === consumer && !this.stopped && !this.rejoining.has(consumer)) {
+        this.rejoining.add(consumer);
+        process.stderr.write(`kafka consumer of group ${this.group}: commit refused (${type}): joining the group again\n`);
+        void this.rejoinAfterCrash(consumer, this.opts);
+      }
+      throw e;
+    }
   }
 
   async committed(): Promise<Map<number, number>> {
