@@ -109,6 +109,8 @@ export async function dataCompleteUntil(db: Sql): Promise<Date | null> {
        (SELECT CASE WHEN bool_and(u IS NOT NULL) THEN min(u) END
           FROM (SELECT max(complete_until) AS u FROM live_offsets GROUP BY log_partition) p)
      ) AS until`,
+    [],
+    { prepare: true },
   );
   return rows.length && rows[0].until != null ? new Date(toMs(rows[0].until)) : null;
 }
