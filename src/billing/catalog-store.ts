@@ -103,12 +103,40 @@ function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
   return [...byId.values()];
 }
 
+/**
+ * Price versions last loaded per warehouse and plan, with the fingerprint they were loaded at.
+ * loadPlan reads the plan row and a fingerprint (md5 over every price row of the plan: api,
+ * effective_from, charge) in one query and reparses the prices only when the fingerprint
+ * changed, so any change of a price (setPrice, syncCatalog, an edit by hand) is seen at once.
+ */
+const priceCache = new WeakMap<Sql, Map<string, { fingerprint: string; charges: Plan['charges'] }>>();
+
 /** One plan with all its price versions, or null. */
 export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
-  const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst, quota_limit, quota_period FROM plans WHERE id = $1', [planId]);
+  const plans = await db.query<PlanRow & { fingerprint: string | null }>(
+    `SELECT p.id, p.name, p.currency, p.rate_per_sec, p.burst, p.quota_limit, p.quota_period,
+            (SELECT count(*) || ':' || coalesce(md5(string_agg(r.api || ' ' || extract(epoch FROM r.effective_from)::text || ' ' || r.charge::text, E'\\n' ORDER BY r.api, r.effective_from)), '')
+               FROM prices r WHERE r.plan_id = p.id) AS fingerprint
+       FROM plans p WHERE p.id = $1`,
+    [planId],
+    { prepare: true },
+  );
   if (!plans.length) return null;
+  const fingerprint = String(plans[0].fingerprint);
+  let cache = priceCache.get(db);
+  if (!cache) priceCache.set(db, (cache = new Map()));
+  const hit = cache.get(planId);
+  if (hit && hit.fingerprint === fingerprint) return { ...assemble(plans, [])[0], charges: hit.charges };
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices WHERE plan_id = $1', [planId]);
-  return assemble(plans, prices)[0];
+  const plan = assemble(plans, prices)[0];
+  // Shared by every caller from now on: freeze it so no caller can change another's prices.
+  for (const versions of Object.values(plan.charges)) {
+    for (const v of versions) Object.freeze(v);
+    Object.freeze(versions);
+  }
+  Object.freeze(plan.charges);
+  cache.set(planId, { fingerprint, charges: plan.charges });
+  return plan;
 }
 
 /** The whole catalog as stored (same shape as a loaded file). */

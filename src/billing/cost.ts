@@ -4,9 +4,11 @@
  *
  * The range is cut at billing-period starts (calendar months in the customer's billing zone)
  * and at every price version's effective date, and usage is summed per (api, piece) in one SQL
- * query. Positions of calls count from the start of their billing period: a range that starts
- * mid-period first sums that period's earlier calls (one more query) so free units and tiers
- * are not given twice. Each piece is priced by the version in force in its hours.
+ * statement (costSql: whole UTC days from usage_daily, the edge hours and any day holding a
+ * live-ahead hour from billable_hourly). Positions of calls count from the start of their
+ * billing period: a range that starts mid-period also sums that period's earlier calls (in the
+ * same statement) so free units and tiers are not given twice. Each piece is priced by the
+ * version in force in its hours.
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt } from '../warehouse/usage-repository.js';
@@ -28,39 +30,42 @@ export interface CostResult extends Priced {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<CostResult> {
+/** How a range is cut: its periods, the cut points inside (from, to), and where its first period starts. */
+export interface CostPieces {
+  periods: BillingPeriod[];
+  /** Sorted cut points strictly inside (from, to): period starts and price changes. */
+  bounds: number[];
+  /** Start of the first period when it is before `from` (its earlier calls are summed too), else `from`. */
+  lo: number;
+}
+
+export function costPieces(plan: Plan, q: CostQuery): CostPieces {
   const periods: BillingPeriod[] = [];
   for (let p = periodContaining(q.from, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
-  // Cut points strictly inside (from, to): period starts and price changes.
   const cuts = new Set<number>();
   for (const p of periods) if (p.start > q.from && p.start < q.to) cuts.add(p.start);
   for (const versions of Object.values(plan.charges)) for (const v of versions) if (v.effectiveFrom > q.from && v.effectiveFrom < q.to) cuts.add(v.effectiveFrom);
   const bounds = [...cuts].sort((a, b) => a - b);
+  return { periods, bounds, lo: Math.min(periods[0].start, q.from) };
+}
+
+export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<CostResult> {
+  const { periods, bounds, lo } = costPieces(plan, q);
   const starts = [q.from, ...bounds];
-
-  const rows = await db.query<{ api: string; seg: unknown; calls: unknown }>(
-    `SELECT api, (SELECT count(*) FROM unnest($4::timestamptz[]) b WHERE b <= u.hour)::int AS seg, sum(calls)::text AS calls
-       FROM billable_hourly u
-      WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
-      GROUP BY 1, 2`,
-    [q.customer, iso(q.from), iso(q.to), `{${bounds.map(iso).join(',')}}`],
-  );
-  // Calls before `from` in its period: they hold the first positions.
   const first = periods[0];
+  const rows = await db.query<{ api: string; seg: unknown; calls: unknown }>(...costSql(q.customer, lo, q.from, bounds, q.to), { prepare: true });
+  // seg -1: calls before `from` in its period: they hold the first positions.
   const prefix = new Map<string, bigint>();
-  if (first.start < q.from) {
-    const pre = await db.query<{ api: string; calls: unknown }>(
-      `SELECT api, sum(calls)::text AS calls FROM billable_hourly WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz GROUP BY api`,
-      [q.customer, iso(first.start), iso(q.from)],
-    );
-    for (const r of pre) prefix.set(r.api, toBigInt(r.calls));
-  }
-
   const byApi = new Map<string, bigint[]>();
   for (const r of rows) {
+    const seg = Number(r.seg);
+    if (seg < 0) {
+      prefix.set(r.api, (prefix.get(r.api) ?? 0n) + toBigInt(r.calls));
+      continue;
+    }
     let segs = byApi.get(r.api);
     if (!segs) byApi.set(r.api, (segs = new Array<bigint>(starts.length).fill(0n)));
-    segs[Number(r.seg)] += toBigInt(r.calls);
+    segs[seg] += toBigInt(r.calls);
   }
   const periodOf = starts.map((s) => periods.filter((p) => p.start <= s).pop()!);
   const lines = [...byApi.entries()].map(([api, calls]) => {
@@ -80,4 +85,83 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
     return priceLine(api, segments, plan.currency);
   });
   return { ...totalOf(plan.id, plan.currency, lines), periods };
+}
+
+const DAY = 86_400_000;
+
+/** Merge touching or overlapping [lo, hi) ranges (sorted first). */
+function merge(ranges: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const r of [...ranges].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}
+
+/**
+ * The one statement behind queryCost: per (api, seg) the calls of the hours in [lo, to), where
+ * seg = -1 for hours before `from` (the period's earlier calls, when lo < from), else the number
+ * of `bounds` (sorted cut points inside (from, to)) at or before the hour: the same rows and
+ * sums as `billable_hourly` cut at those points, read from fewer rows:
+ * - UTC days lying wholly inside one piece ([lo, from) or between two cut points) from
+ *   usage_daily (the rollup's day sums), unless the day holds an hour where the live path is
+ *   ahead (live_ahead_hours): such a day is read hour by hour from billable_hourly;
+ * - the rest (edge hours: a customer's day that is not a UTC day, a cut inside a day) from
+ *   billable_hourly.
+ * One statement, so one snapshot: the live-ahead hours and the rows agree.
+ */
+export function costSql(customer: string, lo: number, from: number, bounds: number[], to: number): [string, unknown[]] {
+  const params: unknown[] = [customer];
+  const placeholders = new Map<number, string>();
+  const p = (ms: number) => {
+    let ph = placeholders.get(ms);
+    if (!ph) placeholders.set(ms, (ph = (params.push(iso(ms)), `$${params.length}::timestamptz`)));
+    return ph;
+  };
+  // Pieces that share one seg: [lo, from) (if any), then from .. each bound .. to.
+  const cuts = [...(lo < from ? [lo] : []), from, ...bounds, to];
+  const days: [number, number][] = [];
+  const hours: [number, number][] = [];
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [a, b] = [cuts[i], cuts[i + 1]];
+    const da = Math.ceil(a / DAY) * DAY;
+    const db = Math.floor(b / DAY) * DAY;
+    if (da < db) {
+      days.push([da, db]);
+      if (a < da) hours.push([a, da]);
+      if (db < b) hours.push([db, b]);
+    } else if (a < b) hours.push([a, b]);
+  }
+  const segOf = (col: string) => {
+    const whens = [...(lo < from ? [`WHEN ${col} < ${p(from)} THEN -1`] : []), ...bounds.map((b, i) => `WHEN ${col} < ${p(b)} THEN ${i}`)];
+    return whens.length ? `CASE ${whens.join(' ')} ELSE ${bounds.length} END` : '0';
+  };
+  const within = (col: string, rs: [number, number][]) => `(${rs.map(([a, b]) => `(${col} >= ${p(a)} AND ${col} < ${p(b)})`).join(' OR ')})`;
+  const mergedDays = merge(days);
+  const mergedHours = merge(hours);
+  const parts: string[] = [];
+  // From the view: the edge hours, and every hour of the whole days that hold a live-ahead hour
+  // (an index range from the first to the last such day, then only those days).
+  const fromView = mergedHours.map(([a, b]) => `(h.hour >= ${p(a)} AND h.hour < ${p(b)})`);
+  if (mergedDays.length) {
+    parts.push(
+      `SELECT d.api, ${segOf('d.day')} AS seg, d.calls FROM usage_daily d
+        WHERE d.customer_id = $1 AND ${within('d.day', mergedDays)} AND d.day <> ALL (ARRAY(SELECT a.day FROM ahead_days a))`,
+    );
+    fromView.push(
+      `(h.hour >= (SELECT min(a.day) FROM ahead_days a) AND h.hour < (SELECT max(a.day) FROM ahead_days a) + interval '24 hours'
+          AND date_trunc('day', h.hour, 'UTC') = ANY (ARRAY(SELECT a.day FROM ahead_days a)))`,
+    );
+  }
+  parts.push(`SELECT h.api, ${segOf('h.hour')} AS seg, h.calls FROM billable_hourly h WHERE h.customer_id = $1 AND (${fromView.join(' OR ')})`);
+  // Whole days (in the ranges read from usage_daily) that hold an hour where live is ahead.
+  const ahead = mergedDays.length
+    ? `WITH ahead_days AS (SELECT DISTINCT a.day FROM (SELECT date_trunc('day', l.hour, 'UTC') AS day FROM live_ahead_hours l) a WHERE ${within('a.day', mergedDays)})\n`
+    : '';
+  const sql = `${ahead}SELECT api, seg::int AS seg, sum(calls)::text AS calls FROM (
+${parts.join('\n UNION ALL\n')}
+) x GROUP BY 1, 2`;
+  return [sql, params];
 }

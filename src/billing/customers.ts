@@ -61,7 +61,7 @@ function fromRow(r: Row): BillingCustomer {
 }
 
 export async function getCustomer(db: Sql, id: string): Promise<BillingCustomer | null> {
-  const rows = await db.query<Row>(`${SELECT} WHERE c.id = $1`, [id]);
+  const rows = await db.query<Row>(`${SELECT} WHERE c.id = $1`, [id], { prepare: true });
   return rows.length ? fromRow(rows[0]) : null;
 }
 

@@ -113,6 +113,9 @@ export async function usageReport(db: Sql, customer: BillingCustomer, p: { from:
 }
 
 export async function costReport(db: Sql, customer: BillingCustomer, p: { from: number; to: number; timeZone: string }): Promise<CostReport> {
+  // Read beside the cost (its own round trip), never after it: the claim stays on the safe side.
+  const complete = completeUntil(db, p.timeZone);
+  complete.catch(() => {}); // awaited below; a PlanError first must not leave it unhandled
   const plan = await customerPlan(db, customer);
   const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.from, to: p.to });
   return {
@@ -126,7 +129,7 @@ export async function costReport(db: Sql, customer: BillingCustomer, p: { from: 
     lines: c.lines.map(lineJson),
     total: c.total,
     totalMinor: c.totalMinor.toString(),
-    dataCompleteUntil: await completeUntil(db, p.timeZone),
+    dataCompleteUntil: await complete,
   };
 }
 

@@ -53,13 +53,33 @@ export async function pendingMigrations(db: Warehouse, migrations = loadMigratio
   return migrations.filter((m) => !have.has(m.version));
 }
 
-/** Split a migration into statements (no semicolons inside our SQL's strings or bodies). */
-function splitSql(sql: string): string[] {
-  return sql
+/**
+ * Split a migration into statements at semicolons, except inside dollar-quoted bodies
+ * ($$ ... $$, $tag$ ... $tag$: function bodies). Lines starting with -- are comments. No
+ * semicolons inside our SQL's plain strings.
+ */
+export function splitSql(sql: string): string[] {
+  const text = sql
     .split('\n')
     .filter((l) => !l.trim().startsWith('--'))
-    .join('\n')
-    .split(';')
-    .map((s) => s.trim())
-    .filter(Boolean);
+    .join('\n');
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '$') {
+      const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 64));
+      if (tag) {
+        const end = text.indexOf(tag[0], i + tag[0].length);
+        if (end < 0) throw new Error(`unterminated ${tag[0]} quote in a migration`);
+        i = end + tag[0].length - 1;
+        continue;
+      }
+    }
+    if (text[i] === ';') {
+      out.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start));
+  return out.map((s) => s.trim()).filter(Boolean);
 }

@@ -9,11 +9,14 @@
  * parses as local midnight.) Parsers are set on this pool only, not globally.
  */
 import pg from 'pg';
-import type { Sql, Warehouse } from './warehouse.js';
+import { createHash } from 'node:crypto';
+import type { QueryOptions, Sql, Warehouse } from './warehouse.js';
 
 const INT8 = 20;
 const DATE = 1082;
 const INT8_ARRAY = 1016;
+/** Distinct texts run as named prepared statements per pool (the rest run unnamed). */
+const MAX_PREPARED = 200;
 
 function parseInt8(v: string): number | bigint {
   const n = Number(v);
@@ -63,9 +66,19 @@ export class PgWarehouse implements Warehouse {
     return new PgWarehouse(pool);
   }
 
-  async query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]> {
-    const r = await this.pool.query(text, params as any[]);
+  /** Names of the prepared statements (by text); bounded, so the server keeps few plans. */
+  private readonly names = new Map<string, string>();
+
+  async query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]> {
+    const name = opts?.prepare ? this.statementName(text) : undefined;
+    const r = name ? await this.pool.query({ name, text, values: params as any[] }) : await this.pool.query(text, params as any[]);
     return r.rows as T[];
+  }
+
+  private statementName(text: string): string | undefined {
+    let name = this.names.get(text);
+    if (name === undefined && this.names.size < MAX_PREPARED) this.names.set(text, (name = `meter_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`));
+    return name;
   }
 
   /** One dedicated connection for the whole transaction; ROLLBACK on any throw. */

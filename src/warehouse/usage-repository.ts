@@ -17,7 +17,7 @@ export interface FileRef {
   size: number;
 }
 
-/** Rows per multi-row INSERT: 5 params a row stays far below Postgres' 65535 parameter limit. */
+/** Rows per multi-row INSERT (rollup_files): 3 params a row stays far below Postgres' 65535 parameter limit. */
 const CHUNK = 1000;
 /** First key of the advisory lock that serialises two rollups of the same hour. */
 const ROLLUP_LOCK = 7243902;
@@ -53,22 +53,34 @@ export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>
  * Replace one hour's rows, file list and bookkeeping in one transaction: readers see the old
  * hour or the new one, never a mix. An hour with no files leaves no rows and no rollup_hours
  * entry (it must not advance dataCompleteUntil).
+ *
+ * Rows are written only where they change: rows of the hour that the new answer no longer has
+ * are deleted, the others inserted or updated unless they hold the same counts already. So a
+ * re-rollup that finds the same counts rewrites no row, and usage_daily (kept by triggers on
+ * usage_hourly, migration 008) only takes the differences. rolled_at: when the row's counts
+ * were last written.
  */
 export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow[], files: FileRef[], events: bigint): Promise<void> {
   const hour = new Date(hourMs).toISOString();
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(hourMs / 3_600_000) % 2_000_000_000]);
-    await tx.query('DELETE FROM usage_hourly WHERE hour = $1', [hour]);
-    for (let i = 0; i < rows.length; i += CHUNK) {
-      const chunk = rows.slice(i, i + CHUNK);
-      const params: unknown[] = [];
-      const values = chunk.map((r) => {
-        params.push(r.customer, r.api, hour, r.calls.toString(), r.events.toString());
-        const b = params.length - 5;
-        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}::bigint, $${b + 5}::bigint)`;
-      });
-      await tx.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ${values.join(', ')}`, params);
-    }
+    const customers = rows.map((r) => r.customer);
+    const apis = rows.map((r) => r.api);
+    await tx.query(
+      `DELETE FROM usage_hourly u
+        WHERE u.hour = $1
+          AND (u.customer_id, u.api) NOT IN (SELECT n.customer_id, n.api FROM unnest($2::text[], $3::text[]) AS n(customer_id, api))`,
+      [hour, customers, apis],
+    );
+    if (rows.length)
+      await tx.query(
+        `INSERT INTO usage_hourly AS u (customer_id, api, hour, calls, events)
+         SELECT n.customer_id, n.api, $1::timestamptz, n.calls, n.events
+           FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)
+         ON CONFLICT (customer_id, hour, api) DO UPDATE SET calls = EXCLUDED.calls, events = EXCLUDED.events, rolled_at = now()
+          WHERE (u.calls, u.events) IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.events)`,
+        [hour, customers, apis, rows.map((r) => r.calls.toString()), rows.map((r) => r.events.toString())],
+      );
     await tx.query('DELETE FROM rollup_files WHERE hour = $1', [hour]);
     for (let i = 0; i < files.length; i += CHUNK) {
       const chunk = files.slice(i, i + CHUNK);
@@ -109,6 +121,8 @@ export async function dataCompleteUntil(db: Sql): Promise<Date | null> {
        (SELECT CASE WHEN bool_and(u IS NOT NULL) THEN min(u) END
           FROM (SELECT max(complete_until) AS u FROM live_offsets GROUP BY log_partition) p)
      ) AS until`,
+    [],
+    { prepare: true },
   );
   return rows.length && rows[0].until != null ? new Date(toMs(rows[0].until)) : null;
 }

@@ -3,8 +3,17 @@
  * embedded. Same SQL on both; migrations in ./migrations run on open (versioned, idempotent).
  * Parameters use $1, $2 ... placeholders.
  */
+export interface QueryOptions {
+  /**
+   * The same text runs often (a hot read): the server may keep its plan. On Postgres a named
+   * prepared statement per connection (planning a view-heavy query costs more than running it);
+   * elsewhere ignored.
+   */
+  prepare?: boolean;
+}
+
 export interface Sql {
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]>;
 }
 
 export interface Warehouse extends Sql {
