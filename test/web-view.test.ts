@@ -1,7 +1,9 @@
 /** The customers' web view in headless Chromium: prices, the chart's totals, the invoice preview. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { assetPath } from '../src/config/assets.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -13,7 +15,17 @@ import { startBillingServer, type BillingServer } from '../src/billing/server.js
 import { createCustomerToken } from '../src/billing/auth.js';
 
 const CHROMIUM = process.env.METER_CHROMIUM ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+
+/** Debian's Chromium, installed by `stack/run chromium` if missing: the test fails (never skips) if it cannot be had. */
+function ensureChromium(): void {
+  if (existsSync(CHROMIUM)) return;
+  try {
+    execFileSync('bash', [assetPath('stack/run'), 'chromium'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
+  } catch (e) {
+    throw new Error(`no Chromium at ${CHROMIUM} and \`bash stack/run chromium\` could not install it: ${(e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message}`);
+  }
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set METER_CHROMIUM to its path)`);
+}
 let db: PgliteWarehouse;
 let server: BillingServer;
 let browser: Browser;
@@ -35,7 +47,7 @@ const catalog = parseCatalog({
 });
 
 before(async () => {
-  if (skip) return;
+  ensureChromium();
   db = await PgliteWarehouse.open(null);
   await migrate(db);
   server = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: ['svc-web-test-0123456789'], now: () => Date.parse('2026-02-20T00:00:00Z') });
@@ -64,7 +76,7 @@ after(async () => {
   await db?.close();
 });
 
-test('the page shows the plan prices, a chart with the right totals and the invoice preview', { skip }, async () => {
+test('the page shows the plan prices, a chart with the right totals and the invoice preview', async () => {
   const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -110,7 +122,7 @@ test('the page shows the plan prices, a chart with the right totals and the invo
   await page.close();
 });
 
-test('a bad token shows the error and the token form; no data', { skip }, async () => {
+test('a bad token shows the error and the token form; no data', async () => {
   const page = await browser.newPage();
   await page.goto(`${server.url}/app#token=mbt_0000000000000000_${'A'.repeat(43)}`);
   await page.waitForSelector('body[data-ready]', { timeout: 30_000 });
@@ -126,7 +138,7 @@ test('a bad token shows the error and the token form; no data', { skip }, async 
   await page.close();
 });
 
-test('the page and its script are served with a strict content security policy', { skip }, async () => {
+test('the page and its script are served with a strict content security policy', async () => {
   for (const p of ['/app', '/app/app.js', '/app/vendor/uPlot.iife.min.js', '/app/app.css']) {
     const r = await fetch(server.url + p);
     assert.equal(r.status, 200, p);
