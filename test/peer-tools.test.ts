@@ -19,9 +19,11 @@ import { silentLogger } from '../src/runtime/logger.js';
 import { uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { hourStart, HOUR_MS } from '../src/lake/layout.js';
 import { listDataFiles } from '../src/pipeline/recovery.js';
+import { ensureTools } from './support/tools.js';
 import { stackEnv, freshDatabase } from './support/stack.js';
 
 test('kcat-produced events are billed; curl-fetched lake files read by DuckDB match them', { timeout: 10 * 60_000 }, async () => {
+  ensureTools(['kcat', 'curl']);
   const env = await stackEnv(['kafka', 'hdfs', 'postgres']);
   const run = randomBytes(3).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'meter-peer-'));

@@ -1,9 +1,8 @@
 /** The customers' web view in headless Chromium: prices, the chart's totals, the invoice preview. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { assetPath } from '../src/config/assets.js';
+import { ensureTools } from './support/tools.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -16,14 +15,10 @@ import { createCustomerToken } from '../src/billing/auth.js';
 
 const CHROMIUM = process.env.METER_CHROMIUM ?? '/usr/bin/chromium';
 
-/** Debian's Chromium, installed by `stack/run chromium` if missing: the test fails (never skips) if it cannot be had. */
+/** Debian's Chromium, installed by `stack/run tools chromium` if missing (the test fails, never skips, without it). */
 function ensureChromium(): void {
   if (existsSync(CHROMIUM)) return;
-  try {
-    execFileSync('bash', [assetPath('stack/run'), 'chromium'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
-  } catch (e) {
-    throw new Error(`no Chromium at ${CHROMIUM} and \`bash stack/run chromium\` could not install it: ${(e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message}`);
-  }
+  ensureTools(['chromium']);
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set METER_CHROMIUM to its path)`);
 }
 let db: PgliteWarehouse;
