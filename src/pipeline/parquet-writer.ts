@@ -29,18 +29,7 @@ export const LAKE_COLUMNS_SQL = `id VARCHAR NOT NULL, event_time TIMESTAMPTZ NOT
   api VARCHAR NOT NULL, method VARCHAR NOT NULL, status SMALLINT NOT NULL, latency_ms INTEGER NOT NULL,
   bytes_in BIGINT NOT NULL, bytes_out BIGINT NOT NULL, billable BOOLEAN NOT NULL, v SMALLINT NOT NULL`;
 
-/**
- * Why an event cannot be stored in the typed columns (null if it can). decodeEvent checks the
- * JSON shape; this checks the ranges of the Parquet types, so a bad value is dead-lettered
- * instead of failing a whole file.
- */
-export function unstorableReason(e: UsageEvent): string | null {
-  if (!Number.isInteger(e.status) || e.status > 999) return `status ${e.status} is not an HTTP status`;
-  if (!(e.latencyMs <= 2_147_483_647)) return `latencyMs ${e.latencyMs} out of range`;
-  if (!Number.isSafeInteger(e.bytesIn) || !Number.isSafeInteger(e.bytesOut)) return 'bytesIn/bytesOut are not integers';
-  if (e.time > 253_402_300_799_999) return `time ${e.time} is past year 9999`;
-  return null;
-}
+export { unstorableReason } from './accept.js';
 
 const CHUNK_ROWS = 2048;
 const TYPES = [VARCHAR, TIMESTAMPTZ, VARCHAR, VARCHAR, VARCHAR, VARCHAR, SMALLINT, INTEGER, BIGINT, BIGINT, BOOLEAN, SMALLINT];
