@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ParquetWriter, unstorableReason } from '../src/pipeline/parquet-writer.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
+import { HourBuffer } from '../src/pipeline/hour-buffer.js';
 import { acceptLine, acceptRecord, eventLine, scanPlainEvent } from '../src/pipeline/accept.js';
 
 function events(n: number, t0: number): UsageEvent[] {
@@ -99,6 +100,42 @@ test('parquet writer: values that do not fit the typed columns are named, not wr
   assert.match(unstorableReason({ ...e, status: 200.5 })!, /status/);
   assert.match(unstorableReason({ ...e, bytesIn: 1.5 })!, /bytesIn/);
   assert.match(unstorableReason({ ...e, latencyMs: 1e12 })!, /latencyMs/);
+});
+
+test('parquet writer: a spool of plain records and one of the same events spelled otherwise give the same bytes, in order, over several spool files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const t0 = Date.UTC(2026, 0, 1);
+  const evs = events(30_000, t0).map((e) => ({ ...e, time: t0 + (e.time % 3_600_000) }));
+  const limits = { pastLimitMs: 86_400_000 * 400, futureLimitMs: 86_400_000 * 400 };
+  const plain = new HourBuffer(dir);
+  const other = new HourBuffer(dir);
+  evs.forEach((e, i) => {
+    const r = { partition: 0, offset: i, key: e.customer, timestamp: t0, value: encodeEvent(e) };
+    assert.equal(plain.take(r, limits), null);
+    // keys reversed, spaces, an escape: not the gateway's spelling, so acceptRecord decides and eventLine spells it
+    const fields = Object.entries({ ...e, customer: e.customer }).reverse();
+    const text = `{ ${fields.map(([k, v]) => `${JSON.stringify(k)} : ${JSON.stringify(v)}`).join(' , ')} }`.replace('"cust-', '"\\u0063ust-');
+    assert.equal(other.take({ ...r, value: Buffer.from(text) }, limits), null);
+  });
+  const [a] = plain.hours();
+  const [b] = other.hours();
+  assert.ok(a.files.length >= 2, 'several spool files');
+  const w = await ParquetWriter.open();
+  await w.write(evs, join(dir, 'w.parquet'));
+  await w.writeSpool(a.files, join(dir, 'a.parquet'));
+  await w.writeSpool(b.files, join(dir, 'b.parquet'));
+  w.close();
+  plain.discard();
+  other.discard();
+  const bytes = readFileSync(join(dir, 'a.parquet'));
+  assert.ok(bytes.equals(readFileSync(join(dir, 'b.parquet'))));
+  assert.ok(bytes.equals(readFileSync(join(dir, 'w.parquet'))));
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  const ids = (await conn.runAndReadAll(`SELECT id FROM read_parquet('${join(dir, 'a.parquet')}')`)).getRows().map((r) => r[0]);
+  assert.deepEqual(ids, evs.map((e) => e.id));
+  conn.closeSync();
+  db.closeSync();
 });
 
 test('accept: the fast path for plain records decides and stores exactly as acceptRecord does', () => {
