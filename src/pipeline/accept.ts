@@ -142,6 +142,12 @@ function literal(b: Buffer, i: number, t: Buffer): number {
   return i + n;
 }
 
+function hexRun(b: Buffer, i: number, n: number): boolean {
+  let all = HEX;
+  for (let k = i + n - 1; k >= i; k--) all &= CLASS[b[k]];
+  return all !== 0;
+}
+
 /** End of a plain string's content starting at i (the closing quote), or -1 if not 1..200 plain bytes. */
 function plainString(b: Buffer, i: number): number {
   const s = i;
@@ -168,12 +174,9 @@ function scanGatewayEvent(b: Buffer): number {
   const n = b.length;
   let i = literal(b, 0, G_V_ID);
   if (i < 0 || i + 37 > n) return -1;
-  for (let j = 0; j < 36; j++) {
-    const c = b[i + j];
-    if (j === 8 || j === 13 || j === 18 || j === 23) {
-      if (c !== 0x2d) return -1;
-    } else if (!(CLASS[c] & HEX)) return -1;
-  }
+  // 8-4-4-4-12 lowercase hex digits
+  if (b[i + 8] !== 0x2d || b[i + 13] !== 0x2d || b[i + 18] !== 0x2d || b[i + 23] !== 0x2d) return -1;
+  if (!(hexRun(b, i, 8) && hexRun(b, i + 9, 4) && hexRun(b, i + 14, 4) && hexRun(b, i + 19, 4) && hexRun(b, i + 24, 12))) return -1;
   i = literal(b, i + 36, G_TIME);
   if (i < 0) return -1;
   let e = plainNumber(b, i);
