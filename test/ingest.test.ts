@@ -238,3 +238,20 @@ test('ingest: malformed and out-of-bounds events go to the dead-letter file with
   await prod.close();
   await log.close();
 });
+
+test('ingest: over the buffer budget the biggest ranges rotate early; ranges still cover the log once, in order', async () => {
+  const { log, lake, ingestor } = setup(3);
+  const evs = spread(6000, 2);
+  await send(log, evs);
+  const ing = ingestor({ maxRecords: 1_000_000, flushMs: 60_000, maxBufferBytes: 200_000 });
+  await ing.start();
+  await ing.waitCaughtUp(60_000);
+  await ing.stop();
+  const files = await lakeFiles(lake);
+  const ends = await (await log.consumer('probe')).endOffsets();
+  checkRanges(files, 3, ends);
+  assert.ok(ing.stats().flushes > 6, `ranges rotated early (${ing.stats().flushes} flushes)`);
+  const rows = await query(lake, (src) => `SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS d FROM ${src}`);
+  assert.deepEqual(rows, [{ n: 6000, d: 6000 }]);
+  await log.close();
+});

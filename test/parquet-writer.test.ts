@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ParquetWriter, unstorableReason } from '../src/pipeline/parquet-writer.js';
-import { uuidv7, type UsageEvent } from '../src/events/usage-event.js';
+import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
+import { HourBuffer } from '../src/pipeline/hour-buffer.js';
+import { acceptLine, acceptRecord, eventLine, scanPlainEvent } from '../src/pipeline/accept.js';
 
 function events(n: number, t0: number): UsageEvent[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -98,4 +100,85 @@ test('parquet writer: values that do not fit the typed columns are named, not wr
   assert.match(unstorableReason({ ...e, status: 200.5 })!, /status/);
   assert.match(unstorableReason({ ...e, bytesIn: 1.5 })!, /bytesIn/);
   assert.match(unstorableReason({ ...e, latencyMs: 1e12 })!, /latencyMs/);
+});
+
+test('parquet writer: a spool of plain records and one of the same events spelled otherwise give the same bytes, in order, over several spool files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const t0 = Date.UTC(2026, 0, 1);
+  const evs = events(30_000, t0).map((e) => ({ ...e, time: t0 + (e.time % 3_600_000) }));
+  const limits = { pastLimitMs: 86_400_000 * 400, futureLimitMs: 86_400_000 * 400 };
+  const plain = new HourBuffer(dir);
+  const other = new HourBuffer(dir);
+  evs.forEach((e, i) => {
+    const r = { partition: 0, offset: i, key: e.customer, timestamp: t0, value: encodeEvent(e) };
+    assert.equal(plain.take(r, limits), null);
+    // keys reversed, spaces, an escape: not the gateway's spelling, so acceptRecord decides and eventLine spells it
+    const fields = Object.entries({ ...e, customer: e.customer }).reverse();
+    const text = `{ ${fields.map(([k, v]) => `${JSON.stringify(k)} : ${JSON.stringify(v)}`).join(' , ')} }`.replace('"cust-', '"\\u0063ust-');
+    assert.equal(other.take({ ...r, value: Buffer.from(text) }, limits), null);
+  });
+  const [a] = plain.hours();
+  const [b] = other.hours();
+  assert.ok(a.files.length >= 2, 'several spool files');
+  const w = await ParquetWriter.open();
+  await w.write(evs, join(dir, 'w.parquet'));
+  await w.writeSpool(a.files, join(dir, 'a.parquet'));
+  await w.writeSpool(b.files, join(dir, 'b.parquet'));
+  w.close();
+  plain.discard();
+  other.discard();
+  const bytes = readFileSync(join(dir, 'a.parquet'));
+  assert.ok(bytes.equals(readFileSync(join(dir, 'b.parquet'))));
+  assert.ok(bytes.equals(readFileSync(join(dir, 'w.parquet'))));
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  const ids = (await conn.runAndReadAll(`SELECT id FROM read_parquet('${join(dir, 'a.parquet')}')`)).getRows().map((r) => r[0]);
+  assert.deepEqual(ids, evs.map((e) => e.id));
+  conn.closeSync();
+  db.closeSync();
+});
+
+test('accept: the fast path for plain records decides and stores exactly as acceptRecord does', () => {
+  const now = Date.UTC(2026, 5, 1, 12);
+  const limits = { pastLimitMs: 86_400_000, futureLimitMs: 300_000 };
+  const base = events(200, now - 3_600_000);
+  const variants: Buffer[] = [];
+  const rnd = (() => {
+    let s = 42;
+    return () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  })();
+  for (const e of base) {
+    const plainText = encodeEvent(e).toString();
+    variants.push(Buffer.from(plainText));
+    for (const [k, v] of [
+      ['status', 0], ['status', 999], ['status', 1000], ['latencyMs', 12.5], ['latencyMs', 2_147_483_647], ['latencyMs', 2_147_483_648],
+      ['bytesIn', 2 ** 53 - 1], ['bytesIn', 2 ** 53], ['bytesIn', -1], ['time', 0], ['time', now + 400_000], ['customer', ''], ['customer', 'x'.repeat(200)],
+      ['customer', 'x'.repeat(201)], ['customer', 'é'], ['customer', 'a"b'], ['api', 'a\\b'], ['method', 5], ['billable', 'yes'], ['v', 2], ['id', e.id.toUpperCase()],
+    ] as [string, unknown][])
+      variants.push(Buffer.from(JSON.stringify({ ...e, [k]: v })));
+    variants.push(Buffer.from(plainText.replace('"time":', '"time": ')));
+    variants.push(Buffer.from(plainText.replace('"status":', '"status":0')));
+    variants.push(Buffer.from(plainText.slice(0, -1) + ',"extra":1}'));
+    variants.push(Buffer.from(plainText.slice(0, -1) + ',"status":201}'));
+    variants.push(Buffer.from(plainText.replace(/,"method":"[A-Z]+"/, '')));
+    variants.push(Buffer.from(JSON.stringify(Object.fromEntries(Object.entries(e).reverse()))));
+    for (let j = 0; j < 20; j++) {
+      const b = Buffer.from(plainText);
+      b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256);
+      variants.push(b);
+    }
+  }
+  let fast = 0;
+  for (const value of variants) {
+    const r = { partition: 0, offset: 0, key: '', timestamp: now, value };
+    const slow = acceptRecord(r, limits);
+    const line = acceptLine(r, limits);
+    if (scanPlainEvent(value) >= 0 && line.ok) fast++;
+    assert.equal(line.ok, slow.ok, value.toString());
+    if (line.ok && slow.ok) {
+      assert.equal(line.time, slow.event.time);
+      assert.deepEqual(JSON.parse(line.line.toString()), JSON.parse(eventLine(slow.event).toString()), value.toString());
+    } else if (!line.ok && !slow.ok) assert.equal(line.reason, slow.reason);
+  }
+  assert.ok(fast >= base.length, `plain records take the fast path (${fast})`);
 });

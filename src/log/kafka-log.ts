@@ -219,12 +219,14 @@ async function bounded(p: Promise<unknown>, ms: number, what: string): Promise<v
   if (r === 'timeout') process.stderr.write(`kafka: ${what} did not finish in ${ms / 1000} s; leaving it\n`);
 }
 
+const NO_VALUE = Buffer.alloc(0);
+
 function toRecord(partition: number, m: { offset: string; key: Buffer | null; value: Buffer | null; timestamp: string }): LogRecord {
   return {
     partition,
     offset: Number(m.offset),
     key: m.key ? m.key.toString('utf8') : '',
-    value: m.value ?? Buffer.alloc(0),
+    value: m.value ?? NO_VALUE,
     timestamp: Number(m.timestamp),
   };
 }
@@ -307,9 +309,11 @@ class KafkaConsumer implements LogConsumer {
     // A seek is pending: this batch was fetched from the old position; the next fetch starts at
     // the seek. Not resolving keeps kafkajs from moving past it.
     if (isStale() || !isRunning()) return;
-    const records = batch.messages
-      .filter((m) => start == null || Number(m.offset) >= start)
-      .map((m) => toRecord(partition, m));
+    const records: LogRecord[] = [];
+    for (const m of batch.messages) {
+      const r = toRecord(partition, m);
+      if (start == null || r.offset >= start) records.push(r);
+    }
     if (records.length) await this.opts!.eachBatch({ partition, records });
     resolveOffset(batch.lastOffset());
     await heartbeat();

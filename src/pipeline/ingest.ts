@@ -16,19 +16,27 @@
  *
  * Ranges depend on wall-clock rotation, which is fine here: a range is fixed when its first
  * file is published, and only the last published range is ever re-written.
+ *
+ * Memory: a range's events are spooled to local disk as they arrive (hour-buffer.ts), and
+ * DuckDB streams each hour's spool into its file (parquet-writer.ts), so memory does not grow
+ * with the range or the hour. A closed range is written in the background while the partition
+ * reads on into the next one; ranges of a partition are published strictly in order, one at a
+ * time, and a partition reading ahead waits when its next range closes before the last one is
+ * written (and stops, with the batch failing, if that write fails). `maxBufferBytes` bounds the
+ * spooled data of all partitions: past half of it the biggest open range is closed early (a
+ * range may end anywhere: its name says where), past all of it reading waits for writes.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConsumedBatch, LogConsumer, LogRecord, UsageLog } from '../log/log.js';
+import type { ConsumedBatch, LogConsumer, UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import { dataFileName, hourDir } from '../lake/layout.js';
-import type { UsageEvent } from '../events/usage-event.js';
 import type { DeadLetterSink } from './dead-letter.js';
 import { ParquetWriter } from './parquet-writer.js';
 import { HourBuffer } from './hour-buffer.js';
-import { acceptRecord, DEFAULT_LIMITS, type Limits } from './accept.js';
+import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
 import { scanTopRanges, type TopRange } from './recovery.js';
 
 export interface IngestorOptions {
@@ -41,13 +49,20 @@ export interface IngestorOptions {
   maxRecords: number;
   /** ... or this many ms of wall time after its first record. */
   flushMs: number;
+  /**
+   * ... or when the events read and not yet in the lake (all partitions; spooled as JSON on
+   * local disk in `tmpDir`, not held in memory) pass half of this many bytes: then the biggest
+   * range rotates, so files are written while reading goes on; reading waits when written and
+   * unwritten ranges together pass it (default 256 MiB).
+   */
+  maxBufferBytes?: number;
   deadLetter: DeadLetterSink;
   /** Event time accepted down to this long before the record's log time (default 35 days). */
   pastLimitMs?: number;
   /** ... and up to this long after it (default 5 minutes). */
   futureLimitMs?: number;
   logger?: (msg: string) => void;
-  /** Local folder for Parquet files before publishing (default: a fresh one in the OS temp dir). */
+  /** Local folder for spool and Parquet files before publishing (default: a fresh one in the OS temp dir). */
   tmpDir?: string;
 }
 
@@ -73,15 +88,25 @@ export interface IngestStats {
 }
 
 interface PartState {
+  p: number;
   /** Offset after the last record taken from the log. */
   next: number;
   /** Offset after the last record in the lake (committed). */
   done: number;
+  /** The open range. */
   buf: HourBuffer;
-  /** Serialises batches and flushes of the partition. */
+  /** Closed ranges not yet in the lake, oldest first (written in this order). */
+  closed: HourBuffer[];
+  /** The write of `closed` in progress. */
+  writing: Promise<void> | null;
+  /** Serialises batches and rotations of the partition. */
   chain: Promise<unknown>;
   lastErrorLog: number;
+  /** Revoked: its buffers are gone, nothing may be added or written. */
+  gone: boolean;
 }
+
+const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
 
 export class Ingestor {
   private readonly o: Required<Omit<IngestorOptions, 'tmpDir' | 'logger'>> & { logger: (m: string) => void };
@@ -96,6 +121,9 @@ export class Ingestor {
   private readonly parts = new Map<number, PartState>();
   private readonly counters = { recordsIn: 0, written: 0, deadLettered: 0, files: 0, flushes: 0, repairedFiles: 0 };
   private tmpSeq = 0;
+  /** Spooled bytes of the open ranges, and of the closed ranges not yet in the lake. */
+  private openBytes = 0;
+  private closedBytes = 0;
 
   constructor(opts: IngestorOptions) {
     if (!(opts.maxRecords >= 1)) throw new Error('maxRecords must be at least 1');
@@ -104,6 +132,7 @@ export class Ingestor {
       group: 'meter-ingest',
       pastLimitMs: DEFAULT_LIMITS.pastLimitMs,
       futureLimitMs: DEFAULT_LIMITS.futureLimitMs,
+      maxBufferBytes: DEFAULT_MAX_BUFFER_BYTES,
       ...opts,
       logger: opts.logger ?? (() => {}),
     } as Ingestor['o'];
@@ -116,11 +145,12 @@ export class Ingestor {
     if (this.consumer) throw new Error('ingest already started');
     this.stopping = false;
     this.parts.clear();
+    this.openBytes = this.closedBytes = 0;
     if (!this.tmp) {
       this.tmp = mkdtempSync(join(tmpdir(), 'meter-ingest-'));
       this.ownTmp = true;
     }
-    this.writer = await ParquetWriter.open();
+    this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb') });
     const consumer = await this.o.log.consumer(this.o.group);
     this.consumer = consumer;
     try {
@@ -166,15 +196,19 @@ export class Ingestor {
         this.o.logger(`partition ${p}: the group committed ${committed} but the lake ends at ${start}; re-ingesting from ${start}`);
       } else start = committed;
     }
-    this.parts.set(p, { next: start, done: start, buf: new HourBuffer(), chain: Promise.resolve(), lastErrorLog: 0 });
+    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false });
     return start;
+  }
+
+  private newBuffer(): HourBuffer {
+    return new HourBuffer(this.tmp);
   }
 
   private async anyAccepted(p: number, from: number, to: number): Promise<boolean> {
     while (from < to) {
       const recs = await this.consumer!.readRange(p, from, Math.min(to, from + 10_000));
       if (recs.length === 0) return false;
-      if (recs.some((r) => acceptRecord(r, this.limits).ok)) return true;
+      if (recs.some((r) => acceptLine(r, this.limits).ok)) return true;
       from = recs[recs.length - 1].offset + 1;
     }
     return false;
@@ -187,19 +221,21 @@ export class Ingestor {
       this.o.logger(`partition ${p}: the log no longer holds offsets ${top.first}..${top.last} of the lake's last file; cannot check it`);
       return;
     }
-    const buf = new HourBuffer();
-    for (const r of recs) {
-      const a = acceptRecord(r, this.limits);
-      buf.addRecord(r.offset, a.ok ? a.event : null);
-    }
-    const name = dataFileName(this.o.topic, p, top.first, top.last);
-    for (const [hour, events] of buf.hours) {
-      const dir = hourDir(hour);
-      if (top.dirs.has(dir)) continue;
-      await this.publishHour(events, `${dir}/${name}`);
-      top.dirs.add(dir);
-      this.counters.repairedFiles++;
-      this.o.logger(`partition ${p}: re-published missing ${dir}/${name} (${events.length} events)`);
+    const buf = this.newBuffer();
+    try {
+      for (const r of recs) buf.takeOrSkip(r, this.limits);
+      recs.length = 0;
+      const name = dataFileName(this.o.topic, p, top.first, top.last);
+      for (const h of buf.hours()) {
+        const dir = hourDir(h.hour);
+        if (top.dirs.has(dir)) continue;
+        await this.publishHour(h.files, `${dir}/${name}`);
+        top.dirs.add(dir);
+        this.counters.repairedFiles++;
+        this.o.logger(`partition ${p}: re-published missing ${dir}/${name} (${h.events} events)`);
+      }
+    } finally {
+      buf.discard();
     }
   }
 
@@ -215,40 +251,113 @@ export class Ingestor {
 
   private onBatch(b: ConsumedBatch): Promise<void> {
     return this.withPartition(b.partition, async (st) => {
-      // a range whose flush failed must be written as it is before anything is added
-      if (st.buf.sealed) await this.flush(b.partition, st);
+      const max = this.o.maxRecords;
+      const half = this.o.maxBufferBytes / 2;
       for (const r of b.records) {
         if (r.offset < st.next) continue; // redelivered after a failed batch
-        await this.take(r, st);
-        if (st.buf.records >= this.o.maxRecords) await this.flush(b.partition, st);
+        const before = st.buf.bytes;
+        const reason = st.buf.take(r, this.limits);
+        if (reason === null) this.openBytes += st.buf.bytes - before;
+        else {
+          // dead-lettered first: if that fails, the batch is redelivered from this record
+          await this.o.deadLetter.put(r, reason);
+          this.counters.deadLettered++;
+          st.buf.addRecord(r.offset, 0, null);
+        }
+        st.next = r.offset + 1;
+        this.counters.recordsIn++;
+        if (st.buf.records >= max) await this.rotate(st);
+        if (this.openBytes > half) await this.relieve();
       }
-      if (!st.buf.empty && Date.now() - st.buf.startedAt >= this.o.flushMs) await this.flush(b.partition, st);
+      if (!st.buf.empty && Date.now() - st.buf.startedAt >= this.o.flushMs) await this.rotate(st);
     });
   }
 
-  private async take(r: LogRecord, st: PartState): Promise<void> {
-    const a = acceptRecord(r, this.limits);
-    if (!a.ok) {
-      await this.o.deadLetter.put(r, a.reason);
-      this.counters.deadLettered++;
-    }
-    st.buf.addRecord(r.offset, a.ok ? a.event : null);
-    st.next = r.offset + 1;
-    this.counters.recordsIn++;
+  /**
+   * Close the open range and start writing it in the background. A partition has at most one
+   * closed range waiting: if the last one is not in the lake yet, wait for it (and throw if its
+   * write fails: the caller's batch fails and is redelivered, the open range stays open).
+   */
+  private async rotate(st: PartState): Promise<void> {
+    if (st.closed.length) await this.drain(st);
+    this.close(st);
   }
 
-  /** Write the partition's range: one file per hour, then commit. Caller holds the partition. */
-  private async flush(p: number, st: PartState): Promise<void> {
-    const buf = st.buf;
-    if (buf.empty) return;
-    buf.sealed = true;
+  /** Close the open range (if any) and start writing the closed ones. Caller holds the partition or none is waiting. */
+  private close(st: PartState): void {
+    if (st.buf.empty || st.gone) return;
+    st.buf.sealed = true;
+    this.openBytes -= st.buf.bytes;
+    this.closedBytes += st.buf.bytes;
+    st.closed.push(st.buf);
+    st.buf = this.newBuffer();
+    this.drain(st).catch((e) => this.logFlushError(st, e));
+  }
+
+  /** Write the closed ranges, oldest first; resolves when none is left. */
+  private drain(st: PartState): Promise<void> {
+    if (st.writing) return st.writing;
+    if (!st.closed.length || st.gone) return Promise.resolve();
+    let run: Promise<void> | null = null;
+    run = (async () => {
+      try {
+        while (st.closed.length && !st.gone) {
+          await this.writeRange(st, st.closed[0]);
+          const done = st.closed.shift()!;
+          this.closedBytes -= done.bytes;
+          done.discard();
+        }
+      } finally {
+        // in the same step as the last check of `closed` (a range closed later starts a new run)
+        if (st.writing === run) st.writing = null;
+      }
+    })();
+    st.writing = run;
+    return run;
+  }
+
+  /**
+   * Keep the spooled data of all partitions under the budget, and writes going all the time:
+   * when open ranges hold more than half of it, close the biggest one that has no closed range
+   * waiting (so partitions that fill alike take turns); when open and closed ranges together
+   * exceed it, wait for a write to finish.
+   */
+  private async relieve(): Promise<void> {
+    const budget = this.o.maxBufferBytes;
+    while (this.openBytes > budget / 2 || this.openBytes + this.closedBytes > budget) {
+      if (this.openBytes > budget / 2) {
+        let best: PartState | null = null;
+        for (const s of this.parts.values()) if (!s.gone && !s.closed.length && !s.buf.empty && (!best || s.buf.bytes > best.buf.bytes)) best = s;
+        if (best) {
+          this.close(best);
+          continue;
+        }
+      }
+      if (this.openBytes + this.closedBytes <= budget) return;
+      const writes = [...this.parts.values()].filter((s) => s.closed.length).map((s) => this.drain(s));
+      if (!writes.length) return;
+      await Promise.race(writes);
+    }
+  }
+
+  private logFlushError(st: PartState, e: unknown): void {
+    const now = Date.now();
+    if (now - st.lastErrorLog < 10_000) return;
+    st.lastErrorLog = now;
+    const r = st.closed[0];
+    this.o.logger(`partition ${st.p}: flush of offsets ${r ? `${r.first}..${r.last}` : '?'} failed, will retry: ${(e as Error).message}`);
+  }
+
+  /** Publish a closed range: one file per hour, then commit. Ranges of a partition come one at a time, in order. */
+  private async writeRange(st: PartState, buf: HourBuffer): Promise<void> {
+    const p = st.p;
     const name = dataFileName(this.o.topic, p, buf.first, buf.last);
-    const hours = [...buf.hours.keys()].sort((a, b) => a - b);
-    for (const hour of hours) await this.publishHour(buf.hours.get(hour)!, `${hourDir(hour)}/${name}`);
+    const hours = buf.hours();
+    for (const h of hours) await this.publishHour(h.files, `${hourDir(h.hour)}/${name}`);
     if (hours.length) {
       // keep the cached view of the lake current, for a re-assignment without a rescan
       const tops = this.tops ? await this.tops.catch(() => null) : null;
-      tops?.set(p, { first: buf.first, last: buf.last, dirs: new Set(hours.map(hourDir)) });
+      tops?.set(p, { first: buf.first, last: buf.last, dirs: new Set(hours.map((h) => hourDir(h.hour))) });
     }
     try {
       await this.consumer!.commit(p, buf.last + 1);
@@ -264,28 +373,33 @@ export class Ingestor {
     this.counters.written += buf.events;
     this.counters.files += hours.length;
     this.counters.flushes++;
-    buf.reset();
   }
 
-  private async publishHour(events: UsageEvent[], path: string): Promise<void> {
+  private async publishHour(spool: string[], path: string): Promise<void> {
     const local = join(this.tmp, `part-${process.pid}-${++this.tmpSeq}.parquet`);
     try {
-      await this.writer!.write(events, local);
+      await this.writer!.writeSpool(spool, local);
       await this.o.lake.publish(local, path);
     } finally {
       await rm(local, { force: true });
     }
   }
 
+  /** Close the partition's open range and wait until every closed one is in the lake. */
+  private flush(p: number): Promise<void> {
+    return this.withPartition(p, async (st) => {
+      if (st.closed.length) await this.drain(st);
+      this.close(st);
+      await this.drain(st);
+    });
+  }
+
   private flushDue(): void {
     const now = Date.now();
     for (const [p, st] of this.parts) {
+      if (st.closed.length && !st.writing) this.drain(st).catch((e) => this.logFlushError(st, e)); // retry a failed write
       if (st.buf.empty || now - st.buf.startedAt < this.o.flushMs) continue;
-      this.withPartition(p, (s) => this.flush(p, s)).catch((e) => {
-        if (now - st.lastErrorLog < 10_000) return;
-        st.lastErrorLog = now;
-        this.o.logger(`partition ${p}: flush of offsets ${st.buf.first}..${st.buf.last} failed, will retry: ${(e as Error).message}`);
-      });
+      this.withPartition(p, (s) => this.rotate(s)).catch((e) => this.logFlushError(st, e));
     }
   }
 
@@ -295,17 +409,32 @@ export class Ingestor {
     // from the lake's view) and forget the cached lake scan (the other owner writes files now)
     for (const p of partitions) {
       const st = this.parts.get(p);
-      if (st) await st.chain;
+      if (!st) continue;
+      await st.chain;
+      st.gone = true;
+      await st.writing?.catch(() => undefined);
+      this.discard(st);
       this.parts.delete(p);
     }
     this.tops = null;
+  }
+
+  /** Forget the partition's buffered ranges (their spool files too). */
+  private discard(st: PartState): void {
+    for (const b of st.closed) {
+      this.closedBytes -= b.bytes;
+      b.discard();
+    }
+    this.openBytes -= st.buf.bytes;
+    st.buf.discard();
+    st.closed = [];
   }
 
   // ---- control ---------------------------------------------------------------------------
 
   /** Write every partition's buffered range now. */
   async flushAll(): Promise<void> {
-    await Promise.all([...this.parts.keys()].map((p) => this.withPartition(p, (st) => this.flush(p, st))));
+    await Promise.all([...this.parts.keys()].map((p) => this.flush(p)));
   }
 
   /**
@@ -318,12 +447,14 @@ export class Ingestor {
     const target = await this.consumer.endOffsets();
     while (true) {
       const behind: string[] = [];
+      const flushes: Promise<void>[] = [];
       for (const [p, end] of target) {
         const st = this.parts.get(p);
         if (st && st.done >= end) continue;
         behind.push(`partition ${p} at ${st?.done ?? '?'} of ${end}`);
-        if (st && st.next >= end && !st.buf.empty) await this.withPartition(p, (s) => this.flush(p, s)).catch(() => undefined);
+        if (st && st.next >= end && (!st.buf.empty || st.closed.length)) flushes.push(this.flush(p).catch(() => undefined));
       }
+      await Promise.all(flushes);
       if (behind.length === 0) return;
       if (Date.now() > deadline) throw new Error(`ingest did not catch up within ${timeoutMs} ms: ${behind.join(', ')}`);
       await new Promise((r) => setTimeout(r, 25));
@@ -340,9 +471,13 @@ export class Ingestor {
     if (consumer) await consumer.stop();
     try {
       if (flush && consumer) await this.flushAll();
-      else await Promise.all([...this.parts.values()].map((st) => st.chain));
+      else await Promise.all([...this.parts.values()].map((st) => st.chain.then(() => st.writing?.catch(() => undefined))));
     } finally {
-      // partition states stay for stats() (the CLI prints them after stop)
+      // partition states stay for stats() (the CLI prints them after stop); their spools go
+      for (const st of this.parts.values()) {
+        await st.writing?.catch(() => undefined);
+        this.discard(st);
+      }
       this.consumer = null;
       this.tops = null;
       this.writer?.close();
@@ -357,7 +492,8 @@ export class Ingestor {
 
   stats(): IngestStats {
     const partitions: Record<number, PartitionStats> = {};
-    for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0])) partitions[p] = { nextOffset: st.done, readOffset: st.next, buffered: st.buf.records };
+    for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0]))
+      partitions[p] = { nextOffset: st.done, readOffset: st.next, buffered: st.buf.records + st.closed.reduce((n, b) => n + b.records, 0) };
     return { ...this.counters, partitions };
   }
 }

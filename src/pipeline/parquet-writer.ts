@@ -1,117 +1,128 @@
 /**
  * Writes usage events to one Parquet file with DuckDB: an in-memory DuckDB (one instance for
- * all files), a typed table filled by the Appender (whole data chunks of 2048 rows: fewer native
- * calls than row by row), then `COPY ... (FORMAT parquet,
- * COMPRESSION zstd)`. Rows keep the order given (ingest passes log-offset order), so the same
- * events always give the same rows.
+ * all files) reads a spool of the events as JSON lines (spool.ts; ingest spools the records' own
+ * bytes, see accept.ts and hour-buffer.ts) and streams them out with `COPY (SELECT ...) TO ...
+ * (FORMAT parquet, COMPRESSION zstd)`: no JS object per row, no table in memory. DuckDB's memory
+ * is about a spool file plus a row group per file being written, whatever the file's size.
+ * Rows keep the order given (ingest passes log-offset order) and each file is written by one
+ * DuckDB thread, so the same events (split into the same spool files) always give the same bytes.
  *
  * Columns (the lake's schema; any Parquet reader reads them):
  *   id VARCHAR (UUIDv7 text), event_time TIMESTAMPTZ (UTC, ms precision), customer, key_id,
  *   api, method VARCHAR, status SMALLINT, latency_ms INTEGER, bytes_in, bytes_out BIGINT,
  *   billable BOOLEAN, v SMALLINT
  */
-import {
-  DuckDBInstance,
-  DuckDBDataChunk,
-  DuckDBTimestampTZValue,
-  VARCHAR,
-  TIMESTAMPTZ,
-  SMALLINT,
-  INTEGER,
-  BIGINT,
-  BOOLEAN,
-  type DuckDBConnection,
-  type DuckDBVector,
-} from '@duckdb/node-api';
-import type { UsageEvent } from '../events/usage-event.js';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { MAX_EVENT_BYTES, type UsageEvent } from '../events/usage-event.js';
+import { eventLine } from './accept.js';
+import { Spool } from './spool.js';
 
 export const LAKE_COLUMNS_SQL = `id VARCHAR NOT NULL, event_time TIMESTAMPTZ NOT NULL, customer VARCHAR NOT NULL, key_id VARCHAR NOT NULL,
   api VARCHAR NOT NULL, method VARCHAR NOT NULL, status SMALLINT NOT NULL, latency_ms INTEGER NOT NULL,
   bytes_in BIGINT NOT NULL, bytes_out BIGINT NOT NULL, billable BOOLEAN NOT NULL, v SMALLINT NOT NULL`;
 
+export { unstorableReason } from './accept.js';
+
+/** The spool lines' fields (accept.ts, eventLine) and their types in DuckDB's JSON reader. */
+const SPOOL_COLUMNS = `{v: 'SMALLINT', id: 'VARCHAR', time: 'BIGINT', customer: 'VARCHAR', keyId: 'VARCHAR', api: 'VARCHAR', method: 'VARCHAR',
+  status: 'SMALLINT', latencyMs: 'INTEGER', bytesIn: 'BIGINT', bytesOut: 'BIGINT', billable: 'BOOLEAN'}`;
+/** Spool fields -> lake columns (event_time: epoch ms -> TIMESTAMPTZ, UTC). */
+const LAKE_SELECT = `id, make_timestamp(time * 1000)::TIMESTAMPTZ AS event_time, customer, keyId AS key_id, api, method, status,
+  latencyMs AS latency_ms, bytesIn AS bytes_in, bytesOut AS bytes_out, billable, v`;
+
 /**
- * Why an event cannot be stored in the typed columns (null if it can). decodeEvent checks the
- * JSON shape; this checks the ranges of the Parquet types, so a bad value is dead-lettered
- * instead of failing a whole file.
+ * Rows per row group: DuckDB holds a row group in memory while it writes it (about 30 MB at
+ * this size for gateway-like events; the default 122,880 took about 90 MB per file written).
  */
-export function unstorableReason(e: UsageEvent): string | null {
-  if (!Number.isInteger(e.status) || e.status > 999) return `status ${e.status} is not an HTTP status`;
-  if (!(e.latencyMs <= 2_147_483_647)) return `latencyMs ${e.latencyMs} out of range`;
-  if (!Number.isSafeInteger(e.bytesIn) || !Number.isSafeInteger(e.bytesOut)) return 'bytesIn/bytesOut are not integers';
-  if (e.time > 253_402_300_799_999) return `time ${e.time} is past year 9999`;
-  return null;
-}
+const ROW_GROUP_ROWS = 32_768;
 
-const CHUNK_ROWS = 2048;
-const TYPES = [VARCHAR, TIMESTAMPTZ, VARCHAR, VARCHAR, VARCHAR, VARCHAR, SMALLINT, INTEGER, BIGINT, BIGINT, BOOLEAN, SMALLINT];
+const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-type Appender = Awaited<ReturnType<DuckDBConnection['createAppender']>>;
-
-function appendChunk(app: Appender, events: UsageEvent[], off: number, n: number): void {
-  const chunk = DuckDBDataChunk.create(TYPES, n);
-  const c = TYPES.map((_, i) => chunk.getColumnVector(i)) as DuckDBVector<any>[];
-  for (let r = 0; r < n; r++) {
-    const e = events[off + r];
-    c[0].setItem(r, e.id);
-    c[1].setItem(r, new DuckDBTimestampTZValue(BigInt(e.time) * 1000n));
-    c[2].setItem(r, e.customer);
-    c[3].setItem(r, e.keyId);
-    c[4].setItem(r, e.api);
-    c[5].setItem(r, e.method);
-    c[6].setItem(r, e.status);
-    c[7].setItem(r, Math.round(e.latencyMs));
-    c[8].setItem(r, BigInt(e.bytesIn));
-    c[9].setItem(r, BigInt(e.bytesOut));
-    c[10].setItem(r, e.billable);
-    c[11].setItem(r, e.v);
-  }
-  for (const v of c) v.flush();
-  app.appendDataChunk(chunk);
+export interface ParquetWriterOptions {
+  /**
+   * Files written at the same time, each by one DuckDB connection on one thread (default 2).
+   * One thread per file keeps a file's bytes a pure function of its rows.
+   */
+  connections?: number;
+  /** DuckDB's memory limit (default 256MB); above it DuckDB spills to `tempDir`. */
+  memoryLimit?: string;
+  /** Where DuckDB may spill (default: a folder in the OS temp dir). */
+  tempDir?: string;
 }
 
 export class ParquetWriter {
-  private chain: Promise<unknown> = Promise.resolve();
-  private seq = 0;
+  private readonly idle: DuckDBConnection[];
+  private readonly waiting: ((c: DuckDBConnection) => void)[] = [];
 
   private constructor(
     private readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
-  ) {}
+    private readonly conns: DuckDBConnection[],
+  ) {
+    this.idle = [...conns];
+  }
 
-  static async open(): Promise<ParquetWriter> {
-    const instance = await DuckDBInstance.create(':memory:');
-    const conn = await instance.connect();
-    await conn.run(`SET TimeZone = 'UTC'`);
-    return new ParquetWriter(instance, conn);
+  static async open(o: ParquetWriterOptions = {}): Promise<ParquetWriter> {
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: '1',
+      memory_limit: o.memoryLimit ?? '256MB',
+      temp_directory: o.tempDir ?? join(tmpdir(), `meter-duckdb-${process.pid}`),
+      preserve_insertion_order: 'true',
+    });
+    const conns: DuckDBConnection[] = [];
+    for (let i = 0; i < Math.max(1, o.connections ?? 2); i++) {
+      const conn = await instance.connect();
+      await conn.run(`SET TimeZone = 'UTC'`);
+      conns.push(conn);
+    }
+    return new ParquetWriter(instance, conns);
+  }
+
+  private async withConnection<T>(fn: (c: DuckDBConnection) => Promise<T>): Promise<T> {
+    const c = this.idle.pop() ?? (await new Promise<DuckDBConnection>((res) => this.waiting.push(res)));
+    try {
+      return await fn(c);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(c);
+      else this.idle.push(c);
+    }
+  }
+
+  /**
+   * Write the events of a spool (its files in order, one JSON line per event: accept.ts
+   * eventLine, spool.ts) to the Parquet file `file` (replaced if present).
+   */
+  writeSpool(spool: string[], file: string): Promise<void> {
+    if (!spool.length) throw new Error('internal: writeSpool of no files');
+    const src = `read_ndjson([${spool.map(sqlString).join(', ')}], columns = ${SPOOL_COLUMNS}, maximum_object_size = ${2 * MAX_EVENT_BYTES})`;
+    return this.withConnection((c) =>
+      c.run(`COPY (SELECT ${LAKE_SELECT} FROM ${src}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS})`).then(() => undefined),
+    );
   }
 
   /** Write `events` (in this order) to the Parquet file `file` (replaced if present). */
-  write(events: UsageEvent[], file: string): Promise<void> {
-    // one connection: files are written one after another
-    const run = this.chain.then(() => this.writeNow(events, file));
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private async writeNow(events: UsageEvent[], file: string): Promise<void> {
-    const table = `ev_${++this.seq}`;
-    await this.conn.run(`CREATE TABLE ${table} (${LAKE_COLUMNS_SQL})`);
+  async write(events: UsageEvent[], file: string): Promise<void> {
+    const spool = new Spool(`${file}.${process.pid}.${++spoolSeq}`, 1 << 20);
     try {
-      const app = await this.conn.createAppender(table);
-      try {
-        for (let off = 0; off < events.length; off += CHUNK_ROWS) appendChunk(app, events, off, Math.min(CHUNK_ROWS, events.length - off));
-        app.flushSync();
-      } finally {
-        app.closeSync();
+      for (const e of events) spool.add(eventLine(e));
+      spool.flush();
+      if (!spool.files.length) {
+        spool.files.push(`${file}.${process.pid}.${spoolSeq}-none.ndjson`);
+        writeFileSync(spool.files[0], '');
       }
-      await this.conn.run(`COPY ${table} TO '${file.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd)`);
+      await this.writeSpool(spool.files, file);
     } finally {
-      await this.conn.run(`DROP TABLE IF EXISTS ${table}`);
+      spool.remove();
     }
   }
 
   close(): void {
-    this.conn.closeSync();
+    for (const c of this.conns) c.closeSync();
     this.instance.closeSync();
   }
 }
+
+let spoolSeq = 0;

@@ -16,7 +16,7 @@ import type { Lake } from '../lake/lake.js';
 import { dataFileName, hourDir } from '../lake/layout.js';
 import { ParquetWriter } from './parquet-writer.js';
 import { HourBuffer } from './hour-buffer.js';
-import { acceptRecord, DEFAULT_LIMITS, type Limits } from './accept.js';
+import { DEFAULT_LIMITS, type Limits } from './accept.js';
 import { listDataFiles, type DataFile } from './recovery.js';
 
 export interface ReplayOptions {
@@ -97,28 +97,29 @@ export function rangesToRewrite(files: DataFile[], p: number, a: number, b: numb
 async function rewriteRange(o: ReplayOptions, consumer: LogConsumer, writer: ParquetWriter, tmp: string, r: Range, files: DataFile[], s: ReplaySummary, hours: Set<number>): Promise<void> {
   const recs = await consumer.readRange(r.partition, r.first, r.last + 1);
   if (recs.length && recs[recs.length - 1].offset > r.last) throw new Error(`internal: readRange went past ${r.last}`);
-  const buf = new HourBuffer();
-  for (const rec of recs) {
-    const a = acceptRecord(rec, o.limits ?? DEFAULT_LIMITS);
-    buf.addRecord(rec.offset, a.ok ? a.event : null);
-  }
-  if (recs.length === 0 || recs[0].offset > r.first) o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
-  const name = dataFileName(o.topic, r.partition, r.first, r.last);
-  for (const [hour, events] of buf.hours) {
-    const path = `${hourDir(hour)}/${name}`;
-    const local = join(tmp, `${r.partition}-${r.first}-${hour}.parquet`);
-    await writer.write(events, local);
-    const existing = files.find((f) => f.path === path);
-    if (existing) {
-      // Identical bytes (the writer is deterministic): nothing to do.
-      if ((await o.lake.read(path)).equals(await readFile(local))) {
-        s.unchanged++;
-        continue;
-      }
-      s.changed++;
-    } else s.restored++;
-    await o.lake.publish(local, path);
-    hours.add(hour);
-    s.events += events.length;
+  const buf = new HourBuffer(tmp);
+  try {
+    for (const rec of recs) buf.takeOrSkip(rec, o.limits ?? DEFAULT_LIMITS);
+    if (recs.length === 0 || recs[0].offset > r.first) o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
+    const name = dataFileName(o.topic, r.partition, r.first, r.last);
+    for (const { hour, files: spool, events } of buf.hours()) {
+      const path = `${hourDir(hour)}/${name}`;
+      const local = join(tmp, `${r.partition}-${r.first}-${hour}.parquet`);
+      await writer.writeSpool(spool, local);
+      const existing = files.find((f) => f.path === path);
+      if (existing) {
+        // Identical bytes (the writer is deterministic): nothing to do.
+        if ((await o.lake.read(path)).equals(await readFile(local))) {
+          s.unchanged++;
+          continue;
+        }
+        s.changed++;
+      } else s.restored++;
+      await o.lake.publish(local, path);
+      hours.add(hour);
+      s.events += events;
+    }
+  } finally {
+    buf.discard();
   }
 }
