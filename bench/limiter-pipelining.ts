@@ -10,7 +10,7 @@ import { RedisLimiter } from '../src/limiter/redis-limiter.js';
 import { stackEnvLines } from '../src/runtime/stack-env.js';
 import { fmt, median } from './lib.js';
 
-const url = process.argv[2] ?? (await stackEnvLines()).METER_REDIS_URL;
+const url = process.argv[2] || (await stackEnvLines()).METER_REDIS_URL;
 const runs = Number(process.argv[3] ?? 5);
 if (!url) throw new Error('no Redis: pass a redis:// URL or start the stack (bash stack/run up redis)');
 

@@ -30,7 +30,7 @@ export interface RedisLimiterOptions {
   commandTimeoutMs?: number;
   /** Report connection errors at most this often (Lua errors are always reported); default 5000. */
   errorLogEveryMs?: number;
-  /** ioredis auto-pipelining (default true; bench/ turns it off to compare). */
+  /** ioredis auto-pipelining (default false: slower for this one-script workload, see bench/limiter-pipelining.ts). */
   autoPipelining?: boolean;
 }
 
@@ -90,8 +90,8 @@ export class RedisLimiter implements RateLimiter {
       retryStrategy: (times) => Math.min(50 * times, 1000),
       protocol: 2,
       connectionName: 'meter-gateway-limiter',
-      // Concurrent calls' scripts leave in one write (one syscall, one Redis read) per tick.
-      enableAutoPipelining: opts.autoPipelining ?? true,
+      // Off: measured 0.77x the decisions/s with it on (bench/limiter-pipelining.ts, BENCHMARKS.md).
+      enableAutoPipelining: opts.autoPipelining ?? false,
     });
     this.redis.on('error', (e: Error) => this.connectionError(e));
     // Until the first connection attempt settles, wait for it (once) instead of failing the
