@@ -26,15 +26,15 @@
  * spooled data of all partitions: past half of it the biggest open range is closed early (a
  * range may end anywhere: its name says where), past all of it reading waits for writes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConsumedBatch, LogConsumer, UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import { dataFileName, hourDir } from '../lake/layout.js';
 import type { DeadLetterSink } from './dead-letter.js';
 import { ParquetWriter } from './parquet-writer.js';
+import { ownScratchDir } from './scratch-dir.js';
 import { HourBuffer } from './hour-buffer.js';
 import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
 import { scanTopRanges, type TopRange } from './recovery.js';
@@ -147,7 +147,7 @@ export class Ingestor {
     this.parts.clear();
     this.openBytes = this.closedBytes = 0;
     if (!this.tmp) {
-      this.tmp = mkdtempSync(join(tmpdir(), 'meter-ingest-'));
+      this.tmp = ownScratchDir('meter-ingest-');
       this.ownTmp = true;
     }
     this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb') });

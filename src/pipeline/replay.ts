@@ -7,9 +7,9 @@
  * filled as one whole range. So replaying twice changes nothing, and nothing is duplicated.
  * Offsets past the last range in the lake are ingest's to write, not replay's.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { ownScratchDir } from './scratch-dir.js';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UsageLog, LogConsumer } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
@@ -52,7 +52,7 @@ interface Range {
 
 export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const consumer = await o.log.consumer('meter-replay');
-  const tmp = mkdtempSync(join(tmpdir(), 'meter-replay-'));
+  const tmp = ownScratchDir('meter-replay-');
   const writer = await ParquetWriter.open();
   const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [] };
   const hours = new Set<number>();
