@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,4 +60,46 @@ test('stack: a second stack folder cannot start a server on a port already in us
     stack(['up', 'redis'], { METER_STACK_DIR: other }),
     (e: any) => e.code !== 0 && new RegExp(`port ${port(16379)} is taken`).test(e.stderr),
   );
+});
+
+/** Processes that hold an open file whose path starts with `prefix` (from /proc/<pid>/fd). */
+function holders(prefix: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(prefix)) found.push(pid);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  return found;
+}
+
+// CI once hung for 90 minutes on both: a stack folder left by a run under another port shift
+// started Postgres on the old port, and that Postgres had inherited `up`'s lock, so every later
+// `up postgres` waited on it for ever.
+test('stack: a Postgres folder made under another port shift starts on this run\'s port, and no server keeps the up lock', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meter-stack-shift-'));
+  const a = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 900) };
+  const b = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 950) };
+  try {
+    await stack(['up', 'postgres'], a);
+    assert.match((await stack(['status'], a)).stdout, new RegExp(`^postgres\\s+up\\s+port=${port(15432 + 900)} `, 'm'));
+    assert.deepEqual(holders(join(dir, 'locks')), [], 'no process holds the lock once up has returned');
+    await stack(['down', 'postgres'], a);
+    await stack(['up', 'postgres'], b);
+    assert.match((await stack(['status'], b)).stdout, new RegExp(`^postgres\\s+up\\s+port=${port(15432 + 950)} postgres pid=\\d+`, 'm'));
+    const { stderr } = await stack(['up', 'postgres'], b);
+    assert.match(stderr, /postgres already running/);
+  } finally {
+    await stack(['wipe'], b).catch(() => undefined);
+  }
 });

@@ -20,7 +20,7 @@ export async function stackEnv(services: Service[]): Promise<Record<string, stri
     if (!started.has(s)) {
       started.set(
         s,
-        run('bash', [script, 'up', s], { timeout: 15 * 60_000, maxBuffer: 16 << 20 }).then(
+        run('bash', [script, 'up', s], { timeout: 8 * 60_000, maxBuffer: 16 << 20 }).then(
           () => undefined,
           (e: any) => {
             throw new Error(`stack service ${s} did not start: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
