@@ -163,6 +163,53 @@ describe('RedisLimiter', () => {
     }
   });
 
+  it('coalesces concurrent calls on one bucket: the decisions of one call at a time, in arrival order, in few script calls', async () => {
+    const t = 1_764_000_000_000;
+    const red = new RedisLimiter({ url, failMode: 'closed', now: () => t });
+    const mem = new MemoryLimiter({ now: () => t });
+    try {
+      for (const [n, limit, cost] of [
+        [60, { ratePerSec: 1, burst: 25 }, 1],
+        [40, { ratePerSec: 0.5, burst: 7.5 }, 2],
+        [600, { ratePerSec: 3, burst: 400 }, 1], // more than one batch (256)
+      ] as const) {
+        const bucket = `coalesce-${randomUUID()}`;
+        const calls = red.stats().scriptCalls;
+        const together = await Promise.all(Array.from({ length: n }, () => red.take(bucket, limit, cost)));
+        const oneByOne = [];
+        for (let i = 0; i < n; i++) oneByOne.push(await mem.take(bucket, limit, cost));
+        assert.deepEqual(together, oneByOne, `${n} concurrent takes of ${cost} on ${JSON.stringify(limit)}`);
+        assert.equal(together.filter((d) => d.allowed).length, Math.floor(limit.burst / cost));
+        const used = red.stats().scriptCalls - calls;
+        assert.equal(used, 1 + Math.ceil((n - 1) / 256), `script calls for ${n} concurrent takes`);
+      }
+      // A later call on a quiet bucket goes alone, at once, and the state carried over.
+      const d = await red.take('coalesce-quiet', { ratePerSec: 1, burst: 2 });
+      assert.deepEqual([d.allowed, d.remaining], [true, 1]);
+    } finally {
+      await red.close();
+    }
+  });
+
+  it('does not coalesce calls on one bucket with different limits: each gets its own limit', async () => {
+    const t = 1_764_000_000_000;
+    const red = new RedisLimiter({ url, failMode: 'closed', now: () => t });
+    const bucket = `mixed-${randomUUID()}`;
+    try {
+      const [a, b, c] = await Promise.all([
+        red.take(bucket, { ratePerSec: 1, burst: 10 }),
+        red.take(bucket, { ratePerSec: 1, burst: 10 }),
+        red.take(bucket, { ratePerSec: 1, burst: 3 }, 2),
+      ]);
+      assert.deepEqual([a.allowed, a.remaining], [true, 9]);
+      // b waited behind a; c (another limit) went on its own right away: 9 capped to burst 3, minus 2.
+      assert.deepEqual([c.allowed, c.remaining], [true, 1]);
+      assert.deepEqual([b.allowed, b.remaining], [true, 0]);
+    } finally {
+      await red.close();
+    }
+  });
+
   it('fails open against a Redis that is not there, fast', async () => {
     const errors: Error[] = [];
     const l = new RedisLimiter({ url: `redis://127.0.0.1:${await deadPort()}`, failMode: 'open', onError: (e) => errors.push(e) });

@@ -15,6 +15,12 @@
  * Retry-After 1. Either way the decision carries `degraded: true`, and the error is counted
  * and reported through `onError` (Lua errors always; connection errors at most once per
  * `errorLogEveryMs`, to keep a Redis outage from flooding the log).
+ *
+ * Concurrent calls on one bucket are coalesced (`coalesce`, default on): while one script call
+ * for a bucket is in flight, later calls for it wait and then go together as one call with
+ * `count` = their number, decided in arrival order exactly as separate calls at that instant
+ * would be. One round trip per bucket at a time instead of one per request: a hot key under
+ * load costs Redis and the gateway a fraction of the commands, and nothing changes at low load.
  */
 import { Redis } from 'ioredis';
 import type { Limit, LimitDecision, RateLimiter } from './limiter.js';
@@ -32,6 +38,8 @@ export interface RedisLimiterOptions {
   errorLogEveryMs?: number;
   /** ioredis auto-pipelining (default false: slower for this one-script workload, see bench/limiter-pipelining.ts). */
   autoPipelining?: boolean;
+  /** Coalesce concurrent calls on one bucket into one script call (default true). */
+  coalesce?: boolean;
 }
 
 export interface RedisLimiterStats {
@@ -45,16 +53,31 @@ export interface RedisLimiterStats {
   redisErrors: number;
   /** Times Redis had lost the script (NOSCRIPT) and it was loaded again. */
   scriptReloads: number;
+  /** Script calls sent (fewer than decisions when concurrent calls were coalesced). */
+  scriptCalls: number;
 }
 
-type TakeArgs = readonly [rate: number, burst: number, cost: number, now: number];
+type TakeArgs = readonly [rate: number, burst: number, cost: number, now: number, count: number];
+
+/** Most takes decided by one script call (the script refuses more than 1000). */
+const MAX_BATCH = 256;
 
 const tokenBucket = () =>
-  LuaScript.fromAsset<TakeArgs, BucketStep>('src/limiter/token-bucket.lua', 1, (reply) => {
-    if (!Array.isArray(reply) || reply.length !== 4) throw new LuaReplyError(`token-bucket: unexpected reply ${JSON.stringify(reply)}`);
-    const [a, r, f, w] = reply.map(Number);
-    return { allowed: a === 1, remaining: r, msToFull: f, msUntilCost: w };
+  LuaScript.fromAsset<TakeArgs, BucketStep[]>('src/limiter/token-bucket.lua', 1, (reply) => {
+    if (!Array.isArray(reply) || reply.length === 0 || reply.length % 4 !== 0) throw new LuaReplyError(`token-bucket: unexpected reply ${JSON.stringify(reply)}`);
+    const steps: BucketStep[] = [];
+    for (let i = 0; i < reply.length; i += 4) {
+      steps.push({ allowed: Number(reply[i]) === 1, remaining: Number(reply[i + 1]), msToFull: Number(reply[i + 2]), msUntilCost: Number(reply[i + 3]) });
+    }
+    return steps;
   });
+
+/** Calls waiting for the bucket's in-flight script call to return. */
+interface Waiting {
+  limit: Limit;
+  cost: number;
+  resolve: Array<(d: LimitDecision) => void>;
+}
 
 class LuaReplyError extends Error {}
 
@@ -72,13 +95,17 @@ export class RedisLimiter implements RateLimiter {
   private readonly errorLogEveryMs: number;
   private lastConnErrorLog = 0;
   private firstConnect: Promise<void> | null;
-  private readonly counts = { decided: 0, degraded: 0, luaErrors: 0, redisErrors: 0 };
+  private readonly counts = { decided: 0, degraded: 0, luaErrors: 0, redisErrors: 0, scriptCalls: 0 };
+  private readonly coalesce: boolean;
+  /** Buckets with a script call in flight -> the calls waiting behind it (null: none yet). */
+  private readonly inFlight = new Map<string, Waiting | null>();
 
   constructor(opts: RedisLimiterOptions) {
     this.failMode = opts.failMode;
     this.now = opts.now ?? Date.now;
     this.onError = opts.onError ?? ((e) => console.error(`[limiter] ${e.message}`));
     this.errorLogEveryMs = opts.errorLogEveryMs ?? 5000;
+    this.coalesce = opts.coalesce ?? true;
     const timeout = opts.commandTimeoutMs ?? 100;
     this.redis = new Redis(opts.url, {
       commandTimeout: timeout,
@@ -125,10 +152,47 @@ export class RedisLimiter implements RateLimiter {
   async take(bucket: string, limit: Limit, cost = 1): Promise<LimitDecision> {
     checkLimit(limit, cost);
     if (this.firstConnect) await this.firstConnect;
+    if (!this.coalesce) return (await this.decide(bucket, limit, cost, 1))[0];
+    if (!this.inFlight.has(bucket)) {
+      this.inFlight.set(bucket, null);
+      const [d] = await this.decide(bucket, limit, cost, 1);
+      this.sendWaiting(bucket);
+      return d;
+    }
+    const waiting = this.inFlight.get(bucket);
+    if (!waiting) {
+      return new Promise((resolve) => this.inFlight.set(bucket, { limit, cost, resolve: [resolve] }));
+    }
+    // The same bucket with another limit or cost (a plan changed under load): not coalesced.
+    if (waiting.cost !== cost || waiting.limit.ratePerSec !== limit.ratePerSec || waiting.limit.burst !== limit.burst) {
+      return (await this.decide(bucket, limit, cost, 1))[0];
+    }
+    return new Promise((resolve) => waiting.resolve.push(resolve));
+  }
+
+  /** The bucket's call returned: send the calls that waited behind it as one, or free the bucket. */
+  private sendWaiting(bucket: string): void {
+    const waiting = this.inFlight.get(bucket);
+    if (!waiting) {
+      this.inFlight.delete(bucket);
+      return;
+    }
+    const batch = waiting.resolve.splice(0, MAX_BATCH);
+    this.inFlight.set(bucket, waiting.resolve.length > 0 ? waiting : null);
+    void this.decide(bucket, waiting.limit, waiting.cost, batch.length).then((ds) => {
+      batch.forEach((resolve, i) => resolve(ds[i]));
+      this.sendWaiting(bucket);
+    });
+  }
+
+  /** `count` takes in one script call, in order; never throws (failures decide by failMode). */
+  private async decide(bucket: string, limit: Limit, cost: number, count: number): Promise<LimitDecision[]> {
     try {
-      const step = await this.script.run(this.redis, [bucketKey(bucket)], [limit.ratePerSec, limit.burst, cost, Math.floor(this.now())]);
-      this.counts.decided++;
-      return decisionFromStep(step);
+      this.counts.scriptCalls++;
+      const steps = await this.script.run(this.redis, [bucketKey(bucket)], [limit.ratePerSec, limit.burst, cost, Math.floor(this.now()), count]);
+      if (steps.length !== count) throw new LuaReplyError(`token-bucket: ${steps.length} decisions for ${count} takes`);
+      this.counts.decided += count;
+      return steps.map(decisionFromStep);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       if (isScriptError(err)) {
@@ -137,7 +201,7 @@ export class RedisLimiter implements RateLimiter {
       } else {
         this.connectionError(err);
       }
-      return this.degradedDecision(limit, cost);
+      return Array.from({ length: count }, () => this.degradedDecision(limit, cost));
     }
   }
 
