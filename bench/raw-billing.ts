@@ -34,8 +34,9 @@ const ROUTE = /^\/v1\/customers\/([^/]+)\/cost$/;
 export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ url: string; drain(): Promise<void>; close(): Promise<void> }> {
   let inflight = 0;
   const server = createServer(async (req, res) => {
+    // Counted until the query is done, not until the client leaves: autocannon closes its
+    // sockets at the end while seconds-long queries go on in Postgres.
     inflight++;
-    res.on('close', () => inflight--);
     try {
       const url = new URL(req.url ?? '/', 'http://raw.invalid');
       const m = ROUTE.exec(url.pathname);
@@ -46,7 +47,9 @@ export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ 
       const body = JSON.stringify(await rawCost(o.db, customer, { from: Date.parse(url.searchParams.get('from')!), to: Date.parse(url.searchParams.get('to')!) }));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
     } catch (e) {
-      res.writeHead(500).end(String((e as Error).message));
+      if (!res.headersSent && !res.destroyed) res.writeHead(500).end(String((e as Error).message));
+    } finally {
+      inflight--;
     }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
