@@ -36,6 +36,13 @@ const variants: Record<string, string> = {
     FROM ${src} GROUP BY customer, api`,
   'read only: sum of string lengths of the 3 columns + event_time': `SELECT sum(length(id) + length(customer) + length(api)), max(event_time) FROM ${src}`,
   'exact dup check only: count(*) - count(DISTINCT id) over the hour': `SELECT count(*) - count(DISTINCT id) FROM ${src}`,
+  'hash candidates only: 64-bit hashes of ids seen more than once': `SELECT count(*) FROM (SELECT hash(id) AS h FROM ${src} GROUP BY h HAVING count(*) > 1)`,
+  'plain counts + exact dedupe of hash candidates (same answer)': `WITH cand AS (SELECT hash(id) AS h FROM ${src} GROUP BY h HAVING count(*) > 1),
+    dups AS (SELECT customer, api, count(*) - 1 AS extra, count(*) FILTER (WHERE billable) - (CASE WHEN bool_or(billable) THEN 1 ELSE 0 END) AS extra_billable
+               FROM ${src} WHERE ${inHour} AND hash(id) IN (SELECT h FROM cand) GROUP BY customer, api, id HAVING count(*) > 1),
+    plain AS (SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events FROM ${src} WHERE ${inHour} GROUP BY customer, api)
+    SELECT p.customer, p.api, p.calls - coalesce(sum(d.extra_billable), 0) AS calls, p.events - coalesce(sum(d.extra), 0) AS events
+      FROM plain p LEFT JOIN dups d USING (customer, api) GROUP BY p.customer, p.api, p.calls, p.events`,
 };
 
 const inst = await DuckDBInstance.create(':memory:');

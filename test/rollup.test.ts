@@ -130,6 +130,45 @@ test('rollup of known Parquet files gives exact rows; duplicates count once; non
   await close();
 });
 
+test('dedupe is exact on random data: copies in one file and across files, three copies, copies that disagree on billable', async () => {
+  const { root, db, rollup, close } = await setup();
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const customers = ['acme', 'globex', 'initech'];
+  const apis = ['locations.create', 'locations.latest', 'geofences.check'];
+  const originals: Ev[] = [];
+  for (let i = 0; i < 1500; i++) {
+    originals.push(ev(customers[Math.floor(rnd() * 3)], apis[Math.floor(rnd() * 3)], H1 + Math.floor(rnd() * HOUR_MS), rnd() < 0.9));
+  }
+  // Copies: 10 % again, 2 % a third time; some copies with billable flipped (the rollup counts a
+  // call when any copy is billable, as before).
+  const files: Ev[][] = [[], [], []];
+  for (const e of originals) {
+    files[Math.floor(rnd() * 3)].push(e);
+    if (rnd() < 0.1) files[Math.floor(rnd() * 3)].push(rnd() < 0.3 ? { ...e, billable: !e.billable } : { ...e });
+    if (rnd() < 0.02) files[Math.floor(rnd() * 3)].push({ ...e });
+  }
+  // A copy of an id outside the hour (misplaced) is not counted and does not undo the original.
+  files[0].push({ ...originals[0], time: H1 - 5 });
+  for (let f = 0; f < 3; f++) await writeParquet(root, fileIn(H1, f * 10_000, f * 10_000 + 9_999), files[f]);
+
+  const want = new Map<string, { ids: Set<string>; billable: Set<string> }>();
+  for (const e of files.flat()) {
+    if (e.time < H1 || e.time >= H1 + HOUR_MS) continue;
+    const k = `${e.customer} ${e.api}`;
+    const w = want.get(k) ?? { ids: new Set(), billable: new Set() };
+    w.ids.add(e.id);
+    if (e.billable !== false) w.billable.add(e.id);
+    want.set(k, w);
+  }
+  await rollup.run();
+  const got = (await rows(db)).map((r) => [`${r.customer_id} ${r.api}`, r.calls, r.events]);
+  const expected = [...want].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, w]) => [k, w.billable.size, w.ids.size]);
+  assert.deepEqual(got, expected);
+  assert.equal(files.flat().length > originals.length + 150, true, 'the data has copies');
+  await close();
+});
+
 test('re-running an hour gives the same rows; a new file re-rolls that hour only', async () => {
   const { root, db, rollup, close } = await setup();
   await writeParquet(root, fileIn(H1, 0, 1), [ev('acme', 'locations.create', H1 + 1), ev('acme', 'locations.create', H1 + 2)]);

@@ -116,7 +116,7 @@ export class Rollup {
     return { hour, files: files.length, events: Number(events), rows: rows.length, outside, duckMs: Math.round(t1 - t0), writeMs: Math.round(t2 - t1) };
   }
 
-  /** DuckDB: distinct ids per (customer, api) within the hour; duplicates across files count once. */
+  /** DuckDB: distinct ids per (customer, api) within the hour; duplicates (in one file or across files) count once. */
   private async count(localFiles: string[], hour: number): Promise<{ rows: HourlyRow[]; outside: number }> {
     const c = await this.connection();
     const list = `[${localFiles.map(sqlString).join(', ')}]`;
@@ -124,13 +124,22 @@ export class Rollup {
     const from = BigInt(hour) * 1000n;
     const to = BigInt(hour + HOUR_MS) * 1000n;
     const inHour = `(event_time >= make_timestamptz($1::BIGINT) AND event_time < make_timestamptz($2::BIGINT))`;
-    // One DISTINCT pass over (customer, api, id), then plain counts: the same answer as two
-    // count(DISTINCT id) FILTERs, about 2x faster (bench/rollup-variants.ts).
+    // Exact dedupe without a hash table of 36-character strings: plain counts per (customer,
+    // api), minus the extra copies of ids that occur more than once. Those are found by their
+    // 64-bit hash first (a collision only adds a candidate, which the exact GROUP BY id then
+    // drops), so the expensive pass works on integers. The same answer as counting distinct
+    // ids, 1.5x faster (bench/rollup-variants.ts); duplicates are rare (a resend after a timeout).
     const result = await c.runAndReadAll(
-      `SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events
-         FROM (SELECT customer, api, id, bool_or(billable) AS billable
-                 FROM ${src} WHERE ${inHour} GROUP BY customer, api, id)
-        GROUP BY customer, api ORDER BY customer, api`,
+      `WITH cand AS (SELECT hash(id) AS h FROM ${src} GROUP BY h HAVING count(*) > 1),
+            extra AS (SELECT customer, api, count(*) - 1 AS events,
+                             count(*) FILTER (WHERE billable) - CASE WHEN bool_or(billable) THEN 1 ELSE 0 END AS calls
+                        FROM ${src} WHERE ${inHour} AND hash(id) IN (SELECT h FROM cand)
+                       GROUP BY customer, api, id HAVING count(*) > 1),
+            plain AS (SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events
+                        FROM ${src} WHERE ${inHour} GROUP BY customer, api)
+       SELECT p.customer, p.api, p.calls - coalesce(sum(x.calls), 0) AS calls, p.events - coalesce(sum(x.events), 0) AS events
+         FROM plain p LEFT JOIN extra x ON x.customer IS NOT DISTINCT FROM p.customer AND x.api IS NOT DISTINCT FROM p.api
+        GROUP BY p.customer, p.api, p.calls, p.events ORDER BY p.customer, p.api`,
       [from, to],
     );
     // Rows outside the hour (misplaced or NULL times) are not billed, only reported; this scan
