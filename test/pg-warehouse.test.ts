@@ -104,3 +104,28 @@ test('postgres: a bad URL fails on open with the password hidden', async () => {
   bad.password = 'wrong-secret';
   await assert.rejects(PgWarehouse.open(bad.toString()), (e: Error) => /cannot connect/.test(e.message) && !e.message.includes('wrong-secret'));
 });
+
+test('postgres: a transaction whose connection the server ends rejects; the process lives and the pool reconnects', async () => {
+  // Postgres stopping mid-transaction ends the checked-out connection with no query running on it.
+  // pg then emits 'error' on that client; with nobody listening, that killed `rollup --follow`.
+  const db = await openDb();
+  let uncaught: unknown;
+  const onUncaught = (e: unknown) => (uncaught = e);
+  process.prependListener('uncaughtException', onUncaught);
+  try {
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        const [{ pid }] = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        // Let the FATAL message and the socket's end arrive while no query is active on it.
+        await new Promise((r) => setTimeout(r, 300));
+        await tx.query('SELECT 1');
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    process.removeListener('uncaughtException', onUncaught);
+  }
+  assert.equal(uncaught, undefined, `an uncaught error escaped: ${(uncaught as Error)?.message}`);
+  assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
+});

@@ -85,6 +85,11 @@ export class PgWarehouse implements Warehouse {
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
+    // A checked-out client has no pool listener: if the server ends the connection between our
+    // statements (Postgres stopping), pg emits 'error' on it, and unheard that kills the process.
+    // The next statement rejects anyway, so note it and drop the connection.
+    const onError = () => (broken = true);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const tx: Sql = {
@@ -101,6 +106,7 @@ export class PgWarehouse implements Warehouse {
       }
       throw e;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
