@@ -129,3 +129,17 @@ test('postgres: a transaction whose connection the server ends rejects; the proc
   assert.equal(uncaught, undefined, `an uncaught error escaped: ${(uncaught as Error)?.message}`);
   assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
 });
+
+test('postgres: catalog writes move catalog_version (the billing API cache key); usage writes do not', async () => {
+  const db = await openDb();
+  await migrate(db);
+  const version = async () => BigInt(String((await db.query<{ n: unknown }>('SELECT n FROM catalog_version'))[0].n));
+  const v0 = await version();
+  await db.query(`INSERT INTO customers (id, name) VALUES ('c-version', 'V')`);
+  const v1 = await version();
+  assert.ok(v1 > v0, 'a customer insert moves it');
+  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('c-version', 'a', '2026-02-01T00:00:00Z', 1, 1)`);
+  assert.equal(await version(), v1, 'usage rows leave it alone');
+  await db.query(`UPDATE customers SET time_zone = 'Asia/Seoul' WHERE id = 'c-version'`);
+  assert.ok((await version()) > v1, 'a customer update moves it');
+});

@@ -58,6 +58,21 @@ export async function listCustomerTokens(db: Sql, customerId?: string): Promise<
   return rows.map((r) => ({ id: r.id, customerId: r.customer_id, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at) }));
 }
 
+/** A live (not revoked) customer token as stored: whose it is and SHA-256 of the token, hex. */
+export interface TokenRow {
+  customerId: string;
+  tokenHash: string;
+}
+
+export async function tokenRow(db: Sql, id: string): Promise<TokenRow | null> {
+  const rows = await db.query<{ customer_id: string; token_hash: string }>(
+    'SELECT customer_id, token_hash FROM billing_tokens WHERE id = $1 AND revoked_at IS NULL',
+    [id],
+    { prepare: true },
+  );
+  return rows.length ? { customerId: rows[0].customer_id, tokenHash: rows[0].token_hash } : null;
+}
+
 /** `Authorization: Bearer <token>` -> token, or null. */
 export function bearerToken(header: string | undefined): string | null {
   const m = /^Bearer[ ]+([^\s]{1,512})\s*$/i.exec(header ?? '');
@@ -74,8 +89,11 @@ export class Authenticator {
     this.serviceHashes = serviceTokens.filter((t) => t.length > 0).map(sha256);
   }
 
-  /** Who holds `token`, or null for an unknown or revoked token. */
-  async authenticate(token: string | null): Promise<Principal | null> {
+  /**
+   * Who holds `token`, or null for an unknown or revoked token. `lookup` finds a live token's
+   * row by id (the billing API's catalog cache); by default it is read from the warehouse.
+   */
+  async authenticate(token: string | null, lookup?: (id: string) => Promise<TokenRow | null>): Promise<Principal | null> {
     if (!token) return null;
     const h = sha256(token);
     // Compare against every service token (no early exit).
@@ -84,13 +102,10 @@ export class Authenticator {
     if (service) return { kind: 'service' };
     const id = customerTokenId(token);
     if (!id) return null;
-    const rows = await this.db.query<{ customer_id: string; token_hash: string }>(
-      'SELECT customer_id, token_hash FROM billing_tokens WHERE id = $1 AND revoked_at IS NULL',
-      [id],
-    );
-    if (!rows.length) return null;
-    const stored = Buffer.from(rows[0].token_hash, 'hex');
+    const row = await (lookup ? lookup(id) : tokenRow(this.db, id));
+    if (!row) return null;
+    const stored = Buffer.from(row.tokenHash, 'hex');
     if (stored.length !== h.length || !timingSafeEqual(stored, h)) return null;
-    return { kind: 'customer', customerId: rows[0].customer_id, tokenId: id };
+    return { kind: 'customer', customerId: row.customerId, tokenId: id };
   }
 }

@@ -4,8 +4,8 @@
  * events) and the catalog stored in the warehouse.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { dataCompleteUntil } from '../warehouse/usage-repository.js';
-import { loadPlan, priceList, type PriceListRow } from './catalog-store.js';
+import { priceList, type PriceListRow } from './catalog-store.js';
+import { liveCatalog, type CatalogReader } from './catalog-cache.js';
 import type { Plan } from './catalog.js';
 import { queryCost } from './cost.js';
 import { getCustomer, type BillingCustomer } from './customers.js';
@@ -62,16 +62,16 @@ export class PlanError extends Error {
 }
 
 /** The customer's plan from the stored catalog; PlanError if none or unusable. */
-export async function customerPlan(db: Sql, c: BillingCustomer): Promise<Plan> {
+export async function customerPlan(db: Sql, c: BillingCustomer, catalog: CatalogReader = liveCatalog(db)): Promise<Plan> {
   if (!c.planId) throw new PlanError(`customer ${c.id} has no plan and no API key, so no plan to price usage with`);
-  const plan = await loadPlan(db, c.planId);
+  const plan = await catalog.plan(c.planId);
   if (!plan) throw new PlanError(`customer ${c.id} is on plan "${c.planId}", which is not in the catalog (run meter plans import)`);
   if (c.currency && c.currency !== plan.currency) throw new PlanError(`customer ${c.id} is billed in ${c.currency} but plan "${plan.id}" is priced in ${plan.currency}`);
   return plan;
 }
 
-export async function completeUntil(db: Sql, tz: string): Promise<string | null> {
-  const t = await dataCompleteUntil(db);
+export async function completeUntil(db: Sql, tz: string, catalog: CatalogReader = liveCatalog(db)): Promise<string | null> {
+  const t = await catalog.completeUntil();
   return t ? formatInZone(t.getTime(), tz) : null;
 }
 
@@ -94,8 +94,16 @@ export function lineJson(l: LineItem): LineJson {
   };
 }
 
-export async function usageReport(db: Sql, customer: BillingCustomer, p: { from: number; to: number; timeZone: string; granularity: Granularity }): Promise<UsageReport> {
-  const plan = customer.planId ? await loadPlan(db, customer.planId) : null;
+export async function usageReport(
+  db: Sql,
+  customer: BillingCustomer,
+  p: { from: number; to: number; timeZone: string; granularity: Granularity },
+  catalog: CatalogReader = liveCatalog(db),
+): Promise<UsageReport> {
+  // Read beside the usage, never after it: the claim stays on the safe side.
+  const complete = completeUntil(db, p.timeZone, catalog);
+  complete.catch(() => {}); // awaited below
+  const plan = customer.planId ? await catalog.plan(customer.planId) : null;
   const u = await queryUsage(db, { customer: customer.id, ...p });
   return {
     customer: customer.id,
@@ -108,15 +116,20 @@ export async function usageReport(db: Sql, customer: BillingCustomer, p: { from:
     events: Number(u.events),
     series: u.series,
     byApi: u.byApi.map((a) => ({ api: a.api, calls: Number(a.calls), events: Number(a.events) })),
-    dataCompleteUntil: await completeUntil(db, p.timeZone),
+    dataCompleteUntil: await complete,
   };
 }
 
-export async function costReport(db: Sql, customer: BillingCustomer, p: { from: number; to: number; timeZone: string }): Promise<CostReport> {
+export async function costReport(
+  db: Sql,
+  customer: BillingCustomer,
+  p: { from: number; to: number; timeZone: string },
+  catalog: CatalogReader = liveCatalog(db),
+): Promise<CostReport> {
   // Read beside the cost (its own round trip), never after it: the claim stays on the safe side.
-  const complete = completeUntil(db, p.timeZone);
+  const complete = completeUntil(db, p.timeZone, catalog);
   complete.catch(() => {}); // awaited below; a PlanError first must not leave it unhandled
-  const plan = await customerPlan(db, customer);
+  const plan = await customerPlan(db, customer, catalog);
   const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.from, to: p.to });
   return {
     customer: customer.id,
@@ -148,8 +161,8 @@ export interface PricesReport {
   versions: PriceListRow[];
 }
 
-export async function pricesReport(db: Sql, customer: BillingCustomer, at = Date.now()): Promise<PricesReport> {
-  const plan = await customerPlan(db, customer);
+export async function pricesReport(db: Sql, customer: BillingCustomer, at = Date.now(), catalog: CatalogReader = liveCatalog(db)): Promise<PricesReport> {
+  const plan = await customerPlan(db, customer, catalog);
   const all = priceList(plan);
   const current = all.filter((r) => (r.effectiveFrom === null || Date.parse(r.effectiveFrom) <= at) && (r.effectiveTo === null || Date.parse(r.effectiveTo) > at));
   return { customer: customer.id, plan: plan.id, planName: plan.name, currency: plan.currency, rateLimit: { ...plan.rateLimit }, quota: plan.quota ? { ...plan.quota } : null, at: formatInZone(at, customer.timeZone), prices: current, versions: all };

@@ -21,9 +21,10 @@ import type { Warehouse } from '../warehouse/warehouse.js';
 import type { Logger } from '../runtime/logger.js';
 import { assetPath } from '../config/assets.js';
 import { Authenticator, bearerToken, type Principal } from './auth.js';
+import { CatalogCache, type CatalogView } from './catalog-cache.js';
 import type { Catalog } from './catalog.js';
 import { syncCatalog } from './catalog-store.js';
-import { getCustomer, listCustomers, type BillingCustomer } from './customers.js';
+import { listCustomers, type BillingCustomer } from './customers.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
 import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
@@ -117,6 +118,7 @@ function profile(c: BillingCustomer) {
 
 export async function startBillingServer(opts: BillingServerOptions): Promise<BillingServer> {
   const auth = new Authenticator(opts.db, opts.serviceTokens);
+  const catalog = new CatalogCache(opts.db);
   const log = opts.logger;
   const now = opts.now ?? Date.now;
   const graceMs = opts.invoiceGraceMs;
@@ -155,7 +157,11 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
     const method = ack ? 'POST' : 'GET';
     if (req.method !== method) throw new HttpError(405, 'method not allowed', { allow: method });
 
-    const principal = await auth.authenticate(bearerToken(req.headers.authorization));
+    // One statement, read at most once per answer: the catalog's version (customers, plans and
+    // tokens come from memory while it holds) and dataCompleteUntil.
+    let viewRead: Promise<CatalogView> | undefined;
+    const catalogView = () => (viewRead ??= catalog.view());
+    const principal = await auth.authenticate(bearerToken(req.headers.authorization), async (id) => (await catalogView()).token(id));
     if (!principal) throw new HttpError(401, 'missing or unknown bearer token (send Authorization: Bearer <token>)');
     const q = url.searchParams;
 
@@ -194,7 +200,8 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
 
     const m = cm!;
     const customerId = resolveCustomer(principal, m[1], m[2] === 'me');
-    const customer = await getCustomer(opts.db, customerId);
+    const view = await catalogView();
+    const customer = await view.customer(customerId);
     if (!customer) throw new HttpError(404, `unknown customer: ${customerId.slice(0, 200)}`, { parameter: 'id' });
     if (m[4] !== undefined) {
       onlyParams(q, principal.kind === 'service' ? ['grace'] : []);
@@ -206,12 +213,12 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
         onlyParams(q, []);
         return send(res, 200, profile(customer));
       case 'usage':
-        return send(res, 200, await usageReport(opts.db, customer, parseUsageParams(q, customer.timeZone)));
+        return send(res, 200, await usageReport(opts.db, customer, parseUsageParams(q, customer.timeZone), view));
       case 'cost':
-        return send(res, 200, await costReport(opts.db, customer, parsePeriod(q, customer.timeZone)));
+        return send(res, 200, await costReport(opts.db, customer, parsePeriod(q, customer.timeZone), view));
       default:
         onlyParams(q, []);
-        return send(res, 200, await pricesReport(opts.db, customer, now()));
+        return send(res, 200, await pricesReport(opts.db, customer, now(), view));
     }
   }
 

@@ -104,6 +104,13 @@ export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow
   });
 }
 
+/** The expression behind dataCompleteUntil, for callers that read it beside something else. */
+export const DATA_COMPLETE_UNTIL_SQL = `GREATEST(
+       (SELECT LEAST(hour + interval '1 hour', rolled_at) FROM rollup_hours ORDER BY hour DESC LIMIT 1),
+       (SELECT CASE WHEN bool_and(u IS NOT NULL) THEN min(u) END
+          FROM (SELECT max(complete_until) AS u FROM live_offsets GROUP BY log_partition) p)
+     )`;
+
 /**
  * Up to when billing's data is complete: the later of
  * - rollup: the end of the latest rolled-up hour, capped at when it was rolled up (the open
@@ -115,15 +122,7 @@ export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow
  * whenever they arrive). null when neither says anything yet.
  */
 export async function dataCompleteUntil(db: Sql): Promise<Date | null> {
-  const rows = await db.query<{ until: unknown }>(
-    `SELECT GREATEST(
-       (SELECT LEAST(hour + interval '1 hour', rolled_at) FROM rollup_hours ORDER BY hour DESC LIMIT 1),
-       (SELECT CASE WHEN bool_and(u IS NOT NULL) THEN min(u) END
-          FROM (SELECT max(complete_until) AS u FROM live_offsets GROUP BY log_partition) p)
-     ) AS until`,
-    [],
-    { prepare: true },
-  );
+  const rows = await db.query<{ until: unknown }>(`SELECT ${DATA_COMPLETE_UNTIL_SQL} AS until`, [], { prepare: true });
   return rows.length && rows[0].until != null ? new Date(toMs(rows[0].until)) : null;
 }
 
