@@ -1,0 +1,53 @@
+/**
+ * Two builds of the billing API, A/B, interleaved, on the same Postgres data (the billing
+ * stage's meter_bench database, loaded by `npm run bench -- --stages billing`): q/s and latency
+ * of GET /v1/customers/bench-0000/cost for one month over HTTP (autocannon, keep-alive).
+ *
+ *   node dist/bench/billing-ab.js <dist of A> <dist of B> [connections=8] [runs=3] [database url]
+ *
+ * e.g. A = a git worktree of the commit before a change (built with tsc), B = ./dist.
+ */
+import autocannon from 'autocannon';
+import { resolve } from 'node:path';
+
+const [a, b, connArg, runsArg, urlArg] = process.argv.slice(2);
+if (!a || !b) {
+  console.error('usage: node dist/bench/billing-ab.js <dist of A> <dist of B> [connections=8] [runs=3] [database url]');
+  process.exit(2);
+}
+const connections = Number(connArg ?? 8);
+const runs = Number(runsArg ?? 3);
+const url = urlArg ?? 'postgres://meter:meter@127.0.0.1:15432/meter_bench';
+const path = '/v1/customers/bench-0000/cost?from=2021-04-01T00:00:00.000Z&to=2021-05-01T00:00:00.000Z&tz=UTC';
+const headers = { authorization: 'Bearer ab-token' };
+
+async function once(dist: string): Promise<{ qps: number; p50: number; p99: number }> {
+  const { startBillingServer } = await import(resolve(dist, 'src/billing/server.js'));
+  const { PgWarehouse } = await import(resolve(dist, 'src/warehouse/pg-warehouse.js'));
+  const db = await PgWarehouse.open(url);
+  const s = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: ['ab-token'] });
+  try {
+    const first = await fetch(s.url + path, { headers });
+    if (first.status !== 200) throw new Error(`${dist}: ${first.status} ${await first.text()}`);
+    await autocannon({ url: s.url + path, connections, duration: 2, headers }); // warm-up
+    const r = await autocannon({ url: s.url + path, connections, duration: 6, headers });
+    if (r.non2xx) throw new Error(`${dist}: ${r.non2xx} answers were not 2xx`);
+    return { qps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+  } finally {
+    await s.close();
+    await db.close();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const results: Record<'A' | 'B', { qps: number; p50: number; p99: number }[]> = { A: [], B: [] };
+for (let i = 0; i < runs; i++) {
+  for (const [k, dist] of [['A', a], ['B', b]] as const) {
+    const r = await once(dist);
+    results[k].push(r);
+    console.log(`run ${i + 1} ${k}: ${r.qps.toFixed(0)} q/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
+  }
+}
+const m = (k: 'A' | 'B') => ({ qps: median(results[k].map((r) => r.qps)), p50: median(results[k].map((r) => r.p50)), p99: median(results[k].map((r) => r.p99)) });
+const [ma, mb] = [m('A'), m('B')];
+console.log(`medians of ${runs}, ${connections} connections: A ${ma.qps.toFixed(0)} q/s p50 ${ma.p50} p99 ${ma.p99} ms; B ${mb.qps.toFixed(0)} q/s p50 ${mb.p50} p99 ${mb.p99} ms; B/A ${(mb.qps / ma.qps).toFixed(2)}x`);
