@@ -283,3 +283,41 @@ test('follow rolls up files as they land and stops on abort', async () => {
   assert.equal((await rows(db)).length, 1);
   await close();
 });
+
+test('hours are counted while the previous one is written; a failed write or count stops the rest, in order, with nothing unheard', async () => {
+  const { root, lake, db, close } = await setup();
+  const H3 = H2 + HOUR_MS;
+  for (const h of [H1, H2, H3]) await writeParquet(root, fileIn(h, h / HOUR_MS, h / HOUR_MS), [ev('acme', 'locations.create', h + 1)]);
+  // The warehouse refuses the transaction of H2 (the one after the first): started writes are recorded.
+  const started: number[] = [];
+  const failing = Object.assign(Object.create(Object.getPrototypeOf(db)), db, {
+    transaction: async <T>(fn: (tx: any) => Promise<T>): Promise<T> => {
+      const n = started.push(Date.now());
+      // At once: the failure lands while the next hour is still being counted.
+      if (n === 2) throw new Error('warehouse refused the write');
+      return db.transaction(fn);
+    },
+  });
+  let unhandled: unknown;
+  const onUnhandled = (e: unknown) => (unhandled = e);
+  process.on('unhandledRejection', onUnhandled);
+  const rollup = new Rollup({ lake, db: failing });
+  try {
+    await assert.rejects(rollup.backfill(H1, H3 + HOUR_MS), /warehouse refused the write/);
+    assert.equal(started.length, 2, 'no write after the failed one');
+    assert.deepEqual((await rows(db)).map((r) => new Date(r.hour).getTime()), [H1], 'the hour before the failure is written');
+    // A bad file in H3: its count fails while H2 is being written; H2 still lands, H3 does not.
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(root, fileIn(H3, 100, 100)), 'not parquet');
+    const ok = new Rollup({ lake, db });
+    await assert.rejects(ok.backfill(H2, H3 + HOUR_MS));
+    await ok.close();
+    assert.deepEqual((await rows(db)).map((r) => new Date(r.hour).getTime()), [H1, H2]);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(unhandled, undefined, `unhandled rejection: ${(unhandled as Error)?.message}`);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await rollup.close();
+    await close();
+  }
+});

@@ -19,6 +19,14 @@ export interface RollupOptions {
   logger?: Logger;
 }
 
+interface ComputedHour {
+  hour: number;
+  files: FileRef[];
+  rows: HourlyRow[];
+  outside: number;
+  duckMs: number;
+}
+
 export interface HourResult {
   /** Hour start, epoch ms (UTC). */
   hour: number;
@@ -98,6 +106,11 @@ export class Rollup {
 
   /** Recompute one hour from the lake and replace it in the warehouse. */
   async rollupHour(hourMs: number): Promise<HourResult> {
+    return this.writeHour(await this.computeHour(hourMs));
+  }
+
+  /** The hour's files and their counts (DuckDB); nothing written yet. */
+  private async computeHour(hourMs: number): Promise<ComputedHour> {
     const hour = hourStart(hourMs);
     const t0 = performance.now();
     const files = await this.hourFiles(hour);
@@ -107,13 +120,53 @@ export class Rollup {
       const local = await this.lake.materialize(files.map((f) => f.path));
       ({ rows, outside } = await this.count(local, hour));
     }
+    return { hour, files, rows, outside, duckMs: Math.round(performance.now() - t0) };
+  }
+
+  /** Replace the hour in the warehouse (one transaction). */
+  private async writeHour(c: ComputedHour): Promise<HourResult> {
+    const { hour, files, rows, outside } = c;
     const events = rows.reduce((s, r) => s + r.events, 0n);
     const t1 = performance.now();
     await replaceHour(this.db, hour, rows, files, events);
-    const t2 = performance.now();
+    const writeMs = Math.round(performance.now() - t1);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
     this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
-    return { hour, files: files.length, events: Number(events), rows: rows.length, outside, duckMs: Math.round(t1 - t0), writeMs: Math.round(t2 - t1) };
+    return { hour, files: files.length, events: Number(events), rows: rows.length, outside, duckMs: c.duckMs, writeMs };
+  }
+
+  /**
+   * Roll up `hours` in order, two at a time: DuckDB counts hour h+1 while the warehouse writes
+   * hour h (the write was ~45 % of the stage's time on Postgres, and runs on the server or on
+   * PGlite's thread, not on DuckDB's). Writes stay one at a time and in hour order; the first
+   * failure stops the rest, after the write in flight has settled.
+   */
+  private async rollupInOrder(hours: number[], onDone?: (r: HourResult, done: number) => void): Promise<HourResult[]> {
+    const results: HourResult[] = [];
+    let writing: Promise<HourResult> | null = null;
+    const settle = async () => {
+      if (!writing) return;
+      const w = writing;
+      writing = null;
+      results.push(await w);
+      onDone?.(results[results.length - 1], results.length);
+    };
+    try {
+      for (const h of hours) {
+        const computed = await this.computeHour(h);
+        await settle();
+        writing = this.writeHour(computed);
+        // Heard here, thrown by settle(): a write failing during the next count must not be an
+        // unhandled rejection (which ends the process).
+        writing.catch(() => {});
+      }
+      await settle();
+    } catch (e) {
+      // Never leave a write running (or its failure unheard) behind a failed count.
+      await (writing as Promise<HourResult> | null)?.catch(() => {});
+      throw e;
+    }
+    return results;
   }
 
   /** DuckDB: distinct ids per (customer, api) within the hour; duplicates (in one file or across files) count once. */
@@ -157,8 +210,7 @@ export class Rollup {
   /** Roll up every pending hour, oldest first. */
   async run(): Promise<RollupSummary> {
     const t0 = Date.now();
-    const results: HourResult[] = [];
-    for (const hour of await this.pendingHours()) results.push(await this.rollupHour(hour));
+    const results = await this.rollupInOrder(await this.pendingHours());
     return summarise(results, Date.now() - t0);
   }
 
@@ -168,11 +220,7 @@ export class Rollup {
     const t0 = Date.now();
     const hours: number[] = [];
     for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
-    const results: HourResult[] = [];
-    for (const h of hours) {
-      results.push(await this.rollupHour(h));
-      onProgress?.(results.length, hours.length, h);
-    }
+    const results = await this.rollupInOrder(hours, (r, done) => onProgress?.(done, hours.length, r.hour));
     return summarise(results, Date.now() - t0);
   }
 
