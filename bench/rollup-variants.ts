@@ -43,6 +43,13 @@ const variants: Record<string, string> = {
     plain AS (SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events FROM ${src} WHERE ${inHour} GROUP BY customer, api)
     SELECT p.customer, p.api, p.calls - coalesce(sum(d.extra_billable), 0) AS calls, p.events - coalesce(sum(d.extra), 0) AS events
       FROM plain p LEFT JOIN dups d USING (customer, api) GROUP BY p.customer, p.api, p.calls, p.events`,
+  'hash candidates by sorting the hashes (equal neighbours), not a hash table': `SELECT count(*) FROM (SELECT h, lag(h) OVER (ORDER BY h) AS p FROM (SELECT hash(id) AS h FROM ${src})) WHERE h = p`,
+  'plain counts + exact dedupe of sorted-hash candidates (same answer)': `WITH cand AS (SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS p FROM (SELECT hash(id) AS h FROM ${src})) WHERE h = p),
+    dups AS (SELECT customer, api, count(*) - 1 AS extra, count(*) FILTER (WHERE billable) - (CASE WHEN bool_or(billable) THEN 1 ELSE 0 END) AS extra_billable
+               FROM ${src} WHERE ${inHour} AND hash(id) IN (SELECT h FROM cand) GROUP BY customer, api, id HAVING count(*) > 1),
+    plain AS (SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events FROM ${src} WHERE ${inHour} GROUP BY customer, api)
+    SELECT p.customer, p.api, p.calls - coalesce(sum(d.extra_billable), 0) AS calls, p.events - coalesce(sum(d.extra), 0) AS events
+      FROM plain p LEFT JOIN dups d USING (customer, api) GROUP BY p.customer, p.api, p.calls, p.events`,
 };
 
 const inst = await DuckDBInstance.create(':memory:');

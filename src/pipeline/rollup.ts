@@ -180,10 +180,12 @@ export class Rollup {
     // Exact dedupe without a hash table of 36-character strings: plain counts per (customer,
     // api), minus the extra copies of ids that occur more than once. Those are found by their
     // 64-bit hash first (a collision only adds a candidate, which the exact GROUP BY id then
-    // drops), so the expensive pass works on integers. The same answer as counting distinct
-    // ids, 1.5x faster (bench/rollup-variants.ts); duplicates are rare (a resend after a timeout).
+    // drops), so the expensive pass works on integers: sorted, equal neighbours are the
+    // candidates (1.4x faster than grouping the hashes, which builds a table of every id). The
+    // same answer as counting distinct ids, 2.4x faster (bench/rollup-variants.ts); duplicates
+    // are rare (a resend after a timeout).
     const result = await c.runAndReadAll(
-      `WITH cand AS (SELECT hash(id) AS h FROM ${src} GROUP BY h HAVING count(*) > 1),
+      `WITH cand AS (SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS prev FROM (SELECT hash(id) AS h FROM ${src})) WHERE h = prev),
             extra AS (SELECT customer, api, count(*) - 1 AS events,
                              count(*) FILTER (WHERE billable) - CASE WHEN bool_or(billable) THEN 1 ELSE 0 END AS calls
                         FROM ${src} WHERE ${inHour} AND hash(id) IN (SELECT h FROM cand)
