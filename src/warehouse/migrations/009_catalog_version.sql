@@ -20,18 +20,13 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS catalog_version_customers ON customers;
-CREATE TRIGGER catalog_version_customers AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON customers
-  FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump();
-DROP TRIGGER IF EXISTS catalog_version_api_keys ON api_keys;
-CREATE TRIGGER catalog_version_api_keys AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
-  FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump();
-DROP TRIGGER IF EXISTS catalog_version_plans ON plans;
-CREATE TRIGGER catalog_version_plans AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON plans
-  FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump();
-DROP TRIGGER IF EXISTS catalog_version_prices ON prices;
-CREATE TRIGGER catalog_version_prices AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON prices
-  FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump();
-DROP TRIGGER IF EXISTS catalog_version_billing_tokens ON billing_tokens;
-CREATE TRIGGER catalog_version_billing_tokens AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing_tokens
-  FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump();
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['customers', 'api_keys', 'plans', 'prices', 'billing_tokens'] LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS catalog_version_%1$s ON %1$I', t);
+    EXECUTE format('CREATE TRIGGER catalog_version_%1$s AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %1$I
+                      FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump()', t);
+  END LOOP;
+END
+$$;
