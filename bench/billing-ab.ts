@@ -4,13 +4,18 @@
  * of GET /v1/customers/bench-0000/cost for one month over HTTP (autocannon, keep-alive).
  *
  *   node dist/bench/billing-ab.js <dist of A> <dist of B> [connections=8] [runs=3] [database url]
+ *   node dist/bench/billing-ab.js --at-server <dist of A> <dist of B> [runs=3] [database url]
+ *
+ * --at-server: the server's statements without HTTP, 500 one at a time after 50 warm-up (the
+ * catalog cache where the build has one: src/billing/catalog-cache.js), p50 and p99.
  *
  * e.g. A = a git worktree of the commit before a change (built with tsc), B = ./dist.
  */
 import autocannon from 'autocannon';
 import { resolve } from 'node:path';
 
-const [a, b, connArg, runsArg, urlArg] = process.argv.slice(2);
+const atServer = process.argv[2] === '--at-server';
+const [a, b, connArg, runsArg, urlArg] = atServer ? [process.argv[3], process.argv[4], '1', process.argv[5], process.argv[6]] : process.argv.slice(2);
 if (!a || !b) {
   console.error('usage: node dist/bench/billing-ab.js <dist of A> <dist of B> [connections=8] [runs=3] [database url]');
   process.exit(2);
@@ -20,6 +25,7 @@ const runs = Number(runsArg ?? 3);
 const url = urlArg ?? 'postgres://meter:meter@127.0.0.1:15432/meter_bench';
 const path = '/v1/customers/bench-0000/cost?from=2021-04-01T00:00:00.000Z&to=2021-05-01T00:00:00.000Z&tz=UTC';
 const headers = { authorization: 'Bearer ab-token' };
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function once(dist: string): Promise<{ qps: number; p50: number; p99: number }> {
   const { startBillingServer } = await import(resolve(dist, 'src/billing/server.js'));
@@ -39,7 +45,54 @@ async function once(dist: string): Promise<{ qps: number; p50: number; p99: numb
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+/** p50 and p99 (ms) of the server's own work for the cost answer, one query at a time. */
+async function atServerOnce(dist: string): Promise<{ p50: number; p99: number }> {
+  const { PgWarehouse } = await import(resolve(dist, 'src/warehouse/pg-warehouse.js'));
+  const reports = await import(resolve(dist, 'src/billing/reports.js'));
+  const cacheModule = await import(resolve(dist, 'src/billing/catalog-cache.js')).catch(() => null);
+  const db = await PgWarehouse.open(url);
+  const period = { from: Date.UTC(2021, 3, 1), to: Date.UTC(2021, 4, 1), timeZone: 'UTC' };
+  let answer: () => Promise<unknown>;
+  if (cacheModule) {
+    const cache = new cacheModule.CatalogCache(db);
+    answer = async () => {
+      const view = await cache.view();
+      return reports.costReport(db, await view.customer('bench-0000'), period, view);
+    };
+  } else {
+    const customer = await reports.findCustomer(db, 'bench-0000');
+    answer = () => reports.costReport(db, customer, period);
+  }
+  try {
+    for (let i = 0; i < 50; i++) await answer();
+    const ms: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const t0 = performance.now();
+      await answer();
+      ms.push(performance.now() - t0);
+    }
+    ms.sort((x, y) => x - y);
+    return { p50: ms[250], p99: ms[495] };
+  } finally {
+    await db.close();
+  }
+}
+
+if (atServer) {
+  const runs = Number(runsArg ?? 3);
+  const out: Record<'A' | 'B', { p50: number; p99: number }[]> = { A: [], B: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const [k, dist] of [['A', a], ['B', b]] as const) {
+      const r = await atServerOnce(dist);
+      out[k].push(r);
+      console.log(`run ${i + 1} ${k}: at the server p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`);
+    }
+  }
+  const med = (k: 'A' | 'B', f: 'p50' | 'p99') => median(out[k].map((r) => r[f])).toFixed(2);
+  console.log(`medians of ${runs}: A p50 ${med('A', 'p50')} p99 ${med('A', 'p99')} ms; B p50 ${med('B', 'p50')} p99 ${med('B', 'p99')} ms`);
+  process.exit(0);
+}
+
 const results: Record<'A' | 'B', { qps: number; p50: number; p99: number }[]> = { A: [], B: [] };
 for (let i = 0; i < runs; i++) {
   for (const [k, dist] of [['A', a], ['B', b]] as const) {
