@@ -29,9 +29,12 @@ interface ChildOut {
   peakRssMb: number;
 }
 
+/** METER_BENCH_CPU_PROF=<dir>: each child writes a CPU profile there (NODE_OPTIONS may not carry --cpu-prof). */
+const profileArgs = process.env.METER_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.METER_BENCH_CPU_PROF] : [];
+
 function child(args: Record<string, unknown>): Promise<ChildOut> {
   return new Promise((res, rej) =>
-    execFile(process.execPath, [join(here, 'ingest-child.js'), JSON.stringify(args)], { maxBuffer: 16 << 20, timeout: 40 * 60_000 }, (err, out, errOut) => {
+    execFile(process.execPath, [...profileArgs, join(here, 'ingest-child.js'), JSON.stringify(args)], { maxBuffer: 16 << 20, timeout: 40 * 60_000 }, (err, out, errOut) => {
       if (err) return rej(new Error(`ingest child (${args.mode}) failed: ${err.message}\n${errOut.slice(-2000)}`));
       res(JSON.parse(out.trim().split('\n').pop()!));
     }),
