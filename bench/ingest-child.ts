@@ -23,6 +23,8 @@ interface Args {
   dataDir: string;
   group: string;
   expect: number;
+  /** DuckDB memory limit of the Parquet writer (MB); absent = meter's default. */
+  memoryMb?: number;
 }
 
 const a = JSON.parse(process.argv[2]) as Args;
@@ -66,6 +68,7 @@ async function meter(): Promise<{ records: number; files: number }> {
     maxRecords: 500_000,
     flushMs: 30_000,
     deadLetter: new FolderDeadLetter(join(a.dataDir, 'dead-letter'), a.topic),
+    ...(a.memoryMb ? { memoryMb: a.memoryMb } : {}),
   });
   await ing.start();
   await ing.waitCaughtUp(30 * 60_000);

@@ -34,6 +34,13 @@ test('a bad config value names the setting, exit 2', () => {
   assert.match(r.err, /partitions \(METER_PARTITIONS\): "lots" is not an integer from 1 to 1024/);
 });
 
+test('a DuckDB memory limit too small for the largest rows is refused with its minimum', () => {
+  const r = meter(['config'], { METER_INGEST_MEMORY_MB: '64' });
+  assert.equal(r.code, 2);
+  assert.match(r.err, /ingestMemoryMb \(METER_INGEST_MEMORY_MB\): "64" is not an integer from 128 to/);
+  assert.equal(meter(['config'], { METER_INGEST_MEMORY_MB: '128' }).code, 0);
+});
+
 test('a bad config file is named with the problem', () => {
   const dir = mkdtempSync(join(tmpdir(), 'meter-cli-'));
   writeFileSync(join(dir, 'meter.config.json'), '{ not json');

@@ -93,6 +93,31 @@ test('parquet writer: the same events give the same file bytes (a rewrite of a r
   assert.ok(readFileSync(join(dir, '1.parquet')).equals(readFileSync(join(dir, '2.parquet'))));
 });
 
+test('parquet writer: the largest rows meter accepts (four 200-character non-ASCII names) write, two files at once, at the default memory limit and at 128 MB', async () => {
+  // Each row is about 2.5 KB, so a row group (32,768 rows) is about 80 MB per file, two files
+  // at once: more than DuckDB's memory limit holds without spilling.
+  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const n = 33_000; // just over one row group
+  const name = (p: string, i: number) => `${p}${i}-${'가'.repeat(200)}`.slice(0, 200);
+  const big = (k: number): UsageEvent[] =>
+    events(n, Date.UTC(2026, 0, 1)).map((e, i) => ({ ...e, customer: name(`c${k}-`, i % 97), keyId: name('k', i % 89), api: name('a', i % 50), method: name('m', i % 7) }));
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  for (const memoryLimit of [undefined, '128MB']) {
+    const w = await ParquetWriter.open({ tempDir: join(dir, 'duckdb'), ...(memoryLimit ? { memoryLimit } : {}) });
+    try {
+      await Promise.all([w.write(big(0), join(dir, '0.parquet')), w.write(big(1), join(dir, '1.parquet'))]);
+    } finally {
+      w.close();
+    }
+    for (const k of [0, 1]) {
+      const [r] = (await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n, max(length(customer))::INTEGER AS len, min(customer) AS first FROM read_parquet('${join(dir, `${k}.parquet`)}')`)).getRowObjects();
+      assert.deepEqual({ n: r.n, len: r.len }, { n, len: 200 }, `memory limit ${memoryLimit ?? 'default'}`);
+      assert.equal(r.first, name(`c${k}-`, 0));
+    }
+  }
+});
+
 test('parquet writer: values that do not fit the typed columns are named, not written', () => {
   const e = events(1, Date.UTC(2026, 0, 1))[0];
   assert.equal(unstorableReason(e), null);

@@ -31,6 +31,7 @@ export function registerReplay(program: Command): void {
             log,
             lake,
             topic: config.topic,
+            memoryMb: config.ingestMemoryMb,
             from,
             to,
             logger: (m) => logger.warn(m),

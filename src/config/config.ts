@@ -39,6 +39,7 @@ export interface MeterConfig {
   /** Ingest rotation: close a file after this many records or this many ms of wall time. */
   ingestMaxRecords: number;
   ingestFlushMs: number;
+  ingestMemoryMb: number;
   /** Gateway: flush buffered usage events to the log at least this often. */
   eventFlushMs: number;
   /** Gateway: largest request body accepted, bytes. */
@@ -111,6 +112,7 @@ export const SETTINGS: Setting[] = [
   S('billingTokens', { t: 'list' }, 'service bearer tokens for the billing API'),
   S('ingestMaxRecords', { t: 'int', min: 1, max: 50_000_000 }, 'ingest: rotate a file after this many records'),
   S('ingestFlushMs', { t: 'int', min: 10, max: 3_600_000 }, 'ingest: rotate files at least this often (ms)'),
+  S('ingestMemoryMb', { t: 'int', min: 128, max: 1_048_576 }, 'ingest/replay: memory limit of the DuckDB that writes Parquet (MB; at least 128, which rows of the largest accepted fields need); past it DuckDB spills to local disk'),
   S('eventFlushMs', { t: 'int', min: 1, max: 10_000 }, 'gateway: flush usage events to the log at least this often (ms)'),
   S('maxBodyBytes', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: largest request body accepted (bytes)'),
   S('durability', { t: 'enum', values: ['batched', 'strict'] }, 'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)'),
@@ -146,6 +148,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     billingTokens: [],
     ingestMaxRecords: 500_000,
     ingestFlushMs: 30_000,
+    ingestMemoryMb: 256,
     eventFlushMs: 5,
     maxBodyBytes: 1 << 20,
     durability: 'batched',

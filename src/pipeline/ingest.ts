@@ -64,6 +64,8 @@ export interface IngestorOptions {
   logger?: (msg: string) => void;
   /** Local folder for spool and Parquet files before publishing (default: a fresh one in the OS temp dir). */
   tmpDir?: string;
+  /** Memory limit of the DuckDB that writes Parquet, MB (default: ParquetWriter's, 256). */
+  memoryMb?: number;
 }
 
 export interface PartitionStats {
@@ -150,7 +152,7 @@ export class Ingestor {
       this.tmp = ownScratchDir('meter-ingest-');
       this.ownTmp = true;
     }
-    this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb') });
+    this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), ...(this.o.memoryMb ? { memoryLimit: `${this.o.memoryMb}MB` } : {}) });
     const consumer = await this.o.log.consumer(this.o.group);
     this.consumer = consumer;
     try {

@@ -47,7 +47,11 @@ export interface ParquetWriterOptions {
    * One thread per file keeps a file's bytes a pure function of its rows.
    */
   connections?: number;
-  /** DuckDB's memory limit (default 256MB); above it DuckDB spills to `tempDir`. */
+  /**
+   * DuckDB's memory limit (default 256MB); above it DuckDB spills to `tempDir`. 128MB saved no
+   * RSS on gateway-like events and cost 8 % of ingest's rate; it does bound rows of the largest
+   * fields meter accepts (BENCHMARKS.md "Ingest: DuckDB's memory limit").
+   */
   memoryLimit?: string;
   /** Where DuckDB may spill (default: a folder in the OS temp dir). */
   tempDir?: string;

@@ -28,6 +28,8 @@ export interface ReplayOptions {
   limits?: Limits;
   onProgress?: (done: number, total: number) => void;
   logger?: (msg: string) => void;
+  /** Memory limit of the DuckDB that writes Parquet, MB (default: ParquetWriter's, 256). */
+  memoryMb?: number;
 }
 
 export interface ReplaySummary {
@@ -53,7 +55,7 @@ interface Range {
 export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const consumer = await o.log.consumer('meter-replay');
   const tmp = ownScratchDir('meter-replay-');
-  const writer = await ParquetWriter.open();
+  const writer = await ParquetWriter.open(o.memoryMb ? { memoryLimit: `${o.memoryMb}MB` } : {});
   const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [] };
   const hours = new Set<number>();
   try {

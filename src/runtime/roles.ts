@@ -113,6 +113,7 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
     ...(opts.group ? { group: opts.group } : {}),
     maxRecords: cfg.ingestMaxRecords,
     flushMs: cfg.ingestFlushMs,
+    memoryMb: cfg.ingestMemoryMb,
     deadLetter,
     logger: (m: string) => logger.child('ingest').info(m),
   });
