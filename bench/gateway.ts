@@ -141,16 +141,24 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
       if (w.bad) throw new Error(`${s.name}: ${w.bad} of ${w.total} answers were not 2xx`);
     }
     const max: Record<string, LoadResult[]> = {};
-    const half: Record<string, LoadResult[]> = {};
+    const half: Record<string, (LoadResult & { cpuUsPerCall: number })[]> = {};
     for (let i = 0; i < o.runs; i++) {
       for (const s of sides) (max[s.name] ??= []).push(await load(s.url + PATH, { connections: conns, seconds, headers: s.headers }));
       const target = max['meter-embedded'][i].rps / 2;
-      for (const s of sides) (half[s.name] ??= []).push(await load(s.url + PATH, { connections: conns, seconds, headers: s.headers, rate: target }));
+      for (const s of sides) {
+        // The proxies run in this process (direct and nginx do not): its CPU over a run at a fixed
+        // rate, per call, is what each side's work costs, whatever the box's load does to req/s.
+        const c0 = process.cpuUsage();
+        const r = await load(s.url + PATH, { connections: conns, seconds, headers: s.headers, rate: target });
+        const d = process.cpuUsage(c0);
+        (half[s.name] ??= []).push({ ...r, cpuUsPerCall: (d.user + d.system) / r.total });
+      }
       o.log(`gateway run ${i + 1}: ` + sides.map((s) => `${s.name} ${fmt(max[s.name][i].rps)} req/s, p99@${fmt(target)}/s ${half[s.name][i].p99} ms`).join('; '));
     }
     for (const s of sides) for (const r of [...max[s.name], ...half[s.name]]) if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
     const rps = (n: string) => median(max[n].map((r) => r.rps));
     const p99 = (n: string) => median(half[n].map((r) => r.p99));
+    const cpu = (n: string) => median(half[n].map((r) => r.cpuUsPerCall));
     const halfRate = median(max['meter-embedded'].map((r) => r.rps)) / 2;
     const rows: Row[] = [];
     for (const m of sides.filter((s) => s.name.startsWith('meter'))) {
@@ -184,6 +192,16 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         target: '<= 2 ms',
         met: added <= 2 ? 'yes' : 'no',
         note: `p99 at that rate: direct ${p99('direct')} ms, unmetered ${p99('unmetered')} ms, ${max.nginx ? `nginx ${p99('nginx')} ms, ` : ''}${m.name} ${p99(m.name)} ms; max req/s direct ${fmt(rps('direct'))}`,
+      });
+      rows.push({
+        stage: 'Gateway',
+        metric: `CPU µs per call at ${fmt(halfRate)} req/s, in the proxy's process (${m.name}; lower is better)`,
+        meter: fmt(cpu(m.name), 1),
+        baseline: fmt(cpu('unmetered'), 1),
+        ratio: ratio(cpu('unmetered'), cpu(m.name)),
+        target: '',
+        met: 'n/a',
+        note: `each run: ${m.name} ${half[m.name].map((r) => fmt(r.cpuUsPerCall, 1)).join(', ')}; unmetered ${half.unmetered.map((r) => fmt(r.cpuUsPerCall, 1)).join(', ')} µs`,
       });
     }
     return rows;

@@ -1,6 +1,8 @@
 /**
  * Top functions by self time in a V8 CPU profile (`node --cpu-prof`):
- *   node dist/bench/profile-summary.js <file.cpuprofile> [top=15]
+ *   node dist/bench/profile-summary.js <file.cpuprofile> [top=15] [--by-file] [calls]
+ * With `calls` (the calls served while profiling), CPU µs per call instead of shares of samples,
+ * idle left out.
  * Used for BENCHMARKS.md's "where the time goes" notes.
  */
 import { readFileSync } from 'node:fs';
@@ -23,4 +25,13 @@ for (const n of prof.nodes) {
   self.set(name, (self.get(name) ?? 0) + n.hitCount);
   total += n.hitCount;
 }
-for (const [name, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)}%  ${name}`);
+const calls = Number(process.argv[5] ?? 0);
+if (calls > 0) {
+  const p = prof as unknown as { startTime: number; endTime: number; samples: number[] };
+  const usPerSample = (p.endTime - p.startTime) / p.samples.length;
+  let busy = 0;
+  for (const [name, hits] of self) if (name !== '(idle)' && !name.startsWith('(idle)')) busy += hits;
+  console.log(`${((busy * usPerSample) / calls).toFixed(1).padStart(6)} µs  busy, per call (${calls} calls)`);
+  for (const [name, hits] of [...self].filter(([n]) => !n.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top))
+    console.log(`${((hits * usPerSample) / calls).toFixed(1).padStart(6)} µs  ${name}`);
+} else for (const [name, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)}%  ${name}`);
