@@ -1,0 +1,84 @@
+/**
+ * Two builds of the gateway, A/B, interleaved: each build's embedded gateway (the bench stage's
+ * `startMeter`: PGlite keys, in-process limiter, file log) runs alone in its own process, held at
+ * a fixed rate by autocannon; what is compared is that process's CPU per call (user + system,
+ * from the process itself), which does not depend on how busy the box is the way req/s does.
+ *
+ *   node dist/bench/gateway-ab.js <dist of A> <dist of B> [pairs=6] [req/s=4000] [seconds=10]
+ *
+ * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
+ * stdin with its CPU µs so far).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { benchWorkDir, fmt, load, median } from './lib.js';
+
+const PATH = '/v1/devices/d1/location';
+
+async function side(dist: string): Promise<void> {
+  const { startMeter, startUpstream } = await import(resolve(dist, 'bench/gateway.js'));
+  const up = await startUpstream();
+  const workDir = mkdtempSync(join(benchWorkDir(), 'gw-ab-'));
+  const gw = await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
+  console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'cpu') {
+      const c = process.cpuUsage();
+      console.log(JSON.stringify({ cpuUs: c.user + c.system }));
+    } else if (line === 'stop') break;
+  }
+  await gw.close();
+  up.proc.kill('SIGTERM');
+  process.exit(0);
+}
+
+/** Start one build's side, warm it up, run the fixed-rate load, return CPU µs per call. */
+async function once(dist: string, rate: number, seconds: number): Promise<{ cpuPerCall: number; p99: number }> {
+  const child = spawn(process.execPath, [process.argv[1], '--side', dist], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async () => JSON.parse((await lines.next()).value as string);
+  const cpu = async (): Promise<number> => {
+    child.stdin!.write('cpu\n');
+    return (await next()).cpuUs;
+  };
+  try {
+    const { url, headers } = await next();
+    await load(url + PATH, { connections: 50, seconds: 2, headers }); // JIT, pools, key cache
+    const c0 = await cpu();
+    const r = await load(url + PATH, { connections: 50, seconds, headers, rate });
+    const c1 = await cpu();
+    if (r.bad) throw new Error(`${dist}: ${r.bad} of ${r.total} answers were not 2xx`);
+    return { cpuPerCall: (c1 - c0) / r.total, p99: r.p99 };
+  } finally {
+    child.stdin!.write('stop\n');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
+
+async function main(): Promise<void> {
+  const [a, b, pairsArg, rateArg, secondsArg] = process.argv.slice(2);
+  if (!a || !b) {
+    console.error('usage: node dist/bench/gateway-ab.js <dist of A> <dist of B> [pairs=6] [req/s=4000] [seconds=10]');
+    process.exit(2);
+  }
+  const pairs = Number(pairsArg ?? 6);
+  const rate = Number(rateArg ?? 4000);
+  const seconds = Number(secondsArg ?? 10);
+  const res: Record<'A' | 'B', { cpuPerCall: number; p99: number }[]> = { A: [], B: [] };
+  let bAhead = 0;
+  for (let i = 0; i < pairs; i++) {
+    // Alternate which build goes first, so a drift in the box does not favour one side.
+    const order: ['A' | 'B', string][] = i % 2 ? [['B', b], ['A', a]] : [['A', a], ['B', b]];
+    for (const [name, dist] of order) res[name].push(await once(dist, rate, seconds));
+    if (res.B[i].cpuPerCall < res.A[i].cpuPerCall) bAhead++;
+    console.log(`pair ${i + 1}: A ${fmt(res.A[i].cpuPerCall, 1)} µs/call (p99 ${res.A[i].p99} ms), B ${fmt(res.B[i].cpuPerCall, 1)} µs/call (p99 ${res.B[i].p99} ms)`);
+  }
+  const ma = median(res.A.map((r) => r.cpuPerCall));
+  const mb = median(res.B.map((r) => r.cpuPerCall));
+  console.log(`\nA ${a}: ${fmt(ma, 1)} µs CPU per call (median of ${pairs}); B ${b}: ${fmt(mb, 1)}; B/A ${fmt(mb / ma, 2)}; B lower in ${bAhead} of ${pairs} pairs; ${fmt(rate)} req/s for ${seconds} s each`);
+}
+
+if (process.argv[2] === '--side') await side(process.argv[3]);
+else await main();
