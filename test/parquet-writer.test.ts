@@ -103,8 +103,8 @@ test('parquet writer: the largest rows meter accepts (four 200-character non-ASC
     events(n, Date.UTC(2026, 0, 1)).map((e, i) => ({ ...e, customer: name(`c${k}-`, i % 97), keyId: name('k', i % 89), api: name('a', i % 50), method: name('m', i % 7) }));
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
-  for (const memoryLimit of [undefined, '128MB']) {
-    const w = await ParquetWriter.open({ tempDir: join(dir, 'duckdb'), ...(memoryLimit ? { memoryLimit } : {}) });
+  for (const memoryMb of [undefined, 128]) {
+    const w = await ParquetWriter.open({ tempDir: join(dir, 'duckdb'), memoryMb });
     try {
       await Promise.all([w.write(big(0), join(dir, '0.parquet')), w.write(big(1), join(dir, '1.parquet'))]);
     } finally {
@@ -112,7 +112,7 @@ test('parquet writer: the largest rows meter accepts (four 200-character non-ASC
     }
     for (const k of [0, 1]) {
       const [r] = (await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n, max(length(customer))::INTEGER AS len, min(customer) AS first FROM read_parquet('${join(dir, `${k}.parquet`)}')`)).getRowObjects();
-      assert.deepEqual({ n: r.n, len: r.len }, { n, len: 200 }, `memory limit ${memoryLimit ?? 'default'}`);
+      assert.deepEqual({ n: r.n, len: r.len }, { n, len: 200 }, `memory limit ${memoryMb ?? 'default'}`);
       assert.equal(r.first, name(`c${k}-`, 0));
     }
   }

@@ -152,7 +152,7 @@ export class Ingestor {
       this.tmp = ownScratchDir('meter-ingest-');
       this.ownTmp = true;
     }
-    this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), ...(this.o.memoryMb ? { memoryLimit: `${this.o.memoryMb}MB` } : {}) });
+    this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), memoryMb: this.o.memoryMb });
     const consumer = await this.o.log.consumer(this.o.group);
     this.consumer = consumer;
     try {

@@ -48,11 +48,11 @@ export interface ParquetWriterOptions {
    */
   connections?: number;
   /**
-   * DuckDB's memory limit (default 256MB); above it DuckDB spills to `tempDir`. 128MB saved no
+   * DuckDB's memory limit in MB (default 256); above it DuckDB spills to `tempDir`. 128MB saved no
    * RSS on gateway-like events and cost 8 % of ingest's rate; it does bound rows of the largest
    * fields meter accepts (BENCHMARKS.md "Ingest: DuckDB's memory limit").
    */
-  memoryLimit?: string;
+  memoryMb?: number;
   /** Where DuckDB may spill (default: a folder in the OS temp dir). */
   tempDir?: string;
 }
@@ -71,7 +71,7 @@ export class ParquetWriter {
   static async open(o: ParquetWriterOptions = {}): Promise<ParquetWriter> {
     const instance = await DuckDBInstance.create(':memory:', {
       threads: '1',
-      memory_limit: o.memoryLimit ?? '256MB',
+      memory_limit: `${o.memoryMb ?? 256}MB`,
       temp_directory: o.tempDir ?? join(tmpdir(), `meter-duckdb-${process.pid}`),
       preserve_insertion_order: 'true',
     });

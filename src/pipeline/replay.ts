@@ -55,7 +55,7 @@ interface Range {
 export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const consumer = await o.log.consumer('meter-replay');
   const tmp = ownScratchDir('meter-replay-');
-  const writer = await ParquetWriter.open(o.memoryMb ? { memoryLimit: `${o.memoryMb}MB` } : {});
+  const writer = await ParquetWriter.open({ memoryMb: o.memoryMb });
   const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [] };
   const hours = new Set<number>();
   try {
