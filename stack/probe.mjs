@@ -15,9 +15,12 @@ async function kafka(brokers) {
     process.exit(3);
   }
   const { Kafka, logLevel } = kafkajs;
+  // METER_PROBE_SASL=mechanism:user:password probes the SASL listener (stack/run kafka_sasl_ready).
+  const sasl = process.env.METER_PROBE_SASL?.split(':');
   const admin = new Kafka({
     clientId: 'meter-stack-probe',
     brokers: brokers.split(','),
+    ...(sasl ? { sasl: { mechanism: sasl[0], username: sasl[1], password: sasl.slice(2).join(':') } } : {}),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 1500,
     requestTimeout: 3000,
