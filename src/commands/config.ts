@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { action, contextOf, printJson } from './context.js';
-import { describeBackends, redactUrl } from '../config/config.js';
+import { describeBackends } from '../config/config.js';
+import { maskedConfig } from '../security/masked-config.js';
 
 export function registerConfig(program: Command): void {
   program
@@ -9,7 +10,7 @@ export function registerConfig(program: Command): void {
     .action(
       action(async (_opts, cmd: Command) => {
         const { config, json } = contextOf(cmd);
-        const shown = { ...config, databaseUrl: config.databaseUrl && redactUrl(config.databaseUrl), redisUrl: config.redisUrl && redactUrl(config.redisUrl), billingTokens: config.billingTokens.map(() => '***') };
+        const shown = maskedConfig(config);
         if (json) printJson({ config: shown, backends: describeBackends(config) });
         else {
           for (const [k, v] of Object.entries(shown)) process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(',') : v}\n`);

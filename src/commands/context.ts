@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { UserError } from '../runtime/errors.js';
+import { scrub } from '../security/secrets.js';
 
 export interface CommandContext {
   config: MeterConfig;
@@ -47,12 +48,12 @@ export function reportError(e: unknown): number {
     return 2;
   }
   if (e instanceof UserError) {
-    process.stderr.write(`meter: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+    process.stderr.write(scrub(`meter: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`));
     return 2;
   }
   const err = e as Error;
-  process.stderr.write(`meter: ${err?.message ?? String(e)}\n`);
-  if (process.env.METER_DEBUG) process.stderr.write(`${err?.stack}\n`);
+  process.stderr.write(scrub(`meter: ${err?.message ?? String(e)}\n`));
+  if (process.env.METER_DEBUG) process.stderr.write(scrub(`${err?.stack}\n`));
   else process.stderr.write('  (set METER_DEBUG=1 to see the stack trace)\n');
   return 1;
 }

@@ -9,6 +9,9 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js';
+import { checkTransportSecurity, transportNote } from './transport-security.js';
+import { rememberSecrets, urlPassword } from '../security/secrets.js';
 
 export interface MeterConfig {
   /** Folder for embedded state (log, lake, PGlite, caches). */
@@ -55,6 +58,18 @@ export interface MeterConfig {
   /** Limiter behaviour when Redis is unreachable. */
   limiterFailMode: 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Transport security of the clients (docs/security.md; checked in transport-security.ts). */
+  kafkaTls: 'off' | 'on';
+  kafkaTlsCaFile: string | null;
+  kafkaSaslMechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  kafkaSaslUsername: string | null;
+  kafkaSaslPassword: string | null;
+  redisUsername: string | null;
+  redisPassword: string | null;
+  redisTls: 'off' | 'on';
+  redisTlsCaFile: string | null;
+  databaseTls: 'off' | 'require' | 'verify-ca' | 'verify-full';
+  databaseTlsCaFile: string | null;
 }
 
 export class ConfigError extends Error {
@@ -67,9 +82,11 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind =
+export type Kind =
   | { t: 'string' }
   | { t: 'path' }
+  /** A string never printed (masked in `meter config`, errors and logs: src/security/secrets.ts). */
+  | { t: 'secret' }
   | { t: 'url'; protocols: string[] }
   | { t: 'int'; min: number; max: number }
   | { t: 'list' }
@@ -121,6 +138,7 @@ export const SETTINGS: Setting[] = [
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
+  ...TRANSPORT_SETTINGS.map(([key, kind, help, nullable]) => S(key, kind, help, nullable)),
 ];
 
 const PACKAGE_ROOT = resolve(new URL('.', import.meta.url).pathname, '../../..');
@@ -157,6 +175,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     quotaRefreshMs: 1000,
     limiterFailMode: 'open',
     logLevel: 'info',
+    ...TRANSPORT_DEFAULTS,
   };
 }
 
@@ -173,6 +192,7 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
   switch (k.t) {
     case 'string':
     case 'path':
+    case 'secret':
       if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a string`);
       return raw;
     case 'list': {
@@ -194,7 +214,7 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
       try {
         u = new URL(String(raw));
       } catch {
-        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`);
+        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(redactUrl(String(raw)))} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`);
       }
       if (!k.protocols.includes(u.protocol))
         throw new ConfigError(s.key, `invalid ${name}: protocol ${u.protocol} is not one of ${k.protocols.join(', ')}`);
@@ -231,6 +251,8 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   if (!cfg.lakeUrl) cfg.lakeUrl = pathToFileURL(resolve(cfg.dataDir, 'lake')).href;
   if (cfg.lakeUrl.startsWith('file:') && !cfg.lakeUrl.startsWith('file:///'))
     throw new ConfigError('lakeUrl', `invalid lakeUrl: ${cfg.lakeUrl} must be an absolute file:///path`);
+  checkTransportSecurity(cfg, cwd);
+  rememberSecrets([cfg.kafkaSaslPassword, cfg.redisPassword, urlPassword(cfg.databaseUrl), urlPassword(cfg.redisUrl), ...cfg.billingTokens]);
   return cfg;
 }
 
@@ -259,20 +281,22 @@ function readConfigFile(path: string | undefined, cwd: string): RawSettings {
 /** Which backends the config selects, for logs and `meter doctor`. */
 export function describeBackends(cfg: MeterConfig): Record<string, string> {
   return {
-    log: cfg.kafkaBrokers.length ? `kafka ${cfg.kafkaBrokers.join(',')} topic ${cfg.topic}` : `embedded log ${cfg.dataDir}/log`,
+    log: cfg.kafkaBrokers.length ? `kafka ${cfg.kafkaBrokers.join(',')} topic ${cfg.topic}${transportNote(cfg, 'kafka')}` : `embedded log ${cfg.dataDir}/log`,
     lake: cfg.lakeUrl,
-    warehouse: cfg.databaseUrl ? redactUrl(cfg.databaseUrl) : `embedded PGlite ${cfg.dataDir}/pglite`,
-    limiter: cfg.redisUrl ? redactUrl(cfg.redisUrl) : 'in-process token bucket',
+    warehouse: cfg.databaseUrl ? redactUrl(cfg.databaseUrl) + transportNote(cfg, 'database') : `embedded PGlite ${cfg.dataDir}/pglite`,
+    limiter: cfg.redisUrl ? redactUrl(cfg.redisUrl) + transportNote(cfg, 'redis') : 'in-process token bucket',
   };
 }
 
-/** Never print a password. */
+/** Never print a password (user:password@ or a password= query parameter, as pg accepts). */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const k of [...u.searchParams.keys()]) if (/pass|secret|token/i.test(k)) u.searchParams.set(k, '***');
     return u.toString();
   } catch {
-    return url;
+    // Not a URL: still hide what looks like credentials.
+    return url.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/, '$1***@');
   }
 }

@@ -17,6 +17,7 @@ import { createCustomerToken } from '../billing/auth.js';
 import { upsertCustomer } from '../billing/customers.js';
 import { syncCatalog } from '../billing/catalog-store.js';
 import { createScratchDatabase } from '../warehouse/scratch-database.js';
+import { pgSsl } from '../security/client-options.js';
 import { startLocationApi } from '../../fixtures/location-api/server.js';
 import { sendTraffic, type Truth } from './traffic.js';
 import { HOUR_MS } from '../lake/layout.js';
@@ -95,7 +96,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
   };
   if (embedded && base.lakeUrl.startsWith('file:')) cfg.lakeUrl = `file://${join(dataDir, 'lake')}`;
   const suffix = embedded && !base.databaseUrl ? '' : `-${runId}`;
-  if (base.databaseUrl) cfg.databaseUrl = await createScratchDatabase(base.databaseUrl, `demo_${runId}`);
+  if (base.databaseUrl) cfg.databaseUrl = await createScratchDatabase(base.databaseUrl, `demo_${runId}`, pgSsl(base));
 
   o.progress('starting the sample location API and the pipeline');
   const upstream = await startLocationApi();

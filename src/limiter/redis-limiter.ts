@@ -25,10 +25,14 @@
 import { Redis } from 'ioredis';
 import type { Limit, LimitDecision, RateLimiter } from './limiter.js';
 import { LuaScript } from './lua-script.js';
+import type { RedisSecurity } from '../security/client-options.js';
+import { explainRedisError, isRedisAuthError } from '../security/auth-errors.js';
 import { checkLimit, decisionFromStep, type BucketStep } from './memory-limiter.js';
 
 export interface RedisLimiterOptions {
   url: string;
+  /** AUTH and TLS (src/security/client-options.ts). */
+  security?: RedisSecurity;
   failMode: 'open' | 'closed';
   now?: () => number;
   onError?: (e: Error) => void;
@@ -99,6 +103,8 @@ export class RedisLimiter implements RateLimiter {
   private readonly coalesce: boolean;
   /** Buckets with a script call in flight -> the calls waiting behind it (null: none yet). */
   private readonly inFlight = new Map<string, Waiting | null>();
+  /** The last connection or AUTH error (for `meter doctor`), null once never failed. */
+  lastError: string | null = null;
 
   constructor(opts: RedisLimiterOptions) {
     this.failMode = opts.failMode;
@@ -119,6 +125,7 @@ export class RedisLimiter implements RateLimiter {
       connectionName: 'meter-gateway-limiter',
       // Off: measured 0.77x the decisions/s with it on (bench/limiter-pipelining.ts, BENCHMARKS.md).
       enableAutoPipelining: opts.autoPipelining ?? false,
+      ...opts.security,
     });
     this.redis.on('error', (e: Error) => this.connectionError(e));
     // Until the first connection attempt settles, wait for it (once) instead of failing the
@@ -214,7 +221,9 @@ export class RedisLimiter implements RateLimiter {
     return { allowed: false, remaining: 0, resetSec: 1, retryAfterSec: 1, degraded: true };
   }
 
-  private connectionError(e: Error): void {
+  private connectionError(raw: Error): void {
+    const e = explainRedisError(raw);
+    this.lastError = e.message;
     this.counts.redisErrors++;
     const t = Date.now();
     if (t - this.lastConnErrorLog >= this.errorLogEveryMs) {
@@ -238,5 +247,6 @@ export class RedisLimiter implements RateLimiter {
  * reply we could not parse, as opposed to not reaching Redis (timeout, connection refused).
  */
 function isScriptError(e: Error): boolean {
-  return e instanceof LuaReplyError || e.name === 'ReplyError';
+  // A refused AUTH is a ReplyError too, but a credential problem: reported as unavailable.
+  return e instanceof LuaReplyError || (e.name === 'ReplyError' && !isRedisAuthError(e));
 }

@@ -30,8 +30,11 @@ import {
   type ProducerRecord,
   type UsageLog,
 } from './log.js';
+import type { KafkaSecurity } from '../security/client-options.js';
+import { explainKafkaError } from '../security/auth-errors.js';
+import { scrub } from '../security/secrets.js';
 
-export interface KafkaLogOptions {
+export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
   topic: string;
   partitions: number;
@@ -63,7 +66,7 @@ export function quietLogger() {
       if (suppressed) rest.suppressedSimilar = suppressed;
       suppressed = 0;
     }
-    process.stderr.write(`kafkajs ${label} ${message} ${JSON.stringify(rest)}\n`);
+    process.stderr.write(scrub(`kafkajs ${label} ${message} ${JSON.stringify(rest)}\n`));
     void level;
   };
 }
@@ -84,6 +87,8 @@ export class KafkaLog implements UsageLog {
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'meter',
       brokers: opts.brokers,
+      ssl: opts.ssl,
+      sasl: opts.sasl,
       logLevel: logLevel.WARN,
       logCreator: quietLogCreator,
       connectionTimeout: 3000,
@@ -96,7 +101,7 @@ export class KafkaLog implements UsageLog {
   async adminClient(): Promise<Admin> {
     if (!this.admin) {
       const admin = this.kafka.admin();
-      await admin.connect();
+      await admin.connect().catch((e) => this.explained(e));
       this.admin = admin;
     }
     return this.admin;
@@ -147,7 +152,7 @@ export class KafkaLog implements UsageLog {
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
-    await producer.connect();
+    await producer.connect().catch((e) => this.explained(e));
     const p = new KafkaProducer(producer, this.topic, partitions, () => this.open.delete(p));
     this.open.add(p);
     return p;
@@ -168,6 +173,11 @@ export class KafkaLog implements UsageLog {
       await bounded(this.admin.disconnect(), CLOSE_TIMEOUT_MS, 'disconnecting the admin client');
       this.admin = null;
     }
+  }
+
+  /** A refused login or a TLS/SASL mismatch says which setting to fix (auth-errors.ts). */
+  explained(e: unknown): never {
+    throw explainKafkaError(e, this.opts);
   }
 
   /** Used by consumers: reads that need no group. */
@@ -293,7 +303,7 @@ class KafkaConsumer implements LogConsumer {
       }
     });
 
-    await consumer.connect();
+    await consumer.connect().catch((e) => this.log.explained(e));
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
       autoCommit: false,

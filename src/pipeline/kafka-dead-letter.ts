@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import type { LogRecord } from '../log/log.js';
 import { quietLogCreator } from '../log/kafka-log.js';
+import type { KafkaSecurity } from '../security/client-options.js';
 import { deadLetterEntry, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';
 
 /** What the topic carries: the entry, plus how the value was cut when it was too large. */
@@ -37,11 +38,11 @@ export class KafkaDeadLetter implements DeadLetterSink {
   constructor(
     brokers: string[],
     readonly topic: string,
-    opts: { dlqTopic?: string; clientId?: string; maxValueBytes?: number; retries?: number } = {},
+    opts: { dlqTopic?: string; clientId?: string; maxValueBytes?: number; retries?: number } & KafkaSecurity = {},
   ) {
     this.dlqTopic = opts.dlqTopic ?? `${topic}${DLQ_SUFFIX}`;
     this.maxValueBytes = opts.maxValueBytes ?? 256 << 10;
-    this.kafka = new Kafka({ clientId: opts.clientId ?? 'meter-dead-letter', brokers, logLevel: logLevel.WARN, logCreator: quietLogCreator, retry: { retries: opts.retries ?? 8 } });
+    this.kafka = new Kafka({ clientId: opts.clientId ?? 'meter-dead-letter', brokers, ssl: opts.ssl, sasl: opts.sasl, logLevel: logLevel.WARN, logCreator: quietLogCreator, retry: { retries: opts.retries ?? 8 } });
   }
 
   private start(): Promise<Producer> {

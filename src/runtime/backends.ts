@@ -11,6 +11,7 @@ import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
 import { migrate } from '../warehouse/migrate.js';
 import type { Logger } from './logger.js';
+import { kafkaSecurity, pgSsl, redisSecurity } from '../security/client-options.js';
 
 /**
  * `init: false` skips creating/checking the topic now: the gateway must start (and spool) even
@@ -20,7 +21,7 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean } = {}): 
   let log: UsageLog;
   if (cfg.kafkaBrokers.length) {
     const { KafkaLog } = await import('../log/kafka-log.js');
-    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions });
+    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions, ...kafkaSecurity(cfg) });
   } else {
     const { FileLog } = await import('../log/file-log.js');
     log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
@@ -47,7 +48,7 @@ export async function openWarehouse(cfg: MeterConfig, logger?: Logger, opts: { m
   let db: Warehouse;
   if (cfg.databaseUrl) {
     const { PgWarehouse } = await import('../warehouse/pg-warehouse.js');
-    db = await PgWarehouse.open(cfg.databaseUrl);
+    db = await PgWarehouse.open(cfg.databaseUrl, { ssl: pgSsl(cfg) });
   } else {
     const { PgliteWarehouse } = await import('../warehouse/pglite-warehouse.js');
     db = await PgliteWarehouse.open(join(cfg.dataDir, 'pglite'));
@@ -61,7 +62,7 @@ export async function openWarehouse(cfg: MeterConfig, logger?: Logger, opts: { m
 export async function openLimiter(cfg: MeterConfig, logger?: Logger): Promise<RateLimiter> {
   if (cfg.redisUrl) {
     const { RedisLimiter } = await import('../limiter/redis-limiter.js');
-    return new RedisLimiter({ url: cfg.redisUrl, failMode: cfg.limiterFailMode, onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`) });
+    return new RedisLimiter({ url: cfg.redisUrl, security: redisSecurity(cfg), failMode: cfg.limiterFailMode, onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`) });
   }
   const { MemoryLimiter } = await import('../limiter/memory-limiter.js');
   return new MemoryLimiter({});

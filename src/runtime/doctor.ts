@@ -11,6 +11,7 @@ import { describeBackends, redactUrl } from '../config/config.js';
 import { openLog, openLake, openWarehouse, openLimiter } from './backends.js';
 import { pendingMigrations } from '../warehouse/migrate.js';
 import { catalogOf } from './roles.js';
+import { scrub } from '../security/secrets.js';
 
 export interface Check {
   name: string;
@@ -36,7 +37,7 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
     try {
       checks.push({ name, ok: true, detail: await within(timeoutMs, fn()) });
     } catch (e) {
-      checks.push({ name, ok: false, detail: (e as Error).message.split('\n')[0], fix });
+      checks.push({ name, ok: false, detail: scrub((e as Error).message.split('\n')[0]), fix: scrub(fix) });
     }
   };
 
@@ -96,7 +97,8 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
     const limiter = await openLimiter(cfg);
     try {
       const d = await limiter.take(`doctor-${randomBytes(4).toString('hex')}`, { ratePerSec: 1, burst: 2 });
-      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter is failing ${cfg.limiterFailMode})`);
+      const why = (limiter as { lastError?: string | null }).lastError;
+      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter is failing ${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
       if (!d.allowed || d.remaining !== 1) throw new Error(`${b.limiter}: token bucket answered wrongly (allowed=${d.allowed}, remaining=${d.remaining})`);
       return `${b.limiter}: token bucket answers${limiter.kind === 'redis' ? ' (Lua script loaded)' : ''}`;
     } finally {

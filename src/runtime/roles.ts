@@ -101,7 +101,8 @@ export async function startGatewayRole(
 async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
   if (!cfg.kafkaBrokers.length) return new FolderDeadLetter(join(cfg.dataDir, 'dead-letter'), cfg.topic);
   const { KafkaDeadLetter } = await import('../pipeline/kafka-dead-letter.js');
-  return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic);
+  const { kafkaSecurity } = await import('../security/client-options.js');
+  return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic, kafkaSecurity(cfg));
 }
 
 export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger, opts: { group?: string } = {}): Promise<IngestRole> {

@@ -10,6 +10,7 @@
  */
 import pg from 'pg';
 import { createHash } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import type { QueryOptions, Sql, Warehouse } from './warehouse.js';
 
 const INT8 = 20;
@@ -46,7 +47,7 @@ export class PgWarehouse implements Warehouse {
   private constructor(private readonly pool: pg.Pool) {}
 
   /** Connects (and checks the connection) to `url`, e.g. postgres://meter:meter@127.0.0.1:15432/meter */
-  static async open(url: string, opts: { max?: number } = {}): Promise<PgWarehouse> {
+  static async open(url: string, opts: { max?: number; ssl?: ConnectionOptions } = {}): Promise<PgWarehouse> {
     const pool = new pg.Pool({
       connectionString: url,
       max: opts.max ?? 8,
@@ -54,6 +55,7 @@ export class PgWarehouse implements Warehouse {
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
       application_name: 'meter',
+      ...(opts.ssl ? { ssl: opts.ssl } : {}),
     } as pg.PoolConfig);
     // An idle client losing its server must not crash the process; the next query reconnects.
     pool.on('error', (e) => process.stderr.write(`postgres pool: ${e.message}\n`));

@@ -3,14 +3,15 @@
  * so that its rollups (which replace whole hours) can never touch a real warehouse's rows.
  */
 import pg from 'pg';
+import type { ConnectionOptions } from 'node:tls';
 import { UserError } from '../runtime/errors.js';
 import { redactUrl } from '../config/config.js';
 
-export async function createScratchDatabase(url: string, suffix: string): Promise<string> {
+export async function createScratchDatabase(url: string, suffix: string, ssl?: ConnectionOptions): Promise<string> {
   const u = new URL(url);
   const base = decodeURIComponent(u.pathname.slice(1)) || 'meter';
   const name = `${base}_${suffix}`.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 63);
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client({ connectionString: url, ...(ssl ? { ssl } : {}) });
   try {
     await client.connect();
     await client.query(`CREATE DATABASE ${name}`);

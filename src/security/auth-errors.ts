@@ -1,0 +1,54 @@
+/**
+ * A refused login or a security mismatch, turned into one line that says what failed and which
+ * setting fixes it. Driver messages are kept (they say which mechanism and why) and never hold
+ * the password; src/security/secrets.ts scrubs printed text anyway.
+ */
+import { UserError } from '../runtime/errors.js';
+
+export interface KafkaAuthContext {
+  brokers: string[];
+  sasl?: { mechanism: string; username?: string };
+  ssl?: unknown;
+}
+
+/** kafkajs' error from a connect, explained; other errors are returned unchanged. */
+export function explainKafkaError(e: unknown, ctx: KafkaAuthContext): unknown {
+  const err = e as Error & { name?: string };
+  const msg = String(err?.message ?? e);
+  const where = `kafka ${ctx.brokers.join(',')}`;
+  if (err?.name === 'KafkaJSSASLAuthenticationError' || /SASL .*authentication failed/i.test(msg)) {
+    const who = ctx.sasl ? `SASL ${ctx.sasl.mechanism} login as "${ctx.sasl.username}"` : 'SASL login';
+    return new UserError(`${where}: ${who} was refused (${msg})`, 'fix kafkaSaslUsername / kafkaSaslPassword (METER_KAFKA_SASL_USERNAME / METER_KAFKA_SASL_PASSWORD) or kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM)');
+  }
+  if (/SASL mechanism .* not supported|UNSUPPORTED_SASL_MECHANISM|not enabled/i.test(msg) && ctx.sasl) {
+    return new UserError(`${where}: the broker does not accept SASL ${ctx.sasl.mechanism} (${msg})`, 'set kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM) to one the listener enables');
+  }
+  if (/Closed connection|disconnected before secure TLS|wrong version number|ECONNRESET|Connection timeout/i.test(msg)) {
+    const hint = !ctx.sasl && !ctx.ssl
+      ? 'if this listener expects SASL or TLS, set kafkaSaslMechanism/kafkaSaslUsername/kafkaSaslPassword or kafkaTls=on'
+      : ctx.ssl
+        ? 'if this listener is plaintext, set kafkaTls=off; if it is TLS, check kafkaTlsCaFile'
+        : 'if this listener expects TLS too (SASL_SSL), set kafkaTls=on; if it is PLAINTEXT, set kafkaSaslMechanism=none';
+    const out = new Error(`${where}: ${msg} (${hint})`);
+    return out;
+  }
+  if (/self[- ]signed certificate|unable to verify|certificate|Hostname\/IP does not match/i.test(msg)) {
+    return new UserError(`${where}: TLS certificate check failed (${msg})`, "set kafkaTlsCaFile (METER_KAFKA_TLS_CA_FILE) to the CA that signed the brokers' certificates");
+  }
+  return e;
+}
+
+/** Redis refusals that are a credential problem, not an outage. */
+export function isRedisAuthError(e: Error): boolean {
+  return /^(NOAUTH|WRONGPASS|NOPERM)\b|invalid username-password|Authentication required/i.test(e.message);
+}
+
+/** An ioredis error with the setting to fix when it is about AUTH or TLS. */
+export function explainRedisError(e: Error): Error {
+  const msg = e.message;
+  if (/^NOAUTH\b|Authentication required/i.test(msg)) return new Error(`redis refused the connection: it requires a password (${msg}); set redisPassword (METER_REDIS_PASSWORD)`);
+  if (/^WRONGPASS\b|invalid username-password/i.test(msg)) return new Error(`redis refused the login (${msg}); fix redisUsername / redisPassword (METER_REDIS_USERNAME / METER_REDIS_PASSWORD)`);
+  if (/^NOPERM\b/.test(msg)) return new Error(`redis: the ACL user may not run this (${msg}); give the user +evalsha +eval +script on keys meter:rl:*`);
+  if (/self[- ]signed certificate|unable to verify|certificate/i.test(msg)) return new Error(`redis TLS certificate check failed (${msg}); set redisTlsCaFile (METER_REDIS_TLS_CA_FILE) to the CA that signed the server's certificate`);
+  return e;
+}
