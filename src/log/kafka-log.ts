@@ -108,6 +108,11 @@ export class KafkaLog implements UsageLog {
   }
 
   async init(): Promise<void> {
+    // The first requests: a listener that expects SASL or TLS answers them by closing the connection.
+    await this.initTopic().catch((e) => this.explained(e));
+  }
+
+  private async initTopic(): Promise<void> {
     const admin = await this.adminClient();
     const topics = await admin.listTopics();
     if (!topics.includes(this.topic)) {

@@ -1,0 +1,101 @@
+/**
+ * Kafka SASL against the stack's broker (its SASL_PLAINTEXT listener, stack/run): meter's
+ * KafkaLog, built from the config exactly as every command builds it (openLog), produces and
+ * consumes with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; a wrong password or no SASL at all is a
+ * clear, bounded error naming the setting to fix, never a hang or a stack trace.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stackEnv } from './support/stack.js';
+import { loadConfig } from '../src/config/config.js';
+import { openLog } from '../src/runtime/backends.js';
+import { UserError } from '../src/runtime/errors.js';
+import { assetPath } from '../src/config/assets.js';
+import type { UsageLog, LogRecord } from '../src/log/log.js';
+
+const env = await stackEnv(['kafka']);
+const saslBrokers = env.METER_STACK_KAFKA_SASL_BROKERS;
+const user = env.METER_STACK_KAFKA_SASL_USERNAME;
+const password = env.METER_STACK_KAFKA_SASL_PASSWORD;
+assert.ok(saslBrokers && user && password, 'stack/run env prints the SASL listener and its user');
+
+const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+const opened: UsageLog[] = [];
+after(async () => {
+  for (const l of opened) await l.close().catch(() => {});
+});
+
+function saslEnv(mechanism: string, pw: string, topic = uniq('sasl')): Record<string, string> {
+  return { METER_KAFKA_BROKERS: saslBrokers, METER_TOPIC: topic, METER_PARTITIONS: '2', METER_KAFKA_SASL_MECHANISM: mechanism, METER_KAFKA_SASL_USERNAME: user, METER_KAFKA_SASL_PASSWORD: pw };
+}
+
+async function openWith(e: Record<string, string>): Promise<UsageLog> {
+  const cfg = loadConfig({ cwd: mkdtempSync(join(tmpdir(), 'meter-sasl-')), env: e });
+  const log = await openLog(cfg);
+  opened.push(log);
+  return log;
+}
+
+for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
+  test(`kafka SASL ${mechanism}: produce and consume through KafkaLog`, async () => {
+    const log = await openWith(saslEnv(mechanism, password));
+    const producer = await log.producer();
+    const keys = ['acme', 'globex', 'initech', 'umbrella'];
+    await producer.send(keys.map((k) => ({ key: k, value: Buffer.from(`${mechanism}:${k}`) })));
+    await producer.close();
+    const c = await log.consumer(uniq('g'));
+    const got: LogRecord[] = [];
+    for (const [p, end] of await c.endOffsets()) got.push(...(await c.readRange(p, 0, end)));
+    await c.stop();
+    assert.deepEqual(got.map((r) => r.value.toString()).sort(), keys.map((k) => `${mechanism}:${k}`).sort());
+  });
+}
+
+/** Time a rejection; the error it rejects with. */
+async function rejection(p: Promise<unknown>): Promise<{ err: Error; ms: number }> {
+  const t0 = Date.now();
+  try {
+    await p;
+  } catch (err) {
+    return { err: err as Error, ms: Date.now() - t0 };
+  }
+  assert.fail('expected a rejection');
+}
+
+for (const mechanism of ['plain', 'scram-sha-512']) {
+  test(`kafka SASL ${mechanism}: a wrong password is refused at once, naming the setting, without the password`, async () => {
+    const wrong = 'not-the-password-42';
+    const { err, ms } = await rejection(openWith(saslEnv(mechanism, wrong)));
+    assert.ok(err instanceof UserError, `a user error (exit 2), got ${err.name}: ${err.message}`);
+    assert.match(err.message, new RegExp(`kafka ${saslBrokers}: SASL ${mechanism} login as "${user}" was refused`));
+    assert.match(err.hint ?? '', /kafkaSaslPassword/);
+    assert.ok(!`${err.message} ${err.hint}`.includes(wrong), 'the password is not in the error');
+    assert.ok(ms < 10_000, `refused after ${ms} ms (a refused login is not retried)`);
+  });
+}
+
+test('kafka SASL listener without SASL settings: an error that points at the SASL settings, bounded in time', async () => {
+  const cfg = loadConfig({ cwd: mkdtempSync(join(tmpdir(), 'meter-sasl-')), env: { METER_KAFKA_BROKERS: saslBrokers, METER_TOPIC: uniq('nosasl') } });
+  const { err, ms } = await rejection(openLog(cfg));
+  assert.match(err.message, /expects SASL or TLS, set kafkaSaslMechanism/);
+  assert.ok(ms < 60_000, `failed after ${ms} ms`);
+});
+
+test('meter ingest with a wrong SASL password: one line and the fix, exit 2, no stack trace', () => {
+  const wrong = 'wrong-pass-from-env';
+  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'ingest', '--once'], {
+    cwd: mkdtempSync(join(tmpdir(), 'meter-sasl-cli-')),
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...saslEnv('scram-sha-256', wrong) },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /SASL scram-sha-256 login as "meter" was refused/);
+  assert.match(r.stderr, /hint: fix kafkaSaslUsername \/ kafkaSaslPassword/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.ok(!r.stderr.includes(wrong) && !r.stdout.includes(wrong), 'the password is not printed');
+});
