@@ -105,6 +105,7 @@ export class RedisLimiter implements RateLimiter {
   private readonly inFlight = new Map<string, Waiting | null>();
   /** The last connection or AUTH error (for `meter doctor`), null once never failed. */
   lastError: string | null = null;
+  private lastErrorExplained = false;
 
   constructor(opts: RedisLimiterOptions) {
     this.failMode = opts.failMode;
@@ -223,7 +224,9 @@ export class RedisLimiter implements RateLimiter {
 
   private connectionError(raw: Error): void {
     const e = explainRedisError(raw);
-    this.lastError = e.message;
+    // A refused login explains the failures after it ("Stream isn't writeable"): keep it.
+    if (e !== raw || !this.lastErrorExplained) this.lastError = e.message;
+    this.lastErrorExplained ||= e !== raw;
     this.counts.redisErrors++;
     const t = Date.now();
     if (t - this.lastConnErrorLog >= this.errorLogEveryMs) {

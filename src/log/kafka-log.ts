@@ -53,6 +53,8 @@ export function quietLogger() {
   return ({ level, label, log }: LogEntry) => {
     const { message, ...rest } = log as { message: string; [k: string]: unknown };
     if (/Limiting retries for the idempotent producer/.test(message)) return;
+    // A refused login is thrown to the caller with the setting to fix (security/auth-errors.ts).
+    if (/SASL .*authentication failed|Response SaslAuthenticate/.test(message)) return;
     delete rest.timestamp;
     delete rest.logger;
     delete rest.stack;

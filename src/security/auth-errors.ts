@@ -16,6 +16,7 @@ export function explainKafkaError(e: unknown, ctx: KafkaAuthContext): unknown {
   const err = e as Error & { name?: string };
   const msg = String(err?.message ?? e);
   const where = `kafka ${ctx.brokers.join(',')}`;
+  if (e instanceof UserError || msg.startsWith(`${where}: `)) return e; // explained already
   if (err?.name === 'KafkaJSSASLAuthenticationError' || /SASL .*authentication failed/i.test(msg)) {
     const who = ctx.sasl ? `SASL ${ctx.sasl.mechanism} login as "${ctx.sasl.username}"` : 'SASL login';
     return new UserError(`${where}: ${who} was refused (${msg})`, 'fix kafkaSaslUsername / kafkaSaslPassword (METER_KAFKA_SASL_USERNAME / METER_KAFKA_SASL_PASSWORD) or kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM)');
@@ -51,4 +52,16 @@ export function explainRedisError(e: Error): Error {
   if (/^NOPERM\b/.test(msg)) return new Error(`redis: the ACL user may not run this (${msg}); give the user +evalsha +eval +script on keys meter:rl:*`);
   if (/self[- ]signed certificate|unable to verify|certificate/i.test(msg)) return new Error(`redis TLS certificate check failed (${msg}); set redisTlsCaFile (METER_REDIS_TLS_CA_FILE) to the CA that signed the server's certificate`);
   return e;
+}
+
+/** A pg connect error with the setting to fix when it is about TLS or the login; else the message. */
+export function explainPgError(e: Error): string {
+  const msg = e.message;
+  if (/no encryption/i.test(msg)) return `${msg} (the server accepts only TLS connections: set databaseTls=verify-full with databaseTlsCaFile, or require)`;
+  if (/does not support SSL/i.test(msg)) return `${msg} (set databaseTls=off, or turn ssl on in the server)`;
+  if (/self[- ]signed certificate|unable to verify|unable to get local issuer|certificate has expired/i.test(msg))
+    return `TLS certificate check failed: ${msg} (set databaseTlsCaFile, METER_DATABASE_TLS_CA_FILE, to the CA that signed the server's certificate)`;
+  if (/does not match certificate|altnames/i.test(msg)) return `TLS host name check failed: ${msg} (connect by a name the certificate holds, or use databaseTls=verify-ca)`;
+  if (/password authentication failed/i.test(msg)) return `${msg} (fix the user or password in databaseUrl, METER_DATABASE_URL)`;
+  return msg;
 }

@@ -11,6 +11,8 @@
 import pg from 'pg';
 import { createHash } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
+import { explainPgError } from '../security/auth-errors.js';
+import { redactUrl } from '../config/config.js';
 import type { QueryOptions, Sql, Warehouse } from './warehouse.js';
 
 const INT8 = 20;
@@ -63,7 +65,7 @@ export class PgWarehouse implements Warehouse {
       await pool.query('SELECT 1');
     } catch (e) {
       await pool.end().catch(() => {});
-      throw new Error(`cannot connect to ${redact(url)}: ${(e as Error).message}`);
+      throw new Error(`cannot connect to ${redact(url)}: ${explainPgError(e as Error)}`);
     }
     return new PgWarehouse(pool);
   }
@@ -118,6 +120,4 @@ export class PgWarehouse implements Warehouse {
   }
 }
 
-function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
-}
+const redact = redactUrl;
