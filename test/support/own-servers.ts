@@ -36,12 +36,12 @@ export interface Cert {
   keyFile: string;
 }
 
-/** A self-signed certificate for 127.0.0.1 and localhost (openssl), valid one day. */
-export function selfSignedCert(name = 'meter-test'): Cert {
+/** A self-signed certificate (openssl) for the names in `san`, valid one day. */
+export function selfSignedCert(name = 'meter-test', san = 'IP:127.0.0.1,DNS:localhost'): Cert {
   const dir = mkdtempSync(join(tmpdir(), 'meter-cert-'));
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`], { stdio: 'ignore' });
   return { dir, certFile, keyFile };
 }
 
@@ -116,10 +116,10 @@ export async function startPostgresTls(cert: Cert, password: string): Promise<Ow
   asPg(`${bin}/initdb`, ['-D', data, '-U', 'meter', `--pwfile=${join(dir, 'pw')}`, '-E', 'UTF8', '--locale=C.UTF-8', '--auth-local=trust', '--auth-host=scram-sha-256']);
   writeFileSync(
     join(data, 'postgresql.conf'),
-    `\nlisten_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${dir}'\nssl = on\nssl_cert_file = '${join(dir, 'server.crt')}'\nssl_key_file = '${join(dir, 'server.key')}'\nshared_buffers = 16MB\nmax_connections = 20\nfsync = off\n`,
+    `\nlisten_addresses = '127.0.0.1,::1'\nport = ${port}\nunix_socket_directories = '${dir}'\nssl = on\nssl_cert_file = '${join(dir, 'server.crt')}'\nssl_key_file = '${join(dir, 'server.key')}'\nshared_buffers = 16MB\nmax_connections = 20\nfsync = off\n`,
     { flag: 'a' },
   );
-  writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n');
+  writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n');
   asPg(`${bin}/pg_ctl`, ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', 'start']);
   return {
     port,
