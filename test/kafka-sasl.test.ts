@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stackEnv } from './support/stack.js';
@@ -25,8 +25,10 @@ assert.ok(saslBrokers && user && password, 'stack/run env prints the SASL listen
 
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const opened: UsageLog[] = [];
+const cwd = mkdtempSync(join(tmpdir(), 'meter-sasl-'));
 after(async () => {
   for (const l of opened) await l.close().catch(() => {});
+  rmSync(cwd, { recursive: true, force: true });
 });
 
 function saslEnv(mechanism: string, pw: string, topic = uniq('sasl')): Record<string, string> {
@@ -34,7 +36,7 @@ function saslEnv(mechanism: string, pw: string, topic = uniq('sasl')): Record<st
 }
 
 async function openWith(e: Record<string, string>): Promise<UsageLog> {
-  const cfg = loadConfig({ cwd: mkdtempSync(join(tmpdir(), 'meter-sasl-')), env: e });
+  const cfg = loadConfig({ cwd, env: e });
   const log = await openLog(cfg);
   opened.push(log);
   return log;
@@ -79,7 +81,7 @@ for (const mechanism of ['plain', 'scram-sha-512']) {
 }
 
 test('kafka SASL listener without SASL settings: an error that points at the SASL settings, bounded in time', async () => {
-  const cfg = loadConfig({ cwd: mkdtempSync(join(tmpdir(), 'meter-sasl-')), env: { METER_KAFKA_BROKERS: saslBrokers, METER_TOPIC: uniq('nosasl') } });
+  const cfg = loadConfig({ cwd, env: { METER_KAFKA_BROKERS: saslBrokers, METER_TOPIC: uniq('nosasl') } });
   const { err, ms } = await rejection(openLog(cfg));
   assert.match(err.message, /expects SASL or TLS, set kafkaSaslMechanism/);
   assert.ok(ms < 60_000, `failed after ${ms} ms`);
@@ -88,7 +90,7 @@ test('kafka SASL listener without SASL settings: an error that points at the SAS
 test('meter ingest with a wrong SASL password: one line and the fix, exit 2, no stack trace', () => {
   const wrong = 'wrong-pass-from-env';
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'ingest', '--once'], {
-    cwd: mkdtempSync(join(tmpdir(), 'meter-sasl-cli-')),
+    cwd,
     env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...saslEnv('scram-sha-256', wrong) },
     encoding: 'utf8',
     timeout: 60_000,

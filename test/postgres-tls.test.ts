@@ -32,7 +32,9 @@ after(async () => {
 });
 
 const url = () => `postgres://meter:${PASSWORD}@127.0.0.1:${server.port}/postgres`;
-const cfgOf = (env: Record<string, string>) => loadConfig({ cwd: mkdtempSync(join(tmpdir(), 'meter-pgtls-')), env: { METER_DATABASE_URL: url(), ...env } });
+const cwd = mkdtempSync(join(tmpdir(), 'meter-pgtls-cfg-'));
+after(() => rmSync(cwd, { recursive: true, force: true }));
+const cfgOf = (env: Record<string, string>) => loadConfig({ cwd, env: { METER_DATABASE_URL: url(), ...env } });
 
 async function sslOf(db: Warehouse): Promise<{ ssl: boolean; version: string | null }> {
   const [r] = await db.query<{ ssl: boolean; version: string | null }>('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()');

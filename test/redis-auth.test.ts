@@ -34,7 +34,9 @@ after(async () => {
   if (cert) rmSync(cert.dir, { recursive: true, force: true });
 });
 
-const cfgOf = (env: Record<string, string>) => loadConfig({ cwd: mkdtempSync(join(tmpdir(), 'meter-redis-auth-')), env: { METER_LIMITER_FAIL_MODE: 'closed', ...env } });
+const cwd = mkdtempSync(join(tmpdir(), 'meter-redis-auth-'));
+after(() => rmSync(cwd, { recursive: true, force: true }));
+const cfgOf = (env: Record<string, string>) => loadConfig({ cwd, env: { METER_LIMITER_FAIL_MODE: 'closed', ...env } });
 
 function capture(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];

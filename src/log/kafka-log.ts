@@ -39,6 +39,8 @@ export interface KafkaLogOptions extends KafkaSecurity {
   topic: string;
   partitions: number;
   clientId?: string;
+  /** Retries of a failed request (default 8). */
+  retries?: number;
 }
 
 /**
@@ -95,7 +97,7 @@ export class KafkaLog implements UsageLog {
       logCreator: quietLogCreator,
       connectionTimeout: 3000,
       requestTimeout: 30000,
-      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+      retry: { retries: opts.retries ?? 8, initialRetryTime: 200, maxRetryTime: 5000 },
     });
   }
 
