@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { explainPgError } from '../security/auth-errors.js';
 import { redactUrl } from '../config/config.js';
+import { UserError } from '../runtime/errors.js';
 import type { QueryOptions, Sql, Warehouse } from './warehouse.js';
 
 const INT8 = 20;
@@ -65,7 +66,10 @@ export class PgWarehouse implements Warehouse {
       await pool.query('SELECT 1');
     } catch (e) {
       await pool.end().catch(() => {});
-      throw new Error(`cannot connect to ${redact(url)}: ${explainPgError(e as Error)}`);
+      // A refused login or a TLS mismatch is a setting to fix (exit 2); anything else an outage.
+      const why = explainPgError(e as Error);
+      const msg = `cannot connect to ${redact(url)}: ${why}`;
+      throw why !== (e as Error).message ? new UserError(msg) : new Error(msg);
     }
     return new PgWarehouse(pool);
   }
