@@ -21,6 +21,8 @@ async function kafka(brokers) {
     clientId: 'meter-stack-probe',
     brokers: brokers.split(','),
     ...(sasl ? { sasl: { mechanism: sasl[0], username: sasl[1], password: sasl.slice(2).join(':') } } : {}),
+    // METER_PROBE_TLS_CA=file: TLS, trusting that CA (the SASL_SSL listener).
+    ...(process.env.METER_PROBE_TLS_CA ? { ssl: { ca: [(await import('node:fs')).readFileSync(process.env.METER_PROBE_TLS_CA, 'utf8')] } } : {}),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 1500,
     requestTimeout: 3000,

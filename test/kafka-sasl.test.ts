@@ -16,12 +16,17 @@ import { openLog } from '../src/runtime/backends.js';
 import { UserError } from '../src/runtime/errors.js';
 import { assetPath } from '../src/config/assets.js';
 import type { UsageLog, LogRecord } from '../src/log/log.js';
+import { KafkaLog } from '../src/log/kafka-log.js';
+import { kafkaSecurity } from '../src/security/client-options.js';
 
 const env = await stackEnv(['kafka']);
 const saslBrokers = env.METER_STACK_KAFKA_SASL_BROKERS;
 const user = env.METER_STACK_KAFKA_SASL_USERNAME;
 const password = env.METER_STACK_KAFKA_SASL_PASSWORD;
+const saslSslBrokers = env.METER_STACK_KAFKA_SASL_SSL_BROKERS;
+const caFile = env.METER_STACK_KAFKA_TLS_CA_FILE;
 assert.ok(saslBrokers && user && password, 'stack/run env prints the SASL listener and its user');
+assert.ok(saslSslBrokers && caFile, 'stack/run env prints the SASL_SSL listener and its CA file');
 
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const opened: UsageLog[] = [];
@@ -42,9 +47,12 @@ async function openWith(e: Record<string, string>): Promise<UsageLog> {
   return log;
 }
 
-for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
-  test(`kafka SASL ${mechanism}: produce and consume through KafkaLog`, async () => {
-    const log = await openWith(saslEnv(mechanism, password));
+const tlsEnv = { METER_KAFKA_TLS: 'on', METER_KAFKA_TLS_CA_FILE: '' };
+
+for (const [mechanism, tls] of [['plain', false], ['scram-sha-256', false], ['scram-sha-512', false], ['scram-sha-512', true], ['plain', true]] as const) {
+  test(`kafka SASL ${mechanism}${tls ? ' over TLS (SASL_SSL)' : ''}: produce and consume through KafkaLog`, async () => {
+    const e = saslEnv(mechanism, password);
+    const log = await openWith(tls ? { ...e, METER_KAFKA_BROKERS: saslSslBrokers, ...tlsEnv, METER_KAFKA_TLS_CA_FILE: caFile } : e);
     const producer = await log.producer();
     const keys = ['acme', 'globex', 'initech', 'umbrella'];
     await producer.send(keys.map((k) => ({ key: k, value: Buffer.from(`${mechanism}:${k}`) })));
@@ -79,6 +87,23 @@ for (const mechanism of ['plain', 'scram-sha-512']) {
     assert.ok(ms < 10_000, `refused after ${ms} ms (a refused login is not retried)`);
   });
 }
+
+test('kafka SASL_SSL without the CA file: the certificate is refused, naming kafkaTlsCaFile; no TLS on a TLS listener points at kafkaTls', async () => {
+  const cfg = loadConfig({ cwd, env: { ...saslEnv('scram-sha-512', password), METER_KAFKA_BROKERS: saslSslBrokers, METER_KAFKA_TLS: 'on' } });
+  // retries 0: a certificate error would be retried by the default client for ~20 s to the same end.
+  const noCa = new KafkaLog({ brokers: [saslSslBrokers], topic: uniq('noca'), partitions: 1, retries: 0, ...kafkaSecurity(cfg) });
+  opened.push(noCa);
+  const a = await rejection(noCa.init());
+  assert.ok(a.err instanceof UserError, a.err.message);
+  assert.match(a.err.message, /TLS certificate check failed \(.*self-signed certificate/);
+  assert.match(a.err.hint ?? '', /kafkaTlsCaFile/);
+  const plainCfg = loadConfig({ cwd, env: { ...saslEnv('scram-sha-512', password), METER_KAFKA_BROKERS: saslSslBrokers } });
+  const noTls = new KafkaLog({ brokers: [saslSslBrokers], topic: uniq('notls'), partitions: 1, retries: 0, ...kafkaSecurity(plainCfg) });
+  opened.push(noTls);
+  const b = await rejection(noTls.init());
+  assert.match(b.err.message, /expects TLS too \(SASL_SSL\), set kafkaTls=on/);
+  assert.ok(b.ms < 30_000, `failed after ${b.ms} ms`);
+});
 
 test('kafka SASL listener without SASL settings: an error that points at the SASL settings, bounded in time', async () => {
   const cfg = loadConfig({ cwd, env: { METER_KAFKA_BROKERS: saslBrokers, METER_TOPIC: uniq('nosasl') } });
