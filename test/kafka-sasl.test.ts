@@ -18,6 +18,7 @@ import { assetPath } from '../src/config/assets.js';
 import type { UsageLog, LogRecord } from '../src/log/log.js';
 import { KafkaLog } from '../src/log/kafka-log.js';
 import { kafkaSecurity } from '../src/security/client-options.js';
+import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
 
 const env = await stackEnv(['kafka']);
 const saslBrokers = env.METER_STACK_KAFKA_SASL_BROKERS;
@@ -125,4 +126,32 @@ test('meter ingest with a wrong SASL password: one line and the fix, exit 2, no 
   assert.match(r.stderr, /hint: fix kafkaSaslUsername \/ kafkaSaslPassword/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.ok(!r.stderr.includes(wrong) && !r.stdout.includes(wrong), 'the password is not printed');
+});
+
+test('meter ingest --once over SASL_SSL: events to the lake, a malformed one to <topic>.dlq, with the same login', async () => {
+  const topic = uniq('e2e');
+  const e = { ...saslEnv('scram-sha-512', password, topic), METER_KAFKA_BROKERS: saslSslBrokers, METER_KAFKA_TLS: 'on', METER_KAFKA_TLS_CA_FILE: caFile, METER_DATA_DIR: join(cwd, topic) };
+  const log = await openWith(e);
+  const producer = await log.producer();
+  const now = Date.now();
+  const good = Array.from({ length: 5 }, (_, i) => ({ v: 1, id: uuidv7(now), time: now, customer: 'acme', keyId: 'k1', api: 'devices.get', method: 'GET', status: 200, latencyMs: 3, bytesIn: 0, bytesOut: 10 + i, billable: true }));
+  await producer.send([...good.map((g) => ({ key: g.customer, value: encodeEvent(g) })), { key: 'acme', value: Buffer.from('not json') }]);
+  await producer.close();
+  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'ingest', '--once', '--json', '--timeout', '60000'], {
+    cwd,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...e },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const stats = JSON.parse(r.stdout) as { written: number; deadLettered: number };
+  assert.equal(stats.written, 5);
+  assert.equal(stats.deadLettered, 1);
+  const dlq = await openWith({ ...e, METER_TOPIC: `${topic}.dlq` });
+  const c = await dlq.consumer(uniq('dlq'));
+  const end = (await c.endOffsets()).get(0) ?? 0;
+  const entries = await c.readRange(0, 0, end);
+  await c.stop();
+  assert.equal(entries.length, 1, 'the dead letter went to Kafka through the SASL_SSL login');
+  assert.ok(!r.stderr.includes(password), 'no password in the log');
 });

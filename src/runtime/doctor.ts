@@ -12,6 +12,7 @@ import { openLog, openLake, openWarehouse, openLimiter } from './backends.js';
 import { pendingMigrations } from '../warehouse/migrate.js';
 import { catalogOf } from './roles.js';
 import { scrub } from '../security/secrets.js';
+import { UserError } from './errors.js';
 
 export interface Check {
   name: string;
@@ -37,7 +38,9 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
     try {
       checks.push({ name, ok: true, detail: await within(timeoutMs, fn()) });
     } catch (e) {
-      checks.push({ name, ok: false, detail: scrub((e as Error).message.split('\n')[0]), fix: scrub(fix) });
+      // A refused login or TLS mismatch carries its own fix (the setting), better than the generic one.
+      const hint = e instanceof UserError && e.hint ? e.hint : fix;
+      checks.push({ name, ok: false, detail: scrub((e as Error).message.split('\n')[0]), fix: scrub(hint) });
     }
   };
 
