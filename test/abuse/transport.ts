@@ -4,9 +4,16 @@
  * in `meter config --json` and in the error lines of commands that fail on a credential.
  */
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { Attack } from './attack.js';
-import { stackEnv } from '../support/stack.js';
+import { stackEnv, freshDatabase } from '../support/stack.js';
+import { loadConfig } from '../../src/config/config.js';
+import { openLog, openWarehouse, openLimiter } from '../../src/runtime/backends.js';
+import { startGatewayRole } from '../../src/runtime/roles.js';
+import { createKey } from '../../src/gateway/keys.js';
+import type { Logger } from '../../src/runtime/logger.js';
 import { startRedis } from '../support/own-servers.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
 import { assetPath } from '../../src/config/assets.js';
@@ -154,6 +161,86 @@ export const attacks: Attack[] = [
         return { observed: `exits ${runs.map((o) => o.status).join(',')}; ${named}/4 name the setting; ${leaks} secrets printed; ${traces} stack traces`, ok: leaks === 0 && named === 4 && traces === 0 && runs[0].status === 2 && runs[2].status === 2 && runs[3].status === 2 };
       } finally {
         await redis.stop();
+      }
+    },
+  },
+  {
+    name: 'gateway whose Kafka login is refused',
+    expected: 'calls answered 200, events spooled, the log names the setting; fixed password ships all',
+    async run(ctx) {
+      const { env: stack, brokers, sasl } = await saslStack();
+      const dbUrl = await freshDatabase(await stackEnv(['postgres']), 'sec');
+      const upstream = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.end('{"ok":true}'));
+      });
+      await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+      const topic = uniq('gwsasl');
+      const wrong = 'gw-wrong-' + uniq('p');
+      const cfgWith = (password: string) =>
+        loadConfig({
+          cwd: ctx.dir,
+          env: {
+            METER_DATA_DIR: join(ctx.dir, 'data'),
+            METER_KAFKA_BROKERS: brokers[0],
+            METER_TOPIC: topic,
+            METER_PARTITIONS: '1',
+            METER_KAFKA_SASL_MECHANISM: 'scram-sha-256',
+            METER_KAFKA_SASL_USERNAME: stack.METER_STACK_KAFKA_SASL_USERNAME,
+            METER_KAFKA_SASL_PASSWORD: password,
+            METER_DATABASE_URL: dbUrl,
+            METER_GATEWAY_PORT: '0',
+            METER_SPOOL_AFTER_MS: '200',
+            METER_UPSTREAM: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
+          },
+        });
+      const lines: string[] = [];
+      const at = (m: string) => void lines.push(m);
+      const logger: Logger = { debug: at, info: at, warn: at, error: at, child: () => logger };
+      const run = async (password: string, calls: number) => {
+        const cfg = cfgWith(password);
+        const log = await openLog(cfg, { init: false });
+        const db = await openWarehouse(cfg);
+        const limiter = await openLimiter(cfg);
+        const gw = await startGatewayRole(cfg, { log, db, limiter }, logger);
+        try {
+          const key = calls ? (await createKey(db, { customer: 'acme', plan: 'pro' })).key : '';
+          let ok = 0;
+          for (let i = 0; i < calls; i++) {
+            const r = await fetch(`${gw.url}/v1/devices/d${i}/location`, { headers: { authorization: `Bearer ${key}` } });
+            await r.arrayBuffer();
+            if (r.status === 200) ok++;
+          }
+          await gw.batcher.flushDurable();
+          const health = (await (await fetch(`${gw.url}/_meter/health`)).json()) as { spool: { mode: string; spool: { pending: number } } };
+          if (!calls) await gw.batcher.flush(); // the right login: waits until the spool is shipped
+          return { ok, health };
+        } finally {
+          await gw.close();
+          await limiter.close();
+          await db.close();
+          await log.close();
+        }
+      };
+      try {
+        const bad = await run(wrong, 50);
+        await run(sasl.password, 0); // same data dir: ships the spool of the first run
+        const owner = new KafkaLog({ brokers, topic, partitions: 1, sasl });
+        let inKafka = 0;
+        try {
+          inKafka = await recordsIn(owner);
+        } finally {
+          await owner.close();
+        }
+        const text = lines.join('\n');
+        const named = /SASL scram-sha-256 login as "meter" was refused/.test(text);
+        const leaks = text.includes(wrong) || text.includes(sasl.password);
+        return {
+          observed: `${bad.ok}/50 answered 200 while refused; spool ${bad.health.spool.mode} ${bad.health.spool.spool.pending} pending; refusal logged=${named}; after the fix ${inKafka} events in Kafka; password in logs=${leaks}`,
+          ok: bad.ok === 50 && bad.health.spool.spool.pending === 50 && named && inKafka === 50 && !leaks,
+        };
+      } finally {
+        await new Promise<void>((r) => upstream.close(() => r()));
       }
     },
   },
