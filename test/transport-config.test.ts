@@ -120,6 +120,9 @@ test('loaded secrets are scrubbed from any text (errors and logs pass through sc
   const cfg = load({ METER_REDIS_URL: 'redis://r:6379', METER_REDIS_PASSWORD: 'p@ss word/99' });
   assert.equal(maskedConfig(cfg).redisPassword, '***');
   assert.equal(scrub('AUTH p@ss word/99 failed; url redis://:p%40ss%20word%2F99@r'), 'AUTH *** failed; url redis://:***@r');
+  // The stack's meter:meter: a password equal to the user name is not scrubbed from every "meter".
+  load({ METER_DATABASE_URL: 'postgres://meter:meter@127.0.0.1:15432/meter', METER_REDIS_PASSWORD: 'short' , METER_REDIS_URL: 'redis://r:6379' });
+  assert.equal(scrub('meter: migrate failed for user meter (short)'), 'meter: migrate failed for user meter (short)');
 });
 
 test('kafkaTls=on: meter\'s Kafka client completes a TLS handshake with the CA file, and names kafkaTlsCaFile without it', async () => {

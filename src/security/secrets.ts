@@ -7,8 +7,8 @@
  */
 const remembered = new Set<string>();
 
-/** Shorter values are not scrubbed: replacing every "ab" in a message would garble it. */
-const MIN_LENGTH = 4;
+/** Shorter values are not scrubbed: replacing every "meter" in a message would garble it. */
+const MIN_LENGTH = 6;
 
 export const MASK = '***';
 
@@ -36,13 +36,17 @@ export function scrub(text: string): string {
   return out;
 }
 
-/** The password part of a URL, if any (decoded). */
+/**
+ * The password of a URL, if any (decoded). A password equal to the user name (the stack's
+ * meter:meter) is no secret and is not returned: scrubbing it would mask the user name too.
+ */
 export function urlPassword(url: string | null): string | null {
   if (!url) return null;
   try {
     const u = new URL(url);
     const fromQuery = [...u.searchParams].filter(([k]) => /pass|secret|token/i.test(k)).map(([, v]) => v);
-    return u.password ? decodeURIComponent(u.password) : (fromQuery[0] ?? null);
+    const pw = u.password ? decodeURIComponent(u.password) : (fromQuery[0] ?? null);
+    return pw !== null && pw === decodeURIComponent(u.username) ? null : pw;
   } catch {
     return null;
   }

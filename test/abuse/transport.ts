@@ -151,14 +151,15 @@ export const attacks: Attack[] = [
         pg.password = secrets[2];
         const runs = [
           meter(['ingest', '--once'], { METER_KAFKA_BROKERS: brokers[0], METER_KAFKA_SASL_MECHANISM: 'scram-sha-512', METER_KAFKA_SASL_USERNAME: stack.METER_STACK_KAFKA_SASL_USERNAME, METER_KAFKA_SASL_PASSWORD: secrets[0] }, ctx.dir),
-          meter(['doctor', '--timeout', '5000'], { METER_REDIS_URL: `redis://127.0.0.1:${redis.port}`, METER_REDIS_PASSWORD: secrets[1] }, ctx.dir),
+          // The stack's Postgres as warehouse: an embedded PGlite takes 10-20 s to start on a busy machine.
+          meter(['doctor', '--timeout', '5000'], { METER_REDIS_URL: `redis://127.0.0.1:${redis.port}`, METER_REDIS_PASSWORD: secrets[1], METER_DATABASE_URL: pgEnv.METER_DATABASE_URL }, ctx.dir),
           meter(['migrate'], { METER_DATABASE_URL: pg.toString() }, ctx.dir),
           meter(['config'], { METER_DATABASE_URL: `postgres://meter:${secrets[3]}@db:99999/meter` }, ctx.dir),
         ];
         const leaks = runs.reduce((n, o) => n + secrets.filter((s) => o.out.includes(s)).length, 0);
         const named = [/kafkaSaslPassword/, /redisPassword/, /password authentication failed.*databaseUrl/, /invalid databaseUrl/].filter((re, i) => re.test(runs[i].out)).length;
         const traces = runs.filter((o) => /\n\s+at /.test(o.out)).length;
-        return { observed: `exits ${runs.map((o) => o.status).join(',')}; ${named}/4 name the setting; ${leaks} secrets printed; ${traces} stack traces`, ok: leaks === 0 && named === 4 && traces === 0 && runs[0].status === 2 && runs[2].status === 2 && runs[3].status === 2 };
+        return { observed: `exits ${runs.map((o) => o.status).join(',')}; ${named}/4 name the setting; ${leaks} secrets printed; ${traces} stack traces`, ok: leaks === 0 && named === 4 && traces === 0 && runs[0].status === 2 && runs[1].status === 1 && runs[2].status === 2 && runs[3].status === 2 };
       } finally {
         await redis.stop();
       }
