@@ -24,14 +24,14 @@ export function explainKafkaError(e: unknown, ctx: KafkaAuthContext): unknown {
   if (/SASL mechanism .* not supported|UNSUPPORTED_SASL_MECHANISM|not enabled/i.test(msg) && ctx.sasl) {
     return new UserError(`${where}: the broker does not accept SASL ${ctx.sasl.mechanism} (${msg})`, 'set kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM) to one the listener enables');
   }
-  if (/Closed connection|disconnected before secure TLS|wrong version number|ECONNRESET|Connection timeout/i.test(msg)) {
+  // Not ECONNREFUSED or timeouts: those are a broker down or slow, not a security mismatch.
+  if (/Closed connection|disconnected before secure TLS|wrong version number/i.test(msg)) {
     const hint = !ctx.sasl && !ctx.ssl
       ? 'if this listener expects SASL or TLS, set kafkaSaslMechanism/kafkaSaslUsername/kafkaSaslPassword or kafkaTls=on'
       : ctx.ssl
         ? 'if this listener is plaintext, set kafkaTls=off; if it is TLS, check kafkaTlsCaFile'
         : 'if this listener expects TLS too (SASL_SSL), set kafkaTls=on; if it is PLAINTEXT, set kafkaSaslMechanism=none';
-    const out = new Error(`${where}: ${msg} (${hint})`);
-    return out;
+    return new Error(`${where}: ${msg} (${hint})`, { cause: e });
   }
   if (/self[- ]signed certificate|unable to verify|certificate|Hostname\/IP does not match/i.test(msg)) {
     return new UserError(`${where}: TLS certificate check failed (${msg})`, "set kafkaTlsCaFile (METER_KAFKA_TLS_CA_FILE) to the CA that signed the brokers' certificates");
