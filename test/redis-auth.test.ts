@@ -24,7 +24,12 @@ let cert: Cert;
 
 before(async () => {
   // The ACL user may run the token bucket (EVALSHA/EVAL/SCRIPT) on the limiter's keys only.
-  plain = await startRedis(() => ['--requirepass', PASSWORD, '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+ping', '+info', '+client']);
+  plain = await startRedis(() => [
+    '--requirepass', PASSWORD,
+    '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+ping', '+info', '+client',
+    // The same without HSET: the script cannot store the bucket.
+    '--user', 'too-narrow', 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+pexpire', '+ping', '+info', '+client',
+  ]);
   cert = selfSignedCert();
   tls = await startRedis((port) => ['--tls-port', String(port), '--tls-cert-file', cert.certFile, '--tls-key-file', cert.keyFile, '--tls-ca-cert-file', cert.certFile, '--tls-auth-clients', 'no', '--requirepass', PASSWORD], { tls: true });
 });
@@ -68,6 +73,12 @@ test('redis ACL user: username + password log in as that user', async () => {
   const { d, lines } = await takeWith({ METER_REDIS_URL: `redis://127.0.0.1:${plain.port}`, METER_REDIS_USERNAME: ACL_USER, METER_REDIS_PASSWORD: ACL_PASSWORD });
   assert.equal(d.degraded, undefined, lines.join('\n'));
   assert.equal(d.remaining, 4);
+});
+
+test('redis ACL user without a command the script needs: degraded, the error says which ACL to give', async () => {
+  const { d, lines } = await takeWith({ METER_REDIS_URL: `redis://127.0.0.1:${plain.port}`, METER_REDIS_USERNAME: 'too-narrow', METER_REDIS_PASSWORD: ACL_PASSWORD });
+  assert.equal(d.degraded, true);
+  assert.match(lines.join('\n'), /the ACL user may not run this.*\+hset/);
 });
 
 test('redis wrong password: degraded by failMode, the error names the setting, not the password', async () => {

@@ -205,7 +205,7 @@ export class RedisLimiter implements RateLimiter {
       const err = e instanceof Error ? e : new Error(String(e));
       if (isScriptError(err)) {
         this.counts.luaErrors++;
-        this.onError(new Error(`token-bucket.lua failed (decision by failMode=${this.failMode}): ${err.message}`));
+        this.onError(new Error(`token-bucket.lua failed (decision by failMode=${this.failMode}): ${explainRedisError(err).message}`));
       } else {
         this.connectionError(err);
       }
