@@ -150,10 +150,11 @@ function decodeSegment(seg: string): string | RequestTarget {
     }
     if (b === 0x2f || b === 0x5c) return fail('encoded_separator', `the path holds an encoded ${b === 0x2f ? '"/" (%2F)' : '"\\" (%5C)'}, which servers read as one segment or two`);
     if (b < 0x20 || b === 0x7f) return fail('encoded_control', `the path holds an encoded control byte (%${HEX[h]}${HEX[l]}${b === 0 ? ', NUL' : ''})`);
-    if (b === 0x25 && hexVal(seg.charCodeAt(i + 1)) >= 0 && hexVal(seg.charCodeAt(i + 2)) >= 0)
-      return fail('double_encoding', `the path holds an encoded escape ("%25${clip(seg.slice(i + 1, i + 3))}"), which a server that decodes twice reads differently`);
     out += '%' + HEX[h] + HEX[l];
   }
+  // Checked on the result, so `%25%32%65` (-> `%252e`) is caught as well as `%252e`.
+  const dbl = /%25[0-9A-Fa-f]{2}/.exec(out);
+  if (dbl) return fail('double_encoding', `the path holds an encoded escape ("${dbl[0]}"), which a server that decodes twice reads differently`);
   return out;
 }
 
