@@ -203,6 +203,8 @@ export async function startPathRig(o: { stripHeaders?: string[]; routes?: RouteT
 
 export interface PathTrick {
   name: string;
+  /** The kind of trick (one abuse-suite row each). */
+  group?: string;
   method: string;
   target: string;
   /** `billed`: forwarded as `forwardedAs` and billed as `api`; a number: the gateway's own answer, nothing forwarded. */
@@ -214,58 +216,75 @@ export interface PathTrick {
 const L = '/v1/devices/d1/location';
 const billed = (name: string, target: string, forwardedAs = L, api = 'locations.latest', method = 'GET'): PathTrick => ({ name, method, target, expect: 'billed', api, forwardedAs });
 const refused = (name: string, target: string, expect: 400 | 404, method = 'GET'): PathTrick => ({ name, method, target, expect });
+const group = (g: string, tricks: PathTrick[]) => tricks.map((t) => ({ ...t, group: g }));
 
 /** Every path trick of issue 12, and the neighbours of each; a lenient upstream serves each as a priced operation or not at all. */
 export const PATH_TRICKS: PathTrick[] = [
-  billed('plain', L),
-  billed('dot-dot segment', '/v1/devices/d1/history/../location'),
-  billed('encoded dot-dot %2e%2e', '/v1/devices/d1/history/%2e%2e/location'),
-  billed('encoded dot-dot %2E%2E', '/v1/devices/d1/history/%2E%2E/location'),
-  billed('half-encoded dot-dot .%2e', '/v1/devices/d1/history/.%2e/location'),
-  billed('dot segment ./', '/v1/devices/d1/./location'),
-  billed('dot-dot above the root', '/../../v1/devices/d1/location'),
-  billed('dot-dot out of another route', '/v1/geofences/g1/devices/../../../devices/d1/location'),
-  billed('dot-dot out of a free route', '/v1/status/../devices/d1/location'),
-  billed('encoded dot-dot out of a free route', '/v1/status/%2e%2e/devices/d1/location'),
-  billed('param on a segment dot-dot removes', '/v1/status;x/../devices/d1/location'),
-  billed('repeated slashes', '//v1//devices///d1/location'),
-  billed('encoded unreserved d%31', '/v1/devices/d%31/location'),
-  billed('encoded unreserved in a literal', '/v1/%64evices/d1/%6Cocation'),
-  billed('matrix param on the device id', '/v1/devices/d1;x=1/location', '/v1/devices/d1;x=1/location'),
-  billed('absolute-form', 'http://x/v1/devices/d1/location'),
-  billed('absolute-form, upper-case scheme, port', 'HTTP://other.example:8080/v1/devices/d1/location?fields=lat', L + '?fields=lat'),
-  billed('absolute-form with dot-dot', 'http://x/v1/devices/d1/history/../location'),
-  billed('trailing slash', L + '/', L + '/'),
-  refused('matrix param on a literal', L + ';x=1', 404),
-  refused('matrix dot-dot ..;/', '/v1/devices/d1/history/..;/location', 400),
-  refused('matrix dot-dot out of a free route', '/v1/status/..;/devices/d1/location', 400),
-  refused('encoded matrix dot-dot ..%3B/', '/v1/devices/d1/history/..%3B/location', 400),
-  refused('matrix on an empty segment', '/v1/devices/;x/location', 400),
-  refused('upper-case /V1', '/V1/devices/d1/location', 404),
-  refused('upper-case literal LOCATION', '/v1/devices/d1/LOCATION', 404),
-  refused('HEAD of a GET route', L, 404, 'HEAD'),
-  refused('method not in the table', L, 404, 'DELETE'),
-  refused('absolute-form without a path', 'http://x', 404),
-  refused('absolute-form with userinfo', 'http://u@x/v1/devices/d1/location', 400),
-  refused('absolute-form, other scheme', 'ftp://x/v1/devices/d1/location', 400),
-  refused('asterisk-form', '*', 400),
-  refused('encoded slash %2F', '/v1/devices/d1%2Flocation', 400),
-  refused('encoded slash %2f in a param', '/v1/devices/a%2f..%2f..%2fstatus/location', 400),
-  refused('raw backslash', '/v1/devices/d1/history\\..\\location', 400),
-  refused('encoded backslash %5C', '/v1/devices/d1/history%5C..%5Clocation', 400),
-  refused('encoded NUL %00', '/v1/devices/d1%00/location', 400),
-  refused('encoded line feed %0A', '/v1/devices/d1%0A/location', 400),
-  refused('encoded DEL %7F', '/v1/devices/d1%7F/location', 400),
-  refused('raw NUL byte', '/v1/devices/d1\x00/location', 400),
-  refused('raw control byte 0x01', '/v1/devices/d1\x01/location', 400),
-  refused('raw non-ASCII byte', '/v1/devices/d\xe91/location', 400),
-  refused('double-encoded dot-dot %252e', '/v1/devices/d1/history/%252e%252e/location', 400),
-  refused('bad escape %zz', '/v1/devices/d%zz/location', 400),
-  refused('truncated escape', L + '%4', 400),
-  refused('fragment', L + '#x', 400),
-  refused('raw double quote', '/v1/devices/"d1"/location', 400),
-  refused('path that matches no route', '/v1/not-a-route', 404),
-  refused('internal path behind a dot segment', '/v1/../_meter/health', 404),
+  ...group('dot segments', [
+    billed('dot-dot segment', '/v1/devices/d1/history/../location'),
+    billed('encoded dot-dot %2e%2e', '/v1/devices/d1/history/%2e%2e/location'),
+    billed('encoded dot-dot %2E%2E', '/v1/devices/d1/history/%2E%2E/location'),
+    billed('half-encoded dot-dot .%2e', '/v1/devices/d1/history/.%2e/location'),
+    billed('dot segment ./', '/v1/devices/d1/./location'),
+    billed('dot-dot above the root', '/../../v1/devices/d1/location'),
+    billed('dot-dot out of another route', '/v1/geofences/g1/devices/../../../devices/d1/location'),
+    billed('dot-dot out of a free route', '/v1/status/../devices/d1/location'),
+    billed('encoded dot-dot out of a free route', '/v1/status/%2e%2e/devices/d1/location'),
+    billed('param on a segment dot-dot removes', '/v1/status;x/../devices/d1/location'),
+    billed('absolute-form with dot-dot', 'http://x/v1/devices/d1/history/../location'),
+    refused('double-encoded dot-dot %252e', '/v1/devices/d1/history/%252e%252e/location', 400),
+  ]),
+  ...group('repeated slashes and encoded unreserved', [
+    billed('plain', L),
+    billed('repeated slashes', '//v1//devices///d1/location'),
+    billed('encoded unreserved d%31', '/v1/devices/d%31/location'),
+    billed('encoded unreserved in a literal', '/v1/%64evices/d1/%6Cocation'),
+    billed('trailing slash', L + '/', L + '/'),
+  ]),
+  ...group('matrix ;params', [
+    billed('matrix param on the device id', '/v1/devices/d1;x=1/location', '/v1/devices/d1;x=1/location'),
+    refused('matrix param on a literal', L + ';x=1', 404),
+    refused('matrix dot-dot ..;/', '/v1/devices/d1/history/..;/location', 400),
+    refused('matrix dot-dot out of a free route', '/v1/status/..;/devices/d1/location', 400),
+    refused('encoded matrix dot-dot ..%3B/', '/v1/devices/d1/history/..%3B/location', 400),
+    refused('matrix on an empty segment', '/v1/devices/;x/location', 400),
+  ]),
+  ...group('case', [
+    refused('upper-case /V1', '/V1/devices/d1/location', 404),
+    refused('upper-case literal LOCATION', '/v1/devices/d1/LOCATION', 404),
+  ]),
+  ...group('absolute-form and other target forms', [
+    billed('absolute-form', 'http://x/v1/devices/d1/location'),
+    billed('absolute-form, upper-case scheme, port', 'HTTP://other.example:8080/v1/devices/d1/location?fields=lat', L + '?fields=lat'),
+    refused('absolute-form without a path', 'http://x', 404),
+    refused('absolute-form with userinfo', 'http://u@x/v1/devices/d1/location', 400),
+    refused('absolute-form, other scheme', 'ftp://x/v1/devices/d1/location', 400),
+    refused('asterisk-form', '*', 400),
+  ]),
+  ...group('encoded / and \\', [
+    refused('encoded slash %2F', '/v1/devices/d1%2Flocation', 400),
+    refused('encoded slash %2f in a param', '/v1/devices/a%2f..%2f..%2fstatus/location', 400),
+    refused('raw backslash', '/v1/devices/d1/history\\..\\location', 400),
+    refused('encoded backslash %5C', '/v1/devices/d1/history%5C..%5Clocation', 400),
+  ]),
+  ...group('NUL, control and other bad bytes', [
+    refused('encoded NUL %00', '/v1/devices/d1%00/location', 400),
+    refused('encoded line feed %0A', '/v1/devices/d1%0A/location', 400),
+    refused('encoded DEL %7F', '/v1/devices/d1%7F/location', 400),
+    refused('raw NUL byte', '/v1/devices/d1\x00/location', 400),
+    refused('raw control byte 0x01', '/v1/devices/d1\x01/location', 400),
+    refused('raw non-ASCII byte', '/v1/devices/d\xe91/location', 400),
+    refused('bad escape %zz', '/v1/devices/d%zz/location', 400),
+    refused('truncated escape', L + '%4', 400),
+    refused('fragment', L + '#x', 400),
+    refused('raw double quote', '/v1/devices/"d1"/location', 400),
+  ]),
+  ...group('methods and paths without a route', [
+    refused('HEAD of a GET route', L, 404, 'HEAD'),
+    refused('method not in the table', L, 404, 'DELETE'),
+    refused('path that matches no route', '/v1/not-a-route', 404),
+    refused('internal path behind a dot segment', '/v1/../_meter/health', 404),
+  ]),
 ];
 
 export interface TrickOutcome {
