@@ -74,13 +74,18 @@ export function identityFilter(extra: readonly string[] = []): IdentityFilter {
     if (prefix) prefixes.push(body);
     else names.add(body);
   }
+  // Most client headers do not start with `x-`: they need one set lookup, no prefix scan.
+  const xPrefixes = prefixes.filter((p) => p.startsWith('x-'));
+  const otherPrefixes = prefixes.filter((p) => !p.startsWith('x-'));
   return {
     extra: [...extra],
     isIdentity(name: string): boolean {
       // Names arrive lower-cased from Node; `_` is rare, so the replace is skipped on the hot path.
       const n = name.indexOf('_') === -1 ? name : name.replace(/_/g, '-');
       if (names.has(n)) return true;
-      for (let i = 0; i < prefixes.length; i++) if (n.startsWith(prefixes[i])) return true;
+      const list = n.charCodeAt(0) === 120 /* x */ && n.charCodeAt(1) === 45 /* - */ ? xPrefixes : otherPrefixes;
+      for (let i = 0; i < list.length; i++) if (n.startsWith(list[i])) return true;
+      if (list === xPrefixes) for (let i = 0; i < otherPrefixes.length; i++) if (n.startsWith(otherPrefixes[i])) return true;
       return false;
     },
   };
