@@ -11,6 +11,7 @@ import { presentedKey } from '../src/gateway/auth.js';
 import { KeyStore, hashKey } from '../src/gateway/keys.js';
 import { MemoryLimiter } from '../src/limiter/memory-limiter.js';
 import { loadRoutes } from '../src/gateway/routes.js';
+import { parseRequestTarget } from '../src/gateway/request-target.js';
 import { rateLimitHeaders } from '../src/gateway/rate-limit-headers.js';
 import { clientHeaders, upstreamHeaders } from '../src/gateway/proxy.js';
 import { EventBatcher } from '../src/gateway/event-batcher.js';
@@ -40,6 +41,8 @@ const parts: [string, () => unknown][] = [
   ['keys.resolve, cached (shape check, SHA-256, map)', () => keys.resolve(key)],
   ['  of which hashKey (SHA-256 hex)', () => hashKey(key)],
   ['routes.match', () => routes.match('GET', '/v1/devices/d1/location')],
+  ['parseRequestTarget (plain path)', () => parseRequestTarget('/v1/devices/d1/location?limit=5')],
+  ['  parseRequestTarget (dot segment and escapes)', () => parseRequestTarget('/v1/devices/d%31/history/../location')],
   ['uuidv7', () => uuidv7(Date.now())],
   ['limiter.take (in-process bucket)', () => limiter.take(`key:${identity.keyId}`, limit)],
   ['rateLimitHeaders', () => rateLimitHeaders(identity.plan, limit, decision)],

@@ -362,7 +362,7 @@ test('security: no secret reaches the gateway log or an event, on any path (401,
   const statuses: number[] = [];
   const call = async (key: string, o: { body?: string; path?: string; header?: 'authorization' | 'x-api-key' } = {}) => {
     const headers = o.header === 'x-api-key' ? { 'x-api-key': key } : { authorization: `Bearer ${key}` };
-    const r = await request(gw.url + (o.path ?? '/v1/locations'), { method: o.body ? 'POST' : 'GET', headers, body: o.body });
+    const r = await request(gw.url + (o.path ?? (o.body ? '/v1/locations' : '/v1/devices/d/location')), { method: o.body ? 'POST' : 'GET', headers, body: o.body });
     await r.body.dump();
     statuses.push(r.statusCode);
   };

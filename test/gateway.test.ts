@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -27,6 +27,13 @@ import { assetPath } from '../src/config/assets.js';
 import { rateLimitHeaders } from '../src/gateway/rate-limit-headers.js';
 import { planLimits } from '../src/gateway/plans.js';
 import { loadCatalog } from '../src/billing/catalog.js';
+
+/** fixtures/routes.json plus the test upstream's own operations. */
+function testRoutes() {
+  const spec = JSON.parse(readFileSync(assetPath('fixtures/routes.json'), 'utf8'));
+  spec.routes.push({ method: 'GET', path: '/v1/fail', api: 'test.fail' }, { method: 'GET', path: '/v1/slow', api: 'test.slow' });
+  return compileRoutes(spec);
+}
 
 const plans = {
   free: { ratePerSec: 5, burst: 10 },
@@ -128,7 +135,7 @@ describe('gateway', () => {
       // Frozen clock: no refill during the test, so the burst arithmetic is exact.
       limiter: new MemoryLimiter({ now: () => 1_000_000 }),
       plans,
-      routes: loadRoutes(assetPath('fixtures/routes.json')),
+      routes: testRoutes(),
       producer,
       eventFlushMs: 20,
       maxBodyBytes: 1024,
@@ -205,7 +212,8 @@ describe('gateway', () => {
     assert.equal(up.headers['x-consumer-id'], undefined);
     assert.equal(up.headers.forwarded, undefined);
     assert.equal(up.headers.authorization, undefined);
-    assert.equal(up.headers['x-forwarded-for'], '10.0.0.1, 127.0.0.1');
+    assert.equal(up.headers['x-forwarded-for'], '127.0.0.1', "a client's X-Forwarded-For is replaced by the peer address");
+    assert.equal(up.headers['x-forwarded-host'], undefined);
     assert.equal(up.headers['x-trace'], 'keep-me');
     assert.ok(!JSON.stringify(up.headers).includes(acme.key.slice(8)), 'the API key reached the upstream');
     // RateLimit headers on a served call.
@@ -238,21 +246,28 @@ describe('gateway', () => {
     });
   });
 
-  it('maps routes to api names, unmatched ones to "unmatched", and bills by status', async () => {
+  it('maps routes to api names and bills by status; a path without a route gets 404 and is not forwarded', async () => {
     const cases: [string, string, string, number][] = [
       ['GET', '/v1/devices/d9/history', 'locations.history', 200],
       ['GET', '/v1/geofences/g1/devices', 'geofences.devices', 200],
-      ['GET', '/v1/nope', 'unmatched', 200],
-      ['DELETE', '/v1/locations', 'unmatched', 200],
-      ['GET', '/v1/fail', 'unmatched', 500],
+      ['GET', '/v1/fail', 'test.fail', 500],
+      ['GET', '/v1/nope', 'unmatched', 404],
+      ['DELETE', '/v1/locations', 'unmatched', 404],
     ];
     for (const [method, path, api, status] of cases) {
+      const before = seen.length;
       const r = await call(path, { method, headers: { authorization: `Bearer ${acme.key}` } });
       assert.equal(r.statusCode, status);
-      await r.body.dump();
-      assert.equal(seen.at(-1)!.headers['x-meter-api'], api);
+      if (api === 'unmatched') {
+        assert.equal(((await r.body.json()) as any).error, 'no_route');
+        assert.equal(seen.length, before, `${method} ${path} was forwarded`);
+      } else {
+        await r.body.dump();
+        assert.equal(seen.at(-1)!.headers['x-meter-api'], api);
+      }
       expected.set(r.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api, method, status, billable: status < 400 });
     }
+    assert.equal(gw.stats().noRoute, 2);
   });
 
   it('429s after the burst with Retry-After and RateLimit headers, without calling the upstream', async () => {
@@ -313,8 +328,8 @@ describe('gateway', () => {
     await gw.batcher.flush();
     const ev = (await readEvents(log)).find((e) => e.status === 499);
     assert.ok(ev, 'no 499 event');
-    assert.deepEqual([ev.api, ev.billable, ev.customer], ['unmatched', false, 'acme']);
-    expected.set(ev.id, { customer: 'acme', keyId: acme.id, api: 'unmatched', method: 'GET', status: 499, billable: false });
+    assert.deepEqual([ev.api, ev.billable, ev.customer], ['test.slow', false, 'acme']);
+    expected.set(ev.id, { customer: 'acme', keyId: acme.id, api: 'test.slow', method: 'GET', status: 499, billable: false });
   });
 
   it('keeps serving when the Redis limiter cannot reach Redis (fail open)', async () => {
@@ -375,7 +390,7 @@ describe('gateway', () => {
       keys: new KeyStore(db),
       limiter: new MemoryLimiter(),
       plans,
-      routes: compileRoutes({ routes: [], unmatched: 'other' }),
+      routes: compileRoutes({ routes: [{ method: '*', path: '/*', api: 'other' }] }),
       producer: producer2,
       eventFlushMs: 10,
       maxBodyBytes: 1024,
@@ -426,8 +441,10 @@ describe('route table', () => {
 
   it('loads fixtures/routes.json', () => {
     const t = loadRoutes(assetPath('fixtures/routes.json'));
-    assert.equal(t.size, 4);
+    assert.equal(t.size, 5);
     assert.equal(t.match('POST', '/v1/locations'), 'locations.create');
+    assert.deepEqual(t.resolve('GET', '/v1/status'), { api: 'status', free: true });
+    assert.equal(t.resolve('GET', '/v1/not-a-route'), null);
     assert.equal(t.unmatched, 'unmatched');
   });
 });

@@ -123,7 +123,7 @@ describe(`quotas through the gateway (${backend}: ${backend === 'embedded' ? 'fi
   });
 
   const call = async (gwUrl: string) => {
-    const r = await request(`${gwUrl}/v1/devices/d1/locations/latest`, { headers: { authorization: `Bearer ${key}` } });
+    const r = await request(`${gwUrl}/v1/devices/d1/location`, { headers: { authorization: `Bearer ${key}` } });
     return { status: r.statusCode, headers: r.headers, body: (await r.body.json()) as any };
   };
   const liveCalls = async () => Number((await db.query<{ n: string }>(`SELECT coalesce(sum(calls),0)::text AS n FROM billable_hourly WHERE customer_id = 'seoul-co'`))[0].n);

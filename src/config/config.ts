@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js';
 import { checkTransportSecurity, transportNote } from './transport-security.js';
 import { rememberSecrets, urlPassword } from '../security/secrets.js';
+import { identityFilter } from '../gateway/identity-headers.js';
 
 export interface MeterConfig {
   /** Folder for embedded state (log, lake, PGlite, caches). */
@@ -55,6 +56,8 @@ export interface MeterConfig {
   spoolAfterMs: number;
   /** Gateway: re-read a customer's quota count from the warehouse at most this often. */
   quotaRefreshMs: number;
+  /** Gateway: extra client headers dropped as identity headers (names, or prefixes ending in `*`). */
+  stripHeaders: string[];
   /** Limiter behaviour when Redis is unreachable. */
   limiterFailMode: 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -136,6 +139,7 @@ export const SETTINGS: Setting[] = [
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
+  S('stripHeaders', { t: 'list' }, 'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)'),
   S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
   ...TRANSPORT_SETTINGS.map(([key, kind, help, nullable]) => S(key, kind, help, nullable)),
@@ -173,6 +177,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     spoolMaxBytes: 1 << 30,
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
+    stripHeaders: [],
     limiterFailMode: 'open',
     logLevel: 'info',
     ...TRANSPORT_DEFAULTS,
@@ -248,6 +253,11 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   cfg.dataDir = resolve(cwd, cfg.dataDir);
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
+  try {
+    identityFilter(cfg.stripHeaders);
+  } catch (e) {
+    throw new ConfigError('stripHeaders', `invalid stripHeaders: ${(e as Error).message}`);
+  }
   if (!cfg.lakeUrl) cfg.lakeUrl = pathToFileURL(resolve(cfg.dataDir, 'lake')).href;
   if (cfg.lakeUrl.startsWith('file:') && !cfg.lakeUrl.startsWith('file:///'))
     throw new ConfigError('lakeUrl', `invalid lakeUrl: ${cfg.lakeUrl} must be an absolute file:///path`);

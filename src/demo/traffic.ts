@@ -22,7 +22,8 @@ export interface Truth {
   elapsedMs: number;
 }
 
-type Op = { api: string; method: string; path: string; body?: unknown };
+/** `api` null: a free route, which the gateway forwards without an event (nothing to bill or count). */
+type Op = { api: string | null; method: string; path: string; body?: unknown };
 
 /** mulberry32: small, fast, deterministic. */
 export function prng(seed: number): () => number {
@@ -45,7 +46,8 @@ function pickOp(r: () => number, i: number): Op {
   if (x < 0.72) return { api: 'locations.latest', method: 'GET', path: `/v1/devices/${device}/location` }; // 200 or 404
   if (x < 0.9) return { api: 'locations.history', method: 'GET', path: `/v1/devices/${device}/history?limit=5` };
   if (x < 0.98) return { api: 'geofences.devices', method: 'GET', path: `/v1/geofences/fence-${i % 4}/devices` };
-  return { api: 'unmatched', method: 'GET', path: '/v1/not-a-route' }; // metered as unmatched, upstream 404
+  if (x < 0.99) return { api: 'unmatched', method: 'GET', path: '/v1/not-a-route' }; // 404 from the gateway, not forwarded, an unmatched event
+  return { api: null, method: 'GET', path: '/v1/status' }; // a free route: forwarded, no event
 }
 
 export interface TrafficOptions {
@@ -94,7 +96,7 @@ export async function sendTraffic(o: TrafficOptions): Promise<Truth> {
       truth.byStatus.set(res.statusCode, (truth.byStatus.get(res.statusCode) ?? 0) + 1);
       if (res.statusCode === 401) {
         truth.unauthorized++;
-      } else {
+      } else if (op.api !== null) {
         const k = `${customer.id}\t${op.api}`;
         const cell = truth.cells.get(k) ?? { calls: 0, events: 0 };
         cell.events++;

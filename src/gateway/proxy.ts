@@ -8,37 +8,10 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Pool } from 'undici';
 import type { KeyIdentity } from './keys.js';
 import type { PresentedKey } from './auth.js';
+import { DEFAULT_IDENTITY_FILTER, type IdentityFilter } from './identity-headers.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and ones undici sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host']);
-
-/**
- * Headers a client could use to pass as someone else: ours (`x-meter-*`, dropped by prefix) and
- * the identity headers other gateways and auth proxies set (Kong, oauth2-proxy, Google ESP,
- * Apache/nginx auth). `Forwarded` is dropped; X-Forwarded-For is appended to, as proxies do.
- */
-const IDENTITY = new Set([
-  'forwarded',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-user',
-  'x-forwarded-email',
-  'x-forwarded-preferred-username',
-  'x-auth-request-user',
-  'x-auth-request-email',
-  'x-remote-user',
-  'remote-user',
-  'x-authenticated-user',
-  'x-authenticated-userid',
-  'x-user-id',
-  'x-customer-id',
-  'x-consumer-id',
-  'x-consumer-username',
-  'x-consumer-custom-id',
-  'x-credential-identifier',
-  'x-apigateway-api-userinfo',
-  'x-endpoint-api-userinfo',
-]);
 
 export interface UpstreamContext {
   identity: KeyIdentity;
@@ -46,22 +19,25 @@ export interface UpstreamContext {
   api: string;
   eventId: string;
   clientIp: string;
+  /** Which client headers are identity headers (default: the built-in families). */
+  strip?: IdentityFilter;
 }
 
 export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamContext): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
+  const ident = ctx.strip ?? DEFAULT_IDENTITY_FILTER;
   for (const name in incoming) {
     const v = incoming[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || IDENTITY.has(name) || name.startsWith('x-meter-')) continue;
+    // Identity headers (x-meter-*, x-forwarded-*, x-tenant*...) are the gateway's to set: identity-headers.ts.
+    if (v === undefined || HOP_BY_HOP.has(name) || ident.isIdentity(name)) continue;
     // The API key never leaves the gateway.
     if (name === ctx.presented.header || name === 'x-api-key') continue;
-    if (name === 'x-forwarded-for') continue;
     out[name] = v;
   }
-  const xff = incoming['x-forwarded-for'];
-  out['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${ctx.clientIp}` : ctx.clientIp;
+  // The peer's address only: a client's own X-Forwarded-For is dropped with its family, and no
+  // X-Forwarded-Host, which would only repeat the client's Host.
+  out['x-forwarded-for'] = ctx.clientIp;
   out['x-forwarded-proto'] = 'http';
-  if (incoming.host) out['x-forwarded-host'] = incoming.host;
   out['x-meter-customer'] = ctx.identity.customer;
   out['x-meter-key-id'] = ctx.identity.keyId;
   out['x-meter-plan'] = ctx.identity.plan;

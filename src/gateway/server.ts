@@ -2,12 +2,15 @@
  * The metering gateway: authenticate (API key -> customer, plan), rate-limit (token bucket per
  * key), forward to the upstream, and record one UsageEvent per authenticated call.
  *
+ *   bad request target         -> 400, upstream not called, no event (request-target.ts)
  *   no / unknown / revoked key -> 401, upstream not called, no event (counted)
+ *   path matching no route     -> 404 no_route, upstream not called, event (billable=false)
  *   over the limit             -> 429 + RateLimit headers + Retry-After, event (billable=false)
  *   over the plan's quota      -> 429 quota_exceeded + Retry-After (the reset), event (billable=false)
  *   body over maxBodyBytes     -> 413, event (billable=false)
  *   upstream unreachable       -> 502 (504 on timeout), event (billable=false)
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
+ *                                 (a route marked free: no event)
  *
  * Events go to an EventBatcher (memory, then the log in batches). Durability (README "Gateway
  * durability"):
@@ -38,6 +41,8 @@ import { rateLimitHeaders } from './rate-limit-headers.js';
 import type { PlanQuota } from '../billing/catalog.js';
 import { formatInZone } from '../billing/time.js';
 import type { RouteTable } from './routes.js';
+import { parseRequestTarget } from './request-target.js';
+import { identityFilter } from './identity-headers.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -56,6 +61,8 @@ export interface GatewayOptions {
   quotas?: Record<string, PlanQuota>;
   quota?: QuotaGuard;
   routes: RouteTable;
+  /** Extra client headers to drop as identity headers: names, or prefixes ending in `*` (identity-headers.ts). */
+  stripHeaders?: readonly string[];
   producer: LogProducer;
   eventFlushMs: number;
   maxBodyBytes: number;
@@ -100,6 +107,10 @@ export interface GatewayStats {
   clientAborts: number;
   /** 503 in strict mode: the event could not be made durable (spool full). */
   usageUnavailable: number;
+  /** 400: a request target that is malformed or ambiguous. */
+  badTarget: number;
+  /** 404: a path that matches no route (not forwarded). */
+  noRoute: number;
   events: EventBatcherStats;
 }
 
@@ -128,7 +139,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBuffered: opts.maxBufferedEvents,
     onError: (e) => log.error(e.message),
   });
-  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0 };
+  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0, badTarget: 0, noRoute: 0 };
+  const strip = identityFilter(opts.stripHeaders);
   const strict = opts.durability === 'strict';
   const usageUnavailable = (req: IncomingMessage, res: ServerResponse) => {
     c.usageUnavailable++;
@@ -150,6 +162,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const t0 = performance.now();
     const url = req.url ?? '/';
     if (url.startsWith('/_meter/')) return internal(req, res, url);
+    // One path, one price: route and forward the same normalised path; refuse ambiguous ones.
+    const target = parseRequestTarget(url);
+    if (!target.ok) {
+      c.badTarget++;
+      return sendJson(req, res, 400, { error: 'bad_request_target', reason: target.reason, message: target.message });
+    }
 
     const presented = presentedKey(req.headers);
     if (!presented) {
@@ -179,7 +197,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (strict && opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
 
     const method = req.method ?? 'GET';
-    const api = opts.routes.match(method, url);
+    const route = opts.routes.resolve(method, target.path);
+    const api = route?.api ?? opts.routes.unmatched;
     const eventId = uuidv7(start);
     let decision: LimitDecision;
     try {
@@ -193,7 +212,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const rl = rateLimitHeaders(identity.plan, limit, decision);
     const who = identity;
     // Quota after the rate limit: a refused-by-rate call never counts against the quota.
-    const quota = opts.quota && decision.allowed ? opts.quotas?.[who.plan] : undefined;
+    const quota = opts.quota && decision.allowed && route && !route.free ? opts.quotas?.[who.plan] : undefined;
     const qv = quota ? await opts.quota!.check(who.customer, quota) : null;
     if (qv?.degraded) c.quotaDegraded++;
     if (qv && !qv.degraded) {
@@ -208,6 +227,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const record = (status: number): Promise<boolean> => {
       if (recorded) return Promise.resolve(true);
       recorded = true;
+      if (route?.free) return Promise.resolve(true); // free by the route table: nothing to bill
       const e: UsageEvent = {
         v: SCHEMA_VERSION,
         id: eventId,
@@ -243,6 +263,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (!decision.allowed) {
       c.limited++;
       return answer(429, { error: 'rate_limited', message: `rate limit of plan "${who.plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, { ...rl, 'x-meter-event-id': eventId });
+    }
+
+    if (!route) {
+      c.noRoute++;
+      return answer(404, { error: 'no_route', message: `${method} ${target.path.slice(0, 200)} is not an operation of this API (no route in the gateway's route table); nothing was forwarded or billed` }, { ...rl, 'x-meter-event-id': eventId });
     }
 
     if (qv && !qv.allowed) {
@@ -293,9 +318,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     let reply;
     try {
       reply = await upstream.pool.request({
-        path: upstream.path(url),
+        path: upstream.path(target.path + target.query),
         method: method as any,
-        headers: upstreamHeaders(req.headers, { identity: who, presented, api, eventId, clientIp: req.socket.remoteAddress ?? '' }),
+        headers: upstreamHeaders(req.headers, { identity: who, presented, api, eventId, clientIp: req.socket.remoteAddress ?? '', strip }),
         body: counter ?? undefined,
         signal: abort,
       });

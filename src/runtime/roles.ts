@@ -77,6 +77,7 @@ export async function startGatewayRole(
     quotas: planQuotas(catalog),
     quota: new QuotaGuard(warehouseQuotaSource(b.db), { refreshMs: cfg.quotaRefreshMs, now, onError: (e) => gwLog.warn(`quota count unavailable, calls allowed: ${e.message}`) }),
     routes,
+    stripHeaders: cfg.stripHeaders,
     producer,
     eventFlushMs: cfg.eventFlushMs,
     maxBodyBytes: cfg.maxBodyBytes,

@@ -1,0 +1,95 @@
+/**
+ * Client headers that say who is calling, from where or how: the upstream must learn these from
+ * the gateway alone (docs/routing-and-identity.md, "Identity is the gateway's alone"). Every one
+ * a client sends is dropped before forwarding; the gateway then sets its own (`x-meter-*`,
+ * `x-forwarded-for`, `x-forwarded-proto`: see upstreamHeaders in proxy.ts).
+ *
+ * Families are prefixes (`x-tenant` drops `x-tenant`, `x-tenant-id`, `x-tenantid`...), the rest
+ * exact names: those other gateways and auth proxies set (Kong, oauth2-proxy, Google ESP,
+ * Apache/nginx auth), client-address headers of CDNs and load balancers, and rewrites of the URL
+ * or method. Names are compared with `_` read as `-`: CGI-style servers (PHP, WSGI, Rack) map
+ * both `X-Tenant-Id` and `X_Tenant_Id` to HTTP_X_TENANT_ID.
+ */
+
+export const IDENTITY_PREFIXES: readonly string[] = [
+  'x-tenant',
+  'x-customer',
+  'x-account',
+  'x-org',
+  'x-user',
+  'x-consumer',
+  'x-meter-',
+  'x-forwarded-',
+  'x-auth-request-',
+  'x-authenticated-',
+  'x-remote-',
+];
+
+export const IDENTITY_NAMES: readonly string[] = [
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'remote-user',
+  'x-credential-identifier',
+  'x-apigateway-api-userinfo',
+  'x-endpoint-api-userinfo',
+];
+
+export class IdentityHeaderError extends Error {
+  override readonly name = 'IdentityHeaderError';
+}
+
+/** Decides, per lower-case header name, whether a client's header is dropped. */
+export interface IdentityFilter {
+  isIdentity(name: string): boolean;
+  /** The extra names and prefixes from the config, for logs and docs. */
+  readonly extra: readonly string[];
+}
+
+const TOKEN = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+
+/**
+ * The built-in families plus `extra` (the `stripHeaders` setting): each entry is a header name,
+ * or a prefix ending in `*` (`x-partner-*`). Case does not matter.
+ */
+export function identityFilter(extra: readonly string[] = []): IdentityFilter {
+  const names = new Set(IDENTITY_NAMES);
+  const prefixes = [...IDENTITY_PREFIXES];
+  for (const raw of extra) {
+    const e = String(raw).trim().toLowerCase().replace(/_/g, '-');
+    const prefix = e.endsWith('*');
+    const body = prefix ? e.slice(0, -1) : e;
+    if (!body || !TOKEN.test(body) || body.includes('*'))
+      throw new IdentityHeaderError(`"${raw}" is not a header name or a prefix ending in * (e.g. x-partner-id, x-partner-*)`);
+    if (prefix) prefixes.push(body);
+    else names.add(body);
+  }
+  // Most client headers do not start with `x-`: they need one set lookup, no prefix scan.
+  const xPrefixes = prefixes.filter((p) => p.startsWith('x-'));
+  const otherPrefixes = prefixes.filter((p) => !p.startsWith('x-'));
+  return {
+    extra: [...extra],
+    isIdentity(name: string): boolean {
+      // Names arrive lower-cased from Node; `_` is rare, so the replace is skipped on the hot path.
+      const n = name.indexOf('_') === -1 ? name : name.replace(/_/g, '-');
+      if (names.has(n)) return true;
+      const list = n.charCodeAt(0) === 120 /* x */ && n.charCodeAt(1) === 45 /* - */ ? xPrefixes : otherPrefixes;
+      for (let i = 0; i < list.length; i++) if (n.startsWith(list[i])) return true;
+      if (list === xPrefixes) for (let i = 0; i < otherPrefixes.length; i++) if (n.startsWith(otherPrefixes[i])) return true;
+      return false;
+    },
+  };
+}
+
+/** The built-in families only. */
+export const DEFAULT_IDENTITY_FILTER = identityFilter();
