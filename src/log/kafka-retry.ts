@@ -20,8 +20,9 @@ export const RETRIABLE_TYPES: ReadonlySet<string> = new Set([
   'GROUP_LOAD_IN_PROGRESS',
   'NOT_COORDINATOR_FOR_GROUP',
   'REQUEST_TIMED_OUT',
-  'REBALANCE_IN_PROGRESS',
 ]);
+// Not REBALANCE_IN_PROGRESS: a commit made while a batch is open would wait for a rebalance
+// that waits for that batch; the group's own handling (kafka-log.ts commit) takes it.
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 8). */

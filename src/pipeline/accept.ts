@@ -72,7 +72,7 @@ export type AcceptedLine = { ok: true; time: number; line: Buffer; customer: str
  */
 export function acceptLine(r: LogRecord, limits: Limits): AcceptedLine {
   const time = plainEventTime(r, limits);
-  if (time >= 0) return { ok: true, time, line: r.value, customer: scannedCustomer(r.value) };
+  if (time >= 0) return { ok: true, time, line: r.value, customer: scannedCustomer(r.value, r.key) };
   const a = acceptRecord(r, limits);
   return a.ok ? { ok: true, time: a.event.time, line: eventLine(a.event), customer: a.event.customer } : a;
 }
@@ -112,9 +112,20 @@ export function eventLine(e: UsageEvent): Buffer {
 /** Where the customer's bytes are in the buffer scanPlainEvent last accepted (read at once by scannedCustomer). */
 const scanned = { customerStart: 0, customerEnd: 0 };
 
-/** The customer of the event in `b`, which scanPlainEvent (or plainEventTime) has just accepted. */
-export function scannedCustomer(b: Buffer): string {
-  return b.toString('latin1', scanned.customerStart, scanned.customerEnd);
+/**
+ * The customer of the event in `b`, which scanPlainEvent (or plainEventTime) has just accepted.
+ * `key` is the record's key: the gateway keys a record by its customer, and comparing to it in
+ * JS is ~4x cheaper than making a new string from the bytes (bench/customer-check.ts).
+ */
+export function scannedCustomer(b: Buffer, key = ''): string {
+  const s = scanned.customerStart;
+  const n = scanned.customerEnd - s;
+  if (key.length === n) {
+    let i = 0;
+    while (i < n && b[s + i] === key.charCodeAt(i)) i++;
+    if (i === n) return key;
+  }
+  return b.toString('latin1', s, s + n);
 }
 
 const FIELDS = ['v', 'id', 'time', 'customer', 'keyId', 'api', 'method', 'status', 'latencyMs', 'bytesIn', 'bytesOut', 'billable'];

@@ -67,7 +67,7 @@ export class HourBuffer {
     const time = plainEventTime(r, limits);
     if (time >= 0) {
       if (customers) {
-        const v = customers.verdict(scannedCustomer(r.value), r.timestamp);
+        const v = customers.verdict(scannedCustomer(r.value, r.key), r.timestamp);
         if (v !== null) return v;
       }
       this.addRecord(r.offset, time, r.value);
