@@ -114,11 +114,11 @@ async function scenario(env: Record<string, string>) {
   assert.equal((await ok(['dead-letters', 'count'], env, dir)).total, 4, 'no new dead letters');
 }
 
-test('dead letters embedded: list, show, count, replay exactly once', { timeout: 300_000 }, async () => {
+test('dead letters embedded: list, show, count, replay exactly once', { timeout: 600_000 }, async () => {
   await scenario({});
 });
 
-test('dead letters on Kafka and Postgres: list, show, count, replay exactly once', { timeout: 300_000 }, async () => {
+test('dead letters on Kafka and Postgres: list, show, count, replay exactly once', { timeout: 600_000 }, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
   const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   await scenario({ METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS, METER_DATABASE_URL: await freshDatabase(stack, 'dl'), METER_TOPIC: `dl-${run}`, METER_PARTITIONS: '2' });
