@@ -22,6 +22,7 @@ import { registerInvoices } from './commands/invoices.js';
 import { registerLive } from './commands/live.js';
 import { registerReplay } from './commands/replay.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerDeadLetters } from './commands/dead-letters.js';
 
 export function buildProgram(): Command {
   const program = new Command('meter')
@@ -40,7 +41,7 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerReplay, registerServeBilling, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerDoctor, registerMigrate, registerConfig])
+  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerReplay, registerDeadLetters, registerServeBilling, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerDoctor, registerMigrate, registerConfig])
     register(program);
   return program;
 }

@@ -272,6 +272,8 @@ test('a resend after an ambiguous failure is harmless: an event twice in the log
   const lake = await openLake(cfg);
   const db = await openWarehouse(cfg, silentLogger);
   try {
+    // ingest dead-letters events of customers that do not exist (pipeline/customer-check.ts)
+    for (let c = 0; c < 3; c++) await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [`dd-${c}`]);
     // 30 events of 3 customers, in an hour that is closed.
     const hour = hourStart(Date.now()) - 2 * HOUR_MS;
     const events: UsageEvent[] = Array.from({ length: 30 }, (_, i) => ({
@@ -306,7 +308,7 @@ test('a resend after an ambiguous failure is harmless: an event twice in the log
     assert.equal(inLog.length, 60, 'each event is in the log twice');
     assert.equal(new Set(inLog.map((e) => e.id)).size, 30);
 
-    const ingest = await startIngestRole(cfg, { log, lake }, silentLogger);
+    const ingest = await startIngestRole(cfg, { log, lake, db }, silentLogger);
     await ingest.waitCaughtUp(60_000);
     await ingest.flushAll();
     await ingest.stop();

@@ -5,6 +5,7 @@ import { stackEnv } from './support/stack.js';
 import { KafkaLog } from '../src/log/kafka-log.js';
 import { partitionFor, type LogRecord } from '../src/log/log.js';
 import { logContract } from './contract/log.contract.js';
+import { kafkaRetry, retryStats } from '../src/log/kafka-retry.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
@@ -123,6 +124,79 @@ test('kafka: offsetsForTime past the end answers the end offset; readRange past 
   assert.deepEqual(rows.map((r) => r.value.toString()), ['1']);
   assert.deepEqual(await c.readRange(p, 5, 10), []);
   await prod.close();
+});
+
+test('kafka: endOffsets, committed and offsetsForTime right after the topic is created, 12 topics in a row', async () => {
+  // CI once got NOT_LEADER_FOR_PARTITION from endOffsets() here (issue 12); every call retries it now.
+  for (let i = 0; i < 12; i++) {
+    const log = await fresh(4);
+    const c = await log.consumer(uniq('g'));
+    const [end, committed, at] = await Promise.all([c.endOffsets(), c.committed(), c.offsetsForTime(Date.now())]);
+    assert.deepEqual([...end.keys()].sort(), [0, 1, 2, 3]);
+    assert.ok([...end.values()].every((o) => o === 0));
+    assert.equal(committed.size, 0);
+    assert.deepEqual([...at.keys()].sort(), [0, 1, 2, 3]);
+    await log.close();
+  }
+});
+
+test('kafka: a call made before its topic exists is retried until the topic appears', async () => {
+  const topic = uniq('late');
+  const reader = new KafkaLog({ brokers, topic, partitions: 3, clientId: 'meter-test' });
+  opened.push(reader);
+  const before = retryStats.retries;
+  // The broker answers UNKNOWN_TOPIC_OR_PARTITION (auto-creation is off in stack/run) until
+  // another process creates the topic.
+  const counting = reader.partitions();
+  await new Promise((r) => setTimeout(r, 400));
+  const creator = new KafkaLog({ brokers, topic, partitions: 3, clientId: 'meter-test' });
+  opened.push(creator);
+  await creator.init();
+  assert.equal(await counting, 3);
+  assert.ok(retryStats.retries > before, 'the first attempts failed and were retried');
+});
+
+test('kafkaRetry: retries "not yet" errors with a bound, never others', async () => {
+  const protocolError = (type: string) => Object.assign(new Error(`This server is not the leader (${type})`), { name: 'KafkaJSProtocolError', type, retriable: true });
+  let calls = 0;
+  const ok = await kafkaRetry('t', async () => {
+    if (++calls < 3) throw protocolError('NOT_LEADER_FOR_PARTITION');
+    return 'done';
+  }, { initialMs: 1 });
+  assert.equal(ok, 'done');
+  assert.equal(calls, 3);
+
+  calls = 0;
+  await assert.rejects(
+    kafkaRetry('endOffsets', async () => {
+      calls++;
+      throw protocolError('LEADER_NOT_AVAILABLE');
+    }, { attempts: 4, initialMs: 1 }),
+    /endOffsets: .*still LEADER_NOT_AVAILABLE after 4 attempts/,
+  );
+  assert.equal(calls, 4, 'bounded');
+
+  calls = 0;
+  await assert.rejects(kafkaRetry('t', async () => {
+    calls++;
+    throw protocolError('TOPIC_AUTHORIZATION_FAILED');
+  }, { initialMs: 1 }));
+  assert.equal(calls, 1, 'other errors are not retried');
+
+  calls = 0;
+  const exhausted = Object.assign(new Error('retries exceeded'), { name: 'KafkaJSNumberOfRetriesExceeded', cause: protocolError('NOT_LEADER_FOR_PARTITION') });
+  await assert.rejects(kafkaRetry('t', async () => {
+    calls++;
+    throw exhausted;
+  }, { initialMs: 1 }));
+  assert.equal(calls, 1, 'kafkajs already retried it: not multiplied');
+
+  calls = 0;
+  const wrapped = Object.assign(new Error('wrapped'), { name: 'KafkaJSNonRetriableError', cause: protocolError('GROUP_COORDINATOR_NOT_AVAILABLE') });
+  await kafkaRetry('t', async () => {
+    if (++calls < 2) throw wrapped;
+  }, { initialMs: 1 });
+  assert.equal(calls, 2, 'a wrapped coordinator error is retried');
 });
 
 // Dead letters on Kafka are covered by test/kafka-dead-letter.test.ts.

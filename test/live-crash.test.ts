@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config/config.js';
 import { FileLog } from '../src/log/file-log.js';
 import type { ProducerRecord } from '../src/log/log.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../src/warehouse/migrate.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { hourStart, HOUR_MS } from '../src/lake/layout.js';
 import { readOffsets } from '../src/pipeline/live/live-repository.js';
@@ -24,6 +25,11 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
   const dataDir = mkdtempSync(join(tmpdir(), 'meter-live-crash-'));
   const env = { METER_DATA_DIR: dataDir, METER_LOG_LEVEL: 'info', METER_DEBUG: '1' };
   const cfg = loadConfig({ env, cwd: dataDir });
+  // `meter live` does not count events of customers that do not exist (pipeline/customer-check.ts)
+  const setupDb = await PgliteWarehouse.open(join(cfg.dataDir, 'pglite'));
+  await migrate(setupDb);
+  for (let c = 0; c < 6; c++) await setupDb.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [`cust-${c}`]);
+  await setupDb.close();
   const log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
   await log.init();
   const producer = await log.producer();

@@ -33,6 +33,10 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
     METER_DEBUG: '1',
   };
   const cfg = loadConfig({ env, cwd: dataDir });
+  // `meter live` does not count events of customers that do not exist (pipeline/customer-check.ts)
+  const setupDb = await openWarehouse(cfg);
+  for (let c = 0; c < 5; c++) await setupDb.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [`c${c}-${run}`]);
+  await setupDb.close();
   const log = await openLog(cfg);
   const producer = await log.producer();
   const sent: UsageEvent[] = [];
@@ -44,7 +48,7 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
     while (producing) {
       const batch = [];
       for (let i = 0; i < 25; i++, seq++) {
-        const e: UsageEvent = { v: 1, id: uuidv7(), time: now, customer: `c${seq % 5}-${run}`, keyId: 'k', api: 'locations.create', method: 'POST', status: 201, latencyMs: 1, bytesIn: 1, bytesOut: 1, billable: seq % 6 !== 0 };
+        const e: UsageEvent = { v: 1, id: uuidv7(), time: now, customer: `c${seq % 5}-${run}`, keyId: 'k', api: 'locations.create', method: 'POST', status: seq % 6 !== 0 ? 201 : 503, latencyMs: 1, bytesIn: 1, bytesOut: 1, billable: seq % 6 !== 0 };
         sent.push(e);
         batch.push({ key: e.customer, value: encodeEvent(e) });
         if (seq % 9 === 0) batch.push({ key: e.customer, value: encodeEvent(e) }); // a retried send

@@ -52,8 +52,9 @@ test('kcat-produced events are billed; curl-fetched lake files read by DuckDB ma
   const lake = await openLake(cfg);
   const db = await openWarehouse(cfg, silentLogger);
   try {
+    await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [customer]); // else dead-lettered (customer-check.ts)
     execFileSync('kcat', ['-P', '-b', cfg.kafkaBrokers.join(','), '-t', cfg.topic, '-K', '\t', '-l', fixture], { timeout: 60_000 });
-    const ingest = await startIngestRole(cfg, { log, lake }, silentLogger);
+    const ingest = await startIngestRole(cfg, { log, lake, db }, silentLogger);
     await ingest.waitCaughtUp(120_000);
     await ingest.stop();
     await rollupOf({ lake, db }, silentLogger).run();

@@ -25,7 +25,7 @@ export function registerDev(program: Command): void {
         const db = await openWarehouse(config, logger);
         const limiter = await openLimiter(config, logger);
         const gw = await startGatewayRole(config, { log, db, limiter }, logger);
-        const ingest = await startIngestRole(config, { log, lake }, logger);
+        const ingest = await startIngestRole(config, { log, lake, db }, logger);
         const live = await startLiveRole(config, { log, db }, logger);
         const billing = await startBillingRole(config, { db });
         const ac = new AbortController();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal, printJson } from './context.js';
-import { openLog, openLake } from '../runtime/backends.js';
+import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { startIngestRole } from '../runtime/roles.js';
 
 export function registerIngest(program: Command): void {
@@ -16,7 +16,9 @@ export function registerIngest(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const log = await openLog(config);
         const lake = await openLake(config);
-        const ingest = await startIngestRole(config, { log, lake }, logger, { group: opts.group });
+        // the customers: events of unknown ones are dead-lettered (pipeline/customer-check.ts)
+        const db = await openWarehouse(config, logger);
+        const ingest = await startIngestRole(config, { log, lake, db }, logger, { group: opts.group });
         if (opts.once) {
           await ingest.waitCaughtUp(Number(opts.timeout));
           await ingest.flushAll();
@@ -28,7 +30,7 @@ export function registerIngest(program: Command): void {
         const stats = ingest.stats();
         if (json) printJson(stats);
         else logger.info(`ingest stopped: ${JSON.stringify(stats)}`);
-        await Promise.all([lake.close(), log.close()]);
+        await Promise.all([lake.close(), log.close(), db.close()]);
       }),
     );
 }

@@ -5,6 +5,7 @@ import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { replay } from '../pipeline/replay.js';
 import { UserError } from '../runtime/errors.js';
+import { CustomerCheck } from '../pipeline/customer-check.js';
 
 export function registerReplay(program: Command): void {
   program
@@ -25,6 +26,8 @@ export function registerReplay(program: Command): void {
         if (to <= from) throw new UserError('--to must be after --from');
         const log = await openLog(config);
         const lake = await openLake(config);
+        // replay keeps out what ingest kept out: events of customers unknown at their log time
+        const db = await openWarehouse(config, logger);
         const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'replay: reading offsets and lake files', stream: process.stderr }).start();
         try {
           const summary = await replay({
@@ -32,6 +35,7 @@ export function registerReplay(program: Command): void {
             lake,
             topic: config.topic,
             memoryMb: config.ingestMemoryMb,
+            customers: new CustomerCheck(db),
             from,
             to,
             logger: (m) => logger.warn(m),
@@ -41,19 +45,12 @@ export function registerReplay(program: Command): void {
           });
           spinner?.succeed(`replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged`);
           let rolled = null;
-          if (opts.rollup && summary.hours.length) {
-            const db = await openWarehouse(config, logger);
-            try {
-              rolled = await rollupOf({ lake, db }, logger).run();
-            } finally {
-              await db.close();
-            }
-          }
+          if (opts.rollup && summary.hours.length) rolled = await rollupOf({ lake, db }, logger).run();
           if (json) printJson({ ...summary, rollup: rolled && { hours: rolled.hours, events: rolled.events, rows: rolled.rows } });
           else if (!spinner) logger.info(`replay: ${JSON.stringify(summary)}`);
         } finally {
           spinner?.stop();
-          await Promise.all([lake.close(), log.close()]);
+          await Promise.all([lake.close(), log.close(), db.close()]);
         }
       }),
     );

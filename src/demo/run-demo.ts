@@ -116,7 +116,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     }
     const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, upstream.url);
     closers.push(() => gw.close());
-    const ingest = await startIngestRole(cfg, { log, lake }, logger);
+    const ingest = await startIngestRole(cfg, { log, lake, db }, logger);
     closers.push(() => ingest.stop());
     const live = await startLiveRole(cfg, { log, db }, logger);
     closers.push(() => live.stop());

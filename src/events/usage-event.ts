@@ -25,9 +25,20 @@ export interface UsageEvent {
   billable: boolean;
 }
 
-/** Billing rule: a call is billable when the upstream answered 2xx or 3xx. */
+/**
+ * THE billing rule, the only one: a call is billable when the upstream answered 2xx or 3xx.
+ * The gateway sets `billable` by it; ingest and the live path refuse an event whose `billable`
+ * disagrees (accept.ts); the rollup counts by `billableSql` (the same bounds, in DuckDB's SQL).
+ */
+export const BILLABLE_STATUS = { from: 200, below: 400 } as const;
+
 export function isBillable(status: number): boolean {
-  return status >= 200 && status < 400;
+  return status >= BILLABLE_STATUS.from && status < BILLABLE_STATUS.below;
+}
+
+/** isBillable as a SQL condition on a status column. */
+export function billableSql(column = 'status'): string {
+  return `(${column} >= ${BILLABLE_STATUS.from} AND ${column} < ${BILLABLE_STATUS.below})`;
 }
 
 let lastMs = 0;

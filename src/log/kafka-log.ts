@@ -33,6 +33,7 @@ import {
 import type { KafkaSecurity } from '../security/client-options.js';
 import { explainKafkaError } from '../security/auth-errors.js';
 import { scrub } from '../security/secrets.js';
+import { kafkaRetry } from './kafka-retry.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
@@ -101,6 +102,15 @@ export class KafkaLog implements UsageLog {
     });
   }
 
+  /**
+   * Run an admin or group call with bounded retries of "not yet" errors (kafka-retry.ts). Between
+   * attempts the admin's metadata is refreshed: `listGroups` is the public admin call that does
+   * (kafkajs refreshes the cluster metadata before it), so a moved leader is found.
+   */
+  retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return kafkaRetry(`kafka ${what} (${this.topic})`, fn, { beforeRetry: async () => (await this.adminClient()).listGroups() });
+  }
+
   /** One shared admin client (metadata, offsets, topic creation). */
   async adminClient(): Promise<Admin> {
     if (!this.admin) {
@@ -118,10 +128,10 @@ export class KafkaLog implements UsageLog {
 
   private async initTopic(): Promise<void> {
     const admin = await this.adminClient();
-    const topics = await admin.listTopics();
+    const topics = await this.retry('listTopics', () => admin.listTopics());
     if (!topics.includes(this.topic)) {
       try {
-        await admin.createTopics({
+        await this.retry('createTopics', () => admin.createTopics({
           waitForLeaders: true,
           topics: [
             {
@@ -131,7 +141,7 @@ export class KafkaLog implements UsageLog {
               configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
             },
           ],
-        });
+        }));
       } catch (e: any) {
         // Another process created it between listTopics and createTopics: fine.
         if (!/already exists/i.test(String(e?.message)) && e?.type !== 'TOPIC_ALREADY_EXISTS') throw e;
@@ -145,7 +155,7 @@ export class KafkaLog implements UsageLog {
   async partitions(): Promise<number> {
     if (this.partitionCount == null) {
       const admin = await this.adminClient();
-      const md = await admin.fetchTopicMetadata({ topics: [this.topic] });
+      const md = await this.retry('fetchTopicMetadata', () => admin.fetchTopicMetadata({ topics: [this.topic] }));
       const n = md.topics[0]?.partitions.length ?? 0;
       if (!n) throw new Error(`kafka topic ${this.topic} has no partitions (run init first)`);
       this.partitionCount = n;
@@ -313,7 +323,7 @@ class KafkaConsumer implements LogConsumer {
     });
 
     await consumer.connect().catch((e) => this.log.explained(e));
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await this.log.retry('subscribe', () => consumer.subscribe({ topics: [topic], fromBeginning: true }));
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -379,14 +389,14 @@ class KafkaConsumer implements LogConsumer {
       // members left behind that stall the group for the session timeout. One at a time.
       const run = this.adminCommits.then(async () => {
         const admin = await this.log.adminClient();
-        await admin.setOffsets({ groupId: this.group, topic: this.log.topic, partitions: [{ partition, offset: String(nextOffset) }] });
+        await this.log.retry('setOffsets', () => admin.setOffsets({ groupId: this.group, topic: this.log.topic, partitions: [{ partition, offset: String(nextOffset) }] }));
       });
       this.adminCommits = run.catch(() => undefined);
       return run;
     }
     const consumer = this.consumer;
     try {
-      await consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]);
+      await this.log.retry('commitOffsets', () => consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]));
     } catch (e) {
       // The group evicted this member (its batch waited on a lake outage past the session
       // timeout). kafkajs notices only at its next heartbeat, which a blocked batch may not reach
@@ -404,7 +414,7 @@ class KafkaConsumer implements LogConsumer {
 
   async committed(): Promise<Map<number, number>> {
     const admin = await this.log.adminClient();
-    const res = await admin.fetchOffsets({ groupId: this.group, topics: [this.log.topic] });
+    const res = await this.log.retry('fetchOffsets', () => admin.fetchOffsets({ groupId: this.group, topics: [this.log.topic] }));
     const out = new Map<number, number>();
     for (const t of res) for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(p.partition, Number(p.offset));
     return out;
@@ -412,14 +422,14 @@ class KafkaConsumer implements LogConsumer {
 
   async endOffsets(): Promise<Map<number, number>> {
     const admin = await this.log.adminClient();
-    const res = await admin.fetchTopicOffsets(this.log.topic);
+    const res = await this.log.retry('fetchTopicOffsets', () => admin.fetchTopicOffsets(this.log.topic));
     return new Map(res.map((p) => [p.partition, Number(p.high)]));
   }
 
   async offsetsForTime(time: number): Promise<Map<number, number>> {
     const admin = await this.log.adminClient();
     // kafkajs answers the end offset where no record is that new (Kafka says -1).
-    const res = await admin.fetchTopicOffsetsByTimestamp(this.log.topic, time);
+    const res = await this.log.retry('fetchTopicOffsetsByTimestamp', () => admin.fetchTopicOffsetsByTimestamp(this.log.topic, time));
     return new Map(res.map((p) => [p.partition, Number(p.offset)]));
   }
 
@@ -438,7 +448,7 @@ class KafkaConsumer implements LogConsumer {
     const got = new Map<number, LogRecord>();
     try {
       await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: false });
+      await this.log.retry('subscribe', () => consumer.subscribe({ topics: [topic], fromBeginning: false }));
       let done!: () => void;
       let failed!: (e: Error) => void;
       const finished = new Promise<void>((res, rej) => ((done = res), (failed = rej)));

@@ -11,7 +11,8 @@
 import { join } from 'node:path';
 import { HOUR_MS, hourStart } from '../lake/layout.js';
 import type { LogRecord } from '../log/log.js';
-import { acceptLine, plainEventTime, type Limits } from './accept.js';
+import { acceptLine, plainEventTime, scannedCustomer, type Limits } from './accept.js';
+import { RECHECK, type CustomerCheck } from './customer-check.js';
 import { Spool } from './spool.js';
 
 /** Staged bytes of a range (all hours) before they are appended to the spool files. */
@@ -62,21 +63,38 @@ export class HourBuffer {
    * accepted (accept.ts), and answer null; else answer why, and the caller adds it with
    * `addRecord(offset, 0, null)` once it is in the dead-letter place.
    */
-  take(r: LogRecord, limits: Limits): string | null {
+  take(r: LogRecord, limits: Limits, customers?: CustomerCheck): string | null | typeof RECHECK {
     const time = plainEventTime(r, limits);
     if (time >= 0) {
+      if (customers) {
+        const v = customers.verdict(scannedCustomer(r.value, r.key), r.timestamp);
+        if (v !== null) return v;
+      }
       this.addRecord(r.offset, time, r.value);
       return null;
     }
     const a = acceptLine(r, limits);
     if (!a.ok) return a.reason;
+    if (customers) {
+      const v = customers.verdict(a.customer, r.timestamp);
+      if (v !== null) return v;
+    }
     this.addRecord(r.offset, a.time, a.line);
     return null;
   }
 
-  /** `take`, with a rejected record added to the range as one without an event. */
-  takeOrSkip(r: LogRecord, limits: Limits): void {
-    if (this.take(r, limits) !== null) this.addRecord(r.offset, 0, null);
+  /** `take`, loading the customers again until they decide (customer-check.ts). */
+  async takeChecked(r: LogRecord, limits: Limits, customers?: CustomerCheck): Promise<string | null> {
+    for (;;) {
+      const v = this.take(r, limits, customers);
+      if (v !== RECHECK) return v;
+      await customers!.recheck(r.timestamp);
+    }
+  }
+
+  /** `takeChecked`, with a rejected record added to the range as one without an event. */
+  async takeOrSkip(r: LogRecord, limits: Limits, customers?: CustomerCheck): Promise<void> {
+    if ((await this.takeChecked(r, limits, customers)) !== null) this.addRecord(r.offset, 0, null);
   }
 
   /** Extend the range by one record; `line` is its event's line, or null if it was rejected. */

@@ -37,6 +37,7 @@ import { ParquetWriter } from './parquet-writer.js';
 import { ownScratchDir } from './scratch-dir.js';
 import { HourBuffer } from './hour-buffer.js';
 import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
+import { customerVerdict, RECHECK, type CustomerCheck } from './customer-check.js';
 import { scanTopRanges, type TopRange } from './recovery.js';
 
 export interface IngestorOptions {
@@ -66,6 +67,8 @@ export interface IngestorOptions {
   tmpDir?: string;
   /** Memory limit of the DuckDB that writes Parquet, MB (default: ParquetWriter's, 256). */
   memoryMb?: number;
+  /** Dead-letter events whose customer did not exist at their log time (customer-check.ts); every role passes one. */
+  customers?: CustomerCheck;
 }
 
 export interface PartitionStats {
@@ -111,7 +114,7 @@ interface PartState {
 const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
 
 export class Ingestor {
-  private readonly o: Required<Omit<IngestorOptions, 'tmpDir' | 'logger'>> & { logger: (m: string) => void };
+  private readonly o: Required<Omit<IngestorOptions, 'tmpDir' | 'logger' | 'customers'>> & { logger: (m: string) => void; customers?: CustomerCheck };
   private readonly limits: Limits;
   private consumer: LogConsumer | null = null;
   private writer: ParquetWriter | null = null;
@@ -210,7 +213,10 @@ export class Ingestor {
     while (from < to) {
       const recs = await this.consumer!.readRange(p, from, Math.min(to, from + 10_000));
       if (recs.length === 0) return false;
-      if (recs.some((r) => acceptLine(r, this.limits).ok)) return true;
+      for (const r of recs) {
+        const a = acceptLine(r, this.limits);
+        if (a.ok && (await customerVerdict(this.o.customers, a.customer, r.timestamp)) === null) return true;
+      }
       from = recs[recs.length - 1].offset + 1;
     }
     return false;
@@ -225,7 +231,7 @@ export class Ingestor {
     }
     const buf = this.newBuffer();
     try {
-      for (const r of recs) buf.takeOrSkip(r, this.limits);
+      for (const r of recs) await buf.takeOrSkip(r, this.limits, this.o.customers);
       recs.length = 0;
       const name = dataFileName(this.o.topic, p, top.first, top.last);
       for (const h of buf.hours()) {
@@ -258,7 +264,9 @@ export class Ingestor {
       for (const r of b.records) {
         if (r.offset < st.next) continue; // redelivered after a failed batch
         const before = st.buf.bytes;
-        const reason = st.buf.take(r, this.limits);
+        let reason = st.buf.take(r, this.limits, this.o.customers);
+        // a customer missing from the cache: load again (rarely; no await per record otherwise)
+        if (reason === RECHECK) reason = await st.buf.takeChecked(r, this.limits, this.o.customers);
         if (reason === null) this.openBytes += st.buf.bytes - before;
         else {
           // dead-lettered first: if that fails, the batch is redelivered from this record

@@ -13,6 +13,7 @@ import { CompressionTypes, Kafka, logLevel, Partitioners, type Producer } from '
 import type { LogRecord } from '../log/log.js';
 import { quietLogCreator } from '../log/kafka-log.js';
 import type { KafkaSecurity } from '../security/client-options.js';
+import { kafkaRetry } from '../log/kafka-retry.js';
 import { deadLetterEntry, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';
 
 /** What the topic carries: the entry, plus how the value was cut when it was too large. */
@@ -50,13 +51,13 @@ export class KafkaDeadLetter implements DeadLetterSink {
       const admin = this.kafka.admin();
       await admin.connect();
       try {
-        if (!(await admin.listTopics()).includes(this.dlqTopic)) {
-          await admin
-            .createTopics({
+        if (!(await kafkaRetry('kafka listTopics', () => admin.listTopics())).includes(this.dlqTopic)) {
+          await kafkaRetry('kafka createTopics', () =>
+            admin.createTopics({
               waitForLeaders: true,
               topics: [{ topic: this.dlqTopic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }],
-            })
-            .catch((e) => {
+            }),
+          ).catch((e) => {
               if (!/already exists/i.test(String(e?.message))) throw e;
             });
         }

@@ -18,6 +18,7 @@ import { ParquetWriter } from './parquet-writer.js';
 import { HourBuffer } from './hour-buffer.js';
 import { DEFAULT_LIMITS, type Limits } from './accept.js';
 import { listDataFiles, type DataFile } from './recovery.js';
+import type { CustomerCheck } from './customer-check.js';
 
 export interface ReplayOptions {
   log: UsageLog;
@@ -30,6 +31,8 @@ export interface ReplayOptions {
   logger?: (msg: string) => void;
   /** Memory limit of the DuckDB that writes Parquet, MB (default: ParquetWriter's, 256). */
   memoryMb?: number;
+  /** The customer check ingest used, so a replay keeps out what ingest kept out (customer-check.ts). */
+  customers?: CustomerCheck;
 }
 
 export interface ReplaySummary {
@@ -101,7 +104,7 @@ async function rewriteRange(o: ReplayOptions, consumer: LogConsumer, writer: Par
   if (recs.length && recs[recs.length - 1].offset > r.last) throw new Error(`internal: readRange went past ${r.last}`);
   const buf = new HourBuffer(tmp);
   try {
-    for (const rec of recs) buf.takeOrSkip(rec, o.limits ?? DEFAULT_LIMITS);
+    for (const rec of recs) await buf.takeOrSkip(rec, o.limits ?? DEFAULT_LIMITS, o.customers);
     if (recs.length === 0 || recs[0].offset > r.first) o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
     const name = dataFileName(o.topic, r.partition, r.first, r.last);
     for (const { hour, files: spool, events } of buf.hours()) {

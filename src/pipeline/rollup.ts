@@ -12,6 +12,14 @@ import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from 
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
 import type { Logger } from '../runtime/logger.js';
+import { billableSql } from '../events/usage-event.js';
+
+/**
+ * A call is billable by its status (usage-event.ts, the one rule), not by the lake's `billable`
+ * column: ingest refuses events where they differ, and files written before it did are billed
+ * by the rule too.
+ */
+const BILLABLE = billableSql('status');
 
 export interface RollupOptions {
   lake: Lake;
@@ -187,10 +195,10 @@ export class Rollup {
     const result = await c.runAndReadAll(
       `WITH cand AS (SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS prev FROM (SELECT hash(id) AS h FROM ${src})) WHERE h = prev),
             extra AS (SELECT customer, api, count(*) - 1 AS events,
-                             count(*) FILTER (WHERE billable) - CASE WHEN bool_or(billable) THEN 1 ELSE 0 END AS calls
+                             count(*) FILTER (WHERE ${BILLABLE}) - CASE WHEN bool_or(${BILLABLE}) THEN 1 ELSE 0 END AS calls
                         FROM ${src} WHERE ${inHour} AND hash(id) IN (SELECT h FROM cand)
                        GROUP BY customer, api, id HAVING count(*) > 1),
-            plain AS (SELECT customer, api, count(*) FILTER (WHERE billable) AS calls, count(*) AS events
+            plain AS (SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events
                         FROM ${src} WHERE ${inHour} GROUP BY customer, api)
        SELECT p.customer, p.api, p.calls - coalesce(sum(x.calls), 0) AS calls, p.events - coalesce(sum(x.events), 0) AS events
          FROM plain p LEFT JOIN extra x ON x.customer IS NOT DISTINCT FROM p.customer AND x.api IS NOT DISTINCT FROM p.api

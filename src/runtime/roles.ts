@@ -25,6 +25,7 @@ import { FolderDeadLetter, type DeadLetterSink } from '../pipeline/dead-letter.j
 import { Rollup } from '../pipeline/rollup.js';
 import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { startBillingServer } from '../billing/server.js';
+import { CustomerCheck } from '../pipeline/customer-check.js';
 
 export function catalogOf(cfg: MeterConfig): Catalog {
   try {
@@ -106,7 +107,7 @@ async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
   return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic, kafkaSecurity(cfg));
 }
 
-export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake }, logger: Logger, opts: { group?: string } = {}): Promise<IngestRole> {
+export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake; db: Warehouse }, logger: Logger, opts: { group?: string } = {}): Promise<IngestRole> {
   const deadLetter = await deadLetterOf(cfg);
   const ingest = new Ingestor({
     log: b.log,
@@ -117,6 +118,7 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
     flushMs: cfg.ingestFlushMs,
     memoryMb: cfg.ingestMemoryMb,
     deadLetter,
+    customers: new CustomerCheck(b.db),
     logger: (m: string) => logger.child('ingest').info(m),
   });
   await ingest.start();
@@ -149,7 +151,7 @@ export async function startLiveRole(
   logger: Logger,
   opts: Omit<LivePathOptions, 'log' | 'db' | 'logger'> = {},
 ): Promise<LivePath> {
-  const live = new LivePath({ ...opts, log: b.log, db: b.db, logger: (m: string) => logger.child('live').info(m) });
+  const live = new LivePath({ customers: new CustomerCheck(b.db), ...opts, log: b.log, db: b.db, logger: (m: string) => logger.child('live').info(m) });
   await live.start();
   return live;
 }

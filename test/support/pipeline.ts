@@ -40,7 +40,7 @@ export async function groundTruthRun(cfg: MeterConfig, opts: { eventsPerHour: nu
   const base = hourStart(Date.now()) - opts.hours * HOUR_MS;
   let clock = base;
   const gw = await startGatewayRole({ ...cfg, gatewayPort: 0 }, { log, db, limiter }, logger, upstream.url, () => clock);
-  let ingest = await startIngestRole(cfg, { log, lake }, logger);
+  let ingest = await startIngestRole(cfg, { log, lake, db }, logger);
   const billing = await startBillingRole({ ...cfg, billingTokens: [serviceToken], billingPort: 0 }, { db });
   const cells: Cells = new Map();
   const statuses = new Map<number, number>();
@@ -55,7 +55,7 @@ export async function groundTruthRun(cfg: MeterConfig, opts: { eventsPerHour: nu
         // Ingest restarted mid-way: what it wrote stays, what it buffered is re-read once.
         await ingest.waitCaughtUp(60_000);
         await ingest.stop();
-        ingest = await startIngestRole(cfg, { log, lake }, logger);
+        ingest = await startIngestRole(cfg, { log, lake, db }, logger);
       }
     }
     await ingest.waitCaughtUp(120_000);

@@ -16,9 +16,10 @@
  * API's dataCompleteUntil takes, per partition, the most advanced live group, then the least
  * advanced partition (usage-repository.ts dataCompleteUntil).
  */
-import type { ConsumedBatch, LogConsumer, UsageLog } from '../../log/log.js';
+import type { ConsumedBatch, LogConsumer, LogRecord, UsageLog } from '../../log/log.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
 import { DEFAULT_LIMITS, type Limits } from '../accept.js';
+import { RECHECK, type CustomerCheck } from '../customer-check.js';
 import { LiveWindow } from './window.js';
 import { applyWindow, ensureOffsets, FencedError, liveStartTime, pruneLive, readOffsets, type LiveGroup } from './live-repository.js';
 
@@ -41,6 +42,8 @@ export interface LivePathOptions {
   logger?: (msg: string) => void;
   /** Called right after each window's transaction committed (fault injection in tests). */
   afterCommit?: (n: number) => void;
+  /** Do not count events whose customer did not exist at their log time (customer-check.ts); every role passes one. */
+  customers?: CustomerCheck;
 }
 
 export interface LiveStats {
@@ -64,7 +67,7 @@ interface PartState {
 const MAX_CHECKPOINTS = 256;
 
 export class LivePath {
-  private readonly o: Required<Omit<LivePathOptions, 'afterCommit' | 'logger'>> & Pick<LivePathOptions, 'afterCommit'> & { logger: (m: string) => void };
+  private readonly o: Required<Omit<LivePathOptions, 'afterCommit' | 'logger' | 'customers'>> & Pick<LivePathOptions, 'afterCommit' | 'customers'> & { logger: (m: string) => void };
   private consumer: LogConsumer | null = null;
   private readonly parts = new Map<number, PartState>();
   private timer: NodeJS.Timeout | null = null;
@@ -156,11 +159,16 @@ export class LivePath {
       if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st);
       for (const r of b.records) {
         if (r.offset < st.win.next) continue;
-        st.win.add(r, this.o.limits);
+        if (st.win.add(r, this.o.limits, this.o.customers) === RECHECK) await this.addTo(st.win, r);
         this.counters.recordsIn++;
         if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st).catch(() => undefined);
       }
     });
+  }
+
+  /** Add a record to a window, loading the customers again while the check cannot decide. */
+  private async addTo(win: LiveWindow, r: LogRecord): Promise<void> {
+    while (win.add(r, this.o.limits, this.o.customers) === RECHECK) await this.o.customers!.recheck(r.timestamp);
   }
 
   /** Apply the partition's window (and any completeness reached). Caller holds the partition. */
@@ -208,7 +216,7 @@ export class LivePath {
     if (st.win.rebase(row.nextOffset)) return;
     // moved back (an operator reset): re-read from there
     const win = new LiveWindow(row.nextOffset);
-    for (const r of await this.consumer!.readRange(p, row.nextOffset, st.win.next)) win.add(r, this.o.limits);
+    for (const r of await this.consumer!.readRange(p, row.nextOffset, st.win.next)) await this.addTo(win, r);
     st.win = win;
   }
 

@@ -6,6 +6,8 @@
 import type { LogRecord } from '../../log/log.js';
 import { hourStart } from '../../lake/layout.js';
 import { acceptRecord, type Limits } from '../accept.js';
+import { isBillable } from '../../events/usage-event.js';
+import { RECHECK, type CustomerCheck } from '../customer-check.js';
 import type { LiveEvent } from './live-repository.js';
 
 export class LiveWindow {
@@ -25,15 +27,20 @@ export class LiveWindow {
     this.next = start;
   }
 
-  /** Take one record; records below `next` (redelivered) are ignored. */
-  add(r: LogRecord, limits: Limits): void {
+  /**
+   * Take one record; records below `next` (redelivered) are ignored. RECHECK: the customer
+   * check needs a load first (nothing was taken; call `customers.recheck` and add it again).
+   */
+  add(r: LogRecord, limits: Limits, customers?: CustomerCheck): void | typeof RECHECK {
     if (r.offset < this.next) return;
     const a = acceptRecord(r, limits);
-    if (a.ok) {
+    const refused = a.ok && customers ? customers.verdict(a.event.customer, r.timestamp) : null;
+    if (refused === RECHECK) return RECHECK;
+    if (a.ok && refused === null) {
       const e = a.event;
       const hour = hourStart(e.time);
       const key = `${hour}/${e.id}`;
-      if (!this.events.has(key)) this.events.set(key, { id: e.id, hour, customer: e.customer, api: e.api, billable: e.billable, offset: r.offset });
+      if (!this.events.has(key)) this.events.set(key, { id: e.id, hour, customer: e.customer, api: e.api, billable: isBillable(e.status), offset: r.offset });
     } else this.rejected++;
     this.offsets.push(r.offset);
     this.next = r.offset + 1;
