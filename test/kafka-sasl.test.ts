@@ -131,6 +131,9 @@ test('meter ingest with a wrong SASL password: one line and the fix, exit 2, no 
 test('meter ingest --once over SASL_SSL: events to the lake, a malformed one to <topic>.dlq, with the same login', async () => {
   const topic = uniq('e2e');
   const e = { ...saslEnv('scram-sha-512', password, topic), METER_KAFKA_BROKERS: saslSslBrokers, METER_KAFKA_TLS: 'on', METER_KAFKA_TLS_CA_FILE: caFile, METER_DATA_DIR: join(cwd, topic) };
+  // Ingest dead-letters events of customers that do not exist (docs/dead-letters.md): create acme before its events.
+  const made = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'customers', 'create', 'acme'], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...e }, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(made.status, 0, made.stderr);
   const log = await openWith(e);
   const producer = await log.producer();
   const now = Date.now();
