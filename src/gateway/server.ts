@@ -175,8 +175,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return sendJson(req, res, 403, { error: 'unknown_plan', message: `the plan "${identity.plan}" of this key is not offered; contact support` });
     }
 
-    // Strict: a call whose event cannot be stored is refused before it costs the upstream anything.
-    if (strict && opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
+    // A call whose event cannot be stored (log down, spool full) is refused before it costs the
+    // upstream anything; in batched mode too, so its memory buffer stays within the loss bound.
+    if (opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
 
     const method = req.method ?? 'GET';
     const api = opts.routes.match(method, url);
@@ -378,7 +379,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
       return sendJson(req, res, 200, {
-        status: 'ok',
+        status: opts.spool && !opts.spool.accepting() ? 'spool_full' : 'ok',
         limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
         keys: opts.keys.stats(),
         events: batcher.stats(),
