@@ -5,7 +5,7 @@ import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
-import { BackfillIncomplete, backfill, type BackfillReport } from '../pipeline/backfill.js';
+import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
 
 export function registerRollup(program: Command): void {
   program
@@ -41,7 +41,14 @@ export function registerRollup(program: Command): void {
         const retryFor = Number(opts.retryFor);
         if (!Number.isInteger(retryFor) || retryFor < 0) throw new UserError(`--retry-for ${opts.retryFor} must be an integer >= 0 (ms)`);
         const lake = await openLake(config);
-        const db = await openWarehouse(config, logger);
+        // A follower (and a backfill, for --retry-for) started while the warehouse is down waits for it.
+        const ac = new AbortController();
+        if (opts.follow) void untilSignal().then(() => ac.abort());
+        const db = await openWarehouseWaiting(() => openWarehouse(config, logger), opts.follow ? Infinity : opts.backfill ? retryFor : 0, ac.signal, (m) => logger.warn(m)).catch(async (e) => {
+          await lake.close();
+          throw e;
+        });
+        if (!db) return void (await lake.close());
         const rollup = rollupOf({ lake, db }, logger);
         try {
           if (opts.backfill) {
@@ -73,8 +80,6 @@ export function registerRollup(program: Command): void {
             if (json) printJson(report);
             else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
           } else if (opts.follow) {
-            const ac = new AbortController();
-            untilSignal().then(() => ac.abort());
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
             await rollup.follow(interval, ac.signal, undefined, verifyEvery);
           } else {

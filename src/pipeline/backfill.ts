@@ -8,6 +8,7 @@
 import { HOUR_MS, hourStart } from '../lake/layout.js';
 import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
 import type { HourResult, Rollup } from './rollup.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
 
 export interface BackfillOptions {
   /** Give up after this long without progress (default 5 min). */
@@ -104,4 +105,27 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
     }
   }
   return report();
+}
+
+/**
+ * Open the warehouse, waiting (with backoff, up to `waitMs`; Infinity: until `signal`) while it
+ * is unreachable, so a follower started during an outage starts working when it ends. null if
+ * `signal` aborted first; an error that is not "unreachable", or the last one after waitMs, is thrown.
+ */
+export async function openWarehouseWaiting(open: () => Promise<Warehouse>, waitMs: number, signal: AbortSignal, warn: (m: string) => void): Promise<Warehouse | null> {
+  const t0 = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open();
+    } catch (e) {
+      if (!isWarehouseUnavailable(e) || Date.now() - t0 >= waitMs) throw e;
+      const wait = Math.min(15_000, 500 * 2 ** Math.min(attempt, 20));
+      warn(`warehouse unreachable (${(e as Error).message}): retrying in ${wait} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, wait);
+        signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+      });
+      if (signal.aborted) return null;
+    }
+  }
 }
