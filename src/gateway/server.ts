@@ -69,7 +69,7 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** batched (default) or strict: see the header comment. */
   durability?: 'batched' | 'strict';
-  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; strict mode asks it for room. */
+  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; calls are refused (503) while it has no room. */
   spool?: { stats(): unknown; accepting(): boolean };
 }
 
