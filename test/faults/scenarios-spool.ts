@@ -72,6 +72,17 @@ async function kafkaCounts(w: ScenarioWorld): Promise<{ records: number; ids: nu
   }
 }
 
+/** Sum of the ingest group's committed offsets on the scenario's topic. */
+async function ingestCommitted(w: ScenarioWorld): Promise<number> {
+  const log = new KafkaLog({ brokers: w.env.METER_KAFKA_BROKERS!.split(','), topic: w.env.METER_TOPIC!, partitions: 4 });
+  try {
+    const c = await (await log.consumer('meter-ingest')).committed();
+    return [...c.values()].reduce((a, b) => a + b, 0);
+  } finally {
+    await log.close();
+  }
+}
+
 function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
   return {
     name: `spool-disk-full-${durability}`,
@@ -85,9 +96,11 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
         // ~500 KiB for the spool: at 200 calls/s it fills in a few seconds of Kafka down.
         ballast(spoolDir, 512 << 10);
         await w.startGateway();
-        w.startIngest();
+        const ingest = w.startIngest();
         const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: durability === 'strict' ? 909 : 919 });
-        await sleep(3000);
+        // Kafka goes down once ingest works (an ingest still connecting when Kafka stops exits:
+        // not this scenario's subject).
+        await until('ingest to commit', async () => (await ingestCommitted(w)) > 0, 90_000, 500);
         ctx.log(`${w.name}: stopping Kafka`);
         await stopService('kafka');
         const full = await until(
@@ -133,6 +146,7 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
         if (end.spool.spool.bytes !== 0) failures.push(`the shipped spool still holds ${end.spool.spool.bytes} bytes`);
         const temps = readdirSync(join(spoolDir, w.env.METER_TOPIC!, '_consumers')).filter((f) => f.endsWith('.tmp'));
         if (temps.length) failures.push(`temp files left in the spool: ${temps.join(', ')}`);
+        if (!ingest.alive) failures.push(`ingest died (see ${ingest.logFile})`);
         // Stop it here, so the tmpfs can go (drain() skips a stopped gateway).
         const e = await w.gateway!.stop();
         if (e.code !== 0) failures.push(`gateway exited with ${e.code}/${e.signal} on SIGTERM`);
