@@ -150,9 +150,10 @@ export class SpoolingProducer implements LogProducer {
     return this.lock.run(async () => {
       if (this.spool.pending() > 0 || this.spool.appending()) return false;
       if (this.mode === 'spooling') {
-        this.mode = 'direct';
-        // Shipped: its segments give their disk back (no append can run while we hold the lock).
+        // Shipped: its segments give their disk back (no append can run while we hold the lock),
+        // before anyone sees the direct mode.
         await this.spool.reclaim();
+        this.mode = 'direct';
         this.log(`usage log is back: spool shipped (${this.spool.stats().bytes} bytes left on disk), sending directly again`);
       }
       return true;
