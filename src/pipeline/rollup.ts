@@ -7,12 +7,12 @@
  * Re-running an hour is idempotent (delete + insert); a backfill is the same operation per hour.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { hoursDisagreeing } from './rollup-verify.js';
 import type { Lake, LakeEntry } from '../lake/lake.js';
 import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
 import type { Logger } from '../runtime/logger.js';
-import { hoursDisagreeing } from './rollup-verify.js';
 
 export interface RollupOptions {
   lake: Lake;
