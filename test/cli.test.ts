@@ -64,6 +64,15 @@ test('rollup --backfill with a bad --from says what to give', () => {
   assert.match(r.err, /--from "yesterday" is not an ISO date\/time/);
 });
 
+test('rollup --retry-for / --verify-every that are not numbers: usage error, exit 2', () => {
+  const a = meter(['rollup', '--backfill', '--from', '2026-01-01T00:00:00Z', '--to', '2026-01-02T00:00:00Z', '--retry-for', 'soon']);
+  assert.equal(a.code, 2);
+  assert.match(a.err, /--retry-for soon must be an integer >= 0 \(ms\)/);
+  const b = meter(['rollup', '--follow', '--verify-every', '5']);
+  assert.equal(b.code, 2);
+  assert.match(b.err, /--verify-every 5 must be an integer >= 1000 \(ms\)/);
+});
+
 test('gateway without an upstream says how to give one', () => {
   const r = meter(['gateway', '--data-dir', mkdtempSync(join(tmpdir(), 'meter-gw-'))]);
   assert.equal(r.code, 2);

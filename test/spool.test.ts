@@ -78,7 +78,8 @@ test('spool: keeps order, ships from a durable cursor, deletes shipped segments,
   assert.equal(st.pending, appended.length);
   assert.ok(st.bytes <= 64 << 10 && st.bytes > (64 << 10) - 2000, `bytes ${st.bytes}`);
   assert.equal(st.bytes, spoolFiles(dir, 'usage-events').bytes, 'bytes = size of the files on disk');
-  assert.match(logs.join('\n'), /SPOOL FULL: .* bytes used, \d+ events waiting/);
+  assert.match(logs.join('\n'), /SPOOL FULL \(maxBytes reached .*\): .* \d+ events waiting/);
+  assert.match(st.fullReason ?? '', /maxBytes reached/);
 
   // Read in order from the cursor; commit half; a reopened spool resumes there.
   const first = await spool.read(100);
@@ -309,45 +310,45 @@ test('spool full, strict: 503 without calling the upstream; every call answered 
   assert.ok(ok > 50, `only ${ok} calls fitted in 64 KiB`);
 });
 
-test('spool full, batched: keeps serving, holds events in memory, drops and counts beyond; all the rest reach Kafka once', { timeout: 300_000 }, async (t) => {
+test('spool full, batched: refuses with 503 before the upstream, memory stays small, every answered event reaches Kafka once', { timeout: 300_000 }, async (t) => {
   const topic = await newTopic(1);
   const fwd = new Forwarder(await freePort());
   t.after(() => fwd.down());
-  const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolMaxBytes: 64 << 10, maxBufferedEvents: 100 });
-  const N = 600;
-  let last: any;
-  for (let i = 0; i < N; i++) {
+  const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolMaxBytes: 64 << 10 });
+  let ok = 0;
+  let refused = 0;
+  let upstreamAtFirst503 = -1;
+  let maxBuffered = 0;
+  for (let i = 0; i < 3000 && refused < 20; i++) {
     const res = await request(`${r.gw.url}/v1/things/${i}`, { headers: { authorization: `Bearer ${r.key.key}` } });
-    assert.equal(res.statusCode, 200, 'batched mode keeps serving with a full spool');
-    await res.body.dump();
-    // The first batch waits spoolAfterMs (300) for Kafka before it is spooled. Calls made in that
-    // window would fill the memory buffer (100) before the spool ever fills, and the order this
-    // test checks (spool full, then memory, then dropped) would depend on the call rate.
-    if (i === 0) await until(async () => (await health(r.gw)).spool.spool.appended > 0, 'the first event spooled');
+    const text = await res.body.text();
+    if (res.statusCode === 200) ok++;
+    else {
+      assert.equal(res.statusCode, 503, text);
+      assert.equal(JSON.parse(text).error, 'usage_unavailable');
+      if (refused++ === 0) upstreamAtFirst503 = r.upstreamCalls();
+    }
+    maxBuffered = Math.max(maxBuffered, r.gw.batcher.stats().buffered);
   }
-  await until(async () => {
-    const h = await health(r.gw);
-    last = h;
-    // Eventually (the batcher retries on its own clock): spool full, memory full, the rest dropped.
-    return h.events.dropped > 0 && h.spool.spool.appended + h.events.buffered + h.events.dropped === N;
-  }, 'events spooled, buffered or dropped').catch((e) => {
-    throw new Error(`${e.message}; last health: ${JSON.stringify({ events: last?.events, spool: last?.spool })}`);
-  });
+  assert.equal(refused, 20, 'the gateway refuses once the spool is full');
+  assert.equal(r.upstreamCalls(), upstreamAtFirst503, 'refused calls never reach the upstream');
   const h = await health(r.gw);
-  // Counters, not the full flag: a smaller batch may still fit after a bigger one was refused.
-  assert.ok(h.spool.spool.refused > 0, 'the spool refused appends once full');
-  assert.ok(h.events.buffered > 0 && h.events.buffered <= 100, `memory holds at most maxBufferedEvents (${h.events.buffered})`);
-  assert.ok(h.events.dropped > 0, 'beyond that, dropped');
-  const dropped = h.events.dropped;
+  assert.equal(h.status, 'spool_full');
+  assert.equal(h.spool.spool.full, true);
+  assert.equal(h.events.dropped, 0, 'nothing answered is dropped');
+  // Sequential calls: what waits in memory is the batch the spool refused, not every later call.
+  assert.ok(h.events.buffered <= 500 && maxBuffered <= 500, `memory held ${maxBuffered} events`);
+  assert.equal(h.spool.spool.pending + h.events.buffered, ok, 'every 200 is in the spool or in memory');
 
   await fwd.up();
   await until(async () => {
     const x = await health(r.gw);
-    return x.events.buffered === 0 && x.spool.spool.pending === 0;
+    return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
   }, 'spool and memory shipped');
   const got = await topicRecords(topic);
-  assert.equal(got.length, N - dropped, `${got.length} in Kafka, ${N} sent, ${dropped} dropped`);
+  assert.equal(got.length, ok, `${got.length} in Kafka for ${ok} calls answered 200`);
   assert.equal(new Set(got.map((x) => x.value.toString())).size, got.length, 'no duplicates');
+  assert.equal((await health(r.gw)).status, 'ok');
 });
 
 test('a spool left behind (log down, gateway gone) is shipped by the next gateway on the same data dir', { timeout: 300_000 }, async () => {

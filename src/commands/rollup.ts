@@ -5,6 +5,7 @@ import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
+import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
 
 export function registerRollup(program: Command): void {
   program
@@ -15,12 +16,14 @@ export function registerRollup(program: Command): void {
     .option('--to <iso>', 'with --backfill: end, exclusive')
     .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
     .option('--interval <ms>', 'with --follow: how often to look for new files', '5000')
+    .option('--verify-every <ms>', 'with --follow: how often to re-check that every hour\'s rows match what it was rolled up to', '600000')
+    .option('--retry-for <ms>', 'with --backfill: how long to keep retrying while the warehouse or lake is unreachable before giving up', '300000')
     .addHelpText(
       'after',
       '\nExamples:\n  meter rollup                                   # every hour whose files changed\n  meter rollup --backfill --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --follow\n',
     )
     .action(
-      action(async (opts: { backfill?: boolean; from?: string; to?: string; follow?: boolean; interval: string }, cmd: Command) => {
+      action(async (opts: { backfill?: boolean; from?: string; to?: string; follow?: boolean; interval: string; verifyEvery: string; retryFor: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         if (opts.backfill && opts.follow) throw new UserError('--backfill and --follow cannot be combined', 'run the backfill first, then --follow');
         if (!opts.backfill && (opts.from || opts.to)) throw new UserError('--from/--to need --backfill');
@@ -33,26 +36,52 @@ export function registerRollup(program: Command): void {
         }
         const interval = Number(opts.interval);
         if (!Number.isInteger(interval) || interval < 100) throw new UserError(`--interval ${opts.interval} must be an integer >= 100 (ms)`);
+        const verifyEvery = Number(opts.verifyEvery);
+        if (!Number.isInteger(verifyEvery) || verifyEvery < 1000) throw new UserError(`--verify-every ${opts.verifyEvery} must be an integer >= 1000 (ms)`);
+        const retryFor = Number(opts.retryFor);
+        if (!Number.isInteger(retryFor) || retryFor < 0) throw new UserError(`--retry-for ${opts.retryFor} must be an integer >= 0 (ms)`);
         const lake = await openLake(config);
-        const db = await openWarehouse(config, logger);
+        // A follower (and a backfill, for --retry-for) started while the warehouse is down waits for it.
+        const ac = new AbortController();
+        if (opts.follow) void untilSignal().then(() => ac.abort());
+        const db = await openWarehouseWaiting(() => openWarehouse(config, logger), opts.follow ? Infinity : opts.backfill ? retryFor : 0, ac.signal, (m) => logger.warn(m)).catch(async (e) => {
+          await lake.close();
+          throw e;
+        });
+        if (!db) return void (await lake.close());
         const rollup = rollupOf({ lake, db }, logger);
         try {
           if (opts.backfill) {
             const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'backfill: listing hours', stream: process.stderr }).start();
             const t0 = Date.now();
-            const summary = await rollup.backfill(from, to, (done: number, total: number, hour: number) => {
-              const text = `backfill ${done}/${total} hours (${new Date(hour).toISOString().slice(0, 13)}h)`;
-              if (spinner) spinner.text = text;
-              else if (!json && (done === total || done % 24 === 0)) logger.info(text);
-            });
-            spinner?.succeed(`backfill done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-            if (json) printJson(summary);
-            else logger.info(`backfill: ${JSON.stringify(summary)}`);
+            const brief = (r: BackfillReport) => `${r.hoursDone} of ${r.hours} hours done, ${r.hoursLeft} left, ${r.retries} retries`;
+            let report: BackfillReport;
+            try {
+              report = await backfill(rollup, from, to, {
+                giveUpAfterMs: retryFor,
+                onProgress: (done, total, hour) => {
+                  const text = `backfill ${done}/${total} hours (${new Date(hour).toISOString().slice(0, 13)}h)`;
+                  if (spinner) spinner.text = text;
+                  else if (!json && (done === total || done % 24 === 0)) logger.info(text);
+                },
+                onRetry: (e, wait, done, total) => {
+                  const text = `backfill: ${done} of ${total} hours done; the warehouse or lake failed (${e.message}): retrying in ${wait} ms`;
+                  if (spinner) spinner.text = text;
+                  else logger.warn(text);
+                },
+              });
+            } catch (e) {
+              if (!(e instanceof BackfillIncomplete)) throw e;
+              spinner?.fail(`backfill incomplete: ${brief(e.report)}`);
+              if (json) printJson({ ...e.report, results: undefined });
+              throw e;
+            }
+            spinner?.succeed(`backfill done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${brief(report)}`);
+            if (json) printJson(report);
+            else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
           } else if (opts.follow) {
-            const ac = new AbortController();
-            untilSignal().then(() => ac.abort());
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
-            await rollup.follow(interval, ac.signal);
+            await rollup.follow(interval, ac.signal, undefined, verifyEvery);
           } else {
             const summary = await rollup.run();
             if (json) printJson(summary);

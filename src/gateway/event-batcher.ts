@@ -197,7 +197,7 @@ export class EventBatcher {
           const t = Date.now();
           if (t - this.lastStrictFailLog >= 1000) {
             this.lastStrictFailLog = t;
-            this.onError(new Error(`usage log send FAILED: strict events not recorded, answered 503 (${this.counts.dropped} dropped so far): ${(err as Error).message}`));
+            this.onError(new Error(`usage log send FAILED: strict events not recorded, their calls answered 503 (or cut off if the upstream had answered) (${this.counts.dropped} dropped so far): ${(err as Error).message}`));
           }
           continue;
         }

@@ -76,7 +76,7 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** batched (default) or strict: see the header comment. */
   durability?: 'batched' | 'strict';
-  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; strict mode asks it for room. */
+  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; calls are refused (503) while it has no room. */
   spool?: { stats(): unknown; accepting(): boolean };
 }
 
@@ -193,8 +193,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return sendJson(req, res, 403, { error: 'unknown_plan', message: `the plan "${identity.plan}" of this key is not offered; contact support` });
     }
 
-    // Strict: a call whose event cannot be stored is refused before it costs the upstream anything.
-    if (strict && opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
+    // A call whose event cannot be stored (log down, spool full) is refused before it costs the
+    // upstream anything; in batched mode too, so its memory buffer stays within the loss bound.
+    if (opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
 
     const method = req.method ?? 'GET';
     const route = opts.routes.resolve(method, target.path);
@@ -403,7 +404,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
       return sendJson(req, res, 200, {
-        status: 'ok',
+        status: opts.spool && !opts.spool.accepting() ? 'spool_full' : 'ok',
         limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
         keys: opts.keys.stats(),
         events: batcher.stats(),

@@ -7,6 +7,7 @@
  * Re-running an hour is idempotent (delete + insert); a backfill is the same operation per hour.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { hoursDisagreeing } from './rollup-verify.js';
 import type { Lake, LakeEntry } from '../lake/lake.js';
 import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
@@ -217,6 +218,11 @@ export class Rollup {
     return { rows, outside };
   }
 
+  /** Roll up `hours` (hour starts, ascending), whether pending or not; `onDone` after each write, in order. */
+  rollupHours(hours: number[], onDone?: (r: HourResult, done: number) => void): Promise<HourResult[]> {
+    return this.rollupInOrder(hours, onDone);
+  }
+
   /** Roll up every pending hour, oldest first. */
   async run(): Promise<RollupSummary> {
     const t0 = Date.now();
@@ -238,11 +244,22 @@ export class Rollup {
    * Keep rolling up as files land, every `intervalMs`, until `signal` aborts. A failed round is
    * logged and retried next round (the lake and the warehouse may be down for a while).
    */
-  async follow(intervalMs: number, signal: AbortSignal, onRound?: (s: RollupSummary) => void): Promise<void> {
+  async follow(intervalMs: number, signal: AbortSignal, onRound?: (s: RollupSummary) => void, verifyEveryMs = 600_000): Promise<void> {
+    let verifiedAt = 0;
     while (!signal.aborted) {
       try {
         const s = await this.run();
         if (s.hours) this.logger?.info(`rolled up ${s.hours} hours: ${s.events} events, ${s.rows} rows in ${s.ms} ms`);
+        // Hours whose rows no longer match their rollup record (a backfill cut short, rows
+        // changed by hand): the file check above cannot see them. One pass every verifyEveryMs.
+        if (Date.now() - verifiedAt >= verifyEveryMs) {
+          const bad = await hoursDisagreeing(this.db);
+          verifiedAt = Date.now();
+          if (bad.length) {
+            this.logger?.warn(`${bad.length} hours hold rows that disagree with what they were rolled up to (first ${iso(bad[0])}): rolling them up again`);
+            await this.rollupInOrder(bad);
+          }
+        }
         onRound?.(s);
       } catch (e) {
         this.logger?.error(`rollup round failed: ${(e as Error).message}`);

@@ -10,6 +10,7 @@ import { ScenarioWorld, sleep, until } from './scenario.js';
 import { startService, stopService } from './stack-control.js';
 import { startTraffic, type TrafficResult } from './traffic.js';
 import type { MeterProcess } from './procs.js';
+import { SPOOL_SCENARIOS } from './scenarios-spool.js';
 
 export interface Ctx {
   root: string;
@@ -346,4 +347,4 @@ function gatewayKill(durability: 'strict' | 'batched'): ScenarioDef {
 export const gatewayKillStrict = gatewayKill('strict');
 export const gatewayKillBatched = gatewayKill('batched');
 
-export const ALL: ScenarioDef[] = [killIngest, rebalance, kafkaOutage, hdfsOutage, postgresOutage, redisOutage, gatewayKillStrict, gatewayKillBatched];
+export const ALL: ScenarioDef[] = [killIngest, rebalance, kafkaOutage, hdfsOutage, postgresOutage, redisOutage, gatewayKillStrict, gatewayKillBatched, ...SPOOL_SCENARIOS];

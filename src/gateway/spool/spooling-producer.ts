@@ -80,9 +80,12 @@ export class SpoolingProducer implements LogProducer {
     void this.openPrimary().catch(() => {}); // connect early; failures are retried on use
   }
 
-  /** False when a strict gateway should refuse calls: spooling and the spool has no room left. */
+  /**
+   * False when the gateway should refuse calls (503 before the upstream, in both durability
+   * modes): the log does not take events and the spool has no room (maxBytes or a full disk).
+   */
   accepting(): boolean {
-    return this.mode === 'direct' || !this.spool.stats().full;
+    return this.mode === 'direct' || !this.spool.full;
   }
 
   stats(): SpoolingStats {
@@ -147,8 +150,11 @@ export class SpoolingProducer implements LogProducer {
     return this.lock.run(async () => {
       if (this.spool.pending() > 0 || this.spool.appending()) return false;
       if (this.mode === 'spooling') {
+        // Shipped: its segments give their disk back (no append can run while we hold the lock),
+        // before anyone sees the direct mode.
+        await this.spool.reclaim();
         this.mode = 'direct';
-        this.log('usage log is back: spool shipped, sending directly again');
+        this.log(`usage log is back: spool shipped (${this.spool.stats().bytes} bytes left on disk), sending directly again`);
       }
       return true;
     });

@@ -3,6 +3,11 @@
  * last record left by a crash). Appends are group-committed: every send waiting while a write
  * is in flight is merged into the next write, so each write+fsync covers many sends
  * (one write and one fsync per partition per batch at most).
+ *
+ * A failed write or fsync (ENOSPC, EIO) cuts the segment back to its last acknowledged record,
+ * so nothing of the failed batch stays behind and the next append may succeed once there is
+ * room (the gateway's spool relies on this on a full disk). Only when that cut fails too does
+ * the writer stay failed.
  */
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -13,6 +18,8 @@ interface Waiter {
   records: PendingRecord[];
   resolve: () => void;
   reject: (e: unknown) => void;
+  /** rollNow(): start a new segment here instead of appending. */
+  roll?: boolean;
 }
 
 export interface WriterStats {
@@ -77,17 +84,23 @@ export class PartitionWriter {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.queue.length) {
-        const batch = this.queue;
-        this.queue = [];
+      while (this.queue.length && !this.failed) {
+        // Appends queued together go in one write; a roll request ends the group.
+        const r = this.queue.findIndex((w) => w.roll);
+        const batch = r === 0 ? this.queue.splice(0, 1) : this.queue.splice(0, r < 0 ? this.queue.length : r);
         try {
-          await this.writeBatch(batch.flatMap((w) => w.records));
+          if (batch[0].roll) {
+            if (this.size > 0) await this.roll();
+          } else await this.writeBatch(batch.flatMap((w) => w.records));
           for (const w of batch) w.resolve();
         } catch (e) {
-          this.failed = e instanceof Error ? e : new Error(String(e));
+          // The batch is not in the log; later sends may still fit (cut back) or not (failed).
+          if (!(await this.cutBack())) this.failed = e instanceof Error ? e : new Error(String(e));
           for (const w of batch) w.reject(e);
-          for (const w of this.queue) w.reject(e);
-          this.queue = [];
+          if (this.failed) {
+            for (const w of this.queue) w.reject(e);
+            this.queue = [];
+          }
         }
       }
     } finally {
@@ -114,14 +127,47 @@ export class PartitionWriter {
     this.stats.writes++;
   }
 
+  /** Drop whatever a failed write left past the last acknowledged record; false if that fails too. */
+  private async cutBack(): Promise<boolean> {
+    try {
+      await this.fh.truncate(this.size);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The new segment is opened before the old one is closed: a failed open leaves the writer as it was. */
   private async roll(): Promise<void> {
-    await this.fh.close();
+    const old = this.fh;
     await this.createSegment(this.next);
+    await old.close();
+  }
+
+  /**
+   * Start a new segment at the next offset if the active one holds records, so that every
+   * record so far sits in segments a reader may delete once it is done with them (the spool
+   * reclaims its disk this way once it is shipped). Queued with the appends.
+   */
+  rollNow(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('log producer is closed'));
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ records: [], resolve, reject, roll: true });
+      if (!this.draining) void this.drain();
+    });
   }
 
   private async createSegment(base: number): Promise<void> {
-    this.fh = await fsp.open(segmentPath(this.dir, base), 'wx+');
-    await fsyncDir(this.dir);
+    const fh = await fsp.open(segmentPath(this.dir, base), 'wx+');
+    try {
+      await fsyncDir(this.dir);
+    } catch (e) {
+      await fh.close();
+      await fsp.unlink(segmentPath(this.dir, base)).catch(() => {});
+      throw e;
+    }
+    this.fh = fh;
     this.size = 0;
   }
 

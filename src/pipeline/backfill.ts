@@ -1,0 +1,131 @@
+/**
+ * A backfill that finishes what it starts: every hour of [from, to) is rolled up again, in
+ * order; when the warehouse (or the lake) cannot be reached mid-way (a restart, a failover),
+ * the hour in flight has rolled back (one transaction per hour) and the backfill waits with
+ * backoff and goes on from that hour. It gives up only after `giveUpAfterMs` without a single
+ * hour done, and then says which hours are done and which are left, with the command to resume.
+ */
+import { HOUR_MS, hourStart } from '../lake/layout.js';
+import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
+import type { HourResult, Rollup } from './rollup.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+
+export interface BackfillOptions {
+  /** Give up after this long without progress (default 5 min). */
+  giveUpAfterMs?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  onProgress?: (done: number, total: number, hour: number) => void;
+  onRetry?: (e: Error, waitMs: number, done: number, total: number) => void;
+}
+
+export interface BackfillReport {
+  from: string;
+  to: string;
+  hours: number;
+  hoursDone: number;
+  hoursLeft: number;
+  /** First hour not done (ISO), null when all are. */
+  firstHourLeft: string | null;
+  retries: number;
+  files: number;
+  events: number;
+  rows: number;
+  ms: number;
+  /** Set when the backfill gave up: why. */
+  error?: string;
+  results: HourResult[];
+}
+
+/** Thrown when the backfill gives up; carries what was done. */
+export class BackfillIncomplete extends Error {
+  override readonly name = 'BackfillIncomplete';
+  constructor(readonly report: BackfillReport) {
+    super(
+      `backfill stopped: ${report.error}. Hours done: ${report.hoursDone} of ${report.hours}; left: ${report.hoursLeft}, from ${report.firstHourLeft}. ` +
+        `Resume with: meter rollup --backfill --from ${report.firstHourLeft} --to ${report.to}`,
+    );
+  }
+}
+
+/** Errors worth waiting out: the warehouse or the lake is unreachable right now. */
+export function isTransient(e: unknown): boolean {
+  if (isWarehouseUnavailable(e)) return true;
+  const err = e as { code?: unknown; message?: unknown; cause?: unknown };
+  if (typeof err?.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_.*)$/.test(err.code)) return true;
+  if (typeof err?.message === 'string' && /fetch failed|socket hang up|webhdfs .*(unavailable|refused|503|retr)/i.test(err.message)) return true;
+  return err?.cause ? isTransient(err.cause) : false;
+}
+
+export async function backfill(rollup: Rollup, from: number, to: number, o: BackfillOptions = {}): Promise<BackfillReport> {
+  if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError('backfill: from must be before to');
+  const giveUpAfterMs = o.giveUpAfterMs ?? 300_000;
+  const base = o.retryBaseMs ?? 500;
+  const max = o.retryMaxMs ?? 15_000;
+  const t0 = Date.now();
+  const hours: number[] = [];
+  for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
+  const results: HourResult[] = [];
+  let retries = 0;
+  let attempt = 0;
+  let stuckSince: number | null = null;
+  const report = (error?: string): BackfillReport => ({
+    from: new Date(hourStart(from)).toISOString(),
+    to: new Date(to).toISOString(),
+    hours: hours.length,
+    hoursDone: results.length,
+    hoursLeft: hours.length - results.length,
+    firstHourLeft: results.length < hours.length ? new Date(hours[results.length]).toISOString() : null,
+    retries,
+    files: results.reduce((s, r) => s + r.files, 0),
+    events: results.reduce((s, r) => s + r.events, 0),
+    rows: results.reduce((s, r) => s + r.rows, 0),
+    ms: Date.now() - t0,
+    ...(error ? { error } : {}),
+    results,
+  });
+  while (results.length < hours.length) {
+    try {
+      // Results arrive in hour order, one per committed hour: what is done is a prefix.
+      await rollup.rollupHours(hours.slice(results.length), (r) => {
+        results.push(r);
+        stuckSince = null;
+        attempt = 0;
+        o.onProgress?.(results.length, hours.length, r.hour);
+      });
+    } catch (e) {
+      const err = e as Error;
+      if (!isTransient(e)) throw new BackfillIncomplete(report(`hour ${new Date(hours[results.length]).toISOString()} failed: ${err.message}`));
+      stuckSince ??= Date.now();
+      if (Date.now() - stuckSince >= giveUpAfterMs) throw new BackfillIncomplete(report(`no hour could be written for ${Math.round((Date.now() - stuckSince) / 1000)} s (last error: ${err.message})`));
+      const wait = Math.min(max, base * 2 ** Math.min(attempt++, 20));
+      retries++;
+      o.onRetry?.(err, wait, results.length, hours.length);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+  return report();
+}
+
+/**
+ * Open the warehouse, waiting (with backoff, up to `waitMs`; Infinity: until `signal`) while it
+ * is unreachable, so a follower started during an outage starts working when it ends. null if
+ * `signal` aborted first; an error that is not "unreachable", or the last one after waitMs, is thrown.
+ */
+export async function openWarehouseWaiting(open: () => Promise<Warehouse>, waitMs: number, signal: AbortSignal, warn: (m: string) => void): Promise<Warehouse | null> {
+  const t0 = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open();
+    } catch (e) {
+      if (!isWarehouseUnavailable(e) || Date.now() - t0 >= waitMs) throw e;
+      const wait = Math.min(15_000, 500 * 2 ** Math.min(attempt, 20));
+      warn(`warehouse unreachable (${(e as Error).message}): retrying in ${wait} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, wait);
+        signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+      });
+      if (signal.aborted) return null;
+    }
+  }
+}
