@@ -12,7 +12,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
-import type { Lake, LakeEntry } from './lake.js';
+import type { Lake, LakeEntry, PublishOptions } from './lake.js';
 import { isVisible, TMP_DIR } from './layout.js';
 import { WebHdfsClient, WebHdfsError } from './webhdfs-client.js';
 
@@ -59,11 +59,12 @@ export class WebHdfsLake implements Lake {
     await this.client.mkdirs(this.abs(TMP_DIR));
   }
 
-  async publish(localFile: string, path: string): Promise<void> {
+  async publish(localFile: string, path: string, opts: PublishOptions = {}): Promise<void> {
     const data = await readFile(localFile);
     const tmp = `${TMP_DIR}/${randomUUID()}-${posix.basename(path)}`;
     await this.client.create(this.abs(tmp), data);
     try {
+      await opts.beforeRename?.();
       await this.promote(tmp, path);
     } catch (e) {
       await this.client.delete(this.abs(tmp)).catch(() => {});

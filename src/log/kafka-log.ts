@@ -36,6 +36,8 @@ export interface KafkaLogOptions {
   topic: string;
   partitions: number;
   clientId?: string;
+  /** Group session timeout, ms (default 30000): a member silent this long loses its partitions. */
+  sessionTimeoutMs?: number;
 }
 
 /**
@@ -170,14 +172,18 @@ export class KafkaLog implements UsageLog {
     }
   }
 
+  get sessionTimeoutMs(): number {
+    return this.opts.sessionTimeoutMs ?? 30_000;
+  }
+
   /** Used by consumers: reads that need no group. */
   newConsumer(groupId: string): Consumer {
     return this.kafka.consumer({
       groupId,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: 250,
-      sessionTimeout: 30000,
-      heartbeatInterval: 3000,
+      sessionTimeout: this.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3000, Math.floor(this.sessionTimeoutMs / 3)),
       retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 },
     });
   }
@@ -279,7 +285,8 @@ class KafkaConsumer implements LogConsumer {
       const parts = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
       this.assigned = parts;
       this.ready = new Map();
-      const after = this.revoked;
+      // every assignment starts from a fresh view (ingest: a new lake scan, docs/lake.md)
+      const after = this.revoked.then(() => opts.onAssign?.(parts));
       for (const p of parts) {
         // GROUP_JOIN cannot block kafkajs, so the first fetch may race this; eachBatch awaits
         // `ready` and drops batches made stale by the seek (see below).

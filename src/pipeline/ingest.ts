@@ -37,7 +37,9 @@ import { ParquetWriter } from './parquet-writer.js';
 import { ownScratchDir } from './scratch-dir.js';
 import { HourBuffer } from './hour-buffer.js';
 import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
-import { scanTopRanges, type TopRange } from './recovery.js';
+import { listDataFiles, topRangesOf, type DataFile, type TopRange } from './recovery.js';
+import { repairOverlaps } from './overlap-repair.js';
+import { Fenced, PublishFence } from './publish-fence.js';
 
 export interface IngestorOptions {
   log: UsageLog;
@@ -86,6 +88,8 @@ export interface IngestStats {
   flushes: number;
   /** Hour files re-published by recovery after a crash mid-flush. */
   repairedFiles: number;
+  /** Overlapping ranges the self-repair removed, re-wrote shorter, or had to leave (overlap-repair.ts). */
+  overlapRepairs: { dropped: number; trimmed: number; kept: number };
   partitions: Record<number, PartitionStats>;
 }
 
@@ -106,6 +110,8 @@ interface PartState {
   lastErrorLog: number;
   /** Revoked: its buffers are gone, nothing may be added or written. */
   gone: boolean;
+  /** Monotonic ms when the last commit the group accepted was sent (publish-fence.ts). */
+  leaseFrom: number;
 }
 
 const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
@@ -120,9 +126,14 @@ export class Ingestor {
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
   private tops: Promise<Map<number, TopRange>> | null = null;
+  private fence!: PublishFence;
+  /** Partitions whose last range onAssign already checked (repair) in this assignment. */
+  private checkedTops = new Set<number>();
   private readonly parts = new Map<number, PartState>();
   private readonly counters = { recordsIn: 0, written: 0, deadLettered: 0, files: 0, flushes: 0, repairedFiles: 0 };
   private tmpSeq = 0;
+  /** Overlapping ranges removed / re-written by the self-repair on assignment (overlap-repair.ts). */
+  private readonly overlapRepairs = { dropped: 0, trimmed: 0, kept: 0 };
   /** Spooled bytes of the open ranges, and of the closed ranges not yet in the lake. */
   private openBytes = 0;
   private closedBytes = 0;
@@ -155,8 +166,10 @@ export class Ingestor {
     this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), memoryMb: this.o.memoryMb });
     const consumer = await this.o.log.consumer(this.o.group);
     this.consumer = consumer;
+    this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next));
     try {
       await consumer.run({
+        onAssign: (ps) => this.onAssign(ps),
         startOffset: (p) => this.startFor(p),
         eachBatch: (b) => this.onBatch(b),
         onRevoke: (ps) => this.onRevoke(ps),
@@ -175,11 +188,82 @@ export class Ingestor {
   // ---- recovery -------------------------------------------------------------------------
 
   private topRanges(): Promise<Map<number, TopRange>> {
-    this.tops ??= scanTopRanges(this.o.lake, this.o.topic).catch((e) => {
-      this.tops = null;
-      throw e;
-    });
+    this.tops ??= listDataFiles(this.o.lake, this.o.topic)
+      .then(topRangesOf)
+      .catch((e) => {
+        this.tops = null;
+        throw e;
+      });
     return this.tops;
+  }
+
+  /**
+   * A new assignment (first join, rebalance, or a re-join after this member was evicted, which
+   * kafkajs may do without a revoke): every state of an earlier assignment is retired (nothing
+   * of it may be written any more), the lake is scanned afresh (the previous owner wrote files
+   * since), and overlapping ranges of the assigned partitions are repaired.
+   */
+  private async onAssign(partitions: number[]): Promise<void> {
+    for (const st of this.parts.values()) st.gone = true;
+    for (const [p, st] of [...this.parts]) {
+      await st.chain;
+      await st.writing?.catch(() => undefined);
+      this.discard(st);
+      this.parts.delete(p);
+    }
+    this.tops = null;
+    let files = await listDataFiles(this.o.lake, this.o.topic);
+    let changed = false;
+    for (const p of partitions) {
+      const top = topRangesOf(files).get(p);
+      // the last range first: a crash mid-flush may have left it without some hour files
+      if (top) await this.repair(p, top);
+      const r = await repairOverlaps(this.overlapDeps(), p, files).catch((e) => {
+        this.o.logger(`partition ${p}: overlap repair failed, will retry on the next assignment: ${(e as Error).message}`);
+        return { dropped: 0, trimmed: 0, kept: 0 };
+      });
+      this.overlapRepairs.dropped += r.dropped;
+      this.overlapRepairs.trimmed += r.trimmed;
+      this.overlapRepairs.kept += r.kept;
+      changed ||= r.dropped + r.trimmed > 0;
+    }
+    if (changed) files = await listDataFiles(this.o.lake, this.o.topic);
+    this.tops = Promise.resolve(topRangesOf(files));
+    this.checkedTops = new Set(partitions);
+  }
+
+  private overlapDeps() {
+    return {
+      lake: this.o.lake,
+      topic: this.o.topic,
+      logger: this.o.logger,
+      rewrite: (p: number, from: number, last: number) => this.rewriteRange(p, from, last),
+      // assignment is in progress: the partition is this member's until a revoke, which waits for us
+      assertOwner: async () => {
+        if (this.stopping) throw new Fenced('ingest is stopping');
+      },
+    };
+  }
+
+  /** Offsets [from, last] of p from the log, published as one range; its hour folders. */
+  private async rewriteRange(p: number, from: number, last: number): Promise<string[]> {
+    const recs = await this.consumer!.readRange(p, from, last + 1);
+    if (recs.length === 0 || recs[recs.length - 1].offset !== last) throw new Error(`the log no longer holds offsets ${from}..${last}`);
+    const buf = this.newBuffer();
+    try {
+      for (const r of recs) buf.takeOrSkip(r, this.limits);
+      recs.length = 0;
+      const name = dataFileName(this.o.topic, p, from, last);
+      const dirs: string[] = [];
+      for (const h of buf.hours()) {
+        const dir = hourDir(h.hour);
+        await this.publishHour(h.files, `${dir}/${name}`);
+        dirs.push(dir);
+      }
+      return dirs;
+    } finally {
+      buf.discard();
+    }
   }
 
   /** Where partition p resumes: after the lake's last range (repaired), or the commit past it. */
@@ -187,7 +271,7 @@ export class Ingestor {
     const top = (await this.topRanges()).get(p);
     let start = 0;
     if (top) {
-      await this.repair(p, top);
+      if (!this.checkedTops.delete(p)) await this.repair(p, top);
       start = top.last + 1;
     }
     const committed = (await this.consumer!.committed()).get(p);
@@ -198,7 +282,7 @@ export class Ingestor {
         this.o.logger(`partition ${p}: the group committed ${committed} but the lake ends at ${start}; re-ingesting from ${start}`);
       } else start = committed;
     }
-    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false });
+    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false, leaseFrom: -Infinity });
     return start;
   }
 
@@ -350,26 +434,44 @@ export class Ingestor {
     this.o.logger(`partition ${st.p}: flush of offsets ${r ? `${r.first}..${r.last}` : '?'} failed, will retry: ${(e as Error).message}`);
   }
 
-  /** Publish a closed range: one file per hour, then commit. Ranges of a partition come one at a time, in order. */
+  /**
+   * Publish a closed range: Parquet files written locally, then the commit (the group accepts it
+   * only from the partition's owner: the fence), then one upload + rename per hour, each rename
+   * only while the commit's lease holds (publish-fence.ts, docs/lake.md). Ranges of a partition
+   * come one at a time, in order.
+   */
   private async writeRange(st: PartState, buf: HourBuffer): Promise<void> {
     const p = st.p;
     const name = dataFileName(this.o.topic, p, buf.first, buf.last);
     const hours = buf.hours();
-    for (const h of hours) await this.publishHour(h.files, `${hourDir(h.hour)}/${name}`);
+    const locals: { local: string; path: string }[] = [];
+    try {
+      for (const h of hours) {
+        const local = join(this.tmp, `part-${process.pid}-${++this.tmpSeq}.parquet`);
+        locals.push({ local, path: `${hourDir(h.hour)}/${name}` });
+        await this.writer!.writeSpool(h.files, local);
+      }
+      if (st.gone) throw new Fenced(`partition ${p} was revoked`);
+      try {
+        await this.fence.confirm(st, buf.last + 1);
+      } catch (e) {
+        // While stopping, the group may refuse the commit (Kafka: the admin API refuses a group
+        // that still has a live member: another ingest may own the partition now). Then nothing
+        // is published: the owner re-reads these offsets from the lake's end. Throwing here would
+        // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
+        if (!this.stopping) throw e;
+        this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} not published: the group refused their commit while stopping (${(e as Error).message}); the partition's owner re-reads them`);
+        st.gone = true;
+        return;
+      }
+      for (const l of locals) await this.o.lake.publish(l.local, l.path, { beforeRename: () => this.fence.check(st, buf.last + 1) });
+    } finally {
+      await Promise.all(locals.map((l) => rm(l.local, { force: true })));
+    }
     if (hours.length) {
       // keep the cached view of the lake current, for a re-assignment without a rescan
       const tops = this.tops ? await this.tops.catch(() => null) : null;
       tops?.set(p, { first: buf.first, last: buf.last, dirs: new Set(hours.map((h) => hourDir(h.hour))) });
-    }
-    try {
-      await this.consumer!.commit(p, buf.last + 1);
-    } catch (e) {
-      // While stopping, the group may refuse the commit (Kafka: the admin API refuses a group that
-      // still has a live member, another ingest may own the partition now). The files are
-      // published and are the truth: the next owner resumes after them. Throwing here would
-      // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
-      if (!this.stopping) throw e;
-      this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} are in the lake; their commit was refused while stopping (${(e as Error).message})`);
     }
     st.done = buf.last + 1;
     this.counters.written += buf.events;
@@ -408,12 +510,16 @@ export class Ingestor {
   private async onRevoke(partitions: number[]): Promise<void> {
     if (this.stopping) return; // stop() flushes after the consumer has stopped
     // partitions moved to another ingest: drop what is buffered (the new owner re-reads it
-    // from the lake's view) and forget the cached lake scan (the other owner writes files now)
+    // from the lake's view) and forget the cached lake scan (the other owner writes files now).
+    // Fenced at once: a write in progress publishes nothing from here on.
+    for (const p of partitions) {
+      const st = this.parts.get(p);
+      if (st) st.gone = true;
+    }
     for (const p of partitions) {
       const st = this.parts.get(p);
       if (!st) continue;
       await st.chain;
-      st.gone = true;
       await st.writing?.catch(() => undefined);
       this.discard(st);
       this.parts.delete(p);
@@ -496,6 +602,6 @@ export class Ingestor {
     const partitions: Record<number, PartitionStats> = {};
     for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0]))
       partitions[p] = { nextOffset: st.done, readOffset: st.next, buffered: st.buf.records + st.closed.reduce((n, b) => n + b.records, 0) };
-    return { ...this.counters, partitions };
+    return { ...this.counters, overlapRepairs: { ...this.overlapRepairs }, partitions };
   }
 }
