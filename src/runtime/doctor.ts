@@ -11,6 +11,7 @@ import { describeBackends, redactUrl } from '../config/config.js';
 import { openLog, openLake, openWarehouse, openLimiter } from './backends.js';
 import { pendingMigrations } from '../warehouse/migrate.js';
 import { catalogOf } from './roles.js';
+import { lakeDataCheck } from './doctor-lake.js';
 
 export interface Check {
   name: string;
@@ -29,14 +30,14 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<Check[]> {
+export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { lakeCheckHours?: number | null } = {}): Promise<Check[]> {
   const checks: Check[] = [];
   const b = describeBackends(cfg);
   const check = async (name: string, fix: string, fn: () => Promise<string>) => {
     try {
       checks.push({ name, ok: true, detail: await within(timeoutMs, fn()) });
     } catch (e) {
-      checks.push({ name, ok: false, detail: (e as Error).message.split('\n')[0], fix });
+      checks.push({ name, ok: false, detail: name === 'lake-data' ? (e as Error).message : (e as Error).message.split('\n')[0], fix });
     }
   };
 
@@ -77,6 +78,15 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
       await lake.close();
     }
   });
+
+  if (opts.lakeCheckHours) {
+    const hours = opts.lakeCheckHours;
+    await check('lake-data', 'a running `meter ingest` repairs overlapping ranges of its partitions when they are next assigned (restart it); docs/lake.md', async () => {
+      const r = await within(Math.max(timeoutMs, 300_000), lakeDataCheck(cfg, hours));
+      if (!r.ok) throw new Error(r.detail);
+      return r.detail;
+    });
+  }
 
   await check('warehouse', cfg.databaseUrl ? `start Postgres (stack/run up postgres) or fix METER_DATABASE_URL (${redactUrl(cfg.databaseUrl)})` : 'stop the other meter process that holds the embedded warehouse, or set METER_DATABASE_URL', async () => {
     const db = await openWarehouse(cfg, undefined, { migrate: false });
