@@ -30,6 +30,7 @@ import {
   type ProducerRecord,
   type UsageLog,
 } from './log.js';
+import { membershipLost, NotAMember } from './membership.js';
 
 export interface KafkaLogOptions {
   brokers: string[];
@@ -250,6 +251,9 @@ class KafkaConsumer implements LogConsumer {
   /** Serialises commits made through the admin API (see commit). */
   private adminCommits: Promise<unknown> = Promise.resolve();
   private opts: ConsumeOptions | null = null;
+  /** In a group generation now (GROUP_JOIN until REBALANCING/CRASH/STOP): kafkajs drops a commit made otherwise. */
+  private member = false;
+  assignments = 0;
   /** Consumers a re-join has been started for (once each). */
   private readonly rejoining = new WeakSet<Consumer>();
 
@@ -271,11 +275,13 @@ class KafkaConsumer implements LogConsumer {
 
     this.stopped = false;
     // kafkajs rebalances eagerly: everything is revoked, then the new assignment joins.
-    consumer.on(consumer.events.REBALANCING, () => this.revokeAll());
+    consumer.on(consumer.events.REBALANCING, () => ((this.member = false), this.revokeAll()));
+    consumer.on(consumer.events.STOP, () => (this.member = false));
     // kafkajs gives up on a consumer after a non-retriable error and does not restart it, e.g.
     // when the group evicted this member while a batch waited on a lake outage longer than the
     // session timeout (UNKNOWN_MEMBER_ID). The process would live on, consuming nothing.
     consumer.on(consumer.events.CRASH, (e) => {
+      this.member = false;
       if (e.payload.restart || this.consumer !== consumer || this.stopped || this.rejoining.has(consumer)) return;
       this.rejoining.add(consumer);
       process.stderr.write(`kafka consumer of group ${this.group} crashed (${e.payload.error?.message}); joining the group again\n`);
@@ -284,9 +290,12 @@ class KafkaConsumer implements LogConsumer {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const parts = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
       this.assigned = parts;
+      this.member = true;
+      this.assignments++;
       this.ready = new Map();
       // every assignment starts from a fresh view (ingest: a new lake scan, docs/lake.md)
       const after = this.revoked.then(() => opts.onAssign?.(parts));
+      after.catch(() => {});
       for (const p of parts) {
         // GROUP_JOIN cannot block kafkajs, so the first fetch may race this; eachBatch awaits
         // `ready` and drops batches made stale by the seek (see below).
@@ -373,6 +382,7 @@ class KafkaConsumer implements LogConsumer {
       return run;
     }
     const consumer = this.consumer;
+    if (!this.member) throw new NotAMember(`commit of ${this.log.topic}/${partition}`);
     try {
       await consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]);
     } catch (e) {
@@ -380,7 +390,7 @@ class KafkaConsumer implements LogConsumer {
       // timeout). kafkajs notices only at its next heartbeat, which a blocked batch may not reach
       // for minutes (fault suite hdfs-down-30s: 94 s to > 120 s); every commit until then fails.
       // Re-join now: the new assignment resumes after the files already published.
-      const type = (e as { type?: string }).type;
+      const type = membershipLost(e);
       if ((type === 'UNKNOWN_MEMBER_ID' || type === 'ILLEGAL_GENERATION') && this.opts && this.consumer === consumer && !this.stopped && !this.rejoining.has(consumer)) {
         this.rejoining.add(consumer);
         process.stderr.write(`kafka consumer of group ${this.group}: commit refused (${type}): joining the group again\n`);

@@ -50,6 +50,12 @@ export interface ConsumeOptions {
 }
 
 export interface LogConsumer {
+  /**
+   * Assignments received so far (Kafka: one per group join), for fencing: a commit the group
+   * accepts proves membership, not that the partition is still this member's; a state made for
+   * an earlier assignment must not write. Undefined where assignments never change under a run.
+   */
+  readonly assignments?: number;
   /** Start consuming; resolves once running (delivery continues in the background). */
   run(opts: ConsumeOptions): Promise<void>;
   /** Record that everything before `nextOffset` of `partition` is done (durable downstream). */

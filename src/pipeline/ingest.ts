@@ -40,6 +40,7 @@ import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
 import { listDataFiles, topRangesOf, type DataFile, type TopRange } from './recovery.js';
 import { repairOverlaps } from './overlap-repair.js';
 import { Fenced, PublishFence } from './publish-fence.js';
+import { membershipLost } from '../log/membership.js';
 
 export interface IngestorOptions {
   log: UsageLog;
@@ -112,6 +113,8 @@ interface PartState {
   gone: boolean;
   /** Monotonic ms when the last commit the group accepted was sent (publish-fence.ts). */
   leaseFrom: number;
+  /** The consumer's assignment this state was made for (publish-fence.ts). */
+  assignment: number | undefined;
 }
 
 const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
@@ -127,6 +130,8 @@ export class Ingestor {
   private stopping = false;
   private tops: Promise<Map<number, TopRange>> | null = null;
   private fence!: PublishFence;
+  /** LogConsumer.assignments when the current assignment began (states are made for it). */
+  private assignment: number | undefined = undefined;
   /** Partitions whose last range onAssign already checked (repair) in this assignment. */
   private checkedTops = new Set<number>();
   private readonly parts = new Map<number, PartState>();
@@ -166,7 +171,7 @@ export class Ingestor {
     this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), memoryMb: this.o.memoryMb });
     const consumer = await this.o.log.consumer(this.o.group);
     this.consumer = consumer;
-    this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next));
+    this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next), () => consumer.assignments);
     try {
       await consumer.run({
         onAssign: (ps) => this.onAssign(ps),
@@ -204,6 +209,7 @@ export class Ingestor {
    * since), and overlapping ranges of the assigned partitions are repaired.
    */
   private async onAssign(partitions: number[]): Promise<void> {
+    this.assignment = this.consumer?.assignments;
     for (const st of this.parts.values()) st.gone = true;
     for (const [p, st] of [...this.parts]) {
       await st.chain;
@@ -229,6 +235,7 @@ export class Ingestor {
     }
     if (changed) files = await listDataFiles(this.o.lake, this.o.topic);
     this.tops = Promise.resolve(topRangesOf(files));
+    this.o.logger(`assigned partitions [${partitions.join(', ')}]: lake scanned afresh (${files.length} files)`);
     this.checkedTops = new Set(partitions);
   }
 
@@ -282,7 +289,7 @@ export class Ingestor {
         this.o.logger(`partition ${p}: the group committed ${committed} but the lake ends at ${start}; re-ingesting from ${start}`);
       } else start = committed;
     }
-    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false, leaseFrom: -Infinity });
+    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false, leaseFrom: -Infinity, assignment: this.assignment });
     return start;
   }
 
@@ -451,7 +458,6 @@ export class Ingestor {
         locals.push({ local, path: `${hourDir(h.hour)}/${name}` });
         await this.writer!.writeSpool(h.files, local);
       }
-      if (st.gone) throw new Fenced(`partition ${p} was revoked`);
       try {
         await this.fence.confirm(st, buf.last + 1);
       } catch (e) {
@@ -459,12 +465,12 @@ export class Ingestor {
         // that still has a live member: another ingest may own the partition now). Then nothing
         // is published: the owner re-reads these offsets from the lake's end. Throwing here would
         // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
-        if (!this.stopping) throw e;
+        if (!this.stopping) throw this.checkMembership(e);
         this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} not published: the group refused their commit while stopping (${(e as Error).message}); the partition's owner re-reads them`);
         st.gone = true;
         return;
       }
-      for (const l of locals) await this.o.lake.publish(l.local, l.path, { beforeRename: () => this.fence.check(st, buf.last + 1) });
+      for (const l of locals) await this.o.lake.publish(l.local, l.path, { beforeRename: () => this.fence.check(st, buf.last + 1).catch((e) => Promise.reject(this.checkMembership(e))) });
     } finally {
       await Promise.all(locals.map((l) => rm(l.local, { force: true })));
     }
@@ -477,6 +483,20 @@ export class Ingestor {
     this.counters.written += buf.events;
     this.counters.files += hours.length;
     this.counters.flushes++;
+  }
+
+  /**
+   * A refusal that says this member left the group generation (evicted after a pause, or a
+   * rebalance): it owns no partition now, so none of its states may write again; the next
+   * assignment starts afresh (onAssign). Returns the error for the caller to throw.
+   */
+  private checkMembership(e: unknown): unknown {
+    const lost = membershipLost(e);
+    if (lost) {
+      for (const st of this.parts.values()) st.gone = true;
+      this.o.logger(`the group refused a commit (${lost}): this ingest owns no partition until its next assignment; nothing it holds is published`);
+    }
+    return e;
   }
 
   private async publishHour(spool: string[], path: string): Promise<void> {

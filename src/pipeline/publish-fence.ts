@@ -12,8 +12,8 @@
  * request itself; the owner's overlap repair covers that (overlap-repair.ts).
  */
 export class Fenced extends Error {
-  constructor(why: string) {
-    super(`not publishing: ${why}`);
+  constructor(why: string, cause?: unknown) {
+    super(`not publishing: ${why}`, { cause });
     this.name = 'Fenced';
   }
 }
@@ -23,6 +23,8 @@ export interface Leased {
   gone: boolean;
   /** performance.now() when the last accepted commit was sent; -Infinity before any. */
   leaseFrom: number;
+  /** The consumer's assignment count when this state was made (LogConsumer.assignments). */
+  assignment: number | undefined;
 }
 
 export class PublishFence {
@@ -32,26 +34,35 @@ export class PublishFence {
   constructor(
     sessionTimeoutMs: number | undefined,
     private readonly commit: (p: number, next: number) => Promise<void>,
+    private readonly assignment: () => number | undefined = () => undefined,
   ) {
     this.leaseMs = sessionTimeoutMs == null ? Infinity : Math.floor(sessionTimeoutMs / 3);
   }
 
   /** Commit `next` for the partition; the lease starts when the commit was sent. */
   async confirm(st: Leased, next: number): Promise<void> {
+    this.owned(st);
     const sent = performance.now();
     await this.commit(st.p, next);
+    // accepted from this member, but maybe in a newer generation that gave the partition away
+    this.owned(st);
     st.leaseFrom = sent;
+  }
+
+  private owned(st: Leased): void {
+    if (st.gone) throw new Fenced(`partition ${st.p} was revoked`);
+    if (st.assignment !== this.assignment()) throw new Fenced(`partition ${st.p} belongs to an earlier assignment of this consumer`);
   }
 
   /** Right before a rename: throws Fenced unless the partition is still this process's. */
   async check(st: Leased, next: number): Promise<void> {
-    if (st.gone) throw new Fenced(`partition ${st.p} was revoked`);
+    this.owned(st);
     if (performance.now() - st.leaseFrom <= this.leaseMs) return;
     try {
       await this.confirm(st, next);
     } catch (e) {
-      throw new Fenced(`partition ${st.p}: the group refused the commit that renews the lease (${(e as Error).message})`);
+      if (e instanceof Fenced) throw e;
+      throw new Fenced(`partition ${st.p}: the group refused the commit that renews the lease (${(e as Error).message})`, e);
     }
-    if (st.gone) throw new Fenced(`partition ${st.p} was revoked`);
   }
 }
