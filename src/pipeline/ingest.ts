@@ -512,9 +512,15 @@ export class Ingestor {
   /** Close the partition's open range and wait until every closed one is in the lake. */
   private flush(p: number): Promise<void> {
     return this.withPartition(p, async (st) => {
-      if (st.closed.length) await this.drain(st);
-      this.close(st);
-      await this.drain(st);
+      try {
+        if (st.closed.length) await this.drain(st);
+        this.close(st);
+        await this.drain(st);
+      } catch (e) {
+        // a partition this process lost has nothing to flush: its owner re-reads the offsets
+        if (!st.gone && !(e instanceof Fenced)) throw e;
+        this.o.logger(`partition ${p}: buffered offsets not published (${(e as Error).message}); the partition's owner re-reads them`);
+      }
     });
   }
 
