@@ -218,7 +218,7 @@ export class Ingestor {
       this.parts.delete(p);
     }
     this.tops = null;
-    let files = await listDataFiles(this.o.lake, this.o.topic);
+    let files = await this.ownFiles(partitions);
     let changed = false;
     for (const p of partitions) {
       const top = topRangesOf(files).get(p);
@@ -233,10 +233,23 @@ export class Ingestor {
       this.overlapRepairs.kept += r.kept;
       changed ||= r.dropped + r.trimmed > 0;
     }
-    if (changed) files = await listDataFiles(this.o.lake, this.o.topic);
+    if (changed) files = await this.ownFiles(partitions);
     this.tops = Promise.resolve(topRangesOf(files));
     this.o.logger(`assigned partitions [${partitions.join(', ')}]: lake scanned afresh (${files.length} files)`);
     this.checkedTops = new Set(partitions);
+  }
+
+  /**
+   * The lake's files, less those naming offsets the log has never reached (a foreign or forged
+   * file, or a topic re-created under the same name): resuming after one would skip every
+   * record up to it. Reported, left in place, ignored.
+   */
+  private async ownFiles(partitions: number[]): Promise<DataFile[]> {
+    const files = await listDataFiles(this.o.lake, this.o.topic);
+    const ends = await this.consumer!.endOffsets();
+    const beyond = files.filter((f) => f.last >= (ends.get(f.partition) ?? Infinity));
+    for (const f of beyond) if (partitions.includes(f.partition)) this.o.logger(`partition ${f.partition}: ignoring ${f.path}: it names offsets up to ${f.last} but the log ends at ${ends.get(f.partition)} (a file of another topic or log?)`);
+    return beyond.length ? files.filter((f) => !beyond.includes(f)) : files;
   }
 
   private overlapDeps() {
