@@ -20,7 +20,7 @@ const TOPIC = 'usage-events';
 const ev = (time: number): UsageEvent => ({ v: 1, id: uuidv7(), time, customer: 'c', keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true });
 
 const forged: Attack = {
-  name: 'lake: forged file claiming offsets 0..999999',
+  name: 'lake: forged files claiming offsets 0..999999 and 0..1500',
   expected: 'repair deletes no real file, ingest goes on after it; every event in the lake once',
   async run({ dir }) {
     const log = new FileLog({ dir: join(dir, 'log'), topic: TOPIC, partitions: 1, pollMs: 10 });
@@ -44,6 +44,8 @@ const forged: Attack = {
     await w.write(Array.from({ length: 50 }, () => ev(now)), local);
     w.close();
     await lake.publish(local, `${hourDir(now)}/${dataFileName(TOPIC, 0, 0, 999_999)}`);
+    // and one inside the log's offsets: the repair would drop it, but its ids are nowhere else
+    await lake.publish(local, `${hourDir(now)}/${dataFileName(TOPIC, 0, 0, 1500)}`);
     ing = ingest();
     await ing.start();
     // and ingest goes on after the forged name, not from offset 1,000,000
@@ -56,10 +58,10 @@ const forged: Attack = {
     const files = await listDataFiles(lake, TOPIC);
     const c = await checkLake(lake, TOPIC);
     await log.close();
-    const real = files.filter((f) => f.last !== 999_999).length;
+    const real = files.filter((f) => f.last !== 999_999 && f.last !== 1500).length;
     return {
       observed: `${real}/${realFiles} real files kept, ${kept.dropped} dropped, ${kept.kept} left and reported; lake ${c.rows} rows / ${c.ids} ids, ${c.overlaps.length} overlaps reported`,
-      ok: real >= realFiles && c.ids === 2600 && c.rows === 2600 && c.overlaps.length > 0, // 2,500 events + the 50 forged ones
+      ok: real >= realFiles && c.ids === 2550 && c.rows === 2600 && kept.kept === 1 && kept.dropped === 0, // 2,000 + 500 events and the 50 forged ones, twice
     };
   },
 };
