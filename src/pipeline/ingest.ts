@@ -4,8 +4,11 @@
  * Per partition, records are buffered for a contiguous offset range [first, last], their events
  * grouped by UTC hour of event time. On rotation (maxRecords records, or flushMs of wall time
  * since the range's first record) ONE file per hour touched is written, all named
- * `<topic>+<partition>+<first>+<last>.parquet` in that hour's folder, each published by
- * temp + rename; then the group's offset is committed to last + 1.
+ * `<topic>+<partition>+<first>+<last>.parquet` in that hour's folder; the group's offset is
+ * committed to last + 1 (accepted only from the partition's owner), then each file is
+ * published by temp + rename, the rename only while that commit's lease holds (fencing:
+ * publish-fence.ts, docs/lake.md). Every assignment retires the states of the last one and
+ * starts from a fresh lake scan, repairing overlapping ranges (overlap-repair.ts).
  *
  * Restart (Kafka Connect HDFS style, files are the truth): the partition resumes after the
  * highest `last` in the lake's file names, after re-reading that range from the log and
