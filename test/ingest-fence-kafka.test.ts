@@ -76,13 +76,13 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
 
     const gated = new GatedLake(lakeUrl);
     await gated.init();
-    first = new Ingestor({ log, lake: gated, topic, group, maxRecords: 50, flushMs: 60_000, deadLetter: dead, logger: (m) => logs.push(`first: ${m}`) });
+    first = new Ingestor({ log, lake: gated, topic, group, maxRecords: 50, flushMs: 1500, deadLetter: dead, logger: (m) => logs.push(`first: ${m}`) && process.env.FENCE_DEBUG && console.error(new Date().toISOString(), `first: ${m}`) });
     await first.start();
     await gated.held; // a range is committed and on its way; the batch behind it waits
 
     const lake = new LocalLake(lakeUrl);
     await lake.init();
-    second = new Ingestor({ log, lake, topic, group, maxRecords: 70, flushMs: 60_000, deadLetter: dead, logger: (m) => logs.push(`second: ${m}`) });
+    second = new Ingestor({ log, lake, topic, group, maxRecords: 70, flushMs: 1500, deadLetter: dead, logger: (m) => logs.push(`second: ${m}`) && process.env.FENCE_DEBUG && console.error(new Date().toISOString(), `second: ${m}`) });
     await second.start();
     await second.waitCaughtUp(120_000); // it owns both partitions: the first was evicted
     const mid = await checkLake(lake, topic);
@@ -95,13 +95,31 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
     assert.equal(gated.published, 0, `the evicted ingest published ${gated.published} files`);
     assert.match(gated.refused[0] ?? '', /not publishing/, logs.join('\n'));
 
-    await second.waitCaughtUp(120_000);
+    // the evicted one re-joins (a rebalance gives it partitions again): it must start from a
+    // fresh lake scan, after the second's files, not from what it knew before
+    const more = await log.producer();
+    const m = 200;
+    await more.send(
+      Array.from({ length: m }, (_, i) => {
+        const e = { v: 1, id: uuidv7(), time: now, customer: `c${i % 7}`, keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true } as const;
+        return { key: e.customer, value: encodeEvent(e) };
+      }),
+    );
+    await more.close();
+    const until = Date.now() + 120_000;
+    const reassigned = () => logs.filter((l) => /^first: assigned partitions \[\d/.test(l)).length >= 2;
+    while (Date.now() < until && !reassigned()) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(reassigned(), `the first ingest re-joined with partitions:\n${logs.join('\n')}`);
+    // the two share the partitions now: wait until the lake holds every event (each ingest's
+    // waitCaughtUp covers only a whole topic)
+    const upTo = Date.now() + 120_000;
+    while (Date.now() < upTo && (await checkLake(lake, topic)).ids < n + m) await new Promise((r) => setTimeout(r, 250));
     await Promise.all([first.stop(), second.stop()]);
     first = second = null;
     const end = await checkLake(lake, topic);
     assert.deepEqual(end.overlaps, [], logs.join('\n'));
-    assert.equal(end.rows, n);
-    assert.equal(end.ids, n);
+    assert.equal(end.rows, n + m);
+    assert.equal(end.ids, n + m);
   } finally {
     await Promise.all([first?.stop({ flush: false }), second?.stop({ flush: false })].map((p) => p?.catch(() => undefined)));
     await log.close();
