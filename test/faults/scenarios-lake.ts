@@ -12,7 +12,8 @@ import { checkAlive, committedSum, followerRecovers, topicLog, type ScenarioDef 
 import type { MeterProcess } from './procs.js';
 
 const SESSION_TIMEOUT_MS = 10_000;
-const PAUSE_MS = 15_000;
+/** METER_FAULTS_PAUSE_MS: a longer pause, e.g. against a build whose session timeout is fixed at 30 s. */
+const PAUSE_MS = Number(process.env.METER_FAULTS_PAUSE_MS ?? 15_000);
 
 /** Wait for the group to commit more, then a random moment of a write (ranges rotate every second). */
 async function midWrite(log: ReturnType<typeof topicLog>, who: string): Promise<number> {
