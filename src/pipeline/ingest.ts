@@ -223,19 +223,23 @@ export class Ingestor {
     this.tops = null;
     let files = await this.ownFiles(partitions);
     let changed = false;
-    for (const p of partitions) {
-      const top = topRangesOf(files).get(p);
-      // the last range first: a crash mid-flush may have left it without some hour files
-      if (top) await this.repair(p, top);
-      const r = await repairOverlaps(this.overlapDeps(), p, files).catch((e) => {
-        this.o.logger(`partition ${p}: overlap repair failed, will retry on the next assignment: ${(e as Error).message}`);
-        return { dropped: 0, trimmed: 0, kept: 0 };
-      });
-      this.overlapRepairs.dropped += r.dropped;
-      this.overlapRepairs.trimmed += r.trimmed;
-      this.overlapRepairs.kept += r.kept;
-      changed ||= r.dropped + r.trimmed > 0;
-    }
+    const tops = topRangesOf(files);
+    // partitions in parallel (each reads its last range back from the log: seconds on Kafka)
+    await Promise.all(
+      partitions.map(async (p) => {
+        const top = tops.get(p);
+        // the last range first: a crash mid-flush may have left it without some hour files
+        if (top) await this.repair(p, top);
+        const r = await repairOverlaps(this.overlapDeps(), p, files).catch((e) => {
+          this.o.logger(`partition ${p}: overlap repair failed, will retry on the next assignment: ${(e as Error).message}`);
+          return { dropped: 0, trimmed: 0, kept: 0 };
+        });
+        this.overlapRepairs.dropped += r.dropped;
+        this.overlapRepairs.trimmed += r.trimmed;
+        this.overlapRepairs.kept += r.kept;
+        changed ||= r.dropped + r.trimmed > 0;
+      }),
+    );
     if (changed) files = await this.ownFiles(partitions);
     this.tops = Promise.resolve(topRangesOf(files));
     this.o.logger(`assigned partitions [${partitions.join(', ')}]: lake scanned afresh (${files.length} files)`);
