@@ -64,8 +64,7 @@ export class WebHdfsLake implements Lake {
     const tmp = `${TMP_DIR}/${randomUUID()}-${posix.basename(path)}`;
     await this.client.create(this.abs(tmp), data);
     try {
-      await opts.beforeRename?.();
-      await this.promote(tmp, path);
+      await this.promote(tmp, path, opts.beforeRename);
     } catch (e) {
       await this.client.delete(this.abs(tmp)).catch(() => {});
       throw e;
@@ -77,7 +76,7 @@ export class WebHdfsLake implements Lake {
    * there. WebHDFS RENAME will not overwrite, and it moves a file *into* a destination that is a
    * folder, so both are handled first; a `{"boolean": false}` answer is an error.
    */
-  async promote(tmp: string, path: string): Promise<void> {
+  async promote(tmp: string, path: string, beforeRename?: () => Promise<void> | void): Promise<void> {
     const from = this.abs(tmp);
     const to = this.abs(path);
     await this.client.mkdirs(posix.dirname(to));
@@ -85,6 +84,8 @@ export class WebHdfsLake implements Lake {
       const existing = await this.client.status(to);
       if (existing?.type === 'DIRECTORY') throw new WebHdfsError(`publish ${path}: destination is a folder`, 409);
       if (existing) await this.client.delete(to);
+      // the publisher's last word (ingest's fence), as close to the rename as it gets
+      await beforeRename?.();
       if (await this.client.rename(from, to)) return;
       // A concurrent publisher may have put the same file in place between delete and rename.
       if (!(await this.client.status(from))) break;

@@ -265,11 +265,21 @@ export class Ingestor {
       topic: this.o.topic,
       logger: this.o.logger,
       rewrite: (p: number, from: number, last: number) => this.rewriteRange(p, from, last),
-      // assignment is in progress: the partition is this member's until a revoke, which waits for us
-      assertOwner: async () => {
-        if (this.stopping) throw new Fenced('ingest is stopping');
-      },
+      assertOwner: (p: number) => this.assertOwner(p),
     };
+  }
+
+  /**
+   * Before the repair deletes a file of p: no newer assignment has begun here, and the group
+   * accepts a commit from this member (of the offset already committed, so nothing moves): two
+   * processes whose assignments overlap in time (a re-join racing a rebalance) never both delete.
+   */
+  private async assertOwner(p: number): Promise<void> {
+    if (this.stopping) throw new Fenced('ingest is stopping');
+    if (this.consumer?.assignments !== this.assignment) throw new Fenced(`partition ${p} belongs to an earlier assignment of this consumer`);
+    const committed = (await this.consumer!.committed()).get(p);
+    if (committed !== undefined) await this.consumer!.commit(p, committed);
+    if (this.consumer?.assignments !== this.assignment) throw new Fenced(`partition ${p} belongs to an earlier assignment of this consumer`);
   }
 
   /** Offsets [from, last] of p from the log, published as one range; its hour folders. */

@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { sleep, until } from './scenario.js';
 import { startService } from './stack-control.js';
 import { startTraffic } from './traffic.js';
-import { checkAlive, committedSum, followerRecovers, topicLog, type ScenarioDef } from './scenarios.js';
-import type { MeterProcess } from './procs.js';
+import { checkAlive, committedSum, followerRecovers, topicLog, type Ctx, type ScenarioDef } from './scenarios.js';
+import type { ScenarioWorld } from './scenario.js';
+import type { TrafficResult } from './traffic.js';
+import { MeterProcess } from './procs.js';
 
 const SESSION_TIMEOUT_MS = 10_000;
 /** METER_FAULTS_PAUSE_MS: a longer pause, e.g. against a build whose session timeout is fixed at 30 s. */
@@ -24,6 +26,42 @@ async function midWrite(log: ReturnType<typeof topicLog>, who: string): Promise<
   return d;
 }
 
+/** Traffic, and each ingest (with a live) paused past the session timeout in turn. */
+async function pauses(w: ScenarioWorld, ctx: Ctx, a: MeterProcess, b: MeterProcess, lives: MeterProcess[], notes: string[], failures: string[]): Promise<TrafficResult> {
+  const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 909 });
+  const log = topicLog(w);
+  const paused: MeterProcess[] = [];
+  try {
+    await sleep(8000);
+    for (const [victim, live] of [
+      [a, lives[0]],
+      [b, lives[1]],
+    ] as const) {
+      const d = await midWrite(log, 'ingest');
+      for (const p of [victim, live]) {
+        process.kill(p.pid, 'SIGSTOP');
+        paused.push(p);
+      }
+      ctx.log(`${victim.name} and ${live.name} paused (${d} ms after a commit) for ${PAUSE_MS / 1000} s, session timeout ${SESSION_TIMEOUT_MS / 1000} s`);
+      const t = Date.now();
+      // the other ingest (and live) takes the paused one's partitions and goes on
+      await sleep(PAUSE_MS);
+      for (const p of paused.splice(0)) process.kill(p.pid, 'SIGCONT');
+      notes.push(`${victim.name} and ${live.name} paused ${Math.round((Date.now() - t) / 1000)} s (${d} ms after a commit)`);
+      await sleep(8000);
+    }
+    checkAlive(w, [a, b], 'during the pauses', failures);
+    for (const l of lives) if (!l.alive) failures.push(`${l.name} died during the pauses (see ${l.logFile})`);
+    await followerRecovers(w, 'the pauses', notes, failures);
+    const count = (re: RegExp) => [a, b].map((p) => (readFileSync(p.logFile, 'utf8').match(re) ?? []).length).join(' + ');
+    notes.push(`publishes refused by the fence: ${count(/not publish|owns no partition/g)}; overlap repairs logged: ${count(/removed offsets|re-wrote/g)}`);
+  } finally {
+    for (const p of paused) if (p.alive) process.kill(p.pid, 'SIGCONT');
+    await log.close();
+  }
+  return traffic.stop();
+}
+
 /**
  * kill -STOP of one of two ingests for 15 s against a 10 s session timeout, then CONT, twice
  * (each ingest once): the group gives the paused one's partitions to the other; when it
@@ -36,33 +74,18 @@ export const ingestPaused: ScenarioDef = {
     await w.startGateway();
     const a = w.startIngest();
     const b = w.startIngest();
-    const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 909 });
-    const log = topicLog(w);
-    const paused: MeterProcess[] = [];
+    // two `meter live` (its own group, fenced through the warehouse) paused alongside: the
+    // billing API reads live counts where they are ahead, so a live double count shows there
+    const lives = [1, 2].map((i) => new MeterProcess(`live-${i}`, ['live'], w.env, join(w.dir, `live-${i}.log`)));
     try {
-      await sleep(8000);
-      for (const victim of [a, b]) {
-        const d = await midWrite(log, 'ingest');
-        process.kill(victim.pid, 'SIGSTOP');
-        paused.push(victim);
-        ctx.log(`${victim.name} paused (${d} ms after a commit) for ${PAUSE_MS / 1000} s, session timeout ${SESSION_TIMEOUT_MS / 1000} s`);
-        const t = Date.now();
-        // the other ingest takes the paused one's partitions and commits on
-        await sleep(PAUSE_MS);
-        process.kill(victim.pid, 'SIGCONT');
-        paused.pop();
-        notes.push(`${victim.name} paused ${Math.round((Date.now() - t) / 1000)} s (${d} ms after a commit)`);
-        await sleep(8000);
-      }
-      checkAlive(w, [a, b], 'during the pauses', failures);
-      await followerRecovers(w, 'the pauses', notes, failures);
-      const fenced = [a, b].map((p) => (readFileSync(p.logFile, 'utf8').match(/not publish|owns no partition/g) ?? []).length);
-      notes.push(`publishes refused by the fence: ${fenced.join(' + ')}; overlap repairs logged: ${[a, b].map((p) => (readFileSync(p.logFile, 'utf8').match(/removed offsets|re-wrote/g) ?? []).length).join(' + ')}`);
+      return { truth: await pauses(w, ctx, a, b, lives, notes, failures) };
     } finally {
-      for (const p of paused) if (p.alive) process.kill(p.pid, 'SIGCONT');
-      await log.close();
+      // not ScenarioWorld's processes: stopped here, whatever happened
+      for (const l of lives) {
+        const e = await l.stop(30_000);
+        if (e.code !== 0 && e.signal !== 'SIGTERM') failures.push(`${l.name} exited with ${e.code}/${e.signal} on SIGTERM (see ${l.logFile})`);
+      }
     }
-    return { truth: await traffic.stop() };
   },
 };
 
