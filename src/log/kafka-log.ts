@@ -253,6 +253,7 @@ class KafkaConsumer implements LogConsumer {
   private opts: ConsumeOptions | null = null;
   /** In a group generation now (GROUP_JOIN until REBALANCING/CRASH/STOP): kafkajs drops a commit made otherwise. */
   private member = false;
+  /** GROUP_JOINs so far (LogConsumer.assignments: a fence against states of an earlier one). */
   assignments = 0;
   /** Consumers a re-join has been started for (once each). */
   private readonly rejoining = new WeakSet<Consumer>();

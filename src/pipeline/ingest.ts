@@ -319,6 +319,14 @@ export class Ingestor {
         this.o.logger(`partition ${p}: the group committed ${committed} but the lake ends at ${start}; re-ingesting from ${start}`);
       } else start = committed;
     }
+    const old = this.parts.get(p);
+    if (old) {
+      // a state of an assignment whose onAssign this one overtook: retired like the rest
+      old.gone = true;
+      await old.chain;
+      await old.writing?.catch(() => undefined);
+      this.discard(old);
+    }
     this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false, leaseFrom: -Infinity, assignment: this.assignment });
     return start;
   }
