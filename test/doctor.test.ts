@@ -47,3 +47,44 @@ test('doctor with dead backends: FAIL lines with the fix, exit 1', () => {
   assert.equal(by.log.ok, true, 'the embedded log still works');
   assert.doesNotMatch(JSON.stringify(r.checks), /secret/, 'no password in the output');
 });
+
+test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a FAIL; a bad window is a usage error', async () => {
+  const { ParquetWriter } = await import('../src/pipeline/parquet-writer.js');
+  const { LocalLake } = await import('../src/lake/local-lake.js');
+  const { dataFileName, hourDir } = await import('../src/lake/layout.js');
+  const { uuidv7 } = await import('../src/events/usage-event.js');
+  const { pathToFileURL } = await import('node:url');
+  const dir = mkdtempSync(join(tmpdir(), 'meter-doc-lake-'));
+  const lakeUrl = pathToFileURL(join(dir, 'lake')).href;
+  const lake = new LocalLake(lakeUrl);
+  await lake.init();
+  const w = await ParquetWriter.open({ tempDir: join(dir, 'duck') });
+  const now = Date.now();
+  const ev = (i: number) => ({ v: 1, id: ids[i], time: now, customer: 'c', keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true }) as const;
+  const ids = Array.from({ length: 10 }, () => uuidv7());
+  // offsets 0..5 and 4..9 of partition 0: offsets 4 and 5 (two events) are in the lake twice
+  for (const [first, last] of [[0, 5], [4, 9]]) {
+    const local = join(dir, `${first}.parquet`);
+    await w.write(Array.from({ length: last - first + 1 }, (_, k) => ev(first + k)), local);
+    await lake.publish(local, `${hourDir(now)}/${dataFileName('usage-events', 0, first, last)}`);
+  }
+  w.close();
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [assetPath('bin/meter.js'), 'doctor', ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_LAKE_URL: lakeUrl, METER_DATA_DIR: join(dir, 'data') },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  const r = run(['--json', '--lake-check', '2']);
+  assert.equal(r.status, 1, r.stderr);
+  const check = (JSON.parse(r.stdout) as { name: string; ok: boolean; detail: string }[]).find((c) => c.name === 'lake-data')!;
+  assert.equal(check.ok, false);
+  assert.match(check.detail, /rows 12 \/ distinct ids 10/);
+  assert.match(check.detail, /1 overlapping range pairs: p0 0\.\.5 & 4\.\.9/);
+  assert.match(check.detail, /12 rows, 10 distinct ids, 2 files/);
+  const bad = run(['--lake-check', 'soon']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--lake-check soon: not a number of hours/);
+  assert.doesNotMatch(bad.stderr, /at .*\.js:\d+/, 'no stack trace');
+});

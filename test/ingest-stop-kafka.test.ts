@@ -19,6 +19,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { stackEnv } from './support/stack.js';
 import { KafkaLog } from '../src/log/kafka-log.js';
 import { LocalLake } from '../src/lake/local-lake.js';
+import type { PublishOptions } from '../src/lake/lake.js';
 import { Ingestor } from '../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
 import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
@@ -38,10 +39,10 @@ class SlowLake extends LocalLake {
     super(url);
     this.publishing = new Promise((r) => (this.started = r));
   }
-  override async publish(local: string, path: string): Promise<void> {
+  override async publish(local: string, path: string, opts?: PublishOptions): Promise<void> {
     this.started();
     await new Promise((r) => setTimeout(r, 800));
-    return super.publish(local, path);
+    return super.publish(local, path, opts);
   }
 }
 

@@ -1,16 +1,19 @@
 import type { Command } from 'commander';
 import { action, contextOf, printJson } from './context.js';
 import { runDoctor } from '../runtime/doctor.js';
+import { DEFAULT_LAKE_CHECK_HOURS, lakeCheckHours } from '../runtime/doctor-lake.js';
 
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description('check each configured backend (reachable, version, topic, lake writable, migrations, limiter) and say how to fix failures')
     .option('--timeout <ms>', 'time limit per check', '15000')
+    .option('--lake-check [hours]', `also check the lake's last hours (default ${DEFAULT_LAKE_CHECK_HOURS}): overlapping file ranges per partition, rows vs distinct event ids per hour`)
     .action(
-      action(async (opts: { timeout: string }, cmd: Command) => {
+      action(async (opts: { timeout: string; lakeCheck?: string | boolean }, cmd: Command) => {
         const { config, json } = contextOf(cmd);
-        const checks = await runDoctor(config, Number(opts.timeout) || 15_000);
+        const lakeHours = lakeCheckHours(opts.lakeCheck);
+        const checks = await runDoctor(config, Number(opts.timeout) || 15_000, { lakeCheckHours: lakeHours });
         if (json) printJson(checks);
         else
           for (const c of checks)

@@ -19,6 +19,8 @@ export interface MeterConfig {
   dataDir: string;
   /** Kafka bootstrap brokers; empty = embedded durable log under dataDir. */
   kafkaBrokers: string[];
+  /** Kafka consumer group session timeout (ms): a member silent this long loses its partitions. */
+  kafkaSessionTimeoutMs: number;
   topic: string;
   /** Partitions of the topic (created if absent) and of the embedded log. */
   partitions: number;
@@ -117,6 +119,7 @@ const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): 
 export const SETTINGS: Setting[] = [
   S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
   S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),
+  S('kafkaSessionTimeoutMs', { t: 'int', min: 6000, max: 300_000 }, "consumer groups (ingest, live): a member silent this long loses its partitions (ms; within the broker's group.min/max.session.timeout.ms)"),
   S('topic', { t: 'string' }, 'usage event topic'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
   S('lakeUrl', { t: 'url', protocols: ['file:', 'hdfs:', 'webhdfs:'] }, 'lake root: file:///path or hdfs://host:9870/path'),
@@ -155,6 +158,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
   return {
     dataDir: './.meter',
     kafkaBrokers: [],
+    kafkaSessionTimeoutMs: 30_000,
     topic: 'usage-events',
     partitions: 4,
     lakeUrl: null,

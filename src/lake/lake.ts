@@ -13,6 +13,10 @@ export interface LakeEntry {
   mtime: number;
 }
 
+export interface PublishOptions {
+  beforeRename?: () => Promise<void> | void;
+}
+
 export interface Lake {
   readonly url: string;
   init(): Promise<void>;
@@ -20,8 +24,10 @@ export interface Lake {
    * Publish a local file at `path`: upload to `_tmp/`, then rename into place. Overwrites an
    * existing file of the same name (a rewrite of the same offset range carries the same data).
    * Rejects if the rename fails (WebHDFS reports failure as `{"boolean": false}`).
+   * `opts.beforeRename` runs after the upload, right before the rename, and vetoes the publish by
+   * throwing (ingest's fence: a process that lost its partition publishes nothing, docs/lake.md).
    */
-  publish(localFile: string, path: string): Promise<void>;
+  publish(localFile: string, path: string, opts?: PublishOptions): Promise<void>;
   /** Files directly under folder `dir` (no recursion); [] if the folder does not exist. */
   list(dir: string): Promise<LakeEntry[]>;
   /** Sub-folder names of `dir`; [] if absent. */

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import { join, dirname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import type { Lake, LakeEntry } from './lake.js';
+import type { Lake, LakeEntry, PublishOptions } from './lake.js';
 import { TMP_DIR, isVisible } from './layout.js';
 
 export class LocalLake implements Lake {
@@ -31,7 +31,7 @@ export class LocalLake implements Lake {
     await fsp.mkdir(join(this.root, TMP_DIR), { recursive: true });
   }
 
-  async publish(localFile: string, path: string): Promise<void> {
+  async publish(localFile: string, path: string, opts: PublishOptions = {}): Promise<void> {
     const dest = this.abs(path);
     const tmpDir = join(this.root, TMP_DIR);
     await fsp.mkdir(tmpDir, { recursive: true });
@@ -45,6 +45,7 @@ export class LocalLake implements Lake {
         await fh.close();
       }
       await fsp.mkdir(dirname(dest), { recursive: true });
+      await opts.beforeRename?.();
       await fsp.rename(tmp, dest);
     } catch (e) {
       await fsp.rm(tmp, { force: true });

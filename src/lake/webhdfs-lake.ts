@@ -12,7 +12,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
-import type { Lake, LakeEntry } from './lake.js';
+import type { Lake, LakeEntry, PublishOptions } from './lake.js';
 import { isVisible, TMP_DIR } from './layout.js';
 import { WebHdfsClient, WebHdfsError } from './webhdfs-client.js';
 
@@ -59,12 +59,12 @@ export class WebHdfsLake implements Lake {
     await this.client.mkdirs(this.abs(TMP_DIR));
   }
 
-  async publish(localFile: string, path: string): Promise<void> {
+  async publish(localFile: string, path: string, opts: PublishOptions = {}): Promise<void> {
     const data = await readFile(localFile);
     const tmp = `${TMP_DIR}/${randomUUID()}-${posix.basename(path)}`;
     await this.client.create(this.abs(tmp), data);
     try {
-      await this.promote(tmp, path);
+      await this.promote(tmp, path, opts.beforeRename);
     } catch (e) {
       await this.client.delete(this.abs(tmp)).catch(() => {});
       throw e;
@@ -76,7 +76,7 @@ export class WebHdfsLake implements Lake {
    * there. WebHDFS RENAME will not overwrite, and it moves a file *into* a destination that is a
    * folder, so both are handled first; a `{"boolean": false}` answer is an error.
    */
-  async promote(tmp: string, path: string): Promise<void> {
+  async promote(tmp: string, path: string, beforeRename?: () => Promise<void> | void): Promise<void> {
     const from = this.abs(tmp);
     const to = this.abs(path);
     await this.client.mkdirs(posix.dirname(to));
@@ -84,6 +84,8 @@ export class WebHdfsLake implements Lake {
       const existing = await this.client.status(to);
       if (existing?.type === 'DIRECTORY') throw new WebHdfsError(`publish ${path}: destination is a folder`, 409);
       if (existing) await this.client.delete(to);
+      // the publisher's last word (ingest's fence), as close to the rename as it gets
+      await beforeRename?.();
       if (await this.client.rename(from, to)) return;
       // A concurrent publisher may have put the same file in place between delete and rename.
       if (!(await this.client.status(from))) break;

@@ -34,6 +34,7 @@ import type { KafkaSecurity } from '../security/client-options.js';
 import { explainKafkaError } from '../security/auth-errors.js';
 import { scrub } from '../security/secrets.js';
 import { kafkaRetry } from './kafka-retry.js';
+import { membershipLost, NotAMember } from './membership.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
@@ -42,6 +43,8 @@ export interface KafkaLogOptions extends KafkaSecurity {
   clientId?: string;
   /** Retries of a failed request (default 8). */
   retries?: number;
+  /** Group session timeout, ms (default 30000): a member silent this long loses its partitions. */
+  sessionTimeoutMs?: number;
 }
 
 /**
@@ -199,14 +202,18 @@ export class KafkaLog implements UsageLog {
     throw explainKafkaError(e, this.opts);
   }
 
+  get sessionTimeoutMs(): number {
+    return this.opts.sessionTimeoutMs ?? 30_000;
+  }
+
   /** Used by consumers: reads that need no group. */
   newConsumer(groupId: string): Consumer {
     return this.kafka.consumer({
       groupId,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: 250,
-      sessionTimeout: 30000,
-      heartbeatInterval: 3000,
+      sessionTimeout: this.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3000, Math.floor(this.sessionTimeoutMs / 3)),
       retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 },
     });
   }
@@ -273,6 +280,10 @@ class KafkaConsumer implements LogConsumer {
   /** Serialises commits made through the admin API (see commit). */
   private adminCommits: Promise<unknown> = Promise.resolve();
   private opts: ConsumeOptions | null = null;
+  /** In a group generation now (GROUP_JOIN until REBALANCING/CRASH/STOP): kafkajs drops a commit made otherwise. */
+  private member = false;
+  /** GROUP_JOINs so far (LogConsumer.assignments: a fence against states of an earlier one). */
+  assignments = 0;
   /** Consumers a re-join has been started for (once each). */
   private readonly rejoining = new WeakSet<Consumer>();
 
@@ -294,11 +305,13 @@ class KafkaConsumer implements LogConsumer {
 
     this.stopped = false;
     // kafkajs rebalances eagerly: everything is revoked, then the new assignment joins.
-    consumer.on(consumer.events.REBALANCING, () => this.revokeAll());
+    consumer.on(consumer.events.REBALANCING, () => ((this.member = false), this.revokeAll()));
+    consumer.on(consumer.events.STOP, () => (this.member = false));
     // kafkajs gives up on a consumer after a non-retriable error and does not restart it, e.g.
     // when the group evicted this member while a batch waited on a lake outage longer than the
     // session timeout (UNKNOWN_MEMBER_ID). The process would live on, consuming nothing.
     consumer.on(consumer.events.CRASH, (e) => {
+      this.member = false;
       if (e.payload.restart || this.consumer !== consumer || this.stopped || this.rejoining.has(consumer)) return;
       this.rejoining.add(consumer);
       process.stderr.write(`kafka consumer of group ${this.group} crashed (${e.payload.error?.message}); joining the group again\n`);
@@ -307,8 +320,12 @@ class KafkaConsumer implements LogConsumer {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const parts = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
       this.assigned = parts;
+      this.member = true;
+      this.assignments++;
       this.ready = new Map();
-      const after = this.revoked;
+      // every assignment starts from a fresh view (ingest: a new lake scan, docs/lake.md)
+      const after = this.revoked.then(() => opts.onAssign?.(parts));
+      after.catch(() => {});
       for (const p of parts) {
         // GROUP_JOIN cannot block kafkajs, so the first fetch may race this; eachBatch awaits
         // `ready` and drops batches made stale by the seek (see below).
@@ -395,6 +412,7 @@ class KafkaConsumer implements LogConsumer {
       return run;
     }
     const consumer = this.consumer;
+    if (!this.member) throw new NotAMember(`commit of ${this.log.topic}/${partition}`);
     try {
       await this.log.retry('commitOffsets', () => consumer.commitOffsets([{ topic: this.log.topic, partition, offset: String(nextOffset) }]));
     } catch (e) {
@@ -402,7 +420,7 @@ class KafkaConsumer implements LogConsumer {
       // timeout). kafkajs notices only at its next heartbeat, which a blocked batch may not reach
       // for minutes (fault suite hdfs-down-30s: 94 s to > 120 s); every commit until then fails.
       // Re-join now: the new assignment resumes after the files already published.
-      const type = (e as { type?: string }).type;
+      const type = membershipLost(e);
       if ((type === 'UNKNOWN_MEMBER_ID' || type === 'ILLEGAL_GENERATION') && this.opts && this.consumer === consumer && !this.stopped && !this.rejoining.has(consumer)) {
         this.rejoining.add(consumer);
         process.stderr.write(`kafka consumer of group ${this.group}: commit refused (${type}): joining the group again\n`);

@@ -40,11 +40,22 @@ export interface ConsumeOptions {
   startOffset(partition: number): Promise<number | null>;
   /** Handle one batch of one partition; batches of a partition arrive in order, one at a time. */
   eachBatch(batch: ConsumedBatch): Promise<void>;
+  /**
+   * Called on every assignment (first join, rebalance, re-join after an eviction) before
+   * `startOffset` of its partitions; a rejection fails those partitions' start like startOffset's.
+   */
+  onAssign?(partitions: number[]): Promise<void>;
   /** Called when partitions are taken away (rebalance/stop), before they are reassigned. */
   onRevoke?(partitions: number[]): Promise<void>;
 }
 
 export interface LogConsumer {
+  /**
+   * Assignments received so far (Kafka: one per group join), for fencing: a commit the group
+   * accepts proves membership, not that the partition is still this member's; a state made for
+   * an earlier assignment must not write. Undefined where assignments never change under a run.
+   */
+  readonly assignments?: number;
   /** Start consuming; resolves once running (delivery continues in the background). */
   run(opts: ConsumeOptions): Promise<void>;
   /** Record that everything before `nextOffset` of `partition` is done (durable downstream). */
@@ -63,6 +74,8 @@ export interface LogConsumer {
 export interface UsageLog {
   readonly kind: 'embedded' | 'kafka';
   readonly topic: string;
+  /** Consumer group session timeout (ms), for logs with group sessions (Kafka); undefined: none. */
+  readonly sessionTimeoutMs?: number;
   /** Create the topic / folders if absent. */
   init(): Promise<void>;
   partitions(): Promise<number>;

@@ -4,8 +4,11 @@
  * Per partition, records are buffered for a contiguous offset range [first, last], their events
  * grouped by UTC hour of event time. On rotation (maxRecords records, or flushMs of wall time
  * since the range's first record) ONE file per hour touched is written, all named
- * `<topic>+<partition>+<first>+<last>.parquet` in that hour's folder, each published by
- * temp + rename; then the group's offset is committed to last + 1.
+ * `<topic>+<partition>+<first>+<last>.parquet` in that hour's folder; the group's offset is
+ * committed to last + 1 (accepted only from the partition's owner), then each file is
+ * published by temp + rename, the rename only while that commit's lease holds (fencing:
+ * publish-fence.ts, docs/lake.md). Every assignment retires the states of the last one and
+ * starts from a fresh lake scan, repairing overlapping ranges (overlap-repair.ts).
  *
  * Restart (Kafka Connect HDFS style, files are the truth): the partition resumes after the
  * highest `last` in the lake's file names, after re-reading that range from the log and
@@ -38,7 +41,10 @@ import { ownScratchDir } from './scratch-dir.js';
 import { HourBuffer } from './hour-buffer.js';
 import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
 import { customerVerdict, RECHECK, type CustomerCheck } from './customer-check.js';
-import { scanTopRanges, type TopRange } from './recovery.js';
+import { listDataFiles, topRangesOf, type DataFile, type TopRange } from './recovery.js';
+import { repairOverlaps } from './overlap-repair.js';
+import { Fenced, PublishFence } from './publish-fence.js';
+import { membershipLost } from '../log/membership.js';
 
 export interface IngestorOptions {
   log: UsageLog;
@@ -89,6 +95,8 @@ export interface IngestStats {
   flushes: number;
   /** Hour files re-published by recovery after a crash mid-flush. */
   repairedFiles: number;
+  /** Overlapping ranges the self-repair removed, re-wrote shorter, or had to leave (overlap-repair.ts). */
+  overlapRepairs: { dropped: number; trimmed: number; kept: number };
   partitions: Record<number, PartitionStats>;
 }
 
@@ -109,6 +117,10 @@ interface PartState {
   lastErrorLog: number;
   /** Revoked: its buffers are gone, nothing may be added or written. */
   gone: boolean;
+  /** Monotonic ms when the last commit the group accepted was sent (publish-fence.ts). */
+  leaseFrom: number;
+  /** The consumer's assignment this state was made for (publish-fence.ts). */
+  assignment: number | undefined;
 }
 
 const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
@@ -123,9 +135,16 @@ export class Ingestor {
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
   private tops: Promise<Map<number, TopRange>> | null = null;
+  private fence!: PublishFence;
+  /** LogConsumer.assignments when the current assignment began (states are made for it). */
+  private assignment: number | undefined = undefined;
+  /** Partitions whose last range onAssign already checked (repair) in this assignment. */
+  private checkedTops = new Set<number>();
   private readonly parts = new Map<number, PartState>();
   private readonly counters = { recordsIn: 0, written: 0, deadLettered: 0, files: 0, flushes: 0, repairedFiles: 0 };
   private tmpSeq = 0;
+  /** Overlapping ranges removed / re-written by the self-repair on assignment (overlap-repair.ts). */
+  private readonly overlapRepairs = { dropped: 0, trimmed: 0, kept: 0 };
   /** Spooled bytes of the open ranges, and of the closed ranges not yet in the lake. */
   private openBytes = 0;
   private closedBytes = 0;
@@ -158,8 +177,10 @@ export class Ingestor {
     this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), memoryMb: this.o.memoryMb });
     const consumer = await this.o.log.consumer(this.o.group);
     this.consumer = consumer;
+    this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next), () => consumer.assignments);
     try {
       await consumer.run({
+        onAssign: (ps) => this.onAssign(ps),
         startOffset: (p) => this.startFor(p),
         eachBatch: (b) => this.onBatch(b),
         onRevoke: (ps) => this.onRevoke(ps),
@@ -178,11 +199,111 @@ export class Ingestor {
   // ---- recovery -------------------------------------------------------------------------
 
   private topRanges(): Promise<Map<number, TopRange>> {
-    this.tops ??= scanTopRanges(this.o.lake, this.o.topic).catch((e) => {
-      this.tops = null;
-      throw e;
-    });
+    this.tops ??= listDataFiles(this.o.lake, this.o.topic)
+      .then(topRangesOf)
+      .catch((e) => {
+        this.tops = null;
+        throw e;
+      });
     return this.tops;
+  }
+
+  /**
+   * A new assignment (first join, rebalance, or a re-join after this member was evicted, which
+   * kafkajs may do without a revoke): every state of an earlier assignment is retired (nothing
+   * of it may be written any more), the lake is scanned afresh (the previous owner wrote files
+   * since), and overlapping ranges of the assigned partitions are repaired.
+   */
+  private async onAssign(partitions: number[]): Promise<void> {
+    this.assignment = this.consumer?.assignments;
+    for (const st of this.parts.values()) st.gone = true;
+    for (const [p, st] of [...this.parts]) {
+      await st.chain;
+      await st.writing?.catch(() => undefined);
+      this.discard(st);
+      this.parts.delete(p);
+    }
+    this.tops = null;
+    let files = await this.ownFiles(partitions);
+    let changed = false;
+    const tops = topRangesOf(files);
+    // partitions in parallel (each reads its last range back from the log: seconds on Kafka)
+    await Promise.all(
+      partitions.map(async (p) => {
+        const top = tops.get(p);
+        // the last range first: a crash mid-flush may have left it without some hour files
+        if (top) await this.repair(p, top);
+        const r = await repairOverlaps(this.overlapDeps(), p, files).catch((e) => {
+          this.o.logger(`partition ${p}: overlap repair failed, will retry on the next assignment: ${(e as Error).message}`);
+          return { dropped: 0, trimmed: 0, kept: 0 };
+        });
+        this.overlapRepairs.dropped += r.dropped;
+        this.overlapRepairs.trimmed += r.trimmed;
+        this.overlapRepairs.kept += r.kept;
+        changed ||= r.dropped + r.trimmed > 0;
+      }),
+    );
+    if (changed) files = await this.ownFiles(partitions);
+    this.tops = Promise.resolve(topRangesOf(files));
+    this.o.logger(`assigned partitions [${partitions.join(', ')}]: lake scanned afresh (${files.length} files)`);
+    this.checkedTops = new Set(partitions);
+  }
+
+  /**
+   * The lake's files, less those naming offsets the log has never reached (a foreign or forged
+   * file, or a topic re-created under the same name): resuming after one would skip every
+   * record up to it. Reported, left in place, ignored.
+   */
+  private async ownFiles(partitions: number[]): Promise<DataFile[]> {
+    const files = await listDataFiles(this.o.lake, this.o.topic);
+    const ends = await this.consumer!.endOffsets();
+    const beyond = files.filter((f) => f.last >= (ends.get(f.partition) ?? Infinity));
+    for (const f of beyond) if (partitions.includes(f.partition)) this.o.logger(`partition ${f.partition}: ignoring ${f.path}: it names offsets up to ${f.last} but the log ends at ${ends.get(f.partition)} (a file of another topic or log?)`);
+    return beyond.length ? files.filter((f) => !beyond.includes(f)) : files;
+  }
+
+  private overlapDeps() {
+    return {
+      lake: this.o.lake,
+      topic: this.o.topic,
+      logger: this.o.logger,
+      rewrite: (p: number, from: number, last: number) => this.rewriteRange(p, from, last),
+      assertOwner: (p: number) => this.assertOwner(p),
+    };
+  }
+
+  /**
+   * Before the repair deletes a file of p: no newer assignment has begun here, and the group
+   * accepts a commit from this member (of the offset already committed, so nothing moves): two
+   * processes whose assignments overlap in time (a re-join racing a rebalance) never both delete.
+   */
+  private async assertOwner(p: number): Promise<void> {
+    if (this.stopping) throw new Fenced('ingest is stopping');
+    if (this.consumer?.assignments !== this.assignment) throw new Fenced(`partition ${p} belongs to an earlier assignment of this consumer`);
+    const committed = (await this.consumer!.committed()).get(p);
+    if (committed !== undefined) await this.consumer!.commit(p, committed);
+    if (this.consumer?.assignments !== this.assignment) throw new Fenced(`partition ${p} belongs to an earlier assignment of this consumer`);
+  }
+
+  /** Offsets [from, last] of p from the log, published as one range; its hour folders. */
+  private async rewriteRange(p: number, from: number, last: number): Promise<string[]> {
+    const recs = await this.consumer!.readRange(p, from, last + 1);
+    if (recs.length === 0 || recs[recs.length - 1].offset !== last) throw new Error(`the log no longer holds offsets ${from}..${last}`);
+    const buf = this.newBuffer();
+    try {
+      for (const r of recs) buf.takeOrSkip(r, this.limits);
+      recs.length = 0;
+      const name = dataFileName(this.o.topic, p, from, last);
+      const dirs: string[] = [];
+      for (const h of buf.hours()) {
+        const dir = hourDir(h.hour);
+        await this.publishHour(h.files, `${dir}/${name}`);
+        dirs.push(dir);
+      }
+      return dirs;
+    } finally {
+      buf.discard();
+    }
   }
 
   /** Where partition p resumes: after the lake's last range (repaired), or the commit past it. */
@@ -190,7 +311,7 @@ export class Ingestor {
     const top = (await this.topRanges()).get(p);
     let start = 0;
     if (top) {
-      await this.repair(p, top);
+      if (!this.checkedTops.delete(p)) await this.repair(p, top);
       start = top.last + 1;
     }
     const committed = (await this.consumer!.committed()).get(p);
@@ -201,7 +322,15 @@ export class Ingestor {
         this.o.logger(`partition ${p}: the group committed ${committed} but the lake ends at ${start}; re-ingesting from ${start}`);
       } else start = committed;
     }
-    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false });
+    const old = this.parts.get(p);
+    if (old) {
+      // a state of an assignment whose onAssign this one overtook: retired like the rest
+      old.gone = true;
+      await old.chain;
+      await old.writing?.catch(() => undefined);
+      this.discard(old);
+    }
+    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false, leaseFrom: -Infinity, assignment: this.assignment });
     return start;
   }
 
@@ -358,31 +487,62 @@ export class Ingestor {
     this.o.logger(`partition ${st.p}: flush of offsets ${r ? `${r.first}..${r.last}` : '?'} failed, will retry: ${(e as Error).message}`);
   }
 
-  /** Publish a closed range: one file per hour, then commit. Ranges of a partition come one at a time, in order. */
+  /**
+   * Publish a closed range: Parquet files written locally, then the commit (the group accepts it
+   * only from the partition's owner: the fence), then one upload + rename per hour, each rename
+   * only while the commit's lease holds (publish-fence.ts, docs/lake.md). Ranges of a partition
+   * come one at a time, in order.
+   */
   private async writeRange(st: PartState, buf: HourBuffer): Promise<void> {
     const p = st.p;
     const name = dataFileName(this.o.topic, p, buf.first, buf.last);
     const hours = buf.hours();
-    for (const h of hours) await this.publishHour(h.files, `${hourDir(h.hour)}/${name}`);
+    const locals: { local: string; path: string }[] = [];
+    try {
+      for (const h of hours) {
+        const local = join(this.tmp, `part-${process.pid}-${++this.tmpSeq}.parquet`);
+        locals.push({ local, path: `${hourDir(h.hour)}/${name}` });
+        await this.writer!.writeSpool(h.files, local);
+      }
+      try {
+        await this.fence.confirm(st, buf.last + 1);
+      } catch (e) {
+        // While stopping, the group may refuse the commit (Kafka: the admin API refuses a group
+        // that still has a live member: another ingest may own the partition now). Then nothing
+        // is published: the owner re-reads these offsets from the lake's end. Throwing here would
+        // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
+        if (!this.stopping) throw this.checkMembership(e);
+        this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} not published: the group refused their commit while stopping (${(e as Error).message}); the partition's owner re-reads them`);
+        st.gone = true;
+        return;
+      }
+      for (const l of locals) await this.o.lake.publish(l.local, l.path, { beforeRename: () => this.fence.check(st, buf.last + 1).catch((e) => Promise.reject(this.checkMembership(e))) });
+    } finally {
+      await Promise.all(locals.map((l) => rm(l.local, { force: true })));
+    }
     if (hours.length) {
       // keep the cached view of the lake current, for a re-assignment without a rescan
       const tops = this.tops ? await this.tops.catch(() => null) : null;
       tops?.set(p, { first: buf.first, last: buf.last, dirs: new Set(hours.map((h) => hourDir(h.hour))) });
     }
-    try {
-      await this.consumer!.commit(p, buf.last + 1);
-    } catch (e) {
-      // While stopping, the group may refuse the commit (Kafka: the admin API refuses a group that
-      // still has a live member, another ingest may own the partition now). The files are
-      // published and are the truth: the next owner resumes after them. Throwing here would
-      // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
-      if (!this.stopping) throw e;
-      this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} are in the lake; their commit was refused while stopping (${(e as Error).message})`);
-    }
     st.done = buf.last + 1;
     this.counters.written += buf.events;
     this.counters.files += hours.length;
     this.counters.flushes++;
+  }
+
+  /**
+   * A refusal that says this member left the group generation (evicted after a pause, or a
+   * rebalance): it owns no partition now, so none of its states may write again; the next
+   * assignment starts afresh (onAssign). Returns the error for the caller to throw.
+   */
+  private checkMembership(e: unknown): unknown {
+    const lost = membershipLost(e);
+    if (lost) {
+      for (const st of this.parts.values()) st.gone = true;
+      this.o.logger(`the group refused a commit (${lost}): this ingest owns no partition until its next assignment; nothing it holds is published`);
+    }
+    return e;
   }
 
   private async publishHour(spool: string[], path: string): Promise<void> {
@@ -398,9 +558,15 @@ export class Ingestor {
   /** Close the partition's open range and wait until every closed one is in the lake. */
   private flush(p: number): Promise<void> {
     return this.withPartition(p, async (st) => {
-      if (st.closed.length) await this.drain(st);
-      this.close(st);
-      await this.drain(st);
+      try {
+        if (st.closed.length) await this.drain(st);
+        this.close(st);
+        await this.drain(st);
+      } catch (e) {
+        // a partition this process lost has nothing to flush: its owner re-reads the offsets
+        if (!st.gone && !(e instanceof Fenced)) throw e;
+        this.o.logger(`partition ${p}: buffered offsets not published (${(e as Error).message}); the partition's owner re-reads them`);
+      }
     });
   }
 
@@ -416,12 +582,16 @@ export class Ingestor {
   private async onRevoke(partitions: number[]): Promise<void> {
     if (this.stopping) return; // stop() flushes after the consumer has stopped
     // partitions moved to another ingest: drop what is buffered (the new owner re-reads it
-    // from the lake's view) and forget the cached lake scan (the other owner writes files now)
+    // from the lake's view) and forget the cached lake scan (the other owner writes files now).
+    // Fenced at once: a write in progress publishes nothing from here on.
+    for (const p of partitions) {
+      const st = this.parts.get(p);
+      if (st) st.gone = true;
+    }
     for (const p of partitions) {
       const st = this.parts.get(p);
       if (!st) continue;
       await st.chain;
-      st.gone = true;
       await st.writing?.catch(() => undefined);
       this.discard(st);
       this.parts.delete(p);
@@ -504,6 +674,6 @@ export class Ingestor {
     const partitions: Record<number, PartitionStats> = {};
     for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0]))
       partitions[p] = { nextOffset: st.done, readOffset: st.next, buffered: st.buf.records + st.closed.reduce((n, b) => n + b.records, 0) };
-    return { ...this.counters, partitions };
+    return { ...this.counters, overlapRepairs: { ...this.overlapRepairs }, partitions };
   }
 }

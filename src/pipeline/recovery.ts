@@ -53,8 +53,12 @@ export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile
 
 /** For each partition, the range with the highest last offset and the hour folders holding it. */
 export async function scanTopRanges(lake: Lake, topic: string): Promise<Map<number, TopRange>> {
+  return topRangesOf(await listDataFiles(lake, topic));
+}
+
+export function topRangesOf(files: DataFile[]): Map<number, TopRange> {
   const tops = new Map<number, TopRange>();
-  for (const f of await listDataFiles(lake, topic)) {
+  for (const f of files) {
     const t = tops.get(f.partition);
     if (!t || f.last > t.last) tops.set(f.partition, { first: f.first, last: f.last, dirs: new Set([f.dir]) });
     else if (f.last === t.last && f.first === t.first) t.dirs.add(f.dir);

@@ -13,6 +13,7 @@ import { pendingMigrations } from '../warehouse/migrate.js';
 import { catalogOf } from './roles.js';
 import { scrub } from '../security/secrets.js';
 import { UserError } from './errors.js';
+import { lakeDataCheck } from './doctor-lake.js';
 
 export interface Check {
   name: string;
@@ -31,7 +32,7 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<Check[]> {
+export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { lakeCheckHours?: number | null } = {}): Promise<Check[]> {
   const checks: Check[] = [];
   const b = describeBackends(cfg);
   const check = async (name: string, fix: string, fn: () => Promise<string>) => {
@@ -40,7 +41,9 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
     } catch (e) {
       // A refused login or TLS mismatch carries its own fix (the setting), better than the generic one.
       const hint = e instanceof UserError && e.hint ? e.hint : fix;
-      checks.push({ name, ok: false, detail: scrub((e as Error).message.split('\n')[0]), fix: scrub(hint) });
+      // The lake check's message is a multi-line report; the others are one line.
+      const message = name === 'lake-data' ? (e as Error).message : (e as Error).message.split('\n')[0];
+      checks.push({ name, ok: false, detail: scrub(message), fix: scrub(hint) });
     }
   };
 
@@ -81,6 +84,15 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000): Promise<C
       await lake.close();
     }
   });
+
+  if (opts.lakeCheckHours) {
+    const hours = opts.lakeCheckHours;
+    await check('lake-data', 'a running `meter ingest` repairs overlapping ranges of its partitions when they are next assigned (restart it); docs/lake.md', async () => {
+      const r = await within(Math.max(timeoutMs, 300_000), lakeDataCheck(cfg, hours));
+      if (!r.ok) throw new Error(r.detail);
+      return r.detail;
+    });
+  }
 
   await check('warehouse', cfg.databaseUrl ? `start Postgres (stack/run up postgres) or fix METER_DATABASE_URL (${redactUrl(cfg.databaseUrl)})` : 'stop the other meter process that holds the embedded warehouse, or set METER_DATABASE_URL', async () => {
     const db = await openWarehouse(cfg, undefined, { migrate: false });

@@ -24,6 +24,8 @@ export interface Verdict {
   /** Cells that differ (first few), for the log. */
   diffs: string[];
   failures: string[];
+  /** The scenario's lake at the end (lake-check.ts): rows, distinct ids, overlapping range pairs. */
+  lake?: { rows: number; ids: number; overlaps: number };
 }
 
 export function compare(scenario: string, truth: TrafficResult, billed: Cells, opts: { lossBound?: number } = {}): Verdict {
@@ -63,5 +65,6 @@ export function formatRow(v: Verdict): string {
     `duplicated ${v.duplicated}`,
   ];
   if (v.uncertain) cols.push(`uncertain ${v.uncertain}`);
+  if (v.lake) cols.push(`lake rows/ids ${v.lake.rows}/${v.lake.ids}, overlaps ${v.lake.overlaps}`);
   return cols.join(' | ') + (v.failures.length ? `  FAIL: ${v.failures.join('; ')}` : '  ok');
 }

@@ -11,6 +11,8 @@ import { startService, stopService } from './stack-control.js';
 import { startTraffic, type TrafficResult } from './traffic.js';
 import type { MeterProcess } from './procs.js';
 import { SPOOL_SCENARIOS } from './scenarios-spool.js';
+import { lakeVerdict } from './lake-check.js';
+import { lakeScenarios } from './scenarios-lake.js';
 
 export interface Ctx {
   root: string;
@@ -43,6 +45,7 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
     await w.drain();
     const billed = await w.billed(hourStart(t0) - HOUR_MS, Date.now() + 2 * HOUR_MS);
     const v = compare(def.name, truth, billed, { lossBound });
+    await lakeVerdict(w, v);
     v.notes.unshift(...notes);
     v.failures.push(...failures);
     if (truth.metered < 1000) v.failures.push(`only ${truth.metered} metered calls: too little traffic to mean anything`);
@@ -78,7 +81,7 @@ async function groupSettled(ctx: Ctx): Promise<void> {
  * After an outage the ingest follower must recover by itself (not only the drain's
  * `ingest --once`): it commits past what the log held a moment after the service came back.
  */
-async function followerRecovers(w: ScenarioWorld, label: string, notes: string[], failures: string[], timeoutMs = 120_000): Promise<void> {
+export async function followerRecovers(w: ScenarioWorld, label: string, notes: string[], failures: string[], timeoutMs = 120_000): Promise<void> {
   const log = topicLog(w);
   try {
     const group = await log.consumer('meter-ingest');
@@ -104,7 +107,7 @@ async function followerRecovers(w: ScenarioWorld, label: string, notes: string[]
 }
 
 /** Keep the follower ingest(s) running: one that died on its own is a finding, then restarted. */
-function checkAlive(w: ScenarioWorld, procs: MeterProcess[], when: string, failures: string[]): void {
+export function checkAlive(w: ScenarioWorld, procs: MeterProcess[], when: string, failures: string[]): void {
   for (const p of procs) {
     if (!p.alive) {
       failures.push(`${p.name} died ${when} (see ${p.logFile})`);
@@ -116,12 +119,12 @@ function checkAlive(w: ScenarioWorld, procs: MeterProcess[], when: string, failu
 // ---------------------------------------------------------------------------------------------
 
 /** Sum of the ingest group's committed offsets on the scenario's topic (progress of ingest). */
-async function committedSum(log: KafkaLog): Promise<number> {
+export async function committedSum(log: KafkaLog): Promise<number> {
   const c = await (await log.consumer('meter-ingest')).committed();
   return [...c.values()].reduce((a, b) => a + b, 0);
 }
 
-function topicLog(w: ScenarioWorld): KafkaLog {
+export function topicLog(w: ScenarioWorld): KafkaLog {
   return new KafkaLog({ brokers: w.env.METER_KAFKA_BROKERS!.split(','), topic: w.env.METER_TOPIC!, partitions: 4 });
 }
 
@@ -347,4 +350,4 @@ function gatewayKill(durability: 'strict' | 'batched'): ScenarioDef {
 export const gatewayKillStrict = gatewayKill('strict');
 export const gatewayKillBatched = gatewayKill('batched');
 
-export const ALL: ScenarioDef[] = [killIngest, rebalance, kafkaOutage, hdfsOutage, postgresOutage, redisOutage, gatewayKillStrict, gatewayKillBatched, ...SPOOL_SCENARIOS];
+export const ALL: ScenarioDef[] = [killIngest, rebalance, kafkaOutage, hdfsOutage, postgresOutage, redisOutage, gatewayKillStrict, gatewayKillBatched, ...lakeScenarios, ...SPOOL_SCENARIOS];

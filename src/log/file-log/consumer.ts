@@ -41,6 +41,7 @@ export class FileLogConsumer implements LogConsumer {
     try {
       const committed = await this.store.read();
       const cursors: PartitionCursor[] = [];
+      await opts.onAssign?.([...Array(this.host.partitionCount).keys()]);
       for (let p = 0; p < this.host.partitionCount; p++) {
         const start = (await opts.startOffset(p)) ?? committed.get(p) ?? 0;
         const c = new PartitionCursor(this.host.partitionDir(p), p);
