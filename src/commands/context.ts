@@ -7,6 +7,7 @@ import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings }
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { UserError } from '../runtime/errors.js';
 import { scrub } from '../security/secrets.js';
+import { Interrupted } from './progress.js';
 
 export interface CommandContext {
   config: MeterConfig;
@@ -43,6 +44,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
 }
 
 export function reportError(e: unknown): number {
+  if (e instanceof Interrupted) {
+    if (!e.reported) process.stderr.write(`meter: ${e.message}\n`);
+    return e.exitCode;
+  }
   if (e instanceof ConfigError) {
     process.stderr.write(`meter: ${e.message}\n`);
     return 2;

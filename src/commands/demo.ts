@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import ora from 'ora';
+import { progressMode } from './progress.js';
+import { parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { runDemo, type DemoResult } from '../demo/run-demo.js';
 import { UserError } from '../runtime/errors.js';
@@ -11,18 +13,15 @@ function positiveInt(name: string, v: string, min = 1): number {
   return n;
 }
 
-function parseDuration(v: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(v.trim());
-  if (!m) throw new UserError(`--duration ${JSON.stringify(v)} is not a duration`, 'e.g. --duration 30s, 2m or 500ms');
-  return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 'ms' ? 1 : 1000);
-}
+// A bare number was seconds here before the shared syntax: it still is.
+const parseDuration = (v: string): number => parseDurationFlag('duration', v, { bare: 's' });
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run the whole pipeline with a sample location API, three customers and synthetic traffic; check billed == sent')
     .option('--events <n>', 'calls to send', '10000')
-    .option('--duration <d>', 'spread the calls over this long (e.g. 30s, 2m); default: as fast as possible')
+    .option('--duration <d>', 'spread the calls over this long (e.g. 30s, 2m; a bare number is seconds); default: as fast as possible')
     .option('--concurrency <n>', 'concurrent client connections', '32')
     .option('--seed <n>', 'traffic seed (deterministic mix)', '42')
     .option('--keep-running', 'keep gateway, pipeline and billing API up after the check (Ctrl-C to stop)')
@@ -36,7 +35,8 @@ export function registerDemo(program: Command): void {
           stackSettings = await stackEnvLines();
         }
         const { config, logger, json } = contextOf(cmd, stackSettings);
-        const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'meter demo', stream: process.stderr }).start();
+        // A spinner only on a real terminal with room for it; no colour under NO_COLOR (progress.ts).
+        const spinner = json || progressMode(process.stderr) !== 'bar' ? null : ora({ text: 'meter demo', stream: process.stderr, ...(process.env.NO_COLOR ? { color: false as unknown as 'cyan' } : {}) }).start();
         const progress = (text: string) => {
           if (spinner) spinner.text = text;
           else if (!json) process.stderr.write(`demo: ${text}\n`);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDurationFlag } from './duration.js';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
 import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
@@ -10,15 +11,14 @@ export function registerDev(program: Command): void {
     .command('dev')
     .description('gateway, ingest, live counts of the open hour, rollup (follow) and billing API in one process')
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
-    .option('--rollup-interval <ms>', 'how often rollup looks for new files', '5000')
+    .option('--rollup-interval <duration>', 'how often rollup looks for new files (e.g. 5s; a bare number is ms)', '5s')
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
     .action(
       action(async (opts: { rollupInterval: string }, cmd: Command) => {
         const { config, logger } = contextOf(cmd);
         if (!config.billingTokens.length) throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
         requireUpstream(config.upstream);
-        const interval = Number(opts.rollupInterval);
-        if (!Number.isInteger(interval) || interval < 100) throw new UserError(`--rollup-interval must be an integer >= 100`);
+        const interval = parseDurationFlag('rollup-interval', opts.rollupInterval, { minMs: 100 });
         for (const [k, v] of Object.entries(describeBackends(config))) logger.info(`${k}: ${v}`);
         const log = await openLog(config);
         const lake = await openLake(config);

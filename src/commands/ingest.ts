@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDurationFlag } from './duration.js';
 import { action, contextOf, untilSignal, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { startIngestRole } from '../runtime/roles.js';
@@ -9,7 +10,7 @@ export function registerIngest(program: Command): void {
     .description('tail the usage log into hourly Parquet files in the lake (exactly once: file names carry offsets)')
     .option('--once', 'drain what the log holds now, write the files, and exit')
     .option('--group <name>', 'consumer group (one per topic and lake; members share the partitions)', 'meter-ingest')
-    .option('--timeout <ms>', 'with --once: give up after this long', '600000')
+    .option('--timeout <duration>', 'with --once: give up after this long (e.g. 10m; a bare number is ms)', '10m')
     .addHelpText('after', '\nExamples:\n  meter ingest                 # follow the log until Ctrl-C\n  meter ingest --once --json   # drain and print what was written\n')
     .action(
       action(async (opts: { once?: boolean; timeout: string; group: string }, cmd: Command) => {
@@ -20,7 +21,7 @@ export function registerIngest(program: Command): void {
         const db = await openWarehouse(config, logger);
         const ingest = await startIngestRole(config, { log, lake, db }, logger, { group: opts.group });
         if (opts.once) {
-          await ingest.waitCaughtUp(Number(opts.timeout));
+          await ingest.waitCaughtUp(parseDurationFlag('timeout', opts.timeout, { minMs: 1 }));
           await ingest.flushAll();
         } else {
           logger.info(`ingest: ${config.topic} -> ${config.lakeUrl}`);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
 import { startLiveRole } from '../runtime/roles.js';
@@ -16,8 +17,8 @@ export function registerLive(program: Command): void {
     .command('live')
     .description("keep the open hour's counts in the warehouse within seconds (exactly once: counts and offsets in one transaction)")
     .option('--once', 'apply what the log holds now and exit')
-    .option('--timeout <ms>', 'with --once: give up after this long', '600000')
-    .option('--window <ms>', 'apply each partition every this many ms', '1000')
+    .option('--timeout <duration>', 'with --once: give up after this long (e.g. 10m; a bare number is ms)', '10m')
+    .option('--window <duration>', 'apply each partition this often (e.g. 1s; a bare number is ms)', '1s')
     .option('--group <name>', 'consumer group on the usage log', DEFAULT_LIVE_GROUP)
     .addHelpText(
       'after',
@@ -27,8 +28,8 @@ export function registerLive(program: Command): void {
     .action(
       action(async (opts: { once?: boolean; timeout: string; window: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
-        const windowMs = positiveInt('window', opts.window, 10);
-        const timeout = positiveInt('timeout', opts.timeout, 1);
+        const windowMs = parseDurationFlag('window', opts.window, { minMs: 10 });
+        const timeout = parseDurationFlag('timeout', opts.timeout, { minMs: 1 });
         const log = await openLog(config);
         const db = await openWarehouse(config, logger);
         // Fault injection for the crash tests: die right after the Nth window's transaction

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import ora from 'ora';
 import { action, contextOf, parseIsoFlag, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { replay } from '../pipeline/replay.js';
 import { UserError } from '../runtime/errors.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
+import { Interrupted, Progress, stopOnSignal } from './progress.js';
 
 export function registerReplay(program: Command): void {
   program
@@ -28,7 +28,8 @@ export function registerReplay(program: Command): void {
         const lake = await openLake(config);
         // replay keeps out what ingest kept out: events of customers unknown at their log time
         const db = await openWarehouse(config, logger);
-        const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'replay: reading offsets and lake files', stream: process.stderr }).start();
+        const progress = json ? null : new Progress({ label: 'replay', unit: 'offset ranges' });
+        const stop = stopOnSignal((m) => (progress ? progress.message(`replay: ${m}`) : logger.warn(m)));
         try {
           const summary = await replay({
             log,
@@ -40,16 +41,20 @@ export function registerReplay(program: Command): void {
             to,
             logger: (m) => logger.warn(m),
             onProgress: (done, total) => {
-              if (spinner) spinner.text = `replay: ${done}/${total} offset ranges`;
+              progress?.update(done, total);
+              stop.check();
             },
+          }).catch((e) => {
+            if (e instanceof Interrupted) progress?.finish('replay interrupted: files written so far are complete; run the same command again to finish (a replay may be rerun)');
+            throw e instanceof Interrupted ? new Interrupted(e.signal, Boolean(progress)) : e;
           });
-          spinner?.succeed(`replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged`);
+          progress?.finish(`replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged`);
           let rolled = null;
           if (opts.rollup && summary.hours.length) rolled = await rollupOf({ lake, db }, logger).run();
           if (json) printJson({ ...summary, rollup: rolled && { hours: rolled.hours, events: rolled.events, rows: rolled.rows } });
-          else if (!spinner) logger.info(`replay: ${JSON.stringify(summary)}`);
+          else if (!progress) logger.info(`replay: ${JSON.stringify(summary)}`);
         } finally {
-          spinner?.stop();
+          stop.dispose();
           await Promise.all([lake.close(), log.close(), db.close()]);
         }
       }),

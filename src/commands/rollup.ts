@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import ora from 'ora';
 import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
 import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
+import { parseDurationFlag } from './duration.js';
+import { Interrupted, Progress, stopOnSignal } from './progress.js';
 import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
 
 export function registerRollup(program: Command): void {
@@ -15,9 +16,9 @@ export function registerRollup(program: Command): void {
     .option('--from <iso>', 'with --backfill: first hour (UTC, ISO 8601)')
     .option('--to <iso>', 'with --backfill: end, exclusive')
     .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
-    .option('--interval <ms>', 'with --follow: how often to look for new files', '5000')
-    .option('--verify-every <ms>', 'with --follow: how often to re-check that every hour\'s rows match what it was rolled up to', '600000')
-    .option('--retry-for <ms>', 'with --backfill: how long to keep retrying while the warehouse or lake is unreachable before giving up', '300000')
+    .option('--interval <duration>', 'with --follow: how often to look for new files (e.g. 5s; a bare number is ms)', '5s')
+    .option('--verify-every <duration>', 'with --follow: how often to re-check that every hour\'s rows match what it was rolled up to', '10m')
+    .option('--retry-for <duration>', 'with --backfill: how long to keep retrying while the warehouse or lake is unreachable before giving up', '5m')
     .addHelpText(
       'after',
       '\nExamples:\n  meter rollup                                   # every hour whose files changed\n  meter rollup --backfill --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --follow\n',
@@ -34,12 +35,9 @@ export function registerRollup(program: Command): void {
           to = parseIsoFlag('to', opts.to);
           if (to <= from) throw new UserError(`--to must be after --from`);
         }
-        const interval = Number(opts.interval);
-        if (!Number.isInteger(interval) || interval < 100) throw new UserError(`--interval ${opts.interval} must be an integer >= 100 (ms)`);
-        const verifyEvery = Number(opts.verifyEvery);
-        if (!Number.isInteger(verifyEvery) || verifyEvery < 1000) throw new UserError(`--verify-every ${opts.verifyEvery} must be an integer >= 1000 (ms)`);
-        const retryFor = Number(opts.retryFor);
-        if (!Number.isInteger(retryFor) || retryFor < 0) throw new UserError(`--retry-for ${opts.retryFor} must be an integer >= 0 (ms)`);
+        const interval = parseDurationFlag('interval', opts.interval, { minMs: 100 });
+        const verifyEvery = parseDurationFlag('verify-every', opts.verifyEvery, { minMs: 1000 });
+        const retryFor = parseDurationFlag('retry-for', opts.retryFor);
         const lake = await openLake(config);
         // A follower (and a backfill, for --retry-for) started while the warehouse is down waits for it.
         const ac = new AbortController();
@@ -52,31 +50,42 @@ export function registerRollup(program: Command): void {
         const rollup = rollupOf({ lake, db }, logger);
         try {
           if (opts.backfill) {
-            const spinner = json || !process.stderr.isTTY ? null : ora({ text: 'backfill: listing hours', stream: process.stderr }).start();
-            const t0 = Date.now();
+            const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours' });
             const brief = (r: BackfillReport) => `${r.hoursDone} of ${r.hours} hours done, ${r.hoursLeft} left, ${r.retries} retries`;
+            const stop = stopOnSignal((m) => (progress ? progress.message(`backfill: ${m}`) : logger.warn(m)));
             let report: BackfillReport;
             try {
               report = await backfill(rollup, from, to, {
                 giveUpAfterMs: retryFor,
-                onProgress: (done, total, hour) => {
-                  const text = `backfill ${done}/${total} hours (${new Date(hour).toISOString().slice(0, 13)}h)`;
-                  if (spinner) spinner.text = text;
-                  else if (!json && (done === total || done % 24 === 0)) logger.info(text);
+                onProgress: (done, total) => {
+                  progress?.update(done, total);
+                  stop.check();
                 },
                 onRetry: (e, wait, done, total) => {
                   const text = `backfill: ${done} of ${total} hours done; the warehouse or lake failed (${e.message}): retrying in ${wait} ms`;
-                  if (spinner) spinner.text = text;
+                  if (progress) progress.message(text);
                   else logger.warn(text);
+                  stop.check();
                 },
               });
             } catch (e) {
-              if (!(e instanceof BackfillIncomplete)) throw e;
-              spinner?.fail(`backfill incomplete: ${brief(e.report)}`);
-              if (json) printJson({ ...e.report, results: undefined });
+              const r = e instanceof BackfillIncomplete ? e.report : null;
+              if (stop.signal() && (e instanceof Interrupted || r)) {
+                // Every hour is one transaction: what is done stays done; say how to go on.
+                const left = r ? `${brief(r)}; resume with: meter rollup --backfill --from ${r.firstHourLeft} --to ${r.to}` : 'resume with the same command (a backfill may be rerun)';
+                progress?.finish(`backfill interrupted: ${left}`);
+                if (!progress) logger.warn(`backfill interrupted: ${left}`);
+                if (json && r) printJson({ ...r, results: undefined });
+                throw new Interrupted(stop.signal()!, true);
+              }
+              if (!r) throw e;
+              progress?.finish(`backfill incomplete: ${brief(r)}`);
+              if (json) printJson({ ...r, results: undefined });
               throw e;
+            } finally {
+              stop.dispose();
             }
-            spinner?.succeed(`backfill done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${brief(report)}`);
+            progress?.finish(`backfill done in ${(report.ms / 1000).toFixed(1)} s: ${brief(report)}`);
             if (json) printJson(report);
             else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
           } else if (opts.follow) {
