@@ -23,6 +23,7 @@ import { registerLive } from './commands/live.js';
 import { registerReplay } from './commands/replay.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
+import { applyConventions } from './commands/conventions.js';
 
 export function buildProgram(): Command {
   const program = new Command('meter')
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .option('--config <file>', 'config file (JSON); default ./meter.config.json if present, or $METER_CONFIG')
-    .option('--json', 'machine-readable output');
+    .option('--json', 'machine-readable output (every command that prints data; see its --help)');
   for (const s of SETTINGS) {
     const arg = s.kind.t === 'list' ? '<list>' : s.kind.t === 'int' ? '<n>' : '<value>';
     program.addOption(new Option(`${s.flag} ${arg}`, `${s.help} [env ${s.env}]`).hideHelp());
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   );
   for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerReplay, registerDeadLetters, registerServeBilling, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerDoctor, registerMigrate, registerConfig])
     register(program);
+  applyConventions(program);
   return program;
 }
 

@@ -96,7 +96,7 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
   return db.transaction(async (tx) => {
     if (input.plan !== undefined) {
       const p = await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [input.plan]);
-      if (!p.length) throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list)`);
+      if (!p.length) throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list; load a catalog with meter plans import <file>)`);
       const cur = input.currency ?? (await tx.query<{ currency: string | null }>('SELECT currency FROM customers WHERE id = $1', [input.id]))[0]?.currency;
       if (cur && cur !== p[0].currency) throw new CustomerInputError('currency', `plan "${input.plan}" is priced in ${p[0].currency}, not ${cur}`);
     }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../runtime/errors.js';
@@ -22,6 +23,7 @@ export function registerCustomers(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const db = await openWarehouse(config, logger);
         try {
+          if (opts.plan) await ensureCatalog(db, config);
           const r = await userErrors(() => upsertCustomer(db, { id, name: opts.name, timeZone: opts.tz, currency: opts.currency, plan: opts.plan }));
           if (json) printJson(r);
           else process.stdout.write(`${r.created ? 'created' : 'updated'} ${r.customer.id}: time zone ${r.customer.timeZone}, plan ${r.customer.planId ?? '(none)'}, currency ${r.customer.currency ?? "(plan's)"}\n`);

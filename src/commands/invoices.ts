@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../runtime/errors.js';
@@ -49,20 +50,21 @@ export function registerInvoices(program: Command): void {
       }),
     );
   invoices
-    .command('show')
+    .command('show [customer]')
     .description("one customer's invoice of a period (a draft is computed now)")
-    .requiredOption('--customer <id>', 'customer id')
+    .option('--customer <id>', 'the same as the [customer] argument (kept for scripts)')
     .requiredOption('--period <YYYY-MM>', 'billing month')
     .option('--grace <duration>', 'grace period [default 1h]')
     .action(
-      action(async (opts: { customer: string; period: string; grace?: string }, cmd: Command) => {
+      action(async (customerArg: string | undefined, opts: { customer?: string; period: string; grace?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
+        const customer = idArgument('customer', customerArg, opts.customer, 'meter invoices show acme --period 2026-02');
         const p = period(opts.period);
         const g = grace(opts.grace);
         const db = await openWarehouse(config, logger);
         try {
-          const c = await getCustomer(db, opts.customer);
-          if (!c) throw new UserError(`unknown customer "${opts.customer}"`, 'see meter customers list');
+          const c = await getCustomer(db, customer);
+          if (!c) throw new UserError(`unknown customer "${customer}"`, 'see meter customers list');
           const inv = await userErrors(() => getInvoice(db, c, p, { graceMs: g }));
           if (json) return printJson(inv);
           process.stdout.write(`invoice ${inv.id}  ${inv.customer}  ${inv.period} (${inv.periodStart} .. ${inv.periodEnd})  ${inv.status}${inv.acknowledgedAt ? ', acknowledged' : ''}\n`);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
@@ -8,14 +9,15 @@ import { UserError } from '../runtime/errors.js';
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('API keys of customers (only a hash of each key is stored)');
   keys
-    .command('create')
+    .command('create [customer]')
     .description('create a key for a customer on a plan; prints the key once')
-    .requiredOption('--customer <id>', 'customer id (created if new)')
+    .option('--customer <id>', 'the same as the [customer] argument (kept for scripts); created if new')
     .requiredOption('--plan <id>', 'plan id from the catalog')
     .addHelpText('after', '\nExample:\n  meter keys create --customer acme --plan pro\n')
     .action(
-      action(async (opts: { customer: string; plan: string }, cmd: Command) => {
+      action(async (customerArg: string | undefined, o: { customer?: string; plan: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
+        const opts = { ...o, customer: idArgument('customer', customerArg, o.customer, 'meter keys create acme --plan pro') };
         const catalog = catalogOf(config);
         const db = await openWarehouse(config, logger);
         try {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { loadCatalog } from '../billing/catalog.js';
@@ -15,6 +16,7 @@ export function registerPlans(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const db = await openWarehouse(config, logger);
         try {
+          await ensureCatalog(db, config);
           const c = await loadStoredCatalog(db);
           const list = Object.values(c.plans);
           if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, quota: p.quota, apis: Object.keys(p.charges).sort() })));

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../runtime/errors.js';
@@ -19,6 +20,7 @@ export function registerPrices(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const db = await openWarehouse(config, logger);
         try {
+          await ensureCatalog(db, config);
           let plans = Object.values((await loadStoredCatalog(db)).plans);
           if (opts.plan) {
             plans = plans.filter((p) => p.id === opts.plan);
@@ -59,6 +61,7 @@ export function registerPrices(program: Command): void {
         const effectiveFrom = opts.effectiveFrom ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from')) : Math.ceil(Date.now() / HOUR) * HOUR;
         const db = await openWarehouse(config, logger);
         try {
+          await ensureCatalog(db, config);
           const r = await userErrors(() => setPrice(db, opts.plan, opts.api, { effectiveFrom, charge }));
           const plan = (await loadPlan(db, opts.plan))!;
           const versions = priceList(plan).filter((v) => v.api === opts.api);

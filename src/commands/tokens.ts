@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { createCustomerToken } from '../billing/auth.js';
@@ -6,12 +7,13 @@ import { createCustomerToken } from '../billing/auth.js';
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description("billing API tokens for customers' own apps (see their usage and cost only)");
   tokens
-    .command('create')
+    .command('create [customer]')
     .description('create a token for one customer; prints it once')
-    .requiredOption('--customer <id>', 'customer id')
+    .option('--customer <id>', 'the same as the [customer] argument (kept for scripts)')
     .action(
-      action(async (opts: { customer: string }, cmd: Command) => {
+      action(async (customerArg: string | undefined, o: { customer?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
+        const opts = { customer: idArgument('customer', customerArg, o.customer, 'meter tokens create acme') };
         const db = await openWarehouse(config, logger);
         try {
           const token = await createCustomerToken(db, opts.customer);

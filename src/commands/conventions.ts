@@ -1,0 +1,28 @@
+/**
+ * Conventions applied to every command once all are registered (docs/cli.md):
+ * - usage errors (unknown option or command, missing argument or option value, bad choice)
+ *   exit 2, as the README promises; help and version exit 0;
+ * - every command that prints data lists `--json` in its own --help. The flag itself is the
+ *   program's (accepted anywhere on the line); this makes it visible where it is used.
+ */
+import { Command, type CommanderError } from 'commander';
+
+/** Long-running services: they print logs, not data, so no --json. */
+const NO_JSON = new Set(['gateway', 'serve-billing', 'dev']);
+
+export const JSON_HELP = 'print the result as JSON on stdout (progress and logs stay on stderr)';
+
+export function applyConventions(program: Command): void {
+  for (const cmd of allCommands(program)) {
+    cmd.exitOverride((err: CommanderError) => {
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    });
+    const isLeaf = cmd !== program && cmd.commands.length === 0;
+    if (isLeaf && !NO_JSON.has(cmd.name()) && !cmd.options.some((o) => o.long === '--json')) cmd.option('--json', JSON_HELP);
+  }
+}
+
+function* allCommands(c: Command): Generator<Command> {
+  yield c;
+  for (const sub of c.commands) yield* allCommands(sub);
+}

@@ -1,0 +1,14 @@
+/**
+ * Ids are positional arguments (`customers show acme`, `invoices show acme`); commands that took
+ * a `--customer` flag before keep it so scripts go on working. Both given and different is a
+ * mistake; neither is a mistake with an example.
+ */
+import { UserError } from '../runtime/errors.js';
+
+export function idArgument(name: string, positional: string | undefined, flag: string | undefined, example: string): string {
+  if (positional !== undefined && flag !== undefined && positional !== flag)
+    throw new UserError(`two different ${name}s given: "${positional}" and --${name} "${flag}"`, `give it once, e.g. ${example}`);
+  const id = positional ?? flag;
+  if (id === undefined || id === '') throw new UserError(`missing ${name}`, `e.g. ${example}`);
+  return id;
+}
