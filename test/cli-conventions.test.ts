@@ -79,7 +79,7 @@ test('NO_COLOR and a terminal: the bar has no colour escapes; without a terminal
   assert.doesNotMatch(tty.out, SGR);
   const piped = meter(BACKFILL_9D);
   assert.equal(piped.code, 0, piped.err);
-  assert.match(piped.err, /^backfill: 216\/216 hours 100% in /m);
+  assert.match(piped.err, /^backfill 216\/216 hours 100% in /m);
   assert.doesNotMatch(piped.err, /\x1b/);
   assert.doesNotMatch(piped.err, /\r/);
 });
@@ -89,7 +89,7 @@ test('a 0-column terminal: backfill prints bounded lines and finishes (it used t
   assert.equal(r.signal, null, 'killed by the timeout: the command did not finish');
   assert.equal(r.code, 0, r.out.slice(-2000));
   assert.ok(r.out.length < 10_000, `${r.out.length} bytes of output`);
-  assert.match(r.out, /backfill: 216\/216 hours 100%/);
+  assert.match(r.out, /backfill 216\/216 hours 100%/);
   // a narrow one degrades the same way
   const narrow = onTerminal(BACKFILL_9D, 10);
   assert.equal(narrow.code, 0);
@@ -105,7 +105,7 @@ test('SIGTERM stops a backfill after the hour in flight, says how to resume, exi
   const started = new Promise<void>((resolve) =>
     child.stderr.on('data', (d: string) => {
       err += d;
-      if (/backfill: \d+\/26304 hours/.test(err)) resolve();
+      if (/backfill \d+\/26304 hours/.test(err)) resolve();
     }),
   );
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

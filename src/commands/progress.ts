@@ -16,8 +16,10 @@ export interface ProgressOptions {
   /** e.g. "hours" */
   unit: string;
   stream?: NodeJS.WriteStream;
-  /** Without a terminal: at most one line per this many ms (plus the first and the last). */
+  /** Without a terminal: a line at least this often (ms; default 5 s), plus the first and the last... */
   lineEveryMs?: number;
+  /** ...and one each time `done` is a multiple of this (e.g. 24: each day of hours). */
+  lineEveryCount?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -49,7 +51,7 @@ export class Progress {
     const elapsed = Date.now() - this.t0;
     const eta = done > 0 && done < total ? ` ETA ${formatDuration(Math.round((elapsed / done) * (total - done)))}` : done >= total && total ? ` in ${formatDuration(elapsed)}` : '';
     const tail = `${done}/${total} ${this.o.unit} ${pct}%${eta}`;
-    if (width === null) return `${this.o.label}: ${tail}`;
+    if (width === null) return `${this.o.label} ${tail}`;
     const barWidth = Math.max(0, Math.min(30, width - 1 - this.o.label.length - tail.length - 4));
     const fill = total ? Math.round((done / total) * barWidth) : 0;
     const line = barWidth >= 5 ? `${this.o.label} [${'#'.repeat(fill)}${'-'.repeat(barWidth - fill)}] ${tail}` : `${this.o.label} ${tail}`;
@@ -69,7 +71,8 @@ export class Progress {
       return;
     }
     this.clearBar();
-    if (!last && this.lastDraw && now - this.lastDraw < (this.o.lineEveryMs ?? 5000)) return;
+    const step = this.o.lineEveryCount;
+    if (!last && this.lastDraw && now - this.lastDraw < (this.o.lineEveryMs ?? 5000) && !(step && done % step === 0)) return;
     this.lastDraw = now;
     this.stream.write(this.render(null) + '\n');
   }

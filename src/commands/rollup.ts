@@ -50,7 +50,7 @@ export function registerRollup(program: Command): void {
         const rollup = rollupOf({ lake, db }, logger);
         try {
           if (opts.backfill) {
-            const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours' });
+            const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours', lineEveryCount: 24 });
             const brief = (r: BackfillReport) => `${r.hoursDone} of ${r.hours} hours done, ${r.hoursLeft} left, ${r.retries} retries`;
             const stop = stopOnSignal((m) => (progress ? progress.message(`backfill: ${m}`) : logger.warn(m)));
             let report: BackfillReport;
