@@ -13,6 +13,7 @@
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt, toMs } from '../warehouse/usage-repository.js';
 import { formatInZone } from './time.js';
+import { LimitError, MAX_SERIES_ROWS } from './limits.js';
 
 export const GRANULARITIES = ['hour', 'day', 'month', 'total'] as const;
 export type Granularity = (typeof GRANULARITIES)[number];
@@ -73,10 +74,14 @@ export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
        FROM billable_hourly
       WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
       GROUP BY ${bucket}, api
-      ORDER BY 1, api`,
+      ORDER BY 1, api
+      LIMIT ${MAX_SERIES_ROWS + 1}`,
     // Hour buckets need no zone in SQL (and Postgres refuses an unused parameter).
     [q.customer, new Date(q.from).toISOString(), new Date(q.to).toISOString(), q.timeZone].slice(0, q.granularity === 'hour' ? 3 : 4),
   );
+  // One row past the bound says the answer would be larger than allowed: refuse, not truncate.
+  if (rows.length > MAX_SERIES_ROWS)
+    throw new LimitError('granularity', `the answer would hold more than ${MAX_SERIES_ROWS} rows (buckets x APIs); use a coarser granularity or a shorter range`);
   const byApi = new Map<string, ApiTotal>();
   const series: UsagePoint[] = [];
   for (const r of rows) {

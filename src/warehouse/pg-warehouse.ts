@@ -43,10 +43,24 @@ const types = {
 
 export class PgWarehouse implements Warehouse {
   readonly kind = 'postgres' as const;
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly url: string,
+  ) {}
 
   /** Connects (and checks the connection) to `url`, e.g. postgres://meter:meter@127.0.0.1:15432/meter */
-  static async open(url: string, opts: { max?: number } = {}): Promise<PgWarehouse> {
+  static async open(url: string, opts: { max?: number; statementTimeoutMs?: number } = {}): Promise<PgWarehouse> {
+    const pool = PgWarehouse.pool(url, opts);
+    try {
+      await pool.query('SELECT 1');
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw new Error(`cannot connect to ${redact(url)}: ${(e as Error).message}`);
+    }
+    return new PgWarehouse(pool, url);
+  }
+
+  private static pool(url: string, opts: { max?: number; statementTimeoutMs?: number }): pg.Pool {
     const pool = new pg.Pool({
       connectionString: url,
       max: opts.max ?? 8,
@@ -54,16 +68,20 @@ export class PgWarehouse implements Warehouse {
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
       application_name: 'meter',
+      // Sent at connection start-up, so it costs no round trip per statement.
+      ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
     } as pg.PoolConfig);
     // An idle client losing its server must not crash the process; the next query reconnects.
     pool.on('error', (e) => process.stderr.write(`postgres pool: ${e.message}\n`));
-    try {
-      await pool.query('SELECT 1');
-    } catch (e) {
-      await pool.end().catch(() => {});
-      throw new Error(`cannot connect to ${redact(url)}: ${(e as Error).message}`);
-    }
-    return new PgWarehouse(pool);
+    return pool;
+  }
+
+  private readonly timed: PgWarehouse[] = [];
+
+  withStatementTimeout(ms: number): Warehouse {
+    const w = new PgWarehouse(PgWarehouse.pool(this.url, { statementTimeoutMs: ms }), this.url);
+    this.timed.push(w);
+    return w;
   }
 
   /** Names of the prepared statements (by text); bounded, so the server keeps few plans. */
@@ -111,8 +129,14 @@ export class PgWarehouse implements Warehouse {
     }
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  private closed?: Promise<void>;
+
+  /** Idempotent: a timed warehouse is closed by its user and again by its parent. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      await Promise.all(this.timed.splice(0).map((w) => w.close()));
+      await this.pool.end();
+    })());
   }
 }
 
