@@ -145,6 +145,8 @@ test('cost: line items of the plan of the newest live key, exact totals', async 
     ],
     total: '1.23',
     totalMinor: '123',
+    // `unmatched` has no price in the plan: named here, not a silent 0.
+    unpriced: [{ api: 'unmatched', calls: 5 }],
     dataCompleteUntil: '2026-02-03T20:00:00+09:00',
   });
   const me = await get(`/v1/me/cost?${FEB_SEOUL}`, acmeToken);
