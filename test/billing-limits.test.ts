@@ -108,7 +108,7 @@ test('the largest range is allowed, one more day is not; hour granularity at mos
 });
 
 test('an answer past the row bound is a 400 naming it, never a truncated series', async () => {
-  // 92 days x 24 h x 11 APIs = 24,288 rows > 20,000.
+  // 92 days x 24 h x 11 APIs = 24,288 rows > 10,000.
   const r = await get('/v1/customers/acme/usage?from=2025-11-01&to=2026-02-01&granularity=hour');
   assert.equal(r.status, 400);
   assert.equal(r.body.parameter, 'granularity');

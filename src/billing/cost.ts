@@ -107,7 +107,8 @@ function merge(ranges: [number, number][]): [number, number][] {
 }
 
 /**
- * The one statement behind queryCost: per (api, seg) the calls of the hours in [lo, to), where
+ * The one statement behind queryCost (and usage by month or in total): per (api, seg) the calls
+ * and events of the hours in [lo, to), where
  * seg = -1 for hours before `from` (the period's earlier calls, when lo < from), else the number
  * of `bounds` (sorted cut points inside (from, to)) at or before the hour: the same rows and
  * sums as `billable_hourly` cut at those points, read from fewer rows:
@@ -153,7 +154,7 @@ export function costSql(customer: string, lo: number, from: number, bounds: numb
   const fromView = mergedHours.map(([a, b]) => `(h.hour >= ${p(a)} AND h.hour < ${p(b)})`);
   if (mergedDays.length) {
     parts.push(
-      `SELECT d.api, ${segOf('d.day')} AS seg, d.calls FROM usage_daily d
+      `SELECT d.api, ${segOf('d.day')} AS seg, d.calls, d.events FROM usage_daily d
         WHERE d.customer_id = $1 AND ${within('d.day', mergedDays)} AND d.day <> ALL (ARRAY(SELECT a.day FROM ahead_days a))`,
     );
     fromView.push(
@@ -161,12 +162,12 @@ export function costSql(customer: string, lo: number, from: number, bounds: numb
           AND date_trunc('day', h.hour, 'UTC') = ANY (ARRAY(SELECT a.day FROM ahead_days a)))`,
     );
   }
-  parts.push(`SELECT h.api, ${segOf('h.hour')} AS seg, h.calls FROM billable_hourly h WHERE h.customer_id = $1 AND (${fromView.join(' OR ')})`);
+  parts.push(`SELECT h.api, ${segOf('h.hour')} AS seg, h.calls, h.events FROM billable_hourly h WHERE h.customer_id = $1 AND (${fromView.join(' OR ')})`);
   // Whole days (in the ranges read from usage_daily) that hold an hour where live is ahead.
   const ahead = mergedDays.length
     ? `WITH ahead_days AS (SELECT DISTINCT a.day FROM (SELECT date_trunc('day', l.hour, 'UTC') AS day FROM live_ahead_hours l) a WHERE ${within('a.day', mergedDays)})\n`
     : '';
-  const sql = `${ahead}SELECT api, seg::int AS seg, sum(calls)::text AS calls FROM (
+  const sql = `${ahead}SELECT api, seg::int AS seg, sum(calls)::text AS calls, sum(events)::text AS events FROM (
 ${parts.join('\n UNION ALL\n')}
 ) x GROUP BY 1, 2
 LIMIT ${MAX_COST_ROWS + 1}`;

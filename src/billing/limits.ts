@@ -13,8 +13,11 @@ const DAY_MS = 86_400_000;
 export const MAX_RANGE_DAYS = 400;
 /** Longest range `granularity=hour` may cover (at most 2,208 hourly buckets per API). */
 export const MAX_HOURLY_DAYS = 92;
-/** Most rows one usage answer may hold (buckets x APIs); beyond it the answer is a 400. */
-export const MAX_SERIES_ROWS = 20_000;
+/**
+ * Most rows one usage answer may hold (buckets x APIs; ~80 B of JSON each); beyond it the answer
+ * is a 400. Bounds the JSON the server builds in one piece (JSON.stringify holds the event loop).
+ */
+export const MAX_SERIES_ROWS = 10_000;
 /** Most (api, piece) rows a cost statement may return. */
 export const MAX_COST_ROWS = 20_000;
 /**
