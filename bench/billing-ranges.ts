@@ -16,6 +16,7 @@
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import pg from 'pg';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
@@ -130,6 +131,7 @@ const CASES: Case[] = [
 ];
 
 async function main(): Promise<void> {
+  const load0 = loadavg()[0];
   const db = await database();
   await load(db);
   const server = await startBillingServer({ db, catalog: parseCatalog(catalogJson()), host: '127.0.0.1', port: 0, serviceTokens: [TOKEN] });
@@ -169,7 +171,9 @@ async function main(): Promise<void> {
     await server.close();
     await db.close();
   }
-  const out = { command: `node dist/bench/billing-ranges.js ${args.join(' ')}`.trim(), at: new Date().toISOString(), warehouse: EMBEDDED ? 'pglite' : 'postgres', requests: REQUESTS, others: OTHERS, results };
+  const loadNote = `load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end, on ${(await import('node:os')).cpus().length} cores`;
+  log(loadNote);
+  const out = { load: loadNote, command: `node dist/bench/billing-ranges.js ${args.join(' ')}`.trim(), at: new Date().toISOString(), warehouse: EMBEDDED ? 'pglite' : 'postgres', requests: REQUESTS, others: OTHERS, results };
   if (OUT) writeFileSync(OUT, JSON.stringify(out, null, 2) + '\n');
 }
 
