@@ -7,7 +7,9 @@
  * 2026-03-01 (14 months, 204,000 hourly rows), plus `--others` customers with the same shape
  * (the table the index has to find the customer in); usage_daily is kept by migration 008's
  * triggers. Requests go over HTTP (fetch, one at a time) to startBillingServer with a service
- * token; p50/p99 over `--requests` answers per case after 10 warm-up requests.
+ * token; p50/p99 over `--requests` answers per case after 10 warm-up requests, the CPU this
+ * process spent per answer (server and client), and the event loop's delay (which on a busy box
+ * also counts the time the process was not scheduled).
  *
  *   node dist/bench/billing-ranges.js [--requests 300] [--others 10] [--embedded] [--out file.json]
  *
@@ -147,6 +149,7 @@ async function main(): Promise<void> {
       const ms: number[] = [];
       const h = monitorEventLoopDelay({ resolution: 1 });
       h.enable();
+      const cpu0 = process.cpuUsage();
       let last = { status: 0, bytes: 0 };
       for (let i = 0; i < REQUESTS; i++) {
         const t0 = performance.now();
@@ -154,6 +157,7 @@ async function main(): Promise<void> {
         ms.push(performance.now() - t0);
       }
       h.disable();
+      const cpu = process.cpuUsage(cpu0);
       const row = {
         case: c.name,
         status: last.status,
@@ -161,11 +165,14 @@ async function main(): Promise<void> {
         p50Ms: Number(median(ms).toFixed(2)),
         p99Ms: Number(percentile(ms, 99).toFixed(2)),
         maxMs: Number(Math.max(...ms).toFixed(2)),
+        // CPU of this process (server and client) per answer: unlike the loop delay, not
+        // inflated when a busy box does not schedule the process.
+        cpuMsPerAnswer: Number(((cpu.user + cpu.system) / 1000 / REQUESTS).toFixed(2)),
         loopDelayP99Ms: Number((h.percentile(99) / 1e6).toFixed(1)),
         loopDelayMaxMs: Number((h.max / 1e6).toFixed(1)),
       };
       results.push(row);
-      log(`${c.name.padEnd(58)} ${row.status} ${String(row.bytes).padStart(7)} B  p50 ${fmt(row.p50Ms, 2).padStart(7)} ms  p99 ${fmt(row.p99Ms, 2).padStart(7)} ms  max ${fmt(row.maxMs, 1).padStart(6)} ms  loop delay p99/max ${row.loopDelayP99Ms}/${row.loopDelayMaxMs} ms`);
+      log(`${c.name.padEnd(58)} ${row.status} ${String(row.bytes).padStart(7)} B  p50 ${fmt(row.p50Ms, 2).padStart(7)} ms  p99 ${fmt(row.p99Ms, 2).padStart(7)} ms  max ${fmt(row.maxMs, 1).padStart(6)} ms  CPU ${fmt(row.cpuMsPerAnswer, 1).padStart(5)} ms/answer  loop delay p99/max ${row.loopDelayP99Ms}/${row.loopDelayMaxMs} ms`);
     }
   } finally {
     await server.close();

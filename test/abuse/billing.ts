@@ -143,13 +143,18 @@ async function largestRangePostgres(): Promise<AttackResult> {
       ['usage by month 400 days', '/v1/me/usage?from=2025-01-15&to=2026-02-19&granularity=month'],
     ]) {
       await timed(t, path, t.token); // warm: plans, catalog
-      // What a busy box alone does to this process's loop (it is not scheduled), as a baseline.
+      // On a shared box the loop also stalls while this process is not scheduled, so the bound
+      // is on what it cannot fake: the CPU this process spent per answer (server and client
+      // together) is the most any answer can have held the loop.
       const idle = await idleLoopMax(500);
+      const cpu0 = process.cpuUsage();
       const runs = await Promise.all([0, 1, 2, 3].map(() => timed(t, path, t.token)));
+      const cpu = process.cpuUsage(cpu0);
+      const cpuPer = (cpu.user + cpu.system) / 1000 / runs.length;
       const worstLoop = Math.max(...runs.map((r) => r.loopMs));
       const worst = Math.max(...runs.map((r) => r.ms));
-      ok &&= runs.every((r) => r.status === 200) && worstLoop < Math.max(50, 2 * idle);
-      out.push(`${name}: 4 at once, slowest ${f1(worst)} ms, event loop held ≤ ${f1(worstLoop)} ms (idle: ${f1(idle)} ms)`);
+      ok &&= runs.every((r) => r.status === 200) && cpuPer < 50;
+      out.push(`${name}: 4 at once, slowest ${f1(worst)} ms, CPU ${f1(cpuPer)} ms per answer, loop delay max ${f1(worstLoop)} ms (idle box: ${f1(idle)} ms)`);
     }
     return { observed: out.join('; '), ok };
   } finally {
@@ -289,7 +294,7 @@ async function keysForGhosts(ctx: { dir: string }): Promise<AttackResult> {
 export const attacks: Attack[] = [
   { name: 'billing: cost/usage over 1970..9999', expected: '400 naming the 400-day limit, < 250 ms, no usage statement', run: hugeRange },
   { name: 'billing: hour granularity over a year / too many rows', expected: '400 before any usage statement; 400 past 10,000 rows', run: hugeGranularity },
-  { name: 'billing: largest allowed range x4 on Postgres', expected: '200; loop held < 50 ms (or 2x an idle busy box)', run: largestRangePostgres },
+  { name: 'billing: largest allowed range x4 on Postgres', expected: '200; < 50 ms of CPU (the most it can hold the loop) per answer', run: largestRangePostgres },
   { name: 'billing: statement stuck behind a lock', expected: '503 at the statement timeout, with a request id', run: statementTimeout },
   { name: 'billing: NUL, control and bad UTF-8 bytes in ids', expected: 'every one 400, server answers on', run: badBytes },
   { name: 'billing: expired and revoked customer tokens', expected: '401 at once (also from the cache)', run: tokens },
