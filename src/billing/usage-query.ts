@@ -12,7 +12,7 @@
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt, toMs } from '../warehouse/usage-repository.js';
-import { formatInZone, nextPeriod, periodContaining } from './time.js';
+import { formatInZone, nextPeriod, periodContaining, zoneOffsetMs, zonedToInstant } from './time.js';
 import { costSql } from './cost.js';
 import { LimitError, MAX_SERIES_ROWS } from './limits.js';
 
@@ -79,6 +79,35 @@ interface BucketRow {
 
 /** Hour and day buckets: summed from the hourly rows, grouped by the bucket in the zone. */
 async function bucketsFromHours(db: Sql, q: UsageQuery): Promise<BucketRow[]> {
+  // In pieces of at most CHUNK_DAYS (cut at the zone's midnights, so no bucket is split): each
+  // statement reads a bounded number of hourly rows, and the event loop gets a turn between
+  // them (in embedded mode PGlite runs each statement on it).
+  const out: BucketRow[] = [];
+  const cuts = chunkCuts(q.from, q.to, q.timeZone, q.granularity === 'hour' ? CHUNK_DAYS.hour : CHUNK_DAYS.day);
+  for (let i = 0; i + 1 < cuts.length && out.length <= MAX_SERIES_ROWS; i++) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    out.push(...(await bucketsFromHoursOnce(db, { ...q, from: cuts[i], to: cuts[i + 1] }, MAX_SERIES_ROWS + 1 - out.length)));
+  }
+  return out;
+}
+
+/** Days of hourly rows one usage statement reads at most: ~31 x 24 per API by day, 4 x 24 by hour. */
+const CHUNK_DAYS = { hour: 4, day: 31 } as const;
+
+/** from, the zone's midnights every `days` local days after it, to. */
+function chunkCuts(from: number, to: number, tz: string, days: number): number[] {
+  const cuts = [from];
+  const wall = new Date(from + zoneOffsetMs(from, tz));
+  for (let k = 1; ; k++) {
+    const cut = zonedToInstant(Date.UTC(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate() + k * days), tz);
+    if (cut >= to) break;
+    if (cut > cuts[cuts.length - 1]) cuts.push(cut);
+  }
+  cuts.push(to);
+  return cuts;
+}
+
+async function bucketsFromHoursOnce(db: Sql, q: UsageQuery, limit: number): Promise<BucketRow[]> {
   const bucket = bucketSql(q.granularity);
   // The instant a bucket starts: for hours the stored hour itself (no DST guessing).
   const startSql = q.granularity === 'hour' ? 'hour' : q.granularity === 'total' ? '$2::timestamptz' : `(${bucket}) AT TIME ZONE $4`;
@@ -88,7 +117,7 @@ async function bucketsFromHours(db: Sql, q: UsageQuery): Promise<BucketRow[]> {
       WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
       GROUP BY ${bucket}, api
       ORDER BY 1, api
-      LIMIT ${MAX_SERIES_ROWS + 1}`,
+      LIMIT ${Math.max(1, limit)}`,
     // Hour buckets need no zone in SQL (and Postgres refuses an unused parameter).
     [q.customer, new Date(q.from).toISOString(), new Date(q.to).toISOString(), q.timeZone].slice(0, q.granularity === 'hour' ? 3 : 4),
   );
