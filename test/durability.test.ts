@@ -55,6 +55,7 @@ function envFor(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 async function createKeyCli(env: NodeJS.ProcessEnv, customer: string, plan: string): Promise<string> {
+  await run('node', [METER, 'customers', 'create', customer], { env, timeout: 120_000 });
   const { stdout } = await run('node', [METER, 'keys', 'create', '--customer', customer, '--plan', plan, '--json'], { env, timeout: 120_000 });
   return (JSON.parse(stdout) as { key: string }).key;
 }

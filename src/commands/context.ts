@@ -33,7 +33,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
       // grace period; the unref'd timer never delays a process that ends by itself.
       setTimeout(() => {
         process.stderr.write('meter: a connection was still open 10 s after the command finished; exiting\n');
-        process.exit(0);
+        // Keep the command's own verdict (meter doctor sets 1 when a check failed).
+        process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
       }, 10_000).unref();
     } catch (e) {
       // Exit now: open backends (PGlite, sockets) must not keep a failed command alive.

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { startBillingRole } from '../runtime/roles.js';
+import { catalogOf } from '../runtime/roles.js';
+import { startBillingServer } from '../billing/server.js';
 import { UserError } from '../runtime/errors.js';
 
 export function registerServeBilling(program: Command): void {
@@ -19,7 +20,8 @@ export function registerServeBilling(program: Command): void {
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`');
         const db = await openWarehouse(config, logger);
-        const billing = await startBillingRole(config, { db });
+        // The command's logger (its level from the config): every 5xx is logged with its request id.
+        const billing = await startBillingServer({ db, catalog: catalogOf(config), host: config.billingHost, port: config.billingPort, serviceTokens: config.billingTokens, logger: logger.child('billing') });
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();
         await billing.close();

@@ -205,20 +205,24 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
       if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a string`);
       return raw;
     case 'list': {
-      const items = Array.isArray(raw) ? raw : String(raw).split(',');
+      // `[null]` or `[42]` in the file must not become the text "null" (a usable token).
+      if (Array.isArray(raw) ? raw.some((x) => typeof x !== 'string') : typeof raw !== 'string')
+        throw new ConfigError(s.key, `invalid ${name}: expected a list of strings (a JSON array of strings, or a,b,c), got ${JSON.stringify(raw).slice(0, 80)}`);
+      const items: string[] = Array.isArray(raw) ? raw : (raw as string).split(',');
       return items.map((x) => String(x).trim()).filter(Boolean);
     }
     case 'int': {
-      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
       if (!Number.isInteger(n) || n < k.min || n > k.max)
         throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not an integer from ${k.min} to ${k.max}`);
       return n;
     }
     case 'enum':
-      if (!k.values.includes(String(raw)))
+      if (typeof raw !== 'string' || !k.values.includes(raw))
         throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not one of ${k.values.join(', ')}`);
       return String(raw);
     case 'url': {
+      if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a URL string, got ${JSON.stringify(raw).slice(0, 80)}`);
       let u: URL;
       try {
         u = new URL(String(raw));

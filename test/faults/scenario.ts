@@ -96,6 +96,7 @@ export class ScenarioWorld {
     ] as const;
     for (const [plan, weight] of plans) {
       const id = `cust-${plan}-${this.id}`;
+      await runMeter(['customers', 'create', id], this.env, this.dir, 120_000);
       const out = JSON.parse(await runMeter(['keys', 'create', '--customer', id, '--plan', plan, '--json'], this.env, this.dir, 120_000));
       this.customers.push({ id, key: out.key, weight });
     }
