@@ -53,7 +53,7 @@ export interface MeterConfig {
   /** Gateway: re-read a customer's quota count from the warehouse at most this often. */
   quotaRefreshMs: number;
   /** Limiter behaviour when Redis is unreachable. */
-  limiterFailMode: 'open' | 'closed';
+  limiterFailMode: 'local' | 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -119,7 +119,7 @@ export const SETTINGS: Setting[] = [
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
-  S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
+  S('limiterFailMode', { t: 'enum', values: ['local', 'open', 'closed'] }, 'limiter when Redis is down or slow: local (in-process bucket, this process\'s share), open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
 ];
 
@@ -155,7 +155,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     spoolMaxBytes: 1 << 30,
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
-    limiterFailMode: 'open',
+    limiterFailMode: 'local',
     logLevel: 'info',
   };
 }
