@@ -52,6 +52,15 @@ export interface MeterConfig {
   spoolAfterMs: number;
   /** Gateway: re-read a customer's quota count from the warehouse at most this often. */
   quotaRefreshMs: number;
+  /** Gateway: calls one API key / one customer may have in progress at once (plans may set their own). */
+  inFlightPerKey: number;
+  inFlightPerCustomer: number;
+  /** Gateway: request headers complete within this many ms, else 408. */
+  headersTimeoutMs: number;
+  /** Gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms). */
+  bodyTimeoutMs: number;
+  /** Gateway: least average rate of a request body after bodyTimeoutMs (bytes/s; 0 = none). */
+  minBodyBytesPerSec: number;
   /** Limiter behaviour when Redis is unreachable. */
   limiterFailMode: 'local' | 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -119,6 +128,11 @@ export const SETTINGS: Setting[] = [
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
+  S('inFlightPerKey', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one API key may have in progress at once (429 above; a plan may set its own)'),
+  S('inFlightPerCustomer', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one customer (all its keys) may have in progress at once'),
+  S('headersTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: request headers must be complete within this many ms (408)'),
+  S('bodyTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms; 408)'),
+  S('minBodyBytesPerSec', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: least average rate of a request body after bodyTimeoutMs (bytes/s, 0 = none; 408)'),
   S('limiterFailMode', { t: 'enum', values: ['local', 'open', 'closed'] }, 'limiter when Redis is down or slow: local (in-process bucket, this process\'s share), open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
 ];
@@ -155,6 +169,11 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     spoolMaxBytes: 1 << 30,
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
+    inFlightPerKey: 32,
+    inFlightPerCustomer: 64,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    minBodyBytesPerSec: 1024,
     limiterFailMode: 'local',
     logLevel: 'info',
   };
