@@ -4,6 +4,10 @@
  * seen within `windowMs`. The local fallback (local-fallback.ts) divides limits by this count.
  * Scores come from Redis's clock, so gateways whose clocks disagree still count each other.
  * The last count is kept while Redis is unreachable: that is exactly when it is needed.
+ * The count used is the largest of the last three: after Redis was paused past the window, the
+ * first gateway to announce again sees the others' entries as expired and alone would count 1
+ * (measured with CLIENT PAUSE in test/limiter-fallback.test.ts); erring to more peers only makes
+ * the local share smaller.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -19,7 +23,7 @@ return redis.call('ZCARD', KEYS[1])
 
 export class PeerCount {
   readonly id = randomUUID();
-  private count = 1;
+  private recent: number[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -29,7 +33,7 @@ export class PeerCount {
 
   /** Gateways sharing the limiter, this one included (1 until the first announcement). */
   get peers(): number {
-    return this.count;
+    return this.recent.length ? Math.max(...this.recent) : 1;
   }
 
   start(): void {
@@ -43,11 +47,11 @@ export class PeerCount {
   async announce(): Promise<number> {
     try {
       const n = Number(await this.redis.eval(ANNOUNCE, 1, this.opts.key, this.id, this.opts.windowMs));
-      if (Number.isInteger(n) && n >= 1) this.count = n;
+      if (Number.isInteger(n) && n >= 1) this.recent = [...this.recent.slice(-2), n];
     } catch {
       // Redis unreachable: keep the last count; the limiter reports the outage itself.
     }
-    return this.count;
+    return this.peers;
   }
 
   /** Stop announcing and leave the set, so the others' shares grow back at once. */
