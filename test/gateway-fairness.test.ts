@@ -12,6 +12,8 @@ import type { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { fmt, slowBodies, slowHeaders, timeCalls } from './support/slow-clients.js';
 import { fairnessOf } from '../src/gateway/fairness.js';
 import { parseCatalog, CatalogError } from '../src/billing/catalog.js';
+import { RedisLimiter } from '../src/limiter/redis-limiter.js';
+import { TestRedis } from './support/redis-server.js';
 
 async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -170,6 +172,38 @@ describe('gateway fairness', () => {
       }
     } finally {
       await f.close();
+    }
+  });
+
+  it('Redis stopped: the gateway still limits each key (local bucket), then Redis decides again', async () => {
+    const redis = await TestRedis.start();
+    const limiter = new RedisLimiter({ url: redis.url, failMode: 'local', holdMs: 100, onError: () => {}, onRecover: () => {} });
+    const f = await startFairGateway({ limiter, plans: { tiny: { ratePerSec: 0.001, burst: 5 } } });
+    try {
+      assert.equal(await limiter.ready(), true);
+      const k = await f.key('acme', 'tiny');
+      const call = async () => {
+        const r = await request(f.gw.url + '/v1/devices/d1/location', { headers: { authorization: `Bearer ${k}` } });
+        await r.body.text();
+        return r.statusCode;
+      };
+      await redis.stop();
+      const statuses = [];
+      for (let i = 0; i < 10; i++) statuses.push(await call());
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429, 429], 'the burst of 5, then refused: limited, not open');
+      assert.equal(f.gw.stats().limiterDegraded, 10);
+      await redis.start();
+      // Decisions happen only on calls: call until one is made by Redis (it reconnects within ~1 s).
+      const deadline = Date.now() + 10_000;
+      while (limiter.stats().decided === 0 && Date.now() < deadline) {
+        await call();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(limiter.stats().decided > 0, 'Redis decides again once it is back');
+    } finally {
+      await f.close();
+      await limiter.close();
+      await redis.destroy();
     }
   });
 
