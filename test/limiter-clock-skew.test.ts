@@ -9,7 +9,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisLimiter } from '../src/limiter/redis-limiter.js';
+import { randomUUID } from 'node:crypto';
+import { RedisLimiter, bucketKey } from '../src/limiter/redis-limiter.js';
 import { stackEnv } from './support/stack.js';
 import { skewRun, type SkewRun } from './support/clock-skew.js';
 
@@ -47,6 +48,21 @@ describe('limits between gateways whose clocks disagree by 4 s', () => {
       }
     });
   }
+
+  it("the bucket's time is Redis's, whatever the caller's clock says", async () => {
+    const far = new RedisLimiter({ url, failMode: 'closed', now: () => Date.now() + 86_400_000 });
+    const bucket = `clock-${randomUUID()}`;
+    try {
+      await far.take(bucket, limit);
+      const [s, us] = (await raw.time()) as unknown as [string, string];
+      const redisNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+      const last = Number(await raw.hget(bucketKey(bucket), 'last'));
+      assert.ok(redisNow - last >= 0 && redisNow - last < 1000, `bucket time ${last} vs Redis ${redisNow}`);
+    } finally {
+      await raw.del(bucketKey(bucket));
+      await far.close();
+    }
+  });
 
   it("each caller's clock (the old way) is off by more than 1% in either order", async () => {
     const { ahead, behind } = gateways('caller');
