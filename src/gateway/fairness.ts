@@ -23,7 +23,7 @@ export interface FairnessOptions {
 }
 
 export const FAIRNESS_DEFAULTS = {
-  inFlightDefault: { perKey: 32, perCustomer: 64 },
+  inFlightDefault: { perKey: 64, perCustomer: 128 },
   headersTimeoutMs: 10_000,
   bodyTimeoutMs: 10_000,
   minBodyBytesPerSec: 1024,

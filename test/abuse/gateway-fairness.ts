@@ -54,7 +54,7 @@ const slowBodyAttack: Attack = {
       }
     });
     ctx.log(`limits off: other key ${fmt(off)}`);
-    // Defaults (32 per key, 64 per customer, 10 s body grace) but a 3 s grace to keep the attack short.
+    // Defaults (64 per key, 128 per customer, 10 s body grace) but a 3 s grace to keep the attack short.
     return withGateway({ fairness: { bodyTimeoutMs: 3000 } }, async (g) => {
       const [mallory, alice] = [await g.key('mallory'), await g.key('alice')];
       await timeCalls(g.gw.url, alice, 20);
@@ -63,7 +63,7 @@ const slowBodyAttack: Attack = {
       let loud: Latencies;
       let held: number;
       try {
-        await until(() => attack.done() >= 300 - 32, 10_000);
+        await until(() => attack.done() >= 300 - 64, 10_000);
         held = g.gw.stats().fairness.inFlight.open;
         loud = await timeCalls(g.gw.url, alice, 300);
         await Promise.all(attack.results);
@@ -71,7 +71,7 @@ const slowBodyAttack: Attack = {
         attack.stop();
       }
       const s = g.gw.stats();
-      const ok = loud.bad === 0 && loud.p99 < Math.max(500, 5 * quiet.p99) && held <= 32 && s.bodyTooSlow === held;
+      const ok = loud.bad === 0 && loud.p99 < Math.max(500, 5 * quiet.p99) && held <= 64 && s.bodyTooSlow === held;
       return {
         ok,
         observed: `other key quiet ${fmt(quiet)}; under attack ${fmt(loud)}; limits off: ${off.bad}/${off.n} timed out (1 s); attacker held ${held}, ${s.tooConcurrent} got 429, ${s.bodyTooSlow} cut 408`,
