@@ -60,8 +60,17 @@ export interface MeterConfig {
   quotaRefreshMs: number;
   /** Gateway: extra client headers dropped as identity headers (names, or prefixes ending in `*`). */
   stripHeaders: string[];
+  /** Gateway: calls one API key / one customer may have in progress at once (plans may set their own). */
+  inFlightPerKey: number;
+  inFlightPerCustomer: number;
+  /** Gateway: request headers complete within this many ms, else 408. */
+  headersTimeoutMs: number;
+  /** Gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms). */
+  bodyTimeoutMs: number;
+  /** Gateway: least average rate of a request body after bodyTimeoutMs (bytes/s; 0 = none). */
+  minBodyBytesPerSec: number;
   /** Limiter behaviour when Redis is unreachable. */
-  limiterFailMode: 'open' | 'closed';
+  limiterFailMode: 'local' | 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Transport security of the clients (docs/security.md; checked in transport-security.ts). */
   kafkaTls: 'off' | 'on';
@@ -143,7 +152,12 @@ export const SETTINGS: Setting[] = [
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('stripHeaders', { t: 'list' }, 'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)'),
-  S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
+  S('inFlightPerKey', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one API key may have in progress at once (429 above; a plan may set its own)'),
+  S('inFlightPerCustomer', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one customer (all its keys) may have in progress at once'),
+  S('headersTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: request headers must be complete within this many ms (408)'),
+  S('bodyTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms; 408)'),
+  S('minBodyBytesPerSec', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: least average rate of a request body after bodyTimeoutMs (bytes/s, 0 = none; 408)'),
+  S('limiterFailMode', { t: 'enum', values: ['local', 'open', 'closed'] }, 'limiter when Redis is down or slow: local (in-process bucket, this process\'s share), open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
   ...TRANSPORT_SETTINGS.map(([key, kind, help, nullable]) => S(key, kind, help, nullable)),
 ];
@@ -182,7 +196,12 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
     stripHeaders: [],
-    limiterFailMode: 'open',
+    inFlightPerKey: 64,
+    inFlightPerCustomer: 128,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    minBodyBytesPerSec: 1024,
+    limiterFailMode: 'local',
     logLevel: 'info',
     ...TRANSPORT_DEFAULTS,
   };

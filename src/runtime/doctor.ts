@@ -131,12 +131,12 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
   // After the warehouse line they come from.
   checks.push(...warnings);
 
-  await check('limiter', cfg.redisUrl ? `start Redis (stack/run up redis) or fix METER_REDIS_URL; meanwhile the gateway fails ${cfg.limiterFailMode}` : '', async () => {
+  await check('limiter', cfg.redisUrl ? `start Redis (stack/run up redis) or fix METER_REDIS_URL; meanwhile the gateway's limiter decides by limiterFailMode=${cfg.limiterFailMode}` : '', async () => {
     const limiter = await openLimiter(cfg);
     try {
       const d = await limiter.take(`doctor-${randomBytes(4).toString('hex')}`, { ratePerSec: 1, burst: 2 });
       const why = (limiter as { lastError?: string | null }).lastError;
-      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter is failing ${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
+      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter decides by limiterFailMode=${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
       if (!d.allowed || d.remaining !== 1) throw new Error(`${b.limiter}: token bucket answered wrongly (allowed=${d.allowed}, remaining=${d.remaining})`);
       return `${b.limiter}: token bucket answers${limiter.kind === 'redis' ? ' (Lua script loaded)' : ''}`;
     } finally {

@@ -18,6 +18,7 @@ import { warehouseQuotaSource } from '../gateway/warehouse-quota-source.js';
 import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
+import { fairnessOf } from '../gateway/fairness.js';
 import { Spool, spoolDir } from '../gateway/spool/spool.js';
 import { SpoolingProducer } from '../gateway/spool/spooling-producer.js';
 import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
@@ -82,6 +83,7 @@ export async function startGatewayRole(
     producer,
     eventFlushMs: cfg.eventFlushMs,
     maxBodyBytes: cfg.maxBodyBytes,
+    fairness: fairnessOf(cfg, catalog.plans),
     durability: cfg.durability,
     spool: producer,
     logger: gwLog,
