@@ -41,6 +41,8 @@ export interface BillingServerOptions {
   invoiceGraceMs?: number;
   /** Clock (epoch ms); tests move it. */
   now?: () => number;
+  /** Called as each request arrives (metrics: src/observability/observability.ts billingObserver). */
+  observe?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export interface BillingServer {
@@ -233,6 +235,7 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
   }
 
   const server = createServer((req, res) => {
+    opts.observe?.(req, res);
     handle(req, res).catch((e: unknown) => {
       if (res.headersSent) return void res.destroy();
       if (e instanceof HttpError) {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, contextOf, untilSignal, printJson } from './context.js';
 import { openLog, openLake } from '../runtime/backends.js';
 import { startIngestRole } from '../runtime/roles.js';
+import { startObservability } from '../observability/admin.js';
 
 export function registerIngest(program: Command): void {
   program
@@ -16,7 +17,9 @@ export function registerIngest(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const log = await openLog(config);
         const lake = await openLake(config);
-        const ingest = await startIngestRole(config, { log, lake }, logger, { group: opts.group });
+        const observed = opts.once ? null : await startObservability(config, logger, 'ingest');
+        const ingest = await startIngestRole(config, { log, lake }, logger, { group: opts.group, obs: observed?.obs });
+        await observed?.obs.watchGroupLag(log, opts.group, 'ingest');
         if (opts.once) {
           await ingest.waitCaughtUp(Number(opts.timeout));
           await ingest.flushAll();
@@ -25,6 +28,7 @@ export function registerIngest(program: Command): void {
           await untilSignal();
         }
         await ingest.stop();
+        await observed?.close();
         const stats = ingest.stats();
         if (json) printJson(stats);
         else logger.info(`ingest stopped: ${JSON.stringify(stats)}`);

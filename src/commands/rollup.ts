@@ -5,6 +5,7 @@ import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
+import { startObservability } from '../observability/admin.js';
 
 export function registerRollup(program: Command): void {
   program
@@ -49,10 +50,13 @@ export function registerRollup(program: Command): void {
             if (json) printJson(summary);
             else logger.info(`backfill: ${JSON.stringify(summary)}`);
           } else if (opts.follow) {
+            const observed = await startObservability(config, logger, 'rollup');
+            observed.obs.watchRollup(rollup, lake, db);
             const ac = new AbortController();
             untilSignal().then(() => ac.abort());
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
             await rollup.follow(interval, ac.signal);
+            await observed.close();
           } else {
             const summary = await rollup.run();
             if (json) printJson(summary);

@@ -3,6 +3,7 @@ import { action, contextOf, untilSignal } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { startBillingRole } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
+import { startObservability } from '../observability/admin.js';
 
 export function registerServeBilling(program: Command): void {
   program
@@ -19,10 +20,12 @@ export function registerServeBilling(program: Command): void {
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`');
         const db = await openWarehouse(config, logger);
-        const billing = await startBillingRole(config, { db });
+        const observed = await startObservability(config, logger, 'serve-billing');
+        const billing = await startBillingRole(config, { db }, observed.obs);
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();
         await billing.close();
+        await observed.close();
         await db.close();
       }),
     );

@@ -55,6 +55,11 @@ export interface MeterConfig {
   /** Limiter behaviour when Redis is unreachable. */
   limiterFailMode: 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Log lines as text or JSON (docs/operations.md). */
+  logFormat: 'text' | 'json';
+  /** Admin listener (/metrics, /healthz, /readyz, /ops) of long-running roles; port 0 = any free port. */
+  adminHost: string;
+  adminPort: number;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +126,9 @@ export const SETTINGS: Setting[] = [
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
+  S('logFormat', { t: 'enum', values: ['text', 'json'] }, 'log lines as text or json (time, level, role, fields)'),
+  S('adminHost', { t: 'string' }, 'admin listener address (/metrics, /healthz, /readyz, /ops)'),
+  S('adminPort', { t: 'int', min: 0, max: 65535 }, 'admin listener port of long-running roles (0 = any free port, logged)'),
 ];
 
 const PACKAGE_ROOT = resolve(new URL('.', import.meta.url).pathname, '../../..');
@@ -157,6 +165,9 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     quotaRefreshMs: 1000,
     limiterFailMode: 'open',
     logLevel: 'info',
+    logFormat: 'text',
+    adminHost: '127.0.0.1',
+    adminPort: 0,
   };
 }
 

@@ -38,6 +38,7 @@ import { rateLimitHeaders } from './rate-limit-headers.js';
 import type { PlanQuota } from '../billing/catalog.js';
 import { formatInZone } from '../billing/time.js';
 import type { RouteTable } from './routes.js';
+import type { GatewayRecorder } from '../observability/gateway-recorder.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -69,8 +70,10 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** batched (default) or strict: see the header comment. */
   durability?: 'batched' | 'strict';
-  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; strict mode asks it for room. */
+  /** The spool behind `producer` (SpoolingProducer): its stats go to health() (the admin listener); strict mode asks it for room. */
   spool?: { stats(): unknown; accepting(): boolean };
+  /** Metrics and access log: one call per answered request (docs/operations.md). */
+  metrics?: GatewayRecorder;
 }
 
 export interface GatewayStats {
@@ -108,6 +111,8 @@ export interface Gateway {
   port: number;
   batcher: EventBatcher;
   stats(): GatewayStats;
+  /** Limiter, keys, events, quota and spool state (the admin listener's /status; never a secret). */
+  health(): Record<string, unknown>;
   /** Stop accepting, finish in-flight calls, drain events to the producer. Does not close keys/limiter/producer. */
   close(): Promise<void>;
 }
@@ -148,8 +153,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = now();
     const t0 = performance.now();
+    opts.metrics?.begin(req, t0);
     const url = req.url ?? '/';
-    if (url.startsWith('/_meter/')) return internal(req, res, url);
 
     const presented = presentedKey(req.headers);
     if (!presented) {
@@ -291,6 +296,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
 
     let reply;
+    const tUp = performance.now();
     try {
       reply = await upstream.pool.request({
         path: upstream.path(url),
@@ -313,6 +319,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return answer(status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
     }
     c.proxied++;
+    opts.metrics?.proxied(api, who.customer, reply.statusCode, t0, tUp, eventId);
     if (counter) bytesIn = counter.bytes;
     const upstreamStatus = reply.statusCode;
     res.writeHead(upstreamStatus, { ...clientHeaders(reply.headers), ...rl, 'x-meter-event-id': eventId });
@@ -373,24 +380,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  function internal(req: IncomingMessage, res: ServerResponse, url: string): void {
-    const path = url.split('?')[0];
-    if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
-      return sendJson(req, res, 200, {
-        status: 'ok',
-        limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
-        keys: opts.keys.stats(),
-        events: batcher.stats(),
-        durability: strict ? 'strict' : 'batched',
-        ...(opts.quota ? { quota: opts.quota.stats() } : {}),
-        ...(opts.spool ? { spool: opts.spool.stats() } : {}),
-      });
-    }
-    return sendJson(req, res, 404, { error: 'not_found', message: `no gateway endpoint ${path}` });
+  // Served on the admin listener only (src/observability/admin-server.ts), never the public port.
+  function health(): Record<string, unknown> {
+    const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
+    return {
+      status: 'ok',
+      limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
+      keys: opts.keys.stats(),
+      events: batcher.stats(),
+      durability: strict ? 'strict' : 'batched',
+      ...(opts.quota ? { quota: opts.quota.stats() } : {}),
+      ...(opts.spool ? { spool: opts.spool.stats() } : {}),
+    };
   }
 
   function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, closeConnection = false): void {
+    opts.metrics?.answered(req, status, body, headers);
     const text = JSON.stringify(body);
     const h: Record<string, string | number> = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) };
     // An unread request body longer than we accept is not worth reading: close the connection.
@@ -419,6 +424,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     port,
     batcher,
     stats: () => ({ ...c, quota: opts.quota?.stats() ?? null, events: batcher.stats() }),
+    health,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -30,6 +30,7 @@ import {
   type ProducerRecord,
   type UsageLog,
 } from './log.js';
+import { kafkaLog } from '../runtime/logger.js';
 
 export interface KafkaLogOptions {
   brokers: string[];
@@ -63,8 +64,7 @@ export function quietLogger() {
       if (suppressed) rest.suppressedSimilar = suppressed;
       suppressed = 0;
     }
-    process.stderr.write(`kafkajs ${label} ${message} ${JSON.stringify(rest)}\n`);
-    void level;
+    kafkaLog(level, label, message, rest);
   };
 }
 
