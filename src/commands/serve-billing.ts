@@ -19,8 +19,8 @@ export function registerServeBilling(program: Command): void {
         const { config, logger } = contextOf(cmd);
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`');
-        const db = await openWarehouse(config, logger);
         const observed = await startObservability(config, logger, 'serve-billing');
+        const db = await openWarehouse(config, logger);
         const billing = await startBillingRole(config, { db }, observed.obs);
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();

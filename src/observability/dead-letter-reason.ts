@@ -3,6 +3,8 @@
  * field names), so they are folded into a few kinds to keep the label set bounded
  * (reasons are made in src/pipeline/accept.ts).
  */
+export const DEAD_LETTER_REASONS = ['malformed', 'too_old', 'in_future', 'unknown_customer', 'other'] as const;
+
 export function deadLetterReason(reason: string): string {
   if (reason.startsWith('malformed event')) return 'malformed';
   if (/before its log time/.test(reason)) return 'too_old';

@@ -7,6 +7,7 @@
  * observing costs nothing between scrapes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DEAD_LETTER_REASONS } from './dead-letter-reason.js';
 
 /** Seconds: from 50 µs (meter's own time per call is tens of µs) to 10 s. */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -37,6 +38,8 @@ export class MeterMetrics {
     this.addedLatency = new Histogram({ name: 'meter_gateway_added_latency_seconds', help: "meter's own time per answered call: auth, limits, recording (upstream time excluded)", buckets: LATENCY_BUCKETS, registers });
     this.upstreamLatency = new Histogram({ name: 'meter_upstream_latency_seconds', help: 'time from forwarding a call to the upstream until its answer headers', buckets: LATENCY_BUCKETS, registers });
     this.deadLetters = new Counter({ name: 'meter_dead_letters_total', help: 'log records ingest could not accept, set aside in the dead-letter store, by reason', labelNames: ['reason'], registers });
+    // Known reasons start at 0, so the first dead letter is an increase Prometheus can see.
+    for (const reason of DEAD_LETTER_REASONS) this.deadLetters.inc({ reason }, 0);
     this.rollupHourSeconds = new Histogram({ name: 'meter_rollup_hour_seconds', help: 'time to roll up one hour (DuckDB count + warehouse write)', buckets: HOUR_BUCKETS, registers });
     this.billingRequests = new Counter({ name: 'meter_billing_requests_total', help: 'billing API answers by route and status', labelNames: ['route', 'status'], registers });
     this.billingDuration = new Histogram({ name: 'meter_billing_request_duration_seconds', help: 'billing API time per answer', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers });
