@@ -33,6 +33,9 @@ export class MeterMetrics {
   constructor(readonly role: string) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: '' });
+    // Gauges that prom-client names with _total, which `promtool check metrics` rejects; the same
+    // counts are in nodejs_active_handles / _requests / _resources by type.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     new Gauge({ name: 'meter_info', help: 'meter process: its role (1 per process)', labelNames: ['role'], registers }).set({ role }, 1);
 
     this.addedLatency = new Histogram({ name: 'meter_gateway_added_latency_seconds', help: "meter's own time per answered call: auth, limits, recording (upstream time excluded)", buckets: LATENCY_BUCKETS, registers });
