@@ -176,6 +176,18 @@ test('Prometheus scrapes every role: requests equal what was sent, lag returns t
   const worst = await query(`max(max_over_time(meter_data_complete_lag_seconds{test="${id}"}[5s]))`);
   assert.ok(worst !== null && worst < 5, `data complete lag reached ${worst} s`);
 
+  // The Grafana dashboard's queries are valid PromQL on the same names, and the ones about the
+  // gateway and consumers return data here.
+  const dash = JSON.parse(readFileSync(assetPath('ops/grafana-dashboard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+  const exposed = new Set<string>();
+  for (const p of Object.values(procs)) for (const l of (await (await fetch(p.admin + '/metrics')).text()).split('\n')) if (l.startsWith('# TYPE ')) exposed.add(l.split(' ')[2]);
+  for (const panel of dash.panels)
+    for (const t of panel.targets) {
+      for (const name of t.expr.match(/\bmeter_[a-z_]+/g) ?? []) assert.ok(exposed.has(name.replace(/_(bucket|sum|count)$/, '')), `${panel.title}: ${name} is not a meter metric`);
+      const v = await query(t.expr); // throws on invalid PromQL
+      if (/meter_gateway_requests_total|meter_consumer_lag|top_customer|backend_up/.test(t.expr)) assert.notEqual(v, null, `${panel.title}: ${t.expr} returned nothing`);
+    }
+
   // promtool lints every role's exposition. One finding is known and kept: the issue names
   // meter_rollup_pending_hours, and the linter wants base units in names (docs/operations.md).
   const KNOWN = 'meter_rollup_pending_hours use base unit "seconds" instead of "hours"';

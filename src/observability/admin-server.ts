@@ -58,6 +58,9 @@ export async function startAdminServer(obs: Observability, host: string, port: n
           metrics: metrics.filter((m) => m.name.startsWith('meter_')),
         });
       }
+      case '/favicon.ico':
+        res.writeHead(204, { 'cache-control': 'max-age=86400' });
+        return void res.end();
       default:
         return json(res, 404, { error: 'not_found', message: `no admin endpoint ${path.slice(0, 100)}; try /metrics, /healthz, /readyz, /status or /ops` });
     }

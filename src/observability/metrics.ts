@@ -76,6 +76,8 @@ export class MeterMetrics {
         async collect() {
           const all = await Promise.all((self.labelled.get(name) ?? []).map((f) => Promise.resolve(f()).catch(() => [])));
           this.reset();
+          // Without labels prom-client keeps a 0 after reset; absent is the truth when nothing was read.
+          if (!labelNames.length) this.remove({});
           for (const list of all) for (const { labels, value } of list) this.set(labels, value);
         },
       });

@@ -123,7 +123,7 @@ export const OPS_PAGE = `<!doctype html>
     // Spool.
     var sb = total(d, 'meter_spool_bytes'), sm = total(d, 'meter_spool_max_bytes');
     var pct = sm ? 100 * sb / sm : 0;
-    $('spool-pct').innerHTML = (sm ? pct.toFixed(pct < 1 ? 2 : 0) + '%' : '–') + ' <span class="unit">full</span>';
+    $('spool-pct').innerHTML = (sm ? (pct === 0 ? '0' : pct.toFixed(pct < 1 ? 2 : 0)) + '%' : '–') + ' <span class="unit">full</span>';
     $('spool-pct').className = 'big ' + (pct >= 50 ? 'bad' : pct > 0 ? 'warn' : 'ok');
     $('spool-bar').style.width = Math.min(100, pct) + '%';
     $('spool-detail').textContent = sm ? fmtBytes(sb) + ' of ' + fmtBytes(sm) + ' · ' + total(d, 'meter_spool_events') + ' events waiting · ' + total(d, 'meter_events_spooled_total') + ' spooled since start' : 'no gateway in this process';
