@@ -20,6 +20,18 @@ export interface AdminServer {
 
 export async function startAdminServer(obs: Observability, host: string, port: number): Promise<AdminServer> {
   const started = Date.now();
+  // A render costs the process (the gateway's, too) a few ms: scrapes arriving together share
+  // one, and a render serves for REUSE_MS (test/abuse/observability.ts hammers this).
+  const metricsText = shared(() => obs.metrics.text());
+  const opsData = shared(async () => {
+    const [metrics, backends] = await Promise.all([obs.metrics.registry.getMetricsAsJSON(), obs.checkAll()]);
+    return JSON.stringify({
+      role: obs.role,
+      at: Date.now(),
+      backends: Object.fromEntries([...backends].map(([k, v]) => [k, { ok: v === null, error: v, required: obs.probes.get(k)?.required ?? true }])),
+      metrics: metrics.filter((m) => m.name.startsWith('meter_')),
+    });
+  });
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       if (!res.headersSent) json(res, 500, { error: 'internal_error', message: (e as Error)?.message ?? String(e) });
@@ -32,7 +44,7 @@ export async function startAdminServer(obs: Observability, host: string, port: n
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'the admin listener answers GET only' }, { allow: 'GET' });
     switch (path) {
       case '/metrics': {
-        const text = await obs.metrics.text();
+        const text = await metricsText();
         res.writeHead(200, { 'content-type': obs.metrics.contentType, 'cache-control': 'no-store' });
         return void res.end(text);
       }
@@ -50,13 +62,9 @@ export async function startAdminServer(obs: Observability, host: string, port: n
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
         return void res.end(OPS_PAGE);
       case '/ops/data': {
-        const [metrics, backends] = await Promise.all([obs.metrics.registry.getMetricsAsJSON(), obs.checkAll()]);
-        return json(res, 200, {
-          role: obs.role,
-          at: Date.now(),
-          backends: Object.fromEntries([...backends].map(([k, v]) => [k, { ok: v === null, error: v, required: obs.probes.get(k)?.required ?? true }])),
-          metrics: metrics.filter((m) => m.name.startsWith('meter_')),
-        });
+        const text = await opsData();
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+        return void res.end(text);
       }
       case '/favicon.ico':
         res.writeHead(204, { 'cache-control': 'max-age=86400' });
@@ -82,6 +90,29 @@ export async function startAdminServer(obs: Observability, host: string, port: n
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+  };
+}
+
+const REUSE_MS = 250;
+
+/** One render at a time; its result serves every request for REUSE_MS after it finished. */
+function shared(render: () => Promise<string>): () => Promise<string> {
+  let inflight: Promise<string> | null = null;
+  let last: { at: number; text: string } | null = null;
+  return () => {
+    if (last && Date.now() - last.at < REUSE_MS) return Promise.resolve(last.text);
+    inflight ??= render().then(
+      (text) => {
+        last = { at: Date.now(), text };
+        inflight = null;
+        return text;
+      },
+      (e: unknown) => {
+        inflight = null;
+        throw e;
+      },
+    );
+    return inflight;
   };
 }
 
