@@ -14,6 +14,19 @@ import { FastHistogram } from './fast-histogram.js';
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const HOUR_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
+const SOURCE_TIMEOUT_MS = 2000;
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      timer.unref();
+    }),
+  ]);
+}
+
 /** A value read at scrape time; several sources (roles in one process) are summed. */
 type Read = () => number;
 /** Labelled values read at scrape time; may be async (a backend is asked). */
@@ -76,7 +89,9 @@ export class MeterMetrics {
         labelNames,
         registers,
         async collect() {
-          const all = await Promise.all((self.labelled.get(name) ?? []).map((f) => Promise.resolve(f()).catch(() => [])));
+          // A backend that does not answer (Kafka down: kafkajs retries for long) leaves its series
+          // out of this scrape instead of holding the scrape past Prometheus's timeout.
+          const all = await Promise.all((self.labelled.get(name) ?? []).map((f) => within(Promise.resolve().then(f), SOURCE_TIMEOUT_MS).catch(() => [])));
           this.reset();
           // Without labels prom-client keeps a 0 after reset; absent is the truth when nothing was read.
           if (!labelNames.length) this.remove({});

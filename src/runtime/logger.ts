@@ -61,7 +61,14 @@ function wrap(p: Pino, make: (scope: string) => Logger): Logger {
 
 export function createLogger(level: Level = 'info', scope = 'meter', sink: Sink = stderrSink, format: LogFormat = 'text'): Logger {
   const dest = destination(sink, format);
-  const make = (role: string): Logger =>
+  // Roles ask for their child per line (roles.ts: logger.child('ingest').info(m)): build each once.
+  const children = new Map<string, Logger>();
+  const make = (role: string): Logger => {
+    let l = children.get(role);
+    if (!l) children.set(role, (l = build(role)));
+    return l;
+  };
+  const build = (role: string): Logger =>
     wrap(
       pino(
         {
