@@ -40,6 +40,7 @@ async function gateway(name: string, upstream: string, metrics: boolean, scrapeM
   let scraper: NodeJS.Timeout | null = null;
   const admin = obs ? await startAdminServer(obs, '127.0.0.1', 0) : null;
   if (obs) await obs.watchGroupLag(log, 'meter-ingest', 'ingest', false);
+  obs?.markStarted();
   if (admin && scrapeMs > 0) scraper = setInterval(() => void fetch(admin.url + '/metrics').then((r) => r.text()), scrapeMs);
   return {
     url: gw.url,

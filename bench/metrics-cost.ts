@@ -44,6 +44,7 @@ async function side(metrics: boolean, scrapeMs: number): Promise<void> {
   let admin: Awaited<ReturnType<typeof startAdminServer>> | null = null;
   if (obs) {
     await obs.watchGroupLag(log, 'meter-ingest', 'ingest', false);
+    obs.markStarted();
     admin = await startAdminServer(obs, '127.0.0.1', 0);
     const url = admin.url + '/metrics';
     if (scrapeMs > 0) scraper = setInterval(() => void fetch(url).then((r) => r.text()).then(() => scrapes++), scrapeMs);

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { assetPath } from '../src/config/assets.js';
 import { createLogger, kafkaLog, routeKafkaLogs } from '../src/runtime/logger.js';
 import { Observability } from '../src/observability/observability.js';
+import { startAdminServer } from '../src/observability/admin-server.js';
 import { TopCustomers } from '../src/observability/top-customers.js';
 import { billingRoute } from '../src/observability/billing-route.js';
 import { observedGateway, parseMetrics, sum } from './support/observed-gateway.js';
@@ -152,6 +153,18 @@ test('dead letters are counted by a bounded reason; top customers keep one hour;
     [1, 1, 0, 1],
   );
 
+  // Until its roles are up a process is not ready, whatever its backends say.
+  const admin = await startAdminServer(obs, '127.0.0.1', 0);
+  try {
+    const r = await fetch(admin.url + '/readyz');
+    assert.equal(r.status, 503);
+    assert.deepEqual(((await r.json()) as { failing: string[] }).failing, ['starting']);
+    obs.markStarted();
+    assert.equal((await fetch(admin.url + '/readyz')).status, 200);
+  } finally {
+    await admin.close();
+  }
+
   let now = Date.parse('2026-12-05T10:00:00Z');
   const top = new TopCustomers(() => now);
   for (let i = 0; i < 5; i++) top.add('a');
@@ -193,4 +206,67 @@ test('CLI: a taken admin port and a bad log format are usage errors (exit 2) wit
   const f = await run(['config', '--log-format', 'xml']);
   assert.equal(f.code, 2);
   assert.match(f.stderr, /logFormat .*"xml" is not one of text, json/);
+});
+
+/** Starts a long-running `meter` command with an admin listener; resolves once /readyz says 200. */
+async function serve(args: string[], env: Record<string, string>): Promise<{ admin: string; stop(): Promise<number | null>; stderr: () => string }> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  const child = spawn('node', [assetPath('bin/meter.js'), ...args, '--admin-port', String(port)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (x) => (stderr += x));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const admin = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (gone) throw new Error(`meter ${args[0]} exited:\n${stderr}`);
+    const ok = await fetch(admin + '/readyz').then((r) => r.status === 200, () => false);
+    if (ok) break;
+    assert.ok(i < 600, `meter ${args[0]} not ready after 60 s:\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { admin, stderr: () => stderr, stop: () => (child.kill('SIGTERM'), exited) };
+}
+
+test('serve-billing and rollup --follow serve their admin listener: billing answers by route and status, rollup pending hours', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'meter-obs-roles-'));
+  try {
+    const billingPort = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const env = { METER_DATA_DIR: join(dir, 'billing'), METER_BILLING_TOKENS: 'svc-token-obs-test', METER_LOG_FORMAT: 'json' };
+    const billing = await serve(['serve-billing', '--billing-port', String(billingPort)], env);
+    const api = `http://127.0.0.1:${billingPort}`;
+    assert.equal((await fetch(api + '/v1/customers', { headers: { authorization: 'Bearer svc-token-obs-test' } })).status, 200);
+    assert.equal((await fetch(api + '/v1/customers/acme/usage?from=x', { headers: { authorization: 'Bearer nope' } })).status, 401);
+    const m = parseMetrics(await (await fetch(billing.admin + '/metrics')).text());
+    assert.equal(sum(m, 'meter_billing_requests_total', { route: '/v1/customers', status: '200' }), 1);
+    assert.equal(sum(m, 'meter_billing_requests_total', { route: '/v1/customers/{id}/usage', status: '401' }), 1);
+    assert.equal(sum(m, 'meter_billing_request_duration_seconds_count'), 2);
+    assert.equal(sum(m, 'meter_info', { role: 'serve-billing' }), 1);
+    assert.equal(await billing.stop(), 0, billing.stderr());
+    for (const line of billing.stderr().trim().split('\n')) {
+      const o = JSON.parse(line); // --log-format json: every line is JSON with time, level, role
+      assert.ok(o.time && o.level && o.role && o.msg, line);
+    }
+
+    const rollup = await serve(['rollup', '--follow', '--interval', '200'], { METER_DATA_DIR: join(dir, 'rollup') });
+    const r = parseMetrics(await (await fetch(rollup.admin + '/metrics')).text());
+    assert.equal(sum(r, 'meter_rollup_pending_hours'), 0);
+    assert.equal(sum(r, 'meter_backend_up', { backend: 'lake' }), 1);
+    assert.equal(sum(r, 'meter_backend_up', { backend: 'warehouse' }), 1);
+    assert.equal(await rollup.stop(), 0, rollup.stderr());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

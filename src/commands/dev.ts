@@ -40,6 +40,7 @@ export function registerDev(program: Command): void {
         const rollup = rollupOf({ lake, db }, logger);
         obs.watchRollup(rollup, lake, db);
         const following = rollup.follow(interval, ac.signal);
+        obs.markStarted();
         logger.info(`gateway ${gw.url} -> ${config.upstream}; billing API ${billing.url}`);
         await untilSignal();
         logger.info('stopping: flushing events, files and rows');

@@ -23,6 +23,7 @@ export function registerGateway(program: Command): void {
         const gw = await startGatewayRole(config, { log, db, limiter }, logger, undefined, undefined, observed.obs);
         // Ingest's lag, read from the log: still reported while ingest itself is down.
         await observed.obs.watchGroupLag(log, 'meter-ingest', 'ingest', false);
+        observed.obs.markStarted();
         logger.info(`gateway on ${gw.url} -> ${config.upstream}`);
         await untilSignal();
         logger.info('gateway stopping: flushing usage events');

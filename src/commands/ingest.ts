@@ -20,6 +20,7 @@ export function registerIngest(program: Command): void {
         const observed = opts.once ? null : await startObservability(config, logger, 'ingest');
         const ingest = await startIngestRole(config, { log, lake }, logger, { group: opts.group, obs: observed?.obs });
         await observed?.obs.watchGroupLag(log, opts.group, 'ingest');
+        observed?.obs.markStarted();
         if (opts.once) {
           await ingest.waitCaughtUp(Number(opts.timeout));
           await ingest.flushAll();

@@ -39,6 +39,7 @@ export function registerLive(program: Command): void {
         const observed = opts.once ? null : await startObservability(config, logger, 'live');
         const live = await startLiveRole(config, { log, db }, logger, { windowMs, group: opts.group, afterCommit });
         await observed?.obs.watchLive(live, log, opts.group, db);
+        observed?.obs.markStarted();
         try {
           if (opts.once) await live.waitCaughtUp(timeout);
           else {

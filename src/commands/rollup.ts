@@ -52,6 +52,7 @@ export function registerRollup(program: Command): void {
           } else if (opts.follow) {
             const observed = await startObservability(config, logger, 'rollup');
             observed.obs.watchRollup(rollup, lake, db);
+            observed.obs.markStarted();
             const ac = new AbortController();
             untilSignal().then(() => ac.abort());
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);

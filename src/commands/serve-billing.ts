@@ -22,6 +22,7 @@ export function registerServeBilling(program: Command): void {
         const observed = await startObservability(config, logger, 'serve-billing');
         const db = await openWarehouse(config, logger);
         const billing = await startBillingRole(config, { db }, observed.obs);
+        observed.obs.markStarted();
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();
         await billing.close();

@@ -129,6 +129,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     const rollup = rollupOf({ lake, db }, logger);
     obs?.watchRollup(rollup, lake, db);
     const billing = await startBillingRole(cfg, { db }, obs);
+    obs?.markStarted();
     closers.push(() => billing.close());
 
     o.progress(`sending ${o.events} calls through ${gw.url}`);

@@ -118,6 +118,7 @@ function shared(render: () => Promise<string>): () => Promise<string> {
 
 /** 200 when every required probe answered; 503 naming each failing one. */
 export async function readiness(obs: Observability): Promise<[number, unknown]> {
+  if (!obs.started) return [503, { status: 'unready', role: obs.role, failing: ['starting'], message: `the ${obs.role} role is still starting`, backends: {} }];
   const results = await obs.checkAll();
   const backends: Record<string, string> = {};
   const failing: string[] = [];

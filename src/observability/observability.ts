@@ -37,10 +37,17 @@ export class Observability {
   recorder: GatewayRecorder | null = null;
   private readonly closers: (() => Promise<unknown>)[] = [];
   private lastProbe: { at: number; result: Promise<Map<string, string | null>> } | null = null;
+  /** False until the process's roles have started: /readyz answers 503 "starting" until then. */
+  started = false;
 
   constructor(readonly role: string) {
     this.metrics = new MeterMetrics(role);
     this.metrics.readLabelled('meter_backend_up', async () => [...(await this.checkAll())].map(([backend, err]) => ({ labels: { backend }, value: err === null ? 1 : 0 })));
+  }
+
+  /** The roles are up: readiness now depends on the backends alone. */
+  markStarted(): void {
+    this.started = true;
   }
 
   probe(name: string, check: () => Promise<unknown>, required = true): void {

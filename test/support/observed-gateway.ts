@@ -54,6 +54,7 @@ export async function observedGateway(opts: { accessLog?: (line: string) => void
   }
   const gw = await startGatewayRole(cfg, { log, db, limiter }, silentLogger, `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, undefined, obs);
   await obs.watchGroupLag(log, 'meter-ingest', 'ingest', false); // as `meter gateway` does
+  obs.markStarted();
   const admin = await startAdminServer(obs, '127.0.0.1', 0);
   return {
     url: gw.url,
