@@ -46,6 +46,8 @@ export interface BillingServerOptions {
   now?: () => number;
   /** Server-side limit of each statement on Postgres; default STATEMENT_TIMEOUT_MS. */
   statementTimeoutMs?: number;
+  /** Called as each request arrives (metrics: src/observability/observability.ts billingObserver). */
+  observe?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export interface BillingServer {
@@ -263,6 +265,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     // client's report of a 5xx can be found in the log.
     const requestId = randomBytes(8).toString('hex');
     res.setHeader('x-request-id', requestId);
+    opts.observe?.(req, res);
     handle(req, res).catch((e: unknown) => {
       if (res.headersSent) {
         log.error(`billing: req ${requestId}: ${req.method} ${safe(req.url)} failed after the answer started: ${message(e)}`);

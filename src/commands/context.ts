@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
-import { createLogger, type Logger } from '../runtime/logger.js';
+import { createLogger, routeKafkaLogs, type Logger } from '../runtime/logger.js';
 import { UserError } from '../runtime/errors.js';
 import { scrub } from '../security/secrets.js';
 
@@ -20,7 +20,9 @@ export function contextOf(cmd: Command, extraEnv: Record<string, string> = {}): 
   const flags: RawSettings = {};
   for (const s of SETTINGS) if (all[s.key] !== undefined) flags[s.key] = all[s.key];
   const config = loadConfig({ flags, configFile: all.config as string | undefined, env: { ...process.env, ...extraEnv } });
-  return { config, logger: createLogger(config.logLevel, 'meter'), json: Boolean(all.json) };
+  const logger = createLogger(config.logLevel, 'meter', undefined, config.logFormat);
+  routeKafkaLogs(logger.child('kafka'));
+  return { config, logger, json: Boolean(all.json) };
 }
 
 /** Wrap a command action with the error policy. */

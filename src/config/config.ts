@@ -84,6 +84,11 @@ export interface MeterConfig {
   redisTlsCaFile: string | null;
   databaseTls: 'off' | 'require' | 'verify-ca' | 'verify-full';
   databaseTlsCaFile: string | null;
+  /** Log lines as text or JSON (docs/operations.md). */
+  logFormat: 'text' | 'json';
+  /** Admin listener (/metrics, /healthz, /readyz, /ops) of long-running roles; port 0 = any free port. */
+  adminHost: string;
+  adminPort: number;
 }
 
 export class ConfigError extends Error {
@@ -160,6 +165,9 @@ export const SETTINGS: Setting[] = [
   S('limiterFailMode', { t: 'enum', values: ['local', 'open', 'closed'] }, 'limiter when Redis is down or slow: local (in-process bucket, this process\'s share), open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
   ...TRANSPORT_SETTINGS.map(([key, kind, help, nullable]) => S(key, kind, help, nullable)),
+  S('logFormat', { t: 'enum', values: ['text', 'json'] }, 'log lines as text or json (time, level, role, fields)'),
+  S('adminHost', { t: 'string' }, 'admin listener address (/metrics, /healthz, /readyz, /ops)'),
+  S('adminPort', { t: 'int', min: 0, max: 65535 }, 'admin listener port of long-running roles (0 = any free port, logged)'),
 ];
 
 const PACKAGE_ROOT = resolve(new URL('.', import.meta.url).pathname, '../../..');
@@ -204,6 +212,9 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     limiterFailMode: 'local',
     logLevel: 'info',
     ...TRANSPORT_DEFAULTS,
+    logFormat: 'text',
+    adminHost: '127.0.0.1',
+    adminPort: 0,
   };
 }
 

@@ -46,6 +46,7 @@ import { formatInZone } from '../billing/time.js';
 import type { RouteTable } from './routes.js';
 import { parseRequestTarget } from './request-target.js';
 import { identityFilter } from './identity-headers.js';
+import type { GatewayRecorder } from '../observability/gateway-recorder.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -79,10 +80,12 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** batched (default) or strict: see the header comment. */
   durability?: 'batched' | 'strict';
-  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; calls are refused (503) while it has no room. */
+  /** The spool behind `producer` (SpoolingProducer): its stats go to health() (the admin listener); calls are refused (503) while it has no room. */
   spool?: { stats(): unknown; accepting(): boolean };
   /** In-flight limits, header and body timeouts (fairness.ts; defaults there). */
   fairness?: FairnessOptions;
+  /** Metrics and access log: one call per answered request (docs/operations.md). */
+  metrics?: GatewayRecorder;
 }
 
 export interface GatewayStats {
@@ -129,6 +132,8 @@ export interface Gateway {
   port: number;
   batcher: EventBatcher;
   stats(): GatewayStats;
+  /** Limiter, keys, events, quota and spool state (the admin listener's /status; never a secret). */
+  health(): Record<string, unknown>;
   /** Stop accepting, finish in-flight calls, drain events to the producer. Does not close keys/limiter/producer. */
   close(): Promise<void>;
 }
@@ -171,8 +176,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = now();
     const t0 = performance.now();
+    opts.metrics?.begin(req, t0);
     const url = req.url ?? '/';
-    if (url.startsWith('/_meter/')) return internal(req, res, url);
     // One path, one price: route and forward the same normalised path; refuse ambiguous ones.
     const target = parseRequestTarget(url);
     if (!target.ok) {
@@ -337,6 +342,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
 
     let reply;
+    const tUp = performance.now();
     try {
       reply = await upstream.pool.request({
         path: upstream.path(target.path + target.query),
@@ -363,6 +369,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return answer(status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
     }
     c.proxied++;
+    opts.metrics?.proxied(api, who.customer, reply.statusCode, t0, tUp, eventId);
     if (counter) bytesIn = counter.bytes;
     const upstreamStatus = reply.statusCode;
     res.writeHead(upstreamStatus, { ...clientHeaders(reply.headers), ...rl, 'x-meter-event-id': eventId });
@@ -423,25 +430,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  function internal(req: IncomingMessage, res: ServerResponse, url: string): void {
-    const path = url.split('?')[0];
-    if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
-      return sendJson(req, res, 200, {
-        status: opts.spool && !opts.spool.accepting() ? 'spool_full' : 'ok',
-        limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
-        keys: opts.keys.stats(),
-        fairness: fair.stats(),
-        events: batcher.stats(),
-        durability: strict ? 'strict' : 'batched',
-        ...(opts.quota ? { quota: opts.quota.stats() } : {}),
-        ...(opts.spool ? { spool: opts.spool.stats() } : {}),
-      });
-    }
-    return sendJson(req, res, 404, { error: 'not_found', message: `no gateway endpoint ${path}` });
+  // Served on the admin listener only (src/observability/admin-server.ts), never the public port.
+  function health(): Record<string, unknown> {
+    const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
+    return {
+      status: opts.spool && !opts.spool.accepting() ? 'spool_full' : 'ok',
+      limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
+      keys: opts.keys.stats(),
+      fairness: fair.stats(),
+      events: batcher.stats(),
+      durability: strict ? 'strict' : 'batched',
+      ...(opts.quota ? { quota: opts.quota.stats() } : {}),
+      ...(opts.spool ? { spool: opts.spool.stats() } : {}),
+    };
   }
 
   function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, closeConnection = false): void {
+    opts.metrics?.answered(req, status, body, headers);
     const text = JSON.stringify(body);
     const h: Record<string, string | number> = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) };
     // An unread request body longer than we accept is not worth reading: close the connection.
@@ -470,6 +475,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     port,
     batcher,
     stats: () => ({ ...c, quota: opts.quota?.stats() ?? null, fairness: fair.stats(), events: batcher.stats() }),
+    health,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
