@@ -129,7 +129,7 @@ const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): 
   help,
 });
 
-/** The table of settings; README's configuration table is generated from the same list. */
+/** The table of settings; docs/configuration.md is generated from the same list (config-docs.ts). */
 export const SETTINGS: Setting[] = [
   S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
   S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),

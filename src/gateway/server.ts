@@ -14,7 +14,7 @@
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
  *                                 (a route marked free: no event)
  *
- * Events go to an EventBatcher (memory, then the log in batches). Durability (README "Gateway
+ * Events go to an EventBatcher (memory, then the log in batches). Durability (docs/pipeline.md "Gateway
  * durability"):
  *   batched (default)  the answer does not wait for the event; the batcher makes it durable (log
  *                      or local spool) within eventFlushMs + one send (at most spoolAfterMs, then
