@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { stackEnv } from '../support/stack.js';
 import { assertOwnStack } from './stack-control.js';
 import { formatRow, type Verdict } from './compare.js';
-import { ALL, runScenario, type Ctx } from './scenarios.js';
+import { runScenario, type Ctx } from './scenarios.js';
+import { ALL } from './all.js';
 
 async function main(): Promise<number> {
   assertOwnStack();
