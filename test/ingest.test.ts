@@ -12,6 +12,7 @@ import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { parseDataFileName, parseHourDir, USAGE_DIR, HOUR_MS, hourStart } from '../src/lake/layout.js';
 import type { Lake } from '../src/lake/lake.js';
+import { until } from './support/until.js';
 
 const TOPIC = 'usage-events';
 
@@ -179,8 +180,8 @@ test('ingest: stop without flush loses nothing: the next run re-reads the unwrit
   await send(log, spread(1000, 2));
   const a = ingestor({ maxRecords: 100_000, flushMs: 60_000 });
   await a.start();
-  await new Promise((r) => setTimeout(r, 300));
-  assert.ok(a.stats().recordsIn > 0);
+  // wait until it has read some, so the stop below really drops records held in memory
+  await until('the ingestor to read records', () => a.stats().recordsIn > 0, 30_000);
   await a.stop({ flush: false }); // nothing written yet
   assert.deepEqual(await lakeFiles(lake), []);
   const b = ingestor();

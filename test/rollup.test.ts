@@ -313,6 +313,7 @@ test('hours are counted while the previous one is written; a failed write or cou
     await assert.rejects(ok.backfill(H2, H3 + HOUR_MS));
     await ok.close();
     assert.deepEqual((await rows(db)).map((r) => new Date(r.hour).getTime()), [H1, H2]);
+    // a quiet period is the thing tested: a late rejection would surface within it
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(unhandled, undefined, `unhandled rejection: ${(unhandled as Error)?.message}`);
   } finally {

@@ -197,6 +197,7 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       assert.equal(inFlight, false, 'stop returned while a batch was still running');
       const afterStop = finished;
       await prod.send(recs(['x'], 3, 'more'));
+      // a quiet period is the thing tested: no batch may start after stop
       await new Promise((r) => setTimeout(r, 400));
       assert.equal(finished, afterStop, 'no batch after stop');
       await until(() => one.got.length >= 33, 'group one sees the later records too');
