@@ -7,8 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -27,6 +26,7 @@ import { assetPath } from '../src/config/assets.js';
 import { rateLimitHeaders } from '../src/gateway/rate-limit-headers.js';
 import { planLimits } from '../src/gateway/plans.js';
 import { loadCatalog } from '../src/billing/catalog.js';
+import { tempDir } from './support/tmp.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
 function testRoutes() {
@@ -124,7 +124,7 @@ describe('gateway', () => {
       });
     });
     const upPort = await listen(upstream);
-    dir = mkdtempSync(join(tmpdir(), 'meter-gw-'));
+    dir = tempDir('meter-gw-');
     log = new FileLog({ dir, topic: 'usage-events', partitions: 2 });
     await log.init();
     producer = await log.producer();
@@ -384,7 +384,7 @@ describe('gateway', () => {
   });
 
   it('502s when the upstream is unreachable, with a non-billable event', async () => {
-    const dir2 = mkdtempSync(join(tmpdir(), 'meter-gw502-'));
+    const dir2 = tempDir('meter-gw502-');
     const log2 = new FileLog({ dir: dir2, topic: 'usage-events', partitions: 1 });
     const producer2 = await log2.producer();
     const gw2 = await startGateway({

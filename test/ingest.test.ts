@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -13,11 +12,12 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.
 import { parseDataFileName, parseHourDir, USAGE_DIR, HOUR_MS, hourStart } from '../src/lake/layout.js';
 import type { Lake } from '../src/lake/lake.js';
 import { until } from './support/until.js';
+import { tempDir } from './support/tmp.js';
 
 const TOPIC = 'usage-events';
 
 function setup(partitions = 3) {
-  const root = mkdtempSync(join(tmpdir(), 'meter-ingest-t-'));
+  const root = tempDir('meter-ingest-t-');
   const log = new FileLog({ dir: join(root, 'log'), topic: TOPIC, partitions, pollMs: 10 });
   const lake = new LocalLake(pathToFileURL(join(root, 'lake')).href);
   const dead = new FolderDeadLetter(join(root, 'dead-letter'), TOPIC);

@@ -6,7 +6,8 @@ type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
 
 /**
  * Poll `fn` every `everyMs` until it returns a truthy value, and return that value. An error thrown
- * by `fn` counts as "not yet" (a service still starting) and is quoted if the wait times out.
+ * by `fn` counts as "not yet" (a service still starting); the last error or value is quoted if the
+ * wait times out.
  * `what` names the condition for the timeout message; a function is called only then, so it can
  * add the state seen at that moment.
  */
@@ -22,6 +23,7 @@ export async function until<T>(
     try {
       const v = await fn();
       if (v) return v as Truthy<T>;
+      last = v;
     } catch (e) {
       last = e;
     }
@@ -29,5 +31,6 @@ export async function until<T>(
     await sleep(everyMs);
   }
   const name = typeof what === 'string' ? what : await what();
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${name}${last ? `: ${(last as Error).message}` : ''}`);
+  const seen = last instanceof Error ? `: ${last.message}` : last == null || last === false ? '' : `; last: ${JSON.stringify(last)}`;
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${name}${seen}`);
 }
