@@ -17,7 +17,8 @@ import { stackEnv } from '../support/stack.js';
 import { assertOwnStack } from './stack-control.js';
 import { stoppingWhatItStarted } from '../support/stack-lifetime.js';
 import { formatRow, type Verdict } from './compare.js';
-import { ALL, runScenario, type Ctx } from './scenarios.js';
+import { runScenario, type Ctx } from './scenarios.js';
+import { ALL } from './all.js';
 
 async function main(): Promise<number> {
   assertOwnStack();
