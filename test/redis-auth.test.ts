@@ -26,7 +26,7 @@ before(async () => {
   // The ACL user may run the token bucket (EVALSHA/EVAL/SCRIPT) on the limiter's keys only.
   plain = await startRedis(() => [
     '--requirepass', PASSWORD,
-    '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+ping', '+info', '+client',
+    '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '~meter:gw:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+time', '+zadd', '+zremrangebyscore', '+zcard', '+zrem', '+ping', '+info', '+client',
     // The same without HSET: the script cannot store the bucket.
     '--user', 'too-narrow', 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+pexpire', '+ping', '+info', '+client',
   ]);
