@@ -91,13 +91,17 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
     ...(error ? { error } : {}),
     results,
   });
-  // Hours another process claimed after this start (hour-leases.ts) read the lake after it: done.
-  const claimedSince = await rollup.leases.now();
+  // Hours another process finished after this job's start (a backfill of the same range running
+  // now is the same job) count as done (hour-leases.ts): their rows
+  // are at least as new as this backfill, and rollup_files holds the files they read, so a file
+  // landing later makes the hour pending for the follower as usual.
+  const doneSince = await rollup.leases.joinBackfill(hours[0], to);
   let left = hours.slice();
   while (left.length) {
     try {
-      const r = await rollup.rollupClaimed(left, { claimedSince }, (x) => {
+      const r = await rollup.rollupClaimed(left, { doneSince }, (x) => {
         results.push(x);
+        void rollup.leases.touchBackfill(hours[0], to);
         stuckSince = null;
         attempt = 0;
         o.onProgress?.(results.length + elsewhere.length, hours.length, x.hour);
@@ -119,6 +123,7 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
       await new Promise((res) => setTimeout(res, wait));
     }
   }
+  await rollup.leases.touchBackfill(hours[0], to, true);
   return report();
 }
 

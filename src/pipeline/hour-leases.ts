@@ -74,6 +74,28 @@ export class HourLeases {
     return r?.live ? 'held' : 'done';
   }
 
+  /**
+   * Start a backfill of [from, to), or join one of the same range still running (seen within
+   * 2 ttl): returns the job's start, the "done since" for its hours.
+   */
+  async joinBackfill(from: number, to: number): Promise<Date> {
+    const [r] = await this.db.query<{ started_at: unknown }>(
+      `INSERT INTO rollup_backfills AS b (from_hour, to_hour, started_at, seen_at) VALUES ($1, $2, clock_timestamp(), clock_timestamp())
+       ON CONFLICT (from_hour, to_hour) DO UPDATE SET seen_at = EXCLUDED.seen_at,
+         started_at = CASE WHEN b.seen_at IS NOT NULL AND b.seen_at > clock_timestamp() - 2 * $3 * interval '1 millisecond' THEN b.started_at ELSE EXCLUDED.started_at END
+       RETURNING started_at`,
+      [new Date(from).toISOString(), new Date(to).toISOString(), this.ttlMs],
+    );
+    return r.started_at instanceof Date ? r.started_at : new Date(String(r.started_at));
+  }
+
+  /** The backfill is still working (`done`: finished, a new one of the range starts anew). */
+  async touchBackfill(from: number, to: number, done = false): Promise<void> {
+    await this.db
+      .query(`UPDATE rollup_backfills SET seen_at = ${done ? 'NULL' : 'clock_timestamp()'} WHERE from_hour = $1 AND to_hour = $2`, [new Date(from).toISOString(), new Date(to).toISOString()])
+      .catch(() => {});
+  }
+
   /** In the hour's write transaction: mark it done, or throw LeaseLost (rolls the write back). */
   finishIn(hourMs: number): (tx: Sql) => Promise<void> {
     return async (tx) => {

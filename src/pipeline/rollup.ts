@@ -294,22 +294,23 @@ export class Rollup {
 
   /**
    * Recompute every hour in [from, to) (epoch ms; `from` is floored to its hour), pending or
-   * not. Hours another process claimed after this backfill began (and so read the lake after
-   * it) count as done; hours another holds are waited for. No retry (pipeline/backfill.ts retries).
+   * not. Hours another process finished after this backfill began count as done (a file landing
+   * later makes the hour pending for the follower); hours another holds are waited for. No retry (pipeline/backfill.ts retries).
    */
   async backfill(from: number, to: number, onProgress?: (done: number, total: number, hour: number) => void): Promise<RollupSummary> {
     if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError('backfill: from must be before to');
     const t0 = Date.now();
-    const claimedSince = await this.leases.now();
     let left: number[] = [];
     for (let h = hourStart(from); h < to; h += HOUR_MS) left.push(h);
+    const doneSince = await this.leases.joinBackfill(left[0], to);
     const total = left.length;
     const results: HourResult[] = [];
     let skipped = 0;
     let done = 0;
     while (left.length) {
-      const r = await this.rollupClaimed(left, { claimedSince }, (x) => {
+      const r = await this.rollupClaimed(left, { doneSince }, (x) => {
         results.push(x);
+        void this.leases.touchBackfill(hourStart(from), to);
         onProgress?.(++done, total, x.hour);
       });
       done += r.doneElsewhere.length;
@@ -317,6 +318,7 @@ export class Rollup {
       left = r.heldElsewhere.sort((a, b) => a - b);
       if (left.length) await sleep(Math.min(1000, this.leases.ttlMs / 4), new AbortController().signal);
     }
+    await this.leases.touchBackfill(hourStart(from), to, true);
     return { ...summarise(results, Date.now() - t0), skipped };
   }
 

@@ -12,3 +12,14 @@ CREATE TABLE IF NOT EXISTS rollup_leases (
   done_at         timestamptz,
   done_claimed_at timestamptz
 );
+
+-- Backfills of the same range started together are one job: the second joins the first (takes
+-- its start as "done since"), so between them each hour is computed once. seen_at is renewed
+-- while a backfill works; a job not seen for a while, or finished (seen_at NULL), starts anew.
+CREATE TABLE IF NOT EXISTS rollup_backfills (
+  from_hour  timestamptz NOT NULL,
+  to_hour    timestamptz NOT NULL,
+  started_at timestamptz NOT NULL,
+  seen_at    timestamptz,
+  PRIMARY KEY (from_hour, to_hour)
+);
