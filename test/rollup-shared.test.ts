@@ -94,3 +94,19 @@ test("a dead holder's lease is taken over after its expiry; a holder that lost i
     await w.db.close();
   }
 });
+
+test('a backfill right after another of the same range finished computes every hour again', { timeout: 120_000 }, async () => {
+  const w = await world(6);
+  const lake = new LocalLake(w.lakeUrl);
+  const a = new Rollup({ lake, db: w.db });
+  const b = new Rollup({ lake, db: w.db });
+  try {
+    assert.equal((await a.backfill(START, START + 6 * HOUR_MS)).results.length, 6);
+    assert.equal((await b.backfill(START, START + 6 * HOUR_MS)).results.length, 6, 'not joined to the finished job');
+  } finally {
+    await a.close();
+    await b.close();
+    await lake.close();
+    await w.db.close();
+  }
+});

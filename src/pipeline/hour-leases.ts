@@ -92,7 +92,12 @@ export class HourLeases {
   /** The backfill is still working (`done`: finished, a new one of the range starts anew). */
   async touchBackfill(from: number, to: number, done = false): Promise<void> {
     await this.db
-      .query(`UPDATE rollup_backfills SET seen_at = ${done ? 'NULL' : 'clock_timestamp()'} WHERE from_hour = $1 AND to_hour = $2`, [new Date(from).toISOString(), new Date(to).toISOString()])
+      // A renewal never revives a finished job (one still in flight when the backfill ended would
+      // make the next backfill of the range join it and skip every hour).
+      .query(`UPDATE rollup_backfills SET seen_at = ${done ? 'NULL' : 'clock_timestamp()'} WHERE from_hour = $1 AND to_hour = $2${done ? '' : ' AND seen_at IS NOT NULL'}`, [
+        new Date(from).toISOString(),
+        new Date(to).toISOString(),
+      ])
       .catch(() => {});
   }
 
