@@ -80,7 +80,7 @@ async function startSide(name: string, base: string, shared: { db: Warehouse; li
   return {
     name,
     batcher: gw.batcher,
-    health: async () => (await (await fetch(`${gw.url}/_meter/health`)).json()) as Awaited<ReturnType<Side['health']>>,
+    health: async () => gw.health() as Awaited<ReturnType<Side['health']>>,
     close: async () => {
       await gw.close();
       await log.close();

@@ -1,6 +1,6 @@
 /**
  * The `meter` command line. Commands are thin: parse and validate, wire adapters, call into
- * gateway / pipeline / billing. Settings (see README's configuration table) are accepted as
+ * gateway / pipeline / billing. Settings (see docs/configuration.md) are accepted as
  * flags anywhere on the line, as METER_* environment variables, or in meter.config.json.
  */
 import { Command, Option } from 'commander';

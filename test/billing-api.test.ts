@@ -145,6 +145,8 @@ test('cost: line items of the plan of the newest live key, exact totals', async 
     ],
     total: '1.23',
     totalMinor: '123',
+    // `unmatched` has no price in the plan: named here, not a silent 0.
+    unpriced: [{ api: 'unmatched', calls: 5 }],
     dataCompleteUntil: '2026-02-03T20:00:00+09:00',
   });
   const me = await get(`/v1/me/cost?${FEB_SEOUL}`, acmeToken);
@@ -204,7 +206,11 @@ test('the server survives garbage and keeps answering', async () => {
     s.on('error', () => resolve());
   });
   const long = 'x'.repeat(5_000);
-  assert.equal((await get(`/v1/customers/${long}/usage?from=${long}`, SERVICE)).status, 404);
+  // An id longer than any stored one is refused before any statement.
+  const tooLong = await get(`/v1/customers/${long}/usage?from=${long}`, SERVICE);
+  assert.equal(tooLong.status, 400);
+  assert.equal(tooLong.body.parameter, 'id');
+  assert.equal((await get(`/v1/customers/${'x'.repeat(256)}/usage?from=2026-02-01&to=2026-03-01`, SERVICE)).status, 404);
   const huge = await fetch(`${server.url}/v1/customers/acme/usage?from=${'y'.repeat(40_000)}`, { headers: { authorization: `Bearer ${SERVICE}` } });
   assert.ok(huge.status === 400 || huge.status === 431, String(huge.status));
   assert.equal((await get(`/v1/customers/acme/usage?from=%00&to=%ff`, SERVICE)).status, 400);

@@ -20,7 +20,7 @@ before(async () => {
   await migrate(db);
   server = await startBillingServer({ db, catalog: loadCatalog(assetPath('fixtures/catalog.json')), host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], now: () => Date.parse('2026-03-10T00:00:00Z') });
   await upsertCustomer(db, { id: 'acme', name: 'Acme', timeZone: 'Asia/Seoul', plan: 'pro' });
-  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.create', '2026-02-10T00:00:00Z', 10, 10)`);
+  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.create', '2026-02-10T00:00:00Z', 10, 10), ('acme', 'reports.export', '2026-02-11T00:00:00Z', 3, 3)`);
   token = await createCustomerToken(db, 'acme');
 });
 after(async () => {
@@ -73,6 +73,10 @@ test('answers carry only documented fields', async () => {
   await check('/v1/customers/acme', 'Customer');
   await check('/v1/me/usage?from=2026-02-01&to=2026-03-01&granularity=day', 'Usage', token);
   const cost = await check('/v1/customers/acme/cost?from=2026-02-01&to=2026-03-01', 'Cost');
+  // An API the plan has no price for is named, not billed as 0 without a word.
+  assert.deepEqual(cost.unpriced, [{ api: 'reports.export', calls: 3 }]);
+  const unpriced = doc.components.schemas.Cost.properties.unpriced;
+  for (const k of Object.keys(cost.unpriced[0])) assert.ok(Object.hasOwn(unpriced.items.properties, k), `unpriced field ${k}`);
   const line = schema('Line');
   for (const k of Object.keys(cost.lines[0])) assert.ok(line.has(k), `line field ${k}`);
   const item = schema('AppliedItem');

@@ -26,7 +26,7 @@ test('invalid values name the setting and what is allowed', () => {
   bad({ METER_PARTITIONS: 'many' }, /partitions \(METER_PARTITIONS\).*integer from 1 to 1024/);
   bad({ METER_LAKE_URL: 's3://bucket/x' }, /lakeUrl.*protocol s3: is not one of file:, hdfs:/);
   bad({ METER_DATABASE_URL: 'not a url' }, /databaseUrl.*not a URL/);
-  bad({ METER_LIMITER_FAIL_MODE: 'maybe' }, /limiterFailMode.*not one of open, closed/);
+  bad({ METER_LIMITER_FAIL_MODE: 'maybe' }, /limiterFailMode.*not one of local, open, closed/);
   bad({ METER_CONFIG: '/nonexistent/meter.json' }, /does not exist/);
 });
 

@@ -7,6 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { stackEnv } from './support/stack.js';
+import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../src/warehouse/migrate.js';
+import { syncCatalog } from '../src/billing/catalog-store.js';
+import { loadCatalog } from '../src/billing/catalog.js';
 
 function doctor(env: Record<string, string>) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'doctor', '--json', '--timeout', '8000'], {
@@ -15,7 +19,7 @@ function doctor(env: Record<string, string>) {
     encoding: 'utf8',
     timeout: 120_000,
   });
-  return { code: r.status, checks: JSON.parse(r.stdout || '[]') as { name: string; ok: boolean; detail: string; fix?: string }[], err: r.stderr };
+  return { code: r.status, checks: JSON.parse(r.stdout || '[]') as { name: string; ok: boolean; warn?: boolean; detail: string; fix?: string }[], err: r.stderr };
 }
 
 test('doctor on embedded defaults: every check passes', () => {
@@ -87,4 +91,39 @@ test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a 
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--lake-check soon: not a number of hours/);
   assert.doesNotMatch(bad.stderr, /at .*\.js:\d+/, 'no stack trace');
+});
+
+test('doctor exits 1 when any one backend is dead: Kafka, Postgres or Redis alone', { timeout: 5 * 60_000 }, () => {
+  const dead: [string, Record<string, string>][] = [
+    ['log', { METER_KAFKA_BROKERS: '127.0.0.1:1' }],
+    ['warehouse', { METER_DATABASE_URL: 'postgres://u:p@127.0.0.1:1/x' }],
+    ['limiter', { METER_REDIS_URL: 'redis://127.0.0.1:1' }],
+  ];
+  for (const [name, env] of dead) {
+    const r = doctor(env);
+    assert.equal(r.code, 1, `${name}: ${r.err}`);
+    const failed = r.checks.filter((c) => !c.ok).map((c) => c.name);
+    assert.deepEqual(failed, [name], JSON.stringify(r.checks));
+  }
+});
+
+test('doctor warns (exit 0) about calls of an API that has no price', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'meter-doc-data-'));
+  const db = await PgliteWarehouse.open(join(data, 'pglite'));
+  try {
+    await migrate(db);
+    await db.query(`INSERT INTO customers (id, name) VALUES ('acme', 'Acme')`);
+    await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ('k1', 'acme', 'pro', 'h1', 'p1')`);
+    await syncCatalog(db, loadCatalog(assetPath('fixtures/catalog.json')));
+    const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 86_400_000).toISOString();
+    await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'reports.export', $1, 7, 7), ('acme', 'locations.create', $1, 5, 5)`, [hour]);
+  } finally {
+    await db.close();
+  }
+  const r = doctor({ METER_DATA_DIR: data });
+  assert.equal(r.code, 0, r.err + JSON.stringify(r.checks));
+  const prices = r.checks.find((c) => c.name === 'prices');
+  assert.ok(prices?.warn, JSON.stringify(r.checks));
+  assert.match(prices.detail, /acme\/reports\.export \(7 calls, plan pro\)/);
+  assert.doesNotMatch(prices.detail, /locations\.create/);
 });

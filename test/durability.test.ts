@@ -26,7 +26,9 @@ import { decodeEvent, encodeEvent, uuidv7, SCHEMA_VERSION, type UsageEvent } fro
 import { loadConfig } from '../src/config/config.js';
 import { openLake, openLog, openWarehouse } from '../src/runtime/backends.js';
 import { rollupOf, startIngestRole } from '../src/runtime/roles.js';
-import { silentLogger } from '../src/runtime/logger.js';
+import { createLogger, silentLogger } from '../src/runtime/logger.js';
+import { GatewayRecorder } from '../src/observability/gateway-recorder.js';
+import { MeterMetrics } from '../src/observability/metrics.js';
 import { Spool, spoolDir } from '../src/gateway/spool/spool.js';
 import { SpoolingProducer } from '../src/gateway/spool/spooling-producer.js';
 import { HOUR_MS, hourStart } from '../src/lake/layout.js';
@@ -55,6 +57,7 @@ function envFor(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 async function createKeyCli(env: NodeJS.ProcessEnv, customer: string, plan: string): Promise<string> {
+  await run('node', [METER, 'customers', 'create', customer], { env, timeout: 120_000 });
   const { stdout } = await run('node', [METER, 'keys', 'create', '--customer', customer, '--plan', plan, '--json'], { env, timeout: 120_000 });
   return (JSON.parse(stdout) as { key: string }).key;
 }
@@ -62,6 +65,8 @@ async function createKeyCli(env: NodeJS.ProcessEnv, customer: string, plan: stri
 interface Proc {
   child: ChildProcess;
   url: string;
+  /** The admin listener (/status has what /_meter/health had). */
+  admin: string;
   stderr: string[];
   exited: Promise<number | null>;
 }
@@ -71,14 +76,15 @@ async function startGatewayProc(env: NodeJS.ProcessEnv, args: string[]): Promise
   children.add(child);
   const stderr: string[] = [];
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => (children.delete(child), r(code))));
-  const url = await new Promise<string>((resolve, reject) => {
+  const [url, admin] = await new Promise<[string, string]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join('')}`)), 120_000);
     child.stderr!.setEncoding('utf8').on('data', (s: string) => {
       stderr.push(s);
       const m = /gateway on (http:\/\/[^\s]+)/.exec(stderr.join(''));
-      if (m) {
+      const a = /admin listener on (http:\/\/[^\s]+)/.exec(stderr.join(''));
+      if (m && a) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve([m[1], a[1]]);
       }
     });
     void exited.then((code) => {
@@ -86,12 +92,12 @@ async function startGatewayProc(env: NodeJS.ProcessEnv, args: string[]): Promise
       reject(new Error(`gateway exited (${code}) before it was ready:\n${stderr.join('')}`));
     });
   });
-  return { child, url, stderr, exited };
+  return { child, url, admin, stderr, exited };
 }
 
-async function health(url: string): Promise<any> {
-  const r = await request(url + '/_meter/health');
-  return r.body.json();
+async function health(admin: string): Promise<any> {
+  const r = await request(admin + '/status');
+  return ((await r.body.json()) as any).gateway;
 }
 
 async function startUpstream(): Promise<{ url: string; server: Server }> {
@@ -190,7 +196,7 @@ async function killScenario(o: { env: Record<string, string>; args: string[]; re
     const g2 = await startGatewayProc({ ...env, METER_LOG_LEVEL: 'info' }, args);
     const end = Date.now() + 120_000;
     for (;;) {
-      const h = await health(g2.url);
+      const h = await health(g2.admin);
       if (h.spool.spool.pending === 0 && h.spool.mode === 'direct') break;
       assert.ok(Date.now() < end, `spool not shipped: ${JSON.stringify(h.spool)}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -348,6 +354,9 @@ test('security: no secret reaches the gateway log or an event, on any path (401,
   const capture = (level: string) => (msg: string, fields?: Record<string, unknown>) => lines.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`);
   const log = new FileLog({ dir: join(dataDir, 'log'), topic: 'usage-events', partitions: 1 });
   const producer = await log.producer();
+  const routes = loadRoutes(assetPath('fixtures/routes.json'));
+  // The access log (--access-log) goes to the same lines: it must not hold a secret either.
+  const accessLog = createLogger('info', 'access', (l) => lines.push(l), 'json');
   const gw = await startGateway({
     host: '127.0.0.1',
     port: 0,
@@ -355,11 +364,12 @@ test('security: no secret reaches the gateway log or an event, on any path (401,
     keys: new KeyStore(db),
     limiter: new MemoryLimiter({ now: () => 0 }),
     plans,
-    routes: loadRoutes(assetPath('fixtures/routes.json')),
+    routes,
     producer,
     eventFlushMs: 5,
     maxBodyBytes: 100,
     logger: { info: capture('info'), warn: capture('warn'), error: capture('error') },
+    metrics: new GatewayRecorder(new MeterMetrics('gateway'), routes, accessLog),
   });
   const statuses: number[] = [];
   const call = async (key: string, o: { body?: string; path?: string; header?: 'authorization' | 'x-api-key' } = {}) => {
@@ -385,12 +395,14 @@ test('security: no secret reaches the gateway log or an event, on any path (401,
     assert.match(text, /plan the catalog does not know/, 'the paths that log were taken');
     assert.match(text, /upstream unreachable/);
     assert.match(text, /key lookup failed/);
+    assert.equal(lines.filter((l) => l.includes('"role":"access"')).length, statuses.length, 'one access line per answer');
     for (const k of [good.key, noPlan.key, late.key, bogus, `mk_live_${'R'.repeat(32)}`]) assert.ok(!text.includes(k.slice(8)), `secret ${k.slice(0, 12)}... in the log`);
     const events = await eventsIn(log);
     assert.equal(events.length, 5, 'one event per authenticated call with a known plan');
     for (const e of events) assert.ok(!JSON.stringify(e).includes('mk_live_'), 'a secret in an event');
-    const health = JSON.stringify(await (await request(gw.url + '/_meter/health')).body.json());
-    assert.ok(!health.includes('mk_live_'), 'a secret in /_meter/health');
+    const health = JSON.stringify(gw.health());
+    assert.ok(!health.includes('mk_live_'), 'a secret in the admin /status');
+    assert.equal((await request(gw.url + '/_meter/health')).statusCode, 401, 'meter state is not on the public port');
   } finally {
     await gw.close();
     await producer.close();

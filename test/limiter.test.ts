@@ -29,7 +29,7 @@ async function deadPort(): Promise<number> {
 
 limiterContract('memory', async (now) => new MemoryLimiter({ now }));
 limiterContract('redis', async (now) => {
-  const l = new RedisLimiter({ url: await stackRedis(), failMode: 'closed', now, onError: (e) => assert.fail(`unexpected limiter error: ${e.message}`) });
+  const l = new RedisLimiter({ url: await stackRedis(), failMode: 'closed', clock: 'caller', now, onError: (e) => assert.fail(`unexpected limiter error: ${e.message}`) });
   assert.equal(await l.ready(), true);
   return l;
 });
@@ -67,7 +67,7 @@ describe('RedisLimiter', () => {
   it('gives the same decisions as the in-process limiter on a random workload', async () => {
     let t = 1_764_000_000_000;
     const mem = new MemoryLimiter({ now: () => t });
-    const red = new RedisLimiter({ url, failMode: 'closed', now: () => t });
+    const red = new RedisLimiter({ url, failMode: 'closed', clock: 'caller', now: () => t });
     const bucket = `same-${randomUUID()}`;
     let seed = 42;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
@@ -143,7 +143,7 @@ describe('RedisLimiter', () => {
 
   it('answers by its fail mode when Redis is too slow (command timeout), then recovers', async () => {
     const errors: Error[] = [];
-    const l = new RedisLimiter({ url, failMode: 'closed', commandTimeoutMs: 50, onError: (e) => errors.push(e) });
+    const l = new RedisLimiter({ url, failMode: 'closed', commandTimeoutMs: 50, holdMs: 0, onError: (e) => errors.push(e) });
     const bucket = `slow-${randomUUID()}`;
     const limit = { ratePerSec: 1, burst: 100 };
     try {
@@ -165,7 +165,7 @@ describe('RedisLimiter', () => {
 
   it('coalesces concurrent calls on one bucket: the decisions of one call at a time, in arrival order, in few script calls', async () => {
     const t = 1_764_000_000_000;
-    const red = new RedisLimiter({ url, failMode: 'closed', now: () => t });
+    const red = new RedisLimiter({ url, failMode: 'closed', clock: 'caller', now: () => t });
     const mem = new MemoryLimiter({ now: () => t });
     try {
       for (const [n, limit, cost] of [
@@ -193,7 +193,7 @@ describe('RedisLimiter', () => {
 
   it('does not coalesce calls on one bucket with different limits: each gets its own limit', async () => {
     const t = 1_764_000_000_000;
-    const red = new RedisLimiter({ url, failMode: 'closed', now: () => t });
+    const red = new RedisLimiter({ url, failMode: 'closed', clock: 'caller', now: () => t });
     const bucket = `mixed-${randomUUID()}`;
     try {
       const [a, b, c] = await Promise.all([

@@ -21,13 +21,17 @@ export class UnknownCustomerError extends Error {
   override name = 'UnknownCustomerError';
 }
 
-/** Create a token for `customerId`; the token is returned here once and never stored. */
-export async function createCustomerToken(db: Sql, customerId: string): Promise<string> {
+/**
+ * Create a token for `customerId`, valid until `expiresAt` (epoch ms; none: until revoked); the
+ * token is returned here once and never stored.
+ */
+export async function createCustomerToken(db: Sql, customerId: string, opts: { expiresAt?: number } = {}): Promise<string> {
   const known = await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
   if (!known.length) throw new UnknownCustomerError(`unknown customer: ${customerId}`);
   const id = randomBytes(8).toString('hex');
   const token = `${PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
-  await db.query('INSERT INTO billing_tokens (id, customer_id, token_hash) VALUES ($1, $2, $3)', [id, customerId, sha256(token).toString('hex')]);
+  const expires = opts.expiresAt === undefined ? null : new Date(opts.expiresAt).toISOString();
+  await db.query('INSERT INTO billing_tokens (id, customer_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)', [id, customerId, sha256(token).toString('hex'), expires]);
   return token;
 }
 
@@ -36,9 +40,10 @@ export function customerTokenId(token: string): string | null {
   return TOKEN_RE.exec(token)?.[1] ?? null;
 }
 
-/** Revoke by token id; false if no such live token. */
+/** Revoke by token id (or a whole token: its id part is used); false if no such live token. */
 export async function revokeCustomerToken(db: Sql, tokenId: string): Promise<boolean> {
-  const rows = await db.query('UPDATE billing_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [tokenId]);
+  const id = customerTokenId(tokenId) ?? tokenId;
+  const rows = await db.query('UPDATE billing_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id]);
   return rows.length > 0;
 }
 
@@ -47,30 +52,38 @@ export interface TokenInfo {
   customerId: string;
   createdAt: string;
   revokedAt: string | null;
+  /** null: never expires. */
+  expiresAt: string | null;
 }
 
+const iso = (v: unknown) => (v === null || v === undefined ? null : new Date(v instanceof Date ? v : String(v)).toISOString());
+
+/** Every token (ids and dates only: the secrets are not stored), oldest first. */
 export async function listCustomerTokens(db: Sql, customerId?: string): Promise<TokenInfo[]> {
-  const rows = await db.query<{ id: string; customer_id: string; created_at: unknown; revoked_at: unknown }>(
-    `SELECT id, customer_id, created_at, revoked_at FROM billing_tokens ${customerId ? 'WHERE customer_id = $1' : ''} ORDER BY created_at, id`,
+  const rows = await db.query<{ id: string; customer_id: string; created_at: unknown; revoked_at: unknown; expires_at: unknown }>(
+    `SELECT id, customer_id, created_at, revoked_at, expires_at FROM billing_tokens ${customerId ? 'WHERE customer_id = $1' : ''} ORDER BY created_at, id`,
     customerId ? [customerId] : [],
   );
-  const iso = (v: unknown) => (v === null || v === undefined ? null : new Date(v instanceof Date ? v : String(v)).toISOString());
-  return rows.map((r) => ({ id: r.id, customerId: r.customer_id, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at) }));
+  return rows.map((r) => ({ id: r.id, customerId: r.customer_id, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at), expiresAt: iso(r.expires_at) }));
 }
 
-/** A live (not revoked) customer token as stored: whose it is and SHA-256 of the token, hex. */
+/** A live (not revoked) customer token as stored: whose it is, SHA-256 of the token (hex), expiry. */
 export interface TokenRow {
   customerId: string;
   tokenHash: string;
+  /** Epoch ms at which it stops working; null: never. */
+  expiresAt: number | null;
 }
 
 export async function tokenRow(db: Sql, id: string): Promise<TokenRow | null> {
-  const rows = await db.query<{ customer_id: string; token_hash: string }>(
-    'SELECT customer_id, token_hash FROM billing_tokens WHERE id = $1 AND revoked_at IS NULL',
+  const rows = await db.query<{ customer_id: string; token_hash: string; expires_at: unknown }>(
+    'SELECT customer_id, token_hash, expires_at FROM billing_tokens WHERE id = $1 AND revoked_at IS NULL',
     [id],
     { prepare: true },
   );
-  return rows.length ? { customerId: rows[0].customer_id, tokenHash: rows[0].token_hash } : null;
+  if (!rows.length) return null;
+  const e = iso(rows[0].expires_at);
+  return { customerId: rows[0].customer_id, tokenHash: rows[0].token_hash, expiresAt: e === null ? null : Date.parse(e) };
 }
 
 /** `Authorization: Bearer <token>` -> token, or null. */
@@ -85,6 +98,8 @@ export class Authenticator {
   constructor(
     private readonly db: Sql,
     serviceTokens: string[],
+    /** Clock for token expiry (epoch ms). */
+    private readonly now: () => number = Date.now,
   ) {
     this.serviceHashes = serviceTokens.filter((t) => t.length > 0).map(sha256);
   }
@@ -104,6 +119,9 @@ export class Authenticator {
     if (!id) return null;
     const row = await (lookup ? lookup(id) : tokenRow(this.db, id));
     if (!row) return null;
+    // Expiry is checked against the clock on every request (cached rows included): no write
+    // happens when a token expires, so nothing else would tell the cache.
+    if (row.expiresAt !== null && this.now() >= row.expiresAt) return null;
     const stored = Buffer.from(row.tokenHash, 'hex');
     if (stored.length !== h.length || !timingSafeEqual(stored, h)) return null;
     return { kind: 'customer', customerId: row.customerId, tokenId: id };

@@ -58,6 +58,8 @@ export interface Plan {
   rateLimit: PlanLimit;
   /** null: no quota. */
   quota: PlanQuota | null;
+  /** Calls in progress at once per key / per customer at the gateway; absent: the gateway's defaults. */
+  inFlight?: { perKey?: number; perCustomer?: number };
   /** api -> versions, oldest first. */
   charges: Record<string, PriceVersion[]>;
 }
@@ -205,15 +207,24 @@ export function parseCatalog(raw: unknown): Catalog {
       burst: positiveNumber(p.rateLimit.burst, `${at}.rateLimit.burst`, true),
     };
     const quota = p.quota === undefined || p.quota === null ? null : quotaAt(p.quota, `${at}.quota`);
+    const inFlight = p.inFlight === undefined ? undefined : inFlightAt(p.inFlight, `${at}.inFlight`);
     if (!isObject(p.prices)) throw new CatalogError(`${at}.prices`, 'expected an object of api -> price');
     const charges: Record<string, PriceVersion[]> = {};
     for (const [api, price] of Object.entries(p.prices)) {
       if (!API_RE.test(api)) throw new CatalogError(`${at}.prices.${api}`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
       charges[api] = versionsAt(price, `${at}.prices.${api}`);
     }
-    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, quota, charges };
+    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, quota, charges, ...(inFlight ? { inFlight } : {}) };
   }
   return { currency, plans };
+}
+
+function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: number } {
+  if (!isObject(v)) throw new CatalogError(at, 'expected { "perKey": integer, "perCustomer": integer } (either may be left out)');
+  return {
+    ...(v.perKey === undefined ? {} : { perKey: positiveNumber(v.perKey, `${at}.perKey`, true) }),
+    ...(v.perCustomer === undefined ? {} : { perCustomer: positiveNumber(v.perCustomer, `${at}.perCustomer`, true) }),
+  };
 }
 
 export function quotaAt(q: unknown, at: string): PlanQuota {

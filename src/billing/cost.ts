@@ -15,6 +15,7 @@ import { toBigInt } from '../warehouse/usage-repository.js';
 import { versionAt, type Plan } from './catalog.js';
 import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
 import { nextPeriod, periodContaining, type BillingPeriod } from './time.js';
+import { LimitError, MAX_COST_CUTS, MAX_COST_ROWS, MAX_RANGE_MS } from './limits.js';
 
 export interface CostQuery {
   customer: string;
@@ -40,12 +41,16 @@ export interface CostPieces {
 }
 
 export function costPieces(plan: Plan, q: CostQuery): CostPieces {
+  // Every caller (HTTP, CLI, invoices) is bounded here too, before the loops and any statement.
+  if (q.to - q.from > MAX_RANGE_MS) throw new LimitError('to', `a cost range covers at most ${MAX_RANGE_MS / 86_400_000} days`);
   const periods: BillingPeriod[] = [];
   for (let p = periodContaining(q.from, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
   const cuts = new Set<number>();
   for (const p of periods) if (p.start > q.from && p.start < q.to) cuts.add(p.start);
   for (const versions of Object.values(plan.charges)) for (const v of versions) if (v.effectiveFrom > q.from && v.effectiveFrom < q.to) cuts.add(v.effectiveFrom);
   const bounds = [...cuts].sort((a, b) => a - b);
+  if (bounds.length > MAX_COST_CUTS)
+    throw new LimitError('to', `the range crosses ${bounds.length} billing periods and price changes, more than ${MAX_COST_CUTS}; ask for a shorter range`);
   return { periods, bounds, lo: Math.min(periods[0].start, q.from) };
 }
 
@@ -54,6 +59,7 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
   const starts = [q.from, ...bounds];
   const first = periods[0];
   const rows = await db.query<{ api: string; seg: unknown; calls: unknown }>(...costSql(q.customer, lo, q.from, bounds, q.to), { prepare: true });
+  if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
   // seg -1: calls before `from` in its period: they hold the first positions.
   const prefix = new Map<string, bigint>();
   const byApi = new Map<string, bigint[]>();
@@ -101,7 +107,8 @@ function merge(ranges: [number, number][]): [number, number][] {
 }
 
 /**
- * The one statement behind queryCost: per (api, seg) the calls of the hours in [lo, to), where
+ * The one statement behind queryCost (and usage by month or in total): per (api, seg) the calls
+ * and events of the hours in [lo, to), where
  * seg = -1 for hours before `from` (the period's earlier calls, when lo < from), else the number
  * of `bounds` (sorted cut points inside (from, to)) at or before the hour: the same rows and
  * sums as `billable_hourly` cut at those points, read from fewer rows:
@@ -147,7 +154,7 @@ export function costSql(customer: string, lo: number, from: number, bounds: numb
   const fromView = mergedHours.map(([a, b]) => `(h.hour >= ${p(a)} AND h.hour < ${p(b)})`);
   if (mergedDays.length) {
     parts.push(
-      `SELECT d.api, ${segOf('d.day')} AS seg, d.calls FROM usage_daily d
+      `SELECT d.api, ${segOf('d.day')} AS seg, d.calls, d.events FROM usage_daily d
         WHERE d.customer_id = $1 AND ${within('d.day', mergedDays)} AND d.day <> ALL (ARRAY(SELECT a.day FROM ahead_days a))`,
     );
     fromView.push(
@@ -155,13 +162,14 @@ export function costSql(customer: string, lo: number, from: number, bounds: numb
           AND date_trunc('day', h.hour, 'UTC') = ANY (ARRAY(SELECT a.day FROM ahead_days a)))`,
     );
   }
-  parts.push(`SELECT h.api, ${segOf('h.hour')} AS seg, h.calls FROM billable_hourly h WHERE h.customer_id = $1 AND (${fromView.join(' OR ')})`);
+  parts.push(`SELECT h.api, ${segOf('h.hour')} AS seg, h.calls, h.events FROM billable_hourly h WHERE h.customer_id = $1 AND (${fromView.join(' OR ')})`);
   // Whole days (in the ranges read from usage_daily) that hold an hour where live is ahead.
   const ahead = mergedDays.length
     ? `WITH ahead_days AS (SELECT DISTINCT a.day FROM (SELECT date_trunc('day', l.hour, 'UTC') AS day FROM live_ahead_hours l) a WHERE ${within('a.day', mergedDays)})\n`
     : '';
-  const sql = `${ahead}SELECT api, seg::int AS seg, sum(calls)::text AS calls FROM (
+  const sql = `${ahead}SELECT api, seg::int AS seg, sum(calls)::text AS calls, sum(events)::text AS events FROM (
 ${parts.join('\n UNION ALL\n')}
-) x GROUP BY 1, 2`;
+) x GROUP BY 1, 2
+LIMIT ${MAX_COST_ROWS + 1}`;
   return [sql, params];
 }

@@ -4,6 +4,7 @@
  */
 import { GRANULARITIES, type Granularity } from './usage-query.js';
 import { parseTime, resolveTimeZone } from './time.js';
+import { MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_RANGE_DAYS, MAX_RANGE_MS } from './limits.js';
 
 export class ParamError extends Error {
   override name = 'ParamError';
@@ -25,8 +26,7 @@ export interface UsageParams extends PeriodParams {
   granularity: Granularity;
 }
 
-/** The longest range `granularity=hour` may cover (bounds the answer's size). */
-export const MAX_HOURLY_DAYS = 92;
+export { MAX_HOURLY_DAYS };
 
 function only(q: URLSearchParams, allowed: string[]): void {
   for (const k of new Set(q.keys())) {
@@ -57,6 +57,9 @@ export function parsePeriod(q: URLSearchParams, defaultTz: string, allowed = ['f
   const from = timeParam(q, 'from', timeZone);
   const to = timeParam(q, 'to', timeZone);
   if (from >= to) throw new ParamError('to', 'to must be after from');
+  // Checked before any statement: the range bounds the rows read and the periods cut.
+  if (to - from > MAX_RANGE_MS)
+    throw new ParamError('to', `the range from..to covers at most ${MAX_RANGE_DAYS} days; ask for longer periods in several requests`);
   return { from, to, timeZone };
 }
 
@@ -66,7 +69,7 @@ export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsagePa
   if (!(GRANULARITIES as readonly string[]).includes(g))
     throw new ParamError('granularity', `granularity must be one of ${GRANULARITIES.join(', ')}, got ${JSON.stringify(g.slice(0, 32))}`);
   const granularity = g as Granularity;
-  if (granularity === 'hour' && period.to - period.from > MAX_HOURLY_DAYS * 86_400_000)
+  if (granularity === 'hour' && period.to - period.from > MAX_HOURLY_MS)
     throw new ParamError('granularity', `granularity=hour covers at most ${MAX_HOURLY_DAYS} days; use day or month for longer periods`);
   return { ...period, granularity };
 }

@@ -53,7 +53,30 @@ export interface CostReport {
   total: string;
   /** Total in minor units (cents), as a string so no JSON reader turns it into a float. */
   totalMinor: string;
+  /**
+   * APIs with calls in the range that no price of the plan covers (priced 0 in `lines`): said
+   * out loud so a missing price is fixed, never billed as free without a word. Empty when all
+   * calls are priced.
+   */
+  unpriced: UnpricedApi[];
   dataCompleteUntil: string | null;
+}
+
+export interface UnpricedApi {
+  api: string;
+  /** Calls in the range that had no price in force. */
+  calls: number;
+}
+
+/** Per line, the calls priced by no version ('unpriced' items); only lines that have some. */
+export function unpricedOf(lines: LineItem[]): UnpricedApi[] {
+  const out: UnpricedApi[] = [];
+  for (const l of lines) {
+    let calls = 0n;
+    for (const it of l.items) if (it.kind === 'unpriced') calls += it.quantity;
+    if (calls > 0n) out.push({ api: l.api, calls: Number(calls) });
+  }
+  return out;
 }
 
 /** Why a cost cannot be computed (the server answers 409). */
@@ -142,6 +165,7 @@ export async function costReport(
     lines: c.lines.map(lineJson),
     total: c.total,
     totalMinor: c.totalMinor.toString(),
+    unpriced: unpricedOf(c.lines),
     dataCompleteUntil: await complete,
   };
 }

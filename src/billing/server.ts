@@ -14,11 +14,12 @@
  * Every error is caught per request: no stack trace leaves the process, and the server lives on.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import type { Logger } from '../runtime/logger.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
 import { assetPath } from '../config/assets.js';
 import { Authenticator, bearerToken, type Principal } from './auth.js';
 import { CatalogCache, type CatalogView } from './catalog-cache.js';
@@ -28,6 +29,8 @@ import { listCustomers, type BillingCustomer } from './customers.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
 import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
+import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
+import { badBytes } from './request-text.js';
 
 export interface BillingServerOptions {
   db: Warehouse;
@@ -41,6 +44,10 @@ export interface BillingServerOptions {
   invoiceGraceMs?: number;
   /** Clock (epoch ms); tests move it. */
   now?: () => number;
+  /** Server-side limit of each statement on Postgres; default STATEMENT_TIMEOUT_MS. */
+  statementTimeoutMs?: number;
+  /** Called as each request arrives (metrics: src/observability/observability.ts billingObserver). */
+  observe?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export interface BillingServer {
@@ -105,22 +112,41 @@ const STATIC: Record<string, [string, string]> = {
 };
 
 function decodeId(raw: string, parameter: string): string {
+  let id: string;
   try {
-    return decodeURIComponent(raw);
+    id = decodeURIComponent(raw);
   } catch {
-    throw new HttpError(400, `${parameter} is not valid percent-encoding`, { parameter });
+    throw new HttpError(400, `${parameter} is not valid percent-encoding of UTF-8`, { parameter });
   }
+  // A NUL or control byte can name nothing stored (Postgres text refuses NUL): say so, never 500.
+  if (badBytes(id)) throw new HttpError(400, `${parameter} holds a NUL or control character`, { parameter });
+  if (id.length > MAX_ID_LENGTH) throw new HttpError(400, `${parameter} is longer than ${MAX_ID_LENGTH} characters`, { parameter });
+  return id;
+}
+
+/** A request's URL for a log line: bounded, control characters shown as `?`. */
+function safe(url: string | undefined): string {
+  return (url ?? '').slice(0, 200).replace(/[\u0000-\u001f\u007f]/g, '?');
+}
+
+function message(e: unknown): string {
+  return safe((e as Error)?.message ?? String(e));
 }
 
 function profile(c: BillingCustomer) {
   return { id: c.id, name: c.name, timeZone: c.timeZone, currency: c.currency, plan: c.planId, planSource: c.planSource, createdAt: c.createdAt };
 }
 
-export async function startBillingServer(opts: BillingServerOptions): Promise<BillingServer> {
-  const auth = new Authenticator(opts.db, opts.serviceTokens);
-  const catalog = new CatalogCache(opts.db);
-  const log = opts.logger;
+export async function startBillingServer(options: BillingServerOptions): Promise<BillingServer> {
+  // Every statement of this server is cancelled by Postgres past the timeout, on connections of
+  // its own (a rollup sharing the warehouse in `meter dev` keeps no timeout).
+  const timed = options.db.withStatementTimeout?.(options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS);
+  const opts = { ...options, db: timed ?? options.db };
   const now = opts.now ?? Date.now;
+  const auth = new Authenticator(opts.db, opts.serviceTokens, now);
+  const catalog = new CatalogCache(opts.db);
+  // 5xx answers are always logged (with their request id), also when the caller gave no logger.
+  const log = opts.logger ?? createLogger('info', 'billing');
   const graceMs = opts.invoiceGraceMs;
   if (opts.catalog) await syncCatalog(opts.db, opts.catalog);
 
@@ -142,6 +168,8 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://billing.invalid');
     const path = url.pathname;
+    for (const [k, v] of url.searchParams)
+      if (badBytes(k) || badBytes(v)) throw new ParamError(badBytes(k) ? k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64) : k.slice(0, 64), `parameter "${k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64)}" holds a NUL or control character`);
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
       await opts.db.query('SELECT 1');
@@ -162,7 +190,7 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
     let viewRead: Promise<CatalogView> | undefined;
     const catalogView = () => (viewRead ??= catalog.view());
     const principal = await auth.authenticate(bearerToken(req.headers.authorization), async (id) => (await catalogView()).token(id));
-    if (!principal) throw new HttpError(401, 'missing or unknown bearer token (send Authorization: Bearer <token>)');
+    if (!principal) throw new HttpError(401, 'missing, unknown, revoked or expired bearer token (send Authorization: Bearer <token>)');
     const q = url.searchParams;
 
     if (list) {
@@ -233,25 +261,38 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
   }
 
   const server = createServer((req, res) => {
+    // One id per request, returned in a header and written in every log line about it, so a
+    // client's report of a 5xx can be found in the log.
+    const requestId = randomBytes(8).toString('hex');
+    res.setHeader('x-request-id', requestId);
+    opts.observe?.(req, res);
     handle(req, res).catch((e: unknown) => {
-      if (res.headersSent) return void res.destroy();
+      if (res.headersSent) {
+        log.error(`billing: req ${requestId}: ${req.method} ${safe(req.url)} failed after the answer started: ${message(e)}`);
+        return void res.destroy();
+      }
       if (e instanceof HttpError) {
         const { allow, ...extra } = e.extra;
         return send(res, e.status, { error: e.message, ...extra }, allow ? { allow: String(allow) } : {});
       }
-      if (e instanceof ParamError) return send(res, 400, { error: e.message, parameter: e.parameter });
+      if (e instanceof ParamError || e instanceof LimitError) return send(res, 400, { error: e.message, parameter: e.parameter });
       if (e instanceof InvoiceError) return send(res, e.status, { error: e.message, ...(e.parameter ? { parameter: e.parameter } : {}) });
       if (e instanceof PlanError) return send(res, 409, { error: e.message });
       // Postgres refusing a zone name Intl accepted (22023 invalid_parameter_value).
       if ((e as { code?: string })?.code === '22023' && /time zone/i.test((e as Error).message))
         return send(res, 400, { error: 'tz is not a time zone the warehouse knows', parameter: 'tz' });
+      // 57014 query_canceled: the statement ran past statement_timeout. Not an outage.
+      if ((e as { code?: string })?.code === '57014') {
+        log.error(`billing: 503 req ${requestId}: ${req.method} ${safe(req.url)}: statement timeout: ${message(e)}`);
+        return send(res, 503, { error: 'the answer took longer than the billing API allows; retry, or ask for a shorter range', requestId }, { 'retry-after': '5' });
+      }
       // The warehouse is down or restarting: say so (503), never answer with a made-up number.
       if (isWarehouseUnavailable(e)) {
-        log?.warn(`billing: ${req.method} ${req.url?.slice(0, 200)}: warehouse unavailable: ${(e as Error)?.message ?? String(e)}`);
-        return send(res, 503, { error: 'the billing database is unavailable right now, so no usage or cost can be given; retry shortly' }, { 'retry-after': '5' });
+        log.error(`billing: 503 req ${requestId}: ${req.method} ${safe(req.url)}: warehouse unavailable: ${message(e)}`);
+        return send(res, 503, { error: 'the billing database is unavailable right now, so no usage or cost can be given; retry shortly', requestId }, { 'retry-after': '5' });
       }
-      log?.error(`billing: ${req.method} ${req.url?.slice(0, 200)} failed: ${(e as Error)?.message ?? String(e)}`);
-      send(res, 500, { error: 'internal error' });
+      log.error(`billing: 500 req ${requestId}: ${req.method} ${safe(req.url)} failed: ${message(e)}`);
+      send(res, 500, { error: 'internal error', requestId });
     });
   });
   // A client error (bad request line, oversized headers) never reaches handle(): answer and move on.
@@ -273,10 +314,12 @@ export async function startBillingServer(opts: BillingServerOptions): Promise<Bi
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      await new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
-      }),
+      });
+      await timed?.close();
+    },
   };
 }

@@ -12,7 +12,12 @@
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt, toMs } from '../warehouse/usage-repository.js';
-import { formatInZone } from './time.js';
+import { formatInZone, nextPeriod, periodContaining, zoneOffsetMs, zonedToInstant } from './time.js';
+import { costSql } from './cost.js';
+import { LimitError, MAX_SERIES_ROWS } from './limits.js';
+
+/** Rows turned into points between two turns of the event loop. */
+const YIELD_EVERY = 256;
 
 export const GRANULARITIES = ['hour', 'day', 'month', 'total'] as const;
 export type Granularity = (typeof GRANULARITIES)[number];
@@ -64,7 +69,45 @@ function bucketSql(g: Granularity): string {
   }
 }
 
-export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
+/** Rows of a usage answer before printing: bucket start (epoch ms), api, sums. */
+interface BucketRow {
+  start: number;
+  api: string;
+  calls: unknown;
+  events: unknown;
+}
+
+/** Hour and day buckets: summed from the hourly rows, grouped by the bucket in the zone. */
+async function bucketsFromHours(db: Sql, q: UsageQuery): Promise<BucketRow[]> {
+  // In pieces of at most CHUNK_DAYS (cut at the zone's midnights, so no bucket is split): each
+  // statement reads a bounded number of hourly rows, and the event loop gets a turn between
+  // them (in embedded mode PGlite runs each statement on it).
+  const out: BucketRow[] = [];
+  const cuts = chunkCuts(q.from, q.to, q.timeZone, q.granularity === 'hour' ? CHUNK_DAYS.hour : CHUNK_DAYS.day);
+  for (let i = 0; i + 1 < cuts.length && out.length <= MAX_SERIES_ROWS; i++) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    out.push(...(await bucketsFromHoursOnce(db, { ...q, from: cuts[i], to: cuts[i + 1] }, MAX_SERIES_ROWS + 1 - out.length)));
+  }
+  return out;
+}
+
+/** Days of hourly rows one usage statement reads at most: ~31 x 24 per API by day, 4 x 24 by hour. */
+const CHUNK_DAYS = { hour: 4, day: 31 } as const;
+
+/** from, the zone's midnights every `days` local days after it, to. */
+function chunkCuts(from: number, to: number, tz: string, days: number): number[] {
+  const cuts = [from];
+  const wall = new Date(from + zoneOffsetMs(from, tz));
+  for (let k = 1; ; k++) {
+    const cut = zonedToInstant(Date.UTC(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate() + k * days), tz);
+    if (cut >= to) break;
+    if (cut > cuts[cuts.length - 1]) cuts.push(cut);
+  }
+  cuts.push(to);
+  return cuts;
+}
+
+async function bucketsFromHoursOnce(db: Sql, q: UsageQuery, limit: number): Promise<BucketRow[]> {
   const bucket = bucketSql(q.granularity);
   // The instant a bucket starts: for hours the stored hour itself (no DST guessing).
   const startSql = q.granularity === 'hour' ? 'hour' : q.granularity === 'total' ? '$2::timestamptz' : `(${bucket}) AT TIME ZONE $4`;
@@ -73,16 +116,52 @@ export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
        FROM billable_hourly
       WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
       GROUP BY ${bucket}, api
-      ORDER BY 1, api`,
+      ORDER BY 1, api
+      LIMIT ${Math.max(1, limit)}`,
     // Hour buckets need no zone in SQL (and Postgres refuses an unused parameter).
     [q.customer, new Date(q.from).toISOString(), new Date(q.to).toISOString(), q.timeZone].slice(0, q.granularity === 'hour' ? 3 : 4),
   );
+  return rows.map((r) => ({ start: toMs(r.start), api: r.api, calls: r.calls, events: r.events }));
+}
+
+/**
+ * Month buckets and the total: the cost statement's pieces (costSql), cut at the zone's month
+ * starts, so whole UTC days come from usage_daily (~30 rows per API a month instead of ~720) and
+ * only the edge hours from the hourly rows. Same rows and sums as grouping the hourly rows.
+ */
+async function bucketsFromDays(db: Sql, q: UsageQuery): Promise<BucketRow[]> {
+  const starts: number[] = [];
+  if (q.granularity === 'month') {
+    const p0 = periodContaining(q.from, q.timeZone);
+    starts.push(p0.start);
+    for (let p = nextPeriod(p0, q.timeZone); p.start < q.to; p = nextPeriod(p, q.timeZone)) starts.push(p.start);
+  } else starts.push(q.from);
+  const [sql, params] = costSql(q.customer, q.from, q.from, starts.slice(1), q.to);
+  const rows = await db.query<{ api: string; seg: unknown; calls: unknown; events: unknown }>(sql, params, { prepare: true });
+  return rows
+    .map((r) => ({ start: starts[Number(r.seg)], api: r.api, calls: r.calls, events: r.events }))
+    .sort((a, b) => a.start - b.start || (a.api < b.api ? -1 : a.api > b.api ? 1 : 0));
+}
+
+export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
+  const rows = q.granularity === 'month' || q.granularity === 'total' ? await bucketsFromDays(db, q) : await bucketsFromHours(db, q);
+  // One row past the bound says the answer would be larger than allowed: refuse, not truncate.
+  if (rows.length > MAX_SERIES_ROWS)
+    throw new LimitError('granularity', `the answer would hold more than ${MAX_SERIES_ROWS} rows (buckets x APIs); use a coarser granularity or a shorter range`);
   const byApi = new Map<string, ApiTotal>();
   const series: UsagePoint[] = [];
-  for (const r of rows) {
+  // Printing a bucket start in the zone costs tens of µs (Intl): once per distinct start, and
+  // the event loop gets a turn every YIELD_EVERY rows, so a large answer never holds it long.
+  const starts = new Map<number, string>();
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const r = rows[i];
     const calls = toBigInt(r.calls);
     const events = toBigInt(r.events);
-    series.push({ start: formatInZone(toMs(r.start), q.timeZone), api: r.api, calls: Number(calls), events: Number(events) });
+    const ms = r.start;
+    let start = starts.get(ms);
+    if (start === undefined) starts.set(ms, (start = formatInZone(ms, q.timeZone)));
+    series.push({ start, api: r.api, calls: Number(calls), events: Number(events) });
     const t = byApi.get(r.api) ?? { api: r.api, calls: 0n, events: 0n };
     t.calls += calls;
     t.events += events;

@@ -4,6 +4,7 @@ import { action, contextOf, printJson, untilSignal } from './context.js';
 import { runDemo, type DemoResult } from '../demo/run-demo.js';
 import { UserError } from '../runtime/errors.js';
 import { stackUp, stackEnvLines } from '../runtime/stack-env.js';
+import { startObservability } from '../observability/admin.js';
 
 function positiveInt(name: string, v: string, min = 1): number {
   const n = Number(v);
@@ -41,6 +42,7 @@ export function registerDemo(program: Command): void {
           if (spinner) spinner.text = text;
           else if (!json) process.stderr.write(`demo: ${text}\n`);
         };
+        const observed = opts.keepRunning ? await startObservability(config, logger, 'demo') : null;
         const result = await runDemo(
           config,
           logger,
@@ -50,6 +52,7 @@ export function registerDemo(program: Command): void {
             concurrency: positiveInt('concurrency', opts.concurrency),
             seed: positiveInt('seed', opts.seed, 0),
             keepRunning: Boolean(opts.keepRunning),
+            obs: observed?.obs,
             progress: (t) => {
               if (opts.keepRunning && t.startsWith('running:')) {
                 spinner?.stop();
@@ -59,6 +62,7 @@ export function registerDemo(program: Command): void {
           },
           untilSignal,
         );
+        await observed?.close();
         spinner?.stop();
         if (json) printJson({ ...result, truth: undefined });
         else printReport(result);

@@ -4,6 +4,9 @@ import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backen
 import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
 import { describeBackends } from '../config/config.js';
 import { UserError } from '../runtime/errors.js';
+import { startObservability } from '../observability/admin.js';
+import { accessLogOn } from './gateway.js';
+import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 
 export function registerDev(program: Command): void {
   program
@@ -11,9 +14,10 @@ export function registerDev(program: Command): void {
     .description('gateway, ingest, live counts of the open hour, rollup (follow) and billing API in one process')
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--rollup-interval <ms>', 'how often rollup looks for new files', '5000')
+    .option('--access-log', 'gateway: log one line per answer [env METER_ACCESS_LOG=1]')
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
     .action(
-      action(async (opts: { rollupInterval: string }, cmd: Command) => {
+      action(async (opts: { rollupInterval: string; accessLog?: boolean }, cmd: Command) => {
         const { config, logger } = contextOf(cmd);
         if (!config.billingTokens.length) throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
         requireUpstream(config.upstream);
@@ -24,12 +28,19 @@ export function registerDev(program: Command): void {
         const lake = await openLake(config);
         const db = await openWarehouse(config, logger);
         const limiter = await openLimiter(config, logger);
-        const gw = await startGatewayRole(config, { log, db, limiter }, logger);
-        const ingest = await startIngestRole(config, { log, lake, db }, logger);
+        const observed = await startObservability(config, logger, 'dev', { accessLog: accessLogOn(opts) });
+        const obs = observed.obs;
+        const gw = await startGatewayRole(config, { log, db, limiter }, logger, undefined, undefined, obs);
+        const ingest = await startIngestRole(config, { log, lake, db }, logger, { obs });
+        await obs.watchGroupLag(log, 'meter-ingest', 'ingest');
         const live = await startLiveRole(config, { log, db }, logger);
-        const billing = await startBillingRole(config, { db });
+        await obs.watchLive(live, log, DEFAULT_LIVE_GROUP, db);
+        const billing = await startBillingRole(config, { db }, obs);
         const ac = new AbortController();
-        const following = rollupOf({ lake, db }, logger).follow(interval, ac.signal);
+        const rollup = rollupOf({ lake, db }, logger);
+        obs.watchRollup(rollup, lake, db);
+        const following = rollup.follow(interval, ac.signal);
+        obs.markStarted();
         logger.info(`gateway ${gw.url} -> ${config.upstream}; billing API ${billing.url}`);
         await untilSignal();
         logger.info('stopping: flushing events, files and rows');
@@ -39,6 +50,7 @@ export function registerDev(program: Command): void {
         ac.abort();
         await following;
         await billing.close();
+        await observed.close();
         await Promise.all([limiter.close(), db.close(), lake.close(), log.close()]);
       }),
     );

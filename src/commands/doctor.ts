@@ -17,7 +17,8 @@ export function registerDoctor(program: Command): void {
         if (json) printJson(checks);
         else
           for (const c of checks)
-            process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(10)} ${c.detail}${!c.ok && c.fix ? `\n     fix: ${c.fix}` : ''}\n`);
+            process.stdout.write(`${!c.ok ? 'FAIL' : c.warn ? 'warn' : 'ok  '} ${c.name.padEnd(10)} ${c.detail}${(!c.ok || c.warn) && c.fix ? `\n     fix: ${c.fix}` : ''}\n`);
+        // Any failed check fails the command, whichever backend (warnings do not).
         process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
       }),
     );

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, contextOf, untilSignal, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { startIngestRole } from '../runtime/roles.js';
+import { startObservability } from '../observability/admin.js';
 
 export function registerIngest(program: Command): void {
   program
@@ -18,7 +19,10 @@ export function registerIngest(program: Command): void {
         const lake = await openLake(config);
         // the customers: events of unknown ones are dead-lettered (pipeline/customer-check.ts)
         const db = await openWarehouse(config, logger);
-        const ingest = await startIngestRole(config, { log, lake, db }, logger, { group: opts.group });
+        const observed = opts.once ? null : await startObservability(config, logger, 'ingest');
+        const ingest = await startIngestRole(config, { log, lake, db }, logger, { group: opts.group, obs: observed?.obs });
+        await observed?.obs.watchGroupLag(log, opts.group, 'ingest');
+        observed?.obs.markStarted();
         if (opts.once) {
           await ingest.waitCaughtUp(Number(opts.timeout));
           await ingest.flushAll();
@@ -27,6 +31,7 @@ export function registerIngest(program: Command): void {
           await untilSignal();
         }
         await ingest.stop();
+        await observed?.close();
         const stats = ingest.stats();
         if (json) printJson(stats);
         else logger.info(`ingest stopped: ${JSON.stringify(stats)}`);

@@ -4,22 +4,33 @@ import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
 import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
 import { UserError } from '../runtime/errors.js';
+import { CUSTOMER_ID_RE, getCustomer } from '../billing/customers.js';
+import { loadPlan } from '../billing/catalog-store.js';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('API keys of customers (only a hash of each key is stored)');
   keys
     .command('create')
     .description('create a key for a customer on a plan; prints the key once')
-    .requiredOption('--customer <id>', 'customer id (created if new)')
+    .requiredOption('--customer <id>', 'customer id (must exist: meter customers create)')
     .requiredOption('--plan <id>', 'plan id from the catalog')
-    .addHelpText('after', '\nExample:\n  meter keys create --customer acme --plan pro\n')
+    .addHelpText('after', '\nExample:\n  meter customers create acme --tz Asia/Seoul\n  meter keys create --customer acme --plan pro\n')
     .action(
       action(async (opts: { customer: string; plan: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const catalog = catalogOf(config);
         const db = await openWarehouse(config, logger);
         try {
-          const k = await createKey(db, { customer: opts.customer, plan: opts.plan, plans: catalog.plans }).catch(asUserError);
+          // A key for a customer that does not exist would bill usage to nobody's profile (time
+          // zone, currency): the customer is made on purpose first.
+          if (!CUSTOMER_ID_RE.test(opts.customer))
+            throw new UserError(`invalid customer id ${JSON.stringify(opts.customer.slice(0, 128))}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+          if (!(await getCustomer(db, opts.customer)))
+            throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, `create it first: meter customers create ${opts.customer}`);
+          // The plan must be priced somewhere: the catalog file or the stored catalog (meter plans import).
+          if (!Object.hasOwn(catalog.plans, opts.plan) && !(await loadPlan(db, opts.plan)))
+            throw new UserError(`unknown plan ${JSON.stringify(opts.plan.slice(0, 128))}: the catalog has ${Object.keys(catalog.plans).join(', ') || 'no plans'}`, 'see `meter plans list`');
+          const k = await createKey(db, { customer: opts.customer, plan: opts.plan }).catch(asUserError);
           if (json) printJson({ id: k.id, key: k.key, prefix: k.prefix, customer: opts.customer, plan: opts.plan });
           else process.stdout.write(`${k.key}\n`), process.stderr.write(`key ${k.id} for ${opts.customer} on plan ${opts.plan}: shown once, store it now\n`);
         } finally {

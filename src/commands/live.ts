@@ -4,6 +4,7 @@ import { openLog, openWarehouse } from '../runtime/backends.js';
 import { startLiveRole } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
+import { startObservability } from '../observability/admin.js';
 
 function positiveInt(name: string, v: string, min: number): number {
   const n = Number(v);
@@ -35,7 +36,10 @@ export function registerLive(program: Command): void {
         // committed, before anything else happens (the worst moment for exactly-once).
         const killAfter = Number(process.env.METER_FAULT_LIVE_KILL_AFTER_WINDOWS ?? 0);
         const afterCommit = killAfter > 0 ? (n: number) => n >= killAfter && process.kill(process.pid, 'SIGKILL') : undefined;
+        const observed = opts.once ? null : await startObservability(config, logger, 'live');
         const live = await startLiveRole(config, { log, db }, logger, { windowMs, group: opts.group, afterCommit });
+        await observed?.obs.watchLive(live, log, opts.group, db);
+        observed?.obs.markStarted();
         try {
           if (opts.once) await live.waitCaughtUp(timeout);
           else {
@@ -44,6 +48,7 @@ export function registerLive(program: Command): void {
           }
         } finally {
           await live.stop();
+          await observed?.close();
         }
         if (json) printJson(live.stats());
         else logger.info(`live stopped: ${JSON.stringify(live.stats())}`);

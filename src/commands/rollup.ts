@@ -6,6 +6,7 @@ import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
 import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
+import { startObservability } from '../observability/admin.js';
 
 export function registerRollup(program: Command): void {
   program
@@ -80,8 +81,12 @@ export function registerRollup(program: Command): void {
             if (json) printJson(report);
             else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
           } else if (opts.follow) {
+            const observed = await startObservability(config, logger, 'rollup');
+            observed.obs.watchRollup(rollup, lake, db);
+            observed.obs.markStarted();
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
             await rollup.follow(interval, ac.signal, undefined, verifyEvery);
+            await observed.close();
           } else {
             const summary = await rollup.run();
             if (json) printJson(summary);

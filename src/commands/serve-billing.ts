@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { startBillingRole } from '../runtime/roles.js';
+import { catalogOf, startBillingRole } from '../runtime/roles.js';
 import { UserError } from '../runtime/errors.js';
+import { startObservability } from '../observability/admin.js';
 
 export function registerServeBilling(program: Command): void {
   program
@@ -18,11 +19,15 @@ export function registerServeBilling(program: Command): void {
         const { config, logger } = contextOf(cmd);
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`');
+        const observed = await startObservability(config, logger, 'serve-billing');
         const db = await openWarehouse(config, logger);
-        const billing = await startBillingRole(config, { db });
+        // The command's logger (its level from the config): every 5xx is logged with its request id.
+        const billing = await startBillingRole(config, { db }, observed.obs, logger.child('billing'));
+        observed.obs.markStarted();
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();
         await billing.close();
+        await observed.close();
         await db.close();
       }),
     );

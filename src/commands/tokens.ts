@@ -1,7 +1,21 @@
 import type { Command } from 'commander';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { createCustomerToken } from '../billing/auth.js';
+import { UserError } from '../runtime/errors.js';
+import { createCustomerToken, customerTokenId, listCustomerTokens, revokeCustomerToken, UnknownCustomerError } from '../billing/auth.js';
+import { parseDuration } from '../billing/params.js';
+import { table } from '../billing/cli-support.js';
+
+/** Longest --expires-in: ten years (a token meant to live longer needs no expiry). */
+const MAX_EXPIRY_MS = 3650 * 86_400_000;
+
+function expiryOf(raw: string | undefined, now: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const ms = parseDuration(raw.trim());
+  if (ms === null || ms <= 0 || ms > MAX_EXPIRY_MS)
+    throw new UserError(`--expires-in ${JSON.stringify(raw)} is not a duration from 1s to 3650d`, 'e.g. --expires-in 30d, 12h or 90m');
+  return now + ms;
+}
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description("billing API tokens for customers' own apps (see their usage and cost only)");
@@ -9,14 +23,63 @@ export function registerTokens(program: Command): void {
     .command('create')
     .description('create a token for one customer; prints it once')
     .requiredOption('--customer <id>', 'customer id')
+    .option('--expires-in <duration>', 'the token stops working after this long (30d, 12h, 90m); default: until revoked')
+    .addHelpText('after', '\nExample:\n  meter tokens create --customer acme --expires-in 30d\n')
     .action(
-      action(async (opts: { customer: string }, cmd: Command) => {
+      action(async (opts: { customer: string; expiresIn?: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const expiresAt = expiryOf(opts.expiresIn, Date.now());
+        const db = await openWarehouse(config, logger);
+        try {
+          const token = await createCustomerToken(db, opts.customer, { expiresAt }).catch((e: unknown) => {
+            if (e instanceof UnknownCustomerError) throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, 'create it first: meter customers create <id>');
+            throw e;
+          });
+          const expires = expiresAt === undefined ? null : new Date(expiresAt).toISOString();
+          if (json) printJson({ customer: opts.customer, token, expiresAt: expires });
+          else {
+            process.stdout.write(`${token}\n`);
+            process.stderr.write(`token for ${opts.customer}${expires ? `, valid until ${expires}` : ', valid until revoked'}: shown once, store it now\n`);
+          }
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  tokens
+    .command('list')
+    .description('list tokens: id, customer, created, state (never the secrets)')
+    .option('--customer <id>', 'only this customer')
+    .action(
+      action(async (opts: { customer?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const db = await openWarehouse(config, logger);
         try {
-          const token = await createCustomerToken(db, opts.customer);
-          if (json) printJson({ customer: opts.customer, token });
-          else process.stdout.write(`${token}\n`);
+          const rows = await listCustomerTokens(db, opts.customer);
+          const now = Date.now();
+          const state = (t: (typeof rows)[number]) =>
+            t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt && Date.parse(t.expiresAt) <= now ? `expired ${t.expiresAt}` : t.expiresAt ? `active until ${t.expiresAt}` : 'active';
+          if (json) printJson(rows.map((t) => ({ ...t, state: state(t).split(' ')[0] })));
+          else process.stdout.write(table(['id', 'customer', 'created', 'state'], rows.map((t) => [t.id, t.customerId, t.createdAt, state(t)])));
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  tokens
+    .command('revoke <id>')
+    .description('revoke a token by its id (from `meter tokens list`, or the token itself); the billing API refuses it at once')
+    .action(
+      action(async (id: string, _opts, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const db = await openWarehouse(config, logger);
+        try {
+          // Given the whole token, only its id part is ever printed.
+          const tokenId = customerTokenId(id.trim()) ?? id.trim();
+          const ok = await revokeCustomerToken(db, tokenId);
+          if (!ok) throw new UserError(`no active token has id ${JSON.stringify(tokenId.slice(0, 80))}`, 'see `meter tokens list`');
+          if (json) printJson({ id: tokenId, revoked: true });
+          else process.stdout.write(`revoked token ${tokenId}\n`);
         } finally {
           await db.close();
         }

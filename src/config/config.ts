@@ -62,8 +62,17 @@ export interface MeterConfig {
   quotaRefreshMs: number;
   /** Gateway: extra client headers dropped as identity headers (names, or prefixes ending in `*`). */
   stripHeaders: string[];
+  /** Gateway: calls one API key / one customer may have in progress at once (plans may set their own). */
+  inFlightPerKey: number;
+  inFlightPerCustomer: number;
+  /** Gateway: request headers complete within this many ms, else 408. */
+  headersTimeoutMs: number;
+  /** Gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms). */
+  bodyTimeoutMs: number;
+  /** Gateway: least average rate of a request body after bodyTimeoutMs (bytes/s; 0 = none). */
+  minBodyBytesPerSec: number;
   /** Limiter behaviour when Redis is unreachable. */
-  limiterFailMode: 'open' | 'closed';
+  limiterFailMode: 'local' | 'open' | 'closed';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Transport security of the clients (docs/security.md; checked in transport-security.ts). */
   kafkaTls: 'off' | 'on';
@@ -77,6 +86,11 @@ export interface MeterConfig {
   redisTlsCaFile: string | null;
   databaseTls: 'off' | 'require' | 'verify-ca' | 'verify-full';
   databaseTlsCaFile: string | null;
+  /** Log lines as text or JSON (docs/operations.md). */
+  logFormat: 'text' | 'json';
+  /** Admin listener (/metrics, /healthz, /readyz, /ops) of long-running roles; port 0 = any free port. */
+  adminHost: string;
+  adminPort: number;
 }
 
 export class ConfigError extends Error {
@@ -117,7 +131,7 @@ const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): 
   help,
 });
 
-/** The table of settings; README's configuration table is generated from the same list. */
+/** The table of settings; docs/configuration.md is generated from the same list (config-docs.ts). */
 export const SETTINGS: Setting[] = [
   S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
   S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),
@@ -146,9 +160,17 @@ export const SETTINGS: Setting[] = [
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('stripHeaders', { t: 'list' }, 'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)'),
-  S('limiterFailMode', { t: 'enum', values: ['open', 'closed'] }, 'limiter when Redis is down: open (allow) or closed (429)'),
+  S('inFlightPerKey', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one API key may have in progress at once (429 above; a plan may set its own)'),
+  S('inFlightPerCustomer', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one customer (all its keys) may have in progress at once'),
+  S('headersTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: request headers must be complete within this many ms (408)'),
+  S('bodyTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms; 408)'),
+  S('minBodyBytesPerSec', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: least average rate of a request body after bodyTimeoutMs (bytes/s, 0 = none; 408)'),
+  S('limiterFailMode', { t: 'enum', values: ['local', 'open', 'closed'] }, 'limiter when Redis is down or slow: local (in-process bucket, this process\'s share), open (allow) or closed (429)'),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
   ...TRANSPORT_SETTINGS.map(([key, kind, help, nullable]) => S(key, kind, help, nullable)),
+  S('logFormat', { t: 'enum', values: ['text', 'json'] }, 'log lines as text or json (time, level, role, fields)'),
+  S('adminHost', { t: 'string' }, 'admin listener address (/metrics, /healthz, /readyz, /ops)'),
+  S('adminPort', { t: 'int', min: 0, max: 65535 }, 'admin listener port of long-running roles (0 = any free port, logged)'),
 ];
 
 const PACKAGE_ROOT = resolve(new URL('.', import.meta.url).pathname, '../../..');
@@ -186,9 +208,17 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
     stripHeaders: [],
-    limiterFailMode: 'open',
+    inFlightPerKey: 64,
+    inFlightPerCustomer: 128,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    minBodyBytesPerSec: 1024,
+    limiterFailMode: 'local',
     logLevel: 'info',
     ...TRANSPORT_DEFAULTS,
+    logFormat: 'text',
+    adminHost: '127.0.0.1',
+    adminPort: 0,
   };
 }
 
@@ -209,20 +239,24 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
       if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a string`);
       return raw;
     case 'list': {
-      const items = Array.isArray(raw) ? raw : String(raw).split(',');
+      // `[null]` or `[42]` in the file must not become the text "null" (a usable token).
+      if (Array.isArray(raw) ? raw.some((x) => typeof x !== 'string') : typeof raw !== 'string')
+        throw new ConfigError(s.key, `invalid ${name}: expected a list of strings (a JSON array of strings, or a,b,c), got ${JSON.stringify(raw).slice(0, 80)}`);
+      const items: string[] = Array.isArray(raw) ? raw : (raw as string).split(',');
       return items.map((x) => String(x).trim()).filter(Boolean);
     }
     case 'int': {
-      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
       if (!Number.isInteger(n) || n < k.min || n > k.max)
         throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not an integer from ${k.min} to ${k.max}`);
       return n;
     }
     case 'enum':
-      if (!k.values.includes(String(raw)))
+      if (typeof raw !== 'string' || !k.values.includes(raw))
         throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not one of ${k.values.join(', ')}`);
       return String(raw);
     case 'url': {
+      if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a URL string, got ${JSON.stringify(raw).slice(0, 80)}`);
       let u: URL;
       try {
         u = new URL(String(raw));

@@ -21,6 +21,8 @@ import { pgSsl } from '../security/client-options.js';
 import { startLocationApi } from '../../fixtures/location-api/server.js';
 import { sendTraffic, type Truth } from './traffic.js';
 import { HOUR_MS } from '../lake/layout.js';
+import type { Observability } from '../observability/observability.js';
+import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 
 export interface DemoOptions {
   events: number;
@@ -29,6 +31,8 @@ export interface DemoOptions {
   keepRunning: boolean;
   seed: number;
   progress: (text: string) => void;
+  /** With --keep-running: metrics and the admin listener (docs/operations.md). */
+  obs?: Observability;
 }
 
 export interface DemoRow {
@@ -114,14 +118,19 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
       const k = await createKey(db, { customer: id, plan: c.plan });
       customers.push({ ...c, id, key: k.key });
     }
-    const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, upstream.url);
+    const obs = o.obs;
+    const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, upstream.url, undefined, obs);
     closers.push(() => gw.close());
-    const ingest = await startIngestRole(cfg, { log, lake, db }, logger);
+    const ingest = await startIngestRole(cfg, { log, lake, db }, logger, { obs });
     closers.push(() => ingest.stop());
+    await obs?.watchGroupLag(log, 'meter-ingest', 'ingest');
     const live = await startLiveRole(cfg, { log, db }, logger);
     closers.push(() => live.stop());
+    await obs?.watchLive(live, log, DEFAULT_LIVE_GROUP, db);
     const rollup = rollupOf({ lake, db }, logger);
-    const billing = await startBillingRole(cfg, { db });
+    obs?.watchRollup(rollup, lake, db);
+    const billing = await startBillingRole(cfg, { db }, obs);
+    obs?.markStarted();
     closers.push(() => billing.close());
 
     o.progress(`sending ${o.events} calls through ${gw.url}`);

@@ -64,6 +64,8 @@ export class BodyTooLargeError extends Error {
 export class CountingBody extends Transform {
   bytes = 0;
   tooLarge = false;
+  /** Set when the body was cut for arriving too slowly (fairness.ts): why. */
+  slowReason: string | null = null;
   constructor(private readonly max: number) {
     super();
   }

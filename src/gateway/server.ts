@@ -8,11 +8,13 @@
  *   over the limit             -> 429 + RateLimit headers + Retry-After, event (billable=false)
  *   over the plan's quota      -> 429 quota_exceeded + Retry-After (the reset), event (billable=false)
  *   body over maxBodyBytes     -> 413, event (billable=false)
+ *   key/customer at its in-flight limit -> 429 too_many_concurrent_requests, event (billable=false)
+ *   body too slow              -> 408, connection closed, event (billable=false)  (fairness.ts)
  *   upstream unreachable       -> 502 (504 on timeout), event (billable=false)
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
  *                                 (a route marked free: no event)
  *
- * Events go to an EventBatcher (memory, then the log in batches). Durability (README "Gateway
+ * Events go to an EventBatcher (memory, then the log in batches). Durability (docs/pipeline.md "Gateway
  * durability"):
  *   batched (default)  the answer does not wait for the event; the batcher makes it durable (log
  *                      or local spool) within eventFlushMs + one send (at most spoolAfterMs, then
@@ -34,7 +36,8 @@ import type { Limit, LimitDecision, RateLimiter } from '../limiter/limiter.js';
 import type { LogProducer } from '../log/log.js';
 import { presentedKey } from './auth.js';
 import { EventBatcher, type EventBatcherStats } from './event-batcher.js';
-import type { KeyIdentity, KeyStore } from './keys.js';
+import { Fairness, type FairnessOptions, type FairnessStats } from './fairness.js';
+import { KeyLookupBusyError, type KeyIdentity, type KeyStore } from './keys.js';
 import { BodyTooLargeError, CountingBody, Upstream, clientHeaders, hasBody, upstreamHeaders } from './proxy.js';
 import type { QuotaGuard, QuotaGuardStats } from './quota.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
@@ -43,6 +46,7 @@ import { formatInZone } from '../billing/time.js';
 import type { RouteTable } from './routes.js';
 import { parseRequestTarget } from './request-target.js';
 import { identityFilter } from './identity-headers.js';
+import type { GatewayRecorder } from '../observability/gateway-recorder.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -76,8 +80,12 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** batched (default) or strict: see the header comment. */
   durability?: 'batched' | 'strict';
-  /** The spool behind `producer` (SpoolingProducer): its stats go to /_meter/health; calls are refused (503) while it has no room. */
+  /** The spool behind `producer` (SpoolingProducer): its stats go to health() (the admin listener); calls are refused (503) while it has no room. */
   spool?: { stats(): unknown; accepting(): boolean };
+  /** In-flight limits, header and body timeouts (fairness.ts; defaults there). */
+  fairness?: FairnessOptions;
+  /** Metrics and access log: one call per answered request (docs/operations.md). */
+  metrics?: GatewayRecorder;
 }
 
 export interface GatewayStats {
@@ -111,6 +119,11 @@ export interface GatewayStats {
   badTarget: number;
   /** 404: a path that matches no route (not forwarded). */
   noRoute: number;
+  /** 429: the key or customer had its in-flight limit of calls open. */
+  tooConcurrent: number;
+  /** 408: the request body came too slowly. */
+  bodyTooSlow: number;
+  fairness: FairnessStats;
   events: EventBatcherStats;
 }
 
@@ -119,6 +132,8 @@ export interface Gateway {
   port: number;
   batcher: EventBatcher;
   stats(): GatewayStats;
+  /** Limiter, keys, events, quota and spool state (the admin listener's /status; never a secret). */
+  health(): Record<string, unknown>;
   /** Stop accepting, finish in-flight calls, drain events to the producer. Does not close keys/limiter/producer. */
   close(): Promise<void>;
 }
@@ -139,15 +154,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBuffered: opts.maxBufferedEvents,
     onError: (e) => log.error(e.message),
   });
-  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0, badTarget: 0, noRoute: 0 };
+  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0, badTarget: 0, noRoute: 0, tooConcurrent: 0, bodyTooSlow: 0 };
   const strip = identityFilter(opts.stripHeaders);
+  const fair = new Fairness(opts.fairness);
   const strict = opts.durability === 'strict';
   const usageUnavailable = (req: IncomingMessage, res: ServerResponse) => {
     c.usageUnavailable++;
     sendJson(req, res, 503, { error: 'usage_unavailable', message: 'usage cannot be recorded right now (the usage log is down and the local spool is full); retry shortly' }, { 'retry-after': '5' });
   };
 
-  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => {
+  const server = createServer({ keepAliveTimeout: 65_000, ...fair.serverOptions() }, (req, res) => {
     c.requests++;
     handle(req, res).catch((e) => {
       // A bug, not a client's fault: log it and answer if we still can.
@@ -160,8 +176,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = now();
     const t0 = performance.now();
+    opts.metrics?.begin(req, t0);
     const url = req.url ?? '/';
-    if (url.startsWith('/_meter/')) return internal(req, res, url);
     // One path, one price: route and forward the same normalised path; refuse ambiguous ones.
     const target = parseRequestTarget(url);
     if (!target.ok) {
@@ -179,7 +195,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       identity = await opts.keys.resolve(presented.key);
     } catch (e) {
       c.authUnavailable++;
-      log.error('key lookup failed', { error: (e as Error).message });
+      // Too many new keys waiting (a flood of unknown keys): counted in keys.stats(), not an error.
+      if (!(e instanceof KeyLookupBusyError)) log.error('key lookup failed', { error: (e as Error).message });
       return sendJson(req, res, 503, { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' }, { 'retry-after': '1' });
     }
     if (!identity) {
@@ -293,6 +310,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return answer(413, { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${opts.maxBodyBytes}` }, { ...rl, 'x-meter-event-id': eventId });
     }
 
+    const slot = fair.acquire(who);
+    if (typeof slot !== 'function') {
+      c.tooConcurrent++;
+      return answer(429, fair.refusalBody(slot, who.plan), { ...rl, 'retry-after': '1', 'x-meter-event-id': eventId }, true);
+    }
+    res.once('close', slot);
+
     // undici takes an EventEmitter as abort signal: much cheaper per call than an AbortController.
     const abort = new EventEmitter();
     let answerBody: Readable | null = null;
@@ -312,11 +336,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       req.pipe(counter);
       req.on('error', (e) => counter.destroy(e));
       counter.on('error', () => req.unpipe(counter));
+      fair.watchBody(counter, res);
     } else {
       req.resume();
     }
 
     let reply;
+    const tUp = performance.now();
     try {
       reply = await upstream.pool.request({
         path: upstream.path(target.path + target.query),
@@ -328,6 +354,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     } catch (e) {
       if (counter) bytesIn = counter.bytes;
       if (res.destroyed) return; // client gone: recorded by the close handler
+      if (counter?.slowReason) {
+        c.bodyTooSlow++;
+        return answer(408, { error: 'body_too_slow', message: `request body too slow: ${counter.slowReason}` }, { ...rl, 'x-meter-event-id': eventId }, true);
+      }
       if (counter?.tooLarge || e instanceof BodyTooLargeError) {
         c.tooLarge++;
         return answer(413, { error: 'body_too_large', message: `request body is over the limit of ${opts.maxBodyBytes} bytes` }, { ...rl, 'x-meter-event-id': eventId }, true);
@@ -339,6 +369,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return answer(status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
     }
     c.proxied++;
+    opts.metrics?.proxied(api, who.customer, reply.statusCode, t0, tUp, eventId);
     if (counter) bytesIn = counter.bytes;
     const upstreamStatus = reply.statusCode;
     res.writeHead(upstreamStatus, { ...clientHeaders(reply.headers), ...rl, 'x-meter-event-id': eventId });
@@ -399,24 +430,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  function internal(req: IncomingMessage, res: ServerResponse, url: string): void {
-    const path = url.split('?')[0];
-    if (path === '/_meter/health' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
-      return sendJson(req, res, 200, {
-        status: opts.spool && !opts.spool.accepting() ? 'spool_full' : 'ok',
-        limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
-        keys: opts.keys.stats(),
-        events: batcher.stats(),
-        durability: strict ? 'strict' : 'batched',
-        ...(opts.quota ? { quota: opts.quota.stats() } : {}),
-        ...(opts.spool ? { spool: opts.spool.stats() } : {}),
-      });
-    }
-    return sendJson(req, res, 404, { error: 'not_found', message: `no gateway endpoint ${path}` });
+  // Served on the admin listener only (src/observability/admin-server.ts), never the public port.
+  function health(): Record<string, unknown> {
+    const lim = opts.limiter as RateLimiter & { stats?: () => unknown };
+    return {
+      status: opts.spool && !opts.spool.accepting() ? 'spool_full' : 'ok',
+      limiter: { kind: opts.limiter.kind, ...(lim.stats ? { stats: lim.stats() } : {}) },
+      keys: opts.keys.stats(),
+      fairness: fair.stats(),
+      events: batcher.stats(),
+      durability: strict ? 'strict' : 'batched',
+      ...(opts.quota ? { quota: opts.quota.stats() } : {}),
+      ...(opts.spool ? { spool: opts.spool.stats() } : {}),
+    };
   }
 
   function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, closeConnection = false): void {
+    opts.metrics?.answered(req, status, body, headers);
     const text = JSON.stringify(body);
     const h: Record<string, string | number> = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) };
     // An unread request body longer than we accept is not worth reading: close the connection.
@@ -444,7 +474,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     url: `http://${hostForUrl === '0.0.0.0' ? '127.0.0.1' : hostForUrl}:${port}`,
     port,
     batcher,
-    stats: () => ({ ...c, quota: opts.quota?.stats() ?? null, events: batcher.stats() }),
+    stats: () => ({ ...c, quota: opts.quota?.stats() ?? null, fairness: fair.stats(), events: batcher.stats() }),
+    health,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -452,6 +483,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         // Keep-alive clients that hold on after their last answer: cut them after a grace period.
         setTimeout(() => server.closeAllConnections(), 5000).unref();
       });
+      fair.close();
       await batcher.close();
       await upstream.close();
     },

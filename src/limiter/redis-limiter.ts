@@ -1,20 +1,22 @@
 /**
  * Token bucket in Redis (shared by all gateway processes): token-bucket.lua, one HASH per
- * bucket under `meter:rl:{<bucket>}` (hash tag: Redis Cluster safe), clock passed by us.
+ * bucket under `meter:rl:{<bucket>}` (hash tag: Redis Cluster safe).
  *
- * Why the caller's millisecond clock and not Redis TIME: a script that reads TIME is not
- * deterministic, which needed `redis.replicate_commands()` (removed in Redis 7) and is restricted
- * on some managed Redis; with the clock as an argument the script runs anywhere, tests control
- * time, and the in-process limiter computes the very same numbers. Gateway hosts need NTP-grade
- * clocks; a clock that lags never rewinds a bucket (the script keeps the latest time seen).
+ * Clock: Redis's own TIME by default (`clock: 'redis'`), so gateways whose clocks disagree
+ * still refill a bucket by one clock (the reason is in the header of token-bucket.lua).
+ * `clock: 'caller'` passes `now()` instead: tests drive a fake clock with it, and then the
+ * in-process limiter computes the very same numbers.
  *
  * Redis trouble must never turn into a 5xx or a slow gateway: commands time out after
  * `commandTimeoutMs` (default 100), nothing queues while disconnected (enableOfflineQueue
  * false, so a down Redis answers at once), and the decision then follows `failMode`:
- * 'open' allows (the default, like Spring Cloud Gateway and Envoy), 'closed' refuses with
+ * 'local' (the default) decides by an in-process token bucket holding this process's share of
+ * the limit (local-fallback.ts, peer-count.ts), 'open' allows, 'closed' refuses with
  * Retry-After 1. Either way the decision carries `degraded: true`, and the error is counted
  * and reported through `onError` (Lua errors always; connection errors at most once per
- * `errorLogEveryMs`, to keep a Redis outage from flooding the log).
+ * `errorLogEveryMs`, to keep a Redis outage from flooding the log). After a connection error or
+ * timeout, Redis is left alone for `holdMs` (decisions by failMode at once, no 100 ms wait each),
+ * then tried again; the first answer after an outage is reported through `onRecover`.
  *
  * Concurrent calls on one bucket are coalesced (`coalesce`, default on): while one script call
  * for a bucket is in flight, later calls for it wait and then go together as one call with
@@ -28,14 +30,29 @@ import { LuaScript } from './lua-script.js';
 import type { RedisSecurity } from '../security/client-options.js';
 import { explainRedisError, isRedisAuthError } from '../security/auth-errors.js';
 import { checkLimit, decisionFromStep, type BucketStep } from './memory-limiter.js';
+import { LocalFallback } from './local-fallback.js';
+import { PeerCount } from './peer-count.js';
+
+export type LimiterFailMode = 'local' | 'open' | 'closed';
 
 export interface RedisLimiterOptions {
   url: string;
   /** AUTH and TLS (src/security/client-options.ts). */
   security?: RedisSecurity;
-  failMode: 'open' | 'closed';
+  failMode: LimiterFailMode;
+  /** The bucket's clock: Redis TIME (default) or `now()` (tests with a fake clock). */
+  clock?: 'redis' | 'caller';
+  /** This process's clock: the local fallback's buckets, and the bucket clock when clock = 'caller'. */
   now?: () => number;
   onError?: (e: Error) => void;
+  /** Redis answers again after an outage (the fallback ends). */
+  onRecover?: (msg: string) => void;
+  /** After a connection error or timeout, decide by failMode without asking Redis for this long (default 1000 ms). */
+  holdMs?: number;
+  /** Sorted set where gateways announce themselves, for the local fallback's share (default meter:gw:peers). */
+  peersKey?: string;
+  /** Announce every (default 5000 ms); a gateway silent for 3x this is no longer counted. */
+  peerEveryMs?: number;
   /** Per-command timeout; default 100 ms. */
   commandTimeoutMs?: number;
   /** Report connection errors at most this often (Lua errors are always reported); default 5000. */
@@ -51,6 +68,12 @@ export interface RedisLimiterStats {
   decided: number;
   /** Decisions made by failMode because Redis failed (timeout, down, script error). */
   degraded: number;
+  /** Of those, decided by the local token bucket (failMode 'local'). */
+  localDecisions: number;
+  /** Times the limiter went from Redis to its fail mode (an outage or a slow spell). */
+  fallbacks: number;
+  /** Gateway processes sharing this Redis, as last counted (the local share is 1/peers). */
+  peers: number;
   /** Errors raised by the script itself (a bug or bad arguments: never silent). */
   luaErrors: number;
   /** Connection / timeout errors. */
@@ -91,7 +114,7 @@ export function bucketKey(bucket: string): string {
 
 export class RedisLimiter implements RateLimiter {
   readonly kind = 'redis' as const;
-  readonly failMode: 'open' | 'closed';
+  readonly failMode: LimiterFailMode;
   private readonly redis: Redis;
   private readonly script = tokenBucket();
   private readonly now: () => number;
@@ -99,7 +122,16 @@ export class RedisLimiter implements RateLimiter {
   private readonly errorLogEveryMs: number;
   private lastConnErrorLog = 0;
   private firstConnect: Promise<void> | null;
-  private readonly counts = { decided: 0, degraded: 0, luaErrors: 0, redisErrors: 0, scriptCalls: 0 };
+  private readonly counts = { decided: 0, degraded: 0, localDecisions: 0, fallbacks: 0, luaErrors: 0, redisErrors: 0, scriptCalls: 0 };
+  private readonly callerClock: boolean;
+  private readonly holdMs: number;
+  private readonly onRecover: (msg: string) => void;
+  /** performance.now() before which Redis is not asked (after a connection error or timeout). */
+  private holdUntil = 0;
+  /** Set while decisions are made by failMode; cleared by Redis's next answer. */
+  private degradedSince: number | null = null;
+  private readonly peerCount: PeerCount;
+  private readonly local: LocalFallback;
   private readonly coalesce: boolean;
   /** Buckets with a script call in flight -> the calls waiting behind it (null: none yet). */
   private readonly inFlight = new Map<string, Waiting | null>();
@@ -113,6 +145,9 @@ export class RedisLimiter implements RateLimiter {
     this.onError = opts.onError ?? ((e) => console.error(`[limiter] ${e.message}`));
     this.errorLogEveryMs = opts.errorLogEveryMs ?? 5000;
     this.coalesce = opts.coalesce ?? true;
+    this.callerClock = opts.clock === 'caller';
+    this.holdMs = opts.holdMs ?? 1000;
+    this.onRecover = opts.onRecover ?? ((m) => console.error(`[limiter] ${m}`));
     const timeout = opts.commandTimeoutMs ?? 100;
     this.redis = new Redis(opts.url, {
       commandTimeout: timeout,
@@ -129,6 +164,12 @@ export class RedisLimiter implements RateLimiter {
       ...opts.security,
     });
     this.redis.on('error', (e: Error) => this.connectionError(e));
+    const every = opts.peerEveryMs ?? 5000;
+    this.peerCount = new PeerCount(this.redis, { key: opts.peersKey ?? 'meter:gw:peers', everyMs: every, windowMs: every * 3 });
+    this.local = new LocalFallback(() => this.peerCount.peers, this.now);
+    if (this.failMode === 'local') {
+      this.redis.once('ready', () => this.peerCount.start());
+    }
     // Until the first connection attempt settles, wait for it (once) instead of failing the
     // first requests of a freshly started gateway; afterwards never wait.
     this.firstConnect = new Promise<void>((resolve) => {
@@ -148,7 +189,7 @@ export class RedisLimiter implements RateLimiter {
   }
 
   stats(): RedisLimiterStats {
-    return { ...this.counts, scriptReloads: this.script.reloads };
+    return { ...this.counts, peers: this.peerCount.peers, scriptReloads: this.script.reloads };
   }
 
   /** Resolves once the first connection attempt has settled; true if Redis is ready. */
@@ -195,11 +236,14 @@ export class RedisLimiter implements RateLimiter {
 
   /** `count` takes in one script call, in order; never throws (failures decide by failMode). */
   private async decide(bucket: string, limit: Limit, cost: number, count: number): Promise<LimitDecision[]> {
+    if (performance.now() < this.holdUntil) return this.degradedDecisions(bucket, limit, cost, count);
     try {
       this.counts.scriptCalls++;
-      const steps = await this.script.run(this.redis, [bucketKey(bucket)], [limit.ratePerSec, limit.burst, cost, Math.floor(this.now()), count]);
+      const now = this.callerClock ? Math.floor(this.now()) : -1;
+      const steps = await this.script.run(this.redis, [bucketKey(bucket)], [limit.ratePerSec, limit.burst, cost, now, count]);
       if (steps.length !== count) throw new LuaReplyError(`token-bucket: ${steps.length} decisions for ${count} takes`);
       this.counts.decided += count;
+      if (this.degradedSince !== null) this.recovered();
       return steps.map(decisionFromStep);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
@@ -207,14 +251,36 @@ export class RedisLimiter implements RateLimiter {
         this.counts.luaErrors++;
         this.onError(new Error(`token-bucket.lua failed (decision by failMode=${this.failMode}): ${explainRedisError(err).message}`));
       } else {
+        this.holdUntil = performance.now() + this.holdMs;
         this.connectionError(err);
       }
-      return Array.from({ length: count }, () => this.degradedDecision(limit, cost));
+      return this.degradedDecisions(bucket, limit, cost, count);
     }
   }
 
-  private degradedDecision(limit: Limit, cost: number): LimitDecision {
+  private async degradedDecisions(bucket: string, limit: Limit, cost: number, count: number): Promise<LimitDecision[]> {
+    if (this.degradedSince === null) {
+      this.degradedSince = Date.now();
+      this.counts.fallbacks++;
+    }
+    const out: LimitDecision[] = [];
+    for (let i = 0; i < count; i++) out.push(await this.degradedDecision(bucket, limit, cost));
+    return out;
+  }
+
+  private recovered(): void {
+    const ms = Date.now() - (this.degradedSince ?? Date.now());
+    this.degradedSince = null;
+    this.local.reset();
+    this.onRecover(`redis limiter answers again after ${ms} ms deciding by failMode=${this.failMode}`);
+  }
+
+  private async degradedDecision(bucket: string, limit: Limit, cost: number): Promise<LimitDecision> {
     this.counts.degraded++;
+    if (this.failMode === 'local') {
+      this.counts.localDecisions++;
+      return this.local.take(bucket, limit, cost);
+    }
     if (this.failMode === 'open') {
       // We do not know the bucket: claim the least we can (as if this call used its share).
       return { allowed: true, remaining: Math.max(0, Math.floor(limit.burst - cost)), resetSec: 0, retryAfterSec: 0, degraded: true };
@@ -231,11 +297,13 @@ export class RedisLimiter implements RateLimiter {
     const t = Date.now();
     if (t - this.lastConnErrorLog >= this.errorLogEveryMs) {
       this.lastConnErrorLog = t;
-      this.onError(new Error(`redis limiter unavailable (failMode=${this.failMode}): ${e.message}`));
+      const how = this.failMode === 'local' ? `deciding by local token buckets, 1/${this.peerCount.peers} of each limit` : `failMode=${this.failMode}`;
+      this.onError(new Error(`redis limiter unavailable (${how}): ${e.message}`));
     }
   }
 
   async close(): Promise<void> {
+    if (this.redis.status === 'ready') await this.peerCount.stop();
     this.redis.disconnect(false);
   }
 

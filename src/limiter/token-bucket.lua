@@ -1,12 +1,17 @@
 -- Token bucket, one HASH per bucket: { tokens = <float>, last = <ms> }.
 -- KEYS[1] = bucket key (meter:rl:{<bucket>}: the hash tag keeps it on one Cluster slot)
--- ARGV = rate (tokens/s), burst, cost, now (epoch ms from the CALLER)[, count (default 1)]
+-- ARGV = rate (tokens/s), burst, cost, now[, count (default 1)]
+--   now = -1: the clock is Redis's own (TIME), the default of redis-limiter.ts
+--   now >= 0: epoch ms from the caller (tests that drive a fake clock; the in-process limiter
+--             memory-limiter.ts computes exactly the same numbers with the same formula)
 --
--- The caller passes the clock instead of the script calling TIME: scripts that read TIME
--- needed redis.replicate_commands() before Redis 5 and that function is gone in Redis 7;
--- some managed Redis services restrict it too. With the clock as an argument the script is
--- deterministic (safe to replicate verbatim), tests control time, and the in-process limiter
--- (memory-limiter.ts) computes exactly the same numbers with the same formula.
+-- Why Redis's clock: every gateway then refills a bucket by one clock. With each caller's own
+-- clock, two gateways a few seconds apart disagree on `last`: the one behind gets no refill until
+-- its clock passes the other's (test/limiter-clock-skew.test.ts measures it). TIME makes a script
+-- non-deterministic, which Redis allows once scripts are replicated by their effects (the writes
+-- they make, not the script text): the default since Redis 5 and the only mode in Redis 7 (the
+-- stack's Debian redis-server is 7.0). No redis.replicate_commands() is needed (it is a no-op
+-- in Redis 7). Replicas receive the HSET of the result, so they hold the same state.
 --
 -- count > 1 decides that many takes of `cost`, one after the other at the same `now`, exactly as
 -- `count` separate calls would (the gateway coalesces concurrent calls on one bucket: one round
@@ -19,11 +24,15 @@ local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local count = tonumber(ARGV[5] or '1')
-if not rate or rate <= 0 or not burst or burst <= 0 or not cost or cost < 0 or not now or
+if not rate or rate <= 0 or not burst or burst <= 0 or not cost or cost < 0 or not now or (now < 0 and now ~= -1) or
     not count or count < 1 or count > 1000 or count ~= math.floor(count) then
   return redis.error_reply('ERR token-bucket: bad arguments rate=' .. tostring(ARGV[1]) ..
     ' burst=' .. tostring(ARGV[2]) .. ' cost=' .. tostring(ARGV[3]) .. ' now=' .. tostring(ARGV[4]) ..
     ' count=' .. tostring(ARGV[5]))
+end
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
 local state = redis.call('HMGET', key, 'tokens', 'last')

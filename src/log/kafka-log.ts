@@ -35,6 +35,7 @@ import { explainKafkaError } from '../security/auth-errors.js';
 import { scrub } from '../security/secrets.js';
 import { kafkaRetry } from './kafka-retry.js';
 import { membershipLost, NotAMember } from './membership.js';
+import { kafkaLog } from '../runtime/logger.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
@@ -74,8 +75,7 @@ export function quietLogger() {
       if (suppressed) rest.suppressedSimilar = suppressed;
       suppressed = 0;
     }
-    process.stderr.write(scrub(`kafkajs ${label} ${message} ${JSON.stringify(rest)}\n`));
-    void level;
+    kafkaLog(level, label, message, rest);
   };
 }
 

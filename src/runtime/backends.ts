@@ -62,7 +62,7 @@ export async function openWarehouse(cfg: MeterConfig, logger?: Logger, opts: { m
 export async function openLimiter(cfg: MeterConfig, logger?: Logger): Promise<RateLimiter> {
   if (cfg.redisUrl) {
     const { RedisLimiter } = await import('../limiter/redis-limiter.js');
-    return new RedisLimiter({ url: cfg.redisUrl, security: redisSecurity(cfg), failMode: cfg.limiterFailMode, onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`) });
+    return new RedisLimiter({ url: cfg.redisUrl, security: redisSecurity(cfg), failMode: cfg.limiterFailMode, onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`), onRecover: (m) => logger?.info(`limiter: ${m}`) });
   }
   const { MemoryLimiter } = await import('../limiter/memory-limiter.js');
   return new MemoryLimiter({});

@@ -14,13 +14,19 @@ import { catalogOf } from './roles.js';
 import { scrub } from '../security/secrets.js';
 import { UserError } from './errors.js';
 import { lakeDataCheck } from './doctor-lake.js';
+import { findUnpricedUsage } from '../billing/unpriced.js';
 
 export interface Check {
   name: string;
   ok: boolean;
+  /** Not a failure (the exit code stays 0) but something to fix: printed as `warn`. */
+  warn?: boolean;
   detail: string;
   fix?: string;
 }
+
+/** How far back `meter doctor` looks for calls that no price covers: this and last billing month. */
+const UNPRICED_WINDOW_MS = 62 * 86_400_000;
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -34,6 +40,7 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 
 export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { lakeCheckHours?: number | null } = {}): Promise<Check[]> {
   const checks: Check[] = [];
+  const warnings: Check[] = [];
   const b = describeBackends(cfg);
   const check = async (name: string, fix: string, fn: () => Promise<string>) => {
     try {
@@ -102,18 +109,34 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
       const version = String(v.v).split(' ').slice(0, 2).join(' ');
       // Pending migrations are not a fault: every command that opens the warehouse applies them.
       if (pending.length) return `${b.warehouse}: ${version}, ${pending.length} migrations pending (${pending.map((m) => m.name).join(', ')}): \`meter migrate\` or the next command applies them`;
+      // Calls billed at 0 because their API has no price: a warning, with the pairs named.
+      const now = Date.now();
+      const unpriced = await within(timeoutMs, findUnpricedUsage(db, now - UNPRICED_WINDOW_MS, now));
+      if (unpriced.length) {
+        const shown = unpriced.slice(0, 5).map((u) => `${u.customer}/${u.api} (${u.calls} calls, plan ${u.plan ?? 'none'})`);
+        warnings.push({
+          name: 'prices',
+          ok: true,
+          warn: true,
+          detail: `${unpriced.length} customer/API pairs had calls in the last 62 days with no price, billed at 0: ${shown.join(', ')}${unpriced.length > 5 ? ', …' : ''}`,
+          fix: 'set a price (meter prices set --plan P --api A ...) or add the API to the plan in the catalog and run meter plans import',
+        });
+      }
       return `${b.warehouse}: ${version}, migrations applied`;
     } finally {
       await db.close();
     }
   });
 
-  await check('limiter', cfg.redisUrl ? `start Redis (stack/run up redis) or fix METER_REDIS_URL; meanwhile the gateway fails ${cfg.limiterFailMode}` : '', async () => {
+  // After the warehouse line they come from.
+  checks.push(...warnings);
+
+  await check('limiter', cfg.redisUrl ? `start Redis (stack/run up redis) or fix METER_REDIS_URL; meanwhile the gateway's limiter decides by limiterFailMode=${cfg.limiterFailMode}` : '', async () => {
     const limiter = await openLimiter(cfg);
     try {
       const d = await limiter.take(`doctor-${randomBytes(4).toString('hex')}`, { ratePerSec: 1, burst: 2 });
       const why = (limiter as { lastError?: string | null }).lastError;
-      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter is failing ${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
+      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter decides by limiterFailMode=${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
       if (!d.allowed || d.remaining !== 1) throw new Error(`${b.limiter}: token bucket answered wrongly (allowed=${d.allowed}, remaining=${d.remaining})`);
       return `${b.limiter}: token bucket answers${limiter.kind === 'redis' ? ' (Lua script loaded)' : ''}`;
     } finally {

@@ -19,6 +19,7 @@ import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
 import { openSpoolSlot } from '../gateway/spool/spool-slot.js';
+import { fairnessOf } from '../gateway/fairness.js';
 import { SpoolingProducer } from '../gateway/spool/spooling-producer.js';
 import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
 import { FolderDeadLetter, type DeadLetterSink } from '../pipeline/dead-letter.js';
@@ -26,6 +27,7 @@ import { Rollup } from '../pipeline/rollup.js';
 import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { startBillingServer } from '../billing/server.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
+import type { Observability } from '../observability/observability.js';
 
 export function catalogOf(cfg: MeterConfig): Catalog {
   try {
@@ -54,6 +56,7 @@ export async function startGatewayRole(
   upstream = cfg.upstream,
   /** Event-time clock (tests move it across hours). */
   now?: () => number,
+  obs?: Observability,
 ) {
   upstream = requireUpstream(upstream);
   const catalog = catalogOf(cfg);
@@ -84,14 +87,17 @@ export async function startGatewayRole(
     producer,
     eventFlushMs: cfg.eventFlushMs,
     maxBodyBytes: cfg.maxBodyBytes,
+    fairness: fairnessOf(cfg, catalog.plans),
     durability: cfg.durability,
     spool: producer,
     logger: gwLog,
     now,
+    metrics: obs?.gatewayRecorder(routes),
   }).catch(async (e) => {
     await producer.close(0);
     throw e;
   });
+  obs?.watchGateway(gw, producer, b.limiter, b.db);
   return {
     ...gw,
     async close() {
@@ -109,8 +115,9 @@ async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
   return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic, kafkaSecurity(cfg));
 }
 
-export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake; db: Warehouse }, logger: Logger, opts: { group?: string } = {}): Promise<IngestRole> {
-  const deadLetter = await deadLetterOf(cfg);
+export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake; db: Warehouse }, logger: Logger, opts: { group?: string; obs?: Observability } = {}): Promise<IngestRole> {
+  const sink = await deadLetterOf(cfg);
+  const deadLetter = opts.obs ? opts.obs.countDeadLetters(sink) : sink;
   const ingest = new Ingestor({
     log: b.log,
     lake: b.lake,
@@ -124,6 +131,7 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
     logger: (m: string) => logger.child('ingest').info(m),
   });
   await ingest.start();
+  opts.obs?.watchIngest(ingest, b.lake);
   return {
     waitCaughtUp: (ms) => ingest.waitCaughtUp(ms),
     flushAll: () => ingest.flushAll(),
@@ -162,6 +170,7 @@ export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Roll
   return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup') });
 }
 
-export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse }) {
-  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens });
+export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse }, obs?: Observability, logger?: Logger) {
+  obs?.watchWarehouse(b.db);
+  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}) });
 }

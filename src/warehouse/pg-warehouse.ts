@@ -45,23 +45,23 @@ const types = {
   },
 };
 
+interface PoolOptions {
+  max?: number;
+  ssl?: ConnectionOptions;
+  statementTimeoutMs?: number;
+}
+
 export class PgWarehouse implements Warehouse {
   readonly kind = 'postgres' as const;
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly url: string,
+    private readonly opts: PoolOptions,
+  ) {}
 
   /** Connects (and checks the connection) to `url`, e.g. postgres://meter:meter@127.0.0.1:15432/meter */
-  static async open(url: string, opts: { max?: number; ssl?: ConnectionOptions } = {}): Promise<PgWarehouse> {
-    const pool = new pg.Pool({
-      connectionString: url,
-      max: opts.max ?? 8,
-      types,
-      connectionTimeoutMillis: 10_000,
-      idleTimeoutMillis: 30_000,
-      application_name: 'meter',
-      ...(opts.ssl ? { ssl: opts.ssl } : {}),
-    } as pg.PoolConfig);
-    // An idle client losing its server must not crash the process; the next query reconnects.
-    pool.on('error', (e) => process.stderr.write(`postgres pool: ${e.message}\n`));
+  static async open(url: string, opts: PoolOptions = {}): Promise<PgWarehouse> {
+    const pool = PgWarehouse.pool(url, opts);
     try {
       await pool.query('SELECT 1');
     } catch (e) {
@@ -71,7 +71,33 @@ export class PgWarehouse implements Warehouse {
       const msg = `cannot connect to ${redact(url)}: ${why}`;
       throw why !== (e as Error).message ? new UserError(msg) : new Error(msg);
     }
-    return new PgWarehouse(pool);
+    return new PgWarehouse(pool, url, opts);
+  }
+
+  private static pool(url: string, opts: PoolOptions): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 8,
+      types,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'meter',
+      ...(opts.ssl ? { ssl: opts.ssl } : {}),
+      // Sent at connection start-up, so it costs no round trip per statement.
+      ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+    } as pg.PoolConfig);
+    // An idle client losing its server must not crash the process; the next query reconnects.
+    pool.on('error', (e) => process.stderr.write(`postgres pool: ${e.message}\n`));
+    return pool;
+  }
+
+  private readonly timed: PgWarehouse[] = [];
+
+  withStatementTimeout(ms: number): Warehouse {
+    const opts = { ...this.opts, statementTimeoutMs: ms };
+    const w = new PgWarehouse(PgWarehouse.pool(this.url, opts), this.url, opts);
+    this.timed.push(w);
+    return w;
   }
 
   /** Names of the prepared statements (by text); bounded, so the server keeps few plans. */
@@ -119,8 +145,14 @@ export class PgWarehouse implements Warehouse {
     }
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  private closed?: Promise<void>;
+
+  /** Idempotent: a timed warehouse is closed by its user and again by its parent. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      await Promise.all(this.timed.splice(0).map((w) => w.close()));
+      await this.pool.end();
+    })());
   }
 }
 

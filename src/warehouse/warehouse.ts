@@ -21,4 +21,10 @@ export interface Warehouse extends Sql {
   /** Run `fn` in one transaction; rolls back if it throws. */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * The same warehouse whose every statement the server cancels after `ms` (Postgres
+   * statement_timeout, on connections of its own; closed with this one). Absent where a
+   * server-side timeout cannot apply (PGlite runs in this process).
+   */
+  withStatementTimeout?(ms: number): Warehouse;
 }

@@ -213,7 +213,7 @@ export const attacks: Attack[] = [
             if (r.status === 200) ok++;
           }
           await gw.batcher.flushDurable();
-          const health = (await (await fetch(`${gw.url}/_meter/health`)).json()) as { spool: { mode: string; spool: { pending: number } } };
+          const health = gw.health() as { spool: { mode: string; spool: { pending: number } } };
           if (!calls) await gw.batcher.flush(); // the right login: waits until the spool is shipped
           return { ok, health };
         } finally {

@@ -54,6 +54,8 @@ export class ScenarioWorld {
   customers: TrafficCustomer[] = [];
   upstream!: LocationApi;
   gatewayPort = 0;
+  /** The gateway's admin listener (/status, /metrics): meter's state is not on the public port. */
+  gatewayAdminPort = 0;
   billingPort = 0;
   gateway: MeterProcess | null = null;
   billing: MeterProcess | null = null;
@@ -96,10 +98,12 @@ export class ScenarioWorld {
     ] as const;
     for (const [plan, weight] of plans) {
       const id = `cust-${plan}-${this.id}`;
+      await runMeter(['customers', 'create', id], this.env, this.dir, 120_000);
       const out = JSON.parse(await runMeter(['keys', 'create', '--customer', id, '--plan', plan, '--json'], this.env, this.dir, 120_000));
       this.customers.push({ id, key: out.key, weight });
     }
     this.gatewayPort = await freePort();
+    this.gatewayAdminPort = await freePort();
     this.billingPort = await freePort();
     await this.startBilling();
   }
@@ -119,13 +123,13 @@ export class ScenarioWorld {
   }
 
   async startGateway(extra: string[] = []): Promise<MeterProcess> {
-    const gw = this.spawn('gateway', ['gateway', '--upstream', this.upstream.url, '--gateway-port', String(this.gatewayPort), ...extra]);
+    const gw = this.spawn('gateway', ['gateway', '--upstream', this.upstream.url, '--gateway-port', String(this.gatewayPort), '--admin-port', String(this.gatewayAdminPort), ...extra]);
     this.gateway = gw;
     await until(
-      'the gateway to answer /_meter/health',
+      'the gateway to answer its admin /status',
       async () => {
         if (!gw.alive) throw new Error(`gateway exited:\n${gw.tail()}`);
-        return (await fetch(`${this.gatewayUrl}/_meter/health`)).ok;
+        return (await fetch(`http://127.0.0.1:${this.gatewayAdminPort}/status`)).ok && (await fetch(`${this.gatewayUrl}/`)).status > 0;
       },
       60_000,
       100,
@@ -134,7 +138,7 @@ export class ScenarioWorld {
   }
 
   async gatewayHealth(): Promise<any> {
-    return (await fetch(`${this.gatewayUrl}/_meter/health`)).json();
+    return ((await (await fetch(`http://127.0.0.1:${this.gatewayAdminPort}/status`)).json()) as { gateway: unknown }).gateway;
   }
 
   /** Starts an ingest follower; resolves once its process runs (it joins the group by itself). */

@@ -10,7 +10,7 @@ import { assetPath } from '../../src/config/assets.js';
 import { stackEnvLines } from '../../src/runtime/stack-env.js';
 
 const run = promisify(execFile);
-export type Service = 'kafka' | 'hdfs' | 'postgres' | 'redis';
+export type Service = 'kafka' | 'hdfs' | 'postgres' | 'redis' | 'prometheus';
 
 const started = new Map<string, Promise<void>>();
 
