@@ -82,6 +82,7 @@ test('two gateways with default settings in one data dir both start and serve, e
     METER_LOG_LEVEL: 'info',
   });
   try {
+    await run('node', [METER, 'customers', 'create', 'gws'], { env, timeout: 120_000 });
     const { stdout } = await run('node', [METER, 'keys', 'create', '--customer', 'gws', '--plan', 'enterprise', '--json'], { env, timeout: 120_000 });
     const key = (JSON.parse(stdout) as { key: string }).key;
     const [g1, g2] = await Promise.all([startGatewayProc(env), startGatewayProc(env)]);
