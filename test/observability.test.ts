@@ -15,6 +15,7 @@ import { startAdminServer } from '../src/observability/admin-server.js';
 import { TopCustomers } from '../src/observability/top-customers.js';
 import { billingRoute } from '../src/observability/billing-route.js';
 import { observedGateway, parseMetrics, sum } from './support/observed-gateway.js';
+import { tempDir } from './support/tmp.js';
 
 test('every gateway answer is counted once by api, status and decision; latency histograms count them too', async () => {
   const access: string[] = [];
@@ -232,10 +233,9 @@ async function serve(args: string[], env: Record<string, string>): Promise<{ adm
 }
 
 test('serve-billing and rollup --follow serve their admin listener: billing answers by route and status, rollup pending hours', async () => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
+  const { rmSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'meter-obs-roles-'));
+  const dir = tempDir('meter-obs-roles-');
   try {
     const billingPort = await new Promise<number>((resolve) => {
       const s = createServer();

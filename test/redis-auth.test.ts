@@ -6,14 +6,14 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { openLimiter } from '../src/runtime/backends.js';
 import { runDoctor } from '../src/runtime/doctor.js';
 import type { Logger } from '../src/runtime/logger.js';
 import { selfSignedCert, startRedis, type Cert, type OwnServer } from './support/own-servers.js';
+import { tempDir } from './support/tmp.js';
 
 const PASSWORD = 'requirepass-s3cret-1';
 const ACL_USER = 'meter-limiter';
@@ -39,7 +39,7 @@ after(async () => {
   if (cert) rmSync(cert.dir, { recursive: true, force: true });
 });
 
-const cwd = mkdtempSync(join(tmpdir(), 'meter-redis-auth-'));
+const cwd = tempDir('meter-redis-auth-');
 after(() => rmSync(cwd, { recursive: true, force: true }));
 const cfgOf = (env: Record<string, string>) => loadConfig({ cwd, env: { METER_LIMITER_FAIL_MODE: 'closed', ...env } });
 
