@@ -5,15 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { periodContaining } from '../src/billing/time.js';
 import { parseDurationFlag } from '../src/commands/duration.js';
+import { tempDir } from './support/tmp.js';
 
 const bin = assetPath('bin/meter.js');
-const fresh = () => mkdtempSync(join(tmpdir(), 'meter-conv-'));
+const fresh = () => tempDir('meter-conv-');
 const baseEnv = (dir: string): Record<string, string> => ({ PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data') });
 
 function meter(args: string[], dir = fresh(), env: Record<string, string> = {}) {
