@@ -1,5 +1,5 @@
 /**
- * Rollup work shared through hour leases (migration 030, src/pipeline/hour-leases.ts), on the
+ * Rollup work shared through hour leases (migration 012, src/pipeline/hour-leases.ts), on the
  * stack's real Postgres: two `meter rollup --backfill` processes started together over 48 hours
  * compute each hour once between them; a lease whose holder died is taken over after its expiry;
  * a holder that lost its lease writes nothing.

@@ -1,5 +1,5 @@
 /**
- * Hour leases (migration 030): how several rollup processes (followers, backfills) split the
+ * Hour leases (migration 012): how several rollup processes (followers, backfills) split the
  * hours between them. Before computing an hour a process claims it; the claim is a lease with
  * an expiry that a timer renews while the process lives, so a holder that dies (kill -9, lost
  * machine) frees its hours within `ttlMs`. Finishing the hour clears the lease in the same
