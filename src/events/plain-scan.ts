@@ -25,13 +25,6 @@ for (let c = 0x20; c <= 0x7e; c++) if (c !== Q && c !== BACKSLASH) CLASS[c] |= P
 for (let c = 0x30; c <= 0x39; c++) CLASS[c] |= DIGIT | HEX;
 for (let c = 0x61; c <= 0x66; c++) CLASS[c] |= HEX;
 
-/** i + t.length if b holds t at i, else -1. */
-function literal(b: Buffer, i: number, t: Buffer): number {
-  const n = t.length;
-  for (let k = 0; k < n; k++) if (b[i + k] !== t[k]) return -1;
-  return i + n;
-}
-
 function hexRun(b: Buffer, i: number, n: number): boolean {
   let all = HEX;
   for (let k = i + n - 1; k >= i; k--) all &= CLASS[b[k]];
@@ -82,9 +75,11 @@ const bounded = (f: EventField) => f.kind === 'number' && f.max! < 10 ** MAX_DIG
 function gatewayScanSource(lits: Buffer[]): string {
   const out: string[] = ['const n = b.length; let i = 0, e = 0;'];
   let pending = '{';
+  // a literal is unrolled into byte compares: no loop, no array of literals
+  const bytesAt = (t: string) => [...Buffer.from(t)].map((c, j) => `b[i${j ? ` + ${j}` : ''}] !== ${c}`).join(' || ');
   const flush = () => {
     lits.push(Buffer.from(pending));
-    out.push(`if ((i = literal(b, i, L[${lits.length - 1}])) < 0) return -1;`);
+    out.push(`if (${bytesAt(pending)}) return -1;`, `i += ${Buffer.byteLength(pending)};`);
     pending = '';
   };
   EVENT_FIELDS.forEach((f, k) => {
@@ -96,7 +91,11 @@ function gatewayScanSource(lits: Buffer[]): string {
       case 'uuid':
         pending += '"';
         flush();
-        out.push('if (i + 37 > n || !uuidAt(b, i)) return -1;', 'i += 36;');
+        out.push(
+          'if (i + 37 > n || b[i + 8] !== 0x2d || b[i + 13] !== 0x2d || b[i + 18] !== 0x2d || b[i + 23] !== 0x2d) return -1;',
+          'if (!(hexRun(b, i, 8) && hexRun(b, i + 9, 4) && hexRun(b, i + 14, 4) && hexRun(b, i + 19, 4) && hexRun(b, i + 24, 12))) return -1;',
+          'i += 36;',
+        );
         pending = '"';
         break;
       case 'text':
@@ -128,7 +127,7 @@ function gatewayScanSource(lits: Buffer[]): string {
   pending += '}';
   lits.push(Buffer.from(pending));
   out.push(
-    `if (literal(b, i, L[${lits.length - 1}]) !== n) return -1;`,
+    `if (i + ${Buffer.byteLength(pending)} !== n || ${bytesAt(pending)}) return -1;`,
     // a `billable` that disagrees with the status takes the slow path, which names the reason
     `if (x${BILLABLE} !== isBillable(x${STATUS})) return -1;`,
     `if (x${TIME} > ${EVENT_FIELDS[TIME].max}) return -1;`,
@@ -142,8 +141,8 @@ const GATEWAY_LITERALS: Buffer[] = [];
 /** The generated source, for the divergence test and for reading. */
 export const GATEWAY_SCAN_SOURCE = gatewayScanSource(GATEWAY_LITERALS);
 // Compiled once here; the source is built only from the table above, never from input.
-const scanGatewayEvent = new Function('literal', 'uuidAt', 'plainString', 'plainNumber', 'numberAt', 'isBillable', 'L', 'S', `return function scanGatewayEvent(b) {\n${GATEWAY_SCAN_SOURCE}\n};`)(
-  literal, uuidAt, plainString, plainNumber, numberAt, isBillable, GATEWAY_LITERALS, scanned,
+const scanGatewayEvent = new Function('hexRun', 'plainString', 'plainNumber', 'numberAt', 'isBillable', 'L', 'S', `return function scanGatewayEvent(b) {\n${GATEWAY_SCAN_SOURCE}\n};`)(
+  hexRun, plainString, plainNumber, numberAt, isBillable, GATEWAY_LITERALS, scanned,
 ) as (b: Buffer) => number;
 
 // ---- any order: the table-driven loop --------------------------------------------------------
