@@ -7,9 +7,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -21,6 +20,7 @@ import { Rollup } from '../src/pipeline/rollup.js';
 import { BackfillIncomplete, backfill } from '../src/pipeline/backfill.js';
 import { uuidv7 } from '../src/events/usage-event.js';
 import { freshDatabase, stackEnv } from './support/stack.js';
+import { tempDir } from './support/tmp.js';
 
 let duck: DuckDBConnection;
 let duckInstance: DuckDBInstance;
@@ -95,7 +95,7 @@ async function world() {
   url.port = String(cut.port);
   const db = await PgWarehouse.open(url.toString());
   await migrate(db);
-  const root = mkdtempSync(join(tmpdir(), 'meter-backfill-'));
+  const root = tempDir('meter-backfill-');
   dirs.push(root);
   const lake = new LocalLake(pathToFileURL(root).href);
   await lake.init();

@@ -6,15 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './support/tmp.js';
 
 const runner = resolve(dirname(fileURLToPath(import.meta.url)), '../bench/run.js');
 
 test('bench --smoke runs every stage and prints its table', { timeout: 10 * 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-bench-smoke-'));
+  const dir = tempDir('meter-bench-smoke-');
   const json = join(dir, 'out.json');
   const { stdout } = await new Promise<{ stdout: string; stderr: string }>((res, rej) =>
     execFile(process.execPath, [runner, '--smoke', '--json', json], { env: { ...process.env, METER_BENCH_DIR: dir }, maxBuffer: 32 << 20, timeout: 9 * 60_000 }, (err, stdout, stderr) =>

@@ -2,16 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { periodContaining } from '../src/billing/time.js';
+import { tempDir } from './support/tmp.js';
 
 /** This month in Seoul: the customer made below exists in it, so it gets an invoice (empty). */
 const PERIOD = periodContaining(Date.now(), 'Asia/Seoul').name;
 
-const dir = mkdtempSync(join(tmpdir(), 'meter-billing-cli-'));
+const dir = tempDir('meter-billing-cli-');
 function meter(...args: string[]) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
     cwd: dir,

@@ -1,4 +1,5 @@
 import { test, before, after } from 'node:test';
+import { finalizeInvoices } from '../src/billing/invoices.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { assetPath } from '../src/config/assets.js';
@@ -82,8 +83,13 @@ test('answers carry only documented fields', async () => {
   const item = schema('AppliedItem');
   for (const k of Object.keys(cost.lines[0].items[0])) assert.ok(item.has(k), `item field ${k}`);
   await check('/v1/me/prices', 'Prices', token);
+  const due = await check('/v1/customers/acme/invoices/2026-02', 'Invoice');
+  assert.deepEqual([due.status, due.due], ['draft', true]);
+  await finalizeInvoices(db, { now: Date.parse('2026-03-10T00:00:00Z'), period: '2026-02' });
   const inv = await check('/v1/customers/acme/invoices/2026-02', 'Invoice');
   assert.equal(inv.status, 'final');
+  const customers = await fetch(server.url + '/v1/customers?limit=1', { headers: { authorization: `Bearer ${SERVICE}` } }).then((r) => r.json());
+  assert.deepEqual(Object.keys(customers).sort(), Object.keys(doc.paths['/v1/customers'].get.responses['200'].content['application/json'].schema.properties).sort());
   const list = await check('/v1/invoices?period=2026-02', 'InvoiceList');
   assert.equal(list.invoices.length, 1);
 });

@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
+import { tempDir } from './support/tmp.js';
 
 const bin = assetPath('bin/meter.js');
-function meter(args: string[], env: Record<string, string> = {}, cwd = mkdtempSync(join(tmpdir(), 'meter-cli-'))) {
+function meter(args: string[], env: Record<string, string> = {}, cwd = tempDir('meter-cli-')) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env }, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
@@ -42,7 +42,7 @@ test('a DuckDB memory limit too small for the largest rows is refused with its m
 });
 
 test('a bad config file is named with the problem', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-cli-'));
+  const dir = tempDir('meter-cli-');
   writeFileSync(join(dir, 'meter.config.json'), '{ not json');
   const r = meter(['config'], {}, dir);
   assert.equal(r.code, 2);
@@ -74,7 +74,7 @@ test('rollup --retry-for / --verify-every that are not numbers: usage error, exi
 });
 
 test('gateway without an upstream says how to give one', () => {
-  const r = meter(['gateway', '--data-dir', mkdtempSync(join(tmpdir(), 'meter-gw-'))]);
+  const r = meter(['gateway', '--data-dir', tempDir('meter-gw-')]);
   assert.equal(r.code, 2);
   assert.match(r.err, /needs an upstream/);
   assert.match(r.err, /--upstream/);

@@ -1,14 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../src/config/config.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
+import { tempDir } from './support/tmp.js';
 
 test('flags override env, env overrides file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-cfg-'));
+  const dir = tempDir('meter-cfg-');
   writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ topic: 'from-file', partitions: 3, gatewayPort: 1000 }));
   const cfg = loadConfig({ cwd: dir, env: { METER_TOPIC: 'from-env', METER_PARTITIONS: '5' }, flags: { topic: 'from-flag' } });
   assert.equal(cfg.topic, 'from-flag');
@@ -31,7 +32,7 @@ test('invalid values name the setting and what is allowed', () => {
 });
 
 test('unknown keys in the config file are refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-cfg-'));
+  const dir = tempDir('meter-cfg-');
   writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ topik: 'x' }));
   assert.throws(() => loadConfig({ cwd: dir, env: {} }), /unknown setting "topik"/);
 });

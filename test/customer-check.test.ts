@@ -6,8 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileLog } from '../src/log/file-log.js';
@@ -25,13 +24,14 @@ import { hourDir, hourStart, HOUR_MS } from '../src/lake/layout.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
+import { tempDir } from './support/tmp.js';
 
 const TOPIC = 'usage-events';
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 async function setup() {
-  const root = mkdtempSync(join(tmpdir(), 'meter-trust-'));
+  const root = tempDir('meter-trust-');
   dirs.push(root);
   const log = new FileLog({ dir: join(root, 'log'), topic: TOPIC, partitions: 2, pollMs: 10 });
   await log.init();

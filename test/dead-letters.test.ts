@@ -7,8 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { loadConfig } from '../src/config/config.js';
@@ -16,6 +15,7 @@ import { openLog, openWarehouse } from '../src/runtime/backends.js';
 import { silentLogger } from '../src/runtime/logger.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { stackEnv, freshDatabase } from './support/stack.js';
+import { tempDir } from './support/tmp.js';
 
 const bin = assetPath('bin/meter.js');
 const dirs: string[] = [];
@@ -49,7 +49,7 @@ function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
 }
 
 async function scenario(env: Record<string, string>) {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-dl-'));
+  const dir = tempDir('meter-dl-');
   dirs.push(dir);
   env = { ...env, METER_DATA_DIR: join(dir, 'data'), METER_INGEST_FLUSH_MS: '200' };
   const cfg = loadConfig({ cwd: dir, env, configFile: '' });

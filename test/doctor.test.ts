@@ -2,8 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { stackEnv } from './support/stack.js';
@@ -11,10 +9,11 @@ import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { loadCatalog } from '../src/billing/catalog.js';
+import { tempDir } from './support/tmp.js';
 
 function doctor(env: Record<string, string>) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'doctor', '--json', '--timeout', '8000'], {
-    cwd: mkdtempSync(join(tmpdir(), 'meter-doc-')),
+    cwd: tempDir('meter-doc-'),
     env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env },
     encoding: 'utf8',
     timeout: 120_000,
@@ -58,7 +57,7 @@ test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a 
   const { dataFileName, hourDir } = await import('../src/lake/layout.js');
   const { uuidv7 } = await import('../src/events/usage-event.js');
   const { pathToFileURL } = await import('node:url');
-  const dir = mkdtempSync(join(tmpdir(), 'meter-doc-lake-'));
+  const dir = tempDir('meter-doc-lake-');
   const lakeUrl = pathToFileURL(join(dir, 'lake')).href;
   const lake = new LocalLake(lakeUrl);
   await lake.init();
@@ -108,7 +107,7 @@ test('doctor exits 1 when any one backend is dead: Kafka, Postgres or Redis alon
 });
 
 test('doctor warns (exit 0) about calls of an API that has no price', async () => {
-  const data = mkdtempSync(join(tmpdir(), 'meter-doc-data-'));
+  const data = tempDir('meter-doc-data-');
   const db = await PgliteWarehouse.open(join(data, 'pglite'));
   try {
     await migrate(db);

@@ -14,8 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request, Agent } from 'undici';
 import { assetPath } from '../src/config/assets.js';
@@ -39,6 +38,7 @@ import { loadRoutes } from '../src/gateway/routes.js';
 import { MemoryLimiter } from '../src/limiter/memory-limiter.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
+import { tempDir } from './support/tmp.js';
 
 const run = promisify(execFile);
 const METER = assetPath('bin/meter.js');
@@ -179,7 +179,7 @@ interface Outcome {
 
 /** One kill -9 scenario, restart and drain included. */
 async function killScenario(o: { env: Record<string, string>; args: string[]; readLog: (dataDir: string) => Promise<UsageEvent[]> }): Promise<Outcome> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-dur-'));
+  const dataDir = tempDir('meter-dur-');
   dirs.push(dataDir);
   const env = envFor({ METER_DATA_DIR: dataDir, METER_LOG_LEVEL: 'warn', ...o.env });
   const up = await startUpstream();
@@ -271,7 +271,7 @@ test('kill -9, strict (Kafka on the real stack): every call answered 2xx/4xx has
 });
 
 test('a resend after an ambiguous failure is harmless: an event twice in the log is billed once', { timeout: 300_000 }, async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-dedupe-'));
+  const dataDir = tempDir('meter-dedupe-');
   dirs.push(dataDir);
   const cfg = loadConfig({ env: { METER_DATA_DIR: dataDir, METER_INGEST_FLUSH_MS: '200' }, configFile: '' });
   const log = await openLog(cfg);
@@ -340,7 +340,7 @@ test('a resend after an ambiguous failure is harmless: an event twice in the log
 });
 
 test('security: no secret reaches the gateway log or an event, on any path (401, 403, 413, 429, 502, 503)', { timeout: 300_000 }, async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-sec-'));
+  const dataDir = tempDir('meter-sec-');
   dirs.push(dataDir);
   const db = await PgliteWarehouse.open(null);
   await migrate(db);

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { groundTruthRun } from './support/pipeline.js';
+import { tempDir } from './support/tmp.js';
 
 test('embedded pipeline: billed per customer, API and hour equals the ground truth', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-e2e-'));
+  const dir = tempDir('meter-e2e-');
   const cfg = loadConfig({ cwd: dir, env: { METER_INGEST_FLUSH_MS: '200', METER_INGEST_MAX_RECORDS: '700' } });
   const { cells, statuses } = await groundTruthRun(cfg, { eventsPerHour: 1500, hours: 3 });
   // The mix really had every kind of answer, or the test proves less than it says.

@@ -1,18 +1,17 @@
 /** The same ground truth as the embedded run, on Kafka + HDFS + Postgres + Redis started on loopback. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../src/config/config.js';
 import { groundTruthRun } from './support/pipeline.js';
 import { stackEnv, freshDatabase } from './support/stack.js';
+import { tempDir } from './support/tmp.js';
 
 test('real stack: billed per customer, API and hour equals the ground truth', { timeout: 20 * 60_000 }, async () => {
   const env = await stackEnv(['kafka', 'hdfs', 'postgres', 'redis']);
   const run = randomBytes(3).toString('hex');
-  const dir = mkdtempSync(join(tmpdir(), 'meter-e2e-stack-'));
+  const dir = tempDir('meter-e2e-stack-');
   const cfg = loadConfig({
     cwd: dir,
     env: {

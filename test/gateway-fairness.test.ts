@@ -14,14 +14,8 @@ import { fairnessOf } from '../src/gateway/fairness.js';
 import { parseCatalog, CatalogError } from '../src/billing/catalog.js';
 import { RedisLimiter } from '../src/limiter/redis-limiter.js';
 import { TestRedis } from './support/redis-server.js';
+import { until } from './support/until.js';
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('gateway fairness', () => {
   let db: PgliteWarehouse;

@@ -7,8 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -27,6 +26,7 @@ import { assetPath } from '../src/config/assets.js';
 import { rateLimitHeaders } from '../src/gateway/rate-limit-headers.js';
 import { planLimits } from '../src/gateway/plans.js';
 import { loadCatalog } from '../src/billing/catalog.js';
+import { tempDir } from './support/tmp.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
 function testRoutes() {
@@ -84,6 +84,7 @@ async function readEvents(log: FileLog): Promise<UsageEvent[]> {
 type Expected = Pick<UsageEvent, 'customer' | 'keyId' | 'api' | 'method' | 'status' | 'billable'> & { bytesIn?: number; bytesOut?: number };
 
 describe('gateway', () => {
+  const suiteStart = Date.now();
   let db: PgliteWarehouse;
   let upstream: Server;
   let seen: Seen[] = [];
@@ -123,7 +124,7 @@ describe('gateway', () => {
       });
     });
     const upPort = await listen(upstream);
-    dir = mkdtempSync(join(tmpdir(), 'meter-gw-'));
+    dir = tempDir('meter-gw-');
     log = new FileLog({ dir, topic: 'usage-events', partitions: 2 });
     await log.init();
     producer = await log.producer();
@@ -373,7 +374,8 @@ describe('gateway', () => {
       for (const [k, v] of Object.entries(want)) assert.equal((e as any)[k], v, `${k} of ${e.api} ${e.status}`);
       assert.match(e.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7/);
       assert.ok(Math.abs(e.time - Date.now()) < 60_000);
-      assert.ok(e.latencyMs >= 0);
+      // a whole number of ms measured inside this suite: NaN, a fraction or a clock value fail here
+      assert.ok(Number.isInteger(e.latencyMs) && e.latencyMs >= 0 && e.latencyMs <= Date.now() - suiteStart, `latencyMs ${e.latencyMs}`);
       assert.ok(!JSON.stringify(e).includes('mk_live_'), 'a secret in an event');
     }
     // gw3 (fail-open test) shared the producer and sent exactly one event of its own.
@@ -382,7 +384,7 @@ describe('gateway', () => {
   });
 
   it('502s when the upstream is unreachable, with a non-billable event', async () => {
-    const dir2 = mkdtempSync(join(tmpdir(), 'meter-gw502-'));
+    const dir2 = tempDir('meter-gw502-');
     const log2 = new FileLog({ dir: dir2, topic: 'usage-events', partitions: 1 });
     const producer2 = await log2.producer();
     const gw2 = await startGateway({

@@ -10,8 +10,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { stackEnv } from './support/stack.js';
@@ -22,6 +21,7 @@ import { Ingestor } from '../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
 import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
 import { checkLake } from '../src/lake/lake-check.js';
+import { tempDir } from './support/tmp.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
@@ -54,7 +54,7 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
   const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const topic = `fence-${run}`;
   const group = `ingest-${run}`;
-  const root = mkdtempSync(join(tmpdir(), 'meter-fence-'));
+  const root = tempDir('meter-fence-');
   const lakeUrl = pathToFileURL(join(root, 'lake')).href;
   const log = new KafkaLog({ brokers, topic, partitions: 2, clientId: 'meter-test', sessionTimeoutMs: 6000 });
   await log.init();

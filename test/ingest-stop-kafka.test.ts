@@ -11,8 +11,6 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
@@ -24,6 +22,7 @@ import { Ingestor } from '../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
 import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
 import { listDataFiles } from '../src/pipeline/recovery.js';
+import { tempDir } from './support/tmp.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
@@ -50,7 +49,7 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
   const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const topic = `stopflush-${run}`;
   const group = `ingest-${run}`;
-  const root = mkdtempSync(join(tmpdir(), 'meter-ingest-stop-'));
+  const root = tempDir('meter-ingest-stop-');
   const lakeUrl = pathToFileURL(join(root, 'lake')).href;
   const log = new KafkaLog({ brokers, topic, partitions: 2, clientId: 'meter-test' });
   await log.init();

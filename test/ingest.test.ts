@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -12,11 +11,13 @@ import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { parseDataFileName, parseHourDir, USAGE_DIR, HOUR_MS, hourStart } from '../src/lake/layout.js';
 import type { Lake } from '../src/lake/lake.js';
+import { until } from './support/until.js';
+import { tempDir } from './support/tmp.js';
 
 const TOPIC = 'usage-events';
 
 function setup(partitions = 3) {
-  const root = mkdtempSync(join(tmpdir(), 'meter-ingest-t-'));
+  const root = tempDir('meter-ingest-t-');
   const log = new FileLog({ dir: join(root, 'log'), topic: TOPIC, partitions, pollMs: 10 });
   const lake = new LocalLake(pathToFileURL(join(root, 'lake')).href);
   const dead = new FolderDeadLetter(join(root, 'dead-letter'), TOPIC);
@@ -179,8 +180,8 @@ test('ingest: stop without flush loses nothing: the next run re-reads the unwrit
   await send(log, spread(1000, 2));
   const a = ingestor({ maxRecords: 100_000, flushMs: 60_000 });
   await a.start();
-  await new Promise((r) => setTimeout(r, 300));
-  assert.ok(a.stats().recordsIn > 0);
+  // wait until it has read some, so the stop below really drops records held in memory
+  await until('the ingestor to read records', () => a.stats().recordsIn > 0, 30_000);
   await a.stop({ flush: false }); // nothing written yet
   assert.deepEqual(await lakeFiles(lake), []);
   const b = ingestor();

@@ -5,7 +5,7 @@ import { migrate } from '../src/warehouse/migrate.js';
 import { parseCatalog, parseCharge } from '../src/billing/catalog.js';
 import { setPrice, syncCatalog } from '../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../src/billing/customers.js';
-import { acknowledgeInvoice, currentInvoices, getInvoice, invoiceId, listInvoices } from '../src/billing/invoices.js';
+import { acknowledgeInvoice, currentInvoices, finalizeInvoices, getInvoice, invoiceId, listInvoices } from '../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../src/billing/server.js';
 import { createCustomerToken } from '../src/billing/auth.js';
 
@@ -33,6 +33,8 @@ before(async () => {
   await syncCatalog(db, catalog);
   await upsertCustomer(db, { id: 'acme', name: 'Acme', timeZone: 'Asia/Seoul', plan: 'pro' });
   await upsertCustomer(db, { id: 'globex', name: 'Globex', timeZone: 'UTC', plan: 'pro' });
+  // Both became customers on Feb 1 (UTC): no invoice for earlier months.
+  await db.query(`UPDATE customers SET created_at = '2026-02-01T00:00:00Z'`);
   await usage('acme', 'locations.create', '2026-02-10T00:00:00Z', 100);
   await usage('acme', 'locations.latest', '2026-02-10T00:00:00Z', 6);
   await usage('globex', 'locations.create', '2026-02-10T00:00:00Z', 999);
@@ -43,6 +45,10 @@ after(async () => {
   await server.close();
   await db.close();
 });
+
+async function invoiceRows(): Promise<number> {
+  return Number((await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices'))[0].n);
+}
 
 async function call(path: string, token?: string, method = 'GET'): Promise<{ status: number; body: any; text: string }> {
   const res = await fetch(server.url + path, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -68,8 +74,17 @@ test('draft until period end + grace; a late event changes the draft; then final
   assert.equal(r1.body.total, '1.52');
   assert.equal(r1.body.id, acme.id);
 
-  // Grace over: the first read finalises it; the stored invoice is what every later read sees.
+  // Grace over: reads still see a draft (due) and write nothing; the finalize job stores it.
   clock = T('2026-02-28T16:00:00Z');
+  const due = await call('/v1/me/invoices/2026-02', acmeToken);
+  assert.equal(due.body.status, 'draft');
+  assert.equal(due.body.due, true);
+  assert.equal(await invoiceRows(), 0);
+  const job = await finalizeInvoices(db, { now: clock });
+  assert.deepEqual(job.finalized, [acme.id]);
+  // globex's last month ended + grace is January, before it existed.
+  assert.deepEqual(job.notDue.map((n) => [n.customer, n.period]), [['globex', '2026-01']]);
+  assert.equal((await finalizeInvoices(db, { now: clock })).alreadyFinal, 1);
   const fin = await call('/v1/me/invoices/2026-02', acmeToken);
   assert.equal(fin.status, 200);
   assert.equal(fin.body.status, 'final');
@@ -92,12 +107,38 @@ test('draft until period end + grace; a late event changes the draft; then final
   assert.notEqual(cost.body.total, '1.52');
 });
 
+test('GETs never write; no invoice before the customer existed (404)', async () => {
+  clock = T('2026-03-05T00:00:00Z');
+  const before = await invoiceRows();
+  for (let i = 0; i < 2; i++) {
+    const r = await call('/v1/customers/globex/invoices/2026-02', SERVICE);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.status, 'draft');
+    assert.equal(r.body.due, true);
+    await call('/v1/invoices?period=2026-02&status=all', SERVICE);
+    await call('/v1/me/invoices/2026-02', acmeToken);
+  }
+  assert.equal(await invoiceRows(), before);
+  for (const period of ['1999-01', '2026-01']) {
+    const old = await call(`/v1/customers/globex/invoices/${period}`, SERVICE);
+    assert.equal(old.status, 404);
+    assert.equal(old.body.parameter, 'period');
+    assert.match(old.body.error, new RegExp(`globex has no invoice for ${period}: it was created 2026-02-01T00:00:00Z, after that period ended`));
+  }
+  const job = await finalizeInvoices(db, { now: clock, period: '1999-01' });
+  assert.deepEqual([job.finalized, job.notDue.length], [[], 2]);
+  assert.equal(await invoiceRows(), before);
+});
+
 test('grace is configurable per call (service tokens only)', async () => {
   clock = T('2026-04-01T00:30:00Z'); // March just ended in UTC (globex)
   const draft = await call('/v1/customers/globex/invoices/2026-03', SERVICE);
   assert.equal(draft.body.status, 'draft');
+  assert.equal(draft.body.due, false);
   const early = await call('/v1/customers/globex/invoices/2026-03?grace=10m', SERVICE);
-  assert.equal(early.body.status, 'final');
+  assert.equal(early.body.status, 'draft');
+  assert.equal(early.body.due, true);
+  assert.equal(early.body.finalizesAt, '2026-04-01T00:10:00Z');
   assert.equal(early.body.total, '0.00');
   const bad = await call('/v1/customers/globex/invoices/2026-03?grace=soon', SERVICE);
   assert.equal(bad.status, 400);
@@ -110,12 +151,14 @@ test('grace is configurable per call (service tokens only)', async () => {
 
 test('payment server: lists final invoices of a period; acknowledgement is idempotent', async () => {
   clock = T('2026-03-05T00:00:00Z');
+  assert.deepEqual((await finalizeInvoices(db, { now: clock, period: '2026-02' })).finalized, [invoiceId('globex', '2026-02')]);
   const list = await call('/v1/invoices?period=2026-02', SERVICE);
   assert.equal(list.status, 200);
   assert.deepEqual(list.body.invoices.map((i: any) => [i.customer, i.status, i.total]), [
     ['acme', 'final', '1.52'],
     ['globex', 'final', '8991.00'], // still a draft when the February price was edited: 999 x 9
   ]);
+  assert.equal(list.body.nextCursor, null);
   const id = invoiceId('globex', '2026-02');
   const a1 = await call(`/v1/invoices/${id}/acknowledge`, SERVICE, 'POST');
   assert.equal(a1.status, 200);
@@ -131,15 +174,17 @@ test('payment server: lists final invoices of a period; acknowledgement is idemp
   assert.deepEqual(open.body.invoices.map((i: any) => i.customer), ['acme']);
   assert.equal((await call('/v1/invoices?period=2026-02&acknowledged=maybe', SERVICE)).body.parameter, 'acknowledged');
   const rows = await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices WHERE customer_id = $1', ['globex']);
-  assert.equal(Number(rows[0].n), 2); // Feb and Mar, once each
+  assert.equal(Number(rows[0].n), 1); // Feb, once
   // A draft cannot be acknowledged; GET on acknowledge is refused.
   const draftId = invoiceId('acme', '2026-03');
   assert.equal((await call(`/v1/invoices/${draftId}/acknowledge`, SERVICE, 'POST')).status, 404);
   assert.equal((await call(`/v1/invoices/${id}/acknowledge`, SERVICE)).status, 405);
-  // (Customers created after a period get no invoice for it unless they have usage in it.)
-  await usage('acme', 'locations.create', '2026-03-02T00:00:00Z', 1);
   const drafts = await listInvoices(db, '2026-03', { now: clock, status: 'draft' });
-  assert.deepEqual(drafts.invoices.map((i) => i.customer), ['acme']);
+  assert.deepEqual(drafts.invoices.map((i) => i.customer), ['acme', 'globex']);
+  // Customers created after a period get no invoice for it unless they have usage in it.
+  assert.deepEqual((await listInvoices(db, '2026-01', { now: clock, status: 'all' })).invoices, []);
+  await usage('globex', 'locations.create', '2026-01-20T00:00:00Z', 1);
+  assert.deepEqual((await listInvoices(db, '2026-01', { now: clock, status: 'all' })).invoices.map((i) => [i.customer, i.status]), [['globex', 'draft']]);
 });
 
 test("a customer token cannot read another customer by any route or parameter", async () => {
@@ -177,12 +222,14 @@ test("a customer token cannot read another customer by any route or parameter", 
   assert.equal((await call('/v1/me/prices', acmeToken)).body.prices.length, 2);
 });
 
-test('readers racing at finalisation agree on one stored invoice', async () => {
+test('finalize runs racing agree on one stored invoice', async () => {
   await upsertCustomer(db, { id: 'initech', name: 'Initech', timeZone: 'UTC', plan: 'pro' });
   await usage('initech', 'locations.create', '2026-02-11T00:00:00Z', 3);
   const c = (await getCustomer(db, 'initech'))!;
   const now = T('2026-03-01T01:00:00Z');
-  const all = await Promise.all(Array.from({ length: 6 }, (_, i) => getInvoice(db, c, '2026-02', { now: now + i })));
+  const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => finalizeInvoices(db, { now: now + i, period: '2026-02' })));
+  assert.equal(runs.reduce((n, r) => n + r.finalized.filter((id) => id === invoiceId('initech', '2026-02')).length, 0), 1);
+  const all = await Promise.all(Array.from({ length: 3 }, () => getInvoice(db, c, '2026-02', { now })));
   assert.ok(all.every((i) => i.status === 'final' && JSON.stringify(i) === JSON.stringify(all[0])));
   const rows = await db.query<{ n: unknown }>(`SELECT count(*)::int AS n FROM invoice_lines WHERE invoice_id = $1`, [invoiceId('initech', '2026-02')]);
   assert.equal(Number(rows[0].n), 1);

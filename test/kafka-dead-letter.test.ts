@@ -7,9 +7,9 @@ import { KafkaLog } from '../src/log/kafka-log.js';
 import type { LogRecord } from '../src/log/log.js';
 import { KafkaDeadLetter, type KafkaDeadLetterEntry } from '../src/pipeline/kafka-dead-letter.js';
 import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './support/tmp.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
@@ -48,7 +48,7 @@ test('kafka dead letter: entries land on <topic>.dlq, one JSON line each, the sa
   for (const { entry } of got) assert.ok(Date.parse(entry.at) > Date.now() - 600_000, 'at is an ISO time of the put');
 
   // Same fields as the embedded folder sink (one format for both places).
-  const dir = mkdtempSync(join(tmpdir(), 'meter-dlq-'));
+  const dir = tempDir('meter-dlq-');
   try {
     const folder = new FolderDeadLetter(dir, topic);
     await folder.put(bad, 'not JSON');

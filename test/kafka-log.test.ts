@@ -6,6 +6,7 @@ import { KafkaLog } from '../src/log/kafka-log.js';
 import { partitionFor, type LogRecord } from '../src/log/log.js';
 import { logContract } from './contract/log.contract.js';
 import { kafkaRetry, retryStats } from '../src/log/kafka-retry.js';
+import { until } from './support/until.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
@@ -22,13 +23,6 @@ after(async () => {
   for (const l of opened) await l.close().catch(() => {});
 });
 
-async function until(cond: () => boolean, what: string, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 logContract('kafka', () => fresh(4));
 
@@ -70,7 +64,7 @@ test('kafka: a consumer that restarts with startOffset=null resumes from the com
   const first = await log.consumer(group);
   const seen: string[] = [];
   await first.run({ startOffset: async () => null, eachBatch: async (b) => void seen.push(...b.records.map((r) => r.value.toString())) });
-  await until(() => seen.length >= 10, 'ten records');
+  await until('ten records', () => seen.length >= 10);
   await first.commit(0, 6);
   await first.stop();
   assert.deepEqual(await first.committed(), new Map([[0, 6]]));
@@ -82,7 +76,7 @@ test('kafka: a consumer that restarts with startOffset=null resumes from the com
   const second = await log2.consumer(group);
   const again: string[] = [];
   await second.run({ startOffset: async () => null, eachBatch: async (b) => void again.push(...b.records.map((r) => r.value.toString())) });
-  await until(() => again.length >= 4, 'the four after the commit');
+  await until('the four after the commit', () => again.length >= 4);
   await new Promise((r) => setTimeout(r, 300));
   await second.stop();
   assert.deepEqual(again, ['v6', 'v7', 'v8', 'v9']);
@@ -104,7 +98,7 @@ test('kafka: startOffset overrides the committed offset (the lake is the truth),
     eachBatch: async (b) => void seen.push(...b.records.map((r) => r.offset)),
     onRevoke: async (ps) => void revoked.push(ps),
   });
-  await until(() => seen.length >= 5, 'offsets 3..7');
+  await until('offsets 3..7', () => seen.length >= 5);
   await new Promise((r) => setTimeout(r, 300));
   await c.stop();
   assert.deepEqual(seen, [3, 4, 5, 6, 7]);

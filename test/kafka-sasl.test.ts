@@ -7,8 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { stackEnv } from './support/stack.js';
 import { loadConfig } from '../src/config/config.js';
@@ -19,6 +18,7 @@ import type { UsageLog, LogRecord } from '../src/log/log.js';
 import { KafkaLog } from '../src/log/kafka-log.js';
 import { kafkaSecurity } from '../src/security/client-options.js';
 import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
+import { tempDir } from './support/tmp.js';
 
 const env = await stackEnv(['kafka']);
 const saslBrokers = env.METER_STACK_KAFKA_SASL_BROKERS;
@@ -31,7 +31,7 @@ assert.ok(saslSslBrokers && caFile, 'stack/run env prints the SASL_SSL listener 
 
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const opened: UsageLog[] = [];
-const cwd = mkdtempSync(join(tmpdir(), 'meter-sasl-'));
+const cwd = tempDir('meter-sasl-');
 after(async () => {
   for (const l of opened) await l.close().catch(() => {});
   rmSync(cwd, { recursive: true, force: true });

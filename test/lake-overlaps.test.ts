@@ -5,8 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { distinctRanges, overlappingPairs, planOverlapRepair, type Range } from '../src/lake/overlaps.js';
@@ -18,6 +17,7 @@ import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
 import { checkLake } from '../src/lake/lake-check.js';
 import { listDataFiles } from '../src/pipeline/recovery.js';
 import { HOUR_MS } from '../src/lake/layout.js';
+import { tempDir } from './support/tmp.js';
 
 const R = (first: number, last: number): Range => ({ first, last, dirs: ['d'] });
 const show = (steps: ReturnType<typeof planOverlapRepair>) =>
@@ -51,7 +51,7 @@ test('overlapping pairs: every intersecting pair once, touching ranges are not o
 const TOPIC = 'usage-events';
 
 test('ingest repairs overlapping ranges on assignment, losing no event; lake check before and after', { timeout: 120_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'meter-overlap-'));
+  const root = tempDir('meter-overlap-');
   try {
     const log = new FileLog({ dir: join(root, 'log'), topic: TOPIC, partitions: 2, pollMs: 10 });
     await log.init();

@@ -11,14 +11,8 @@ import { Redis } from 'ioredis';
 import { RedisLimiter } from '../src/limiter/redis-limiter.js';
 import type { Limit } from '../src/limiter/limiter.js';
 import { TestRedis } from './support/redis-server.js';
+import { until } from './support/until.js';
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** `loops` callers take from one bucket for `ms`; returns admitted, refused, degraded and the time taken. */
 async function hammer(l: RedisLimiter, bucket: string, limit: Limit, ms: number, loops = 4) {

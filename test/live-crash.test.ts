@@ -7,8 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLive, type LiveRun } from './support/live-run.js';
 import { loadConfig } from '../src/config/config.js';
@@ -20,9 +19,10 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.
 import { hourStart, HOUR_MS } from '../src/lake/layout.js';
 import { readOffsets } from '../src/pipeline/live/live-repository.js';
 import { DEFAULT_LIVE_GROUP } from '../src/pipeline/live/live-path.js';
+import { tempDir } from './support/tmp.js';
 
 test('meter live killed with SIGKILL many times: counts equal distinct events, each record applied once', { timeout: 600_000 }, async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-live-crash-'));
+  const dataDir = tempDir('meter-live-crash-');
   const env = { METER_DATA_DIR: dataDir, METER_LOG_LEVEL: 'info', METER_DEBUG: '1' };
   const cfg = loadConfig({ env, cwd: dataDir });
   // `meter live` does not count events of customers that do not exist (pipeline/customer-check.ts)

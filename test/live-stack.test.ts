@@ -7,8 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../src/config/config.js';
@@ -19,11 +18,12 @@ import { readOffsets } from '../src/pipeline/live/live-repository.js';
 import { dataCompleteUntil } from '../src/warehouse/usage-repository.js';
 import { stackEnv, freshDatabase } from './support/stack.js';
 import { runLive } from './support/live-run.js';
+import { tempDir } from './support/tmp.js';
 
 test('real stack: meter live killed with SIGKILL and restarted counts each distinct event once', { timeout: 15 * 60_000 }, async () => {
   const s = await stackEnv(['kafka', 'postgres']);
   const run = randomBytes(3).toString('hex');
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-live-stack-'));
+  const dataDir = tempDir('meter-live-stack-');
   const group = `live-${run}`;
   const env = {
     METER_DATA_DIR: dataDir,

@@ -5,8 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileLog } from '../src/log/file-log.js';
@@ -23,6 +22,7 @@ import { Ingestor } from '../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
 import { Rollup } from '../src/pipeline/rollup.js';
 import { queryUsage } from '../src/billing/usage-query.js';
+import { tempDir } from './support/tmp.js';
 
 const TOPIC = 'usage-events';
 
@@ -32,7 +32,7 @@ function ev(customer: string, api: string, time: number, billable = true, id = u
 const rec = (e: UsageEvent): ProducerRecord => ({ key: e.customer, value: encodeEvent(e) });
 
 async function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-live-'));
+  const dir = tempDir('meter-live-');
   const log = new FileLog({ dir: join(dir, 'log'), topic: TOPIC, partitions: 3, pollMs: 10 });
   await log.init();
   const producer = await log.producer();

@@ -10,13 +10,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { startLocationApi, type LocationApi } from '../fixtures/location-api/server.js';
 import { stackEnv, freshDatabase } from './support/stack.js';
+import { until as untilShared } from './support/until.js';
+import { tempDir } from './support/tmp.js';
 
 const METER = assetPath('bin/meter.js');
 const id = `obs${Date.now().toString(36)}${process.pid}`;
@@ -38,21 +39,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | false | null | undefined>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-}
+// Prometheus answers change once per scrape: a minute's wait, asked every 250 ms.
+const until = <T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);
 
 /** One PromQL instant query; a single-number answer (null when the result is empty). */
 async function query(q: string): Promise<number | null> {
@@ -124,7 +112,7 @@ before(async () => {
   env = await stackEnv(['kafka', 'postgres', 'prometheus']);
   prom = env.METER_PROMETHEUS_URL;
   assert.ok(prom, 'stack/run env gives METER_PROMETHEUS_URL');
-  dir = mkdtempSync(join(tmpdir(), 'meter-obs-prom-'));
+  dir = tempDir('meter-obs-prom-');
   databaseUrl = await freshDatabase(env, 'obs');
   upstream = await startLocationApi();
   const k = await meter(['keys', 'create', '--customer', `cust-${id}`, '--plan', 'enterprise', '--json']);

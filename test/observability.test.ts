@@ -15,6 +15,7 @@ import { startAdminServer } from '../src/observability/admin-server.js';
 import { TopCustomers } from '../src/observability/top-customers.js';
 import { billingRoute } from '../src/observability/billing-route.js';
 import { observedGateway, parseMetrics, sum } from './support/observed-gateway.js';
+import { tempDir } from './support/tmp.js';
 
 test('every gateway answer is counted once by api, status and decision; latency histograms count them too', async () => {
   const access: string[] = [];
@@ -26,7 +27,7 @@ test('every gateway answer is counted once by api, status and decision; latency 
       sent[decision] = (sent[decision] ?? 0) + 1;
     };
     for (let i = 0; i < 7; i++) await expect('allowed', 200, g.call(`/v1/devices/d${i}/location`, g.keys.pro));
-    await expect('allowed', 500, g.call('/v1/fail', g.keys.pro)); // the upstream's own 500 is still an allowed call
+    await expect('allowed', 500, g.call('/v1/devices/fail/history', g.keys.pro)); // the upstream's own 500 is still an allowed call (a routed path: others get 404 from the gateway)
     await expect('unauthorized', 401, g.call('/v1/devices/d/location', null));
     await expect('unauthorized', 401, g.call('/v1/devices/d/location', `mk_live_${'Z'.repeat(32)}`));
     await expect('too_large', 413, g.call('/v1/locations', g.keys.pro, 'x'.repeat(500)));
@@ -40,7 +41,7 @@ test('every gateway answer is counted once by api, status and decision; latency 
     const m = parseMetrics(await r.text());
     assert.equal(sum(m, 'meter_gateway_requests_total'), total);
     for (const [decision, n] of Object.entries(sent)) assert.equal(sum(m, 'meter_gateway_requests_total', { decision }), n, decision);
-    assert.equal(sum(m, 'meter_gateway_requests_total', { decision: 'allowed', status: '500', api: 'unmatched' }), 1);
+    assert.equal(sum(m, 'meter_gateway_requests_total', { decision: 'allowed', status: '500', api: 'locations.history' }), 1);
     assert.equal(sum(m, 'meter_gateway_requests_total', { decision: 'allowed', api: 'locations.latest', status: '200' }), 17);
     assert.equal(sum(m, 'meter_gateway_added_latency_seconds_count'), total);
     assert.equal(sum(m, 'meter_upstream_latency_seconds_count'), sent.allowed);
@@ -232,10 +233,9 @@ async function serve(args: string[], env: Record<string, string>): Promise<{ adm
 }
 
 test('serve-billing and rollup --follow serve their admin listener: billing answers by route and status, rollup pending hours', async () => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
+  const { rmSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'meter-obs-roles-'));
+  const dir = tempDir('meter-obs-roles-');
   try {
     const billingPort = await new Promise<number>((resolve) => {
       const s = createServer();

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ParquetWriter, unstorableReason } from '../src/pipeline/parquet-writer.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { HourBuffer } from '../src/pipeline/hour-buffer.js';
 import { acceptLine, acceptRecord, eventLine, scanPlainEvent } from '../src/pipeline/accept.js';
+import { tempDir } from './support/tmp.js';
 
 function events(n: number, t0: number): UsageEvent[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -27,7 +27,7 @@ function events(n: number, t0: number): UsageEvent[] {
 }
 
 test('parquet writer: DuckDB read_parquet gives back the same rows with typed columns and UTC times', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const dir = tempDir('meter-pq-');
   const w = await ParquetWriter.open();
   const t0 = Date.UTC(2026, 10, 24, 23, 59, 0, 123);
   const evs = events(5000, t0);
@@ -82,7 +82,7 @@ test('parquet writer: DuckDB read_parquet gives back the same rows with typed co
 });
 
 test('parquet writer: the same events give the same file bytes (a rewrite of a range is identical)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const dir = tempDir('meter-pq-');
   const evs = events(3000, Date.UTC(2026, 0, 1));
   const w1 = await ParquetWriter.open();
   await w1.write(evs, join(dir, '1.parquet'));
@@ -96,7 +96,7 @@ test('parquet writer: the same events give the same file bytes (a rewrite of a r
 test('parquet writer: the largest rows meter accepts (four 200-character non-ASCII names) write, two files at once, at the default memory limit and at 128 MB', async () => {
   // Each row is about 2.5 KB, so a row group (32,768 rows) is about 80 MB per file, two files
   // at once: more than DuckDB's memory limit holds without spilling.
-  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const dir = tempDir('meter-pq-');
   const n = 33_000; // just over one row group
   const name = (p: string, i: number) => `${p}${i}-${'가'.repeat(200)}`.slice(0, 200);
   const big = (k: number): UsageEvent[] =>
@@ -128,7 +128,7 @@ test('parquet writer: values that do not fit the typed columns are named, not wr
 });
 
 test('parquet writer: a spool of plain records and one of the same events spelled otherwise give the same bytes, in order, over several spool files', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-pq-'));
+  const dir = tempDir('meter-pq-');
   const t0 = Date.UTC(2026, 0, 1);
   const evs = events(30_000, t0).map((e) => ({ ...e, time: t0 + (e.time % 3_600_000) }));
   const limits = { pastLimitMs: 86_400_000 * 400, futureLimitMs: 86_400_000 * 400 };

@@ -6,8 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -21,12 +20,13 @@ import { hourStart, HOUR_MS } from '../src/lake/layout.js';
 import { listDataFiles } from '../src/pipeline/recovery.js';
 import { ensureTools } from './support/tools.js';
 import { stackEnv, freshDatabase } from './support/stack.js';
+import { tempDir } from './support/tmp.js';
 
 test('kcat-produced events are billed; curl-fetched lake files read by DuckDB match them', { timeout: 10 * 60_000 }, async () => {
   ensureTools(['kcat', 'curl']);
   const env = await stackEnv(['kafka', 'hdfs', 'postgres']);
   const run = randomBytes(3).toString('hex');
-  const dir = mkdtempSync(join(tmpdir(), 'meter-peer-'));
+  const dir = tempDir('meter-peer-');
   const cfg = loadConfig({ cwd: dir, env: { ...env, METER_DATABASE_URL: await freshDatabase(env, 'peer'), METER_TOPIC: `peer-${run}`, METER_LAKE_URL: `${env.METER_LAKE_URL}/peer-${run}`, METER_INGEST_FLUSH_MS: '300' } });
   const customer = `peer-${run}`;
   const h0 = hourStart(Date.now()) - HOUR_MS;

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { UserError } from '../src/runtime/errors.js';
+import { tempDir } from './support/tmp.js';
 
 test('a second opener of the embedded warehouse gets a clear error, and can open it after close', async () => {
-  const dir = join(mkdtempSync(join(tmpdir(), 'meter-pgl-')), 'pglite');
+  const dir = join(tempDir('meter-pgl-'), 'pglite');
   const a = await PgliteWarehouse.open(dir);
   await a.query('CREATE TABLE t (x int)');
   await assert.rejects(PgliteWarehouse.open(dir), (e: unknown) => e instanceof UserError && /in use by process/.test(e.message) && /meter dev/.test(e.hint ?? ''));

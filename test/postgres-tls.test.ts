@@ -7,13 +7,13 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { openWarehouse } from '../src/runtime/backends.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import { selfSignedCert, startPostgresTls, type Cert, type OwnServer } from './support/own-servers.js';
+import { tempDir } from './support/tmp.js';
 
 const PASSWORD = 'pg-tls-s3cret-9';
 let cert: Cert;
@@ -32,7 +32,7 @@ after(async () => {
 });
 
 const url = () => `postgres://meter:${PASSWORD}@127.0.0.1:${server.port}/postgres`;
-const cwd = mkdtempSync(join(tmpdir(), 'meter-pgtls-cfg-'));
+const cwd = tempDir('meter-pgtls-cfg-');
 after(() => rmSync(cwd, { recursive: true, force: true }));
 const cfgOf = (env: Record<string, string>) => loadConfig({ cwd, env: { METER_DATABASE_URL: url(), ...env } });
 

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { CatalogError, loadCatalog, parseCatalog, planLimit } from '../src/billing/catalog.js';
 import { price } from '../src/billing/pricing.js';
+import { tempDir } from './support/tmp.js';
 
 const catalog = loadCatalog(assetPath('fixtures/catalog.json'));
 const usage = [
@@ -84,7 +84,7 @@ test('catalog: errors name the bad field', () => {
   bad((c) => (c.plans = {}), 'plans', /plans/);
   bad((c) => (c.plans.free.currency = 7), 'plans.free.currency', /currency/);
 
-  const dir = mkdtempSync(join(tmpdir(), 'meter-cat-'));
+  const dir = tempDir('meter-cat-');
   writeFileSync(join(dir, 'c.json'), '{ nope');
   assert.throws(() => loadCatalog(join(dir, 'c.json')), /cannot read .*c\.json/);
   const c = base();

@@ -6,8 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
@@ -29,6 +28,8 @@ import { loadStoredCatalog, syncCatalog } from '../src/billing/catalog-store.js'
 import type { UsageLog } from '../src/log/log.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import type { RateLimiter } from '../src/limiter/limiter.js';
+import { until } from './support/until.js';
+import { tempDir } from './support/tmp.js';
 
 const iso = (s: string) => Date.parse(s);
 
@@ -71,7 +72,7 @@ describe('quota periods', () => {
 
 for (const backend of ['embedded', 'stack'] as const)
 describe(`quotas through the gateway (${backend}: ${backend === 'embedded' ? 'file log, PGlite, in-process limiter' : 'Kafka, Postgres, Redis'})`, { timeout: 10 * 60_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-quota-'));
+  const dir = tempDir('meter-quota-');
   let upstream: Server;
   let cfg: MeterConfig;
   let log: UsageLog;
@@ -127,13 +128,9 @@ describe(`quotas through the gateway (${backend}: ${backend === 'embedded' ? 'fi
     return { status: r.statusCode, headers: r.headers, body: (await r.body.json()) as any };
   };
   const liveCalls = async () => Number((await db.query<{ n: string }>(`SELECT coalesce(sum(calls),0)::text AS n FROM billable_hourly WHERE customer_id = 'seoul-co'`))[0].n);
-  const until = async (what: string, ok: () => Promise<boolean>) => {
-    const deadline = Date.now() + 15_000;
-    while (!(await ok())) {
-      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: live ${JSON.stringify(live.stats())}, billable calls ${await liveCalls()}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  // on a timeout, say what the live path had counted
+  const wait = (what: string, ok: () => Promise<boolean>) =>
+    until(async () => `${what}: live ${JSON.stringify(live.stats())}, billable calls ${await liveCalls()}`, ok, 15_000, 25);
 
   it('the call after the quota is used up gets 429 with which quota and when it resets; the next day passes', async () => {
     const gw = await startGatewayRole(cfg, { log, db, limiter }, silentLogger, `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, now);
@@ -155,7 +152,7 @@ describe(`quotas through the gateway (${backend}: ${backend === 'embedded' ? 'fi
 
       // The warehouse's count (the live path's) is what a gateway goes by: a fresh gateway, with
       // nothing counted locally, refuses too once the live path has the 5 calls.
-      await until('the live path to count the 5 calls', async () => (await liveCalls()) === 5);
+      await wait('the live path to count the 5 calls', async () => (await liveCalls()) === 5);
     } finally {
       await gw.close();
     }
@@ -174,7 +171,7 @@ describe(`quotas through the gateway (${backend}: ${backend === 'embedded' ? 'fi
       await gw2.close();
     }
     // Refused calls are not billed: 6 billable calls (5 + 1), 2 refusals as non-billable events.
-    await until('the live path to count the next day', async () => (await liveCalls()) === 6);
+    await wait('the live path to count the next day', async () => (await liveCalls()) === 6);
   });
 });
 

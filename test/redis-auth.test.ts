@@ -6,14 +6,14 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { openLimiter } from '../src/runtime/backends.js';
 import { runDoctor } from '../src/runtime/doctor.js';
 import type { Logger } from '../src/runtime/logger.js';
 import { selfSignedCert, startRedis, type Cert, type OwnServer } from './support/own-servers.js';
+import { tempDir } from './support/tmp.js';
 
 const PASSWORD = 'requirepass-s3cret-1';
 const ACL_USER = 'meter-limiter';
@@ -26,7 +26,7 @@ before(async () => {
   // The ACL user may run the token bucket (EVALSHA/EVAL/SCRIPT) on the limiter's keys only.
   plain = await startRedis(() => [
     '--requirepass', PASSWORD,
-    '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+ping', '+info', '+client',
+    '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '~meter:gw:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+time', '+zadd', '+zremrangebyscore', '+zcard', '+zrem', '+ping', '+info', '+client',
     // The same without HSET: the script cannot store the bucket.
     '--user', 'too-narrow', 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+pexpire', '+ping', '+info', '+client',
   ]);
@@ -39,7 +39,7 @@ after(async () => {
   if (cert) rmSync(cert.dir, { recursive: true, force: true });
 });
 
-const cwd = mkdtempSync(join(tmpdir(), 'meter-redis-auth-'));
+const cwd = tempDir('meter-redis-auth-');
 after(() => rmSync(cwd, { recursive: true, force: true }));
 const cfgOf = (env: Record<string, string>) => loadConfig({ cwd, env: { METER_LIMITER_FAIL_MODE: 'closed', ...env } });
 

@@ -4,8 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -20,9 +19,10 @@ import { HOUR_MS, hourStart } from '../src/lake/layout.js';
 import type { UsageLog } from '../src/log/log.js';
 import type { Lake } from '../src/lake/lake.js';
 import { stackEnv } from './support/stack.js';
+import { tempDir } from './support/tmp.js';
 
 async function scenario(log: UsageLog, lake: Lake, topic: string) {
-  const root = mkdtempSync(join(tmpdir(), 'meter-replay-t-'));
+  const root = tempDir('meter-replay-t-');
   await log.init();
   await lake.init();
   const producer = await log.producer();
@@ -75,7 +75,7 @@ test('rangesToRewrite: overlapping ranges and whole gaps', () => {
 });
 
 test('embedded: replay restores lost lake files exactly, twice changes nothing', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'meter-replay-e-'));
+  const root = tempDir('meter-replay-e-');
   const topic = 'usage-events';
   const log = new FileLog({ dir: join(root, 'log'), topic, partitions: 2 });
   const lake = new LocalLake(pathToFileURL(join(root, 'lake')).href);
@@ -94,7 +94,7 @@ test('real stack: replay over Kafka offsets rebuilds HDFS files exactly', { time
   const run = randomBytes(3).toString('hex');
   const topic = `replay-${run}`;
   const log = new KafkaLog({ brokers: env.METER_KAFKA_BROKERS.split(','), topic, partitions: 2 });
-  const lake = new WebHdfsLake(`${env.METER_LAKE_URL}/replay-${run}`, { cacheDir: mkdtempSync(join(tmpdir(), 'meter-replay-cache-')) });
+  const lake = new WebHdfsLake(`${env.METER_LAKE_URL}/replay-${run}`, { cacheDir: tempDir('meter-replay-cache-') });
   try {
     await scenario(log, lake, topic);
   } finally {

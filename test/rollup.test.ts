@@ -1,7 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -12,6 +11,7 @@ import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { Rollup } from '../src/pipeline/rollup.js';
 import { uuidv7 } from '../src/events/usage-event.js';
+import { tempDir } from './support/tmp.js';
 
 async function openLake(root: string): Promise<Lake> {
   const lake = new LocalLake(pathToFileURL(root).href);
@@ -79,7 +79,7 @@ function ev(customer: string, api: string, time: number, billable = true): Ev {
 }
 
 async function setup() {
-  const root = mkdtempSync(join(tmpdir(), 'meter-rollup-'));
+  const root = tempDir('meter-rollup-');
   const lake = await openLake(root);
   const db = await PgliteWarehouse.open(null);
   await migrate(db);
@@ -313,6 +313,7 @@ test('hours are counted while the previous one is written; a failed write or cou
     await assert.rejects(ok.backfill(H2, H3 + HOUR_MS));
     await ok.close();
     assert.deepEqual((await rows(db)).map((r) => new Date(r.hour).getTime()), [H1, H2]);
+    // a quiet period is the thing tested: a late rejection would surface within it
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(unhandled, undefined, `unhandled rejection: ${(unhandled as Error)?.message}`);
   } finally {

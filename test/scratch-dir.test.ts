@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ownScratchDir } from '../src/pipeline/scratch-dir.js';
+import { tempDir } from './support/tmp.js';
 
 test("a new scratch folder removes the folders of dead processes, never a live one's", () => {
-  const base = mkdtempSync(join(tmpdir(), 'meter-scratch-test-'));
+  const base = tempDir('meter-scratch-test-');
   // A pid that certainly exited: a child we ran to completion.
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
   const deadDir = join(base, `meter-ingest-${dead}-abc123`);

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
-import { mkdtempSync, rmSync, readdirSync, statSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, readdirSync, statSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stackEnv } from './support/stack.js';
@@ -26,13 +25,15 @@ import { MemoryLimiter } from '../src/limiter/memory-limiter.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { decodeEvent } from '../src/events/usage-event.js';
+import { until } from './support/until.js';
+import { tempDir } from './support/tmp.js';
 
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const rec = (i: number) => ({ key: `c${i % 3}`, value: Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(200) })) });
 
 /** A fresh 2 MiB tmpfs, unmounted (and removed) after the test. */
 function tmpfs(t: TestContext, size = '2m'): string {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-fulldisk-'));
+  const dir = tempDir('meter-fulldisk-');
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
   t.after(() => {
     try {
@@ -70,13 +71,6 @@ function segFiles(dir: string, topic: string): { names: string[]; bytes: number 
   return { names, bytes: names.reduce((s, n) => s + statSync(join(p, n)).size, 0) };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 90_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('spool on a full disk: says full (ENOSPC), keeps nothing of a refused append, records its cursor without new space, reclaims shipped segments', { timeout: 120_000 }, async (t) => {
   const disk = tmpfs(t);
@@ -286,10 +280,10 @@ for (const mode of ['strict', 'batched'] as const) {
 
     // Kafka back, disk still full: the shipper records its progress in place and moves on.
     await r.fwd.up();
-    await until(async () => {
+    await until('spool and memory shipped with the disk full', async () => {
       const x = await r.health();
       return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
-    }, 'spool and memory shipped with the disk full');
+    }, 90_000, 50);
     const x = await r.health();
     assert.equal(x.status, 'ok');
     assert.equal(x.spool.spool.cursorWriteErrors, 0);

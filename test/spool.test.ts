@@ -9,8 +9,7 @@ import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
-import { mkdtempSync, rmSync, readdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stackEnv } from './support/stack.js';
@@ -25,6 +24,8 @@ import { MemoryLimiter } from '../src/limiter/memory-limiter.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { decodeEvent } from '../src/events/usage-event.js';
+import { until } from './support/until.js';
+import { tempDir } from './support/tmp.js';
 
 // Per-test cleanup (t.after): the root after() hook only runs once the event loop is idle, which
 // an open gateway or a retrying Kafka client never lets happen.
@@ -33,20 +34,13 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 const tmp = (p: string) => {
-  const d = mkdtempSync(join(tmpdir(), `meter-${p}-`));
+  const d = tempDir(`meter-${p}-`);
   dirs.push(d);
   return d;
 };
 const rec = (i: number, pad = 100) => ({ key: `c${i % 3}`, value: Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(pad) })) });
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 90_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function spoolFiles(dir: string, topic: string): { names: string[]; bytes: number } {
   const p = join(dir, topic, '0');
@@ -265,7 +259,7 @@ test('Kafka down: the gateway keeps serving into the spool; back: shipped in ord
     const inKafka = got.filter((x) => x.partition === p).map((x) => decodeEvent(x.value)).map((d) => (d.ok ? d.event.id : ''));
     assert.deepEqual(inKafka, order.filter((id) => inKafka.includes(id)), `order in partition ${p}`);
   }
-  await until(async () => (await health(r.gw)).spool.mode === 'direct', 'direct mode again');
+  await until('direct mode again', async () => (await health(r.gw)).spool.mode === 'direct', 90_000, 50);
 
   for (let i = 0; i < 20; i++) {
     const res = await request(`${r.gw.url}/v1/things/x${i}`, { headers: { authorization: `Bearer ${r.key.key}` } });
@@ -342,10 +336,10 @@ test('spool full, batched: refuses with 503 before the upstream, memory stays sm
   assert.equal(h.spool.spool.pending + h.events.buffered, ok, 'every 200 is in the spool or in memory');
 
   await fwd.up();
-  await until(async () => {
+  await until('spool and memory shipped', async () => {
     const x = await health(r.gw);
     return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
-  }, 'spool and memory shipped');
+  }, 90_000, 50);
   const got = await topicRecords(topic);
   assert.equal(got.length, ok, `${got.length} in Kafka for ${ok} calls answered 200`);
   assert.equal(new Set(got.map((x) => x.value.toString())).size, got.length, 'no duplicates');
@@ -375,7 +369,7 @@ test('a spool left behind (log down, gateway gone) is shipped by the next gatewa
   await p2.drained();
   const got = await topicRecords(topic);
   assert.deepEqual(got.map((x) => x.value.toString()).sort(), [...sent].sort());
-  await until(() => p2.stats().mode === 'direct', 'direct mode');
+  await until('direct mode', () => p2.stats().mode === 'direct', 90_000, 50);
   await p2.close();
   await up.close();
 });

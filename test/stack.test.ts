@@ -2,12 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { assetPath } from '../src/config/assets.js';
 import { stackEnv } from './support/stack.js';
+import { tempDir } from './support/tmp.js';
 
 const run = promisify(execFile);
 const script = assetPath('stack/run');
@@ -55,7 +55,7 @@ test('stack: logs shows the server log; unknown services and commands fail', asy
 
 test('stack: a second stack folder cannot start a server on a port already in use (non-zero, says why)', async () => {
   await stackEnv(['redis']);
-  const other = mkdtempSync(join(tmpdir(), 'meter-stack-other-'));
+  const other = tempDir('meter-stack-other-');
   await assert.rejects(
     stack(['up', 'redis'], { METER_STACK_DIR: other }),
     (e: any) => e.code !== 0 && new RegExp(`port ${port(16379)} is taken`).test(e.stderr),
@@ -87,7 +87,7 @@ function holders(prefix: string): string[] {
 // started Postgres on the old port, and that Postgres had inherited `up`'s lock, so every later
 // `up postgres` waited on it for ever.
 test('stack: a Postgres folder made under another port shift starts on this run\'s port, and no server keeps the up lock', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-stack-shift-'));
+  const dir = tempDir('meter-stack-shift-');
   const a = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 900) };
   const b = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 950) };
   try {

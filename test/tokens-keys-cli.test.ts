@@ -5,13 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../src/config/assets.js';
 import { loadConfig, ConfigError } from '../src/config/config.js';
+import { tempDir } from './support/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'meter-tokens-cli-'));
+const dir = tempDir('meter-tokens-cli-');
 function meter(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
     cwd: dir,

@@ -7,9 +7,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../src/config/config.js';
 import { kafkaSecurity, pgSsl, redisSecurity } from '../src/security/client-options.js';
@@ -18,8 +17,9 @@ import { scrub } from '../src/security/secrets.js';
 import { KafkaLog } from '../src/log/kafka-log.js';
 import { assetPath } from '../src/config/assets.js';
 import { selfSignedCert } from './support/own-servers.js';
+import { tempDir } from './support/tmp.js';
 
-const cwd = mkdtempSync(join(tmpdir(), 'meter-transport-cfg-'));
+const cwd = tempDir('meter-transport-cfg-');
 const cert = selfSignedCert();
 after(() => {
   rmSync(cwd, { recursive: true, force: true });

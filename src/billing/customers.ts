@@ -69,6 +69,14 @@ export async function listCustomers(db: Sql): Promise<BillingCustomer[]> {
   return (await db.query<Row>(`${SELECT} ORDER BY c.id`)).map(fromRow);
 }
 
+/** One page of customers by id (keyset: one index range read per page). */
+export async function listCustomersPage(db: Sql, after: string | null, limit: number): Promise<BillingCustomer[]> {
+  const rows = after === null
+    ? await db.query<Row>(`${SELECT} ORDER BY c.id LIMIT $1`, [limit])
+    : await db.query<Row>(`${SELECT} WHERE c.id > $1 ORDER BY c.id LIMIT $2`, [after, limit]);
+  return rows.map(fromRow);
+}
+
 export interface CustomerInput {
   id: string;
   name?: string;

@@ -1,16 +1,18 @@
 /**
  * Invoices: one per customer and billing period (a calendar month in the customer's billing
- * time zone), with a stable id. Until `period end + grace` the invoice is a draft, computed
- * from the hourly rows on every read (late events still count). The first read after that
- * stores it with its lines (INSERT ... ON CONFLICT DO NOTHING, so concurrent readers agree on
- * one) and from then on it is read back, never recomputed. The payment server acknowledges a
+ * time zone), with a stable id. Until the finalize job stores it, the invoice is a draft,
+ * computed from the hourly rows on every read (late events still count); reads never write.
+ * The job (finalizeInvoices: `meter invoices finalize`, the rollup follower) stores it with its
+ * lines once `period end + grace` has passed (INSERT ... ON CONFLICT DO NOTHING, so concurrent
+ * runs agree on one); from then on it is read back, never recomputed. The payment server acknowledges a
  * final invoice once; acknowledging again changes nothing and says so.
  */
 import { createHash } from 'node:crypto';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
 import { queryCost } from './cost.js';
-import { getCustomer, listCustomers, type BillingCustomer } from './customers.js';
+import { getCustomer, listCustomers, listCustomersPage, type BillingCustomer } from './customers.js';
+import { DEFAULT_PAGE_LIMIT, pageOf } from './pagination.js';
 import { PlanError, completeUntil, customerPlan, lineJson, type LineJson } from './reports.js';
 import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from './time.js';
 
@@ -43,6 +45,8 @@ export interface Invoice {
   finalizedAt: string | null;
   acknowledgedAt: string | null;
   dataCompleteUntil: string | null;
+  /** Drafts only: true once finalizesAt has passed (the finalize job has not run yet). */
+  due?: boolean;
 }
 
 export class InvoiceError extends Error {
@@ -67,7 +71,7 @@ export function periodOf(customer: BillingCustomer, name: string): BillingPeriod
   return p;
 }
 
-async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, graceMs: number): Promise<Invoice> {
+async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, graceMs: number, now?: number): Promise<Invoice> {
   const plan = await customerPlan(db, customer);
   const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.start, to: p.end });
   const tz = customer.timeZone;
@@ -90,6 +94,7 @@ async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, grace
     finalizedAt: null,
     acknowledgedAt: null,
     dataCompleteUntil: await completeUntil(db, tz),
+    ...(now !== undefined ? { due: now >= p.end + graceMs } : {}),
   };
 }
 
@@ -100,7 +105,7 @@ interface StoredRow {
 }
 
 function fromStored(r: StoredRow): Invoice {
-  const body = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as Invoice;
+  const { due: _due, ...body } = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as Invoice;
   const tz = body.timeZone;
   return {
     ...body,
@@ -116,15 +121,16 @@ export async function storedInvoice(db: Sql, id: string): Promise<Invoice | null
   return rows.length ? fromStored(rows[0]) : null;
 }
 
-async function finalize(db: Warehouse, inv: Invoice, now: number): Promise<Invoice> {
-  await db.transaction(async (tx) => {
+/** Store a draft as final with its lines; false if another run stored it first (theirs stands). */
+async function storeFinal(db: Warehouse, inv: Invoice, now: number): Promise<boolean> {
+  return db.transaction(async (tx) => {
     const body = { ...inv, status: 'final', finalizedAt: null, acknowledgedAt: null };
     const ins = await tx.query(
       `INSERT INTO invoices (id, customer_id, period, period_start, period_end, currency, total_minor, finalized_at, body)
        VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9::jsonb) ON CONFLICT DO NOTHING RETURNING id`,
       [inv.id, inv.customer, inv.period, new Date(Date.parse(inv.periodStart)).toISOString(), new Date(Date.parse(inv.periodEnd)).toISOString(), inv.currency, inv.totalMinor, new Date(now).toISOString(), JSON.stringify(body)],
     );
-    if (!ins.length) return; // someone else finalised it first: theirs stands
+    if (!ins.length) return false;
     let no = 0;
     for (const l of inv.lines)
       await tx.query('INSERT INTO invoice_lines (invoice_id, line_no, api, quantity, amount_minor, detail) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::jsonb)', [
@@ -135,19 +141,90 @@ async function finalize(db: Warehouse, inv: Invoice, now: number): Promise<Invoi
         l.amountMinor,
         JSON.stringify(l),
       ]);
+    return true;
   });
-  return (await storedInvoice(db, inv.id))!;
 }
 
-/** The customer's invoice for a period: stored if final, else a fresh draft (finalised now if due). */
+/**
+ * No invoice for a period that ended before the customer existed (unless usage was recorded in
+ * it, e.g. by a key made before its customer row): 404 saying so.
+ */
+async function assertExisted(db: Sql, customer: BillingCustomer, p: BillingPeriod): Promise<void> {
+  if (Date.parse(customer.createdAt) < p.end) return;
+  const used = await db.query('SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [customer.id, new Date(p.start).toISOString(), new Date(p.end).toISOString()]);
+  if (used.length) return;
+  throw new InvoiceError(
+    404,
+    `customer ${customer.id} has no invoice for ${p.name}: it was created ${formatInZone(Date.parse(customer.createdAt), customer.timeZone)}, after that period ended, and has no usage in it`,
+    'period',
+  );
+}
+
+/**
+ * The customer's invoice for a period: the stored one if final, else a draft computed now. Never
+ * writes: drafts become final only by finalizeInvoices (`meter invoices finalize`, the rollup
+ * follower). A draft past its finalizesAt says so with `due: true` until the job has run.
+ */
 export async function getInvoice(db: Warehouse, customer: BillingCustomer, periodName: string, opts: InvoiceOptions = {}): Promise<Invoice> {
   const p = periodOf(customer, periodName);
   const stored = await storedInvoice(db, invoiceId(customer.id, p.name));
   if (stored) return stored;
+  await assertExisted(db, customer, p);
+  return draft(db, customer, p, opts.graceMs ?? DEFAULT_GRACE_MS, opts.now ?? Date.now());
+}
+
+export interface FinalizeReport {
+  /** Invoices stored final by this run. */
+  finalized: string[];
+  /** Invoices that were already final. */
+  alreadyFinal: number;
+  /** Customers whose period has not ended + grace yet, or who did not exist in it. */
+  notDue: { customer: string; period: string; reason: string }[];
+  /** Customers that could not be invoiced (no plan), with the reason. */
+  skipped: { customer: string; reason: string }[];
+}
+
+/** Customers read per statement by the finalize job (bounded memory for any number of them). */
+const FINALIZE_BATCH = 200;
+
+/**
+ * The finalize job: for every customer, store the invoice of `period` (default: each customer's
+ * last period whose end + grace has passed, in their own zone) as final, once (a concurrent run
+ * or an earlier one leaves the stored invoice as it is).
+ */
+export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { period?: string } = {}): Promise<FinalizeReport> {
   const now = opts.now ?? Date.now();
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-  const inv = await draft(db, customer, p, graceMs);
-  return now >= p.end + graceMs ? finalize(db, inv, now) : inv;
+  if (opts.period !== undefined && !parsePeriodName(opts.period, 'UTC')) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(opts.period).slice(0, 32))}`, 'period');
+  const out: FinalizeReport = { finalized: [], alreadyFinal: 0, notDue: [], skipped: [] };
+  for (let after: string | null = null; ; ) {
+    const batch = await listCustomersPage(db, after, FINALIZE_BATCH);
+    for (const c of batch) {
+      // The last period that ended at least `grace` ago in the customer's zone.
+      const p = opts.period !== undefined ? periodOf(c, opts.period) : periodContaining(periodContaining(now - graceMs, c.timeZone).start - 1, c.timeZone);
+      const id = invoiceId(c.id, p.name);
+      if (await storedInvoice(db, id)) {
+        out.alreadyFinal++;
+        continue;
+      }
+      if (now < p.end + graceMs) {
+        out.notDue.push({ customer: c.id, period: p.name, reason: `final at ${formatInZone(p.end + graceMs, c.timeZone)}` });
+        continue;
+      }
+      try {
+        await assertExisted(db, c, p);
+        const inv = await draft(db, c, p, graceMs);
+        if (await storeFinal(db, inv, now)) out.finalized.push(id);
+        else out.alreadyFinal++;
+      } catch (e) {
+        if (e instanceof InvoiceError && e.status === 404) out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
+        else if (e instanceof PlanError) out.skipped.push({ customer: c.id, reason: e.message });
+        else throw e;
+      }
+    }
+    if (batch.length < FINALIZE_BATCH) return out;
+    after = batch[batch.length - 1].id;
+  }
 }
 
 export interface InvoiceList {
@@ -155,32 +232,63 @@ export interface InvoiceList {
   invoices: Invoice[];
   /** Customers that could not be invoiced (e.g. no plan), with the reason. */
   skipped: { customer: string; reason: string }[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }
 
+export interface InvoiceListOptions extends InvoiceOptions {
+  status?: 'final' | 'draft' | 'all';
+  acknowledged?: boolean;
+  /** Customer id after which the page starts (decoded cursor). */
+  after?: string | null;
+  limit?: number;
+}
+
+const FINAL_SELECT = 'SELECT customer_id, body, finalized_at, acknowledged_at FROM invoices WHERE period = $1';
+
 /**
- * Invoices of a period for every customer with a plan who existed before the period ended or
- * has usage in it (finalising those that are due). `status` and `acknowledged` filter the answer
- * (the payment server asks for final, not yet acknowledged invoices).
+ * One page of a period's invoices, by customer id. Final invoices are one keyset read of the
+ * invoices table; drafts are computed for a page of customers (who existed before the period
+ * ended or have usage in it), so a draft page may hold fewer than `limit` invoices: follow
+ * nextCursor until it is null. `acknowledged` filters final invoices.
  */
-export async function listInvoices(
-  db: Warehouse,
-  periodName: string,
-  opts: InvoiceOptions & { status?: 'final' | 'draft' | 'all'; acknowledged?: boolean } = {},
-): Promise<InvoiceList> {
+export async function listInvoices(db: Warehouse, periodName: string, opts: InvoiceListOptions = {}): Promise<InvoiceList> {
   if (!parsePeriodName(periodName, 'UTC')) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(periodName).slice(0, 32))}`, 'period');
-  const out: InvoiceList = { period: periodName, invoices: [], skipped: [] };
-  for (const c of await listCustomers(db)) {
-    const p = periodOf(c, periodName);
-    if (Date.parse(c.createdAt) >= p.end) {
-      const used = await db.query('SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [c.id, new Date(p.start).toISOString(), new Date(p.end).toISOString()]);
-      if (!used.length) continue;
-    }
+  const limit = opts.limit ?? DEFAULT_PAGE_LIMIT;
+  const after = opts.after ?? null;
+  const status = opts.status ?? 'all';
+  const out: InvoiceList = { period: periodName, invoices: [], skipped: [], nextCursor: null };
+  if (status === 'final') {
+    const where: string[] = [];
+    const params: unknown[] = [periodName];
+    if (after !== null) where.push(`customer_id > $${params.push(after)}`);
+    if (opts.acknowledged !== undefined) where.push(opts.acknowledged ? 'acknowledged_at IS NOT NULL' : 'acknowledged_at IS NULL');
+    const rows = await db.query<StoredRow & { customer_id: string }>(
+      `${FINAL_SELECT}${where.map((w) => ' AND ' + w).join('')} ORDER BY customer_id LIMIT $${params.push(limit + 1)}`,
+      params,
+    );
+    const page = pageOf(rows, limit, (r) => r.customer_id);
+    out.invoices = page.items.map(fromStored);
+    out.nextCursor = page.nextCursor;
+    return out;
+  }
+  const customers = pageOf(await listCustomersPage(db, after, limit + 1), limit, (c) => c.id);
+  out.nextCursor = customers.nextCursor;
+  if (!customers.items.length) return out;
+  // The page's stored invoices in one read (the customers' id range).
+  const last = customers.items[customers.items.length - 1].id;
+  const stored = new Map<string, Invoice>();
+  const rows = await db.query<StoredRow & { customer_id: string }>(`${FINAL_SELECT} AND customer_id >= $2 AND customer_id <= $3`, [periodName, customers.items[0].id, last]);
+  for (const r of rows) stored.set(r.customer_id, fromStored(r));
+  for (const c of customers.items) {
     try {
-      const inv = await getInvoice(db, c, periodName, opts);
-      if (opts.status && opts.status !== 'all' && opts.status !== inv.status) continue;
+      const inv = stored.get(c.id) ?? (status === 'draft' || status === 'all' ? await getInvoice(db, c, periodName, opts) : null);
+      if (!inv) continue;
+      if (status === 'draft' && inv.status !== 'draft') continue;
       if (opts.acknowledged !== undefined && opts.acknowledged !== (inv.acknowledgedAt !== null)) continue;
       out.invoices.push(inv);
     } catch (e) {
+      if (e instanceof InvoiceError && e.status === 404) continue; // did not exist in the period
       if (!(e instanceof PlanError)) throw e;
       out.skipped.push({ customer: c.id, reason: e.message });
     }
@@ -199,6 +307,7 @@ export async function currentInvoices(db: Warehouse, now = Date.now()): Promise<
     try {
       out.invoices.push(await getInvoice(db, c, periodContaining(now, c.timeZone).name, { now }));
     } catch (e) {
+      if (e instanceof InvoiceError && e.status === 404) continue;
       if (!(e instanceof PlanError)) throw e;
       out.skipped.push({ customer: c.id, reason: e.message });
     }

@@ -3,7 +3,7 @@
  * which the server answers with 400 `{ error, parameter }`.
  */
 import { GRANULARITIES, type Granularity } from './usage-query.js';
-import { parseTime, resolveTimeZone } from './time.js';
+import { formatInZone, parseTime, resolveTimeZone, zoneOffsetMs, zonedToInstant } from './time.js';
 import { MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_RANGE_DAYS, MAX_RANGE_MS } from './limits.js';
 
 export class ParamError extends Error {
@@ -60,7 +60,23 @@ export function parsePeriod(q: URLSearchParams, defaultTz: string, allowed = ['f
   // Checked before any statement: the range bounds the rows read and the periods cut.
   if (to - from > MAX_RANGE_MS)
     throw new ParamError('to', `the range from..to covers at most ${MAX_RANGE_DAYS} days; ask for longer periods in several requests`);
+  // Usage is stored per UTC hour: a range cutting an hour would be answered with the whole
+  // hour, so it is refused rather than rounded.
+  for (const [name, t] of [['from', from], ['to', to]] as const)
+    if (t % HOUR_MS !== 0) throw new ParamError(name, `${name} must be on a whole hour (usage is kept per hour), got ${formatInZone(t, timeZone)}; e.g. ${formatInZone(t - (t % HOUR_MS), timeZone)}`);
   return { from, to, timeZone };
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Start of the day or month bucket (in tz) that `t` falls in, as the bucketing does: the first
+ * whole UTC hour at or after the local midnight (exact midnight in whole-hour zones).
+ */
+function bucketStart(t: number, tz: string, g: 'day' | 'month'): number {
+  const wall = new Date(t + zoneOffsetMs(t, tz));
+  const midnight = zonedToInstant(Date.UTC(wall.getUTCFullYear(), wall.getUTCMonth(), g === 'day' ? wall.getUTCDate() : 1), tz);
+  return Math.ceil(midnight / HOUR_MS) * HOUR_MS;
 }
 
 export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsageParams {
@@ -71,6 +87,12 @@ export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsagePa
   const granularity = g as Granularity;
   if (granularity === 'hour' && period.to - period.from > MAX_HOURLY_MS)
     throw new ParamError('granularity', `granularity=hour covers at most ${MAX_HOURLY_DAYS} days; use day or month for longer periods`);
+  if (granularity === 'day' || granularity === 'month')
+    for (const [name, t] of [['from', period.from], ['to', period.to]] as const) {
+      const start = bucketStart(t, period.timeZone, granularity);
+      if (start !== t)
+        throw new ParamError(name, `with granularity=${granularity}, ${name} must be the start of a ${granularity} in ${period.timeZone} (e.g. ${formatInZone(start, period.timeZone)}), got ${formatInZone(t, period.timeZone)}; or use granularity=hour`);
+    }
   return { ...period, granularity };
 }
 

@@ -2,10 +2,11 @@
  * The billing API on node:http (JSON, bearer tokens). Routes (see ROUTES and openapi.json):
  *   GET  /healthz, /openapi.json                         no auth
  *   GET  /app (+ its static files)                      the customers' web view (token given in the page)
- *   GET  /v1/customers                                  service token
+ *   GET  /v1/customers[?limit&cursor]                   service token; pages (pagination.ts)
  *   GET  /v1/customers/:id[/usage|/cost|/prices|/invoices/:period]   service token, or that customer's token
  *   GET  /v1/me[/usage|/cost|/prices|/invoices/:period] customer token: the token's own customer
- *   GET  /v1/invoices?period=YYYY-MM[&status][&acknowledged][&grace]   service token: the period's invoices
+ *   GET  /v1/invoices?period=YYYY-MM[&status][&acknowledged][&grace][&limit][&cursor]   service token: a page of the period's invoices
+ * GETs never write: invoices become final by the finalize job (invoices.ts finalizeInvoices).
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
  * 401 without a known token, 403 for another customer's data (404 for another customer's
@@ -25,7 +26,8 @@ import { Authenticator, bearerToken, type Principal } from './auth.js';
 import { CatalogCache, type CatalogView } from './catalog-cache.js';
 import type { Catalog } from './catalog.js';
 import { syncCatalog } from './catalog-store.js';
-import { listCustomers, type BillingCustomer } from './customers.js';
+import { listCustomersPage, type BillingCustomer } from './customers.js';
+import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
 import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
@@ -195,21 +197,24 @@ export async function startBillingServer(options: BillingServerOptions): Promise
 
     if (list) {
       if (principal.kind !== 'service') throw new HttpError(403, 'listing customers needs a service token');
-      onlyParams(q, []);
-      return send(res, 200, { customers: (await listCustomers(opts.db)).map(profile) });
+      onlyParams(q, ['limit', 'cursor']);
+      const pg = pageParams(q);
+      const page = pageOf(await listCustomersPage(opts.db, pg.after, pg.limit + 1), pg.limit, (c) => c.id);
+      return send(res, 200, { customers: page.items.map(profile), nextCursor: page.nextCursor });
     }
 
     if (im) {
       if (!im[1]) {
         if (principal.kind !== 'service') throw new HttpError(403, 'listing invoices needs a service token; use /v1/me/invoices/{period}');
-        onlyParams(q, ['period', 'status', 'acknowledged', 'grace']);
+        onlyParams(q, ['period', 'status', 'acknowledged', 'grace', 'limit', 'cursor']);
+        const pg = pageParams(q);
         const period = q.get('period');
         if (!period) throw new ParamError('period', 'period is required, a month YYYY-MM');
         const status = q.get('status') || 'final';
         if (!['final', 'draft', 'all'].includes(status)) throw new ParamError('status', `status must be final, draft or all, got ${JSON.stringify(status.slice(0, 32))}`);
         const ack = q.get('acknowledged') || undefined;
         if (ack !== undefined && ack !== 'true' && ack !== 'false') throw new ParamError('acknowledged', `acknowledged must be true or false, got ${JSON.stringify(ack.slice(0, 32))}`);
-        const r = await listInvoices(opts.db, period, { now: now(), graceMs: graceParam(q) ?? graceMs, status: status as 'final', acknowledged: ack === undefined ? undefined : ack === 'true' });
+        const r = await listInvoices(opts.db, period, { now: now(), graceMs: graceParam(q) ?? graceMs, status: status as 'final', acknowledged: ack === undefined ? undefined : ack === 'true', after: pg.after, limit: pg.limit });
         return send(res, 200, r);
       }
       const id = decodeId(im[1], 'id');

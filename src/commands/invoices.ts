@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../runtime/errors.js';
-import { acknowledgeInvoice, getInvoice, listInvoices } from '../billing/invoices.js';
+import { acknowledgeInvoice, finalizeInvoices, getInvoice, listInvoices, type Invoice } from '../billing/invoices.js';
+import { MAX_PAGE_LIMIT, decodeCursor } from '../billing/pagination.js';
 import { getCustomer } from '../billing/customers.js';
 import { parseDuration, MAX_GRACE_MS } from '../billing/params.js';
 import { invoicesCsv, table, userErrors } from '../billing/cli-support.js';
@@ -23,7 +24,7 @@ export function registerInvoices(program: Command): void {
   const invoices = program.command('invoices').description("invoices: one per customer and month (in the customer's time zone); draft until the grace period ends, then final");
   invoices
     .command('export')
-    .description("every customer's invoice of a period (due drafts are finalised first)")
+    .description("every customer's invoice of a period (drafts stay drafts: run meter invoices finalize to make due ones final)")
     .requiredOption('--period <YYYY-MM>', 'billing month')
     .option('--format <fmt>', 'csv (one row per line item) or json', 'csv')
     .option('--status <s>', 'final, draft or all', 'all')
@@ -39,10 +40,40 @@ export function registerInvoices(program: Command): void {
         const g = grace(opts.grace);
         const db = await openWarehouse(config, logger);
         try {
-          const r = await userErrors(() => listInvoices(db, p, { graceMs: g, status: opts.status as 'all' }));
-          for (const s of r.skipped) process.stderr.write(`skipped ${s.customer}: ${s.reason}\n`);
+          // Page by page (bounded memory per statement); the whole period is written.
+          const r = { period: p, invoices: [] as Invoice[], skipped: [] as { customer: string; reason: string }[] };
+          for (let after: string | null = null, first = true; first || after !== null; first = false) {
+            const page = await userErrors(() => listInvoices(db, p, { graceMs: g, status: opts.status as 'all', after, limit: MAX_PAGE_LIMIT }));
+            for (const s of page.skipped) process.stderr.write(`skipped ${s.customer}: ${s.reason}\n`);
+            r.invoices.push(...page.invoices);
+            r.skipped.push(...page.skipped);
+            after = page.nextCursor === null ? null : decodeCursor(page.nextCursor);
+          }
           if (format === 'json') printJson(r);
           else process.stdout.write(invoicesCsv(r.invoices));
+        } finally {
+          await db.close();
+        }
+      }),
+    );
+  invoices
+    .command('finalize')
+    .description("store as final every invoice whose period + grace has passed (each customer's last ended month, or --period); idempotent")
+    .option('--period <YYYY-MM>', 'billing month to finalize [default: the last one ended + grace, per customer]')
+    .option('--grace <duration>', 'grace period after the month before invoices are final [default 1h]')
+    .addHelpText('after', '\nThe rollup follower (meter rollup --follow) runs this every minute.\nExample:\n  meter invoices finalize --period 2026-02\n')
+    .action(
+      action(async (opts: { period?: string; grace?: string }, cmd: Command) => {
+        const { config, logger, json } = contextOf(cmd);
+        const p = opts.period === undefined ? undefined : period(opts.period);
+        const g = grace(opts.grace);
+        const db = await openWarehouse(config, logger);
+        try {
+          const r = await userErrors(() => finalizeInvoices(db, { period: p, graceMs: g }));
+          if (json) return printJson(r);
+          for (const s of r.skipped) process.stderr.write(`skipped ${s.customer}: ${s.reason}\n`);
+          for (const n of r.notDue) process.stdout.write(`not final: ${n.customer} ${n.period}: ${n.reason}\n`);
+          process.stdout.write(`finalized ${r.finalized.length} invoice(s); ${r.alreadyFinal} already final; ${r.notDue.length} not due; ${r.skipped.length} skipped\n`);
         } finally {
           await db.close();
         }

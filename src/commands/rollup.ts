@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { runFinalizer } from '../billing/finalizer.js';
 import ora from 'ora';
 import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
 import { openLake, openWarehouse } from '../runtime/backends.js';
@@ -85,7 +86,11 @@ export function registerRollup(program: Command): void {
             observed.obs.watchRollup(rollup, lake, db);
             observed.obs.markStarted();
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
+            // Invoices due (period + grace over) are made final by this follower: GETs never write.
+            const finalizer = runFinalizer(db, { signal: ac.signal, log: logger });
             await rollup.follow(interval, ac.signal, undefined, verifyEvery);
+            ac.abort();
+            await finalizer;
             await observed.close();
           } else {
             const summary = await rollup.run();

@@ -12,7 +12,7 @@ export function registerServeBilling(program: Command): void {
     .option('--billing-port <n>', 'listen port [env METER_BILLING_PORT, default 8090]')
     .addHelpText(
       'after',
-      '\nExample:\n  METER_BILLING_TOKENS=secret meter serve-billing\n  curl -H "Authorization: Bearer secret" "http://127.0.0.1:8090/v1/customers/acme/usage?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&granularity=day&tz=Asia/Seoul"\n',
+      '\nExample:\n  METER_BILLING_TOKENS=secret meter serve-billing\n  curl -H "Authorization: Bearer secret" "http://127.0.0.1:8090/v1/customers/acme/usage?from=2026-11-01&to=2026-12-01&granularity=day&tz=Asia/Seoul"\n',
     )
     .action(
       action(async (_opts, cmd: Command) => {

@@ -54,6 +54,8 @@ export interface MeterConfig {
   durability: 'batched' | 'strict';
   /** Gateway: largest size of the local spool (events kept while the log is slow or down), bytes. */
   spoolMaxBytes: number;
+  /** rollup on HDFS: bound of the local copy of the lake (bytes). */
+  lakeCacheMaxBytes: number;
   /** Gateway: a log send not acknowledged within this many ms goes to the spool instead. */
   spoolAfterMs: number;
   /** Gateway: re-read a customer's quota count from the warehouse at most this often. */
@@ -154,6 +156,7 @@ export const SETTINGS: Setting[] = [
   S('maxBodyBytes', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: largest request body accepted (bytes)'),
   S('durability', { t: 'enum', values: ['batched', 'strict'] }, 'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)'),
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
+  S('lakeCacheMaxBytes', { t: 'int', min: 1 << 20, max: 2 ** 50 }, 'rollup on HDFS: bound of the local copy of the lake under dataDir/lake-cache (bytes; least recently used files go first)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('stripHeaders', { t: 'list' }, 'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)'),
@@ -201,6 +204,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     maxBodyBytes: 1 << 20,
     durability: 'batched',
     spoolMaxBytes: 1 << 30,
+    lakeCacheMaxBytes: 4 * 2 ** 30,
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
     stripHeaders: [],

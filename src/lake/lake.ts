@@ -34,6 +34,8 @@ export interface Lake {
   listDirs(dir: string): Promise<string[]>;
   /** Local paths DuckDB can read for these lake paths (local lake: the files themselves; HDFS: a local cache). */
   materialize(paths: string[]): Promise<string[]>;
+  /** The local copies from `materialize` are no longer read (a bounded cache may evict them now). */
+  release?(localPaths: string[]): void;
   read(path: string): Promise<Buffer>;
   delete(path: string): Promise<void>;
   close(): Promise<void>;

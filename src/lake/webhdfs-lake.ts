@@ -6,7 +6,8 @@
  * Publishing is upload to `<root>/_tmp/<unique>` then RENAME into place, so readers never see a
  * half-written file. DuckDB cannot read WebHDFS, so `materialize` copies files into a local cache
  * (skipped when the cached copy has the same size: lake files are immutable once published, and a
- * rewrite of the same offset range carries the same data).
+ * rewrite of the same offset range carries the same data), bounded by lakeCacheMaxBytes
+ * (lake-cache.ts: least recently used first, never a file in use).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { dirname, join, posix } from 'node:path';
 import type { Lake, LakeEntry, PublishOptions } from './lake.js';
 import { isVisible, TMP_DIR } from './layout.js';
 import { WebHdfsClient, WebHdfsError } from './webhdfs-client.js';
+import { LakeCache } from './lake-cache.js';
 
 export interface WebHdfsLakeOptions {
   /** HDFS user for `user.name=` (simple auth). Default `meter`. */
@@ -23,6 +25,10 @@ export interface WebHdfsLakeOptions {
   cacheDir?: string;
   /** Per-request timeout, ms. */
   timeoutMs?: number;
+  /** Bound of the local cache (bytes, lake-cache.ts). Default 4 GiB. */
+  cacheMaxBytes?: number;
+  /** Files another process used this recently are not evicted (ms). Default 60 s. */
+  cacheGraceMs?: number;
 }
 
 const MATERIALIZE_PARALLEL = 4;
@@ -32,6 +38,7 @@ export class WebHdfsLake implements Lake {
   /** Absolute HDFS path of the lake root, no trailing slash ('' for /). */
   readonly root: string;
   private readonly cacheDir: string;
+  readonly cache: LakeCache;
 
   constructor(
     readonly url: string,
@@ -46,6 +53,7 @@ export class WebHdfsLake implements Lake {
     this.client = new WebHdfsClient(`${tls ? 'https' : 'http'}://${u.host}`, { user: opts.user ?? (u.username || undefined), timeoutMs: opts.timeoutMs });
     this.cacheDir =
       opts.cacheDir ?? join(tmpdir(), 'meter-lake-cache', createHash('sha256').update(url).digest('hex').slice(0, 16));
+    this.cache = new LakeCache(this.cacheDir, { maxBytes: opts.cacheMaxBytes ?? 4 * 2 ** 30, graceMs: opts.cacheGraceMs });
   }
 
   /** Absolute HDFS path of a lake-relative path. */
@@ -119,8 +127,19 @@ export class WebHdfsLake implements Lake {
         out[i] = await this.fetchToCache(paths[i]);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(MATERIALIZE_PARALLEL, paths.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(MATERIALIZE_PARALLEL, paths.length) }, worker));
+    } catch (e) {
+      this.cache.release(out.filter(Boolean));
+      throw e;
+    }
+    // Room for what comes next: the files just fetched are pinned until release().
+    await this.cache.evict();
     return out;
+  }
+
+  release(localPaths: string[]): void {
+    this.cache.release(localPaths);
   }
 
   private async fetchToCache(path: string): Promise<string> {
@@ -128,7 +147,10 @@ export class WebHdfsLake implements Lake {
     const st = await this.client.status(this.abs(path));
     if (!st || st.type !== 'FILE') throw new WebHdfsError(`materialize ${path}: no such file in the lake`, 404, 'FileNotFoundException');
     const have = await stat(local).catch(() => null);
-    if (have && have.size === st.length) return local;
+    if (have && have.size === st.length) {
+      await this.cache.use(local, st.length);
+      return local;
+    }
     const data = await this.client.open(this.abs(path));
     if (data.length !== st.length) throw new Error(`materialize ${path}: read ${data.length} bytes, expected ${st.length}`);
     await mkdir(dirname(local), { recursive: true });
@@ -136,6 +158,7 @@ export class WebHdfsLake implements Lake {
     const part = `${local}.${process.pid}.${randomUUID().slice(0, 8)}.part`;
     await writeFile(part, data);
     await rename(part, local);
+    await this.cache.use(local, st.length);
     return local;
   }
 

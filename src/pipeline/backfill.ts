@@ -27,6 +27,9 @@ export interface BackfillReport {
   hoursLeft: number;
   /** First hour not done (ISO), null when all are. */
   firstHourLeft: string | null;
+  /** Of hoursDone: rolled up by this process, and by other processes sharing the work (hour-leases.ts). */
+  hoursComputedHere: number;
+  hoursDoneElsewhere: number;
   retries: number;
   files: number;
   events: number;
@@ -69,13 +72,17 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
   let retries = 0;
   let attempt = 0;
   let stuckSince: number | null = null;
+  /** Hours another process rolled up during this backfill (shared work). */
+  const elsewhere: number[] = [];
   const report = (error?: string): BackfillReport => ({
     from: new Date(hourStart(from)).toISOString(),
     to: new Date(to).toISOString(),
     hours: hours.length,
-    hoursDone: results.length,
-    hoursLeft: hours.length - results.length,
-    firstHourLeft: results.length < hours.length ? new Date(hours[results.length]).toISOString() : null,
+    hoursDone: results.length + elsewhere.length,
+    hoursLeft: hours.length - results.length - elsewhere.length,
+    firstHourLeft: firstLeft(hours, results, elsewhere),
+    hoursComputedHere: results.length,
+    hoursDoneElsewhere: elsewhere.length,
     retries,
     files: results.reduce((s, r) => s + r.files, 0),
     events: results.reduce((s, r) => s + r.events, 0),
@@ -84,27 +91,46 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
     ...(error ? { error } : {}),
     results,
   });
-  while (results.length < hours.length) {
+  // Hours another process finished after this job's start (a backfill of the same range running
+  // now is the same job) count as done (hour-leases.ts): their rows
+  // are at least as new as this backfill, and rollup_files holds the files they read, so a file
+  // landing later makes the hour pending for the follower as usual.
+  const doneSince = await rollup.leases.joinBackfill(hours[0], to);
+  let left = hours.slice();
+  while (left.length) {
     try {
-      // Results arrive in hour order, one per committed hour: what is done is a prefix.
-      await rollup.rollupHours(hours.slice(results.length), (r) => {
-        results.push(r);
+      const r = await rollup.rollupClaimed(left, { doneSince }, (x) => {
+        results.push(x);
+        void rollup.leases.touchBackfill(hours[0], to);
         stuckSince = null;
         attempt = 0;
-        o.onProgress?.(results.length, hours.length, r.hour);
+        o.onProgress?.(results.length + elsewhere.length, hours.length, x.hour);
       });
+      elsewhere.push(...r.doneElsewhere);
+      left = r.heldElsewhere.sort((a, b) => a - b);
+      // Another live process is on these: look again shortly (its lease lapses if it dies).
+      if (left.length) await new Promise((res) => setTimeout(res, Math.min(1000, rollup.leases.ttlMs / 4)));
     } catch (e) {
       const err = e as Error;
-      if (!isTransient(e)) throw new BackfillIncomplete(report(`hour ${new Date(hours[results.length]).toISOString()} failed: ${err.message}`));
+      const finished = new Set([...results.map((x) => x.hour), ...elsewhere]);
+      left = hours.filter((h) => !finished.has(h));
+      if (!isTransient(e)) throw new BackfillIncomplete(report(`hour ${new Date(left[0]).toISOString()} failed: ${err.message}`));
       stuckSince ??= Date.now();
       if (Date.now() - stuckSince >= giveUpAfterMs) throw new BackfillIncomplete(report(`no hour could be written for ${Math.round((Date.now() - stuckSince) / 1000)} s (last error: ${err.message})`));
       const wait = Math.min(max, base * 2 ** Math.min(attempt++, 20));
       retries++;
-      o.onRetry?.(err, wait, results.length, hours.length);
-      await new Promise((r) => setTimeout(r, wait));
+      o.onRetry?.(err, wait, results.length + elsewhere.length, hours.length);
+      await new Promise((res) => setTimeout(res, wait));
     }
   }
+  await rollup.leases.touchBackfill(hours[0], to, true);
   return report();
+}
+
+function firstLeft(hours: number[], results: HourResult[], elsewhere: number[]): string | null {
+  const finished = new Set([...results.map((r) => r.hour), ...elsewhere]);
+  const h = hours.find((x) => !finished.has(x));
+  return h === undefined ? null : new Date(h).toISOString();
 }
 
 /**

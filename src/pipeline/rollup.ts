@@ -14,6 +14,7 @@ import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
 import type { Logger } from '../runtime/logger.js';
 import { billableSql } from '../events/usage-event.js';
+import { HourLeases, LeaseLost } from './hour-leases.js';
 
 /**
  * A call is billable by its status (usage-event.ts, the one rule), not by the lake's `billable`
@@ -26,6 +27,18 @@ export interface RollupOptions {
   lake: Lake;
   db: Warehouse;
   logger?: Logger;
+  /** Lease length for claimed hours (hour-leases.ts). Default 30 s. */
+  leaseTtlMs?: number;
+}
+
+/** What one pass over a list of hours did, when other processes share the work. */
+export interface ClaimedRound {
+  /** Hours this process rolled up, in hour order. */
+  results: HourResult[];
+  /** Hours another process finished meanwhile (skipped here). */
+  doneElsewhere: number[];
+  /** Hours another live process is working on now. */
+  heldElsewhere: number[];
 }
 
 interface ComputedHour {
@@ -58,6 +71,8 @@ export interface RollupSummary {
   rows: number;
   ms: number;
   results: HourResult[];
+  /** Hours skipped because another process had them (finished or in progress). */
+  skipped?: number;
 }
 
 export class Rollup {
@@ -66,11 +81,14 @@ export class Rollup {
   private readonly logger?: Logger;
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
+  /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
+  readonly leases: HourLeases;
 
   constructor(opts: RollupOptions) {
     this.lake = opts.lake;
     this.db = opts.db;
     this.logger = opts.logger;
+    this.leases = new HourLeases(opts.db, { ttlMs: opts.leaseTtlMs });
   }
 
   /** One in-memory DuckDB for the life of this Rollup. */
@@ -115,7 +133,14 @@ export class Rollup {
 
   /** Recompute one hour from the lake and replace it in the warehouse. */
   async rollupHour(hourMs: number): Promise<HourResult> {
-    return this.writeHour(await this.computeHour(hourMs));
+    const hour = hourStart(hourMs);
+    if ((await this.leases.claim(hour)) !== 'claimed') throw new Error(`hour ${iso(hour)} is being rolled up by another process right now`);
+    try {
+      return await this.writeHour(await this.computeHour(hour));
+    } catch (e) {
+      await this.leases.release(hour);
+      throw e;
+    }
   }
 
   /** The hour's files and their counts (DuckDB); nothing written yet. */
@@ -127,7 +152,11 @@ export class Rollup {
     let outside = 0;
     if (files.length) {
       const local = await this.lake.materialize(files.map((f) => f.path));
-      ({ rows, outside } = await this.count(local, hour));
+      try {
+        ({ rows, outside } = await this.count(local, hour));
+      } finally {
+        this.lake.release?.(local);
+      }
     }
     return { hour, files, rows, outside, duckMs: Math.round(performance.now() - t0) };
   }
@@ -137,7 +166,11 @@ export class Rollup {
     const { hour, files, rows, outside } = c;
     const events = rows.reduce((s, r) => s + r.events, 0n);
     const t1 = performance.now();
-    await replaceHour(this.db, hour, rows, files, events);
+    try {
+      await replaceHour(this.db, hour, rows, files, events, this.leases.finishIn(hour));
+    } finally {
+      this.leases.forget(hour);
+    }
     const writeMs = Math.round(performance.now() - t1);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
     this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
@@ -148,23 +181,44 @@ export class Rollup {
    * Roll up `hours` in order, two at a time: DuckDB counts hour h+1 while the warehouse writes
    * hour h (the write was ~45 % of the stage's time on Postgres, and runs on the server or on
    * PGlite's thread, not on DuckDB's). Writes stay one at a time and in hour order; the first
-   * failure stops the rest, after the write in flight has settled.
+   * failure stops the rest, after the write in flight has settled. Each hour is claimed first
+   * (hour-leases.ts): one held by another live process, or finished by one since `since`, is
+   * left to it.
    */
-  private async rollupInOrder(hours: number[], onDone?: (r: HourResult, done: number) => void): Promise<HourResult[]> {
-    const results: HourResult[] = [];
-    let writing: Promise<HourResult> | null = null;
+  async rollupClaimed(
+    hours: number[],
+    since: { claimedSince?: Date; doneSince?: Date },
+    onDone?: (r: HourResult) => void,
+  ): Promise<ClaimedRound> {
+    const round: ClaimedRound = { results: [], doneElsewhere: [], heldElsewhere: [] };
+    let writing: Promise<HourResult | null> | null = null;
     const settle = async () => {
       if (!writing) return;
       const w = writing;
       writing = null;
-      results.push(await w);
-      onDone?.(results[results.length - 1], results.length);
+      const r = await w;
+      if (!r) return;
+      round.results.push(r);
+      onDone?.(r);
     };
+    const claimed: number[] = [];
     try {
       for (const h of hours) {
+        const outcome = await this.leases.claim(h, since);
+        if (outcome !== 'claimed') {
+          (outcome === 'held' ? round.heldElsewhere : round.doneElsewhere).push(h);
+          continue;
+        }
+        claimed.push(h);
         const computed = await this.computeHour(h);
         await settle();
-        writing = this.writeHour(computed);
+        writing = this.writeHour(computed).catch((e) => {
+          // Taken over while paused past the lease: the new holder finishes the hour.
+          if (!(e instanceof LeaseLost)) throw e;
+          this.logger?.warn(e.message);
+          round.heldElsewhere.push(h);
+          return null;
+        });
         // Heard here, thrown by settle(): a write failing during the next count must not be an
         // unhandled rejection (which ends the process).
         writing.catch(() => {});
@@ -172,10 +226,18 @@ export class Rollup {
       await settle();
     } catch (e) {
       // Never leave a write running (or its failure unheard) behind a failed count.
-      await (writing as Promise<HourResult> | null)?.catch(() => {});
+      await (writing as Promise<unknown> | null)?.catch(() => {});
+      // Hand back the unfinished hours now rather than after their expiry.
+      const done = new Set(round.results.map((r) => r.hour));
+      for (const h of claimed) if (!done.has(h)) await this.leases.release(h);
       throw e;
     }
-    return results;
+    return round;
+  }
+
+  private async rollupInOrder(hours: number[], since: { claimedSince?: Date; doneSince?: Date }): Promise<{ results: HourResult[]; skipped: number }> {
+    const r = await this.rollupClaimed(hours, since);
+    return { results: r.results, skipped: r.doneElsewhere.length + r.heldElsewhere.length };
   }
 
   /** DuckDB: distinct ids per (customer, api) within the hour; duplicates (in one file or across files) count once. */
@@ -218,26 +280,46 @@ export class Rollup {
     return { rows, outside };
   }
 
-  /** Roll up `hours` (hour starts, ascending), whether pending or not; `onDone` after each write, in order. */
-  rollupHours(hours: number[], onDone?: (r: HourResult, done: number) => void): Promise<HourResult[]> {
-    return this.rollupInOrder(hours, onDone);
-  }
-
-  /** Roll up every pending hour, oldest first. */
+  /**
+   * Roll up every pending hour, oldest first. An hour another process finished after this
+   * listing began is skipped (its rows are as new as this listing), one it is working on too:
+   * the next round lists it again if it is still pending then.
+   */
   async run(): Promise<RollupSummary> {
     const t0 = Date.now();
-    const results = await this.rollupInOrder(await this.pendingHours());
-    return summarise(results, Date.now() - t0);
+    const doneSince = await this.leases.now();
+    const { results, skipped } = await this.rollupInOrder(await this.pendingHours(), { doneSince });
+    return { ...summarise(results, Date.now() - t0), skipped };
   }
 
-  /** Recompute every hour in [from, to) (epoch ms; `from` is floored to its hour), pending or not. */
+  /**
+   * Recompute every hour in [from, to) (epoch ms; `from` is floored to its hour), pending or
+   * not. Hours another process finished after this backfill began count as done (a file landing
+   * later makes the hour pending for the follower); hours another holds are waited for. No retry (pipeline/backfill.ts retries).
+   */
   async backfill(from: number, to: number, onProgress?: (done: number, total: number, hour: number) => void): Promise<RollupSummary> {
     if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError('backfill: from must be before to');
     const t0 = Date.now();
-    const hours: number[] = [];
-    for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
-    const results = await this.rollupInOrder(hours, (r, done) => onProgress?.(done, hours.length, r.hour));
-    return summarise(results, Date.now() - t0);
+    let left: number[] = [];
+    for (let h = hourStart(from); h < to; h += HOUR_MS) left.push(h);
+    const doneSince = await this.leases.joinBackfill(left[0], to);
+    const total = left.length;
+    const results: HourResult[] = [];
+    let skipped = 0;
+    let done = 0;
+    while (left.length) {
+      const r = await this.rollupClaimed(left, { doneSince }, (x) => {
+        results.push(x);
+        void this.leases.touchBackfill(hourStart(from), to);
+        onProgress?.(++done, total, x.hour);
+      });
+      done += r.doneElsewhere.length;
+      skipped += r.doneElsewhere.length;
+      left = r.heldElsewhere.sort((a, b) => a - b);
+      if (left.length) await sleep(Math.min(1000, this.leases.ttlMs / 4), new AbortController().signal);
+    }
+    await this.leases.touchBackfill(hourStart(from), to, true);
+    return { ...summarise(results, Date.now() - t0), skipped };
   }
 
   /**
@@ -253,11 +335,12 @@ export class Rollup {
         // Hours whose rows no longer match their rollup record (a backfill cut short, rows
         // changed by hand): the file check above cannot see them. One pass every verifyEveryMs.
         if (Date.now() - verifiedAt >= verifyEveryMs) {
+          const checkedFrom = await this.leases.now();
           const bad = await hoursDisagreeing(this.db);
           verifiedAt = Date.now();
           if (bad.length) {
             this.logger?.warn(`${bad.length} hours hold rows that disagree with what they were rolled up to (first ${iso(bad[0])}): rolling them up again`);
-            await this.rollupInOrder(bad);
+            await this.rollupInOrder(bad, { doneSince: checkedFrom });
           }
         }
         onRound?.(s);
@@ -270,6 +353,7 @@ export class Rollup {
 
   /** Release DuckDB. */
   async close(): Promise<void> {
+    await this.leases.close();
     if (this.duck) {
       const c = await this.duck.catch(() => null);
       c?.closeSync();

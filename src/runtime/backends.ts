@@ -37,7 +37,7 @@ export async function openLake(cfg: MeterConfig): Promise<Lake> {
     lake = new LocalLake(cfg.lakeUrl);
   } else {
     const { WebHdfsLake } = await import('../lake/webhdfs-lake.js');
-    lake = new WebHdfsLake(cfg.lakeUrl, { cacheDir: join(cfg.dataDir, 'lake-cache') });
+    lake = new WebHdfsLake(cfg.lakeUrl, { cacheDir: join(cfg.dataDir, 'lake-cache'), cacheMaxBytes: cfg.lakeCacheMaxBytes });
   }
   await lake.init();
   return lake;

@@ -18,8 +18,8 @@ import { warehouseQuotaSource } from '../gateway/warehouse-quota-source.js';
 import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
+import { openSpoolSlot } from '../gateway/spool/spool-slot.js';
 import { fairnessOf } from '../gateway/fairness.js';
-import { Spool, spoolDir } from '../gateway/spool/spool.js';
 import { SpoolingProducer } from '../gateway/spool/spooling-producer.js';
 import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
 import { FolderDeadLetter, type DeadLetterSink } from '../pipeline/dead-letter.js';
@@ -69,7 +69,9 @@ export async function startGatewayRole(
   // Events go to the log, or to a local spool while the log is slow or down. The log's producer
   // is opened lazily and retried (init is idempotent: it creates a missing topic once Kafka is back).
   const gwLog = logger.child('gateway');
-  const spool = await Spool.open({ dir: spoolDir(cfg.dataDir), topic: cfg.topic, maxBytes: cfg.spoolMaxBytes, logger: (m) => gwLog.error(m) });
+  // Each gateway of a data dir its own spool (spool-slot.ts).
+  const { spool, dir: spoolAt } = await openSpoolSlot(cfg.dataDir, { topic: cfg.topic, maxBytes: cfg.spoolMaxBytes, logger: (m) => gwLog.error(m) });
+  gwLog.debug(`spool: ${spoolAt}`);
   const producer = new SpoolingProducer({ openPrimary: async () => (await b.log.init(), b.log.producer()), spool, spoolAfterMs: cfg.spoolAfterMs, logger: (m) => gwLog.warn(m) });
   const gw = await startGateway({
     host: cfg.gatewayHost,

@@ -50,7 +50,7 @@ export function explainRedisError(e: Error): Error {
   if (/^NOAUTH\b|Authentication required/i.test(msg)) return new Error(`redis refused the connection: it requires a password (${msg}); set redisPassword (METER_REDIS_PASSWORD)`);
   if (/^WRONGPASS\b|invalid username-password/i.test(msg)) return new Error(`redis refused the login (${msg}); fix redisUsername / redisPassword (METER_REDIS_USERNAME / METER_REDIS_PASSWORD)`);
   if (/^NOPERM\b|can't run this command|no permissions to access/i.test(msg))
-    return new Error(`redis: the ACL user may not run this (${msg}); give it the limiter's commands and keys (docs/security.md: ~meter:rl:* +evalsha +eval +script|load +hmget +hset +pexpire)`);
+    return new Error(`redis: the ACL user may not run this (${msg}); give it the limiter's commands and keys (docs/security.md: ~meter:rl:* ~meter:gw:* +evalsha +eval +script|load +hmget +hset +pexpire +time +zadd +zremrangebyscore +zcard +zrem)`);
   if (/self[- ]signed certificate|unable to verify|certificate/i.test(msg)) return new Error(`redis TLS certificate check failed (${msg}); set redisTlsCaFile (METER_REDIS_TLS_CA_FILE) to the CA that signed the server's certificate`);
   return e;
 }

@@ -60,10 +60,12 @@ export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>
  * usage_hourly, migration 008) only takes the differences. rolled_at: when the row's counts
  * were last written.
  */
-export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow[], files: FileRef[], events: bigint): Promise<void> {
+export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow[], files: FileRef[], events: bigint, inTx?: (tx: Sql) => Promise<void>): Promise<void> {
   const hour = new Date(hourMs).toISOString();
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(hourMs / 3_600_000) % 2_000_000_000]);
+    // The caller's last word in the same transaction (the hour's lease, hour-leases.ts): it throws to roll back.
+    await inTx?.(tx);
     const customers = rows.map((r) => r.customer);
     const apis = rows.map((r) => r.api);
     await tx.query(

@@ -16,15 +16,8 @@ import { randomBase62 } from '../../src/gateway/keys.js';
 import { stackEnv } from '../support/stack.js';
 import { skewRun } from '../support/clock-skew.js';
 import type { Limit } from '../../src/limiter/limiter.js';
+import { until } from '../support/until.js';
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 async function withGateway<T>(o: Parameters<typeof startFairGateway>[0], f: (g: FairGateway) => Promise<T>): Promise<T> {
   const db = await openStackKeysDb();
@@ -47,7 +40,7 @@ const slowBodyAttack: Attack = {
       await timeCalls(g.gw.url, alice, 10);
       const attack = slowBodies({ port: g.port, key: mallory, count: 300 });
       try {
-        await until(() => g.gw.stats().requests >= 310, 10_000);
+        await until('310 requests', () => g.gw.stats().requests >= 310, 10_000).then(() => true, () => false);
         return await timeCalls(g.gw.url, alice, 5, { timeoutMs: 1000 });
       } finally {
         attack.stop();
@@ -63,7 +56,7 @@ const slowBodyAttack: Attack = {
       let loud: Latencies;
       let held: number;
       try {
-        await until(() => attack.done() >= 300 - 64, 10_000);
+        await until('the refusals', () => attack.done() >= 300 - 64, 10_000).then(() => true, () => false);
         held = g.gw.stats().fairness.inFlight.open;
         loud = await timeCalls(g.gw.url, alice, 300);
         await Promise.all(attack.results);

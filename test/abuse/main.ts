@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Attack } from './attack.js';
+import { stoppingWhatItStarted } from '../support/stack-lifetime.js';
 
 async function loadAttacks(): Promise<{ file: string; attack: Attack }[]> {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -78,7 +79,7 @@ async function main(): Promise<number> {
 }
 
 if (process.env.METER_ABUSE === '1') {
-  main().then(
+  stoppingWhatItStarted(main).then(
     (code) => process.exit(code),
     (e) => {
       console.error(e);

@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lake } from '../../src/lake/lake.js';
 import { hourDir, dataFileName } from '../../src/lake/layout.js';
+import { tempDir } from '../support/tmp.js';
 
 function localFile(content: string | Buffer): string {
-  const f = join(mkdtempSync(join(tmpdir(), 'meter-lakec-')), 'f.bin');
+  const f = join(tempDir('meter-lakec-'), 'f.bin');
   writeFileSync(f, content);
   return f;
 }

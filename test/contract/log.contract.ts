@@ -9,8 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ConsumedBatch, LogConsumer, LogRecord, UsageLog } from '../../src/log/log.js';
-
-const WAIT_MS = 30_000;
+import { until } from '../support/until.js';
 
 function recs(keys: string[], perKey: number, tag: string) {
   const out: { key: string; value: Buffer }[] = [];
@@ -18,13 +17,6 @@ function recs(keys: string[], perKey: number, tag: string) {
   return out;
 }
 
-async function until(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Run a consumer that collects everything; returns the collected records and the consumer. */
 async function collect(log: UsageLog, group: string, start: (p: number) => Promise<number | null> = async () => null) {
@@ -54,7 +46,7 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       await prod.send(recs(keys, 5, 'a'));
       await prod.send(recs(keys, 5, 'b'));
       const { got, batches, c } = await collect(log, uniq('g'));
-      await until(() => got.length >= 120, '120 records');
+      await until('120 records', () => got.length >= 120);
       await new Promise((r) => setTimeout(r, 200));
       await c.stop();
       assert.equal(got.length, 120);
@@ -87,7 +79,7 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       await prod.send(recs(keys, 3, 'first'));
       const group = uniq('resume');
       const a = await collect(log, group);
-      await until(() => a.got.length >= 24, 'first 24');
+      await until('first 24', () => a.got.length >= 24);
       const next = new Map<number, number>();
       for (const r of a.got) next.set(r.partition, Math.max(next.get(r.partition) ?? 0, r.offset + 1));
       for (const [p, o] of next) await a.c.commit(p, o);
@@ -97,7 +89,7 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
 
       await prod.send(recs(keys, 2, 'second'));
       const b = await collect(log, group);
-      await until(() => b.got.length >= 16, 'second 16');
+      await until('second 16', () => b.got.length >= 16);
       await new Promise((r) => setTimeout(r, 300));
       await b.c.stop();
       assert.deepEqual(b.got.map((r) => r.value.toString().split(':')[0]).filter((t) => t !== 'second'), []);
@@ -132,7 +124,7 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
 
       const from = all[12].offset;
       const c = await collect(log, uniq('start'), async (q) => (q === p ? from : null));
-      await until(() => c.got.length >= 8, '8 records from offset');
+      await until('8 records from offset', () => c.got.length >= 8);
       await new Promise((r) => setTimeout(r, 200));
       await c.c.stop();
       assert.deepEqual(c.got.map((r) => r.value.toString()), Array.from({ length: 8 }, (_, i) => `r:only-key:${12 + i}`));
@@ -191,15 +183,16 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
           inFlight = false;
         },
       });
-      await until(() => one.got.length >= 30, 'group one');
-      await until(() => inFlight, 'a batch in flight');
+      await until('group one', () => one.got.length >= 30);
+      await until('a batch in flight', () => inFlight);
       await two.stop();
       assert.equal(inFlight, false, 'stop returned while a batch was still running');
       const afterStop = finished;
       await prod.send(recs(['x'], 3, 'more'));
+      // a quiet period is the thing tested: no batch may start after stop
       await new Promise((r) => setTimeout(r, 400));
       assert.equal(finished, afterStop, 'no batch after stop');
-      await until(() => one.got.length >= 33, 'group one sees the later records too');
+      await until('group one sees the later records too', () => one.got.length >= 33);
       await one.c.stop();
       assert.equal(new Set(one.got.map((r) => r.value.toString())).size, 33);
       await prod.close();

@@ -15,8 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stackEnv } from '../support/stack.js';
 import { assertOwnStack } from './stack-control.js';
+import { stoppingWhatItStarted } from '../support/stack-lifetime.js';
 import { formatRow, type Verdict } from './compare.js';
-import { ALL, runScenario, type Ctx } from './scenarios.js';
+import { runScenario, type Ctx } from './scenarios.js';
+import { ALL } from './all.js';
 
 async function main(): Promise<number> {
   assertOwnStack();
@@ -57,7 +59,7 @@ async function main(): Promise<number> {
 }
 
 if (process.env.METER_FAULTS === '1') {
-  main().then(
+  stoppingWhatItStarted(main).then(
     (code) => process.exit(code),
     (e) => {
       console.error(e);

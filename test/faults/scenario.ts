@@ -12,6 +12,8 @@ import { startLocationApi, type LocationApi } from '../../fixtures/location-api/
 import type { TrafficCustomer } from '../../src/demo/traffic.js';
 import { MeterProcess, runMeter } from './procs.js';
 import type { Cells } from './traffic.js';
+import { sleep, until as untilShared } from '../support/until.js';
+export { sleep };
 
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -24,22 +26,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function until<T>(what: string, fn: () => Promise<T | false | null | undefined>, timeoutMs: number, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+// Scenarios poll processes and services: every 250 ms unless a caller asks otherwise.
+export const until = <T>(what: string, fn: () => Promise<T>, timeoutMs: number, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);
 
 export interface ScenarioOptions {
   /** Extra METER_* settings for every process of the scenario. */

@@ -10,9 +10,7 @@ import { ScenarioWorld, sleep, until } from './scenario.js';
 import { startService, stopService } from './stack-control.js';
 import { startTraffic, type TrafficResult } from './traffic.js';
 import type { MeterProcess } from './procs.js';
-import { SPOOL_SCENARIOS } from './scenarios-spool.js';
 import { lakeVerdict } from './lake-check.js';
-import { lakeScenarios } from './scenarios-lake.js';
 
 export interface Ctx {
   root: string;
@@ -350,4 +348,3 @@ function gatewayKill(durability: 'strict' | 'batched'): ScenarioDef {
 export const gatewayKillStrict = gatewayKill('strict');
 export const gatewayKillBatched = gatewayKill('batched');
 
-export const ALL: ScenarioDef[] = [killIngest, rebalance, kafkaOutage, hdfsOutage, postgresOutage, redisOutage, gatewayKillStrict, gatewayKillBatched, ...lakeScenarios, ...SPOOL_SCENARIOS];

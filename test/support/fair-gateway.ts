@@ -4,8 +4,7 @@
  * in-process limiter with limits far above the traffic (fairness, not rates, is under test).
  */
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
@@ -20,6 +19,7 @@ import type { RateLimiter } from '../../src/limiter/limiter.js';
 import { FileLog } from '../../src/log/file-log.js';
 import { assetPath } from '../../src/config/assets.js';
 import type { FairnessOptions } from '../../src/gateway/fairness.js';
+import { tempDir } from './tmp.js';
 
 export const roomyPlans = { big: { ratePerSec: 1e6, burst: 1e6 }, other: { ratePerSec: 1e6, burst: 1e6 } };
 
@@ -60,7 +60,7 @@ export async function startFairGateway(
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upPort = (upstream.address() as { port: number }).port;
-  const dir = mkdtempSync(join(tmpdir(), 'meter-fair-'));
+  const dir = tempDir('meter-fair-');
   const log = new FileLog({ dir, topic: 'usage-events', partitions: 1 });
   await log.init();
   const producer = await log.producer();

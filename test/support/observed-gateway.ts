@@ -4,8 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaults, type MeterConfig } from '../../src/config/config.js';
 import { openLog } from '../../src/runtime/backends.js';
@@ -17,6 +16,7 @@ import { createKey } from '../../src/gateway/keys.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { Observability } from '../../src/observability/observability.js';
 import { startAdminServer, type AdminServer } from '../../src/observability/admin-server.js';
+import { tempDir } from './tmp.js';
 
 export interface ObservedGateway {
   url: string;
@@ -30,7 +30,7 @@ export interface ObservedGateway {
 }
 
 export async function observedGateway(opts: { accessLog?: (line: string) => void } = {}): Promise<ObservedGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-obs-'));
+  const dir = tempDir('meter-obs-');
   const upstream: Server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {

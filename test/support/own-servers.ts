@@ -5,10 +5,11 @@
  * Also: a self-signed certificate made with openssl, for the TLS tests.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from './until.js';
+import { tempDir } from './tmp.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -21,13 +22,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 export interface Cert {
   dir: string;
@@ -38,7 +32,7 @@ export interface Cert {
 
 /** A self-signed certificate (openssl) for the names in `san`, valid one day. */
 export function selfSignedCert(name = 'meter-test', san = 'IP:127.0.0.1,DNS:localhost'): Cert {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-cert-'));
+  const dir = tempDir('meter-cert-');
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`], { stdio: 'ignore' });
@@ -53,14 +47,14 @@ export interface OwnServer {
 
 /** redis-server with extra config directives (`--requirepass x`, `--tls-port ...`). */
 export async function startRedis(extra: (port: number) => string[], opts: { tls?: boolean } = {}): Promise<OwnServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-redis-'));
+  const dir = tempDir('meter-redis-');
   const port = await freePort();
   const logfile = join(dir, 'redis.log');
   const portArgs = opts.tls ? ['--port', '0'] : ['--port', String(port)];
   const child: ChildProcess = spawn('redis-server', [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logfile, ...extra(port)], { stdio: 'ignore' });
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? -1));
-  await until(() => exited !== null || (existsSync(logfile) && /Ready to accept connections/.test(readFileSync(logfile, 'utf8'))), 'redis-server to start');
+  await until('redis-server to start', () => exited !== null || (existsSync(logfile) && /Ready to accept connections/.test(readFileSync(logfile, 'utf8'))));
   if (exited !== null) throw new Error(`redis-server exited (${exited}): ${existsSync(logfile) ? readFileSync(logfile, 'utf8').slice(-2000) : ''}`);
   return {
     port,
@@ -94,7 +88,7 @@ function asPg(cmd: string, args: string[]): void {
  */
 export async function startPostgresTls(cert: Cert, password: string): Promise<OwnServer> {
   const bin = pgBin();
-  const dir = mkdtempSync(join(tmpdir(), 'meter-pgtls-'));
+  const dir = tempDir('meter-pgtls-');
   const data = join(dir, 'data');
   const port = await freePort();
   const root = process.getuid?.() === 0;

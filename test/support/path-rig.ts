@@ -12,8 +12,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
@@ -25,6 +24,7 @@ import { FileLog } from '../../src/log/file-log.js';
 import type { LogProducer } from '../../src/log/log.js';
 import { decodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { assetPath } from '../../src/config/assets.js';
+import { tempDir } from './tmp.js';
 
 export interface UpstreamHit {
   method: string;
@@ -131,7 +131,7 @@ export interface PathRig {
 }
 
 export async function startPathRig(o: { stripHeaders?: string[]; routes?: RouteTable } = {}): Promise<PathRig> {
-  const dir = mkdtempSync(join(tmpdir(), 'meter-paths-'));
+  const dir = tempDir('meter-paths-');
   const hits: UpstreamHit[] = [];
   const upstream: Server = createServer((req, res) => {
     req.resume();

@@ -5,12 +5,12 @@
  * The binary is the stack's (`stack/run up redis` installs redis-server when missing).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { stackEnv } from './stack.js';
+import { tempDir } from './tmp.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -33,7 +33,7 @@ export class TestRedis {
 
   static async start(): Promise<TestRedis> {
     await stackEnv(['redis']); // makes sure redis-server is installed
-    const r = new TestRedis(await freePort(), mkdtempSync(join(tmpdir(), 'meter-test-redis-')));
+    const r = new TestRedis(await freePort(), tempDir('meter-test-redis-'));
     await r.start();
     return r;
   }
