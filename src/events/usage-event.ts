@@ -4,8 +4,9 @@
  * dedupe key end to end; `time` is the event time in epoch milliseconds (UTC).
  */
 import { randomFillSync } from 'node:crypto';
+import { SHAPE_CHECKS } from './schema.js';
 
-export const SCHEMA_VERSION = 1;
+export { SCHEMA_VERSION } from './schema.js';
 
 export interface UsageEvent {
   v: number;
@@ -87,10 +88,9 @@ export function encodeEvent(e: UsageEvent): Buffer {
 
 export type DecodeResult = { ok: true; event: UsageEvent } | { ok: false; reason: string };
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const MAX_EVENT_BYTES = 64 * 1024;
 
-/** Decode and validate; never throws (bad input goes to the dead-letter place with the reason). */
+/** Decode and validate (the checks are schema.ts's field table); never throws (bad input goes to the dead-letter place with the reason). */
 export function decodeEvent(buf: Buffer): DecodeResult {
   if (buf.length > MAX_EVENT_BYTES) return { ok: false, reason: `oversized event: ${buf.length} bytes > ${MAX_EVENT_BYTES}` };
   let o: any;
@@ -100,13 +100,9 @@ export function decodeEvent(buf: Buffer): DecodeResult {
     return { ok: false, reason: 'malformed event: not JSON' };
   }
   if (typeof o !== 'object' || o === null) return { ok: false, reason: 'malformed event: not an object' };
-  if (o.v !== SCHEMA_VERSION) return { ok: false, reason: `unknown schema version ${JSON.stringify(o.v)}` };
-  if (typeof o.id !== 'string' || !UUID_RE.test(o.id)) return { ok: false, reason: 'malformed event: id is not a UUID' };
-  if (!Number.isSafeInteger(o.time) || o.time < 0) return { ok: false, reason: 'malformed event: time is not epoch ms' };
-  for (const f of ['customer', 'keyId', 'api', 'method'] as const)
-    if (typeof o[f] !== 'string' || o[f].length === 0 || o[f].length > 200) return { ok: false, reason: `malformed event: ${f} missing or too long` };
-  for (const f of ['status', 'latencyMs', 'bytesIn', 'bytesOut'] as const)
-    if (typeof o[f] !== 'number' || !Number.isFinite(o[f]) || o[f] < 0) return { ok: false, reason: `malformed event: ${f} is not a non-negative number` };
-  if (typeof o.billable !== 'boolean') return { ok: false, reason: 'malformed event: billable is not a boolean' };
+  for (let i = 0; i < SHAPE_CHECKS.length; i++) {
+    const reason = SHAPE_CHECKS[i](o);
+    if (reason !== null) return { ok: false, reason };
+  }
   return { ok: true, event: o as UsageEvent };
 }

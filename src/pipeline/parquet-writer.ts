@@ -7,10 +7,8 @@
  * Rows keep the order given (ingest passes log-offset order) and each file is written by one
  * DuckDB thread, so the same events (split into the same spool files) always give the same bytes.
  *
- * Columns (the lake's schema; any Parquet reader reads them):
- *   id VARCHAR (UUIDv7 text), event_time TIMESTAMPTZ (UTC, ms precision), customer, key_id,
- *   api, method VARCHAR, status SMALLINT, latency_ms INTEGER, bytes_in, bytes_out BIGINT,
- *   billable BOOLEAN, v SMALLINT
+ * Columns (the lake's schema; any Parquet reader reads them): schema.ts's field table, e.g.
+ *   id VARCHAR (UUIDv7 text), event_time TIMESTAMPTZ (UTC, ms precision), ..., v SMALLINT
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,20 +16,12 @@ import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { MAX_EVENT_BYTES, type UsageEvent } from '../events/usage-event.js';
 import { eventLine } from './accept.js';
+import { LAKE_SELECT, SPOOL_COLUMNS } from '../events/schema.js';
 import { Spool } from './spool.js';
 
-export const LAKE_COLUMNS_SQL = `id VARCHAR NOT NULL, event_time TIMESTAMPTZ NOT NULL, customer VARCHAR NOT NULL, key_id VARCHAR NOT NULL,
-  api VARCHAR NOT NULL, method VARCHAR NOT NULL, status SMALLINT NOT NULL, latency_ms INTEGER NOT NULL,
-  bytes_in BIGINT NOT NULL, bytes_out BIGINT NOT NULL, billable BOOLEAN NOT NULL, v SMALLINT NOT NULL`;
-
+// The lake's columns, the spool's fields and the mapping between them: schema.ts's field table.
+export { LAKE_COLUMNS_SQL } from '../events/schema.js';
 export { unstorableReason } from './accept.js';
-
-/** The spool lines' fields (accept.ts, eventLine) and their types in DuckDB's JSON reader. */
-const SPOOL_COLUMNS = `{v: 'SMALLINT', id: 'VARCHAR', time: 'BIGINT', customer: 'VARCHAR', keyId: 'VARCHAR', api: 'VARCHAR', method: 'VARCHAR',
-  status: 'SMALLINT', latencyMs: 'INTEGER', bytesIn: 'BIGINT', bytesOut: 'BIGINT', billable: 'BOOLEAN'}`;
-/** Spool fields -> lake columns (event_time: epoch ms -> TIMESTAMPTZ, UTC). */
-const LAKE_SELECT = `id, make_timestamp(time * 1000)::TIMESTAMPTZ AS event_time, customer, keyId AS key_id, api, method, status,
-  latencyMs AS latency_ms, bytesIn AS bytes_in, bytesOut AS bytes_out, billable, v`;
 
 /**
  * Rows per row group: DuckDB holds a row group in memory while it writes it (about 30 MB at
