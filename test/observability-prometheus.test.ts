@@ -115,6 +115,9 @@ before(async () => {
   dir = tempDir('meter-obs-prom-');
   databaseUrl = await freshDatabase(env, 'obs');
   upstream = await startLocationApi();
+  // Keys are for customers that exist, and ingest dead-letters events of unknown ones.
+  const c = await meter(['customers', 'create', `cust-${id}`]);
+  assert.equal(c.code, 0, c.stderr);
   const k = await meter(['keys', 'create', '--customer', `cust-${id}`, '--plan', 'enterprise', '--json']);
   assert.equal(k.code, 0, k.stderr);
   key = JSON.parse(k.stdout).key;
