@@ -241,6 +241,7 @@ for (const mode of ['strict', 'batched'] as const) {
     let cut = 0;
     let upstreamAtFirst503 = -1;
     let maxBuffered = 0;
+    let maxAfterFull = 0;
     // 8 clients at once, so appends meet the full disk while calls are in flight.
     let i = 0;
     const client = async () => {
@@ -259,7 +260,9 @@ for (const mode of ['strict', 'batched'] as const) {
         } catch {
           cut++; // strict: a call in flight when the disk refused its event: cut, never a 200
         }
-        maxBuffered = Math.max(maxBuffered, r.gw.batcher.stats().buffered);
+        const buffered = r.gw.batcher.stats().buffered;
+        if (refused === 0) maxBuffered = Math.max(maxBuffered, buffered);
+        else maxAfterFull = Math.max(maxAfterFull, buffered);
       }
     };
     await Promise.all(Array.from({ length: 8 }, client));
@@ -273,7 +276,9 @@ for (const mode of ['strict', 'batched'] as const) {
     assert.equal(h.events.dropped, mode === 'strict' ? cut : 0, 'batched drops nothing it answered');
     assert.ok(cut <= 8, `answers cut off: ${cut}`);
     // Memory holds only what was answered before the spool was found full, not every later call.
-    assert.ok(maxBuffered <= 500, `memory held up to ${maxBuffered} events`);
+    // (The calls of one spool write: more on a faster box.) Once calls are refused it does not
+    // grow beyond the calls in flight at that moment (8 clients).
+    assert.ok(maxAfterFull <= maxBuffered + 8, `memory grew after the spool was full: ${maxBuffered} -> ${maxAfterFull}`);
     assert.ok(answered.size >= 300, `only ${answered.size} calls answered before the disk was full`);
     if (mode === 'strict') assert.equal(h.spool.spool.pending, answered.size, 'strict: every 200 is durable in the spool');
     else assert.equal(h.spool.spool.pending + h.events.buffered, answered.size, 'batched: every 200 is in the spool or in memory');

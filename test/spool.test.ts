@@ -314,6 +314,7 @@ test('spool full, batched: refuses with 503 before the upstream, memory stays sm
   let refused = 0;
   let upstreamAtFirst503 = -1;
   let maxBuffered = 0;
+  let maxAfterFull = 0;
   for (let i = 0; i < 3000 && refused < 20; i++) {
     const res = await request(`${r.gw.url}/v1/things/${i}`, { headers: { authorization: `Bearer ${r.key.key}` } });
     const text = await res.body.text();
@@ -323,7 +324,9 @@ test('spool full, batched: refuses with 503 before the upstream, memory stays sm
       assert.equal(JSON.parse(text).error, 'usage_unavailable');
       if (refused++ === 0) upstreamAtFirst503 = r.upstreamCalls();
     }
-    maxBuffered = Math.max(maxBuffered, r.gw.batcher.stats().buffered);
+    const buffered = r.gw.batcher.stats().buffered;
+    if (refused === 0) maxBuffered = Math.max(maxBuffered, buffered);
+    else maxAfterFull = Math.max(maxAfterFull, buffered);
   }
   assert.equal(refused, 20, 'the gateway refuses once the spool is full');
   assert.equal(r.upstreamCalls(), upstreamAtFirst503, 'refused calls never reach the upstream');
@@ -331,8 +334,10 @@ test('spool full, batched: refuses with 503 before the upstream, memory stays sm
   assert.equal(h.status, 'spool_full');
   assert.equal(h.spool.spool.full, true);
   assert.equal(h.events.dropped, 0, 'nothing answered is dropped');
-  // Sequential calls: what waits in memory is the batch the spool refused, not every later call.
-  assert.ok(h.events.buffered <= 500 && maxBuffered <= 500, `memory held ${maxBuffered} events`);
+  // What waits in memory is what was answered before the spool was found full (the calls of one
+  // spoolAfterMs window: more on a faster box), and it does not grow once calls are refused.
+  assert.ok(maxAfterFull <= maxBuffered && h.events.buffered <= maxBuffered, `memory grew after the spool was full: ${maxBuffered} -> ${maxAfterFull}`);
+  assert.ok(maxBuffered < ok, `memory held ${maxBuffered} of ${ok} answered events`);
   assert.equal(h.spool.spool.pending + h.events.buffered, ok, 'every 200 is in the spool or in memory');
 
   await fwd.up();
