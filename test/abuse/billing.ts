@@ -140,7 +140,8 @@ async function largestRangePostgres(): Promise<AttackResult> {
     for (const [name, path] of [
       ['cost 400 days', '/v1/me/cost?from=2025-01-15&to=2026-02-19'],
       ['usage by day 400 days', '/v1/me/usage?from=2025-01-15&to=2026-02-19&granularity=day'],
-      ['usage by month 400 days', '/v1/me/usage?from=2025-01-15&to=2026-02-19&granularity=month'],
+      // month granularity takes whole months (a range not aligned to it is a 400): 396 days
+      ['usage by month 396 days', '/v1/me/usage?from=2025-01-01&to=2026-02-01&granularity=month'],
     ]) {
       await timed(t, path, t.token); // warm: plans, catalog
       // On a shared box the loop also stalls while this process is not scheduled, so the bound
@@ -154,7 +155,7 @@ async function largestRangePostgres(): Promise<AttackResult> {
       const worstLoop = Math.max(...runs.map((r) => r.loopMs));
       const worst = Math.max(...runs.map((r) => r.ms));
       ok &&= runs.every((r) => r.status === 200) && cpuPer < 50;
-      out.push(`${name}: 4 at once, slowest ${f1(worst)} ms, CPU ${f1(cpuPer)} ms per answer, loop delay max ${f1(worstLoop)} ms (idle box: ${f1(idle)} ms)`);
+      out.push(`${name}: ${[...new Set(runs.map((r) => r.status))].join('/')} x4 at once, slowest ${f1(worst)} ms, CPU ${f1(cpuPer)} ms per answer, loop delay max ${f1(worstLoop)} ms (idle box: ${f1(idle)} ms)`);
     }
     return { observed: out.join('; '), ok };
   } finally {
