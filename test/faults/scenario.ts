@@ -189,7 +189,9 @@ export class ScenarioWorld {
   }
 
   async usage(customer: string, from: number, to: number): Promise<Response> {
-    const q = `from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}&granularity=hour&tz=UTC`;
+    // Usage is kept per hour and the API takes whole hours only: widen to the hours the range touches.
+    const H = 3_600_000;
+    const q = `from=${new Date(Math.floor(from / H) * H).toISOString()}&to=${new Date(Math.ceil(to / H) * H).toISOString()}&granularity=hour&tz=UTC`;
     return fetch(`${this.billingUrl}/v1/customers/${encodeURIComponent(customer)}/usage?${q}`, { headers: { authorization: `Bearer ${this.token}` } });
   }
 
