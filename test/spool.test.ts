@@ -337,7 +337,10 @@ test('spool full, batched: refuses with 503 before the upstream, memory stays sm
   // What waits in memory is what was answered before the spool was found full (the calls of one
   // spoolAfterMs window: more on a faster box), and it does not grow once calls are refused.
   assert.ok(maxAfterFull <= maxBuffered && h.events.buffered <= maxBuffered, `memory grew after the spool was full: ${maxBuffered} -> ${maxAfterFull}`);
-  assert.ok(maxBuffered < ok, `memory held ${maxBuffered} of ${ok} answered events`);
+  // The spool took events before it was full: memory holds only what did not fit (the peak
+  // before full includes the calls answered while the first send waited spoolAfterMs, which is
+  // every call on a slow box, so it is not compared with `ok`).
+  assert.ok(h.spool.spool.pending > 0, `the spool took no event before it was full (${h.spool.spool.pending} pending)`);
   assert.equal(h.spool.spool.pending + h.events.buffered, ok, 'every 200 is in the spool or in memory');
 
   await fwd.up();
