@@ -25,7 +25,7 @@ import { loadConfig } from '../src/config/config.js';
 import { openLog, openWarehouse, openLimiter } from '../src/runtime/backends.js';
 import { startGatewayRole, startLiveRole, startBillingRole } from '../src/runtime/roles.js';
 import { createKey } from '../src/gateway/keys.js';
-import { silentLogger } from '../src/runtime/logger.js';
+import { silentLogger } from '../src/ground/logger.js';
 import { startLocationApi } from '../fixtures/location-api/server.js';
 import { HOUR_MS, hourStart } from '../src/lake/layout.js';
 import { type BenchOptions, type Row, fmt, median, percentile, ratio } from './lib.js';

@@ -18,7 +18,7 @@ import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLog, openLimiter, openWarehouse } from '../src/runtime/backends.js';
 import { startGatewayRole } from '../src/runtime/roles.js';
 import { createKey } from '../src/gateway/keys.js';
-import { silentLogger } from '../src/runtime/logger.js';
+import { silentLogger } from '../src/ground/logger.js';
 import { stackEnv } from '../test/support/stack.js';
 import { startPlainProxy } from './plain-proxy.js';
 import { type BenchOptions, type LoadResult, type Row, benchCatalogJson, fmt, load, median, ratio } from './lib.js';

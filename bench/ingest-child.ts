@@ -11,7 +11,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLake, openLog } from '../src/runtime/backends.js';
 import { Ingestor } from '../src/pipeline/ingest.js';
-import { FolderDeadLetter } from '../src/pipeline/dead-letter.js';
+import { FolderDeadLetter } from '../src/log/dead-letter.js';
 import type { ConsumeOptions, LogConsumer, UsageLog } from '../src/log/log.js';
 
 interface Args {

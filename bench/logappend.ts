@@ -31,7 +31,7 @@ import { CompressionTypes, Kafka, logLevel, Partitioners, type Producer } from '
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLog, openLimiter, openWarehouse } from '../src/runtime/backends.js';
 import { startGatewayRole } from '../src/runtime/roles.js';
-import { silentLogger } from '../src/runtime/logger.js';
+import { silentLogger } from '../src/ground/logger.js';
 import { encodeEvent, type UsageEvent } from '../src/events/usage-event.js';
 import { partitionFor, type UsageLog } from '../src/log/log.js';
 import { KafkaLog, quietLogCreator } from '../src/log/kafka-log.js';

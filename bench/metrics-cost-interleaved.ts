@@ -17,7 +17,7 @@ import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLimiter, openLog, openWarehouse } from '../src/runtime/backends.js';
 import { startGatewayRole } from '../src/runtime/roles.js';
 import { createKey } from '../src/gateway/keys.js';
-import { silentLogger } from '../src/runtime/logger.js';
+import { silentLogger } from '../src/ground/logger.js';
 import { Observability } from '../src/observability/observability.js';
 import { startAdminServer } from '../src/observability/admin-server.js';
 import { startUpstream } from './gateway.js';

@@ -14,7 +14,7 @@ import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt } from '../warehouse/usage-repository.js';
 import { versionAt, type Plan } from './catalog.js';
 import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
-import { nextPeriod, periodContaining, type BillingPeriod } from './time.js';
+import { nextPeriod, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { LimitError, MAX_COST_CUTS, MAX_COST_ROWS, MAX_RANGE_MS } from './limits.js';
 
 export interface CostQuery {

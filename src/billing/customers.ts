@@ -6,7 +6,7 @@
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
 import { minorDigits } from './money.js';
-import { resolveTimeZone } from './time.js';
+import { resolveTimeZone } from '../ground/time.js';
 
 export interface BillingCustomer {
   id: string;

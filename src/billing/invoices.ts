@@ -14,7 +14,7 @@ import { queryCost } from './cost.js';
 import { getCustomer, listCustomers, listCustomersPage, type BillingCustomer } from './customers.js';
 import { DEFAULT_PAGE_LIMIT, pageOf } from './pagination.js';
 import { PlanError, completeUntil, customerPlan, lineJson, type LineJson } from './reports.js';
-import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from './time.js';
+import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from '../ground/time.js';
 
 /** Like Stripe: invoices wait an hour after the period for late usage. */
 export const DEFAULT_GRACE_MS = 3_600_000;

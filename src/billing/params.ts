@@ -3,7 +3,7 @@
  * which the server answers with 400 `{ error, parameter }`.
  */
 import { GRANULARITIES, type Granularity } from './usage-query.js';
-import { formatInZone, parseTime, resolveTimeZone, zoneOffsetMs, zonedToInstant } from './time.js';
+import { formatInZone, parseTime, resolveTimeZone, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
 import { MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_RANGE_DAYS, MAX_RANGE_MS } from './limits.js';
 
 export class ParamError extends Error {

@@ -10,7 +10,7 @@ import type { Plan } from './catalog.js';
 import { queryCost } from './cost.js';
 import { getCustomer, type BillingCustomer } from './customers.js';
 import type { AppliedItem, LineItem } from './pricing.js';
-import { formatInZone } from './time.js';
+import { formatInZone } from '../ground/time.js';
 import { queryUsage, type Granularity } from './usage-query.js';
 
 export interface UsageReport {

@@ -20,7 +20,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { createLogger, type Logger } from '../runtime/logger.js';
+import { createLogger, type Logger } from '../ground/logger.js';
 import { assetPath } from '../config/assets.js';
 import { Authenticator, bearerToken, type Principal } from './auth.js';
 import { CatalogCache, type CatalogView } from './catalog-cache.js';

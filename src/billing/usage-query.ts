@@ -12,7 +12,7 @@
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt, toMs } from '../warehouse/usage-repository.js';
-import { formatInZone, nextPeriod, periodContaining, zoneOffsetMs, zonedToInstant } from './time.js';
+import { formatInZone, nextPeriod, periodContaining, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
 import { costSql } from './cost.js';
 import { LimitError, MAX_SERIES_ROWS } from './limits.js';
 

@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
-import { createLogger, routeKafkaLogs, type Logger } from '../runtime/logger.js';
-import { UserError } from '../runtime/errors.js';
+import { createLogger, routeKafkaLogs, type Logger } from '../ground/logger.js';
+import { UserError } from '../ground/errors.js';
 import { scrub } from '../security/secrets.js';
 import { Interrupted } from './progress.js';
 

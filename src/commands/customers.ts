@@ -2,11 +2,11 @@ import type { Command } from 'commander';
 import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { getCustomer, listCustomers, upsertCustomer } from '../billing/customers.js';
 import { getInvoice } from '../billing/invoices.js';
-import { periodContaining } from '../billing/time.js';
-import { table, userErrors } from '../billing/cli-support.js';
+import { periodContaining } from '../ground/time.js';
+import { table, userErrors } from './billing-support.js';
 
 export function registerCustomers(program: Command): void {
   const customers = program.command('customers').description('customers: billing time zone, currency and plan');

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import type { MeterConfig } from '../config/config.js';
 import { action, contextOf, printJson } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
-import { UserError } from '../runtime/errors.js';
-import { table } from '../billing/cli-support.js';
+import { UserError } from '../ground/errors.js';
+import { table } from './billing-support.js';
 import { entryEvent, FolderDeadLetterSource, KafkaDeadLetterSource, matches, reasonCode, REASON_CODES, type DeadLetterFilter, type DeadLetterSource, type StoredDeadLetter } from '../pipeline/dead-letter-store.js';
 import { replayDeadLetters } from '../pipeline/dead-letter-replay.js';
-import { DLQ_SUFFIX } from '../pipeline/kafka-dead-letter.js';
+import { DLQ_SUFFIX } from '../log/kafka-dead-letter.js';
 
 /** The dead letters of the configured topic: the `<topic>.dlq` topic on Kafka, the folder file embedded. */
 async function openSource(cfg: MeterConfig): Promise<DeadLetterSource> {

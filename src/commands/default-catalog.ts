@@ -10,7 +10,7 @@ import type { MeterConfig } from '../config/config.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { loadCatalog } from '../billing/catalog.js';
 import { syncCatalog } from '../billing/catalog-store.js';
-import { userErrors } from '../billing/cli-support.js';
+import { userErrors } from './billing-support.js';
 
 export async function ensureCatalog(db: Warehouse, config: MeterConfig): Promise<void> {
   const [{ n }] = await db.query<{ n: number | string }>('SELECT count(*) AS n FROM plans');

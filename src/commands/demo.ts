@@ -4,7 +4,7 @@ import { progressMode } from './progress.js';
 import { parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { runDemo, type DemoResult } from '../demo/run-demo.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { stackUp, stackEnvLines } from '../runtime/stack-env.js';
 import { startObservability } from '../observability/admin.js';
 

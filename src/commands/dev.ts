@@ -4,7 +4,7 @@ import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
 import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
 import { describeBackends } from '../config/config.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
 import { accessLogOn } from './gateway.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';

@@ -3,7 +3,7 @@
  * `30d`. A bare number keeps the meaning its flag had before units were accepted (milliseconds
  * for `<ms>` flags, seconds for `demo --duration`), so existing scripts keep working.
  */
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const RE = /^(\d{1,12})(ms|s|m|h|d)?$/;

@@ -3,7 +3,7 @@
  * a `--customer` flag before keep it so scripts go on working. Both given and different is a
  * mistake; neither is a mistake with an example.
  */
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 
 export function idArgument(name: string, positional: string | undefined, flag: string | undefined, example: string): string {
   if (positional !== undefined && flag !== undefined && positional !== flag)

@@ -2,12 +2,12 @@ import type { Command } from 'commander';
 import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { acknowledgeInvoice, finalizeInvoices, getInvoice, listInvoices, type Invoice } from '../billing/invoices.js';
 import { MAX_PAGE_LIMIT, decodeCursor } from '../billing/pagination.js';
 import { getCustomer } from '../billing/customers.js';
 import { parseDuration, MAX_GRACE_MS } from '../billing/params.js';
-import { invoicesCsv, table, userErrors } from '../billing/cli-support.js';
+import { invoicesCsv, table, userErrors } from './billing-support.js';
 
 function grace(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;

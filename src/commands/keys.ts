@@ -4,7 +4,7 @@ import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
 import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { CUSTOMER_ID_RE, getCustomer } from '../billing/customers.js';
 import { loadPlan } from '../billing/catalog-store.js';
 

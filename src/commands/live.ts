@@ -3,7 +3,7 @@ import { parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
 import { startLiveRole } from '../runtime/roles.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 import { startObservability } from '../observability/admin.js';
 

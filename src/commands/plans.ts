@@ -4,7 +4,7 @@ import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { loadCatalog } from '../billing/catalog.js';
 import { loadStoredCatalog, syncCatalog } from '../billing/catalog-store.js';
-import { table, userErrors } from '../billing/cli-support.js';
+import { table, userErrors } from './billing-support.js';
 
 export function registerPlans(program: Command): void {
   const plans = program.command('plans').description('plans (rate limits, currency) and their prices in the warehouse');

@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { API_RE, parseCharge, parseEffectiveFrom } from '../billing/catalog.js';
 import { loadPlan, loadStoredCatalog, priceList, setPrice } from '../billing/catalog-store.js';
-import { table, userErrors } from '../billing/cli-support.js';
+import { table, userErrors } from './billing-support.js';
 
 const HOUR = 3_600_000;
 

@@ -3,7 +3,7 @@ import { action, contextOf, parseIsoFlag, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { replay } from '../pipeline/replay.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
 import { Interrupted, Progress, stopOnSignal } from './progress.js';
 

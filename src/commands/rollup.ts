@@ -3,7 +3,7 @@ import { runFinalizer } from '../billing/finalizer.js';
 import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
 import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
 import { parseDurationFlag } from './duration.js';
 import { Interrupted, Progress, stopOnSignal } from './progress.js';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf, startBillingRole } from '../runtime/roles.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
 
 export function registerServeBilling(program: Command): void {

@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { createCustomerToken, customerTokenId, listCustomerTokens, revokeCustomerToken, UnknownCustomerError } from '../billing/auth.js';
 import { parseDuration } from '../billing/params.js';
-import { table } from '../billing/cli-support.js';
+import { table } from './billing-support.js';
 
 /** Longest --expires-in: ten years (a token meant to live longer needs no expiry). */
 const MAX_EXPIRY_MS = 3650 * 86_400_000;

@@ -1,6 +1,6 @@
 /**
  * docs/configuration.md is generated from SETTINGS and defaults(), so the manual cannot drift
- * from the code: `npm run docs:config` rewrites it, and test/config-docs.test.ts fails while the
+ * from the code: `npm run docs:config` rewrites it, and test/unit/config-docs.test.ts fails while the
  * file in the repository differs from what this prints.
  */
 import { writeFileSync } from 'node:fs';
@@ -40,7 +40,7 @@ export function configurationMarkdown(): string {
   const lines = [
     '# Configuration',
     '',
-    '<!-- Generated from src/config/config.ts by `npm run docs:config`; test/config-docs.test.ts checks it is current. Do not edit by hand. -->',
+    '<!-- Generated from src/config/config.ts by `npm run docs:config`; test/unit/config-docs.test.ts checks it is current. Do not edit by hand. -->',
     '',
     'One typed config, validated at start. A flag overrides its `METER_*` environment variable, which',
     'overrides the JSON config file (`./meter.config.json`, or `--config FILE` / `METER_CONFIG`), which',

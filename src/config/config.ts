@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js';
 import { checkTransportSecurity, transportNote } from './transport-security.js';
 import { rememberSecrets, urlPassword } from '../security/secrets.js';
-import { identityFilter } from '../gateway/identity-headers.js';
+import { parseHeaderPattern } from '../ground/header-pattern.js';
 
 export interface MeterConfig {
   /** Folder for embedded state (log, lake, PGlite, caches). */
@@ -296,7 +296,7 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
   try {
-    identityFilter(cfg.stripHeaders);
+    for (const h of cfg.stripHeaders) parseHeaderPattern(h);
   } catch (e) {
     throw new ConfigError('stripHeaders', `invalid stripHeaders: ${(e as Error).message}`);
   }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MeterConfig } from '../config/config.js';
 import { describeBackends } from '../config/config.js';
-import type { Logger } from '../runtime/logger.js';
+import type { Logger } from '../ground/logger.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
 import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, catalogOf } from '../runtime/roles.js';
 import { createKey } from '../gateway/keys.js';

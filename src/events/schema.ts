@@ -3,7 +3,7 @@
  * derived from it: the decoder's checks (usage-event.ts decodeEvent), the lake's range checks
  * (unstorableReason), the fast scanner (plain-scan.ts), the spool's JSON line (eventLine) and the
  * DuckDB/Parquet columns (LAKE_COLUMNS_SQL, SPOOL_COLUMNS, LAKE_SELECT). A new field is one row
- * here; test/event-schema.test.ts fails if a derived part disagrees with the table.
+ * here; test/unit/event-schema.test.ts fails if a derived part disagrees with the table.
  */
 
 export const SCHEMA_VERSION = 1;

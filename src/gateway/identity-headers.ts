@@ -10,6 +10,7 @@
  * or method. Names are compared with `_` read as `-`: CGI-style servers (PHP, WSGI, Rack) map
  * both `X-Tenant-Id` and `X_Tenant_Id` to HTTP_X_TENANT_ID.
  */
+import { HeaderPatternError, parseHeaderPattern } from '../ground/header-pattern.js';
 
 export const IDENTITY_PREFIXES: readonly string[] = [
   'x-tenant',
@@ -45,9 +46,6 @@ export const IDENTITY_NAMES: readonly string[] = [
   'x-endpoint-api-userinfo',
 ];
 
-export class IdentityHeaderError extends Error {
-  override readonly name = 'IdentityHeaderError';
-}
 
 /** Decides, per lower-case header name, whether a client's header is dropped. */
 export interface IdentityFilter {
@@ -55,8 +53,6 @@ export interface IdentityFilter {
   /** The extra names and prefixes from the config, for logs and docs. */
   readonly extra: readonly string[];
 }
-
-const TOKEN = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /**
  * The built-in families plus `extra` (the `stripHeaders` setting): each entry is a header name,
@@ -66,13 +62,9 @@ export function identityFilter(extra: readonly string[] = []): IdentityFilter {
   const names = new Set(IDENTITY_NAMES);
   const prefixes = [...IDENTITY_PREFIXES];
   for (const raw of extra) {
-    const e = String(raw).trim().toLowerCase().replace(/_/g, '-');
-    const prefix = e.endsWith('*');
-    const body = prefix ? e.slice(0, -1) : e;
-    if (!body || !TOKEN.test(body) || body.includes('*'))
-      throw new IdentityHeaderError(`"${raw}" is not a header name or a prefix ending in * (e.g. x-partner-id, x-partner-*)`);
-    if (prefix) prefixes.push(body);
-    else names.add(body);
+    const p = parseHeaderPattern(raw);
+    if (p.prefix) prefixes.push(p.body);
+    else names.add(p.body);
   }
   // Most client headers do not start with `x-`: they need one set lookup, no prefix scan.
   const xPrefixes = prefixes.filter((p) => p.startsWith('x-'));

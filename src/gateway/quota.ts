@@ -14,7 +14,7 @@
  * stays exact; only the cap comes late (the same choice as the rate limiter's fail-open mode).
  */
 import type { PlanQuota } from '../billing/catalog.js';
-import { periodContaining, zonedToInstant, zoneOffsetMs } from '../billing/time.js';
+import { periodContaining, zonedToInstant, zoneOffsetMs } from '../ground/time.js';
 
 /** Where a guard reads usage from (the warehouse in production). */
 export interface QuotaSource {

@@ -42,7 +42,7 @@ import { BodyTooLargeError, CountingBody, Upstream, clientHeaders, hasBody, upst
 import type { QuotaGuard, QuotaGuardStats } from './quota.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 import type { PlanQuota } from '../billing/catalog.js';
-import { formatInZone } from '../billing/time.js';
+import { formatInZone } from '../ground/time.js';
 import type { RouteTable } from './routes.js';
 import { parseRequestTarget } from './request-target.js';
 import { identityFilter } from './identity-headers.js';

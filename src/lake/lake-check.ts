@@ -8,7 +8,7 @@ import type { Lake } from './lake.js';
 import { HOUR_MS, parseHourDir } from './layout.js';
 import { distinctRanges, overlappingPairs } from './overlaps.js';
 import { rowsAndIds, withDuck } from './lake-sql.js';
-import { listDataFiles, type DataFile } from '../pipeline/recovery.js';
+import { listDataFiles, type DataFile } from './data-files.js';
 
 export interface HourCount {
   /** Hour folder, e.g. `usage/dt=2026-11-24/hour=07`. */

@@ -6,7 +6,7 @@
  * The last count is kept while Redis is unreachable: that is exactly when it is needed.
  * The count used is the largest of the last three: after Redis was paused past the window, the
  * first gateway to announce again sees the others' entries as expired and alone would count 1
- * (measured with CLIENT PAUSE in test/limiter-fallback.test.ts); erring to more peers only makes
+ * (measured with CLIENT PAUSE in test/stack/limiter-fallback.test.ts); erring to more peers only makes
  * the local share smaller.
  */
 import { randomUUID } from 'node:crypto';

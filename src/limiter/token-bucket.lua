@@ -7,7 +7,7 @@
 --
 -- Why Redis's clock: every gateway then refills a bucket by one clock. With each caller's own
 -- clock, two gateways a few seconds apart disagree on `last`: the one behind gets no refill until
--- its clock passes the other's (test/limiter-clock-skew.test.ts measures it). TIME makes a script
+-- its clock passes the other's (test/stack/limiter-clock-skew.test.ts measures it). TIME makes a script
 -- non-deterministic, which Redis allows once scripts are replicated by their effects (the writes
 -- they make, not the script text): the default since Redis 5 and the only mode in Redis 7 (the
 -- stack's Debian redis-server is 7.0). No redis.replicate_commands() is needed (it is a no-op

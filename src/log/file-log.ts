@@ -22,11 +22,11 @@ import { partitionFor } from './log.js';
 import { PartitionWriter, type WriterStats } from './file-log/writer.js';
 import { PartitionCursor } from './file-log/cursor.js';
 import { FileLogConsumer, type ConsumerHost } from './file-log/consumer.js';
-import { takeLock } from '../runtime/pid-lock.js';
+import { takeLock } from '../ground/pid-lock.js';
 import { listSegments, scanValidEnd, segmentPath } from './file-log/segments.js';
 import { groupFileName } from './file-log/offsets.js';
 
-export { LockedError } from '../runtime/pid-lock.js';
+export { LockedError } from '../ground/pid-lock.js';
 
 export interface FileLogOptions {
   dir: string;

@@ -35,7 +35,7 @@ import { explainKafkaError } from '../security/auth-errors.js';
 import { scrub } from '../security/secrets.js';
 import { kafkaRetry } from './kafka-retry.js';
 import { membershipLost, NotAMember } from './membership.js';
-import { kafkaLog } from '../runtime/logger.js';
+import { kafkaLog } from '../ground/logger.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];

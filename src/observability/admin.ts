@@ -3,8 +3,8 @@
  * METER_ADMIN_HOST:METER_ADMIN_PORT (one per process; `meter dev` shares it across its roles).
  */
 import type { MeterConfig } from '../config/config.js';
-import type { Logger } from '../runtime/logger.js';
-import { UserError } from '../runtime/errors.js';
+import type { Logger } from '../ground/logger.js';
+import { UserError } from '../ground/errors.js';
 import { Observability } from './observability.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 

@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { RouteTable } from '../gateway/routes.js';
-import type { Logger } from '../runtime/logger.js';
+import type { Logger } from '../ground/logger.js';
 import type { MeterMetrics } from './metrics.js';
 import { TopCustomers } from './top-customers.js';
 

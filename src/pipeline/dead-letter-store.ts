@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { UsageLog } from '../log/log.js';
 import { decodeEvent, type UsageEvent } from '../events/usage-event.js';
-import type { DeadLetterEntry } from './dead-letter.js';
-import type { KafkaDeadLetterEntry } from './kafka-dead-letter.js';
+import type { DeadLetterEntry } from '../log/dead-letter.js';
+import type { KafkaDeadLetterEntry } from '../log/kafka-dead-letter.js';
 import { BILLABLE_MISMATCH } from './accept.js';
 import { UNKNOWN_CUSTOMER } from './customer-check.js';
 

@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import type { ConsumedBatch, LogConsumer, UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import { dataFileName, hourDir } from '../lake/layout.js';
-import type { DeadLetterSink } from './dead-letter.js';
+import type { DeadLetterSink } from '../log/dead-letter.js';
 import { ParquetWriter } from './parquet-writer.js';
 import { ownScratchDir } from './scratch-dir.js';
 import { HourBuffer } from './hour-buffer.js';

@@ -5,50 +5,15 @@
  * range that a crash mid-flush left missing.
  */
 import type { Lake } from '../lake/lake.js';
-import { USAGE_DIR, parseDataFileName } from '../lake/layout.js';
+import { listDataFiles, type DataFile } from '../lake/data-files.js';
+
+export { listDataFiles, type DataFile };
 
 export interface TopRange {
   first: number;
   last: number;
   /** Hour folders (lake paths like `usage/dt=.../hour=..`) with a file of this range. */
   dirs: Set<string>;
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let i = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) {
-      const k = i++;
-      out[k] = await fn(items[k]);
-    }
-  });
-  await Promise.all(workers);
-  return out;
-}
-
-export interface DataFile {
-  /** Hour folder, e.g. `usage/dt=2026-11-24/hour=07`. */
-  dir: string;
-  path: string;
-  partition: number;
-  first: number;
-  last: number;
-}
-
-/** Every data file of the topic in the lake (hour folders listed in parallel). */
-export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile[]> {
-  const days = (await lake.listDirs(USAGE_DIR)).filter((d) => d.startsWith('dt='));
-  const hourDirs = (await mapLimit(days, 8, async (d) => (await lake.listDirs(`${USAGE_DIR}/${d}`)).filter((h) => h.startsWith('hour=')).map((h) => `${USAGE_DIR}/${d}/${h}`))).flat();
-  const listings = await mapLimit(hourDirs, 8, async (dir) => ({ dir, files: await lake.list(dir) }));
-  const out: DataFile[] = [];
-  for (const { dir, files } of listings) {
-    for (const f of files) {
-      const n = parseDataFileName(f.path);
-      if (n && n.topic === topic) out.push({ dir, path: f.path, partition: n.partition, first: n.first, last: n.last });
-    }
-  }
-  return out;
 }
 
 /** For each partition, the range with the highest last offset and the hour folders holding it. */

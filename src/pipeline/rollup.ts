@@ -12,7 +12,7 @@ import type { Lake, LakeEntry } from '../lake/lake.js';
 import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
-import type { Logger } from '../runtime/logger.js';
+import type { Logger } from '../ground/logger.js';
 import { billableSql } from '../events/usage-event.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
 

@@ -10,7 +10,7 @@ import type { Lake } from '../lake/lake.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
 import { migrate } from '../warehouse/migrate.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../ground/logger.js';
 import { kafkaSecurity, pgSsl, redisSecurity } from '../security/client-options.js';
 
 /**

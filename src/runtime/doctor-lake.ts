@@ -5,7 +5,7 @@
  */
 import type { MeterConfig } from '../config/config.js';
 import { openLake } from './backends.js';
-import { UserError } from './errors.js';
+import { UserError } from '../ground/errors.js';
 import { checkLake, formatLakeCheck, type LakeCheck } from '../lake/lake-check.js';
 
 export const DEFAULT_LAKE_CHECK_HOURS = 24;

@@ -12,7 +12,7 @@ import { openLog, openLake, openWarehouse, openLimiter } from './backends.js';
 import { pendingMigrations } from '../warehouse/migrate.js';
 import { catalogOf } from './roles.js';
 import { scrub } from '../security/secrets.js';
-import { UserError } from './errors.js';
+import { UserError } from '../ground/errors.js';
 import { lakeDataCheck } from './doctor-lake.js';
 import { findUnpricedUsage } from '../billing/unpriced.js';
 

@@ -9,8 +9,8 @@ import type { UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
-import type { Logger } from './logger.js';
-import { UserError } from './errors.js';
+import type { Logger } from '../ground/logger.js';
+import { UserError } from '../ground/errors.js';
 import { loadCatalog, type Catalog, type PlanQuota } from '../billing/catalog.js';
 import { planLimits } from '../gateway/plans.js';
 import { QuotaGuard } from '../gateway/quota.js';
@@ -22,7 +22,7 @@ import { openSpoolSlot } from '../gateway/spool/spool-slot.js';
 import { fairnessOf } from '../gateway/fairness.js';
 import { SpoolingProducer } from '../gateway/spool/spooling-producer.js';
 import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
-import { FolderDeadLetter, type DeadLetterSink } from '../pipeline/dead-letter.js';
+import { FolderDeadLetter, type DeadLetterSink } from '../log/dead-letter.js';
 import { Rollup } from '../pipeline/rollup.js';
 import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { startBillingServer } from '../billing/server.js';
@@ -110,7 +110,7 @@ export async function startGatewayRole(
 /** Dead letters go where the events came from: a Kafka topic on the stack, a folder when embedded. */
 async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
   if (!cfg.kafkaBrokers.length) return new FolderDeadLetter(join(cfg.dataDir, 'dead-letter'), cfg.topic);
-  const { KafkaDeadLetter } = await import('../pipeline/kafka-dead-letter.js');
+  const { KafkaDeadLetter } = await import('../log/kafka-dead-letter.js');
   const { kafkaSecurity } = await import('../security/client-options.js');
   return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic, kafkaSecurity(cfg));
 }

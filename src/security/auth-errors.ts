@@ -3,7 +3,7 @@
  * setting fixes it. Driver messages are kept (they say which mechanism and why) and never hold
  * the password; src/security/secrets.ts scrubs printed text anyway.
  */
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 
 export interface KafkaAuthContext {
   brokers: string[];

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { explainPgError } from '../security/auth-errors.js';
 import { redactUrl } from '../config/config.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import type { QueryOptions, Sql, Warehouse } from './warehouse.js';
 
 const INT8 = 20;

@@ -2,8 +2,8 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import type { Sql, Warehouse } from './warehouse.js';
-import { takeLock, LockedError } from '../runtime/pid-lock.js';
-import { UserError } from '../runtime/errors.js';
+import { takeLock, LockedError } from '../ground/pid-lock.js';
+import { UserError } from '../ground/errors.js';
 
 export class PgliteWarehouse implements Warehouse {
   readonly kind = 'pglite' as const;

@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import type { ConnectionOptions } from 'node:tls';
-import { UserError } from '../runtime/errors.js';
+import { UserError } from '../ground/errors.js';
 import { redactUrl } from '../config/config.js';
 
 export async function createScratchDatabase(url: string, suffix: string, ssl?: ConnectionOptions): Promise<string> {

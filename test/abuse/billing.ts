@@ -17,7 +17,7 @@ import { assetPath } from '../../src/config/assets.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken, revokeCustomerToken, customerTokenId } from '../../src/billing/auth.js';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/ground/logger.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
 
 const run = promisify(execFile);

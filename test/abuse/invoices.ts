@@ -10,7 +10,7 @@ import { migrate } from '../../src/warehouse/migrate.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { startBillingServer } from '../../src/billing/server.js';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/ground/logger.js';
 
 const SERVICE = 'abuse-invoices-service-token';
 

@@ -9,7 +9,7 @@ import type { Attack } from './attack.js';
 import { FileLog } from '../../src/log/file-log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
-import { FolderDeadLetter } from '../../src/pipeline/dead-letter.js';
+import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { checkLake } from '../../src/lake/lake-check.js';

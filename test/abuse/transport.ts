@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { openLog, openWarehouse, openLimiter } from '../../src/runtime/backends.js';
 import { startGatewayRole } from '../../src/runtime/roles.js';
 import { createKey } from '../../src/gateway/keys.js';
-import type { Logger } from '../../src/runtime/logger.js';
+import type { Logger } from '../../src/ground/logger.js';
 import { startRedis } from '../support/own-servers.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
 import { assetPath } from '../../src/config/assets.js';

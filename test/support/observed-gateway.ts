@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { defaults, type MeterConfig } from '../../src/config/config.js';
 import { openLog } from '../../src/runtime/backends.js';
 import { startGatewayRole } from '../../src/runtime/roles.js';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/ground/logger.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { createKey } from '../../src/gateway/keys.js';
@@ -49,7 +49,7 @@ export async function observedGateway(opts: { accessLog?: (line: string) => void
   const limiter = new MemoryLimiter({ now: () => 0 }); // frozen: the free plan's burst of 10 is exact
   const obs = new Observability('gateway');
   if (opts.accessLog) {
-    const { createLogger } = await import('../../src/runtime/logger.js');
+    const { createLogger } = await import('../../src/ground/logger.js');
     obs.accessLog = createLogger('info', 'access', opts.accessLog, 'json');
   }
   const gw = await startGatewayRole(cfg, { log, db, limiter }, silentLogger, `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, undefined, obs);

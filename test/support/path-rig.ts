@@ -1,6 +1,6 @@
 /**
  * A gateway in front of an upstream that resolves paths the way permissive frameworks do, for
- * the path and identity tests (test/gateway-paths.test.ts) and attacks (test/abuse/gateway-paths.ts).
+ * the path and identity tests (test/stack/gateway-paths.test.ts) and attacks (test/abuse/gateway-paths.ts).
  *
  * The upstream reads a path as leniently as it can: WHATWG URL resolution (dot segments, `%2e`,
  * `\` as `/`), `;params` dropped per segment (as Tomcat does, before dots are resolved), repeated

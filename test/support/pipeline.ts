@@ -10,7 +10,7 @@ import type { MeterConfig } from '../../src/config/config.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../../src/runtime/backends.js';
 import { startGatewayRole, startIngestRole, rollupOf, startBillingRole } from '../../src/runtime/roles.js';
 import { createKey } from '../../src/gateway/keys.js';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/ground/logger.js';
 import { startLocationApi } from '../../fixtures/location-api/server.js';
 import { sendTraffic } from '../../src/demo/traffic.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';

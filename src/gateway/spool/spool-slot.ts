@@ -6,8 +6,8 @@
  * (its lock is stale) and the next gateway started takes it over and ships what it holds.
  */
 import { join } from 'node:path';
-import { LockedError } from '../../runtime/pid-lock.js';
-import { UserError } from '../../runtime/errors.js';
+import { LockedError } from '../../ground/pid-lock.js';
+import { UserError } from '../../ground/errors.js';
 import { Spool, type SpoolOptions } from './spool.js';
 
 /** Gateways per data dir before the message below (each slot is a folder and a lock file). */

@@ -24,7 +24,7 @@ import type { LogConsumer, LogRecord, ProducerRecord } from '../../log/log.js';
 import { frameSize } from '../../log/file-log/frame.js';
 import { listSegments, segmentPath } from '../../log/file-log/segments.js';
 import { PartitionWriter } from '../../log/file-log/writer.js';
-import { takeLock } from '../../runtime/pid-lock.js';
+import { takeLock } from '../../ground/pid-lock.js';
 import { CursorFile } from './cursor-file.js';
 import { diskFreeBytes, isDiskFull } from './disk.js';
 

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ConsumeOptions, LogConsumer, LogRecord } from '../log.js';
-import { takeLock } from '../../runtime/pid-lock.js';
+import { takeLock } from '../../ground/pid-lock.js';
 import { PartitionCursor } from './cursor.js';
 import { OffsetStore } from './offsets.js';
 

@@ -1,0 +1,53 @@
+/**
+ * What the billing commands share: the billing modules' input errors as UserErrors (one line,
+ * exit 2), plain-text tables, CSV.
+ */
+import { UserError } from '../ground/errors.js';
+import { CatalogError } from '../billing/catalog.js';
+import { CatalogStoreError } from '../billing/catalog-store.js';
+import { CustomerInputError } from '../billing/customers.js';
+import { InvoiceError, type Invoice } from '../billing/invoices.js';
+import { PlanError } from '../billing/reports.js';
+import { ParamError } from '../billing/params.js';
+
+export function asUserError(e: unknown): unknown {
+  if (e instanceof CatalogError || e instanceof CatalogStoreError || e instanceof PlanError) return new UserError(e.message);
+  if (e instanceof CustomerInputError) return new UserError(e.message, `check --${e.field === 'timeZone' ? 'tz' : e.field}`);
+  if (e instanceof InvoiceError || e instanceof ParamError) return new UserError(e.message, e.parameter ? `check --${e.parameter}` : undefined);
+  return e;
+}
+
+/** Run `fn`, turning billing input errors into user errors. */
+export async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw asUserError(e);
+  }
+}
+
+export function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : String(v);
+  // Quote when needed; a leading = + - @ is prefixed so spreadsheets do not run it as a formula.
+  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s) ? `'${s}` : s;
+  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+}
+
+export const CSV_HEAD = ['invoice_id', 'customer', 'period', 'period_start', 'period_end', 'status', 'plan', 'currency', 'api', 'calls', 'unit_price', 'amount', 'invoice_total', 'finalized_at', 'acknowledged_at'];
+
+/** One row per invoice line (an invoice without lines: one row with no api). */
+export function invoicesCsv(invoices: Invoice[]): string {
+  const rows: unknown[][] = [];
+  for (const i of invoices) {
+    const base = [i.id, i.customer, i.period, i.periodStart, i.periodEnd, i.status, i.plan, i.currency];
+    const tail = [i.total, i.finalizedAt, i.acknowledgedAt];
+    if (!i.lines.length) rows.push([...base, '', 0, '', '0', ...tail]);
+    for (const l of i.lines) rows.push([...base, l.api, l.calls, l.unitPrice ?? '', l.amount, ...tail]);
+  }
+  return [CSV_HEAD, ...rows].map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n';
+}

@@ -1,0 +1,40 @@
+/** The lake's data files of a topic, from their names alone (hour folders listed in parallel). */
+import type { Lake } from './lake.js';
+import { USAGE_DIR, parseDataFileName } from './layout.js';
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let i = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) {
+      const k = i++;
+      out[k] = await fn(items[k]);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+export interface DataFile {
+  /** Hour folder, e.g. `usage/dt=2026-11-24/hour=07`. */
+  dir: string;
+  path: string;
+  partition: number;
+  first: number;
+  last: number;
+}
+
+/** Every data file of the topic in the lake (hour folders listed in parallel). */
+export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile[]> {
+  const days = (await lake.listDirs(USAGE_DIR)).filter((d) => d.startsWith('dt='));
+  const hourDirs = (await mapLimit(days, 8, async (d) => (await lake.listDirs(`${USAGE_DIR}/${d}`)).filter((h) => h.startsWith('hour=')).map((h) => `${USAGE_DIR}/${d}/${h}`))).flat();
+  const listings = await mapLimit(hourDirs, 8, async (dir) => ({ dir, files: await lake.list(dir) }));
+  const out: DataFile[] = [];
+  for (const { dir, files } of listings) {
+    for (const f of files) {
+      const n = parseDataFileName(f.path);
+      if (n && n.topic === topic) out.push({ dir, path: f.path, partition: n.partition, first: n.first, last: n.last });
+    }
+  }
+  return out;
+}

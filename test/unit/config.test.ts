@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, ConfigError } from '../../src/config/config.js';
+import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../../src/warehouse/migrate.js';
+import { tempDir } from '../support/tmp.js';
+
+test('flags override env, env overrides file', () => {
+  const dir = tempDir('meter-cfg-');
+  writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ topic: 'from-file', partitions: 3, gatewayPort: 1000 }));
+  const cfg = loadConfig({ cwd: dir, env: { METER_TOPIC: 'from-env', METER_PARTITIONS: '5' }, flags: { topic: 'from-flag' } });
+  assert.equal(cfg.topic, 'from-flag');
+  assert.equal(cfg.partitions, 5);
+  assert.equal(cfg.gatewayPort, 1000);
+  assert.equal(cfg.dataDir, join(dir, '.meter'));
+  assert.equal(cfg.lakeUrl, 'file://' + join(dir, '.meter', 'lake'));
+  assert.deepEqual(cfg.kafkaBrokers, []);
+  assert.equal(cfg.databaseUrl, null);
+});
+
+test('invalid values name the setting and what is allowed', () => {
+  const bad = (env: Record<string, string>, re: RegExp) =>
+    assert.throws(() => loadConfig({ cwd: tmpdir(), env }), (e: unknown) => e instanceof ConfigError && re.test(e.message));
+  bad({ METER_PARTITIONS: 'many' }, /partitions \(METER_PARTITIONS\).*integer from 1 to 1024/);
+  bad({ METER_LAKE_URL: 's3://bucket/x' }, /lakeUrl.*protocol s3: is not one of file:, hdfs:/);
+  bad({ METER_DATABASE_URL: 'not a url' }, /databaseUrl.*not a URL/);
+  bad({ METER_LIMITER_FAIL_MODE: 'maybe' }, /limiterFailMode.*not one of local, open, closed/);
+  bad({ METER_CONFIG: '/nonexistent/meter.json' }, /does not exist/);
+});
+
+test('unknown keys in the config file are refused', () => {
+  const dir = tempDir('meter-cfg-');
+  writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ topik: 'x' }));
+  assert.throws(() => loadConfig({ cwd: dir, env: {} }), /unknown setting "topik"/);
+});
+
+test('migrations apply once and are idempotent', async () => {
+  const db = await PgliteWarehouse.open(null);
+  const first = await migrate(db);
+  assert.ok(first.length >= 1);
+  assert.deepEqual(await migrate(db), []);
+  const t = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'usage_hourly'`);
+  assert.equal(t[0].n, 1);
+  await db.close();
+});

@@ -1,0 +1,145 @@
+/** The customers' web view in headless Chromium: prices, the chart's totals, the invoice preview. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { ensureTools } from '../support/tools.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../../src/warehouse/migrate.js';
+import { parseCatalog } from '../../src/billing/catalog.js';
+import { upsertCustomer } from '../../src/billing/customers.js';
+import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
+import { createCustomerToken } from '../../src/billing/auth.js';
+
+const CHROMIUM = process.env.METER_CHROMIUM ?? '/usr/bin/chromium';
+
+/** Debian's Chromium, installed by `stack/run tools chromium` if missing (the test fails, never skips, without it). */
+function ensureChromium(): void {
+  if (existsSync(CHROMIUM)) return;
+  ensureTools(['chromium']);
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set METER_CHROMIUM to its path)`);
+}
+let db: PgliteWarehouse;
+let server: BillingServer;
+let browser: Browser;
+let token: string;
+
+const catalog = parseCatalog({
+  currency: 'USD',
+  plans: {
+    pro: {
+      name: 'Pro',
+      rateLimit: { ratePerSec: 1, burst: 1 },
+      prices: {
+        'locations.create': '0.0008',
+        'locations.history': { model: 'graduated', freeUnits: 100, tiers: [{ upTo: 1000, unitPrice: '0.002' }, { upTo: null, unitPrice: '0.001' }] },
+        'geofences.devices': { model: 'package', packageSize: 1000, packagePrice: '1.50' },
+      },
+    },
+  },
+});
+
+before(async () => {
+  ensureChromium();
+  db = await PgliteWarehouse.open(null);
+  await migrate(db);
+  server = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: ['svc-web-test-0123456789'], now: () => Date.parse('2026-02-20T00:00:00Z') });
+  await upsertCustomer(db, { id: 'acme', name: 'Acme Corp', timeZone: 'Asia/Seoul', plan: 'pro' });
+  await upsertCustomer(db, { id: 'globex', name: 'Globex', timeZone: 'UTC', plan: 'pro' });
+  const rows: [string, string, string, number][] = [
+    ['acme', 'locations.create', '2026-01-31T23:00:00Z', 1000], // Feb 1 in Seoul
+    ['acme', 'locations.create', '2026-02-03T05:00:00Z', 2500],
+    ['acme', 'locations.create', '2026-02-10T05:00:00Z', 500],
+    ['acme', 'locations.history', '2026-02-03T06:00:00Z', 700],
+    ['acme', 'locations.history', '2026-02-12T06:00:00Z', 600],
+    ['acme', 'geofences.devices', '2026-02-05T06:00:00Z', 1001],
+    ['acme', 'locations.create', '2026-01-31T14:00:00Z', 77777], // Jan 31 23:00 in Seoul: January
+    ['globex', 'locations.create', '2026-02-03T05:00:00Z', 424242],
+  ];
+  for (const r of rows) await db.query('INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ($1, $2, $3, $4, $4)', r);
+  token = await createCustomerToken(db, 'acme');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  await db?.close();
+});
+
+test('the page shows the plan prices, a chart with the right totals and the invoice preview', async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(`${server.url}/app#token=${token}&period=2026-02`);
+  await page.waitForSelector('body[data-ready]', { timeout: 30_000 });
+  assert.equal(await page.getAttribute('body', 'data-ready'), 'true', (await page.textContent('#error').catch(() => '')) ?? '');
+  assert.deepEqual(errors, []);
+
+  assert.match((await page.textContent('#who'))!, /Acme Corp \(acme\).*Asia\/Seoul/);
+  const prices = await page.$$eval('#prices tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+  assert.deepEqual(prices, [
+    ['geofences.devices', '1.50 USD per 1000 calls', '', '—'],
+    ['locations.create', '0.0008 USD per call', '', '—'],
+    ['locations.history', 'graduated tiers (USD) 1–1,000: 0.002; 1,001+: 0.001', '100', '—'],
+  ]);
+
+  // The chart was drawn (a canvas) from the data whose totals are listed under it.
+  assert.ok(await page.$('#chart canvas'), 'uPlot drew a canvas');
+  const chart = await page.evaluate(() => {
+    const c = (window as any).meterChart;
+    return { apis: c.apis, totals: c.totals, days: c.days, series: c.plot.data.length };
+  });
+  assert.deepEqual(chart.apis, ['geofences.devices', 'locations.create', 'locations.history']);
+  assert.deepEqual(chart.totals, [1001, 4000, 1300]);
+  assert.equal(chart.days, 28); // every day of February in Seoul
+  assert.equal(chart.series, 4);
+  const listed = await page.$$eval('#totals tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.api, Number((tr as HTMLElement).dataset.calls)]));
+  assert.deepEqual(listed, [['geofences.devices', 1001], ['locations.create', 4000], ['locations.history', 1300]]);
+
+  // Invoice preview: 2 packages = 3.00; 4000 x 0.0008 = 3.20; history 100 free, 1000 x 0.002 + 200 x 0.001 = 2.20.
+  const lines = await page.$$eval('#invoice tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.api, (tr as HTMLElement).dataset.amount]));
+  assert.deepEqual(lines, [['geofences.devices', '3.00'], ['locations.create', '3.20'], ['locations.history', '2.20']]);
+  assert.equal(await page.textContent('#total'), '8.40 USD');
+  assert.match((await page.textContent('#status'))!, /draft/);
+  const body = (await page.textContent('body'))!;
+  assert.doesNotMatch(body, /424,?242|Globex|77,?777/);
+
+  const shot = join(tmpdir(), `meter-web-view-${Date.now()}.png`);
+  await page.screenshot({ path: shot, fullPage: true });
+  assert.ok(statSync(shot).size > 10_000);
+  process.stdout.write(`# web view screenshot: ${shot}\n`);
+  await page.close();
+});
+
+test('a bad token shows the error and the token form; no data', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/app#token=mbt_0000000000000000_${'A'.repeat(43)}`);
+  await page.waitForSelector('body[data-ready]', { timeout: 30_000 });
+  assert.equal(await page.getAttribute('body', 'data-ready'), 'error');
+  assert.match((await page.textContent('#error'))!, /token/);
+  assert.equal(await page.isVisible('#login'), true);
+  assert.equal(await page.isVisible('#main'), false);
+  // Typing the right token in the form works too.
+  await page.fill('#token', token);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('body[data-ready=true]', { timeout: 30_000 });
+  assert.equal(await page.isVisible('#main'), true);
+  await page.close();
+});
+
+test('the page and its script are served with a strict content security policy', async () => {
+  for (const p of ['/app', '/app/app.js', '/app/vendor/uPlot.iife.min.js', '/app/app.css']) {
+    const r = await fetch(server.url + p);
+    assert.equal(r.status, 200, p);
+    assert.match(r.headers.get('content-security-policy')!, /default-src 'self'/);
+    await r.arrayBuffer();
+  }
+  assert.equal((await fetch(server.url + '/app/../package.json')).status, 404);
+  assert.equal((await fetch(server.url + '/app/vendor/uPlot.esm.js')).status, 404);
+});
