@@ -36,6 +36,8 @@ export interface MeterConfig {
   routesFile: string;
   gatewayHost: string;
   gatewayPort: number;
+  /** Gateway worker processes (0 = one per core). */
+  gatewayWorkers: number;
   /** Where the gateway forwards calls; required by `meter gateway`. */
   upstream: string | null;
   billingHost: string;
@@ -146,6 +148,7 @@ export const SETTINGS: Setting[] = [
   S('gatewayHost', { t: 'string' }, 'gateway listen address'),
   S('gatewayPort', { t: 'int', min: 0, max: 65535 }, 'gateway listen port (0 = any free port)'),
   S('upstream', { t: 'url', protocols: ['http:', 'https:'] }, 'upstream API the gateway forwards to', true),
+  S('gatewayWorkers', { t: 'int', min: 0, max: 1024 }, 'gateway: worker processes sharing the port (0 = one per core; 1 = none, the gateway runs in the command\'s process); docs/gateway.md'),
   S('billingHost', { t: 'string' }, 'billing API listen address'),
   S('billingPort', { t: 'int', min: 0, max: 65535 }, 'billing API listen port (0 = any free port)'),
   S('billingTokens', { t: 'list' }, 'service bearer tokens for the billing API'),
@@ -193,6 +196,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     routesFile: resolve(packageRoot(), 'fixtures/routes.json'),
     gatewayHost: '127.0.0.1',
     gatewayPort: 8080,
+    gatewayWorkers: 1,
     upstream: null,
     billingHost: '127.0.0.1',
     billingPort: 8090,
