@@ -21,6 +21,7 @@ export interface MeterConfig {
   kafkaBrokers: string[];
   /** Kafka consumer group session timeout (ms): a member silent this long loses its partitions. */
   kafkaSessionTimeoutMs: number;
+  kafkaHeartbeatIntervalMs: number;
   topic: string;
   /** Partitions of the topic (created if absent) and of the embedded log. */
   partitions: number;
@@ -137,7 +138,8 @@ const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): 
 export const SETTINGS: Setting[] = [
   S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
   S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),
-  S('kafkaSessionTimeoutMs', { t: 'int', min: 6000, max: 300_000 }, "consumer groups (ingest, live): a member silent this long loses its partitions (ms; within the broker's group.min/max.session.timeout.ms)"),
+  S('kafkaSessionTimeoutMs', { t: 'int', min: 6000, max: 300_000 }, "consumer groups (ingest, live): a member silent this long loses its partitions to the others (ms; within the broker's group.min/max.session.timeout.ms; docs/scaling.md: takeover)"),
+  S('kafkaHeartbeatIntervalMs', { t: 'int', min: 100, max: 100_000 }, 'consumer groups: heartbeat this often (ms; at most a third of the session timeout), so a rebalance is noticed this soon'),
   S('topic', { t: 'string' }, 'usage event topic'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
   S('lakeUrl', { t: 'url', protocols: ['file:', 'hdfs:', 'webhdfs:'] }, 'lake root: file:///path or hdfs://host:9870/path'),
@@ -186,7 +188,8 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
   return {
     dataDir: './.meter',
     kafkaBrokers: [],
-    kafkaSessionTimeoutMs: 30_000,
+    kafkaSessionTimeoutMs: 6_000,
+    kafkaHeartbeatIntervalMs: 1_000,
     topic: 'usage-events',
     partitions: 4,
     lakeUrl: null,

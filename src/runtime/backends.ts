@@ -21,7 +21,7 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean } = {}): 
   let log: UsageLog;
   if (cfg.kafkaBrokers.length) {
     const { KafkaLog } = await import('../log/kafka-log.js');
-    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions, sessionTimeoutMs: cfg.kafkaSessionTimeoutMs, ...kafkaSecurity(cfg) });
+    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions, sessionTimeoutMs: cfg.kafkaSessionTimeoutMs, heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs, ...kafkaSecurity(cfg) });
   } else {
     const { FileLog } = await import('../log/file-log.js');
     log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
