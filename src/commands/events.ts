@@ -13,7 +13,6 @@ export function registerEvents(program: Command): void {
     .option('--url <url>', 'billing API base URL [default http://<billing-host>:<billing-port> of the settings]')
     .option('--token <token>', 'service token [default: the first of METER_BILLING_TOKENS]')
     .option('--batch <n>', `events per request, 1 to ${MAX_BATCH}`, '500')
-    .option('--json', 'print {accepted, duplicates, rejected, reasons} as JSON')
     .addHelpText(
       'after',
       '\nExample:\n  echo \'{"specversion":"1.0","id":"job-1","source":"nightly","type":"ai.tokens","subject":"acme","time":"2026-12-05T06:00:00Z","data":{"tokens":512}}\' \\\n    | meter events send - --url http://127.0.0.1:8090 --token "$METER_BILLING_TOKENS"\n',
