@@ -142,6 +142,8 @@ test('every rejection of an event has its reason; a batch answers 202 with each 
     ['in the future', ce({ time: new Date(now + 10 * 60_000).toISOString() }), /in the future/],
     ['data a string', ce({ data: 'tokens=5' }), /data must be a JSON object/],
     ['data too big', ce({ data: { s: 'x'.repeat(MAX_DATA_BYTES) } }), new RegExp(`more than ${MAX_DATA_BYTES}`)],
+    ['data nested 33 deep', ce({ data: JSON.parse('{"a":'.repeat(33) + '1' + '}'.repeat(33)) }), /data is nested more than 32 levels deep/],
+    ['specversion an object', ce({ specversion: { a: 1 } }), /specversion must be "1.0", got object/],
     ['data_base64', ce({ data: undefined, data_base64: 'AAAA' }), /data_base64 is not accepted/],
     ['datacontenttype xml', ce({ datacontenttype: 'application/xml' }), /datacontenttype must be application\/json/],
   ];
@@ -158,6 +160,11 @@ test('every rejection of an event has its reason; a batch answers 202 with each 
     assert.match(one.body.error, reason, name);
   }
   assert.equal(r.body.results[cases.length].status, 'accepted');
+  // 150,000 levels (JSON.stringify would overflow its stack on them): a reason, not a 500.
+  const e = JSON.stringify(ce({ id: 'deep' }));
+  const deep = await post(`[${e.slice(0, -1)},"data":${'{"a":'.repeat(150_000)}1${'}'.repeat(150_000)}}]`);
+  assert.equal(deep.status, 202);
+  assert.match(deep.body.results[0].reason, /nested more than 32 levels deep/);
 });
 
 test('requests refused whole: size, batch length, content type, JSON, tokens, method', async () => {

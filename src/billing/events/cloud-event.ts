@@ -16,6 +16,20 @@ import { parseEventTime } from './event-time.js';
 
 /** Largest `data` accepted, as JSON bytes. */
 export const MAX_DATA_BYTES = 4096;
+/** Deepest nesting of objects and arrays in `data`. */
+export const MAX_DATA_DEPTH = 32;
+
+/** Whether `v` nests objects/arrays more than `max` levels (iterative: no recursion on input). */
+function deeperThan(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (d > max) return true;
+    for (const c of Object.values(x as object)) if (typeof c === 'object' && c !== null) stack.push([c, d + 1]);
+  }
+  return false;
+}
+
 /** The method column of an event that came through the events API. */
 export const EVENT_METHOD = 'EVENT';
 /**
@@ -50,7 +64,7 @@ function text(o: Record<string, unknown>, name: string): string | { reason: stri
 export function checkShape(v: unknown, now: number): { reason: string } | { source: string; id: string; type: string; subject: string; time: number; dataBytes: number } {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { reason: 'an event must be a JSON object' };
   const o = v as Record<string, unknown>;
-  if (o.specversion !== '1.0') return { reason: `specversion must be "1.0", got ${JSON.stringify(o.specversion ?? null)?.slice(0, 32)}` };
+  if (o.specversion !== '1.0') return { reason: `specversion must be "1.0", got ${typeof o.specversion === 'string' ? JSON.stringify(o.specversion.slice(0, 32)) : o.specversion === undefined ? 'none' : typeof o.specversion}` };
   const parts: Record<string, string> = {};
   for (const name of ['id', 'source', 'type', 'subject', 'time']) {
     const t = text(o, name);
@@ -66,6 +80,8 @@ export function checkShape(v: unknown, now: number): { reason: string } | { sour
   let dataBytes = 0;
   if (o.data !== undefined) {
     if (typeof o.data !== 'object' || o.data === null || Array.isArray(o.data)) return { reason: 'data must be a JSON object' };
+    // Before stringify, which recurses: 200,000 levels in a 1 MiB body overflow its stack.
+    if (deeperThan(o.data, MAX_DATA_DEPTH)) return { reason: `data is nested more than ${MAX_DATA_DEPTH} levels deep` };
     dataBytes = Buffer.byteLength(JSON.stringify(o.data));
     if (dataBytes > MAX_DATA_BYTES) return { reason: `data is ${dataBytes} bytes of JSON, more than ${MAX_DATA_BYTES}` };
   }

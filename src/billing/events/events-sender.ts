@@ -74,7 +74,13 @@ export async function sendEvents(items: AsyncIterable<FileItem>, o: SendOptions)
       reject(item.where, item.bad);
       continue;
     }
-    const json = JSON.stringify(item.event);
+    let json: string;
+    try {
+      json = JSON.stringify(item.event);
+    } catch {
+      reject(item.where, 'nested too deeply to send');
+      continue;
+    }
     const size = Buffer.byteLength(json) + 1;
     if (size > MAX_SEND_BYTES) {
       reject(item.where, `${size} bytes of JSON: larger than a request may be`);
