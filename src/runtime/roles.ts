@@ -175,6 +175,6 @@ export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log
   obs?.watchWarehouse(b.db);
   // With the usage log, POST /v1/events appends to it (its producer opened on the first event).
   const log = b.log;
-  const events = log ? new EventsIntake({ openProducer: async () => (await log.init(), log.producer()), onError: (m) => (logger ?? createLogger('info', 'billing')).error(m) }) : undefined;
+  const events = log ? new EventsIntake({ db: b.db, openProducer: async () => (await log.init(), log.producer()), onError: (m) => (logger ?? createLogger('info', 'billing')).error(m) }) : undefined;
   return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}), ...(events ? { events } : {}) });
 }

@@ -134,7 +134,7 @@ test('every rejection of an event has its reason; a batch answers 202 with each 
     ['type with a space', ce({ type: 'ai tokens' }), /type must be a metered name/],
     ['no subject', ce({ subject: undefined }), /subject is required: the customer/],
     ['NUL in subject', ce({ subject: 'ac\u0000me' }), /subject holds a control character/],
-    ['unknown customer', ce({ subject: 'nobody' }), /unknown customer "nobody"/],
+    ['unknown customer', ce({ subject: 'nobody' }), /unknown customer: no customer "nobody" in the warehouse \(subject is the customer/],
     ['no time', ce({ time: undefined }), /time is required/],
     ['not RFC 3339', ce({ time: '05/12/2026 06:00' }), /time must be an RFC 3339 time/],
     ['30 February', ce({ time: '2026-02-30T00:00:00Z' }), /time must be an RFC 3339 time/],

@@ -66,7 +66,7 @@ test('JSON lines: accepted and rejected counted, each rejection named by its lin
   const r = await meter(['events', 'send', file, '--url', billing.url, '--token', SERVICE, '--batch', '2']);
   assert.equal(r.code, 1, r.err);
   assert.match(r.out, /^line 2: rejected: not JSON$/m);
-  assert.match(r.out, /^line 5: rejected: unknown customer "nobody"/m);
+  assert.match(r.out, /^line 5: rejected: unknown customer: no customer "nobody"/m);
   assert.match(r.out, /^3 accepted, 2 rejected$/m);
   // a, b, and a again in another batch (billed once later: the same id); nothing for the rejected.
   assert.equal((await logged()) - before, 3);

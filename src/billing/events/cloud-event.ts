@@ -47,8 +47,8 @@ export type Checked = { ok: true; event: UsageEvent; key: string } | { ok: false
 
 export interface CheckContext {
   now: number;
-  /** The customer exists (the billing catalog). */
-  known(customer: string): Promise<boolean>;
+  /** Why the customer cannot be billed at `now` (null: it can); ingest's rule (customer-check.ts). */
+  customerRefusal(customer: string): Promise<string | null>;
 }
 
 function text(o: Record<string, unknown>, name: string): string | { reason: string } {
@@ -96,7 +96,8 @@ export function checkShape(v: unknown, now: number): { reason: string } | { sour
 export async function checkEvent(v: unknown, ctx: CheckContext): Promise<Checked> {
   const s = checkShape(v, ctx.now);
   if ('reason' in s) return { ok: false, reason: s.reason };
-  if (!(await ctx.known(s.subject))) return { ok: false, reason: `unknown customer ${JSON.stringify(s.subject.slice(0, 64))} in subject (create it first: meter customers create)` };
+  const refused = await ctx.customerRefusal(s.subject);
+  if (refused !== null) return { ok: false, reason: `${refused} (subject is the customer: create it first with meter customers create)` };
   const event: UsageEvent = {
     v: SCHEMA_VERSION,
     id: eventIdOf(s.source, s.id),

@@ -9,6 +9,8 @@
 import type { IncomingMessage } from 'node:http';
 import { encodeEvent } from '../../events/usage-event.js';
 import type { LogProducer, ProducerRecord } from '../../log/log.js';
+import { CustomerCheck, customerVerdict } from '../../pipeline/customer-check.js';
+import type { Sql } from '../../warehouse/warehouse.js';
 import { checkEvent } from './cloud-event.js';
 import { readBody } from './read-body.js';
 
@@ -26,6 +28,8 @@ export interface IntakeAnswer {
 }
 
 export interface EventsIntakeOptions {
+  /** Where the customers are (read by a CustomerCheck: no statement per request for a known customer). */
+  db: Sql;
   /** The usage log's producer, opened on the first request (a billing server whose log is down still serves reads). */
   openProducer: () => Promise<LogProducer>;
   now?: () => number;
@@ -51,15 +55,23 @@ export class EventsIntake {
   private readonly now: () => number;
   private readonly maxBody: number;
   private readonly maxBatch: number;
+  /**
+   * Ingest's own rule and cache for "the customer exists at this time": customers are never
+   * deleted, so a known one needs no statement, and a flood of unknown ones costs at most one
+   * load per second (customer-check.ts). The same rule as ingest's, so an accepted event is not
+   * dead-lettered for its customer.
+   */
+  private readonly customers: CustomerCheck;
 
   constructor(private readonly o: EventsIntakeOptions) {
     this.now = o.now ?? Date.now;
     this.maxBody = o.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxBatch = o.maxBatch ?? MAX_BATCH;
+    this.customers = new CustomerCheck(o.db);
   }
 
-  /** Answer one POST; `known` says whether a customer exists. Never throws for bad input. */
-  async post(req: IncomingMessage, known: (customer: string) => Promise<boolean>): Promise<IntakeAnswer> {
+  /** Answer one POST. Never throws for bad input. */
+  async post(req: IncomingMessage): Promise<IntakeAnswer> {
     const mode = modeOf(req.headers['content-type']);
     if (!mode) {
       // Unread: the answer closes the connection.
@@ -81,11 +93,12 @@ export class EventsIntake {
     if (items.length === 0) return err(400, 'the batch is empty');
 
     const now = this.now();
+    const customerRefusal = (c: string) => customerVerdict(this.customers, c, now);
     const results: EventResult[] = [];
     const records: ProducerRecord[] = [];
     const seen = new Map<string, string>();
     for (let i = 0; i < items.length; i++) {
-      const c = await checkEvent(items[i], { now, known });
+      const c = await checkEvent(items[i], { now, customerRefusal });
       if (!c.ok) {
         results.push({ index: i, status: 'rejected', reason: c.reason });
         continue;
