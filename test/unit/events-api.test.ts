@@ -190,3 +190,10 @@ test('requests refused whole: size, batch length, content type, JSON, tokens, me
   assert.equal(get.status, 405);
   assert.equal(get.headers.get('allow'), 'POST');
 });
+
+test('a customer created while the server runs is taken (ingest\'s customer rule, reloaded on a miss)', async () => {
+  assert.match((await post([ce({ id: 'late-0', subject: 'initech' })])).body.results[0].reason, /unknown customer/);
+  await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('initech', 'Initech', 'UTC')`);
+  const r = await post([ce({ id: 'late-1', subject: 'initech' })]);
+  assert.equal(r.body.results[0].status, 'accepted', JSON.stringify(r.body));
+});
