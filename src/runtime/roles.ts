@@ -9,7 +9,7 @@ import type { UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
-import type { Logger } from '../ground/logger.js';
+import { createLogger, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
 import { loadCatalog, type Catalog, type PlanQuota } from '../billing/catalog.js';
 import { planLimits } from '../gateway/plans.js';
@@ -27,6 +27,7 @@ import { Rollup } from '../pipeline/rollup.js';
 import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { whileUnreachable } from '../ground/unreachable.js';
 import { startBillingServer } from '../billing/server.js';
+import { EventsIntake } from '../billing/events/events-intake.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
 import type { Observability } from '../observability/observability.js';
 
@@ -175,7 +176,10 @@ export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Roll
   return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup') });
 }
 
-export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse }, obs?: Observability, logger?: Logger) {
+export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log?: UsageLog }, obs?: Observability, logger?: Logger) {
   obs?.watchWarehouse(b.db);
-  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}) });
+  // With the usage log, POST /v1/events appends to it (its producer opened on the first event).
+  const log = b.log;
+  const events = log ? new EventsIntake({ db: b.db, openProducer: async () => (await log.init(), log.producer()), onError: (m) => (logger ?? createLogger('info', 'billing')).error(m) }) : undefined;
+  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}), ...(events ? { events } : {}) });
 }
