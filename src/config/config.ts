@@ -189,7 +189,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     dataDir: './.meter',
     kafkaBrokers: [],
     kafkaSessionTimeoutMs: 6_000,
-    kafkaHeartbeatIntervalMs: 1_000,
+    kafkaHeartbeatIntervalMs: 500,
     topic: 'usage-events',
     partitions: 4,
     lakeUrl: null,

@@ -169,6 +169,7 @@ export class Ingestor {
       batch: (st, b) => this.onBatch(st, b),
       retire: (st) => (st.gone = true),
       release: (_p, st) => this.release(st),
+      keep: (p, st) => this.keep(p, st),
     });
   }
 
@@ -583,6 +584,31 @@ export class Ingestor {
     this.tops = null;
   }
 
+  /**
+   * p comes back to this process in the next assignment (kafkajs revokes every partition at each
+   * rebalance): keep its buffered ranges, and read on after them, when nobody else moved p in
+   * between: no file in the (fresh) lake scan ends at or past this state's `done`, and the
+   * group's commit is `done`, or the end of this state's first closed range (its own commit,
+   * sent before the rebalance refused the rename: the range is published again under the same
+   * name). Otherwise the state is dropped and p starts afresh (startFor).
+   */
+  private async keep(p: number, st: PartState): Promise<number | null> {
+    await st.writing?.catch(() => undefined);
+    if (st.gone || this.stopping) return null;
+    const top = (await this.topRanges()).get(p);
+    const committed = (await this.consumer!.committed()).get(p) ?? 0;
+    const ownCommit = st.closed.length ? st.closed[0]!.last + 1 : st.done;
+    if ((committed !== st.done && committed !== ownCommit) || (top?.last ?? -1) >= st.done) {
+      this.o.logger(`partition ${p}: buffered offsets ${st.done}..${st.next - 1} dropped: the partition moved while it was away (committed ${committed}, lake to ${top?.last ?? 'none'})`);
+      return null;
+    }
+    st.assignment = this.assignment;
+    this.checkedTops.delete(p);
+    const held = st.buf.records + st.closed.reduce((n, b) => n + b.records, 0);
+    this.o.logger(`partition ${p}: assigned again; kept ${held} buffered records (offsets ${st.done}..${st.next - 1}), reading on from ${st.next}`);
+    return st.next;
+  }
+
   /** Forget the partition's buffered ranges (their spool files too). */
   private discard(st: PartState): void {
     for (const b of st.closed) {
@@ -627,7 +653,7 @@ export class Ingestor {
       }
     } finally {
       // partition states stay for stats() (the CLI prints them after stop); their spools go
-      for (const st of this.states()) {
+      for (const [, st] of this.worker.entries({ parked: true })) {
         await st.writing?.catch(() => undefined);
         this.discard(st);
       }

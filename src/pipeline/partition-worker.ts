@@ -8,7 +8,10 @@
  * - a new assignment first retires every state made for an earlier one (kafkajs may re-join after
  *   an eviction without a revoke), then `assigned` runs, then each partition's `open`;
  * - revoked partitions are all `retire`d at once (a write in progress stops publishing at once),
- *   then each is `release`d on its own chain and forgotten.
+ *   then each is `release`d on its own chain and forgotten;
+ * - unless the job can `keep` states: then revoked ones are parked (kafkajs revokes every
+ *   partition at each rebalance, also those the member gets back), and a partition of the next
+ *   assignment that was parked asks `keep` whether its state is still good to continue from.
  */
 import type { ConsumedBatch, LogConsumer, UsageLog } from '../log/log.js';
 
@@ -23,11 +26,18 @@ export interface PartitionJob<S> {
   retire?(state: S): void;
   /** After `retire`, on p's chain: settle or drop what p holds; the state is forgotten after. */
   release(p: number, state: S): Promise<void>;
+  /**
+   * p, parked at a revoke, is assigned again (after `assigned`, on p's chain): the offset to
+   * continue reading from with this state, or null to release it and `open` afresh.
+   */
+  keep?(p: number, state: S): Promise<number | null>;
 }
 
 interface Slot<S> {
   state: S;
   chain: Promise<unknown>;
+  /** Revoked and kept for the next assignment (PartitionJob.keep). */
+  parked: boolean;
 }
 
 export class PartitionWorker<S> {
@@ -95,9 +105,12 @@ export class PartitionWorker<S> {
     return this.slots.get(p)?.state;
   }
 
-  /** Assigned partitions and their states, by partition. */
-  entries(): [number, S][] {
-    return [...this.slots].sort((a, b) => a[0] - b[0]).map(([p, s]) => [p, s.state]);
+  /** Assigned partitions and their states, by partition (with `parked`: also the revoked ones kept). */
+  entries(opts: { parked?: boolean } = {}): [number, S][] {
+    return [...this.slots]
+      .filter(([, s]) => opts.parked || !s.parked)
+      .sort((a, b) => a[0] - b[0])
+      .map(([p, s]) => [p, s.state]);
   }
 
   /** Resolves when nothing is queued on any partition. */
@@ -106,21 +119,39 @@ export class PartitionWorker<S> {
   }
 
   private async onAssign(partitions: number[]): Promise<void> {
-    // states of an earlier assignment (a re-join after an eviction may come without a revoke)
-    await this.releaseAll([...this.slots.keys()]);
+    // states of an earlier assignment (a re-join after an eviction may come without a revoke),
+    // but parked ones of partitions assigned again (onOpen decides on those)
+    const now = new Set(partitions);
+    await this.releaseAll([...this.slots].filter(([p, s]) => !(s.parked && now.has(p))).map(([p]) => p));
     await this.job.assigned?.(partitions);
   }
 
   private async onOpen(p: number): Promise<number> {
+    const slot = this.slots.get(p);
+    if (slot?.parked && this.job.keep) {
+      const keep = this.job.keep;
+      const start = await this.run(p, (st) => keep(p, st));
+      if (start !== null) {
+        slot.parked = false;
+        return start;
+      }
+    }
     // a state of an assignment whose onAssign this one overtook: released like the rest
     if (this.slots.has(p)) await this.releaseAll([p]);
     const { start, state } = await this.job.open(p);
-    this.slots.set(p, { state, chain: Promise.resolve() });
+    this.slots.set(p, { state, chain: Promise.resolve(), parked: false });
     return start;
   }
 
   private async onRevoke(partitions: number[]): Promise<void> {
     if (this.stopping) return; // stop() settles the states after the consumer has stopped
+    if (this.job.keep) {
+      for (const p of partitions) {
+        const slot = this.slots.get(p);
+        if (slot) slot.parked = true;
+      }
+      return;
+    }
     await this.releaseAll(partitions);
   }
 

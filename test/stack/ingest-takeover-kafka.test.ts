@@ -7,10 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import { assetPath } from '../../src/config/assets.js';
+import { startGroupChild, stopAll } from '../support/group-child.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
@@ -26,33 +25,6 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-eve
 const PARTITIONS = 4;
 const FLUSH_MS = 2000;
 const TAKEOVER_BOUND_MS = 10_000;
-
-interface Ingest {
-  name: string;
-  child: ChildProcess;
-  err: string;
-  /** Partitions of the last assignment it logged. */
-  partitions(): number[] | null;
-  exited: Promise<void>;
-}
-
-function startIngest(name: string, env: Record<string, string>): Ingest {
-  const child = spawn(process.execPath, [assetPath('bin/meter.js'), 'ingest'], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const ing: Ingest = {
-    name,
-    child,
-    err: '',
-    partitions() {
-      const lines = [...ing.err.matchAll(/kafka group meter-ingest: generation \d+ .* partitions \[([\d, ]*)\]/g)];
-      const last = lines[lines.length - 1];
-      return last ? (last[1] ? last[1].split(', ').map(Number) : []) : null;
-    },
-    exited: new Promise((r) => child.once('exit', () => r())),
-  };
-  child.stderr!.on('data', (d) => (ing.err += d));
-  child.stdout!.resume();
-  return ing;
-}
 
 /** One customer name per partition, so traffic reaches every partition. */
 function customersPerPartition(): string[] {
@@ -76,6 +48,7 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
   const root = tempDir('meter-takeover-');
   const lakeUrl = pathToFileURL(join(root, 'lake')).toString();
   const topic = `takeover-${Date.now().toString(36)}`;
+  const group = `${topic}-ingest`;
   const base = {
     METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS,
     METER_DATABASE_URL: dbUrl,
@@ -106,8 +79,8 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
     }
   })();
 
-  const a = startIngest('a', { ...base, METER_DATA_DIR: join(root, 'a') });
-  const b = startIngest('b', { ...base, METER_DATA_DIR: join(root, 'b') });
+  const a = startGroupChild(['ingest', '--group', group], { ...base, METER_DATA_DIR: join(root, 'a') });
+  const b = startGroupChild(['ingest', '--group', group], { ...base, METER_DATA_DIR: join(root, 'b') });
   try {
     // both members hold partitions of one generation, and a has published files of its own
     const aParts = await until(
@@ -140,14 +113,20 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
       100,
     );
     const worst = Math.max(...firstNew.values());
+    const timeline = b.timeline(killedAt);
+    process.stderr.write(`takeover: the survivor after the kill:\n${timeline}\n`);
     process.stderr.write(`takeover: first new file per orphaned partition after the kill (ms): ${JSON.stringify(Object.fromEntries(firstNew))}\n`);
-    assert.ok(worst <= TAKEOVER_BOUND_MS + FLUSH_MS, `the orphaned partitions' first new files came ${worst} ms after the kill (bound ${TAKEOVER_BOUND_MS} + ${FLUSH_MS} flush)`);
+    assert.ok(worst <= TAKEOVER_BOUND_MS + FLUSH_MS, `the orphaned partitions' first new files came ${worst} ms after the kill (bound ${TAKEOVER_BOUND_MS} + ${FLUSH_MS} flush); the survivor after the kill:\n${timeline}`);
     assert.deepEqual(b.partitions(), [...Array(PARTITIONS).keys()], 'the survivor holds every partition');
+    // what the survivor did with its own buffered ranges at the rebalance (kept, or dropped and re-read)
+    const kept = [...b.err.matchAll(/partition (\d+): assigned again; kept (\d+) buffered records/g)].map((m) => `p${m[1]} kept ${m[2]}`);
+    const dropped = [...b.err.matchAll(/partition (\d+): (?:released with (\d+) records|buffered offsets (\d+)\.\.(\d+) dropped)/g)].map((m) => `p${m[1]} dropped ${m[2] ?? Number(m[4]) - Number(m[3]) + 1}`);
+    process.stderr.write(`takeover: survivor's own partitions at the rebalance: ${[...kept, ...dropped].join(', ') || 'nothing buffered'}\n`);
 
     // exactly once: stop traffic, let the survivor publish everything, then count
     producing = false;
     await traffic;
-    const ends = await (await log.consumer('meter-ingest')).endOffsets();
+    const ends = await (await log.consumer(group)).endOffsets();
     await until(
       'the survivor to publish every record',
       async () => {
@@ -164,8 +143,7 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
   } finally {
     producing = false;
     await traffic.catch(() => undefined);
-    for (const i of [a, b]) if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopAll([a, b]);
     await producer.close();
     await log.close();
     await lake.close();
