@@ -9,7 +9,7 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { hoursDisagreeing } from './rollup-verify.js';
 import type { Lake, LakeEntry } from '../lake/lake.js';
-import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
+import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
@@ -103,7 +103,7 @@ export class Rollup {
   /** Visible Parquet files of one hour folder. */
   private async hourFiles(hour: number): Promise<FileRef[]> {
     const entries = await this.lake.list(hourDir(hour));
-    return entries.filter(isDataFile).map((e) => ({ path: e.path, size: e.size })).sort(byPath);
+    return countedFiles(entries).map((e) => ({ path: e.path, size: e.size })).sort(byPath);
   }
 
   /** Every hour folder of the lake with its visible data files. */
@@ -114,7 +114,7 @@ export class Rollup {
       for (const h of await this.lake.listDirs(`${USAGE_DIR}/${day}`)) {
         const hour = parseHourDir(`${day}/${h}`);
         if (hour === null) continue;
-        const files = (await this.lake.list(`${USAGE_DIR}/${day}/${h}`)).filter(isDataFile);
+        const files = countedFiles(await this.lake.list(`${USAGE_DIR}/${day}/${h}`));
         if (files.length) out.set(hour, files.map((e) => ({ path: e.path, size: e.size })).sort(byPath));
       }
     }
@@ -366,6 +366,13 @@ export class Rollup {
 
 function isDataFile(e: LakeEntry): boolean {
   return isVisible(e.path) && e.path.endsWith('.parquet');
+}
+
+/** An hour folder's data files, without parts a compacted file beside them holds (layout.ts coveredNames). */
+function countedFiles(entries: LakeEntry[]): LakeEntry[] {
+  const files = entries.filter(isDataFile);
+  const covered = coveredNames(files.map((f) => f.path));
+  return covered.size ? files.filter((f) => !covered.has(f.path)) : files;
 }
 
 function byPath(a: FileRef, b: FileRef): number {
