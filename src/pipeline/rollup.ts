@@ -15,6 +15,7 @@ import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt 
 import type { Logger } from '../ground/logger.js';
 import { billableSql } from '../events/usage-event.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
+import { compact } from './compaction.js';
 
 /**
  * A call is billable by its status (usage-event.ts, the one rule), not by the lake's `billable`
@@ -29,6 +30,8 @@ export interface RollupOptions {
   logger?: Logger;
   /** Lease length for claimed hours (hour-leases.ts). Default 30 s. */
   leaseTtlMs?: number;
+  /** follow(): compact hours `afterMs` after they end, once a round has rolled every pending hour (compaction.ts). */
+  compaction?: { topic: string; targetBytes: number; afterMs: number };
 }
 
 /** What one pass over a list of hours did, when other processes share the work. */
@@ -79,6 +82,8 @@ export class Rollup {
   private readonly lake: Lake;
   private readonly db: Warehouse;
   private readonly logger?: Logger;
+  private readonly compaction?: RollupOptions['compaction'];
+  private compactedAt = 0;
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
   /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
@@ -88,6 +93,7 @@ export class Rollup {
     this.lake = opts.lake;
     this.db = opts.db;
     this.logger = opts.logger;
+    this.compaction = opts.compaction;
     this.leases = new HourLeases(opts.db, { ttlMs: opts.leaseTtlMs });
   }
 
@@ -343,12 +349,26 @@ export class Rollup {
             await this.rollupInOrder(bad, { doneSince: checkedFrom });
           }
         }
+        await this.compactClosed();
         onRound?.(s);
       } catch (e) {
         this.logger?.error(`rollup round failed: ${(e as Error).message}`);
       }
       await sleep(intervalMs, signal);
     }
+  }
+
+  /**
+   * At most once a minute, after a round that rolled up every pending hour: merge the files of
+   * hours that ended `afterMs` ago. The hours it changes are pending again and the next round
+   * rolls them up (same rows: docs/lake.md "Compaction"). Bounded per round.
+   */
+  private async compactClosed(): Promise<void> {
+    const c = this.compaction;
+    if (!c || !c.afterMs || Date.now() - this.compactedAt < 60_000) return;
+    this.compactedAt = Date.now();
+    const s = await compact({ lake: this.lake, topic: c.topic, targetBytes: c.targetBytes, closedBefore: Date.now() - c.afterMs, maxMerges: 200 });
+    if (s.merged || s.leftoversRemoved) this.logger?.info(`compacted ${s.hours.length} hours: ${s.filesBefore} files into ${s.merged} (${s.bytesBefore} -> ${s.bytesAfter} bytes), ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms`);
   }
 
   /** Release DuckDB. */

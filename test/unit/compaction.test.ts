@@ -21,6 +21,7 @@ import { Rollup } from '../../src/pipeline/rollup.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/until.js';
 
 const TOPIC = 'usage-events';
 const PARTITIONS = 3;
@@ -218,3 +219,26 @@ function count(keys: string[]): Map<string, number> {
   for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
   return m;
 }
+
+test('rollup --follow compacts closed hours after a round, then rolls them up again with the same rows', { timeout: 180_000 }, async () => {
+  const root = copyOf(base);
+  const { lake } = open(root);
+  const before = (await listDataFiles(lake, TOPIC)).length;
+  const db = await PgliteWarehouse.open(null);
+  await migrate(db);
+  const r = new Rollup({ lake, db, compaction: { topic: TOPIC, targetBytes: 256 << 20, afterMs: 1 } });
+  const ac = new AbortController();
+  const following = r.follow(100, ac.signal);
+  try {
+    const read = () => db.query<Row>(`SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`);
+    await until('compacted and rolled up again', async () => (await listDataFiles(lake, TOPIC)).length < before && (await r.pendingHours()).length === 0, 120_000, 200);
+    assert.deepEqual(await read(), truth);
+    const rolled = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM rollup_files`);
+    assert.equal(rolled[0].n, (await listDataFiles(lake, TOPIC)).length, 'the hours were rolled up from the compacted files');
+  } finally {
+    ac.abort();
+    await following;
+    await r.close();
+    await db.close();
+  }
+});
