@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { assetPath } from '../../src/config/assets.js';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileLog } from '../../src/log/file-log.js';
@@ -241,4 +243,24 @@ test('rollup --follow compacts closed hours after a round, then rolls them up ag
     await r.close();
     await db.close();
   }
+});
+
+test('meter compact: compacts the closed hours of the configured lake; a wrong flag is a one-line usage error (exit 2)', { timeout: 120_000 }, async () => {
+  const root = copyOf(base);
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [assetPath('bin/meter.js'), 'compact', '--json', ...args], {
+      cwd: root,
+      env: { ...process.env, METER_DATA_DIR: join(root, '.meter'), METER_LAKE_URL: pathToFileURL(join(root, 'lake')).href, METER_LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  const bad = run('--from', '2026-11-24T07:00Z');
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--from and --to go together/);
+  assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+  const ok = run();
+  assert.equal(ok.status, 0, ok.stderr);
+  const s = JSON.parse(ok.stdout) as { merged: number; hours: number[] };
+  assert.ok(s.merged > 0 && s.hours.length === 4, ok.stdout);
+  assert.deepEqual(await rollupRows(open(root).lake), truth);
 });
