@@ -40,10 +40,8 @@ export interface LakeCheckOptions {
 
 export async function checkLake(lake: Lake, topic: string, opts: LakeCheckOptions = {}): Promise<LakeCheck> {
   const since = opts.hours == null ? -Infinity : (opts.now ?? Date.now()) - opts.hours * HOUR_MS;
-  // Parts beside the compacted file that holds them (a compaction cut short) are not counted:
-  // no reader of meter counts them, and the next compaction removes them (docs/lake.md).
   const listed = (await listDataFiles(lake, topic)).filter((f) => (parseHourDir(f.dir) ?? -Infinity) >= since - HOUR_MS);
-  const files = withoutCovered(listed);
+  const files = withoutSuperseded(listed);
   const byHour = new Map<string, DataFile[]>();
   const byPart = new Map<number, DataFile[]>();
   for (const f of files) {
@@ -71,4 +69,21 @@ export function formatLakeCheck(c: LakeCheck): string {
   s += c.overlaps.length ? `; ${c.overlaps.length} overlapping range pairs: ${c.overlaps.slice(0, 4).join(', ')}${c.overlaps.length > 4 ? ', ...' : ''}` : '; 0 overlapping ranges';
   if (c.superseded) s += `; ${c.superseded} files already merged by a compaction await deletion (meter compact removes them)`;
   return s;
+}
+
+/**
+ * Parts beside the compacted file that holds them (a compaction cut short, docs/lake.md
+ * "Compaction") are not counted: no reader of meter counts them, and the next compaction removes
+ * them. Only where that explains every overlap of the partition; otherwise (a zombie's ranges,
+ * overlap repair's work) the partition's files are all counted and reported as before.
+ */
+function withoutSuperseded(files: DataFile[]): DataFile[] {
+  const byPart = new Map<number, DataFile[]>();
+  for (const f of files) byPart.set(f.partition, [...(byPart.get(f.partition) ?? []), f]);
+  const out: DataFile[] = [];
+  for (const fs of byPart.values()) {
+    const kept = withoutCovered(fs);
+    out.push(...(kept.length < fs.length && !overlappingPairs(distinctRanges(kept)).length ? kept : fs));
+  }
+  return out;
 }
