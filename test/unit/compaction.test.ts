@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { assetPath } from '../../src/config/assets.js';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -263,4 +263,31 @@ test('meter compact: compacts the closed hours of the configured lake; a wrong f
   const s = JSON.parse(ok.stdout) as { merged: number; hours: number[] };
   assert.ok(s.merged > 0 && s.hours.length === 4, ok.stdout);
   assert.deepEqual(await rollupRows(open(root).lake), truth);
+});
+
+test('kill -9 of meter compact right after its first publish: each event counted once, the rerun finishes', { timeout: 180_000 }, async () => {
+  const root = copyOf(base);
+  const { lake } = open(root);
+  const done = copyOf(base);
+  await compact({ lake: open(done).lake, topic: TOPIC, targetBytes: 256 << 20, closedBefore: closedBefore() });
+  const want = (await listDataFiles(open(done).lake, TOPIC)).map((f) => f.path).sort();
+  const before = (await listDataFiles(lake, TOPIC)).length;
+  const child = spawn(process.execPath, [assetPath('bin/meter.js'), 'compact'], {
+    cwd: root,
+    env: { ...process.env, METER_DATA_DIR: join(root, '.meter'), METER_LAKE_URL: pathToFileURL(join(root, 'lake')).href, METER_LOG_LEVEL: 'warn' },
+    stdio: 'ignore',
+  });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  // the first merged file published (a name not in the lake before)
+  const original = new Set((await listDataFiles(lake, TOPIC)).map((f) => f.path));
+  await until('a first merged file', async () => (await listDataFiles(lake, TOPIC)).some((f) => !original.has(f.path)), 120_000, 5);
+  child.kill('SIGKILL');
+  await exited;
+  const mid = await listDataFiles(lake, TOPIC);
+  assert.ok(mid.length !== before || mid.some((f) => !original.has(f.path)), 'killed after a publish');
+  assert.deepEqual(await rollupRows(lake), truth, 'the rollup answer after the kill');
+  await assertExactlyOnce(lake, 'after kill -9');
+  await compact({ lake, topic: TOPIC, targetBytes: 256 << 20, closedBefore: closedBefore() });
+  assert.deepEqual((await listDataFiles(lake, TOPIC)).map((f) => f.path).sort(), want, 'the same lake as an uninterrupted run');
+  assert.deepEqual(await rollupRows(lake), truth);
 });
