@@ -30,7 +30,7 @@ export interface RollupOptions {
   logger?: Logger;
   /** Lease length for claimed hours (hour-leases.ts). Default 30 s. */
   leaseTtlMs?: number;
-  /** follow(): compact hours `afterMs` after they end, once a round has rolled every pending hour (compaction.ts). */
+  /** follow(): compact hours `afterMs` after they end, after a round that did not fail (compaction.ts). */
   compaction?: { topic: string; targetBytes: number; afterMs: number };
 }
 
@@ -359,7 +359,7 @@ export class Rollup {
   }
 
   /**
-   * At most once a minute, after a round that rolled up every pending hour: merge the files of
+   * At most once a minute, after a round that did not fail: merge the files of
    * hours that ended `afterMs` ago. The hours it changes are pending again and the next round
    * rolls them up (same rows: docs/lake.md "Compaction"). Bounded per round.
    */
