@@ -49,7 +49,8 @@ export function registerRollup(program: Command): void {
           throw e;
         });
         if (!db) return void (await lake.close());
-        const rollup = rollupOf({ lake, db }, logger);
+        // a follower also compacts closed hours (compactAfterMs)
+        const rollup = rollupOf({ lake, db }, logger, opts.follow ? config : undefined);
         try {
           if (opts.backfill) {
             const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours', lineEveryCount: 24 });

@@ -59,6 +59,9 @@ export interface MeterConfig {
   spoolMaxBytes: number;
   /** rollup on HDFS: bound of the local copy of the lake (bytes). */
   lakeCacheMaxBytes: number;
+  /** Compaction: size of the merged files (MB), and how long after an hour ends the follower compacts it (0 = never). */
+  compactTargetMb: number;
+  compactAfterMs: number;
   /** Gateway: a log send not acknowledged within this many ms goes to the spool instead. */
   spoolAfterMs: number;
   /** Gateway: re-read a customer's quota count from the warehouse at most this often. */
@@ -162,6 +165,8 @@ export const SETTINGS: Setting[] = [
   S('durability', { t: 'enum', values: ['batched', 'strict'] }, 'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)'),
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
   S('lakeCacheMaxBytes', { t: 'int', min: 1 << 20, max: 2 ** 50 }, 'rollup on HDFS: bound of the local copy of the lake under dataDir/lake-cache (bytes; least recently used files go first)'),
+  S('compactTargetMb', { t: 'int', min: 1, max: 1_048_576 }, 'compaction: merge a closed hour\'s files per partition into files of about this size (MB)'),
+  S('compactAfterMs', { t: 'int', min: 0, max: 2_592_000_000 }, 'rollup --follow: compact an hour this long after it ends (ms; 0 = only by meter compact)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
   S('stripHeaders', { t: 'list' }, 'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)'),
@@ -212,6 +217,8 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     durability: 'batched',
     spoolMaxBytes: 1 << 30,
     lakeCacheMaxBytes: 4 * 2 ** 30,
+    compactTargetMb: 256,
+    compactAfterMs: 3_600_000,
     spoolAfterMs: 1000,
     quotaRefreshMs: 1000,
     stripHeaders: [],

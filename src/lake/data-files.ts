@@ -1,6 +1,6 @@
 /** The lake's data files of a topic, from their names alone (hour folders listed in parallel). */
 import type { Lake } from './lake.js';
-import { USAGE_DIR, parseDataFileName } from './layout.js';
+import { USAGE_DIR, coveredNames, parseDataFileName } from './layout.js';
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -22,6 +22,8 @@ export interface DataFile {
   partition: number;
   first: number;
   last: number;
+  /** Bytes (from the listing; absent where a caller builds files by hand). */
+  size?: number;
 }
 
 /** Every data file of the topic in the lake (hour folders listed in parallel). */
@@ -33,8 +35,17 @@ export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile
   for (const { dir, files } of listings) {
     for (const f of files) {
       const n = parseDataFileName(f.path);
-      if (n && n.topic === topic) out.push({ dir, path: f.path, partition: n.partition, first: n.first, last: n.last });
+      if (n && n.topic === topic) out.push({ dir, path: f.path, partition: n.partition, first: n.first, last: n.last, size: f.size });
     }
   }
   return out;
+}
+
+/** `files` without those a wider range of the same partition in the same folder holds (layout.ts coveredNames). */
+export function withoutCovered<F extends { dir: string; path: string }>(files: F[]): F[] {
+  const byDir = new Map<string, F[]>();
+  for (const f of files) byDir.set(f.dir, [...(byDir.get(f.dir) ?? []), f]);
+  const covered = new Set<string>();
+  for (const fs of byDir.values()) for (const p of coveredNames(fs.map((f) => f.path))) covered.add(p);
+  return covered.size ? files.filter((f) => !covered.has(f.path)) : files;
 }

@@ -8,7 +8,7 @@ import type { Lake } from './lake.js';
 import { HOUR_MS, parseHourDir } from './layout.js';
 import { distinctRanges, overlappingPairs } from './overlaps.js';
 import { rowsAndIds, withDuck } from './lake-sql.js';
-import { listDataFiles, type DataFile } from './data-files.js';
+import { listDataFiles, withoutCovered, type DataFile } from './data-files.js';
 
 export interface HourCount {
   /** Hour folder, e.g. `usage/dt=2026-11-24/hour=07`. */
@@ -28,6 +28,8 @@ export interface LakeCheck {
   /** `p<partition> <first>..<last> & <first>..<last>` per overlapping pair. */
   overlaps: string[];
   clean: boolean;
+  /** Files a compacted file beside them holds, awaiting deletion (not counted above). */
+  superseded: number;
 }
 
 export interface LakeCheckOptions {
@@ -38,7 +40,8 @@ export interface LakeCheckOptions {
 
 export async function checkLake(lake: Lake, topic: string, opts: LakeCheckOptions = {}): Promise<LakeCheck> {
   const since = opts.hours == null ? -Infinity : (opts.now ?? Date.now()) - opts.hours * HOUR_MS;
-  const files = (await listDataFiles(lake, topic)).filter((f) => (parseHourDir(f.dir) ?? -Infinity) >= since - HOUR_MS);
+  const listed = (await listDataFiles(lake, topic)).filter((f) => (parseHourDir(f.dir) ?? -Infinity) >= since - HOUR_MS);
+  const files = withoutSuperseded(listed);
   const byHour = new Map<string, DataFile[]>();
   const byPart = new Map<number, DataFile[]>();
   for (const f of files) {
@@ -56,7 +59,7 @@ export async function checkLake(lake: Lake, topic: string, opts: LakeCheckOption
   const rows = counts.reduce((n, h) => n + h.rows, 0);
   const ids = counts.reduce((n, h) => n + h.ids, 0);
   const duplicatedHours = counts.filter((h) => h.rows !== h.ids);
-  return { hoursChecked: counts.length, files: files.length, rows, ids, duplicatedHours, overlaps, clean: !overlaps.length && !duplicatedHours.length };
+  return { hoursChecked: counts.length, files: files.length, rows, ids, duplicatedHours, overlaps, clean: !overlaps.length && !duplicatedHours.length, superseded: listed.length - files.length };
 }
 
 /** One line: `rows 9336 / distinct ids 6405 in 12 hours (40 files); 3 overlapping ranges: ...`. */
@@ -64,5 +67,23 @@ export function formatLakeCheck(c: LakeCheck): string {
   let s = `lake rows ${c.rows} / distinct ids ${c.ids} in ${c.hoursChecked} hours (${c.files} files)`;
   if (c.duplicatedHours.length) s += `; hours with duplicate rows: ${c.duplicatedHours.slice(0, 4).map((h) => `${h.hour} ${h.rows}/${h.ids}`).join(', ')}${c.duplicatedHours.length > 4 ? ', ...' : ''}`;
   s += c.overlaps.length ? `; ${c.overlaps.length} overlapping range pairs: ${c.overlaps.slice(0, 4).join(', ')}${c.overlaps.length > 4 ? ', ...' : ''}` : '; 0 overlapping ranges';
+  if (c.superseded) s += `; ${c.superseded} files already merged by a compaction await deletion (meter compact removes them)`;
   return s;
+}
+
+/**
+ * Parts beside the compacted file that holds them (a compaction cut short, docs/lake.md
+ * "Compaction") are not counted: no reader of meter counts them, and the next compaction removes
+ * them. Only where that explains every overlap of the partition; otherwise (a zombie's ranges,
+ * overlap repair's work) the partition's files are all counted and reported as before.
+ */
+function withoutSuperseded(files: DataFile[]): DataFile[] {
+  const byPart = new Map<number, DataFile[]>();
+  for (const f of files) byPart.set(f.partition, [...(byPart.get(f.partition) ?? []), f]);
+  const out: DataFile[] = [];
+  for (const fs of byPart.values()) {
+    const kept = withoutCovered(fs);
+    out.push(...(kept.length < fs.length && !overlappingPairs(distinctRanges(kept)).length ? kept : fs));
+  }
+  return out;
 }

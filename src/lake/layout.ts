@@ -46,3 +46,34 @@ export function isVisible(name: string): boolean {
   const base = name.slice(name.lastIndexOf('/') + 1);
   return !base.startsWith('_') && !base.startsWith('.');
 }
+
+/**
+ * Compaction (docs/lake.md "Compaction") merges the files of one hour and partition into one
+ * whose name is the union range. Between its publish and the parts' deletion (or after a crash
+ * there) both are in the folder; the parts' ranges lie inside the merged one, and a file's
+ * content is a pure function of its range (docs/architecture.md invariant 10), so the wider
+ * file holds every row of a narrower one in the same folder. Readers count the wider file only.
+ * Returns the names among `names` (one folder) whose range, for the same topic and partition,
+ * lies inside another's.
+ */
+export function coveredNames(names: string[]): Set<string> {
+  const byPart = new Map<string, { name: string; first: number; last: number }[]>();
+  for (const name of names) {
+    const n = parseDataFileName(name);
+    if (!n) continue;
+    const k = `${n.topic}\u0000${n.partition}`;
+    byPart.set(k, [...(byPart.get(k) ?? []), { name, first: n.first, last: n.last }]);
+  }
+  const out = new Set<string>();
+  for (const rs of byPart.values()) {
+    // by first, widest first: a range is inside an earlier one exactly when it ends by the
+    // furthest end seen so far
+    rs.sort((a, b) => a.first - b.first || b.last - a.last);
+    let reach = -Infinity;
+    for (const r of rs) {
+      if (r.last <= reach) out.add(r.name);
+      else reach = r.last;
+    }
+  }
+  return out;
+}

@@ -18,6 +18,7 @@ import { ParquetWriter } from './parquet-writer.js';
 import { HourBuffer } from './hour-buffer.js';
 import { DEFAULT_LIMITS, type Limits } from './accept.js';
 import { listDataFiles, type DataFile } from './recovery.js';
+import { withoutCovered } from '../lake/data-files.js';
 import type { CustomerCheck } from './customer-check.js';
 
 export interface ReplayOptions {
@@ -62,7 +63,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [] };
   const hours = new Set<number>();
   try {
-    const [starts, ends, files] = await Promise.all([consumer.offsetsForTime(o.from), consumer.offsetsForTime(o.to), listDataFiles(o.lake, o.topic)]);
+    const [starts, ends, files] = await Promise.all([consumer.offsetsForTime(o.from), consumer.offsetsForTime(o.to), listDataFiles(o.lake, o.topic).then(withoutCovered)]);
     const logEnds = await consumer.endOffsets();
     const work: Range[] = [];
     for (const [p, a] of starts) {

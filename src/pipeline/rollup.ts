@@ -9,12 +9,13 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { hoursDisagreeing } from './rollup-verify.js';
 import type { Lake, LakeEntry } from '../lake/lake.js';
-import { HOUR_MS, USAGE_DIR, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
+import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
 import { billableSql } from '../events/usage-event.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
+import { compact } from './compaction.js';
 
 /**
  * A call is billable by its status (usage-event.ts, the one rule), not by the lake's `billable`
@@ -29,6 +30,8 @@ export interface RollupOptions {
   logger?: Logger;
   /** Lease length for claimed hours (hour-leases.ts). Default 30 s. */
   leaseTtlMs?: number;
+  /** follow(): compact hours `afterMs` after they end, after a round that did not fail (compaction.ts). */
+  compaction?: { topic: string; targetBytes: number; afterMs: number };
 }
 
 /** What one pass over a list of hours did, when other processes share the work. */
@@ -79,6 +82,8 @@ export class Rollup {
   private readonly lake: Lake;
   private readonly db: Warehouse;
   private readonly logger?: Logger;
+  private readonly compaction?: RollupOptions['compaction'];
+  private compactedAt = 0;
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
   /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
@@ -88,6 +93,7 @@ export class Rollup {
     this.lake = opts.lake;
     this.db = opts.db;
     this.logger = opts.logger;
+    this.compaction = opts.compaction;
     this.leases = new HourLeases(opts.db, { ttlMs: opts.leaseTtlMs });
   }
 
@@ -103,7 +109,7 @@ export class Rollup {
   /** Visible Parquet files of one hour folder. */
   private async hourFiles(hour: number): Promise<FileRef[]> {
     const entries = await this.lake.list(hourDir(hour));
-    return entries.filter(isDataFile).map((e) => ({ path: e.path, size: e.size })).sort(byPath);
+    return countedFiles(entries).map((e) => ({ path: e.path, size: e.size })).sort(byPath);
   }
 
   /** Every hour folder of the lake with its visible data files. */
@@ -114,7 +120,7 @@ export class Rollup {
       for (const h of await this.lake.listDirs(`${USAGE_DIR}/${day}`)) {
         const hour = parseHourDir(`${day}/${h}`);
         if (hour === null) continue;
-        const files = (await this.lake.list(`${USAGE_DIR}/${day}/${h}`)).filter(isDataFile);
+        const files = countedFiles(await this.lake.list(`${USAGE_DIR}/${day}/${h}`));
         if (files.length) out.set(hour, files.map((e) => ({ path: e.path, size: e.size })).sort(byPath));
       }
     }
@@ -343,12 +349,26 @@ export class Rollup {
             await this.rollupInOrder(bad, { doneSince: checkedFrom });
           }
         }
+        await this.compactClosed();
         onRound?.(s);
       } catch (e) {
         this.logger?.error(`rollup round failed: ${(e as Error).message}`);
       }
       await sleep(intervalMs, signal);
     }
+  }
+
+  /**
+   * At most once a minute, after a round that did not fail: merge the files of
+   * hours that ended `afterMs` ago. The hours it changes are pending again and the next round
+   * rolls them up (same rows: docs/lake.md "Compaction"). Bounded per round.
+   */
+  private async compactClosed(): Promise<void> {
+    const c = this.compaction;
+    if (!c || !c.afterMs || Date.now() - this.compactedAt < 60_000) return;
+    this.compactedAt = Date.now();
+    const s = await compact({ lake: this.lake, topic: c.topic, targetBytes: c.targetBytes, closedBefore: Date.now() - c.afterMs, maxMerges: 200 });
+    if (s.merged || s.leftoversRemoved) this.logger?.info(`compacted ${s.hours.length} hours: ${s.filesBefore} files into ${s.merged} (${s.bytesBefore} -> ${s.bytesAfter} bytes), ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms`);
   }
 
   /** Release DuckDB. */
@@ -366,6 +386,13 @@ export class Rollup {
 
 function isDataFile(e: LakeEntry): boolean {
   return isVisible(e.path) && e.path.endsWith('.parquet');
+}
+
+/** An hour folder's data files, without parts a compacted file beside them holds (layout.ts coveredNames). */
+function countedFiles(entries: LakeEntry[]): LakeEntry[] {
+  const files = entries.filter(isDataFile);
+  const covered = coveredNames(files.map((f) => f.path));
+  return covered.size ? files.filter((f) => !covered.has(f.path)) : files;
 }
 
 function byPath(a: FileRef, b: FileRef): number {

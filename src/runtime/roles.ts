@@ -172,8 +172,9 @@ export async function startLiveRole(
   return live;
 }
 
-export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Rollup {
-  return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup') });
+export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger, compactWith?: MeterConfig): Rollup {
+  const compaction = compactWith && { topic: compactWith.topic, targetBytes: compactWith.compactTargetMb * 2 ** 20, afterMs: compactWith.compactAfterMs };
+  return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup'), compaction });
 }
 
 export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log?: UsageLog }, obs?: Observability, logger?: Logger) {
