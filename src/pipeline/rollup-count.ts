@@ -20,9 +20,11 @@ import { toBigInt } from '../warehouse/usage-repository.js';
 const BILLABLE = billableSql('status');
 
 /**
- * How step 2 finds repeated hashes. `table`: hashes streamed into an open-addressing table in
- * this process (memory 16 bytes per row, so hours above TABLE_MAX_ROWS use `sort`); `sort`:
- * DuckDB sorts the hashes and compares neighbours (spills to disk, any size).
+ * How step 2 finds repeated hashes. `sort` (the default): DuckDB sorts the hashes and compares
+ * neighbours (spills to disk, any size). `table`: hashes streamed into an open-addressing table
+ * in this process (up to 16 bytes per row, so hours above TABLE_MAX_ROWS use `sort`); it took
+ * 1.5x the CPU of `sort` and no less wall time on 8 hours of the bench lake
+ * (bench/results/2026-12-05-rollup.md), and stays for that comparison.
  */
 export type DedupeMethod = 'table' | 'sort';
 
@@ -44,7 +46,7 @@ export interface HourCount {
 
 let tempSeq = 0;
 
-export async function countHour(c: DuckDBConnection, files: string[], hour: number, method: DedupeMethod = 'table'): Promise<HourCount> {
+export async function countHour(c: DuckDBConnection, files: string[], hour: number, method: DedupeMethod = 'sort'): Promise<HourCount> {
   const from = BigInt(hour) * 1000n;
   const to = BigInt(hour + HOUR_MS) * 1000n;
   // Bounds as literals (integers computed here): a statement without the checked part has no parameters.

@@ -22,7 +22,7 @@ export interface RollupOptions {
   logger?: Logger;
   /** Lease length for claimed hours (hour-leases.ts). Default 30 s. */
   leaseTtlMs?: number;
-  /** How duplicate ids are found (rollup-count.ts); default 'table'. */
+  /** How duplicate ids are found (rollup-count.ts); default 'sort'. */
   dedupe?: DedupeMethod;
 }
 
@@ -89,7 +89,7 @@ export class Rollup {
     this.lake = opts.lake;
     this.db = opts.db;
     this.logger = opts.logger;
-    this.dedupe = opts.dedupe ?? 'table';
+    this.dedupe = opts.dedupe ?? 'sort';
     this.leases = new HourLeases(opts.db, { ttlMs: opts.leaseTtlMs });
   }
 
