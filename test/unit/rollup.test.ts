@@ -10,7 +10,7 @@ import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
-import type { DedupeMethod } from '../../src/pipeline/rollup-count.js';
+import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -327,5 +327,26 @@ test('hours are counted while the previous one is written; a failed write or cou
     process.off('unhandledRejection', onUnhandled);
     await rollup.close();
     await close();
+  }
+});
+
+test('a file whose statistics prove its hour is counted without the time check; one with a row outside is checked', async () => {
+  const root = tempDir('meter-rollup-count-');
+  const a = [ev('acme', 'x', H1 + 1), ev('acme', 'x', H1 + 2, false), ev('acme', 'y', H1 + HOUR_MS - 1)];
+  const b = [a[0], ev('acme', 'x', H1 + 3), ev('acme', 'x', H1 + HOUR_MS), ev('acme', 'x', H1 - 1)];
+  await writeParquet(root, 'a.parquet', a);
+  await writeParquet(root, 'b.parquet', b);
+  for (const method of ['sort', 'table'] as const) {
+    const r = await countHour(duck, [join(root, 'a.parquet'), join(root, 'b.parquet')], H1, method);
+    assert.equal(r.provenFiles, 1, 'a.parquet is proven, b.parquet is not');
+    assert.equal(r.outside, 2);
+    assert.equal(r.candidates, 1, "a[0]'s id is in both files");
+    assert.deepEqual(
+      r.rows.map((x) => [x.customer, x.api, x.calls, x.events]),
+      [
+        ['acme', 'x', 2n, 3n],
+        ['acme', 'y', 1n, 1n],
+      ],
+    );
   }
 });
