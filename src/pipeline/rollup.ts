@@ -11,18 +11,11 @@ import { hoursDisagreeing } from './rollup-verify.js';
 import type { Lake, LakeEntry } from '../lake/lake.js';
 import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour, toBigInt } from '../warehouse/usage-repository.js';
+import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
-import { billableSql } from '../events/usage-event.js';
+import { countHour, type DedupeMethod, type HourCount } from './rollup-count.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
 import { compact } from './compaction.js';
-
-/**
- * A call is billable by its status (usage-event.ts, the one rule), not by the lake's `billable`
- * column: ingest refuses events where they differ, and files written before it did are billed
- * by the rule too.
- */
-const BILLABLE = billableSql('status');
 
 export interface RollupOptions {
   lake: Lake;
@@ -32,6 +25,8 @@ export interface RollupOptions {
   leaseTtlMs?: number;
   /** follow(): compact hours `afterMs` after they end, after a round that did not fail (compaction.ts). */
   compaction?: { topic: string; targetBytes: number; afterMs: number };
+  /** How duplicate ids are found (rollup-count.ts); default 'sort'. */
+  dedupe?: DedupeMethod;
 }
 
 /** What one pass over a list of hours did, when other processes share the work. */
@@ -50,6 +45,8 @@ interface ComputedHour {
   rows: HourlyRow[];
   outside: number;
   duckMs: number;
+  countMs: number;
+  dedupeMs: number;
 }
 
 export interface HourResult {
@@ -65,6 +62,9 @@ export interface HourResult {
   /** Wall time spent in DuckDB (listing + reading + counting) and in the warehouse transaction. */
   duckMs: number;
   writeMs: number;
+  /** Parts of duckMs: plain counts per (customer, api), and finding and removing duplicate ids. */
+  countMs: number;
+  dedupeMs: number;
 }
 
 export interface RollupSummary {
@@ -84,6 +84,7 @@ export class Rollup {
   private readonly logger?: Logger;
   private readonly compaction?: RollupOptions['compaction'];
   private compactedAt = 0;
+  private readonly dedupe: DedupeMethod;
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
   /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
@@ -94,6 +95,7 @@ export class Rollup {
     this.db = opts.db;
     this.logger = opts.logger;
     this.compaction = opts.compaction;
+    this.dedupe = opts.dedupe ?? 'sort';
     this.leases = new HourLeases(opts.db, { ttlMs: opts.leaseTtlMs });
   }
 
@@ -156,15 +158,17 @@ export class Rollup {
     const files = await this.hourFiles(hour);
     let rows: HourlyRow[] = [];
     let outside = 0;
+    let countMs = 0;
+    let dedupeMs = 0;
     if (files.length) {
       const local = await this.lake.materialize(files.map((f) => f.path));
       try {
-        ({ rows, outside } = await this.count(local, hour));
+        ({ rows, outside, countMs, dedupeMs } = await this.count(local, hour));
       } finally {
         this.lake.release?.(local);
       }
     }
-    return { hour, files, rows, outside, duckMs: Math.round(performance.now() - t0) };
+    return { hour, files, rows, outside, duckMs: Math.round(performance.now() - t0), countMs: Math.round(countMs), dedupeMs: Math.round(dedupeMs) };
   }
 
   /** Replace the hour in the warehouse (one transaction). */
@@ -180,7 +184,7 @@ export class Rollup {
     const writeMs = Math.round(performance.now() - t1);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
     this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
-    return { hour, files: files.length, events: Number(events), rows: rows.length, outside, duckMs: c.duckMs, writeMs };
+    return { hour, files: files.length, events: Number(events), rows: rows.length, outside, duckMs: c.duckMs, writeMs, countMs: c.countMs, dedupeMs: c.dedupeMs };
   }
 
   /**
@@ -246,44 +250,9 @@ export class Rollup {
     return { results: r.results, skipped: r.doneElsewhere.length + r.heldElsewhere.length };
   }
 
-  /** DuckDB: distinct ids per (customer, api) within the hour; duplicates (in one file or across files) count once. */
-  private async count(localFiles: string[], hour: number): Promise<{ rows: HourlyRow[]; outside: number }> {
-    const c = await this.connection();
-    const list = `[${localFiles.map(sqlString).join(', ')}]`;
-    const src = `read_parquet(${list}, union_by_name = true)`;
-    const from = BigInt(hour) * 1000n;
-    const to = BigInt(hour + HOUR_MS) * 1000n;
-    const inHour = `(event_time >= make_timestamptz($1::BIGINT) AND event_time < make_timestamptz($2::BIGINT))`;
-    // Exact dedupe without a hash table of 36-character strings: plain counts per (customer,
-    // api), minus the extra copies of ids that occur more than once. Those are found by their
-    // 64-bit hash first (a collision only adds a candidate, which the exact GROUP BY id then
-    // drops), so the expensive pass works on integers: sorted, equal neighbours are the
-    // candidates (1.4x faster than grouping the hashes, which builds a table of every id). The
-    // same answer as counting distinct ids, 2.4x faster (bench/rollup-variants.ts); duplicates
-    // are rare (a resend after a timeout).
-    const result = await c.runAndReadAll(
-      `WITH cand AS (SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS prev FROM (SELECT hash(id) AS h FROM ${src})) WHERE h = prev),
-            extra AS (SELECT customer, api, count(*) - 1 AS events,
-                             count(*) FILTER (WHERE ${BILLABLE}) - CASE WHEN bool_or(${BILLABLE}) THEN 1 ELSE 0 END AS calls
-                        FROM ${src} WHERE ${inHour} AND hash(id) IN (SELECT h FROM cand)
-                       GROUP BY customer, api, id HAVING count(*) > 1),
-            plain AS (SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events
-                        FROM ${src} WHERE ${inHour} GROUP BY customer, api)
-       SELECT p.customer, p.api, p.calls - coalesce(sum(x.calls), 0) AS calls, p.events - coalesce(sum(x.events), 0) AS events
-         FROM plain p LEFT JOIN extra x ON x.customer IS NOT DISTINCT FROM p.customer AND x.api IS NOT DISTINCT FROM p.api
-        GROUP BY p.customer, p.api, p.calls, p.events ORDER BY p.customer, p.api`,
-      [from, to],
-    );
-    // Rows outside the hour (misplaced or NULL times) are not billed, only reported; this scan
-    // reads the event_time column alone.
-    const out = await c.runAndReadAll(`SELECT count(*) AS n FROM ${src} WHERE NOT coalesce(${inHour}, false)`, [from, to]);
-    const outside = Number(out.getRowObjectsJS()[0]?.n ?? 0);
-    const rows: HourlyRow[] = [];
-    for (const r of result.getRowObjectsJS()) {
-      if (toBigInt(r.events) === 0n) continue;
-      rows.push({ customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events) });
-    }
-    return { rows, outside };
+  /** DuckDB: distinct ids per (customer, api) within the hour (rollup-count.ts). */
+  private async count(localFiles: string[], hour: number): Promise<HourCount> {
+    return countHour(await this.connection(), localFiles, hour, this.dedupe);
   }
 
   /**
@@ -403,10 +372,6 @@ function sameFiles(a: FileRef[], b: FileRef[]): boolean {
   if (a.length !== b.length) return false;
   const m = new Map(a.map((f) => [f.path, f.size]));
   return b.every((f) => m.get(f.path) === f.size);
-}
-
-function sqlString(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
 }
 
 function iso(ms: number): string {

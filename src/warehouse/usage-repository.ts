@@ -68,21 +68,29 @@ export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow
     await inTx?.(tx);
     const customers = rows.map((r) => r.customer);
     const apis = rows.map((r) => r.api);
-    await tx.query(
-      `DELETE FROM usage_hourly u
-        WHERE u.hour = $1
-          AND (u.customer_id, u.api) NOT IN (SELECT n.customer_id, n.api FROM unnest($2::text[], $3::text[]) AS n(customer_id, api))`,
-      [hour, customers, apis],
-    );
-    if (rows.length)
+    const values = [hour, customers, apis, rows.map((r) => r.calls.toString()), rows.map((r) => r.events.toString())];
+    const source = `SELECT n.customer_id, n.api, $1::timestamptz, n.calls, n.events
+                      FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)`;
+    // An hour rolled up for the first time (every hour of a backfill of new data) has nothing to
+    // delete or compare: a plain INSERT, 25 % less than the upsert on Postgres (bench/rollup.ts).
+    const [{ had }] = await tx.query<{ had: boolean }>('SELECT EXISTS (SELECT 1 FROM usage_hourly WHERE hour = $1) AS had', [hour]);
+    if (!had) {
+      if (rows.length) await tx.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) ${source}`, values);
+    } else {
       await tx.query(
-        `INSERT INTO usage_hourly AS u (customer_id, api, hour, calls, events)
-         SELECT n.customer_id, n.api, $1::timestamptz, n.calls, n.events
-           FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)
-         ON CONFLICT (customer_id, hour, api) DO UPDATE SET calls = EXCLUDED.calls, events = EXCLUDED.events, rolled_at = now()
-          WHERE (u.calls, u.events) IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.events)`,
-        [hour, customers, apis, rows.map((r) => r.calls.toString()), rows.map((r) => r.events.toString())],
+        `DELETE FROM usage_hourly u
+          WHERE u.hour = $1
+            AND (u.customer_id, u.api) NOT IN (SELECT n.customer_id, n.api FROM unnest($2::text[], $3::text[]) AS n(customer_id, api))`,
+        [hour, customers, apis],
       );
+      if (rows.length)
+        await tx.query(
+          `INSERT INTO usage_hourly AS u (customer_id, api, hour, calls, events) ${source}
+           ON CONFLICT (customer_id, hour, api) DO UPDATE SET calls = EXCLUDED.calls, events = EXCLUDED.events, rolled_at = now()
+            WHERE (u.calls, u.events) IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.events)`,
+          values,
+        );
+    }
     await tx.query('DELETE FROM rollup_files WHERE hour = $1', [hour]);
     for (let i = 0; i < files.length; i += CHUNK) {
       const chunk = files.slice(i, i + CHUNK);

@@ -10,6 +10,7 @@ import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
+import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -78,12 +79,12 @@ function ev(customer: string, api: string, time: number, billable = true): Ev {
   return { id: uuidv7(time), time, customer, api, billable };
 }
 
-async function setup() {
+async function setup(dedupe?: DedupeMethod) {
   const root = tempDir('meter-rollup-');
   const lake = await openLake(root);
   const db = await PgliteWarehouse.open(null);
   await migrate(db);
-  const rollup = new Rollup({ lake, db });
+  const rollup = new Rollup({ lake, db, dedupe });
   return { root, lake, db, rollup, close: async () => (await rollup.close(), await db.close(), await lake.close()) };
 }
 
@@ -130,8 +131,11 @@ test('rollup of known Parquet files gives exact rows; duplicates count once; non
   await close();
 });
 
-test('dedupe is exact on random data: copies in one file and across files, three copies, copies that disagree on billable', async () => {
-  const { root, db, rollup, close } = await setup();
+// Both ways of finding repeated ids (rollup-count.ts); file 0 also holds a row outside the hour,
+// so it is read with the time check while files 1 and 2 are proven inside by their statistics.
+for (const dedupe of ['table', 'sort'] as const)
+test(`dedupe is exact on random data (${dedupe}): copies in one file and across files, three copies, copies that disagree on billable`, async () => {
+  const { root, db, rollup, close } = await setup(dedupe);
   let seed = 7;
   const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const customers = ['acme', 'globex', 'initech'];
@@ -213,7 +217,10 @@ test('a rewritten file (same name, other size) and removed files are noticed; an
   rmSync(join(root, fileIn(H2, 1, 1)));
   assert.deepEqual(await rollup.pendingHours(), [H2]);
   const r = await rollup.run();
-  assert.deepEqual({ ...r.results[0], duckMs: 0, writeMs: 0 }, { hour: H2, files: 0, events: 0, rows: 0, outside: 0, duckMs: 0, writeMs: 0 });
+  assert.deepEqual(
+    { ...r.results[0], duckMs: 0, writeMs: 0, countMs: 0, dedupeMs: 0 },
+    { hour: H2, files: 0, events: 0, rows: 0, outside: 0, duckMs: 0, writeMs: 0, countMs: 0, dedupeMs: 0 },
+  );
   assert.equal((await rows(db)).filter((x) => x.hour === new Date(H2).toISOString()).length, 0);
   assert.equal((await db.query('SELECT 1 FROM rollup_hours WHERE hour = $1', [new Date(H2).toISOString()])).length, 0);
   assert.deepEqual(await rollup.pendingHours(), []);
@@ -320,5 +327,26 @@ test('hours are counted while the previous one is written; a failed write or cou
     process.off('unhandledRejection', onUnhandled);
     await rollup.close();
     await close();
+  }
+});
+
+test('a file whose statistics prove its hour is counted without the time check; one with a row outside is checked', async () => {
+  const root = tempDir('meter-rollup-count-');
+  const a = [ev('acme', 'x', H1 + 1), ev('acme', 'x', H1 + 2, false), ev('acme', 'y', H1 + HOUR_MS - 1)];
+  const b = [a[0], ev('acme', 'x', H1 + 3), ev('acme', 'x', H1 + HOUR_MS), ev('acme', 'x', H1 - 1)];
+  await writeParquet(root, 'a.parquet', a);
+  await writeParquet(root, 'b.parquet', b);
+  for (const method of ['sort', 'table'] as const) {
+    const r = await countHour(duck, [join(root, 'a.parquet'), join(root, 'b.parquet')], H1, method);
+    assert.equal(r.provenFiles, 1, 'a.parquet is proven, b.parquet is not');
+    assert.equal(r.outside, 2);
+    assert.equal(r.candidates, 1, "a[0]'s id is in both files");
+    assert.deepEqual(
+      r.rows.map((x) => [x.customer, x.api, x.calls, x.events]),
+      [
+        ['acme', 'x', 2n, 3n],
+        ['acme', 'y', 1n, 1n],
+      ],
+    );
   }
 });

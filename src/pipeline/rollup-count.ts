@@ -1,0 +1,206 @@
+/**
+ * Counts one hour of lake files with DuckDB: distinct event ids per (customer, api), exact.
+ *
+ * Three steps, each reading only the columns it needs (bench/rollup-variants.ts measures them):
+ * 1. plain counts per (customer, api), and the rows outside the hour, in one scan. A file whose
+ *    Parquet statistics (min, max and null count of event_time, every row group) prove all its
+ *    rows lie in the hour is read without event_time (the widest column after id);
+ * 2. duplicate candidates: ids whose 64-bit hash occurs more than once (a hash collision only
+ *    adds a candidate);
+ * 3. only when there are candidates: the exact copies among them, grouped by the id itself,
+ *    subtracted from step 1. Duplicates are rare (a resend after a timeout), so step 3 seldom runs.
+ */
+import type { DuckDBConnection, DuckDBUIntegerVector } from '@duckdb/node-api';
+import { HOUR_MS } from '../lake/layout.js';
+import { billableSql } from '../events/usage-event.js';
+import type { HourlyRow } from '../warehouse/usage-repository.js';
+import { toBigInt } from '../warehouse/usage-repository.js';
+
+/** By status (usage-event.ts, the one rule), not by the lake's `billable` column. */
+const BILLABLE = billableSql('status');
+
+/**
+ * How step 2 finds repeated hashes. `sort` (the default): DuckDB sorts the hashes and compares
+ * neighbours (spills to disk, any size). `table`: hashes streamed into an open-addressing table
+ * in this process (up to 16 bytes per row, so hours above TABLE_MAX_ROWS use `sort`); it took
+ * 1.5x the CPU of `sort` and no less wall time on 8 hours of the bench lake
+ * (bench/results/2026-12-05-rollup.md), and stays for that comparison.
+ */
+export type DedupeMethod = 'table' | 'sort';
+
+/** Rows per hour up to which `table` is used: its table is then at most 2^25 slots of 8 bytes (256 MiB). */
+export const TABLE_MAX_ROWS = 1 << 24;
+
+export interface HourCount {
+  rows: HourlyRow[];
+  /** Rows whose event time is outside the hour or NULL (not counted). */
+  outside: number;
+  /** Files whose statistics proved every event_time inside the hour (read without event_time). */
+  provenFiles: number;
+  /** Distinct hashes seen more than once (0: step 3 did not run). */
+  candidates: number;
+  /** Wall time of step 1 (plain counts) and of steps 2-3 (dedupe), ms. */
+  countMs: number;
+  dedupeMs: number;
+}
+
+let tempSeq = 0;
+
+export async function countHour(c: DuckDBConnection, files: string[], hour: number, method: DedupeMethod = 'sort'): Promise<HourCount> {
+  const from = BigInt(hour) * 1000n;
+  const to = BigInt(hour + HOUR_MS) * 1000n;
+  // Bounds as literals (integers computed here): a statement without the checked part has no parameters.
+  const inHour = `(event_time >= make_timestamptz(${from}::BIGINT) AND event_time < make_timestamptz(${to}::BIGINT))`;
+  const t0 = performance.now();
+  const { proven, total } = await provenInside(c, files, from, to);
+  const inside = files.filter((f) => proven.has(f));
+  const checked = files.filter((f) => !proven.has(f));
+  const parts: string[] = [];
+  if (inside.length)
+    parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events, 0::BIGINT AS outside
+                  FROM ${parquet(inside)} GROUP BY customer, api`);
+  if (checked.length)
+    parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS calls, count(*) FILTER (WHERE ${inHour}) AS events,
+                       count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside
+                  FROM ${parquet(checked)} GROUP BY customer, api`);
+  const plain = await c.runAndReadAll(
+    `SELECT customer, api, sum(calls) AS calls, sum(events) AS events, sum(outside) AS outside FROM (${parts.join(' UNION ALL ')}) GROUP BY customer, api`,
+  );
+  const t1 = performance.now();
+
+  const counts = new Map<string, HourlyRow>();
+  let outside = 0n;
+  for (const r of plain.getRowObjectsJS()) {
+    outside += toBigInt(r.outside);
+    const row = { customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events) };
+    counts.set(key(r.customer, r.api), row);
+  }
+
+  const cand = `rollup_cand_${++tempSeq}`;
+  await c.run(`CREATE TEMP TABLE ${cand} (h UBIGINT)`);
+  let candidates = 0;
+  try {
+    candidates = method === 'table' && total <= TABLE_MAX_ROWS ? await candidatesByTable(c, files, total, cand) : await candidatesBySort(c, files, cand);
+    if (candidates) {
+      // The extra copies per (customer, api): an id's rows beyond its first; billable ones beyond
+      // the first billable (an id counts as a call when any of its copies is billable).
+      const extra = await c.runAndReadAll(
+        `SELECT customer, api, sum(n - 1) AS events, sum(b - CASE WHEN b > 0 THEN 1 ELSE 0 END) AS calls
+           FROM (SELECT customer, api, id, count(*) AS n, count(*) FILTER (WHERE ${BILLABLE}) AS b
+                   FROM ${parquet(files)} WHERE ${inHour} AND hash(id) IN (SELECT h FROM ${cand})
+                  GROUP BY customer, api, id HAVING count(*) > 1)
+          GROUP BY customer, api`,
+      );
+      for (const r of extra.getRowObjectsJS()) {
+        const row = counts.get(key(r.customer, r.api));
+        if (!row) throw new Error(`rollup: copies of ids in (${String(r.customer)}, ${String(r.api)}) but no count for it`);
+        row.events -= toBigInt(r.events);
+        row.calls -= toBigInt(r.calls);
+      }
+    }
+  } finally {
+    await c.run(`DROP TABLE IF EXISTS ${cand}`);
+  }
+  const rows = [...counts.values()].filter((r) => r.events !== 0n).sort(byGroup);
+  return { rows, outside: Number(outside), provenFiles: inside.length, candidates, countMs: t1 - t0, dedupeMs: performance.now() - t1 };
+}
+
+/**
+ * Files whose every row group has event_time statistics within [from, to) and no NULLs, and the
+ * number of rows of all files (from the footers). A file without event_time, or a row group
+ * without statistics, is not proven and is read with the time check.
+ */
+async function provenInside(c: DuckDBConnection, files: string[], from: bigint, to: bigint): Promise<{ proven: Set<string>; total: number }> {
+  const r = await c.runAndReadAll(
+    `SELECT file_name,
+            bool_and(coalesce(stats_null_count = 0
+                              AND try_cast(stats_min_value AS TIMESTAMPTZ) >= make_timestamptz($1::BIGINT)
+                              AND try_cast(stats_max_value AS TIMESTAMPTZ) < make_timestamptz($2::BIGINT), false)) AS inside
+       FROM parquet_metadata(${list(files)}) WHERE path_in_schema = 'event_time' GROUP BY file_name`,
+    [from, to],
+  );
+  const proven = new Set<string>();
+  for (const row of r.getRowObjectsJS()) if (row.inside === true) proven.add(String(row.file_name));
+  const n = await c.runAndReadAll(`SELECT count(*) AS n FROM ${parquet(files)}`);
+  return { proven, total: Number(n.getRowObjectsJS()[0]?.n ?? 0) };
+}
+
+/** Step 2 in DuckDB: sorted hashes, equal neighbours. */
+async function candidatesBySort(c: DuckDBConnection, files: string[], cand: string): Promise<number> {
+  await c.run(
+    `INSERT INTO ${cand} SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS prev FROM (SELECT hash(id) AS h FROM ${parquet(files)})) WHERE h = prev`,
+  );
+  const n = await c.runAndReadAll(`SELECT count(*) AS n FROM ${cand}`);
+  return Number(n.getRowObjectsJS()[0]?.n ?? 0);
+}
+
+/**
+ * Step 2 here: DuckDB streams each id's 64-bit hash as two 32-bit halves into an open-addressing
+ * table of twice the hour's row count (linear probing, the pair (0, 0) marks an empty slot and
+ * is tracked apart). Repeated hashes go to the candidate table.
+ */
+async function candidatesByTable(c: DuckDBConnection, files: string[], total: number, cand: string): Promise<number> {
+  let bits = 4;
+  while (1 << bits < total * 2) bits++;
+  const mask = (1 << bits) - 1;
+  const slots = new Uint32Array(2 << bits);
+  let zeroSeen = false;
+  const repeated = new Set<bigint>();
+  const res = await c.stream(`SELECT (h >> 32)::UINTEGER AS hi, (h & 4294967295)::UINTEGER AS lo FROM (SELECT hash(id) AS h FROM ${parquet(files)})`);
+  for (;;) {
+    const chunk = await res.fetchChunk();
+    if (!chunk || chunk.rowCount === 0) break;
+    const his = chunk.getColumnVector(0) as DuckDBUIntegerVector;
+    const los = chunk.getColumnVector(1) as DuckDBUIntegerVector;
+    for (let i = 0, n = chunk.rowCount; i < n; i++) {
+      // hash() never gives NULL, and ids are never NULL in the lake; ?? 0 keeps the types honest.
+      const hi = his.getItem(i) ?? 0;
+      const lo = los.getItem(i) ?? 0;
+      if (hi === 0 && lo === 0) {
+        if (zeroSeen) repeated.add(0n);
+        zeroSeen = true;
+        continue;
+      }
+      let s = (lo & mask) << 1;
+      for (;;) {
+        const a = slots[s];
+        const b = slots[s + 1];
+        if (a === 0 && b === 0) {
+          slots[s] = hi;
+          slots[s + 1] = lo;
+          break;
+        }
+        if (a === hi && b === lo) {
+          repeated.add((BigInt(hi) << 32n) | BigInt(lo));
+          break;
+        }
+        s = (s + 2) & ((mask << 1) | 1);
+      }
+    }
+  }
+  if (repeated.size) {
+    const app = await c.createAppender(cand, 'main', 'temp');
+    for (const h of repeated) {
+      app.appendUBigInt(h);
+      app.endRow();
+    }
+    app.closeSync();
+  }
+  return repeated.size;
+}
+
+function parquet(files: string[]): string {
+  return `read_parquet(${list(files)}, union_by_name = true)`;
+}
+
+function list(files: string[]): string {
+  return `[${files.map((f) => `'${f.replaceAll("'", "''")}'`).join(', ')}]`;
+}
+
+function key(customer: unknown, api: unknown): string {
+  return JSON.stringify([customer ?? null, api ?? null]);
+}
+
+function byGroup(a: HourlyRow, b: HourlyRow): number {
+  return a.customer < b.customer ? -1 : a.customer > b.customer ? 1 : a.api < b.api ? -1 : a.api > b.api ? 1 : 0;
+}
