@@ -1,7 +1,7 @@
 /**
  * A customer's invoices, newest period first, one page at a time (`limit`, `cursor`: the
  * period after which the page starts): every month of their billing zone from the current one
- * back to the month they were created (or of their oldest stored invoice). A final invoice is
+ * back to the month they were created (or of their first usage or oldest stored invoice). A final invoice is
  * read back; any other month is its draft, computed now (so a page costs at most `limit` cost
  * queries, usually one or two: the months not final yet). Never writes.
  */
@@ -22,7 +22,12 @@ export interface HistoryOptions {
 
 export async function invoiceHistory(db: Warehouse, customer: BillingCustomer, opts: HistoryOptions): Promise<Page<Invoice>> {
   const tz = customer.timeZone;
-  const oldest = await db.query<{ start: unknown }>('SELECT min(period_start) AS start FROM invoices WHERE customer_id = $1', [customer.id]);
+  // Usage can predate the customer row (a key made first): its months have invoices too.
+  const oldest = await db.query<{ start: unknown }>(
+    `SELECT least((SELECT min(period_start) FROM invoices WHERE customer_id = $1), (SELECT min(hour) FROM usage_hourly WHERE customer_id = $1),
+       (SELECT min(hour) FROM live_hourly WHERE customer_id = $1)) AS start`,
+    [customer.id],
+  );
   const floor = Math.min(Date.parse(customer.createdAt), oldest[0]?.start == null ? Infinity : toMs(oldest[0].start));
   let p: BillingPeriod = periodContaining(opts.now, tz);
   if (opts.after !== null) {
