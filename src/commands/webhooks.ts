@@ -8,7 +8,7 @@ import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { table } from './billing-support.js';
-import { DELIVERY_STATES, WebhookInputError, addEndpoint, attemptsOf, disableEndpoint, listDeliveries, listEndpoints, retryDelivery, EVENT_TYPES } from '../billing/webhooks/store.js';
+import { DELIVERY_STATES, WebhookInputError, checkEvents, checkUrl, addEndpoint, attemptsOf, disableEndpoint, listDeliveries, listEndpoints, retryDelivery, EVENT_TYPES } from '../billing/webhooks/store.js';
 import { deliverDue, runDeliverer } from '../billing/webhooks/service.js';
 import { MAX_PAGE_LIMIT } from '../billing/pagination.js';
 
@@ -28,6 +28,8 @@ export function registerWebhooks(program: Command): void {
     .action(
       action(async (url: string, opts: { events: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
+        // A mistake is said before the warehouse is opened.
+        await inputErrors(async () => (checkUrl(url), checkEvents([opts.events])));
         const db = await openWarehouse(config, logger);
         try {
           const e = await inputErrors(() => addEndpoint(db, url, [opts.events]));
