@@ -53,7 +53,8 @@ let db: PgliteWarehouse;
 const MARCH = Date.parse('2026-03-01T02:00:00Z');
 let clock = MARCH;
 const now = () => clock;
-const opts = { now, timeoutMs: 500, firstRetryMs: 30_000 };
+// 2 s: a local receiver answers well within it even on a busy shared box; the hanging one never does.
+const opts = { now, timeoutMs: 2_000, firstRetryMs: 30_000 };
 
 before(async () => {
   db = await PgliteWarehouse.open(null);
@@ -104,7 +105,7 @@ test('invoice.finalized: one signed POST per endpoint with the invoice; a flaky 
   const r1 = await deliverDue(db, opts);
   const took = performance.now() - t0;
   assert.deepEqual(r1, { attempted: 6, delivered: 2, retrying: 4, failed: 0 });
-  assert.ok(took < 5_000, `a hanging receiver held the round for ${took} ms`);
+  assert.ok(took < 15_000, `a hanging receiver held the round for ${took} ms`);
   assert.equal(good.got.length, 2);
   const ids = new Set<string>();
   for (const r of good.got) {
@@ -157,7 +158,7 @@ test('invoice.finalized: one signed POST per endpoint with the invoice; a flaky 
   for (const h of hung) {
     assert.equal(h.status, 'pending');
     assert.equal(h.attempts, 3);
-    assert.match(h.lastError!, /no answer within 500 ms/);
+    assert.match(h.lastError!, /no answer within 2000 ms/);
   }
 
   // A day after the event, the next failure is final; retry queues one more attempt by hand.
@@ -202,7 +203,7 @@ test('bounded: a redirect is not followed, an endless answer is cut, only http(s
   await db.transaction((tx) => emitEvent(tx, 'invoice.finalized', 'inv_bounded', { id: 'inv_bounded' }, clock));
   const t0 = performance.now();
   const r = await deliverDue(db, opts);
-  assert.ok(performance.now() - t0 < 5_000);
+  assert.ok(performance.now() - t0 < 15_000);
   assert.deepEqual(r, { attempted: 2, delivered: 1, retrying: 1, failed: 0 });
   const [dr] = await listDeliveries(db, { endpoint: eR.id, limit: 1 });
   assert.equal(dr.lastStatus, 302);
