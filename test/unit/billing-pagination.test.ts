@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
@@ -30,9 +31,28 @@ after(async () => {
   await db.close();
 });
 
-async function get(path: string, auth = SERVICE): Promise<{ status: number; body: any }> {
-  const r = await fetch(server.url + path, { headers: { authorization: `Bearer ${auth}` } });
-  return { status: r.status, body: await r.json() };
+/**
+ * One GET on a connection of its own. The finalize job below holds this process's event loop
+ * (PGlite runs in it) for many seconds on a busy box; a kept-alive connection reused after that
+ * raced the server's keep-alive timeout ("fetch failed": ECONNRESET / other side closed).
+ */
+function get(path: string, auth = SERVICE): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(server.url + path, { agent: false, headers: { authorization: `Bearer ${auth}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch (e) {
+          reject(e);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Every page of a list, following nextCursor. */
