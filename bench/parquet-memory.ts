@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParquetWriter } from '../src/pipeline/parquet-writer.js';
-import { Spool } from '../src/pipeline/spool.js';
+import { NdjsonChunks } from '../src/pipeline/ndjson-chunks.js';
 import { eventLine } from '../src/pipeline/accept.js';
 import { uuidv7 } from '../src/events/usage-event.js';
 import { fmt, median } from './lib.js';
@@ -25,7 +25,7 @@ async function child(rows: number, limitMb: number, shape: Shape): Promise<void>
   const t0 = Date.UTC(2026, 0, 1);
   const name = (p: string, i: number) => (shape === 'largest' ? `${p}${i}-${'가'.repeat(200)}`.slice(0, 200) : `${p}${i}`);
   const spools = [0, 1].map((k) => {
-    const s = new Spool(join(dir, `s${k}`), 1 << 20);
+    const s = new NdjsonChunks(join(dir, `s${k}`), 1 << 20);
     for (let i = 0; i < rows; i++)
       s.add(eventLine({ v: 1, id: uuidv7(t0 + i), time: t0 + i, customer: name(`c${k}-`, i % 97), keyId: name('k', i % 89), api: name('a', i % 50), method: shape === 'largest' ? name('m', i % 7) : 'GET', status: 200, latencyMs: 3, bytesIn: 10, bytesOut: 100, billable: true }));
     s.release();

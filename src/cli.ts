@@ -23,6 +23,7 @@ import { registerLive } from './commands/live.js';
 import { registerReplay } from './commands/replay.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
+import { registerEvents } from './commands/events.js';
 import { registerWebhooks } from './commands/webhooks.js';
 import { applyConventions } from './commands/conventions.js';
 
@@ -43,7 +44,7 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerReplay, registerDeadLetters, registerServeBilling, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerWebhooks, registerDoctor, registerMigrate, registerConfig])
+  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerReplay, registerDeadLetters, registerServeBilling, registerEvents, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerWebhooks, registerDoctor, registerMigrate, registerConfig])
     register(program);
   applyConventions(program);
   return program;

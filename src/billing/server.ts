@@ -10,6 +10,7 @@
  * GETs never write: invoices become final by the finalize job (invoices.ts finalizeInvoices).
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
+ *   POST /v1/events                                     service token: CloudEvents into the usage log (events/)
  * 401 without a known token, 403 for another customer's data (404 for another customer's
  * invoice id, so ids reveal nothing), 400 `{ error, parameter }` for a bad parameter, 404
  * unknown route or customer, 405 wrong method, 409 no plan to price with / not acknowledgeable.
@@ -34,6 +35,7 @@ import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } fro
 import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
+import type { EventsIntake } from './events/events-intake.js';
 import { invoiceHistory } from './invoice-history.js';
 
 export interface BillingServerOptions {
@@ -52,6 +54,8 @@ export interface BillingServerOptions {
   statementTimeoutMs?: number;
   /** Called as each request arrives (metrics: src/observability/observability.ts billingObserver). */
   observe?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** `POST /v1/events` appends here (closed with the server); without it the route answers 503. */
+  events?: EventsIntake;
 }
 
 export interface BillingServer {
@@ -101,6 +105,7 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/invoices' },
   { method: 'GET', path: '/v1/invoices/{id}' },
   { method: 'POST', path: '/v1/invoices/{id}/acknowledge' },
+  { method: 'POST', path: '/v1/events' },
 ] as const;
 
 const CUSTOMER_ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))(?:\/(usage|cost|prices|invoices)|\/invoices\/([^/]+))?$/;
@@ -182,6 +187,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       return send(res, 200, { ok: true });
     }
     if (Object.hasOwn(STATIC, path)) return serveStatic(req, res, STATIC[path]);
+    if (path === '/v1/events') return postEvents(req, res);
 
     const cm = CUSTOMER_ROUTE.exec(path);
     const im = cm ? null : INVOICE_ROUTE.exec(path);
@@ -265,6 +271,17 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     }
   }
 
+  async function postEvents(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') throw new HttpError(405, 'method not allowed', { allow: 'POST' });
+    // A service token needs no statement (the catalog is read only for a customer token's row).
+    const principal = await auth.authenticate(bearerToken(req.headers.authorization), async (id) => (await catalog.view()).token(id));
+    if (!principal) throw new HttpError(401, 'missing, unknown, revoked or expired bearer token (send Authorization: Bearer <token>)');
+    if (principal.kind !== 'service') throw new HttpError(403, 'sending events needs a service token');
+    if (!opts.events) throw new HttpError(503, 'this billing server was started without the usage log, so it takes no events');
+    const a = await opts.events.post(req);
+    send(res, a.status, a.body, a.headers);
+  }
+
   function resolveCustomer(principal: Principal, pathId: string | undefined, me: boolean): string {
     if (me) {
       if (principal.kind !== 'customer') throw new HttpError(403, 'a service token has no customer of its own: use /v1/customers/:id');
@@ -335,6 +352,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         server.closeAllConnections();
       });
       await timed?.close();
+      await opts.events?.close();
     },
   };
 }

@@ -8,6 +8,8 @@ import { createLogger, routeKafkaLogs, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
 import { scrub } from '../security/secrets.js';
 import { Interrupted } from './progress.js';
+import { openWarehouse } from '../runtime/backends.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
 
 export interface CommandContext {
   config: MeterConfig;
@@ -84,4 +86,25 @@ export function parseIsoFlag(name: string, value: string | undefined): number {
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+}
+
+export interface WarehouseContext extends CommandContext {
+  db: Warehouse;
+}
+
+/**
+ * `action` for a command that works on the warehouse: opens it (migrated), hands it to `fn` with
+ * the context, and closes it whatever happens. Commander passes (arguments..., options, command).
+ */
+export function withWarehouse<A extends unknown[]>(fn: (w: WarehouseContext, ...args: A) => Promise<void>): (...args: [...A, Command]) => Promise<void> {
+  return action(async (...args: [...A, Command]) => {
+    const cmd = args[args.length - 1] as Command;
+    const ctx = contextOf(cmd);
+    const db = await openWarehouse(ctx.config, ctx.logger);
+    try {
+      await fn({ ...ctx, db }, ...(args.slice(0, -1) as A));
+    } finally {
+      await db.close();
+    }
+  });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ensureCatalog } from './default-catalog.js';
-import { action, contextOf, printJson } from './context.js';
+import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { getCustomer, listCustomers, upsertCustomer } from '../billing/customers.js';
@@ -19,56 +19,38 @@ export function registerCustomers(program: Command): void {
     .option('--plan <id>', 'plan id (meter plans list); without one, the plan of the newest API key')
     .addHelpText('after', '\nExample:\n  meter customers create acme --name "Acme Corp" --tz Asia/Seoul --currency USD --plan pro\n')
     .action(
-      action(async (id: string, opts: { name?: string; tz?: string; currency?: string; plan?: string }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          if (opts.plan) await ensureCatalog(db, config);
-          const r = await userErrors(() => upsertCustomer(db, { id, name: opts.name, timeZone: opts.tz, currency: opts.currency, plan: opts.plan }));
-          if (json) printJson(r);
-          else process.stdout.write(`${r.created ? 'created' : 'updated'} ${r.customer.id}: time zone ${r.customer.timeZone}, plan ${r.customer.planId ?? '(none)'}, currency ${r.customer.currency ?? "(plan's)"}\n`);
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, config, json }, id: string, opts: { name?: string; tz?: string; currency?: string; plan?: string }) => {
+        if (opts.plan) await ensureCatalog(db, config);
+        const r = await userErrors(() => upsertCustomer(db, { id, name: opts.name, timeZone: opts.tz, currency: opts.currency, plan: opts.plan }));
+        if (json) printJson(r);
+        else process.stdout.write(`${r.created ? 'created' : 'updated'} ${r.customer.id}: time zone ${r.customer.timeZone}, plan ${r.customer.planId ?? '(none)'}, currency ${r.customer.currency ?? "(plan's)"}\n`);
       }),
     );
   customers
     .command('list')
     .description('list customers')
     .action(
-      action(async (_opts, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          const list = await listCustomers(db);
-          if (json) printJson(list);
-          else process.stdout.write(table(['id', 'name', 'time zone', 'currency', 'plan'], list.map((c) => [c.id, c.name, c.timeZone, c.currency ?? '', `${c.planId ?? ''}${c.planSource === 'api_key' ? ' (key)' : ''}`])));
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, _opts) => {
+        const list = await listCustomers(db);
+        if (json) printJson(list);
+        else process.stdout.write(table(['id', 'name', 'time zone', 'currency', 'plan'], list.map((c) => [c.id, c.name, c.timeZone, c.currency ?? '', `${c.planId ?? ''}${c.planSource === 'api_key' ? ' (key)' : ''}`])));
       }),
     );
   customers
     .command('show <id>')
     .description("one customer, with this period's invoice preview")
     .action(
-      action(async (id: string, _opts, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          const c = await getCustomer(db, id);
-          if (!c) throw new UserError(`unknown customer "${id}"`, 'see meter customers list');
-          const period = periodContaining(Date.now(), c.timeZone).name;
-          const invoice = c.planId ? await userErrors(() => getInvoice(db, c, period)).catch((e) => ({ error: (e as Error).message })) : null;
-          if (json) return printJson({ customer: c, invoice });
-          process.stdout.write(`${c.id} (${c.name}): time zone ${c.timeZone}, plan ${c.planId ?? '(none)'}${c.planSource === 'api_key' ? ' (from API key)' : ''}, currency ${c.currency ?? "(plan's)"}\n`);
-          if (invoice && 'id' in invoice) {
-            process.stdout.write(`invoice ${invoice.id} for ${invoice.period} (${invoice.status}): ${invoice.total} ${invoice.currency}\n`);
-            process.stdout.write(table(['api', 'calls', 'unit price', 'amount'], invoice.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount])));
-          } else if (invoice) process.stdout.write(`no invoice: ${invoice.error}\n`);
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, id: string, _opts) => {
+        const c = await getCustomer(db, id);
+        if (!c) throw new UserError(`unknown customer "${id}"`, 'see meter customers list');
+        const period = periodContaining(Date.now(), c.timeZone).name;
+        const invoice = c.planId ? await userErrors(() => getInvoice(db, c, period)).catch((e) => ({ error: (e as Error).message })) : null;
+        if (json) return printJson({ customer: c, invoice });
+        process.stdout.write(`${c.id} (${c.name}): time zone ${c.timeZone}, plan ${c.planId ?? '(none)'}${c.planSource === 'api_key' ? ' (from API key)' : ''}, currency ${c.currency ?? "(plan's)"}\n`);
+        if (invoice && 'id' in invoice) {
+          process.stdout.write(`invoice ${invoice.id} for ${invoice.period} (${invoice.status}): ${invoice.total} ${invoice.currency}\n`);
+          process.stdout.write(table(['api', 'calls', 'unit price', 'amount'], invoice.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount])));
+        } else if (invoice) process.stdout.write(`no invoice: ${invoice.error}\n`);
       }),
     );
 }

@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import { parseDurationFlag } from './duration.js';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole, startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
+import { startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
 import { describeBackends } from '../config/config.js';
 import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
-import { accessLogOn } from './gateway.js';
+import { accessLogOn, workersEnv } from './gateway.js';
+import { startGatewayOrWorkers } from '../runtime/gateway-workers.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 
 export function registerDev(program: Command): void {
@@ -16,10 +17,11 @@ export function registerDev(program: Command): void {
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--rollup-interval <duration>', 'how often rollup looks for new files (e.g. 5s; a bare number is ms)', '5s')
     .option('--access-log', 'gateway: log one line per answer [env METER_ACCESS_LOG=1]')
+    .option('--workers <n>', 'gateway worker processes (0 = one per core, 1 = in this process) [env METER_GATEWAY_WORKERS, default 1]')
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
     .action(
-      action(async (opts: { rollupInterval: string; accessLog?: boolean }, cmd: Command) => {
-        const { config, logger } = contextOf(cmd);
+      action(async (opts: { rollupInterval: string; accessLog?: boolean; workers?: string }, cmd: Command) => {
+        const { config, logger } = contextOf(cmd, workersEnv(opts));
         if (!config.billingTokens.length) throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
         requireUpstream(config.upstream);
         const interval = parseDurationFlag('rollup-interval', opts.rollupInterval, { minMs: 100 });
@@ -30,12 +32,12 @@ export function registerDev(program: Command): void {
         const limiter = await openLimiter(config, logger);
         const observed = await startObservability(config, logger, 'dev', { accessLog: accessLogOn(opts) });
         const obs = observed.obs;
-        const gw = await startGatewayRole(config, { log, db, limiter }, logger, undefined, undefined, obs);
+        const gw = await startGatewayOrWorkers(config, { log, db, limiter }, logger, obs);
         const ingest = await startIngestRole(config, { log, lake, db }, logger, { obs });
         await obs.watchGroupLag(log, 'meter-ingest', 'ingest');
         const live = await startLiveRole(config, { log, db }, logger);
         await obs.watchLive(live, log, DEFAULT_LIVE_GROUP, db);
-        const billing = await startBillingRole(config, { db }, obs);
+        const billing = await startBillingRole(config, { db, log }, obs);
         const ac = new AbortController();
         const rollup = rollupOf({ lake, db }, logger);
         obs.watchRollup(rollup, lake, db);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openWarehouse, openLimiter } from '../runtime/backends.js';
-import { startGatewayRole, requireUpstream } from '../runtime/roles.js';
+import { requireUpstream } from '../runtime/roles.js';
+import { startGatewayOrWorkers } from '../runtime/gateway-workers.js';
 import { startObservability } from '../observability/admin.js';
 
 export function registerGateway(program: Command): void {
@@ -10,17 +11,18 @@ export function registerGateway(program: Command): void {
     .description('reverse proxy: API-key auth, tiered rate limits, one usage event per call to the log')
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--gateway-port <n>', 'listen port [env METER_GATEWAY_PORT, default 8080]')
+    .option('--workers <n>', 'worker processes sharing the port (0 = one per core, 1 = none) [env METER_GATEWAY_WORKERS, default 1]')
     .option('--access-log', 'log one line per answer: request id, customer, api, status, meter and upstream time [env METER_ACCESS_LOG=1]')
     .addHelpText('after', '\nExample:\n  meter gateway --upstream http://127.0.0.1:3000 --gateway-port 8080\n  curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/v1/devices/d1/location\n')
     .action(
-      action(async (opts: { accessLog?: boolean }, cmd: Command) => {
-        const { config, logger } = contextOf(cmd);
+      action(async (opts: { accessLog?: boolean; workers?: string }, cmd: Command) => {
+        const { config, logger } = contextOf(cmd, workersEnv(opts));
         requireUpstream(config.upstream);
         const observed = await startObservability(config, logger, 'gateway', { accessLog: accessLogOn(opts) });
         const log = await openLog(config, { init: false }); // Kafka may be down: events spool
         const db = await openWarehouse(config, logger);
         const limiter = await openLimiter(config, logger);
-        const gw = await startGatewayRole(config, { log, db, limiter }, logger, undefined, undefined, observed.obs);
+        const gw = await startGatewayOrWorkers(config, { log, db, limiter }, logger, observed.obs);
         // Ingest's lag, read from the log: still reported while ingest itself is down.
         await observed.obs.watchGroupLag(log, 'meter-ingest', 'ingest', false);
         observed.obs.markStarted();
@@ -32,6 +34,11 @@ export function registerGateway(program: Command): void {
         await Promise.all([limiter.close(), db.close(), log.close()]);
       }),
     );
+}
+
+/** --workers is the gatewayWorkers setting (validated there, with its message and exit code). */
+export function workersEnv(opts: { workers?: string }): Record<string, string> {
+  return opts.workers === undefined ? {} : { METER_GATEWAY_WORKERS: opts.workers };
 }
 
 /** --access-log, or METER_ACCESS_LOG=1|true. */

@@ -16,12 +16,12 @@ export function registerIngest(program: Command): void {
     .action(
       action(async (opts: { once?: boolean; timeout: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
-        const log = await openLog(config);
+        const log = await openLog(config, opts.once ? {} : { waitLog: (m) => logger.warn(`ingest: ${m}`) });
         const lake = await openLake(config);
         // the customers: events of unknown ones are dead-lettered (pipeline/customer-check.ts)
         const db = await openWarehouse(config, logger);
         const observed = opts.once ? null : await startObservability(config, logger, 'ingest');
-        const ingest = await startIngestRole(config, { log, lake, db }, logger, { group: opts.group, obs: observed?.obs });
+        const ingest = await startIngestRole(config, { log, lake, db }, logger, { group: opts.group, obs: observed?.obs, waitForLog: !opts.once });
         await observed?.obs.watchGroupLag(log, opts.group, 'ingest');
         observed?.obs.markStarted();
         if (opts.once) {

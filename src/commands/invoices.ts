@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { idArgument } from './id-argument.js';
-import { action, contextOf, printJson } from './context.js';
+import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { acknowledgeInvoice, finalizeInvoices, getInvoice, listInvoices, type Invoice } from '../billing/invoices.js';
@@ -110,16 +110,10 @@ export function registerInvoices(program: Command): void {
     .command('ack <id>')
     .description('mark a final invoice as taken by the payment server (idempotent)')
     .action(
-      action(async (id: string, _opts, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          const a = await userErrors(() => acknowledgeInvoice(db, id, 'cli'));
-          if (json) printJson(a);
-          else process.stdout.write(`${id}: ${a.acknowledged ? 'acknowledged now' : 'already acknowledged'} (${a.invoice.acknowledgedAt})\n`);
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, id: string, _opts) => {
+        const a = await userErrors(() => acknowledgeInvoice(db, id, 'cli'));
+        if (json) printJson(a);
+        else process.stdout.write(`${id}: ${a.acknowledged ? 'acknowledged now' : 'already acknowledged'} (${a.invoice.acknowledgedAt})\n`);
       }),
     );
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { idArgument } from './id-argument.js';
-import { action, contextOf, printJson } from './context.js';
+import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
 import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
@@ -45,33 +45,21 @@ export function registerKeys(program: Command): void {
     .description('list keys (never the secrets)')
     .option('--customer <id>', 'only this customer')
     .action(
-      action(async (opts: { customer?: string }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          const rows = await listKeys(db, opts.customer);
-          if (json) printJson(rows);
-          else for (const r of rows) process.stdout.write(`${r.id}\t${r.prefix}…\t${r.customer}\t${r.plan}\t${r.revokedAt ? 'revoked' : 'active'}\n`);
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, opts: { customer?: string }) => {
+        const rows = await listKeys(db, opts.customer);
+        if (json) printJson(rows);
+        else for (const r of rows) process.stdout.write(`${r.id}\t${r.prefix}…\t${r.customer}\t${r.plan}\t${r.revokedAt ? 'revoked' : 'active'}\n`);
       }),
     );
   keys
     .command('revoke <idOrPrefix>')
     .description('revoke a key by id or prefix; the gateway refuses it within seconds')
     .action(
-      action(async (idOrPrefix: string, _opts, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          const k = await revokeKey(db, idOrPrefix).catch(asUserError);
-          if (!k) throw new UserError(`no key matches "${idOrPrefix}"`, 'see `meter keys list`');
-          if (json) printJson(k);
-          else process.stdout.write(`revoked ${k.id} (${k.prefix}…) of ${k.customer}\n`);
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, idOrPrefix: string, _opts) => {
+        const k = await revokeKey(db, idOrPrefix).catch(asUserError);
+        if (!k) throw new UserError(`no key matches "${idOrPrefix}"`, 'see `meter keys list`');
+        if (json) printJson(k);
+        else process.stdout.write(`revoked ${k.id} (${k.prefix}…) of ${k.customer}\n`);
       }),
     );
 }

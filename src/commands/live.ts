@@ -31,14 +31,14 @@ export function registerLive(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const windowMs = parseDurationFlag('window', opts.window, { minMs: 10 });
         const timeout = parseDurationFlag('timeout', opts.timeout, { minMs: 1 });
-        const log = await openLog(config);
+        const log = await openLog(config, { waitLog: (m) => logger.warn(`live: ${m}`) });
         const db = await openWarehouse(config, logger);
         // Fault injection for the crash tests: die right after the Nth window's transaction
         // committed, before anything else happens (the worst moment for exactly-once).
         const killAfter = Number(process.env.METER_FAULT_LIVE_KILL_AFTER_WINDOWS ?? 0);
         const afterCommit = killAfter > 0 ? (n: number) => n >= killAfter && process.kill(process.pid, 'SIGKILL') : undefined;
         const observed = opts.once ? null : await startObservability(config, logger, 'live');
-        const live = await startLiveRole(config, { log, db }, logger, { windowMs, group: opts.group, afterCommit });
+        const live = await startLiveRole(config, { log, db }, logger, { windowMs, group: opts.group, afterCommit, waitForLog: true });
         await observed?.obs.watchLive(live, log, opts.group, db);
         observed?.obs.markStarted();
         try {

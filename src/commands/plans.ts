@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ensureCatalog } from './default-catalog.js';
-import { action, contextOf, printJson } from './context.js';
+import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { loadCatalog } from '../billing/catalog.js';
 import { loadStoredCatalog, syncCatalog } from '../billing/catalog-store.js';
@@ -12,19 +12,13 @@ export function registerPlans(program: Command): void {
     .command('list')
     .description('plans in the warehouse')
     .action(
-      action(async (_opts, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          await ensureCatalog(db, config);
-          const c = await loadStoredCatalog(db);
-          const list = Object.values(c.plans);
-          if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, quota: p.quota, apis: Object.keys(p.charges).sort() })));
-          if (!list.length) return void process.stderr.write('no plans in the warehouse yet: run `meter plans import`\n');
-          process.stdout.write(table(['id', 'name', 'currency', 'rate/s', 'burst', 'quota', 'priced apis'], list.map((p) => [p.id, p.name, p.currency, String(p.rateLimit.ratePerSec), String(p.rateLimit.burst), p.quota ? `${p.quota.limit}/${p.quota.period}` : '-', String(Object.keys(p.charges).length)])));
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, config, json }, _opts) => {
+        await ensureCatalog(db, config);
+        const c = await loadStoredCatalog(db);
+        const list = Object.values(c.plans);
+        if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, quota: p.quota, apis: Object.keys(p.charges).sort() })));
+        if (!list.length) return void process.stderr.write('no plans in the warehouse yet: run `meter plans import`\n');
+        process.stdout.write(table(['id', 'name', 'currency', 'rate/s', 'burst', 'quota', 'priced apis'], list.map((p) => [p.id, p.name, p.currency, String(p.rateLimit.ratePerSec), String(p.rateLimit.burst), p.quota ? `${p.quota.limit}/${p.quota.period}` : '-', String(Object.keys(p.charges).length)])));
       }),
     );
   plans

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ensureCatalog } from './default-catalog.js';
-import { action, contextOf, printJson } from './context.js';
+import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { API_RE, parseCharge, parseEffectiveFrom } from '../billing/catalog.js';
@@ -16,22 +16,16 @@ export function registerPrices(program: Command): void {
     .description('price versions (all plans, or one)')
     .option('--plan <id>', 'only this plan')
     .action(
-      action(async (opts: { plan?: string }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          await ensureCatalog(db, config);
-          let plans = Object.values((await loadStoredCatalog(db)).plans);
-          if (opts.plan) {
-            plans = plans.filter((p) => p.id === opts.plan);
-            if (!plans.length) throw new UserError(`unknown plan "${opts.plan}"`, 'see meter plans list (or meter plans import)');
-          }
-          const rows = plans.flatMap(priceList);
-          if (json) return printJson(rows);
-          process.stdout.write(table(['plan', 'api', 'from', 'until', 'currency', 'charge'], rows.map((r) => [r.plan, r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)])));
-        } finally {
-          await db.close();
+      withWarehouse(async ({ db, config, json }, opts: { plan?: string }) => {
+        await ensureCatalog(db, config);
+        let plans = Object.values((await loadStoredCatalog(db)).plans);
+        if (opts.plan) {
+          plans = plans.filter((p) => p.id === opts.plan);
+          if (!plans.length) throw new UserError(`unknown plan "${opts.plan}"`, 'see meter plans list (or meter plans import)');
         }
+        const rows = plans.flatMap(priceList);
+        if (json) return printJson(rows);
+        process.stdout.write(table(['plan', 'api', 'from', 'until', 'currency', 'charge'], rows.map((r) => [r.plan, r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)])));
       }),
     );
   prices

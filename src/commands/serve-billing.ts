@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
-import { openWarehouse } from '../runtime/backends.js';
+import { openLog, openWarehouse } from '../runtime/backends.js';
 import { catalogOf, startBillingRole } from '../runtime/roles.js';
 import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
@@ -22,13 +22,16 @@ export function registerServeBilling(program: Command): void {
         const observed = await startObservability(config, logger, 'serve-billing');
         const db = await openWarehouse(config, logger);
         // The command's logger (its level from the config): every 5xx is logged with its request id.
-        const billing = await startBillingRole(config, { db }, observed.obs, logger.child('billing'));
+        // POST /v1/events appends to the usage log; opened without reaching it, so reads serve while it is down.
+        const log = await openLog(config, { init: false });
+        const billing = await startBillingRole(config, { db, log }, observed.obs, logger.child('billing'));
         observed.obs.markStarted();
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();
         await billing.close();
         await observed.close();
         await db.close();
+        await log.close();
       }),
     );
 }

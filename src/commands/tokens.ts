@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { idArgument } from './id-argument.js';
-import { action, contextOf, printJson } from './context.js';
+import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { createCustomerToken, customerTokenId, listCustomerTokens, revokeCustomerToken, UnknownCustomerError } from '../billing/auth.js';
@@ -53,38 +53,26 @@ export function registerTokens(program: Command): void {
     .description('list tokens: id, customer, created, state (never the secrets)')
     .option('--customer <id>', 'only this customer')
     .action(
-      action(async (opts: { customer?: string }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          const rows = await listCustomerTokens(db, opts.customer);
-          const now = Date.now();
-          const state = (t: (typeof rows)[number]) =>
-            t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt && Date.parse(t.expiresAt) <= now ? `expired ${t.expiresAt}` : t.expiresAt ? `active until ${t.expiresAt}` : 'active';
-          if (json) printJson(rows.map((t) => ({ ...t, state: state(t).split(' ')[0] })));
-          else process.stdout.write(table(['id', 'customer', 'created', 'state'], rows.map((t) => [t.id, t.customerId, t.createdAt, state(t)])));
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, opts: { customer?: string }) => {
+        const rows = await listCustomerTokens(db, opts.customer);
+        const now = Date.now();
+        const state = (t: (typeof rows)[number]) =>
+          t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt && Date.parse(t.expiresAt) <= now ? `expired ${t.expiresAt}` : t.expiresAt ? `active until ${t.expiresAt}` : 'active';
+        if (json) printJson(rows.map((t) => ({ ...t, state: state(t).split(' ')[0] })));
+        else process.stdout.write(table(['id', 'customer', 'created', 'state'], rows.map((t) => [t.id, t.customerId, t.createdAt, state(t)])));
       }),
     );
   tokens
     .command('revoke <id>')
     .description('revoke a token by its id (from `meter tokens list`, or the token itself); the billing API refuses it at once')
     .action(
-      action(async (id: string, _opts, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        const db = await openWarehouse(config, logger);
-        try {
-          // Given the whole token, only its id part is ever printed.
-          const tokenId = customerTokenId(id.trim()) ?? id.trim();
-          const ok = await revokeCustomerToken(db, tokenId);
-          if (!ok) throw new UserError(`no active token has id ${JSON.stringify(tokenId.slice(0, 80))}`, 'see `meter tokens list`');
-          if (json) printJson({ id: tokenId, revoked: true });
-          else process.stdout.write(`revoked token ${tokenId}\n`);
-        } finally {
-          await db.close();
-        }
+      withWarehouse(async ({ db, json }, id: string, _opts) => {
+        // Given the whole token, only its id part is ever printed.
+        const tokenId = customerTokenId(id.trim()) ?? id.trim();
+        const ok = await revokeCustomerToken(db, tokenId);
+        if (!ok) throw new UserError(`no active token has id ${JSON.stringify(tokenId.slice(0, 80))}`, 'see `meter tokens list`');
+        if (json) printJson({ id: tokenId, revoked: true });
+        else process.stdout.write(`revoked token ${tokenId}\n`);
       }),
     );
 }

@@ -21,6 +21,7 @@ export interface MeterConfig {
   kafkaBrokers: string[];
   /** Kafka consumer group session timeout (ms): a member silent this long loses its partitions. */
   kafkaSessionTimeoutMs: number;
+  kafkaHeartbeatIntervalMs: number;
   topic: string;
   /** Partitions of the topic (created if absent) and of the embedded log. */
   partitions: number;
@@ -36,6 +37,8 @@ export interface MeterConfig {
   routesFile: string;
   gatewayHost: string;
   gatewayPort: number;
+  /** Gateway worker processes (0 = one per core). */
+  gatewayWorkers: number;
   /** Where the gateway forwards calls; required by `meter gateway`. */
   upstream: string | null;
   billingHost: string;
@@ -135,7 +138,8 @@ const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): 
 export const SETTINGS: Setting[] = [
   S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
   S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),
-  S('kafkaSessionTimeoutMs', { t: 'int', min: 6000, max: 300_000 }, "consumer groups (ingest, live): a member silent this long loses its partitions (ms; within the broker's group.min/max.session.timeout.ms)"),
+  S('kafkaSessionTimeoutMs', { t: 'int', min: 6000, max: 300_000 }, "consumer groups (ingest, live): a member silent this long loses its partitions to the others (ms; within the broker's group.min/max.session.timeout.ms; docs/scaling.md: takeover)"),
+  S('kafkaHeartbeatIntervalMs', { t: 'int', min: 100, max: 100_000 }, 'consumer groups: heartbeat this often (ms; at most a third of the session timeout), so a rebalance is noticed this soon'),
   S('topic', { t: 'string' }, 'usage event topic'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
   S('lakeUrl', { t: 'url', protocols: ['file:', 'hdfs:', 'webhdfs:'] }, 'lake root: file:///path or hdfs://host:9870/path'),
@@ -146,6 +150,7 @@ export const SETTINGS: Setting[] = [
   S('gatewayHost', { t: 'string' }, 'gateway listen address'),
   S('gatewayPort', { t: 'int', min: 0, max: 65535 }, 'gateway listen port (0 = any free port)'),
   S('upstream', { t: 'url', protocols: ['http:', 'https:'] }, 'upstream API the gateway forwards to', true),
+  S('gatewayWorkers', { t: 'int', min: 0, max: 1024 }, 'gateway: worker processes sharing the port (0 = one per core; 1 = none, the gateway runs in the command\'s process); docs/gateway.md'),
   S('billingHost', { t: 'string' }, 'billing API listen address'),
   S('billingPort', { t: 'int', min: 0, max: 65535 }, 'billing API listen port (0 = any free port)'),
   S('billingTokens', { t: 'list' }, 'service bearer tokens for the billing API'),
@@ -183,7 +188,8 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
   return {
     dataDir: './.meter',
     kafkaBrokers: [],
-    kafkaSessionTimeoutMs: 30_000,
+    kafkaSessionTimeoutMs: 6_000,
+    kafkaHeartbeatIntervalMs: 1_000,
     topic: 'usage-events',
     partitions: 4,
     lakeUrl: null,
@@ -193,6 +199,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     routesFile: resolve(packageRoot(), 'fixtures/routes.json'),
     gatewayHost: '127.0.0.1',
     gatewayPort: 8080,
+    gatewayWorkers: 1,
     upstream: null,
     billingHost: '127.0.0.1',
     billingPort: 8090,

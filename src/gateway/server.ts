@@ -1,6 +1,9 @@
 /**
  * The metering gateway: authenticate (API key -> customer, plan), rate-limit (token bucket per
- * key), forward to the upstream, and record one UsageEvent per authenticated call.
+ * key), forward to the upstream, and record one UsageEvent per authenticated call. The request
+ * path is three pieces: admit.ts (every decision before the upstream), relay.ts (the upstream
+ * call and the answer streamed back) and record.ts (the call's one event); this file wires them
+ * to the HTTP server. docs/gateway.md describes the whole.
  *
  *   bad request target         -> 400, upstream not called, no event (request-target.ts)
  *   no / unknown / revoked key -> 401, upstream not called, no event (counted)
@@ -26,27 +29,24 @@
  *                      the spool is already known to be full). A kill -9 loses no answered call.
  * Secrets are never logged: only key ids appear in logs and events.
  */
-import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
-import { errors as undiciErrors } from 'undici';
-import { SCHEMA_VERSION, isBillable, uuidv7, type UsageEvent } from '../events/usage-event.js';
-import type { Limit, LimitDecision, RateLimiter } from '../limiter/limiter.js';
+import type { Limit, RateLimiter } from '../limiter/limiter.js';
 import type { LogProducer } from '../log/log.js';
-import { presentedKey } from './auth.js';
+import type { PlanQuota } from '../billing/catalog.js';
+import type { GatewayRecorder } from '../observability/gateway-recorder.js';
+import { Admission } from './admit.js';
+import { newCounts, type GatewayCounts } from './counts.js';
 import { EventBatcher, type EventBatcherStats } from './event-batcher.js';
 import { Fairness, type FairnessOptions, type FairnessStats } from './fairness.js';
-import { KeyLookupBusyError, type KeyIdentity, type KeyStore } from './keys.js';
-import { BodyTooLargeError, CountingBody, Upstream, clientHeaders, hasBody, upstreamHeaders } from './proxy.js';
-import type { QuotaGuard, QuotaGuardStats } from './quota.js';
-import { rateLimitHeaders } from './rate-limit-headers.js';
-import type { PlanQuota } from '../billing/catalog.js';
-import { formatInZone } from '../ground/time.js';
-import type { RouteTable } from './routes.js';
-import { parseRequestTarget } from './request-target.js';
 import { identityFilter } from './identity-headers.js';
-import type { GatewayRecorder } from '../observability/gateway-recorder.js';
+import type { KeyStore } from './keys.js';
+import { Upstream } from './proxy.js';
+import type { QuotaGuard, QuotaGuardStats } from './quota.js';
+import { CallRecord } from './record.js';
+import { relay, type RelayContext } from './relay.js';
+import { Responder } from './respond.js';
+import type { RouteTable } from './routes.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -88,41 +88,8 @@ export interface GatewayOptions {
   metrics?: GatewayRecorder;
 }
 
-export interface GatewayStats {
-  requests: number;
-  /** Calls answered by the upstream (any status). */
-  proxied: number;
-  /** 401: missing, unknown or revoked key. */
-  unauthorized: number;
-  /** 403: the key's plan is not in the catalog. */
-  unknownPlan: number;
-  /** 429. */
-  limited: number;
-  /** Decisions the limiter made in its fail mode (Redis down). */
-  limiterDegraded: number;
-  /** 429: the plan's quota for the period is used up. */
-  quotaExceeded: number;
-  /** Calls allowed without a quota check (warehouse down). */
-  quotaDegraded: number;
+export interface GatewayStats extends GatewayCounts {
   quota: QuotaGuardStats | null;
-  /** 413. */
-  tooLarge: number;
-  /** 502/504. */
-  upstreamErrors: number;
-  /** 503: keys could not be checked (database down, key not cached). */
-  authUnavailable: number;
-  /** Client went away before the answer was complete. */
-  clientAborts: number;
-  /** 503 in strict mode: the event could not be made durable (spool full). */
-  usageUnavailable: number;
-  /** 400: a request target that is malformed or ambiguous. */
-  badTarget: number;
-  /** 404: a path that matches no route (not forwarded). */
-  noRoute: number;
-  /** 429: the key or customer had its in-flight limit of calls open. */
-  tooConcurrent: number;
-  /** 408: the request body came too slowly. */
-  bodyTooSlow: number;
   fairness: FairnessStats;
   events: EventBatcherStats;
 }
@@ -154,280 +121,51 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBuffered: opts.maxBufferedEvents,
     onError: (e) => log.error(e.message),
   });
-  const c = { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0, badTarget: 0, noRoute: 0, tooConcurrent: 0, bodyTooSlow: 0 };
-  const strip = identityFilter(opts.stripHeaders);
+  const c = newCounts();
   const fair = new Fairness(opts.fairness);
   const strict = opts.durability === 'strict';
-  const usageUnavailable = (req: IncomingMessage, res: ServerResponse) => {
-    c.usageUnavailable++;
-    sendJson(req, res, 503, { error: 'usage_unavailable', message: 'usage cannot be recorded right now (the usage log is down and the local spool is full); retry shortly' }, { 'retry-after': '5' });
-  };
+  const spool = opts.spool;
+  const admission = new Admission({
+    keys: opts.keys,
+    limiter: opts.limiter,
+    rateLimits: opts.plans,
+    quotas: opts.quotas,
+    quota: opts.quota,
+    routes: opts.routes,
+    fairness: fair,
+    maxBodyBytes: opts.maxBodyBytes,
+    accepting: spool ? () => spool.accepting() : undefined,
+    logger: log,
+    now,
+  });
+  const respond = new Responder(c, opts.maxBodyBytes, opts.metrics);
+  const relayCtx: RelayContext = { upstream, fairness: fair, counts: c, respond, maxBodyBytes: opts.maxBodyBytes, strip: identityFilter(opts.stripHeaders), logger: log, metrics: opts.metrics };
 
   const server = createServer({ keepAliveTimeout: 65_000, ...fair.serverOptions() }, (req, res) => {
     c.requests++;
     handle(req, res).catch((e) => {
       // A bug, not a client's fault: log it and answer if we still can.
       log.error('gateway handler failed', { error: (e as Error).stack ?? String(e) });
-      if (!res.headersSent) sendJson(req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
+      if (!res.headersSent) respond.json(req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
       else res.destroy();
     });
   });
 
+  /** admit (decide before the upstream), then relay (upstream and answer), each call recorded once. */
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const start = now();
     const t0 = performance.now();
     opts.metrics?.begin(req, t0);
-    const url = req.url ?? '/';
-    // One path, one price: route and forward the same normalised path; refuse ambiguous ones.
-    const target = parseRequestTarget(url);
-    if (!target.ok) {
-      c.badTarget++;
-      return sendJson(req, res, 400, { error: 'bad_request_target', reason: target.reason, message: target.message });
+    const v = await admission.admit(req.method ?? 'GET', req.url ?? '/', req.headers, t0);
+    if (v.degraded.limiter) c.limiterDegraded++;
+    if (v.degraded.quota) c.quotaDegraded++;
+    if (!v.ok) {
+      const r = v.refusal;
+      c[r.count]++;
+      if (!r.call) return respond.json(req, res, r.status, r.body, r.headers, r.closeConnection);
+      return respond.answer(req, res, new CallRecord(r.call, batcher, strict), r.status, r.body, r.headers, r.closeConnection);
     }
-
-    const presented = presentedKey(req.headers);
-    if (!presented) {
-      c.unauthorized++;
-      return sendJson(req, res, 401, { error: 'missing_api_key', message: 'send your API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"' }, { 'www-authenticate': 'Bearer' });
-    }
-    let identity: KeyIdentity | null;
-    try {
-      identity = await opts.keys.resolve(presented.key);
-    } catch (e) {
-      c.authUnavailable++;
-      // Too many new keys waiting (a flood of unknown keys): counted in keys.stats(), not an error.
-      if (!(e instanceof KeyLookupBusyError)) log.error('key lookup failed', { error: (e as Error).message });
-      return sendJson(req, res, 503, { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' }, { 'retry-after': '1' });
-    }
-    if (!identity) {
-      c.unauthorized++;
-      return sendJson(req, res, 401, { error: 'invalid_api_key', message: 'the API key is unknown or has been revoked' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
-    }
-    const limit = opts.plans[identity.plan];
-    if (!limit) {
-      c.unknownPlan++;
-      log.warn('key has a plan the catalog does not know', { keyId: identity.keyId, plan: identity.plan });
-      return sendJson(req, res, 403, { error: 'unknown_plan', message: `the plan "${identity.plan}" of this key is not offered; contact support` });
-    }
-
-    // A call whose event cannot be stored (log down, spool full) is refused before it costs the
-    // upstream anything; in batched mode too, so its memory buffer stays within the loss bound.
-    if (opts.spool && !opts.spool.accepting()) return usageUnavailable(req, res);
-
-    const method = req.method ?? 'GET';
-    const route = opts.routes.resolve(method, target.path);
-    const api = route?.api ?? opts.routes.unmatched;
-    const eventId = uuidv7(start);
-    let decision: LimitDecision;
-    try {
-      decision = await opts.limiter.take(`key:${identity.keyId}`, limit);
-    } catch (e) {
-      // Limiters fail by mode and do not throw; if one does anyway, serve (fail open) and say so.
-      log.error('limiter threw; allowing the call', { error: (e as Error).message });
-      decision = { allowed: true, remaining: 0, resetSec: 0, retryAfterSec: 0, degraded: true };
-    }
-    if (decision.degraded) c.limiterDegraded++;
-    const rl = rateLimitHeaders(identity.plan, limit, decision);
-    const who = identity;
-    // Quota after the rate limit: a refused-by-rate call never counts against the quota.
-    const quota = opts.quota && decision.allowed && route && !route.free ? opts.quotas?.[who.plan] : undefined;
-    const qv = quota ? await opts.quota!.check(who.customer, quota) : null;
-    if (qv?.degraded) c.quotaDegraded++;
-    if (qv && !qv.degraded) {
-      rl['x-quota-limit'] = String(qv.limit);
-      rl['x-quota-remaining'] = String(Math.max(0, qv.limit - qv.used - (qv.allowed ? 1 : 0)));
-      rl['x-quota-reset'] = formatInZone(qv.resetsAt, qv.timeZone);
-    }
-    let bytesIn = 0;
-    let bytesOut = 0;
-    let recorded = false;
-    /** Batched: queue the event. Strict: also wait until it is durable (false: it is not). */
-    const record = (status: number): Promise<boolean> => {
-      if (recorded) return Promise.resolve(true);
-      recorded = true;
-      if (route?.free) return Promise.resolve(true); // free by the route table: nothing to bill
-      const e: UsageEvent = {
-        v: SCHEMA_VERSION,
-        id: eventId,
-        time: start,
-        customer: who.customer,
-        keyId: who.keyId,
-        api,
-        method,
-        status,
-        latencyMs: Math.round(performance.now() - t0),
-        bytesIn,
-        bytesOut,
-        billable: isBillable(status),
-      };
-      if (!strict) return Promise.resolve(batcher.add(e));
-      return batcher.addDurable(e).then(
-        () => true,
-        () => false,
-      );
-    };
-    /** A gateway-made answer: in strict mode only once its event is durable. */
-    const answer = async (status: number, body: unknown, headers: Record<string, string>, closeConnection = false) => {
-      if (strict) {
-        if (!(await record(status))) return usageUnavailable(req, res);
-        if (res.destroyed) return;
-        sendJson(req, res, status, body, headers, closeConnection);
-      } else {
-        sendJson(req, res, status, body, headers, closeConnection);
-        void record(status);
-      }
-    };
-
-    if (!decision.allowed) {
-      c.limited++;
-      return answer(429, { error: 'rate_limited', message: `rate limit of plan "${who.plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, { ...rl, 'x-meter-event-id': eventId });
-    }
-
-    if (!route) {
-      c.noRoute++;
-      return answer(404, { error: 'no_route', message: `${method} ${target.path.slice(0, 200)} is not an operation of this API (no route in the gateway's route table); nothing was forwarded or billed` }, { ...rl, 'x-meter-event-id': eventId });
-    }
-
-    if (qv && !qv.allowed) {
-      c.quotaExceeded++;
-      const resetsAt = formatInZone(qv.resetsAt, qv.timeZone);
-      const retryAfterSec = Math.max(1, Math.ceil((qv.resetsAt - now()) / 1000));
-      return answer(
-        429,
-        {
-          error: 'quota_exceeded',
-          message: `the ${qv.period === 'day' ? 'daily' : 'monthly'} quota of plan "${who.plan}" (${qv.limit} calls per ${qv.period}, ${qv.timeZone}) is used up; it resets at ${resetsAt}`,
-          quota: { plan: who.plan, limit: qv.limit, period: qv.period, used: qv.used, timeZone: qv.timeZone, resetsAt },
-          retryAfterSec,
-        },
-        { ...rl, 'retry-after': String(retryAfterSec), 'x-meter-event-id': eventId },
-      );
-    }
-
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > opts.maxBodyBytes) {
-      c.tooLarge++;
-      return answer(413, { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${opts.maxBodyBytes}` }, { ...rl, 'x-meter-event-id': eventId });
-    }
-
-    const slot = fair.acquire(who);
-    if (typeof slot !== 'function') {
-      c.tooConcurrent++;
-      return answer(429, fair.refusalBody(slot, who.plan), { ...rl, 'retry-after': '1', 'x-meter-event-id': eventId }, true);
-    }
-    res.once('close', slot);
-
-    // undici takes an EventEmitter as abort signal: much cheaper per call than an AbortController.
-    const abort = new EventEmitter();
-    let answerBody: Readable | null = null;
-    let upstreamBroke = false;
-    res.on('close', () => {
-      if (res.writableFinished) return;
-      if (!upstreamBroke) c.clientAborts++;
-      abort.emit('abort');
-      answerBody?.destroy();
-      if (counter) bytesIn = counter.bytes;
-      void record(res.headersSent ? res.statusCode : 499);
-    });
-    const counter = hasBody(req) ? new CountingBody(opts.maxBodyBytes) : null;
-    if (counter) {
-      // Not pipeline(): on an over-long body it would destroy `req` and with it the socket we
-      // answer 413 on. Errors reach undici through `counter` and reject the request below.
-      req.pipe(counter);
-      req.on('error', (e) => counter.destroy(e));
-      counter.on('error', () => req.unpipe(counter));
-      fair.watchBody(counter, res);
-    } else {
-      req.resume();
-    }
-
-    let reply;
-    const tUp = performance.now();
-    try {
-      reply = await upstream.pool.request({
-        path: upstream.path(target.path + target.query),
-        method: method as any,
-        headers: upstreamHeaders(req.headers, { identity: who, presented, api, eventId, clientIp: req.socket.remoteAddress ?? '', strip }),
-        body: counter ?? undefined,
-        signal: abort,
-      });
-    } catch (e) {
-      if (counter) bytesIn = counter.bytes;
-      if (res.destroyed) return; // client gone: recorded by the close handler
-      if (counter?.slowReason) {
-        c.bodyTooSlow++;
-        return answer(408, { error: 'body_too_slow', message: `request body too slow: ${counter.slowReason}` }, { ...rl, 'x-meter-event-id': eventId }, true);
-      }
-      if (counter?.tooLarge || e instanceof BodyTooLargeError) {
-        c.tooLarge++;
-        return answer(413, { error: 'body_too_large', message: `request body is over the limit of ${opts.maxBodyBytes} bytes` }, { ...rl, 'x-meter-event-id': eventId }, true);
-      }
-      c.upstreamErrors++;
-      const timeout = e instanceof undiciErrors.HeadersTimeoutError;
-      log.warn(timeout ? 'upstream timed out' : 'upstream unreachable', { error: (e as Error).message, api });
-      const status = timeout ? 504 : 502;
-      return answer(status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, { ...rl, 'x-meter-event-id': eventId });
-    }
-    c.proxied++;
-    opts.metrics?.proxied(api, who.customer, reply.statusCode, t0, tUp, eventId);
-    if (counter) bytesIn = counter.bytes;
-    const upstreamStatus = reply.statusCode;
-    res.writeHead(upstreamStatus, { ...clientHeaders(reply.headers), ...rl, 'x-meter-event-id': eventId });
-    // pipe() rather than pipeline(): pipeline costs an AbortController (+DOMException) per call,
-    // about a tenth of the gateway's CPU. Both ends' failures are handled here and in 'close'.
-    const body = (answerBody = reply.body);
-    if (strict) return relayStrict(body);
-    body.on('data', (chunk: Buffer) => {
-      bytesOut += chunk.length;
-    });
-    body.on('error', (err) => {
-      if (res.writableFinished || res.destroyed) return;
-      upstreamBroke = true;
-      log.warn('upstream response broken off', { error: err.message, api });
-      res.destroy();
-    });
-    res.on('finish', () => {
-      if (counter) bytesIn = counter.bytes;
-      void record(upstreamStatus);
-    });
-    body.pipe(res);
-
-    /**
-     * Strict relay: stream the answer but hold back its last chunk until the event is durable, so
-     * the client never has a complete answer for an unrecorded call. If the event cannot be
-     * stored, the connection is cut: the client sees a broken answer, not a success.
-     */
-    function relayStrict(src: Readable): void {
-      let held: Buffer | null = null;
-      src.on('data', (chunk: Buffer) => {
-        bytesOut += chunk.length;
-        if (held && !res.write(held)) {
-          src.pause();
-          res.once('drain', () => src.resume());
-        }
-        held = chunk;
-      });
-      src.on('error', (err) => {
-        if (res.writableFinished || res.destroyed) return;
-        upstreamBroke = true;
-        log.warn('upstream response broken off', { error: err.message, api });
-        res.destroy();
-      });
-      src.on('end', () => {
-        if (counter) bytesIn = counter.bytes;
-        void record(upstreamStatus).then((durable) => {
-          if (res.destroyed) return;
-          if (!durable) {
-            c.usageUnavailable++;
-            log.error('usage event not durable: answer cut off', { api, status: upstreamStatus });
-            res.destroy();
-            return;
-          }
-          if (held) res.end(held);
-          else res.end();
-        });
-      });
-    }
+    res.once('close', v.release);
+    return relay(relayCtx, req, res, new CallRecord(v.call, batcher, strict));
   }
 
   // Served on the admin listener only (src/observability/admin-server.ts), never the public port.
@@ -443,20 +181,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       ...(opts.quota ? { quota: opts.quota.stats() } : {}),
       ...(opts.spool ? { spool: opts.spool.stats() } : {}),
     };
-  }
-
-  function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, closeConnection = false): void {
-    opts.metrics?.answered(req, status, body, headers);
-    const text = JSON.stringify(body);
-    const h: Record<string, string | number> = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) };
-    // An unread request body longer than we accept is not worth reading: close the connection.
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (!req.readableEnded) {
-      if (closeConnection || declared > opts.maxBodyBytes) h.connection = 'close';
-      else req.resume();
-    }
-    res.writeHead(status, h);
-    res.end(req.method === 'HEAD' ? undefined : text);
   }
 
   await new Promise<void>((resolve, reject) => {

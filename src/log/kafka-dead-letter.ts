@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import type { LogRecord } from './log.js';
-import { quietLogCreator } from './kafka-log.js';
+import { quietLogCreator } from './kafka/client.js';
 import type { KafkaSecurity } from '../security/client-options.js';
 import { kafkaRetry } from './kafka-retry.js';
 import { deadLetterEntry, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';

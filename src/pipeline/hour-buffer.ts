@@ -4,7 +4,7 @@
  * range but not in any hour). One flush writes one file per hour, all named after the range.
  *
  * Events are not kept as objects: each accepted record is one line of JSON (accept.ts: the
- * record's own bytes when it is a plain event), spooled to local disk per hour (spool.ts), which
+ * record's own bytes when it is a plain event), spooled to local disk per hour (ndjson-chunks.ts), which
  * the Parquet writer's DuckDB reads at flush time. Memory: about STAGE_BYTES per range, whatever
  * the range's or the hour's size; the log's buffers are not held on to.
  */
@@ -13,7 +13,7 @@ import { HOUR_MS, hourStart } from '../lake/layout.js';
 import type { LogRecord } from '../log/log.js';
 import { acceptLine, plainEventTime, scannedCustomer, type Limits } from './accept.js';
 import { RECHECK, type CustomerCheck } from './customer-check.js';
-import { Spool } from './spool.js';
+import { NdjsonChunks } from './ndjson-chunks.js';
 
 /** Staged bytes of a range (all hours) before they are appended to the spool files. */
 const STAGE_BYTES = 256 << 10;
@@ -24,7 +24,7 @@ let seq = 0;
 
 export interface SpooledHour {
   hour: number;
-  /** The hour's events as JSON lines, in offset order (spool.ts). */
+  /** The hour's events as JSON lines, in offset order (ndjson-chunks.ts). */
   files: string[];
   events: number;
 }
@@ -43,9 +43,9 @@ export class HourBuffer {
    * retry would publish files of a longer range next to files of the shorter one.
    */
   sealed = false;
-  private readonly spools = new Map<number, Spool>();
+  private readonly spools = new Map<number, NdjsonChunks>();
   private staged = 0;
-  private current: Spool | null = null;
+  private current: NdjsonChunks | null = null;
   private currentHour = NaN;
   private readonly tag: string;
 
@@ -117,11 +117,11 @@ export class HourBuffer {
     if (this.staged >= STAGE_BYTES) this.sync();
   }
 
-  private spoolFor(time: number): Spool {
+  private spoolFor(time: number): NdjsonChunks {
     const h = hourStart(time);
     let s = this.spools.get(h);
     if (!s) {
-      s = new Spool(join(this.dir, `${this.tag}-${h}`), this.spools.size >= MANY_HOURS ? STAGE_BYTES >> 4 : STAGE_BYTES);
+      s = new NdjsonChunks(join(this.dir, `${this.tag}-${h}`), this.spools.size >= MANY_HOURS ? STAGE_BYTES >> 4 : STAGE_BYTES);
       this.spools.set(h, s);
     }
     this.current = s;

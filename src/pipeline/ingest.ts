@@ -45,6 +45,7 @@ import { listDataFiles, topRangesOf, type DataFile, type TopRange } from './reco
 import { repairOverlaps } from './overlap-repair.js';
 import { Fenced, PublishFence } from './publish-fence.js';
 import { membershipLost } from '../log/membership.js';
+import { PartitionWorker } from './partition-worker.js';
 
 export interface IngestorOptions {
   log: UsageLog;
@@ -112,8 +113,6 @@ interface PartState {
   closed: HourBuffer[];
   /** The write of `closed` in progress. */
   writing: Promise<void> | null;
-  /** Serialises batches and rotations of the partition. */
-  chain: Promise<unknown>;
   lastErrorLog: number;
   /** Revoked: its buffers are gone, nothing may be added or written. */
   gone: boolean;
@@ -128,11 +127,11 @@ const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
 export class Ingestor {
   private readonly o: Required<Omit<IngestorOptions, 'tmpDir' | 'logger' | 'customers'>> & { logger: (m: string) => void; customers?: CustomerCheck };
   private readonly limits: Limits;
-  private consumer: LogConsumer | null = null;
+  /** The consumer and the partitions' states, each partition's work on one chain (partition-worker.ts). */
+  private readonly worker: PartitionWorker<PartState>;
   private writer: ParquetWriter | null = null;
   private tmp = '';
   private ownTmp = false;
-  private timer: NodeJS.Timeout | null = null;
   private stopping = false;
   private tops: Promise<Map<number, TopRange>> | null = null;
   private fence!: PublishFence;
@@ -140,7 +139,6 @@ export class Ingestor {
   private assignment: number | undefined = undefined;
   /** Partitions whose last range onAssign already checked (repair) in this assignment. */
   private checkedTops = new Set<number>();
-  private readonly parts = new Map<number, PartState>();
   private readonly counters = { recordsIn: 0, written: 0, deadLettered: 0, files: 0, flushes: 0, repairedFiles: 0 };
   private tmpSeq = 0;
   /** Overlapping ranges removed / re-written by the self-repair on assignment (overlap-repair.ts). */
@@ -162,38 +160,50 @@ export class Ingestor {
     } as Ingestor['o'];
     this.limits = { pastLimitMs: this.o.pastLimitMs, futureLimitMs: this.o.futureLimitMs };
     if (opts.tmpDir) this.tmp = opts.tmpDir;
+    this.worker = new PartitionWorker(this.o.log, this.o.group, {
+      assigned: (ps) => this.onAssign(ps),
+      open: async (p) => {
+        const start = await this.startFor(p);
+        return { start, state: this.newState(p, start) };
+      },
+      batch: (st, b) => this.onBatch(st, b),
+      retire: (st) => (st.gone = true),
+      release: (_p, st) => this.release(st),
+    });
+  }
+
+  private get consumer(): LogConsumer | null {
+    return this.worker.consumer;
+  }
+
+  private states(): PartState[] {
+    return this.worker.entries().map(([, st]) => st);
   }
 
   /** Recover each partition from the lake and start tailing; resolves once running. */
   async start(): Promise<void> {
     if (this.consumer) throw new Error('ingest already started');
     this.stopping = false;
-    this.parts.clear();
     this.openBytes = this.closedBytes = 0;
     if (!this.tmp) {
       this.tmp = ownScratchDir('meter-ingest-');
       this.ownTmp = true;
     }
     this.writer = await ParquetWriter.open({ tempDir: join(this.tmp, 'duckdb'), memoryMb: this.o.memoryMb });
-    const consumer = await this.o.log.consumer(this.o.group);
-    this.consumer = consumer;
-    this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next), () => consumer.assignments);
+    const tick = Math.max(20, Math.min(1000, Math.floor(this.o.flushMs / 4)));
     try {
-      await consumer.run({
-        onAssign: (ps) => this.onAssign(ps),
-        startOffset: (p) => this.startFor(p),
-        eachBatch: (b) => this.onBatch(b),
-        onRevoke: (ps) => this.onRevoke(ps),
+      await this.worker.start({
+        tickMs: tick,
+        tick: () => this.flushDue(),
+        prepare: async (consumer) => {
+          this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next), () => consumer.assignments);
+        },
       });
     } catch (e) {
-      this.consumer = null;
       this.writer.close();
       this.writer = null;
       throw e;
     }
-    const tick = Math.max(20, Math.min(1000, Math.floor(this.o.flushMs / 4)));
-    this.timer = setInterval(() => this.flushDue(), tick);
-    this.timer.unref();
   }
 
   // ---- recovery -------------------------------------------------------------------------
@@ -215,14 +225,8 @@ export class Ingestor {
    * since), and overlapping ranges of the assigned partitions are repaired.
    */
   private async onAssign(partitions: number[]): Promise<void> {
+    // the states of an earlier assignment are retired and released by now (partition-worker.ts)
     this.assignment = this.consumer?.assignments;
-    for (const st of this.parts.values()) st.gone = true;
-    for (const [p, st] of [...this.parts]) {
-      await st.chain;
-      await st.writing?.catch(() => undefined);
-      this.discard(st);
-      this.parts.delete(p);
-    }
     this.tops = null;
     let files = await this.ownFiles(partitions);
     let changed = false;
@@ -322,16 +326,11 @@ export class Ingestor {
         this.o.logger(`partition ${p}: the group committed ${committed} but the lake ends at ${start}; re-ingesting from ${start}`);
       } else start = committed;
     }
-    const old = this.parts.get(p);
-    if (old) {
-      // a state of an assignment whose onAssign this one overtook: retired like the rest
-      old.gone = true;
-      await old.chain;
-      await old.writing?.catch(() => undefined);
-      this.discard(old);
-    }
-    this.parts.set(p, { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, chain: Promise.resolve(), lastErrorLog: 0, gone: false, leaseFrom: -Infinity, assignment: this.assignment });
     return start;
+  }
+
+  private newState(p: number, start: number): PartState {
+    return { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, lastErrorLog: 0, gone: false, leaseFrom: -Infinity, assignment: this.assignment };
   }
 
   private newBuffer(): HourBuffer {
@@ -378,38 +377,29 @@ export class Ingestor {
 
   // ---- consuming -------------------------------------------------------------------------
 
-  private withPartition<T>(p: number, fn: (st: PartState) => Promise<T>): Promise<T> {
-    const st = this.parts.get(p);
-    if (!st) throw new Error(`partition ${p} is not assigned`);
-    const run = st.chain.then(() => fn(st));
-    st.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private onBatch(b: ConsumedBatch): Promise<void> {
-    return this.withPartition(b.partition, async (st) => {
-      const max = this.o.maxRecords;
-      const half = this.o.maxBufferBytes / 2;
-      for (const r of b.records) {
-        if (r.offset < st.next) continue; // redelivered after a failed batch
-        const before = st.buf.bytes;
-        let reason = st.buf.take(r, this.limits, this.o.customers);
-        // a customer missing from the cache: load again (rarely; no await per record otherwise)
-        if (reason === RECHECK) reason = await st.buf.takeChecked(r, this.limits, this.o.customers);
-        if (reason === null) this.openBytes += st.buf.bytes - before;
-        else {
-          // dead-lettered first: if that fails, the batch is redelivered from this record
-          await this.o.deadLetter.put(r, reason);
-          this.counters.deadLettered++;
-          st.buf.addRecord(r.offset, 0, null);
-        }
-        st.next = r.offset + 1;
-        this.counters.recordsIn++;
-        if (st.buf.records >= max) await this.rotate(st);
-        if (this.openBytes > half) await this.relieve();
+  /** One batch of the partition (on its chain). */
+  private async onBatch(st: PartState, b: ConsumedBatch): Promise<void> {
+    const max = this.o.maxRecords;
+    const half = this.o.maxBufferBytes / 2;
+    for (const r of b.records) {
+      if (r.offset < st.next) continue; // redelivered after a failed batch
+      const before = st.buf.bytes;
+      let reason = st.buf.take(r, this.limits, this.o.customers);
+      // a customer missing from the cache: load again (rarely; no await per record otherwise)
+      if (reason === RECHECK) reason = await st.buf.takeChecked(r, this.limits, this.o.customers);
+      if (reason === null) this.openBytes += st.buf.bytes - before;
+      else {
+        // dead-lettered first: if that fails, the batch is redelivered from this record
+        await this.o.deadLetter.put(r, reason);
+        this.counters.deadLettered++;
+        st.buf.addRecord(r.offset, 0, null);
       }
-      if (!st.buf.empty && Date.now() - st.buf.startedAt >= this.o.flushMs) await this.rotate(st);
-    });
+      st.next = r.offset + 1;
+      this.counters.recordsIn++;
+      if (st.buf.records >= max) await this.rotate(st);
+      if (this.openBytes > half) await this.relieve();
+    }
+    if (!st.buf.empty && Date.now() - st.buf.startedAt >= this.o.flushMs) await this.rotate(st);
   }
 
   /**
@@ -466,14 +456,14 @@ export class Ingestor {
     while (this.openBytes > budget / 2 || this.openBytes + this.closedBytes > budget) {
       if (this.openBytes > budget / 2) {
         let best: PartState | null = null;
-        for (const s of this.parts.values()) if (!s.gone && !s.closed.length && !s.buf.empty && (!best || s.buf.bytes > best.buf.bytes)) best = s;
+        for (const s of this.states()) if (!s.gone && !s.closed.length && !s.buf.empty && (!best || s.buf.bytes > best.buf.bytes)) best = s;
         if (best) {
           this.close(best);
           continue;
         }
       }
       if (this.openBytes + this.closedBytes <= budget) return;
-      const writes = [...this.parts.values()].filter((s) => s.closed.length).map((s) => this.drain(s));
+      const writes = this.states().filter((s) => s.closed.length).map((s) => this.drain(s));
       if (!writes.length) return;
       await Promise.race(writes);
     }
@@ -539,7 +529,7 @@ export class Ingestor {
   private checkMembership(e: unknown): unknown {
     const lost = membershipLost(e);
     if (lost) {
-      for (const st of this.parts.values()) st.gone = true;
+      for (const st of this.states()) st.gone = true;
       this.o.logger(`the group refused a commit (${lost}): this ingest owns no partition until its next assignment; nothing it holds is published`);
     }
     return e;
@@ -557,7 +547,7 @@ export class Ingestor {
 
   /** Close the partition's open range and wait until every closed one is in the lake. */
   private flush(p: number): Promise<void> {
-    return this.withPartition(p, async (st) => {
+    return this.worker.run(p, async (st) => {
       try {
         if (st.closed.length) await this.drain(st);
         this.close(st);
@@ -572,30 +562,24 @@ export class Ingestor {
 
   private flushDue(): void {
     const now = Date.now();
-    for (const [p, st] of this.parts) {
+    for (const [p, st] of this.worker.entries()) {
       if (st.closed.length && !st.writing) this.drain(st).catch((e) => this.logFlushError(st, e)); // retry a failed write
       if (st.buf.empty || now - st.buf.startedAt < this.o.flushMs) continue;
-      this.withPartition(p, (s) => this.rotate(s)).catch((e) => this.logFlushError(st, e));
+      this.worker.run(p, (s) => this.rotate(s)).catch((e) => this.logFlushError(st, e));
     }
   }
 
-  private async onRevoke(partitions: number[]): Promise<void> {
-    if (this.stopping) return; // stop() flushes after the consumer has stopped
-    // partitions moved to another ingest: drop what is buffered (the new owner re-reads it
-    // from the lake's view) and forget the cached lake scan (the other owner writes files now).
-    // Fenced at once: a write in progress publishes nothing from here on.
-    for (const p of partitions) {
-      const st = this.parts.get(p);
-      if (st) st.gone = true;
-    }
-    for (const p of partitions) {
-      const st = this.parts.get(p);
-      if (!st) continue;
-      await st.chain;
-      await st.writing?.catch(() => undefined);
-      this.discard(st);
-      this.parts.delete(p);
-    }
+  /**
+   * The partition moved to another ingest (or to a newer assignment of this one): drop what is
+   * buffered (the new owner re-reads it from the lake's end) and forget the cached lake scan (the
+   * other owner writes files now). Retired first (partition-worker.ts): a write in progress
+   * publishes nothing from then on.
+   */
+  private async release(st: PartState): Promise<void> {
+    await st.writing?.catch(() => undefined);
+    const dropped = st.buf.records + st.closed.reduce((n, b) => n + b.records, 0);
+    if (dropped && !this.stopping) this.o.logger(`partition ${st.p}: released with ${dropped} records read and not in the lake (offsets ${st.done}..${st.next - 1}); their next owner re-reads them`);
+    this.discard(st);
     this.tops = null;
   }
 
@@ -614,7 +598,7 @@ export class Ingestor {
 
   /** Write every partition's buffered range now. */
   async flushAll(): Promise<void> {
-    await Promise.all([...this.parts.keys()].map((p) => this.flush(p)));
+    await Promise.all(this.worker.entries().map(([p]) => this.flush(p)));
   }
 
   /**
@@ -623,42 +607,31 @@ export class Ingestor {
    */
   async waitCaughtUp(timeoutMs: number): Promise<void> {
     if (!this.consumer) throw new Error('ingest is not started');
-    const deadline = Date.now() + timeoutMs;
-    const target = await this.consumer.endOffsets();
-    while (true) {
-      const behind: string[] = [];
-      const flushes: Promise<void>[] = [];
-      for (const [p, end] of target) {
-        const st = this.parts.get(p);
-        if (st && st.done >= end) continue;
-        behind.push(`partition ${p} at ${st?.done ?? '?'} of ${end}`);
-        if (st && st.next >= end && (!st.buf.empty || st.closed.length)) flushes.push(this.flush(p).catch(() => undefined));
-      }
-      await Promise.all(flushes);
-      if (behind.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`ingest did not catch up within ${timeoutMs} ms: ${behind.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await this.worker.waitCaughtUp('ingest', timeoutMs, {
+      done: (st, end) => st.done >= end,
+      behind: (st) => String(st?.done ?? '?'),
+      nudge: (p, st, end) => (st.next >= end && (!st.buf.empty || st.closed.length) ? this.flush(p) : null),
+    });
   }
 
   /** Stop consuming; with `flush` (the default) write what is buffered first. */
   async stop(opts: { flush?: boolean } = {}): Promise<void> {
     const flush = opts.flush ?? true;
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    const consumer = this.consumer;
-    if (consumer) await consumer.stop();
+    const consumer = await this.worker.stop();
     try {
       if (flush && consumer) await this.flushAll();
-      else await Promise.all([...this.parts.values()].map((st) => st.chain.then(() => st.writing?.catch(() => undefined))));
+      else {
+        await this.worker.idle();
+        await Promise.all(this.states().map((st) => st.writing?.catch(() => undefined)));
+      }
     } finally {
       // partition states stay for stats() (the CLI prints them after stop); their spools go
-      for (const st of this.parts.values()) {
+      for (const st of this.states()) {
         await st.writing?.catch(() => undefined);
         this.discard(st);
       }
-      this.consumer = null;
+      this.worker.detach();
       this.tops = null;
       this.writer?.close();
       this.writer = null;
@@ -672,7 +645,7 @@ export class Ingestor {
 
   stats(): IngestStats {
     const partitions: Record<number, PartitionStats> = {};
-    for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0]))
+    for (const [p, st] of this.worker.entries())
       partitions[p] = { nextOffset: st.done, readOffset: st.next, buffered: st.buf.records + st.closed.reduce((n, b) => n + b.records, 0) };
     return { ...this.counters, overlapRepairs: { ...this.overlapRepairs }, partitions };
   }

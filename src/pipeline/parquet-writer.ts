@@ -17,7 +17,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { MAX_EVENT_BYTES, type UsageEvent } from '../events/usage-event.js';
 import { eventLine } from './accept.js';
 import { LAKE_SELECT, SPOOL_COLUMNS } from '../events/schema.js';
-import { Spool } from './spool.js';
+import { NdjsonChunks } from './ndjson-chunks.js';
 
 // The lake's columns, the spool's fields and the mapping between them: schema.ts's field table.
 export { LAKE_COLUMNS_SQL } from '../events/schema.js';
@@ -99,7 +99,7 @@ export class ParquetWriter {
 
   /** Write `events` (in this order) to the Parquet file `file` (replaced if present). */
   async write(events: UsageEvent[], file: string): Promise<void> {
-    const spool = new Spool(`${file}.${process.pid}.${++spoolSeq}`, 1 << 20);
+    const spool = new NdjsonChunks(`${file}.${process.pid}.${++spoolSeq}`, 1 << 20);
     try {
       for (const e of events) spool.add(eventLine(e));
       spool.flush();

@@ -3,6 +3,7 @@
  * twins otherwise. This is the only place that knows both sides; everything else sees interfaces.
  * Real-stack modules are imported lazily so the embedded path never loads kafkajs, pg or ioredis.
  */
+import { whileUnreachable } from '../ground/unreachable.js';
 import { join } from 'node:path';
 import type { MeterConfig } from '../config/config.js';
 import type { UsageLog } from '../log/log.js';
@@ -17,16 +18,23 @@ import { kafkaSecurity, pgSsl, redisSecurity } from '../security/client-options.
  * `init: false` skips creating/checking the topic now: the gateway must start (and spool) even
  * while Kafka is down; its spooling producer initialises the log when it first reaches it.
  */
-export async function openLog(cfg: MeterConfig, opts: { init?: boolean } = {}): Promise<UsageLog> {
+/**
+ * `waitLog`: a follower's log line for each retry while the log is unreachable at start (it waits
+ * instead of exiting: src/ground/unreachable.ts). Without it, an unreachable log is an error.
+ */
+export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?: (msg: string) => void } = {}): Promise<UsageLog> {
   let log: UsageLog;
   if (cfg.kafkaBrokers.length) {
     const { KafkaLog } = await import('../log/kafka-log.js');
-    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions, sessionTimeoutMs: cfg.kafkaSessionTimeoutMs, ...kafkaSecurity(cfg) });
+    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions, sessionTimeoutMs: cfg.kafkaSessionTimeoutMs, heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs, ...kafkaSecurity(cfg) });
   } else {
     const { FileLog } = await import('../log/file-log.js');
     log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
   }
-  if (opts.init !== false) await log.init();
+  const waitLog = opts.waitLog;
+  if (opts.init === false) return log;
+  if (waitLog) await whileUnreachable(`the usage log (${cfg.kafkaBrokers.join(',')}) is unreachable`, () => log.init(), waitLog);
+  else await log.init();
   return log;
 }
 

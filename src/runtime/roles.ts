@@ -9,7 +9,7 @@ import type { UsageLog } from '../log/log.js';
 import type { Lake } from '../lake/lake.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
-import type { Logger } from '../ground/logger.js';
+import { createLogger, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
 import { loadCatalog, type Catalog, type PlanQuota } from '../billing/catalog.js';
 import { planLimits } from '../gateway/plans.js';
@@ -25,7 +25,9 @@ import { Ingestor, type IngestStats } from '../pipeline/ingest.js';
 import { FolderDeadLetter, type DeadLetterSink } from '../log/dead-letter.js';
 import { Rollup } from '../pipeline/rollup.js';
 import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
+import { whileUnreachable } from '../ground/unreachable.js';
 import { startBillingServer } from '../billing/server.js';
+import { EventsIntake } from '../billing/events/events-intake.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
 import type { Observability } from '../observability/observability.js';
 
@@ -115,7 +117,8 @@ async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
   return new KafkaDeadLetter(cfg.kafkaBrokers, cfg.topic, kafkaSecurity(cfg));
 }
 
-export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake; db: Warehouse }, logger: Logger, opts: { group?: string; obs?: Observability } = {}): Promise<IngestRole> {
+/** `waitForLog`: a follower waits (and says so) while the log is unreachable at start, instead of exiting. */
+export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake; db: Warehouse }, logger: Logger, opts: { group?: string; obs?: Observability; waitForLog?: boolean } = {}): Promise<IngestRole> {
   const sink = await deadLetterOf(cfg);
   const deadLetter = opts.obs ? opts.obs.countDeadLetters(sink) : sink;
   const ingest = new Ingestor({
@@ -130,7 +133,8 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
     customers: new CustomerCheck(b.db),
     logger: (m: string) => logger.child('ingest').info(m),
   });
-  await ingest.start();
+  if (opts.waitForLog) await whileUnreachable('ingest: the usage log is unreachable; joining its group', () => ingest.start(), (m) => logger.warn(m));
+  else await ingest.start();
   opts.obs?.watchIngest(ingest, b.lake);
   return {
     waitCaughtUp: (ms) => ingest.waitCaughtUp(ms),
@@ -159,10 +163,12 @@ export async function startLiveRole(
   _cfg: MeterConfig,
   b: { log: UsageLog; db: Warehouse },
   logger: Logger,
-  opts: Omit<LivePathOptions, 'log' | 'db' | 'logger'> = {},
+  opts: Omit<LivePathOptions, 'log' | 'db' | 'logger'> & { waitForLog?: boolean } = {},
 ): Promise<LivePath> {
-  const live = new LivePath({ customers: new CustomerCheck(b.db), ...opts, log: b.log, db: b.db, logger: (m: string) => logger.child('live').info(m) });
-  await live.start();
+  const { waitForLog, ...liveOpts } = opts;
+  const live = new LivePath({ customers: new CustomerCheck(b.db), ...liveOpts, log: b.log, db: b.db, logger: (m: string) => logger.child('live').info(m) });
+  if (waitForLog) await whileUnreachable('live: the usage log is unreachable; joining its group', () => live.start(), (m) => logger.warn(m));
+  else await live.start();
   return live;
 }
 
@@ -170,7 +176,10 @@ export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger): Roll
   return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup') });
 }
 
-export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse }, obs?: Observability, logger?: Logger) {
+export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log?: UsageLog }, obs?: Observability, logger?: Logger) {
   obs?.watchWarehouse(b.db);
-  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}) });
+  // With the usage log, POST /v1/events appends to it (its producer opened on the first event).
+  const log = b.log;
+  const events = log ? new EventsIntake({ db: b.db, openProducer: async () => (await log.init(), log.producer()), onError: (m) => (logger ?? createLogger('info', 'billing')).error(m) }) : undefined;
+  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}), ...(events ? { events } : {}) });
 }

@@ -13,18 +13,10 @@ import type { TrafficCustomer } from '../../src/demo/traffic.js';
 import { MeterProcess, runMeter } from './procs.js';
 import type { Cells } from './traffic.js';
 import { sleep, until as untilShared } from '../support/until.js';
+import { freePort } from '../support/net.js';
+export { freePort } from '../support/net.js';
 export { sleep };
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 
 // Scenarios poll processes and services: every 250 ms unless a caller asks otherwise.

@@ -91,8 +91,9 @@ export function startTraffic(o: { gatewayUrl: string; customers: TrafficCustomer
     const badKey = r() < (o.badKeyShare ?? 0.02);
     const op = pickOp(r, i);
     const sentAt = Date.now();
+    const used = pool;
     try {
-      const reply = await pool.request({
+      const reply = await used.request({
         method: op.method,
         path: op.path,
         headers: { authorization: `Bearer ${badKey ? 'mk_live_not_a_real_key_0000000000' : customer.key}`, 'content-type': 'application/json' },
@@ -118,9 +119,13 @@ export function startTraffic(o: { gatewayUrl: string; customers: TrafficCustomer
       const code = e?.code ?? e?.cause?.code;
       if (code === 'ECONNREFUSED') res.refused++;
       else if (!badKey) bump(res.uncertain, cellKey(customer.id, op.api, sentAt), true);
-      const old = pool;
-      pool = new Pool(o.gatewayUrl, { connections: concurrency, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
-      void old.destroy().catch(() => {});
+      // Replace the pool this call used, once: destroying a pool fails its other calls in flight,
+      // and if each of those replaced the pool again the runner opened thousands of sockets to the
+      // gateway (EMFILE in the spool-disk-full scenario: 5,400 sockets seen).
+      if (used === pool) {
+        pool = new Pool(o.gatewayUrl, { connections: concurrency, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
+        void used.destroy().catch(() => {});
+      }
       if (code === 'ECONNREFUSED') await new Promise((r) => setTimeout(r, 100));
     }
   };

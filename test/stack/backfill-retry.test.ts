@@ -21,6 +21,7 @@ import { BackfillIncomplete, backfill } from '../../src/pipeline/backfill.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { freshDatabase, stackEnv } from '../support/stack.js';
 import { tempDir } from '../support/tmp.js';
+import { freePort } from '../support/net.js';
 
 let duck: DuckDBConnection;
 let duckInstance: DuckDBInstance;
@@ -76,13 +77,6 @@ class Cuttable {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const env = await stackEnv(['postgres']);
 

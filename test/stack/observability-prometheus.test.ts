@@ -18,6 +18,7 @@ import { startLocationApi, type LocationApi } from '../../fixtures/location-api/
 import { stackEnv, freshDatabase } from '../support/stack.js';
 import { until as untilShared } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
+import { freePort } from '../support/net.js';
 
 const METER = assetPath('bin/meter.js');
 const id = `obs${Date.now().toString(36)}${process.pid}`;
@@ -31,13 +32,6 @@ let key: string;
 const procs: Record<string, { child: ChildProcess; admin: string; exited: Promise<number | null> }> = {};
 let gatewayUrl: string;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 // Prometheus answers change once per scrape: a minute's wait, asked every 250 ms.
 const until = <T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);

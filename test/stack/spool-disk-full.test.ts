@@ -8,8 +8,6 @@
 import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
 import { rmSync, readdirSync, statSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -18,17 +16,12 @@ import { KafkaLog } from '../../src/log/kafka-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { Spool, SpoolFullError } from '../../src/gateway/spool/spool.js';
 import { SpoolingProducer } from '../../src/gateway/spool/spooling-producer.js';
-import { startGateway, type Gateway } from '../../src/gateway/server.js';
-import { KeyStore, createKey, type CreatedKey } from '../../src/gateway/keys.js';
-import { compileRoutes } from '../../src/gateway/routes.js';
-import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
 import { decodeEvent } from '../../src/events/usage-event.js';
 import { until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
+import { Forwarder, freePort } from '../support/net.js';
+import { closeKeysDb, newTopic, spooledGateway, topicRecords } from '../support/spooled-gateway.js';
 
-const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const rec = (i: number) => ({ key: `c${i % 3}`, value: Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(200) })) });
 
 /** A fresh 2 MiB tmpfs, unmounted (and removed) after the test. */
@@ -134,101 +127,15 @@ test('spool on a full disk: says full (ENOSPC), keeps nothing of a refused appen
 // ---- gateway + real Kafka ----
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
-const [brokerHost, brokerPort] = brokers[0].split(':');
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-class Forwarder {
-  private server: NetServer | null = null;
-  private readonly socks = new Set<Socket>();
-  constructor(readonly port: number) {}
-  async up(): Promise<void> {
-    this.server = createNetServer((c) => {
-      const u = connect(Number(brokerPort), brokerHost);
-      this.socks.add(c).add(u);
-      c.pipe(u).pipe(c);
-      c.on('error', () => u.destroy());
-      u.on('error', () => c.destroy());
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
-  }
-  async down(): Promise<void> {
-    for (const s of this.socks) s.destroy();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    this.server = null;
-  }
-}
-
-async function topicRecords(topic: string): Promise<LogRecord[]> {
-  const log = new KafkaLog({ brokers, topic, partitions: 1, clientId: 'meter-test' });
-  try {
-    const c = await log.consumer(uniq('read'));
-    const out: LogRecord[] = [];
-    for (const [p, end] of await c.endOffsets()) if (end > 0) out.push(...(await c.readRange(p, 0, end)));
-    return out;
-  } finally {
-    await log.close();
-  }
-}
-
-let db: PgliteWarehouse | null = null;
-after(() => db?.close());
+after(() => closeKeysDb());
 
 async function gatewayOnFullDisk(t: TestContext, strict: boolean) {
-  if (!db) {
-    db = await PgliteWarehouse.open(null);
-    await migrate(db);
-  }
-  const d = db;
-  const topic = uniq('fulldisk');
-  const init = new KafkaLog({ brokers, topic, partitions: 1, clientId: 'meter-test' });
-  await init.init();
-  await init.close();
-  const key: CreatedKey = await createKey(d, { customer: `acme-${topic}`, plan: 'pro', plans: { pro: {} } });
-  let calls = 0;
-  const upstream: Server = createServer((req, res) => {
-    calls++;
-    req.resume();
-    req.on('end', () => res.end(JSON.stringify({ ok: true })));
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const fwd = new Forwarder(await freePort());
+  const topic = await newTopic(brokers, 'fulldisk', 1);
+  const fwd = new Forwarder(await freePort(), brokers[0]!);
+  t.after(() => fwd.down());
   const disk = tmpfs(t);
-  const kafka = new KafkaLog({ brokers: [`127.0.0.1:${fwd.port}`], topic, partitions: 1, clientId: 'meter-test-gw' });
-  const spool = await Spool.open({ dir: join(disk, 'spool'), topic, maxBytes: 1 << 30, logger: () => {} });
-  const sp = new SpoolingProducer({ openPrimary: () => kafka.producer(), spool, spoolAfterMs: 300, retryBaseMs: 50, retryMaxMs: 500, logger: () => {} });
-  const errors: string[] = [];
-  const gw: Gateway = await startGateway({
-    host: '127.0.0.1',
-    port: 0,
-    upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-    keys: new KeyStore(d),
-    limiter: new MemoryLimiter(),
-    plans: { pro: { ratePerSec: 100_000, burst: 100_000 } },
-    routes: compileRoutes({ routes: [{ method: 'GET', path: '/v1/things/:id', api: 'things.get' }], unmatched: 'other' }),
-    producer: sp,
-    spool: sp,
-    durability: strict ? 'strict' : 'batched',
-    eventFlushMs: 10,
-    maxBodyBytes: 1024,
-    logger: { info() {}, warn() {}, error: (m) => errors.push(m) },
-  });
-  t.after(async () => {
-    await gw.close();
-    await sp.close(0);
-    await kafka.close();
-    await fwd.down();
-    await new Promise<void>((r) => upstream.close(() => r()));
-  });
-  // What the admin listener's /status serves (gateway.health()).
-  const health = async () => gw.health() as any;
-  return { gw, sp, fwd, disk, topic, key, health, upstreamCalls: () => calls };
+  const r = await spooledGateway(t, { topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolDir: join(disk, 'spool'), spoolMaxBytes: 1 << 30, strict });
+  return { ...r, fwd, disk, topic };
 }
 
 for (const mode of ['strict', 'batched'] as const) {
@@ -294,7 +201,7 @@ for (const mode of ['strict', 'batched'] as const) {
     assert.equal(x.spool.spool.cursorWriteErrors, 0);
     assert.equal(x.spool.spool.bytes, 0, 'shipped segments reclaimed');
     assert.equal(segFiles(join(r.disk, 'spool'), r.topic).bytes, 0);
-    const got = await topicRecords(r.topic);
+    const got = await topicRecords(brokers, r.topic);
     const ids = got.map((g) => {
       const d = decodeEvent(g.value);
       assert.ok(d.ok);

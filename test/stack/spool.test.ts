@@ -7,8 +7,6 @@
  */
 import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
 import { rmSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -17,15 +15,12 @@ import { KafkaLog } from '../../src/log/kafka-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { Spool, SpoolFullError } from '../../src/gateway/spool/spool.js';
 import { SpoolingProducer } from '../../src/gateway/spool/spooling-producer.js';
-import { startGateway, type Gateway } from '../../src/gateway/server.js';
-import { KeyStore, createKey, type CreatedKey } from '../../src/gateway/keys.js';
-import { compileRoutes } from '../../src/gateway/routes.js';
-import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { Gateway } from '../../src/gateway/server.js';
 import { decodeEvent } from '../../src/events/usage-event.js';
 import { until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
+import { Forwarder, freePort } from '../support/net.js';
+import { closeKeysDb, newTopic as newTopicOn, spooledGateway, topicRecords as topicRecordsOf, uniq } from '../support/spooled-gateway.js';
 
 // Per-test cleanup (t.after): the root after() hook only runs once the event loop is idle, which
 // an open gateway or a retrying Kafka client never lets happen.
@@ -39,7 +34,6 @@ const tmp = (p: string) => {
   return d;
 };
 const rec = (i: number, pad = 100) => ({ key: `c${i % 3}`, value: Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(pad) })) });
-const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 
 
 function spoolFiles(dir: string, topic: string): { names: string[]; bytes: number } {
@@ -103,124 +97,18 @@ test('spool: keeps order, ships from a durable cursor, deletes shipped segments,
 // ---- real Kafka from here on ----
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS.split(',');
-const [brokerHost, brokerPort] = brokers[0].split(':');
+const forwarder = async () => new Forwarder(await freePort(), brokers[0]!);
+const topicRecords = (topic: string) => topicRecordsOf(brokers, topic);
+const newTopic = (partitions = 2) => newTopicOn(brokers, 'spool', partitions);
+after(() => closeKeysDb());
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** A bootstrap address that is down until `up()`, then forwards to the real broker. */
-class Forwarder {
-  private server: NetServer | null = null;
-  private readonly socks = new Set<Socket>();
-  constructor(readonly port: number) {}
-  async up(): Promise<void> {
-    this.server = createNetServer((c) => {
-      const u = connect(Number(brokerPort), brokerHost);
-      this.socks.add(c).add(u);
-      c.pipe(u).pipe(c);
-      c.on('error', () => u.destroy());
-      u.on('error', () => c.destroy());
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
-  }
-  async down(): Promise<void> {
-    for (const s of this.socks) s.destroy();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    this.server = null;
-  }
-}
-
-async function topicRecords(topic: string): Promise<LogRecord[]> {
-  const log = new KafkaLog({ brokers, topic, partitions: 1, clientId: 'meter-test' });
-  try {
-    const c = await log.consumer(uniq('read'));
-    const out: LogRecord[] = [];
-    for (const [p, end] of await c.endOffsets()) if (end > 0) out.push(...(await c.readRange(p, 0, end)));
-    return out;
-  } finally {
-    await log.close();
-  }
-}
-
-async function newTopic(partitions = 2): Promise<string> {
-  const topic = uniq('spool');
-  const log = new KafkaLog({ brokers, topic, partitions, clientId: 'meter-test' });
-  await log.init();
-  await log.close();
-  return topic;
-}
-
-interface Rig {
-  gw: Gateway;
-  sp: SpoolingProducer;
-  upstreamCalls: () => number;
-  key: CreatedKey;
-  keys: Map<string, CreatedKey>;
-}
-
-let db: PgliteWarehouse | null = null;
-async function keysDb() {
-  if (!db) {
-    db = await PgliteWarehouse.open(null);
-    await migrate(db);
-  }
-  return db;
-}
-after(() => db?.close());
-
-async function rig(t: TestContext, o: { topic: string; bootstrap: string; strict?: boolean; spoolMaxBytes?: number; maxBufferedEvents?: number }): Promise<Rig> {
-  const d = await keysDb();
-  const keys = new Map<string, CreatedKey>();
-  for (const c of ['acme', 'globex', 'initech']) keys.set(c, await createKey(d, { customer: `${c}-${o.topic}`, plan: 'pro', plans: { pro: {} } }));
-  let calls = 0;
-  const upstream: Server = createServer((req, res) => {
-    calls++;
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: true, pad: 'y'.repeat(2000) }));
-    });
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const kafka = new KafkaLog({ brokers: [o.bootstrap], topic: o.topic, partitions: 2, clientId: 'meter-test-gw' });
-  const spool = await Spool.open({ dir: tmp('gw-spool'), topic: o.topic, maxBytes: o.spoolMaxBytes ?? 64 << 20, logger: () => {} });
-  const sp = new SpoolingProducer({ openPrimary: () => kafka.producer(), spool, spoolAfterMs: 300, retryBaseMs: 50, retryMaxMs: 500, logger: () => {} });
-  const gw = await startGateway({
-    host: '127.0.0.1',
-    port: 0,
-    upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-    keys: new KeyStore(d),
-    limiter: new MemoryLimiter(),
-    plans: { pro: { ratePerSec: 100_000, burst: 100_000 } },
-    routes: compileRoutes({ routes: [{ method: 'GET', path: '/v1/things/:id', api: 'things.get' }], unmatched: 'other' }),
-    producer: sp,
-    spool: sp,
-    durability: o.strict ? 'strict' : 'batched',
-    eventFlushMs: 10,
-    maxBodyBytes: 1024,
-    maxBufferedEvents: o.maxBufferedEvents,
-    logger: { info() {}, warn() {}, error() {} },
-  });
-  t.after(async () => {
-    await gw.close();
-    await sp.close(0);
-    await kafka.close();
-    await new Promise<void>((r) => upstream.close(() => r()));
-  });
-  return { gw, sp, upstreamCalls: () => calls, key: keys.get('acme')!, keys };
-}
-
-// What the admin listener's /status shows for the gateway (it left the public port).
+const rig = (t: TestContext, o: { topic: string; bootstrap: string; strict?: boolean; spoolMaxBytes?: number; maxBufferedEvents?: number }) =>
+  spooledGateway(t, { ...o, spoolDir: tmp('gw-spool'), customers: ['acme', 'globex', 'initech'], answerPad: 2000 });
 const health = async (gw: Gateway) => gw.health() as any;
 
 test('Kafka down: the gateway keeps serving into the spool; back: shipped in order, each event once; then direct again', { timeout: 300_000 }, async (t) => {
   const topic = await newTopic(2);
-  const fwd = new Forwarder(await freePort());
+  const fwd = await forwarder();
   t.after(() => fwd.down());
   const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}` });
   const order: string[] = []; // event ids in answer order (calls are sequential)
@@ -307,7 +195,7 @@ test('spool full, strict: 503 without calling the upstream; every call answered 
 
 test('spool full, batched: refuses with 503 before the upstream, memory stays small, every answered event reaches Kafka once', { timeout: 300_000 }, async (t) => {
   const topic = await newTopic(1);
-  const fwd = new Forwarder(await freePort());
+  const fwd = await forwarder();
   t.after(() => fwd.down());
   const r = await rig(t, { topic, bootstrap: `127.0.0.1:${fwd.port}`, spoolMaxBytes: 64 << 10 });
   let ok = 0;

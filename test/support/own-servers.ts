@@ -10,17 +10,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { until } from './until.js';
 import { tempDir } from './tmp.js';
+import { freePort } from './net.js';
+export { freePort } from './net.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 
 export interface Cert {

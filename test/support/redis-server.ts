@@ -11,14 +11,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { stackEnv } from './stack.js';
 import { tempDir } from './tmp.js';
+import { freePort } from './net.js';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export class TestRedis {
   private proc: ChildProcess | null = null;

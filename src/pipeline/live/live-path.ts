@@ -21,6 +21,7 @@ import type { Warehouse } from '../../warehouse/warehouse.js';
 import { DEFAULT_LIMITS, type Limits } from '../accept.js';
 import { RECHECK, type CustomerCheck } from '../customer-check.js';
 import { LiveWindow } from './window.js';
+import { PartitionWorker } from '../partition-worker.js';
 import { applyWindow, ensureOffsets, FencedError, liveStartTime, pruneLive, readOffsets, type LiveGroup } from './live-repository.js';
 
 export const DEFAULT_LIVE_GROUP = 'meter-live';
@@ -61,16 +62,14 @@ interface PartState {
   completeUntil: number | null;
   /** (t0, end offset seen after t0): reaching `end` makes the partition complete until t0. */
   checkpoints: { t0: number; end: number }[];
-  chain: Promise<unknown>;
 }
 
 const MAX_CHECKPOINTS = 256;
 
 export class LivePath {
   private readonly o: Required<Omit<LivePathOptions, 'afterCommit' | 'logger' | 'customers'>> & Pick<LivePathOptions, 'afterCommit' | 'customers'> & { logger: (m: string) => void };
-  private consumer: LogConsumer | null = null;
-  private readonly parts = new Map<number, PartState>();
-  private timer: NodeJS.Timeout | null = null;
+  /** The consumer and the partitions' windows, each partition's work on one chain (partition-worker.ts). */
+  private readonly worker: PartitionWorker<PartState>;
   private ticking = false;
   private stopping = false;
   private lastPrune = 0;
@@ -90,6 +89,16 @@ export class LivePath {
     };
     if (!(this.o.windowMs >= 1)) throw new Error('windowMs must be at least 1');
     if (!(this.o.maxRecords >= 1)) throw new Error('maxRecords must be at least 1');
+    this.worker = new PartitionWorker(this.o.log, this.o.group, {
+      open: (p) => this.open(p),
+      batch: (st, b) => this.onBatch(st, b),
+      // best effort: the next owner resumes from live_offsets either way
+      release: (p, st) => (this.stopping ? Promise.resolve() : this.apply(p, st).catch(() => undefined)),
+    });
+  }
+
+  private get consumer(): LogConsumer | null {
+    return this.worker.consumer;
   }
 
   get group(): string {
@@ -105,34 +114,25 @@ export class LivePath {
   async start(): Promise<void> {
     if (this.consumer) throw new Error('live path already started');
     this.stopping = false;
-    const consumer = await this.o.log.consumer(this.o.group);
-    this.consumer = consumer;
-    try {
+    await this.worker.start({
+      tickMs: this.o.windowMs,
+      tick: () => void this.tick(),
       // Rows for every partition up front, so completeness is judged over all of them.
-      const n = await this.o.log.partitions();
-      const have = await readOffsets(this.o.db, this.id);
-      const missing = [...Array(n).keys()].filter((p) => !have.has(p));
-      if (missing.length) {
-        const t = await liveStartTime(this.o.db, this.o.limits.futureLimitMs);
-        const at = await consumer.offsetsForTime(t ?? 0);
-        await ensureOffsets(this.o.db, this.id, new Map(missing.map((p) => [p, at.get(p) ?? 0])));
-        this.o.logger(`first start of group ${this.o.group}; partitions ${missing.join(',')} start ${t == null ? 'at the log start' : `at ${new Date(t).toISOString()}`}`);
-      }
-      await consumer.run({
-        startOffset: (p) => this.startFor(p),
-        eachBatch: (b) => this.onBatch(b),
-        onRevoke: (ps) => this.onRevoke(ps),
-      });
-    } catch (e) {
-      this.consumer = null;
-      await consumer.stop().catch(() => {});
-      throw e;
-    }
-    this.timer = setInterval(() => void this.tick(), this.o.windowMs);
-    this.timer.unref();
+      prepare: async (consumer) => {
+        const n = await this.o.log.partitions();
+        const have = await readOffsets(this.o.db, this.id);
+        const missing = [...Array(n).keys()].filter((p) => !have.has(p));
+        if (missing.length) {
+          const t = await liveStartTime(this.o.db, this.o.limits.futureLimitMs);
+          const at = await consumer.offsetsForTime(t ?? 0);
+          await ensureOffsets(this.o.db, this.id, new Map(missing.map((p) => [p, at.get(p) ?? 0])));
+          this.o.logger(`first start of group ${this.o.group}; partitions ${missing.join(',')} start ${t == null ? 'at the log start' : `at ${new Date(t).toISOString()}`}`);
+        }
+      },
+    });
   }
 
-  private async startFor(p: number): Promise<number> {
+  private async open(p: number): Promise<{ start: number; state: PartState }> {
     const row = (await readOffsets(this.o.db, this.id)).get(p);
     let start = row?.nextOffset;
     if (start === undefined) {
@@ -140,30 +140,20 @@ export class LivePath {
       await ensureOffsets(this.o.db, this.id, new Map([[p, 0]]));
       start = (await readOffsets(this.o.db, this.id)).get(p)!.nextOffset;
     }
-    this.parts.set(p, { win: new LiveWindow(start), completeUntil: row?.completeUntil ?? null, checkpoints: [], chain: Promise.resolve() });
-    return start;
+    return { start, state: { win: new LiveWindow(start), completeUntil: row?.completeUntil ?? null, checkpoints: [] } };
   }
 
-  private withPartition<T>(p: number, fn: (st: PartState) => Promise<T>): Promise<T> {
-    const st = this.parts.get(p);
-    if (!st) return Promise.reject(new Error(`partition ${p} is not assigned`));
-    const run = st.chain.then(() => fn(st));
-    st.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private onBatch(b: ConsumedBatch): Promise<void> {
-    return this.withPartition(b.partition, async (st) => {
-      // Full window that cannot be applied (warehouse down): refuse the batch, the consumer
-      // redelivers it after a pause (memory stays bounded).
-      if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st);
-      for (const r of b.records) {
-        if (r.offset < st.win.next) continue;
-        if (st.win.add(r, this.o.limits, this.o.customers) === RECHECK) await this.addTo(st.win, r);
-        this.counters.recordsIn++;
-        if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st).catch(() => undefined);
-      }
-    });
+  /** One batch of the partition (on its chain). */
+  private async onBatch(st: PartState, b: ConsumedBatch): Promise<void> {
+    // Full window that cannot be applied (warehouse down): refuse the batch, the consumer
+    // redelivers it after a pause (memory stays bounded).
+    if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st);
+    for (const r of b.records) {
+      if (r.offset < st.win.next) continue;
+      if (st.win.add(r, this.o.limits, this.o.customers) === RECHECK) await this.addTo(st.win, r);
+      this.counters.recordsIn++;
+      if (st.win.records >= this.o.maxRecords) await this.apply(b.partition, st).catch(() => undefined);
+    }
   }
 
   /** Add a record to a window, loading the customers again while the check cannot decide. */
@@ -227,13 +217,13 @@ export class LivePath {
     try {
       const t0 = Date.now();
       const ends = await this.consumer.endOffsets();
-      for (const [p, st] of this.parts) {
+      for (const [p, st] of this.worker.entries()) {
         const end = ends.get(p);
         if (end === undefined) continue;
         st.checkpoints.push({ t0, end });
         if (st.checkpoints.length > MAX_CHECKPOINTS) st.checkpoints.splice(0, st.checkpoints.length - MAX_CHECKPOINTS);
       }
-      await Promise.all([...this.parts.keys()].map((p) => this.withPartition(p, (st) => this.apply(p, st))));
+      await this.flushAll();
       if (t0 - this.lastPrune >= this.o.pruneEveryMs) {
         this.lastPrune = t0;
         const hours = await pruneLive(this.o.db, t0, this.o.keepMs);
@@ -251,18 +241,9 @@ export class LivePath {
     }
   }
 
-  private async onRevoke(partitions: number[]): Promise<void> {
-    if (this.stopping) return;
-    for (const p of partitions) {
-      // best effort: the next owner resumes from live_offsets either way
-      await this.withPartition(p, (st) => this.apply(p, st)).catch(() => undefined);
-      this.parts.delete(p);
-    }
-  }
-
   /** Apply every partition's window now. */
   async flushAll(): Promise<void> {
-    await Promise.all([...this.parts.keys()].map((p) => this.withPartition(p, (st) => this.apply(p, st))));
+    await Promise.all(this.worker.entries().map(([p]) => this.worker.run(p, (st) => this.apply(p, st))));
   }
 
   /**
@@ -271,42 +252,27 @@ export class LivePath {
    */
   async waitCaughtUp(timeoutMs: number): Promise<void> {
     if (!this.consumer) throw new Error('live path is not started');
-    const deadline = Date.now() + timeoutMs;
     const t0 = Date.now();
-    const target = await this.consumer.endOffsets();
-    for (const [p, end] of target) {
-      const st = this.parts.get(p);
-      if (st) st.checkpoints.push({ t0, end });
-    }
-    while (true) {
-      const behind: string[] = [];
-      for (const [p, end] of target) {
-        const st = this.parts.get(p);
-        if (st && st.win.applied >= end && st.completeUntil !== null && st.completeUntil >= t0) continue;
-        behind.push(`partition ${p} at ${st?.win.applied ?? '?'} of ${end}`);
-        if (st && st.win.next >= end) await this.withPartition(p, (s) => this.apply(p, s)).catch(() => undefined);
-      }
-      if (behind.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`live path did not catch up within ${timeoutMs} ms: ${behind.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await this.worker.waitCaughtUp('live path', timeoutMs, {
+      seen: (st, end) => st.checkpoints.push({ t0, end }),
+      done: (st, end) => st.win.applied >= end && st.completeUntil !== null && st.completeUntil >= t0,
+      behind: (st) => String(st?.win.applied ?? '?'),
+      nudge: (p, st, end) => (st.win.next >= end ? this.worker.run(p, (s) => this.apply(p, s)) : null),
+    });
   }
 
   /** Stop consuming; with `flush` (the default) apply what is gathered first. */
   async stop(opts: { flush?: boolean } = {}): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    const consumer = this.consumer;
-    this.consumer = null;
-    if (consumer) await consumer.stop();
+    await this.worker.stop();
+    this.worker.detach();
     if (opts.flush ?? true) await this.flushAll();
-    else await Promise.all([...this.parts.values()].map((st) => st.chain));
+    else await this.worker.idle();
   }
 
   stats(): LiveStats {
     const partitions: LiveStats['partitions'] = {};
-    for (const [p, st] of [...this.parts].sort((a, b) => a[0] - b[0]))
+    for (const [p, st] of this.worker.entries())
       partitions[p] = {
         applied: st.win.applied,
         read: st.win.next,

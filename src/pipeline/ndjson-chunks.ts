@@ -1,5 +1,5 @@
 /**
- * A spool: one hour's events of one range as JSON lines (accept.ts) in local files, in order,
+ * NDJSON chunks (not the gateway's spool): one hour's events of one range as JSON lines (accept.ts) in local files, in order,
  * for the Parquet writer's DuckDB to read. Lines are copied into a staging buffer and appended
  * from there; a new file is started before a line that would take the current one past
  * CHUNK_BYTES. DuckDB's JSON reader buffers about a whole file, so small files keep its memory
@@ -12,7 +12,7 @@ export const CHUNK_BYTES = 4 << 20;
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
 
-export class Spool {
+export class NdjsonChunks {
   /** The spool's files, in order (`<base>-0000.ndjson`, ...). */
   readonly files: string[] = [];
   events = 0;

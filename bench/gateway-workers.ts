@@ -1,0 +1,159 @@
+/**
+ * Gateway workers: `meter gateway --workers 1` vs `--workers 2` (embedded: PGlite keys, the
+ * primary's limiter and file log) vs the unmetered Node proxy (bench/plain-proxy.ts), each in
+ * its own processes, alternating in rounds. Per side: req/s at a fixed connection count
+ * (closed loop, autocannon in its own process), and CPU per call of every process of the side
+ * (the primary and its workers, from /proc), so the comparison does not depend on how busy the
+ * box is the way req/s does. The upstream (bench/upstream.ts) is the same process for all sides.
+ *
+ *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import { benchWorkDir, fmt, load, median } from './lib.js';
+import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../src/warehouse/migrate.js';
+import { createKey } from '../src/gateway/keys.js';
+import { assetPath } from '../src/config/assets.js';
+
+const PATH = '/v1/devices/d1/location';
+const TICK_US = 1e6 / 100; // USER_HZ
+
+/** CPU µs of a process and all its descendants (utime + stime from /proc). */
+function treeCpuUs(root: number): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(f[1]));
+      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) * TICK_US);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (p: number): boolean => {
+    for (let q: number | undefined = p, i = 0; q && i < 64; q = parent.get(q), i++) if (q === root) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [p, c] of cpu) if (inTree(p)) total += c;
+  return total;
+}
+
+async function startProc(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolveP, reject) => {
+    const on = (b: Buffer) => {
+      out += b.toString();
+      const m = ready.exec(out);
+      if (m) resolveP({ proc, match: m });
+    };
+    proc.stdout!.on('data', on);
+    proc.stderr!.on('data', on);
+    proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+  });
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  proc.removeAllListeners('exit');
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
+interface Sample {
+  rps: number;
+  cpuPerCallUs: number;
+  p99: number;
+}
+
+async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>): Promise<Sample> {
+  await load(url + PATH, { connections, seconds: 2, headers }); // JIT, pools, key cache
+  const c0 = treeCpuUs(root);
+  const r = await load(url + PATH, { connections, seconds, headers });
+  const c1 = treeCpuUs(root);
+  if (r.bad > r.total * 0.01) throw new Error(`${url}: ${r.bad} of ${r.total} answers were not 2xx`);
+  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, p99: r.p99 };
+}
+
+async function side(): Promise<void> {
+  const { startPlainProxy } = await import('./plain-proxy.js');
+  const p = await startPlainProxy(process.argv[3] as string);
+  console.log(`plain proxy on ${p.url}`);
+  createInterface({ input: process.stdin }).on('close', () => void p.close().then(() => process.exit(0)));
+  process.on('SIGTERM', () => void p.close().then(() => process.exit(0)));
+}
+
+async function main(): Promise<void> {
+  const [rounds, seconds, connections] = [Number(process.argv[2] ?? 3), Number(process.argv[3] ?? 10), Number(process.argv[4] ?? 64)];
+  const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
+  const db = await PgliteWarehouse.open(join(dir, 'pglite'));
+  await migrate(db);
+  const key = (await createKey(db, { customer: 'acme', plan: 'enterprise' })).key;
+  await db.close();
+  const headers = { authorization: `Bearer ${key}` };
+  const up = await startProc([resolve(assetPath('dist/bench/upstream.js'))], {}, /^(\d+)\n/m);
+  const upstream = `http://127.0.0.1:${up.match[1]}`;
+  const sides: Record<string, () => Promise<{ proc: ChildProcess; url: string }>> = {
+    plain: async () => {
+      const s = await startProc([process.argv[1] as string, '--side', upstream], {}, /plain proxy on (\S+)/);
+      return { proc: s.proc, url: s.match[1] as string };
+    },
+    ...Object.fromEntries(
+      [1, 2].map((n) => [
+        `meter-${n}w`,
+        async () => {
+          // High limits: the bench measures the path, not refusals.
+          const s = await startProc([assetPath('bin/meter.js'), 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'], { METER_DATA_DIR: dir, METER_LOG_LEVEL: 'info' }, /gateway on (http:\/\/\S+)/);
+          return { proc: s.proc, url: s.match[1] as string };
+        },
+      ]),
+    ),
+  };
+  const results: Record<string, Sample[]> = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
+  const load0 = loadavg()[0] ?? 0;
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 ? Object.keys(sides).reverse() : Object.keys(sides);
+    for (const name of order) {
+      const s = await (sides[name] as () => Promise<{ proc: ChildProcess; url: string }>)();
+      try {
+        const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers);
+        (results[name] as Sample[]).push(m);
+        console.error(`round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms (load ${loadavg()[0]?.toFixed(1)})`);
+      } finally {
+        await stop(s.proc);
+      }
+    }
+  }
+  await stop(up.proc);
+  const med = (name: string, f: (s: Sample) => number) => median((results[name] as Sample[]).map(f));
+  const rps1 = med('meter-1w', (s) => s.rps);
+  const rps2 = med('meter-2w', (s) => s.rps);
+  const summary = {
+    rounds,
+    seconds,
+    connections,
+    cores: (await import('node:os')).availableParallelism(),
+    node: process.version,
+    loadavgStart: Number(load0.toFixed(1)),
+    loadavgEnd: Number((loadavg()[0] ?? 0).toFixed(1)),
+    medians: Object.fromEntries(Object.keys(sides).map((k) => [k, { rps: Math.round(med(k, (s) => s.rps)), cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)), p99: med(k, (s) => s.p99) }])),
+    workers2vs1: Number((rps2 / rps1).toFixed(2)),
+    // Per core: CPU per call of the unmetered proxy over meter's (1 = as cheap).
+    meteredPerCore1w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-1w', (s) => s.cpuPerCallUs)).toFixed(2)),
+    meteredPerCore2w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-2w', (s) => s.cpuPerCallUs)).toFixed(2)),
+    samples: results,
+  };
+  console.log(JSON.stringify(summary, null, 2));
+}
+
+if (process.argv[2] === '--side') void side();
+else await main();

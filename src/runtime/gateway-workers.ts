@@ -1,0 +1,85 @@
+/**
+ * `meter gateway --workers N` (and `meter dev`): the gateway in N worker processes on one port
+ * (src/gateway/workers/supervisor.ts). What is shared, and how (docs/gateway.md "Workers"):
+ *   - real stack: each worker opens its own Postgres pool, Redis limiter (buckets live in Redis,
+ *     so limits are exact across workers and gateways) and Kafka producer;
+ *   - embedded: the primary holds PGlite, the in-process limiter (one set of buckets) and the
+ *     file log (one writer); workers reach them through the primary (via-primary.ts);
+ *   - each worker has its own spool slot (spool-slot.ts), so a worker's unshipped events survive
+ *     it and are shipped by whichever gateway process next takes that slot.
+ * The admin listener is the primary's: /status lists every worker, /metrics carries every
+ * worker's samples with a `worker` label.
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { MeterConfig } from '../config/config.js';
+import type { Logger } from '../ground/logger.js';
+import type { UsageLog, LogProducer } from '../log/log.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
+import type { RateLimiter } from '../limiter/limiter.js';
+import type { Observability } from '../observability/observability.js';
+import { GatewaySupervisor } from '../gateway/workers/supervisor.js';
+import { serveBackends } from '../gateway/workers/via-primary.js';
+import { mergeMetrics } from '../gateway/workers/merge-metrics.js';
+import { startGatewayRole } from './roles.js';
+
+/** The number of workers a setting asks for: 0 = one per core. */
+export function workerCount(setting: number): number {
+  return setting > 0 ? setting : availableParallelism();
+}
+
+export interface RunningGateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** One gateway in this process (1 worker), or a supervisor of N worker processes. */
+export async function startGatewayOrWorkers(cfg: MeterConfig, b: { log: UsageLog; db: Warehouse; limiter: RateLimiter }, logger: Logger, obs?: Observability): Promise<RunningGateway> {
+  const n = workerCount(cfg.gatewayWorkers);
+  if (n <= 1) return startGatewayRole(cfg, b, logger, undefined, undefined, obs);
+  return startGatewayWorkers(cfg, b, logger, n, obs);
+}
+
+export async function startGatewayWorkers(cfg: MeterConfig, b: { log: UsageLog; db: Warehouse; limiter: RateLimiter }, logger: Logger, n: number, obs?: Observability): Promise<RunningGateway> {
+  const log = logger.child('gateway');
+  let producer: Promise<LogProducer> | null = null;
+  const embedded = {
+    limiter: cfg.redisUrl ? undefined : b.limiter,
+    db: cfg.databaseUrl ? undefined : b.db,
+    log: cfg.kafkaBrokers.length ? undefined : b.log,
+    // One producer for all workers, opened on the first send (the log's init creates the topic).
+    producer: cfg.kafkaBrokers.length ? undefined : () => (producer ??= b.log.init().then(() => b.log.producer())),
+  };
+  const sup = new GatewaySupervisor({
+    workers: n,
+    exec: fileURLToPath(new URL('./gateway-worker-main.js', import.meta.url)),
+    init: (index) => ({ config: cfg, index, accessLog: Boolean(obs?.accessLog) }),
+    serve: (peer) => serveBackends(peer, embedded),
+    logger: log,
+  });
+  let started;
+  try {
+    started = await sup.start();
+  } catch (e) {
+    await sup.close(2000);
+    throw e;
+  }
+  log.info(`gateway: ${n} workers on ${started.url}`, { workers: n });
+  if (obs) {
+    obs.statuses.set('gateway', () => ({ workers: sup.status() }));
+    obs.probe('workers', async () => {
+      const up = sup.listening();
+      if (up < n) throw new Error(`${up} of ${n} gateway workers are listening`);
+    });
+    // The primary's own metrics (process, lag) and each worker's, labelled by worker.
+    const own = obs.metrics.text.bind(obs.metrics);
+    obs.metrics.text = async () => mergeMetrics([{ worker: 'primary', text: await own() }, ...(await sup.metricsTexts())]);
+  }
+  return {
+    url: started.url,
+    async close() {
+      await sup.close();
+      if (producer) await (await producer).close();
+    },
+  };
+}
