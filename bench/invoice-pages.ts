@@ -2,7 +2,10 @@
  * Listing invoices of 1,000 customers (issue 14: one unpaginated answer was 430 KB and 2.5-3.1 s):
  * the time at the server of one page of `GET /v1/invoices?period=...` after `finalizeInvoices`
  * stored the period's invoices, for limit 100 and 500, first and middle pages; a page of
- * drafts (status=all, computed per customer) for comparison; and `/v1/customers` pages.
+ * drafts (status=all, computed per customer) for comparison; `/v1/customers` pages; and one
+ * customer's invoice history (`/v1/customers/{id}/invoices`: Mar and Jan drafts, Feb final).
+ * Times at the client (HTTP over loopback) and at the server (request in to response finished,
+ * by the server's observe hook).
  * Each customer has 5 APIs of hourly usage in the month. Requests over HTTP one at a time;
  * p50/p99 of --requests per case after 5 warm-ups.
  *
@@ -78,7 +81,18 @@ async function main(): Promise<void> {
   const job = await finalizeInvoices(db, { now, period: '2026-02' });
   const finalizeMs = performance.now() - t0;
   process.stdout.write(`${CUSTOMERS} customers, ${APIS.length} APIs; finalize job: ${job.finalized.length} invoices in ${fmt(finalizeMs)} ms (${EMBEDDED ? 'PGlite' : 'Postgres'})\n`);
-  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [TOKEN], now: () => now });
+  const atServer: number[] = [];
+  const server = await startBillingServer({
+    db,
+    host: '127.0.0.1',
+    port: 0,
+    serviceTokens: [TOKEN],
+    now: () => now,
+    observe: (_req, res) => {
+      const t = performance.now();
+      res.once('finish', () => atServer.push(performance.now() - t));
+    },
+  });
   const get = async (path: string) => {
     const r = await fetch(server.url + path, { headers: { authorization: `Bearer ${TOKEN}` } });
     const text = await r.text();
@@ -92,19 +106,21 @@ async function main(): Promise<void> {
     ['final, limit 500, first page', '/v1/invoices?period=2026-02&limit=500', REQUESTS],
     ['final, unacknowledged, limit 100', '/v1/invoices?period=2026-02&acknowledged=false&limit=100', REQUESTS],
     ['customers, limit 100', '/v1/customers?limit=100', REQUESTS],
+    ['one customer history, limit 12 (2 drafts)', '/v1/customers/cust-00007/invoices?limit=12', REQUESTS],
     ['drafts (status=all, 2026-03), limit 100', '/v1/invoices?period=2026-03&status=all&limit=100', Math.max(5, Math.floor(REQUESTS / 10))],
   ];
-  process.stdout.write(`case | p50 ms | p99 ms | bytes\n---|---|---|---\n`);
+  process.stdout.write(`case | p50 ms | p99 ms | server p50 ms | server p99 ms | bytes\n---|---|---|---|---|---\n`);
   for (const [name, path, n] of cases) {
     for (let i = 0; i < 5; i++) await get(path);
     const ts: number[] = [];
+    atServer.length = 0;
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       t0 = performance.now();
       bytes = (await get(path)).bytes;
       ts.push(performance.now() - t0);
     }
-    process.stdout.write(`${name} | ${fmt(median(ts), 1)} | ${fmt(percentile(ts, 99), 1)} | ${bytes}\n`);
+    process.stdout.write(`${name} | ${fmt(median(ts), 1)} | ${fmt(percentile(ts, 99), 1)} | ${fmt(median(atServer), 1)} | ${fmt(percentile(atServer, 99), 1)} | ${bytes}\n`);
   }
   await server.close();
   await db.close();

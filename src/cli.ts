@@ -25,6 +25,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
 import { registerEvents } from './commands/events.js';
 import { registerCompact } from './commands/compact.js';
+import { registerWebhooks } from './commands/webhooks.js';
 import { applyConventions } from './commands/conventions.js';
 
 export function buildProgram(): Command {
@@ -44,7 +45,7 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerCompact, registerReplay, registerDeadLetters, registerServeBilling, registerEvents, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerDoctor, registerMigrate, registerConfig])
+  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerCompact, registerReplay, registerDeadLetters, registerServeBilling, registerEvents, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerWebhooks, registerDoctor, registerMigrate, registerConfig])
     register(program);
   applyConventions(program);
   return program;

@@ -15,6 +15,7 @@ import { getCustomer, listCustomers, listCustomersPage, type BillingCustomer } f
 import { DEFAULT_PAGE_LIMIT, pageOf } from './pagination.js';
 import { PlanError, completeUntil, customerPlan, lineJson, type LineJson } from './reports.js';
 import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from '../ground/time.js';
+import { emitEvent } from './webhooks/store.js';
 
 /** Like Stripe: invoices wait an hour after the period for late usage. */
 export const DEFAULT_GRACE_MS = 3_600_000;
@@ -141,6 +142,9 @@ async function storeFinal(db: Warehouse, inv: Invoice, now: number): Promise<boo
         l.amountMinor,
         JSON.stringify(l),
       ]);
+    // In this transaction: the webhook goes out exactly when the invoice is final (docs/webhooks.md).
+    const { due: _due, ...final } = inv;
+    await emitEvent(tx, 'invoice.finalized', inv.id, { ...final, status: 'final', finalizedAt: formatInZone(now, inv.timeZone), acknowledgedAt: null }, now);
     return true;
   });
 }

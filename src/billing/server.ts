@@ -5,6 +5,7 @@
  *   GET  /v1/customers[?limit&cursor]                   service token; pages (pagination.ts)
  *   GET  /v1/customers/:id[/usage|/cost|/prices|/invoices/:period]   service token, or that customer's token
  *   GET  /v1/me[/usage|/cost|/prices|/invoices/:period] customer token: the token's own customer
+ *   GET  /v1/customers/:id/invoices, /v1/me/invoices     a page of the customer's invoices, newest first (invoice-history.ts)
  *   GET  /v1/invoices?period=YYYY-MM[&status][&acknowledged][&grace][&limit][&cursor]   service token: a page of the period's invoices
  * GETs never write: invoices become final by the finalize job (invoices.ts finalizeInvoices).
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
@@ -35,6 +36,7 @@ import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
 import type { EventsIntake } from './events/events-intake.js';
+import { invoiceHistory } from './invoice-history.js';
 
 export interface BillingServerOptions {
   db: Warehouse;
@@ -92,11 +94,13 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/customers/{id}/usage' },
   { method: 'GET', path: '/v1/customers/{id}/cost' },
   { method: 'GET', path: '/v1/customers/{id}/prices' },
+  { method: 'GET', path: '/v1/customers/{id}/invoices' },
   { method: 'GET', path: '/v1/customers/{id}/invoices/{period}' },
   { method: 'GET', path: '/v1/me' },
   { method: 'GET', path: '/v1/me/usage' },
   { method: 'GET', path: '/v1/me/cost' },
   { method: 'GET', path: '/v1/me/prices' },
+  { method: 'GET', path: '/v1/me/invoices' },
   { method: 'GET', path: '/v1/me/invoices/{period}' },
   { method: 'GET', path: '/v1/invoices' },
   { method: 'GET', path: '/v1/invoices/{id}' },
@@ -104,7 +108,7 @@ export const ROUTES = [
   { method: 'POST', path: '/v1/events' },
 ] as const;
 
-const CUSTOMER_ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))(?:\/(usage|cost|prices)|\/invoices\/([^/]+))?$/;
+const CUSTOMER_ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))(?:\/(usage|cost|prices|invoices)|\/invoices\/([^/]+))?$/;
 const INVOICE_ROUTE = /^\/v1\/invoices(?:\/([^/]+)(\/acknowledge)?)?$/;
 
 /** Static files of the web view: URL path -> file under the package root, content type. */
@@ -253,6 +257,12 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         return send(res, 200, profile(customer));
       case 'usage':
         return send(res, 200, await usageReport(opts.db, customer, parseUsageParams(q, customer.timeZone), view));
+      case 'invoices': {
+        onlyParams(q, principal.kind === 'service' ? ['limit', 'cursor', 'grace'] : ['limit', 'cursor']);
+        const pg = pageParams(q);
+        const page = await invoiceHistory(opts.db, customer, { now: now(), graceMs: graceParam(q) ?? graceMs, after: pg.after, limit: pg.limit });
+        return send(res, 200, { invoices: page.items, nextCursor: page.nextCursor });
+      }
       case 'cost':
         return send(res, 200, await costReport(opts.db, customer, parsePeriod(q, customer.timeZone), view));
       default:

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runFinalizer } from '../billing/finalizer.js';
+import { runDeliverer } from '../billing/webhooks/service.js';
 import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
 import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
@@ -98,9 +99,11 @@ export function registerRollup(program: Command): void {
             logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
             // Invoices due (period + grace over) are made final by this follower: GETs never write.
             const finalizer = runFinalizer(db, { signal: ac.signal, log: logger });
+            // ...and their invoice.finalized webhooks sent (docs/webhooks.md).
+            const deliverer = runDeliverer(db, { signal: ac.signal, log: logger });
             await rollup.follow(interval, ac.signal, undefined, verifyEvery);
             ac.abort();
-            await finalizer;
+            await Promise.all([finalizer, deliverer]);
             await observed.close();
           } else {
             const summary = await rollup.run();

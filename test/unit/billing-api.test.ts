@@ -187,7 +187,7 @@ test('400 names the bad parameter', async () => {
 });
 
 test('404 unknown route or customer, 405 wrong method', async () => {
-  assert.equal((await get('/v1/customers/acme/invoices', SERVICE)).status, 404);
+  assert.equal((await get('/v1/customers/acme/bills', SERVICE)).status, 404); // (…/invoices is the customer's invoice list)
   assert.equal((await get('/', SERVICE)).status, 404);
   assert.equal((await get('/v2/customers/acme/usage', SERVICE)).status, 404);
   const unknown = await get(`/v1/customers/nobody/usage?${FEB_SEOUL}`, SERVICE);

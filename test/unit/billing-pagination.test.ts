@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
@@ -30,9 +31,28 @@ after(async () => {
   await db.close();
 });
 
-async function get(path: string, auth = SERVICE): Promise<{ status: number; body: any }> {
-  const r = await fetch(server.url + path, { headers: { authorization: `Bearer ${auth}` } });
-  return { status: r.status, body: await r.json() };
+/**
+ * One GET on a connection of its own. The finalize job below holds this process's event loop
+ * (PGlite runs in it) for many seconds on a busy box; a kept-alive connection reused after that
+ * raced the server's keep-alive timeout ("fetch failed": ECONNRESET / other side closed).
+ */
+function get(path: string, auth = SERVICE): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(server.url + path, { agent: false, headers: { authorization: `Bearer ${auth}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch (e) {
+          reject(e);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Every page of a list, following nextCursor. */
@@ -86,4 +106,35 @@ test('bad limit or cursor: 400 naming it; customer tokens cannot list', async ()
     assert.equal(r.body.parameter, 'cursor');
   }
   assert.equal((await get('/v1/customers?limit=5', token)).status, 403);
+});
+
+test("a customer's invoice history: newest month first, paged, back to the month it was created; its own token reads it", async () => {
+  // Runs after the finalize above: 2026-02 is final, 2026-03 (now) a draft, 2026-01 a draft that is due.
+  const months = async (path: string, auth = SERVICE) => {
+    const out: [string, string, string][] = [];
+    const pages: number[] = [];
+    for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+      const r = await get(path + (cursor ? `${path.includes('?') ? '&' : '?'}cursor=${cursor}` : ''), auth);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      pages.push(r.body.invoices.length);
+      out.push(...r.body.invoices.map((i: any) => [i.period, i.status, i.total] as [string, string, string]));
+      cursor = r.body.nextCursor;
+      assert.ok(pages.length < 10, 'pagination does not end');
+    }
+    return { out, pages };
+  };
+  const want = [
+    ['2026-03', 'draft', '0.00'],
+    ['2026-02', 'final', '0.10'],
+    ['2026-01', 'draft', '0.00'],
+  ];
+  const svc = await months('/v1/customers/c0007/invoices?limit=2');
+  assert.deepEqual(svc.out, want);
+  assert.deepEqual(svc.pages, [2, 1]);
+  assert.deepEqual((await months('/v1/me/invoices', token)).out, want);
+  assert.equal((await get('/v1/customers/c0008/invoices', token)).status, 403);
+  assert.equal((await get('/v1/customers/c0007/invoices?limit=0')).body.parameter, 'limit');
+  assert.equal((await get('/v1/me/invoices?grace=1h', token)).status, 400);
+  // GETs never write: the drafts listed are still not stored.
+  assert.equal((await db.query(`SELECT 1 FROM invoices WHERE customer_id = 'c0007'`)).length, 1);
 });

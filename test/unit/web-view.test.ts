@@ -1,7 +1,12 @@
-/** The customers' web view in headless Chromium: prices, the chart's totals, the invoice preview. */
+/**
+ * The customers' web view in headless Chromium: prices, the chart's totals, the invoice preview,
+ * the invoice history and month picker, local times, no rows for unpriced names without calls,
+ * and a 390 px phone with no horizontal scroll. Screenshots (desktop and 390 px) are saved as test
+ * artifacts under METER_TEST_ARTIFACTS (default: <tmp>/meter-test-artifacts).
+ */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { ensureTools } from '../support/tools.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +17,9 @@ import { parseCatalog } from '../../src/billing/catalog.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
+import { finalizeInvoices } from '../../src/billing/invoices.js';
+
+const ARTIFACTS = process.env.METER_TEST_ARTIFACTS ?? join(tmpdir(), 'meter-test-artifacts');
 
 const CHROMIUM = process.env.METER_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -59,6 +67,12 @@ before(async () => {
     ['globex', 'locations.create', '2026-02-03T05:00:00Z', 424242],
   ];
   for (const r of rows) await db.query('INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ($1, $2, $3, $4, $4)', r);
+  // The gateway's 404s of unrouted paths: events, no billable calls, no price.
+  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'unmatched', '2026-02-04T05:00:00Z', 0, 9)`);
+  // January (in Seoul) is final; February is a draft.
+  const job = await finalizeInvoices(db, { now: Date.parse('2026-02-20T00:00:00Z'), period: '2026-01' });
+  assert.deepEqual(job.finalized.length, 1);
+  mkdirSync(ARTIFACTS, { recursive: true });
   token = await createCustomerToken(db, 'acme');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -110,10 +124,12 @@ test('the page shows the plan prices, a chart with the right totals and the invo
   const body = (await page.textContent('body'))!;
   assert.doesNotMatch(body, /424,?242|Globex|77,?777/);
 
-  const shot = join(tmpdir(), `meter-web-view-${Date.now()}.png`);
+  assert.doesNotMatch((await page.textContent('#main'))!, /unmatched/, 'no zero row for a name without a price');
+
+  const shot = join(ARTIFACTS, 'customer-page-desktop.png');
   await page.screenshot({ path: shot, fullPage: true });
   assert.ok(statSync(shot).size > 10_000);
-  process.stdout.write(`# web view screenshot: ${shot}\n`);
+  process.stdout.write(`# customer page desktop screenshot: ${shot}\n`);
   await page.close();
 });
 
@@ -142,4 +158,54 @@ test('the page and its script are served with a strict content security policy',
   }
   assert.equal((await fetch(server.url + '/app/../package.json')).status, 404);
   assert.equal((await fetch(server.url + '/app/vendor/uPlot.esm.js')).status, 404);
+});
+
+test('a 390 px phone: no horizontal scroll, the chart as wide as the screen; history, month picker and local times', async () => {
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, timezoneId: 'America/New_York', locale: 'en-US' });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${server.url}/app#token=${token}&period=2026-02`);
+  await page.waitForSelector('body[data-ready=true]', { timeout: 30_000 });
+  assert.deepEqual(errors, []);
+  const widths = await page.evaluate(() => ({
+    doc: document.documentElement.scrollWidth,
+    body: document.body.scrollWidth,
+    view: window.innerWidth,
+    canvas: (document.querySelector('#chart canvas') as HTMLCanvasElement | null)?.getBoundingClientRect().right ?? -1,
+    widest: Math.max(...[...document.querySelectorAll('#main *')].map((e) => e.getBoundingClientRect().right)),
+  }));
+  assert.equal(widths.view, 390);
+  assert.ok(widths.doc <= 390 && widths.body <= 390, `page is ${widths.doc} px wide at 390 px`);
+  assert.ok(widths.canvas > 200 && widths.canvas <= 390, `chart ends at ${widths.canvas} px`);
+  assert.ok(widths.widest <= 390, `an element ends at ${widths.widest} px`);
+  const phone = join(ARTIFACTS, 'customer-page-390.png');
+  await page.screenshot({ path: phone, fullPage: true });
+  assert.ok(statSync(phone).size > 10_000);
+  process.stdout.write(`# customer page 390 px screenshot: ${phone}\n`);
+
+  // History: newest month first, January final (stored), February a draft.
+  const history = await page.$$eval('#history tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.period, (tr as HTMLElement).dataset.status, tr.querySelectorAll('td')[2].textContent]));
+  assert.deepEqual(history, [
+    ['2026-02', 'draft', '8.40 USD'],
+    ['2026-01', 'final', '62.22 USD'],
+  ]);
+  // Times are the viewer's local time (New York here), not raw ISO text.
+  const times = await page.$$eval('#main time', (ts) => ts.map((t) => [t.getAttribute('datetime'), t.textContent]));
+  assert.ok(times.length >= 3, JSON.stringify(times));
+  for (const [iso, shown] of times) {
+    assert.doesNotMatch(shown!, /\d{4}-\d\d-\d\dT/, `raw ISO time shown: ${shown}`);
+    assert.match(shown!, /E[SD]T/, `not in the viewer's zone: ${shown} (${iso})`);
+  }
+  // The picker shows January: its calls (77,777 on Jan 31 in Seoul) and its final invoice.
+  const options = await page.$$eval('#period-picker option', (os) => os.map((o) => (o as HTMLOptionElement).value));
+  assert.deepEqual(options, ['2026-02', '2026-01']);
+  await page.selectOption('#period-picker', '2026-01');
+  await page.waitForFunction(() => document.body.dataset.ready === 'true' && /January/.test(document.querySelector('#period')!.textContent!));
+  const totals = await page.$$eval('#totals tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.api, Number((tr as HTMLElement).dataset.calls)]));
+  assert.deepEqual(totals, [['locations.create', 77777]]);
+  assert.match((await page.textContent('#status'))!, /final/);
+  assert.equal(await page.textContent('#total'), '62.22 USD');
+  assert.match(page.url(), /period=2026-01/);
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390));
+  await page.close();
 });
