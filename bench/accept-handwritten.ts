@@ -6,14 +6,14 @@
 import { decodeEvent, isBillable, MAX_EVENT_BYTES, SCHEMA_VERSION, type UsageEvent } from '../src/events/usage-event.js';
 import type { LogRecord } from '../src/log/log.js';
 
-export interface Limits {
+export interface EventTimeBounds {
   /** Oldest accepted event time, relative to the record's log timestamp (Stripe: 35 days). */
   pastLimitMs: number;
   /** Newest accepted event time, relative to the record's log timestamp (Stripe: 5 minutes). */
   futureLimitMs: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { pastLimitMs: 35 * 86_400_000, futureLimitMs: 5 * 60_000 };
+export const DEFAULT_TIME_BOUNDS: EventTimeBounds = { pastLimitMs: 35 * 86_400_000, futureLimitMs: 5 * 60_000 };
 
 /**
  * Why an event cannot be stored in the typed columns (null if it can). decodeEvent checks the
@@ -42,7 +42,7 @@ export function billableReason(e: UsageEvent): string | null {
 
 export type Accepted = { ok: true; event: UsageEvent } | { ok: false; reason: string };
 
-export function acceptRecord(r: LogRecord, limits: Limits): Accepted {
+export function acceptRecord(r: LogRecord, limits: EventTimeBounds): Accepted {
   const d = decodeEvent(r.value);
   if (!d.ok) return d;
   const e = d.event;
@@ -70,7 +70,7 @@ export type AcceptedLine = { ok: true; time: number; line: Buffer; customer: str
  * fractions, extra or missing fields, a bad value) takes acceptRecord, so reasons and
  * decisions are exactly acceptRecord's; its event is then written out plainly by `eventLine`.
  */
-export function acceptLine(r: LogRecord, limits: Limits): AcceptedLine {
+export function acceptLine(r: LogRecord, limits: EventTimeBounds): AcceptedLine {
   const time = plainEventTime(r, limits);
   if (time >= 0) return { ok: true, time, line: r.value, customer: scannedCustomer(r.value, r.key) };
   const a = acceptRecord(r, limits);
@@ -78,7 +78,7 @@ export function acceptLine(r: LogRecord, limits: Limits): AcceptedLine {
 }
 
 /** The fast path of acceptLine alone: the event time if the record is an accepted plain event (its bytes are its line), else -1. */
-export function plainEventTime(r: LogRecord, limits: Limits): number {
+export function plainEventTime(r: LogRecord, limits: EventTimeBounds): number {
   const time = scanPlainEvent(r.value);
   return time >= 0 && time >= r.timestamp - limits.pastLimitMs && time <= r.timestamp + limits.futureLimitMs ? time : -1;
 }

@@ -6,7 +6,7 @@
  *
  *   node dist/bench/accept-schema.js [records=300000] [rounds=9]
  */
-import { acceptLine, DEFAULT_LIMITS } from '../src/pipeline/accept.js';
+import { acceptLine, DEFAULT_TIME_BOUNDS } from '../src/pipeline/accept.js';
 import * as hand from './accept-handwritten.js';
 import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
 import type { LogRecord } from '../src/log/log.js';
@@ -21,10 +21,10 @@ const make = (reversed: boolean): LogRecord[] =>
     const value = reversed ? Buffer.from(JSON.stringify(Object.fromEntries(Object.entries(e).reverse()))) : encodeEvent(e);
     return { partition: 0, offset: i, key: e.customer, value, timestamp: now };
   });
-type Accept = (r: LogRecord, l: typeof DEFAULT_LIMITS) => { ok: boolean };
+type Accept = (r: LogRecord, l: typeof DEFAULT_TIME_BOUNDS) => { ok: boolean };
 const time = (f: Accept, records: LogRecord[]): number => {
   const c0 = process.cpuUsage();
-  for (const r of records) if (!f(r, DEFAULT_LIMITS).ok) throw new Error('refused');
+  for (const r of records) if (!f(r, DEFAULT_TIME_BOUNDS).ok) throw new Error('refused');
   const c = process.cpuUsage(c0);
   return ((c.user + c.system) * 1000) / records.length;
 };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HourBuffer } from '../src/pipeline/hour-buffer.js';
 import { CustomerCheck } from '../src/pipeline/customer-check.js';
-import { DEFAULT_LIMITS } from '../src/pipeline/accept.js';
+import { DEFAULT_TIME_BOUNDS } from '../src/pipeline/accept.js';
 import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
@@ -37,7 +37,7 @@ try {
     const buf = new HourBuffer(dir);
     // CPU time of this thread's process, not wall time: the box is shared (see BENCHMARKS.md)
     const c0 = process.cpuUsage();
-    for (const r of records) if (buf.take(r, DEFAULT_LIMITS, withCheck ? check : undefined) !== null) throw new Error('refused');
+    for (const r of records) if (buf.take(r, DEFAULT_TIME_BOUNDS, withCheck ? check : undefined) !== null) throw new Error('refused');
     buf.hours();
     const c = process.cpuUsage(c0);
     const ns = ((c.user + c.system) * 1000) / n;

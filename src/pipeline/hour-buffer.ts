@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { HOUR_MS, hourStart } from '../lake/layout.js';
 import type { LogRecord } from '../log/log.js';
-import { acceptLine, plainEventTime, scannedCustomer, type Limits } from './accept.js';
+import { acceptLine, plainEventTime, scannedCustomer, type EventTimeBounds } from './accept.js';
 import { RECHECK, type CustomerCheck } from './customer-check.js';
 import { NdjsonChunks } from './ndjson-chunks.js';
 
@@ -63,7 +63,7 @@ export class HourBuffer {
    * accepted (accept.ts), and answer null; else answer why, and the caller adds it with
    * `addRecord(offset, 0, null)` once it is in the dead-letter place.
    */
-  take(r: LogRecord, limits: Limits, customers?: CustomerCheck): string | null | typeof RECHECK {
+  take(r: LogRecord, limits: EventTimeBounds, customers?: CustomerCheck): string | null | typeof RECHECK {
     const time = plainEventTime(r, limits);
     if (time >= 0) {
       if (customers) {
@@ -84,7 +84,7 @@ export class HourBuffer {
   }
 
   /** `take`, loading the customers again until they decide (customer-check.ts). */
-  async takeChecked(r: LogRecord, limits: Limits, customers?: CustomerCheck): Promise<string | null> {
+  async takeChecked(r: LogRecord, limits: EventTimeBounds, customers?: CustomerCheck): Promise<string | null> {
     for (;;) {
       const v = this.take(r, limits, customers);
       if (v !== RECHECK) return v;
@@ -93,7 +93,7 @@ export class HourBuffer {
   }
 
   /** `takeChecked`, with a rejected record added to the range as one without an event. */
-  async takeOrSkip(r: LogRecord, limits: Limits, customers?: CustomerCheck): Promise<void> {
+  async takeOrSkip(r: LogRecord, limits: EventTimeBounds, customers?: CustomerCheck): Promise<void> {
     if ((await this.takeChecked(r, limits, customers)) !== null) this.addRecord(r.offset, 0, null);
   }
 

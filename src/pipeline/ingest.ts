@@ -39,7 +39,7 @@ import type { DeadLetterSink } from '../log/dead-letter.js';
 import { ParquetWriter } from './parquet-writer.js';
 import { ownScratchDir } from './scratch-dir.js';
 import { HourBuffer } from './hour-buffer.js';
-import { acceptLine, DEFAULT_LIMITS, type Limits } from './accept.js';
+import { acceptLine, DEFAULT_TIME_BOUNDS, type EventTimeBounds } from './accept.js';
 import { customerVerdict, RECHECK, type CustomerCheck } from './customer-check.js';
 import { listDataFiles, topRangesOf, type DataFile, type TopRange } from './recovery.js';
 import { repairOverlaps } from './overlap-repair.js';
@@ -126,7 +126,7 @@ const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
 
 export class Ingestor {
   private readonly o: Required<Omit<IngestorOptions, 'tmpDir' | 'logger' | 'customers'>> & { logger: (m: string) => void; customers?: CustomerCheck };
-  private readonly limits: Limits;
+  private readonly limits: EventTimeBounds;
   /** The consumer and the partitions' states, each partition's work on one chain (partition-worker.ts). */
   private readonly worker: PartitionWorker<PartState>;
   private writer: ParquetWriter | null = null;
@@ -152,8 +152,8 @@ export class Ingestor {
     if (!(opts.flushMs >= 1)) throw new Error('flushMs must be at least 1');
     this.o = {
       group: 'meter-ingest',
-      pastLimitMs: DEFAULT_LIMITS.pastLimitMs,
-      futureLimitMs: DEFAULT_LIMITS.futureLimitMs,
+      pastLimitMs: DEFAULT_TIME_BOUNDS.pastLimitMs,
+      futureLimitMs: DEFAULT_TIME_BOUNDS.futureLimitMs,
       maxBufferBytes: DEFAULT_MAX_BUFFER_BYTES,
       ...opts,
       logger: opts.logger ?? (() => {}),

@@ -16,7 +16,7 @@ import type { Lake } from '../lake/lake.js';
 import { dataFileName, hourDir } from '../lake/layout.js';
 import { ParquetWriter } from './parquet-writer.js';
 import { HourBuffer } from './hour-buffer.js';
-import { DEFAULT_LIMITS, type Limits } from './accept.js';
+import { DEFAULT_TIME_BOUNDS, type EventTimeBounds } from './accept.js';
 import { listDataFiles, type DataFile } from './recovery.js';
 import { withoutCovered } from '../lake/data-files.js';
 import type { CustomerCheck } from './customer-check.js';
@@ -27,7 +27,7 @@ export interface ReplayOptions {
   topic: string;
   from: number;
   to: number;
-  limits?: Limits;
+  limits?: EventTimeBounds;
   onProgress?: (done: number, total: number) => void;
   logger?: (msg: string) => void;
   /** Memory limit of the DuckDB that writes Parquet, MB (default: ParquetWriter's, 256). */
@@ -105,7 +105,7 @@ async function rewriteRange(o: ReplayOptions, consumer: LogConsumer, writer: Par
   if (recs.length && recs[recs.length - 1].offset > r.last) throw new Error(`internal: readRange went past ${r.last}`);
   const buf = new HourBuffer(tmp);
   try {
-    for (const rec of recs) await buf.takeOrSkip(rec, o.limits ?? DEFAULT_LIMITS, o.customers);
+    for (const rec of recs) await buf.takeOrSkip(rec, o.limits ?? DEFAULT_TIME_BOUNDS, o.customers);
     if (recs.length === 0 || recs[0].offset > r.first) o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
     const name = dataFileName(o.topic, r.partition, r.first, r.last);
     for (const { hour, files: spool, events } of buf.hours()) {

@@ -18,7 +18,7 @@ import { Rollup } from '../../src/pipeline/rollup.js';
 import { replay } from '../../src/pipeline/replay.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
-import { acceptRecord, DEFAULT_LIMITS, scanPlainEvent } from '../../src/pipeline/accept.js';
+import { acceptRecord, DEFAULT_TIME_BOUNDS, scanPlainEvent } from '../../src/pipeline/accept.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { hourDir, hourStart, HOUR_MS } from '../../src/lake/layout.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
@@ -80,7 +80,7 @@ test('billable is the status rule: an event that disagrees is refused by both pa
   for (const [status, billable, ok] of cases) {
     const value = encodeEvent(ev('acme', { status, billable }));
     const r = { partition: 0, offset: 0, key: 'acme', value, timestamp: Date.now() };
-    const a = acceptRecord(r, DEFAULT_LIMITS);
+    const a = acceptRecord(r, DEFAULT_TIME_BOUNDS);
     assert.equal(a.ok, ok, `status ${status} billable ${billable}`);
     if (!a.ok) assert.match(a.reason, new RegExp(`^billable disagrees with status: billable ${billable} with status ${status}`));
     // the fast scan never accepts what acceptRecord refuses (then acceptRecord names the reason)

@@ -10,7 +10,7 @@
  */
 import { MAX_TEXT, SCHEMA_VERSION } from '../../events/schema.js';
 import type { UsageEvent } from '../../events/usage-event.js';
-import { DEFAULT_LIMITS } from '../../pipeline/accept.js';
+import { DEFAULT_TIME_BOUNDS } from '../../pipeline/accept.js';
 import { eventIdOf } from './event-id.js';
 import { parseEventTime } from './event-time.js';
 
@@ -87,9 +87,9 @@ export function checkShape(v: unknown, now: number): { reason: string } | { sour
   }
   const time = parseEventTime(parts.time);
   if (time === null) return { reason: 'time must be an RFC 3339 time, e.g. 2026-12-05T06:00:00Z' };
-  const oldest = now - DEFAULT_LIMITS.pastLimitMs + PAST_MARGIN_MS;
-  if (time < oldest) return { reason: `time ${parts.time} is older than ${Math.round((DEFAULT_LIMITS.pastLimitMs - PAST_MARGIN_MS) / 60_000)} minutes (35 days less one minute): too late to bill` };
-  if (time > now + DEFAULT_LIMITS.futureLimitMs) return { reason: `time ${parts.time} is more than ${DEFAULT_LIMITS.futureLimitMs / 1000} s in the future (check the sender's clock)` };
+  const oldest = now - DEFAULT_TIME_BOUNDS.pastLimitMs + PAST_MARGIN_MS;
+  if (time < oldest) return { reason: `time ${parts.time} is older than ${Math.round((DEFAULT_TIME_BOUNDS.pastLimitMs - PAST_MARGIN_MS) / 60_000)} minutes (35 days less one minute): too late to bill` };
+  if (time > now + DEFAULT_TIME_BOUNDS.futureLimitMs) return { reason: `time ${parts.time} is more than ${DEFAULT_TIME_BOUNDS.futureLimitMs / 1000} s in the future (check the sender's clock)` };
   return { source: parts.source, id: parts.id, type: parts.type, subject: parts.subject, time, dataBytes };
 }
 

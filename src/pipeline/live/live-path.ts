@@ -18,7 +18,7 @@
  */
 import type { ConsumedBatch, LogConsumer, LogRecord, UsageLog } from '../../log/log.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
-import { DEFAULT_LIMITS, type Limits } from '../accept.js';
+import { DEFAULT_TIME_BOUNDS, type EventTimeBounds } from '../accept.js';
 import { RECHECK, type CustomerCheck } from '../customer-check.js';
 import { LiveWindow } from './window.js';
 import { PartitionWorker } from '../partition-worker.js';
@@ -39,7 +39,7 @@ export interface LivePathOptions {
   keepMs?: number;
   /** How often to look for such hours (default 60 s). */
   pruneEveryMs?: number;
-  limits?: Limits;
+  limits?: EventTimeBounds;
   logger?: (msg: string) => void;
   /** Called right after each window's transaction committed (fault injection in tests). */
   afterCommit?: (n: number) => void;
@@ -83,7 +83,7 @@ export class LivePath {
       maxRecords: 5000,
       keepMs: 3_600_000,
       pruneEveryMs: 60_000,
-      limits: DEFAULT_LIMITS,
+      limits: DEFAULT_TIME_BOUNDS,
       ...opts,
       logger: opts.logger ?? (() => {}),
     };

@@ -5,7 +5,7 @@
  */
 import type { LogRecord } from '../../log/log.js';
 import { hourStart } from '../../lake/layout.js';
-import { acceptRecord, type Limits } from '../accept.js';
+import { acceptRecord, type EventTimeBounds } from '../accept.js';
 import { isBillable } from '../../events/usage-event.js';
 import { RECHECK, type CustomerCheck } from '../customer-check.js';
 import type { LiveEvent } from './live-repository.js';
@@ -31,7 +31,7 @@ export class LiveWindow {
    * Take one record; records below `next` (redelivered) are ignored. RECHECK: the customer
    * check needs a load first (nothing was taken; call `customers.recheck` and add it again).
    */
-  add(r: LogRecord, limits: Limits, customers?: CustomerCheck): void | typeof RECHECK {
+  add(r: LogRecord, limits: EventTimeBounds, customers?: CustomerCheck): void | typeof RECHECK {
     if (r.offset < this.next) return;
     const a = acceptRecord(r, limits);
     const refused = a.ok && customers ? customers.verdict(a.event.customer, r.timestamp) : null;
