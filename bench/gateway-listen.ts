@@ -48,7 +48,8 @@ const body = Buffer.from('{"deviceId":"d1","lat":37.5665,"lon":126.978}');
 async function serve(mode: string, port: number, workers: number): Promise<void> {
   if (cluster.isPrimary) {
     let up = 0;
-    for (let i = 0; i < workers; i++) cluster.fork().on('listening', () => ++up === workers && console.log(`listening ${port}`));
+    // A worker that binds its own socket (exclusive) emits no cluster 'listening': it says so itself.
+    for (let i = 0; i < workers; i++) cluster.fork().on('message', (m) => m === 'listening' && ++up === workers && console.log(`listening ${port}`));
     process.on('SIGTERM', () => {
       for (const w of Object.values(cluster.workers ?? {})) w?.kill();
       process.exit(0);
@@ -61,6 +62,7 @@ async function serve(mode: string, port: number, workers: number): Promise<void>
     res.end(body);
   });
   // exclusive: the worker binds the socket itself instead of asking the primary for a handle.
+  server.once('listening', () => process.send?.('listening'));
   if (mode === 'reuseport') server.listen({ port, host: '127.0.0.1', reusePort: true, exclusive: true } as Parameters<typeof server.listen>[0]);
   else server.listen(port, '127.0.0.1');
 }
