@@ -73,6 +73,8 @@ interface Sample {
   rps: number;
   cpuPerCallUs: number;
   p99: number;
+  bad: number;
+  total: number;
 }
 
 async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>): Promise<Sample> {
@@ -80,8 +82,8 @@ async function measure(url: string, root: number, seconds: number, connections: 
   const c0 = treeCpuUs(root);
   const r = await load(url + PATH, { connections, seconds, headers });
   const c1 = treeCpuUs(root);
-  if (r.bad > r.total * 0.01) throw new Error(`${url}: ${r.bad} of ${r.total} answers were not 2xx`);
-  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, p99: r.p99 };
+  // Not 2xx (a 429 of the in-flight limit, a timeout on an overloaded box): counted and shown.
+  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
 }
 
 async function side(): Promise<void> {
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
       try {
         const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers);
         (results[name] as Sample[]).push(m);
-        console.error(`round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms (load ${loadavg()[0]?.toFixed(1)})`);
+        console.error(`round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`);
       } finally {
         await stop(s.proc);
       }

@@ -60,6 +60,7 @@ export interface GatewayOptions {
   upstream: string;
   keys: KeyStore;
   limiter: RateLimiter;
+  /** Plan id -> rate limit (planRateLimits in plans.ts). */
   plans: Record<string, Limit>;
   /** Plan id -> quota (plans without one are absent); enforced when `quota` is given. */
   quotas?: Record<string, PlanQuota>;

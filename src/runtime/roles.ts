@@ -12,7 +12,7 @@ import type { RateLimiter } from '../limiter/limiter.js';
 import { createLogger, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
 import { loadCatalog, type Catalog, type PlanQuota } from '../billing/catalog.js';
-import { planLimits } from '../gateway/plans.js';
+import { planRateLimits } from '../gateway/plans.js';
 import { QuotaGuard } from '../gateway/quota.js';
 import { warehouseQuotaSource } from '../gateway/warehouse-quota-source.js';
 import { loadRoutes } from '../gateway/routes.js';
@@ -81,7 +81,7 @@ export async function startGatewayRole(
     upstream,
     keys: new KeyStore(b.db),
     limiter: b.limiter,
-    plans: planLimits(catalog),
+    plans: planRateLimits(catalog),
     quotas: planQuotas(catalog),
     quota: new QuotaGuard(warehouseQuotaSource(b.db), { refreshMs: cfg.quotaRefreshMs, now, onError: (e) => gwLog.warn(`quota count unavailable, calls allowed: ${e.message}`) }),
     routes,

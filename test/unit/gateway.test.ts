@@ -24,7 +24,7 @@ import type { LogProducer } from '../../src/log/log.js';
 import { decodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { assetPath } from '../../src/config/assets.js';
 import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
-import { planLimits } from '../../src/gateway/plans.js';
+import { planRateLimits } from '../../src/gateway/plans.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -455,7 +455,7 @@ describe('route table', () => {
 
 describe('plan limits from the catalog', () => {
   it('maps fixtures/catalog.json plans to their rate limits', () => {
-    const limits = planLimits(loadCatalog(assetPath('fixtures/catalog.json')));
+    const limits = planRateLimits(loadCatalog(assetPath('fixtures/catalog.json')));
     assert.deepEqual(limits.free, { ratePerSec: 5, burst: 10 });
     assert.deepEqual(Object.keys(limits).sort(), ['enterprise', 'free', 'pro']);
   });
