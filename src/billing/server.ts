@@ -30,7 +30,8 @@ import { listCustomersPage, type BillingCustomer } from './customers.js';
 import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
-import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
+import { PlanError, pricesReport } from './reports.js';
+import { CachedReports } from './answer-cache-reports.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
 
@@ -68,7 +69,11 @@ class HttpError extends Error {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body), headers);
+}
+
+/** An answer already in JSON text (answer-cache-reports.ts). */
+function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -147,6 +152,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   const now = opts.now ?? Date.now;
   const auth = new Authenticator(opts.db, opts.serviceTokens, now);
   const catalog = new CatalogCache(opts.db);
+  const reports = new CachedReports(opts.db);
   // 5xx answers are always logged (with their request id), also when the caller gave no logger.
   const log = opts.logger ?? createLogger('info', 'billing');
   const graceMs = opts.invoiceGraceMs;
@@ -246,9 +252,9 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         onlyParams(q, []);
         return send(res, 200, profile(customer));
       case 'usage':
-        return send(res, 200, await usageReport(opts.db, customer, parseUsageParams(q, customer.timeZone), view));
+        return sendText(res, 200, await reports.usage(customer, parseUsageParams(q, customer.timeZone), view));
       case 'cost':
-        return send(res, 200, await costReport(opts.db, customer, parsePeriod(q, customer.timeZone), view));
+        return sendText(res, 200, await reports.cost(customer, parsePeriod(q, customer.timeZone), view));
       default:
         onlyParams(q, []);
         return send(res, 200, await pricesReport(opts.db, customer, now(), view));
