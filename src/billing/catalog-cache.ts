@@ -70,7 +70,7 @@ interface Snapshot {
 }
 
 const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLETE_UNTIL_SQL} AS until,
-       (SELECT n FROM usage_version WHERE part = 'rollup') AS rollup, (SELECT n FROM usage_version WHERE part = 'live') AS live,
+       (SELECT sum(n) FROM usage_version WHERE part = 'rollup') AS rollup, (SELECT sum(n) FROM usage_version WHERE part = 'live') AS live,
        (SELECT min(hour) FROM live_hourly) AS live_from, (SELECT max(hour) FROM live_hourly) AS live_to`;
 
 export class CatalogCache {

@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
@@ -41,12 +42,46 @@ test('on Postgres, 200 concurrent answers share few versions statements and see 
     const reads = cache.reads;
     const views = await Promise.all(Array.from({ length: 200 }, () => cache.view()));
     assert.ok(cache.reads - reads <= 2, `200 concurrent answers took ${cache.reads - reads} statements`);
-    await db.query(`UPDATE usage_version SET n = n WHERE false`); // no change: the numbers hold
     await db.query(`DELETE FROM usage_hourly WHERE false`); // a statement that changes no row still moves the number (statement trigger)
     const after = await cache.view();
     assert.ok(after.usage.rollup > before.usage.rollup);
     assert.equal(views.every((v) => v.usage.rollup === before.usage.rollup), true);
   } finally {
+    await db.close();
+  }
+});
+
+test('on Postgres, two writers of usage in open transactions do not wait on each other for the version, and each commit moves it', async () => {
+  const url = await freshDatabase(await stackEnv(['postgres']), 'answers');
+  const db = await PgWarehouse.open(url);
+  const clients: pg.Client[] = [];
+  const client = async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    clients.push(c);
+    return { c, slot: Number((await c.query('SELECT pg_backend_pid() % 16 AS s')).rows[0].s) };
+  };
+  try {
+    await migrate(db);
+    const cache = new CatalogCache(db);
+    const before = (await cache.view()).usage.rollup;
+    const a = await client();
+    // Two backends of one slot do share a row (and wait): pick one of another slot, as most are.
+    let b = await client();
+    while (b.slot === a.slot) b = await client();
+    await a.c.query('BEGIN');
+    await a.c.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('x', 'a', '2026-02-01T05:00:00Z', 1, 1)`);
+    await b.c.query('BEGIN');
+    // Another UTC day (usage_daily's per-day lock is not what this is about); blocked = error.
+    await b.c.query(`SET LOCAL lock_timeout = '5s'`);
+    await b.c.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('x', 'a', '2026-02-02T05:00:00Z', 1, 1)`);
+    await b.c.query('COMMIT');
+    const mid = (await cache.view()).usage.rollup;
+    await a.c.query('COMMIT');
+    const after = (await cache.view()).usage.rollup;
+    assert.ok(mid > before && after > mid, `versions ${before} -> ${mid} -> ${after}`);
+  } finally {
+    for (const c of clients) await c.end();
     await db.close();
   }
 });

@@ -3,21 +3,28 @@
 -- live path is ahead) and `live` (live_hourly).
 --
 -- The billing API reads them in the statement that reads catalog_version (once per answer) and
--- keeps its answers in memory while they hold (src/billing/answer-cache.ts): a closed period's
--- cost changes only when the rollup or the catalog changes it. Statement-level triggers bump
--- them in the writer's own transaction, as for catalog_version (009), so every writer (the
+-- keeps its answers in memory while they hold (src/billing/answer-cache-reports.ts): a closed
+-- period's cost changes only when the rollup or the catalog changes it. Statement-level triggers
+-- bump them in the writer's own transaction, as for catalog_version (009), so every writer (the
 -- rollup, a backfill, the live path, a fix by hand in psql) is seen, and none has to remember.
--- Two rows, so the live path and the rollup never wait on each other's row lock.
+--
+-- Each number is the sum of 16 rows (slots); a writer bumps the slot of its backend. So two
+-- rollups of different hours in two processes (docs/scaling.md) do not wait on one row's lock
+-- until the other commits, and the sum still grows with every committed change, never back.
 
 CREATE TABLE IF NOT EXISTS usage_version (
-  part text PRIMARY KEY CHECK (part IN ('rollup', 'live')),
-  n    bigint NOT NULL
+  part text NOT NULL CHECK (part IN ('rollup', 'live')),
+  slot integer NOT NULL CHECK (slot >= 0 AND slot < 16),
+  n    bigint NOT NULL,
+  PRIMARY KEY (part, slot)
 );
-INSERT INTO usage_version (part, n) VALUES ('rollup', 1), ('live', 1) ON CONFLICT (part) DO NOTHING;
+INSERT INTO usage_version (part, slot, n)
+SELECT p, s, 0 FROM unnest(ARRAY['rollup', 'live']) p, generate_series(0, 15) s
+ON CONFLICT (part, slot) DO NOTHING;
 
 CREATE OR REPLACE FUNCTION usage_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE usage_version SET n = n + 1 WHERE part = TG_ARGV[0];
+  UPDATE usage_version SET n = n + 1 WHERE part = TG_ARGV[0] AND slot = pg_backend_pid() % 16;
   RETURN NULL;
 END
 $$;
