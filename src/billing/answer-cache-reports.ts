@@ -35,27 +35,32 @@ export class CachedReports {
 
   constructor(
     private readonly db: Sql,
-    readonly cache = new AnswerCache(),
+    readonly cache = new AnswerCache<Buffer>(),
   ) {}
 
-  /** GET .../cost as JSON text. */
-  async cost(customer: BillingCustomer, p: CostParams, view: CatalogView): Promise<string> {
+  /** GET .../cost as JSON bytes. */
+  async cost(customer: BillingCustomer, p: CostParams, view: CatalogView): Promise<Buffer> {
     const key = `cost\u0000${customer.id}\u0000${p.from}\u0000${p.to}\u0000${p.timeZone}`;
     const head = await this.cache.get(key, tag(view, p.from - COST_READS_BEFORE_MS, p.to), async () => open(await costAnswer(this.db, customer, p, view)));
     return this.close(head, view, p.timeZone);
   }
 
-  /** GET .../usage as JSON text. */
-  async usage(customer: BillingCustomer, p: UsageParams, view: CatalogView): Promise<string> {
+  /** GET .../usage as JSON bytes. */
+  async usage(customer: BillingCustomer, p: UsageParams, view: CatalogView): Promise<Buffer> {
     const key = `usage\u0000${customer.id}\u0000${p.from}\u0000${p.to}\u0000${p.timeZone}\u0000${p.granularity}`;
     const head = await this.cache.get(key, tag(view, p.from, p.to), async () => open(await usageAnswer(this.db, customer, p, view)));
     return this.close(head, view, p.timeZone);
   }
 
-  /** The kept text with dataCompleteUntil (the report's last field) from this answer's view. */
-  private async close(head: string, view: CatalogView, timeZone: string): Promise<string> {
+  /**
+   * The kept bytes with dataCompleteUntil (the report's last field) from this answer's view.
+   * Bytes, encoded once when kept: encoding a ~14 KB answer per request was a visible share of
+   * the server's CPU.
+   */
+  private async close(head: Buffer, view: CatalogView, timeZone: string): Promise<Buffer> {
     const until = await view.completeUntil();
-    return `${head},"dataCompleteUntil":${until ? JSON.stringify(this.print(until.getTime(), timeZone)) : 'null'}}`;
+    const tail = `,"dataCompleteUntil":${until ? JSON.stringify(this.print(until.getTime(), timeZone)) : 'null'}}`;
+    return Buffer.concat([head, Buffer.from(tail)], head.length + Buffer.byteLength(tail));
   }
 
   private print(ms: number, timeZone: string): string {
@@ -69,9 +74,9 @@ export class CachedReports {
 }
 
 /** An answer's JSON without its closing brace, ready for one more field. */
-function open(report: object): string {
+function open(report: object): Buffer {
   const text = JSON.stringify(report);
-  return text.slice(0, -1);
+  return Buffer.from(text.slice(0, -1));
 }
 
 /** The versions an answer reading [from, to) depends on. */

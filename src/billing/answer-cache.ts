@@ -1,5 +1,5 @@
 /**
- * A bounded memory of finished answers (JSON text), each tagged with the versions it was
+ * A bounded memory of finished answers (JSON, as text or bytes), each tagged with the versions it was
  * computed at (answer-versions.ts). An entry is used only while its tag equals the caller's;
  * otherwise the answer is computed again and replaces it. One computation per (key, tag) at a
  * time: callers that ask meanwhile share it.
@@ -10,16 +10,19 @@
 
 export interface AnswerCacheLimits {
   maxEntries: number;
-  /** Sum of the kept answers' lengths (UTF-16 code units, ~bytes for JSON). */
+  /** Sum of the kept answers' lengths (bytes of a Buffer; UTF-16 code units of a string). */
   maxBytes: number;
   maxEntryBytes: number;
 }
 
 export const DEFAULT_ANSWER_LIMITS: AnswerCacheLimits = { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, maxEntryBytes: 256 * 1024 };
 
-interface Entry {
+/** What is kept: its length is what the bounds count. */
+export type Answer = string | Buffer;
+
+interface Entry<T extends Answer> {
   tag: string;
-  text: string;
+  text: T;
 }
 
 export interface AnswerCacheStats {
@@ -29,10 +32,10 @@ export interface AnswerCacheStats {
   bytes: number;
 }
 
-export class AnswerCache {
+export class AnswerCache<T extends Answer = string> {
   /** Map order is use order: the first entry is the least recently used. */
-  private readonly entries = new Map<string, Entry>();
-  private readonly pending = new Map<string, { tag: string; text: Promise<string> }>();
+  private readonly entries = new Map<string, Entry<T>>();
+  private readonly pending = new Map<string, { tag: string; text: Promise<T> }>();
   private bytes = 0;
   private hits = 0;
   private misses = 0;
@@ -42,7 +45,7 @@ export class AnswerCache {
   }
 
   /** The answer for `key` at `tag`: from memory, from a computation under way, or from `compute`. */
-  get(key: string, tag: string, compute: () => Promise<string>): Promise<string> {
+  get(key: string, tag: string, compute: () => Promise<T>): Promise<T> {
     const e = this.entries.get(key);
     if (e && e.tag === tag) {
       this.hits++;
@@ -70,7 +73,7 @@ export class AnswerCache {
     return text;
   }
 
-  private put(key: string, tag: string, text: string): void {
+  private put(key: string, tag: string, text: T): void {
     // Replaced whatever its tag: an entry at an older tag is only ever a miss, never wrong.
     const old = this.entries.get(key);
     if (old) {

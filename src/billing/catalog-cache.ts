@@ -62,12 +62,6 @@ export function liveCatalog(db: Sql): CatalogReader {
   };
 }
 
-/** What one read of the versions returns. */
-interface Snapshot {
-  version: bigint;
-  until: Date | null;
-  usage: UsageVersion;
-}
 
 const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLETE_UNTIL_SQL} AS until,
        (SELECT sum(n) FROM usage_version WHERE part = 'rollup') AS rollup, (SELECT sum(n) FROM usage_version WHERE part = 'live') AS live,
@@ -76,8 +70,8 @@ const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLE
 export class CatalogCache {
   private version = -1n;
   /** The read on its way to the warehouse, and the one queued behind it (see snapshot()). */
-  private inFlight: Promise<Snapshot> | null = null;
-  private queued: Promise<Snapshot> | null = null;
+  private inFlight: Promise<CatalogView> | null = null;
+  private queued: Promise<CatalogView> | null = null;
   /** Statements that read the versions (for tests and the bench: fewer than answers under load). */
   reads = 0;
   private customers = new Map<string, Promise<BillingCustomer | null>>();
@@ -92,17 +86,8 @@ export class CatalogCache {
    * The catalog's version, dataCompleteUntil and the usage versions, from one statement shared
    * by the answers that arrived before it was sent; drops entries older than the version.
    */
-  async view(): Promise<CatalogView> {
-    const { version, until, usage } = await this.snapshot();
-    return {
-      version,
-      usage,
-      completeUntil: async () => until,
-      customer: (id) => this.cached(this.customers, id, async () => Object.freeze(await getCustomer(this.db, id))),
-      // Shared by every answer until the catalog moves: frozen, so no answer changes another's.
-      plan: (id) => this.cached(this.plans, id, async () => Object.freeze(await loadPlan(this.db, id))),
-      token: (id) => this.cached(this.tokens, id, () => tokenRow(this.db, id)),
-    };
+  view(): Promise<CatalogView> {
+    return this.snapshot();
   }
 
   /**
@@ -111,7 +96,7 @@ export class CatalogCache {
    * meanwhile wait for the next one, which is sent when it returns. Under load one statement
    * serves many answers; at most two are outstanding.
    */
-  private snapshot(): Promise<Snapshot> {
+  private snapshot(): Promise<CatalogView> {
     if (!this.inFlight) return this.send();
     this.queued ??= this.inFlight
       .then(
@@ -125,7 +110,7 @@ export class CatalogCache {
     return this.queued;
   }
 
-  private send(): Promise<Snapshot> {
+  private send(): Promise<CatalogView> {
     this.reads++;
     const p = this.read();
     this.inFlight = p;
@@ -136,7 +121,7 @@ export class CatalogCache {
     return p;
   }
 
-  private async read(): Promise<Snapshot> {
+  private async read(): Promise<CatalogView> {
     const [r] = await this.db.query<{ v: unknown; until: unknown; rollup: unknown; live: unknown; live_from: unknown; live_to: unknown }>(SNAPSHOT_SQL, [], { prepare: true });
     const version = BigInt(String(r.v));
     // Only forward: an answer whose statement started before a change may return after it.
@@ -147,9 +132,16 @@ export class CatalogCache {
       this.plans = new Map();
       this.tokens = new Map();
     }
+    const until = r.until == null ? null : new Date(toMs(r.until));
+    const completeUntil = Promise.resolve(until);
+    // One view per read, shared by the answers that waited for it.
     return {
       version,
-      until: r.until == null ? null : new Date(toMs(r.until)),
+      completeUntil: () => completeUntil,
+      customer: (id) => this.cached(this.customers, id, async () => Object.freeze(await getCustomer(this.db, id))),
+      // Shared by every answer until the catalog moves: frozen, so no answer changes another's.
+      plan: (id) => this.cached(this.plans, id, async () => Object.freeze(await loadPlan(this.db, id))),
+      token: (id) => this.cached(this.tokens, id, () => tokenRow(this.db, id)),
       usage: {
         rollup: BigInt(String(r.rollup)),
         live: BigInt(String(r.live)),

@@ -15,7 +15,6 @@
  * Every error is caught per request: no stack trace leaves the process, and the server lives on.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
@@ -32,6 +31,7 @@ import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoi
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
 import { PlanError, pricesReport } from './reports.js';
 import { CachedReports } from './answer-cache-reports.js';
+import { newRequestId } from './request-id.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
 
@@ -72,8 +72,8 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   sendText(res, status, JSON.stringify(body), headers);
 }
 
-/** An answer already in JSON text (answer-cache-reports.ts). */
-function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+/** An answer already in JSON (answer-cache-reports.ts). */
+function sendText(res: ServerResponse, status: number, text: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -274,7 +274,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   const server = createServer((req, res) => {
     // One id per request, returned in a header and written in every log line about it, so a
     // client's report of a 5xx can be found in the log.
-    const requestId = randomBytes(8).toString('hex');
+    const requestId = newRequestId();
     res.setHeader('x-request-id', requestId);
     opts.observe?.(req, res);
     handle(req, res).catch((e: unknown) => {
