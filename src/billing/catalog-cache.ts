@@ -67,9 +67,11 @@ const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLE
        (SELECT sum(n) FROM usage_version WHERE part = 'rollup') AS rollup, (SELECT sum(n) FROM usage_version WHERE part = 'live') AS live,
        (SELECT min(hour) FROM live_hourly) AS live_from, (SELECT max(hour) FROM live_hourly) AS live_to`;
 
+const noop = () => undefined;
+
 export class CatalogCache {
   private version = -1n;
-  /** The read on its way to the warehouse, and the one queued behind it (see snapshot()). */
+  /** The read on its way to the warehouse, and the one that will be sent next (see snapshot()). */
   private inFlight: Promise<CatalogView> | null = null;
   private queued: Promise<CatalogView> | null = null;
   /** Statements that read the versions (for tests and the bench: fewer than answers under load). */
@@ -91,18 +93,19 @@ export class CatalogCache {
   }
 
   /**
-   * A read that started after this call, so it sees every change committed before the call
-   * (as a read of its own would), shared: while one read is on its way, the calls that come
-   * meanwhile wait for the next one, which is sent when it returns. Under load one statement
-   * serves many answers; at most two are outstanding.
+   * A read that starts after this call, so it sees every change committed before the call (as
+   * a read of its own would), shared: the calls of one turn of the event loop, and those that
+   * come while a read is on its way, share the next read, sent at the next turn once the one on
+   * its way has returned. Under load one statement serves many answers; at most one is
+   * outstanding. (PGlite runs a statement within the turn that sends it: without waiting for
+   * the turn's end, each answer of a turn would send its own.)
    */
   private snapshot(): Promise<CatalogView> {
-    if (!this.inFlight) return this.send();
-    this.queued ??= this.inFlight
-      .then(
-        () => undefined,
-        () => undefined,
-      )
+    if (this.queued) return this.queued;
+    const before = this.inFlight;
+    this.queued = new Promise<void>((resolve) => setImmediate(resolve))
+      // Its result or failure is not this read's: only its end is waited for.
+      .then(() => before?.then(noop, noop))
       .then(() => {
         this.queued = null;
         return this.send();
