@@ -117,15 +117,23 @@ export function lineJson(l: LineItem): LineJson {
   };
 }
 
-export async function usageReport(
-  db: Sql,
-  customer: BillingCustomer,
-  p: { from: number; to: number; timeZone: string; granularity: Granularity },
-  catalog: CatalogReader = liveCatalog(db),
-): Promise<UsageReport> {
+export interface UsageParams {
+  from: number;
+  to: number;
+  timeZone: string;
+  granularity: Granularity;
+}
+
+export async function usageReport(db: Sql, customer: BillingCustomer, p: UsageParams, catalog: CatalogReader = liveCatalog(db)): Promise<UsageReport> {
   // Read beside the usage, never after it: the claim stays on the safe side.
   const complete = completeUntil(db, p.timeZone, catalog);
   complete.catch(() => {}); // awaited below
+  const u = await usageAnswer(db, customer, p, catalog);
+  return { ...u, dataCompleteUntil: await complete };
+}
+
+/** The usage report without dataCompleteUntil (its last field): what answer-cache-reports.ts keeps. */
+export async function usageAnswer(db: Sql, customer: BillingCustomer, p: UsageParams, catalog: CatalogReader): Promise<Omit<UsageReport, 'dataCompleteUntil'>> {
   const plan = customer.planId ? await catalog.plan(customer.planId) : null;
   const u = await queryUsage(db, { customer: customer.id, ...p });
   return {
@@ -139,19 +147,25 @@ export async function usageReport(
     events: Number(u.events),
     series: u.series,
     byApi: u.byApi.map((a) => ({ api: a.api, calls: Number(a.calls), events: Number(a.events) })),
-    dataCompleteUntil: await complete,
   };
 }
 
-export async function costReport(
-  db: Sql,
-  customer: BillingCustomer,
-  p: { from: number; to: number; timeZone: string },
-  catalog: CatalogReader = liveCatalog(db),
-): Promise<CostReport> {
+export interface CostParams {
+  from: number;
+  to: number;
+  timeZone: string;
+}
+
+export async function costReport(db: Sql, customer: BillingCustomer, p: CostParams, catalog: CatalogReader = liveCatalog(db)): Promise<CostReport> {
   // Read beside the cost (its own round trip), never after it: the claim stays on the safe side.
   const complete = completeUntil(db, p.timeZone, catalog);
   complete.catch(() => {}); // awaited below; a PlanError first must not leave it unhandled
+  const c = await costAnswer(db, customer, p, catalog);
+  return { ...c, dataCompleteUntil: await complete };
+}
+
+/** The cost report without dataCompleteUntil (its last field): what answer-cache-reports.ts keeps. */
+export async function costAnswer(db: Sql, customer: BillingCustomer, p: CostParams, catalog: CatalogReader): Promise<Omit<CostReport, 'dataCompleteUntil'>> {
   const plan = await customerPlan(db, customer, catalog);
   const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.from, to: p.to });
   return {
@@ -166,7 +180,6 @@ export async function costReport(
     total: c.total,
     totalMinor: c.totalMinor.toString(),
     unpriced: unpricedOf(c.lines),
-    dataCompleteUntil: await complete,
   };
 }
 

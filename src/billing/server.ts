@@ -17,7 +17,6 @@
  * Every error is caught per request: no stack trace leaves the process, and the server lives on.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
@@ -32,7 +31,9 @@ import { listCustomersPage, type BillingCustomer } from './customers.js';
 import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
-import { PlanError, costReport, pricesReport, usageReport } from './reports.js';
+import { PlanError, pricesReport } from './reports.js';
+import { CachedReports } from './answer-cache-reports.js';
+import { newRequestId } from './request-id.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
 import type { EventsIntake } from './events/events-intake.js';
@@ -74,7 +75,11 @@ class HttpError extends Error {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body), headers);
+}
+
+/** An answer already in JSON (answer-cache-reports.ts). */
+function sendText(res: ServerResponse, status: number, text: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -156,6 +161,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   const now = opts.now ?? Date.now;
   const auth = new Authenticator(opts.db, opts.serviceTokens, now);
   const catalog = new CatalogCache(opts.db);
+  const reports = new CachedReports(opts.db);
   // 5xx answers are always logged (with their request id), also when the caller gave no logger.
   const log = opts.logger ?? createLogger('info', 'billing');
   const graceMs = opts.invoiceGraceMs;
@@ -256,7 +262,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         onlyParams(q, []);
         return send(res, 200, profile(customer));
       case 'usage':
-        return send(res, 200, await usageReport(opts.db, customer, parseUsageParams(q, customer.timeZone), view));
+        return sendText(res, 200, await reports.usage(customer, parseUsageParams(q, customer.timeZone), view));
       case 'invoices': {
         onlyParams(q, principal.kind === 'service' ? ['limit', 'cursor', 'grace'] : ['limit', 'cursor']);
         const pg = pageParams(q);
@@ -264,7 +270,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         return send(res, 200, { invoices: page.items, nextCursor: page.nextCursor });
       }
       case 'cost':
-        return send(res, 200, await costReport(opts.db, customer, parsePeriod(q, customer.timeZone), view));
+        return sendText(res, 200, await reports.cost(customer, parsePeriod(q, customer.timeZone), view));
       default:
         onlyParams(q, []);
         return send(res, 200, await pricesReport(opts.db, customer, now(), view));
@@ -295,7 +301,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   const server = createServer((req, res) => {
     // One id per request, returned in a header and written in every log line about it, so a
     // client's report of a 5xx can be found in the log.
-    const requestId = randomBytes(8).toString('hex');
+    const requestId = newRequestId();
     res.setHeader('x-request-id', requestId);
     opts.observe?.(req, res);
     handle(req, res).catch((e: unknown) => {

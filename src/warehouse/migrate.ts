@@ -16,10 +16,15 @@ export interface Migration {
 }
 
 export function loadMigrations(dir = assetPath('src/warehouse/migrations')): Migration[] {
-  return readdirSync(dir)
+  const list = readdirSync(dir)
     .filter((f) => /^\d+_.+\.sql$/.test(f))
     .sort()
     .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(`${dir}/${f}`, 'utf8') }));
+  // Versions are the key in schema_migrations: two files of one number (branches merged side by
+  // side) would apply only the first, everywhere, silently.
+  for (let i = 1; i < list.length; i++)
+    if (list[i]!.version === list[i - 1]!.version) throw new Error(`two migrations have version ${list[i]!.version}: ${list[i - 1]!.name} and ${list[i]!.name}; renumber one`);
+  return list;
 }
 
 /** Apply pending migrations; returns the versions applied now. */

@@ -47,3 +47,12 @@ test('no import runs upward (docs/architecture.md, Layering)', () => {
   }
   assert.deepEqual(bad, []);
 });
+
+test('migrations: one file per version (schema_migrations is keyed by it), numbered without gaps', async () => {
+  const { loadMigrations } = await import('../../src/warehouse/migrate.js');
+  const versions = loadMigrations().map((m) => m.version);
+  assert.deepEqual(versions, versions.map((_, i) => i + 1));
+  const dir = join(SRC, 'warehouse', 'migrations');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.sql'));
+  assert.equal(new Set(files.map((f) => f.split('_')[0])).size, files.length, `two files share a number: ${files.join(', ')}`);
+});
