@@ -71,8 +71,41 @@ export interface DemoInvoice {
   invoice: { id: string; period: string; status: string; calls: number; total: string; currency: string; finalizesAt: string };
 }
 
+/** A charge as the billing API shows it (docs/billing-api.md), the fields the demo reads. */
+interface ChargeView {
+  model?: string;
+  freeUnits?: number;
+  tiers?: { unitPrice?: string }[];
+  packagePrice?: string;
+  packageSize?: number;
+  unitPrice?: string;
+}
+
+/** The parts of the billing API's answers the demo reads. */
+interface UsageAnswer {
+  calls: number;
+  byApi: { api: string; calls: number; events: number }[];
+}
+interface CostAnswer {
+  total: string;
+  currency: string;
+  lines: { api: string; amount: string }[];
+}
+interface PricesAnswer {
+  prices: { api: string; charge: ChargeView }[];
+}
+interface InvoiceAnswer {
+  id: string;
+  period: string;
+  status: string;
+  calls: number;
+  total: string;
+  currency: string;
+  finalizesAt: string;
+}
+
 /** A price version as one short phrase: `0.0010/call`, `graduated 3 tiers`, `package 100 for 1.50`, `+1000 free`. */
-export function describeCharge(c: Record<string, any>): string {
+export function describeCharge(c: ChargeView): string {
   const free = c.freeUnits ? ` (${c.freeUnits} free/month)` : '';
   if (c.model === 'graduated' || c.model === 'volume') return `${c.model} ${c.tiers?.length ?? 0} tiers from ${c.tiers?.[0]?.unitPrice}/call${free}`;
   if (c.model === 'package') return `${c.packagePrice} per ${c.packageSize} calls${free}`;
@@ -157,25 +190,25 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     o.progress('asking the billing API');
     const from = new Date(Math.floor(tTraffic / HOUR_MS) * HOUR_MS - HOUR_MS).toISOString();
     const to = new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS + 2 * HOUR_MS).toISOString();
-    const get = async (path: string) => {
+    const get = async <T>(path: string): Promise<T> => {
       const res = await fetch(billing.url + path, { headers: { authorization: `Bearer ${serviceToken}` } });
-      const body = (await res.json()) as any;
+      const body = (await res.json()) as unknown;
       if (!res.ok) throw new Error(`billing API ${path}: ${res.status} ${JSON.stringify(body)}`);
-      return body;
+      return body as T;
     };
     const rows: DemoRow[] = [];
     const totals: DemoResult['totals'] = [];
     let ok = true;
     for (const c of customers) {
       const q = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
-      const usage = await get(`/v1/customers/${c.id}/usage?${q}&granularity=total`);
-      const cost = await get(`/v1/customers/${c.id}/cost?${q}`);
-      const apis = new Set<string>([...(usage.byApi as any[]).map((r) => r.api)]);
+      const usage = await get<UsageAnswer>(`/v1/customers/${c.id}/usage?${q}&granularity=total`);
+      const cost = await get<CostAnswer>(`/v1/customers/${c.id}/cost?${q}`);
+      const apis = new Set<string>([...usage.byApi.map((r) => r.api)]);
       for (const k of truth.cells.keys()) if (k.startsWith(c.id + '\t')) apis.add(k.split('\t')[1]);
       for (const api of [...apis].sort()) {
         const t = truth.cells.get(`${c.id}\t${api}`) ?? { calls: 0, events: 0 };
-        const u = (usage.byApi as any[]).find((r) => r.api === api) ?? { calls: 0, events: 0 };
-        const line = (cost.lines as any[]).find((l) => l.api === api);
+        const u = usage.byApi.find((r) => r.api === api) ?? { calls: 0, events: 0 };
+        const line = cost.lines.find((l) => l.api === api);
         const row = { customer: c.id, plan: c.plan, api, sentCalls: t.calls, billedCalls: Number(u.calls), sentEvents: t.events, meteredEvents: Number(u.events), amount: line ? String(line.amount) : '0' };
         if (row.sentCalls !== row.billedCalls || row.sentEvents !== row.meteredEvents) ok = false;
         rows.push(row);
@@ -185,12 +218,12 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     const invoices: DemoInvoice[] = [];
     for (const c of customers) {
       const period = new Intl.DateTimeFormat('en-CA', { timeZone: c.timeZone, year: 'numeric', month: '2-digit' }).format(new Date()).slice(0, 7);
-      const inv = await get(`/v1/customers/${c.id}/invoices/${period}`);
-      const prices = await get(`/v1/customers/${c.id}/prices`);
+      const inv = await get<InvoiceAnswer>(`/v1/customers/${c.id}/invoices/${period}`);
+      const prices = await get<PricesAnswer>(`/v1/customers/${c.id}/prices`);
       invoices.push({
         customer: c.id,
         timeZone: c.timeZone,
-        prices: (prices.prices as any[]).map((p) => `${p.api} ${describeCharge(p.charge)}`),
+        prices: prices.prices.map((p) => `${p.api} ${describeCharge(p.charge)}`),
         invoice: { id: inv.id, period: inv.period, status: inv.status, calls: Number(inv.calls), total: String(inv.total), currency: String(inv.currency), finalizesAt: String(inv.finalizesAt) },
       });
     }

@@ -102,7 +102,7 @@ export const LAKE_SELECT = LAKE_FIELDS.map((f) => {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-type Check = (o: any) => string | null;
+type Check = (o: Record<string, unknown>) => string | null;
 
 /** decodeEvent's shape check of one field: the reason, or null. */
 function shapeCheck(f: EventField): Check {
@@ -111,13 +111,25 @@ function shapeCheck(f: EventField): Check {
     case 'version':
       return (o) => (o[n] === SCHEMA_VERSION ? null : `unknown schema version ${JSON.stringify(o[n])}`);
     case 'uuid':
-      return (o) => (typeof o[n] === 'string' && UUID_RE.test(o[n]) ? null : `malformed event: ${n} is not a UUID`);
+      return (o) => {
+        const v = o[n];
+        return typeof v === 'string' && UUID_RE.test(v) ? null : `malformed event: ${n} is not a UUID`;
+      };
     case 'text':
-      return (o) => (typeof o[n] === 'string' && o[n].length > 0 && o[n].length <= MAX_TEXT ? null : `malformed event: ${n} missing or too long`);
+      return (o) => {
+        const v = o[n];
+        return typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT ? null : `malformed event: ${n} missing or too long`;
+      };
     case 'number':
       return f.decodeInteger
-        ? (o) => (Number.isSafeInteger(o[n]) && o[n] >= 0 ? null : `malformed event: ${n} is not epoch ms`)
-        : (o) => (typeof o[n] === 'number' && Number.isFinite(o[n]) && o[n] >= 0 ? null : `malformed event: ${n} is not a non-negative number`);
+        ? (o) => {
+            const v = o[n];
+            return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : `malformed event: ${n} is not epoch ms`;
+          }
+        : (o) => {
+            const v = o[n];
+            return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? null : `malformed event: ${n} is not a non-negative number`;
+          };
     case 'bool':
       return (o) => (typeof o[n] === 'boolean' ? null : `malformed event: ${n} is not a boolean`);
   }
@@ -128,8 +140,16 @@ function rangeCheck(f: EventField): Check | undefined {
   if (f.kind !== 'number') return undefined;
   const n = f.name;
   const max = f.max!;
-  if (f.integer) return (o) => (!Number.isSafeInteger(o[n]) ? `${n} ${o[n]} is not a whole number` : o[n] > max ? `${n} ${o[n]} out of range (at most ${max})` : null);
-  return (o) => (!(o[n] <= max) ? `${n} ${o[n]} out of range (at most ${max})` : null);
+  // shapeCheck passed first, so the value is a number here.
+  if (f.integer)
+    return (o) => {
+      const v = o[n] as number;
+      return !Number.isSafeInteger(v) ? `${n} ${v} is not a whole number` : v > max ? `${n} ${v} out of range (at most ${max})` : null;
+    };
+  return (o) => {
+    const v = o[n] as number;
+    return !(v <= max) ? `${n} ${v} out of range (at most ${max})` : null;
+  };
 }
 
 /** Built once: the version first (a reader of an unknown version should say so, whatever else is wrong). */

@@ -93,15 +93,16 @@ export const MAX_EVENT_BYTES = 64 * 1024;
 /** Decode and validate (the checks are schema.ts's field table); never throws (bad input goes to the dead-letter place with the reason). */
 export function decodeEvent(buf: Buffer): DecodeResult {
   if (buf.length > MAX_EVENT_BYTES) return { ok: false, reason: `oversized event: ${buf.length} bytes > ${MAX_EVENT_BYTES}` };
-  let o: any;
+  let o: unknown;
   try {
     o = JSON.parse(buf.toString('utf8'));
   } catch {
     return { ok: false, reason: 'malformed event: not JSON' };
   }
   if (typeof o !== 'object' || o === null) return { ok: false, reason: 'malformed event: not an object' };
+  const fields = o as Record<string, unknown>;
   for (let i = 0; i < SHAPE_CHECKS.length; i++) {
-    const reason = SHAPE_CHECKS[i](o);
+    const reason = SHAPE_CHECKS[i]!(fields);
     if (reason !== null) return { ok: false, reason };
   }
   return { ok: true, event: o as UsageEvent };

@@ -26,7 +26,7 @@ export const DEFAULT_TIME_BOUNDS: EventTimeBounds = { pastLimitMs: 35 * 86_400_0
  */
 export function unstorableReason(e: UsageEvent): string | null {
   for (let i = 0; i < RANGE_CHECKS.length; i++) {
-    const reason = RANGE_CHECKS[i](e);
+    const reason = RANGE_CHECKS[i]!(e as unknown as Record<string, unknown>);
     if (reason !== null) return reason;
   }
   return null;

@@ -32,16 +32,17 @@ function parseDate(v: string): Date | string {
   return /^\d{4}-\d{2}-\d{2}$/.test(v) ? new Date(`${v}T00:00:00Z`) : v;
 }
 
-const arrayParser = (pg.types as any).arrayParser as { create(s: string, f: (x: string) => unknown): { parse(): unknown[] } } | undefined;
+// pg's array parser is not in its type definitions.
+const arrayParser = (pg.types as unknown as { arrayParser?: { create(s: string, f: (x: string) => unknown): { parse(): unknown[] } } }).arrayParser;
 
 const types = {
-  getTypeParser(oid: number, format?: string): any {
+  getTypeParser(oid: number, format?: string): (v: string) => unknown {
     if (format !== 'binary') {
       if (oid === INT8) return parseInt8;
       if (oid === DATE) return parseDate;
       if (oid === INT8_ARRAY && arrayParser) return (v: string) => arrayParser.create(v, parseInt8).parse();
     }
-    return (pg.types.getTypeParser as any)(oid, format);
+    return (pg.types.getTypeParser as (oid: number, format?: string) => (v: string) => unknown)(oid, format);
   },
 };
 
@@ -105,7 +106,7 @@ export class PgWarehouse implements Warehouse {
 
   async query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]> {
     const name = opts?.prepare ? this.statementName(text) : undefined;
-    const r = name ? await this.pool.query({ name, text, values: params as any[] }) : await this.pool.query(text, params as any[]);
+    const r = name ? await this.pool.query({ name, text, values: params }) : await this.pool.query(text, params);
     return r.rows as T[];
   }
 
@@ -127,7 +128,7 @@ export class PgWarehouse implements Warehouse {
     try {
       await client.query('BEGIN');
       const tx: Sql = {
-        query: async <R,>(text: string, params?: unknown[]) => (await client.query(text, params as any[])).rows as R[],
+        query: async <R,>(text: string, params?: unknown[]) => (await client.query(text, params)).rows as R[],
       };
       const out = await fn(tx);
       await client.query('COMMIT');

@@ -35,13 +35,13 @@ export class PgliteWarehouse implements Warehouse {
   }
 
   async query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]> {
-    const r = await this.db.query<T>(text, params as any[]);
+    const r = await this.db.query<T>(text, params);
     return r.rows;
   }
 
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) =>
-      fn({ query: async <R,>(text: string, params?: unknown[]) => (await tx.query<R>(text, params as any[])).rows }),
+      fn({ query: async <R,>(text: string, params?: unknown[]) => (await tx.query<R>(text, params)).rows }),
     );
   }
 
