@@ -85,13 +85,13 @@ async function consumeKafka(): Promise<{ records: number; files: number }> {
   await consumer.connect();
   await consumer.subscribe({ topic: a.topic, fromBeginning: true });
   let n = 0;
-  let bytes = 0;
+  let _bytes = 0;
   await new Promise<void>((resolve) => {
     void consumer.run({
       eachBatchAutoResolve: true,
       eachBatch: async ({ batch }) => {
         mark();
-        for (const m of batch.messages) bytes += m.value?.length ?? 0;
+        for (const m of batch.messages) _bytes += m.value?.length ?? 0;
         n += batch.messages.length;
         if (n >= a.expect) resolve();
       },

@@ -110,7 +110,7 @@ async function pump(b: EventBatcher, events: UsageEvent[], until: 'log' | 'durab
   await (until === 'log' ? b.flush() : b.flushDurable());
   const ms = performance.now() - t0;
   const us = Array.from(lat, (x) => x * 1000);
-  return { ms, p50: percentile(us, 50), p99: percentile(us, 99), p999: percentile(us, 99.9), max: us.reduce((a, x) => (x > a ? x : a), 0), dropped: b.stats().dropped - dropped0 };
+  return { ms, p50: percentile(us, 50), p99: percentile(us, 99), p999: percentile(us, 99.9), max: us.reduce((a, x) => (Math.max(x , a)), 0), dropped: b.stats().dropped - dropped0 };
 }
 
 /** Strict mode: STRICT_CALLERS callers, each awaiting `addDurable` before its next event. */

@@ -5,7 +5,7 @@
  * - every command that prints data lists `--json` in its own --help. The flag itself is the
  *   program's (accepted anywhere on the line); this makes it visible where it is used.
  */
-import { Command, type CommanderError } from 'commander';
+import type { Command, CommanderError } from 'commander';
 
 /** Long-running services: they print logs, not data, so no --json. */
 const NO_JSON = new Set(['gateway', 'serve-billing', 'dev']);

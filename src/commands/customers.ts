@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { ensureCatalog } from './default-catalog.js';
-import { action, contextOf, printJson, withWarehouse } from './context.js';
-import { openWarehouse } from '../runtime/backends.js';
+import { printJson, withWarehouse } from './context.js';
 import { UserError } from '../ground/errors.js';
 import { getCustomer, listCustomers, upsertCustomer } from '../billing/customers.js';
 import { getInvoice } from '../billing/invoices.js';

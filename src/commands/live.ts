@@ -3,15 +3,8 @@ import { parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
 import { startLiveRole } from '../runtime/roles.js';
-import { UserError } from '../ground/errors.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 import { startObservability } from '../observability/admin.js';
-
-function positiveInt(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} ${v} must be an integer >= ${min}`);
-  return n;
-}
 
 export function registerLive(program: Command): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
-import { catalogOf, startBillingRole } from '../runtime/roles.js';
+import { startBillingRole } from '../runtime/roles.js';
 import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
 

@@ -17,6 +17,6 @@ export function presentedKey(headers: IncomingHttpHeaders): PresentedKey | null 
   }
   const x = headers['x-api-key'];
   const v = Array.isArray(x) ? x[0] : x;
-  if (v && v.trim()) return { key: v.trim(), header: 'x-api-key' };
+  if (v?.trim()) return { key: v.trim(), header: 'x-api-key' };
   return null;
 }

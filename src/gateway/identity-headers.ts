@@ -10,7 +10,7 @@
  * or method. Names are compared with `_` read as `-`: CGI-style servers (PHP, WSGI, Rack) map
  * both `X-Tenant-Id` and `X_Tenant_Id` to HTTP_X_TENANT_ID.
  */
-import { HeaderPatternError, parseHeaderPattern } from '../ground/header-pattern.js';
+import { parseHeaderPattern } from '../ground/header-pattern.js';
 
 export const IDENTITY_PREFIXES: readonly string[] = [
   'x-tenant',

@@ -57,7 +57,7 @@ export async function createKey(
   if (!CUSTOMER_RE.test(opts.customer))
     throw new KeyInputError(`invalid customer id ${JSON.stringify(opts.customer)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
   if (!opts.plan) throw new KeyInputError('plan is required');
-  if (opts.plans && !Object.prototype.hasOwnProperty.call(opts.plans, opts.plan))
+  if (opts.plans && !Object.hasOwn(opts.plans, opts.plan))
     throw new KeyInputError(`unknown plan ${JSON.stringify(opts.plan)}: the catalog has ${Object.keys(opts.plans).join(', ') || 'no plans'}`);
   const key = KEY_PREFIX + randomBase62(32);
   const id = 'key_' + randomBase62(16);
@@ -279,7 +279,7 @@ export class KeyStore {
     try {
       this.counts.dbQueries++;
       rows = await this.db.query<KeyDbRow>(SELECT_KEYS, [[hex]]);
-    } catch (err) {
+    } catch (_err) {
       this.counts.dbErrors++;
       this.counts.staleServed++;
       return stale.identity;

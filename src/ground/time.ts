@@ -13,7 +13,7 @@ const RESOLVED_MAX = 1000;
 export function resolveTimeZone(tz: string): string | null {
   // Names only (Area/City, UTC, Etc/GMT+5): never POSIX strings like "UTC+5" or bare offsets,
   // which Postgres reads with the opposite sign.
-  if (typeof tz !== 'string' || !/^[A-Za-z][A-Za-z0-9_+\-]*(\/[A-Za-z0-9_+\-]+){0,2}$/.test(tz) || tz.length > 64) return null;
+  if (typeof tz !== 'string' || !/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/.test(tz) || tz.length > 64) return null;
   const known = resolved.get(tz);
   if (known !== undefined) return known;
   let name: string | null;

@@ -145,7 +145,7 @@ export class WebHdfsLake implements Lake {
   private async fetchToCache(path: string): Promise<string> {
     const local = join(this.cacheDir, ...posix.normalize(`/${path}`).slice(1).split('/'));
     const st = await this.client.status(this.abs(path));
-    if (!st || st.type !== 'FILE') throw new WebHdfsError(`materialize ${path}: no such file in the lake`, 404, 'FileNotFoundException');
+    if (st?.type !== 'FILE') throw new WebHdfsError(`materialize ${path}: no such file in the lake`, 404, 'FileNotFoundException');
     const have = await stat(local).catch(() => null);
     if (have && have.size === st.length) {
       await this.cache.use(local, st.length);

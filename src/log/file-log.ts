@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import type { LogConsumer, LogProducer, ProducerRecord, UsageLog } from './log.js';
 import { partitionFor } from './log.js';
 import { PartitionWriter, type WriterStats } from './file-log/writer.js';
-import { PartitionCursor } from './file-log/cursor.js';
-import { FileLogConsumer, type ConsumerHost } from './file-log/consumer.js';
+import type { PartitionCursor } from './file-log/cursor.js';
+import { FileLogConsumer, } from './file-log/consumer.js';
 import { takeLock } from '../ground/pid-lock.js';
 import { listSegments, scanValidEnd, segmentPath } from './file-log/segments.js';
 import { groupFileName } from './file-log/offsets.js';
@@ -167,8 +167,7 @@ export class FileLog implements UsageLog {
   async consumer(group: string): Promise<LogConsumer> {
     groupFileName(group); // validates the name now rather than at first commit
     await this.init();
-    const host: ConsumerHost = this;
-    const c = new FileLogConsumer(host, group);
+    const c = new FileLogConsumer(this, group);
     this.consumers.add(c);
     return c;
   }

@@ -334,7 +334,7 @@ export class Rollup {
    */
   private async compactClosed(): Promise<void> {
     const c = this.compaction;
-    if (!c || !c.afterMs || Date.now() - this.compactedAt < 60_000) return;
+    if (!c?.afterMs || Date.now() - this.compactedAt < 60_000) return;
     this.compactedAt = Date.now();
     const s = await compact({ lake: this.lake, topic: c.topic, targetBytes: c.targetBytes, closedBefore: Date.now() - c.afterMs, maxMerges: 200 });
     if (s.merged || s.leftoversRemoved) this.logger?.info(`compacted ${s.hours.length} hours: ${s.filesBefore} files into ${s.merged} (${s.bytesBefore} -> ${s.bytesAfter} bytes), ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms`);

@@ -29,7 +29,7 @@ function pathAttack(group: string, tricks: PathTrick[]): Attack {
         const billed = out.filter((o) => o.ok && o.trick.expect === 'billed').length;
         const r400 = out.filter((o) => o.ok && o.status === 400).length;
         const r404 = out.filter((o) => o.ok && o.status === 404).length;
-        const free = out.filter((o) => o.hit && (!o.event || !o.event.billable || o.event.api !== o.hit.served)).length;
+        const free = out.filter((o) => o.hit && (!o.event?.billable || o.event.api !== o.hit.served)).length;
         const bad = out.filter((o) => !o.ok);
         return {
           ok: bad.length === 0,

@@ -5,7 +5,6 @@
  * per customer, API and hour; compare.ts judges it against the traffic's ground truth.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startLocationApi, type LocationApi } from '../../fixtures/location-api/server.js';

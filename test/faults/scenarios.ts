@@ -208,7 +208,7 @@ export const rebalance: ScenarioDef = {
   },
 };
 
-async function outage(w: ScenarioWorld, ctx: Ctx, service: 'kafka' | 'hdfs' | 'postgres' | 'redis', during?: () => Promise<void>): Promise<void> {
+async function outage(_w: ScenarioWorld, ctx: Ctx, service: 'kafka' | 'hdfs' | 'postgres' | 'redis', during?: () => Promise<void>): Promise<void> {
   await stopService(service);
   ctx.log(`${service} stopped for ${ctx.outageMs / 1000} s`);
   const end = Date.now() + ctx.outageMs;

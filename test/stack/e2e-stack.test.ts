@@ -1,7 +1,6 @@
 /** The same ground truth as the embedded run, on Kafka + HDFS + Postgres + Redis started on loopback. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config/config.js';
 import { groundTruthRun } from '../support/pipeline.js';

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { assetPath } from '../../src/config/assets.js';
-import { Spool } from '../../src/gateway/spool/spool.js';
+import type { Spool } from '../../src/gateway/spool/spool.js';
 import { openSpoolSlot, spoolSlotDir } from '../../src/gateway/spool/spool-slot.js';
 import { UserError } from '../../src/ground/errors.js';
 import { freshDatabase, stackEnv } from '../support/stack.js';

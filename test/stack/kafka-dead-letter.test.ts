@@ -8,7 +8,6 @@ import type { LogRecord } from '../../src/log/log.js';
 import { KafkaDeadLetter, type KafkaDeadLetterEntry } from '../../src/log/kafka-dead-letter.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 
 const env = await stackEnv(['kafka']);

@@ -8,7 +8,6 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { openWarehouse } from '../../src/runtime/backends.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';

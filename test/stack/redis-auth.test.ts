@@ -7,7 +7,6 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { openLimiter } from '../../src/runtime/backends.js';
 import { runDoctor } from '../../src/runtime/doctor.js';

@@ -12,10 +12,7 @@ import { rmSync, readdirSync, statSync, statfsSync, openSync, writeSync, closeSy
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stackEnv } from '../support/stack.js';
-import { KafkaLog } from '../../src/log/kafka-log.js';
-import type { LogRecord } from '../../src/log/log.js';
 import { Spool, SpoolFullError } from '../../src/gateway/spool/spool.js';
-import { SpoolingProducer } from '../../src/gateway/spool/spooling-producer.js';
 import { decodeEvent } from '../../src/events/usage-event.js';
 import { until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';

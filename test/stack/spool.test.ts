@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { stackEnv } from '../support/stack.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
-import type { LogRecord } from '../../src/log/log.js';
 import { Spool, SpoolFullError } from '../../src/gateway/spool/spool.js';
 import { SpoolingProducer } from '../../src/gateway/spool/spooling-producer.js';
 import type { Gateway } from '../../src/gateway/server.js';
@@ -20,7 +19,7 @@ import { decodeEvent } from '../../src/events/usage-event.js';
 import { until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
 import { Forwarder, freePort } from '../support/net.js';
-import { closeKeysDb, newTopic as newTopicOn, spooledGateway, topicRecords as topicRecordsOf, uniq } from '../support/spooled-gateway.js';
+import { closeKeysDb, newTopic as newTopicOn, spooledGateway, topicRecords as topicRecordsOf, } from '../support/spooled-gateway.js';
 
 // Per-test cleanup (t.after): the root after() hook only runs once the event loop is idle, which
 // an open gateway or a retrying Kafka client never lets happen.

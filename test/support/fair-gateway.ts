@@ -5,7 +5,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';

@@ -5,7 +5,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { defaults, type MeterConfig } from '../../src/config/config.js';
 import { openLog } from '../../src/runtime/backends.js';
 import { startGatewayRole } from '../../src/runtime/roles.js';

@@ -13,7 +13,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { KeyStore, createKey } from '../../src/gateway/keys.js';

@@ -40,7 +40,7 @@ function answerOf(s: Socket, t0: number): Promise<SlowResult> {
   });
 }
 
-function fleet(count: number, port: number, head: (i: number) => string, trickle: (s: Socket, tick: number) => boolean | void, everyMs: number): SlowClients {
+function fleet(count: number, port: number, head: (i: number) => string, trickle: (s: Socket, tick: number) => boolean | undefined, everyMs: number): SlowClients {
   const sockets: Socket[] = [];
   let finished = 0;
   const results = Array.from({ length: count }, (_, i) => {

@@ -52,7 +52,7 @@ test('usage errors exit 2 on every level, with one clear line and no stack trace
 test('--json is in the --help of every command that prints data, and works before or after the command', () => {
   const commands = (help: string) => {
     const block = help.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
-    return block.split('\n').map((l) => /^  ([a-z-]+)/.exec(l)?.[1]).filter((c): c is string => !!c && c !== 'help');
+    return block.split('\n').map((l) => /^ {2}([a-z-]+)/.exec(l)?.[1]).filter((c): c is string => !!c && c !== 'help');
   };
   const leaves: string[][] = [];
   for (const top of commands(meter(['--help']).out)) {
@@ -132,7 +132,7 @@ test('one duration syntax: 500ms, 30s, 2m, 1h, 30d; a bare number keeps its old 
   assert.equal(meter(['ingest', '--once', '--timeout', '30000', '--json'], dir).code, 0);
   const bad = meter(['doctor', '--timeout', '15 seconds']);
   assert.equal(bad.code, 2);
-  assert.match(bad.err, /--timeout "15 seconds" is not a duration\n  hint: e\.g\. --timeout 500ms, 30s, 2m, 1h or 30d/);
+  assert.match(bad.err, /--timeout "15 seconds" is not a duration\n {2}hint: e\.g\. --timeout 500ms, 30s, 2m, 1h or 30d/);
 });
 
 test('ids are arguments: invoices show acme == invoices show --customer acme; both different is exit 2', () => {
@@ -150,7 +150,7 @@ test('ids are arguments: invoices show acme == invoices show --customer acme; bo
   assert.match(both.err, /two different customers/);
   const none = meter(['tokens', 'create'], dir);
   assert.equal(none.code, 2);
-  assert.match(none.err, /missing customer\n  hint: e\.g\. meter tokens create acme/);
+  assert.match(none.err, /missing customer\n {2}hint: e\.g\. meter tokens create acme/);
   assert.match(meter(['tokens', 'create', 'acme'], dir).out, /\S{16,}/);
 });
 

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { groundTruthRun } from '../support/pipeline.js';
 import { tempDir } from '../support/tmp.js';

@@ -19,7 +19,7 @@ import type { LogRecord } from '../../src/log/log.js';
 const LIMITS = { pastLimitMs: 1e15, futureLimitMs: 1e15 };
 
 /** A value of the field from the table alone: its kind and bounds (`edge`: the largest it takes). */
-function valueOf(f: EventField, i: number, edge: boolean): unknown {
+function valueFor(f: EventField, i: number, edge: boolean): unknown {
   switch (f.kind) {
     case 'version':
       return SCHEMA_VERSION;
@@ -38,7 +38,7 @@ function valueOf(f: EventField, i: number, edge: boolean): unknown {
 /** An event made from the table; the billable rule ties billable to status. */
 function eventOf(i: number, edge: boolean): UsageEvent {
   const o: Record<string, unknown> = {};
-  for (const f of EVENT_FIELDS) o[f.name] = valueOf(f, i, edge);
+  for (const f of EVENT_FIELDS) o[f.name] = valueFor(f, i, edge);
   o.billable = isBillable(o.status as number);
   return o as unknown as UsageEvent;
 }

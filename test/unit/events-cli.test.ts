@@ -83,7 +83,7 @@ test('user mistakes: one line and a hint, exit 2', async () => {
   writeFileSync(file, JSON.stringify(ev('z')) + '\n');
   const wrong = await meter(['events', 'send', file, '--url', billing.url, '--token', 'not-a-token']);
   assert.equal(wrong.code, 2);
-  assert.match(wrong.err, /answered 401.*\n  hint: use a service token/);
+  assert.match(wrong.err, /answered 401.*\n {2}hint: use a service token/);
   const missing = await meter(['events', 'send', join(dir, 'nope.jsonl'), '--url', billing.url, '--token', SERVICE]);
   assert.equal(missing.code, 2);
   assert.match(missing.err, /cannot read .*nope\.jsonl: no such file/);

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
@@ -87,7 +86,7 @@ describe('gateway', () => {
   const suiteStart = Date.now();
   let db: PgliteWarehouse;
   let upstream: Server;
-  let seen: Seen[] = [];
+  const seen: Seen[] = [];
   let dir: string;
   let log: FileLog;
   let producer: LogProducer;

@@ -86,7 +86,7 @@ describe('KeyStore', () => {
 
   it('resolves a key to its identity and caches it', async () => {
     const k = await createKey(db, { customer: 'acme', plan: 'pro', plans });
-    let t = 0;
+    const t = 0;
     const store = new KeyStore(db, { ttlMs: 5000, now: () => t });
     assert.deepEqual(await store.resolve(k.key), { keyId: k.id, customer: 'acme', plan: 'pro' });
     assert.deepEqual(await store.resolve(k.key), { keyId: k.id, customer: 'acme', plan: 'pro' });

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileLog } from '../../src/log/file-log.js';
-import type { LogProducer, ProducerRecord } from '../../src/log/log.js';
+import type { ProducerRecord } from '../../src/log/log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';

@@ -12,7 +12,7 @@
  * down. A spool left by a crash is shipped first: a new process starts in spooling mode.
  */
 import type { LogProducer, ProducerRecord } from '../../log/log.js';
-import { Spool, SpoolFullError, type SpoolStats } from './spool.js';
+import { type Spool, SpoolFullError, type SpoolStats } from './spool.js';
 import { Shipper, type ShipperStats } from './shipper.js';
 
 export { SpoolFullError };

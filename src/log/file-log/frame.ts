@@ -67,7 +67,7 @@ export function scanFrames(
   buf: Buffer,
   start: number,
   end: number,
-  onRecord: (offset: number, timestamp: number, p: number, len: number) => boolean | void,
+  onRecord: (offset: number, timestamp: number, p: number, len: number) => boolean | undefined,
 ): ScanResult {
   let pos = start;
   while (true) {

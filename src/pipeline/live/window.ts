@@ -31,7 +31,7 @@ export class LiveWindow {
    * Take one record; records below `next` (redelivered) are ignored. RECHECK: the customer
    * check needs a load first (nothing was taken; call `customers.recheck` and add it again).
    */
-  add(r: LogRecord, limits: EventTimeBounds, customers?: CustomerCheck): void | typeof RECHECK {
+  add(r: LogRecord, limits: EventTimeBounds, customers?: CustomerCheck): undefined | typeof RECHECK {
     if (r.offset < this.next) return;
     const a = acceptRecord(r, limits);
     const refused = a.ok && customers ? customers.verdict(a.event.customer, r.timestamp) : null;
