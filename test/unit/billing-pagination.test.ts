@@ -8,6 +8,7 @@ import { upsertCustomer } from '../../src/billing/customers.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
+import { Agent, fetch } from 'undici';
 
 const SERVICE = 'svc-pagination-test-token-0123456789';
 const N = 230;
@@ -28,10 +29,16 @@ before(async () => {
 after(async () => {
   await server.close();
   await db.close();
+  await noReuse.close();
 });
 
+// A new connection per request. The server shares this process, and PGlite's queries hold the
+// event loop without a timer turn: after finalizeInvoices held it past the server's keep-alive
+// timeout, a reused idle connection was closed under the next request (ECONNRESET, seen on a busy
+// box on Node 24).
+const noReuse = new Agent({ pipelining: 0 });
 async function get(path: string, auth = SERVICE): Promise<{ status: number; body: any }> {
-  const r = await fetch(server.url + path, { headers: { authorization: `Bearer ${auth}` } });
+  const r = await fetch(server.url + path, { headers: { authorization: `Bearer ${auth}` }, dispatcher: noReuse });
   return { status: r.status, body: await r.json() };
 }
 
