@@ -51,9 +51,15 @@ export function acceptRecord(r: LogRecord, limits: EventTimeBounds): Accepted {
   const forged = billableReason(e);
   if (forged) return { ok: false, reason: forged };
   if (e.time < r.timestamp - limits.pastLimitMs)
-    return { ok: false, reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.pastLimitMs} ms before its log time ${new Date(r.timestamp).toISOString()}` };
+    return {
+      ok: false,
+      reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.pastLimitMs} ms before its log time ${new Date(r.timestamp).toISOString()}`,
+    };
   if (e.time > r.timestamp + limits.futureLimitMs)
-    return { ok: false, reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.futureLimitMs} ms after its log time ${new Date(r.timestamp).toISOString()}` };
+    return {
+      ok: false,
+      reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.futureLimitMs} ms after its log time ${new Date(r.timestamp).toISOString()}`,
+    };
   return d;
 }
 
@@ -165,7 +171,19 @@ for (let c = 0x30; c <= 0x39; c++) CLASS[c] |= DIGIT | HEX;
 for (let c = 0x61; c <= 0x66; c++) CLASS[c] |= HEX;
 
 /** The gateway's spelling of an event (usage-event.ts: encodeEvent of the gateway's object), between the values. */
-const GATEWAY = ['{"v":1,"id":"', '","time":', ',"customer":"', '","keyId":"', '","api":"', '","method":"', '","status":', ',"latencyMs":', ',"bytesIn":', ',"bytesOut":', ',"billable":'].map((t) => Buffer.from(t));
+const GATEWAY = [
+  '{"v":1,"id":"',
+  '","time":',
+  ',"customer":"',
+  '","keyId":"',
+  '","api":"',
+  '","method":"',
+  '","status":',
+  ',"latencyMs":',
+  ',"bytesIn":',
+  ',"bytesOut":',
+  ',"billable":',
+].map((t) => Buffer.from(t));
 const [G_V_ID, G_TIME, G_CUSTOMER, G_KEY, G_API, G_METHOD, G_STATUS, G_LATENCY, G_BYTES_IN, G_BYTES_OUT, G_BILLABLE] = GATEWAY;
 
 /** i + t.length if b holds t at i, else -1. */
@@ -230,7 +248,10 @@ function scanGatewayEvent(b: Buffer): number {
   // a `billable` that disagrees with the status takes the slow path, which names the reason
   if (b[i] === 0x74) {
     if (!(billable && i + 5 === n && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 && b[i + 4] === 0x7d)) return -1;
-  } else if (!(!billable && i + 6 === n && b[i] === 0x66 && b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 && b[i + 5] === 0x7d)) return -1;
+  } else if (
+    !(!billable && i + 6 === n && b[i] === 0x66 && b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 && b[i + 5] === 0x7d)
+  )
+    return -1;
   if (time > MAX_TIME) return -1;
   scanned.customerStart = cs;
   scanned.customerEnd = ce;

@@ -17,7 +17,20 @@ const now = Date.now();
 const make = (reversed: boolean): LogRecord[] =>
   Array.from({ length: n }, (_, i) => {
     const status = i % 10 ? 200 : 503;
-    const e = { v: 1, id: uuidv7(), time: now - 1000, customer: `customer-${i % 10_000}`, keyId: 'key_abc', api: 'locations.create', method: 'POST', status, latencyMs: 12, bytesIn: 100, bytesOut: 2000, billable: status < 400 };
+    const e = {
+      v: 1,
+      id: uuidv7(),
+      time: now - 1000,
+      customer: `customer-${i % 10_000}`,
+      keyId: 'key_abc',
+      api: 'locations.create',
+      method: 'POST',
+      status,
+      latencyMs: 12,
+      bytesIn: 100,
+      bytesOut: 2000,
+      billable: status < 400,
+    };
     const value = reversed ? Buffer.from(JSON.stringify(Object.fromEntries(Object.entries(e).reverse()))) : encodeEvent(e);
     return { partition: 0, offset: i, key: e.customer, value, timestamp: now };
   });

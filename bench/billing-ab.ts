@@ -82,7 +82,10 @@ if (atServer) {
   const runs = Number(runsArg ?? 3);
   const out: Record<'A' | 'B', { p50: number; p99: number }[]> = { A: [], B: [] };
   for (let i = 0; i < runs; i++) {
-    for (const [k, dist] of [['A', a], ['B', b]] as const) {
+    for (const [k, dist] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
       const r = await atServerOnce(dist);
       out[k].push(r);
       console.log(`run ${i + 1} ${k}: at the server p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`);
@@ -95,12 +98,21 @@ if (atServer) {
 
 const results: Record<'A' | 'B', { qps: number; p50: number; p99: number }[]> = { A: [], B: [] };
 for (let i = 0; i < runs; i++) {
-  for (const [k, dist] of [['A', a], ['B', b]] as const) {
+  for (const [k, dist] of [
+    ['A', a],
+    ['B', b],
+  ] as const) {
     const r = await once(dist);
     results[k].push(r);
     console.log(`run ${i + 1} ${k}: ${r.qps.toFixed(0)} q/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
   }
 }
-const m = (k: 'A' | 'B') => ({ qps: median(results[k].map((r) => r.qps)), p50: median(results[k].map((r) => r.p50)), p99: median(results[k].map((r) => r.p99)) });
+const m = (k: 'A' | 'B') => ({
+  qps: median(results[k].map((r) => r.qps)),
+  p50: median(results[k].map((r) => r.p50)),
+  p99: median(results[k].map((r) => r.p99)),
+});
 const [ma, mb] = [m('A'), m('B')];
-console.log(`medians of ${runs}, ${connections} connections: A ${ma.qps.toFixed(0)} q/s p50 ${ma.p50} p99 ${ma.p99} ms; B ${mb.qps.toFixed(0)} q/s p50 ${mb.p50} p99 ${mb.p99} ms; B/A ${(mb.qps / ma.qps).toFixed(2)}x`);
+console.log(
+  `medians of ${runs}, ${connections} connections: A ${ma.qps.toFixed(0)} q/s p50 ${ma.p50} p99 ${ma.p99} ms; B ${mb.qps.toFixed(0)} q/s p50 ${mb.p50} p99 ${mb.p99} ms; B/A ${(mb.qps / ma.qps).toFixed(2)}x`,
+);

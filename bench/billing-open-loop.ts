@@ -121,7 +121,16 @@ export function openLoop(url: string, rate: number, seconds: number, connections
     const s = [...lat].sort((a, b) => a - b);
     const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] : NaN);
     const c = process.cpuUsage(cpu0);
-    finish({ due: total, done: lat.length, bad, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN, seconds: (performance.now() - t0) / 1000, cpuMs: (c.user + c.system) / 1000 });
+    finish({
+      due: total,
+      done: lat.length,
+      bad,
+      p50: at(0.5),
+      p99: at(0.99),
+      max: s[s.length - 1] ?? NaN,
+      seconds: (performance.now() - t0) / 1000,
+      cpuMs: (c.user + c.system) / 1000,
+    });
   }
   // Send everything due by now, then look again on the next turn (a 1 ms timer: Node's finest);
   // requests carry their due time, so the tick's own lateness is counted in their latency.

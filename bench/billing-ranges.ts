@@ -76,7 +76,11 @@ async function load(db: Warehouse): Promise<void> {
   for (let c = 0; c <= OTHERS; c++) {
     const id = `cust-${String(c).padStart(3, '0')}`;
     await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ($1, $1, 'Asia/Seoul') ON CONFLICT (id) DO NOTHING`, [id]);
-    await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ($1, $2, 'bench', $3, 'mk_bench') ON CONFLICT (id) DO NOTHING`, [`key-${id}`, id, `hash-${id}`]);
+    await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ($1, $2, 'bench', $3, 'mk_bench') ON CONFLICT (id) DO NOTHING`, [
+      `key-${id}`,
+      id,
+      `hash-${id}`,
+    ]);
     // One customer per statement: usage_daily's triggers see one customer's rows at a time.
     await db.query(
       `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
@@ -107,7 +111,13 @@ function catalogJson() {
                   { unitPrice: '0.0010', freeUnits: 1000 },
                   { effectiveFrom: '2025-09-01T00:00:00Z', unitPrice: '0.0012', freeUnits: 1000 },
                 ]
-              : { model: 'graduated', tiers: [{ upTo: 100000, unitPrice: '0.002' }, { upTo: null, unitPrice: '0.001' }] },
+              : {
+                  model: 'graduated',
+                  tiers: [
+                    { upTo: 100000, unitPrice: '0.002' },
+                    { upTo: null, unitPrice: '0.001' },
+                  ],
+                },
           ]),
         ),
       },
@@ -172,7 +182,9 @@ async function main(): Promise<void> {
         loopDelayMaxMs: Number((h.max / 1e6).toFixed(1)),
       };
       results.push(row);
-      log(`${c.name.padEnd(58)} ${row.status} ${String(row.bytes).padStart(7)} B  p50 ${fmt(row.p50Ms, 2).padStart(7)} ms  p99 ${fmt(row.p99Ms, 2).padStart(7)} ms  max ${fmt(row.maxMs, 1).padStart(6)} ms  CPU ${fmt(row.cpuMsPerAnswer, 1).padStart(5)} ms/answer  loop delay p99/max ${row.loopDelayP99Ms}/${row.loopDelayMaxMs} ms`);
+      log(
+        `${c.name.padEnd(58)} ${row.status} ${String(row.bytes).padStart(7)} B  p50 ${fmt(row.p50Ms, 2).padStart(7)} ms  p99 ${fmt(row.p99Ms, 2).padStart(7)} ms  max ${fmt(row.maxMs, 1).padStart(6)} ms  CPU ${fmt(row.cpuMsPerAnswer, 1).padStart(5)} ms/answer  loop delay p99/max ${row.loopDelayP99Ms}/${row.loopDelayMaxMs} ms`,
+      );
     }
   } finally {
     await server.close();
@@ -180,7 +192,15 @@ async function main(): Promise<void> {
   }
   const loadNote = `load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end, on ${(await import('node:os')).cpus().length} cores`;
   log(loadNote);
-  const out = { load: loadNote, command: `node dist/bench/billing-ranges.js ${args.join(' ')}`.trim(), at: new Date().toISOString(), warehouse: EMBEDDED ? 'pglite' : 'postgres', requests: REQUESTS, others: OTHERS, results };
+  const out = {
+    load: loadNote,
+    command: `node dist/bench/billing-ranges.js ${args.join(' ')}`.trim(),
+    at: new Date().toISOString(),
+    warehouse: EMBEDDED ? 'pglite' : 'postgres',
+    requests: REQUESTS,
+    others: OTHERS,
+    results,
+  };
   if (OUT) writeFileSync(OUT, JSON.stringify(out, null, 2) + '\n');
 }
 

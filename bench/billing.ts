@@ -51,7 +51,9 @@ const custId = (c: number) => `bench-${String(c).padStart(4, '0')}`;
 
 /** Loads (once per size) the raw table of `customers` customers and every customer's hourly rows from it. */
 async function prepare(db: Warehouse, rawRows: number, customers: number, log: (m: string) => void): Promise<void> {
-  await db.query(`CREATE TABLE IF NOT EXISTS bench_raw_usage (customer_id text NOT NULL, api text NOT NULL, event_time timestamptz NOT NULL, billable boolean NOT NULL)`);
+  await db.query(
+    `CREATE TABLE IF NOT EXISTS bench_raw_usage (customer_id text NOT NULL, api text NOT NULL, event_time timestamptz NOT NULL, billable boolean NOT NULL)`,
+  );
   await db.query(`CREATE TABLE IF NOT EXISTS bench_meta (k text PRIMARY KEY, v text NOT NULL)`);
   const want = `${rawRows}:${customers}:v2-many-customers`;
   const have = await db.query<{ v: string }>(`SELECT v FROM bench_meta WHERE k = 'billing'`);
@@ -83,10 +85,11 @@ async function prepare(db: Warehouse, rawRows: number, customers: number, log: (
   for (let c = 0; c < customers; c++) {
     const id = custId(c);
     await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING`, [id]);
-    await db.query(
-      `INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ($1, $2, 'bench', $3, 'mk_bench') ON CONFLICT (id) DO NOTHING`,
-      [`key-${id}`, id, `hash-${id}`],
-    );
+    await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ($1, $2, 'bench', $3, 'mk_bench') ON CONFLICT (id) DO NOTHING`, [
+      `key-${id}`,
+      id,
+      `hash-${id}`,
+    ]);
   }
   await db.query(`INSERT INTO bench_meta (k, v) VALUES ('billing', $1)`, [want]);
 }
@@ -119,7 +122,9 @@ function openLoop(url: string, rate: number, seconds: number, headers: Record<st
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'billing-open-loop.js');
   const args = [script, url, String(Math.round(rate)), String(seconds), String(OPEN_LOOP_CONNECTIONS), ...Object.entries(headers).map(([k, v]) => `${k}=${v}`)];
   return new Promise((resolve, reject) =>
-    execFile(process.execPath, args, { timeout: (seconds + 120) * 1000 }, (err, out, errOut) => (err ? reject(new Error(`open-loop load failed: ${err.message}\n${errOut}`)) : resolve(JSON.parse(out) as OpenLoopResult))),
+    execFile(process.execPath, args, { timeout: (seconds + 120) * 1000 }, (err, out, errOut) =>
+      err ? reject(new Error(`open-loop load failed: ${err.message}\n${errOut}`)) : resolve(JSON.parse(out) as OpenLoopResult),
+    ),
   );
 }
 
@@ -133,7 +138,12 @@ interface SideRun {
   bad: number;
 }
 
-const perQuery = (c: CpuSample, n: number) => ({ server: c.server / n, load: c.load / n, postgres: c.postgres / n, total: (c.server + c.load + c.postgres) / n });
+const perQuery = (c: CpuSample, n: number) => ({
+  server: c.server / n,
+  load: c.load / n,
+  postgres: c.postgres / n,
+  total: (c.server + c.load + c.postgres) / n,
+});
 
 async function measureSide(url: string, seconds: number, headers: Record<string, string>, pm: number | null): Promise<Pick<SideRun, 'rps' | 'cpu' | 'bad'>> {
   const c0 = cpuNow(pm);
@@ -155,7 +165,9 @@ export async function benchBilling(o: BenchOptions): Promise<Row[]> {
   // Other stages (rollup) churn usage_hourly in this database: measure on a vacuumed table, as autovacuum would leave it.
   await db.query('VACUUM ANALYZE usage_hourly');
   await db.query('VACUUM ANALYZE usage_daily');
-  o.log(`billing: data ready in ${fmt((performance.now() - t0) / 1000, 1)} s (${db.kind}; Postgres CPU ${pm ? `counted, postmaster ${pm}` : 'not counted (embedded or no pid file)'})`);
+  o.log(
+    `billing: data ready in ${fmt((performance.now() - t0) / 1000, 1)} s (${db.kind}; Postgres CPU ${pm ? `counted, postmaster ${pm}` : 'not counted (embedded or no pid file)'})`,
+  );
 
   const meter = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: [TOKEN] });
   const raw = await startRawBilling({ db, token: TOKEN });
@@ -177,7 +189,8 @@ export async function benchBilling(o: BenchOptions): Promise<Row[]> {
     const body = await first.text();
     const a = JSON.parse(body) as { totalMinor: string; lines: unknown[] };
     const b = (await (await fetch(raw.url + path, { headers })).json()) as { totalMinor: string; lines: unknown[] };
-    if (a.totalMinor !== b.totalMinor || a.lines.length !== APIS.length) throw new Error(`meter and raw disagree: ${JSON.stringify(a).slice(0, 300)} vs ${JSON.stringify(b).slice(0, 300)}`);
+    if (a.totalMinor !== b.totalMinor || a.lines.length !== APIS.length)
+      throw new Error(`meter and raw disagree: ${JSON.stringify(a).slice(0, 300)} vs ${JSON.stringify(b).slice(0, 300)}`);
     trivial = await startTrivialServer(body);
 
     const seconds = o.smoke ? 1 : 10;
@@ -246,7 +259,10 @@ export async function benchBilling(o: BenchOptions): Promise<Row[]> {
         metric: 'CPU per query at max rate, every process of the side (server, load generator, Postgres)',
         meter: cpuText(sides.meter),
         baseline: cpuText(sides.trivial),
-        ratio: ratio(med(sides.trivial, (r) => r.cpu.total), med(sides.meter, (r) => r.cpu.total)),
+        ratio: ratio(
+          med(sides.trivial, (r) => r.cpu.total),
+          med(sides.meter, (r) => r.cpu.total),
+        ),
         target: 'n/a',
         met: 'n/a',
       },
@@ -258,7 +274,7 @@ export async function benchBilling(o: BenchOptions): Promise<Row[]> {
         ratio: ratio(mq, rq),
         target: 'n/a',
         met: 'n/a',
-        note: 'the ratio grows with the customer\'s own rows (the raw query reads them all through the index); meter reads ~30 daily rows per API whatever the volume',
+        note: "the ratio grows with the customer's own rows (the raw query reads them all through the index); meter reads ~30 daily rows per API whatever the volume",
       },
       {
         stage: 'Billing query',

@@ -29,7 +29,9 @@ const perFile = Math.ceil((rate * 30) / PARTITIONS);
 
 const root = join(benchWorkDir(), `compaction-${rate}eps`);
 // two hours, so each partition's last range (never compacted: ingest may rewrite it) is in the second
-const data = await ensureLake(root, { rate, hours: 2, start: START, seed: 7, customers: 200, partitions: PARTITIONS, maxRecords: perFile }, (m) => console.log(m));
+const data = await ensureLake(root, { rate, hours: 2, start: START, seed: 7, customers: 200, partitions: PARTITIONS, maxRecords: perFile }, (m) =>
+  console.log(m),
+);
 const lakeOf = (r: string) => new LocalLake(pathToFileURL(r).href);
 const small = lakeOf(root);
 const hourFiles = async (lake: LocalLake) => (await listDataFiles(lake, 'usage-events')).filter((f) => f.dir === hourDir(START));
@@ -41,7 +43,13 @@ cpSync(root, bigRoot, { recursive: true });
 const big = lakeOf(bigRoot);
 const load0 = loadavg()[0];
 const cpu0 = process.cpuUsage();
-const s = await compact({ lake: big, topic: 'usage-events', targetBytes: 256 * 2 ** 20, closedBefore: START + 2 * HOUR_MS, hours: { from: START, to: START + HOUR_MS } });
+const s = await compact({
+  lake: big,
+  topic: 'usage-events',
+  targetBytes: 256 * 2 ** 20,
+  closedBefore: START + 2 * HOUR_MS,
+  hours: { from: START, to: START + HOUR_MS },
+});
 const cpu = process.cpuUsage(cpu0);
 const after = await hourFiles(big);
 const events = rate * 3600;
@@ -69,7 +77,9 @@ for (let i = 0; i < runs; i++) {
 }
 const med = (k: 'small' | 'big', f: 'ms' | 'cpuMs') => median(times[k].map((t) => t[f]));
 const lines = [
-  `compaction bench ${new Date().toISOString()}: ${rate} events/s, ${PARTITIONS} partitions, 30 s rotation (${perFile} events per file); load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (at compaction start ${load0.toFixed(1)}), 2 vCPU shared`,
+  `compaction bench ${new Date().toISOString()}: ${rate} events/s, ${PARTITIONS} partitions, 30 s rotation (${perFile} events per file); load average ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')} (at compaction start ${load0.toFixed(1)}), 2 vCPU shared`,
   `lake: ${data.events} events in 2 hours, ${data.files} files; hour 1: ${before.length} files`,
   `files per hour: ${before.length} -> ${after.length}; per day: ${before.length * 24} -> ${after.length * 24} (the last range of each partition stays until the next hour)`,
   `bytes per event: ${(sum(before) / events).toFixed(2)} -> ${(sum(after) / events).toFixed(2)} (${sum(before)} -> ${sum(after)} bytes); mean file ${(sum(before) / before.length / 2 ** 20).toFixed(2)} MiB -> ${(sum(after) / after.length / 2 ** 20).toFixed(1)} MiB`,

@@ -29,7 +29,20 @@ try {
   await check.recheck(now);
   const records: LogRecord[] = Array.from({ length: n }, (_, i) => {
     const status = i % 10 ? 200 : 503;
-    const e = { v: 1, id: uuidv7(), time: now - 1000, customer: `customer-${i % CUSTOMERS}`, keyId: 'key_abc', api: 'locations.create', method: 'POST', status, latencyMs: 12, bytesIn: 100, bytesOut: 2000, billable: status < 400 };
+    const e = {
+      v: 1,
+      id: uuidv7(),
+      time: now - 1000,
+      customer: `customer-${i % CUSTOMERS}`,
+      keyId: 'key_abc',
+      api: 'locations.create',
+      method: 'POST',
+      status,
+      latencyMs: 12,
+      bytesIn: 100,
+      bytesOut: 2000,
+      billable: status < 400,
+    };
     // the key as the log gives it (kafka-log.ts toRecord: a string made from the record's bytes)
     return { partition: 0, offset: i, key: Buffer.from(e.customer).toString('utf8'), value: encodeEvent(e), timestamp: now };
   });

@@ -29,14 +29,14 @@ function demo(events: number, env: Record<string, string>, dataDir: string): Pro
       { env: { ...clean, ...env }, maxBuffer: 64 << 20, timeout: 15 * 60_000 },
       (err, out, errOut) => {
         if (err) {
-        let why = err.message.split('\n')[0];
-        try {
-          if ((JSON.parse(out) as DemoOut).ok === false) why = 'billed != sent (the demo\'s own check)';
-        } catch {
-          /* not JSON: keep the exit message */
+          let why = err.message.split('\n')[0];
+          try {
+            if ((JSON.parse(out) as DemoOut).ok === false) why = "billed != sent (the demo's own check)";
+          } catch {
+            /* not JSON: keep the exit message */
+          }
+          return rej(new Error(`meter demo failed: ${why}\n${errOut.slice(-2000)}`));
         }
-        return rej(new Error(`meter demo failed: ${why}\n${errOut.slice(-2000)}`));
-      }
         try {
           const r = JSON.parse(out) as DemoOut;
           if (!r.ok) return rej(new Error('meter demo: billed != sent'));
@@ -64,7 +64,9 @@ export async function benchDemo(o: BenchOptions): Promise<Row[]> {
         stackError = (e as Error).message.split('\n')[0].slice(0, 200);
       }
     }
-    o.log(`demo run ${i + 1}: embedded ${emb[i].timings.eventsPerSec} events/s${stk[i] ? `, stack ${stk[i].timings.eventsPerSec} events/s` : stackError ? `, stack FAILED: ${stackError}` : ''}`);
+    o.log(
+      `demo run ${i + 1}: embedded ${emb[i].timings.eventsPerSec} events/s${stk[i] ? `, stack ${stk[i].timings.eventsPerSec} events/s` : stackError ? `, stack FAILED: ${stackError}` : ''}`,
+    );
   }
   const e = median(emb.map((r) => r.timings.eventsPerSec));
   const s = stk.length ? median(stk.map((r) => r.timings.eventsPerSec)) : NaN;

@@ -57,7 +57,11 @@ if (process.argv[2] === '--client') {
     Array.from({ length: connections }, async (_, c) => {
       for (let k = c; Date.now() < end; k += connections) {
         const t0 = performance.now();
-        const res = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${TOKEN}` }, body: pool[k % pool.length] });
+        const res = await fetch(`${url}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${TOKEN}` },
+          body: pool[k % pool.length],
+        });
         const body = (await res.json()) as { accepted?: number };
         lat.push(performance.now() - t0);
         requests++;
@@ -68,7 +72,15 @@ if (process.argv[2] === '--client') {
   );
   const cpu = process.cpuUsage(cpu0);
   lat.sort((a, b) => a - b);
-  process.send!({ accepted, requests, failed, wallS: (performance.now() - t0) / 1000, clientCpuMs: (cpu.user + cpu.system) / 1000, p50: lat[lat.length >> 1], p99: lat[Math.floor(lat.length * 0.99)] });
+  process.send!({
+    accepted,
+    requests,
+    failed,
+    wallS: (performance.now() - t0) / 1000,
+    clientCpuMs: (cpu.user + cpu.system) / 1000,
+    p50: lat[lat.length >> 1],
+    p99: lat[Math.floor(lat.length * 0.99)],
+  });
   process.exit(0);
 }
 
@@ -78,7 +90,10 @@ const seconds = Number(process.argv[3] ?? 5);
 const batches = (process.argv[4] ?? '1,100,1000').split(',').map(Number);
 const connections = Number(process.argv[5] ?? 4);
 
-const cfg = loadConfig({ cwd: tempDir('meter-bench-events-'), env: { ...(process.env.METER_KAFKA_BROKERS ? { METER_KAFKA_BROKERS: process.env.METER_KAFKA_BROKERS, METER_TOPIC: `bench-events-${Date.now()}` } : {}) } });
+const cfg = loadConfig({
+  cwd: tempDir('meter-bench-events-'),
+  env: { ...(process.env.METER_KAFKA_BROKERS ? { METER_KAFKA_BROKERS: process.env.METER_KAFKA_BROKERS, METER_TOPIC: `bench-events-${Date.now()}` } : {}) },
+});
 const log = await openLog(cfg);
 const db = await openWarehouse(cfg, silentLogger);
 await db.query(`INSERT INTO customers (id, name, time_zone) SELECT 'cust-' || i, 'c', 'UTC' FROM generate_series(0, ${CUSTOMERS - 1}) i`);
@@ -86,7 +101,11 @@ const billing = await startBillingRole({ ...cfg, billingTokens: [TOKEN], billing
 const producer = await log.producer();
 // Warm-up: every customer once (the catalog cache), and the route's first compile.
 for (let i = 0; i < 3; i++) {
-  const res = await fetch(`${billing.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${TOKEN}` }, body: bodies(CUSTOMERS, 1, `warm${i}`)[0] });
+  const res = await fetch(`${billing.url}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${TOKEN}` },
+    body: bodies(CUSTOMERS, 1, `warm${i}`)[0],
+  });
   if (res.status !== 202) throw new Error(`warm-up: ${res.status} ${await res.text()}`);
 }
 
@@ -100,11 +119,13 @@ async function meter(batch: number): Promise<Side> {
   const child = fork(fileURLToPath(import.meta.url), ['--client', billing.url, String(batch), String(seconds), String(connections)], { stdio: 'inherit' });
   // The server's CPU from fork to answer: the child's start costs the server nothing.
   const cpu0 = process.cpuUsage();
-  const r = await new Promise<{ accepted: number; requests: number; failed: number; wallS: number; clientCpuMs: number; p50: number; p99: number }>((resolve, reject) => {
-    child.once('message', resolve as (m: unknown) => void);
-    child.once('error', reject);
-    child.once('exit', (code) => code && reject(new Error(`client exited ${code}`)));
-  });
+  const r = await new Promise<{ accepted: number; requests: number; failed: number; wallS: number; clientCpuMs: number; p50: number; p99: number }>(
+    (resolve, reject) => {
+      child.once('message', resolve as (m: unknown) => void);
+      child.once('error', reject);
+      child.once('exit', (code) => code && reject(new Error(`client exited ${code}`)));
+    },
+  );
   const wall = r.wallS;
   const cpu = process.cpuUsage(cpu0);
   const serverCpuS = (cpu.user + cpu.system) / 1e6;
@@ -145,12 +166,20 @@ async function floor(batch: number): Promise<Side> {
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const cpuS = (cpu.user + cpu.system) / 1e6;
-  return { eventsPerCpuS: events / cpuS, eventsPerS: events / wall, note: `${events} events in ${sends} sends, CPU ${cpuS.toFixed(2)} s, wall ${wall.toFixed(1)} s` };
+  return {
+    eventsPerCpuS: events / cpuS,
+    eventsPerS: events / wall,
+    note: `${events} events in ${sends} sends, CPU ${cpuS.toFixed(2)} s, wall ${wall.toFixed(1)} s`,
+  };
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-console.log(`# events API: node ${process.version}, log ${log.kind}, warehouse ${db.kind}, ${connections} connections, ${seconds} s windows, ${runs} runs; load average at start ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(
+  `# events API: node ${process.version}, log ${log.kind}, warehouse ${db.kind}, ${connections} connections, ${seconds} s windows, ${runs} runs; load average at start ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+);
 const summary: string[] = [];
 for (const batch of batches) {
   const m: Side[] = [];
@@ -160,14 +189,22 @@ for (const batch of batches) {
     const pair = i % 2 ? [await floor(batch), await meter(batch)] : [await meter(batch), await floor(batch)].reverse();
     f.push(pair[0]);
     m.push(pair[1]);
-    console.log(`batch ${batch} run ${i + 1}: meter ${fmt(pair[1].eventsPerCpuS)} events/CPU-s (${fmt(pair[1].eventsPerS)}/s wall; ${pair[1].note}) | floor ${fmt(pair[0].eventsPerCpuS)} events/CPU-s (${fmt(pair[0].eventsPerS)}/s wall; ${pair[0].note}) | load ${loadavg()[0].toFixed(1)}`);
+    console.log(
+      `batch ${batch} run ${i + 1}: meter ${fmt(pair[1].eventsPerCpuS)} events/CPU-s (${fmt(pair[1].eventsPerS)}/s wall; ${pair[1].note}) | floor ${fmt(pair[0].eventsPerCpuS)} events/CPU-s (${fmt(pair[0].eventsPerS)}/s wall; ${pair[0].note}) | load ${loadavg()[0].toFixed(1)}`,
+    );
   }
   const mm = med(m.map((s) => s.eventsPerCpuS));
   const ff = med(f.map((s) => s.eventsPerCpuS));
-  summary.push(`batch ${batch}: meter ${fmt(mm)} events per server CPU-second (wall ${fmt(med(m.map((s) => s.eventsPerS)))}/s) vs producer alone ${fmt(ff)} (wall ${fmt(med(f.map((s) => s.eventsPerS)))}/s): ${(mm / ff).toFixed(2)}x`);
+  summary.push(
+    `batch ${batch}: meter ${fmt(mm)} events per server CPU-second (wall ${fmt(med(m.map((s) => s.eventsPerS)))}/s) vs producer alone ${fmt(ff)} (wall ${fmt(med(f.map((s) => s.eventsPerS)))}/s): ${(mm / ff).toFixed(2)}x`,
+  );
 }
 console.log('\n# medians\n' + summary.join('\n'));
-console.log(`load average at end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(
+  `load average at end ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+);
 await producer.close();
 await billing.close();
 await Promise.all([db.close(), log.close()]);

@@ -154,7 +154,9 @@ export async function benchFreshness(o: BenchOptions): Promise<Row[]> {
     const { stackEnv } = await import('../test/support/stack.js');
     stack = await stackEnv(['kafka', 'postgres']);
   }
-  const sides: { name: string; label: string; stack: Record<string, string> | null }[] = [{ name: 'embedded', label: 'embedded: file log + PGlite', stack: null }];
+  const sides: { name: string; label: string; stack: Record<string, string> | null }[] = [
+    { name: 'embedded', label: 'embedded: file log + PGlite', stack: null },
+  ];
   if (stack) sides.unshift({ name: 'stack', label: 'stack: Kafka + Postgres', stack });
   const res: Record<string, FreshnessResult[]> = {};
   for (let i = 0; i < o.runs; i++) {

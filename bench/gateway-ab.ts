@@ -70,14 +70,27 @@ async function main(): Promise<void> {
   let bAhead = 0;
   for (let i = 0; i < pairs; i++) {
     // Alternate which build goes first, so a drift in the box does not favour one side.
-    const order: ['A' | 'B', string][] = i % 2 ? [['B', b], ['A', a]] : [['A', a], ['B', b]];
+    const order: ['A' | 'B', string][] =
+      i % 2
+        ? [
+            ['B', b],
+            ['A', a],
+          ]
+        : [
+            ['A', a],
+            ['B', b],
+          ];
     for (const [name, dist] of order) res[name].push(await once(dist, rate, seconds));
     if (res.B[i].cpuPerCall < res.A[i].cpuPerCall) bAhead++;
-    console.log(`pair ${i + 1}: A ${fmt(res.A[i].cpuPerCall, 1)} µs/call (p99 ${res.A[i].p99} ms), B ${fmt(res.B[i].cpuPerCall, 1)} µs/call (p99 ${res.B[i].p99} ms)`);
+    console.log(
+      `pair ${i + 1}: A ${fmt(res.A[i].cpuPerCall, 1)} µs/call (p99 ${res.A[i].p99} ms), B ${fmt(res.B[i].cpuPerCall, 1)} µs/call (p99 ${res.B[i].p99} ms)`,
+    );
   }
   const ma = median(res.A.map((r) => r.cpuPerCall));
   const mb = median(res.B.map((r) => r.cpuPerCall));
-  console.log(`\nA ${a}: ${fmt(ma, 1)} µs CPU per call (median of ${pairs}); B ${b}: ${fmt(mb, 1)}; B/A ${fmt(mb / ma, 2)}; B lower in ${bAhead} of ${pairs} pairs; ${fmt(rate)} req/s for ${seconds} s each`);
+  console.log(
+    `\nA ${a}: ${fmt(ma, 1)} µs CPU per call (median of ${pairs}); B ${b}: ${fmt(mb, 1)}; B/A ${fmt(mb / ma, 2)}; B lower in ${bAhead} of ${pairs} pairs; ${fmt(rate)} req/s for ${seconds} s each`,
+  );
 }
 
 if (process.argv[2] === '--side') await side(process.argv[3]);

@@ -97,7 +97,22 @@ async function main(): Promise<void> {
   }
   const m = (k: string, f: (x: { rps: number; cpu: number }) => number) => median((res[k] as { rps: number; cpu: number }[]).map(f));
   console.log(
-    JSON.stringify({ node: process.version, workers, rounds, seconds, connections, loadavgStart: Number(load0.toFixed(1)), loadavgEnd: Number((loadavg()[0] ?? 0).toFixed(1)), cluster: { rps: Math.round(m('cluster', (x) => x.rps)), cpuPerCallUs: Number(m('cluster', (x) => x.cpu).toFixed(1)) }, reuseport: { rps: Math.round(m('reuseport', (x) => x.rps)), cpuPerCallUs: Number(m('reuseport', (x) => x.cpu).toFixed(1)) }, samples: res }, null, 2),
+    JSON.stringify(
+      {
+        node: process.version,
+        workers,
+        rounds,
+        seconds,
+        connections,
+        loadavgStart: Number(load0.toFixed(1)),
+        loadavgEnd: Number((loadavg()[0] ?? 0).toFixed(1)),
+        cluster: { rps: Math.round(m('cluster', (x) => x.rps)), cpuPerCallUs: Number(m('cluster', (x) => x.cpu).toFixed(1)) },
+        reuseport: { rps: Math.round(m('reuseport', (x) => x.rps)), cpuPerCallUs: Number(m('reuseport', (x) => x.cpu).toFixed(1)) },
+        samples: res,
+      },
+      null,
+      2,
+    ),
   );
 }
 

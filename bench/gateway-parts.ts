@@ -31,9 +31,28 @@ const routes = loadRoutes(defaults().routesFile);
 const batcher = new EventBatcher({ send: async () => {}, close: async () => {} } as never, { flushMs: 5 });
 // What autocannon sends, as node:http parses it; and the upstream's answer headers as undici gives them.
 const reqHeaders = { host: '127.0.0.1:8080', authorization: `Bearer ${key}`, 'user-agent': 'autocannon' };
-const upHeaders = { 'content-type': 'application/json', 'content-length': '83', date: new Date().toUTCString(), connection: 'keep-alive', 'keep-alive': 'timeout=5' };
+const upHeaders = {
+  'content-type': 'application/json',
+  'content-length': '83',
+  date: new Date().toUTCString(),
+  connection: 'keep-alive',
+  'keep-alive': 'timeout=5',
+};
 const decision = { allowed: true, remaining: 99, resetSec: 1, retryAfterSec: 0 };
-const event = (id: string): UsageEvent => ({ v: 1, id, time: Date.now(), customer: identity.customer, keyId: identity.keyId, api: 'devices.location', method: 'GET', status: 200, latencyMs: 2, bytesIn: 0, bytesOut: 83, billable: true });
+const event = (id: string): UsageEvent => ({
+  v: 1,
+  id,
+  time: Date.now(),
+  customer: identity.customer,
+  keyId: identity.keyId,
+  api: 'devices.location',
+  method: 'GET',
+  status: 200,
+  latencyMs: 2,
+  bytesIn: 0,
+  bytesOut: 83,
+  billable: true,
+});
 
 let sink: unknown;
 const parts: [string, () => unknown][] = [
@@ -46,7 +65,10 @@ const parts: [string, () => unknown][] = [
   ['uuidv7', () => uuidv7(Date.now())],
   ['limiter.take (in-process bucket)', () => limiter.take(`key:${identity.keyId}`, limit)],
   ['rateLimitHeaders', () => rateLimitHeaders(identity.plan, limit, decision)],
-  ['upstreamHeaders', () => upstreamHeaders(reqHeaders, { identity, presented: { key, header: 'authorization' }, api: 'devices.location', eventId: 'e', clientIp: '127.0.0.1' })],
+  [
+    'upstreamHeaders',
+    () => upstreamHeaders(reqHeaders, { identity, presented: { key, header: 'authorization' }, api: 'devices.location', eventId: 'e', clientIp: '127.0.0.1' }),
+  ],
   ['clientHeaders', () => clientHeaders(upHeaders)],
   ['encodeEvent', () => encodeEvent(event('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'))],
 ];

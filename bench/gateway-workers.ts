@@ -114,7 +114,11 @@ async function main(): Promise<void> {
         `meter-${n}w`,
         async () => {
           // High limits: the bench measures the path, not refusals.
-          const s = await startProc([assetPath('bin/meter.js'), 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'], { METER_DATA_DIR: dir, METER_LOG_LEVEL: 'info' }, /gateway on (http:\/\/\S+)/);
+          const s = await startProc(
+            [assetPath('bin/meter.js'), 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
+            { METER_DATA_DIR: dir, METER_LOG_LEVEL: 'info' },
+            /gateway on (http:\/\/\S+)/,
+          );
           return { proc: s.proc, url: s.match[1] as string };
         },
       ]),
@@ -129,7 +133,9 @@ async function main(): Promise<void> {
       try {
         const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers);
         (results[name] as Sample[]).push(m);
-        console.error(`round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`);
+        console.error(
+          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
+        );
       } finally {
         await stop(s.proc);
       }
@@ -147,7 +153,12 @@ async function main(): Promise<void> {
     node: process.version,
     loadavgStart: Number(load0.toFixed(1)),
     loadavgEnd: Number((loadavg()[0] ?? 0).toFixed(1)),
-    medians: Object.fromEntries(Object.keys(sides).map((k) => [k, { rps: Math.round(med(k, (s) => s.rps)), cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)), p99: med(k, (s) => s.p99) }])),
+    medians: Object.fromEntries(
+      Object.keys(sides).map((k) => [
+        k,
+        { rps: Math.round(med(k, (s) => s.rps)), cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)), p99: med(k, (s) => s.p99) },
+      ]),
+    ),
     workers2vs1: Number((rps2 / rps1).toFixed(2)),
     // Per core: CPU per call of the unmetered proxy over meter's (1 = as cheap).
     meteredPerCore1w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-1w', (s) => s.cpuPerCallUs)).toFixed(2)),

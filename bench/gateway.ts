@@ -153,7 +153,9 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         const d = process.cpuUsage(c0);
         (half[s.name] ??= []).push({ ...r, cpuUsPerCall: (d.user + d.system) / r.total });
       }
-      o.log(`gateway run ${i + 1}: ` + sides.map((s) => `${s.name} ${fmt(max[s.name][i].rps)} req/s, p99@${fmt(target)}/s ${half[s.name][i].p99} ms`).join('; '));
+      o.log(
+        `gateway run ${i + 1}: ` + sides.map((s) => `${s.name} ${fmt(max[s.name][i].rps)} req/s, p99@${fmt(target)}/s ${half[s.name][i].p99} ms`).join('; '),
+      );
     }
     for (const s of sides) for (const r of [...max[s.name], ...half[s.name]]) if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
     const rps = (n: string) => median(max[n].map((r) => r.rps));

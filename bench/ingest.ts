@@ -36,10 +36,15 @@ const profileArgs = process.env.METER_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-pro
 
 function child(args: Record<string, unknown>): Promise<ChildOut> {
   return new Promise((res, rej) =>
-    execFile(process.execPath, [...profileArgs, join(here, 'ingest-child.js'), JSON.stringify(args)], { maxBuffer: 16 << 20, timeout: 40 * 60_000 }, (err, out, errOut) => {
-      if (err) return rej(new Error(`ingest child (${args.mode}) failed: ${err.message}\n${errOut.slice(-2000)}`));
-      res(JSON.parse(out.trim().split('\n').pop()!));
-    }),
+    execFile(
+      process.execPath,
+      [...profileArgs, join(here, 'ingest-child.js'), JSON.stringify(args)],
+      { maxBuffer: 16 << 20, timeout: 40 * 60_000 },
+      (err, out, errOut) => {
+        if (err) return rej(new Error(`ingest child (${args.mode}) failed: ${err.message}\n${errOut.slice(-2000)}`));
+        res(JSON.parse(out.trim().split('\n').pop()!));
+      },
+    ),
   );
 }
 
@@ -68,8 +73,11 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   await log.close();
   o.log(`ingest: produced ${fmt(n)} events into ${topic} in ${fmt(produceMs / 1000, 1)} s (${rate(n / (produceMs / 1000))})`);
 
-  const limits: (number | undefined)[] = process.env.METER_BENCH_INGEST_MEMORY_MB ? process.env.METER_BENCH_INGEST_MEMORY_MB.split(',').map(Number) : [undefined];
-  if (limits.some((l) => l !== undefined && !(Number.isInteger(l) && l >= 32))) throw new Error(`METER_BENCH_INGEST_MEMORY_MB: want MB values like 128,256, got ${process.env.METER_BENCH_INGEST_MEMORY_MB}`);
+  const limits: (number | undefined)[] = process.env.METER_BENCH_INGEST_MEMORY_MB
+    ? process.env.METER_BENCH_INGEST_MEMORY_MB.split(',').map(Number)
+    : [undefined];
+  if (limits.some((l) => l !== undefined && !(Number.isInteger(l) && l >= 32)))
+    throw new Error(`METER_BENCH_INGEST_MEMORY_MB: want MB values like 128,256, got ${process.env.METER_BENCH_INGEST_MEMORY_MB}`);
   const meter: ChildOut[][] = limits.map(() => []);
   const base: ChildOut[] = [];
   for (let i = 0; i < o.runs; i++) {
@@ -79,7 +87,9 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
       const r = await child({ ...common, mode: 'meter', group: `bench-ingest-${stamp}-${i}-${j}`, lakeUrl: `${baseLake}/r${i}-${j}`, memoryMb: mb });
       if (r.records !== n) throw new Error(`ingest wrote ${r.records} events, expected ${n}`);
       meter[j].push(r);
-      o.log(`ingest run ${i + 1}${mb ? ` (DuckDB ${mb} MB)` : ''}: meter ${rate(n / (r.msFromFirst / 1000))} (${fmt(r.peakRssMb)} MB), consume-only ${rate(n / (base[i].msFromFirst / 1000))} (${fmt(base[i].peakRssMb)} MB)`);
+      o.log(
+        `ingest run ${i + 1}${mb ? ` (DuckDB ${mb} MB)` : ''}: meter ${rate(n / (r.msFromFirst / 1000))} (${fmt(r.peakRssMb)} MB), consume-only ${rate(n / (base[i].msFromFirst / 1000))} (${fmt(base[i].peakRssMb)} MB)`,
+      );
     }
   }
   const b = n / (median(base.map((r) => r.msFromFirst)) / 1000);

@@ -80,7 +80,9 @@ async function main(): Promise<void> {
   let t0 = performance.now();
   const job = await finalizeInvoices(db, { now, period: '2026-02' });
   const finalizeMs = performance.now() - t0;
-  process.stdout.write(`${CUSTOMERS} customers, ${APIS.length} APIs; finalize job: ${job.finalized.length} invoices in ${fmt(finalizeMs)} ms (${EMBEDDED ? 'PGlite' : 'Postgres'})\n`);
+  process.stdout.write(
+    `${CUSTOMERS} customers, ${APIS.length} APIs; finalize job: ${job.finalized.length} invoices in ${fmt(finalizeMs)} ms (${EMBEDDED ? 'PGlite' : 'Postgres'})\n`,
+  );
   const atServer: number[] = [];
   const server = await startBillingServer({
     db,
@@ -120,7 +122,9 @@ async function main(): Promise<void> {
       bytes = (await get(path)).bytes;
       ts.push(performance.now() - t0);
     }
-    process.stdout.write(`${name} | ${fmt(median(ts), 1)} | ${fmt(percentile(ts, 99), 1)} | ${fmt(median(atServer), 1)} | ${fmt(percentile(atServer, 99), 1)} | ${bytes}\n`);
+    process.stdout.write(
+      `${name} | ${fmt(median(ts), 1)} | ${fmt(percentile(ts, 99), 1)} | ${fmt(median(atServer), 1)} | ${fmt(percentile(atServer, 99), 1)} | ${bytes}\n`,
+    );
   }
   await server.close();
   await db.close();

@@ -67,6 +67,7 @@ for (let i = 0; i < runs; i++) {
 }
 const rate = (c: 'kafkajs' | 'platformatic') => median(res[c].map((o) => n / (o.msFromFirst / 1000)));
 console.log(`consume-only, ${fmt(n)} events, medians of ${runs} (from the first record to the last):`);
-for (const c of ['kafkajs', 'platformatic'] as const) console.log(`  ${c.padEnd(13)} ${fmt(rate(c)).padStart(9)} events/s   peak RSS ${fmt(median(res[c].map((o) => o.peakRssMb)))} MB`);
+for (const c of ['kafkajs', 'platformatic'] as const)
+  console.log(`  ${c.padEnd(13)} ${fmt(rate(c)).padStart(9)} events/s   peak RSS ${fmt(median(res[c].map((o) => o.peakRssMb)))} MB`);
 console.log(`@platformatic/kafka / kafkajs: ${(rate('platformatic') / rate('kafkajs')).toFixed(2)}x`);
 process.exit(0);

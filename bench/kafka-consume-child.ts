@@ -45,7 +45,13 @@ async function kafkajs(): Promise<void> {
 async function platformatic(): Promise<void> {
   // Buffers in and out (no deserialisers): the same work as kafkajs hands to eachBatch.
   const consumer = new Consumer({ groupId: a.group, clientId: 'bench-platformatic', bootstrapBrokers: a.brokers, maxWaitTime: 250 });
-  const stream = await consumer.consume({ topics: [a.topic], mode: MessagesStreamModes.EARLIEST, autocommit: true, sessionTimeout: 30000, heartbeatInterval: 3000 });
+  const stream = await consumer.consume({
+    topics: [a.topic],
+    mode: MessagesStreamModes.EARLIEST,
+    autocommit: true,
+    sessionTimeout: 30000,
+    heartbeatInterval: 3000,
+  });
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (m: { value?: Buffer }) => {
       if (!first) first = performance.now();

@@ -110,7 +110,14 @@ async function pump(b: EventBatcher, events: UsageEvent[], until: 'log' | 'durab
   await (until === 'log' ? b.flush() : b.flushDurable());
   const ms = performance.now() - t0;
   const us = Array.from(lat, (x) => x * 1000);
-  return { ms, p50: percentile(us, 50), p99: percentile(us, 99), p999: percentile(us, 99.9), max: us.reduce((a, x) => (Math.max(x , a)), 0), dropped: b.stats().dropped - dropped0 };
+  return {
+    ms,
+    p50: percentile(us, 50),
+    p99: percentile(us, 99),
+    p999: percentile(us, 99.9),
+    max: us.reduce((a, x) => Math.max(x, a), 0),
+    dropped: b.stats().dropped - dropped0,
+  };
 }
 
 /** Strict mode: STRICT_CALLERS callers, each awaiting `addDurable` before its next event. */
@@ -252,8 +259,20 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
       const mk = new KafkaLog({ brokers, topic, partitions: PARTITIONS }); // same topic settings as meter's
       await mk.init();
       await mk.close();
-      const kafka = new Kafka({ clientId: 'bench-bare', brokers, logLevel: logLevel.WARN, logCreator: quietLogCreator, connectionTimeout: 3000, requestTimeout: 30000 });
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+      const kafka = new Kafka({
+        clientId: 'bench-bare',
+        brokers,
+        logLevel: logLevel.WARN,
+        logCreator: quietLogCreator,
+        connectionTimeout: 3000,
+        requestTimeout: 30000,
+      });
+      const producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
       bare = { kafka, producer, topic };
     }
@@ -290,7 +309,9 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
       st.file.push(await strict(sides.file.batcher, strictEvents));
       o.log(
         `logappend run ${i + 1}: ` +
-          (bk[i] ? `kafka meter ${rate(n / (r.kafka[i].ms / 1000))} (add p99 ${us(r.kafka[i].p99)}), bare kafkajs ${rate(n / (bk[i].ms / 1000))}, rtt p50 ${ms(median(krtt[i]))}; ` : '') +
+          (bk[i]
+            ? `kafka meter ${rate(n / (r.kafka[i].ms / 1000))} (add p99 ${us(r.kafka[i].p99)}), bare kafkajs ${rate(n / (bk[i].ms / 1000))}, rtt p50 ${ms(median(krtt[i]))}; `
+            : '') +
           `file meter ${rate(n / (r.file[i].ms / 1000))} (add p99 ${us(r.file[i].p99)}), bare ${rate(n / (bf[i] / 1000))}, fdatasync p50 ${ms(median(drtt[i]))}; ` +
           `spool ${rate(n / (r.spool[i].ms / 1000))} (add p99 ${us(r.spool[i].p99)})`,
       );

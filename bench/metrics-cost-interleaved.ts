@@ -104,10 +104,16 @@ async function main(): Promise<void> {
     }
     const mOff = median(per.off);
     const mOn = median(per.on);
-    console.log(`${windows} alternations of ${seconds} s at ${fmt(rate)} req/s${scrapeMs ? `, a scrape every ${scrapeMs} ms on the "on" gateway` : ', no scrapes'}`);
-    console.log(`CPU per call: off median ${fmt(mOff, 1)} µs (lowest ${fmt(Math.min(...per.off), 1)}), on median ${fmt(mOn, 1)} µs (lowest ${fmt(Math.min(...per.on), 1)})`);
+    console.log(
+      `${windows} alternations of ${seconds} s at ${fmt(rate)} req/s${scrapeMs ? `, a scrape every ${scrapeMs} ms on the "on" gateway` : ', no scrapes'}`,
+    );
+    console.log(
+      `CPU per call: off median ${fmt(mOff, 1)} µs (lowest ${fmt(Math.min(...per.off), 1)}), on median ${fmt(mOn, 1)} µs (lowest ${fmt(Math.min(...per.on), 1)})`,
+    );
     const sorted = [...ratios].sort((a, b) => a - b);
-    console.log(`on/off: ratio of medians ${fmt(mOn / mOff, 3)}; median of the ${windows} window-pair ratios ${fmt(median(ratios), 3)} (middle half ${fmt(sorted[Math.floor(windows / 4)]!, 3)}–${fmt(sorted[Math.floor((3 * windows) / 4)]!, 3)})`);
+    console.log(
+      `on/off: ratio of medians ${fmt(mOn / mOff, 3)}; median of the ${windows} window-pair ratios ${fmt(median(ratios), 3)} (middle half ${fmt(sorted[Math.floor(windows / 4)]!, 3)}–${fmt(sorted[Math.floor((3 * windows) / 4)]!, 3)})`,
+    );
   } finally {
     child.stdin!.write('stop\n');
     await new Promise((r) => child.once('exit', r));

@@ -47,7 +47,14 @@ async function side(metrics: boolean, scrapeMs: number): Promise<void> {
     obs.markStarted();
     admin = await startAdminServer(obs, '127.0.0.1', 0);
     const url = admin.url + '/metrics';
-    if (scrapeMs > 0) scraper = setInterval(() => void fetch(url).then((r) => r.text()).then(() => scrapes++), scrapeMs);
+    if (scrapeMs > 0)
+      scraper = setInterval(
+        () =>
+          void fetch(url)
+            .then((r) => r.text())
+            .then(() => scrapes++),
+        scrapeMs,
+      );
   }
   console.log(JSON.stringify({ url: gw.url, headers: { authorization: `Bearer ${key.key}` } }));
   for await (const line of createInterface({ input: process.stdin })) {
@@ -103,7 +110,9 @@ async function main(): Promise<void> {
     off.push(rOff.cpuPerCall);
     on.push(rOn.cpuPerCall);
     ratios.push(rOn.cpuPerCall / rOff.cpuPerCall);
-    console.log(`pair ${i + 1} (${offFirst ? 'off first' : 'on first'}): off ${fmt(rOff.cpuPerCall, 1)} µs/call (p99 ${rOff.p99} ms), on ${fmt(rOn.cpuPerCall, 1)} µs/call (p99 ${rOn.p99} ms, ${rOn.scrapes} scrapes); on/off ${fmt(ratios[i], 3)}`);
+    console.log(
+      `pair ${i + 1} (${offFirst ? 'off first' : 'on first'}): off ${fmt(rOff.cpuPerCall, 1)} µs/call (p99 ${rOff.p99} ms), on ${fmt(rOn.cpuPerCall, 1)} µs/call (p99 ${rOn.p99} ms, ${rOn.scrapes} scrapes); on/off ${fmt(ratios[i], 3)}`,
+    );
   }
   const mOff = median(off);
   const mOn = median(on);

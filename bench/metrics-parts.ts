@@ -63,4 +63,6 @@ for (let i = 0; i < 20; i++) {
 }
 console.log(`recorder, allowed call (begin + proxied): ${fmt(fastest(proxied), 0)} ns per call (loop + performance.now alone ${fmt(fastest(baseline), 0)} ns)`);
 console.log(`recorder, gateway-made answer (begin + answered, route matched again): ${fmt(fastest(refused), 0)} ns per call`);
-console.log(`/metrics render (${(await metrics.text()).split('\n').length} lines, gateway recorder and default metrics; no backend probes): ${fmt(fastest(renders), 2)} ms wall, ${fmt(fastest(cpu), 2)} ms CPU (fastest of 20; median ${fmt(median(cpu), 2)} ms CPU)`);
+console.log(
+  `/metrics render (${(await metrics.text()).split('\n').length} lines, gateway recorder and default metrics; no backend probes): ${fmt(fastest(renders), 2)} ms wall, ${fmt(fastest(cpu), 2)} ms CPU (fastest of 20; median ${fmt(median(cpu), 2)} ms CPU)`,
+);

@@ -27,7 +27,22 @@ async function child(rows: number, limitMb: number, shape: Shape): Promise<void>
   const spools = [0, 1].map((k) => {
     const s = new NdjsonChunks(join(dir, `s${k}`), 1 << 20);
     for (let i = 0; i < rows; i++)
-      s.add(eventLine({ v: 1, id: uuidv7(t0 + i), time: t0 + i, customer: name(`c${k}-`, i % 97), keyId: name('k', i % 89), api: name('a', i % 50), method: shape === 'largest' ? name('m', i % 7) : 'GET', status: 200, latencyMs: 3, bytesIn: 10, bytesOut: 100, billable: true }));
+      s.add(
+        eventLine({
+          v: 1,
+          id: uuidv7(t0 + i),
+          time: t0 + i,
+          customer: name(`c${k}-`, i % 97),
+          keyId: name('k', i % 89),
+          api: name('a', i % 50),
+          method: shape === 'largest' ? name('m', i % 7) : 'GET',
+          status: 200,
+          latencyMs: 3,
+          bytesIn: 10,
+          bytesOut: 100,
+          billable: true,
+        }),
+      );
     s.release();
     return s;
   });
@@ -56,7 +71,14 @@ async function main(): Promise<void> {
       const runs: { ms: number; addedMb: number; lineBytes: number; failed: string | null }[] = [];
       for (let i = 0; i < 3 && !runs.some((r) => r.failed); i++) {
         try {
-          runs.push(JSON.parse(execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'child', String(rows), String(mb), shape], { encoding: 'utf8', timeout: 120_000 }).trim()));
+          runs.push(
+            JSON.parse(
+              execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'child', String(rows), String(mb), shape], {
+                encoding: 'utf8',
+                timeout: 120_000,
+              }).trim(),
+            ),
+          );
         } catch (e) {
           // A child that neither finishes nor fails (seen at 32 MB: DuckDB waits forever) is killed.
           const failed = (e as { code?: string }).code === 'ETIMEDOUT' ? 'no answer within 120 s (killed)' : (e as Error).message.split('\n')[0];
@@ -64,7 +86,10 @@ async function main(): Promise<void> {
         }
       }
       if (runs.some((r) => r.failed)) console.log(`| ${shape} | ${mb} MB | ${fmt(runs[0].lineBytes)} | fails: ${runs.find((r) => r.failed)!.failed} | |`);
-      else console.log(`| ${shape} | ${mb} MB | ${fmt(runs[0].lineBytes)} | ${fmt(median(runs.map((r) => r.ms)))} | ${fmt(median(runs.map((r) => r.addedMb)))} MB (${runs.map((r) => fmt(r.addedMb)).join(', ')}) |`);
+      else
+        console.log(
+          `| ${shape} | ${mb} MB | ${fmt(runs[0].lineBytes)} | ${fmt(median(runs.map((r) => r.ms)))} | ${fmt(median(runs.map((r) => r.addedMb)))} MB (${runs.map((r) => fmt(r.addedMb)).join(', ')}) |`,
+        );
     }
 }
 

@@ -67,7 +67,7 @@ async function hyparquetWrite(events: UsageEvent[], file: string): Promise<Resul
   const { parquetWriteFile } = (await import('hyparquet-writer')) as any;
   const { ms } = await timeIt(async () => {
     const n = events.length;
-    const col = <T,>(f: (e: UsageEvent) => T) => {
+    const col = <T>(f: (e: UsageEvent) => T) => {
       const a = new Array<T>(n);
       for (let i = 0; i < n; i++) a[i] = f(events[i]);
       return a;

@@ -12,7 +12,11 @@ export async function startPlainProxy(upstream: string): Promise<{ url: string; 
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, async (req, res) => {
     try {
       req.resume();
-      const answer = await pool.request({ path: req.url ?? '/', method: (req.method ?? 'GET') as any, headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' } });
+      const answer = await pool.request({
+        path: req.url ?? '/',
+        method: (req.method ?? 'GET') as any,
+        headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' },
+      });
       const h: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(answer.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') h[k] = v;
       res.writeHead(answer.statusCode, h);

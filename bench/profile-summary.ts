@@ -32,6 +32,10 @@ if (calls > 0) {
   let busy = 0;
   for (const [name, hits] of self) if (name !== '(idle)' && !name.startsWith('(idle)')) busy += hits;
   console.log(`${((busy * usPerSample) / calls).toFixed(1).padStart(6)} µs  busy, per call (${calls} calls)`);
-  for (const [name, hits] of [...self].filter(([n]) => !n.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top))
+  for (const [name, hits] of [...self]
+    .filter(([n]) => !n.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top))
     console.log(`${((hits * usPerSample) / calls).toFixed(1).padStart(6)} µs  ${name}`);
-} else for (const [name, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)}%  ${name}`);
+} else
+  for (const [name, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)}%  ${name}`);

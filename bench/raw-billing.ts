@@ -18,12 +18,21 @@ export async function rawCost(db: Sql, customer: Customer, p: { from: number; to
       WHERE customer_id = $1 AND event_time >= $2 AND event_time < $3 GROUP BY api ORDER BY api`,
     [customer.id, new Date(p.from).toISOString(), new Date(p.to).toISOString()],
   );
-  const priced = price(plan, rows.map((r) => ({ api: r.api, calls: BigInt(r.calls) })));
+  const priced = price(
+    plan,
+    rows.map((r) => ({ api: r.api, calls: BigInt(r.calls) })),
+  );
   return {
     customer: customer.id,
     plan: plan.id,
     currency: priced.currency,
-    lines: priced.lines.map((l) => ({ api: l.api, calls: Number(l.quantity), unitPrice: l.unitPrice, amount: l.amount, amountMinor: l.amountMinor.toString() })),
+    lines: priced.lines.map((l) => ({
+      api: l.api,
+      calls: Number(l.quantity),
+      unitPrice: l.unitPrice,
+      amount: l.amount,
+      amountMinor: l.amountMinor.toString(),
+    })),
     total: priced.total,
     totalMinor: priced.totalMinor.toString(),
   };
@@ -44,7 +53,9 @@ export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ 
       if (req.headers.authorization !== `Bearer ${o.token}`) return void res.writeHead(401).end();
       const customer = await findCustomer(o.db, decodeURIComponent(m[1]));
       if (!customer) return void res.writeHead(404).end();
-      const body = JSON.stringify(await rawCost(o.db, customer, { from: Date.parse(url.searchParams.get('from')!), to: Date.parse(url.searchParams.get('to')!) }));
+      const body = JSON.stringify(
+        await rawCost(o.db, customer, { from: Date.parse(url.searchParams.get('from')!), to: Date.parse(url.searchParams.get('to')!) }),
+      );
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
     } catch (e) {
       if (!res.headersSent && !res.destroyed) res.writeHead(500).end(String((e as Error).message));

@@ -45,7 +45,10 @@ async function once(dist: string): Promise<{ ms: number; events: number }> {
 const out: Record<'A' | 'B', number[]> = { A: [], B: [] };
 let events = 0;
 for (let i = 0; i < runs; i++) {
-  for (const [k, dist] of [['A', a], ['B', b]] as const) {
+  for (const [k, dist] of [
+    ['A', a],
+    ['B', b],
+  ] as const) {
     const r = await once(dist);
     if (events && r.events !== events) throw new Error(`A and B disagree: ${events} vs ${r.events} events`);
     events = r.events;
@@ -54,4 +57,6 @@ for (let i = 0; i < runs; i++) {
   }
 }
 const [ma, mb] = [median(out.A), median(out.B)];
-console.log(`medians of ${runs}, ${hours} hours (${fmt(events)} events): A ${fmt(ma)} ms (${fmt(events / (ma / 1000) / 1e6, 2)} M/s); B ${fmt(mb)} ms (${fmt(events / (mb / 1000) / 1e6, 2)} M/s); B/A ${(ma / mb).toFixed(2)}x`);
+console.log(
+  `medians of ${runs}, ${hours} hours (${fmt(events)} events): A ${fmt(ma)} ms (${fmt(events / (ma / 1000) / 1e6, 2)} M/s); B ${fmt(mb)} ms (${fmt(events / (mb / 1000) / 1e6, 2)} M/s); B/A ${(ma / mb).toFixed(2)}x`,
+);

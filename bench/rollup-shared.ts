@@ -35,7 +35,13 @@ console.log(`lake: ${data.events} events, ${data.files} files, ${(data.bytes / 2
 
 const cli = assetPath('dist/src/cli.js');
 const args = ['rollup', '--backfill', '--from', new Date(START).toISOString(), '--to', new Date(START + HOURS * HOUR_MS).toISOString(), '--json'];
-const env = { ...process.env, METER_DATABASE_URL: url, METER_LAKE_URL: pathToFileURL(root).href, METER_DATA_DIR: join(root, '.meter'), METER_LOG_LEVEL: 'warn' };
+const env = {
+  ...process.env,
+  METER_DATABASE_URL: url,
+  METER_LAKE_URL: pathToFileURL(root).href,
+  METER_DATA_DIR: join(root, '.meter'),
+  METER_LOG_LEVEL: 'warn',
+};
 
 async function once(procs: number): Promise<{ ms: number; computed: number[] }> {
   const t0 = performance.now();
@@ -50,8 +56,12 @@ for (let i = 0; i < runs; i++) {
   for (const procs of i % 2 ? [2, 1] : [1, 2]) {
     const r = await once(procs);
     times[procs].push(r.ms);
-    console.log(`run ${i + 1}: ${procs} process(es): ${(r.ms / 1000).toFixed(2)} s, hours computed ${r.computed.join(' + ')} = ${r.computed.reduce((a, b) => a + b, 0)}`);
+    console.log(
+      `run ${i + 1}: ${procs} process(es): ${(r.ms / 1000).toFixed(2)} s, hours computed ${r.computed.join(' + ')} = ${r.computed.reduce((a, b) => a + b, 0)}`,
+    );
   }
 }
-console.log(`median: 1 process ${(median(times[1]) / 1000).toFixed(2)} s, 2 processes ${(median(times[2]) / 1000).toFixed(2)} s (${(median(times[1]) / median(times[2])).toFixed(2)}x)`);
+console.log(
+  `median: 1 process ${(median(times[1]) / 1000).toFixed(2)} s, 2 processes ${(median(times[2]) / 1000).toFixed(2)} s (${(median(times[1]) / median(times[2])).toFixed(2)}x)`,
+);
 await db.close();

@@ -12,7 +12,9 @@ import { benchWorkDir, fmt, median } from './lib.js';
 const root = process.argv[2] ?? join(benchWorkDir(), 'lake-1000eps-24h');
 const hour = process.argv[3] ?? '07';
 const dir = join(root, 'usage/dt=2021-03-01', `hour=${hour}`);
-const files = readdirSync(dir).filter((f) => f.endsWith('.parquet')).map((f) => `'${join(dir, f)}'`);
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.parquet'))
+  .map((f) => `'${join(dir, f)}'`);
 const src = `read_parquet([${files.join(', ')}], union_by_name = true)`;
 const from = `TIMESTAMPTZ '2021-03-01 ${hour}:00:00+00'`;
 const inHour = `(event_time >= ${from} AND event_time < ${from} + INTERVAL 1 HOUR)`;
@@ -55,7 +57,9 @@ const variants: Record<string, string> = {
 const inst = await DuckDBInstance.create(':memory:');
 const c = await inst.connect();
 const rows = Number((await c.runAndReadAll(`SELECT count(*) AS n FROM ${src}`)).getRowsJS()[0][0]);
-console.log(`hour ${hour}: ${files.length} files, ${fmt(rows)} events, DuckDB threads ${(await c.runAndReadAll(`SELECT current_setting('threads')`)).getRowsJS()[0][0]}`);
+console.log(
+  `hour ${hour}: ${files.length} files, ${fmt(rows)} events, DuckDB threads ${(await c.runAndReadAll(`SELECT current_setting('threads')`)).getRowsJS()[0][0]}`,
+);
 for (const [name, sql] of Object.entries(variants)) {
   const ms: number[] = [];
   for (let i = 0; i < 3; i++) {

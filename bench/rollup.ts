@@ -43,8 +43,12 @@ async function floorScan(root: string, hours: number[], select: string): Promise
   let events = 0;
   for (const h of hours) {
     const dir = join(root, hourDir(h));
-    const files = readdirSync(dir).filter((f) => f.endsWith('.parquet')).map((f) => `'${join(dir, f)}'`);
-    const r = await c.runAndReadAll(`SELECT customer, api, ${select} AS n FROM read_parquet([${files.join(', ')}], union_by_name = true) GROUP BY customer, api`);
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.parquet'))
+      .map((f) => `'${join(dir, f)}'`);
+    const r = await c.runAndReadAll(
+      `SELECT customer, api, ${select} AS n FROM read_parquet([${files.join(', ')}], union_by_name = true) GROUP BY customer, api`,
+    );
     for (const row of r.getRowObjectsJS()) events += Number(row.n);
   }
   const ms = performance.now() - t0;
@@ -83,7 +87,9 @@ export async function benchRollup(o: BenchOptions): Promise<Row[]> {
   const root = join(o.workDir, `lake-${eventsPerSec}eps-${hours}h`);
   o.log(`rollup: lake of ${hours} h at ${eventsPerSec} events/s in ${root}`);
   const data = await ensureLake(root, spec, o.log);
-  o.log(`rollup: ${fmt(data.events)} events, ${data.files} files, ${bytes(data.bytes)}${data.genMs ? `, generated in ${fmt(data.genMs / 1000, 1)} s` : ' (reused)'}`);
+  o.log(
+    `rollup: ${fmt(data.events)} events, ${data.files} files, ${bytes(data.bytes)}${data.genMs ? `, generated in ${fmt(data.genMs / 1000, 1)} s` : ' (reused)'}`,
+  );
   const lakeUrl = `file://${root}`;
   const to = start + hours * HOUR_MS;
   const hourList = Array.from({ length: hours }, (_, i) => start + i * HOUR_MS);

@@ -86,7 +86,20 @@ export async function runBench(args: RunArgs): Promise<Row[]> {
       // One broken stage must not hide the others' numbers: a row says what failed, exit code 1.
       failed.push(s);
       o.log(`stage ${s} FAILED: ${(e as Error).stack ?? e}`);
-      got = [{ stage: s, metric: 'stage failed', meter: 'error', baseline: '-', ratio: '', target: '-', met: 'no', note: String((e as Error).message ?? e).split('\n')[0].slice(0, 300) }];
+      got = [
+        {
+          stage: s,
+          metric: 'stage failed',
+          meter: 'error',
+          baseline: '-',
+          ratio: '',
+          target: '-',
+          met: 'no',
+          note: String((e as Error).message ?? e)
+            .split('\n')[0]
+            .slice(0, 300),
+        },
+      ];
     }
     rows.push(...got);
     o.log(`stage ${s} done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n${table(got)}`);

@@ -52,7 +52,11 @@ async function main(): Promise<void> {
   u.pathname = `/${name}`;
   const db = await PgWarehouse.open(u.toString());
   await migrate(db);
-  out(`sizing simulation ${new Date().toISOString()}: ${CUSTOMERS} customers, ${APIS_PER} APIs each, active 1 hour in ${SPARSE}, ${DAYS} days; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (2 vCPU shared)`);
+  out(
+    `sizing simulation ${new Date().toISOString()}: ${CUSTOMERS} customers, ${APIS_PER} APIs each, active 1 hour in ${SPARSE}, ${DAYS} days; load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} (2 vCPU shared)`,
+  );
 
   const prices = Object.fromEntries(APIS.map((a, i) => [a, i % 2 ? { unitPrice: '0.002', freeUnits: 100 } : '0.01']));
   await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 10, burst: 10 }, prices } } }));
@@ -83,11 +87,14 @@ async function main(): Promise<void> {
   }
   const insertS = (performance.now() - t0) / 1000;
   await db.query('ANALYZE');
-  const size = async (t: string) => (await db.query<{ total: string; idx: string }>(`SELECT pg_total_relation_size($1)::text AS total, pg_indexes_size($1)::text AS idx`, [t]))[0];
+  const size = async (t: string) =>
+    (await db.query<{ total: string; idx: string }>(`SELECT pg_total_relation_size($1)::text AS total, pg_indexes_size($1)::text AS idx`, [t]))[0];
   const hourly = await size('usage_hourly');
   const daily = await size('usage_daily');
   const dailyRows = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_daily`))[0].n;
-  out(`usage_hourly: ${rows} rows inserted in ${fmt(insertS, 1)} s (${fmt(rows / insertS)} rows/s, daily triggers included); ${fmt(Number(hourly.total) / 2 ** 20)} MiB (indexes ${fmt(Number(hourly.idx) / 2 ** 20)} MiB), ${fmt(Number(hourly.total) / rows, 1)} B/row`);
+  out(
+    `usage_hourly: ${rows} rows inserted in ${fmt(insertS, 1)} s (${fmt(rows / insertS)} rows/s, daily triggers included); ${fmt(Number(hourly.total) / 2 ** 20)} MiB (indexes ${fmt(Number(hourly.idx) / 2 ** 20)} MiB), ${fmt(Number(hourly.total) / rows, 1)} B/row`,
+  );
   out(`usage_daily: ${dailyRows} rows, ${fmt(Number(daily.total) / 2 ** 20)} MiB`);
 
   const now = Date.parse('2026-03-10T00:00:00Z');
@@ -136,8 +143,14 @@ async function main(): Promise<void> {
   while (!finished && performance.now() - r0 < RUN_SECONDS * 1000) await new Promise((res) => setTimeout(res, 1000));
   const n = await stored();
   const s = (performance.now() - r0) / 1000;
-  out(`invoice run: ${n} invoices stored in ${fmt(s, 1)} s = ${fmt(n / s, 1)} invoices/s${finished ? ' (all)' : `; all ${CUSTOMERS} at this rate: ${fmt(CUSTOMERS / (n / s) / 60)} min in one process`}`);
-  out(`load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  out(
+    `invoice run: ${n} invoices stored in ${fmt(s, 1)} s = ${fmt(n / s, 1)} invoices/s${finished ? ' (all)' : `; all ${CUSTOMERS} at this rate: ${fmt(CUSTOMERS / (n / s) / 60)} min in one process`}`,
+  );
+  out(
+    `load average at the end ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
   process.exit(0);
 }
 

@@ -45,7 +45,29 @@ export function buildProgram(): Command {
       SETTINGS.map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(58)} ${s.help}`).join('\n') +
       `\n\nQuick start:  meter demo          (whole pipeline on embedded defaults)\n`,
   );
-  for (const register of [registerDemo, registerDev, registerGateway, registerIngest, registerLive, registerRollup, registerCompact, registerReplay, registerDeadLetters, registerServeBilling, registerEvents, registerKeys, registerTokens, registerCustomers, registerPlans, registerPrices, registerInvoices, registerWebhooks, registerDoctor, registerMigrate, registerConfig])
+  for (const register of [
+    registerDemo,
+    registerDev,
+    registerGateway,
+    registerIngest,
+    registerLive,
+    registerRollup,
+    registerCompact,
+    registerReplay,
+    registerDeadLetters,
+    registerServeBilling,
+    registerEvents,
+    registerKeys,
+    registerTokens,
+    registerCustomers,
+    registerPlans,
+    registerPrices,
+    registerInvoices,
+    registerWebhooks,
+    registerDoctor,
+    registerMigrate,
+    registerConfig,
+  ])
     register(program);
   applyConventions(program);
   return program;

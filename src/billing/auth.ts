@@ -31,7 +31,12 @@ export async function createCustomerToken(db: Sql, customerId: string, opts: { e
   const id = randomBytes(8).toString('hex');
   const token = `${PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
   const expires = opts.expiresAt === undefined ? null : new Date(opts.expiresAt).toISOString();
-  await db.query('INSERT INTO billing_tokens (id, customer_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)', [id, customerId, sha256(token).toString('hex'), expires]);
+  await db.query('INSERT INTO billing_tokens (id, customer_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)', [
+    id,
+    customerId,
+    sha256(token).toString('hex'),
+    expires,
+  ]);
   return token;
 }
 

@@ -62,7 +62,6 @@ export function liveCatalog(db: Sql): CatalogReader {
   };
 }
 
-
 const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLETE_UNTIL_SQL} AS until,
        (SELECT sum(n) FROM usage_version WHERE part = 'rollup') AS rollup, (SELECT sum(n) FROM usage_version WHERE part = 'live') AS live,
        (SELECT min(hour) FROM live_hourly) AS live_from, (SELECT max(hour) FROM live_hourly) AS live_to`;
@@ -125,7 +124,9 @@ export class CatalogCache {
   }
 
   private async read(): Promise<CatalogView> {
-    const [r] = await this.db.query<{ v: unknown; until: unknown; rollup: unknown; live: unknown; live_from: unknown; live_to: unknown }>(SNAPSHOT_SQL, [], { prepare: true });
+    const [r] = await this.db.query<{ v: unknown; until: unknown; rollup: unknown; live: unknown; live_from: unknown; live_to: unknown }>(SNAPSHOT_SQL, [], {
+      prepare: true,
+    });
     const version = BigInt(String(r.v));
     // Only forward: an answer whose statement started before a change may return after it.
     // Entries filled since are newer than its version, which is as if it had read a moment later.

@@ -46,7 +46,11 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
 
 async function upsertVersion(tx: Sql, planId: string, api: string, v: PriceVersion): Promise<'inserted' | 'changed' | 'unchanged'> {
   const charge = JSON.stringify(chargeToJson(v.charge));
-  const old = await tx.query<{ charge: unknown }>('SELECT charge FROM prices WHERE plan_id = $1 AND api = $2 AND effective_from = $3', [planId, api, ts(v.effectiveFrom)]);
+  const old = await tx.query<{ charge: unknown }>('SELECT charge FROM prices WHERE plan_id = $1 AND api = $2 AND effective_from = $3', [
+    planId,
+    api,
+    ts(v.effectiveFrom),
+  ]);
   if (old.length && JSON.stringify(chargeToJson(parseCharge(json(old[0].charge), 'stored'))) === charge) return 'unchanged';
   await tx.query(
     `INSERT INTO prices (plan_id, api, effective_from, charge) VALUES ($1, $2, $3, $4::jsonb)
@@ -89,8 +93,15 @@ interface PriceRow {
 function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
   const byId = new Map<string, Plan>();
   for (const p of plans)
-    byId.set(p.id, { id: p.id, name: p.name, currency: p.currency, rateLimit: { ratePerSec: Number(p.rate_per_sec), burst: Number(p.burst) },
-      quota: p.quota_limit === null || p.quota_limit === undefined ? null : quotaAt({ limit: Number(p.quota_limit), period: p.quota_period }, `plans(${p.id}).quota`),
+    byId.set(p.id, {
+      id: p.id,
+      name: p.name,
+      currency: p.currency,
+      rateLimit: { ratePerSec: Number(p.rate_per_sec), burst: Number(p.burst) },
+      quota:
+        p.quota_limit === null || p.quota_limit === undefined
+          ? null
+          : quotaAt({ limit: Number(p.quota_limit), period: p.quota_period }, `plans(${p.id}).quota`),
       charges: {},
     });
   for (const r of prices) {

@@ -128,7 +128,8 @@ function count(v: unknown, field: string, min: bigint): bigint {
 }
 
 function tiersAt(v: unknown, field: string): Tier[] {
-  if (!Array.isArray(v) || v.length === 0) throw new CatalogError(field, 'expected a non-empty array of { "upTo": integer | null, "unitPrice": "decimal", "flatFee"?: "decimal" }');
+  if (!Array.isArray(v) || v.length === 0)
+    throw new CatalogError(field, 'expected a non-empty array of { "upTo": integer | null, "unitPrice": "decimal", "flatFee"?: "decimal" }');
   let prev = 0n;
   return v.map((t, i) => {
     const at = `${field}[${i}]`;
@@ -160,7 +161,12 @@ export function parseCharge(raw: unknown, field: string): Charge {
     case 'volume':
       return { model, tiers: tiersAt(raw.tiers, `${field}.tiers`), freeUnits };
     case 'package':
-      return { model: 'package', packageSize: count(raw.packageSize, `${field}.packageSize`, 1n), packagePrice: priceString(raw.packagePrice, `${field}.packagePrice`), freeUnits };
+      return {
+        model: 'package',
+        packageSize: count(raw.packageSize, `${field}.packageSize`, 1n),
+        packagePrice: priceString(raw.packagePrice, `${field}.packagePrice`),
+        freeUnits,
+      };
     default:
       throw new CatalogError(`${field}.model`, `${JSON.stringify(model)} is not one of ${CHARGE_MODELS.join(', ')}`);
   }
@@ -185,7 +191,8 @@ function versionsAt(raw: unknown, field: string): PriceVersion[] {
   });
   out.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
   for (let i = 1; i < out.length; i++)
-    if (out[i].effectiveFrom === out[i - 1].effectiveFrom) throw new CatalogError(field, `two versions take effect at the same time (${new Date(out[i].effectiveFrom).toISOString()})`);
+    if (out[i].effectiveFrom === out[i - 1].effectiveFrom)
+      throw new CatalogError(field, `two versions take effect at the same time (${new Date(out[i].effectiveFrom).toISOString()})`);
   return out;
 }
 
@@ -230,9 +237,11 @@ function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: nu
 export function quotaAt(q: unknown, at: string): PlanQuota {
   const shape = 'expected { "limit": integer calls, "period": "day" | "month" }';
   if (!isObject(q)) throw new CatalogError(at, shape);
-  if (!(QUOTA_PERIODS as readonly unknown[]).includes(q.period)) throw new CatalogError(`${at}.period`, `expected "day" or "month", got ${JSON.stringify(q.period)}`);
+  if (!(QUOTA_PERIODS as readonly unknown[]).includes(q.period))
+    throw new CatalogError(`${at}.period`, `expected "day" or "month", got ${JSON.stringify(q.period)}`);
   const limit = q.limit;
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) throw new CatalogError(`${at}.limit`, `expected a whole number of calls >= 1, got ${JSON.stringify(limit)}`);
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)
+    throw new CatalogError(`${at}.limit`, `expected a whole number of calls >= 1, got ${JSON.stringify(limit)}`);
   return { limit, period: q.period as QuotaPeriod };
 }
 
@@ -262,7 +271,12 @@ export function chargeToJson(c: Charge): Record<string, unknown> {
   const base: Record<string, unknown> = { model: c.model };
   if (c.model === 'per_unit') base.unitPrice = c.unitPrice;
   else if (c.model === 'package') Object.assign(base, { packageSize: n(c.packageSize), packagePrice: c.packagePrice });
-  else base.tiers = c.tiers.map((t) => ({ upTo: t.upTo === null ? null : n(t.upTo), unitPrice: t.unitPrice, ...(t.flatFee !== '0' ? { flatFee: t.flatFee } : {}) }));
+  else
+    base.tiers = c.tiers.map((t) => ({
+      upTo: t.upTo === null ? null : n(t.upTo),
+      unitPrice: t.unitPrice,
+      ...(t.flatFee !== '0' ? { flatFee: t.flatFee } : {}),
+    }));
   if (c.freeUnits > 0n) base.freeUnits = n(c.freeUnits);
   return base;
 }

@@ -47,7 +47,8 @@ export function costPieces(plan: Plan, q: CostQuery): CostPieces {
   for (let p = periodContaining(q.from, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
   const cuts = new Set<number>();
   for (const p of periods) if (p.start > q.from && p.start < q.to) cuts.add(p.start);
-  for (const versions of Object.values(plan.charges)) for (const v of versions) if (v.effectiveFrom > q.from && v.effectiveFrom < q.to) cuts.add(v.effectiveFrom);
+  for (const versions of Object.values(plan.charges))
+    for (const v of versions) if (v.effectiveFrom > q.from && v.effectiveFrom < q.to) cuts.add(v.effectiveFrom);
   const bounds = [...cuts].sort((a, b) => a - b);
   if (bounds.length > MAX_COST_CUTS)
     throw new LimitError('to', `the range crosses ${bounds.length} billing periods and price changes, more than ${MAX_COST_CUTS}; ask for a shorter range`);

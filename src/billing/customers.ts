@@ -71,9 +71,10 @@ export async function listCustomers(db: Sql): Promise<BillingCustomer[]> {
 
 /** One page of customers by id (keyset: one index range read per page). */
 export async function listCustomersPage(db: Sql, after: string | null, limit: number): Promise<BillingCustomer[]> {
-  const rows = after === null
-    ? await db.query<Row>(`${SELECT} ORDER BY c.id LIMIT $1`, [limit])
-    : await db.query<Row>(`${SELECT} WHERE c.id > $1 ORDER BY c.id LIMIT $2`, [after, limit]);
+  const rows =
+    after === null
+      ? await db.query<Row>(`${SELECT} ORDER BY c.id LIMIT $1`, [limit])
+      : await db.query<Row>(`${SELECT} WHERE c.id > $1 ORDER BY c.id LIMIT $2`, [after, limit]);
   return rows.map(fromRow);
 }
 
@@ -87,7 +88,8 @@ export interface CustomerInput {
 
 /** Create a customer, or update the given fields of an existing one. */
 export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promise<{ customer: BillingCustomer; created: boolean }> {
-  if (!CUSTOMER_ID_RE.test(input.id)) throw new CustomerInputError('id', `invalid customer id ${JSON.stringify(input.id)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+  if (!CUSTOMER_ID_RE.test(input.id))
+    throw new CustomerInputError('id', `invalid customer id ${JSON.stringify(input.id)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
   let tz: string | undefined;
   if (input.timeZone !== undefined) {
     tz = resolveTimeZone(input.timeZone) ?? undefined;

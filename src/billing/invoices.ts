@@ -129,19 +129,25 @@ async function storeFinal(db: Warehouse, inv: Invoice, now: number): Promise<boo
     const ins = await tx.query(
       `INSERT INTO invoices (id, customer_id, period, period_start, period_end, currency, total_minor, finalized_at, body)
        VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9::jsonb) ON CONFLICT DO NOTHING RETURNING id`,
-      [inv.id, inv.customer, inv.period, new Date(Date.parse(inv.periodStart)).toISOString(), new Date(Date.parse(inv.periodEnd)).toISOString(), inv.currency, inv.totalMinor, new Date(now).toISOString(), JSON.stringify(body)],
+      [
+        inv.id,
+        inv.customer,
+        inv.period,
+        new Date(Date.parse(inv.periodStart)).toISOString(),
+        new Date(Date.parse(inv.periodEnd)).toISOString(),
+        inv.currency,
+        inv.totalMinor,
+        new Date(now).toISOString(),
+        JSON.stringify(body),
+      ],
     );
     if (!ins.length) return false;
     let no = 0;
     for (const l of inv.lines)
-      await tx.query('INSERT INTO invoice_lines (invoice_id, line_no, api, quantity, amount_minor, detail) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::jsonb)', [
-        inv.id,
-        ++no,
-        l.api,
-        String(l.calls),
-        l.amountMinor,
-        JSON.stringify(l),
-      ]);
+      await tx.query(
+        'INSERT INTO invoice_lines (invoice_id, line_no, api, quantity, amount_minor, detail) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::jsonb)',
+        [inv.id, ++no, l.api, String(l.calls), l.amountMinor, JSON.stringify(l)],
+      );
     // In this transaction: the webhook goes out exactly when the invoice is final (docs/webhooks.md).
     const { due: _due, ...final } = inv;
     await emitEvent(tx, 'invoice.finalized', inv.id, { ...final, status: 'final', finalizedAt: formatInZone(now, inv.timeZone), acknowledgedAt: null }, now);
@@ -155,7 +161,11 @@ async function storeFinal(db: Warehouse, inv: Invoice, now: number): Promise<boo
  */
 async function assertExisted(db: Sql, customer: BillingCustomer, p: BillingPeriod): Promise<void> {
   if (Date.parse(customer.createdAt) < p.end) return;
-  const used = await db.query('SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [customer.id, new Date(p.start).toISOString(), new Date(p.end).toISOString()]);
+  const used = await db.query('SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [
+    customer.id,
+    new Date(p.start).toISOString(),
+    new Date(p.end).toISOString(),
+  ]);
   if (used.length) return;
   throw new InvoiceError(
     404,
@@ -199,7 +209,8 @@ const FINALIZE_BATCH = 200;
 export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { period?: string } = {}): Promise<FinalizeReport> {
   const now = opts.now ?? Date.now();
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-  if (opts.period !== undefined && !parsePeriodName(opts.period, 'UTC')) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(opts.period).slice(0, 32))}`, 'period');
+  if (opts.period !== undefined && !parsePeriodName(opts.period, 'UTC'))
+    throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(opts.period).slice(0, 32))}`, 'period');
   const out: FinalizeReport = { finalized: [], alreadyFinal: 0, notDue: [], skipped: [] };
   for (let after: string | null = null; ; ) {
     const batch = await listCustomersPage(db, after, FINALIZE_BATCH);
@@ -221,7 +232,8 @@ export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { p
         if (await storeFinal(db, inv, now)) out.finalized.push(id);
         else out.alreadyFinal++;
       } catch (e) {
-        if (e instanceof InvoiceError && e.status === 404) out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
+        if (e instanceof InvoiceError && e.status === 404)
+          out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
         else if (e instanceof PlanError) out.skipped.push({ customer: c.id, reason: e.message });
         else throw e;
       }
@@ -257,7 +269,8 @@ const FINAL_SELECT = 'SELECT customer_id, body, finalized_at, acknowledged_at FR
  * nextCursor until it is null. `acknowledged` filters final invoices.
  */
 export async function listInvoices(db: Warehouse, periodName: string, opts: InvoiceListOptions = {}): Promise<InvoiceList> {
-  if (!parsePeriodName(periodName, 'UTC')) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(periodName).slice(0, 32))}`, 'period');
+  if (!parsePeriodName(periodName, 'UTC'))
+    throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(periodName).slice(0, 32))}`, 'period');
   const limit = opts.limit ?? DEFAULT_PAGE_LIMIT;
   const after = opts.after ?? null;
   const status = opts.status ?? 'all';
@@ -282,7 +295,11 @@ export async function listInvoices(db: Warehouse, periodName: string, opts: Invo
   // The page's stored invoices in one read (the customers' id range).
   const last = customers.items[customers.items.length - 1].id;
   const stored = new Map<string, Invoice>();
-  const rows = await db.query<StoredRow & { customer_id: string }>(`${FINAL_SELECT} AND customer_id >= $2 AND customer_id <= $3`, [periodName, customers.items[0].id, last]);
+  const rows = await db.query<StoredRow & { customer_id: string }>(`${FINAL_SELECT} AND customer_id >= $2 AND customer_id <= $3`, [
+    periodName,
+    customers.items[0].id,
+    last,
+  ]);
   for (const r of rows) stored.set(r.customer_id, fromStored(r));
   for (const c of customers.items) {
     try {
@@ -327,7 +344,11 @@ export interface Acknowledgement {
 
 /** Mark a final invoice as taken by the payment server; idempotent. */
 export async function acknowledgeInvoice(db: Sql, id: string, by: string, now = Date.now()): Promise<Acknowledgement> {
-  const rows = await db.query('UPDATE invoices SET acknowledged_at = $2, acknowledged_by = $3 WHERE id = $1 AND acknowledged_at IS NULL RETURNING id', [id, new Date(now).toISOString(), by]);
+  const rows = await db.query('UPDATE invoices SET acknowledged_at = $2, acknowledged_by = $3 WHERE id = $1 AND acknowledged_at IS NULL RETURNING id', [
+    id,
+    new Date(now).toISOString(),
+    by,
+  ]);
   const inv = await storedInvoice(db, id);
   if (!inv) throw new InvoiceError(404, `no final invoice ${id.slice(0, 64)} (drafts cannot be acknowledged: wait until it is final)`, 'id');
   return { invoice: inv, acknowledged: rows.length > 0 };

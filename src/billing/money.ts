@@ -79,9 +79,32 @@ export function formatMinor(minor: bigint, currency: string): string {
 
 /** ISO 4217 minor units; the table covers the common ones, Intl answers the rest. */
 const MINOR: Record<string, number> = {
-  USD: 2, EUR: 2, GBP: 2, CHF: 2, CAD: 2, AUD: 2, CNY: 2, INR: 2, SGD: 2, HKD: 2, SEK: 2, NOK: 2, DKK: 2, BRL: 2, MXN: 2,
-  KRW: 0, JPY: 0, VND: 0, CLP: 0, ISK: 0, TWD: 2,
-  BHD: 3, KWD: 3, OMR: 3, JOD: 3, TND: 3,
+  USD: 2,
+  EUR: 2,
+  GBP: 2,
+  CHF: 2,
+  CAD: 2,
+  AUD: 2,
+  CNY: 2,
+  INR: 2,
+  SGD: 2,
+  HKD: 2,
+  SEK: 2,
+  NOK: 2,
+  DKK: 2,
+  BRL: 2,
+  MXN: 2,
+  KRW: 0,
+  JPY: 0,
+  VND: 0,
+  CLP: 0,
+  ISK: 0,
+  TWD: 2,
+  BHD: 3,
+  KWD: 3,
+  OMR: 3,
+  JOD: 3,
+  TND: 3,
 };
 
 export function minorDigits(currency: string): number {

@@ -45,7 +45,11 @@ export function pageParams(q: URLSearchParams): PageRequest {
   let after: string | null = null;
   if (rawCursor !== null && rawCursor !== '') {
     after = decodeCursor(rawCursor);
-    if (after === null) throw new ParamError('cursor', 'cursor is not one this API gave out: pass the nextCursor of the previous page unchanged, or leave it out for the first page');
+    if (after === null)
+      throw new ParamError(
+        'cursor',
+        'cursor is not one this API gave out: pass the nextCursor of the previous page unchanged, or leave it out for the first page',
+      );
   }
   return { after, limit };
 }

@@ -45,7 +45,8 @@ function timeZoneParam(q: URLSearchParams, defaultTz: string): string {
 
 function timeParam(q: URLSearchParams, name: 'from' | 'to', tz: string): number {
   const raw = q.get(name);
-  if (raw === null || raw === '') throw new ParamError(name, `${name} is required (ISO 8601, e.g. 2026-01-01T00:00:00Z, or a local date 2026-01-01 read in tz)`);
+  if (raw === null || raw === '')
+    throw new ParamError(name, `${name} is required (ISO 8601, e.g. 2026-01-01T00:00:00Z, or a local date 2026-01-01 read in tz)`);
   const t = parseTime(raw, tz);
   if (t === null) throw new ParamError(name, `${name} is not an ISO 8601 date or date-time: ${JSON.stringify(raw.slice(0, 64))}`);
   return t;
@@ -62,8 +63,15 @@ export function parsePeriod(q: URLSearchParams, defaultTz: string, allowed = ['f
     throw new ParamError('to', `the range from..to covers at most ${MAX_RANGE_DAYS} days; ask for longer periods in several requests`);
   // Usage is stored per UTC hour: a range cutting an hour would be answered with the whole
   // hour, so it is refused rather than rounded.
-  for (const [name, t] of [['from', from], ['to', to]] as const)
-    if (t % HOUR_MS !== 0) throw new ParamError(name, `${name} must be on a whole hour (usage is kept per hour), got ${formatInZone(t, timeZone)}; e.g. ${formatInZone(t - (t % HOUR_MS), timeZone)}`);
+  for (const [name, t] of [
+    ['from', from],
+    ['to', to],
+  ] as const)
+    if (t % HOUR_MS !== 0)
+      throw new ParamError(
+        name,
+        `${name} must be on a whole hour (usage is kept per hour), got ${formatInZone(t, timeZone)}; e.g. ${formatInZone(t - (t % HOUR_MS), timeZone)}`,
+      );
   return { from, to, timeZone };
 }
 
@@ -88,10 +96,16 @@ export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsagePa
   if (granularity === 'hour' && period.to - period.from > MAX_HOURLY_MS)
     throw new ParamError('granularity', `granularity=hour covers at most ${MAX_HOURLY_DAYS} days; use day or month for longer periods`);
   if (granularity === 'day' || granularity === 'month')
-    for (const [name, t] of [['from', period.from], ['to', period.to]] as const) {
+    for (const [name, t] of [
+      ['from', period.from],
+      ['to', period.to],
+    ] as const) {
       const start = bucketStart(t, period.timeZone, granularity);
       if (start !== t)
-        throw new ParamError(name, `with granularity=${granularity}, ${name} must be the start of a ${granularity} in ${period.timeZone} (e.g. ${formatInZone(start, period.timeZone)}), got ${formatInZone(t, period.timeZone)}; or use granularity=hour`);
+        throw new ParamError(
+          name,
+          `with granularity=${granularity}, ${name} must be the start of a ${granularity} in ${period.timeZone} (e.g. ${formatInZone(start, period.timeZone)}), got ${formatInZone(t, period.timeZone)}; or use granularity=hour`,
+        );
     }
   return { ...period, granularity };
 }
@@ -116,6 +130,7 @@ export function graceParam(q: URLSearchParams): number | undefined {
   const raw = q.get('grace');
   if (raw === null || raw === '') return undefined;
   const ms = parseDuration(raw);
-  if (ms === null || ms > MAX_GRACE_MS) throw new ParamError('grace', `grace must be a duration such as 1h, 30m, 0s or 2d (at most 35d), got ${JSON.stringify(raw.slice(0, 32))}`);
+  if (ms === null || ms > MAX_GRACE_MS)
+    throw new ParamError('grace', `grace must be a duration such as 1h, 30m, 0s or 2d (at most 35d), got ${JSON.stringify(raw.slice(0, 32))}`);
   return ms;
 }

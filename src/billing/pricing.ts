@@ -89,7 +89,15 @@ export function chargeRange(charge: Charge, a: bigint, b: bigint, periodTotal: b
   switch (charge.model) {
     case 'per_unit': {
       const d = mul(charge.unitPrice, b1 - a1);
-      items.push({ kind: 'unit', firstUnit: pos(a1) + 1n, lastUnit: pos(b1), quantity: b1 - a1, unitPrice: charge.unitPrice, amount: decimalString(d), amountD: d });
+      items.push({
+        kind: 'unit',
+        firstUnit: pos(a1) + 1n,
+        lastUnit: pos(b1),
+        quantity: b1 - a1,
+        unitPrice: charge.unitPrice,
+        amount: decimalString(d),
+        amountD: d,
+      });
       break;
     }
     case 'graduated': {
@@ -100,12 +108,32 @@ export function chargeRange(charge: Charge, a: bigint, b: bigint, periodTotal: b
         const e = minB(b1, hi);
         if (e > s) {
           const d = mul(t.unitPrice, e - s);
-          items.push({ kind: 'tier', tier: i + 1, upTo: t.upTo, firstUnit: pos(s) + 1n, lastUnit: pos(e), quantity: e - s, unitPrice: t.unitPrice, amount: decimalString(d), amountD: d });
+          items.push({
+            kind: 'tier',
+            tier: i + 1,
+            upTo: t.upTo,
+            firstUnit: pos(s) + 1n,
+            lastUnit: pos(e),
+            quantity: e - s,
+            unitPrice: t.unitPrice,
+            amount: decimalString(d),
+            amountD: d,
+          });
         }
         // The flat fee of a tier is due with its first unit.
         if (t.flatFee !== '0' && a1 <= lo && lo < b1) {
           const d = parseDecimal(t.flatFee);
-          items.push({ kind: 'flat_fee', tier: i + 1, upTo: t.upTo, firstUnit: pos(lo) + 1n, lastUnit: pos(lo) + 1n, quantity: 1n, flatFee: t.flatFee, amount: decimalString(d), amountD: d });
+          items.push({
+            kind: 'flat_fee',
+            tier: i + 1,
+            upTo: t.upTo,
+            firstUnit: pos(lo) + 1n,
+            lastUnit: pos(lo) + 1n,
+            quantity: 1n,
+            flatFee: t.flatFee,
+            amount: decimalString(d),
+            amountD: d,
+          });
         }
         lo = hi;
       });
@@ -116,18 +144,48 @@ export function chargeRange(charge: Charge, a: bigint, b: bigint, periodTotal: b
       const i = charge.tiers.findIndex((t) => t.upTo === null || q <= t.upTo);
       const t = charge.tiers[i];
       const d = mul(t.unitPrice, b1 - a1);
-      items.push({ kind: 'tier', tier: i + 1, upTo: t.upTo, firstUnit: pos(a1) + 1n, lastUnit: pos(b1), quantity: b1 - a1, unitPrice: t.unitPrice, amount: decimalString(d), amountD: d });
+      items.push({
+        kind: 'tier',
+        tier: i + 1,
+        upTo: t.upTo,
+        firstUnit: pos(a1) + 1n,
+        lastUnit: pos(b1),
+        quantity: b1 - a1,
+        unitPrice: t.unitPrice,
+        amount: decimalString(d),
+        amountD: d,
+      });
       // Once per period, with the first paid unit.
       if (t.flatFee !== '0' && a1 === 0n) {
         const f = parseDecimal(t.flatFee);
-        items.push({ kind: 'flat_fee', tier: i + 1, upTo: t.upTo, firstUnit: pos(1n), lastUnit: pos(1n), quantity: 1n, flatFee: t.flatFee, amount: decimalString(f), amountD: f });
+        items.push({
+          kind: 'flat_fee',
+          tier: i + 1,
+          upTo: t.upTo,
+          firstUnit: pos(1n),
+          lastUnit: pos(1n),
+          quantity: 1n,
+          flatFee: t.flatFee,
+          amount: decimalString(f),
+          amountD: f,
+        });
       }
       break;
     }
     case 'package': {
       const n = ceilDiv(b1, charge.packageSize) - ceilDiv(a1, charge.packageSize);
       const d = mul(charge.packagePrice, n);
-      items.push({ kind: 'package', firstUnit: pos(a1) + 1n, lastUnit: pos(b1), quantity: b1 - a1, packageSize: charge.packageSize, packages: n, unitPrice: charge.packagePrice, amount: decimalString(d), amountD: d });
+      items.push({
+        kind: 'package',
+        firstUnit: pos(a1) + 1n,
+        lastUnit: pos(b1),
+        quantity: b1 - a1,
+        packageSize: charge.packageSize,
+        packages: n,
+        unitPrice: charge.packagePrice,
+        amount: decimalString(d),
+        amountD: d,
+      });
       break;
     }
   }
@@ -161,7 +219,16 @@ export function priceLine(api: string, segments: Segment[], currency: string): L
     if (s.calls === 0n) continue;
     if (!s.version) {
       unitPrices.add('0');
-      items.push({ effectiveFrom: null, ...(s.period ? { period: s.period } : {}), kind: 'unpriced', firstUnit: s.offset + 1n, lastUnit: s.offset + s.calls, quantity: s.calls, unitPrice: '0', amount: '0' });
+      items.push({
+        effectiveFrom: null,
+        ...(s.period ? { period: s.period } : {}),
+        kind: 'unpriced',
+        firstUnit: s.offset + 1n,
+        lastUnit: s.offset + s.calls,
+        quantity: s.calls,
+        unitPrice: '0',
+        amount: '0',
+      });
       continue;
     }
     priced = true;

@@ -89,7 +89,8 @@ export async function customerPlan(db: Sql, c: BillingCustomer, catalog: Catalog
   if (!c.planId) throw new PlanError(`customer ${c.id} has no plan and no API key, so no plan to price usage with`);
   const plan = await catalog.plan(c.planId);
   if (!plan) throw new PlanError(`customer ${c.id} is on plan "${c.planId}", which is not in the catalog (run meter plans import)`);
-  if (c.currency && c.currency !== plan.currency) throw new PlanError(`customer ${c.id} is billed in ${c.currency} but plan "${plan.id}" is priced in ${plan.currency}`);
+  if (c.currency && c.currency !== plan.currency)
+    throw new PlanError(`customer ${c.id} is billed in ${c.currency} but plan "${plan.id}" is priced in ${plan.currency}`);
   return plan;
 }
 
@@ -201,8 +202,20 @@ export interface PricesReport {
 export async function pricesReport(db: Sql, customer: BillingCustomer, at = Date.now(), catalog: CatalogReader = liveCatalog(db)): Promise<PricesReport> {
   const plan = await customerPlan(db, customer, catalog);
   const all = priceList(plan);
-  const current = all.filter((r) => (r.effectiveFrom === null || Date.parse(r.effectiveFrom) <= at) && (r.effectiveTo === null || Date.parse(r.effectiveTo) > at));
-  return { customer: customer.id, plan: plan.id, planName: plan.name, currency: plan.currency, rateLimit: { ...plan.rateLimit }, quota: plan.quota ? { ...plan.quota } : null, at: formatInZone(at, customer.timeZone), prices: current, versions: all };
+  const current = all.filter(
+    (r) => (r.effectiveFrom === null || Date.parse(r.effectiveFrom) <= at) && (r.effectiveTo === null || Date.parse(r.effectiveTo) > at),
+  );
+  return {
+    customer: customer.id,
+    plan: plan.id,
+    planName: plan.name,
+    currency: plan.currency,
+    rateLimit: { ...plan.rateLimit },
+    quota: plan.quota ? { ...plan.quota } : null,
+    at: formatInZone(at, customer.timeZone),
+    prices: current,
+    versions: all,
+  };
 }
 
 export { getCustomer as findCustomer };

@@ -186,7 +186,11 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const url = new URL(req.url ?? '/', 'http://billing.invalid');
     const path = url.pathname;
     for (const [k, v] of url.searchParams)
-      if (badBytes(k) || badBytes(v)) throw new ParamError(badBytes(k) ? k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64) : k.slice(0, 64), `parameter "${k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64)}" holds a NUL or control character`);
+      if (badBytes(k) || badBytes(v))
+        throw new ParamError(
+          badBytes(k) ? k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64) : k.slice(0, 64),
+          `parameter "${k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64)}" holds a NUL or control character`,
+        );
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
       await opts.db.query('SELECT 1');
@@ -227,10 +231,19 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         const period = q.get('period');
         if (!period) throw new ParamError('period', 'period is required, a month YYYY-MM');
         const status = q.get('status') || 'final';
-        if (!['final', 'draft', 'all'].includes(status)) throw new ParamError('status', `status must be final, draft or all, got ${JSON.stringify(status.slice(0, 32))}`);
+        if (!['final', 'draft', 'all'].includes(status))
+          throw new ParamError('status', `status must be final, draft or all, got ${JSON.stringify(status.slice(0, 32))}`);
         const ack = q.get('acknowledged') || undefined;
-        if (ack !== undefined && ack !== 'true' && ack !== 'false') throw new ParamError('acknowledged', `acknowledged must be true or false, got ${JSON.stringify(ack.slice(0, 32))}`);
-        const r = await listInvoices(opts.db, period, { now: now(), graceMs: graceParam(q) ?? graceMs, status: status as 'final', acknowledged: ack === undefined ? undefined : ack === 'true', after: pg.after, limit: pg.limit });
+        if (ack !== undefined && ack !== 'true' && ack !== 'false')
+          throw new ParamError('acknowledged', `acknowledged must be true or false, got ${JSON.stringify(ack.slice(0, 32))}`);
+        const r = await listInvoices(opts.db, period, {
+          now: now(),
+          graceMs: graceParam(q) ?? graceMs,
+          status: status as 'final',
+          acknowledged: ack === undefined ? undefined : ack === 'true',
+          after: pg.after,
+          limit: pg.limit,
+        });
         return send(res, 200, r);
       }
       const id = decodeId(im[1], 'id');
@@ -322,12 +335,22 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       // 57014 query_canceled: the statement ran past statement_timeout. Not an outage.
       if ((e as { code?: string })?.code === '57014') {
         log.error(`billing: 503 req ${requestId}: ${req.method} ${safe(req.url)}: statement timeout: ${message(e)}`);
-        return send(res, 503, { error: 'the answer took longer than the billing API allows; retry, or ask for a shorter range', requestId }, { 'retry-after': '5' });
+        return send(
+          res,
+          503,
+          { error: 'the answer took longer than the billing API allows; retry, or ask for a shorter range', requestId },
+          { 'retry-after': '5' },
+        );
       }
       // The warehouse is down or restarting: say so (503), never answer with a made-up number.
       if (isWarehouseUnavailable(e)) {
         log.error(`billing: 503 req ${requestId}: ${req.method} ${safe(req.url)}: warehouse unavailable: ${message(e)}`);
-        return send(res, 503, { error: 'the billing database is unavailable right now, so no usage or cost can be given; retry shortly', requestId }, { 'retry-after': '5' });
+        return send(
+          res,
+          503,
+          { error: 'the billing database is unavailable right now, so no usage or cost can be given; retry shortly', requestId },
+          { 'retry-after': '5' },
+        );
       }
       log.error(`billing: 500 req ${requestId}: ${req.method} ${safe(req.url)} failed: ${message(e)}`);
       send(res, 500, { error: 'internal error', requestId });

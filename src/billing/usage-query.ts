@@ -147,7 +147,10 @@ export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
   const rows = q.granularity === 'month' || q.granularity === 'total' ? await bucketsFromDays(db, q) : await bucketsFromHours(db, q);
   // One row past the bound says the answer would be larger than allowed: refuse, not truncate.
   if (rows.length > MAX_SERIES_ROWS)
-    throw new LimitError('granularity', `the answer would hold more than ${MAX_SERIES_ROWS} rows (buckets x APIs); use a coarser granularity or a shorter range`);
+    throw new LimitError(
+      'granularity',
+      `the answer would hold more than ${MAX_SERIES_ROWS} rows (buckets x APIs); use a coarser granularity or a shorter range`,
+    );
   const byApi = new Map<string, ApiTotal>();
   const series: UsagePoint[] = [];
   // Printing a bucket start in the zone costs tens of µs (Intl): once per distinct start, and

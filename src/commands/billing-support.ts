@@ -28,7 +28,16 @@ export async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
 
 export function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [head, ...rows].map((r) => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    [head, ...rows]
+      .map((r) =>
+        r
+          .map((c, i) => (c ?? '').padEnd(w[i]))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function csvCell(v: unknown): string {
@@ -38,7 +47,23 @@ function csvCell(v: unknown): string {
   return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }
 
-export const CSV_HEAD = ['invoice_id', 'customer', 'period', 'period_start', 'period_end', 'status', 'plan', 'currency', 'api', 'calls', 'unit_price', 'amount', 'invoice_total', 'finalized_at', 'acknowledged_at'];
+export const CSV_HEAD = [
+  'invoice_id',
+  'customer',
+  'period',
+  'period_start',
+  'period_end',
+  'status',
+  'plan',
+  'currency',
+  'api',
+  'calls',
+  'unit_price',
+  'amount',
+  'invoice_total',
+  'finalized_at',
+  'acknowledged_at',
+];
 
 /** One row per invoice line (an invoice without lines: one row with no api). */
 export function invoicesCsv(invoices: Invoice[]): string {

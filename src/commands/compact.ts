@@ -14,7 +14,7 @@ export function registerCompact(program: Command): void {
     .option('--to <iso>', 'up to this time, exclusive')
     .addHelpText(
       'after',
-      '\nOnly hours that have ended are compacted, and never a partition\'s last range (ingest may still write it).\nThe rollup redoes a compacted hour (same rows). rollup --follow compacts by itself compactAfterMs after an hour ends.\nExamples:\n  meter compact                                   # every closed hour\n  meter compact --hour 2026-11-24T07:00Z\n  meter compact --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n',
+      "\nOnly hours that have ended are compacted, and never a partition's last range (ingest may still write it).\nThe rollup redoes a compacted hour (same rows). rollup --follow compacts by itself compactAfterMs after an hour ends.\nExamples:\n  meter compact                                   # every closed hour\n  meter compact --hour 2026-11-24T07:00Z\n  meter compact --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n",
     )
     .action(
       action(async (opts: { hour?: string; from?: string; to?: string }, cmd: Command) => {
@@ -30,12 +30,23 @@ export function registerCompact(program: Command): void {
           if (hours.to <= hours.from) throw new UserError('--to must be after --from');
         }
         const closedBefore = hourStart(Date.now());
-        if (hours && hours.from >= closedBefore) throw new UserError(`the hour ${new Date(hours.from).toISOString()} has not ended yet`, 'compact it after it ends');
+        if (hours && hours.from >= closedBefore)
+          throw new UserError(`the hour ${new Date(hours.from).toISOString()} has not ended yet`, 'compact it after it ends');
         const lake = await openLake(config);
         try {
-          const s = await compact({ lake, topic: config.topic, targetBytes: config.compactTargetMb * 2 ** 20, closedBefore, hours, logger: (m) => logger.info(m) });
+          const s = await compact({
+            lake,
+            topic: config.topic,
+            targetBytes: config.compactTargetMb * 2 ** 20,
+            closedBefore,
+            hours,
+            logger: (m) => logger.info(m),
+          });
           if (json) printJson(s);
-          else logger.info(`compact: ${s.merged} files made of ${s.filesBefore} (${s.bytesBefore} -> ${s.bytesAfter} bytes) in ${s.hours.length} hours, ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms; meter rollup redoes those hours (same rows)`);
+          else
+            logger.info(
+              `compact: ${s.merged} files made of ${s.filesBefore} (${s.bytesBefore} -> ${s.bytesAfter} bytes) in ${s.hours.length} hours, ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms; meter rollup redoes those hours (same rows)`,
+            );
         } finally {
           await lake.close();
         }

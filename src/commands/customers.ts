@@ -22,7 +22,10 @@ export function registerCustomers(program: Command): void {
         if (opts.plan) await ensureCatalog(db, config);
         const r = await userErrors(() => upsertCustomer(db, { id, name: opts.name, timeZone: opts.tz, currency: opts.currency, plan: opts.plan }));
         if (json) printJson(r);
-        else process.stdout.write(`${r.created ? 'created' : 'updated'} ${r.customer.id}: time zone ${r.customer.timeZone}, plan ${r.customer.planId ?? '(none)'}, currency ${r.customer.currency ?? "(plan's)"}\n`);
+        else
+          process.stdout.write(
+            `${r.created ? 'created' : 'updated'} ${r.customer.id}: time zone ${r.customer.timeZone}, plan ${r.customer.planId ?? '(none)'}, currency ${r.customer.currency ?? "(plan's)"}\n`,
+          );
       }),
     );
   customers
@@ -32,7 +35,13 @@ export function registerCustomers(program: Command): void {
       withWarehouse(async ({ db, json }, _opts) => {
         const list = await listCustomers(db);
         if (json) printJson(list);
-        else process.stdout.write(table(['id', 'name', 'time zone', 'currency', 'plan'], list.map((c) => [c.id, c.name, c.timeZone, c.currency ?? '', `${c.planId ?? ''}${c.planSource === 'api_key' ? ' (key)' : ''}`])));
+        else
+          process.stdout.write(
+            table(
+              ['id', 'name', 'time zone', 'currency', 'plan'],
+              list.map((c) => [c.id, c.name, c.timeZone, c.currency ?? '', `${c.planId ?? ''}${c.planSource === 'api_key' ? ' (key)' : ''}`]),
+            ),
+          );
       }),
     );
   customers
@@ -45,10 +54,17 @@ export function registerCustomers(program: Command): void {
         const period = periodContaining(Date.now(), c.timeZone).name;
         const invoice = c.planId ? await userErrors(() => getInvoice(db, c, period)).catch((e) => ({ error: (e as Error).message })) : null;
         if (json) return printJson({ customer: c, invoice });
-        process.stdout.write(`${c.id} (${c.name}): time zone ${c.timeZone}, plan ${c.planId ?? '(none)'}${c.planSource === 'api_key' ? ' (from API key)' : ''}, currency ${c.currency ?? "(plan's)"}\n`);
+        process.stdout.write(
+          `${c.id} (${c.name}): time zone ${c.timeZone}, plan ${c.planId ?? '(none)'}${c.planSource === 'api_key' ? ' (from API key)' : ''}, currency ${c.currency ?? "(plan's)"}\n`,
+        );
         if (invoice && 'id' in invoice) {
           process.stdout.write(`invoice ${invoice.id} for ${invoice.period} (${invoice.status}): ${invoice.total} ${invoice.currency}\n`);
-          process.stdout.write(table(['api', 'calls', 'unit price', 'amount'], invoice.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount])));
+          process.stdout.write(
+            table(
+              ['api', 'calls', 'unit price', 'amount'],
+              invoice.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount]),
+            ),
+          );
         } else if (invoice) process.stdout.write(`no invoice: ${invoice.error}\n`);
       }),
     );

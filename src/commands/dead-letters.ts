@@ -5,7 +5,17 @@ import { action, contextOf, printJson } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { table } from './billing-support.js';
-import { entryEvent, FolderDeadLetterSource, KafkaDeadLetterSource, matches, reasonCode, REASON_CODES, type DeadLetterFilter, type DeadLetterSource, type StoredDeadLetter } from '../pipeline/dead-letter-store.js';
+import {
+  entryEvent,
+  FolderDeadLetterSource,
+  KafkaDeadLetterSource,
+  matches,
+  reasonCode,
+  REASON_CODES,
+  type DeadLetterFilter,
+  type DeadLetterSource,
+  type StoredDeadLetter,
+} from '../pipeline/dead-letter-store.js';
 import { replayDeadLetters } from '../pipeline/dead-letter-replay.js';
 import { DLQ_SUFFIX } from '../log/kafka-dead-letter.js';
 
@@ -20,7 +30,8 @@ async function openSource(cfg: MeterConfig): Promise<DeadLetterSource> {
 }
 
 function checkReason(reason: string | undefined): string | undefined {
-  if (reason !== undefined && !reason.trim()) throw new UserError('--reason is empty', `give a reason code (${REASON_CODES.join(', ')}) or part of the reason text`);
+  if (reason !== undefined && !reason.trim())
+    throw new UserError('--reason is empty', `give a reason code (${REASON_CODES.join(', ')}) or part of the reason text`);
   return reason;
 }
 
@@ -101,7 +112,8 @@ export function registerDeadLetters(program: Command): void {
       action(async (idText: string, _opts, cmd: Command) => {
         const { config, json } = contextOf(cmd);
         const id = Number(idText);
-        if (!Number.isSafeInteger(id) || id < 0) throw new UserError(`dead letter id ${JSON.stringify(idText)} is not a whole number`, 'take the id from meter dead-letters list');
+        if (!Number.isSafeInteger(id) || id < 0)
+          throw new UserError(`dead letter id ${JSON.stringify(idText)} is not a whole number`, 'take the id from meter dead-letters list');
         const source = await openSource(config);
         let found: StoredDeadLetter | undefined;
         try {
@@ -119,7 +131,9 @@ export function registerDeadLetters(program: Command): void {
         if (!found) throw new UserError(`no dead letter ${id} in ${source.where}`, 'see meter dead-letters list');
         const v = view(found);
         if (json) return printJson(v);
-        process.stdout.write(`dead letter ${v.id} (${v.reasonCode}), written ${v.at}\n  why: ${v.reason}\n  from: partition ${v.partition} offset ${v.offset}, logged ${v.logTime}, key ${JSON.stringify(v.key)}\n`);
+        process.stdout.write(
+          `dead letter ${v.id} (${v.reasonCode}), written ${v.at}\n  why: ${v.reason}\n  from: partition ${v.partition} offset ${v.offset}, logged ${v.logTime}, key ${JSON.stringify(v.key)}\n`,
+        );
         const ev = entryEvent(found);
         if (ev) process.stdout.write(`  event: ${JSON.stringify(ev)}\n`);
         else process.stdout.write(`  value (base64${v.valueTruncated ? `, first bytes of ${v.valueBytes}` : ''}): ${cut(found.value, 2000)}\n`);

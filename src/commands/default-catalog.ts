@@ -17,5 +17,7 @@ export async function ensureCatalog(db: Warehouse, config: MeterConfig): Promise
   if (Number(n) > 0 || !existsSync(config.catalogFile)) return;
   const catalog = await userErrors(async () => loadCatalog(config.catalogFile));
   const r = await syncCatalog(db, catalog);
-  process.stderr.write(`meter: the warehouse had no plans: imported the catalog ${config.catalogFile} (${r.plans} plans; change it with meter plans import <file>)\n`);
+  process.stderr.write(
+    `meter: the warehouse had no plans: imported the catalog ${config.catalogFile} (${r.plans} plans; change it with meter plans import <file>)\n`,
+  );
 }

@@ -26,8 +26,11 @@ export function registerDemo(program: Command): void {
     .option('--concurrency <n>', 'concurrent client connections', '32')
     .option('--seed <n>', 'traffic seed (deterministic mix)', '42')
     .option('--keep-running', 'keep gateway, pipeline and billing API up after the check (Ctrl-C to stop)')
-    .option('--stack', 'start the project\'s real stack (stack/run up: Kafka, HDFS, Postgres, Redis) and run on it')
-    .addHelpText('after', '\nRuns on embedded defaults (no services needed); with METER_* settings (see `stack/run env`) it runs on Kafka, HDFS, Postgres and Redis.\nExamples:\n  meter demo\n  meter demo --events 100000 --concurrency 64\n  meter demo --duration 2m --keep-running\n')
+    .option('--stack', "start the project's real stack (stack/run up: Kafka, HDFS, Postgres, Redis) and run on it")
+    .addHelpText(
+      'after',
+      '\nRuns on embedded defaults (no services needed); with METER_* settings (see `stack/run env`) it runs on Kafka, HDFS, Postgres and Redis.\nExamples:\n  meter demo\n  meter demo --events 100000 --concurrency 64\n  meter demo --duration 2m --keep-running\n',
+    )
     .action(
       action(async (opts: { events: string; duration?: string; concurrency: string; seed: string; keepRunning?: boolean; stack?: boolean }, cmd: Command) => {
         let stackSettings: Record<string, string> = {};
@@ -37,7 +40,10 @@ export function registerDemo(program: Command): void {
         }
         const { config, logger, json } = contextOf(cmd, stackSettings);
         // A spinner only on a real terminal with room for it; no colour under NO_COLOR (progress.ts).
-        const spinner = json || progressMode(process.stderr) !== 'bar' ? null : ora({ text: 'meter demo', stream: process.stderr, ...(process.env.NO_COLOR ? { color: false as unknown as 'cyan' } : {}) }).start();
+        const spinner =
+          json || progressMode(process.stderr) !== 'bar'
+            ? null
+            : ora({ text: 'meter demo', stream: process.stderr, ...(process.env.NO_COLOR ? { color: false as unknown as 'cyan' } : {}) }).start();
         const progress = (text: string) => {
           if (spinner) spinner.text = text;
           else if (!json) process.stderr.write(`demo: ${text}\n`);
@@ -74,13 +80,34 @@ export function registerDemo(program: Command): void {
 function printReport(r: DemoResult): void {
   const out = (s = '') => process.stdout.write(s + '\n');
   out(`meter demo — backends: log=${r.backends.log}; lake=${r.backends.lake}; warehouse=${r.backends.warehouse}; limiter=${r.backends.limiter}`);
-  const statuses = [...r.truth.byStatus.entries()].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(' ');
-  out(`sent ${r.truth.sent} calls in ${(r.timings.trafficMs / 1000).toFixed(1)} s (answers ${statuses}); drained in ${(r.timings.drainMs / 1000).toFixed(1)} s`);
+  const statuses = [...r.truth.byStatus.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, n]) => `${s}:${n}`)
+    .join(' ');
+  out(
+    `sent ${r.truth.sent} calls in ${(r.timings.trafficMs / 1000).toFixed(1)} s (answers ${statuses}); drained in ${(r.timings.drainMs / 1000).toFixed(1)} s`,
+  );
   out();
   const head = ['customer', 'plan', 'api', 'sent ok', 'billed', 'sent all', 'metered', 'amount', ''];
-  const rows = r.rows.map((x) => [x.customer, x.plan, x.api, String(x.sentCalls), String(x.billedCalls), String(x.sentEvents), String(x.meteredEvents), x.amount, x.sentCalls === x.billedCalls && x.sentEvents === x.meteredEvents ? 'ok' : 'MISMATCH']);
+  const rows = r.rows.map((x) => [
+    x.customer,
+    x.plan,
+    x.api,
+    String(x.sentCalls),
+    String(x.billedCalls),
+    String(x.sentEvents),
+    String(x.meteredEvents),
+    x.amount,
+    x.sentCalls === x.billedCalls && x.sentEvents === x.meteredEvents ? 'ok' : 'MISMATCH',
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => out(cells.map((c, i) => (i >= 3 && i <= 7 ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd());
+  const line = (cells: string[]) =>
+    out(
+      cells
+        .map((c, i) => (i >= 3 && i <= 7 ? c.padStart(w[i]) : c.padEnd(w[i])))
+        .join('  ')
+        .trimEnd(),
+    );
   line(head);
   for (const row of rows) line(row);
   out();
@@ -89,7 +116,9 @@ function printReport(r: DemoResult): void {
     const inv = r.invoices.find((i) => i.customer === t.customer);
     if (!inv) continue;
     out(`  prices: ${inv.prices.join('; ')}`);
-    out(`  invoice ${inv.invoice.id} for ${inv.invoice.period} (${inv.timeZone}): ${inv.invoice.status}, ${inv.invoice.calls} calls, ${inv.invoice.total} ${inv.invoice.currency}; final after ${inv.invoice.finalizesAt}`);
+    out(
+      `  invoice ${inv.invoice.id} for ${inv.invoice.period} (${inv.timeZone}): ${inv.invoice.status}, ${inv.invoice.calls} calls, ${inv.invoice.total} ${inv.invoice.currency}; final after ${inv.invoice.finalizesAt}`,
+    );
   }
   out();
   out(`pipeline carried ${r.timings.eventsPerSec} events/s end to end; whole demo ${(r.timings.totalMs / 1000).toFixed(1)} s; data in ${r.dataDir}`);

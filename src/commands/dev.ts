@@ -22,7 +22,8 @@ export function registerDev(program: Command): void {
     .action(
       action(async (opts: { rollupInterval: string; accessLog?: boolean; workers?: string }, cmd: Command) => {
         const { config, logger } = contextOf(cmd, workersEnv(opts));
-        if (!config.billingTokens.length) throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
+        if (!config.billingTokens.length)
+          throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
         requireUpstream(config.upstream);
         const interval = parseDurationFlag('rollup-interval', opts.rollupInterval, { minMs: 100 });
         for (const [k, v] of Object.entries(describeBackends(config))) logger.info(`${k}: ${v}`);

@@ -9,7 +9,10 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('check each configured backend (reachable, version, topic, lake writable, migrations, limiter) and say how to fix failures')
     .option('--timeout <duration>', 'time limit per check (e.g. 15s; a bare number is ms)', '15s')
-    .option('--lake-check [hours]', `also check the lake's last hours (default ${DEFAULT_LAKE_CHECK_HOURS}): overlapping file ranges per partition, rows vs distinct event ids per hour`)
+    .option(
+      '--lake-check [hours]',
+      `also check the lake's last hours (default ${DEFAULT_LAKE_CHECK_HOURS}): overlapping file ranges per partition, rows vs distinct event ids per hour`,
+    )
     .action(
       action(async (opts: { timeout: string; lakeCheck?: string | boolean }, cmd: Command) => {
         const { config, json } = contextOf(cmd);
@@ -18,7 +21,9 @@ export function registerDoctor(program: Command): void {
         if (json) printJson(checks);
         else
           for (const c of checks)
-            process.stdout.write(`${!c.ok ? 'FAIL' : c.warn ? 'warn' : 'ok  '} ${c.name.padEnd(10)} ${c.detail}${(!c.ok || c.warn) && c.fix ? `\n     fix: ${c.fix}` : ''}\n`);
+            process.stdout.write(
+              `${!c.ok ? 'FAIL' : c.warn ? 'warn' : 'ok  '} ${c.name.padEnd(10)} ${c.detail}${(!c.ok || c.warn) && c.fix ? `\n     fix: ${c.fix}` : ''}\n`,
+            );
         // Any failed check fails the command, whichever backend (warnings do not).
         process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
       }),

@@ -21,7 +21,8 @@ export function registerEvents(program: Command): void {
       action(async (file: string, o: { url?: string; token?: string; batch: string }, cmd: Command) => {
         const { config, json } = contextOf(cmd);
         const batch = Number(o.batch);
-        if (!Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw new UserError(`--batch ${JSON.stringify(o.batch)} is not a whole number from 1 to ${MAX_BATCH}`, 'e.g. --batch 500');
+        if (!Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
+          throw new UserError(`--batch ${JSON.stringify(o.batch)} is not a whole number from 1 to ${MAX_BATCH}`, 'e.g. --batch 500');
         const url = o.url ?? `http://${config.billingHost.includes(':') ? `[${config.billingHost}]` : config.billingHost}:${config.billingPort}`;
         try {
           new URL('/v1/events', url);
@@ -37,15 +38,19 @@ export function registerEvents(program: Command): void {
           onBatch: json ? undefined : (r) => process.stderr.write(`sent ${r.accepted + r.rejected}: ${r.accepted} accepted, ${r.rejected} rejected\n`),
         }).catch((e: unknown) => {
           if (e instanceof EventsFileError) throw new UserError(e.message, 'give a file of JSON lines or one JSON array, or - for stdin');
-          if (e instanceof SendError && (e.status === 401 || e.status === 403)) throw new UserError(e.message, 'use a service token of the billing API (METER_BILLING_TOKENS of the server), not a customer token');
-          if (e instanceof SendError && e.status === 404) throw new UserError(`${e.message} (is ${url} the billing API?)`, 'point --url at `meter serve-billing` or `meter dev`');
+          if (e instanceof SendError && (e.status === 401 || e.status === 403))
+            throw new UserError(e.message, 'use a service token of the billing API (METER_BILLING_TOKENS of the server), not a customer token');
+          if (e instanceof SendError && e.status === 404)
+            throw new UserError(`${e.message} (is ${url} the billing API?)`, 'point --url at `meter serve-billing` or `meter dev`');
           throw e;
         });
         if (json) printJson(report);
         else {
           for (const r of report.reasons) process.stdout.write(`${r.where}: rejected: ${r.reason}\n`);
           if (report.rejected > report.reasons.length) process.stdout.write(`… and ${report.rejected - report.reasons.length} more rejected\n`);
-          process.stdout.write(`${report.accepted} accepted${report.duplicates ? ` (${report.duplicates} repeats within a batch)` : ''}, ${report.rejected} rejected\n`);
+          process.stdout.write(
+            `${report.accepted} accepted${report.duplicates ? ` (${report.duplicates} repeats within a batch)` : ''}, ${report.rejected} rejected\n`,
+          );
         }
         if (report.rejected) process.exitCode = 1;
       }),

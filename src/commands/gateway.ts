@@ -13,7 +13,10 @@ export function registerGateway(program: Command): void {
     .option('--gateway-port <n>', 'listen port [env METER_GATEWAY_PORT, default 8080]')
     .option('--workers <n>', 'worker processes sharing the port (0 = one per core, 1 = none) [env METER_GATEWAY_WORKERS, default 1]')
     .option('--access-log', 'log one line per answer: request id, customer, api, status, meter and upstream time [env METER_ACCESS_LOG=1]')
-    .addHelpText('after', '\nExample:\n  meter gateway --upstream http://127.0.0.1:3000 --gateway-port 8080\n  curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/v1/devices/d1/location\n')
+    .addHelpText(
+      'after',
+      '\nExample:\n  meter gateway --upstream http://127.0.0.1:3000 --gateway-port 8080\n  curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/v1/devices/d1/location\n',
+    )
     .action(
       action(async (opts: { accessLog?: boolean; workers?: string }, cmd: Command) => {
         const { config, logger } = contextOf(cmd, workersEnv(opts));

@@ -12,7 +12,10 @@ export function registerIngest(program: Command): void {
     .option('--once', 'drain what the log holds now, write the files, and exit')
     .option('--group <name>', 'consumer group (one per topic and lake; members share the partitions)', 'meter-ingest')
     .option('--timeout <duration>', 'with --once: give up after this long (e.g. 10m; a bare number is ms)', '10m')
-    .addHelpText('after', '\nExamples:\n  meter ingest                 # follow the log until Ctrl-C\n  meter ingest --once --json   # drain and print what was written\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  meter ingest                 # follow the log until Ctrl-C\n  meter ingest --once --json   # drain and print what was written\n',
+    )
     .action(
       action(async (opts: { once?: boolean; timeout: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);

@@ -22,7 +22,9 @@ function period(raw: string): string {
 }
 
 export function registerInvoices(program: Command): void {
-  const invoices = program.command('invoices').description("invoices: one per customer and month (in the customer's time zone); draft until the grace period ends, then final");
+  const invoices = program
+    .command('invoices')
+    .description("invoices: one per customer and month (in the customer's time zone); draft until the grace period ends, then final");
   invoices
     .command('export')
     .description("every customer's invoice of a period (drafts stay drafts: run meter invoices finalize to make due ones final)")
@@ -74,7 +76,9 @@ export function registerInvoices(program: Command): void {
           if (json) return printJson(r);
           for (const s of r.skipped) process.stderr.write(`skipped ${s.customer}: ${s.reason}\n`);
           for (const n of r.notDue) process.stdout.write(`not final: ${n.customer} ${n.period}: ${n.reason}\n`);
-          process.stdout.write(`finalized ${r.finalized.length} invoice(s); ${r.alreadyFinal} already final; ${r.notDue.length} not due; ${r.skipped.length} skipped\n`);
+          process.stdout.write(
+            `finalized ${r.finalized.length} invoice(s); ${r.alreadyFinal} already final; ${r.notDue.length} not due; ${r.skipped.length} skipped\n`,
+          );
         } finally {
           await db.close();
         }
@@ -98,8 +102,15 @@ export function registerInvoices(program: Command): void {
           if (!c) throw new UserError(`unknown customer "${customer}"`, 'see meter customers list');
           const inv = await userErrors(() => getInvoice(db, c, p, { graceMs: g }));
           if (json) return printJson(inv);
-          process.stdout.write(`invoice ${inv.id}  ${inv.customer}  ${inv.period} (${inv.periodStart} .. ${inv.periodEnd})  ${inv.status}${inv.acknowledgedAt ? ', acknowledged' : ''}\n`);
-          process.stdout.write(table(['api', 'calls', 'unit price', 'amount'], inv.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount])));
+          process.stdout.write(
+            `invoice ${inv.id}  ${inv.customer}  ${inv.period} (${inv.periodStart} .. ${inv.periodEnd})  ${inv.status}${inv.acknowledgedAt ? ', acknowledged' : ''}\n`,
+          );
+          process.stdout.write(
+            table(
+              ['api', 'calls', 'unit price', 'amount'],
+              inv.lines.map((l) => [l.api, String(l.calls), l.unitPrice ?? '(tiers)', l.amount]),
+            ),
+          );
           process.stdout.write(`total ${inv.total} ${inv.currency}${inv.status === 'draft' ? `; final at ${inv.finalizesAt}` : ''}\n`);
         } finally {
           await db.close();

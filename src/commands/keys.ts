@@ -26,12 +26,17 @@ export function registerKeys(program: Command): void {
           // A key for a customer that does not exist would bill usage to nobody's profile (time
           // zone, currency): the customer is made on purpose first.
           if (!CUSTOMER_ID_RE.test(opts.customer))
-            throw new UserError(`invalid customer id ${JSON.stringify(opts.customer.slice(0, 128))}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+            throw new UserError(
+              `invalid customer id ${JSON.stringify(opts.customer.slice(0, 128))}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`,
+            );
           if (!(await getCustomer(db, opts.customer)))
             throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, `create it first: meter customers create ${opts.customer}`);
           // The plan must be priced somewhere: the catalog file or the stored catalog (meter plans import).
           if (!Object.hasOwn(catalog.plans, opts.plan) && !(await loadPlan(db, opts.plan)))
-            throw new UserError(`unknown plan ${JSON.stringify(opts.plan.slice(0, 128))}: the catalog has ${Object.keys(catalog.plans).join(', ') || 'no plans'}`, 'see `meter plans list`');
+            throw new UserError(
+              `unknown plan ${JSON.stringify(opts.plan.slice(0, 128))}: the catalog has ${Object.keys(catalog.plans).join(', ') || 'no plans'}`,
+              'see `meter plans list`',
+            );
           const k = await createKey(db, { customer: opts.customer, plan: opts.plan }).catch(asUserError);
           if (json) printJson({ id: k.id, key: k.key, prefix: k.prefix, customer: opts.customer, plan: opts.plan });
           else process.stdout.write(`${k.key}\n`), process.stderr.write(`key ${k.id} for ${opts.customer} on plan ${opts.plan}: shown once, store it now\n`);

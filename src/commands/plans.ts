@@ -16,9 +16,25 @@ export function registerPlans(program: Command): void {
         await ensureCatalog(db, config);
         const c = await loadStoredCatalog(db);
         const list = Object.values(c.plans);
-        if (json) return printJson(list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, quota: p.quota, apis: Object.keys(p.charges).sort() })));
+        if (json)
+          return printJson(
+            list.map((p) => ({ id: p.id, name: p.name, currency: p.currency, rateLimit: p.rateLimit, quota: p.quota, apis: Object.keys(p.charges).sort() })),
+          );
         if (!list.length) return void process.stderr.write('no plans in the warehouse yet: run `meter plans import`\n');
-        process.stdout.write(table(['id', 'name', 'currency', 'rate/s', 'burst', 'quota', 'priced apis'], list.map((p) => [p.id, p.name, p.currency, String(p.rateLimit.ratePerSec), String(p.rateLimit.burst), p.quota ? `${p.quota.limit}/${p.quota.period}` : '-', String(Object.keys(p.charges).length)])));
+        process.stdout.write(
+          table(
+            ['id', 'name', 'currency', 'rate/s', 'burst', 'quota', 'priced apis'],
+            list.map((p) => [
+              p.id,
+              p.name,
+              p.currency,
+              String(p.rateLimit.ratePerSec),
+              String(p.rateLimit.burst),
+              p.quota ? `${p.quota.limit}/${p.quota.period}` : '-',
+              String(Object.keys(p.charges).length),
+            ]),
+          ),
+        );
       }),
     );
   plans

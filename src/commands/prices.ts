@@ -25,7 +25,12 @@ export function registerPrices(program: Command): void {
         }
         const rows = plans.flatMap(priceList);
         if (json) return printJson(rows);
-        process.stdout.write(table(['plan', 'api', 'from', 'until', 'currency', 'charge'], rows.map((r) => [r.plan, r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)])));
+        process.stdout.write(
+          table(
+            ['plan', 'api', 'from', 'until', 'currency', 'charge'],
+            rows.map((r) => [r.plan, r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)]),
+          ),
+        );
       }),
     );
   prices
@@ -34,10 +39,16 @@ export function registerPrices(program: Command): void {
     .requiredOption('--plan <id>', 'plan id')
     .requiredOption('--api <name>', 'priced operation, e.g. locations.create')
     .option('--unit-price <decimal>', 'per-unit price in the currency, e.g. 0.0005')
-    .option('--charge <json>', 'any charge model as JSON, e.g. \'{"model":"graduated","tiers":[{"upTo":1000,"unitPrice":"0"},{"upTo":null,"unitPrice":"0.001"}]}\'')
+    .option(
+      '--charge <json>',
+      'any charge model as JSON, e.g. \'{"model":"graduated","tiers":[{"upTo":1000,"unitPrice":"0"},{"upTo":null,"unitPrice":"0.001"}]}\'',
+    )
     .option('--free-units <n>', 'free calls per billing period (with --unit-price)')
     .option('--effective-from <instant>', 'ISO instant on a whole hour, e.g. 2026-03-01T00:00:00+09:00 [default: the next whole hour]')
-    .addHelpText('after', '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2026-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2026-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n',
+    )
     .action(
       action(async (opts: { plan: string; api: string; unitPrice?: string; charge?: string; freeUnits?: string; effectiveFrom?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
@@ -52,7 +63,9 @@ export function registerPrices(program: Command): void {
           }
         } else raw = { model: 'per_unit', unitPrice: opts.unitPrice, ...(opts.freeUnits !== undefined ? { freeUnits: opts.freeUnits } : {}) };
         const charge = await userErrors(async () => parseCharge(raw, opts.charge ? '--charge' : '--unit-price'));
-        const effectiveFrom = opts.effectiveFrom ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from')) : Math.ceil(Date.now() / HOUR) * HOUR;
+        const effectiveFrom = opts.effectiveFrom
+          ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from'))
+          : Math.ceil(Date.now() / HOUR) * HOUR;
         const db = await openWarehouse(config, logger);
         try {
           await ensureCatalog(db, config);
@@ -60,7 +73,14 @@ export function registerPrices(program: Command): void {
           const plan = (await loadPlan(db, opts.plan))!;
           const versions = priceList(plan).filter((v) => v.api === opts.api);
           if (json) printJson({ result: r, versions });
-          else process.stdout.write(`${r} ${opts.plan} ${opts.api} from ${new Date(effectiveFrom).toISOString()}\n` + table(['from', 'until', 'charge'], versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)])));
+          else
+            process.stdout.write(
+              `${r} ${opts.plan} ${opts.api} from ${new Date(effectiveFrom).toISOString()}\n` +
+                table(
+                  ['from', 'until', 'charge'],
+                  versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)]),
+                ),
+            );
         } finally {
           await db.close();
         }

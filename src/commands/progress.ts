@@ -49,7 +49,12 @@ export class Progress {
     const { done, total } = this;
     const pct = total ? Math.floor((done / total) * 100) : 0;
     const elapsed = Date.now() - this.t0;
-    const eta = done > 0 && done < total ? ` ETA ${formatDuration(Math.round((elapsed / done) * (total - done)))}` : done >= total && total ? ` in ${formatDuration(elapsed)}` : '';
+    const eta =
+      done > 0 && done < total
+        ? ` ETA ${formatDuration(Math.round((elapsed / done) * (total - done)))}`
+        : done >= total && total
+          ? ` in ${formatDuration(elapsed)}`
+          : '';
     const tail = `${done}/${total} ${this.o.unit} ${pct}%${eta}`;
     if (width === null) return `${this.o.label} ${tail}`;
     const barWidth = Math.max(0, Math.min(30, width - 1 - this.o.label.length - tail.length - 4));
@@ -103,7 +108,10 @@ export class Progress {
 export class Interrupted extends Error {
   override readonly name = 'Interrupted';
   /** `reported`: the command already said what was done and left. */
-  constructor(readonly signal: string, readonly reported = false) {
+  constructor(
+    readonly signal: string,
+    readonly reported = false,
+  ) {
     super(`interrupted by ${signal}`);
   }
   /** The shell's convention: 128 + signal number. */

@@ -45,7 +45,8 @@ export function registerReplay(program: Command): void {
               stop.check();
             },
           }).catch((e) => {
-            if (e instanceof Interrupted) progress?.finish('replay interrupted: files written so far are complete; run the same command again to finish (a replay may be rerun)');
+            if (e instanceof Interrupted)
+              progress?.finish('replay interrupted: files written so far are complete; run the same command again to finish (a replay may be rerun)');
             throw e instanceof Interrupted ? new Interrupted(e.signal, Boolean(progress)) : e;
           });
           progress?.finish(`replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged`);

@@ -20,99 +20,111 @@ export function registerRollup(program: Command): void {
     .option('--to <iso>', 'with --backfill: end, exclusive')
     .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
     .option('--interval <duration>', 'with --follow: how often to look for new files (e.g. 5s; a bare number is ms)', '5s')
-    .option('--verify-every <duration>', 'with --follow: how often to re-check that every hour\'s rows match what it was rolled up to', '10m')
+    .option('--verify-every <duration>', "with --follow: how often to re-check that every hour's rows match what it was rolled up to", '10m')
     .option('--retry-for <duration>', 'with --backfill: how long to keep retrying while the warehouse or lake is unreachable before giving up', '5m')
     .addHelpText(
       'after',
       '\nExamples:\n  meter rollup                                   # every hour whose files changed\n  meter rollup --backfill --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --follow\n',
     )
     .action(
-      action(async (opts: { backfill?: boolean; from?: string; to?: string; follow?: boolean; interval: string; verifyEvery: string; retryFor: string }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        if (opts.backfill && opts.follow) throw new UserError('--backfill and --follow cannot be combined', 'run the backfill first, then --follow');
-        if (!opts.backfill && (opts.from || opts.to)) throw new UserError('--from/--to need --backfill');
-        let from = 0;
-        let to = 0;
-        if (opts.backfill) {
-          from = Math.floor(parseIsoFlag('from', opts.from) / HOUR_MS) * HOUR_MS;
-          to = parseIsoFlag('to', opts.to);
-          if (to <= from) throw new UserError(`--to must be after --from`);
-        }
-        const interval = parseDurationFlag('interval', opts.interval, { minMs: 100 });
-        const verifyEvery = parseDurationFlag('verify-every', opts.verifyEvery, { minMs: 1000 });
-        const retryFor = parseDurationFlag('retry-for', opts.retryFor);
-        const lake = await openLake(config);
-        // A follower (and a backfill, for --retry-for) started while the warehouse is down waits for it.
-        const ac = new AbortController();
-        if (opts.follow) void untilSignal().then(() => ac.abort());
-        const db = await openWarehouseWaiting(() => openWarehouse(config, logger), opts.follow ? Infinity : opts.backfill ? retryFor : 0, ac.signal, (m) => logger.warn(m)).catch(async (e) => {
-          await lake.close();
-          throw e;
-        });
-        if (!db) return void (await lake.close());
-        // a follower also compacts closed hours (compactAfterMs)
-        const rollup = rollupOf({ lake, db }, logger, opts.follow ? config : undefined);
-        try {
+      action(
+        async (
+          opts: { backfill?: boolean; from?: string; to?: string; follow?: boolean; interval: string; verifyEvery: string; retryFor: string },
+          cmd: Command,
+        ) => {
+          const { config, logger, json } = contextOf(cmd);
+          if (opts.backfill && opts.follow) throw new UserError('--backfill and --follow cannot be combined', 'run the backfill first, then --follow');
+          if (!opts.backfill && (opts.from || opts.to)) throw new UserError('--from/--to need --backfill');
+          let from = 0;
+          let to = 0;
           if (opts.backfill) {
-            const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours', lineEveryCount: 24 });
-            const brief = (r: BackfillReport) => `${r.hoursDone} of ${r.hours} hours done, ${r.hoursLeft} left, ${r.retries} retries`;
-            const stop = stopOnSignal((m) => (progress ? progress.message(`backfill: ${m}`) : logger.warn(m)));
-            let report: BackfillReport;
-            try {
-              report = await backfill(rollup, from, to, {
-                giveUpAfterMs: retryFor,
-                onProgress: (done, total) => {
-                  progress?.update(done, total);
-                  stop.check();
-                },
-                onRetry: (e, wait, done, total) => {
-                  const text = `backfill: ${done} of ${total} hours done; the warehouse or lake failed (${e.message}): retrying in ${wait} ms`;
-                  if (progress) progress.message(text);
-                  else logger.warn(text);
-                  stop.check();
-                },
-              });
-            } catch (e) {
-              const r = e instanceof BackfillIncomplete ? e.report : null;
-              if (stop.signal() && (e instanceof Interrupted || r)) {
-                // Every hour is one transaction: what is done stays done; say how to go on.
-                const left = r ? `${brief(r)}; resume with: meter rollup --backfill --from ${r.firstHourLeft} --to ${r.to}` : 'resume with the same command (a backfill may be rerun)';
-                progress?.finish(`backfill interrupted: ${left}`);
-                if (!progress) logger.warn(`backfill interrupted: ${left}`);
-                if (json && r) printJson({ ...r, results: undefined });
-                throw new Interrupted(stop.signal()!, true);
-              }
-              if (!r) throw e;
-              progress?.finish(`backfill incomplete: ${brief(r)}`);
-              if (json) printJson({ ...r, results: undefined });
-              throw e;
-            } finally {
-              stop.dispose();
-            }
-            progress?.finish(`backfill done in ${(report.ms / 1000).toFixed(1)} s: ${brief(report)}`);
-            if (json) printJson(report);
-            else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
-          } else if (opts.follow) {
-            const observed = await startObservability(config, logger, 'rollup');
-            observed.obs.watchRollup(rollup, lake, db);
-            observed.obs.markStarted();
-            logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
-            // Invoices due (period + grace over) are made final by this follower: GETs never write.
-            const finalizer = runFinalizer(db, { signal: ac.signal, log: logger });
-            // ...and their invoice.finalized webhooks sent (docs/webhooks.md).
-            const deliverer = runDeliverer(db, { signal: ac.signal, log: logger });
-            await rollup.follow(interval, ac.signal, undefined, verifyEvery);
-            ac.abort();
-            await Promise.all([finalizer, deliverer]);
-            await observed.close();
-          } else {
-            const summary = await rollup.run();
-            if (json) printJson(summary);
-            else logger.info(`rollup: ${JSON.stringify(summary)}`);
+            from = Math.floor(parseIsoFlag('from', opts.from) / HOUR_MS) * HOUR_MS;
+            to = parseIsoFlag('to', opts.to);
+            if (to <= from) throw new UserError(`--to must be after --from`);
           }
-        } finally {
-          await Promise.all([db.close(), lake.close()]);
-        }
-      }),
+          const interval = parseDurationFlag('interval', opts.interval, { minMs: 100 });
+          const verifyEvery = parseDurationFlag('verify-every', opts.verifyEvery, { minMs: 1000 });
+          const retryFor = parseDurationFlag('retry-for', opts.retryFor);
+          const lake = await openLake(config);
+          // A follower (and a backfill, for --retry-for) started while the warehouse is down waits for it.
+          const ac = new AbortController();
+          if (opts.follow) void untilSignal().then(() => ac.abort());
+          const db = await openWarehouseWaiting(
+            () => openWarehouse(config, logger),
+            opts.follow ? Infinity : opts.backfill ? retryFor : 0,
+            ac.signal,
+            (m) => logger.warn(m),
+          ).catch(async (e) => {
+            await lake.close();
+            throw e;
+          });
+          if (!db) return void (await lake.close());
+          // a follower also compacts closed hours (compactAfterMs)
+          const rollup = rollupOf({ lake, db }, logger, opts.follow ? config : undefined);
+          try {
+            if (opts.backfill) {
+              const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours', lineEveryCount: 24 });
+              const brief = (r: BackfillReport) => `${r.hoursDone} of ${r.hours} hours done, ${r.hoursLeft} left, ${r.retries} retries`;
+              const stop = stopOnSignal((m) => (progress ? progress.message(`backfill: ${m}`) : logger.warn(m)));
+              let report: BackfillReport;
+              try {
+                report = await backfill(rollup, from, to, {
+                  giveUpAfterMs: retryFor,
+                  onProgress: (done, total) => {
+                    progress?.update(done, total);
+                    stop.check();
+                  },
+                  onRetry: (e, wait, done, total) => {
+                    const text = `backfill: ${done} of ${total} hours done; the warehouse or lake failed (${e.message}): retrying in ${wait} ms`;
+                    if (progress) progress.message(text);
+                    else logger.warn(text);
+                    stop.check();
+                  },
+                });
+              } catch (e) {
+                const r = e instanceof BackfillIncomplete ? e.report : null;
+                if (stop.signal() && (e instanceof Interrupted || r)) {
+                  // Every hour is one transaction: what is done stays done; say how to go on.
+                  const left = r
+                    ? `${brief(r)}; resume with: meter rollup --backfill --from ${r.firstHourLeft} --to ${r.to}`
+                    : 'resume with the same command (a backfill may be rerun)';
+                  progress?.finish(`backfill interrupted: ${left}`);
+                  if (!progress) logger.warn(`backfill interrupted: ${left}`);
+                  if (json && r) printJson({ ...r, results: undefined });
+                  throw new Interrupted(stop.signal()!, true);
+                }
+                if (!r) throw e;
+                progress?.finish(`backfill incomplete: ${brief(r)}`);
+                if (json) printJson({ ...r, results: undefined });
+                throw e;
+              } finally {
+                stop.dispose();
+              }
+              progress?.finish(`backfill done in ${(report.ms / 1000).toFixed(1)} s: ${brief(report)}`);
+              if (json) printJson(report);
+              else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
+            } else if (opts.follow) {
+              const observed = await startObservability(config, logger, 'rollup');
+              observed.obs.watchRollup(rollup, lake, db);
+              observed.obs.markStarted();
+              logger.info(`rollup following ${config.lakeUrl} every ${interval} ms`);
+              // Invoices due (period + grace over) are made final by this follower: GETs never write.
+              const finalizer = runFinalizer(db, { signal: ac.signal, log: logger });
+              // ...and their invoice.finalized webhooks sent (docs/webhooks.md).
+              const deliverer = runDeliverer(db, { signal: ac.signal, log: logger });
+              await rollup.follow(interval, ac.signal, undefined, verifyEvery);
+              ac.abort();
+              await Promise.all([finalizer, deliverer]);
+              await observed.close();
+            } else {
+              const summary = await rollup.run();
+              if (json) printJson(summary);
+              else logger.info(`rollup: ${JSON.stringify(summary)}`);
+            }
+          } finally {
+            await Promise.all([db.close(), lake.close()]);
+          }
+        },
+      ),
     );
 }

@@ -18,7 +18,10 @@ export function registerServeBilling(program: Command): void {
       action(async (_opts, cmd: Command) => {
         const { config, logger } = contextOf(cmd);
         if (!config.billingTokens.length)
-          throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`');
+          throw new UserError(
+            'no service token configured for the billing API',
+            'set METER_BILLING_TOKENS=<secret>[,<secret>...] (or --billing-tokens); customers use tokens from `meter tokens create`',
+          );
         const observed = await startObservability(config, logger, 'serve-billing');
         const db = await openWarehouse(config, logger);
         // The command's logger (its level from the config): every 5xx is logged with its request id.

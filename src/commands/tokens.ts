@@ -34,7 +34,8 @@ export function registerTokens(program: Command): void {
         const db = await openWarehouse(config, logger);
         try {
           const token = await createCustomerToken(db, opts.customer, { expiresAt }).catch((e: unknown) => {
-            if (e instanceof UnknownCustomerError) throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, 'create it first: meter customers create <id>');
+            if (e instanceof UnknownCustomerError)
+              throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, 'create it first: meter customers create <id>');
             throw e;
           });
           const expires = expiresAt === undefined ? null : new Date(expiresAt).toISOString();
@@ -57,9 +58,21 @@ export function registerTokens(program: Command): void {
         const rows = await listCustomerTokens(db, opts.customer);
         const now = Date.now();
         const state = (t: (typeof rows)[number]) =>
-          t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt && Date.parse(t.expiresAt) <= now ? `expired ${t.expiresAt}` : t.expiresAt ? `active until ${t.expiresAt}` : 'active';
+          t.revokedAt
+            ? `revoked ${t.revokedAt}`
+            : t.expiresAt && Date.parse(t.expiresAt) <= now
+              ? `expired ${t.expiresAt}`
+              : t.expiresAt
+                ? `active until ${t.expiresAt}`
+                : 'active';
         if (json) printJson(rows.map((t) => ({ ...t, state: state(t).split(' ')[0] })));
-        else process.stdout.write(table(['id', 'customer', 'created', 'state'], rows.map((t) => [t.id, t.customerId, t.createdAt, state(t)])));
+        else
+          process.stdout.write(
+            table(
+              ['id', 'customer', 'created', 'state'],
+              rows.map((t) => [t.id, t.customerId, t.createdAt, state(t)]),
+            ),
+          );
       }),
     );
   tokens

@@ -8,13 +8,27 @@ import { action, contextOf, printJson } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { table } from './billing-support.js';
-import { DELIVERY_STATES, WebhookInputError, checkEvents, checkUrl, addEndpoint, attemptsOf, disableEndpoint, listDeliveries, listEndpoints, retryDelivery, EVENT_TYPES } from '../billing/webhooks/store.js';
+import {
+  DELIVERY_STATES,
+  WebhookInputError,
+  checkEvents,
+  checkUrl,
+  addEndpoint,
+  attemptsOf,
+  disableEndpoint,
+  listDeliveries,
+  listEndpoints,
+  retryDelivery,
+  EVENT_TYPES,
+} from '../billing/webhooks/store.js';
 import { deliverDue, runDeliverer } from '../billing/webhooks/service.js';
 import { MAX_PAGE_LIMIT } from '../billing/pagination.js';
 
 function inputErrors<T>(fn: () => Promise<T>): Promise<T> {
   return fn().catch((e: unknown) => {
-    throw e instanceof WebhookInputError ? new UserError(e.message, `e.g. meter webhooks add https://pay.example.com/hooks/meter --events ${EVENT_TYPES[0]}`) : e;
+    throw e instanceof WebhookInputError
+      ? new UserError(e.message, `e.g. meter webhooks add https://pay.example.com/hooks/meter --events ${EVENT_TYPES[0]}`)
+      : e;
   });
 }
 
@@ -53,7 +67,13 @@ export function registerWebhooks(program: Command): void {
         try {
           const rows = await listEndpoints(db);
           if (json) printJson(rows);
-          else process.stdout.write(table(['id', 'url', 'events', 'created', 'state'], rows.map((e) => [e.id, e.url, e.events.join(','), e.createdAt, e.disabledAt ? `removed ${e.disabledAt}` : 'active'])));
+          else
+            process.stdout.write(
+              table(
+                ['id', 'url', 'events', 'created', 'state'],
+                rows.map((e) => [e.id, e.url, e.events.join(','), e.createdAt, e.disabledAt ? `removed ${e.disabledAt}` : 'active']),
+              ),
+            );
         } finally {
           await db.close();
         }
@@ -88,7 +108,8 @@ export function registerWebhooks(program: Command): void {
         if (opts.status !== undefined && !(DELIVERY_STATES as readonly string[]).includes(opts.status))
           throw new UserError(`--status ${JSON.stringify(opts.status.slice(0, 32))} is not one of ${DELIVERY_STATES.join(', ')}`);
         const limit = Number(opts.limit);
-        if (!/^\d+$/.test(opts.limit) || limit < 1 || limit > MAX_PAGE_LIMIT) throw new UserError(`--limit ${JSON.stringify(opts.limit.slice(0, 32))} is not a whole number from 1 to ${MAX_PAGE_LIMIT}`);
+        if (!/^\d+$/.test(opts.limit) || limit < 1 || limit > MAX_PAGE_LIMIT)
+          throw new UserError(`--limit ${JSON.stringify(opts.limit.slice(0, 32))} is not a whole number from 1 to ${MAX_PAGE_LIMIT}`);
         const db = await openWarehouse(config, logger);
         try {
           if (id !== undefined) {
@@ -96,8 +117,15 @@ export function registerWebhooks(program: Command): void {
             if (!d) throw new UserError(`no delivery has id ${JSON.stringify(id.slice(0, 80))}`, 'see meter webhooks deliveries');
             const attempts = await attemptsOf(db, id);
             if (json) return printJson({ ...d, attempts });
-            process.stdout.write(`${d.id}: ${d.eventType} ${d.eventId} to ${d.url}: ${d.status}${d.nextAttemptAt ? `, next attempt ${d.nextAttemptAt}` : ''}\n`);
-            process.stdout.write(table(['attempt', 'at', 'ms', 'status', 'error'], attempts.map((a) => [String(a.attempt), a.attemptedAt, String(a.durationMs), a.status === null ? '-' : String(a.status), a.error ?? ''])));
+            process.stdout.write(
+              `${d.id}: ${d.eventType} ${d.eventId} to ${d.url}: ${d.status}${d.nextAttemptAt ? `, next attempt ${d.nextAttemptAt}` : ''}\n`,
+            );
+            process.stdout.write(
+              table(
+                ['attempt', 'at', 'ms', 'status', 'error'],
+                attempts.map((a) => [String(a.attempt), a.attemptedAt, String(a.durationMs), a.status === null ? '-' : String(a.status), a.error ?? '']),
+              ),
+            );
             return;
           }
           const rows = (await listDeliveries(db, { status: opts.status, endpoint: opts.endpoint, event: opts.event, limit })).slice(0, limit);
@@ -105,7 +133,16 @@ export function registerWebhooks(program: Command): void {
           process.stdout.write(
             table(
               ['id', 'event', 'type', 'endpoint', 'status', 'attempts', 'last', 'next'],
-              rows.map((d) => [d.id, d.eventId, d.eventType, d.endpointId, d.status, String(d.attempts), d.lastError ?? (d.lastStatus === null ? '-' : String(d.lastStatus)), d.nextAttemptAt ?? '-']),
+              rows.map((d) => [
+                d.id,
+                d.eventId,
+                d.eventType,
+                d.endpointId,
+                d.status,
+                String(d.attempts),
+                d.lastError ?? (d.lastStatus === null ? '-' : String(d.lastStatus)),
+                d.nextAttemptAt ?? '-',
+              ]),
             ),
           );
         } finally {

@@ -52,7 +52,9 @@ export function configurationMarkdown(): string {
     '| --- | --- | --- | --- | --- | --- |',
   ];
   for (const s of SETTINGS) {
-    lines.push(`| ${s.key} | \`${s.env}\` | \`${s.flag}\` | ${shownDefault(s.key, d[s.key])} | ${allowed(s.kind)}${s.nullable ? ' or unset' : ''} | ${cell(s.help)} |`);
+    lines.push(
+      `| ${s.key} | \`${s.env}\` | \`${s.flag}\` | ${shownDefault(s.key, d[s.key])} | ${allowed(s.kind)}${s.nullable ? ' or unset' : ''} | ${cell(s.help)} |`,
+    );
   }
   return lines.join('\n') + '\n';
 }

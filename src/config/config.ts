@@ -141,8 +141,16 @@ const S = (key: keyof MeterConfig, kind: Kind, help: string, nullable = false): 
 export const SETTINGS: Setting[] = [
   S('dataDir', { t: 'path' }, 'folder for embedded state (log, lake, PGlite)'),
   S('kafkaBrokers', { t: 'list' }, 'Kafka brokers host:port,...; unset = embedded durable log'),
-  S('kafkaSessionTimeoutMs', { t: 'int', min: 6000, max: 300_000 }, "consumer groups (ingest, live): a member silent this long loses its partitions to the others (ms; within the broker's group.min/max.session.timeout.ms; docs/scaling.md: takeover)"),
-  S('kafkaHeartbeatIntervalMs', { t: 'int', min: 100, max: 100_000 }, 'consumer groups: heartbeat this often (ms; at most a third of the session timeout), so a rebalance is noticed this soon'),
+  S(
+    'kafkaSessionTimeoutMs',
+    { t: 'int', min: 6000, max: 300_000 },
+    "consumer groups (ingest, live): a member silent this long loses its partitions to the others (ms; within the broker's group.min/max.session.timeout.ms; docs/scaling.md: takeover)",
+  ),
+  S(
+    'kafkaHeartbeatIntervalMs',
+    { t: 'int', min: 100, max: 100_000 },
+    'consumer groups: heartbeat this often (ms; at most a third of the session timeout), so a rebalance is noticed this soon',
+  ),
   S('topic', { t: 'string' }, 'usage event topic'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
   S('lakeUrl', { t: 'url', protocols: ['file:', 'hdfs:', 'webhdfs:'] }, 'lake root: file:///path or hdfs://host:9870/path'),
@@ -153,29 +161,57 @@ export const SETTINGS: Setting[] = [
   S('gatewayHost', { t: 'string' }, 'gateway listen address'),
   S('gatewayPort', { t: 'int', min: 0, max: 65535 }, 'gateway listen port (0 = any free port)'),
   S('upstream', { t: 'url', protocols: ['http:', 'https:'] }, 'upstream API the gateway forwards to', true),
-  S('gatewayWorkers', { t: 'int', min: 0, max: 1024 }, 'gateway: worker processes sharing the port (0 = one per core; 1 = none, the gateway runs in the command\'s process); docs/gateway.md'),
+  S(
+    'gatewayWorkers',
+    { t: 'int', min: 0, max: 1024 },
+    "gateway: worker processes sharing the port (0 = one per core; 1 = none, the gateway runs in the command's process); docs/gateway.md",
+  ),
   S('billingHost', { t: 'string' }, 'billing API listen address'),
   S('billingPort', { t: 'int', min: 0, max: 65535 }, 'billing API listen port (0 = any free port)'),
   S('billingTokens', { t: 'list' }, 'service bearer tokens for the billing API'),
   S('ingestMaxRecords', { t: 'int', min: 1, max: 50_000_000 }, 'ingest: rotate a file after this many records'),
   S('ingestFlushMs', { t: 'int', min: 10, max: 3_600_000 }, 'ingest: rotate files at least this often (ms)'),
-  S('ingestMemoryMb', { t: 'int', min: 128, max: 1_048_576 }, 'ingest/replay: memory limit of the DuckDB that writes Parquet (MB; at least 128, which rows of the largest accepted fields need); past it DuckDB spills to local disk'),
+  S(
+    'ingestMemoryMb',
+    { t: 'int', min: 128, max: 1_048_576 },
+    'ingest/replay: memory limit of the DuckDB that writes Parquet (MB; at least 128, which rows of the largest accepted fields need); past it DuckDB spills to local disk',
+  ),
   S('eventFlushMs', { t: 'int', min: 1, max: 10_000 }, 'gateway: flush usage events to the log at least this often (ms)'),
   S('maxBodyBytes', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: largest request body accepted (bytes)'),
-  S('durability', { t: 'enum', values: ['batched', 'strict'] }, 'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)'),
+  S(
+    'durability',
+    { t: 'enum', values: ['batched', 'strict'] },
+    'gateway: batched (answer, then flush within eventFlushMs) or strict (answer after the event is durable)',
+  ),
   S('spoolMaxBytes', { t: 'int', min: 65_536, max: 2 ** 50 }, 'gateway: size bound of the local spool used while the log is down (bytes)'),
-  S('lakeCacheMaxBytes', { t: 'int', min: 1 << 20, max: 2 ** 50 }, 'rollup on HDFS: bound of the local copy of the lake under dataDir/lake-cache (bytes; least recently used files go first)'),
-  S('compactTargetMb', { t: 'int', min: 1, max: 1_048_576 }, 'compaction: merge a closed hour\'s files per partition into files of about this size (MB)'),
+  S(
+    'lakeCacheMaxBytes',
+    { t: 'int', min: 1 << 20, max: 2 ** 50 },
+    'rollup on HDFS: bound of the local copy of the lake under dataDir/lake-cache (bytes; least recently used files go first)',
+  ),
+  S('compactTargetMb', { t: 'int', min: 1, max: 1_048_576 }, "compaction: merge a closed hour's files per partition into files of about this size (MB)"),
   S('compactAfterMs', { t: 'int', min: 0, max: 2_592_000_000 }, 'rollup --follow: compact an hour this long after it ends (ms; 0 = only by meter compact)'),
   S('spoolAfterMs', { t: 'int', min: 10, max: 600_000 }, 'gateway: spool a batch the log has not acknowledged within this many ms'),
   S('quotaRefreshMs', { t: 'int', min: 50, max: 600_000 }, "gateway: re-read customers' quota counts from the warehouse this often (ms)"),
-  S('stripHeaders', { t: 'list' }, 'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)'),
+  S(
+    'stripHeaders',
+    { t: 'list' },
+    'gateway: extra client headers to drop before forwarding, besides the built-in identity families (names, or prefixes ending in *)',
+  ),
   S('inFlightPerKey', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one API key may have in progress at once (429 above; a plan may set its own)'),
   S('inFlightPerCustomer', { t: 'int', min: 1, max: 100_000 }, 'gateway: calls one customer (all its keys) may have in progress at once'),
   S('headersTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: request headers must be complete within this many ms (408)'),
-  S('bodyTimeoutMs', { t: 'int', min: 100, max: 600_000 }, 'gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms; 408)'),
+  S(
+    'bodyTimeoutMs',
+    { t: 'int', min: 100, max: 600_000 },
+    'gateway: longest pause in a request body, and the grace before minBodyBytesPerSec applies (ms; 408)',
+  ),
   S('minBodyBytesPerSec', { t: 'int', min: 0, max: 1 << 30 }, 'gateway: least average rate of a request body after bodyTimeoutMs (bytes/s, 0 = none; 408)'),
-  S('limiterFailMode', { t: 'enum', values: ['local', 'open', 'closed'] }, 'limiter when Redis is down or slow: local (in-process bucket, this process\'s share), open (allow) or closed (429)'),
+  S(
+    'limiterFailMode',
+    { t: 'enum', values: ['local', 'open', 'closed'] },
+    "limiter when Redis is down or slow: local (in-process bucket, this process's share), open (allow) or closed (429)",
+  ),
   S('logLevel', { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, 'log level'),
   ...TRANSPORT_SETTINGS.map(([key, kind, help, nullable]) => S(key, kind, help, nullable)),
   S('logFormat', { t: 'enum', values: ['text', 'json'] }, 'log lines as text or json (time, level, role, fields)'),
@@ -255,7 +291,10 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
     case 'list': {
       // `[null]` or `[42]` in the file must not become the text "null" (a usable token).
       if (Array.isArray(raw) ? raw.some((x) => typeof x !== 'string') : typeof raw !== 'string')
-        throw new ConfigError(s.key, `invalid ${name}: expected a list of strings (a JSON array of strings, or a,b,c), got ${JSON.stringify(raw).slice(0, 80)}`);
+        throw new ConfigError(
+          s.key,
+          `invalid ${name}: expected a list of strings (a JSON array of strings, or a,b,c), got ${JSON.stringify(raw).slice(0, 80)}`,
+        );
       const items: string[] = Array.isArray(raw) ? raw : (raw as string).split(',');
       return items.map((x) => String(x).trim()).filter(Boolean);
     }
@@ -275,10 +314,12 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
       try {
         u = new URL(String(raw));
       } catch {
-        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(redactUrl(String(raw)))} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`);
+        throw new ConfigError(
+          s.key,
+          `invalid ${name}: ${JSON.stringify(redactUrl(String(raw)))} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`,
+        );
       }
-      if (!k.protocols.includes(u.protocol))
-        throw new ConfigError(s.key, `invalid ${name}: protocol ${u.protocol} is not one of ${k.protocols.join(', ')}`);
+      if (!k.protocols.includes(u.protocol)) throw new ConfigError(s.key, `invalid ${name}: protocol ${u.protocol} is not one of ${k.protocols.join(', ')}`);
       return String(raw);
     }
   }

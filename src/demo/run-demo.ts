@@ -125,7 +125,10 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     ...base,
     dataDir,
     topic: embedded ? base.topic : `${base.topic}-demo-${runId}`,
-    lakeUrl: base.lakeUrl.startsWith('file:') && base.lakeUrl.endsWith('/.meter/lake') ? `file://${join(dataDir, 'lake')}` : base.lakeUrl.replace(/\/?$/, `/demo-${runId}`),
+    lakeUrl:
+      base.lakeUrl.startsWith('file:') && base.lakeUrl.endsWith('/.meter/lake')
+        ? `file://${join(dataDir, 'lake')}`
+        : base.lakeUrl.replace(/\/?$/, `/demo-${runId}`),
     gatewayPort: 0,
     billingPort: 0,
     ingestFlushMs: Math.min(base.ingestFlushMs, 1000),
@@ -209,7 +212,16 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
         const t = truth.cells.get(`${c.id}\t${api}`) ?? { calls: 0, events: 0 };
         const u = usage.byApi.find((r) => r.api === api) ?? { calls: 0, events: 0 };
         const line = cost.lines.find((l) => l.api === api);
-        const row = { customer: c.id, plan: c.plan, api, sentCalls: t.calls, billedCalls: Number(u.calls), sentEvents: t.events, meteredEvents: Number(u.events), amount: line ? String(line.amount) : '0' };
+        const row = {
+          customer: c.id,
+          plan: c.plan,
+          api,
+          sentCalls: t.calls,
+          billedCalls: Number(u.calls),
+          sentEvents: t.events,
+          meteredEvents: Number(u.events),
+          amount: line ? String(line.amount) : '0',
+        };
         if (row.sentCalls !== row.billedCalls || row.sentEvents !== row.meteredEvents) ok = false;
         rows.push(row);
       }
@@ -224,7 +236,15 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
         customer: c.id,
         timeZone: c.timeZone,
         prices: prices.prices.map((p) => `${p.api} ${describeCharge(p.charge)}`),
-        invoice: { id: inv.id, period: inv.period, status: inv.status, calls: Number(inv.calls), total: String(inv.total), currency: String(inv.currency), finalizesAt: String(inv.finalizesAt) },
+        invoice: {
+          id: inv.id,
+          period: inv.period,
+          status: inv.status,
+          calls: Number(inv.calls),
+          total: String(inv.total),
+          currency: String(inv.currency),
+          finalizesAt: String(inv.finalizesAt),
+        },
       });
     }
     const totalMs = Date.now() - t0;

@@ -40,7 +40,8 @@ export function prng(seed: number): () => number {
 function pickOp(r: () => number, i: number): Op {
   const device = `dev-${Math.floor(r() * 20)}`;
   const x = r();
-  if (x < 0.45) return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: device, lat: 37.5 + r() / 10, lng: 127 + r() / 10 } };
+  if (x < 0.45)
+    return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: device, lat: 37.5 + r() / 10, lng: 127 + r() / 10 } };
   if (x < 0.47) return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: device, lat: 999, lng: 0 } }; // 400
   if (x < 0.49) return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: `flaky-${i % 3}`, lat: 1, lng: 1 } }; // 503
   if (x < 0.72) return { api: 'locations.latest', method: 'GET', path: `/v1/devices/${device}/location` }; // 200 or 404

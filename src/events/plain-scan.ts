@@ -33,8 +33,17 @@ function hexRun(b: Buffer, i: number, n: number): boolean {
 
 /** 8-4-4-4-12 lowercase hex digits at i (usage-event's UUID_RE), the caller having checked i + 37 <= b.length. */
 function uuidAt(b: Buffer, i: number): boolean {
-  return b[i + 8] === 0x2d && b[i + 13] === 0x2d && b[i + 18] === 0x2d && b[i + 23] === 0x2d &&
-    hexRun(b, i, 8) && hexRun(b, i + 9, 4) && hexRun(b, i + 14, 4) && hexRun(b, i + 19, 4) && hexRun(b, i + 24, 12);
+  return (
+    b[i + 8] === 0x2d &&
+    b[i + 13] === 0x2d &&
+    b[i + 18] === 0x2d &&
+    b[i + 23] === 0x2d &&
+    hexRun(b, i, 8) &&
+    hexRun(b, i + 9, 4) &&
+    hexRun(b, i + 14, 4) &&
+    hexRun(b, i + 19, 4) &&
+    hexRun(b, i + 24, 12)
+  );
 }
 
 /** End of a plain string's content starting at i (the closing quote), or -1 if not 1..MAX_TEXT plain bytes. */
@@ -138,9 +147,15 @@ function gatewayScanSource(): string {
 /** The generated source, for reading (node -e "import('./dist/src/events/plain-scan.js').then((m) => console.log(m.GATEWAY_SCAN_SOURCE))"). */
 export const GATEWAY_SCAN_SOURCE = gatewayScanSource();
 // Compiled once here; the source is built only from the table above, never from input.
-const scanGatewayEvent = new Function('hexRun', 'plainString', 'plainNumber', 'numberAt', 'isBillable', 'S', `return function scanGatewayEvent(b) {\n${GATEWAY_SCAN_SOURCE}\n};`)(
-  hexRun, plainString, plainNumber, numberAt, isBillable, scanned,
-) as (b: Buffer) => number;
+const scanGatewayEvent = new Function(
+  'hexRun',
+  'plainString',
+  'plainNumber',
+  'numberAt',
+  'isBillable',
+  'S',
+  `return function scanGatewayEvent(b) {\n${GATEWAY_SCAN_SOURCE}\n};`,
+)(hexRun, plainString, plainNumber, numberAt, isBillable, scanned) as (b: Buffer) => number;
 
 // ---- any order: the table-driven loop --------------------------------------------------------
 

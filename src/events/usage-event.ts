@@ -74,11 +74,26 @@ export function uuidv7(now = Date.now()): string {
   const lo = now % 0x1000000;
   const h = HEX;
   return (
-    h[(hi >>> 16) & 0xff] + h[(hi >>> 8) & 0xff] + h[hi & 0xff] + h[(lo >>> 16) & 0xff] + '-' +
-    h[(lo >>> 8) & 0xff] + h[lo & 0xff] + '-' +
-    h[0x70 | ((seq >> 8) & 0x0f)] + h[seq & 0xff] + '-' +
-    h[(pool[r] & 0x3f) | 0x80] + h[pool[r + 1]] + '-' +
-    h[pool[r + 2]] + h[pool[r + 3]] + h[pool[r + 4]] + h[pool[r + 5]] + h[pool[r + 6]] + h[pool[r + 7]]
+    h[(hi >>> 16) & 0xff] +
+    h[(hi >>> 8) & 0xff] +
+    h[hi & 0xff] +
+    h[(lo >>> 16) & 0xff] +
+    '-' +
+    h[(lo >>> 8) & 0xff] +
+    h[lo & 0xff] +
+    '-' +
+    h[0x70 | ((seq >> 8) & 0x0f)] +
+    h[seq & 0xff] +
+    '-' +
+    h[(pool[r] & 0x3f) | 0x80] +
+    h[pool[r + 1]] +
+    '-' +
+    h[pool[r + 2]] +
+    h[pool[r + 3]] +
+    h[pool[r + 4]] +
+    h[pool[r + 5]] +
+    h[pool[r + 6]] +
+    h[pool[r + 7]]
   );
 }
 

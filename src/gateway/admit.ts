@@ -64,7 +64,9 @@ export interface Refusal {
   closeConnection: boolean;
 }
 
-export type Verdict = { ok: true; call: AdmittedCall; /** Frees the call's in-flight slot. */ release: () => void; degraded: Degraded } | { ok: false; refusal: Refusal; degraded: Degraded };
+export type Verdict =
+  | { ok: true; call: AdmittedCall /** Frees the call's in-flight slot. */; release: () => void; degraded: Degraded }
+  | { ok: false; refusal: Refusal; degraded: Degraded };
 
 /** Decisions made without the usual check: the limiter or the quota count could not be read. */
 export interface Degraded {
@@ -91,7 +93,10 @@ export interface AdmitOptions {
 
 const NOT_DEGRADED: Degraded = { limiter: false, quota: false };
 
-export const USAGE_UNAVAILABLE = { error: 'usage_unavailable', message: 'usage cannot be recorded right now (the usage log is down and the local spool is full); retry shortly' };
+export const USAGE_UNAVAILABLE = {
+  error: 'usage_unavailable',
+  message: 'usage cannot be recorded right now (the usage log is down and the local spool is full); retry shortly',
+};
 
 export class Admission {
   constructor(private readonly o: AdmitOptions) {}
@@ -106,7 +111,12 @@ export class Admission {
 
     const presented = presentedKey(reqHeaders);
     if (!presented) {
-      return refuse(401, { error: 'missing_api_key', message: 'send your API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"' }, { 'www-authenticate': 'Bearer' }, 'unauthorized');
+      return refuse(
+        401,
+        { error: 'missing_api_key', message: 'send your API key as "Authorization: Bearer <key>" or "X-API-Key: <key>"' },
+        { 'www-authenticate': 'Bearer' },
+        'unauthorized',
+      );
     }
     let identity: KeyIdentity | null;
     try {
@@ -114,10 +124,20 @@ export class Admission {
     } catch (e) {
       // Too many new keys waiting (a flood of unknown keys): counted in keys.stats(), not an error.
       if (!(e instanceof KeyLookupBusyError)) o.logger.error('key lookup failed', { error: (e as Error).message });
-      return refuse(503, { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' }, { 'retry-after': '1' }, 'authUnavailable');
+      return refuse(
+        503,
+        { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' },
+        { 'retry-after': '1' },
+        'authUnavailable',
+      );
     }
     if (!identity) {
-      return refuse(401, { error: 'invalid_api_key', message: 'the API key is unknown or has been revoked' }, { 'www-authenticate': 'Bearer error="invalid_token"' }, 'unauthorized');
+      return refuse(
+        401,
+        { error: 'invalid_api_key', message: 'the API key is unknown or has been revoked' },
+        { 'www-authenticate': 'Bearer error="invalid_token"' },
+        'unauthorized',
+      );
     }
     const limit = o.rateLimits[identity.plan];
     if (!limit) {
@@ -160,10 +180,25 @@ export class Admission {
     });
 
     if (!decision.allowed) {
-      return refuseCall(429, { error: 'rate_limited', message: `rate limit of plan "${plan}" exceeded; retry in ${decision.retryAfterSec} s`, retryAfterSec: decision.retryAfterSec }, 'limited');
+      return refuseCall(
+        429,
+        {
+          error: 'rate_limited',
+          message: `rate limit of plan "${plan}" exceeded; retry in ${decision.retryAfterSec} s`,
+          retryAfterSec: decision.retryAfterSec,
+        },
+        'limited',
+      );
     }
     if (!route) {
-      return refuseCall(404, { error: 'no_route', message: `${method} ${target.path.slice(0, 200)} is not an operation of this API (no route in the gateway's route table); nothing was forwarded or billed` }, 'noRoute');
+      return refuseCall(
+        404,
+        {
+          error: 'no_route',
+          message: `${method} ${target.path.slice(0, 200)} is not an operation of this API (no route in the gateway's route table); nothing was forwarded or billed`,
+        },
+        'noRoute',
+      );
     }
     if (qv && !qv.allowed) {
       const resetsAt = formatInZone(qv.resetsAt, qv.timeZone);

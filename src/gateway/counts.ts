@@ -38,5 +38,23 @@ export interface GatewayCounts {
 export type CountName = keyof GatewayCounts;
 
 export function newCounts(): GatewayCounts {
-  return { requests: 0, proxied: 0, unauthorized: 0, unknownPlan: 0, limited: 0, limiterDegraded: 0, quotaExceeded: 0, quotaDegraded: 0, tooLarge: 0, upstreamErrors: 0, authUnavailable: 0, clientAborts: 0, usageUnavailable: 0, badTarget: 0, noRoute: 0, tooConcurrent: 0, bodyTooSlow: 0 };
+  return {
+    requests: 0,
+    proxied: 0,
+    unauthorized: 0,
+    unknownPlan: 0,
+    limited: 0,
+    limiterDegraded: 0,
+    quotaExceeded: 0,
+    quotaDegraded: 0,
+    tooLarge: 0,
+    upstreamErrors: 0,
+    authUnavailable: 0,
+    clientAborts: 0,
+    usageUnavailable: 0,
+    badTarget: 0,
+    noRoute: 0,
+    tooConcurrent: 0,
+    bodyTooSlow: 0,
+  };
 }

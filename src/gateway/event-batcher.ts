@@ -97,7 +97,11 @@ export class EventBatcher {
       const t = Date.now();
       if (t - this.lastDropLog >= 1000) {
         this.lastDropLog = t;
-        this.onError(new Error(`usage events DROPPED (${this.counts.dropped} so far): ${this.closed ? 'batcher closed' : `buffer full at ${this.maxBuffered}, log not accepting`}`));
+        this.onError(
+          new Error(
+            `usage events DROPPED (${this.counts.dropped} so far): ${this.closed ? 'batcher closed' : `buffer full at ${this.maxBuffered}, log not accepting`}`,
+          ),
+        );
       }
       return false;
     }
@@ -197,12 +201,18 @@ export class EventBatcher {
           const t = Date.now();
           if (t - this.lastStrictFailLog >= 1000) {
             this.lastStrictFailLog = t;
-            this.onError(new Error(`usage log send FAILED: strict events not recorded, their calls answered 503 (or cut off if the upstream had answered) (${this.counts.dropped} dropped so far): ${(err as Error).message}`));
+            this.onError(
+              new Error(
+                `usage log send FAILED: strict events not recorded, their calls answered 503 (or cut off if the upstream had answered) (${this.counts.dropped} dropped so far): ${(err as Error).message}`,
+              ),
+            );
           }
           continue;
         }
         const wait = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** attempt++);
-        this.onError(new Error(`usage log send FAILED (${batch.length} events, ${this.buf.length} buffered, retry ${attempt} in ${wait} ms): ${(err as Error).message}`));
+        this.onError(
+          new Error(`usage log send FAILED (${batch.length} events, ${this.buf.length} buffered, retry ${attempt} in ${wait} ms): ${(err as Error).message}`),
+        );
         await new Promise<void>((r) => {
           const t = setTimeout(r, wait);
           this.wakeBackoff = () => {

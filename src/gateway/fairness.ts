@@ -40,7 +40,13 @@ export function fairnessOf(
   plans: Record<string, { inFlight?: Partial<InFlightLimit> | null }>,
 ): FairnessOptions {
   const inFlightDefault = { perKey: cfg.inFlightPerKey, perCustomer: cfg.inFlightPerCustomer };
-  return { inFlight: planInFlight(plans, inFlightDefault), inFlightDefault, headersTimeoutMs: cfg.headersTimeoutMs, bodyTimeoutMs: cfg.bodyTimeoutMs, minBodyBytesPerSec: cfg.minBodyBytesPerSec };
+  return {
+    inFlight: planInFlight(plans, inFlightDefault),
+    inFlightDefault,
+    headersTimeoutMs: cfg.headersTimeoutMs,
+    bodyTimeoutMs: cfg.bodyTimeoutMs,
+    minBodyBytesPerSec: cfg.minBodyBytesPerSec,
+  };
 }
 
 export class Fairness {
@@ -54,7 +60,10 @@ export class Fairness {
     this.limits = opts.inFlight ?? {};
     this.fallback = opts.inFlightDefault ?? FAIRNESS_DEFAULTS.inFlightDefault;
     this.headersTimeoutMs = opts.headersTimeoutMs ?? FAIRNESS_DEFAULTS.headersTimeoutMs;
-    this.bodies = new BodyWatch({ idleMs: opts.bodyTimeoutMs ?? FAIRNESS_DEFAULTS.bodyTimeoutMs, minBytesPerSec: opts.minBodyBytesPerSec ?? FAIRNESS_DEFAULTS.minBodyBytesPerSec });
+    this.bodies = new BodyWatch({
+      idleMs: opts.bodyTimeoutMs ?? FAIRNESS_DEFAULTS.bodyTimeoutMs,
+      minBytesPerSec: opts.minBodyBytesPerSec ?? FAIRNESS_DEFAULTS.minBodyBytesPerSec,
+    });
   }
 
   /**

@@ -46,7 +46,6 @@ export const IDENTITY_NAMES: readonly string[] = [
   'x-endpoint-api-userinfo',
 ];
 
-
 /** Decides, per lower-case header name, whether a client's header is dropped. */
 export interface IdentityFilter {
   isIdentity(name: string): boolean;

@@ -79,6 +79,7 @@ function dec(m: Map<string, number>, k: string): void {
 /** Plan id -> its limit: the catalog's where a plan sets one (either field), the defaults for the rest. */
 export function planInFlight(plans: Record<string, { inFlight?: Partial<InFlightLimit> | null }>, defaults: InFlightLimit): Record<string, InFlightLimit> {
   const out: Record<string, InFlightLimit> = {};
-  for (const [id, p] of Object.entries(plans)) out[id] = { perKey: p.inFlight?.perKey ?? defaults.perKey, perCustomer: p.inFlight?.perCustomer ?? defaults.perCustomer };
+  for (const [id, p] of Object.entries(plans))
+    out[id] = { perKey: p.inFlight?.perKey ?? defaults.perKey, perCustomer: p.inFlight?.perCustomer ?? defaults.perCustomer };
   return out;
 }

@@ -50,10 +50,7 @@ export interface CreatedKey {
   prefix: string;
 }
 
-export async function createKey(
-  db: Sql,
-  opts: { customer: string; plan: string; plans?: Record<string, unknown> },
-): Promise<CreatedKey> {
+export async function createKey(db: Sql, opts: { customer: string; plan: string; plans?: Record<string, unknown> }): Promise<CreatedKey> {
   if (!CUSTOMER_RE.test(opts.customer))
     throw new KeyInputError(`invalid customer id ${JSON.stringify(opts.customer)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
   if (!opts.plan) throw new KeyInputError('plan is required');

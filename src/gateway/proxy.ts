@@ -11,7 +11,19 @@ import type { PresentedKey } from './auth.js';
 import { DEFAULT_IDENTITY_FILTER, type IdentityFilter } from './identity-headers.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and ones undici sets itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'host',
+]);
 
 export interface UpstreamContext {
   identity: KeyIdentity;

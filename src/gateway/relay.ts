@@ -68,7 +68,14 @@ export async function relay(ctx: RelayContext, req: IncomingMessage, res: Server
     reply = await ctx.upstream.pool.request({
       path: ctx.upstream.path(call.path + call.query),
       method: call.method as Dispatcher.HttpMethod,
-      headers: upstreamHeaders(req.headers, { identity: call.identity, presented: call.presented, api: call.api, eventId: call.eventId, clientIp: req.socket.remoteAddress ?? '', strip: ctx.strip }),
+      headers: upstreamHeaders(req.headers, {
+        identity: call.identity,
+        presented: call.presented,
+        api: call.api,
+        eventId: call.eventId,
+        clientIp: req.socket.remoteAddress ?? '',
+        strip: ctx.strip,
+      }),
       body: counter ?? undefined,
       signal: abort,
     });
@@ -87,7 +94,14 @@ export async function relay(ctx: RelayContext, req: IncomingMessage, res: Server
     const timeout = e instanceof undiciErrors.HeadersTimeoutError;
     ctx.logger.warn(timeout ? 'upstream timed out' : 'upstream unreachable', { error: (e as Error).message, api: call.api });
     const status = timeout ? 504 : 502;
-    return respond.answer(req, res, rec, status, { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' }, rl);
+    return respond.answer(
+      req,
+      res,
+      rec,
+      status,
+      { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' },
+      rl,
+    );
   }
   c.proxied++;
   ctx.metrics?.proxied(call.api, call.identity.customer, reply.statusCode, call.t0, tUp, call.eventId);

@@ -64,7 +64,8 @@ export function parseRequestTarget(raw: string): RequestTarget {
     if (scheme !== 'http' && scheme !== 'https') return fail('bad_target_form', `the request target's scheme "${clip(m[1])}" is not http or https`);
     authority = m[2];
     if (authority.includes('@')) return fail('bad_target_form', 'the request target carries userinfo ("user@host"), which HTTP does not allow');
-    if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(:[0-9]*)?$/.test(authority)) return fail('bad_target_form', `the request target's host "${clip(authority)}" is not a valid host[:port]`);
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(:[0-9]*)?$/.test(authority))
+      return fail('bad_target_form', `the request target's host "${clip(authority)}" is not a valid host[:port]`);
     rest = raw.slice(m[0].length);
     if (rest === '' || rest.charCodeAt(0) === 63 /* ? */) rest = '/' + rest;
   }
@@ -73,7 +74,8 @@ export function parseRequestTarget(raw: string): RequestTarget {
   const query = q === -1 ? '' : rest.slice(q);
   for (let i = 0; i < query.length; i++) {
     const c = query.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || c === 35 /* # */) return fail('bad_byte', `the query string holds a byte that is not allowed (${describeByte(c)}); percent-encode it`);
+    if (c <= 0x20 || c >= 0x7f || c === 35 /* # */)
+      return fail('bad_byte', `the query string holds a byte that is not allowed (${describeByte(c)}); percent-encode it`);
   }
 
   // Fast path: only plain pchars, no escape, no dot segment, no doubled slash, no `;`.
@@ -141,14 +143,16 @@ function decodeSegment(seg: string): string | RequestTarget {
     }
     const h = hexVal(seg.charCodeAt(i + 1));
     const l = hexVal(seg.charCodeAt(i + 2));
-    if (h < 0 || l < 0) return fail('bad_escape', `the path holds "%" not followed by two hex digits ("${clip(seg.slice(i, i + 3))}"); write a literal % as %25`);
+    if (h < 0 || l < 0)
+      return fail('bad_escape', `the path holds "%" not followed by two hex digits ("${clip(seg.slice(i, i + 3))}"); write a literal % as %25`);
     const b = h * 16 + l;
     i += 2;
     if (b < 128 && UNRESERVED[b]) {
       out += String.fromCharCode(b);
       continue;
     }
-    if (b === 0x2f || b === 0x5c) return fail('encoded_separator', `the path holds an encoded ${b === 0x2f ? '"/" (%2F)' : '"\\" (%5C)'}, which servers read as one segment or two`);
+    if (b === 0x2f || b === 0x5c)
+      return fail('encoded_separator', `the path holds an encoded ${b === 0x2f ? '"/" (%2F)' : '"\\" (%5C)'}, which servers read as one segment or two`);
     if (b < 0x20 || b === 0x7f) return fail('encoded_control', `the path holds an encoded control byte (%${HEX[h]}${HEX[l]}${b === 0 ? ', NUL' : ''})`);
     out += '%' + HEX[h] + HEX[l];
   }

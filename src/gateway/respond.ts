@@ -32,7 +32,15 @@ export class Responder {
   }
 
   /** A gateway-made answer to an admitted call: in strict mode only once its event is durable. */
-  async answer(req: IncomingMessage, res: ServerResponse, rec: CallRecord, status: number, body: unknown, headers: Record<string, string>, closeConnection = false): Promise<void> {
+  async answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: CallRecord,
+    status: number,
+    body: unknown,
+    headers: Record<string, string>,
+    closeConnection = false,
+  ): Promise<void> {
     if (rec.strict) {
       if (!(await rec.record(status))) return this.usageUnavailable(req, res);
       if (res.destroyed) return;

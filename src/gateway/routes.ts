@@ -76,7 +76,8 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
   for (const k of Object.keys(spec)) if (!TABLE_KEYS.has(k)) throw new RouteError(`${source}: unknown key "${k}" (known: ${[...TABLE_KEYS].join(', ')})`);
   const unmatched = spec.unmatched ?? 'unmatched';
   if (typeof unmatched !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(unmatched)) throw new RouteError(`${source}: "unmatched" must be a name like unmatched`);
-  if (spec.caseInsensitive !== undefined && typeof spec.caseInsensitive !== 'boolean') throw new RouteError(`${source}: "caseInsensitive" must be true or false`);
+  if (spec.caseInsensitive !== undefined && typeof spec.caseInsensitive !== 'boolean')
+    throw new RouteError(`${source}: "caseInsensitive" must be true or false`);
   const fold = spec.caseInsensitive === true;
 
   const compiled = spec.routes.map((r, i): Compiled => {
@@ -88,7 +89,8 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
     if (r.free !== undefined && typeof r.free !== 'boolean') throw new RouteError(`${where}: free must be true or false`);
     const free = r.free === true;
     const api = r.api ?? (free ? 'free' : undefined);
-    if (typeof api !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(api)) throw new RouteError(`${where}: api must be a name like locations.create${free ? '' : ' (or set "free": true for a route that is not billed)'}`);
+    if (typeof api !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(api))
+      throw new RouteError(`${where}: api must be a name like locations.create${free ? '' : ' (or set "free": true for a route that is not billed)'}`);
     const parts = splitPath(r.path);
     const wildcard = parts.at(-1) === '*';
     if (wildcard) parts.pop();
@@ -98,13 +100,15 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
         return null;
       }
       if (s === '*') throw new RouteError(`${where}: * may only be the last segment of ${r.path}`);
-      if (s === '.' || s === '..' || !SEGMENT.test(s)) throw new RouteError(`${where}: segment "${s}" of ${r.path} is not a plain path segment (no dot segments, spaces or reserved characters)`);
+      if (s === '.' || s === '..' || !SEGMENT.test(s))
+        throw new RouteError(`${where}: segment "${s}" of ${r.path} is not a plain path segment (no dot segments, spaces or reserved characters)`);
       return fold ? s.toLowerCase() : s;
     });
     return { segs, wildcard, literals: segs.filter((s) => s !== null).length, anyMethod: r.method === '*', index: i, result: { api, free } };
   });
 
-  const better = (a: Compiled, b: Compiled) => Number(a.wildcard) - Number(b.wildcard) || b.literals - a.literals || Number(a.anyMethod) - Number(b.anyMethod) || a.index - b.index;
+  const better = (a: Compiled, b: Compiled) =>
+    Number(a.wildcard) - Number(b.wildcard) || b.literals - a.literals || Number(a.anyMethod) - Number(b.anyMethod) || a.index - b.index;
   const build = (method: string | null): MethodRoutes => {
     const mine = compiled.filter((c) => c.anyMethod || (method !== null && spec.routes[c.index].method === method)).sort(better);
     const exact = new Map<number, Compiled[]>();

@@ -140,7 +140,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     now,
   });
   const respond = new Responder(c, opts.maxBodyBytes, opts.metrics);
-  const relayCtx: RelayContext = { upstream, fairness: fair, counts: c, respond, maxBodyBytes: opts.maxBodyBytes, strip: identityFilter(opts.stripHeaders), logger: log, metrics: opts.metrics };
+  const relayCtx: RelayContext = {
+    upstream,
+    fairness: fair,
+    counts: c,
+    respond,
+    maxBodyBytes: opts.maxBodyBytes,
+    strip: identityFilter(opts.stripHeaders),
+    logger: log,
+    metrics: opts.metrics,
+  };
 
   const server = createServer({ keepAliveTimeout: 65_000, ...fair.serverOptions() }, (req, res) => {
     c.requests++;

@@ -87,7 +87,13 @@ export function parseTime(value: string, tz: string): number | null {
   const wall = Date.UTC(nums[0], nums[1] - 1, nums[2], nums[3], nums[4], nums[5], Number(frac.padEnd(3, '0')));
   // Reject 2026-02-30, 25:00 and friends: the fields must survive a round trip.
   const back = new Date(wall);
-  if (back.getUTCFullYear() !== nums[0] || back.getUTCMonth() + 1 !== nums[1] || back.getUTCDate() !== nums[2] || back.getUTCHours() !== nums[3] || back.getUTCMinutes() !== nums[4])
+  if (
+    back.getUTCFullYear() !== nums[0] ||
+    back.getUTCMonth() + 1 !== nums[1] ||
+    back.getUTCDate() !== nums[2] ||
+    back.getUTCHours() !== nums[3] ||
+    back.getUTCMinutes() !== nums[4]
+  )
     return null;
   if (nums[0] < 1970 || nums[0] > 9999) return null;
   if (!zone) return zonedToInstant(wall, tz);

@@ -29,7 +29,9 @@ export interface DataFile {
 /** Every data file of the topic in the lake (hour folders listed in parallel). */
 export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile[]> {
   const days = (await lake.listDirs(USAGE_DIR)).filter((d) => d.startsWith('dt='));
-  const hourDirs = (await mapLimit(days, 8, async (d) => (await lake.listDirs(`${USAGE_DIR}/${d}`)).filter((h) => h.startsWith('hour=')).map((h) => `${USAGE_DIR}/${d}/${h}`))).flat();
+  const hourDirs = (
+    await mapLimit(days, 8, async (d) => (await lake.listDirs(`${USAGE_DIR}/${d}`)).filter((h) => h.startsWith('hour=')).map((h) => `${USAGE_DIR}/${d}/${h}`))
+  ).flat();
   const listings = await mapLimit(hourDirs, 8, async (dir) => ({ dir, files: await lake.list(dir) }));
   const out: DataFile[] = [];
   for (const { dir, files } of listings) {

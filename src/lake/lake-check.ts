@@ -53,20 +53,44 @@ export async function checkLake(lake: Lake, topic: string, opts: LakeCheckOption
     for (const [a, b] of overlappingPairs(distinctRanges(fs))) overlaps.push(`p${p} ${a.first}..${a.last} & ${b.first}..${b.last}`);
   const counts: HourCount[] = await withDuck(async (c) => {
     const out: HourCount[] = [];
-    for (const [hour, fs] of [...byHour].sort()) out.push({ hour, files: fs.length, ...(await rowsAndIds(c, lake, fs.map((f) => f.path))) });
+    for (const [hour, fs] of [...byHour].sort())
+      out.push({
+        hour,
+        files: fs.length,
+        ...(await rowsAndIds(
+          c,
+          lake,
+          fs.map((f) => f.path),
+        )),
+      });
     return out;
   });
   const rows = counts.reduce((n, h) => n + h.rows, 0);
   const ids = counts.reduce((n, h) => n + h.ids, 0);
   const duplicatedHours = counts.filter((h) => h.rows !== h.ids);
-  return { hoursChecked: counts.length, files: files.length, rows, ids, duplicatedHours, overlaps, clean: !overlaps.length && !duplicatedHours.length, superseded: listed.length - files.length };
+  return {
+    hoursChecked: counts.length,
+    files: files.length,
+    rows,
+    ids,
+    duplicatedHours,
+    overlaps,
+    clean: !overlaps.length && !duplicatedHours.length,
+    superseded: listed.length - files.length,
+  };
 }
 
 /** One line: `rows 9336 / distinct ids 6405 in 12 hours (40 files); 3 overlapping ranges: ...`. */
 export function formatLakeCheck(c: LakeCheck): string {
   let s = `lake rows ${c.rows} / distinct ids ${c.ids} in ${c.hoursChecked} hours (${c.files} files)`;
-  if (c.duplicatedHours.length) s += `; hours with duplicate rows: ${c.duplicatedHours.slice(0, 4).map((h) => `${h.hour} ${h.rows}/${h.ids}`).join(', ')}${c.duplicatedHours.length > 4 ? ', ...' : ''}`;
-  s += c.overlaps.length ? `; ${c.overlaps.length} overlapping range pairs: ${c.overlaps.slice(0, 4).join(', ')}${c.overlaps.length > 4 ? ', ...' : ''}` : '; 0 overlapping ranges';
+  if (c.duplicatedHours.length)
+    s += `; hours with duplicate rows: ${c.duplicatedHours
+      .slice(0, 4)
+      .map((h) => `${h.hour} ${h.rows}/${h.ids}`)
+      .join(', ')}${c.duplicatedHours.length > 4 ? ', ...' : ''}`;
+  s += c.overlaps.length
+    ? `; ${c.overlaps.length} overlapping range pairs: ${c.overlaps.slice(0, 4).join(', ')}${c.overlaps.length > 4 ? ', ...' : ''}`
+    : '; 0 overlapping ranges';
   if (c.superseded) s += `; ${c.superseded} files already merged by a compaction await deletion (meter compact removes them)`;
   return s;
 }

@@ -20,9 +20,7 @@ export interface Range {
   dirs: string[];
 }
 
-export type RepairStep =
-  | { kind: 'drop'; range: Range }
-  | { kind: 'trim'; range: Range; from: number };
+export type RepairStep = { kind: 'drop'; range: Range } | { kind: 'trim'; range: Range; from: number };
 
 export const rangeKey = (r: { first: number; last: number }) => `${r.first}-${r.last}`;
 

@@ -48,7 +48,10 @@ export class WebHdfsClient {
   private readonly retries: number;
 
   /** `base` is the NameNode's http address, e.g. http://127.0.0.1:19870 */
-  constructor(readonly base: string, opts: WebHdfsClientOptions = {}) {
+  constructor(
+    readonly base: string,
+    opts: WebHdfsClientOptions = {},
+  ) {
     this.user = opts.user ?? 'meter';
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.retries = opts.retries ?? 4;

@@ -51,8 +51,7 @@ export class WebHdfsLake implements Lake {
     }
     this.root = u.pathname.replace(/\/+$/, '');
     this.client = new WebHdfsClient(`${tls ? 'https' : 'http'}://${u.host}`, { user: opts.user ?? (u.username || undefined), timeoutMs: opts.timeoutMs });
-    this.cacheDir =
-      opts.cacheDir ?? join(tmpdir(), 'meter-lake-cache', createHash('sha256').update(url).digest('hex').slice(0, 16));
+    this.cacheDir = opts.cacheDir ?? join(tmpdir(), 'meter-lake-cache', createHash('sha256').update(url).digest('hex').slice(0, 16));
     this.cache = new LakeCache(this.cacheDir, { maxBytes: opts.cacheMaxBytes ?? 4 * 2 ** 30, graceMs: opts.cacheGraceMs });
   }
 
@@ -115,7 +114,10 @@ export class WebHdfsLake implements Lake {
   async listDirs(dir: string): Promise<string[]> {
     const entries = await this.client.list(this.abs(dir));
     if (!entries) return [];
-    return entries.filter((e) => e.type === 'DIRECTORY' && isVisible(e.pathSuffix)).map((e) => e.pathSuffix).sort();
+    return entries
+      .filter((e) => e.type === 'DIRECTORY' && isVisible(e.pathSuffix))
+      .map((e) => e.pathSuffix)
+      .sort();
   }
 
   async materialize(paths: string[]): Promise<string[]> {

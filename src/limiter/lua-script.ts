@@ -34,7 +34,10 @@ export class LuaScript<TArgs extends readonly ScriptArg[], TResult> {
     parse: (reply: unknown) => TResult,
   ): LuaScript<TArgs, TResult> {
     const source = readFileSync(assetPath(relPath), 'utf8');
-    const name = relPath.split('/').pop()!.replace(/\.lua$/, '');
+    const name = relPath
+      .split('/')
+      .pop()!
+      .replace(/\.lua$/, '');
     return new LuaScript<TArgs, TResult>(name, source, numberOfKeys, parse);
   }
 

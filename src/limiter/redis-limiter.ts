@@ -91,7 +91,8 @@ const MAX_BATCH = 256;
 
 const tokenBucket = () =>
   LuaScript.fromAsset<TakeArgs, BucketStep[]>('src/limiter/token-bucket.lua', 1, (reply) => {
-    if (!Array.isArray(reply) || reply.length === 0 || reply.length % 4 !== 0) throw new LuaReplyError(`token-bucket: unexpected reply ${JSON.stringify(reply)}`);
+    if (!Array.isArray(reply) || reply.length === 0 || reply.length % 4 !== 0)
+      throw new LuaReplyError(`token-bucket: unexpected reply ${JSON.stringify(reply)}`);
     const steps: BucketStep[] = [];
     for (let i = 0; i < reply.length; i += 4) {
       steps.push({ allowed: Number(reply[i]) === 1, remaining: Number(reply[i + 1]), msToFull: Number(reply[i + 2]), msUntilCost: Number(reply[i + 3]) });

@@ -26,7 +26,16 @@ export interface DeadLetterEntry {
 }
 
 export function deadLetterEntry(topic: string, r: LogRecord, reason: string): DeadLetterEntry {
-  return { at: new Date().toISOString(), topic, partition: r.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, reason, value: r.value.toString('base64') };
+  return {
+    at: new Date().toISOString(),
+    topic,
+    partition: r.partition,
+    offset: r.offset,
+    timestamp: r.timestamp,
+    key: r.key,
+    reason,
+    value: r.value.toString('base64'),
+  };
 }
 
 export class FolderDeadLetter implements DeadLetterSink {

@@ -21,7 +21,7 @@ import type { LogConsumer, LogProducer, ProducerRecord, UsageLog } from './log.j
 import { partitionFor } from './log.js';
 import { PartitionWriter, type WriterStats } from './file-log/writer.js';
 import type { PartitionCursor } from './file-log/cursor.js';
-import { FileLogConsumer, } from './file-log/consumer.js';
+import { FileLogConsumer } from './file-log/consumer.js';
 import { takeLock } from '../ground/pid-lock.js';
 import { listSegments, scanValidEnd, segmentPath } from './file-log/segments.js';
 import { groupFileName } from './file-log/offsets.js';
@@ -96,7 +96,9 @@ export class FileLog implements UsageLog {
       const have = (JSON.parse(readFileSync(meta, 'utf8')) as { partitions: number }).partitions;
       // keys map to partitions by count: a different count would split a customer's events
       if (have !== this.partitionCount)
-        throw new Error(`the log ${this.topicDir} has ${have} partitions, the configuration asks for ${this.partitionCount}; use partitions=${have} or a new data dir/topic`);
+        throw new Error(
+          `the log ${this.topicDir} has ${have} partitions, the configuration asks for ${this.partitionCount}; use partitions=${have} or a new data dir/topic`,
+        );
     } else {
       writeFileSync(meta, JSON.stringify({ partitions: this.partitionCount }));
     }

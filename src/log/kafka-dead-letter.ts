@@ -43,7 +43,15 @@ export class KafkaDeadLetter implements DeadLetterSink {
   ) {
     this.dlqTopic = opts.dlqTopic ?? `${topic}${DLQ_SUFFIX}`;
     this.maxValueBytes = opts.maxValueBytes ?? 256 << 10;
-    this.kafka = new Kafka({ clientId: opts.clientId ?? 'meter-dead-letter', brokers, ssl: opts.ssl, sasl: opts.sasl, logLevel: logLevel.WARN, logCreator: quietLogCreator, retry: { retries: opts.retries ?? 8 } });
+    this.kafka = new Kafka({
+      clientId: opts.clientId ?? 'meter-dead-letter',
+      brokers,
+      ssl: opts.ssl,
+      sasl: opts.sasl,
+      logLevel: logLevel.WARN,
+      logCreator: quietLogCreator,
+      retry: { retries: opts.retries ?? 8 },
+    });
   }
 
   private start(): Promise<Producer> {
@@ -55,11 +63,13 @@ export class KafkaDeadLetter implements DeadLetterSink {
           await kafkaRetry('kafka createTopics', () =>
             admin.createTopics({
               waitForLeaders: true,
-              topics: [{ topic: this.dlqTopic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }],
+              topics: [
+                { topic: this.dlqTopic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] },
+              ],
             }),
           ).catch((e) => {
-              if (!/already exists/i.test(String(e?.message))) throw e;
-            });
+            if (!/already exists/i.test(String(e?.message))) throw e;
+          });
         }
       } finally {
         await admin.disconnect();

@@ -41,7 +41,8 @@ export async function startAdminServer(obs: Observability, host: string, port: n
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'the admin listener answers GET only' }, { allow: 'GET' });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return json(res, 405, { error: 'method_not_allowed', message: 'the admin listener answers GET only' }, { allow: 'GET' });
     switch (path) {
       case '/metrics': {
         const text = await metricsText();
@@ -132,6 +133,11 @@ export async function readiness(obs: Observability): Promise<[number, unknown]> 
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
   res.end(text);
 }

@@ -23,7 +23,10 @@ export async function startObservability(cfg: MeterConfig, logger: Logger, role:
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES')
-      throw new UserError(`the admin listener cannot listen on ${cfg.adminHost}:${cfg.adminPort}: ${err.message}`, 'pick another --admin-port / METER_ADMIN_PORT (0 = any free port) or --admin-host');
+      throw new UserError(
+        `the admin listener cannot listen on ${cfg.adminHost}:${cfg.adminPort}: ${err.message}`,
+        'pick another --admin-port / METER_ADMIN_PORT (0 = any free port) or --admin-host',
+      );
     throw e;
   }
   logger.info(`admin listener on ${admin.url} (/metrics /healthz /readyz /status /ops)`, { admin: admin.url });

@@ -83,7 +83,15 @@ export class GatewayRecorder {
     this.metrics.addedLatency.observe(meterSec);
     this.metrics.upstreamLatency.observe(upSec);
     this.top.add(customer);
-    this.accessLog?.info('answer', { id: eventId, customer, api, status, decision: 'allowed', meterMs: round(meterSec * 1000), upstreamMs: round(upSec * 1000) });
+    this.accessLog?.info('answer', {
+      id: eventId,
+      customer,
+      api,
+      status,
+      decision: 'allowed',
+      meterMs: round(meterSec * 1000),
+      upstreamMs: round(upSec * 1000),
+    });
   }
 
   private count(api: string, status: number, decision: string): void {

@@ -53,14 +53,45 @@ export class MeterMetrics {
     new Gauge({ name: 'meter_info', help: 'meter process: its role (1 per process)', labelNames: ['role'], registers }).set({ role }, 1);
 
     // Observed on every gateway call: FastHistogram (fast-histogram.ts), not prom-client's.
-    this.addedLatency = new FastHistogram('meter_gateway_added_latency_seconds', "meter's own time per answered call: auth, limits, recording (upstream time excluded)", LATENCY_BUCKETS, this.registry);
-    this.upstreamLatency = new FastHistogram('meter_upstream_latency_seconds', 'time from forwarding a call to the upstream until its answer headers', LATENCY_BUCKETS, this.registry);
-    this.deadLetters = new Counter({ name: 'meter_dead_letters_total', help: 'log records ingest could not accept, set aside in the dead-letter store, by reason', labelNames: ['reason'], registers });
+    this.addedLatency = new FastHistogram(
+      'meter_gateway_added_latency_seconds',
+      "meter's own time per answered call: auth, limits, recording (upstream time excluded)",
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.upstreamLatency = new FastHistogram(
+      'meter_upstream_latency_seconds',
+      'time from forwarding a call to the upstream until its answer headers',
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.deadLetters = new Counter({
+      name: 'meter_dead_letters_total',
+      help: 'log records ingest could not accept, set aside in the dead-letter store, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     // Known reasons start at 0, so the first dead letter is an increase Prometheus can see.
     for (const reason of DEAD_LETTER_REASONS) this.deadLetters.inc({ reason }, 0);
-    this.rollupHourSeconds = new Histogram({ name: 'meter_rollup_hour_seconds', help: 'time to roll up one hour (DuckDB count + warehouse write)', buckets: HOUR_BUCKETS, registers });
-    this.billingRequests = new Counter({ name: 'meter_billing_requests_total', help: 'billing API answers by route and status', labelNames: ['route', 'status'], registers });
-    this.billingDuration = new Histogram({ name: 'meter_billing_request_duration_seconds', help: 'billing API time per answer', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers });
+    this.rollupHourSeconds = new Histogram({
+      name: 'meter_rollup_hour_seconds',
+      help: 'time to roll up one hour (DuckDB count + warehouse write)',
+      buckets: HOUR_BUCKETS,
+      registers,
+    });
+    this.billingRequests = new Counter({
+      name: 'meter_billing_requests_total',
+      help: 'billing API answers by route and status',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    this.billingDuration = new Histogram({
+      name: 'meter_billing_request_duration_seconds',
+      help: 'billing API time per answer',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
 
     const self = this;
     const counterFrom = (name: string, help: string) =>
@@ -106,10 +137,15 @@ export class MeterMetrics {
         registers,
         collect() {
           this.reset();
-          for (const f of self.labelled.get(name) ?? []) for (const { labels, value } of f() as { labels: Record<string, string>; value: number }[]) this.inc(labels, value);
+          for (const f of self.labelled.get(name) ?? [])
+            for (const { labels, value } of f() as { labels: Record<string, string>; value: number }[]) this.inc(labels, value);
         },
       });
-    labelledCounter('meter_gateway_requests_total', 'requests answered by the gateway, 401s included, by api, status and decision', ['api', 'status', 'decision']);
+    labelledCounter('meter_gateway_requests_total', 'requests answered by the gateway, 401s included, by api, status and decision', [
+      'api',
+      'status',
+      'decision',
+    ]);
     labelledCounter('meter_limiter_decisions_total', 'rate limiter decisions: allowed or denied', ['result']);
     counterFrom('meter_limiter_degraded_total', 'limiter decisions made in its fail mode (Redis unreachable)');
     counterFrom('meter_events_produced_total', 'usage events made durable by the gateway (acknowledged by the log, or in the local spool)');

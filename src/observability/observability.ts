@@ -42,7 +42,9 @@ export class Observability {
 
   constructor(readonly role: string) {
     this.metrics = new MeterMetrics(role);
-    this.metrics.readLabelled('meter_backend_up', async () => [...(await this.checkAll())].map(([backend, err]) => ({ labels: { backend }, value: err === null ? 1 : 0 })));
+    this.metrics.readLabelled('meter_backend_up', async () =>
+      [...(await this.checkAll())].map(([backend, err]) => ({ labels: { backend }, value: err === null ? 1 : 0 })),
+    );
   }
 
   /** The roles are up: readiness now depends on the backends alone. */
@@ -62,7 +64,13 @@ export class Observability {
       const out = new Map<string, string | null>();
       await Promise.all(
         [...this.probes].map(async ([name, p]) => {
-          out.set(name, await withTimeout(p.check(), PROBE_TIMEOUT_MS).then(() => null, (e: unknown) => (e as Error)?.message ?? String(e)));
+          out.set(
+            name,
+            await withTimeout(p.check(), PROBE_TIMEOUT_MS).then(
+              () => null,
+              (e: unknown) => (e as Error)?.message ?? String(e),
+            ),
+          );
         }),
       );
       return out;

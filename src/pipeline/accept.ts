@@ -55,9 +55,15 @@ export function acceptRecord(r: LogRecord, limits: EventTimeBounds): Accepted {
   const forged = billableReason(e);
   if (forged) return { ok: false, reason: forged };
   if (e.time < r.timestamp - limits.pastLimitMs)
-    return { ok: false, reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.pastLimitMs} ms before its log time ${new Date(r.timestamp).toISOString()}` };
+    return {
+      ok: false,
+      reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.pastLimitMs} ms before its log time ${new Date(r.timestamp).toISOString()}`,
+    };
   if (e.time > r.timestamp + limits.futureLimitMs)
-    return { ok: false, reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.futureLimitMs} ms after its log time ${new Date(r.timestamp).toISOString()}` };
+    return {
+      ok: false,
+      reason: `event time ${new Date(e.time).toISOString()} is more than ${limits.futureLimitMs} ms after its log time ${new Date(r.timestamp).toISOString()}`,
+    };
   return d;
 }
 

@@ -116,7 +116,8 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
       left = hours.filter((h) => !finished.has(h));
       if (!isTransient(e)) throw new BackfillIncomplete(report(`hour ${new Date(left[0]).toISOString()} failed: ${err.message}`));
       stuckSince ??= Date.now();
-      if (Date.now() - stuckSince >= giveUpAfterMs) throw new BackfillIncomplete(report(`no hour could be written for ${Math.round((Date.now() - stuckSince) / 1000)} s (last error: ${err.message})`));
+      if (Date.now() - stuckSince >= giveUpAfterMs)
+        throw new BackfillIncomplete(report(`no hour could be written for ${Math.round((Date.now() - stuckSince) / 1000)} s (last error: ${err.message})`));
       const wait = Math.min(max, base * 2 ** Math.min(attempt++, 20));
       retries++;
       o.onRetry?.(err, wait, results.length + elsewhere.length, hours.length);
@@ -138,7 +139,12 @@ function firstLeft(hours: number[], results: HourResult[], elsewhere: number[]):
  * is unreachable, so a follower started during an outage starts working when it ends. null if
  * `signal` aborted first; an error that is not "unreachable", or the last one after waitMs, is thrown.
  */
-export async function openWarehouseWaiting(open: () => Promise<Warehouse>, waitMs: number, signal: AbortSignal, warn: (m: string) => void): Promise<Warehouse | null> {
+export async function openWarehouseWaiting(
+  open: () => Promise<Warehouse>,
+  waitMs: number,
+  signal: AbortSignal,
+  warn: (m: string) => void,
+): Promise<Warehouse | null> {
   const t0 = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {

@@ -73,7 +73,8 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
       let chunk: Range[] = [];
       let bytes = 0;
       const emit = () => {
-        if (chunk.length >= 2) plan.merges.push({ dir: chunk[0].dirs[0], partition: p, first: chunk[0].first, last: chunk[chunk.length - 1].last, parts: chunk.map(file) });
+        if (chunk.length >= 2)
+          plan.merges.push({ dir: chunk[0].dirs[0], partition: p, first: chunk[0].first, last: chunk[chunk.length - 1].last, parts: chunk.map(file) });
         chunk = [];
         bytes = 0;
       };

@@ -63,7 +63,17 @@ export interface CompactionSummary {
 
 export async function compact(o: CompactionOptions): Promise<CompactionSummary> {
   const t0 = performance.now();
-  const s: CompactionSummary = { hours: [], merged: 0, partsRemoved: 0, leftoversRemoved: 0, filesBefore: 0, bytesBefore: 0, filesAfter: 0, bytesAfter: 0, ms: 0 };
+  const s: CompactionSummary = {
+    hours: [],
+    merged: 0,
+    partsRemoved: 0,
+    leftoversRemoved: 0,
+    filesBefore: 0,
+    bytesBefore: 0,
+    filesAfter: 0,
+    bytesAfter: 0,
+    ms: 0,
+  };
   const log = o.logger ?? (() => {});
   const eligible = (dir: string) => {
     const h = parseHourDir(dir);
@@ -77,9 +87,16 @@ export async function compact(o: CompactionOptions): Promise<CompactionSummary> 
   try {
     await withDuck(async (c) => {
       for (const l of plan.leftovers) {
-        const missing = await idsMissing(c, o.lake, l.parts.map((f) => f.path), [l.cover.path]);
+        const missing = await idsMissing(
+          c,
+          o.lake,
+          l.parts.map((f) => f.path),
+          [l.cover.path],
+        );
         if (missing) {
-          log(`${l.dir} partition ${l.partition}: ${missing} event ids of files inside ${l.cover.first}..${l.cover.last} are not in it; left in place (meter doctor --lake-check reports it)`);
+          log(
+            `${l.dir} partition ${l.partition}: ${missing} event ids of files inside ${l.cover.first}..${l.cover.last} are not in it; left in place (meter doctor --lake-check reports it)`,
+          );
           continue;
         }
         for (const f of l.parts) await o.lake.delete(f.path);
@@ -119,14 +136,21 @@ async function mergeOne(c: DuckDBConnection, o: CompactionOptions, m: Merge, loc
     await c.run(`COPY (SELECT * FROM ${src}) TO ${sqlString(local)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 32768)`);
     crash('written');
     const count = async (from: string) => {
-      const r = (await c.runAndReadAll(`SELECT count(*) AS rows, count(DISTINCT id) AS ids FROM ${from}`)).getRowObjectsJS()[0] as { rows: bigint; ids: bigint };
+      const r = (await c.runAndReadAll(`SELECT count(*) AS rows, count(DISTINCT id) AS ids FROM ${from}`)).getRowObjectsJS()[0] as {
+        rows: bigint;
+        ids: bigint;
+      };
       return { rows: Number(r.rows), ids: Number(r.ids) };
     };
     const merged = `read_parquet(${sqlString(local)})`;
     const [a, b] = [await count(src), await count(merged)];
-    const lost = Number(((await c.runAndReadAll(`SELECT count(*) AS n FROM (SELECT id FROM ${src} EXCEPT SELECT id FROM ${merged})`)).getRowObjectsJS()[0] as { n: bigint }).n);
+    const lost = Number(
+      ((await c.runAndReadAll(`SELECT count(*) AS n FROM (SELECT id FROM ${src} EXCEPT SELECT id FROM ${merged})`)).getRowObjectsJS()[0] as { n: bigint }).n,
+    );
     if (a.rows !== b.rows || a.ids !== b.ids || lost)
-      throw new Error(`compaction of ${m.dir} partition ${m.partition} ${m.first}..${m.last}: the merged file does not match its parts (rows ${b.rows} vs ${a.rows}, ids ${b.ids} vs ${a.ids}, ${lost} missing); nothing published`);
+      throw new Error(
+        `compaction of ${m.dir} partition ${m.partition} ${m.first}..${m.last}: the merged file does not match its parts (rows ${b.rows} vs ${a.rows}, ids ${b.ids} vs ${a.ids}, ${lost} missing); nothing published`,
+      );
     crash('verified');
     const bytes = statSync(local).size;
     await o.lake.publish(local, `${m.dir}/${dataFileName(o.topic, m.partition, m.first, m.last)}`);

@@ -76,8 +76,8 @@ export async function replayDeadLetters(o: ReplayDeadLettersOptions): Promise<Re
       const replayedBefore = new Set(done.map((r) => r.event_id));
       const existing = new Set(exist.map((r) => r.id));
       const send = todo.filter((t) => {
-        if (replayedBefore.has(t.id)) return void s.alreadyReplayed++, false;
-        if (!existing.has(t.customer)) return void s.customerMissing++, false;
+        if (replayedBefore.has(t.id)) return (void s.alreadyReplayed++, false);
+        if (!existing.has(t.customer)) return (void s.customerMissing++, false);
         return true;
       });
       for (let i = 0; i < send.length; i += batchSize) {

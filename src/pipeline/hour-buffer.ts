@@ -143,9 +143,7 @@ export class HourBuffer {
   hours(): SpooledHour[] {
     for (const s of this.spools.values()) s.release();
     this.staged = 0;
-    return [...this.spools]
-      .sort((a, b) => a[0] - b[0])
-      .map(([hour, s]) => ({ hour, files: [...s.files], events: s.events }));
+    return [...this.spools].sort((a, b) => a[0] - b[0]).map(([hour, s]) => ({ hour, files: [...s.files], events: s.events }));
   }
 
   /** Remove the spool files; the buffer is empty and unsealed again. */

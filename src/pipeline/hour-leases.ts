@@ -94,10 +94,10 @@ export class HourLeases {
     await this.db
       // A renewal never revives a finished job (one still in flight when the backfill ended would
       // make the next backfill of the range join it and skip every hour).
-      .query(`UPDATE rollup_backfills SET seen_at = ${done ? 'NULL' : 'clock_timestamp()'} WHERE from_hour = $1 AND to_hour = $2${done ? '' : ' AND seen_at IS NOT NULL'}`, [
-        new Date(from).toISOString(),
-        new Date(to).toISOString(),
-      ])
+      .query(
+        `UPDATE rollup_backfills SET seen_at = ${done ? 'NULL' : 'clock_timestamp()'} WHERE from_hour = $1 AND to_hour = $2${done ? '' : ' AND seen_at IS NOT NULL'}`,
+        [new Date(from).toISOString(), new Date(to).toISOString()],
+      )
       .catch(() => {});
   }
 
@@ -121,23 +121,28 @@ export class HourLeases {
   /** Give an unfinished hour back at once (the work failed), instead of waiting for its expiry. */
   async release(hourMs: number): Promise<void> {
     this.held.delete(hourMs);
-    await this.db.query('UPDATE rollup_leases SET holder = NULL, expires_at = NULL WHERE hour = $1 AND holder = $2', [new Date(hourMs).toISOString(), this.holder]).catch(() => {});
+    await this.db
+      .query('UPDATE rollup_leases SET holder = NULL, expires_at = NULL WHERE hour = $1 AND holder = $2', [new Date(hourMs).toISOString(), this.holder])
+      .catch(() => {});
   }
 
   private startRenewing(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (!this.held.size || this.renewing) return;
-      // One statement for every hour held; a failure is retried next tick (and the lease may
-      // lapse: finishIn then refuses the write, which is the safe side).
-      this.renewing = this.db
-        .query(`UPDATE rollup_leases SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' WHERE holder = $1`, [this.holder, this.ttlMs])
-        .then(
-          () => {},
-          () => {},
-        )
-        .finally(() => (this.renewing = null));
-    }, Math.max(50, Math.floor(this.ttlMs / 3)));
+    this.timer = setInterval(
+      () => {
+        if (!this.held.size || this.renewing) return;
+        // One statement for every hour held; a failure is retried next tick (and the lease may
+        // lapse: finishIn then refuses the write, which is the safe side).
+        this.renewing = this.db
+          .query(`UPDATE rollup_leases SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' WHERE holder = $1`, [this.holder, this.ttlMs])
+          .then(
+            () => {},
+            () => {},
+          )
+          .finally(() => (this.renewing = null));
+      },
+      Math.max(50, Math.floor(this.ttlMs / 3)),
+    );
     this.timer.unref();
   }
 

@@ -197,7 +197,11 @@ export class Ingestor {
         tickMs: tick,
         tick: () => this.flushDue(),
         prepare: async (consumer) => {
-          this.fence = new PublishFence(this.o.log.sessionTimeoutMs, (p, next) => consumer.commit(p, next), () => consumer.assignments);
+          this.fence = new PublishFence(
+            this.o.log.sessionTimeoutMs,
+            (p, next) => consumer.commit(p, next),
+            () => consumer.assignments,
+          );
         },
       });
     } catch (e) {
@@ -263,7 +267,11 @@ export class Ingestor {
     const files = await listDataFiles(this.o.lake, this.o.topic);
     const ends = await this.consumer!.endOffsets();
     const beyond = files.filter((f) => f.last >= (ends.get(f.partition) ?? Infinity));
-    for (const f of beyond) if (partitions.includes(f.partition)) this.o.logger(`partition ${f.partition}: ignoring ${f.path}: it names offsets up to ${f.last} but the log ends at ${ends.get(f.partition)} (a file of another topic or log?)`);
+    for (const f of beyond)
+      if (partitions.includes(f.partition))
+        this.o.logger(
+          `partition ${f.partition}: ignoring ${f.path}: it names offsets up to ${f.last} but the log ends at ${ends.get(f.partition)} (a file of another topic or log?)`,
+        );
     return beyond.length ? files.filter((f) => !beyond.includes(f)) : files;
   }
 
@@ -331,7 +339,18 @@ export class Ingestor {
   }
 
   private newState(p: number, start: number): PartState {
-    return { p, next: start, done: start, buf: this.newBuffer(), closed: [], writing: null, lastErrorLog: 0, gone: false, leaseFrom: -Infinity, assignment: this.assignment };
+    return {
+      p,
+      next: start,
+      done: start,
+      buf: this.newBuffer(),
+      closed: [],
+      writing: null,
+      lastErrorLog: 0,
+      gone: false,
+      leaseFrom: -Infinity,
+      assignment: this.assignment,
+    };
   }
 
   private newBuffer(): HourBuffer {
@@ -464,7 +483,9 @@ export class Ingestor {
         }
       }
       if (this.openBytes + this.closedBytes <= budget) return;
-      const writes = this.states().filter((s) => s.closed.length).map((s) => this.drain(s));
+      const writes = this.states()
+        .filter((s) => s.closed.length)
+        .map((s) => this.drain(s));
       if (!writes.length) return;
       await Promise.race(writes);
     }
@@ -503,11 +524,16 @@ export class Ingestor {
         // is published: the owner re-reads these offsets from the lake's end. Throwing here would
         // escape the consumer's batch and crash kafkajs (then it re-joins as a ghost member).
         if (!this.stopping) throw this.checkMembership(e);
-        this.o.logger(`partition ${p}: offsets ${buf.first}..${buf.last} not published: the group refused their commit while stopping (${(e as Error).message}); the partition's owner re-reads them`);
+        this.o.logger(
+          `partition ${p}: offsets ${buf.first}..${buf.last} not published: the group refused their commit while stopping (${(e as Error).message}); the partition's owner re-reads them`,
+        );
         st.gone = true;
         return;
       }
-      for (const l of locals) await this.o.lake.publish(l.local, l.path, { beforeRename: () => this.fence.check(st, buf.last + 1).catch((e) => Promise.reject(this.checkMembership(e))) });
+      for (const l of locals)
+        await this.o.lake.publish(l.local, l.path, {
+          beforeRename: () => this.fence.check(st, buf.last + 1).catch((e) => Promise.reject(this.checkMembership(e))),
+        });
     } finally {
       await Promise.all(locals.map((l) => rm(l.local, { force: true })));
     }
@@ -579,7 +605,10 @@ export class Ingestor {
   private async release(st: PartState): Promise<void> {
     await st.writing?.catch(() => undefined);
     const dropped = st.buf.records + st.closed.reduce((n, b) => n + b.records, 0);
-    if (dropped && !this.stopping) this.o.logger(`partition ${st.p}: released with ${dropped} records read and not in the lake (offsets ${st.done}..${st.next - 1}); their next owner re-reads them`);
+    if (dropped && !this.stopping)
+      this.o.logger(
+        `partition ${st.p}: released with ${dropped} records read and not in the lake (offsets ${st.done}..${st.next - 1}); their next owner re-reads them`,
+      );
     this.discard(st);
     this.tops = null;
   }
@@ -599,7 +628,9 @@ export class Ingestor {
     const committed = (await this.consumer!.committed()).get(p) ?? 0;
     const ownCommit = st.closed.length ? st.closed[0]!.last + 1 : st.done;
     if ((committed !== st.done && committed !== ownCommit) || (top?.last ?? -1) >= st.done) {
-      this.o.logger(`partition ${p}: buffered offsets ${st.done}..${st.next - 1} dropped: the partition moved while it was away (committed ${committed}, lake to ${top?.last ?? 'none'})`);
+      this.o.logger(
+        `partition ${p}: buffered offsets ${st.done}..${st.next - 1} dropped: the partition moved while it was away (committed ${committed}, lake to ${top?.last ?? 'none'})`,
+      );
       return null;
     }
     st.assignment = this.assignment;

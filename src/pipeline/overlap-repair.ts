@@ -56,13 +56,17 @@ export async function repairOverlaps(d: OverlapRepairDeps, p: number, files: Dat
       if (missing) {
         res.kept++;
         live.set(rangeKey(r), r);
-        d.logger(`partition ${p}: offsets ${r.first}..${r.last} overlap other files but ${missing} of their event ids are nowhere else; left in place (meter doctor --lake-check reports it)`);
+        d.logger(
+          `partition ${p}: offsets ${r.first}..${r.last} overlap other files but ${missing} of their event ids are nowhere else; left in place (meter doctor --lake-check reports it)`,
+        );
         continue;
       }
       await d.assertOwner(p);
       for (const path of paths(r)) await d.lake.delete(path);
       res.dropped++;
-      d.logger(`partition ${p}: removed offsets ${r.first}..${r.last} (${r.dirs.length} files), a duplicate of ${cover.map((k) => `${k.first}..${k.last}`).join(', ')}`);
+      d.logger(
+        `partition ${p}: removed offsets ${r.first}..${r.last} (${r.dirs.length} files), a duplicate of ${cover.map((k) => `${k.first}..${k.last}`).join(', ')}`,
+      );
     }
   });
   return res;

@@ -93,7 +93,9 @@ export class ParquetWriter {
     if (!spool.length) throw new Error('internal: writeSpool of no files');
     const src = `read_ndjson([${spool.map(sqlString).join(', ')}], columns = ${SPOOL_COLUMNS}, maximum_object_size = ${2 * MAX_EVENT_BYTES})`;
     return this.withConnection((c) =>
-      c.run(`COPY (SELECT ${LAKE_SELECT} FROM ${src}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS})`).then(() => undefined),
+      c
+        .run(`COPY (SELECT ${LAKE_SELECT} FROM ${src}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS})`)
+        .then(() => undefined),
     );
   }
 

@@ -172,7 +172,12 @@ export class PartitionWorker<S> {
   async waitCaughtUp(
     what: string,
     timeoutMs: number,
-    check: { done(state: S, end: number): boolean; behind(state: S | undefined): string; nudge(p: number, state: S, end: number): Promise<void> | null; seen?(state: S, end: number): void },
+    check: {
+      done(state: S, end: number): boolean;
+      behind(state: S | undefined): string;
+      nudge(p: number, state: S, end: number): Promise<void> | null;
+      seen?(state: S, end: number): void;
+    },
   ): Promise<void> {
     const consumer = this.running;
     const deadline = Date.now() + timeoutMs;

@@ -63,14 +63,25 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [] };
   const hours = new Set<number>();
   try {
-    const [starts, ends, files] = await Promise.all([consumer.offsetsForTime(o.from), consumer.offsetsForTime(o.to), listDataFiles(o.lake, o.topic).then(withoutCovered)]);
+    const [starts, ends, files] = await Promise.all([
+      consumer.offsetsForTime(o.from),
+      consumer.offsetsForTime(o.to),
+      listDataFiles(o.lake, o.topic).then(withoutCovered),
+    ]);
     const logEnds = await consumer.endOffsets();
     const work: Range[] = [];
     for (const [p, a] of starts) {
-      const b = (ends.get(p) ?? -1) < 0 ? logEnds.get(p) ?? 0 : ends.get(p)!;
+      const b = (ends.get(p) ?? -1) < 0 ? (logEnds.get(p) ?? 0) : ends.get(p)!;
       if (a < 0 || b <= a) continue;
       summary.partitions++;
-      work.push(...rangesToRewrite(files.filter((f) => f.partition === p), p, a, b));
+      work.push(
+        ...rangesToRewrite(
+          files.filter((f) => f.partition === p),
+          p,
+          a,
+          b,
+        ),
+      );
     }
     summary.ranges = work.length;
     let done = 0;
@@ -89,7 +100,9 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
 
 /** Ranges of partition p that overlap [a, b): existing ranges, and gaps between them, whole. */
 export function rangesToRewrite(files: DataFile[], p: number, a: number, b: number): Range[] {
-  const ranges = [...new Map(files.map((f) => [`${f.first}+${f.last}`, { partition: p, first: f.first, last: f.last }])).values()].sort((x, y) => x.first - y.first);
+  const ranges = [...new Map(files.map((f) => [`${f.first}+${f.last}`, { partition: p, first: f.first, last: f.last }])).values()].sort(
+    (x, y) => x.first - y.first,
+  );
   const out: Range[] = [];
   let prevEnd = 0; // first offset not covered by a range so far
   for (const r of ranges) {
@@ -100,13 +113,23 @@ export function rangesToRewrite(files: DataFile[], p: number, a: number, b: numb
   return out;
 }
 
-async function rewriteRange(o: ReplayOptions, consumer: LogConsumer, writer: ParquetWriter, tmp: string, r: Range, files: DataFile[], s: ReplaySummary, hours: Set<number>): Promise<void> {
+async function rewriteRange(
+  o: ReplayOptions,
+  consumer: LogConsumer,
+  writer: ParquetWriter,
+  tmp: string,
+  r: Range,
+  files: DataFile[],
+  s: ReplaySummary,
+  hours: Set<number>,
+): Promise<void> {
   const recs = await consumer.readRange(r.partition, r.first, r.last + 1);
   if (recs.length && recs[recs.length - 1].offset > r.last) throw new Error(`internal: readRange went past ${r.last}`);
   const buf = new HourBuffer(tmp);
   try {
     for (const rec of recs) await buf.takeOrSkip(rec, o.limits ?? DEFAULT_TIME_BOUNDS, o.customers);
-    if (recs.length === 0 || recs[0].offset > r.first) o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
+    if (recs.length === 0 || recs[0].offset > r.first)
+      o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
     const name = dataFileName(o.topic, r.partition, r.first, r.last);
     for (const { hour, files: spool, events } of buf.hours()) {
       const path = `${hourDir(hour)}/${name}`;

@@ -111,7 +111,9 @@ export class Rollup {
   /** Visible Parquet files of one hour folder. */
   private async hourFiles(hour: number): Promise<FileRef[]> {
     const entries = await this.lake.list(hourDir(hour));
-    return countedFiles(entries).map((e) => ({ path: e.path, size: e.size })).sort(byPath);
+    return countedFiles(entries)
+      .map((e) => ({ path: e.path, size: e.size }))
+      .sort(byPath);
   }
 
   /** Every hour folder of the lake with its visible data files. */
@@ -184,7 +186,17 @@ export class Rollup {
     const writeMs = Math.round(performance.now() - t1);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
     this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
-    return { hour, files: files.length, events: Number(events), rows: rows.length, outside, duckMs: c.duckMs, writeMs, countMs: c.countMs, dedupeMs: c.dedupeMs };
+    return {
+      hour,
+      files: files.length,
+      events: Number(events),
+      rows: rows.length,
+      outside,
+      duckMs: c.duckMs,
+      writeMs,
+      countMs: c.countMs,
+      dedupeMs: c.dedupeMs,
+    };
   }
 
   /**
@@ -195,11 +207,7 @@ export class Rollup {
    * (hour-leases.ts): one held by another live process, or finished by one since `since`, is
    * left to it.
    */
-  async rollupClaimed(
-    hours: number[],
-    since: { claimedSince?: Date; doneSince?: Date },
-    onDone?: (r: HourResult) => void,
-  ): Promise<ClaimedRound> {
+  async rollupClaimed(hours: number[], since: { claimedSince?: Date; doneSince?: Date }, onDone?: (r: HourResult) => void): Promise<ClaimedRound> {
     const round: ClaimedRound = { results: [], doneElsewhere: [], heldElsewhere: [] };
     let writing: Promise<HourResult | null> | null = null;
     const settle = async () => {
@@ -337,7 +345,10 @@ export class Rollup {
     if (!c?.afterMs || Date.now() - this.compactedAt < 60_000) return;
     this.compactedAt = Date.now();
     const s = await compact({ lake: this.lake, topic: c.topic, targetBytes: c.targetBytes, closedBefore: Date.now() - c.afterMs, maxMerges: 200 });
-    if (s.merged || s.leftoversRemoved) this.logger?.info(`compacted ${s.hours.length} hours: ${s.filesBefore} files into ${s.merged} (${s.bytesBefore} -> ${s.bytesAfter} bytes), ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms`);
+    if (s.merged || s.leftoversRemoved)
+      this.logger?.info(
+        `compacted ${s.hours.length} hours: ${s.filesBefore} files into ${s.merged} (${s.bytesBefore} -> ${s.bytesAfter} bytes), ${s.leftoversRemoved} left-over parts removed, ${s.ms} ms`,
+      );
   }
 
   /** Release DuckDB. */

@@ -26,7 +26,14 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?
   let log: UsageLog;
   if (cfg.kafkaBrokers.length) {
     const { KafkaLog } = await import('../log/kafka-log.js');
-    log = new KafkaLog({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions, sessionTimeoutMs: cfg.kafkaSessionTimeoutMs, heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs, ...kafkaSecurity(cfg) });
+    log = new KafkaLog({
+      brokers: cfg.kafkaBrokers,
+      topic: cfg.topic,
+      partitions: cfg.partitions,
+      sessionTimeoutMs: cfg.kafkaSessionTimeoutMs,
+      heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs,
+      ...kafkaSecurity(cfg),
+    });
   } else {
     const { FileLog } = await import('../log/file-log.js');
     log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
@@ -70,7 +77,13 @@ export async function openWarehouse(cfg: MeterConfig, logger?: Logger, opts: { m
 export async function openLimiter(cfg: MeterConfig, logger?: Logger): Promise<RateLimiter> {
   if (cfg.redisUrl) {
     const { RedisLimiter } = await import('../limiter/redis-limiter.js');
-    return new RedisLimiter({ url: cfg.redisUrl, security: redisSecurity(cfg), failMode: cfg.limiterFailMode, onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`), onRecover: (m) => logger?.info(`limiter: ${m}`) });
+    return new RedisLimiter({
+      url: cfg.redisUrl,
+      security: redisSecurity(cfg),
+      failMode: cfg.limiterFailMode,
+      onError: (e: unknown) => logger?.warn(`limiter: ${(e as Error).message}`),
+      onRecover: (m) => logger?.info(`limiter: ${m}`),
+    });
   }
   const { MemoryLimiter } = await import('../limiter/memory-limiter.js');
   return new MemoryLimiter({});

@@ -17,7 +17,10 @@ export function lakeCheckHours(v: string | boolean | undefined): number | null {
   if (v === true) return DEFAULT_LAKE_CHECK_HOURS;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LAKE_CHECK_HOURS)
-    throw new UserError(`--lake-check ${v}: not a number of hours from 1 to ${MAX_LAKE_CHECK_HOURS}`, `e.g. --lake-check 48 (the last 48 hours), or --lake-check alone for ${DEFAULT_LAKE_CHECK_HOURS}`);
+    throw new UserError(
+      `--lake-check ${v}: not a number of hours from 1 to ${MAX_LAKE_CHECK_HOURS}`,
+      `e.g. --lake-check 48 (the last 48 hours), or --lake-check alone for ${DEFAULT_LAKE_CHECK_HOURS}`,
+    );
   return n;
 }
 

@@ -59,89 +59,118 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
     return `${Object.keys(c.plans).length} plans in ${cfg.catalogFile}`;
   });
 
-  await check('log', cfg.kafkaBrokers.length ? `start Kafka at ${cfg.kafkaBrokers.join(',')} (stack/run up kafka) or unset METER_KAFKA_BROKERS for the embedded log` : `check that ${cfg.dataDir} is writable`, async () => {
-    const log = await openLog(cfg);
-    try {
-      const n = await log.partitions();
-      const c = await log.consumer('meter-doctor');
-      const ends = await c.endOffsets();
-      await c.stop();
-      const total = [...ends.values()].reduce((a, x) => a + x, 0);
-      return `${b.log}: ${n} partitions, ${total} records`;
-    } finally {
-      await log.close();
-    }
-  });
+  await check(
+    'log',
+    cfg.kafkaBrokers.length
+      ? `start Kafka at ${cfg.kafkaBrokers.join(',')} (stack/run up kafka) or unset METER_KAFKA_BROKERS for the embedded log`
+      : `check that ${cfg.dataDir} is writable`,
+    async () => {
+      const log = await openLog(cfg);
+      try {
+        const n = await log.partitions();
+        const c = await log.consumer('meter-doctor');
+        const ends = await c.endOffsets();
+        await c.stop();
+        const total = [...ends.values()].reduce((a, x) => a + x, 0);
+        return `${b.log}: ${n} partitions, ${total} records`;
+      } finally {
+        await log.close();
+      }
+    },
+  );
 
-  await check('lake', cfg.lakeUrl.startsWith('file:') ? `check that ${cfg.lakeUrl} is writable` : `start HDFS (stack/run up hdfs) or fix METER_LAKE_URL; WebHDFS must be on and the DataNode reachable`, async () => {
-    const lake = await openLake(cfg);
-    const dir = mkdtempSync(join(tmpdir(), 'meter-doctor-'));
-    try {
-      const local = join(dir, 'probe');
-      writeFileSync(local, 'meter doctor probe\n');
-      const path = `_doctor/probe-${randomBytes(4).toString('hex')}`;
-      await lake.publish(local, path);
-      const back = (await lake.read(path)).toString();
-      await lake.delete(path);
-      if (back !== 'meter doctor probe\n') throw new Error('read back different bytes than were written');
-      const days = await lake.listDirs('usage');
-      return `${cfg.lakeUrl}: writable (publish, read, delete), ${days.length} day folders`;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await lake.close();
-    }
-  });
+  await check(
+    'lake',
+    cfg.lakeUrl.startsWith('file:')
+      ? `check that ${cfg.lakeUrl} is writable`
+      : `start HDFS (stack/run up hdfs) or fix METER_LAKE_URL; WebHDFS must be on and the DataNode reachable`,
+    async () => {
+      const lake = await openLake(cfg);
+      const dir = mkdtempSync(join(tmpdir(), 'meter-doctor-'));
+      try {
+        const local = join(dir, 'probe');
+        writeFileSync(local, 'meter doctor probe\n');
+        const path = `_doctor/probe-${randomBytes(4).toString('hex')}`;
+        await lake.publish(local, path);
+        const back = (await lake.read(path)).toString();
+        await lake.delete(path);
+        if (back !== 'meter doctor probe\n') throw new Error('read back different bytes than were written');
+        const days = await lake.listDirs('usage');
+        return `${cfg.lakeUrl}: writable (publish, read, delete), ${days.length} day folders`;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        await lake.close();
+      }
+    },
+  );
 
   if (opts.lakeCheckHours) {
     const hours = opts.lakeCheckHours;
-    await check('lake-data', 'a running `meter ingest` repairs overlapping ranges of its partitions when they are next assigned (restart it); docs/lake.md', async () => {
-      const r = await within(Math.max(timeoutMs, 300_000), lakeDataCheck(cfg, hours));
-      if (!r.ok) throw new Error(r.detail);
-      return r.detail;
-    });
+    await check(
+      'lake-data',
+      'a running `meter ingest` repairs overlapping ranges of its partitions when they are next assigned (restart it); docs/lake.md',
+      async () => {
+        const r = await within(Math.max(timeoutMs, 300_000), lakeDataCheck(cfg, hours));
+        if (!r.ok) throw new Error(r.detail);
+        return r.detail;
+      },
+    );
   }
 
-  await check('warehouse', cfg.databaseUrl ? `start Postgres (stack/run up postgres) or fix METER_DATABASE_URL (${redactUrl(cfg.databaseUrl)})` : 'stop the other meter process that holds the embedded warehouse, or set METER_DATABASE_URL', async () => {
-    const db = await openWarehouse(cfg, undefined, { migrate: false });
-    try {
-      const [v] = await db.query<{ v: string }>('SELECT version() AS v');
-      const pending = await pendingMigrations(db);
-      const version = String(v.v).split(' ').slice(0, 2).join(' ');
-      // Pending migrations are not a fault: every command that opens the warehouse applies them.
-      if (pending.length) return `${b.warehouse}: ${version}, ${pending.length} migrations pending (${pending.map((m) => m.name).join(', ')}): \`meter migrate\` or the next command applies them`;
-      // Calls billed at 0 because their API has no price: a warning, with the pairs named.
-      const now = Date.now();
-      const unpriced = await within(timeoutMs, findUnpricedUsage(db, now - UNPRICED_WINDOW_MS, now));
-      if (unpriced.length) {
-        const shown = unpriced.slice(0, 5).map((u) => `${u.customer}/${u.api} (${u.calls} calls, plan ${u.plan ?? 'none'})`);
-        warnings.push({
-          name: 'prices',
-          ok: true,
-          warn: true,
-          detail: `${unpriced.length} customer/API pairs had calls in the last 62 days with no price, billed at 0: ${shown.join(', ')}${unpriced.length > 5 ? ', …' : ''}`,
-          fix: 'set a price (meter prices set --plan P --api A ...) or add the API to the plan in the catalog and run meter plans import',
-        });
+  await check(
+    'warehouse',
+    cfg.databaseUrl
+      ? `start Postgres (stack/run up postgres) or fix METER_DATABASE_URL (${redactUrl(cfg.databaseUrl)})`
+      : 'stop the other meter process that holds the embedded warehouse, or set METER_DATABASE_URL',
+    async () => {
+      const db = await openWarehouse(cfg, undefined, { migrate: false });
+      try {
+        const [v] = await db.query<{ v: string }>('SELECT version() AS v');
+        const pending = await pendingMigrations(db);
+        const version = String(v.v).split(' ').slice(0, 2).join(' ');
+        // Pending migrations are not a fault: every command that opens the warehouse applies them.
+        if (pending.length)
+          return `${b.warehouse}: ${version}, ${pending.length} migrations pending (${pending.map((m) => m.name).join(', ')}): \`meter migrate\` or the next command applies them`;
+        // Calls billed at 0 because their API has no price: a warning, with the pairs named.
+        const now = Date.now();
+        const unpriced = await within(timeoutMs, findUnpricedUsage(db, now - UNPRICED_WINDOW_MS, now));
+        if (unpriced.length) {
+          const shown = unpriced.slice(0, 5).map((u) => `${u.customer}/${u.api} (${u.calls} calls, plan ${u.plan ?? 'none'})`);
+          warnings.push({
+            name: 'prices',
+            ok: true,
+            warn: true,
+            detail: `${unpriced.length} customer/API pairs had calls in the last 62 days with no price, billed at 0: ${shown.join(', ')}${unpriced.length > 5 ? ', …' : ''}`,
+            fix: 'set a price (meter prices set --plan P --api A ...) or add the API to the plan in the catalog and run meter plans import',
+          });
+        }
+        return `${b.warehouse}: ${version}, migrations applied`;
+      } finally {
+        await db.close();
       }
-      return `${b.warehouse}: ${version}, migrations applied`;
-    } finally {
-      await db.close();
-    }
-  });
+    },
+  );
 
   // After the warehouse line they come from.
   checks.push(...warnings);
 
-  await check('limiter', cfg.redisUrl ? `start Redis (stack/run up redis) or fix METER_REDIS_URL; meanwhile the gateway's limiter decides by limiterFailMode=${cfg.limiterFailMode}` : '', async () => {
-    const limiter = await openLimiter(cfg);
-    try {
-      const d = await limiter.take(`doctor-${randomBytes(4).toString('hex')}`, { ratePerSec: 1, burst: 2 });
-      const why = (limiter as { lastError?: string | null }).lastError;
-      if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter decides by limiterFailMode=${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
-      if (!d.allowed || d.remaining !== 1) throw new Error(`${b.limiter}: token bucket answered wrongly (allowed=${d.allowed}, remaining=${d.remaining})`);
-      return `${b.limiter}: token bucket answers${limiter.kind === 'redis' ? ' (Lua script loaded)' : ''}`;
-    } finally {
-      await limiter.close();
-    }
-  });
+  await check(
+    'limiter',
+    cfg.redisUrl
+      ? `start Redis (stack/run up redis) or fix METER_REDIS_URL; meanwhile the gateway's limiter decides by limiterFailMode=${cfg.limiterFailMode}`
+      : '',
+    async () => {
+      const limiter = await openLimiter(cfg);
+      try {
+        const d = await limiter.take(`doctor-${randomBytes(4).toString('hex')}`, { ratePerSec: 1, burst: 2 });
+        const why = (limiter as { lastError?: string | null }).lastError;
+        if (d.degraded) throw new Error(`${b.limiter}: unreachable (the limiter decides by limiterFailMode=${cfg.limiterFailMode})${why ? `: ${why}` : ''}`);
+        if (!d.allowed || d.remaining !== 1) throw new Error(`${b.limiter}: token bucket answered wrongly (allowed=${d.allowed}, remaining=${d.remaining})`);
+        return `${b.limiter}: token bucket answers${limiter.kind === 'redis' ? ' (Lua script loaded)' : ''}`;
+      } finally {
+        await limiter.close();
+      }
+    },
+  );
   return checks;
 }

@@ -34,13 +34,24 @@ export interface RunningGateway {
 }
 
 /** One gateway in this process (1 worker), or a supervisor of N worker processes. */
-export async function startGatewayOrWorkers(cfg: MeterConfig, b: { log: UsageLog; db: Warehouse; limiter: RateLimiter }, logger: Logger, obs?: Observability): Promise<RunningGateway> {
+export async function startGatewayOrWorkers(
+  cfg: MeterConfig,
+  b: { log: UsageLog; db: Warehouse; limiter: RateLimiter },
+  logger: Logger,
+  obs?: Observability,
+): Promise<RunningGateway> {
   const n = workerCount(cfg.gatewayWorkers);
   if (n <= 1) return startGatewayRole(cfg, b, logger, undefined, undefined, obs);
   return startGatewayWorkers(cfg, b, logger, n, obs);
 }
 
-export async function startGatewayWorkers(cfg: MeterConfig, b: { log: UsageLog; db: Warehouse; limiter: RateLimiter }, logger: Logger, n: number, obs?: Observability): Promise<RunningGateway> {
+export async function startGatewayWorkers(
+  cfg: MeterConfig,
+  b: { log: UsageLog; db: Warehouse; limiter: RateLimiter },
+  logger: Logger,
+  n: number,
+  obs?: Observability,
+): Promise<RunningGateway> {
   const log = logger.child('gateway');
   let producer: Promise<LogProducer> | null = null;
   const embedded = {

@@ -74,7 +74,12 @@ export async function startGatewayRole(
   // Each gateway of a data dir its own spool (spool-slot.ts).
   const { spool, dir: spoolAt } = await openSpoolSlot(cfg.dataDir, { topic: cfg.topic, maxBytes: cfg.spoolMaxBytes, logger: (m) => gwLog.error(m) });
   gwLog.debug(`spool: ${spoolAt}`);
-  const producer = new SpoolingProducer({ openPrimary: async () => (await b.log.init(), b.log.producer()), spool, spoolAfterMs: cfg.spoolAfterMs, logger: (m) => gwLog.warn(m) });
+  const producer = new SpoolingProducer({
+    openPrimary: async () => (await b.log.init(), b.log.producer()),
+    spool,
+    spoolAfterMs: cfg.spoolAfterMs,
+    logger: (m) => gwLog.warn(m),
+  });
   const gw = await startGateway({
     host: cfg.gatewayHost,
     port: cfg.gatewayPort,
@@ -83,7 +88,11 @@ export async function startGatewayRole(
     limiter: b.limiter,
     plans: planRateLimits(catalog),
     quotas: planQuotas(catalog),
-    quota: new QuotaGuard(warehouseQuotaSource(b.db), { refreshMs: cfg.quotaRefreshMs, now, onError: (e) => gwLog.warn(`quota count unavailable, calls allowed: ${e.message}`) }),
+    quota: new QuotaGuard(warehouseQuotaSource(b.db), {
+      refreshMs: cfg.quotaRefreshMs,
+      now,
+      onError: (e) => gwLog.warn(`quota count unavailable, calls allowed: ${e.message}`),
+    }),
     routes,
     stripHeaders: cfg.stripHeaders,
     producer,
@@ -118,7 +127,12 @@ async function deadLetterOf(cfg: MeterConfig): Promise<DeadLetterSink> {
 }
 
 /** `waitForLog`: a follower waits (and says so) while the log is unreachable at start, instead of exiting. */
-export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake: Lake; db: Warehouse }, logger: Logger, opts: { group?: string; obs?: Observability; waitForLog?: boolean } = {}): Promise<IngestRole> {
+export async function startIngestRole(
+  cfg: MeterConfig,
+  b: { log: UsageLog; lake: Lake; db: Warehouse },
+  logger: Logger,
+  opts: { group?: string; obs?: Observability; waitForLog?: boolean } = {},
+): Promise<IngestRole> {
   const sink = await deadLetterOf(cfg);
   const deadLetter = opts.obs ? opts.obs.countDeadLetters(sink) : sink;
   const ingest = new Ingestor({
@@ -133,7 +147,12 @@ export async function startIngestRole(cfg: MeterConfig, b: { log: UsageLog; lake
     customers: new CustomerCheck(b.db),
     logger: (m: string) => logger.child('ingest').info(m),
   });
-  if (opts.waitForLog) await whileUnreachable('ingest: the usage log is unreachable; joining its group', () => ingest.start(), (m) => logger.warn(m));
+  if (opts.waitForLog)
+    await whileUnreachable(
+      'ingest: the usage log is unreachable; joining its group',
+      () => ingest.start(),
+      (m) => logger.warn(m),
+    );
   else await ingest.start();
   opts.obs?.watchIngest(ingest, b.lake);
   return {
@@ -167,7 +186,12 @@ export async function startLiveRole(
 ): Promise<LivePath> {
   const { waitForLog, ...liveOpts } = opts;
   const live = new LivePath({ customers: new CustomerCheck(b.db), ...liveOpts, log: b.log, db: b.db, logger: (m: string) => logger.child('live').info(m) });
-  if (waitForLog) await whileUnreachable('live: the usage log is unreachable; joining its group', () => live.start(), (m) => logger.warn(m));
+  if (waitForLog)
+    await whileUnreachable(
+      'live: the usage log is unreachable; joining its group',
+      () => live.start(),
+      (m) => logger.warn(m),
+    );
   else await live.start();
   return live;
 }
@@ -181,6 +205,21 @@ export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log
   obs?.watchWarehouse(b.db);
   // With the usage log, POST /v1/events appends to it (its producer opened on the first event).
   const log = b.log;
-  const events = log ? new EventsIntake({ db: b.db, openProducer: async () => (await log.init(), log.producer()), onError: (m) => (logger ?? createLogger('info', 'billing')).error(m) }) : undefined;
-  return startBillingServer({ db: b.db, catalog: catalogOf(cfg), host: cfg.billingHost, port: cfg.billingPort, serviceTokens: cfg.billingTokens, observe: obs?.billingObserver(), ...(logger ? { logger } : {}), ...(events ? { events } : {}) });
+  const events = log
+    ? new EventsIntake({
+        db: b.db,
+        openProducer: async () => (await log.init(), log.producer()),
+        onError: (m) => (logger ?? createLogger('info', 'billing')).error(m),
+      })
+    : undefined;
+  return startBillingServer({
+    db: b.db,
+    catalog: catalogOf(cfg),
+    host: cfg.billingHost,
+    port: cfg.billingPort,
+    serviceTokens: cfg.billingTokens,
+    observe: obs?.billingObserver(),
+    ...(logger ? { logger } : {}),
+    ...(events ? { events } : {}),
+  });
 }

@@ -22,7 +22,9 @@ export function stackUp(services: string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', [assetPath('stack/run'), 'up', ...services], { stdio: ['ignore', process.stderr, process.stderr] });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`stack/run up ${services.join(' ')} failed (exit ${code}); see the log tail above`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`stack/run up ${services.join(' ')} failed (exit ${code}); see the log tail above`)),
+    );
   });
 }
 

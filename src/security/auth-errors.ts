@@ -19,22 +19,32 @@ export function explainKafkaError(e: unknown, ctx: KafkaAuthContext): unknown {
   if (e instanceof UserError || msg.startsWith(`${where}: `)) return e; // explained already
   if (err?.name === 'KafkaJSSASLAuthenticationError' || /SASL .*authentication failed/i.test(msg)) {
     const who = ctx.sasl ? `SASL ${ctx.sasl.mechanism} login as "${ctx.sasl.username}"` : 'SASL login';
-    return new UserError(`${where}: ${who} was refused (${msg})`, 'fix kafkaSaslUsername / kafkaSaslPassword (METER_KAFKA_SASL_USERNAME / METER_KAFKA_SASL_PASSWORD) or kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM)');
+    return new UserError(
+      `${where}: ${who} was refused (${msg})`,
+      'fix kafkaSaslUsername / kafkaSaslPassword (METER_KAFKA_SASL_USERNAME / METER_KAFKA_SASL_PASSWORD) or kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM)',
+    );
   }
   if (/SASL mechanism .* not supported|UNSUPPORTED_SASL_MECHANISM|not enabled/i.test(msg) && ctx.sasl) {
-    return new UserError(`${where}: the broker does not accept SASL ${ctx.sasl.mechanism} (${msg})`, 'set kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM) to one the listener enables');
+    return new UserError(
+      `${where}: the broker does not accept SASL ${ctx.sasl.mechanism} (${msg})`,
+      'set kafkaSaslMechanism (METER_KAFKA_SASL_MECHANISM) to one the listener enables',
+    );
   }
   // Not ECONNREFUSED or timeouts: those are a broker down or slow, not a security mismatch.
   if (/Closed connection|disconnected before secure TLS|wrong version number/i.test(msg)) {
-    const hint = !ctx.sasl && !ctx.ssl
-      ? 'if this listener expects SASL or TLS, set kafkaSaslMechanism/kafkaSaslUsername/kafkaSaslPassword or kafkaTls=on'
-      : ctx.ssl
-        ? 'if this listener is plaintext, set kafkaTls=off; if it is TLS, check kafkaTlsCaFile'
-        : 'if this listener expects TLS too (SASL_SSL), set kafkaTls=on; if it is PLAINTEXT, set kafkaSaslMechanism=none';
+    const hint =
+      !ctx.sasl && !ctx.ssl
+        ? 'if this listener expects SASL or TLS, set kafkaSaslMechanism/kafkaSaslUsername/kafkaSaslPassword or kafkaTls=on'
+        : ctx.ssl
+          ? 'if this listener is plaintext, set kafkaTls=off; if it is TLS, check kafkaTlsCaFile'
+          : 'if this listener expects TLS too (SASL_SSL), set kafkaTls=on; if it is PLAINTEXT, set kafkaSaslMechanism=none';
     return new Error(`${where}: ${msg} (${hint})`, { cause: e });
   }
   if (/self[- ]signed certificate|unable to verify|certificate|Hostname\/IP does not match/i.test(msg)) {
-    return new UserError(`${where}: TLS certificate check failed (${msg})`, "set kafkaTlsCaFile (METER_KAFKA_TLS_CA_FILE) to the CA that signed the brokers' certificates");
+    return new UserError(
+      `${where}: TLS certificate check failed (${msg})`,
+      "set kafkaTlsCaFile (METER_KAFKA_TLS_CA_FILE) to the CA that signed the brokers' certificates",
+    );
   }
   return e;
 }
@@ -47,11 +57,18 @@ export function isRedisAuthError(e: Error): boolean {
 /** An ioredis error with the setting to fix when it is about AUTH or TLS. */
 export function explainRedisError(e: Error): Error {
   const msg = e.message;
-  if (/^NOAUTH\b|Authentication required/i.test(msg)) return new Error(`redis refused the connection: it requires a password (${msg}); set redisPassword (METER_REDIS_PASSWORD)`);
-  if (/^WRONGPASS\b|invalid username-password/i.test(msg)) return new Error(`redis refused the login (${msg}); fix redisUsername / redisPassword (METER_REDIS_USERNAME / METER_REDIS_PASSWORD)`);
+  if (/^NOAUTH\b|Authentication required/i.test(msg))
+    return new Error(`redis refused the connection: it requires a password (${msg}); set redisPassword (METER_REDIS_PASSWORD)`);
+  if (/^WRONGPASS\b|invalid username-password/i.test(msg))
+    return new Error(`redis refused the login (${msg}); fix redisUsername / redisPassword (METER_REDIS_USERNAME / METER_REDIS_PASSWORD)`);
   if (/^NOPERM\b|can't run this command|no permissions to access/i.test(msg))
-    return new Error(`redis: the ACL user may not run this (${msg}); give it the limiter's commands and keys (docs/security.md: ~meter:rl:* ~meter:gw:* +evalsha +eval +script|load +hmget +hset +pexpire +time +zadd +zremrangebyscore +zcard +zrem)`);
-  if (/self[- ]signed certificate|unable to verify|certificate/i.test(msg)) return new Error(`redis TLS certificate check failed (${msg}); set redisTlsCaFile (METER_REDIS_TLS_CA_FILE) to the CA that signed the server's certificate`);
+    return new Error(
+      `redis: the ACL user may not run this (${msg}); give it the limiter's commands and keys (docs/security.md: ~meter:rl:* ~meter:gw:* +evalsha +eval +script|load +hmget +hset +pexpire +time +zadd +zremrangebyscore +zcard +zrem)`,
+    );
+  if (/self[- ]signed certificate|unable to verify|certificate/i.test(msg))
+    return new Error(
+      `redis TLS certificate check failed (${msg}); set redisTlsCaFile (METER_REDIS_TLS_CA_FILE) to the CA that signed the server's certificate`,
+    );
   return e;
 }
 
@@ -62,7 +79,8 @@ export function explainPgError(e: Error): string {
   if (/does not support SSL/i.test(msg)) return `${msg} (set databaseTls=off, or turn ssl on in the server)`;
   if (/self[- ]signed certificate|unable to verify|unable to get local issuer|certificate has expired/i.test(msg))
     return `TLS certificate check failed: ${msg} (set databaseTlsCaFile, METER_DATABASE_TLS_CA_FILE, to the CA that signed the server's certificate)`;
-  if (/does not match certificate|altnames/i.test(msg)) return `TLS host name check failed: ${msg} (connect by a name the certificate holds, or use databaseTls=verify-ca)`;
+  if (/does not match certificate|altnames/i.test(msg))
+    return `TLS host name check failed: ${msg} (connect by a name the certificate holds, or use databaseTls=verify-ca)`;
   if (/password authentication failed/i.test(msg)) return `${msg} (fix the user or password in databaseUrl, METER_DATABASE_URL)`;
   return msg;
 }

@@ -23,7 +23,8 @@ export function loadMigrations(dir = assetPath('src/warehouse/migrations')): Mig
   // Versions are the key in schema_migrations: two files of one number (branches merged side by
   // side) would apply only the first, everywhere, silently.
   for (let i = 1; i < list.length; i++)
-    if (list[i]!.version === list[i - 1]!.version) throw new Error(`two migrations have version ${list[i]!.version}: ${list[i - 1]!.name} and ${list[i]!.name}; renumber one`);
+    if (list[i]!.version === list[i - 1]!.version)
+      throw new Error(`two migrations have version ${list[i]!.version}: ${list[i - 1]!.name} and ${list[i]!.name}; renumber one`);
   return list;
 }
 
@@ -32,7 +33,9 @@ export async function migrate(db: Warehouse, migrations = loadMigrations()): Pro
   // Under the same lock as the migrations: two processes creating it at once would clash.
   await db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
-    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await tx.query(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
   });
   const applied: number[] = [];
   for (const m of migrations) {
@@ -51,9 +54,7 @@ export async function migrate(db: Warehouse, migrations = loadMigrations()): Pro
 }
 
 export async function pendingMigrations(db: Warehouse, migrations = loadMigrations()): Promise<Migration[]> {
-  const rows = await db
-    .query<{ version: number }>('SELECT version FROM schema_migrations')
-    .catch(() => [] as { version: number }[]);
+  const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations').catch(() => [] as { version: number }[]);
   const have = new Set(rows.map((r) => Number(r.version)));
   return migrations.filter((m) => !have.has(m.version));
 }

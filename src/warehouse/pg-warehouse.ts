@@ -112,7 +112,8 @@ export class PgWarehouse implements Warehouse {
 
   private statementName(text: string): string | undefined {
     let name = this.names.get(text);
-    if (name === undefined && this.names.size < MAX_PREPARED) this.names.set(text, (name = `meter_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`));
+    if (name === undefined && this.names.size < MAX_PREPARED)
+      this.names.set(text, (name = `meter_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`));
     return name;
   }
 
@@ -128,7 +129,7 @@ export class PgWarehouse implements Warehouse {
     try {
       await client.query('BEGIN');
       const tx: Sql = {
-        query: async <R,>(text: string, params?: unknown[]) => (await client.query(text, params)).rows as R[],
+        query: async <R>(text: string, params?: unknown[]) => (await client.query(text, params)).rows as R[],
       };
       const out = await fn(tx);
       await client.query('COMMIT');

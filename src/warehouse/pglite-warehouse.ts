@@ -40,9 +40,7 @@ export class PgliteWarehouse implements Warehouse {
   }
 
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (tx) =>
-      fn({ query: async <R,>(text: string, params?: unknown[]) => (await tx.query<R>(text, params)).rows }),
-    );
+    return this.db.transaction(async (tx) => fn({ query: async <R>(text: string, params?: unknown[]) => (await tx.query<R>(text, params)).rows }));
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,10 @@ import { redactUrl } from '../config/config.js';
 export async function createScratchDatabase(url: string, suffix: string, ssl?: ConnectionOptions): Promise<string> {
   const u = new URL(url);
   const base = decodeURIComponent(u.pathname.slice(1)) || 'meter';
-  const name = `${base}_${suffix}`.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 63);
+  const name = `${base}_${suffix}`
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')
+    .slice(0, 63);
   const client = new pg.Client({ connectionString: url, ...(ssl ? { ssl } : {}) });
   try {
     await client.connect();
@@ -18,7 +21,7 @@ export async function createScratchDatabase(url: string, suffix: string, ssl?: C
   } catch (e) {
     throw new UserError(
       `could not create the demo's own database ${name} on ${redactUrl(url)}: ${(e as Error).message}`,
-      "the demo never writes into a real warehouse; give its user CREATEDB, or run the demo with embedded Postgres (unset METER_DATABASE_URL)",
+      'the demo never writes into a real warehouse; give its user CREATEDB, or run the demo with embedded Postgres (unset METER_DATABASE_URL)',
     );
   } finally {
     await client.end().catch(() => {});

@@ -9,7 +9,8 @@
  */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN']);
 const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const MESSAGES = /connection terminated|timeout exceeded when trying to connect|connection error|cannot connect to|the database system is (starting up|shutting down|in recovery)/i;
+const MESSAGES =
+  /connection terminated|timeout exceeded when trying to connect|connection error|cannot connect to|the database system is (starting up|shutting down|in recovery)/i;
 
 export function isWarehouseUnavailable(e: unknown, depth = 0): boolean {
   if (!e || typeof e !== 'object' || depth > 4) return false;

@@ -60,7 +60,14 @@ export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>
  * usage_hourly, migration 008) only takes the differences. rolled_at: when the row's counts
  * were last written.
  */
-export async function replaceHour(db: Warehouse, hourMs: number, rows: HourlyRow[], files: FileRef[], events: bigint, inTx?: (tx: Sql) => Promise<void>): Promise<void> {
+export async function replaceHour(
+  db: Warehouse,
+  hourMs: number,
+  rows: HourlyRow[],
+  files: FileRef[],
+  events: bigint,
+  inTx?: (tx: Sql) => Promise<void>,
+): Promise<void> {
   const hour = new Date(hourMs).toISOString();
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(hourMs / 3_600_000) % 2_000_000_000]);

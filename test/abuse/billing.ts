@@ -125,7 +125,10 @@ async function hugeGranularity(): Promise<AttackResult> {
     // 92 days x 24 h x 10 APIs = 22,080 rows: past the 10,000-row bound.
     const b = await timed(t, '/v1/me/usage?from=2025-10-01&to=2025-12-31&granularity=hour', t.token);
     const ok = a.status === 400 && before === 0 && /92 days/.test(a.body.error) && b.status === 400 && /10000 rows/.test(b.body.error);
-    return { observed: `hour x 365 days: ${a.status} (${before} usage statements); hour x 91 days x 10 APIs: ${b.status} "${String(b.body.error).slice(0, 40)}…" in ${f1(b.ms)} ms`, ok };
+    return {
+      observed: `hour x 365 days: ${a.status} (${before} usage statements); hour x 91 days x 10 APIs: ${b.status} "${String(b.body.error).slice(0, 40)}…" in ${f1(b.ms)} ms`,
+      ok,
+    };
   } finally {
     await t.close();
   }
@@ -155,7 +158,9 @@ async function largestRangePostgres(): Promise<AttackResult> {
       const worstLoop = Math.max(...runs.map((r) => r.loopMs));
       const worst = Math.max(...runs.map((r) => r.ms));
       ok &&= runs.every((r) => r.status === 200) && cpuPer < 50;
-      out.push(`${name}: ${[...new Set(runs.map((r) => r.status))].join('/')} x4 at once, slowest ${f1(worst)} ms, CPU ${f1(cpuPer)} ms per answer, loop delay max ${f1(worstLoop)} ms (idle box: ${f1(idle)} ms)`);
+      out.push(
+        `${name}: ${[...new Set(runs.map((r) => r.status))].join('/')} x4 at once, slowest ${f1(worst)} ms, CPU ${f1(cpuPer)} ms per answer, loop delay max ${f1(worstLoop)} ms (idle box: ${f1(idle)} ms)`,
+      );
     }
     return { observed: out.join('; '), ok };
   } finally {
@@ -188,7 +193,10 @@ async function statementTimeout(): Promise<AttackResult> {
     await tx;
     const body = (await res.json()) as { error: string; requestId?: string };
     const ok = res.status === 503 && ms < 3000 && body.requestId === res.headers.get('x-request-id') && /longer than/.test(body.error);
-    return { observed: `a statement held by a lock: ${res.status} after ${Math.round(ms)} ms (timeout 300 ms), request id ${body.requestId ? 'in body and header' : 'missing'}`, ok };
+    return {
+      observed: `a statement held by a lock: ${res.status} after ${Math.round(ms)} ms (timeout 300 ms), request id ${body.requestId ? 'in body and header' : 'missing'}`,
+      ok,
+    };
   } finally {
     await s.close();
     await blocker.close();
@@ -241,7 +249,11 @@ async function tokens(): Promise<AttackResult> {
 
 async function meter(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; out: string; err: string }> {
   try {
-    const r = await run(process.execPath, [METER, ...args], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(cwd, 'data'), METER_LOG_LEVEL: 'warn', ...env }, timeout: 60_000 });
+    const r = await run(process.execPath, [METER, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(cwd, 'data'), METER_LOG_LEVEL: 'warn', ...env },
+      timeout: 60_000,
+    });
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e: any) {
     return { code: typeof e.code === 'number' ? e.code : -1, out: e.stdout ?? '', err: e.stderr ?? '' };
@@ -295,7 +307,11 @@ async function keysForGhosts(ctx: { dir: string }): Promise<AttackResult> {
 export const attacks: Attack[] = [
   { name: 'billing: cost/usage over 1970..9999', expected: '400 naming the 400-day limit, < 250 ms, no usage statement', run: hugeRange },
   { name: 'billing: hour granularity over a year / too many rows', expected: '400 before any usage statement; 400 past 10,000 rows', run: hugeGranularity },
-  { name: 'billing: largest allowed range x4 on Postgres', expected: '200; < 50 ms of CPU (the most it can hold the loop) per answer', run: largestRangePostgres },
+  {
+    name: 'billing: largest allowed range x4 on Postgres',
+    expected: '200; < 50 ms of CPU (the most it can hold the loop) per answer',
+    run: largestRangePostgres,
+  },
   { name: 'billing: statement stuck behind a lock', expected: '503 at the statement timeout, with a request id', run: statementTimeout },
   { name: 'billing: NUL, control and bad UTF-8 bytes in ids', expected: 'every one 400, server answers on', run: badBytes },
   { name: 'billing: expired and revoked customer tokens', expected: '401 at once (also from the cache)', run: tokens },

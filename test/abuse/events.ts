@@ -64,10 +64,26 @@ async function withTarget(dir: string, fn: (t: Target) => Promise<AttackResult>)
   }
 }
 
-const ce = (over: Record<string, unknown> = {}) => ({ specversion: '1.0', id: 'e-1', source: 'abuse', type: 'ai.tokens', subject: 'acme', time: new Date(Date.now() - 60_000).toISOString(), data: { tokens: 1 }, ...over });
+const ce = (over: Record<string, unknown> = {}) => ({
+  specversion: '1.0',
+  id: 'e-1',
+  source: 'abuse',
+  type: 'ai.tokens',
+  subject: 'acme',
+  time: new Date(Date.now() - 60_000).toISOString(),
+  data: { tokens: 1 },
+  ...over,
+});
 
-async function post(t: Target, body: string): Promise<{ status: number; body: { error?: string; accepted?: number; rejected?: number; results?: { status: string; reason?: string }[] } }> {
-  const res = await fetch(`${t.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` }, body });
+async function post(
+  t: Target,
+  body: string,
+): Promise<{ status: number; body: { error?: string; accepted?: number; rejected?: number; results?: { status: string; reason?: string }[] } }> {
+  const res = await fetch(`${t.url}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` },
+    body,
+  });
   return { status: res.status, body: (await res.json()) as never };
 }
 
@@ -76,12 +92,16 @@ function streamBody(url: string, total: number): Promise<{ status: number; writt
   return new Promise((resolve, reject) => {
     let written = 0;
     let answered = false;
-    const req = request(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` } }, (res) => {
-      answered = true;
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, written }));
-      req.destroy();
-    });
+    const req = request(
+      `${url}/v1/events`,
+      { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` } },
+      (res) => {
+        answered = true;
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, written }));
+        req.destroy();
+      },
+    );
     req.on('error', (e) => (answered ? undefined : reject(e)));
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     const pump = () => {
@@ -105,17 +125,24 @@ export const attacks: Attack[] = [
         const streamed = await streamBody(t.url, 64 * 1024 * 1024);
         const rss = process.memoryUsage().rss - rss0;
         const declared = await new Promise<number>((resolve, reject) => {
-          const req = request(`${t.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(2 ** 30), authorization: `Bearer ${SERVICE}` } }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-            req.destroy();
-          });
+          const req = request(
+            `${t.url}/v1/events`,
+            { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(2 ** 30), authorization: `Bearer ${SERVICE}` } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+              req.destroy();
+            },
+          );
           req.on('error', reject);
           req.write('[');
         });
         const healthy = await t.healthy();
         const ok = streamed.status === 413 && streamed.written < 16 * 1024 * 1024 && declared === 413 && healthy && (await t.logged()) === 0;
-        return { observed: `streamed: ${streamed.status} after ${(streamed.written / 1048576).toFixed(1)} MiB written, rss +${Math.round(rss / 1048576)} MiB; declared 1 GiB: ${declared}; healthz ${healthy}`, ok };
+        return {
+          observed: `streamed: ${streamed.status} after ${(streamed.written / 1048576).toFixed(1)} MiB written, rss +${Math.round(rss / 1048576)} MiB; declared 1 GiB: ${declared}; healthz ${healthy}`,
+          ok,
+        };
       }),
   },
   {
@@ -138,7 +165,10 @@ export const attacks: Attack[] = [
         const r = await post(t, JSON.stringify(Array.from({ length: 1000 }, (_, i) => ce({ id: `u${i}`, subject: `nobody-${i}` }))));
         const all = r.body.results?.every((x) => x.status === 'rejected' && /^unknown customer/.test(x.reason ?? '')) ?? false;
         const logged = await t.logged();
-        return { observed: `${r.status}, rejected ${r.body.rejected}/1000 (all unknown customer: ${all}), logged ${logged}`, ok: r.status === 202 && r.body.rejected === 1000 && all && logged === 0 };
+        return {
+          observed: `${r.status}, rejected ${r.body.rejected}/1000 (all unknown customer: ${all}), logged ${logged}`,
+          ok: r.status === 202 && r.body.rejected === 1000 && all && logged === 0,
+        };
       }),
   },
   {
@@ -148,14 +178,31 @@ export const attacks: Attack[] = [
       withTarget(dir, async (t) => {
         const now = Date.now();
         const times: unknown[] = [
-          '0001-01-01T00:00:00Z', '9999-12-31T23:59:59Z', new Date(now - 36 * 86_400_000).toISOString(), new Date(now + 3_600_000).toISOString(),
-          '2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z', '2026-12-05T24:00:00Z', '2026-12-05T23:59:60Z', '2026-12-05T10:00:00+24:00',
-          '2026-12-05', '1764900000000', 1764900000000, 'NaN', '', null, { t: 1 }, '2026-12-05T10:00:00.' + '9'.repeat(100) + 'Z',
+          '0001-01-01T00:00:00Z',
+          '9999-12-31T23:59:59Z',
+          new Date(now - 36 * 86_400_000).toISOString(),
+          new Date(now + 3_600_000).toISOString(),
+          '2026-02-30T00:00:00Z',
+          '2026-13-01T00:00:00Z',
+          '2026-12-05T24:00:00Z',
+          '2026-12-05T23:59:60Z',
+          '2026-12-05T10:00:00+24:00',
+          '2026-12-05',
+          '1764900000000',
+          1764900000000,
+          'NaN',
+          '',
+          null,
+          { t: 1 },
+          '2026-12-05T10:00:00.' + '9'.repeat(100) + 'Z',
         ];
         const r = await post(t, JSON.stringify(times.map((time, i) => ce({ id: `t${i}`, time }))));
         const reasons = r.body.results?.filter((x) => x.status === 'rejected' && /time/.test(x.reason ?? '')).length ?? 0;
         const logged = await t.logged();
-        return { observed: `${r.status}, ${reasons}/${times.length} rejected naming time, logged ${logged}`, ok: r.status === 202 && reasons === times.length && logged === 0 };
+        return {
+          observed: `${r.status}, ${reasons}/${times.length} rejected naming time, logged ${logged}`,
+          ok: r.status === 202 && reasons === times.length && logged === 0,
+        };
       }),
   },
   {
@@ -166,7 +213,10 @@ export const attacks: Attack[] = [
         const e = JSON.stringify(ce());
         const r = await post(t, `[${e.slice(0, -1)},"data":${'{"a":'.repeat(150_000)}1${'}'.repeat(150_000)}}]`);
         const reason = r.body.results?.[0]?.reason ?? r.body.error ?? '';
-        return { observed: `${r.status} "${reason}"; healthz ${await t.healthy()}`, ok: r.status === 202 && /nested more than 32 levels/.test(reason) && (await t.healthy()) };
+        return {
+          observed: `${r.status} "${reason}"; healthz ${await t.healthy()}`,
+          ok: r.status === 202 && /nested more than 32 levels/.test(reason) && (await t.healthy()),
+        };
       }),
   },
   {
@@ -192,7 +242,9 @@ export const attacks: Attack[] = [
         } finally {
           await lake.close();
         }
-        const [row] = await t.db.query<{ calls: unknown }>(`SELECT coalesce(sum(calls), 0) AS calls FROM usage_hourly WHERE customer_id = 'acme' AND api = 'ai.tokens'`);
+        const [row] = await t.db.query<{ calls: unknown }>(
+          `SELECT coalesce(sum(calls), 0) AS calls FROM usage_hourly WHERE customer_id = 'acme' AND api = 'ai.tokens'`,
+        );
         const billed = Number(row.calls);
         return { observed: `accepted ${accepted}/10000, logged ${logged} records, billed ${billed}`, ok: accepted === 10_000 && logged === 10 && billed === 1 };
       }),

@@ -18,7 +18,6 @@ import { skewRun } from '../support/clock-skew.js';
 import type { Limit } from '../../src/limiter/limiter.js';
 import { until } from '../support/until.js';
 
-
 async function withGateway<T>(o: Parameters<typeof startFairGateway>[0], f: (g: FairGateway) => Promise<T>): Promise<T> {
   const db = await openStackKeysDb();
   const g = await startFairGateway({ ...o, db });
@@ -35,17 +34,23 @@ const slowBodyAttack: Attack = {
   expected: '300 slow bodies: other key keeps p99 (< 5x quiet or 500 ms), attacker capped at its in-flight limit',
   async run(ctx) {
     // Limits off (what the tester measured): the 300 bodies take the 256 upstream connections.
-    const off = await withGateway({ fairness: { inFlightDefault: { perKey: 100_000, perCustomer: 100_000 }, bodyTimeoutMs: 600_000, minBodyBytesPerSec: 0 } }, async (g) => {
-      const [mallory, alice] = [await g.key('mallory'), await g.key('alice')];
-      await timeCalls(g.gw.url, alice, 10);
-      const attack = slowBodies({ port: g.port, key: mallory, count: 300 });
-      try {
-        await until('310 requests', () => g.gw.stats().requests >= 310, 10_000).then(() => true, () => false);
-        return await timeCalls(g.gw.url, alice, 5, { timeoutMs: 1000 });
-      } finally {
-        attack.stop();
-      }
-    });
+    const off = await withGateway(
+      { fairness: { inFlightDefault: { perKey: 100_000, perCustomer: 100_000 }, bodyTimeoutMs: 600_000, minBodyBytesPerSec: 0 } },
+      async (g) => {
+        const [mallory, alice] = [await g.key('mallory'), await g.key('alice')];
+        await timeCalls(g.gw.url, alice, 10);
+        const attack = slowBodies({ port: g.port, key: mallory, count: 300 });
+        try {
+          await until('310 requests', () => g.gw.stats().requests >= 310, 10_000).then(
+            () => true,
+            () => false,
+          );
+          return await timeCalls(g.gw.url, alice, 5, { timeoutMs: 1000 });
+        } finally {
+          attack.stop();
+        }
+      },
+    );
     ctx.log(`limits off: other key ${fmt(off)}`);
     // Defaults (64 per key, 128 per customer, 10 s body grace) but a 3 s grace to keep the attack short.
     return withGateway({ fairness: { bodyTimeoutMs: 3000 } }, async (g) => {
@@ -56,7 +61,10 @@ const slowBodyAttack: Attack = {
       let loud: Latencies;
       let held: number;
       try {
-        await until('the refusals', () => attack.done() >= 300 - 64, 10_000).then(() => true, () => false);
+        await until('the refusals', () => attack.done() >= 300 - 64, 10_000).then(
+          () => true,
+          () => false,
+        );
         held = g.gw.stats().fairness.inFlight.open;
         loud = await timeCalls(g.gw.url, alice, 300);
         await Promise.all(attack.results);

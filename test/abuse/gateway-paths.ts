@@ -33,14 +33,21 @@ function pathAttack(group: string, tricks: PathTrick[]): Attack {
         const bad = out.filter((o) => !o.ok);
         return {
           ok: bad.length === 0,
-          observed: `${out.length} tricks: ${billed} billed as served, ${r400} x 400, ${r404} x 404; forwarded free/misbilled ${free}` + (bad.length ? `; FAILED ${bad.map((o) => `${o.trick.name}: ${o.why}`).join('; ')}` : ''),
+          observed:
+            `${out.length} tricks: ${billed} billed as served, ${r400} x 400, ${r404} x 404; forwarded free/misbilled ${free}` +
+            (bad.length ? `; FAILED ${bad.map((o) => `${o.trick.name}: ${o.why}`).join('; ')}` : ''),
         };
       }),
   };
 }
 
 const groups = [...new Set(PATH_TRICKS.map((t) => t.group ?? 'other'))];
-const pathAttacks = groups.map((g) => pathAttack(g, PATH_TRICKS.filter((t) => (t.group ?? 'other') === g)));
+const pathAttacks = groups.map((g) =>
+  pathAttack(
+    g,
+    PATH_TRICKS.filter((t) => (t.group ?? 'other') === g),
+  ),
+);
 
 /** Every byte value, raw and percent-encoded, inside a priced path. */
 const everyByte: Attack = {
@@ -68,8 +75,14 @@ const everyByte: Attack = {
           if (examples.length < 3) examples.push(`${o.trick.name} served ${o.hit.served} billed ${o.event?.api}`);
         }
       }
-      const summary = [...counts].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${n} x ${s}`).join(', ');
-      return { ok: s5xx === 0 && misbilled === 0, observed: `${tricks.length} calls: ${summary}; 5xx ${s5xx}; forwarded and misbilled ${misbilled}${examples.length ? ' (' + examples.join('; ') + ')' : ''}` };
+      const summary = [...counts]
+        .sort((a, b) => a[0] - b[0])
+        .map(([s, n]) => `${n} x ${s}`)
+        .join(', ');
+      return {
+        ok: s5xx === 0 && misbilled === 0,
+        observed: `${tricks.length} calls: ${summary}; 5xx ${s5xx}; forwarded and misbilled ${misbilled}${examples.length ? ' (' + examples.join('; ') + ')' : ''}`,
+      };
     }),
 };
 
@@ -99,8 +112,14 @@ const identityAttacks: Attack[] = FAMILIES.map(([family, headers]) => ({
     withRig({ stripHeaders: ['x-partner-*', 'x-internal-user'] }, async (rig) => {
       const a = await rig.call('GET', '/v1/devices/d1/location', { ...headers, 'x-trace': 'kept' });
       const got = rig.hits.at(-1)?.headers ?? {};
-      const leaked = Object.entries(got).filter(([, v]) => String(v).includes('evil')).map(([k]) => k);
-      const own = got['x-meter-customer'] === 'acme' && got['x-forwarded-for'] === '127.0.0.1' && got['x-forwarded-proto'] === 'http' && got['x-forwarded-host'] === undefined;
+      const leaked = Object.entries(got)
+        .filter(([, v]) => String(v).includes('evil'))
+        .map(([k]) => k);
+      const own =
+        got['x-meter-customer'] === 'acme' &&
+        got['x-forwarded-for'] === '127.0.0.1' &&
+        got['x-forwarded-proto'] === 'http' &&
+        got['x-forwarded-host'] === undefined;
       return {
         ok: a.status === 200 && leaked.length === 0 && own && got['x-trace'] === 'kept',
         observed: `${Object.keys(headers).length} sent, ${leaked.length} reached upstream${leaked.length ? ' (' + leaked.join(', ') + ')' : ''}; upstream saw customer ${got['x-meter-customer']}, xff ${got['x-forwarded-for']}; status ${a.status}`,

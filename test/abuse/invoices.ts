@@ -21,7 +21,14 @@ async function setup(customers: number) {
   await db.query(
     `INSERT INTO customers (id, name, time_zone, plan_id, created_at) SELECT 'c' || lpad(i::text, 5, '0'), 'C', 'UTC', 'pro', '2026-01-01T00:00:00Z' FROM generate_series(1, ${customers}) i`,
   );
-  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], logger: silentLogger, now: () => Date.parse('2026-12-01T00:00:00Z') });
+  const server = await startBillingServer({
+    db,
+    host: '127.0.0.1',
+    port: 0,
+    serviceTokens: [SERVICE],
+    logger: silentLogger,
+    now: () => Date.parse('2026-12-01T00:00:00Z'),
+  });
   const get = async (path: string) => {
     const r = await fetch(server.url + path, { headers: { authorization: `Bearer ${SERVICE}` } });
     return { status: r.status, body: (await r.json()) as any };
@@ -57,7 +64,12 @@ export const attacks: Attack[] = [
       const t = await setup(5000);
       try {
         const bad = await Promise.all(
-          ['/v1/customers?limit=100000', '/v1/customers?limit=-1', `/v1/customers?cursor=${Buffer.from('c1.\' OR 1=1 --').toString('base64url').slice(1)}`, `/v1/invoices?period=2026-02&cursor=${'A'.repeat(5000)}`].map((p) => t.get(p)),
+          [
+            '/v1/customers?limit=100000',
+            '/v1/customers?limit=-1',
+            `/v1/customers?cursor=${Buffer.from("c1.' OR 1=1 --").toString('base64url').slice(1)}`,
+            `/v1/invoices?period=2026-02&cursor=${'A'.repeat(5000)}`,
+          ].map((p) => t.get(p)),
         );
         const times: number[] = [];
         let cursor: string | null = null;
@@ -69,7 +81,10 @@ export const attacks: Attack[] = [
         }
         times.sort((a, b) => a - b);
         const p50 = times[Math.floor(times.length / 2)];
-        return { ok: bad.every((r) => r.status === 400) && p50 < 50, observed: `bad: ${bad.map((r) => r.status).join(',')}; page of 100 p50 ${p50.toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms` };
+        return {
+          ok: bad.every((r) => r.status === 400) && p50 < 50,
+          observed: `bad: ${bad.map((r) => r.status).join(',')}; page of 100 p50 ${p50.toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`,
+        };
       } finally {
         await t.close();
       }

@@ -17,7 +17,20 @@ import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { listDataFiles } from '../../src/pipeline/recovery.js';
 
 const TOPIC = 'usage-events';
-const ev = (time: number): UsageEvent => ({ v: 1, id: uuidv7(), time, customer: 'c', keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true });
+const ev = (time: number): UsageEvent => ({
+  v: 1,
+  id: uuidv7(),
+  time,
+  customer: 'c',
+  keyId: 'k',
+  api: 'a',
+  method: 'GET',
+  status: 200,
+  latencyMs: 1,
+  bytesIn: 0,
+  bytesOut: 0,
+  billable: true,
+});
 
 const forged: Attack = {
   name: 'lake: forged files claiming offsets 0..999999 and 0..1500',
@@ -41,7 +54,10 @@ const forged: Attack = {
     // a forged file: 50 unrelated events under a name that covers every offset
     const w = await ParquetWriter.open({ tempDir: join(dir, 'duck') });
     const local = join(dir, 'forged.parquet');
-    await w.write(Array.from({ length: 50 }, () => ev(now)), local);
+    await w.write(
+      Array.from({ length: 50 }, () => ev(now)),
+      local,
+    );
     w.close();
     await lake.publish(local, `${hourDir(now)}/${dataFileName(TOPIC, 0, 0, 999_999)}`);
     // and one inside the log's offsets: the repair would drop it, but its ids are nowhere else
@@ -85,7 +101,10 @@ const bounded: Attack = {
     const c = await checkLake(lake, TOPIC, { hours: 2, now });
     const ms = performance.now() - t0;
     const all = await checkLake(lake, TOPIC, { now });
-    return { observed: `2-hour check: ${c.hoursChecked} hours, ${c.files} files in ${Math.round(ms)} ms (all: ${all.hoursChecked} hours)`, ok: c.hoursChecked <= 3 && all.hoursChecked === 200 };
+    return {
+      observed: `2-hour check: ${c.hoursChecked} hours, ${c.files} files in ${Math.round(ms)} ms (all: ${all.hoursChecked} hours)`,
+      ok: c.hoursChecked <= 3 && all.hoursChecked === 200,
+    };
   },
 };
 

@@ -55,7 +55,10 @@ export const attacks: Attack[] = [
           statuses.add(r.status);
           if (/meter_|limiter|spool|"events"/.test(body)) leaks.push(p);
         }
-        return { ok: leaks.length === 0 && [...statuses].every((s) => s === 401), observed: `statuses ${[...statuses].join(',')}; bodies with meter state: ${leaks.length ? leaks.join(' ') : 'none'}` };
+        return {
+          ok: leaks.length === 0 && [...statuses].every((s) => s === 401),
+          observed: `statuses ${[...statuses].join(',')}; bodies with meter state: ${leaks.length ? leaks.join(' ') : 'none'}`,
+        };
       } finally {
         await g.close();
       }
@@ -92,7 +95,10 @@ export const attacks: Attack[] = [
         scraping = false;
         await scraper;
         const ok = quiet.bad + loud.bad === 0 && loud.p99 < 3 * quiet.p99 + 20;
-        return { ok, observed: `p99 ${quiet.p99.toFixed(1)} ms without scrapes, ${loud.p99.toFixed(1)} ms during ${scrapes} scrapes; ${quiet.bad + loud.bad} failed calls` };
+        return {
+          ok,
+          observed: `p99 ${quiet.p99.toFixed(1)} ms without scrapes, ${loud.p99.toFixed(1)} ms during ${scrapes} scrapes; ${quiet.bad + loud.bad} failed calls`,
+        };
       } finally {
         await g.close();
       }

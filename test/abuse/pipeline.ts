@@ -56,7 +56,21 @@ async function bench(ctx: AbuseCtx): Promise<Bench> {
 
 function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
   const time = Date.now() - 1000;
-  return { v: 1, id: uuidv7(time), time, customer, keyId: 'key_forged', api: 'locations.create', method: 'POST', status: 200, latencyMs: 1, bytesIn: 1, bytesOut: 1, billable: true, ...o };
+  return {
+    v: 1,
+    id: uuidv7(time),
+    time,
+    customer,
+    keyId: 'key_forged',
+    api: 'locations.create',
+    method: 'POST',
+    status: 200,
+    latencyMs: 1,
+    bytesIn: 1,
+    bytesOut: 1,
+    billable: true,
+    ...o,
+  };
 }
 
 /** Straight onto the topic with a plain kafkajs producer: no gateway, no meter code. */
@@ -88,7 +102,8 @@ async function drain(b: Bench): Promise<void> {
 
 /** Billable calls of a customer: the rollup's rows and the live path's rows. */
 async function billed(b: Bench, customer: string): Promise<{ rollup: number; live: number }> {
-  const q = async (table: string) => Number((await b.db.query<{ n: string | null }>(`SELECT sum(calls)::text AS n FROM ${table} WHERE customer_id = $1`, [customer]))[0]?.n ?? 0);
+  const q = async (table: string) =>
+    Number((await b.db.query<{ n: string | null }>(`SELECT sum(calls)::text AS n FROM ${table} WHERE customer_id = $1`, [customer]))[0]?.n ?? 0);
   return { rollup: await q('usage_hourly'), live: await q('live_hourly') };
 }
 
@@ -114,7 +129,10 @@ async function withBench(ctx: AbuseCtx, fn: (b: Bench) => Promise<AttackResult>)
   }
 }
 
-const fmt = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+const fmt = (o: Record<string, number>) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || 'none';
 
 export const attacks: Attack[] = [
   {
@@ -122,18 +140,32 @@ export const attacks: Attack[] = [
     expected: 'dead-lettered, billed 0; a customer created later does not inherit it',
     run: (ctx) =>
       withBench(ctx, async (b) => {
-        await forge(b, Array.from({ length: 20 }, () => ev('mallory')).map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+        await forge(
+          b,
+          Array.from({ length: 20 }, () => ev('mallory')).map((e) => ({ key: e.customer, value: encodeEvent(e) })),
+        );
         await drain(b);
         const before = await billed(b, 'mallory');
         // the customer appears afterwards: old events must not become theirs on a re-run
         await b.db.query(`INSERT INTO customers (id, name) VALUES ('mallory', 'Mallory')`);
         // ... when the lake is rebuilt from the log (meter replay) either
-        const rebuilt = await replay({ log: b.log, lake: b.lake, topic: b.cfg.topic, from: Date.now() - 3_600_000, to: Date.now() + 60_000, customers: new CustomerCheck(b.db) });
+        const rebuilt = await replay({
+          log: b.log,
+          lake: b.lake,
+          topic: b.cfg.topic,
+          from: Date.now() - 3_600_000,
+          to: Date.now() + 60_000,
+          customers: new CustomerCheck(b.db),
+        });
         await drain(b);
         const after = await billed(b, 'mallory');
         const dl = await deadLetters(b);
-        const ok = (dl['unknown-customer'] ?? 0) === 20 && rebuilt.restored + rebuilt.changed === 0 && before.rollup + before.live + after.rollup + after.live === 0;
-        return { ok, observed: `20 sent; dead letters: ${fmt(dl)}; billed rollup ${after.rollup}, live ${after.live}, also after the customer was created and the lake rebuilt (${rebuilt.restored + rebuilt.changed} files changed)` };
+        const ok =
+          (dl['unknown-customer'] ?? 0) === 20 && rebuilt.restored + rebuilt.changed === 0 && before.rollup + before.live + after.rollup + after.live === 0;
+        return {
+          ok,
+          observed: `20 sent; dead letters: ${fmt(dl)}; billed rollup ${after.rollup}, live ${after.live}, also after the customer was created and the lake rebuilt (${rebuilt.restored + rebuilt.changed} files changed)`,
+        };
       }),
   },
   {
@@ -142,8 +174,14 @@ export const attacks: Attack[] = [
     run: (ctx) =>
       withBench(ctx, async (b) => {
         await b.db.query(`INSERT INTO customers (id, name) VALUES ('acme', 'Acme')`);
-        const forged = [...Array.from({ length: 10 }, () => ev('acme', { status: 500, billable: true })), ...Array.from({ length: 5 }, () => ev('acme', { status: 200, billable: false }))];
-        await forge(b, [...forged, ev('acme')].map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+        const forged = [
+          ...Array.from({ length: 10 }, () => ev('acme', { status: 500, billable: true })),
+          ...Array.from({ length: 5 }, () => ev('acme', { status: 200, billable: false })),
+        ];
+        await forge(
+          b,
+          [...forged, ev('acme')].map((e) => ({ key: e.customer, value: encodeEvent(e) })),
+        );
         await drain(b);
         const got = await billed(b, 'acme');
         const dl = await deadLetters(b);
@@ -174,7 +212,10 @@ export const attacks: Attack[] = [
         const dl = await deadLetters(b);
         const total = Object.values(dl).reduce((s, n) => s + n, 0);
         const ok = total === forged.length && got.rollup === 0 && got.live === 0;
-        return { ok, observed: `${forged.length} forged; dead letters ${total}: ${fmt(dl)}; billed ${got.rollup} (a well-formed event of a real customer needs topic ACLs: SASL)` };
+        return {
+          ok,
+          observed: `${forged.length} forged; dead letters ${total}: ${fmt(dl)}; billed ${got.rollup} (a well-formed event of a real customer needs topic ACLs: SASL)`,
+        };
       }),
   },
   {
@@ -183,7 +224,10 @@ export const attacks: Attack[] = [
     run: (ctx) =>
       withBench(ctx, async (b) => {
         const evs = Array.from({ length: 30 }, () => ev('late-customer'));
-        await forge(b, evs.map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+        await forge(
+          b,
+          evs.map((e) => ({ key: e.customer, value: encodeEvent(e) })),
+        );
         await drain(b);
         await b.db.query(`INSERT INTO customers (id, name) VALUES ('late-customer', 'Late')`);
         const replayOnce = async () => {
@@ -203,7 +247,10 @@ export const attacks: Attack[] = [
         await drain(b);
         const got = await billed(b, 'late-customer');
         const ok = r1.replayed === 30 && r2.replayed === 0 && r3.replayed === 30 && got.rollup === 30 && got.live === 30;
-        return { ok, observed: `30 dead letters; replays sent ${r1.replayed}, ${r2.replayed}, ${r3.replayed} (record wiped); billed rollup ${got.rollup}, live ${got.live}` };
+        return {
+          ok,
+          observed: `30 dead letters; replays sent ${r1.replayed}, ${r2.replayed}, ${r3.replayed} (record wiped); billed rollup ${got.rollup}, live ${got.live}`,
+        };
       }),
   },
 ];

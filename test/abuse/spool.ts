@@ -138,8 +138,21 @@ function floodOnFullDisk(durability: 'batched' | 'strict'): Attack {
         const ev = gw.batcher.stats();
         const afterFull = upstreamAtFirst503 < 0 ? -1 : upstreamCalls - upstreamAtFirst503;
         const accounted = s.spool.pending + ev.buffered === ok;
-        if (process.env.METER_ABUSE_DEBUG) ctx.log(lat503.map((l, k) => [lat503At[k], l]).filter(([, l]) => l > 50).map(([a, l]) => `${a}:${l.toFixed(0)}`).join(' '));
-        const good = refused > 0 && afterFull <= 32 && maxAfterFull <= maxBuffered + 32 && pct(lat503, 0.5) < 20 && accounted && ev.dropped === (durability === 'strict' ? cut : 0);
+        if (process.env.METER_ABUSE_DEBUG)
+          ctx.log(
+            lat503
+              .map((l, k) => [lat503At[k], l])
+              .filter(([, l]) => l > 50)
+              .map(([a, l]) => `${a}:${l.toFixed(0)}`)
+              .join(' '),
+          );
+        const good =
+          refused > 0 &&
+          afterFull <= 32 &&
+          maxAfterFull <= maxBuffered + 32 &&
+          pct(lat503, 0.5) < 20 &&
+          accounted &&
+          ev.dropped === (durability === 'strict' ? cut : 0);
         return {
           ok: good,
           observed:

@@ -36,9 +36,20 @@ async function recordsIn(log: KafkaLog): Promise<number> {
 }
 
 /** An attacker's produce: a bare kafkajs producer (not meter's code) and meter's KafkaLog. */
-async function tryProduce(brokers: string[], topic: string, sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }): Promise<{ refused: boolean; ms: number; why: string }> {
+async function tryProduce(
+  brokers: string[],
+  topic: string,
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string },
+): Promise<{ refused: boolean; ms: number; why: string }> {
   const t0 = Date.now();
-  const kafka = new Kafka({ clientId: 'attacker', brokers, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 0 }, ...(sasl ? { sasl: sasl as SASLOptions } : {}) });
+  const kafka = new Kafka({
+    clientId: 'attacker',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3000,
+    retry: { retries: 0 },
+    ...(sasl ? { sasl: sasl as SASLOptions } : {}),
+  });
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   let why = '';
   let refused = false;
@@ -67,7 +78,12 @@ async function tryProduce(brokers: string[], topic: string, sasl?: { mechanism: 
 }
 
 function meter(args: string[], env: Record<string, string>, cwd: string) {
-  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env }, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
+    cwd,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -82,7 +98,10 @@ export const attacks: Attack[] = [
         await owner.init();
         const r = await tryProduce(brokers, owner.topic);
         const n = await recordsIn(owner);
-        return { observed: `refused=${r.refused} after ${r.ms} ms (${r.why.slice(0, 60)}); ${n} records in the topic`, ok: r.refused && r.ms < 5000 && n === 0 };
+        return {
+          observed: `refused=${r.refused} after ${r.ms} ms (${r.why.slice(0, 60)}); ${n} records in the topic`,
+          ok: r.refused && r.ms < 5000 && n === 0,
+        };
       } finally {
         await owner.close();
       }
@@ -108,7 +127,10 @@ export const attacks: Attack[] = [
         const p = await owner.producer();
         await p.send([{ key: 'acme', value: Buffer.from('real event') }]);
         const after = await recordsIn(owner);
-        return { observed: `${refused}/30 refused, slowest ${slowest} ms; ${before} forged records; valid login then produced ${after - before}`, ok: refused === 30 && slowest < 2000 && before === 0 && after === 1 };
+        return {
+          observed: `${refused}/30 refused, slowest ${slowest} ms; ${before} forged records; valid login then produced ${after - before}`,
+          ok: refused === 30 && slowest < 2000 && before === 0 && after === 1,
+        };
       } finally {
         await owner.close();
       }
@@ -134,7 +156,10 @@ export const attacks: Attack[] = [
       const outs = [viaEnv, viaFlag, viaFlagJson];
       const leaks = outs.reduce((n, o) => n + secrets.filter((s) => o.out.includes(s)).length, 0);
       const masked = (viaEnv.out.match(/\*\*\*/g) ?? []).length;
-      return { observed: `${outs.length} runs (exit ${outs.map((o) => o.status).join(',')}), ${leaks} secrets printed, ${masked} *** in the JSON`, ok: leaks === 0 && outs.every((o) => o.status === 0) && masked >= 4 };
+      return {
+        observed: `${outs.length} runs (exit ${outs.map((o) => o.status).join(',')}), ${leaks} secrets printed, ${masked} *** in the JSON`,
+        ok: leaks === 0 && outs.every((o) => o.status === 0) && masked >= 4,
+      };
     },
   },
   {
@@ -150,16 +175,34 @@ export const attacks: Attack[] = [
         const pg = new URL(pgEnv.METER_DATABASE_URL);
         pg.password = secrets[2];
         const runs = [
-          meter(['ingest', '--once'], { METER_KAFKA_BROKERS: brokers[0], METER_KAFKA_SASL_MECHANISM: 'scram-sha-512', METER_KAFKA_SASL_USERNAME: stack.METER_STACK_KAFKA_SASL_USERNAME, METER_KAFKA_SASL_PASSWORD: secrets[0] }, ctx.dir),
+          meter(
+            ['ingest', '--once'],
+            {
+              METER_KAFKA_BROKERS: brokers[0],
+              METER_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+              METER_KAFKA_SASL_USERNAME: stack.METER_STACK_KAFKA_SASL_USERNAME,
+              METER_KAFKA_SASL_PASSWORD: secrets[0],
+            },
+            ctx.dir,
+          ),
           // The stack's Postgres as warehouse: an embedded PGlite takes 10-20 s to start on a busy machine.
-          meter(['doctor', '--timeout', '5000'], { METER_REDIS_URL: `redis://127.0.0.1:${redis.port}`, METER_REDIS_PASSWORD: secrets[1], METER_DATABASE_URL: pgEnv.METER_DATABASE_URL }, ctx.dir),
+          meter(
+            ['doctor', '--timeout', '5000'],
+            { METER_REDIS_URL: `redis://127.0.0.1:${redis.port}`, METER_REDIS_PASSWORD: secrets[1], METER_DATABASE_URL: pgEnv.METER_DATABASE_URL },
+            ctx.dir,
+          ),
           meter(['migrate'], { METER_DATABASE_URL: pg.toString() }, ctx.dir),
           meter(['config'], { METER_DATABASE_URL: `postgres://meter:${secrets[3]}@db:99999/meter` }, ctx.dir),
         ];
         const leaks = runs.reduce((n, o) => n + secrets.filter((s) => o.out.includes(s)).length, 0);
-        const named = [/kafkaSaslPassword/, /redisPassword/, /password authentication failed.*databaseUrl/, /invalid databaseUrl/].filter((re, i) => re.test(runs[i].out)).length;
+        const named = [/kafkaSaslPassword/, /redisPassword/, /password authentication failed.*databaseUrl/, /invalid databaseUrl/].filter((re, i) =>
+          re.test(runs[i].out),
+        ).length;
         const traces = runs.filter((o) => /\n\s+at /.test(o.out)).length;
-        return { observed: `exits ${runs.map((o) => o.status).join(',')}; ${named}/4 name the setting; ${leaks} secrets printed; ${traces} stack traces`, ok: leaks === 0 && named === 4 && traces === 0 && runs[0].status === 2 && runs[1].status === 1 && runs[2].status === 2 && runs[3].status === 2 };
+        return {
+          observed: `exits ${runs.map((o) => o.status).join(',')}; ${named}/4 name the setting; ${leaks} secrets printed; ${traces} stack traces`,
+          ok: leaks === 0 && named === 4 && traces === 0 && runs[0].status === 2 && runs[1].status === 1 && runs[2].status === 2 && runs[3].status === 2,
+        };
       } finally {
         await redis.stop();
       }

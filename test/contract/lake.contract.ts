@@ -62,7 +62,10 @@ export function lakeContract(name: string, open: () => Promise<Lake>): void {
       await lake.publish(localFile('second'), path);
       assert.equal((await lake.read(path)).toString(), 'second');
       const ls = await lake.list('usage/dt=2026-02-03/hour=04');
-      assert.deepEqual(ls.map((e) => [e.path, e.size]), [[path, 6]]);
+      assert.deepEqual(
+        ls.map((e) => [e.path, e.size]),
+        [[path, 6]],
+      );
       await lake.delete(path);
       assert.deepEqual(await lake.list('usage/dt=2026-02-03/hour=04'), []);
       await assert.rejects(lake.read(path));
@@ -79,7 +82,10 @@ export function lakeContract(name: string, open: () => Promise<Lake>): void {
       await lake.publish(localFile('b'), `${dir}/_temporary.parquet`);
       await lake.publish(localFile('c'), `${dir}/.hidden.parquet`);
       await lake.publish(localFile('d'), `usage/_scratch/x.parquet`);
-      assert.deepEqual((await lake.list(dir)).map((e) => e.path), [`${dir}/visible.parquet`]);
+      assert.deepEqual(
+        (await lake.list(dir)).map((e) => e.path),
+        [`${dir}/visible.parquet`],
+      );
       assert.deepEqual(await lake.listDirs('usage'), ['dt=2026-03-01']);
       assert.equal((await lake.read(`${dir}/_temporary.parquet`)).toString(), 'b');
     } finally {

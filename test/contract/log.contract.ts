@@ -17,7 +17,6 @@ function recs(keys: string[], perKey: number, tag: string) {
   return out;
 }
 
-
 /** Run a consumer that collects everything; returns the collected records and the consumer. */
 async function collect(log: UsageLog, group: string, start: (p: number) => Promise<number | null> = async () => null) {
   const got: LogRecord[] = [];
@@ -92,7 +91,10 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       await until('second 16', () => b.got.length >= 16);
       await new Promise((r) => setTimeout(r, 300));
       await b.c.stop();
-      assert.deepEqual(b.got.map((r) => r.value.toString().split(':')[0]).filter((t) => t !== 'second'), []);
+      assert.deepEqual(
+        b.got.map((r) => r.value.toString().split(':')[0]).filter((t) => t !== 'second'),
+        [],
+      );
       assert.equal(b.got.length, 16);
       await prod.close();
     } finally {
@@ -117,9 +119,15 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       assert.equal(end - start, 20);
 
       const all = await probe.readRange(p, start, end);
-      assert.deepEqual(all.map((r) => r.value.toString()), Array.from({ length: 20 }, (_, i) => `r:only-key:${i}`));
+      assert.deepEqual(
+        all.map((r) => r.value.toString()),
+        Array.from({ length: 20 }, (_, i) => `r:only-key:${i}`),
+      );
       const mid = await probe.readRange(p, all[5].offset, all[9].offset);
-      assert.deepEqual(mid.map((r) => r.value.toString()), ['r:only-key:5', 'r:only-key:6', 'r:only-key:7', 'r:only-key:8']);
+      assert.deepEqual(
+        mid.map((r) => r.value.toString()),
+        ['r:only-key:5', 'r:only-key:6', 'r:only-key:7', 'r:only-key:8'],
+      );
       assert.ok(mid.every((r) => r.partition === p && r.key === 'only-key'));
 
       const from = all[12].offset;
@@ -127,7 +135,10 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       await until('8 records from offset', () => c.got.length >= 8);
       await new Promise((r) => setTimeout(r, 200));
       await c.c.stop();
-      assert.deepEqual(c.got.map((r) => r.value.toString()), Array.from({ length: 8 }, (_, i) => `r:only-key:${12 + i}`));
+      assert.deepEqual(
+        c.got.map((r) => r.value.toString()),
+        Array.from({ length: 8 }, (_, i) => `r:only-key:${12 + i}`),
+      );
       await prod.close();
     } finally {
       await log.close();
@@ -151,7 +162,10 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
         const rest = await c.readRange(p, o, end.get(p)!);
         if (rest.length) {
           checked++;
-          assert.deepEqual(rest.map((r) => r.value.toString()), Array.from({ length: 5 }, (_, i) => `late:t-key:${i}`));
+          assert.deepEqual(
+            rest.map((r) => r.value.toString()),
+            Array.from({ length: 5 }, (_, i) => `late:t-key:${i}`),
+          );
         }
       }
       assert.equal(checked, 1);

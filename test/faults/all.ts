@@ -3,8 +3,29 @@
  * scenarios import helpers from scenarios.ts, so listing them there made an import cycle (loading
  * scenarios-lake.js first read ALL before its parts existed).
  */
-import { gatewayKillBatched, gatewayKillStrict, hdfsOutage, killIngest, kafkaOutage, postgresOutage, rebalance, redisOutage, type ScenarioDef } from './scenarios.js';
+import {
+  gatewayKillBatched,
+  gatewayKillStrict,
+  hdfsOutage,
+  killIngest,
+  kafkaOutage,
+  postgresOutage,
+  rebalance,
+  redisOutage,
+  type ScenarioDef,
+} from './scenarios.js';
 import { lakeScenarios } from './scenarios-lake.js';
 import { SPOOL_SCENARIOS } from './scenarios-spool.js';
 
-export const ALL: ScenarioDef[] = [killIngest, rebalance, kafkaOutage, hdfsOutage, postgresOutage, redisOutage, gatewayKillStrict, gatewayKillBatched, ...lakeScenarios, ...SPOOL_SCENARIOS];
+export const ALL: ScenarioDef[] = [
+  killIngest,
+  rebalance,
+  kafkaOutage,
+  hdfsOutage,
+  postgresOutage,
+  redisOutage,
+  gatewayKillStrict,
+  gatewayKillBatched,
+  ...lakeScenarios,
+  ...SPOOL_SCENARIOS,
+];

@@ -29,7 +29,20 @@ export interface Verdict {
 }
 
 export function compare(scenario: string, truth: TrafficResult, billed: Cells, opts: { lossBound?: number } = {}): Verdict {
-  const v: Verdict = { scenario, sent: 0, sentBillable: 0, billed: 0, billedBillable: 0, lost: 0, duplicated: 0, uncertain: 0, lossBound: opts.lossBound ?? 0, notes: [], diffs: [], failures: [] };
+  const v: Verdict = {
+    scenario,
+    sent: 0,
+    sentBillable: 0,
+    billed: 0,
+    billedBillable: 0,
+    lost: 0,
+    duplicated: 0,
+    uncertain: 0,
+    lossBound: opts.lossBound ?? 0,
+    notes: [],
+    diffs: [],
+    failures: [],
+  };
   for (const c of truth.cells.values()) {
     v.sent += c.events;
     v.sentBillable += c.calls;
@@ -48,7 +61,8 @@ export function compare(scenario: string, truth: TrafficResult, billed: Cells, o
     const dup = Math.max(0, b.events - t.events - u.events, b.calls - t.calls - u.calls);
     v.lost += lost;
     v.duplicated += dup;
-    if ((lost || dup) && v.diffs.length < 8) v.diffs.push(`${k.replaceAll('\t', ' ')}: truth ${t.calls}/${t.events} billed ${b.calls}/${b.events} uncertain ${u.events}`);
+    if ((lost || dup) && v.diffs.length < 8)
+      v.diffs.push(`${k.replaceAll('\t', ' ')}: truth ${t.calls}/${t.events} billed ${b.calls}/${b.events} uncertain ${u.events}`);
   }
   if (v.lost > v.lossBound) v.failures.push(`${v.lost} events lost${v.lossBound ? ` (bound ${v.lossBound})` : ''}`);
   if (v.duplicated) v.failures.push(`${v.duplicated} events counted twice`);

@@ -16,8 +16,6 @@ import { freePort } from '../support/net.js';
 export { freePort } from '../support/net.js';
 export { sleep };
 
-
-
 // Scenarios poll processes and services: every 250 ms unless a caller asks otherwise.
 export const until = <T>(what: string, fn: () => Promise<T>, timeoutMs: number, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);
 
@@ -103,7 +101,16 @@ export class ScenarioWorld {
   }
 
   async startGateway(extra: string[] = []): Promise<MeterProcess> {
-    const gw = this.spawn('gateway', ['gateway', '--upstream', this.upstream.url, '--gateway-port', String(this.gatewayPort), '--admin-port', String(this.gatewayAdminPort), ...extra]);
+    const gw = this.spawn('gateway', [
+      'gateway',
+      '--upstream',
+      this.upstream.url,
+      '--gateway-port',
+      String(this.gatewayPort),
+      '--admin-port',
+      String(this.gatewayAdminPort),
+      ...extra,
+    ]);
     this.gateway = gw;
     await until(
       'the gateway to answer its admin /status',

@@ -112,8 +112,11 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
           90_000,
           200,
         );
-        if (!full.spool?.spool?.full || !/ENOSPC/.test(full.spool?.spool?.fullReason ?? '')) failures.push(`health during the full disk: ${JSON.stringify(full.spool)}`);
-        notes.push(`spool full after ${traffic.sent()} calls: ${full.spool.spool.pending} events in the spool, ${full.events.buffered} in memory; reason "${full.spool.spool.fullReason}"`);
+        if (!full.spool?.spool?.full || !/ENOSPC/.test(full.spool?.spool?.fullReason ?? ''))
+          failures.push(`health during the full disk: ${JSON.stringify(full.spool)}`);
+        notes.push(
+          `spool full after ${traffic.sent()} calls: ${full.spool.spool.pending} events in the spool, ${full.events.buffered} in memory; reason "${full.spool.spool.fullReason}"`,
+        );
         await sleep(3000);
         // The loss a kill may cause in batched mode is what memory holds (answered, not durable).
         const before = await w.gatewayHealth();
@@ -134,10 +137,14 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
         );
         await sleep(3000);
         const truth = await traffic.stop();
-        await until('the gateway to hand over every event', async () => {
-          const h = await w.gatewayHealth();
-          return h.events.buffered === 0 && h.spool.spool.pending === 0;
-        }, 60_000);
+        await until(
+          'the gateway to hand over every event',
+          async () => {
+            const h = await w.gatewayHealth();
+            return h.events.buffered === 0 && h.spool.spool.pending === 0;
+          },
+          60_000,
+        );
         const end = await w.gatewayHealth();
         notes.push(
           `after Kafka came back: shipped ${back.spool.shipper.shipped} from the spool, cursor write errors ${back.spool.spool.cursorWriteErrors}, ` +
@@ -160,7 +167,9 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
         // The gateway's own 5xx (the upstream's deliberate 503s excluded): all must be usage_unavailable.
         const refused = truth.gateway5xx;
         const other = truth.gateway5xxSamples.filter((x) => !x.includes('usage_unavailable'));
-        notes.push(`503 usage_unavailable (refused before the upstream) ${refused}, cut mid-call ${[...truth.uncertain.values()].reduce((s, c) => s + c.events, 0)}`);
+        notes.push(
+          `503 usage_unavailable (refused before the upstream) ${refused}, cut mid-call ${[...truth.uncertain.values()].reduce((s, c) => s + c.events, 0)}`,
+        );
         if (!refused) failures.push('the gateway never refused a call while its spool was full');
         if (other.length) failures.push(`gateway 5xx other than usage_unavailable: ${other.join(' | ')}`);
         // Batched: a kill loses what memory held (events of calls answered before the spool was
@@ -241,15 +250,26 @@ export const postgresRestartInBackfill: ScenarioDef = {
       // 2. Postgres down past --retry-for: exit 1 with the hours left and the resume command;
       //    the follower repairs them once Postgres is back.
       await damage();
-      const bf2 = new MeterProcess('backfill', ['rollup', '--backfill', '--from', from, '--to', to, '--retry-for', '3000'], w.env, join(w.dir, 'backfill-2.log'));
+      const bf2 = new MeterProcess(
+        'backfill',
+        ['rollup', '--backfill', '--from', from, '--to', to, '--retry-for', '3000'],
+        w.env,
+        join(w.dir, 'backfill-2.log'),
+      );
       await until('backfill 2 to be under way', async () => !bf2.alive || backfillDone(bf2) >= 48, 120_000, 100);
       await stopService('postgres');
       const e2 = await bf2.exited;
       const msg = bf2.tail(6);
       notes.push(`backfill 2 (Postgres kept down): exit ${e2.code}; ${(/backfill stopped:[^\n]*/.exec(msg) ?? [msg])[0].slice(0, 400)}`);
-      if (e2.code !== 1 || !/Hours done: \d+ of \d+; left: \d+, from \S+\. Resume with: meter rollup --backfill --from \S+ --to \S+/.test(msg)) failures.push(`backfill 2 did not give up with hours done/left and the resume command:\n${msg}`);
+      if (e2.code !== 1 || !/Hours done: \d+ of \d+; left: \d+, from \S+\. Resume with: meter rollup --backfill --from \S+ --to \S+/.test(msg))
+        failures.push(`backfill 2 did not give up with hours done/left and the resume command:\n${msg}`);
       // The follower starts with Postgres still down (it retries), as one would after the failure.
-      follower = new MeterProcess('rollup-follow', ['rollup', '--follow', '--interval', '2000', '--verify-every', '5000'], w.env, join(w.dir, 'rollup-follow.log'));
+      follower = new MeterProcess(
+        'rollup-follow',
+        ['rollup', '--follow', '--interval', '2000', '--verify-every', '5000'],
+        w.env,
+        join(w.dir, 'rollup-follow.log'),
+      );
       await sleep(2000);
       await startService('postgres');
       const t = Date.now();

@@ -50,7 +50,20 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
     v.notes.push(`${Math.round((Date.now() - t0) / 1000)} s, logs in ${w.dir}`);
     return v;
   } catch (e) {
-    return { scenario: def.name, sent: 0, sentBillable: 0, billed: 0, billedBillable: 0, lost: 0, duplicated: 0, uncertain: 0, lossBound: 0, notes: [...notes, `logs in ${w.dir}`], diffs: [], failures: [...failures, `crashed: ${(e as Error).message}`] };
+    return {
+      scenario: def.name,
+      sent: 0,
+      sentBillable: 0,
+      billed: 0,
+      billedBillable: 0,
+      lost: 0,
+      duplicated: 0,
+      uncertain: 0,
+      lossBound: 0,
+      notes: [...notes, `logs in ${w.dir}`],
+      diffs: [],
+      failures: [...failures, `crashed: ${(e as Error).message}`],
+    };
   } finally {
     await w.close();
   }
@@ -228,7 +241,10 @@ export const kafkaOutage: ScenarioDef = {
     const before = traffic.sent();
     await outage(w, ctx, 'kafka');
     const h = await w.gatewayHealth();
-    notes.push(`calls during outage ${traffic.sent() - before}; gateway: events buffered ${h.events?.buffered}, failed sends ${h.events?.failedSends}, dropped ${h.events?.dropped}` + (h.spool ? `, spooled ${h.spool.spooled}, spool pending ${h.spool.spool?.pending}` : ', no spool'));
+    notes.push(
+      `calls during outage ${traffic.sent() - before}; gateway: events buffered ${h.events?.buffered}, failed sends ${h.events?.failedSends}, dropped ${h.events?.dropped}` +
+        (h.spool ? `, spooled ${h.spool.spooled}, spool pending ${h.spool.spool?.pending}` : ', no spool'),
+    );
     await sleep(3000);
     checkAlive(w, [ingest], 'during the Kafka outage', failures);
     await followerRecovers(w, 'Kafka came back', notes, failures);
@@ -347,4 +363,3 @@ function gatewayKill(durability: 'strict' | 'batched'): ScenarioDef {
 
 export const gatewayKillStrict = gatewayKill('strict');
 export const gatewayKillBatched = gatewayKill('batched');
-

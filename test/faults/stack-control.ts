@@ -13,7 +13,9 @@ const run = promisify(execFile);
 export function assertOwnStack(): void {
   const dir = process.env.METER_STACK_DIR ?? '/tmp/meter-stack';
   if (dir === '/tmp/meter-stack' || !process.env.METER_STACK_PORT_SHIFT)
-    throw new Error('the fault suite stops services: run it on its own stack (METER_STACK_DIR=/tmp/meter-stack-faults METER_STACK_PORT_SHIFT=200, as `npm run test:faults` does)');
+    throw new Error(
+      'the fault suite stops services: run it on its own stack (METER_STACK_DIR=/tmp/meter-stack-faults METER_STACK_PORT_SHIFT=200, as `npm run test:faults` does)',
+    );
 }
 
 async function stackRun(verb: 'up' | 'down', service: Service): Promise<void> {

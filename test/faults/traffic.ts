@@ -42,9 +42,11 @@ type Op = { api: string; method: 'GET' | 'POST'; path: string; body?: unknown; u
 function pickOp(r: () => number, i: number): Op {
   const device = `dev-${Math.floor(r() * 20)}`;
   const x = r();
-  if (x < 0.45) return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: device, lat: 37.5 + r() / 10, lng: 127 + r() / 10 } };
+  if (x < 0.45)
+    return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: device, lat: 37.5 + r() / 10, lng: 127 + r() / 10 } };
   if (x < 0.47) return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: device, lat: 999, lng: 0 } };
-  if (x < 0.49) return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: `flaky-${i % 3}`, lat: 1, lng: 1 }, upstream5xx: true };
+  if (x < 0.49)
+    return { api: 'locations.create', method: 'POST', path: '/v1/locations', body: { deviceId: `flaky-${i % 3}`, lat: 1, lng: 1 }, upstream5xx: true };
   if (x < 0.72) return { api: 'locations.latest', method: 'GET', path: `/v1/devices/${device}/location` };
   if (x < 0.9) return { api: 'locations.history', method: 'GET', path: `/v1/devices/${device}/history?limit=5` };
   if (x < 0.98) return { api: 'geofences.devices', method: 'GET', path: `/v1/geofences/fence-${i % 4}/devices` };
@@ -74,11 +76,29 @@ export interface SteadyTraffic {
   sent(): number;
 }
 
-export function startTraffic(o: { gatewayUrl: string; customers: TrafficCustomer[]; ratePerSec: number; concurrency?: number; seed?: number; badKeyShare?: number }): SteadyTraffic {
+export function startTraffic(o: {
+  gatewayUrl: string;
+  customers: TrafficCustomer[];
+  ratePerSec: number;
+  concurrency?: number;
+  seed?: number;
+  badKeyShare?: number;
+}): SteadyTraffic {
   const r = prng(o.seed ?? 7);
   const totalWeight = o.customers.reduce((a, c) => a + c.weight, 0);
   const concurrency = o.concurrency ?? 24;
-  const res: TrafficResult = { cells: new Map(), uncertain: new Map(), sent: 0, metered: 0, refused: 0, byStatus: new Map(), gateway5xx: 0, gateway5xxSamples: [], answeredAt: [], elapsedMs: 0 };
+  const res: TrafficResult = {
+    cells: new Map(),
+    uncertain: new Map(),
+    sent: 0,
+    metered: 0,
+    refused: 0,
+    byStatus: new Map(),
+    gateway5xx: 0,
+    gateway5xxSamples: [],
+    answeredAt: [],
+    elapsedMs: 0,
+  };
   // The pool is replaced after errors: a killed gateway leaves dead sockets behind.
   let pool = new Pool(o.gatewayUrl, { connections: concurrency, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
   const start = Date.now();

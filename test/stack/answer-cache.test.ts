@@ -45,7 +45,10 @@ test('on Postgres, 200 concurrent answers share few versions statements and see 
     await db.query(`DELETE FROM usage_hourly WHERE false`); // a statement that changes no row still moves the number (statement trigger)
     const after = await cache.view();
     assert.ok(after.usage.rollup > before.usage.rollup);
-    assert.equal(views.every((v) => v.usage.rollup === before.usage.rollup), true);
+    assert.equal(
+      views.every((v) => v.usage.rollup === before.usage.rollup),
+      true,
+    );
   } finally {
     await db.close();
   }

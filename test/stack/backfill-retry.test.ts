@@ -41,7 +41,11 @@ const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
 async function writeHour(root: string, hour: number, n: number): Promise<void> {
   const file = join(root, hourDir(hour), dataFileName('usage-events', 0, hour / HOUR_MS, hour / HOUR_MS + n - 1));
   mkdirSync(dirname(file), { recursive: true });
-  const rows = Array.from({ length: n }, (_, i) => `(${q(uuidv7(hour + i))}, make_timestamptz(${(hour + i) * 1000}::BIGINT), 'acme', 'key_1', 'locations.create', 'GET', 200, 12, 100, 200, true, 1)`).join(',');
+  const rows = Array.from(
+    { length: n },
+    (_, i) =>
+      `(${q(uuidv7(hour + i))}, make_timestamptz(${(hour + i) * 1000}::BIGINT), 'acme', 'key_1', 'locations.create', 'GET', 200, 12, 100, 200, true, 1)`,
+  ).join(',');
   await duck.run(`COPY (SELECT id::VARCHAR AS id, event_time, customer::VARCHAR AS customer, key_id::VARCHAR AS key_id, api::VARCHAR AS api,
       method::VARCHAR AS method, status::INTEGER AS status, latency_ms::DOUBLE AS latency_ms, bytes_in::BIGINT AS bytes_in,
       bytes_out::BIGINT AS bytes_out, billable::BOOLEAN AS billable, v::SMALLINT AS v
@@ -77,7 +81,6 @@ class Cuttable {
   }
 }
 
-
 const env = await stackEnv(['postgres']);
 
 /** 120 hours, data in the last 3 (10, 20, 30 events); rolled up once, then those rows damaged. */
@@ -103,7 +106,10 @@ async function world() {
   await db.query(`UPDATE usage_hourly SET calls = calls + 7, events = events + 7`);
   assert.deepEqual(await rollup.pendingHours(), [], 'the file check alone does not see it');
   const rows = async () =>
-    (await db.query<{ hour: Date; calls: string }>(`SELECT hour, calls::text AS calls FROM usage_hourly ORDER BY hour`)).map((r) => [new Date(r.hour).getTime(), Number(r.calls)]);
+    (await db.query<{ hour: Date; calls: string }>(`SELECT hour, calls::text AS calls FROM usage_hourly ORDER BY hour`)).map((r) => [
+      new Date(r.hour).getTime(),
+      Number(r.calls),
+    ]);
   const right = data.map((h, i) => [h, 10 * (i + 1)]);
   return { db, lake, rollup, cut, from, to, rows, right, close: async () => (await rollup.close(), await db.close(), await lake.close(), await cut.down()) };
 }
@@ -128,8 +134,15 @@ test('backfill: a warehouse restart mid-way is retried from the hour in flight; 
     });
     assert.equal(cutAt, 40);
     assert.ok(retries.length >= 1, 'the restart was retried');
-    assert.ok(retries.every((r) => r.startsWith('40/120') || /^4\d\/120/.test(r)), retries.join('\n'));
-    assert.deepEqual(done, Array.from({ length: 120 }, (_, i) => i + 1), 'each hour reported done once, in order');
+    assert.ok(
+      retries.every((r) => r.startsWith('40/120') || /^4\d\/120/.test(r)),
+      retries.join('\n'),
+    );
+    assert.deepEqual(
+      done,
+      Array.from({ length: 120 }, (_, i) => i + 1),
+      'each hour reported done once, in order',
+    );
     assert.equal(report.hoursDone, 120);
     assert.equal(report.hoursLeft, 0);
     assert.equal(report.firstHourLeft, null);

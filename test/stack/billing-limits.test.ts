@@ -31,7 +31,8 @@ function recording(db: Warehouse): Warehouse {
   return {
     kind: db.kind,
     query: (text, params, opts) => (statements.push(text), db.query(text, params, opts)),
-    transaction: <T>(fn: (tx: Sql) => Promise<T>) => db.transaction((tx) => fn({ query: (text, params, opts) => (statements.push(text), tx.query(text, params, opts)) })),
+    transaction: <T>(fn: (tx: Sql) => Promise<T>) =>
+      db.transaction((tx) => fn({ query: (text, params, opts) => (statements.push(text), tx.query(text, params, opts)) })),
     close: () => db.close(),
   };
 }
@@ -184,7 +185,15 @@ test('Postgres: every billing statement carries a statement timeout; past it a 5
   await db.query(`INSERT INTO customers (id, name) VALUES ('acme', 'Acme')`);
   await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ('k1', 'acme', 'pro', 'h1', 'p1')`);
   const lines: string[] = [];
-  const s = await startBillingServer({ db, catalog: loadCatalog(assetPath('fixtures/catalog.json')), host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], statementTimeoutMs: 300, logger: createLogger('info', 'billing', (l) => lines.push(l)) });
+  const s = await startBillingServer({
+    db,
+    catalog: loadCatalog(assetPath('fixtures/catalog.json')),
+    host: '127.0.0.1',
+    port: 0,
+    serviceTokens: [SERVICE],
+    statementTimeoutMs: 300,
+    logger: createLogger('info', 'billing', (l) => lines.push(l)),
+  });
   const blocker = await PgWarehouse.open(url);
   try {
     const timed = db.withStatementTimeout!(250);
@@ -215,7 +224,10 @@ test('Postgres: every billing statement carries a statement timeout; past it a 5
     assert.ok(ms < 3000, `${ms} ms`);
     const id = res.headers.get('x-request-id');
     assert.equal(body.requestId, id);
-    assert.ok(lines.some((l) => l.includes(`503 req ${id}`) && /statement timeout/.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.includes(`503 req ${id}`) && /statement timeout/.test(l)),
+      lines.join('\n'),
+    );
   } finally {
     await s.close();
     await blocker.close();

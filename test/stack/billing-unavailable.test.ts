@@ -69,7 +69,11 @@ test('billing API: 503 with a clear message while the warehouse is unreachable, 
       assert.equal(res.status, 503, `warehouse down: 503, got ${res.status} ${JSON.stringify(body)}`);
       assert.match(body.error ?? '', /database is unavailable/);
       assert.equal(res.headers.get('retry-after'), '5');
-      assert.equal(Object.keys(body).some((k) => /calls|events|series|amount/.test(k)), false, 'no numbers in the answer');
+      assert.equal(
+        Object.keys(body).some((k) => /calls|events|series|amount/.test(k)),
+        false,
+        'no numbers in the answer',
+      );
     }
     const health = await fetch(`${billing.url}/healthz`);
     assert.equal(health.status, 503, 'health says the warehouse is down');

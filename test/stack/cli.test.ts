@@ -9,7 +9,12 @@ import { tempDir } from '../support/tmp.js';
 
 const bin = assetPath('bin/meter.js');
 function meter(args: string[], env: Record<string, string> = {}, cwd = tempDir('meter-cli-')) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

@@ -28,7 +28,20 @@ const N = 2400;
 const B = hourStart(Date.now()) - 5 * HOUR_MS;
 
 function event(i: number): UsageEvent {
-  return { v: 1, id: uuidv7(), time: B + Math.floor((i / N) * 3 * HOUR_MS), customer: `cust-${i % 5}`, keyId: `key-${i % 5}`, api: i % 2 ? 'locations.create' : 'devices.get', method: 'GET', status: i % 13 ? 200 : 503, latencyMs: 5, bytesIn: 10, bytesOut: 100, billable: i % 13 !== 0 };
+  return {
+    v: 1,
+    id: uuidv7(),
+    time: B + Math.floor((i / N) * 3 * HOUR_MS),
+    customer: `cust-${i % 5}`,
+    keyId: `key-${i % 5}`,
+    api: i % 2 ? 'locations.create' : 'devices.get',
+    method: 'GET',
+    status: i % 13 ? 200 : 503,
+    latencyMs: 5,
+    bytesIn: 10,
+    bytesOut: 100,
+    billable: i % 13 !== 0,
+  };
 }
 
 type Row = { customer_id: string; api: string; hour: string; calls: number; events: number };
@@ -39,7 +52,9 @@ async function rollupRows(lake: WebHdfsLake): Promise<Row[]> {
   const r = new Rollup({ lake, db });
   try {
     await r.run();
-    return await db.query<Row>(`SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`);
+    return await db.query<Row>(
+      `SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`,
+    );
   } finally {
     await r.close();
     await db.close();
@@ -62,7 +77,10 @@ test('compaction on WebHDFS: a crash after the publish, then a rerun; the rollup
 
   const before = await listDataFiles(lake, TOPIC);
   const truth = await rollupRows(lake);
-  assert.equal(truth.reduce((n, r) => n + r.events, 0), N);
+  assert.equal(
+    truth.reduce((n, r) => n + r.events, 0),
+    N,
+  );
   const opts = { lake, topic: TOPIC, targetBytes: 256 << 20, closedBefore: hourStart(Date.now()) };
 
   await assert.rejects(compact({ ...opts, failAfter: 'published' }), CompactionCrash);
@@ -76,7 +94,10 @@ test('compaction on WebHDFS: a crash after the publish, then a rerun; the rollup
   // ~12 ranges per partition here: what stays besides the merged runs are ranges with files in two
   // hours and each partition's last range; nothing mergeable is left
   assert.ok(after.length < before.length, `files ${before.length} -> ${after.length}`);
-  assert.deepEqual(planCompaction(after, { eligible: (d) => (parseHourDir(d) ?? Infinity) + HOUR_MS <= opts.closedBefore, targetBytes: opts.targetBytes }).merges, []);
+  assert.deepEqual(
+    planCompaction(after, { eligible: (d) => (parseHourDir(d) ?? Infinity) + HOUR_MS <= opts.closedBefore, targetBytes: opts.targetBytes }).merges,
+    [],
+  );
   assert.deepEqual(await rollupRows(lake), truth, 'after: same rows');
   const end = await checkLake(lake, TOPIC);
   assert.ok(end.clean && end.rows === N && end.ids === N && end.superseded === 0, JSON.stringify({ ...end, duplicatedHours: undefined }));

@@ -45,7 +45,21 @@ async function ok(args: string[], env: Record<string, string>, cwd: string): Pro
 
 function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
   const time = Date.now() - 1000;
-  return { v: 1, id: uuidv7(time), time, customer, keyId: 'key_1', api: 'locations.create', method: 'POST', status: 200, latencyMs: 3, bytesIn: 10, bytesOut: 20, billable: true, ...o };
+  return {
+    v: 1,
+    id: uuidv7(time),
+    time,
+    customer,
+    keyId: 'key_1',
+    api: 'locations.create',
+    method: 'POST',
+    status: 200,
+    latencyMs: 3,
+    bytesIn: 10,
+    bytesOut: 20,
+    billable: true,
+    ...o,
+  };
 }
 
 async function scenario(env: Record<string, string>) {
@@ -63,14 +77,21 @@ async function scenario(env: Record<string, string>) {
   };
   const billed = async () =>
     Object.fromEntries(
-      (await sql(`SELECT customer_id, sum(calls)::text AS calls, sum(events)::text AS events FROM usage_hourly GROUP BY customer_id ORDER BY customer_id`)).map((r) => [r.customer_id, [Number(r.calls), Number(r.events)]]),
+      (await sql(`SELECT customer_id, sum(calls)::text AS calls, sum(events)::text AS events FROM usage_hourly GROUP BY customer_id ORDER BY customer_id`)).map(
+        (r) => [r.customer_id, [Number(r.calls), Number(r.events)]],
+      ),
     );
 
   await sql(`INSERT INTO customers (id, name) VALUES ('acme', 'Acme')`);
   const ghost = [ev('ghost'), ev('ghost'), ev('ghost', { status: 404, billable: false })];
   const log = await openLog(cfg);
   const p = await log.producer();
-  await p.send([...ghost, ev('acme'), ev('acme', { status: 500, billable: true }), ev('acme', { status: 429, billable: false })].map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+  await p.send(
+    [...ghost, ev('acme'), ev('acme', { status: 500, billable: true }), ev('acme', { status: 429, billable: false })].map((e) => ({
+      key: e.customer,
+      value: encodeEvent(e),
+    })),
+  );
   await p.close();
   await log.close();
 
@@ -121,5 +142,10 @@ test('dead letters embedded: list, show, count, replay exactly once', { timeout:
 test('dead letters on Kafka and Postgres: list, show, count, replay exactly once', { timeout: 600_000 }, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
   const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  await scenario({ METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS, METER_DATABASE_URL: await freshDatabase(stack, 'dl'), METER_TOPIC: `dl-${run}`, METER_PARTITIONS: '2' });
+  await scenario({
+    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS,
+    METER_DATABASE_URL: await freshDatabase(stack, 'dl'),
+    METER_TOPIC: `dl-${run}`,
+    METER_PARTITIONS: '2',
+  });
 });

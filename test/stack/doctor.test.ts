@@ -18,13 +18,20 @@ function doctor(env: Record<string, string>) {
     encoding: 'utf8',
     timeout: 120_000,
   });
-  return { code: r.status, checks: JSON.parse(r.stdout || '[]') as { name: string; ok: boolean; warn?: boolean; detail: string; fix?: string }[], err: r.stderr };
+  return {
+    code: r.status,
+    checks: JSON.parse(r.stdout || '[]') as { name: string; ok: boolean; warn?: boolean; detail: string; fix?: string }[],
+    err: r.stderr,
+  };
 }
 
 test('doctor on embedded defaults: every check passes', () => {
   const r = doctor({});
   assert.equal(r.code, 0, r.err + JSON.stringify(r.checks));
-  assert.deepEqual(r.checks.map((c) => c.name), ['catalog', 'log', 'lake', 'warehouse', 'limiter']);
+  assert.deepEqual(
+    r.checks.map((c) => c.name),
+    ['catalog', 'log', 'lake', 'warehouse', 'limiter'],
+  );
   assert.ok(r.checks.every((c) => c.ok));
 });
 
@@ -40,7 +47,11 @@ test('doctor on the real stack: Kafka, HDFS, Postgres, Redis all answer', { time
 });
 
 test('doctor with dead backends: FAIL lines with the fix, exit 1', () => {
-  const r = doctor({ METER_DATABASE_URL: 'postgres://u:secret@127.0.0.1:1/x', METER_REDIS_URL: 'redis://127.0.0.1:1', METER_LAKE_URL: 'hdfs://127.0.0.1:1/meter' });
+  const r = doctor({
+    METER_DATABASE_URL: 'postgres://u:secret@127.0.0.1:1/x',
+    METER_REDIS_URL: 'redis://127.0.0.1:1',
+    METER_LAKE_URL: 'hdfs://127.0.0.1:1/meter',
+  });
   assert.equal(r.code, 1);
   const by = Object.fromEntries(r.checks.map((c) => [c.name, c]));
   for (const n of ['warehouse', 'limiter', 'lake']) {
@@ -63,12 +74,32 @@ test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a 
   await lake.init();
   const w = await ParquetWriter.open({ tempDir: join(dir, 'duck') });
   const now = Date.now();
-  const ev = (i: number) => ({ v: 1, id: ids[i], time: now, customer: 'c', keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true }) as const;
+  const ev = (i: number) =>
+    ({
+      v: 1,
+      id: ids[i],
+      time: now,
+      customer: 'c',
+      keyId: 'k',
+      api: 'a',
+      method: 'GET',
+      status: 200,
+      latencyMs: 1,
+      bytesIn: 0,
+      bytesOut: 0,
+      billable: true,
+    }) as const;
   const ids = Array.from({ length: 10 }, () => uuidv7());
   // offsets 0..5 and 4..9 of partition 0: offsets 4 and 5 (two events) are in the lake twice
-  for (const [first, last] of [[0, 5], [4, 9]]) {
+  for (const [first, last] of [
+    [0, 5],
+    [4, 9],
+  ]) {
     const local = join(dir, `${first}.parquet`);
-    await w.write(Array.from({ length: last - first + 1 }, (_, k) => ev(first + k)), local);
+    await w.write(
+      Array.from({ length: last - first + 1 }, (_, k) => ev(first + k)),
+      local,
+    );
     await lake.publish(local, `${hourDir(now)}/${dataFileName('usage-events', 0, first, last)}`);
   }
   w.close();
@@ -115,7 +146,10 @@ test('doctor warns (exit 0) about calls of an API that has no price', async () =
     await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix) VALUES ('k1', 'acme', 'pro', 'h1', 'p1')`);
     await syncCatalog(db, loadCatalog(assetPath('fixtures/catalog.json')));
     const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 86_400_000).toISOString();
-    await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'reports.export', $1, 7, 7), ('acme', 'locations.create', $1, 5, 5)`, [hour]);
+    await db.query(
+      `INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'reports.export', $1, 7, 7), ('acme', 'locations.create', $1, 5, 5)`,
+      [hour],
+    );
   } finally {
     await db.close();
   }

@@ -124,7 +124,12 @@ interface Answered {
  * recorded with the time its answer was complete. Resolves once `killAfter` calls were answered
  * and `kill` has run; the workers end on their own when connections fail.
  */
-async function trafficUntilKilled(url: string, keys: string[], killAfter: number, kill: () => Promise<void>): Promise<{ answered: Answered[]; killedAt: number }> {
+async function trafficUntilKilled(
+  url: string,
+  keys: string[],
+  killAfter: number,
+  kill: () => Promise<void>,
+): Promise<{ answered: Answered[]; killedAt: number }> {
   const answered: Answered[] = [];
   const agent = new Agent({ connections: 16, pipelining: 1 });
   let dead = false;
@@ -374,7 +379,11 @@ test('security: no secret reaches the gateway log or an event, on any path (401,
   const statuses: number[] = [];
   const call = async (key: string, o: { body?: string; path?: string; header?: 'authorization' | 'x-api-key' } = {}) => {
     const headers = o.header === 'x-api-key' ? { 'x-api-key': key } : { authorization: `Bearer ${key}` };
-    const r = await request(gw.url + (o.path ?? (o.body ? '/v1/locations' : '/v1/devices/d/location')), { method: o.body ? 'POST' : 'GET', headers, body: o.body });
+    const r = await request(gw.url + (o.path ?? (o.body ? '/v1/locations' : '/v1/devices/d/location')), {
+      method: o.body ? 'POST' : 'GET',
+      headers,
+      body: o.body,
+    });
     await r.body.dump();
     statuses.push(r.statusCode);
   };
@@ -396,7 +405,8 @@ test('security: no secret reaches the gateway log or an event, on any path (401,
     assert.match(text, /upstream unreachable/);
     assert.match(text, /key lookup failed/);
     assert.equal(lines.filter((l) => l.includes('"role":"access"')).length, statuses.length, 'one access line per answer');
-    for (const k of [good.key, noPlan.key, late.key, bogus, `mk_live_${'R'.repeat(32)}`]) assert.ok(!text.includes(k.slice(8)), `secret ${k.slice(0, 12)}... in the log`);
+    for (const k of [good.key, noPlan.key, late.key, bogus, `mk_live_${'R'.repeat(32)}`])
+      assert.ok(!text.includes(k.slice(8)), `secret ${k.slice(0, 12)}... in the log`);
     const events = await eventsIn(log);
     assert.equal(events.length, 5, 'one event per authenticated call with a known plan');
     for (const e of events) assert.ok(!JSON.stringify(e).includes('mk_live_'), 'a secret in an event');

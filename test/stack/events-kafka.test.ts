@@ -17,7 +17,10 @@ import { tempDir } from '../support/tmp.js';
 const env = await stackEnv(['kafka']);
 const SERVICE = 'svc-events-kafka-0123456789';
 const topic = `events-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-const cfg = loadConfig({ cwd: tempDir('meter-events-kafka-'), env: { METER_KAFKA_BROKERS: env.METER_KAFKA_BROKERS, METER_TOPIC: topic, METER_PARTITIONS: '3', METER_INGEST_FLUSH_MS: '100' } });
+const cfg = loadConfig({
+  cwd: tempDir('meter-events-kafka-'),
+  env: { METER_KAFKA_BROKERS: env.METER_KAFKA_BROKERS, METER_TOPIC: topic, METER_PARTITIONS: '3', METER_INGEST_FLUSH_MS: '100' },
+});
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c().catch(() => {});
@@ -27,7 +30,11 @@ test('events API on Kafka: keyed by customer, counted live, billed after rollup,
   const log = await openLog(cfg);
   const lake = await openLake(cfg);
   const db = await openWarehouse(cfg, silentLogger);
-  closers.push(() => log.close(), () => lake.close(), () => db.close());
+  closers.push(
+    () => log.close(),
+    () => lake.close(),
+    () => db.close(),
+  );
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC'), ('globex', 'Globex', 'UTC')`);
   const billing = await startBillingRole({ ...cfg, billingTokens: [SERVICE], billingPort: 0 }, { db, log });
   closers.push(() => billing.close());
@@ -36,13 +43,25 @@ test('events API on Kafka: keyed by customer, counted live, billed after rollup,
 
   const now = Date.now();
   const closed = hourStart(now) - HOUR_MS;
-  const ce = (id: string, subject: string, time: number) => ({ specversion: '1.0', id, source: 'stack-test', type: 'ai.tokens', subject, time: new Date(time).toISOString(), data: { tokens: 1 } });
+  const ce = (id: string, subject: string, time: number) => ({
+    specversion: '1.0',
+    id,
+    source: 'stack-test',
+    type: 'ai.tokens',
+    subject,
+    time: new Date(time).toISOString(),
+    data: { tokens: 1 },
+  });
   const batch = [
     ...Array.from({ length: 40 }, (_, i) => ce(`old-${i}`, i % 4 ? 'acme' : 'globex', closed + i * 1000)),
     ...Array.from({ length: 7 }, (_, i) => ce(`new-${i}`, 'acme', now - 1000)),
   ];
   const post = async () => {
-    const res = await fetch(`${billing.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` }, body: JSON.stringify(batch) });
+    const res = await fetch(`${billing.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` },
+      body: JSON.stringify(batch),
+    });
     const body = (await res.json()) as { accepted: number };
     assert.equal(res.status, 202, JSON.stringify(body));
     assert.equal(body.accepted, batch.length);

@@ -16,7 +16,6 @@ import { RedisLimiter } from '../../src/limiter/redis-limiter.js';
 import { TestRedis } from '../support/redis-server.js';
 import { until } from '../support/until.js';
 
-
 describe('gateway fairness', () => {
   let db: PgliteWarehouse;
   before(async () => {
@@ -114,7 +113,11 @@ describe('gateway fairness', () => {
     const f = await startFairGateway({ fairness: { bodyTimeoutMs: 1000, minBodyBytesPerSec: 1024 } });
     try {
       const k = await f.key('acme');
-      const big = await request(f.gw.url + '/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${k}` }, body: Buffer.alloc((1 << 20) - 1, 'a') });
+      const big = await request(f.gw.url + '/v1/locations', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${k}` },
+        body: Buffer.alloc((1 << 20) - 1, 'a'),
+      });
       assert.equal(big.statusCode, 201);
       await big.body.text();
       // 2 KB at once (well above the rate), then silence.
@@ -158,7 +161,10 @@ describe('gateway fairness', () => {
       const slow = slowHeaders({ port: f.port, count: 50, everyMs: 200 });
       try {
         const results = await Promise.all(slow.results);
-        assert.ok(results.every((r) => r.status === 408 || r.status === 0), `statuses ${[...new Set(results.map((r) => r.status))]}`);
+        assert.ok(
+          results.every((r) => r.status === 408 || r.status === 0),
+          `statuses ${[...new Set(results.map((r) => r.status))]}`,
+        );
         const worst = Math.max(...results.map((r) => r.ms));
         assert.ok(worst < 1000 + 2500, `cut within ${worst.toFixed(0)} ms`);
       } finally {

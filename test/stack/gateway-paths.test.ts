@@ -33,7 +33,7 @@ describe('request target', () => {
     ok('/v1/devices/d1/location', '/v1/devices/d1/location');
     ok('/v1/devices/d1/history?limit=5&x=%00', '/v1/devices/d1/history', '?limit=5&x=%00');
     ok('/', '/');
-    ok('/v1/a:b@c!$&\'()*+,=/x', "/v1/a:b@c!$&'()*+,=/x");
+    ok("/v1/a:b@c!$&'()*+,=/x", "/v1/a:b@c!$&'()*+,=/x");
   });
 
   it('removes dot segments (RFC 3986 5.2.4), decoded or not, and collapses slashes', () => {
@@ -128,9 +128,35 @@ describe('request target', () => {
   });
 
   it('never throws, and whatever it accepts is normal (seeded random targets from tricky pieces)', () => {
-    const pieces = ['/', '/', '.', '..', '%2e', '%2E', ';', '%3B', '%3b', '%2F', '%25', '%00', '%41', '%7e', '%C3%A9', 'a', 'B', '~', '\\', '?', '#', '%', '//', '@', ':'];
+    const pieces = [
+      '/',
+      '/',
+      '.',
+      '..',
+      '%2e',
+      '%2E',
+      ';',
+      '%3B',
+      '%3b',
+      '%2F',
+      '%25',
+      '%00',
+      '%41',
+      '%7e',
+      '%C3%A9',
+      'a',
+      'B',
+      '~',
+      '\\',
+      '?',
+      '#',
+      '%',
+      '//',
+      '@',
+      ':',
+    ];
     let seed = 12;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     let accepted = 0;
     for (let i = 0; i < 5000; i++) {
       let raw = '/';
@@ -233,10 +259,12 @@ describe('gateway: one path, one price', () => {
     assert.deepEqual(failed, []);
     // Each refusal was the gateway's own, with a reason a client can act on (raw bad bytes are
     // refused by Node's parser before the gateway sees them: still 400, never 500).
-    for (const o of out.filter((x) => x.trick.expect === 400 && !/raw (NUL|control|non-ASCII)/.test(x.trick.name))) assert.equal(o.error, 'bad_request_target', o.trick.name);
+    for (const o of out.filter((x) => x.trick.expect === 400 && !/raw (NUL|control|non-ASCII)/.test(x.trick.name)))
+      assert.equal(o.error, 'bad_request_target', o.trick.name);
     for (const o of out.filter((x) => x.trick.expect === 404 && x.trick.method !== 'HEAD')) assert.equal(o.error, 'no_route', o.trick.name);
     // A 404 for no route is metered under the table's unmatched name, never billable; a 400 has no event.
-    for (const o of out.filter((x) => x.trick.expect === 404)) assert.deepEqual([o.event?.api, o.event?.status, o.event?.billable], ['unmatched', 404, false], o.trick.name);
+    for (const o of out.filter((x) => x.trick.expect === 404))
+      assert.deepEqual([o.event?.api, o.event?.status, o.event?.billable], ['unmatched', 404, false], o.trick.name);
     for (const o of out.filter((x) => x.trick.expect === 400)) assert.equal(o.event, null, o.trick.name);
     const stats = rig.gw.stats();
     assert.equal(stats.badTarget, out.filter((o) => o.error === 'bad_request_target').length);
@@ -318,7 +346,8 @@ describe('identity headers', () => {
     for (const [name] of IDENTITY_ATTEMPTS) assert.ok(f.isIdentity(name.toLowerCase()), name);
     for (const p of IDENTITY_PREFIXES) assert.ok(f.isIdentity(p + 'anything'), p);
     for (const n of IDENTITY_NAMES) assert.ok(f.isIdentity(n), n);
-    for (const keep of ['x-trace', 'x-request-id', 'accept', 'content-type', 'user-agent', 'x-idempotency-key', 'authorization']) assert.ok(!f.isIdentity(keep), keep);
+    for (const keep of ['x-trace', 'x-request-id', 'accept', 'content-type', 'user-agent', 'x-idempotency-key', 'authorization'])
+      assert.ok(!f.isIdentity(keep), keep);
   });
 
   it('takes extra names and prefixes from stripHeaders, and refuses what is not a header name', () => {
@@ -337,7 +366,10 @@ describe('identity headers', () => {
     const cfg = loadConfig({ env: { METER_STRIP_HEADERS: 'x-partner-*, x-internal-user' }, cwd: '/tmp' });
     assert.deepEqual(cfg.stripHeaders, ['x-partner-*', 'x-internal-user']);
     assert.deepEqual(loadConfig({ env: {}, cwd: '/tmp' }).stripHeaders, []);
-    assert.throws(() => loadConfig({ env: { METER_STRIP_HEADERS: 'x partner' }, cwd: '/tmp' }), (e: Error) => e.name === 'ConfigError' && /invalid stripHeaders: "x partner" is not a header name/.test(e.message) && !e.message.includes('\n'));
+    assert.throws(
+      () => loadConfig({ env: { METER_STRIP_HEADERS: 'x partner' }, cwd: '/tmp' }),
+      (e: Error) => e.name === 'ConfigError' && /invalid stripHeaders: "x partner" is not a header name/.test(e.message) && !e.message.includes('\n'),
+    );
   });
 
   describe('through a real gateway to an upstream that echoes what it got', () => {
@@ -370,7 +402,12 @@ describe('identity headers', () => {
     }
 
     it('drops the headers named in stripHeaders too, and keeps their neighbours', async () => {
-      const r = await rig.call('GET', '/v1/devices/d1/location', { 'x-partner-id': 'p1', 'x-partner-tier': 'gold', 'x-internal-user': 'root', 'x-partnerless': 'kept' });
+      const r = await rig.call('GET', '/v1/devices/d1/location', {
+        'x-partner-id': 'p1',
+        'x-partner-tier': 'gold',
+        'x-internal-user': 'root',
+        'x-partnerless': 'kept',
+      });
       assert.equal(r.status, 200);
       const got = rig.hits.at(-1)!.headers;
       assert.equal(got['x-partner-id'], undefined);
@@ -380,11 +417,19 @@ describe('identity headers', () => {
     });
 
     it('bills by the method on the request line: a method override never reaches the upstream', async () => {
-      const r = await rig.call('POST', '/v1/locations', { 'x-http-method-override': 'GET', 'x-method-override': 'GET', 'x-http-method': 'GET', 'content-type': 'application/json' }, '{}');
+      const r = await rig.call(
+        'POST',
+        '/v1/locations',
+        { 'x-http-method-override': 'GET', 'x-method-override': 'GET', 'x-http-method': 'GET', 'content-type': 'application/json' },
+        '{}',
+      );
       assert.equal(r.status, 200);
       const hit = rig.hits.at(-1)!;
       assert.equal(hit.method, 'POST');
-      assert.deepEqual(Object.keys(hit.headers).filter((h) => h.includes('method')), []);
+      assert.deepEqual(
+        Object.keys(hit.headers).filter((h) => h.includes('method')),
+        [],
+      );
     });
   });
 });

@@ -62,10 +62,14 @@ describe('gateway workers (embedded, CLI)', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const upPort = (upstream.address() as { port: number }).port;
-    gw = spawn(process.execPath, [assetPath('bin/meter.js'), 'gateway', '--workers', '2', '--upstream', `http://127.0.0.1:${upPort}`, '--gateway-port', '0', '--admin-port', '0'], {
-      env: { ...process.env, METER_DATA_DIR: dir, METER_CATALOG_FILE: join(dir, 'catalog.json'), METER_DURABILITY: 'strict', METER_LOG_FORMAT: 'text' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    gw = spawn(
+      process.execPath,
+      [assetPath('bin/meter.js'), 'gateway', '--workers', '2', '--upstream', `http://127.0.0.1:${upPort}`, '--gateway-port', '0', '--admin-port', '0'],
+      {
+        env: { ...process.env, METER_DATA_DIR: dir, METER_CATALOG_FILE: join(dir, 'catalog.json'), METER_DURABILITY: 'strict', METER_LOG_FORMAT: 'text' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const onOut = (b: Buffer) => (output += b.toString());
     gw.stdout!.on('data', onOut);
     gw.stderr!.on('data', onOut);
@@ -161,6 +165,10 @@ describe('gateway workers (embedded, CLI)', () => {
     await log.close();
     const missing = answered.filter((id) => !counts.has(id));
     const doubled = answered.filter((id) => (counts.get(id) ?? 0) > 1);
-    assert.deepEqual({ missing: missing.length, doubled: doubled.length }, { missing: 0, doubled: 0 }, `${answered.length} answered, ${failed} cut by the kill`);
+    assert.deepEqual(
+      { missing: missing.length, doubled: doubled.length },
+      { missing: 0, doubled: 0 },
+      `${answered.length} answered, ${failed} cut by the kill`,
+    );
   });
 });

@@ -64,7 +64,9 @@ async function startGatewayProc(env: NodeJS.ProcessEnv): Promise<Proc> {
   return { child, url, exited };
 }
 
-test('two gateways with default settings in one data dir both start and serve, each with its own spool; a dead one\'s spool is taken over', { timeout: 300_000 }, async () => {
+test("two gateways with default settings in one data dir both start and serve, each with its own spool; a dead one's spool is taken over", {
+  timeout: 300_000,
+}, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
   const dataDir = mkdtempSync(join(tmpdir(), 'meter-gws-'));
   dirs.push(dataDir);

@@ -50,7 +50,9 @@ class GatedLake extends LocalLake {
   }
 }
 
-test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new owner rescans and the lake holds each event once', { timeout: 240_000 }, async () => {
+test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new owner rescans and the lake holds each event once', {
+  timeout: 240_000,
+}, async () => {
   const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const topic = `fence-${run}`;
   const group = `ingest-${run}`;
@@ -68,7 +70,20 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
     const now = Date.now();
     await prod.send(
       Array.from({ length: n }, (_, i) => {
-        const e = { v: 1, id: uuidv7(), time: now, customer: `c${i % 7}`, keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true } as const;
+        const e = {
+          v: 1,
+          id: uuidv7(),
+          time: now,
+          customer: `c${i % 7}`,
+          keyId: 'k',
+          api: 'a',
+          method: 'GET',
+          status: 200,
+          latencyMs: 1,
+          bytesIn: 0,
+          bytesOut: 0,
+          billable: true,
+        } as const;
         return { key: e.customer, value: encodeEvent(e) };
       }),
     );
@@ -76,13 +91,31 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
 
     const gated = new GatedLake(lakeUrl);
     await gated.init();
-    first = new Ingestor({ log, lake: gated, topic, group, maxRecords: 50, flushMs: 1500, deadLetter: dead, logger: (m) => logs.push(`first: ${m}`) && process.env.FENCE_DEBUG && console.error(new Date().toISOString(), `first: ${m}`) });
+    first = new Ingestor({
+      log,
+      lake: gated,
+      topic,
+      group,
+      maxRecords: 50,
+      flushMs: 1500,
+      deadLetter: dead,
+      logger: (m) => logs.push(`first: ${m}`) && process.env.FENCE_DEBUG && console.error(new Date().toISOString(), `first: ${m}`),
+    });
     await first.start();
     await gated.held; // a range is committed and on its way; the batch behind it waits
 
     const lake = new LocalLake(lakeUrl);
     await lake.init();
-    second = new Ingestor({ log, lake, topic, group, maxRecords: 70, flushMs: 1500, deadLetter: dead, logger: (m) => logs.push(`second: ${m}`) && process.env.FENCE_DEBUG && console.error(new Date().toISOString(), `second: ${m}`) });
+    second = new Ingestor({
+      log,
+      lake,
+      topic,
+      group,
+      maxRecords: 70,
+      flushMs: 1500,
+      deadLetter: dead,
+      logger: (m) => logs.push(`second: ${m}`) && process.env.FENCE_DEBUG && console.error(new Date().toISOString(), `second: ${m}`),
+    });
     await second.start();
     await second.waitCaughtUp(120_000); // it owns both partitions: the first was evicted
     const mid = await checkLake(lake, topic);
@@ -101,7 +134,20 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
     const m = 200;
     await more.send(
       Array.from({ length: m }, (_, i) => {
-        const e = { v: 1, id: uuidv7(), time: now, customer: `c${i % 7}`, keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true } as const;
+        const e = {
+          v: 1,
+          id: uuidv7(),
+          time: now,
+          customer: `c${i % 7}`,
+          keyId: 'k',
+          api: 'a',
+          method: 'GET',
+          status: 200,
+          latencyMs: 1,
+          bytesIn: 0,
+          bytesOut: 0,
+          billable: true,
+        } as const;
         return { key: e.customer, value: encodeEvent(e) };
       }),
     );

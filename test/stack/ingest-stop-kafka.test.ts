@@ -60,7 +60,20 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
     const now = Date.now();
     await prod.send(
       Array.from({ length: n }, (_, i) => {
-        const e = { v: 1, id: uuidv7(), time: now, customer: `c${i % 7}`, keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true } as const;
+        const e = {
+          v: 1,
+          id: uuidv7(),
+          time: now,
+          customer: `c${i % 7}`,
+          keyId: 'k',
+          api: 'a',
+          method: 'GET',
+          status: 200,
+          latencyMs: 1,
+          bytesIn: 0,
+          bytesOut: 0,
+          billable: true,
+        } as const;
         return { key: e.customer, value: encodeEvent(e) };
       }),
     );
@@ -87,7 +100,11 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
 
     await new Promise((r) => setTimeout(r, 3000)); // a ghost re-join came ~200 ms after the leave
     const [desc] = (await admin.describeGroups([group])).groups;
-    assert.deepEqual(desc.members.map((m) => m.memberId), [], `group ${group} must be empty after stop (state ${desc.state})`);
+    assert.deepEqual(
+      desc.members.map((m) => m.memberId),
+      [],
+      `group ${group} must be empty after stop (state ${desc.state})`,
+    );
 
     const lake = new LocalLake(lakeUrl);
     await lake.init();
@@ -137,7 +154,11 @@ test('kafka: commits of several partitions after stop(), in parallel, all land a
     assert.deepEqual([...(await c.committed())].sort(), [...end].sort(), 'every partition committed at its end');
     await new Promise((r) => setTimeout(r, 2000));
     const [desc] = (await admin.describeGroups([group])).groups;
-    assert.deepEqual(desc.members.map((m) => m.memberId), [], `group must be empty (state ${desc.state})`);
+    assert.deepEqual(
+      desc.members.map((m) => m.memberId),
+      [],
+      `group must be empty (state ${desc.state})`,
+    );
   } finally {
     await log.close();
   }

@@ -39,7 +39,9 @@ function customersPerPartition(): string[] {
   return out;
 }
 
-test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s + flush, and the lake holds each event once', { timeout: 300_000 }, async () => {
+test("ingest on Kafka: a kill -9d member's partitions get new files within 10 s + flush, and the lake holds each event once", {
+  timeout: 300_000,
+}, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
   const dbUrl = await freshDatabase(stack, 'takeover');
   const db = await PgWarehouse.open(dbUrl);
@@ -73,7 +75,20 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
       const batch: ProducerRecord[] = [];
       for (let i = 0; i < 40; i++) {
         const customer = customers[sent % customers.length]!;
-        const e: UsageEvent = { v: 1, id: uuidv7(), time: Date.now(), customer, keyId: 'k1', api: 'locations.list', method: 'GET', status: 200, latencyMs: 3, bytesIn: 0, bytesOut: 10, billable: true };
+        const e: UsageEvent = {
+          v: 1,
+          id: uuidv7(),
+          time: Date.now(),
+          customer,
+          keyId: 'k1',
+          api: 'locations.list',
+          method: 'GET',
+          status: 200,
+          latencyMs: 3,
+          bytesIn: 0,
+          bytesOut: 10,
+          billable: true,
+        };
         batch.push({ key: customer, value: encodeEvent(e) });
         sent++;
       }
@@ -87,7 +102,8 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
   try {
     // both members hold partitions of one generation, and a has published files of its own
     const aParts = await until(
-      () => `both ingests to share the partitions (a: ${JSON.stringify(a.partitions())}, b: ${JSON.stringify(b.partitions())})\n${a.err.slice(-2000)}\n${b.err.slice(-2000)}`,
+      () =>
+        `both ingests to share the partitions (a: ${JSON.stringify(a.partitions())}, b: ${JSON.stringify(b.partitions())})\n${a.err.slice(-2000)}\n${b.err.slice(-2000)}`,
       () => {
         const pa = a.partitions();
         const pb = b.partitions();
@@ -119,11 +135,16 @@ test('ingest on Kafka: a kill -9d member\'s partitions get new files within 10 s
     const timeline = b.timeline(killedAt);
     process.stderr.write(`takeover: the survivor after the kill:\n${timeline}\n`);
     process.stderr.write(`takeover: first new file per orphaned partition after the kill (ms): ${JSON.stringify(Object.fromEntries(firstNew))}\n`);
-    assert.ok(worst <= TAKEOVER_BOUND_MS + FLUSH_MS, `the orphaned partitions' first new files came ${worst} ms after the kill (bound ${TAKEOVER_BOUND_MS} + ${FLUSH_MS} flush); the survivor after the kill:\n${timeline}`);
+    assert.ok(
+      worst <= TAKEOVER_BOUND_MS + FLUSH_MS,
+      `the orphaned partitions' first new files came ${worst} ms after the kill (bound ${TAKEOVER_BOUND_MS} + ${FLUSH_MS} flush); the survivor after the kill:\n${timeline}`,
+    );
     assert.deepEqual(b.partitions(), [...Array(PARTITIONS).keys()], 'the survivor holds every partition');
     // what the survivor did with its own buffered ranges at the rebalance (kept, or dropped and re-read)
     const kept = [...b.err.matchAll(/partition (\d+): assigned again; kept (\d+) buffered records/g)].map((m) => `p${m[1]} kept ${m[2]}`);
-    const dropped = [...b.err.matchAll(/partition (\d+): (?:released with (\d+) records|buffered offsets (\d+)\.\.(\d+) dropped)/g)].map((m) => `p${m[1]} dropped ${m[2] ?? Number(m[4]) - Number(m[3]) + 1}`);
+    const dropped = [...b.err.matchAll(/partition (\d+): (?:released with (\d+) records|buffered offsets (\d+)\.\.(\d+) dropped)/g)].map(
+      (m) => `p${m[1]} dropped ${m[2] ?? Number(m[4]) - Number(m[3]) + 1}`,
+    );
     process.stderr.write(`takeover: survivor's own partitions at the rebalance: ${[...kept, ...dropped].join(', ') || 'nothing buffered'}\n`);
 
     // exactly once: stop traffic, let the survivor publish everything, then count

@@ -24,7 +24,14 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-eve
 
 test('isUnreachable: refused, reset and kafkajs connection errors, also as a cause; not a refused login', () => {
   assert.ok(isUnreachable(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' })));
-  assert.ok(isUnreachable(Object.assign(new Error('x'), { name: 'KafkaJSNumberOfRetriesExceeded', originalError: Object.assign(new Error('Connection error: connect ECONNREFUSED'), { name: 'KafkaJSConnectionError' }) })));
+  assert.ok(
+    isUnreachable(
+      Object.assign(new Error('x'), {
+        name: 'KafkaJSNumberOfRetriesExceeded',
+        originalError: Object.assign(new Error('Connection error: connect ECONNREFUSED'), { name: 'KafkaJSConnectionError' }),
+      }),
+    ),
+  );
   assert.ok(isUnreachable(new Error('wrapped', { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) })));
   assert.ok(!isUnreachable(Object.assign(new Error('SASL authentication failed'), { name: 'KafkaJSSASLAuthenticationError' })));
   assert.ok(!isUnreachable(new Error('unknown plan')));
@@ -45,7 +52,20 @@ test('meter ingest started with Kafka unreachable waits, then ingests every even
   const producer = await log.producer();
   await producer.send(
     Array.from({ length: n }, () => {
-      const e: UsageEvent = { v: 1, id: uuidv7(), time: Date.now(), customer: 'acme', keyId: 'k1', api: 'locations.list', method: 'GET', status: 200, latencyMs: 3, bytesIn: 0, bytesOut: 10, billable: true };
+      const e: UsageEvent = {
+        v: 1,
+        id: uuidv7(),
+        time: Date.now(),
+        customer: 'acme',
+        keyId: 'k1',
+        api: 'locations.list',
+        method: 'GET',
+        status: 200,
+        latencyMs: 3,
+        bytesIn: 0,
+        bytesOut: 10,
+        billable: true,
+      };
       return { key: e.customer, value: encodeEvent(e) };
     }),
   );
@@ -77,14 +97,24 @@ test('meter ingest started with Kafka unreachable waits, then ingests every even
   child.stdout.resume();
   child.once('exit', (code) => (exited = code ?? -1));
   try {
-    await until(() => `ingest to say it is retrying\n${err.slice(-2000)}`, () => /usage log .*is unreachable.*retrying/.test(err), 120_000, 100);
+    await until(
+      () => `ingest to say it is retrying\n${err.slice(-2000)}`,
+      () => /usage log .*is unreachable.*retrying/.test(err),
+      120_000,
+      100,
+    );
     assert.equal(exited, null, 'ingest is still running while Kafka is unreachable');
     await fwd.up();
     const lake = new LocalLake(lakeUrl);
-    const c = await until(() => `the lake to hold ${n} events\n${err.slice(-2000)}`, async () => {
-      const r = await checkLake(lake, topic);
-      return r.ids >= n ? r : null;
-    }, 120_000, 250);
+    const c = await until(
+      () => `the lake to hold ${n} events\n${err.slice(-2000)}`,
+      async () => {
+        const r = await checkLake(lake, topic);
+        return r.ids >= n ? r : null;
+      },
+      120_000,
+      250,
+    );
     assert.equal(c.ids, n);
     assert.equal(c.rows, n, 'each event once');
     assert.equal(exited, null, `ingest exited: ${err.slice(-2000)}`);

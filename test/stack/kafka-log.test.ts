@@ -23,7 +23,6 @@ after(async () => {
   for (const l of opened) await l.close().catch(() => {});
 });
 
-
 logContract('kafka', () => fresh(4));
 
 test('kafka: init creates the topic with the configured partitions and is idempotent', async () => {
@@ -115,7 +114,10 @@ test('kafka: offsetsForTime past the end answers the end offset; readRange past 
   assert.deepEqual(await c.offsetsForTime(Date.now() + 3_600_000), end);
   const p = partitionFor('a', 2);
   const rows = await c.readRange(p, 0, 1000);
-  assert.deepEqual(rows.map((r) => r.value.toString()), ['1']);
+  assert.deepEqual(
+    rows.map((r) => r.value.toString()),
+    ['1'],
+  );
   assert.deepEqual(await c.readRange(p, 5, 10), []);
   await prod.close();
 });
@@ -151,45 +153,70 @@ test('kafka: a call made before its topic exists is retried until the topic appe
 });
 
 test('kafkaRetry: retries "not yet" errors with a bound, never others', async () => {
-  const protocolError = (type: string) => Object.assign(new Error(`This server is not the leader (${type})`), { name: 'KafkaJSProtocolError', type, retriable: true });
+  const protocolError = (type: string) =>
+    Object.assign(new Error(`This server is not the leader (${type})`), { name: 'KafkaJSProtocolError', type, retriable: true });
   let calls = 0;
-  const ok = await kafkaRetry('t', async () => {
-    if (++calls < 3) throw protocolError('NOT_LEADER_FOR_PARTITION');
-    return 'done';
-  }, { initialMs: 1 });
+  const ok = await kafkaRetry(
+    't',
+    async () => {
+      if (++calls < 3) throw protocolError('NOT_LEADER_FOR_PARTITION');
+      return 'done';
+    },
+    { initialMs: 1 },
+  );
   assert.equal(ok, 'done');
   assert.equal(calls, 3);
 
   calls = 0;
   await assert.rejects(
-    kafkaRetry('endOffsets', async () => {
-      calls++;
-      throw protocolError('LEADER_NOT_AVAILABLE');
-    }, { attempts: 4, initialMs: 1 }),
+    kafkaRetry(
+      'endOffsets',
+      async () => {
+        calls++;
+        throw protocolError('LEADER_NOT_AVAILABLE');
+      },
+      { attempts: 4, initialMs: 1 },
+    ),
     /endOffsets: .*still LEADER_NOT_AVAILABLE after 4 attempts/,
   );
   assert.equal(calls, 4, 'bounded');
 
   calls = 0;
-  await assert.rejects(kafkaRetry('t', async () => {
-    calls++;
-    throw protocolError('TOPIC_AUTHORIZATION_FAILED');
-  }, { initialMs: 1 }));
+  await assert.rejects(
+    kafkaRetry(
+      't',
+      async () => {
+        calls++;
+        throw protocolError('TOPIC_AUTHORIZATION_FAILED');
+      },
+      { initialMs: 1 },
+    ),
+  );
   assert.equal(calls, 1, 'other errors are not retried');
 
   calls = 0;
   const exhausted = Object.assign(new Error('retries exceeded'), { name: 'KafkaJSNumberOfRetriesExceeded', cause: protocolError('NOT_LEADER_FOR_PARTITION') });
-  await assert.rejects(kafkaRetry('t', async () => {
-    calls++;
-    throw exhausted;
-  }, { initialMs: 1 }));
+  await assert.rejects(
+    kafkaRetry(
+      't',
+      async () => {
+        calls++;
+        throw exhausted;
+      },
+      { initialMs: 1 },
+    ),
+  );
   assert.equal(calls, 1, 'kafkajs already retried it: not multiplied');
 
   calls = 0;
   const wrapped = Object.assign(new Error('wrapped'), { name: 'KafkaJSNonRetriableError', cause: protocolError('GROUP_COORDINATOR_NOT_AVAILABLE') });
-  await kafkaRetry('t', async () => {
-    if (++calls < 2) throw wrapped;
-  }, { initialMs: 1 });
+  await kafkaRetry(
+    't',
+    async () => {
+      if (++calls < 2) throw wrapped;
+    },
+    { initialMs: 1 },
+  );
   assert.equal(calls, 2, 'a wrapped coordinator error is retried');
 });
 

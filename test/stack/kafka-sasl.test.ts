@@ -38,7 +38,14 @@ after(async () => {
 });
 
 function saslEnv(mechanism: string, pw: string, topic = uniq('sasl')): Record<string, string> {
-  return { METER_KAFKA_BROKERS: saslBrokers, METER_TOPIC: topic, METER_PARTITIONS: '2', METER_KAFKA_SASL_MECHANISM: mechanism, METER_KAFKA_SASL_USERNAME: user, METER_KAFKA_SASL_PASSWORD: pw };
+  return {
+    METER_KAFKA_BROKERS: saslBrokers,
+    METER_TOPIC: topic,
+    METER_PARTITIONS: '2',
+    METER_KAFKA_SASL_MECHANISM: mechanism,
+    METER_KAFKA_SASL_USERNAME: user,
+    METER_KAFKA_SASL_PASSWORD: pw,
+  };
 }
 
 async function openWith(e: Record<string, string>): Promise<UsageLog> {
@@ -50,7 +57,13 @@ async function openWith(e: Record<string, string>): Promise<UsageLog> {
 
 const tlsEnv = { METER_KAFKA_TLS: 'on', METER_KAFKA_TLS_CA_FILE: '' };
 
-for (const [mechanism, tls] of [['plain', false], ['scram-sha-256', false], ['scram-sha-512', false], ['scram-sha-512', true], ['plain', true]] as const) {
+for (const [mechanism, tls] of [
+  ['plain', false],
+  ['scram-sha-256', false],
+  ['scram-sha-512', false],
+  ['scram-sha-512', true],
+  ['plain', true],
+] as const) {
   test(`kafka SASL ${mechanism}${tls ? ' over TLS (SASL_SSL)' : ''}: produce and consume through KafkaLog`, async () => {
     const e = saslEnv(mechanism, password);
     const log = await openWith(tls ? { ...e, METER_KAFKA_BROKERS: saslSslBrokers, ...tlsEnv, METER_KAFKA_TLS_CA_FILE: caFile } : e);
@@ -130,14 +143,38 @@ test('meter ingest with a wrong SASL password: one line and the fix, exit 2, no 
 
 test('meter ingest --once over SASL_SSL: events to the lake, a malformed one to <topic>.dlq, with the same login', async () => {
   const topic = uniq('e2e');
-  const e = { ...saslEnv('scram-sha-512', password, topic), METER_KAFKA_BROKERS: saslSslBrokers, METER_KAFKA_TLS: 'on', METER_KAFKA_TLS_CA_FILE: caFile, METER_DATA_DIR: join(cwd, topic) };
+  const e = {
+    ...saslEnv('scram-sha-512', password, topic),
+    METER_KAFKA_BROKERS: saslSslBrokers,
+    METER_KAFKA_TLS: 'on',
+    METER_KAFKA_TLS_CA_FILE: caFile,
+    METER_DATA_DIR: join(cwd, topic),
+  };
   // Ingest dead-letters events of customers that do not exist (docs/dead-letters.md): create acme before its events.
-  const made = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'customers', 'create', 'acme'], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...e }, encoding: 'utf8', timeout: 60_000 });
+  const made = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'customers', 'create', 'acme'], {
+    cwd,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...e },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(made.status, 0, made.stderr);
   const log = await openWith(e);
   const producer = await log.producer();
   const now = Date.now();
-  const good = Array.from({ length: 5 }, (_, i) => ({ v: 1, id: uuidv7(now), time: now, customer: 'acme', keyId: 'k1', api: 'devices.get', method: 'GET', status: 200, latencyMs: 3, bytesIn: 0, bytesOut: 10 + i, billable: true }));
+  const good = Array.from({ length: 5 }, (_, i) => ({
+    v: 1,
+    id: uuidv7(now),
+    time: now,
+    customer: 'acme',
+    keyId: 'k1',
+    api: 'devices.get',
+    method: 'GET',
+    status: 200,
+    latencyMs: 3,
+    bytesIn: 0,
+    bytesOut: 10 + i,
+    billable: true,
+  }));
   await producer.send([...good.map((g) => ({ key: g.customer, value: encodeEvent(g) })), { key: 'acme', value: Buffer.from('not json') }]);
   await producer.close();
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'ingest', '--once', '--json', '--timeout', '60000'], {

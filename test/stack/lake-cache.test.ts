@@ -30,13 +30,20 @@ function du(dir: string): number {
 
 /** Hour folders of the cached files, one entry per file. */
 function cached(dir: string): string[] {
-  return readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.parquet')).map((f) => String(f).split('/').at(-2)!).sort();
+  return readdirSync(dir, { recursive: true })
+    .filter((f) => String(f).endsWith('.parquet'))
+    .map((f) => String(f).split('/').at(-2)!)
+    .sort();
 }
 
 /** A lake with `hours` hours of two 100 KB files each; hour h's paths. */
 async function world(hours: number, maxBytes: number, graceMs = 60_000) {
   const cacheDir = mkdtempSync(join(tmpdir(), 'meter-cache-bound-'));
-  const lake = new WebHdfsLake(`${base}/test/cache-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, { cacheDir, cacheMaxBytes: maxBytes, cacheGraceMs: graceMs });
+  const lake = new WebHdfsLake(`${base}/test/cache-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, {
+    cacheDir,
+    cacheMaxBytes: maxBytes,
+    cacheGraceMs: graceMs,
+  });
   await lake.init();
   const src = join(mkdtempSync(join(tmpdir(), 'meter-cache-src-')), 'f.bin');
   const paths: string[][] = [];

@@ -39,7 +39,9 @@ describe('limits between gateways whose clocks disagree by 4 s', () => {
       try {
         const [x, y] = order === 'behind first' ? [behind, ahead] : [ahead, behind];
         const r = await skewRun(raw, x, y, limit, 1000, { redisClock: true });
-        console.log(`# redis clock, ${order}: admitted ${r.admitted}, plan allows ${r.allowed.toFixed(1)} over ${r.spanMs} ms (${pct(r)}%), ${r.left.toFixed(2)} tokens left`);
+        console.log(
+          `# redis clock, ${order}: admitted ${r.admitted}, plan allows ${r.allowed.toFixed(1)} over ${r.spanMs} ms (${pct(r)}%), ${r.left.toFixed(2)} tokens left`,
+        );
         assert.ok(r.admitted <= r.allowed * 1.01, `admitted ${r.admitted} > 1.01 x ${r.allowed.toFixed(1)}`);
         assert.ok(r.admitted + r.left >= r.allowed * 0.99, `admitted ${r.admitted} + ${r.left.toFixed(2)} left < 0.99 x ${r.allowed.toFixed(1)}`);
       } finally {
@@ -69,7 +71,9 @@ describe('limits between gateways whose clocks disagree by 4 s', () => {
     try {
       const over = await skewRun(raw, behind, ahead, limit, 1000, { redisClock: false });
       const under = await skewRun(raw, ahead, behind, limit, 1000, { redisClock: false });
-      console.log(`# caller clock: behind first ${over.admitted}/${over.allowed.toFixed(0)} (${pct(over)}%), ahead first ${under.admitted}/${under.allowed.toFixed(0)} (${pct(under)}%)`);
+      console.log(
+        `# caller clock: behind first ${over.admitted}/${over.allowed.toFixed(0)} (${pct(over)}%), ahead first ${under.admitted}/${under.allowed.toFixed(0)} (${pct(under)}%)`,
+      );
       // Behind then ahead: the ahead gateway's first call sees 4 s of refill at once (a second burst).
       assert.ok(over.admitted > over.allowed * 1.01, `behind first: ${over.admitted} vs ${over.allowed.toFixed(0)}`);
       // Ahead then behind: the behind gateway gets no refill until its clock passes the other's.

@@ -13,7 +13,6 @@ import type { Limit } from '../../src/limiter/limiter.js';
 import { TestRedis } from '../support/redis-server.js';
 import { until } from '../support/until.js';
 
-
 /** `loops` callers take from one bucket for `ms`; returns admitted, refused, degraded and the time taken. */
 async function hammer(l: RedisLimiter, bucket: string, limit: Limit, ms: number, loops = 4) {
   let admitted = 0;
@@ -92,9 +91,15 @@ describe('RedisLimiter failMode local: limits, not none, when Redis is slow or d
     assert.ok(r.admitted >= share.burst, `admitted ${r.admitted}: the share's burst (${share.burst}) at least`);
     assert.ok(r.refused > 0, 'some calls refused: limited, not open');
     const s = a.stats();
-    assert.ok(s.localDecisions - before.localDecisions >= r.admitted + r.refused - 4, `local decisions ${s.localDecisions - before.localDecisions} of ${r.admitted + r.refused}`);
+    assert.ok(
+      s.localDecisions - before.localDecisions >= r.admitted + r.refused - 4,
+      `local decisions ${s.localDecisions - before.localDecisions} of ${r.admitted + r.refused}`,
+    );
     assert.ok(s.fallbacks > before.fallbacks, 'the fallback is counted');
-    assert.ok(errors.some((m) => /local token buckets, 1\/2 of each limit.*timed out/i.test(m)), `reported: ${errors.join(' | ')}`);
+    assert.ok(
+      errors.some((m) => /local token buckets, 1\/2 of each limit.*timed out/i.test(m)),
+      `reported: ${errors.join(' | ')}`,
+    );
     await raw.call('CLIENT', 'UNPAUSE');
     await until('a Redis decision again', async () => (await a.take(`probe-${randomUUID()}`, limit)).degraded === undefined, 5000);
     assert.ok(recovered.length >= 1, 'the return to Redis is reported');

@@ -29,7 +29,13 @@ async function deadPort(): Promise<number> {
 
 limiterContract('memory', async (now) => new MemoryLimiter({ now }));
 limiterContract('redis', async (now) => {
-  const l = new RedisLimiter({ url: await stackRedis(), failMode: 'closed', clock: 'caller', now, onError: (e) => assert.fail(`unexpected limiter error: ${e.message}`) });
+  const l = new RedisLimiter({
+    url: await stackRedis(),
+    failMode: 'closed',
+    clock: 'caller',
+    now,
+    onError: (e) => assert.fail(`unexpected limiter error: ${e.message}`),
+  });
   assert.equal(await l.ready(), true);
   return l;
 });
@@ -70,7 +76,7 @@ describe('RedisLimiter', () => {
     const red = new RedisLimiter({ url, failMode: 'closed', clock: 'caller', now: () => t });
     const bucket = `same-${randomUUID()}`;
     let seed = 42;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     try {
       for (const limit of [
         { ratePerSec: 0.5, burst: 3 },

@@ -112,8 +112,12 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
   }
   const db = await PgliteWarehouse.open(join(cfg.dataDir, 'pglite'));
   try {
-    const rows = await db.query<{ customer_id: string; api: string; hour: Date; calls: number; events: number }>('SELECT customer_id, api, hour, calls, events FROM live_hourly');
-    const got = new Map(rows.map((r) => [`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) }]));
+    const rows = await db.query<{ customer_id: string; api: string; hour: Date; calls: number; events: number }>(
+      'SELECT customer_id, api, hour, calls, events FROM live_hourly',
+    );
+    const got = new Map(
+      rows.map((r) => [`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) }]),
+    );
     const sorted = (m: Map<string, unknown>) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     assert.ok(seen.size > 500, `enough traffic (${seen.size} distinct events)`);
     assert.deepEqual(sorted(got), sorted(truth), 'live counts == distinct events: none lost, none twice');

@@ -47,7 +47,20 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
     while (producing) {
       const batch = [];
       for (let i = 0; i < 25; i++, seq++) {
-        const e: UsageEvent = { v: 1, id: uuidv7(), time: now, customer: `c${seq % 5}-${run}`, keyId: 'k', api: 'locations.create', method: 'POST', status: seq % 6 !== 0 ? 201 : 503, latencyMs: 1, bytesIn: 1, bytesOut: 1, billable: seq % 6 !== 0 };
+        const e: UsageEvent = {
+          v: 1,
+          id: uuidv7(),
+          time: now,
+          customer: `c${seq % 5}-${run}`,
+          keyId: 'k',
+          api: 'locations.create',
+          method: 'POST',
+          status: seq % 6 !== 0 ? 201 : 503,
+          latencyMs: 1,
+          bytesIn: 1,
+          bytesOut: 1,
+          billable: seq % 6 !== 0,
+        };
         sent.push(e);
         batch.push({ key: e.customer, value: encodeEvent(e) });
         if (seq % 9 === 0) batch.push({ key: e.customer, value: encodeEvent(e) }); // a retried send
@@ -86,13 +99,19 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
       `SELECT customer_id, api, hour, calls, events FROM live_hourly WHERE customer_id LIKE $1`,
       [`%-${run}`],
     );
-    const got = new Map(rows.map((r) => [`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) }]));
+    const got = new Map(
+      rows.map((r) => [`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) }]),
+    );
     const sorted = (m: Map<string, unknown>) => [...m.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1));
     assert.ok(sent.length > 100, `traffic flowed (${sent.length} events)`);
     assert.deepEqual(sorted(got), sorted(truth), 'live counts == distinct events');
     const offsets = await readOffsets(db, { topic: cfg.topic, group });
     assert.equal(offsets.size, cfg.partitions);
-    assert.equal([...offsets.values()].reduce((n, o) => n + o.appliedRecords, 0), records, 'every record applied exactly once');
+    assert.equal(
+      [...offsets.values()].reduce((n, o) => n + o.appliedRecords, 0),
+      records,
+      'every record applied exactly once',
+    );
     const until = await dataCompleteUntil(db);
     assert.ok(until && until.getTime() >= ended, `dataCompleteUntil ${until?.toISOString()} is past the end of traffic`);
   } finally {

@@ -64,7 +64,20 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
       const batch: ProducerRecord[] = [];
       for (let i = 0; i < 40; i++) {
         const customer = customers[sent % customers.length]!;
-        const e: UsageEvent = { v: 1, id: uuidv7(), time: Date.now(), customer, keyId: 'k1', api: 'locations.list', method: 'GET', status: 200, latencyMs: 3, bytesIn: 0, bytesOut: 10, billable: true };
+        const e: UsageEvent = {
+          v: 1,
+          id: uuidv7(),
+          time: Date.now(),
+          customer,
+          keyId: 'k1',
+          api: 'locations.list',
+          method: 'GET',
+          status: 200,
+          latencyMs: 3,
+          bytesIn: 0,
+          bytesOut: 10,
+          billable: true,
+        };
         batch.push({ key: customer, value: encodeEvent(e) });
         sent++;
       }
@@ -79,7 +92,8 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
   const id = { topic, group };
   try {
     const aParts = await until(
-      () => `both live processes to share the partitions (a: ${JSON.stringify(a.partitions())}, b: ${JSON.stringify(b.partitions())})\n${a.err.slice(-2000)}\n${b.err.slice(-2000)}`,
+      () =>
+        `both live processes to share the partitions (a: ${JSON.stringify(a.partitions())}, b: ${JSON.stringify(b.partitions())})\n${a.err.slice(-2000)}\n${b.err.slice(-2000)}`,
       () => {
         const pa = a.partitions();
         const pb = b.partitions();
@@ -90,10 +104,15 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
     );
     // a applies windows of its own partitions
     const first = await readOffsets(db, id);
-    await until('a to apply windows', async () => {
-      const now = await readOffsets(db, id);
-      return aParts.every((p) => (now.get(p)?.nextOffset ?? 0) > (first.get(p)?.nextOffset ?? 0));
-    }, 60_000, 100);
+    await until(
+      'a to apply windows',
+      async () => {
+        const now = await readOffsets(db, id);
+        return aParts.every((p) => (now.get(p)?.nextOffset ?? 0) > (first.get(p)?.nextOffset ?? 0));
+      },
+      60_000,
+      100,
+    );
 
     const before = await readOffsets(db, id);
     const killedAt = Date.now();
@@ -107,7 +126,9 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
       () => `new windows for a's partitions ${JSON.stringify(aParts)} (seen: ${JSON.stringify([...firstNew])})\n${b.timeline(killedAt)}`,
       async () => {
         const now = await readOffsets(db, id);
-        for (const p of aParts) if (!firstNew.has(p) && (now.get(p)?.nextOffset ?? 0) > Math.max(before.get(p)?.nextOffset ?? 0, atKill.get(p)?.nextOffset ?? 0)) firstNew.set(p, Date.now() - killedAt);
+        for (const p of aParts)
+          if (!firstNew.has(p) && (now.get(p)?.nextOffset ?? 0) > Math.max(before.get(p)?.nextOffset ?? 0, atKill.get(p)?.nextOffset ?? 0))
+            firstNew.set(p, Date.now() - killedAt);
         return firstNew.size === aParts.length;
       },
       TAKEOVER_BOUND_MS + WINDOW_MS + 60_000,
@@ -115,16 +136,26 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
     );
     const worst = Math.max(...firstNew.values());
     const timeline = b.timeline(killedAt);
-    process.stderr.write(`live takeover: first new window per orphaned partition after the kill (ms): ${JSON.stringify(Object.fromEntries(firstNew))}\nthe survivor after the kill:\n${timeline}\n`);
-    assert.ok(worst <= TAKEOVER_BOUND_MS + WINDOW_MS, `the orphaned partitions' first new windows came ${worst} ms after the kill (bound ${TAKEOVER_BOUND_MS} + ${WINDOW_MS} window); the survivor after the kill:\n${timeline}`);
+    process.stderr.write(
+      `live takeover: first new window per orphaned partition after the kill (ms): ${JSON.stringify(Object.fromEntries(firstNew))}\nthe survivor after the kill:\n${timeline}\n`,
+    );
+    assert.ok(
+      worst <= TAKEOVER_BOUND_MS + WINDOW_MS,
+      `the orphaned partitions' first new windows came ${worst} ms after the kill (bound ${TAKEOVER_BOUND_MS} + ${WINDOW_MS} window); the survivor after the kill:\n${timeline}`,
+    );
 
     producing = false;
     await traffic;
     const ends = await (await log.consumer(`${group}-check`)).endOffsets();
-    await until('the survivor to apply every record', async () => {
-      const now = await readOffsets(db, id);
-      return [...ends].every(([p, end]) => now.get(p)?.nextOffset === end);
-    }, 60_000, 200);
+    await until(
+      'the survivor to apply every record',
+      async () => {
+        const now = await readOffsets(db, id);
+        return [...ends].every(([p, end]) => now.get(p)?.nextOffset === end);
+      },
+      60_000,
+      200,
+    );
     const offsets = await readOffsets(db, id);
     const applied = [...offsets.values()].reduce((n, o) => n + o.appliedRecords, 0);
     assert.equal(applied, sent, 'each record applied once');

@@ -31,7 +31,6 @@ let key: string;
 const procs: Record<string, { child: ChildProcess; admin: string; exited: Promise<number | null> }> = {};
 let gatewayUrl: string;
 
-
 // Prometheus answers change once per scrape: a minute's wait, asked every 250 ms.
 const until = <T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);
 
@@ -81,10 +80,14 @@ async function startRole(name: string, args: string[]): Promise<void> {
   procs[name] = { child, admin, exited };
   let dead = false;
   void exited.then(() => (dead = true));
-  await until(`${name} ready`, async () => {
-    if (dead) throw new Error(`${name} exited:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
-    return (await fetch(admin + '/readyz')).status === 200;
-  }, 120_000);
+  await until(
+    `${name} ready`,
+    async () => {
+      if (dead) throw new Error(`${name} exited:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+      return (await fetch(admin + '/readyz')).status === 200;
+    },
+    120_000,
+  );
 }
 
 async function send(n: number, withKey: boolean): Promise<void> {
@@ -148,7 +151,11 @@ test('Prometheus scrapes every role: requests equal what was sent, lag returns t
   await until('events produced = 300', async () => (await query(`sum(meter_events_produced_total{test="${id}"})`)) === 300);
   await until('ingest to read the 300 events', async () => (await query(`sum(meter_ingest_records_total{test="${id}"})`)) === 300);
   // Lag: series for ingest (from ingest and from the gateway) and live, all partitions, all 0.
-  await until('meter_consumer_lag back to 0', async () => (await query(`count(meter_consumer_lag{test="${id}"})`))! >= 4 && (await query(`max(meter_consumer_lag{test="${id}"})`)) === 0, 60_000);
+  await until(
+    'meter_consumer_lag back to 0',
+    async () => (await query(`count(meter_consumer_lag{test="${id}"})`))! >= 4 && (await query(`max(meter_consumer_lag{test="${id}"})`)) === 0,
+    60_000,
+  );
   assert.equal(await query(`count(count by (role) (meter_consumer_lag{test="${id}"}))`), 2, 'ingest and live');
   await until('lake files written', async () => (await query(`sum(meter_lake_files_written_total{test="${id}"})`))! > 0);
   await until('data complete lag under 5 s', async () => {
@@ -164,12 +171,15 @@ test('Prometheus scrapes every role: requests equal what was sent, lag returns t
   // gateway and consumers return data here.
   const dash = JSON.parse(readFileSync(assetPath('ops/grafana-dashboard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
   const exposed = new Set<string>();
-  for (const p of Object.values(procs)) for (const l of (await (await fetch(p.admin + '/metrics')).text()).split('\n')) if (l.startsWith('# TYPE ')) exposed.add(l.split(' ')[2]);
+  for (const p of Object.values(procs))
+    for (const l of (await (await fetch(p.admin + '/metrics')).text()).split('\n')) if (l.startsWith('# TYPE ')) exposed.add(l.split(' ')[2]);
   for (const panel of dash.panels)
     for (const t of panel.targets) {
-      for (const name of t.expr.match(/\bmeter_[a-z_]+/g) ?? []) assert.ok(exposed.has(name.replace(/_(bucket|sum|count)$/, '')), `${panel.title}: ${name} is not a meter metric`);
+      for (const name of t.expr.match(/\bmeter_[a-z_]+/g) ?? [])
+        assert.ok(exposed.has(name.replace(/_(bucket|sum|count)$/, '')), `${panel.title}: ${name} is not a meter metric`);
       const v = await query(t.expr); // throws on invalid PromQL
-      if (/meter_gateway_requests_total|meter_consumer_lag|top_customer|backend_up/.test(t.expr)) assert.notEqual(v, null, `${panel.title}: ${t.expr} returned nothing`);
+      if (/meter_gateway_requests_total|meter_consumer_lag|top_customer|backend_up/.test(t.expr))
+        assert.notEqual(v, null, `${panel.title}: ${t.expr} returned nothing`);
     }
 
   // promtool lints every role's exposition. One finding is known and kept: the issue names
@@ -180,7 +190,13 @@ test('Prometheus scrapes every role: requests equal what was sent, lag returns t
     const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     const problems = (r.stdout + r.stderr).split('\n').filter((l) => l.trim() && l.trim() !== KNOWN);
     assert.deepEqual(problems, [], `${name}: promtool check metrics`);
-    const without = spawnSync('promtool', ['check', 'metrics'], { input: text.split('\n').filter((l) => !l.includes('meter_rollup_pending_hours')).join('\n'), encoding: 'utf8' });
+    const without = spawnSync('promtool', ['check', 'metrics'], {
+      input: text
+        .split('\n')
+        .filter((l) => !l.includes('meter_rollup_pending_hours'))
+        .join('\n'),
+      encoding: 'utf8',
+    });
     assert.equal(without.status, 0, `${name}: promtool check metrics without the known name:\n${without.stdout}${without.stderr}`);
   }
 });

@@ -130,8 +130,14 @@ test('logs: json lines carry time, level, role, msg and fields; text lines too; 
   assert.equal(o.partition, 3);
   assert.ok(!Number.isNaN(Date.parse(o.time)));
   const text: string[] = [];
-  createLogger('info', 'gateway', (l) => text.push(l), 'text').error('upstream unreachable', { api: 'locations.latest', error: 'connect ECONNREFUSED 1.2.3.4:80' });
-  assert.match(text[0], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z error \[gateway\] upstream unreachable api=locations\.latest error="connect ECONNREFUSED 1\.2\.3\.4:80"$/);
+  createLogger('info', 'gateway', (l) => text.push(l), 'text').error('upstream unreachable', {
+    api: 'locations.latest',
+    error: 'connect ECONNREFUSED 1.2.3.4:80',
+  });
+  assert.match(
+    text[0],
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z error \[gateway\] upstream unreachable api=locations\.latest error="connect ECONNREFUSED 1\.2\.3\.4:80"$/,
+  );
   const routed: string[] = [];
   routeKafkaLogs(createLogger('info', 'kafka', (l) => routed.push(l), 'json'));
   kafkaLog(2, 'Connection', 'Connection error', { broker: '127.0.0.1:9' });
@@ -172,7 +178,10 @@ test('dead letters are counted by a bounded reason; top customers keep one hour;
   top.add('b');
   now += 30 * 60_000;
   top.add('b');
-  assert.deepEqual(top.top(10), [['a', 5], ['b', 2]]);
+  assert.deepEqual(top.top(10), [
+    ['a', 5],
+    ['b', 2],
+  ]);
   now += 31 * 60_000; // the first minute is now more than an hour old
   assert.deepEqual(top.top(10), [['b', 1]]);
 
@@ -215,7 +224,10 @@ async function serve(args: string[], env: Record<string, string>): Promise<{ adm
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((r) => s.close(() => r()));
-  const child = spawn('node', [assetPath('bin/meter.js'), ...args, '--admin-port', String(port)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('node', [assetPath('bin/meter.js'), ...args, '--admin-port', String(port)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (x) => (stderr += x));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -224,7 +236,10 @@ async function serve(args: string[], env: Record<string, string>): Promise<{ adm
   const admin = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (gone) throw new Error(`meter ${args[0]} exited:\n${stderr}`);
-    const ok = await fetch(admin + '/readyz').then((r) => r.status === 200, () => false);
+    const ok = await fetch(admin + '/readyz').then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     assert.ok(i < 600, `meter ${args[0]} not ready after 60 s:\n${stderr}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -26,7 +26,16 @@ before(async () => {
   await g.call('/v1/devices/x/location', null);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -47,7 +56,7 @@ async function open(width: number, height: number): Promise<{ page: Page; errors
 
 const ticks = (page: Page) => page.evaluate(() => Number(document.body.dataset.ticks ?? 0));
 
-test('desktop: every panel shows meter\'s numbers and follows new traffic and a backend going down', async () => {
+test("desktop: every panel shows meter's numbers and follows new traffic and a backend going down", async () => {
   const { page, errors } = await open(1280, 900);
   const keys = await page.$$eval('#decisions .barrow', (rows) => rows.map((r) => (r as HTMLElement).dataset.key).sort());
   assert.deepEqual(keys, ['allowed', 'rate_limited', 'unauthorized']);
@@ -65,8 +74,12 @@ test('desktop: every panel shows meter\'s numbers and follows new traffic and a 
   // New traffic: a rate appears in req/s on a later refresh.
   const seen = await ticks(page);
   for (let i = 0; i < 30; i++) await g.call(`/v1/devices/d${i}/location`, g.keys.pro);
-  await page.waitForFunction((t) => Number(document.body.dataset.ticks) >= t + 1 && /req\/s/.test(document.getElementById('rps')!.textContent!), seen, { timeout: 10_000 });
-  await page.waitForFunction(() => Number(document.getElementById('top')!.querySelector('td.n')!.textContent!.replace(/,/g, '')) === 42, undefined, { timeout: 10_000 });
+  await page.waitForFunction((t) => Number(document.body.dataset.ticks) >= t + 1 && /req\/s/.test(document.getElementById('rps')!.textContent!), seen, {
+    timeout: 10_000,
+  });
+  await page.waitForFunction(() => Number(document.getElementById('top')!.querySelector('td.n')!.textContent!.replace(/,/g, '')) === 42, undefined, {
+    timeout: 10_000,
+  });
 
   const shot = join(ARTIFACTS, 'ops-desktop.png');
   await page.screenshot({ path: shot, fullPage: true });
@@ -75,7 +88,9 @@ test('desktop: every panel shows meter\'s numbers and follows new traffic and a 
 
   // The warehouse goes away: the backends panel says so on a later refresh.
   await g.db.close();
-  await page.waitForFunction(() => /DOWN/.test(document.querySelector('#backend-list tr[data-backend="warehouse"]')?.textContent ?? ''), undefined, { timeout: 15_000 });
+  await page.waitForFunction(() => /DOWN/.test(document.querySelector('#backend-list tr[data-backend="warehouse"]')?.textContent ?? ''), undefined, {
+    timeout: 15_000,
+  });
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -27,7 +27,16 @@ test('kcat-produced events are billed; curl-fetched lake files read by DuckDB ma
   const env = await stackEnv(['kafka', 'hdfs', 'postgres']);
   const run = randomBytes(3).toString('hex');
   const dir = tempDir('meter-peer-');
-  const cfg = loadConfig({ cwd: dir, env: { ...env, METER_DATABASE_URL: await freshDatabase(env, 'peer'), METER_TOPIC: `peer-${run}`, METER_LAKE_URL: `${env.METER_LAKE_URL}/peer-${run}`, METER_INGEST_FLUSH_MS: '300' } });
+  const cfg = loadConfig({
+    cwd: dir,
+    env: {
+      ...env,
+      METER_DATABASE_URL: await freshDatabase(env, 'peer'),
+      METER_TOPIC: `peer-${run}`,
+      METER_LAKE_URL: `${env.METER_LAKE_URL}/peer-${run}`,
+      METER_INGEST_FLUSH_MS: '300',
+    },
+  });
   const customer = `peer-${run}`;
   const h0 = hourStart(Date.now()) - HOUR_MS;
   const events: UsageEvent[] = Array.from({ length: 250 }, (_, i) => ({
@@ -74,7 +83,11 @@ test('kcat-produced events are billed; curl-fetched lake files read by DuckDB ma
       local.push(out);
     }
     const duck = await (await DuckDBInstance.create(':memory:')).connect();
-    const rows = (await duck.runAndReadAll(`SELECT id, customer, api, billable, epoch_ms(event_time) AS t FROM read_parquet([${local.map((p) => `'${p}'`).join(',')}]) ORDER BY id`)).getRowObjects();
+    const rows = (
+      await duck.runAndReadAll(
+        `SELECT id, customer, api, billable, epoch_ms(event_time) AS t FROM read_parquet([${local.map((p) => `'${p}'`).join(',')}]) ORDER BY id`,
+      )
+    ).getRowObjects();
     assert.deepEqual(
       rows.map((r) => [r.id, r.customer, r.api, r.billable, Number(r.t)]),
       [...events].sort((a, b) => (a.id < b.id ? -1 : 1)).map((e) => [e.id, e.customer, e.api, e.billable, e.time]),

@@ -36,9 +36,16 @@ test('postgres: migrate applies every version once; a second run applies nothing
   assert.deepEqual(await migrate(a), versions);
   assert.deepEqual(await migrate(a), []);
   const rows = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-  assert.deepEqual(rows.map((r) => r.version), versions);
+  assert.deepEqual(
+    rows.map((r) => r.version),
+    versions,
+  );
   const tables = await a.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
-  for (const t of ['api_keys', 'customers', 'rollup_files', 'rollup_hours', 'usage_hourly']) assert.ok(tables.some((r) => r.t === t), t);
+  for (const t of ['api_keys', 'customers', 'rollup_files', 'rollup_hours', 'usage_hourly'])
+    assert.ok(
+      tables.some((r) => r.t === t),
+      t,
+    );
 });
 
 test('postgres: four processes migrating a fresh database at once do not clash', async () => {
@@ -49,7 +56,11 @@ test('postgres: four processes migrating a fresh database at once do not clash',
     const dbs = await Promise.all([1, 2, 3, 4].map(() => PgWarehouse.open(url2.toString())));
     try {
       const applied = await Promise.all(dbs.map((d) => migrate(d)));
-      assert.deepEqual(applied.flat().sort((x, y) => x - y), loadMigrations().map((m) => m.version), 'each version applied by exactly one');
+      assert.deepEqual(
+        applied.flat().sort((x, y) => x - y),
+        loadMigrations().map((m) => m.version),
+        'each version applied by exactly one',
+      );
     } finally {
       for (const d of dbs) await d.close();
     }

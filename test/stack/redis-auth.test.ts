@@ -24,13 +24,61 @@ let cert: Cert;
 before(async () => {
   // The ACL user may run the token bucket (EVALSHA/EVAL/SCRIPT) on the limiter's keys only.
   plain = await startRedis(() => [
-    '--requirepass', PASSWORD,
-    '--user', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '~meter:gw:*', '+evalsha', '+eval', '+script|load', '+hmget', '+hset', '+pexpire', '+time', '+zadd', '+zremrangebyscore', '+zcard', '+zrem', '+ping', '+info', '+client',
+    '--requirepass',
+    PASSWORD,
+    '--user',
+    ACL_USER,
+    'on',
+    `>${ACL_PASSWORD}`,
+    '~meter:rl:*',
+    '~meter:gw:*',
+    '+evalsha',
+    '+eval',
+    '+script|load',
+    '+hmget',
+    '+hset',
+    '+pexpire',
+    '+time',
+    '+zadd',
+    '+zremrangebyscore',
+    '+zcard',
+    '+zrem',
+    '+ping',
+    '+info',
+    '+client',
     // The same without HSET: the script cannot store the bucket.
-    '--user', 'too-narrow', 'on', `>${ACL_PASSWORD}`, '~meter:rl:*', '+evalsha', '+eval', '+script|load', '+hmget', '+pexpire', '+ping', '+info', '+client',
+    '--user',
+    'too-narrow',
+    'on',
+    `>${ACL_PASSWORD}`,
+    '~meter:rl:*',
+    '+evalsha',
+    '+eval',
+    '+script|load',
+    '+hmget',
+    '+pexpire',
+    '+ping',
+    '+info',
+    '+client',
   ]);
   cert = selfSignedCert();
-  tls = await startRedis((port) => ['--tls-port', String(port), '--tls-cert-file', cert.certFile, '--tls-key-file', cert.keyFile, '--tls-ca-cert-file', cert.certFile, '--tls-auth-clients', 'no', '--requirepass', PASSWORD], { tls: true });
+  tls = await startRedis(
+    (port) => [
+      '--tls-port',
+      String(port),
+      '--tls-cert-file',
+      cert.certFile,
+      '--tls-key-file',
+      cert.keyFile,
+      '--tls-ca-cert-file',
+      cert.certFile,
+      '--tls-auth-clients',
+      'no',
+      '--requirepass',
+      PASSWORD,
+    ],
+    { tls: true },
+  );
 });
 after(async () => {
   await plain?.stop();
@@ -69,13 +117,21 @@ test('redis requirepass: the password setting logs in and the token bucket decid
 });
 
 test('redis ACL user: username + password log in as that user', async () => {
-  const { d, lines } = await takeWith({ METER_REDIS_URL: `redis://127.0.0.1:${plain.port}`, METER_REDIS_USERNAME: ACL_USER, METER_REDIS_PASSWORD: ACL_PASSWORD });
+  const { d, lines } = await takeWith({
+    METER_REDIS_URL: `redis://127.0.0.1:${plain.port}`,
+    METER_REDIS_USERNAME: ACL_USER,
+    METER_REDIS_PASSWORD: ACL_PASSWORD,
+  });
   assert.equal(d.degraded, undefined, lines.join('\n'));
   assert.equal(d.remaining, 4);
 });
 
 test('redis ACL user without a command the script needs: degraded, the error says which ACL to give', async () => {
-  const { d, lines } = await takeWith({ METER_REDIS_URL: `redis://127.0.0.1:${plain.port}`, METER_REDIS_USERNAME: 'too-narrow', METER_REDIS_PASSWORD: ACL_PASSWORD });
+  const { d, lines } = await takeWith({
+    METER_REDIS_URL: `redis://127.0.0.1:${plain.port}`,
+    METER_REDIS_USERNAME: 'too-narrow',
+    METER_REDIS_PASSWORD: ACL_PASSWORD,
+  });
   assert.equal(d.degraded, true);
   assert.match(lines.join('\n'), /the ACL user may not run this.*\+hset/);
 });

@@ -30,7 +30,20 @@ async function scenario(log: UsageLog, lake: Lake, topic: string) {
   const batch = (n: number, base: number) =>
     Array.from({ length: n }, (_, i) => {
       const time = hourStart(now) - 2 * HOUR_MS + ((base + i) % 3) * HOUR_MS + 1000; // three hours
-      const e = { v: 1, id: uuidv7(), time, customer: `c${i % 4}`, keyId: 'k', api: 'locations.create', method: 'POST', status: 201, latencyMs: 3, bytesIn: 10, bytesOut: 20, billable: true };
+      const e = {
+        v: 1,
+        id: uuidv7(),
+        time,
+        customer: `c${i % 4}`,
+        keyId: 'k',
+        api: 'locations.create',
+        method: 'POST',
+        status: 201,
+        latencyMs: 3,
+        bytesIn: 10,
+        bytesOut: 20,
+        billable: true,
+      };
       return { key: e.customer, value: encodeEvent(e) };
     });
   for (let i = 0; i < 5; i++) await producer.send(batch(300, i * 300));
@@ -69,8 +82,18 @@ async function scenario(log: UsageLog, lake: Lake, topic: string) {
 test('rangesToRewrite: overlapping ranges and whole gaps', () => {
   const f = (first: number, last: number) => ({ dir: 'd', path: `p${first}`, partition: 0, first, last });
   const files = [f(0, 9), f(10, 19), f(30, 39)];
-  assert.deepEqual(rangesToRewrite(files, 0, 12, 35).map((r) => [r.first, r.last]), [[10, 19], [20, 29], [30, 39]]);
-  assert.deepEqual(rangesToRewrite(files, 0, 0, 5).map((r) => [r.first, r.last]), [[0, 9]]);
+  assert.deepEqual(
+    rangesToRewrite(files, 0, 12, 35).map((r) => [r.first, r.last]),
+    [
+      [10, 19],
+      [20, 29],
+      [30, 39],
+    ],
+  );
+  assert.deepEqual(
+    rangesToRewrite(files, 0, 0, 5).map((r) => [r.first, r.last]),
+    [[0, 9]],
+  );
   assert.deepEqual(rangesToRewrite(files, 0, 40, 50), [], 'past the lake is ingest’s work');
 });
 

@@ -48,7 +48,17 @@ test('two backfills started together over 48 hours compute each hour once betwee
     const args = ['rollup', '--backfill', '--from', new Date(START).toISOString(), '--to', new Date(START + 48 * HOUR_MS).toISOString(), '--json'];
     const env = { ...process.env, METER_DATABASE_URL: w.url, METER_LAKE_URL: w.lakeUrl, METER_DATA_DIR: join(w.root, '.meter'), METER_LOG_LEVEL: 'warn' };
     const outs = await Promise.all([0, 1].map(() => run(process.execPath, [cli, ...args], { env, maxBuffer: 64 << 20 })));
-    const reports = outs.map((o) => JSON.parse(o.stdout) as { hours: number; hoursDone: number; hoursLeft: number; hoursComputedHere: number; hoursDoneElsewhere: number; results: { hour: number }[] });
+    const reports = outs.map(
+      (o) =>
+        JSON.parse(o.stdout) as {
+          hours: number;
+          hoursDone: number;
+          hoursLeft: number;
+          hoursComputedHere: number;
+          hoursDoneElsewhere: number;
+          results: { hour: number }[];
+        },
+    );
     const computed = reports.flatMap((r) => r.results.map((x) => x.hour));
     const distinct = new Set(computed);
     assert.equal(computed.length, 48, `computations: ${reports.map((r) => r.results.length).join(' + ')}`);
@@ -58,7 +68,10 @@ test('two backfills started together over 48 hours compute each hour once betwee
       assert.equal(r.hoursLeft, 0);
       assert.equal(r.hoursComputedHere + r.hoursDoneElsewhere, 48);
     }
-    assert.ok(reports.every((r) => r.hoursComputedHere > 0), `both processes worked: ${reports.map((r) => r.hoursComputedHere).join(', ')}`);
+    assert.ok(
+      reports.every((r) => r.hoursComputedHere > 0),
+      `both processes worked: ${reports.map((r) => r.hoursComputedHere).join(', ')}`,
+    );
     const [{ n, events }] = await w.db.query<{ n: string; events: string }>('SELECT count(*)::text AS n, sum(events)::text AS events FROM rollup_hours');
     assert.equal(Number(n), 48);
     assert.equal(Number(events), 2 * 3600 * 48, 'every event counted once');
@@ -79,13 +92,18 @@ test("a dead holder's lease is taken over after its expiry; a holder that lost i
     assert.equal(await dead.claim(START), 'claimed');
     (dead as unknown as { timer: NodeJS.Timeout | null }).timer && clearInterval((dead as unknown as { timer: NodeJS.Timeout }).timer);
     assert.equal(await rollup.leases.claim(START), 'held', 'a live lease is respected');
-    const [{ expires }] = await w.db.query<{ expires: Date }>('SELECT expires_at AS expires FROM rollup_leases WHERE hour = $1', [new Date(START).toISOString()]);
+    const [{ expires }] = await w.db.query<{ expires: Date }>('SELECT expires_at AS expires FROM rollup_leases WHERE hour = $1', [
+      new Date(START).toISOString(),
+    ]);
     const s = await rollup.backfill(START, START + 2 * HOUR_MS);
     const [{ taken }] = await w.db.query<{ taken: Date }>('SELECT claimed_at AS taken FROM rollup_leases WHERE hour = $1', [new Date(START).toISOString()]);
     assert.deepEqual(s.results.map((r) => r.hour).sort(), [START, START + HOUR_MS], 'both hours done here, the orphan after its expiry');
     assert.ok(taken.getTime() >= expires.getTime(), `taken over after the expiry (${taken.toISOString()} >= ${expires.toISOString()})`);
     // The dead process wakes up and tries to finish: refused, and its transaction rolls back.
-    await assert.rejects(w.db.transaction((tx) => dead.finishIn(START)(tx)), LeaseLost);
+    await assert.rejects(
+      w.db.transaction((tx) => dead.finishIn(START)(tx)),
+      LeaseLost,
+    );
     const [{ n }] = await w.db.query<{ n: string }>('SELECT count(*)::text AS n FROM rollup_hours');
     assert.equal(Number(n), 2);
   } finally {

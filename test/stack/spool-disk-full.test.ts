@@ -61,8 +61,9 @@ function segFiles(dir: string, topic: string): { names: string[]; bytes: number 
   return { names, bytes: names.reduce((s, n) => s + statSync(join(p, n)).size, 0) };
 }
 
-
-test('spool on a full disk: says full (ENOSPC), keeps nothing of a refused append, records its cursor without new space, reclaims shipped segments', { timeout: 120_000 }, async (t) => {
+test('spool on a full disk: says full (ENOSPC), keeps nothing of a refused append, records its cursor without new space, reclaims shipped segments', {
+  timeout: 120_000,
+}, async (t) => {
   const disk = tmpfs(t);
   const dir = join(disk, 'spool');
   const logs: string[] = [];
@@ -96,7 +97,11 @@ test('spool on a full disk: says full (ENOSPC), keeps nothing of a refused appen
   assert.equal(spool.stats().cursorWriteErrors, 0, 'the cursor write needed no new space');
   await spool.close();
   const consumers = readdirSync(join(dir, 'usage-events', '_consumers'));
-  assert.deepEqual(consumers.filter((f) => f.endsWith('.tmp')), [], 'no temp files left');
+  assert.deepEqual(
+    consumers.filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temp files left',
+  );
 
   const again = await Spool.open({ dir, topic: 'usage-events', maxBytes: 1 << 30, logger: (m) => logs.push(m) });
   assert.equal(again.cursor, half, 'the cursor written on the full disk survived a restart');
@@ -136,7 +141,9 @@ async function gatewayOnFullDisk(t: TestContext, strict: boolean) {
 }
 
 for (const mode of ['strict', 'batched'] as const) {
-  test(`gateway (${mode}) with Kafka down and its spool's disk full: 503 before the upstream, health says so; Kafka back: each answered event in Kafka once, disk reclaimed`, { timeout: 240_000 }, async (t) => {
+  test(`gateway (${mode}) with Kafka down and its spool's disk full: 503 before the upstream, health says so; Kafka back: each answered event in Kafka once, disk reclaimed`, {
+    timeout: 240_000,
+  }, async (t) => {
     const r = await gatewayOnFullDisk(t, mode === 'strict');
     // Leave ~300 KiB for the spool: ~1,000 events fit.
     fillDisk(r.disk, 300 << 10);
@@ -189,10 +196,15 @@ for (const mode of ['strict', 'batched'] as const) {
 
     // Kafka back, disk still full: the shipper records its progress in place and moves on.
     await r.fwd.up();
-    await until('spool and memory shipped with the disk full', async () => {
-      const x = await r.health();
-      return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
-    }, 90_000, 50);
+    await until(
+      'spool and memory shipped with the disk full',
+      async () => {
+        const x = await r.health();
+        return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
+      },
+      90_000,
+      50,
+    );
     const x = await r.health();
     assert.equal(x.status, 'ok');
     assert.equal(x.spool.spool.cursorWriteErrors, 0);

@@ -19,7 +19,7 @@ import { decodeEvent } from '../../src/events/usage-event.js';
 import { until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
 import { Forwarder, freePort } from '../support/net.js';
-import { closeKeysDb, newTopic as newTopicOn, spooledGateway, topicRecords as topicRecordsOf, } from '../support/spooled-gateway.js';
+import { closeKeysDb, newTopic as newTopicOn, spooledGateway, topicRecords as topicRecordsOf } from '../support/spooled-gateway.js';
 
 // Per-test cleanup (t.after): the root after() hook only runs once the event loop is idle, which
 // an open gateway or a retrying Kafka client never lets happen.
@@ -33,7 +33,6 @@ const tmp = (p: string) => {
   return d;
 };
 const rec = (i: number, pad = 100) => ({ key: `c${i % 3}`, value: Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(pad) })) });
-
 
 function spoolFiles(dir: string, topic: string): { names: string[]; bytes: number } {
   const p = join(dir, topic, '0');
@@ -70,7 +69,10 @@ test('spool: keeps order, ships from a durable cursor, deletes shipped segments,
 
   // Read in order from the cursor; commit half; a reopened spool resumes there.
   const first = await spool.read(100);
-  assert.deepEqual(first.map((r) => JSON.parse(r.value.toString()).i), appended.slice(0, 100));
+  assert.deepEqual(
+    first.map((r) => JSON.parse(r.value.toString()).i),
+    appended.slice(0, 100),
+  );
   await spool.commit(100);
   assert.equal(spool.pending(), appended.length - 100);
   await spool.close();
@@ -79,7 +81,10 @@ test('spool: keeps order, ships from a durable cursor, deletes shipped segments,
   assert.equal(again.cursor, 100, 'the cursor survived the restart');
   assert.equal(again.pending(), appended.length - 100);
   const rest = await again.read(1_000_000);
-  assert.deepEqual(rest.map((r) => JSON.parse(r.value.toString()).i), appended.slice(100));
+  assert.deepEqual(
+    rest.map((r) => JSON.parse(r.value.toString()).i),
+    appended.slice(100),
+  );
   await again.commit(again.end);
   assert.equal(again.pending(), 0);
   assert.equal(again.stats().full, false, 'room again once shipped');
@@ -143,8 +148,15 @@ test('Kafka down: the gateway keeps serving into the spool; back: shipped in ord
   assert.deepEqual([...ids].sort(), [...order].sort(), 'every event exactly once');
   // Per partition (= per customer here), Kafka's order is the order the calls were answered.
   for (const p of new Set(got.map((x) => x.partition))) {
-    const inKafka = got.filter((x) => x.partition === p).map((x) => decodeEvent(x.value)).map((d) => (d.ok ? d.event.id : ''));
-    assert.deepEqual(inKafka, order.filter((id) => inKafka.includes(id)), `order in partition ${p}`);
+    const inKafka = got
+      .filter((x) => x.partition === p)
+      .map((x) => decodeEvent(x.value))
+      .map((d) => (d.ok ? d.event.id : ''));
+    assert.deepEqual(
+      inKafka,
+      order.filter((id) => inKafka.includes(id)),
+      `order in partition ${p}`,
+    );
   }
   await until('direct mode again', async () => (await health(r.gw)).spool.mode === 'direct', 90_000, 50);
 
@@ -192,7 +204,9 @@ test('spool full, strict: 503 without calling the upstream; every call answered 
   assert.ok(ok > 50, `only ${ok} calls fitted in 64 KiB`);
 });
 
-test('spool full, batched: refuses with 503 before the upstream, memory stays small, every answered event reaches Kafka once', { timeout: 300_000 }, async (t) => {
+test('spool full, batched: refuses with 503 before the upstream, memory stays small, every answered event reaches Kafka once', {
+  timeout: 300_000,
+}, async (t) => {
   const topic = await newTopic(1);
   const fwd = await forwarder();
   t.after(() => fwd.down());
@@ -231,10 +245,15 @@ test('spool full, batched: refuses with 503 before the upstream, memory stays sm
   assert.equal(h.spool.spool.pending + h.events.buffered, ok, 'every 200 is in the spool or in memory');
 
   await fwd.up();
-  await until('spool and memory shipped', async () => {
-    const x = await health(r.gw);
-    return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
-  }, 90_000, 50);
+  await until(
+    'spool and memory shipped',
+    async () => {
+      const x = await health(r.gw);
+      return x.events.buffered === 0 && x.spool.spool.pending === 0 && x.spool.mode === 'direct';
+    },
+    90_000,
+    50,
+  );
   const got = await topicRecords(topic);
   assert.equal(got.length, ok, `${got.length} in Kafka for ${ok} calls answered 200`);
   assert.equal(new Set(got.map((x) => x.value.toString())).size, got.length, 'no duplicates');

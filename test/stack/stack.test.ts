@@ -11,8 +11,7 @@ import { tempDir } from '../support/tmp.js';
 
 const run = promisify(execFile);
 const script = assetPath('stack/run');
-const stack = (args: string[], env: Record<string, string> = {}) =>
-  run('bash', [script, ...args], { env: { ...process.env, ...env }, timeout: 10 * 60_000 });
+const stack = (args: string[], env: Record<string, string> = {}) => run('bash', [script, ...args], { env: { ...process.env, ...env }, timeout: 10 * 60_000 });
 
 function pids(status: string, svc: string): string {
   const line = status.split('\n').find((l) => l.startsWith(svc));
@@ -86,7 +85,7 @@ function holders(prefix: string): string[] {
 // CI once hung for 90 minutes on both: a stack folder left by a run under another port shift
 // started Postgres on the old port, and that Postgres had inherited `up`'s lock, so every later
 // `up postgres` waited on it for ever.
-test('stack: a Postgres folder made under another port shift starts on this run\'s port, and no server keeps the up lock', async () => {
+test("stack: a Postgres folder made under another port shift starts on this run's port, and no server keeps the up lock", async () => {
   const dir = tempDir('meter-stack-shift-');
   const a = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 900) };
   const b = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 950) };

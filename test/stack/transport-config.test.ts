@@ -50,7 +50,11 @@ test('cross-setting mistakes: one line naming the setting and the fix', () => {
   bad({ METER_REDIS_URL: 'redis://r:6379', METER_REDIS_TLS_CA_FILE: cert.certFile }, 'redisTls', /TLS is off/);
   bad({ METER_DATABASE_TLS: 'require' }, 'databaseUrl', /databaseUrl is not/);
   bad({ METER_DATABASE_URL: 'postgres://u@h/db?sslmode=require', METER_DATABASE_TLS: 'verify-full' }, 'databaseTls', /TLS is set twice.*sslmode/);
-  bad({ METER_DATABASE_URL: 'postgres://u@h/db', METER_DATABASE_TLS: 'require', METER_DATABASE_TLS_CA_FILE: cert.certFile }, 'databaseTls', /verify-ca or verify-full/);
+  bad(
+    { METER_DATABASE_URL: 'postgres://u@h/db', METER_DATABASE_TLS: 'require', METER_DATABASE_TLS_CA_FILE: cert.certFile },
+    'databaseTls',
+    /verify-ca or verify-full/,
+  );
   bad({ METER_DATABASE_TLS: 'prefer', METER_DATABASE_URL: 'postgres://u@h/db' }, 'databaseTls', /not one of off, require, verify-ca, verify-full/);
 });
 
@@ -62,16 +66,42 @@ test('a CA file path is resolved against the working folder, like the other path
 
 test('each setting reaches the client options of kafkajs, ioredis and pg', () => {
   const pem = readFileSync(cert.certFile, 'utf8');
-  const k = kafkaSecurity(load({ METER_KAFKA_BROKERS: 'k:9092', METER_KAFKA_TLS: 'on', METER_KAFKA_TLS_CA_FILE: cert.certFile, METER_KAFKA_SASL_MECHANISM: 'scram-sha-512', METER_KAFKA_SASL_USERNAME: 'u', METER_KAFKA_SASL_PASSWORD: 'kpw-1234' }));
+  const k = kafkaSecurity(
+    load({
+      METER_KAFKA_BROKERS: 'k:9092',
+      METER_KAFKA_TLS: 'on',
+      METER_KAFKA_TLS_CA_FILE: cert.certFile,
+      METER_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      METER_KAFKA_SASL_USERNAME: 'u',
+      METER_KAFKA_SASL_PASSWORD: 'kpw-1234',
+    }),
+  );
   assert.deepEqual(k, { ssl: { rejectUnauthorized: true, ca: [pem] }, sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'kpw-1234' } });
   assert.deepEqual(kafkaSecurity(load({ METER_KAFKA_BROKERS: 'k:9092' })), {}, 'plaintext, no SASL by default');
-  assert.deepEqual(kafkaSecurity(load({ METER_KAFKA_BROKERS: 'k:9092', METER_KAFKA_TLS: 'on' })), { ssl: { rejectUnauthorized: true } }, 'TLS with the system CAs');
+  assert.deepEqual(
+    kafkaSecurity(load({ METER_KAFKA_BROKERS: 'k:9092', METER_KAFKA_TLS: 'on' })),
+    { ssl: { rejectUnauthorized: true } },
+    'TLS with the system CAs',
+  );
 
-  const r = redisSecurity(load({ METER_REDIS_URL: 'redis://r:6379', METER_REDIS_USERNAME: 'acl', METER_REDIS_PASSWORD: 'rpw-1234', METER_REDIS_TLS: 'on', METER_REDIS_TLS_CA_FILE: cert.certFile }));
+  const r = redisSecurity(
+    load({
+      METER_REDIS_URL: 'redis://r:6379',
+      METER_REDIS_USERNAME: 'acl',
+      METER_REDIS_PASSWORD: 'rpw-1234',
+      METER_REDIS_TLS: 'on',
+      METER_REDIS_TLS_CA_FILE: cert.certFile,
+    }),
+  );
   assert.deepEqual(r, { username: 'acl', password: 'rpw-1234', tls: { rejectUnauthorized: true, ca: [pem] } });
-  assert.deepEqual(redisSecurity(load({ METER_REDIS_URL: 'rediss://r:6379', METER_REDIS_TLS_CA_FILE: cert.certFile })).tls?.ca, [pem], 'a rediss:// URL with a CA file');
+  assert.deepEqual(
+    redisSecurity(load({ METER_REDIS_URL: 'rediss://r:6379', METER_REDIS_TLS_CA_FILE: cert.certFile })).tls?.ca,
+    [pem],
+    'a rediss:// URL with a CA file',
+  );
 
-  const db = (mode: string, ca = true) => pgSsl(load({ METER_DATABASE_URL: 'postgres://u@h/db', METER_DATABASE_TLS: mode, ...(ca ? { METER_DATABASE_TLS_CA_FILE: cert.certFile } : {}) }));
+  const db = (mode: string, ca = true) =>
+    pgSsl(load({ METER_DATABASE_URL: 'postgres://u@h/db', METER_DATABASE_TLS: mode, ...(ca ? { METER_DATABASE_TLS_CA_FILE: cert.certFile } : {}) }));
   assert.equal(db('off', false), undefined);
   assert.deepEqual(db('require', false), { rejectUnauthorized: false });
   assert.deepEqual(db('verify-full'), { rejectUnauthorized: true, ca: [pem] });
@@ -121,11 +151,11 @@ test('loaded secrets are scrubbed from any text (errors and logs pass through sc
   assert.equal(maskedConfig(cfg).redisPassword, '***');
   assert.equal(scrub('AUTH p@ss word/99 failed; url redis://:p%40ss%20word%2F99@r'), 'AUTH *** failed; url redis://:***@r');
   // The stack's meter:meter: a password equal to the user name is not scrubbed from every "meter".
-  load({ METER_DATABASE_URL: 'postgres://meter:meter@127.0.0.1:15432/meter', METER_REDIS_PASSWORD: 'short' , METER_REDIS_URL: 'redis://r:6379' });
+  load({ METER_DATABASE_URL: 'postgres://meter:meter@127.0.0.1:15432/meter', METER_REDIS_PASSWORD: 'short', METER_REDIS_URL: 'redis://r:6379' });
   assert.equal(scrub('meter: migrate failed for user meter (short)'), 'meter: migrate failed for user meter (short)');
 });
 
-test('kafkaTls=on: meter\'s Kafka client completes a TLS handshake with the CA file, and names kafkaTlsCaFile without it', async () => {
+test("kafkaTls=on: meter's Kafka client completes a TLS handshake with the CA file, and names kafkaTlsCaFile without it", async () => {
   let handshakes = 0;
   const server = createServer({ cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) }, (s) => {
     handshakes++;

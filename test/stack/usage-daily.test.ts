@@ -36,9 +36,23 @@ const catalog = parseCatalog({
       rateLimit: { ratePerSec: 10, burst: 20 },
       prices: {
         // mid-day; then at a Seoul midnight (prices start on whole UTC hours)
-        a: [{ unitPrice: '0.01' }, { effectiveFrom: '2026-02-14T10:00:00Z', unitPrice: '0.02' }, { effectiveFrom: '2026-03-01T00:00:00+09:00', unitPrice: '0.03' }],
+        a: [
+          { unitPrice: '0.01' },
+          { effectiveFrom: '2026-02-14T10:00:00Z', unitPrice: '0.02' },
+          { effectiveFrom: '2026-03-01T00:00:00+09:00', unitPrice: '0.03' },
+        ],
         // at a UTC midnight
-        b: [{ model: 'graduated', freeUnits: 50, tiers: [{ upTo: 300, unitPrice: '0.1' }, { upTo: null, unitPrice: '0.05' }] }, { effectiveFrom: '2026-02-20T00:00:00Z', unitPrice: '0.07' }],
+        b: [
+          {
+            model: 'graduated',
+            freeUnits: 50,
+            tiers: [
+              { upTo: 300, unitPrice: '0.1' },
+              { upTo: null, unitPrice: '0.05' },
+            ],
+          },
+          { effectiveFrom: '2026-02-20T00:00:00Z', unitPrice: '0.07' },
+        ],
         c: { model: 'package', packageSize: 100, packagePrice: '1' },
       },
     },
@@ -113,7 +127,15 @@ function ranges(rand: () => number, tz: string, n: number): [number, number][] {
     // the instant of that local midnight: try offsets -14h..+14h in 15-minute steps
     for (let off = -14 * 4; off <= 14 * 4; off++) {
       const t = Date.parse(`${p}T00:00:00Z`) - off * 15 * 60_000;
-      const back = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(t));
+      const back = new Intl.DateTimeFormat('en-CA', {
+        timeZone: tz,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        hourCycle: 'h23',
+      }).format(new Date(t));
       if (back.replace(', ', 'T') === `${p}T00:00`) return t;
     }
     return ms;
@@ -175,7 +197,8 @@ async function seedLive(db: Warehouse) {
     ['ny', 'a', ahead2, 3, 3],
     ['seoul', 'a', behind, 999, 999],
   ];
-  for (const r of live) await db.query('INSERT INTO live_hourly (customer_id, api, hour, calls, events) VALUES ($1, $2, $3, $4, $5)', [r[0], r[1], iso(r[2]), r[3], r[4]]);
+  for (const r of live)
+    await db.query('INSERT INTO live_hourly (customer_id, api, hour, calls, events) VALUES ($1, $2, $3, $4, $5)', [r[0], r[1], iso(r[2]), r[3], r[4]]);
 }
 
 function suite(kind: 'pglite' | 'postgres', open: () => Promise<Warehouse>) {
@@ -192,7 +215,9 @@ function suite(kind: 'pglite' | 'postgres', open: () => Promise<Warehouse>) {
       );
       await assertDailyExact(db, 'after upsert');
       // an update that moves rows to another day and customer
-      await db.query(`UPDATE usage_hourly SET hour = hour + interval '1 day', customer_id = 'moved' WHERE customer_id = 'ny' AND hour >= '2026-03-10T20:00:00Z' AND hour < '2026-03-10T22:00:00Z'`);
+      await db.query(
+        `UPDATE usage_hourly SET hour = hour + interval '1 day', customer_id = 'moved' WHERE customer_id = 'ny' AND hour >= '2026-03-10T20:00:00Z' AND hour < '2026-03-10T22:00:00Z'`,
+      );
       await assertDailyExact(db, 'after update');
       await db.query(`DELETE FROM usage_hourly WHERE customer_id = 'kolkata' AND hour >= '2026-03-01T00:00:00Z' AND hour < '2026-03-03T05:00:00Z'`);
       await assertDailyExact(db, 'after delete');
@@ -219,7 +244,16 @@ function suite(kind: 'pglite' | 'postgres', open: () => Promise<Warehouse>) {
       // two rollups of hours of the same day at once (separate connections on Postgres)
       await Promise.all(
         [8, 9, 10, 11].map((h) =>
-          replaceHour(db as Warehouse, T('2026-02-15T00:00:00Z') + h * H, [{ customer: 'seoul', api: 'a', calls: BigInt(h), events: BigInt(h) }, { customer: 'utc', api: 'b', calls: 1n, events: 1n }], [{ path: `usage/${h}.parquet`, size: 1 }], BigInt(h + 1)),
+          replaceHour(
+            db as Warehouse,
+            T('2026-02-15T00:00:00Z') + h * H,
+            [
+              { customer: 'seoul', api: 'a', calls: BigInt(h), events: BigInt(h) },
+              { customer: 'utc', api: 'b', calls: 1n, events: 1n },
+            ],
+            [{ path: `usage/${h}.parquet`, size: 1 }],
+            BigInt(h + 1),
+          ),
         ),
       );
       await assertDailyExact(db, 'after concurrent rollups of one day');
@@ -234,14 +268,20 @@ function suite(kind: 'pglite' | 'postgres', open: () => Promise<Warehouse>) {
     const db = await open();
     try {
       const all = loadMigrations();
-      await migrate(db, all.filter((m) => m.version < 8));
+      await migrate(
+        db,
+        all.filter((m) => m.version < 8),
+      );
       await insertHourly(db, [
         ['a', 'x', T('2026-01-01T23:00:00Z'), 3, 4],
         ['a', 'x', T('2026-01-02T00:00:00Z'), 5, 5],
         ['a', 'x', T('2026-01-02T13:00:00Z'), 0, 2],
         ['b', 'y', T('2026-01-02T13:00:00Z'), 7, 7],
       ]);
-      assert.deepEqual(await migrate(db, all), all.filter((m) => m.version >= 8).map((m) => m.version));
+      assert.deepEqual(
+        await migrate(db, all),
+        all.filter((m) => m.version >= 8).map((m) => m.version),
+      );
       await assertDailyExact(db, 'backfilled');
       assert.equal((await db.query('SELECT 1 FROM usage_daily')).length, 3);
     } finally {
@@ -308,30 +348,56 @@ function suite(kind: 'pglite' | 'postgres', open: () => Promise<Warehouse>) {
       const c = (await getCustomer(db, 'seoul'))!;
       const feb = () => costReport(db, c, { from: T('2026-02-01T00:00:00+09:00'), to: T('2026-03-01T00:00:00+09:00'), timeZone: 'Asia/Seoul' });
       let r = await feb();
-      assert.deepEqual(r.lines.map((l) => [l.api, l.calls, l.amount]), [['a', 330, '5.50']]); // 110 x 0.01 + 220 x 0.02
+      assert.deepEqual(
+        r.lines.map((l) => [l.api, l.calls, l.amount]),
+        [['a', 330, '5.50']],
+      ); // 110 x 0.01 + 220 x 0.02
       // live ahead in the hour of Feb 20 11:00 UTC: its live count replaces the rollup's, exactly
       await db.query(`INSERT INTO live_hourly (customer_id, api, hour, calls, events) VALUES ('seoul', 'a', '2026-02-20T11:00:00Z', 60, 60)`);
       r = await feb();
-      assert.deepEqual(r.lines.map((l) => [l.api, l.calls, l.amount]), [['a', 380, '6.50']]);
+      assert.deepEqual(
+        r.lines.map((l) => [l.api, l.calls, l.amount]),
+        [['a', 380, '6.50']],
+      );
       // the rollup catches up with more events: its rows win again
       await replaceHour(db, T('2026-02-20T11:00:00Z'), [{ customer: 'seoul', api: 'a', calls: 70n, events: 70n }], [{ path: 'usage/f.parquet', size: 1 }], 70n);
       r = await feb();
-      assert.deepEqual(r.lines.map((l) => [l.api, l.calls, l.amount]), [['a', 390, '6.70']]);
+      assert.deepEqual(
+        r.lines.map((l) => [l.api, l.calls, l.amount]),
+        [['a', 390, '6.70']],
+      );
       // re-rollup of an hour with fewer calls, and again (idempotent)
       for (let i = 0; i < 2; i++) {
-        await replaceHour(db, T('2026-02-14T11:00:00Z'), [{ customer: 'seoul', api: 'a', calls: 50n, events: 50n }], [{ path: 'usage/g.parquet', size: 1 }], 50n);
+        await replaceHour(
+          db,
+          T('2026-02-14T11:00:00Z'),
+          [{ customer: 'seoul', api: 'a', calls: 50n, events: 50n }],
+          [{ path: 'usage/g.parquet', size: 1 }],
+          50n,
+        );
         r = await feb();
-        assert.deepEqual(r.lines.map((l) => [l.api, l.calls, l.amount]), [['a', 340, '5.70']]);
+        assert.deepEqual(
+          r.lines.map((l) => [l.api, l.calls, l.amount]),
+          [['a', 340, '5.70']],
+        );
       }
       await assertDailyExact(db, 'after the re-rollups');
       // a new price version set from the CLI is priced at once (loadPlan's cache)
       await setPrice(db, 'p', 'a', { effectiveFrom: T('2026-02-25T00:00:00Z'), charge: parseCharge('1', 'x') });
       r = await feb();
-      assert.deepEqual(r.lines.map((l) => [l.api, l.calls, l.amount]), [['a', 340, '15.50']]); // the 10 calls of Feb 28 at 1
+      assert.deepEqual(
+        r.lines.map((l) => [l.api, l.calls, l.amount]),
+        [['a', 340, '15.50']],
+      ); // the 10 calls of Feb 28 at 1
       // ... and so is an edit by hand
-      await db.query(`UPDATE prices SET charge = '{"model":"per_unit","unitPrice":"2"}' WHERE plan_id = 'p' AND api = 'a' AND effective_from = '2026-02-25T00:00:00Z'`);
+      await db.query(
+        `UPDATE prices SET charge = '{"model":"per_unit","unitPrice":"2"}' WHERE plan_id = 'p' AND api = 'a' AND effective_from = '2026-02-25T00:00:00Z'`,
+      );
       r = await feb();
-      assert.deepEqual(r.lines.map((l) => [l.api, l.calls, l.amount]), [['a', 340, '25.50']]);
+      assert.deepEqual(
+        r.lines.map((l) => [l.api, l.calls, l.amount]),
+        [['a', 340, '25.50']],
+      );
     } finally {
       await db.close();
     }
@@ -339,11 +405,16 @@ function suite(kind: 'pglite' | 'postgres', open: () => Promise<Warehouse>) {
 }
 
 test('splitSql keeps dollar-quoted bodies whole', () => {
-  assert.deepEqual(splitSql(`-- c\nCREATE TABLE t (a int);\nCREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  -- x;\n  DELETE FROM t; RETURN NULL;\nEND\n$$;\nSELECT $tag$ a; b $tag$, $1;`), [
-    'CREATE TABLE t (a int)',
-    'CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  DELETE FROM t; RETURN NULL;\nEND\n$$',
-    'SELECT $tag$ a; b $tag$, $1',
-  ]);
+  assert.deepEqual(
+    splitSql(
+      `-- c\nCREATE TABLE t (a int);\nCREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  -- x;\n  DELETE FROM t; RETURN NULL;\nEND\n$$;\nSELECT $tag$ a; b $tag$, $1;`,
+    ),
+    [
+      'CREATE TABLE t (a int)',
+      'CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  DELETE FROM t; RETURN NULL;\nEND\n$$',
+      'SELECT $tag$ a; b $tag$, $1',
+    ],
+  );
 });
 
 suite('pglite', () => PgliteWarehouse.open(null));

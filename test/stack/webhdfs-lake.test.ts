@@ -90,7 +90,10 @@ test('webhdfs: materialize keeps order for many files; delete of a missing file 
   const paths = Array.from({ length: 9 }, (_, i) => `usage/dt=2026-06-06/hour=06/f+0+${i}+${i}.parquet`);
   for (const [i, p] of paths.entries()) await lake.publish(localFile(`n${i}`), p);
   const locals = await lake.materialize(paths);
-  assert.deepEqual(locals.map((l) => readFileSync(l, 'utf8')), paths.map((_, i) => `n${i}`));
+  assert.deepEqual(
+    locals.map((l) => readFileSync(l, 'utf8')),
+    paths.map((_, i) => `n${i}`),
+  );
   await lake.delete('usage/not-there.parquet');
   await assert.rejects(lake.delete(''), /root/);
 });

@@ -42,14 +42,19 @@ test('postgres: finalize queues one event per invoice; two deliverers at once se
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     // A little slow, so both deliverers are in flight together.
-    req.on('end', () => setTimeout(() => {
-      got.push({ id: String(req.headers['meter-event-id']), body: Buffer.concat(chunks).toString('utf8'), sig: String(req.headers['meter-signature']) });
-      res.writeHead(200).end();
-    }, 20));
+    req.on('end', () =>
+      setTimeout(() => {
+        got.push({ id: String(req.headers['meter-event-id']), body: Buffer.concat(chunks).toString('utf8'), sig: String(req.headers['meter-signature']) });
+        res.writeHead(200).end();
+      }, 20),
+    );
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   const ep = await addEndpoint(a, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, ['invoice.finalized']);
-  assert.deepEqual((await listEndpoints(b)).map((e) => [e.id, e.events]), [[ep.id, ['invoice.finalized']]]);
+  assert.deepEqual(
+    (await listEndpoints(b)).map((e) => [e.id, e.events]),
+    [[ep.id, ['invoice.finalized']]],
+  );
 
   const now = Date.parse('2026-03-02T00:00:00Z');
   const job = await finalizeInvoices(a, { now, period: '2026-02' });

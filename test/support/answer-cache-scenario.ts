@@ -33,7 +33,20 @@ export const CATALOG = parseCatalog({
 });
 
 export function event(customer: string, time: number): UsageEvent {
-  return { v: 1, id: uuidv7(time), time, customer, keyId: 'key_1', api: 'a.get', method: 'GET', status: 200, latencyMs: 3, bytesIn: 10, bytesOut: 20, billable: true };
+  return {
+    v: 1,
+    id: uuidv7(time),
+    time,
+    customer,
+    keyId: 'key_1',
+    api: 'a.get',
+    method: 'GET',
+    status: 200,
+    latencyMs: 3,
+    bytesIn: 10,
+    bytesOut: 20,
+    billable: true,
+  };
 }
 
 /** A lake folder and the writer/rollup that put events into the warehouse as the pipeline does. */
@@ -65,7 +78,9 @@ export async function pipeline(db: Warehouse) {
 }
 
 export async function costOf(server: BillingServer, customer: string): Promise<{ total: string; calls: number }> {
-  const res = await fetch(`${server.url}/v1/customers/${customer}/cost?from=${MONTH.from}&to=${MONTH.to}&tz=UTC`, { headers: { authorization: `Bearer ${SERVICE}` } });
+  const res = await fetch(`${server.url}/v1/customers/${customer}/cost?from=${MONTH.from}&to=${MONTH.to}&tz=UTC`, {
+    headers: { authorization: `Bearer ${SERVICE}` },
+  });
   const body = (await res.json()) as { total: string; lines: { calls: number }[] };
   assert.equal(res.status, 200, JSON.stringify(body));
   return { total: body.total, calls: body.lines.reduce((s, l) => s + l.calls, 0) };
@@ -79,7 +94,10 @@ export async function priceAndLateEvent(writer: Warehouse, a: Warehouse, b: Ware
   await syncCatalog(writer, CATALOG);
   await createKey(writer, { customer: 'acme', plan: 'p' });
   const p = await pipeline(writer);
-  const servers = [await startBillingServer({ db: a, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] }), await startBillingServer({ db: b, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] })];
+  const servers = [
+    await startBillingServer({ db: a, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] }),
+    await startBillingServer({ db: b, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] }),
+  ];
   try {
     await p.land([event('acme', HOUR + 1_000), event('acme', HOUR + 2_000), event('acme', HOUR + 3_000)]);
     for (const s of servers) {

@@ -38,7 +38,14 @@ async function phase(l: RedisLimiter, bucket: string, limit: Limit, ms: number, 
   return admitted;
 }
 
-export async function skewRun(raw: Redis, first: RedisLimiter, second: RedisLimiter, limit: Limit, ms: number, opts: { redisClock: boolean; loops?: number }): Promise<SkewRun> {
+export async function skewRun(
+  raw: Redis,
+  first: RedisLimiter,
+  second: RedisLimiter,
+  limit: Limit,
+  ms: number,
+  opts: { redisClock: boolean; loops?: number },
+): Promise<SkewRun> {
   const bucket = `skew-${randomUUID()}`;
   const key = bucketKey(bucket);
   const loops = opts.loops ?? 8;

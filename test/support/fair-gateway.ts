@@ -47,7 +47,14 @@ export async function openStackKeysDb(): Promise<PgWarehouse> {
 }
 
 export async function startFairGateway(
-  o: { db?: Warehouse; fairness?: FairnessOptions; maxBodyBytes?: number; limiter?: RateLimiter; plans?: GatewayOptions['plans']; keyStore?: (db: Warehouse) => KeyStore } = {},
+  o: {
+    db?: Warehouse;
+    fairness?: FairnessOptions;
+    maxBodyBytes?: number;
+    limiter?: RateLimiter;
+    plans?: GatewayOptions['plans'];
+    keyStore?: (db: Warehouse) => KeyStore;
+  } = {},
 ): Promise<FairGateway> {
   const db = o.db ?? (await openKeysDb());
   const upstream: Server = createServer((req, res) => {

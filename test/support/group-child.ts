@@ -19,7 +19,10 @@ export interface GroupChild {
 }
 
 export function startGroupChild(args: string[], env: Record<string, string>): GroupChild {
-  const child = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const c: GroupChild = {
     child,
     err: '',

@@ -19,7 +19,10 @@ export interface LiveRun {
 /** Run `meter live ...`; with killAfterStartMs, SIGKILL it that long after it started following. */
 export function runLive(env: Record<string, string>, args: string[], killAfterStartMs?: number): Promise<LiveRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'live', ...args], { env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'live', ...args], {
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let armed = false;
@@ -44,4 +47,3 @@ export function runLive(env: Record<string, string>, args: string[], killAfterSt
     });
   });
 }
-

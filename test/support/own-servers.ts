@@ -12,8 +12,6 @@ import { tempDir } from './tmp.js';
 import { freePort } from './net.js';
 export { freePort } from './net.js';
 
-
-
 export interface Cert {
   dir: string;
   /** The self-signed certificate, which is also its own CA (give it as the CA file). */
@@ -26,7 +24,27 @@ export function selfSignedCert(name = 'meter-test', san = 'IP:127.0.0.1,DNS:loca
   const dir = tempDir('meter-cert-');
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=${san}`,
+    ],
+    { stdio: 'ignore' },
+  );
   return { dir, certFile, keyFile };
 }
 
@@ -42,7 +60,11 @@ export async function startRedis(extra: (port: number) => string[], opts: { tls?
   const port = await freePort();
   const logfile = join(dir, 'redis.log');
   const portArgs = opts.tls ? ['--port', '0'] : ['--port', String(port)];
-  const child: ChildProcess = spawn('redis-server', [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logfile, ...extra(port)], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logfile, ...extra(port)],
+    { stdio: 'ignore' },
+  );
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? -1));
   await until('redis-server to start', () => exited !== null || (existsSync(logfile) && /Ready to accept connections/.test(readFileSync(logfile, 'utf8'))));
@@ -93,18 +115,35 @@ export async function startPostgresTls(cert: Cert, password: string): Promise<Ow
   own(dir);
   writeFileSync(join(dir, 'pw'), password + '\n');
   own(join(dir, 'pw'));
-  for (const [from, to] of [[cert.certFile, 'server.crt'], [cert.keyFile, 'server.key']]) {
+  for (const [from, to] of [
+    [cert.certFile, 'server.crt'],
+    [cert.keyFile, 'server.key'],
+  ]) {
     writeFileSync(join(dir, to), readFileSync(from));
     chmodSync(join(dir, to), 0o600);
     own(join(dir, to));
   }
-  asPg(`${bin}/initdb`, ['-D', data, '-U', 'meter', `--pwfile=${join(dir, 'pw')}`, '-E', 'UTF8', '--locale=C.UTF-8', '--auth-local=trust', '--auth-host=scram-sha-256']);
+  asPg(`${bin}/initdb`, [
+    '-D',
+    data,
+    '-U',
+    'meter',
+    `--pwfile=${join(dir, 'pw')}`,
+    '-E',
+    'UTF8',
+    '--locale=C.UTF-8',
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+  ]);
   writeFileSync(
     join(data, 'postgresql.conf'),
     `\nlisten_addresses = '127.0.0.1,::1'\nport = ${port}\nunix_socket_directories = '${dir}'\nssl = on\nssl_cert_file = '${join(dir, 'server.crt')}'\nssl_key_file = '${join(dir, 'server.key')}'\nshared_buffers = 16MB\nmax_connections = 20\nfsync = off\n`,
     { flag: 'a' },
   );
-  writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n');
+  writeFileSync(
+    join(data, 'pg_hba.conf'),
+    'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n',
+  );
   asPg(`${bin}/pg_ctl`, ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', 'start']);
   return {
     port,

@@ -37,7 +37,11 @@ export interface UpstreamHit {
 /** What a lenient framework makes of a request-target. */
 export function lenientPath(url: string): string {
   // Tomcat drops `;params` per segment before resolving dots: /a/..;/b -> /a/../b -> /b.
-  const noParams = url.split('?')[0].split('/').map((s) => s.split(';')[0]).join('/');
+  const noParams = url
+    .split('?')[0]
+    .split('/')
+    .map((s) => s.split(';')[0])
+    .join('/');
   const u = new URL(noParams.startsWith('/') ? noParams : new URL(noParams).pathname, 'http://upstream.invalid');
   let p: string;
   try {
@@ -213,7 +217,14 @@ export interface PathTrick {
 }
 
 const L = '/v1/devices/d1/location';
-const billed = (name: string, target: string, forwardedAs = L, api = 'locations.latest', method = 'GET'): PathTrick => ({ name, method, target, expect: 'billed', api, forwardedAs });
+const billed = (name: string, target: string, forwardedAs = L, api = 'locations.latest', method = 'GET'): PathTrick => ({
+  name,
+  method,
+  target,
+  expect: 'billed',
+  api,
+  forwardedAs,
+});
 const refused = (name: string, target: string, expect: 400 | 404, method = 'GET'): PathTrick => ({ name, method, target, expect });
 const group = (g: string, tricks: PathTrick[]) => tricks.map((t) => ({ ...t, group: g }));
 
@@ -248,10 +259,7 @@ export const PATH_TRICKS: PathTrick[] = [
     refused('encoded matrix dot-dot ..%3B/', '/v1/devices/d1/history/..%3B/location', 400),
     refused('matrix on an empty segment', '/v1/devices/;x/location', 400),
   ]),
-  ...group('case', [
-    refused('upper-case /V1', '/V1/devices/d1/location', 404),
-    refused('upper-case literal LOCATION', '/v1/devices/d1/LOCATION', 404),
-  ]),
+  ...group('case', [refused('upper-case /V1', '/V1/devices/d1/location', 404), refused('upper-case literal LOCATION', '/v1/devices/d1/LOCATION', 404)]),
   ...group('absolute-form and other target forms', [
     billed('absolute-form', 'http://x/v1/devices/d1/location'),
     billed('absolute-form, upper-case scheme, port', 'HTTP://other.example:8080/v1/devices/d1/location?fields=lat', L + '?fields=lat'),

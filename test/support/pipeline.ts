@@ -17,7 +17,10 @@ import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 
 type Cells = Map<string, { calls: number; events: number }>; // customer \t api \t hourIso
 
-export async function groundTruthRun(cfg: MeterConfig, opts: { eventsPerHour: number; hours: number }): Promise<{ cells: Cells; statuses: Map<number, number> }> {
+export async function groundTruthRun(
+  cfg: MeterConfig,
+  opts: { eventsPerHour: number; hours: number },
+): Promise<{ cells: Cells; statuses: Map<number, number> }> {
   const logger = silentLogger;
   const run = randomBytes(3).toString('hex');
   const upstream = await startLocationApi();

@@ -11,7 +11,6 @@ import { stackEnv } from './stack.js';
 import { tempDir } from './tmp.js';
 import { freePort } from './net.js';
 
-
 export class TestRedis {
   private proc: ChildProcess | null = null;
   private constructor(
@@ -32,7 +31,9 @@ export class TestRedis {
 
   async start(): Promise<void> {
     if (this.proc) return;
-    const p = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: 'ignore' });
+    const p = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], {
+      stdio: 'ignore',
+    });
     this.proc = p;
     p.once('exit', () => {
       if (this.proc === p) this.proc = null;

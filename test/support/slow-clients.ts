@@ -40,7 +40,13 @@ function answerOf(s: Socket, t0: number): Promise<SlowResult> {
   });
 }
 
-function fleet(count: number, port: number, head: (i: number) => string, trickle: (s: Socket, tick: number) => boolean | undefined, everyMs: number): SlowClients {
+function fleet(
+  count: number,
+  port: number,
+  head: (i: number) => string,
+  trickle: (s: Socket, tick: number) => boolean | undefined,
+  everyMs: number,
+): SlowClients {
   const sockets: Socket[] = [];
   let finished = 0;
   const results = Array.from({ length: count }, (_, i) => {
@@ -71,13 +77,21 @@ function fleet(count: number, port: number, head: (i: number) => string, trickle
 }
 
 /** `count` POSTs that declare `contentLength` bytes and send one byte every `everyMs`. */
-export function slowBodies(o: { port: number; key: string | ((i: number) => string); count: number; contentLength?: number; everyMs?: number; path?: string }): SlowClients {
+export function slowBodies(o: {
+  port: number;
+  key: string | ((i: number) => string);
+  count: number;
+  contentLength?: number;
+  everyMs?: number;
+  path?: string;
+}): SlowClients {
   const keyOf = typeof o.key === 'string' ? () => o.key as string : o.key;
   const len = o.contentLength ?? 100_000;
   return fleet(
     o.count,
     o.port,
-    (i) => `POST ${o.path ?? '/v1/locations'} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${keyOf(i)}\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`,
+    (i) =>
+      `POST ${o.path ?? '/v1/locations'} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${keyOf(i)}\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`,
     (s) => {
       s.write('x');
     },
@@ -87,7 +101,13 @@ export function slowBodies(o: { port: number; key: string | ((i: number) => stri
 
 /** `count` requests whose header lines arrive one byte every `everyMs`, never finished. */
 export function slowHeaders(o: { port: number; count: number; everyMs?: number }): SlowClients {
-  return fleet(o.count, o.port, () => 'GET /v1/devices/d1/location HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', (s) => void s.write('a'), o.everyMs ?? 500);
+  return fleet(
+    o.count,
+    o.port,
+    () => 'GET /v1/devices/d1/location HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ',
+    (s) => void s.write('a'),
+    o.everyMs ?? 500,
+  );
 }
 
 export interface Latencies {
@@ -123,4 +143,5 @@ export async function timeCalls(url: string, key: string, n: number, o: { path?:
   return { n, p50: at(50), p99: at(99), max: ms[ms.length - 1], bad };
 }
 
-export const fmt = (l: Latencies) => `p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(0)} ms${l.bad ? `, ${l.bad}/${l.n} failed` : ''}`;
+export const fmt = (l: Latencies) =>
+  `p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(0)} ms${l.bad ? `, ${l.bad}/${l.n} failed` : ''}`;

@@ -10,6 +10,8 @@ export function ensureTools(tools: ('kcat' | 'curl' | 'chromium')[]): void {
     execFileSync('bash', [assetPath('stack/run'), 'tools', ...tools], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
   } catch (e) {
     const err = (e as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`test tools ${tools.join(', ')} are missing and \`bash stack/run tools ${tools.join(' ')}\` could not install them: ${err || (e as Error).message}`);
+    throw new Error(
+      `test tools ${tools.join(', ')} are missing and \`bash stack/run tools ${tools.join(' ')}\` could not install them: ${err || (e as Error).message}`,
+    );
   }
 }

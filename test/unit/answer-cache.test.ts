@@ -131,7 +131,9 @@ test('a repeated closed-month answer takes one statement while the live path mov
     assert.deepEqual(await costOf(server, 'acme'), { total: '2.00', calls: 2 });
     const open = Date.UTC(2026, 3, 7, 12); // an hour after the month, counted by the live path only
     const usage = async () => {
-      const res = await fetch(`${server.url}/v1/customers/acme/usage?from=2026-04-07T00:00:00Z&to=2026-04-08T00:00:00Z&granularity=total&tz=UTC`, { headers: { authorization: `Bearer ${SERVICE}` } });
+      const res = await fetch(`${server.url}/v1/customers/acme/usage?from=2026-04-07T00:00:00Z&to=2026-04-08T00:00:00Z&granularity=total&tz=UTC`, {
+        headers: { authorization: `Bearer ${SERVICE}` },
+      });
       assert.equal(res.status, 200);
       return ((await res.json()) as { calls: number }).calls;
     };
@@ -149,7 +151,9 @@ test('a repeated closed-month answer takes one statement while the live path mov
     }
     // A late live row inside the month (an event of February counted live before its rollup):
     // the month's answer now depends on the live path, and shows it.
-    await inner.query(`INSERT INTO live_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'a.get', $1, 5, 5)`, [new Date(HOUR + 3_600_000).toISOString()]);
+    await inner.query(`INSERT INTO live_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'a.get', $1, 5, 5)`, [
+      new Date(HOUR + 3_600_000).toISOString(),
+    ]);
     assert.deepEqual(await costOf(server, 'acme'), { total: '7.00', calls: 7 });
   } finally {
     await server.close();
@@ -170,7 +174,12 @@ test('the month asked is the key: other ranges, zones and customers get their ow
     await p.land([event('acme', HOUR + 1_000), event('globex', HOUR + 2_000), event('globex', HOUR + 3_000)]);
     assert.deepEqual(await costOf(server, 'acme'), { total: '1.00', calls: 1 });
     assert.deepEqual(await costOf(server, 'globex'), { total: '2.00', calls: 2 });
-    const get = async (q: string) => (await (await fetch(`${server.url}/v1/customers/acme/cost?${q}`, { headers: { authorization: `Bearer ${SERVICE}` } })).json()) as { from: string; total: string; dataCompleteUntil: string | null };
+    const get = async (q: string) =>
+      (await (await fetch(`${server.url}/v1/customers/acme/cost?${q}`, { headers: { authorization: `Bearer ${SERVICE}` } })).json()) as {
+        from: string;
+        total: string;
+        dataCompleteUntil: string | null;
+      };
     const utc = await get(`from=${MONTH.from}&to=${MONTH.to}&tz=UTC`);
     const seoul = await get(`from=${MONTH.from}&to=${MONTH.to}&tz=Asia/Seoul`);
     assert.equal(utc.from, '2026-02-01T00:00:00Z');

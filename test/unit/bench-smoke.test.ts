@@ -17,20 +17,26 @@ test('bench --smoke runs every stage and prints its table', { timeout: 10 * 60_0
   const dir = tempDir('meter-bench-smoke-');
   const json = join(dir, 'out.json');
   const { stdout } = await new Promise<{ stdout: string; stderr: string }>((res, rej) =>
-    execFile(process.execPath, [runner, '--smoke', '--json', json], { env: { ...process.env, METER_BENCH_DIR: dir }, maxBuffer: 32 << 20, timeout: 9 * 60_000 }, (err, stdout, stderr) =>
-      err ? rej(new Error(`${err.message}\n${stderr.slice(-3000)}`)) : res({ stdout, stderr }),
+    execFile(
+      process.execPath,
+      [runner, '--smoke', '--json', json],
+      { env: { ...process.env, METER_BENCH_DIR: dir }, maxBuffer: 32 << 20, timeout: 9 * 60_000 },
+      (err, stdout, stderr) => (err ? rej(new Error(`${err.message}\n${stderr.slice(-3000)}`)) : res({ stdout, stderr })),
     ),
   );
   assert.match(stdout, /\| stage \| metric \| meter \| baseline \| ratio \| target \| met\? \|/);
   const out = JSON.parse(readFileSync(json, 'utf8')) as { rows: { stage: string; meter: string; baseline: string }[] };
   const stages = new Set(out.rows.map((r) => r.stage));
-  for (const s of ['Parquet writer', 'Rollup', 'Billing query', 'Gateway', 'Ingest', 'Embedded demo', 'Log append', 'Freshness']) assert.ok(stages.has(s), `no row for stage ${s}: ${[...stages].join(', ')}`);
+  for (const s of ['Parquet writer', 'Rollup', 'Billing query', 'Gateway', 'Ingest', 'Embedded demo', 'Log append', 'Freshness'])
+    assert.ok(stages.has(s), `no row for stage ${s}: ${[...stages].join(', ')}`);
   for (const r of out.rows) assert.ok(r.meter.length > 0 && r.baseline.length > 0, `empty cell in ${JSON.stringify(r)}`);
 });
 
 test('bench refuses an unknown stage or argument', async () => {
   for (const args of [['--stages', 'nope'], ['--bogus']]) {
-    const code = await new Promise<number | null>((res) => execFile(process.execPath, [runner, ...args], (err) => res(err ? (err as { code?: number }).code ?? 1 : 0)));
+    const code = await new Promise<number | null>((res) =>
+      execFile(process.execPath, [runner, ...args], (err) => res(err ? ((err as { code?: number }).code ?? 1) : 0)),
+    );
     assert.equal(code, 1, `bench ${args.join(' ')} should fail`);
   }
 });

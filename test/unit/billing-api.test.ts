@@ -17,7 +17,9 @@ let revokedToken: string;
 before(async () => {
   db = await PgliteWarehouse.open(null);
   await migrate(db);
-  await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'Asia/Seoul'), ('globex', 'Globex', 'UTC'), ('initech', 'Initech', 'UTC')`);
+  await db.query(
+    `INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'Asia/Seoul'), ('globex', 'Globex', 'UTC'), ('initech', 'Initech', 'UTC')`,
+  );
   // acme: newest live key is on "free"; a newer, revoked key on "pro" does not count.
   await db.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix, created_at, revoked_at) VALUES
     ('k1', 'acme', 'enterprise', 'h1', 'p1', '2026-01-01T00:00:00Z', NULL),
@@ -32,7 +34,9 @@ before(async () => {
     ['globex', 'locations.create', '2026-02-03T10:00:00Z', 77, 77],
   ];
   for (const r of rows) await db.query('INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ($1, $2, $3, $4, $5)', r);
-  await db.query(`INSERT INTO rollup_hours (hour, files, events, rolled_at) VALUES ('2026-02-03T10:00:00Z', 1, 86, '2026-02-03T12:00:00Z'), ('2026-02-03T09:00:00Z', 1, 1, '2026-02-03T12:00:00Z')`);
+  await db.query(
+    `INSERT INTO rollup_hours (hour, files, events, rolled_at) VALUES ('2026-02-03T10:00:00Z', 1, 86, '2026-02-03T12:00:00Z'), ('2026-02-03T09:00:00Z', 1, 1, '2026-02-03T12:00:00Z')`,
+  );
   acmeToken = await createCustomerToken(db, 'acme');
   revokedToken = await createCustomerToken(db, 'acme');
   assert.equal(await revokeCustomerToken(db, customerTokenId(revokedToken)!), true);
@@ -128,8 +132,12 @@ test('cost: line items of the plan of the newest live key, exact totals', async 
   // Lines also say how each amount was made (items); compared separately below.
   const items = r.body.lines.map((l: any) => l.items);
   r.body.lines = r.body.lines.map(({ items: _i, model: _m, freeUnits: _f, ...l }: any) => l);
-  assert.deepEqual(items[0], [{ effectiveFrom: null, period: '2026-02', kind: 'unit', firstUnit: 1, lastUnit: 1234, quantity: 1234, unitPrice: '0.0010', amount: '1.234' }]);
-  assert.deepEqual(items[2], [{ effectiveFrom: null, period: '2026-02', kind: 'unpriced', firstUnit: 1, lastUnit: 5, quantity: 5, unitPrice: '0', amount: '0' }]);
+  assert.deepEqual(items[0], [
+    { effectiveFrom: null, period: '2026-02', kind: 'unit', firstUnit: 1, lastUnit: 1234, quantity: 1234, unitPrice: '0.0010', amount: '1.234' },
+  ]);
+  assert.deepEqual(items[2], [
+    { effectiveFrom: null, period: '2026-02', kind: 'unpriced', firstUnit: 1, lastUnit: 5, quantity: 5, unitPrice: '0', amount: '0' },
+  ]);
   assert.deepEqual(r.body, {
     customer: 'acme',
     plan: 'free',

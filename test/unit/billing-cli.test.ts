@@ -35,9 +35,27 @@ test('plans import (idempotent), customers, prices set/list, invoices export as 
   assert.equal(bad.code, 2);
   assert.match(bad.err, /not an IANA time zone/);
 
-  const set = meter('prices', 'set', '--plan', 'pro', '--api', 'locations.create', '--unit-price', '0.0009', '--effective-from', '2026-03-01T00:00:00+09:00', '--json');
+  const set = meter(
+    'prices',
+    'set',
+    '--plan',
+    'pro',
+    '--api',
+    'locations.create',
+    '--unit-price',
+    '0.0009',
+    '--effective-from',
+    '2026-03-01T00:00:00+09:00',
+    '--json',
+  );
   assert.equal(set.code, 0, set.err);
-  assert.deepEqual(JSON.parse(set.out).versions.map((v: any) => [v.effectiveFrom, v.charge.unitPrice]), [[null, '0.0008'], ['2026-02-28T15:00:00.000Z', '0.0009']]);
+  assert.deepEqual(
+    JSON.parse(set.out).versions.map((v: any) => [v.effectiveFrom, v.charge.unitPrice]),
+    [
+      [null, '0.0008'],
+      ['2026-02-28T15:00:00.000Z', '0.0009'],
+    ],
+  );
   const off = meter('prices', 'set', '--plan', 'pro', '--api', 'locations.create', '--unit-price', '1', '--effective-from', '2026-03-01T00:30:00Z');
   assert.equal(off.code, 2);
   assert.match(off.err, /whole UTC hour/);
@@ -47,8 +65,14 @@ test('plans import (idempotent), customers, prices set/list, invoices export as 
   const csv = meter('invoices', 'export', '--period', PERIOD, '--format', 'csv');
   assert.equal(csv.code, 0, csv.err);
   const rows = csv.out.trim().split('\r\n');
-  assert.equal(rows[0], 'invoice_id,customer,period,period_start,period_end,status,plan,currency,api,calls,unit_price,amount,invoice_total,finalized_at,acknowledged_at');
-  assert.match(rows[1], new RegExp(`^inv_[0-9a-f]{24},acme,${PERIOD},${PERIOD}-01T00:00:00\\+09:00,\\d{4}-\\d{2}-01T00:00:00\\+09:00,draft,pro,USD,,0,,0,0\\.00,,$`));
+  assert.equal(
+    rows[0],
+    'invoice_id,customer,period,period_start,period_end,status,plan,currency,api,calls,unit_price,amount,invoice_total,finalized_at,acknowledged_at',
+  );
+  assert.match(
+    rows[1],
+    new RegExp(`^inv_[0-9a-f]{24},acme,${PERIOD},${PERIOD}-01T00:00:00\\+09:00,\\d{4}-\\d{2}-01T00:00:00\\+09:00,draft,pro,USD,,0,,0,0\\.00,,$`),
+  );
   const json = JSON.parse(meter('invoices', 'export', '--period', PERIOD, '--format', 'json').out);
   assert.equal(json.invoices[0].customer, 'acme');
   assert.equal(meter('invoices', 'export', '--period', '2026-13').code, 2);

@@ -19,7 +19,14 @@ const catalog = parseCatalog({
       prices: {
         // Price change on Feb 15 in Seoul (= Feb 14 15:00 UTC).
         'locations.create': [{ unitPrice: '2' }, { effectiveFrom: '2026-02-15T00:00:00+09:00', unitPrice: '3' }],
-        'locations.history': { model: 'graduated', freeUnits: 10, tiers: [{ upTo: 5, unitPrice: '10' }, { upTo: null, unitPrice: '20' }] },
+        'locations.history': {
+          model: 'graduated',
+          freeUnits: 10,
+          tiers: [
+            { upTo: 5, unitPrice: '10' },
+            { upTo: null, unitPrice: '20' },
+          ],
+        },
         'geofences.devices': { model: 'package', packageSize: 100, packagePrice: '500' },
       },
     },
@@ -121,13 +128,13 @@ test('zero usage: no lines, total 0', async () => {
 test('catalog sync is idempotent and keeps versions set from the CLI', async () => {
   const again = await syncCatalog(db, catalog);
   assert.deepEqual(again, { plans: 1, inserted: 0, changed: 0, unchanged: 4 });
-  assert.equal(
-    await setPrice(db, 'kr', 'locations.create', { effectiveFrom: T('2026-04-01T00:00:00+09:00'), charge: parseCharge('4', 'x') }),
-    'inserted',
-  );
+  assert.equal(await setPrice(db, 'kr', 'locations.create', { effectiveFrom: T('2026-04-01T00:00:00+09:00'), charge: parseCharge('4', 'x') }), 'inserted');
   assert.deepEqual(await syncCatalog(db, catalog), { plans: 1, inserted: 0, changed: 0, unchanged: 4 });
   const plan = (await loadPlan(db, 'kr'))!;
-  assert.deepEqual(plan.charges['locations.create'].map((v) => v.effectiveFrom), [0, T('2026-02-14T15:00:00Z'), T('2026-03-31T15:00:00Z')]);
+  assert.deepEqual(
+    plan.charges['locations.create'].map((v) => v.effectiveFrom),
+    [0, T('2026-02-14T15:00:00Z'), T('2026-03-31T15:00:00Z')],
+  );
   const stored = await loadStoredCatalog(db);
   assert.deepEqual(stored.plans.kr.rateLimit, { ratePerSec: 10, burst: 20 });
   await assert.rejects(setPrice(db, 'nope', 'a', { effectiveFrom: 0, charge: parseCharge('1', 'x') }), /unknown plan/);

@@ -19,9 +19,18 @@ let token: string;
 before(async () => {
   db = await PgliteWarehouse.open(null);
   await migrate(db);
-  server = await startBillingServer({ db, catalog: loadCatalog(assetPath('fixtures/catalog.json')), host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], now: () => Date.parse('2026-03-10T00:00:00Z') });
+  server = await startBillingServer({
+    db,
+    catalog: loadCatalog(assetPath('fixtures/catalog.json')),
+    host: '127.0.0.1',
+    port: 0,
+    serviceTokens: [SERVICE],
+    now: () => Date.parse('2026-03-10T00:00:00Z'),
+  });
   await upsertCustomer(db, { id: 'acme', name: 'Acme', timeZone: 'Asia/Seoul', plan: 'pro' });
-  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.create', '2026-02-10T00:00:00Z', 10, 10), ('acme', 'reports.export', '2026-02-11T00:00:00Z', 3, 3)`);
+  await db.query(
+    `INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.create', '2026-02-10T00:00:00Z', 10, 10), ('acme', 'reports.export', '2026-02-11T00:00:00Z', 3, 3)`,
+  );
   token = await createCustomerToken(db, 'acme');
 });
 after(async () => {
@@ -38,7 +47,9 @@ test('served at /openapi.json, the same document as in the repo', async () => {
 });
 
 test('covers every route the server has, and no other', () => {
-  const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${p}`)).sort();
+  const documented = Object.entries(doc.paths)
+    .flatMap(([p, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${p}`))
+    .sort();
   const served = ROUTES.map((r) => `${r.method} ${r.path}`).sort();
   assert.deepEqual(documented, served);
 });
@@ -51,7 +62,10 @@ test('every $ref resolves; every authenticated operation documents 401 and 403',
   };
   walk(doc);
   for (const r of refs) {
-    const target = r.replace(/^#\//, '').split('/').reduce((o: any, k) => o?.[k], doc);
+    const target = r
+      .replace(/^#\//, '')
+      .split('/')
+      .reduce((o: any, k) => o?.[k], doc);
     assert.ok(target, `unresolved ${r}`);
   }
   for (const [p, ops] of Object.entries(doc.paths))
@@ -89,7 +103,10 @@ test('answers carry only documented fields', async () => {
   const inv = await check('/v1/customers/acme/invoices/2026-02', 'Invoice');
   assert.equal(inv.status, 'final');
   const customers = await fetch(server.url + '/v1/customers?limit=1', { headers: { authorization: `Bearer ${SERVICE}` } }).then((r) => r.json());
-  assert.deepEqual(Object.keys(customers).sort(), Object.keys(doc.paths['/v1/customers'].get.responses['200'].content['application/json'].schema.properties).sort());
+  assert.deepEqual(
+    Object.keys(customers).sort(),
+    Object.keys(doc.paths['/v1/customers'].get.responses['200'].content['application/json'].schema.properties).sort(),
+  );
   const list = await check('/v1/invoices?period=2026-02', 'InvoiceList');
   assert.equal(list.invoices.length, 1);
 });

@@ -28,7 +28,14 @@ test('per unit with free units: the first N calls of the period are free', () =>
 });
 
 test('graduated tiers at their edges, with a flat fee on entering a tier', () => {
-  const c = charge({ model: 'graduated', tiers: [{ upTo: 1000, unitPrice: '0' }, { upTo: 10000, unitPrice: '0.001', flatFee: '5' }, { upTo: null, unitPrice: '0.0005' }] });
+  const c = charge({
+    model: 'graduated',
+    tiers: [
+      { upTo: 1000, unitPrice: '0' },
+      { upTo: 10000, unitPrice: '0.001', flatFee: '5' },
+      { upTo: null, unitPrice: '0.0005' },
+    ],
+  });
   assert.equal(whole(c, 0), '0');
   assert.equal(whole(c, 1000), '0');
   assert.equal(whole(c, 1001), '5.001'); // first unit of tier 2: its flat fee
@@ -47,7 +54,14 @@ test('graduated tiers at their edges, with a flat fee on entering a tier', () =>
 });
 
 test('graduated with free units: tiers start after the free calls', () => {
-  const c = charge({ model: 'graduated', freeUnits: 10, tiers: [{ upTo: 5, unitPrice: '1' }, { upTo: null, unitPrice: '2' }] });
+  const c = charge({
+    model: 'graduated',
+    freeUnits: 10,
+    tiers: [
+      { upTo: 5, unitPrice: '1' },
+      { upTo: null, unitPrice: '2' },
+    ],
+  });
   assert.equal(whole(c, 10), '0');
   assert.equal(whole(c, 15), '5');
   assert.equal(whole(c, 16), '7');
@@ -55,7 +69,13 @@ test('graduated with free units: tiers start after the free calls', () => {
 });
 
 test('volume tiers: every call at the tier of the period total; flat fee once', () => {
-  const c = charge({ model: 'volume', tiers: [{ upTo: 1000, unitPrice: '0.002' }, { upTo: null, unitPrice: '0.001', flatFee: '1' }] });
+  const c = charge({
+    model: 'volume',
+    tiers: [
+      { upTo: 1000, unitPrice: '0.002' },
+      { upTo: null, unitPrice: '0.001', flatFee: '1' },
+    ],
+  });
   assert.equal(whole(c, 0), '0');
   assert.equal(whole(c, 1), '0.002');
   assert.equal(whole(c, 1000), '2');
@@ -63,7 +83,14 @@ test('volume tiers: every call at the tier of the period total; flat fee once', 
   // Part of a period: priced at the tier of the period total, flat fee with the first call only.
   assert.equal(amount(c, 500, 1001, 1001), '0.501');
   assert.equal(amount(c, 0, 500, 1001), '1.5');
-  const f = charge({ model: 'volume', freeUnits: 1000, tiers: [{ upTo: 10, unitPrice: '1' }, { upTo: null, unitPrice: '0.5' }] });
+  const f = charge({
+    model: 'volume',
+    freeUnits: 1000,
+    tiers: [
+      { upTo: 10, unitPrice: '1' },
+      { upTo: null, unitPrice: '0.5' },
+    ],
+  });
   assert.equal(whole(f, 1010), '10');
   assert.equal(whole(f, 1011), '5.5');
 });
@@ -119,15 +146,15 @@ test('catalog file forms: string, model object, versions; errors name the field'
         prices: {
           a: '2',
           b: { model: 'package', packageSize: 10, packagePrice: '100', freeUnits: 5 },
-          c: [
-            { effectiveFrom: '2026-03-01T00:00:00+09:00', unitPrice: '3' },
-            { unitPrice: '2' },
-          ],
+          c: [{ effectiveFrom: '2026-03-01T00:00:00+09:00', unitPrice: '3' }, { unitPrice: '2' }],
         },
       },
     },
   });
-  assert.deepEqual(c.plans.p.charges.c.map((v) => v.effectiveFrom), [0, Date.parse('2026-02-28T15:00:00Z')]);
+  assert.deepEqual(
+    c.plans.p.charges.c.map((v) => v.effectiveFrom),
+    [0, Date.parse('2026-02-28T15:00:00Z')],
+  );
   assert.equal(price(c.plans.p, [{ api: 'c', calls: 10n }], Date.parse('2026-02-28T14:00:00Z')).total, '20');
   assert.equal(price(c.plans.p, [{ api: 'c', calls: 10n }], Date.parse('2026-02-28T15:00:00Z')).total, '30');
   const bad = (prices: unknown, field: string, re: RegExp) =>
@@ -137,7 +164,18 @@ test('catalog file forms: string, model object, versions; errors name the field'
       field,
     );
   bad({ model: 'graduated', tiers: [{ upTo: 10, unitPrice: '1' }] }, 'plans.p.prices.a.tiers[0].upTo', /last tier must be unbounded/);
-  bad({ model: 'graduated', tiers: [{ upTo: 10, unitPrice: '1' }, { upTo: 5, unitPrice: '1' }, { upTo: null, unitPrice: '1' }] }, 'plans.p.prices.a.tiers[1].upTo', /grow/);
+  bad(
+    {
+      model: 'graduated',
+      tiers: [
+        { upTo: 10, unitPrice: '1' },
+        { upTo: 5, unitPrice: '1' },
+        { upTo: null, unitPrice: '1' },
+      ],
+    },
+    'plans.p.prices.a.tiers[1].upTo',
+    /grow/,
+  );
   bad({ model: 'package', packageSize: 0, packagePrice: '1' }, 'plans.p.prices.a.packageSize', />= 1/);
   bad({ model: 'percent' }, 'plans.p.prices.a.model', /per_unit, graduated/);
   bad({ unitPrice: '1', freeUnits: -1 }, 'plans.p.prices.a.freeUnits', /integer/);

@@ -23,7 +23,13 @@ function meter(args: string[], dir = fresh(), env: Record<string, string> = {}) 
 /** The command on a pty of `cols` columns (stdout and stderr both go to the pty). */
 function onTerminal(args: string[], cols: number, env: Record<string, string> = {}, dir = fresh()) {
   const line = `stty cols ${cols} rows 24; exec ${[process.execPath, bin, ...args].map((a) => `'${a}'`).join(' ')}`;
-  const r = spawnSync('script', ['-qfec', line, '/dev/null'], { cwd: dir, env: { ...baseEnv(dir), TERM: 'xterm', ...env }, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
+  const r = spawnSync('script', ['-qfec', line, '/dev/null'], {
+    cwd: dir,
+    env: { ...baseEnv(dir), TERM: 'xterm', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+    maxBuffer: 64 << 20,
+  });
   return { code: r.status, out: r.stdout, signal: r.signal };
 }
 
@@ -52,7 +58,10 @@ test('usage errors exit 2 on every level, with one clear line and no stack trace
 test('--json is in the --help of every command that prints data, and works before or after the command', () => {
   const commands = (help: string) => {
     const block = help.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
-    return block.split('\n').map((l) => /^ {2}([a-z-]+)/.exec(l)?.[1]).filter((c): c is string => !!c && c !== 'help');
+    return block
+      .split('\n')
+      .map((l) => /^ {2}([a-z-]+)/.exec(l)?.[1])
+      .filter((c): c is string => !!c && c !== 'help');
   };
   const leaves: string[][] = [];
   for (const top of commands(meter(['--help']).out)) {
@@ -98,7 +107,11 @@ test('a 0-column terminal: backfill prints bounded lines and finishes (it used t
 test('SIGTERM stops a backfill after the hour in flight, says how to resume, exits 143', async () => {
   const dir = fresh();
   // ~3 years of hours: far longer than the test waits
-  const child = spawn(process.execPath, [bin, 'rollup', '--backfill', '--from', '2024-01-01T00:00:00Z', '--to', '2027-01-01T00:00:00Z'], { cwd: dir, env: baseEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'rollup', '--backfill', '--from', '2024-01-01T00:00:00Z', '--to', '2027-01-01T00:00:00Z'], {
+    cwd: dir,
+    env: baseEnv(dir),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   child.stderr.setEncoding('utf8');
   const started = new Promise<void>((resolve) =>

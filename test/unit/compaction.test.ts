@@ -35,7 +35,20 @@ function event(i: number): UsageEvent {
   // Mostly in time order (as a gateway sends), so most ranges sit in one hour; every 1500th is a
   // late event of the first hour (a spool resend), so some ranges span two hours.
   const time = i % 1500 === 1499 ? B + (i % 1000) : B + Math.floor((i / N) * 4 * HOUR_MS);
-  return { v: 1, id: uuidv7(), time, customer: `cust-${i % 7}`, keyId: `key-${i % 7}`, api: i % 3 ? 'locations.create' : 'devices.get', method: 'POST', status: i % 11 ? 200 : 500, latencyMs: 12, bytesIn: 100, bytesOut: 2000, billable: i % 11 !== 0 };
+  return {
+    v: 1,
+    id: uuidv7(),
+    time,
+    customer: `cust-${i % 7}`,
+    keyId: `key-${i % 7}`,
+    api: i % 3 ? 'locations.create' : 'devices.get',
+    method: 'POST',
+    status: i % 11 ? 200 : 500,
+    latencyMs: 12,
+    bytesIn: 100,
+    bytesOut: 2000,
+    billable: i % 11 !== 0,
+  };
 }
 
 /** A lake made by real ingest rotation (many small ranges), in a folder of its own. */
@@ -76,7 +89,9 @@ async function rollupRows(lake: LocalLake): Promise<Row[]> {
   const r = new Rollup({ lake, db });
   try {
     await r.run();
-    return await db.query<Row>(`SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`);
+    return await db.query<Row>(
+      `SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`,
+    );
   } finally {
     await r.close();
     await db.close();
@@ -102,7 +117,10 @@ test('setup: an ingested lake of many small files', { timeout: 120_000 }, async 
   assert.ok(files.length > 60, `many small files (${files.length})`);
   truth = await rollupRows(lake);
   assert.ok(truth.length > 20, `${truth.length} hourly rows`);
-  assert.equal(truth.reduce((n, r) => n + r.events, 0), N);
+  assert.equal(
+    truth.reduce((n, r) => n + r.events, 0),
+    N,
+  );
   await assertExactlyOnce(lake, 'before');
 });
 
@@ -122,7 +140,8 @@ test('compaction merges each closed hour per partition into few files; the rollu
   assert.deepEqual(await rollupRows(lake), truth, 'the rollup answer is unchanged');
   await assertExactlyOnce(lake, 'after');
   assert.deepEqual(await scanTopRanges(lake, TOPIC), topsBefore, "ingest's recovery scan sees the same last ranges");
-  for (let p = 0; p < PARTITIONS; p++) assert.deepEqual(overlappingPairs(distinctRanges(after.filter((f) => f.partition === p))), [], `p${p}: no overlap by names`);
+  for (let p = 0; p < PARTITIONS; p++)
+    assert.deepEqual(overlappingPairs(distinctRanges(after.filter((f) => f.partition === p))), [], `p${p}: no overlap by names`);
 
   const again = await compact({ lake, topic: TOPIC, targetBytes: 256 << 20, closedBefore: closedBefore() });
   assert.equal(again.merged + again.leftoversRemoved, 0, 'a second run finds nothing to do');
@@ -203,16 +222,37 @@ test('open hours and the last range of a partition are left alone', () => {
   const h = (n: number) => `usage/dt=2026-11-24/hour=0${n}`;
   const files = [f(h(1), 0, 9), f(h(1), 10, 19), f(h(1), 20, 29), f(h(2), 30, 39), f(h(2), 40, 49), f(h(2), 50, 59)];
   const plan = planCompaction(files, { eligible: (d) => (parseHourDir(d) ?? 0) < Date.UTC(2026, 10, 24, 2), targetBytes: 1000 });
-  assert.deepEqual(plan.merges.map((m) => [m.first, m.last]), [[0, 29]], 'hour 2 is open');
+  assert.deepEqual(
+    plan.merges.map((m) => [m.first, m.last]),
+    [[0, 29]],
+    'hour 2 is open',
+  );
   const all = planCompaction(files, { eligible: () => true, targetBytes: 1000 });
-  assert.deepEqual(all.merges.map((m) => [m.first, m.last]), [[0, 29], [30, 49]], 'the last range (50..59) stays: ingest may rewrite it');
+  assert.deepEqual(
+    all.merges.map((m) => [m.first, m.last]),
+    [
+      [0, 29],
+      [30, 49],
+    ],
+    'the last range (50..59) stays: ingest may rewrite it',
+  );
   // a range with files in two hours splits the runs of both
   const straddle = [f(h(1), 0, 9), f(h(1), 10, 19), f(h(1), 20, 29), f(h(2), 20, 29), f(h(2), 30, 39), f(h(2), 40, 49), f(h(2), 50, 59)];
-  assert.deepEqual(planCompaction(straddle, { eligible: () => true, targetBytes: 1000 }).merges.map((m) => [m.dir, m.first, m.last]), [[h(1), 0, 19], [h(2), 30, 49]]);
+  assert.deepEqual(
+    planCompaction(straddle, { eligible: () => true, targetBytes: 1000 }).merges.map((m) => [m.dir, m.first, m.last]),
+    [
+      [h(1), 0, 19],
+      [h(2), 30, 49],
+    ],
+  );
   // overlapping ranges (overlap repair's work) are not merged
   const zombie = [f(h(1), 0, 9), f(h(1), 10, 19), f(h(1), 5, 25), f(h(1), 20, 29), f(h(1), 30, 39), f(h(1), 40, 49), f(h(1), 50, 59)];
   const zp = planCompaction(zombie, { eligible: () => true, targetBytes: 1000 });
-  assert.deepEqual(zp.merges.map((m) => [m.first, m.last]), [[30, 49]], 'runs stop at an overlap');
+  assert.deepEqual(
+    zp.merges.map((m) => [m.first, m.last]),
+    [[30, 49]],
+    'runs stop at an overlap',
+  );
   assert.deepEqual(zp.leftovers, [], '5..25 partly overlaps 0..9 and 20..29: not a compaction left-over');
 });
 
@@ -232,8 +272,16 @@ test('rollup --follow compacts closed hours after a round, then rolls them up ag
   const ac = new AbortController();
   const following = r.follow(100, ac.signal);
   try {
-    const read = () => db.query<Row>(`SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`);
-    await until('compacted and rolled up again', async () => (await listDataFiles(lake, TOPIC)).length < before && (await r.pendingHours()).length === 0, 120_000, 200);
+    const read = () =>
+      db.query<Row>(
+        `SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`,
+      );
+    await until(
+      'compacted and rolled up again',
+      async () => (await listDataFiles(lake, TOPIC)).length < before && (await r.pendingHours()).length === 0,
+      120_000,
+      200,
+    );
     assert.deepEqual(await read(), truth);
     const rolled = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM rollup_files`);
     assert.equal(rolled[0].n, (await listDataFiles(lake, TOPIC)).length, 'the hours were rolled up from the compacted files');

@@ -23,7 +23,10 @@ test('flags override env, env overrides file', () => {
 
 test('invalid values name the setting and what is allowed', () => {
   const bad = (env: Record<string, string>, re: RegExp) =>
-    assert.throws(() => loadConfig({ cwd: tmpdir(), env }), (e: unknown) => e instanceof ConfigError && re.test(e.message));
+    assert.throws(
+      () => loadConfig({ cwd: tmpdir(), env }),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+    );
   bad({ METER_PARTITIONS: 'many' }, /partitions \(METER_PARTITIONS\).*integer from 1 to 1024/);
   bad({ METER_LAKE_URL: 's3://bucket/x' }, /lakeUrl.*protocol s3: is not one of file:, hdfs:/);
   bad({ METER_DATABASE_URL: 'not a url' }, /databaseUrl.*not a URL/);

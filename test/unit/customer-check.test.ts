@@ -45,7 +45,21 @@ async function setup() {
 
 function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
   const time = Date.now() - 1000;
-  return { v: 1, id: uuidv7(time), time, customer, keyId: 'key_1', api: 'locations.create', method: 'POST', status: 201, latencyMs: 3, bytesIn: 10, bytesOut: 20, billable: true, ...o };
+  return {
+    v: 1,
+    id: uuidv7(time),
+    time,
+    customer,
+    keyId: 'key_1',
+    api: 'locations.create',
+    method: 'POST',
+    status: 201,
+    latencyMs: 3,
+    bytesIn: 10,
+    bytesOut: 20,
+    billable: true,
+    ...o,
+  };
 }
 
 async function send(log: FileLog, evs: UsageEvent[]) {
@@ -57,7 +71,9 @@ async function send(log: FileLog, evs: UsageEvent[]) {
 const createCustomer = (db: Warehouse, id: string) => db.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [id]);
 
 async function billed(db: Warehouse): Promise<Record<string, { calls: number; events: number }>> {
-  const rows = await db.query<{ customer_id: string; calls: string; events: string }>(`SELECT customer_id, sum(calls)::text AS calls, sum(events)::text AS events FROM usage_hourly GROUP BY customer_id`);
+  const rows = await db.query<{ customer_id: string; calls: string; events: string }>(
+    `SELECT customer_id, sum(calls)::text AS calls, sum(events)::text AS events FROM usage_hourly GROUP BY customer_id`,
+  );
   return Object.fromEntries(rows.map((r) => [r.customer_id, { calls: Number(r.calls), events: Number(r.events) }]));
 }
 
@@ -103,7 +119,12 @@ test('ingest: unknown customers and forged billable go to the dead letters; a cu
     const st = await ingestAll(s, customers);
     assert.equal(st.deadLettered, 4);
     const dl = await s.dead.entries();
-    assert.deepEqual(dl.map((e) => e.reason.split(':')[0]).sort(), ['billable disagrees with status', 'billable disagrees with status', 'unknown customer', 'unknown customer']);
+    assert.deepEqual(dl.map((e) => e.reason.split(':')[0]).sort(), [
+      'billable disagrees with status',
+      'billable disagrees with status',
+      'unknown customer',
+      'unknown customer',
+    ]);
     assert.match(dl.find((e) => e.reason.startsWith('unknown'))!.reason, /no customer "ghost" in the warehouse/);
     await new Rollup({ lake: s.lake, db: s.db }).run();
     assert.deepEqual(await billed(s.db), { acme: { calls: 1, events: 2 } });
@@ -177,8 +198,13 @@ test('live path: counts neither unknown customers nor forged billable events', a
     await live.start();
     await live.waitCaughtUp(30_000);
     await live.stop();
-    const rows = await s.db.query<{ customer_id: string; calls: string; events: string }>(`SELECT customer_id, sum(calls)::text AS calls, sum(events)::text AS events FROM live_hourly GROUP BY customer_id`);
-    assert.deepEqual(rows.map((r) => [r.customer_id, Number(r.calls), Number(r.events)]), [['acme', 1, 2]]);
+    const rows = await s.db.query<{ customer_id: string; calls: string; events: string }>(
+      `SELECT customer_id, sum(calls)::text AS calls, sum(events)::text AS events FROM live_hourly GROUP BY customer_id`,
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.customer_id, Number(r.calls), Number(r.events)]),
+      [['acme', 1, 2]],
+    );
     assert.equal(live.stats().rejected, 2);
   } finally {
     await s.db.close();
@@ -190,7 +216,11 @@ test('rollup bills by status, whatever a lake file says in its billable column',
   const w = await ParquetWriter.open({});
   try {
     const hour = hourStart(Date.now()) - HOUR_MS;
-    const rows = [ev('acme', { time: hour + 5, status: 500, billable: true }), ev('acme', { time: hour + 6, status: 200, billable: true }), ev('acme', { time: hour + 7, status: 204, billable: false })];
+    const rows = [
+      ev('acme', { time: hour + 5, status: 500, billable: true }),
+      ev('acme', { time: hour + 6, status: 200, billable: true }),
+      ev('acme', { time: hour + 7, status: 204, billable: false }),
+    ];
     const local = join(s.root, 'x.parquet');
     await w.write(rows, local);
     await s.lake.publish(local, `${hourDir(hour)}/${TOPIC}+0+0+2.parquet`);

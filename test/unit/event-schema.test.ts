@@ -48,7 +48,20 @@ const reversed = (e: UsageEvent) => Buffer.from(JSON.stringify(Object.fromEntrie
 const spaced = (e: UsageEvent) => Buffer.from(JSON.stringify(e, null, 1));
 
 test('event schema: the gateway object, the line and the table name the same fields in the same order', () => {
-  const gateway: UsageEvent = { v: 1, id: uuidv7(), time: 1, customer: 'c', keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 1, bytesOut: 1, billable: true };
+  const gateway: UsageEvent = {
+    v: 1,
+    id: uuidv7(),
+    time: 1,
+    customer: 'c',
+    keyId: 'k',
+    api: 'a',
+    method: 'GET',
+    status: 200,
+    latencyMs: 1,
+    bytesIn: 1,
+    bytesOut: 1,
+    billable: true,
+  };
   assert.deepEqual(Object.keys(gateway), FIELD_NAMES);
   assert.deepEqual(Object.keys(JSON.parse(eventLine(gateway).toString())), FIELD_NAMES);
   assert.equal(scanPlainEvent(encodeEvent(gateway)), 1, 'the gateway spelling takes the fast scan');
@@ -131,6 +144,7 @@ test('event schema: every bound of the table is the same in the fast scan, the g
     assert.equal(scanPlainEvent(reversed(e)), -1, `general scan refuses ${name}`);
     const a = acceptRecord(record(encodeEvent(e), ts), LIMITS);
     assert.equal(a.ok, false, `decoder refuses ${name}`);
-    if (!a.ok) assert.match(a.reason, new RegExp(name.split('=')[0] === 'billable' ? 'billable' : name.split('=')[0]), `the reason names the field: ${a.reason}`);
+    if (!a.ok)
+      assert.match(a.reason, new RegExp(name.split('=')[0] === 'billable' ? 'billable' : name.split('=')[0]), `the reason names the field: ${a.reason}`);
   }
 });

@@ -45,7 +45,16 @@ after(async () => {
 });
 
 function ce(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return { specversion: '1.0', id: 'e-1', source: 'test/batch-job', type: 'ai.tokens', subject: 'acme', time: new Date(H + 60_000).toISOString(), data: { tokens: 12 }, ...over };
+  return {
+    specversion: '1.0',
+    id: 'e-1',
+    source: 'test/batch-job',
+    type: 'ai.tokens',
+    subject: 'acme',
+    time: new Date(H + 60_000).toISOString(),
+    data: { tokens: 12 },
+    ...over,
+  };
 }
 
 async function post(body: unknown, contentType = BATCH, token: string | null = SERVICE): Promise<{ status: number; body: any; headers: Headers }> {
@@ -110,13 +119,25 @@ test('posted events are ingested, rolled up and billed; a resend and in-batch du
   assert.equal((await post([ce({ id: 'tok-4' })], 'application/json')).status, 202);
 
   await ingestAndRollUp();
-  assert.deepEqual(await usage('acme'), new Map([['ai.tokens', 6], ['device.uploads', 1]]));
+  assert.deepEqual(
+    await usage('acme'),
+    new Map([
+      ['ai.tokens', 6],
+      ['device.uploads', 1],
+    ]),
+  );
   assert.deepEqual(await usage('globex'), new Map([['ai.tokens', 1]]));
 
   // The same events once more after the rollup: still billed once.
   assert.equal((await post(batch)).status, 202);
   await ingestAndRollUp();
-  assert.deepEqual(await usage('acme'), new Map([['ai.tokens', 6], ['device.uploads', 1]]));
+  assert.deepEqual(
+    await usage('acme'),
+    new Map([
+      ['ai.tokens', 6],
+      ['device.uploads', 1],
+    ]),
+  );
 });
 
 test('every rejection of an event has its reason; a batch answers 202 with each result, one event 400', async () => {
@@ -191,7 +212,7 @@ test('requests refused whole: size, batch length, content type, JSON, tokens, me
   assert.equal(get.headers.get('allow'), 'POST');
 });
 
-test('a customer created while the server runs is taken (ingest\'s customer rule, reloaded on a miss)', async () => {
+test("a customer created while the server runs is taken (ingest's customer rule, reloaded on a miss)", async () => {
   assert.match((await post([ce({ id: 'late-0', subject: 'initech' })])).body.results[0].reason, /unknown customer/);
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('initech', 'Initech', 'UTC')`);
   const r = await post([ce({ id: 'late-1', subject: 'initech' })]);

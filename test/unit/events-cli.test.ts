@@ -35,7 +35,10 @@ after(async () => {
 /** The CLI as a child (async: this process serves the API it calls). */
 function meter(args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [bin, ...args], { cwd: tempDir('meter-events-cwd-'), env: { PATH: process.env.PATH, METER_DATA_DIR: join(dir, 'cli-data') } });
+    const c = spawn(process.execPath, [bin, ...args], {
+      cwd: tempDir('meter-events-cwd-'),
+      env: { PATH: process.env.PATH, METER_DATA_DIR: join(dir, 'cli-data') },
+    });
     let out = '';
     let err = '';
     c.stdout.on('data', (b: Buffer) => (out += b));
@@ -46,7 +49,15 @@ function meter(args: string[], stdin = ''): Promise<{ code: number | null; out: 
   });
 }
 
-const ev = (id: string, subject = 'acme') => ({ specversion: '1.0', id, source: 'cli-test', type: 'ai.tokens', subject, time: new Date(Date.now() - 60_000).toISOString(), data: { tokens: 3 } });
+const ev = (id: string, subject = 'acme') => ({
+  specversion: '1.0',
+  id,
+  source: 'cli-test',
+  type: 'ai.tokens',
+  subject,
+  time: new Date(Date.now() - 60_000).toISOString(),
+  data: { tokens: 3 },
+});
 
 async function logged(): Promise<number> {
   const c = await log.consumer('events-cli-test');
@@ -61,7 +72,10 @@ async function logged(): Promise<number> {
 
 test('JSON lines: accepted and rejected counted, each rejection named by its line, exit 1', async () => {
   const file = join(dir, 'events.jsonl');
-  writeFileSync(file, [JSON.stringify(ev('a')), '{not json', '', JSON.stringify(ev('b')), JSON.stringify(ev('c', 'nobody')), JSON.stringify(ev('a'))].join('\n') + '\n');
+  writeFileSync(
+    file,
+    [JSON.stringify(ev('a')), '{not json', '', JSON.stringify(ev('b')), JSON.stringify(ev('c', 'nobody')), JSON.stringify(ev('a'))].join('\n') + '\n',
+  );
   const before = await logged();
   const r = await meter(['events', 'send', file, '--url', billing.url, '--token', SERVICE, '--batch', '2']);
   assert.equal(r.code, 1, r.err);

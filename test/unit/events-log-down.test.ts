@@ -24,7 +24,10 @@ test('the log unavailable: 503 and retry-after, nothing accepted; back: the rese
   const cfg = loadConfig({ cwd: tempDir('meter-events-down-'), env: {} });
   const log = await openLog(cfg);
   const db = await openWarehouse(cfg, silentLogger);
-  closers.push(() => log.close(), () => db.close());
+  closers.push(
+    () => log.close(),
+    () => db.close(),
+  );
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
   // Another live process holds the log's writer lock.
   const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], { stdio: 'ignore' });
@@ -35,8 +38,15 @@ test('the log unavailable: 503 and retry-after, nothing accepted; back: the rese
   const billing = await startBillingRole({ ...cfg, billingTokens: [SERVICE], billingPort: 0 }, { db, log }, undefined, silentLogger);
   closers.push(() => billing.close());
 
-  const body = JSON.stringify([{ specversion: '1.0', id: 'd-1', source: 'down-test', type: 'ai.tokens', subject: 'acme', time: new Date(Date.now() - 60_000).toISOString() }]);
-  const post = () => fetch(`${billing.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` }, body });
+  const body = JSON.stringify([
+    { specversion: '1.0', id: 'd-1', source: 'down-test', type: 'ai.tokens', subject: 'acme', time: new Date(Date.now() - 60_000).toISOString() },
+  ]);
+  const post = () =>
+    fetch(`${billing.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${SERVICE}` },
+      body,
+    });
   const down = await post();
   assert.equal(down.status, 503);
   assert.equal(down.headers.get('retry-after'), '5');

@@ -72,7 +72,6 @@ async function readAll(log: FileLog): Promise<LogRecord[]> {
   return out;
 }
 
-
 test('crc32: the table fallback agrees with node:zlib', () => {
   const b = Buffer.from('The quick brown fox jumps over the lazy dog');
   assert.equal(crc32Table(b), 0x414fa339);
@@ -100,7 +99,10 @@ test('file log: every record acknowledged before SIGKILL is read back exactly on
   // offsets are dense per partition from 0
   for (let p = 0; p < 3; p++) {
     const offs = recs.filter((r) => r.partition === p).map((r) => r.offset);
-    assert.deepEqual(offs, offs.map((_, i) => i));
+    assert.deepEqual(
+      offs,
+      offs.map((_, i) => i),
+    );
   }
   assert.ok(readdirSync(join(dir, 'usage', '0')).filter((f) => f.endsWith('.seg')).length > 1, 'segments rolled');
   // the restarted writer continues at the end
@@ -140,12 +142,21 @@ test('file log: a torn last record is not delivered, is counted, and is truncate
   const prod2 = await log2.producer();
   assert.equal(log2.stats().tornBytesTruncated, 15);
   assert.equal(statSync(seg).size, goodSize);
-  await prod2.send([{ key: 'k', value: Buffer.from('v10') }, { key: 'k', value: Buffer.from('v11') }]);
+  await prod2.send([
+    { key: 'k', value: Buffer.from('v10') },
+    { key: 'k', value: Buffer.from('v11') },
+  ]);
   await until('records after the repair', () => got.length >= 12);
   await new Promise((r) => setTimeout(r, 100));
   await c.stop();
-  assert.deepEqual(got.map((r) => r.value.toString()), Array.from({ length: 12 }, (_, i) => `v${i}`));
-  assert.deepEqual(got.map((r) => r.offset), Array.from({ length: 12 }, (_, i) => i));
+  assert.deepEqual(
+    got.map((r) => r.value.toString()),
+    Array.from({ length: 12 }, (_, i) => `v${i}`),
+  );
+  assert.deepEqual(
+    got.map((r) => r.offset),
+    Array.from({ length: 12 }, (_, i) => i),
+  );
   assert.equal(log.stats().readerTornBytes, 0);
   await prod2.close();
   await log2.close();
@@ -162,12 +173,18 @@ test('file log: a last record with a bad CRC is treated as torn', async () => {
   const bytes = await fsp.readFile(seg);
   bytes[bytes.length - 1] ^= 0xff; // flip a bit of the last record's value
   writeFileSync(seg, bytes);
-  assert.deepEqual((await readAll(log)).map((r) => r.value.toString()), ['value-0', 'value-1', 'value-2', 'value-3']);
+  assert.deepEqual(
+    (await readAll(log)).map((r) => r.value.toString()),
+    ['value-0', 'value-1', 'value-2', 'value-3'],
+  );
   const log2 = new FileLog({ dir, topic: 't', partitions: 1 });
   const p2 = await log2.producer();
   assert.ok(log2.stats().tornBytesTruncated > 0);
   await p2.send([{ key: 'k', value: Buffer.from('value-4b') }]);
-  assert.deepEqual((await readAll(log2)).map((r) => `${r.offset}=${r.value}`), ['0=value-0', '1=value-1', '2=value-2', '3=value-3', '4=value-4b']);
+  assert.deepEqual(
+    (await readAll(log2)).map((r) => `${r.offset}=${r.value}`),
+    ['0=value-0', '1=value-1', '2=value-2', '3=value-3', '4=value-4b'],
+  );
   await p2.close();
   await log2.close();
   await log.close();
@@ -192,13 +209,17 @@ test('file log: a reader process tails a writer process across segment rolls', a
   assert.equal(new Set(seqs).size, 6000);
   for (let k = 0; k < 7; k++) {
     const mine = seqs.filter((s) => s % 7 === k);
-    assert.deepEqual(mine, [...mine].sort((a, b) => a - b), `key k${k} in order`);
+    assert.deepEqual(
+      mine,
+      [...mine].sort((a, b) => a - b),
+      `key k${k} in order`,
+    );
   }
   assert.ok(readdirSync(join(dir, 'usage', '1')).filter((f) => f.endsWith('.seg')).length > 3, 'segments rolled');
   await log.close();
 });
 
-test('file log: one writer process at a time; a dead writer\'s lock is taken over', async () => {
+test("file log: one writer process at a time; a dead writer's lock is taken over", async () => {
   const dir = tempDir('meter-flog-lock-');
   const child = spawnWriter(dir, 'usage', 10_000_000, 10, '{}', 20);
   const acks = watchAcks(child);
@@ -231,6 +252,12 @@ test('file log: commits survive a new instance; a second running consumer of a g
   await assert.rejects(c2.run({ startOffset: async () => null, eachBatch: async () => {} }), /held by process/);
   await c.stop();
   const other = new FileLog({ dir, topic: 'usage', partitions: 2 });
-  assert.deepEqual([...(await (await other.consumer('ingest')).committed())], [[0, 9], [1, 7]]);
+  assert.deepEqual(
+    [...(await (await other.consumer('ingest')).committed())],
+    [
+      [0, 9],
+      [1, 7],
+    ],
+  );
   assert.ok(readdirSync(join(dir, 'usage', '_consumers')).includes('ingest.json'));
 });

@@ -40,7 +40,10 @@ describe('gateway workers: peer', () => {
     worker.handle('status', () => ({ pid: 42, buf: Buffer.from('x') }));
     const answers = await Promise.all(Array.from({ length: 100 }, () => worker.call<number>('take', 1)));
     assert.equal(taken, 100);
-    assert.deepEqual([...answers].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1));
+    assert.deepEqual(
+      [...answers].sort((x, y) => x - y),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
     assert.equal(b.sent, 1, '100 calls of one tick travel as one message');
     assert.equal(a.sent, 1, 'and their answers as one');
     await assert.rejects(worker.call('boom'), /no bucket/);
@@ -62,7 +65,8 @@ describe('gateway workers: merged metrics', () => {
     assert.equal(labelSample('meter_x 3', '1'), 'meter_x{worker="1"} 3');
     assert.equal(labelSample('meter_y{role="gateway",le="0.5"} 2', '2'), 'meter_y{worker="2",role="gateway",le="0.5"} 2');
     assert.equal(labelSample('meter_z{} 1', 'primary'), 'meter_z{worker="primary"} 1');
-    const w = (n: number) => `# HELP meter_a a\n# TYPE meter_a counter\nmeter_a ${n}\n# HELP meter_h h\n# TYPE meter_h histogram\nmeter_h_bucket{le="1"} ${n}\nmeter_h_sum ${n}\nmeter_h_count ${n}\n`;
+    const w = (n: number) =>
+      `# HELP meter_a a\n# TYPE meter_a counter\nmeter_a ${n}\n# HELP meter_h h\n# TYPE meter_h histogram\nmeter_h_bucket{le="1"} ${n}\nmeter_h_sum ${n}\nmeter_h_count ${n}\n`;
     const merged = mergeMetrics([
       { worker: '1', text: w(1) },
       { worker: '2', text: w(2) },

@@ -223,12 +223,25 @@ describe('gateway', () => {
     assert.equal(r.headers.ratelimit, '"pro";r=199;t=1');
     const id = r.headers['x-meter-event-id'] as string;
     assert.equal(up.headers['x-meter-event-id'], id);
-    expected.set(id, { customer: 'acme', keyId: acme.id, api: 'locations.latest', method: 'GET', status: 200, billable: true, bytesIn: 0, bytesOut: Buffer.byteLength(body) });
+    expected.set(id, {
+      customer: 'acme',
+      keyId: acme.id,
+      api: 'locations.latest',
+      method: 'GET',
+      status: 200,
+      billable: true,
+      bytesIn: 0,
+      bytesOut: Buffer.byteLength(body),
+    });
   });
 
   it('takes the key from X-API-Key, keeps an unrelated Authorization, and streams the body', async () => {
     const payload = JSON.stringify({ deviceId: 'dev-1', lat: 52.5, lon: 13.4, pad: 'x'.repeat(300) });
-    const r = await call('/v1/locations', { method: 'POST', headers: { 'x-api-key': acme.key, authorization: 'Basic dXBzdHJlYW06cw==', 'content-type': 'application/json' }, body: payload });
+    const r = await call('/v1/locations', {
+      method: 'POST',
+      headers: { 'x-api-key': acme.key, authorization: 'Basic dXBzdHJlYW06cw==', 'content-type': 'application/json' },
+      body: payload,
+    });
     assert.equal(r.statusCode, 201);
     const text = await r.body.text();
     assert.deepEqual(JSON.parse(text), { ok: true, got: Buffer.byteLength(payload) });
@@ -278,7 +291,14 @@ describe('gateway', () => {
       const r = await call('/v1/devices/a/location', { headers: auth });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
-      expected.set(r.headers['x-meter-event-id'] as string, { customer: 'smallco', keyId: tiny.id, api: 'locations.latest', method: 'GET', status: 200, billable: true });
+      expected.set(r.headers['x-meter-event-id'] as string, {
+        customer: 'smallco',
+        keyId: tiny.id,
+        api: 'locations.latest',
+        method: 'GET',
+        status: 200,
+        billable: true,
+      });
     }
     const before = seen.length;
     const r = await call('/v1/devices/a/location', { headers: auth });
@@ -290,7 +310,15 @@ describe('gateway', () => {
     assert.equal(j.error, 'rate_limited');
     assert.equal(j.retryAfterSec, 1);
     assert.equal(seen.length, before, 'upstream was called for a limited call');
-    expected.set(r.headers['x-meter-event-id'] as string, { customer: 'smallco', keyId: tiny.id, api: 'locations.latest', method: 'GET', status: 429, billable: false, bytesOut: 0 });
+    expected.set(r.headers['x-meter-event-id'] as string, {
+      customer: 'smallco',
+      keyId: tiny.id,
+      api: 'locations.latest',
+      method: 'GET',
+      status: 429,
+      billable: false,
+      bytesOut: 0,
+    });
     assert.equal(gw.stats().limited, 1);
   });
 
@@ -300,14 +328,28 @@ describe('gateway', () => {
     assert.equal(r.statusCode, 413);
     assert.equal(((await r.body.json()) as any).error, 'body_too_large');
     assert.equal(seen.length, before, 'declared too large: the upstream is not called');
-    expected.set(r.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api: 'locations.create', method: 'POST', status: 413, billable: false });
+    expected.set(r.headers['x-meter-event-id'] as string, {
+      customer: 'acme',
+      keyId: acme.id,
+      api: 'locations.create',
+      method: 'POST',
+      status: 413,
+      billable: false,
+    });
 
     // No Content-Length (chunked): cut while streaming.
     const chunked = Readable.from([Buffer.alloc(600, 98), Buffer.alloc(600, 99)]);
     const r2 = await call('/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${acme.key}` }, body: chunked });
     assert.equal(r2.statusCode, 413);
     await r2.body.dump();
-    expected.set(r2.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api: 'locations.create', method: 'POST', status: 413, billable: false });
+    expected.set(r2.headers['x-meter-event-id'] as string, {
+      customer: 'acme',
+      keyId: acme.id,
+      api: 'locations.create',
+      method: 'POST',
+      status: 413,
+      billable: false,
+    });
     assert.ok(!seen.slice(before).some((s) => s.body.length > 1024), 'an over-long body reached the upstream');
     assert.equal(gw.stats().tooLarge, 2);
 
@@ -315,7 +357,15 @@ describe('gateway', () => {
     const ok = await call('/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${acme.key}` }, body: Buffer.alloc(1024, 97) });
     assert.equal(ok.statusCode, 201);
     await ok.body.dump();
-    expected.set(ok.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api: 'locations.create', method: 'POST', status: 201, billable: true, bytesIn: 1024 });
+    expected.set(ok.headers['x-meter-event-id'] as string, {
+      customer: 'acme',
+      keyId: acme.id,
+      api: 'locations.create',
+      method: 'POST',
+      status: 201,
+      billable: true,
+      bytesIn: 1024,
+    });
   });
 
   it('cancels the upstream call when the client goes away, and records it as 499', async () => {
@@ -353,7 +403,14 @@ describe('gateway', () => {
       assert.equal(r.statusCode, 200);
       await r.body.dump();
       assert.equal(gw3.stats().limiterDegraded, 1);
-      expected.set(r.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api: 'locations.latest', method: 'GET', status: 200, billable: true });
+      expected.set(r.headers['x-meter-event-id'] as string, {
+        customer: 'acme',
+        keyId: acme.id,
+        api: 'locations.latest',
+        method: 'GET',
+        status: 200,
+        billable: true,
+      });
     } finally {
       await gw3.close();
       await limiter.close();
@@ -364,7 +421,7 @@ describe('gateway', () => {
     await gw.batcher.flush();
     const events = await readEvents(log);
     const missing = [...expected].filter(([id]) => !events.some((e) => e.id === id));
-    assert.deepEqual(missing, [], "calls without an event");
+    assert.deepEqual(missing, [], 'calls without an event');
     assert.equal(events.length, expected.size, `events ${events.length} vs calls ${expected.size}`);
     assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'duplicate event ids');
     for (const e of events) {
@@ -492,7 +549,20 @@ class TestProducer implements LogProducer {
 }
 
 function ev(n: number): UsageEvent {
-  return { v: 1, id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, time: 1, customer: `c${n % 3}`, keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true };
+  return {
+    v: 1,
+    id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`,
+    time: 1,
+    customer: `c${n % 3}`,
+    keyId: 'k',
+    api: 'a',
+    method: 'GET',
+    status: 200,
+    latencyMs: 1,
+    bytesIn: 0,
+    bytesOut: 0,
+    billable: true,
+  };
 }
 
 describe('EventBatcher', () => {
@@ -501,8 +571,14 @@ describe('EventBatcher', () => {
     const b = new EventBatcher(p, { flushMs: 60_000, maxBatch: 3 });
     for (let i = 0; i < 7; i++) assert.equal(b.add(ev(i)), true);
     await b.flush();
-    assert.deepEqual(p.batches.map((x) => x.length), [3, 3, 1]);
-    assert.deepEqual(p.batches.flat(), [0, 1, 2, 3, 4, 5, 6].map((i) => ev(i).id));
+    assert.deepEqual(
+      p.batches.map((x) => x.length),
+      [3, 3, 1],
+    );
+    assert.deepEqual(
+      p.batches.flat(),
+      [0, 1, 2, 3, 4, 5, 6].map((i) => ev(i).id),
+    );
     assert.deepEqual(b.stats(), { buffered: 0, sent: 7, failedSends: 0, dropped: 0, batches: 3 });
     assert.equal(await b.close(), 0);
   });
@@ -523,7 +599,10 @@ describe('EventBatcher', () => {
     p.failNext = 2;
     for (let i = 0; i < 5; i++) b.add(ev(i));
     await b.flush();
-    assert.deepEqual(p.batches.flat(), [0, 1, 2, 3, 4].map((i) => ev(i).id));
+    assert.deepEqual(
+      p.batches.flat(),
+      [0, 1, 2, 3, 4].map((i) => ev(i).id),
+    );
     assert.equal(b.stats().failedSends, 2);
     assert.equal(b.stats().sent, 5);
     assert.equal(errors.length, 2);

@@ -28,7 +28,14 @@ test('fence: a rename within the lease needs no round trip; past it the commit i
   assert.equal(s.commits.length, 1, 'inside the lease: no commit');
   s.st.leaseFrom = performance.now() - 10_001; // as after a pause longer than the lease
   await s.fence.check(s.st, 100);
-  assert.deepEqual(s.commits, [[3, 100], [3, 100]], 'renewed');
+  assert.deepEqual(
+    s.commits,
+    [
+      [3, 100],
+      [3, 100],
+    ],
+    'renewed',
+  );
   assert.ok(performance.now() - s.st.leaseFrom < 1000);
 });
 

@@ -77,7 +77,14 @@ async function query(lake: Lake, sql: (files: string) => string) {
 /** Per partition, the ranges in file names are contiguous from 0 and each range's files agree. */
 function checkRanges(files: string[], partitions: number, ends: Map<number, number>) {
   for (let p = 0; p < partitions; p++) {
-    const ranges = [...new Set(files.map((f) => parseDataFileName(f)!).filter((n) => n.partition === p).map((n) => `${n.first}-${n.last}`))]
+    const ranges = [
+      ...new Set(
+        files
+          .map((f) => parseDataFileName(f)!)
+          .filter((n) => n.partition === p)
+          .map((n) => `${n.first}-${n.last}`),
+      ),
+    ]
       .map((r) => r.split('-').map(Number))
       .sort((a, b) => a[0] - b[0]);
     let next = 0;
@@ -111,10 +118,7 @@ test('ingest: events over several hours land in their UTC hour folders, named by
   const rows = await query(lake, (src) => `SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS d FROM ${src}`);
   assert.deepEqual(rows, [{ n: 3000, d: 3000 }]);
   // every row sits in the folder of its event hour
-  const misplaced = await query(
-    lake,
-    (src) => `SELECT filename, epoch_ms(event_time)::BIGINT AS t FROM ${src}`,
-  );
+  const misplaced = await query(lake, (src) => `SELECT filename, epoch_ms(event_time)::BIGINT AS t FROM ${src}`);
   for (const r of misplaced) {
     const dir = String(r.filename).split('/').slice(-3, -1).join('/');
     assert.equal(parseHourDir(dir), hourStart(Number(r.t)));
@@ -125,7 +129,10 @@ test('ingest: events over several hours land in their UTC hour folders, named by
   assert.equal(st.recordsIn, 3000);
   assert.equal(st.written, 3000);
   assert.equal(st.files, files.length);
-  assert.deepEqual(Object.values(st.partitions).map((p) => p.nextOffset), [0, 1, 2].map((p) => ends.get(p)));
+  assert.deepEqual(
+    Object.values(st.partitions).map((p) => p.nextOffset),
+    [0, 1, 2].map((p) => ends.get(p)),
+  );
   await log.close();
 });
 

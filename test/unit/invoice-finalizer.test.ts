@@ -12,7 +12,10 @@ test('the follower finalizer stores the last ended month, then stops on abort', 
   const db = await PgliteWarehouse.open(null);
   try {
     await migrate(db);
-    await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }));
+    await syncCatalog(
+      db,
+      parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }),
+    );
     await upsertCustomer(db, { id: 'acme', timeZone: 'UTC', plan: 'pro' });
     // Created two months ago, so last month is invoiced (real clock: the finalizer uses Date.now()).
     const now = Date.now();
@@ -22,7 +25,12 @@ test('the follower finalizer stores the last ended month, then stops on abort', 
     const period = last.toISOString().slice(0, 7);
     const ac = new AbortController();
     const runs: number[] = [];
-    const done = runFinalizer(db, { signal: ac.signal, intervalMs: 20, log: { info() {}, warn() {} }, onRun: (r) => (runs.push(r.finalized.length), runs.length >= 2 && ac.abort()) });
+    const done = runFinalizer(db, {
+      signal: ac.signal,
+      intervalMs: 20,
+      log: { info() {}, warn() {} },
+      onRun: (r) => (runs.push(r.finalized.length), runs.length >= 2 && ac.abort()),
+    });
     await done;
     assert.deepEqual(runs, [1, 0]); // stored once, then already final
     assert.equal((await storedInvoice(db, invoiceId('acme', period)))?.status, 'final');

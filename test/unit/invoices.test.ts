@@ -18,7 +18,13 @@ let acmeToken: string;
 
 const catalog = parseCatalog({
   currency: 'USD',
-  plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '0.01', 'locations.latest': { unitPrice: '0.02', freeUnits: 5 } } } },
+  plans: {
+    pro: {
+      name: 'Pro',
+      rateLimit: { ratePerSec: 1, burst: 1 },
+      prices: { 'locations.create': '0.01', 'locations.latest': { unitPrice: '0.02', freeUnits: 5 } },
+    },
+  },
 });
 const usage = (customer: string, api: string, hour: string, calls: number) =>
   db.query(
@@ -83,7 +89,10 @@ test('draft until period end + grace; a late event changes the draft; then final
   const job = await finalizeInvoices(db, { now: clock });
   assert.deepEqual(job.finalized, [acme.id]);
   // globex's last month ended + grace is January, before it existed.
-  assert.deepEqual(job.notDue.map((n) => [n.customer, n.period]), [['globex', '2026-01']]);
+  assert.deepEqual(
+    job.notDue.map((n) => [n.customer, n.period]),
+    [['globex', '2026-01']],
+  );
   assert.equal((await finalizeInvoices(db, { now: clock })).alreadyFinal, 1);
   const fin = await call('/v1/me/invoices/2026-02', acmeToken);
   assert.equal(fin.status, 200);
@@ -91,8 +100,16 @@ test('draft until period end + grace; a late event changes the draft; then final
   assert.equal(fin.body.total, '1.52');
   assert.equal(fin.body.finalizedAt, '2026-03-01T01:00:00+09:00');
   assert.equal(fin.body.id, acme.id);
-  const lines = await db.query<{ api: string; amount_minor: unknown }>('SELECT api, amount_minor FROM invoice_lines WHERE invoice_id = $1 ORDER BY line_no', [acme.id]);
-  assert.deepEqual(lines.map((l) => [l.api, Number(l.amount_minor)]), [['locations.create', 150], ['locations.latest', 2]]);
+  const lines = await db.query<{ api: string; amount_minor: unknown }>('SELECT api, amount_minor FROM invoice_lines WHERE invoice_id = $1 ORDER BY line_no', [
+    acme.id,
+  ]);
+  assert.deepEqual(
+    lines.map((l) => [l.api, Number(l.amount_minor)]),
+    [
+      ['locations.create', 150],
+      ['locations.latest', 2],
+    ],
+  );
 
   // Later: more late usage, a re-rolled hour, a price edit in the past. The final invoice stands.
   clock = T('2026-03-05T00:00:00Z');
@@ -154,10 +171,13 @@ test('payment server: lists final invoices of a period; acknowledgement is idemp
   assert.deepEqual((await finalizeInvoices(db, { now: clock, period: '2026-02' })).finalized, [invoiceId('globex', '2026-02')]);
   const list = await call('/v1/invoices?period=2026-02', SERVICE);
   assert.equal(list.status, 200);
-  assert.deepEqual(list.body.invoices.map((i: any) => [i.customer, i.status, i.total]), [
-    ['acme', 'final', '1.52'],
-    ['globex', 'final', '8991.00'], // still a draft when the February price was edited: 999 x 9
-  ]);
+  assert.deepEqual(
+    list.body.invoices.map((i: any) => [i.customer, i.status, i.total]),
+    [
+      ['acme', 'final', '1.52'],
+      ['globex', 'final', '8991.00'], // still a draft when the February price was edited: 999 x 9
+    ],
+  );
   assert.equal(list.body.nextCursor, null);
   const id = invoiceId('globex', '2026-02');
   const a1 = await call(`/v1/invoices/${id}/acknowledge`, SERVICE, 'POST');
@@ -171,7 +191,10 @@ test('payment server: lists final invoices of a period; acknowledgement is idemp
   assert.equal(a2.body.acknowledgedAt, '2026-03-05T00:00:00Z');
   assert.equal((await acknowledgeInvoice(db, id, 'test')).acknowledged, false);
   const open = await call('/v1/invoices?period=2026-02&acknowledged=false', SERVICE);
-  assert.deepEqual(open.body.invoices.map((i: any) => i.customer), ['acme']);
+  assert.deepEqual(
+    open.body.invoices.map((i: any) => i.customer),
+    ['acme'],
+  );
   assert.equal((await call('/v1/invoices?period=2026-02&acknowledged=maybe', SERVICE)).body.parameter, 'acknowledged');
   const rows = await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices WHERE customer_id = $1', ['globex']);
   assert.equal(Number(rows[0].n), 1); // Feb, once
@@ -180,14 +203,20 @@ test('payment server: lists final invoices of a period; acknowledgement is idemp
   assert.equal((await call(`/v1/invoices/${draftId}/acknowledge`, SERVICE, 'POST')).status, 404);
   assert.equal((await call(`/v1/invoices/${id}/acknowledge`, SERVICE)).status, 405);
   const drafts = await listInvoices(db, '2026-03', { now: clock, status: 'draft' });
-  assert.deepEqual(drafts.invoices.map((i) => i.customer), ['acme', 'globex']);
+  assert.deepEqual(
+    drafts.invoices.map((i) => i.customer),
+    ['acme', 'globex'],
+  );
   // Customers created after a period get no invoice for it unless they have usage in it.
   assert.deepEqual((await listInvoices(db, '2026-01', { now: clock, status: 'all' })).invoices, []);
   await usage('globex', 'locations.create', '2026-01-20T00:00:00Z', 1);
-  assert.deepEqual((await listInvoices(db, '2026-01', { now: clock, status: 'all' })).invoices.map((i) => [i.customer, i.status]), [['globex', 'draft']]);
+  assert.deepEqual(
+    (await listInvoices(db, '2026-01', { now: clock, status: 'all' })).invoices.map((i) => [i.customer, i.status]),
+    [['globex', 'draft']],
+  );
 });
 
-test("a customer token cannot read another customer by any route or parameter", async () => {
+test('a customer token cannot read another customer by any route or parameter', async () => {
   clock = T('2026-03-05T00:00:00Z');
   const globexInvoice = invoiceId('globex', '2026-02');
   const q = 'from=2026-02-01&to=2026-03-01';
@@ -228,7 +257,10 @@ test('finalize runs racing agree on one stored invoice', async () => {
   const c = (await getCustomer(db, 'initech'))!;
   const now = T('2026-03-01T01:00:00Z');
   const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => finalizeInvoices(db, { now: now + i, period: '2026-02' })));
-  assert.equal(runs.reduce((n, r) => n + r.finalized.filter((id) => id === invoiceId('initech', '2026-02')).length, 0), 1);
+  assert.equal(
+    runs.reduce((n, r) => n + r.finalized.filter((id) => id === invoiceId('initech', '2026-02')).length, 0),
+    1,
+  );
   const all = await Promise.all(Array.from({ length: 3 }, () => getInvoice(db, c, '2026-02', { now })));
   assert.ok(all.every((i) => i.status === 'final' && JSON.stringify(i) === JSON.stringify(all[0])));
   const rows = await db.query<{ n: unknown }>(`SELECT count(*)::int AS n FROM invoice_lines WHERE invoice_id = $1`, [invoiceId('initech', '2026-02')]);

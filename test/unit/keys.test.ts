@@ -36,7 +36,10 @@ describe('API keys', () => {
   });
 
   it('refuses unknown plans and odd customer ids', async () => {
-    await assert.rejects(createKey(db, { customer: 'acme', plan: 'gold', plans }), (e: unknown) => e instanceof KeyInputError && /unknown plan "gold".*free, pro/.test(e.message));
+    await assert.rejects(
+      createKey(db, { customer: 'acme', plan: 'gold', plans }),
+      (e: unknown) => e instanceof KeyInputError && /unknown plan "gold".*free, pro/.test(e.message),
+    );
     await assert.rejects(createKey(db, { customer: 'a b', plan: 'free', plans }), KeyInputError);
     await assert.rejects(createKey(db, { customer: '', plan: 'free', plans }), KeyInputError);
   });

@@ -45,7 +45,13 @@ test('overlap plan: without a tiling, trims the later range and drops what is co
 test('overlapping pairs: every intersecting pair once, touching ranges are not overlaps', () => {
   const pairs = overlappingPairs([R(0, 10), R(11, 20), R(5, 12), R(30, 40)]).map(([a, b]) => `${a.first}..${a.last}&${b.first}..${b.last}`);
   assert.deepEqual(pairs.sort(), ['0..10&5..12', '5..12&11..20']);
-  assert.equal(distinctRanges([{ first: 1, last: 2, dir: 'a' }, { first: 1, last: 2, dir: 'b' }])[0].dirs.length, 2);
+  assert.equal(
+    distinctRanges([
+      { first: 1, last: 2, dir: 'a' },
+      { first: 1, last: 2, dir: 'b' },
+    ])[0].dirs.length,
+    2,
+  );
 });
 
 const TOPIC = 'usage-events';
@@ -61,7 +67,20 @@ test('ingest repairs overlapping ranges on assignment, losing no event; lake che
     // events over three hours, so ranges span several hour folders
     await prod.send(
       Array.from({ length: n }, (_, i) => {
-        const e = { v: 1, id: uuidv7(), time: t0 + Math.floor((i * 2 * HOUR_MS) / n), customer: `c${i % 5}`, keyId: 'k', api: 'a', method: 'GET', status: 200, latencyMs: 1, bytesIn: 0, bytesOut: 0, billable: true } as const;
+        const e = {
+          v: 1,
+          id: uuidv7(),
+          time: t0 + Math.floor((i * 2 * HOUR_MS) / n),
+          customer: `c${i % 5}`,
+          keyId: 'k',
+          api: 'a',
+          method: 'GET',
+          status: 200,
+          latencyMs: 1,
+          bytesIn: 0,
+          bytesOut: 0,
+          billable: true,
+        } as const;
         return { key: e.customer, value: encodeEvent(e) };
       }),
     );
@@ -74,7 +93,11 @@ test('ingest repairs overlapping ranges on assignment, losing no event; lake che
       return l;
     };
     // the same log ingested twice with different range sizes (two groups, two lakes) ...
-    for (const [k, max] of [['a', 170], ['b', 230], ['a0', 170]] as const) {
+    for (const [k, max] of [
+      ['a', 170],
+      ['b', 230],
+      ['a0', 170],
+    ] as const) {
       const ing = new Ingestor({ log, lake: await lakeOf(k), topic: TOPIC, group: `g-${k}`, maxRecords: max, flushMs: 60_000, deadLetter: dead });
       await ing.start();
       await ing.waitCaughtUp(60_000);

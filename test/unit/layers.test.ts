@@ -12,10 +12,22 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../src');
 
 /** Top-level folder (or file) of src/ -> layer; higher may import lower, never the reverse. */
 const LAYER: Record<string, number> = {
-  ground: 1, config: 1, events: 1, security: 1,
-  log: 2, lake: 2, warehouse: 2, limiter: 2,
-  gateway: 3, pipeline: 3, billing: 3, observability: 3,
-  runtime: 4, commands: 4, demo: 4, 'cli.ts': 4,
+  ground: 1,
+  config: 1,
+  events: 1,
+  security: 1,
+  log: 2,
+  lake: 2,
+  warehouse: 2,
+  limiter: 2,
+  gateway: 3,
+  pipeline: 3,
+  billing: 3,
+  observability: 3,
+  runtime: 4,
+  commands: 4,
+  demo: 4,
+  'cli.ts': 4,
 };
 const NAMES = ['', 'ground', 'adapters', 'domain', 'composition'];
 
@@ -31,7 +43,11 @@ const layerOf = (file: string): number | undefined => LAYER[relative(SRC, file).
 
 test('every folder of src/ has a layer', () => {
   const top = new Set([...sources(SRC)].map((f) => relative(SRC, f).split('/')[0]!));
-  assert.deepEqual([...top].filter((t) => LAYER[t] === undefined), [], 'give new folders a layer here and in docs/architecture.md');
+  assert.deepEqual(
+    [...top].filter((t) => LAYER[t] === undefined),
+    [],
+    'give new folders a layer here and in docs/architecture.md',
+  );
 });
 
 test('no import runs upward (docs/architecture.md, Layering)', () => {
@@ -51,7 +67,10 @@ test('no import runs upward (docs/architecture.md, Layering)', () => {
 test('migrations: one file per version (schema_migrations is keyed by it), numbered without gaps', async () => {
   const { loadMigrations } = await import('../../src/warehouse/migrate.js');
   const versions = loadMigrations().map((m) => m.version);
-  assert.deepEqual(versions, versions.map((_, i) => i + 1));
+  assert.deepEqual(
+    versions,
+    versions.map((_, i) => i + 1),
+  );
   const dir = join(SRC, 'warehouse', 'migrations');
   const files = readdirSync(dir).filter((f) => f.endsWith('.sql'));
   assert.equal(new Set(files.map((f) => f.split('_')[0])).size, files.length, `two files share a number: ${files.join(', ')}`);

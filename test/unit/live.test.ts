@@ -122,7 +122,11 @@ test('live path counts distinct accepted events exactly once, across windows and
       assert.equal(offsets.get(p)?.nextOffset, end, `partition ${p} applied to the end`);
       total += end;
     }
-    assert.equal([...offsets.values()].reduce((a, o) => a + o.appliedRecords, 0), total, 'each record applied once');
+    assert.equal(
+      [...offsets.values()].reduce((a, o) => a + o.appliedRecords, 0),
+      total,
+      'each record applied once',
+    );
   } finally {
     await live.stop();
     await s.close();
@@ -149,7 +153,10 @@ test('a restart resumes from the warehouse offsets, not the log: nothing lost or
     await live.stop();
     assert.deepEqual(sorted(await table(s.db, 'live_hourly')), sorted(truthOf(events)));
     const offsets = await readOffsets(s.db, live.id);
-    assert.equal([...offsets.values()].reduce((a, o) => a + o.appliedRecords, 0), events.length);
+    assert.equal(
+      [...offsets.values()].reduce((a, o) => a + o.appliedRecords, 0),
+      events.length,
+    );
   } finally {
     await s.close();
   }
@@ -159,7 +166,14 @@ test('billing reads live rows for hours the rollup lacks, rollup rows once rolle
   const s = await setup();
   const lake = new LocalLake(pathToFileURL(join(s.dir, 'lake')).href);
   await lake.init();
-  const ingest = new Ingestor({ log: s.log, lake, topic: TOPIC, maxRecords: 10_000, flushMs: 60_000, deadLetter: new FolderDeadLetter(join(s.dir, 'dl'), TOPIC) });
+  const ingest = new Ingestor({
+    log: s.log,
+    lake,
+    topic: TOPIC,
+    maxRecords: 10_000,
+    flushMs: 60_000,
+    deadLetter: new FolderDeadLetter(join(s.dir, 'dl'), TOPIC),
+  });
   const rollup = new Rollup({ lake, db: s.db });
   const live = new LivePath({ log: s.log, db: s.db, windowMs: 25 });
   const now = Date.now();
@@ -236,7 +250,14 @@ test('a late event (event time in an hour already rolled up) is counted after th
   const s = await setup();
   const lake = new LocalLake(pathToFileURL(join(s.dir, 'lake')).href);
   await lake.init();
-  const ingest = new Ingestor({ log: s.log, lake, topic: TOPIC, maxRecords: 10_000, flushMs: 60_000, deadLetter: new FolderDeadLetter(join(s.dir, 'dl'), TOPIC) });
+  const ingest = new Ingestor({
+    log: s.log,
+    lake,
+    topic: TOPIC,
+    maxRecords: 10_000,
+    flushMs: 60_000,
+    deadLetter: new FolderDeadLetter(join(s.dir, 'dl'), TOPIC),
+  });
   const rollup = new Rollup({ lake, db: s.db });
   const old = hourStart(Date.now()) - 5 * HOUR_MS;
   const total = async () => (await queryUsage(s.db, { customer: 'late', from: old, to: old + HOUR_MS, granularity: 'total', timeZone: 'UTC' })).calls;
@@ -255,7 +276,11 @@ test('a late event (event time in an hour already rolled up) is counted after th
     assert.deepEqual(await rollup.pendingHours(), [old], 'its hour is pending again: its file set changed');
     assert.equal(await total(), 10n, 'not counted before the rollup');
     const r = await rollup.run();
-    assert.deepEqual(r.results.map((x) => x.hour), [old], 'exactly that hour is rolled again');
+    assert.deepEqual(
+      r.results.map((x) => x.hour),
+      [old],
+      'exactly that hour is rolled again',
+    );
     assert.equal(await total(), 11n, 'counted after the next rollup');
   } finally {
     await ingest.stop();
@@ -271,7 +296,15 @@ test('a window applied twice from the same offsets is refused (fence) and counts
     const g = { topic: TOPIC, group: 'fence-test' };
     await ensureOffsets(s.db, g, new Map([[0, 0]]));
     const e = ev('f', 'locations.create', Date.now());
-    const w = { ...g, partition: 0, from: 0, to: 5, records: 5, events: [{ id: e.id, hour: hourStart(e.time), customer: 'f', api: e.api, billable: true }], completeUntil: Date.now() };
+    const w = {
+      ...g,
+      partition: 0,
+      from: 0,
+      to: 5,
+      records: 5,
+      events: [{ id: e.id, hour: hourStart(e.time), customer: 'f', api: e.api, billable: true }],
+      completeUntil: Date.now(),
+    };
     await applyWindow(s.db, w);
     // a zombie (or a consumer that lost the partition) applying the same range again
     await assert.rejects(applyWindow(s.db, w), (err: unknown) => err instanceof FencedError && err.actual === 5);

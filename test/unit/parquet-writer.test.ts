@@ -100,7 +100,13 @@ test('parquet writer: the largest rows meter accepts (four 200-character non-ASC
   const n = 33_000; // just over one row group
   const name = (p: string, i: number) => `${p}${i}-${'가'.repeat(200)}`.slice(0, 200);
   const big = (k: number): UsageEvent[] =>
-    events(n, Date.UTC(2026, 0, 1)).map((e, i) => ({ ...e, customer: name(`c${k}-`, i % 97), keyId: name('k', i % 89), api: name('a', i % 50), method: name('m', i % 7) }));
+    events(n, Date.UTC(2026, 0, 1)).map((e, i) => ({
+      ...e,
+      customer: name(`c${k}-`, i % 97),
+      keyId: name('k', i % 89),
+      api: name('a', i % 50),
+      method: name('m', i % 7),
+    }));
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   for (const memoryMb of [undefined, 128]) {
@@ -111,7 +117,11 @@ test('parquet writer: the largest rows meter accepts (four 200-character non-ASC
       w.close();
     }
     for (const k of [0, 1]) {
-      const [r] = (await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n, max(length(customer))::INTEGER AS len, min(customer) AS first FROM read_parquet('${join(dir, `${k}.parquet`)}')`)).getRowObjects();
+      const [r] = (
+        await conn.runAndReadAll(
+          `SELECT count(*)::INTEGER AS n, max(length(customer))::INTEGER AS len, min(customer) AS first FROM read_parquet('${join(dir, `${k}.parquet`)}')`,
+        )
+      ).getRowObjects();
       assert.deepEqual({ n: r.n, len: r.len }, { n, len: 200 }, `memory limit ${memoryMb ?? 'default'}`);
       assert.equal(r.first, name(`c${k}-`, 0));
     }
@@ -158,7 +168,10 @@ test('parquet writer: a spool of plain records and one of the same events spelle
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   const ids = (await conn.runAndReadAll(`SELECT id FROM read_parquet('${join(dir, 'a.parquet')}')`)).getRows().map((r) => r[0]);
-  assert.deepEqual(ids, evs.map((e) => e.id));
+  assert.deepEqual(
+    ids,
+    evs.map((e) => e.id),
+  );
   conn.closeSync();
   db.closeSync();
 });
@@ -170,15 +183,33 @@ test('accept: the fast path for plain records decides and stores exactly as acce
   const variants: Buffer[] = [];
   const rnd = (() => {
     let s = 42;
-    return () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    return () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
   })();
   for (const e of base) {
     const plainText = encodeEvent(e).toString();
     variants.push(Buffer.from(plainText));
     for (const [k, v] of [
-      ['status', 0], ['status', 999], ['status', 1000], ['latencyMs', 12.5], ['latencyMs', 2_147_483_647], ['latencyMs', 2_147_483_648],
-      ['bytesIn', 2 ** 53 - 1], ['bytesIn', 2 ** 53], ['bytesIn', -1], ['time', 0], ['time', now + 400_000], ['customer', ''], ['customer', 'x'.repeat(200)],
-      ['customer', 'x'.repeat(201)], ['customer', 'é'], ['customer', 'a"b'], ['api', 'a\\b'], ['method', 5], ['billable', 'yes'], ['v', 2], ['id', e.id.toUpperCase()],
+      ['status', 0],
+      ['status', 999],
+      ['status', 1000],
+      ['latencyMs', 12.5],
+      ['latencyMs', 2_147_483_647],
+      ['latencyMs', 2_147_483_648],
+      ['bytesIn', 2 ** 53 - 1],
+      ['bytesIn', 2 ** 53],
+      ['bytesIn', -1],
+      ['time', 0],
+      ['time', now + 400_000],
+      ['customer', ''],
+      ['customer', 'x'.repeat(200)],
+      ['customer', 'x'.repeat(201)],
+      ['customer', 'é'],
+      ['customer', 'a"b'],
+      ['api', 'a\\b'],
+      ['method', 5],
+      ['billable', 'yes'],
+      ['v', 2],
+      ['id', e.id.toUpperCase()],
     ] as [string, unknown][])
       variants.push(Buffer.from(JSON.stringify({ ...e, [k]: v })));
     variants.push(Buffer.from(plainText.replace('"time":', '"time": ')));

@@ -9,7 +9,10 @@ test('a second opener of the embedded warehouse gets a clear error, and can open
   const dir = join(tempDir('meter-pgl-'), 'pglite');
   const a = await PgliteWarehouse.open(dir);
   await a.query('CREATE TABLE t (x int)');
-  await assert.rejects(PgliteWarehouse.open(dir), (e: unknown) => e instanceof UserError && /in use by process/.test(e.message) && /meter dev/.test(e.hint ?? ''));
+  await assert.rejects(
+    PgliteWarehouse.open(dir),
+    (e: unknown) => e instanceof UserError && /in use by process/.test(e.message) && /meter dev/.test(e.hint ?? ''),
+  );
   await a.close();
   const b = await PgliteWarehouse.open(dir);
   assert.deepEqual(await b.query('SELECT count(*)::int AS n FROM t'), [{ n: 0 }]);

@@ -62,7 +62,8 @@ test('catalog: plan limits', () => {
 });
 
 test('catalog: errors name the bad field', () => {
-  const base = () => JSON.parse(JSON.stringify({ currency: 'USD', plans: { free: { name: 'Free', rateLimit: { ratePerSec: 5, burst: 10 }, prices: { a: '0.1' } } } }));
+  const base = () =>
+    JSON.parse(JSON.stringify({ currency: 'USD', plans: { free: { name: 'Free', rateLimit: { ratePerSec: 5, burst: 10 }, prices: { a: '0.1' } } } }));
   const bad = (mutate: (c: any) => void, field: string, re: RegExp) => {
     const c = base();
     mutate(c);

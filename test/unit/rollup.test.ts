@@ -134,44 +134,44 @@ test('rollup of known Parquet files gives exact rows; duplicates count once; non
 // Both ways of finding repeated ids (rollup-count.ts); file 0 also holds a row outside the hour,
 // so it is read with the time check while files 1 and 2 are proven inside by their statistics.
 for (const dedupe of ['table', 'sort'] as const)
-test(`dedupe is exact on random data (${dedupe}): copies in one file and across files, three copies, copies that disagree on billable`, async () => {
-  const { root, db, rollup, close } = await setup(dedupe);
-  let seed = 7;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-  const customers = ['acme', 'globex', 'initech'];
-  const apis = ['locations.create', 'locations.latest', 'geofences.check'];
-  const originals: Ev[] = [];
-  for (let i = 0; i < 1500; i++) {
-    originals.push(ev(customers[Math.floor(rnd() * 3)], apis[Math.floor(rnd() * 3)], H1 + Math.floor(rnd() * HOUR_MS), rnd() < 0.9));
-  }
-  // Copies: 10 % again, 2 % a third time; some copies with billable flipped (the rollup counts a
-  // call when any copy is billable, as before).
-  const files: Ev[][] = [[], [], []];
-  for (const e of originals) {
-    files[Math.floor(rnd() * 3)].push(e);
-    if (rnd() < 0.1) files[Math.floor(rnd() * 3)].push(rnd() < 0.3 ? { ...e, billable: !e.billable } : { ...e });
-    if (rnd() < 0.02) files[Math.floor(rnd() * 3)].push({ ...e });
-  }
-  // A copy of an id outside the hour (misplaced) is not counted and does not undo the original.
-  files[0].push({ ...originals[0], time: H1 - 5 });
-  for (let f = 0; f < 3; f++) await writeParquet(root, fileIn(H1, f * 10_000, f * 10_000 + 9_999), files[f]);
+  test(`dedupe is exact on random data (${dedupe}): copies in one file and across files, three copies, copies that disagree on billable`, async () => {
+    const { root, db, rollup, close } = await setup(dedupe);
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const customers = ['acme', 'globex', 'initech'];
+    const apis = ['locations.create', 'locations.latest', 'geofences.check'];
+    const originals: Ev[] = [];
+    for (let i = 0; i < 1500; i++) {
+      originals.push(ev(customers[Math.floor(rnd() * 3)], apis[Math.floor(rnd() * 3)], H1 + Math.floor(rnd() * HOUR_MS), rnd() < 0.9));
+    }
+    // Copies: 10 % again, 2 % a third time; some copies with billable flipped (the rollup counts a
+    // call when any copy is billable, as before).
+    const files: Ev[][] = [[], [], []];
+    for (const e of originals) {
+      files[Math.floor(rnd() * 3)].push(e);
+      if (rnd() < 0.1) files[Math.floor(rnd() * 3)].push(rnd() < 0.3 ? { ...e, billable: !e.billable } : { ...e });
+      if (rnd() < 0.02) files[Math.floor(rnd() * 3)].push({ ...e });
+    }
+    // A copy of an id outside the hour (misplaced) is not counted and does not undo the original.
+    files[0].push({ ...originals[0], time: H1 - 5 });
+    for (let f = 0; f < 3; f++) await writeParquet(root, fileIn(H1, f * 10_000, f * 10_000 + 9_999), files[f]);
 
-  const want = new Map<string, { ids: Set<string>; billable: Set<string> }>();
-  for (const e of files.flat()) {
-    if (e.time < H1 || e.time >= H1 + HOUR_MS) continue;
-    const k = `${e.customer} ${e.api}`;
-    const w = want.get(k) ?? { ids: new Set(), billable: new Set() };
-    w.ids.add(e.id);
-    if (e.billable !== false) w.billable.add(e.id);
-    want.set(k, w);
-  }
-  await rollup.run();
-  const got = (await rows(db)).map((r) => [`${r.customer_id} ${r.api}`, r.calls, r.events]);
-  const expected = [...want].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, w]) => [k, w.billable.size, w.ids.size]);
-  assert.deepEqual(got, expected);
-  assert.equal(files.flat().length > originals.length + 150, true, 'the data has copies');
-  await close();
-});
+    const want = new Map<string, { ids: Set<string>; billable: Set<string> }>();
+    for (const e of files.flat()) {
+      if (e.time < H1 || e.time >= H1 + HOUR_MS) continue;
+      const k = `${e.customer} ${e.api}`;
+      const w = want.get(k) ?? { ids: new Set(), billable: new Set() };
+      w.ids.add(e.id);
+      if (e.billable !== false) w.billable.add(e.id);
+      want.set(k, w);
+    }
+    await rollup.run();
+    const got = (await rows(db)).map((r) => [`${r.customer_id} ${r.api}`, r.calls, r.events]);
+    const expected = [...want].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, w]) => [k, w.billable.size, w.ids.size]);
+    assert.deepEqual(got, expected);
+    assert.equal(files.flat().length > originals.length + 150, true, 'the data has copies');
+    await close();
+  });
 
 test('re-running an hour gives the same rows; a new file re-rolls that hour only', async () => {
   const { root, db, rollup, close } = await setup();
@@ -229,7 +229,11 @@ test('a rewritten file (same name, other size) and removed files are noticed; an
 
 test('events outside the hour of their folder, temp and hidden files are not counted', async () => {
   const { root, db, rollup, close } = await setup();
-  await writeParquet(root, fileIn(H1, 0, 2), [ev('acme', 'locations.create', H1 + 5), ev('acme', 'locations.create', H2 + 5), ev('acme', 'locations.create', H1 - 1)]);
+  await writeParquet(root, fileIn(H1, 0, 2), [
+    ev('acme', 'locations.create', H1 + 5),
+    ev('acme', 'locations.create', H2 + 5),
+    ev('acme', 'locations.create', H1 - 1),
+  ]);
   await writeParquet(root, `${hourDir(H1)}/_inprogress.parquet`, [ev('acme', 'locations.create', H1 + 6)]);
   await writeParquet(root, `${hourDir(H1)}/.hidden.parquet`, [ev('acme', 'locations.create', H1 + 7)]);
   const r = await rollup.rollupHour(H1);
@@ -312,14 +316,21 @@ test('hours are counted while the previous one is written; a failed write or cou
   try {
     await assert.rejects(rollup.backfill(H1, H3 + HOUR_MS), /warehouse refused the write/);
     assert.equal(started.length, 2, 'no write after the failed one');
-    assert.deepEqual((await rows(db)).map((r) => new Date(r.hour).getTime()), [H1], 'the hour before the failure is written');
+    assert.deepEqual(
+      (await rows(db)).map((r) => new Date(r.hour).getTime()),
+      [H1],
+      'the hour before the failure is written',
+    );
     // A bad file in H3: its count fails while H2 is being written; H2 still lands, H3 does not.
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(root, fileIn(H3, 100, 100)), 'not parquet');
     const ok = new Rollup({ lake, db });
     await assert.rejects(ok.backfill(H2, H3 + HOUR_MS));
     await ok.close();
-    assert.deepEqual((await rows(db)).map((r) => new Date(r.hour).getTime()), [H1, H2]);
+    assert.deepEqual(
+      (await rows(db)).map((r) => new Date(r.hour).getTime()),
+      [H1, H2],
+    );
     // a quiet period is the thing tested: a late rejection would surface within it
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(unhandled, undefined, `unhandled rejection: ${(unhandled as Error)?.message}`);

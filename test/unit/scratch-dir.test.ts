@@ -18,8 +18,8 @@ test("a new scratch folder removes the folders of dead processes, never a live o
     writeFileSync(join(d, 'spool-0.ndjson'), '{"id":"x"}\n');
   }
   const mine = ownScratchDir('meter-ingest-', base);
-  assert.equal(existsSync(deadDir), false, 'the dead process\'s spool is removed');
-  assert.equal(existsSync(liveDir), true, 'a live process\'s folder is kept');
+  assert.equal(existsSync(deadDir), false, "the dead process's spool is removed");
+  assert.equal(existsSync(liveDir), true, "a live process's folder is kept");
   assert.equal(existsSync(other), true, 'folders not named <prefix><pid>- are not touched');
   assert.match(mine, new RegExp(`meter-ingest-${process.pid}-`));
   assert.equal(existsSync(mine), true);

@@ -40,7 +40,10 @@ test('keys create refuses a customer that does not exist and an unknown plan (ex
   assert.match(JSON.parse(ok.out).key, /^mk_live_/);
   // The customer was not replaced or duplicated by the key.
   const c = JSON.parse(meter(['customers', 'list', '--json']).out);
-  assert.deepEqual(c.map((x: any) => [x.id, x.timeZone]), [['acme', 'Asia/Seoul']]);
+  assert.deepEqual(
+    c.map((x: any) => [x.id, x.timeZone]),
+    [['acme', 'Asia/Seoul']],
+  );
 });
 
 test('tokens: create with an expiry, list without secrets, revoke; unknown customer and bad duration exit 2', () => {
@@ -58,7 +61,10 @@ test('tokens: create with an expiry, list without secrets, revoke; unknown custo
   assert.equal(list.code, 0, list.err);
   assert.ok(!list.out.includes(made.token.slice(22)), 'no secret in the list');
   const rows = JSON.parse(list.out);
-  assert.deepEqual(rows.map((r: any) => r.state), ['active', 'active']);
+  assert.deepEqual(
+    rows.map((r: any) => r.state),
+    ['active', 'active'],
+  );
   const id = made.token.slice(4, 20);
   assert.ok(rows.some((r: any) => r.id === id && r.expiresAt === made.expiresAt));
   const text = meter(['tokens', 'list', '--customer', 'globex']);
@@ -100,7 +106,11 @@ test('config values of the wrong type are refused in one line, exit 2', () => {
   for (const [settings, re] of cases) {
     const file = join(dir, 'meter.config.json');
     writeFileSync(file, JSON.stringify(settings));
-    assert.throws(() => loadConfig({ env: {}, configFile: file }), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(settings));
+    assert.throws(
+      () => loadConfig({ env: {}, configFile: file }),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      JSON.stringify(settings),
+    );
     const r = meter(['config', '--config', file]);
     assert.equal(r.code, 2, JSON.stringify(settings));
     assert.equal(r.err.trim().split('\n').length, 1, r.err);

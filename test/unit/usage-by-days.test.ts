@@ -26,7 +26,13 @@ after(() => db.close());
 /** The answer straight from the hourly rows, grouped in the zone (the statement used before). */
 async function byHours(from: number, to: number, tz: string, g: Granularity) {
   const bucket =
-    g === 'month' ? `date_trunc('month', hour AT TIME ZONE $4) AT TIME ZONE $4` : g === 'day' ? `date_trunc('day', hour AT TIME ZONE $4) AT TIME ZONE $4` : g === 'hour' ? 'hour' : '$2::timestamptz';
+    g === 'month'
+      ? `date_trunc('month', hour AT TIME ZONE $4) AT TIME ZONE $4`
+      : g === 'day'
+        ? `date_trunc('day', hour AT TIME ZONE $4) AT TIME ZONE $4`
+        : g === 'hour'
+          ? 'hour'
+          : '$2::timestamptz';
   const rows = await db.query<{ start: Date; api: string; calls: string; events: string }>(
     `SELECT ${bucket} AS start, api, sum(calls)::text AS calls, sum(events)::text AS events FROM usage_hourly
       WHERE customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz GROUP BY 1, api ORDER BY 1, api`,
@@ -37,7 +43,7 @@ async function byHours(from: number, to: number, tz: string, g: Granularity) {
 
 test('month and total from day rows, and day and hour read in 31- and 4-day pieces, equal grouping the hourly rows, in five zones', async () => {
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const base = Date.parse('2025-01-01T00:00:00Z');
   const span = Date.parse('2026-03-01T00:00:00Z') - base;
   let compared = 0;

@@ -42,7 +42,14 @@ const catalog = parseCatalog({
       rateLimit: { ratePerSec: 1, burst: 1 },
       prices: {
         'locations.create': '0.0008',
-        'locations.history': { model: 'graduated', freeUnits: 100, tiers: [{ upTo: 1000, unitPrice: '0.002' }, { upTo: null, unitPrice: '0.001' }] },
+        'locations.history': {
+          model: 'graduated',
+          freeUnits: 100,
+          tiers: [
+            { upTo: 1000, unitPrice: '0.002' },
+            { upTo: null, unitPrice: '0.001' },
+          ],
+        },
         'geofences.devices': { model: 'package', packageSize: 1000, packagePrice: '1.50' },
       },
     },
@@ -53,7 +60,14 @@ before(async () => {
   ensureChromium();
   db = await PgliteWarehouse.open(null);
   await migrate(db);
-  server = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: ['svc-web-test-0123456789'], now: () => Date.parse('2026-02-20T00:00:00Z') });
+  server = await startBillingServer({
+    db,
+    catalog,
+    host: '127.0.0.1',
+    port: 0,
+    serviceTokens: ['svc-web-test-0123456789'],
+    now: () => Date.parse('2026-02-20T00:00:00Z'),
+  });
   await upsertCustomer(db, { id: 'acme', name: 'Acme Corp', timeZone: 'Asia/Seoul', plan: 'pro' });
   await upsertCustomer(db, { id: 'globex', name: 'Globex', timeZone: 'UTC', plan: 'pro' });
   const rows: [string, string, string, number][] = [
@@ -76,7 +90,16 @@ before(async () => {
   token = await createCustomerToken(db, 'acme');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 after(async () => {
@@ -114,11 +137,19 @@ test('the page shows the plan prices, a chart with the right totals and the invo
   assert.equal(chart.days, 28); // every day of February in Seoul
   assert.equal(chart.series, 4);
   const listed = await page.$$eval('#totals tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.api, Number((tr as HTMLElement).dataset.calls)]));
-  assert.deepEqual(listed, [['geofences.devices', 1001], ['locations.create', 4000], ['locations.history', 1300]]);
+  assert.deepEqual(listed, [
+    ['geofences.devices', 1001],
+    ['locations.create', 4000],
+    ['locations.history', 1300],
+  ]);
 
   // Invoice preview: 2 packages = 3.00; 4000 x 0.0008 = 3.20; history 100 free, 1000 x 0.002 + 200 x 0.001 = 2.20.
   const lines = await page.$$eval('#invoice tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.api, (tr as HTMLElement).dataset.amount]));
-  assert.deepEqual(lines, [['geofences.devices', '3.00'], ['locations.create', '3.20'], ['locations.history', '2.20']]);
+  assert.deepEqual(lines, [
+    ['geofences.devices', '3.00'],
+    ['locations.create', '3.20'],
+    ['locations.history', '2.20'],
+  ]);
   assert.equal(await page.textContent('#total'), '8.40 USD');
   assert.match((await page.textContent('#status'))!, /draft/);
   const body = (await page.textContent('body'))!;
@@ -161,7 +192,14 @@ test('the page and its script are served with a strict content security policy',
 });
 
 test('a 390 px phone: no horizontal scroll, the chart as wide as the screen; history, month picker and local times', async () => {
-  const page = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, timezoneId: 'America/New_York', locale: 'en-US' });
+  const page = await browser.newPage({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    timezoneId: 'America/New_York',
+    locale: 'en-US',
+  });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`${server.url}/app#token=${token}&period=2026-02`);
@@ -184,7 +222,9 @@ test('a 390 px phone: no horizontal scroll, the chart as wide as the screen; his
   process.stdout.write(`# customer page 390 px screenshot: ${phone}\n`);
 
   // History: newest month first, January final (stored), February a draft.
-  const history = await page.$$eval('#history tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.period, (tr as HTMLElement).dataset.status, tr.querySelectorAll('td')[2].textContent]));
+  const history = await page.$$eval('#history tbody tr', (trs) =>
+    trs.map((tr) => [(tr as HTMLElement).dataset.period, (tr as HTMLElement).dataset.status, tr.querySelectorAll('td')[2].textContent]),
+  );
   assert.deepEqual(history, [
     ['2026-02', 'draft', '8.40 USD'],
     ['2026-01', 'final', '62.22 USD'],

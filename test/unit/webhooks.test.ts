@@ -16,7 +16,17 @@ import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { finalizeInvoices, invoiceId, storedInvoice } from '../../src/billing/invoices.js';
-import { addEndpoint, attemptsOf, listEndpoints, checkUrl, disableEndpoint, emitEvent, listDeliveries, retryDelivery, WebhookInputError } from '../../src/billing/webhooks/store.js';
+import {
+  addEndpoint,
+  attemptsOf,
+  listEndpoints,
+  checkUrl,
+  disableEndpoint,
+  emitEvent,
+  listDeliveries,
+  retryDelivery,
+  WebhookInputError,
+} from '../../src/billing/webhooks/store.js';
 import { deliverDue, retryDelay } from '../../src/billing/webhooks/service.js';
 import { verifySignature } from '../../src/billing/webhooks/signer.js';
 import { MAX_RESPONSE_BYTES } from '../../src/billing/webhooks/deliverer.js';
@@ -43,7 +53,11 @@ async function receiver(answer: (n: number, req: IncomingMessage, res: ServerRes
 
 /** The receiver's check, written out as docs/webhooks.md tells receivers to. */
 function signedBy(secret: string, r: Received): boolean {
-  const parts = Object.fromEntries(String(r.headers['meter-signature']).split(',').map((p) => p.split('=') as [string, string]));
+  const parts = Object.fromEntries(
+    String(r.headers['meter-signature'])
+      .split(',')
+      .map((p) => p.split('=') as [string, string]),
+  );
   const want = createHmac('sha256', secret).update(`${parts.t}.${r.body}`).digest('hex');
   return parts.v1 === want && /^\d+$/.test(parts.t);
 }
@@ -148,11 +162,14 @@ test('invoice.finalized: one signed POST per endpoint with the invoice; a flaky 
 
   const [d] = await listDeliveries(db, { endpoint: eFlaky.id, limit: 1 });
   assert.equal(d.status, 'delivered');
-  assert.deepEqual((await attemptsOf(db, d.id)).map((a) => [a.attempt, a.status, a.error]), [
-    [1, 500, 'answered 500'],
-    [2, 500, 'answered 500'],
-    [3, 200, null],
-  ]);
+  assert.deepEqual(
+    (await attemptsOf(db, d.id)).map((a) => [a.attempt, a.status, a.error]),
+    [
+      [1, 500, 'answered 500'],
+      [2, 500, 'answered 500'],
+      [3, 200, null],
+    ],
+  );
   const hung = await listDeliveries(db, { endpoint: eHang.id, limit: 10 });
   assert.equal(hung.length, 2);
   for (const h of hung) {

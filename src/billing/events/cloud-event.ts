@@ -61,21 +61,28 @@ function text(o: Record<string, unknown>, name: string): string | { reason: stri
 }
 
 /** Shape and bounds, no lookups: the reason, or the parts. */
-export function checkShape(v: unknown, now: number): { reason: string } | { source: string; id: string; type: string; subject: string; time: number; dataBytes: number } {
+export function checkShape(
+  v: unknown,
+  now: number,
+): { reason: string } | { source: string; id: string; type: string; subject: string; time: number; dataBytes: number } {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { reason: 'an event must be a JSON object' };
   const o = v as Record<string, unknown>;
-  if (o.specversion !== '1.0') return { reason: `specversion must be "1.0", got ${typeof o.specversion === 'string' ? JSON.stringify(o.specversion.slice(0, 32)) : o.specversion === undefined ? 'none' : typeof o.specversion}` };
+  if (o.specversion !== '1.0')
+    return {
+      reason: `specversion must be "1.0", got ${typeof o.specversion === 'string' ? JSON.stringify(o.specversion.slice(0, 32)) : o.specversion === undefined ? 'none' : typeof o.specversion}`,
+    };
   const parts: Record<string, string> = {};
   for (const name of ['id', 'source', 'type', 'subject', 'time']) {
     const t = text(o, name);
-    if (typeof t !== 'string') return { reason: name === 'subject' && o.subject === undefined ? 'subject is required: the customer id the usage is billed to' : t.reason };
+    if (typeof t !== 'string')
+      return { reason: name === 'subject' && o.subject === undefined ? 'subject is required: the customer id the usage is billed to' : t.reason };
     parts[name] = t;
   }
   if (!TYPE_RE.test(parts.type)) return { reason: 'type must be a metered name: letters, digits and . _ - : / (e.g. ai.tokens)' };
-  for (const name of ['datacontenttype', 'dataschema'])
-    if (o[name] !== undefined && typeof o[name] !== 'string') return { reason: `${name} must be a string` };
+  for (const name of ['datacontenttype', 'dataschema']) if (o[name] !== undefined && typeof o[name] !== 'string') return { reason: `${name} must be a string` };
   const dct = o.datacontenttype as string | undefined;
-  if (dct !== undefined && !/^application\/(?:[\w.-]+\+)?json(?:\s*;.*)?$/i.test(dct)) return { reason: 'datacontenttype must be application/json (data is a JSON object)' };
+  if (dct !== undefined && !/^application\/(?:[\w.-]+\+)?json(?:\s*;.*)?$/i.test(dct))
+    return { reason: 'datacontenttype must be application/json (data is a JSON object)' };
   if (o.data_base64 !== undefined) return { reason: 'data_base64 is not accepted: data must be a JSON object' };
   let dataBytes = 0;
   if (o.data !== undefined) {
@@ -88,8 +95,12 @@ export function checkShape(v: unknown, now: number): { reason: string } | { sour
   const time = parseEventTime(parts.time);
   if (time === null) return { reason: 'time must be an RFC 3339 time, e.g. 2026-12-05T06:00:00Z' };
   const oldest = now - DEFAULT_TIME_BOUNDS.pastLimitMs + PAST_MARGIN_MS;
-  if (time < oldest) return { reason: `time ${parts.time} is older than ${Math.round((DEFAULT_TIME_BOUNDS.pastLimitMs - PAST_MARGIN_MS) / 60_000)} minutes (35 days less one minute): too late to bill` };
-  if (time > now + DEFAULT_TIME_BOUNDS.futureLimitMs) return { reason: `time ${parts.time} is more than ${DEFAULT_TIME_BOUNDS.futureLimitMs / 1000} s in the future (check the sender's clock)` };
+  if (time < oldest)
+    return {
+      reason: `time ${parts.time} is older than ${Math.round((DEFAULT_TIME_BOUNDS.pastLimitMs - PAST_MARGIN_MS) / 60_000)} minutes (35 days less one minute): too late to bill`,
+    };
+  if (time > now + DEFAULT_TIME_BOUNDS.futureLimitMs)
+    return { reason: `time ${parts.time} is more than ${DEFAULT_TIME_BOUNDS.futureLimitMs / 1000} s in the future (check the sender's clock)` };
   return { source: parts.source, id: parts.id, type: parts.type, subject: parts.subject, time, dataBytes };
 }
 

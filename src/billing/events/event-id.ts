@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 
 export function eventIdOf(source: string, id: string): string {
   // JSON of the pair: unambiguous whatever the two strings hold.
-  const h = createHash('sha256').update(JSON.stringify([source, id]), 'utf8').digest();
+  const h = createHash('sha256')
+    .update(JSON.stringify([source, id]), 'utf8')
+    .digest();
   h[6] = (h[6] & 0x0f) | 0x80;
   h[8] = (h[8] & 0x3f) | 0x80;
   const x = h.toString('hex', 0, 16);

@@ -35,7 +35,8 @@ export async function* readEventsFile(path: string, stdin: Readable = process.st
     n++;
     if (array) {
       arrayChars += line.length + 1;
-      if (arrayChars > MAX_ARRAY_FILE_BYTES) throw new EventsFileError(`${path}: a JSON array larger than ${MAX_ARRAY_FILE_BYTES} bytes; write one event per line (JSON lines) instead`);
+      if (arrayChars > MAX_ARRAY_FILE_BYTES)
+        throw new EventsFileError(`${path}: a JSON array larger than ${MAX_ARRAY_FILE_BYTES} bytes; write one event per line (JSON lines) instead`);
       array.push(line);
       continue;
     }

@@ -75,7 +75,9 @@ export class EventsIntake {
     const mode = modeOf(req.headers['content-type']);
     if (!mode) {
       // Unread: the answer closes the connection.
-      return err(415, 'content-type must be application/cloudevents+json (one event), application/cloudevents-batch+json (an array) or application/json', { connection: 'close' });
+      return err(415, 'content-type must be application/cloudevents+json (one event), application/cloudevents-batch+json (an array) or application/json', {
+        connection: 'close',
+      });
     }
     const body = await readBody(req, this.maxBody);
     if (!body.ok) return err(413, `the body is larger than ${this.maxBody} bytes: send at most ${this.maxBatch} events per request`, { connection: 'close' });
@@ -119,7 +121,11 @@ export class EventsIntake {
         await (await this.openProducer()).send(records);
       } catch (e) {
         this.o.onError?.(`events: the usage log refused a send of ${records.length} events: ${(e as Error).message}`);
-        return err(503, 'the usage log is unavailable, so no event of this request is known to be stored; retry (a resend is billed once: events are deduplicated by source and id)', { 'retry-after': '5' });
+        return err(
+          503,
+          'the usage log is unavailable, so no event of this request is known to be stored; retry (a resend is billed once: events are deduplicated by source and id)',
+          { 'retry-after': '5' },
+        );
       }
     }
     const accepted = results.filter((r) => r.status === 'accepted').length;

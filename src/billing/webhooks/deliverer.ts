@@ -36,7 +36,13 @@ export function postWebhook(url: string, body: string, headers: Record<string, s
     const req = send(u, {
       method: 'POST',
       agent: false,
-      headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), connection: 'close', 'user-agent': 'meter-webhooks/1' },
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        connection: 'close',
+        'user-agent': 'meter-webhooks/1',
+      },
     });
     // Once the status line is in, a body that never ends does not undo the answer.
     let verdict: (() => void) | null = null;
@@ -49,7 +55,8 @@ export function postWebhook(url: string, body: string, headers: Record<string, s
       verdict = () => {
         const text = Buffer.concat(chunks).toString('utf8').slice(0, MAX_RESPONSE_BYTES);
         if (status >= 200 && status < 300) return finish(status, null, text);
-        if (status >= 300 && status < 400) return finish(status, `redirect to ${String(res.headers.location ?? '?').slice(0, 200)} not followed: register the final URL`, text);
+        if (status >= 300 && status < 400)
+          return finish(status, `redirect to ${String(res.headers.location ?? '?').slice(0, 200)} not followed: register the final URL`, text);
         finish(status, `answered ${status}`, text);
       };
       res.on('data', (c: Buffer) => {

@@ -29,7 +29,13 @@ export type Verdict = { ok: true; timestamp: number } | { ok: false; reason: str
  * What a receiver does (docs/webhooks.md shows the same in a few lines): parse the header, check
  * the timestamp is within `toleranceSeconds` of now, and compare any v1 in constant time.
  */
-export function verifySignature(header: string | undefined, body: string, secret: string, nowSeconds: number, toleranceSeconds = DEFAULT_TOLERANCE_SECONDS): Verdict {
+export function verifySignature(
+  header: string | undefined,
+  body: string,
+  secret: string,
+  nowSeconds: number,
+  toleranceSeconds = DEFAULT_TOLERANCE_SECONDS,
+): Verdict {
   if (!header || header.length > 2048) return { ok: false, reason: 'no signature header' };
   let t: number | null = null;
   const v1: string[] = [];

@@ -26,7 +26,8 @@ export function checkUrl(raw: string): string {
   } catch {
     throw new WebhookInputError(`${JSON.stringify(raw.slice(0, 100))} is not an absolute URL (e.g. https://pay.example.com/hooks/meter)`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new WebhookInputError(`only http and https URLs can receive webhooks, not ${u.protocol.slice(0, 20)}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new WebhookInputError(`only http and https URLs can receive webhooks, not ${u.protocol.slice(0, 20)}`);
   if (u.username || u.password) throw new WebhookInputError('the URL holds a user name or password: the signature authenticates meter, leave credentials out');
   u.hash = '';
   return u.toString();
@@ -34,8 +35,12 @@ export function checkUrl(raw: string): string {
 
 export function checkEvents(raw: string[]): EventType[] {
   const out = new Set<EventType>();
-  for (const e of raw.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)) {
-    if (!(EVENT_TYPES as readonly string[]).includes(e)) throw new WebhookInputError(`unknown event type ${JSON.stringify(e.slice(0, 64))}: known are ${EVENT_TYPES.join(', ')}`);
+  for (const e of raw
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    if (!(EVENT_TYPES as readonly string[]).includes(e))
+      throw new WebhookInputError(`unknown event type ${JSON.stringify(e.slice(0, 64))}: known are ${EVENT_TYPES.join(', ')}`);
     out.add(e as EventType);
   }
   if (!out.size) throw new WebhookInputError(`no event types given: known are ${EVENT_TYPES.join(', ')}`);
@@ -64,7 +69,12 @@ function iso(v: unknown): string | null {
 
 /** text[] comes back as an array from pg and PGlite; as '{a,b}' if a driver leaves it as text. */
 function eventList(v: string[] | string): string[] {
-  return Array.isArray(v) ? v : v.replace(/^\{|\}$/g, '').split(',').filter(Boolean);
+  return Array.isArray(v)
+    ? v
+    : v
+        .replace(/^\{|\}$/g, '')
+        .split(',')
+        .filter(Boolean);
 }
 
 function endpointOf(r: EndpointRow): Endpoint {
@@ -77,7 +87,13 @@ export async function addEndpoint(db: Sql, url: string, events: string[], now = 
   const ev = checkEvents(events);
   const id = 'we_' + randomBytes(8).toString('hex');
   const secret = newSecret();
-  await db.query('INSERT INTO webhook_endpoints (id, url, events, secret, created_at) VALUES ($1, $2, string_to_array($3, \',\'), $4, $5)', [id, u, ev.join(','), secret, new Date(now).toISOString()]);
+  await db.query("INSERT INTO webhook_endpoints (id, url, events, secret, created_at) VALUES ($1, $2, string_to_array($3, ','), $4, $5)", [
+    id,
+    u,
+    ev.join(','),
+    secret,
+    new Date(now).toISOString(),
+  ]);
   return { id, url: u, events: ev, createdAt: new Date(now).toISOString(), disabledAt: null, secret };
 }
 
@@ -89,7 +105,10 @@ export async function listEndpoints(db: Sql): Promise<Endpoint[]> {
 /** Stop sending to an endpoint (its pending deliveries are cancelled); false if unknown or already off. */
 export async function disableEndpoint(db: Warehouse, id: string, now = Date.now()): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const r = await tx.query('UPDATE webhook_endpoints SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL RETURNING id', [id, new Date(now).toISOString()]);
+    const r = await tx.query('UPDATE webhook_endpoints SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL RETURNING id', [
+      id,
+      new Date(now).toISOString(),
+    ]);
     if (!r.length) return false;
     await tx.query(`UPDATE webhook_deliveries SET status = 'cancelled', last_error = 'endpoint removed' WHERE endpoint_id = $1 AND status = 'pending'`, [id]);
     return true;
@@ -115,11 +134,21 @@ export async function emitEvent(tx: Sql, type: EventType, subject: string, objec
   const id = eventId(type, subject);
   const body = JSON.stringify({ id, type, created: Math.floor(now / 1000), data: { object } });
   const at = new Date(now).toISOString();
-  const ins = await tx.query('INSERT INTO webhook_events (id, type, created_at, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id', [id, type, at, body]);
+  const ins = await tx.query('INSERT INTO webhook_events (id, type, created_at, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id', [
+    id,
+    type,
+    at,
+    body,
+  ]);
   if (!ins.length) return id;
   const endpoints = await tx.query<{ id: string }>('SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL AND $1 = ANY(events) ORDER BY id', [type]);
   for (const e of endpoints)
-    await tx.query('INSERT INTO webhook_deliveries (id, event_id, endpoint_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)', [deliveryId(now), id, e.id, at]);
+    await tx.query('INSERT INTO webhook_deliveries (id, event_id, endpoint_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)', [
+      deliveryId(now),
+      id,
+      e.id,
+      at,
+    ]);
   return id;
 }
 
@@ -148,7 +177,16 @@ export async function claimDue(db: Warehouse, now: number, leaseUntil: number, l
       `UPDATE webhook_deliveries d SET status = 'cancelled', last_error = 'endpoint removed' FROM webhook_endpoints w
        WHERE w.id = d.endpoint_id AND w.disabled_at IS NOT NULL AND d.status = 'pending'`,
     );
-    const rows = await tx.query<{ id: string; attempts: number; created_at: unknown; event_id: string; type: string; body: string; url: string; secret: string }>(
+    const rows = await tx.query<{
+      id: string;
+      attempts: number;
+      created_at: unknown;
+      event_id: string;
+      type: string;
+      body: string;
+      url: string;
+      secret: string;
+    }>(
       `UPDATE webhook_deliveries d SET next_attempt_at = $2, attempts = d.attempts + 1
        FROM webhook_events e, webhook_endpoints w
        WHERE d.id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -156,7 +194,16 @@ export async function claimDue(db: Warehouse, now: number, leaseUntil: number, l
        RETURNING d.id, d.attempts, d.created_at, e.id AS event_id, e.type, e.body, w.url, w.secret`,
       [new Date(now).toISOString(), new Date(leaseUntil).toISOString(), limit],
     );
-    return rows.map((r) => ({ id: r.id, eventId: r.event_id, type: r.type, body: r.body, url: r.url, secret: r.secret, attempt: Number(r.attempts), createdAt: toMs(r.created_at) }));
+    return rows.map((r) => ({
+      id: r.id,
+      eventId: r.event_id,
+      type: r.type,
+      body: r.body,
+      url: r.url,
+      secret: r.secret,
+      attempt: Number(r.attempts),
+      createdAt: toMs(r.created_at),
+    }));
   });
 }
 
@@ -167,19 +214,21 @@ export interface AttemptOutcome {
 }
 
 /** Log an attempt and set what follows: delivered, retry at `retryAt`, or failed (retryAt null). */
-export async function recordAttempt(db: Warehouse, c: Claim, o: AttemptOutcome, at: number, retryAt: number | null): Promise<'delivered' | 'pending' | 'failed'> {
+export async function recordAttempt(
+  db: Warehouse,
+  c: Claim,
+  o: AttemptOutcome,
+  at: number,
+  retryAt: number | null,
+): Promise<'delivered' | 'pending' | 'failed'> {
   const ok = o.error === null && o.status !== null && o.status >= 200 && o.status < 300;
   const state = ok ? 'delivered' : retryAt === null ? 'failed' : 'pending';
   const when = new Date(at).toISOString();
   await db.transaction(async (tx) => {
-    await tx.query('INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, duration_ms, status, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
-      c.id,
-      c.attempt,
-      when,
-      Math.round(o.durationMs),
-      o.status,
-      o.error,
-    ]);
+    await tx.query(
+      'INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, duration_ms, status, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
+      [c.id, c.attempt, when, Math.round(o.durationMs), o.status, o.error],
+    );
     await tx.query(
       `UPDATE webhook_deliveries SET status = $2, last_attempt_at = $3, last_status = $4, last_error = $5,
          delivered_at = CASE WHEN $2 = 'delivered' THEN $3::timestamptz ELSE delivered_at END,
@@ -260,8 +309,17 @@ export interface Attempt {
 }
 
 export async function attemptsOf(db: Sql, deliveryId: string): Promise<Attempt[]> {
-  const rows = await db.query<Record<string, unknown>>('SELECT attempt, attempted_at, duration_ms, status, error FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [deliveryId]);
-  return rows.map((r) => ({ attempt: Number(r.attempt), attemptedAt: iso(r.attempted_at)!, durationMs: Number(r.duration_ms), status: r.status === null ? null : Number(r.status), error: r.error === null ? null : String(r.error) }));
+  const rows = await db.query<Record<string, unknown>>(
+    'SELECT attempt, attempted_at, duration_ms, status, error FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt',
+    [deliveryId],
+  );
+  return rows.map((r) => ({
+    attempt: Number(r.attempt),
+    attemptedAt: iso(r.attempted_at)!,
+    durationMs: Number(r.duration_ms),
+    status: r.status === null ? null : Number(r.status),
+    error: r.error === null ? null : String(r.error),
+  }));
 }
 
 /**
@@ -277,6 +335,9 @@ export async function retryDelivery(db: Sql, id: string, now = Date.now()): Prom
   if (!rows.length) return null;
   if (rows[0].disabled) return { retried: false, reason: 'its endpoint was removed' };
   if (rows[0].status === 'delivered') return { retried: false, reason: 'it was delivered already' };
-  await db.query(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2 WHERE id = $1 AND status <> 'delivered'`, [id, new Date(now).toISOString()]);
+  await db.query(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2 WHERE id = $1 AND status <> 'delivered'`, [
+    id,
+    new Date(now).toISOString(),
+  ]);
   return { retried: true };
 }

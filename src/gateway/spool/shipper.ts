@@ -115,7 +115,8 @@ export class Shipper {
     while (!this.stopped) {
       try {
         if (spool.pending() === 0) {
-          if (!(await this.o.onDrained())) await this.sleep(50); // an append is landing
+          if (!(await this.o.onDrained()))
+            await this.sleep(50); // an append is landing
           else await this.sleep(1000);
           continue;
         }

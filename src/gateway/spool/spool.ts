@@ -270,7 +270,9 @@ export class Spool {
         const t = Date.now();
         if (t - this.lastCursorErrorLog >= 10_000) {
           this.lastCursorErrorLog = t;
-          this.log(`spool cursor write FAILED (kept in memory, retried on the next commit; a crash now would resend from ${this.cursorFile.next ?? 0}): ${(e as Error).message}`);
+          this.log(
+            `spool cursor write FAILED (kept in memory, retried on the next commit; a crash now would resend from ${this.cursorFile.next ?? 0}): ${(e as Error).message}`,
+          );
         }
       }
     });

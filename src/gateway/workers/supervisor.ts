@@ -109,17 +109,19 @@ export class GatewaySupervisor {
         };
         w.on('message', on);
       });
-      ready.then(() => peer.call<{ url: string; port: number }>('start', this.o.init(s.index))).then(
-        (r) => {
-          clearTimeout(timer);
-          s.listening = true;
-          resolve(r);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e as Error);
-        },
-      );
+      ready
+        .then(() => peer.call<{ url: string; port: number }>('start', this.o.init(s.index)))
+        .then(
+          (r) => {
+            clearTimeout(timer);
+            s.listening = true;
+            resolve(r);
+          },
+          (e: unknown) => {
+            clearTimeout(timer);
+            reject(e as Error);
+          },
+        );
     });
   }
 

@@ -62,7 +62,10 @@ export class WarehouseViaPrimary implements Warehouse {
 export function serveBackends(peer: Peer, b: { limiter?: RateLimiter; producer?: () => Promise<LogProducer>; log?: UsageLog; db?: Sql }): void {
   const { limiter, producer, log, db } = b;
   if (limiter) peer.handle('limiter.take', (bucket: string, limit: Limit, cost?: number) => limiter.take(bucket, limit, cost));
-  if (producer) peer.handle('log.send', async (records: ProducerRecord[]) => (await producer()).send(records.map((r) => (Buffer.isBuffer(r.value) ? r : { key: r.key, value: Buffer.from(r.value) }))));
+  if (producer)
+    peer.handle('log.send', async (records: ProducerRecord[]) =>
+      (await producer()).send(records.map((r) => (Buffer.isBuffer(r.value) ? r : { key: r.key, value: Buffer.from(r.value) }))),
+    );
   if (log) peer.handle('log.partitions', () => log.partitions());
   if (db) peer.handle('db.query', (text: string, params: unknown[]) => db.query(text, params));
 }

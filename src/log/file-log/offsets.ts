@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { fsyncDir } from './segments.js';
 
 export function groupFileName(group: string): string {
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(group) || group.startsWith('.')) throw new Error(`consumer group name ${JSON.stringify(group)} must be 1-200 of A-Z a-z 0-9 . _ - (not starting with .)`);
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(group) || group.startsWith('.'))
+    throw new Error(`consumer group name ${JSON.stringify(group)} must be 1-200 of A-Z a-z 0-9 . _ - (not starting with .)`);
   return `${group}.json`;
 }
 

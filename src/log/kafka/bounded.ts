@@ -8,7 +8,13 @@ export const CLOSE_TIMEOUT_MS = 10_000;
 export async function bounded(p: Promise<unknown>, ms: number, what: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
-  const r = await Promise.race([p.then(() => 'ok' as const, () => 'failed' as const), timeout]);
+  const r = await Promise.race([
+    p.then(
+      () => 'ok' as const,
+      () => 'failed' as const,
+    ),
+    timeout,
+  ]);
   clearTimeout(timer);
   if (r === 'timeout') process.stderr.write(`kafka: ${what} did not finish in ${ms / 1000} s; leaving it\n`);
 }

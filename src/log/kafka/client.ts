@@ -22,7 +22,10 @@ export interface KafkaLogOptions extends KafkaSecurity {
 export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
 
 /** The session timeout and heartbeat a KafkaLog's group members use. */
-export function groupTiming(opts: Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>): { sessionTimeoutMs: number; heartbeatIntervalMs: number } {
+export function groupTiming(opts: Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>): {
+  sessionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+} {
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
   // Kafka wants several heartbeats per session, so one lost heartbeat does not evict a member.
   const heartbeatIntervalMs = Math.min(opts.heartbeatIntervalMs ?? 3000, Math.floor(sessionTimeoutMs / 3));

@@ -69,7 +69,15 @@ export class KafkaGroupMember implements LogConsumer {
     consumer.on(consumer.events.HEARTBEAT, (e) => {
       if (this.consumer !== consumer || !logPending) return;
       this.generation = e.payload.groupGenerationId;
-      const line = describeAssignment({ group: this.group, topic, generation: this.generation, join: this.assignments, partitions: this.assigned, before: this.lastLogged, joinMs: logPending.duration });
+      const line = describeAssignment({
+        group: this.group,
+        topic,
+        generation: this.generation,
+        join: this.assignments,
+        partitions: this.assigned,
+        before: this.lastLogged,
+        joinMs: logPending.duration,
+      });
       this.lastLogged = this.assigned;
       logPending = null;
       process.stderr.write(`${line}\n`);
@@ -150,9 +158,11 @@ export class KafkaGroupMember implements LogConsumer {
     this.assigned = [];
     if (parts.length && this.opts?.onRevoke) {
       const onRevoke = this.opts.onRevoke;
-      this.revoked = this.revoked.then(() => onRevoke(parts)).catch((e) => {
-        process.stderr.write(`kafka consumer onRevoke failed: ${e?.message ?? e}\n`);
-      });
+      this.revoked = this.revoked
+        .then(() => onRevoke(parts))
+        .catch((e) => {
+          process.stderr.write(`kafka consumer onRevoke failed: ${e?.message ?? e}\n`);
+        });
     }
     return this.revoked;
   }
@@ -175,7 +185,13 @@ export class KafkaGroupMember implements LogConsumer {
       // for minutes (fault suite hdfs-down-30s: 94 s to > 120 s); every commit until then fails.
       // Re-join now: the new assignment resumes after the files already published.
       const type = membershipLost(e);
-      if ((type === 'UNKNOWN_MEMBER_ID' || type === 'ILLEGAL_GENERATION') && this.opts && this.consumer === consumer && !this.stopped && !this.rejoining.has(consumer)) {
+      if (
+        (type === 'UNKNOWN_MEMBER_ID' || type === 'ILLEGAL_GENERATION') &&
+        this.opts &&
+        this.consumer === consumer &&
+        !this.stopped &&
+        !this.rejoining.has(consumer)
+      ) {
         this.rejoining.add(consumer);
         process.stderr.write(`kafka consumer of group ${this.group}: commit refused (${type}): joining the group again\n`);
         void this.rejoinAfterCrash(consumer, this.opts);

@@ -67,7 +67,8 @@ interface PartState {
 const MAX_CHECKPOINTS = 256;
 
 export class LivePath {
-  private readonly o: Required<Omit<LivePathOptions, 'afterCommit' | 'logger' | 'customers'>> & Pick<LivePathOptions, 'afterCommit' | 'customers'> & { logger: (m: string) => void };
+  private readonly o: Required<Omit<LivePathOptions, 'afterCommit' | 'logger' | 'customers'>> &
+    Pick<LivePathOptions, 'afterCommit' | 'customers'> & { logger: (m: string) => void };
   /** The consumer and the partitions' windows, each partition's work on one chain (partition-worker.ts). */
   private readonly worker: PartitionWorker<PartState>;
   private ticking = false;
@@ -126,7 +127,9 @@ export class LivePath {
           const t = await liveStartTime(this.o.db, this.o.limits.futureLimitMs);
           const at = await consumer.offsetsForTime(t ?? 0);
           await ensureOffsets(this.o.db, this.id, new Map(missing.map((p) => [p, at.get(p) ?? 0])));
-          this.o.logger(`first start of group ${this.o.group}; partitions ${missing.join(',')} start ${t == null ? 'at the log start' : `at ${new Date(t).toISOString()}`}`);
+          this.o.logger(
+            `first start of group ${this.o.group}; partitions ${missing.join(',')} start ${t == null ? 'at the log start' : `at ${new Date(t).toISOString()}`}`,
+          );
         }
       },
     });

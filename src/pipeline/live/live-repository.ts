@@ -76,7 +76,12 @@ export async function readOffsets(db: Sql, g: LiveGroup): Promise<Map<number, Of
 /** Create the rows of partitions that have none (first start); existing rows are kept. */
 export async function ensureOffsets(db: Sql, g: LiveGroup, starts: Map<number, number>): Promise<void> {
   for (const [p, start] of starts)
-    await db.query('INSERT INTO live_offsets (topic, grp, log_partition, next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [g.topic, g.group, p, start]);
+    await db.query('INSERT INTO live_offsets (topic, grp, log_partition, next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+      g.topic,
+      g.group,
+      p,
+      start,
+    ]);
 }
 
 /**
@@ -104,7 +109,11 @@ export async function applyWindow(db: Warehouse, w: WindowWrite): Promise<void> 
       [w.group, w.partition, w.to, w.completeUntil == null ? null : new Date(w.completeUntil).toISOString(), w.records, w.from, w.topic],
     );
     if (moved.length === 0) {
-      const now = await tx.query<{ next_offset: unknown }>('SELECT next_offset FROM live_offsets WHERE topic = $1 AND grp = $2 AND log_partition = $3', [w.topic, w.group, w.partition]);
+      const now = await tx.query<{ next_offset: unknown }>('SELECT next_offset FROM live_offsets WHERE topic = $1 AND grp = $2 AND log_partition = $3', [
+        w.topic,
+        w.group,
+        w.partition,
+      ]);
       throw new FencedError(w.partition, w.from, now.length ? Number(now[0].next_offset) : null);
     }
     if (w.events.length === 0) return;
