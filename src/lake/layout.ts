@@ -23,22 +23,31 @@ export function parseHourDir(dir: string): number | null {
 
 const PAD = 19;
 /** Kafka Connect style: `<topic>+<partition>+<first>+<last>.parquet`, offsets zero-padded so names sort. */
-export function dataFileName(topic: string, partition: number, first: number, last: number): string {
-  return `${topic}+${partition}+${String(first).padStart(PAD, '0')}+${String(last).padStart(PAD, '0')}.parquet`;
+export function dataFileName(topic: string, partition: number, first: number, last: number, opts: { compacted?: boolean } = {}): string {
+  return `${topic}+${partition}+${String(first).padStart(PAD, '0')}+${String(last).padStart(PAD, '0')}${opts.compacted ? COMPACTED : ''}.parquet`;
 }
+
+/**
+ * What compaction adds before `.parquet`: only a file so marked may stand for the narrower files
+ * beside it (coveredNames). Without the mark, a file whose name merely claims a wide range (the
+ * abuse suite forges `+0+999999`) would hide every real file of the hour from the rollup.
+ */
+export const COMPACTED = '.compacted';
 
 export interface DataFileName {
   topic: string;
   partition: number;
   first: number;
   last: number;
+  /** Written by compaction (COMPACTED in the name): the only kind of file that covers others. */
+  compacted: boolean;
 }
 
 export function parseDataFileName(name: string): DataFileName | null {
   const base = name.slice(name.lastIndexOf('/') + 1);
-  const m = /^(.+)\+(\d+)\+(\d+)\+(\d+)\.parquet$/.exec(base);
+  const m = /^(.+)\+(\d+)\+(\d+)\+(\d+)(\.compacted)?\.parquet$/.exec(base);
   if (!m) return null;
-  return { topic: m[1], partition: Number(m[2]), first: Number(m[3]), last: Number(m[4]) };
+  return { topic: m[1]!, partition: Number(m[2]), first: Number(m[3]), last: Number(m[4]), compacted: m[5] !== undefined };
 }
 
 /** Readers skip temp and hidden names. */
@@ -54,26 +63,22 @@ export function isVisible(name: string): boolean {
  * content is a pure function of its range (docs/architecture.md invariant 10), so the wider
  * file holds every row of a narrower one in the same folder. Readers count the wider file only.
  * Returns the names among `names` (one folder) whose range, for the same topic and partition,
- * lies inside another's.
+ * lies inside a compacted file's (its name carries COMPACTED).
  */
 export function coveredNames(names: string[]): Set<string> {
-  const byPart = new Map<string, { name: string; first: number; last: number }[]>();
+  const byPart = new Map<string, { name: string; first: number; last: number; compacted: boolean }[]>();
   for (const name of names) {
     const n = parseDataFileName(name);
     if (!n) continue;
     const k = `${n.topic}\u0000${n.partition}`;
-    byPart.set(k, [...(byPart.get(k) ?? []), { name, first: n.first, last: n.last }]);
+    byPart.set(k, [...(byPart.get(k) ?? []), { name, first: n.first, last: n.last, compacted: n.compacted }]);
   }
   const out = new Set<string>();
   for (const rs of byPart.values()) {
-    // by first, widest first: a range is inside an earlier one exactly when it ends by the
-    // furthest end seen so far
-    rs.sort((a, b) => a.first - b.first || b.last - a.last);
-    let reach = -Infinity;
-    for (const r of rs) {
-      if (r.last <= reach) out.add(r.name);
-      else reach = r.last;
-    }
+    // Only compaction's files cover: a file inside a compacted one is its part.
+    const wide = rs.filter((r) => r.compacted);
+    if (!wide.length) continue;
+    for (const r of rs) if (wide.some((w) => w !== r && w.first <= r.first && r.last <= w.last)) out.add(r.name);
   }
   return out;
 }

@@ -153,7 +153,7 @@ async function mergeOne(c: DuckDBConnection, o: CompactionOptions, m: Merge, loc
       );
     crash('verified');
     const bytes = statSync(local).size;
-    await o.lake.publish(local, `${m.dir}/${dataFileName(o.topic, m.partition, m.first, m.last)}`);
+    await o.lake.publish(local, `${m.dir}/${dataFileName(o.topic, m.partition, m.first, m.last, { compacted: true })}`);
     crash('published');
     for (const [i, f] of m.parts.entries()) {
       await o.lake.delete(f.path);

@@ -34,7 +34,9 @@ export async function repairOverlaps(d: OverlapRepairDeps, p: number, files: Dat
   const ranges = distinctRanges(files.filter((f) => f.partition === p));
   const steps = planOverlapRepair(ranges);
   if (!steps.length) return res;
-  const paths = (r: Range) => r.dirs.map((dir) => `${dir}/${dataFileName(d.topic, p, r.first, r.last)}`);
+  // A range's files by their real names (a compacted file's name carries a mark: layout.ts).
+  const named = new Map(files.filter((f) => f.partition === p).map((f) => [`${f.dir}\u0000${f.first}\u0000${f.last}`, f.path]));
+  const paths = (r: Range) => r.dirs.map((dir) => named.get(`${dir}\u0000${r.first}\u0000${r.last}`) ?? `${dir}/${dataFileName(d.topic, p, r.first, r.last)}`);
   const live = new Map(ranges.map((r) => [rangeKey(r), r]));
   const doomed: Range[] = [];
   for (const s of steps) {

@@ -132,10 +132,12 @@ async function rewriteRange(
       o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
     const name = dataFileName(o.topic, r.partition, r.first, r.last);
     for (const { hour, files: spool, events } of buf.hours()) {
-      const path = `${hourDir(hour)}/${name}`;
+      const dir = hourDir(hour);
       const local = join(tmp, `${r.partition}-${r.first}-${hour}.parquet`);
       await writer.writeSpool(spool, local);
-      const existing = files.find((f) => f.path === path);
+      // By range, not by name: a compacted file's name carries a mark (layout.ts COMPACTED).
+      const existing = files.find((f) => f.dir === dir && f.partition === r.partition && f.first === r.first && f.last === r.last);
+      const path = existing?.path ?? `${dir}/${name}`;
       if (existing) {
         // Identical bytes (the writer is deterministic): nothing to do.
         if ((await o.lake.read(path)).equals(await readFile(local))) {
