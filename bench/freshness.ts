@@ -32,7 +32,7 @@ import { type BenchOptions, type Row, fmt, median, percentile, ratio } from './l
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
+  return i >= 0 ? process.argv[i + 1]! : dflt;
 }
 
 export interface FreshnessOptions {
@@ -163,14 +163,16 @@ export async function benchFreshness(o: BenchOptions): Promise<Row[]> {
     for (const s of sides) (res[s.name] ??= []).push(await measureFreshness({ events, windowMs, pollMs, stack: s.stack, workDir: o.workDir }));
     o.log(
       `freshness run ${i + 1}: ` +
-        sides.map((s) => `${s.name} p50 ${fmt(percentile(res[s.name][i].counted, 50))} ms, p95 ${fmt(percentile(res[s.name][i].counted, 95))} ms`).join('; '),
+        sides
+          .map((s) => `${s.name} p50 ${fmt(percentile(res[s.name]![i]!.counted, 50))} ms, p95 ${fmt(percentile(res[s.name]![i]!.counted, 95))} ms`)
+          .join('; '),
     );
   }
   const nextWindow = 0.95 * windowMs;
   return sides.map((s) => {
     const rs = res[s.name];
-    const p = (k: 'counted' | 'complete', q: number) => median(rs.map((r) => percentile(r[k], q)));
-    const all = rs.flatMap((r) => r.counted);
+    const p = (k: 'counted' | 'complete', q: number) => median(rs!.map((r) => percentile(r[k], q)));
+    const all = rs!.flatMap((r) => r.counted);
     const p95 = p('counted', 95);
     return {
       stage: 'Freshness',

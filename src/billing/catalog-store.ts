@@ -51,7 +51,8 @@ async function upsertVersion(tx: Sql, planId: string, api: string, v: PriceVersi
     api,
     ts(v.effectiveFrom),
   ]);
-  if (old.length && JSON.stringify(chargeToJson(parseCharge(json(old[0].charge), 'stored'))) === charge) return 'unchanged';
+  const [prev] = old;
+  if (prev && JSON.stringify(chargeToJson(parseCharge(json(prev.charge), 'stored'))) === charge) return 'unchanged';
   await tx.query(
     `INSERT INTO prices (plan_id, api, effective_from, charge) VALUES ($1, $2, $3, $4::jsonb)
      ON CONFLICT (plan_id, api, effective_from) DO UPDATE SET charge = EXCLUDED.charge, created_at = now()`,
@@ -132,14 +133,20 @@ export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
     [planId],
     { prepare: true },
   );
-  if (!plans.length) return null;
-  const fingerprint = String(plans[0].fingerprint);
+  const [row] = plans;
+  if (!row) return null;
+  const fingerprint = String(row.fingerprint);
   let cache = priceCache.get(db);
   if (!cache) priceCache.set(db, (cache = new Map()));
   const hit = cache.get(planId);
-  if (hit && hit.fingerprint === fingerprint) return { ...assemble(plans, [])[0], charges: hit.charges };
+  if (hit && hit.fingerprint === fingerprint) {
+    const [bare] = assemble(plans, []);
+    if (bare) return { ...bare, charges: hit.charges };
+  }
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices WHERE plan_id = $1', [planId]);
-  const plan = assemble(plans, prices)[0];
+  // one plan row, so one plan
+  const [plan] = assemble(plans, prices);
+  if (!plan) return null;
   // Shared by every caller from now on: freeze it so no caller can change another's prices.
   for (const versions of Object.values(plan.charges)) {
     for (const v of versions) Object.freeze(v);
@@ -171,18 +178,18 @@ export interface PriceListRow {
 
 export function priceList(plan: Plan): PriceListRow[] {
   const out: PriceListRow[] = [];
-  for (const api of Object.keys(plan.charges).sort()) {
-    const vs = plan.charges[api];
-    vs.forEach((v, i) =>
+  for (const [api, vs] of Object.entries(plan.charges).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    vs.forEach((v, i, all) => {
+      const next = all[i + 1];
       out.push({
         plan: plan.id,
         api,
         effectiveFrom: v.effectiveFrom === 0 ? null : ts(v.effectiveFrom),
-        effectiveTo: i + 1 < vs.length ? ts(vs[i + 1].effectiveFrom) : null,
+        effectiveTo: next ? ts(next.effectiveFrom) : null,
         currency: plan.currency,
         charge: chargeToJson(v.charge),
-      }),
-    );
+      });
+    });
   }
   return out;
 }

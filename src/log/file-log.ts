@@ -145,7 +145,14 @@ export class FileLog implements UsageLog {
           if (!list) byPartition.set(p, (list = []));
           list.push(r);
         }
-        await Promise.all([...byPartition].map(([p, list]) => writers[p].append(list)));
+        await Promise.all(
+          [...byPartition].map(([p, list]) => {
+            const w = writers[p];
+            // partitionFor answers 0..n-1, one writer each
+            if (!w) throw new Error(`internal: no writer for partition ${p}`);
+            return w.append(list);
+          }),
+        );
       },
       close: async () => {
         if (closed) return;
@@ -179,12 +186,11 @@ export class FileLog implements UsageLog {
     const res = new Map<number, number>();
     for (let p = 0; p < this.partitionCount; p++) {
       const dir = this.partitionDir(p);
-      const bases = await listSegments(dir);
-      if (bases.length === 0) {
+      const base = (await listSegments(dir)).at(-1);
+      if (base === undefined) {
         res.set(p, 0);
         continue;
       }
-      const base = bases[bases.length - 1];
       let t = this.tails.get(p);
       if (!t || t.base !== base) t = { base, pos: 0, next: base };
       let end;

@@ -57,7 +57,7 @@ export class ScenarioWorld {
       ...stackEnv,
       METER_DATA_DIR: join(this.dir, 'data'),
       METER_TOPIC: `faults-${this.id}`,
-      METER_LAKE_URL: `${stackEnv.METER_LAKE_URL.replace(/\/$/, '')}/faults/${this.id}`,
+      METER_LAKE_URL: `${stackEnv.METER_LAKE_URL!.replace(/\/$/, '')}/faults/${this.id}`,
       METER_INGEST_FLUSH_MS: '2000',
       METER_INGEST_MAX_RECORDS: '2000',
       METER_BILLING_TOKENS: this.token,

@@ -74,12 +74,12 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
  * their session times out (30 s) and delay the next scenario's first assignment. Wait them out.
  */
 async function groupSettled(ctx: Ctx): Promise<void> {
-  const log = new KafkaLog({ brokers: ctx.stackEnv.METER_KAFKA_BROKERS.split(','), topic: 'unused', partitions: 1 });
+  const log = new KafkaLog({ brokers: ctx.stackEnv.METER_KAFKA_BROKERS!.split(','), topic: 'unused', partitions: 1 });
   try {
     const admin = await log.adminClient();
     await until(
       'the ingest group to be empty (members left by kill -9 time out after 30 s)',
-      async () => (await admin.describeGroups(['meter-ingest'])).groups[0].members.length === 0,
+      async () => (await admin.describeGroups(['meter-ingest'])).groups[0]!.members.length === 0,
       90_000,
       1000,
     );
@@ -282,7 +282,7 @@ export const postgresOutage: ScenarioDef = {
       await sleep(3000);
       // The billing API while the warehouse is down: 503 with a clear message, never a number.
       for (let i = 0; i < 5; i++) {
-        const res = await w.usage(w.customers[1].id, hourStart(Date.now()) - HOUR_MS, Date.now() + HOUR_MS).catch((e) => e as Error);
+        const res = await w.usage(w.customers[1]!.id, hourStart(Date.now()) - HOUR_MS, Date.now() + HOUR_MS).catch((e) => e as Error);
         let k: string;
         if (res instanceof Error) k = `no answer (${res.message})`;
         else {

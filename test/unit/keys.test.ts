@@ -22,9 +22,9 @@ describe('API keys', () => {
     assert.match(k.id, /^key_[0-9A-Za-z]{16}$/);
     assert.equal(k.prefix, k.key.slice(0, 16));
     const [row] = await db.query<Record<string, unknown>>('SELECT * FROM api_keys WHERE id = $1', [k.id]);
-    assert.equal(row.key_hash, hashKey(k.key));
-    assert.equal(row.customer_id, 'acme');
-    assert.equal(row.plan_id, 'free');
+    assert.equal(row!.key_hash, hashKey(k.key));
+    assert.equal(row!.customer_id, 'acme');
+    assert.equal(row!.plan_id, 'free');
     // The secret (or its random part) appears nowhere in the database.
     const dump = JSON.stringify([await db.query('SELECT * FROM api_keys'), await db.query('SELECT * FROM customers')]);
     assert.ok(!dump.includes(k.key.slice(8)), 'secret found in the database');
@@ -48,8 +48,8 @@ describe('API keys', () => {
     const k = await createKey(db, { customer: 'globex', plan: 'pro', plans });
     const mine = await listKeys(db, 'globex');
     assert.equal(mine.length, 1);
-    assert.deepEqual(Object.keys(mine[0]).sort(), ['createdAt', 'customer', 'id', 'plan', 'prefix', 'revokedAt']);
-    assert.deepEqual([mine[0].id, mine[0].customer, mine[0].plan, mine[0].prefix, mine[0].revokedAt], [k.id, 'globex', 'pro', k.prefix, null]);
+    assert.deepEqual(Object.keys(mine[0]!).sort(), ['createdAt', 'customer', 'id', 'plan', 'prefix', 'revokedAt']);
+    assert.deepEqual([mine[0]!.id, mine[0]!.customer, mine[0]!.plan, mine[0]!.prefix, mine[0]!.revokedAt], [k.id, 'globex', 'pro', k.prefix, null]);
     assert.ok(!JSON.stringify(mine).includes(k.key.slice(8)));
     const all = await listKeys(db);
     assert.ok(all.length >= 3);
