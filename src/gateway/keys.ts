@@ -311,11 +311,12 @@ export class KeyStore {
       void this.sendBatch();
       return;
     }
+    // Not unref'd: callers wait on this batch, and it fires within batchWindowMs. Unref'd, a
+    // process with nothing else to do exited with their promises pending (keys.test.ts flaked so).
     this.batchTimer = setTimeout(() => {
       this.batchTimer = null;
       void this.sendBatch();
     }, wait);
-    this.batchTimer.unref();
   }
 
   private async sendBatch(): Promise<void> {

@@ -124,6 +124,18 @@ describe('KeyStore', () => {
     assert.equal(store.stats().dbQueries, 2);
   });
 
+  it('a lookup waiting out the batch window keeps the process alive until it is answered', async () => {
+    const store = new KeyStore(db, { batchWindowMs: 300 });
+    assert.equal(await store.resolve('mk_live_' + randomBase62(32)), null); // a batch now
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const waiting = store.resolve('mk_live_' + randomBase62(32)); // waits for the window
+    // an unref'd timer let a process with nothing else to do exit with this lookup pending
+    assert.equal(timers(), before + 1, 'the batch timer holds the event loop');
+    assert.equal(await waiting, null);
+    assert.equal(store.stats().batches, 2);
+  });
+
   it('shares one query between concurrent lookups of the same key', async () => {
     const k = await createKey(db, { customer: 'acme', plan: 'free', plans });
     const store = new KeyStore(db);
