@@ -46,7 +46,17 @@ export interface HourCount {
 
 let tempSeq = 0;
 
-export async function countHour(c: DuckDBConnection, files: string[], hour: number, method: DedupeMethod = 'sort'): Promise<HourCount> {
+/**
+ * `alsoWith`: more work over the same files while the candidate table (repeated id hashes, and
+ * how many) still exists: the meters (meter-count.ts) dedupe by it rather than hash again.
+ */
+export async function countHour(
+  c: DuckDBConnection,
+  files: string[],
+  hour: number,
+  method: DedupeMethod = 'sort',
+  alsoWith?: (candidates: { table: string; count: number }) => Promise<void>,
+): Promise<HourCount> {
   const from = BigInt(hour) * 1000n;
   const to = BigInt(hour + HOUR_MS) * 1000n;
   // Bounds as literals (integers computed here): a statement without the checked part has no parameters.
@@ -98,6 +108,7 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
         row.calls -= toBigInt(r.calls);
       }
     }
+    await alsoWith?.({ table: cand, count: candidates });
   } finally {
     await c.run(`DROP TABLE IF EXISTS ${cand}`);
   }

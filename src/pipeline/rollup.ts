@@ -13,9 +13,13 @@ import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseH
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
-import { countHour, type DedupeMethod, type HourCount } from './rollup-count.js';
+import { countHour, type DedupeMethod } from './rollup-count.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
 import { compact } from './compaction.js';
+import { countMeters } from './meter-count.js';
+import { loadMeters } from '../billing/meter-store.js';
+import { isRolledUp, type Meter } from '../billing/meters.js';
+import { type MeterHourlyRow, replaceMeterHour } from '../warehouse/meter-repository.js';
 
 export interface RollupOptions {
   lake: Lake;
@@ -43,6 +47,9 @@ interface ComputedHour {
   hour: number;
   files: FileRef[];
   rows: HourlyRow[];
+  /** Slugs of the meters computed, and their rows (meter-count.ts). */
+  meters: string[];
+  meterRows: MeterHourlyRow[];
   outside: number;
   duckMs: number;
   countMs: number;
@@ -158,19 +165,39 @@ export class Rollup {
     const hour = hourStart(hourMs);
     const t0 = performance.now();
     const files = await this.hourFiles(hour);
+    const meters = await this.meters();
     let rows: HourlyRow[] = [];
+    let meterRows: MeterHourlyRow[] = [];
     let outside = 0;
     let countMs = 0;
     let dedupeMs = 0;
     if (files.length) {
       const local = await this.lake.materialize(files.map((f) => f.path));
       try {
-        ({ rows, outside, countMs, dedupeMs } = await this.count(local, hour));
+        const c = await this.connection();
+        ({ rows, outside, countMs, dedupeMs } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
+          meterRows = await countMeters(c, local, hour, meters, { candidates });
+        }));
       } finally {
         this.lake.release?.(local);
       }
     }
-    return { hour, files, rows, outside, duckMs: Math.round(performance.now() - t0), countMs: Math.round(countMs), dedupeMs: Math.round(dedupeMs) };
+    return {
+      hour,
+      files,
+      rows,
+      meters: meters.map((m) => m.slug),
+      meterRows,
+      outside,
+      duckMs: Math.round(performance.now() - t0),
+      countMs: Math.round(countMs),
+      dedupeMs: Math.round(dedupeMs),
+    };
+  }
+
+  /** The meters the rollup aggregates (built-in and declared), as stored now (meter-store.ts). */
+  private async meters(): Promise<Meter[]> {
+    return (await loadMeters(this.db, (m) => this.logger?.warn(m))).filter(isRolledUp);
   }
 
   /** Replace the hour in the warehouse (one transaction). */
@@ -179,7 +206,11 @@ export class Rollup {
     const events = rows.reduce((s, r) => s + r.events, 0n);
     const t1 = performance.now();
     try {
-      await replaceHour(this.db, hour, rows, files, events, this.leases.finishIn(hour));
+      const finish = this.leases.finishIn(hour);
+      await replaceHour(this.db, hour, rows, files, events, async (tx) => {
+        await finish(tx);
+        await replaceMeterHour(tx, hour, c.meters, c.meterRows);
+      });
     } finally {
       this.leases.forget(hour);
     }
@@ -256,11 +287,6 @@ export class Rollup {
   private async rollupInOrder(hours: number[], since: { claimedSince?: Date; doneSince?: Date }): Promise<{ results: HourResult[]; skipped: number }> {
     const r = await this.rollupClaimed(hours, since);
     return { results: r.results, skipped: r.doneElsewhere.length + r.heldElsewhere.length };
-  }
-
-  /** DuckDB: distinct ids per (customer, api) within the hour (rollup-count.ts). */
-  private async count(localFiles: string[], hour: number): Promise<HourCount> {
-    return countHour(await this.connection(), localFiles, hour, this.dedupe);
   }
 
   /**
