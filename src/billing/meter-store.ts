@@ -1,5 +1,5 @@
 /**
- * Meters in the warehouse (migration 015): the declared ones as the catalog file gave them,
+ * Meters in the warehouse (migration 016): the declared ones as the catalog file gave them,
  * read back and checked again (a definition edited by hand is checked like the file's).
  */
 import type { Sql } from '../warehouse/warehouse.js';

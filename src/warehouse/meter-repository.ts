@@ -1,5 +1,5 @@
 /**
- * Warehouse side of meters (migration 015): the only module that writes `meter_hourly` and
+ * Warehouse side of meters (migration 016): the only module that writes `meter_hourly` and
  * `meters`. SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
  */
 import type { Sql } from './warehouse.js';

@@ -1,4 +1,4 @@
--- meter warehouse, version 15: meters (docs/meters.md).
+-- meter warehouse, version 16: meters (docs/meters.md).
 --
 -- `meters` holds the meters declared in the catalog file (the built-in ones, calls, bytes_in and
 -- bytes_out, are not stored): the definition as the file spells it (slug, eventType, aggregation,
