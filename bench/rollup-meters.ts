@@ -70,10 +70,14 @@ async function main(): Promise<void> {
       process.stdout.write(`round ${i + 1} ${s.name}: ${fmt(r.ms / 1000, 2)} s wall, ${fmt(r.cpuMs / 1000, 2)} s CPU\n`);
     }
   }
-  process.stdout.write(`\n${fmt(data.events)} events, ${hours} h, ${rounds} alternating rounds; load average ${load0.toFixed(2)} -> ${loadavg()[0].toFixed(2)}\n`);
+  process.stdout.write(
+    `\n${fmt(data.events)} events, ${hours} h, ${rounds} alternating rounds; load average ${load0.toFixed(2)} -> ${loadavg()[0].toFixed(2)}\n`,
+  );
   for (const s of sides) {
     const r = res.get(s.name)!;
-    process.stdout.write(`${s.name}: median ${fmt(median(r.ms) / 1000, 2)} s wall (${fmt(data.events / (median(r.ms) / 1000) / 1e6, 2)} M events/s), ${fmt(median(r.cpu) / 1000, 2)} s CPU\n`);
+    process.stdout.write(
+      `${s.name}: median ${fmt(median(r.ms) / 1000, 2)} s wall (${fmt(data.events / (median(r.ms) / 1000) / 1e6, 2)} M events/s), ${fmt(median(r.cpu) / 1000, 2)} s CPU\n`,
+    );
   }
 }
 
