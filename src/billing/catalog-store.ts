@@ -28,7 +28,8 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
   return db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
     const r: SyncResult = { plans: 0, inserted: 0, changed: 0, unchanged: 0 };
-    r.meters = await syncMeters(tx, catalog.meters ?? []);
+    const meters = await syncMeters(tx, catalog.meters ?? []);
+    if (meters || catalog.meters?.length) r.meters = meters;
     for (const p of Object.values(catalog.plans)) {
       await tx.query(
         `INSERT INTO plans (id, name, currency, rate_per_sec, burst, quota_limit, quota_period) VALUES ($1, $2, $3, $4, $5, $6, $7)

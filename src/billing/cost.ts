@@ -16,6 +16,7 @@ import { versionAt, type Plan } from './catalog.js';
 import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
 import { nextPeriod, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { LimitError, MAX_COST_CUTS, MAX_COST_ROWS, MAX_RANGE_MS } from './limits.js';
+import { meterLines } from './meter-cost.js';
 
 export interface CostQuery {
   customer: string;
@@ -47,7 +48,7 @@ export function costPieces(plan: Plan, q: CostQuery): CostPieces {
   for (let p = periodContaining(q.from, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
   const cuts = new Set<number>();
   for (const p of periods) if (p.start > q.from && p.start < q.to) cuts.add(p.start);
-  for (const versions of Object.values(plan.charges))
+  for (const versions of [...Object.values(plan.charges), ...Object.values(plan.meterCharges ?? {})])
     for (const v of versions) if (v.effectiveFrom > q.from && v.effectiveFrom < q.to) cuts.add(v.effectiveFrom);
   const bounds = [...cuts].sort((a, b) => a - b);
   if (bounds.length > MAX_COST_CUTS)
@@ -91,6 +92,9 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
     });
     return priceLine(api, segments, plan.currency);
   });
+  // Priced meters (a plan without meter prices runs no statement more): meter-cost.ts.
+  if (plan.meterCharges && Object.keys(plan.meterCharges).length)
+    lines.push(...(await meterLines(db, plan, q.customer, { lo, from: q.from, bounds, to: q.to, periods })));
   return { ...totalOf(plan.id, plan.currency, lines), periods };
 }
 

@@ -87,7 +87,7 @@ async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, grace
     status: 'draft',
     plan: plan.id,
     currency: c.currency,
-    calls: Number(c.lines.reduce((s, l) => s + l.quantity, 0n)),
+    calls: Number(c.lines.reduce((s, l) => (l.meter ? s : s + l.quantity), 0n)),
     lines: c.lines.map(lineJson),
     total: c.total,
     totalMinor: c.totalMinor.toString(),

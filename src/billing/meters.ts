@@ -171,3 +171,10 @@ export function allMeters(declared: readonly Meter[]): Meter[] {
 export function findMeter(declared: readonly Meter[], slug: string): Meter | null {
   return allMeters(declared).find((m) => m.slug === slug) ?? null;
 }
+
+/** Decimal text without trailing zeros ("512.000000000" -> "512", Postgres' and DuckDB's numeric text). */
+export function plainDecimal(s: string): string {
+  if (!s.includes('.')) return s;
+  const t = s.replace(/0+$/, '');
+  return t.endsWith('.') ? t.slice(0, -1) : t;
+}

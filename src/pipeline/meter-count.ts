@@ -17,7 +17,7 @@ import { billableSql } from '../events/usage-event.js';
 import { MAX_TEXT } from '../events/schema.js';
 import { HOUR_MS } from '../lake/layout.js';
 import { lakeSource } from '../lake/lake-sql.js';
-import type { Meter } from '../billing/meters.js';
+import { plainDecimal, type Meter } from '../billing/meters.js';
 import type { MeterHourlyRow } from '../warehouse/meter-repository.js';
 
 const BILLABLE = billableSql('status');
@@ -141,13 +141,6 @@ function groupsSql(m: Meter): string {
   const names = Object.keys(m.groupBy);
   if (!names.length) return `'{}'`;
   return `json_object(${names.map((n) => `${lit(n)}, left(json_extract_string(data, ${lit(m.groupBy[n]!)}), ${MAX_TEXT})`).join(', ')})::VARCHAR`;
-}
-
-/** DuckDB's decimal text without trailing zeros ("512.000000000" -> "512"). */
-export function plainDecimal(s: string): string {
-  if (!s.includes('.')) return s;
-  const t = s.replace(/0+$/, '');
-  return t.endsWith('.') ? t.slice(0, -1) : t;
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
