@@ -5,7 +5,11 @@
  * The same events as the calls of rollup-count.ts: event time in the hour, billable by status
  * (usage-event.ts, the one rule), one row per event id. Ids that occur more than once (a resend)
  * are found by their hash as there (the rollup hands over its candidate table; a meter backfill
- * makes its own), and of each such id one copy is kept, a billable one first.
+ * makes its own), and of each such id one copy is kept: a billable one, with the least bytes_in,
+ * then bytes_out (the copy rollup-count.ts keeps for the built-in bytes meters), then data.
+ *
+ * In the rollup the built-in bytes meters come from rollup-count.ts's own scan (bytesRows); this
+ * module computes them only for `meter rollup --backfill --meter bytes_in|bytes_out`.
  *
  * Values (docs/meters.md): COUNT counts events; SUM and MAX read the data's valueProperty as an
  * exact decimal (9 places) and take a value from 0 to below 10^18 (a number or a numeric string;
@@ -63,7 +67,7 @@ export async function countMeters(c: DuckDBConnection, files: string[], hour: nu
       return `(SELECT ${cols} FROM ${src} WHERE ${filter} AND hash(id) NOT IN (SELECT h FROM ${cand.table})
                UNION ALL
                SELECT ${cols} FROM ${src} WHERE ${filter} AND hash(id) IN (SELECT h FROM ${cand.table})
-               QUALIFY row_number() OVER (PARTITION BY id ORDER BY billable DESC, data NULLS FIRST, customer, api, bytes_in, bytes_out) = 1)`;
+               QUALIFY row_number() OVER (PARTITION BY id ORDER BY billable DESC, bytes_in, bytes_out, data NULLS FIRST, customer, api) = 1)`;
     };
 
     if (builtIn.length) {

@@ -13,7 +13,7 @@ import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseH
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
-import { countHour, type DedupeMethod } from './rollup-count.js';
+import { countHour, type CountedRow, type DedupeMethod } from './rollup-count.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
 import { compact } from './compaction.js';
 import { countMeters } from './meter-count.js';
@@ -175,9 +175,14 @@ export class Rollup {
       const local = await this.lake.materialize(files.map((f) => f.path));
       try {
         const c = await this.connection();
-        ({ rows, outside, countMs, dedupeMs } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
-          meterRows = await countMeters(c, local, hour, meters, { candidates });
+        const declared = meters.filter((m) => !m.builtIn);
+        let counted: CountedRow[];
+        ({ rows: counted, outside, countMs, dedupeMs } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
+          meterRows = await countMeters(c, local, hour, declared, { candidates });
         }));
+        rows = counted;
+        // The built-in bytes meters from the calls' own scan (no second pass over the hour).
+        meterRows = [...bytesRows(counted, meters), ...meterRows];
       } finally {
         this.lake.release?.(local);
       }
@@ -388,6 +393,25 @@ export class Rollup {
       this.instance = null;
     }
   }
+}
+
+/** The built-in bytes meters' rows (billing/meters.ts) from the counted (customer, api) rows: billable events only. */
+function bytesRows(rows: CountedRow[], meters: Meter[]): MeterHourlyRow[] {
+  const out: MeterHourlyRow[] = [];
+  for (const m of meters) {
+    const column = m.builtIn?.column;
+    if (!column) continue;
+    for (const r of rows)
+      if (r.calls > 0n)
+        out.push({
+          customer: r.customer,
+          meter: m.slug,
+          groups: JSON.stringify({ api: r.api }),
+          value: String(column === 'bytes_in' ? r.bytesIn : r.bytesOut),
+          events: r.calls,
+        });
+  }
+  return out;
 }
 
 function isDataFile(e: LakeEntry): boolean {
