@@ -177,7 +177,12 @@ export class Rollup {
         const c = await this.connection();
         const declared = meters.filter((m) => !m.builtIn);
         let counted: CountedRow[];
-        ({ rows: counted, outside, countMs, dedupeMs } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
+        ({
+          rows: counted,
+          outside,
+          countMs,
+          dedupeMs,
+        } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
           meterRows = await countMeters(c, local, hour, declared, { candidates });
         }));
         rows = counted;
