@@ -342,6 +342,47 @@ export class Rollup {
   }
 
   /**
+   * Compute one meter for every hour in [from, to) (`from` floored to its hour) from the lake:
+   * a meter declared or changed after the hours were rolled up (docs/meters.md, "Retroactive").
+   * Only that meter's rows of each hour are replaced (one transaction per hour); calls and other
+   * meters are left as they are. Final invoices are stored and never recomputed, so they keep
+   * their lines; drafts and usage answers show the new rows at once.
+   */
+  async backfillMeter(
+    meter: Meter,
+    from: number,
+    to: number,
+    onProgress?: (done: number, total: number, hour: number) => void,
+  ): Promise<{ meter: string; hours: number; files: number; rows: number; events: number; ms: number }> {
+    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError('backfill: from must be before to');
+    if (!isRolledUp(meter)) throw new RangeError(`meter ${meter.slug} is the calls of usage_hourly: backfill it without --meter`);
+    const t0 = Date.now();
+    const hours: number[] = [];
+    for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
+    let files = 0;
+    let rows = 0;
+    let events = 0n;
+    for (const [i, hour] of hours.entries()) {
+      const refs = await this.hourFiles(hour);
+      let computed: MeterHourlyRow[] = [];
+      if (refs.length) {
+        const local = await this.lake.materialize(refs.map((f) => f.path));
+        try {
+          computed = await countMeters(await this.connection(), local, hour, [meter]);
+        } finally {
+          this.lake.release?.(local);
+        }
+      }
+      await this.db.transaction((tx) => replaceMeterHour(tx, hour, [meter.slug], computed));
+      files += refs.length;
+      rows += computed.length;
+      events += computed.reduce((n, r) => n + r.events, 0n);
+      onProgress?.(i + 1, hours.length, hour);
+    }
+    return { meter: meter.slug, hours: hours.length, files, rows, events: Number(events), ms: Date.now() - t0 };
+  }
+
+  /**
    * Keep rolling up as files land, every `intervalMs`, until `signal` aborts. A failed round is
    * logged and retried next round (the lake and the warehouse may be down for a while).
    */

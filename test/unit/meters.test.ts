@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CatalogError, parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
+import { loadMeters } from '../../src/billing/meter-store.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
@@ -128,17 +129,17 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
   const db = await PgliteWarehouse.open(null);
   try {
     await migrate(db);
-    const catalog = parseCatalog({
+    const catalogJson = {
       currency: 'USD',
       meters: [
         TOKENS,
         { slug: 'ai_requests', eventType: 'ai.tokens', aggregation: 'COUNT' },
         { slug: 'peak_tokens', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
         { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
-      ],
+      ] as Record<string, unknown>[],
       plans,
-    });
-    await syncCatalog(db, catalog);
+    };
+    await syncCatalog(db, parseCatalog(catalogJson));
     const rollup = new Rollup({ lake, db });
     try {
       await rollup.run();
@@ -173,6 +174,30 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
       // Rolling up again (same files) leaves the same rows.
       await rollup.rollupHour(HOUR);
       assert.equal((await meterRows(db)).length, 15);
+
+      // Retroactive: a meter declared later is computed for past hours from the lake, alone.
+      const before = await meterRows(db);
+      await syncCatalog(
+        db,
+        parseCatalog({
+          ...catalogJson,
+          meters: [...catalogJson.meters, { slug: 'models', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.model' }],
+        }),
+      );
+      const models = (await loadMeters(db)).find((m) => m.slug === 'models')!;
+      const r = await rollup.backfillMeter(models, HOUR, HOUR + 2 * HOUR_MS);
+      assert.deepEqual([r.hours, r.rows, r.events], [2, 2, 6]);
+      assert.deepEqual(
+        (await meterRows(db)).filter((x) => !before.includes(x)),
+        ['models acme {} 2 (5)', 'models beta {} 0 (1)'],
+      );
+      // A built-in meter backfilled by itself (meter-count.ts) gives the rollup's rows (rollup-count.ts).
+      const bytesIn = (await loadMeters(db)).find((m) => m.slug === 'bytes_in')!;
+      await rollup.backfillMeter(bytesIn, HOUR, HOUR + HOUR_MS);
+      assert.deepEqual(
+        (await meterRows(db)).filter((x) => x.startsWith('bytes_in')),
+        before.filter((x) => x.startsWith('bytes_in')),
+      );
     } finally {
       await rollup.close();
     }
