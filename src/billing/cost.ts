@@ -60,7 +60,7 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
   const pieces = costPieces(plan, q);
   const rows = await db.query<CostRow>(...costSql(q.customer, pieces.lo, q.from, pieces.bounds, q.to), { prepare: true });
   if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
-  return priceRows(plan, q, pieces, rows);
+  return withMeterLines(db, plan, q, pieces, priceRows(plan, q, pieces, rows));
 }
 
 /** Customers priced by one statement in queryCosts (bounded bind parameters and rows). */
@@ -84,7 +84,7 @@ export async function queryCosts(db: Sql, plan: Plan, customers: string[], range
   for (const r of rows) byCustomer.get(r.customer_id)?.push(r);
   for (const [customer, own] of byCustomer) {
     if (own.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
-    out.set(customer, priceRows(plan, { ...range, customer }, pieces, own));
+    out.set(customer, await withMeterLines(db, plan, { ...range, customer }, pieces, priceRows(plan, { ...range, customer }, pieces, own)));
   }
   return out;
 }
@@ -129,10 +129,20 @@ function priceRows(plan: Plan, q: CostQuery, { periods, bounds }: CostPieces, ro
     });
     return priceLine(api, segments, plan.currency);
   });
-  // Priced meters (a plan without meter prices runs no statement more): meter-cost.ts.
-  if (plan.meterCharges && Object.keys(plan.meterCharges).length)
-    lines.push(...(await meterLines(db, plan, q.customer, { lo, from: q.from, bounds, to: q.to, periods })));
   return { ...totalOf(plan.id, plan.currency, lines), periods };
+}
+
+/**
+ * The cost with the lines of the plan's priced meters added (meter-cost.ts); a plan without
+ * meter prices runs no statement more.
+ */
+async function withMeterLines(db: Sql, plan: Plan, q: CostQuery, pieces: CostPieces, cost: CostResult): Promise<CostResult> {
+  if (!plan.meterCharges || !Object.keys(plan.meterCharges).length) return cost;
+  const lines = [
+    ...cost.lines,
+    ...(await meterLines(db, plan, q.customer, { lo: pieces.lo, from: q.from, bounds: pieces.bounds, to: q.to, periods: pieces.periods })),
+  ];
+  return { ...totalOf(plan.id, plan.currency, lines), periods: cost.periods };
 }
 
 const DAY = 86_400_000;
