@@ -103,7 +103,7 @@ function draftOf(
     status: 'draft',
     plan: plan.id,
     currency: c.currency,
-    calls: Number(c.lines.reduce((s, l) => s + l.quantity, 0n)),
+    calls: Number(c.lines.reduce((s, l) => (l.meter ? s : s + l.quantity), 0n)),
     lines: c.lines.map(lineJson),
     total: c.total,
     totalMinor: c.totalMinor.toString(),
