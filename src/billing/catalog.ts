@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
 import { adjacentPairs } from '../ground/pairs.js';
+import { BUILT_IN_METERS, isAdditive, parseMeters, type Meter } from './meters.js';
 
 export interface PlanLimit {
   ratePerSec: number;
@@ -63,11 +64,26 @@ export interface Plan {
   inFlight?: { perKey?: number; perCustomer?: number };
   /** api -> versions, oldest first. */
   charges: Record<string, PriceVersion[]>;
+  /** meter slug -> versions, oldest first (COUNT and SUM meters: docs/meters.md); absent: none. */
+  meterCharges?: Record<string, PriceVersion[]>;
+  /** Calls in a billing period at which a `usage.threshold` webhook is sent (usage-thresholds.ts). */
+  usageThresholds?: UsageThreshold[];
 }
+
+/** A customer's billable calls in one billing period reaching `calls` (of `api`, or of every API when null). */
+export interface UsageThreshold {
+  api: string | null;
+  calls: number;
+}
+
+/** Thresholds one plan may set (each is checked for every customer on the plan every minute). */
+export const MAX_USAGE_THRESHOLDS = 20;
 
 export interface Catalog {
   currency: string;
   plans: Record<string, Plan>;
+  /** Declared meters (the built-in ones are not listed); absent: none. */
+  meters?: Meter[];
 }
 
 export class CatalogError extends Error {
@@ -202,6 +218,7 @@ export function parseCatalog(raw: unknown): Catalog {
   if (!isObject(raw)) throw new CatalogError('catalog', 'expected a JSON object with "currency" and "plans"');
   const currency = currencyAt(raw.currency, 'currency');
   if (!isObject(raw.plans) || Object.keys(raw.plans).length === 0) throw new CatalogError('plans', 'expected an object of plans by id');
+  const meters = parseMeters(raw.meters);
   const plans: Record<string, Plan> = {};
   for (const [id, p] of Object.entries(raw.plans)) {
     const at = `plans.${id}`;
@@ -216,15 +233,47 @@ export function parseCatalog(raw: unknown): Catalog {
     };
     const quota = p.quota === undefined || p.quota === null ? null : quotaAt(p.quota, `${at}.quota`);
     const inFlight = p.inFlight === undefined ? undefined : inFlightAt(p.inFlight, `${at}.inFlight`);
+    const usageThresholds = p.usageThresholds === undefined ? undefined : usageThresholdsAt(p.usageThresholds, `${at}.usageThresholds`);
     if (!isObject(p.prices)) throw new CatalogError(`${at}.prices`, 'expected an object of api -> price');
     const charges: Record<string, PriceVersion[]> = {};
     for (const [api, price] of Object.entries(p.prices)) {
       if (!API_RE.test(api)) throw new CatalogError(`${at}.prices.${api}`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
       charges[api] = versionsAt(price, `${at}.prices.${api}`);
     }
-    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, quota, charges, ...(inFlight ? { inFlight } : {}) };
+    const meterCharges = p.meterPrices === undefined ? undefined : meterChargesAt(p.meterPrices, `${at}.meterPrices`, meters, charges);
+    plans[id] = {
+      id,
+      name: p.name,
+      currency: planCurrency,
+      rateLimit,
+      quota,
+      charges,
+      ...(inFlight ? { inFlight } : {}),
+      ...(meterCharges ? { meterCharges } : {}),
+      ...(usageThresholds ? { usageThresholds } : {}),
+    };
   }
-  return { currency, plans };
+  return { currency, plans, ...(meters.length ? { meters } : {}) };
+}
+
+/** A plan's `meterPrices`: meter slug -> price (as an API's), for COUNT and SUM meters declared or built in. */
+function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: Record<string, PriceVersion[]>): Record<string, PriceVersion[]> {
+  if (!isObject(raw)) throw new CatalogError(at, 'expected an object of meter slug -> price');
+  const out: Record<string, PriceVersion[]> = {};
+  for (const [slug, price] of Object.entries(raw)) {
+    const m = [...BUILT_IN_METERS, ...meters].find((x) => x.slug === slug);
+    if (!m) throw new CatalogError(`${at}.${slug}`, `no meter "${slug}": declare it in "meters" (built in: ${BUILT_IN_METERS.map((x) => x.slug).join(', ')})`);
+    if (m.slug === 'calls') throw new CatalogError(`${at}.${slug}`, 'calls are priced per API, under "prices"');
+    if (!isAdditive(m))
+      throw new CatalogError(
+        `${at}.${slug}`,
+        `meter "${slug}" is ${m.aggregation}: only COUNT and SUM meters are priced (their values add up over the hours of a period)`,
+      );
+    if (Object.hasOwn(apiCharges, slug))
+      throw new CatalogError(`${at}.${slug}`, `"${slug}" is also an API priced by this plan: an invoice line would name both; rename the meter`);
+    out[slug] = versionsAt(price, `${at}.${slug}`);
+  }
+  return out;
 }
 
 function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: number } {
@@ -233,6 +282,28 @@ function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: nu
     ...(v.perKey === undefined ? {} : { perKey: positiveNumber(v.perKey, `${at}.perKey`, true) }),
     ...(v.perCustomer === undefined ? {} : { perCustomer: positiveNumber(v.perCustomer, `${at}.perCustomer`, true) }),
   };
+}
+
+function usageThresholdsAt(v: unknown, at: string): UsageThreshold[] {
+  const shape = 'expected a list of { "calls": integer, "api": name (optional: every API when left out) }';
+  if (!Array.isArray(v)) throw new CatalogError(at, shape);
+  if (v.length > MAX_USAGE_THRESHOLDS) throw new CatalogError(at, `at most ${MAX_USAGE_THRESHOLDS} thresholds per plan, got ${v.length}`);
+  const seen = new Set<string>();
+  return v.map((t, i) => {
+    const here = `${at}[${i}]`;
+    if (!isObject(t)) throw new CatalogError(here, shape);
+    const extra = Object.keys(t).find((k) => k !== 'calls' && k !== 'api');
+    if (extra !== undefined) throw new CatalogError(`${here}.${extra.slice(0, 64)}`, `unknown field: ${shape}`);
+    const api = t.api === undefined || t.api === null ? null : t.api;
+    if (api !== null && (typeof api !== 'string' || !API_RE.test(api)))
+      throw new CatalogError(`${here}.api`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
+    const calls = positiveNumber(t.calls, `${here}.calls`, true);
+    if (!Number.isSafeInteger(calls)) throw new CatalogError(`${here}.calls`, `${calls} is larger than ${Number.MAX_SAFE_INTEGER}`);
+    const key = `${api ?? ''}\0${calls}`;
+    if (seen.has(key)) throw new CatalogError(here, `the same threshold is listed twice (${calls} calls of ${api ?? 'every API'})`);
+    seen.add(key);
+    return { api, calls };
+  });
 }
 
 export function quotaAt(q: unknown, at: string): PlanQuota {

@@ -10,10 +10,12 @@
 import { createHash } from 'node:crypto';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
-import { queryCost } from './cost.js';
+import { queryCost, queryCosts, type CostResult } from './cost.js';
+import { liveCatalog, type CatalogReader } from './catalog-cache.js';
+import type { Plan } from './catalog.js';
 import { getCustomer, listCustomers, listCustomersPage, type BillingCustomer } from './customers.js';
 import { DEFAULT_PAGE_LIMIT, pageOf } from './pagination.js';
-import { PlanError, completeUntil, customerPlan, lineJson, type LineJson } from './reports.js';
+import { PlanError, customerPlan, lineJson, type LineJson } from './reports.js';
 import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { emitEvent } from './webhooks/store.js';
 
@@ -73,8 +75,22 @@ export function periodOf(customer: BillingCustomer, name: string): BillingPeriod
 }
 
 async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, graceMs: number, now?: number): Promise<Invoice> {
-  const plan = await customerPlan(db, customer);
+  const catalog = liveCatalog(db);
+  const plan = await customerPlan(db, customer, catalog);
   const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.start, to: p.end });
+  return draftOf(customer, p, plan, c, graceMs, now, await catalog.completeUntil());
+}
+
+/** The draft invoice of a customer's period from its cost. */
+function draftOf(
+  customer: BillingCustomer,
+  p: BillingPeriod,
+  plan: Plan,
+  c: CostResult,
+  graceMs: number,
+  now: number | undefined,
+  complete: Date | null,
+): Invoice {
   const tz = customer.timeZone;
   return {
     id: invoiceId(customer.id, p.name),
@@ -87,16 +103,66 @@ async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, grace
     status: 'draft',
     plan: plan.id,
     currency: c.currency,
-    calls: Number(c.lines.reduce((s, l) => s + l.quantity, 0n)),
+    calls: Number(c.lines.reduce((s, l) => (l.meter ? s : s + l.quantity), 0n)),
     lines: c.lines.map(lineJson),
     total: c.total,
     totalMinor: c.totalMinor.toString(),
     finalizesAt: formatInZone(p.end + graceMs, tz),
     finalizedAt: null,
     acknowledgedAt: null,
-    dataCompleteUntil: await completeUntil(db, tz),
+    dataCompleteUntil: complete ? formatInZone(complete.getTime(), tz) : null,
     ...(now !== undefined ? { due: now >= p.end + graceMs } : {}),
   };
+}
+
+/**
+ * Drafts of a page of customers, each for its period: customers of one plan, one billing zone and
+ * one period share the price cuts, so each such group is priced by one statement (queryCosts), not
+ * one per customer. A customer that cannot be invoiced maps to the error saying why.
+ */
+async function draftPage(
+  db: Sql,
+  customers: { customer: BillingCustomer; period: BillingPeriod }[],
+  graceMs: number,
+  now: number | undefined,
+): Promise<Map<string, Invoice | PlanError | InvoiceError>> {
+  const out = new Map<string, Invoice | PlanError | InvoiceError>();
+  // Each plan read once per page (a page's customers share a few plans).
+  const live = liveCatalog(db);
+  const plans = new Map<string, Promise<Plan | null>>();
+  const catalog: CatalogReader = {
+    plan: (id) => {
+      let p = plans.get(id);
+      if (!p) plans.set(id, (p = live.plan(id)));
+      return p;
+    },
+    completeUntil: () => live.completeUntil(),
+  };
+  const groups = new Map<string, { plan: Plan; p: BillingPeriod; tz: string; list: BillingCustomer[] }>();
+  for (const { customer: c, period: p } of customers) {
+    try {
+      await assertExisted(db, c, p);
+      const plan = await customerPlan(db, c, catalog);
+      const key = `${plan.id}\0${c.timeZone}\0${p.name}`;
+      const g = groups.get(key);
+      if (g) g.list.push(c);
+      else groups.set(key, { plan, p, tz: c.timeZone, list: [c] });
+    } catch (e) {
+      if (e instanceof PlanError || e instanceof InvoiceError) out.set(c.id, e);
+      else throw e;
+    }
+  }
+  const complete = await catalog.completeUntil();
+  for (const g of groups.values()) {
+    const costs = await queryCosts(
+      db,
+      g.plan,
+      g.list.map((c) => c.id),
+      { billingTimeZone: g.tz, from: g.p.start, to: g.p.end },
+    );
+    for (const c of g.list) out.set(c.id, draftOf(c, g.p, g.plan, costs.get(c.id)!, graceMs, now, complete));
+  }
+  return out;
 }
 
 interface StoredRow {
@@ -215,29 +281,29 @@ export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { p
   const out: FinalizeReport = { finalized: [], alreadyFinal: 0, notDue: [], skipped: [] };
   for (let after: string | null = null; ; ) {
     const batch = await listCustomersPage(db, after, FINALIZE_BATCH);
-    for (const c of batch) {
+    const due: { customer: BillingCustomer; period: BillingPeriod }[] = [];
+    const periods = batch.map((c) =>
       // The last period that ended at least `grace` ago in the customer's zone.
-      const p = opts.period !== undefined ? periodOf(c, opts.period) : periodContaining(periodContaining(now - graceMs, c.timeZone).start - 1, c.timeZone);
-      const id = invoiceId(c.id, p.name);
-      if (await storedInvoice(db, id)) {
-        out.alreadyFinal++;
-        continue;
-      }
-      if (now < p.end + graceMs) {
-        out.notDue.push({ customer: c.id, period: p.name, reason: `final at ${formatInZone(p.end + graceMs, c.timeZone)}` });
-        continue;
-      }
-      try {
-        await assertExisted(db, c, p);
-        const inv = await draft(db, c, p, graceMs);
-        if (await storeFinal(db, inv, now)) out.finalized.push(id);
-        else out.alreadyFinal++;
-      } catch (e) {
-        if (e instanceof InvoiceError && e.status === 404)
-          out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
-        else if (e instanceof PlanError) out.skipped.push({ customer: c.id, reason: e.message });
-        else throw e;
-      }
+      opts.period !== undefined ? periodOf(c, opts.period) : periodContaining(periodContaining(now - graceMs, c.timeZone).start - 1, c.timeZone),
+    );
+    const ids = batch.map((c, i) => invoiceId(c.id, periods[i]!.name));
+    // The batch's stored invoices in one read.
+    const stored = new Set((await db.query<{ id: string }>('SELECT id FROM invoices WHERE id = ANY($1::text[])', [ids])).map((r) => r.id));
+    for (const [i, c] of batch.entries()) {
+      const p = periods[i]!;
+      if (stored.has(ids[i]!)) out.alreadyFinal++;
+      else if (now < p.end + graceMs) out.notDue.push({ customer: c.id, period: p.name, reason: `final at ${formatInZone(p.end + graceMs, c.timeZone)}` });
+      else due.push({ customer: c, period: p });
+    }
+    const drafts = await draftPage(db, due, graceMs, undefined);
+    for (const { customer: c, period: p } of due) {
+      const inv = drafts.get(c.id);
+      if (inv instanceof InvoiceError && inv.status === 404)
+        out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
+      else if (inv instanceof PlanError) out.skipped.push({ customer: c.id, reason: inv.message });
+      else if (inv === undefined || inv instanceof Error) throw inv ?? new Error(`internal: no draft for ${c.id}`);
+      else if (await storeFinal(db, inv, now)) out.finalized.push(inv.id);
+      else out.alreadyFinal++;
     }
     const tail = batch.at(-1);
     if (!tail || batch.length < FINALIZE_BATCH) return out;
@@ -301,18 +367,26 @@ export async function listInvoices(db: Warehouse, periodName: string, opts: Invo
   const stored = new Map<string, Invoice>();
   const rows = await db.query<StoredRow & { customer_id: string }>(`${FINAL_SELECT} AND customer_id >= $2 AND customer_id <= $3`, [periodName, head.id, last]);
   for (const r of rows) stored.set(r.customer_id, fromStored(r));
+  const drafts = await draftPage(
+    db,
+    customers.items.filter((c) => !stored.has(c.id)).map((c) => ({ customer: c, period: periodOf(c, periodName) })),
+    opts.graceMs ?? DEFAULT_GRACE_MS,
+    opts.now ?? Date.now(),
+  );
   for (const c of customers.items) {
-    try {
-      const inv = stored.get(c.id) ?? (status === 'draft' || status === 'all' ? await getInvoice(db, c, periodName, opts) : null);
-      if (!inv) continue;
-      if (status === 'draft' && inv.status !== 'draft') continue;
-      if (opts.acknowledged !== undefined && opts.acknowledged !== (inv.acknowledgedAt !== null)) continue;
-      out.invoices.push(inv);
-    } catch (e) {
-      if (e instanceof InvoiceError && e.status === 404) continue; // did not exist in the period
-      if (!(e instanceof PlanError)) throw e;
-      out.skipped.push({ customer: c.id, reason: e.message });
+    const inv = stored.get(c.id) ?? drafts.get(c.id);
+    if (!inv) continue;
+    if (inv instanceof InvoiceError) {
+      if (inv.status === 404) continue; // did not exist in the period
+      throw inv;
     }
+    if (inv instanceof PlanError) {
+      out.skipped.push({ customer: c.id, reason: inv.message });
+      continue;
+    }
+    if (status === 'draft' && inv.status !== 'draft') continue;
+    if (opts.acknowledged !== undefined && opts.acknowledged !== (inv.acknowledgedAt !== null)) continue;
+    out.invoices.push(inv);
   }
   return out;
 }
