@@ -12,8 +12,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
 import type { QueryOptions, Sql, Warehouse } from '../../src/warehouse/warehouse.js';
 import { AnswerCache } from '../../src/billing/answer-cache.js';
 import { CatalogCache } from '../../src/billing/catalog-cache.js';
@@ -21,6 +19,7 @@ import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { createKey } from '../../src/gateway/keys.js';
 import { startBillingServer } from '../../src/billing/server.js';
 import { CATALOG, HOUR, MONTH, SERVICE, costOf, pipeline, event, priceAndLateEvent } from '../support/answer-cache-scenario.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 /** The warehouse, counting the statements sent through it (transactions count as one). */
 class CountingWarehouse implements Warehouse {
@@ -83,10 +82,9 @@ test('a new tag computes again; callers of one (key, tag) share one computation;
 });
 
 test('concurrent answers share one versions statement, and each sees what was committed before it asked', async () => {
-  const inner = await PgliteWarehouse.open(null);
+  const inner = await migratedWarehouse();
   const db = new CountingWarehouse(inner);
   try {
-    await migrate(inner);
     const cache = new CatalogCache(db);
     const views = await Promise.all(Array.from({ length: 50 }, () => cache.view()));
     assert.ok(cache.reads <= 2, `50 concurrent answers took ${cache.reads} statements`);
@@ -109,9 +107,8 @@ test('concurrent answers share one versions statement, and each sees what was co
 });
 
 test('exact on PGlite: a price change, a late event rolled up, a fix by hand, seen by the next answer of two servers', async () => {
-  const db = await PgliteWarehouse.open(null);
+  const db = await migratedWarehouse();
   try {
-    await migrate(db);
     await priceAndLateEvent(db, db, db);
   } finally {
     await db.close();
@@ -119,9 +116,8 @@ test('exact on PGlite: a price change, a late event rolled up, a fix by hand, se
 });
 
 test('a repeated closed-month answer takes one statement while the live path moves the open hour; usage over the open hour follows it', async () => {
-  const inner = await PgliteWarehouse.open(null);
+  const inner = await migratedWarehouse();
   const db = new CountingWarehouse(inner);
-  await migrate(inner);
   await syncCatalog(inner, CATALOG);
   await createKey(inner, { customer: 'acme', plan: 'p' });
   const p = await pipeline(inner);
@@ -163,8 +159,7 @@ test('a repeated closed-month answer takes one statement while the live path mov
 });
 
 test('the month asked is the key: other ranges, zones and customers get their own answers', async () => {
-  const db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  const db = await migratedWarehouse();
   await syncCatalog(db, CATALOG);
   await createKey(db, { customer: 'acme', plan: 'p' });
   await createKey(db, { customer: 'globex', plan: 'p' });

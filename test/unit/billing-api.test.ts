@@ -1,12 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { assetPath } from '../../src/config/assets.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken, revokeCustomerToken, customerTokenId, listCustomerTokens } from '../../src/billing/auth.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-token-for-tests-0123456789';
 let db: PgliteWarehouse;
@@ -15,8 +15,7 @@ let acmeToken: string;
 let revokedToken: string;
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await db.query(
     `INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'Asia/Seoul'), ('globex', 'Globex', 'UTC'), ('initech', 'Initech', 'UTC')`,
   );

@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { periodContaining } from '../../src/ground/time.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 /** This month in Seoul: the customer made below exists in it, so it gets an invoice (empty). */
 const PERIOD = periodContaining(Date.now(), 'Asia/Seoul').name;
 
 const dir = tempDir('meter-billing-cli-');
+// the warehouse made once per build (a new one costs seconds of initdb per file)
+seedDataDir(await migratedFolder(), join(dir, 'data'));
 function meter(...args: string[]) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
     cwd: dir,

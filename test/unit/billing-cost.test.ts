@@ -1,11 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog, parseCharge } from '../../src/billing/catalog.js';
 import { loadPlan, setPrice, syncCatalog, loadStoredCatalog } from '../../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../../src/billing/customers.js';
 import { costReport } from '../../src/billing/reports.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 let db: PgliteWarehouse;
 const T = (iso: string) => Date.parse(iso);
@@ -34,8 +34,7 @@ const catalog = parseCatalog({
 });
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(db, catalog);
   await upsertCustomer(db, { id: 'seoul', name: 'Seoul Co', timeZone: 'Asia/Seoul', currency: 'KRW', plan: 'kr' });
   await upsertCustomer(db, { id: 'london', name: 'London Ltd', timeZone: 'UTC', plan: 'kr' });

@@ -3,12 +3,12 @@ import { finalizeInvoices } from '../../src/billing/invoices.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { assetPath } from '../../src/config/assets.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { ROUTES, startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-openapi-test-0123456789';
 const doc = JSON.parse(readFileSync(assetPath('src/billing/openapi.json'), 'utf8'));
@@ -17,8 +17,7 @@ let server: BillingServer;
 let token: string;
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   server = await startBillingServer({
     db,
     catalog: loadCatalog(assetPath('fixtures/catalog.json')),

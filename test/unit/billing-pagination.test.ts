@@ -1,14 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-pagination-test-token-0123456789';
 const N = 230;
@@ -17,8 +17,7 @@ let server: BillingServer;
 let token: string;
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }));
   for (let i = 0; i < N; i++) await upsertCustomer(db, { id: `c${String(i).padStart(4, '0')}`, timeZone: i % 2 ? 'Asia/Seoul' : 'UTC', plan: 'pro' });
   await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z'`);

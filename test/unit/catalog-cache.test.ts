@@ -5,8 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { QueryOptions, Sql, Warehouse } from '../../src/warehouse/warehouse.js';
 import { assetPath } from '../../src/config/assets.js';
 import { loadCatalog, parseCharge } from '../../src/billing/catalog.js';
@@ -15,6 +14,7 @@ import { upsertCustomer } from '../../src/billing/customers.js';
 import { createKey, revokeKey } from '../../src/gateway/keys.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken, revokeCustomerToken, customerTokenId } from '../../src/billing/auth.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-token-for-cache-tests-0123';
 const FEB = 'from=2026-02-01T00:00:00Z&to=2026-03-01T00:00:00Z&tz=UTC';
@@ -44,8 +44,7 @@ let db: CountingWarehouse;
 let server: BillingServer;
 
 before(async () => {
-  raw = await PgliteWarehouse.open(null);
-  await migrate(raw);
+  raw = await migratedWarehouse();
   await raw.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC'), ('globex', 'Globex', 'UTC')`);
   await raw.query(`INSERT INTO api_keys (id, customer_id, plan_id, key_hash, prefix, created_at) VALUES
     ('k1', 'acme', 'free', 'h1', 'p1', '2026-01-01T00:00:00Z'), ('k2', 'globex', 'free', 'h2', 'p2', '2026-01-01T00:00:00Z')`);

@@ -9,10 +9,20 @@ import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { periodContaining } from '../../src/ground/time.js';
 import { parseDurationFlag } from '../../src/commands/duration.js';
+import type { Command } from 'commander';
+import { buildProgram } from '../../src/commands/program.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const bin = assetPath('bin/meter.js');
 const fresh = () => tempDir('meter-conv-');
+// A data dir whose warehouse is already made (initdb + migrations cost seconds per command).
+const template = await migratedFolder();
+const seeded = () => {
+  const dir = fresh();
+  seedDataDir(template, join(dir, 'data'));
+  return dir;
+};
 const baseEnv = (dir: string): Record<string, string> => ({ PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data') });
 
 function meter(args: string[], dir = fresh(), env: Record<string, string> = {}) {
@@ -33,7 +43,8 @@ function onTerminal(args: string[], cols: number, env: Record<string, string> = 
   return { code: r.status, out: r.stdout, signal: r.signal };
 }
 
-const BACKFILL_9D = ['rollup', '--backfill', '--from', '2026-11-01T00:00:00Z', '--to', '2026-11-10T00:00:00Z'];
+// Two days: 48 hours, each a real (empty) rollup; the bar and its line modes need no more.
+const BACKFILL_2D = ['rollup', '--backfill', '--from', '2026-11-01T00:00:00Z', '--to', '2026-11-03T00:00:00Z'];
 const SGR = /\x1b\[[0-9;]*m/; // a colour/style escape
 
 test('usage errors exit 2 on every level, with one clear line and no stack trace', () => {
@@ -56,56 +67,60 @@ test('usage errors exit 2 on every level, with one clear line and no stack trace
 });
 
 test('--json is in the --help of every command that prints data, and works before or after the command', () => {
-  const commands = (help: string) => {
-    const block = help.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
-    return block
-      .split('\n')
-      .map((l) => /^ {2}([a-z-]+)/.exec(l)?.[1])
-      .filter((c): c is string => !!c && c !== 'help');
-  };
-  const leaves: string[][] = [];
-  for (const top of commands(meter(['--help']).out)) {
-    const subs = commands(meter([top, '--help']).out);
-    if (subs.length) for (const s of subs) leaves.push([top, s]);
+  // Every command's help, from the program the CLI runs (one process instead of one per command).
+  const program = buildProgram();
+  const leaves: Command[][] = [];
+  for (const top of program.commands) {
+    if (top.name() === 'help') continue;
+    if (top.commands.length) for (const s of top.commands) leaves.push([top, s]);
     else leaves.push([top]);
   }
   assert.ok(leaves.length >= 25, `found ${leaves.length} commands`);
   for (const path of leaves) {
-    const help = meter([...path, '--help']).out;
-    if (['gateway', 'serve-billing', 'dev'].includes(path[0]!)) assert.doesNotMatch(help, /--json/, path.join(' '));
-    else assert.match(help, /--json\s+print the result as JSON/, path.join(' '));
+    const name = path.map((c) => c.name()).join(' ');
+    const help = path.at(-1)!.helpInformation();
+    if (['gateway', 'serve-billing', 'dev'].includes(path[0]!.name())) assert.doesNotMatch(help, /--json/, name);
+    else assert.match(help, /--json\s+print the result as JSON/, name);
   }
-  const dir = fresh();
+  // ...and it is the program the real CLI runs: the same commands, the same help
+  const listed = meter(['--help']).out.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
+  const tops = [...listed.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+  assert.deepEqual(
+    tops,
+    program.commands.map((c) => c.name()).filter((c) => c !== 'help'),
+  );
+  assert.match(meter(['customers', 'list', '--help']).out, /--json\s+print the result as JSON/);
+  const dir = seeded();
   assert.equal(JSON.parse(meter(['customers', 'list', '--json'], dir).out).length, 0);
   assert.ok(JSON.parse(meter(['--json', 'plans', 'list'], dir).out).length >= 3);
 });
 
 test('NO_COLOR and a terminal: the bar has no colour escapes; without a terminal: plain lines, no escapes at all', () => {
-  const tty = onTerminal(BACKFILL_9D, 100, { NO_COLOR: '1' });
+  const tty = onTerminal(BACKFILL_2D, 100, { NO_COLOR: '1' }, seeded());
   assert.equal(tty.code, 0, tty.out);
-  assert.match(tty.out, /backfill \[#+\] 216\/216 hours 100%/);
+  assert.match(tty.out, /backfill \[#+\] 48\/48 hours 100%/);
   assert.doesNotMatch(tty.out, SGR);
-  const piped = meter(BACKFILL_9D);
+  const piped = meter(BACKFILL_2D, seeded());
   assert.equal(piped.code, 0, piped.err);
-  assert.match(piped.err, /^backfill 216\/216 hours 100% in /m);
+  assert.match(piped.err, /^backfill 48\/48 hours 100% in /m);
   assert.doesNotMatch(piped.err, /\x1b/);
   assert.doesNotMatch(piped.err, /\r/);
 });
 
 test('a 0-column terminal: backfill prints bounded lines and finishes (it used to loop writing MBs)', () => {
-  const r = onTerminal(BACKFILL_9D, 0);
+  const r = onTerminal(BACKFILL_2D, 0, {}, seeded());
   assert.equal(r.signal, null, 'killed by the timeout: the command did not finish');
   assert.equal(r.code, 0, r.out.slice(-2000));
   assert.ok(r.out.length < 10_000, `${r.out.length} bytes of output`);
-  assert.match(r.out, /backfill 216\/216 hours 100%/);
+  assert.match(r.out, /backfill 48\/48 hours 100%/);
   // a narrow one degrades the same way
-  const narrow = onTerminal(BACKFILL_9D, 10);
+  const narrow = onTerminal(BACKFILL_2D, 10, {}, seeded());
   assert.equal(narrow.code, 0);
   assert.ok(narrow.out.length < 10_000);
 });
 
 test('SIGTERM stops a backfill after the hour in flight, says how to resume, exits 143', async () => {
-  const dir = fresh();
+  const dir = seeded();
   // ~3 years of hours: far longer than the test waits
   const child = spawn(process.execPath, [bin, 'rollup', '--backfill', '--from', '2024-01-01T00:00:00Z', '--to', '2027-01-01T00:00:00Z'], {
     cwd: dir,
@@ -140,7 +155,7 @@ test('one duration syntax: 500ms, 30s, 2m, 1h, 30d; a bare number keeps its old 
   assert.equal(parseDurationFlag('x', '3', { bare: 's' }), 3000);
   for (const bad of ['1.5h', '2 m', 'soon', '-1s', '1h30m']) assert.throws(() => parseDurationFlag('x', bad), /is not a duration/, bad);
   // on the real CLI: a unit and a bare number of ms both work, a bad one is exit 2 naming the syntax
-  const dir = fresh();
+  const dir = seeded();
   assert.equal(meter(['ingest', '--once', '--timeout', '30s', '--json'], dir).code, 0);
   assert.equal(meter(['ingest', '--once', '--timeout', '30000', '--json'], dir).code, 0);
   const bad = meter(['doctor', '--timeout', '15 seconds']);
@@ -149,7 +164,7 @@ test('one duration syntax: 500ms, 30s, 2m, 1h, 30d; a bare number keeps its old 
 });
 
 test('ids are arguments: invoices show acme == invoices show --customer acme; both different is exit 2', () => {
-  const dir = fresh();
+  const dir = seeded();
   assert.equal(meter(['customers', 'create', 'acme', '--plan', 'pro'], dir).code, 0);
   const period = periodContaining(Date.now(), 'UTC').name;
   const a = meter(['invoices', 'show', 'acme', '--period', period, '--json'], dir);

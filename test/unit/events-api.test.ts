@@ -17,6 +17,7 @@ import type { UsageLog } from '../../src/log/log.js';
 import type { Lake } from '../../src/lake/lake.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const SERVICE = 'svc-events-test-0123456789';
 const BATCH = 'application/cloudevents-batch+json';
@@ -34,6 +35,7 @@ before(async () => {
   cfg = loadConfig({ cwd: tempDir('meter-events-'), env: { METER_INGEST_FLUSH_MS: '100' } });
   log = await openLog(cfg);
   lake = await openLake(cfg);
+  seedDataDir(await migratedFolder(), cfg.dataDir); // no initdb: the warehouse made once per build
   db = await openWarehouse(cfg, silentLogger);
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC'), ('globex', 'Globex', 'UTC')`);
   customerToken = await createCustomerToken(db, 'acme');

@@ -12,6 +12,7 @@ import { assetPath } from '../../src/config/assets.js';
 import type { UsageLog } from '../../src/log/log.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const SERVICE = 'svc-events-cli-0123456789';
 const bin = assetPath('bin/meter.js');
@@ -23,6 +24,7 @@ let billing: { url: string; close(): Promise<void> };
 before(async () => {
   const cfg = loadConfig({ cwd: dir, env: {} });
   log = await openLog(cfg);
+  seedDataDir(await migratedFolder(), cfg.dataDir); // no initdb: the warehouse made once per build
   db = await openWarehouse(cfg, silentLogger);
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
   billing = await startBillingRole({ ...cfg, billingTokens: [SERVICE], billingPort: 0 }, { db, log });

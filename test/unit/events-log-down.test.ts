@@ -13,6 +13,7 @@ import { openLog, openWarehouse } from '../../src/runtime/backends.js';
 import { startBillingRole } from '../../src/runtime/roles.js';
 import { silentLogger } from '../../src/ground/logger.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const SERVICE = 'svc-events-down-0123456789';
 const closers: (() => Promise<void>)[] = [];
@@ -23,6 +24,7 @@ after(async () => {
 test('the log unavailable: 503 and retry-after, nothing accepted; back: the resend is accepted', async () => {
   const cfg = loadConfig({ cwd: tempDir('meter-events-down-'), env: {} });
   const log = await openLog(cfg);
+  seedDataDir(await migratedFolder(), cfg.dataDir); // no initdb: the warehouse made once per build
   const db = await openWarehouse(cfg, silentLogger);
   closers.push(
     () => log.close(),

@@ -6,8 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { KeyStore, createKey, revokeKey, type CreatedKey } from '../../src/gateway/keys.js';
 import { compileRoutes } from '../../src/gateway/routes.js';
 import { Admission, type Verdict } from '../../src/gateway/admit.js';
@@ -15,6 +14,7 @@ import { Fairness } from '../../src/gateway/fairness.js';
 import { QuotaGuard } from '../../src/gateway/quota.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { assetPath } from '../../src/config/assets.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const rateLimits = { pro: { ratePerSec: 100, burst: 200 }, tiny: { ratePerSec: 1, burst: 2 }, quota: { ratePerSec: 100, burst: 200 } };
 const NOW = Date.UTC(2026, 5, 15, 12);
@@ -38,8 +38,7 @@ describe('gateway admission (no server)', () => {
   const warnings: string[] = [];
 
   before(async () => {
-    db = await PgliteWarehouse.open(null);
-    await migrate(db);
+    db = await migratedWarehouse();
     const plans = { ...rateLimits, gone: { ratePerSec: 1, burst: 1 } };
     pro = await createKey(db, { customer: 'acme', plan: 'pro', plans });
     tiny = await createKey(db, { customer: 'small', plan: 'tiny', plans });

@@ -10,8 +10,7 @@ import { createServer as createNetServer } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { KeyStore, createKey, revokeKey, type CreatedKey } from '../../src/gateway/keys.js';
 import { compileRoutes, loadRoutes } from '../../src/gateway/routes.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
@@ -26,6 +25,7 @@ import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
 import { planRateLimits } from '../../src/gateway/plans.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
 function testRoutes() {
@@ -97,8 +97,7 @@ describe('gateway', () => {
   let slowCancelled: Promise<boolean> | null = null;
 
   before(async () => {
-    db = await PgliteWarehouse.open(null);
-    await migrate(db);
+    db = await migratedWarehouse();
     acme = await createKey(db, { customer: 'acme', plan: 'pro', plans });
     tiny = await createKey(db, { customer: 'smallco', plan: 'tiny', plans });
     upstream = createServer((req, res) => {

@@ -7,20 +7,19 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../../src/billing/customers.js';
 import { finalizeInvoices, getInvoice, listInvoices } from '../../src/billing/invoices.js';
 import { decodeCursor } from '../../src/billing/pagination.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const NOW = Date.parse('2026-03-10T00:00:00Z');
 let db: PgliteWarehouse;
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(
     db,
     parseCatalog({

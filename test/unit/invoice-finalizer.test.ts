@@ -1,17 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { invoiceId, storedInvoice } from '../../src/billing/invoices.js';
 import { runFinalizer } from '../../src/billing/finalizer.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 test('the follower finalizer stores the last ended month, then stops on abort', async () => {
-  const db = await PgliteWarehouse.open(null);
+  const db = await migratedWarehouse();
   try {
-    await migrate(db);
     await syncCatalog(
       db,
       parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }),

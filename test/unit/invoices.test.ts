@@ -1,13 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog, parseCharge } from '../../src/billing/catalog.js';
 import { setPrice, syncCatalog } from '../../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../../src/billing/customers.js';
 import { acknowledgeInvoice, currentInvoices, finalizeInvoices, getInvoice, invoiceId, listInvoices } from '../../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-invoices-test-token-0123456789';
 const T = (iso: string) => Date.parse(iso);
@@ -34,8 +34,7 @@ const usage = (customer: string, api: string, hour: string, calls: number) =>
   );
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(db, catalog);
   await upsertCustomer(db, { id: 'acme', name: 'Acme', timeZone: 'Asia/Seoul', plan: 'pro' });
   await upsertCustomer(db, { id: 'globex', name: 'Globex', timeZone: 'UTC', plan: 'pro' });

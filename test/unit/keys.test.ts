@@ -1,16 +1,15 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { KeyInputError, KeyStore, createKey, hashKey, listKeys, randomBase62, revokeKey } from '../../src/gateway/keys.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const plans = { free: { ratePerSec: 5, burst: 10 }, pro: { ratePerSec: 100, burst: 200 } };
 
 describe('API keys', () => {
   let db: PgliteWarehouse;
   before(async () => {
-    db = await PgliteWarehouse.open(null);
-    await migrate(db);
+    db = await migratedWarehouse();
   });
   after(async () => {
     await db?.close();
@@ -80,8 +79,7 @@ describe('API keys', () => {
 describe('KeyStore', () => {
   let db: PgliteWarehouse;
   before(async () => {
-    db = await PgliteWarehouse.open(null);
-    await migrate(db);
+    db = await migratedWarehouse();
   });
   after(async () => {
     await db?.close();
@@ -146,8 +144,7 @@ describe('KeyStore', () => {
 
   it('keeps known keys working from the cache when the database fails; unknown keys raise', async () => {
     // A database of its own, closed half-way: a real failure, not a simulated one.
-    const db2 = await PgliteWarehouse.open(null);
-    await migrate(db2);
+    const db2 = await migratedWarehouse();
     const k = await createKey(db2, { customer: 'acme', plan: 'free', plans });
     let t = 0;
     const store = new KeyStore(db2, { ttlMs: 1000, now: () => t });

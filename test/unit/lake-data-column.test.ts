@@ -17,10 +17,10 @@ import { checkLake } from '../../src/lake/lake-check.js';
 import { compact } from '../../src/pipeline/compaction.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const HOUR = Date.UTC(2026, 11, 1, 10);
 const OLD_FILE = join(import.meta.dirname, '../../../fixtures/lake-v1/usage-events+0+0+3.parquet');
@@ -88,9 +88,8 @@ test('lake data column: a file from before the column is read beside new files b
     duck.closeSync();
   }
 
-  const db = await PgliteWarehouse.open(null);
+  const db = await migratedWarehouse();
   try {
-    await migrate(db);
     const rollup = new Rollup({ lake, db });
     try {
       const s = await rollup.run();

@@ -12,8 +12,7 @@ import { FileLog } from '../../src/log/file-log.js';
 import type { ProducerRecord } from '../../src/log/log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { dataCompleteUntil } from '../../src/warehouse/usage-repository.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
@@ -23,6 +22,7 @@ import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { queryUsage } from '../../src/billing/usage-query.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
 
@@ -36,8 +36,7 @@ async function setup() {
   const log = new FileLog({ dir: join(dir, 'log'), topic: TOPIC, partitions: 3, pollMs: 10 });
   await log.init();
   const producer = await log.producer();
-  const db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  const db = await migratedWarehouse();
   return {
     dir,
     log,

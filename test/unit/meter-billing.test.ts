@@ -5,14 +5,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
 import { replaceMeterHour, type MeterHourlyRow } from '../../src/warehouse/meter-repository.js';
 import { unitsStarted } from '../../src/billing/meter-cost.js';
 import { parseDecimal } from '../../src/billing/money.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-token-for-meter-tests-0123456789';
 let db: PgliteWarehouse;
@@ -46,8 +46,7 @@ const catalog = parseCatalog({
 const row = (meter: string, value: string, groups = '{}', customer = 'acme'): MeterHourlyRow => ({ customer, meter, groups, value, events: 1n });
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await db.query(`INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai')`);
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.latest', '2026-02-02T10:00:00Z', 3, 3)`);
   const hours: [string, MeterHourlyRow[]][] = [

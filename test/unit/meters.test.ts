@@ -15,10 +15,10 @@ import { LocalLake } from '../../src/lake/local-lake.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const plans = { basic: { name: 'Basic', rateLimit: { ratePerSec: 10, burst: 10 }, prices: { 'locations.latest': '0.001' } } };
 const TOKENS = { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } };
@@ -126,9 +126,8 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
   // A file from before the data column (fixtures/lake-v1: acme, locations.latest x2 billable, bytes_in 10 + 20).
   copyFileSync(join(import.meta.dirname, '../../../fixtures/lake-v1/usage-events+0+0+3.parquet'), join(dir, dataFileName('usage-events', 1, 0, 3)));
 
-  const db = await PgliteWarehouse.open(null);
+  const db = await migratedWarehouse();
   try {
-    await migrate(db);
     const catalogJson = {
       currency: 'USD',
       meters: [

@@ -10,8 +10,11 @@ import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { loadConfig, ConfigError } from '../../src/config/config.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const dir = tempDir('meter-tokens-cli-');
+// the warehouse made once per build (a new one costs seconds of initdb per file)
+seedDataDir(await migratedFolder(), join(dir, 'data'));
 function meter(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
     cwd: dir,

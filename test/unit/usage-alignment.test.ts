@@ -1,19 +1,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-alignment-test-token-0123456789';
 let db: PgliteWarehouse;
 let server: BillingServer;
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }));
   await upsertCustomer(db, { id: 'acme', timeZone: 'Asia/Seoul', plan: 'pro' });
   await upsertCustomer(db, { id: 'kol', timeZone: 'Asia/Kolkata', plan: 'pro' });

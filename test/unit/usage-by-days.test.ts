@@ -6,15 +6,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { queryUsage, type Granularity } from '../../src/billing/usage-query.js';
 import { formatInZone } from '../../src/ground/time.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 let db: PgliteWarehouse;
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   // Sparse hourly rows (about one hour in seven) for 3 APIs over 14 months, deterministic.
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
     SELECT 'acme', 'api' || a, h, abs(hashtext(a || h::text)) % 97, abs(hashtext(a || h::text)) % 97 + 1

@@ -1,16 +1,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { queryUsage, type Granularity } from '../../src/billing/usage-query.js';
 import { formatInZone, parseTime, resolveTimeZone } from '../../src/ground/time.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 let db: PgliteWarehouse;
 const T = (iso: string) => Date.parse(iso);
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   const rows: [string, string, string, number, number][] = [
     // 23:30 UTC on Jan 31 is 08:30 on Feb 1 in Seoul: the 23:00 UTC hour row.
     ['acme', 'locations.create', '2026-01-31T23:00:00Z', 7, 8],

@@ -8,8 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { CatalogError, parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
@@ -18,6 +17,7 @@ import { deliverDue } from '../../src/billing/webhooks/service.js';
 import { verifySignature } from '../../src/billing/webhooks/signer.js';
 import { checkUsageThresholds, loadUsageThresholds, runThresholdWatch } from '../../src/billing/usage-thresholds.js';
 import { until } from '../support/until.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 // 2026-03-20 in Seoul: acme's period is 2026-03 there, [Feb 28 15:00 UTC, Mar 31 15:00 UTC).
 const NOW = Date.parse('2026-03-20T00:00:00Z');
@@ -34,8 +34,7 @@ let server: Server;
 const got: { headers: Record<string, unknown>; body: string }[] = [];
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(db, parseCatalog(plans([{ calls: 100 }, { api: 'a.one', calls: 50 }])));
   await upsertCustomer(db, { id: 'acme', timeZone: 'Asia/Seoul', plan: 'pro' });
   await upsertCustomer(db, { id: 'freeco', timeZone: 'UTC', plan: 'free' });

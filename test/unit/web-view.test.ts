@@ -11,13 +11,13 @@ import { ensureTools } from '../support/tools.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const ARTIFACTS = process.env.METER_TEST_ARTIFACTS ?? join(tmpdir(), 'meter-test-artifacts');
 
@@ -58,8 +58,7 @@ const catalog = parseCatalog({
 
 before(async () => {
   ensureChromium();
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   server = await startBillingServer({
     db,
     catalog,

@@ -9,8 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const dir = tempDir('meter-webhooks-cli-');
+// the warehouse made once per build (a new one costs seconds of initdb per file)
+seedDataDir(await migratedFolder(), join(dir, 'data'));
 function meter(args: string[]) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
     cwd: dir,

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
+import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
@@ -30,6 +29,7 @@ import {
 import { deliverDue, retryDelay } from '../../src/billing/webhooks/service.js';
 import { verifySignature } from '../../src/billing/webhooks/signer.js';
 import { MAX_RESPONSE_BYTES } from '../../src/billing/webhooks/deliverer.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 interface Received {
   headers: IncomingMessage['headers'];
@@ -71,8 +71,7 @@ const now = () => clock;
 const opts = { now, timeoutMs: 2_000, firstRetryMs: 30_000 };
 
 before(async () => {
-  db = await PgliteWarehouse.open(null);
-  await migrate(db);
+  db = await migratedWarehouse();
   await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }));
   for (const id of ['acme', 'globex']) await upsertCustomer(db, { id, timeZone: 'UTC', plan: 'pro' });
   await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z'`);
