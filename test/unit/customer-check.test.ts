@@ -21,10 +21,9 @@ import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { acceptRecord, DEFAULT_TIME_BOUNDS, scanPlainEvent } from '../../src/pipeline/accept.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { hourDir, hourStart, HOUR_MS } from '../../src/lake/layout.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { tempDir } from '../support/tmp.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
 const dirs: string[] = [];
@@ -38,8 +37,7 @@ async function setup() {
   const lake = new LocalLake(pathToFileURL(join(root, 'lake')).href);
   await lake.init();
   const dead = new FolderDeadLetter(join(root, 'dead-letter'), TOPIC);
-  const db = await PgliteWarehouse.open(join(root, 'pglite'));
-  await migrate(db);
+  const db = await migratedWarehouse(); // in memory: each setup made a PGlite folder (initdb) before
   return { root, log, lake, dead, db };
 }
 
