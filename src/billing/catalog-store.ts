@@ -168,7 +168,7 @@ export async function loadStoredCatalog(db: Sql): Promise<Catalog> {
   const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst, quota_limit, quota_period FROM plans ORDER BY id');
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices ORDER BY plan_id, api, effective_from');
   const list = assemble(plans, prices);
-  const meters = (await loadMeters(db)).filter((m) => !m.builtIn);
+  const meters = (await loadMeters(db)).filter((m) => m.slug !== 'calls');
   return { currency: list[0]?.currency ?? 'USD', plans: Object.fromEntries(list.map((p) => [p.id, p])), ...(meters.length ? { meters } : {}) };
 }
 

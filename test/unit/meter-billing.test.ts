@@ -25,6 +25,7 @@ const catalog = parseCatalog({
     { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } },
     { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
     { slug: 'peak', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+    { slug: 'bytes_out' },
   ],
   plans: {
     ai: {
@@ -128,7 +129,7 @@ test('usage by meter: an unaligned range, an unknown meter or group, too many ho
     ],
     ['meter=tokens&from=2026-02-01T00:00:00Z&to=2026-02-15T00:00:00Z&windowSize=MONTH&tz=UTC', 'to', /must be the start of a month/],
     ['meter=tokens&from=2026-02-01T00:30:00Z&to=2026-02-02T00:00:00Z', 'from', /whole hour/],
-    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_in, bytes_out, peak, tokens, users/],
+    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_out, peak, tokens, users/],
     ['meter=tokens&from=2026-02-01&to=2026-02-02&groupBy=region', 'groupBy', /meter tokens groups by model; got "region"/],
     ['meter=peak&from=2026-02-01&to=2026-02-02&groupBy=model', 'groupBy', /meter peak has no groups/],
     ['meter=tokens&from=2026-01-01&to=2026-06-01&windowSize=HOUR', 'windowSize', /at most 92 days/],

@@ -34,7 +34,7 @@ function refused(meters: unknown, message: RegExp, extraPlan: Record<string, unk
 test('meters: the catalog checks each meter and names the field', () => {
   const c = parseCatalog({
     currency: 'USD',
-    meters: [TOKENS],
+    meters: [TOKENS, { slug: 'bytes_out' }],
     plans: { basic: { ...plans.basic, meterPrices: { tokens: '0.00002', bytes_out: '0.0000001' } } },
   });
   assert.deepEqual(c.meters?.[0], { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } });
@@ -47,7 +47,8 @@ test('meters: the catalog checks each meter and names the field', () => {
   refused([{ slug: 'n', eventType: 'ai.tokens', aggregation: 'COUNT', valueProperty: '$.x' }], /a COUNT meter counts events: leave valueProperty out/);
   refused([{ ...TOKENS, groupBy: { model: 'model' } }], /^meters\.tokens\.groupBy\.model: "model" is not a JSON path/);
   refused([TOKENS, TOKENS], /^meters\[1\]\.slug: meter "tokens" is declared twice/);
-  refused([{ ...TOKENS, slug: 'bytes_in' }], /"bytes_in" is a built-in meter/);
+  refused([{ ...TOKENS, slug: 'bytes_in' }], /^meters\.bytes_in\.slug: "bytes_in" is a built-in meter: turn it on with \{ "slug": "bytes_in" \} alone/);
+  refused([], /^plans\.basic\.meterPrices\.bytes_in: meter "bytes_in" is built in but off: turn it on/, { meterPrices: { bytes_in: '1' } });
   refused([{ ...TOKENS, slug: 'Tokens' }], /^meters\[0\]\.slug: "Tokens" is not a meter slug/);
   refused([{ ...TOKENS, eventType: 'ai tokens' }], /eventType: "ai tokens" is not an event type/);
   refused([{ ...TOKENS, unit: 'x' }], /^meters\[0\]\.unit: unknown meter field/);
@@ -136,6 +137,8 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
         { slug: 'ai_requests', eventType: 'ai.tokens', aggregation: 'COUNT' },
         { slug: 'peak_tokens', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
         { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
+        { slug: 'bytes_in' },
+        { slug: 'bytes_out' },
       ] as Record<string, unknown>[],
       plans,
     };
