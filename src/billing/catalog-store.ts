@@ -175,7 +175,10 @@ export async function loadStoredCatalog(db: Sql): Promise<Catalog> {
 /** Price list rows (for `meter prices list` and the API), oldest version first. */
 export interface PriceListRow {
   plan: string;
+  /** The API, or a meter's slug (then `meter` is set too). */
   api: string;
+  /** A meter's price (docs/meters.md): the meter's slug. */
+  meter?: string;
   effectiveFrom: string | null;
   /** Until the next version (exclusive), or null. */
   effectiveTo: string | null;
@@ -185,12 +188,20 @@ export interface PriceListRow {
 
 export function priceList(plan: Plan): PriceListRow[] {
   const out: PriceListRow[] = [];
-  for (const api of Object.keys(plan.charges).sort()) {
-    const vs = plan.charges[api];
+  const named: [string, PriceVersion[], boolean][] = [
+    ...Object.keys(plan.charges)
+      .sort()
+      .map((api): [string, PriceVersion[], boolean] => [api, plan.charges[api]!, false]),
+    ...Object.keys(plan.meterCharges ?? {})
+      .sort()
+      .map((slug): [string, PriceVersion[], boolean] => [slug, plan.meterCharges![slug]!, true]),
+  ];
+  for (const [api, vs, meter] of named) {
     vs.forEach((v, i) =>
       out.push({
         plan: plan.id,
         api,
+        ...(meter ? { meter: api } : {}),
         effectiveFrom: v.effectiveFrom === 0 ? null : ts(v.effectiveFrom),
         effectiveTo: i + 1 < vs.length ? ts(vs[i + 1].effectiveFrom) : null,
         currency: plan.currency,
