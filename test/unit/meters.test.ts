@@ -14,6 +14,8 @@ import { loadMeters } from '../../src/billing/meter-store.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
+import { countMeters, MAX_GROUPS, OTHER_GROUP } from '../../src/pipeline/meter-count.js';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
@@ -206,5 +208,50 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
     }
   } finally {
     await db.close();
+  }
+});
+
+test('meters: a flood of distinct group values keeps at most MAX_GROUPS rows per customer and hour, totals exact', async () => {
+  const dir = tempDir('meter-groups-');
+  const w = await ParquetWriter.open({ connections: 1 });
+  const file = join(dir, 'a.parquet');
+  const N = MAX_GROUPS + 3;
+  try {
+    await w.write(
+      Array.from({ length: N }, (_, i) =>
+        ev({ time: HOUR + 1000 + i, data: JSON.stringify({ tokens: 2, model: `m-${String(i).padStart(5, '0')}`, user: `u${i % 7}` }) }),
+      ),
+      file,
+    );
+  } finally {
+    w.close();
+  }
+  const duck = await DuckDBInstance.create(':memory:');
+  const c = await duck.connect();
+  try {
+    const meters = parseCatalog({
+      currency: 'USD',
+      meters: [TOKENS, { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } }],
+      plans,
+    }).meters!;
+    const rows = await countMeters(c, [file], HOUR, meters);
+    const tokens = rows.filter((r) => r.meter === 'tokens');
+    assert.equal(tokens.length, MAX_GROUPS + 1);
+    const other = tokens.find((r) => r.groups === JSON.stringify({ model: OTHER_GROUP }))!;
+    // equal counts: the last values in order are the ones folded
+    assert.deepEqual([other.value, other.events], ['6', 3n]);
+    assert.equal(
+      tokens.reduce((s, r) => s + Number(r.value), 0),
+      2 * N,
+    );
+    const users = rows.filter((r) => r.meter === 'users' && r.groups === JSON.stringify({ model: OTHER_GROUP }));
+    assert.deepEqual(
+      users.map((r) => r.value),
+      ['3'],
+      'distinct users among the folded events, counted over them together',
+    );
+  } finally {
+    c.closeSync();
+    duck.closeSync();
   }
 });
