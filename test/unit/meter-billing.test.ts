@@ -120,6 +120,17 @@ test('usage by meter: windows in the zone, groups, the built-in calls, MAX and t
   assert.equal(bytes.body.data[0].value, '1500000');
 });
 
+test('GET /v1/meters lists calls and the declared meters, to service and customer tokens', async () => {
+  const r = await get('/v1/meters', acmeToken);
+  assert.equal(r.status, 200);
+  assert.deepEqual(
+    r.body.meters.map((m: { slug: string; aggregation: string; builtIn: boolean }) => `${m.slug} ${m.aggregation}${m.builtIn ? ' built-in' : ''}`),
+    ['calls COUNT built-in', 'bytes_out SUM built-in', 'peak MAX', 'tokens SUM', 'users UNIQUE_COUNT'],
+  );
+  assert.deepEqual(r.body.meters[3].groupBy, { model: '$.model' });
+  assert.equal((await get('/v1/meters?x=1')).status, 400);
+});
+
 test('usage by meter: an unaligned range, an unknown meter or group, too many hours are 400s that say so', async () => {
   const cases: [string, string, RegExp][] = [
     [
