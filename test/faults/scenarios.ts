@@ -25,6 +25,8 @@ export interface ScenarioDef {
   name: string;
   env?: Record<string, string>;
   run(w: ScenarioWorld, ctx: Ctx, notes: string[], failures: string[]): Promise<{ truth: TrafficResult; lossBound?: number }>;
+  /** After the drain, beside the billed-vs-truth verdict: more checks of the scenario's own (e.g. a second billing server agrees). */
+  after?(w: ScenarioWorld, v: Verdict, window: { from: number; to: number }): Promise<void>;
 }
 
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
@@ -41,9 +43,11 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
     const { truth, lossBound } = await def.run(w, ctx, notes, failures);
     ctx.log(`${def.name}: draining (gateway -> log -> lake -> rollup)`);
     await w.drain();
-    const billed = await w.billed(hourStart(t0) - HOUR_MS, Date.now() + 2 * HOUR_MS);
+    const window = { from: hourStart(t0) - HOUR_MS, to: Date.now() + 2 * HOUR_MS };
+    const billed = await w.billed(window.from, window.to);
     const v = compare(def.name, truth, billed, { lossBound });
     await lakeVerdict(w, v);
+    await def.after?.(w, v, window);
     v.notes.unshift(...notes);
     v.failures.push(...failures);
     if (truth.metered < 1000) v.failures.push(`only ${truth.metered} metered calls: too little traffic to mean anything`);
