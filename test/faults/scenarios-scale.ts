@@ -165,6 +165,7 @@ const secondBilling = new WeakMap<ScenarioWorld, string>();
 
 export const scaleOutKillEach: ScenarioDef = {
   name: 'scale-out-kill-each',
+  ownDatabase: true,
   // strict: an answered call is durable, so a killed gateway loses none (kill-9-gateway-strict)
   env: { METER_DURABILITY: 'strict', METER_INGEST_FLUSH_MS: '1000' },
   async run(w, ctx, notes, failures) {
@@ -238,4 +239,84 @@ export const scaleOutKillEach: ScenarioDef = {
   },
 };
 
-export const SCALE_SCENARIOS: ScenarioDef[] = [scaleOutKillEach];
+interface WorkerSlot {
+  worker: number;
+  pid: number;
+  restarts: number;
+  listening: boolean;
+  gateway: { events?: { buffered: number }; spool?: { spool?: { pending: number } } } | null;
+}
+
+async function workerSlots(w: ScenarioWorld): Promise<WorkerSlot[]> {
+  const h = (await w.gatewayHealth()) as { workers?: WorkerSlot[] };
+  if (!Array.isArray(h.workers)) throw new Error(`the gateway's /status lists no workers: ${JSON.stringify(h).slice(0, 300)}`);
+  return h.workers;
+}
+
+/**
+ * kill-9-gateway-worker-{strict,batched}: `meter gateway --workers 2`; 3 times during traffic,
+ * kill -9 of one worker process (by its pid from the primary's /status; the two in turn). The
+ * primary must start another in its slot (a new pid, listening, restarts counted) while the other
+ * worker keeps answering. Strict: no answered call lost. Batched: loss within the bound of
+ * kill-9-gateway-batched (calls answered in the 1.5 s before each kill, here of both workers).
+ */
+function workerKill(durability: 'strict' | 'batched'): ScenarioDef {
+  return {
+    name: `kill-9-gateway-worker-${durability}`,
+    ownDatabase: true,
+    env: { METER_DURABILITY: durability },
+    async run(w, ctx, notes, failures) {
+      await w.startGateway(['--workers', '2']);
+      await until('both workers to listen', async () => (await workerSlots(w)).filter((s) => s.listening).length === 2, 120_000, 250);
+      w.startIngest();
+      const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: durability === 'strict' ? 1701 : 1702 });
+      const kills: number[] = [];
+      const restarts: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        await sleep(4000 + Math.random() * 2000);
+        const slots = await workerSlots(w);
+        const victim = slots[i % slots.length]!;
+        if (!victim.listening || !victim.pid) throw new Error(`worker ${victim.worker} is not listening before kill ${i + 1}`);
+        kills.push(Date.now());
+        // a process this scenario started (the gateway's own child), signalled by its pid
+        process.kill(victim.pid, 'SIGKILL');
+        const t = Date.now();
+        await until(
+          `the primary to restart worker ${victim.worker}`,
+          async () => {
+            if (!w.gateway?.alive) throw new Error(`the gateway's primary died:\n${w.gateway?.tail()}`);
+            const s = (await workerSlots(w)).find((x) => x.worker === victim.worker);
+            return !!s && s.listening && s.pid !== victim.pid && s.restarts === victim.restarts + 1;
+          },
+          60_000,
+          100,
+        );
+        restarts.push(`worker ${victim.worker} (pid ${victim.pid}) back in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      }
+      await sleep(3000);
+      const truth = await traffic.stop();
+      notes.push(`restarts: ${restarts.join('; ')}`);
+      notes.push(`refused: ${truth.refused}, cut mid-call: ${[...truth.uncertain.values()].reduce((s, c) => s + c.events, 0)}`);
+      if (truth.gateway5xx) failures.push(`gateway answered ${truth.gateway5xx} 5xx of its own`);
+      let lossBound = 0;
+      if (durability === 'batched') {
+        for (const k of kills) lossBound += truth.answeredAt.filter((t) => t <= k && t > k - 1500).length;
+        notes.push('loss bound = calls answered in the 1.5 s before each kill (kill-9-gateway-batched)');
+      }
+      // every worker's events handed to the log, then the gateway stopped (the world's drain reads a one-process gateway's /status)
+      await until(
+        'the workers to hand every event to the log',
+        async () => (await workerSlots(w)).every((s) => s.listening && s.gateway?.events?.buffered === 0 && (s.gateway?.spool?.spool?.pending ?? 0) === 0),
+        120_000,
+      );
+      const e = await w.gateway!.stop();
+      if (e.code !== 0) failures.push(`the gateway exited with ${e.code}/${e.signal} on SIGTERM`);
+      return { truth, lossBound };
+    },
+  };
+}
+
+export const workerKillStrict = workerKill('strict');
+export const workerKillBatched = workerKill('batched');
+
+export const SCALE_SCENARIOS: ScenarioDef[] = [scaleOutKillEach, workerKillStrict, workerKillBatched];

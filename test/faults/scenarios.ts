@@ -11,6 +11,7 @@ import { startService, stopService } from './stack-control.js';
 import { startTraffic, type TrafficResult } from './traffic.js';
 import type { MeterProcess } from './procs.js';
 import { lakeVerdict } from './lake-check.js';
+import { freshDatabase } from '../support/stack.js';
 
 export interface Ctx {
   root: string;
@@ -24,6 +25,12 @@ export interface Ctx {
 export interface ScenarioDef {
   name: string;
   env?: Record<string, string>;
+  /**
+   * A new database of its own on the stack's Postgres (test/support/stack.ts freshDatabase): for a
+   * scenario that leaves live rows (the billable view picks live or rollup rows per hour, whatever
+   * the customer) or otherwise must not share hours with the scenarios before and after it.
+   */
+  ownDatabase?: boolean;
   run(w: ScenarioWorld, ctx: Ctx, notes: string[], failures: string[]): Promise<{ truth: TrafficResult; lossBound?: number }>;
   /** After the drain, beside the billed-vs-truth verdict: more checks of the scenario's own (e.g. a second billing server agrees). */
   after?(w: ScenarioWorld, v: Verdict, window: { from: number; to: number }): Promise<void>;
@@ -33,7 +40,8 @@ const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
 /** Runs a scenario in its own world and judges it. Never throws: a crash is a failed verdict. */
 export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> {
-  const w = new ScenarioWorld(def.name, ctx.root, ctx.stackEnv, { env: def.env });
+  const own: Record<string, string> = def.ownDatabase ? { METER_DATABASE_URL: await freshDatabase(ctx.stackEnv, 'faults') } : {};
+  const w = new ScenarioWorld(def.name, ctx.root, ctx.stackEnv, { env: { ...def.env, ...own } });
   const notes: string[] = [];
   const failures: string[] = [];
   const t0 = Date.now();
