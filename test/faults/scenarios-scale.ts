@@ -1,7 +1,7 @@
 /**
  * Every role scaled out on the real stack, one of each killed (issue 16):
  *
- *   scale-out-kill-each  2 gateways (strict durability, one Redis limiter between them), 3 ingest,
+ *   scale-out-kill-each  2 gateways of 2 workers each (strict durability, one Redis limiter), 3 ingest,
  *        2 live, 2 rollup followers, 2 billing servers. Traffic through both gateways with its
  *        ground truth; kill -9 of one process of each role at a time, each restarted at once,
  *        while the traffic runs. Verdict: billed vs truth (0 lost, 0 duplicated), the live rows
@@ -46,20 +46,28 @@ export async function startGatewayAt(w: ScenarioWorld, at: GatewayAt, extra: str
   return gw;
 }
 
-/** Wait until a gateway holds no event (batcher empty, spool shipped), then stop it cleanly. */
-export async function drainGateway(at: GatewayAt): Promise<void> {
-  const gw = at.proc;
+interface GatewayHealth {
+  events?: { buffered: number };
+  spool?: { spool?: { pending: number } };
+  workers?: { listening: boolean; gateway: GatewayHealth | null }[];
+}
+
+/** No event held: batcher empty and spool shipped (every worker's, for a gateway with workers). */
+function holdsNothing(h: GatewayHealth): boolean {
+  if (h.workers) return h.workers.every((x) => x.listening && x.gateway !== null && holdsNothing(x.gateway));
+  return h.events?.buffered === 0 && (h.spool?.spool?.pending ?? 0) === 0;
+}
+
+/** Wait until a gateway holds no event, then stop it cleanly (SIGTERM). */
+export async function drainGateway(adminPort: number, gw: MeterProcess | null): Promise<void> {
   if (!gw?.alive) return;
   await until(
-    `the gateway on port ${at.port} to hand every event to the log`,
-    async () => {
-      const h = ((await (await fetch(`http://127.0.0.1:${at.adminPort}/status`)).json()) as { gateway: any }).gateway;
-      return h.events.buffered === 0 && (h.spool?.spool?.pending ?? 0) === 0;
-    },
+    `${gw.name} to hand every event to the log`,
+    async () => holdsNothing(((await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as { gateway: GatewayHealth }).gateway),
     120_000,
   );
   const e = await gw.stop();
-  if (e.code !== 0) throw new Error(`gateway on port ${at.port} exited with ${e.code}/${e.signal} on SIGTERM:\n${gw.tail()}`);
+  if (e.code !== 0) throw new Error(`${gw.name} exited with ${e.code}/${e.signal} on SIGTERM:\n${gw.tail()}`);
 }
 
 function addCells(into: Cells, from: Cells): void {
@@ -163,6 +171,9 @@ const sameCells = (a: Cells, b: Cells): string[] => {
 /** The second billing server of scale-out-kill-each (after() reads it). */
 const secondBilling = new WeakMap<ScenarioWorld, string>();
 
+/** Each gateway of scale-out-kill-each: 2 worker processes (killing a gateway kills its primary: the workers exit with it). */
+const GATEWAY_ARGS = ['--workers', '2'];
+
 export const scaleOutKillEach: ScenarioDef = {
   name: 'scale-out-kill-each',
   ownDatabase: true,
@@ -178,7 +189,7 @@ export const scaleOutKillEach: ScenarioDef = {
     const live = [w.startProcess('live', ['live']), w.startProcess('live', ['live'])];
     const rollups = [w.startRollupFollower(), w.startRollupFollower()];
     const billB = w.startProcess('billing', ['serve-billing', '--billing-port', String(billingB)]);
-    await Promise.all([w.startGateway(), startGatewayAt(w, gwB)]);
+    await Promise.all([w.startGateway(GATEWAY_ARGS), startGatewayAt(w, gwB, GATEWAY_ARGS)]);
     await until('the second billing server', async () => (await fetch(`http://127.0.0.1:${billingB}/healthz`)).status > 0, 90_000, 200);
     ctx.log(`scale-out: every role up after ${Math.round((Date.now() - t0) / 1000)} s`);
 
@@ -205,7 +216,21 @@ export const scaleOutKillEach: ScenarioDef = {
     await gap();
     await killed('billing server', w.billing!, () => w.startBilling());
     await gap();
-    await killed('gateway', gwB.proc!, () => startGatewayAt(w, gwB));
+    // its workers must not outlive a killed primary (they would hold spool slots and answer nothing)
+    const workerPids = (
+      (await (await fetch(`http://127.0.0.1:${gwB.adminPort}/status`)).json()) as { gateway: { workers: { pid: number }[] } }
+    ).gateway.workers.map((x) => x.pid);
+    await killed('gateway', gwB.proc!, () => startGatewayAt(w, gwB, GATEWAY_ARGS));
+    const orphans = workerPids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (orphans.length) failures.push(`workers ${orphans.join(', ')} of the killed gateway still run`);
+    else notes.push(`the killed gateway's workers (pids ${workerPids.join(', ')}) ended with it`);
     await sleep(6000);
     const truth = mergeTruths(await Promise.all([trafficA.stop(), trafficB.stop()]));
     notes.push(`kills: ${kills.join('; ')}`);
@@ -213,10 +238,11 @@ export const scaleOutKillEach: ScenarioDef = {
     if (truth.gateway5xx) failures.push(`gateways answered ${truth.gateway5xx} 5xx of their own`);
     for (const p of [...w.liveIngests(), ...live, ...rollups, billB]) if (!p.alive) failures.push(`${p.name} died by itself (see ${p.logFile})`);
 
-    // both gateways hand everything to the log; the ingest group takes the killed member's
-    // partitions over by itself (not only the drain's `ingest --once`); the world's drain stops
-    // gateway A and the ingest processes
-    await drainGateway(gwB);
+    // both gateways hand everything to the log and stop; the ingest group takes the killed
+    // member's partitions over by itself (not only the drain's `ingest --once`); the world's
+    // drain stops the ingest processes
+    await drainGateway(gwB.adminPort, gwB.proc);
+    await drainGateway(w.gatewayAdminPort, w.gateway);
     await followerRecovers(w, 'the kills', notes, failures);
     const db = await PgWarehouse.open(w.env.METER_DATABASE_URL!);
     try {
@@ -244,7 +270,6 @@ interface WorkerSlot {
   pid: number;
   restarts: number;
   listening: boolean;
-  gateway: { events?: { buffered: number }; spool?: { spool?: { pending: number } } } | null;
 }
 
 async function workerSlots(w: ScenarioWorld): Promise<WorkerSlot[]> {
@@ -303,14 +328,7 @@ function workerKill(durability: 'strict' | 'batched'): ScenarioDef {
         for (const k of kills) lossBound += truth.answeredAt.filter((t) => t <= k && t > k - 1500).length;
         notes.push('loss bound = calls answered in the 1.5 s before each kill (kill-9-gateway-batched)');
       }
-      // every worker's events handed to the log, then the gateway stopped (the world's drain reads a one-process gateway's /status)
-      await until(
-        'the workers to hand every event to the log',
-        async () => (await workerSlots(w)).every((s) => s.listening && s.gateway?.events?.buffered === 0 && (s.gateway?.spool?.spool?.pending ?? 0) === 0),
-        120_000,
-      );
-      const e = await w.gateway!.stop();
-      if (e.code !== 0) failures.push(`the gateway exited with ${e.code}/${e.signal} on SIGTERM`);
+      await drainGateway(w.gatewayAdminPort, w.gateway);
       return { truth, lossBound };
     },
   };
