@@ -5,6 +5,7 @@
  */
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
+import { syncUsageThresholds } from './usage-thresholds.js';
 import { chargeToJson, parseCharge, quotaAt, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
 
 export interface SyncResult {
@@ -34,6 +35,7 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
         [p.id, p.name, p.currency, p.rateLimit.ratePerSec, p.rateLimit.burst, p.quota?.limit ?? null, p.quota?.period ?? null],
       );
       r.plans++;
+      await syncUsageThresholds(tx, p);
       for (const [api, versions] of Object.entries(p.charges))
         for (const v of versions) {
           const res = await upsertVersion(tx, p.id, api, v);

@@ -62,7 +62,18 @@ export interface Plan {
   inFlight?: { perKey?: number; perCustomer?: number };
   /** api -> versions, oldest first. */
   charges: Record<string, PriceVersion[]>;
+  /** Calls in a billing period at which a `usage.threshold` webhook is sent (usage-thresholds.ts). */
+  usageThresholds?: UsageThreshold[];
 }
+
+/** A customer's billable calls in one billing period reaching `calls` (of `api`, or of every API when null). */
+export interface UsageThreshold {
+  api: string | null;
+  calls: number;
+}
+
+/** Thresholds one plan may set (each is checked for every customer on the plan every minute). */
+export const MAX_USAGE_THRESHOLDS = 20;
 
 export interface Catalog {
   currency: string;
@@ -215,13 +226,23 @@ export function parseCatalog(raw: unknown): Catalog {
     };
     const quota = p.quota === undefined || p.quota === null ? null : quotaAt(p.quota, `${at}.quota`);
     const inFlight = p.inFlight === undefined ? undefined : inFlightAt(p.inFlight, `${at}.inFlight`);
+    const usageThresholds = p.usageThresholds === undefined ? undefined : usageThresholdsAt(p.usageThresholds, `${at}.usageThresholds`);
     if (!isObject(p.prices)) throw new CatalogError(`${at}.prices`, 'expected an object of api -> price');
     const charges: Record<string, PriceVersion[]> = {};
     for (const [api, price] of Object.entries(p.prices)) {
       if (!API_RE.test(api)) throw new CatalogError(`${at}.prices.${api}`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
       charges[api] = versionsAt(price, `${at}.prices.${api}`);
     }
-    plans[id] = { id, name: p.name, currency: planCurrency, rateLimit, quota, charges, ...(inFlight ? { inFlight } : {}) };
+    plans[id] = {
+      id,
+      name: p.name,
+      currency: planCurrency,
+      rateLimit,
+      quota,
+      charges,
+      ...(inFlight ? { inFlight } : {}),
+      ...(usageThresholds ? { usageThresholds } : {}),
+    };
   }
   return { currency, plans };
 }
@@ -232,6 +253,28 @@ function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: nu
     ...(v.perKey === undefined ? {} : { perKey: positiveNumber(v.perKey, `${at}.perKey`, true) }),
     ...(v.perCustomer === undefined ? {} : { perCustomer: positiveNumber(v.perCustomer, `${at}.perCustomer`, true) }),
   };
+}
+
+function usageThresholdsAt(v: unknown, at: string): UsageThreshold[] {
+  const shape = 'expected a list of { "calls": integer, "api": name (optional: every API when left out) }';
+  if (!Array.isArray(v)) throw new CatalogError(at, shape);
+  if (v.length > MAX_USAGE_THRESHOLDS) throw new CatalogError(at, `at most ${MAX_USAGE_THRESHOLDS} thresholds per plan, got ${v.length}`);
+  const seen = new Set<string>();
+  return v.map((t, i) => {
+    const here = `${at}[${i}]`;
+    if (!isObject(t)) throw new CatalogError(here, shape);
+    const extra = Object.keys(t).find((k) => k !== 'calls' && k !== 'api');
+    if (extra !== undefined) throw new CatalogError(`${here}.${extra.slice(0, 64)}`, `unknown field: ${shape}`);
+    const api = t.api === undefined || t.api === null ? null : t.api;
+    if (api !== null && (typeof api !== 'string' || !API_RE.test(api)))
+      throw new CatalogError(`${here}.api`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
+    const calls = positiveNumber(t.calls, `${here}.calls`, true);
+    if (!Number.isSafeInteger(calls)) throw new CatalogError(`${here}.calls`, `${calls} is larger than ${Number.MAX_SAFE_INTEGER}`);
+    const key = `${api ?? ''}\0${calls}`;
+    if (seen.has(key)) throw new CatalogError(here, `the same threshold is listed twice (${calls} calls of ${api ?? 'every API'})`);
+    seen.add(key);
+    return { api, calls };
+  });
 }
 
 export function quotaAt(q: unknown, at: string): PlanQuota {

@@ -56,11 +56,48 @@ export function costPieces(plan: Plan, q: CostQuery): CostPieces {
 }
 
 export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<CostResult> {
-  const { periods, bounds, lo } = costPieces(plan, q);
+  const pieces = costPieces(plan, q);
+  const rows = await db.query<CostRow>(...costSql(q.customer, pieces.lo, q.from, pieces.bounds, q.to), { prepare: true });
+  if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
+  return priceRows(plan, q, pieces, rows);
+}
+
+/** Customers priced by one statement in queryCosts (bounded bind parameters and rows). */
+export const MAX_COST_CUSTOMERS = 500;
+
+/**
+ * The cost of several customers on one plan and one billing zone over the same range (a page of
+ * draft invoices): the same rows and prices as queryCost for each, from one statement.
+ */
+export async function queryCosts(db: Sql, plan: Plan, customers: string[], range: Omit<CostQuery, 'customer'>): Promise<Map<string, CostResult>> {
+  if (customers.length > MAX_COST_CUSTOMERS) throw new Error(`internal: queryCosts takes at most ${MAX_COST_CUSTOMERS} customers`);
+  const out = new Map<string, CostResult>();
+  if (!customers.length) return out;
+  const pieces = costPieces(plan, { ...range, customer: customers[0]! });
+  // Not prepared: the text (its LIMIT) varies with the number of customers.
+  const rows = await db.query<CostRow & { customer_id: string }>(...costSql(customers, pieces.lo, range.from, pieces.bounds, range.to));
+  // The LIMIT is (MAX_COST_ROWS + 1) per customer: under MAX_COST_ROWS per customer nothing was cut.
+  if (rows.length > MAX_COST_ROWS * customers.length)
+    throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows per customer; ask for a shorter range`);
+  const byCustomer = new Map<string, CostRow[]>(customers.map((c) => [c, []]));
+  for (const r of rows) byCustomer.get(r.customer_id)?.push(r);
+  for (const [customer, own] of byCustomer) {
+    if (own.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
+    out.set(customer, priceRows(plan, { ...range, customer }, pieces, own));
+  }
+  return out;
+}
+
+interface CostRow {
+  api: string;
+  seg: unknown;
+  calls: unknown;
+}
+
+/** Price the (api, piece) rows of costSql for one customer. */
+function priceRows(plan: Plan, q: CostQuery, { periods, bounds }: CostPieces, rows: CostRow[]): CostResult {
   const starts = [q.from, ...bounds];
   const first = periods[0];
-  const rows = await db.query<{ api: string; seg: unknown; calls: unknown }>(...costSql(q.customer, lo, q.from, bounds, q.to), { prepare: true });
-  if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
   // seg -1: calls before `from` in its period: they hold the first positions.
   const prefix = new Map<string, bigint>();
   const byApi = new Map<string, bigint[]>();
@@ -120,7 +157,10 @@ function merge(ranges: [number, number][]): [number, number][] {
  *   billable_hourly.
  * One statement, so one snapshot: the live-ahead hours and the rows agree.
  */
-export function costSql(customer: string, lo: number, from: number, bounds: number[], to: number): [string, unknown[]] {
+export function costSql(customer: string | string[], lo: number, from: number, bounds: number[], to: number): [string, unknown[]] {
+  // Several customers (queryCosts): the same statement per customer_id.
+  const many = Array.isArray(customer);
+  const who = many ? '= ANY($1::text[])' : '= $1';
   const params: unknown[] = [customer];
   const placeholders = new Map<number, string>();
   const p = (ms: number) => {
@@ -155,22 +195,25 @@ export function costSql(customer: string, lo: number, from: number, bounds: numb
   const fromView = mergedHours.map(([a, b]) => `(h.hour >= ${p(a)} AND h.hour < ${p(b)})`);
   if (mergedDays.length) {
     parts.push(
-      `SELECT d.api, ${segOf('d.day')} AS seg, d.calls, d.events FROM usage_daily d
-        WHERE d.customer_id = $1 AND ${within('d.day', mergedDays)} AND d.day <> ALL (ARRAY(SELECT a.day FROM ahead_days a))`,
+      `SELECT ${many ? 'd.customer_id, ' : ''}d.api, ${segOf('d.day')} AS seg, d.calls, d.events FROM usage_daily d
+        WHERE d.customer_id ${who} AND ${within('d.day', mergedDays)} AND d.day <> ALL (ARRAY(SELECT a.day FROM ahead_days a))`,
     );
     fromView.push(
       `(h.hour >= (SELECT min(a.day) FROM ahead_days a) AND h.hour < (SELECT max(a.day) FROM ahead_days a) + interval '24 hours'
           AND date_trunc('day', h.hour, 'UTC') = ANY (ARRAY(SELECT a.day FROM ahead_days a)))`,
     );
   }
-  parts.push(`SELECT h.api, ${segOf('h.hour')} AS seg, h.calls, h.events FROM billable_hourly h WHERE h.customer_id = $1 AND (${fromView.join(' OR ')})`);
+  parts.push(
+    `SELECT ${many ? 'h.customer_id, ' : ''}h.api, ${segOf('h.hour')} AS seg, h.calls, h.events FROM billable_hourly h WHERE h.customer_id ${who} AND (${fromView.join(' OR ')})`,
+  );
   // Whole days (in the ranges read from usage_daily) that hold an hour where live is ahead.
   const ahead = mergedDays.length
     ? `WITH ahead_days AS (SELECT DISTINCT a.day FROM (SELECT date_trunc('day', l.hour, 'UTC') AS day FROM live_ahead_hours l) a WHERE ${within('a.day', mergedDays)})\n`
     : '';
-  const sql = `${ahead}SELECT api, seg::int AS seg, sum(calls)::text AS calls, sum(events)::text AS events FROM (
+  const key = many ? 'customer_id, ' : '';
+  const sql = `${ahead}SELECT ${key}api, seg::int AS seg, sum(calls)::text AS calls, sum(events)::text AS events FROM (
 ${parts.join('\n UNION ALL\n')}
-) x GROUP BY 1, 2
-LIMIT ${MAX_COST_ROWS + 1}`;
+) x GROUP BY ${many ? '1, 2, 3' : '1, 2'}
+LIMIT ${(MAX_COST_ROWS + 1) * (many ? customer.length : 1)}`;
   return [sql, params];
 }

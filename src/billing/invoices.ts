@@ -10,10 +10,12 @@
 import { createHash } from 'node:crypto';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
-import { queryCost } from './cost.js';
+import { queryCost, queryCosts, type CostResult } from './cost.js';
+import { liveCatalog, type CatalogReader } from './catalog-cache.js';
+import type { Plan } from './catalog.js';
 import { getCustomer, listCustomers, listCustomersPage, type BillingCustomer } from './customers.js';
 import { DEFAULT_PAGE_LIMIT, pageOf } from './pagination.js';
-import { PlanError, completeUntil, customerPlan, lineJson, type LineJson } from './reports.js';
+import { PlanError, customerPlan, lineJson, type LineJson } from './reports.js';
 import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { emitEvent } from './webhooks/store.js';
 
@@ -73,8 +75,22 @@ export function periodOf(customer: BillingCustomer, name: string): BillingPeriod
 }
 
 async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, graceMs: number, now?: number): Promise<Invoice> {
-  const plan = await customerPlan(db, customer);
+  const catalog = liveCatalog(db);
+  const plan = await customerPlan(db, customer, catalog);
   const c = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: p.start, to: p.end });
+  return draftOf(customer, p, plan, c, graceMs, now, await catalog.completeUntil());
+}
+
+/** The draft invoice of a customer's period from its cost. */
+function draftOf(
+  customer: BillingCustomer,
+  p: BillingPeriod,
+  plan: Plan,
+  c: CostResult,
+  graceMs: number,
+  now: number | undefined,
+  complete: Date | null,
+): Invoice {
   const tz = customer.timeZone;
   return {
     id: invoiceId(customer.id, p.name),
@@ -94,9 +110,61 @@ async function draft(db: Sql, customer: BillingCustomer, p: BillingPeriod, grace
     finalizesAt: formatInZone(p.end + graceMs, tz),
     finalizedAt: null,
     acknowledgedAt: null,
-    dataCompleteUntil: await completeUntil(db, tz),
+    dataCompleteUntil: complete ? formatInZone(complete.getTime(), tz) : null,
     ...(now !== undefined ? { due: now >= p.end + graceMs } : {}),
   };
+}
+
+/**
+ * Drafts of a page of customers for one period: customers of one plan and one billing zone share
+ * their period and price cuts, so each such group is priced by one statement (queryCosts), not
+ * one per customer. A customer that cannot be invoiced maps to the error saying why.
+ */
+async function draftPage(
+  db: Sql,
+  customers: BillingCustomer[],
+  periodName: string,
+  graceMs: number,
+  now: number,
+): Promise<Map<string, Invoice | PlanError | InvoiceError>> {
+  const out = new Map<string, Invoice | PlanError | InvoiceError>();
+  // Each plan read once per page (a page's customers share a few plans).
+  const live = liveCatalog(db);
+  const plans = new Map<string, Promise<Plan | null>>();
+  const catalog: CatalogReader = {
+    plan: (id) => {
+      let p = plans.get(id);
+      if (!p) plans.set(id, (p = live.plan(id)));
+      return p;
+    },
+    completeUntil: () => live.completeUntil(),
+  };
+  const groups = new Map<string, { plan: Plan; p: BillingPeriod; tz: string; list: BillingCustomer[] }>();
+  for (const c of customers) {
+    try {
+      const p = periodOf(c, periodName);
+      await assertExisted(db, c, p);
+      const plan = await customerPlan(db, c, catalog);
+      const key = `${plan.id}\0${c.timeZone}`;
+      const g = groups.get(key);
+      if (g) g.list.push(c);
+      else groups.set(key, { plan, p, tz: c.timeZone, list: [c] });
+    } catch (e) {
+      if (e instanceof PlanError || e instanceof InvoiceError) out.set(c.id, e);
+      else throw e;
+    }
+  }
+  const complete = await catalog.completeUntil();
+  for (const g of groups.values()) {
+    const costs = await queryCosts(
+      db,
+      g.plan,
+      g.list.map((c) => c.id),
+      { billingTimeZone: g.tz, from: g.p.start, to: g.p.end },
+    );
+    for (const c of g.list) out.set(c.id, draftOf(c, g.p, g.plan, costs.get(c.id)!, graceMs, now, complete));
+  }
+  return out;
 }
 
 interface StoredRow {
@@ -301,18 +369,27 @@ export async function listInvoices(db: Warehouse, periodName: string, opts: Invo
     last,
   ]);
   for (const r of rows) stored.set(r.customer_id, fromStored(r));
+  const drafts = await draftPage(
+    db,
+    customers.items.filter((c) => !stored.has(c.id)),
+    periodName,
+    opts.graceMs ?? DEFAULT_GRACE_MS,
+    opts.now ?? Date.now(),
+  );
   for (const c of customers.items) {
-    try {
-      const inv = stored.get(c.id) ?? (status === 'draft' || status === 'all' ? await getInvoice(db, c, periodName, opts) : null);
-      if (!inv) continue;
-      if (status === 'draft' && inv.status !== 'draft') continue;
-      if (opts.acknowledged !== undefined && opts.acknowledged !== (inv.acknowledgedAt !== null)) continue;
-      out.invoices.push(inv);
-    } catch (e) {
-      if (e instanceof InvoiceError && e.status === 404) continue; // did not exist in the period
-      if (!(e instanceof PlanError)) throw e;
-      out.skipped.push({ customer: c.id, reason: e.message });
+    const inv = stored.get(c.id) ?? drafts.get(c.id);
+    if (!inv) continue;
+    if (inv instanceof InvoiceError) {
+      if (inv.status === 404) continue; // did not exist in the period
+      throw inv;
     }
+    if (inv instanceof PlanError) {
+      out.skipped.push({ customer: c.id, reason: inv.message });
+      continue;
+    }
+    if (status === 'draft' && inv.status !== 'draft') continue;
+    if (opts.acknowledged !== undefined && opts.acknowledged !== (inv.acknowledgedAt !== null)) continue;
+    out.invoices.push(inv);
   }
   return out;
 }

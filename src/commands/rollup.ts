@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runFinalizer } from '../billing/finalizer.js';
 import { runDeliverer } from '../billing/webhooks/service.js';
+import { runThresholdWatch } from '../billing/usage-thresholds.js';
 import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
 import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
@@ -112,9 +113,11 @@ export function registerRollup(program: Command): void {
               const finalizer = runFinalizer(db, { signal: ac.signal, log: logger });
               // ...and their invoice.finalized webhooks sent (docs/webhooks.md).
               const deliverer = runDeliverer(db, { signal: ac.signal, log: logger });
+              // ...and usage.threshold webhooks of plans that set thresholds.
+              const thresholds = runThresholdWatch(db, { signal: ac.signal, log: logger });
               await rollup.follow(interval, ac.signal, undefined, verifyEvery);
               ac.abort();
-              await Promise.all([finalizer, deliverer]);
+              await Promise.all([finalizer, deliverer, thresholds]);
               await observed.close();
             } else {
               const summary = await rollup.run();

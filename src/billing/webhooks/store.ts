@@ -8,7 +8,7 @@ import { toMs } from '../../warehouse/usage-repository.js';
 import { newSecret } from './signer.js';
 
 /** Event types an endpoint can subscribe to. */
-export const EVENT_TYPES = ['invoice.finalized'] as const;
+export const EVENT_TYPES = ['invoice.finalized', 'usage.threshold'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const MAX_URL_LENGTH = 2048;
