@@ -7,9 +7,12 @@ import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
 import { syncUsageThresholds } from './usage-thresholds.js';
 import { chargeToJson, parseCharge, quotaAt, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
+import { loadMeters, meterOfPriceName, meterPriceName, syncMeters } from './meter-store.js';
 
 export interface SyncResult {
   plans: number;
+  /** Declared meters added, changed or removed (the file is authoritative for meters). */
+  meters?: number;
   /** Price versions inserted / changed / already as in the file. */
   inserted: number;
   changed: number;
@@ -25,6 +28,8 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
   return db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
     const r: SyncResult = { plans: 0, inserted: 0, changed: 0, unchanged: 0 };
+    const meters = await syncMeters(tx, catalog.meters ?? []);
+    if (meters || catalog.meters?.length) r.meters = meters;
     for (const p of Object.values(catalog.plans)) {
       await tx.query(
         `INSERT INTO plans (id, name, currency, rate_per_sec, burst, quota_limit, quota_period) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -41,6 +46,8 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
           const res = await upsertVersion(tx, p.id, api, v);
           r[res]++;
         }
+      for (const [slug, versions] of Object.entries(p.meterCharges ?? {}))
+        for (const v of versions) r[await upsertVersion(tx, p.id, meterPriceName(slug), v)]++;
     }
     return r;
   });
@@ -109,10 +116,12 @@ function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
   for (const r of prices) {
     const plan = byId.get(r.plan_id);
     if (!plan) continue;
-    const list = (plan.charges[r.api] ??= []);
+    const meter = meterOfPriceName(r.api);
+    const list = meter === null ? (plan.charges[r.api] ??= []) : ((plan.meterCharges ??= {})[meter] ??= []);
     list.push({ effectiveFrom: toMs(r.effective_from), charge: parseCharge(json(r.charge), `prices(${r.plan_id}, ${r.api})`) as Charge });
   }
-  for (const p of byId.values()) for (const l of Object.values(p.charges)) l.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
+  for (const p of byId.values())
+    for (const l of [...Object.values(p.charges), ...Object.values(p.meterCharges ?? {})]) l.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
   return [...byId.values()];
 }
 
@@ -122,7 +131,7 @@ function assemble(plans: PlanRow[], prices: PriceRow[]): Plan[] {
  * effective_from, charge) in one query and reparses the prices only when the fingerprint
  * changed, so any change of a price (setPrice, syncCatalog, an edit by hand) is seen at once.
  */
-const priceCache = new WeakMap<Sql, Map<string, { fingerprint: string; charges: Plan['charges'] }>>();
+const priceCache = new WeakMap<Sql, Map<string, { fingerprint: string; charges: Plan['charges']; meterCharges?: Plan['meterCharges'] }>>();
 
 /** One plan with all its price versions, or null. */
 export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
@@ -139,16 +148,18 @@ export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
   let cache = priceCache.get(db);
   if (!cache) priceCache.set(db, (cache = new Map()));
   const hit = cache.get(planId);
-  if (hit && hit.fingerprint === fingerprint) return { ...assemble(plans, [])[0], charges: hit.charges };
+  if (hit && hit.fingerprint === fingerprint)
+    return { ...assemble(plans, [])[0], charges: hit.charges, ...(hit.meterCharges ? { meterCharges: hit.meterCharges } : {}) };
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices WHERE plan_id = $1', [planId]);
   const plan = assemble(plans, prices)[0];
   // Shared by every caller from now on: freeze it so no caller can change another's prices.
-  for (const versions of Object.values(plan.charges)) {
+  for (const versions of [...Object.values(plan.charges), ...Object.values(plan.meterCharges ?? {})]) {
     for (const v of versions) Object.freeze(v);
     Object.freeze(versions);
   }
   Object.freeze(plan.charges);
-  cache.set(planId, { fingerprint, charges: plan.charges });
+  if (plan.meterCharges) Object.freeze(plan.meterCharges);
+  cache.set(planId, { fingerprint, charges: plan.charges, ...(plan.meterCharges ? { meterCharges: plan.meterCharges } : {}) });
   return plan;
 }
 
@@ -157,7 +168,8 @@ export async function loadStoredCatalog(db: Sql): Promise<Catalog> {
   const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst, quota_limit, quota_period FROM plans ORDER BY id');
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices ORDER BY plan_id, api, effective_from');
   const list = assemble(plans, prices);
-  return { currency: list[0]?.currency ?? 'USD', plans: Object.fromEntries(list.map((p) => [p.id, p])) };
+  const meters = (await loadMeters(db)).filter((m) => !m.builtIn);
+  return { currency: list[0]?.currency ?? 'USD', plans: Object.fromEntries(list.map((p) => [p.id, p])), ...(meters.length ? { meters } : {}) };
 }
 
 /** Price list rows (for `meter prices list` and the API), oldest version first. */

@@ -14,6 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
+import { BUILT_IN_METERS, isAdditive, parseMeters, type Meter } from './meters.js';
 
 export interface PlanLimit {
   ratePerSec: number;
@@ -62,6 +63,8 @@ export interface Plan {
   inFlight?: { perKey?: number; perCustomer?: number };
   /** api -> versions, oldest first. */
   charges: Record<string, PriceVersion[]>;
+  /** meter slug -> versions, oldest first (COUNT and SUM meters: docs/meters.md); absent: none. */
+  meterCharges?: Record<string, PriceVersion[]>;
   /** Calls in a billing period at which a `usage.threshold` webhook is sent (usage-thresholds.ts). */
   usageThresholds?: UsageThreshold[];
 }
@@ -78,6 +81,8 @@ export const MAX_USAGE_THRESHOLDS = 20;
 export interface Catalog {
   currency: string;
   plans: Record<string, Plan>;
+  /** Declared meters (the built-in ones are not listed); absent: none. */
+  meters?: Meter[];
 }
 
 export class CatalogError extends Error {
@@ -212,6 +217,7 @@ export function parseCatalog(raw: unknown): Catalog {
   if (!isObject(raw)) throw new CatalogError('catalog', 'expected a JSON object with "currency" and "plans"');
   const currency = currencyAt(raw.currency, 'currency');
   if (!isObject(raw.plans) || Object.keys(raw.plans).length === 0) throw new CatalogError('plans', 'expected an object of plans by id');
+  const meters = parseMeters(raw.meters);
   const plans: Record<string, Plan> = {};
   for (const [id, p] of Object.entries(raw.plans)) {
     const at = `plans.${id}`;
@@ -233,6 +239,7 @@ export function parseCatalog(raw: unknown): Catalog {
       if (!API_RE.test(api)) throw new CatalogError(`${at}.prices.${api}`, 'api names use letters, digits, ".", "_", "-", ":" or "/" (at most 128)');
       charges[api] = versionsAt(price, `${at}.prices.${api}`);
     }
+    const meterCharges = p.meterPrices === undefined ? undefined : meterChargesAt(p.meterPrices, `${at}.meterPrices`, meters, charges);
     plans[id] = {
       id,
       name: p.name,
@@ -241,10 +248,31 @@ export function parseCatalog(raw: unknown): Catalog {
       quota,
       charges,
       ...(inFlight ? { inFlight } : {}),
+      ...(meterCharges ? { meterCharges } : {}),
       ...(usageThresholds ? { usageThresholds } : {}),
     };
   }
-  return { currency, plans };
+  return { currency, plans, ...(meters.length ? { meters } : {}) };
+}
+
+/** A plan's `meterPrices`: meter slug -> price (as an API's), for COUNT and SUM meters declared or built in. */
+function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: Record<string, PriceVersion[]>): Record<string, PriceVersion[]> {
+  if (!isObject(raw)) throw new CatalogError(at, 'expected an object of meter slug -> price');
+  const out: Record<string, PriceVersion[]> = {};
+  for (const [slug, price] of Object.entries(raw)) {
+    const m = [...BUILT_IN_METERS, ...meters].find((x) => x.slug === slug);
+    if (!m) throw new CatalogError(`${at}.${slug}`, `no meter "${slug}": declare it in "meters" (built in: ${BUILT_IN_METERS.map((x) => x.slug).join(', ')})`);
+    if (m.slug === 'calls') throw new CatalogError(`${at}.${slug}`, 'calls are priced per API, under "prices"');
+    if (!isAdditive(m))
+      throw new CatalogError(
+        `${at}.${slug}`,
+        `meter "${slug}" is ${m.aggregation}: only COUNT and SUM meters are priced (their values add up over the hours of a period)`,
+      );
+    if (Object.hasOwn(apiCharges, slug))
+      throw new CatalogError(`${at}.${slug}`, `"${slug}" is also an API priced by this plan: an invoice line would name both; rename the meter`);
+    out[slug] = versionsAt(price, `${at}.${slug}`);
+  }
+  return out;
 }
 
 function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: number } {

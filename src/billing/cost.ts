@@ -16,6 +16,7 @@ import { versionAt, type Plan } from './catalog.js';
 import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
 import { nextPeriod, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { LimitError, MAX_COST_CUTS, MAX_COST_ROWS, MAX_RANGE_MS } from './limits.js';
+import { meterLines } from './meter-cost.js';
 
 export interface CostQuery {
   customer: string;
@@ -47,7 +48,7 @@ export function costPieces(plan: Plan, q: CostQuery): CostPieces {
   for (let p = periodContaining(q.from, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
   const cuts = new Set<number>();
   for (const p of periods) if (p.start > q.from && p.start < q.to) cuts.add(p.start);
-  for (const versions of Object.values(plan.charges))
+  for (const versions of [...Object.values(plan.charges), ...Object.values(plan.meterCharges ?? {})])
     for (const v of versions) if (v.effectiveFrom > q.from && v.effectiveFrom < q.to) cuts.add(v.effectiveFrom);
   const bounds = [...cuts].sort((a, b) => a - b);
   if (bounds.length > MAX_COST_CUTS)
@@ -59,7 +60,7 @@ export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<Cost
   const pieces = costPieces(plan, q);
   const rows = await db.query<CostRow>(...costSql(q.customer, pieces.lo, q.from, pieces.bounds, q.to), { prepare: true });
   if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
-  return priceRows(plan, q, pieces, rows);
+  return withMeterLines(db, plan, q, pieces, priceRows(plan, q, pieces, rows));
 }
 
 /** Customers priced by one statement in queryCosts (bounded bind parameters and rows). */
@@ -83,7 +84,7 @@ export async function queryCosts(db: Sql, plan: Plan, customers: string[], range
   for (const r of rows) byCustomer.get(r.customer_id)?.push(r);
   for (const [customer, own] of byCustomer) {
     if (own.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
-    out.set(customer, priceRows(plan, { ...range, customer }, pieces, own));
+    out.set(customer, await withMeterLines(db, plan, { ...range, customer }, pieces, priceRows(plan, { ...range, customer }, pieces, own)));
   }
   return out;
 }
@@ -129,6 +130,19 @@ function priceRows(plan: Plan, q: CostQuery, { periods, bounds }: CostPieces, ro
     return priceLine(api, segments, plan.currency);
   });
   return { ...totalOf(plan.id, plan.currency, lines), periods };
+}
+
+/**
+ * The cost with the lines of the plan's priced meters added (meter-cost.ts); a plan without
+ * meter prices runs no statement more.
+ */
+async function withMeterLines(db: Sql, plan: Plan, q: CostQuery, pieces: CostPieces, cost: CostResult): Promise<CostResult> {
+  if (!plan.meterCharges || !Object.keys(plan.meterCharges).length) return cost;
+  const lines = [
+    ...cost.lines,
+    ...(await meterLines(db, plan, q.customer, { lo: pieces.lo, from: q.from, bounds: pieces.bounds, to: q.to, periods: pieces.periods })),
+  ];
+  return { ...totalOf(plan.id, plan.currency, lines), periods: cost.periods };
 }
 
 const DAY = 86_400_000;

@@ -103,7 +103,7 @@ function draftOf(
     status: 'draft',
     plan: plan.id,
     currency: c.currency,
-    calls: Number(c.lines.reduce((s, l) => s + l.quantity, 0n)),
+    calls: Number(c.lines.reduce((s, l) => (l.meter ? s : s + l.quantity), 0n)),
     lines: c.lines.map(lineJson),
     total: c.total,
     totalMinor: c.totalMinor.toString(),
@@ -116,16 +116,15 @@ function draftOf(
 }
 
 /**
- * Drafts of a page of customers for one period: customers of one plan and one billing zone share
- * their period and price cuts, so each such group is priced by one statement (queryCosts), not
+ * Drafts of a page of customers, each for its period: customers of one plan, one billing zone and
+ * one period share the price cuts, so each such group is priced by one statement (queryCosts), not
  * one per customer. A customer that cannot be invoiced maps to the error saying why.
  */
 async function draftPage(
   db: Sql,
-  customers: BillingCustomer[],
-  periodName: string,
+  customers: { customer: BillingCustomer; period: BillingPeriod }[],
   graceMs: number,
-  now: number,
+  now: number | undefined,
 ): Promise<Map<string, Invoice | PlanError | InvoiceError>> {
   const out = new Map<string, Invoice | PlanError | InvoiceError>();
   // Each plan read once per page (a page's customers share a few plans).
@@ -140,12 +139,11 @@ async function draftPage(
     completeUntil: () => live.completeUntil(),
   };
   const groups = new Map<string, { plan: Plan; p: BillingPeriod; tz: string; list: BillingCustomer[] }>();
-  for (const c of customers) {
+  for (const { customer: c, period: p } of customers) {
     try {
-      const p = periodOf(c, periodName);
       await assertExisted(db, c, p);
       const plan = await customerPlan(db, c, catalog);
-      const key = `${plan.id}\0${c.timeZone}`;
+      const key = `${plan.id}\0${c.timeZone}\0${p.name}`;
       const g = groups.get(key);
       if (g) g.list.push(c);
       else groups.set(key, { plan, p, tz: c.timeZone, list: [c] });
@@ -282,29 +280,29 @@ export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { p
   const out: FinalizeReport = { finalized: [], alreadyFinal: 0, notDue: [], skipped: [] };
   for (let after: string | null = null; ; ) {
     const batch = await listCustomersPage(db, after, FINALIZE_BATCH);
-    for (const c of batch) {
+    const due: { customer: BillingCustomer; period: BillingPeriod }[] = [];
+    const periods = batch.map((c) =>
       // The last period that ended at least `grace` ago in the customer's zone.
-      const p = opts.period !== undefined ? periodOf(c, opts.period) : periodContaining(periodContaining(now - graceMs, c.timeZone).start - 1, c.timeZone);
-      const id = invoiceId(c.id, p.name);
-      if (await storedInvoice(db, id)) {
-        out.alreadyFinal++;
-        continue;
-      }
-      if (now < p.end + graceMs) {
-        out.notDue.push({ customer: c.id, period: p.name, reason: `final at ${formatInZone(p.end + graceMs, c.timeZone)}` });
-        continue;
-      }
-      try {
-        await assertExisted(db, c, p);
-        const inv = await draft(db, c, p, graceMs);
-        if (await storeFinal(db, inv, now)) out.finalized.push(id);
-        else out.alreadyFinal++;
-      } catch (e) {
-        if (e instanceof InvoiceError && e.status === 404)
-          out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
-        else if (e instanceof PlanError) out.skipped.push({ customer: c.id, reason: e.message });
-        else throw e;
-      }
+      opts.period !== undefined ? periodOf(c, opts.period) : periodContaining(periodContaining(now - graceMs, c.timeZone).start - 1, c.timeZone),
+    );
+    const ids = batch.map((c, i) => invoiceId(c.id, periods[i]!.name));
+    // The batch's stored invoices in one read.
+    const stored = new Set((await db.query<{ id: string }>('SELECT id FROM invoices WHERE id = ANY($1::text[])', [ids])).map((r) => r.id));
+    for (const [i, c] of batch.entries()) {
+      const p = periods[i]!;
+      if (stored.has(ids[i]!)) out.alreadyFinal++;
+      else if (now < p.end + graceMs) out.notDue.push({ customer: c.id, period: p.name, reason: `final at ${formatInZone(p.end + graceMs, c.timeZone)}` });
+      else due.push({ customer: c, period: p });
+    }
+    const drafts = await draftPage(db, due, graceMs, undefined);
+    for (const { customer: c, period: p } of due) {
+      const inv = drafts.get(c.id);
+      if (inv instanceof InvoiceError && inv.status === 404)
+        out.notDue.push({ customer: c.id, period: p.name, reason: 'created after the period ended, no usage in it' });
+      else if (inv instanceof PlanError) out.skipped.push({ customer: c.id, reason: inv.message });
+      else if (inv === undefined || inv instanceof Error) throw inv ?? new Error(`internal: no draft for ${c.id}`);
+      else if (await storeFinal(db, inv, now)) out.finalized.push(inv.id);
+      else out.alreadyFinal++;
     }
     if (batch.length < FINALIZE_BATCH) return out;
     after = batch[batch.length - 1].id;
@@ -371,8 +369,7 @@ export async function listInvoices(db: Warehouse, periodName: string, opts: Invo
   for (const r of rows) stored.set(r.customer_id, fromStored(r));
   const drafts = await draftPage(
     db,
-    customers.items.filter((c) => !stored.has(c.id)),
-    periodName,
+    customers.items.filter((c) => !stored.has(c.id)).map((c) => ({ customer: c, period: periodOf(c, periodName) })),
     opts.graceMs ?? DEFAULT_GRACE_MS,
     opts.now ?? Date.now(),
   );

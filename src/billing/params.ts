@@ -81,7 +81,7 @@ const HOUR_MS = 3_600_000;
  * Start of the day or month bucket (in tz) that `t` falls in, as the bucketing does: the first
  * whole UTC hour at or after the local midnight (exact midnight in whole-hour zones).
  */
-function bucketStart(t: number, tz: string, g: 'day' | 'month'): number {
+export function bucketStart(t: number, tz: string, g: 'day' | 'month'): number {
   const wall = new Date(t + zoneOffsetMs(t, tz));
   const midnight = zonedToInstant(Date.UTC(wall.getUTCFullYear(), wall.getUTCMonth(), g === 'day' ? wall.getUTCDate() : 1), tz);
   return Math.ceil(midnight / HOUR_MS) * HOUR_MS;

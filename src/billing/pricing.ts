@@ -40,7 +40,10 @@ export interface AppliedItem {
 }
 
 export interface LineItem {
+  /** The API, or for a meter's line the meter's slug (with `meter` set). */
   api: string;
+  /** A meter's line (docs/meters.md): its slug, and its exact quantity (quantity is it rounded up to whole units). */
+  meter?: { slug: string; value: string };
   quantity: bigint;
   /** Charge model(s) applied: one name, or "mixed" when versions of different models apply. */
   model: Charge['model'] | 'mixed' | null;

@@ -29,6 +29,10 @@ export interface UsageReport {
 
 export interface LineJson {
   api: string;
+  /** A meter's line: the meter's slug (then `api` is it too, and `calls` its units). */
+  meter?: string;
+  /** A meter's line: its exact value over the range (`calls` is it rounded up to whole units). */
+  value?: string;
   calls: number;
   model: string | null;
   /** The unit price when the whole line has one per-unit price; null for tiers, packages, mixed. */
@@ -108,6 +112,7 @@ function itemJson(it: AppliedItem): Record<string, unknown> {
 export function lineJson(l: LineItem): LineJson {
   return {
     api: l.api,
+    ...(l.meter ? { meter: l.meter.slug, value: l.meter.value } : {}),
     calls: Number(l.quantity),
     model: l.model,
     unitPrice: l.unitPrice,

@@ -31,6 +31,7 @@ import { listCustomersPage, type BillingCustomer } from './customers.js';
 import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
+import { asksForMeter, meterUsage, parseMeterUsageParams } from './meter-usage.js';
 import { PlanError, pricesReport } from './reports.js';
 import { CachedReports } from './answer-cache-reports.js';
 import { newRequestId } from './request-id.js';
@@ -275,6 +276,8 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         onlyParams(q, []);
         return send(res, 200, profile(customer));
       case 'usage':
+        // ?meter=: usage of one meter (meter-usage.ts, docs/meters.md)
+        if (asksForMeter(q)) return send(res, 200, await meterUsage(opts.db, customer.id, parseMeterUsageParams(q, customer.timeZone)));
         return sendText(res, 200, await reports.usage(customer, parseUsageParams(q, customer.timeZone), view));
       case 'invoices': {
         onlyParams(q, principal.kind === 'service' ? ['limit', 'cursor', 'grace'] : ['limit', 'cursor']);

@@ -110,6 +110,29 @@ function printReport(r: DemoResult): void {
     );
   line(head);
   for (const row of rows) line(row);
+  if (r.meterRows.length) {
+    // The non-gateway meter: tokens sent through POST /v1/events vs the meter's usage (src/demo/ai-tokens.ts).
+    out();
+    const mh = ['customer', 'plan', 'meter', 'model', 'sent', 'billed', 'amount', ''];
+    const mrows = r.meterRows.map((x) => [
+      x.customer,
+      x.plan,
+      x.meter,
+      x.model,
+      x.sentTokens,
+      x.billedTokens,
+      x.amount,
+      x.sentTokens === x.billedTokens ? 'ok' : 'MISMATCH',
+    ]);
+    const mw = mh.map((h, i) => Math.max(h.length, ...mrows.map((row) => row[i]!.length)));
+    for (const cells of [mh, ...mrows])
+      out(
+        cells
+          .map((c, i) => (i >= 4 && i <= 6 ? c.padStart(mw[i]!) : c.padEnd(mw[i]!)))
+          .join('  ')
+          .trimEnd(),
+      );
+  }
   out();
   for (const t of r.totals) {
     out(`${t.customer} (${t.plan}): ${t.calls} billable calls, cost ${t.total} ${t.currency}`);
@@ -123,5 +146,9 @@ function printReport(r: DemoResult): void {
   out();
   out(`pipeline carried ${r.timings.eventsPerSec} events/s end to end; whole demo ${(r.timings.totalMs / 1000).toFixed(1)} s; data in ${r.dataDir}`);
   out(`billing API was at ${r.billingUrl}`);
-  out(r.ok ? 'RESULT: billed == sent for every customer and API' : 'RESULT: MISMATCH between sent and billed (see rows above)');
+  out(
+    r.ok
+      ? `RESULT: billed == sent for every customer and API${r.meterRows.length ? ', and for the AI tokens sent through /v1/events' : ''}`
+      : 'RESULT: MISMATCH between sent and billed (see rows above)',
+  );
 }

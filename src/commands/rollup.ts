@@ -11,6 +11,7 @@ import { parseDurationFlag } from './duration.js';
 import { Interrupted, Progress, stopOnSignal } from './progress.js';
 import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
 import { startObservability } from '../observability/admin.js';
+import { backfillMeterCommand } from './rollup-meter.js';
 
 export function registerRollup(program: Command): void {
   program
@@ -19,23 +20,26 @@ export function registerRollup(program: Command): void {
     .option('--backfill', 'recompute every hour in [--from, --to), whether or not it changed')
     .option('--from <iso>', 'with --backfill: first hour (UTC, ISO 8601)')
     .option('--to <iso>', 'with --backfill: end, exclusive')
+    .option('--meter <slug>', 'with --backfill: compute only this meter for past hours from the lake (docs/meters.md)')
     .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
     .option('--interval <duration>', 'with --follow: how often to look for new files (e.g. 5s; a bare number is ms)', '5s')
     .option('--verify-every <duration>', "with --follow: how often to re-check that every hour's rows match what it was rolled up to", '10m')
     .option('--retry-for <duration>', 'with --backfill: how long to keep retrying while the warehouse or lake is unreachable before giving up', '5m')
     .addHelpText(
       'after',
-      '\nExamples:\n  meter rollup                                   # every hour whose files changed\n  meter rollup --backfill --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --follow\n',
+      '\nExamples:\n  meter rollup                                   # every hour whose files changed\n  meter rollup --backfill --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --backfill --meter tokens --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z\n  meter rollup --follow\n',
     )
     .action(
       action(
         async (
-          opts: { backfill?: boolean; from?: string; to?: string; follow?: boolean; interval: string; verifyEvery: string; retryFor: string },
+          opts: { backfill?: boolean; from?: string; to?: string; meter?: string; follow?: boolean; interval: string; verifyEvery: string; retryFor: string },
           cmd: Command,
         ) => {
           const { config, logger, json } = contextOf(cmd);
           if (opts.backfill && opts.follow) throw new UserError('--backfill and --follow cannot be combined', 'run the backfill first, then --follow');
           if (!opts.backfill && (opts.from || opts.to)) throw new UserError('--from/--to need --backfill');
+          if (!opts.backfill && opts.meter !== undefined)
+            throw new UserError('--meter needs --backfill', 'meter rollup --backfill --meter SLUG --from ISO --to ISO');
           let from = 0;
           let to = 0;
           if (opts.backfill) {
@@ -63,7 +67,9 @@ export function registerRollup(program: Command): void {
           // a follower also compacts closed hours (compactAfterMs)
           const rollup = rollupOf({ lake, db }, logger, opts.follow ? config : undefined);
           try {
-            if (opts.backfill) {
+            if (opts.backfill && opts.meter !== undefined) {
+              await backfillMeterCommand(rollup, db, opts.meter, from, to, json, logger);
+            } else if (opts.backfill) {
               const progress = json ? null : new Progress({ label: 'backfill', unit: 'hours', lineEveryCount: 24 });
               const brief = (r: BackfillReport) => `${r.hoursDone} of ${r.hours} hours done, ${r.hoursLeft} left, ${r.retries} retries`;
               const stop = stopOnSignal((m) => (progress ? progress.message(`backfill: ${m}`) : logger.warn(m)));

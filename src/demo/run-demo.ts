@@ -23,6 +23,8 @@ import { sendTraffic, type Truth } from './traffic.js';
 import { HOUR_MS } from '../lake/layout.js';
 import type { Observability } from '../observability/observability.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
+import { aiTokensMeter, sendAiTokens, type AiTokensTruth } from './ai-tokens.js';
+import { loadMeters } from '../billing/meter-store.js';
 
 export interface DemoOptions {
   events: number;
@@ -46,9 +48,22 @@ export interface DemoRow {
   amount: string;
 }
 
+/** The non-gateway meter (ai-tokens.ts): tokens sent through /v1/events vs the meter's usage. */
+export interface DemoMeterRow {
+  customer: string;
+  plan: string;
+  meter: string;
+  model: string;
+  sentTokens: string;
+  billedTokens: string;
+  /** The customer's cost line of the meter (all models), '0' when the plan does not price it. */
+  amount: string;
+}
+
 export interface DemoResult {
   ok: boolean;
   rows: DemoRow[];
+  meterRows: DemoMeterRow[];
   totals: { customer: string; plan: string; calls: number; total: string; currency: string }[];
   invoices: DemoInvoice[];
   truth: Truth;
@@ -180,6 +195,21 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
       durationMs: o.durationMs,
       onProgress: (n) => o.progress(`sent ${n}/${o.events} calls`),
     });
+    // The AI feature's tokens, through the events API (ai-tokens.ts), if the catalog meters them.
+    const aiMeter = aiTokensMeter(await loadMeters(db));
+    let ai: AiTokensTruth | null = null;
+    if (aiMeter) {
+      o.progress(`sending AI tokens through ${billing.url}/v1/events`);
+      ai = await sendAiTokens(
+        billing.url,
+        serviceToken,
+        customers.map((c) => c.id),
+        200,
+        o.seed,
+      );
+      // An event is also one billable event of its type in usage (docs/events-api.md).
+      for (const [c, n] of ai.events) truth.cells.set(`${c}\t${aiMeter.eventType}`, { calls: n, events: n });
+    }
     const trafficMs = Date.now() - tTraffic;
 
     o.progress('draining: gateway -> log -> lake -> rollup');
@@ -201,6 +231,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     };
     const rows: DemoRow[] = [];
     const totals: DemoResult['totals'] = [];
+    const meterRows: DemoMeterRow[] = [];
     let ok = true;
     for (const c of customers) {
       const q = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
@@ -226,6 +257,30 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
         rows.push(row);
       }
       totals.push({ customer: c.id, plan: c.plan, calls: Number(usage.calls), total: String(cost.total), currency: String(cost.currency) });
+      if (aiMeter && ai) {
+        const m = await get<{ data: { value: string; groupBy?: Record<string, string | null> }[] }>(
+          `/v1/customers/${c.id}/usage?${q}&meter=${aiMeter.slug}&groupBy=model`,
+        );
+        const line = cost.lines.find((l) => l.api === aiMeter.slug);
+        const models = new Set<string>(m.data.map((d) => String(d.groupBy?.model)));
+        for (const k of ai.tokens.keys()) if (k.startsWith(c.id + '\t')) models.add(k.split('\t')[1]!);
+        for (const model of [...models].sort()) {
+          const sent = (ai.tokens.get(`${c.id}\t${model}`) ?? 0n).toString();
+          const billed = m.data.find((d) => String(d.groupBy?.model) === model)?.value ?? '0';
+          if (sent !== billed) ok = false;
+          // The cost line is the meter's (all models): shown once, on the customer's first row.
+          const first = !meterRows.some((x) => x.customer === c.id);
+          meterRows.push({
+            customer: c.id,
+            plan: c.plan,
+            meter: aiMeter.slug,
+            model,
+            sentTokens: sent,
+            billedTokens: billed,
+            amount: first ? (line ? String(line.amount) : '0') : '',
+          });
+        }
+      }
     }
     const invoices: DemoInvoice[] = [];
     for (const c of customers) {
@@ -251,6 +306,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     const result: DemoResult = {
       ok,
       rows,
+      meterRows,
       totals,
       invoices,
       truth,

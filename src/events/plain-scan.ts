@@ -6,7 +6,11 @@
  * takes a table-driven loop.
  */
 import { isBillable, MAX_EVENT_BYTES } from './usage-event.js';
-import { EVENT_FIELDS, MAX_TEXT, SCHEMA_VERSION, fieldIndexOf, type EventField } from './schema.js';
+import { MAX_TEXT, REQUIRED_FIELDS, SCHEMA_VERSION, fieldIndexOf, type EventField } from './schema.js';
+
+// Only the required fields (a prefix of the table, so indices agree with fieldIndexOf): an event
+// carrying an optional field (`data`) is not plain and takes the decoder.
+const EVENT_FIELDS = REQUIRED_FIELDS;
 
 /** Where the record-key field's bytes are in the buffer the scanner last accepted. */
 export const scanned = { customerStart: 0, customerEnd: 0 };

@@ -18,15 +18,23 @@ export const MAX_TEXT = 200;
  * - `number`: a non-negative JSON number; stored only if at most `max` (and whole if `integer`;
  *   a fraction of a non-`integer` field is rounded in the line).
  * - `bool`: true/false.
+ * - `json`: text holding one JSON object, at most MAX_DATA_BYTES of UTF-8 (an event's `data`).
  */
-export type FieldKind = 'version' | 'uuid' | 'text' | 'number' | 'bool';
+export type FieldKind = 'version' | 'uuid' | 'text' | 'number' | 'bool' | 'json';
+
+/** Largest `data` (JSON object text) an event carries, in UTF-8 bytes (the events API's bound). */
+export const MAX_DATA_BYTES = 4096;
 
 export interface EventField {
   /** Name in the event's JSON and in the spool line. */
   readonly name: string;
   readonly kind: FieldKind;
-  /** Every field is required today; an optional one needs the decoder and scanner to allow it (not built). */
-  readonly required: true;
+  /**
+   * A required field is in every event. An optional one (only at the end of the table) may be
+   * absent: its lake column is nullable, the fast scanner leaves events carrying it to the
+   * decoder, and lake files written before it existed read it as NULL (lake-sql.ts lakeSource).
+   */
+  readonly required: boolean;
   /** `number` only: largest value the lake column holds. */
   readonly max?: number;
   /** `number` only: must be a whole number to be stored (else it is rounded). */
@@ -96,6 +104,9 @@ export const EVENT_FIELDS: readonly EventField[] = [
     column: { name: 'bytes_out', type: 'BIGINT', position: 9 },
   },
   { name: 'billable', kind: 'bool', required: true, spoolType: 'BOOLEAN', column: { name: 'billable', type: 'BOOLEAN', position: 10 } },
+  // What a usage event sent through the events API measured (its CloudEvent `data`), read by
+  // meters (docs/meters.md); gateway events carry none.
+  { name: 'data', kind: 'json', required: false, spoolType: 'VARCHAR', column: { name: 'data', type: 'VARCHAR', position: 12 } },
 ];
 
 // A table mistake should stop the process at load, not write a wrong lake.
@@ -104,7 +115,12 @@ export const EVENT_FIELDS: readonly EventField[] = [
   if (positions.some((p, i) => p !== i)) throw new Error('internal: EVENT_FIELDS column positions are not 0..n-1');
   if (EVENT_FIELDS.filter((f) => f.recordKey).length !== 1) throw new Error('internal: EVENT_FIELDS needs exactly one recordKey field');
   if (EVENT_FIELDS.length > 30) throw new Error('internal: the scanner keeps seen fields in a 31-bit mask');
+  const firstOptional = EVENT_FIELDS.findIndex((f) => !f.required);
+  if (firstOptional >= 0 && EVENT_FIELDS.slice(firstOptional).some((f) => f.required)) throw new Error('internal: optional EVENT_FIELDS must come last');
 }
+
+/** The fields every event has, in table order (a prefix of EVENT_FIELDS): what the fast scanner reads. */
+export const REQUIRED_FIELDS: readonly EventField[] = EVENT_FIELDS.filter((f) => f.required);
 
 export const FIELD_NAMES: readonly string[] = EVENT_FIELDS.map((f) => f.name);
 export const fieldIndexOf = (name: string): number => {
@@ -117,7 +133,13 @@ export const fieldIndexOf = (name: string): number => {
 export const LAKE_FIELDS: readonly EventField[] = [...EVENT_FIELDS].sort((a, b) => a.column.position - b.column.position);
 
 /** The lake's columns as a CREATE TABLE column list. */
-export const LAKE_COLUMNS_SQL = LAKE_FIELDS.map((f) => `${f.column.name} ${f.column.type} NOT NULL`).join(', ');
+export const LAKE_COLUMNS_SQL = LAKE_FIELDS.map((f) => `${f.column.name} ${f.column.type}${f.required ? ' NOT NULL' : ''}`).join(', ');
+
+/** Lake columns that files written before them lack: read as NULL there (lake-sql.ts lakeSource). */
+export const OPTIONAL_COLUMNS: readonly { name: string; type: string }[] = LAKE_FIELDS.filter((f) => !f.required).map((f) => ({
+  name: f.column.name,
+  type: f.column.type,
+}));
 
 /** The spool lines' fields and their types, as read_ndjson's `columns` argument. */
 export const SPOOL_COLUMNS = `{${EVENT_FIELDS.map((f) => `${f.name}: '${f.spoolType}'`).join(', ')}}`;
@@ -134,9 +156,28 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 type Check = (o: Record<string, unknown>) => string | null;
 
+/** Why `v` is not JSON text of one object within MAX_DATA_BYTES (null: it is). */
+export function jsonObjectTextReason(v: unknown, n: string): string | null {
+  if (typeof v !== 'string') return `malformed event: ${n} is not JSON object text`;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: a cheap bound before measuring.
+  if (v.length > MAX_DATA_BYTES || (v.length * 3 > MAX_DATA_BYTES && Buffer.byteLength(v) > MAX_DATA_BYTES))
+    return `malformed event: ${n} is longer than ${MAX_DATA_BYTES} bytes`;
+  let o: unknown;
+  try {
+    o = JSON.parse(v);
+  } catch {
+    return `malformed event: ${n} is not JSON`;
+  }
+  return typeof o === 'object' && o !== null && !Array.isArray(o) ? null : `malformed event: ${n} is not a JSON object`;
+}
+
 /** decodeEvent's shape check of one field: the reason, or null. */
 function shapeCheck(f: EventField): Check {
   const n = f.name;
+  if (!f.required) {
+    const present = shapeCheck({ ...f, required: true });
+    return (o) => (o[n] === undefined ? null : present(o));
+  }
   switch (f.kind) {
     case 'version':
       return (o) => (o[n] === SCHEMA_VERSION ? null : `unknown schema version ${JSON.stringify(o[n])}`);
@@ -162,6 +203,8 @@ function shapeCheck(f: EventField): Check {
           };
     case 'bool':
       return (o) => (typeof o[n] === 'boolean' ? null : `malformed event: ${n} is not a boolean`);
+    case 'json':
+      return (o) => jsonObjectTextReason(o[n], n);
   }
 }
 

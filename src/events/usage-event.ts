@@ -24,6 +24,11 @@ export interface UsageEvent {
   bytesIn: number;
   bytesOut: number;
   billable: boolean;
+  /**
+   * What the event measured, as JSON text of one object (at most 4 KiB): the CloudEvent `data`
+   * of an event sent through the events API, read by meters. Gateway events carry none.
+   */
+  data?: string;
 }
 
 /**

@@ -3,6 +3,7 @@
  * overlap repair): row and id counts, id containment. Opened only when needed and closed after.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { OPTIONAL_COLUMNS } from '../events/schema.js';
 import type { Lake } from './lake.js';
 
 export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -18,10 +19,26 @@ export async function withDuck<T>(fn: (c: DuckDBConnection) => Promise<T>): Prom
   }
 }
 
-/** `read_parquet([...])` of lake paths (materialized to local files first). */
+/**
+ * `read_parquet([...])` of lake paths (materialized to local files first). By name: files
+ * written before an optional column existed (schema.ts) sit beside files that have it.
+ */
 export async function parquetOf(lake: Lake, paths: string[]): Promise<string> {
   const local = await lake.materialize(paths);
-  return `read_parquet([${local.map(sqlString).join(', ')}])`;
+  return `read_parquet([${local.map(sqlString).join(', ')}], union_by_name = true)`;
+}
+
+/**
+ * A FROM item over local lake files with every lake column: an optional column (schema.ts
+ * OPTIONAL_COLUMNS, e.g. `data`) that none of the files has is NULL of its type (union_by_name
+ * already gives NULL where only some files lack it). Reads the files' footers only.
+ */
+export async function lakeSource(c: DuckDBConnection, localFiles: string[]): Promise<string> {
+  const src = `read_parquet([${localFiles.map(sqlString).join(', ')}], union_by_name = true)`;
+  if (!OPTIONAL_COLUMNS.length) return src;
+  const have = new Set((await c.runAndReadAll(`DESCRIBE SELECT * FROM ${src}`)).getRowObjectsJS().map((r) => String(r.column_name)));
+  const missing = OPTIONAL_COLUMNS.filter((col) => !have.has(col.name));
+  return missing.length ? `(SELECT *, ${missing.map((col) => `NULL::${col.type} AS ${col.name}`).join(', ')} FROM ${src})` : src;
 }
 
 /** Rows and distinct ids of these lake files. */

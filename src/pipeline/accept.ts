@@ -107,7 +107,9 @@ export const eventLine: (e: UsageEvent) => Buffer = new Function(
   'Buffer',
   `return function eventLine(e) { return Buffer.from(JSON.stringify({${EVENT_FIELDS.map((f) => {
     const v = `e[${JSON.stringify(f.name)}]`;
-    const val = f.kind === 'text' ? `wellFormed(${v})` : f.kind === 'number' && !f.integer ? `Math.round(${v})` : v;
+    let val = f.kind === 'text' || f.kind === 'json' ? `wellFormed(${v})` : f.kind === 'number' && !f.integer ? `Math.round(${v})` : v;
+    // An absent optional field stays absent (JSON.stringify leaves out undefined).
+    if (!f.required) val = `${v} === undefined ? undefined : ${val}`;
     return `${JSON.stringify(f.name)}: ${val}`;
   }).join(', ')}})); };`,
 )(wellFormed, Buffer);

@@ -31,8 +31,11 @@ export type DedupeMethod = 'table' | 'sort';
 /** Rows per hour up to which `table` is used: its table is then at most 2^25 slots of 8 bytes (256 MiB). */
 export const TABLE_MAX_ROWS = 1 << 24;
 
+/** A (customer, api) of the hour: its calls and events, and the bytes of its billable events (the built-in bytes meters). */
+export type CountedRow = HourlyRow & { bytesIn: bigint; bytesOut: bigint };
+
 export interface HourCount {
-  rows: HourlyRow[];
+  rows: CountedRow[];
   /** Rows whose event time is outside the hour or NULL (not counted). */
   outside: number;
   /** Files whose statistics proved every event_time inside the hour (read without event_time). */
@@ -46,7 +49,17 @@ export interface HourCount {
 
 let tempSeq = 0;
 
-export async function countHour(c: DuckDBConnection, files: string[], hour: number, method: DedupeMethod = 'sort'): Promise<HourCount> {
+/**
+ * `alsoWith`: more work over the same files while the candidate table (repeated id hashes, and
+ * how many) still exists: the meters (meter-count.ts) dedupe by it rather than hash again.
+ */
+export async function countHour(
+  c: DuckDBConnection,
+  files: string[],
+  hour: number,
+  method: DedupeMethod = 'sort',
+  alsoWith?: (candidates: { table: string; count: number }) => Promise<void>,
+): Promise<HourCount> {
   const from = BigInt(hour) * 1000n;
   const to = BigInt(hour + HOUR_MS) * 1000n;
   // Bounds as literals (integers computed here): a statement without the checked part has no parameters.
@@ -57,22 +70,33 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
   const checked = files.filter((f) => !proven.has(f));
   const parts: string[] = [];
   if (inside.length)
-    parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events, 0::BIGINT AS outside
+    parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events, 0::BIGINT AS outside,
+                       sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bytes_out
                   FROM ${parquet(inside)} GROUP BY customer, api`);
   if (checked.length)
     parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS calls, count(*) FILTER (WHERE ${inHour}) AS events,
-                       count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside
+                       count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside,
+                       sum(bytes_in) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_out
                   FROM ${parquet(checked)} GROUP BY customer, api`);
   const plain = await c.runAndReadAll(
-    `SELECT customer, api, sum(calls) AS calls, sum(events) AS events, sum(outside) AS outside FROM (${parts.join(' UNION ALL ')}) GROUP BY customer, api`,
+    `SELECT customer, api, sum(calls) AS calls, sum(events) AS events, sum(outside) AS outside,
+            coalesce(sum(bytes_in), 0)::VARCHAR AS bytes_in, coalesce(sum(bytes_out), 0)::VARCHAR AS bytes_out
+       FROM (${parts.join(' UNION ALL ')}) GROUP BY customer, api`,
   );
   const t1 = performance.now();
 
-  const counts = new Map<string, HourlyRow>();
+  const counts = new Map<string, CountedRow>();
   let outside = 0n;
   for (const r of plain.getRowObjectsJS()) {
     outside += toBigInt(r.outside);
-    const row = { customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events) };
+    const row = {
+      customer: String(r.customer),
+      api: String(r.api),
+      calls: toBigInt(r.calls),
+      events: toBigInt(r.events),
+      bytesIn: BigInt(String(r.bytes_in)),
+      bytesOut: BigInt(String(r.bytes_out)),
+    };
     counts.set(key(r.customer, r.api), row);
   }
 
@@ -83,10 +107,14 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
     candidates = method === 'table' && total <= TABLE_MAX_ROWS ? await candidatesByTable(c, files, total, cand) : await candidatesBySort(c, files, cand);
     if (candidates) {
       // The extra copies per (customer, api): an id's rows beyond its first; billable ones beyond
-      // the first billable (an id counts as a call when any of its copies is billable).
+      // the first billable (an id counts as a call when any of its copies is billable), and their
+      // bytes beyond those of the billable copy kept (least bytes_in, then bytes_out: as meter-count.ts).
       const extra = await c.runAndReadAll(
-        `SELECT customer, api, sum(n - 1) AS events, sum(b - CASE WHEN b > 0 THEN 1 ELSE 0 END) AS calls
-           FROM (SELECT customer, api, id, count(*) AS n, count(*) FILTER (WHERE ${BILLABLE}) AS b
+        `SELECT customer, api, sum(n - 1) AS events, sum(b - CASE WHEN b > 0 THEN 1 ELSE 0 END) AS calls,
+                coalesce(sum(bi - bi1), 0)::VARCHAR AS bytes_in, coalesce(sum(bo - bo1), 0)::VARCHAR AS bytes_out
+           FROM (SELECT customer, api, id, count(*) AS n, count(*) FILTER (WHERE ${BILLABLE}) AS b,
+                        sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi, min(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi1,
+                        sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bo, arg_min(bytes_out, [bytes_in, bytes_out]) FILTER (WHERE ${BILLABLE}) AS bo1
                    FROM ${parquet(files)} WHERE ${inHour} AND hash(id) IN (SELECT h FROM ${cand})
                   GROUP BY customer, api, id HAVING count(*) > 1)
           GROUP BY customer, api`,
@@ -96,8 +124,11 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
         if (!row) throw new Error(`rollup: copies of ids in (${String(r.customer)}, ${String(r.api)}) but no count for it`);
         row.events -= toBigInt(r.events);
         row.calls -= toBigInt(r.calls);
+        row.bytesIn -= BigInt(String(r.bytes_in));
+        row.bytesOut -= BigInt(String(r.bytes_out));
       }
     }
+    await alsoWith?.({ table: cand, count: candidates });
   } finally {
     await c.run(`DROP TABLE IF EXISTS ${cand}`);
   }

@@ -13,9 +13,13 @@ import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseH
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
-import { countHour, type DedupeMethod, type HourCount } from './rollup-count.js';
+import { countHour, type CountedRow, type DedupeMethod } from './rollup-count.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
 import { compact } from './compaction.js';
+import { countMeters } from './meter-count.js';
+import { loadMeters } from '../billing/meter-store.js';
+import { isRolledUp, type Meter } from '../billing/meters.js';
+import { type MeterHourlyRow, replaceMeterHour } from '../warehouse/meter-repository.js';
 
 export interface RollupOptions {
   lake: Lake;
@@ -43,6 +47,9 @@ interface ComputedHour {
   hour: number;
   files: FileRef[];
   rows: HourlyRow[];
+  /** Slugs of the meters computed, and their rows (meter-count.ts). */
+  meters: string[];
+  meterRows: MeterHourlyRow[];
   outside: number;
   duckMs: number;
   countMs: number;
@@ -158,19 +165,49 @@ export class Rollup {
     const hour = hourStart(hourMs);
     const t0 = performance.now();
     const files = await this.hourFiles(hour);
+    const meters = await this.meters();
     let rows: HourlyRow[] = [];
+    let meterRows: MeterHourlyRow[] = [];
     let outside = 0;
     let countMs = 0;
     let dedupeMs = 0;
     if (files.length) {
       const local = await this.lake.materialize(files.map((f) => f.path));
       try {
-        ({ rows, outside, countMs, dedupeMs } = await this.count(local, hour));
+        const c = await this.connection();
+        const declared = meters.filter((m) => !m.builtIn);
+        let counted: CountedRow[];
+        ({
+          rows: counted,
+          outside,
+          countMs,
+          dedupeMs,
+        } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
+          meterRows = await countMeters(c, local, hour, declared, { candidates });
+        }));
+        rows = counted;
+        // The built-in bytes meters from the calls' own scan (no second pass over the hour).
+        meterRows = [...bytesRows(counted, meters), ...meterRows];
       } finally {
         this.lake.release?.(local);
       }
     }
-    return { hour, files, rows, outside, duckMs: Math.round(performance.now() - t0), countMs: Math.round(countMs), dedupeMs: Math.round(dedupeMs) };
+    return {
+      hour,
+      files,
+      rows,
+      meters: meters.map((m) => m.slug),
+      meterRows,
+      outside,
+      duckMs: Math.round(performance.now() - t0),
+      countMs: Math.round(countMs),
+      dedupeMs: Math.round(dedupeMs),
+    };
+  }
+
+  /** The meters the rollup aggregates (built-in and declared), as stored now (meter-store.ts). */
+  private async meters(): Promise<Meter[]> {
+    return (await loadMeters(this.db, (m) => this.logger?.warn(m))).filter(isRolledUp);
   }
 
   /** Replace the hour in the warehouse (one transaction). */
@@ -179,7 +216,11 @@ export class Rollup {
     const events = rows.reduce((s, r) => s + r.events, 0n);
     const t1 = performance.now();
     try {
-      await replaceHour(this.db, hour, rows, files, events, this.leases.finishIn(hour));
+      const finish = this.leases.finishIn(hour);
+      await replaceHour(this.db, hour, rows, files, events, async (tx) => {
+        await finish(tx);
+        await replaceMeterHour(tx, hour, c.meters, c.meterRows);
+      });
     } finally {
       this.leases.forget(hour);
     }
@@ -258,11 +299,6 @@ export class Rollup {
     return { results: r.results, skipped: r.doneElsewhere.length + r.heldElsewhere.length };
   }
 
-  /** DuckDB: distinct ids per (customer, api) within the hour (rollup-count.ts). */
-  private async count(localFiles: string[], hour: number): Promise<HourCount> {
-    return countHour(await this.connection(), localFiles, hour, this.dedupe);
-  }
-
   /**
    * Roll up every pending hour, oldest first. An hour another process finished after this
    * listing began is skipped (its rows are as new as this listing), one it is working on too:
@@ -303,6 +339,47 @@ export class Rollup {
     }
     await this.leases.touchBackfill(hourStart(from), to, true);
     return { ...summarise(results, Date.now() - t0), skipped };
+  }
+
+  /**
+   * Compute one meter for every hour in [from, to) (`from` floored to its hour) from the lake:
+   * a meter declared or changed after the hours were rolled up (docs/meters.md, "Retroactive").
+   * Only that meter's rows of each hour are replaced (one transaction per hour); calls and other
+   * meters are left as they are. Final invoices are stored and never recomputed, so they keep
+   * their lines; drafts and usage answers show the new rows at once.
+   */
+  async backfillMeter(
+    meter: Meter,
+    from: number,
+    to: number,
+    onProgress?: (done: number, total: number, hour: number) => void,
+  ): Promise<{ meter: string; hours: number; files: number; rows: number; events: number; ms: number }> {
+    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError('backfill: from must be before to');
+    if (!isRolledUp(meter)) throw new RangeError(`meter ${meter.slug} is the calls of usage_hourly: backfill it without --meter`);
+    const t0 = Date.now();
+    const hours: number[] = [];
+    for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
+    let files = 0;
+    let rows = 0;
+    let events = 0n;
+    for (const [i, hour] of hours.entries()) {
+      const refs = await this.hourFiles(hour);
+      let computed: MeterHourlyRow[] = [];
+      if (refs.length) {
+        const local = await this.lake.materialize(refs.map((f) => f.path));
+        try {
+          computed = await countMeters(await this.connection(), local, hour, [meter]);
+        } finally {
+          this.lake.release?.(local);
+        }
+      }
+      await this.db.transaction((tx) => replaceMeterHour(tx, hour, [meter.slug], computed));
+      files += refs.length;
+      rows += computed.length;
+      events += computed.reduce((n, r) => n + r.events, 0n);
+      onProgress?.(i + 1, hours.length, hour);
+    }
+    return { meter: meter.slug, hours: hours.length, files, rows, events: Number(events), ms: Date.now() - t0 };
   }
 
   /**
@@ -362,6 +439,25 @@ export class Rollup {
       this.instance = null;
     }
   }
+}
+
+/** The built-in bytes meters' rows (billing/meters.ts) from the counted (customer, api) rows: billable events only. */
+function bytesRows(rows: CountedRow[], meters: Meter[]): MeterHourlyRow[] {
+  const out: MeterHourlyRow[] = [];
+  for (const m of meters) {
+    const column = m.builtIn?.column;
+    if (!column) continue;
+    for (const r of rows)
+      if (r.calls > 0n)
+        out.push({
+          customer: r.customer,
+          meter: m.slug,
+          groups: JSON.stringify({ api: r.api }),
+          value: String(column === 'bytes_in' ? r.bytesIn : r.bytesOut),
+          events: r.calls,
+        });
+  }
+  return out;
 }
 
 function isDataFile(e: LakeEntry): boolean {

@@ -12,7 +12,7 @@ import { migrate } from '../../src/warehouse/migrate.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../../src/billing/customers.js';
-import { getInvoice, listInvoices } from '../../src/billing/invoices.js';
+import { finalizeInvoices, getInvoice, listInvoices } from '../../src/billing/invoices.js';
 import { decodeCursor } from '../../src/billing/pagination.js';
 
 const NOW = Date.parse('2026-03-10T00:00:00Z');
@@ -120,4 +120,29 @@ test("a page of drafts equals each customer's own draft, on every page size", as
     `SELECT sum(calls)::text AS n FROM usage_hourly WHERE customer_id = 'c01' AND api = 'a.one' AND hour >= '2026-01-31T15:00:00Z' AND hour < '2026-02-28T15:00:00Z'`,
   );
   assert.equal(c01.lines.find((l) => l.api === 'a.one')!.calls, Number(rolled[0]!.n) + 9);
+});
+
+test('the finalize job stores, in batches, exactly the drafts the one-customer path computes', async () => {
+  const want = new Map<string, { lines: unknown; total: string; calls: number }>();
+  for (let i = 0; i < 24; i++) {
+    const id = `c${String(i).padStart(2, '0')}`;
+    want.set(id, await getInvoice(db, (await getCustomer(db, id))!, '2026-02', { now: NOW }));
+  }
+  const job = await finalizeInvoices(db, { now: NOW, period: '2026-02' });
+  assert.equal(job.finalized.length, 24);
+  assert.deepEqual(
+    job.skipped.map((s) => s.customer),
+    ['noplan'],
+  );
+  assert.deepEqual(
+    job.notDue.map((s) => s.customer),
+    ['late'],
+  );
+  const finals = await listInvoices(db, '2026-02', { now: NOW, status: 'final', limit: 100 });
+  assert.equal(finals.invoices.length, 24);
+  for (const inv of finals.invoices) {
+    const w = want.get(inv.customer)!;
+    assert.deepEqual([inv.status, inv.lines, inv.total, inv.calls], ['final', w.lines, w.total, w.calls], inv.customer);
+  }
+  assert.equal((await finalizeInvoices(db, { now: NOW, period: '2026-02' })).alreadyFinal, 24);
 });

@@ -55,6 +55,7 @@ test('parquet writer: DuckDB read_parquet gives back the same rows with typed co
       'bytes_out BIGINT',
       'billable BOOLEAN',
       'v SMALLINT',
+      'data VARCHAR',
     ],
   );
   const rows = (

@@ -5,17 +5,18 @@
  * Mapping (docs/events-api.md): `subject` is the customer, `type` the metered name (the `api`
  * column, priced like a gateway API), `time` the event time, `source` the key id column (who
  * sent it), and the id is derived from (`source`, `id`) so a resend is billed once (event-id.ts).
- * An event is one billable unit: status 200, method `EVENT`; bytesIn is the size of its `data`.
+ * An event is one billable unit: status 200, method `EVENT`; bytesIn is the size of its `data`,
+ * which is kept as JSON text in the event (and the lake's `data` column) for meters.
  * Attributes other than those read here are CloudEvents extensions and are ignored.
  */
-import { MAX_TEXT, SCHEMA_VERSION } from '../../events/schema.js';
+import { MAX_DATA_BYTES, MAX_TEXT, SCHEMA_VERSION } from '../../events/schema.js';
 import type { UsageEvent } from '../../events/usage-event.js';
 import { DEFAULT_TIME_BOUNDS } from '../../pipeline/accept.js';
 import { eventIdOf } from './event-id.js';
 import { parseEventTime } from './event-time.js';
 
-/** Largest `data` accepted, as JSON bytes. */
-export const MAX_DATA_BYTES = 4096;
+/** Largest `data` accepted, as JSON bytes (the lake's bound on the data column, schema.ts). */
+export { MAX_DATA_BYTES };
 /** Deepest nesting of objects and arrays in `data`. */
 export const MAX_DATA_DEPTH = 32;
 
@@ -64,7 +65,7 @@ function text(o: Record<string, unknown>, name: string): string | { reason: stri
 export function checkShape(
   v: unknown,
   now: number,
-): { reason: string } | { source: string; id: string; type: string; subject: string; time: number; dataBytes: number } {
+): { reason: string } | { source: string; id: string; type: string; subject: string; time: number; dataBytes: number; data?: string } {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { reason: 'an event must be a JSON object' };
   const o = v as Record<string, unknown>;
   if (o.specversion !== '1.0')
@@ -85,11 +86,13 @@ export function checkShape(
     return { reason: 'datacontenttype must be application/json (data is a JSON object)' };
   if (o.data_base64 !== undefined) return { reason: 'data_base64 is not accepted: data must be a JSON object' };
   let dataBytes = 0;
+  let data: string | undefined;
   if (o.data !== undefined) {
     if (typeof o.data !== 'object' || o.data === null || Array.isArray(o.data)) return { reason: 'data must be a JSON object' };
     // Before stringify, which recurses: 200,000 levels in a 1 MiB body overflow its stack.
     if (deeperThan(o.data, MAX_DATA_DEPTH)) return { reason: `data is nested more than ${MAX_DATA_DEPTH} levels deep` };
-    dataBytes = Buffer.byteLength(JSON.stringify(o.data));
+    data = JSON.stringify(o.data);
+    dataBytes = Buffer.byteLength(data);
     if (dataBytes > MAX_DATA_BYTES) return { reason: `data is ${dataBytes} bytes of JSON, more than ${MAX_DATA_BYTES}` };
   }
   const time = parseEventTime(parts.time);
@@ -101,7 +104,7 @@ export function checkShape(
     };
   if (time > now + DEFAULT_TIME_BOUNDS.futureLimitMs)
     return { reason: `time ${parts.time} is more than ${DEFAULT_TIME_BOUNDS.futureLimitMs / 1000} s in the future (check the sender's clock)` };
-  return { source: parts.source, id: parts.id, type: parts.type, subject: parts.subject, time, dataBytes };
+  return { source: parts.source, id: parts.id, type: parts.type, subject: parts.subject, time, dataBytes, ...(data !== undefined ? { data } : {}) };
 }
 
 export async function checkEvent(v: unknown, ctx: CheckContext): Promise<Checked> {
@@ -122,6 +125,8 @@ export async function checkEvent(v: unknown, ctx: CheckContext): Promise<Checked
     bytesIn: s.dataBytes,
     bytesOut: 0,
     billable: true,
+    // Stored in the lake's data column, where meters read it (docs/meters.md).
+    ...(s.data !== undefined ? { data: s.data } : {}),
   };
   return { ok: true, event, key: JSON.stringify([s.source, s.id]) };
 }

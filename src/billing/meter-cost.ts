@@ -1,0 +1,95 @@
+/**
+ * The lines of a plan's priced meters (plan.meterCharges: COUNT and SUM meters, docs/meters.md)
+ * in a cost range, cut into the same pieces as the API lines (cost.ts costPieces: billing
+ * periods and price changes), from meter_hourly.
+ *
+ * A meter's value is an exact decimal (tokens, bytes, GB-hours ...), and the charge models price
+ * whole units at positions in the billing period (pricing.ts). So positions are the running
+ * total rounded UP: a piece holds the units (ceil(total after it) - ceil(total before it)), and
+ * a started unit is paid once, in the piece where it starts. The pieces of a period then add up
+ * to the period's total rounded up, whatever the cuts; the line keeps the exact value beside.
+ */
+import type { Sql } from '../warehouse/warehouse.js';
+import type { BillingPeriod } from '../ground/time.js';
+import { versionAt, type Plan } from './catalog.js';
+import { LimitError, MAX_COST_ROWS } from './limits.js';
+import { addDecimal, decimalString, parseDecimal, ZERO, type Decimal } from './money.js';
+import { priceLine, type LineItem, type Segment } from './pricing.js';
+
+export interface MeterPieces {
+  /** Start of the first period when before `from` (its earlier usage holds the first positions). */
+  lo: number;
+  from: number;
+  /** Sorted cut points inside (from, to). */
+  bounds: number[];
+  to: number;
+  periods: BillingPeriod[];
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The whole units a non-negative decimal starts: rounded up. */
+export function unitsStarted(d: Decimal): bigint {
+  const div = 10n ** BigInt(d.scale);
+  return d.units <= 0n ? 0n : (d.units + div - 1n) / div;
+}
+
+export async function meterLines(db: Sql, plan: Plan, customer: string, p: MeterPieces): Promise<LineItem[]> {
+  const charges = plan.meterCharges ?? {};
+  const slugs = Object.keys(charges).sort();
+  if (!slugs.length) return [];
+  const params: unknown[] = [customer, slugs, iso(p.lo), iso(p.to), iso(p.from)];
+  const whens = p.bounds.map((b, i) => `WHEN hour < $${params.push(iso(b))}::timestamptz THEN ${i}`);
+  const seg = `CASE WHEN hour < $5::timestamptz THEN -1 ${whens.join(' ')} ELSE ${p.bounds.length} END`;
+  const rows = await db.query<{ meter: string; seg: unknown; value: unknown }>(
+    `SELECT meter, ${seg} AS seg, sum(value)::text AS value FROM meter_hourly
+      WHERE customer_id = $1 AND meter = ANY($2::text[]) AND hour >= $3::timestamptz AND hour < $4::timestamptz
+      GROUP BY 1, 2 LIMIT ${MAX_COST_ROWS + 1}`,
+    params,
+  );
+  if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (meter, piece) rows; ask for a shorter range`);
+  const starts = [p.from, ...p.bounds];
+  const periodOf = starts.map((s) => p.periods.filter((x) => x.start <= s).pop()!);
+  const first = p.periods[0]!;
+  const bySlug = new Map<string, { prefix: Decimal; segs: Decimal[] }>();
+  for (const r of rows) {
+    let m = bySlug.get(r.meter);
+    if (!m) bySlug.set(r.meter, (m = { prefix: ZERO, segs: starts.map(() => ZERO) }));
+    const v = parseDecimal(String(r.value));
+    const i = Number(r.seg);
+    if (i < 0) m.prefix = addDecimal(m.prefix, v);
+    else m.segs[i] = addDecimal(m.segs[i]!, v);
+  }
+  const lines: LineItem[] = [];
+  for (const slug of slugs) {
+    const m = bySlug.get(slug);
+    if (!m || m.segs.every((d) => d.units === 0n)) continue;
+    // Each period's total up to `to` (volume tiers price at it), rounded up.
+    const totals = new Map<string, Decimal>();
+    starts.forEach((_, i) => {
+      const name = periodOf[i]!.name;
+      totals.set(name, addDecimal(totals.get(name) ?? (periodOf[i] === first ? m.prefix : ZERO), m.segs[i]!));
+    });
+    const segments: Segment[] = [];
+    let cum = m.prefix;
+    let current = first.name;
+    let value = ZERO;
+    starts.forEach((s, i) => {
+      const period = periodOf[i]!;
+      if (period.name !== current) (current = period.name), (cum = ZERO);
+      const before = unitsStarted(cum);
+      cum = addDecimal(cum, m.segs[i]!);
+      value = addDecimal(value, m.segs[i]!);
+      const after = unitsStarted(cum);
+      segments.push({
+        version: versionAt(charges[slug], s),
+        calls: after - before,
+        period: period.name,
+        offset: before,
+        periodTotal: unitsStarted(totals.get(period.name)!),
+      });
+    });
+    lines.push({ ...priceLine(slug, segments, plan.currency), meter: { slug, value: decimalString(value) } });
+  }
+  return lines;
+}

@@ -1,0 +1,175 @@
+/**
+ * Meters on the real PostgreSQL (docs/meters.md): the rollup writes meter_hourly (numeric values,
+ * jsonb groups in the key) beside the calls; usage by meter (width_bucket windows, groups->>name)
+ * and a priced meter's cost line come from the server; a final invoice keeps its lines when a
+ * meter is declared later and backfilled from the lake, while the draft view of usage follows.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { freshDatabase, stackEnv } from '../support/stack.js';
+import { tempDir } from '../support/tmp.js';
+import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
+import { migrate } from '../../src/warehouse/migrate.js';
+import { parseCatalog } from '../../src/billing/catalog.js';
+import { syncCatalog } from '../../src/billing/catalog-store.js';
+import { upsertCustomer } from '../../src/billing/customers.js';
+import { finalizeInvoices } from '../../src/billing/invoices.js';
+import { loadMeters } from '../../src/billing/meter-store.js';
+import { startBillingServer } from '../../src/billing/server.js';
+import { LocalLake } from '../../src/lake/local-lake.js';
+import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
+import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
+import { Rollup } from '../../src/pipeline/rollup.js';
+import type { UsageEvent } from '../../src/events/usage-event.js';
+
+const env = await stackEnv(['postgres']);
+const url = await freshDatabase(env, 'meters');
+const db = await PgWarehouse.open(url);
+after(() => db.close());
+
+const SERVICE = 'svc-meters-pg-0123456789';
+const H1 = Date.UTC(2026, 9, 15, 10);
+const H2 = H1 + HOUR_MS;
+let n = 0;
+const ev = (hour: number, tokens: unknown, model: string | null, user: string, customer = 'acme'): UsageEvent => {
+  n++;
+  const data = JSON.stringify({ tokens, ...(model === null ? {} : { model }), user });
+  return {
+    v: 1,
+    id: `0193c000-0000-7000-8000-${String(n).padStart(12, '0')}`,
+    time: hour + n * 1000,
+    customer,
+    keyId: 'ai',
+    api: 'ai.tokens',
+    method: 'EVENT',
+    status: 200,
+    latencyMs: 0,
+    bytesIn: Buffer.byteLength(data),
+    bytesOut: 0,
+    billable: true,
+    data,
+  };
+};
+
+const catalogJson = {
+  currency: 'USD',
+  meters: [{ slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } }] as Record<
+    string,
+    unknown
+  >[],
+  plans: {
+    ai: {
+      name: 'AI',
+      rateLimit: { ratePerSec: 10, burst: 10 },
+      prices: { 'ai.tokens': '0' },
+      meterPrices: {
+        tokens: {
+          model: 'graduated',
+          tiers: [
+            { upTo: 1000, unitPrice: '0.001' },
+            { upTo: null, unitPrice: '0.0005' },
+          ],
+        },
+      },
+    },
+  },
+};
+
+test('postgres: meters rolled up, queried by window and group, priced, and backfilled later without changing a final invoice', async () => {
+  await migrate(db);
+  await syncCatalog(db, parseCatalog(catalogJson));
+  await upsertCustomer(db, { id: 'acme', timeZone: 'Asia/Seoul', plan: 'ai' });
+  await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z'`);
+
+  const root = tempDir('meter-meters-pg-');
+  const lake = new LocalLake(pathToFileURL(root).href);
+  await lake.init();
+  const w = await ParquetWriter.open({ connections: 1 });
+  const resent = ev(H1, 700, 'm-1', 'u1');
+  try {
+    for (const [hour, events, first] of [
+      [H1, [resent, ev(H1, 300.25, 'm-1', 'u2'), ev(H1, '50', 'm-2', 'u1'), ev(H1, 'lots', 'm-2', 'u3')], 0],
+      [H2, [resent, ev(H2, 1000, null, 'u4')], 4],
+    ] as const) {
+      const dir = join(root, hourDir(hour));
+      mkdirSync(dir, { recursive: true });
+      await w.write([...events], join(dir, dataFileName('usage-events', 0, first, first + events.length - 1)));
+    }
+  } finally {
+    w.close();
+  }
+  // The resent event sits in H2's folder with H1's time: outside that hour, counted in H1 once.
+  const rollup = new Rollup({ lake, db });
+  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], now: () => Date.UTC(2026, 10, 5) });
+  try {
+    await rollup.run();
+    const rows = await db.query<{ hour: Date; groups: unknown; value: string; events: string }>(
+      `SELECT hour, groups, value::text AS value, events::text AS events FROM meter_hourly WHERE meter = 'tokens' ORDER BY hour, groups::text`,
+    );
+    assert.deepEqual(
+      rows.map((r) => `${new Date(r.hour).toISOString()} ${JSON.stringify(r.groups)} ${Number(r.value)} ${r.events}`),
+      ['2026-10-15T10:00:00.000Z {"model":"m-1"} 1000.25 2', '2026-10-15T10:00:00.000Z {"model":"m-2"} 50 2', '2026-10-15T11:00:00.000Z {"model":null} 1000 1'],
+    );
+
+    const get = async (path: string) => {
+      const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${SERVICE}` } });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const byHour = await get('/v1/customers/acme/usage?meter=tokens&from=2026-10-15T10:00:00Z&to=2026-10-15T12:00:00Z&windowSize=HOUR&groupBy=model');
+    assert.equal(byHour.status, 200, JSON.stringify(byHour.body));
+    assert.deepEqual(
+      (byHour.body.data as { windowStart: string; value: string; groupBy: { model: string | null } }[]).map(
+        (d) => `${d.windowStart} ${d.groupBy.model} ${d.value}`,
+      ),
+      ['2026-10-15T19:00:00+09:00 m-1 1000.25', '2026-10-15T19:00:00+09:00 m-2 50', '2026-10-15T20:00:00+09:00 null 1000'],
+    );
+    const unaligned = await get('/v1/customers/acme/usage?meter=tokens&from=2026-10-15T10:00:00Z&to=2026-10-16T00:00:00Z&windowSize=DAY');
+    assert.equal(unaligned.status, 400);
+    assert.equal(unaligned.body.parameter, 'from');
+
+    const cost = await get('/v1/customers/acme/cost?from=2026-10-01&to=2026-11-01');
+    const line = (cost.body.lines as { api: string; meter?: string; value?: string; calls: number; amount: string }[]).find((l) => l.meter === 'tokens');
+    // 2050.25 tokens -> 2051 units: 1000 at 0.001, 1051 at 0.0005 = 1.5255 -> 1.53
+    assert.deepEqual(line && [line.value, line.calls, line.amount], ['2050.25', 2051, '1.53']);
+    assert.equal(cost.body.total, '1.53');
+
+    const fin = await finalizeInvoices(db, { now: Date.UTC(2026, 10, 5), period: '2026-10' });
+    assert.equal(fin.finalized.length, 1);
+    const before = await get('/v1/customers/acme/invoices/2026-10');
+    assert.equal(before.body.status, 'final');
+
+    // Declared later (with a price on the new COUNT meter) and computed for the past from the lake.
+    await syncCatalog(
+      db,
+      parseCatalog({
+        ...catalogJson,
+        meters: [
+          ...catalogJson.meters,
+          { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
+          { slug: 'requests', eventType: 'ai.tokens', aggregation: 'COUNT' },
+        ],
+        plans: { ai: { ...catalogJson.plans.ai, meterPrices: { ...catalogJson.plans.ai.meterPrices, requests: '1' } } },
+      }),
+    );
+    for (const slug of ['users', 'requests']) {
+      const m = (await loadMeters(db)).find((x) => x.slug === slug)!;
+      const r = await rollup.backfillMeter(m, H1, H2 + HOUR_MS);
+      assert.equal(r.hours, 2);
+    }
+    const users = await get('/v1/customers/acme/usage?meter=users&from=2026-10-15T10:00:00Z&to=2026-10-15T12:00:00Z&windowSize=HOUR');
+    assert.deepEqual(
+      (users.body.data as { value: string }[]).map((d) => d.value),
+      ['3', '1'],
+    );
+    const after = await get('/v1/customers/acme/invoices/2026-10');
+    assert.deepEqual(after.body, before.body, 'the final invoice is stored: a meter backfilled later changes nothing in it');
+    const draftCost = await get('/v1/customers/acme/cost?from=2026-10-01&to=2026-11-01');
+    assert.equal(draftCost.body.total, '6.53', 'the cost of the range now prices the 5 requests (1 each) too');
+  } finally {
+    await server.close();
+    await rollup.close();
+  }
+});

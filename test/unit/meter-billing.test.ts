@@ -1,0 +1,188 @@
+/**
+ * Meters on the billing side (docs/meters.md): usage by meter over HTTP (windows, groups, time
+ * zones, the 400s for an unaligned range or an unknown meter or group), and prices on meters in
+ * the cost and the invoice, with the exact value beside the whole units priced.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../../src/warehouse/migrate.js';
+import { parseCatalog } from '../../src/billing/catalog.js';
+import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
+import { createCustomerToken } from '../../src/billing/auth.js';
+import { replaceMeterHour, type MeterHourlyRow } from '../../src/warehouse/meter-repository.js';
+import { unitsStarted } from '../../src/billing/meter-cost.js';
+import { parseDecimal } from '../../src/billing/money.js';
+
+const SERVICE = 'svc-token-for-meter-tests-0123456789';
+let db: PgliteWarehouse;
+let server: BillingServer;
+let acmeToken: string;
+
+const catalog = parseCatalog({
+  currency: 'USD',
+  meters: [
+    { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } },
+    { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
+    { slug: 'peak', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+  ],
+  plans: {
+    ai: {
+      name: 'AI',
+      rateLimit: { ratePerSec: 10, burst: 10 },
+      prices: { 'locations.latest': '0.001' },
+      meterPrices: {
+        // 1,000 tokens free a month, then 0.00002 each; from Feb 10 0.00003
+        tokens: [
+          { unitPrice: '0.00002', freeUnits: 1000 },
+          { effectiveFrom: '2026-02-10T00:00:00Z', unitPrice: '0.00003', freeUnits: 1000 },
+        ],
+        bytes_out: { model: 'package', packageSize: 1000000, packagePrice: '0.05' },
+      },
+    },
+  },
+});
+
+const row = (meter: string, value: string, groups = '{}', customer = 'acme'): MeterHourlyRow => ({ customer, meter, groups, value, events: 1n });
+
+before(async () => {
+  db = await PgliteWarehouse.open(null);
+  await migrate(db);
+  await db.query(`INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai')`);
+  await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.latest', '2026-02-02T10:00:00Z', 3, 3)`);
+  const hours: [string, MeterHourlyRow[]][] = [
+    // Feb 1 00:00 in Seoul is Jan 31 15:00 UTC
+    ['2026-01-31T15:00:00Z', [row('tokens', '600.5', '{"model":"m-1"}'), row('users', '2'), row('peak', '400')]],
+    ['2026-01-31T16:00:00Z', [row('tokens', '300', '{"model":"m-2"}'), row('users', '2'), row('peak', '300')]],
+    [
+      '2026-02-02T10:00:00Z',
+      [row('tokens', '200', '{"model":"m-1"}'), row('bytes_out', '1500000', '{"api":"locations.latest"}'), row('tokens', '99', '{}', 'globex')],
+    ],
+    // after the price change
+    ['2026-02-12T10:00:00Z', [row('tokens', '1000', '{"model":"m-2"}')]],
+  ];
+  for (const [h, rows] of hours) await db.transaction((tx) => replaceMeterHour(tx, Date.parse(h), [...new Set(rows.map((r) => r.meter))], rows));
+  acmeToken = await createCustomerToken(db, 'acme');
+  server = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
+});
+after(async () => {
+  await server.close();
+  await db.close();
+});
+
+async function get(path: string, token = SERVICE): Promise<{ status: number; body: any }> {
+  const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  assert.doesNotMatch(text, /\n\s+at |node:internal|\.js:\d+/, 'no stack traces');
+  return { status: res.status, body: JSON.parse(text) };
+}
+
+test('usage by meter: windows in the zone, groups, the built-in calls, MAX and the UNIQUE_COUNT caveat', async () => {
+  const r = await get('/v1/customers/acme/usage?meter=tokens&from=2026-02-01&to=2026-02-03&tz=Asia/Seoul&windowSize=DAY&groupBy=model');
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.data, [
+    { windowStart: '2026-02-01T00:00:00+09:00', windowEnd: '2026-02-02T00:00:00+09:00', value: '600.5', groupBy: { model: 'm-1' } },
+    { windowStart: '2026-02-01T00:00:00+09:00', windowEnd: '2026-02-02T00:00:00+09:00', value: '300', groupBy: { model: 'm-2' } },
+    { windowStart: '2026-02-02T00:00:00+09:00', windowEnd: '2026-02-03T00:00:00+09:00', value: '200', groupBy: { model: 'm-1' } },
+  ]);
+  assert.equal(r.body.aggregation, 'SUM');
+  assert.equal(r.body.exact, true);
+
+  const total = await get('/v1/me/usage?meter=tokens&from=2026-02-01&to=2026-03-01', acmeToken);
+  assert.deepEqual(
+    total.body.data.map((x: { value: string }) => x.value),
+    ['2100.5'],
+  );
+  assert.equal(total.body.timeZone, 'Asia/Seoul');
+
+  const peak = await get('/v1/customers/acme/usage?meter=peak&from=2026-01-31T15:00:00Z&to=2026-01-31T17:00:00Z&windowSize=HOUR');
+  assert.deepEqual(
+    peak.body.data.map((x: { value: string }) => x.value),
+    ['400', '300'],
+  );
+  const peakDay = await get('/v1/customers/acme/usage?meter=peak&from=2026-02-01&to=2026-02-02&tz=Asia/Seoul');
+  assert.deepEqual(
+    peakDay.body.data.map((x: { value: string }) => x.value),
+    ['400'],
+    'MAX of the hours, not their sum',
+  );
+
+  const users = await get('/v1/customers/acme/usage?meter=users&from=2026-02-01&to=2026-02-02&tz=Asia/Seoul&windowSize=DAY');
+  assert.equal(users.body.exact, false, 'distinct users of a day are not the sum of the hours');
+  assert.equal(users.body.data[0].value, '4');
+
+  const calls = await get('/v1/customers/acme/usage?meter=calls&from=2026-02-01&to=2026-03-01&tz=UTC&windowSize=MONTH&groupBy=api');
+  assert.deepEqual(calls.body.data, [
+    { windowStart: '2026-02-01T00:00:00Z', windowEnd: '2026-03-01T00:00:00Z', value: '3', groupBy: { api: 'locations.latest' } },
+  ]);
+  const bytes = await get('/v1/customers/acme/usage?meter=bytes_out&from=2026-02-01&to=2026-03-01&tz=UTC');
+  assert.equal(bytes.body.data[0].value, '1500000');
+});
+
+test('usage by meter: an unaligned range, an unknown meter or group, too many hours are 400s that say so', async () => {
+  const cases: [string, string, RegExp][] = [
+    [
+      'meter=tokens&from=2026-02-01T10:00:00Z&to=2026-02-03T00:00:00Z&windowSize=DAY&tz=UTC',
+      'from',
+      /must be the start of a day in UTC .* not aligned to the window/,
+    ],
+    ['meter=tokens&from=2026-02-01T00:00:00Z&to=2026-02-15T00:00:00Z&windowSize=MONTH&tz=UTC', 'to', /must be the start of a month/],
+    ['meter=tokens&from=2026-02-01T00:30:00Z&to=2026-02-02T00:00:00Z', 'from', /whole hour/],
+    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_in, bytes_out, peak, tokens, users/],
+    ['meter=tokens&from=2026-02-01&to=2026-02-02&groupBy=region', 'groupBy', /meter tokens groups by model; got "region"/],
+    ['meter=peak&from=2026-02-01&to=2026-02-02&groupBy=model', 'groupBy', /meter peak has no groups/],
+    ['meter=tokens&from=2026-01-01&to=2026-06-01&windowSize=HOUR', 'windowSize', /at most 92 days/],
+    ['meter=tokens&from=2026-02-01&to=2026-02-02&windowSize=WEEK', 'windowSize', /HOUR, DAY, MONTH/],
+    ['meter=&from=2026-02-01&to=2026-02-02', 'meter', /meter is required/],
+    ['meter=tokens&from=2026-02-01&to=2026-02-02&granularity=day', 'granularity', /unknown parameter/],
+  ];
+  for (const [q, parameter, message] of cases) {
+    const r = await get(`/v1/customers/acme/usage?${q}`);
+    assert.equal(r.status, 400, q);
+    assert.equal(r.body.parameter, parameter, q);
+    assert.match(r.body.error, message, q);
+  }
+});
+
+test('meter prices: cost and invoice lines per meter, whole units rounded up, price versions and free units per period', async () => {
+  const r = await get('/v1/customers/acme/cost?from=2026-02-01&to=2026-03-01');
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const tokens = r.body.lines.find((l: { api: string }) => l.api === 'tokens');
+  // 2100.5 tokens -> 2101 units: 1000 free, 101 at 0.00002 (before Feb 10), 1000 at 0.00003
+  assert.equal(tokens.meter, 'tokens');
+  assert.equal(tokens.value, '2100.5');
+  assert.equal(tokens.calls, 2101);
+  assert.equal(tokens.freeUnits, 1000);
+  assert.deepEqual(
+    tokens.items.map((i: { kind: string; quantity: number; amount: string }) => `${i.kind} ${i.quantity} ${i.amount}`),
+    ['free 1000 0', 'unit 101 0.00202', 'unit 1000 0.03'],
+  );
+  assert.equal(tokens.amount, '0.03');
+  const bytes = r.body.lines.find((l: { api: string }) => l.api === 'bytes_out');
+  assert.equal(bytes.calls, 1500000);
+  assert.equal(bytes.amount, '0.10', 'two packages of a million bytes');
+  const api = r.body.lines.find((l: { api: string }) => l.api === 'locations.latest');
+  assert.equal(api.calls, 3);
+  assert.equal(r.body.total, '0.13');
+
+  // A range starting mid-period: the period's earlier tokens hold the free units.
+  const late = await get('/v1/customers/acme/cost?from=2026-02-12T00:00:00Z&to=2026-02-13T00:00:00Z');
+  const lateTokens = late.body.lines.find((l: { api: string }) => l.api === 'tokens');
+  assert.deepEqual(
+    lateTokens.items.map((i: { kind: string; quantity: number }) => `${i.kind} ${i.quantity}`),
+    ['unit 1000'],
+  );
+
+  const inv = await get('/v1/customers/acme/invoices/2026-02');
+  assert.equal(inv.status, 200);
+  assert.equal(inv.body.calls, 3, 'the invoice counts calls of APIs, not tokens');
+  assert.ok(inv.body.lines.some((l: { meter?: string }) => l.meter === 'tokens'));
+  assert.equal(inv.body.total, '0.13');
+});
+
+test('meter prices: the units a decimal starts', () => {
+  assert.equal(unitsStarted(parseDecimal('0')), 0n);
+  assert.equal(unitsStarted(parseDecimal('0.000000001')), 1n);
+  assert.equal(unitsStarted(parseDecimal('2100.5')), 2101n);
+  assert.equal(unitsStarted(parseDecimal('2100')), 2100n);
+});

@@ -1,0 +1,207 @@
+/**
+ * Meters (src/billing/meters.ts, docs/meters.md): the catalog's checks, and the rollup's
+ * aggregation of every meter per customer, hour and group from a local lake into PGlite,
+ * each event id once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CatalogError, parseCatalog } from '../../src/billing/catalog.js';
+import { syncCatalog } from '../../src/billing/catalog-store.js';
+import { loadMeters } from '../../src/billing/meter-store.js';
+import { LocalLake } from '../../src/lake/local-lake.js';
+import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
+import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
+import { Rollup } from '../../src/pipeline/rollup.js';
+import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import { migrate } from '../../src/warehouse/migrate.js';
+import type { UsageEvent } from '../../src/events/usage-event.js';
+import { tempDir } from '../support/tmp.js';
+
+const plans = { basic: { name: 'Basic', rateLimit: { ratePerSec: 10, burst: 10 }, prices: { 'locations.latest': '0.001' } } };
+const TOKENS = { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } };
+
+function refused(meters: unknown, message: RegExp, extraPlan: Record<string, unknown> = {}): void {
+  assert.throws(
+    () => parseCatalog({ currency: 'USD', meters, plans: { basic: { ...plans.basic, ...extraPlan } } }),
+    (e: unknown) => e instanceof CatalogError && message.test(e.message),
+    String(message),
+  );
+}
+
+test('meters: the catalog checks each meter and names the field', () => {
+  const c = parseCatalog({
+    currency: 'USD',
+    meters: [TOKENS],
+    plans: { basic: { ...plans.basic, meterPrices: { tokens: '0.00002', bytes_out: '0.0000001' } } },
+  });
+  assert.deepEqual(c.meters?.[0], { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } });
+  assert.deepEqual(Object.keys(c.plans.basic!.meterCharges ?? {}), ['tokens', 'bytes_out']);
+
+  refused([{ ...TOKENS, valueProperty: '$..tokens' }], /^meters\.tokens\.valueProperty: "\$\.\.tokens" is not a JSON path such as "\$\.tokens"/);
+  refused([{ ...TOKENS, valueProperty: "$.a'; DROP TABLE x" }], /valueProperty: .* is not a JSON path/);
+  refused([{ ...TOKENS, aggregation: 'AVG' }], /^meters\.tokens\.aggregation: "AVG" is not one of COUNT, SUM, MAX, UNIQUE_COUNT/);
+  refused([{ slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM' }], /^meters\.tokens\.valueProperty: a SUM meter needs valueProperty/);
+  refused([{ slug: 'n', eventType: 'ai.tokens', aggregation: 'COUNT', valueProperty: '$.x' }], /a COUNT meter counts events: leave valueProperty out/);
+  refused([{ ...TOKENS, groupBy: { model: 'model' } }], /^meters\.tokens\.groupBy\.model: "model" is not a JSON path/);
+  refused([TOKENS, TOKENS], /^meters\[1\]\.slug: meter "tokens" is declared twice/);
+  refused([{ ...TOKENS, slug: 'bytes_in' }], /"bytes_in" is a built-in meter/);
+  refused([{ ...TOKENS, slug: 'Tokens' }], /^meters\[0\]\.slug: "Tokens" is not a meter slug/);
+  refused([{ ...TOKENS, eventType: 'ai tokens' }], /eventType: "ai tokens" is not an event type/);
+  refused([{ ...TOKENS, unit: 'x' }], /^meters\[0\]\.unit: unknown meter field/);
+  refused({ tokens: TOKENS }, /^meters: expected an array of meters/);
+  refused([{ ...TOKENS, aggregation: 'MAX' }], /^plans\.basic\.meterPrices\.tokens: meter "tokens" is MAX: only COUNT and SUM meters are priced/, {
+    meterPrices: { tokens: '1' },
+  });
+  refused([], /^plans\.basic\.meterPrices\.seats: no meter "seats": declare it in "meters"/, { meterPrices: { seats: '1' } });
+  refused([{ ...TOKENS, slug: 'calls' }], /"calls" is a built-in meter/);
+  refused([], /calls are priced per API/, { meterPrices: { calls: '1' } });
+});
+
+const HOUR = Date.UTC(2026, 11, 1, 10);
+let n = 0;
+function ev(over: Partial<UsageEvent> & { data?: string }): UsageEvent {
+  n++;
+  return {
+    v: 1,
+    id: `0193b000-0000-7000-8000-${String(n).padStart(12, '0')}`,
+    time: HOUR + 60_000 + n,
+    customer: 'acme',
+    keyId: 'src',
+    api: 'ai.tokens',
+    method: 'EVENT',
+    status: 200,
+    latencyMs: 0,
+    bytesIn: 10,
+    bytesOut: 0,
+    billable: true,
+    ...over,
+  };
+}
+
+interface MeterRow {
+  meter: string;
+  customer_id: string;
+  groups: Record<string, unknown>;
+  value: string;
+  events: number;
+}
+async function meterRows(db: PgliteWarehouse, hour = HOUR): Promise<string[]> {
+  const rows = await db.query<MeterRow>(
+    `SELECT meter, customer_id, groups, value::text AS value, events::int AS events FROM meter_hourly WHERE hour = $1 ORDER BY meter, customer_id, groups::text`,
+    [new Date(hour).toISOString()],
+  );
+  return rows.map((r) => `${r.meter} ${r.customer_id} ${JSON.stringify(r.groups)} ${Number(r.value)} (${r.events})`);
+}
+
+test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-in bytes per customer, hour and group, each id once', async () => {
+  const root = tempDir('meter-meters-');
+  const lake = new LocalLake(pathToFileURL(root).href);
+  await lake.init();
+  const dir = join(root, hourDir(HOUR));
+  mkdirSync(dir, { recursive: true });
+  const d = (o: Record<string, unknown>) => JSON.stringify(o);
+  const resent = ev({ data: d({ tokens: 100, model: 'm-1', user: 'u1' }) });
+  const a = [
+    resent,
+    ev({ data: d({ tokens: 2.5, model: 'm-1', user: 'u2' }) }),
+    ev({ data: d({ tokens: '40', model: 'm-2', user: 'u1' }) }), // a numeric string counts
+    ev({ data: d({ tokens: 'many', model: 'm-2', user: 'u3' }) }), // not a number: counted as an event, no value
+    ev({ data: d({ tokens: -5, model: 'm-2' }) }), // negative: no value
+    ev({ customer: 'beta', data: d({ tokens: 7 }) }), // no model: group null
+    ev({ api: 'locations.latest', method: 'GET', data: undefined, bytesIn: 300, bytesOut: 5000 }),
+    ev({ api: 'locations.latest', method: 'GET', status: 500, billable: false, bytesIn: 1, bytesOut: 1 }), // not billable
+  ];
+  // The same event again in a second file (a resend), and one of the next hour.
+  const b = [resent, ev({ data: d({ tokens: 1000, model: 'm-1' }), time: HOUR + HOUR_MS + 5 })];
+  const w = await ParquetWriter.open({ connections: 1 });
+  try {
+    await w.write(a, join(dir, dataFileName('usage-events', 0, 0, 7)));
+    await w.write(b, join(dir, dataFileName('usage-events', 0, 8, 9)));
+  } finally {
+    w.close();
+  }
+  // A file from before the data column (fixtures/lake-v1: acme, locations.latest x2 billable, bytes_in 10 + 20).
+  copyFileSync(join(import.meta.dirname, '../../../fixtures/lake-v1/usage-events+0+0+3.parquet'), join(dir, dataFileName('usage-events', 1, 0, 3)));
+
+  const db = await PgliteWarehouse.open(null);
+  try {
+    await migrate(db);
+    const catalogJson = {
+      currency: 'USD',
+      meters: [
+        TOKENS,
+        { slug: 'ai_requests', eventType: 'ai.tokens', aggregation: 'COUNT' },
+        { slug: 'peak_tokens', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+        { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
+      ] as Record<string, unknown>[],
+      plans,
+    };
+    await syncCatalog(db, parseCatalog(catalogJson));
+    const rollup = new Rollup({ lake, db });
+    try {
+      await rollup.run();
+      assert.deepEqual(await meterRows(db), [
+        'ai_requests acme {} 5 (5)',
+        'ai_requests beta {} 1 (1)',
+        'bytes_in acme {"api":"ai.tokens"} 50 (5)',
+        'bytes_in acme {"api":"locations.latest"} 330 (3)',
+        'bytes_in beta {"api":"ai.tokens"} 10 (1)',
+        'bytes_out acme {"api":"ai.tokens"} 0 (5)',
+        'bytes_out acme {"api":"locations.latest"} 5201 (3)',
+        'bytes_out beta {"api":"ai.tokens"} 0 (1)',
+        'peak_tokens acme {} 100 (5)',
+        'peak_tokens beta {} 7 (1)',
+        'tokens acme {"model":"m-1"} 102.5 (2)',
+        'tokens acme {"model":"m-2"} 40 (3)',
+        'tokens beta {"model":null} 7 (1)',
+        'users acme {} 3 (5)',
+        'users beta {} 0 (1)',
+      ]);
+      // The calls of the same hour are what they were: meters add rows, they change none.
+      const calls = await db.query<{ api: string; calls: number }>(
+        'SELECT api, calls::int AS calls FROM usage_hourly WHERE hour = $1 AND customer_id = $2 ORDER BY api',
+        [new Date(HOUR).toISOString(), 'acme'],
+      );
+      assert.deepEqual(
+        calls.map((r) => `${r.api} ${r.calls}`),
+        ['ai.tokens 5', 'locations.create 0', 'locations.latest 3'],
+      );
+      // The file's event of the next hour sits in the wrong folder: outside its hour, counted nowhere.
+      assert.deepEqual(await meterRows(db, HOUR + HOUR_MS), []);
+      // Rolling up again (same files) leaves the same rows.
+      await rollup.rollupHour(HOUR);
+      assert.equal((await meterRows(db)).length, 15);
+
+      // Retroactive: a meter declared later is computed for past hours from the lake, alone.
+      const before = await meterRows(db);
+      await syncCatalog(
+        db,
+        parseCatalog({
+          ...catalogJson,
+          meters: [...catalogJson.meters, { slug: 'models', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.model' }],
+        }),
+      );
+      const models = (await loadMeters(db)).find((m) => m.slug === 'models')!;
+      const r = await rollup.backfillMeter(models, HOUR, HOUR + 2 * HOUR_MS);
+      assert.deepEqual([r.hours, r.rows, r.events], [2, 2, 6]);
+      assert.deepEqual(
+        (await meterRows(db)).filter((x) => !before.includes(x)),
+        ['models acme {} 2 (5)', 'models beta {} 0 (1)'],
+      );
+      // A built-in meter backfilled by itself (meter-count.ts) gives the rollup's rows (rollup-count.ts).
+      const bytesIn = (await loadMeters(db)).find((m) => m.slug === 'bytes_in')!;
+      await rollup.backfillMeter(bytesIn, HOUR, HOUR + HOUR_MS);
+      assert.deepEqual(
+        (await meterRows(db)).filter((x) => x.startsWith('bytes_in')),
+        before.filter((x) => x.startsWith('bytes_in')),
+      );
+    } finally {
+      await rollup.close();
+    }
+  } finally {
+    await db.close();
+  }
+});
