@@ -15,6 +15,7 @@
  * Nothing downstream relies on a customer living in one partition: the rollup and the live path
  * count distinct ids per hour over all partitions (docs/scaling.md "Hot partitions").
  */
+import { EVENT_FIELDS, SCHEMA_VERSION } from './schema.js';
 
 /**
  * How producers place records (setting `partitionBy`): `event` (the default) spreads each customer's
@@ -28,8 +29,16 @@ export const PARTITION_BY: readonly PartitionBy[] = ['event', 'customer'];
 /** Spread values: a customer spans min(SPREAD, partitions) partitions, evenly to within 1 + partitions/4096. */
 export const SPREAD = 4096;
 
-/** `{"v":1,"id":"`: how every encoded event begins (usage-event.ts encodeEvent: the table's order). */
-const PREFIX = Buffer.from('{"v":1,"id":"');
+/**
+ * `{"v":1,"id":"`: how every encoded event begins (usage-event.ts encodeEvent writes the table's
+ * fields in order). Built from the table, and a table whose first two fields are not the version
+ * and the id stops the process at load rather than silently placing every record by its key.
+ */
+const PREFIX = (() => {
+  const [v, id] = EVENT_FIELDS;
+  if (v?.kind !== 'version' || id?.kind !== 'uuid') throw new Error('internal: event-spread.ts reads the id as the second field after the version');
+  return Buffer.from(`{${JSON.stringify(v.name)}:${SCHEMA_VERSION},${JSON.stringify(id.name)}:"`);
+})();
 const ID_START = PREFIX.length;
 const ID_END = ID_START + 36;
 
