@@ -150,8 +150,8 @@ const MAX_LATENCY = 2_147_483_647;
 /** The field whose name is b[s, e): the expected one (the gateway's order) is tried first. */
 function fieldIndex(b: Buffer, s: number, e: number, expected: number): number {
   const len = e - s;
-  if (expected < FIELD_BYTES.length && sameBytes(b, s, len, FIELD_BYTES[expected])) return expected;
-  for (let k = 0; k < FIELD_BYTES.length; k++) if (sameBytes(b, s, len, FIELD_BYTES[k])) return k;
+  if (expected < FIELD_BYTES.length && sameBytes(b, s, len, FIELD_BYTES[expected]!)) return expected;
+  for (let k = 0; k < FIELD_BYTES.length; k++) if (sameBytes(b, s, len, FIELD_BYTES[k]!)) return k;
   return -1;
 }
 
@@ -166,9 +166,9 @@ const DIGIT = 1,
   HEX = 2,
   PLAIN = 4;
 const CLASS = new Uint8Array(256);
-for (let c = 0x20; c <= 0x7e; c++) if (c !== Q && c !== BACKSLASH) CLASS[c] |= PLAIN;
-for (let c = 0x30; c <= 0x39; c++) CLASS[c] |= DIGIT | HEX;
-for (let c = 0x61; c <= 0x66; c++) CLASS[c] |= HEX;
+for (let c = 0x20; c <= 0x7e; c++) if (c !== Q && c !== BACKSLASH) CLASS[c]! |= PLAIN;
+for (let c = 0x30; c <= 0x39; c++) CLASS[c]! |= DIGIT | HEX;
+for (let c = 0x61; c <= 0x66; c++) CLASS[c]! |= HEX;
 
 /** The gateway's spelling of an event (usage-event.ts: encodeEvent of the gateway's object), between the values. */
 const GATEWAY = [
@@ -195,56 +195,56 @@ function literal(b: Buffer, i: number, t: Buffer): number {
 
 function hexRun(b: Buffer, i: number, n: number): boolean {
   let all = HEX;
-  for (let k = i + n - 1; k >= i; k--) all &= CLASS[b[k]];
+  for (let k = i + n - 1; k >= i; k--) all &= CLASS[b[k]!]!;
   return all !== 0;
 }
 
 /** End of a plain string's content starting at i (the closing quote), or -1 if not 1..200 plain bytes. */
 function plainString(b: Buffer, i: number): number {
   const s = i;
-  while (CLASS[b[i]] & PLAIN) i++;
+  while (CLASS[b[i]!]! & PLAIN) i++;
   return i - s >= 1 && i - s <= 200 && b[i] === Q ? i : -1;
 }
 
 /** End of a whole number starting at i (at most 15 digits, no leading zero), or -1. */
 function plainNumber(b: Buffer, i: number): number {
   const s = i;
-  while (CLASS[b[i]] & DIGIT) i++;
+  while (CLASS[b[i]!]! & DIGIT) i++;
   const d = i - s;
   return d === 0 || d > 15 || (d > 1 && b[s] === 0x30) ? -1 : i;
 }
 
 function numberAt(b: Buffer, s: number, e: number): number {
   let x = 0;
-  for (let i = s; i < e; i++) x = x * 10 + (b[i] - 0x30);
+  for (let i = s; i < e; i++) x = x * 10 + (b[i]! - 0x30);
   return x;
 }
 
 /** scanPlainEvent for the fields in the gateway's order: the event time, or -1 (then the general scan decides). */
 function scanGatewayEvent(b: Buffer): number {
   const n = b.length;
-  let i = literal(b, 0, G_V_ID);
+  let i = literal(b, 0, G_V_ID!);
   if (i < 0 || i + 37 > n) return -1;
   // 8-4-4-4-12 lowercase hex digits
   if (b[i + 8] !== 0x2d || b[i + 13] !== 0x2d || b[i + 18] !== 0x2d || b[i + 23] !== 0x2d) return -1;
   if (!(hexRun(b, i, 8) && hexRun(b, i + 9, 4) && hexRun(b, i + 14, 4) && hexRun(b, i + 19, 4) && hexRun(b, i + 24, 12))) return -1;
-  i = literal(b, i + 36, G_TIME);
+  i = literal(b, i + 36, G_TIME!);
   if (i < 0) return -1;
   let e = plainNumber(b, i);
   if (e < 0) return -1;
   const time = numberAt(b, i, e);
-  if ((i = literal(b, e, G_CUSTOMER)) < 0 || (e = plainString(b, i)) < 0) return -1;
+  if ((i = literal(b, e, G_CUSTOMER!)) < 0 || (e = plainString(b, i)) < 0) return -1;
   const cs = i,
     ce = e;
-  if ((i = literal(b, e, G_KEY)) < 0 || (e = plainString(b, i)) < 0) return -1;
-  if ((i = literal(b, e, G_API)) < 0 || (e = plainString(b, i)) < 0) return -1;
-  if ((i = literal(b, e, G_METHOD)) < 0 || (e = plainString(b, i)) < 0) return -1;
-  if ((i = literal(b, e, G_STATUS)) < 0 || (e = plainNumber(b, i)) < 0 || e - i > 3) return -1;
+  if ((i = literal(b, e, G_KEY!)) < 0 || (e = plainString(b, i)) < 0) return -1;
+  if ((i = literal(b, e, G_API!)) < 0 || (e = plainString(b, i)) < 0) return -1;
+  if ((i = literal(b, e, G_METHOD!)) < 0 || (e = plainString(b, i)) < 0) return -1;
+  if ((i = literal(b, e, G_STATUS!)) < 0 || (e = plainNumber(b, i)) < 0 || e - i > 3) return -1;
   const billable = isBillable(numberAt(b, i, e));
-  if ((i = literal(b, e, G_LATENCY)) < 0 || (e = plainNumber(b, i)) < 0 || numberAt(b, i, e) > MAX_LATENCY) return -1;
-  if ((i = literal(b, e, G_BYTES_IN)) < 0 || (e = plainNumber(b, i)) < 0) return -1;
-  if ((i = literal(b, e, G_BYTES_OUT)) < 0 || (e = plainNumber(b, i)) < 0) return -1;
-  if ((i = literal(b, e, G_BILLABLE)) < 0) return -1;
+  if ((i = literal(b, e, G_LATENCY!)) < 0 || (e = plainNumber(b, i)) < 0 || numberAt(b, i, e) > MAX_LATENCY) return -1;
+  if ((i = literal(b, e, G_BYTES_IN!)) < 0 || (e = plainNumber(b, i)) < 0) return -1;
+  if ((i = literal(b, e, G_BYTES_OUT!)) < 0 || (e = plainNumber(b, i)) < 0) return -1;
+  if ((i = literal(b, e, G_BILLABLE!)) < 0) return -1;
   // a `billable` that disagrees with the status takes the slow path, which names the reason
   if (b[i] === 0x74) {
     if (!(billable && i + 5 === n && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 && b[i + 4] === 0x7d)) return -1;
@@ -294,8 +294,8 @@ export function scanPlainEvent(b: Buffer): number {
       const ds = i;
       let x = 0;
       let c = b[i];
-      while (CLASS[c] & DIGIT) {
-        x = x * 10 + (c - 0x30);
+      while (CLASS[c!]! & DIGIT) {
+        x = x * 10 + (c! - 0x30);
         c = b[++i];
       }
       const digits = i - ds;
@@ -318,11 +318,11 @@ export function scanPlainEvent(b: Buffer): number {
           const c = b[ss + j];
           if (j === 8 || j === 13 || j === 18 || j === 23) {
             if (c !== 0x2d) return -1;
-          } else if (!(CLASS[c] & HEX)) return -1;
+          } else if (!(CLASS[c!]! & HEX)) return -1;
         }
         i = ss + 36;
       } else {
-        while (CLASS[b[i]] & PLAIN) i++;
+        while (CLASS[b[i]!]! & PLAIN) i++;
         const len = i - ss;
         if (len < 1 || len > 200) return -1;
         if (k === 3) (cs = ss), (ce = i);

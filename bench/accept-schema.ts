@@ -54,6 +54,6 @@ for (const reversed of [false, true]) {
     else table.push(time(acceptLine, records)), handw.push(time(hand.acceptLine, records));
   }
   console.log(`acceptLine, ${n} ${reversed ? 'reversed-key (general scan)' : 'gateway-spelled'} events, CPU time, median of ${rounds} interleaved rounds:`);
-  console.log(`  hand-written:    ${med(handw).toFixed(0)} ns/record (${handw.map((x) => x.toFixed(0)).join(', ')})`);
-  console.log(`  from the table:  ${med(table).toFixed(0)} ns/record (${table.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`  hand-written:    ${med(handw)!.toFixed(0)} ns/record (${handw.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`  from the table:  ${med(table)!.toFixed(0)} ns/record (${table.map((x) => x.toFixed(0)).join(', ')})`);
 }

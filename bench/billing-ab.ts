@@ -72,7 +72,7 @@ async function atServerOnce(dist: string): Promise<{ p50: number; p99: number }>
       ms.push(performance.now() - t0);
     }
     ms.sort((x, y) => x - y);
-    return { p50: ms[250], p99: ms[495] };
+    return { p50: ms[250]!, p99: ms[495]! };
   } finally {
     await db.close();
   }
@@ -91,7 +91,7 @@ if (atServer) {
       console.log(`run ${i + 1} ${k}: at the server p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`);
     }
   }
-  const med = (k: 'A' | 'B', f: 'p50' | 'p99') => median(out[k].map((r) => r[f])).toFixed(2);
+  const med = (k: 'A' | 'B', f: 'p50' | 'p99') => median(out[k].map((r) => r[f]))!.toFixed(2);
   console.log(`medians of ${runs}: A p50 ${med('A', 'p50')} p99 ${med('A', 'p99')} ms; B p50 ${med('B', 'p50')} p99 ${med('B', 'p99')} ms`);
   process.exit(0);
 }
@@ -114,5 +114,5 @@ const m = (k: 'A' | 'B') => ({
 });
 const [ma, mb] = [m('A'), m('B')];
 console.log(
-  `medians of ${runs}, ${connections} connections: A ${ma.qps.toFixed(0)} q/s p50 ${ma.p50} p99 ${ma.p99} ms; B ${mb.qps.toFixed(0)} q/s p50 ${mb.p50} p99 ${mb.p99} ms; B/A ${(mb.qps / ma.qps).toFixed(2)}x`,
+  `medians of ${runs}, ${connections} connections: A ${ma.qps!.toFixed(0)} q/s p50 ${ma.p50} p99 ${ma.p99} ms; B ${mb.qps!.toFixed(0)} q/s p50 ${mb.p50} p99 ${mb.p99} ms; B/A ${(mb.qps! / ma.qps!).toFixed(2)}x`,
 );

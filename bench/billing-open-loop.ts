@@ -69,7 +69,7 @@ export function openLoop(url: string, rate: number, seconds: number, connections
     c.head = null;
     c.left = -1;
     if (lat.length === total) return done();
-    if (waitingAt < waiting.length) send(c, waiting[waitingAt++]);
+    if (waitingAt < waiting.length) send(c, waiting[waitingAt++]!);
     else free.push(c);
   };
   const send = (c: Conn, dueAt: number) => {
@@ -119,7 +119,7 @@ export function openLoop(url: string, rate: number, seconds: number, connections
       c.socket.destroy();
     }
     const s = [...lat].sort((a, b) => a - b);
-    const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] : NaN);
+    const at = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] ?? NaN;
     const c = process.cpuUsage(cpu0);
     finish({
       due: total,

@@ -59,7 +59,7 @@ async function database(): Promise<Warehouse> {
   } finally {
     await c.end();
   }
-  const u = new URL(env.METER_DATABASE_URL);
+  const u = new URL(env.METER_DATABASE_URL!);
   u.pathname = `/${name}`;
   const db = await PgWarehouse.open(u.toString());
   await migrate(db);
@@ -190,7 +190,7 @@ async function main(): Promise<void> {
     await server.close();
     await db.close();
   }
-  const loadNote = `load average (1 min) ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end, on ${(await import('node:os')).cpus().length} cores`;
+  const loadNote = `load average (1 min) ${load0!.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, on ${(await import('node:os')).cpus().length} cores`;
   log(loadNote);
   const out = {
     load: loadNote,

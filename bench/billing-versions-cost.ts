@@ -51,7 +51,7 @@ try {
       const c = process.cpuUsage(c0);
       console.log(
         `${skip ? 'first view kept (unsafe)' : 'versions per answer     '}  ${Math.round(r.rps)} q/s  server CPU ${((c.user + c.system) / r.total).toFixed(0)} µs/answer  ` +
-          `answers per versions statement ${(views / Math.max(1, reads)).toFixed(1)}  load average ${loadavg()[0].toFixed(1)}`,
+          `answers per versions statement ${(views / Math.max(1, reads)).toFixed(1)}  load average ${loadavg()[0]!.toFixed(1)}`,
       );
       await s.close();
     }

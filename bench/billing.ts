@@ -206,9 +206,9 @@ export async function benchBilling(o: BenchOptions): Promise<Row[]> {
       const max: Record<string, Pick<SideRun, 'rps' | 'cpu' | 'bad'>> = {};
       for (const s of order) max[s] = await measureSide(url[s], seconds, headers, pm);
       for (const s of order) {
-        const rate = Math.max(1, max[s].rps / 2);
+        const rate = Math.max(1, max[s]!.rps / 2);
         const ol = await openLoop(url[s], rate, seconds, headers);
-        sides[s].push({ ...max[s], rate, p50: ol.p50, p99: ol.p99, bad: max[s].bad + ol.bad + (ol.due - ol.done) });
+        sides[s].push({ ...max[s]!, rate, p50: ol.p50, p99: ol.p99, bad: max[s]!.bad + ol.bad + (ol.due - ol.done) });
       }
       scratch.push(...(await sequential(o.smoke ? 10 : 200, fromScratch, 10_000, o.smoke ? 0 : 20)));
       rawSrv.push(...(await sequential(o.smoke ? 3 : 5, () => rawCost(db, customer, period), 10_000)));
@@ -217,10 +217,10 @@ export async function benchBilling(o: BenchOptions): Promise<Row[]> {
       const m = sides.meter[i];
       const t = sides.trivial[i];
       o.log(
-        `billing run ${i + 1} (load average ${fmt(loads[i], 1)}): meter ${fmt(m.rps)} q/s, p99 ${fmt(m.p99, 2)} ms at ${fmt(m.rate)}/s, CPU ${fmt(m.cpu.total * 1000)} µs/q; ` +
-          `trivial ${fmt(t.rps)} q/s, p99 ${fmt(t.p99, 2)} ms at ${fmt(t.rate)}/s, CPU ${fmt(t.cpu.total * 1000)} µs/q; raw ${fmt(rawLoad[i].rps, 1)} q/s, p50 ${fmt(median(rawSrv), 1)} ms; from scratch p50 ${fmt(median(scratch), 2)} ms`,
+        `billing run ${i + 1} (load average ${fmt(loads[i]!, 1)}): meter ${fmt(m!.rps)} q/s, p99 ${fmt(m!.p99, 2)} ms at ${fmt(m!.rate)}/s, CPU ${fmt(m!.cpu.total * 1000)} µs/q; ` +
+          `trivial ${fmt(t!.rps)} q/s, p99 ${fmt(t!.p99, 2)} ms at ${fmt(t!.rate)}/s, CPU ${fmt(t!.cpu.total * 1000)} µs/q; raw ${fmt(rawLoad[i]!.rps, 1)} q/s, p50 ${fmt(median(rawSrv), 1)} ms; from scratch p50 ${fmt(median(scratch), 2)} ms`,
       );
-      if (m.bad) throw new Error(`meter billing answered ${m.bad} non-2xx/errors/unanswered`);
+      if (m!.bad) throw new Error(`meter billing answered ${m!.bad} non-2xx/errors/unanswered`);
     }
     const med = (s: SideRun[], f: (r: SideRun) => number) => median(s.map(f));
     const mq = med(sides.meter, (r) => r.rps);

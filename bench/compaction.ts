@@ -79,13 +79,13 @@ const med = (k: 'small' | 'big', f: 'ms' | 'cpuMs') => median(times[k].map((t) =
 const lines = [
   `compaction bench ${new Date().toISOString()}: ${rate} events/s, ${PARTITIONS} partitions, 30 s rotation (${perFile} events per file); load average ${loadavg()
     .map((x) => x.toFixed(1))
-    .join(' ')} (at compaction start ${load0.toFixed(1)}), 2 vCPU shared`,
+    .join(' ')} (at compaction start ${load0!.toFixed(1)}), 2 vCPU shared`,
   `lake: ${data.events} events in 2 hours, ${data.files} files; hour 1: ${before.length} files`,
   `files per hour: ${before.length} -> ${after.length}; per day: ${before.length * 24} -> ${after.length * 24} (the last range of each partition stays until the next hour)`,
   `bytes per event: ${(sum(before) / events).toFixed(2)} -> ${(sum(after) / events).toFixed(2)} (${sum(before)} -> ${sum(after)} bytes); mean file ${(sum(before) / before.length / 2 ** 20).toFixed(2)} MiB -> ${(sum(after) / after.length / 2 ** 20).toFixed(1)} MiB`,
   `compaction of the hour: ${s.merged} merges of ${s.filesBefore} files, wall ${s.ms} ms, CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (this process, DuckDB included), ${(events / (s.ms / 1000) / 1e6).toFixed(2)} M events/s`,
-  `rollup of the hour (PGlite), median of ${runs} alternating: uncompacted ${med('small', 'ms').toFixed(0)} ms (CPU ${med('small', 'cpuMs').toFixed(0)} ms), compacted ${med('big', 'ms').toFixed(0)} ms (CPU ${med('big', 'cpuMs').toFixed(0)} ms); events counted ${times.small[0].events} = ${times.big[0].events}`,
+  `rollup of the hour (PGlite), median of ${runs} alternating: uncompacted ${med('small', 'ms').toFixed(0)} ms (CPU ${med('small', 'cpuMs').toFixed(0)} ms), compacted ${med('big', 'ms').toFixed(0)} ms (CPU ${med('big', 'cpuMs').toFixed(0)} ms); events counted ${times.small[0]!.events} = ${times.big[0]!.events}`,
   `runs: uncompacted ${times.small.map((t) => t.ms.toFixed(0)).join(', ')} ms; compacted ${times.big.map((t) => t.ms.toFixed(0)).join(', ')} ms`,
 ];
 console.log(lines.join('\n'));
-if (times.small[0].events !== times.big[0].events) process.exitCode = 1;
+if (times.small[0]!.events !== times.big[0]!.events) process.exitCode = 1;

@@ -69,9 +69,9 @@ try {
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   console.log(`node dist/bench/customer-check.js ${n} ${rounds}`);
   console.log(`HourBuffer.take, ${n} gateway events, ${CUSTOMERS} customers, CPU time, median of ${rounds} interleaved rounds:`);
-  console.log(`  without the customer check: ${med(without).toFixed(0)} ns/record (${without.map((x) => x.toFixed(0)).join(', ')})`);
-  console.log(`  with the customer check:    ${med(withC).toFixed(0)} ns/record (${withC.map((x) => x.toFixed(0)).join(', ')})`);
-  console.log(`  cost: ${(med(withC) - med(without)).toFixed(0)} ns/record (${((med(withC) / med(without) - 1) * 100).toFixed(1)} %)`);
+  console.log(`  without the customer check: ${med(without)!.toFixed(0)} ns/record (${without.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`  with the customer check:    ${med(withC)!.toFixed(0)} ns/record (${withC.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`  cost: ${(med(withC)! - med(without)!).toFixed(0)} ns/record (${((med(withC)! / med(without)! - 1) * 100).toFixed(1)} %)`);
   await db.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -61,11 +61,11 @@ export async function benchDemo(o: BenchOptions): Promise<Row[]> {
       try {
         stk.push(await demo(events, stack, mkdtempSync(join(o.workDir, 'demo-stack-'))));
       } catch (e) {
-        stackError = (e as Error).message.split('\n')[0].slice(0, 200);
+        stackError = (e as Error).message.split('\n')[0]!.slice(0, 200);
       }
     }
     o.log(
-      `demo run ${i + 1}: embedded ${emb[i].timings.eventsPerSec} events/s${stk[i] ? `, stack ${stk[i].timings.eventsPerSec} events/s` : stackError ? `, stack FAILED: ${stackError}` : ''}`,
+      `demo run ${i + 1}: embedded ${emb[i]!.timings.eventsPerSec} events/s${stk[i] ? `, stack ${stk[i]!.timings.eventsPerSec} events/s` : stackError ? `, stack FAILED: ${stackError}` : ''}`,
     );
   }
   const e = median(emb.map((r) => r.timings.eventsPerSec));

@@ -157,8 +157,8 @@ async function floor(batch: number): Promise<Side> {
   await Promise.all(
     Array.from({ length: connections }, async (_, c) => {
       for (let k = c; Date.now() < end; k += connections) {
-        await producer.send(pool[k % pool.length]);
-        events += pool[k % pool.length].length;
+        await producer.send(pool[k % pool.length]!);
+        events += pool[k % pool.length]!.length;
         sends++;
       }
     }),
@@ -187,16 +187,16 @@ for (const batch of batches) {
   for (let i = 0; i < runs; i++) {
     // Alternating, the order flipped each run, so drift in the box's load falls on both sides.
     const pair = i % 2 ? [await floor(batch), await meter(batch)] : [await meter(batch), await floor(batch)].reverse();
-    f.push(pair[0]);
-    m.push(pair[1]);
+    f.push(pair[0]!);
+    m.push(pair[1]!);
     console.log(
-      `batch ${batch} run ${i + 1}: meter ${fmt(pair[1].eventsPerCpuS)} events/CPU-s (${fmt(pair[1].eventsPerS)}/s wall; ${pair[1].note}) | floor ${fmt(pair[0].eventsPerCpuS)} events/CPU-s (${fmt(pair[0].eventsPerS)}/s wall; ${pair[0].note}) | load ${loadavg()[0].toFixed(1)}`,
+      `batch ${batch} run ${i + 1}: meter ${fmt(pair[1]!.eventsPerCpuS)} events/CPU-s (${fmt(pair[1]!.eventsPerS)}/s wall; ${pair[1]!.note}) | floor ${fmt(pair[0]!.eventsPerCpuS)} events/CPU-s (${fmt(pair[0]!.eventsPerS)}/s wall; ${pair[0]!.note}) | load ${loadavg()[0]!.toFixed(1)}`,
     );
   }
   const mm = med(m.map((s) => s.eventsPerCpuS));
   const ff = med(f.map((s) => s.eventsPerCpuS));
   summary.push(
-    `batch ${batch}: meter ${fmt(mm)} events per server CPU-second (wall ${fmt(med(m.map((s) => s.eventsPerS)))}/s) vs producer alone ${fmt(ff)} (wall ${fmt(med(f.map((s) => s.eventsPerS)))}/s): ${(mm / ff).toFixed(2)}x`,
+    `batch ${batch}: meter ${fmt(mm!)} events per server CPU-second (wall ${fmt(med(m.map((s) => s.eventsPerS))!)}/s) vs producer alone ${fmt(ff!)} (wall ${fmt(med(f.map((s) => s.eventsPerS))!)}/s): ${(mm! / ff!).toFixed(2)}x`,
   );
 }
 console.log('\n# medians\n' + summary.join('\n'));

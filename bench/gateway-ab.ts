@@ -36,7 +36,7 @@ async function side(dist: string): Promise<void> {
 
 /** Start one build's side, warm it up, run the fixed-rate load, return CPU µs per call. */
 async function once(dist: string, rate: number, seconds: number): Promise<{ cpuPerCall: number; p99: number }> {
-  const child = spawn(process.execPath, [process.argv[1], '--side', dist], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [process.argv[1]!, '--side', dist], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value as string);
   const cpu = async (): Promise<number> => {
@@ -81,9 +81,9 @@ async function main(): Promise<void> {
             ['B', b],
           ];
     for (const [name, dist] of order) res[name].push(await once(dist, rate, seconds));
-    if (res.B[i].cpuPerCall < res.A[i].cpuPerCall) bAhead++;
+    if (res.B[i]!.cpuPerCall < res.A[i]!.cpuPerCall) bAhead++;
     console.log(
-      `pair ${i + 1}: A ${fmt(res.A[i].cpuPerCall, 1)} µs/call (p99 ${res.A[i].p99} ms), B ${fmt(res.B[i].cpuPerCall, 1)} µs/call (p99 ${res.B[i].p99} ms)`,
+      `pair ${i + 1}: A ${fmt(res.A[i]!.cpuPerCall, 1)} µs/call (p99 ${res.A[i]!.p99} ms), B ${fmt(res.B[i]!.cpuPerCall, 1)} µs/call (p99 ${res.B[i]!.p99} ms)`,
     );
   }
   const ma = median(res.A.map((r) => r.cpuPerCall));
@@ -93,5 +93,5 @@ async function main(): Promise<void> {
   );
 }
 
-if (process.argv[2] === '--side') await side(process.argv[3]);
+if (process.argv[2] === '--side') await side(process.argv[3]!);
 else await main();

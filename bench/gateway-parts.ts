@@ -101,7 +101,7 @@ for (const [name, fn] of parts) {
 }
 // batcher.add: the event object, its encoding and the queue (sends go to a no-op producer).
 const add = await time(() => batcher.add(event('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b')));
-const enc = await time(parts[parts.length - 1][1]);
+const enc = await time(parts[parts.length - 1]![1]);
 console.log(`| batcher.add (event object + encodeEvent + queue + batch hand-off) | ${fmt(add)} |`);
 console.log(`| **sum: every part once (encodeEvent inside batcher.add)** | **${fmt(total - enc + add)}** |`);
 void sink;

@@ -144,7 +144,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
     const half: Record<string, (LoadResult & { cpuUsPerCall: number })[]> = {};
     for (let i = 0; i < o.runs; i++) {
       for (const s of sides) (max[s.name] ??= []).push(await load(s.url + PATH, { connections: conns, seconds, headers: s.headers }));
-      const target = max['meter-embedded'][i].rps / 2;
+      const target = max['meter-embedded']![i]!.rps / 2;
       for (const s of sides) {
         // The proxies run in this process (direct and nginx do not): its CPU over a run at a fixed
         // rate, per call, is what each side's work costs, whatever the box's load does to req/s.
@@ -154,14 +154,15 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         (half[s.name] ??= []).push({ ...r, cpuUsPerCall: (d.user + d.system) / r.total });
       }
       o.log(
-        `gateway run ${i + 1}: ` + sides.map((s) => `${s.name} ${fmt(max[s.name][i].rps)} req/s, p99@${fmt(target)}/s ${half[s.name][i].p99} ms`).join('; '),
+        `gateway run ${i + 1}: ` +
+          sides.map((s) => `${s.name} ${fmt(max[s.name]![i]!.rps)} req/s, p99@${fmt(target)}/s ${half[s.name]![i]!.p99} ms`).join('; '),
       );
     }
-    for (const s of sides) for (const r of [...max[s.name], ...half[s.name]]) if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
-    const rps = (n: string) => median(max[n].map((r) => r.rps));
-    const p99 = (n: string) => median(half[n].map((r) => r.p99));
-    const cpu = (n: string) => median(half[n].map((r) => r.cpuUsPerCall));
-    const halfRate = median(max['meter-embedded'].map((r) => r.rps)) / 2;
+    for (const s of sides) for (const r of [...max[s.name]!, ...half[s.name]!]) if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
+    const rps = (n: string) => median(max[n]!.map((r) => r.rps));
+    const p99 = (n: string) => median(half[n]!.map((r) => r.p99));
+    const cpu = (n: string) => median(half[n]!.map((r) => r.cpuUsPerCall));
+    const halfRate = median(max['meter-embedded']!.map((r) => r.rps)) / 2;
     const rows: Row[] = [];
     for (const m of sides.filter((s) => s.name.startsWith('meter'))) {
       const kind = m.name === 'meter-stack' ? 'stack: Redis limiter + Kafka log + Postgres keys' : 'embedded: in-process limiter + file log + PGlite keys';
@@ -203,7 +204,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         ratio: ratio(cpu('unmetered'), cpu(m.name)),
         target: '',
         met: 'n/a',
-        note: `each run: ${m.name} ${half[m.name].map((r) => fmt(r.cpuUsPerCall, 1)).join(', ')}; unmetered ${half.unmetered.map((r) => fmt(r.cpuUsPerCall, 1)).join(', ')} µs`,
+        note: `each run: ${m.name} ${half[m.name]!.map((r) => fmt(r.cpuUsPerCall, 1)).join(', ')}; unmetered ${half.unmetered!.map((r) => fmt(r.cpuUsPerCall, 1)).join(', ')} µs`,
       });
     }
     return rows;

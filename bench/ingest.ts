@@ -55,7 +55,7 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   const stamp = Date.now().toString(36);
   const topic = `bench-ingest-${stamp}`;
   const dataDir = mkdtempSync(join(o.workDir, 'ingest-'));
-  const baseLake = o.smoke ? `file://${dataDir}/lake` : `${env.METER_LAKE_URL.replace(/\/+$/, '')}/bench-ingest-${stamp}`;
+  const baseLake = o.smoke ? `file://${dataDir}/lake` : `${env.METER_LAKE_URL!.replace(/\/+$/, '')}/bench-ingest-${stamp}`;
   const partitions = 4;
 
   // Produce with meter's own producer (idempotent, acks=all, gzip on Kafka), 5,000 per send.
@@ -86,9 +86,9 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
     for (const [j, mb] of limits.entries()) {
       const r = await child({ ...common, mode: 'meter', group: `bench-ingest-${stamp}-${i}-${j}`, lakeUrl: `${baseLake}/r${i}-${j}`, memoryMb: mb });
       if (r.records !== n) throw new Error(`ingest wrote ${r.records} events, expected ${n}`);
-      meter[j].push(r);
+      meter[j]!.push(r);
       o.log(
-        `ingest run ${i + 1}${mb ? ` (DuckDB ${mb} MB)` : ''}: meter ${rate(n / (r.msFromFirst / 1000))} (${fmt(r.peakRssMb)} MB), consume-only ${rate(n / (base[i].msFromFirst / 1000))} (${fmt(base[i].peakRssMb)} MB)`,
+        `ingest run ${i + 1}${mb ? ` (DuckDB ${mb} MB)` : ''}: meter ${rate(n / (r.msFromFirst / 1000))} (${fmt(r.peakRssMb)} MB), consume-only ${rate(n / (base[i]!.msFromFirst / 1000))} (${fmt(base[i]!.peakRssMb)} MB)`,
       );
     }
   }
@@ -96,8 +96,8 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   const where = o.smoke ? 'file log -> local lake' : 'Kafka -> HDFS';
   return limits.flatMap((mb, j) => {
     const runs = meter[j];
-    const m = n / (median(runs.map((r) => r.msFromFirst)) / 1000);
-    const rss = Math.max(...runs.map((r) => r.peakRssMb));
+    const m = n / (median(runs!.map((r) => r.msFromFirst)) / 1000);
+    const rss = Math.max(...runs!.map((r) => r.peakRssMb));
     const tag = mb ? `, DuckDB ${mb} MB` : '';
     return [
       {
@@ -108,7 +108,7 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
         ratio: ratio(m, b),
         target: '>= 250 k/s; >= 0.5x',
         met: m >= 250_000 && m / b >= 0.5 ? 'yes' : 'no',
-        note: `median total wall incl. group join: meter ${fmt(median(runs.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; ${runs[0].files} files per run; produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`,
+        note: `median total wall incl. group join: meter ${fmt(median(runs!.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; ${runs![0]!.files} files per run; produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`,
       },
       {
         stage: 'Ingest',
@@ -118,7 +118,7 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
         ratio: '',
         target: '<= 512 MB',
         met: rss <= 512 ? 'yes' : 'no',
-        note: `each run: ${runs.map((r) => fmt(r.peakRssMb)).join(', ')} MB`,
+        note: `each run: ${runs!.map((r) => fmt(r.peakRssMb)).join(', ')} MB`,
       },
     ];
   });

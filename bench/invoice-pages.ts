@@ -53,7 +53,7 @@ async function database(): Promise<Warehouse> {
   } finally {
     await c.end();
   }
-  const u = new URL(env.METER_DATABASE_URL);
+  const u = new URL(env.METER_DATABASE_URL!);
   u.pathname = `/${name}`;
   const db = await PgWarehouse.open(u.toString());
   await migrate(db);

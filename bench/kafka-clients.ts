@@ -24,7 +24,7 @@ const run = promisify(execFile);
 const n = Number(process.argv[2] ?? 2_000_000);
 const runs = Number(process.argv[3] ?? 3);
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 const stamp = Date.now().toString(36);
 const topic = `bench-clients-${stamp}`;
 

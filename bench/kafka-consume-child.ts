@@ -16,7 +16,7 @@ interface Args {
   expect: number;
 }
 
-const a = JSON.parse(process.argv[2]) as Args;
+const a = JSON.parse(process.argv[2]!) as Args;
 let peak = 0;
 const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
 let first = 0;

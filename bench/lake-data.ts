@@ -100,9 +100,9 @@ export async function ensureLake(root: string, s: LakeSpec, log: (m: string) => 
       for (let a = pa; a < pb; a += s.maxRecords) {
         const b = Math.min(pb, a + s.maxRecords);
         const first = offsets[p];
-        const last = first + (b - a) - 1;
+        const last = first! + (b - a) - 1;
         offsets[p] = last + 1;
-        const file = join(dir, dataFileName('usage-events', p, first, last));
+        const file = join(dir, dataFileName('usage-events', p, first!, last));
         await c.run(`COPY (${fileSql(s, hourMs, perHour, a, b)}) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`);
       }
     }

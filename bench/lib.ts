@@ -38,12 +38,12 @@ export function benchWorkDir(): string {
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
 /** Run `fn` `runs` times; returns every result (callers take medians of what they need). */
@@ -109,8 +109,8 @@ export function makeEvents(n: number, seed: number, hourMs: number, customers = 
       time,
       customer: `cust-${String(c).padStart(4, '0')}`,
       keyId: `key-${String(c).padStart(4, '0')}`,
-      api: APIS[Math.floor(r() * API_COUNT)],
-      method: METHODS[Math.floor(r() * 4)],
+      api: APIS[Math.floor(r() * API_COUNT)]!,
+      method: METHODS[Math.floor(r() * 4)]!,
       status,
       latencyMs: Math.floor(r() * 200),
       bytesIn: Math.floor(r() * 2000),

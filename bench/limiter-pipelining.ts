@@ -29,7 +29,7 @@ interface Run {
 }
 
 async function once(side: Side, run: number): Promise<Run> {
-  const lim = new RedisLimiter({ url, failMode: 'closed', autoPipelining: side.autoPipelining, coalesce: side.coalesce });
+  const lim = new RedisLimiter({ url: url!, failMode: 'closed', autoPipelining: side.autoPipelining, coalesce: side.coalesce });
   try {
     if (!(await lim.ready())) throw new Error(`Redis at ${url} is not ready`);
     const limit = { ratePerSec: 1e9, burst: 1e9 };
@@ -48,7 +48,7 @@ async function once(side: Side, run: number): Promise<Run> {
     );
     lat.sort((a, b) => a - b);
     const s = lim.stats();
-    return { perSec: lat.length / 3, p50: lat[lat.length >> 1], p99: lat[Math.floor(lat.length * 0.99)], callsPerDecision: s.scriptCalls / s.decided };
+    return { perSec: lat.length / 3, p50: lat[lat.length >> 1]!, p99: lat[Math.floor(lat.length * 0.99)]!, callsPerDecision: s.scriptCalls / s.decided };
   } finally {
     await lim.close();
   }
@@ -71,5 +71,5 @@ for (const s of sides) {
   );
 }
 const ratio = (a: string, b: string) => (med(a, (r) => r.perSec) / med(b, (r) => r.perSec)).toFixed(2);
-console.log(`auto-pipelining on/off (50 keys): ${ratio(sides[1].label, sides[0].label)}x`);
-console.log(`coalescing on/off (hot key): ${ratio(sides[3].label, sides[2].label)}x`);
+console.log(`auto-pipelining on/off (50 keys): ${ratio(sides[1]!.label, sides[0]!.label)}x`);
+console.log(`coalescing on/off (hot key): ${ratio(sides[3]!.label, sides[2]!.label)}x`);

@@ -102,7 +102,7 @@ async function pump(b: EventBatcher, events: UsageEvent[], until: 'log' | 'durab
     const end = Math.min(events.length, i + CHUNK);
     for (; i < end; i++) {
       const s = performance.now();
-      b.add(events[i]);
+      b.add(events[i]!);
       lat[i] = performance.now() - s;
     }
     await tick();
@@ -130,7 +130,7 @@ async function strict(b: EventBatcher, events: UsageEvent[]): Promise<{ ms: numb
       while (next < events.length) {
         const e = events[next++];
         const s = performance.now();
-        await b.addDurable(e);
+        await b.addDurable(e!);
         waits.push(performance.now() - s);
       }
     }),
@@ -159,7 +159,7 @@ async function kafkaRoundTrips(p: Producer, topic: string, events: UsageEvent[],
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const s = performance.now();
-    await p.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: messages([events[i % events.length]]) });
+    await p.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: messages([events[i % events.length]!]) });
     out.push(performance.now() - s);
   }
   return out;
@@ -201,7 +201,7 @@ async function diskRoundTrips(dir: string, events: UsageEvent[], n: number): Pro
   try {
     for (let i = 0; i < n; i++) {
       const s = performance.now();
-      await fh.writev(frames([events[i % events.length]]));
+      await fh.writev(frames([events[i % events.length]!]));
       await fh.datasync();
       out.push(performance.now() - s);
     }
@@ -297,23 +297,23 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
     const st: Record<string, { ms: number; p50: number; p99: number }[]> = { kafka: [], file: [] };
     for (let i = 0; i < o.runs; i++) {
       if (sides.kafka && bare) {
-        r.kafka.push(await pump(sides.kafka.batcher, events, 'log'));
+        r.kafka!.push(await pump(sides.kafka.batcher, events, 'log'));
         bk.push(await bareKafka(bare.producer, bare.topic, events));
         krtt.push(await kafkaRoundTrips(bare.producer, bare.topic, events, nRtt));
       }
-      r.file.push(await pump(sides.file.batcher, events, 'log'));
+      r.file!.push(await pump(sides.file.batcher, events, 'log'));
       bf.push((await bareFile(base, events)).ms);
       drtt.push(await diskRoundTrips(base, events, nRtt));
-      r.spool.push(await pump(sides.spool.batcher, events, 'durable'));
-      if (sides.kafka) st.kafka.push(await strict(sides.kafka.batcher, strictEvents));
-      st.file.push(await strict(sides.file.batcher, strictEvents));
+      r.spool!.push(await pump(sides.spool.batcher, events, 'durable'));
+      if (sides.kafka) st.kafka!.push(await strict(sides.kafka.batcher, strictEvents));
+      st.file!.push(await strict(sides.file.batcher, strictEvents));
       o.log(
         `logappend run ${i + 1}: ` +
           (bk[i]
-            ? `kafka meter ${rate(n / (r.kafka[i].ms / 1000))} (add p99 ${us(r.kafka[i].p99)}), bare kafkajs ${rate(n / (bk[i].ms / 1000))}, rtt p50 ${ms(median(krtt[i]))}; `
+            ? `kafka meter ${rate(n / (r.kafka![i]!.ms / 1000))} (add p99 ${us(r.kafka![i]!.p99)}), bare kafkajs ${rate(n / (bk[i]!.ms / 1000))}, rtt p50 ${ms(median(krtt[i]!))}; `
             : '') +
-          `file meter ${rate(n / (r.file[i].ms / 1000))} (add p99 ${us(r.file[i].p99)}), bare ${rate(n / (bf[i] / 1000))}, fdatasync p50 ${ms(median(drtt[i]))}; ` +
-          `spool ${rate(n / (r.spool[i].ms / 1000))} (add p99 ${us(r.spool[i].p99)})`,
+          `file meter ${rate(n / (r.file![i]!.ms / 1000))} (add p99 ${us(r.file![i]!.p99)}), bare ${rate(n / (bf[i]! / 1000))}, fdatasync p50 ${ms(median(drtt[i]!))}; ` +
+          `spool ${rate(n / (r.spool![i]!.ms / 1000))} (add p99 ${us(r.spool![i]!.p99)})`,
       );
     }
     const health: Record<string, Awaited<ReturnType<Side['health']>>> = {};
@@ -342,8 +342,8 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
       const s = health[k]?.spool;
       return s ? `direct ${fmt(s.direct)}, spooled ${fmt(s.spooled)}, fallbacks ${s.fallbacks}` : '?';
     };
-    if (r.kafka.length) {
-      const m = evs(r.kafka);
+    if (r.kafka!.length) {
+      const m = evs(r.kafka!);
       const b = n / (median(bk.map((x) => x.ms)) / 1000);
       rows.push({
         stage: 'Log append',
@@ -355,10 +355,10 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
         met: 'n/a',
         note: `bare send of ${BATCH} events p50 ${ms(median(bk.map((x) => x.sendP50)))}; gateway producer over all runs: ${mode('kafka')} (spooled 0 = Kafka kept up, nothing went to disk)`,
       });
-      rows.push(waitRow('Kafka', r.kafka, krtt, 'Kafka acks=all send of 1 event'));
+      rows.push(waitRow('Kafka', r.kafka!, krtt, 'Kafka acks=all send of 1 event'));
     }
     {
-      const m = evs(r.file);
+      const m = evs(r.file!);
       const b = n / (median(bf) / 1000);
       rows.push({
         stage: 'Log append',
@@ -370,10 +370,10 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
         met: 'n/a',
         note: `gateway producer over all runs: ${mode('file')}`,
       });
-      rows.push(waitRow('file log', r.file, drtt, 'write + fdatasync'));
+      rows.push(waitRow('file log', r.file!, drtt, 'write + fdatasync'));
     }
     {
-      const m = evs(r.spool);
+      const m = evs(r.spool!);
       const b = n / (median(bf) / 1000);
       rows.push({
         stage: 'Log append',
@@ -385,19 +385,19 @@ export async function benchLogAppend(o: BenchOptions): Promise<Row[]> {
         met: 'n/a',
         note: `gateway producer over all runs: ${mode('spool')} (the first warm-up send waited spoolAfterMs, then everything went to the spool)`,
       });
-      rows.push(waitRow('spooling, Kafka unreachable', r.spool, drtt, 'write + fdatasync'));
+      rows.push(waitRow('spooling, Kafka unreachable', r.spool!, drtt, 'write + fdatasync'));
     }
     for (const k of ['kafka', 'file'] as const) {
-      if (!st[k].length) continue;
+      if (!st[k]!.length) continue;
       rows.push({
         stage: 'Log append',
         metric: `strict mode (opt-in; the request waits for durability): addDurable wait p50 / p99, ${STRICT_CALLERS} callers, ${k === 'kafka' ? 'Kafka' : 'file log'}`,
-        meter: `${ms(median(st[k].map((x) => x.p50)))} / ${ms(median(st[k].map((x) => x.p99)))}`,
+        meter: `${ms(median(st[k]!.map((x) => x.p50)))} / ${ms(median(st[k]!.map((x) => x.p99)))}`,
         baseline: k === 'kafka' ? `Kafka rtt ${ms(rttP(krtt, 50))} / ${ms(rttP(krtt, 99))}` : `fdatasync ${ms(rttP(drtt, 50))} / ${ms(rttP(drtt, 99))}`,
         ratio: '',
         target: 'n/a (waits by design)',
         met: 'n/a',
-        note: `${fmt(nStrict)} events per run, ${rate(nStrict / (median(st[k].map((x) => x.ms)) / 1000))} (group commit: callers arriving during a send share the next one)`,
+        note: `${fmt(nStrict)} events per run, ${rate(nStrict / (median(st[k]!.map((x) => x.ms)) / 1000))} (group commit: callers arriving during a send share the next one)`,
       });
     }
     return rows;

@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const rate = Number(process.argv[3] ?? 1000);
   const seconds = Number(process.argv[4] ?? 2);
   const scrapeMs = Number(process.argv[5] ?? 0);
-  const child = spawn(process.execPath, [process.argv[1], '--side', String(scrapeMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [process.argv[1]!, '--side', String(scrapeMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value as string);
   const cpu = async (): Promise<number> => {

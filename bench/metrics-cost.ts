@@ -73,7 +73,7 @@ async function side(metrics: boolean, scrapeMs: number): Promise<void> {
 }
 
 async function once(metrics: boolean, rate: number, seconds: number, scrapeMs: number): Promise<{ cpuPerCall: number; p99: number; scrapes: number }> {
-  const child = spawn(process.execPath, [process.argv[1], '--side', metrics ? 'on' : 'off', String(scrapeMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [process.argv[1]!, '--side', metrics ? 'on' : 'off', String(scrapeMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value as string);
   const cpu = async (): Promise<{ cpuUs: number; scrapes: number }> => {
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     on.push(rOn.cpuPerCall);
     ratios.push(rOn.cpuPerCall / rOff.cpuPerCall);
     console.log(
-      `pair ${i + 1} (${offFirst ? 'off first' : 'on first'}): off ${fmt(rOff.cpuPerCall, 1)} µs/call (p99 ${rOff.p99} ms), on ${fmt(rOn.cpuPerCall, 1)} µs/call (p99 ${rOn.p99} ms, ${rOn.scrapes} scrapes); on/off ${fmt(ratios[i], 3)}`,
+      `pair ${i + 1} (${offFirst ? 'off first' : 'on first'}): off ${fmt(rOff.cpuPerCall, 1)} µs/call (p99 ${rOff.p99} ms), on ${fmt(rOn.cpuPerCall, 1)} µs/call (p99 ${rOn.p99} ms, ${rOn.scrapes} scrapes); on/off ${fmt(ratios[i]!, 3)}`,
     );
   }
   const mOff = median(off);

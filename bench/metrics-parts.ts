@@ -40,7 +40,7 @@ for (let round = 0; round < 15; round++) {
       const req = reqs[i & 63]!;
       const t0 = performance.now();
       rec.begin(req, t0);
-      rec.proxied('locations.latest', customers[i % 50], 200, t0, t0 + 0.05, headers['x-meter-event-id']);
+      rec.proxied('locations.latest', customers[i % 50]!, 200, t0, t0 + 0.05, headers['x-meter-event-id']);
     }),
   );
   refused.push(

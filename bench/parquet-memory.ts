@@ -52,11 +52,11 @@ async function child(rows: number, limitMb: number, shape: Shape): Promise<void>
   const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const t = performance.now();
   let failed: string | null = null;
-  await Promise.all(spools.map((s, k) => w.writeSpool(s.files, join(dir, `${k}.parquet`)))).catch((e) => (failed = (e as Error).message.split('\n')[0]));
+  await Promise.all(spools.map((s, k) => w.writeSpool(s.files, join(dir, `${k}.parquet`)))).catch((e) => (failed = (e as Error).message.split('\n')[0]!));
   const ms = performance.now() - t;
   clearInterval(timer);
   w.close();
-  console.log(JSON.stringify({ ms, addedMb: (peak - before) / 2 ** 20, lineBytes: spools[0].bytes / rows, failed }));
+  console.log(JSON.stringify({ ms, addedMb: (peak - before) / 2 ** 20, lineBytes: spools[0]!.bytes / rows, failed }));
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -82,13 +82,13 @@ async function main(): Promise<void> {
         } catch (e) {
           // A child that neither finishes nor fails (seen at 32 MB: DuckDB waits forever) is killed.
           const failed = (e as { code?: string }).code === 'ETIMEDOUT' ? 'no answer within 120 s (killed)' : (e as Error).message.split('\n')[0];
-          runs.push({ ms: 0, addedMb: 0, lineBytes: 0, failed });
+          runs.push({ ms: 0, addedMb: 0, lineBytes: 0, failed: failed! });
         }
       }
-      if (runs.some((r) => r.failed)) console.log(`| ${shape} | ${mb} MB | ${fmt(runs[0].lineBytes)} | fails: ${runs.find((r) => r.failed)!.failed} | |`);
+      if (runs.some((r) => r.failed)) console.log(`| ${shape} | ${mb} MB | ${fmt(runs[0]!.lineBytes)} | fails: ${runs.find((r) => r.failed)!.failed} | |`);
       else
         console.log(
-          `| ${shape} | ${mb} MB | ${fmt(runs[0].lineBytes)} | ${fmt(median(runs.map((r) => r.ms)))} | ${fmt(median(runs.map((r) => r.addedMb)))} MB (${runs.map((r) => fmt(r.addedMb)).join(', ')}) |`,
+          `| ${shape} | ${mb} MB | ${fmt(runs[0]!.lineBytes)} | ${fmt(median(runs.map((r) => r.ms)))} | ${fmt(median(runs.map((r) => r.addedMb)))} MB (${runs.map((r) => fmt(r.addedMb)).join(', ')}) |`,
         );
     }
 }

@@ -69,17 +69,17 @@ async function hyparquetWrite(events: UsageEvent[], file: string): Promise<Resul
     const n = events.length;
     const col = <T>(f: (e: UsageEvent) => T) => {
       const a = new Array<T>(n);
-      for (let i = 0; i < n; i++) a[i] = f(events[i]);
+      for (let i = 0; i < n; i++) a[i] = f(events[i]!);
       return a;
     };
     const big = (f: (e: UsageEvent) => number) => {
       const a = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) a[i] = BigInt(f(events[i]));
+      for (let i = 0; i < n; i++) a[i] = BigInt(f(events[i]!));
       return a;
     };
     const int = (f: (e: UsageEvent) => number) => {
       const a = new Int32Array(n);
-      for (let i = 0; i < n; i++) a[i] = f(events[i]);
+      for (let i = 0; i < n; i++) a[i] = f(events[i]!);
       return a;
     };
     await parquetWriteFile({
@@ -128,12 +128,14 @@ export async function benchParquet(o: BenchOptions): Promise<Row[]> {
     for (let i = 0; i < o.runs; i++) {
       // Interleaved so a noisy neighbour hits every side alike.
       const m = join(dir, 'pq-meter.parquet');
-      sides.meter.push(await meterWrite(w, events, m));
+      sides.meter!.push(await meterWrite(w, events, m));
       const h = join(dir, 'pq-hyparquet.parquet');
-      sides.hyparquet.push(await hyparquetWrite(events, h));
+      sides.hyparquet!.push(await hyparquetWrite(events, h));
       const p = join(dir, 'pq-parquetjs.parquet');
-      sides.parquetjs.push(await parquetjsWrite(events, p));
-      o.log(`parquet run ${i + 1}: meter ${fmt(sides.meter[i].ms)} ms, hyparquet ${fmt(sides.hyparquet[i].ms)} ms, parquetjs ${fmt(sides.parquetjs[i].ms)} ms`);
+      sides.parquetjs!.push(await parquetjsWrite(events, p));
+      o.log(
+        `parquet run ${i + 1}: meter ${fmt(sides.meter![i]!.ms)} ms, hyparquet ${fmt(sides.hyparquet![i]!.ms)} ms, parquetjs ${fmt(sides.parquetjs![i]!.ms)} ms`,
+      );
     }
   } finally {
     w.close();
@@ -144,8 +146,8 @@ export async function benchParquet(o: BenchOptions): Promise<Row[]> {
     if (rows !== n) throw new Error(`${f} wrote ${rows} rows, expected ${n}`);
     rmSync(file);
   }
-  const rps = (k: string) => n / (median(sides[k].map((r) => r.ms)) / 1000);
-  const bpe = (k: string) => median(sides[k].map((r) => r.size)) / n;
+  const rps = (k: string) => n / (median(sides[k]!.map((r) => r.ms)) / 1000);
+  const bpe = (k: string) => median(sides[k]!.map((r) => r.size)) / n;
   const rows: Row[] = [];
   for (const [k, label] of [
     ['parquetjs', 'parquetjs-lite (SNAPPY)'],

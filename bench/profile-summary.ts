@@ -12,7 +12,7 @@ interface Node {
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount: number;
 }
-const prof = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { nodes: Node[]; samples: number[] };
+const prof = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { nodes: Node[]; samples: number[] };
 const top = Number(process.argv[3] ?? 15);
 /** `--by-file` as 4th argument: self time summed per script (module) instead of per function. */
 const byFile = process.argv[4] === '--by-file';

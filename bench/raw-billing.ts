@@ -51,7 +51,7 @@ export async function startRawBilling(o: { db: Sql; token: string }): Promise<{ 
       const m = ROUTE.exec(url.pathname);
       if (!m) return void res.writeHead(404).end();
       if (req.headers.authorization !== `Bearer ${o.token}`) return void res.writeHead(401).end();
-      const customer = await findCustomer(o.db, decodeURIComponent(m[1]));
+      const customer = await findCustomer(o.db, decodeURIComponent(m[1]!));
       if (!customer) return void res.writeHead(404).end();
       const body = JSON.stringify(
         await rawCost(o.db, customer, { from: Date.parse(url.searchParams.get('from')!), to: Date.parse(url.searchParams.get('to')!) }),

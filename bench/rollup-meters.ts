@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     { name: 'with bytes_in and bytes_out on', dist: join(import.meta.dirname, '..'), bytes: true },
   ];
   const res = new Map<string, { ms: number[]; cpu: number[] }>(sides.map((s) => [s.name, { ms: [], cpu: [] }]));
-  const load0 = loadavg()[0];
+  const load0 = loadavg()[0]!;
   for (let i = 0; i < rounds; i++) {
     const order = [...sides.slice(i % sides.length), ...sides.slice(0, i % sides.length)];
     for (const s of order) {
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(
-    `\n${fmt(data.events)} events, ${hours} h, ${rounds} alternating rounds; load average ${load0.toFixed(2)} -> ${loadavg()[0].toFixed(2)}\n`,
+    `\n${fmt(data.events)} events, ${hours} h, ${rounds} alternating rounds; load average ${load0.toFixed(2)} -> ${loadavg()[0]!.toFixed(2)}\n`,
   );
   for (const s of sides) {
     const r = res.get(s.name)!;

@@ -55,13 +55,13 @@ const times: Record<number, number[]> = { 1: [], 2: [] };
 for (let i = 0; i < runs; i++) {
   for (const procs of i % 2 ? [2, 1] : [1, 2]) {
     const r = await once(procs);
-    times[procs].push(r.ms);
+    times[procs]!.push(r.ms);
     console.log(
       `run ${i + 1}: ${procs} process(es): ${(r.ms / 1000).toFixed(2)} s, hours computed ${r.computed.join(' + ')} = ${r.computed.reduce((a, b) => a + b, 0)}`,
     );
   }
 }
 console.log(
-  `median: 1 process ${(median(times[1]) / 1000).toFixed(2)} s, 2 processes ${(median(times[2]) / 1000).toFixed(2)} s (${(median(times[1]) / median(times[2])).toFixed(2)}x)`,
+  `median: 1 process ${(median(times[1]!) / 1000).toFixed(2)} s, 2 processes ${(median(times[2]!) / 1000).toFixed(2)} s (${(median(times[1]!) / median(times[2]!)).toFixed(2)}x)`,
 );
 await db.close();

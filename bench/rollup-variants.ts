@@ -56,9 +56,9 @@ const variants: Record<string, string> = {
 
 const inst = await DuckDBInstance.create(':memory:');
 const c = await inst.connect();
-const rows = Number((await c.runAndReadAll(`SELECT count(*) AS n FROM ${src}`)).getRowsJS()[0][0]);
+const rows = Number((await c.runAndReadAll(`SELECT count(*) AS n FROM ${src}`)).getRowsJS()[0]![0]);
 console.log(
-  `hour ${hour}: ${files.length} files, ${fmt(rows)} events, DuckDB threads ${(await c.runAndReadAll(`SELECT current_setting('threads')`)).getRowsJS()[0][0]}`,
+  `hour ${hour}: ${files.length} files, ${fmt(rows)} events, DuckDB threads ${(await c.runAndReadAll(`SELECT current_setting('threads')`)).getRowsJS()[0]![0]}`,
 );
 for (const [name, sql] of Object.entries(variants)) {
   const ms: number[] = [];

@@ -146,12 +146,12 @@ export async function benchRollup(o: BenchOptions): Promise<Row[]> {
       const order = sides.map((_, j) => sides[(i + j) % sides.length]);
       const line: string[] = [];
       for (const s of order) {
-        const r = await s.run();
-        got.get(s.name)!.push(r);
-        line.push(`${s.name} ${fmt(r.ms)} ms`);
+        const r = await s!.run();
+        got.get(s!.name)!.push(r);
+        line.push(`${s!.name} ${fmt(r.ms)} ms`);
       }
-      loads.push(loadavg()[0]);
-      o.log(`rollup run ${i + 1} (load ${loadavg()[0].toFixed(1)}): ${line.join(', ')}`);
+      loads.push(loadavg()[0]!);
+      o.log(`rollup run ${i + 1} (load ${loadavg()[0]!.toFixed(1)}): ${line.join(', ')}`);
     }
   } finally {
     await pglite.close();
@@ -200,7 +200,7 @@ export async function benchRollup(o: BenchOptions): Promise<Row[]> {
       ratio: ratio(e, groupBy),
       target: `>= 20 M/s and >= ${TARGET_RATIO}x`,
       met: e >= TARGET && e >= TARGET_RATIO * groupBy ? 'yes' : 'no',
-      note: `median of ${runs.length}: ${fmt(ms / 1000, 1)} s wall; phases (summed per hour): count ${p('countMs')} s, dedupe ${p('dedupeMs')} s, write ${p('writeMs')} s (overlaps the next count); ${fmt(e / distinct, 2)}x the DISTINCT floor; CPU of this process ${fmt(median(runs.map((r) => r.cpuMs)) / 1000, 1)} s (${ratio(groupByCpu, median(runs.map((r) => r.cpuMs)))} GROUP BY's CPU per event)${m.db === pg ? ' (Postgres server CPU not counted)' : ''}; ${fmt(runs[0].summary!.rows)} hourly rows; lake ${data.files} files, ${bytes(data.bytes)}; ${load}`,
+      note: `median of ${runs.length}: ${fmt(ms / 1000, 1)} s wall; phases (summed per hour): count ${p('countMs')} s, dedupe ${p('dedupeMs')} s, write ${p('writeMs')} s (overlaps the next count); ${fmt(e / distinct, 2)}x the DISTINCT floor; CPU of this process ${fmt(median(runs.map((r) => r.cpuMs)) / 1000, 1)} s (${ratio(groupByCpu, median(runs.map((r) => r.cpuMs)))} GROUP BY's CPU per event)${m.db === pg ? ' (Postgres server CPU not counted)' : ''}; ${fmt(runs[0]!.summary!.rows)} hourly rows; lake ${data.files} files, ${bytes(data.bytes)}; ${load}`,
     });
   }
   return rows;

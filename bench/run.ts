@@ -38,9 +38,9 @@ export function parseArgs(argv: string[]): RunArgs {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--smoke') a.smoke = true;
-    else if (k === '--stages') a.stages = argv[++i].split(',').filter(Boolean);
+    else if (k === '--stages') a.stages = argv[++i]!.split(',').filter(Boolean);
     else if (k === '--runs') a.runs = Math.max(1, Number(argv[++i]));
-    else if (k === '--json') a.json = argv[++i];
+    else if (k === '--json') a.json = argv[++i]!;
     else throw new Error(`unknown argument ${k} (use --smoke, --stages a,b, --runs N, --json file)`);
   }
   if (!a.stages.length) a.stages = a.smoke ? EMBEDDED : Object.keys(STAGES);
@@ -80,7 +80,7 @@ export async function runBench(args: RunArgs): Promise<Row[]> {
     const t0 = Date.now();
     let got: Row[];
     try {
-      const stage = await STAGES[s]();
+      const stage = await STAGES[s]!();
       got = await stage(o);
     } catch (e) {
       // One broken stage must not hide the others' numbers: a row says what failed, exit code 1.
@@ -96,7 +96,7 @@ export async function runBench(args: RunArgs): Promise<Row[]> {
           target: '-',
           met: 'no',
           note: String((e as Error).message ?? e)
-            .split('\n')[0]
+            .split('\n')[0]!
             .slice(0, 300),
         },
       ];

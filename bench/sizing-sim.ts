@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   await admin.query(`DROP DATABASE IF EXISTS ${name}`);
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  const u = new URL(env.METER_DATABASE_URL);
+  const u = new URL(env.METER_DATABASE_URL!);
   u.pathname = `/${name}`;
   const db = await PgWarehouse.open(u.toString());
   await migrate(db);
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
        SELECT count(*)::int AS n FROM ins`,
       [day, APIS],
     );
-    rows += r[0].n;
+    rows += r[0]!.n;
     if (d % 7 === 6) out(`  day ${d + 1}: ${rows} rows, ${fmt(rows / ((performance.now() - t0) / 1000))} rows/s`);
   }
   const insertS = (performance.now() - t0) / 1000;
@@ -91,11 +91,11 @@ async function main(): Promise<void> {
     (await db.query<{ total: string; idx: string }>(`SELECT pg_total_relation_size($1)::text AS total, pg_indexes_size($1)::text AS idx`, [t]))[0];
   const hourly = await size('usage_hourly');
   const daily = await size('usage_daily');
-  const dailyRows = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_daily`))[0].n;
+  const dailyRows = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_daily`))[0]!.n;
   out(
-    `usage_hourly: ${rows} rows inserted in ${fmt(insertS, 1)} s (${fmt(rows / insertS)} rows/s, daily triggers included); ${fmt(Number(hourly.total) / 2 ** 20)} MiB (indexes ${fmt(Number(hourly.idx) / 2 ** 20)} MiB), ${fmt(Number(hourly.total) / rows, 1)} B/row`,
+    `usage_hourly: ${rows} rows inserted in ${fmt(insertS, 1)} s (${fmt(rows / insertS)} rows/s, daily triggers included); ${fmt(Number(hourly!.total) / 2 ** 20)} MiB (indexes ${fmt(Number(hourly!.idx) / 2 ** 20)} MiB), ${fmt(Number(hourly!.total) / rows, 1)} B/row`,
   );
-  out(`usage_daily: ${dailyRows} rows, ${fmt(Number(daily.total) / 2 ** 20)} MiB`);
+  out(`usage_daily: ${dailyRows} rows, ${fmt(Number(daily!.total) / 2 ** 20)} MiB`);
 
   const now = Date.parse('2026-03-10T00:00:00Z');
   const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [TOKEN], now: () => now });

@@ -86,15 +86,15 @@ export async function tokenRow(db: Sql, id: string): Promise<TokenRow | null> {
     [id],
     { prepare: true },
   );
-  if (!rows.length) return null;
-  const e = iso(rows[0].expires_at);
-  return { customerId: rows[0].customer_id, tokenHash: rows[0].token_hash, expiresAt: e === null ? null : Date.parse(e) };
+  const [row] = rows;
+  if (!row) return null;
+  const e = iso(row.expires_at);
+  return { customerId: row.customer_id, tokenHash: row.token_hash, expiresAt: e === null ? null : Date.parse(e) };
 }
 
 /** `Authorization: Bearer <token>` -> token, or null. */
 export function bearerToken(header: string | undefined): string | null {
-  const m = /^Bearer[ ]+([^\s]{1,512})\s*$/i.exec(header ?? '');
-  return m ? m[1] : null;
+  return /^Bearer[ ]+([^\s]{1,512})\s*$/i.exec(header ?? '')?.[1] ?? null;
 }
 
 export class Authenticator {

@@ -127,6 +127,8 @@ export class CatalogCache {
     const [r] = await this.db.query<{ v: unknown; until: unknown; rollup: unknown; live: unknown; live_from: unknown; live_to: unknown }>(SNAPSHOT_SQL, [], {
       prepare: true,
     });
+    // SNAPSHOT_SQL selects aggregates and scalar subqueries: always exactly one row
+    if (!r) throw new Error('internal: the catalog snapshot statement returned no row');
     const version = BigInt(String(r.v));
     // Only forward: an answer whose statement started before a change may return after it.
     // Entries filled since are newer than its version, which is as if it had read a moment later.

@@ -60,7 +60,8 @@ async function upsertVersion(tx: Sql, planId: string, api: string, v: PriceVersi
     api,
     ts(v.effectiveFrom),
   ]);
-  if (old.length && JSON.stringify(chargeToJson(parseCharge(json(old[0].charge), 'stored'))) === charge) return 'unchanged';
+  const [prev] = old;
+  if (prev && JSON.stringify(chargeToJson(parseCharge(json(prev.charge), 'stored'))) === charge) return 'unchanged';
   await tx.query(
     `INSERT INTO prices (plan_id, api, effective_from, charge) VALUES ($1, $2, $3, $4::jsonb)
      ON CONFLICT (plan_id, api, effective_from) DO UPDATE SET charge = EXCLUDED.charge, created_at = now()`,
@@ -143,15 +144,20 @@ export async function loadPlan(db: Sql, planId: string): Promise<Plan | null> {
     [planId],
     { prepare: true },
   );
-  if (!plans.length) return null;
-  const fingerprint = String(plans[0].fingerprint);
+  const [row] = plans;
+  if (!row) return null;
+  const fingerprint = String(row.fingerprint);
   let cache = priceCache.get(db);
   if (!cache) priceCache.set(db, (cache = new Map()));
   const hit = cache.get(planId);
-  if (hit && hit.fingerprint === fingerprint)
-    return { ...assemble(plans, [])[0], charges: hit.charges, ...(hit.meterCharges ? { meterCharges: hit.meterCharges } : {}) };
+  if (hit && hit.fingerprint === fingerprint) {
+    const [bare] = assemble(plans, []);
+    if (bare) return { ...bare, charges: hit.charges, ...(hit.meterCharges ? { meterCharges: hit.meterCharges } : {}) };
+  }
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices WHERE plan_id = $1', [planId]);
-  const plan = assemble(plans, prices)[0];
+  // one plan row, so one plan
+  const [plan] = assemble(plans, prices);
+  if (!plan) return null;
   // Shared by every caller from now on: freeze it so no caller can change another's prices.
   for (const versions of [...Object.values(plan.charges), ...Object.values(plan.meterCharges ?? {})]) {
     for (const v of versions) Object.freeze(v);
@@ -197,17 +203,18 @@ export function priceList(plan: Plan): PriceListRow[] {
       .map((slug): [string, PriceVersion[], boolean] => [slug, plan.meterCharges![slug]!, true]),
   ];
   for (const [api, vs, meter] of named) {
-    vs.forEach((v, i) =>
+    vs.forEach((v, i, all) => {
+      const next = all[i + 1];
       out.push({
         plan: plan.id,
         api,
         ...(meter ? { meter: api } : {}),
         effectiveFrom: v.effectiveFrom === 0 ? null : ts(v.effectiveFrom),
-        effectiveTo: i + 1 < vs.length ? ts(vs[i + 1].effectiveFrom) : null,
+        effectiveTo: next ? ts(next.effectiveFrom) : null,
         currency: plan.currency,
         charge: chargeToJson(v.charge),
-      }),
-    );
+      });
+    });
   }
   return out;
 }

@@ -14,6 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
+import { adjacentPairs } from '../ground/pairs.js';
 import { BUILT_IN_METERS, allMeters, isAdditive, parseMeters, type Meter } from './meters.js';
 
 export interface PlanLimit {
@@ -206,9 +207,9 @@ function versionsAt(raw: unknown, field: string): PriceVersion[] {
     return { effectiveFrom, charge: parseCharge(v, at) };
   });
   out.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
-  for (let i = 1; i < out.length; i++)
-    if (out[i].effectiveFrom === out[i - 1].effectiveFrom)
-      throw new CatalogError(field, `two versions take effect at the same time (${new Date(out[i].effectiveFrom).toISOString()})`);
+  for (const [a, b] of adjacentPairs(out))
+    if (a.effectiveFrom === b.effectiveFrom)
+      throw new CatalogError(field, `two versions take effect at the same time (${new Date(b.effectiveFrom).toISOString()})`);
   return out;
 }
 
@@ -332,7 +333,7 @@ export function planLimit(catalog: Catalog, planId: string): PlanLimit | null {
 }
 
 export function findPlan(catalog: Catalog, planId: string): Plan | null {
-  return Object.hasOwn(catalog.plans, planId) ? catalog.plans[planId] : null;
+  return Object.hasOwn(catalog.plans, planId) ? (catalog.plans[planId] ?? null) : null;
 }
 
 /** The version of a price in force at instant `at` (ms), or null (not yet priced). */

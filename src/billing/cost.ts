@@ -14,6 +14,7 @@ import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt } from '../warehouse/usage-repository.js';
 import { versionAt, type Plan } from './catalog.js';
 import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
+import { adjacentPairs } from '../ground/pairs.js';
 import { nextPeriod, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { LimitError, MAX_COST_CUTS, MAX_COST_ROWS, MAX_RANGE_MS } from './limits.js';
 import { meterLines } from './meter-cost.js';
@@ -34,7 +35,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** How a range is cut: its periods, the cut points inside (from, to), and where its first period starts. */
 export interface CostPieces {
-  periods: BillingPeriod[];
+  periods: [BillingPeriod, ...BillingPeriod[]];
   /** Sorted cut points strictly inside (from, to): period starts and price changes. */
   bounds: number[];
   /** Start of the first period when it is before `from` (its earlier calls are summed too), else `from`. */
@@ -44,8 +45,10 @@ export interface CostPieces {
 export function costPieces(plan: Plan, q: CostQuery): CostPieces {
   // Every caller (HTTP, CLI, invoices) is bounded here too, before the loops and any statement.
   if (q.to - q.from > MAX_RANGE_MS) throw new LimitError('to', `a cost range covers at most ${MAX_RANGE_MS / 86_400_000} days`);
-  const periods: BillingPeriod[] = [];
-  for (let p = periodContaining(q.from, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
+  // The period holding `from` always counts (it holds the calls before `from` that tiers see).
+  const first = periodContaining(q.from, q.billingTimeZone);
+  const periods: [BillingPeriod, ...BillingPeriod[]] = [first];
+  for (let p = nextPeriod(first, q.billingTimeZone); p.start < q.to; p = nextPeriod(p, q.billingTimeZone)) periods.push(p);
   const cuts = new Set<number>();
   for (const p of periods) if (p.start > q.from && p.start < q.to) cuts.add(p.start);
   for (const versions of [...Object.values(plan.charges), ...Object.values(plan.meterCharges ?? {})])
@@ -53,7 +56,7 @@ export function costPieces(plan: Plan, q: CostQuery): CostPieces {
   const bounds = [...cuts].sort((a, b) => a - b);
   if (bounds.length > MAX_COST_CUTS)
     throw new LimitError('to', `the range crosses ${bounds.length} billing periods and price changes, more than ${MAX_COST_CUTS}; ask for a shorter range`);
-  return { periods, bounds, lo: Math.min(periods[0].start, q.from) };
+  return { periods, bounds, lo: Math.min(first.start, q.from) };
 }
 
 export async function queryCost(db: Sql, plan: Plan, q: CostQuery): Promise<CostResult> {
@@ -98,7 +101,7 @@ interface CostRow {
 /** Price the (api, piece) rows of costSql for one customer. */
 function priceRows(plan: Plan, q: CostQuery, { periods, bounds }: CostPieces, rows: CostRow[]): CostResult {
   const starts = [q.from, ...bounds];
-  const first = periods[0];
+  const [first] = periods;
   // seg -1: calls before `from` in its period: they hold the first positions.
   const prefix = new Map<string, bigint>();
   const byApi = new Map<string, bigint[]>();
@@ -110,23 +113,26 @@ function priceRows(plan: Plan, q: CostQuery, { periods, bounds }: CostPieces, ro
     }
     let segs = byApi.get(r.api);
     if (!segs) byApi.set(r.api, (segs = new Array<bigint>(starts.length).fill(0n)));
-    segs[seg] += toBigInt(r.calls);
+    // seg is 0..bounds.length (costSql's CASE), so within segs
+    segs[seg] = (segs[seg] ?? 0n) + toBigInt(r.calls);
   }
-  const periodOf = starts.map((s) => periods.filter((p) => p.start <= s).pop()!);
+  // Every start is at or after `from`, so at or after the first period's start.
+  const periodOf = starts.map((s) => periods.filter((p) => p.start <= s).at(-1) ?? first);
   const lines = [...byApi.entries()].map(([api, calls]) => {
+    const pieces = starts.map((start, i) => ({ start, period: periodOf[i] ?? first, calls: calls[i] ?? 0n }));
     // Calls per period up to `to` (volume tiers price at the period's total).
     const totals = new Map<string, bigint>();
-    starts.forEach((_, i) => totals.set(periodOf[i].name, (totals.get(periodOf[i].name) ?? (periodOf[i] === first ? (prefix.get(api) ?? 0n) : 0n)) + calls[i]));
+    for (const { period, calls } of pieces) totals.set(period.name, (totals.get(period.name) ?? (period === first ? (prefix.get(api) ?? 0n) : 0n)) + calls);
     const segments: Segment[] = [];
     let offset = prefix.get(api) ?? 0n;
     let current = first.name;
-    starts.forEach((s, i) => {
-      const p = periodOf[i];
-      if (p.name !== current) (current = p.name), (offset = 0n);
-      const version = Object.hasOwn(plan.charges, api) ? versionAt(plan.charges[api], s) : null;
-      segments.push({ version, calls: calls[i], period: p.name, offset, periodTotal: totals.get(p.name)! });
-      offset += calls[i];
-    });
+    const versions = Object.hasOwn(plan.charges, api) ? plan.charges[api] : undefined;
+    for (const { start, period, calls } of pieces) {
+      if (period.name !== current) (current = period.name), (offset = 0n);
+      const version = versions ? versionAt(versions, start) : null;
+      segments.push({ version, calls, period: period.name, offset, periodTotal: totals.get(period.name) ?? calls });
+      offset += calls;
+    }
     return priceLine(api, segments, plan.currency);
   });
   return { ...totalOf(plan.id, plan.currency, lines), periods };
@@ -186,8 +192,7 @@ export function costSql(customer: string | string[], lo: number, from: number, b
   const cuts = [...(lo < from ? [lo] : []), from, ...bounds, to];
   const days: [number, number][] = [];
   const hours: [number, number][] = [];
-  for (let i = 0; i + 1 < cuts.length; i++) {
-    const [a, b] = [cuts[i], cuts[i + 1]];
+  for (const [a, b] of adjacentPairs(cuts)) {
     const da = Math.ceil(a / DAY) * DAY;
     const db = Math.floor(b / DAY) * DAY;
     if (da < db) {

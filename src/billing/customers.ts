@@ -3,6 +3,7 @@
  * currency, and plan. A customer's plan is customers.plan_id when set, else the plan of their
  * newest live API key (customers made by `meter keys create` have no plan of their own).
  */
+import { oneRow } from '../warehouse/one-row.js';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/usage-repository.js';
 import { minorDigits } from './money.js';
@@ -62,7 +63,8 @@ function fromRow(r: Row): BillingCustomer {
 
 export async function getCustomer(db: Sql, id: string): Promise<BillingCustomer | null> {
   const rows = await db.query<Row>(`${SELECT} WHERE c.id = $1`, [id], { prepare: true });
-  return rows.length ? fromRow(rows[0]) : null;
+  const [row] = rows;
+  return row ? fromRow(row) : null;
 }
 
 export async function listCustomers(db: Sql): Promise<BillingCustomer[]> {
@@ -105,10 +107,10 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
   if (input.name !== undefined && !input.name.trim()) throw new CustomerInputError('name', 'name must not be empty');
   return db.transaction(async (tx) => {
     if (input.plan !== undefined) {
-      const p = await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [input.plan]);
-      if (!p.length) throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list; load a catalog with meter plans import <file>)`);
+      const [plan] = await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [input.plan]);
+      if (!plan) throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list; load a catalog with meter plans import <file>)`);
       const cur = input.currency ?? (await tx.query<{ currency: string | null }>('SELECT currency FROM customers WHERE id = $1', [input.id]))[0]?.currency;
-      if (cur && cur !== p[0].currency) throw new CustomerInputError('currency', `plan "${input.plan}" is priced in ${p[0].currency}, not ${cur}`);
+      if (cur && cur !== plan.currency) throw new CustomerInputError('currency', `plan "${input.plan}" is priced in ${plan.currency}, not ${cur}`);
     }
     const existing = await tx.query('SELECT 1 FROM customers WHERE id = $1 FOR UPDATE', [input.id]);
     if (!existing.length) {
@@ -125,7 +127,8 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
         [input.id, input.name ?? null, tz ?? null, input.currency ?? null, input.plan ?? null],
       );
     }
-    const rows = await tx.query<Row>(`${SELECT} WHERE c.id = $1`, [input.id]);
-    return { customer: fromRow(rows[0]), created: !existing.length };
+    // written above in this transaction
+    const row = oneRow(await tx.query<Row>(`${SELECT} WHERE c.id = $1`, [input.id]), 'the customer just written');
+    return { customer: fromRow(row), created: !existing.length };
   });
 }

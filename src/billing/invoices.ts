@@ -185,7 +185,8 @@ function fromStored(r: StoredRow): Invoice {
 /** A stored (final) invoice by id, or null. */
 export async function storedInvoice(db: Sql, id: string): Promise<Invoice | null> {
   const rows = await db.query<StoredRow>('SELECT body, finalized_at, acknowledged_at FROM invoices WHERE id = $1', [id]);
-  return rows.length ? fromStored(rows[0]) : null;
+  const [row] = rows;
+  return row ? fromStored(row) : null;
 }
 
 /** Store a draft as final with its lines; false if another run stored it first (theirs stands). */
@@ -304,8 +305,9 @@ export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { p
       else if (await storeFinal(db, inv, now)) out.finalized.push(inv.id);
       else out.alreadyFinal++;
     }
-    if (batch.length < FINALIZE_BATCH) return out;
-    after = batch[batch.length - 1].id;
+    const tail = batch.at(-1);
+    if (!tail || batch.length < FINALIZE_BATCH) return out;
+    after = tail.id;
   }
 }
 
@@ -357,15 +359,13 @@ export async function listInvoices(db: Warehouse, periodName: string, opts: Invo
   }
   const customers = pageOf(await listCustomersPage(db, after, limit + 1), limit, (c) => c.id);
   out.nextCursor = customers.nextCursor;
-  if (!customers.items.length) return out;
+  const [head] = customers.items;
+  const tail = customers.items.at(-1);
+  if (!head || !tail) return out;
   // The page's stored invoices in one read (the customers' id range).
-  const last = customers.items[customers.items.length - 1].id;
+  const last = tail.id;
   const stored = new Map<string, Invoice>();
-  const rows = await db.query<StoredRow & { customer_id: string }>(`${FINAL_SELECT} AND customer_id >= $2 AND customer_id <= $3`, [
-    periodName,
-    customers.items[0].id,
-    last,
-  ]);
+  const rows = await db.query<StoredRow & { customer_id: string }>(`${FINAL_SELECT} AND customer_id >= $2 AND customer_id <= $3`, [periodName, head.id, last]);
   for (const r of rows) stored.set(r.customer_id, fromStored(r));
   const drafts = await draftPage(
     db,

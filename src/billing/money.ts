@@ -22,10 +22,11 @@ const MAX_DIGITS = 38;
 export function parseDecimal(s: string): Decimal {
   const m = typeof s === 'string' ? DECIMAL_RE.exec(s) : null;
   if (!m) throw new MoneyError(`not a decimal number: ${JSON.stringify(s)} (expected digits with an optional fraction, e.g. "0.0005")`);
-  const frac = m[3] ?? '';
-  if (m[2].length + frac.length > MAX_DIGITS) throw new MoneyError(`decimal has too many digits: ${s}`);
-  const units = BigInt(m[2] + frac);
-  return { units: m[1] ? -units : units, scale: frac.length };
+  // the regex's integer part always takes part in a match
+  const [, sign, whole = '', frac = ''] = m;
+  if (whole.length + frac.length > MAX_DIGITS) throw new MoneyError(`decimal has too many digits: ${s}`);
+  const units = BigInt(whole + frac);
+  return { units: sign ? -units : units, scale: frac.length };
 }
 
 export function isDecimalString(s: unknown): s is string {

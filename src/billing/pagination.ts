@@ -58,5 +58,6 @@ export function pageParams(q: URLSearchParams): PageRequest {
 export function pageOf<T>(rows: T[], limit: number, key: (t: T) => string): Page<T> {
   const more = rows.length > limit;
   const items = more ? rows.slice(0, limit) : rows;
-  return { items, nextCursor: more ? encodeCursor(key(items[items.length - 1])) : null };
+  const tail = items.at(-1);
+  return { items, nextCursor: more && tail !== undefined ? encodeCursor(key(tail)) : null };
 }

@@ -122,8 +122,9 @@ export const MAX_GRACE_MS = 35 * 86_400_000;
 
 /** "1h", "30m", "0s", "2d" -> ms; null if not a duration. */
 export function parseDuration(s: string): number | null {
-  const m = DURATION_RE.exec(s);
-  return m ? Number(m[1]) * UNIT_MS[m[2]] : null;
+  const [, n, unit = ''] = DURATION_RE.exec(s) ?? [];
+  const ms = UNIT_MS[unit];
+  return ms === undefined ? null : Number(n) * ms;
 }
 
 export function graceParam(q: URLSearchParams): number | undefined {

@@ -146,6 +146,8 @@ export function chargeRange(charge: Charge, a: bigint, b: bigint, periodTotal: b
       const q = maxB(0n, periodTotal - F);
       const i = charge.tiers.findIndex((t) => t.upTo === null || q <= t.upTo);
       const t = charge.tiers[i];
+      // catalog.ts parseTiers makes the last tier unbounded, so some tier always matches
+      if (!t) throw new Error('internal: volume tiers without an unbounded last tier');
       const d = mul(t.unitPrice, b1 - a1);
       items.push({
         kind: 'tier',
@@ -250,7 +252,7 @@ export function priceLine(api: string, segments: Segment[], currency: string): L
     api,
     quantity,
     model: models.size === 1 ? ([...models][0] as Charge['model']) : models.size ? 'mixed' : null,
-    unitPrice: !priced ? '0' : unitPrices.size === 1 && !unitPrices.has('*') ? [...unitPrices][0] : null,
+    unitPrice: !priced ? '0' : unitPrices.size === 1 && !unitPrices.has('*') ? ([...unitPrices][0] ?? null) : null,
     amountMinor,
     amount: formatMinor(amountMinor, currency),
     exactAmount: decimalString(exact),

@@ -199,7 +199,8 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       await opts.db.query('SELECT 1');
       return send(res, 200, { ok: true });
     }
-    if (Object.hasOwn(STATIC, path)) return serveStatic(req, res, STATIC[path]);
+    const asset = Object.hasOwn(STATIC, path) ? STATIC[path] : undefined;
+    if (asset) return serveStatic(req, res, asset);
     if (path === '/v1/events') return postEvents(req, res);
 
     const cm = CUSTOMER_ROUTE.exec(path);

@@ -12,6 +12,7 @@
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt, toMs } from '../warehouse/usage-repository.js';
+import { adjacentPairs } from '../ground/pairs.js';
 import { formatInZone, nextPeriod, periodContaining, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
 import { costSql } from './cost.js';
 import { LimitError, MAX_SERIES_ROWS } from './limits.js';
@@ -84,9 +85,10 @@ async function bucketsFromHours(db: Sql, q: UsageQuery): Promise<BucketRow[]> {
   // them (in embedded mode PGlite runs each statement on it).
   const out: BucketRow[] = [];
   const cuts = chunkCuts(q.from, q.to, q.timeZone, q.granularity === 'hour' ? CHUNK_DAYS.hour : CHUNK_DAYS.day);
-  for (let i = 0; i + 1 < cuts.length && out.length <= MAX_SERIES_ROWS; i++) {
+  for (const [i, [from, to]] of adjacentPairs(cuts).entries()) {
+    if (out.length > MAX_SERIES_ROWS) break;
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    out.push(...(await bucketsFromHoursOnce(db, { ...q, from: cuts[i], to: cuts[i + 1] }, MAX_SERIES_ROWS + 1 - out.length)));
+    out.push(...(await bucketsFromHoursOnce(db, { ...q, from, to }, MAX_SERIES_ROWS + 1 - out.length)));
   }
   return out;
 }
@@ -97,11 +99,12 @@ const CHUNK_DAYS = { hour: 4, day: 31 } as const;
 /** from, the zone's midnights every `days` local days after it, to. */
 function chunkCuts(from: number, to: number, tz: string, days: number): number[] {
   const cuts = [from];
+  let last = from;
   const wall = new Date(from + zoneOffsetMs(from, tz));
   for (let k = 1; ; k++) {
     const cut = zonedToInstant(Date.UTC(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate() + k * days), tz);
     if (cut >= to) break;
-    if (cut > cuts[cuts.length - 1]) cuts.push(cut);
+    if (cut > last) cuts.push((last = cut));
   }
   cuts.push(to);
   return cuts;
@@ -139,7 +142,12 @@ async function bucketsFromDays(db: Sql, q: UsageQuery): Promise<BucketRow[]> {
   const [sql, params] = costSql(q.customer, q.from, q.from, starts.slice(1), q.to);
   const rows = await db.query<{ api: string; seg: unknown; calls: unknown; events: unknown }>(sql, params, { prepare: true });
   return rows
-    .map((r) => ({ start: starts[Number(r.seg)], api: r.api, calls: r.calls, events: r.events }))
+    .map((r) => {
+      const start = starts[Number(r.seg)];
+      // costSql numbers the pieces 0..starts.length - 1 (lo = from: no seg -1)
+      if (start === undefined) throw new Error(`internal: the cost statement gave piece ${String(r.seg)} of ${starts.length}`);
+      return { start, api: r.api, calls: r.calls, events: r.events };
+    })
     .sort((a, b) => a.start - b.start || (a.api < b.api ? -1 : a.api > b.api ? 1 : 0));
 }
 
@@ -156,9 +164,10 @@ export async function queryUsage(db: Sql, q: UsageQuery): Promise<UsageResult> {
   // Printing a bucket start in the zone costs tens of µs (Intl): once per distinct start, and
   // the event loop gets a turn every YIELD_EVERY rows, so a large answer never holds it long.
   const starts = new Map<number, string>();
-  for (let i = 0; i < rows.length; i++) {
+  let i = 0;
+  for (const r of rows) {
     if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const r = rows[i];
+    i++;
     const calls = toBigInt(r.calls);
     const events = toBigInt(r.events);
     const ms = r.start;

@@ -32,7 +32,7 @@ export function table(head: string[], rows: string[][]): string {
     [head, ...rows]
       .map((r) =>
         r
-          .map((c, i) => (c ?? '').padEnd(w[i]))
+          .map((c, i) => (c ?? '').padEnd(w[i] ?? 0))
           .join('  ')
           .trimEnd(),
       )

@@ -8,12 +8,13 @@
 import { existsSync } from 'node:fs';
 import type { MeterConfig } from '../config/config.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
+import { oneRow } from '../warehouse/one-row.js';
 import { loadCatalog } from '../billing/catalog.js';
 import { syncCatalog } from '../billing/catalog-store.js';
 import { userErrors } from './billing-support.js';
 
 export async function ensureCatalog(db: Warehouse, config: MeterConfig): Promise<void> {
-  const [{ n }] = await db.query<{ n: number | string }>('SELECT count(*) AS n FROM plans');
+  const { n } = oneRow(await db.query<{ n: number | string }>('SELECT count(*) AS n FROM plans'), 'SELECT count(*)');
   if (Number(n) > 0 || !existsSync(config.catalogFile)) return;
   const catalog = await userErrors(async () => loadCatalog(config.catalogFile));
   const r = await syncCatalog(db, catalog);

@@ -100,11 +100,11 @@ function printReport(r: DemoResult): void {
     x.amount,
     x.sentCalls === x.billedCalls && x.sentEvents === x.meteredEvents ? 'ok' : 'MISMATCH',
   ]);
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     out(
       cells
-        .map((c, i) => (i >= 3 && i <= 7 ? c.padStart(w[i]) : c.padEnd(w[i])))
+        .map((c, i) => (i >= 3 && i <= 7 ? c.padStart(w[i] ?? 0) : c.padEnd(w[i] ?? 0)))
         .join('  ')
         .trimEnd(),
     );

@@ -20,7 +20,8 @@ export function parseDurationFlag(name: string, raw: string, rules: DurationRule
   const m = RE.exec(String(raw).trim());
   const example = `e.g. --${name} 500ms, 30s, 2m, 1h or 30d (a bare number is ${rules.bare === 's' ? 'seconds' : 'milliseconds'})`;
   if (!m) throw new UserError(`--${name} ${JSON.stringify(raw)} is not a duration`, example);
-  const ms = Number(m[1]) * UNIT_MS[m[2] ?? rules.bare ?? 'ms'];
+  // RE's unit group is one of UNIT_MS's keys, as is rules.bare
+  const ms = Number(m[1]) * (UNIT_MS[m[2] ?? rules.bare ?? 'ms'] ?? Number.NaN);
   if (!Number.isSafeInteger(ms)) throw new UserError(`--${name} ${JSON.stringify(raw)} is too long`, example);
   const min = rules.minMs ?? 0;
   if (ms < min) throw new UserError(`--${name} ${JSON.stringify(raw)} is shorter than ${formatDuration(min)}`, example);

@@ -238,7 +238,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
       const usage = await get<UsageAnswer>(`/v1/customers/${c.id}/usage?${q}&granularity=total`);
       const cost = await get<CostAnswer>(`/v1/customers/${c.id}/cost?${q}`);
       const apis = new Set<string>([...usage.byApi.map((r) => r.api)]);
-      for (const k of truth.cells.keys()) if (k.startsWith(c.id + '\t')) apis.add(k.split('\t')[1]);
+      for (const k of truth.cells.keys()) if (k.startsWith(c.id + '\t')) apis.add(k.slice(c.id.length + 1));
       for (const api of [...apis].sort()) {
         const t = truth.cells.get(`${c.id}\t${api}`) ?? { calls: 0, events: 0 };
         const u = usage.byApi.find((r) => r.api === api) ?? { calls: 0, events: 0 };

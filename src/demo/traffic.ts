@@ -70,17 +70,19 @@ export async function sendTraffic(o: TrafficOptions): Promise<Truth> {
   const pool = new Pool(o.gatewayUrl, { connections: o.concurrency ?? 32, keepAliveTimeout: 30_000 });
   const truth: Truth = { cells: new Map(), sent: 0, byStatus: new Map(), unauthorized: 0, elapsedMs: 0 };
   const start = Date.now();
-  let next = 0;
+  const lastCustomer = o.customers.at(-1);
+  if (!lastCustomer) throw new Error('traffic needs at least one customer');
   const plan = Array.from({ length: o.events }, (_, i) => {
     let w = r() * totalWeight;
-    const customer = o.customers.find((c) => (w -= c.weight) < 0) ?? o.customers[o.customers.length - 1];
+    // rounding may leave w just above the last weight: that call is the last customer's
+    const customer = o.customers.find((c) => (w -= c.weight) < 0) ?? lastCustomer;
     const badKey = r() < (o.badKeyShare ?? 0.01);
     return { customer, badKey, op: pickOp(r, i) };
   });
+  const next = plan.entries();
   const worker = async () => {
-    while (next < plan.length) {
-      const i = next++;
-      const { customer, badKey, op } = plan[i];
+    // one iterator shared by the workers: each takes the next planned call
+    for (const [i, { customer, badKey, op }] of next) {
       if (o.durationMs) {
         const due = start + (i / plan.length) * o.durationMs;
         const wait = due - Date.now();

@@ -6,7 +6,7 @@
  * takes a table-driven loop.
  */
 import { isBillable, MAX_EVENT_BYTES } from './usage-event.js';
-import { MAX_TEXT, REQUIRED_FIELDS, SCHEMA_VERSION, fieldIndexOf, type EventField } from './schema.js';
+import { MAX_TEXT, REQUIRED_FIELDS, SCHEMA_VERSION, fieldIndexOf, fieldNamed, type EventField } from './schema.js';
 
 // Only the required fields (a prefix of the table, so indices agree with fieldIndexOf): an event
 // carrying an optional field (`data`) is not plain and takes the decoder.
@@ -24,14 +24,16 @@ const MAX_DIGITS = 15;
 const DIGIT = 1,
   HEX = 2,
   PLAIN = 4;
-const CLASS = new Uint8Array(256);
-for (let c = 0x20; c <= 0x7e; c++) if (c !== Q && c !== BACKSLASH) CLASS[c] |= PLAIN;
-for (let c = 0x30; c <= 0x39; c++) CLASS[c] |= DIGIT | HEX;
-for (let c = 0x61; c <= 0x66; c++) CLASS[c] |= HEX;
+const CLASS = new Uint8Array(256).map(
+  (_, c) =>
+    (c >= 0x20 && c <= 0x7e && c !== Q && c !== BACKSLASH ? PLAIN : 0) | (c >= 0x30 && c <= 0x39 ? DIGIT | HEX : 0) | (c >= 0x61 && c <= 0x66 ? HEX : 0),
+);
+/** The class of b[i]; 0 past the end, so every scan loop stops there (CLASS has all 256 bytes). */
+const classAt = (b: Buffer, i: number): number => CLASS[b[i] ?? 0] ?? 0;
 
 function hexRun(b: Buffer, i: number, n: number): boolean {
   let all = HEX;
-  for (let k = i + n - 1; k >= i; k--) all &= CLASS[b[k]];
+  for (let k = i + n - 1; k >= i; k--) all &= classAt(b, k);
   return all !== 0;
 }
 
@@ -53,21 +55,22 @@ function uuidAt(b: Buffer, i: number): boolean {
 /** End of a plain string's content starting at i (the closing quote), or -1 if not 1..MAX_TEXT plain bytes. */
 function plainString(b: Buffer, i: number): number {
   const s = i;
-  while (CLASS[b[i]] & PLAIN) i++;
+  while (classAt(b, i) & PLAIN) i++;
   return i - s >= 1 && i - s <= MAX_TEXT && b[i] === Q ? i : -1;
 }
 
 /** End of a whole number starting at i (at most MAX_DIGITS digits, no leading zero), or -1. */
 function plainNumber(b: Buffer, i: number): number {
   const s = i;
-  while (CLASS[b[i]] & DIGIT) i++;
+  while (classAt(b, i) & DIGIT) i++;
   const d = i - s;
   return d === 0 || d > MAX_DIGITS || (d > 1 && b[s] === 0x30) ? -1 : i;
 }
 
+/** The value of the digits b[s, e) that plainNumber found. */
 function numberAt(b: Buffer, s: number, e: number): number {
   let x = 0;
-  for (let i = s; i < e; i++) x = x * 10 + (b[i] - 0x30);
+  for (let i = s; i < e; i++) x = x * 10 + ((b[i] ?? 0x30) - 0x30);
   return x;
 }
 
@@ -141,7 +144,7 @@ function gatewayScanSource(): string {
     `if (i + ${Buffer.byteLength(pending)} !== n || ${bytesAt(pending)}) return -1;`,
     // a `billable` that disagrees with the status takes the slow path, which names the reason
     `if (x${BILLABLE} !== isBillable(x${STATUS})) return -1;`,
-    `if (x${TIME} > ${EVENT_FIELDS[TIME].max}) return -1;`,
+    `if (x${TIME} > ${fieldNamed('time').max}) return -1;`,
     'S.customerStart = ks; S.customerEnd = ke;',
     `return x${TIME};`,
   );
@@ -178,8 +181,12 @@ const values = new Float64Array(EVENT_FIELDS.length);
 /** The field whose name is b[s, e): the expected one (the table's order) is tried first. */
 function fieldIndex(b: Buffer, s: number, e: number, expected: number): number {
   const len = e - s;
-  if (expected < FIELD_BYTES.length && sameBytes(b, s, len, FIELD_BYTES[expected])) return expected;
-  for (let k = 0; k < FIELD_BYTES.length; k++) if (sameBytes(b, s, len, FIELD_BYTES[k])) return k;
+  const first = FIELD_BYTES[expected];
+  if (first && sameBytes(b, s, len, first)) return expected;
+  for (let k = 0; k < FIELD_BYTES.length; k++) {
+    const f = FIELD_BYTES[k];
+    if (f && sameBytes(b, s, len, f)) return k;
+  }
   return -1;
 }
 
@@ -219,14 +226,11 @@ export function scanPlainEvent(b: Buffer): number {
     if (kind === NUM) {
       const ds = i;
       let x = 0;
-      let c = b[i];
-      while (CLASS[c] & DIGIT) {
-        x = x * 10 + (c - 0x30);
-        c = b[++i];
-      }
+      for (let c = b[i]; c !== undefined && c >= 0x30 && c <= 0x39; c = b[++i]) x = x * 10 + (c - 0x30);
       const digits = i - ds;
       if (digits === 0 || digits > MAX_DIGITS || (digits > 1 && b[ds] === 0x30)) return -1;
-      if (x > MAX[k]) return -1;
+      const max = MAX[k];
+      if (max === undefined || x > max) return -1;
       values[k] = x;
     } else if (kind === BOOL) {
       if (b[i] === 0x74 && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65) (i += 4), (values[k] = 1);
@@ -239,7 +243,7 @@ export function scanPlainEvent(b: Buffer): number {
         if (ss + 37 > n || !uuidAt(b, ss)) return -1;
         i = ss + 36;
       } else {
-        while (CLASS[b[i]] & PLAIN) i++;
+        while (classAt(b, i) & PLAIN) i++;
         const len = i - ss;
         if (len < 1 || len > MAX_TEXT) return -1;
         if (k === KEY) (cs = ss), (ce = i);
@@ -256,8 +260,10 @@ export function scanPlainEvent(b: Buffer): number {
     return -1;
   }
   if (seen !== ALL_FIELDS || (VERSION_FIELD >= 0 && values[VERSION_FIELD] !== SCHEMA_VERSION)) return -1;
-  if ((values[BILLABLE] === 1) !== isBillable(values[STATUS])) return -1;
+  const status = values[STATUS] ?? -1;
+  const time = values[TIME] ?? -1;
+  if ((values[BILLABLE] === 1) !== isBillable(status)) return -1;
   scanned.customerStart = cs;
   scanned.customerEnd = ce;
-  return values[TIME];
+  return time;
 }

@@ -129,6 +129,13 @@ export const fieldIndexOf = (name: string): number => {
   return k;
 };
 
+/** The field named `name` (a name from the table above; any other is a programming error). */
+export const fieldNamed = (name: string): EventField => {
+  const f = EVENT_FIELDS.find((x) => x.name === name);
+  if (!f) throw new Error(`internal: no event field ${name}`);
+  return f;
+};
+
 /** Lake columns in file order. */
 export const LAKE_FIELDS: readonly EventField[] = [...EVENT_FIELDS].sort((a, b) => a.column.position - b.column.position);
 

@@ -12,8 +12,8 @@ export interface PresentedKey {
 export function presentedKey(headers: IncomingHttpHeaders): PresentedKey | null {
   const auth = headers.authorization;
   if (auth) {
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(auth);
-    if (m) return { key: m[1], header: 'authorization' };
+    const key = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(auth)?.[1];
+    if (key) return { key, header: 'authorization' };
   }
   const x = headers['x-api-key'];
   const v = Array.isArray(x) ? x[0] : x;

@@ -76,7 +76,7 @@ export class Fairness {
   }
 
   limitFor(plan: string): InFlightLimit {
-    return Object.hasOwn(this.limits, plan) ? this.limits[plan] : this.fallback;
+    return (Object.hasOwn(this.limits, plan) ? this.limits[plan] : undefined) ?? this.fallback;
   }
 
   /** A slot for this call (release it when the answer is done), or the refusal. */

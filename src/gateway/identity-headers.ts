@@ -75,8 +75,8 @@ export function identityFilter(extra: readonly string[] = []): IdentityFilter {
       const n = name.indexOf('_') === -1 ? name : name.replace(/_/g, '-');
       if (names.has(n)) return true;
       const list = n.charCodeAt(0) === 120 /* x */ && n.charCodeAt(1) === 45 /* - */ ? xPrefixes : otherPrefixes;
-      for (let i = 0; i < list.length; i++) if (n.startsWith(list[i])) return true;
-      if (list === xPrefixes) for (let i = 0; i < otherPrefixes.length; i++) if (n.startsWith(otherPrefixes[i])) return true;
+      for (const p of list) if (n.startsWith(p)) return true;
+      if (list === xPrefixes) for (const p of otherPrefixes) if (n.startsWith(p)) return true;
       return false;
     },
   };

@@ -121,13 +121,15 @@ export async function revokeKey(db: Sql, idOrPrefix: string): Promise<KeyInfo | 
     match = await db.query<KeyRow>(`SELECT id FROM api_keys WHERE prefix = $1`, [idOrPrefix.slice(0, PREFIX_LEN)]);
   }
   if (match.length > 1) throw new KeyInputError(`prefix ${idOrPrefix} matches ${match.length} keys; revoke by id (meter keys list)`);
-  if (!match.length) return null;
+  const [only] = match;
+  if (!only) return null;
   const rows = await db.query<KeyRow>(
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
      RETURNING id, customer_id, plan_id, prefix, created_at, revoked_at`,
-    [match[0].id],
+    [only.id],
   );
-  return rows.length ? toInfo(rows[0]) : null;
+  const [row] = rows;
+  return row ? toInfo(row) : null;
 }
 
 export interface KeyIdentity {
@@ -309,11 +311,12 @@ export class KeyStore {
       void this.sendBatch();
       return;
     }
+    // Not unref'd: callers wait on this batch, and it fires within batchWindowMs. Unref'd, a
+    // process with nothing else to do exited with their promises pending (keys.test.ts flaked so).
     this.batchTimer = setTimeout(() => {
       this.batchTimer = null;
       void this.sendBatch();
     }, wait);
-    this.batchTimer.unref();
   }
 
   private async sendBatch(): Promise<void> {

@@ -60,13 +60,15 @@ export function parseRequestTarget(raw: string): RequestTarget {
   if (raw.charCodeAt(0) !== 47 /* / */) {
     const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)/.exec(raw);
     if (!m) return fail('bad_target_form', 'the request target must be a path starting with "/" (or an absolute http URL)');
-    const scheme = m[1].toLowerCase();
-    if (scheme !== 'http' && scheme !== 'https') return fail('bad_target_form', `the request target's scheme "${clip(m[1])}" is not http or https`);
-    authority = m[2];
+    // both groups always take part in a match (the second may be empty)
+    const [whole, schemeText = '', authorityText = ''] = m;
+    const scheme = schemeText.toLowerCase();
+    if (scheme !== 'http' && scheme !== 'https') return fail('bad_target_form', `the request target's scheme "${clip(schemeText)}" is not http or https`);
+    authority = authorityText;
     if (authority.includes('@')) return fail('bad_target_form', 'the request target carries userinfo ("user@host"), which HTTP does not allow');
     if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(:[0-9]*)?$/.test(authority))
       return fail('bad_target_form', `the request target's host "${clip(authority)}" is not a valid host[:port]`);
-    rest = raw.slice(m[0].length);
+    rest = raw.slice(whole.length);
     if (rest === '' || rest.charCodeAt(0) === 63 /* ? */) rest = '/' + rest;
   }
   const q = rest.indexOf('?');
@@ -98,7 +100,7 @@ export function parseRequestTarget(raw: string): RequestTarget {
   // segs[0] is '' (the path starts with '/'); an empty segment elsewhere is a doubled or trailing slash.
   let trailing = false;
   for (let s = 1; s < segs.length; s++) {
-    const d = decodeSegment(segs[s]);
+    const d = decodeSegment(segs[s] ?? '');
     if (typeof d !== 'string') return d;
     const last = s === segs.length - 1;
     if (d === '') {

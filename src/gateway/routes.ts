@@ -110,7 +110,7 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
   const better = (a: Compiled, b: Compiled) =>
     Number(a.wildcard) - Number(b.wildcard) || b.literals - a.literals || Number(a.anyMethod) - Number(b.anyMethod) || a.index - b.index;
   const build = (method: string | null): MethodRoutes => {
-    const mine = compiled.filter((c) => c.anyMethod || (method !== null && spec.routes[c.index].method === method)).sort(better);
+    const mine = compiled.filter((c) => c.anyMethod || (method !== null && spec.routes[c.index]?.method === method)).sort(better);
     const exact = new Map<number, Compiled[]>();
     for (const c of mine.filter((c) => !c.wildcard)) {
       const list = exact.get(c.segs.length) ?? [];

@@ -49,8 +49,8 @@ function formatter(tz: string): Intl.DateTimeFormat {
 /** Offset of `tz` from UTC at instant `ms`, in ms (Seoul: +32400000). */
 export function zoneOffsetMs(ms: number, tz: string): number {
   if (tz === 'UTC') return 0; // the canonical name resolveTimeZone gives for UTC, Etc/UTC, utc
-  const p: Record<string, number> = {};
-  for (const part of formatter(tz).formatToParts(new Date(ms))) if (part.type !== 'literal') p[part.type] = Number(part.value);
+  const p = { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+  for (const part of formatter(tz).formatToParts(new Date(ms))) if (Object.hasOwn(p, part.type)) p[part.type as keyof typeof p] = Number(part.value);
   const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
   return wall - Math.floor(ms / 1000) * 1000;
 }
@@ -83,19 +83,20 @@ export function parseTime(value: string, tz: string): number | null {
   const m = TIME_RE.exec(v);
   if (!m) return null;
   const [y, mo, d, h = '0', mi = '0', s = '0', frac = '0', zone] = m.slice(1);
-  const nums = [y, mo, d, h, mi, s].map(Number);
-  const wall = Date.UTC(nums[0], nums[1] - 1, nums[2], nums[3], nums[4], nums[5], Number(frac.padEnd(3, '0')));
+  // the regex matched: year, month and day are digits
+  const [year = NaN, month = NaN, day = NaN, hour = 0, minute = 0, second = 0] = [y, mo, d, h, mi, s].map(Number);
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second, Number(frac.padEnd(3, '0')));
   // Reject 2026-02-30, 25:00 and friends: the fields must survive a round trip.
   const back = new Date(wall);
   if (
-    back.getUTCFullYear() !== nums[0] ||
-    back.getUTCMonth() + 1 !== nums[1] ||
-    back.getUTCDate() !== nums[2] ||
-    back.getUTCHours() !== nums[3] ||
-    back.getUTCMinutes() !== nums[4]
+    back.getUTCFullYear() !== year ||
+    back.getUTCMonth() + 1 !== month ||
+    back.getUTCDate() !== day ||
+    back.getUTCHours() !== hour ||
+    back.getUTCMinutes() !== minute
   )
     return null;
-  if (nums[0] < 1970 || nums[0] > 9999) return null;
+  if (year < 1970 || year > 9999) return null;
   if (!zone) return zonedToInstant(wall, tz);
   if (zone === 'Z') return wall;
   const zm = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;

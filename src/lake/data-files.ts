@@ -4,12 +4,10 @@ import { USAGE_DIR, coveredNames, parseDataFileName } from './layout.js';
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
-  let i = 0;
+  // one iterator shared by the workers: each takes the next item
+  const next = items.entries();
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) {
-      const k = i++;
-      out[k] = await fn(items[k]);
-    }
+    for (const [k, item] of next) out[k] = await fn(item);
   });
   await Promise.all(workers);
   return out;

@@ -42,7 +42,10 @@ export function overlappingPairs(ranges: Range[]): [Range, Range][] {
   const out: [Range, Range][] = [];
   const open: Range[] = [];
   for (const r of sorted) {
-    for (let i = open.length - 1; i >= 0; i--) if (open[i].last < r.first) open.splice(i, 1);
+    for (let i = open.length - 1; i >= 0; i--) {
+      const o = open[i];
+      if (o && o.last < r.first) open.splice(i, 1);
+    }
     for (const o of open) out.push([o, r]);
     open.push(r);
   }
@@ -55,8 +58,9 @@ function stretches(ranges: Range[]): Range[][] {
   const out: Range[][] = [];
   let end = -Infinity;
   for (const r of sorted) {
-    if (r.first > end + 1) out.push([]);
-    out[out.length - 1].push(r);
+    const current = out.at(-1);
+    if (!current || r.first > end + 1) out.push([r]);
+    else current.push(r);
     end = Math.max(end, r.last);
   }
   return out;

@@ -122,12 +122,10 @@ export class WebHdfsLake implements Lake {
 
   async materialize(paths: string[]): Promise<string[]> {
     const out: string[] = new Array(paths.length);
-    let next = 0;
+    // one iterator shared by the workers: each takes the next path
+    const next = paths.entries();
     const worker = async () => {
-      while (next < paths.length) {
-        const i = next++;
-        out[i] = await this.fetchToCache(paths[i]);
-      }
+      for (const [i, path] of next) out[i] = await this.fetchToCache(path);
     };
     try {
       await Promise.all(Array.from({ length: Math.min(MATERIALIZE_PARALLEL, paths.length) }, worker));

@@ -202,10 +202,10 @@ export class RedisLimiter implements RateLimiter {
   async take(bucket: string, limit: Limit, cost = 1): Promise<LimitDecision> {
     checkLimit(limit, cost);
     if (this.firstConnect) await this.firstConnect;
-    if (!this.coalesce) return (await this.decide(bucket, limit, cost, 1))[0];
+    if (!this.coalesce) return this.decideOne(bucket, limit, cost);
     if (!this.inFlight.has(bucket)) {
       this.inFlight.set(bucket, null);
-      const [d] = await this.decide(bucket, limit, cost, 1);
+      const d = await this.decideOne(bucket, limit, cost);
       this.sendWaiting(bucket);
       return d;
     }
@@ -215,7 +215,7 @@ export class RedisLimiter implements RateLimiter {
     }
     // The same bucket with another limit or cost (a plan changed under load): not coalesced.
     if (waiting.cost !== cost || waiting.limit.ratePerSec !== limit.ratePerSec || waiting.limit.burst !== limit.burst) {
-      return (await this.decide(bucket, limit, cost, 1))[0];
+      return this.decideOne(bucket, limit, cost);
     }
     return new Promise((resolve) => waiting.resolve.push(resolve));
   }
@@ -230,12 +230,19 @@ export class RedisLimiter implements RateLimiter {
     const batch = waiting.resolve.splice(0, MAX_BATCH);
     this.inFlight.set(bucket, waiting.resolve.length > 0 ? waiting : null);
     void this.decide(bucket, waiting.limit, waiting.cost, batch.length).then((ds) => {
-      batch.forEach((resolve, i) => resolve(ds[i]));
+      // decide answers exactly batch.length decisions, one per waiting call
+      ds.forEach((d, i) => batch[i]?.(d));
       this.sendWaiting(bucket);
     });
   }
 
   /** `count` takes in one script call, in order; never throws (failures decide by failMode). */
+  private async decideOne(bucket: string, limit: Limit, cost: number): Promise<LimitDecision> {
+    const [d] = await this.decide(bucket, limit, cost, 1);
+    if (!d) throw new Error('internal: the token bucket gave no decision for one take');
+    return d;
+  }
+
   private async decide(bucket: string, limit: Limit, cost: number, count: number): Promise<LimitDecision[]> {
     if (performance.now() < this.holdUntil) return this.degradedDecisions(bucket, limit, cost, count);
     try {

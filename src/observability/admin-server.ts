@@ -40,7 +40,7 @@ export async function startAdminServer(obs: Observability, host: string, port: n
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return json(res, 405, { error: 'method_not_allowed', message: 'the admin listener answers GET only' }, { allow: 'GET' });
     switch (path) {

@@ -95,13 +95,13 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
   // now is the same job) count as done (hour-leases.ts): their rows
   // are at least as new as this backfill, and rollup_files holds the files they read, so a file
   // landing later makes the hour pending for the follower as usual.
-  const doneSince = await rollup.leases.joinBackfill(hours[0], to);
+  const doneSince = await rollup.leases.joinBackfill(hourStart(from), to);
   let left = hours.slice();
   while (left.length) {
     try {
       const r = await rollup.rollupClaimed(left, { doneSince }, (x) => {
         results.push(x);
-        void rollup.leases.touchBackfill(hours[0], to);
+        void rollup.leases.touchBackfill(hourStart(from), to);
         stuckSince = null;
         attempt = 0;
         o.onProgress?.(results.length + elsewhere.length, hours.length, x.hour);
@@ -114,7 +114,8 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
       const err = e as Error;
       const finished = new Set([...results.map((x) => x.hour), ...elsewhere]);
       left = hours.filter((h) => !finished.has(h));
-      if (!isTransient(e)) throw new BackfillIncomplete(report(`hour ${new Date(left[0]).toISOString()} failed: ${err.message}`));
+      const failed = left[0];
+      if (!isTransient(e)) throw new BackfillIncomplete(report(`hour ${failed === undefined ? '?' : new Date(failed).toISOString()} failed: ${err.message}`));
       stuckSince ??= Date.now();
       if (Date.now() - stuckSince >= giveUpAfterMs)
         throw new BackfillIncomplete(report(`no hour could be written for ${Math.round((Date.now() - stuckSince) / 1000)} s (last error: ${err.message})`));
@@ -124,7 +125,7 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
       await new Promise((res) => setTimeout(res, wait));
     }
   }
-  await rollup.leases.touchBackfill(hours[0], to, true);
+  await rollup.leases.touchBackfill(hourStart(from), to, true);
   return report();
 }
 

@@ -54,9 +54,18 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   for (const f of files) byPart.set(f.partition, [...(byPart.get(f.partition) ?? []), f]);
   for (const [p, fs] of [...byPart].sort((a, b) => a[0] - b[0])) {
     const fileOf = new Map(fs.map((f) => [`${f.dir}|${rangeKey(f)}`, f]));
-    const file = (r: Range) => fileOf.get(`${r.dirs[0]}|${rangeKey(r)}`)!;
+    // every range comes from fs, so has a file in its first folder
+    const file = (r: Range): DataFile => {
+      const f = fileOf.get(`${r.dirs[0]}|${rangeKey(r)}`);
+      if (!f) throw new Error(`internal: no file of range ${rangeKey(r)} in ${r.dirs[0]}`);
+      return f;
+    };
     const ranges = distinctRanges(fs);
-    const alone = (r: Range) => r.dirs.length === 1 && o.eligible(r.dirs[0]);
+    const onlyDir = (r: Range) => (r.dirs.length === 1 ? r.dirs[0] : undefined);
+    const alone = (r: Range) => {
+      const dir = onlyDir(r);
+      return dir !== undefined && o.eligible(dir);
+    };
     const partners = new Map<Range, Range[]>();
     for (const [a, b] of overlappingPairs(ranges)) {
       partners.set(a, [...(partners.get(a) ?? []), b]);
@@ -64,8 +73,9 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     }
     const inside = (r: Range, c: Range) => c.first <= r.first && r.last <= c.last;
     for (const [c, ps] of partners) {
-      if (!alone(c) || !ps.every((r) => inside(r, c) && r.dirs.length === 1 && r.dirs[0] === c.dirs[0])) continue;
-      plan.leftovers.push({ dir: c.dirs[0], partition: p, cover: file(c), parts: ps.sort((a, b) => a.first - b.first).map(file) });
+      const dir = onlyDir(c);
+      if (dir === undefined || !o.eligible(dir) || !ps.every((r) => inside(r, c) && onlyDir(r) === dir)) continue;
+      plan.leftovers.push({ dir, partition: p, cover: file(c), parts: ps.sort((a, b) => a.first - b.first).map(file) });
     }
     const lastEnd = Math.max(...ranges.map((r) => r.last));
     let run: Range[] = [];
@@ -73,8 +83,10 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
       let chunk: Range[] = [];
       let bytes = 0;
       const emit = () => {
-        if (chunk.length >= 2)
-          plan.merges.push({ dir: chunk[0].dirs[0], partition: p, first: chunk[0].first, last: chunk[chunk.length - 1].last, parts: chunk.map(file) });
+        const [head] = chunk;
+        const tail = chunk.at(-1);
+        if (head && tail && chunk.length >= 2)
+          plan.merges.push({ dir: file(head).dir, partition: p, first: head.first, last: tail.last, parts: chunk.map(file) });
         chunk = [];
         bytes = 0;
       };
@@ -89,7 +101,8 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     };
     for (const r of ranges) {
       const ok = alone(r) && !partners.has(r) && r.last !== lastEnd;
-      if (!ok || (run.length && run[0].dirs[0] !== r.dirs[0])) close();
+      const [head] = run;
+      if (!ok || (head && onlyDir(head) !== onlyDir(r))) close();
       if (ok) run.push(r);
     }
     close();

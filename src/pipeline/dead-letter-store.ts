@@ -102,7 +102,8 @@ export class KafkaDeadLetterSource implements DeadLetterSource {
       // which retention may have removed
       for (let from = (await consumer.offsetsForTime(0)).get(0) ?? 0; from < end; ) {
         const recs = await consumer.readRange(0, from, Math.min(end, from + pageSize));
-        if (!recs.length) break;
+        const tail = recs.at(-1);
+        if (!tail) break;
         const page: StoredDeadLetter[] = [];
         for (const r of recs) {
           try {
@@ -112,7 +113,7 @@ export class KafkaDeadLetterSource implements DeadLetterSource {
           }
         }
         yield page;
-        from = recs[recs.length - 1].offset + 1;
+        from = tail.offset + 1;
       }
     } finally {
       await consumer.stop();

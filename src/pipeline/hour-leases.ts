@@ -10,6 +10,7 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { oneRow } from '../warehouse/one-row.js';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 
 export type ClaimOutcome = 'claimed' | 'held' | 'done';
@@ -42,7 +43,7 @@ export class HourLeases {
 
   /** The database's now, for `since` below. */
   async now(): Promise<Date> {
-    const [r] = await this.db.query<{ t: unknown }>('SELECT clock_timestamp() AS t');
+    const r = oneRow(await this.db.query<{ t: unknown }>('SELECT clock_timestamp() AS t'), 'SELECT clock_timestamp()');
     return r.t instanceof Date ? r.t : new Date(String(r.t));
   }
 
@@ -79,13 +80,14 @@ export class HourLeases {
    * 2 ttl): returns the job's start, the "done since" for its hours.
    */
   async joinBackfill(from: number, to: number): Promise<Date> {
-    const [r] = await this.db.query<{ started_at: unknown }>(
+    const rows = await this.db.query<{ started_at: unknown }>(
       `INSERT INTO rollup_backfills AS b (from_hour, to_hour, started_at, seen_at) VALUES ($1, $2, clock_timestamp(), clock_timestamp())
        ON CONFLICT (from_hour, to_hour) DO UPDATE SET seen_at = EXCLUDED.seen_at,
          started_at = CASE WHEN b.seen_at IS NOT NULL AND b.seen_at > clock_timestamp() - 2 * $3 * interval '1 millisecond' THEN b.started_at ELSE EXCLUDED.started_at END
        RETURNING started_at`,
       [new Date(from).toISOString(), new Date(to).toISOString(), this.ttlMs],
     );
+    const r = oneRow(rows, 'the rollup_backfills upsert');
     return r.started_at instanceof Date ? r.started_at : new Date(String(r.started_at));
   }
 

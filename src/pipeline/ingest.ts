@@ -301,7 +301,7 @@ export class Ingestor {
   /** Offsets [from, last] of p from the log, published as one range; its hour folders. */
   private async rewriteRange(p: number, from: number, last: number): Promise<string[]> {
     const recs = await this.consumer!.readRange(p, from, last + 1);
-    if (recs.length === 0 || recs[recs.length - 1].offset !== last) throw new Error(`the log no longer holds offsets ${from}..${last}`);
+    if (recs.at(-1)?.offset !== last) throw new Error(`the log no longer holds offsets ${from}..${last}`);
     const buf = this.newBuffer();
     try {
       for (const r of recs) buf.takeOrSkip(r, this.limits);
@@ -360,12 +360,13 @@ export class Ingestor {
   private async anyAccepted(p: number, from: number, to: number): Promise<boolean> {
     while (from < to) {
       const recs = await this.consumer!.readRange(p, from, Math.min(to, from + 10_000));
-      if (recs.length === 0) return false;
+      const tail = recs.at(-1);
+      if (!tail) return false;
       for (const r of recs) {
         const a = acceptLine(r, this.limits);
         if (a.ok && (await customerVerdict(this.o.customers, a.customer, r.timestamp)) === null) return true;
       }
-      from = recs[recs.length - 1].offset + 1;
+      from = tail.offset + 1;
     }
     return false;
   }
@@ -373,7 +374,7 @@ export class Ingestor {
   /** Re-publish the hour files of the lake's last range that a crash left missing. */
   private async repair(p: number, top: TopRange): Promise<void> {
     const recs = await this.consumer!.readRange(p, top.first, top.last + 1);
-    if (recs.length === 0 || recs[recs.length - 1].offset !== top.last) {
+    if (recs.at(-1)?.offset !== top.last) {
       this.o.logger(`partition ${p}: the log no longer holds offsets ${top.first}..${top.last} of the lake's last file; cannot check it`);
       return;
     }
@@ -450,9 +451,9 @@ export class Ingestor {
     let run: Promise<void> | null = null;
     run = (async () => {
       try {
-        while (st.closed.length && !st.gone) {
-          await this.writeRange(st, st.closed[0]);
-          const done = st.closed.shift()!;
+        for (let head = st.closed[0]; head && !st.gone; head = st.closed[0]) {
+          await this.writeRange(st, head);
+          const done = st.closed.shift() ?? head;
           this.closedBytes -= done.bytes;
           done.discard();
         }

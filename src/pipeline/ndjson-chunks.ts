@@ -55,7 +55,11 @@ export class NdjsonChunks {
 
   /** Append the staged lines to the current file. */
   flush(): void {
-    if (this.used) appendFileSync(this.files[this.files.length - 1], this.stage.subarray(0, this.used));
+    if (!this.used) return;
+    // add() opens a file before it stages a line
+    const file = this.files.at(-1);
+    if (file === undefined) throw new Error('internal: staged lines without a file');
+    appendFileSync(file, this.stage.subarray(0, this.used));
     this.used = 0;
   }
 

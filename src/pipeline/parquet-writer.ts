@@ -106,8 +106,9 @@ export class ParquetWriter {
       for (const e of events) spool.add(eventLine(e));
       spool.flush();
       if (!spool.files.length) {
-        spool.files.push(`${file}.${process.pid}.${spoolSeq}-none.ndjson`);
-        writeFileSync(spool.files[0], '');
+        const empty = `${file}.${process.pid}.${spoolSeq}-none.ndjson`;
+        spool.files.push(empty);
+        writeFileSync(empty, '');
       }
       await this.writeSpool(spool.files, file);
     } finally {

@@ -124,11 +124,11 @@ async function rewriteRange(
   hours: Set<number>,
 ): Promise<void> {
   const recs = await consumer.readRange(r.partition, r.first, r.last + 1);
-  if (recs.length && recs[recs.length - 1].offset > r.last) throw new Error(`internal: readRange went past ${r.last}`);
+  if ((recs.at(-1)?.offset ?? r.last) > r.last) throw new Error(`internal: readRange went past ${r.last}`);
   const buf = new HourBuffer(tmp);
   try {
     for (const rec of recs) await buf.takeOrSkip(rec, o.limits ?? DEFAULT_TIME_BOUNDS, o.customers);
-    if (recs.length === 0 || recs[0].offset > r.first)
+    if ((recs[0]?.offset ?? Infinity) > r.first)
       o.logger?.(`partition ${r.partition}: the log no longer holds all of ${r.first}..${r.last}; replayed what it has`);
     const name = dataFileName(o.topic, r.partition, r.first, r.last);
     for (const { hour, files: spool, events } of buf.hours()) {

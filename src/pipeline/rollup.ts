@@ -324,7 +324,7 @@ export class Rollup {
     const t0 = Date.now();
     let left: number[] = [];
     for (let h = hourStart(from); h < to; h += HOUR_MS) left.push(h);
-    const doneSince = await this.leases.joinBackfill(left[0], to);
+    const doneSince = await this.leases.joinBackfill(hourStart(from), to);
     const total = left.length;
     const results: HourResult[] = [];
     let skipped = 0;
@@ -401,8 +401,9 @@ export class Rollup {
           const checkedFrom = await this.leases.now();
           const bad = await hoursDisagreeing(this.db);
           verifiedAt = Date.now();
-          if (bad.length) {
-            this.logger?.warn(`${bad.length} hours hold rows that disagree with what they were rolled up to (first ${iso(bad[0])}): rolling them up again`);
+          const [firstBad] = bad;
+          if (firstBad !== undefined) {
+            this.logger?.warn(`${bad.length} hours hold rows that disagree with what they were rolled up to (first ${iso(firstBad)}): rolling them up again`);
             await this.rollupInOrder(bad, { doneSince: checkedFrom });
           }
         }

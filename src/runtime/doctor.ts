@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { oneRow } from '../warehouse/one-row.js';
 import type { MeterConfig } from '../config/config.js';
 import { describeBackends, redactUrl } from '../config/config.js';
 import { openLog, openLake, openWarehouse, openLimiter } from './backends.js';
@@ -49,7 +50,7 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
       // A refused login or TLS mismatch carries its own fix (the setting), better than the generic one.
       const hint = e instanceof UserError && e.hint ? e.hint : fix;
       // The lake check's message is a multi-line report; the others are one line.
-      const message = name === 'lake-data' ? (e as Error).message : (e as Error).message.split('\n')[0];
+      const message = name === 'lake-data' ? (e as Error).message : ((e as Error).message.split('\n', 1)[0] ?? '');
       checks.push({ name, ok: false, detail: scrub(message), fix: scrub(hint) });
     }
   };
@@ -125,7 +126,7 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
     async () => {
       const db = await openWarehouse(cfg, undefined, { migrate: false });
       try {
-        const [v] = await db.query<{ v: string }>('SELECT version() AS v');
+        const v = oneRow(await db.query<{ v: string }>('SELECT version() AS v'), 'SELECT version()');
         const pending = await pendingMigrations(db);
         const version = String(v.v).split(' ').slice(0, 2).join(' ');
         // Pending migrations are not a fault: every command that opens the warehouse applies them.

@@ -11,8 +11,8 @@ const run = promisify(execFile);
 export function parseEnvLines(text: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    const m = /^(?:export\s+)?(METER_[A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
+    const [, name, value] = /^(?:export\s+)?(METER_[A-Z_]+)=(.*)$/.exec(line.trim()) ?? [];
+    if (name !== undefined && value !== undefined) env[name] = value.replace(/^['"]|['"]$/g, '');
   }
   return env;
 }

@@ -3,6 +3,7 @@
  * usage_hourly / rollup_files / rollup_hours, plus the small customer look-ups billing needs.
  * SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
  */
+import { oneRow } from './one-row.js';
 import type { Sql, Warehouse } from './warehouse.js';
 
 export interface HourlyRow {
@@ -80,7 +81,7 @@ export async function replaceHour(
                       FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)`;
     // An hour rolled up for the first time (every hour of a backfill of new data) has nothing to
     // delete or compare: a plain INSERT, 25 % less than the upsert on Postgres (bench/rollup.ts).
-    const [{ had }] = await tx.query<{ had: boolean }>('SELECT EXISTS (SELECT 1 FROM usage_hourly WHERE hour = $1) AS had', [hour]);
+    const { had } = oneRow(await tx.query<{ had: boolean }>('SELECT EXISTS (SELECT 1 FROM usage_hourly WHERE hour = $1) AS had', [hour]), 'SELECT EXISTS');
     if (!had) {
       if (rows.length) await tx.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) ${source}`, values);
     } else {
@@ -140,7 +141,8 @@ export const DATA_COMPLETE_UNTIL_SQL = `GREATEST(
  */
 export async function dataCompleteUntil(db: Sql): Promise<Date | null> {
   const rows = await db.query<{ until: unknown }>(`SELECT ${DATA_COMPLETE_UNTIL_SQL} AS until`, [], { prepare: true });
-  return rows.length && rows[0].until != null ? new Date(toMs(rows[0].until)) : null;
+  const until = rows[0]?.until;
+  return until != null ? new Date(toMs(until)) : null;
 }
 
 export interface CustomerInfo {
@@ -159,7 +161,7 @@ export async function findCustomer(db: Sql, id: string): Promise<CustomerInfo | 
        FROM customers c WHERE c.id = $1`,
     [id],
   );
-  if (!rows.length) return null;
-  const r = rows[0];
+  const [r] = rows;
+  if (!r) return null;
   return { id: r.id, name: r.name, timeZone: r.time_zone, planId: r.plan_id ?? null };
 }

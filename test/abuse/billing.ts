@@ -105,7 +105,7 @@ async function hugeRange(): Promise<AttackResult> {
       ['usage by day 1970..9999', '/v1/me/usage?from=1970-01-01&to=9999-12-31&granularity=day'],
     ]) {
       t.statements.length = 0;
-      const r = await timed(t, path, t.token);
+      const r = await timed(t, path!, t.token);
       const usage = t.statements.filter(readsUsage).length;
       ok &&= r.status === 400 && r.ms < 250 && usage === 0 && /400 days/.test(r.body.error);
       out.push(`${name}: ${r.status} in ${f1(r.ms)} ms, ${usage} usage statements, RSS +${f1(r.rssMb)} MB`);
@@ -146,13 +146,13 @@ async function largestRangePostgres(): Promise<AttackResult> {
       // month granularity takes whole months (a range not aligned to it is a 400): 396 days
       ['usage by month 396 days', '/v1/me/usage?from=2025-01-01&to=2026-02-01&granularity=month'],
     ]) {
-      await timed(t, path, t.token); // warm: plans, catalog
+      await timed(t, path!, t.token); // warm: plans, catalog
       // On a shared box the loop also stalls while this process is not scheduled, so the bound
       // is on what it cannot fake: the CPU this process spent per answer (server and client
       // together) is the most any answer can have held the loop.
       const idle = await idleLoopMax(500);
       const cpu0 = process.cpuUsage();
-      const runs = await Promise.all([0, 1, 2, 3].map(() => timed(t, path, t.token)));
+      const runs = await Promise.all([0, 1, 2, 3].map(() => timed(t, path!, t.token)));
       const cpu = process.cpuUsage(cpu0);
       const cpuPer = (cpu.user + cpu.system) / 1000 / runs.length;
       const worstLoop = Math.max(...runs.map((r) => r.loopMs));
@@ -303,7 +303,7 @@ async function keysForGhosts(ctx: { dir: string }): Promise<AttackResult> {
   await meter(['customers', 'create', 'real'], {}, ctx.dir);
   const b = await meter(['keys', 'create', '--customer', 'real', '--plan', 'nope'], {}, ctx.dir);
   const ok = a.code === 2 && /does not exist/.test(a.err) && /meter customers create/.test(a.err) && b.code === 2 && /unknown plan/.test(b.err);
-  return { observed: `unknown customer: exit ${a.code} "${a.err.split('\n')[0].slice(7, 60)}"; unknown plan: exit ${b.code}`, ok };
+  return { observed: `unknown customer: exit ${a.code} "${a.err.split('\n')[0]!.slice(7, 60)}"; unknown plan: exit ${b.code}`, ok };
 }
 
 export const attacks: Attack[] = [

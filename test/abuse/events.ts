@@ -245,7 +245,7 @@ export const attacks: Attack[] = [
         const [row] = await t.db.query<{ calls: unknown }>(
           `SELECT coalesce(sum(calls), 0) AS calls FROM usage_hourly WHERE customer_id = 'acme' AND api = 'ai.tokens'`,
         );
-        const billed = Number(row.calls);
+        const billed = Number(row!.calls);
         return { observed: `accepted ${accepted}/10000, logged ${logged} records, billed ${billed}`, ok: accepted === 10_000 && logged === 10 && billed === 1 };
       }),
   },

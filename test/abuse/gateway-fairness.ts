@@ -210,9 +210,9 @@ const clockSkew: Attack = {
   expected: 'two limiters +-2 s apart on one bucket: admitted within 1% of burst + rate x time',
   async run() {
     const url = (await stackEnv(['redis'])).METER_REDIS_URL;
-    const raw = new Redis(url, { protocol: 2 });
+    const raw = new Redis(url!, { protocol: 2 });
     const limit = { ratePerSec: 500, burst: 500 };
-    const mk = (skew: number) => new RedisLimiter({ url, failMode: 'closed', commandTimeoutMs: 1000, now: () => Date.now() + skew });
+    const mk = (skew: number) => new RedisLimiter({ url: url!, failMode: 'closed', commandTimeoutMs: 1000, now: () => Date.now() + skew });
     const [ahead, behind] = [mk(2000), mk(-2000)];
     try {
       const rows: string[] = [];

@@ -49,7 +49,7 @@ export const attacks: Attack[] = [
             const r = await t.get(`/v1/customers/c00001/invoices/${y}-${String(m).padStart(2, '0')}`);
             statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
           }
-        const stored = Number((await t.db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices'))[0].n);
+        const stored = Number((await t.db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices'))[0]!.n);
         const seen = [...statuses].map(([s, n]) => `${n}x${s}`).join(', ');
         return { ok: stored === 0 && !statuses.has(500) && (statuses.get(404) ?? 0) > 0, observed: `${seen}; ${stored} invoices stored` };
       } finally {
@@ -82,8 +82,8 @@ export const attacks: Attack[] = [
         times.sort((a, b) => a - b);
         const p50 = times[Math.floor(times.length / 2)];
         return {
-          ok: bad.every((r) => r.status === 400) && p50 < 50,
-          observed: `bad: ${bad.map((r) => r.status).join(',')}; page of 100 p50 ${p50.toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`,
+          ok: bad.every((r) => r.status === 400) && p50! < 50,
+          observed: `bad: ${bad.map((r) => r.status).join(',')}; page of 100 p50 ${p50!.toFixed(1)} ms, max ${times[times.length - 1]!.toFixed(1)} ms`,
         };
       } finally {
         await t.close();

@@ -28,7 +28,7 @@ export const attacks: Attack[] = [
       const root = join(ctx.dir, 'lake');
       await ensureLake(root, { rate: 2, hours: HOURS, start: START, seed: 3, customers: 5, partitions: 2, maxRecords: 100_000 }, () => {});
       const dbs = await Promise.all(Array.from({ length: PROCS }, () => PgWarehouse.open(url)));
-      await migrate(dbs[0]);
+      await migrate(dbs[0]!);
       const lake = new LocalLake(pathToFileURL(root).href);
       const rollups = dbs.map((db) => new Rollup({ lake, db }));
       try {
@@ -37,7 +37,7 @@ export const attacks: Attack[] = [
         const ms = Date.now() - t0;
         const computed = sums.map((s) => s.results.length);
         const total = computed.reduce((a, b) => a + b, 0);
-        const [{ events }] = await dbs[0].query<{ events: string }>('SELECT coalesce(sum(events), 0)::text AS events FROM rollup_hours');
+        const { events } = (await dbs[0]!.query<{ events: string }>('SELECT coalesce(sum(events), 0)::text AS events FROM rollup_hours'))[0]!;
         const want = 2 * 3600 * HOURS;
         return {
           observed: `${total} computations (${computed.join(' + ')}) in ${ms} ms; ${events} events counted of ${want}`,

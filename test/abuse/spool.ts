@@ -142,21 +142,21 @@ function floodOnFullDisk(durability: 'batched' | 'strict'): Attack {
           ctx.log(
             lat503
               .map((l, k) => [lat503At[k], l])
-              .filter(([, l]) => l > 50)
-              .map(([a, l]) => `${a}:${l.toFixed(0)}`)
+              .filter(([, l]) => l! > 50)
+              .map(([a, l]) => `${a}:${l!.toFixed(0)}`)
               .join(' '),
           );
         const good =
           refused > 0 &&
           afterFull <= 32 &&
           maxAfterFull <= maxBuffered + 32 &&
-          pct(lat503, 0.5) < 20 &&
+          pct(lat503, 0.5)! < 20 &&
           accounted &&
           ev.dropped === (durability === 'strict' ? cut : 0);
         return {
           ok: good,
           observed:
-            `${mounted ? '2 MiB tmpfs' : 'spoolMaxBytes 128 KiB (no tmpfs: not root)'}: ${ok} x 200, ${refused} x 503 (p50 ${pct(lat503, 0.5).toFixed(1)} ms, p99 ${pct(lat503, 0.99).toFixed(1)} ms), ${cut} cut; ` +
+            `${mounted ? '2 MiB tmpfs' : 'spoolMaxBytes 128 KiB (no tmpfs: not root)'}: ${ok} x 200, ${refused} x 503 (p50 ${pct(lat503, 0.5)!.toFixed(1)} ms, p99 ${pct(lat503, 0.99)!.toFixed(1)} ms), ${cut} cut; ` +
             `upstream calls after the first 503: ${afterFull}; memory max ${maxBuffered} events before full, ${maxAfterFull} after; 200s stored ${s.spool.pending} + held ${ev.buffered}; reason "${s.spool.fullReason ?? '-'}"`,
         };
       } finally {

@@ -22,8 +22,8 @@ const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toS
 
 async function saslStack() {
   const env = await stackEnv(['kafka']);
-  const brokers = [env.METER_STACK_KAFKA_SASL_BROKERS];
-  const sasl = { mechanism: 'scram-sha-512' as const, username: env.METER_STACK_KAFKA_SASL_USERNAME, password: env.METER_STACK_KAFKA_SASL_PASSWORD };
+  const brokers = [env.METER_STACK_KAFKA_SASL_BROKERS!];
+  const sasl = { mechanism: 'scram-sha-512' as const, username: env.METER_STACK_KAFKA_SASL_USERNAME!, password: env.METER_STACK_KAFKA_SASL_PASSWORD! };
   return { env, brokers, sasl };
 }
 
@@ -119,7 +119,7 @@ export const attacks: Attack[] = [
         let slowest = 0;
         const mechs = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
         for (let i = 0; i < 30; i++) {
-          const r = await tryProduce(brokers, owner.topic, { mechanism: mechs[i % 3], username: i % 2 ? sasl.username : 'admin', password: `guess-${i}` });
+          const r = await tryProduce(brokers, owner.topic, { mechanism: mechs[i % 3]!, username: i % 2 ? sasl.username : 'admin', password: `guess-${i}` });
           if (r.refused) refused++;
           slowest = Math.max(slowest, r.ms);
         }
@@ -146,13 +146,13 @@ export const attacks: Attack[] = [
         METER_KAFKA_SASL_MECHANISM: 'scram-sha-256',
         METER_KAFKA_SASL_USERNAME: 'meter',
         METER_REDIS_URL: 'redis://r:6379',
-        METER_REDIS_PASSWORD: secrets[1],
+        METER_REDIS_PASSWORD: secrets[1]!,
         METER_DATABASE_URL: `postgres://meter:${secrets[2]}@db:5432/meter`,
-        METER_BILLING_TOKENS: secrets[3],
+        METER_BILLING_TOKENS: secrets[3]!,
       };
-      const viaEnv = meter(['config', '--json'], { ...env, METER_KAFKA_SASL_PASSWORD: secrets[0] }, ctx.dir);
-      const viaFlag = meter(['config', '--kafka-sasl-password', secrets[0]], env, ctx.dir);
-      const viaFlagJson = meter(['config', '--json', '--kafka-sasl-password', secrets[0]], env, ctx.dir);
+      const viaEnv = meter(['config', '--json'], { ...env, METER_KAFKA_SASL_PASSWORD: secrets[0]! }, ctx.dir);
+      const viaFlag = meter(['config', '--kafka-sasl-password', secrets[0]!], env, ctx.dir);
+      const viaFlagJson = meter(['config', '--json', '--kafka-sasl-password', secrets[0]!], env, ctx.dir);
       const outs = [viaEnv, viaFlag, viaFlagJson];
       const leaks = outs.reduce((n, o) => n + secrets.filter((s) => o.out.includes(s)).length, 0);
       const masked = (viaEnv.out.match(/\*\*\*/g) ?? []).length;
@@ -172,23 +172,23 @@ export const attacks: Attack[] = [
       const redis = await startRedis(() => ['--requirepass', redisPass]);
       try {
         const secrets = ['sasl-wrong-' + uniq('p'), 'redis-wrong-' + uniq('p'), 'pg-wrong-' + uniq('p'), 'url-wrong-' + uniq('p')];
-        const pg = new URL(pgEnv.METER_DATABASE_URL);
-        pg.password = secrets[2];
+        const pg = new URL(pgEnv.METER_DATABASE_URL!);
+        pg.password = secrets[2]!;
         const runs = [
           meter(
             ['ingest', '--once'],
             {
-              METER_KAFKA_BROKERS: brokers[0],
+              METER_KAFKA_BROKERS: brokers[0]!,
               METER_KAFKA_SASL_MECHANISM: 'scram-sha-512',
-              METER_KAFKA_SASL_USERNAME: stack.METER_STACK_KAFKA_SASL_USERNAME,
-              METER_KAFKA_SASL_PASSWORD: secrets[0],
+              METER_KAFKA_SASL_USERNAME: stack.METER_STACK_KAFKA_SASL_USERNAME!,
+              METER_KAFKA_SASL_PASSWORD: secrets[0]!,
             },
             ctx.dir,
           ),
           // The stack's Postgres as warehouse: an embedded PGlite takes 10-20 s to start on a busy machine.
           meter(
             ['doctor', '--timeout', '5000'],
-            { METER_REDIS_URL: `redis://127.0.0.1:${redis.port}`, METER_REDIS_PASSWORD: secrets[1], METER_DATABASE_URL: pgEnv.METER_DATABASE_URL },
+            { METER_REDIS_URL: `redis://127.0.0.1:${redis.port}`, METER_REDIS_PASSWORD: secrets[1]!, METER_DATABASE_URL: pgEnv.METER_DATABASE_URL! },
             ctx.dir,
           ),
           meter(['migrate'], { METER_DATABASE_URL: pg.toString() }, ctx.dir),
@@ -196,12 +196,12 @@ export const attacks: Attack[] = [
         ];
         const leaks = runs.reduce((n, o) => n + secrets.filter((s) => o.out.includes(s)).length, 0);
         const named = [/kafkaSaslPassword/, /redisPassword/, /password authentication failed.*databaseUrl/, /invalid databaseUrl/].filter((re, i) =>
-          re.test(runs[i].out),
+          re.test(runs[i]!.out),
         ).length;
         const traces = runs.filter((o) => /\n\s+at /.test(o.out)).length;
         return {
           observed: `exits ${runs.map((o) => o.status).join(',')}; ${named}/4 name the setting; ${leaks} secrets printed; ${traces} stack traces`,
-          ok: leaks === 0 && named === 4 && traces === 0 && runs[0].status === 2 && runs[1].status === 1 && runs[2].status === 2 && runs[3].status === 2,
+          ok: leaks === 0 && named === 4 && traces === 0 && runs[0]!.status === 2 && runs[1]!.status === 1 && runs[2]!.status === 2 && runs[3]!.status === 2,
         };
       } finally {
         await redis.stop();
@@ -268,7 +268,7 @@ export const attacks: Attack[] = [
       };
       try {
         const bad = await run(wrong, 50);
-        await run(sasl.password, 0); // same data dir: ships the spool of the first run
+        await run(sasl.password!, 0); // same data dir: ships the spool of the first run
         const owner = new KafkaLog({ brokers, topic, partitions: 1, sasl });
         let inKafka = 0;
         try {
@@ -278,7 +278,7 @@ export const attacks: Attack[] = [
         }
         const text = lines.join('\n');
         const named = /SASL scram-sha-256 login as "meter" was refused/.test(text);
-        const leaks = text.includes(wrong) || text.includes(sasl.password);
+        const leaks = text.includes(wrong) || text.includes(sasl.password!);
         return {
           observed: `${bad.ok}/50 answered 200 while refused; spool ${bad.health.spool.mode} ${bad.health.spool.spool.pending} pending; refusal logged=${named}; after the fix ${inKafka} events in Kafka; password in logs=${leaks}`,
           ok: bad.ok === 50 && bad.health.spool.spool.pending === 50 && named && inKafka === 50 && !leaks,

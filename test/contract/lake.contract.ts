@@ -28,13 +28,13 @@ export function lakeContract(name: string, open: () => Promise<Lake>): void {
       await lake.publish(localFile(body), path);
       const ls = await lake.list(dir);
       assert.equal(ls.length, 1);
-      assert.equal(ls[0].path, path);
-      assert.equal(ls[0].size, body.length);
-      assert.ok(Math.abs(ls[0].mtime - Date.now()) < 10 * 60_000, 'mtime is epoch ms, recent');
+      assert.equal(ls[0]!.path, path);
+      assert.equal(ls[0]!.size, body.length);
+      assert.ok(Math.abs(ls[0]!.mtime - Date.now()) < 10 * 60_000, 'mtime is epoch ms, recent');
       assert.deepEqual(await lake.read(path), body);
       const [local] = await lake.materialize([path]);
-      assert.ok(local.startsWith('/'), 'absolute local path');
-      assert.deepEqual(readFileSync(local), body);
+      assert.ok(local!.startsWith('/'), 'absolute local path');
+      assert.deepEqual(readFileSync(local!), body);
     } finally {
       await lake.close();
     }

@@ -34,8 +34,8 @@ export function limiterContract(name: string, open: (now: () => number) => Promi
           [false, 0],
         ],
       );
-      assert.equal(got[3].retryAfterSec, 1);
-      assert.equal(got[3].resetSec, 3);
+      assert.equal(got[3]!.retryAfterSec, 1);
+      assert.equal(got[3]!.resetSec, 3);
     });
 
     it('refills by the millisecond', async () => {

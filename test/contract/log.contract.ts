@@ -59,8 +59,8 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
           [...Array.from({ length: 5 }, (_, i) => `a:${k}:${i}`), ...Array.from({ length: 5 }, (_, i) => `b:${k}:${i}`)],
         );
         assert.equal(new Set(mine.map((r) => r.partition)).size, 1, `key ${k} in one partition`);
-        partOf.set(k, mine[0].partition);
-        for (let i = 1; i < mine.length; i++) assert.ok(mine[i].offset > mine[i - 1].offset);
+        partOf.set(k, mine[0]!.partition);
+        for (let i = 1; i < mine.length; i++) assert.ok(mine[i]!.offset > mine[i - 1]!.offset);
         for (const r of mine) assert.ok(Number.isSafeInteger(r.timestamp) && Math.abs(r.timestamp - Date.now()) < 600_000);
       }
       assert.ok(new Set(partOf.values()).size > 1 || (await log.partitions()) === 1, 'keys spread over partitions');
@@ -114,7 +114,7 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
       const after = await probe.endOffsets();
       const moved = [...after].filter(([p, o]) => o !== before.get(p));
       assert.equal(moved.length, 1, 'one key -> one partition grew');
-      const [p, end] = moved[0];
+      const [p, end] = moved[0]!;
       const start = before.get(p)!;
       assert.equal(end - start, 20);
 
@@ -123,14 +123,14 @@ export function logContract(name: string, open: () => Promise<UsageLog>): void {
         all.map((r) => r.value.toString()),
         Array.from({ length: 20 }, (_, i) => `r:only-key:${i}`),
       );
-      const mid = await probe.readRange(p, all[5].offset, all[9].offset);
+      const mid = await probe.readRange(p, all[5]!.offset, all[9]!.offset);
       assert.deepEqual(
         mid.map((r) => r.value.toString()),
         ['r:only-key:5', 'r:only-key:6', 'r:only-key:7', 'r:only-key:8'],
       );
       assert.ok(mid.every((r) => r.partition === p && r.key === 'only-key'));
 
-      const from = all[12].offset;
+      const from = all[12]!.offset;
       const c = await collect(log, uniq('start'), async (q) => (q === p ? from : null));
       await until('8 records from offset', () => c.got.length >= 8);
       await new Promise((r) => setTimeout(r, 200));

@@ -196,7 +196,7 @@ export const spoolDiskFullStrict = spoolDiskFull('strict');
 /** Progress lines "backfill N/M hours" of a running backfill's log. */
 function backfillDone(p: MeterProcess): number {
   const m = [...readFileSync(p.logFile, 'utf8').matchAll(/backfill (\d+)\/(\d+) hours/g)];
-  return m.length ? Number(m[m.length - 1][1]) : 0;
+  return m.length ? Number(m[m.length - 1]![1]) : 0;
 }
 
 export const postgresRestartInBackfill: ScenarioDef = {
@@ -222,7 +222,7 @@ export const postgresRestartInBackfill: ScenarioDef = {
            AND (SELECT sum(events) FROM usage_hourly x WHERE x.hour = u.hour) <> h.events`,
         [ids],
       );
-      return Number(r[0].n) === 0;
+      return Number(r[0]!.n) === 0;
     };
     try {
       const now = Date.now();

@@ -116,7 +116,7 @@ export function startTraffic(o: {
       const reply = await used.request({
         method: op.method,
         path: op.path,
-        headers: { authorization: `Bearer ${badKey ? 'mk_live_not_a_real_key_0000000000' : customer.key}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${badKey ? 'mk_live_not_a_real_key_0000000000' : customer!.key}`, 'content-type': 'application/json' },
         body: op.body === undefined ? undefined : JSON.stringify(op.body),
       });
       const text = await reply.body.text();
@@ -131,14 +131,14 @@ export function startTraffic(o: {
         if (badKey) throw new Error(`an unknown key was metered (event ${id})`);
         res.metered++;
         res.answeredAt.push(Date.now());
-        bump(res.cells, cellKey(customer.id, op.api, uuidv7Time(id)), reply.statusCode >= 200 && reply.statusCode < 400);
+        bump(res.cells, cellKey(customer!.id, op.api, uuidv7Time(id)), reply.statusCode >= 200 && reply.statusCode < 400);
       }
     } catch (e: any) {
       if (/unknown key was metered/.test(e?.message)) throw e;
       res.sent++;
       const code = e?.code ?? e?.cause?.code;
       if (code === 'ECONNREFUSED') res.refused++;
-      else if (!badKey) bump(res.uncertain, cellKey(customer.id, op.api, sentAt), true);
+      else if (!badKey) bump(res.uncertain, cellKey(customer!.id, op.api, sentAt), true);
       // Replace the pool this call used, once: destroying a pool fails its other calls in flight,
       // and if each of those replaced the pool again the runner opened thousands of sockets to the
       // gateway (EMFILE in the spool-disk-full scenario: 5,400 sockets seen).

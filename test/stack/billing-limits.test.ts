@@ -198,7 +198,7 @@ test('Postgres: every billing statement carries a statement timeout; past it a 5
   try {
     const timed = db.withStatementTimeout!(250);
     const [t] = await timed.query<{ statement_timeout: string }>('SHOW statement_timeout');
-    assert.equal(t.statement_timeout, '250ms');
+    assert.equal(t!.statement_timeout, '250ms');
     await assert.rejects(timed.query('SELECT pg_sleep(5)'), (e: any) => e.code === '57014');
     const ok = await fetch(`${s.url}/v1/customers/acme/cost?from=2026-01-01&to=2026-02-01`, { headers: { authorization: `Bearer ${SERVICE}` } });
     assert.equal(ok.status, 200);

@@ -44,7 +44,7 @@ class Relay {
 
 test('billing API: 503 with a clear message while the warehouse is unreachable, numbers again once it is back', { timeout: 120_000 }, async () => {
   const env = await stackEnv(['postgres']);
-  const url = new URL(env.METER_DATABASE_URL);
+  const url = new URL(env.METER_DATABASE_URL!);
   const relay = new Relay(url.hostname, Number(url.port));
   await relay.open();
   const viaRelay = new URL(url);

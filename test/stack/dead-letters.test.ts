@@ -143,7 +143,7 @@ test('dead letters on Kafka and Postgres: list, show, count, replay exactly once
   const stack = await stackEnv(['kafka', 'postgres']);
   const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   await scenario({
-    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS,
+    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS!,
     METER_DATABASE_URL: await freshDatabase(stack, 'dl'),
     METER_TOPIC: `dl-${run}`,
     METER_PARTITIONS: '2',

@@ -40,10 +40,10 @@ test('doctor on the real stack: Kafka, HDFS, Postgres, Redis all answer', { time
   const r = doctor(env);
   assert.equal(r.code, 0, r.err + JSON.stringify(r.checks, null, 1));
   const by = Object.fromEntries(r.checks.map((c) => [c.name, c]));
-  assert.match(by.log.detail, /kafka/);
-  assert.match(by.lake.detail, /hdfs:.*writable/);
-  assert.match(by.warehouse.detail, /PostgreSQL.*migrat/);
-  assert.match(by.limiter.detail, /redis.*Lua script loaded/);
+  assert.match(by.log!.detail, /kafka/);
+  assert.match(by.lake!.detail, /hdfs:.*writable/);
+  assert.match(by.warehouse!.detail, /PostgreSQL.*migrat/);
+  assert.match(by.limiter!.detail, /redis.*Lua script loaded/);
 });
 
 test('doctor with dead backends: FAIL lines with the fix, exit 1', () => {
@@ -55,10 +55,10 @@ test('doctor with dead backends: FAIL lines with the fix, exit 1', () => {
   assert.equal(r.code, 1);
   const by = Object.fromEntries(r.checks.map((c) => [c.name, c]));
   for (const n of ['warehouse', 'limiter', 'lake']) {
-    assert.equal(by[n].ok, false, n);
-    assert.ok(by[n].fix && by[n].fix.length > 10, `${n} has a fix`);
+    assert.equal(by[n]!.ok, false, n);
+    assert.ok(by[n]!.fix && by[n]!.fix.length > 10, `${n} has a fix`);
   }
-  assert.equal(by.log.ok, true, 'the embedded log still works');
+  assert.equal(by.log!.ok, true, 'the embedded log still works');
   assert.doesNotMatch(JSON.stringify(r.checks), /secret/, 'no password in the output');
 });
 
@@ -77,7 +77,7 @@ test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a 
   const ev = (i: number) =>
     ({
       v: 1,
-      id: ids[i],
+      id: ids[i]!,
       time: now,
       customer: 'c',
       keyId: 'k',
@@ -97,10 +97,10 @@ test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a 
   ]) {
     const local = join(dir, `${first}.parquet`);
     await w.write(
-      Array.from({ length: last - first + 1 }, (_, k) => ev(first + k)),
+      Array.from({ length: last! - first! + 1 }, (_, k) => ev(first! + k)),
       local,
     );
-    await lake.publish(local, `${hourDir(now)}/${dataFileName('usage-events', 0, first, last)}`);
+    await lake.publish(local, `${hourDir(now)}/${dataFileName('usage-events', 0, first!, last!)}`);
   }
   w.close();
   const run = (args: string[]) =>

@@ -84,7 +84,7 @@ async function startGatewayProc(env: NodeJS.ProcessEnv, args: string[]): Promise
       const a = /admin listener on (http:\/\/[^\s]+)/.exec(stderr.join(''));
       if (m && a) {
         clearTimeout(timer);
-        resolve([m[1], a[1]]);
+        resolve([m[1]!, a[1]!]);
       }
     });
     void exited.then((code) => {
@@ -258,7 +258,7 @@ test('kill -9, batched (embedded log): lost calls were all answered within event
 test('kill -9, strict (Kafka on the real stack): every call answered 2xx/4xx has its event in Kafka', { timeout: 300_000 }, async () => {
   const stack = await stackEnv(['kafka']);
   const topic = `dur-${Date.now().toString(36)}`;
-  const brokers = stack.METER_KAFKA_BROKERS;
+  const brokers = stack.METER_KAFKA_BROKERS!;
   const o = await killScenario({
     env: { METER_KAFKA_BROKERS: brokers, METER_TOPIC: topic },
     args: ['--durability', 'strict'],

@@ -17,7 +17,7 @@ test('real stack: billed per customer, API and hour equals the ground truth', { 
       ...env,
       METER_DATABASE_URL: await freshDatabase(env, 'e2e'),
       METER_TOPIC: `e2e-${run}`,
-      METER_LAKE_URL: `${env.METER_LAKE_URL.replace(/\/$/, '')}/e2e-${run}`,
+      METER_LAKE_URL: `${env.METER_LAKE_URL!.replace(/\/$/, '')}/e2e-${run}`,
       METER_INGEST_FLUSH_MS: '500',
       METER_INGEST_MAX_RECORDS: '700',
     },

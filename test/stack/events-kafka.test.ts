@@ -102,5 +102,5 @@ test('events API on Kafka: keyed by customer, counted live, billed after rollup,
   assert.equal(await usage('acme', open, open + HOUR_MS), 7);
   // events (all distinct ids, billable or not) too: the resend added none.
   const rows = await db.query<{ n: unknown }>(`SELECT sum(events) AS n FROM usage_hourly WHERE customer_id = 'globex' AND api = 'ai.tokens'`);
-  assert.equal(Number(rows[0].n), 10);
+  assert.equal(Number(rows[0]!.n), 10);
 });

@@ -240,7 +240,7 @@ describe('route table: free routes, wildcards, any method, case', () => {
       ['GET', '/v1/devices/d/history', 'locations.history'],
       ['GET', '/v1/geofences/g/devices', 'geofences.devices'],
     ])
-      assert.deepEqual(f.resolve(m, p), { api, free: false });
+      assert.deepEqual(f.resolve(m!, p!), { api, free: false });
   });
 });
 

@@ -53,7 +53,7 @@ async function startGatewayProc(env: NodeJS.ProcessEnv): Promise<Proc> {
       const m = /gateway on (http:\/\/[^\s]+)/.exec(stderr.join(''));
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(m[1]!);
       }
     });
     void exited.then((code) => {
@@ -77,7 +77,7 @@ test("two gateways with default settings in one data dir both start and serve, e
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const env = envFor({
     METER_DATA_DIR: dataDir,
-    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS,
+    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS!,
     METER_TOPIC: `gws-${Date.now().toString(36)}`,
     METER_DATABASE_URL: await freshDatabase(stack, 'gws'),
     METER_UPSTREAM: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,

@@ -24,7 +24,7 @@ import { checkLake } from '../../src/lake/lake-check.js';
 import { tempDir } from '../support/tmp.js';
 
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 
 /** A real local lake whose publishing waits at a gate (the first call only is reported). */
 class GatedLake extends LocalLake {

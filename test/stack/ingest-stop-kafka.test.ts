@@ -25,7 +25,7 @@ import { listDataFiles } from '../../src/pipeline/recovery.js';
 import { tempDir } from '../support/tmp.js';
 
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
 await admin.connect();
 after(() => admin.disconnect());
@@ -101,9 +101,9 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
     await new Promise((r) => setTimeout(r, 3000)); // a ghost re-join came ~200 ms after the leave
     const [desc] = (await admin.describeGroups([group])).groups;
     assert.deepEqual(
-      desc.members.map((m) => m.memberId),
+      desc!.members.map((m) => m.memberId),
       [],
-      `group ${group} must be empty after stop (state ${desc.state})`,
+      `group ${group} must be empty after stop (state ${desc!.state})`,
     );
 
     const lake = new LocalLake(lakeUrl);
@@ -155,9 +155,9 @@ test('kafka: commits of several partitions after stop(), in parallel, all land a
     await new Promise((r) => setTimeout(r, 2000));
     const [desc] = (await admin.describeGroups([group])).groups;
     assert.deepEqual(
-      desc.members.map((m) => m.memberId),
+      desc!.members.map((m) => m.memberId),
       [],
-      `group must be empty (state ${desc.state})`,
+      `group must be empty (state ${desc!.state})`,
     );
   } finally {
     await log.close();
@@ -194,7 +194,7 @@ test('kafka: a consumer evicted while a batch was held past the session timeout 
         for (const r of b.records) if (!seen.includes(r.value.toString())) seen.push(r.value.toString());
         // then the flush succeeds and commits; the group no longer knows this member: the
         // error escapes the batch, as it does from ingest's flush
-        await c.commit(b.partition, b.records[b.records.length - 1].offset + 1);
+        await c.commit(b.partition, b.records[b.records.length - 1]!.offset + 1);
       },
     });
     while (!held) await new Promise((r) => setTimeout(r, 100));

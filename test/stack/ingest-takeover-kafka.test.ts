@@ -55,7 +55,7 @@ test("ingest on Kafka: a kill -9d member's partitions get new files within 10 s 
   const topic = `takeover-${Date.now().toString(36)}`;
   const group = `${topic}-ingest`;
   const base = {
-    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS,
+    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS!,
     METER_DATABASE_URL: dbUrl,
     METER_TOPIC: topic,
     METER_PARTITIONS: String(PARTITIONS),
@@ -63,7 +63,7 @@ test("ingest on Kafka: a kill -9d member's partitions get new files within 10 s 
     METER_INGEST_FLUSH_MS: String(FLUSH_MS),
     METER_LOG_LEVEL: 'info',
   };
-  const log = new KafkaLog({ brokers: stack.METER_KAFKA_BROKERS.split(','), topic, partitions: PARTITIONS, clientId: 'meter-test' });
+  const log = new KafkaLog({ brokers: stack.METER_KAFKA_BROKERS!.split(','), topic, partitions: PARTITIONS, clientId: 'meter-test' });
   await log.init();
   const producer = await log.producer();
   const lake = new LocalLake(lakeUrl);

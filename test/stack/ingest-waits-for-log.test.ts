@@ -39,7 +39,7 @@ test('isUnreachable: refused, reset and kafkajs connection errors, also as a cau
 
 test('meter ingest started with Kafka unreachable waits, then ingests every event once Kafka is there', { timeout: 300_000 }, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
-  const brokers = stack.METER_KAFKA_BROKERS.split(',');
+  const brokers = stack.METER_KAFKA_BROKERS!.split(',');
   const dbUrl = await freshDatabase(stack, 'waitlog');
   const db = await PgWarehouse.open(dbUrl);
   await migrate(db);

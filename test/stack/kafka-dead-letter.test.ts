@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { tempDir } from '../support/tmp.js';
 
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const opened: { close(): Promise<void> }[] = [];
 after(async () => {
@@ -52,7 +52,7 @@ test('kafka dead letter: entries land on <topic>.dlq, one JSON line each, the sa
     const folder = new FolderDeadLetter(dir, topic);
     await folder.put(bad, 'not JSON');
     const [line] = await folder.entries();
-    assert.deepEqual(Object.keys(got[0].entry).sort(), Object.keys(line).sort());
+    assert.deepEqual(Object.keys(got[0]!.entry).sort(), Object.keys(line!).sort());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -66,7 +66,7 @@ test('kafka dead letter: an oversized value is cut (with its size and hash) rath
   const big = randomBytes(3 << 20);
   await dlq.put({ partition: 0, offset: 7, key: 'cust-big', value: big, timestamp: 1 }, 'event over 64 KiB');
   assert.deepEqual(dlq.stats(), { put: 1, truncated: 1, failed: 0 });
-  const [{ entry }] = await entriesOf(`${topic}.dlq`);
+  const { entry } = (await entriesOf(`${topic}.dlq`))[0]!;
   assert.equal(entry.valueTruncated, true);
   assert.equal(entry.valueBytes, big.length);
   assert.equal(entry.valueSha256, createHash('sha256').update(big).digest('hex'));

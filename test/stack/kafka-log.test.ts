@@ -9,7 +9,7 @@ import { kafkaRetry, retryStats } from '../../src/log/kafka-retry.js';
 import { until } from '../support/until.js';
 
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 const opened: KafkaLog[] = [];
 

@@ -21,8 +21,8 @@ import { encodeEvent, uuidv7 } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
 
 const env = await stackEnv(['kafka']);
-const saslBrokers = env.METER_STACK_KAFKA_SASL_BROKERS;
-const user = env.METER_STACK_KAFKA_SASL_USERNAME;
+const saslBrokers = env.METER_STACK_KAFKA_SASL_BROKERS!;
+const user = env.METER_STACK_KAFKA_SASL_USERNAME!;
 const password = env.METER_STACK_KAFKA_SASL_PASSWORD;
 const saslSslBrokers = env.METER_STACK_KAFKA_SASL_SSL_BROKERS;
 const caFile = env.METER_STACK_KAFKA_TLS_CA_FILE;

@@ -64,7 +64,7 @@ test('lake cache: held within lakeCacheMaxBytes, least recently used first; a fi
   const w = await world(5, 450 * KB);
   // Hour 0, then 1, then 0 again (now more recent than 1), then 2, 3, 4.
   for (const h of [0, 1, 0, 2, 3, 4]) {
-    const local = await w.lake.materialize(w.paths[h]);
+    const local = await w.lake.materialize(w.paths[h]!);
     for (const [i, f] of local.entries()) assert.equal(statSync(f).size, FILE, `hour ${h} file ${i} complete`);
     w.lake.release(local);
     assert.ok(du(w.cacheDir) <= 450 * KB, `after hour ${h}: ${du(w.cacheDir)} bytes in the cache, bound ${450 * KB}`);
@@ -77,14 +77,14 @@ test('lake cache: held within lakeCacheMaxBytes, least recently used first; a fi
 
 test('lake cache: a file in use is never evicted, even past the bound; it goes once released', { timeout: 120_000 }, async () => {
   const w = await world(3, 250 * KB);
-  const a = await w.lake.materialize(w.paths[0]);
-  const b = await w.lake.materialize(w.paths[1]);
+  const a = await w.lake.materialize(w.paths[0]!);
+  const b = await w.lake.materialize(w.paths[1]!);
   // Both hours in use: 400 KB against a bound of 250 KB, nothing deleted.
   for (const f of [...a, ...b]) assert.ok(existsSync(f), `${f} in use and kept`);
   assert.equal(du(w.cacheDir), 4 * FILE);
   w.lake.release(a);
   w.lake.release(b);
-  const c = await w.lake.materialize(w.paths[2]);
+  const c = await w.lake.materialize(w.paths[2]!);
   for (const f of [...a, ...b]) assert.equal(existsSync(f), false, `${f} released and older: evicted`);
   for (const f of c) assert.ok(existsSync(f));
   w.lake.release(c);
@@ -101,7 +101,7 @@ test("lake cache: another process's recently used files are kept; an earlier run
   const { utimesSync } = await import('node:fs');
   utimesSync(old, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
   writeFileSync(recent, Buffer.alloc(FILE));
-  const local = await w.lake.materialize(w.paths[0]);
+  const local = await w.lake.materialize(w.paths[0]!);
   w.lake.release(local);
   assert.equal(existsSync(old), false, 'the old file was evicted');
   assert.equal(existsSync(recent), true, 'a file another process used within the grace is kept');

@@ -23,7 +23,7 @@ describe('limits between gateways whose clocks disagree by 4 s', () => {
   let url: string;
   let raw: Redis;
   before(async () => {
-    url = (await stackEnv(['redis'])).METER_REDIS_URL;
+    url = (await stackEnv(['redis'])).METER_REDIS_URL!;
     raw = new Redis(url, { protocol: 2 });
   });
   after(() => raw?.disconnect());

@@ -141,7 +141,7 @@ describe('RedisLimiter', () => {
       assert.deepEqual([d.allowed, d.degraded], [true, true]);
       assert.equal(l.stats().luaErrors, 1);
       assert.equal(errors.length, 1);
-      assert.match(errors[0].message, /token-bucket\.lua failed.*WRONGTYPE/);
+      assert.match(errors[0]!.message, /token-bucket\.lua failed.*WRONGTYPE/);
     } finally {
       await l.close();
     }

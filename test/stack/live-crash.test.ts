@@ -59,7 +59,7 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
       batch.push({ key: e.customer, value: encodeEvent(e) });
       if (seq % 10 === 0 && sent.length > 20) {
         const again = sent[sent.length - 1 - (seq % 20)];
-        batch.push({ key: again.customer, value: encodeEvent(again) });
+        batch.push({ key: again!.customer, value: encodeEvent(again!) });
       }
       if (seq % 97 === 0) batch.push({ key: 'cust-0', value: Buffer.from('{"v":1,"id":"broken"') });
     }
@@ -84,7 +84,7 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
         runs.push(await runLive(env, ['--window', '40'], 100 + Math.floor(Math.random() * 900)));
       }
       const r = runs[runs.length - 1];
-      assert.ok(r.signal === 'SIGKILL' && !r.timedOut, `run ${k} was killed as planned (code ${r.code}):\n${r.stderr.slice(-2000)}`);
+      assert.ok(r!.signal === 'SIGKILL' && !r!.timedOut, `run ${k} was killed as planned (code ${r!.code}):\n${r!.stderr.slice(-2000)}`);
     }
     producing = false;
     await traffic;

@@ -26,7 +26,7 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
   const group = `live-${run}`;
   const env = {
     METER_DATA_DIR: dataDir,
-    METER_KAFKA_BROKERS: s.METER_KAFKA_BROKERS,
+    METER_KAFKA_BROKERS: s.METER_KAFKA_BROKERS!,
     METER_DATABASE_URL: await freshDatabase(s, 'live'),
     METER_TOPIC: `live-${run}`,
     METER_DEBUG: '1',

@@ -47,13 +47,13 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
   const topic = `livetake-${Date.now().toString(36)}`;
   const group = `${topic}-live`;
   const base = {
-    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS,
+    METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS!,
     METER_DATABASE_URL: dbUrl,
     METER_TOPIC: topic,
     METER_PARTITIONS: String(PARTITIONS),
     METER_LOG_LEVEL: 'info',
   };
-  const log = new KafkaLog({ brokers: stack.METER_KAFKA_BROKERS.split(','), topic, partitions: PARTITIONS, clientId: 'meter-test' });
+  const log = new KafkaLog({ brokers: stack.METER_KAFKA_BROKERS!.split(','), topic, partitions: PARTITIONS, clientId: 'meter-test' });
   await log.init();
   const producer = await log.producer();
 

@@ -39,7 +39,7 @@ async function query(q: string): Promise<number | null> {
   const r = await fetch(`${prom}/api/v1/query?query=${encodeURIComponent(q)}`);
   const j = (await r.json()) as { status: string; data: { result: { value: [number, string] }[] }; error?: string };
   if (j.status !== 'success') throw new Error(`PromQL ${q}: ${j.error}`);
-  return j.data.result.length ? Number(j.data.result[0].value[1]) : null;
+  return j.data.result.length ? Number(j.data.result[0]!.value[1]) : null;
 }
 
 function meter(args: string[], extra: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -106,7 +106,7 @@ async function send(n: number, withKey: boolean): Promise<void> {
 
 before(async () => {
   env = await stackEnv(['kafka', 'postgres', 'prometheus']);
-  prom = env.METER_PROMETHEUS_URL;
+  prom = env.METER_PROMETHEUS_URL!;
   assert.ok(prom, 'stack/run env gives METER_PROMETHEUS_URL');
   dir = tempDir('meter-obs-prom-');
   databaseUrl = await freshDatabase(env, 'obs');
@@ -123,9 +123,9 @@ before(async () => {
   await startRole('ingest', ['ingest']);
   await startRole('live', ['live', '--window', '200']);
   // The scrape config this test owns: its three admin listeners, labelled with the test's id.
-  targetsFile = join(env.METER_STACK_DIR, 'prometheus', 'targets', `${id}.json`);
+  targetsFile = join(env.METER_STACK_DIR!, 'prometheus', 'targets', `${id}.json`);
   writeFileSync(targetsFile, JSON.stringify([{ targets: Object.values(procs).map((p) => p.admin.replace('http://', '')), labels: { test: id } }]));
-  rulesFile = join(env.METER_STACK_DIR, 'prometheus', 'rules', `${id}.yml`);
+  rulesFile = join(env.METER_STACK_DIR!, 'prometheus', 'rules', `${id}.yml`);
 });
 
 after(async () => {
@@ -172,7 +172,7 @@ test('Prometheus scrapes every role: requests equal what was sent, lag returns t
   const dash = JSON.parse(readFileSync(assetPath('ops/grafana-dashboard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
   const exposed = new Set<string>();
   for (const p of Object.values(procs))
-    for (const l of (await (await fetch(p.admin + '/metrics')).text()).split('\n')) if (l.startsWith('# TYPE ')) exposed.add(l.split(' ')[2]);
+    for (const l of (await (await fetch(p.admin + '/metrics')).text()).split('\n')) if (l.startsWith('# TYPE ')) exposed.add(l.split(' ')[2]!);
   for (const panel of dash.panels)
     for (const t of panel.targets) {
       for (const name of t.expr.match(/\bmeter_[a-z_]+/g) ?? [])
@@ -218,7 +218,7 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
   assert.equal((await fetch(`${prom}/-/reload`, { method: 'POST' })).status, 200);
   const alerts = async () => {
     const j = (await (await fetch(`${prom}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
-    return j.data.alerts.filter((a) => a.labels.alertname.startsWith('Meter') && (a.labels.test === id || !a.labels.test));
+    return j.data.alerts.filter((a) => a.labels.alertname!.startsWith('Meter') && (a.labels.test === id || !a.labels.test));
   };
   await until('the rules to be loaded', async () => {
     const j = (await (await fetch(`${prom}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: unknown[] }[] } };
@@ -239,8 +239,8 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
     }
 
     const t0 = Date.now();
-    procs.ingest.child.kill('SIGTERM');
-    assert.equal(await procs.ingest.exited, 0);
+    procs.ingest!.child.kill('SIGTERM');
+    assert.equal(await procs.ingest!.exited, 0);
     const firing = await until(
       'MeterConsumerLagGrowing{role="ingest"} to fire',
       async () => (await alerts()).find((a) => a.labels.alertname === 'MeterConsumerLagGrowing' && a.labels.role === 'ingest' && a.state === 'firing'),

@@ -46,13 +46,13 @@ test('every gateway answer is counted once by api, status and decision; latency 
     assert.equal(sum(m, 'meter_gateway_added_latency_seconds_count'), total);
     assert.equal(sum(m, 'meter_upstream_latency_seconds_count'), sent.allowed);
     assert.equal(sum(m, 'meter_limiter_decisions_total', { result: 'denied' }), 3);
-    assert.equal(sum(m, 'meter_limiter_decisions_total', { result: 'allowed' }), sent.allowed + sent.too_large);
+    assert.equal(sum(m, 'meter_limiter_decisions_total', { result: 'allowed' }), sent.allowed! + sent.too_large!);
     assert.equal(sum(m, 'meter_gateway_top_customer_calls', { customer: 'cust-free' }), 10);
     assert.equal(sum(m, 'meter_gateway_top_customer_calls', { customer: 'cust-pro' }), 8);
     assert.ok(sum(m, 'process_cpu_seconds_total') > 0, 'default process metrics');
     assert.equal(sum(m, 'meter_spool_max_bytes'), 1 << 30);
     // Events are acknowledged in batches: wait for the count to reach every authenticated call.
-    const events = sent.allowed + sent.too_large + sent.rate_limited;
+    const events = sent.allowed! + sent.too_large! + sent.rate_limited!;
     for (let i = 0; ; i++) {
       const n = sum(parseMetrics(await (await fetch(g.admin.url + '/metrics')).text()), 'meter_events_produced_total');
       if (n === events) break;
@@ -123,7 +123,7 @@ test('logs: json lines carry time, level, role, msg and fields; text lines too; 
   log.child('ingest').warn('slow write', { partition: 3, ms: 1200 });
   log.debug('not at info');
   assert.equal(json.length, 1);
-  const o = JSON.parse(json[0]);
+  const o = JSON.parse(json[0]!);
   assert.equal(o.level, 'warn');
   assert.equal(o.role, 'ingest');
   assert.equal(o.msg, 'slow write');
@@ -135,13 +135,13 @@ test('logs: json lines carry time, level, role, msg and fields; text lines too; 
     error: 'connect ECONNREFUSED 1.2.3.4:80',
   });
   assert.match(
-    text[0],
+    text[0]!,
     /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z error \[gateway\] upstream unreachable api=locations\.latest error="connect ECONNREFUSED 1\.2\.3\.4:80"$/,
   );
   const routed: string[] = [];
   routeKafkaLogs(createLogger('info', 'kafka', (l) => routed.push(l), 'json'));
   kafkaLog(2, 'Connection', 'Connection error', { broker: '127.0.0.1:9' });
-  const k = JSON.parse(routed[0]);
+  const k = JSON.parse(routed[0]!);
   assert.deepEqual([k.level, k.role, k.msg, k.kafkajs, k.broker], ['warn', 'kafka', 'Connection error', 'Connection', '127.0.0.1:9']);
 });
 

@@ -104,7 +104,7 @@ test('390 px phone: one column, nothing wider than the screen', async () => {
   assert.ok(widths.doc <= 390, `page is ${widths.doc} px wide`);
   for (const r of widths.sections) {
     assert.ok(r.right <= 390 && r.left >= 0, `a panel sticks out: ${JSON.stringify(r)}`);
-    assert.equal(Math.round(r.left), Math.round(widths.sections[0].left), 'one column');
+    assert.equal(Math.round(r.left), Math.round(widths.sections[0]!.left), 'one column');
   }
   const shot = join(ARTIFACTS, 'ops-390px.png');
   await page.screenshot({ path: shot, fullPage: true });

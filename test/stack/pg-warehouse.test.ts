@@ -10,7 +10,7 @@ import { migrate, loadMigrations } from '../../src/warehouse/migrate.js';
 const env = await stackEnv(['postgres']);
 const admin = new pg.Client({ connectionString: env.METER_DATABASE_URL });
 const dbName = `meter_test_${Date.now().toString(36)}_${process.pid}`;
-const url = new URL(env.METER_DATABASE_URL);
+const url = new URL(env.METER_DATABASE_URL!);
 url.pathname = `/${dbName}`;
 const opened: { close(): Promise<void> }[] = [];
 
@@ -103,15 +103,15 @@ test('postgres: values come back in the same shapes as PGlite (bigint, numeric, 
   const [p] = await db.query<Record<string, unknown>>(sql);
   const [l] = await lite.query<Record<string, unknown>>(sql);
   assert.deepEqual(p, l);
-  assert.equal(p.c, 2);
-  assert.equal(p.big, 9007199254740993n);
-  assert.equal(p.n, '1.50');
-  assert.ok(p.ts instanceof Date && p.ts.toISOString() === '2026-11-24T07:00:00.000Z');
-  assert.equal((p.d as Date).toISOString(), '2026-01-02T00:00:00.000Z');
+  assert.equal(p!.c, 2);
+  assert.equal(p!.big, 9007199254740993n);
+  assert.equal(p!.n, '1.50');
+  assert.ok(p!.ts instanceof Date && p!.ts.toISOString() === '2026-11-24T07:00:00.000Z');
+  assert.equal((p!.d as Date).toISOString(), '2026-01-02T00:00:00.000Z');
 });
 
 test('postgres: a bad URL fails on open with the password hidden', async () => {
-  const bad = new URL(env.METER_DATABASE_URL);
+  const bad = new URL(env.METER_DATABASE_URL!);
   bad.password = 'wrong-secret';
   await assert.rejects(PgWarehouse.open(bad.toString()), (e: Error) => /cannot connect/.test(e.message) && !e.message.includes('wrong-secret'));
 });
@@ -126,7 +126,7 @@ test('postgres: a transaction whose connection the server ends rejects; the proc
   try {
     await assert.rejects(
       db.transaction(async (tx) => {
-        const [{ pid }] = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        const { pid } = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]!;
         await admin.query('SELECT pg_terminate_backend($1)', [pid]);
         // Let the FATAL message and the socket's end arrive while no query is active on it.
         await new Promise((r) => setTimeout(r, 300));
@@ -144,7 +144,7 @@ test('postgres: a transaction whose connection the server ends rejects; the proc
 test('postgres: catalog writes move catalog_version (the billing API cache key); usage writes do not', async () => {
   const db = await openDb();
   await migrate(db);
-  const version = async () => BigInt(String((await db.query<{ n: unknown }>('SELECT n FROM catalog_version'))[0].n));
+  const version = async () => BigInt(String((await db.query<{ n: unknown }>('SELECT n FROM catalog_version'))[0]!.n));
   const v0 = await version();
   await db.query(`INSERT INTO customers (id, name) VALUES ('c-version', 'V')`);
   const v1 = await version();

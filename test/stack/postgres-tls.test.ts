@@ -37,7 +37,7 @@ const cfgOf = (env: Record<string, string>) => loadConfig({ cwd, env: { METER_DA
 
 async function sslOf(db: Warehouse): Promise<{ ssl: boolean; version: string | null }> {
   const [r] = await db.query<{ ssl: boolean; version: string | null }>('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
-  return r;
+  return r!;
 }
 
 async function refusal(env: Record<string, string>): Promise<string> {

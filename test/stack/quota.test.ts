@@ -48,8 +48,8 @@ describe('quota periods', () => {
 
   it('the catalog validates quotas and names the field', () => {
     const plan = (quota: unknown) => ({ currency: 'USD', plans: { p: { name: 'P', rateLimit: { ratePerSec: 1, burst: 1 }, quota, prices: {} } } });
-    assert.deepEqual(parseCatalog(plan({ limit: 1000, period: 'day' })).plans.p.quota, { limit: 1000, period: 'day' });
-    assert.equal(parseCatalog(plan(undefined)).plans.p.quota, null);
+    assert.deepEqual(parseCatalog(plan({ limit: 1000, period: 'day' })).plans.p!.quota, { limit: 1000, period: 'day' });
+    assert.equal(parseCatalog(plan(undefined)).plans.p!.quota, null);
     assert.throws(
       () => parseCatalog(plan({ limit: 10, period: 'week' })),
       (e: unknown) => e instanceof CatalogError && e.field === 'plans.p.quota.period',
@@ -74,8 +74,8 @@ describe('quota periods', () => {
       });
       await syncCatalog(db, catalog);
       const stored = await loadStoredCatalog(db);
-      assert.deepEqual(stored.plans.q.quota, { limit: 7, period: 'month' });
-      assert.equal(stored.plans.n.quota, null);
+      assert.deepEqual(stored.plans.q!.quota, { limit: 7, period: 'month' });
+      assert.equal(stored.plans.n!.quota, null);
     } finally {
       await db.close();
     }
@@ -147,7 +147,7 @@ for (const backend of ['embedded', 'stack'] as const)
       return { status: r.statusCode, headers: r.headers, body: (await r.body.json()) as any };
     };
     const liveCalls = async () =>
-      Number((await db.query<{ n: string }>(`SELECT coalesce(sum(calls),0)::text AS n FROM billable_hourly WHERE customer_id = 'seoul-co'`))[0].n);
+      Number((await db.query<{ n: string }>(`SELECT coalesce(sum(calls),0)::text AS n FROM billable_hourly WHERE customer_id = 'seoul-co'`))[0]!.n);
     // on a timeout, say what the live path had counted
     const wait = (what: string, ok: () => Promise<boolean>) =>
       until(async () => `${what}: live ${JSON.stringify(live.stats())}, billable calls ${await liveCalls()}`, ok, 15_000, 25);

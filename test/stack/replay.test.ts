@@ -61,7 +61,7 @@ async function scenario(log: UsageLog, lake: Lake, topic: string) {
 
   // Lose two files.
   const lost = [before[0], before[before.length - 1]];
-  for (const f of lost) await lake.delete(f.path);
+  for (const f of lost) await lake.delete(f!.path);
 
   const from = now - HOUR_MS;
   const to = Date.now() + 60_000;
@@ -116,7 +116,7 @@ test('real stack: replay over Kafka offsets rebuilds HDFS files exactly', { time
   const { WebHdfsLake } = await import('../../src/lake/webhdfs-lake.js');
   const run = randomBytes(3).toString('hex');
   const topic = `replay-${run}`;
-  const log = new KafkaLog({ brokers: env.METER_KAFKA_BROKERS.split(','), topic, partitions: 2 });
+  const log = new KafkaLog({ brokers: env.METER_KAFKA_BROKERS!.split(','), topic, partitions: 2 });
   const lake = new WebHdfsLake(`${env.METER_LAKE_URL}/replay-${run}`, { cacheDir: tempDir('meter-replay-cache-') });
   try {
     await scenario(log, lake, topic);

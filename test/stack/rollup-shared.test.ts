@@ -72,10 +72,10 @@ test('two backfills started together over 48 hours compute each hour once betwee
       reports.every((r) => r.hoursComputedHere > 0),
       `both processes worked: ${reports.map((r) => r.hoursComputedHere).join(', ')}`,
     );
-    const [{ n, events }] = await w.db.query<{ n: string; events: string }>('SELECT count(*)::text AS n, sum(events)::text AS events FROM rollup_hours');
+    const { n, events } = (await w.db.query<{ n: string; events: string }>('SELECT count(*)::text AS n, sum(events)::text AS events FROM rollup_hours'))[0]!;
     assert.equal(Number(n), 48);
     assert.equal(Number(events), 2 * 3600 * 48, 'every event counted once');
-    const [{ free }] = await w.db.query<{ free: string }>('SELECT count(*)::text AS free FROM rollup_leases WHERE holder IS NULL AND done_at IS NOT NULL');
+    const { free } = (await w.db.query<{ free: string }>('SELECT count(*)::text AS free FROM rollup_leases WHERE holder IS NULL AND done_at IS NOT NULL'))[0]!;
     assert.equal(Number(free), 48, 'every lease released as done');
   } finally {
     await w.db.close();
@@ -92,11 +92,11 @@ test("a dead holder's lease is taken over after its expiry; a holder that lost i
     assert.equal(await dead.claim(START), 'claimed');
     (dead as unknown as { timer: NodeJS.Timeout | null }).timer && clearInterval((dead as unknown as { timer: NodeJS.Timeout }).timer);
     assert.equal(await rollup.leases.claim(START), 'held', 'a live lease is respected');
-    const [{ expires }] = await w.db.query<{ expires: Date }>('SELECT expires_at AS expires FROM rollup_leases WHERE hour = $1', [
-      new Date(START).toISOString(),
-    ]);
+    const { expires } = (
+      await w.db.query<{ expires: Date }>('SELECT expires_at AS expires FROM rollup_leases WHERE hour = $1', [new Date(START).toISOString()])
+    )[0]!;
     const s = await rollup.backfill(START, START + 2 * HOUR_MS);
-    const [{ taken }] = await w.db.query<{ taken: Date }>('SELECT claimed_at AS taken FROM rollup_leases WHERE hour = $1', [new Date(START).toISOString()]);
+    const { taken } = (await w.db.query<{ taken: Date }>('SELECT claimed_at AS taken FROM rollup_leases WHERE hour = $1', [new Date(START).toISOString()]))[0]!;
     assert.deepEqual(s.results.map((r) => r.hour).sort(), [START, START + HOUR_MS], 'both hours done here, the orphan after its expiry');
     assert.ok(taken.getTime() >= expires.getTime(), `taken over after the expiry (${taken.toISOString()} >= ${expires.toISOString()})`);
     // The dead process wakes up and tries to finish: refused, and its transaction rolls back.
@@ -104,7 +104,7 @@ test("a dead holder's lease is taken over after its expiry; a holder that lost i
       w.db.transaction((tx) => dead.finishIn(START)(tx)),
       LeaseLost,
     );
-    const [{ n }] = await w.db.query<{ n: string }>('SELECT count(*)::text AS n FROM rollup_hours');
+    const { n } = (await w.db.query<{ n: string }>('SELECT count(*)::text AS n FROM rollup_hours'))[0]!;
     assert.equal(Number(n), 2);
   } finally {
     await rollup.close();

@@ -128,7 +128,7 @@ test('spool on a full disk: says full (ENOSPC), keeps nothing of a refused appen
 
 // ---- gateway + real Kafka ----
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 after(() => closeKeysDb());
 
 async function gatewayOnFullDisk(t: TestContext, strict: boolean) {

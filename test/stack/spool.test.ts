@@ -100,7 +100,7 @@ test('spool: keeps order, ships from a durable cursor, deletes shipped segments,
 
 // ---- real Kafka from here on ----
 const env = await stackEnv(['kafka']);
-const brokers = env.METER_KAFKA_BROKERS.split(',');
+const brokers = env.METER_KAFKA_BROKERS!.split(',');
 const forwarder = async () => new Forwarder(await freePort(), brokers[0]!);
 const topicRecords = (topic: string) => topicRecordsOf(brokers, topic);
 const newTopic = (partitions = 2) => newTopicOn(brokers, 'spool', partitions);
@@ -119,7 +119,7 @@ test('Kafka down: the gateway keeps serving into the spool; back: shipped in ord
   const customerOf = new Map<string, string>();
   const custs = [...r.keys.entries()];
   for (let i = 0; i < 150; i++) {
-    const [cust, k] = custs[i % custs.length];
+    const [cust, k] = custs[i % custs.length]!;
     const res = await request(`${r.gw.url}/v1/things/${i}`, { headers: { authorization: `Bearer ${k.key}` } });
     assert.equal(res.statusCode, 200, 'the gateway keeps serving with Kafka down');
     await res.body.dump();

@@ -164,7 +164,7 @@ test("kafkaTls=on: meter's Kafka client completes a TLS handshake with the CA fi
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const brokers = [`127.0.0.1:${(server.address() as { port: number }).port}`];
   const attempt = async (env: Record<string, string>) => {
-    const cfg = load({ METER_KAFKA_BROKERS: brokers[0], METER_KAFKA_TLS: 'on', ...env });
+    const cfg = load({ METER_KAFKA_BROKERS: brokers[0]!, METER_KAFKA_TLS: 'on', ...env });
     const log = new KafkaLog({ brokers, topic: 't', partitions: 1, retries: 0, ...kafkaSecurity(cfg) });
     try {
       await log.init();

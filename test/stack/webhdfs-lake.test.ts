@@ -32,7 +32,7 @@ test('webhdfs: a larger binary file round-trips byte for byte through the DataNo
   await lake.publish(localFile(body), 'usage/dt=2026-01-01/hour=00/big.parquet');
   assert.ok((await lake.read('usage/dt=2026-01-01/hour=00/big.parquet')).equals(body));
   const [e] = await lake.list('usage/dt=2026-01-01/hour=00');
-  assert.equal(e.size, body.length);
+  assert.equal(e!.size, body.length);
 });
 
 test('webhdfs: publish leaves nothing in _tmp, and writes there first', async () => {
@@ -71,18 +71,18 @@ test('webhdfs: materialize caches by size: same size is not downloaded again, a 
   const p = 'usage/dt=2026-05-05/hour=05/m+0+1+2.parquet';
   await lake.publish(localFile('version-1'), p);
   const [local] = await lake.materialize([p]);
-  assert.equal(readFileSync(local, 'utf8'), 'version-1');
+  assert.equal(readFileSync(local!, 'utf8'), 'version-1');
   // Mark the cached copy: a re-download would replace the file (new inode).
   const old = new Date(Date.UTC(2001, 0, 1));
-  utimesSync(local, old, old);
-  const ino = statSync(local).ino;
+  utimesSync(local!, old, old);
+  const ino = statSync(local!).ino;
   const [again] = await lake.materialize([p]);
   assert.equal(again, local);
-  assert.equal(statSync(local).ino, ino, 'cache hit: not rewritten');
-  assert.ok(statSync(local).mtimeMs > old.getTime(), 'its mtime says when it was last used (lake-cache.ts)');
+  assert.equal(statSync(local!).ino, ino, 'cache hit: not rewritten');
+  assert.ok(statSync(local!).mtimeMs > old.getTime(), 'its mtime says when it was last used (lake-cache.ts)');
   await lake.publish(localFile('version-two'), p);
   const [third] = await lake.materialize([p]);
-  assert.equal(readFileSync(third, 'utf8'), 'version-two');
+  assert.equal(readFileSync(third!, 'utf8'), 'version-two');
 });
 
 test('webhdfs: materialize keeps order for many files; delete of a missing file is fine; the root is protected', async () => {

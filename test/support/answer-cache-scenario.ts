@@ -61,7 +61,7 @@ export async function pipeline(db: Warehouse) {
     async land(events: UsageEvent[]): Promise<void> {
       const local = join(root, `f${offset}.parquet`);
       await writer.write(events, local);
-      await lake.publish(local, `${hourDir(events[0].time)}/${dataFileName(TOPIC, 0, offset, offset + events.length - 1)}`);
+      await lake.publish(local, `${hourDir(events[0]!.time)}/${dataFileName(TOPIC, 0, offset, offset + events.length - 1)}`);
       offset += events.length;
       const rollup = new Rollup({ lake, db });
       try {

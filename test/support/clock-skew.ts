@@ -57,6 +57,6 @@ export async function skewRun(
   const [tokens, last] = (await raw.hmget(key, 'tokens', 'last')).map(Number);
   const t1 = await redisTimeMs(raw);
   await raw.del(key);
-  const spanMs = opts.redisClock ? last - firstLast : t1 - t0;
-  return { admitted, allowed: limit.burst + (limit.ratePerSec * spanMs) / 1000, left: opts.redisClock ? tokens : 0, spanMs };
+  const spanMs = opts.redisClock ? last! - firstLast : t1 - t0;
+  return { admitted, allowed: limit.burst + (limit.ratePerSec * spanMs) / 1000, left: opts.redisClock ? tokens! : 0, spanMs };
 }

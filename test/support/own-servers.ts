@@ -119,9 +119,9 @@ export async function startPostgresTls(cert: Cert, password: string): Promise<Ow
     [cert.certFile, 'server.crt'],
     [cert.keyFile, 'server.key'],
   ]) {
-    writeFileSync(join(dir, to), readFileSync(from));
-    chmodSync(join(dir, to), 0o600);
-    own(join(dir, to));
+    writeFileSync(join(dir, to!), readFileSync(from!));
+    chmodSync(join(dir, to!), 0o600);
+    own(join(dir, to!));
   }
   asPg(`${bin}/initdb`, [
     '-D',

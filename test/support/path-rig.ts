@@ -38,7 +38,7 @@ export interface UpstreamHit {
 export function lenientPath(url: string): string {
   // Tomcat drops `;params` per segment before resolving dots: /a/..;/b -> /a/../b -> /b.
   const noParams = url
-    .split('?')[0]
+    .split('?')[0]!
     .split('/')
     .map((s) => s.split(';')[0])
     .join('/');
@@ -96,7 +96,7 @@ export function rawRequest(port: number, method: string, target: string, headers
       if (!m) return reject(new Error(`not an HTTP answer to ${method} ${JSON.stringify(target)}: ${JSON.stringify(text.slice(0, 100))}`));
       const [head, ...rest] = text.split('\r\n\r\n');
       const hs: Record<string, string> = {};
-      for (const line of head.split('\r\n').slice(1)) {
+      for (const line of head!.split('\r\n').slice(1)) {
         const i = line.indexOf(':');
         hs[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
       }
@@ -312,7 +312,7 @@ export async function runTricks(rig: PathRig, tricks: PathTrick[] = PATH_TRICKS)
   for (const trick of tricks) {
     const before = rig.hits.length;
     const a = await rig.call(trick.method, trick.target);
-    answers.push({ trick, a, hit: rig.hits.length > before ? rig.hits[rig.hits.length - 1] : null });
+    answers.push({ trick, a, hit: rig.hits.length > before ? rig.hits[rig.hits.length - 1]! : null });
   }
   const events = new Map((await rig.events()).map((e) => [e.id, e]));
   return answers.map(({ trick, a, hit }) => {

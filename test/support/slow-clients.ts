@@ -139,8 +139,8 @@ export async function timeCalls(url: string, key: string, n: number, o: { path?:
     ms.push(performance.now() - t0);
   }
   ms.sort((a, b) => a - b);
-  const at = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))];
-  return { n, p50: at(50), p99: at(99), max: ms[ms.length - 1], bad };
+  const at = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))]!;
+  return { n, p50: at(50), p99: at(99), max: ms[ms.length - 1]!, bad };
 }
 
 export const fmt = (l: Latencies) =>

@@ -125,5 +125,5 @@ export async function spooledGateway(t: TestContext, o: SpooledGatewayOptions): 
     await kafka.close();
     await new Promise<void>((r) => upstream.close(() => r()));
   });
-  return { gw, sp, upstreamCalls: () => calls, key: made.get(customers[0])!, keys: made, health: async () => gw.health() as any };
+  return { gw, sp, upstreamCalls: () => calls, key: made.get(customers[0]!)!, keys: made, health: async () => gw.health() as any };
 }

@@ -48,7 +48,7 @@ export async function freshDatabase(env: Record<string, string>, prefix = 't'): 
   } finally {
     await admin.end();
   }
-  const url = new URL(env.METER_DATABASE_URL);
+  const url = new URL(env.METER_DATABASE_URL!);
   url.pathname = `/${name}`;
   return url.toString();
 }

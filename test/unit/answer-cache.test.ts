@@ -91,7 +91,7 @@ test('concurrent answers share one versions statement, and each sees what was co
     const views = await Promise.all(Array.from({ length: 50 }, () => cache.view()));
     assert.ok(cache.reads <= 2, `50 concurrent answers took ${cache.reads} statements`);
     assert.equal(new Set(views.map((v) => v.usage.rollup)).size, 1);
-    const r0 = views[0].usage.rollup;
+    const r0 = views[0]!.usage.rollup;
     // A change committed while a read is on its way: a view asked after it must see it.
     const first = cache.view();
     await inner.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('x', 'a', '2026-02-01T00:00:00Z', 1, 1)`);

@@ -70,7 +70,7 @@ test('plans import (idempotent), customers, prices set/list, invoices export as 
     'invoice_id,customer,period,period_start,period_end,status,plan,currency,api,calls,unit_price,amount,invoice_total,finalized_at,acknowledged_at',
   );
   assert.match(
-    rows[1],
+    rows[1]!,
     new RegExp(`^inv_[0-9a-f]{24},acme,${PERIOD},${PERIOD}-01T00:00:00\\+09:00,\\d{4}-\\d{2}-01T00:00:00\\+09:00,draft,pro,USD,,0,,0,0\\.00,,$`),
   );
   const json = JSON.parse(meter('invoices', 'export', '--period', PERIOD, '--format', 'json').out);

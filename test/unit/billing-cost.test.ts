@@ -132,11 +132,11 @@ test('catalog sync is idempotent and keeps versions set from the CLI', async () 
   assert.deepEqual(await syncCatalog(db, catalog), { plans: 1, inserted: 0, changed: 0, unchanged: 4 });
   const plan = (await loadPlan(db, 'kr'))!;
   assert.deepEqual(
-    plan.charges['locations.create'].map((v) => v.effectiveFrom),
+    plan.charges['locations.create']!.map((v) => v.effectiveFrom),
     [0, T('2026-02-14T15:00:00Z'), T('2026-03-31T15:00:00Z')],
   );
   const stored = await loadStoredCatalog(db);
-  assert.deepEqual(stored.plans.kr.rateLimit, { ratePerSec: 10, burst: 20 });
+  assert.deepEqual(stored.plans.kr!.rateLimit, { ratePerSec: 10, burst: 20 });
   await assert.rejects(setPrice(db, 'nope', 'a', { effectiveFrom: 0, charge: parseCharge('1', 'x') }), /unknown plan/);
 });
 

@@ -152,11 +152,11 @@ test('catalog file forms: string, model object, versions; errors name the field'
     },
   });
   assert.deepEqual(
-    c.plans.p.charges.c.map((v) => v.effectiveFrom),
+    c.plans.p!.charges.c!.map((v) => v.effectiveFrom),
     [0, Date.parse('2026-02-28T15:00:00Z')],
   );
-  assert.equal(price(c.plans.p, [{ api: 'c', calls: 10n }], Date.parse('2026-02-28T14:00:00Z')).total, '20');
-  assert.equal(price(c.plans.p, [{ api: 'c', calls: 10n }], Date.parse('2026-02-28T15:00:00Z')).total, '30');
+  assert.equal(price(c.plans.p!, [{ api: 'c', calls: 10n }], Date.parse('2026-02-28T14:00:00Z')).total, '20');
+  assert.equal(price(c.plans.p!, [{ api: 'c', calls: 10n }], Date.parse('2026-02-28T15:00:00Z')).total, '30');
   const bad = (prices: unknown, field: string, re: RegExp) =>
     assert.throws(
       () => parseCatalog({ currency: 'USD', plans: { p: { name: 'P', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { a: prices } } } }),

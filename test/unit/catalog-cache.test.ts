@@ -66,7 +66,7 @@ async function get(path: string, token: string): Promise<{ status: number; body:
 
 async function version(): Promise<bigint> {
   const [r] = await raw.query<{ n: unknown }>('SELECT n FROM catalog_version');
-  return BigInt(String(r.n));
+  return BigInt(String(r!.n));
 }
 
 test('every way of changing the catalog moves catalog_version', async () => {
@@ -102,7 +102,7 @@ test('a repeated cost answer takes one statement (the versions) once the catalog
     assert.equal(r.status, 200);
     assert.equal(r.body.lines[0].calls, 2000);
     assert.equal(db.statements.length, 1, `statements: ${db.statements.map((s) => s.replace(/\s+/g, ' ').slice(0, 60)).join(' | ')}`);
-    assert.match(db.statements[0], /catalog_version/);
+    assert.match(db.statements[0]!, /catalog_version/);
   }
 });
 

@@ -72,7 +72,7 @@ test('--json is in the --help of every command that prints data, and works befor
   assert.ok(leaves.length >= 25, `found ${leaves.length} commands`);
   for (const path of leaves) {
     const help = meter([...path, '--help']).out;
-    if (['gateway', 'serve-billing', 'dev'].includes(path[0])) assert.doesNotMatch(help, /--json/, path.join(' '));
+    if (['gateway', 'serve-billing', 'dev'].includes(path[0]!)) assert.doesNotMatch(help, /--json/, path.join(' '));
     else assert.match(help, /--json\s+print the result as JSON/, path.join(' '));
   }
   const dir = fresh();

@@ -284,7 +284,7 @@ test('rollup --follow compacts closed hours after a round, then rolls them up ag
     );
     assert.deepEqual(await read(), truth);
     const rolled = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM rollup_files`);
-    assert.equal(rolled[0].n, (await listDataFiles(lake, TOPIC)).length, 'the hours were rolled up from the compacted files');
+    assert.equal(rolled[0]!.n, (await listDataFiles(lake, TOPIC)).length, 'the hours were rolled up from the compacted files');
   } finally {
     ac.abort();
     await following;

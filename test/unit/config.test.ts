@@ -46,6 +46,6 @@ test('migrations apply once and are idempotent', async () => {
   assert.ok(first.length >= 1);
   assert.deepEqual(await migrate(db), []);
   const t = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'usage_hourly'`);
-  assert.equal(t[0].n, 1);
+  assert.equal(t[0]!.n, 1);
   await db.close();
 });

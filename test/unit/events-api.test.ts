@@ -175,8 +175,8 @@ test('every rejection of an event has its reason; a batch answers 202 with each 
   for (const [i, [name, , reason]] of cases.entries()) {
     assert.equal(r.body.results[i].status, 'rejected', name);
     assert.match(r.body.results[i].reason, reason, name);
-    if (Array.isArray(cases[i][1])) continue; // alone, an array is a batch
-    const one = await post(JSON.stringify(cases[i][1]), ONE);
+    if (Array.isArray(cases[i]![1])) continue; // alone, an array is a batch
+    const one = await post(JSON.stringify(cases[i]![1]), ONE);
     assert.equal(one.status, 400, name);
     assert.match(one.body.error, reason, name);
   }

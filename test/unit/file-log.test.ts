@@ -171,7 +171,7 @@ test('file log: a last record with a bad CRC is treated as torn', async () => {
   await prod.close();
   const seg = join(dir, 't', '0', '00000000000000000000.seg');
   const bytes = await fsp.readFile(seg);
-  bytes[bytes.length - 1] ^= 0xff; // flip a bit of the last record's value
+  bytes[bytes.length - 1]! ^= 0xff; // flip a bit of the last record's value
   writeFileSync(seg, bytes);
   assert.deepEqual(
     (await readAll(log)).map((r) => r.value.toString()),

@@ -73,14 +73,14 @@ describe('gateway recording (no server)', () => {
     assert.equal(mine.length, 1);
     assert.deepEqual(
       {
-        customer: mine[0].customer,
-        keyId: mine[0].keyId,
-        api: mine[0].api,
-        method: mine[0].method,
-        status: mine[0].status,
-        billable: mine[0].billable,
-        bytesIn: mine[0].bytesIn,
-        bytesOut: mine[0].bytesOut,
+        customer: mine[0]!.customer,
+        keyId: mine[0]!.keyId,
+        api: mine[0]!.api,
+        method: mine[0]!.method,
+        status: mine[0]!.status,
+        billable: mine[0]!.billable,
+        bytesIn: mine[0]!.bytesIn,
+        bytesOut: mine[0]!.bytesOut,
       },
       { customer: 'acme', keyId: 'k1', api: 'x.post', method: 'POST', status: 201, billable: true, bytesIn: 12, bytesOut: 34 },
     );

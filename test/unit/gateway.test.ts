@@ -463,7 +463,7 @@ describe('gateway', () => {
       await gw2.batcher.flush();
       const evs = await readEvents(log2);
       assert.equal(evs.length, 1);
-      assert.deepEqual([evs[0].status, evs[0].billable, evs[0].api, evs[0].customer], [502, false, 'other', 'acme']);
+      assert.deepEqual([evs[0]!.status, evs[0]!.billable, evs[0]!.api, evs[0]!.customer], [502, false, 'other', 'acme']);
       assert.equal(gw2.stats().upstreamErrors, 1);
     } finally {
       await gw2.close();
@@ -606,7 +606,7 @@ describe('EventBatcher', () => {
     assert.equal(b.stats().failedSends, 2);
     assert.equal(b.stats().sent, 5);
     assert.equal(errors.length, 2);
-    assert.match(errors[0], /send FAILED.*log unavailable/);
+    assert.match(errors[0]!, /send FAILED.*log unavailable/);
     await b.close();
   });
 
@@ -619,7 +619,7 @@ describe('EventBatcher', () => {
     const accepted = Array.from({ length: 10 }, (_, i) => b.add(ev(i)));
     assert.deepEqual(accepted, [true, true, true, true, true, false, false, false, false, false]);
     assert.equal(b.stats().dropped, 5);
-    assert.match(errors[0], /DROPPED/);
+    assert.match(errors[0]!, /DROPPED/);
     p.hang = null;
     release();
     await b.flush();

@@ -86,12 +86,12 @@ function checkRanges(files: string[], partitions: number, ends: Map<number, numb
       ),
     ]
       .map((r) => r.split('-').map(Number))
-      .sort((a, b) => a[0] - b[0]);
+      .sort((a, b) => a[0]! - b[0]!);
     let next = 0;
     for (const [first, last] of ranges) {
       assert.equal(first, next, `partition ${p}: range starting ${first} follows ${next}`);
-      assert.ok(last >= first);
-      next = last + 1;
+      assert.ok(last! >= first);
+      next = last! + 1;
     }
     assert.equal(next, ends.get(p), `partition ${p}: files cover the log`);
   }
@@ -151,7 +151,7 @@ test('ingest: a crash mid-flush and a lost commit are repaired on restart: same 
   const topLast = Math.max(...p1.map((x) => x.n.last));
   const lastRange = p1.filter((x) => x.n.last === topLast);
   assert.ok(lastRange.length >= 2, 'the last range touches several hours');
-  const victim = lastRange[1].f;
+  const victim = lastRange[1]!.f;
   const victimBytes = readFileSync(join(root, 'lake', victim));
   await lake.delete(victim);
   // ... and the offsets commit was lost too (crash between publish and commit)
@@ -226,13 +226,13 @@ test('ingest: malformed and out-of-bounds events go to the dead-letter file with
   const entries = await dead.entries();
   assert.equal(entries.length, 8);
   bad.forEach((b, i) => {
-    assert.match(entries[i].reason, b.why);
-    assert.equal(entries[i].offset, 25 + i);
-    assert.equal(entries[i].partition, 0);
-    assert.ok(Buffer.from(entries[i].value, 'base64').equals(b.value));
+    assert.match(entries[i]!.reason, b.why);
+    assert.equal(entries[i]!.offset, 25 + i);
+    assert.equal(entries[i]!.partition, 0);
+    assert.ok(Buffer.from(entries[i]!.value, 'base64').equals(b.value));
   });
   assert.equal(ing.stats().deadLettered, 8);
-  assert.equal(ing.stats().partitions[0].nextOffset, 58);
+  assert.equal(ing.stats().partitions[0]!.nextOffset, 58);
   const rows = await query(lake, (src) => `SELECT count(*)::INT AS n FROM ${src}`);
   assert.deepEqual(rows, [{ n: 50 }]);
 

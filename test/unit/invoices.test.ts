@@ -53,7 +53,7 @@ after(async () => {
 });
 
 async function invoiceRows(): Promise<number> {
-  return Number((await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices'))[0].n);
+  return Number((await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices'))[0]!.n);
 }
 
 async function call(path: string, token?: string, method = 'GET'): Promise<{ status: number; body: any; text: string }> {
@@ -197,7 +197,7 @@ test('payment server: lists final invoices of a period; acknowledgement is idemp
   );
   assert.equal((await call('/v1/invoices?period=2026-02&acknowledged=maybe', SERVICE)).body.parameter, 'acknowledged');
   const rows = await db.query<{ n: unknown }>('SELECT count(*)::int AS n FROM invoices WHERE customer_id = $1', ['globex']);
-  assert.equal(Number(rows[0].n), 1); // Feb, once
+  assert.equal(Number(rows[0]!.n), 1); // Feb, once
   // A draft cannot be acknowledged; GET on acknowledge is refused.
   const draftId = invoiceId('acme', '2026-03');
   assert.equal((await call(`/v1/invoices/${draftId}/acknowledge`, SERVICE, 'POST')).status, 404);
@@ -264,7 +264,7 @@ test('finalize runs racing agree on one stored invoice', async () => {
   const all = await Promise.all(Array.from({ length: 3 }, () => getInvoice(db, c, '2026-02', { now })));
   assert.ok(all.every((i) => i.status === 'final' && JSON.stringify(i) === JSON.stringify(all[0])));
   const rows = await db.query<{ n: unknown }>(`SELECT count(*)::int AS n FROM invoice_lines WHERE invoice_id = $1`, [invoiceId('initech', '2026-02')]);
-  assert.equal(Number(rows[0].n), 1);
+  assert.equal(Number(rows[0]!.n), 1);
 });
 
 test("current invoices: each customer's month in their own zone", async () => {

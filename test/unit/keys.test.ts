@@ -22,9 +22,9 @@ describe('API keys', () => {
     assert.match(k.id, /^key_[0-9A-Za-z]{16}$/);
     assert.equal(k.prefix, k.key.slice(0, 16));
     const [row] = await db.query<Record<string, unknown>>('SELECT * FROM api_keys WHERE id = $1', [k.id]);
-    assert.equal(row.key_hash, hashKey(k.key));
-    assert.equal(row.customer_id, 'acme');
-    assert.equal(row.plan_id, 'free');
+    assert.equal(row!.key_hash, hashKey(k.key));
+    assert.equal(row!.customer_id, 'acme');
+    assert.equal(row!.plan_id, 'free');
     // The secret (or its random part) appears nowhere in the database.
     const dump = JSON.stringify([await db.query('SELECT * FROM api_keys'), await db.query('SELECT * FROM customers')]);
     assert.ok(!dump.includes(k.key.slice(8)), 'secret found in the database');
@@ -48,8 +48,8 @@ describe('API keys', () => {
     const k = await createKey(db, { customer: 'globex', plan: 'pro', plans });
     const mine = await listKeys(db, 'globex');
     assert.equal(mine.length, 1);
-    assert.deepEqual(Object.keys(mine[0]).sort(), ['createdAt', 'customer', 'id', 'plan', 'prefix', 'revokedAt']);
-    assert.deepEqual([mine[0].id, mine[0].customer, mine[0].plan, mine[0].prefix, mine[0].revokedAt], [k.id, 'globex', 'pro', k.prefix, null]);
+    assert.deepEqual(Object.keys(mine[0]!).sort(), ['createdAt', 'customer', 'id', 'plan', 'prefix', 'revokedAt']);
+    assert.deepEqual([mine[0]!.id, mine[0]!.customer, mine[0]!.plan, mine[0]!.prefix, mine[0]!.revokedAt], [k.id, 'globex', 'pro', k.prefix, null]);
     assert.ok(!JSON.stringify(mine).includes(k.key.slice(8)));
     const all = await listKeys(db);
     assert.ok(all.length >= 3);
@@ -122,6 +122,18 @@ describe('KeyStore', () => {
     t = 1000;
     await store.resolve(bogus);
     assert.equal(store.stats().dbQueries, 2);
+  });
+
+  it('a lookup waiting out the batch window keeps the process alive until it is answered', async () => {
+    const store = new KeyStore(db, { batchWindowMs: 300 });
+    assert.equal(await store.resolve('mk_live_' + randomBase62(32)), null); // a batch now
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const waiting = store.resolve('mk_live_' + randomBase62(32)); // waits for the window
+    // an unref'd timer let a process with nothing else to do exit with this lookup pending
+    assert.equal(timers(), before + 1, 'the batch timer holds the event loop');
+    assert.equal(await waiting, null);
+    assert.equal(store.stats().batches, 2);
   });
 
   it('shares one query between concurrent lookups of the same key', async () => {

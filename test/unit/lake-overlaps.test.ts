@@ -49,7 +49,7 @@ test('overlapping pairs: every intersecting pair once, touching ranges are not o
     distinctRanges([
       { first: 1, last: 2, dir: 'a' },
       { first: 1, last: 2, dir: 'b' },
-    ])[0].dirs.length,
+    ])[0]!.dirs.length,
     2,
   );
 });

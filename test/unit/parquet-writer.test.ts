@@ -70,10 +70,10 @@ test('parquet writer: DuckDB read_parquet gives back the same rows with typed co
     const e = evs[i];
     assert.deepEqual(
       [r.id, Number(r.ms), r.customer, r.key_id, r.api, r.method, r.status, r.latency_ms, Number(r.bytes_in), r.bytes_out, r.billable, r.v],
-      [e.id, e.time, e.customer, e.keyId, e.api, e.method, e.status, e.latencyMs, e.bytesIn, BigInt(e.bytesOut), e.billable, e.v],
+      [e!.id, e!.time, e!.customer, e!.keyId, e!.api, e!.method, e!.status, e!.latencyMs, e!.bytesIn, BigInt(e!.bytesOut), e!.billable, e!.v],
     );
   });
-  assert.equal(rows[0].utc, '2026-11-24 23:59:00.123');
+  assert.equal(rows[0]!.utc, '2026-11-24 23:59:00.123');
   const meta = (await conn.runAndReadAll(`SELECT DISTINCT compression FROM parquet_metadata('${file}')`)).getRows();
   assert.deepEqual(meta, [['ZSTD']]);
   const n = (await conn.runAndReadAll(`SELECT count(*)::INT FROM read_parquet('${join(dir, 'b.parquet')}')`)).getRows();
@@ -123,14 +123,14 @@ test('parquet writer: the largest rows meter accepts (four 200-character non-ASC
           `SELECT count(*)::INTEGER AS n, max(length(customer))::INTEGER AS len, min(customer) AS first FROM read_parquet('${join(dir, `${k}.parquet`)}')`,
         )
       ).getRowObjects();
-      assert.deepEqual({ n: r.n, len: r.len }, { n, len: 200 }, `memory limit ${memoryMb ?? 'default'}`);
-      assert.equal(r.first, name(`c${k}-`, 0));
+      assert.deepEqual({ n: r!.n, len: r!.len }, { n, len: 200 }, `memory limit ${memoryMb ?? 'default'}`);
+      assert.equal(r!.first, name(`c${k}-`, 0));
     }
   }
 });
 
 test('parquet writer: values that do not fit the typed columns are named, not written', () => {
-  const e = events(1, Date.UTC(2026, 0, 1))[0];
+  const e = events(1, Date.UTC(2026, 0, 1))[0]!;
   assert.equal(unstorableReason(e), null);
   assert.match(unstorableReason({ ...e, status: 70000 })!, /status/);
   assert.match(unstorableReason({ ...e, status: 200.5 })!, /status/);
@@ -155,11 +155,11 @@ test('parquet writer: a spool of plain records and one of the same events spelle
   });
   const [a] = plain.hours();
   const [b] = other.hours();
-  assert.ok(a.files.length >= 2, 'several spool files');
+  assert.ok(a!.files.length >= 2, 'several spool files');
   const w = await ParquetWriter.open();
   await w.write(evs, join(dir, 'w.parquet'));
-  await w.writeSpool(a.files, join(dir, 'a.parquet'));
-  await w.writeSpool(b.files, join(dir, 'b.parquet'));
+  await w.writeSpool(a!.files, join(dir, 'a.parquet'));
+  await w.writeSpool(b!.files, join(dir, 'b.parquet'));
   w.close();
   plain.discard();
   other.discard();

@@ -17,25 +17,25 @@ const usage = [
 ];
 
 test('prices usage per plan: line items rounded half-up, total = sum of lines', () => {
-  const lines = (planId: string) => price(catalog.plans[planId], usage).lines.map((l) => [l.api, l.quantity, l.unitPrice, l.amount]);
+  const lines = (planId: string) => price(catalog.plans[planId]!, usage).lines.map((l) => [l.api, l.quantity, l.unitPrice, l.amount]);
   assert.deepEqual(lines('free'), [
     ['geofences.devices', 1000n, '0.0030', '3.00'],
     ['locations.create', 1235n, '0.0010', '1.24'], // 1.235 -> 1.24
     ['locations.latest', 3n, '0.0005', '0.00'], // 0.0015
     ['unmatched', 5n, '0', '0.00'],
   ]);
-  const free = price(catalog.plans.free, usage);
+  const free = price(catalog.plans.free!, usage);
   assert.equal(free.totalMinor, 424n);
   assert.equal(free.total, '4.24');
   assert.equal(free.currency, 'USD');
 
-  const pro = price(catalog.plans.pro, usage);
+  const pro = price(catalog.plans.pro!, usage);
   assert.deepEqual(
     pro.lines.map((l) => l.amountMinor),
     [250n, 99n, 0n, 0n], // 2.50, 0.988 -> 0.99, 0.0012 -> 0, unpriced
   );
   assert.equal(pro.total, '3.49');
-  const ent = price(catalog.plans.enterprise, usage);
+  const ent = price(catalog.plans.enterprise!, usage);
   assert.deepEqual(
     ent.lines.map((l) => l.amount),
     ['2.00', '0.62', '0.00', '0.00'], // 0.6175 -> 0.62; 0.00075 -> 0.00
@@ -49,10 +49,10 @@ test('a plan in another currency rounds to that currency', () => {
     currency: 'USD',
     plans: { kr: { name: 'Korea', currency: 'KRW', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '1.5' } } },
   });
-  const p = price(c.plans.kr, [{ api: 'locations.create', calls: 3n }]);
+  const p = price(c.plans.kr!, [{ api: 'locations.create', calls: 3n }]);
   assert.equal(p.currency, 'KRW');
   assert.equal(p.total, '5'); // 4.5 -> 5
-  assert.equal(price(c.plans.kr, []).total, '0');
+  assert.equal(price(c.plans.kr!, []).total, '0');
 });
 
 test('catalog: plan limits', () => {

@@ -98,10 +98,10 @@ test('rollup of known Parquet files gives exact rows; duplicates count once; non
     ev('globex', 'locations.create', H1 + HOUR_MS - 1), // last ms of the hour
   ];
   // Producer retry: a[0] and a[3] appear again in a second file; acme/latest gets one new call.
-  const b = [a[0], a[3], ev('acme', 'locations.latest', H1 + 5_000)];
+  const b = [a[0]!, a[3]!, ev('acme', 'locations.latest', H1 + 5_000)];
   // Same id twice in one file too.
   const c = [ev('globex', 'unmatched', H2 + 10), ev('globex', 'unmatched', H2 + 20, false)];
-  c.push({ ...c[0] });
+  c.push({ ...c[0]! });
   await writeParquet(root, fileIn(H1, 0, 4), a);
   await writeParquet(root, fileIn(H1, 5, 7), b, 'INTEGER'); // latency_ms type differs between files
   await writeParquet(root, fileIn(H2, 8, 10), c);
@@ -142,19 +142,19 @@ for (const dedupe of ['table', 'sort'] as const)
     const apis = ['locations.create', 'locations.latest', 'geofences.check'];
     const originals: Ev[] = [];
     for (let i = 0; i < 1500; i++) {
-      originals.push(ev(customers[Math.floor(rnd() * 3)], apis[Math.floor(rnd() * 3)], H1 + Math.floor(rnd() * HOUR_MS), rnd() < 0.9));
+      originals.push(ev(customers[Math.floor(rnd() * 3)]!, apis[Math.floor(rnd() * 3)]!, H1 + Math.floor(rnd() * HOUR_MS), rnd() < 0.9));
     }
     // Copies: 10 % again, 2 % a third time; some copies with billable flipped (the rollup counts a
     // call when any copy is billable, as before).
     const files: Ev[][] = [[], [], []];
     for (const e of originals) {
-      files[Math.floor(rnd() * 3)].push(e);
-      if (rnd() < 0.1) files[Math.floor(rnd() * 3)].push(rnd() < 0.3 ? { ...e, billable: !e.billable } : { ...e });
-      if (rnd() < 0.02) files[Math.floor(rnd() * 3)].push({ ...e });
+      files[Math.floor(rnd() * 3)]!.push(e);
+      if (rnd() < 0.1) files[Math.floor(rnd() * 3)]!.push(rnd() < 0.3 ? { ...e, billable: !e.billable } : { ...e });
+      if (rnd() < 0.02) files[Math.floor(rnd() * 3)]!.push({ ...e });
     }
     // A copy of an id outside the hour (misplaced) is not counted and does not undo the original.
-    files[0].push({ ...originals[0], time: H1 - 5 });
-    for (let f = 0; f < 3; f++) await writeParquet(root, fileIn(H1, f * 10_000, f * 10_000 + 9_999), files[f]);
+    files[0]!.push({ ...originals[0]!, time: H1 - 5 });
+    for (let f = 0; f < 3; f++) await writeParquet(root, fileIn(H1, f * 10_000, f * 10_000 + 9_999), files[f]!);
 
     const want = new Map<string, { ids: Set<string>; billable: Set<string> }>();
     for (const e of files.flat()) {
@@ -196,7 +196,7 @@ test('re-running an hour gives the same rows; a new file re-rolls that hour only
     s.results.map((r) => r.hour),
     [H1],
   );
-  assert.equal((await rows(db))[0].calls, 3);
+  assert.equal((await rows(db))[0]!.calls, 3);
   assert.equal(await rolledAt(H2), h2Before, 'the other hour was not touched');
   await close();
 });
@@ -344,7 +344,7 @@ test('hours are counted while the previous one is written; a failed write or cou
 test('a file whose statistics prove its hour is counted without the time check; one with a row outside is checked', async () => {
   const root = tempDir('meter-rollup-count-');
   const a = [ev('acme', 'x', H1 + 1), ev('acme', 'x', H1 + 2, false), ev('acme', 'y', H1 + HOUR_MS - 1)];
-  const b = [a[0], ev('acme', 'x', H1 + 3), ev('acme', 'x', H1 + HOUR_MS), ev('acme', 'x', H1 - 1)];
+  const b = [a[0]!, ev('acme', 'x', H1 + 3), ev('acme', 'x', H1 + HOUR_MS), ev('acme', 'x', H1 - 1)];
   await writeParquet(root, 'a.parquet', a);
   await writeParquet(root, 'b.parquet', b);
   for (const method of ['sort', 'table'] as const) {

@@ -25,11 +25,11 @@ test('uuidv7: strictly increasing within a process, also within one millisecond,
   const t = Date.now() + 0x1000000 * 300; // after the clocks above
   const ids: string[] = [];
   for (let i = 0; i < 5000; i++) ids.push(uuidv7(t + Math.floor(i / 3000))); // 3000 in one ms: the counter carries
-  for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1], `${ids[i]} after ${ids[i - 1]}`);
+  for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, `${ids[i]} after ${ids[i - 1]}`);
   assert.equal(new Set(ids).size, ids.length);
   // The random tail differs between ids (8 KiB pool, 8 bytes an id: 5000 ids span several refills).
   assert.equal(new Set(ids.map((id) => id.slice(19))).size, ids.length);
   // A clock that goes back never gives a smaller id.
   const back = uuidv7(t - 5000);
-  assert.ok(back > ids[ids.length - 1]);
+  assert.ok(back > ids[ids.length - 1]!);
 });

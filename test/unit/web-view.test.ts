@@ -223,7 +223,7 @@ test('a 390 px phone: no horizontal scroll, the chart as wide as the screen; his
 
   // History: newest month first, January final (stored), February a draft.
   const history = await page.$$eval('#history tbody tr', (trs) =>
-    trs.map((tr) => [(tr as HTMLElement).dataset.period, (tr as HTMLElement).dataset.status, tr.querySelectorAll('td')[2].textContent]),
+    trs.map((tr) => [(tr as HTMLElement).dataset.period, (tr as HTMLElement).dataset.status, tr.querySelectorAll('td')[2]!.textContent]),
   );
   assert.deepEqual(history, [
     ['2026-02', 'draft', '8.40 USD'],

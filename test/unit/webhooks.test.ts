@@ -59,7 +59,7 @@ function signedBy(secret: string, r: Received): boolean {
       .map((p) => p.split('=') as [string, string]),
   );
   const want = createHmac('sha256', secret).update(`${parts.t}.${r.body}`).digest('hex');
-  return parts.v1 === want && /^\d+$/.test(parts.t);
+  return parts.v1 === want && /^\d+$/.test(parts.t!);
 }
 
 const servers: Server[] = [];
@@ -161,9 +161,9 @@ test('invoice.finalized: one signed POST per endpoint with the invoice; a flaky 
   assert.deepEqual(flaky.got.map((r) => r.headers['meter-delivery-attempt']).sort(), ['1', '1', '2', '2', '3', '3']);
 
   const [d] = await listDeliveries(db, { endpoint: eFlaky.id, limit: 1 });
-  assert.equal(d.status, 'delivered');
+  assert.equal(d!.status, 'delivered');
   assert.deepEqual(
-    (await attemptsOf(db, d.id)).map((a) => [a.attempt, a.status, a.error]),
+    (await attemptsOf(db, d!.id)).map((a) => [a.attempt, a.status, a.error]),
     [
       [1, 500, 'answered 500'],
       [2, 500, 'answered 500'],
@@ -184,12 +184,12 @@ test('invoice.finalized: one signed POST per endpoint with the invoice; a flaky 
   const failed = await listDeliveries(db, { status: 'failed', limit: 10 });
   assert.equal(failed.length, 2);
   assert.equal((await deliverDue(db, opts)).attempted, 0);
-  assert.deepEqual(await retryDelivery(db, failed[0].id, clock), { retried: true });
-  assert.deepEqual(await retryDelivery(db, d.id, clock), { retried: false, reason: 'it was delivered already' });
+  assert.deepEqual(await retryDelivery(db, failed[0]!.id, clock), { retried: true });
+  assert.deepEqual(await retryDelivery(db, d!.id, clock), { retried: false, reason: 'it was delivered already' });
   assert.equal(await retryDelivery(db, 'dlv_nope', clock), null);
   assert.equal((await deliverDue(db, opts)).failed, 1);
   // Removing the endpoint cancels what waits for it.
-  await retryDelivery(db, failed[0].id, clock);
+  await retryDelivery(db, failed[0]!.id, clock);
   assert.equal(await disableEndpoint(db, eHang.id, clock), true);
   assert.equal((await deliverDue(db, opts)).attempted, 0);
   assert.equal((await listDeliveries(db, { endpoint: eHang.id, status: 'cancelled', limit: 10 })).length, 1);
@@ -223,11 +223,11 @@ test('bounded: a redirect is not followed, an endless answer is cut, only http(s
   assert.ok(performance.now() - t0 < 15_000);
   assert.deepEqual(r, { attempted: 2, delivered: 1, retrying: 1, failed: 0 });
   const [dr] = await listDeliveries(db, { endpoint: eR.id, limit: 1 });
-  assert.equal(dr.lastStatus, 302);
-  assert.match(dr.lastError!, /redirect to .* not followed/);
+  assert.equal(dr!.lastStatus, 302);
+  assert.match(dr!.lastError!, /redirect to .* not followed/);
   assert.equal(target.got.length, 0, 'the redirect target was never called');
   const [de] = await listDeliveries(db, { endpoint: eE.id, limit: 1 });
-  assert.equal(de.status, 'delivered');
+  assert.equal(de!.status, 'delivered');
   assert.ok(MAX_RESPONSE_BYTES <= 4096);
 
   for (const bad of ['ftp://x.example/h', 'file:///etc/passwd', 'javascript:alert(1)', 'https://u:p@x.example/h', '/relative', 'x'.repeat(3000)])

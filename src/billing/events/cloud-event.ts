@@ -61,6 +61,8 @@ function text(o: Record<string, unknown>, name: string): string | { reason: stri
   return v;
 }
 
+const PARTS = ['id', 'source', 'type', 'subject', 'time'] as const;
+
 /** Shape and bounds, no lookups: the reason, or the parts. */
 export function checkShape(
   v: unknown,
@@ -72,8 +74,9 @@ export function checkShape(
     return {
       reason: `specversion must be "1.0", got ${typeof o.specversion === 'string' ? JSON.stringify(o.specversion.slice(0, 32)) : o.specversion === undefined ? 'none' : typeof o.specversion}`,
     };
-  const parts: Record<string, string> = {};
-  for (const name of ['id', 'source', 'type', 'subject', 'time']) {
+  // filled for every name below, or the function has returned
+  const parts = {} as Record<(typeof PARTS)[number], string>;
+  for (const name of PARTS) {
     const t = text(o, name);
     if (typeof t !== 'string')
       return { reason: name === 'subject' && o.subject === undefined ? 'subject is required: the customer id the usage is billed to' : t.reason };

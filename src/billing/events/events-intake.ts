@@ -43,7 +43,7 @@ const err = (status: number, error: string, headers?: Record<string, string>): I
 type Mode = 'single' | 'batch' | 'either';
 
 function modeOf(contentType: string | undefined): Mode | null {
-  const t = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  const t = (contentType ?? '').split(';', 1)[0]?.trim().toLowerCase();
   if (t === 'application/cloudevents+json') return 'single';
   if (t === 'application/cloudevents-batch+json') return 'batch';
   if (t === 'application/json') return 'either';
@@ -115,7 +115,8 @@ export class EventsIntake {
       records.push({ key: c.event.customer, value: encodeEvent(c.event) });
       results.push({ index: i, status: 'accepted', eventId: c.event.id });
     }
-    if (!batch && results[0].status === 'rejected') return err(400, results[0].reason);
+    const [only] = results;
+    if (!batch && only?.status === 'rejected') return err(400, only.reason);
     if (records.length) {
       try {
         await (await this.openProducer()).send(records);

@@ -62,7 +62,7 @@ export async function sendEvents(items: AsyncIterable<FileItem>, o: SendOptions)
       if (r.status === 'accepted') {
         report.accepted++;
         if (r.duplicate) report.duplicates++;
-      } else reject(wheres[r.index], r.reason);
+      } else reject(wheres[r.index] ?? `event ${r.index}`, r.reason);
     }
     wheres = [];
     parts = [];

@@ -332,9 +332,10 @@ export async function retryDelivery(db: Sql, id: string, now = Date.now()): Prom
     'SELECT d.status, w.disabled_at IS NOT NULL AS disabled FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id WHERE d.id = $1',
     [id],
   );
-  if (!rows.length) return null;
-  if (rows[0].disabled) return { retried: false, reason: 'its endpoint was removed' };
-  if (rows[0].status === 'delivered') return { retried: false, reason: 'it was delivered already' };
+  const [row] = rows;
+  if (!row) return null;
+  if (row.disabled) return { retried: false, reason: 'its endpoint was removed' };
+  if (row.status === 'delivered') return { retried: false, reason: 'it was delivered already' };
   await db.query(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2 WHERE id = $1 AND status <> 'delivered'`, [
     id,
     new Date(now).toISOString(),

@@ -145,11 +145,12 @@ export class Shipper {
         const producer = await Promise.race([this.o.primary(), this.stopping.then(() => null)]);
         if (!producer || this.stopped) break;
         const records = await spool.read(this.batch, this.ambiguous[0]?.from ?? Infinity);
-        if (!records.length || this.stopped) continue;
+        const tail = records.at(-1);
+        if (!tail || this.stopped) continue;
         await producer.send(records.map((r) => ({ key: r.key, value: r.value })));
         // stop() gave up waiting for this send: the spool may be closed; a resend is harmless.
         if (this.abandoned) break;
-        await spool.commit(records[records.length - 1].offset + 1);
+        await spool.commit(tail.offset + 1);
         this.counts.shipped += records.length;
         if (failures) this.log(`log is back: shipping the spool (${spool.pending()} events left)`);
         failures = 0;

@@ -19,6 +19,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { adjacentPairs } from '../../ground/pairs.js';
 import { FileLog } from '../../log/file-log.js';
 import type { LogConsumer, LogRecord, ProducerRecord } from '../../log/log.js';
 import { frameSize } from '../../log/file-log/frame.js';
@@ -321,8 +322,9 @@ export class Spool {
     const dir = this.fileLog.partitionDir(PARTITION);
     const bases = await listSegments(dir);
     let freed = 0;
-    for (let i = 0; i + 1 < bases.length && bases[i + 1] <= this.cursorAt; i++) {
-      const file = segmentPath(dir, bases[i]);
+    for (const [base, next] of adjacentPairs(bases)) {
+      if (next > this.cursorAt) break;
+      const file = segmentPath(dir, base);
       const size = (await fsp.stat(file)).size;
       await fsp.unlink(file);
       this.bytesOnDisk -= size;

@@ -77,7 +77,7 @@ export class FileLogConsumer implements LogConsumer {
           // the handler could not finish (e.g. lake down): redeliver the same batch after a pause
           failures++;
           const wait = Math.min(200 * 2 ** failures, 10_000);
-          this.host.log(`partition ${c.partition}: batch at offset ${pending[0].offset} failed (${(e as Error).message}); retrying in ${wait} ms`);
+          this.host.log(`partition ${c.partition}: batch at offset ${pending[0]?.offset} failed (${(e as Error).message}); retrying in ${wait} ms`);
           await this.sleep(wait);
         }
       }

@@ -21,7 +21,8 @@ function makeTable(): Uint32Array {
 export function crc32Table(buf: Uint8Array, start = 0, end = buf.length): number {
   const t = (table ??= makeTable());
   let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = t[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  // t has all 256 entries and i < end <= buf.length: the `?? 0`s never apply
+  for (let i = start; i < end; i++) c = (t[(c ^ (buf[i] ?? 0)) & 0xff] ?? 0) ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 

@@ -42,8 +42,8 @@ export class PartitionCursor {
     this.minOffset = offset;
     this.base = -1;
     this.next = 0;
-    const bases = await listSegments(this.dir);
-    if (bases.length) await this.openSegment(bases[segmentFor(bases, offset)]);
+    const base = segmentFor(await listSegments(this.dir), offset);
+    if (base !== undefined) await this.openSegment(base);
   }
 
   /** Up to `max` records from the current position; [] when there is nothing new. */
@@ -105,8 +105,9 @@ export class PartitionCursor {
   private async advanceSegment(): Promise<boolean> {
     const bases = await listSegments(this.dir);
     if (!this.fh) {
-      if (bases.length === 0) return false;
-      await this.openSegment(bases[segmentFor(bases, this.minOffset)]);
+      const base = segmentFor(bases, this.minOffset);
+      if (base === undefined) return false;
+      await this.openSegment(base);
       return true;
     }
     const nextBase = bases.find((b) => b > this.base);

@@ -24,17 +24,16 @@ export function frameSize(keyBytes: number, valueBytes: number): number {
 
 /** Encode records with consecutive offsets from `firstOffset` into one buffer. */
 export function encodeFrames(records: PendingRecord[], firstOffset: number, timestamp: number): Buffer {
-  const keys = records.map((r) => Buffer.from(r.key, 'utf8'));
+  const frames = records.map((r) => {
+    const key = Buffer.from(r.key, 'utf8');
+    if (key.length > 0xffff) throw new Error(`log key longer than 65535 bytes`);
+    return { key, value: r.value };
+  });
   let total = 0;
-  for (let i = 0; i < records.length; i++) {
-    if (keys[i].length > 0xffff) throw new Error(`log key longer than 65535 bytes`);
-    total += frameSize(keys[i].length, records[i].value.length);
-  }
+  for (const { key, value } of frames) total += frameSize(key.length, value.length);
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
-  for (let i = 0; i < records.length; i++) {
-    const key = keys[i];
-    const value = records[i].value;
+  for (const [i, { key, value }] of frames.entries()) {
     const len = PAYLOAD_FIXED + key.length + value.length;
     if (len > MAX_PAYLOAD) throw new Error(`log record of ${len} bytes exceeds ${MAX_PAYLOAD}`);
     const p = pos + FRAME_HEADER;

@@ -32,15 +32,17 @@ export async function listSegments(partitionDir: string): Promise<number[]> {
   return bases.sort((a, b) => a - b);
 }
 
-/** Index of the segment holding `offset` (largest base <= offset); 0 if before the first. */
-export function segmentFor(bases: number[], offset: number): number {
+/** Base of the segment holding `offset` (largest base <= offset); the first if before it; undefined if none. */
+export function segmentFor(bases: number[], offset: number): number | undefined {
   let lo = 0;
   let hi = bases.length - 1;
-  let ans = 0;
+  let ans = bases[0];
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (bases[mid] <= offset) {
-      ans = mid;
+    const base = bases[mid];
+    if (base === undefined) break;
+    if (base <= offset) {
+      ans = base;
       lo = mid + 1;
     } else hi = mid - 1;
   }

@@ -47,12 +47,11 @@ export class PartitionWriter {
   static async open(dir: string, segmentBytes: number, stats: WriterStats): Promise<PartitionWriter> {
     const w = new PartitionWriter(dir, segmentBytes, stats);
     await fsp.mkdir(dir, { recursive: true });
-    const bases = await listSegments(dir);
-    if (bases.length === 0) {
+    const base = (await listSegments(dir)).at(-1);
+    if (base === undefined) {
       await w.createSegment(0);
       return w;
     }
-    const base = bases[bases.length - 1];
     const file = segmentPath(dir, base);
     const end = await scanValidEnd(file, 0, base);
     w.fh = await fsp.open(file, 'r+');
@@ -89,7 +88,7 @@ export class PartitionWriter {
         const r = this.queue.findIndex((w) => w.roll);
         const batch = r === 0 ? this.queue.splice(0, 1) : this.queue.splice(0, r < 0 ? this.queue.length : r);
         try {
-          if (batch[0].roll) {
+          if (batch[0]?.roll) {
             if (this.size > 0) await this.roll();
           } else await this.writeBatch(batch.flatMap((w) => w.records));
           for (const w of batch) w.resolve();

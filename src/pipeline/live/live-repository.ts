@@ -114,7 +114,8 @@ export async function applyWindow(db: Warehouse, w: WindowWrite): Promise<void> 
         w.group,
         w.partition,
       ]);
-      throw new FencedError(w.partition, w.from, now.length ? Number(now[0].next_offset) : null);
+      const [held] = now;
+      throw new FencedError(w.partition, w.from, held ? Number(held.next_offset) : null);
     }
     if (w.events.length === 0) return;
     // Only ids new to live_seen are counted: one statement, arrays as parameters (any size).
