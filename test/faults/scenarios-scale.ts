@@ -214,7 +214,13 @@ export const scaleOutKillEach: ScenarioDef = {
     await gap();
     await killed('rollup follower', rollups[0]!, () => (rollups[0] = w.startRollupFollower()));
     await gap();
-    await killed('billing server', w.billing!, () => w.startBilling());
+    await killed('billing server', w.billing!, async () => {
+      // while it is down the other one answers
+      const res = await w.usage(w.customers[0]!.id, t0, Date.now(), `http://127.0.0.1:${billingB}`);
+      if (res.status !== 200) failures.push(`the second billing server answered ${res.status} while the first was down: ${(await res.text()).slice(0, 200)}`);
+      else notes.push('the second billing server answered 200 while the first was down');
+      await w.startBilling();
+    });
     await gap();
     // its workers must not outlive a killed primary (they would hold spool slots and answer nothing)
     const workerPids = (
