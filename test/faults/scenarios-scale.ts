@@ -90,6 +90,7 @@ export function mergeTruths(parts: TrafficResult[]): TrafficResult {
     byStatus: new Map(),
     gateway5xx: 0,
     gateway5xxSamples: [],
+    errors: new Map(),
     answeredAt: [],
     elapsedMs: 0,
   };
@@ -103,6 +104,7 @@ export function mergeTruths(parts: TrafficResult[]): TrafficResult {
     out.gateway5xx += p.gateway5xx;
     out.gateway5xxSamples.push(...p.gateway5xxSamples);
     out.answeredAt.push(...p.answeredAt);
+    for (const [c, n] of p.errors) out.errors.set(c, (out.errors.get(c) ?? 0) + n);
     out.elapsedMs = Math.max(out.elapsedMs, p.elapsedMs);
   }
   return out;
@@ -292,7 +294,9 @@ export const scaleOutKillEach: ScenarioDef = {
     notes.push(`takeover: ${(await Promise.all(takeovers)).join('; ')}`);
     await log.close();
     notes.push(`kills: ${kills.join('; ')}`);
-    notes.push(`refused while a gateway restarted: ${truth.refused}, cut mid-call: ${[...truth.uncertain.values()].reduce((s, c) => s + c.events, 0)}`);
+    notes.push(
+      `refused while a gateway restarted: ${truth.refused}, cut mid-call: ${[...truth.uncertain.values()].reduce((s, c) => s + c.events, 0)} (errors: ${[...truth.errors].map(([c, n]) => `${c} ${n}`).join(', ')})`,
+    );
     if (truth.gateway5xx) failures.push(`gateways answered ${truth.gateway5xx} 5xx of their own`);
     for (const p of [...w.liveIngests(), ...live, ...rollups, billB]) if (!p.alive) failures.push(`${p.name} died by itself (see ${p.logFile})`);
 
