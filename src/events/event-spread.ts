@@ -8,8 +8,8 @@
  *
  * Read from the value, not carried in the key: the key stays the customer, which ingest compares
  * with the event's bytes instead of making a string per record (src/pipeline/accept.ts
- * scannedCustomer; a key with a suffix cost ~250-500 ns more per record in
- * bench/customer-check.ts), and the spool, which keeps key and value only, ships a record to the
+ * scannedCustomer; a key with a suffix made the customer check ~2x dearer per record in
+ * bench/customer-check.ts, docs/scaling.md), and the spool, which keeps key and value only, ships a record to the
  * partition it would have gone to directly.
  *
  * Nothing downstream relies on a customer living in one partition: the rollup and the live path
