@@ -31,6 +31,7 @@ interface Workload {
   weights: number[];
 }
 const WORKLOADS: Workload[] = [
+  { name: '1 customer', weights: [1] },
   { name: '3 customers (1:2:4)', weights: [1, 2, 4] },
   { name: '100 customers (Zipf)', weights: Array.from({ length: 100 }, (_, k) => 1 / (k + 1)) },
 ];

@@ -8,9 +8,9 @@
  *
  * Read from the value, not carried in the key: the key stays the customer, which ingest compares
  * with the event's bytes instead of making a string per record (src/pipeline/accept.ts
- * scannedCustomer; a key with a suffix cost ~250-500 ns more per record in
- * bench/customer-check.ts), and the spool, which keeps key and value only, ships a record to the
- * partition it would have gone to directly.
+ * scannedCustomer; a key with a suffix made the customer check ~2x dearer per record:
+ * bench/customer-check.ts, docs/scaling.md), and the spool, which keeps key and value only,
+ * ships a record to the partition it would have gone to directly.
  *
  * Nothing downstream relies on a customer living in one partition: the rollup and the live path
  * count distinct ids per hour over all partitions (docs/scaling.md "Hot partitions").
@@ -18,8 +18,8 @@
 import { EVENT_FIELDS, SCHEMA_VERSION } from './schema.js';
 
 /**
- * How producers place records (setting `partitionBy`): `event` (the default) spreads each customer's
- * events over the partitions by a hash of the event id (src/events/event-spread.ts); `customer`
+ * How producers place records (setting `partitionBy`): `event` (the default) spreads each
+ * customer's events over the partitions by a hash of the event id (below); `customer`
  * keeps all of a customer's events in one partition, in order (what meter did before; a big
  * customer is then bounded by one partition and one ingest process).
  */
