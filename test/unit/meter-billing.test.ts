@@ -85,6 +85,7 @@ interface Body {
   parameter: string;
   timeZone: string;
   total: string;
+  invoices: { customer: string; total: string; lines: LineJson[] }[];
 }
 
 async function get(path: string, token = SERVICE): Promise<{ status: number; body: Body }> {
@@ -206,6 +207,15 @@ test('meter prices: cost and invoice lines per meter, whole units rounded up, pr
   assert.equal(inv.body.calls, 3, 'the invoice counts calls of APIs, not tokens');
   assert.ok(inv.body.lines.some((l: { meter?: string }) => l.meter === 'tokens'));
   assert.equal(inv.body.total, '0.13');
+  // A page of drafts is priced by one statement per group (cost.ts queryCosts): the same lines.
+  const page = await get('/v1/invoices?period=2026-02&status=draft');
+  assert.equal(page.status, 200, JSON.stringify(page.body));
+  const drafts = page.body.invoices.filter((i) => i.customer === 'acme');
+  assert.deepEqual(
+    drafts.map((i) => `${i.customer} ${i.total}`),
+    ['acme 0.13'],
+  );
+  assert.deepEqual(drafts[0]?.lines, inv.body.lines);
 });
 
 test('meter prices: the units a decimal starts', () => {
