@@ -33,7 +33,7 @@ import { openLog, openLimiter, openWarehouse } from '../src/runtime/backends.js'
 import { startGatewayRole } from '../src/runtime/roles.js';
 import { silentLogger } from '../src/ground/logger.js';
 import { encodeEvent, type UsageEvent } from '../src/events/usage-event.js';
-import { partitionFor, type UsageLog } from '../src/log/log.js';
+import { placeRecord, type UsageLog } from '../src/log/log.js';
 import { KafkaLog, quietLogCreator } from '../src/log/kafka-log.js';
 import type { EventBatcher } from '../src/gateway/event-batcher.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
@@ -138,8 +138,12 @@ async function strict(b: EventBatcher, events: UsageEvent[]): Promise<{ ms: numb
   return { ms: performance.now() - t0, p50: percentile(waits, 50), p99: percentile(waits, 99) };
 }
 
+/** As the gateway's producer places them (log.ts placeRecord, `partitionBy event` by default). */
 function messages(batch: UsageEvent[]) {
-  return batch.map((e) => ({ key: e.customer, value: encodeEvent(e), partition: partitionFor(e.customer, PARTITIONS) }));
+  return batch.map((e) => {
+    const r = { key: e.customer, value: encodeEvent(e) };
+    return { ...r, partition: placeRecord(r, PARTITIONS, 'event') };
+  });
 }
 
 /** Bare kafkajs: the same events, batches of BATCH, one send at a time. */

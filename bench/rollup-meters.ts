@@ -1,8 +1,9 @@
 /**
  * What meters cost the rollup: `Rollup.backfill` of the same lake (bench/lake-data.ts, gateway
  * events, no data column) by a build without meters (BASE_DIST, e.g. the branch point compiled
- * elsewhere) and by this build (calls + the built-in bytes_in/bytes_out meters), each into a new
- * PGlite, alternating, ROUNDS rounds. Wall time and this process's CPU per side.
+ * elsewhere) and by this build with no meter declared and with the built-in bytes_in/bytes_out
+ * meters on, each into a new PGlite, in rotated order, ROUNDS rounds. Wall time and this
+ * process's CPU per side.
  *
  *   node dist/bench/rollup-meters.js BASE_DIST [HOURS=4] [ROUNDS=3]
  */
@@ -16,6 +17,8 @@ import { benchWorkDir, fmt, median } from './lib.js';
 interface Side {
   name: string;
   dist: string;
+  /** Turn on the built-in bytes meters (their slugs in the meters table) before the backfill. */
+  bytes?: boolean;
 }
 
 async function once(side: Side, lakeUrl: string, from: number, to: number, dir: string): Promise<{ ms: number; cpuMs: number; events: number }> {
@@ -27,6 +30,7 @@ async function once(side: Side, lakeUrl: string, from: number, to: number, dir: 
   rmSync(`${dir}.lock.d`, { recursive: true, force: true });
   const db = await PgliteWarehouse.open(dir);
   await migrate(db);
+  if (side.bytes) await db.query(`INSERT INTO meters (slug, definition) VALUES ('bytes_in', '{"slug":"bytes_in"}'), ('bytes_out', '{"slug":"bytes_out"}')`);
   const r = new Rollup({ lake: new LocalLake(lakeUrl), db });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -56,12 +60,13 @@ async function main(): Promise<void> {
   const data = await ensureLake(root, spec, (m) => process.stderr.write(`${m}\n`));
   const sides: Side[] = [
     { name: 'without meters (base)', dist: join(baseDist) },
-    { name: 'with meters (calls + bytes_in + bytes_out)', dist: join(import.meta.dirname, '..') },
+    { name: 'with meters, none declared', dist: join(import.meta.dirname, '..') },
+    { name: 'with bytes_in and bytes_out on', dist: join(import.meta.dirname, '..'), bytes: true },
   ];
   const res = new Map<string, { ms: number[]; cpu: number[] }>(sides.map((s) => [s.name, { ms: [], cpu: [] }]));
   const load0 = loadavg()[0]!;
   for (let i = 0; i < rounds; i++) {
-    const order = i % 2 ? [...sides].reverse() : sides;
+    const order = [...sides.slice(i % sides.length), ...sides.slice(0, i % sides.length)];
     for (const s of order) {
       const r = await once(s, `file://${root}`, start, start + hours * HOUR_MS, join(work, 'rollup-meters-pglite'));
       if (r.events !== data.events) throw new Error(`${s.name}: ${r.events} events, expected ${data.events}`);

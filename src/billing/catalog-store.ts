@@ -174,14 +174,17 @@ export async function loadStoredCatalog(db: Sql): Promise<Catalog> {
   const plans = await db.query<PlanRow>('SELECT id, name, currency, rate_per_sec, burst, quota_limit, quota_period FROM plans ORDER BY id');
   const prices = await db.query<PriceRow>('SELECT plan_id, api, effective_from, charge FROM prices ORDER BY plan_id, api, effective_from');
   const list = assemble(plans, prices);
-  const meters = (await loadMeters(db)).filter((m) => !m.builtIn);
+  const meters = (await loadMeters(db)).filter((m) => m.slug !== 'calls');
   return { currency: list[0]?.currency ?? 'USD', plans: Object.fromEntries(list.map((p) => [p.id, p])), ...(meters.length ? { meters } : {}) };
 }
 
 /** Price list rows (for `meter prices list` and the API), oldest version first. */
 export interface PriceListRow {
   plan: string;
+  /** The API, or a meter's slug (then `meter` is set too). */
   api: string;
+  /** A meter's price (docs/meters.md): the meter's slug. */
+  meter?: string;
   effectiveFrom: string | null;
   /** Until the next version (exclusive), or null. */
   effectiveTo: string | null;
@@ -191,12 +194,21 @@ export interface PriceListRow {
 
 export function priceList(plan: Plan): PriceListRow[] {
   const out: PriceListRow[] = [];
-  for (const [api, vs] of Object.entries(plan.charges).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  const named: [string, PriceVersion[], boolean][] = [
+    ...Object.keys(plan.charges)
+      .sort()
+      .map((api): [string, PriceVersion[], boolean] => [api, plan.charges[api]!, false]),
+    ...Object.keys(plan.meterCharges ?? {})
+      .sort()
+      .map((slug): [string, PriceVersion[], boolean] => [slug, plan.meterCharges![slug]!, true]),
+  ];
+  for (const [api, vs, meter] of named) {
     vs.forEach((v, i, all) => {
       const next = all[i + 1];
       out.push({
         plan: plan.id,
         api,
+        ...(meter ? { meter: api } : {}),
         effectiveFrom: v.effectiveFrom === 0 ? null : ts(v.effectiveFrom),
         effectiveTo: next ? ts(next.effectiveFrom) : null,
         currency: plan.currency,

@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
 import { adjacentPairs } from '../ground/pairs.js';
-import { BUILT_IN_METERS, isAdditive, parseMeters, type Meter } from './meters.js';
+import { BUILT_IN_METERS, allMeters, isAdditive, parseMeters, type Meter } from './meters.js';
 
 export interface PlanLimit {
   ratePerSec: number;
@@ -261,8 +261,14 @@ function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: R
   if (!isObject(raw)) throw new CatalogError(at, 'expected an object of meter slug -> price');
   const out: Record<string, PriceVersion[]> = {};
   for (const [slug, price] of Object.entries(raw)) {
-    const m = [...BUILT_IN_METERS, ...meters].find((x) => x.slug === slug);
-    if (!m) throw new CatalogError(`${at}.${slug}`, `no meter "${slug}": declare it in "meters" (built in: ${BUILT_IN_METERS.map((x) => x.slug).join(', ')})`);
+    const m = allMeters(meters).find((x) => x.slug === slug);
+    if (!m)
+      throw new CatalogError(
+        `${at}.${slug}`,
+        BUILT_IN_METERS.some((x) => x.slug === slug)
+          ? `meter "${slug}" is built in but off: turn it on with { "slug": "${slug}" } in "meters"`
+          : `no meter "${slug}": declare it in "meters"`,
+      );
     if (m.slug === 'calls') throw new CatalogError(`${at}.${slug}`, 'calls are priced per API, under "prices"');
     if (!isAdditive(m))
       throw new CatalogError(

@@ -17,7 +17,7 @@ import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
 import { adjacentPairs } from '../ground/pairs.js';
 import { nextPeriod, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { LimitError, MAX_COST_CUTS, MAX_COST_ROWS, MAX_RANGE_MS } from './limits.js';
-import { meterLines } from './meter-cost.js';
+import { meterLines, meterLinesOf } from './meter-cost.js';
 
 export interface CostQuery {
   customer: string;
@@ -87,7 +87,15 @@ export async function queryCosts(db: Sql, plan: Plan, customers: string[], range
   for (const r of rows) byCustomer.get(r.customer_id)?.push(r);
   for (const [customer, own] of byCustomer) {
     if (own.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (api, piece) rows; ask for a shorter range`);
-    out.set(customer, await withMeterLines(db, plan, { ...range, customer }, pieces, priceRows(plan, { ...range, customer }, pieces, own)));
+    out.set(customer, priceRows(plan, { ...range, customer }, pieces, own));
+  }
+  // Priced meters: one statement more for the whole page (meter-cost.ts).
+  if (plan.meterCharges && Object.keys(plan.meterCharges).length) {
+    const meters = await meterLinesOf(db, plan, customers, { lo: pieces.lo, from: range.from, bounds: pieces.bounds, to: range.to, periods: pieces.periods });
+    for (const [customer, cost] of out) {
+      const extra = meters.get(customer) ?? [];
+      if (extra.length) out.set(customer, { ...totalOf(plan.id, plan.currency, [...cost.lines, ...extra]), periods: cost.periods });
+    }
   }
   return out;
 }

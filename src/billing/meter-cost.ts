@@ -35,19 +35,47 @@ export function unitsStarted(d: Decimal): bigint {
 }
 
 export async function meterLines(db: Sql, plan: Plan, customer: string, p: MeterPieces): Promise<LineItem[]> {
-  const charges = plan.meterCharges ?? {};
-  const slugs = Object.keys(charges).sort();
-  if (!slugs.length) return [];
-  const params: unknown[] = [customer, slugs, iso(p.lo), iso(p.to), iso(p.from)];
+  return (await meterLinesOf(db, plan, [customer], p)).get(customer) ?? [];
+}
+
+interface MeterRow {
+  customer_id: string;
+  meter: string;
+  seg: unknown;
+  value: unknown;
+}
+
+/**
+ * meterLines of several customers on one plan over the same pieces (a page of draft invoices,
+ * cost.ts queryCosts) from one statement.
+ */
+export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: MeterPieces): Promise<Map<string, LineItem[]>> {
+  const out = new Map<string, LineItem[]>();
+  const slugs = Object.keys(plan.meterCharges ?? {}).sort();
+  if (!slugs.length || !customers.length) return out;
+  const params: unknown[] = [customers, slugs, iso(p.lo), iso(p.to), iso(p.from)];
   const whens = p.bounds.map((b, i) => `WHEN hour < $${params.push(iso(b))}::timestamptz THEN ${i}`);
   const seg = `CASE WHEN hour < $5::timestamptz THEN -1 ${whens.join(' ')} ELSE ${p.bounds.length} END`;
-  const rows = await db.query<{ meter: string; seg: unknown; value: unknown }>(
-    `SELECT meter, ${seg} AS seg, sum(value)::text AS value FROM meter_hourly
-      WHERE customer_id = $1 AND meter = ANY($2::text[]) AND hour >= $3::timestamptz AND hour < $4::timestamptz
-      GROUP BY 1, 2 LIMIT ${MAX_COST_ROWS + 1}`,
+  // At most MAX_COST_ROWS (meter, piece) rows per customer: one more in all says one may be over.
+  const limit = MAX_COST_ROWS * customers.length + 1;
+  const rows = await db.query<MeterRow>(
+    `SELECT customer_id, meter, ${seg} AS seg, sum(value)::text AS value FROM meter_hourly
+      WHERE customer_id = ANY($1::text[]) AND meter = ANY($2::text[]) AND hour >= $3::timestamptz AND hour < $4::timestamptz
+      GROUP BY 1, 2, 3 LIMIT ${limit}`,
     params,
   );
-  if (rows.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (meter, piece) rows; ask for a shorter range`);
+  const byCustomer = new Map<string, MeterRow[]>(customers.map((c) => [c, []]));
+  for (const r of rows) byCustomer.get(r.customer_id)?.push(r);
+  for (const [customer, own] of byCustomer) {
+    if (own.length > MAX_COST_ROWS) throw new LimitError('to', `the cost would hold more than ${MAX_COST_ROWS} (meter, piece) rows; ask for a shorter range`);
+    out.set(customer, linesOf(plan, own, p));
+  }
+  return out;
+}
+
+function linesOf(plan: Plan, rows: MeterRow[], p: MeterPieces): LineItem[] {
+  const charges = plan.meterCharges ?? {};
+  const slugs = Object.keys(charges).sort();
   const starts = [p.from, ...p.bounds];
   const periodOf = starts.map((s) => p.periods.filter((x) => x.start <= s).pop()!);
   const first = p.periods[0]!;

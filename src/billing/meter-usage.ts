@@ -188,3 +188,16 @@ async function completeUntil(db: Sql, calls: boolean, tz: string): Promise<strin
   const u = r[0]?.until;
   return u === null || u === undefined ? null : formatInZone(toMs(u), tz);
 }
+
+/** A meter as `GET /v1/meters` shows it. */
+export function meterJson(m: Meter): Record<string, unknown> {
+  return {
+    slug: m.slug,
+    eventType: m.eventType,
+    aggregation: m.aggregation,
+    ...(m.valueProperty !== null ? { valueProperty: m.valueProperty } : {}),
+    groupBy: m.groupBy,
+    builtIn: Boolean(m.builtIn),
+    ...(m.description !== undefined ? { description: m.description } : {}),
+  };
+}

@@ -5,7 +5,9 @@
  *                "valueProperty": "$.tokens", "groupBy": { "model": "$.model" } }]
  * and aggregated by the rollup per customer per hour from the lake (pipeline/meter-count.ts).
  * Three meters are built in: `calls` (billable calls per API: usage_hourly, what prices name),
- * `bytes_in` and `bytes_out` (sums of the lake columns, per API).
+ * always there; `bytes_in` and `bytes_out` (sums of the lake columns, per API), turned on by
+ * declaring their slug alone (`{ "slug": "bytes_in" }`), so a rollup that does not need them
+ * reads no column and writes no row more.
  */
 import { CatalogError } from './catalog.js';
 
@@ -99,7 +101,13 @@ export function parseMeter(raw: unknown, field: string): Meter {
       `${JSON.stringify(slug)} is not a meter slug: a lowercase letter, then lowercase letters, digits or _ (at most 63)`,
     );
   const at = `meters.${slug}`;
-  if (BUILT_IN_METERS.some((m) => m.slug === slug)) throw new CatalogError(`${at}.slug`, `"${slug}" is a built-in meter; pick another slug`);
+  const builtIn = BUILT_IN_METERS.find((m) => m.slug === slug);
+  if (builtIn) {
+    if (slug === 'calls') throw new CatalogError(`${at}.slug`, '"calls" is a built-in meter, always on; pick another slug');
+    if (Object.keys(raw).some((k) => k !== 'slug' && k !== 'description'))
+      throw new CatalogError(`${at}.slug`, `"${slug}" is a built-in meter: turn it on with { "slug": "${slug}" } alone, or pick another slug`);
+    return builtIn;
+  }
   if (typeof raw.eventType !== 'string' || !EVENT_TYPE_RE.test(raw.eventType))
     throw new CatalogError(`${at}.eventType`, `${JSON.stringify(raw.eventType)} is not an event type (the CloudEvent type, e.g. "ai.tokens")`);
   const aggregation = raw.aggregation;
@@ -153,6 +161,7 @@ export function parseMeters(raw: unknown): Meter[] {
 
 /** A meter as stored (meters table) and as the catalog file spells it. */
 export function meterToJson(m: Meter): Record<string, unknown> {
+  if (m.builtIn) return { slug: m.slug };
   return {
     slug: m.slug,
     eventType: m.eventType,
@@ -163,9 +172,12 @@ export function meterToJson(m: Meter): Record<string, unknown> {
   };
 }
 
-/** Every meter: the built-in ones, then the declared ones. */
+/** `calls`, always on. */
+export const CALLS_METER: Meter = BUILT_IN_METERS[0]!;
+
+/** Every meter in force: `calls`, then the declared ones (built-in bytes meters when turned on). */
 export function allMeters(declared: readonly Meter[]): Meter[] {
-  return [...BUILT_IN_METERS, ...declared];
+  return [CALLS_METER, ...declared];
 }
 
 export function findMeter(declared: readonly Meter[], slug: string): Meter | null {

@@ -31,7 +31,8 @@ import { listCustomersPage, type BillingCustomer } from './customers.js';
 import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
 import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
-import { asksForMeter, meterUsage, parseMeterUsageParams } from './meter-usage.js';
+import { asksForMeter, meterJson, meterUsage, parseMeterUsageParams } from './meter-usage.js';
+import { loadMeters } from './meter-store.js';
 import { PlanError, pricesReport } from './reports.js';
 import { CachedReports } from './answer-cache-reports.js';
 import { newRequestId } from './request-id.js';
@@ -112,6 +113,7 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/invoices/{id}' },
   { method: 'POST', path: '/v1/invoices/{id}/acknowledge' },
   { method: 'POST', path: '/v1/events' },
+  { method: 'GET', path: '/v1/meters' },
 ] as const;
 
 const CUSTOMER_ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))(?:\/(usage|cost|prices|invoices)|\/invoices\/([^/]+))?$/;
@@ -204,7 +206,8 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const cm = CUSTOMER_ROUTE.exec(path);
     const im = cm ? null : INVOICE_ROUTE.exec(path);
     const list = !cm && !im && path === '/v1/customers';
-    if (!cm && !im && !list) throw new HttpError(404, `no route for ${path.slice(0, 200)}`);
+    const meterList = !cm && !im && path === '/v1/meters';
+    if (!cm && !im && !list && !meterList) throw new HttpError(404, `no route for ${path.slice(0, 200)}`);
     const ack = Boolean(im?.[2]);
     const method = ack ? 'POST' : 'GET';
     if (req.method !== method) throw new HttpError(405, 'method not allowed', { allow: method });
@@ -216,6 +219,11 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const principal = await auth.authenticate(bearerToken(req.headers.authorization), async (id) => (await catalogView()).token(id));
     if (!principal) throw new HttpError(401, 'missing, unknown, revoked or expired bearer token (send Authorization: Bearer <token>)');
     const q = url.searchParams;
+
+    if (meterList) {
+      onlyParams(q, []);
+      return send(res, 200, { meters: (await loadMeters(opts.db)).map(meterJson) });
+    }
 
     if (list) {
       if (principal.kind !== 'service') throw new HttpError(403, 'listing customers needs a service token');

@@ -4,6 +4,7 @@ import { UserError } from '../ground/errors.js';
 import type { Logger } from '../ground/logger.js';
 import type { Rollup } from '../pipeline/rollup.js';
 import type { Sql } from '../warehouse/warehouse.js';
+import { finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { printJson } from './context.js';
 import { Progress } from './progress.js';
 
@@ -19,5 +20,14 @@ export async function backfillMeterCommand(rollup: Rollup, db: Sql, slug: string
   const progress = json ? null : new Progress({ label: `backfill ${slug}`, unit: 'hours', lineEveryCount: 24 });
   const r = await rollup.backfillMeter(meter, from, to, (done, total) => progress?.update(done, total));
   progress?.finish(`backfill of meter ${slug} done in ${(r.ms / 1000).toFixed(1)} s: ${r.hours} hours, ${r.files} files, ${r.events} events, ${r.rows} rows`);
-  if (json) printJson(r);
+  // Final invoices keep their lines: say which ones the new rows would change, for a credit note.
+  const drift = await finalInvoiceDrift(db, from, to);
+  if (json) return printJson({ ...r, finalInvoices: drift });
+  for (const d of drift.drifts)
+    process.stdout.write(
+      `final invoice ${d.invoice} (${d.customer}, ${d.period}) stays ${d.finalTotal} ${d.currency}; computed now ${d.nowTotal}: difference ${d.difference} (a credit note or a correction on the next invoice)\n`,
+    );
+  process.stdout.write(
+    `${drift.checked} final invoices in the range checked${drift.truncated ? ' (the first ones only)' : ''}: ${drift.drifts.length} would change; final invoices are never recomputed\n`,
+  );
 }

@@ -13,6 +13,7 @@ import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js'
 import { checkTransportSecurity, transportNote } from './transport-security.js';
 import { rememberSecrets, urlPassword } from '../security/secrets.js';
 import { parseHeaderPattern } from '../ground/header-pattern.js';
+import { PARTITION_BY, type PartitionBy } from '../events/event-spread.js';
 
 export interface MeterConfig {
   /** Folder for embedded state (log, lake, PGlite, caches). */
@@ -25,6 +26,8 @@ export interface MeterConfig {
   topic: string;
   /** Partitions of the topic (created if absent) and of the embedded log. */
   partitions: number;
+  /** How producers place records: spread by event id, or one partition per customer (src/log/log.ts). */
+  partitionBy: PartitionBy;
   /** `file:///abs/path` or `hdfs://host:9870/path` (WebHDFS). */
   lakeUrl: string;
   /** postgres://... ; null = embedded PGlite under dataDir. */
@@ -153,6 +156,11 @@ export const SETTINGS: Setting[] = [
   ),
   S('topic', { t: 'string' }, 'usage event topic'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
+  S(
+    'partitionBy',
+    { t: 'enum', values: PARTITION_BY },
+    "where producers put a record: `event` spreads each customer's events over all partitions by event id; `customer` keeps a customer in one partition, in order (docs/scaling.md: hot partitions)",
+  ),
   S('lakeUrl', { t: 'url', protocols: ['file:', 'hdfs:', 'webhdfs:'] }, 'lake root: file:///path or hdfs://host:9870/path'),
   S('databaseUrl', { t: 'url', protocols: ['postgres:', 'postgresql:'] }, 'Postgres URL; unset = embedded PGlite', true),
   S('redisUrl', { t: 'url', protocols: ['redis:', 'rediss:'] }, 'Redis URL; unset = in-process limiter', true),
@@ -233,6 +241,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     kafkaHeartbeatIntervalMs: 500,
     topic: 'usage-events',
     partitions: 4,
+    partitionBy: 'event',
     lakeUrl: null,
     databaseUrl: null,
     redisUrl: null,

@@ -107,7 +107,7 @@ interface CostAnswer {
   lines: { api: string; amount: string }[];
 }
 interface PricesAnswer {
-  prices: { api: string; charge: ChargeView }[];
+  prices: { api: string; meter?: string; charge: ChargeView }[];
 }
 interface InvoiceAnswer {
   id: string;
@@ -120,11 +120,11 @@ interface InvoiceAnswer {
 }
 
 /** A price version as one short phrase: `0.0010/call`, `graduated 3 tiers`, `package 100 for 1.50`, `+1000 free`. */
-export function describeCharge(c: ChargeView): string {
+export function describeCharge(c: ChargeView, unit = 'call'): string {
   const free = c.freeUnits ? ` (${c.freeUnits} free/month)` : '';
-  if (c.model === 'graduated' || c.model === 'volume') return `${c.model} ${c.tiers?.length ?? 0} tiers from ${c.tiers?.[0]?.unitPrice}/call${free}`;
-  if (c.model === 'package') return `${c.packagePrice} per ${c.packageSize} calls${free}`;
-  return `${c.unitPrice ?? '?'}/call${free}`;
+  if (c.model === 'graduated' || c.model === 'volume') return `${c.model} ${c.tiers?.length ?? 0} tiers from ${c.tiers?.[0]?.unitPrice}/${unit}${free}`;
+  if (c.model === 'package') return `${c.packagePrice} per ${c.packageSize} ${unit}s${free}`;
+  return `${c.unitPrice ?? '?'}/${unit}${free}`;
 }
 
 export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions, untilStop: () => Promise<unknown>): Promise<DemoResult> {
@@ -290,7 +290,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
       invoices.push({
         customer: c.id,
         timeZone: c.timeZone,
-        prices: prices.prices.map((p) => `${p.api} ${describeCharge(p.charge)}`),
+        prices: prices.prices.map((p) => `${p.api} ${describeCharge(p.charge, p.meter ? 'unit' : 'call')}`),
         invoice: {
           id: inv.id,
           period: inv.period,

@@ -18,7 +18,7 @@
 import { promises as fsp, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogConsumer, LogProducer, ProducerRecord, UsageLog } from './log.js';
-import { partitionFor } from './log.js';
+import { placeRecord, type PartitionBy } from './log.js';
 import { PartitionWriter, type WriterStats } from './file-log/writer.js';
 import type { PartitionCursor } from './file-log/cursor.js';
 import { FileLogConsumer } from './file-log/consumer.js';
@@ -40,6 +40,8 @@ export interface FileLogOptions {
   maxBatch?: number;
   /** Where consumers report retried batches (default: stderr). */
   logger?: (msg: string) => void;
+  /** How records are placed (log.ts PartitionBy; default `event`). */
+  partitionBy?: PartitionBy;
 }
 
 export interface FileLogStats {
@@ -60,6 +62,7 @@ export class FileLog implements UsageLog {
   readonly segmentBytes: number;
   readonly pollMs: number;
   readonly maxBatch: number;
+  readonly partitionBy: PartitionBy;
   readonly log: (msg: string) => void;
   readonly cursors = new Set<PartitionCursor>();
   private readonly writerStats: WriterStats = { tornBytesTruncated: 0, appended: 0, writes: 0 };
@@ -81,6 +84,7 @@ export class FileLog implements UsageLog {
     this.segmentBytes = opts.segmentBytes ?? 64 << 20;
     this.pollMs = opts.pollMs ?? 50;
     this.maxBatch = opts.maxBatch ?? 10_000;
+    this.partitionBy = opts.partitionBy ?? 'event';
     this.log = opts.logger ?? ((m) => process.stderr.write(`file-log ${this.topic}: ${m}\n`));
   }
 
@@ -94,7 +98,7 @@ export class FileLog implements UsageLog {
     const meta = join(this.topicDir, '_topic.json');
     if (existsSync(meta)) {
       const have = (JSON.parse(readFileSync(meta, 'utf8')) as { partitions: number }).partitions;
-      // keys map to partitions by count: a different count would split a customer's events
+      // keys map to partitions by count: a different count would place an event's copies apart
       if (have !== this.partitionCount)
         throw new Error(
           `the log ${this.topicDir} has ${have} partitions, the configuration asks for ${this.partitionCount}; use partitions=${have} or a new data dir/topic`,
@@ -140,7 +144,7 @@ export class FileLog implements UsageLog {
         if (records.length === 0) return;
         const byPartition = new Map<number, ProducerRecord[]>();
         for (const r of records) {
-          const p = partitionFor(r.key, n);
+          const p = placeRecord(r, n, this.partitionBy);
           let list = byPartition.get(p);
           if (!list) byPartition.set(p, (list = []));
           list.push(r);

@@ -76,7 +76,7 @@ export class KafkaLog implements UsageLog, KafkaSession {
     const partitions = await this.partitions();
     const producer = newProducer(this.kafka);
     await producer.connect().catch((e) => this.explained(e));
-    const p = new KafkaProducer(producer, this.topic, partitions, () => this.open.delete(p));
+    const p = new KafkaProducer(producer, this.topic, partitions, this.opts.partitionBy ?? 'event', () => this.open.delete(p));
     this.open.add(p);
     return p;
   }

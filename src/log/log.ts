@@ -4,8 +4,13 @@
  *
  * Offsets are per partition, dense from 0 in the embedded log, and as Kafka gives them
  * (JS numbers: safe to 2^53) on the real stack. The partition of a record is chosen from its
- * key (the customer), so one customer's events stay in order.
+ * key, the customer, and by default a hash of its event id (`placeRecord`), so a customer's
+ * events spread over the partitions and every copy of one event lands in one.
  */
+import { eventSpread, type PartitionBy } from '../events/event-spread.js';
+
+export type { PartitionBy } from '../events/event-spread.js';
+
 export interface LogRecord {
   partition: number;
   offset: number;
@@ -84,12 +89,20 @@ export interface UsageLog {
   close(): Promise<void>;
 }
 
-/** Stable partitioner: murmur2 like Kafka's default would be ideal; FNV-1a is enough for the embedded log. */
-export function partitionFor(key: string, partitions: number): number {
+/**
+ * Stable partitioner (FNV-1a of the key; murmur2 like Kafka's default is not needed: both logs
+ * use this), plus the record's spread: a customer's spreads fill consecutive partitions evenly.
+ */
+export function partitionFor(key: string, partitions: number, spread = -1): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) % partitions;
+  return spread < 0 ? (h >>> 0) % partitions : ((h >>> 0) + spread) % partitions;
+}
+
+/** The partition of one record of a producer. */
+export function placeRecord(r: ProducerRecord, partitions: number, by: PartitionBy): number {
+  return partitionFor(r.key, partitions, by === 'event' ? eventSpread(r.value) : -1);
 }

@@ -99,10 +99,7 @@ export async function countMeters(c: DuckDBConnection, files: string[], hour: nu
       const ev = await events(`${inHour} AND api IN (${types.map(lit).join(', ')})`);
       await c.run(`CREATE TEMP TABLE ${evTable} AS SELECT customer, api, data FROM ${ev}`);
       for (const m of declared) {
-        const r = await c.runAndReadAll(
-          `SELECT customer, ${groupsSql(m)} AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value
-             FROM ${evTable} WHERE api = ${lit(m.eventType!)} GROUP BY ALL`,
-        );
+        const r = await c.runAndReadAll(groupedSql(m, evTable));
         for (const row of r.getRowObjectsJS()) {
           if (row.value === null || row.value === undefined) continue; // MAX of no value
           out.push({
@@ -121,6 +118,27 @@ export async function countMeters(c: DuckDBConnection, files: string[], hour: nu
   }
   for (const r of out) r.value = plainDecimal(r.value);
   return out.sort((a, b) => cmp(a.meter, b.meter) || cmp(a.customer, b.customer) || cmp(a.groups, b.groups));
+}
+
+/**
+ * Most group values one (meter, customer, hour) keeps: the events of the others (the fewest
+ * events, then the last in order) are counted in one group whose every value is OTHER_GROUP, so
+ * a flood of distinct values in untrusted data makes at most this many rows, and every total
+ * (of any aggregation: the rows are aggregated again) stays exact.
+ */
+export const MAX_GROUPS = 1000;
+export const OTHER_GROUP = '(other)';
+
+/** A declared meter's rows: per customer and group, its events and value. */
+function groupedSql(m: Meter, evTable: string): string {
+  const of = `FROM ${evTable} WHERE api = ${lit(m.eventType!)}`;
+  const names = Object.keys(m.groupBy);
+  if (!names.length) return `SELECT customer, '{}' AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value ${of} GROUP BY customer`;
+  const other = `json_object(${names.map((n) => `${lit(n)}, ${lit(OTHER_GROUP)}`).join(', ')})::VARCHAR`;
+  return `WITH g AS (SELECT customer, ${groupsSql(m)} AS groups, data ${of}),
+               r AS (SELECT customer, groups, row_number() OVER (PARTITION BY customer ORDER BY count(*) DESC, groups) AS rank FROM g GROUP BY customer, groups)
+          SELECT g.customer, CASE WHEN r.rank <= ${MAX_GROUPS} THEN g.groups ELSE ${other} END AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value
+            FROM g JOIN r ON g.customer = r.customer AND g.groups = r.groups GROUP BY ALL`;
 }
 
 /** The value expression of a declared meter, as VARCHAR. */

@@ -31,8 +31,18 @@ export type DedupeMethod = 'table' | 'sort';
 /** Rows per hour up to which `table` is used: its table is then at most 2^25 slots of 8 bytes (256 MiB). */
 export const TABLE_MAX_ROWS = 1 << 24;
 
-/** A (customer, api) of the hour: its calls and events, and the bytes of its billable events (the built-in bytes meters). */
+/** A (customer, api) of the hour: its calls and events, and the bytes of its billable events (0 unless `bytes` was asked for). */
 export type CountedRow = HourlyRow & { bytesIn: bigint; bytesOut: bigint };
+
+export interface CountMore {
+  /** Also sum bytes_in and bytes_out of billable events (the built-in bytes meters, when declared). */
+  bytes?: boolean;
+  /**
+   * More work over the same files while the candidate table (repeated id hashes, and how many)
+   * still exists: the meters (meter-count.ts) dedupe by it rather than hash again.
+   */
+  alsoWith?: (candidates: { table: string; count: number }) => Promise<void>;
+}
 
 export interface HourCount {
   rows: CountedRow[];
@@ -49,17 +59,9 @@ export interface HourCount {
 
 let tempSeq = 0;
 
-/**
- * `alsoWith`: more work over the same files while the candidate table (repeated id hashes, and
- * how many) still exists: the meters (meter-count.ts) dedupe by it rather than hash again.
- */
-export async function countHour(
-  c: DuckDBConnection,
-  files: string[],
-  hour: number,
-  method: DedupeMethod = 'sort',
-  alsoWith?: (candidates: { table: string; count: number }) => Promise<void>,
-): Promise<HourCount> {
+export async function countHour(c: DuckDBConnection, files: string[], hour: number, method: DedupeMethod = 'sort', more: CountMore = {}): Promise<HourCount> {
+  // Without the bytes meters, the statements are the calls' alone (no column more is read).
+  const bytes = (sql: string) => (more.bytes ? sql : '');
   const from = BigInt(hour) * 1000n;
   const to = BigInt(hour + HOUR_MS) * 1000n;
   // Bounds as literals (integers computed here): a statement without the checked part has no parameters.
@@ -70,17 +72,17 @@ export async function countHour(
   const checked = files.filter((f) => !proven.has(f));
   const parts: string[] = [];
   if (inside.length)
-    parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events, 0::BIGINT AS outside,
-                       sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bytes_out
+    parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events, 0::BIGINT AS outside
+                       ${bytes(`, sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bytes_out`)}
                   FROM ${parquet(inside)} GROUP BY customer, api`);
   if (checked.length)
     parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS calls, count(*) FILTER (WHERE ${inHour}) AS events,
-                       count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside,
-                       sum(bytes_in) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_out
+                       count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside
+                       ${bytes(`, sum(bytes_in) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_out`)}
                   FROM ${parquet(checked)} GROUP BY customer, api`);
   const plain = await c.runAndReadAll(
-    `SELECT customer, api, sum(calls) AS calls, sum(events) AS events, sum(outside) AS outside,
-            coalesce(sum(bytes_in), 0)::VARCHAR AS bytes_in, coalesce(sum(bytes_out), 0)::VARCHAR AS bytes_out
+    `SELECT customer, api, sum(calls) AS calls, sum(events) AS events, sum(outside) AS outside
+            ${bytes(', coalesce(sum(bytes_in), 0)::VARCHAR AS bytes_in, coalesce(sum(bytes_out), 0)::VARCHAR AS bytes_out')}
        FROM (${parts.join(' UNION ALL ')}) GROUP BY customer, api`,
   );
   const t1 = performance.now();
@@ -94,8 +96,8 @@ export async function countHour(
       api: String(r.api),
       calls: toBigInt(r.calls),
       events: toBigInt(r.events),
-      bytesIn: BigInt(String(r.bytes_in)),
-      bytesOut: BigInt(String(r.bytes_out)),
+      bytesIn: more.bytes ? BigInt(String(r.bytes_in)) : 0n,
+      bytesOut: more.bytes ? BigInt(String(r.bytes_out)) : 0n,
     };
     counts.set(key(r.customer, r.api), row);
   }
@@ -110,11 +112,11 @@ export async function countHour(
       // the first billable (an id counts as a call when any of its copies is billable), and their
       // bytes beyond those of the billable copy kept (least bytes_in, then bytes_out: as meter-count.ts).
       const extra = await c.runAndReadAll(
-        `SELECT customer, api, sum(n - 1) AS events, sum(b - CASE WHEN b > 0 THEN 1 ELSE 0 END) AS calls,
-                coalesce(sum(bi - bi1), 0)::VARCHAR AS bytes_in, coalesce(sum(bo - bo1), 0)::VARCHAR AS bytes_out
-           FROM (SELECT customer, api, id, count(*) AS n, count(*) FILTER (WHERE ${BILLABLE}) AS b,
-                        sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi, min(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi1,
-                        sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bo, arg_min(bytes_out, [bytes_in, bytes_out]) FILTER (WHERE ${BILLABLE}) AS bo1
+        `SELECT customer, api, sum(n - 1) AS events, sum(b - CASE WHEN b > 0 THEN 1 ELSE 0 END) AS calls
+                ${bytes(', coalesce(sum(bi - bi1), 0)::VARCHAR AS bytes_in, coalesce(sum(bo - bo1), 0)::VARCHAR AS bytes_out')}
+           FROM (SELECT customer, api, id, count(*) AS n, count(*) FILTER (WHERE ${BILLABLE}) AS b
+                        ${bytes(`, sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi, min(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi1,
+                        sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bo, arg_min(bytes_out, [bytes_in, bytes_out]) FILTER (WHERE ${BILLABLE}) AS bo1`)}
                    FROM ${parquet(files)} WHERE ${inHour} AND hash(id) IN (SELECT h FROM ${cand})
                   GROUP BY customer, api, id HAVING count(*) > 1)
           GROUP BY customer, api`,
@@ -124,11 +126,13 @@ export async function countHour(
         if (!row) throw new Error(`rollup: copies of ids in (${String(r.customer)}, ${String(r.api)}) but no count for it`);
         row.events -= toBigInt(r.events);
         row.calls -= toBigInt(r.calls);
-        row.bytesIn -= BigInt(String(r.bytes_in));
-        row.bytesOut -= BigInt(String(r.bytes_out));
+        if (more.bytes) {
+          row.bytesIn -= BigInt(String(r.bytes_in));
+          row.bytesOut -= BigInt(String(r.bytes_out));
+        }
       }
     }
-    await alsoWith?.({ table: cand, count: candidates });
+    await more.alsoWith?.({ table: cand, count: candidates });
   } finally {
     await c.run(`DROP TABLE IF EXISTS ${cand}`);
   }

@@ -182,8 +182,11 @@ export class Rollup {
           outside,
           countMs,
           dedupeMs,
-        } = await countHour(c, local, hour, this.dedupe, async (candidates) => {
-          meterRows = await countMeters(c, local, hour, declared, { candidates });
+        } = await countHour(c, local, hour, this.dedupe, {
+          bytes: meters.some((m) => m.builtIn?.column),
+          alsoWith: async (candidates) => {
+            meterRows = await countMeters(c, local, hour, declared, { candidates });
+          },
         }));
         rows = counted;
         // The built-in bytes meters from the calls' own scan (no second pass over the hour).

@@ -32,11 +32,12 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?
       partitions: cfg.partitions,
       sessionTimeoutMs: cfg.kafkaSessionTimeoutMs,
       heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs,
+      partitionBy: cfg.partitionBy,
       ...kafkaSecurity(cfg),
     });
   } else {
     const { FileLog } = await import('../log/file-log.js');
-    log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions });
+    log = new FileLog({ dir: join(cfg.dataDir, 'log'), topic: cfg.topic, partitions: cfg.partitions, partitionBy: cfg.partitionBy });
   }
   const waitLog = opts.waitLog;
   if (opts.init === false) return log;

@@ -16,6 +16,7 @@ import {
 } from './scenarios.js';
 import { lakeScenarios } from './scenarios-lake.js';
 import { SPOOL_SCENARIOS } from './scenarios-spool.js';
+import { SCALE_SCENARIOS } from './scenarios-scale.js';
 
 export const ALL: ScenarioDef[] = [
   killIngest,
@@ -28,4 +29,5 @@ export const ALL: ScenarioDef[] = [
   gatewayKillBatched,
   ...lakeScenarios,
   ...SPOOL_SCENARIOS,
+  ...SCALE_SCENARIOS,
 ];

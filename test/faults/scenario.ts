@@ -92,6 +92,11 @@ export class ScenarioWorld {
     return p;
   }
 
+  /** A process of any role (scenarios that run several of one role), stopped by close() like the rest. */
+  startProcess(role: string, args: string[]): MeterProcess {
+    return this.spawn(role, args);
+  }
+
   get gatewayUrl(): string {
     return `http://127.0.0.1:${this.gatewayPort}`;
   }
@@ -186,18 +191,18 @@ export class ScenarioWorld {
     await runMeter(['rollup', '--json'], this.env, this.dir, 240_000);
   }
 
-  async usage(customer: string, from: number, to: number): Promise<Response> {
+  async usage(customer: string, from: number, to: number, billingUrl = this.billingUrl): Promise<Response> {
     // Usage is kept per hour and the API takes whole hours only: widen to the hours the range touches.
     const H = 3_600_000;
     const q = `from=${new Date(Math.floor(from / H) * H).toISOString()}&to=${new Date(Math.ceil(to / H) * H).toISOString()}&granularity=hour&tz=UTC`;
-    return fetch(`${this.billingUrl}/v1/customers/${encodeURIComponent(customer)}/usage?${q}`, { headers: { authorization: `Bearer ${this.token}` } });
+    return fetch(`${billingUrl}/v1/customers/${encodeURIComponent(customer)}/usage?${q}`, { headers: { authorization: `Bearer ${this.token}` } });
   }
 
-  /** What the billing API bills, per customer, API and hour, over [from, to). */
-  async billed(from: number, to: number): Promise<Cells> {
+  /** What the billing API (at `billingUrl`: default, the world's own) bills, per customer, API and hour, over [from, to). */
+  async billed(from: number, to: number, billingUrl = this.billingUrl): Promise<Cells> {
     const out: Cells = new Map();
     for (const c of this.customers) {
-      const res = await this.usage(c.id, from, to);
+      const res = await this.usage(c.id, from, to, billingUrl);
       const body = (await res.json()) as any;
       if (res.status !== 200) throw new Error(`billing API answered ${res.status}: ${JSON.stringify(body)}`);
       for (const p of body.series) {

@@ -11,6 +11,7 @@ import { startService, stopService } from './stack-control.js';
 import { startTraffic, type TrafficResult } from './traffic.js';
 import type { MeterProcess } from './procs.js';
 import { lakeVerdict } from './lake-check.js';
+import { freshDatabase } from '../support/stack.js';
 
 export interface Ctx {
   root: string;
@@ -24,14 +25,23 @@ export interface Ctx {
 export interface ScenarioDef {
   name: string;
   env?: Record<string, string>;
+  /**
+   * A new database of its own on the stack's Postgres (test/support/stack.ts freshDatabase): for a
+   * scenario that leaves live rows (the billable view picks live or rollup rows per hour, whatever
+   * the customer) or otherwise must not share hours with the scenarios before and after it.
+   */
+  ownDatabase?: boolean;
   run(w: ScenarioWorld, ctx: Ctx, notes: string[], failures: string[]): Promise<{ truth: TrafficResult; lossBound?: number }>;
+  /** After the drain, beside the billed-vs-truth verdict: more checks of the scenario's own (e.g. a second billing server agrees). */
+  after?(w: ScenarioWorld, v: Verdict, window: { from: number; to: number }): Promise<void>;
 }
 
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
 /** Runs a scenario in its own world and judges it. Never throws: a crash is a failed verdict. */
 export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> {
-  const w = new ScenarioWorld(def.name, ctx.root, ctx.stackEnv, { env: def.env });
+  const own: Record<string, string> = def.ownDatabase ? { METER_DATABASE_URL: await freshDatabase(ctx.stackEnv, 'faults') } : {};
+  const w = new ScenarioWorld(def.name, ctx.root, ctx.stackEnv, { env: { ...def.env, ...own } });
   const notes: string[] = [];
   const failures: string[] = [];
   const t0 = Date.now();
@@ -41,9 +51,11 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
     const { truth, lossBound } = await def.run(w, ctx, notes, failures);
     ctx.log(`${def.name}: draining (gateway -> log -> lake -> rollup)`);
     await w.drain();
-    const billed = await w.billed(hourStart(t0) - HOUR_MS, Date.now() + 2 * HOUR_MS);
+    const window = { from: hourStart(t0) - HOUR_MS, to: Date.now() + 2 * HOUR_MS };
+    const billed = await w.billed(window.from, window.to);
     const v = compare(def.name, truth, billed, { lossBound });
     await lakeVerdict(w, v);
+    await def.after?.(w, v, window);
     v.notes.unshift(...notes);
     v.failures.push(...failures);
     if (truth.metered < 1000) v.failures.push(`only ${truth.metered} metered calls: too little traffic to mean anything`);

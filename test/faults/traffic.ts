@@ -32,6 +32,8 @@ export interface TrafficResult {
   /** 5xx made by the gateway itself (not the upstream's deliberate 503 for flaky devices). */
   gateway5xx: number;
   gateway5xxSamples: string[];
+  /** Calls without an answer, by error code (ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET, ...). */
+  errors: Map<string, number>;
   /** Answer time of each metered call (ms), for loss bounds around a gateway kill. */
   answeredAt: number[];
   elapsedMs: number;
@@ -96,6 +98,7 @@ export function startTraffic(o: {
     byStatus: new Map(),
     gateway5xx: 0,
     gateway5xxSamples: [],
+    errors: new Map(),
     answeredAt: [],
     elapsedMs: 0,
   };
@@ -137,6 +140,8 @@ export function startTraffic(o: {
       if (/unknown key was metered/.test(e?.message)) throw e;
       res.sent++;
       const code = e?.code ?? e?.cause?.code;
+      const why = String(code ?? e?.name ?? 'unknown');
+      res.errors.set(why, (res.errors.get(why) ?? 0) + 1);
       if (code === 'ECONNREFUSED') res.refused++;
       else if (!badKey) bump(res.uncertain, cellKey(customer!.id, op.api, sentAt), true);
       // Replace the pool this call used, once: destroying a pool fails its other calls in flight,

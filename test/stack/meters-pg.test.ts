@@ -17,6 +17,7 @@ import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
+import { finalInvoiceDrift } from '../../src/billing/final-invoice-drift.js';
 import { loadMeters } from '../../src/billing/meter-store.js';
 import { startBillingServer } from '../../src/billing/server.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
@@ -163,6 +164,12 @@ test('postgres: meters rolled up, queried by window and group, priced, and backf
     assert.deepEqual(
       (users.body.data as { value: string }[]).map((d) => d.value),
       ['3', '1'],
+    );
+    const drift = await finalInvoiceDrift(db, H1, H2 + HOUR_MS);
+    assert.deepEqual(
+      drift.drifts.map((d) => `${d.customer} ${d.period} ${d.finalTotal} -> ${d.nowTotal}: ${d.difference}`),
+      ['acme 2026-10 1.53 -> 6.53: 5.00'],
+      'the backfill says what the final invoice would now be, for a credit note',
     );
     const after = await get('/v1/customers/acme/invoices/2026-10');
     assert.deepEqual(after.body, before.body, 'the final invoice is stored: a meter backfilled later changes nothing in it');

@@ -12,6 +12,8 @@ import { createCustomerToken } from '../../src/billing/auth.js';
 import { replaceMeterHour, type MeterHourlyRow } from '../../src/warehouse/meter-repository.js';
 import { unitsStarted } from '../../src/billing/meter-cost.js';
 import { parseDecimal } from '../../src/billing/money.js';
+import type { MeterUsageRow } from '../../src/billing/meter-usage.js';
+import type { LineJson } from '../../src/billing/reports.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-token-for-meter-tests-0123456789';
@@ -25,6 +27,7 @@ const catalog = parseCatalog({
     { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } },
     { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
     { slug: 'peak', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+    { slug: 'bytes_out' },
   ],
   plans: {
     ai: {
@@ -69,7 +72,22 @@ after(async () => {
   await db.close();
 });
 
-async function get(path: string, token = SERVICE): Promise<{ status: number; body: any }> {
+/** The fields of the answers (usage by meter, cost, invoice, meters, errors) these tests read. */
+interface Body {
+  aggregation: string;
+  calls: number;
+  data: MeterUsageRow[];
+  error: string;
+  exact: boolean;
+  lines: LineJson[];
+  meters: { slug: string; aggregation: string; builtIn: boolean; groupBy: Record<string, string> }[];
+  parameter: string;
+  timeZone: string;
+  total: string;
+  invoices: { customer: string; total: string; lines: LineJson[] }[];
+}
+
+async function get(path: string, token = SERVICE): Promise<{ status: number; body: Body }> {
   const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } });
   const text = await res.text();
   assert.doesNotMatch(text, /\n\s+at |node:internal|\.js:\d+/, 'no stack traces');
@@ -108,14 +126,25 @@ test('usage by meter: windows in the zone, groups, the built-in calls, MAX and t
 
   const users = await get('/v1/customers/acme/usage?meter=users&from=2026-02-01&to=2026-02-02&tz=Asia/Seoul&windowSize=DAY');
   assert.equal(users.body.exact, false, 'distinct users of a day are not the sum of the hours');
-  assert.equal(users.body.data[0].value, '4');
+  assert.equal(users.body.data[0]?.value, '4');
 
   const calls = await get('/v1/customers/acme/usage?meter=calls&from=2026-02-01&to=2026-03-01&tz=UTC&windowSize=MONTH&groupBy=api');
   assert.deepEqual(calls.body.data, [
     { windowStart: '2026-02-01T00:00:00Z', windowEnd: '2026-03-01T00:00:00Z', value: '3', groupBy: { api: 'locations.latest' } },
   ]);
   const bytes = await get('/v1/customers/acme/usage?meter=bytes_out&from=2026-02-01&to=2026-03-01&tz=UTC');
-  assert.equal(bytes.body.data[0].value, '1500000');
+  assert.equal(bytes.body.data[0]?.value, '1500000');
+});
+
+test('GET /v1/meters lists calls and the declared meters, to service and customer tokens', async () => {
+  const r = await get('/v1/meters', acmeToken);
+  assert.equal(r.status, 200);
+  assert.deepEqual(
+    r.body.meters.map((m: { slug: string; aggregation: string; builtIn: boolean }) => `${m.slug} ${m.aggregation}${m.builtIn ? ' built-in' : ''}`),
+    ['calls COUNT built-in', 'bytes_out SUM built-in', 'peak MAX', 'tokens SUM', 'users UNIQUE_COUNT'],
+  );
+  assert.deepEqual(r.body.meters[3]?.groupBy, { model: '$.model' });
+  assert.equal((await get('/v1/meters?x=1')).status, 400);
 });
 
 test('usage by meter: an unaligned range, an unknown meter or group, too many hours are 400s that say so', async () => {
@@ -127,7 +156,7 @@ test('usage by meter: an unaligned range, an unknown meter or group, too many ho
     ],
     ['meter=tokens&from=2026-02-01T00:00:00Z&to=2026-02-15T00:00:00Z&windowSize=MONTH&tz=UTC', 'to', /must be the start of a month/],
     ['meter=tokens&from=2026-02-01T00:30:00Z&to=2026-02-02T00:00:00Z', 'from', /whole hour/],
-    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_in, bytes_out, peak, tokens, users/],
+    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_out, peak, tokens, users/],
     ['meter=tokens&from=2026-02-01&to=2026-02-02&groupBy=region', 'groupBy', /meter tokens groups by model; got "region"/],
     ['meter=peak&from=2026-02-01&to=2026-02-02&groupBy=model', 'groupBy', /meter peak has no groups/],
     ['meter=tokens&from=2026-01-01&to=2026-06-01&windowSize=HOUR', 'windowSize', /at most 92 days/],
@@ -146,29 +175,29 @@ test('usage by meter: an unaligned range, an unknown meter or group, too many ho
 test('meter prices: cost and invoice lines per meter, whole units rounded up, price versions and free units per period', async () => {
   const r = await get('/v1/customers/acme/cost?from=2026-02-01&to=2026-03-01');
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  const tokens = r.body.lines.find((l: { api: string }) => l.api === 'tokens');
+  const tokens = r.body.lines.find((l) => l.api === 'tokens')!;
   // 2100.5 tokens -> 2101 units: 1000 free, 101 at 0.00002 (before Feb 10), 1000 at 0.00003
   assert.equal(tokens.meter, 'tokens');
   assert.equal(tokens.value, '2100.5');
   assert.equal(tokens.calls, 2101);
   assert.equal(tokens.freeUnits, 1000);
   assert.deepEqual(
-    tokens.items.map((i: { kind: string; quantity: number; amount: string }) => `${i.kind} ${i.quantity} ${i.amount}`),
+    tokens.items.map((i) => `${i.kind} ${i.quantity} ${i.amount}`),
     ['free 1000 0', 'unit 101 0.00202', 'unit 1000 0.03'],
   );
   assert.equal(tokens.amount, '0.03');
-  const bytes = r.body.lines.find((l: { api: string }) => l.api === 'bytes_out');
+  const bytes = r.body.lines.find((l) => l.api === 'bytes_out')!;
   assert.equal(bytes.calls, 1500000);
   assert.equal(bytes.amount, '0.10', 'two packages of a million bytes');
-  const api = r.body.lines.find((l: { api: string }) => l.api === 'locations.latest');
+  const api = r.body.lines.find((l) => l.api === 'locations.latest')!;
   assert.equal(api.calls, 3);
   assert.equal(r.body.total, '0.13');
 
   // A range starting mid-period: the period's earlier tokens hold the free units.
   const late = await get('/v1/customers/acme/cost?from=2026-02-12T00:00:00Z&to=2026-02-13T00:00:00Z');
-  const lateTokens = late.body.lines.find((l: { api: string }) => l.api === 'tokens');
+  const lateTokens = late.body.lines.find((l) => l.api === 'tokens')!;
   assert.deepEqual(
-    lateTokens.items.map((i: { kind: string; quantity: number }) => `${i.kind} ${i.quantity}`),
+    lateTokens.items.map((i) => `${i.kind} ${i.quantity}`),
     ['unit 1000'],
   );
 
@@ -177,6 +206,15 @@ test('meter prices: cost and invoice lines per meter, whole units rounded up, pr
   assert.equal(inv.body.calls, 3, 'the invoice counts calls of APIs, not tokens');
   assert.ok(inv.body.lines.some((l: { meter?: string }) => l.meter === 'tokens'));
   assert.equal(inv.body.total, '0.13');
+  // A page of drafts is priced by one statement per group (cost.ts queryCosts): the same lines.
+  const page = await get('/v1/invoices?period=2026-02&status=draft');
+  assert.equal(page.status, 200, JSON.stringify(page.body));
+  const drafts = page.body.invoices.filter((i) => i.customer === 'acme');
+  assert.deepEqual(
+    drafts.map((i) => `${i.customer} ${i.total}`),
+    ['acme 0.13'],
+  );
+  assert.deepEqual(drafts[0]?.lines, inv.body.lines);
 });
 
 test('meter prices: the units a decimal starts', () => {

@@ -14,6 +14,8 @@ import { loadMeters } from '../../src/billing/meter-store.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
+import { countMeters, MAX_GROUPS, OTHER_GROUP } from '../../src/pipeline/meter-count.js';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
@@ -34,7 +36,7 @@ function refused(meters: unknown, message: RegExp, extraPlan: Record<string, unk
 test('meters: the catalog checks each meter and names the field', () => {
   const c = parseCatalog({
     currency: 'USD',
-    meters: [TOKENS],
+    meters: [TOKENS, { slug: 'bytes_out' }],
     plans: { basic: { ...plans.basic, meterPrices: { tokens: '0.00002', bytes_out: '0.0000001' } } },
   });
   assert.deepEqual(c.meters?.[0], { slug: 'tokens', eventType: 'ai.tokens', aggregation: 'SUM', valueProperty: '$.tokens', groupBy: { model: '$.model' } });
@@ -47,7 +49,8 @@ test('meters: the catalog checks each meter and names the field', () => {
   refused([{ slug: 'n', eventType: 'ai.tokens', aggregation: 'COUNT', valueProperty: '$.x' }], /a COUNT meter counts events: leave valueProperty out/);
   refused([{ ...TOKENS, groupBy: { model: 'model' } }], /^meters\.tokens\.groupBy\.model: "model" is not a JSON path/);
   refused([TOKENS, TOKENS], /^meters\[1\]\.slug: meter "tokens" is declared twice/);
-  refused([{ ...TOKENS, slug: 'bytes_in' }], /"bytes_in" is a built-in meter/);
+  refused([{ ...TOKENS, slug: 'bytes_in' }], /^meters\.bytes_in\.slug: "bytes_in" is a built-in meter: turn it on with \{ "slug": "bytes_in" \} alone/);
+  refused([], /^plans\.basic\.meterPrices\.bytes_in: meter "bytes_in" is built in but off: turn it on/, { meterPrices: { bytes_in: '1' } });
   refused([{ ...TOKENS, slug: 'Tokens' }], /^meters\[0\]\.slug: "Tokens" is not a meter slug/);
   refused([{ ...TOKENS, eventType: 'ai tokens' }], /eventType: "ai tokens" is not an event type/);
   refused([{ ...TOKENS, unit: 'x' }], /^meters\[0\]\.unit: unknown meter field/);
@@ -135,6 +138,8 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
         { slug: 'ai_requests', eventType: 'ai.tokens', aggregation: 'COUNT' },
         { slug: 'peak_tokens', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
         { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
+        { slug: 'bytes_in' },
+        { slug: 'bytes_out' },
       ] as Record<string, unknown>[],
       plans,
     };
@@ -202,5 +207,50 @@ test('meters: the rollup aggregates COUNT, SUM, MAX, UNIQUE_COUNT and the built-
     }
   } finally {
     await db.close();
+  }
+});
+
+test('meters: a flood of distinct group values keeps at most MAX_GROUPS rows per customer and hour, totals exact', async () => {
+  const dir = tempDir('meter-groups-');
+  const w = await ParquetWriter.open({ connections: 1 });
+  const file = join(dir, 'a.parquet');
+  const N = MAX_GROUPS + 3;
+  try {
+    await w.write(
+      Array.from({ length: N }, (_, i) =>
+        ev({ time: HOUR + 1000 + i, data: JSON.stringify({ tokens: 2, model: `m-${String(i).padStart(5, '0')}`, user: `u${i % 7}` }) }),
+      ),
+      file,
+    );
+  } finally {
+    w.close();
+  }
+  const duck = await DuckDBInstance.create(':memory:');
+  const c = await duck.connect();
+  try {
+    const meters = parseCatalog({
+      currency: 'USD',
+      meters: [TOKENS, { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } }],
+      plans,
+    }).meters!;
+    const rows = await countMeters(c, [file], HOUR, meters);
+    const tokens = rows.filter((r) => r.meter === 'tokens');
+    assert.equal(tokens.length, MAX_GROUPS + 1);
+    const other = tokens.find((r) => r.groups === JSON.stringify({ model: OTHER_GROUP }))!;
+    // equal counts: the last values in order are the ones folded
+    assert.deepEqual([other.value, other.events], ['6', 3n]);
+    assert.equal(
+      tokens.reduce((s, r) => s + Number(r.value), 0),
+      2 * N,
+    );
+    const users = rows.filter((r) => r.meter === 'users' && r.groups === JSON.stringify({ model: OTHER_GROUP }));
+    assert.deepEqual(
+      users.map((r) => r.value),
+      ['3'],
+      'distinct users among the folded events, counted over them together',
+    );
+  } finally {
+    c.closeSync();
+    duck.closeSync();
   }
 });

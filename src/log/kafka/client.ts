@@ -5,6 +5,7 @@
 import { Kafka, logLevel, type Consumer, type LogEntry } from 'kafkajs';
 import type { KafkaSecurity } from '../../security/client-options.js';
 import { kafkaLog } from '../../ground/logger.js';
+import type { PartitionBy } from '../log.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
@@ -17,6 +18,8 @@ export interface KafkaLogOptions extends KafkaSecurity {
   sessionTimeoutMs?: number;
   /** Group heartbeat interval, ms (default: a third of the session timeout, at most 3000). */
   heartbeatIntervalMs?: number;
+  /** How the producer places records (log.ts PartitionBy; default `event`). */
+  partitionBy?: PartitionBy;
 }
 
 export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;

@@ -1,10 +1,10 @@
 /**
  * The producer: idempotent, acks=-1 (all in-sync replicas), one in-flight request (keeps order
  * with retries), gzip compression (built into kafkajs; snappy/lz4/zstd need extra codecs). The
- * partition is chosen by `partitionFor` like the embedded log, so both place a customer alike.
+ * partition is chosen by `placeRecord` like the embedded log, so both place a record alike.
  */
 import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
-import { partitionFor, type LogProducer, type ProducerRecord } from '../log.js';
+import { placeRecord, type LogProducer, type PartitionBy, type ProducerRecord } from '../log.js';
 
 export function newProducer(kafka: Kafka): Producer {
   return kafka.producer({
@@ -20,6 +20,7 @@ export class KafkaProducer implements LogProducer {
     private readonly producer: Producer,
     private readonly topic: string,
     private readonly partitions: number,
+    private readonly partitionBy: PartitionBy,
     private readonly onClose: () => void,
   ) {}
 
@@ -30,7 +31,7 @@ export class KafkaProducer implements LogProducer {
       topic: this.topic,
       acks: -1,
       compression: CompressionTypes.GZIP,
-      messages: records.map((r) => ({ key: r.key, value: r.value, partition: partitionFor(r.key, this.partitions) })),
+      messages: records.map((r) => ({ key: r.key, value: r.value, partition: placeRecord(r, this.partitions, this.partitionBy) })),
     });
   }
 

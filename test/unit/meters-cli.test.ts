@@ -1,0 +1,55 @@
+/**
+ * Meters from the CLI as a user meets them (embedded warehouse in a temp data dir): a bad meter
+ * in the catalog file is one line naming the field, `rollup --meter` without `--backfill` or with
+ * an unknown meter is a usage error (exit 2), and a meter backfill over an empty lake runs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assetPath } from '../../src/config/assets.js';
+import { tempDir } from '../support/tmp.js';
+
+const dir = tempDir('meter-meters-cli-');
+function meter(...args: string[]) {
+  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), METER_LOG_LEVEL: 'warn' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('meters from the CLI: catalog errors name the field, rollup --meter errors exit 2, a meter backfill runs', () => {
+  const catalog = JSON.parse(readFileSync(assetPath('fixtures/catalog.json'), 'utf8'));
+  catalog.meters[0].valueProperty = '$..tokens';
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify(catalog));
+  const imp = meter('plans', 'import', bad);
+  assert.equal(imp.code, 2, imp.err);
+  assert.match(imp.err, /meters\.ai_tokens\.valueProperty: "\$\.\.tokens" is not a JSON path/);
+  assert.doesNotMatch(imp.err, /\n\s+at /, 'no stack trace');
+
+  assert.equal(meter('plans', 'import', assetPath('fixtures/catalog.json')).code, 0);
+  const noBackfill = meter('rollup', '--meter', 'ai_tokens');
+  assert.equal(noBackfill.code, 2);
+  assert.match(noBackfill.err, /--meter needs --backfill/);
+  const unknown = meter('rollup', '--backfill', '--meter', 'nope', '--from', '2026-12-01T00:00Z', '--to', '2026-12-01T02:00Z');
+  assert.equal(unknown.code, 2, unknown.err);
+  assert.match(unknown.err, /no meter "nope" in the warehouse \(meters: calls, ai_tokens\)/);
+
+  const ok = meter('rollup', '--backfill', '--meter', 'ai_tokens', '--from', '2026-12-01T00:00Z', '--to', '2026-12-01T02:00Z', '--json');
+  assert.equal(ok.code, 0, ok.err);
+  const report = JSON.parse(ok.out);
+  assert.deepEqual(report, {
+    meter: 'ai_tokens',
+    hours: 2,
+    files: 0,
+    rows: 0,
+    events: 0,
+    ms: report.ms,
+    finalInvoices: { checked: 0, truncated: false, drifts: [] },
+  });
+});
