@@ -55,8 +55,6 @@ const POOL_BYTES = 8192;
 const pool = Buffer.alloc(POOL_BYTES);
 let poolAt = POOL_BYTES;
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-/** Two lowercase hex digits of the low byte of x (HEX has all 256, so `??` never applies). */
-const hex2 = (x: number): string => HEX[x & 0xff] ?? '';
 
 /** RFC 9562 UUIDv7; monotonic within a process (12-bit counter in rand_a). */
 export function uuidv7(now = Date.now()): string {
@@ -75,32 +73,34 @@ export function uuidv7(now = Date.now()): string {
     randomFillSync(pool);
     poolAt = 0;
   }
-  const ra = pool.readUInt32BE(poolAt);
-  const rb = pool.readUInt32BE(poolAt + 4);
+  const r = poolAt;
   poolAt += 8;
   const hi = Math.floor(now / 0x1000000); // top 24 of the 48 ms bits
   const lo = now % 0x1000000;
+  const h = HEX;
+  // Every index below is a byte (masked, or one of pool[r..r+7], r + 8 <= POOL_BYTES) and HEX has
+  // all 256: the `!`s hold. A checked helper here cost 25-30 % of uuidv7 (alternating runs).
   return (
-    hex2(hi >>> 16) +
-    hex2(hi >>> 8) +
-    hex2(hi) +
-    hex2(lo >>> 16) +
+    h[(hi >>> 16) & 0xff]! +
+    h[(hi >>> 8) & 0xff]! +
+    h[hi & 0xff]! +
+    h[(lo >>> 16) & 0xff]! +
     '-' +
-    hex2(lo >>> 8) +
-    hex2(lo) +
+    h[(lo >>> 8) & 0xff]! +
+    h[lo & 0xff]! +
     '-' +
-    hex2(0x70 | ((seq >> 8) & 0x0f)) +
-    hex2(seq) +
+    h[0x70 | ((seq >> 8) & 0x0f)]! +
+    h[seq & 0xff]! +
     '-' +
-    hex2(((ra >>> 24) & 0x3f) | 0x80) +
-    hex2(ra >>> 16) +
+    h[(pool[r]! & 0x3f) | 0x80]! +
+    h[pool[r + 1]!]! +
     '-' +
-    hex2(ra >>> 8) +
-    hex2(ra) +
-    hex2(rb >>> 24) +
-    hex2(rb >>> 16) +
-    hex2(rb >>> 8) +
-    hex2(rb)
+    h[pool[r + 2]!]! +
+    h[pool[r + 3]!]! +
+    h[pool[r + 4]!]! +
+    h[pool[r + 5]!]! +
+    h[pool[r + 6]!]! +
+    h[pool[r + 7]!]!
   );
 }
 
