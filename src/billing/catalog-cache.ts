@@ -14,7 +14,8 @@
  * sees every change committed before it arrived, from any process.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { DATA_COMPLETE_UNTIL_SQL, toMs } from '../warehouse/usage-repository.js';
+import { DATA_COMPLETE_UNTIL_SQL } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 import { loadPlan } from './catalog-store.js';
 import type { Plan } from './catalog.js';
 import { getCustomer, type BillingCustomer } from './customers.js';

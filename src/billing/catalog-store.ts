@@ -4,7 +4,7 @@
  * nothing; versions added from the CLI are kept); setPrice adds a version.
  */
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
-import { toMs } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 import { syncUsageThresholds } from './usage-thresholds.js';
 import { chargeToJson, parseCharge, quotaAt, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
 import { loadMeters, meterOfPriceName, meterPriceName, syncMeters } from './meter-store.js';

@@ -11,7 +11,7 @@
  * version in force in its hours.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { toBigInt } from '../warehouse/usage-repository.js';
+import { toBigInt } from '../warehouse/values.js';
 import { versionAt, type Plan } from './catalog.js';
 import { priceLine, totalOf, type Priced, type Segment } from './pricing.js';
 import { adjacentPairs } from '../ground/pairs.js';

@@ -5,7 +5,7 @@
  */
 import { oneRow } from '../warehouse/one-row.js';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
-import { toMs } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 import { minorDigits } from './money.js';
 import { resolveTimeZone } from '../ground/time.js';
 

@@ -5,7 +5,7 @@
  * its stored total against the period's cost computed now from the hourly rows.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { toBigInt, toMs } from '../warehouse/usage-repository.js';
+import { toBigInt, toMs } from '../warehouse/values.js';
 import { queryCost } from './cost.js';
 import { getCustomer } from './customers.js';
 import { formatMinor } from './money.js';

@@ -6,7 +6,7 @@
  * queries, usually one or two: the months not final yet). Never writes.
  */
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { toMs } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 import type { BillingCustomer } from './customers.js';
 import { DEFAULT_GRACE_MS, InvoiceError, getInvoice, type Invoice } from './invoices.js';
 import { pageOf, type Page } from './pagination.js';

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
-import { toMs } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 import { queryCost, queryCosts, type CostResult } from './cost.js';
 import { liveCatalog, type CatalogReader } from './catalog-cache.js';
 import type { Plan } from './catalog.js';

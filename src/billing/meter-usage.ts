@@ -13,7 +13,8 @@
  * answer says so (`exact: false`).
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { DATA_COMPLETE_UNTIL_SQL, toMs } from '../warehouse/usage-repository.js';
+import { DATA_COMPLETE_UNTIL_SQL } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 import { formatInZone, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
 import { LimitError, MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_SERIES_ROWS } from './limits.js';
 import { ParamError, bucketStart, parsePeriod } from './params.js';

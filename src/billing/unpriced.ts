@@ -7,7 +7,7 @@ import type { Sql } from '../warehouse/warehouse.js';
 import { versionAt, type Plan } from './catalog.js';
 import { loadPlan } from './catalog-store.js';
 import { getCustomer } from './customers.js';
-import { toBigInt } from '../warehouse/usage-repository.js';
+import { toBigInt } from '../warehouse/values.js';
 
 export interface UnpricedUsage {
   customer: string;

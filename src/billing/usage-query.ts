@@ -11,7 +11,7 @@
  * - `hour` buckets are the stored UTC hours, shown with the zone's offset.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { toBigInt, toMs } from '../warehouse/usage-repository.js';
+import { toBigInt, toMs } from '../warehouse/values.js';
 import { adjacentPairs } from '../ground/pairs.js';
 import { formatInZone, nextPeriod, periodContaining, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
 import { costSql } from './cost.js';

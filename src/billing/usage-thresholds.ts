@@ -13,7 +13,7 @@
  * thresholds or the period changed since the last pass (usage_version, migration 014).
  */
 import type { Sql, Warehouse } from '../warehouse/warehouse.js';
-import { toBigInt } from '../warehouse/usage-repository.js';
+import { toBigInt } from '../warehouse/values.js';
 import { formatInZone, periodContaining } from '../ground/time.js';
 import type { Plan, UsageThreshold } from './catalog.js';
 import { listCustomersPage, type BillingCustomer } from './customers.js';

@@ -14,7 +14,7 @@ import type { DuckDBConnection, DuckDBUIntegerVector } from '@duckdb/node-api';
 import { HOUR_MS } from '../lake/layout.js';
 import { billableSql } from '../events/usage-event.js';
 import type { HourlyRow } from '../warehouse/usage-repository.js';
-import { toBigInt } from '../warehouse/usage-repository.js';
+import { toBigInt } from '../warehouse/values.js';
 
 /** By status (usage-event.ts, the one rule), not by the lake's `billable` column. */
 const BILLABLE = billableSql('status');

@@ -7,7 +7,7 @@
  * again from the lake. One scan of usage_hourly; at most `limit` hours per call.
  */
 import type { Sql } from '../warehouse/warehouse.js';
-import { toMs } from '../warehouse/usage-repository.js';
+import { toMs } from '../warehouse/values.js';
 
 export async function hoursDisagreeing(db: Sql, limit = 1000): Promise<number[]> {
   const rows = await db.query<{ hour: unknown }>(

@@ -4,6 +4,7 @@
  * SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
  */
 import { oneRow } from './one-row.js';
+import { toMs } from './values.js';
 import type { Sql, Warehouse } from './warehouse.js';
 
 export interface HourlyRow {
@@ -22,20 +23,6 @@ export interface FileRef {
 const CHUNK = 1000;
 /** First key of the advisory lock that serialises two rollups of the same hour. */
 const ROLLUP_LOCK = 7243902;
-
-/** int8 comes back as number (PGlite) or string (pg); numeric sums always as string. */
-export function toBigInt(v: unknown): bigint {
-  if (typeof v === 'bigint') return v;
-  if (typeof v === 'number') return BigInt(v);
-  if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
-  if (v === null || v === undefined) return 0n;
-  throw new TypeError(`not an integer: ${String(v)}`);
-}
-
-export function toMs(v: unknown): number {
-  if (v instanceof Date) return v.getTime();
-  return Date.parse(String(v));
-}
 
 /** Per hour (epoch ms), the files its current rows were built from. */
 export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>> {

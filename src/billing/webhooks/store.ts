@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Sql, Warehouse } from '../../warehouse/warehouse.js';
-import { toMs } from '../../warehouse/usage-repository.js';
+import { toMs } from '../../warehouse/values.js';
 import { newSecret } from './signer.js';
 
 /** Event types an endpoint can subscribe to. */

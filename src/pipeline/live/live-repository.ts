@@ -8,7 +8,7 @@
  * events are counted only if their (hour, id) is not in live_seen yet.
  */
 import type { Sql, Warehouse } from '../../warehouse/warehouse.js';
-import { toMs } from '../../warehouse/usage-repository.js';
+import { toMs } from '../../warehouse/values.js';
 
 /** Window transactions share this advisory lock; pruning takes it exclusively. */
 const LIVE_LOCK = 7243903;
