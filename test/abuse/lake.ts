@@ -11,26 +11,14 @@ import { LocalLake } from '../../src/lake/local-lake.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
-import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
+import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
+import { testEvent } from '../support/events.js';
 import { checkLake } from '../../src/lake/lake-check.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { listDataFiles } from '../../src/pipeline/recovery.js';
 
 const TOPIC = 'usage-events';
-const ev = (time: number): UsageEvent => ({
-  v: 1,
-  id: uuidv7(),
-  time,
-  customer: 'c',
-  keyId: 'k',
-  api: 'a',
-  method: 'GET',
-  status: 200,
-  latencyMs: 1,
-  bytesIn: 0,
-  bytesOut: 0,
-  billable: true,
-});
+const ev = (time: number): UsageEvent => testEvent({ time });
 
 const forged: Attack = {
   name: 'lake: forged files claiming offsets 0..999999 and 0..1500',

@@ -19,9 +19,9 @@ import { LocalLake } from '../../src/lake/local-lake.js';
 import type { PublishOptions } from '../../src/lake/lake.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { encodeEvent, uuidv7 } from '../../src/events/usage-event.js';
 import { checkLake } from '../../src/lake/lake-check.js';
 import { tempDir } from '../support/tmp.js';
+import { testRecords } from '../support/events.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS!.split(',');
@@ -67,26 +67,7 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
   try {
     const prod = await log.producer();
     const n = 400;
-    const now = Date.now();
-    await prod.send(
-      Array.from({ length: n }, (_, i) => {
-        const e = {
-          v: 1,
-          id: uuidv7(),
-          time: now,
-          customer: `c${i % 7}`,
-          keyId: 'k',
-          api: 'a',
-          method: 'GET',
-          status: 200,
-          latencyMs: 1,
-          bytesIn: 0,
-          bytesOut: 0,
-          billable: true,
-        } as const;
-        return { key: e.customer, value: encodeEvent(e) };
-      }),
-    );
+    await prod.send(testRecords(n));
     await prod.close();
 
     const gated = new GatedLake(lakeUrl);
@@ -132,25 +113,7 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
     // fresh lake scan, after the second's files, not from what it knew before
     const more = await log.producer();
     const m = 200;
-    await more.send(
-      Array.from({ length: m }, (_, i) => {
-        const e = {
-          v: 1,
-          id: uuidv7(),
-          time: now,
-          customer: `c${i % 7}`,
-          keyId: 'k',
-          api: 'a',
-          method: 'GET',
-          status: 200,
-          latencyMs: 1,
-          bytesIn: 0,
-          bytesOut: 0,
-          billable: true,
-        } as const;
-        return { key: e.customer, value: encodeEvent(e) };
-      }),
-    );
+    await more.send(testRecords(m));
     await more.close();
     const until = Date.now() + 120_000;
     const reassigned = () => logs.filter((l) => /^first: assigned partitions \[\d/.test(l)).length >= 2;

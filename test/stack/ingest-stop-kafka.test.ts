@@ -20,9 +20,9 @@ import { LocalLake } from '../../src/lake/local-lake.js';
 import type { PublishOptions } from '../../src/lake/lake.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { encodeEvent, uuidv7 } from '../../src/events/usage-event.js';
 import { listDataFiles } from '../../src/pipeline/recovery.js';
 import { tempDir } from '../support/tmp.js';
+import { testRecords } from '../support/events.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS!.split(',');
@@ -57,26 +57,7 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
   try {
     const prod = await log.producer();
     const n = 600;
-    const now = Date.now();
-    await prod.send(
-      Array.from({ length: n }, (_, i) => {
-        const e = {
-          v: 1,
-          id: uuidv7(),
-          time: now,
-          customer: `c${i % 7}`,
-          keyId: 'k',
-          api: 'a',
-          method: 'GET',
-          status: 200,
-          latencyMs: 1,
-          bytesIn: 0,
-          bytesOut: 0,
-          billable: true,
-        } as const;
-        return { key: e.customer, value: encodeEvent(e) };
-      }),
-    );
+    await prod.send(testRecords(n));
     await prod.close();
 
     const slow = new SlowLake(lakeUrl);

@@ -13,11 +13,11 @@ import { FileLog } from '../../src/log/file-log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { encodeEvent, uuidv7 } from '../../src/events/usage-event.js';
 import { checkLake } from '../../src/lake/lake-check.js';
 import { listDataFiles } from '../../src/pipeline/recovery.js';
 import { HOUR_MS } from '../../src/lake/layout.js';
 import { tempDir } from '../support/tmp.js';
+import { testRecords } from '../support/events.js';
 
 const R = (first: number, last: number): Range => ({ first, last, dirs: ['d'] });
 const show = (steps: ReturnType<typeof planOverlapRepair>) =>
@@ -65,25 +65,7 @@ test('ingest repairs overlapping ranges on assignment, losing no event; lake che
     const t0 = Date.now() - 2 * HOUR_MS;
     const n = 1500;
     // events over three hours, so ranges span several hour folders
-    await prod.send(
-      Array.from({ length: n }, (_, i) => {
-        const e = {
-          v: 1,
-          id: uuidv7(),
-          time: t0 + Math.floor((i * 2 * HOUR_MS) / n),
-          customer: `c${i % 5}`,
-          keyId: 'k',
-          api: 'a',
-          method: 'GET',
-          status: 200,
-          latencyMs: 1,
-          bytesIn: 0,
-          bytesOut: 0,
-          billable: true,
-        } as const;
-        return { key: e.customer, value: encodeEvent(e) };
-      }),
-    );
+    await prod.send(testRecords(n, { customers: 5, time: (i) => t0 + Math.floor((i * 2 * HOUR_MS) / n) }));
     await prod.close();
     const dead = new FolderDeadLetter(join(root, 'dl'), TOPIC);
     const lakeDir = (k: string) => join(root, k);
