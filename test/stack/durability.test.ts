@@ -11,7 +11,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:http';
 import { rmSync } from 'node:fs';
@@ -39,60 +39,20 @@ import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { tempDir } from '../support/tmp.js';
+import { killGatewayProcs, meterEnv, startGatewayProc } from '../support/gateway-process.js';
 
 const run = promisify(execFile);
 const METER = assetPath('bin/meter.js');
 const dirs: string[] = [];
-const children = new Set<ChildProcess>();
 after(() => {
-  for (const c of children) c.kill('SIGKILL');
+  killGatewayProcs();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** The test's own METER_* settings only (CI may export the stack's). */
-function envFor(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('METER_')) env[k] = v;
-  return { ...env, ...extra };
-}
 
 async function createKeyCli(env: NodeJS.ProcessEnv, customer: string, plan: string): Promise<string> {
   await run('node', [METER, 'customers', 'create', customer], { env, timeout: 120_000 });
   const { stdout } = await run('node', [METER, 'keys', 'create', '--customer', customer, '--plan', plan, '--json'], { env, timeout: 120_000 });
   return (JSON.parse(stdout) as { key: string }).key;
-}
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  /** The admin listener (/status has what /_meter/health had). */
-  admin: string;
-  stderr: string[];
-  exited: Promise<number | null>;
-}
-
-async function startGatewayProc(env: NodeJS.ProcessEnv, args: string[]): Promise<Proc> {
-  const child = spawn('node', [METER, 'gateway', '--gateway-port', '0', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  const stderr: string[] = [];
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => (children.delete(child), r(code))));
-  const [url, admin] = await new Promise<[string, string]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join('')}`)), 120_000);
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      stderr.push(s);
-      const m = /gateway on (http:\/\/[^\s]+)/.exec(stderr.join(''));
-      const a = /admin listener on (http:\/\/[^\s]+)/.exec(stderr.join(''));
-      if (m && a) {
-        clearTimeout(timer);
-        resolve([m[1]!, a[1]!]);
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code}) before it was ready:\n${stderr.join('')}`));
-    });
-  });
-  return { child, url, admin, stderr, exited };
 }
 
 async function health(admin: string): Promise<any> {
@@ -186,19 +146,19 @@ interface Outcome {
 async function killScenario(o: { env: Record<string, string>; args: string[]; readLog: (dataDir: string) => Promise<UsageEvent[]> }): Promise<Outcome> {
   const dataDir = tempDir('meter-dur-');
   dirs.push(dataDir);
-  const env = envFor({ METER_DATA_DIR: dataDir, METER_LOG_LEVEL: 'warn', ...o.env });
+  const env = meterEnv({ METER_DATA_DIR: dataDir, METER_LOG_LEVEL: 'warn', ...o.env });
   const up = await startUpstream();
   try {
     const keys = [await createKeyCli(env, 'dur-a', 'enterprise'), await createKeyCli(env, 'dur-b', 'pro')];
     const args = ['--upstream', up.url, ...o.args];
     // info level for the "gateway on <url>" line
-    const g1 = await startGatewayProc({ ...env, METER_LOG_LEVEL: 'info' }, args);
+    const g1 = await startGatewayProc({ ...env, METER_LOG_LEVEL: 'info' }, args, { admin: true });
     const { answered, killedAt } = await trafficUntilKilled(g1.url, keys, 1500, async () => {
       g1.child.kill('SIGKILL');
       await g1.exited;
     });
     // Restart on the same data dir: the log's torn tail is cut, the spool (if any) is shipped.
-    const g2 = await startGatewayProc({ ...env, METER_LOG_LEVEL: 'info' }, args);
+    const g2 = await startGatewayProc({ ...env, METER_LOG_LEVEL: 'info' }, args, { admin: true });
     const end = Date.now() + 120_000;
     for (;;) {
       const h = await health(g2.admin);

@@ -7,7 +7,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,50 +19,15 @@ import type { Spool } from '../../src/gateway/spool/spool.js';
 import { openSpoolSlot, spoolSlotDir } from '../../src/gateway/spool/spool-slot.js';
 import { UserError } from '../../src/ground/errors.js';
 import { freshDatabase, stackEnv } from '../support/stack.js';
+import { killGatewayProcs, meterEnv, startGatewayProc } from '../support/gateway-process.js';
 
 const run = promisify(execFile);
 const METER = assetPath('bin/meter.js');
 const dirs: string[] = [];
-const children = new Set<ChildProcess>();
 after(() => {
-  for (const c of children) c.kill('SIGKILL');
+  killGatewayProcs();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function envFor(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('METER_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-async function startGatewayProc(env: NodeJS.ProcessEnv): Promise<Proc> {
-  const child = spawn('node', [METER, 'gateway', '--gateway-port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  const stderr: string[] = [];
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => (children.delete(child), r(code))));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join('')}`)), 120_000);
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      stderr.push(s);
-      const m = /gateway on (http:\/\/[^\s]+)/.exec(stderr.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code}) before it was ready:\n${stderr.join('')}`));
-    });
-  });
-  return { child, url, exited };
-}
 
 test("two gateways with default settings in one data dir both start and serve, each with its own spool; a dead one's spool is taken over", {
   timeout: 300_000,
@@ -75,7 +40,7 @@ test("two gateways with default settings in one data dir both start and serve, e
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const env = envFor({
+  const env = meterEnv({
     METER_DATA_DIR: dataDir,
     METER_KAFKA_BROKERS: stack.METER_KAFKA_BROKERS!,
     METER_TOPIC: `gws-${Date.now().toString(36)}`,
