@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stackEnv } from '../support/stack.js';
+import { tempDir } from '../support/tmp.js';
 import { WebHdfsLake } from '../../src/lake/webhdfs-lake.js';
 
 const env = await stackEnv(['hdfs']);
@@ -38,14 +38,14 @@ function cached(dir: string): string[] {
 
 /** A lake with `hours` hours of two 100 KB files each; hour h's paths. */
 async function world(hours: number, maxBytes: number, graceMs = 60_000) {
-  const cacheDir = mkdtempSync(join(tmpdir(), 'meter-cache-bound-'));
+  const cacheDir = tempDir('meter-cache-bound-');
   const lake = new WebHdfsLake(`${base}/test/cache-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, {
     cacheDir,
     cacheMaxBytes: maxBytes,
     cacheGraceMs: graceMs,
   });
   await lake.init();
-  const src = join(mkdtempSync(join(tmpdir(), 'meter-cache-src-')), 'f.bin');
+  const src = join(tempDir('meter-cache-src-'), 'f.bin');
   const paths: string[][] = [];
   for (let h = 0; h < hours; h++) {
     const hp: string[] = [];
