@@ -133,8 +133,9 @@ test('compaction merges each closed hour per partition into few files; the rollu
   // (hour boundaries, late events) remain
   assert.ok(s.merged > 0 && after.length <= before.length / 2, `files ${before.length} -> ${after.length}`);
   assert.equal(s.filesBefore - s.filesAfter, before.length - after.length);
-  // per hour and partition: the merged run plus at most the ranges spanning into other hours
-  for (const [dir, n] of count(after.map((f) => `${f.dir} p${f.partition}`))) assert.ok(n <= 4, `${dir}: ${n} files`);
+  // per hour and partition: the merged run, a range across the hour's end, and the ranges holding
+  // a late event (N / 1500 of them; spread by event id, all may land in one partition)
+  for (const [dir, n] of count(after.map((f) => `${f.dir} p${f.partition}`))) assert.ok(n <= 2 + Math.floor(N / 1500), `${dir}: ${n} files`);
   assert.deepEqual(await rollupRows(lake), truth, 'the rollup answer is unchanged');
   await assertExactlyOnce(lake, 'after');
   assert.deepEqual(await scanTopRanges(lake, TOPIC), topsBefore, "ingest's recovery scan sees the same last ranges");
