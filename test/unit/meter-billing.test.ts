@@ -43,6 +43,15 @@ const catalog = parseCatalog({
         bytes_out: { model: 'package', packageSize: 1000000, packagePrice: '0.05' },
       },
     },
+    // A MAX meter priced: the period's peak, in whole units; 0.02 a unit from Feb 10
+    peaky: {
+      name: 'Peak',
+      rateLimit: { ratePerSec: 10, burst: 10 },
+      prices: {},
+      meterPrices: {
+        peak: [{ unitPrice: '0.01' }, { effectiveFrom: '2026-02-10T00:00:00Z', unitPrice: '0.02' }],
+      },
+    },
   },
 });
 
@@ -50,7 +59,9 @@ const row = (meter: string, value: string, groups = '{}', customer = 'acme'): Me
 
 before(async () => {
   db = await migratedWarehouse();
-  await db.query(`INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai')`);
+  await db.query(
+    `INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai'), ('initech', 'Initech', 'UTC', 'peaky')`,
+  );
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.latest', '2026-02-02T10:00:00Z', 3, 3)`);
   const hours: [string, MeterHourlyRow[]][] = [
     // Feb 1 00:00 in Seoul is Jan 31 15:00 UTC
@@ -63,6 +74,14 @@ before(async () => {
     // after the price change
     ['2026-02-12T10:00:00Z', [row('tokens', '1000', '{"model":"m-2"}')]],
   ];
+  // initech's peaks (MAX, priced): 100.5 on Feb 2, lower on Feb 3, 150 after the price change, 50 in March
+  for (const [h, v] of [
+    ['2026-02-02T10:00:00Z', '100.5'],
+    ['2026-02-03T10:00:00Z', '80'],
+    ['2026-02-12T10:00:00Z', '150'],
+    ['2026-03-01T05:00:00Z', '50'],
+  ] as const)
+    hours.push([h, [row('peak', v, '{}', 'initech')]]);
   for (const [h, rows] of hours) await db.transaction((tx) => replaceMeterHour(tx, Date.parse(h), [...new Set(rows.map((r) => r.meter))], rows));
   acmeToken = await createCustomerToken(db, 'acme');
   server = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
@@ -215,6 +234,40 @@ test('meter prices: cost and invoice lines per meter, whole units rounded up, pr
     ['acme 0.13'],
   );
   assert.deepEqual(drafts[0]?.lines, inv.body.lines);
+});
+
+test('meter prices on a MAX meter: the period peak in whole units, each raise of the peak priced where it happens, any cut adds up', async () => {
+  const cost = async (from: string, to: string) => {
+    const r = await get(`/v1/customers/initech/cost?from=${from}&to=${to}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return { total: r.body.total, line: r.body.lines.find((l) => l.api === 'peak') };
+  };
+  // Feb: peak 150 -> 150 units; 101 started before Feb 10 at 0.01, the 49 more after at 0.02
+  const feb = await cost('2026-02-01T00:00:00Z', '2026-03-01T00:00:00Z');
+  assert.equal(feb.line?.meter, 'peak');
+  assert.equal(feb.line?.value, '150', 'the range peak, not the sum of hours (330.5)');
+  assert.equal(feb.line?.calls, 150);
+  assert.deepEqual(
+    feb.line?.items.map((i) => `${i.kind} ${i.quantity} ${i.amount}`),
+    ['unit 101 1.01', 'unit 49 0.98'],
+  );
+  assert.equal(feb.total, '1.99');
+  // Cut anywhere, the pieces add up to the period's total.
+  const a = await cost('2026-02-01T00:00:00Z', '2026-02-12T00:00:00Z');
+  const b = await cost('2026-02-12T00:00:00Z', '2026-03-01T00:00:00Z');
+  assert.deepEqual([a.total, b.total], ['1.01', '0.98']);
+  assert.equal(b.line?.value, '150');
+  // A day below the peak so far raises nothing.
+  const low = await cost('2026-02-03T00:00:00Z', '2026-02-04T00:00:00Z');
+  assert.equal(low.line?.calls ?? 0, 0);
+  assert.equal(low.total, '0.00');
+  // A new period starts from zero: March's peak is 50.
+  const two = await cost('2026-02-01T00:00:00Z', '2026-03-02T00:00:00Z');
+  assert.equal(two.line?.calls, 200);
+  assert.equal(two.total, '2.99');
+  const inv = await get('/v1/customers/initech/invoices/2026-02');
+  assert.equal(inv.status, 200, JSON.stringify(inv.body));
+  assert.equal(inv.body.total, '1.99');
 });
 
 test('meter prices: the units a decimal starts', () => {
