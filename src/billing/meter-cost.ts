@@ -1,7 +1,8 @@
 /**
  * The lines of a plan's priced meters (plan.meterCharges: COUNT, SUM and MAX meters,
  * docs/meters.md) in a cost range, cut into the same pieces as the API lines (cost.ts costPieces:
- * billing periods and price changes), from meter_hourly.
+ * billing periods and price changes), from billable_meter_hourly (the rollup's rows, or the live
+ * path's where it is ahead, as the API lines read billable_hourly).
  *
  * A meter's value is an exact decimal (tokens, bytes, GB-hours ...), and the charge models price
  * whole units at positions in the billing period (pricing.ts). So positions are the running
@@ -66,7 +67,7 @@ export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: 
   const rows = await db.query<MeterRow>(
     `SELECT h.customer_id, h.meter, ${seg} AS seg, sum(h.value)::text AS value, max(h.value)::text AS peak,
             min(m.definition->>'aggregation') AS aggregation
-       FROM meter_hourly h LEFT JOIN meters m ON m.slug = h.meter
+       FROM billable_meter_hourly h LEFT JOIN meters m ON m.slug = h.meter
       WHERE h.customer_id = ANY($1::text[]) AND h.meter = ANY($2::text[]) AND h.hour >= $3::timestamptz AND h.hour < $4::timestamptz
       GROUP BY 1, 2, 3 LIMIT ${limit}`,
     params,

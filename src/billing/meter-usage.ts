@@ -2,8 +2,9 @@
  * Usage by meter: `GET /v1/customers/{id}/usage?meter=<slug>&from&to&windowSize=HOUR|DAY|MONTH
  * &tz&groupBy=<name>[&groupBy=<name>...][&filterGroupBy[<name>]=<value>...]` (and /v1/me/usage),
  * the shape OpenMeter's meter query answers with (`filter[<name>]` is the same filter).
- * Read from the hourly rows only: meter_hourly (the rollup's, migration 016), or for `calls`
- * billable_hourly (as the usage without a meter). Bounded like the usage answer (limits.ts): the
+ * Read from the hourly rows only: billable_meter_hourly (the rollup's meter_hourly, or the live
+ * path's rows where it is ahead, migration 018), or for `calls` billable_hourly (as the usage
+ * without a meter). Bounded like the usage answer (limits.ts): the
  * range, HOUR windows over at most 92 days, and a LIMIT of MAX_SERIES_ROWS + 1 rows.
  *
  * Windows are cut in JS ([from, to) at the zone's day or month starts, the first whole UTC hour
@@ -180,7 +181,7 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
   const selected = p.groupBy.map((g, i) => `${groupOf(g)} AS g${i}`);
   const filters = Object.entries(p.filter).map(([g, values]) => `AND ${groupOf(g)} = ANY($${params.push(values)}::text[])`);
   const agg = m.aggregation === 'MAX' ? 'max' : 'sum';
-  const from = calls ? 'billable_hourly' : `meter_hourly WHERE meter = $${params.push(m.slug)} AND`;
+  const from = calls ? 'billable_hourly' : `billable_meter_hourly WHERE meter = $${params.push(m.slug)} AND`;
   const where = calls ? 'WHERE' : '';
   const keys = ['1', ...p.groupBy.map((_, i) => String(i + 2))].join(', ');
   const rows = await db.query<Record<string, unknown>>(
@@ -217,17 +218,16 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     filter: p.filter,
     exact: m.aggregation !== 'UNIQUE_COUNT' || (oneHourWindows && perGroup),
     data,
-    dataCompleteUntil: await completeUntil(db, calls, tz),
+    dataCompleteUntil: await completeUntil(db, tz),
   };
 }
 
 /**
- * Up to when the answer is complete: for `calls` as every usage answer (rollup or live); for the
- * other meters the rollup's alone (they are counted by the rollup only: docs/meters.md).
+ * Up to when the answer is complete: as every usage answer (rollup or live), for every meter:
+ * the live path counts meters as it counts calls (docs/meters.md "Freshness").
  */
-async function completeUntil(db: Sql, calls: boolean, tz: string): Promise<string | null> {
-  const sql = calls ? DATA_COMPLETE_UNTIL_SQL : `(SELECT LEAST(hour + interval '1 hour', rolled_at) FROM rollup_hours ORDER BY hour DESC LIMIT 1)`;
-  const r = await db.query<{ until: unknown }>(`SELECT ${sql} AS until`);
+async function completeUntil(db: Sql, tz: string): Promise<string | null> {
+  const r = await db.query<{ until: unknown }>(`SELECT ${DATA_COMPLETE_UNTIL_SQL} AS until`);
   const u = r[0]?.until;
   return u === null || u === undefined ? null : formatInZone(toMs(u), tz);
 }
