@@ -3,7 +3,8 @@
  * jsonb groups in the key) beside the calls; usage by meter (width_bucket windows, groups->>name)
  * and a priced meter's cost line come from the server; a final invoice keeps its lines when a
  * meter is declared later and backfilled from the lake, while the draft view of usage follows.
- * Then usage by several groups with filters (jsonb ->> and = ANY), and a priced MAX meter.
+ * Then usage by several groups with filters (jsonb ->> and = ANY), a priced MAX meter, and the
+ * live path's meter rows (migration 018: jsonb[] parameters, data-modifying CTEs) on the server.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +27,11 @@ import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { replaceMeterHour } from '../../src/warehouse/meter-repository.js';
+import { FileLog } from '../../src/log/file-log.js';
+import { encodeEvent } from '../../src/events/usage-event.js';
+import { LivePath } from '../../src/pipeline/live/live-path.js';
+import { meterUsage } from '../../src/billing/meter-usage.js';
+import { hourStart } from '../../src/lake/layout.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 
 const env = await stackEnv(['postgres']);
@@ -253,5 +259,73 @@ test('postgres: several groupBy and filters by group value; a MAX meter priced a
     assert.equal(cost.body.total, '5.00');
   } finally {
     await server.close();
+  }
+});
+
+test('postgres: the live path counts meters of the open hour, each event and distinct value once across windows', async () => {
+  await syncCatalog(
+    db,
+    parseCatalog({
+      ...catalogJson,
+      meters: [
+        ...catalogJson.meters,
+        { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } },
+        { slug: 'top', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+      ],
+    }),
+  );
+  const dir = tempDir('meter-meters-pg-live-');
+  const log = new FileLog({ dir: join(dir, 'log'), topic: 'usage-events', partitions: 2, pollMs: 10 });
+  await log.init();
+  const producer = await log.producer();
+  // two records a window: a user seen again in a later window is not counted again
+  const live = new LivePath({ log, db, windowMs: 20, maxRecords: 2 });
+  const now = Math.min(Date.now(), hourStart(Date.now()) + HOUR_MS - 1);
+  const at = (tokens: unknown, model: string | null, user: string, status = 200) => ({
+    ...ev(now, tokens, model, user, 'livecust'),
+    time: now,
+    status,
+    billable: status < 400,
+  });
+  const events = [at(10, 'm-1', 'a'), at(2.5, 'm-1', 'b'), at('7', 'm-2', 'a'), at('x', 'm-1', 'a'), at(1, null, 'c'), at(100, 'm-1', 'z', 500)];
+  try {
+    await producer.send([...events, events[0]!, events[1]!].map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+    await live.start();
+    await live.waitCaughtUp(30_000);
+    const rows = await db.query<{ meter: string; groups: unknown; value: string; events: string }>(
+      `SELECT meter, groups, value::text AS value, events::text AS events FROM live_meter_hourly WHERE customer_id = 'livecust' ORDER BY meter, groups::text`,
+    );
+    assert.deepEqual(
+      rows.map((r) => `${r.meter} ${JSON.stringify(r.groups)} ${Number(r.value)} ${r.events}`),
+      [
+        'tokens {"model":"m-1"} 12.5 3',
+        'tokens {"model":"m-2"} 7 1',
+        'tokens {"model":null} 1 1',
+        'top {} 10 5',
+        'users {"model":"m-1"} 2 3',
+        'users {"model":"m-2"} 1 1',
+        'users {"model":null} 1 1',
+      ],
+    );
+    const hour = hourStart(now);
+    const usage = await meterUsage(db, 'livecust', {
+      meter: 'tokens',
+      from: hour,
+      to: hour + HOUR_MS,
+      timeZone: 'UTC',
+      windowSize: null,
+      groupBy: [],
+      filter: {},
+    });
+    assert.deepEqual(
+      usage.data.map((d) => d.value),
+      ['20.5'],
+      'billing reads the live rows of the open hour',
+    );
+    assert.ok(usage.dataCompleteUntil !== null, 'and says up to when they are complete');
+  } finally {
+    await live.stop();
+    await producer.close();
+    await log.close();
   }
 });
