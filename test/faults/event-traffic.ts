@@ -35,6 +35,8 @@ export interface EventTrafficResult {
    * distinct ids by at most this.
    */
   repeatedEvents: number;
+  /** Events of the requests sent again after a 202 whose second send was answered 202 too: surely in the log twice. */
+  storedTwice: number;
   /** Requests given up on (no 202 within the retry bound): the truth does not know their events. */
   givenUp: number;
   /** Events a server refused (400, or `rejected` in a 202): none expected, the senders send valid events. */
@@ -96,6 +98,7 @@ export function startEventTraffic(o: {
     cut: 0,
     repeated: 0,
     repeatedEvents: 0,
+    storedTwice: 0,
     givenUp: 0,
     rejected: [],
   };
@@ -211,6 +214,7 @@ export function startEventTraffic(o: {
       res.repeatedEvents += distinct;
       const again = await post(o.urls[(i + 1) % o.urls.length]!, single, body);
       if (again.ok && again.rejected.length) res.rejected.push(...again.rejected.map((x) => `request ${i} sent again: ${x}`));
+      else if (again.ok) res.storedTwice += distinct;
     }
   };
 
