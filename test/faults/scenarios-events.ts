@@ -4,8 +4,8 @@
  *
  *   events-api-kill-9  two billing servers take `POST /v1/events` from 16 senders (event-traffic.ts:
  *        single events and batches, resent byte for byte after no answer, to the other server);
- *        kill -9 of each billing server while a request to it is in flight (the first three
- *        times, the second once), each restarted on its port at once; kill -9 of ingest between
+ *        kill -9 of a billing server while a request to it is in flight, 4 times (the world's
+ *        three times, the second once), each restarted on its port at once; kill -9 of ingest between
  *        them (twice 0-2 s after it committed, once while it boots) and of the live path
  *        (`meter live`) once. Verdict: billed vs the truth per customer, type and hour (0 lost,
  *        0 duplicated), the live rows vs the truth once the live path reaches the log's end, and
@@ -16,7 +16,8 @@
  *        (METER_FAULTS_OUTAGE_MS, 30 s): the servers answer 503 with retry-after (or no answer
  *        within the sender's 30 s timeout), the senders resend; one server is killed -9 during the
  *        outage and restarted (its producer opens on the first event, while Kafka is down).
- *        Once Kafka is back both must take events again by themselves. Verdict as above.
+ *        Once Kafka is back both must take events again by themselves. Verdict as above, without
+ *        the live path.
  */
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import { compare, type Verdict } from './compare.js';
