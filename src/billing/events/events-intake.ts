@@ -18,6 +18,14 @@ import { readBody } from './read-body.js';
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Most events in one batch. */
 export const MAX_BATCH = 1000;
+/**
+ * Longest wait for the usage log to take a request's events; then the answer is a 503. With Kafka
+ * down, the producer's own retries held a request 20-30 s (fault scenario events-api-kafka-down),
+ * past a client's timeout. A send still running at the deadline may yet store the events: the
+ * client's resend is billed once (same source and id). While such a send runs, new requests are
+ * answered 503 at once, so a stuck log does not gather every resend's records in the producer.
+ */
+export const LOG_WAIT_MS = 10_000;
 
 export type EventResult = { index: number; status: 'accepted'; eventId: string; duplicate?: true } | { index: number; status: 'rejected'; reason: string };
 
@@ -35,7 +43,23 @@ export interface EventsIntakeOptions {
   now?: () => number;
   maxBodyBytes?: number;
   maxBatch?: number;
+  /** LOG_WAIT_MS unless given. */
+  logWaitMs?: number;
   onError?: (m: string) => void;
+}
+
+/** Whether `p` settled within `ms` (its rejection is thrown); a later failure of `p` is dropped (already answered). */
+async function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  p.catch(() => {});
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const err = (status: number, error: string, headers?: Record<string, string>): IntakeAnswer => ({ status, body: { error }, ...(headers ? { headers } : {}) });
@@ -55,6 +79,9 @@ export class EventsIntake {
   private readonly now: () => number;
   private readonly maxBody: number;
   private readonly maxBatch: number;
+  private readonly logWaitMs: number;
+  /** Sends still running past LOG_WAIT_MS: while any is, the log is stuck and requests get a 503 at once. */
+  private overdue = 0;
   /**
    * Ingest's own rule and cache for "the customer exists at this time": customers are never
    * deleted, so a known one needs no statement, and a flood of unknown ones costs at most one
@@ -67,6 +94,7 @@ export class EventsIntake {
     this.now = o.now ?? Date.now;
     this.maxBody = o.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxBatch = o.maxBatch ?? MAX_BATCH;
+    this.logWaitMs = o.logWaitMs ?? LOG_WAIT_MS;
     this.customers = new CustomerCheck(o.db);
   }
 
@@ -119,7 +147,13 @@ export class EventsIntake {
     if (!batch && only?.status === 'rejected') return err(400, only.reason);
     if (records.length) {
       try {
-        await (await this.openProducer()).send(records);
+        if (this.overdue) throw new Error(`an earlier send has waited more than ${this.logWaitMs} ms for it`);
+        const sending = this.openProducer().then((p) => p.send(records));
+        if (!(await within(sending, this.logWaitMs))) {
+          this.overdue++;
+          void sending.catch(() => {}).finally(() => this.overdue--);
+          throw new Error(`it did not take them within ${this.logWaitMs} ms`);
+        }
       } catch (e) {
         this.o.onError?.(`events: the usage log refused a send of ${records.length} events: ${(e as Error).message}`);
         return err(
