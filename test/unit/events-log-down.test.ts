@@ -136,3 +136,45 @@ test('a log that does not answer: 503 after the bound, later requests 503 at onc
   const want = [eventIdOf('slow-test', 's-1'), eventIdOf('slow-test', 's-2')];
   assert.deepEqual(stored.map(idsOf), [want, want]);
 });
+
+test('a send that never settles holds later requests back for 6 times the bound only', async () => {
+  const cfg = loadConfig({ cwd: tempDir('meter-events-stuck-'), env: {} });
+  seedDataDir(await migratedFolder(), cfg.dataDir);
+  const db = await openWarehouse(cfg, silentLogger);
+  closers.push(() => db.close());
+  await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
+  let sends = 0;
+  const never: LogProducer = {
+    send: () => {
+      sends++;
+      return new Promise<void>(() => {});
+    },
+    close: async () => {},
+  };
+  const intake = new EventsIntake({ db, openProducer: async () => never, logWaitMs: 200 });
+  const server = createServer(async (req, res) => {
+    const a = await intake.post(req);
+    res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
+    res.end(JSON.stringify(a.body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(async () => void server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`;
+  const event = { specversion: '1.0', id: 'n-1', source: 'stuck-test', type: 'ai.tokens', subject: 'acme', time: new Date(Date.now() - 60_000).toISOString() };
+  const post = async () =>
+    (
+      await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(event),
+        signal: AbortSignal.timeout(10_000),
+      })
+    ).status;
+  const t0 = Date.now();
+  assert.equal(await post(), 503);
+  assert.equal(await post(), 503);
+  assert.equal(sends, 1);
+  // Once the gate lapses (1.2 s after the first answer), a request tries the log again.
+  await until('a request to send again', async () => (await post()) === 503 && sends === 2, 20_000);
+  assert.ok(Date.now() - t0 >= 1200 + 200, `tried again ${Date.now() - t0} ms after the first request`);
+});

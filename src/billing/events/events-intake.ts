@@ -80,7 +80,7 @@ export class EventsIntake {
   private readonly maxBody: number;
   private readonly maxBatch: number;
   private readonly logWaitMs: number;
-  /** Sends still running past LOG_WAIT_MS: while any is, the log is stuck and requests get a 503 at once. */
+  /** Sends still running past LOG_WAIT_MS (for up to 6 times that): while any is, the log is stuck and requests get a 503 at once. */
   private overdue = 0;
   /**
    * Ingest's own rule and cache for "the customer exists at this time": customers are never
@@ -150,8 +150,16 @@ export class EventsIntake {
         if (this.overdue) throw new Error(`an earlier send has waited more than ${this.logWaitMs} ms for it`);
         const sending = this.openProducer().then((p) => p.send(records));
         if (!(await within(sending, this.logWaitMs))) {
+          // Held until the send settles, or a minute at most: a send that never settled must not
+          // refuse every later request.
           this.overdue++;
-          void sending.catch(() => {}).finally(() => this.overdue--);
+          let done = false;
+          const clear = () => {
+            if (!done) this.overdue--;
+            done = true;
+          };
+          void sending.catch(() => {}).finally(clear);
+          setTimeout(clear, 6 * this.logWaitMs).unref();
           throw new Error(`it did not take them within ${this.logWaitMs} ms`);
         }
       } catch (e) {
