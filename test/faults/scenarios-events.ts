@@ -142,14 +142,15 @@ const senders = new WeakMap<ScenarioWorld, EventTrafficResult>();
 
 /**
  * The lake's rows above its ids, less the repeats answered 202 twice: events that a send stored
- * but whose answer a kill (or a 503) cut, stored again by the resend, and billed once. What the
- * scenarios are for; a note, since how many a kill catches mid-append is chance.
+ * though its answer was a 503 (the log took them after the intake's bound) or never came (a kill),
+ * stored again by the resend, and billed once. What the scenarios are for; a note, since how many
+ * a kill or an outage catches mid-append is chance.
  */
 async function storedByCutSends(w: ScenarioWorld, v: Verdict): Promise<void> {
   const r = senders.get(w);
   if (!r || !v.lake) return;
   v.notes.push(
-    `events stored by a send whose answer was cut, then resent and billed once: ${v.lake.rows - v.lake.ids - r.storedTwice} (lake rows above ids ${v.lake.rows - v.lake.ids}, ${r.storedTwice} of them from repeats after a 202)`,
+    `events stored by a send answered 503 or cut by a kill, then resent and billed once: ${v.lake.rows - v.lake.ids - r.storedTwice} (lake rows above ids ${v.lake.rows - v.lake.ids}, ${r.storedTwice} of them from repeats after a 202)`,
   );
 }
 
