@@ -21,7 +21,7 @@ import { eventIdOf } from '../../src/billing/events/event-id.js';
 import { decodeEvent } from '../../src/events/usage-event.js';
 import type { LogProducer, ProducerRecord } from '../../src/log/log.js';
 import { tempDir } from '../support/tmp.js';
-import { until } from '../support/until.js';
+import { sleep, until } from '../support/until.js';
 import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const SERVICE = 'svc-events-down-0123456789';
@@ -137,21 +137,52 @@ test('a log that does not answer: 503 after the bound, later requests 503 at onc
   assert.deepEqual(stored.map(idsOf), [want, want]);
 });
 
-test('a send that never settles holds later requests back for 6 times the bound only', async () => {
-  const cfg = loadConfig({ cwd: tempDir('meter-events-stuck-'), env: {} });
+test('sends never overlap: requests that arrive during a send go together in the next; after a failed send, a new producer', async () => {
+  const cfg = loadConfig({ cwd: tempDir('meter-events-serial-'), env: {} });
+  const log = await openLog(cfg);
+  await log.init();
   seedDataDir(await migratedFolder(), cfg.dataDir);
   const db = await openWarehouse(cfg, silentLogger);
-  closers.push(() => db.close());
+  closers.push(
+    () => log.close(),
+    () => db.close(),
+  );
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
+  // The embedded log's producers, each send taking 30 ms; a send fails when told to.
+  let sending = 0;
+  let most = 0;
   let sends = 0;
-  const never: LogProducer = {
-    send: () => {
-      sends++;
-      return new Promise<void>(() => {});
-    },
-    close: async () => {},
+  let opened = 0;
+  let failNext = false;
+  const stored: string[] = [];
+  const open = async (): Promise<LogProducer> => {
+    const real = await log.producer();
+    opened++;
+    return {
+      async send(records) {
+        sends++;
+        sending++;
+        most = Math.max(most, sending);
+        try {
+          await sleep(30);
+          if (failNext) {
+            failNext = false;
+            throw new Error('The broker received an out of order sequence number');
+          }
+          await real.send(records);
+          for (const r of records) {
+            const d = decodeEvent(r.value);
+            assert.ok(d.ok);
+            stored.push(d.event.id);
+          }
+        } finally {
+          sending--;
+        }
+      },
+      close: () => real.close(),
+    };
   };
-  const intake = new EventsIntake({ db, openProducer: async () => never, logWaitMs: 200 });
+  const intake = new EventsIntake({ db, openProducer: open });
   const server = createServer(async (req, res) => {
     const a = await intake.post(req);
     res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
@@ -160,21 +191,25 @@ test('a send that never settles holds later requests back for 6 times the bound 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   closers.push(async () => void server.close());
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`;
-  const event = { specversion: '1.0', id: 'n-1', source: 'stuck-test', type: 'ai.tokens', subject: 'acme', time: new Date(Date.now() - 60_000).toISOString() };
-  const post = async () =>
-    (
-      await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/cloudevents+json' },
-        body: JSON.stringify(event),
-        signal: AbortSignal.timeout(10_000),
-      })
-    ).status;
-  const t0 = Date.now();
-  assert.equal(await post(), 503);
-  assert.equal(await post(), 503);
-  assert.equal(sends, 1);
-  // Once the gate lapses (1.2 s after the first answer), a request tries the log again.
-  await until('a request to send again', async () => (await post()) === 503 && sends === 2, 20_000);
-  assert.ok(Date.now() - t0 >= 1200 + 200, `tried again ${Date.now() - t0} ms after the first request`);
+  const time = new Date(Date.now() - 60_000).toISOString();
+  const post = (ids: string[]) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      body: JSON.stringify(ids.map((id) => ({ specversion: '1.0', id, source: 'serial-test', type: 'ai.tokens', subject: 'acme', time }))),
+    }).then((r) => r.status);
+
+  // 20 requests at once: one send at a time (before: 20 sends at once on one producer).
+  const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => post([`a-${i}`, `b-${i}`])));
+  assert.deepEqual(statuses, Array(20).fill(202));
+  assert.equal(most, 1, 'at most one send at a time');
+  assert.ok(sends < 20, `requests that waited went together: ${sends} sends for 20 requests`);
+  assert.equal(new Set(stored).size, 40);
+  assert.equal(stored.length, 40);
+  // A failed send: 503, and the next send opens a new producer (one whose sequences start anew).
+  failNext = true;
+  assert.equal(await post(['c-1']), 503);
+  assert.equal(await post(['c-1']), 202);
+  assert.equal(opened, 2);
+  assert.equal(stored.filter((id) => id === eventIdOf('serial-test', 'c-1')).length, 1);
 });

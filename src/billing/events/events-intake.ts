@@ -12,6 +12,7 @@ import type { LogProducer, ProducerRecord } from '../../log/log.js';
 import { CustomerCheck, customerVerdict } from '../../pipeline/customer-check.js';
 import type { Sql } from '../../warehouse/warehouse.js';
 import { checkEvent } from './cloud-event.js';
+import { LogAppender } from './log-appender.js';
 import { readBody } from './read-body.js';
 
 /** Largest request body (a full batch of small events is ~300 KB). */
@@ -21,9 +22,7 @@ export const MAX_BATCH = 1000;
 /**
  * Longest wait for the usage log to take a request's events; then the answer is a 503. With Kafka
  * down, the producer's own retries held a request 20-30 s (fault scenario events-api-kafka-down),
- * past a client's timeout. A send still running at the deadline may yet store the events: the
- * client's resend is billed once (same source and id). While such a send runs, new requests are
- * answered 503 at once, so a stuck log does not gather every resend's records in the producer.
+ * past a client's timeout. log-appender.ts: what happens to a send still running then.
  */
 export const LOG_WAIT_MS = 10_000;
 
@@ -48,20 +47,6 @@ export interface EventsIntakeOptions {
   onError?: (m: string) => void;
 }
 
-/** Whether `p` settled within `ms` (its rejection is thrown); a later failure of `p` is dropped (already answered). */
-async function within(p: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  p.catch(() => {});
-  try {
-    return await Promise.race([p.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 const err = (status: number, error: string, headers?: Record<string, string>): IntakeAnswer => ({ status, body: { error }, ...(headers ? { headers } : {}) });
 
 type Mode = 'single' | 'batch' | 'either';
@@ -75,13 +60,10 @@ function modeOf(contentType: string | undefined): Mode | null {
 }
 
 export class EventsIntake {
-  private producer: Promise<LogProducer> | null = null;
+  private readonly appender: LogAppender;
   private readonly now: () => number;
   private readonly maxBody: number;
   private readonly maxBatch: number;
-  private readonly logWaitMs: number;
-  /** Sends still running past LOG_WAIT_MS (for up to 6 times that): while any is, the log is stuck and requests get a 503 at once. */
-  private overdue = 0;
   /**
    * Ingest's own rule and cache for "the customer exists at this time": customers are never
    * deleted, so a known one needs no statement, and a flood of unknown ones costs at most one
@@ -94,7 +76,7 @@ export class EventsIntake {
     this.now = o.now ?? Date.now;
     this.maxBody = o.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxBatch = o.maxBatch ?? MAX_BATCH;
-    this.logWaitMs = o.logWaitMs ?? LOG_WAIT_MS;
+    this.appender = new LogAppender({ openProducer: o.openProducer, waitMs: o.logWaitMs ?? LOG_WAIT_MS, maxBytes: this.maxBody });
     this.customers = new CustomerCheck(o.db);
   }
 
@@ -147,21 +129,7 @@ export class EventsIntake {
     if (!batch && only?.status === 'rejected') return err(400, only.reason);
     if (records.length) {
       try {
-        if (this.overdue) throw new Error(`an earlier send has waited more than ${this.logWaitMs} ms for it`);
-        const sending = this.openProducer().then((p) => p.send(records));
-        if (!(await within(sending, this.logWaitMs))) {
-          // Held until the send settles, or a minute at most: a send that never settled must not
-          // refuse every later request.
-          this.overdue++;
-          let done = false;
-          const clear = () => {
-            if (!done) this.overdue--;
-            done = true;
-          };
-          void sending.catch(() => {}).finally(clear);
-          setTimeout(clear, 6 * this.logWaitMs).unref();
-          throw new Error(`it did not take them within ${this.logWaitMs} ms`);
-        }
+        await this.appender.append(records);
       } catch (e) {
         this.o.onError?.(`events: the usage log refused a send of ${records.length} events: ${(e as Error).message}`);
         return err(
@@ -175,18 +143,7 @@ export class EventsIntake {
     return { status: 202, body: { accepted, rejected: results.length - accepted, results } };
   }
 
-  private openProducer(): Promise<LogProducer> {
-    if (!this.producer) {
-      this.producer = this.o.openProducer();
-      // A failed open is retried by the next request.
-      this.producer.catch(() => (this.producer = null));
-    }
-    return this.producer;
-  }
-
-  async close(): Promise<void> {
-    const p = this.producer;
-    this.producer = null;
-    if (p) await (await p.catch(() => null))?.close();
+  close(): Promise<void> {
+    return this.appender.close();
   }
 }
