@@ -7,7 +7,7 @@
  */
 import { HOUR_MS } from '../../lake/layout.js';
 import { toMs } from '../../warehouse/values.js';
-import type { Sql } from '../../warehouse/warehouse.js';
+import type { Sql, Warehouse } from '../../warehouse/warehouse.js';
 
 export type CorrectionAction = 'cancel' | 'correct';
 
@@ -97,48 +97,53 @@ function correctionOf(r: Row): Correction {
   };
 }
 
-/** Rounds of read-then-insert when another correction of the same event lands in between. */
-const MAX_ATTEMPTS = 5;
+/** Key of the advisory lock that serialises the corrections of one event (with the event id's hash). */
+const CORRECTION_LOCK = 7243917;
 
 /**
  * Append a correction unless its id was used already (same request: `duplicate`, another:
- * `conflict`) or the event is cancelled. No transaction: the INSERT's unique keys (correction_id;
- * event_id + version) decide between two callers at once, and the loser reads again.
+ * `conflict`) or the event is cancelled. The event's corrections are serialised by an advisory
+ * lock held for the transaction, so each one's "before" is the previous one's "after"; the unique
+ * keys (correction_id; event_id + version) back that up, and a correction id taken meanwhile by a
+ * correction of another event is read again and answered as above.
  */
-export async function recordCorrection(db: Sql, c: CorrectionInput): Promise<RecordOutcome> {
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const [same] = await db.query<Row>(`SELECT ${COLUMNS} FROM event_corrections WHERE correction_id = $1`, [c.correctionId]);
-    if (same) return { kind: same.request_hash === c.requestHash ? 'duplicate' : 'conflict', correction: correctionOf(same) };
-    const [last] = await db.query<Row>(`SELECT ${COLUMNS} FROM event_corrections WHERE event_id = $1 ORDER BY version DESC LIMIT 1`, [c.eventId]);
-    if (last?.action === 'cancel') return { kind: 'cancelled', by: correctionOf(last) };
-    const rows = await db.query<Row>(
-      `INSERT INTO event_corrections (correction_id, request_hash, event_id, version, hour, event_time, customer_id, api, source, source_id,
-                                      action, before_data, after_data, reason, actor)
-       VALUES ($1, $2, $3, $4, $15, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-       ON CONFLICT DO NOTHING
-       RETURNING ${COLUMNS}`,
-      [
-        c.correctionId,
-        c.requestHash,
-        c.eventId,
-        (last ? Number(last.version) : 0) + 1,
-        new Date(c.eventTime).toISOString(),
-        c.customer,
-        c.api,
-        c.source,
-        c.sourceId,
-        c.action,
-        last ? last.after_data : c.lakeData,
-        c.action === 'correct' ? c.data : null,
-        c.reason,
-        c.actor,
-        new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString(),
-      ],
-    );
-    const [row] = rows;
-    if (row) return { kind: 'created', correction: correctionOf(row) };
+export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promise<RecordOutcome> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const outcome = await db.transaction(async (tx): Promise<RecordOutcome | null> => {
+      await tx.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [CORRECTION_LOCK, c.eventId]);
+      const [same] = await tx.query<Row>(`SELECT ${COLUMNS} FROM event_corrections WHERE correction_id = $1`, [c.correctionId]);
+      if (same) return { kind: same.request_hash === c.requestHash ? 'duplicate' : 'conflict', correction: correctionOf(same) };
+      const [last] = await tx.query<Row>(`SELECT ${COLUMNS} FROM event_corrections WHERE event_id = $1 ORDER BY version DESC LIMIT 1`, [c.eventId]);
+      if (last?.action === 'cancel') return { kind: 'cancelled', by: correctionOf(last) };
+      const [row] = await tx.query<Row>(
+        `INSERT INTO event_corrections (correction_id, request_hash, event_id, version, hour, event_time, customer_id, api, source, source_id,
+                                        action, before_data, after_data, reason, actor)
+         VALUES ($1, $2, $3, $4, $15, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT DO NOTHING
+         RETURNING ${COLUMNS}`,
+        [
+          c.correctionId,
+          c.requestHash,
+          c.eventId,
+          (last ? Number(last.version) : 0) + 1,
+          new Date(c.eventTime).toISOString(),
+          c.customer,
+          c.api,
+          c.source,
+          c.sourceId,
+          c.action,
+          last ? last.after_data : c.lakeData,
+          c.action === 'correct' ? c.data : null,
+          c.reason,
+          c.actor,
+          new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString(),
+        ],
+      );
+      return row ? { kind: 'created', correction: correctionOf(row) } : null;
+    });
+    if (outcome) return outcome;
   }
-  throw new Error(`correction ${c.correctionId}: other corrections of event ${c.eventId} kept landing first (${MAX_ATTEMPTS} attempts)`);
+  throw new Error(`correction ${c.correctionId}: its id kept being taken by another event's correction`);
 }
 
 /** A page of the audit trail, newest first; `after`: the seq the previous page ended at. */

@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { HOUR_MS } from '../../lake/layout.js';
 import type { Lake } from '../../lake/lake.js';
 import { DEFAULT_TIME_BOUNDS } from '../../pipeline/accept.js';
-import type { Sql } from '../../warehouse/warehouse.js';
+import type { Warehouse } from '../../warehouse/warehouse.js';
 import { pageParams, encodeCursor } from '../pagination.js';
 import { ParamError, onlyParams } from '../params.js';
 import { MAX_DATA_BYTES, MAX_DATA_DEPTH } from './cloud-event.js';
@@ -32,7 +32,7 @@ export interface CorrectionAnswer {
 }
 
 export interface EventCorrectionsOptions {
-  db: Sql;
+  db: Warehouse;
   /** Where the event is looked up (its hour's files). */
   lake: Lake;
   now?: () => number;
