@@ -321,12 +321,13 @@ test('corrections: cancel and correct by id, idempotent, with the audit trail; t
 });
 
 test('corrections: a recompute that fails after the correction was stored leaves the hour pending; the next one counts each event once', async () => {
-  // The rollup's transaction fails where a crash would stop it: nothing of it is committed.
+  // The rollup's transaction fails near its end (rollup_files are written after the rows and the
+  // corrections' applied mark), as a crash would stop it: nothing of it is committed.
   await db.query('CREATE TABLE crash_switch (on_ boolean)');
   await db.query('INSERT INTO crash_switch VALUES (true)');
   await db.query(`CREATE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN IF EXISTS (SELECT 1 FROM crash_switch) THEN RAISE EXCEPTION 'crashed'; END IF; RETURN NEW; END $$`);
-  await db.query('CREATE TRIGGER crash BEFORE INSERT OR UPDATE ON rollup_corrections FOR EACH ROW EXECUTE FUNCTION crash()');
+  await db.query('CREATE TRIGGER crash BEFORE INSERT ON rollup_files FOR EACH ROW EXECUTE FUNCTION crash()');
   const before = await hourRows();
   const c = await post({ correctionId: 'fix-6', event: { source: 'jobs', id: 'e5' }, time: iso(e5.time), action: 'cancel', reason: 'duplicate job' });
   assert.equal(c.status, 201);

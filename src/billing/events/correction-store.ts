@@ -139,7 +139,14 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
           new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString(),
         ],
       );
-      return row ? { kind: 'created', correction: correctionOf(row) } : null;
+      if (!row) return null;
+      // The hour is pending from this commit on (hoursWithNewCorrections).
+      await tx.query(
+        `INSERT INTO rollup_corrections AS r (hour, corrections) VALUES ($1, 1)
+         ON CONFLICT (hour) DO UPDATE SET corrections = r.corrections + 1`,
+        [new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString()],
+      );
+      return { kind: 'created', correction: correctionOf(row) };
     });
     if (outcome) return outcome;
   }
@@ -189,21 +196,12 @@ export async function hourCorrections(db: Sql, hourMs: number): Promise<HourCorr
 /** In the hour's rollup transaction: its rows now include `count` corrections. */
 export async function markCorrectionsApplied(tx: Sql, hourMs: number, count: number): Promise<void> {
   if (count === 0) return;
-  await tx.query(
-    `INSERT INTO rollup_corrections (hour, applied) VALUES ($1, $2)
-     ON CONFLICT (hour) DO UPDATE SET applied = EXCLUDED.applied`,
-    [new Date(hourMs).toISOString(), count],
-  );
+  await tx.query('UPDATE rollup_corrections SET applied = $2 WHERE hour = $1', [new Date(hourMs).toISOString(), count]);
 }
 
 /** Hours (epoch ms, ascending) holding corrections their rows do not include yet. */
 export async function hoursWithNewCorrections(db: Sql): Promise<number[]> {
-  const rows = await db.query<{ hour: unknown }>(
-    `SELECT c.hour FROM (SELECT hour, count(*) AS n FROM event_corrections GROUP BY hour) c
-       LEFT JOIN rollup_corrections a ON a.hour = c.hour
-      WHERE a.applied IS NULL OR a.applied <> c.n
-      ORDER BY c.hour`,
-  );
+  const rows = await db.query<{ hour: unknown }>('SELECT hour FROM rollup_corrections WHERE applied <> corrections ORDER BY hour');
   return rows.map((r) => toMs(r.hour));
 }
 

@@ -10,10 +10,12 @@
 -- `after_data` are the event's data (JSON text) before and after; `action` 'cancel' leaves
 -- after_data NULL. `hour` is the event's hour: the rollup reads an hour's corrections by it.
 --
--- `rollup_corrections` says, per hour, how many of its corrections the hour's current rows
--- (usage_hourly, meter_hourly) include; the rollup writes it in the hour's own transaction. An
--- hour with more corrections than that is pending (src/pipeline/rollup.ts): the count grows
--- with every correction committed, in whatever order their sequence numbers were taken.
+-- `rollup_corrections` holds, per hour that has any, how many corrections the hour has
+-- (`corrections`: counted up in each correction's own transaction) and how many of them the
+-- hour's current rows (usage_hourly, meter_hourly) include (`applied`: written by the rollup in
+-- the hour's own transaction). An hour where they differ is pending (src/pipeline/rollup.ts); a
+-- count, unlike a sequence number, is right whatever order corrections commit in. One row per
+-- corrected hour, so the follower's check each round reads this small table, not the trail.
 
 CREATE TABLE IF NOT EXISTS event_corrections (
   seq           bigserial PRIMARY KEY,
@@ -51,6 +53,7 @@ CREATE TRIGGER event_corrections_no_truncate BEFORE TRUNCATE ON event_correction
   FOR EACH STATEMENT EXECUTE FUNCTION event_corrections_append_only();
 
 CREATE TABLE IF NOT EXISTS rollup_corrections (
-  hour    timestamptz PRIMARY KEY,
-  applied integer NOT NULL
+  hour        timestamptz PRIMARY KEY,
+  corrections integer NOT NULL DEFAULT 0,
+  applied     integer NOT NULL DEFAULT 0
 );
