@@ -14,9 +14,10 @@ import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
-import { EventCorrections } from '../../src/billing/events/corrections-api.js';
+import { EventCorrections, MAX_LOOKUPS, MAX_WAITING } from '../../src/billing/events/corrections-api.js';
 import { eventIdOf } from '../../src/billing/events/event-id.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
+import type { Lake } from '../../src/lake/lake.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
@@ -25,6 +26,7 @@ import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { Logger } from '../../src/ground/logger.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { until } from '../support/until.js';
 
 const SERVICE = 'svc-token-for-correction-tests-0123456789';
 const HOUR = Date.UTC(2026, 11, 1, 10);
@@ -383,4 +385,48 @@ test('corrections: a final invoice never changes; the correction says so and the
   );
   const stored = await db.query<{ total_minor: unknown }>("SELECT total_minor FROM invoices WHERE id = 'inv_nov'");
   assert.equal(Number(stored[0]!.total_minor), 1000);
+});
+
+test('corrections: at most MAX_LOOKUPS lake lookups at once and MAX_WAITING waiting; more is a 503, the rest are answered', async () => {
+  // A lake whose listing waits until the test opens the gate: lookups pile up.
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let listing = 0;
+  const slow: Lake = Object.assign(Object.create(lake) as Lake, {
+    list: async (dir: string) => {
+      listing++;
+      await gate;
+      return lake.list(dir);
+    },
+  });
+  const s = await startBillingServer({
+    db,
+    host: '127.0.0.1',
+    port: 0,
+    serviceTokens: [SERVICE],
+    corrections: new EventCorrections({ db, lake: slow, now: () => NOW }),
+  });
+  try {
+    const body = JSON.stringify({ correctionId: 'flood-1', event: { eventId: g4.id }, time: iso(g4.time), action: 'correct', data: { n: 1 }, reason: 'flood' });
+    const n = MAX_LOOKUPS + MAX_WAITING + 6;
+    const statuses: number[] = [];
+    const sent = Array.from({ length: n }, () =>
+      fetch(`${s.url}/v1/events/corrections`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${SERVICE}`, 'content-type': 'application/json' },
+        body,
+      }).then(async (r) => {
+        await r.text();
+        statuses.push(r.status);
+      }),
+    );
+    await until('the 6 over the bound refused', () => statuses.length === 6);
+    assert.deepEqual(statuses, [503, 503, 503, 503, 503, 503]);
+    assert.equal(listing, MAX_LOOKUPS, 'only MAX_LOOKUPS lookups started');
+    open();
+    await Promise.all(sent);
+    assert.deepEqual(statuses.slice(6).sort(), [...Array(n - 7).fill(200), 201]);
+  } finally {
+    await s.close();
+  }
 });

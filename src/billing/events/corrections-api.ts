@@ -24,6 +24,9 @@ import { readBody } from './read-body.js';
 export const MAX_CORRECTION_BODY = 16 * 1024;
 export const MAX_REASON = 500;
 export const MAX_CORRECTION_ID = 200;
+/** Lake lookups at once (each a DuckDB over an hour's files), and requests waiting for one; more is a 503. */
+export const MAX_LOOKUPS = 2;
+export const MAX_WAITING = 32;
 
 export interface CorrectionAnswer {
   status: number;
@@ -154,6 +157,8 @@ export function checkCorrection(v: unknown, now: number): Request & { hash: stri
 
 export class EventCorrections {
   private readonly now: () => number;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly o: EventCorrectionsOptions) {
     this.now = o.now ?? Date.now;
@@ -187,6 +192,14 @@ export class EventCorrections {
   private async apply(r: Request & { hash: string }, actor: string): Promise<CorrectionAnswer> {
     const hour = r.time - (r.time % HOUR_MS);
     let found: Awaited<ReturnType<typeof findEventInLake>>;
+    if (this.running >= MAX_LOOKUPS && this.waiting.length >= MAX_WAITING)
+      return {
+        status: 503,
+        body: { error: 'too many corrections at once: retry shortly (the same correctionId is applied once)' },
+        headers: { 'retry-after': '1' },
+      };
+    if (this.running >= MAX_LOOKUPS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
     try {
       found = await findEventInLake(this.o.lake, r.eventId, hour);
     } catch (e) {
@@ -196,6 +209,11 @@ export class EventCorrections {
         body: { error: 'the lake is unavailable, so the event cannot be looked up; retry (the same correctionId is applied once)' },
         headers: { 'retry-after': '5' },
       };
+    } finally {
+      // Hand the slot to the next waiting request, or free it.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
     }
     if (!found)
       return {
