@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freshDatabase, stackEnv } from '../support/stack.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/until.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
@@ -191,5 +192,88 @@ test('corrections on Postgres: races serialise, repeats are stored once, two rol
     assert.deepEqual(await hour(), { calls: 17, events: 20, tokens: String(2100 - 10 - 30 - 40 - 20 + e2Now) });
   } finally {
     await Promise.all([first.close(), second.close()]);
+  }
+});
+
+test('corrections on Postgres: rollup followers killed -9 at random moments while corrections arrive; the last rollup counts each event once or not at all', async (t) => {
+  // Five more hours (before HOUR), 10 events each; each round corrects one of them while a
+  // `meter rollup --follow` child runs, and kills the child at a random moment.
+  const HOURS = [1, 2, 3, 4, 5].map((k) => HOUR - k * HOUR_MS);
+  const hourEvents = HOURS.map((h, k) =>
+    Array.from({ length: 10 }, (_, i) => ev(100 + k * 10 + i, { time: h + i * 1000, data: JSON.stringify({ tokens: 1 + i }) })),
+  );
+  const w = await ParquetWriter.open({ connections: 1 });
+  try {
+    for (const [k, h] of HOURS.entries()) {
+      mkdirSync(join(root, hourDir(h)), { recursive: true });
+      await w.write(hourEvents[k]!, join(root, hourDir(h), dataFileName('usage-events', 2, k * 10, k * 10 + 9)));
+    }
+  } finally {
+    w.close();
+  }
+  const start = new Rollup({ lake, db });
+  await start.run();
+  await start.close();
+  const killedAt: string[] = [];
+  for (let k = 0; k < HOURS.length; k++) {
+    // Cancel events 0 and 1 of the hour, correct event 2 (tokens 3 -> 30): the hour is pending.
+    const [a, b, c] = hourEvents[k]!;
+    const sent = await Promise.all([
+      post({ correctionId: `k${k}-a`, event: { eventId: a!.id }, time: iso(a!.time), action: 'cancel', reason: 'kill test' }),
+      post({ correctionId: `k${k}-b`, event: { eventId: b!.id }, time: iso(b!.time), action: 'cancel', reason: 'kill test' }),
+      post({ correctionId: `k${k}-c`, event: { eventId: c!.id }, time: iso(c!.time), action: 'correct', data: { tokens: 30 }, reason: 'kill test' }),
+    ]);
+    assert.deepEqual(
+      sent.map((s) => s.status),
+      [201, 201, 201],
+    );
+    const child = spawn(process.execPath, [assetPath('bin/meter.js'), 'rollup', '--follow', '--interval', '100ms'], {
+      cwd: tempDir('meter-corrections-follow-'),
+      env: { PATH: process.env.PATH, METER_DATABASE_URL: url, METER_LAKE_URL: lake.url, METER_LOG_LEVEL: 'error' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    // Kill it at a random moment once it holds this hour (between its claim and its commit, or just after).
+    const h = HOURS[k]!;
+    const holding = await until(
+      'the follower to claim this hour or finish it',
+      async () => {
+        const [r] = await db.query<{ held: boolean; done: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM rollup_leases WHERE hour = $1 AND holder IS NOT NULL AND expires_at > clock_timestamp()) AS held,
+                  EXISTS (SELECT 1 FROM rollup_corrections WHERE hour = $1 AND applied = corrections) AS done`,
+          [iso(h)],
+        );
+        return r?.held ? 'held' : r?.done ? 'done' : null;
+      },
+      60_000,
+      5,
+    );
+    const wait = Math.floor(Math.random() * 300);
+    killedAt.push(`${holding}+${wait}ms`);
+    await new Promise((r) => setTimeout(r, wait));
+    child.kill('SIGKILL');
+    await exited;
+  }
+  // After the killed holders' leases lapse (30 s), one rollup finishes what is left.
+  const last = new Rollup({ lake, db });
+  try {
+    await until(
+      async () => `hours still pending after the kills (${killedAt.join(', ')}): ${(await last.pendingHours()).map(iso).join(', ')}`,
+      async () => {
+        await last.run();
+        return (await last.pendingHours()).length === 0;
+      },
+      120_000,
+      500,
+    );
+  } finally {
+    await last.close();
+  }
+  t.diagnostic(`followers killed at: ${killedAt.join(', ')}`);
+  for (const h of HOURS) {
+    const [u] = await db.query<{ calls: string; events: string }>('SELECT calls::text, events::text FROM usage_hourly WHERE hour = $1', [iso(h)]);
+    const [m] = await db.query<{ v: string }>("SELECT sum(value)::text AS v FROM meter_hourly WHERE hour = $1 AND meter = 'tokens'", [iso(h)]);
+    // 10 events of tokens 1..10 (55); 1 and 2 cancelled, 3 corrected to 30: 55 - 1 - 2 - 3 + 30 = 79
+    assert.deepEqual({ calls: u?.calls, events: u?.events, tokens: m?.v }, { calls: '8', events: '10', tokens: '79' }, `hour ${iso(h)}`);
   }
 });
