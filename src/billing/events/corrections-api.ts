@@ -13,7 +13,7 @@ import { DEFAULT_TIME_BOUNDS } from '../../pipeline/accept.js';
 import type { Warehouse } from '../../warehouse/warehouse.js';
 import { pageParams, encodeCursor } from '../pagination.js';
 import { ParamError, onlyParams } from '../params.js';
-import { MAX_DATA_BYTES, MAX_DATA_DEPTH } from './cloud-event.js';
+import { MAX_DATA_BYTES, MAX_DATA_DEPTH, deeperThan } from './cloud-event.js';
 import { type Correction, finalInvoiceAt, listCorrections, recordCorrection } from './correction-store.js';
 import { eventIdOf } from './event-id.js';
 import { findEventInLake } from './event-lookup.js';
@@ -75,16 +75,6 @@ function text(o: Record<string, unknown>, name: string, max: number, where = nam
   if (v.length === 0 || v.length > max) throw new Refused(400, `${where} must be 1 to ${max} characters`, where);
   if (CONTROL.test(v)) throw new Refused(400, `${where} holds a control character`, where);
   return v;
-}
-
-function deeperThan(v: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[v, 1]];
-  while (stack.length) {
-    const [x, d] = stack.pop()!;
-    if (d > max) return true;
-    for (const c of Object.values(x as object)) if (typeof c === 'object' && c !== null) stack.push([c, d + 1]);
-  }
-  return false;
 }
 
 /** JSON with object keys sorted: two requests that mean the same hash the same. */
