@@ -215,6 +215,7 @@ test('corrections: cancel and correct by id, idempotent, with the audit trail; t
   assert.deepEqual(created.before, { cancelled: false, data: { tokens: 50 } });
   assert.deepEqual(created.after, { cancelled: true, data: null });
   assert.match(String(created.actor), /^service:[0-9a-f]{8}$/);
+  assert.equal(created.applied, false, 'not in the rows until the rollup recomputes the hour');
   assert.ok(!JSON.stringify(created).includes(SERVICE), 'the token is not stored');
   for (const r of five.filter((x) => x.status === 200)) assert.equal(r.body.duplicate, true);
 
@@ -272,6 +273,11 @@ test('corrections: cancel and correct by id, idempotent, with the audit trail; t
   // Nothing counted changed yet; the hour is pending, then recomputed once.
   assert.deepEqual(await hourRows(), BEFORE);
   assert.deepEqual(await rollup.pendingHours(), [HOUR]);
+  const pendingList = await call('GET', '/v1/events/corrections');
+  assert.deepEqual(
+    (pendingList.body.corrections as { applied: boolean }[]).map((c) => c.applied),
+    [false, false, false, false],
+  );
   const r = await rollup.run();
   assert.equal(r.hours, 1);
   const AFTER = {
@@ -314,6 +320,11 @@ test('corrections: cancel and correct by id, idempotent, with the audit trail; t
     cursor = page.body.nextCursor as string | null;
   } while (cursor);
   assert.deepEqual(seen, ['fix-5', 'fix-4', 'fix-3', 'fix-1']);
+  const appliedList = await call('GET', '/v1/events/corrections');
+  assert.deepEqual(
+    (appliedList.body.corrections as { applied: boolean }[]).map((c) => c.applied),
+    [true, true, true, true],
+  );
   const beta = await call('GET', '/v1/events/corrections?customer=beta');
   assert.deepEqual(beta.body.corrections, []);
   assert.equal((await call('GET', '/v1/events/corrections?cursor=zz')).status, 400);

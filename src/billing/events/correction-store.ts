@@ -43,6 +43,11 @@ export interface Correction {
   reason: string;
   actor: string;
   createdAt: string;
+  /**
+   * The event's hour has been recomputed since this correction: its rows include it. false while
+   * the hour is pending (it may already be in a computation under way).
+   */
+  applied: boolean;
 }
 
 export type RecordOutcome =
@@ -70,10 +75,13 @@ interface Row {
   reason: string;
   actor: string;
   created_at: unknown;
+  applied?: boolean | null;
 }
 
 const COLUMNS =
   'seq, correction_id, request_hash, event_id, version, event_time, customer_id, api, source, source_id, action, before_data, after_data, reason, actor, created_at';
+/** With `applied`: the hour's rows include every correction of the hour (the counts of migration 017 agree). */
+const READ = `${COLUMNS}, coalesce((SELECT r.applied = r.corrections FROM rollup_corrections r WHERE r.hour = event_corrections.hour), false) AS applied`;
 
 const parsed = (t: string | null): unknown => (t === null ? null : JSON.parse(t));
 
@@ -94,6 +102,7 @@ function correctionOf(r: Row): Correction {
     reason: r.reason,
     actor: r.actor,
     createdAt: new Date(toMs(r.created_at)).toISOString(),
+    applied: r.applied === true,
   };
 }
 
@@ -111,9 +120,9 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
   for (let attempt = 0; attempt < 3; attempt++) {
     const outcome = await db.transaction(async (tx): Promise<RecordOutcome | null> => {
       await tx.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [CORRECTION_LOCK, c.eventId]);
-      const [same] = await tx.query<Row>(`SELECT ${COLUMNS} FROM event_corrections WHERE correction_id = $1`, [c.correctionId]);
+      const [same] = await tx.query<Row>(`SELECT ${READ} FROM event_corrections WHERE correction_id = $1`, [c.correctionId]);
       if (same) return { kind: same.request_hash === c.requestHash ? 'duplicate' : 'conflict', correction: correctionOf(same) };
-      const [last] = await tx.query<Row>(`SELECT ${COLUMNS} FROM event_corrections WHERE event_id = $1 ORDER BY version DESC LIMIT 1`, [c.eventId]);
+      const [last] = await tx.query<Row>(`SELECT ${READ} FROM event_corrections WHERE event_id = $1 ORDER BY version DESC LIMIT 1`, [c.eventId]);
       if (last?.action === 'cancel') return { kind: 'cancelled', by: correctionOf(last) };
       const [row] = await tx.query<Row>(
         `INSERT INTO event_corrections (correction_id, request_hash, event_id, version, hour, event_time, customer_id, api, source, source_id,
@@ -163,7 +172,7 @@ export async function listCorrections(
   if (o.customer !== undefined) where.push(`customer_id = $${params.push(o.customer)}`);
   if (o.after !== null) where.push(`seq < $${params.push(o.after)}::bigint`);
   const rows = await db.query<Row>(
-    `SELECT ${COLUMNS} FROM event_corrections ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $1`,
+    `SELECT ${READ} FROM event_corrections ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $1`,
     params,
   );
   const more = rows.length > o.limit;
