@@ -148,7 +148,7 @@ export function registerEventCorrections(events: Command): void {
         for (const k of r.corrections) {
           const what = k.action === 'cancel' ? 'cancel' : `correct ${JSON.stringify(k.before.data)} -> ${JSON.stringify(k.after.data)}`;
           process.stdout.write(
-            `${k.createdAt}  ${k.correctionId}  ${k.event.customer}  ${k.event.type}  ${k.event.eventId}  ${what}  by ${k.actor}: ${k.reason}\n`,
+            `${k.createdAt}  ${k.correctionId}  ${k.applied ? 'applied' : 'pending'}  ${k.event.customer}  ${k.event.type}  ${k.event.eventId}  ${what}  by ${k.actor}: ${k.reason}\n`,
           );
         }
         process.stdout.write(`${r.corrections.length} corrections${r.more ? ` (more: raise --limit)` : ''}\n`);
