@@ -112,7 +112,7 @@ export function mergeTruths(parts: TrafficResult[]): TrafficResult {
 }
 
 /** The live rows of the world's customers, once every live process has applied the log to its end. */
-async function liveCells(w: ScenarioWorld, db: PgWarehouse): Promise<Cells> {
+export async function liveCells(w: ScenarioWorld, db: PgWarehouse): Promise<Cells> {
   const log = topicLog(w);
   try {
     const ends = await (await log.consumer('meter-ingest')).endOffsets();
