@@ -325,6 +325,11 @@ test('corrections: cancel and correct by id, idempotent, with the audit trail; t
     (appliedList.body.corrections as { applied: boolean }[]).map((c) => c.applied),
     [true, true, true, true],
   );
+  const one = await call('GET', '/v1/events/corrections/fix-3');
+  assert.deepEqual([one.status, one.body.correctionId, one.body.applied], [200, 'fix-3', true]);
+  assert.equal((await call('GET', '/v1/events/corrections/nope')).status, 404);
+  assert.equal((await call('POST', '/v1/events/corrections/fix-3', {})).status, 405);
+  assert.equal((await call('GET', '/v1/events/corrections/fix-3', undefined, acmeToken)).status, 403);
   const beta = await call('GET', '/v1/events/corrections?customer=beta');
   assert.deepEqual(beta.body.corrections, []);
   assert.equal((await call('GET', '/v1/events/corrections?cursor=zz')).status, 400);

@@ -170,6 +170,11 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
   throw new Error(`correction ${c.correctionId}: its id kept being taken by another event's correction`);
 }
 
+export async function correctionById(db: Sql, correctionId: string): Promise<Correction | null> {
+  const [r] = await db.query<Row>(`SELECT ${READ} FROM event_corrections WHERE correction_id = $1`, [correctionId]);
+  return r ? correctionOf(r) : null;
+}
+
 /** A page of the audit trail, newest first; `after`: the seq the previous page ended at. */
 export async function listCorrections(
   db: Sql,
