@@ -8,6 +8,7 @@ import { toMs } from '../warehouse/values.js';
 import { syncUsageThresholds } from './usage-thresholds.js';
 import { chargeToJson, parseCharge, quotaAt, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
 import { loadMeters, meterOfPriceName, meterPriceName, syncMeters } from './meter-store.js';
+import { BUILT_IN_METERS, priceRefusal } from './meters.js';
 
 export interface SyncResult {
   plans: number;
@@ -82,6 +83,30 @@ export async function setPrice(db: Warehouse, planId: string, api: string, versi
     if (!plan.length) throw new CatalogStoreError(`unknown plan "${planId}" (import the catalog first: meter plans import)`);
     return upsertVersion(tx, planId, api, version);
   });
+}
+
+/**
+ * Add (or replace) one price version of a meter of a plan (`meter prices set --meter`): the meter
+ * must be in force and priceable (meters.ts priceRefusal), and no API the plan prices may share
+ * its name (an invoice line would name both), as the catalog file's meterPrices are checked.
+ */
+export async function setMeterPrice(db: Warehouse, planId: string, slug: string, version: PriceVersion): Promise<'inserted' | 'changed' | 'unchanged'> {
+  const meters = await loadMeters(db);
+  const m = meters.find((x) => x.slug === slug);
+  if (!m) {
+    const builtIn = BUILT_IN_METERS.some((x) => x.slug === slug);
+    throw new CatalogStoreError(
+      builtIn
+        ? `meter "${slug}" is built in but off: turn it on with { "slug": "${slug}" } in the catalog file's "meters", then meter plans import`
+        : `no meter "${slug}" (meters: ${meters.map((x) => x.slug).join(', ')}); declare it in the catalog file's "meters", then meter plans import`,
+    );
+  }
+  const refusal = priceRefusal(m);
+  if (refusal) throw new CatalogStoreError(refusal);
+  const plan = await loadPlan(db, planId);
+  if (plan && Object.hasOwn(plan.charges, slug))
+    throw new CatalogStoreError(`"${slug}" is also an API priced by plan ${planId}: an invoice line would name both; rename the meter`);
+  return setPrice(db, planId, meterPriceName(slug), version);
 }
 
 interface PlanRow {

@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
 import { adjacentPairs } from '../ground/pairs.js';
-import { BUILT_IN_METERS, allMeters, isAdditive, parseMeters, type Meter } from './meters.js';
+import { BUILT_IN_METERS, allMeters, parseMeters, priceRefusal, type Meter } from './meters.js';
 
 export interface PlanLimit {
   ratePerSec: number;
@@ -64,7 +64,7 @@ export interface Plan {
   inFlight?: { perKey?: number; perCustomer?: number };
   /** api -> versions, oldest first. */
   charges: Record<string, PriceVersion[]>;
-  /** meter slug -> versions, oldest first (COUNT and SUM meters: docs/meters.md); absent: none. */
+  /** meter slug -> versions, oldest first (COUNT, SUM and MAX meters: docs/meters.md); absent: none. */
   meterCharges?: Record<string, PriceVersion[]>;
   /** Calls in a billing period at which a `usage.threshold` webhook is sent (usage-thresholds.ts). */
   usageThresholds?: UsageThreshold[];
@@ -256,7 +256,7 @@ export function parseCatalog(raw: unknown): Catalog {
   return { currency, plans, ...(meters.length ? { meters } : {}) };
 }
 
-/** A plan's `meterPrices`: meter slug -> price (as an API's), for COUNT and SUM meters declared or built in. */
+/** A plan's `meterPrices`: meter slug -> price (as an API's), for COUNT, SUM and MAX meters declared or built in. */
 function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: Record<string, PriceVersion[]>): Record<string, PriceVersion[]> {
   if (!isObject(raw)) throw new CatalogError(at, 'expected an object of meter slug -> price');
   const out: Record<string, PriceVersion[]> = {};
@@ -269,12 +269,8 @@ function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: R
           ? `meter "${slug}" is built in but off: turn it on with { "slug": "${slug}" } in "meters"`
           : `no meter "${slug}": declare it in "meters"`,
       );
-    if (m.slug === 'calls') throw new CatalogError(`${at}.${slug}`, 'calls are priced per API, under "prices"');
-    if (!isAdditive(m))
-      throw new CatalogError(
-        `${at}.${slug}`,
-        `meter "${slug}" is ${m.aggregation}: only COUNT and SUM meters are priced (their values add up over the hours of a period)`,
-      );
+    const refusal = priceRefusal(m);
+    if (refusal) throw new CatalogError(`${at}.${slug}`, refusal);
     if (Object.hasOwn(apiCharges, slug))
       throw new CatalogError(`${at}.${slug}`, `"${slug}" is also an API priced by this plan: an invoice line would name both; rename the meter`);
     out[slug] = versionsAt(price, `${at}.${slug}`);

@@ -26,7 +26,13 @@ export interface InvoiceDrift {
 export const MAX_DRIFT_INVOICES = 5000;
 
 /** Final invoices overlapping [from, to) whose total would differ now; `checked`: how many were looked at. */
-export async function finalInvoiceDrift(db: Sql, from: number, to: number): Promise<{ checked: number; truncated: boolean; drifts: InvoiceDrift[] }> {
+export async function finalInvoiceDrift(
+  db: Sql,
+  from: number,
+  to: number,
+  /** Only these customers' invoices (an event correction's). */
+  customers?: string[],
+): Promise<{ checked: number; truncated: boolean; drifts: InvoiceDrift[] }> {
   const rows = await db.query<{
     id: string;
     customer_id: string;
@@ -37,8 +43,9 @@ export async function finalInvoiceDrift(db: Sql, from: number, to: number): Prom
     total_minor: unknown;
   }>(
     `SELECT id, customer_id, period, period_start, period_end, currency, total_minor FROM invoices
-      WHERE period_end > $1::timestamptz AND period_start < $2::timestamptz ORDER BY period, customer_id LIMIT ${MAX_DRIFT_INVOICES + 1}`,
-    [new Date(from).toISOString(), new Date(to).toISOString()],
+      WHERE period_end > $1::timestamptz AND period_start < $2::timestamptz AND ($3::text[] IS NULL OR customer_id = ANY($3::text[]))
+      ORDER BY period, customer_id LIMIT ${MAX_DRIFT_INVOICES + 1}`,
+    [new Date(from).toISOString(), new Date(to).toISOString(), customers ?? null],
   );
   const drifts: InvoiceDrift[] = [];
   for (const r of rows.slice(0, MAX_DRIFT_INVOICES)) {

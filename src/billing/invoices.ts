@@ -228,11 +228,12 @@ async function storeFinal(db: Warehouse, inv: Invoice, now: number): Promise<boo
  */
 async function assertExisted(db: Sql, customer: BillingCustomer, p: BillingPeriod): Promise<void> {
   if (Date.parse(customer.createdAt) < p.end) return;
-  const used = await db.query('SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1', [
-    customer.id,
-    new Date(p.start).toISOString(),
-    new Date(p.end).toISOString(),
-  ]);
+  // Usage of a meter counts too: a customer sending only events may have no calls (docs/meters.md).
+  const used = await db.query(
+    `SELECT 1 FROM billable_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3
+     UNION ALL SELECT 1 FROM meter_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 LIMIT 1`,
+    [customer.id, new Date(p.start).toISOString(), new Date(p.end).toISOString()],
+  );
   if (used.length) return;
   throw new InvoiceError(
     404,

@@ -1,19 +1,22 @@
 /**
- * The lines of a plan's priced meters (plan.meterCharges: COUNT and SUM meters, docs/meters.md)
- * in a cost range, cut into the same pieces as the API lines (cost.ts costPieces: billing
- * periods and price changes), from meter_hourly.
+ * The lines of a plan's priced meters (plan.meterCharges: COUNT, SUM and MAX meters,
+ * docs/meters.md) in a cost range, cut into the same pieces as the API lines (cost.ts costPieces:
+ * billing periods and price changes), from billable_meter_hourly (the rollup's rows, or the live
+ * path's where it is ahead, as the API lines read billable_hourly).
  *
  * A meter's value is an exact decimal (tokens, bytes, GB-hours ...), and the charge models price
  * whole units at positions in the billing period (pricing.ts). So positions are the running
- * total rounded UP: a piece holds the units (ceil(total after it) - ceil(total before it)), and
- * a started unit is paid once, in the piece where it starts. The pieces of a period then add up
- * to the period's total rounded up, whatever the cuts; the line keeps the exact value beside.
+ * quantity of the period rounded UP: a piece holds the units (ceil(after it) - ceil(before it)),
+ * and a started unit is paid once, in the piece where it starts. The running quantity is the sum
+ * of the period's hours so far (COUNT, SUM) or their maximum so far (MAX: the period's peak, so a
+ * piece pays only for how far it raised the peak). The pieces of a period then add up to the
+ * period's quantity rounded up, whatever the cuts; the line keeps the exact value beside.
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import type { BillingPeriod } from '../ground/time.js';
 import { versionAt, type Plan } from './catalog.js';
 import { LimitError, MAX_COST_ROWS } from './limits.js';
-import { addDecimal, decimalString, parseDecimal, ZERO, type Decimal } from './money.js';
+import { addDecimal, decimalString, maxDecimal, parseDecimal, ZERO, type Decimal } from './money.js';
 import { priceLine, type LineItem, type Segment } from './pricing.js';
 
 export interface MeterPieces {
@@ -43,6 +46,9 @@ interface MeterRow {
   meter: string;
   seg: unknown;
   value: unknown;
+  peak: unknown;
+  /** The meter's aggregation as stored (meters table); null for a built-in bytes meter (SUM). */
+  aggregation: string | null;
 }
 
 /**
@@ -54,13 +60,15 @@ export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: 
   const slugs = Object.keys(plan.meterCharges ?? {}).sort();
   if (!slugs.length || !customers.length) return out;
   const params: unknown[] = [customers, slugs, iso(p.lo), iso(p.to), iso(p.from)];
-  const whens = p.bounds.map((b, i) => `WHEN hour < $${params.push(iso(b))}::timestamptz THEN ${i}`);
-  const seg = `CASE WHEN hour < $5::timestamptz THEN -1 ${whens.join(' ')} ELSE ${p.bounds.length} END`;
+  const whens = p.bounds.map((b, i) => `WHEN h.hour < $${params.push(iso(b))}::timestamptz THEN ${i}`);
+  const seg = `CASE WHEN h.hour < $5::timestamptz THEN -1 ${whens.join(' ')} ELSE ${p.bounds.length} END`;
   // At most MAX_COST_ROWS (meter, piece) rows per customer: one more in all says one may be over.
   const limit = MAX_COST_ROWS * customers.length + 1;
   const rows = await db.query<MeterRow>(
-    `SELECT customer_id, meter, ${seg} AS seg, sum(value)::text AS value FROM meter_hourly
-      WHERE customer_id = ANY($1::text[]) AND meter = ANY($2::text[]) AND hour >= $3::timestamptz AND hour < $4::timestamptz
+    `SELECT h.customer_id, h.meter, ${seg} AS seg, sum(h.value)::text AS value, max(h.value)::text AS peak,
+            min(m.definition->>'aggregation') AS aggregation
+       FROM billable_meter_hourly h LEFT JOIN meters m ON m.slug = h.meter
+      WHERE h.customer_id = ANY($1::text[]) AND h.meter = ANY($2::text[]) AND h.hour >= $3::timestamptz AND h.hour < $4::timestamptz
       GROUP BY 1, 2, 3 LIMIT ${limit}`,
     params,
   );
@@ -79,35 +87,40 @@ function linesOf(plan: Plan, rows: MeterRow[], p: MeterPieces): LineItem[] {
   const starts = [p.from, ...p.bounds];
   const periodOf = starts.map((s) => p.periods.filter((x) => x.start <= s).pop()!);
   const first = p.periods[0]!;
-  const bySlug = new Map<string, { prefix: Decimal; segs: Decimal[] }>();
+  const bySlug = new Map<string, { peak: boolean; prefix: Decimal; segs: Decimal[] }>();
   for (const r of rows) {
+    const peak = r.aggregation === 'MAX';
+    // MAX: the running quantity is the maximum so far, so pieces combine by max, not by sum.
+    const combine = peak ? maxDecimal : addDecimal;
     let m = bySlug.get(r.meter);
-    if (!m) bySlug.set(r.meter, (m = { prefix: ZERO, segs: starts.map(() => ZERO) }));
-    const v = parseDecimal(String(r.value));
+    if (!m) bySlug.set(r.meter, (m = { peak, prefix: ZERO, segs: starts.map(() => ZERO) }));
+    const v = parseDecimal(String(peak ? r.peak : r.value));
     const i = Number(r.seg);
-    if (i < 0) m.prefix = addDecimal(m.prefix, v);
-    else m.segs[i] = addDecimal(m.segs[i]!, v);
+    if (i < 0) m.prefix = combine(m.prefix, v);
+    else m.segs[i] = combine(m.segs[i]!, v);
   }
   const lines: LineItem[] = [];
   for (const slug of slugs) {
     const m = bySlug.get(slug);
     if (!m || m.segs.every((d) => d.units === 0n)) continue;
-    // Each period's total up to `to` (volume tiers price at it), rounded up.
+    const combine = m.peak ? maxDecimal : addDecimal;
+    // Each period's quantity up to `to` (volume tiers price at it), rounded up.
     const totals = new Map<string, Decimal>();
     starts.forEach((_, i) => {
       const name = periodOf[i]!.name;
-      totals.set(name, addDecimal(totals.get(name) ?? (periodOf[i] === first ? m.prefix : ZERO), m.segs[i]!));
+      totals.set(name, combine(totals.get(name) ?? (periodOf[i] === first ? m.prefix : ZERO), m.segs[i]!));
     });
     const segments: Segment[] = [];
     let cum = m.prefix;
     let current = first.name;
+    // The range's own value: the sum of its hours, or for MAX their maximum.
     let value = ZERO;
     starts.forEach((s, i) => {
       const period = periodOf[i]!;
       if (period.name !== current) (current = period.name), (cum = ZERO);
       const before = unitsStarted(cum);
-      cum = addDecimal(cum, m.segs[i]!);
-      value = addDecimal(value, m.segs[i]!);
+      cum = combine(cum, m.segs[i]!);
+      value = combine(value, m.segs[i]!);
       const after = unitsStarted(cum);
       segments.push({
         version: versionAt(charges[slug], s),

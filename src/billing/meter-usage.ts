@@ -1,8 +1,10 @@
 /**
  * Usage by meter: `GET /v1/customers/{id}/usage?meter=<slug>&from&to&windowSize=HOUR|DAY|MONTH
- * &tz&groupBy=<name>` (and /v1/me/usage), the shape OpenMeter's meter query answers with.
- * Read from the hourly rows only: meter_hourly (the rollup's, migration 016), or for `calls`
- * billable_hourly (as the usage without a meter). Bounded like the usage answer (limits.ts): the
+ * &tz&groupBy=<name>[&groupBy=<name>...][&filterGroupBy[<name>]=<value>...]` (and /v1/me/usage),
+ * the shape OpenMeter's meter query answers with (`filter[<name>]` is the same filter).
+ * Read from the hourly rows only: billable_meter_hourly (the rollup's meter_hourly, or the live
+ * path's rows where it is ahead, migration 018), or for `calls` billable_hourly (as the usage
+ * without a meter). Bounded like the usage answer (limits.ts): the
  * range, HOUR windows over at most 92 days, and a LIMIT of MAX_SERIES_ROWS + 1 rows.
  *
  * Windows are cut in JS ([from, to) at the zone's day or month starts, the first whole UTC hour
@@ -31,8 +33,10 @@ export interface MeterUsageParams {
   timeZone: string;
   /** null: one window, the whole range. */
   windowSize: WindowSize | null;
-  /** A group name of the meter, or null: the groups summed (maximum for MAX). */
-  groupBy: string | null;
+  /** Group names of the meter, each once; empty: the groups summed (maximum for MAX). */
+  groupBy: string[];
+  /** Group name -> the values kept (any of them); a group not named is not filtered. */
+  filter: Record<string, string[]>;
 }
 
 export interface MeterUsageRow {
@@ -40,7 +44,7 @@ export interface MeterUsageRow {
   windowEnd: string;
   /** Exact decimal text. */
   value: string;
-  /** The group's value (null when the events had none); only with groupBy. */
+  /** The groups' values (null when the events had none); only with groupBy. */
   groupBy?: Record<string, string | null>;
 }
 
@@ -52,7 +56,8 @@ export interface MeterUsageReport {
   from: string;
   to: string;
   timeZone: string;
-  groupBy: string | null;
+  groupBy: string[];
+  filter: Record<string, string[]>;
   /** false: a UNIQUE_COUNT summed over hours or groups (an upper bound of the distinct values). */
   exact: boolean;
   data: MeterUsageRow[];
@@ -60,13 +65,44 @@ export interface MeterUsageReport {
 }
 
 const HOUR_MS = 3_600_000;
-const PARAMS = ['meter', 'from', 'to', 'tz', 'windowSize', 'groupBy'];
+const PARAMS = ['meter', 'from', 'to', 'tz', 'windowSize'];
+/** Filters by group value: at most this many groups filtered, values per group, and characters a value (rollup's group values are at most 200). */
+export const MAX_FILTER_GROUPS = 8;
+export const MAX_FILTER_VALUES = 100;
+const MAX_GROUP_VALUE = 200;
+/** `filterGroupBy[name]` (OpenMeter's) or `filter[name]`. */
+const FILTER_RE = /^(?:filterGroupBy|filter)\[(.*)\]$/s;
 
 /** Whether a usage request asks for a meter (the other usage parameters then do not apply). */
 export const asksForMeter = (q: URLSearchParams): boolean => q.has('meter');
 
 export function parseMeterUsageParams(q: URLSearchParams, defaultTz: string): MeterUsageParams {
-  const period = parsePeriod(q, defaultTz, PARAMS);
+  // groupBy and the filters repeat; the rest (each once, nothing unknown) is parsePeriod's.
+  const single = new URLSearchParams();
+  const groupBy: string[] = [];
+  const filter: Record<string, string[]> = {};
+  for (const [k, v] of q) {
+    const f = FILTER_RE.exec(k);
+    if (k === 'groupBy') {
+      if (v === '') continue;
+      if (groupBy.includes(v)) throw new ParamError('groupBy', `groupBy ${JSON.stringify(v.slice(0, 64))} is given twice`);
+      if (groupBy.length >= MAX_FILTER_GROUPS)
+        throw new ParamError('groupBy', `at most ${MAX_FILTER_GROUPS} groupBy (a meter has at most ${MAX_FILTER_GROUPS} groups)`);
+      groupBy.push(v);
+    } else if (f) {
+      const name = f[1]!;
+      if (!name) throw new ParamError(k, `${k}: name the group, e.g. filterGroupBy[model]=gpt-4`);
+      const key = `filterGroupBy[${name.slice(0, 64)}]`;
+      if (v.length > MAX_GROUP_VALUE) throw new ParamError(key, `${key}: a group value has at most ${MAX_GROUP_VALUE} characters, got ${v.length}`);
+      const values = Object.hasOwn(filter, name) ? filter[name]! : undefined;
+      if (!values && Object.keys(filter).length >= MAX_FILTER_GROUPS)
+        throw new ParamError(key, `at most ${MAX_FILTER_GROUPS} groups filtered (a meter has at most ${MAX_FILTER_GROUPS} groups)`);
+      const list = values ?? (filter[name] = []);
+      if (list.length >= MAX_FILTER_VALUES) throw new ParamError(key, `${key}: at most ${MAX_FILTER_VALUES} values per group`);
+      if (!list.includes(v)) list.push(v);
+    } else single.append(k, v);
+  }
+  const period = parsePeriod(single, defaultTz, PARAMS);
   const meter = q.get('meter') ?? '';
   if (!meter) throw new ParamError('meter', 'meter is required: the slug of a meter (built in: calls, bytes_in, bytes_out)');
   const ws = q.get('windowSize');
@@ -93,8 +129,7 @@ export function parseMeterUsageParams(q: URLSearchParams, defaultTz: string): Me
         );
     }
   }
-  const groupBy = q.get('groupBy') || null;
-  return { ...period, meter, windowSize, groupBy };
+  return { ...period, meter, windowSize, groupBy, filter };
 }
 
 /** [from, ..., to]: the windows' bounds. */
@@ -126,44 +161,51 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
   const m = all.find((x) => x.slug === p.meter);
   if (!m) throw new ParamError('meter', `no meter ${JSON.stringify(p.meter.slice(0, 64))}; meters: ${all.map((x) => x.slug).join(', ')}`);
   const groups = Object.keys(m.groupBy);
-  if (p.groupBy !== null && !groups.includes(p.groupBy))
-    throw new ParamError(
-      'groupBy',
-      groups.length
-        ? `meter ${m.slug} groups by ${groups.join(', ')}; got ${JSON.stringify(p.groupBy.slice(0, 64))}`
-        : `meter ${m.slug} has no groups (declare groupBy in the catalog's meters)`,
-    );
+  const named = [
+    ...p.groupBy.map((name) => ({ param: 'groupBy', name })),
+    ...Object.keys(p.filter).map((name) => ({ param: `filterGroupBy[${name.slice(0, 64)}]`, name })),
+  ];
+  for (const { param, name } of named)
+    if (!groups.includes(name))
+      throw new ParamError(
+        param,
+        groups.length
+          ? `meter ${m.slug} groups by ${groups.join(', ')}; got ${JSON.stringify(name.slice(0, 64))}`
+          : `meter ${m.slug} has no groups (declare groupBy in the catalog's meters)`,
+      );
   const bounds = windowBounds(p.from, p.to, p.windowSize, p.timeZone);
   const params: unknown[] = [customer, new Date(p.from).toISOString(), new Date(p.to).toISOString(), bounds.slice(0, -1).map((t) => new Date(t).toISOString())];
   const calls = m.slug === 'calls';
-  let group = 'NULL::text';
-  if (p.groupBy !== null) group = calls ? 'api' : `groups->>($${params.push(p.groupBy)}::text)`;
+  // A group's value: the api column for `calls`, else the groups object's member (names are checked above, and bound).
+  const groupOf = (name: string) => (calls ? 'api' : `groups->>($${params.push(name)}::text)`);
+  const selected = p.groupBy.map((g, i) => `${groupOf(g)} AS g${i}`);
+  const filters = Object.entries(p.filter).map(([g, values]) => `AND ${groupOf(g)} = ANY($${params.push(values)}::text[])`);
   const agg = m.aggregation === 'MAX' ? 'max' : 'sum';
-  const from = calls ? 'billable_hourly' : `meter_hourly WHERE meter = $${params.push(m.slug)} AND`;
+  const from = calls ? 'billable_hourly' : `billable_meter_hourly WHERE meter = $${params.push(m.slug)} AND`;
   const where = calls ? 'WHERE' : '';
-  const rows = await db.query<{ w: unknown; g: string | null; value: unknown }>(
-    `SELECT width_bucket(hour, $4::timestamptz[]) AS w, ${group} AS g, ${agg}(${calls ? 'calls' : 'value'})::text AS value
-       FROM ${from} ${where} customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz
-      GROUP BY 1, 2 ORDER BY 1, 2
+  const keys = ['1', ...p.groupBy.map((_, i) => String(i + 2))].join(', ');
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT width_bucket(hour, $4::timestamptz[]) AS w, ${[...selected, `${agg}(${calls ? 'calls' : 'value'})::text AS value`].join(', ')}
+       FROM ${from} ${where} customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz ${filters.join(' ')}
+      GROUP BY ${keys} ORDER BY ${keys}
       LIMIT ${MAX_SERIES_ROWS + 1}`,
     params,
   );
   if (rows.length > MAX_SERIES_ROWS)
     throw new LimitError(
       'windowSize',
-      `the answer would hold more than ${MAX_SERIES_ROWS} rows (windows x groups); use a larger windowSize or a shorter range`,
+      `the answer would hold more than ${MAX_SERIES_ROWS} rows (windows x groups); use a larger windowSize, fewer groupBy, a filter or a shorter range`,
     );
   const tz = p.timeZone;
   const data = rows.map((r): MeterUsageRow => {
     const w = Number(r.w);
-    return {
-      windowStart: formatInZone(bounds[w - 1]!, tz),
-      windowEnd: formatInZone(bounds[w]!, tz),
-      value: plainDecimal(String(r.value)),
-      ...(p.groupBy !== null ? { groupBy: { [p.groupBy]: r.g } } : {}),
-    };
+    const row: MeterUsageRow = { windowStart: formatInZone(bounds[w - 1]!, tz), windowEnd: formatInZone(bounds[w]!, tz), value: plainDecimal(String(r.value)) };
+    if (p.groupBy.length) row.groupBy = Object.fromEntries(p.groupBy.map((g, i) => [g, (r[`g${i}`] as string | null | undefined) ?? null]));
+    return row;
   });
-  const unique = m.aggregation === 'UNIQUE_COUNT';
+  // Distinct values add up over neither hours nor groups: exact only per hour and per single value of every group.
+  const oneHourWindows = p.windowSize === 'HOUR' || (p.windowSize === null && p.to - p.from === HOUR_MS);
+  const perGroup = groups.every((g) => p.groupBy.includes(g) || p.filter[g]?.length === 1);
   return {
     customer,
     meter: m.slug,
@@ -173,19 +215,19 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     to: formatInZone(p.to, tz),
     timeZone: tz,
     groupBy: p.groupBy,
-    exact: !unique || (p.windowSize === 'HOUR' && (groups.length === 0 || (groups.length === 1 && p.groupBy !== null))),
+    filter: p.filter,
+    exact: m.aggregation !== 'UNIQUE_COUNT' || (oneHourWindows && perGroup),
     data,
-    dataCompleteUntil: await completeUntil(db, calls, tz),
+    dataCompleteUntil: await completeUntil(db, tz),
   };
 }
 
 /**
- * Up to when the answer is complete: for `calls` as every usage answer (rollup or live); for the
- * other meters the rollup's alone (they are counted by the rollup only: docs/meters.md).
+ * Up to when the answer is complete: as every usage answer (rollup or live), for every meter:
+ * the live path counts meters as it counts calls (docs/meters.md "Freshness").
  */
-async function completeUntil(db: Sql, calls: boolean, tz: string): Promise<string | null> {
-  const sql = calls ? DATA_COMPLETE_UNTIL_SQL : `(SELECT LEAST(hour + interval '1 hour', rolled_at) FROM rollup_hours ORDER BY hour DESC LIMIT 1)`;
-  const r = await db.query<{ until: unknown }>(`SELECT ${sql} AS until`);
+async function completeUntil(db: Sql, tz: string): Promise<string | null> {
+  const r = await db.query<{ until: unknown }>(`SELECT ${DATA_COMPLETE_UNTIL_SQL} AS until`);
   const u = r[0]?.until;
   return u === null || u === undefined ? null : formatInZone(toMs(u), tz);
 }

@@ -133,6 +133,12 @@ export function addDecimal(a: Decimal, b: Decimal): Decimal {
 
 export const ZERO: Decimal = { units: 0n, scale: 0 };
 
+/** The larger of a and b, exact (scales aligned as addDecimal does). */
+export function maxDecimal(a: Decimal, b: Decimal): Decimal {
+  const scale = Math.max(a.scale, b.scale);
+  return a.units * 10n ** BigInt(scale - a.scale) >= b.units * 10n ** BigInt(scale - b.scale) ? a : b;
+}
+
 /** Exact decimal string of a Decimal (trailing zeros trimmed). */
 export function decimalString(d: Decimal): string {
   return formatDecimal(d, 0);

@@ -11,6 +11,7 @@
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
  *   POST /v1/events                                     service token: CloudEvents into the usage log (events/)
+ *   POST|GET /v1/events/corrections                     service token: cancel or correct an event; the audit trail (events/corrections-api.ts)
  * 401 without a known token, 403 for another customer's data (404 for another customer's
  * invoice id, so ids reveal nothing), 400 `{ error, parameter }` for a bad parameter, 404
  * unknown route or customer, 405 wrong method, 409 no plan to price with / not acknowledgeable.
@@ -39,6 +40,8 @@ import { newRequestId } from './request-id.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
 import type { EventsIntake } from './events/events-intake.js';
+import type { EventCorrections } from './events/corrections-api.js';
+import { serviceTokenName } from './events/token-name.js';
 import { invoiceHistory } from './invoice-history.js';
 
 export interface BillingServerOptions {
@@ -59,6 +62,8 @@ export interface BillingServerOptions {
   observe?: (req: IncomingMessage, res: ServerResponse) => void;
   /** `POST /v1/events` appends here (closed with the server); without it the route answers 503. */
   events?: EventsIntake;
+  /** `/v1/events/corrections` (needs the lake); without it the route answers 503. */
+  corrections?: EventCorrections;
 }
 
 export interface BillingServer {
@@ -113,6 +118,8 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/invoices/{id}' },
   { method: 'POST', path: '/v1/invoices/{id}/acknowledge' },
   { method: 'POST', path: '/v1/events' },
+  { method: 'POST', path: '/v1/events/corrections' },
+  { method: 'GET', path: '/v1/events/corrections' },
   { method: 'GET', path: '/v1/meters' },
 ] as const;
 
@@ -202,6 +209,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const asset = Object.hasOwn(STATIC, path) ? STATIC[path] : undefined;
     if (asset) return serveStatic(req, res, asset);
     if (path === '/v1/events') return postEvents(req, res);
+    if (path === '/v1/events/corrections') return eventCorrections(req, res, url.searchParams);
 
     const cm = CUSTOMER_ROUTE.exec(path);
     const im = cm ? null : INVOICE_ROUTE.exec(path);
@@ -310,6 +318,17 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     if (principal.kind !== 'service') throw new HttpError(403, 'sending events needs a service token');
     if (!opts.events) throw new HttpError(503, 'this billing server was started without the usage log, so it takes no events');
     const a = await opts.events.post(req);
+    send(res, a.status, a.body, a.headers);
+  }
+
+  async function eventCorrections(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): Promise<void> {
+    if (req.method !== 'POST' && req.method !== 'GET') throw new HttpError(405, 'method not allowed', { allow: 'GET, POST' });
+    const token = bearerToken(req.headers.authorization);
+    const principal = await auth.authenticate(token, async (id) => (await catalog.view()).token(id));
+    if (!principal) throw new HttpError(401, 'missing, unknown, revoked or expired bearer token (send Authorization: Bearer <token>)');
+    if (principal.kind !== 'service') throw new HttpError(403, 'event corrections need a service token');
+    if (!opts.corrections) throw new HttpError(503, 'this billing server was started without the lake, so it cannot look events up to correct them');
+    const a = req.method === 'GET' ? await opts.corrections.list(q) : await opts.corrections.post(req, serviceTokenName(token ?? ''));
     send(res, a.status, a.body, a.headers);
   }
 

@@ -38,7 +38,7 @@ export function registerDev(program: Command): void {
         await obs.watchGroupLag(log, 'meter-ingest', 'ingest');
         const live = await startLiveRole(config, { log, db }, logger);
         await obs.watchLive(live, log, DEFAULT_LIVE_GROUP, db);
-        const billing = await startBillingRole(config, { db, log }, obs);
+        const billing = await startBillingRole(config, { db, log, lake }, obs);
         const ac = new AbortController();
         const rollup = rollupOf({ lake, db }, logger);
         obs.watchRollup(rollup, lake, db);

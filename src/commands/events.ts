@@ -4,6 +4,7 @@ import { UserError } from '../ground/errors.js';
 import { EventsFileError, readEventsFile } from '../billing/events/events-file.js';
 import { SendError, sendEvents } from '../billing/events/events-sender.js';
 import { MAX_BATCH } from '../billing/events/events-intake.js';
+import { registerEventCorrections } from './event-corrections.js';
 
 export function registerEvents(program: Command): void {
   const events = program.command('events').description('usage that does not pass the gateway: CloudEvents to the billing API (docs/events-api.md)');
@@ -55,4 +56,5 @@ export function registerEvents(program: Command): void {
         if (report.rejected) process.exitCode = 1;
       }),
     );
+  registerEventCorrections(events);
 }

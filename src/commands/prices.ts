@@ -4,13 +4,13 @@ import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { API_RE, parseCharge, parseEffectiveFrom } from '../billing/catalog.js';
-import { loadPlan, loadStoredCatalog, priceList, setPrice } from '../billing/catalog-store.js';
+import { loadPlan, loadStoredCatalog, priceList, setMeterPrice, setPrice } from '../billing/catalog-store.js';
 import { table, userErrors } from './billing-support.js';
 
 const HOUR = 3_600_000;
 
 export function registerPrices(program: Command): void {
-  const prices = program.command('prices').description('per-API prices of plans, versioned with effective dates');
+  const prices = program.command('prices').description('per-API and per-meter prices of plans, versioned with effective dates');
   prices
     .command('list')
     .description('price versions (all plans, or one)')
@@ -28,16 +28,17 @@ export function registerPrices(program: Command): void {
         process.stdout.write(
           table(
             ['plan', 'api', 'from', 'until', 'currency', 'charge'],
-            rows.map((r) => [r.plan, r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)]),
+            rows.map((r) => [r.plan, r.meter ? `${r.api} (meter)` : r.api, r.effectiveFrom ?? '-', r.effectiveTo ?? '-', r.currency, JSON.stringify(r.charge)]),
           ),
         );
       }),
     );
   prices
     .command('set')
-    .description('add a price version for one API of a plan, from an effective date (past hours keep their price)')
+    .description('add a price version for one API or meter of a plan, from an effective date (past hours keep their price)')
     .requiredOption('--plan <id>', 'plan id')
-    .requiredOption('--api <name>', 'priced operation, e.g. locations.create')
+    .option('--api <name>', 'priced operation, e.g. locations.create')
+    .option('--meter <slug>', 'a COUNT, SUM or MAX meter instead of an API, e.g. ai_tokens (docs/meters.md)')
     .option('--unit-price <decimal>', 'per-unit price in the currency, e.g. 0.0005')
     .option(
       '--charge <json>',
@@ -47,43 +48,52 @@ export function registerPrices(program: Command): void {
     .option('--effective-from <instant>', 'ISO instant on a whole hour, e.g. 2026-03-01T00:00:00+09:00 [default: the next whole hour]')
     .addHelpText(
       'after',
-      '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2026-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n',
+      '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2026-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n  meter prices set --plan pro --meter ai_tokens --unit-price 0.000002 --free-units 100000\n',
     )
     .action(
-      action(async (opts: { plan: string; api: string; unitPrice?: string; charge?: string; freeUnits?: string; effectiveFrom?: string }, cmd: Command) => {
-        const { config, logger, json } = contextOf(cmd);
-        if (!API_RE.test(opts.api)) throw new UserError(`--api ${JSON.stringify(opts.api)} is not an api name`, 'letters, digits, ".", "_", "-", ":" or "/"');
-        if (Boolean(opts.unitPrice) === Boolean(opts.charge)) throw new UserError('give exactly one of --unit-price and --charge');
-        let raw: unknown;
-        if (opts.charge) {
+      action(
+        async (
+          opts: { plan: string; api?: string; meter?: string; unitPrice?: string; charge?: string; freeUnits?: string; effectiveFrom?: string },
+          cmd: Command,
+        ) => {
+          const { config, logger, json } = contextOf(cmd);
+          if (Boolean(opts.api) === Boolean(opts.meter)) throw new UserError('give exactly one of --api and --meter', 'see meter prices set --help');
+          const name = (opts.api ?? opts.meter)!;
+          if (opts.api && !API_RE.test(opts.api))
+            throw new UserError(`--api ${JSON.stringify(opts.api)} is not an api name`, 'letters, digits, ".", "_", "-", ":" or "/"');
+          if (Boolean(opts.unitPrice) === Boolean(opts.charge)) throw new UserError('give exactly one of --unit-price and --charge');
+          let raw: unknown;
+          if (opts.charge) {
+            try {
+              raw = JSON.parse(opts.charge);
+            } catch {
+              throw new UserError('--charge is not valid JSON');
+            }
+          } else raw = { model: 'per_unit', unitPrice: opts.unitPrice, ...(opts.freeUnits !== undefined ? { freeUnits: opts.freeUnits } : {}) };
+          const charge = await userErrors(async () => parseCharge(raw, opts.charge ? '--charge' : '--unit-price'));
+          const effectiveFrom = opts.effectiveFrom
+            ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from'))
+            : Math.ceil(Date.now() / HOUR) * HOUR;
+          const db = await openWarehouse(config, logger);
           try {
-            raw = JSON.parse(opts.charge);
-          } catch {
-            throw new UserError('--charge is not valid JSON');
+            await ensureCatalog(db, config);
+            const version = { effectiveFrom, charge };
+            const r = await userErrors(() => (opts.meter ? setMeterPrice(db, opts.plan, opts.meter, version) : setPrice(db, opts.plan, name, version)));
+            const plan = (await loadPlan(db, opts.plan))!;
+            const versions = priceList(plan).filter((v) => v.api === name && Boolean(v.meter) === Boolean(opts.meter));
+            if (json) printJson({ result: r, versions });
+            else
+              process.stdout.write(
+                `${r} ${opts.plan} ${opts.meter ? `meter ${name}` : name} from ${new Date(effectiveFrom).toISOString()}\n` +
+                  table(
+                    ['from', 'until', 'charge'],
+                    versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)]),
+                  ),
+              );
+          } finally {
+            await db.close();
           }
-        } else raw = { model: 'per_unit', unitPrice: opts.unitPrice, ...(opts.freeUnits !== undefined ? { freeUnits: opts.freeUnits } : {}) };
-        const charge = await userErrors(async () => parseCharge(raw, opts.charge ? '--charge' : '--unit-price'));
-        const effectiveFrom = opts.effectiveFrom
-          ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from'))
-          : Math.ceil(Date.now() / HOUR) * HOUR;
-        const db = await openWarehouse(config, logger);
-        try {
-          await ensureCatalog(db, config);
-          const r = await userErrors(() => setPrice(db, opts.plan, opts.api, { effectiveFrom, charge }));
-          const plan = (await loadPlan(db, opts.plan))!;
-          const versions = priceList(plan).filter((v) => v.api === opts.api);
-          if (json) printJson({ result: r, versions });
-          else
-            process.stdout.write(
-              `${r} ${opts.plan} ${opts.api} from ${new Date(effectiveFrom).toISOString()}\n` +
-                table(
-                  ['from', 'until', 'charge'],
-                  versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)]),
-                ),
-            );
-        } finally {
-          await db.close();
-        }
-      }),
+        },
+      ),
     );
 }

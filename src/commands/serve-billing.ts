@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action, contextOf, untilSignal } from './context.js';
-import { openLog, openWarehouse } from '../runtime/backends.js';
+import { openLake, openLog, openWarehouse } from '../runtime/backends.js';
 import { startBillingRole } from '../runtime/roles.js';
 import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
@@ -27,7 +27,9 @@ export function registerServeBilling(program: Command): void {
         // The command's logger (its level from the config): every 5xx is logged with its request id.
         // POST /v1/events appends to the usage log; opened without reaching it, so reads serve while it is down.
         const log = await openLog(config, { init: false });
-        const billing = await startBillingRole(config, { db, log }, observed.obs, logger.child('billing'));
+        // /v1/events/corrections looks events up in the lake; opened without reaching it (reads serve while HDFS is down).
+        const lake = await openLake(config, { init: false });
+        const billing = await startBillingRole(config, { db, log, lake }, observed.obs, logger.child('billing'));
         observed.obs.markStarted();
         logger.info(`billing API on ${billing.url}`);
         await untilSignal();
@@ -35,6 +37,7 @@ export function registerServeBilling(program: Command): void {
         await observed.close();
         await db.close();
         await log.close();
+        await lake.close();
       }),
     );
 }

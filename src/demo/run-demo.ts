@@ -180,7 +180,7 @@ export async function runDemo(base: MeterConfig, logger: Logger, o: DemoOptions,
     await obs?.watchLive(live, log, DEFAULT_LIVE_GROUP, db);
     const rollup = rollupOf({ lake, db }, logger);
     obs?.watchRollup(rollup, lake, db);
-    const billing = await startBillingRole(cfg, { db, log }, obs);
+    const billing = await startBillingRole(cfg, { db, log, lake }, obs);
     obs?.markStarted();
     closers.push(() => billing.close());
 

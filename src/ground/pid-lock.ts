@@ -5,6 +5,7 @@
  */
 import { openSync, writeSync, closeSync, readFileSync, unlinkSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { processAlive as alive } from './process-alive.js';
 
 export class LockedError extends Error {
   constructor(
@@ -13,15 +14,6 @@ export class LockedError extends Error {
   ) {
     super(`${file} is held by process ${pid}${pid === process.pid ? ' (this process)' : ''}`);
     this.name = 'LockedError';
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

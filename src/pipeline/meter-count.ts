@@ -35,6 +35,8 @@ let tempSeq = 0;
 export interface MeterCountOptions {
   /** A temp table of repeated id hashes of these files (rollup-count.ts), with how many it holds. */
   candidates?: { table: string; count: number };
+  /** The hour's corrected events (correction-table.ts): cancelled ones left out, corrected ones with their new data. */
+  corrections?: string | null;
 }
 
 /**
@@ -58,6 +60,12 @@ export async function countMeters(c: DuckDBConnection, files: string[], hour: nu
   try {
     /** The events matching `filter`, one row per id. */
     const events = async (filter: string): Promise<string> => {
+      const one = await eventsOnce(filter);
+      if (!o.corrections) return one;
+      return `(SELECT e.id, e.customer, e.api, e.bytes_in, e.bytes_out, CASE WHEN k.id IS NULL THEN e.data ELSE k.data END AS data, e.billable
+                 FROM ${one} e LEFT JOIN ${o.corrections} k ON k.id = e.id WHERE k.cancelled IS NOT TRUE)`;
+    };
+    const eventsOnce = async (filter: string): Promise<string> => {
       if (!cand) {
         await c.run(`CREATE TEMP TABLE ${own} AS SELECT h FROM (SELECT hash(id) AS h FROM ${src} WHERE ${filter}) GROUP BY h HAVING count(*) > 1`);
         const n = await c.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${own}`);

@@ -42,6 +42,12 @@ export interface CountMore {
    * still exists: the meters (meter-count.ts) dedupe by it rather than hash again.
    */
   alsoWith?: (candidates: { table: string; count: number }) => Promise<void>;
+  /**
+   * A temp table of the hour's corrected events (correction-table.ts): the cancelled ones are
+   * taken out of calls and bytes, as one copy of each id (the copy kept above). They stay in
+   * `events`, the hour's distinct ids, which the live path and rollup-verify.ts compare against.
+   */
+  corrections?: string;
 }
 
 export interface HourCount {
@@ -125,6 +131,27 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
         const row = counts.get(key(r.customer, r.api));
         if (!row) throw new Error(`rollup: copies of ids in (${String(r.customer)}, ${String(r.api)}) but no count for it`);
         row.events -= toBigInt(r.events);
+        row.calls -= toBigInt(r.calls);
+        if (more.bytes) {
+          row.bytesIn -= BigInt(String(r.bytes_in));
+          row.bytesOut -= BigInt(String(r.bytes_out));
+        }
+      }
+    }
+    if (more.corrections) {
+      // Per (customer, api) and cancelled id: a call when any copy is billable; the kept billable copy's bytes.
+      const gone = await c.runAndReadAll(
+        `SELECT customer, api, count(*) FILTER (WHERE b > 0) AS calls
+                ${bytes(', coalesce(sum(bi), 0)::VARCHAR AS bytes_in, coalesce(sum(bo), 0)::VARCHAR AS bytes_out')}
+           FROM (SELECT customer, api, id, count(*) FILTER (WHERE ${BILLABLE}) AS b
+                        ${bytes(`, min(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi, arg_min(bytes_out, [bytes_in, bytes_out]) FILTER (WHERE ${BILLABLE}) AS bo`)}
+                   FROM ${parquet(files)} WHERE ${inHour} AND id IN (SELECT id FROM ${more.corrections} WHERE cancelled)
+                  GROUP BY customer, api, id)
+          GROUP BY customer, api`,
+      );
+      for (const r of gone.getRowObjectsJS()) {
+        const row = counts.get(key(r.customer, r.api));
+        if (!row) continue;
         row.calls -= toBigInt(r.calls);
         if (more.bytes) {
           row.bytesIn -= BigInt(String(r.bytes_in));

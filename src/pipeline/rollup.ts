@@ -20,6 +20,9 @@ import { countMeters } from './meter-count.js';
 import { loadMeters } from '../billing/meter-store.js';
 import { isRolledUp, type Meter } from '../billing/meters.js';
 import { type MeterHourlyRow, replaceMeterHour } from '../warehouse/meter-repository.js';
+import { correctedCustomers, hourCorrections, hoursWithNewCorrections, markCorrectionsApplied } from '../billing/events/correction-store.js';
+import { finalInvoiceDrift } from '../billing/final-invoice-drift.js';
+import { correctionTable, dropCorrectionTable } from './correction-table.js';
 
 export interface RollupOptions {
   lake: Lake;
@@ -50,6 +53,8 @@ interface ComputedHour {
   /** Slugs of the meters computed, and their rows (meter-count.ts). */
   meters: string[];
   meterRows: MeterHourlyRow[];
+  /** Corrections of the hour included in the rows (correction-store.ts). */
+  corrections: number;
   outside: number;
   duckMs: number;
   countMs: number;
@@ -138,14 +143,17 @@ export class Rollup {
     return out;
   }
 
-  /** Hours (epoch ms, ascending) whose visible lake files differ from what they were rolled up from. */
+  /**
+   * Hours (epoch ms, ascending) whose visible lake files differ from what they were rolled up
+   * from, or that hold event corrections their rows do not include yet (correction-store.ts).
+   */
   async pendingHours(): Promise<number[]> {
-    const [lake, done] = await Promise.all([this.lakeHours(), rolledFilesByHour(this.db)]);
-    const pending: number[] = [];
+    const [lake, done, corrected] = await Promise.all([this.lakeHours(), rolledFilesByHour(this.db), hoursWithNewCorrections(this.db)]);
+    const pending = new Set<number>(corrected);
     for (const hour of new Set([...lake.keys(), ...done.keys()])) {
-      if (!sameFiles(lake.get(hour) ?? [], done.get(hour) ?? [])) pending.push(hour);
+      if (!sameFiles(lake.get(hour) ?? [], done.get(hour) ?? [])) pending.add(hour);
     }
-    return pending.sort((a, b) => a - b);
+    return [...pending].sort((a, b) => a - b);
   }
 
   /** Recompute one hour from the lake and replace it in the warehouse. */
@@ -166,6 +174,9 @@ export class Rollup {
     const t0 = performance.now();
     const files = await this.hourFiles(hour);
     const meters = await this.meters();
+    // Read before the lake's files are counted, in one snapshot: a correction committed later
+    // is not in `corrections.count`, so the hour stays pending for it (markCorrectionsApplied).
+    const corrections = await hourCorrections(this.db, hour);
     let rows: HourlyRow[] = [];
     let meterRows: MeterHourlyRow[] = [];
     let outside = 0;
@@ -176,21 +187,27 @@ export class Rollup {
       try {
         const c = await this.connection();
         const declared = meters.filter((m) => !m.builtIn);
-        let counted: CountedRow[];
-        ({
-          rows: counted,
-          outside,
-          countMs,
-          dedupeMs,
-        } = await countHour(c, local, hour, this.dedupe, {
-          bytes: meters.some((m) => m.builtIn?.column),
-          alsoWith: async (candidates) => {
-            meterRows = await countMeters(c, local, hour, declared, { candidates });
-          },
-        }));
-        rows = counted;
-        // The built-in bytes meters from the calls' own scan (no second pass over the hour).
-        meterRows = [...bytesRows(counted, meters), ...meterRows];
+        const fixes = await correctionTable(c, corrections);
+        try {
+          let counted: CountedRow[];
+          ({
+            rows: counted,
+            outside,
+            countMs,
+            dedupeMs,
+          } = await countHour(c, local, hour, this.dedupe, {
+            bytes: meters.some((m) => m.builtIn?.column),
+            ...(fixes ? { corrections: fixes } : {}),
+            alsoWith: async (candidates) => {
+              meterRows = await countMeters(c, local, hour, declared, { candidates, corrections: fixes });
+            },
+          }));
+          rows = counted;
+          // The built-in bytes meters from the calls' own scan (no second pass over the hour).
+          meterRows = [...bytesRows(counted, meters), ...meterRows];
+        } finally {
+          await dropCorrectionTable(c, fixes);
+        }
       } finally {
         this.lake.release?.(local);
       }
@@ -201,6 +218,7 @@ export class Rollup {
       rows,
       meters: meters.map((m) => m.slug),
       meterRows,
+      corrections: corrections.count,
       outside,
       duckMs: Math.round(performance.now() - t0),
       countMs: Math.round(countMs),
@@ -223,6 +241,7 @@ export class Rollup {
       await replaceHour(this.db, hour, rows, files, events, async (tx) => {
         await finish(tx);
         await replaceMeterHour(tx, hour, c.meters, c.meterRows);
+        await markCorrectionsApplied(tx, hour, c.corrections);
       });
     } finally {
       this.leases.forget(hour);
@@ -310,8 +329,27 @@ export class Rollup {
   async run(): Promise<RollupSummary> {
     const t0 = Date.now();
     const doneSince = await this.leases.now();
+    const corrected = new Set(await hoursWithNewCorrections(this.db));
     const { results, skipped } = await this.rollupInOrder(await this.pendingHours(), { doneSince });
+    for (const r of results) if (corrected.has(r.hour)) await this.reportDrift(r.hour);
     return { ...summarise(results, Date.now() - t0), skipped };
+  }
+
+  /**
+   * After an hour was recomputed for event corrections: final invoices are never recomputed
+   * (docs/architecture.md invariant 6), so each one of the corrected customers that the hour's
+   * new rows would change is logged, for a credit note (as `rollup --backfill --meter` prints).
+   */
+  private async reportDrift(hour: number): Promise<void> {
+    try {
+      const drift = await finalInvoiceDrift(this.db, hour, hour + HOUR_MS, await correctedCustomers(this.db, hour));
+      for (const d of drift.drifts)
+        this.logger?.warn(
+          `event corrections in hour ${iso(hour)}: final invoice ${d.invoice} (${d.customer}, ${d.period}) stays ${d.finalTotal} ${d.currency}; computed now ${d.nowTotal}: difference ${d.difference} (a credit note or a correction on the next invoice)`,
+        );
+    } catch (e) {
+      this.logger?.warn(`event corrections in hour ${iso(hour)}: final invoices not compared: ${(e as Error).message}`);
+    }
   }
 
   /**
@@ -371,7 +409,14 @@ export class Rollup {
       if (refs.length) {
         const local = await this.lake.materialize(refs.map((f) => f.path));
         try {
-          computed = await countMeters(await this.connection(), local, hour, [meter]);
+          const c = await this.connection();
+          // The hour's corrections apply to this meter too (the hour's other rows already have them, or will).
+          const fixes = await correctionTable(c, await hourCorrections(this.db, hour));
+          try {
+            computed = await countMeters(c, local, hour, [meter], { corrections: fixes });
+          } finally {
+            await dropCorrectionTable(c, fixes);
+          }
         } finally {
           this.lake.release?.(local);
         }

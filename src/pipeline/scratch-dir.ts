@@ -7,15 +7,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, not ours
-  }
-}
+import { processAlive as alive } from '../ground/process-alive.js';
 
 /** Remove `<prefix><pid>-*` folders of dead processes in `base`; returns how many. */
 export function removeDeadScratch(prefix: string, base = tmpdir()): number {

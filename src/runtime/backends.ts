@@ -46,7 +46,8 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?
   return log;
 }
 
-export async function openLake(cfg: MeterConfig): Promise<Lake> {
+/** `init: false`: without reaching the lake (a reader that must start while HDFS is down). */
+export async function openLake(cfg: MeterConfig, opts: { init?: boolean } = {}): Promise<Lake> {
   let lake: Lake;
   if (cfg.lakeUrl.startsWith('file:')) {
     const { LocalLake } = await import('../lake/local-lake.js');
@@ -55,7 +56,7 @@ export async function openLake(cfg: MeterConfig): Promise<Lake> {
     const { WebHdfsLake } = await import('../lake/webhdfs-lake.js');
     lake = new WebHdfsLake(cfg.lakeUrl, { cacheDir: join(cfg.dataDir, 'lake-cache'), cacheMaxBytes: cfg.lakeCacheMaxBytes });
   }
-  await lake.init();
+  if (opts.init !== false) await lake.init();
   return lake;
 }
 

@@ -28,6 +28,7 @@ import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { whileUnreachable } from '../ground/unreachable.js';
 import { startBillingServer } from '../billing/server.js';
 import { EventsIntake } from '../billing/events/events-intake.js';
+import { EventCorrections } from '../billing/events/corrections-api.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
 import type { Observability } from '../observability/observability.js';
 
@@ -201,7 +202,7 @@ export function rollupOf(b: { lake: Lake; db: Warehouse }, logger: Logger, compa
   return new Rollup({ lake: b.lake, db: b.db, logger: logger.child('rollup'), compaction });
 }
 
-export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log?: UsageLog }, obs?: Observability, logger?: Logger) {
+export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log?: UsageLog; lake?: Lake }, obs?: Observability, logger?: Logger) {
   obs?.watchWarehouse(b.db);
   // With the usage log, POST /v1/events appends to it (its producer opened on the first event).
   const log = b.log;
@@ -212,6 +213,9 @@ export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log
         onError: (m) => (logger ?? createLogger('info', 'billing')).error(m),
       })
     : undefined;
+  // With the lake, /v1/events/corrections looks the corrected event up in its hour's files.
+  const lake = b.lake;
+  const corrections = lake ? new EventCorrections({ db: b.db, lake, onError: (m) => (logger ?? createLogger('info', 'billing')).error(m) }) : undefined;
   return startBillingServer({
     db: b.db,
     catalog: catalogOf(cfg),
@@ -221,5 +225,6 @@ export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log
     observe: obs?.billingObserver(),
     ...(logger ? { logger } : {}),
     ...(events ? { events } : {}),
+    ...(corrections ? { corrections } : {}),
   });
 }

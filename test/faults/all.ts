@@ -17,6 +17,7 @@ import {
 import { lakeScenarios } from './scenarios-lake.js';
 import { SPOOL_SCENARIOS } from './scenarios-spool.js';
 import { SCALE_SCENARIOS } from './scenarios-scale.js';
+import { EVENTS_SCENARIOS } from './scenarios-events.js';
 
 export const ALL: ScenarioDef[] = [
   killIngest,
@@ -30,4 +31,5 @@ export const ALL: ScenarioDef[] = [
   ...lakeScenarios,
   ...SPOOL_SCENARIOS,
   ...SCALE_SCENARIOS,
+  ...EVENTS_SCENARIOS,
 ];

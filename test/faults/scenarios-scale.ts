@@ -9,6 +9,7 @@
  *        through a kill), and the second billing server's answer equal to the first's.
  */
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
+import { processAlive } from '../../src/ground/process-alive.js';
 import { compare } from './compare.js';
 import { freePort, sleep, until, type ScenarioWorld } from './scenario.js';
 import { followerRecovers, topicLog, type ScenarioDef } from './scenarios.js';
@@ -111,7 +112,7 @@ export function mergeTruths(parts: TrafficResult[]): TrafficResult {
 }
 
 /** The live rows of the world's customers, once every live process has applied the log to its end. */
-async function liveCells(w: ScenarioWorld, db: PgWarehouse): Promise<Cells> {
+export async function liveCells(w: ScenarioWorld, db: PgWarehouse): Promise<Cells> {
   const log = topicLog(w);
   try {
     const ends = await (await log.consumer('meter-ingest')).endOffsets();
@@ -279,14 +280,10 @@ export const scaleOutKillEach: ScenarioDef = {
       (await (await fetch(`http://127.0.0.1:${gwB.adminPort}/status`)).json()) as { gateway: { workers: { pid: number }[] } }
     ).gateway.workers.map((x) => x.pid);
     await killed('gateway', gwB.proc!, () => startGatewayAt(w, gwB, GATEWAY_ARGS));
-    const orphans = workerPids.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    // A worker ends when its IPC channel to the dead primary closes: soon, not at once on a busy box.
+    const orphans = await until("the killed gateway's workers to end", async () => workerPids.every((pid) => !processAlive(pid)), 15_000, 200)
+      .then(() => [])
+      .catch(() => workerPids.filter(processAlive));
     if (orphans.length) failures.push(`workers ${orphans.join(', ')} of the killed gateway still run`);
     else notes.push(`the killed gateway's workers (pids ${workerPids.join(', ')}) ended with it`);
     await sleep(6000);

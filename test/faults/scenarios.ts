@@ -31,7 +31,11 @@ export interface ScenarioDef {
    * the customer) or otherwise must not share hours with the scenarios before and after it.
    */
   ownDatabase?: boolean;
-  run(w: ScenarioWorld, ctx: Ctx, notes: string[], failures: string[]): Promise<{ truth: TrafficResult; lossBound?: number }>;
+  /**
+   * `lakeRepeats`: events a client sent to the log more than once (a resend to the events API after
+   * no answer): the lake's rows may exceed its distinct ids by that many (lake-check.ts).
+   */
+  run(w: ScenarioWorld, ctx: Ctx, notes: string[], failures: string[]): Promise<{ truth: TrafficResult; lossBound?: number; lakeRepeats?: number }>;
   /** After the drain, beside the billed-vs-truth verdict: more checks of the scenario's own (e.g. a second billing server agrees). */
   after?(w: ScenarioWorld, v: Verdict, window: { from: number; to: number }): Promise<void>;
 }
@@ -48,13 +52,13 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
   try {
     await groupSettled(ctx);
     await w.setup();
-    const { truth, lossBound } = await def.run(w, ctx, notes, failures);
+    const { truth, lossBound, lakeRepeats } = await def.run(w, ctx, notes, failures);
     ctx.log(`${def.name}: draining (gateway -> log -> lake -> rollup)`);
     await w.drain();
     const window = { from: hourStart(t0) - HOUR_MS, to: Date.now() + 2 * HOUR_MS };
     const billed = await w.billed(window.from, window.to);
     const v = compare(def.name, truth, billed, { lossBound });
-    await lakeVerdict(w, v);
+    await lakeVerdict(w, v, lakeRepeats);
     await def.after?.(w, v, window);
     v.notes.unshift(...notes);
     v.failures.push(...failures);

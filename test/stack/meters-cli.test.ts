@@ -32,13 +32,22 @@ test('meters from the CLI: catalog errors name the field, rollup --meter errors 
   assert.match(imp.err, /meters\.ai_tokens\.valueProperty: "\$\.\.tokens" is not a JSON path/);
   assert.doesNotMatch(imp.err, /\n\s+at /, 'no stack trace');
 
-  assert.equal(meter('plans', 'import', assetPath('fixtures/catalog.json')).code, 0);
+  // The sample catalog with a UNIQUE_COUNT meter and a MAX meter more.
+  const good = JSON.parse(readFileSync(assetPath('fixtures/catalog.json'), 'utf8'));
+  good.meters.push(
+    { slug: 'active_users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
+    { slug: 'peak_tokens', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+  );
+  const goodFile = join(dir, 'good.json');
+  writeFileSync(goodFile, JSON.stringify(good));
+  const imported = meter('plans', 'import', goodFile);
+  assert.equal(imported.code, 0, imported.err);
   const noBackfill = meter('rollup', '--meter', 'ai_tokens');
   assert.equal(noBackfill.code, 2);
   assert.match(noBackfill.err, /--meter needs --backfill/);
   const unknown = meter('rollup', '--backfill', '--meter', 'nope', '--from', '2026-12-01T00:00Z', '--to', '2026-12-01T02:00Z');
   assert.equal(unknown.code, 2, unknown.err);
-  assert.match(unknown.err, /no meter "nope" in the warehouse \(meters: calls, ai_tokens\)/);
+  assert.match(unknown.err, /no meter "nope" in the warehouse \(meters: calls, active_users, ai_tokens, peak_tokens\)/);
 
   const ok = meter('rollup', '--backfill', '--meter', 'ai_tokens', '--from', '2026-12-01T00:00Z', '--to', '2026-12-01T02:00Z', '--json');
   assert.equal(ok.code, 0, ok.err);
@@ -52,4 +61,34 @@ test('meters from the CLI: catalog errors name the field, rollup --meter errors 
     ms: report.ms,
     finalInvoices: { checked: 0, truncated: false, drifts: [] },
   });
+});
+
+test('meter prices set --meter: a version for a COUNT, SUM or MAX meter; UNIQUE_COUNT, calls, unknown meters are one-line usage errors', () => {
+  const set = (...args: string[]) => meter('prices', 'set', '--plan', 'pro', ...args);
+  const peak = set('--meter', 'peak_tokens', '--unit-price', '0.5', '--effective-from', '2027-01-01T00:00:00Z');
+  assert.equal(peak.code, 0, peak.err);
+  assert.match(peak.out, /^inserted pro meter peak_tokens from 2027-01-01T00:00:00.000Z/);
+  const again = set('--meter', 'peak_tokens', '--unit-price', '0.5', '--effective-from', '2027-01-01T00:00:00Z');
+  assert.match(again.out, /^unchanged /);
+  const list = meter('prices', 'list', '--plan', 'pro', '--json');
+  assert.equal(list.code, 0, list.err);
+  const rows = JSON.parse(list.out) as { api: string; meter?: string; effectiveFrom: string | null }[];
+  assert.deepEqual(
+    rows.filter((r) => r.meter).map((r) => `${r.meter} ${r.effectiveFrom}`),
+    ['ai_tokens null', 'peak_tokens 2027-01-01T00:00:00.000Z'],
+  );
+
+  const refused: [string[], RegExp][] = [
+    [['--meter', 'active_users', '--unit-price', '1'], /meter "active_users" is UNIQUE_COUNT: it cannot be priced/],
+    [['--meter', 'calls', '--unit-price', '1'], /calls are priced per API/],
+    [['--meter', 'nope', '--unit-price', '1'], /no meter "nope" \(meters: calls, active_users, ai_tokens, peak_tokens\)/],
+    [['--meter', 'bytes_in', '--unit-price', '1'], /meter "bytes_in" is built in but off/],
+    [['--meter', 'ai_tokens', '--api', 'locations.latest', '--unit-price', '1'], /give exactly one of --api and --meter/],
+  ];
+  for (const [args, message] of refused) {
+    const r = set(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  }
 });

@@ -3,6 +3,8 @@
  * jsonb groups in the key) beside the calls; usage by meter (width_bucket windows, groups->>name)
  * and a priced meter's cost line come from the server; a final invoice keeps its lines when a
  * meter is declared later and backfilled from the lake, while the draft view of usage follows.
+ * Then usage by several groups with filters (jsonb ->> and = ANY), a priced MAX meter, and the
+ * live path's meter rows (migration 018: jsonb[] parameters, data-modifying CTEs) on the server.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +26,12 @@ import { LocalLake } from '../../src/lake/local-lake.js';
 import { dataFileName, hourDir, HOUR_MS } from '../../src/lake/layout.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
+import { replaceMeterHour } from '../../src/warehouse/meter-repository.js';
+import { FileLog } from '../../src/log/file-log.js';
+import { encodeEvent } from '../../src/events/usage-event.js';
+import { LivePath } from '../../src/pipeline/live/live-path.js';
+import { meterUsage } from '../../src/billing/meter-usage.js';
+import { hourStart } from '../../src/lake/layout.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 
 const env = await stackEnv(['postgres']);
@@ -178,5 +186,146 @@ test('postgres: meters rolled up, queried by window and group, priced, and backf
   } finally {
     await server.close();
     await rollup.close();
+  }
+});
+
+test('postgres: several groupBy and filters by group value; a MAX meter priced at its period peak', async () => {
+  await syncCatalog(
+    db,
+    parseCatalog({
+      ...catalogJson,
+      meters: [
+        ...catalogJson.meters,
+        { slug: 'chats', eventType: 'ai.chat', aggregation: 'COUNT', groupBy: { model: '$.model', region: '$.region' } },
+        { slug: 'peak', eventType: 'ai.chat', aggregation: 'MAX', valueProperty: '$.size' },
+      ],
+      plans: {
+        ...catalogJson.plans,
+        peaky: {
+          name: 'Peak',
+          rateLimit: { ratePerSec: 10, burst: 10 },
+          prices: {},
+          meterPrices: { peak: { model: 'package', packageSize: 10, packagePrice: '1' } },
+        },
+      },
+    }),
+  );
+  await upsertCustomer(db, { id: 'initech', timeZone: 'UTC', plan: 'peaky' });
+  await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z' WHERE id = 'initech'`);
+  const row = (meter: string, value: string, groups = '{}') => ({ customer: 'initech', meter, groups, value, events: 1n });
+  await db.transaction((tx) =>
+    replaceMeterHour(
+      tx,
+      H1,
+      ['chats', 'peak'],
+      [
+        row('chats', '5', '{"model":"m-1","region":"eu"}'),
+        row('chats', '3', '{"model":"m-1","region":"us"}'),
+        row('chats', '2', '{"model":"m-2","region":"eu"}'),
+        row('peak', '41.5'),
+      ],
+    ),
+  );
+  await db.transaction((tx) => replaceMeterHour(tx, H2, ['chats', 'peak'], [row('chats', '1', '{"model":"m-1","region":"eu"}'), row('peak', '30')]));
+  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], now: () => Date.UTC(2026, 10, 5) });
+  try {
+    const get = async (path: string) => {
+      const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${SERVICE}` } });
+      return {
+        status: res.status,
+        body: (await res.json()) as {
+          data: { value: string; groupBy?: Record<string, string | null> }[];
+          total: string;
+          lines: { api: string; calls: number; value?: string }[];
+        },
+      };
+    };
+    const range = 'from=2026-10-15T00:00:00Z&to=2026-10-16T00:00:00Z';
+    const both = await get(`/v1/customers/initech/usage?meter=chats&${range}&groupBy=region&groupBy=model`);
+    assert.equal(both.status, 200, JSON.stringify(both.body));
+    assert.deepEqual(
+      both.body.data.map((d) => `${d.groupBy?.region}/${d.groupBy?.model} ${d.value}`),
+      ['eu/m-1 6', 'eu/m-2 2', 'us/m-1 3'],
+    );
+    const filtered = await get(`/v1/customers/initech/usage?meter=chats&${range}&filterGroupBy[region]=eu&filter[model]=m-1&filter[model]=m-2&groupBy=model`);
+    assert.deepEqual(
+      filtered.body.data.map((d) => `${d.groupBy?.model} ${d.value}`),
+      ['m-1 6', 'm-2 2'],
+    );
+    const cost = await get('/v1/customers/initech/cost?from=2026-10-01&to=2026-11-01');
+    const line = cost.body.lines.find((l) => l.api === 'peak');
+    // peak 41.5 -> 42 units -> 5 packages of 10
+    assert.deepEqual(line && [line.value, line.calls], ['41.5', 42]);
+    assert.equal(cost.body.total, '5.00');
+  } finally {
+    await server.close();
+  }
+});
+
+test('postgres: the live path counts meters of the open hour, each event and distinct value once across windows', async () => {
+  await syncCatalog(
+    db,
+    parseCatalog({
+      ...catalogJson,
+      meters: [
+        ...catalogJson.meters,
+        { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } },
+        { slug: 'top', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
+      ],
+    }),
+  );
+  const dir = tempDir('meter-meters-pg-live-');
+  const log = new FileLog({ dir: join(dir, 'log'), topic: 'usage-events', partitions: 2, pollMs: 10 });
+  await log.init();
+  const producer = await log.producer();
+  // two records a window: a user seen again in a later window is not counted again
+  const live = new LivePath({ log, db, windowMs: 20, maxRecords: 2 });
+  const now = Math.min(Date.now(), hourStart(Date.now()) + HOUR_MS - 1);
+  const at = (tokens: unknown, model: string | null, user: string, status = 200) => ({
+    ...ev(now, tokens, model, user, 'livecust'),
+    time: now,
+    status,
+    billable: status < 400,
+  });
+  const events = [at(10, 'm-1', 'a'), at(2.5, 'm-1', 'b'), at('7', 'm-2', 'a'), at('x', 'm-1', 'a'), at(1, null, 'c'), at(100, 'm-1', 'z', 500)];
+  try {
+    await producer.send([...events, events[0]!, events[1]!].map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+    await live.start();
+    await live.waitCaughtUp(30_000);
+    const rows = await db.query<{ meter: string; groups: unknown; value: string; events: string }>(
+      `SELECT meter, groups, value::text AS value, events::text AS events FROM live_meter_hourly WHERE customer_id = 'livecust' ORDER BY meter, groups::text`,
+    );
+    assert.deepEqual(
+      rows.map((r) => `${r.meter} ${JSON.stringify(r.groups)} ${Number(r.value)} ${r.events}`),
+      [
+        'tokens {"model":"m-1"} 12.5 3',
+        'tokens {"model":"m-2"} 7 1',
+        'tokens {"model":null} 1 1',
+        'top {} 10 5',
+        'users {"model":"m-1"} 2 3',
+        'users {"model":"m-2"} 1 1',
+        'users {"model":null} 1 1',
+      ],
+    );
+    const hour = hourStart(now);
+    const usage = await meterUsage(db, 'livecust', {
+      meter: 'tokens',
+      from: hour,
+      to: hour + HOUR_MS,
+      timeZone: 'UTC',
+      windowSize: null,
+      groupBy: [],
+      filter: {},
+    });
+    assert.deepEqual(
+      usage.data.map((d) => d.value),
+      ['20.5'],
+      'billing reads the live rows of the open hour',
+    );
+    assert.ok(usage.dataCompleteUntil !== null, 'and says up to when they are complete');
+  } finally {
+    await live.stop();
+    await producer.close();
+    await log.close();
   }
 });

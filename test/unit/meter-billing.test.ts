@@ -28,6 +28,8 @@ const catalog = parseCatalog({
     { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user' },
     { slug: 'peak', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
     { slug: 'bytes_out' },
+    { slug: 'chats', eventType: 'ai.chat', aggregation: 'COUNT', groupBy: { model: '$.model', region: '$.region' } },
+    { slug: 'visitors', eventType: 'ai.chat', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { region: '$.region' } },
   ],
   plans: {
     ai: {
@@ -43,6 +45,15 @@ const catalog = parseCatalog({
         bytes_out: { model: 'package', packageSize: 1000000, packagePrice: '0.05' },
       },
     },
+    // A MAX meter priced: the period's peak, in whole units; 0.02 a unit from Feb 10
+    peaky: {
+      name: 'Peak',
+      rateLimit: { ratePerSec: 10, burst: 10 },
+      prices: {},
+      meterPrices: {
+        peak: [{ unitPrice: '0.01' }, { effectiveFrom: '2026-02-10T00:00:00Z', unitPrice: '0.02' }],
+      },
+    },
   },
 });
 
@@ -50,7 +61,9 @@ const row = (meter: string, value: string, groups = '{}', customer = 'acme'): Me
 
 before(async () => {
   db = await migratedWarehouse();
-  await db.query(`INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai')`);
+  await db.query(
+    `INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai'), ('initech', 'Initech', 'UTC', 'peaky')`,
+  );
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.latest', '2026-02-02T10:00:00Z', 3, 3)`);
   const hours: [string, MeterHourlyRow[]][] = [
     // Feb 1 00:00 in Seoul is Jan 31 15:00 UTC
@@ -63,6 +76,28 @@ before(async () => {
     // after the price change
     ['2026-02-12T10:00:00Z', [row('tokens', '1000', '{"model":"m-2"}')]],
   ];
+  // initech's peaks (MAX, priced): 100.5 on Feb 2, lower on Feb 3, 150 after the price change, 50 in March
+  for (const [h, v] of [
+    ['2026-02-02T10:00:00Z', '100.5'],
+    ['2026-02-03T10:00:00Z', '80'],
+    ['2026-02-12T10:00:00Z', '150'],
+    ['2026-03-01T05:00:00Z', '50'],
+  ] as const)
+    hours.push([h, [row('peak', v, '{}', 'initech')]]);
+  // Meters of two groups, and distinct values per group
+  hours.push(
+    [
+      '2026-02-05T10:00:00Z',
+      [
+        row('chats', '5', '{"model":"m-1","region":"eu"}'),
+        row('chats', '3', '{"model":"m-1","region":"us"}'),
+        row('chats', '2', '{"model":"m-2","region":"eu"}'),
+        row('visitors', '2', '{"region":"eu"}'),
+        row('visitors', '3', '{"region":"us"}'),
+      ],
+    ],
+    ['2026-02-05T11:00:00Z', [row('chats', '1', '{"model":"m-1","region":"eu"}'), row('chats', '4', '{"model":null,"region":"eu"}')]],
+  );
   for (const [h, rows] of hours) await db.transaction((tx) => replaceMeterHour(tx, Date.parse(h), [...new Set(rows.map((r) => r.meter))], rows));
   acmeToken = await createCustomerToken(db, 'acme');
   server = await startBillingServer({ db, catalog, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
@@ -75,6 +110,8 @@ after(async () => {
 /** The fields of the answers (usage by meter, cost, invoice, meters, errors) these tests read. */
 interface Body {
   aggregation: string;
+  groupBy: string[];
+  filter: Record<string, string[]>;
   calls: number;
   data: MeterUsageRow[];
   error: string;
@@ -136,14 +173,86 @@ test('usage by meter: windows in the zone, groups, the built-in calls, MAX and t
   assert.equal(bytes.body.data[0]?.value, '1500000');
 });
 
+test('usage by meter: several groupBy, filters by group value (filterGroupBy[...] and filter[...]), on calls too', async () => {
+  const q = (query: string) => get(`/v1/customers/acme/usage?meter=chats&from=2026-02-05T00:00:00Z&to=2026-02-06T00:00:00Z&tz=UTC&${query}`);
+  const both = await q('windowSize=DAY&groupBy=region&groupBy=model');
+  assert.equal(both.status, 200, JSON.stringify(both.body));
+  assert.deepEqual(both.body.groupBy, ['region', 'model']);
+  assert.deepEqual(
+    both.body.data.map((d) => `${d.groupBy?.region}/${d.groupBy?.model} ${d.value}`),
+    ['eu/m-1 6', 'eu/m-2 2', 'eu/null 4', 'us/m-1 3'],
+  );
+  const m1 = await q('filterGroupBy[model]=m-1');
+  assert.deepEqual(
+    m1.body.data.map((d) => d.value),
+    ['9'],
+  );
+  assert.deepEqual(m1.body.filter, { model: ['m-1'] });
+  assert.equal(m1.body.data[0]?.groupBy, undefined, 'no groupBy: no group in the rows');
+  const regions = await q('filter[region]=us&filter[region]=eu&filter[model]=m-1&groupBy=region&windowSize=HOUR');
+  assert.deepEqual(
+    regions.body.data.map((d) => `${d.windowStart} ${d.groupBy?.region} ${d.value}`),
+    ['2026-02-05T10:00:00Z eu 5', '2026-02-05T10:00:00Z us 3', '2026-02-05T11:00:00Z eu 1'],
+  );
+  const none = await q('filterGroupBy[model]=gpt-9');
+  assert.deepEqual(none.body.data, [], 'a value no event has: no rows');
+
+  const calls = await get('/v1/customers/acme/usage?meter=calls&from=2026-02-02T00:00:00Z&to=2026-02-03T00:00:00Z&filter[api]=locations.latest&groupBy=api');
+  assert.deepEqual(
+    calls.body.data.map((d) => `${d.groupBy?.api} ${d.value}`),
+    ['locations.latest 3'],
+  );
+  const otherApi = await get('/v1/customers/acme/usage?meter=calls&from=2026-02-02T00:00:00Z&to=2026-02-03T00:00:00Z&filter[api]=x');
+  assert.deepEqual(otherApi.body.data, []);
+});
+
+test('usage by meter: UNIQUE_COUNT is exact per hour and per single value of every group, and says so', async () => {
+  const q = async (query: string) => {
+    const r = await get(`/v1/customers/acme/usage?meter=visitors&from=2026-02-05T10:00:00Z&to=2026-02-05T11:00:00Z&${query}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return `${r.body.data.map((d) => d.value).join(',')} exact=${r.body.exact}`;
+  };
+  assert.equal(await q(''), '5 exact=false', 'eu + us: a user may be in both');
+  assert.equal(await q('groupBy=region'), '2,3 exact=true');
+  assert.equal(await q('filter[region]=eu'), '2 exact=true');
+  assert.equal(await q('filter[region]=eu&filter[region]=us'), '5 exact=false');
+  const day = await get('/v1/customers/acme/usage?meter=visitors&from=2026-02-05T00:00:00Z&to=2026-02-06T00:00:00Z&groupBy=region');
+  assert.equal(day.body.exact, false, 'a day of hours');
+});
+
+test('usage by meter: groupBy and filters are bounded, and a mistake is a 400 naming the parameter', async () => {
+  const base = 'meter=chats&from=2026-02-05T00:00:00Z&to=2026-02-06T00:00:00Z';
+  const many = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('&');
+  const cases: [string, string, RegExp][] = [
+    ['groupBy=model&groupBy=model', 'groupBy', /groupBy "model" is given twice/],
+    ['groupBy=model&groupBy=colour', 'groupBy', /meter chats groups by model, region; got "colour"/],
+    ['filter[colour]=red', 'filterGroupBy[colour]', /meter chats groups by model, region; got "colour"/],
+    ['filterGroupBy[]=x', 'filterGroupBy[]', /name the group, e\.g\. filterGroupBy\[model\]=gpt-4/],
+    [`filter[model]=${'x'.repeat(201)}`, 'filterGroupBy[model]', /at most 200 characters, got 201/],
+    [many(9, (i) => `filter[g${i}]=x`), 'filterGroupBy[g8]', /at most 8 groups filtered/],
+    [many(101, (i) => `filter[model]=v${i}`), 'filterGroupBy[model]', /at most 100 values per group/],
+    [many(9, (i) => `groupBy=g${i}`), 'groupBy', /at most 8 groupBy/],
+    ['filters[model]=x', 'filters[model]', /unknown parameter/],
+  ];
+  for (const [q, parameter, message] of cases) {
+    const r = await get(`/v1/customers/acme/usage?${base}&${q}`);
+    assert.equal(r.status, 400, q.slice(0, 80));
+    assert.equal(r.body.parameter, parameter, q.slice(0, 80));
+    assert.match(r.body.error, message, q.slice(0, 80));
+  }
+  const peak = await get('/v1/customers/acme/usage?meter=peak&from=2026-02-01&to=2026-02-02&filter[model]=m-1');
+  assert.equal(peak.status, 400);
+  assert.match(peak.body.error, /meter peak has no groups/);
+});
+
 test('GET /v1/meters lists calls and the declared meters, to service and customer tokens', async () => {
   const r = await get('/v1/meters', acmeToken);
   assert.equal(r.status, 200);
   assert.deepEqual(
     r.body.meters.map((m: { slug: string; aggregation: string; builtIn: boolean }) => `${m.slug} ${m.aggregation}${m.builtIn ? ' built-in' : ''}`),
-    ['calls COUNT built-in', 'bytes_out SUM built-in', 'peak MAX', 'tokens SUM', 'users UNIQUE_COUNT'],
+    ['calls COUNT built-in', 'bytes_out SUM built-in', 'chats COUNT', 'peak MAX', 'tokens SUM', 'users UNIQUE_COUNT', 'visitors UNIQUE_COUNT'],
   );
-  assert.deepEqual(r.body.meters[3]?.groupBy, { model: '$.model' });
+  assert.deepEqual(r.body.meters[4]?.groupBy, { model: '$.model' });
   assert.equal((await get('/v1/meters?x=1')).status, 400);
 });
 
@@ -156,7 +265,7 @@ test('usage by meter: an unaligned range, an unknown meter or group, too many ho
     ],
     ['meter=tokens&from=2026-02-01T00:00:00Z&to=2026-02-15T00:00:00Z&windowSize=MONTH&tz=UTC', 'to', /must be the start of a month/],
     ['meter=tokens&from=2026-02-01T00:30:00Z&to=2026-02-02T00:00:00Z', 'from', /whole hour/],
-    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_out, peak, tokens, users/],
+    ['meter=nope&from=2026-02-01&to=2026-02-02', 'meter', /no meter "nope"; meters: calls, bytes_out, chats, peak, tokens, users, visitors/],
     ['meter=tokens&from=2026-02-01&to=2026-02-02&groupBy=region', 'groupBy', /meter tokens groups by model; got "region"/],
     ['meter=peak&from=2026-02-01&to=2026-02-02&groupBy=model', 'groupBy', /meter peak has no groups/],
     ['meter=tokens&from=2026-01-01&to=2026-06-01&windowSize=HOUR', 'windowSize', /at most 92 days/],
@@ -215,6 +324,40 @@ test('meter prices: cost and invoice lines per meter, whole units rounded up, pr
     ['acme 0.13'],
   );
   assert.deepEqual(drafts[0]?.lines, inv.body.lines);
+});
+
+test('meter prices on a MAX meter: the period peak in whole units, each raise of the peak priced where it happens, any cut adds up', async () => {
+  const cost = async (from: string, to: string) => {
+    const r = await get(`/v1/customers/initech/cost?from=${from}&to=${to}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return { total: r.body.total, line: r.body.lines.find((l) => l.api === 'peak') };
+  };
+  // Feb: peak 150 -> 150 units; 101 started before Feb 10 at 0.01, the 49 more after at 0.02
+  const feb = await cost('2026-02-01T00:00:00Z', '2026-03-01T00:00:00Z');
+  assert.equal(feb.line?.meter, 'peak');
+  assert.equal(feb.line?.value, '150', 'the range peak, not the sum of hours (330.5)');
+  assert.equal(feb.line?.calls, 150);
+  assert.deepEqual(
+    feb.line?.items.map((i) => `${i.kind} ${i.quantity} ${i.amount}`),
+    ['unit 101 1.01', 'unit 49 0.98'],
+  );
+  assert.equal(feb.total, '1.99');
+  // Cut anywhere, the pieces add up to the period's total.
+  const a = await cost('2026-02-01T00:00:00Z', '2026-02-12T00:00:00Z');
+  const b = await cost('2026-02-12T00:00:00Z', '2026-03-01T00:00:00Z');
+  assert.deepEqual([a.total, b.total], ['1.01', '0.98']);
+  assert.equal(b.line?.value, '150');
+  // A day below the peak so far raises nothing.
+  const low = await cost('2026-02-03T00:00:00Z', '2026-02-04T00:00:00Z');
+  assert.equal(low.line?.calls ?? 0, 0);
+  assert.equal(low.total, '0.00');
+  // A new period starts from zero: March's peak is 50.
+  const two = await cost('2026-02-01T00:00:00Z', '2026-03-02T00:00:00Z');
+  assert.equal(two.line?.calls, 200);
+  assert.equal(two.total, '2.99');
+  const inv = await get('/v1/customers/initech/invoices/2026-02');
+  assert.equal(inv.status, 200, JSON.stringify(inv.body));
+  assert.equal(inv.body.total, '1.99');
 });
 
 test('meter prices: the units a decimal starts', () => {

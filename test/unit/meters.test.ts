@@ -55,9 +55,17 @@ test('meters: the catalog checks each meter and names the field', () => {
   refused([{ ...TOKENS, eventType: 'ai tokens' }], /eventType: "ai tokens" is not an event type/);
   refused([{ ...TOKENS, unit: 'x' }], /^meters\[0\]\.unit: unknown meter field/);
   refused({ tokens: TOKENS }, /^meters: expected an array of meters/);
-  refused([{ ...TOKENS, aggregation: 'MAX' }], /^plans\.basic\.meterPrices\.tokens: meter "tokens" is MAX: only COUNT and SUM meters are priced/, {
-    meterPrices: { tokens: '1' },
+  refused(
+    [{ ...TOKENS, aggregation: 'UNIQUE_COUNT' }],
+    /^plans\.basic\.meterPrices\.tokens: meter "tokens" is UNIQUE_COUNT: it cannot be priced, because a period's distinct values are not the sum of its hours'/,
+    { meterPrices: { tokens: '1' } },
+  );
+  const peak = parseCatalog({
+    currency: 'USD',
+    meters: [{ ...TOKENS, aggregation: 'MAX' }],
+    plans: { basic: { ...plans.basic, meterPrices: { tokens: '1' } } },
   });
+  assert.deepEqual(Object.keys(peak.plans.basic!.meterCharges ?? {}), ['tokens'], 'a MAX meter is priced (its period peak)');
   refused([], /^plans\.basic\.meterPrices\.seats: no meter "seats": declare it in "meters"/, { meterPrices: { seats: '1' } });
   refused([{ ...TOKENS, slug: 'calls' }], /"calls" is a built-in meter/);
   refused([], /calls are priced per API/, { meterPrices: { calls: '1' } });

@@ -21,7 +21,7 @@ export { MAX_DATA_BYTES };
 export const MAX_DATA_DEPTH = 32;
 
 /** Whether `v` nests objects/arrays more than `max` levels (iterative: no recursion on input). */
-function deeperThan(v: unknown, max: number): boolean {
+export function deeperThan(v: unknown, max: number): boolean {
   const stack: [unknown, number][] = [[v, 1]];
   while (stack.length) {
     const [x, d] = stack.pop()!;

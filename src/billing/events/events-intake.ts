@@ -12,12 +12,19 @@ import type { LogProducer, ProducerRecord } from '../../log/log.js';
 import { CustomerCheck, customerVerdict } from '../../pipeline/customer-check.js';
 import type { Sql } from '../../warehouse/warehouse.js';
 import { checkEvent } from './cloud-event.js';
+import { LogAppender } from './log-appender.js';
 import { readBody } from './read-body.js';
 
 /** Largest request body (a full batch of small events is ~300 KB). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Most events in one batch. */
 export const MAX_BATCH = 1000;
+/**
+ * Longest wait for the usage log to take a request's events; then the answer is a 503. With Kafka
+ * down, the producer's own retries held a request 20-30 s (fault scenario events-api-kafka-down),
+ * past a client's timeout. log-appender.ts: what happens to a send still running then.
+ */
+export const LOG_WAIT_MS = 10_000;
 
 export type EventResult = { index: number; status: 'accepted'; eventId: string; duplicate?: true } | { index: number; status: 'rejected'; reason: string };
 
@@ -35,6 +42,8 @@ export interface EventsIntakeOptions {
   now?: () => number;
   maxBodyBytes?: number;
   maxBatch?: number;
+  /** LOG_WAIT_MS unless given. */
+  logWaitMs?: number;
   onError?: (m: string) => void;
 }
 
@@ -51,7 +60,7 @@ function modeOf(contentType: string | undefined): Mode | null {
 }
 
 export class EventsIntake {
-  private producer: Promise<LogProducer> | null = null;
+  private readonly appender: LogAppender;
   private readonly now: () => number;
   private readonly maxBody: number;
   private readonly maxBatch: number;
@@ -67,6 +76,7 @@ export class EventsIntake {
     this.now = o.now ?? Date.now;
     this.maxBody = o.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxBatch = o.maxBatch ?? MAX_BATCH;
+    this.appender = new LogAppender({ openProducer: o.openProducer, waitMs: o.logWaitMs ?? LOG_WAIT_MS, maxBytes: this.maxBody });
     this.customers = new CustomerCheck(o.db);
   }
 
@@ -119,7 +129,7 @@ export class EventsIntake {
     if (!batch && only?.status === 'rejected') return err(400, only.reason);
     if (records.length) {
       try {
-        await (await this.openProducer()).send(records);
+        await this.appender.append(records);
       } catch (e) {
         this.o.onError?.(`events: the usage log refused a send of ${records.length} events: ${(e as Error).message}`);
         return err(
@@ -133,18 +143,7 @@ export class EventsIntake {
     return { status: 202, body: { accepted, rejected: results.length - accepted, results } };
   }
 
-  private openProducer(): Promise<LogProducer> {
-    if (!this.producer) {
-      this.producer = this.o.openProducer();
-      // A failed open is retried by the next request.
-      this.producer.catch(() => (this.producer = null));
-    }
-    return this.producer;
-  }
-
-  async close(): Promise<void> {
-    const p = this.producer;
-    this.producer = null;
-    if (p) await (await p.catch(() => null))?.close();
+  close(): Promise<void> {
+    return this.appender.close();
   }
 }

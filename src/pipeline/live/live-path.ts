@@ -23,6 +23,9 @@ import { RECHECK, type CustomerCheck } from '../customer-check.js';
 import { LiveWindow } from './window.js';
 import { PartitionWorker } from '../partition-worker.js';
 import { applyWindow, ensureOffsets, FencedError, liveStartTime, pruneLive, readOffsets, type LiveGroup } from './live-repository.js';
+import { loadMeters } from '../../billing/meter-store.js';
+import type { Meter } from '../../billing/meters.js';
+import { liveMeters } from './live-meters.js';
 
 export const DEFAULT_LIVE_GROUP = 'meter-live';
 
@@ -45,6 +48,8 @@ export interface LivePathOptions {
   afterCommit?: (n: number) => void;
   /** Do not count events whose customer did not exist at their log time (customer-check.ts); every role passes one. */
   customers?: CustomerCheck;
+  /** Read the meters to count again this often (default 10 s): a meter declared later counts from then on. */
+  metersEveryMs?: number;
 }
 
 export interface LiveStats {
@@ -76,6 +81,9 @@ export class LivePath {
   private lastPrune = 0;
   private lastErrorLog = 0;
   private readonly counters = { recordsIn: 0, rejected: 0, windows: 0, fenced: 0, pruned: 0 };
+  /** The meters counted besides calls (docs/meters.md "Freshness"), and when they were read. */
+  private meters: Meter[] = [];
+  private metersAt = 0;
 
   constructor(opts: LivePathOptions) {
     this.o = {
@@ -84,6 +92,7 @@ export class LivePath {
       maxRecords: 5000,
       keepMs: 3_600_000,
       pruneEveryMs: 60_000,
+      metersEveryMs: 10_000,
       limits: DEFAULT_TIME_BOUNDS,
       ...opts,
       logger: opts.logger ?? (() => {}),
@@ -115,6 +124,7 @@ export class LivePath {
   async start(): Promise<void> {
     if (this.consumer) throw new Error('live path already started');
     this.stopping = false;
+    await this.readMeters();
     await this.worker.start({
       tickMs: this.o.windowMs,
       tick: () => void this.tick(),
@@ -186,6 +196,7 @@ export class LivePath {
         records: w.records,
         events: w.distinctEvents(),
         completeUntil: advances ? reached : null,
+        meters: this.meters,
       });
     } catch (e) {
       if (e instanceof FencedError) await this.rebase(p, st, e);
@@ -219,6 +230,7 @@ export class LivePath {
     this.ticking = true;
     try {
       const t0 = Date.now();
+      if (t0 - this.metersAt >= this.o.metersEveryMs) await this.readMeters();
       const ends = await this.consumer.endOffsets();
       for (const [p, st] of this.worker.entries()) {
         const end = ends.get(p);
@@ -241,6 +253,18 @@ export class LivePath {
       }
     } finally {
       this.ticking = false;
+    }
+  }
+
+  /** The meters to count (those the rollup counts); on failure the last ones stay, read again next tick. */
+  private async readMeters(): Promise<void> {
+    try {
+      // a stored meter that no longer checks is left out; the rollup says so
+      this.meters = liveMeters(await loadMeters(this.o.db));
+    } catch (e) {
+      this.o.logger(`reading the meters failed, will retry: ${(e as Error).message}`);
+    } finally {
+      this.metersAt = Date.now();
     }
   }
 

@@ -40,7 +40,19 @@ export class LiveWindow {
       const e = a.event;
       const hour = hourStart(e.time);
       const key = `${hour}/${e.id}`;
-      if (!this.events.has(key)) this.events.set(key, { id: e.id, hour, customer: e.customer, api: e.api, billable: isBillable(e.status), offset: r.offset });
+      if (!this.events.has(key))
+        this.events.set(key, {
+          id: e.id,
+          hour,
+          customer: e.customer,
+          api: e.api,
+          billable: isBillable(e.status),
+          // for meters (live-meters.ts)
+          bytesIn: e.bytesIn,
+          bytesOut: e.bytesOut,
+          ...(e.data !== undefined ? { data: e.data } : {}),
+          offset: r.offset,
+        });
     } else this.rejected++;
     this.offsets.push(r.offset);
     this.next = r.offset + 1;

@@ -1,0 +1,156 @@
+/**
+ * How the events API appends to the usage log: one producer send at a time, the records of the
+ * requests that arrived meanwhile going together in the next one (up to `maxBytes`).
+ *
+ * Why one at a time: the Kafka producer is idempotent (kafkajs 2.2.4, src/log/kafka/producer.ts)
+ * and kafkajs hands a failed produce request's sequence numbers back for the retry; a send that
+ * overlaps takes them instead. If the broker had written the failed request, it answers the other
+ * send as a duplicate of it and drops that send's records while reporting success. The fault
+ * scenario events-api-kafka-down (test/faults/scenarios-events.ts) showed it: after Kafka came
+ * back, an event answered 202 was in neither the topic nor the lake, and the producer answered
+ * "out of order sequence number" from then on. The gateway sends one batch at a time as well
+ * (src/gateway/event-batcher.ts).
+ *
+ * After a failed send the producer is closed and the next send opens a new one (a new producer
+ * id, sequences from 0): a producer whose sequences no longer match the broker's fails every send.
+ *
+ * A request waits at most `waitMs`: one still queued then is dropped (nothing of it was sent), one
+ * being sent is answered as failed though the send may still store it (the client's resend is
+ * billed once: events are deduplicated by source and id). While a send has run longer than
+ * `waitMs`, new requests fail at once instead of queueing behind a stuck log.
+ */
+import type { LogProducer, ProducerRecord } from '../../log/log.js';
+
+/** Why the records of a request are not known to be in the log. */
+export class AppendError extends Error {
+  override name = 'AppendError';
+}
+
+interface Entry {
+  records: ProducerRecord[];
+  bytes: number;
+  taken: boolean;
+  settled: boolean;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+export interface LogAppenderOptions {
+  /** Opens the usage log's producer (again after a failed send). */
+  openProducer: () => Promise<LogProducer>;
+  /** Longest wait of one request (ms). */
+  waitMs: number;
+  /** Most bytes of record values in one send; a request larger than that is sent alone. */
+  maxBytes: number;
+  now?: () => number;
+}
+
+const bytesOf = (records: ProducerRecord[]) => records.reduce((n, r) => n + r.value.length + r.key.length, 0);
+
+export class LogAppender {
+  private readonly queue: Entry[] = [];
+  private producer: Promise<LogProducer> | null = null;
+  /** The close of a discarded producer: the next one opens after it (the embedded log's writers are shared). */
+  private closing: Promise<void> = Promise.resolve();
+  /** When the send now running began; null when none runs. */
+  private sendingSince: number | null = null;
+  private running = false;
+  private readonly now: () => number;
+
+  constructor(private readonly o: LogAppenderOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Resolves once the records are durable in the log; rejects with an AppendError otherwise. */
+  append(records: ProducerRecord[]): Promise<void> {
+    if (this.sendingSince !== null && this.now() - this.sendingSince > this.o.waitMs)
+      return Promise.reject(new AppendError(`an earlier send has waited more than ${this.o.waitMs} ms for the log`));
+    return new Promise<void>((resolve, reject) => {
+      const entry: Entry = { records, bytes: bytesOf(records), taken: false, settled: false, resolve, reject };
+      const timer = setTimeout(() => {
+        if (!entry.taken) this.queue.splice(this.queue.indexOf(entry), 1);
+        settle(
+          entry,
+          new AppendError(entry.taken ? `the log did not take them within ${this.o.waitMs} ms` : `not sent: the log was busy for ${this.o.waitMs} ms`),
+        );
+      }, this.o.waitMs);
+      entry.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      entry.reject = (e) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+      this.queue.push(entry);
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.take();
+        this.sendingSince = this.now();
+        try {
+          const producer = await this.openProducer();
+          await producer.send(batch.flatMap((e) => e.records));
+          for (const e of batch) settle(e);
+        } catch (err) {
+          this.discardProducer();
+          const e = err instanceof Error ? err : new Error(String(err));
+          for (const x of batch) settle(x, new AppendError(e.message));
+        } finally {
+          this.sendingSince = null;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** The queue's first request and as many after it as fit in maxBytes together. */
+  private take(): Entry[] {
+    const batch: Entry[] = [];
+    let bytes = 0;
+    while (this.queue.length) {
+      const next = this.queue[0]!;
+      if (batch.length && bytes + next.bytes > this.o.maxBytes) break;
+      this.queue.shift();
+      next.taken = true;
+      batch.push(next);
+      bytes += next.bytes;
+    }
+    return batch;
+  }
+
+  private openProducer(): Promise<LogProducer> {
+    if (!this.producer) {
+      this.producer = this.closing.then(() => this.o.openProducer());
+      // A failed open is retried by the next send.
+      this.producer.catch(() => (this.producer = null));
+    }
+    return this.producer;
+  }
+
+  private discardProducer(): void {
+    const p = this.producer;
+    this.producer = null;
+    if (p) this.closing = p.then((x) => x.close()).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    const p = this.producer;
+    this.producer = null;
+    if (p) await (await p.catch(() => null))?.close();
+  }
+}
+
+function settle(e: Entry, err?: Error): void {
+  if (e.settled) return;
+  e.settled = true;
+  if (err) e.reject(err);
+  else e.resolve();
+}
