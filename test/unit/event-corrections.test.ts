@@ -25,7 +25,9 @@ import type { UsageEvent } from '../../src/events/usage-event.js';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { Logger } from '../../src/ground/logger.js';
 import { tempDir } from '../support/tmp.js';
-import { migratedWarehouse } from '../support/warehouse.js';
+import { migratedWarehouse, reusableWarehouse } from '../support/warehouse.js';
+import type { Warehouse } from '../../src/warehouse/warehouse.js';
+import { recordCorrection } from '../../src/billing/events/correction-store.js';
 import { until } from '../support/until.js';
 
 const SERVICE = 'svc-token-for-correction-tests-0123456789';
@@ -475,4 +477,36 @@ test('corrections: the same id in another hour is another event, corrected on it
   const [m] = await db.query<{ v: string }>("SELECT sum(value)::text AS v FROM meter_hourly WHERE hour = $1 AND meter = 'tokens'", [iso(HOUR + HOUR_MS)]);
   assert.equal(Number(m?.v), 90);
   assert.deepEqual(await hourRows(), before, 'the first hour is as it was');
+});
+
+test("corrections: the tests' reusable warehouse empties the append-only trail and restarts its sequence", async () => {
+  const input = {
+    correctionId: 'reuse-1',
+    requestHash: 'h',
+    eventId: e1.id,
+    eventTime: e1.time,
+    customer: 'acme',
+    api: 'ai.tokens',
+    source: null,
+    sourceId: null,
+    action: 'cancel' as const,
+    lakeData: null,
+    data: null,
+    reason: 'x',
+    actor: 'test',
+  };
+  const seqOf = async (w: Warehouse) =>
+    (await w.query<{ seq: string }>("SELECT seq::text AS seq FROM event_corrections WHERE correction_id = 'reuse-1'"))[0]?.seq;
+  const a = await reusableWarehouse();
+  await recordCorrection(a, input);
+  const first = await seqOf(a);
+  await a.close();
+  const b = await reusableWarehouse();
+  try {
+    assert.deepEqual(await b.query('SELECT 1 FROM rollup_corrections'), []);
+    assert.equal((await recordCorrection(b, input)).kind, 'created', 'the trail was emptied');
+    assert.equal(await seqOf(b), first, 'the same seq as in a new database');
+  } finally {
+    await b.close();
+  }
 });
