@@ -19,7 +19,7 @@ import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { createKey } from '../../src/gateway/keys.js';
 import { startBillingServer } from '../../src/billing/server.js';
 import { CATALOG, HOUR, MONTH, SERVICE, costOf, pipeline, event, priceAndLateEvent } from '../support/answer-cache-scenario.js';
-import { migratedWarehouse } from '../support/warehouse.js';
+import { reusableWarehouse } from '../support/warehouse.js';
 
 /** The warehouse, counting the statements sent through it (transactions count as one). */
 class CountingWarehouse implements Warehouse {
@@ -82,7 +82,7 @@ test('a new tag computes again; callers of one (key, tag) share one computation;
 });
 
 test('concurrent answers share one versions statement, and each sees what was committed before it asked', async () => {
-  const inner = await migratedWarehouse();
+  const inner = await reusableWarehouse();
   const db = new CountingWarehouse(inner);
   try {
     const cache = new CatalogCache(db);
@@ -107,7 +107,7 @@ test('concurrent answers share one versions statement, and each sees what was co
 });
 
 test('exact on PGlite: a price change, a late event rolled up, a fix by hand, seen by the next answer of two servers', async () => {
-  const db = await migratedWarehouse();
+  const db = await reusableWarehouse();
   try {
     await priceAndLateEvent(db, db, db);
   } finally {
@@ -116,7 +116,7 @@ test('exact on PGlite: a price change, a late event rolled up, a fix by hand, se
 });
 
 test('a repeated closed-month answer takes one statement while the live path moves the open hour; usage over the open hour follows it', async () => {
-  const inner = await migratedWarehouse();
+  const inner = await reusableWarehouse();
   const db = new CountingWarehouse(inner);
   await syncCatalog(inner, CATALOG);
   await createKey(inner, { customer: 'acme', plan: 'p' });
@@ -159,7 +159,7 @@ test('a repeated closed-month answer takes one statement while the live path mov
 });
 
 test('the month asked is the key: other ranges, zones and customers get their own answers', async () => {
-  const db = await migratedWarehouse();
+  const db = await reusableWarehouse();
   await syncCatalog(db, CATALOG);
   await createKey(db, { customer: 'acme', plan: 'p' });
   await createKey(db, { customer: 'globex', plan: 'p' });

@@ -22,7 +22,7 @@ import { planCompaction } from '../../src/pipeline/compaction-plan.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
-import { migratedWarehouse } from '../support/warehouse.js';
+import { reusableWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
 const PARTITIONS = 3;
@@ -83,7 +83,7 @@ type Row = { customer_id: string; api: string; hour: string; calls: number; even
 
 /** The rollup's answer for every hour of the lake, from a fresh warehouse. */
 async function rollupRows(lake: LocalLake): Promise<Row[]> {
-  const db = await migratedWarehouse();
+  const db = await reusableWarehouse();
   const r = new Rollup({ lake, db });
   try {
     await r.run();
@@ -265,7 +265,7 @@ test('rollup --follow compacts closed hours after a round, then rolls them up ag
   const root = copyOf(base);
   const { lake } = open(root);
   const before = (await listDataFiles(lake, TOPIC)).length;
-  const db = await migratedWarehouse();
+  const db = await reusableWarehouse();
   const r = new Rollup({ lake, db, compaction: { topic: TOPIC, targetBytes: 256 << 20, afterMs: 1 } });
   const ac = new AbortController();
   const following = r.follow(100, ac.signal);

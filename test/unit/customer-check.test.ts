@@ -23,7 +23,7 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-eve
 import { hourDir, hourStart, HOUR_MS } from '../../src/lake/layout.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { tempDir } from '../support/tmp.js';
-import { migratedWarehouse } from '../support/warehouse.js';
+import { reusableWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
 const dirs: string[] = [];
@@ -37,7 +37,7 @@ async function setup() {
   const lake = new LocalLake(pathToFileURL(join(root, 'lake')).href);
   await lake.init();
   const dead = new FolderDeadLetter(join(root, 'dead-letter'), TOPIC);
-  const db = await migratedWarehouse(); // in memory: each setup made a PGlite folder (initdb) before
+  const db = await reusableWarehouse(); // in memory: each setup made a PGlite folder (initdb) before
   return { root, log, lake, dead, db };
 }
 

@@ -12,7 +12,7 @@ import { FileLog } from '../../src/log/file-log.js';
 import type { ProducerRecord } from '../../src/log/log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
-import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { dataCompleteUntil } from '../../src/warehouse/usage-repository.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
@@ -22,7 +22,7 @@ import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { queryUsage } from '../../src/billing/usage-query.js';
 import { tempDir } from '../support/tmp.js';
-import { migratedWarehouse } from '../support/warehouse.js';
+import { reusableWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
 
@@ -36,7 +36,7 @@ async function setup() {
   const log = new FileLog({ dir: join(dir, 'log'), topic: TOPIC, partitions: 3, pollMs: 10 });
   await log.init();
   const producer = await log.producer();
-  const db = await migratedWarehouse();
+  const db = await reusableWarehouse();
   return {
     dir,
     log,
@@ -68,7 +68,7 @@ function truthOf(events: UsageEvent[]): Cells {
   return out;
 }
 
-async function table(db: PgliteWarehouse, from: string, where = ''): Promise<Cells> {
+async function table(db: Warehouse, from: string, where = ''): Promise<Cells> {
   const rows = await db.query<{ customer_id: string; api: string; hour: Date; calls: number; events: number }>(
     `SELECT customer_id, api, hour, calls, events FROM ${from} ${where}`,
   );
@@ -79,7 +79,7 @@ async function table(db: PgliteWarehouse, from: string, where = ''): Promise<Cel
 
 const sorted = (m: Cells) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
 
-async function sources(db: PgliteWarehouse, hour: number): Promise<string[]> {
+async function sources(db: Warehouse, hour: number): Promise<string[]> {
   const rows = await db.query<{ source: string }>('SELECT DISTINCT source FROM billable_hourly WHERE hour = $1', [new Date(hour).toISOString()]);
   return rows.map((r) => r.source).sort();
 }

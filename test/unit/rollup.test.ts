@@ -7,12 +7,12 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { Lake } from '../../src/lake/lake.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
-import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
-import { migratedWarehouse } from '../support/warehouse.js';
+import { reusableWarehouse } from '../support/warehouse.js';
 
 async function openLake(root: string): Promise<Lake> {
   const lake = new LocalLake(pathToFileURL(root).href);
@@ -70,7 +70,7 @@ interface Row {
   events: number;
 }
 
-async function rows(db: PgliteWarehouse): Promise<Row[]> {
+async function rows(db: Warehouse): Promise<Row[]> {
   const r = await db.query<any>(`SELECT customer_id, api, hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`);
   return r.map((x) => ({ customer_id: x.customer_id, api: x.api, hour: new Date(x.hour).toISOString(), calls: x.calls, events: x.events }));
 }
@@ -82,7 +82,7 @@ function ev(customer: string, api: string, time: number, billable = true): Ev {
 async function setup(dedupe?: DedupeMethod) {
   const root = tempDir('meter-rollup-');
   const lake = await openLake(root);
-  const db = await migratedWarehouse();
+  const db = await reusableWarehouse();
   const rollup = new Rollup({ lake, db, dedupe });
   return { root, lake, db, rollup, close: async () => (await rollup.close(), await db.close(), await lake.close()) };
 }
