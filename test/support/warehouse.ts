@@ -168,19 +168,27 @@ export async function reusableWarehouse(): Promise<Warehouse> {
     throw e;
   }
   let closed = false;
+  let inFlight = 0;
   // After close() this handle refuses work as a closed database does, so a loop left running by one
-  // test cannot write into the next one's database.
-  const open = () => {
+  // test cannot write into the next one's database; and a database with work of this handle still
+  // running at close() (a transaction left waiting, say) is shut, not kept.
+  const run = async <T>(work: () => Promise<T>): Promise<T> => {
     if (closed) throw new Error('reusableWarehouse: used after close()');
+    inFlight++;
+    try {
+      return await work();
+    } finally {
+      inFlight--;
+    }
   };
   return {
     kind: 'pglite',
-    query: async (text, params) => (open(), db.query(text, params)),
-    transaction: async (fn) => (open(), db.transaction(fn)),
+    query: (text, params) => run(() => db.query(text, params)),
+    transaction: (fn) => run(() => db.transaction(fn)),
     async close() {
       if (closed) return;
       closed = true;
-      if (await reset(db, p).catch(() => false)) idle.push(db);
+      if (inFlight === 0 && (await reset(db, p).catch(() => false))) idle.push(db);
       else await db.close();
     },
   };
