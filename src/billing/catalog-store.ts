@@ -81,6 +81,12 @@ export async function setPrice(db: Warehouse, planId: string, api: string, versi
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
     const plan = await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId]);
     if (!plan.length) throw new CatalogStoreError(`unknown plan "${planId}" (import the catalog first: meter plans import)`);
+    // An API named as a meter the plan prices: an invoice line would name both (as setMeterPrice checks the other way).
+    if (
+      meterOfPriceName(api) === null &&
+      (await tx.query('SELECT 1 FROM prices WHERE plan_id = $1 AND api = $2 LIMIT 1', [planId, meterPriceName(api)])).length
+    )
+      throw new CatalogStoreError(`"${api}" is also a meter priced by plan ${planId}: an invoice line would name both; rename the meter`);
     return upsertVersion(tx, planId, api, version);
   });
 }

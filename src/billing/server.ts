@@ -12,6 +12,7 @@
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
  *   POST /v1/events                                     service token: CloudEvents into the usage log (events/)
  *   POST|GET /v1/events/corrections                     service token: cancel or correct an event; the audit trail (events/corrections-api.ts)
+ *   GET  /v1/events/corrections/:correctionId           service token: one correction
  * 401 without a known token, 403 for another customer's data (404 for another customer's
  * invoice id, so ids reveal nothing), 400 `{ error, parameter }` for a bad parameter, 404
  * unknown route or customer, 405 wrong method, 409 no plan to price with / not acknowledgeable.
@@ -120,9 +121,11 @@ export const ROUTES = [
   { method: 'POST', path: '/v1/events' },
   { method: 'POST', path: '/v1/events/corrections' },
   { method: 'GET', path: '/v1/events/corrections' },
+  { method: 'GET', path: '/v1/events/corrections/{correctionId}' },
   { method: 'GET', path: '/v1/meters' },
 ] as const;
 
+const CORRECTION_PATH = '/v1/events/corrections/';
 const CUSTOMER_ROUTE = /^\/v1\/(?:customers\/([^/]+)|(me))(?:\/(usage|cost|prices|invoices)|\/invoices\/([^/]+))?$/;
 const INVOICE_ROUTE = /^\/v1\/invoices(?:\/([^/]+)(\/acknowledge)?)?$/;
 
@@ -210,6 +213,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     if (asset) return serveStatic(req, res, asset);
     if (path === '/v1/events') return postEvents(req, res);
     if (path === '/v1/events/corrections') return eventCorrections(req, res, url.searchParams);
+    if (path.startsWith(CORRECTION_PATH)) return eventCorrections(req, res, url.searchParams, decodeId(path.slice(CORRECTION_PATH.length), 'correctionId'));
 
     const cm = CUSTOMER_ROUTE.exec(path);
     const im = cm ? null : INVOICE_ROUTE.exec(path);
@@ -321,14 +325,20 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     send(res, a.status, a.body, a.headers);
   }
 
-  async function eventCorrections(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): Promise<void> {
-    if (req.method !== 'POST' && req.method !== 'GET') throw new HttpError(405, 'method not allowed', { allow: 'GET, POST' });
+  async function eventCorrections(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, id?: string): Promise<void> {
+    if (id !== undefined ? req.method !== 'GET' : req.method !== 'POST' && req.method !== 'GET')
+      throw new HttpError(405, 'method not allowed', { allow: id !== undefined ? 'GET' : 'GET, POST' });
     const token = bearerToken(req.headers.authorization);
     const principal = await auth.authenticate(token, async (id) => (await catalog.view()).token(id));
     if (!principal) throw new HttpError(401, 'missing, unknown, revoked or expired bearer token (send Authorization: Bearer <token>)');
     if (principal.kind !== 'service') throw new HttpError(403, 'event corrections need a service token');
     if (!opts.corrections) throw new HttpError(503, 'this billing server was started without the lake, so it cannot look events up to correct them');
-    const a = req.method === 'GET' ? await opts.corrections.list(q) : await opts.corrections.post(req, serviceTokenName(token ?? ''));
+    const a =
+      id !== undefined
+        ? await opts.corrections.get(id, q)
+        : req.method === 'GET'
+          ? await opts.corrections.list(q)
+          : await opts.corrections.post(req, serviceTokenName(token ?? ''));
     send(res, a.status, a.body, a.headers);
   }
 

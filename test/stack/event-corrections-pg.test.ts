@@ -178,6 +178,12 @@ test('corrections on Postgres: races serialise, repeats are stored once, two rol
   const trail = JSON.parse(listed.out) as { corrections: { correctionId: string }[] };
   assert.equal(trail.corrections.length, 1 + 10 + 1 + 1);
   assert.equal(trail.corrections[0]!.correctionId.startsWith('cli-'), true, 'newest first');
+  const human = await meter(['events', 'corrections', '--url', billing.url, '--limit', '2']);
+  assert.equal(human.code, 0, human.err);
+  assert.match(
+    human.out,
+    /^\S+Z {2}cli-[0-9a-f]{24} {2}pending {2}acme {2}ai\.tokens {2}\S+ {2}cancel {2}by service:[0-9a-f]{8}: from the CLI\n.*\n2 corrections \(more: raise --limit\)\n$/,
+  );
 
   // Two rollups at once: the corrected hour is recomputed, and once more changes nothing.
   const second = new Rollup({ lake, db });

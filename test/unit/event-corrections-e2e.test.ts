@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig, type MeterConfig } from '../../src/config/config.js';
 import { openLog, openLake, openWarehouse } from '../../src/runtime/backends.js';
-import { startIngestRole, rollupOf, startBillingRole } from '../../src/runtime/roles.js';
+import { startIngestRole, startLiveRole, rollupOf, startBillingRole } from '../../src/runtime/roles.js';
 import { silentLogger } from '../../src/ground/logger.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
@@ -70,12 +70,15 @@ async function post(path: string, body: unknown, contentType: string): Promise<{
 }
 
 async function ingestAndRollUp(): Promise<void> {
+  // The live path too: its rows of the hour keep the events as they were sent (it applies no
+  // correction), and billing must read the rollup's corrected rows all the same.
+  const live = await startLiveRole(cfg, { log, db }, silentLogger);
   const ingest = await startIngestRole(cfg, { log, lake, db }, silentLogger);
   try {
-    await ingest.waitCaughtUp(60_000);
+    await Promise.all([ingest.waitCaughtUp(60_000), live.waitCaughtUp(60_000)]);
     await ingest.flushAll();
   } finally {
-    await ingest.stop();
+    await Promise.all([ingest.stop(), live.stop()]);
   }
   const rollup = rollupOf({ lake, db }, silentLogger);
   try {
@@ -117,6 +120,9 @@ test('corrections end to end: events API, ingest, rollup; cancel and correct by 
   assert.deepEqual(await billed(), { calls: 3, tokens: '123' });
   await ingestAndRollUp();
   assert.deepEqual(await billed(), { calls: 2, tokens: '10' });
+  const [liveRow] = await db.query<{ calls: string }>("SELECT sum(calls)::text AS calls FROM live_hourly WHERE customer_id = 'acme' AND api = 'ai.tokens'");
+  // (The live path drops an hour's rows once the rollup has it whole: pruneLive, keepMs.)
+  assert.ok(liveRow?.calls === '3' || liveRow?.calls === null, `the live rows, if still kept, were not corrected; billing read the rollup (${liveRow?.calls})`);
 
   // The cancelled event sent again: the same id, still cancelled; the correction still applies.
   const again = await post('/v1/events', [ce('a', 100), ce('b', 20)], 'application/cloudevents-batch+json');

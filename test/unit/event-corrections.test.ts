@@ -325,6 +325,11 @@ test('corrections: cancel and correct by id, idempotent, with the audit trail; t
     (appliedList.body.corrections as { applied: boolean }[]).map((c) => c.applied),
     [true, true, true, true],
   );
+  const one = await call('GET', '/v1/events/corrections/fix-3');
+  assert.deepEqual([one.status, one.body.correctionId, one.body.applied], [200, 'fix-3', true]);
+  assert.equal((await call('GET', '/v1/events/corrections/nope')).status, 404);
+  assert.equal((await call('POST', '/v1/events/corrections/fix-3', {})).status, 405);
+  assert.equal((await call('GET', '/v1/events/corrections/fix-3', undefined, acmeToken)).status, 403);
   const beta = await call('GET', '/v1/events/corrections?customer=beta');
   assert.deepEqual(beta.body.corrections, []);
   assert.equal((await call('GET', '/v1/events/corrections?cursor=zz')).status, 400);
@@ -440,4 +445,34 @@ test('corrections: at most MAX_LOOKUPS lake lookups at once and MAX_WAITING wait
   } finally {
     await s.close();
   }
+});
+
+test('corrections: the same id in another hour is another event, corrected on its own', async () => {
+  // e5 (cancelled in its hour by fix-6) sent again with a time in the next hour: the rollup counts it there.
+  const later = { ...e5, time: HOUR + HOUR_MS + 5_000, data: JSON.stringify({ tokens: 9 }) };
+  mkdirSync(join(root, hourDir(later.time)), { recursive: true });
+  const w = await ParquetWriter.open({ connections: 1 });
+  try {
+    await w.write([later], join(root, hourDir(later.time), dataFileName('usage-events', 3, 0, 0)));
+  } finally {
+    w.close();
+  }
+  await rollup.run();
+  const before = await hourRows();
+  const r = await post({
+    correctionId: 'later-1',
+    event: { source: 'jobs', id: 'e5' },
+    time: iso(later.time),
+    action: 'correct',
+    data: { tokens: 90 },
+    reason: 'x',
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual(r.body.before, { cancelled: false, data: { tokens: 9 } }, "this hour's copy, not the cancelled one");
+  assert.equal(r.body.version, 2, 'versions count every correction of the id');
+  assert.deepEqual(await rollup.pendingHours(), [HOUR + HOUR_MS]);
+  await rollup.run();
+  const [m] = await db.query<{ v: string }>("SELECT sum(value)::text AS v FROM meter_hourly WHERE hour = $1 AND meter = 'tokens'", [iso(HOUR + HOUR_MS)]);
+  assert.equal(Number(m?.v), 90);
+  assert.deepEqual(await hourRows(), before, 'the first hour is as it was');
 });

@@ -29,6 +29,7 @@ import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { meterUsage } from '../../src/billing/meter-usage.js';
 import { plainDecimal } from '../../src/billing/meters.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
@@ -202,6 +203,36 @@ test('live meters: a flood of group values keeps at most MAX_GROUPS rows per cus
     assert.deepEqual(
       r.map((x) => `${x.meter} ${x.groups} ${x.other} ${plainDecimal(x.value)} ${x.events}`),
       [`tokens ${MAX_GROUPS + 1} 1 ${2 * n} ${n}`, `users ${MAX_GROUPS + 1} 1 ${n} ${n}`],
+    );
+  } finally {
+    await live.stop();
+    await s.close();
+  }
+});
+
+test('live meters: a meter declared while the live path runs is counted from when it is read again', async () => {
+  const s = await setup();
+  const live = new LivePath({ log: s.log, db: s.db, windowMs: 25, metersEveryMs: 50 });
+  const at = () => Math.min(Date.now(), hourStart(Date.now()) + HOUR_MS - 1);
+  try {
+    const { meters: _all, ...none } = catalog;
+    await syncCatalog(s.db, none);
+    await live.start();
+    assert.deepEqual(live.stats().meters, []);
+    await s.producer.send(Array.from({ length: 5 }, (_, i) => rec(ev('later', at(), 1 + i, { data: '{"model":"m","tokens":10}' }))));
+    await live.waitCaughtUp(30_000);
+    assert.equal((await s.db.query('SELECT 1 FROM live_meter_hourly')).length, 0, 'no meter declared: no meter rows');
+
+    await syncCatalog(s.db, catalog);
+    await until('the live path reads the new meters', () => live.stats().meters.includes('tokens'));
+    assert.deepEqual(live.stats().meters.sort(), ['bytes_in', 'peak', 'requests', 'tokens', 'users']);
+    await s.producer.send(Array.from({ length: 3 }, (_, i) => rec(ev('later', at(), 1 + i, { data: '{"model":"m","tokens":10}' }))));
+    await live.waitCaughtUp(30_000);
+    const r = await s.db.query<{ value: string; events: unknown }>(`SELECT value::text AS value, events FROM live_meter_hourly WHERE meter = 'tokens'`);
+    assert.deepEqual(
+      r.map((x) => `${plainDecimal(x.value)} ${x.events}`),
+      ['30 3'],
+      'the events after it, not those before (the rollup counts those)',
     );
   } finally {
     await live.stop();

@@ -36,7 +36,7 @@ export interface Correction {
   correctionId: string;
   action: CorrectionAction;
   event: { eventId: string; customer: string; type: string; time: string; source?: string; id?: string };
-  /** 1 for the event's first correction. */
+  /** Counts the corrections of the event id from 1 (the same id in another hour is another event, corrected on its own). */
   version: number;
   before: { cancelled: false; data: unknown };
   after: { cancelled: boolean; data: unknown };
@@ -122,8 +122,16 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
       await tx.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [CORRECTION_LOCK, c.eventId]);
       const [same] = await tx.query<Row>(`SELECT ${READ} FROM event_corrections WHERE correction_id = $1`, [c.correctionId]);
       if (same) return { kind: same.request_hash === c.requestHash ? 'duplicate' : 'conflict', correction: correctionOf(same) };
-      const [last] = await tx.query<Row>(`SELECT ${READ} FROM event_corrections WHERE event_id = $1 ORDER BY version DESC LIMIT 1`, [c.eventId]);
+      // The event is (id, hour): the rollup dedupes ids per hour, so the same id sent again in
+      // another hour is another event (docs/events-api.md) with corrections of its own; `version`
+      // counts every correction of the id (UNIQUE (event_id, version), migration 017).
+      const hour = new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString();
+      const [last] = await tx.query<Row>(`SELECT ${READ} FROM event_corrections WHERE event_id = $1 AND hour = $2 ORDER BY version DESC LIMIT 1`, [
+        c.eventId,
+        hour,
+      ]);
       if (last?.action === 'cancel') return { kind: 'cancelled', by: correctionOf(last) };
+      const [top] = await tx.query<{ v: number | null }>('SELECT max(version) AS v FROM event_corrections WHERE event_id = $1', [c.eventId]);
       const [row] = await tx.query<Row>(
         `INSERT INTO event_corrections (correction_id, request_hash, event_id, version, hour, event_time, customer_id, api, source, source_id,
                                         action, before_data, after_data, reason, actor)
@@ -134,7 +142,7 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
           c.correctionId,
           c.requestHash,
           c.eventId,
-          (last ? Number(last.version) : 0) + 1,
+          Number(top?.v ?? 0) + 1,
           new Date(c.eventTime).toISOString(),
           c.customer,
           c.api,
@@ -145,7 +153,7 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
           c.action === 'correct' ? c.data : null,
           c.reason,
           c.actor,
-          new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString(),
+          hour,
         ],
       );
       if (!row) return null;
@@ -153,13 +161,18 @@ export async function recordCorrection(db: Warehouse, c: CorrectionInput): Promi
       await tx.query(
         `INSERT INTO rollup_corrections AS r (hour, corrections) VALUES ($1, 1)
          ON CONFLICT (hour) DO UPDATE SET corrections = r.corrections + 1`,
-        [new Date(c.eventTime - (c.eventTime % HOUR_MS)).toISOString()],
+        [hour],
       );
       return { kind: 'created', correction: correctionOf(row) };
     });
     if (outcome) return outcome;
   }
   throw new Error(`correction ${c.correctionId}: its id kept being taken by another event's correction`);
+}
+
+export async function correctionById(db: Sql, correctionId: string): Promise<Correction | null> {
+  const [r] = await db.query<Row>(`SELECT ${READ} FROM event_corrections WHERE correction_id = $1`, [correctionId]);
+  return r ? correctionOf(r) : null;
 }
 
 /** A page of the audit trail, newest first; `after`: the seq the previous page ended at. */

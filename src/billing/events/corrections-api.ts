@@ -14,7 +14,7 @@ import type { Warehouse } from '../../warehouse/warehouse.js';
 import { pageParams, encodeCursor } from '../pagination.js';
 import { ParamError, onlyParams } from '../params.js';
 import { MAX_DATA_BYTES, MAX_DATA_DEPTH, deeperThan } from './cloud-event.js';
-import { type Correction, finalInvoiceAt, listCorrections, recordCorrection } from './correction-store.js';
+import { type Correction, correctionById, finalInvoiceAt, listCorrections, recordCorrection } from './correction-store.js';
 import { eventIdOf } from './event-id.js';
 import { findEventInLake } from './event-lookup.js';
 import { parseEventTime } from './event-time.js';
@@ -266,6 +266,14 @@ export class EventCorrections {
           }
         : {}),
     };
+  }
+
+  /** `GET /v1/events/corrections/{correctionId}`: one correction (is it applied yet?). */
+  async get(id: string, q: URLSearchParams): Promise<CorrectionAnswer> {
+    onlyParams(q, []);
+    const c = await correctionById(this.o.db, id);
+    if (!c) return { status: 404, body: { error: `no correction ${JSON.stringify(id.slice(0, 200))}`, parameter: 'correctionId' } };
+    return { status: 200, body: { ...c } };
   }
 
   /** `GET /v1/events/corrections[?customer][&limit][&cursor]`: the audit trail, newest first. */

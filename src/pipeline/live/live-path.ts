@@ -59,6 +59,8 @@ export interface LiveStats {
   fenced: number;
   pruned: number;
   partitions: Record<number, { applied: number; read: number; pending: number; completeUntil: string | null }>;
+  /** The meters counted besides calls, as last read (docs/meters.md "Freshness"). */
+  meters: string[];
 }
 
 interface PartState {
@@ -306,6 +308,6 @@ export class LivePath {
         pending: st.win.records,
         completeUntil: st.completeUntil === null ? null : new Date(st.completeUntil).toISOString(),
       };
-    return { ...this.counters, partitions };
+    return { ...this.counters, partitions, meters: this.meters.map((m) => m.slug) };
   }
 }
