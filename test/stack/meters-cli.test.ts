@@ -5,22 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
-import { tempDir } from '../support/tmp.js';
+import { cliFolder } from '../support/cli-run.js';
 
-const dir = tempDir('meter-meters-cli-');
-function meter(...args: string[]) {
-  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), METER_LOG_LEVEL: 'warn' },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = await cliFolder('meter-meters-cli-');
+const { dir } = cli;
+const meter = (...args: string[]) => cli.meter(args);
 
 test('meters from the CLI: catalog errors name the field, rollup --meter errors exit 2, a meter backfill runs', () => {
   const catalog = JSON.parse(readFileSync(assetPath('fixtures/catalog.json'), 'utf8'));
