@@ -11,8 +11,8 @@
  * at or after the local midnight, as the usage answer's buckets) and the statement puts each
  * hour in its window with width_bucket, so every window starts and ends where it says.
  * A window's value: the sum of its hours (COUNT, SUM), their maximum (MAX), or for UNIQUE_COUNT
- * the sum of the hours' distinct counts, which is exact only for one hour and one group: the
- * answer says so (`exact: false`).
+ * the number of distinct value digests over its hours and groups (billable_meter_values,
+ * migration 019): exact over any window.
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { DATA_COMPLETE_UNTIL_SQL } from '../warehouse/usage-repository.js';
@@ -58,7 +58,10 @@ export interface MeterUsageReport {
   timeZone: string;
   groupBy: string[];
   filter: Record<string, string[]>;
-  /** false: a UNIQUE_COUNT summed over hours or groups (an upper bound of the distinct values). */
+  /**
+   * Always true now: UNIQUE_COUNT counts distinct values over the window (migration 019). Kept
+   * for clients that read it (it was false when hourly distinct counts were summed).
+   */
   exact: boolean;
   data: MeterUsageRow[];
   dataCompleteUntil: string | null;
@@ -180,12 +183,15 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
   const groupOf = (name: string) => (calls ? 'api' : `groups->>($${params.push(name)}::text)`);
   const selected = p.groupBy.map((g, i) => `${groupOf(g)} AS g${i}`);
   const filters = Object.entries(p.filter).map(([g, values]) => `AND ${groupOf(g)} = ANY($${params.push(values)}::text[])`);
+  // UNIQUE_COUNT: the distinct digests of the window's hours (migration 019), exact over any window and groups.
+  const unique = m.aggregation === 'UNIQUE_COUNT';
   const agg = m.aggregation === 'MAX' ? 'max' : 'sum';
-  const from = calls ? 'billable_hourly' : `billable_meter_hourly WHERE meter = $${params.push(m.slug)} AND`;
+  const measure = unique ? 'count(DISTINCT d)' : `${agg}(${calls ? 'calls' : 'value'})`;
+  const from = calls ? 'billable_hourly' : `${unique ? 'billable_meter_values' : 'billable_meter_hourly'} WHERE meter = $${params.push(m.slug)} AND`;
   const where = calls ? 'WHERE' : '';
   const keys = ['1', ...p.groupBy.map((_, i) => String(i + 2))].join(', ');
   const rows = await db.query<Record<string, unknown>>(
-    `SELECT width_bucket(hour, $4::timestamptz[]) AS w, ${[...selected, `${agg}(${calls ? 'calls' : 'value'})::text AS value`].join(', ')}
+    `SELECT width_bucket(hour, $4::timestamptz[]) AS w, ${[...selected, `${measure}::text AS value`].join(', ')}
        FROM ${from} ${where} customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz ${filters.join(' ')}
       GROUP BY ${keys} ORDER BY ${keys}
       LIMIT ${MAX_SERIES_ROWS + 1}`,
@@ -203,9 +209,6 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     if (p.groupBy.length) row.groupBy = Object.fromEntries(p.groupBy.map((g, i) => [g, (r[`g${i}`] as string | null | undefined) ?? null]));
     return row;
   });
-  // Distinct values add up over neither hours nor groups: exact only per hour and per single value of every group.
-  const oneHourWindows = p.windowSize === 'HOUR' || (p.windowSize === null && p.to - p.from === HOUR_MS);
-  const perGroup = groups.every((g) => p.groupBy.includes(g) || p.filter[g]?.length === 1);
   return {
     customer,
     meter: m.slug,
@@ -216,7 +219,7 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     timeZone: tz,
     groupBy: p.groupBy,
     filter: p.filter,
-    exact: m.aggregation !== 'UNIQUE_COUNT' || (oneHourWindows && perGroup),
+    exact: true,
     data,
     dataCompleteUntil: await completeUntil(db, tz),
   };
