@@ -258,6 +258,7 @@ test('meters: a flood of distinct group values keeps at most MAX_GROUPS rows per
       ['3'],
       'distinct users among the folded events, counted over them together',
     );
+    assert.equal(users[0]?.digests?.split(',').length, 3, 'and their digests (migration 019) kept together, each once');
   } finally {
     c.closeSync();
     duck.closeSync();
