@@ -20,6 +20,7 @@ import { versionAt, type Plan } from './catalog.js';
 import { LimitError, MAX_COST_ROWS } from './limits.js';
 import { addDecimal, decimalString, maxDecimal, parseDecimal, ZERO, type Decimal } from './money.js';
 import { priceLine, type LineItem, type Segment } from './pricing.js';
+import { checkUniqueDigests } from './meter-usage.js';
 
 export interface MeterPieces {
   /** Start of the first period when before `from` (its earlier usage holds the first positions). */
@@ -61,6 +62,18 @@ export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: 
   const out = new Map<string, LineItem[]>();
   const slugs = Object.keys(plan.meterCharges ?? {}).sort();
   if (!slugs.length || !customers.length) return out;
+  const unique = await db.query<{ slug: string }>(`SELECT slug FROM meters WHERE slug = ANY($1::text[]) AND definition->>'aggregation' = 'UNIQUE_COUNT'`, [
+    slugs,
+  ]);
+  if (unique.length)
+    await checkUniqueDigests(
+      db,
+      customers,
+      unique.map((u) => u.slug),
+      p.lo,
+      p.to,
+      'to',
+    );
   const params: unknown[] = [customers, slugs, iso(p.lo), iso(p.to), iso(p.from)];
   const whens = p.bounds.map((b, i) => `WHEN h.hour < $${params.push(iso(b))}::timestamptz THEN ${i}`);
   const seg = `CASE WHEN h.hour < $5::timestamptz THEN -1 ${whens.join(' ')} ELSE ${p.bounds.length} END`;

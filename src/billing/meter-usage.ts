@@ -18,7 +18,7 @@ import type { Sql } from '../warehouse/warehouse.js';
 import { DATA_COMPLETE_UNTIL_SQL } from '../warehouse/usage-repository.js';
 import { toMs } from '../warehouse/values.js';
 import { formatInZone, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
-import { LimitError, MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_SERIES_ROWS } from './limits.js';
+import { LimitError, MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_SERIES_ROWS, MAX_UNIQUE_DIGESTS } from './limits.js';
 import { ParamError, bucketStart, parsePeriod } from './params.js';
 import { loadMeters } from './meter-store.js';
 import { plainDecimal, type Aggregation, type Meter } from './meters.js';
@@ -176,6 +176,7 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
           ? `meter ${m.slug} groups by ${groups.join(', ')}; got ${JSON.stringify(name.slice(0, 64))}`
           : `meter ${m.slug} has no groups (declare groupBy in the catalog's meters)`,
       );
+  if (m.aggregation === 'UNIQUE_COUNT') await checkUniqueDigests(db, [customer], [m.slug], p.from, p.to, 'from');
   const bounds = windowBounds(p.from, p.to, p.windowSize, p.timeZone);
   const params: unknown[] = [customer, new Date(p.from).toISOString(), new Date(p.to).toISOString(), bounds.slice(0, -1).map((t) => new Date(t).toISOString())];
   const calls = m.slug === 'calls';
@@ -223,6 +224,27 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     data,
     dataCompleteUntil: await completeUntil(db, tz),
   };
+}
+
+/**
+ * Refuse (LimitError) a UNIQUE_COUNT answer whose range holds more than MAX_UNIQUE_DIGESTS
+ * rolled-up value digests of one customer, before counting them: a cheap sum of array sizes on the primary key.
+ * (The live path's values are of the open hours only.)
+ */
+export async function checkUniqueDigests(db: Sql, customers: string[], meters: string[], from: number, to: number, parameter: string): Promise<void> {
+  const r = await db.query<{ n: unknown }>(
+    `SELECT coalesce(max(n), 0)::text AS n FROM (
+       SELECT sum(cardinality(digests)) AS n FROM meter_hourly_values
+        WHERE customer_id = ANY($1::text[]) AND meter = ANY($2::text[]) AND hour >= $3::timestamptz AND hour < $4::timestamptz
+        GROUP BY customer_id) c`,
+    [customers, meters, new Date(from).toISOString(), new Date(to).toISOString()],
+  );
+  const n = Number(r[0]?.n ?? 0);
+  if (n > MAX_UNIQUE_DIGESTS)
+    throw new LimitError(
+      parameter,
+      `the range holds ${n} distinct-value digests of UNIQUE_COUNT meters, more than ${MAX_UNIQUE_DIGESTS} counted in one answer; ask for a shorter range`,
+    );
 }
 
 /**
