@@ -32,6 +32,7 @@ import { FileLog } from '../../src/log/file-log.js';
 import { encodeEvent } from '../../src/events/usage-event.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
 import { meterUsage } from '../../src/billing/meter-usage.js';
+import { MAX_UNIQUE_DIGESTS } from '../../src/billing/limits.js';
 import { hourStart } from '../../src/lake/layout.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 
@@ -358,6 +359,30 @@ test('postgres: the live path counts meters of the open hour, each event and dis
       assert.equal(res.status, 200, JSON.stringify(body));
       const line = body.lines.find((l) => l.meter === 'users');
       assert.deepEqual([line?.value, line?.calls, body.total], ['4', 4, '2.00'], '4 distinct users at 0.50');
+
+      // Bounded: more than MAX_UNIQUE_DIGESTS digests of one customer in the range (these 3,000,001 and the 2 above) is a 400, before counting them.
+      for (const [h, n] of [
+        [hour - 3 * HOUR_MS, MAX_UNIQUE_DIGESTS / 2],
+        [hour - 2 * HOUR_MS, MAX_UNIQUE_DIGESTS / 2 + 1],
+      ] as const)
+        await db.query(
+          `INSERT INTO meter_hourly_values (customer_id, meter, hour, groups, digests) SELECT 'livecust', 'users', $1::timestamptz, '{"model":"m-9"}', ARRAY(SELECT generate_series(1, $2::int)::bigint)`,
+          [new Date(h).toISOString(), n],
+        );
+      for (const [what, param] of [
+        ['usage?meter=users&', 'from'],
+        ['cost?', 'to'],
+      ] as const) {
+        const r = await fetch(
+          `${server.url}/v1/customers/livecust/${what}from=${new Date(hour - 3 * HOUR_MS).toISOString()}&to=${new Date(hour + HOUR_MS).toISOString()}`,
+          {
+            headers: { authorization: `Bearer ${SERVICE}` },
+          },
+        );
+        const b = (await r.json()) as { error: string; parameter: string };
+        assert.deepEqual([r.status, b.parameter], [400, param], JSON.stringify(b));
+        assert.match(b.error, /holds 3000003 distinct-value digests of UNIQUE_COUNT meters, more than 3000000 counted in one answer; ask for a shorter range/);
+      }
     } finally {
       await server.close();
     }
