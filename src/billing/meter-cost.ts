@@ -80,7 +80,7 @@ export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: 
   // At most MAX_COST_ROWS (meter, piece) rows per customer: one more in all says one may be over.
   const limit = MAX_COST_ROWS * customers.length + 1;
   // UNIQUE_COUNT: a piece's quantity is the values first seen in its billing period in that
-  // piece (each value's first hour of the period), so the pieces' running sum is the period's
+  // piece (each value's first hour of the period, put in its piece once per value), so the pieces' running sum is the period's
   // distinct count so far, and they add up to the period's distinct count however the range is cut.
   const periodWhens = p.periods.slice(1).map((x, i) => `WHEN h.hour < $${params.push(iso(x.start))}::timestamptz THEN ${i}`);
   const period = periodWhens.length ? `, CASE ${periodWhens.join(' ')} ELSE ${periodWhens.length} END` : '';
@@ -93,11 +93,11 @@ export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: 
         AND h.meter NOT IN (SELECT slug FROM u)
       GROUP BY 1, 2, 3
      UNION ALL
-     SELECT f.customer_id, f.meter, f.seg, count(*)::text, count(*)::text, 'UNIQUE_COUNT'
-       FROM (SELECT h.customer_id, h.meter, min(${seg}) AS seg
+     SELECT h.customer_id, h.meter, ${seg} AS seg, count(*)::text, count(*)::text, 'UNIQUE_COUNT'
+       FROM (SELECT h.customer_id, h.meter, min(h.hour) AS hour
                FROM billable_meter_values h
               WHERE h.customer_id = ANY($1::text[]) AND h.meter IN (SELECT slug FROM u) AND h.hour >= $3::timestamptz AND h.hour < $4::timestamptz
-              GROUP BY h.customer_id, h.meter${period}, h.d) f
+              GROUP BY h.customer_id, h.meter${period}, h.d) h
       GROUP BY 1, 2, 3
       LIMIT ${limit}`,
     params,
