@@ -3,9 +3,10 @@
  * &tz&groupBy=<name>[&groupBy=<name>...][&filterGroupBy[<name>]=<value>...]` (and /v1/me/usage),
  * the shape OpenMeter's meter query answers with (`filter[<name>]` is the same filter).
  * Read from the hourly rows only: billable_meter_hourly (the rollup's meter_hourly, or the live
- * path's rows where it is ahead, migration 018), or for `calls` billable_hourly (as the usage
- * without a meter). Bounded like the usage answer (limits.ts): the
- * range, HOUR windows over at most 92 days, and a LIMIT of MAX_SERIES_ROWS + 1 rows.
+ * path's rows where it is ahead, migration 018), billable_meter_values for UNIQUE_COUNT (019), or
+ * for `calls` billable_hourly (as the usage without a meter). Bounded like the usage answer
+ * (limits.ts): the range, HOUR windows over at most 92 days, a LIMIT of MAX_SERIES_ROWS + 1 rows,
+ * and for UNIQUE_COUNT at most MAX_UNIQUE_DIGESTS digests counted.
  *
  * Windows are cut in JS ([from, to) at the zone's day or month starts, the first whole UTC hour
  * at or after the local midnight, as the usage answer's buckets) and the statement puts each
