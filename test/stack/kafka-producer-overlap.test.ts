@@ -59,7 +59,7 @@ after(async () => {
   for (const l of logs) await l.close().catch(() => {});
 });
 
-test('kafka producer: concurrent sends through cut connections lose no resolved record and recover', { timeout: 150_000 }, async () => {
+test('kafka producer: concurrent sends through cut connections lose no resolved record and recover', { timeout: 150_000 }, async (t) => {
   const cutter = new ProduceCutter(0.15);
   // One partition: every send shares one sequence, as a busy gateway's sends share a partition.
   const log = new KafkaLog({ brokers, topic: uniq('overlap'), partitions: 1, clientId: 'meter-test', retries: 3, socketFactory: cutter.factory });
@@ -111,6 +111,7 @@ test('kafka producer: concurrent sends through cut connections lose no resolved 
 
   const missing = resolved.filter((id) => !on.has(id));
   const summary = `${resolved.length} records resolved, ${failed} sends failed, ${cutter.cuts} cuts; errors ${JSON.stringify([...errors])}`;
+  t.diagnostic(summary);
   assert.deepEqual(missing.slice(0, 20), [], `${missing.length} resolved records are not on the topic (${summary})`);
   assert.ok(resolved.length > SENDERS * PER_SEND, `sends went through between the cuts (${summary})`);
 });

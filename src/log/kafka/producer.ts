@@ -3,7 +3,8 @@
  * with retries), gzip compression (built into kafkajs; snappy/lz4/zstd need extra codecs). The
  * partition is chosen by `placeRecord` like the embedded log, so both place a record alike.
  *
- * One kafkajs send at a time per KafkaProducer; later calls wait their turn. kafkajs 2.2.4 gives
+ * One kafkajs send at a time per KafkaProducer; calls made meanwhile wait and go together in the
+ * next send (up to COALESCE_BYTES). kafkajs 2.2.4 gives
  * a failed produce request's sequence numbers back for its retry, and an overlapping send could
  * take them: if the broker had written the failed request, it answered the other send as a
  * duplicate and dropped its records while reporting success (test/stack/kafka-producer-overlap.test.ts).
@@ -24,15 +25,25 @@ export function newProducer(kafka: Kafka): Producer {
   });
 }
 
+/** Most bytes of keys and values sent together when waiting calls are joined (one call alone may be larger). */
+export const COALESCE_BYTES = 256 << 10;
+
+interface Waiting {
+  records: ProducerRecord[];
+  bytes: number;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+const bytesOf = (records: ProducerRecord[]) => records.reduce((n, r) => n + r.key.length + r.value.length, 0);
+
 export class KafkaProducer implements LogProducer {
   private current: Promise<Producer> | null;
-  /** The send now running (or the last one); the next starts after it settles. */
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue: Waiting[] = [];
+  private running = false;
   private closed = false;
 
-  /**
-   * `first` is connected; `open` connects another after a failed send.
-   */
+  /** `first` is connected; `open` connects another after a failed send. */
   constructor(
     first: Producer,
     private readonly open: () => Promise<Producer>,
@@ -46,9 +57,41 @@ export class KafkaProducer implements LogProducer {
 
   send(records: ProducerRecord[]): Promise<void> {
     if (!records.length) return Promise.resolve();
-    const run = this.tail.then(() => this.sendNow(records));
-    this.tail = run.catch(() => undefined);
-    return run;
+    if (this.closed) return Promise.reject(new Error('log producer is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ records, bytes: bytesOf(records), resolve, reject });
+      void this.drain();
+    });
+  }
+
+  /** Sends the queue one kafkajs send at a time; calls that waited meanwhile go together. */
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.take();
+        try {
+          await this.sendNow(batch.flatMap((w) => w.records));
+          for (const w of batch) w.resolve();
+        } catch (e) {
+          for (const w of batch) w.reject(e);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private take(): Waiting[] {
+    const batch = [this.queue.shift()!];
+    let bytes = batch[0]!.bytes;
+    while (this.queue.length && bytes + this.queue[0]!.bytes <= COALESCE_BYTES) {
+      const next = this.queue.shift()!;
+      bytes += next.bytes;
+      batch.push(next);
+    }
+    return batch;
   }
 
   private async sendNow(records: ProducerRecord[]): Promise<void> {
