@@ -27,12 +27,18 @@ const PRODUCE_API_KEY = 0;
 /** Sockets whose connection is cut a few ms after some produce requests were written to it. */
 class ProduceCutter {
   cutting = false;
+  /** Every connection is cut and new ones fail at once (the broker looks gone). */
+  refusing = false;
   cuts = 0;
   private readonly sockets = new Set<Socket>();
   constructor(private readonly probability: number) {}
 
   readonly factory: ISocketFactory = ({ host, port, onConnect }) => {
     const socket = connect({ host, port }, onConnect);
+    if (this.refusing) {
+      setImmediate(() => socket.destroy(new Error('connection refused by the test')));
+      return socket;
+    }
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
@@ -48,6 +54,11 @@ class ProduceCutter {
     Object.assign(socket, { write: patched });
     return socket;
   };
+
+  refuse(): void {
+    this.refusing = true;
+    this.close();
+  }
 
   close(): void {
     for (const s of this.sockets) s.destroy(new Error('connection cut by the test'));
@@ -114,4 +125,39 @@ test('kafka producer: concurrent sends through cut connections lose no resolved 
   t.diagnostic(summary);
   assert.deepEqual(missing.slice(0, 20), [], `${missing.length} resolved records are not on the topic (${summary})`);
   assert.ok(resolved.length > SENDERS * PER_SEND, `sends went through between the cuts (${summary})`);
+});
+
+test('kafka producer: with the broker unreachable, a send and the calls waiting behind it fail within a bound, then sends resume', {
+  timeout: 150_000,
+}, async (t) => {
+  const cutter = new ProduceCutter(0);
+  const log = new KafkaLog({ brokers, topic: uniq('overlap-down'), partitions: 1, clientId: 'meter-test', socketFactory: cutter.factory });
+  logs.push(log);
+  await log.init();
+  const producer = await log.producer();
+  await producer.send([{ key: 'c', value: Buffer.from('before') }]);
+
+  cutter.refuse();
+  const t0 = Date.now();
+  const settledAfter = (p: Promise<void>) =>
+    p.then(
+      () => ({ ok: true, ms: Date.now() - t0 }),
+      () => ({ ok: false, ms: Date.now() - t0 }),
+    );
+  // The first send runs; the next two wait behind it and go together in one more send.
+  const [first, second, third] = await Promise.all(['a', 'b', 'c'].map((v) => settledAfter(producer.send([{ key: 'c', value: Buffer.from(v) }]))));
+  t.diagnostic(`broker unreachable: the running send failed after ${first!.ms} ms, the waiting ones after ${second!.ms} and ${third!.ms} ms (default retries)`);
+  assert.deepEqual([first!.ok, second!.ok, third!.ok], [false, false, false]);
+  // Bounded: the waiting calls need one more send's retries, not one each.
+  assert.ok(third!.ms < first!.ms * 2 + 15_000, `the waiting calls settled after ${third!.ms} ms (the running send took ${first!.ms} ms)`);
+
+  cutter.refusing = false;
+  await until(
+    'a send to resolve once the broker is reachable again',
+    () => producer.send([{ key: 'c', value: Buffer.from('after') }]).then(() => true),
+    60_000,
+    200,
+  );
+  await producer.close();
+  cutter.close();
 });
