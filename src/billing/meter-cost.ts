@@ -1,5 +1,5 @@
 /**
- * The lines of a plan's priced meters (plan.meterCharges: COUNT, SUM and MAX meters,
+ * The lines of a plan's priced meters (plan.meterCharges: COUNT, SUM, MAX and UNIQUE_COUNT meters,
  * docs/meters.md) in a cost range, cut into the same pieces as the API lines (cost.ts costPieces:
  * billing periods and price changes), from billable_meter_hourly (the rollup's rows, or the live
  * path's where it is ahead, as the API lines read billable_hourly).
@@ -9,7 +9,9 @@
  * quantity of the period rounded UP: a piece holds the units (ceil(after it) - ceil(before it)),
  * and a started unit is paid once, in the piece where it starts. The running quantity is the sum
  * of the period's hours so far (COUNT, SUM) or their maximum so far (MAX: the period's peak, so a
- * piece pays only for how far it raised the peak). The pieces of a period then add up to the
+ * piece pays only for how far it raised the peak), or for UNIQUE_COUNT the distinct values of the
+ * period so far (billable_meter_values, migration 019: a piece holds the values first seen in it,
+ * each value once per period). The pieces of a period then add up to the
  * period's quantity rounded up, whatever the cuts; the line keeps the exact value beside.
  */
 import type { Sql } from '../warehouse/warehouse.js';
@@ -18,6 +20,7 @@ import { versionAt, type Plan } from './catalog.js';
 import { LimitError, MAX_COST_ROWS } from './limits.js';
 import { addDecimal, decimalString, maxDecimal, parseDecimal, ZERO, type Decimal } from './money.js';
 import { priceLine, type LineItem, type Segment } from './pricing.js';
+import { checkUniqueDigests } from './meter-usage.js';
 
 export interface MeterPieces {
   /** Start of the first period when before `from` (its earlier usage holds the first positions). */
@@ -59,17 +62,44 @@ export async function meterLinesOf(db: Sql, plan: Plan, customers: string[], p: 
   const out = new Map<string, LineItem[]>();
   const slugs = Object.keys(plan.meterCharges ?? {}).sort();
   if (!slugs.length || !customers.length) return out;
+  const unique = await db.query<{ slug: string }>(`SELECT slug FROM meters WHERE slug = ANY($1::text[]) AND definition->>'aggregation' = 'UNIQUE_COUNT'`, [
+    slugs,
+  ]);
+  if (unique.length)
+    await checkUniqueDigests(
+      db,
+      customers,
+      unique.map((u) => u.slug),
+      p.lo,
+      p.to,
+      'to',
+    );
   const params: unknown[] = [customers, slugs, iso(p.lo), iso(p.to), iso(p.from)];
   const whens = p.bounds.map((b, i) => `WHEN h.hour < $${params.push(iso(b))}::timestamptz THEN ${i}`);
   const seg = `CASE WHEN h.hour < $5::timestamptz THEN -1 ${whens.join(' ')} ELSE ${p.bounds.length} END`;
   // At most MAX_COST_ROWS (meter, piece) rows per customer: one more in all says one may be over.
   const limit = MAX_COST_ROWS * customers.length + 1;
+  // UNIQUE_COUNT: a piece's quantity is the values first seen in its billing period in that
+  // piece (each value's first hour of the period, put in its piece once per value), so the pieces' running sum is the period's
+  // distinct count so far, and they add up to the period's distinct count however the range is cut.
+  const periodWhens = p.periods.slice(1).map((x, i) => `WHEN h.hour < $${params.push(iso(x.start))}::timestamptz THEN ${i}`);
+  const period = periodWhens.length ? `, CASE ${periodWhens.join(' ')} ELSE ${periodWhens.length} END` : '';
   const rows = await db.query<MeterRow>(
-    `SELECT h.customer_id, h.meter, ${seg} AS seg, sum(h.value)::text AS value, max(h.value)::text AS peak,
+    `WITH u AS (SELECT slug FROM meters WHERE slug = ANY($2::text[]) AND definition->>'aggregation' = 'UNIQUE_COUNT')
+     SELECT h.customer_id, h.meter, ${seg} AS seg, sum(h.value)::text AS value, max(h.value)::text AS peak,
             min(m.definition->>'aggregation') AS aggregation
        FROM billable_meter_hourly h LEFT JOIN meters m ON m.slug = h.meter
       WHERE h.customer_id = ANY($1::text[]) AND h.meter = ANY($2::text[]) AND h.hour >= $3::timestamptz AND h.hour < $4::timestamptz
-      GROUP BY 1, 2, 3 LIMIT ${limit}`,
+        AND h.meter NOT IN (SELECT slug FROM u)
+      GROUP BY 1, 2, 3
+     UNION ALL
+     SELECT h.customer_id, h.meter, ${seg} AS seg, count(*)::text, count(*)::text, 'UNIQUE_COUNT'
+       FROM (SELECT h.customer_id, h.meter, min(h.hour) AS hour
+               FROM billable_meter_values h
+              WHERE h.customer_id = ANY($1::text[]) AND h.meter IN (SELECT slug FROM u) AND h.hour >= $3::timestamptz AND h.hour < $4::timestamptz
+              GROUP BY h.customer_id, h.meter${period}, h.d) h
+      GROUP BY 1, 2, 3
+      LIMIT ${limit}`,
     params,
   );
   const byCustomer = new Map<string, MeterRow[]>(customers.map((c) => [c, []]));

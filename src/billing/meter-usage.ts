@@ -3,22 +3,23 @@
  * &tz&groupBy=<name>[&groupBy=<name>...][&filterGroupBy[<name>]=<value>...]` (and /v1/me/usage),
  * the shape OpenMeter's meter query answers with (`filter[<name>]` is the same filter).
  * Read from the hourly rows only: billable_meter_hourly (the rollup's meter_hourly, or the live
- * path's rows where it is ahead, migration 018), or for `calls` billable_hourly (as the usage
- * without a meter). Bounded like the usage answer (limits.ts): the
- * range, HOUR windows over at most 92 days, and a LIMIT of MAX_SERIES_ROWS + 1 rows.
+ * path's rows where it is ahead, migration 018), billable_meter_values for UNIQUE_COUNT (019), or
+ * for `calls` billable_hourly (as the usage without a meter). Bounded like the usage answer
+ * (limits.ts): the range, HOUR windows over at most 92 days, a LIMIT of MAX_SERIES_ROWS + 1 rows,
+ * and for UNIQUE_COUNT at most MAX_UNIQUE_DIGESTS digests counted.
  *
  * Windows are cut in JS ([from, to) at the zone's day or month starts, the first whole UTC hour
  * at or after the local midnight, as the usage answer's buckets) and the statement puts each
  * hour in its window with width_bucket, so every window starts and ends where it says.
  * A window's value: the sum of its hours (COUNT, SUM), their maximum (MAX), or for UNIQUE_COUNT
- * the sum of the hours' distinct counts, which is exact only for one hour and one group: the
- * answer says so (`exact: false`).
+ * the number of distinct value digests over its hours and groups (billable_meter_values,
+ * migration 019): exact over any window.
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { DATA_COMPLETE_UNTIL_SQL } from '../warehouse/usage-repository.js';
 import { toMs } from '../warehouse/values.js';
 import { formatInZone, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
-import { LimitError, MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_SERIES_ROWS } from './limits.js';
+import { LimitError, MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_SERIES_ROWS, MAX_UNIQUE_DIGESTS } from './limits.js';
 import { ParamError, bucketStart, parsePeriod } from './params.js';
 import { loadMeters } from './meter-store.js';
 import { plainDecimal, type Aggregation, type Meter } from './meters.js';
@@ -58,7 +59,10 @@ export interface MeterUsageReport {
   timeZone: string;
   groupBy: string[];
   filter: Record<string, string[]>;
-  /** false: a UNIQUE_COUNT summed over hours or groups (an upper bound of the distinct values). */
+  /**
+   * Always true now: UNIQUE_COUNT counts distinct values over the window (migration 019). Kept
+   * for clients that read it (it was false when hourly distinct counts were summed).
+   */
   exact: boolean;
   data: MeterUsageRow[];
   dataCompleteUntil: string | null;
@@ -173,6 +177,7 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
           ? `meter ${m.slug} groups by ${groups.join(', ')}; got ${JSON.stringify(name.slice(0, 64))}`
           : `meter ${m.slug} has no groups (declare groupBy in the catalog's meters)`,
       );
+  if (m.aggregation === 'UNIQUE_COUNT') await checkUniqueDigests(db, [customer], [m.slug], p.from, p.to, 'from');
   const bounds = windowBounds(p.from, p.to, p.windowSize, p.timeZone);
   const params: unknown[] = [customer, new Date(p.from).toISOString(), new Date(p.to).toISOString(), bounds.slice(0, -1).map((t) => new Date(t).toISOString())];
   const calls = m.slug === 'calls';
@@ -180,12 +185,15 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
   const groupOf = (name: string) => (calls ? 'api' : `groups->>($${params.push(name)}::text)`);
   const selected = p.groupBy.map((g, i) => `${groupOf(g)} AS g${i}`);
   const filters = Object.entries(p.filter).map(([g, values]) => `AND ${groupOf(g)} = ANY($${params.push(values)}::text[])`);
+  // UNIQUE_COUNT: the distinct digests of the window's hours (migration 019), exact over any window and groups.
+  const unique = m.aggregation === 'UNIQUE_COUNT';
   const agg = m.aggregation === 'MAX' ? 'max' : 'sum';
-  const from = calls ? 'billable_hourly' : `billable_meter_hourly WHERE meter = $${params.push(m.slug)} AND`;
+  const measure = unique ? 'count(DISTINCT d)' : `${agg}(${calls ? 'calls' : 'value'})`;
+  const from = calls ? 'billable_hourly' : `${unique ? 'billable_meter_values' : 'billable_meter_hourly'} WHERE meter = $${params.push(m.slug)} AND`;
   const where = calls ? 'WHERE' : '';
   const keys = ['1', ...p.groupBy.map((_, i) => String(i + 2))].join(', ');
   const rows = await db.query<Record<string, unknown>>(
-    `SELECT width_bucket(hour, $4::timestamptz[]) AS w, ${[...selected, `${agg}(${calls ? 'calls' : 'value'})::text AS value`].join(', ')}
+    `SELECT width_bucket(hour, $4::timestamptz[]) AS w, ${[...selected, `${measure}::text AS value`].join(', ')}
        FROM ${from} ${where} customer_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz ${filters.join(' ')}
       GROUP BY ${keys} ORDER BY ${keys}
       LIMIT ${MAX_SERIES_ROWS + 1}`,
@@ -203,9 +211,6 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     if (p.groupBy.length) row.groupBy = Object.fromEntries(p.groupBy.map((g, i) => [g, (r[`g${i}`] as string | null | undefined) ?? null]));
     return row;
   });
-  // Distinct values add up over neither hours nor groups: exact only per hour and per single value of every group.
-  const oneHourWindows = p.windowSize === 'HOUR' || (p.windowSize === null && p.to - p.from === HOUR_MS);
-  const perGroup = groups.every((g) => p.groupBy.includes(g) || p.filter[g]?.length === 1);
   return {
     customer,
     meter: m.slug,
@@ -216,10 +221,31 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
     timeZone: tz,
     groupBy: p.groupBy,
     filter: p.filter,
-    exact: m.aggregation !== 'UNIQUE_COUNT' || (oneHourWindows && perGroup),
+    exact: true,
     data,
     dataCompleteUntil: await completeUntil(db, tz),
   };
+}
+
+/**
+ * Refuse (LimitError) a UNIQUE_COUNT answer whose range holds more than MAX_UNIQUE_DIGESTS
+ * rolled-up value digests of one customer, before counting them: a cheap sum of array sizes on the primary key.
+ * (The live path's values are of the open hours only.)
+ */
+export async function checkUniqueDigests(db: Sql, customers: string[], meters: string[], from: number, to: number, parameter: string): Promise<void> {
+  const r = await db.query<{ n: unknown }>(
+    `SELECT coalesce(max(n), 0)::text AS n FROM (
+       SELECT sum(cardinality(digests)) AS n FROM meter_hourly_values
+        WHERE customer_id = ANY($1::text[]) AND meter = ANY($2::text[]) AND hour >= $3::timestamptz AND hour < $4::timestamptz
+        GROUP BY customer_id) c`,
+    [customers, meters, new Date(from).toISOString(), new Date(to).toISOString()],
+  );
+  const n = Number(r[0]?.n ?? 0);
+  if (n > MAX_UNIQUE_DIGESTS)
+    throw new LimitError(
+      parameter,
+      `the range holds ${n} distinct-value digests of UNIQUE_COUNT meters, more than ${MAX_UNIQUE_DIGESTS} counted in one answer; ask for a shorter range`,
+    );
 }
 
 /**

@@ -77,15 +77,11 @@ export const isRolledUp = (m: Meter): boolean => m.builtIn?.column !== null;
 /**
  * Why a meter cannot be priced, or null when it can (docs/meters.md "Prices on meters"). COUNT
  * and SUM price a period's sum of hours, MAX the period's peak (the maximum of its hours, which
- * the hourly rows give exactly). UNIQUE_COUNT is refused: a period's distinct values are not the
- * sum of its hours' (one user active in 100 hours would be billed 100 times), and counting them
- * exactly would scan the period's raw events, which billing never does (docs/architecture.md
- * invariant 3).
+ * the hourly rows give exactly), UNIQUE_COUNT the period's distinct values (the hours' value
+ * digests counted distinct, migration 019).
  */
 export function priceRefusal(m: Meter): string | null {
   if (m.slug === 'calls') return 'calls are priced per API, under "prices" (meter prices set --api)';
-  if (m.aggregation === 'UNIQUE_COUNT')
-    return `meter "${m.slug}" is UNIQUE_COUNT: it cannot be priced, because a period's distinct values are not the sum of its hours' and billing reads hourly rows only; price a COUNT, SUM or MAX meter instead`;
   return null;
 }
 

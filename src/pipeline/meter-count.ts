@@ -116,6 +116,7 @@ export async function countMeters(c: DuckDBConnection, files: string[], hour: nu
             groups: String(row.groups),
             value: String(row.value),
             events: BigInt(row.events as bigint),
+            ...(m.aggregation === 'UNIQUE_COUNT' ? { digests: String(row.digests ?? '{}') } : {}),
           });
         }
       }
@@ -141,17 +142,18 @@ export const OTHER_GROUP = '(other)';
 function groupedSql(m: Meter, evTable: string): string {
   const of = `FROM ${evTable} WHERE api = ${lit(m.eventType!)}`;
   const names = Object.keys(m.groupBy);
-  if (!names.length) return `SELECT customer, '{}' AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value ${of} GROUP BY customer`;
+  const digests = m.aggregation === 'UNIQUE_COUNT' ? `, ${digestsSql(m)} AS digests` : '';
+  if (!names.length) return `SELECT customer, '{}' AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value${digests} ${of} GROUP BY customer`;
   const other = `json_object(${names.map((n) => `${lit(n)}, ${lit(OTHER_GROUP)}`).join(', ')})::VARCHAR`;
   return `WITH g AS (SELECT customer, ${groupsSql(m)} AS groups, data ${of}),
                r AS (SELECT customer, groups, row_number() OVER (PARTITION BY customer ORDER BY count(*) DESC, groups) AS rank FROM g GROUP BY customer, groups)
-          SELECT g.customer, CASE WHEN r.rank <= ${MAX_GROUPS} THEN g.groups ELSE ${other} END AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value
+          SELECT g.customer, CASE WHEN r.rank <= ${MAX_GROUPS} THEN g.groups ELSE ${other} END AS groups, count(*)::BIGINT AS events, ${valueSql(m)} AS value${digests}
             FROM g JOIN r ON g.customer = r.customer AND g.groups = r.groups GROUP BY ALL`;
 }
 
 /** The value expression of a declared meter, as VARCHAR. */
 function valueSql(m: Meter): string {
-  const raw = `json_extract_string(data, ${lit(m.valueProperty ?? '$')})`;
+  const raw = rawSql(m);
   const num = `TRY_CAST(${raw} AS ${VALUE_TYPE})`;
   const ok = `(${num} >= 0)`;
   switch (m.aggregation) {
@@ -165,6 +167,20 @@ function valueSql(m: Meter): string {
       return `count(DISTINCT ${raw})::VARCHAR`;
   }
 }
+
+/**
+ * A UNIQUE_COUNT row's distinct values as 64-bit digests (the first 8 bytes of the value's
+ * SHA-256, signed: what live-meters.ts's digest and migration 019's meter_value_digest give), as
+ * a Postgres array literal for meter_hourly_values.
+ */
+function digestsSql(m: Meter): string {
+  const hex = `sha256(${rawSql(m)})`;
+  const unsigned = `('0x' || left(${hex}, 16))::UBIGINT::HUGEINT`;
+  const d = `(${unsigned} - CASE WHEN left(${hex}, 1) >= '8' THEN 18446744073709551616::HUGEINT ELSE 0 END)::BIGINT`;
+  return `'{' || coalesce(string_agg(DISTINCT ${d}::VARCHAR, ','), '') || '}'`;
+}
+
+const rawSql = (m: Meter) => `json_extract_string(data, ${lit(m.valueProperty ?? '$')})`;
 
 /** The group values of a declared meter as JSON object text, names in order (meters.ts sorts them). */
 function groupsSql(m: Meter): string {

@@ -13,6 +13,8 @@ export interface MeterHourlyRow {
   value: string;
   /** Distinct events behind the row. */
   events: bigint;
+  /** UNIQUE_COUNT: the distinct values' 64-bit digests as a Postgres array literal ("{1,-2}"), for meter_hourly_values (019). */
+  digests?: string;
 }
 
 /**
@@ -23,7 +25,17 @@ export async function replaceMeterHour(tx: Sql, hourMs: number, meters: string[]
   if (!meters.length) return;
   const hour = new Date(hourMs).toISOString();
   await tx.query('DELETE FROM meter_hourly WHERE hour = $1 AND meter = ANY($2::text[])', [hour, meters]);
+  // UNIQUE_COUNT rows' distinct values go with them: replaced exactly when the rows are.
+  await tx.query('DELETE FROM meter_hourly_values WHERE hour = $1 AND meter = ANY($2::text[])', [hour, meters]);
   if (!rows.length) return;
+  const unique = rows.filter((r) => r.digests !== undefined);
+  if (unique.length)
+    await tx.query(
+      `INSERT INTO meter_hourly_values (customer_id, meter, hour, groups, digests)
+       SELECT n.customer_id, n.meter, $1::timestamptz, n.groups::jsonb, n.digests::bigint[]
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS n(customer_id, meter, groups, digests)`,
+      [hour, unique.map((r) => r.customer), unique.map((r) => r.meter), unique.map((r) => r.groups), unique.map((r) => r.digests)],
+    );
   await tx.query(
     `INSERT INTO meter_hourly (customer_id, meter, hour, groups, value, events)
      SELECT n.customer_id, n.meter, $1::timestamptz, n.groups::jsonb, n.value, n.events

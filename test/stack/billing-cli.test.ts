@@ -1,28 +1,15 @@
 /** The billing commands as a user runs them, on an embedded warehouse in a temp data dir. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { periodContaining } from '../../src/ground/time.js';
-import { tempDir } from '../support/tmp.js';
-import { migratedFolder, seedDataDir } from '../support/warehouse.js';
+import { cliFolder } from '../support/cli-run.js';
 
 /** This month in Seoul: the customer made below exists in it, so it gets an invoice (empty). */
 const PERIOD = periodContaining(Date.now(), 'Asia/Seoul').name;
 
-const dir = tempDir('meter-billing-cli-');
-// the warehouse made once per build (a new one costs seconds of initdb per file)
-seedDataDir(await migratedFolder(), join(dir, 'data'));
-function meter(...args: string[]) {
-  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), METER_LOG_LEVEL: 'warn' },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = await cliFolder('meter-billing-cli-');
+const meter = (...args: string[]) => cli.meter(args);
 
 test('plans import (idempotent), customers, prices set/list, invoices export as CSV and JSON', () => {
   const imp = meter('plans', 'import', '--json');

@@ -7,20 +7,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { stackEnv } from '../support/stack.js';
+import { testEvent } from '../support/events.js';
+import { rollupRows } from '../support/rollup-rows.js';
 import { tempDir } from '../support/tmp.js';
 import { WebHdfsLake } from '../../src/lake/webhdfs-lake.js';
 import { FileLog } from '../../src/log/file-log.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
-import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
+import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { HOUR_MS, hourStart, parseHourDir } from '../../src/lake/layout.js';
 import { planCompaction } from '../../src/pipeline/compaction-plan.js';
 import { listDataFiles } from '../../src/lake/data-files.js';
 import { checkLake } from '../../src/lake/lake-check.js';
 import { CompactionCrash, compact } from '../../src/pipeline/compaction.js';
-import { Rollup } from '../../src/pipeline/rollup.js';
-import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
 
 const env = await stackEnv(['hdfs']);
 const TOPIC = 'usage-events';
@@ -28,37 +27,15 @@ const N = 2400;
 const B = hourStart(Date.now()) - 5 * HOUR_MS;
 
 function event(i: number): UsageEvent {
-  return {
-    v: 1,
-    id: uuidv7(),
-    time: B + Math.floor((i / N) * 3 * HOUR_MS),
+  const time = B + Math.floor((i / N) * 3 * HOUR_MS);
+  return testEvent({
+    time,
     customer: `cust-${i % 5}`,
     keyId: `key-${i % 5}`,
     api: i % 2 ? 'locations.create' : 'devices.get',
-    method: 'GET',
     status: i % 13 ? 200 : 503,
-    latencyMs: 5,
-    bytesIn: 10,
-    bytesOut: 100,
     billable: i % 13 !== 0,
-  };
-}
-
-type Row = { customer_id: string; api: string; hour: string; calls: number; events: number };
-
-async function rollupRows(lake: WebHdfsLake): Promise<Row[]> {
-  const db = await PgliteWarehouse.open(null);
-  await migrate(db);
-  const r = new Rollup({ lake, db });
-  try {
-    await r.run();
-    return await db.query<Row>(
-      `SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`,
-    );
-  } finally {
-    await r.close();
-    await db.close();
-  }
+  });
 }
 
 test('compaction on WebHDFS: a crash after the publish, then a rerun; the rollup answer never changes', { timeout: 300_000 }, async () => {

@@ -9,6 +9,7 @@ import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
+import { testEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 
 function doctor(env: Record<string, string>) {
@@ -74,21 +75,7 @@ test('doctor --lake-check: overlapping ranges and duplicate rows per hour are a 
   await lake.init();
   const w = await ParquetWriter.open({ tempDir: join(dir, 'duck') });
   const now = Date.now();
-  const ev = (i: number) =>
-    ({
-      v: 1,
-      id: ids[i]!,
-      time: now,
-      customer: 'c',
-      keyId: 'k',
-      api: 'a',
-      method: 'GET',
-      status: 200,
-      latencyMs: 1,
-      bytesIn: 0,
-      bytesOut: 0,
-      billable: true,
-    }) as const;
+  const ev = (i: number) => testEvent({ id: ids[i]!, time: now });
   const ids = Array.from({ length: 10 }, () => uuidv7());
   // offsets 0..5 and 4..9 of partition 0: offsets 4 and 5 (two events) are in the lake twice
   for (const [first, last] of [

@@ -15,10 +15,11 @@ import { FileLog } from '../../src/log/file-log.js';
 import type { ProducerRecord } from '../../src/log/log.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
-import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
+import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { hourStart, HOUR_MS } from '../../src/lake/layout.js';
 import { readOffsets } from '../../src/pipeline/live/live-repository.js';
 import { DEFAULT_LIVE_GROUP } from '../../src/pipeline/live/live-path.js';
+import { testEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 
 test('meter live killed with SIGKILL many times: counts equal distinct events, each record applied once', { timeout: 600_000 }, async () => {
@@ -41,20 +42,14 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
   const sendSome = async (n: number) => {
     const batch: ProducerRecord[] = [];
     for (let i = 0; i < n; i++, seq++) {
-      const e: UsageEvent = {
-        v: 1,
-        id: uuidv7(),
+      const e = testEvent({
         time: seq % 4 === 0 ? now - HOUR_MS : now,
         customer: `cust-${seq % 6}`,
         keyId: 'k1',
         api: seq % 3 ? 'locations.create' : 'locations.list',
-        method: 'POST',
         status: seq % 8 ? 201 : 503,
-        latencyMs: 4,
-        bytesIn: 1,
-        bytesOut: 2,
         billable: seq % 8 !== 0,
-      };
+      });
       sent.push(e);
       batch.push({ key: e.customer, value: encodeEvent(e) });
       if (seq % 10 === 0 && sent.length > 20) {

@@ -5,22 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
-import { tempDir } from '../support/tmp.js';
+import { cliFolder } from '../support/cli-run.js';
 
-const dir = tempDir('meter-meters-cli-');
-function meter(...args: string[]) {
-  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), METER_LOG_LEVEL: 'warn' },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = await cliFolder('meter-meters-cli-');
+const { dir } = cli;
+const meter = (...args: string[]) => cli.meter(args);
 
 test('meters from the CLI: catalog errors name the field, rollup --meter errors exit 2, a meter backfill runs', () => {
   const catalog = JSON.parse(readFileSync(assetPath('fixtures/catalog.json'), 'utf8'));
@@ -63,11 +55,14 @@ test('meters from the CLI: catalog errors name the field, rollup --meter errors 
   });
 });
 
-test('meter prices set --meter: a version for a COUNT, SUM or MAX meter; UNIQUE_COUNT, calls, unknown meters are one-line usage errors', () => {
+test('meter prices set --meter: a version for a COUNT, SUM, MAX or UNIQUE_COUNT meter; calls, unknown meters are one-line usage errors', () => {
   const set = (...args: string[]) => meter('prices', 'set', '--plan', 'pro', ...args);
   const peak = set('--meter', 'peak_tokens', '--unit-price', '0.5', '--effective-from', '2027-01-01T00:00:00Z');
   assert.equal(peak.code, 0, peak.err);
   assert.match(peak.out, /^inserted pro meter peak_tokens from 2027-01-01T00:00:00.000Z/);
+  const users = set('--meter', 'active_users', '--unit-price', '1', '--effective-from', '2027-01-01T00:00:00Z');
+  assert.equal(users.code, 0, users.err);
+  assert.match(users.out, /^inserted pro meter active_users from 2027-01-01T00:00:00.000Z/);
   const again = set('--meter', 'peak_tokens', '--unit-price', '0.5', '--effective-from', '2027-01-01T00:00:00Z');
   assert.match(again.out, /^unchanged /);
   const list = meter('prices', 'list', '--plan', 'pro', '--json');
@@ -75,11 +70,10 @@ test('meter prices set --meter: a version for a COUNT, SUM or MAX meter; UNIQUE_
   const rows = JSON.parse(list.out) as { api: string; meter?: string; effectiveFrom: string | null }[];
   assert.deepEqual(
     rows.filter((r) => r.meter).map((r) => `${r.meter} ${r.effectiveFrom}`),
-    ['ai_tokens null', 'peak_tokens 2027-01-01T00:00:00.000Z'],
+    ['active_users 2027-01-01T00:00:00.000Z', 'ai_tokens null', 'peak_tokens 2027-01-01T00:00:00.000Z'],
   );
 
   const refused: [string[], RegExp][] = [
-    [['--meter', 'active_users', '--unit-price', '1'], /meter "active_users" is UNIQUE_COUNT: it cannot be priced/],
     [['--meter', 'calls', '--unit-price', '1'], /calls are priced per API/],
     [['--meter', 'nope', '--unit-price', '1'], /no meter "nope" \(meters: calls, active_users, ai_tokens, peak_tokens\)/],
     [['--meter', 'bytes_in', '--unit-price', '1'], /meter "bytes_in" is built in but off/],

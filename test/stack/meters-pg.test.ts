@@ -8,6 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -31,6 +32,7 @@ import { FileLog } from '../../src/log/file-log.js';
 import { encodeEvent } from '../../src/events/usage-event.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
 import { meterUsage } from '../../src/billing/meter-usage.js';
+import { MAX_UNIQUE_DIGESTS } from '../../src/billing/limits.js';
 import { hourStart } from '../../src/lake/layout.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 
@@ -173,6 +175,9 @@ test('postgres: meters rolled up, queried by window and group, priced, and backf
       (users.body.data as { value: string }[]).map((d) => d.value),
       ['3', '1'],
     );
+    // Over both hours: distinct users from the backfilled digests (migration 019), exact.
+    const both = await get('/v1/customers/acme/usage?meter=users&from=2026-10-15T10:00:00Z&to=2026-10-15T12:00:00Z');
+    assert.deepEqual([(both.body.data as { value: string }[]).map((d) => d.value), both.body.exact], [['4'], true]);
     const drift = await finalInvoiceDrift(db, H1, H2 + HOUR_MS);
     assert.deepEqual(
       drift.drifts.map((d) => `${d.customer} ${d.period} ${d.finalTotal} -> ${d.nowTotal}: ${d.difference}`),
@@ -272,8 +277,11 @@ test('postgres: the live path counts meters of the open hour, each event and dis
         { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } },
         { slug: 'top', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
       ],
+      plans: { ...catalogJson.plans, uniq: { name: 'Users', rateLimit: { ratePerSec: 10, burst: 10 }, prices: {}, meterPrices: { users: '0.5' } } },
     }),
   );
+  await upsertCustomer(db, { id: 'livecust', timeZone: 'UTC', plan: 'uniq' });
+  await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z' WHERE id = 'livecust'`);
   const dir = tempDir('meter-meters-pg-live-');
   const log = new FileLog({ dir: join(dir, 'log'), topic: 'usage-events', partitions: 2, pollMs: 10 });
   await log.init();
@@ -323,6 +331,61 @@ test('postgres: the live path counts meters of the open hour, each event and dis
       'billing reads the live rows of the open hour',
     );
     assert.ok(usage.dataCompleteUntil !== null, 'and says up to when they are complete');
+
+    // UNIQUE_COUNT over the live hour and a rolled-up hour before it: the live digests
+    // (live_meter_values, read by meter_value_digest) and the rollup's (meter_hourly_values) are
+    // one digest per value, so a user in both hours counts once.
+    const digest = (v: string) => createHash('sha256').update(v).digest().readBigInt64BE(0).toString();
+    await db.transaction((tx) =>
+      replaceMeterHour(
+        tx,
+        hour - HOUR_MS,
+        ['users'],
+        [{ customer: 'livecust', meter: 'users', groups: '{"model":"m-1"}', value: '2', events: 2n, digests: `{${digest('a')},${digest('q')}}` }],
+      ),
+    );
+    const range = { from: hour - HOUR_MS, to: hour + HOUR_MS, timeZone: 'UTC', windowSize: null, groupBy: [], filter: {} };
+    const users = await meterUsage(db, 'livecust', { ...range, meter: 'users' });
+    assert.deepEqual([users.data.map((d) => d.value), users.exact], [['4'], true], 'a, b, c live and a, q rolled up: 4 users (the hours and groups sum to 6)');
+    const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
+    try {
+      const res = await fetch(
+        `${server.url}/v1/customers/livecust/cost?from=${new Date(hour - HOUR_MS).toISOString()}&to=${new Date(hour + HOUR_MS).toISOString()}`,
+        {
+          headers: { authorization: `Bearer ${SERVICE}` },
+        },
+      );
+      const body = (await res.json()) as { total: string; lines: { meter?: string; value?: string; calls: number }[] };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      const line = body.lines.find((l) => l.meter === 'users');
+      assert.deepEqual([line?.value, line?.calls, body.total], ['4', 4, '2.00'], '4 distinct users at 0.50');
+
+      // Bounded: more than MAX_UNIQUE_DIGESTS digests of one customer in the range (these 3,000,001 and the 2 above) is a 400, before counting them.
+      for (const [h, n] of [
+        [hour - 3 * HOUR_MS, MAX_UNIQUE_DIGESTS / 2],
+        [hour - 2 * HOUR_MS, MAX_UNIQUE_DIGESTS / 2 + 1],
+      ] as const)
+        await db.query(
+          `INSERT INTO meter_hourly_values (customer_id, meter, hour, groups, digests) SELECT 'livecust', 'users', $1::timestamptz, '{"model":"m-9"}', ARRAY(SELECT generate_series(1, $2::int)::bigint)`,
+          [new Date(h).toISOString(), n],
+        );
+      for (const [what, param] of [
+        ['usage?meter=users&', 'from'],
+        ['cost?', 'to'],
+      ] as const) {
+        const r = await fetch(
+          `${server.url}/v1/customers/livecust/${what}from=${new Date(hour - 3 * HOUR_MS).toISOString()}&to=${new Date(hour + HOUR_MS).toISOString()}`,
+          {
+            headers: { authorization: `Bearer ${SERVICE}` },
+          },
+        );
+        const b = (await r.json()) as { error: string; parameter: string };
+        assert.deepEqual([r.status, b.parameter], [400, param], JSON.stringify(b));
+        assert.match(b.error, /holds 3000003 distinct-value digests of UNIQUE_COUNT meters, more than 3000000 counted in one answer; ask for a shorter range/);
+      }
+    } finally {
+      await server.close();
+    }
   } finally {
     await live.stop();
     await producer.close();

@@ -4,26 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assetPath } from '../../src/config/assets.js';
 import { loadConfig, ConfigError } from '../../src/config/config.js';
-import { tempDir } from '../support/tmp.js';
-import { migratedFolder, seedDataDir } from '../support/warehouse.js';
+import { cliFolder } from '../support/cli-run.js';
 
-const dir = tempDir('meter-tokens-cli-');
-// the warehouse made once per build (a new one costs seconds of initdb per file)
-seedDataDir(await migratedFolder(), join(dir, 'data'));
-function meter(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), METER_LOG_LEVEL: 'warn', ...env },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = await cliFolder('meter-tokens-cli-');
+const { dir } = cli;
+const meter = cli.meter;
 
 test('keys create refuses a customer that does not exist and an unknown plan (exit 2, a hint)', () => {
   const k = meter(['keys', 'create', '--customer', 'ghost', '--plan', 'pro']);

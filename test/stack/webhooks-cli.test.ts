@@ -5,24 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
-import { assetPath } from '../../src/config/assets.js';
-import { tempDir } from '../support/tmp.js';
-import { migratedFolder, seedDataDir } from '../support/warehouse.js';
+import { cliFolder } from '../support/cli-run.js';
 
-const dir = tempDir('meter-webhooks-cli-');
-// the warehouse made once per build (a new one costs seconds of initdb per file)
-seedDataDir(await migratedFolder(), join(dir, 'data'));
-function meter(args: string[]) {
-  const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), METER_LOG_LEVEL: 'warn' },
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = await cliFolder('meter-webhooks-cli-', 180_000);
+const meter = cli.meter;
 
 test('webhooks add|list|deliveries|retry|remove|deliver on the CLI', () => {
   for (const [args, msg] of [

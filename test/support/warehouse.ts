@@ -98,8 +98,7 @@ interface Pristine {
   relations: string;
   seeded: { table: string; rows: string }[];
   tables: string[];
-  /** Each sequence's state (setval's arguments) as the migrations left it. */
-  sequences: { seq: string; last: string; called: boolean }[];
+  sequences: { seq: string; value: string; called: boolean }[];
 }
 
 const RELATIONS = `SELECT coalesce(string_agg(format('%I.%I:%s', n.nspname, c.relname, c.relkind), ',' ORDER BY n.nspname, c.relname), '') AS list
@@ -117,18 +116,12 @@ async function pristineOf(db: Sql): Promise<Pristine> {
     `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
   );
-  // Materialized views would need more than a refill: none exist today; this refuses to reuse a
-  // database if that changes. Sequences (bigserial ids) are set back to where the migrations left them.
+  // A materialized view would need a refresh: none exists; say so if one comes.
   if (/:m(,|$)/.test(relations)) throw new Error(`reusableWarehouse: a materialized view is not reset (${relations})`);
-  const sequences: Pristine['sequences'] = [];
-  const seqNames = await db.query<{ s: string }>(
-    `SELECT format('%I.%I', n.nspname, c.relname) AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+  const sequences = await db.query<{ seq: string; value: string; called: boolean }>(
+    `SELECT format('%I.%I', schemaname, sequencename) AS seq, coalesce(last_value, start_value)::text AS value, last_value IS NOT NULL AS called FROM pg_sequences
+     WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`,
   );
-  for (const { s } of seqNames) {
-    const [r] = await db.query<{ last_value: string | number; is_called: boolean }>(`SELECT last_value, is_called FROM ${s}`);
-    if (r) sequences.push({ seq: s, last: String(r.last_value), called: r.is_called });
-  }
   const seeded: Pristine['seeded'] = [];
   for (const { t } of tables) {
     const [r] = await db.query<{ rows: string | null }>(`SELECT json_agg(x)::text AS rows FROM ${t} x`);
@@ -141,8 +134,8 @@ let pristine: Promise<Pristine> | undefined;
 const idle: PgliteWarehouse[] = [];
 
 /**
- * Put `db` back as migratedWarehouse() gave it: every table emptied and the migrations' own rows
- * written again, with triggers and foreign keys off meanwhile (a refill is not a change), and
+ * Put `db` back as migratedWarehouse() gave it: every table emptied, the migrations' own rows
+ * written again and sequences set back, with triggers and foreign keys off meanwhile (a refill is not a change), and
  * session state (settings, prepared statements, advisory locks) discarded. False if the database
  * holds a relation the migrations did not make: then it is not reused.
  */
@@ -153,7 +146,7 @@ async function reset(db: PgliteWarehouse, p: Pristine): Promise<boolean> {
     await tx.query(`SET LOCAL session_replication_role = replica`);
     await tx.query(`TRUNCATE ${p.tables.join(', ')}`);
     for (const s of p.seeded) await tx.query(`INSERT INTO ${s.table} SELECT * FROM json_populate_recordset(NULL::${s.table}, $1::json)`, [s.rows]);
-    for (const q of p.sequences) await tx.query(`SELECT setval($1::regclass, $2::bigint, $3)`, [q.seq, q.last, q.called]);
+    for (const q of p.sequences) await tx.query(`SELECT setval($1::regclass, $2::bigint, $3)`, [q.seq, q.value, q.called]);
   });
   return true;
 }
@@ -167,26 +160,35 @@ async function reset(db: PgliteWarehouse, p: Pristine): Promise<boolean> {
 export async function reusableWarehouse(): Promise<Warehouse> {
   const db = idle.pop() ?? (await migratedWarehouse());
   pristine ??= pristineOf(db);
-  // A database that cannot be reused is closed before the error reaches the test: an open PGlite
-  // keeps the test process from ending.
-  const p = await pristine.catch(async (e: unknown) => {
-    await db.close();
+  let p: Pristine;
+  try {
+    p = await pristine;
+  } catch (e) {
+    await db.close(); // an open PGlite would keep the test process from ending
     throw e;
-  });
+  }
   let closed = false;
+  let inFlight = 0;
   // After close() this handle refuses work as a closed database does, so a loop left running by one
-  // test cannot write into the next one's database.
-  const open = () => {
+  // test cannot write into the next one's database; and a database with work of this handle still
+  // running at close() (a transaction left waiting, say) is shut, not kept.
+  const run = async <T>(work: () => Promise<T>): Promise<T> => {
     if (closed) throw new Error('reusableWarehouse: used after close()');
+    inFlight++;
+    try {
+      return await work();
+    } finally {
+      inFlight--;
+    }
   };
   return {
     kind: 'pglite',
-    query: async (text, params) => (open(), db.query(text, params)),
-    transaction: async (fn) => (open(), db.transaction(fn)),
+    query: (text, params) => run(() => db.query(text, params)),
+    transaction: (fn) => run(() => db.transaction(fn)),
     async close() {
       if (closed) return;
       closed = true;
-      if (await reset(db, p).catch(() => false)) idle.push(db);
+      if (inFlight === 0 && (await reset(db, p).catch(() => false))) idle.push(db);
       else await db.close();
     },
   };

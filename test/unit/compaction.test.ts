@@ -9,7 +9,7 @@ import { FileLog } from '../../src/log/file-log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { Ingestor } from '../../src/pipeline/ingest.js';
 import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
+import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { HOUR_MS, coveredNames, hourStart, parseHourDir } from '../../src/lake/layout.js';
 import { listDataFiles } from '../../src/lake/data-files.js';
 import { checkLake } from '../../src/lake/lake-check.js';
@@ -20,6 +20,8 @@ import { replay } from '../../src/pipeline/replay.js';
 import { CompactionCrash, compact, type CompactionStep } from '../../src/pipeline/compaction.js';
 import { planCompaction } from '../../src/pipeline/compaction-plan.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
+import { testEvent } from '../support/events.js';
+import { type HourlyRow, hourlyRows, rollupRows } from '../support/rollup-rows.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { reusableWarehouse } from '../support/warehouse.js';
@@ -34,20 +36,14 @@ function event(i: number): UsageEvent {
   // Mostly in time order (as a gateway sends), so most ranges sit in one hour; every 1500th is a
   // late event of the first hour (a spool resend), so some ranges span two hours.
   const time = i % 1500 === 1499 ? B + (i % 1000) : B + Math.floor((i / N) * 4 * HOUR_MS);
-  return {
-    v: 1,
-    id: uuidv7(),
+  return testEvent({
     time,
     customer: `cust-${i % 7}`,
     keyId: `key-${i % 7}`,
     api: i % 3 ? 'locations.create' : 'devices.get',
-    method: 'POST',
     status: i % 11 ? 200 : 500,
-    latencyMs: 12,
-    bytesIn: 100,
-    bytesOut: 2000,
     billable: i % 11 !== 0,
-  };
+  });
 }
 
 /** A lake made by real ingest rotation (many small ranges), in a folder of its own. */
@@ -79,23 +75,6 @@ function copyOf(root: string): string {
   return to;
 }
 
-type Row = { customer_id: string; api: string; hour: string; calls: number; events: number };
-
-/** The rollup's answer for every hour of the lake, from a fresh warehouse. */
-async function rollupRows(lake: LocalLake): Promise<Row[]> {
-  const db = await reusableWarehouse();
-  const r = new Rollup({ lake, db });
-  try {
-    await r.run();
-    return await db.query<Row>(
-      `SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`,
-    );
-  } finally {
-    await r.close();
-    await db.close();
-  }
-}
-
 const closedBefore = () => hourStart(Date.now());
 
 async function assertExactlyOnce(lake: LocalLake, what: string) {
@@ -106,7 +85,7 @@ async function assertExactlyOnce(lake: LocalLake, what: string) {
 }
 
 let base: string;
-let truth: Row[];
+let truth: HourlyRow[];
 
 test('setup: an ingested lake of many small files', { timeout: 120_000 }, async () => {
   base = await ingestedLake();
@@ -270,10 +249,7 @@ test('rollup --follow compacts closed hours after a round, then rolls them up ag
   const ac = new AbortController();
   const following = r.follow(100, ac.signal);
   try {
-    const read = () =>
-      db.query<Row>(
-        `SELECT customer_id, api, hour::text AS hour, calls::int AS calls, events::int AS events FROM usage_hourly ORDER BY hour, customer_id, api`,
-      );
+    const read = () => hourlyRows(db);
     await until(
       'compacted and rolled up again',
       async () => (await listDataFiles(lake, TOPIC)).length < before && (await r.pendingHours()).length === 0,

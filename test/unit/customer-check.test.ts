@@ -23,7 +23,7 @@ import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-eve
 import { hourDir, hourStart, HOUR_MS } from '../../src/lake/layout.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { tempDir } from '../support/tmp.js';
-import { reusableWarehouse } from '../support/warehouse.js';
+import { migratedWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
 const dirs: string[] = [];
@@ -37,7 +37,7 @@ async function setup() {
   const lake = new LocalLake(pathToFileURL(join(root, 'lake')).href);
   await lake.init();
   const dead = new FolderDeadLetter(join(root, 'dead-letter'), TOPIC);
-  const db = await reusableWarehouse(); // in memory: each setup made a PGlite folder (initdb) before
+  const db = await migratedWarehouse(); // in memory: each setup made a PGlite folder (initdb) before
   return { root, log, lake, dead, db };
 }
 
@@ -78,8 +78,12 @@ async function billed(db: Warehouse): Promise<Record<string, { calls: number; ev
 async function ingestAll(s: Awaited<ReturnType<typeof setup>>, customers: CustomerCheck) {
   const ing = new Ingestor({ log: s.log, lake: s.lake, topic: TOPIC, maxRecords: 1000, flushMs: 100, deadLetter: s.dead, customers });
   await ing.start();
-  await ing.waitCaughtUp(60_000);
-  await ing.stop();
+  try {
+    await ing.waitCaughtUp(60_000);
+  } finally {
+    // stopped on a failure too: a running ingestor keeps the test process from ending
+    await ing.stop();
+  }
   return ing.stats();
 }
 

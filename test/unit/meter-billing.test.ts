@@ -54,21 +54,35 @@ const catalog = parseCatalog({
         peak: [{ unitPrice: '0.01' }, { effectiveFrom: '2026-02-10T00:00:00Z', unitPrice: '0.02' }],
       },
     },
+    // A UNIQUE_COUNT meter priced: the period's distinct users, 1.00 each, 2.00 from Feb 10
+    uniq: {
+      name: 'Users',
+      rateLimit: { ratePerSec: 10, burst: 10 },
+      prices: {},
+      meterPrices: {
+        users: [{ unitPrice: '1' }, { effectiveFrom: '2026-02-10T00:00:00Z', unitPrice: '2' }],
+      },
+    },
   },
 });
 
 const row = (meter: string, value: string, groups = '{}', customer = 'acme'): MeterHourlyRow => ({ customer, meter, groups, value, events: 1n });
+/** A UNIQUE_COUNT row: its distinct values' digests (as the rollup writes them, migration 019), the value their count. */
+const uniq = (meter: string, digests: number[], groups = '{}', customer = 'acme'): MeterHourlyRow => ({
+  ...row(meter, String(digests.length), groups, customer),
+  digests: `{${digests.join(',')}}`,
+});
 
 before(async () => {
   db = await migratedWarehouse();
   await db.query(
-    `INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai'), ('initech', 'Initech', 'UTC', 'peaky')`,
+    `INSERT INTO customers (id, name, time_zone, plan_id) VALUES ('acme', 'Acme', 'Asia/Seoul', 'ai'), ('globex', 'Globex', 'UTC', 'ai'), ('initech', 'Initech', 'UTC', 'peaky'), ('hooli', 'Hooli', 'UTC', 'uniq')`,
   );
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'locations.latest', '2026-02-02T10:00:00Z', 3, 3)`);
   const hours: [string, MeterHourlyRow[]][] = [
     // Feb 1 00:00 in Seoul is Jan 31 15:00 UTC
-    ['2026-01-31T15:00:00Z', [row('tokens', '600.5', '{"model":"m-1"}'), row('users', '2'), row('peak', '400')]],
-    ['2026-01-31T16:00:00Z', [row('tokens', '300', '{"model":"m-2"}'), row('users', '2'), row('peak', '300')]],
+    ['2026-01-31T15:00:00Z', [row('tokens', '600.5', '{"model":"m-1"}'), uniq('users', [1, 2]), row('peak', '400')]],
+    ['2026-01-31T16:00:00Z', [row('tokens', '300', '{"model":"m-2"}'), uniq('users', [2, 3]), row('peak', '300')]],
     [
       '2026-02-02T10:00:00Z',
       [row('tokens', '200', '{"model":"m-1"}'), row('bytes_out', '1500000', '{"api":"locations.latest"}'), row('tokens', '99', '{}', 'globex')],
@@ -84,6 +98,14 @@ before(async () => {
     ['2026-03-01T05:00:00Z', '50'],
   ] as const)
     hours.push([h, [row('peak', v, '{}', 'initech')]]);
+  // hooli's users (UNIQUE_COUNT, priced): 6 user-hours in February, 4 distinct users; user 1 again in March
+  for (const [h, users] of [
+    ['2026-02-02T10:00:00Z', [1, 2]],
+    ['2026-02-03T10:00:00Z', [2, 3]],
+    ['2026-02-12T10:00:00Z', [1, 4]],
+    ['2026-03-01T05:00:00Z', [1]],
+  ] as const)
+    hours.push([h, [uniq('users', [...users], '{}', 'hooli')]]);
   // Meters of two groups, and distinct values per group
   hours.push(
     [
@@ -92,8 +114,8 @@ before(async () => {
         row('chats', '5', '{"model":"m-1","region":"eu"}'),
         row('chats', '3', '{"model":"m-1","region":"us"}'),
         row('chats', '2', '{"model":"m-2","region":"eu"}'),
-        row('visitors', '2', '{"region":"eu"}'),
-        row('visitors', '3', '{"region":"us"}'),
+        uniq('visitors', [1, 2], '{"region":"eu"}'),
+        uniq('visitors', [2, 3, 4], '{"region":"us"}'),
       ],
     ],
     ['2026-02-05T11:00:00Z', [row('chats', '1', '{"model":"m-1","region":"eu"}'), row('chats', '4', '{"model":null,"region":"eu"}')]],
@@ -131,7 +153,7 @@ async function get(path: string, token = SERVICE): Promise<{ status: number; bod
   return { status: res.status, body: JSON.parse(text) };
 }
 
-test('usage by meter: windows in the zone, groups, the built-in calls, MAX and the UNIQUE_COUNT caveat', async () => {
+test('usage by meter: windows in the zone, groups, the built-in calls, MAX and UNIQUE_COUNT', async () => {
   const r = await get('/v1/customers/acme/usage?meter=tokens&from=2026-02-01&to=2026-02-03&tz=Asia/Seoul&windowSize=DAY&groupBy=model');
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual(r.body.data, [
@@ -162,8 +184,8 @@ test('usage by meter: windows in the zone, groups, the built-in calls, MAX and t
   );
 
   const users = await get('/v1/customers/acme/usage?meter=users&from=2026-02-01&to=2026-02-02&tz=Asia/Seoul&windowSize=DAY');
-  assert.equal(users.body.exact, false, 'distinct users of a day are not the sum of the hours');
-  assert.equal(users.body.data[0]?.value, '4');
+  assert.equal(users.body.exact, true);
+  assert.equal(users.body.data[0]?.value, '3', 'distinct users of the day, not the sum of the hours (4)');
 
   const calls = await get('/v1/customers/acme/usage?meter=calls&from=2026-02-01&to=2026-03-01&tz=UTC&windowSize=MONTH&groupBy=api');
   assert.deepEqual(calls.body.data, [
@@ -206,18 +228,23 @@ test('usage by meter: several groupBy, filters by group value (filterGroupBy[...
   assert.deepEqual(otherApi.body.data, []);
 });
 
-test('usage by meter: UNIQUE_COUNT is exact per hour and per single value of every group, and says so', async () => {
-  const q = async (query: string) => {
-    const r = await get(`/v1/customers/acme/usage?meter=visitors&from=2026-02-05T10:00:00Z&to=2026-02-05T11:00:00Z&${query}`);
+test('usage by meter: UNIQUE_COUNT counts distinct values over any window and groups, exactly', async () => {
+  const q = async (query: string, to = '2026-02-05T11:00:00Z') => {
+    const r = await get(`/v1/customers/acme/usage?meter=visitors&from=2026-02-05T10:00:00Z&to=${to}&${query}`);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     return `${r.body.data.map((d) => d.value).join(',')} exact=${r.body.exact}`;
   };
-  assert.equal(await q(''), '5 exact=false', 'eu + us: a user may be in both');
+  assert.equal(await q(''), '4 exact=true', 'eu {1,2} + us {2,3,4}: visitor 2 in both counts once');
   assert.equal(await q('groupBy=region'), '2,3 exact=true');
   assert.equal(await q('filter[region]=eu'), '2 exact=true');
-  assert.equal(await q('filter[region]=eu&filter[region]=us'), '5 exact=false');
-  const day = await get('/v1/customers/acme/usage?meter=visitors&from=2026-02-05T00:00:00Z&to=2026-02-06T00:00:00Z&groupBy=region');
-  assert.equal(day.body.exact, false, 'a day of hours');
+  assert.equal(await q('filter[region]=eu&filter[region]=us'), '4 exact=true');
+  assert.equal(await q('groupBy=region', '2026-02-06T00:00:00Z'), '2,3 exact=true', 'a day of hours');
+  const month = await get('/v1/customers/acme/usage?meter=users&from=2026-01-31T15:00:00Z&to=2026-01-31T17:00:00Z&windowSize=HOUR');
+  assert.deepEqual(
+    month.body.data.map((d) => d.value),
+    ['2', '2'],
+    'per hour',
+  );
 });
 
 test('usage by meter: groupBy and filters are bounded, and a mistake is a 400 naming the parameter', async () => {
@@ -358,6 +385,53 @@ test('meter prices on a MAX meter: the period peak in whole units, each raise of
   const inv = await get('/v1/customers/initech/invoices/2026-02');
   assert.equal(inv.status, 200, JSON.stringify(inv.body));
   assert.equal(inv.body.total, '1.99');
+});
+
+test('meter prices on a UNIQUE_COUNT meter: the period distinct count, each value priced where it is first seen, any cut adds up', async () => {
+  const cost = async (from: string, to: string) => {
+    const r = await get(`/v1/customers/hooli/cost?from=${from}&to=${to}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return { total: r.body.total, line: r.body.lines.find((l) => l.api === 'users') };
+  };
+  const usage = await get('/v1/customers/hooli/usage?meter=users&from=2026-02-01T00:00:00Z&to=2026-03-01T00:00:00Z&windowSize=MONTH');
+  assert.deepEqual(
+    usage.body.data.map((d) => d.value),
+    ['4'],
+    'distinct users of the month, where the hours sum to 6',
+  );
+  assert.equal(usage.body.exact, true);
+  // Feb: users 1, 2, 3 first seen before Feb 10 at 1.00, user 4 after at 2.00 (user 1 again is not new)
+  const feb = await cost('2026-02-01T00:00:00Z', '2026-03-01T00:00:00Z');
+  assert.equal(feb.line?.meter, 'users');
+  assert.equal(feb.line?.value, '4', 'the distinct count, not the sum of hours (6)');
+  assert.equal(feb.line?.calls, 4);
+  assert.deepEqual(
+    feb.line?.items.map((i) => `${i.kind} ${i.quantity} ${i.amount}`),
+    ['unit 3 3', 'unit 1 2'],
+  );
+  assert.equal(feb.total, '5.00');
+  // Cut anywhere, the pieces add up to the period's charge: each value in the piece it is first seen in.
+  for (const cut of ['2026-02-03T00:00:00Z', '2026-02-03T10:00:00Z', '2026-02-12T00:00:00Z', '2026-02-20T00:00:00Z']) {
+    const a = await cost('2026-02-01T00:00:00Z', cut);
+    const b = await cost(cut, '2026-03-01T00:00:00Z');
+    const cents = (t: string) => BigInt(t.replace('.', ''));
+    assert.equal(cents(a.total) + cents(b.total), 500n, `cut at ${cut}: ${a.total} + ${b.total}`);
+  }
+  const late = await cost('2026-02-12T00:00:00Z', '2026-03-01T00:00:00Z');
+  assert.deepEqual([late.line?.value, late.total], ['1', '2.00'], 'user 1 was seen earlier in the period: only user 4 is new');
+  // A new period counts its users anew: user 1 in March is new to March.
+  const two = await cost('2026-02-01T00:00:00Z', '2026-03-02T00:00:00Z');
+  assert.equal(two.line?.calls, 5);
+  assert.equal(two.total, '7.00');
+  const inv = await get('/v1/customers/hooli/invoices/2026-02');
+  assert.equal(inv.status, 200, JSON.stringify(inv.body));
+  assert.equal(inv.body.total, '5.00');
+  const page = await get('/v1/invoices?period=2026-02&status=draft');
+  assert.deepEqual(
+    page.body.invoices.filter((i) => i.customer === 'hooli').map((i) => i.total),
+    ['5.00'],
+    'a page of drafts prices it as the single invoice',
+  );
 });
 
 test('meter prices: the units a decimal starts', () => {

@@ -55,11 +55,12 @@ test('meters: the catalog checks each meter and names the field', () => {
   refused([{ ...TOKENS, eventType: 'ai tokens' }], /eventType: "ai tokens" is not an event type/);
   refused([{ ...TOKENS, unit: 'x' }], /^meters\[0\]\.unit: unknown meter field/);
   refused({ tokens: TOKENS }, /^meters: expected an array of meters/);
-  refused(
-    [{ ...TOKENS, aggregation: 'UNIQUE_COUNT' }],
-    /^plans\.basic\.meterPrices\.tokens: meter "tokens" is UNIQUE_COUNT: it cannot be priced, because a period's distinct values are not the sum of its hours'/,
-    { meterPrices: { tokens: '1' } },
-  );
+  const unique = parseCatalog({
+    currency: 'USD',
+    meters: [{ ...TOKENS, aggregation: 'UNIQUE_COUNT' }],
+    plans: { basic: { ...plans.basic, meterPrices: { tokens: '1' } } },
+  });
+  assert.deepEqual(Object.keys(unique.plans.basic!.meterCharges ?? {}), ['tokens'], 'a UNIQUE_COUNT meter is priced (its period distinct count)');
   const peak = parseCatalog({
     currency: 'USD',
     meters: [{ ...TOKENS, aggregation: 'MAX' }],
@@ -257,6 +258,7 @@ test('meters: a flood of distinct group values keeps at most MAX_GROUPS rows per
       ['3'],
       'distinct users among the folded events, counted over them together',
     );
+    assert.equal(users[0]?.digests?.split(',').length, 3, 'and their digests (migration 019) kept together, each once');
   } finally {
     c.closeSync();
     duck.closeSync();
