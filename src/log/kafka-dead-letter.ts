@@ -34,6 +34,8 @@ export class KafkaDeadLetter implements DeadLetterSink {
   private readonly kafka: Kafka;
   private readonly maxValueBytes: number;
   private producer: Promise<Producer> | null = null;
+  /** The put now running; the next starts after it settles. */
+  private tail: Promise<unknown> = Promise.resolve();
   private readonly counts: KafkaDeadLetterStats = { put: 0, truncated: 0, failed: 0 };
 
   constructor(
@@ -94,10 +96,21 @@ export class KafkaDeadLetter implements DeadLetterSink {
     };
   }
 
-  async put(record: LogRecord, reason: string): Promise<void> {
+  /**
+   * One send at a time, and a new producer after a failed one: overlapping sends on an idempotent
+   * kafkajs producer can lose records while reporting success (src/log/kafka/producer.ts).
+   */
+  put(record: LogRecord, reason: string): Promise<void> {
+    const run = this.tail.then(() => this.putNow(record, reason));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async putNow(record: LogRecord, reason: string): Promise<void> {
     const e = this.entry(record, reason);
+    let p: Producer | null = null;
     try {
-      const p = await this.start();
+      p = await this.start();
       await p.send({
         topic: this.dlqTopic,
         acks: -1,
@@ -106,6 +119,10 @@ export class KafkaDeadLetter implements DeadLetterSink {
       });
     } catch (err) {
       this.counts.failed++;
+      if (p) {
+        this.producer = null;
+        void p.disconnect().catch(() => {});
+      }
       throw err;
     }
     this.counts.put++;

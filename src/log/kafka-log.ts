@@ -74,9 +74,12 @@ export class KafkaLog implements UsageLog, KafkaSession {
 
   async producer(): Promise<LogProducer> {
     const partitions = await this.partitions();
-    const producer = newProducer(this.kafka);
-    await producer.connect().catch((e) => this.explained(e));
-    const p = new KafkaProducer(producer, this.topic, partitions, this.opts.partitionBy ?? 'event', () => this.open.delete(p));
+    const connected = async () => {
+      const producer = newProducer(this.kafka);
+      await producer.connect().catch((e) => this.explained(e));
+      return producer;
+    };
+    const p = new KafkaProducer(await connected(), connected, this.topic, partitions, this.opts.partitionBy ?? 'event', () => this.open.delete(p));
     this.open.add(p);
     return p;
   }

@@ -9,7 +9,8 @@
  * scenario events-api-kafka-down (test/faults/scenarios-events.ts) showed it: after Kafka came
  * back, an event answered 202 was in neither the topic nor the lake, and the producer answered
  * "out of order sequence number" from then on. The gateway sends one batch at a time as well
- * (src/gateway/event-batcher.ts).
+ * (src/gateway/event-batcher.ts), and the Kafka producer itself now admits one send at a time
+ * (src/log/kafka/producer.ts); this queue stays for the per-request wait bound below.
  *
  * After a failed send the producer is closed and the next send opens a new one (a new producer
  * id, sequences from 0): a producer whose sequences no longer match the broker's fails every send.

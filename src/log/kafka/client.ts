@@ -2,7 +2,7 @@
  * The kafkajs client of one KafkaLog: its options, the one `Kafka` instance, the quiet logger,
  * and the settings every group member is made with (session timeout, heartbeat).
  */
-import { Kafka, logLevel, type Consumer, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type Consumer, type ISocketFactory, type LogEntry } from 'kafkajs';
 import type { KafkaSecurity } from '../../security/client-options.js';
 import { kafkaLog } from '../../ground/logger.js';
 import type { PartitionBy } from '../log.js';
@@ -20,6 +20,8 @@ export interface KafkaLogOptions extends KafkaSecurity {
   heartbeatIntervalMs?: number;
   /** How the producer places records (log.ts PartitionBy; default `event`). */
   partitionBy?: PartitionBy;
+  /** Opens the client's connections (tests cut them with it; default: kafkajs's TCP/TLS sockets). */
+  socketFactory?: ISocketFactory;
 }
 
 export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
@@ -75,6 +77,7 @@ export function createKafka(opts: KafkaLogOptions): Kafka {
     brokers: opts.brokers,
     ssl: opts.ssl,
     sasl: opts.sasl,
+    ...(opts.socketFactory ? { socketFactory: opts.socketFactory } : {}),
     logLevel: logLevel.WARN,
     logCreator: quietLogCreator,
     connectionTimeout: 3000,

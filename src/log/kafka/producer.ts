@@ -2,6 +2,16 @@
  * The producer: idempotent, acks=-1 (all in-sync replicas), one in-flight request (keeps order
  * with retries), gzip compression (built into kafkajs; snappy/lz4/zstd need extra codecs). The
  * partition is chosen by `placeRecord` like the embedded log, so both place a record alike.
+ *
+ * One kafkajs send at a time per KafkaProducer; calls made meanwhile wait and go together in the
+ * next send (up to COALESCE_BYTES). kafkajs 2.2.4 gives
+ * a failed produce request's sequence numbers back for its retry, and an overlapping send could
+ * take them: if the broker had written the failed request, it answered the other send as a
+ * duplicate and dropped its records while reporting success (test/stack/kafka-producer-overlap.test.ts).
+ * After a failed send the kafkajs producer is dropped and the next send opens a new one (a new
+ * producer id, sequences from 0): the old one's sequences may no longer match the broker's.
+ * A wait is bounded by the sends ahead of it, each bounded by the client's retries and request
+ * timeout (client.ts).
  */
 import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { placeRecord, type LogProducer, type PartitionBy, type ProducerRecord } from '../log.js';
@@ -15,28 +25,106 @@ export function newProducer(kafka: Kafka): Producer {
   });
 }
 
+/** Most bytes of keys and values sent together when waiting calls are joined (one call alone may be larger). */
+export const COALESCE_BYTES = 256 << 10;
+
+interface Waiting {
+  records: ProducerRecord[];
+  bytes: number;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+const bytesOf = (records: ProducerRecord[]) => records.reduce((n, r) => n + r.key.length + r.value.length, 0);
+
 export class KafkaProducer implements LogProducer {
+  private current: Promise<Producer> | null;
+  private readonly queue: Waiting[] = [];
+  private running = false;
+  private closed = false;
+
+  /** `first` is connected; `open` connects another after a failed send. */
   constructor(
-    private readonly producer: Producer,
+    first: Producer,
+    private readonly open: () => Promise<Producer>,
     private readonly topic: string,
     private readonly partitions: number,
     private readonly partitionBy: PartitionBy,
     private readonly onClose: () => void,
-  ) {}
+  ) {
+    this.current = Promise.resolve(first);
+  }
 
-  async send(records: ProducerRecord[]): Promise<void> {
-    if (!records.length) return;
-    // One request for the whole batch; kafkajs splits it per partition leader.
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      compression: CompressionTypes.GZIP,
-      messages: records.map((r) => ({ key: r.key, value: r.value, partition: placeRecord(r, this.partitions, this.partitionBy) })),
+  send(records: ProducerRecord[]): Promise<void> {
+    if (!records.length) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('log producer is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ records, bytes: bytesOf(records), resolve, reject });
+      void this.drain();
     });
   }
 
+  /** Sends the queue one kafkajs send at a time; calls that waited meanwhile go together. */
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.take();
+        try {
+          await this.sendNow(batch.flatMap((w) => w.records));
+          for (const w of batch) w.resolve();
+        } catch (e) {
+          for (const w of batch) w.reject(e);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private take(): Waiting[] {
+    const batch = [this.queue.shift()!];
+    let bytes = batch[0]!.bytes;
+    while (this.queue.length && bytes + this.queue[0]!.bytes <= COALESCE_BYTES) {
+      const next = this.queue.shift()!;
+      bytes += next.bytes;
+      batch.push(next);
+    }
+    return batch;
+  }
+
+  private async sendNow(records: ProducerRecord[]): Promise<void> {
+    if (this.closed) throw new Error('log producer is closed');
+    if (!this.current) {
+      const opening = this.open();
+      this.current = opening;
+      // A failed open is retried by the next send.
+      opening.catch(() => {
+        if (this.current === opening) this.current = null;
+      });
+    }
+    const producer = await this.current;
+    try {
+      // One request for the whole batch; kafkajs splits it per partition leader.
+      await producer.send({
+        topic: this.topic,
+        acks: -1,
+        compression: CompressionTypes.GZIP,
+        messages: records.map((r) => ({ key: r.key, value: r.value, partition: placeRecord(r, this.partitions, this.partitionBy) })),
+      });
+    } catch (e) {
+      this.current = null;
+      void producer.disconnect().catch(() => {});
+      throw e;
+    }
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     this.onClose();
-    await this.producer.disconnect();
+    const p = this.current;
+    this.current = null;
+    if (p) await (await p.catch(() => null))?.disconnect();
   }
 }
