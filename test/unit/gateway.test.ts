@@ -25,6 +25,7 @@ import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
 import { planRateLimits } from '../../src/gateway/plans.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
@@ -413,6 +414,50 @@ describe('gateway', () => {
     } finally {
       await gw3.close();
       await limiter.close();
+    }
+  });
+
+  it('a client gone while admission waits on the limiter frees its in-flight slot', async () => {
+    // A Redis that accepts connections and never answers: a decision waits the command timeout.
+    const silent = createNetServer(() => {});
+    const silentPort = await new Promise<number>((r) => silent.listen(0, '127.0.0.1', () => r((silent.address() as { port: number }).port)));
+    const limiter = new RedisLimiter({ url: `redis://127.0.0.1:${silentPort}`, failMode: 'open', commandTimeoutMs: 400, onError: () => {} });
+    // Its own log: the abandoned call's event is not one of this file's expected events.
+    const ownLog = new FileLog({ dir: tempDir('meter-gw-abort-'), topic: 'usage-events', partitions: 1 });
+    await ownLog.init();
+    const ownProducer = await ownLog.producer();
+    const gw4 = await startGateway({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
+      keys: new KeyStore(db),
+      limiter,
+      plans,
+      routes: loadRoutes(assetPath('fixtures/routes.json')),
+      producer: ownProducer,
+      eventFlushMs: 10,
+      maxBodyBytes: 1024,
+    });
+    try {
+      const { port } = new URL(gw4.url);
+      // Abandoned while the limiter waits for the silent Redis.
+      await new Promise<void>((resolve) => {
+        const r = httpRequest({ host: '127.0.0.1', port, path: '/v1/devices/x/location', headers: { authorization: `Bearer ${acme.key}` } });
+        r.on('error', () => resolve());
+        r.end();
+        setTimeout(() => {
+          r.destroy();
+          resolve();
+        }, 100);
+      });
+      await until('the abandoned call to be admitted and over', () => gw4.stats().requests === 1 && gw4.stats().limiterDegraded === 1, 10_000, 20);
+      await until('its in-flight slot free', () => gw4.stats().fairness.inFlight.open === 0, 5_000, 20);
+    } finally {
+      await gw4.close();
+      await limiter.close();
+      await ownProducer.close();
+      await ownLog.close();
+      silent.close();
     }
   });
 
