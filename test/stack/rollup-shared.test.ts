@@ -86,7 +86,9 @@ test("a dead holder's lease is taken over after its expiry; a holder that lost i
   const w = await world(2);
   const lake = new LocalLake(w.lakeUrl);
   const rollup = new Rollup({ lake, db: w.db, leaseTtlMs: 900 });
-  const dead = new HourLeases(w.db, { ttlMs: 1500, holder: 'dead-process' });
+  // 5 s: the "live lease is respected" check below must run before it expires, also on a box
+  // stalled for seconds (with 1.5 s this test failed once in about nine runs under load).
+  const dead = new HourLeases(w.db, { ttlMs: 5000, holder: 'dead-process' });
   try {
     // A process claims the first hour and dies (no renewal: its timer is stopped, the row stays).
     assert.equal(await dead.claim(START), 'claimed');
