@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { fork } from 'node:child_process';
 import { Peer, PeerClosedError, type Channel } from '../../src/gateway/workers/peer.js';
 import { labelSample, mergeMetrics } from '../../src/gateway/workers/merge-metrics.js';
 
@@ -26,6 +27,18 @@ function channel(port: MessagePort): Channel & { sent: number } {
 }
 
 describe('gateway workers: peer', () => {
+  it('a call to a process killed with -9 fails with PeerClosedError, and the sender lives on', async () => {
+    // A real child with an IPC channel, as cluster workers have: killed before the batch is
+    // flushed, so the send meets a closed channel (Node would emit an unhandled 'error').
+    const child = fork('-e', ['setInterval(() => {}, 1000)'], { execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    await new Promise((r) => child.once('spawn', r));
+    const peer = new Peer(child as unknown as Channel);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    await assert.rejects(peer.call('take', 1), PeerClosedError);
+  });
+
   it('answers calls both ways, one message per tick for many calls, and carries errors back', async () => {
     const { port1, port2 } = new MessageChannel();
     const a = channel(port1);

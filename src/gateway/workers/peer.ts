@@ -6,7 +6,8 @@
  */
 
 export interface Channel {
-  send(msg: unknown): boolean;
+  /** With a callback, a closed channel's error comes to it (without one, Node emits 'error'). */
+  send(msg: unknown, callback?: (error: Error | null) => void): boolean;
   on(event: 'message', fn: (msg: unknown) => void): unknown;
 }
 
@@ -70,11 +71,20 @@ export class Peer {
     const b = this.out;
     this.out = null;
     if (!b || this.closed) return;
+    // The channel can close under us (the other process was killed): its calls cannot be answered.
+    // The error comes synchronously or, for a channel already closed, to the callback: without a
+    // callback Node emits it as an 'error' event, which killed the gateway's primary when a batch
+    // was flushed just after a worker's kill -9 (fault suite, kill-9-gateway-worker-batched).
+    const fail = (e: Error) => {
+      for (const c of b.calls ?? []) {
+        this.pending.get(c.id)?.reject(new PeerClosedError(e.message));
+        this.pending.delete(c.id);
+      }
+    };
     try {
-      this.ch.send(b);
+      this.ch.send(b, (e) => e && fail(e));
     } catch (e) {
-      // The channel closed under us: the calls of this batch cannot be answered.
-      for (const c of b.calls ?? []) this.pending.get(c.id)?.reject(new PeerClosedError((e as Error).message));
+      fail(e as Error);
     }
   }
 

@@ -80,6 +80,9 @@ export class GatewaySupervisor {
     s.listening = false;
     s.startedAt = Date.now();
     this.o.serve(peer, s.index);
+    // A send to a worker that just died fails with ERR_IPC_CHANNEL_CLOSED; Peer handles its own
+    // sends, and any other such error must not kill the primary (the 'exit' below restarts it).
+    w.on('error', (e: Error) => this.o.logger.warn('gateway worker channel error', { worker: s.index, error: e.message }));
     w.on('exit', (code, signal) => {
       peer.close(`gateway worker ${s.index} exited`);
       if (s.worker !== w) return;
