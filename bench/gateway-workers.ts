@@ -9,11 +9,13 @@
  *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
-import { benchWorkDir, fmt, load, median } from './lib.js';
+import { benchCatalogJson, benchWorkDir, fmt, load, median } from './lib.js';
+import { loadCatalog } from '../src/billing/catalog.js';
+import { syncCatalog } from '../src/billing/catalog-store.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { createKey } from '../src/gateway/keys.js';
@@ -99,7 +101,12 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
   const db = await PgliteWarehouse.open(join(dir, 'pglite'));
   await migrate(db);
-  const key = (await createKey(db, { customer: 'acme', plan: 'enterprise' })).key;
+  // The bench plan's rate limit is 10^9/s: the bench measures the path, not refusals (a real
+  // plan's 1,000/s turned most calls into cheap 429s on a quiet box).
+  const catalogFile = join(dir, 'catalog.json');
+  writeFileSync(catalogFile, JSON.stringify(benchCatalogJson()));
+  await syncCatalog(db, loadCatalog(catalogFile));
+  const key = (await createKey(db, { customer: 'acme', plan: 'bench' })).key;
   await db.close();
   const headers = { authorization: `Bearer ${key}` };
   const up = await startProc([resolve(assetPath('dist/bench/upstream.js'))], {}, /^(\d+)\n/m);
@@ -113,10 +120,9 @@ async function main(): Promise<void> {
       [1, 2].map((n) => [
         `meter-${n}w`,
         async () => {
-          // High limits: the bench measures the path, not refusals.
           const s = await startProc(
             [assetPath('bin/meter.js'), 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
-            { METER_DATA_DIR: dir, METER_LOG_LEVEL: 'info' },
+            { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info' },
             /gateway on (http:\/\/\S+)/,
           );
           return { proc: s.proc, url: s.match[1] as string };
