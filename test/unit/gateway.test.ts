@@ -13,13 +13,14 @@ import { request } from 'undici';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { KeyStore, createKey, revokeKey, type CreatedKey } from '../../src/gateway/keys.js';
 import { compileRoutes, loadRoutes } from '../../src/gateway/routes.js';
-import { startGateway, type Gateway } from '../../src/gateway/server.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { EventBatcher } from '../../src/gateway/event-batcher.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { RedisLimiter } from '../../src/limiter/redis-limiter.js';
 import { FileLog } from '../../src/log/file-log.js';
 import type { LogProducer } from '../../src/log/log.js';
 import { decodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
+import { fixedEventId, testEvent } from '../support/events.js';
 import { assetPath } from '../../src/config/assets.js';
 import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
 import { planRateLimits } from '../../src/gateway/plans.js';
@@ -96,6 +97,20 @@ describe('gateway', () => {
   let tiny: CreatedKey;
   const expected = new Map<string, Expected>();
   let slowCancelled: Promise<boolean> | null = null;
+
+  /** A second gateway on this suite's upstream, keys, plans and routes; `over` sets what a test is about. */
+  const otherGateway = (over: Pick<GatewayOptions, 'limiter' | 'producer'> & Partial<GatewayOptions>): Promise<Gateway> =>
+    startGateway({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
+      keys: new KeyStore(db),
+      plans,
+      routes: loadRoutes(assetPath('fixtures/routes.json')),
+      eventFlushMs: 10,
+      maxBodyBytes: 1024,
+      ...over,
+    });
 
   before(async () => {
     db = await migratedWarehouse();
@@ -386,18 +401,7 @@ describe('gateway', () => {
 
   it('keeps serving when the Redis limiter cannot reach Redis (fail open)', async () => {
     const limiter = new RedisLimiter({ url: `redis://127.0.0.1:${await deadPort()}`, failMode: 'open', onError: () => {} });
-    const gw3 = await startGateway({
-      host: '127.0.0.1',
-      port: 0,
-      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-      keys: new KeyStore(db),
-      limiter,
-      plans,
-      routes: loadRoutes(assetPath('fixtures/routes.json')),
-      producer,
-      eventFlushMs: 10,
-      maxBodyBytes: 1024,
-    });
+    const gw3 = await otherGateway({ limiter, producer });
     try {
       const r = await request(gw3.url + '/v1/devices/x/location', { headers: { authorization: `Bearer ${acme.key}` } });
       assert.equal(r.statusCode, 200);
@@ -426,18 +430,7 @@ describe('gateway', () => {
     const ownLog = new FileLog({ dir: tempDir('meter-gw-abort-'), topic: 'usage-events', partitions: 1 });
     await ownLog.init();
     const ownProducer = await ownLog.producer();
-    const gw4 = await startGateway({
-      host: '127.0.0.1',
-      port: 0,
-      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-      keys: new KeyStore(db),
-      limiter,
-      plans,
-      routes: loadRoutes(assetPath('fixtures/routes.json')),
-      producer: ownProducer,
-      eventFlushMs: 10,
-      maxBodyBytes: 1024,
-    });
+    const gw4 = await otherGateway({ limiter, producer: ownProducer });
     try {
       const { port } = new URL(gw4.url);
       // Abandoned while the limiter waits for the silent Redis.
@@ -487,17 +480,11 @@ describe('gateway', () => {
     const dir2 = tempDir('meter-gw502-');
     const log2 = new FileLog({ dir: dir2, topic: 'usage-events', partitions: 1 });
     const producer2 = await log2.producer();
-    const gw2 = await startGateway({
-      host: '127.0.0.1',
-      port: 0,
+    const gw2 = await otherGateway({
       upstream: `http://127.0.0.1:${await deadPort()}`,
-      keys: new KeyStore(db),
       limiter: new MemoryLimiter(),
-      plans,
       routes: compileRoutes({ routes: [{ method: '*', path: '/*', api: 'other' }] }),
       producer: producer2,
-      eventFlushMs: 10,
-      maxBodyBytes: 1024,
       logger: { info() {}, warn() {}, error() {} },
     });
     try {
@@ -593,20 +580,7 @@ class TestProducer implements LogProducer {
 }
 
 function ev(n: number): UsageEvent {
-  return {
-    v: 1,
-    id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    time: 1,
-    customer: `c${n % 3}`,
-    keyId: 'k',
-    api: 'a',
-    method: 'GET',
-    status: 200,
-    latencyMs: 1,
-    bytesIn: 0,
-    bytesOut: 0,
-    billable: true,
-  };
+  return testEvent({ id: fixedEventId(n), time: 1, customer: `c${n % 3}` });
 }
 
 describe('EventBatcher', () => {
