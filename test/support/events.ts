@@ -43,6 +43,12 @@ export function submittedEvent(n: number, hour: number, over: Partial<UsageEvent
   });
 }
 
+/** A `submittedEvent` with `data` (as JSON) and, as the events API records it, the data's size as bytesIn. */
+export function eventWithData(n: number, hour: number, data: unknown, over: Partial<UsageEvent> = {}): UsageEvent {
+  const json = JSON.stringify(data);
+  return submittedEvent(n, hour, { data: json, bytesIn: Buffer.byteLength(json), ...over });
+}
+
 /**
  * `n` such events as log records keyed by customer, as the gateway sends them: customers `c0` ..
  * `c{customers - 1}` in turn, each at `time(i)` (default: one `now` for all).
