@@ -50,6 +50,27 @@ export function eventWithData(n: number, hour: number, data: unknown, over: Part
 }
 
 /**
+ * A gateway call of `customer` a second ago: `POST locations.create` answered 201 to key `key_1`,
+ * its id made at that second (also when `over` moves the time); `over` replaces fields.
+ */
+export function callEvent(customer: string, over: Partial<UsageEvent> = {}): UsageEvent {
+  const time = Date.now() - 1000;
+  return testEvent({
+    id: uuidv7(time),
+    time,
+    customer,
+    keyId: 'key_1',
+    api: 'locations.create',
+    method: 'POST',
+    status: 201,
+    latencyMs: 3,
+    bytesIn: 10,
+    bytesOut: 20,
+    ...over,
+  });
+}
+
+/**
  * `n` such events as log records keyed by customer, as the gateway sends them: customers `c0` ..
  * `c{customers - 1}` in turn, each at `time(i)` (default: one `now` for all).
  */
