@@ -35,6 +35,13 @@ export function benchWorkDir(): string {
   return dir;
 }
 
+/** The value after `--name` on this process's command line, or `dflt`. */
+export function argValue(name: string, dflt: string): string {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return (i >= 0 ? args[i + 1] : undefined) ?? dflt;
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
