@@ -2,7 +2,7 @@
  * Shared helpers of the benchmarks: options, medians, deterministic event data, result rows.
  * Benchmarks are not tests: nothing here asserts on speed, it measures and reports.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UsageEvent } from '../src/events/usage-event.js';
@@ -179,4 +179,30 @@ export async function load(url: string, o: { connections: number; seconds: numbe
     bad: (r.non2xx ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0),
     total: r.requests.total ?? r.requests.sent,
   };
+}
+
+const TICK_US = 1e6 / 100; // USER_HZ
+
+/** CPU µs (utime + stime from /proc) of process `root` and all its descendants alive now. */
+export function treeCpuUs(root: number): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(f[1]));
+      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) * TICK_US);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (p: number): boolean => {
+    for (let q: number | undefined = p, i = 0; q && i < 64; q = parent.get(q), i++) if (q === root) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [p, c] of cpu) if (inTree(p)) total += c;
+  return total;
 }

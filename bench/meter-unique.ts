@@ -13,7 +13,7 @@
  *
  *   node dist/bench/meter-unique.js [--requests 10] [--out file.json]
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +22,7 @@ import { startBillingServer } from '../src/billing/server.js';
 import { parseCatalog } from '../src/billing/catalog.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { namedPostgres } from './pg.js';
-import { argValue, fmt, median, percentile } from './lib.js';
+import { argValue, fmt, median, percentile, treeCpuUs } from './lib.js';
 
 const REQUESTS = Number(argValue('requests', '10'));
 const OUT = argValue('out', '');
@@ -33,25 +33,12 @@ const TO = '2026-11-01T00:00:00Z';
 const PER_HOUR = 1000;
 const POOL = 20_000;
 
-/** CPU seconds of the Postgres server: the postmaster and its children (backends, autovacuum ...). */
+/** CPU seconds of the Postgres server: the postmaster and its descendants (backends, autovacuum ...). */
 function postgresCpu(): number {
   const dir = process.env.METER_STACK_DIR;
   if (!dir) return Number.NaN;
   const master = Number(readFileSync(join(dir, 'postgres/data/postmaster.pid'), 'utf8').split('\n')[0]);
-  const tick = 100;
-  let sum = 0;
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(p) !== master && Number(f[1]) !== master) continue;
-      sum += (Number(f[11]) + Number(f[12])) / tick;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return sum;
+  return treeCpuUs(master) / 1e6;
 }
 
 async function database(): Promise<PgWarehouse> {
