@@ -5,7 +5,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UsageEvent } from '../src/events/usage-event.js';
+import { uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 
 export interface BenchOptions {
   smoke: boolean;
@@ -60,6 +60,17 @@ export async function repeat<T>(runs: number, fn: (i: number) => Promise<T>): Pr
   return out;
 }
 
+/** `runs` rounds of build A then build B, each measured by `once(dist, side, round)` (round from 1); the results per side. */
+export async function alternateAB<T>(
+  runs: number,
+  dists: { A: string; B: string },
+  once: (dist: string, side: 'A' | 'B', round: number) => Promise<T>,
+): Promise<Record<'A' | 'B', T[]>> {
+  const out: Record<'A' | 'B', T[]> = { A: [], B: [] };
+  for (let i = 0; i < runs; i++) for (const k of ['A', 'B'] as const) out[k].push(await once(dists[k], k, i + 1));
+  return out;
+}
+
 export function fmt(n: number, digits = 0): string {
   if (!Number.isFinite(n)) return String(n);
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -95,6 +106,29 @@ export const API_COUNT = 50;
 /** 50 priced operations, named like the sample API's. */
 export const APIS = Array.from({ length: API_COUNT }, (_, i) => `svc${String(i >> 3).padStart(2, '0')}.op${i & 7}`);
 export const METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
+
+/**
+ * The i-th of a run of plain gateway calls a second before `now`: `POST locations.create` by
+ * customer `customer-<i % customers>`, one in ten answered 503 (not billable); fields in the
+ * gateway's order.
+ */
+export function callEvent(i: number, customers: number, now: number): UsageEvent {
+  const status = i % 10 ? 200 : 503;
+  return {
+    v: 1,
+    id: uuidv7(),
+    time: now - 1000,
+    customer: `customer-${i % customers}`,
+    keyId: 'key_abc',
+    api: 'locations.create',
+    method: 'POST',
+    status,
+    latencyMs: 12,
+    bytesIn: 100,
+    bytesOut: 2000,
+    billable: status < 400,
+  };
+}
 
 const hex = (n: number, w: number) => n.toString(16).padStart(w, '0').slice(-w);
 
