@@ -98,6 +98,16 @@ describe('gateway', () => {
   const expected = new Map<string, Expected>();
   let slowCancelled: Promise<boolean> | null = null;
 
+  /**
+   * The call that got event `id` must be in the log once, as `call` ("GET locations.latest") by
+   * `key` of `customer`, answered `status`: billable when 2xx/3xx, as the gateway bills.
+   */
+  const expectEvent = (id: string, customer: string, key: CreatedKey, call: string, status: number, bytes: Pick<Expected, 'bytesIn' | 'bytesOut'> = {}) => {
+    const [method = '', api = ''] = call.split(' ');
+    expected.set(id, { customer, keyId: key.id, api, method, status, billable: status < 400, ...bytes });
+  };
+  const eventIdHeader = (r: { headers: IncomingHttpHeaders }) => r.headers['x-meter-event-id'] as string;
+
   /** A second gateway on this suite's upstream, keys, plans and routes; `over` sets what a test is about. */
   const otherGateway = (over: Pick<GatewayOptions, 'limiter' | 'producer'> & Partial<GatewayOptions>): Promise<Gateway> =>
     startGateway({
@@ -238,16 +248,7 @@ describe('gateway', () => {
     assert.equal(r.headers.ratelimit, '"pro";r=199;t=1');
     const id = r.headers['x-meter-event-id'] as string;
     assert.equal(up.headers['x-meter-event-id'], id);
-    expected.set(id, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.latest',
-      method: 'GET',
-      status: 200,
-      billable: true,
-      bytesIn: 0,
-      bytesOut: Buffer.byteLength(body),
-    });
+    expectEvent(id, 'acme', acme, 'GET locations.latest', 200, { bytesIn: 0, bytesOut: Buffer.byteLength(body) });
   });
 
   it('takes the key from X-API-Key, keeps an unrelated Authorization, and streams the body', async () => {
@@ -264,16 +265,7 @@ describe('gateway', () => {
     assert.equal(up.headers['x-api-key'], undefined);
     assert.equal(up.headers.authorization, 'Basic dXBzdHJlYW06cw==');
     assert.equal(up.body.toString(), payload);
-    expected.set(r.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 201,
-      billable: true,
-      bytesIn: Buffer.byteLength(payload),
-      bytesOut: Buffer.byteLength(text),
-    });
+    expectEvent(eventIdHeader(r), 'acme', acme, 'POST locations.create', 201, { bytesIn: Buffer.byteLength(payload), bytesOut: Buffer.byteLength(text) });
   });
 
   it('maps routes to api names and bills by status; a path without a route gets 404 and is not forwarded', async () => {
@@ -295,7 +287,7 @@ describe('gateway', () => {
         await r.body.dump();
         assert.equal(seen.at(-1)!.headers['x-meter-api'], api);
       }
-      expected.set(r.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api, method, status, billable: status < 400 });
+      expectEvent(eventIdHeader(r), 'acme', acme, `${method} ${api}`, status);
     }
     assert.equal(gw.stats().noRoute, 2);
   });
@@ -306,14 +298,7 @@ describe('gateway', () => {
       const r = await call('/v1/devices/a/location', { headers: auth });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
-      expected.set(r.headers['x-meter-event-id'] as string, {
-        customer: 'smallco',
-        keyId: tiny.id,
-        api: 'locations.latest',
-        method: 'GET',
-        status: 200,
-        billable: true,
-      });
+      expectEvent(eventIdHeader(r), 'smallco', tiny, 'GET locations.latest', 200);
     }
     const before = seen.length;
     const r = await call('/v1/devices/a/location', { headers: auth });
@@ -325,15 +310,7 @@ describe('gateway', () => {
     assert.equal(j.error, 'rate_limited');
     assert.equal(j.retryAfterSec, 1);
     assert.equal(seen.length, before, 'upstream was called for a limited call');
-    expected.set(r.headers['x-meter-event-id'] as string, {
-      customer: 'smallco',
-      keyId: tiny.id,
-      api: 'locations.latest',
-      method: 'GET',
-      status: 429,
-      billable: false,
-      bytesOut: 0,
-    });
+    expectEvent(eventIdHeader(r), 'smallco', tiny, 'GET locations.latest', 429, { bytesOut: 0 });
     assert.equal(gw.stats().limited, 1);
   });
 
@@ -343,28 +320,14 @@ describe('gateway', () => {
     assert.equal(r.statusCode, 413);
     assert.equal(((await r.body.json()) as any).error, 'body_too_large');
     assert.equal(seen.length, before, 'declared too large: the upstream is not called');
-    expected.set(r.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 413,
-      billable: false,
-    });
+    expectEvent(eventIdHeader(r), 'acme', acme, 'POST locations.create', 413);
 
     // No Content-Length (chunked): cut while streaming.
     const chunked = Readable.from([Buffer.alloc(600, 98), Buffer.alloc(600, 99)]);
     const r2 = await call('/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${acme.key}` }, body: chunked });
     assert.equal(r2.statusCode, 413);
     await r2.body.dump();
-    expected.set(r2.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 413,
-      billable: false,
-    });
+    expectEvent(eventIdHeader(r2), 'acme', acme, 'POST locations.create', 413);
     assert.ok(!seen.slice(before).some((s) => s.body.length > 1024), 'an over-long body reached the upstream');
     assert.equal(gw.stats().tooLarge, 2);
 
@@ -372,15 +335,7 @@ describe('gateway', () => {
     const ok = await call('/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${acme.key}` }, body: Buffer.alloc(1024, 97) });
     assert.equal(ok.statusCode, 201);
     await ok.body.dump();
-    expected.set(ok.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 201,
-      billable: true,
-      bytesIn: 1024,
-    });
+    expectEvent(eventIdHeader(ok), 'acme', acme, 'POST locations.create', 201, { bytesIn: 1024 });
   });
 
   it('cancels the upstream call when the client goes away, and records it as 499', async () => {
@@ -396,7 +351,7 @@ describe('gateway', () => {
     const ev = (await readEvents(log)).find((e) => e.status === 499);
     assert.ok(ev, 'no 499 event');
     assert.deepEqual([ev.api, ev.billable, ev.customer], ['test.slow', false, 'acme']);
-    expected.set(ev.id, { customer: 'acme', keyId: acme.id, api: 'test.slow', method: 'GET', status: 499, billable: false });
+    expectEvent(ev.id, 'acme', acme, 'GET test.slow', 499);
   });
 
   it('keeps serving when the Redis limiter cannot reach Redis (fail open)', async () => {
@@ -407,14 +362,7 @@ describe('gateway', () => {
       assert.equal(r.statusCode, 200);
       await r.body.dump();
       assert.equal(gw3.stats().limiterDegraded, 1);
-      expected.set(r.headers['x-meter-event-id'] as string, {
-        customer: 'acme',
-        keyId: acme.id,
-        api: 'locations.latest',
-        method: 'GET',
-        status: 200,
-        billable: true,
-      });
+      expectEvent(eventIdHeader(r), 'acme', acme, 'GET locations.latest', 200);
     } finally {
       await gw3.close();
       await limiter.close();
