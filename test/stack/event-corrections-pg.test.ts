@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freshDatabase, stackEnv } from '../support/stack.js';
 import { eventWithData } from '../support/events.js';
+import { type CliResult, meterChild } from '../support/cli-run.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
@@ -82,19 +83,8 @@ async function post(body: unknown): Promise<{ status: number; body: Record<strin
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-function meter(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], {
-      cwd: tempDir('meter-corrections-cli-'),
-      env: { PATH: process.env.PATH, METER_BILLING_TOKENS: SERVICE },
-    });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (b: Buffer) => (out += b));
-    c.stderr.on('data', (b: Buffer) => (err += b));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, out, err }));
-  });
+function meter(args: string[]): Promise<CliResult> {
+  return meterChild(args, { cwd: tempDir('meter-corrections-cli-'), env: { METER_BILLING_TOKENS: SERVICE } });
 }
 
 async function hour(): Promise<{ calls: number; events: number; tokens: string | null }> {
