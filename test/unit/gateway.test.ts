@@ -28,6 +28,7 @@ import { loadCatalog } from '../../src/billing/catalog.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { freePort } from '../support/net.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
 function testRoutes() {
@@ -52,14 +53,6 @@ interface Seen {
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as { port: number }).port;
-}
-
-async function deadPort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** Every event in the log's files, decoded and checked. */
@@ -355,7 +348,7 @@ describe('gateway', () => {
   });
 
   it('keeps serving when the Redis limiter cannot reach Redis (fail open)', async () => {
-    const limiter = new RedisLimiter({ url: `redis://127.0.0.1:${await deadPort()}`, failMode: 'open', onError: () => {} });
+    const limiter = new RedisLimiter({ url: `redis://127.0.0.1:${await freePort()}`, failMode: 'open', onError: () => {} });
     const gw3 = await otherGateway({ limiter, producer });
     try {
       const r = await request(gw3.url + '/v1/devices/x/location', { headers: { authorization: `Bearer ${acme.key}` } });
@@ -429,7 +422,7 @@ describe('gateway', () => {
     const log2 = new FileLog({ dir: dir2, topic: 'usage-events', partitions: 1 });
     const producer2 = await log2.producer();
     const gw2 = await otherGateway({
-      upstream: `http://127.0.0.1:${await deadPort()}`,
+      upstream: `http://127.0.0.1:${await freePort()}`,
       limiter: new MemoryLimiter(),
       routes: compileRoutes({ routes: [{ method: '*', path: '/*', api: 'other' }] }),
       producer: producer2,
