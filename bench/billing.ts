@@ -34,6 +34,7 @@ import { CatalogCache } from '../src/billing/catalog-cache.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { benchPostgres } from './pg.js';
 import { startRawBilling, rawCost } from './raw-billing.js';
+import type { OpenLoopResult } from './billing-open-loop.js';
 import { startTrivialServer } from './billing-trivial.js';
 import { cpuNow, cpuSince, loadAverage, postmasterPid, type CpuSample } from './billing-cpu.js';
 import { type BenchOptions, type Row, APIS, benchCatalogJson, fmt, load, median, percentile, ratio } from './lib.js';
@@ -105,17 +106,6 @@ async function sequential(n: number, fn: () => Promise<unknown>, budgetMs = 15_0
     out.push(performance.now() - t0);
   }
   return out;
-}
-
-interface OpenLoopResult {
-  due: number;
-  done: number;
-  bad: number;
-  p50: number;
-  p99: number;
-  max: number;
-  seconds: number;
-  cpuMs: number;
 }
 
 function openLoop(url: string, rate: number, seconds: number, headers: Record<string, string>): Promise<OpenLoopResult> {

@@ -1,19 +1,7 @@
-/**
- * Two builds of the gateway, A/B, interleaved: each build's embedded gateway (the bench stage's
- * `startMeter`: PGlite keys, in-process limiter, file log) runs alone in its own process, held at
- * a fixed rate by autocannon; what is compared is that process's CPU per call (user + system,
- * from the process itself), which does not depend on how busy the box is the way req/s does.
- *
- *   node dist/bench/gateway-ab.js <dist of A> <dist of B> [pairs=6] [req/s=4000] [seconds=10]
- *
- * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
- * stdin with its CPU µs so far).
- */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { benchWorkDir, fmt, load, median } from './lib.js';
+import { benchWorkDir, fmt, median } from './lib.js';
+import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 
 const PATH = '/v1/devices/d1/location';
 
@@ -23,12 +11,7 @@ async function side(dist: string): Promise<void> {
   const workDir = mkdtempSync(join(benchWorkDir(), 'gw-ab-'));
   const gw = await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (line === 'cpu') {
-      const c = process.cpuUsage();
-      console.log(JSON.stringify({ cpuUs: c.user + c.system }));
-    } else if (line === 'stop') break;
-  }
+  await answerCpuRequests();
   await gw.close();
   up.proc.kill('SIGTERM');
   process.exit(0);
@@ -36,24 +19,13 @@ async function side(dist: string): Promise<void> {
 
 /** Start one build's side, warm it up, run the fixed-rate load, return CPU µs per call. */
 async function once(dist: string, rate: number, seconds: number): Promise<{ cpuPerCall: number; p99: number }> {
-  const child = spawn(process.execPath, [process.argv[1]!, '--side', dist], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => JSON.parse((await lines.next()).value as string);
-  const cpu = async (): Promise<number> => {
-    child.stdin!.write('cpu\n');
-    return (await next()).cpuUs;
-  };
+  const side = spawnSide(['--side', dist]);
   try {
-    const { url, headers } = await next();
-    await load(url + PATH, { connections: 50, seconds: 2, headers }); // JIT, pools, key cache
-    const c0 = await cpu();
-    const r = await load(url + PATH, { connections: 50, seconds, headers, rate });
-    const c1 = await cpu();
-    if (r.bad) throw new Error(`${dist}: ${r.bad} of ${r.total} answers were not 2xx`);
-    return { cpuPerCall: (c1 - c0) / r.total, p99: r.p99 };
+    const { url, headers } = await side.next<{ url: string; headers: Record<string, string> }>();
+    const { cpuPerCall, p99 } = await cpuPerCallAtRate(side, { url: url + PATH, headers }, { rate, seconds, name: dist });
+    return { cpuPerCall, p99 };
   } finally {
-    child.stdin!.write('stop\n');
-    await new Promise((r) => child.once('exit', r));
+    await side.stop();
   }
 }
 

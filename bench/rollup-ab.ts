@@ -7,7 +7,7 @@
  */
 import { resolve, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { benchWorkDir, fmt, median } from './lib.js';
+import { alternateAB, benchWorkDir, fmt, median } from './lib.js';
 
 const [a, b, hoursArg, runsArg, rootArg, urlArg] = process.argv.slice(2);
 if (!a || !b) {
@@ -42,20 +42,14 @@ async function once(dist: string): Promise<{ ms: number; events: number }> {
   }
 }
 
-const out: Record<'A' | 'B', number[]> = { A: [], B: [] };
 let events = 0;
-for (let i = 0; i < runs; i++) {
-  for (const [k, dist] of [
-    ['A', a],
-    ['B', b],
-  ] as const) {
-    const r = await once(dist);
-    if (events && r.events !== events) throw new Error(`A and B disagree: ${events} vs ${r.events} events`);
-    events = r.events;
-    out[k].push(r.ms);
-    console.log(`run ${i + 1} ${k}: ${fmt(r.ms)} ms, ${fmt(r.events / (r.ms / 1000) / 1e6, 2)} M events/s`);
-  }
-}
+const out = await alternateAB(runs, { A: a, B: b }, async (dist, k, round) => {
+  const r = await once(dist);
+  if (events && r.events !== events) throw new Error(`A and B disagree: ${events} vs ${r.events} events`);
+  events = r.events;
+  console.log(`run ${round} ${k}: ${fmt(r.ms)} ms, ${fmt(r.events / (r.ms / 1000) / 1e6, 2)} M events/s`);
+  return r.ms;
+});
 const [ma, mb] = [median(out.A), median(out.B)];
 console.log(
   `medians of ${runs}, ${hours} hours (${fmt(events)} events): A ${fmt(ma)} ms (${fmt(events / (ma / 1000) / 1e6, 2)} M/s); B ${fmt(mb)} ms (${fmt(events / (mb / 1000) / 1e6, 2)} M/s); B/A ${(ma / mb).toFixed(2)}x`,
