@@ -187,7 +187,12 @@ test('backfill gives up after --retry-for with hours done and left and the comma
     const follower = new Rollup({ lake: w.lake, db: w.db, logger });
     const following = follower.follow(100, ac.signal, undefined, 1000);
     try {
-      await until(() => `follow to repair the hours; its log: ${logs.join(' | ')}`, async () => JSON.stringify(await w.rows()) === JSON.stringify(w.right), 30_000, 100);
+      await until(
+        () => `follow to repair the hours; its log: ${logs.join(' | ')}`,
+        async () => JSON.stringify(await w.rows()) === JSON.stringify(w.right),
+        30_000,
+        100,
+      );
     } finally {
       ac.abort();
       await following;

@@ -131,7 +131,11 @@ test('postgres: a transaction whose connection the server ends rejects; the proc
         await admin.query('SELECT pg_terminate_backend($1)', [pid]);
         // The FATAL message must arrive while no query is active on the connection: a backend
         // sends it before it leaves pg_stat_activity, and a turn of the event loop reads it.
-        await until('the terminated backend to exit', async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0, 10_000);
+        await until(
+          'the terminated backend to exit',
+          async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
+          10_000,
+        );
         await new Promise((r) => setImmediate(r));
         await tx.query('SELECT 1');
       }),
