@@ -76,7 +76,7 @@ test('kafka: a consumer that restarts with startOffset=null resumes from the com
   const again: string[] = [];
   await second.run({ startOffset: async () => null, eachBatch: async (b) => void again.push(...b.records.map((r) => r.value.toString())) });
   await until('the four after the commit', () => again.length >= 4);
-  await sleep(300); // a quiet period is the thing tested: nothing before the commit is redelivered
+  await sleep(300); // a quiet period is the thing tested: no record more is delivered
   await second.stop();
   assert.deepEqual(again, ['v6', 'v7', 'v8', 'v9']);
   await prod.close();
@@ -98,7 +98,7 @@ test('kafka: startOffset overrides the committed offset (the lake is the truth),
     onRevoke: async (ps) => void revoked.push(ps),
   });
   await until('offsets 3..7', () => seen.length >= 5);
-  await sleep(300); // a quiet period is the thing tested: nothing outside 3..7 is delivered
+  await sleep(300); // a quiet period is the thing tested: no offset more is delivered
   await c.stop();
   assert.deepEqual(seen, [3, 4, 5, 6, 7]);
   assert.deepEqual(revoked, [[0]], 'stop revokes the assignment');
