@@ -5,8 +5,8 @@
  * loading the modules and opening a PGlite again for every file: the whole folder took ~97 s of CPU
  * in one process against ~160 s one process per file (docs/testing.md). One process alone would
  * use one core, and two fixed halves finished 30 % apart, so the files are dealt into about four
- * batches per process and `METER_TEST_SHARDS` processes (default: the machine's cores, at least 2)
- * take the next batch when one ends.
+ * batches per process and `METER_TEST_SHARDS` processes (default: the machine's cores + 1) take
+ * the next batch when one ends.
  *
  * Each batch's output is printed whole when it ends, so the reporter's summary lines (`ℹ tests N`)
  * stay intact for .ci/run to add up. Exit code: the first non-zero one, or 0.
@@ -28,7 +28,10 @@ function shardCount(): number {
     }
     return n;
   }
-  return Math.max(2, availableParallelism());
+  // One more than the cores: about a third of a batch's time is waiting (timers, sockets, child
+  // processes), which another process fills. 2 cores, alternating, load 3-6: 3 processes 52-59 s,
+  // 2 processes 60-71 s (bench/results/2026-12-05-unit-runner.txt).
+  return availableParallelism() + 1;
 }
 
 /** Deal the sorted files round-robin: neighbours (often alike in cost) land in different shards. */
