@@ -22,6 +22,7 @@ import { DEFAULT_LIVE_GROUP } from '../../src/pipeline/live/live-path.js';
 import { sortedCells, tableCells, truthOf } from '../support/cells.js';
 import { testEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
+import { sleep } from '../support/until.js';
 
 test('meter live killed with SIGKILL many times: counts equal distinct events, each record applied once', { timeout: 600_000 }, async () => {
   const dataDir = tempDir('meter-live-crash-');
@@ -66,7 +67,7 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
   const traffic = (async () => {
     while (producing) {
       await sendSome(40);
-      await new Promise((r) => setTimeout(r, 15));
+      await sleep(15); // pacing: traffic spread over the kills, not a wait
     }
   })();
 
