@@ -16,10 +16,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import { startBillingServer } from '../src/billing/server.js';
-import { parseCatalog } from '../src/billing/catalog.js';
-import { syncCatalog } from '../src/billing/catalog-store.js';
 import { finalizeInvoices } from '../src/billing/invoices.js';
 import { benchWarehouse } from './pg.js';
+import { proCustomers } from './seed.js';
 import { argValue, percentile, median, fmt } from './lib.js';
 
 const args = process.argv.slice(2);
@@ -35,13 +34,7 @@ async function database(): Promise<Warehouse> {
 
 async function main(): Promise<void> {
   const db = await database();
-  const prices = Object.fromEntries(APIS.map((a, i) => [a, i % 2 ? { unitPrice: '0.002', freeUnits: 100 } : '0.01']));
-  await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 10, burst: 10 }, prices } } }));
-  await db.query(
-    `INSERT INTO customers (id, name, time_zone, plan_id, created_at)
-     SELECT 'cust-' || lpad(i::text, 5, '0'), 'Customer ' || i, CASE WHEN i % 2 = 0 THEN 'UTC' ELSE 'Asia/Seoul' END, 'pro', '2026-01-01T00:00:00Z'
-       FROM generate_series(1, ${CUSTOMERS}) i`,
-  );
+  await proCustomers(db, APIS, CUSTOMERS, 5);
   await db.query(
     `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
      SELECT c.id, a.api, h, 10, 10 FROM customers c

@@ -15,12 +15,11 @@ import { performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
 import pg from 'pg';
 import { startBillingServer } from '../src/billing/server.js';
-import { parseCatalog } from '../src/billing/catalog.js';
-import { syncCatalog } from '../src/billing/catalog-store.js';
 import { finalizeInvoices } from '../src/billing/invoices.js';
 import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { namedDatabaseUrl } from './pg.js';
+import { proCustomers } from './seed.js';
 import { argValue, percentile, median, fmt } from './lib.js';
 
 const CUSTOMERS = Number(argValue('customers', '100000'));
@@ -45,13 +44,7 @@ async function main(): Promise<void> {
       .join(' ')} (2 vCPU shared)`,
   );
 
-  const prices = Object.fromEntries(APIS.map((a, i) => [a, i % 2 ? { unitPrice: '0.002', freeUnits: 100 } : '0.01']));
-  await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 10, burst: 10 }, prices } } }));
-  await db.query(
-    `INSERT INTO customers (id, name, time_zone, plan_id, created_at)
-     SELECT 'cust-' || lpad(i::text, 6, '0'), 'Customer ' || i, CASE WHEN i % 2 = 0 THEN 'UTC' ELSE 'Asia/Seoul' END, 'pro', '2026-01-01T00:00:00Z'
-       FROM generate_series(1, ${CUSTOMERS}) i`,
-  );
+  await proCustomers(db, APIS, CUSTOMERS, 6);
   let rows = 0;
   const t0 = performance.now();
   for (let d = 0; d < DAYS; d++) {

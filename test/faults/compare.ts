@@ -28,8 +28,9 @@ export interface Verdict {
   lake?: { rows: number; ids: number; overlaps: number };
 }
 
-export function compare(scenario: string, truth: TrafficResult, billed: Cells, opts: { lossBound?: number } = {}): Verdict {
-  const v: Verdict = {
+/** A verdict with nothing counted yet. */
+export function emptyVerdict(scenario: string, lossBound = 0): Verdict {
+  return {
     scenario,
     sent: 0,
     sentBillable: 0,
@@ -38,11 +39,15 @@ export function compare(scenario: string, truth: TrafficResult, billed: Cells, o
     lost: 0,
     duplicated: 0,
     uncertain: 0,
-    lossBound: opts.lossBound ?? 0,
+    lossBound,
     notes: [],
     diffs: [],
     failures: [],
   };
+}
+
+export function compare(scenario: string, truth: TrafficResult, billed: Cells, opts: { lossBound?: number } = {}): Verdict {
+  const v = emptyVerdict(scenario, opts.lossBound);
   for (const c of truth.cells.values()) {
     v.sent += c.events;
     v.sentBillable += c.calls;

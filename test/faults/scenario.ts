@@ -106,27 +106,28 @@ export class ScenarioWorld {
   }
 
   async startGateway(extra: string[] = []): Promise<MeterProcess> {
-    const gw = this.spawn('gateway', [
-      'gateway',
-      '--upstream',
-      this.upstream.url,
-      '--gateway-port',
-      String(this.gatewayPort),
-      '--admin-port',
-      String(this.gatewayAdminPort),
-      ...extra,
-    ]);
+    const gw = this.spawnGateway(this.gatewayPort, this.gatewayAdminPort, extra);
     this.gateway = gw;
+    await this.gatewayAnswers(gw, this.gatewayPort, this.gatewayAdminPort, 60_000);
+    return gw;
+  }
+
+  /** A gateway process to this world's upstream, on `port` with its admin listener on `adminPort`. */
+  spawnGateway(port: number, adminPort: number, extra: string[] = []): MeterProcess {
+    return this.spawn('gateway', ['gateway', '--upstream', this.upstream.url, '--gateway-port', String(port), '--admin-port', String(adminPort), ...extra]);
+  }
+
+  /** Waits until `gw` answers on both ports; throws with its output if it exits first. */
+  async gatewayAnswers(gw: MeterProcess, port: number, adminPort: number, timeoutMs: number): Promise<void> {
     await until(
-      'the gateway to answer its admin /status',
+      `the gateway on port ${port} to answer (admin /status on ${adminPort})`,
       async () => {
         if (!gw.alive) throw new Error(`gateway exited:\n${gw.tail()}`);
-        return (await fetch(`http://127.0.0.1:${this.gatewayAdminPort}/status`)).ok && (await fetch(`${this.gatewayUrl}/`)).status > 0;
+        return (await fetch(`http://127.0.0.1:${adminPort}/status`)).ok && (await fetch(`http://127.0.0.1:${port}/`)).status > 0;
       },
-      60_000,
+      timeoutMs,
       100,
     );
-    return gw;
   }
 
   async gatewayHealth(): Promise<any> {

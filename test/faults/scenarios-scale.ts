@@ -24,26 +24,9 @@ export interface GatewayAt {
 }
 
 export async function startGatewayAt(w: ScenarioWorld, at: GatewayAt, extra: string[] = []): Promise<MeterProcess> {
-  const gw = w.startProcess('gateway', [
-    'gateway',
-    '--upstream',
-    w.upstream.url,
-    '--gateway-port',
-    String(at.port),
-    '--admin-port',
-    String(at.adminPort),
-    ...extra,
-  ]);
+  const gw = w.spawnGateway(at.port, at.adminPort, extra);
   at.proc = gw;
-  await until(
-    `the gateway on port ${at.port} to answer`,
-    async () => {
-      if (!gw.alive) throw new Error(`gateway exited:\n${gw.tail()}`);
-      return (await fetch(`http://127.0.0.1:${at.adminPort}/status`)).ok && (await fetch(`http://127.0.0.1:${at.port}/`)).status > 0;
-    },
-    90_000,
-    100,
-  );
+  await w.gatewayAnswers(gw, at.port, at.adminPort, 90_000);
   return gw;
 }
 

@@ -5,7 +5,7 @@
  */
 import { KafkaLog } from '../../src/log/kafka-log.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
-import { compare, type Verdict } from './compare.js';
+import { compare, emptyVerdict, type Verdict } from './compare.js';
 import { ScenarioWorld, sleep, until } from './scenario.js';
 import { startService, stopService } from './stack-control.js';
 import { startTraffic, type TrafficResult } from './traffic.js';
@@ -66,20 +66,10 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<Verdict> 
     v.notes.push(`${Math.round((Date.now() - t0) / 1000)} s, logs in ${w.dir}`);
     return v;
   } catch (e) {
-    return {
-      scenario: def.name,
-      sent: 0,
-      sentBillable: 0,
-      billed: 0,
-      billedBillable: 0,
-      lost: 0,
-      duplicated: 0,
-      uncertain: 0,
-      lossBound: 0,
-      notes: [...notes, `logs in ${w.dir}`],
-      diffs: [],
-      failures: [...failures, `crashed: ${(e as Error).message}`],
-    };
+    const v = emptyVerdict(def.name);
+    v.notes.push(...notes, `logs in ${w.dir}`);
+    v.failures.push(...failures, `crashed: ${(e as Error).message}`);
+    return v;
   } finally {
     await w.close();
   }

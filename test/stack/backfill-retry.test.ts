@@ -5,13 +5,12 @@
  * server). The backfill must go on from the hour in flight and report hours done and left;
  * when it gives up, `rollup --follow` repairs the hours it left.
  */
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
@@ -20,38 +19,21 @@ import { Rollup } from '../../src/pipeline/rollup.js';
 import { BackfillIncomplete, backfill } from '../../src/pipeline/backfill.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { freshDatabase, stackEnv } from '../support/stack.js';
+import { fileDuck, writeLakeFile } from '../support/duck-lake.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/net.js';
 import { until } from '../support/until.js';
 
-let duck: DuckDBConnection;
-let duckInstance: DuckDBInstance;
+const duck = fileDuck();
 const dirs: string[] = [];
-before(async () => {
-  duckInstance = await DuckDBInstance.create(':memory:');
-  duck = await duckInstance.connect();
-});
 after(() => {
-  duck.closeSync();
-  duckInstance.closeSync();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
-
 async function writeHour(root: string, hour: number, n: number): Promise<void> {
   const file = join(root, hourDir(hour), dataFileName('usage-events', 0, hour / HOUR_MS, hour / HOUR_MS + n - 1));
-  mkdirSync(dirname(file), { recursive: true });
-  const rows = Array.from(
-    { length: n },
-    (_, i) =>
-      `(${q(uuidv7(hour + i))}, make_timestamptz(${(hour + i) * 1000}::BIGINT), 'acme', 'key_1', 'locations.create', 'GET', 200, 12, 100, 200, true, 1)`,
-  ).join(',');
-  await duck.run(`COPY (SELECT id::VARCHAR AS id, event_time, customer::VARCHAR AS customer, key_id::VARCHAR AS key_id, api::VARCHAR AS api,
-      method::VARCHAR AS method, status::INTEGER AS status, latency_ms::DOUBLE AS latency_ms, bytes_in::BIGINT AS bytes_in,
-      bytes_out::BIGINT AS bytes_out, billable::BOOLEAN AS billable, v::SMALLINT AS v
-    FROM (VALUES ${rows}) t(id, event_time, customer, key_id, api, method, status, latency_ms, bytes_in, bytes_out, billable, v))
-    TO ${q(file)} (FORMAT parquet)`);
+  const rows = Array.from({ length: n }, (_, i) => ({ id: uuidv7(hour + i), time: hour + i, customer: 'acme', api: 'locations.create' }));
+  await writeLakeFile(duck.conn, file, rows);
 }
 
 /** A TCP path to Postgres that can be cut (every connection reset, new ones refused) and restored. */

@@ -14,7 +14,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:http';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request, Agent } from 'undici';
 import { assetPath } from '../../src/config/assets.js';
@@ -44,11 +43,8 @@ import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 const METER = assetPath('bin/meter.js');
-const dirs: string[] = [];
-after(() => {
-  killGatewayProcs();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+// The data dirs are tempDir's, removed when this file's process exits.
+after(() => killGatewayProcs());
 
 async function createKeyCli(env: NodeJS.ProcessEnv, customer: string, plan: string): Promise<string> {
   await run('node', [METER, 'customers', 'create', customer], { env, timeout: 120_000 });
@@ -147,7 +143,6 @@ interface Outcome {
 /** One kill -9 scenario, restart and drain included. */
 async function killScenario(o: { env: Record<string, string>; args: string[]; readLog: (dataDir: string) => Promise<UsageEvent[]> }): Promise<Outcome> {
   const dataDir = tempDir('meter-dur-');
-  dirs.push(dataDir);
   const env = meterEnv({ METER_DATA_DIR: dataDir, METER_LOG_LEVEL: 'warn', ...o.env });
   const up = await startUpstream();
   try {
@@ -241,7 +236,6 @@ test('kill -9, strict (Kafka on the real stack): every call answered 2xx/4xx has
 
 test('a resend after an ambiguous failure is harmless: an event twice in the log is billed once', { timeout: 300_000 }, async () => {
   const dataDir = tempDir('meter-dedupe-');
-  dirs.push(dataDir);
   const cfg = loadConfig({ env: { METER_DATA_DIR: dataDir, METER_INGEST_FLUSH_MS: '200' }, configFile: '' });
   const log = await openLog(cfg);
   const lake = await openLake(cfg);
@@ -310,7 +304,6 @@ test('a resend after an ambiguous failure is harmless: an event twice in the log
 
 test('security: no secret reaches the gateway log or an event, on any path (401, 403, 413, 429, 502, 503)', { timeout: 300_000 }, async () => {
   const dataDir = tempDir('meter-sec-');
-  dirs.push(dataDir);
   const db = await PgliteWarehouse.open(null);
   await migrate(db);
   const plans = { pro: { ratePerSec: 1, burst: 3 } };

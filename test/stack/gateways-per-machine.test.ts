@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { assetPath } from '../../src/config/assets.js';
@@ -19,22 +18,19 @@ import type { Spool } from '../../src/gateway/spool/spool.js';
 import { openSpoolSlot, spoolSlotDir } from '../../src/gateway/spool/spool-slot.js';
 import { UserError } from '../../src/ground/errors.js';
 import { freshDatabase, stackEnv } from '../support/stack.js';
+import { tempDir } from '../support/tmp.js';
 import { killGatewayProcs, meterEnv, startGatewayProc } from '../support/gateway-process.js';
 
 const run = promisify(execFile);
 const METER = assetPath('bin/meter.js');
-const dirs: string[] = [];
-after(() => {
-  killGatewayProcs();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+// The data dirs are tempDir's, removed when this file's process exits.
+after(() => killGatewayProcs());
 
 test("two gateways with default settings in one data dir both start and serve, each with its own spool; a dead one's spool is taken over", {
   timeout: 300_000,
 }, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-gws-'));
-  dirs.push(dataDir);
+  const dataDir = tempDir('meter-gws-');
   const upstream = createServer((req, res) => {
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
@@ -77,8 +73,7 @@ test("two gateways with default settings in one data dir both start and serve, e
 });
 
 test('with every spool held, the error names the setting to change', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meter-gws-full-'));
-  dirs.push(dataDir);
+  const dataDir = tempDir('meter-gws-full-');
   const opts = { topic: 't', maxBytes: 1 << 20, logger: () => {} };
   const a = await openSpoolSlot(dataDir, opts, 2);
   const b = await openSpoolSlot(dataDir, opts, 2);

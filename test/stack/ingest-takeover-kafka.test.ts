@@ -10,16 +10,14 @@ import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { startGroupChild, stopAll } from '../support/group-child.js';
-import { stackEnv, freshDatabase } from '../support/stack.js';
+import { stackEnv } from '../support/stack.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { listDataFiles, type DataFile } from '../../src/lake/data-files.js';
 import { checkLake } from '../../src/lake/lake-check.js';
-import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
-import { TAKEOVER_BOUND_MS, customersPerPartition, sharedPartitions, startTraffic } from '../support/takeover-rig.js';
+import { TAKEOVER_BOUND_MS, sharedPartitions, startTraffic, takeoverDatabase } from '../support/takeover-rig.js';
 
 const PARTITIONS = 4;
 const FLUSH_MS = 2000;
@@ -28,11 +26,7 @@ test("ingest on Kafka: a kill -9d member's partitions get new files within 10 s 
   timeout: 300_000,
 }, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
-  const dbUrl = await freshDatabase(stack, 'takeover');
-  const db = await PgWarehouse.open(dbUrl);
-  await migrate(db);
-  const customers = customersPerPartition(PARTITIONS);
-  for (const c of customers) await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [c]);
+  const { url: dbUrl, db, customers } = await takeoverDatabase(stack, 'takeover', PARTITIONS);
   await db.close();
 
   const root = tempDir('meter-takeover-');

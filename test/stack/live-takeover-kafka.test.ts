@@ -7,15 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stackEnv, freshDatabase } from '../support/stack.js';
+import { stackEnv } from '../support/stack.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { startGroupChild, stopAll } from '../support/group-child.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
-import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
-import { migrate } from '../../src/warehouse/migrate.js';
 import { readOffsets } from '../../src/pipeline/live/live-repository.js';
-import { TAKEOVER_BOUND_MS, customersPerPartition, sharedPartitions, startTraffic } from '../support/takeover-rig.js';
+import { TAKEOVER_BOUND_MS, sharedPartitions, startTraffic, takeoverDatabase } from '../support/takeover-rig.js';
 import { join } from 'node:path';
 
 const PARTITIONS = 4;
@@ -23,11 +21,7 @@ const WINDOW_MS = 1000;
 
 test("live on Kafka: a kill -9d member's partitions get new windows within 10 s + a window, each record applied once", { timeout: 300_000 }, async () => {
   const stack = await stackEnv(['kafka', 'postgres']);
-  const dbUrl = await freshDatabase(stack, 'livetakeover');
-  const db = await PgWarehouse.open(dbUrl);
-  await migrate(db);
-  const customers = customersPerPartition(PARTITIONS);
-  for (const c of customers) await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [c]);
+  const { url: dbUrl, db, customers } = await takeoverDatabase(stack, 'livetakeover', PARTITIONS);
 
   const root = tempDir('meter-live-takeover-');
   const topic = `livetake-${Date.now().toString(36)}`;

@@ -11,38 +11,29 @@ import { ARTIFACTS, ensureChromium, launchChromium } from '../support/browser.js
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { parseCatalog } from '../../src/billing/catalog.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { proCatalog } from '../support/catalogs.js';
 
 let db: PgliteWarehouse;
 let server: BillingServer;
 let browser: Browser;
 let token: string;
 
-const catalog = parseCatalog({
-  currency: 'USD',
-  plans: {
-    pro: {
-      name: 'Pro',
-      rateLimit: { ratePerSec: 1, burst: 1 },
-      prices: {
-        'locations.create': '0.0008',
-        'locations.history': {
-          model: 'graduated',
-          freeUnits: 100,
-          tiers: [
-            { upTo: 1000, unitPrice: '0.002' },
-            { upTo: null, unitPrice: '0.001' },
-          ],
-        },
-        'geofences.devices': { model: 'package', packageSize: 1000, packagePrice: '1.50' },
-      },
-    },
+const catalog = proCatalog({
+  'locations.create': '0.0008',
+  'locations.history': {
+    model: 'graduated',
+    freeUnits: 100,
+    tiers: [
+      { upTo: 1000, unitPrice: '0.002' },
+      { upTo: null, unitPrice: '0.001' },
+    ],
   },
+  'geofences.devices': { model: 'package', packageSize: 1000, packagePrice: '1.50' },
 });
 
 before(async () => {

@@ -14,8 +14,7 @@ import { silentLogger } from '../../src/ground/logger.js';
 import { startLocationApi } from '../../fixtures/location-api/server.js';
 import { sendTraffic } from '../../src/demo/traffic.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
-
-type Cells = Map<string, { calls: number; events: number }>; // customer \t api \t hourIso
+import { type Cells, sortedCells } from './cells.js';
 
 export async function groundTruthRun(
   cfg: MeterConfig,
@@ -81,11 +80,11 @@ export async function groundTruthRun(
       return out;
     };
     const first = await reported();
-    assert.deepEqual(sorted(first), sorted(cells), 'billed per customer, API and hour == what the client saw');
+    assert.deepEqual(sortedCells(first), sortedCells(cells), 'billed per customer, API and hour == what the client saw');
     // Rollup again (and a forced backfill of the range): nothing changes.
     await rollup.run();
     await rollup.backfill(base, base + opts.hours * HOUR_MS);
-    assert.deepEqual(sorted(await reported()), sorted(cells), 'rollup and backfill again change no count');
+    assert.deepEqual(sortedCells(await reported()), sortedCells(cells), 'rollup and backfill again change no count');
     return { cells, statuses };
   } finally {
     await gw.close();
@@ -93,8 +92,4 @@ export async function groundTruthRun(
     await billing.close();
     await Promise.all([limiter.close(), db.close(), lake.close(), log.close(), upstream.close()]);
   }
-}
-
-function sorted(m: Cells): [string, { calls: number; events: number }][] {
-  return [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
 }

@@ -9,6 +9,9 @@ import { encodeEvent } from '../../src/events/usage-event.js';
 import type { GroupChild } from './group-child.js';
 import { testEvent } from './events.js';
 import { until } from './until.js';
+import { freshDatabase } from './stack.js';
+import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
+import { migrate } from '../../src/warehouse/migrate.js';
 
 // The target is 10 s (docs/scaling.md, measured 6.4-11.9 s here under load 30-40 on 2 cores, the
 // 6 s session timeout being most of it). The tests allow twice that: CI runs them beside the fault
@@ -23,6 +26,20 @@ export function customersPerPartition(partitions: number): string[] {
     if (partitionFor(c, partitions) === out.length) out.push(c);
   }
   return out;
+}
+
+/** A fresh migrated database (named from `prefix`) on the stack's Postgres holding `customersPerPartition(partitions)`. */
+export async function takeoverDatabase(
+  stack: Record<string, string>,
+  prefix: string,
+  partitions: number,
+): Promise<{ url: string; db: PgWarehouse; customers: string[] }> {
+  const url = await freshDatabase(stack, prefix);
+  const db = await PgWarehouse.open(url);
+  await migrate(db);
+  const customers = customersPerPartition(partitions);
+  for (const c of customers) await db.query(`INSERT INTO customers (id, name) VALUES ($1, $1)`, [c]);
+  return { url, db, customers };
 }
 
 export interface Traffic {

@@ -2,13 +2,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { proCatalog } from '../support/catalogs.js';
 
 const SERVICE = 'svc-pagination-test-token-0123456789';
 const N = 230;
@@ -18,7 +18,7 @@ let token: string;
 
 before(async () => {
   db = await migratedWarehouse();
-  await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }));
+  await syncCatalog(db, proCatalog({ 'a.b': '0.01' }));
   for (let i = 0; i < N; i++) await upsertCustomer(db, { id: `c${String(i).padStart(4, '0')}`, timeZone: i % 2 ? 'Asia/Seoul' : 'UTC', plan: 'pro' });
   await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z'`);
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('c0007', 'a.b', '2026-02-10T03:00:00Z', 10, 10)`);

@@ -1,19 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { invoiceId, storedInvoice } from '../../src/billing/invoices.js';
 import { runFinalizer } from '../../src/billing/finalizer.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { proCatalog } from '../support/catalogs.js';
 
 test('the follower finalizer stores the last ended month, then stops on abort', async () => {
   const db = await migratedWarehouse();
   try {
-    await syncCatalog(
-      db,
-      parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }),
-    );
+    await syncCatalog(db, proCatalog({ 'a.b': '0.01' }));
     await upsertCustomer(db, { id: 'acme', timeZone: 'UTC', plan: 'pro' });
     // Created two months ago, so last month is invoiced (real clock: the finalizer uses Date.now()).
     const now = Date.now();

@@ -1,13 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { parseCatalog, parseCharge } from '../../src/billing/catalog.js';
+import { parseCharge } from '../../src/billing/catalog.js';
 import { setPrice, syncCatalog } from '../../src/billing/catalog-store.js';
 import { getCustomer, upsertCustomer } from '../../src/billing/customers.js';
 import { acknowledgeInvoice, currentInvoices, finalizeInvoices, getInvoice, invoiceId, listInvoices } from '../../src/billing/invoices.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken } from '../../src/billing/auth.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { proCatalog } from '../support/catalogs.js';
 
 const SERVICE = 'svc-invoices-test-token-0123456789';
 const T = (iso: string) => Date.parse(iso);
@@ -16,16 +17,7 @@ let server: BillingServer;
 let clock = T('2026-02-20T00:00:00Z');
 let acmeToken: string;
 
-const catalog = parseCatalog({
-  currency: 'USD',
-  plans: {
-    pro: {
-      name: 'Pro',
-      rateLimit: { ratePerSec: 1, burst: 1 },
-      prices: { 'locations.create': '0.01', 'locations.latest': { unitPrice: '0.02', freeUnits: 5 } },
-    },
-  },
-});
+const catalog = proCatalog({ 'locations.create': '0.01', 'locations.latest': { unitPrice: '0.02', freeUnits: 5 } });
 const usage = (customer: string, api: string, hour: string, calls: number) =>
   db.query(
     `INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ($1, $2, $3, $4, $4)

@@ -1,9 +1,8 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { Lake } from '../../src/lake/lake.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
@@ -11,6 +10,7 @@ import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
+import { fileDuck, type LakeRow, writeLakeFile } from '../support/duck-lake.js';
 import { tempDir } from '../support/tmp.js';
 import { reusableWarehouse } from '../support/warehouse.js';
 import { sleep, until } from '../support/until.js';
@@ -21,42 +21,13 @@ async function openLake(root: string): Promise<Lake> {
   return lake;
 }
 
-interface Ev {
-  id: string;
-  time: number;
-  customer: string;
-  api: string;
-  billable?: boolean;
-}
+type Ev = LakeRow;
 
-let duck: DuckDBConnection;
-let duckInstance: DuckDBInstance;
-before(async () => {
-  duckInstance = await DuckDBInstance.create(':memory:');
-  duck = await duckInstance.connect();
-});
-after(() => {
-  duck.closeSync();
-  duckInstance.closeSync();
-});
-
-const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+const duck = fileDuck();
 
 /** Write events as a lake Parquet file with the ingest schema. */
 async function writeParquet(root: string, rel: string, events: Ev[], latencyType: 'DOUBLE' | 'INTEGER' = 'DOUBLE'): Promise<void> {
-  const file = join(root, rel);
-  mkdirSync(dirname(file), { recursive: true });
-  const rows = events
-    .map(
-      (e) =>
-        `(${q(e.id)}, make_timestamptz(${e.time * 1000}::BIGINT), ${q(e.customer)}, 'key_1', ${q(e.api)}, 'GET', ${e.billable === false ? 500 : 200}, 12, 100, 200, ${e.billable !== false}, 1)`,
-    )
-    .join(',\n');
-  await duck.run(`COPY (SELECT id::VARCHAR AS id, event_time, customer::VARCHAR AS customer, key_id::VARCHAR AS key_id, api::VARCHAR AS api,
-      method::VARCHAR AS method, status::INTEGER AS status, latency_ms::${latencyType} AS latency_ms, bytes_in::BIGINT AS bytes_in,
-      bytes_out::BIGINT AS bytes_out, billable::BOOLEAN AS billable, v::SMALLINT AS v
-    FROM (VALUES ${rows}) t(id, event_time, customer, key_id, api, method, status, latency_ms, bytes_in, bytes_out, billable, v))
-    TO ${q(file)} (FORMAT parquet, COMPRESSION zstd)`);
+  await writeLakeFile(duck.conn, join(root, rel), events, { latencyType, compression: 'zstd' });
 }
 
 const H1 = Date.UTC(2026, 10, 24, 7); // 2026-11-24T07:00Z
@@ -347,7 +318,7 @@ test('a file whose statistics prove its hour is counted without the time check; 
   await writeParquet(root, 'a.parquet', a);
   await writeParquet(root, 'b.parquet', b);
   for (const method of ['sort', 'table'] as const) {
-    const r = await countHour(duck, [join(root, 'a.parquet'), join(root, 'b.parquet')], H1, method);
+    const r = await countHour(duck.conn, [join(root, 'a.parquet'), join(root, 'b.parquet')], H1, method);
     assert.equal(r.provenFiles, 1, 'a.parquet is proven, b.parquet is not');
     assert.equal(r.outside, 2);
     assert.equal(r.candidates, 1, "a[0]'s id is in both files");

@@ -1,11 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { proCatalog } from '../support/catalogs.js';
 
 const SERVICE = 'svc-alignment-test-token-0123456789';
 let db: PgliteWarehouse;
@@ -13,7 +13,7 @@ let server: BillingServer;
 
 before(async () => {
   db = await migratedWarehouse();
-  await syncCatalog(db, parseCatalog({ currency: 'USD', plans: { pro: { name: 'Pro', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'a.b': '0.01' } } } }));
+  await syncCatalog(db, proCatalog({ 'a.b': '0.01' }));
   await upsertCustomer(db, { id: 'acme', timeZone: 'Asia/Seoul', plan: 'pro' });
   await upsertCustomer(db, { id: 'kol', timeZone: 'Asia/Kolkata', plan: 'pro' });
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'a.b', '2026-02-10T23:00:00Z', 398, 398)`);
