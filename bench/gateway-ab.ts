@@ -6,6 +6,9 @@
  *
  *   node dist/bench/gateway-ab.js <dist of A> <dist of B> [pairs=6] [req/s=4000] [seconds=10]
  *
+ * A side given as `unmetered:<dist>` runs that build's unmetered proxy instead (the floor: meter
+ * per call against it, in the same run, alternating).
+ *
  * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
  * stdin with its CPU µs so far).
  */
@@ -16,12 +19,18 @@ import { createInterface } from 'node:readline';
 import { benchWorkDir, fmt, load, median } from './lib.js';
 
 const PATH = '/v1/devices/d1/location';
+/** A side named `unmetered:<dist>` is that build's unmetered proxy (bench/plain-proxy.ts), the floor. */
+const UNMETERED = 'unmetered:';
 
-async function side(dist: string): Promise<void> {
+async function side(spec: string): Promise<void> {
+  const unmetered = spec.startsWith(UNMETERED);
+  const dist = unmetered ? spec.slice(UNMETERED.length) : spec;
   const { startMeter, startUpstream } = await import(resolve(dist, 'bench/gateway.js'));
   const up = await startUpstream();
   const workDir = mkdtempSync(join(benchWorkDir(), 'gw-ab-'));
-  const gw = await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
+  const gw: { url: string; headers?: Record<string, string>; close(): Promise<void> } = unmetered
+    ? await (await import(resolve(dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
+    : await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'cpu') {

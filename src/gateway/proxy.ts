@@ -85,7 +85,7 @@ export function clientHeaders(upstream: Record<string, string | string[] | undef
   const out: HeaderList = [];
   for (const name in upstream) {
     const v = upstream[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || name in own) continue;
+    if (v === undefined || HOP_BY_HOP.has(name) || Object.hasOwn(own, name)) continue;
     out.push(name, v);
   }
   for (const name in own) out.push(name, own[name]!);
