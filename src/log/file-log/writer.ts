@@ -1,26 +1,18 @@
 /**
  * The appending side of one partition. On open it truncates a torn tail (a short or bad-CRC
  * last record left by a crash). Appends are group-committed: every send waiting while a write
- * is in flight is merged into the next write, so each durable (O_DSYNC) write covers many
- * sends (one write per partition per batch at most).
+ * is in flight is merged into the next write, so each write+fsync covers many sends
+ * (one write and one fsync per partition per batch at most).
  *
- * A failed write (ENOSPC, EIO) cuts the segment back to its last acknowledged record,
+ * A failed write or fsync (ENOSPC, EIO) cuts the segment back to its last acknowledged record,
  * so nothing of the failed batch stays behind and the next append may succeed once there is
  * room (the gateway's spool relies on this on a full disk). Only when that cut fails too does
  * the writer stay failed.
  */
-import { constants, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { encodeFrames, type PendingRecord } from './frame.js';
 import { listSegments, scanValidEnd, segmentPath, fsyncDir } from './segments.js';
-
-/**
- * Segments are written with O_DSYNC: each write returns once its data is durable, as a write
- * followed by fdatasync does, in one call to the thread pool instead of two (the gateway appends
- * a batch per partition every eventFlushMs; bench/results/2026-12-05-gateway-cpu-cut.md).
- */
-const APPEND = constants.O_RDWR | constants.O_DSYNC;
-const CREATE = APPEND | constants.O_CREAT | constants.O_EXCL;
 
 interface Waiter {
   records: PendingRecord[];
@@ -62,7 +54,7 @@ export class PartitionWriter {
     }
     const file = segmentPath(dir, base);
     const end = await scanValidEnd(file, 0, base);
-    w.fh = await fsp.open(file, APPEND);
+    w.fh = await fsp.open(file, 'r+');
     if (end.pos < end.size) {
       // a crash left a partial or corrupt last record: it was never acknowledged, drop it
       await w.fh.truncate(end.pos);
@@ -126,6 +118,7 @@ export class PartitionWriter {
       const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, this.size + done);
       done += bytesWritten;
     }
+    await this.fh.datasync();
     this.size += buf.length;
     this.next += records.length;
     this.lastTs = ts;
@@ -165,7 +158,7 @@ export class PartitionWriter {
   }
 
   private async createSegment(base: number): Promise<void> {
-    const fh = await fsp.open(segmentPath(this.dir, base), CREATE, 0o666);
+    const fh = await fsp.open(segmentPath(this.dir, base), 'wx+');
     try {
       await fsyncDir(this.dir);
     } catch (e) {
