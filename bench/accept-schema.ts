@@ -8,29 +8,16 @@
  */
 import { acceptLine, DEFAULT_TIME_BOUNDS } from '../src/pipeline/accept.js';
 import * as hand from './accept-handwritten.js';
-import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
+import { encodeEvent } from '../src/events/usage-event.js';
 import type { LogRecord } from '../src/log/log.js';
+import { callEvent } from './lib.js';
 
 const n = Number(process.argv[2] ?? 300_000);
 const rounds = Number(process.argv[3] ?? 9);
 const now = Date.now();
 const make = (reversed: boolean): LogRecord[] =>
   Array.from({ length: n }, (_, i) => {
-    const status = i % 10 ? 200 : 503;
-    const e = {
-      v: 1,
-      id: uuidv7(),
-      time: now - 1000,
-      customer: `customer-${i % 10_000}`,
-      keyId: 'key_abc',
-      api: 'locations.create',
-      method: 'POST',
-      status,
-      latencyMs: 12,
-      bytesIn: 100,
-      bytesOut: 2000,
-      billable: status < 400,
-    };
+    const e = callEvent(i, 10_000, now);
     const value = reversed ? Buffer.from(JSON.stringify(Object.fromEntries(Object.entries(e).reverse()))) : encodeEvent(e);
     return { partition: 0, offset: i, key: e.customer, value, timestamp: now };
   });

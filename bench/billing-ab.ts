@@ -13,6 +13,7 @@
  */
 import autocannon from 'autocannon';
 import { resolve } from 'node:path';
+import { alternateAB } from './lib.js';
 
 const atServer = process.argv[2] === '--at-server';
 const [a, b, connArg, runsArg, urlArg] = atServer ? [process.argv[3], process.argv[4], '1', process.argv[5], process.argv[6]] : process.argv.slice(2);
@@ -80,33 +81,21 @@ async function atServerOnce(dist: string): Promise<{ p50: number; p99: number }>
 
 if (atServer) {
   const runs = Number(runsArg ?? 3);
-  const out: Record<'A' | 'B', { p50: number; p99: number }[]> = { A: [], B: [] };
-  for (let i = 0; i < runs; i++) {
-    for (const [k, dist] of [
-      ['A', a],
-      ['B', b],
-    ] as const) {
-      const r = await atServerOnce(dist);
-      out[k].push(r);
-      console.log(`run ${i + 1} ${k}: at the server p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`);
-    }
-  }
+  const out = await alternateAB(runs, { A: a, B: b }, async (dist, k, round) => {
+    const r = await atServerOnce(dist);
+    console.log(`run ${round} ${k}: at the server p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`);
+    return r;
+  });
   const med = (k: 'A' | 'B', f: 'p50' | 'p99') => median(out[k].map((r) => r[f]))!.toFixed(2);
   console.log(`medians of ${runs}: A p50 ${med('A', 'p50')} p99 ${med('A', 'p99')} ms; B p50 ${med('B', 'p50')} p99 ${med('B', 'p99')} ms`);
   process.exit(0);
 }
 
-const results: Record<'A' | 'B', { qps: number; p50: number; p99: number }[]> = { A: [], B: [] };
-for (let i = 0; i < runs; i++) {
-  for (const [k, dist] of [
-    ['A', a],
-    ['B', b],
-  ] as const) {
-    const r = await once(dist);
-    results[k].push(r);
-    console.log(`run ${i + 1} ${k}: ${r.qps.toFixed(0)} q/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
-  }
-}
+const results = await alternateAB(runs, { A: a, B: b }, async (dist, k, round) => {
+  const r = await once(dist);
+  console.log(`run ${round} ${k}: ${r.qps.toFixed(0)} q/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
+  return r;
+});
 const m = (k: 'A' | 'B') => ({
   qps: median(results[k].map((r) => r.qps)),
   p50: median(results[k].map((r) => r.p50)),

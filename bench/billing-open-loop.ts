@@ -16,7 +16,9 @@
  * Prints one JSON line: { due, done, bad, p50, p99, max, seconds, cpuMs } (latencies in ms;
  * cpuMs: this process's own CPU).
  */
+import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export interface OpenLoopResult {
   due: number;
@@ -148,6 +150,29 @@ export function openLoop(url: string, rate: number, seconds: number, connections
   // Bounded: whatever is unanswered 60 s after the last request was due is left out (and counted as not done).
   setTimeout(() => lat.length < total && done(), seconds * 1000 + 60_000).unref();
   return result;
+}
+
+/** The same load from its own process (what the billing and gateway stages use). */
+export function openLoopProcess(
+  url: string,
+  rate: number,
+  seconds: number,
+  connections: number,
+  headers: Record<string, string> = {},
+): Promise<OpenLoopResult> {
+  const args = [
+    fileURLToPath(import.meta.url),
+    url,
+    String(Math.round(rate)),
+    String(seconds),
+    String(connections),
+    ...Object.entries(headers).map(([k, v]) => `${k}=${v}`),
+  ];
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, args, { timeout: (seconds + 120) * 1000 }, (err, out, errOut) =>
+      err ? reject(new Error(`open-loop load failed: ${err.message}\n${errOut}`)) : resolve(JSON.parse(out) as OpenLoopResult),
+    ),
+  );
 }
 
 if (process.argv[1]?.endsWith('billing-open-loop.js')) {

@@ -19,25 +19,17 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import pg from 'pg';
-import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
-import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
-import { migrate } from '../src/warehouse/migrate.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import { startBillingServer } from '../src/billing/server.js';
 import { parseCatalog } from '../src/billing/catalog.js';
-import { stackEnv } from '../test/support/stack.js';
-import { percentile, median, fmt } from './lib.js';
+import { benchWarehouse } from './pg.js';
+import { argValue, percentile, median, fmt } from './lib.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const REQUESTS = Number(opt('requests', '300'));
-const OTHERS = Number(opt('others', '10'));
+const REQUESTS = Number(argValue('requests', '300'));
+const OTHERS = Number(argValue('others', '10'));
 const EMBEDDED = args.includes('--embedded');
-const OUT = opt('out', '');
+const OUT = argValue('out', '');
 const TOKEN = 'bench-ranges-service-token';
 const APIS = Array.from({ length: 20 }, (_, i) => `api.${String(i).padStart(2, '0')}`);
 const FIRST_HOUR = '2025-01-01T00:00:00Z';
@@ -45,25 +37,7 @@ const LAST_HOUR = '2026-02-28T23:00:00Z';
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 async function database(): Promise<Warehouse> {
-  if (EMBEDDED) {
-    const db = await PgliteWarehouse.open(null);
-    await migrate(db);
-    return db;
-  }
-  const env = process.env.METER_DATABASE_URL ? { METER_DATABASE_URL: process.env.METER_DATABASE_URL } : await stackEnv(['postgres']);
-  const name = 'meter_bench_ranges';
-  const c = new pg.Client({ connectionString: env.METER_DATABASE_URL });
-  await c.connect();
-  try {
-    if (!(await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount) await c.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await c.end();
-  }
-  const u = new URL(env.METER_DATABASE_URL!);
-  u.pathname = `/${name}`;
-  const db = await PgWarehouse.open(u.toString());
-  await migrate(db);
-  return db;
+  return benchWarehouse('meter_bench_ranges', { embedded: EMBEDDED });
 }
 
 async function load(db: Warehouse): Promise<void> {

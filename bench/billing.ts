@@ -21,8 +21,6 @@
  * after a rollup or price change costs) and the raw count.
  * Smoke: PGlite, tiny tables, 1 s phases. Full: the stack's Postgres (database meter_bench).
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
@@ -34,6 +32,7 @@ import { CatalogCache } from '../src/billing/catalog-cache.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { benchPostgres } from './pg.js';
 import { startRawBilling, rawCost } from './raw-billing.js';
+import { type OpenLoopResult, openLoopProcess } from './billing-open-loop.js';
 import { startTrivialServer } from './billing-trivial.js';
 import { cpuNow, cpuSince, loadAverage, postmasterPid, type CpuSample } from './billing-cpu.js';
 import { type BenchOptions, type Row, APIS, benchCatalogJson, fmt, load, median, percentile, ratio } from './lib.js';
@@ -107,25 +106,8 @@ async function sequential(n: number, fn: () => Promise<unknown>, budgetMs = 15_0
   return out;
 }
 
-interface OpenLoopResult {
-  due: number;
-  done: number;
-  bad: number;
-  p50: number;
-  p99: number;
-  max: number;
-  seconds: number;
-  cpuMs: number;
-}
-
 function openLoop(url: string, rate: number, seconds: number, headers: Record<string, string>): Promise<OpenLoopResult> {
-  const script = join(fileURLToPath(new URL('.', import.meta.url)), 'billing-open-loop.js');
-  const args = [script, url, String(Math.round(rate)), String(seconds), String(OPEN_LOOP_CONNECTIONS), ...Object.entries(headers).map(([k, v]) => `${k}=${v}`)];
-  return new Promise((resolve, reject) =>
-    execFile(process.execPath, args, { timeout: (seconds + 120) * 1000 }, (err, out, errOut) =>
-      err ? reject(new Error(`open-loop load failed: ${err.message}\n${errOut}`)) : resolve(JSON.parse(out) as OpenLoopResult),
-    ),
-  );
+  return openLoopProcess(url, rate, seconds, OPEN_LOOP_CONNECTIONS, headers);
 }
 
 interface SideRun {

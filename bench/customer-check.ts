@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { HourBuffer } from '../src/pipeline/hour-buffer.js';
 import { CustomerCheck } from '../src/pipeline/customer-check.js';
 import { DEFAULT_TIME_BOUNDS } from '../src/pipeline/accept.js';
-import { encodeEvent, uuidv7 } from '../src/events/usage-event.js';
+import { encodeEvent } from '../src/events/usage-event.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import type { LogRecord } from '../src/log/log.js';
+import { callEvent } from './lib.js';
 
 const n = Number(process.argv[2] ?? 300_000);
 const rounds = Number(process.argv[3] ?? 5);
@@ -28,21 +29,7 @@ try {
   const now = Date.now();
   await check.recheck(now);
   const records: LogRecord[] = Array.from({ length: n }, (_, i) => {
-    const status = i % 10 ? 200 : 503;
-    const e = {
-      v: 1,
-      id: uuidv7(),
-      time: now - 1000,
-      customer: `customer-${i % CUSTOMERS}`,
-      keyId: 'key_abc',
-      api: 'locations.create',
-      method: 'POST',
-      status,
-      latencyMs: 12,
-      bytesIn: 100,
-      bytesOut: 2000,
-      billable: status < 400,
-    };
+    const e = callEvent(i, CUSTOMERS, now);
     // the key as the log gives it (kafka-log.ts toRecord: a string made from the record's bytes)
     return { partition: 0, offset: i, key: Buffer.from(e.customer).toString('utf8'), value: encodeEvent(e), timestamp: now };
   });

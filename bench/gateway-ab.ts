@@ -12,11 +12,10 @@
  * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
  * stdin with its CPU µs so far).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { benchWorkDir, fmt, load, median } from './lib.js';
+import { benchWorkDir, fmt, median } from './lib.js';
+import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 
 const PATH = '/v1/devices/d1/location';
 /** A side named `unmetered:<dist>` is that build's unmetered proxy (bench/plain-proxy.ts), the floor. */
@@ -32,12 +31,7 @@ async function side(spec: string): Promise<void> {
     ? await (await import(resolve(dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
     : await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (line === 'cpu') {
-      const c = process.cpuUsage();
-      console.log(JSON.stringify({ cpuUs: c.user + c.system }));
-    } else if (line === 'stop') break;
-  }
+  await answerCpuRequests();
   await gw.close();
   up.proc.kill('SIGTERM');
   process.exit(0);
@@ -45,24 +39,13 @@ async function side(spec: string): Promise<void> {
 
 /** Start one build's side, warm it up, run the fixed-rate load, return CPU µs per call. */
 async function once(dist: string, rate: number, seconds: number): Promise<{ cpuPerCall: number; p99: number }> {
-  const child = spawn(process.execPath, [process.argv[1]!, '--side', dist], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => JSON.parse((await lines.next()).value as string);
-  const cpu = async (): Promise<number> => {
-    child.stdin!.write('cpu\n');
-    return (await next()).cpuUs;
-  };
+  const side = spawnSide(['--side', dist]);
   try {
-    const { url, headers } = await next();
-    await load(url + PATH, { connections: 50, seconds: 2, headers }); // JIT, pools, key cache
-    const c0 = await cpu();
-    const r = await load(url + PATH, { connections: 50, seconds, headers, rate });
-    const c1 = await cpu();
-    if (r.bad) throw new Error(`${dist}: ${r.bad} of ${r.total} answers were not 2xx`);
-    return { cpuPerCall: (c1 - c0) / r.total, p99: r.p99 };
+    const { url, headers } = await side.next<{ url: string; headers: Record<string, string> }>();
+    const { cpuPerCall, p99 } = await cpuPerCallAtRate(side, { url: url + PATH, headers }, { rate, seconds, name: dist });
+    return { cpuPerCall, p99 };
   } finally {
-    child.stdin!.write('stop\n');
-    await new Promise((r) => child.once('exit', r));
+    await side.stop();
   }
 }
 

@@ -11,37 +11,8 @@ import cluster from 'node:cluster';
 import { createServer } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { fmt, load, median } from './lib.js';
-
-const TICK_US = 1e6 / 100;
-
-function treeCpuUs(root: number): number {
-  const parent = new Map<number, number>();
-  const cpu = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(d), Number(f[1]));
-      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) * TICK_US);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  let total = 0;
-  for (const [p, c] of cpu) {
-    for (let q: number | undefined = p, i = 0; q && i < 64; q = parent.get(q), i++) {
-      if (q === root) {
-        total += c;
-        break;
-      }
-    }
-  }
-  return total;
-}
+import { fmt, load, median, treeCpuUs } from './lib.js';
 
 const body = Buffer.from('{"deviceId":"d1","lat":37.5665,"lon":126.978}');
 

@@ -9,11 +9,11 @@
  *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
-import { benchCatalogJson, benchWorkDir, fmt, load, median } from './lib.js';
+import { benchCatalogJson, benchWorkDir, fmt, load, median, treeCpuUs } from './lib.js';
 import { loadCatalog } from '../src/billing/catalog.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
@@ -22,31 +22,6 @@ import { createKey } from '../src/gateway/keys.js';
 import { assetPath } from '../src/config/assets.js';
 
 const PATH = '/v1/devices/d1/location';
-const TICK_US = 1e6 / 100; // USER_HZ
-
-/** CPU µs of a process and all its descendants (utime + stime from /proc). */
-function treeCpuUs(root: number): number {
-  const parent = new Map<number, number>();
-  const cpu = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(d), Number(f[1]));
-      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) * TICK_US);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const inTree = (p: number): boolean => {
-    for (let q: number | undefined = p, i = 0; q && i < 64; q = parent.get(q), i++) if (q === root) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [p, c] of cpu) if (inTree(p)) total += c;
-  return total;
-}
 
 async function startProc(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });

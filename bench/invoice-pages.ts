@@ -14,50 +14,23 @@
  * Default: the stack's Postgres (a fresh database meter_bench_invoices); --embedded: PGlite.
  */
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
-import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
-import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
-import { migrate } from '../src/warehouse/migrate.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import { startBillingServer } from '../src/billing/server.js';
 import { parseCatalog } from '../src/billing/catalog.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { finalizeInvoices } from '../src/billing/invoices.js';
-import { stackEnv } from '../test/support/stack.js';
-import { percentile, median, fmt } from './lib.js';
+import { benchWarehouse } from './pg.js';
+import { argValue, percentile, median, fmt } from './lib.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const CUSTOMERS = Number(opt('customers', '1000'));
-const REQUESTS = Number(opt('requests', '100'));
+const CUSTOMERS = Number(argValue('customers', '1000'));
+const REQUESTS = Number(argValue('requests', '100'));
 const EMBEDDED = args.includes('--embedded');
 const TOKEN = 'bench-invoices-service-token';
 const APIS = ['a.one', 'a.two', 'a.three', 'a.four', 'a.five'];
 
 async function database(): Promise<Warehouse> {
-  if (EMBEDDED) {
-    const db = await PgliteWarehouse.open(null);
-    await migrate(db);
-    return db;
-  }
-  const env = process.env.METER_DATABASE_URL ? { METER_DATABASE_URL: process.env.METER_DATABASE_URL } : await stackEnv(['postgres']);
-  const name = 'meter_bench_invoices';
-  const c = new pg.Client({ connectionString: env.METER_DATABASE_URL });
-  await c.connect();
-  try {
-    await c.query(`DROP DATABASE IF EXISTS ${name}`);
-    await c.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await c.end();
-  }
-  const u = new URL(env.METER_DATABASE_URL!);
-  u.pathname = `/${name}`;
-  const db = await PgWarehouse.open(u.toString());
-  await migrate(db);
-  return db;
+  return benchWarehouse('meter_bench_invoices', { embedded: EMBEDDED, fresh: true });
 }
 
 async function main(): Promise<void> {

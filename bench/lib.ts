@@ -2,10 +2,10 @@
  * Shared helpers of the benchmarks: options, medians, deterministic event data, result rows.
  * Benchmarks are not tests: nothing here asserts on speed, it measures and reports.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UsageEvent } from '../src/events/usage-event.js';
+import { uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 
 export interface BenchOptions {
   smoke: boolean;
@@ -35,6 +35,13 @@ export function benchWorkDir(): string {
   return dir;
 }
 
+/** The value after `--name` on this process's command line, or `dflt`. */
+export function argValue(name: string, dflt: string): string {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return (i >= 0 ? args[i + 1] : undefined) ?? dflt;
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -50,6 +57,17 @@ export function percentile(xs: number[], p: number): number {
 export async function repeat<T>(runs: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < runs; i++) out.push(await fn(i));
+  return out;
+}
+
+/** `runs` rounds of build A then build B, each measured by `once(dist, side, round)` (round from 1); the results per side. */
+export async function alternateAB<T>(
+  runs: number,
+  dists: { A: string; B: string },
+  once: (dist: string, side: 'A' | 'B', round: number) => Promise<T>,
+): Promise<Record<'A' | 'B', T[]>> {
+  const out: Record<'A' | 'B', T[]> = { A: [], B: [] };
+  for (let i = 0; i < runs; i++) for (const k of ['A', 'B'] as const) out[k].push(await once(dists[k], k, i + 1));
   return out;
 }
 
@@ -88,6 +106,29 @@ export const API_COUNT = 50;
 /** 50 priced operations, named like the sample API's. */
 export const APIS = Array.from({ length: API_COUNT }, (_, i) => `svc${String(i >> 3).padStart(2, '0')}.op${i & 7}`);
 export const METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
+
+/**
+ * The i-th of a run of plain gateway calls a second before `now`: `POST locations.create` by
+ * customer `customer-<i % customers>`, one in ten answered 503 (not billable); fields in the
+ * gateway's order.
+ */
+export function callEvent(i: number, customers: number, now: number): UsageEvent {
+  const status = i % 10 ? 200 : 503;
+  return {
+    v: 1,
+    id: uuidv7(),
+    time: now - 1000,
+    customer: `customer-${i % customers}`,
+    keyId: 'key_abc',
+    api: 'locations.create',
+    method: 'POST',
+    status,
+    latencyMs: 12,
+    bytesIn: 100,
+    bytesOut: 2000,
+    billable: status < 400,
+  };
+}
 
 const hex = (n: number, w: number) => n.toString(16).padStart(w, '0').slice(-w);
 
@@ -172,4 +213,30 @@ export async function load(url: string, o: { connections: number; seconds: numbe
     bad: (r.non2xx ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0),
     total: r.requests.total ?? r.requests.sent,
   };
+}
+
+const TICK_US = 1e6 / 100; // USER_HZ
+
+/** CPU µs (utime + stime from /proc) of process `root` and all its descendants alive now. */
+export function treeCpuUs(root: number): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(f[1]));
+      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) * TICK_US);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (p: number): boolean => {
+    for (let q: number | undefined = p, i = 0; q && i < 64; q = parent.get(q), i++) if (q === root) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [p, c] of cpu) if (inTree(p)) total += c;
+  return total;
 }

@@ -13,26 +13,19 @@
  *
  *   node dist/bench/meter-unique.js [--requests 10] [--out file.json]
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
-import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
-import { migrate } from '../src/warehouse/migrate.js';
+import type { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
 import { startBillingServer } from '../src/billing/server.js';
 import { parseCatalog } from '../src/billing/catalog.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
-import { stackEnv } from '../test/support/stack.js';
-import { fmt, median, percentile } from './lib.js';
+import { namedPostgres } from './pg.js';
+import { argValue, fmt, median, percentile, treeCpuUs } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : dflt;
-};
-const REQUESTS = Number(opt('requests', '10'));
-const OUT = opt('out', '');
+const REQUESTS = Number(argValue('requests', '10'));
+const OUT = argValue('out', '');
 const TOKEN = 'bench-unique-service-token';
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const FROM = '2026-10-01T00:00:00Z';
@@ -40,42 +33,16 @@ const TO = '2026-11-01T00:00:00Z';
 const PER_HOUR = 1000;
 const POOL = 20_000;
 
-/** CPU seconds of the Postgres server: the postmaster and its children (backends, autovacuum ...). */
+/** CPU seconds of the Postgres server: the postmaster and its descendants (backends, autovacuum ...). */
 function postgresCpu(): number {
   const dir = process.env.METER_STACK_DIR;
   if (!dir) return Number.NaN;
   const master = Number(readFileSync(join(dir, 'postgres/data/postmaster.pid'), 'utf8').split('\n')[0]);
-  const tick = 100;
-  let sum = 0;
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(p) !== master && Number(f[1]) !== master) continue;
-      sum += (Number(f[11]) + Number(f[12])) / tick;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return sum;
+  return treeCpuUs(master) / 1e6;
 }
 
 async function database(): Promise<PgWarehouse> {
-  const env = await stackEnv(['postgres']);
-  const name = 'meter_bench_unique';
-  const c = new pg.Client({ connectionString: env.METER_DATABASE_URL });
-  await c.connect();
-  try {
-    if (!(await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount) await c.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await c.end();
-  }
-  const u = new URL(env.METER_DATABASE_URL!);
-  u.pathname = `/${name}`;
-  const db = await PgWarehouse.open(u.toString());
-  await migrate(db);
-  return db;
+  return namedPostgres('meter_bench_unique');
 }
 
 async function load(db: PgWarehouse): Promise<void> {

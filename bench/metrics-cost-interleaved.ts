@@ -1,18 +1,5 @@
-/**
- * Cost of observing, measured so that a busy shared box cancels out: ONE process runs two
- * embedded gateways side by side, "off" (no metrics) and "on" (wired as `meter gateway` does:
- * recorder, admin listener, ingest lag, optional scrapes). The load alternates between them in
- * short windows at a fixed rate (autocannon in this parent process), and the side reports its
- * CPU around each window; the gateway not under load costs next to nothing. Many short
- * alternations put both sides in the same moments of the box's noise, which minutes-long
- * sequential runs (bench/metrics-cost.ts) do not.
- *
- *   node dist/bench/metrics-cost-interleaved.js [windows=40] [req/s=1000] [seconds=2] [scrape-ms=0]
- */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLimiter, openLog, openWarehouse } from '../src/runtime/backends.js';
 import { startGatewayRole } from '../src/runtime/roles.js';
@@ -22,6 +9,7 @@ import { Observability } from '../src/observability/observability.js';
 import { startAdminServer } from '../src/observability/admin-server.js';
 import { startUpstream } from './gateway.js';
 import { benchCatalogJson, benchWorkDir, fmt, load, median } from './lib.js';
+import { answerCpuRequests, spawnSide } from './side-process.js';
 
 const PATH = '/v1/devices/d1/location';
 
@@ -60,12 +48,7 @@ async function side(scrapeMs: number): Promise<void> {
   const off = await gateway('off', up.url, false, 0);
   const on = await gateway('on', up.url, true, scrapeMs);
   console.log(JSON.stringify({ off: { url: off.url, headers: off.headers }, on: { url: on.url, headers: on.headers } }));
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (line === 'cpu') {
-      const c = process.cpuUsage();
-      console.log(JSON.stringify({ cpuUs: c.user + c.system }));
-    } else if (line === 'stop') break;
-  }
+  await answerCpuRequests();
   await on.close();
   await off.close();
   up.proc.kill('SIGTERM');
@@ -77,15 +60,10 @@ async function main(): Promise<void> {
   const rate = Number(process.argv[3] ?? 1000);
   const seconds = Number(process.argv[4] ?? 2);
   const scrapeMs = Number(process.argv[5] ?? 0);
-  const child = spawn(process.execPath, [process.argv[1]!, '--side', String(scrapeMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => JSON.parse((await lines.next()).value as string);
-  const cpu = async (): Promise<number> => {
-    child.stdin!.write('cpu\n');
-    return (await next()).cpuUs;
-  };
+  const side = spawnSide(['--side', String(scrapeMs)]);
+  const cpu = async (): Promise<number> => (await side.cpu()).cpuUs;
   try {
-    const sides = (await next()) as Record<'off' | 'on', { url: string; headers: Record<string, string> }>;
+    const sides = await side.next<Record<'off' | 'on', { url: string; headers: Record<string, string> }>>();
     for (const s of Object.values(sides)) await load(s.url + PATH, { connections: 50, seconds: 3, headers: s.headers }); // JIT, pools, key cache
     const per: Record<'off' | 'on', number[]> = { off: [], on: [] };
     const ratios: number[] = [];
@@ -115,8 +93,7 @@ async function main(): Promise<void> {
       `on/off: ratio of medians ${fmt(mOn / mOff, 3)}; median of the ${windows} window-pair ratios ${fmt(median(ratios), 3)} (middle half ${fmt(sorted[Math.floor(windows / 4)]!, 3)}–${fmt(sorted[Math.floor((3 * windows) / 4)]!, 3)})`,
     );
   } finally {
-    child.stdin!.write('stop\n');
-    await new Promise((r) => child.once('exit', r));
+    await side.stop();
   }
 }
 

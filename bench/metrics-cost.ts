@@ -1,19 +1,5 @@
-/**
- * Cost of observing: the embedded gateway (as `meter gateway` wires it: startGatewayRole, PGlite
- * keys, in-process limiter, file log) with metrics off and on, in one run. "on" is what the
- * command does: the Observability hub, the per-answer recorder, the admin listener, the ingest
- * lag read from the log, and a scrape of /metrics every `scrape-ms` during the load (0: none;
- * a scrape's own cost is fixed, so per call it depends on rate x interval: bench/metrics-parts.ts
- * times one render). Each side runs alone in its own process at a fixed rate; compared is that
- * process's CPU per call (user + system), pairs interleaved with the order alternating, as
- * bench/gateway-ab.ts does for two builds.
- *
- *   node dist/bench/metrics-cost.js [pairs=8] [req/s=2000] [seconds=8] [scrape-ms=0]
- */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLimiter, openLog, openWarehouse } from '../src/runtime/backends.js';
 import { startGatewayRole } from '../src/runtime/roles.js';
@@ -22,7 +8,8 @@ import { silentLogger } from '../src/ground/logger.js';
 import { Observability } from '../src/observability/observability.js';
 import { startAdminServer } from '../src/observability/admin-server.js';
 import { startUpstream } from './gateway.js';
-import { benchCatalogJson, benchWorkDir, fmt, load, median } from './lib.js';
+import { benchCatalogJson, benchWorkDir, fmt, median } from './lib.js';
+import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 
 const PATH = '/v1/devices/d1/location';
 
@@ -57,12 +44,7 @@ async function side(metrics: boolean, scrapeMs: number): Promise<void> {
       );
   }
   console.log(JSON.stringify({ url: gw.url, headers: { authorization: `Bearer ${key.key}` } }));
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (line === 'cpu') {
-      const c = process.cpuUsage();
-      console.log(JSON.stringify({ cpuUs: c.user + c.system, scrapes }));
-    } else if (line === 'stop') break;
-  }
+  await answerCpuRequests(() => ({ scrapes }));
   if (scraper) clearInterval(scraper);
   await admin?.close();
   await gw.close();
@@ -73,24 +55,17 @@ async function side(metrics: boolean, scrapeMs: number): Promise<void> {
 }
 
 async function once(metrics: boolean, rate: number, seconds: number, scrapeMs: number): Promise<{ cpuPerCall: number; p99: number; scrapes: number }> {
-  const child = spawn(process.execPath, [process.argv[1]!, '--side', metrics ? 'on' : 'off', String(scrapeMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => JSON.parse((await lines.next()).value as string);
-  const cpu = async (): Promise<{ cpuUs: number; scrapes: number }> => {
-    child.stdin!.write('cpu\n');
-    return next();
-  };
+  const side = spawnSide(['--side', metrics ? 'on' : 'off', String(scrapeMs)]);
   try {
-    const { url, headers } = await next();
-    await load(url + PATH, { connections: 50, seconds: 2, headers }); // JIT, pools, key cache
-    const c0 = await cpu();
-    const r = await load(url + PATH, { connections: 50, seconds, headers, rate });
-    const c1 = await cpu();
-    if (r.bad) throw new Error(`metrics ${metrics ? 'on' : 'off'}: ${r.bad} of ${r.total} answers were not 2xx`);
-    return { cpuPerCall: (c1.cpuUs - c0.cpuUs) / r.total, p99: r.p99, scrapes: c1.scrapes - c0.scrapes };
+    const { url, headers } = await side.next<{ url: string; headers: Record<string, string> }>();
+    const r = await cpuPerCallAtRate<{ cpuUs: number; scrapes: number }>(
+      side,
+      { url: url + PATH, headers },
+      { rate, seconds, name: `metrics ${metrics ? 'on' : 'off'}` },
+    );
+    return { cpuPerCall: r.cpuPerCall, p99: r.p99, scrapes: r.after.scrapes - r.before.scrapes };
   } finally {
-    child.stdin!.write('stop\n');
-    await new Promise((r) => child.once('exit', r));
+    await side.stop();
   }
 }
 

@@ -14,25 +14,20 @@
 import { performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
 import pg from 'pg';
-import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
-import { migrate } from '../src/warehouse/migrate.js';
 import { startBillingServer } from '../src/billing/server.js';
 import { parseCatalog } from '../src/billing/catalog.js';
 import { syncCatalog } from '../src/billing/catalog-store.js';
 import { finalizeInvoices } from '../src/billing/invoices.js';
-import { stackEnv } from '../test/support/stack.js';
-import { percentile, median, fmt } from './lib.js';
+import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
+import { migrate } from '../src/warehouse/migrate.js';
+import { namedDatabaseUrl } from './pg.js';
+import { argValue, percentile, median, fmt } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const CUSTOMERS = Number(opt('customers', '100000'));
-const APIS_PER = Number(opt('apis', '2'));
-const SPARSE = Number(opt('sparse', '4'));
-const REQUESTS = Number(opt('requests', '200'));
-const RUN_SECONDS = Number(opt('run-seconds', '60'));
+const CUSTOMERS = Number(argValue('customers', '100000'));
+const APIS_PER = Number(argValue('apis', '2'));
+const SPARSE = Number(argValue('sparse', '4'));
+const REQUESTS = Number(argValue('requests', '200'));
+const RUN_SECONDS = Number(argValue('run-seconds', '60'));
 const TOKEN = 'bench-sizing-service-token';
 const APIS = Array.from({ length: 10 }, (_, i) => `svc.op${i}`);
 const MONTH = Date.UTC(2026, 1, 1);
@@ -41,16 +36,8 @@ const DAYS = 28;
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
 async function main(): Promise<void> {
-  const env = process.env.METER_DATABASE_URL ? { METER_DATABASE_URL: process.env.METER_DATABASE_URL } : await stackEnv(['postgres']);
-  const name = 'meter_bench_sizing';
-  const admin = new pg.Client({ connectionString: env.METER_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(env.METER_DATABASE_URL!);
-  u.pathname = `/${name}`;
-  const db = await PgWarehouse.open(u.toString());
+  const url = await namedDatabaseUrl('meter_bench_sizing', { fresh: true });
+  const db = await PgWarehouse.open(url);
   await migrate(db);
   out(
     `sizing simulation ${new Date().toISOString()}: ${CUSTOMERS} customers, ${APIS_PER} APIs each, active 1 hour in ${SPARSE}, ${DAYS} days; load average ${loadavg()
@@ -127,7 +114,7 @@ async function main(): Promise<void> {
 
   // The invoice run: started, watched for RUN_SECONDS, then the process ends (stored invoices
   // are final; a rerun skips them).
-  const watch = new pg.Client({ connectionString: u.toString() });
+  const watch = new pg.Client({ connectionString: url });
   await watch.connect();
   const stored = async () => Number((await watch.query(`SELECT count(*)::int AS n FROM invoices`)).rows[0].n);
   const r0 = performance.now();

@@ -88,7 +88,10 @@ export function clientHeaders(upstream: Record<string, string | string[] | undef
     if (v === undefined || HOP_BY_HOP.has(name) || Object.hasOwn(own, name)) continue;
     out.push(name, v);
   }
-  for (const name in own) out.push(name, own[name]!);
+  for (const name in own) {
+    const v = own[name];
+    if (v !== undefined) out.push(name, v);
+  }
   return out;
 }
 

@@ -25,6 +25,9 @@ export interface ProducerRecord {
   value: Buffer;
 }
 
+/** Bytes of the keys and values of `records`, as producers count a send's size. */
+export const recordsBytes = (records: readonly ProducerRecord[]): number => records.reduce((n, r) => n + r.key.length + r.value.length, 0);
+
 export interface LogProducer {
   /** Append records; resolves when they are durable (fsync'd / acked by all in-sync replicas). */
   send(records: ProducerRecord[]): Promise<void>;

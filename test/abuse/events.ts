@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/ground/logger.js';
 import type { UsageLog } from '../../src/log/log.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
+import { recordsInLog } from '../support/log-records.js';
 
 const SERVICE = 'abuse-events-service-token';
 
@@ -37,16 +38,7 @@ async function target(dir: string): Promise<Target> {
     url: billing.url,
     log,
     db,
-    logged: async () => {
-      const c = await log.consumer('abuse-count');
-      try {
-        let n = 0;
-        for (const end of (await c.endOffsets()).values()) n += end;
-        return n;
-      } finally {
-        await c.stop();
-      }
-    },
+    logged: () => recordsInLog(log, 'abuse-count'),
     healthy: async () => (await fetch(`${billing.url}/healthz`)).status === 200,
     close: async () => {
       await billing.close();

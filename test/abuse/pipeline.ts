@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Attack, AbuseCtx, AttackResult } from './attack.js';
+import { callEvent } from '../support/events.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
 import { loadConfig, type MeterConfig } from '../../src/config/config.js';
 import { openLog, openLake, openWarehouse } from '../../src/runtime/backends.js';
@@ -55,22 +56,7 @@ async function bench(ctx: AbuseCtx): Promise<Bench> {
 }
 
 function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
-  const time = Date.now() - 1000;
-  return {
-    v: 1,
-    id: uuidv7(time),
-    time,
-    customer,
-    keyId: 'key_forged',
-    api: 'locations.create',
-    method: 'POST',
-    status: 200,
-    latencyMs: 1,
-    bytesIn: 1,
-    bytesOut: 1,
-    billable: true,
-    ...o,
-  };
+  return callEvent(customer, { keyId: 'key_forged', status: 200, latencyMs: 1, bytesIn: 1, bytesOut: 1, ...o });
 }
 
 /** Straight onto the topic with a plain kafkajs producer: no gateway, no meter code. */

@@ -7,7 +7,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { mkdirSync, openSync, writeSync, closeSync, statfsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -21,14 +20,7 @@ import { compileRoutes } from '../../src/gateway/routes.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
-
-async function deadPort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freePort } from '../support/net.js';
 
 function fillTo(dir: string, leave: number): void {
   const fd = openSync(join(dir, 'ballast'), 'a');
@@ -71,7 +63,7 @@ function floodOnFullDisk(durability: 'batched' | 'strict'): Attack {
         req.on('end', () => res.end('{"ok":true}'));
       });
       await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-      const kafka = new KafkaLog({ brokers: [`127.0.0.1:${await deadPort()}`], topic: 'abuse-spool', partitions: 1, clientId: 'meter-abuse' });
+      const kafka = new KafkaLog({ brokers: [`127.0.0.1:${await freePort()}`], topic: 'abuse-spool', partitions: 1, clientId: 'meter-abuse' });
       const spool = await Spool.open({ dir: spoolDir, topic: 'abuse-spool', maxBytes: mounted ? 1 << 30 : 128 << 10, logger: () => {} });
       const sp = new SpoolingProducer({ openPrimary: () => kafka.producer(), spool, spoolAfterMs: 200, logger: () => {} });
       let gw: Awaited<ReturnType<typeof startGateway>> | null = null;

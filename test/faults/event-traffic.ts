@@ -15,7 +15,7 @@
  */
 import { prng, type TrafficCustomer } from '../../src/demo/traffic.js';
 import { sleep } from './scenario.js';
-import { cellKey, type Cells, type TrafficResult } from './traffic.js';
+import { cellKey, customerPicker, emptyTruth, type Cells, type TrafficResult } from './traffic.js';
 
 /** The metered names the senders use (CloudEvent `type`, billed as the `api`). */
 export const EVENT_TYPES = ['ai.tokens', 'device.uploads', 'report.rows'] as const;
@@ -76,23 +76,11 @@ export function startEventTraffic(o: {
 }): EventTraffic {
   const r = prng(o.seed);
   const source = `faults/events-${o.seed}-${Date.now().toString(36)}`;
-  const totalWeight = o.customers.reduce((a, c) => a + c.weight, 0);
+  const pickCustomer = customerPicker(r, o.customers);
   const concurrency = o.concurrency ?? 16;
   const retryFor = o.retryForMs ?? 120_000;
   const res: EventTrafficResult = {
-    truth: {
-      cells: new Map(),
-      uncertain: new Map(),
-      sent: 0,
-      metered: 0,
-      refused: 0,
-      byStatus: new Map(),
-      gateway5xx: 0,
-      gateway5xxSamples: [],
-      errors: new Map(),
-      answeredAt: [],
-      elapsedMs: 0,
-    },
+    truth: emptyTruth(),
     requests: 0,
     resends: 0,
     cut: 0,
@@ -109,8 +97,7 @@ export function startEventTraffic(o: {
   let stopping = false;
 
   const event = (): Ev => {
-    let w = r() * totalWeight;
-    const c = o.customers.find((x) => (w -= x.weight) < 0) ?? o.customers[o.customers.length - 1]!;
+    const c = pickCustomer();
     return {
       specversion: '1.0',
       id: `e-${++seq}`,

@@ -36,11 +36,12 @@ export class MeterProcess {
       this.child.once('exit', (code, signal) => {
         this.done = { code, signal };
         out.write(`--- exit code=${code} signal=${signal}\n`);
-        // let the pipes empty before closing the file
-        setTimeout(() => out.end(), 50);
         res(this.done);
       });
     });
+    // The file is closed once the pipes are empty: 'close' comes after 'exit', when every holder
+    // of the child's stdio (gateway workers too) has closed it; a write after the end would throw.
+    this.child.once('close', () => out.end());
   }
 
   get pid(): number {

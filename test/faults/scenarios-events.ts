@@ -44,12 +44,10 @@ async function startBillingAt(w: ScenarioWorld, port: number): Promise<MeterProc
 
 /** Waits (up to 10 s) until a request to `url` is in flight, so the kill cuts one; says whether one was. */
 async function requestInFlight(traffic: EventTraffic, url: string): Promise<boolean> {
-  const end = Date.now() + 10_000;
-  while (Date.now() < end) {
-    if (traffic.inFlight(url) > 0) return true;
-    await sleep(1);
-  }
-  return false;
+  return until('a request in flight', async () => traffic.inFlight(url) > 0, 10_000, 1).then(
+    () => true,
+    () => false,
+  );
 }
 
 export const eventsApiKill: ScenarioDef = {
@@ -91,12 +89,13 @@ export const eventsApiKill: ScenarioDef = {
       if (working) {
         const before = await committedSum(log);
         await until(`ingest ${ingest.name} to commit`, async () => (await committedSum(log)) > before, 120_000, 200);
-        await sleep(Math.round(Math.random() * 2000));
-      } else await sleep(150 + Math.round(Math.random() * 750));
+        await sleep(Math.round(Math.random() * 2000)); // timeline: a random moment of the work is where the kill strikes
+      } else await sleep(150 + Math.round(Math.random() * 750)); // timeline: a random moment of the boot
       await ingest.kill9();
       ingest = w.startIngest();
       kills.push(`ingest ${at()}${working ? ' (working)' : ' (booting)'}`);
     };
+    // timeline: traffic, and the kills at random moments of it
     try {
       await sleep(5000);
       await killBilling('A');
@@ -181,16 +180,16 @@ export const eventsApiKafkaDown: ScenarioDef = {
       // the outage plus the producer's reconnect: a sender keeps resending through it
       retryForMs: ctx.outageMs + 120_000,
     });
-    await sleep(6000);
+    await sleep(6000); // timeline: traffic before the fault
     const before = traffic.accepted();
     await stopService('kafka');
     ctx.log(`events: kafka stopped for ${ctx.outageMs / 1000} s`);
     const end = Date.now() + ctx.outageMs;
-    await sleep(ctx.outageMs / 3);
+    await sleep(ctx.outageMs / 3); // timeline: a third into the outage, a server starts
     // A server started while the log is down: its producer's first open fails and must be retried.
     await w.billing!.kill9();
     await w.startBilling();
-    await sleep(Math.max(0, end - Date.now()));
+    await sleep(Math.max(0, end - Date.now())); // timeline: the outage's length is the fault
     const during = traffic.accepted() - before;
     await startService('kafka');
     ctx.log('events: kafka back');
@@ -202,7 +201,7 @@ export const eventsApiKafkaDown: ScenarioDef = {
     } catch (e) {
       failures.push(`no events accepted within 120 s of Kafka's return (${(e as Error).message.slice(0, 160)})`);
     }
-    await sleep(5000);
+    await sleep(5000); // timeline: traffic once events are taken again
     const r = await traffic.stop();
     judge(r, notes, failures);
     // While Kafka is down a request gets its 503 after at most 10 s (LOG_WAIT_MS); a sender that

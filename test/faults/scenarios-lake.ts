@@ -22,7 +22,7 @@ async function midWrite(log: ReturnType<typeof topicLog>, who: string): Promise<
   const before = await committedSum(log);
   await until(`${who} to commit`, async () => (await committedSum(log)) > before, 60_000, 100);
   const d = Math.round(Math.random() * 1000);
-  await sleep(d);
+  await sleep(d); // timeline: a random moment of the write is where the fault strikes
   return d;
 }
 
@@ -37,7 +37,7 @@ async function pauses(w: ScenarioWorld, ctx: Ctx, a: MeterProcess, b: MeterProce
   const log = topicLog(w);
   const paused: MeterProcess[] = [];
   try {
-    await sleep(8000);
+    await sleep(8000); // timeline: traffic before the first pause
     for (const victim of [a, b]) {
       const d = await midWrite(log, 'ingest');
       process.kill(victim.pid, 'SIGSTOP');
@@ -45,10 +45,10 @@ async function pauses(w: ScenarioWorld, ctx: Ctx, a: MeterProcess, b: MeterProce
       ctx.log(`${victim.name} paused (${d} ms after a commit) for ${PAUSE_MS / 1000} s, session timeout ${SESSION_TIMEOUT_MS / 1000} s`);
       const t = Date.now();
       // the other ingest takes the paused one's partitions and goes on
-      await sleep(PAUSE_MS);
+      await sleep(PAUSE_MS); // timeline: the pause past the session timeout is the fault
       for (const p of paused.splice(0)) process.kill(p.pid, 'SIGCONT');
       notes.push(`${victim.name} paused ${Math.round((Date.now() - t) / 1000)} s (${d} ms after a commit)`);
-      await sleep(8000);
+      await sleep(8000); // timeline: the resumed ingest re-joins under traffic in this period
     }
     checkAlive(w, [a, b], 'during the pauses', failures);
     await followerRecovers(w, 'the pauses', notes, failures);
@@ -107,7 +107,7 @@ export const allKilled: ScenarioDef = {
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 1010 });
     const log = topicLog(w);
     try {
-      await sleep(8000);
+      await sleep(8000); // timeline: traffic before the fault
       await midWrite(log, 'ingest');
     } finally {
       await log.close();
@@ -121,11 +121,11 @@ export const allKilled: ScenarioDef = {
       }
     }
     ctx.log(`every stack server killed (kill -9 of ${pids.length} processes); 20 s`);
-    await sleep(20_000);
+    await sleep(20_000); // timeline: the stack's 20 s down is the fault
     const t = Date.now();
     for (const s of ['kafka', 'hdfs', 'postgres', 'redis'] as const) await startService(s);
     notes.push(`stack back ${Math.round((Date.now() - t) / 1000)} s after \`stack/run up\``);
-    await sleep(5000);
+    await sleep(5000); // a quiet period is the thing tested: a process the outage broke dies within it
     checkAlive(w, [a, b], 'after the stack was killed', failures);
     await followerRecovers(w, 'the whole stack came back', notes, failures);
     if (!rollup.alive) failures.push(`rollup --follow died (see ${rollup.logFile})`);

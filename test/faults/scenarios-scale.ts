@@ -14,7 +14,7 @@ import { compare } from './compare.js';
 import { freePort, sleep, until, type ScenarioWorld } from './scenario.js';
 import { followerRecovers, topicLog, type ScenarioDef } from './scenarios.js';
 import type { MeterProcess } from './procs.js';
-import { cellKey, startTraffic, type Cells, type TrafficResult } from './traffic.js';
+import { cellKey, emptyTruth, startTraffic, type Cells, type TrafficResult } from './traffic.js';
 
 /** A gateway on its own ports (the world's own gateway uses the world's ports). */
 export interface GatewayAt {
@@ -82,19 +82,7 @@ function addCells(into: Cells, from: Cells): void {
 
 /** The truths of traffic through several gateways, as one. */
 export function mergeTruths(parts: TrafficResult[]): TrafficResult {
-  const out: TrafficResult = {
-    cells: new Map(),
-    uncertain: new Map(),
-    sent: 0,
-    metered: 0,
-    refused: 0,
-    byStatus: new Map(),
-    gateway5xx: 0,
-    gateway5xxSamples: [],
-    errors: new Map(),
-    answeredAt: [],
-    elapsedMs: 0,
-  };
+  const out = emptyTruth();
   for (const p of parts) {
     addCells(out.cells, p.cells);
     addCells(out.uncertain, p.uncertain);

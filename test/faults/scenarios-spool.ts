@@ -117,13 +117,13 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
         notes.push(
           `spool full after ${traffic.sent()} calls: ${full.spool.spool.pending} events in the spool, ${full.events.buffered} in memory; reason "${full.spool.spool.fullReason}"`,
         );
-        await sleep(3000);
+        await sleep(3000); // timeline: traffic against the full spool
         // The loss a kill may cause in batched mode is what memory holds (answered, not durable).
         const before = await w.gatewayHealth();
         const kill = Date.now();
         await w.gateway!.kill9();
         await w.startGateway();
-        await sleep(3000);
+        await sleep(3000); // timeline: the restarted gateway serves with Kafka still down
         ctx.log(`${w.name}: starting Kafka`);
         await startService('kafka');
         const back = await until(
@@ -135,7 +135,7 @@ function spoolDiskFull(durability: 'batched' | 'strict'): ScenarioDef {
           120_000,
           500,
         );
-        await sleep(3000);
+        await sleep(3000); // timeline: traffic once the gateway sends directly again
         const truth = await traffic.stop();
         await until(
           'the gateway to hand over every event',
@@ -206,7 +206,7 @@ export const postgresRestartInBackfill: ScenarioDef = {
     w.startIngest();
     let follower: MeterProcess | null = null;
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 929 });
-    await sleep(15_000);
+    await sleep(15_000); // timeline: traffic that gives the backfill hours to recompute
     const truth = await traffic.stop();
     // Everything into the lake and rolled up, then the rows damaged: what a backfill is for.
     await w.drain();
@@ -237,7 +237,7 @@ export const postgresRestartInBackfill: ScenarioDef = {
       const at = backfillDone(bf);
       ctx.log(`${w.name}: restarting Postgres at hour ${at} of the backfill`);
       await stopService('postgres');
-      await sleep(3000);
+      await sleep(3000); // timeline: Postgres down 3 s inside the backfill is the fault
       await startService('postgres');
       const e1 = await bf.exited;
       const last = bf.tail(5);
@@ -270,7 +270,7 @@ export const postgresRestartInBackfill: ScenarioDef = {
         w.env,
         join(w.dir, 'rollup-follow.log'),
       );
-      await sleep(2000);
+      await sleep(2000); // timeline: the follower runs 2 s with Postgres down
       await startService('postgres');
       const t = Date.now();
       const repaired = await until('the follower to repair the rows', rightNow, 90_000, 1000).catch(() => false);

@@ -180,17 +180,17 @@ export const killIngest: ScenarioDef = {
           const t = Date.now();
           await until(`ingest ${ingest.name} to commit`, async () => (await committedSum(log)) > before, 120_000, 200);
           const d = Math.round(rand(0, 2500));
-          await sleep(d);
+          await sleep(d); // timeline: a random moment of the work is where the kill strikes
           moments.push(`working(after ${Math.round((Date.now() - t) / 1000)}s +${d}ms)`);
         } else {
           const d = Math.round(rand(150, 900));
-          await sleep(d);
+          await sleep(d); // timeline: a random moment of the boot is where the kill strikes
           moments.push(`boot(${d}ms)`);
         }
         await ingest.kill9();
         ingest = w.startIngest();
       }
-      await sleep(2000);
+      await sleep(2000); // timeline: traffic to the last restarted ingest
     } finally {
       await log.close();
     }
@@ -208,7 +208,7 @@ export const rebalance: ScenarioDef = {
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 202 });
     const log = topicLog(w);
     try {
-      await sleep(10_000);
+      await sleep(10_000); // timeline: traffic to both ingests before the kill
       await a.kill9();
       ctx.log(`rebalance: killed ${a.name}; waiting for ${b.name} to take over its partitions`);
       const group = await log.consumer('meter-ingest');
@@ -228,7 +228,7 @@ export const rebalance: ScenarioDef = {
       notes.push(`survivor caught up ${Math.round((Date.now() - t) / 1000)} s after the kill`);
       // The killed one comes back: a second rebalance takes partitions away from the survivor mid-stream.
       w.startIngest();
-      await sleep(8000);
+      await sleep(8000); // timeline: the second rebalance happens under traffic in this period
     } finally {
       await log.close();
     }
@@ -242,7 +242,7 @@ async function outage(_w: ScenarioWorld, ctx: Ctx, service: 'kafka' | 'hdfs' | '
   ctx.log(`${service} stopped for ${ctx.outageMs / 1000} s`);
   const end = Date.now() + ctx.outageMs;
   await during?.();
-  await sleep(Math.max(0, end - Date.now()));
+  await sleep(Math.max(0, end - Date.now())); // timeline: the outage's length is the fault
   await startService(service);
   ctx.log(`${service} back`);
 }
@@ -253,7 +253,7 @@ export const kafkaOutage: ScenarioDef = {
     await w.startGateway();
     const ingest = w.startIngest();
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 303 });
-    await sleep(6000);
+    await sleep(6000); // timeline: traffic before the fault
     const before = traffic.sent();
     await outage(w, ctx, 'kafka');
     const h = await w.gatewayHealth();
@@ -261,7 +261,7 @@ export const kafkaOutage: ScenarioDef = {
       `calls during outage ${traffic.sent() - before}; gateway: events buffered ${h.events?.buffered}, failed sends ${h.events?.failedSends}, dropped ${h.events?.dropped}` +
         (h.spool ? `, spooled ${h.spool.spooled}, spool pending ${h.spool.spool?.pending}` : ', no spool'),
     );
-    await sleep(3000);
+    await sleep(3000); // a quiet period is the thing tested: a process the outage broke dies within it
     checkAlive(w, [ingest], 'during the Kafka outage', failures);
     await followerRecovers(w, 'Kafka came back', notes, failures);
     const truth = await traffic.stop();
@@ -276,9 +276,9 @@ export const hdfsOutage: ScenarioDef = {
     await w.startGateway();
     const ingest = w.startIngest();
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 404 });
-    await sleep(6000);
+    await sleep(6000); // timeline: traffic before the fault
     await outage(w, ctx, 'hdfs');
-    await sleep(3000);
+    await sleep(3000); // a quiet period is the thing tested: a process the outage broke dies within it
     checkAlive(w, [ingest], 'during the HDFS outage', failures);
     await followerRecovers(w, 'HDFS came back', notes, failures);
     return { truth: await traffic.stop() };
@@ -292,10 +292,10 @@ export const postgresOutage: ScenarioDef = {
     const ingest = w.startIngest();
     const rollup = w.startRollupFollower();
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 505 });
-    await sleep(8000);
+    await sleep(8000); // timeline: traffic before the fault
     const answers = new Map<string, number>();
     await outage(w, ctx, 'postgres', async () => {
-      await sleep(3000);
+      await sleep(3000); // timeline: the billing API is asked 3 s into the outage
       // The billing API while the warehouse is down: 503 with a clear message, never a number.
       for (let i = 0; i < 5; i++) {
         const res = await w.usage(w.customers[1]!.id, hourStart(Date.now()) - HOUR_MS, Date.now() + HOUR_MS).catch((e) => e as Error);
@@ -308,12 +308,12 @@ export const postgresOutage: ScenarioDef = {
           else if (res.status !== 503) failures.push(`billing API answered ${res.status} (not 503) with the warehouse down: ${body.slice(0, 200)}`);
         }
         answers.set(k, (answers.get(k) ?? 0) + 1);
-        await sleep(2000);
+        await sleep(2000); // pacing: the 5 questions spread over the outage
       }
     });
     notes.push(`billing API during the outage: ${[...answers].map(([k, n]) => `${n}x ${k}`).join(' / ')}`);
     // Rollup follower must have survived and catch up by itself.
-    await sleep(6000);
+    await sleep(6000); // a quiet period is the thing tested: a process the outage broke dies within it
     if (!rollup.alive) failures.push(`rollup --follow died during the Postgres outage (see ${rollup.logFile})`);
     else await rollup.stop();
     checkAlive(w, [ingest], 'during the Postgres outage', failures);
@@ -333,9 +333,9 @@ export const redisOutage: ScenarioDef = {
     await w.startGateway();
     w.startIngest();
     const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: 606 });
-    await sleep(5000);
+    await sleep(5000); // timeline: traffic before the fault
     await outage(w, { ...ctx, outageMs: Math.min(ctx.outageMs, 20_000) }, 'redis');
-    await sleep(5000);
+    await sleep(5000); // timeline: traffic once Redis is back, decided by it again
     const h = await w.gatewayHealth();
     notes.push(`limiter decisions made in fail-open mode: ${h.limiter?.stats?.degraded ?? '?'}`);
     const truth = await traffic.stop();
@@ -355,12 +355,12 @@ function gatewayKill(durability: 'strict' | 'batched'): ScenarioDef {
       const traffic = startTraffic({ gatewayUrl: w.gatewayUrl, customers: w.customers, ratePerSec: ctx.rate, seed: durability === 'strict' ? 707 : 808 });
       const kills: number[] = [];
       for (let i = 0; i < 3; i++) {
-        await sleep(rand(3000, 6000));
+        await sleep(rand(3000, 6000)); // timeline: traffic, then the kill at a random moment
         kills.push(Date.now());
         await w.gateway!.kill9();
         await w.startGateway();
       }
-      await sleep(3000);
+      await sleep(3000); // timeline: traffic to the last restarted gateway
       const truth = await traffic.stop();
       // Batched: the stated bound is what was answered within eventFlushMs + spoolAfterMs
       // (plus the fsync) before each kill; this takes 1.5 s of answers before each kill.

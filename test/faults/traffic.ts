@@ -39,6 +39,35 @@ export interface TrafficResult {
   elapsedMs: number;
 }
 
+/** A truth with nothing in it yet. */
+export function emptyTruth(): TrafficResult {
+  return {
+    cells: new Map(),
+    uncertain: new Map(),
+    sent: 0,
+    metered: 0,
+    refused: 0,
+    byStatus: new Map(),
+    gateway5xx: 0,
+    gateway5xxSamples: [],
+    errors: new Map(),
+    answeredAt: [],
+    elapsedMs: 0,
+  };
+}
+
+/** Draws a customer at random in proportion to its weight (one `r()` per draw). */
+export function customerPicker(r: () => number, customers: TrafficCustomer[]): () => TrafficCustomer {
+  const last = customers.at(-1);
+  if (!last) throw new Error('traffic needs at least one customer');
+  const totalWeight = customers.reduce((a, c) => a + c.weight, 0);
+  return () => {
+    let w = r() * totalWeight;
+    // rounding may leave w just above the last weight: that draw is the last customer's
+    return customers.find((c) => (w -= c.weight) < 0) ?? last;
+  };
+}
+
 type Op = { api: string; method: 'GET' | 'POST'; path: string; body?: unknown; upstream5xx?: boolean };
 
 function pickOp(r: () => number, i: number): Op {
@@ -87,21 +116,9 @@ export function startTraffic(o: {
   badKeyShare?: number;
 }): SteadyTraffic {
   const r = prng(o.seed ?? 7);
-  const totalWeight = o.customers.reduce((a, c) => a + c.weight, 0);
+  const pickCustomer = customerPicker(r, o.customers);
   const concurrency = o.concurrency ?? 24;
-  const res: TrafficResult = {
-    cells: new Map(),
-    uncertain: new Map(),
-    sent: 0,
-    metered: 0,
-    refused: 0,
-    byStatus: new Map(),
-    gateway5xx: 0,
-    gateway5xxSamples: [],
-    errors: new Map(),
-    answeredAt: [],
-    elapsedMs: 0,
-  };
+  const res = emptyTruth();
   // The pool is replaced after errors: a killed gateway leaves dead sockets behind.
   let pool = new Pool(o.gatewayUrl, { connections: concurrency, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
   const start = Date.now();
@@ -109,8 +126,7 @@ export function startTraffic(o: {
   let stopping = false;
 
   const one = async (i: number) => {
-    let w = r() * totalWeight;
-    const customer = o.customers.find((c) => (w -= c.weight) < 0) ?? o.customers[o.customers.length - 1];
+    const customer = pickCustomer();
     const badKey = r() < (o.badKeyShare ?? 0.02);
     const op = pickOp(r, i);
     const sentAt = Date.now();
@@ -119,7 +135,7 @@ export function startTraffic(o: {
       const reply = await used.request({
         method: op.method,
         path: op.path,
-        headers: { authorization: `Bearer ${badKey ? 'mk_live_not_a_real_key_0000000000' : customer!.key}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${badKey ? 'mk_live_not_a_real_key_0000000000' : customer.key}`, 'content-type': 'application/json' },
         body: op.body === undefined ? undefined : JSON.stringify(op.body),
       });
       const text = await reply.body.text();
@@ -134,7 +150,7 @@ export function startTraffic(o: {
         if (badKey) throw new Error(`an unknown key was metered (event ${id})`);
         res.metered++;
         res.answeredAt.push(Date.now());
-        bump(res.cells, cellKey(customer!.id, op.api, uuidv7Time(id)), reply.statusCode >= 200 && reply.statusCode < 400);
+        bump(res.cells, cellKey(customer.id, op.api, uuidv7Time(id)), reply.statusCode >= 200 && reply.statusCode < 400);
       }
     } catch (e: any) {
       if (/unknown key was metered/.test(e?.message)) throw e;
@@ -143,7 +159,7 @@ export function startTraffic(o: {
       const why = String(code ?? e?.name ?? 'unknown');
       res.errors.set(why, (res.errors.get(why) ?? 0) + 1);
       if (code === 'ECONNREFUSED') res.refused++;
-      else if (!badKey) bump(res.uncertain, cellKey(customer!.id, op.api, sentAt), true);
+      else if (!badKey) bump(res.uncertain, cellKey(customer.id, op.api, sentAt), true);
       // Replace the pool this call used, once: destroying a pool fails its other calls in flight,
       // and if each of those replaced the pool again the runner opened thousands of sockets to the
       // gateway (EMFILE in the spool-disk-full scenario: 5,400 sockets seen).

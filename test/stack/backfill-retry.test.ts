@@ -22,6 +22,7 @@ import { uuidv7 } from '../../src/events/usage-event.js';
 import { freshDatabase, stackEnv } from '../support/stack.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/net.js';
+import { until } from '../support/until.js';
 
 let duck: DuckDBConnection;
 let duckInstance: DuckDBInstance;
@@ -185,11 +186,18 @@ test('backfill gives up after --retry-for with hours done and left and the comma
     const logger = { info: () => {}, debug: () => {}, warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m), child: () => logger } as any;
     const follower = new Rollup({ lake: w.lake, db: w.db, logger });
     const following = follower.follow(100, ac.signal, undefined, 1000);
-    const end = Date.now() + 30_000;
-    while (JSON.stringify(await w.rows()) !== JSON.stringify(w.right) && Date.now() < end) await new Promise((res) => setTimeout(res, 100));
-    ac.abort();
-    await following;
-    await follower.close();
+    try {
+      await until(
+        () => `follow to repair the hours; its log: ${logs.join(' | ')}`,
+        async () => JSON.stringify(await w.rows()) === JSON.stringify(w.right),
+        30_000,
+        100,
+      );
+    } finally {
+      ac.abort();
+      await following;
+      await follower.close();
+    }
     assert.deepEqual(await w.rows(), w.right, `follow repaired the hours; its log: ${logs.join(' | ')}`);
     assert.match(logs.join('\n'), /3 hours hold rows that disagree/);
   } finally {

@@ -13,8 +13,9 @@ import { assetPath } from '../../src/config/assets.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openLog, openWarehouse } from '../../src/runtime/backends.js';
 import { silentLogger } from '../../src/ground/logger.js';
-import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
+import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
+import { callEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 
 const bin = assetPath('bin/meter.js');
@@ -44,22 +45,7 @@ async function ok(args: string[], env: Record<string, string>, cwd: string): Pro
 }
 
 function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
-  const time = Date.now() - 1000;
-  return {
-    v: 1,
-    id: uuidv7(time),
-    time,
-    customer,
-    keyId: 'key_1',
-    api: 'locations.create',
-    method: 'POST',
-    status: 200,
-    latencyMs: 3,
-    bytesIn: 10,
-    bytesOut: 20,
-    billable: true,
-    ...o,
-  };
+  return callEvent(customer, { status: 200, ...o });
 }
 
 async function scenario(env: Record<string, string>) {

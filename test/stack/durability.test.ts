@@ -40,6 +40,7 @@ import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { tempDir } from '../support/tmp.js';
 import { killGatewayProcs, meterEnv, startGatewayProc } from '../support/gateway-process.js';
+import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 const METER = assetPath('bin/meter.js');
@@ -110,10 +111,11 @@ async function trafficUntilKilled(
     }
   };
   const workers = Array.from({ length: 8 }, () => worker());
-  while (answered.length < killAfter) await new Promise((r) => setTimeout(r, 5));
+  await until(`${killAfter} answers before the kill`, () => answered.length >= killAfter, 120_000, 5);
   killedAt = Date.now();
   await kill();
-  await new Promise((r) => setTimeout(r, 200)); // answers in flight at the kill may still complete
+  // Answers in flight at the kill still complete (or fail) inside their worker: waiting for the
+  // workers waits for them.
   dead = true;
   await Promise.all(workers);
   await agent.close();
@@ -159,13 +161,15 @@ async function killScenario(o: { env: Record<string, string>; args: string[]; re
     });
     // Restart on the same data dir: the log's torn tail is cut, the spool (if any) is shipped.
     const g2 = await startGatewayProc({ ...env, METER_LOG_LEVEL: 'info' }, args, { admin: true });
-    const end = Date.now() + 120_000;
-    for (;;) {
-      const h = await health(g2.admin);
-      if (h.spool.spool.pending === 0 && h.spool.mode === 'direct') break;
-      assert.ok(Date.now() < end, `spool not shipped: ${JSON.stringify(h.spool)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      async () => `the spool to be shipped: ${JSON.stringify((await health(g2.admin)).spool)}`,
+      async () => {
+        const h = await health(g2.admin);
+        return h.spool.spool.pending === 0 && h.spool.mode === 'direct';
+      },
+      120_000,
+      100,
+    );
     g2.child.kill('SIGTERM');
     assert.equal(await g2.exited, 0, g2.stderr.join(''));
     const events = await o.readLog(dataDir);

@@ -12,6 +12,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freshDatabase, stackEnv } from '../support/stack.js';
+import { eventWithData } from '../support/events.js';
+import { type CliResult, meterChild } from '../support/cli-run.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
@@ -39,25 +41,9 @@ const root = tempDir('meter-corrections-pg-');
 const lake = new LocalLake(pathToFileURL(root).href);
 let billing: { url: string; close(): Promise<void> };
 
-const ev = (i: number, over: Partial<UsageEvent> = {}): UsageEvent => {
-  const data = JSON.stringify({ tokens: 10 * i });
-  return {
-    v: 1,
-    id: eventIdOf('jobs', `e${i}`),
-    time: HOUR + i * 1000,
-    customer: 'acme',
-    keyId: 'jobs',
-    api: 'ai.tokens',
-    method: 'EVENT',
-    status: 200,
-    latencyMs: 0,
-    bytesIn: Buffer.byteLength(data),
-    bytesOut: 0,
-    billable: true,
-    data,
-    ...over,
-  };
-};
+// Sent as (source "jobs", id "e<i>"): their ids are eventIdOf's.
+const ev = (i: number, over: Partial<UsageEvent> = {}): UsageEvent =>
+  eventWithData(i, HOUR, { tokens: 10 * i }, { id: eventIdOf('jobs', `e${i}`), time: HOUR + i * 1000, keyId: 'jobs', ...over });
 const EVENTS = Array.from({ length: 20 }, (_, i) => ev(i + 1));
 
 before(async () => {
@@ -97,19 +83,8 @@ async function post(body: unknown): Promise<{ status: number; body: Record<strin
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-function meter(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], {
-      cwd: tempDir('meter-corrections-cli-'),
-      env: { PATH: process.env.PATH, METER_BILLING_TOKENS: SERVICE },
-    });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (b: Buffer) => (out += b));
-    c.stderr.on('data', (b: Buffer) => (err += b));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, out, err }));
-  });
+function meter(args: string[]): Promise<CliResult> {
+  return meterChild(args, { cwd: tempDir('meter-corrections-cli-'), env: { METER_BILLING_TOKENS: SERVICE } });
 }
 
 async function hour(): Promise<{ calls: number; events: number; tokens: string | null }> {

@@ -1,21 +1,20 @@
 /** `meter events send` on the real CLI against a billing server with an embedded usage log. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { openLog, openWarehouse } from '../../src/runtime/backends.js';
 import { startBillingRole } from '../../src/runtime/roles.js';
 import { silentLogger } from '../../src/ground/logger.js';
-import { assetPath } from '../../src/config/assets.js';
 import type { UsageLog } from '../../src/log/log.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
+import { type CliResult, meterChild } from '../support/cli-run.js';
+import { recordsInLog } from '../support/log-records.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedFolder, seedDataDir } from '../support/warehouse.js';
 
 const SERVICE = 'svc-events-cli-0123456789';
-const bin = assetPath('bin/meter.js');
 const dir = tempDir('meter-events-cli-');
 let log: UsageLog;
 let db: Warehouse;
@@ -35,20 +34,8 @@ after(async () => {
 });
 
 /** The CLI as a child (async: this process serves the API it calls). */
-function meter(args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [bin, ...args], {
-      cwd: tempDir('meter-events-cwd-'),
-      env: { PATH: process.env.PATH, METER_DATA_DIR: join(dir, 'cli-data') },
-    });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (b: Buffer) => (out += b));
-    c.stderr.on('data', (b: Buffer) => (err += b));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, out, err }));
-    c.stdin.end(stdin);
-  });
+function meter(args: string[], stdin = ''): Promise<CliResult> {
+  return meterChild(args, { cwd: tempDir('meter-events-cwd-'), env: { METER_DATA_DIR: join(dir, 'cli-data') }, stdin });
 }
 
 const ev = (id: string, subject = 'acme') => ({
@@ -61,16 +48,7 @@ const ev = (id: string, subject = 'acme') => ({
   data: { tokens: 3 },
 });
 
-async function logged(): Promise<number> {
-  const c = await log.consumer('events-cli-test');
-  try {
-    let n = 0;
-    for (const end of (await c.endOffsets()).values()) n += end;
-    return n;
-  } finally {
-    await c.stop();
-  }
-}
+const logged = (): Promise<number> => recordsInLog(log, 'events-cli-test');
 
 test('JSON lines: accepted and rejected counted, each rejection named by its line, exit 1', async () => {
   const file = join(dir, 'events.jsonl');

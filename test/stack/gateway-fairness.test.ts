@@ -14,7 +14,7 @@ import { fairnessOf } from '../../src/gateway/fairness.js';
 import { parseCatalog, CatalogError } from '../../src/billing/catalog.js';
 import { RedisLimiter } from '../../src/limiter/redis-limiter.js';
 import { TestRedis } from '../support/redis-server.js';
-import { until } from '../support/until.js';
+import { sleep, until } from '../support/until.js';
 
 describe('gateway fairness', () => {
   let db: PgliteWarehouse;
@@ -152,7 +152,7 @@ describe('gateway fairness', () => {
       const get = `GET /v1/devices/d1/location HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k}\r\n\r\n`;
       s.write(get);
       await until('first answer', () => /^HTTP\/1\.1 200/.test(buf));
-      await new Promise((r) => setTimeout(r, 2500)); // the condition under test is time passing
+      await sleep(2500); // a quiet period is the thing tested: idle for twice the headers timeout
       buf = '';
       s.write(get);
       await until('second answer on the idle connection', () => /^HTTP\/1\.1 200/.test(buf), 5000);
@@ -194,12 +194,15 @@ describe('gateway fairness', () => {
       assert.equal(f.gw.stats().limiterDegraded, 10);
       await redis.start();
       // Decisions happen only on calls: call until one is made by Redis (it reconnects within ~1 s).
-      const deadline = Date.now() + 10_000;
-      while (limiter.stats().decided === 0 && Date.now() < deadline) {
-        await call();
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      assert.ok(limiter.stats().decided > 0, 'Redis decides again once it is back');
+      await until(
+        'Redis to decide again once it is back',
+        async () => {
+          await call();
+          return limiter.stats().decided > 0;
+        },
+        10_000,
+        50,
+      );
     } finally {
       await f.close();
       await limiter.close();

@@ -22,6 +22,7 @@ import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { checkLake } from '../../src/lake/lake-check.js';
 import { tempDir } from '../support/tmp.js';
 import { testRecords } from '../support/events.js';
+import { until } from '../support/until.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS!.split(',');
@@ -104,8 +105,12 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
 
     gated.release();
     // the held publish is refused (lease over, renewal refused), never renamed
-    const deadline = Date.now() + 60_000;
-    while (!gated.refused.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await until(
+      () => `the held publish to be refused:\n${logs.join('\n')}`,
+      () => gated.refused.length > 0,
+      60_000,
+      100,
+    );
     assert.equal(gated.published, 0, `the evicted ingest published ${gated.published} files`);
     assert.match(gated.refused[0] ?? '', /not publishing/, logs.join('\n'));
 
@@ -115,14 +120,20 @@ test('ingest on Kafka: a member evicted mid-publish publishes nothing; the new o
     const m = 200;
     await more.send(testRecords(m));
     await more.close();
-    const until = Date.now() + 120_000;
-    const reassigned = () => logs.filter((l) => /^first: assigned partitions \[\d/.test(l)).length >= 2;
-    while (Date.now() < until && !reassigned()) await new Promise((r) => setTimeout(r, 200));
-    assert.ok(reassigned(), `the first ingest re-joined with partitions:\n${logs.join('\n')}`);
+    await until(
+      () => `the first ingest to re-join with partitions:\n${logs.join('\n')}`,
+      () => logs.filter((l) => /^first: assigned partitions \[\d/.test(l)).length >= 2,
+      120_000,
+      200,
+    );
     // the two share the partitions now: wait until the lake holds every event (each ingest's
     // waitCaughtUp covers only a whole topic)
-    const upTo = Date.now() + 120_000;
-    while (Date.now() < upTo && (await checkLake(lake, topic)).ids < n + m) await new Promise((r) => setTimeout(r, 250));
+    await until(
+      async () => `the lake to hold all ${n + m} events: ${JSON.stringify(await checkLake(lake, topic))}\n${logs.join('\n')}`,
+      async () => (await checkLake(lake, topic)).ids >= n + m,
+      120_000,
+      250,
+    );
     await Promise.all([first.stop(), second.stop()]);
     first = second = null;
     const end = await checkLake(lake, topic);

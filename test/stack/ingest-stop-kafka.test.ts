@@ -23,6 +23,7 @@ import { FolderDeadLetter } from '../../src/log/dead-letter.js';
 import { listDataFiles } from '../../src/pipeline/recovery.js';
 import { tempDir } from '../support/tmp.js';
 import { testRecords } from '../support/events.js';
+import { sleep, until } from '../support/until.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS!.split(',');
@@ -40,7 +41,7 @@ class SlowLake extends LocalLake {
   }
   override async publish(local: string, path: string, opts?: PublishOptions): Promise<void> {
     this.started();
-    await new Promise((r) => setTimeout(r, 800));
+    await sleep(800); // the slowness is the fault under test
     return super.publish(local, path, opts);
   }
 }
@@ -79,7 +80,7 @@ test('ingest on Kafka: stop() during a flush resolves, leaves the group empty, a
     }
     assert.deepEqual(crashes, [], 'stopping ingest mid-flush must not crash the Kafka consumer');
 
-    await new Promise((r) => setTimeout(r, 3000)); // a ghost re-join came ~200 ms after the leave
+    await sleep(3000); // a quiet period is the thing tested: a ghost re-join came ~200 ms after the leave
     const [desc] = (await admin.describeGroups([group])).groups;
     assert.deepEqual(
       desc!.members.map((m) => m.memberId),
@@ -128,12 +129,12 @@ test('kafka: commits of several partitions after stop(), in parallel, all land a
     const c = await log.consumer(group);
     let got = 0;
     await c.run({ startOffset: async () => null, eachBatch: async (b) => void (got += b.records.length) });
-    while (got < 80) await new Promise((r) => setTimeout(r, 50));
+    await until('the 80 records consumed', () => got >= 80);
     await c.stop();
     const end = await c.endOffsets();
     await Promise.all([...end].map(([p, high]) => c.commit(p, high)));
     assert.deepEqual([...(await c.committed())].sort(), [...end].sort(), 'every partition committed at its end');
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000); // a quiet period is the thing tested: no member left behind or re-joining
     const [desc] = (await admin.describeGroups([group])).groups;
     assert.deepEqual(
       desc!.members.map((m) => m.memberId),
@@ -162,29 +163,36 @@ test('kafka: a consumer evicted while a batch was held past the session timeout 
     const c = await log.consumer(`evict-${run}`);
     const seen: string[] = [];
     let held = false;
-    let downUntil = 0;
+    let heldOver = false;
     await c.run({
       startOffset: async () => null,
       eachBatch: async (b) => {
-        if (!held) {
+        const holding = !held;
+        // ingest retrying a flush while the lake is down, past the 30 s session timeout: the
+        // hold is the fault under test
+        if (holding) {
           held = true;
-          downUntil = Date.now() + 36_000;
-          // ingest retrying a flush while the lake is down, past the 30 s session timeout
-          await new Promise((r) => setTimeout(r, 36_000));
+          await sleep(36_000);
         }
-        for (const r of b.records) if (!seen.includes(r.value.toString())) seen.push(r.value.toString());
-        // then the flush succeeds and commits; the group no longer knows this member: the
-        // error escapes the batch, as it does from ingest's flush
-        await c.commit(b.partition, b.records[b.records.length - 1]!.offset + 1);
+        try {
+          for (const r of b.records) if (!seen.includes(r.value.toString())) seen.push(r.value.toString());
+          // then the flush succeeds and commits; the group no longer knows this member: the
+          // error escapes the batch, as it does from ingest's flush
+          await c.commit(b.partition, b.records[b.records.length - 1]!.offset + 1);
+        } finally {
+          if (holding) heldOver = true;
+        }
       },
     });
-    while (!held) await new Promise((r) => setTimeout(r, 100));
-    while (Date.now() < downUntil + 2000) await new Promise((r) => setTimeout(r, 250));
+    await until('the held batch to end (its commit made or refused)', () => heldOver, 90_000, 250);
     await prod.send([{ key: 'a', value: Buffer.from('after') }]);
     await prod.close();
-    const deadline = Date.now() + 90_000;
-    while (!seen.includes('after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    assert.ok(seen.includes('after'), `a record produced after the eviction is consumed (seen: ${seen.join(',')})`);
+    await until(
+      () => `a record produced after the eviction to be consumed (seen: ${seen.join(',')})`,
+      () => seen.includes('after'),
+      90_000,
+      250,
+    );
     await c.stop();
   } finally {
     await log.close();

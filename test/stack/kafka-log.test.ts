@@ -6,7 +6,7 @@ import { KafkaLog } from '../../src/log/kafka-log.js';
 import { partitionFor, type LogRecord } from '../../src/log/log.js';
 import { logContract } from '../contract/log.contract.js';
 import { kafkaRetry, retryStats } from '../../src/log/kafka-retry.js';
-import { until } from '../support/until.js';
+import { sleep, until } from '../support/until.js';
 
 const env = await stackEnv(['kafka']);
 const brokers = env.METER_KAFKA_BROKERS!.split(',');
@@ -76,7 +76,7 @@ test('kafka: a consumer that restarts with startOffset=null resumes from the com
   const again: string[] = [];
   await second.run({ startOffset: async () => null, eachBatch: async (b) => void again.push(...b.records.map((r) => r.value.toString())) });
   await until('the four after the commit', () => again.length >= 4);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300); // a quiet period is the thing tested: no record more is delivered
   await second.stop();
   assert.deepEqual(again, ['v6', 'v7', 'v8', 'v9']);
   await prod.close();
@@ -98,7 +98,7 @@ test('kafka: startOffset overrides the committed offset (the lake is the truth),
     onRevoke: async (ps) => void revoked.push(ps),
   });
   await until('offsets 3..7', () => seen.length >= 5);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300); // a quiet period is the thing tested: no offset more is delivered
   await c.stop();
   assert.deepEqual(seen, [3, 4, 5, 6, 7]);
   assert.deepEqual(revoked, [[0]], 'stop revokes the assignment');
@@ -144,12 +144,12 @@ test('kafka: a call made before its topic exists is retried until the topic appe
   // The broker answers UNKNOWN_TOPIC_OR_PARTITION (auto-creation is off in stack/run) until
   // another process creates the topic.
   const counting = reader.partitions();
-  await new Promise((r) => setTimeout(r, 400));
+  // The topic is created only once a first attempt has failed and been retried.
+  await until('a first attempt refused and retried', () => retryStats.retries > before, 10_000);
   const creator = new KafkaLog({ brokers, topic, partitions: 3, clientId: 'meter-test' });
   opened.push(creator);
   await creator.init();
   assert.equal(await counting, 3);
-  assert.ok(retryStats.retries > before, 'the first attempts failed and were retried');
 });
 
 test('kafkaRetry: retries "not yet" errors with a bound, never others', async () => {

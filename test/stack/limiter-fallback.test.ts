@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { RedisLimiter } from '../../src/limiter/redis-limiter.js';
 import type { Limit } from '../../src/limiter/limiter.js';
 import { TestRedis } from '../support/redis-server.js';
-import { until } from '../support/until.js';
+import { sleep, until } from '../support/until.js';
 
 /** `loops` callers take from one bucket for `ms`; returns admitted, refused, degraded and the time taken. */
 async function hammer(l: RedisLimiter, bucket: string, limit: Limit, ms: number, loops = 4) {
@@ -112,7 +112,7 @@ describe('RedisLimiter failMode local: limits, not none, when Redis is slow or d
     const t0 = Date.now();
     while (Date.now() - t0 < 2500) {
       seen.add(`${a.stats().peers}/${b.stats().peers}`);
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5); // sampling the peer counts through the pause, which is the thing tested
     }
     assert.deepEqual([...seen], ['2/2']);
   });

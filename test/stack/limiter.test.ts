@@ -1,12 +1,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { limiterContract } from '../contract/limiter.contract.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { RedisLimiter, bucketKey } from '../../src/limiter/redis-limiter.js';
 import { stackEnv } from '../support/stack.js';
+import { freePort } from '../support/net.js';
 
 let redisUrl: Promise<string> | null = null;
 /** The stack's Redis (brought up by `stack/run up redis`); fails loudly if it cannot start. */
@@ -16,15 +16,6 @@ function stackRedis(): Promise<string> {
     if (!url) throw new Error(`stack/run env gave no METER_REDIS_URL: ${JSON.stringify(env)}`);
     return url;
   }));
-}
-
-/** A port where nothing listens (bound then released). */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 limiterContract('memory', async (now) => new MemoryLimiter({ now }));
@@ -218,7 +209,7 @@ describe('RedisLimiter', () => {
 
   it('fails open against a Redis that is not there, fast', async () => {
     const errors: Error[] = [];
-    const l = new RedisLimiter({ url: `redis://127.0.0.1:${await deadPort()}`, failMode: 'open', onError: (e) => errors.push(e) });
+    const l = new RedisLimiter({ url: `redis://127.0.0.1:${await freePort()}`, failMode: 'open', onError: (e) => errors.push(e) });
     try {
       assert.equal(await l.ready(), false);
       for (let i = 0; i < 20; i++) {
@@ -234,7 +225,7 @@ describe('RedisLimiter', () => {
   });
 
   it('fails closed against a Redis that is not there: refused with Retry-After 1', async () => {
-    const l = new RedisLimiter({ url: `redis://127.0.0.1:${await deadPort()}`, failMode: 'closed', onError: () => {} });
+    const l = new RedisLimiter({ url: `redis://127.0.0.1:${await freePort()}`, failMode: 'closed', onError: () => {} });
     try {
       const d = await l.take('k', { ratePerSec: 1, burst: 5 });
       assert.deepEqual(d, { allowed: false, remaining: 0, resetSec: 1, retryAfterSec: 1, degraded: true });

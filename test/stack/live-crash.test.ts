@@ -16,11 +16,13 @@ import type { ProducerRecord } from '../../src/log/log.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
-import { hourStart, HOUR_MS } from '../../src/lake/layout.js';
+import { HOUR_MS } from '../../src/lake/layout.js';
 import { readOffsets } from '../../src/pipeline/live/live-repository.js';
 import { DEFAULT_LIVE_GROUP } from '../../src/pipeline/live/live-path.js';
+import { sortedCells, tableCells, truthOf } from '../support/cells.js';
 import { testEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
+import { sleep } from '../support/until.js';
 
 test('meter live killed with SIGKILL many times: counts equal distinct events, each record applied once', { timeout: 600_000 }, async () => {
   const dataDir = tempDir('meter-live-crash-');
@@ -65,7 +67,7 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
   const traffic = (async () => {
     while (producing) {
       await sendSome(40);
-      await new Promise((r) => setTimeout(r, 15));
+      await sleep(15); // pacing: traffic spread over the kills, not a wait
     }
   })();
 
@@ -94,28 +96,13 @@ test('meter live killed with SIGKILL many times: counts equal distinct events, e
   }
 
   // The truth: distinct ids per (customer, api, hour).
-  const truth = new Map<string, { calls: number; events: number }>();
-  const seen = new Set<string>();
-  for (const e of sent) {
-    if (seen.has(e.id)) continue;
-    seen.add(e.id);
-    const k = `${e.customer}\t${e.api}\t${new Date(hourStart(e.time)).toISOString()}`;
-    const c = truth.get(k) ?? { calls: 0, events: 0 };
-    c.events++;
-    if (e.billable) c.calls++;
-    truth.set(k, c);
-  }
+  const truth = truthOf(sent);
+  const distinct = new Set(sent.map((e) => e.id)).size;
   const db = await PgliteWarehouse.open(join(cfg.dataDir, 'pglite'));
   try {
-    const rows = await db.query<{ customer_id: string; api: string; hour: Date; calls: number; events: number }>(
-      'SELECT customer_id, api, hour, calls, events FROM live_hourly',
-    );
-    const got = new Map(
-      rows.map((r) => [`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) }]),
-    );
-    const sorted = (m: Map<string, unknown>) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    assert.ok(seen.size > 500, `enough traffic (${seen.size} distinct events)`);
-    assert.deepEqual(sorted(got), sorted(truth), 'live counts == distinct events: none lost, none twice');
+    const got = await tableCells(db, 'live_hourly');
+    assert.ok(distinct > 500, `enough traffic (${distinct} distinct events)`);
+    assert.deepEqual(sortedCells(got), sortedCells(truth), 'live counts == distinct events: none lost, none twice');
     const offsets = await readOffsets(db, { topic: cfg.topic, group: DEFAULT_LIVE_GROUP });
     const applied = [...offsets.values()].reduce((a, o) => a + o.appliedRecords, 0);
     assert.equal(applied, records, 'every log record applied exactly once (by the transactional offsets alone)');

@@ -18,6 +18,7 @@ import { dataCompleteUntil } from '../../src/warehouse/usage-repository.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
 import { runLive } from '../support/live-run.js';
 import { tempDir } from '../support/tmp.js';
+import { sleep } from '../support/until.js';
 
 test('real stack: meter live killed with SIGKILL and restarted counts each distinct event once', { timeout: 15 * 60_000 }, async () => {
   const s = await stackEnv(['kafka', 'postgres']);
@@ -67,7 +68,7 @@ test('real stack: meter live killed with SIGKILL and restarted counts each disti
       }
       records += batch.length;
       await producer.send(batch);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50); // pacing: traffic spread over the live runs, not a wait
     }
   })();
   const args = ['--window', '200', '--group', group];

@@ -44,7 +44,12 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
   const traffic = await startTraffic(log, customers);
 
   const args = ['live', '--group', group, '--window', String(WINDOW_MS)];
-  const a = startGroupChild(args, { ...base, METER_DATA_DIR: join(root, 'a') });
+  // a's sessions are named, so the test can tell when Postgres is done with them after the kill.
+  const aDb = new URL(dbUrl);
+  aDb.searchParams.set('application_name', 'meter-killed');
+  const a = startGroupChild(args, { ...base, METER_DATABASE_URL: aDb.toString(), METER_DATA_DIR: join(root, 'a') });
+  const aSessions = async () =>
+    (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'meter-killed'`))[0]!.n;
   const b = startGroupChild(args, { ...base, METER_DATA_DIR: join(root, 'b') });
   const id = { topic, group };
   try {
@@ -62,11 +67,13 @@ test("live on Kafka: a kill -9d member's partitions get new windows within 10 s 
     );
 
     const before = await readOffsets(db, id);
+    assert.ok((await aSessions()) > 0, "a's sessions carry the name the wait after the kill looks for");
     const killedAt = Date.now();
     a.child.kill('SIGKILL');
     await a.exited;
-    // the kill may land mid-transaction: "new" is past what was applied a moment after it
-    await new Promise((r) => setTimeout(r, 0));
+    // the kill may land mid-transaction: "new" is past what a's sessions applied before Postgres
+    // ended them (a commit sent just before the kill still lands)
+    await until("Postgres to end the killed process's sessions", async () => (await aSessions()) === 0, 30_000, 20);
     const atKill = await readOffsets(db, id);
     const firstNew = new Map<number, number>();
     await until(

@@ -13,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freshDatabase, stackEnv } from '../support/stack.js';
+import { eventWithData } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
@@ -47,22 +48,7 @@ const H2 = H1 + HOUR_MS;
 let n = 0;
 const ev = (hour: number, tokens: unknown, model: string | null, user: string, customer = 'acme'): UsageEvent => {
   n++;
-  const data = JSON.stringify({ tokens, ...(model === null ? {} : { model }), user });
-  return {
-    v: 1,
-    id: `0193c000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    time: hour + n * 1000,
-    customer,
-    keyId: 'ai',
-    api: 'ai.tokens',
-    method: 'EVENT',
-    status: 200,
-    latencyMs: 0,
-    bytesIn: Buffer.byteLength(data),
-    bytesOut: 0,
-    billable: true,
-    data,
-  };
+  return eventWithData(n, hour, { tokens, ...(model === null ? {} : { model }), user }, { time: hour + n * 1000, customer, keyId: 'ai' });
 };
 
 const catalogJson = {
@@ -88,6 +74,15 @@ const catalogJson = {
     },
   },
 };
+
+type Json = Record<string, unknown>;
+
+/** The base catalog plus `meters` and `plans`, and customer `id` (UTC) on `plan`, billed since 2026-01-01. */
+async function catalogAndCustomer(more: { meters: Json[]; plans: Json }, customer: { id: string; plan: string }): Promise<void> {
+  await syncCatalog(db, parseCatalog({ ...catalogJson, meters: [...catalogJson.meters, ...more.meters], plans: { ...catalogJson.plans, ...more.plans } }));
+  await upsertCustomer(db, { id: customer.id, timeZone: 'UTC', plan: customer.plan });
+  await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z' WHERE id = $1`, [customer.id]);
+}
 
 test('postgres: meters rolled up, queried by window and group, priced, and backfilled later without changing a final invoice', async () => {
   await migrate(db);
@@ -195,17 +190,13 @@ test('postgres: meters rolled up, queried by window and group, priced, and backf
 });
 
 test('postgres: several groupBy and filters by group value; a MAX meter priced at its period peak', async () => {
-  await syncCatalog(
-    db,
-    parseCatalog({
-      ...catalogJson,
+  await catalogAndCustomer(
+    {
       meters: [
-        ...catalogJson.meters,
         { slug: 'chats', eventType: 'ai.chat', aggregation: 'COUNT', groupBy: { model: '$.model', region: '$.region' } },
         { slug: 'peak', eventType: 'ai.chat', aggregation: 'MAX', valueProperty: '$.size' },
       ],
       plans: {
-        ...catalogJson.plans,
         peaky: {
           name: 'Peak',
           rateLimit: { ratePerSec: 10, burst: 10 },
@@ -213,10 +204,9 @@ test('postgres: several groupBy and filters by group value; a MAX meter priced a
           meterPrices: { peak: { model: 'package', packageSize: 10, packagePrice: '1' } },
         },
       },
-    }),
+    },
+    { id: 'initech', plan: 'peaky' },
   );
-  await upsertCustomer(db, { id: 'initech', timeZone: 'UTC', plan: 'peaky' });
-  await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z' WHERE id = 'initech'`);
   const row = (meter: string, value: string, groups = '{}') => ({ customer: 'initech', meter, groups, value, events: 1n });
   await db.transaction((tx) =>
     replaceMeterHour(
@@ -268,20 +258,16 @@ test('postgres: several groupBy and filters by group value; a MAX meter priced a
 });
 
 test('postgres: the live path counts meters of the open hour, each event and distinct value once across windows', async () => {
-  await syncCatalog(
-    db,
-    parseCatalog({
-      ...catalogJson,
+  await catalogAndCustomer(
+    {
       meters: [
-        ...catalogJson.meters,
         { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } },
         { slug: 'top', eventType: 'ai.tokens', aggregation: 'MAX', valueProperty: '$.tokens' },
       ],
-      plans: { ...catalogJson.plans, uniq: { name: 'Users', rateLimit: { ratePerSec: 10, burst: 10 }, prices: {}, meterPrices: { users: '0.5' } } },
-    }),
+      plans: { uniq: { name: 'Users', rateLimit: { ratePerSec: 10, burst: 10 }, prices: {}, meterPrices: { users: '0.5' } } },
+    },
+    { id: 'livecust', plan: 'uniq' },
   );
-  await upsertCustomer(db, { id: 'livecust', timeZone: 'UTC', plan: 'uniq' });
-  await db.query(`UPDATE customers SET created_at = '2026-01-01T00:00:00Z' WHERE id = 'livecust'`);
   const dir = tempDir('meter-meters-pg-live-');
   const log = new FileLog({ dir: join(dir, 'log'), topic: 'usage-events', partitions: 2, pollMs: 10 });
   await log.init();

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { startLocationApi, type LocationApi } from '../../fixtures/location-api/server.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
-import { until as untilShared } from '../support/until.js';
+import { sleep, until as untilShared } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/net.js';
 
@@ -163,7 +163,7 @@ test('Prometheus scrapes every role: requests equal what was sent, lag returns t
     return v !== null && v < 5;
   });
   // ... and it stays there (live advances it every window, traffic or not).
-  await new Promise((r) => setTimeout(r, 6000));
+  await sleep(6000); // a quiet period is the thing tested: the 5 s window below must cover it
   const worst = await query(`max(max_over_time(meter_data_complete_lag_seconds{test="${id}"}[5s]))`);
   assert.ok(worst !== null && worst < 5, `data complete lag reached ${worst} s`);
 
@@ -228,7 +228,7 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
   // Traffic keeps flowing; with ingest running, nothing fires for 12 s (windows and `for` are shorter).
   let flowing = true;
   const traffic = (async () => {
-    while (flowing) await send(5, true).then(() => new Promise((r) => setTimeout(r, 100)));
+    while (flowing) await send(5, true).then(() => sleep(100)); // pacing: traffic, not a wait
   })();
   try {
     // Only the lag alert is this test's subject: the others (the limiter deciding without Redis, a
@@ -244,7 +244,7 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
         [],
         'no lag alert (pending or firing) while the pipeline keeps up',
       );
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000); // sampling the 12 s quiet period, which is the thing tested
     }
     if (others.size) process.stdout.write(`# other alerts while the pipeline kept up (box load): ${[...others].join(', ')}\n`);
 

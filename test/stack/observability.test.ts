@@ -16,6 +16,7 @@ import { TopCustomers } from '../../src/observability/top-customers.js';
 import { billingRoute } from '../../src/observability/billing-route.js';
 import { observedGateway, parseMetrics, sum } from '../support/observed-gateway.js';
 import { tempDir } from '../support/tmp.js';
+import { sleep, until } from '../support/until.js';
 
 test('every gateway answer is counted once by api, status and decision; latency histograms count them too', async () => {
   const access: string[] = [];
@@ -53,12 +54,17 @@ test('every gateway answer is counted once by api, status and decision; latency 
     assert.equal(sum(m, 'meter_spool_max_bytes'), 1 << 30);
     // Events are acknowledged in batches: wait for the count to reach every authenticated call.
     const events = sent.allowed! + sent.too_large! + sent.rate_limited!;
-    for (let i = 0; ; i++) {
-      const n = sum(parseMetrics(await (await fetch(g.admin.url + '/metrics')).text()), 'meter_events_produced_total');
-      if (n === events) break;
-      assert.ok(i < 100 && n < events, `events produced ${n}, want ${events}`);
-      await new Promise((res) => setTimeout(res, 50));
-    }
+    const produced = async () => sum(parseMetrics(await (await fetch(g.admin.url + '/metrics')).text()), 'meter_events_produced_total');
+    const n = await until(
+      async () => `events produced to reach ${events} (now ${await produced()})`,
+      async () => {
+        const now = await produced();
+        return now >= events && now;
+      },
+      10_000,
+      50,
+    );
+    assert.equal(n, events, 'events produced: one per authenticated call, no more');
 
     // The access log: one line per answer with id, api, status and meter time; never a key.
     assert.equal(access.length, total);
@@ -103,7 +109,7 @@ test('admin listener: /healthz, /readyz 503 naming the failing backend, /status 
 
     // The warehouse goes away: /readyz says which backend, and the process is still alive.
     await g.db.close();
-    await new Promise((r) => setTimeout(r, 1100)); // probes are cached for 1 s
+    await sleep(1100); // the probe cache lasting 1 s is part of what is tested
     const down = await get('/readyz');
     assert.equal(down.status, 503);
     assert.deepEqual(down.body.failing, ['warehouse']);
@@ -234,16 +240,13 @@ async function serve(args: string[], env: Record<string, string>): Promise<{ adm
   let gone = false;
   void exited.then(() => (gone = true));
   const admin = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (gone) throw new Error(`meter ${args[0]} exited:\n${stderr}`);
-    const ok = await fetch(admin + '/readyz').then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    assert.ok(i < 600, `meter ${args[0]} not ready after 60 s:\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(
+    () => `meter ${args[0]} to be ready:\n${stderr}`,
+    async () => gone || (await fetch(admin + '/readyz')).status === 200,
+    60_000,
+    100,
+  );
+  if (gone) throw new Error(`meter ${args[0]} exited:\n${stderr}`);
   return { admin, stderr: () => stderr, stop: () => (child.kill('SIGTERM'), exited) };
 }
 

@@ -5,38 +5,22 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { ensureTools } from '../support/tools.js';
+import type { Browser, Page } from 'playwright-core';
+import { ARTIFACTS, ensureChromium, launchChromium } from '../support/browser.js';
 import { observedGateway, type ObservedGateway } from '../support/observed-gateway.js';
 
-const CHROMIUM = process.env.METER_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = process.env.METER_TEST_ARTIFACTS ?? join(tmpdir(), 'meter-test-artifacts');
 let browser: Browser;
 let g: ObservedGateway;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) ensureTools(['chromium']);
-  mkdirSync(ARTIFACTS, { recursive: true });
+  ensureChromium();
   g = await observedGateway();
   for (let i = 0; i < 12; i++) await g.call(`/v1/devices/d${i}/location`, g.keys.pro);
   for (let i = 0; i < 12; i++) await g.call('/v1/devices/f/location', g.keys.free); // 10 allowed, 2 rate limited
   await g.call('/v1/devices/x/location', null);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -6,6 +6,7 @@ import { stackEnv } from '../support/stack.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate, loadMigrations } from '../../src/warehouse/migrate.js';
+import { sleep, until } from '../support/until.js';
 
 const env = await stackEnv(['postgres']);
 const admin = new pg.Client({ connectionString: env.METER_DATABASE_URL });
@@ -128,12 +129,18 @@ test('postgres: a transaction whose connection the server ends rejects; the proc
       db.transaction(async (tx) => {
         const { pid } = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]!;
         await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-        // Let the FATAL message and the socket's end arrive while no query is active on it.
-        await new Promise((r) => setTimeout(r, 300));
+        // The FATAL message must arrive while no query is active on the connection: a backend
+        // sends it before it leaves pg_stat_activity, and a turn of the event loop reads it.
+        await until(
+          'the terminated backend to exit',
+          async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
+          10_000,
+        );
+        await new Promise((r) => setImmediate(r));
         await tx.query('SELECT 1');
       }),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100); // a quiet period is the thing tested: a late uncaught error would surface within it
   } finally {
     process.removeListener('uncaughtException', onUncaught);
   }

@@ -19,6 +19,7 @@ import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 import type { UsageLog } from '../../src/log/log.js';
 import type { Lake } from '../../src/lake/lake.js';
 import { stackEnv } from '../support/stack.js';
+import { callEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 
 async function scenario(log: UsageLog, lake: Lake, topic: string) {
@@ -30,20 +31,7 @@ async function scenario(log: UsageLog, lake: Lake, topic: string) {
   const batch = (n: number, base: number) =>
     Array.from({ length: n }, (_, i) => {
       const time = hourStart(now) - 2 * HOUR_MS + ((base + i) % 3) * HOUR_MS + 1000; // three hours
-      const e = {
-        v: 1,
-        id: uuidv7(),
-        time,
-        customer: `c${i % 4}`,
-        keyId: 'k',
-        api: 'locations.create',
-        method: 'POST',
-        status: 201,
-        latencyMs: 3,
-        bytesIn: 10,
-        bytesOut: 20,
-        billable: true,
-      };
+      const e = callEvent(`c${i % 4}`, { id: uuidv7(), time, keyId: 'k' });
       return { key: e.customer, value: encodeEvent(e) };
     });
   for (let i = 0; i < 5; i++) await producer.send(batch(300, i * 300));

@@ -19,6 +19,7 @@ import { parseCatalog, parseCharge } from '../../src/billing/catalog.js';
 import { setPrice, syncCatalog } from '../../src/billing/catalog-store.js';
 import { createKey } from '../../src/gateway/keys.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
+import { callEvent } from './events.js';
 import { tempDir } from './tmp.js';
 
 export const SERVICE = 'svc-answer-cache-tests-0123456';
@@ -33,20 +34,7 @@ export const CATALOG = parseCatalog({
 });
 
 export function event(customer: string, time: number): UsageEvent {
-  return {
-    v: 1,
-    id: uuidv7(time),
-    time,
-    customer,
-    keyId: 'key_1',
-    api: 'a.get',
-    method: 'GET',
-    status: 200,
-    latencyMs: 3,
-    bytesIn: 10,
-    bytesOut: 20,
-    billable: true,
-  };
+  return callEvent(customer, { id: uuidv7(time), time, api: 'a.get', method: 'GET', status: 200 });
 }
 
 /** A lake folder and the writer/rollup that put events into the warehouse as the pipeline does. */

@@ -1,5 +1,5 @@
 /** `meter` run as a user runs it: a process per command in a temp folder with its own data dir. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from './tmp.js';
@@ -16,6 +16,23 @@ export interface Cli {
   dir: string;
   /** Runs `meter ...args` to its end, with only PATH, HOME and `env` besides the data dir. */
   meter(args: string[], env?: Record<string, string>): CliResult;
+}
+
+/**
+ * `meter ...args` as an async child, for a test whose own process serves what the command calls:
+ * in `cwd`, with only PATH and `env`, `stdin` written then closed.
+ */
+export function meterChild(args: string[], o: { cwd: string; env: Record<string, string>; stdin?: string }): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], { cwd: o.cwd, env: { PATH: process.env.PATH, ...o.env } });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (b: Buffer) => (out += b));
+    c.stderr.on('data', (b: Buffer) => (err += b));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code, out, err }));
+    c.stdin.end(o.stdin ?? '');
+  });
 }
 
 /**

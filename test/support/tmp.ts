@@ -5,8 +5,8 @@ import { join } from 'node:path';
 
 const made: string[] = [];
 
-// `node --test` runs each file in its own process, so removing at exit cleans after every file,
-// including one whose test failed or timed out. METER_KEEP_TMP=1 keeps them to look at.
+// Every test process (a file, or a batch of unit files: test/support/run-shards.ts) removes its
+// folders at exit, including those of a test that failed or timed out. METER_KEEP_TMP=1 keeps them to look at.
 function removeAll(): void {
   if (process.env.METER_KEEP_TMP) return;
   for (const d of made.splice(0)) {

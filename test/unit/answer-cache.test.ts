@@ -12,34 +12,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { QueryOptions, Sql, Warehouse } from '../../src/warehouse/warehouse.js';
 import { AnswerCache } from '../../src/billing/answer-cache.js';
 import { CatalogCache } from '../../src/billing/catalog-cache.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { createKey } from '../../src/gateway/keys.js';
 import { startBillingServer } from '../../src/billing/server.js';
 import { CATALOG, HOUR, MONTH, SERVICE, costOf, pipeline, event, priceAndLateEvent } from '../support/answer-cache-scenario.js';
+import { CountingWarehouse } from '../support/counting-warehouse.js';
 import { reusableWarehouse } from '../support/warehouse.js';
-
-/** The warehouse, counting the statements sent through it (transactions count as one). */
-class CountingWarehouse implements Warehouse {
-  statements: string[] = [];
-  constructor(private readonly inner: Warehouse) {}
-  get kind() {
-    return this.inner.kind;
-  }
-  query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]> {
-    this.statements.push(text);
-    return this.inner.query<T>(text, params, opts);
-  }
-  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-    this.statements.push('<transaction>');
-    return this.inner.transaction(fn);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 const text = (n: number, c = 'x') => c.repeat(n);
 

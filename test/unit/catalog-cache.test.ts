@@ -6,7 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import type { QueryOptions, Sql, Warehouse } from '../../src/warehouse/warehouse.js';
 import { assetPath } from '../../src/config/assets.js';
 import { loadCatalog, parseCharge } from '../../src/billing/catalog.js';
 import { setPrice } from '../../src/billing/catalog-store.js';
@@ -14,30 +13,11 @@ import { upsertCustomer } from '../../src/billing/customers.js';
 import { createKey, revokeKey } from '../../src/gateway/keys.js';
 import { startBillingServer, type BillingServer } from '../../src/billing/server.js';
 import { createCustomerToken, revokeCustomerToken, customerTokenId } from '../../src/billing/auth.js';
+import { CountingWarehouse } from '../support/counting-warehouse.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
 const SERVICE = 'svc-token-for-cache-tests-0123';
 const FEB = 'from=2026-02-01T00:00:00Z&to=2026-03-01T00:00:00Z&tz=UTC';
-
-/** The warehouse, counting the statements sent through it (transactions count as one). */
-class CountingWarehouse implements Warehouse {
-  statements: string[] = [];
-  constructor(private readonly inner: Warehouse) {}
-  get kind() {
-    return this.inner.kind;
-  }
-  query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]> {
-    this.statements.push(text);
-    return this.inner.query<T>(text, params, opts);
-  }
-  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-    this.statements.push('<transaction>');
-    return this.inner.transaction(fn);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 let raw: PgliteWarehouse;
 let db: CountingWarehouse;

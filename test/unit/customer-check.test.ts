@@ -19,9 +19,10 @@ import { replay } from '../../src/pipeline/replay.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
 import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { acceptRecord, DEFAULT_TIME_BOUNDS, scanPlainEvent } from '../../src/pipeline/accept.js';
-import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
+import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { hourDir, hourStart, HOUR_MS } from '../../src/lake/layout.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
+import { callEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
@@ -41,24 +42,7 @@ async function setup() {
   return { root, log, lake, dead, db };
 }
 
-function ev(customer: string, o: Partial<UsageEvent> = {}): UsageEvent {
-  const time = Date.now() - 1000;
-  return {
-    v: 1,
-    id: uuidv7(time),
-    time,
-    customer,
-    keyId: 'key_1',
-    api: 'locations.create',
-    method: 'POST',
-    status: 201,
-    latencyMs: 3,
-    bytesIn: 10,
-    bytesOut: 20,
-    billable: true,
-    ...o,
-  };
-}
+const ev = callEvent;
 
 async function send(log: FileLog, evs: UsageEvent[]) {
   const p = await log.producer();

@@ -24,6 +24,7 @@ import { Rollup } from '../../src/pipeline/rollup.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { Logger } from '../../src/ground/logger.js';
+import { submittedEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedWarehouse, reusableWarehouse } from '../support/warehouse.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
@@ -43,21 +44,7 @@ let acmeToken: string;
 const warnings: string[] = [];
 
 function ev(over: Partial<UsageEvent>, n: number): UsageEvent {
-  return {
-    v: 1,
-    id: `0193b000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    time: HOUR + 60_000 + n,
-    customer: 'acme',
-    keyId: 'src',
-    api: 'ai.tokens',
-    method: 'EVENT',
-    status: 200,
-    latencyMs: 0,
-    bytesIn: 10,
-    bytesOut: 0,
-    billable: true,
-    ...over,
-  };
+  return submittedEvent(n, HOUR, over);
 }
 
 // Sent through the events API as (source "jobs", id "e1") etc.: their ids are eventIdOf's.

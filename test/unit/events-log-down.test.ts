@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/config.js';
+import { loadConfig, type MeterConfig } from '../../src/config/config.js';
 import { openLog, openWarehouse } from '../../src/runtime/backends.js';
 import { startBillingRole } from '../../src/runtime/roles.js';
 import { silentLogger } from '../../src/ground/logger.js';
@@ -30,8 +30,8 @@ after(async () => {
   for (const c of closers.reverse()) await c().catch(() => {});
 });
 
-test('the log unavailable: 503 and retry-after, nothing accepted; back: the resend is accepted', async () => {
-  const cfg = loadConfig({ cwd: tempDir('meter-events-down-'), env: {} });
+/** The embedded log (not initialised) and warehouse of `cfg`, the warehouse holding customer acme; closed after the file. */
+async function logAndWarehouse(cfg: MeterConfig) {
   const log = await openLog(cfg);
   seedDataDir(await migratedFolder(), cfg.dataDir); // no initdb: the warehouse made once per build
   const db = await openWarehouse(cfg, silentLogger);
@@ -40,6 +40,24 @@ test('the log unavailable: 503 and retry-after, nothing accepted; back: the rese
     () => db.close(),
   );
   await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
+  return { log, db };
+}
+
+/** `intake` behind a plain HTTP server (no auth), closed after the file; its POST /v1/events URL. */
+async function serveIntake(intake: EventsIntake): Promise<string> {
+  const server = createServer(async (req, res) => {
+    const a = await intake.post(req);
+    res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
+    res.end(JSON.stringify(a.body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(async () => void server.close());
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`;
+}
+
+test('the log unavailable: 503 and retry-after, nothing accepted; back: the resend is accepted', async () => {
+  const cfg = loadConfig({ cwd: tempDir('meter-events-down-'), env: {} });
+  const { log, db } = await logAndWarehouse(cfg);
   // Another live process holds the log's writer lock.
   const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], { stdio: 'ignore' });
   closers.push(async () => void holder.kill());
@@ -74,15 +92,8 @@ test('the log unavailable: 503 and retry-after, nothing accepted; back: the rese
 
 test('a log that does not answer: 503 after the bound, later requests 503 at once; the late send stores, the resend is the same events', async () => {
   const cfg = loadConfig({ cwd: tempDir('meter-events-slow-'), env: {} });
-  const log = await openLog(cfg);
+  const { log, db } = await logAndWarehouse(cfg);
   await log.init();
-  seedDataDir(await migratedFolder(), cfg.dataDir);
-  const db = await openWarehouse(cfg, silentLogger);
-  closers.push(
-    () => log.close(),
-    () => db.close(),
-  );
-  await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
   // The embedded log's own producer, held back until released: a log that takes the events late.
   let release = () => {};
   const held = new Promise<void>((r) => (release = r));
@@ -99,14 +110,7 @@ test('a log that does not answer: 503 after the bound, later requests 503 at onc
     close: () => real.close(),
   };
   const intake = new EventsIntake({ db, openProducer: async () => slow, logWaitMs: 300 });
-  const server = createServer(async (req, res) => {
-    const a = await intake.post(req);
-    res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
-    res.end(JSON.stringify(a.body));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(async () => void server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`;
+  const url = await serveIntake(intake);
   const time = new Date(Date.now() - 60_000).toISOString();
   const body = JSON.stringify(['s-1', 's-2'].map((id) => ({ specversion: '1.0', id, source: 'slow-test', type: 'ai.tokens', subject: 'acme', time })));
   const post = () =>
@@ -139,15 +143,8 @@ test('a log that does not answer: 503 after the bound, later requests 503 at onc
 
 test('sends never overlap: requests that arrive during a send go together in the next; after a failed send, a new producer', async () => {
   const cfg = loadConfig({ cwd: tempDir('meter-events-serial-'), env: {} });
-  const log = await openLog(cfg);
+  const { log, db } = await logAndWarehouse(cfg);
   await log.init();
-  seedDataDir(await migratedFolder(), cfg.dataDir);
-  const db = await openWarehouse(cfg, silentLogger);
-  closers.push(
-    () => log.close(),
-    () => db.close(),
-  );
-  await db.query(`INSERT INTO customers (id, name, time_zone) VALUES ('acme', 'Acme', 'UTC')`);
   // The embedded log's producers, each send taking 30 ms; a send fails when told to.
   let sending = 0;
   let most = 0;
@@ -183,14 +180,7 @@ test('sends never overlap: requests that arrive during a send go together in the
     };
   };
   const intake = new EventsIntake({ db, openProducer: open });
-  const server = createServer(async (req, res) => {
-    const a = await intake.post(req);
-    res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
-    res.end(JSON.stringify(a.body));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(async () => void server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`;
+  const url = await serveIntake(intake);
   const time = new Date(Date.now() - 60_000).toISOString();
   const post = (ids: string[]) =>
     fetch(url, {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promises as fsp } from 'node:fs';
 import type { LogRecord } from '../../src/log/log.js';
 import { crc32, crc32Table } from '../../src/log/file-log/crc32.js';
-import { until } from '../support/until.js';
+import { sleep, until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
 
 const fileLogModule = fileURLToPath(new URL('../../src/log/file-log.js', import.meta.url));
@@ -39,6 +39,7 @@ function spawnWriter(dir: string, topic: string, total: number, batch: number, e
       await Promise.all([prod.send(a), prod.send(b)]);
       seq += 2 * ${batch};
       process.stdout.write('ack ' + seq + '\\n');
+      // pacing: the writer spreads its records over time so the reader tails it live
       if (${pauseMs}) await new Promise((r) => setTimeout(r, ${pauseMs}));
     }
     process.stdout.write('done\\n');
@@ -132,8 +133,7 @@ test('file log: a torn last record is not delivered, is counted, and is truncate
   const c = await log.consumer('g');
   await c.run({ startOffset: async () => null, eachBatch: async (b) => void got.push(...b.records) });
   await until('10 good records', () => got.length >= 10);
-  // a quiet period is the thing tested: the reader must not go past the torn tail
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100); // a quiet period is the thing tested: the reader must not go past the torn tail
   assert.equal(got.length, 10);
   assert.equal(log.stats().readerTornBytes, 15, 'the reader waits at 15 torn bytes');
   assert.deepEqual((await c.endOffsets()).get(0), 10);
@@ -147,7 +147,7 @@ test('file log: a torn last record is not delivered, is counted, and is truncate
     { key: 'k', value: Buffer.from('v11') },
   ]);
   await until('records after the repair', () => got.length >= 12);
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100); // a quiet period is the thing tested: no record delivered twice
   await c.stop();
   assert.deepEqual(
     got.map((r) => r.value.toString()),
@@ -202,7 +202,7 @@ test('file log: a reader process tails a writer process across segment rolls', a
   await acks.done;
   assert.equal(acks.last(), 6000);
   await until('all 6000 records tailed', () => got.length >= 6000);
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100); // a quiet period is the thing tested: no record delivered twice
   await c.stop();
   assert.equal(got.length, 6000);
   const seqs = got.map((r) => Number(r.value.toString().trim()));

@@ -13,13 +13,14 @@ import { request } from 'undici';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { KeyStore, createKey, revokeKey, type CreatedKey } from '../../src/gateway/keys.js';
 import { compileRoutes, loadRoutes } from '../../src/gateway/routes.js';
-import { startGateway, type Gateway } from '../../src/gateway/server.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { EventBatcher } from '../../src/gateway/event-batcher.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { RedisLimiter } from '../../src/limiter/redis-limiter.js';
 import { FileLog } from '../../src/log/file-log.js';
 import type { LogProducer } from '../../src/log/log.js';
 import { decodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
+import { fixedEventId, testEvent } from '../support/events.js';
 import { assetPath } from '../../src/config/assets.js';
 import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
 import { planRateLimits } from '../../src/gateway/plans.js';
@@ -27,6 +28,7 @@ import { loadCatalog } from '../../src/billing/catalog.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
+import { freePort } from '../support/net.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
 function testRoutes() {
@@ -51,14 +53,6 @@ interface Seen {
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as { port: number }).port;
-}
-
-async function deadPort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** Every event in the log's files, decoded and checked. */
@@ -96,6 +90,30 @@ describe('gateway', () => {
   let tiny: CreatedKey;
   const expected = new Map<string, Expected>();
   let slowCancelled: Promise<boolean> | null = null;
+
+  /**
+   * The call that got event `id` must be in the log once, as `call` ("GET locations.latest") by
+   * `key` of `customer`, answered `status`: billable when 2xx/3xx, as the gateway bills.
+   */
+  const expectEvent = (id: string, customer: string, key: CreatedKey, call: string, status: number, bytes: Pick<Expected, 'bytesIn' | 'bytesOut'> = {}) => {
+    const [method = '', api = ''] = call.split(' ');
+    expected.set(id, { customer, keyId: key.id, api, method, status, billable: status < 400, ...bytes });
+  };
+  const eventIdHeader = (r: { headers: IncomingHttpHeaders }) => r.headers['x-meter-event-id'] as string;
+
+  /** A second gateway on this suite's upstream, keys, plans and routes; `over` sets what a test is about. */
+  const otherGateway = (over: Pick<GatewayOptions, 'limiter' | 'producer'> & Partial<GatewayOptions>): Promise<Gateway> =>
+    startGateway({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
+      keys: new KeyStore(db),
+      plans,
+      routes: loadRoutes(assetPath('fixtures/routes.json')),
+      eventFlushMs: 10,
+      maxBodyBytes: 1024,
+      ...over,
+    });
 
   before(async () => {
     db = await migratedWarehouse();
@@ -223,16 +241,7 @@ describe('gateway', () => {
     assert.equal(r.headers.ratelimit, '"pro";r=199;t=1');
     const id = r.headers['x-meter-event-id'] as string;
     assert.equal(up.headers['x-meter-event-id'], id);
-    expected.set(id, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.latest',
-      method: 'GET',
-      status: 200,
-      billable: true,
-      bytesIn: 0,
-      bytesOut: Buffer.byteLength(body),
-    });
+    expectEvent(id, 'acme', acme, 'GET locations.latest', 200, { bytesIn: 0, bytesOut: Buffer.byteLength(body) });
   });
 
   it('takes the key from X-API-Key, keeps an unrelated Authorization, and streams the body', async () => {
@@ -249,16 +258,7 @@ describe('gateway', () => {
     assert.equal(up.headers['x-api-key'], undefined);
     assert.equal(up.headers.authorization, 'Basic dXBzdHJlYW06cw==');
     assert.equal(up.body.toString(), payload);
-    expected.set(r.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 201,
-      billable: true,
-      bytesIn: Buffer.byteLength(payload),
-      bytesOut: Buffer.byteLength(text),
-    });
+    expectEvent(eventIdHeader(r), 'acme', acme, 'POST locations.create', 201, { bytesIn: Buffer.byteLength(payload), bytesOut: Buffer.byteLength(text) });
   });
 
   it('maps routes to api names and bills by status; a path without a route gets 404 and is not forwarded', async () => {
@@ -280,7 +280,7 @@ describe('gateway', () => {
         await r.body.dump();
         assert.equal(seen.at(-1)!.headers['x-meter-api'], api);
       }
-      expected.set(r.headers['x-meter-event-id'] as string, { customer: 'acme', keyId: acme.id, api, method, status, billable: status < 400 });
+      expectEvent(eventIdHeader(r), 'acme', acme, `${method} ${api}`, status);
     }
     assert.equal(gw.stats().noRoute, 2);
   });
@@ -291,14 +291,7 @@ describe('gateway', () => {
       const r = await call('/v1/devices/a/location', { headers: auth });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
-      expected.set(r.headers['x-meter-event-id'] as string, {
-        customer: 'smallco',
-        keyId: tiny.id,
-        api: 'locations.latest',
-        method: 'GET',
-        status: 200,
-        billable: true,
-      });
+      expectEvent(eventIdHeader(r), 'smallco', tiny, 'GET locations.latest', 200);
     }
     const before = seen.length;
     const r = await call('/v1/devices/a/location', { headers: auth });
@@ -310,15 +303,7 @@ describe('gateway', () => {
     assert.equal(j.error, 'rate_limited');
     assert.equal(j.retryAfterSec, 1);
     assert.equal(seen.length, before, 'upstream was called for a limited call');
-    expected.set(r.headers['x-meter-event-id'] as string, {
-      customer: 'smallco',
-      keyId: tiny.id,
-      api: 'locations.latest',
-      method: 'GET',
-      status: 429,
-      billable: false,
-      bytesOut: 0,
-    });
+    expectEvent(eventIdHeader(r), 'smallco', tiny, 'GET locations.latest', 429, { bytesOut: 0 });
     assert.equal(gw.stats().limited, 1);
   });
 
@@ -328,28 +313,14 @@ describe('gateway', () => {
     assert.equal(r.statusCode, 413);
     assert.equal(((await r.body.json()) as any).error, 'body_too_large');
     assert.equal(seen.length, before, 'declared too large: the upstream is not called');
-    expected.set(r.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 413,
-      billable: false,
-    });
+    expectEvent(eventIdHeader(r), 'acme', acme, 'POST locations.create', 413);
 
     // No Content-Length (chunked): cut while streaming.
     const chunked = Readable.from([Buffer.alloc(600, 98), Buffer.alloc(600, 99)]);
     const r2 = await call('/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${acme.key}` }, body: chunked });
     assert.equal(r2.statusCode, 413);
     await r2.body.dump();
-    expected.set(r2.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 413,
-      billable: false,
-    });
+    expectEvent(eventIdHeader(r2), 'acme', acme, 'POST locations.create', 413);
     assert.ok(!seen.slice(before).some((s) => s.body.length > 1024), 'an over-long body reached the upstream');
     assert.equal(gw.stats().tooLarge, 2);
 
@@ -357,15 +328,7 @@ describe('gateway', () => {
     const ok = await call('/v1/locations', { method: 'POST', headers: { authorization: `Bearer ${acme.key}` }, body: Buffer.alloc(1024, 97) });
     assert.equal(ok.statusCode, 201);
     await ok.body.dump();
-    expected.set(ok.headers['x-meter-event-id'] as string, {
-      customer: 'acme',
-      keyId: acme.id,
-      api: 'locations.create',
-      method: 'POST',
-      status: 201,
-      billable: true,
-      bytesIn: 1024,
-    });
+    expectEvent(eventIdHeader(ok), 'acme', acme, 'POST locations.create', 201, { bytesIn: 1024 });
   });
 
   it('cancels the upstream call when the client goes away, and records it as 499', async () => {
@@ -381,36 +344,18 @@ describe('gateway', () => {
     const ev = (await readEvents(log)).find((e) => e.status === 499);
     assert.ok(ev, 'no 499 event');
     assert.deepEqual([ev.api, ev.billable, ev.customer], ['test.slow', false, 'acme']);
-    expected.set(ev.id, { customer: 'acme', keyId: acme.id, api: 'test.slow', method: 'GET', status: 499, billable: false });
+    expectEvent(ev.id, 'acme', acme, 'GET test.slow', 499);
   });
 
   it('keeps serving when the Redis limiter cannot reach Redis (fail open)', async () => {
-    const limiter = new RedisLimiter({ url: `redis://127.0.0.1:${await deadPort()}`, failMode: 'open', onError: () => {} });
-    const gw3 = await startGateway({
-      host: '127.0.0.1',
-      port: 0,
-      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-      keys: new KeyStore(db),
-      limiter,
-      plans,
-      routes: loadRoutes(assetPath('fixtures/routes.json')),
-      producer,
-      eventFlushMs: 10,
-      maxBodyBytes: 1024,
-    });
+    const limiter = new RedisLimiter({ url: `redis://127.0.0.1:${await freePort()}`, failMode: 'open', onError: () => {} });
+    const gw3 = await otherGateway({ limiter, producer });
     try {
       const r = await request(gw3.url + '/v1/devices/x/location', { headers: { authorization: `Bearer ${acme.key}` } });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
       assert.equal(gw3.stats().limiterDegraded, 1);
-      expected.set(r.headers['x-meter-event-id'] as string, {
-        customer: 'acme',
-        keyId: acme.id,
-        api: 'locations.latest',
-        method: 'GET',
-        status: 200,
-        billable: true,
-      });
+      expectEvent(eventIdHeader(r), 'acme', acme, 'GET locations.latest', 200);
     } finally {
       await gw3.close();
       await limiter.close();
@@ -426,18 +371,7 @@ describe('gateway', () => {
     const ownLog = new FileLog({ dir: tempDir('meter-gw-abort-'), topic: 'usage-events', partitions: 1 });
     await ownLog.init();
     const ownProducer = await ownLog.producer();
-    const gw4 = await startGateway({
-      host: '127.0.0.1',
-      port: 0,
-      upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-      keys: new KeyStore(db),
-      limiter,
-      plans,
-      routes: loadRoutes(assetPath('fixtures/routes.json')),
-      producer: ownProducer,
-      eventFlushMs: 10,
-      maxBodyBytes: 1024,
-    });
+    const gw4 = await otherGateway({ limiter, producer: ownProducer });
     try {
       const { port } = new URL(gw4.url);
       // Abandoned while the limiter waits for the silent Redis.
@@ -487,17 +421,11 @@ describe('gateway', () => {
     const dir2 = tempDir('meter-gw502-');
     const log2 = new FileLog({ dir: dir2, topic: 'usage-events', partitions: 1 });
     const producer2 = await log2.producer();
-    const gw2 = await startGateway({
-      host: '127.0.0.1',
-      port: 0,
-      upstream: `http://127.0.0.1:${await deadPort()}`,
-      keys: new KeyStore(db),
+    const gw2 = await otherGateway({
+      upstream: `http://127.0.0.1:${await freePort()}`,
       limiter: new MemoryLimiter(),
-      plans,
       routes: compileRoutes({ routes: [{ method: '*', path: '/*', api: 'other' }] }),
       producer: producer2,
-      eventFlushMs: 10,
-      maxBodyBytes: 1024,
       logger: { info() {}, warn() {}, error() {} },
     });
     try {
@@ -593,20 +521,7 @@ class TestProducer implements LogProducer {
 }
 
 function ev(n: number): UsageEvent {
-  return {
-    v: 1,
-    id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    time: 1,
-    customer: `c${n % 3}`,
-    keyId: 'k',
-    api: 'a',
-    method: 'GET',
-    status: 200,
-    latencyMs: 1,
-    bytesIn: 0,
-    bytesOut: 0,
-    billable: true,
-  };
+  return testEvent({ id: fixedEventId(n), time: 1, customer: `c${n % 3}` });
 }
 
 describe('EventBatcher', () => {

@@ -9,25 +9,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { FileLog } from '../../src/log/file-log.js';
 import type { ProducerRecord } from '../../src/log/log.js';
-import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
 import { pruneLive } from '../../src/pipeline/live/live-repository.js';
 import { decimalValue, EventData } from '../../src/pipeline/live/event-data.js';
-import { Ingestor } from '../../src/pipeline/ingest.js';
-import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { Rollup } from '../../src/pipeline/rollup.js';
 import { MAX_GROUPS, OTHER_GROUP } from '../../src/pipeline/meter-count.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { meterUsage } from '../../src/billing/meter-usage.js';
 import { plainDecimal } from '../../src/billing/meters.js';
+import { lakePipeline } from '../support/lake-pipeline.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
@@ -78,20 +74,15 @@ async function setup() {
   const producer = await log.producer();
   const db = await migratedWarehouse();
   await syncCatalog(db, catalog);
-  const lake = new LocalLake(pathToFileURL(join(dir, 'lake')).href);
-  await lake.init();
-  const ingest = new Ingestor({ log, lake, topic: TOPIC, maxRecords: 10_000, flushMs: 60_000, deadLetter: new FolderDeadLetter(join(dir, 'dl'), TOPIC) });
-  const rollup = new Rollup({ lake, db });
+  const pipeline = await lakePipeline({ dir, log, db, topic: TOPIC });
   return {
     log,
     producer,
     db,
-    ingest,
-    rollup,
+    ingest: pipeline.ingest,
+    rollup: pipeline.rollup,
     async close() {
-      await ingest.stop();
-      await rollup.close();
-      await lake.close();
+      await pipeline.close();
       await producer.close();
       await db.close();
       await log.close();

@@ -7,20 +7,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { FileLog } from '../../src/log/file-log.js';
 import type { ProducerRecord } from '../../src/log/log.js';
-import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { dataCompleteUntil } from '../../src/warehouse/usage-repository.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
 import { applyWindow, ensureOffsets, FencedError, pruneLive, readOffsets } from '../../src/pipeline/live/live-repository.js';
-import { Ingestor } from '../../src/pipeline/ingest.js';
-import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { Rollup } from '../../src/pipeline/rollup.js';
 import { queryUsage } from '../../src/billing/usage-query.js';
+import { sortedCells as sorted, tableCells as table, truthOf } from '../support/cells.js';
+import { lakePipeline } from '../support/lake-pipeline.js';
 import { tempDir } from '../support/tmp.js';
 import { reusableWarehouse } from '../support/warehouse.js';
 
@@ -50,34 +47,6 @@ async function setup() {
     },
   };
 }
-
-type Cells = Map<string, { calls: number; events: number }>;
-
-function truthOf(events: UsageEvent[]): Cells {
-  const seen = new Set<string>();
-  const out: Cells = new Map();
-  for (const e of events) {
-    if (seen.has(e.id)) continue;
-    seen.add(e.id);
-    const k = `${e.customer}\t${e.api}\t${new Date(hourStart(e.time)).toISOString()}`;
-    const c = out.get(k) ?? { calls: 0, events: 0 };
-    c.events++;
-    if (e.billable) c.calls++;
-    out.set(k, c);
-  }
-  return out;
-}
-
-async function table(db: Warehouse, from: string, where = ''): Promise<Cells> {
-  const rows = await db.query<{ customer_id: string; api: string; hour: Date; calls: number; events: number }>(
-    `SELECT customer_id, api, hour, calls, events FROM ${from} ${where}`,
-  );
-  const out: Cells = new Map();
-  for (const r of rows) out.set(`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) });
-  return out;
-}
-
-const sorted = (m: Cells) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
 
 async function sources(db: Warehouse, hour: number): Promise<string[]> {
   const rows = await db.query<{ source: string }>('SELECT DISTINCT source FROM billable_hourly WHERE hour = $1', [new Date(hour).toISOString()]);
@@ -163,17 +132,8 @@ test('a restart resumes from the warehouse offsets, not the log: nothing lost or
 
 test('billing reads live rows for hours the rollup lacks, rollup rows once rolled; dataCompleteUntil advances', async () => {
   const s = await setup();
-  const lake = new LocalLake(pathToFileURL(join(s.dir, 'lake')).href);
-  await lake.init();
-  const ingest = new Ingestor({
-    log: s.log,
-    lake,
-    topic: TOPIC,
-    maxRecords: 10_000,
-    flushMs: 60_000,
-    deadLetter: new FolderDeadLetter(join(s.dir, 'dl'), TOPIC),
-  });
-  const rollup = new Rollup({ lake, db: s.db });
+  const pipeline = await lakePipeline({ dir: s.dir, log: s.log, db: s.db, topic: TOPIC });
+  const { ingest, rollup } = pipeline;
   const live = new LivePath({ log: s.log, db: s.db, windowMs: 25 });
   const now = Date.now();
   const open = hourStart(now);
@@ -238,26 +198,15 @@ test('billing reads live rows for hours the rollup lacks, rollup rows once rolle
     assert.deepEqual(sorted(await table(s.db, 'billable_hourly')), sorted(truthOf([...batch1, ...batch2])));
   } finally {
     await live.stop();
-    await ingest.stop();
-    await rollup.close();
-    await lake.close();
+    await pipeline.close();
     await s.close();
   }
 });
 
 test('a late event (event time in an hour already rolled up) is counted after the next rollup', async () => {
   const s = await setup();
-  const lake = new LocalLake(pathToFileURL(join(s.dir, 'lake')).href);
-  await lake.init();
-  const ingest = new Ingestor({
-    log: s.log,
-    lake,
-    topic: TOPIC,
-    maxRecords: 10_000,
-    flushMs: 60_000,
-    deadLetter: new FolderDeadLetter(join(s.dir, 'dl'), TOPIC),
-  });
-  const rollup = new Rollup({ lake, db: s.db });
+  const pipeline = await lakePipeline({ dir: s.dir, log: s.log, db: s.db, topic: TOPIC });
+  const { ingest, rollup } = pipeline;
   const old = hourStart(Date.now()) - 5 * HOUR_MS;
   const total = async () => (await queryUsage(s.db, { customer: 'late', from: old, to: old + HOUR_MS, granularity: 'total', timeZone: 'UTC' })).calls;
   try {
@@ -282,9 +231,7 @@ test('a late event (event time in an hour already rolled up) is counted after th
     );
     assert.equal(await total(), 11n, 'counted after the next rollup');
   } finally {
-    await ingest.stop();
-    await rollup.close();
-    await lake.close();
+    await pipeline.close();
     await s.close();
   }
 });

@@ -19,6 +19,7 @@ import { ParquetWriter } from '../../src/pipeline/parquet-writer.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { liveMeterRows } from '../../src/pipeline/live/live-meters.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
+import { submittedEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
@@ -27,22 +28,7 @@ const H2 = H1 + HOUR_MS;
 const H3 = Date.UTC(2026, 10, 20, 5);
 let n = 0;
 function ev(hour: number, user: string, model = 'm-1'): UsageEvent & { data: string } {
-  n++;
-  return {
-    v: 1,
-    id: `0193d000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    time: hour + 60_000 + n,
-    customer: 'acme',
-    keyId: 'src',
-    api: 'ai.tokens',
-    method: 'EVENT',
-    status: 200,
-    latencyMs: 0,
-    bytesIn: 10,
-    bytesOut: 0,
-    billable: true,
-    data: JSON.stringify({ user, model }),
-  };
+  return { ...submittedEvent(++n, hour), data: JSON.stringify({ user, model }) };
 }
 
 const USERS = { slug: 'users', eventType: 'ai.tokens', aggregation: 'UNIQUE_COUNT', valueProperty: '$.user', groupBy: { model: '$.model' } };

@@ -19,6 +19,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import type { UsageEvent } from '../../src/events/usage-event.js';
+import { submittedEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
@@ -75,22 +76,7 @@ test('meters: the catalog checks each meter and names the field', () => {
 const HOUR = Date.UTC(2026, 11, 1, 10);
 let n = 0;
 function ev(over: Partial<UsageEvent> & { data?: string }): UsageEvent {
-  n++;
-  return {
-    v: 1,
-    id: `0193b000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    time: HOUR + 60_000 + n,
-    customer: 'acme',
-    keyId: 'src',
-    api: 'ai.tokens',
-    method: 'EVENT',
-    status: 200,
-    latencyMs: 0,
-    bytesIn: 10,
-    bytesOut: 0,
-    billable: true,
-    ...over,
-  };
+  return submittedEvent(++n, HOUR, over);
 }
 
 interface MeterRow {

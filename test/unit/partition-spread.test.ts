@@ -8,19 +8,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { SPREAD, eventSpread } from '../../src/events/event-spread.js';
 import { partitionFor, placeRecord, type ProducerRecord } from '../../src/log/log.js';
 import { FileLog } from '../../src/log/file-log.js';
 import { EventBatcher } from '../../src/gateway/event-batcher.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../../src/events/usage-event.js';
-import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
-import { LocalLake } from '../../src/lake/local-lake.js';
-import { Ingestor } from '../../src/pipeline/ingest.js';
-import { FolderDeadLetter } from '../../src/log/dead-letter.js';
-import { Rollup } from '../../src/pipeline/rollup.js';
 import { LivePath } from '../../src/pipeline/live/live-path.js';
-import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
+import { HOUR_MS } from '../../src/lake/layout.js';
+import { sortedCells as sorted, tableCells as table, truthOf } from '../support/cells.js';
+import { lakePipeline } from '../support/lake-pipeline.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
@@ -76,31 +72,6 @@ test('one customer spreads evenly over the partitions; copies of an event stay i
   }
 });
 
-type Cells = Map<string, { calls: number; events: number }>;
-function truthOf(events: UsageEvent[]): Cells {
-  const seen = new Set<string>();
-  const out: Cells = new Map();
-  for (const e of events) {
-    if (seen.has(e.id)) continue;
-    seen.add(e.id);
-    const k = `${e.customer}\t${e.api}\t${new Date(hourStart(e.time)).toISOString()}`;
-    const c = out.get(k) ?? { calls: 0, events: 0 };
-    c.events++;
-    if (e.billable) c.calls++;
-    out.set(k, c);
-  }
-  return out;
-}
-async function table(db: PgliteWarehouse, from: string): Promise<Cells> {
-  const rows = await db.query<{ customer_id: string; api: string; hour: Date; calls: number; events: number }>(
-    `SELECT customer_id, api, hour, calls, events FROM ${from}`,
-  );
-  const out: Cells = new Map();
-  for (const r of rows) out.set(`${r.customer_id}\t${r.api}\t${new Date(r.hour).toISOString()}`, { calls: Number(r.calls), events: Number(r.events) });
-  return out;
-}
-const sorted = (m: Cells) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-
 test('exactly once when one customer spans partitions: live and rollup counts, copies in other partitions included', { timeout: 120_000 }, async () => {
   const dir = tempDir('meter-spread-');
   const PARTITIONS = 4;
@@ -110,17 +81,8 @@ test('exactly once when one customer spans partitions: live and rollup counts, c
   // the same files through a log that places by customer: one writer at a time (its pid lock)
   const oldLog = new FileLog({ dir: join(dir, 'log'), topic: 'usage-events', partitions: PARTITIONS, partitionBy: 'customer' });
   const db = await migratedWarehouse();
-  const lake = new LocalLake(pathToFileURL(join(dir, 'lake')).href);
-  await lake.init();
-  const ingest = new Ingestor({
-    log,
-    lake,
-    topic: 'usage-events',
-    maxRecords: 500,
-    flushMs: 60_000,
-    deadLetter: new FolderDeadLetter(join(dir, 'dl'), 'usage-events'),
-  });
-  const rollup = new Rollup({ lake, db });
+  const pipeline = await lakePipeline({ dir, log, db, topic: 'usage-events', maxRecords: 500 });
+  const { ingest, rollup } = pipeline;
   const live = new LivePath({ log, db, windowMs: 25, maxRecords: 200 });
   let batcher = new EventBatcher(producer, { flushMs: 5, maxBatch: 100 });
   try {
@@ -169,9 +131,7 @@ test('exactly once when one customer spans partitions: live and rollup counts, c
   } finally {
     await batcher.close();
     await live.stop();
-    await ingest.stop();
-    await rollup.close();
-    await lake.close();
+    await pipeline.close();
     await producer.close();
     await db.close();
     await log.close();

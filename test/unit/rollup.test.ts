@@ -13,6 +13,7 @@ import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { tempDir } from '../support/tmp.js';
 import { reusableWarehouse } from '../support/warehouse.js';
+import { sleep, until } from '../support/until.js';
 
 async function openLake(root: string): Promise<Lake> {
   const lake = new LocalLake(pathToFileURL(root).href);
@@ -287,7 +288,7 @@ test('follow rolls up files as they land and stops on abort', async () => {
       await writeParquet(root, fileIn(H1, 0, 0), [ev('acme', 'locations.create', H1 + 1)]);
     }
   });
-  for (let i = 0; i < 500 && (await rows(db)).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await until('the landed file rolled up', async () => (await rows(db)).length > 0, 10_000);
   ac.abort();
   await done;
   assert.equal((await rows(db)).length, 1);
@@ -330,8 +331,7 @@ test('hours are counted while the previous one is written; a failed write or cou
       (await rows(db)).map((r) => new Date(r.hour).getTime()),
       [H1, H2],
     );
-    // a quiet period is the thing tested: a late rejection would surface within it
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100); // a quiet period is the thing tested: a late rejection would surface within it
     assert.equal(unhandled, undefined, `unhandled rejection: ${(unhandled as Error)?.message}`);
   } finally {
     process.off('unhandledRejection', onUnhandled);

@@ -20,7 +20,8 @@
  * billed once: events are deduplicated by source and id). While a send has run longer than
  * `waitMs`, new requests fail at once instead of queueing behind a stuck log.
  */
-import type { LogProducer, ProducerRecord } from '../../log/log.js';
+import { SerialBatches } from '../../ground/serial-batches.js';
+import { recordsBytes, type LogProducer, type ProducerRecord } from '../../log/log.js';
 
 /** Why the records of a request are not known to be in the log. */
 export class AppendError extends Error {
@@ -30,7 +31,6 @@ export class AppendError extends Error {
 interface Entry {
   records: ProducerRecord[];
   bytes: number;
-  taken: boolean;
   settled: boolean;
   resolve(): void;
   reject(e: Error): void;
@@ -46,20 +46,18 @@ export interface LogAppenderOptions {
   now?: () => number;
 }
 
-const bytesOf = (records: ProducerRecord[]) => records.reduce((n, r) => n + r.value.length + r.key.length, 0);
-
 export class LogAppender {
-  private readonly queue: Entry[] = [];
+  private readonly batches: SerialBatches<Entry>;
   private producer: Promise<LogProducer> | null = null;
   /** The close of a discarded producer: the next one opens after it (the embedded log's writers are shared). */
   private closing: Promise<void> = Promise.resolve();
   /** When the send now running began; null when none runs. */
   private sendingSince: number | null = null;
-  private running = false;
   private readonly now: () => number;
 
   constructor(private readonly o: LogAppenderOptions) {
     this.now = o.now ?? Date.now;
+    this.batches = new SerialBatches<Entry>(o.maxBytes, (batch) => this.sendBatch(batch));
   }
 
   /** Resolves once the records are durable in the log; rejects with an AppendError otherwise. */
@@ -67,13 +65,10 @@ export class LogAppender {
     if (this.sendingSince !== null && this.now() - this.sendingSince > this.o.waitMs)
       return Promise.reject(new AppendError(`an earlier send has waited more than ${this.o.waitMs} ms for the log`));
     return new Promise<void>((resolve, reject) => {
-      const entry: Entry = { records, bytes: bytesOf(records), taken: false, settled: false, resolve, reject };
+      const entry: Entry = { records, bytes: recordsBytes(records), settled: false, resolve, reject };
       const timer = setTimeout(() => {
-        if (!entry.taken) this.queue.splice(this.queue.indexOf(entry), 1);
-        settle(
-          entry,
-          new AppendError(entry.taken ? `the log did not take them within ${this.o.waitMs} ms` : `not sent: the log was busy for ${this.o.waitMs} ms`),
-        );
+        const waiting = this.batches.remove(entry);
+        settle(entry, new AppendError(waiting ? `not sent: the log was busy for ${this.o.waitMs} ms` : `the log did not take them within ${this.o.waitMs} ms`));
       }, this.o.waitMs);
       entry.resolve = () => {
         clearTimeout(timer);
@@ -83,48 +78,24 @@ export class LogAppender {
         clearTimeout(timer);
         reject(e);
       };
-      this.queue.push(entry);
-      void this.drain();
+      this.batches.push(entry);
     });
   }
 
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  /** One producer send for the batch; on failure the producer is discarded and every request in it fails. */
+  private async sendBatch(batch: Entry[]): Promise<void> {
+    this.sendingSince = this.now();
     try {
-      while (this.queue.length) {
-        const batch = this.take();
-        this.sendingSince = this.now();
-        try {
-          const producer = await this.openProducer();
-          await producer.send(batch.flatMap((e) => e.records));
-          for (const e of batch) settle(e);
-        } catch (err) {
-          this.discardProducer();
-          const e = err instanceof Error ? err : new Error(String(err));
-          for (const x of batch) settle(x, new AppendError(e.message));
-        } finally {
-          this.sendingSince = null;
-        }
-      }
+      const producer = await this.openProducer();
+      await producer.send(batch.flatMap((e) => e.records));
+      for (const e of batch) settle(e);
+    } catch (err) {
+      this.discardProducer();
+      const e = err instanceof Error ? err : new Error(String(err));
+      for (const x of batch) settle(x, new AppendError(e.message));
     } finally {
-      this.running = false;
+      this.sendingSince = null;
     }
-  }
-
-  /** The queue's first request and as many after it as fit in maxBytes together. */
-  private take(): Entry[] {
-    const batch: Entry[] = [];
-    let bytes = 0;
-    while (this.queue.length) {
-      const next = this.queue[0]!;
-      if (batch.length && bytes + next.bytes > this.o.maxBytes) break;
-      this.queue.shift();
-      next.taken = true;
-      batch.push(next);
-      bytes += next.bytes;
-    }
-    return batch;
   }
 
   private openProducer(): Promise<LogProducer> {

@@ -14,7 +14,8 @@
  * timeout (client.ts).
  */
 import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
-import { placeRecord, type LogProducer, type PartitionBy, type ProducerRecord } from '../log.js';
+import { SerialBatches } from '../../ground/serial-batches.js';
+import { placeRecord, recordsBytes, type LogProducer, type PartitionBy, type ProducerRecord } from '../log.js';
 
 export function newProducer(kafka: Kafka): Producer {
   return kafka.producer({
@@ -35,12 +36,10 @@ interface Waiting {
   reject(e: unknown): void;
 }
 
-const bytesOf = (records: ProducerRecord[]) => records.reduce((n, r) => n + r.key.length + r.value.length, 0);
-
 export class KafkaProducer implements LogProducer {
   private current: Promise<Producer> | null;
-  private readonly queue: Waiting[] = [];
-  private running = false;
+  /** One kafkajs send at a time; calls made meanwhile go together in the next. */
+  private readonly batches = new SerialBatches<Waiting>(COALESCE_BYTES, (batch) => this.sendBatch(batch));
   private closed = false;
 
   /** `first` is connected; `open` connects another after a failed send. */
@@ -59,39 +58,18 @@ export class KafkaProducer implements LogProducer {
     if (!records.length) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error('log producer is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ records, bytes: bytesOf(records), resolve, reject });
-      void this.drain();
+      this.batches.push({ records, bytes: recordsBytes(records), resolve, reject });
     });
   }
 
-  /** Sends the queue one kafkajs send at a time; calls that waited meanwhile go together. */
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  /** One kafkajs send for the batch; every call in it resolves or rejects with it. */
+  private async sendBatch(batch: Waiting[]): Promise<void> {
     try {
-      while (this.queue.length) {
-        const batch = this.take();
-        try {
-          await this.sendNow(batch.flatMap((w) => w.records));
-          for (const w of batch) w.resolve();
-        } catch (e) {
-          for (const w of batch) w.reject(e);
-        }
-      }
-    } finally {
-      this.running = false;
+      await this.sendNow(batch.flatMap((w) => w.records));
+      for (const w of batch) w.resolve();
+    } catch (e) {
+      for (const w of batch) w.reject(e);
     }
-  }
-
-  private take(): Waiting[] {
-    const batch = [this.queue.shift()!];
-    let bytes = batch[0]!.bytes;
-    while (this.queue.length && bytes + this.queue[0]!.bytes <= COALESCE_BYTES) {
-      const next = this.queue.shift()!;
-      bytes += next.bytes;
-      batch.push(next);
-    }
-    return batch;
   }
 
   private async sendNow(records: ProducerRecord[]): Promise<void> {

@@ -6,11 +6,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { ensureTools } from '../support/tools.js';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
+import { ARTIFACTS, ensureChromium, launchChromium } from '../support/browser.js';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import type { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { parseCatalog } from '../../src/billing/catalog.js';
 import { upsertCustomer } from '../../src/billing/customers.js';
@@ -19,16 +18,6 @@ import { createCustomerToken } from '../../src/billing/auth.js';
 import { finalizeInvoices } from '../../src/billing/invoices.js';
 import { migratedWarehouse } from '../support/warehouse.js';
 
-const ARTIFACTS = process.env.METER_TEST_ARTIFACTS ?? join(tmpdir(), 'meter-test-artifacts');
-
-const CHROMIUM = process.env.METER_CHROMIUM ?? '/usr/bin/chromium';
-
-/** Debian's Chromium, installed by `stack/run tools chromium` if missing (the test fails, never skips, without it). */
-function ensureChromium(): void {
-  if (existsSync(CHROMIUM)) return;
-  ensureTools(['chromium']);
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set METER_CHROMIUM to its path)`);
-}
 let db: PgliteWarehouse;
 let server: BillingServer;
 let browser: Browser;
@@ -85,21 +74,8 @@ before(async () => {
   // January (in Seoul) is final; February is a draft.
   const job = await finalizeInvoices(db, { now: Date.parse('2026-02-20T00:00:00Z'), period: '2026-01' });
   assert.deepEqual(job.finalized.length, 1);
-  mkdirSync(ARTIFACTS, { recursive: true });
   token = await createCustomerToken(db, 'acme');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
