@@ -3,7 +3,7 @@
  * (never buffered), request bytes counted as they pass so an over-long chunked body is cut at
  * `maxBodyBytes`. Header rules live here so they can be read (and tested) in one place.
  */
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Pool } from 'undici';
 import type { KeyIdentity } from './keys.js';
@@ -35,8 +35,15 @@ export interface UpstreamContext {
   strip?: IdentityFilter;
 }
 
-export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamContext): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/**
+ * Header names and values in turn (`[name, value, name, value, ...]`), as undici and
+ * `res.writeHead` both take them: no object built per call and no spread to merge two
+ * (bench/results/2026-12-05-gateway-cpu-cut.md).
+ */
+export type HeaderList = (string | string[])[];
+
+export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamContext): string[] {
+  const out: string[] = [];
   const ident = ctx.strip ?? DEFAULT_IDENTITY_FILTER;
   for (const name in incoming) {
     const v = incoming[name];
@@ -44,26 +51,46 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamCont
     if (v === undefined || HOP_BY_HOP.has(name) || ident.isIdentity(name)) continue;
     // The API key never leaves the gateway.
     if (name === ctx.presented.header || name === 'x-api-key') continue;
-    out[name] = v;
+    if (typeof v === 'string') out.push(name, v);
+    else for (const one of v) out.push(name, one); // one line each, as undici sends an array
   }
   // The peer's address only: a client's own X-Forwarded-For is dropped with its family, and no
-  // X-Forwarded-Host, which would only repeat the client's Host.
-  out['x-forwarded-for'] = ctx.clientIp;
-  out['x-forwarded-proto'] = 'http';
-  out['x-meter-customer'] = ctx.identity.customer;
-  out['x-meter-key-id'] = ctx.identity.keyId;
-  out['x-meter-plan'] = ctx.identity.plan;
-  out['x-meter-api'] = ctx.api;
-  out['x-meter-event-id'] = ctx.eventId;
+  // X-Forwarded-Host, which would only repeat the client's Host. The names below are identity
+  // headers, so none of them came from the client (no name twice).
+  out.push(
+    'x-forwarded-for',
+    ctx.clientIp,
+    'x-forwarded-proto',
+    'http',
+    'x-meter-customer',
+    ctx.identity.customer,
+    'x-meter-key-id',
+    ctx.identity.keyId,
+    'x-meter-plan',
+    ctx.identity.plan,
+    'x-meter-api',
+    ctx.api,
+    'x-meter-event-id',
+    ctx.eventId,
+  );
   return out;
 }
 
-export function clientHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
+/**
+ * The upstream's answer headers for the client, hop-by-hop ones dropped, then `own` (the
+ * gateway's RateLimit, quota and event-id headers), which replace an upstream header of the
+ * same name.
+ */
+export function clientHeaders(upstream: Record<string, string | string[] | undefined>, own: Record<string, string> = {}): HeaderList {
+  const out: HeaderList = [];
   for (const name in upstream) {
     const v = upstream[name];
-    if (v === undefined || HOP_BY_HOP.has(name)) continue;
-    out[name] = v;
+    if (v === undefined || HOP_BY_HOP.has(name) || Object.hasOwn(own, name)) continue;
+    out.push(name, v);
+  }
+  for (const name in own) {
+    const v = own[name];
+    if (v !== undefined) out.push(name, v);
   }
   return out;
 }

@@ -8,10 +8,15 @@
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
  *
  * Strict durability holds back the answer's last chunk until its event is durable (see server.ts).
+ *
+ * The upstream call is an undici dispatch with a handler (`UpstreamCall`), not `pool.request`:
+ * request() builds per call a promise, an async resource, an abort listener and a Readable for
+ * the answer, which this only passes on to `res`; the handler writes each chunk to `res` itself
+ * and pauses the upstream while the client does not keep up. One 'close' listener on `res` does
+ * the rest (frees the in-flight slot, records a finished answer, cancels the upstream if the
+ * client left). Measured: bench/results/2026-12-05-gateway-cpu-cut.md.
  */
-import { EventEmitter } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { GatewayRecorder } from '../observability/gateway-recorder.js';
 import type { GatewayCounts } from './counts.js';
@@ -34,26 +39,23 @@ export interface RelayContext {
   metrics?: GatewayRecorder;
 }
 
-export async function relay(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, rec: CallRecord): Promise<void> {
-  const { counts: c, respond } = ctx;
-  const call = rec.call;
-  const rl = call.headers;
-  // undici takes an EventEmitter as abort signal: much cheaper per call than an AbortController.
-  const abort = new EventEmitter();
-  let answerBody: Readable | null = null;
-  let upstreamBroke = false;
+/** `release` frees the call's in-flight slot once `res` closes (at once if it closed during admission). */
+export function relay(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, rec: CallRecord, release?: () => void): void {
   const counter = hasBody(req) ? new CountingBody(ctx.maxBodyBytes) : null;
-  res.on('close', () => {
-    if (res.writableFinished) return;
-    if (!upstreamBroke) c.clientAborts++;
-    abort.emit('abort');
-    answerBody?.destroy();
-    if (counter) rec.bytesIn = counter.bytes;
-    void rec.record(res.headersSent ? res.statusCode : 499);
-  });
+  const up = new UpstreamCall(ctx, req, res, rec, counter, release);
+  // A client that went away while admission awaited has closed `res` already, and 'close' does
+  // not fire twice: free its slot and record the call as gone now (499), or the slot counts
+  // against the key's in-flight limit until the process ends (test/unit/gateway.test.ts). Its
+  // call is not forwarded: nobody is there to take the answer.
+  if (res.closed) {
+    req.resume();
+    up.closed();
+    return;
+  }
+  res.on('close', () => up.closed());
   if (counter) {
     // Not pipeline(): on an over-long body it would destroy `req` and with it the socket we
-    // answer 413 on. Errors reach undici through `counter` and reject the request below.
+    // answer 413 on. Errors reach undici through `counter` and fail the dispatch (onResponseError).
     req.pipe(counter);
     req.on('error', (e) => counter.destroy(e));
     counter.on('error', () => req.unpipe(counter));
@@ -61,102 +63,178 @@ export async function relay(ctx: RelayContext, req: IncomingMessage, res: Server
   } else {
     req.resume();
   }
+  const call = rec.call;
+  const opts: Dispatcher.DispatchOptions = {
+    path: ctx.upstream.path(call.path + call.query),
+    method: call.method as Dispatcher.HttpMethod,
+    headers: upstreamHeaders(req.headers, {
+      identity: call.identity,
+      presented: call.presented,
+      api: call.api,
+      eventId: call.eventId,
+      clientIp: req.socket.remoteAddress ?? '',
+      strip: ctx.strip,
+    }),
+    body: counter ?? undefined,
+  };
+  // A CONNECT has no answer to relay (request() refused it the same way, so it stays a 502).
+  if (call.method === 'CONNECT') up.onResponseError(null, new undiciErrors.InvalidArgumentError('invalid method'));
+  else ctx.upstream.pool.dispatch(opts, up);
+}
 
-  let reply;
-  const tUp = performance.now();
-  try {
-    reply = await ctx.upstream.pool.request({
-      path: ctx.upstream.path(call.path + call.query),
-      method: call.method as Dispatcher.HttpMethod,
-      headers: upstreamHeaders(req.headers, {
-        identity: call.identity,
-        presented: call.presented,
-        api: call.api,
-        eventId: call.eventId,
-        clientIp: req.socket.remoteAddress ?? '',
-        strip: ctx.strip,
-      }),
-      body: counter ?? undefined,
-      signal: abort,
-    });
-  } catch (e) {
+/** One call's upstream side: an undici dispatch handler writing the answer to `res` as it comes. */
+class UpstreamCall implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  /** The client left before the upstream was reached: cancel the dispatch as it starts. */
+  private cancelled = false;
+  /** The upstream's answer status once its headers came (0 before). */
+  private status = 0;
+  /** Set once a batched answer streams: the status its event is recorded with when it finishes. */
+  private finishStatus = 0;
+  private done = false;
+  private upstreamBroke = false;
+  /** Strict: the chunk held back until the event is durable. */
+  private held: Buffer | null = null;
+  private readonly tUp = performance.now();
+
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly rec: CallRecord,
+    private readonly counter: CountingBody | null,
+    private readonly release: (() => void) | undefined,
+  ) {}
+
+  /** `res` closed: the answer finished, or the client went away first. */
+  closed(): void {
+    const { res, rec, counter } = this;
+    this.release?.();
+    if (res.writableFinished) {
+      // 'close' follows 'finish' by a tick; a call recorded already (gateway answers, strict) is a no-op.
+      if (this.finishStatus) {
+        if (counter) rec.bytesIn = counter.bytes;
+        void rec.record(this.finishStatus);
+      }
+      return;
+    }
+    if (!this.upstreamBroke) this.ctx.counts.clientAborts++;
+    if (!this.done) {
+      if (this.controller) this.controller.abort(new undiciErrors.RequestAbortedError());
+      else this.cancelled = true;
+    }
     if (counter) rec.bytesIn = counter.bytes;
+    void rec.record(res.headersSent ? res.statusCode : 499);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.cancelled) controller.abort(new undiciErrors.RequestAbortedError());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: informational, not the answer
+    const { ctx, rec, res, counter } = this;
+    const call = rec.call;
+    ctx.counts.proxied++;
+    ctx.metrics?.proxied(call.api, call.identity.customer, statusCode, call.t0, this.tUp, call.eventId);
+    if (counter) rec.bytesIn = counter.bytes;
+    this.status = statusCode;
+    try {
+      res.writeHead(statusCode, clientHeaders(headers, call.headers));
+    } catch (e) {
+      // A bug, not the client's fault (as server.ts answers a failed handler).
+      this.done = true;
+      controller.abort(e as Error);
+      ctx.logger.error('gateway handler failed', { error: (e as Error).stack ?? String(e) });
+      if (!res.headersSent) ctx.respond.json(this.req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
+      else res.destroy();
+      return;
+    }
+    if (!rec.strict) this.finishStatus = statusCode;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const { res } = this;
+    this.rec.bytesOut += chunk.length;
+    let out: Buffer | null = chunk;
+    if (this.rec.strict) {
+      // Strict relay: stream the answer but hold back its last chunk until the event is durable,
+      // so the client never has a complete answer for an unrecorded call.
+      out = this.held;
+      this.held = chunk;
+    }
+    // A destroyed `res` refuses every write: the close handler cancels this call, never pause it.
+    if (out && !res.write(out) && !res.destroyed) {
+      controller.pause();
+      res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.done = true;
+    const { res, rec, counter, ctx } = this;
+    if (!rec.strict) {
+      res.end();
+      return;
+    }
+    if (counter) rec.bytesIn = counter.bytes;
+    const status = this.status;
+    // If the event cannot be stored, the connection is cut: the client sees a broken answer, not a success.
+    void rec.record(status).then((durable) => {
+      if (res.destroyed) return;
+      if (!durable) {
+        ctx.counts.usageUnavailable++;
+        ctx.logger.error('usage event not durable: answer cut off', { api: rec.call.api, status });
+        res.destroy();
+        return;
+      }
+      if (this.held) res.end(this.held);
+      else res.end();
+    });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, e: Error): void {
+    this.done = true;
+    const { ctx, req, res, rec, counter } = this;
+    const c = ctx.counts;
+    const call = rec.call;
+    if (counter) {
+      // As request() did: the request body is not read any further.
+      if (!counter.destroyed) counter.destroy(e);
+      rec.bytesIn = counter.bytes;
+    }
+    if (this.status) {
+      // The answer had begun: cut it off, so the client sees a broken answer, not a short one.
+      if (res.writableFinished || res.destroyed) return;
+      this.upstreamBroke = true;
+      ctx.logger.warn('upstream response broken off', { error: e.message, api: call.api });
+      res.destroy();
+      return;
+    }
     if (res.destroyed) return; // client gone: recorded by the close handler
+    const rl = call.headers;
+    const respond = ctx.respond;
     if (counter?.slowReason) {
       c.bodyTooSlow++;
-      return respond.answer(req, res, rec, 408, { error: 'body_too_slow', message: `request body too slow: ${counter.slowReason}` }, rl, true);
+      void respond.answer(req, res, rec, 408, { error: 'body_too_slow', message: `request body too slow: ${counter.slowReason}` }, rl, true);
+      return;
     }
     if (counter?.tooLarge || e instanceof BodyTooLargeError) {
       c.tooLarge++;
-      return respond.answer(req, res, rec, 413, { error: 'body_too_large', message: `request body is over the limit of ${ctx.maxBodyBytes} bytes` }, rl, true);
+      void respond.answer(req, res, rec, 413, { error: 'body_too_large', message: `request body is over the limit of ${ctx.maxBodyBytes} bytes` }, rl, true);
+      return;
     }
     c.upstreamErrors++;
     const timeout = e instanceof undiciErrors.HeadersTimeoutError;
-    ctx.logger.warn(timeout ? 'upstream timed out' : 'upstream unreachable', { error: (e as Error).message, api: call.api });
-    const status = timeout ? 504 : 502;
-    return respond.answer(
+    ctx.logger.warn(timeout ? 'upstream timed out' : 'upstream unreachable', { error: e.message, api: call.api });
+    void respond.answer(
       req,
       res,
       rec,
-      status,
+      timeout ? 504 : 502,
       { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', message: timeout ? 'the API did not answer in time' : 'the API could not be reached' },
       rl,
     );
-  }
-  c.proxied++;
-  ctx.metrics?.proxied(call.api, call.identity.customer, reply.statusCode, call.t0, tUp, call.eventId);
-  if (counter) rec.bytesIn = counter.bytes;
-  const upstreamStatus = reply.statusCode;
-  res.writeHead(upstreamStatus, { ...clientHeaders(reply.headers), ...rl });
-  // pipe() rather than pipeline(): pipeline costs an AbortController (+DOMException) per call,
-  // about a tenth of the gateway's CPU. Both ends' failures are handled here and in 'close'.
-  const body = (answerBody = reply.body);
-  const broken = (err: Error) => {
-    if (res.writableFinished || res.destroyed) return;
-    upstreamBroke = true;
-    ctx.logger.warn('upstream response broken off', { error: err.message, api: call.api });
-    res.destroy();
-  };
-  if (rec.strict) return relayStrict(body);
-  body.on('data', (chunk: Buffer) => {
-    rec.bytesOut += chunk.length;
-  });
-  body.on('error', broken);
-  res.on('finish', () => {
-    if (counter) rec.bytesIn = counter.bytes;
-    void rec.record(upstreamStatus);
-  });
-  body.pipe(res);
-
-  /**
-   * Strict relay: stream the answer but hold back its last chunk until the event is durable, so
-   * the client never has a complete answer for an unrecorded call. If the event cannot be
-   * stored, the connection is cut: the client sees a broken answer, not a success.
-   */
-  function relayStrict(src: Readable): void {
-    let held: Buffer | null = null;
-    src.on('data', (chunk: Buffer) => {
-      rec.bytesOut += chunk.length;
-      if (held && !res.write(held)) {
-        src.pause();
-        res.once('drain', () => src.resume());
-      }
-      held = chunk;
-    });
-    src.on('error', broken);
-    src.on('end', () => {
-      if (counter) rec.bytesIn = counter.bytes;
-      void rec.record(upstreamStatus).then((durable) => {
-        if (res.destroyed) return;
-        if (!durable) {
-          c.usageUnavailable++;
-          ctx.logger.error('usage event not durable: answer cut off', { api: call.api, status: upstreamStatus });
-          res.destroy();
-          return;
-        }
-        if (held) res.end(held);
-        else res.end();
-      });
-    });
   }
 }

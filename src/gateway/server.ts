@@ -174,12 +174,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (!r.call) return respond.json(req, res, r.status, r.body, r.headers, r.closeConnection);
       return respond.answer(req, res, new CallRecord(r.call, batcher, strict), r.status, r.body, r.headers, r.closeConnection);
     }
-    // A client that went away while admission awaited (key lookup, limiter, quota) has closed `res`
-    // already, and 'close' does not fire twice: free its slot now, or it counts against the key's
-    // in-flight limit until the process ends (test/unit/gateway.test.ts).
-    if (res.closed) v.release();
-    else res.once('close', v.release);
-    return relay(relayCtx, req, res, new CallRecord(v.call, batcher, strict));
+    // relay frees the in-flight slot when `res` closes (or at once if it closed during admission).
+    return relay(relayCtx, req, res, new CallRecord(v.call, batcher, strict), v.release);
   }
 
   // Served on the admin listener only (src/observability/admin-server.ts), never the public port.
