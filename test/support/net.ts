@@ -1,6 +1,12 @@
 /** Loopback helpers the tests share: a free port, and a TCP forwarder that can be down or up. */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
+/** Starts `server` (net or http) on a free loopback port; the port. */
+export async function listenLocal(server: Pick<Server, 'listen' | 'address'>): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as { port: number }).port;
+}
+
 /** A port nothing listens on right now (the OS's pick, released at once). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

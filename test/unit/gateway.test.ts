@@ -19,16 +19,17 @@ import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { RedisLimiter } from '../../src/limiter/redis-limiter.js';
 import { FileLog } from '../../src/log/file-log.js';
 import type { LogProducer } from '../../src/log/log.js';
-import { decodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
+import type { UsageEvent } from '../../src/events/usage-event.js';
 import { fixedEventId, testEvent } from '../support/events.js';
 import { assetPath } from '../../src/config/assets.js';
 import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
 import { planRateLimits } from '../../src/gateway/plans.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
+import { eventsInLog } from '../support/log-records.js';
+import { freePort, listenLocal } from '../support/net.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
-import { freePort } from '../support/net.js';
 
 /** fixtures/routes.json plus the test upstream's own operations. */
 function testRoutes() {
@@ -50,29 +51,7 @@ interface Seen {
   body: Buffer;
 }
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as { port: number }).port;
-}
-
-/** Every event in the log's files, decoded and checked. */
-async function readEvents(log: FileLog): Promise<UsageEvent[]> {
-  const consumer = await log.consumer('gateway-test');
-  const events: UsageEvent[] = [];
-  try {
-    for (const [p, end] of await consumer.endOffsets()) {
-      for (const rec of await consumer.readRange(p, 0, end)) {
-        const d = decodeEvent(rec.value);
-        assert.ok(d.ok, d.ok ? '' : d.reason);
-        assert.equal(rec.key, d.event.customer, 'log key is the customer');
-        events.push(d.event);
-      }
-    }
-  } finally {
-    await consumer.stop();
-  }
-  return events;
-}
+const readEvents = (log: FileLog): Promise<UsageEvent[]> => eventsInLog(log, 'gateway-test');
 
 /** What the test expects the log to hold, by event id. */
 type Expected = Pick<UsageEvent, 'customer' | 'keyId' | 'api' | 'method' | 'status' | 'billable'> & { bytesIn?: number; bytesOut?: number };
@@ -140,7 +119,7 @@ describe('gateway', () => {
         res.end(body);
       });
     });
-    const upPort = await listen(upstream);
+    const upPort = await listenLocal(upstream);
     dir = tempDir('meter-gw-');
     log = new FileLog({ dir, topic: 'usage-events', partitions: 2 });
     await log.init();

@@ -15,7 +15,9 @@ import { startGateway, type Gateway } from '../../src/gateway/server.js';
 import { MemoryLimiter } from '../../src/limiter/memory-limiter.js';
 import { FileLog } from '../../src/log/file-log.js';
 import type { LogProducer } from '../../src/log/log.js';
-import { decodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
+import type { UsageEvent } from '../../src/events/usage-event.js';
+import { eventsInLog } from '../support/log-records.js';
+import { listenLocal } from '../support/net.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { migratedWarehouse } from '../support/warehouse.js';
@@ -32,27 +34,7 @@ const routes = compileRoutes({
 const BIG = Buffer.alloc(4 << 20, 'abcdefgh');
 const CHUNKS = ['first,', 'second,', 'last'];
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as { port: number }).port;
-}
-
-async function readEvents(log: FileLog): Promise<UsageEvent[]> {
-  const consumer = await log.consumer('relay-test');
-  const events: UsageEvent[] = [];
-  try {
-    for (const [p, end] of await consumer.endOffsets()) {
-      for (const rec of await consumer.readRange(p, 0, end)) {
-        const d = decodeEvent(rec.value);
-        assert.ok(d.ok, d.ok ? '' : d.reason);
-        events.push(d.event);
-      }
-    }
-  } finally {
-    await consumer.stop();
-  }
-  return events;
-}
+const readEvents = (log: FileLog): Promise<UsageEvent[]> => eventsInLog(log, 'relay-test');
 
 /** GET through the gateway; `slowMs`: pause that long after each chunk read. Resolves with the bytes, or the error. */
 function get(gw: Gateway, path: string, key: string, slowMs = 0): Promise<{ status: number; body: Buffer; eventId: string; error?: Error }> {
@@ -109,7 +91,7 @@ describe('relay streaming', () => {
         res.write('only part of it', () => setTimeout(() => res.socket?.destroy(), 20));
       }
     });
-    upPort = await listen(upstream);
+    upPort = await listenLocal(upstream);
   });
 
   after(async () => {
