@@ -15,6 +15,7 @@ import { encodeEvent, isBillable, uuidv7, type UsageEvent } from '../../src/even
 import { EVENT_FIELDS, LAKE_FIELDS, MAX_DATA_BYTES, MAX_TEXT, MAX_TIME, REQUIRED_FIELDS, SCHEMA_VERSION, type EventField } from '../../src/events/schema.js';
 import { acceptLine, acceptRecord, eventLine, scanPlainEvent } from '../../src/pipeline/accept.js';
 import type { LogRecord } from '../../src/log/log.js';
+import { testEvent } from '../support/events.js';
 
 const LIMITS = { pastLimitMs: 1e15, futureLimitMs: 1e15 };
 
@@ -184,20 +185,7 @@ test('event schema: encodeEvent writes the same bytes as JSON.stringify of an ev
   }
   // Numbers JSON writes as null take JSON.stringify's path, never the template's "NaN".
   for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
-    const e = {
-      v: SCHEMA_VERSION,
-      id: uuidv7(),
-      time: 1,
-      customer: 'c',
-      keyId: 'k',
-      api: 'a',
-      method: 'GET',
-      status: 200,
-      latencyMs: bad,
-      bytesIn: 0,
-      bytesOut: 0,
-      billable: true,
-    };
+    const e = testEvent({ v: SCHEMA_VERSION, time: 1, latencyMs: bad });
     assert.equal(encodeEvent(e).toString('utf8'), JSON.stringify(e));
   }
 });
