@@ -1,6 +1,6 @@
 /**
  * Where the rollup's warehouse write goes: `Rollup.backfill` of hours of the bench lake into the
- * stack's Postgres (database meter_bench) through a warehouse that times every statement, in
+ * stack's Postgres (database meter_bench, or --db NAME) through a warehouse that times every statement, in
  * three cases per hour: the first write (tables emptied before), a rerun that finds the same
  * counts, and a rerun after a tenth of the hour's rows were changed, one removed and one added
  * by hand (so the rerun updates, inserts and deletes). Prints per case each statement's median
@@ -19,7 +19,7 @@
  * statements too, with ANALYZE and BUFFERS, into the server's log (postgres/postgres.log in the
  * stack folder).
  *
- *   node dist/bench/rollup-write-trace.js [hours=4] [--lake DIR] [--direct [rounds=3]] [--history DAYS] [--explain]
+ *   node dist/bench/rollup-write-trace.js [hours=4] [--lake DIR] [--direct [rounds=3]] [--history DAYS] [--db NAME] [--explain]
  */
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,6 +42,7 @@ const explain = args.includes('--explain');
 const direct = args.includes('--direct');
 const rounds = Number(argValue('direct', '3')) || 3;
 const historyDays = Number(argValue('history', '0'));
+const database = argValue('db', 'meter_bench');
 
 /** Statement text cut to a label: whitespace folded, first 80 characters. */
 function label(text: string): string {
@@ -249,7 +250,7 @@ async function ensureHistory(pg: Warehouse, lake: LocalLake, days: number): Prom
   await pg.query('VACUUM ANALYZE usage_daily');
 }
 
-const pg = await namedPostgres('meter_bench');
+const pg = await namedPostgres(database);
 const db = new TracingWarehouse(pg);
 const lake = new LocalLake(pathToFileURL(root).href);
 await lake.init();
@@ -259,7 +260,7 @@ try {
   const [size] = await pg.query<{ n: unknown }>('SELECT count(*) AS n FROM usage_hourly');
   console.log(`usage_hourly holds ${fmt(Number(size?.n))} rows of other hours`);
   console.log(
-    `# rollup write trace: ${hours} hours of ${root}, Postgres (meter_bench)${explain ? ', auto_explain on' : ''}${direct ? `, replaceHour directly, ${rounds} rounds` : ''}`,
+    `# rollup write trace: ${hours} hours of ${root}, Postgres (${database})${explain ? ', auto_explain on' : ''}${direct ? `, replaceHour directly, ${rounds} rounds` : ''}`,
   );
   if (!direct) {
     let r = await backfill(db, lake);

@@ -1,0 +1,12 @@
+-- meter warehouse, version 20: the rollup's write of an hour reads and changes only that hour
+-- (bench/results/2026-12-05-rollup-write.md).
+--
+-- usage_hourly's key is (customer_id, hour, api), for billing's reads of a customer's range. The
+-- rollup finds an hour's rows by the hour alone (src/warehouse/usage-repository.ts replaceHour):
+-- without an index on it, each hour written read the whole table (a seq scan: 580 ms per hour
+-- with 28 days of rows, growing with every day kept). New hours are appended at the index's
+-- right edge, so keeping it costs little.
+--
+-- On a large table this builds the index under a lock that holds writers (not readers) of
+-- usage_hourly back until it is built.
+CREATE INDEX IF NOT EXISTS usage_hourly_hour ON usage_hourly (hour);
