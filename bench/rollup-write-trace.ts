@@ -31,6 +31,7 @@ import type { QueryOptions, Sql, Warehouse } from '../src/warehouse/warehouse.js
 import { namedPostgres } from './pg.js';
 import { postgresMs as postgresCpuMs, postmasterPid } from './billing-cpu.js';
 import { argValue, benchWorkDir, fmt, median } from './lib.js';
+import { emptyFrom, ensureHistory } from './warehouse-history.js';
 
 const FROM = Date.UTC(2021, 2, 1); // the bench lake's day
 const HOUR = 3_600_000;
@@ -201,10 +202,6 @@ async function writeDirect(db: TracingWarehouse, saved: SavedHour[]): Promise<{ 
   return { s, cpu: { me: (c.user + c.system) / 1000, pg: postgresCpuMs(pm) - p0 } };
 }
 
-/** The lake's hours emptied; rows of other hours (a history made by --history) stay. */
-const EMPTY = ['usage_hourly', 'rollup_files', 'rollup_hours', 'rollup_leases', 'meter_hourly', 'meter_hourly_values', 'rollup_corrections'].map(
-  (t) => `DELETE FROM ${t} WHERE hour >= '${new Date(FROM).toISOString()}'`,
-);
 const CHANGE = [
   // In the lake's hours: a tenth of the rows off by one, one row gone, one row that the lake does not have.
   `UPDATE usage_hourly SET calls = calls + 1 WHERE hour >= '${new Date(FROM).toISOString()}' AND hashtext(customer_id || api) % 10 = 0`,
@@ -212,42 +209,17 @@ const CHANGE = [
   `INSERT INTO usage_hourly (customer_id, api, hour, calls, events) SELECT 'nobody', 'none', hour, 1, 1 FROM rollup_hours WHERE hour >= '${new Date(FROM).toISOString()}'`,
 ];
 
-/** DAYS days of hours before the lake's, copies of its first hour; made without the triggers, the day rows by one aggregate. */
-async function ensureHistory(pg: Warehouse, lake: LocalLake, days: number): Promise<void> {
-  const from = new Date(FROM - days * 24 * HOUR).toISOString();
-  const before = new Date(FROM).toISOString();
-  const [have] = await pg.query<{ n: unknown; first: unknown }>('SELECT count(*) AS n, min(hour) AS first FROM rollup_hours WHERE hour < $1', [before]);
-  if (Number(have?.n) === days * 24 && have?.first instanceof Date && have.first.toISOString() === from) return;
-  console.log(`making ${days} days of history before ${before} (once)`);
+/** History before the lake's hours (warehouse-history.ts), made from its first hour once rolled up. */
+async function history(pg: Warehouse, lake: LocalLake, days: number): Promise<void> {
+  const [have] = await pg.query<{ n: unknown }>('SELECT count(*) AS n FROM rollup_hours WHERE hour < $1', [new Date(FROM).toISOString()]);
+  if (Number(have?.n) === days * 24) return;
   const r = new Rollup({ lake, db: pg });
   try {
     await r.backfill(FROM, FROM + HOUR);
   } finally {
     await r.close();
   }
-  await pg.transaction(async (tx) => {
-    await tx.query('SET LOCAL session_replication_role = replica');
-    for (const t of ['usage_hourly', 'usage_daily', 'rollup_hours'])
-      await tx.query(`DELETE FROM ${t} WHERE ${t === 'usage_daily' ? 'day' : 'hour'} < $1`, [before]);
-    await tx.query(
-      `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
-       SELECT s.customer_id, s.api, h, s.calls, s.events
-         FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') h, usage_hourly s WHERE s.hour = $2`,
-      [from, before],
-    );
-    await tx.query(
-      `INSERT INTO usage_daily (customer_id, api, day, calls, events, hours)
-       SELECT customer_id, api, date_trunc('day', hour, 'UTC'), sum(calls), sum(events), count(*) FROM usage_hourly WHERE hour < $1 GROUP BY 1, 2, 3`,
-      [before],
-    );
-    await tx.query(
-      `INSERT INTO rollup_hours (hour, files, events) SELECT h, 1, (SELECT sum(events) FROM usage_hourly WHERE hour = $2)
-         FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') h`,
-      [from, before],
-    );
-  });
-  await pg.query('VACUUM ANALYZE usage_hourly');
-  await pg.query('VACUUM ANALYZE usage_daily');
+  if (await ensureHistory(pg, FROM, days)) console.log(`made ${days} days of history before ${new Date(FROM).toISOString()}`);
 }
 
 const pg = await namedPostgres(database);
@@ -255,8 +227,8 @@ const db = new TracingWarehouse(pg);
 const lake = new LocalLake(pathToFileURL(root).href);
 await lake.init();
 try {
-  if (historyDays > 0) await ensureHistory(pg, lake, historyDays);
-  for (const q of EMPTY) await pg.query(q);
+  if (historyDays > 0) await history(pg, lake, historyDays);
+  await emptyFrom(pg, FROM);
   const [size] = await pg.query<{ n: unknown }>('SELECT count(*) AS n FROM usage_hourly');
   console.log(`usage_hourly holds ${fmt(Number(size?.n))} rows of other hours`);
   console.log(
@@ -274,7 +246,7 @@ try {
     await backfill(db, lake);
     const saved = await savedHours(pg);
     for (let i = 1; i <= rounds; i++) {
-      for (const q of EMPTY) await pg.query(q);
+      await emptyFrom(pg, FROM);
       let r = await writeDirect(db, saved);
       report(`round ${i}: first write (tables emptied)`, db, r.s, r.cpu);
       r = await writeDirect(db, saved);
