@@ -15,11 +15,13 @@
  * of the lake's first hour, with their usage_daily and rollup_hours rows), made once and kept:
  * a warehouse in use is not empty, and a statement that reads all of usage_hourly shows here.
  *
+ * With --pglite, the warehouse is PGlite in memory instead (its work is this process's CPU).
+ *
  * With --explain, auto_explain logs every statement of the write transactions, the triggers'
  * statements too, with ANALYZE and BUFFERS, into the server's log (postgres/postgres.log in the
  * stack folder).
  *
- *   node dist/bench/rollup-write-trace.js [hours=4] [--lake DIR] [--direct [rounds=3]] [--history DAYS] [--db NAME] [--explain]
+ *   node dist/bench/rollup-write-trace.js [hours=4] [--lake DIR] [--direct [rounds=3]] [--history DAYS] [--db NAME | --pglite] [--explain]
  */
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,7 +30,7 @@ import { LocalLake } from '../src/lake/local-lake.js';
 import { Rollup, type RollupSummary } from '../src/pipeline/rollup.js';
 import { type FileRef, type HourlyRow, replaceHour } from '../src/warehouse/usage-repository.js';
 import type { QueryOptions, Sql, Warehouse } from '../src/warehouse/warehouse.js';
-import { namedPostgres } from './pg.js';
+import { benchWarehouse, namedPostgres } from './pg.js';
 import { postgresMs as postgresCpuMs, postmasterPid } from './billing-cpu.js';
 import { argValue, benchWorkDir, fmt, median } from './lib.js';
 import { emptyFrom, ensureHistory } from './warehouse-history.js';
@@ -44,6 +46,7 @@ const direct = args.includes('--direct');
 const rounds = Number(argValue('direct', '3')) || 3;
 const historyDays = Number(argValue('history', '0'));
 const database = argValue('db', 'meter_bench');
+const pglite = args.includes('--pglite');
 
 /** Statement text cut to a label: whitespace folded, first 80 characters. */
 function label(text: string): string {
@@ -108,7 +111,7 @@ function report(name: string, t: TracingWarehouse, s: RollupSummary, cpu: { me: 
   const writeMs = s.results.map((r) => r.writeMs);
   console.log(
     `\n## ${name}: ${s.hours} hours, ${fmt(s.rows)} rows, ${fmt(s.events)} events; writeMs per hour median ${fmt(median(writeMs))} (${writeMs.join(', ')}); ` +
-      `CPU: rollup process ${fmt(cpu.me)} ms, Postgres ${fmt(cpu.pg)} ms (${fmt(cpu.pg / s.hours)} ms per hour); load ${loadavg()[0]!.toFixed(1)}`,
+      `CPU: rollup process ${fmt(cpu.me)} ms${pglite ? ' (PGlite included)' : `, Postgres ${fmt(cpu.pg)} ms (${fmt(cpu.pg / s.hours)} ms per hour)`}; load ${loadavg()[0]!.toFixed(1)}`,
   );
   console.log('| statement (in the hour transaction) | calls | median ms | sum ms | share of the transaction |');
   console.log('| --- | --- | --- | --- | --- |');
@@ -129,7 +132,7 @@ function report(name: string, t: TracingWarehouse, s: RollupSummary, cpu: { me: 
 async function backfill(db: TracingWarehouse, lake: LocalLake): Promise<{ s: RollupSummary; cpu: { me: number; pg: number } }> {
   db.tx = new Timings();
   db.outside = new Timings();
-  const pm = postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack', 'postgres', 'data'));
+  const pm = pglite ? null : postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack', 'postgres', 'data'));
   const r = new Rollup({ lake, db });
   const c0 = process.cpuUsage();
   const p0 = postgresCpuMs(pm);
@@ -169,7 +172,7 @@ async function savedHours(pg: Warehouse): Promise<SavedHour[]> {
 async function writeDirect(db: TracingWarehouse, saved: SavedHour[]): Promise<{ s: RollupSummary; cpu: { me: number; pg: number } }> {
   db.tx = new Timings();
   db.outside = new Timings();
-  const pm = postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack', 'postgres', 'data'));
+  const pm = pglite ? null : postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack', 'postgres', 'data'));
   const c0 = process.cpuUsage();
   const p0 = postgresCpuMs(pm);
   const t0 = performance.now();
@@ -222,7 +225,7 @@ async function history(pg: Warehouse, lake: LocalLake, days: number): Promise<vo
   if (await ensureHistory(pg, FROM, days)) console.log(`made ${days} days of history before ${new Date(FROM).toISOString()}`);
 }
 
-const pg = await namedPostgres(database);
+const pg = pglite ? await benchWarehouse('', { embedded: true }) : await namedPostgres(database);
 const db = new TracingWarehouse(pg);
 const lake = new LocalLake(pathToFileURL(root).href);
 await lake.init();
@@ -232,7 +235,7 @@ try {
   const [size] = await pg.query<{ n: unknown }>('SELECT count(*) AS n FROM usage_hourly');
   console.log(`usage_hourly holds ${fmt(Number(size?.n))} rows of other hours`);
   console.log(
-    `# rollup write trace: ${hours} hours of ${root}, Postgres (${database})${explain ? ', auto_explain on' : ''}${direct ? `, replaceHour directly, ${rounds} rounds` : ''}`,
+    `# rollup write trace: ${hours} hours of ${root}, ${pglite ? "PGlite (in memory, in this process: its CPU is the rollup process's)" : `Postgres (${database})`}${explain ? ', auto_explain on' : ''}${direct ? `, replaceHour directly, ${rounds} rounds` : ''}`,
   );
   if (!direct) {
     let r = await backfill(db, lake);
