@@ -270,7 +270,7 @@ export class Rollup {
     }
     const writeMs = Math.round(performance.now() - t1);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
-    this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
+    this.logger?.debug(`hour ${iso(hour)}: ${files.length} files (${c.markedFiles} counted by dedupe marks), ${events} events, ${rows.length} rows`);
     return {
       hour,
       files: files.length,
