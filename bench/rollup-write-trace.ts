@@ -191,6 +191,7 @@ async function writeDirect(db: TracingWarehouse, saved: SavedHour[]): Promise<{ 
       writeMs,
       countMs: 0,
       dedupeMs: 0,
+      markedFiles: 0,
     });
   }
   const c = process.cpuUsage(c0);
