@@ -11,7 +11,7 @@
  * Smoke: the embedded file log and local lake, a few thousand events (no services).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaults, type MeterConfig } from '../src/config/config.js';
@@ -19,7 +19,7 @@ import { openLog } from '../src/runtime/backends.js';
 import { encodeEvent } from '../src/events/usage-event.js';
 import { HOUR_MS, hourStart } from '../src/lake/layout.js';
 import { stackEnv } from '../test/support/stack.js';
-import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio } from './lib.js';
+import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio, treeCpuUs } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -29,12 +29,40 @@ interface ChildOut {
   records: number;
   files: number;
   peakRssMb: number;
+  /** CPU µs of the child from its first batch: all threads, and the main thread alone. */
+  cpuUs: number;
+  mainUs: number;
+  /** CPU µs of the stack's Kafka broker and HDFS (NameNode, DataNode) over the child's whole life; 0 when smoke. */
+  stackUs: number;
 }
+
+/** The stack's Kafka and HDFS server pids (stack/run's pid files), for their CPU. */
+function stackPids(): number[] {
+  const dir = process.env.METER_STACK_DIR ?? '/tmp/meter-stack';
+  return ['kafka', 'namenode', 'datanode'].flatMap((s) => {
+    try {
+      return [Number(readFileSync(join(dir, `${s}.pid`), 'utf8').trim())];
+    } catch {
+      return [];
+    }
+  });
+}
+const stackCpuUs = (pids: number[]) => pids.reduce((t, p) => t + treeCpuUs(p), 0);
+const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';
+/** CPU µs per event of a side's runs (median): process, main thread, stack. */
+const perEvent = (runs: ChildOut[], n: number) =>
+  `${fmt(median(runs.map((r) => r.cpuUs)) / n, 2)} µs (main thread ${fmt(median(runs.map((r) => r.mainUs)) / n, 2)}, Kafka+HDFS ${fmt(median(runs.map((r) => r.stackUs)) / n, 2)})`;
 
 /** METER_BENCH_CPU_PROF=<dir>: each child writes a CPU profile there (NODE_OPTIONS may not carry --cpu-prof). */
 const profileArgs = process.env.METER_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.METER_BENCH_CPU_PROF] : [];
 
-function child(args: Record<string, unknown>): Promise<ChildOut> {
+async function child(args: Record<string, unknown>, pids: number[]): Promise<ChildOut> {
+  const before = stackCpuUs(pids);
+  const out = await runChild(args);
+  return { ...out, stackUs: pids.length ? stackCpuUs(pids) - before : 0 };
+}
+
+function runChild(args: Record<string, unknown>): Promise<Omit<ChildOut, 'stackUs'>> {
   return new Promise((res, rej) =>
     execFile(
       process.execPath,
@@ -80,15 +108,19 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
     throw new Error(`METER_BENCH_INGEST_MEMORY_MB: want MB values like 128,256, got ${process.env.METER_BENCH_INGEST_MEMORY_MB}`);
   const meter: ChildOut[][] = limits.map(() => []);
   const base: ChildOut[] = [];
+  const pids = o.smoke ? [] : stackPids();
+  const loads: string[] = [];
   for (let i = 0; i < o.runs; i++) {
     const common = { brokers, topic, partitions, dataDir, expect: n }; // the file log lives in dataDir
-    base.push(await child({ ...common, mode: 'consume', group: `bench-consume-${stamp}-${i}`, lakeUrl: `${baseLake}/r${i}` }));
+    loads.push(loadAvg());
+    base.push(await child({ ...common, mode: 'consume', group: `bench-consume-${stamp}-${i}`, lakeUrl: `${baseLake}/r${i}` }, pids));
     for (const [j, mb] of limits.entries()) {
-      const r = await child({ ...common, mode: 'meter', group: `bench-ingest-${stamp}-${i}-${j}`, lakeUrl: `${baseLake}/r${i}-${j}`, memoryMb: mb });
+      const r = await child({ ...common, mode: 'meter', group: `bench-ingest-${stamp}-${i}-${j}`, lakeUrl: `${baseLake}/r${i}-${j}`, memoryMb: mb }, pids);
       if (r.records !== n) throw new Error(`ingest wrote ${r.records} events, expected ${n}`);
       meter[j]!.push(r);
+      const b = base[i]!;
       o.log(
-        `ingest run ${i + 1}${mb ? ` (DuckDB ${mb} MB)` : ''}: meter ${rate(n / (r.msFromFirst / 1000))} (${fmt(r.peakRssMb)} MB), consume-only ${rate(n / (base[i]!.msFromFirst / 1000))} (${fmt(base[i]!.peakRssMb)} MB)`,
+        `ingest run ${i + 1}${mb ? ` (DuckDB ${mb} MB)` : ''} (load ${loads.at(-1)}): meter ${rate(n / (r.msFromFirst / 1000))} (${fmt(r.peakRssMb)} MB, CPU ${fmt(r.cpuUs / n, 2)} µs/event, main ${fmt(r.mainUs / n, 2)}, stack ${fmt(r.stackUs / n, 2)}), consume-only ${rate(n / (b.msFromFirst / 1000))} (${fmt(b.peakRssMb)} MB, CPU ${fmt(b.cpuUs / n, 2)} µs/event, main ${fmt(b.mainUs / n, 2)}, stack ${fmt(b.stackUs / n, 2)})`,
       );
     }
   }
@@ -108,7 +140,7 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
         ratio: ratio(m, b),
         target: '>= 250 k/s; >= 0.5x',
         met: m >= 250_000 && m / b >= 0.5 ? 'yes' : 'no',
-        note: `median total wall incl. group join: meter ${fmt(median(runs!.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; ${runs![0]!.files} files per run; produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`,
+        note: `median total wall incl. group join: meter ${fmt(median(runs!.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; CPU per event from the first batch: meter ${perEvent(runs!, n)}, consume-only ${perEvent(base, n)}; load average at each run's start ${loads.join(', ')}; ${runs![0]!.files} files per run; produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`,
       },
       {
         stage: 'Ingest',
