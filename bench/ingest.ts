@@ -81,25 +81,31 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   const env = o.smoke ? {} : await stackEnv(['kafka', 'hdfs']);
   const brokers = env.METER_KAFKA_BROKERS ? env.METER_KAFKA_BROKERS.split(',') : [];
   const stamp = Date.now().toString(36);
-  const topic = `bench-ingest-${stamp}`;
+  // METER_BENCH_INGEST_TOPIC: a topic an earlier run produced (its name is printed) holding
+  // exactly these n events; it is read again instead of producing, so two builds A/B on one topic.
+  const reuse = o.smoke ? undefined : process.env.METER_BENCH_INGEST_TOPIC;
+  const topic = reuse ?? `bench-ingest-${stamp}`;
   const dataDir = mkdtempSync(join(o.workDir, 'ingest-'));
   const baseLake = o.smoke ? `file://${dataDir}/lake` : `${env.METER_LAKE_URL!.replace(/\/+$/, '')}/bench-ingest-${stamp}`;
   const partitions = 4;
 
   // Produce with meter's own producer (idempotent, acks=all, gzip on Kafka), 5,000 per send.
   const cfg: MeterConfig = { ...defaults(), dataDir, lakeUrl: baseLake + '/x', kafkaBrokers: brokers, topic, partitions };
-  const log = await openLog(cfg);
-  const producer = await log.producer();
   const t0 = performance.now();
-  const hour = hourStart(Date.now()) - HOUR_MS; // the previous hour: inside ingest's accept window
-  for (let off = 0; off < n; off += 100_000) {
-    const events = makeEvents(Math.min(100_000, n - off), 7 + off, hour);
-    for (let i = 0; i < events.length; i += 5_000) await producer.send(events.slice(i, i + 5_000).map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+  if (!reuse) {
+    const log = await openLog(cfg);
+    const producer = await log.producer();
+    const hour = hourStart(Date.now()) - HOUR_MS; // the previous hour: inside ingest's accept window
+    for (let off = 0; off < n; off += 100_000) {
+      const events = makeEvents(Math.min(100_000, n - off), 7 + off, hour);
+      for (let i = 0; i < events.length; i += 5_000) await producer.send(events.slice(i, i + 5_000).map((e) => ({ key: e.customer, value: encodeEvent(e) })));
+    }
+    await producer.close();
+    await log.close();
   }
   const produceMs = performance.now() - t0;
-  await producer.close();
-  await log.close();
-  o.log(`ingest: produced ${fmt(n)} events into ${topic} in ${fmt(produceMs / 1000, 1)} s (${rate(n / (produceMs / 1000))})`);
+  if (reuse) o.log(`ingest: reading ${fmt(n)} events of ${topic} again (METER_BENCH_INGEST_TOPIC)`);
+  else o.log(`ingest: produced ${fmt(n)} events into ${topic} in ${fmt(produceMs / 1000, 1)} s (${rate(n / (produceMs / 1000))})`);
 
   const limits: (number | undefined)[] = process.env.METER_BENCH_INGEST_MEMORY_MB
     ? process.env.METER_BENCH_INGEST_MEMORY_MB.split(',').map(Number)
@@ -140,7 +146,7 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
         ratio: ratio(m, b),
         target: '>= 250 k/s; >= 0.5x',
         met: m >= 250_000 && m / b >= 0.5 ? 'yes' : 'no',
-        note: `median total wall incl. group join: meter ${fmt(median(runs!.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; CPU per event from the first batch: meter ${perEvent(runs!, n)}, consume-only ${perEvent(base, n)}; load average at each run's start ${loads.join(', ')}; ${runs![0]!.files} files per run; produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`,
+        note: `median total wall incl. group join: meter ${fmt(median(runs!.map((r) => r.ms)) / 1000, 1)} s, consume-only ${fmt(median(base.map((r) => r.ms)) / 1000, 1)} s; CPU per event from the first batch: meter ${perEvent(runs!, n)}, consume-only ${perEvent(base, n)}; load average at each run's start ${loads.join(', ')}; ${runs![0]!.files} files per run; ${reuse ? `topic ${topic} reused` : `produce (meter's producer, acks=all, gzip): ${rate(n / (produceMs / 1000))}`}`,
       },
       {
         stage: 'Ingest',
