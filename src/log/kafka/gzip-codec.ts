@@ -5,8 +5,8 @@
  * chunks: one trip between the thread pool and the main thread per 16 KiB, each with JavaScript
  * on the main thread, and the fetch waits for every trip in turn. Here the output chunk is the
  * batch's uncompressed size, read from the gzip trailer (RFC 1952 ISIZE) and bounded, so a batch
- * usually takes one trip: 0.30-0.40 vs 0.67-1.50 µs of CPU per gateway event, 0.04-0.08 vs 0.24-0.68
- * of it on the main thread (bench/gzip-codec.ts, bench/results/2026-12-05-ingest-cut.md). The bytes
+ * usually takes one trip: 0.34 vs 0.65 µs of CPU per gateway event, 0.08 vs 0.24 of it on the main
+ * thread, 0.95 vs 1.69 µs of wall (bench/gzip-codec.ts, bench/results/2026-12-05-gzip-codec.txt). The bytes
  * out are zlib's either way; compression is kafkajs's own.
  */
 import { unzip, constants } from 'node:zlib';
