@@ -13,6 +13,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLake, openLog } from '../src/runtime/backends.js';
 import { Ingestor } from '../src/pipeline/ingest.js';
+import { installGzipCodec } from '../src/log/kafka/gzip-codec.js';
 import { FolderDeadLetter } from '../src/log/dead-letter.js';
 import type { ConsumeOptions, LogConsumer, UsageLog } from '../src/log/log.js';
 
@@ -27,6 +28,8 @@ interface Args {
   expect: number;
   /** DuckDB memory limit of the Parquet writer (MB); absent = meter's default. */
   memoryMb?: number;
+  /** consume mode: inflate gzip batches with meter's codec (gzip-codec.ts) instead of kafkajs's. */
+  meterCodec?: boolean;
 }
 
 const a = JSON.parse(process.argv[2]!) as Args;
@@ -97,6 +100,7 @@ async function meter(): Promise<{ records: number; files: number }> {
 }
 
 async function consumeKafka(): Promise<{ records: number; files: number }> {
+  if (a.meterCodec) installGzipCodec();
   const kafka = new Kafka({ clientId: 'bench-consume', brokers: a.brokers, logLevel: logLevel.NOTHING });
   // Same fetch settings as meter's KafkaLog consumer.
   const consumer = kafka.consumer({ groupId: a.group, maxWaitTimeInMs: 250, sessionTimeout: 30000, heartbeatInterval: 3000 });
