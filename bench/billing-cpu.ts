@@ -43,7 +43,8 @@ export function postmasterPid(dataDir: string): number | null {
   }
 }
 
-function postgresMs(pid: number | null): number {
+/** CPU ms of the Postgres server whose postmaster is `pid` (0 without one). */
+export function postgresMs(pid: number | null): number {
   if (pid === null) return 0;
   const pm = stat(pid);
   if (!pm) return 0;

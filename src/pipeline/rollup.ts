@@ -4,7 +4,8 @@
  * warehouse in one transaction, together with the list of files it was built from. An hour is
  * pending when the lake's visible files for it (path + size) differ from that list, so a late
  * file, a rewritten file or a removed file all cause exactly that hour to be redone.
- * Re-running an hour is idempotent (delete + insert); a backfill is the same operation per hour.
+ * Re-running an hour is idempotent (only rows whose counts changed are written, usage-repository.ts);
+ * a backfill is the same operation per hour.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { hoursDisagreeing } from './rollup-verify.js';

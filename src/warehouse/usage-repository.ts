@@ -3,8 +3,7 @@
  * usage_hourly / rollup_files / rollup_hours, plus the small customer look-ups billing needs.
  * SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
  */
-import { oneRow } from './one-row.js';
-import { toMs } from './values.js';
+import { toBigInt, toMs } from './values.js';
 import type { Sql, Warehouse } from './warehouse.js';
 
 export interface HourlyRow {
@@ -19,8 +18,6 @@ export interface FileRef {
   size: number;
 }
 
-/** Rows per multi-row INSERT (rollup_files): 3 params a row stays far below Postgres' 65535 parameter limit. */
-const CHUNK = 1000;
 /** First key of the advisory lock that serialises two rollups of the same hour. */
 const ROLLUP_LOCK = 7243902;
 
@@ -42,11 +39,14 @@ export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>
  * hour or the new one, never a mix. An hour with no files leaves no rows and no rollup_hours
  * entry (it must not advance dataCompleteUntil).
  *
- * Rows are written only where they change: rows of the hour that the new answer no longer has
- * are deleted, the others inserted or updated unless they hold the same counts already. So a
- * re-rollup that finds the same counts rewrites no row, and usage_daily (kept by triggers on
- * usage_hourly, migration 008) only takes the differences. rolled_at: when the row's counts
- * were last written.
+ * Rows are written only where they change: the hour's rows are read (by the index of migration
+ * 020), and only the rows the new answer no longer has are deleted, only changed ones updated,
+ * only new ones inserted, each statement sent only when it has rows. So a re-rollup that finds
+ * the same counts writes no usage_hourly row and fires none of its triggers (usage_daily of
+ * migration 008 takes only the differences). Rows go in key order (customer, api): each lands
+ * next to the one before in usage_hourly's and usage_daily's indexes (half the insert's CPU on
+ * Postgres, bench/results/2026-12-05-rollup-write.md).
+ * rolled_at: when the row's counts were last written.
  */
 export async function replaceHour(
   db: Warehouse,
@@ -61,52 +61,90 @@ export async function replaceHour(
     await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(hourMs / 3_600_000) % 2_000_000_000]);
     // The caller's last word in the same transaction (the hour's lease, hour-leases.ts): it throws to roll back.
     await inTx?.(tx);
-    const customers = rows.map((r) => r.customer);
-    const apis = rows.map((r) => r.api);
-    const values = [hour, customers, apis, rows.map((r) => r.calls.toString()), rows.map((r) => r.events.toString())];
-    const source = `SELECT n.customer_id, n.api, $1::timestamptz, n.calls, n.events
-                      FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)`;
-    // An hour rolled up for the first time (every hour of a backfill of new data) has nothing to
-    // delete or compare: a plain INSERT, 25 % less than the upsert on Postgres (bench/rollup.ts).
-    const { had } = oneRow(await tx.query<{ had: boolean }>('SELECT EXISTS (SELECT 1 FROM usage_hourly WHERE hour = $1) AS had', [hour]), 'SELECT EXISTS');
-    if (!had) {
-      if (rows.length) await tx.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) ${source}`, values);
-    } else {
-      await tx.query(
-        `DELETE FROM usage_hourly u
-          WHERE u.hour = $1
-            AND (u.customer_id, u.api) NOT IN (SELECT n.customer_id, n.api FROM unnest($2::text[], $3::text[]) AS n(customer_id, api))`,
-        [hour, customers, apis],
-      );
-      if (rows.length)
-        await tx.query(
-          `INSERT INTO usage_hourly AS u (customer_id, api, hour, calls, events) ${source}
-           ON CONFLICT (customer_id, hour, api) DO UPDATE SET calls = EXCLUDED.calls, events = EXCLUDED.events, rolled_at = now()
-            WHERE (u.calls, u.events) IS DISTINCT FROM (EXCLUDED.calls, EXCLUDED.events)`,
-          values,
-        );
-    }
-    await tx.query('DELETE FROM rollup_files WHERE hour = $1', [hour]);
-    for (let i = 0; i < files.length; i += CHUNK) {
-      const chunk = files.slice(i, i + CHUNK);
-      const params: unknown[] = [];
-      const values = chunk.map((f) => {
-        params.push(hour, f.path, f.size);
-        const b = params.length - 3;
-        return `($${b + 1}, $${b + 2}, $${b + 3})`;
-      });
-      await tx.query(`INSERT INTO rollup_files (hour, path, size) VALUES ${values.join(', ')}`, params);
-    }
-    if (files.length === 0) {
-      await tx.query('DELETE FROM rollup_hours WHERE hour = $1', [hour]);
-    } else {
-      await tx.query(
-        `INSERT INTO rollup_hours (hour, files, events, rolled_at) VALUES ($1, $2, $3::bigint, now())
-         ON CONFLICT (hour) DO UPDATE SET files = EXCLUDED.files, events = EXCLUDED.events, rolled_at = EXCLUDED.rolled_at`,
-        [hour, files.length, events.toString()],
-      );
-    }
+    await writeHourRows(tx, hour, rows);
+    await writeHourFiles(tx, hour, files, events);
   });
+}
+
+/** The hour's usage_hourly rows made `rows`, by the differences only (see replaceHour). */
+async function writeHourRows(tx: Sql, hour: string, rows: HourlyRow[]): Promise<void> {
+  const old = await tx.query<{ customer_id: string; api: string; calls: unknown; events: unknown }>(
+    'SELECT customer_id, api, calls, events FROM usage_hourly WHERE hour = $1',
+    [hour],
+  );
+  const { insert, update, remove } = hourChanges(old, rows);
+  if (remove.length)
+    await tx.query(
+      `DELETE FROM usage_hourly u USING unnest($2::text[], $3::text[]) AS g(customer_id, api)
+        WHERE u.customer_id = g.customer_id AND u.hour = $1 AND u.api = g.api`,
+      [hour, remove.map((r) => r.customer), remove.map((r) => r.api)],
+    );
+  if (update.length)
+    await tx.query(
+      `UPDATE usage_hourly u SET calls = n.calls, events = n.events, rolled_at = now()
+         FROM (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)
+                ORDER BY 1, 2) n
+        WHERE u.customer_id = n.customer_id AND u.hour = $1 AND u.api = n.api`,
+      columns(hour, update),
+    );
+  if (insert.length)
+    await tx.query(
+      `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
+       SELECT n.customer_id, n.api, $1::timestamptz, n.calls, n.events
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n(customer_id, api, calls, events)
+        ORDER BY 1, 2`,
+      columns(hour, insert),
+    );
+}
+
+function columns(hour: string, rows: HourlyRow[]): unknown[] {
+  return [hour, rows.map((r) => r.customer), rows.map((r) => r.api), rows.map((r) => r.calls.toString()), rows.map((r) => r.events.toString())];
+}
+
+/** What turns the hour's stored rows into `rows`: rows to insert, rows whose counts change, rows to delete. */
+export function hourChanges(
+  old: { customer_id: string; api: string; calls: unknown; events: unknown }[],
+  rows: HourlyRow[],
+): { insert: HourlyRow[]; update: HourlyRow[]; remove: { customer: string; api: string }[] } {
+  // customer and api never hold NUL (Postgres text cannot), so the pair is one key.
+  const stored = new Map<string, { calls: bigint; events: bigint }>();
+  for (const o of old) stored.set(`${o.customer_id}\u0000${o.api}`, { calls: toBigInt(o.calls), events: toBigInt(o.events) });
+  const insert: HourlyRow[] = [];
+  const update: HourlyRow[] = [];
+  for (const r of rows) {
+    const key = `${r.customer}\u0000${r.api}`;
+    const o = stored.get(key);
+    if (!o) insert.push(r);
+    else {
+      stored.delete(key);
+      if (o.calls !== r.calls || o.events !== r.events) update.push(r);
+    }
+  }
+  const remove = [...stored.keys()].map((k) => {
+    const i = k.indexOf('\u0000');
+    return { customer: k.slice(0, i), api: k.slice(i + 1) };
+  });
+  return { insert, update, remove };
+}
+
+/**
+ * rollup_files and rollup_hours of the hour, in one statement (one round trip): files no longer
+ * there deleted, new or resized ones written; the hour's entry written, or deleted when it has
+ * no files. The deleted and the written files are different paths, so the two parts never
+ * touch one row.
+ */
+async function writeHourFiles(tx: Sql, hour: string, files: FileRef[], events: bigint): Promise<void> {
+  await tx.query(
+    `WITH f AS (SELECT * FROM unnest($2::text[], $3::bigint[]) AS f(path, size)),
+          gone AS (DELETE FROM rollup_files r WHERE r.hour = $1 AND NOT EXISTS (SELECT 1 FROM f WHERE f.path = r.path)),
+          put AS (INSERT INTO rollup_files AS r (hour, path, size) SELECT $1, f.path, f.size FROM f
+                  ON CONFLICT (hour, path) DO UPDATE SET size = EXCLUDED.size WHERE r.size <> EXCLUDED.size),
+          unrolled AS (DELETE FROM rollup_hours WHERE hour = $1 AND cardinality($2::text[]) = 0)
+     INSERT INTO rollup_hours (hour, files, events, rolled_at)
+     SELECT $1, cardinality($2::text[]), $4::bigint, now() WHERE cardinality($2::text[]) > 0
+     ON CONFLICT (hour) DO UPDATE SET files = EXCLUDED.files, events = EXCLUDED.events, rolled_at = EXCLUDED.rolled_at`,
+    [hour, files.map((f) => f.path), files.map((f) => String(f.size)), events.toString()],
+  );
 }
 
 /** The expression behind dataCompleteUntil, for callers that read it beside something else. */
