@@ -30,8 +30,15 @@ const COST_READS_BEFORE_MS = 32 * 86_400_000;
 const MAX_ZONES = 256;
 
 export class CachedReports {
-  /** Per zone, the last instant printed and its text: every answer of a second prints the same. */
-  private readonly printed = new Map<string, { ms: number; text: string }>();
+  /** Per zone, the last instant printed and the tail it makes: every answer of a second prints the same. */
+  private readonly printed = new Map<string, { ms: number | null; tail: string }>();
+  /**
+   * Per kept answer, its last whole bytes (the kept part and a tail): while the tail holds, every
+   * answer sends the same bytes, with nothing copied or allocated. Goes with its kept answer.
+   */
+  private readonly whole = new WeakMap<Buffer, { tail: string; bytes: Buffer }>();
+  /** Per view (one versions statement), the start of its answers' tags. */
+  private readonly tags = new WeakMap<CatalogView, string>();
 
   constructor(
     private readonly db: Sql,
@@ -41,14 +48,14 @@ export class CachedReports {
   /** GET .../cost as JSON bytes. */
   async cost(customer: BillingCustomer, p: CostParams, view: CatalogView): Promise<Buffer> {
     const key = `cost\u0000${customer.id}\u0000${p.from}\u0000${p.to}\u0000${p.timeZone}`;
-    const head = await this.cache.get(key, tag(view, p.from - COST_READS_BEFORE_MS, p.to), async () => open(await costAnswer(this.db, customer, p, view)));
+    const head = await this.cache.get(key, this.tag(view, p.from - COST_READS_BEFORE_MS, p.to), async () => open(await costAnswer(this.db, customer, p, view)));
     return this.close(head, view, p.timeZone);
   }
 
   /** GET .../usage as JSON bytes. */
   async usage(customer: BillingCustomer, p: UsageParams, view: CatalogView): Promise<Buffer> {
     const key = `usage\u0000${customer.id}\u0000${p.from}\u0000${p.to}\u0000${p.timeZone}\u0000${p.granularity}`;
-    const head = await this.cache.get(key, tag(view, p.from, p.to), async () => open(await usageAnswer(this.db, customer, p, view)));
+    const head = await this.cache.get(key, this.tag(view, p.from, p.to), async () => open(await usageAnswer(this.db, customer, p, view)));
     return this.close(head, view, p.timeZone);
   }
 
@@ -59,17 +66,29 @@ export class CachedReports {
    */
   private async close(head: Buffer, view: CatalogView, timeZone: string): Promise<Buffer> {
     const until = await view.completeUntil();
-    const tail = `,"dataCompleteUntil":${until ? JSON.stringify(this.print(until.getTime(), timeZone)) : 'null'}}`;
-    return Buffer.concat([head, Buffer.from(tail)], head.length + Buffer.byteLength(tail));
+    const tail = this.tail(until ? until.getTime() : null, timeZone);
+    const last = this.whole.get(head);
+    if (last && last.tail === tail) return last.bytes;
+    const bytes = Buffer.concat([head, Buffer.from(tail)], head.length + Buffer.byteLength(tail));
+    this.whole.set(head, { tail, bytes });
+    return bytes;
   }
 
-  private print(ms: number, timeZone: string): string {
+  /** `,"dataCompleteUntil":…}` for an instant (null: none yet) in a zone. */
+  private tail(ms: number | null, timeZone: string): string {
     const last = this.printed.get(timeZone);
-    if (last?.ms === ms) return last.text;
+    if (last && last.ms === ms) return last.tail;
     if (!last && this.printed.size >= MAX_ZONES) this.printed.clear();
-    const text = formatInZone(ms, timeZone);
-    this.printed.set(timeZone, { ms, text });
-    return text;
+    const tail = `,"dataCompleteUntil":${ms === null ? 'null' : JSON.stringify(formatInZone(ms, timeZone))}}`;
+    this.printed.set(timeZone, { ms, tail });
+    return tail;
+  }
+
+  /** tag() below, with the view's numbers printed once per view rather than per answer. */
+  private tag(view: CatalogView, from: number, to: number): string {
+    let start = this.tags.get(view);
+    if (start === undefined) this.tags.set(view, (start = `${view.version}:${view.usage.rollup}:`));
+    return start + (liveInside(view.usage, from, to) ? String(view.usage.live) : '-');
   }
 }
 
