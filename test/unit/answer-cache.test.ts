@@ -8,7 +8,8 @@
  *   by the next answer of two servers on one warehouse (test/support/answer-cache-scenario.ts;
  *   the same on Postgres in test/stack/answer-cache.test.ts);
  * - a repeated answer of a closed month takes one statement, also while the live path moves
- *   the open hour; an answer over the open hour follows the live path.
+ *   the open hour; an answer over the open hour follows the live path;
+ * - a kept answer's dataCompleteUntil is its own versions statement's, whatever bytes were kept.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -165,5 +166,44 @@ test('the month asked is the key: other ranges, zones and customers get their ow
     await server.close();
     await p.close();
     await db.close();
+  }
+});
+
+test("a kept answer carries its own statement's dataCompleteUntil: a move of it alone is seen, with one statement", async () => {
+  const inner = await reusableWarehouse();
+  const db = new CountingWarehouse(inner);
+  await syncCatalog(inner, CATALOG);
+  await createKey(inner, { customer: 'acme', plan: 'p' });
+  const p = await pipeline(inner);
+  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
+  const get = async () => {
+    const res = await fetch(`${server.url}/v1/customers/acme/cost?from=${MONTH.from}&to=${MONTH.to}&tz=UTC`, {
+      headers: { authorization: `Bearer ${SERVICE}` },
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+    return (await res.json()) as { total: string; dataCompleteUntil: string | null };
+  };
+  try {
+    await p.land([event('acme', HOUR + 1_000)]);
+    const first = await get();
+    assert.equal(first.total, '1.00');
+    // The live path says every partition is complete until later: no usage row moves, so the
+    // kept answer holds, and its dataCompleteUntil must move.
+    for (const until of ['2026-03-02T10:00:00Z', '2026-03-02T11:30:00Z']) {
+      await inner.query(
+        `INSERT INTO live_offsets (topic, grp, log_partition, next_offset, complete_until) VALUES ('usage-events', 'meter-live', 0, 1, $1)
+         ON CONFLICT (topic, grp, log_partition) DO UPDATE SET complete_until = EXCLUDED.complete_until`,
+        [until],
+      );
+      db.statements = [];
+      assert.deepEqual(await get(), { ...first, dataCompleteUntil: until });
+      assert.equal(db.statements.length, 1, `statements: ${db.statements.map((s) => s.replace(/\s+/g, ' ').slice(0, 60)).join(' | ')}`);
+      assert.deepEqual(await get(), { ...first, dataCompleteUntil: until }, 'the same again');
+    }
+  } finally {
+    await server.close();
+    await p.close();
+    await inner.close();
   }
 });
