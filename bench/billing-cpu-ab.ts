@@ -33,6 +33,8 @@ const pm = postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack',
 interface Run {
   server: number;
   postgres: number;
+  /** Answers per versions statement. */
+  perStatement: number;
   p50: number;
   p99: number;
   load: number;
@@ -41,18 +43,35 @@ interface Run {
 async function once(dist: string): Promise<Run> {
   const { startBillingServer } = await import(join(resolve(dist), 'src/billing/server.js'));
   const { PgWarehouse } = await import(join(resolve(dist), 'src/warehouse/pg-warehouse.js'));
+  // Versions statements sent (catalog-cache.js send()), counted per build's own module.
+  const proto = (await import(join(resolve(dist), 'src/billing/catalog-cache.js'))).CatalogCache.prototype as { send(): Promise<unknown> };
+  const send = proto.send;
+  let statements = 0;
+  proto.send = function (this: unknown) {
+    statements++;
+    return send.call(this);
+  };
   const db = await PgWarehouse.open(url);
   const s = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [token] });
   try {
     const first = await fetch(s.url + path, { headers });
     if (first.status !== 200) throw new Error(`${dist}: ${first.status} ${await first.text()}`);
     await openLoopProcess(s.url + path, rate, 2, 64, headers); // warm-up
+    statements = 0;
     const c0 = cpuNow(pm);
     const r = await openLoopProcess(s.url + path, rate, seconds, 64, headers);
     const c = cpuSince(c0, pm);
     if (r.bad || r.done < r.due) throw new Error(`${dist}: ${r.bad} answers not 200, ${r.due - r.done} unanswered`);
-    return { server: (c.server * 1000) / r.done, postgres: (c.postgres * 1000) / r.done, p50: r.p50, p99: r.p99, load: loadavg()[0]! };
+    return {
+      server: (c.server * 1000) / r.done,
+      postgres: (c.postgres * 1000) / r.done,
+      perStatement: r.done / Math.max(1, statements),
+      p50: r.p50,
+      p99: r.p99,
+      load: loadavg()[0]!,
+    };
   } finally {
+    proto.send = send;
     await s.close();
     await db.close();
   }
@@ -64,14 +83,14 @@ for (let i = 0; i < rounds; i++)
     const r = await once(k === 'A' ? a : b);
     out[k].push(r);
     console.log(
-      `run ${i + 1} ${k}: server ${r.server.toFixed(1)} µs/q, Postgres ${r.postgres.toFixed(1)} µs/q, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, load average ${r.load.toFixed(2)}`,
+      `run ${i + 1} ${k}: server ${r.server.toFixed(1)} µs/q, Postgres ${r.postgres.toFixed(1)} µs/q, ${r.perStatement.toFixed(1)} answers per statement, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, load average ${r.load.toFixed(2)}`,
     );
   }
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const m = (k: 'A' | 'B', f: keyof Run) => median(out[k].map((r) => r[f]));
 for (const k of ['A', 'B'] as const)
   console.log(
-    `${k} median of ${rounds} at ${rate}/s: server ${m(k, 'server').toFixed(1)} µs/q, Postgres ${m(k, 'postgres').toFixed(1)} µs/q, p50 ${m(k, 'p50').toFixed(2)} ms, p99 ${m(k, 'p99').toFixed(2)} ms`,
+    `${k} median of ${rounds} at ${rate}/s: server ${m(k, 'server').toFixed(1)} µs/q, Postgres ${m(k, 'postgres').toFixed(1)} µs/q, ${m(k, 'perStatement').toFixed(1)} answers per statement, p50 ${m(k, 'p50').toFixed(2)} ms, p99 ${m(k, 'p99').toFixed(2)} ms`,
   );
 console.log(
   `B/A server CPU per query ${(m('B', 'server') / m('A', 'server')).toFixed(2)}x; load average ${loadavg()
