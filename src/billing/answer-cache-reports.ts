@@ -34,7 +34,8 @@ export class CachedReports {
   private readonly printed = new Map<string, { ms: number | null; tail: string }>();
   /**
    * Per kept answer, its last whole bytes (the kept part and a tail): while the tail holds, every
-   * answer sends the same bytes, with nothing copied or allocated. Goes with its kept answer.
+   * answer sends the same bytes, with nothing copied or allocated. Goes with its kept answer (a
+   * WeakMap entry lives as long as its key), so at most doubles what the cache's bounds count.
    */
   private readonly whole = new WeakMap<Buffer, { tail: string; bytes: Buffer }>();
   /** Per view (one versions statement), the start of its answers' tags. */
