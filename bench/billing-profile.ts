@@ -7,7 +7,10 @@
  *
  * `trivial` instead of a dist profiles the floor (bench/billing-trivial.ts, meter's answer bytes).
  *
- *   node dist/bench/billing-profile.js [dist=dist|trivial] [rate=3000] [seconds=10] [database url] [out.cpuprofile]
+ *   node dist/bench/billing-profile.js [dist=dist|trivial] [rate=3000] [seconds=10] [database url] [out.cpuprofile] [conditional]
+ *
+ * `conditional`: every request sends the first answer's ETag in If-None-Match (a client polling
+ * an unchanged answer: 304, no body).
  *
  * Needs the billing stage's data (database meter_bench: `npm run bench -- --stages billing`);
  * the database url defaults to meter_bench on METER_DATABASE_URL's server.
@@ -22,7 +25,7 @@ import { openLoopProcess } from './billing-open-loop.js';
 import { cpuNow, cpuSince, postmasterPid } from './billing-cpu.js';
 import { startTrivialServer } from './billing-trivial.js';
 
-const [distArg, rateArg, secondsArg, urlArg, outArg] = process.argv.slice(2);
+const [distArg, rateArg, secondsArg, urlArg, outArg, conditionalArg] = process.argv.slice(2);
 const trivial = distArg === 'trivial';
 const dist = trivial ? 'trivial' : resolve(distArg ?? 'dist');
 const rate = Number(rateArg ?? 3000);
@@ -35,7 +38,7 @@ if (!url || !(rate > 0) || !(seconds > 0)) {
 }
 const path = '/v1/customers/bench-0000/cost?from=2021-04-01T00:00:00.000Z&to=2021-05-01T00:00:00.000Z&tz=UTC';
 const token = 'profile-token';
-const headers = { authorization: `Bearer ${token}` };
+const headers: Record<string, string> = { authorization: `Bearer ${token}` };
 
 const PG = 'pg client (versions statement)';
 /** Parts of the request path: the first whose test matches a frame, from the sample's leaf up, takes the sample (under pg's frames: pg). */
@@ -106,6 +109,7 @@ const pm = postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack',
 try {
   const first = await fetch(s.url + path, { headers });
   if (first.status !== 200) throw new Error(`${first.status} ${await first.text()}`);
+  if (conditionalArg === 'conditional') headers['if-none-match'] = first.headers.get('etag') ?? '"none"';
   await openLoopProcess(s.url + path, rate, 2, 64, headers); // warm-up: JIT, connections
   // First without the profiler: the OS's CPU per query and the collector's share.
   let scavenges = 0;

@@ -36,7 +36,7 @@ import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams, type
 import { asksForMeter, meterJson, meterUsage, parseMeterUsageParams } from './meter-usage.js';
 import { loadMeters } from './meter-store.js';
 import { PlanError, pricesReport } from './reports.js';
-import { CachedReports } from './answer-cache-reports.js';
+import { CachedReports, type KeptAnswer } from './answer-cache-reports.js';
 import { newRequestId } from './request-id.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
@@ -96,8 +96,8 @@ function send(res: BillingResponse, status: number, body: unknown, headers?: Rec
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
- * An answer already in JSON (answer-cache-reports.ts). Without extra headers, the headers go as
- * one flat list (node:http writes it as given, with no header object to build or merge).
+ * An answer in JSON. Without extra headers, the headers go as one flat list (node:http writes
+ * it as given, with no header object to build or merge).
  */
 function sendText(res: BillingResponse, status: number, text: string | Buffer, headers?: Record<string, string>): void {
   const length = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
@@ -111,6 +111,30 @@ function sendText(res: BillingResponse, status: number, text: string | Buffer, h
     });
   else res.writeHead(status, ['content-type', JSON_TYPE, 'content-length', length, 'cache-control', 'no-store', 'x-request-id', res.requestId]);
   res.end(text);
+}
+
+/**
+ * A kept answer (usage, cost) with its ETag; 304 with no body when the request's If-None-Match
+ * names that tag (a client polling an unchanged answer skips its bytes).
+ */
+function sendKept(req: IncomingMessage, res: BillingResponse, a: KeptAnswer): void {
+  const asked = req.headers['if-none-match'];
+  if (asked !== undefined && matchesTag(asked, a.etag)) {
+    res.writeHead(304, ['etag', a.etag, 'cache-control', 'no-store', 'x-request-id', res.requestId]);
+    return void res.end();
+  }
+  res.writeHead(200, ['content-type', JSON_TYPE, 'content-length', a.bytes.length, 'cache-control', 'no-store', 'etag', a.etag, 'x-request-id', res.requestId]);
+  res.end(a.bytes);
+}
+
+/** If-None-Match (RFC 9110 13.1.2: `*`, or a list of tags, weak ones compared as strong). */
+function matchesTag(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  for (const t of header.split(',')) {
+    const tag = t.trim();
+    if (tag === etag || (tag.startsWith('W/') && tag.slice(2) === etag)) return true;
+  }
+  return false;
 }
 
 /** Refuses a query whose names or values hold a NUL or control character (400 naming it). */
@@ -333,7 +357,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         // ?meter=: usage of one meter (meter-usage.ts, docs/meters.md)
         if (asksForMeter(q)) return send(res, 200, await meterUsage(opts.db, customer.id, parseMeterUsageParams(q, customer.timeZone)));
         const p = usagePeriods.get(`${customer.timeZone}\u0000${query}`, () => Object.freeze(parseUsageParams(q, customer.timeZone)));
-        return sendText(res, 200, await reports.usage(customer, p, view));
+        return sendKept(req, res, await reports.usage(customer, p, view));
       }
       case 'invoices': {
         const q = searchParams();
@@ -344,7 +368,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       }
       case 'cost': {
         const p = periods.get(`${customer.timeZone}\u0000${query}`, () => Object.freeze(parsePeriod(searchParams(), customer.timeZone)));
-        return sendText(res, 200, await reports.cost(customer, p, view));
+        return sendKept(req, res, await reports.cost(customer, p, view));
       }
       default:
         onlyParams(searchParams(), []);

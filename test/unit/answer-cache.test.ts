@@ -9,7 +9,8 @@
  *   the same on Postgres in test/stack/answer-cache.test.ts);
  * - a repeated answer of a closed month takes one statement, also while the live path moves
  *   the open hour; an answer over the open hour follows the live path;
- * - a kept answer's dataCompleteUntil is its own versions statement's, whatever bytes were kept.
+ * - a kept answer's dataCompleteUntil is its own versions statement's, whatever bytes were kept;
+ * - its ETag names those bytes: If-None-Match with it gets a 304 until the answer changes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -205,5 +206,44 @@ test("a kept answer carries its own statement's dataCompleteUntil: a move of it 
     await server.close();
     await p.close();
     await inner.close();
+  }
+});
+
+test('a kept answer has an ETag: If-None-Match with it gets 304 and no body, until the answer changes', async () => {
+  const db = await reusableWarehouse();
+  await syncCatalog(db, CATALOG);
+  await createKey(db, { customer: 'acme', plan: 'p' });
+  const p = await pipeline(db);
+  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
+  const get = (ifNoneMatch?: string) =>
+    fetch(`${server.url}/v1/customers/acme/cost?from=${MONTH.from}&to=${MONTH.to}&tz=UTC`, {
+      headers: { authorization: `Bearer ${SERVICE}`, ...(ifNoneMatch ? { 'if-none-match': ifNoneMatch } : {}) },
+    });
+  try {
+    await p.land([event('acme', HOUR + 1_000)]);
+    const first = await get();
+    const etag = first.headers.get('etag')!;
+    assert.match(etag, /^"[A-Za-z0-9_-]{43}"$/);
+    const body = await first.text();
+    for (const asked of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+      const again = await get(asked);
+      assert.equal(again.status, 304, asked);
+      assert.equal(again.headers.get('etag'), etag);
+      assert.match(again.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+      assert.equal(await again.text(), '');
+    }
+    const other = await get('"other"');
+    assert.equal(other.status, 200);
+    assert.equal(await other.text(), body);
+    // A late event of the month: the answer changes, and so does its tag.
+    await p.land([event('acme', HOUR + 2_000)]);
+    const changed = await get(etag);
+    assert.equal(changed.status, 200);
+    assert.notEqual(changed.headers.get('etag'), etag);
+    assert.equal(((await changed.json()) as { total: string }).total, '2.00');
+  } finally {
+    await server.close();
+    await p.close();
+    await db.close();
   }
 });
