@@ -88,6 +88,8 @@ export async function compact(o: CompactionOptions): Promise<CompactionSummary> 
   const tmp = ownScratchDir('meter-compact-');
   try {
     await withDuck(async (c) => {
+      // Marking sorts (dedupe-marks.ts): what does not fit DuckDB's memory spills here, not to the working directory.
+      await c.run(`SET temp_directory = ${sqlString(tmp)}`);
       for (const l of plan.leftovers) {
         const missing = await idsMissing(
           c,
