@@ -8,6 +8,7 @@
  *   GET  /v1/customers/:id/invoices, /v1/me/invoices     a page of the customer's invoices, newest first (invoice-history.ts)
  *   GET  /v1/invoices?period=YYYY-MM[&status][&acknowledged][&grace][&limit][&cursor]   service token: a page of the period's invoices
  * GETs never write: invoices become final by the finalize job (invoices.ts finalizeInvoices).
+ * Usage and cost answers carry an ETag; If-None-Match with it gets 304 while the answer holds.
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
  *   POST /v1/events                                     service token: CloudEvents into the usage log (events/)
