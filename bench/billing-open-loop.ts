@@ -13,6 +13,7 @@
  *
  *   node dist/bench/billing-open-loop.js <url> <rate/s> <seconds> <connections> [header=value ...]
  *
+ * A 304 (a conditional request answered with no body) counts as answered.
  * Prints one JSON line: { due, done, bad, p50, p99, max, seconds, cpuMs } (latencies in ms;
  * cpuMs: this process's own CPU).
  */
@@ -92,7 +93,7 @@ export function openLoop(url: string, rate: number, seconds: number, connections
       body = head.subarray(end + 4);
     }
     c.left -= body.length;
-    if (c.left <= 0) finished(c, c.status === 200);
+    if (c.left <= 0) finished(c, c.status === 200 || c.status === 304);
   };
   const open = (): Conn => {
     const c: Conn = { socket: connect(Number(u.port), u.hostname), dueAt: null, head: null, left: -1, status: 0 };

@@ -63,7 +63,7 @@ export function liveCatalog(db: Sql): CatalogReader {
   };
 }
 
-const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLETE_UNTIL_SQL} AS until,
+export const SNAPSHOT_SQL = `SELECT (SELECT n FROM catalog_version) AS v, ${DATA_COMPLETE_UNTIL_SQL} AS until,
        (SELECT sum(n) FROM usage_version WHERE part = 'rollup') AS rollup, (SELECT sum(n) FROM usage_version WHERE part = 'live') AS live,
        (SELECT min(hour) FROM live_hourly) AS live_from, (SELECT max(hour) FROM live_hourly) AS live_to`;
 

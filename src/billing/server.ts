@@ -8,6 +8,7 @@
  *   GET  /v1/customers/:id/invoices, /v1/me/invoices     a page of the customer's invoices, newest first (invoice-history.ts)
  *   GET  /v1/invoices?period=YYYY-MM[&status][&acknowledged][&grace][&limit][&cursor]   service token: a page of the period's invoices
  * GETs never write: invoices become final by the finalize job (invoices.ts finalizeInvoices).
+ * Usage and cost answers carry an ETag; If-None-Match with it gets 304 while the answer holds.
  *   GET  /v1/invoices/:id                               service token; a customer token for its own only
  *   POST /v1/invoices/:id/acknowledge                   service token; idempotent
  *   POST /v1/events                                     service token: CloudEvents into the usage log (events/)
@@ -18,7 +19,7 @@
  * unknown route or customer, 405 wrong method, 409 no plan to price with / not acknowledgeable.
  * Every error is caught per request: no stack trace leaves the process, and the server lives on.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { isWarehouseUnavailable } from '../warehouse/unavailable.js';
@@ -32,14 +33,16 @@ import { syncCatalog } from './catalog-store.js';
 import { listCustomersPage, type BillingCustomer } from './customers.js';
 import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
-import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams } from './params.js';
+import { ParamError, graceParam, onlyParams, parsePeriod, parseUsageParams, type PeriodParams, type UsageParams } from './params.js';
 import { asksForMeter, meterJson, meterUsage, parseMeterUsageParams } from './meter-usage.js';
 import { loadMeters } from './meter-store.js';
 import { PlanError, pricesReport } from './reports.js';
-import { CachedReports } from './answer-cache-reports.js';
+import { CachedReports, type KeptAnswer } from './answer-cache-reports.js';
 import { newRequestId } from './request-id.js';
 import { LimitError, MAX_ID_LENGTH, STATEMENT_TIMEOUT_MS } from './limits.js';
 import { badBytes } from './request-text.js';
+import { requestTarget } from './request-target.js';
+import { QueryMemo } from './query-memo.js';
 import type { EventsIntake } from './events/events-intake.js';
 import type { EventCorrections } from './events/corrections-api.js';
 import { serviceTokenName } from './events/token-name.js';
@@ -82,19 +85,68 @@ class HttpError extends Error {
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+/** A response that knows its request's id: every answer carries it in `x-request-id`. */
+class BillingResponse extends ServerResponse<IncomingMessage> {
+  requestId = '';
+}
+
+function send(res: BillingResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   sendText(res, status, JSON.stringify(body), headers);
 }
 
-/** An answer already in JSON (answer-cache-reports.ts). */
-function sendText(res: ServerResponse, status: number, text: string | Buffer, headers: Record<string, string> = {}): void {
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * An answer in JSON. Without extra headers, the headers go as one flat list (node:http writes
+ * it as given, with no header object to build or merge).
+ */
+function sendText(res: BillingResponse, status: number, text: string | Buffer, headers?: Record<string, string>): void {
+  const length = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
+  if (headers)
+    res.writeHead(status, {
+      'content-type': JSON_TYPE,
+      'content-length': length,
+      'cache-control': 'no-store',
+      'x-request-id': res.requestId,
+      ...headers,
+    });
+  else res.writeHead(status, ['content-type', JSON_TYPE, 'content-length', length, 'cache-control', 'no-store', 'x-request-id', res.requestId]);
   res.end(text);
+}
+
+/**
+ * A kept answer (usage, cost) with its ETag; 304 with no body when the request's If-None-Match
+ * names that tag (a client polling an unchanged answer skips its bytes).
+ */
+function sendKept(req: IncomingMessage, res: BillingResponse, a: KeptAnswer): void {
+  const asked = req.headers['if-none-match'];
+  if (asked !== undefined && matchesTag(asked, a.etag)) {
+    res.writeHead(304, ['etag', a.etag, 'cache-control', 'no-store', 'x-request-id', res.requestId]);
+    return void res.end();
+  }
+  res.writeHead(200, ['content-type', JSON_TYPE, 'content-length', a.bytes.length, 'cache-control', 'no-store', 'etag', a.etag, 'x-request-id', res.requestId]);
+  res.end(a.bytes);
+}
+
+/** If-None-Match (RFC 9110 13.1.2: `*`, or a list of tags, weak ones compared as strong). */
+function matchesTag(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  for (const t of header.split(',')) {
+    const tag = t.trim();
+    if (tag === etag || (tag.startsWith('W/') && tag.slice(2) === etag)) return true;
+  }
+  return false;
+}
+
+/** Refuses a query whose names or values hold a NUL or control character (400 naming it). */
+function checkQuery(query: string): true {
+  for (const [k, v] of new URLSearchParams(query))
+    if (badBytes(k) || badBytes(v))
+      throw new ParamError(
+        badBytes(k) ? k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64) : k.slice(0, 64),
+        `parameter "${k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64)}" holds a NUL or control character`,
+      );
+  return true;
 }
 
 /** Every route: method, OpenAPI path, pattern. The OpenAPI test checks the document covers these. */
@@ -178,9 +230,13 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   // 5xx answers are always logged (with their request id), also when the caller gave no logger.
   const log = opts.logger ?? createLogger('info', 'billing');
   const graceMs = opts.invoiceGraceMs;
+  // Query strings checked, and periods parsed from them (with the customer's zone): each once.
+  const checked = new QueryMemo<true>();
+  const periods = new QueryMemo<Readonly<PeriodParams>>();
+  const usagePeriods = new QueryMemo<Readonly<UsageParams>>();
   if (opts.catalog) await syncCatalog(opts.db, opts.catalog);
 
-  async function serveStatic(req: IncomingMessage, res: ServerResponse, file: [string, string]): Promise<void> {
+  async function serveStatic(req: IncomingMessage, res: BillingResponse, file: [string, string]): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
     const body = await readFile(assetPath(file[0]));
     res.writeHead(200, {
@@ -191,19 +247,17 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
+      'x-request-id': res.requestId,
     });
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://billing.invalid');
-    const path = url.pathname;
-    for (const [k, v] of url.searchParams)
-      if (badBytes(k) || badBytes(v))
-        throw new ParamError(
-          badBytes(k) ? k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64) : k.slice(0, 64),
-          `parameter "${k.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64)}" holds a NUL or control character`,
-        );
+  async function handle(req: IncomingMessage, res: BillingResponse): Promise<void> {
+    const { path, query } = requestTarget(req.url ?? '/');
+    if (query) checked.get(query, () => checkQuery(query));
+    // Built only for the routes that read more than a kept period (below).
+    let params: URLSearchParams | undefined;
+    const searchParams = () => (params ??= new URLSearchParams(query));
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });
       await opts.db.query('SELECT 1');
@@ -212,8 +266,8 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const asset = Object.hasOwn(STATIC, path) ? STATIC[path] : undefined;
     if (asset) return serveStatic(req, res, asset);
     if (path === '/v1/events') return postEvents(req, res);
-    if (path === '/v1/events/corrections') return eventCorrections(req, res, url.searchParams);
-    if (path.startsWith(CORRECTION_PATH)) return eventCorrections(req, res, url.searchParams, decodeId(path.slice(CORRECTION_PATH.length), 'correctionId'));
+    if (path === '/v1/events/corrections') return eventCorrections(req, res, searchParams());
+    if (path.startsWith(CORRECTION_PATH)) return eventCorrections(req, res, searchParams(), decodeId(path.slice(CORRECTION_PATH.length), 'correctionId'));
 
     const cm = CUSTOMER_ROUTE.exec(path);
     const im = cm ? null : INVOICE_ROUTE.exec(path);
@@ -230,14 +284,15 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const catalogView = () => (viewRead ??= catalog.view());
     const principal = await auth.authenticate(bearerToken(req.headers.authorization), async (id) => (await catalogView()).token(id));
     if (!principal) throw new HttpError(401, 'missing, unknown, revoked or expired bearer token (send Authorization: Bearer <token>)');
-    const q = url.searchParams;
 
     if (meterList) {
+      const q = searchParams();
       onlyParams(q, []);
       return send(res, 200, { meters: (await loadMeters(opts.db)).map(meterJson) });
     }
 
     if (list) {
+      const q = searchParams();
       if (principal.kind !== 'service') throw new HttpError(403, 'listing customers needs a service token');
       onlyParams(q, ['limit', 'cursor']);
       const pg = pageParams(q);
@@ -246,6 +301,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     }
 
     if (im) {
+      const q = searchParams();
       if (!im[1]) {
         if (principal.kind !== 'service') throw new HttpError(403, 'listing invoices needs a service token; use /v1/me/invoices/{period}');
         onlyParams(q, ['period', 'status', 'acknowledged', 'grace', 'limit', 'cursor']);
@@ -288,33 +344,40 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const customer = await view.customer(customerId);
     if (!customer) throw new HttpError(404, `unknown customer: ${customerId.slice(0, 200)}`, { parameter: 'id' });
     if (m[4] !== undefined) {
+      const q = searchParams();
       onlyParams(q, principal.kind === 'service' ? ['grace'] : []);
       const inv = await getInvoice(opts.db, customer, decodeId(m[4], 'period'), { now: now(), graceMs: graceParam(q) ?? graceMs });
       return send(res, 200, inv);
     }
     switch (m[3]) {
       case undefined:
-        onlyParams(q, []);
+        onlyParams(searchParams(), []);
         return send(res, 200, profile(customer));
-      case 'usage':
+      case 'usage': {
+        const q = searchParams();
         // ?meter=: usage of one meter (meter-usage.ts, docs/meters.md)
         if (asksForMeter(q)) return send(res, 200, await meterUsage(opts.db, customer.id, parseMeterUsageParams(q, customer.timeZone)));
-        return sendText(res, 200, await reports.usage(customer, parseUsageParams(q, customer.timeZone), view));
+        const p = usagePeriods.get(`${customer.timeZone}\u0000${query}`, () => Object.freeze(parseUsageParams(q, customer.timeZone)));
+        return sendKept(req, res, await reports.usage(customer, p, view));
+      }
       case 'invoices': {
+        const q = searchParams();
         onlyParams(q, principal.kind === 'service' ? ['limit', 'cursor', 'grace'] : ['limit', 'cursor']);
         const pg = pageParams(q);
         const page = await invoiceHistory(opts.db, customer, { now: now(), graceMs: graceParam(q) ?? graceMs, after: pg.after, limit: pg.limit });
         return send(res, 200, { invoices: page.items, nextCursor: page.nextCursor });
       }
-      case 'cost':
-        return sendText(res, 200, await reports.cost(customer, parsePeriod(q, customer.timeZone), view));
+      case 'cost': {
+        const p = periods.get(`${customer.timeZone}\u0000${query}`, () => Object.freeze(parsePeriod(searchParams(), customer.timeZone)));
+        return sendKept(req, res, await reports.cost(customer, p, view));
+      }
       default:
-        onlyParams(q, []);
+        onlyParams(searchParams(), []);
         return send(res, 200, await pricesReport(opts.db, customer, now(), view));
     }
   }
 
-  async function postEvents(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function postEvents(req: IncomingMessage, res: BillingResponse): Promise<void> {
     if (req.method !== 'POST') throw new HttpError(405, 'method not allowed', { allow: 'POST' });
     // A service token needs no statement (the catalog is read only for a customer token's row).
     const principal = await auth.authenticate(bearerToken(req.headers.authorization), async (id) => (await catalog.view()).token(id));
@@ -325,7 +388,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     send(res, a.status, a.body, a.headers);
   }
 
-  async function eventCorrections(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, id?: string): Promise<void> {
+  async function eventCorrections(req: IncomingMessage, res: BillingResponse, q: URLSearchParams, id?: string): Promise<void> {
     if (id !== undefined ? req.method !== 'GET' : req.method !== 'POST' && req.method !== 'GET')
       throw new HttpError(405, 'method not allowed', { allow: id !== undefined ? 'GET' : 'GET, POST' });
     const token = bearerToken(req.headers.authorization);
@@ -352,11 +415,11 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     return id;
   }
 
-  const server = createServer((req, res) => {
+  const server = createServer<typeof IncomingMessage, typeof BillingResponse>({ ServerResponse: BillingResponse }, (req, res) => {
     // One id per request, returned in a header and written in every log line about it, so a
     // client's report of a 5xx can be found in the log.
     const requestId = newRequestId();
-    res.setHeader('x-request-id', requestId);
+    res.requestId = requestId;
     opts.observe?.(req, res);
     handle(req, res).catch((e: unknown) => {
       if (res.headersSent) {

@@ -8,7 +8,9 @@
  *   by the next answer of two servers on one warehouse (test/support/answer-cache-scenario.ts;
  *   the same on Postgres in test/stack/answer-cache.test.ts);
  * - a repeated answer of a closed month takes one statement, also while the live path moves
- *   the open hour; an answer over the open hour follows the live path.
+ *   the open hour; an answer over the open hour follows the live path;
+ * - a kept answer's dataCompleteUntil is its own versions statement's, whatever bytes were kept;
+ * - its ETag names those bytes: If-None-Match with it gets a 304 until the answer changes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -161,6 +163,84 @@ test('the month asked is the key: other ranges, zones and customers get their ow
     assert.equal(seoul.from, '2026-02-01T09:00:00+09:00');
     assert.ok(utc.dataCompleteUntil?.endsWith('Z') && seoul.dataCompleteUntil?.endsWith('+09:00'), `${utc.dataCompleteUntil} / ${seoul.dataCompleteUntil}`);
     assert.equal((await get(`from=2026-02-11T00:00:00Z&to=${MONTH.to}&tz=UTC`)).total, '0.00');
+  } finally {
+    await server.close();
+    await p.close();
+    await db.close();
+  }
+});
+
+test("a kept answer carries its own statement's dataCompleteUntil: a move of it alone is seen, with one statement", async () => {
+  const inner = await reusableWarehouse();
+  const db = new CountingWarehouse(inner);
+  await syncCatalog(inner, CATALOG);
+  await createKey(inner, { customer: 'acme', plan: 'p' });
+  const p = await pipeline(inner);
+  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
+  const get = async () => {
+    const res = await fetch(`${server.url}/v1/customers/acme/cost?from=${MONTH.from}&to=${MONTH.to}&tz=UTC`, {
+      headers: { authorization: `Bearer ${SERVICE}` },
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+    return (await res.json()) as { total: string; dataCompleteUntil: string | null };
+  };
+  try {
+    await p.land([event('acme', HOUR + 1_000)]);
+    const first = await get();
+    assert.equal(first.total, '1.00');
+    // The live path says every partition is complete until later: no usage row moves, so the
+    // kept answer holds, and its dataCompleteUntil must move.
+    for (const until of ['2026-03-02T10:00:00Z', '2026-03-02T11:30:00Z']) {
+      await inner.query(
+        `INSERT INTO live_offsets (topic, grp, log_partition, next_offset, complete_until) VALUES ('usage-events', 'meter-live', 0, 1, $1)
+         ON CONFLICT (topic, grp, log_partition) DO UPDATE SET complete_until = EXCLUDED.complete_until`,
+        [until],
+      );
+      db.statements = [];
+      assert.deepEqual(await get(), { ...first, dataCompleteUntil: until });
+      assert.equal(db.statements.length, 1, `statements: ${db.statements.map((s) => s.replace(/\s+/g, ' ').slice(0, 60)).join(' | ')}`);
+      assert.deepEqual(await get(), { ...first, dataCompleteUntil: until }, 'the same again');
+    }
+  } finally {
+    await server.close();
+    await p.close();
+    await inner.close();
+  }
+});
+
+test('a kept answer has an ETag: If-None-Match with it gets 304 and no body, until the answer changes', async () => {
+  const db = await reusableWarehouse();
+  await syncCatalog(db, CATALOG);
+  await createKey(db, { customer: 'acme', plan: 'p' });
+  const p = await pipeline(db);
+  const server = await startBillingServer({ db, host: '127.0.0.1', port: 0, serviceTokens: [SERVICE] });
+  const get = (ifNoneMatch?: string) =>
+    fetch(`${server.url}/v1/customers/acme/cost?from=${MONTH.from}&to=${MONTH.to}&tz=UTC`, {
+      headers: { authorization: `Bearer ${SERVICE}`, ...(ifNoneMatch ? { 'if-none-match': ifNoneMatch } : {}) },
+    });
+  try {
+    await p.land([event('acme', HOUR + 1_000)]);
+    const first = await get();
+    const etag = first.headers.get('etag')!;
+    assert.match(etag, /^"[A-Za-z0-9_-]{43}"$/);
+    const body = await first.text();
+    for (const asked of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+      const again = await get(asked);
+      assert.equal(again.status, 304, asked);
+      assert.equal(again.headers.get('etag'), etag);
+      assert.match(again.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+      assert.equal(await again.text(), '');
+    }
+    const other = await get('"other"');
+    assert.equal(other.status, 200);
+    assert.equal(await other.text(), body);
+    // A late event of the month: the answer changes, and so does its tag.
+    await p.land([event('acme', HOUR + 2_000)]);
+    const changed = await get(etag);
+    assert.equal(changed.status, 200);
+    assert.notEqual(changed.headers.get('etag'), etag);
+    assert.equal(((await changed.json()) as { total: string }).total, '2.00');
   } finally {
     await server.close();
     await p.close();
