@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { load } from './lib.js';
 
 /** In the child: answer `cpu` requests on stdin until `stop` (or stdin closes). */
-export async function answerCpuRequests(extra: () => Record<string, number> = () => ({})): Promise<void> {
+export async function answerCpuRequests(extra: () => Record<string, unknown> = () => ({})): Promise<void> {
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'cpu') {
       const c = process.cpuUsage();

@@ -35,11 +35,12 @@ export interface EventBatcherStats {
   batches: number;
 }
 
+/** A ProducerRecord as it is, so a batch goes to the producer without a copy per event. */
 interface Item {
   /** Log key (the customer) and the encoded event: encoded on add, a few µs each, so a full
    *  batch never costs one request a multi-ms encode of 500 events (measured 2 ms). */
   key: string;
-  v: Buffer;
+  value: Buffer;
   /** Strict mode: who waits for this event to be durable. */
   w?: { resolve: () => void; reject: (e: Error) => void };
 }
@@ -77,7 +78,7 @@ export class EventBatcher {
 
   /** Queue one event; false if it was dropped (buffer full or batcher closed). Never blocks. */
   add(e: UsageEvent): boolean {
-    return this.push({ key: e.customer, v: encodeEvent(e) });
+    return this.push({ key: e.customer, value: encodeEvent(e) });
   }
 
   /**
@@ -86,7 +87,8 @@ export class EventBatcher {
    */
   addDurable(e: UsageEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (!this.push({ key: e.customer, v: encodeEvent(e), w: { resolve, reject } })) reject(new Error('usage event dropped: the batcher is full or closed'));
+      if (!this.push({ key: e.customer, value: encodeEvent(e), w: { resolve, reject } }))
+        reject(new Error('usage event dropped: the batcher is full or closed'));
       else this.kick();
     });
   }
@@ -179,7 +181,7 @@ export class EventBatcher {
       const batch = this.buf.splice(0, this.maxBatch);
       this.inFlight = batch.length;
       try {
-        await this.producer.send(batch.map(({ key, v }) => ({ key, value: v })));
+        await this.producer.send(batch);
         this.inFlight = 0;
         this.counts.sent += batch.length;
         this.counts.batches++;
