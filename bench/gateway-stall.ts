@@ -15,8 +15,11 @@
  * and `side` near 100 % is the gateway's own work (gc says if it is the collector); a stall
  * with `side` low, `loop` long and `box` at 100 % is the gateway not being scheduled.
  *
- *   node dist/bench/gateway-stall.js [embedded|unmetered] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>]
+ * `--hog N` reproduces a busy box: N processes spin on the CPU through the middle third of the run.
+ *
+ *   node dist/bench/gateway-stall.js [embedded|unmetered] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>] [--hog N]
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +76,7 @@ interface Sample {
   running: number;
 }
 
-async function run(kind: string, dist: string, rate: number, seconds: number): Promise<void> {
+async function run(kind: string, dist: string, rate: number, seconds: number, hogs: number): Promise<void> {
   const s = spawnSide(['--side', kind, dist]);
   try {
     const { url, headers, pid } = await s.next<{ url: string; headers?: Record<string, string>; pid: number }>();
@@ -86,7 +89,12 @@ async function run(kind: string, dist: string, rate: number, seconds: number): P
     };
     sample();
     const timer = setInterval(sample, WINDOW_MS);
+    const hogMs = (seconds * 1000) / 3;
+    const hogTimer = setTimeout(() => {
+      for (let i = 0; i < hogs; i++) spawn(process.execPath, ['-e', `const end = Date.now() + ${hogMs}; while (Date.now() < end);`], { stdio: 'ignore' });
+    }, hogMs);
     const r = await openLoopProcess(url + PATH, rate, seconds, 64, headers ?? {});
+    clearTimeout(hogTimer);
     clearInterval(timer);
     sample();
     const gaps = await s.cpu<{ cpuUs: number; loop: Gap[]; gc: Gap[] }>();
@@ -111,10 +119,17 @@ async function run(kind: string, dist: string, rate: number, seconds: number): P
     const gcMax = gaps.gc.reduce((m, x) => Math.max(m, x.ms), 0);
     const loadAvg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     console.log(
-      `${kind} at ${fmt(rate)} req/s for ${seconds} s: p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms, max ${fmt(r.max, 0)} ms; ` +
+      `${kind} at ${fmt(rate)} req/s for ${seconds} s${hogs ? ` (${hogs} CPU hogs in the middle third)` : ''}: p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms, max ${fmt(r.max, 0)} ms; ` +
         `event loop late > 5 ms ${gaps.loop.length} times (max ${fmt(loopMax, 0)} ms); GC ${gaps.gc.length} pauses, ${fmt(gcTotal, 0)} ms (max ${fmt(gcMax, 1)}); load ${loadAvg}`,
     );
     for (const w of worst) console.log(`  ${row(w)}`);
+    // The worst window's neighbours in time order: a backlog (open loop: arrivals do not wait)
+    // ramps up and drains over many windows; one blocking call is a single spike.
+    const at = windows.indexOf(worst[0]!);
+    if (at >= 0) {
+      console.log('  around the worst, in time order:');
+      for (const w of windows.slice(Math.max(0, at - 12), at + 6)) console.log(`    ${row(w)}`);
+    }
   } finally {
     await s.stop();
   }
@@ -122,13 +137,15 @@ async function run(kind: string, dist: string, rate: number, seconds: number): P
 
 if (process.argv[2] === '--side') await side(process.argv[3]!, process.argv[4]!);
 else {
-  const args = process.argv.slice(2).filter((a, i, all) => a !== '--dist' && all[i - 1] !== '--dist');
+  const flag = (a: string) => a === '--dist' || a === '--hog';
+  const args = process.argv.slice(2).filter((a, i, all) => !flag(a) && !flag(all[i - 1] ?? ''));
   const kind = args[0] ?? 'embedded';
   if (kind !== 'embedded' && kind !== 'unmetered') {
-    console.error('usage: node dist/bench/gateway-stall.js [embedded|unmetered] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>]');
+    console.error('usage: node dist/bench/gateway-stall.js [embedded|unmetered] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>] [--hog N]');
     process.exit(2);
   }
-  const dist = argValue('--dist', resolve(fileURLToPath(import.meta.url), '../..'));
+  const dist = argValue('dist', resolve(fileURLToPath(import.meta.url), '../..'));
   const runs = Number(args[3] ?? 1);
-  for (let i = 0; i < runs; i++) await run(kind, dist, Number(args[1] ?? 2700), Number(args[2] ?? 20));
+  const hogs = Number(argValue('hog', '0'));
+  for (let i = 0; i < runs; i++) await run(kind, dist, Number(args[1] ?? 2700), Number(args[2] ?? 20), hogs);
 }
