@@ -62,6 +62,10 @@ export class EventBatcher {
   private lastStrictFailLog = 0;
   private wakeBackoff: (() => void) | null = null;
   private kickScheduled = false;
+  /** Strict events in `buf`: while any, a send follows the last one at once. */
+  private strictQueued = 0;
+  /** A tick came while a send ran: the next send follows it at once, so no tick is skipped. */
+  private tickDue = false;
 
   constructor(
     private readonly producer: LogProducer,
@@ -72,7 +76,13 @@ export class EventBatcher {
     this.retryBaseMs = opts.retryBaseMs ?? 100;
     this.retryMaxMs = opts.retryMaxMs ?? 5000;
     this.onError = opts.onError ?? ((e) => console.error(`[gateway] ${e.message}`));
-    this.timer = setInterval(() => this.kick(), Math.max(1, opts.flushMs));
+    this.timer = setInterval(
+      () => {
+        this.tickDue = true;
+        this.kick();
+      },
+      Math.max(1, opts.flushMs),
+    );
     this.timer.unref();
   }
 
@@ -108,6 +118,7 @@ export class EventBatcher {
       return false;
     }
     this.buf.push(item);
+    if (item.w) this.strictQueued++;
     // A full batch is sent after this tick's I/O, not inside the caller's add().
     if (this.buf.length >= this.maxBatch && !this.kickScheduled) {
       this.kickScheduled = true;
@@ -160,6 +171,7 @@ export class EventBatcher {
       await this.running;
       const lost = this.buf.length + this.inFlight;
       for (const it of this.buf.splice(0)) it.w?.reject(new Error('usage log unavailable: gateway closing'));
+      this.strictQueued = 0;
       this.onError(new Error(`usage events LOST on close: ${lost} not accepted by the log within ${timeoutMs} ms`));
       return lost;
     }
@@ -179,6 +191,8 @@ export class EventBatcher {
     let attempt = 0;
     while (this.buf.length && !this.giveUp) {
       const batch = this.buf.splice(0, this.maxBatch);
+      this.tickDue = false;
+      for (const it of batch) if (it.w) this.strictQueued--;
       this.inFlight = batch.length;
       try {
         await this.producer.send(batch);
@@ -187,6 +201,8 @@ export class EventBatcher {
         this.counts.batches++;
         attempt = 0;
         for (const it of batch) it.w?.resolve();
+        // Group commit on the timer: the rest waits for the next tick (kick() goes on when full or closing).
+        if (!this.tickDue && this.buf.length < this.maxBatch && this.strictQueued === 0 && !this.closed) break;
       } catch (err) {
         this.counts.failedSends++;
         this.inFlight = 0;
