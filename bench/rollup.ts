@@ -11,7 +11,7 @@
  * Target: >= 20 M events/s and >= 0.25x the GROUP BY floor.
  */
 import { join } from 'node:path';
-import { readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { LocalLake } from '../src/lake/local-lake.js';
@@ -21,7 +21,8 @@ import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import { HOUR_MS, hourDir } from '../src/lake/layout.js';
-import { ensureLake } from './lake-data.js';
+import { type LakeData, ensureLake } from './lake-data.js';
+import { compact } from '../src/pipeline/compaction.js';
 import { benchPostgres } from './pg.js';
 import { type BenchOptions, type Row, bytes, fmt, median, rate, ratio } from './lib.js';
 
@@ -77,16 +78,56 @@ async function backfill(lakeUrl: string, db: Warehouse, from: number, to: number
   }
 }
 
-const phase = (s: RollupSummary, k: 'countMs' | 'dedupeMs' | 'writeMs' | 'duckMs') => s.results.reduce((t, h) => t + h[k], 0);
+const phase = (s: RollupSummary, k: 'countMs' | 'dedupeMs' | 'writeMs' | 'duckMs' | 'markedFiles') => s.results.reduce((t, h) => t + h[k], 0);
+
+/**
+ * A compacted copy of `lake` beside it (made once, a `_compacted` marker says it is complete): every
+ * closed hour merged per partition by compaction.ts, as `meter compact` leaves it.
+ */
+async function ensureCompacted(lake: LakeData, log: (m: string) => void): Promise<LakeData> {
+  const root = `${lake.root}-compacted`;
+  const marker = join(root, '_compacted');
+  if (!existsSync(marker)) {
+    rmSync(root, { recursive: true, force: true });
+    cpSync(lake.root, root, { recursive: true });
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const s = await compact({ lake: new LocalLake(`file://${root}`), topic: 'usage-events', targetBytes: 1 << 30, closedBefore: Date.now() });
+    const cpu = process.cpuUsage(cpu0);
+    log(
+      `rollup: compacted ${s.filesBefore} files into ${s.filesAfter} (${s.merged} merges) in ${fmt((performance.now() - t0) / 1000, 1)} s, CPU ${fmt((cpu.user + cpu.system) / 1e6, 1)} s`,
+    );
+    writeFileSync(marker, '');
+  }
+  let files = 0;
+  let bytes = 0;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name.endsWith('.parquet')) {
+        files++;
+        bytes += statSync(join(d, e.name)).size;
+      }
+    }
+  };
+  walk(root);
+  return { root, events: lake.events, files, bytes, genMs: null };
+}
 
 export async function benchRollup(o: BenchOptions): Promise<Row[]> {
   const hours = o.smoke ? 2 : Number(process.env.METER_BENCH_ROLLUP_HOURS ?? 24);
   const eventsPerSec = o.smoke ? 20 : 1000;
   const start = Date.UTC(2021, 2, 1); // a day no test touches
   const spec = { rate: eventsPerSec, hours, start, seed: 20210301, customers: 200, partitions: 4, maxRecords: 500_000 };
-  const root = join(o.workDir, `lake-${eventsPerSec}eps-${hours}h`);
+  let root = join(o.workDir, `lake-${eventsPerSec}eps-${hours}h`);
   o.log(`rollup: lake of ${hours} h at ${eventsPerSec} events/s in ${root}`);
-  const data = await ensureLake(root, spec, o.log);
+  const asIngested = await ensureLake(root, spec, o.log);
+  // METER_BENCH_ROLLUP_LAKE=compacted: the same events after `meter compact` (one file per hour and
+  // partition, with the dedupe marks the rollup counts by: src/pipeline/dedupe-marks.ts); floors
+  // and meter then all read the compacted files.
+  const compacted = process.env.METER_BENCH_ROLLUP_LAKE === 'compacted';
+  const data = compacted ? await ensureCompacted(asIngested, o.log) : asIngested;
+  root = data.root;
   o.log(
     `rollup: ${fmt(data.events)} events, ${data.files} files, ${bytes(data.bytes)}${data.genMs ? `, generated in ${fmt(data.genMs / 1000, 1)} s` : ' (reused)'}`,
   );
@@ -194,13 +235,13 @@ export async function benchRollup(o: BenchOptions): Promise<Row[]> {
     const p = (k: 'countMs' | 'dedupeMs' | 'writeMs') => fmt(median(sums.map((s) => phase(s, k))) / 1000, 1);
     rows.push({
       stage: 'Rollup',
-      metric: `events/s, ${fmt(data.events)} events (${hours} h at ${fmt(eventsPerSec)}/s) ${m.name} vs DuckDB GROUP BY customer, api (floor)`,
+      metric: `events/s, ${fmt(data.events)} events (${hours} h at ${fmt(eventsPerSec)}/s${compacted ? ', compacted lake' : ''}) ${m.name} vs DuckDB GROUP BY customer, api (floor)`,
       meter: rate(e),
       baseline: rate(groupBy),
       ratio: ratio(e, groupBy),
       target: `>= 20 M/s and >= ${TARGET_RATIO}x`,
       met: e >= TARGET && e >= TARGET_RATIO * groupBy ? 'yes' : 'no',
-      note: `median of ${runs.length}: ${fmt(ms / 1000, 1)} s wall; phases (summed per hour): count ${p('countMs')} s, dedupe ${p('dedupeMs')} s, write ${p('writeMs')} s (overlaps the next count); ${fmt(e / distinct, 2)}x the DISTINCT floor; CPU of this process ${fmt(median(runs.map((r) => r.cpuMs)) / 1000, 1)} s (${ratio(groupByCpu, median(runs.map((r) => r.cpuMs)))} GROUP BY's CPU per event)${m.db === pg ? ' (Postgres server CPU not counted)' : ''}; ${fmt(runs[0]!.summary!.rows)} hourly rows; lake ${data.files} files, ${bytes(data.bytes)}; ${load}`,
+      note: `median of ${runs.length}: ${fmt(ms / 1000, 1)} s wall; ${fmt(phase(sums[0]!, 'markedFiles'))} of ${data.files} files counted by dedupe marks; phases (summed per hour): count ${p('countMs')} s, dedupe ${p('dedupeMs')} s, write ${p('writeMs')} s (overlaps the next count); ${fmt(e / distinct, 2)}x the DISTINCT floor; CPU of this process ${fmt(median(runs.map((r) => r.cpuMs)) / 1000, 1)} s (${ratio(groupByCpu, median(runs.map((r) => r.cpuMs)))} GROUP BY's CPU per event)${m.db === pg ? ' (Postgres server CPU not counted)' : ''}; ${fmt(runs[0]!.summary!.rows)} hourly rows; lake ${data.files} files, ${bytes(data.bytes)}; ${load}`,
     });
   }
   return rows;

@@ -1,6 +1,7 @@
 /** The lake's data files of a topic, from their names alone (hour folders listed in parallel). */
 import type { Lake } from './lake.js';
-import { USAGE_DIR, coveredNames, parseDataFileName } from './layout.js';
+import type { LakeEntry } from './lake.js';
+import { USAGE_DIR, coveredNames, isVisible, parseDataFileName } from './layout.js';
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -47,5 +48,15 @@ export function withoutCovered<F extends { dir: string; path: string }>(files: F
   for (const f of files) byDir.set(f.dir, [...(byDir.get(f.dir) ?? []), f]);
   const covered = new Set<string>();
   for (const fs of byDir.values()) for (const p of coveredNames(fs.map((f) => f.path))) covered.add(p);
+  return covered.size ? files.filter((f) => !covered.has(f.path)) : files;
+}
+
+/**
+ * What the rollup counts of an hour folder's listing: every visible Parquet file, without parts a
+ * compacted file beside them holds (layout.ts coveredNames).
+ */
+export function countedEntries(entries: LakeEntry[]): LakeEntry[] {
+  const files = entries.filter((e) => isVisible(e.path) && e.path.endsWith('.parquet'));
+  const covered = coveredNames(files.map((f) => f.path));
   return covered.size ? files.filter((f) => !covered.has(f.path)) : files;
 }

@@ -16,10 +16,12 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Lake } from '../lake/lake.js';
 import { HOUR_MS, dataFileName, parseHourDir } from '../lake/layout.js';
-import { listDataFiles } from '../lake/data-files.js';
+import { countedEntries, listDataFiles } from '../lake/data-files.js';
 import { idsMissing, sqlString, withDuck } from '../lake/lake-sql.js';
 import { planCompaction, type Merge } from './compaction-plan.js';
 import { ownScratchDir } from './scratch-dir.js';
+import { copiesIn, markKv, markedSelect } from './dedupe-marks.js';
+import { billableSql } from '../events/usage-event.js';
 
 /** Where a test may stop a run, as a crash would: after each step of a merge. */
 export type CompactionStep = 'written' | 'verified' | 'published' | 'deleted-one';
@@ -86,6 +88,8 @@ export async function compact(o: CompactionOptions): Promise<CompactionSummary> 
   const tmp = ownScratchDir('meter-compact-');
   try {
     await withDuck(async (c) => {
+      // Marking sorts (dedupe-marks.ts): what does not fit DuckDB's memory spills here, not to the working directory.
+      await c.run(`SET temp_directory = ${sqlString(tmp)}`);
       for (const l of plan.leftovers) {
         const missing = await idsMissing(
           c,
@@ -132,8 +136,11 @@ async function mergeOne(c: DuckDBConnection, o: CompactionOptions, m: Merge, loc
   const parts = await o.lake.materialize(m.parts.map((f) => f.path));
   try {
     const src = `read_parquet([${parts.map(sqlString).join(', ')}], union_by_name = true)`;
-    // Same writer settings as ingest's (parquet-writer.ts); rows keep the parts' offset order.
-    await c.run(`COPY (SELECT * FROM ${src}) TO ${sqlString(local)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 32768)`);
+    // Same writer settings as ingest's (parquet-writer.ts); rows keep the parts' offset order,
+    // with the dedupe marks the rollup counts a compacted hour by (dedupe-marks.ts).
+    const columns = (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${src}`)).getRowObjectsJS().map((r) => String(r.column_name));
+    const checked = await checkedOthers(c, o, m, src);
+    await c.run(`COPY (${markedSelect(src, columns)}) TO ${sqlString(local)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 32768, ${markKv(checked)})`);
     crash('written');
     const count = async (from: string) => {
       const r = (await c.runAndReadAll(`SELECT count(*) AS rows, count(DISTINCT id) AS ids FROM ${from}`)).getRowObjectsJS()[0] as {
@@ -147,9 +154,10 @@ async function mergeOne(c: DuckDBConnection, o: CompactionOptions, m: Merge, loc
     const lost = Number(
       ((await c.runAndReadAll(`SELECT count(*) AS n FROM (SELECT id FROM ${src} EXCEPT SELECT id FROM ${merged})`)).getRowObjectsJS()[0] as { n: bigint }).n,
     );
-    if (a.rows !== b.rows || a.ids !== b.ids || lost)
+    const wrong = await wrongMarks(c, merged);
+    if (a.rows !== b.rows || a.ids !== b.ids || lost || wrong)
       throw new Error(
-        `compaction of ${m.dir} partition ${m.partition} ${m.first}..${m.last}: the merged file does not match its parts (rows ${b.rows} vs ${a.rows}, ids ${b.ids} vs ${a.ids}, ${lost} missing); nothing published`,
+        `compaction of ${m.dir} partition ${m.partition} ${m.first}..${m.last}: the merged file does not match its parts (rows ${b.rows} vs ${a.rows}, ids ${b.ids} vs ${a.ids}, ${lost} missing, ${wrong} events wrongly marked); nothing published`,
       );
     crash('verified');
     const bytes = statSync(local).size;
@@ -162,5 +170,43 @@ async function mergeOne(c: DuckDBConnection, o: CompactionOptions, m: Merge, loc
     return { rows: b.rows, bytes };
   } finally {
     o.lake.release?.(parts);
+  }
+}
+
+/**
+ * Groups (customer, api, id) of the merged file whose marks are wrong: not exactly one kept event,
+ * or not exactly one kept call when a copy is billable (none when none is). The rollup trusts the
+ * marks of a compacted hour, so a file with any is not published.
+ */
+async function wrongMarks(c: DuckDBConnection, merged: string): Promise<number> {
+  const r = await c.runAndReadAll(
+    `SELECT count(*) AS n
+       FROM (SELECT count(*) FILTER (WHERE keep_event) AS e, count(*) FILTER (WHERE keep_call) AS k,
+                    bool_or(coalesce(${billableSql('status')}, false))::INTEGER AS b
+               FROM ${merged} GROUP BY customer, api, id)
+      WHERE e <> 1 OR k <> b`,
+  );
+  return Number((r.getRowObjectsJS()[0] as { n: bigint }).n);
+}
+
+/**
+ * The hour's other counted files (any partition; not the merge's parts), when none holds a copy
+ * of an event of `src` (dedupe-marks.ts); null when one does: the merged file's marks are then
+ * not to be used, and the rollup counts it by id.
+ */
+async function checkedOthers(c: DuckDBConnection, o: CompactionOptions, m: Merge, src: string): Promise<string[] | null> {
+  const parts = new Set(m.parts.map((f) => f.path));
+  // What the rollup will count beside the merged file (the parts are covered by it once published).
+  const others = countedEntries(await o.lake.list(m.dir))
+    .map((e) => e.path)
+    .filter((p) => !parts.has(p));
+  if (!others.length) return [];
+  const local = await o.lake.materialize(others);
+  try {
+    const copies = await copiesIn(c, src, `read_parquet([${local.map(sqlString).join(', ')}], union_by_name = true)`);
+    if (copies) o.logger?.(`${m.dir} partition ${m.partition}: ${copies} events also in other files of the hour; the merged file is counted by id`);
+    return copies ? null : others;
+  } finally {
+    o.lake.release?.(local);
   }
 }

@@ -9,6 +9,8 @@
  *    adds a candidate);
  * 3. only when there are candidates: the exact copies among them, grouped by the id itself,
  *    subtracted from step 1. Duplicates are rare (a resend after a timeout), so step 3 seldom runs.
+ * Compacted files carrying compaction's dedupe marks (dedupe-marks.ts) are counted in step 1 by
+ * their marks and left out of steps 2 and 3: their ids are not read.
  */
 import type { DuckDBConnection, DuckDBUIntegerVector } from '@duckdb/node-api';
 import { HOUR_MS } from '../lake/layout.js';
@@ -48,6 +50,12 @@ export interface CountMore {
    * `events`, the hour's distinct ids, which the live path and rollup-verify.ts compare against.
    */
   corrections?: string;
+  /**
+   * Files (of `files`) the caller found may be counted by compaction's dedupe marks
+   * (dedupe-marks.ts markedFiles; none when a declared meter needs the candidates): they are,
+   * when their statistics also prove every row inside the hour.
+   */
+  marked?: ReadonlySet<string>;
 }
 
 export interface HourCount {
@@ -58,6 +66,8 @@ export interface HourCount {
   provenFiles: number;
   /** Distinct hashes seen more than once (0: step 3 did not run). */
   candidates: number;
+  /** Files counted by compaction's dedupe marks (dedupe-marks.ts): their ids were not read. */
+  markedFiles: number;
   /** Wall time of step 1 (plain counts) and of steps 2-3 (dedupe), ms. */
   countMs: number;
   dedupeMs: number;
@@ -74,9 +84,17 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
   const inHour = `(event_time >= make_timestamptz(${from}::BIGINT) AND event_time < make_timestamptz(${to}::BIGINT))`;
   const t0 = performance.now();
   const { proven, total } = await provenInside(c, files, from, to);
-  const inside = files.filter((f) => proven.has(f));
-  const checked = files.filter((f) => !proven.has(f));
+  // Counted by their marks: files the caller found so (dedupe-marks.ts markedFiles) whose rows all
+  // lie in the hour (a mark may sit on a copy outside it). The rest by id, as below.
+  const byMarks = files.filter((f) => more.marked?.has(f) && proven.has(f));
+  const rest = byMarks.length ? files.filter((f) => !byMarks.includes(f)) : files;
+  const inside = rest.filter((f) => proven.has(f));
+  const checked = rest.filter((f) => !proven.has(f));
   const parts: string[] = [];
+  if (byMarks.length)
+    parts.push(`SELECT customer, api, count(*) FILTER (WHERE keep_call) AS calls, count(*) FILTER (WHERE keep_event) AS events, 0::BIGINT AS outside
+                       ${bytes(', sum(bytes_in) FILTER (WHERE keep_call) AS bytes_in, sum(bytes_out) FILTER (WHERE keep_call) AS bytes_out')}
+                  FROM ${parquet(byMarks)} GROUP BY customer, api`);
   if (inside.length)
     parts.push(`SELECT customer, api, count(*) FILTER (WHERE ${BILLABLE}) AS calls, count(*) AS events, 0::BIGINT AS outside
                        ${bytes(`, sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bytes_out`)}
@@ -112,7 +130,9 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
   await c.run(`CREATE TEMP TABLE ${cand} (h UBIGINT)`);
   let candidates = 0;
   try {
-    candidates = method === 'table' && total <= TABLE_MAX_ROWS ? await candidatesByTable(c, files, total, cand) : await candidatesBySort(c, files, cand);
+    // Files counted by marks share no event with any other file: copies are looked for in the rest.
+    if (rest.length)
+      candidates = method === 'table' && total <= TABLE_MAX_ROWS ? await candidatesByTable(c, rest, total, cand) : await candidatesBySort(c, rest, cand);
     if (candidates) {
       // The extra copies per (customer, api): an id's rows beyond its first; billable ones beyond
       // the first billable (an id counts as a call when any of its copies is billable), and their
@@ -123,7 +143,7 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
            FROM (SELECT customer, api, id, count(*) AS n, count(*) FILTER (WHERE ${BILLABLE}) AS b
                         ${bytes(`, sum(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi, min(bytes_in) FILTER (WHERE ${BILLABLE}) AS bi1,
                         sum(bytes_out) FILTER (WHERE ${BILLABLE}) AS bo, arg_min(bytes_out, [bytes_in, bytes_out]) FILTER (WHERE ${BILLABLE}) AS bo1`)}
-                   FROM ${parquet(files)} WHERE ${inHour} AND hash(id) IN (SELECT h FROM ${cand})
+                   FROM ${parquet(rest)} WHERE ${inHour} AND hash(id) IN (SELECT h FROM ${cand})
                   GROUP BY customer, api, id HAVING count(*) > 1)
           GROUP BY customer, api`,
       );
@@ -164,7 +184,15 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
     await c.run(`DROP TABLE IF EXISTS ${cand}`);
   }
   const rows = [...counts.values()].filter((r) => r.events !== 0n).sort(byGroup);
-  return { rows, outside: Number(outside), provenFiles: inside.length, candidates, countMs: t1 - t0, dedupeMs: performance.now() - t1 };
+  return {
+    rows,
+    outside: Number(outside),
+    provenFiles: inside.length + byMarks.length,
+    candidates,
+    markedFiles: byMarks.length,
+    countMs: t1 - t0,
+    dedupeMs: performance.now() - t1,
+  };
 }
 
 /**

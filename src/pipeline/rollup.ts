@@ -8,12 +8,14 @@
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { hoursDisagreeing } from './rollup-verify.js';
-import type { Lake, LakeEntry } from '../lake/lake.js';
-import { HOUR_MS, USAGE_DIR, coveredNames, hourDir, hourStart, isVisible, parseHourDir } from '../lake/layout.js';
+import type { Lake } from '../lake/lake.js';
+import { HOUR_MS, USAGE_DIR, hourDir, hourStart, parseHourDir } from '../lake/layout.js';
+import { countedEntries } from '../lake/data-files.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
 import { countHour, type CountedRow, type DedupeMethod } from './rollup-count.js';
+import { markedFiles } from './dedupe-marks.js';
 import { HourLeases, LeaseLost } from './hour-leases.js';
 import { compact } from './compaction.js';
 import { countMeters } from './meter-count.js';
@@ -59,6 +61,8 @@ interface ComputedHour {
   duckMs: number;
   countMs: number;
   dedupeMs: number;
+  /** Files counted by compaction's dedupe marks, without reading their ids (dedupe-marks.ts). */
+  markedFiles: number;
 }
 
 export interface HourResult {
@@ -77,6 +81,8 @@ export interface HourResult {
   /** Parts of duckMs: plain counts per (customer, api), and finding and removing duplicate ids. */
   countMs: number;
   dedupeMs: number;
+  /** Files counted by compaction's dedupe marks, without reading their ids (dedupe-marks.ts). */
+  markedFiles: number;
 }
 
 export interface RollupSummary {
@@ -123,7 +129,7 @@ export class Rollup {
   /** Visible Parquet files of one hour folder. */
   private async hourFiles(hour: number): Promise<FileRef[]> {
     const entries = await this.lake.list(hourDir(hour));
-    return countedFiles(entries)
+    return countedEntries(entries)
       .map((e) => ({ path: e.path, size: e.size }))
       .sort(byPath);
   }
@@ -136,7 +142,7 @@ export class Rollup {
       for (const h of await this.lake.listDirs(`${USAGE_DIR}/${day}`)) {
         const hour = parseHourDir(`${day}/${h}`);
         if (hour === null) continue;
-        const files = countedFiles(await this.lake.list(`${USAGE_DIR}/${day}/${h}`));
+        const files = countedEntries(await this.lake.list(`${USAGE_DIR}/${day}/${h}`));
         if (files.length) out.set(hour, files.map((e) => ({ path: e.path, size: e.size })).sort(byPath));
       }
     }
@@ -182,6 +188,7 @@ export class Rollup {
     let outside = 0;
     let countMs = 0;
     let dedupeMs = 0;
+    let marked = 0;
     if (files.length) {
       const local = await this.lake.materialize(files.map((f) => f.path));
       try {
@@ -195,8 +202,22 @@ export class Rollup {
             outside,
             countMs,
             dedupeMs,
+            markedFiles: marked,
           } = await countHour(c, local, hour, this.dedupe, {
             bytes: meters.some((m) => m.builtIn?.column),
+            // Declared meters dedupe by the candidates (meter-count.ts), which the marks skip.
+            ...(declared.length === 0
+              ? {
+                  marked: markedLocal(
+                    local,
+                    await markedFiles(
+                      c,
+                      files.map((f) => f.path),
+                      local,
+                    ),
+                  ),
+                }
+              : {}),
             ...(fixes ? { corrections: fixes } : {}),
             alsoWith: async (candidates) => {
               meterRows = await countMeters(c, local, hour, declared, { candidates, corrections: fixes });
@@ -223,6 +244,7 @@ export class Rollup {
       duckMs: Math.round(performance.now() - t0),
       countMs: Math.round(countMs),
       dedupeMs: Math.round(dedupeMs),
+      markedFiles: marked,
     };
   }
 
@@ -248,7 +270,7 @@ export class Rollup {
     }
     const writeMs = Math.round(performance.now() - t1);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
-    this.logger?.debug(`hour ${iso(hour)}: ${files.length} files, ${events} events, ${rows.length} rows`);
+    this.logger?.debug(`hour ${iso(hour)}: ${files.length} files (${c.markedFiles} counted by dedupe marks), ${events} events, ${rows.length} rows`);
     return {
       hour,
       files: files.length,
@@ -259,6 +281,7 @@ export class Rollup {
       writeMs,
       countMs: c.countMs,
       dedupeMs: c.dedupeMs,
+      markedFiles: c.markedFiles,
     };
   }
 
@@ -509,15 +532,8 @@ function bytesRows(rows: CountedRow[], meters: Meter[]): MeterHourlyRow[] {
   return out;
 }
 
-function isDataFile(e: LakeEntry): boolean {
-  return isVisible(e.path) && e.path.endsWith('.parquet');
-}
-
-/** An hour folder's data files, without parts a compacted file beside them holds (layout.ts coveredNames). */
-function countedFiles(entries: LakeEntry[]): LakeEntry[] {
-  const files = entries.filter(isDataFile);
-  const covered = coveredNames(files.map((f) => f.path));
-  return covered.size ? files.filter((f) => !covered.has(f.path)) : files;
+function markedLocal(local: string[], marked: Set<number>): Set<string> {
+  return new Set([...marked].map((i) => local[i]!));
 }
 
 function byPath(a: FileRef, b: FileRef): number {

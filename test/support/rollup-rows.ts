@@ -1,6 +1,6 @@
 /** The rollup's answer for a lake, for tests that compare lakes by what they bill. */
 import type { Lake } from '../../src/lake/lake.js';
-import { Rollup } from '../../src/pipeline/rollup.js';
+import { Rollup, type RollupSummary } from '../../src/pipeline/rollup.js';
 import type { Sql } from '../../src/warehouse/warehouse.js';
 import { reusableWarehouse } from './warehouse.js';
 
@@ -13,12 +13,13 @@ export function hourlyRows(db: Sql): Promise<HourlyRow[]> {
   );
 }
 
-/** usage_hourly after `meter rollup` over every hour of `lake`, from a fresh warehouse. */
-export async function rollupRows(lake: Lake): Promise<HourlyRow[]> {
+/** usage_hourly after `meter rollup` over every hour of `lake`, from a fresh warehouse (`summary`: the run's). */
+export async function rollupRows(lake: Lake, summary?: (s: RollupSummary) => void): Promise<HourlyRow[]> {
   const db = await reusableWarehouse();
   const r = new Rollup({ lake, db });
   try {
-    await r.run();
+    const s = await r.run();
+    summary?.(s);
     return await hourlyRows(db);
   } finally {
     await r.close();

@@ -190,7 +190,7 @@ test('a rewritten file (same name, other size) and removed files are noticed; an
   const r = await rollup.run();
   assert.deepEqual(
     { ...r.results[0], duckMs: 0, writeMs: 0, countMs: 0, dedupeMs: 0 },
-    { hour: H2, files: 0, events: 0, rows: 0, outside: 0, duckMs: 0, writeMs: 0, countMs: 0, dedupeMs: 0 },
+    { hour: H2, files: 0, events: 0, rows: 0, outside: 0, duckMs: 0, writeMs: 0, countMs: 0, dedupeMs: 0, markedFiles: 0 },
   );
   assert.equal((await rows(db)).filter((x) => x.hour === new Date(H2).toISOString()).length, 0);
   assert.equal((await db.query('SELECT 1 FROM rollup_hours WHERE hour = $1', [new Date(H2).toISOString()])).length, 0);
