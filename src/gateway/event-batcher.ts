@@ -1,7 +1,11 @@
 /**
  * Collects usage events and ships them to the log in batches, off the request path: `add` only
  * pushes to an array. A batch goes out when `maxBatch` events are waiting or every `flushMs`.
- * One send at a time (keeps per-customer order and gives natural backpressure). A failed send is
+ * One send at a time (keeps per-customer order and gives natural backpressure); what arrives
+ * during a send waits for the next tick unless a batch is full, a strict caller waits or the tick
+ * came during the send, so a steady rate costs one send (a write and an fdatasync per partition)
+ * per tick, not one per send's duration (5,000 events/s, flushMs 5: 197 sends/s, was 427;
+ * bench/results/2026-12-05-gateway-log.md). A failed send is
  * retried with exponential backoff, loudly; the buffer is bounded (`maxBuffered`), and events
  * beyond it are counted as dropped and reported. The gateway's producer is a SpoolingProducer
  * (spool/): a send resolves once the batch is durable in the log or in the local spool.
