@@ -4,13 +4,16 @@
  * mode "meter":   Ingestor (log -> hourly Parquet files in the lake) until caught up.
  * mode "consume": consume-only: raw kafkajs consumer (Kafka) or the FileLog consumer (embedded),
  *                 records counted and dropped.
- * Prints one JSON line: { ms, msFromFirst, records, peakRssMb, files }.
+ * Prints one JSON line: { ms, msFromFirst, records, peakRssMb, files, cpuUs, mainUs }; the CPU
+ * (every thread of the process, and the main thread alone) counts from the first delivered batch.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLake, openLog } from '../src/runtime/backends.js';
 import { Ingestor } from '../src/pipeline/ingest.js';
+import { installGzipCodec } from '../src/log/kafka/gzip-codec.js';
 import { FolderDeadLetter } from '../src/log/dead-letter.js';
 import type { ConsumeOptions, LogConsumer, UsageLog } from '../src/log/log.js';
 
@@ -25,14 +28,32 @@ interface Args {
   expect: number;
   /** DuckDB memory limit of the Parquet writer (MB); absent = meter's default. */
   memoryMb?: number;
+  /** consume mode: inflate gzip batches with meter's codec (gzip-codec.ts) instead of kafkajs's. */
+  meterCodec?: boolean;
 }
 
 const a = JSON.parse(process.argv[2]!) as Args;
 let peak = 0;
 const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
 let first = 0;
+let cpuAtFirst = 0;
+let mainAtFirst = 0;
+/** CPU µs of the whole process (all threads: DuckDB's, libuv's). */
+const processCpuUs = () => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
+/** CPU µs of the main (JavaScript) thread alone, from /proc (utime + stime in 1/100 s). */
+const mainCpuUs = () => {
+  const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+};
 const mark = () => {
-  if (!first) first = performance.now();
+  if (first) return;
+  first = performance.now();
+  cpuAtFirst = processCpuUs();
+  mainAtFirst = mainCpuUs();
 };
 
 /** The log with the first delivered batch time-stamped (group join is not ingest work). */
@@ -79,6 +100,7 @@ async function meter(): Promise<{ records: number; files: number }> {
 }
 
 async function consumeKafka(): Promise<{ records: number; files: number }> {
+  if (a.meterCodec) installGzipCodec();
   const kafka = new Kafka({ clientId: 'bench-consume', brokers: a.brokers, logLevel: logLevel.NOTHING });
   // Same fetch settings as meter's KafkaLog consumer.
   const consumer = kafka.consumer({ groupId: a.group, maxWaitTimeInMs: 250, sessionTimeout: 30000, heartbeatInterval: 3000 });
@@ -126,5 +148,7 @@ const r = a.mode === 'meter' ? await meter() : a.brokers.length ? await consumeK
 const t1 = performance.now();
 clearInterval(sampler);
 peak = Math.max(peak, process.memoryUsage().rss);
-process.stdout.write(JSON.stringify({ ms: t1 - t0, msFromFirst: t1 - (first || t0), ...r, peakRssMb: peak / (1 << 20) }) + '\n');
+const cpuUs = processCpuUs() - cpuAtFirst;
+const mainUs = mainCpuUs() - mainAtFirst;
+process.stdout.write(JSON.stringify({ ms: t1 - t0, msFromFirst: t1 - (first || t0), ...r, peakRssMb: peak / (1 << 20), cpuUs, mainUs }) + '\n');
 process.exit(0);

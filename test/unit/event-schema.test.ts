@@ -189,3 +189,20 @@ test('event schema: encodeEvent writes the same bytes as JSON.stringify of an ev
     assert.equal(encodeEvent(e).toString('utf8'), JSON.stringify(e));
   }
 });
+
+test('event schema: the fast scan refuses a UUID with one wrong character at any of its 36 positions, as the decoder does', () => {
+  const base = eventOf(2, false); // even: no optional field, so the event is plain
+  assert.ok(scanPlainEvent(encodeEvent(base)) >= 0);
+  let refused = 0;
+  for (let k = 0; k < 36; k++)
+    for (const c of ['g', 'A', '/', ':', '-', '0']) {
+      if (c === base.id[k]) continue;
+      const e = { ...base, id: base.id.slice(0, k) + c + base.id.slice(k + 1) };
+      const decoded = acceptRecord(record(encodeEvent(e), e.time), LIMITS).ok;
+      assert.equal(scanPlainEvent(encodeEvent(e)) >= 0, decoded, `id ${e.id}`);
+      assert.equal(scanPlainEvent(reversed(e)) >= 0, decoded, `id ${e.id}, general scan`);
+      if (!decoded) refused++;
+    }
+  // every non-hex character anywhere, and a hex digit in place of a dash, is refused
+  assert.ok(refused >= 36 * 4, `${refused} refused`);
+});

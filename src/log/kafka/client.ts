@@ -6,6 +6,7 @@ import { Kafka, logLevel, type Consumer, type ISocketFactory, type LogEntry } fr
 import type { KafkaSecurity } from '../../security/client-options.js';
 import { kafkaLog } from '../../ground/logger.js';
 import type { PartitionBy } from '../log.js';
+import { installGzipCodec } from './gzip-codec.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
@@ -88,6 +89,7 @@ export function createKafka(opts: KafkaLogOptions): Kafka {
 
 /** A kafkajs consumer of `groupId` with the log's group timing. */
 export function groupConsumer(kafka: Kafka, groupId: string, timing: { sessionTimeoutMs: number; heartbeatIntervalMs: number }): Consumer {
+  installGzipCodec(); // one trip to the thread pool per record batch (gzip-codec.ts)
   return kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,
