@@ -14,8 +14,9 @@
  *   node dist/bench/billing-open-loop.js <url> <rate/s> <seconds> <connections> [header=value ...]
  *
  * A 304 (a conditional request answered with no body) counts as answered.
- * Prints one JSON line: { due, done, bad, p50, p99, max, seconds, cpuMs } (latencies in ms;
- * cpuMs: this process's own CPU).
+ * Prints one JSON line: { due, done, bad, p50, p99, max, seconds, cpuMs, startedAt, windows }
+ * (latencies in ms; cpuMs: this process's own CPU; windows: the slowest answer of the requests
+ * due in each 100 ms from startedAt, epoch ms, for bench/gateway-stall.ts).
  */
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
@@ -30,6 +31,10 @@ export interface OpenLoopResult {
   max: number;
   seconds: number;
   cpuMs: number;
+  /** Epoch ms when the first request was due. */
+  startedAt?: number;
+  /** Slowest latency (ms) of the requests due in each 100 ms window from startedAt. */
+  windows?: number[];
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
@@ -54,6 +59,7 @@ export function openLoop(url: string, rate: number, seconds: number, connections
   );
   const total = Math.round(rate * seconds);
   const lat: number[] = [];
+  const windows = new Array<number>(Math.ceil(seconds * 10)).fill(0);
   let bad = 0;
   let sent = 0;
   const waiting: number[] = [];
@@ -67,7 +73,10 @@ export function openLoop(url: string, rate: number, seconds: number, connections
 
   const finished = (c: Conn, ok: boolean) => {
     if (!ok) bad++;
-    lat.push(performance.now() - c.dueAt!);
+    const l = performance.now() - c.dueAt!;
+    lat.push(l);
+    const w = Math.floor((c.dueAt! - t0) / 100);
+    if (l > (windows[w] ?? Infinity)) windows[w] = l;
     c.dueAt = null;
     c.head = null;
     c.left = -1;
@@ -133,6 +142,8 @@ export function openLoop(url: string, rate: number, seconds: number, connections
       max: s[s.length - 1] ?? NaN,
       seconds: (performance.now() - t0) / 1000,
       cpuMs: (c.user + c.system) / 1000,
+      startedAt: performance.timeOrigin + t0,
+      windows,
     });
   }
   // Send everything due by now, then look again on the next turn (a 1 ms timer: Node's finest);

@@ -46,7 +46,7 @@ async function side(spec: string): Promise<void> {
     ? await (await import(resolve(dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
     : await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
-  await answerCpuRequests(() => ({ mainUs: mainThreadCpuUs() }));
+  await answerCpuRequests(() => ({ mainUs: mainThreadCpuUs(), pid: process.pid }));
   await gw.close();
   up.proc.kill('SIGTERM');
   process.exit(0);

@@ -28,6 +28,7 @@ import { startPlainProxy } from './plain-proxy.js';
 import { type BenchOptions, type LoadResult, type Row, benchCatalogJson, fmt, load, median, ratio, treeCpuUs } from './lib.js';
 import { openLoopProcess } from './billing-open-loop.js';
 import { postmasterPid } from './billing-cpu.js';
+import { describeGaps, watchLoop } from './loop-watch.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PATH = '/v1/devices/d1/location';
@@ -177,6 +178,10 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
     }
     const max: Record<string, LoadResult[]> = {};
     const half: Record<string, HalfRun[]> = {};
+    // The Node sides share this process's event loop: its lateness and GC during each side's
+    // open-loop run say whether a p99 stall was this process (bench/gateway-stall.ts for one side alone).
+    const watch = watchLoop();
+    const gaps: string[] = [];
     for (let i = 0; i < o.runs; i++) {
       // Sides alternate their order run by run, so no side always runs first on a warming box.
       const order = i % 2 ? [...sides].reverse() : sides;
@@ -189,16 +194,20 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         // and Redis, Kafka and Postgres for the stack side.
         const c0 = process.cpuUsage();
         const e0 = externalCpuUs(s);
+        watch.take();
         const r = await openLoopProcess(s.url + PATH, target, seconds, conns, s.headers ?? {});
         const d = process.cpuUsage(c0);
         const cpu = (s.inProcess ? d.user + d.system : 0) + externalCpuUs(s) - e0;
         (half[s.name] ??= []).push({ p99: r.p99, bad: r.bad + (r.due - r.done), cpuUsPerCall: cpu / Math.max(1, r.done) });
+        if (s.inProcess) gaps.push(`${s.name}: ${describeGaps(watch.take())}`);
       }
       o.log(
         `gateway run ${i + 1}: ` +
-          sides.map((s) => `${s.name} ${fmt(max[s.name]![i]!.rps)} req/s, p99@${fmt(target)}/s ${half[s.name]![i]!.p99} ms`).join('; '),
+          sides.map((s) => `${s.name} ${fmt(max[s.name]![i]!.rps)} req/s, p99@${fmt(target)}/s ${half[s.name]![i]!.p99} ms`).join('; ') +
+          `; this process during the open-loop runs: ${gaps.splice(0).join('; ')}`,
       );
     }
+    watch.stop();
     for (const s of sides) for (const r of [...max[s.name]!, ...half[s.name]!]) if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
     const rps = (n: string) => median(max[n]!.map((r) => r.rps));
     const p99 = (n: string) => median(half[n]!.map((r) => r.p99));

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { load } from './lib.js';
 
 /** In the child: answer `cpu` requests on stdin until `stop` (or stdin closes). */
-export async function answerCpuRequests(extra: () => Record<string, number> = () => ({})): Promise<void> {
+export async function answerCpuRequests(extra: () => Record<string, unknown> = () => ({})): Promise<void> {
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'cpu') {
       const c = process.cpuUsage();
@@ -26,9 +26,9 @@ export interface SideProcess {
   stop(): Promise<void>;
 }
 
-/** Runs this script again with `args` (stderr shared) as a side process. */
-export function spawnSide(args: string[]): SideProcess {
-  const child = spawn(process.execPath, [process.argv[1]!, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** Runs this script (or `script`) again with `args` (stderr shared) as a side process. */
+export function spawnSide(args: string[], script = process.argv[1]!): SideProcess {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async <T>(): Promise<T> => JSON.parse((await lines.next()).value as string) as T;
   return {

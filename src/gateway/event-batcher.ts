@@ -1,7 +1,11 @@
 /**
  * Collects usage events and ships them to the log in batches, off the request path: `add` only
  * pushes to an array. A batch goes out when `maxBatch` events are waiting or every `flushMs`.
- * One send at a time (keeps per-customer order and gives natural backpressure). A failed send is
+ * One send at a time (keeps per-customer order and gives natural backpressure); what arrives
+ * during a send waits for the next tick unless a batch is full, a strict caller waits or the tick
+ * came during the send, so a steady rate costs one send (a write and an fdatasync per partition)
+ * per tick, not one per send's duration (5,000 events/s, flushMs 5: 197 sends/s, was 427;
+ * bench/results/2026-12-05-gateway-log.md). A failed send is
  * retried with exponential backoff, loudly; the buffer is bounded (`maxBuffered`), and events
  * beyond it are counted as dropped and reported. The gateway's producer is a SpoolingProducer
  * (spool/): a send resolves once the batch is durable in the log or in the local spool.
@@ -39,7 +43,7 @@ interface Item {
   /** Log key (the customer) and the encoded event: encoded on add, a few µs each, so a full
    *  batch never costs one request a multi-ms encode of 500 events (measured 2 ms). */
   key: string;
-  v: Buffer;
+  value: Buffer;
   /** Strict mode: who waits for this event to be durable. */
   w?: { resolve: () => void; reject: (e: Error) => void };
 }
@@ -61,6 +65,10 @@ export class EventBatcher {
   private lastStrictFailLog = 0;
   private wakeBackoff: (() => void) | null = null;
   private kickScheduled = false;
+  /** Strict events in `buf`: while any, a send follows the last one at once. */
+  private strictQueued = 0;
+  /** A tick came while a send ran: the next send follows it at once, so no tick is skipped. */
+  private tickDue = false;
 
   constructor(
     private readonly producer: LogProducer,
@@ -71,13 +79,19 @@ export class EventBatcher {
     this.retryBaseMs = opts.retryBaseMs ?? 100;
     this.retryMaxMs = opts.retryMaxMs ?? 5000;
     this.onError = opts.onError ?? ((e) => console.error(`[gateway] ${e.message}`));
-    this.timer = setInterval(() => this.kick(), Math.max(1, opts.flushMs));
+    this.timer = setInterval(
+      () => {
+        this.tickDue = true;
+        this.kick();
+      },
+      Math.max(1, opts.flushMs),
+    );
     this.timer.unref();
   }
 
   /** Queue one event; false if it was dropped (buffer full or batcher closed). Never blocks. */
   add(e: UsageEvent): boolean {
-    return this.push({ key: e.customer, v: encodeEvent(e) });
+    return this.push({ key: e.customer, value: encodeEvent(e) });
   }
 
   /**
@@ -86,7 +100,8 @@ export class EventBatcher {
    */
   addDurable(e: UsageEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (!this.push({ key: e.customer, v: encodeEvent(e), w: { resolve, reject } })) reject(new Error('usage event dropped: the batcher is full or closed'));
+      if (!this.push({ key: e.customer, value: encodeEvent(e), w: { resolve, reject } }))
+        reject(new Error('usage event dropped: the batcher is full or closed'));
       else this.kick();
     });
   }
@@ -106,6 +121,7 @@ export class EventBatcher {
       return false;
     }
     this.buf.push(item);
+    if (item.w) this.strictQueued++;
     // A full batch is sent after this tick's I/O, not inside the caller's add().
     if (this.buf.length >= this.maxBatch && !this.kickScheduled) {
       this.kickScheduled = true;
@@ -158,6 +174,7 @@ export class EventBatcher {
       await this.running;
       const lost = this.buf.length + this.inFlight;
       for (const it of this.buf.splice(0)) it.w?.reject(new Error('usage log unavailable: gateway closing'));
+      this.strictQueued = 0;
       this.onError(new Error(`usage events LOST on close: ${lost} not accepted by the log within ${timeoutMs} ms`));
       return lost;
     }
@@ -177,14 +194,19 @@ export class EventBatcher {
     let attempt = 0;
     while (this.buf.length && !this.giveUp) {
       const batch = this.buf.splice(0, this.maxBatch);
+      this.tickDue = false;
+      for (const it of batch) if (it.w) this.strictQueued--;
       this.inFlight = batch.length;
       try {
-        await this.producer.send(batch.map(({ key, v }) => ({ key, value: v })));
+        // Plain records: a worker's producer clones them to the primary, and `w` holds functions.
+        await this.producer.send(batch.map(({ key, value }) => ({ key, value })));
         this.inFlight = 0;
         this.counts.sent += batch.length;
         this.counts.batches++;
         attempt = 0;
         for (const it of batch) it.w?.resolve();
+        // Group commit on the timer: the rest waits for the next tick (kick() goes on when full or closing).
+        if (!this.tickDue && this.buf.length < this.maxBatch && this.strictQueued === 0 && !this.closed) break;
       } catch (err) {
         this.counts.failedSends++;
         this.inFlight = 0;

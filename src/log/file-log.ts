@@ -142,21 +142,20 @@ export class FileLog implements UsageLog {
       send: async (records: ProducerRecord[]) => {
         if (closed) throw new Error('log producer is closed');
         if (records.length === 0) return;
-        const byPartition = new Map<number, ProducerRecord[]>();
+        // One list per partition (placeRecord answers 0..n-1), appended in parallel.
+        const byPartition: (ProducerRecord[] | undefined)[] = new Array(n);
         for (const r of records) {
           const p = placeRecord(r, n, this.partitionBy);
-          let list = byPartition.get(p);
-          if (!list) byPartition.set(p, (list = []));
-          list.push(r);
+          const list = byPartition[p];
+          if (list) list.push(r);
+          else byPartition[p] = [r];
         }
-        await Promise.all(
-          [...byPartition].map(([p, list]) => {
-            const w = writers[p];
-            // partitionFor answers 0..n-1, one writer each
-            if (!w) throw new Error(`internal: no writer for partition ${p}`);
-            return w.append(list);
-          }),
-        );
+        const appends: Promise<void>[] = [];
+        for (let p = 0; p < n; p++) {
+          const list = byPartition[p];
+          if (list) appends.push(writers[p]!.append(list));
+        }
+        await Promise.all(appends);
       },
       close: async () => {
         if (closed) return;

@@ -23,25 +23,31 @@ export function frameSize(keyBytes: number, valueBytes: number): number {
 }
 
 /** Encode records with consecutive offsets from `firstOffset` into one buffer. */
-export function encodeFrames(records: PendingRecord[], firstOffset: number, timestamp: number): Buffer {
-  const frames = records.map((r) => {
-    const key = Buffer.from(r.key, 'utf8');
-    if (key.length > 0xffff) throw new Error(`log key longer than 65535 bytes`);
-    return { key, value: r.value };
-  });
+export function encodeFrames(records: readonly PendingRecord[], firstOffset: number, timestamp: number): Buffer {
+  // Sizes first, then each key written in place: no per-record key Buffer or frame object.
+  const keyBytes = new Array<number>(records.length);
   let total = 0;
-  for (const { key, value } of frames) total += frameSize(key.length, value.length);
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const k = Buffer.byteLength(r.key, 'utf8');
+    if (k > 0xffff) throw new Error(`log key longer than 65535 bytes`);
+    const len = PAYLOAD_FIXED + k + r.value.length;
+    if (len > MAX_PAYLOAD) throw new Error(`log record of ${len} bytes exceeds ${MAX_PAYLOAD}`);
+    keyBytes[i] = k;
+    total += FRAME_HEADER + len;
+  }
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
-  for (const [i, { key, value }] of frames.entries()) {
-    const len = PAYLOAD_FIXED + key.length + value.length;
-    if (len > MAX_PAYLOAD) throw new Error(`log record of ${len} bytes exceeds ${MAX_PAYLOAD}`);
+  for (let i = 0; i < records.length; i++) {
+    const { key, value } = records[i]!;
+    const k = keyBytes[i]!;
+    const len = PAYLOAD_FIXED + k + value.length;
     const p = pos + FRAME_HEADER;
     buf.writeDoubleLE(firstOffset + i, p);
     buf.writeDoubleLE(timestamp, p + 8);
-    buf.writeUInt16LE(key.length, p + 16);
-    key.copy(buf, p + 18);
-    value.copy(buf, p + 18 + key.length);
+    buf.writeUInt16LE(k, p + 16);
+    buf.write(key, p + 18, k, 'utf8');
+    value.copy(buf, p + 18 + k);
     buf.writeUInt32LE(len, pos);
     buf.writeUInt32LE(crc32(buf, p, p + len), pos + 4);
     pos = p + len;
