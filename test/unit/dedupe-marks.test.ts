@@ -148,6 +148,16 @@ test('the marks are not used for a file without the entry, or with a row outside
   const plain = join(root, compacted(0));
   await duck.conn.run(`COPY (SELECT * FROM read_parquet(${sqlString(raw)})) TO ${sqlString(plain)} (FORMAT parquet)`);
   assert.deepEqual((await byMarks([plain])).usable, []);
+  // An entry that is not a list of names (a damaged or foreign footer) is not used.
+  for (const bad of ['not json', '{"a":1}', '[1,2]']) {
+    const odd = join(root, `odd-${bad.length}`, compacted(0));
+    mkdirSync(dirname(odd), { recursive: true });
+    await duck.conn.run(
+      `COPY (${markedSelect(source([raw]), ['id', 'event_time', 'customer', 'key_id', 'api', 'method', 'status', 'latency_ms', 'bytes_in', 'bytes_out', 'billable', 'v'])})
+         TO ${sqlString(odd)} (FORMAT parquet, KV_METADATA {meter_dedupe: '1', meter_dedupe_checked: ${sqlString(bad)}})`,
+    );
+    assert.deepEqual((await byMarks([odd])).usable, [], `entry ${bad}`);
+  }
   // Marked, but a name without the compacted mark is never trusted.
   const named = join(root, 'n', dataFileName('usage-events', 0, 0, 9));
   await mark([raw], named);
