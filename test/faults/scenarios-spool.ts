@@ -15,7 +15,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, writeSync, closeSync, readdirSync, statfsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KafkaLog } from '../../src/log/kafka-log.js';
-import { decodeEvent } from '../../src/events/usage-event.js';
 import { HOUR_MS, hourStart } from '../../src/lake/layout.js';
 import { PgWarehouse } from '../../src/warehouse/pg-warehouse.js';
 import { MeterProcess } from './procs.js';
@@ -23,6 +22,7 @@ import { sleep, until, type ScenarioWorld } from './scenario.js';
 import type { ScenarioDef } from './scenarios.js';
 import { startService, stopService } from './stack-control.js';
 import { startTraffic } from './traffic.js';
+import { kafkaCounts } from './log-counts.js';
 
 const freeBytes = (dir: string) => {
   const s = statfsSync(dir);
@@ -47,28 +47,6 @@ function umount(dir: string): void {
     execFileSync('umount', [dir]);
   } catch {
     execFileSync('umount', ['-l', dir]);
-  }
-}
-
-/** Records and distinct event ids in the scenario's topic. */
-async function kafkaCounts(w: ScenarioWorld): Promise<{ records: number; ids: number }> {
-  const log = new KafkaLog({ brokers: w.env.METER_KAFKA_BROKERS!.split(','), topic: w.env.METER_TOPIC!, partitions: 4 });
-  try {
-    const c = await log.consumer(`count-${Date.now()}`);
-    const ids = new Set<string>();
-    let records = 0;
-    for (const [p, end] of await c.endOffsets()) {
-      for (let from = 0; from < end; from += 5000) {
-        for (const r of await c.readRange(p, from, Math.min(end, from + 5000))) {
-          records++;
-          const d = decodeEvent(r.value);
-          if (d.ok) ids.add(d.event.id);
-        }
-      }
-    }
-    return { records, ids: ids.size };
-  } finally {
-    await log.close();
   }
 }
 
