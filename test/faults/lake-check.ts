@@ -29,8 +29,7 @@ export async function lakeVerdict(w: ScenarioWorld, v: Verdict, repeats = 0): Pr
     const log = await kafkaCounts(w);
     const logRepeats = log.records - log.ids;
     if (logRepeats) v.notes.push(`the log holds ${log.records} records for ${log.ids} event ids${repeats ? ` (the client sent ${repeats} again)` : ''}`);
-    if (c.rows - c.ids > logRepeats)
-      v.failures.push(`lake holds ${c.rows} rows for ${c.ids} distinct ids, the log ${log.records} records for ${log.ids} ids`);
+    if (c.rows - c.ids > logRepeats) v.failures.push(`lake holds ${c.rows} rows for ${c.ids} distinct ids, the log ${log.records} records for ${log.ids} ids`);
     else if (c.rows !== c.ids) v.notes.push(`lake rows above distinct ids: ${c.rows - c.ids}, as in the log`);
     if (c.overlaps.length) v.failures.push(`lake has ${c.overlaps.length} overlapping range pairs`);
     v.lake = { rows: c.rows, ids: c.ids, overlaps: c.overlaps.length };
