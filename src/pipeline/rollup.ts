@@ -49,6 +49,15 @@ export interface ClaimedRound {
   heldElsewhere: number[];
 }
 
+interface HourInputs {
+  hour: number;
+  files: FileRef[];
+  meters: Meter[];
+  corrections: Awaited<ReturnType<typeof hourCorrections>>;
+  /** Time spent reading them (counted in duckMs, as before they were read apart). */
+  readMs: number;
+}
+
 interface ComputedHour {
   hour: number;
   files: FileRef[];
@@ -168,15 +177,19 @@ export class Rollup {
     const hour = hourStart(hourMs);
     if ((await this.leases.claim(hour)) !== 'claimed') throw new Error(`hour ${iso(hour)} is being rolled up by another process right now`);
     try {
-      return await this.writeHour(await this.computeHour(hour));
+      return await this.writeHour(await this.computeHour(await this.hourInputs(hour)));
     } catch (e) {
       await this.leases.release(hour);
       throw e;
     }
   }
 
-  /** The hour's files and their counts (DuckDB); nothing written yet. */
-  private async computeHour(hourMs: number): Promise<ComputedHour> {
+  /**
+   * What counting the hour needs from the warehouse and the lake, read before DuckDB starts: on
+   * PGlite every statement waits for the transaction in flight, so rollupClaimed reads the next
+   * hour's inputs before it starts the current hour's write, and the count then runs beside it.
+   */
+  private async hourInputs(hourMs: number): Promise<HourInputs> {
     const hour = hourStart(hourMs);
     const t0 = performance.now();
     const files = await this.hourFiles(hour);
@@ -184,6 +197,13 @@ export class Rollup {
     // Read before the lake's files are counted, in one snapshot: a correction committed later
     // is not in `corrections.count`, so the hour stays pending for it (markCorrectionsApplied).
     const corrections = await hourCorrections(this.db, hour);
+    return { hour, files, meters, corrections, readMs: performance.now() - t0 };
+  }
+
+  /** The hour's files and their counts (DuckDB); nothing written yet, nothing read from the warehouse. */
+  private async computeHour(inputs: HourInputs): Promise<ComputedHour> {
+    const { hour, files, meters, corrections } = inputs;
+    const t0 = performance.now() - inputs.readMs;
     let rows: HourlyRow[] = [];
     let meterRows: MeterHourlyRow[] = [];
     let outside = 0;
@@ -307,21 +327,33 @@ export class Rollup {
       onDone?.(r);
     };
     const claimed: number[] = [];
-    try {
-      for (const h of hours) {
+    const left = hours[Symbol.iterator]();
+    /** The next hour this process claims, with its inputs; null when none is left. */
+    const claimNext = async (): Promise<HourInputs | null> => {
+      for (let n = left.next(); !n.done; n = left.next()) {
+        const h = n.value;
         const outcome = await this.leases.claim(h, since);
         if (outcome !== 'claimed') {
           (outcome === 'held' ? round.heldElsewhere : round.doneElsewhere).push(h);
           continue;
         }
         claimed.push(h);
-        const computed = await this.computeHour(h);
+        return this.hourInputs(h);
+      }
+      return null;
+    };
+    try {
+      for (let next = await claimNext(); next; ) {
+        const computed = await this.computeHour(next);
         await settle();
+        // Before this hour's write starts: on PGlite these reads would wait for its transaction,
+        // and the next hour's count with them (bench/results/2026-12-05-rollup-pglite.md).
+        next = await claimNext();
         writing = this.writeHour(computed).catch((e) => {
           // Taken over while paused past the lease: the new holder finishes the hour.
           if (!(e instanceof LeaseLost)) throw e;
           this.logger?.warn(e.message);
-          round.heldElsewhere.push(h);
+          round.heldElsewhere.push(computed.hour);
           return null;
         });
         // Heard here, thrown by settle(): a write failing during the next count must not be an
