@@ -227,7 +227,11 @@ for (let round = 0; round < rounds; round++) {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         const batch = batchVariants[name];
-        if (batch) await batch(pg, Array.from({ length: hours }, (_, i) => ({ hour: FROM + i * HOUR, rows: hourRows(FROM + i * HOUR, bump) })));
+        if (batch)
+          await batch(
+            pg,
+            Array.from({ length: hours }, (_, i) => ({ hour: FROM + i * HOUR, rows: hourRows(FROM + i * HOUR, bump) })),
+          );
         else for (let i = 0; i < hours; i++) await variants[name]!(w, pg, FROM + i * HOUR, hourRows(FROM + i * HOUR, bump));
         const c = process.cpuUsage(c0);
         const wall = performance.now() - t0;
@@ -245,7 +249,9 @@ for (let round = 0; round < rounds; round++) {
   }
   console.error(`round ${round + 1} done (load ${loadavg()[0]!.toFixed(1)})`);
 }
-console.log(`# PGlite ${memory ? 'in memory' : 'on disk'}: ${hours} hours of 10,000 rows, ${rounds} rounds; per hour, median ms (CPU of this process / wall); load ${loadavg()[0]!.toFixed(1)}`);
+console.log(
+  `# PGlite ${memory ? 'in memory' : 'on disk'}: ${hours} hours of 10,000 rows, ${rounds} rounds; per hour, median ms (CPU of this process / wall); load ${loadavg()[0]!.toFixed(1)}`,
+);
 console.log('| variant | first write | rerun, same counts | rerun, a tenth changed |');
 console.log('| --- | --- | --- | --- |');
 for (const [name, m] of results) {

@@ -23,7 +23,10 @@ interface Build {
   PgliteWarehouse: { open(dir: string | null): Promise<{ close(): Promise<void> }> };
   migrate(db: unknown): Promise<unknown>;
   LocalLake: new (url: string) => unknown;
-  Rollup: new (o: { lake: unknown; db: unknown }) => {
+  Rollup: new (o: {
+    lake: unknown;
+    db: unknown;
+  }) => {
     backfill(from: number, to: number): Promise<{ events: number; results: HourResultLike[] }>;
     close(): Promise<void>;
   };
