@@ -4,6 +4,7 @@
  * SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
  */
 import { toBigInt, toMs } from './values.js';
+import { copyText } from './copy-text.js';
 import type { Sql, Warehouse } from './warehouse.js';
 
 export interface HourlyRow {
@@ -68,6 +69,7 @@ export async function replaceHour(
 
 /** The hour's usage_hourly rows made `rows`, by the differences only (see replaceHour). */
 async function writeHourRows(tx: Sql, hour: string, rows: HourlyRow[]): Promise<void> {
+  if (tx.copyIn) return copyHourRows(tx, tx.copyIn.bind(tx), hour, rows);
   const old = await tx.query<{ customer_id: string; api: string; calls: unknown; events: unknown }>(
     'SELECT customer_id, api, calls, events FROM usage_hourly WHERE hour = $1',
     [hour],
@@ -95,6 +97,68 @@ async function writeHourRows(tx: Sql, hour: string, rows: HourlyRow[]): Promise<
         ORDER BY 1, 2`,
       columns(hour, insert),
     );
+}
+
+const ROW_COLUMNS = ['customer_id', 'api', 'hour', 'calls', 'events'];
+
+/**
+ * writeHourRows where the driver feeds COPY (PGlite): the rows go in as COPY text, and Postgres
+ * finds the differences, instead of the hour's rows being read into JS and the new ones passed as
+ * array parameters (on PGlite both are JS work on the thread the rollup's DuckDB count also needs;
+ * bench/results/2026-12-05-rollup-pglite.md). An hour with no rows yet is copied into
+ * usage_hourly itself; otherwise into a temporary table, then one statement counts the rows to
+ * delete, update and insert, and only statements with rows are sent, as on the other path.
+ */
+async function copyHourRows(tx: Sql, copyIn: NonNullable<Sql['copyIn']>, hour: string, rows: HourlyRow[]): Promise<void> {
+  const sorted = [...rows].sort(byKey);
+  const text = copyText(sorted.map((r) => [r.customer, r.api, hour, r.calls, r.events]));
+  const [had] = await tx.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM usage_hourly WHERE hour = $1) AS any', [hour]);
+  if (!had?.any) {
+    if (rows.length) await copyIn('usage_hourly', ROW_COLUMNS, text);
+    return;
+  }
+  // ON COMMIT DELETE ROWS: empty at the start of every transaction that uses it.
+  await tx.query(
+    `CREATE TEMP TABLE IF NOT EXISTS hour_rows_in (customer_id text NOT NULL, api text NOT NULL, hour timestamptz NOT NULL,
+       calls bigint NOT NULL, events bigint NOT NULL) ON COMMIT DELETE ROWS`,
+  );
+  if (rows.length) await copyIn('hour_rows_in', ROW_COLUMNS, text);
+  const [n] = await tx.query<{ remove: number; update: number; insert: number }>(
+    `SELECT count(*) FILTER (WHERE n.customer_id IS NULL)::int AS remove,
+            count(*) FILTER (WHERE u.customer_id IS NOT NULL AND n.customer_id IS NOT NULL
+                               AND (u.calls <> n.calls OR u.events <> n.events))::int AS update,
+            count(*) FILTER (WHERE u.customer_id IS NULL)::int AS insert
+       FROM (SELECT customer_id, api, calls, events FROM usage_hourly WHERE hour = $1) u
+       FULL JOIN hour_rows_in n ON n.customer_id = u.customer_id AND n.api = u.api`,
+    [hour],
+  );
+  if (n?.remove)
+    await tx.query(
+      `DELETE FROM usage_hourly u
+        WHERE u.hour = $1 AND NOT EXISTS (SELECT 1 FROM hour_rows_in n WHERE n.customer_id = u.customer_id AND n.api = u.api)`,
+      [hour],
+    );
+  if (n?.update)
+    await tx.query(
+      `UPDATE usage_hourly u SET calls = n.calls, events = n.events, rolled_at = now()
+         FROM hour_rows_in n
+        WHERE u.customer_id = n.customer_id AND u.hour = $1 AND u.api = n.api AND (u.calls <> n.calls OR u.events <> n.events)`,
+      [hour],
+    );
+  if (n?.insert)
+    await tx.query(
+      `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
+       SELECT n.customer_id, n.api, n.hour, n.calls, n.events FROM hour_rows_in n
+        WHERE NOT EXISTS (SELECT 1 FROM usage_hourly u WHERE u.customer_id = n.customer_id AND u.hour = $1 AND u.api = n.api)
+        ORDER BY 1, 2`,
+      [hour],
+    );
+}
+
+/** Key order (customer, api), as usage_hourly's index has them within an hour. */
+function byKey(a: HourlyRow, b: HourlyRow): number {
+  if (a.customer !== b.customer) return a.customer < b.customer ? -1 : 1;
+  return a.api < b.api ? -1 : a.api > b.api ? 1 : 0;
 }
 
 function columns(hour: string, rows: HourlyRow[]): unknown[] {

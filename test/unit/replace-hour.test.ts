@@ -72,58 +72,101 @@ test('hourChanges: new rows inserted, changed counts updated, rows no longer the
   assert.deepEqual(hourChanges([], []), { insert: [], update: [], remove: [] });
 });
 
-test('replaceHour writes only what changed: same counts rewrite no row; usage_daily, files and rollup_hours stay exact', async () => {
-  const db = await reusableWarehouse();
-  try {
-    // another hour of the same day, so the day rows hold more than this hour
-    await replaceHour(db, HOUR - 3_600_000, [row('acme', 'a', 7), row('beta', 'b', 1)], [{ path: 'usage/h4.parquet', size: 10 }], 8n);
-    const first = [row('acme', 'a', 10, 12), row('acme', 'b', 3), row('beta', 'b', 0, 4)];
-    await replaceHour(db, HOUR, first, [{ path: 'usage/1.parquet', size: 100 }], 19n);
-    assert.deepEqual(await hourRows(db), ['acme a 10 12', 'acme b 3 3', 'beta b 0 4']);
-    assert.deepEqual(await dailyDrift(db), []);
-    const w1 = await writers(db);
+/**
+ * The same warehouse with no COPY (Sql.copyIn absent): replaceHour then passes the rows as array
+ * parameters, the path a Postgres server takes, here run on PGlite too.
+ */
+function withoutCopy(db: Warehouse): Warehouse {
+  return {
+    kind: db.kind,
+    query: (text, params, opts) => db.query(text, params, opts),
+    transaction: (fn) => db.transaction((tx) => fn({ query: (text, params, opts) => tx.query(text, params, opts) })),
+    close: () => db.close(),
+  };
+}
 
-    // the same counts (another order): no row rewritten
-    await replaceHour(db, HOUR, [...first].reverse(), [{ path: 'usage/1.parquet', size: 100 }], 19n);
-    assert.deepEqual(await writers(db), w1, 'a re-rollup with the same counts rewrites no row');
-    assert.deepEqual(await dailyDrift(db), []);
+const paths: [string, (db: Warehouse) => Warehouse][] = [
+  ['COPY (PGlite)', (db) => db],
+  ['array parameters (Postgres)', withoutCopy],
+];
 
-    // one count changed, one row gone, one new: only those written
-    await replaceHour(
-      db,
-      HOUR,
-      [row('acme', 'a', 10, 12), row('acme', 'b', 4), row('gamma', 'a', 2)],
-      [
-        { path: 'usage/1.parquet', size: 120 },
-        { path: 'usage/2.parquet', size: 50 },
-      ],
-      18n,
-    );
-    assert.deepEqual(await hourRows(db), ['acme a 10 12', 'acme b 4 4', 'gamma a 2 2']);
-    const w2 = await writers(db);
-    assert.equal(w2.get('acme a'), w1.get('acme a'), 'the unchanged row was not rewritten');
-    assert.notEqual(w2.get('acme b'), w1.get('acme b'), 'the changed row was');
-    assert.deepEqual(await dailyDrift(db), []);
-    assert.deepEqual(await files(db), ['usage/1.parquet:120', 'usage/2.parquet:50'], 'a resized file and a new one');
-    assert.deepEqual(await hourEntry(db), { files: 2, events: 18 });
+for (const [path, wrap] of paths)
+  test(`replaceHour by ${path} writes only what changed: same counts rewrite no row; usage_daily, files and rollup_hours stay exact`, async () => {
+    const db = wrap(await reusableWarehouse());
+    try {
+      // another hour of the same day, so the day rows hold more than this hour
+      await replaceHour(db, HOUR - 3_600_000, [row('acme', 'a', 7), row('beta', 'b', 1)], [{ path: 'usage/h4.parquet', size: 10 }], 8n);
+      const first = [row('acme', 'a', 10, 12), row('acme', 'b', 3), row('beta', 'b', 0, 4)];
+      await replaceHour(db, HOUR, first, [{ path: 'usage/1.parquet', size: 100 }], 19n);
+      assert.deepEqual(await hourRows(db), ['acme a 10 12', 'acme b 3 3', 'beta b 0 4']);
+      assert.deepEqual(await dailyDrift(db), []);
+      const w1 = await writers(db);
 
-    // a file removed
-    await replaceHour(db, HOUR, [row('acme', 'a', 1)], [{ path: 'usage/2.parquet', size: 50 }], 1n);
-    assert.deepEqual(await files(db), ['usage/2.parquet:50']);
-    assert.deepEqual(await hourEntry(db), { files: 1, events: 1 });
-    assert.deepEqual(await dailyDrift(db), []);
+      // the same counts (another order): no row rewritten
+      await replaceHour(db, HOUR, [...first].reverse(), [{ path: 'usage/1.parquet', size: 100 }], 19n);
+      assert.deepEqual(await writers(db), w1, 'a re-rollup with the same counts rewrites no row');
+      assert.deepEqual(await dailyDrift(db), []);
 
-    // an hour emptied: no rows, no files, no rollup_hours entry; the other hour untouched
-    await replaceHour(db, HOUR, [], [], 0n);
-    assert.deepEqual(await hourRows(db), []);
-    assert.deepEqual(await files(db), []);
-    assert.equal(await hourEntry(db), null);
-    assert.deepEqual(await dailyDrift(db), []);
-    assert.equal((await db.query('SELECT 1 FROM usage_hourly')).length, 2, "the other hour's rows stay");
-  } finally {
-    await db.close();
-  }
-});
+      // one count changed, one row gone, one new: only those written
+      await replaceHour(
+        db,
+        HOUR,
+        [row('acme', 'a', 10, 12), row('acme', 'b', 4), row('gamma', 'a', 2)],
+        [
+          { path: 'usage/1.parquet', size: 120 },
+          { path: 'usage/2.parquet', size: 50 },
+        ],
+        18n,
+      );
+      assert.deepEqual(await hourRows(db), ['acme a 10 12', 'acme b 4 4', 'gamma a 2 2']);
+      const w2 = await writers(db);
+      assert.equal(w2.get('acme a'), w1.get('acme a'), 'the unchanged row was not rewritten');
+      assert.notEqual(w2.get('acme b'), w1.get('acme b'), 'the changed row was');
+      assert.deepEqual(await dailyDrift(db), []);
+      assert.deepEqual(await files(db), ['usage/1.parquet:120', 'usage/2.parquet:50'], 'a resized file and a new one');
+      assert.deepEqual(await hourEntry(db), { files: 2, events: 18 });
+
+      // a file removed
+      await replaceHour(db, HOUR, [row('acme', 'a', 1)], [{ path: 'usage/2.parquet', size: 50 }], 1n);
+      assert.deepEqual(await files(db), ['usage/2.parquet:50']);
+      assert.deepEqual(await hourEntry(db), { files: 1, events: 1 });
+      assert.deepEqual(await dailyDrift(db), []);
+
+      // an hour emptied: no rows, no files, no rollup_hours entry; the other hour untouched
+      await replaceHour(db, HOUR, [], [], 0n);
+      assert.deepEqual(await hourRows(db), []);
+      assert.deepEqual(await files(db), []);
+      assert.equal(await hourEntry(db), null);
+      assert.deepEqual(await dailyDrift(db), []);
+      assert.equal((await db.query('SELECT 1 FROM usage_hourly')).length, 2, "the other hour's rows stay");
+    } finally {
+      await db.close();
+    }
+  });
+
+for (const [path, wrap] of paths)
+  test(`replaceHour by ${path}: customer ids and API names with tabs, newlines, backslashes and any other character are stored as they are`, async () => {
+    const db = wrap(await reusableWarehouse());
+    try {
+      const odd = [row('a\tb', 'x\ny', 1), row('back\\slash\\N', '\\.', 2), row('cr\r\n', 'ünïcødé 𝄞', 3), row('\\N', 'quote\'"', 4)];
+      const read = async () =>
+        (await db.query<{ customer_id: string; api: string; calls: unknown }>('SELECT customer_id, api, calls FROM usage_hourly WHERE hour = $1', [at]))
+          .map((r) => `${JSON.stringify(r.customer_id)} ${JSON.stringify(r.api)} ${r.calls}`)
+          .sort();
+      const want = odd.map((r) => `${JSON.stringify(r.customer)} ${JSON.stringify(r.api)} ${r.calls}`).sort();
+      await replaceHour(db, HOUR, odd, [{ path: 'usage/odd.parquet', size: 1 }], 10n);
+      assert.deepEqual(await read(), want, 'first write');
+      const w1 = await writers(db);
+      // the rerun compares them with the stored ones: nothing changes
+      await replaceHour(db, HOUR, [...odd].reverse(), [{ path: 'usage/odd.parquet', size: 1 }], 10n);
+      assert.deepEqual(await writers(db), w1);
+      await replaceHour(db, HOUR, [odd[0]!, { ...odd[1]!, calls: 5n }], [{ path: 'usage/odd.parquet', size: 2 }], 10n);
+      assert.deepEqual(await read(), [`"a\\tb" "x\\ny" 1`, `"back\\\\slash\\\\N" "\\\\." 5`].sort());
+      assert.deepEqual(await dailyDrift(db), []);
+    } finally {
+      await db.close();
+    }
+  });
 
 test("replaceHour's read of an hour can use the index on usage_hourly(hour) (migration 020), not a scan of every hour", async () => {
   const db = await reusableWarehouse();
