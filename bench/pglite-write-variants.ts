@@ -97,8 +97,22 @@ async function sqlDiff(tx: Transaction, hour: string): Promise<void> {
 }
 
 const variants: Record<string, Write> = {
-  // what main does (usage-repository.ts replaceHour)
+  // usage-repository.ts replaceHour as it is (on PGlite: COPY, differences in SQL)
   current: async (w, _pg, hour, rows) => replaceHour(w, hour, rows, [], 0n),
+  // replaceHour without Sql.copyIn: the hour read into JS, rows as array parameters (the Postgres path; PGlite's before COPY)
+  params: async (w, _pg, hour, rows) =>
+    replaceHour(
+      {
+        kind: w.kind,
+        query: (t, p) => w.query(t, p),
+        transaction: (fn) => w.transaction((tx) => fn({ query: (t, p, o) => tx.query(t, p, o) })),
+        close: () => w.close(),
+      },
+      hour,
+      rows,
+      [],
+      0n,
+    ),
   // COPY of the rows (tab-separated, from a Blob) into a temp table, differences in SQL
   copyTemp: async (_w, pg, hour, rows) => {
     const at = new Date(hour).toISOString();
@@ -224,15 +238,12 @@ for (let round = 0; round < rounds; round++) {
         ['rerun, same counts', false],
         ['rerun, a tenth changed', true],
       ] as const) {
+        const list = Array.from({ length: hours }, (_, i) => ({ hour: FROM + i * HOUR, rows: hourRows(FROM + i * HOUR, bump) }));
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         const batch = batchVariants[name];
-        if (batch)
-          await batch(
-            pg,
-            Array.from({ length: hours }, (_, i) => ({ hour: FROM + i * HOUR, rows: hourRows(FROM + i * HOUR, bump) })),
-          );
-        else for (let i = 0; i < hours; i++) await variants[name]!(w, pg, FROM + i * HOUR, hourRows(FROM + i * HOUR, bump));
+        if (batch) await batch(pg, list);
+        else for (const h of list) await variants[name]!(w, pg, h.hour, h.rows);
         const c = process.cpuUsage(c0);
         const wall = performance.now() - t0;
         const byCase = results.get(name) ?? new Map<string, number[]>();
