@@ -100,7 +100,9 @@ class TracingWarehouse implements Warehouse {
         const copyIn = tx.copyIn?.bind(tx);
         return fn({
           query: <R>(text: string, params?: unknown[]) => timed(this.tx, text, () => tx.query<R>(text, params)),
-          ...(copyIn ? { copyIn: (table: string, columns: string[], text: string) => timed(this.tx, `COPY ${table}`, () => copyIn(table, columns, text)) } : {}),
+          ...(copyIn
+            ? { copyIn: (table: string, columns: string[], text: string) => timed(this.tx, `COPY ${table}`, () => copyIn(table, columns, text)) }
+            : {}),
         });
       })
       .finally(() => this.tx.add('(whole transaction: BEGIN to COMMIT)', performance.now() - t0));
