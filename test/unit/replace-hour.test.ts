@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type HourlyRow, hourChanges, replaceHour } from '../../src/warehouse/usage-repository.js';
+import { type HourlyRow, hourChanges, replaceHour, replaceHours } from '../../src/warehouse/usage-repository.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { reusableWarehouse } from '../support/warehouse.js';
 
@@ -163,6 +163,66 @@ for (const [path, wrap] of paths)
       await replaceHour(db, HOUR, [odd[0]!, { ...odd[1]!, calls: 5n }], [{ path: 'usage/odd.parquet', size: 2 }], 10n);
       assert.deepEqual(await read(), [`"a\\tb" "x\\ny" 1`, `"back\\\\slash\\\\N" "\\\\." 5`].sort());
       assert.deepEqual(await dailyDrift(db), []);
+    } finally {
+      await db.close();
+    }
+  });
+
+for (const [path, wrap] of paths)
+  test(`replaceHours by ${path}: several hours in one transaction, some stored and some new, each left as replaceHour leaves it`, async () => {
+    const db = wrap(await reusableWarehouse());
+    const A = HOUR + 3_600_000;
+    const B = HOUR + 2 * 3_600_000;
+    const state = async () =>
+      (
+        await db.query<{ k: string }>(
+          `SELECT hour::text || ' ' || customer_id || ' ' || api || ' ' || calls || ' ' || events AS k FROM usage_hourly ORDER BY 1`,
+        )
+      ).map((r) => r.k);
+    try {
+      await replaceHour(db, A, [row('acme', 'a', 1), row('acme', 'b', 2)], [{ path: 'usage/a.parquet', size: 1 }], 3n);
+      const before = await db.query<{ api: string; x: string }>(`SELECT api, xmin::text AS x FROM usage_hourly WHERE hour = $1 ORDER BY api`, [
+        new Date(A).toISOString(),
+      ]);
+      await replaceHours(db, [
+        { hourMs: B, rows: [row('beta', 'a', 5), row('acme', 'a', 4)], files: [{ path: 'usage/b.parquet', size: 2 }], events: 9n },
+        { hourMs: A, rows: [row('acme', 'a', 1), row('acme', 'b', 7), row('gamma', 'c', 1)], files: [{ path: 'usage/a.parquet', size: 3 }], events: 9n },
+      ]);
+      const hourA = new Date(A).toISOString().replace('T', ' ').replace('.000Z', '+00');
+      const hourB = new Date(B).toISOString().replace('T', ' ').replace('.000Z', '+00');
+      assert.deepEqual(await state(), [`${hourA} acme a 1 1`, `${hourA} acme b 7 7`, `${hourA} gamma c 1 1`, `${hourB} acme a 4 4`, `${hourB} beta a 5 5`]);
+      const after = await db.query<{ api: string; x: string }>(
+        `SELECT api, xmin::text AS x FROM usage_hourly WHERE hour = $1 AND customer_id = 'acme' ORDER BY api`,
+        [new Date(A).toISOString()],
+      );
+      assert.equal(after[0]!.x, before[0]!.x, 'the unchanged row of the stored hour was not rewritten');
+      assert.notEqual(after[1]!.x, before[1]!.x, 'the changed one was');
+      assert.deepEqual(await dailyDrift(db), []);
+      const entries = await db.query<{ files: number; events: unknown }>('SELECT files, events FROM rollup_hours ORDER BY hour');
+      assert.deepEqual(
+        entries.map((e) => [Number(e.files), Number(e.events)]),
+        [
+          [1, 9],
+          [1, 9],
+        ],
+      );
+      // a failure in one hour's last word rolls back every hour of the transaction
+      await assert.rejects(
+        replaceHours(db, [
+          { hourMs: A, rows: [], files: [], events: 0n },
+          {
+            hourMs: B,
+            rows: [],
+            files: [],
+            events: 0n,
+            inTx: async () => {
+              throw new Error('lease lost');
+            },
+          },
+        ]),
+        /lease lost/,
+      );
+      assert.equal((await state()).length, 5);
     } finally {
       await db.close();
     }
