@@ -5,7 +5,9 @@
  * rollup and warehouse code). PGlite runs in this process, so the CPU of this process is the
  * whole cost. Per run: wall time, CPU, the phases summed per hour (rollup.ts HourResult).
  *
- *   node dist/bench/rollup-pglite-ab.js <dist of A> <dist of B> [hours=8] [runs=3] [lake root]
+ * --per-write A,B: the rollup's hoursPerWrite for each side (a build without it ignores it).
+ *
+ *   node dist/bench/rollup-pglite-ab.js <dist of A> <dist of B> [hours=8] [runs=3] [lake root] [--per-write A,B]
  */
 import { join, resolve } from 'node:path';
 import { rmSync } from 'node:fs';
@@ -32,7 +34,11 @@ interface Build {
   };
 }
 
-const [a, b, hoursArg, runsArg, rootArg] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const perWriteAt = argv.indexOf('--per-write');
+const perWrite = perWriteAt >= 0 ? (argv[perWriteAt + 1] ?? '').split(',').map(Number) : [];
+if (perWriteAt >= 0) argv.splice(perWriteAt, 2);
+const [a, b, hoursArg, runsArg, rootArg] = argv;
 if (!a || !b) {
   console.error('usage: node dist/bench/rollup-pglite-ab.js <dist of A> <dist of B> [hours=8] [runs=3] [lake root]');
   process.exit(2);
@@ -63,14 +69,15 @@ interface Run {
   load: number;
 }
 
-async function once(build: Build, side: string): Promise<Run> {
+async function once(build: Build, side: 'A' | 'B'): Promise<Run> {
+  const n = perWrite[side === 'A' ? 0 : 1];
   const dir = join(benchWorkDir(), `rollup-pglite-ab-${side}`);
   rmSync(dir, { recursive: true, force: true });
   rmSync(`${dir}.lock`, { recursive: true, force: true });
   const db = await build.PgliteWarehouse.open(dir);
   try {
     await build.migrate(db);
-    const r = new build.Rollup({ lake: new build.LocalLake(pathToFileURL(root).href), db });
+    const r = new build.Rollup({ lake: new build.LocalLake(pathToFileURL(root).href), db, ...(n ? { hoursPerWrite: n } : {}) });
     try {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
@@ -89,7 +96,9 @@ async function once(build: Build, side: string): Promise<Run> {
 
 const builds = { A: await load(a), B: await load(b) };
 const got: Record<'A' | 'B', Run[]> = { A: [], B: [] };
-console.log(`# rollup -> PGlite (on disk), A = ${a}, B = ${b}: ${hours} h of ${root}, ${runs} runs, alternating (A first on odd runs)`);
+console.log(
+  `# rollup -> PGlite (on disk), A = ${a}, B = ${b}${perWrite.length ? ` (hours per write ${perWrite.join(', ')})` : ''}: ${hours} h of ${root}, ${runs} runs, alternating (A first on odd runs)`,
+);
 for (let i = 0; i < runs; i++) {
   for (const side of i % 2 ? (['B', 'A'] as const) : (['A', 'B'] as const)) {
     const r = await once(builds[side], side);
