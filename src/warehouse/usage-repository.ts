@@ -41,7 +41,8 @@ export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>
  * entry (it must not advance dataCompleteUntil).
  *
  * Rows are written only where they change: the hour's rows are read (by the index of migration
- * 020), and only the rows the new answer no longer has are deleted, only changed ones updated,
+ * 020; on PGlite Postgres compares them with the new ones itself, copyHourRows), and only the
+ * rows the new answer no longer has are deleted, only changed ones updated,
  * only new ones inserted, each statement sent only when it has rows. So a re-rollup that finds
  * the same counts writes no usage_hourly row and fires none of its triggers (usage_daily of
  * migration 008 takes only the differences). Rows go in key order (customer, api): each lands
@@ -79,6 +80,7 @@ export interface HourWrite {
  */
 export async function replaceHours(db: Warehouse, hours: HourWrite[]): Promise<void> {
   const list = [...hours].sort((a, b) => a.hourMs - b.hourMs);
+  if (list.some((h, i) => i > 0 && h.hourMs === list[i - 1]!.hourMs)) throw new Error('internal: replaceHours was given an hour twice');
   await db.transaction(async (tx) => {
     // In hour order, as every writer takes them: two writers never wait on each other in a circle.
     for (const h of list) await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(h.hourMs / 3_600_000) % 2_000_000_000]);
