@@ -97,7 +97,13 @@ class TracingWarehouse implements Warehouse {
             'SET LOCAL auto_explain.log_timing = on',
           ])
             await tx.query(s);
-        return fn({ query: <R>(text: string, params?: unknown[]) => timed(this.tx, text, () => tx.query<R>(text, params)) });
+        const copyIn = tx.copyIn?.bind(tx);
+        return fn({
+          query: <R>(text: string, params?: unknown[]) => timed(this.tx, text, () => tx.query<R>(text, params)),
+          ...(copyIn
+            ? { copyIn: (table: string, columns: string[], text: string) => timed(this.tx, `COPY ${table}`, () => copyIn(table, columns, text)) }
+            : {}),
+        });
       })
       .finally(() => this.tx.add('(whole transaction: BEGIN to COMMIT)', performance.now() - t0));
   }

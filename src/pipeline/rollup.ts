@@ -13,7 +13,7 @@ import type { Lake } from '../lake/lake.js';
 import { HOUR_MS, USAGE_DIR, hourDir, hourStart, parseHourDir } from '../lake/layout.js';
 import { countedEntries } from '../lake/data-files.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { type FileRef, type HourlyRow, replaceHour, rolledFilesByHour } from '../warehouse/usage-repository.js';
+import { type FileRef, type HourlyRow, type HourWrite, replaceHours, rolledFilesByHour } from '../warehouse/usage-repository.js';
 import type { Logger } from '../ground/logger.js';
 import { countHour, type CountedRow, type DedupeMethod } from './rollup-count.js';
 import { markedFiles } from './dedupe-marks.js';
@@ -37,6 +37,13 @@ export interface RollupOptions {
   compaction?: { topic: string; targetBytes: number; afterMs: number };
   /** How duplicate ids are found (rollup-count.ts); default 'sort'. */
   dedupe?: DedupeMethod;
+  /**
+   * Hours written per warehouse transaction when several are rolled up in a row (a backfill, a
+   * round with many pending hours). Default: 8 on PGlite, where one statement for several hours
+   * runs usage_daily's trigger once for them (usage-repository.ts replaceHours); 1 on Postgres,
+   * whose server writes an hour while DuckDB counts the next.
+   */
+  hoursPerWrite?: number;
 }
 
 /** What one pass over a list of hours did, when other processes share the work. */
@@ -47,6 +54,15 @@ export interface ClaimedRound {
   doneElsewhere: number[];
   /** Hours another live process is working on now. */
   heldElsewhere: number[];
+}
+
+interface HourInputs {
+  hour: number;
+  files: FileRef[];
+  meters: Meter[];
+  corrections: Awaited<ReturnType<typeof hourCorrections>>;
+  /** Time spent reading them (counted in duckMs, as before they were read apart). */
+  readMs: number;
 }
 
 interface ComputedHour {
@@ -104,6 +120,7 @@ export class Rollup {
   private readonly compaction?: RollupOptions['compaction'];
   private compactedAt = 0;
   private readonly dedupe: DedupeMethod;
+  private readonly hoursPerWrite: number;
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
   /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
@@ -115,6 +132,7 @@ export class Rollup {
     this.logger = opts.logger;
     this.compaction = opts.compaction;
     this.dedupe = opts.dedupe ?? 'sort';
+    this.hoursPerWrite = Math.max(1, opts.hoursPerWrite ?? (opts.db.kind === 'pglite' ? 8 : 1));
     this.leases = new HourLeases(opts.db, { ttlMs: opts.leaseTtlMs });
   }
 
@@ -168,15 +186,19 @@ export class Rollup {
     const hour = hourStart(hourMs);
     if ((await this.leases.claim(hour)) !== 'claimed') throw new Error(`hour ${iso(hour)} is being rolled up by another process right now`);
     try {
-      return await this.writeHour(await this.computeHour(hour));
+      return await this.writeHour(await this.computeHour(await this.hourInputs(hour)));
     } catch (e) {
       await this.leases.release(hour);
       throw e;
     }
   }
 
-  /** The hour's files and their counts (DuckDB); nothing written yet. */
-  private async computeHour(hourMs: number): Promise<ComputedHour> {
+  /**
+   * What counting the hour needs from the warehouse and the lake, read before DuckDB starts: on
+   * PGlite every statement waits for the transaction in flight, so rollupClaimed reads the next
+   * hour's inputs before it starts the current hour's write, and the count then runs beside it.
+   */
+  private async hourInputs(hourMs: number): Promise<HourInputs> {
     const hour = hourStart(hourMs);
     const t0 = performance.now();
     const files = await this.hourFiles(hour);
@@ -184,6 +206,13 @@ export class Rollup {
     // Read before the lake's files are counted, in one snapshot: a correction committed later
     // is not in `corrections.count`, so the hour stays pending for it (markCorrectionsApplied).
     const corrections = await hourCorrections(this.db, hour);
+    return { hour, files, meters, corrections, readMs: performance.now() - t0 };
+  }
+
+  /** The hour's files and their counts (DuckDB); nothing written yet, nothing read from the warehouse. */
+  private async computeHour(inputs: HourInputs): Promise<ComputedHour> {
+    const { hour, files, meters, corrections } = inputs;
+    const t0 = performance.now() - inputs.readMs;
     let rows: HourlyRow[] = [];
     let meterRows: MeterHourlyRow[] = [];
     let outside = 0;
@@ -256,20 +285,78 @@ export class Rollup {
 
   /** Replace the hour in the warehouse (one transaction). */
   private async writeHour(c: ComputedHour): Promise<HourResult> {
-    const { hour, files, rows, outside } = c;
-    const events = rows.reduce((s, r) => s + r.events, 0n);
     const t1 = performance.now();
     try {
-      const finish = this.leases.finishIn(hour);
-      await replaceHour(this.db, hour, rows, files, events, async (tx) => {
-        await finish(tx);
-        await replaceMeterHour(tx, hour, c.meters, c.meterRows);
-        await markCorrectionsApplied(tx, hour, c.corrections);
-      });
+      await replaceHours(this.db, [this.hourWrite(c)]);
     } finally {
-      this.leases.forget(hour);
+      this.leases.forget(c.hour);
     }
-    const writeMs = Math.round(performance.now() - t1);
+    return this.hourResult(c, performance.now() - t1);
+  }
+
+  /**
+   * Replace the hours in the warehouse in one transaction (replaceHours): what an hour written
+   * alone would leave, each hour whole or not at all. When one hour's lease passed to another
+   * process (LeaseLost rolls the transaction back), the others are written one by one and that
+   * one is left to its new holder.
+   */
+  private async writeHours(list: ComputedHour[]): Promise<{ results: HourResult[]; lost: number[] }> {
+    const results: HourResult[] = [];
+    const lost: number[] = [];
+    const alone = async (c: ComputedHour) => {
+      try {
+        results.push(await this.writeHour(c));
+      } catch (e) {
+        // Taken over while paused past the lease: the new holder finishes the hour.
+        if (!(e instanceof LeaseLost)) throw e;
+        this.logger?.warn(e.message);
+        lost.push(c.hour);
+      }
+    };
+    const [only] = list;
+    if (list.length === 1 && only) await alone(only);
+    else if (list.length > 1) {
+      const t1 = performance.now();
+      try {
+        await replaceHours(
+          this.db,
+          list.map((c) => this.hourWrite(c)),
+        );
+      } catch (e) {
+        if (!(e instanceof LeaseLost)) {
+          for (const c of list) this.leases.forget(c.hour);
+          throw e;
+        }
+        for (const c of list) await alone(c);
+        return { results, lost };
+      }
+      for (const c of list) this.leases.forget(c.hour);
+      // The transaction's time shared out, so the hours' writeMs still add up to the time spent writing.
+      const ms = (performance.now() - t1) / list.length;
+      for (const c of list) results.push(this.hourResult(c, ms));
+    }
+    return { results, lost };
+  }
+
+  /** The hour's rows, files and, in the same transaction, its lease, meter rows and corrections. */
+  private hourWrite(c: ComputedHour): HourWrite {
+    const finish = this.leases.finishIn(c.hour);
+    return {
+      hourMs: c.hour,
+      rows: c.rows,
+      files: c.files,
+      events: c.rows.reduce((s, r) => s + r.events, 0n),
+      inTx: async (tx) => {
+        await finish(tx);
+        await replaceMeterHour(tx, c.hour, c.meters, c.meterRows);
+        await markCorrectionsApplied(tx, c.hour, c.corrections);
+      },
+    };
+  }
+
+  private hourResult(c: ComputedHour, writeMs: number): HourResult {
+    const { hour, files, rows, outside } = c;
+    const events = rows.reduce((s, r) => s + r.events, 0n);
     if (outside) this.logger?.warn(`hour ${iso(hour)}: ${outside} rows have an event time outside the hour and were not counted`);
     this.logger?.debug(`hour ${iso(hour)}: ${files.length} files (${c.markedFiles} counted by dedupe marks), ${events} events, ${rows.length} rows`);
     return {
@@ -279,7 +366,7 @@ export class Rollup {
       rows: rows.length,
       outside,
       duckMs: c.duckMs,
-      writeMs,
+      writeMs: Math.round(writeMs),
       countMs: c.countMs,
       dedupeMs: c.dedupeMs,
       markedFiles: c.markedFiles,
@@ -290,40 +377,52 @@ export class Rollup {
    * Roll up `hours` in order, two at a time: DuckDB counts hour h+1 while the warehouse writes
    * hour h (the write was ~45 % of the stage's time on Postgres, and runs on the server or on
    * PGlite's thread, not on DuckDB's). Writes stay one at a time and in hour order; the first
-   * failure stops the rest, after the write in flight has settled. Each hour is claimed first
+   * failure stops the rest, after the write in flight has settled. On PGlite up to
+   * `hoursPerWrite` counted hours go into one write transaction. Each hour is claimed first
    * (hour-leases.ts): one held by another live process, or finished by one since `since`, is
    * left to it.
    */
   async rollupClaimed(hours: number[], since: { claimedSince?: Date; doneSince?: Date }, onDone?: (r: HourResult) => void): Promise<ClaimedRound> {
     const round: ClaimedRound = { results: [], doneElsewhere: [], heldElsewhere: [] };
-    let writing: Promise<HourResult | null> | null = null;
+    let writing: Promise<{ results: HourResult[]; lost: number[] }> | null = null;
     const settle = async () => {
       if (!writing) return;
       const w = writing;
       writing = null;
       const r = await w;
-      if (!r) return;
-      round.results.push(r);
-      onDone?.(r);
+      round.heldElsewhere.push(...r.lost);
+      for (const x of r.results) {
+        round.results.push(x);
+        onDone?.(x);
+      }
     };
     const claimed: number[] = [];
-    try {
-      for (const h of hours) {
+    const left = hours[Symbol.iterator]();
+    /** The next hour this process claims, with its inputs; null when none is left. */
+    const claimNext = async (): Promise<HourInputs | null> => {
+      for (let n = left.next(); !n.done; n = left.next()) {
+        const h = n.value;
         const outcome = await this.leases.claim(h, since);
         if (outcome !== 'claimed') {
           (outcome === 'held' ? round.heldElsewhere : round.doneElsewhere).push(h);
           continue;
         }
         claimed.push(h);
-        const computed = await this.computeHour(h);
+        return this.hourInputs(h);
+      }
+      return null;
+    };
+    let ready: ComputedHour[] = [];
+    try {
+      for (let next = await claimNext(); next; ) {
+        ready.push(await this.computeHour(next));
         await settle();
-        writing = this.writeHour(computed).catch((e) => {
-          // Taken over while paused past the lease: the new holder finishes the hour.
-          if (!(e instanceof LeaseLost)) throw e;
-          this.logger?.warn(e.message);
-          round.heldElsewhere.push(h);
-          return null;
-        });
+        // Before this hour's write starts: on PGlite these reads would wait for its transaction,
+        // and the next hour's count with them (bench/results/2026-12-05-rollup-pglite.md).
+        next = await claimNext();
+        if (next && ready.length < this.hoursPerWrite) continue;
+        writing = this.writeHours(ready);
+        ready = [];
         // Heard here, thrown by settle(): a write failing during the next count must not be an
         // unhandled rejection (which ends the process).
         writing.catch(() => {});

@@ -4,6 +4,7 @@
  * SQL is plain Postgres so it runs on PGlite and on a Postgres server alike.
  */
 import { toBigInt, toMs } from './values.js';
+import { copyText } from './copy-text.js';
 import type { Sql, Warehouse } from './warehouse.js';
 
 export interface HourlyRow {
@@ -40,7 +41,8 @@ export async function rolledFilesByHour(db: Sql): Promise<Map<number, FileRef[]>
  * entry (it must not advance dataCompleteUntil).
  *
  * Rows are written only where they change: the hour's rows are read (by the index of migration
- * 020), and only the rows the new answer no longer has are deleted, only changed ones updated,
+ * 020; on PGlite Postgres compares them with the new ones itself, copyHourRows), and only the
+ * rows the new answer no longer has are deleted, only changed ones updated,
  * only new ones inserted, each statement sent only when it has rows. So a re-rollup that finds
  * the same counts writes no usage_hourly row and fires none of its triggers (usage_daily of
  * migration 008 takes only the differences). Rows go in key order (customer, api): each lands
@@ -56,13 +58,41 @@ export async function replaceHour(
   events: bigint,
   inTx?: (tx: Sql) => Promise<void>,
 ): Promise<void> {
-  const hour = new Date(hourMs).toISOString();
+  await replaceHours(db, [{ hourMs, rows, files, events, ...(inTx ? { inTx } : {}) }]);
+}
+
+/** One hour's new state, for replaceHours. */
+export interface HourWrite {
+  hourMs: number;
+  rows: HourlyRow[];
+  files: FileRef[];
+  events: bigint;
+  /** The caller's last word for this hour in the same transaction (its lease, hour-leases.ts): it throws to roll back. */
+  inTx?: (tx: Sql) => Promise<void>;
+}
+
+/**
+ * replaceHour of several hours in one transaction: each hour is still replaced whole or not at
+ * all (all of them commit together), and rerunning it changes nothing. Where the driver feeds
+ * COPY (PGlite), the hours' rows go in by one statement, so usage_daily's trigger runs once for
+ * them (it sums them per day first) instead of once per hour: most of a first write's cost there
+ * (bench/results/2026-12-05-rollup-pglite.md). Elsewhere the hours are written one by one.
+ */
+export async function replaceHours(db: Warehouse, hours: HourWrite[]): Promise<void> {
+  const list = [...hours].sort((a, b) => a.hourMs - b.hourMs);
+  if (list.some((h, i) => i > 0 && h.hourMs === list[i - 1]!.hourMs)) throw new Error('internal: replaceHours was given an hour twice');
   await db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(hourMs / 3_600_000) % 2_000_000_000]);
-    // The caller's last word in the same transaction (the hour's lease, hour-leases.ts): it throws to roll back.
-    await inTx?.(tx);
-    await writeHourRows(tx, hour, rows);
-    await writeHourFiles(tx, hour, files, events);
+    // In hour order, as every writer takes them: two writers never wait on each other in a circle.
+    for (const h of list) await tx.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [ROLLUP_LOCK, Math.floor(h.hourMs / 3_600_000) % 2_000_000_000]);
+    for (const h of list) await h.inTx?.(tx);
+    if (tx.copyIn)
+      await copyHourRows(
+        tx,
+        tx.copyIn.bind(tx),
+        list.map((h) => ({ hour: new Date(h.hourMs).toISOString(), rows: h.rows })),
+      );
+    else for (const h of list) await writeHourRows(tx, new Date(h.hourMs).toISOString(), h.rows);
+    for (const h of list) await writeHourFiles(tx, new Date(h.hourMs).toISOString(), h.files, h.events);
   });
 }
 
@@ -95,6 +125,75 @@ async function writeHourRows(tx: Sql, hour: string, rows: HourlyRow[]): Promise<
         ORDER BY 1, 2`,
       columns(hour, insert),
     );
+}
+
+const ROW_COLUMNS = ['customer_id', 'api', 'hour', 'calls', 'events'];
+
+/**
+ * writeHourRows of several hours where the driver feeds COPY (PGlite): the rows go in as COPY
+ * text, and Postgres finds the differences, instead of each hour's rows being read into JS and
+ * the new ones passed as array parameters (on PGlite both are JS work on the thread the rollup's
+ * DuckDB count also needs; bench/results/2026-12-05-rollup-pglite.md). Hours with no rows yet are
+ * copied into usage_hourly itself; the others into a temporary table, then one statement counts
+ * the rows to delete, update and insert, and only statements with rows are sent, as on the other
+ * path (a rerun with the same counts fires no trigger of usage_hourly).
+ */
+async function copyHourRows(tx: Sql, copyIn: NonNullable<Sql['copyIn']>, hours: { hour: string; rows: HourlyRow[] }[]): Promise<void> {
+  const had = await tx.query<{ hour: unknown }>(
+    'SELECT h AS hour FROM unnest($1::timestamptz[]) h WHERE EXISTS (SELECT 1 FROM usage_hourly u WHERE u.hour = h)',
+    [hours.map((h) => h.hour)],
+  );
+  const stored = new Set(had.map((r) => toMs(r.hour)));
+  const text = (list: { hour: string; rows: HourlyRow[] }[]) =>
+    copyText(list.flatMap((h) => [...h.rows].sort(byKey).map((r) => [r.customer, r.api, h.hour, r.calls, r.events])));
+  const fresh = hours.filter((h) => !stored.has(Date.parse(h.hour)) && h.rows.length);
+  if (fresh.length) await copyIn('usage_hourly', ROW_COLUMNS, text(fresh));
+  const old = hours.filter((h) => stored.has(Date.parse(h.hour)));
+  if (!old.length) return;
+  const at = old.map((h) => h.hour);
+  // ON COMMIT DELETE ROWS: empty at the start of every transaction that uses it.
+  await tx.query(
+    `CREATE TEMP TABLE IF NOT EXISTS hour_rows_in (customer_id text NOT NULL, api text NOT NULL, hour timestamptz NOT NULL,
+       calls bigint NOT NULL, events bigint NOT NULL) ON COMMIT DELETE ROWS`,
+  );
+  if (old.some((h) => h.rows.length)) await copyIn('hour_rows_in', ROW_COLUMNS, text(old));
+  const [n] = await tx.query<{ remove: number; update: number; insert: number }>(
+    `SELECT count(*) FILTER (WHERE n.customer_id IS NULL)::int AS remove,
+            count(*) FILTER (WHERE u.customer_id IS NOT NULL AND n.customer_id IS NOT NULL
+                               AND (u.calls <> n.calls OR u.events <> n.events))::int AS update,
+            count(*) FILTER (WHERE u.customer_id IS NULL)::int AS insert
+       FROM (SELECT customer_id, api, hour, calls, events FROM usage_hourly WHERE hour = ANY($1::timestamptz[])) u
+       FULL JOIN hour_rows_in n ON n.customer_id = u.customer_id AND n.hour = u.hour AND n.api = u.api`,
+    [at],
+  );
+  if (n?.remove)
+    await tx.query(
+      `DELETE FROM usage_hourly u
+        WHERE u.hour = ANY($1::timestamptz[])
+          AND NOT EXISTS (SELECT 1 FROM hour_rows_in n WHERE n.customer_id = u.customer_id AND n.hour = u.hour AND n.api = u.api)`,
+      [at],
+    );
+  if (n?.update)
+    await tx.query(
+      `UPDATE usage_hourly u SET calls = n.calls, events = n.events, rolled_at = now()
+         FROM hour_rows_in n
+        WHERE u.hour = ANY($1::timestamptz[]) AND u.customer_id = n.customer_id AND u.hour = n.hour AND u.api = n.api
+          AND (u.calls <> n.calls OR u.events <> n.events)`,
+      [at],
+    );
+  if (n?.insert)
+    await tx.query(
+      `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
+       SELECT n.customer_id, n.api, n.hour, n.calls, n.events FROM hour_rows_in n
+        WHERE NOT EXISTS (SELECT 1 FROM usage_hourly u WHERE u.customer_id = n.customer_id AND u.hour = n.hour AND u.api = n.api)
+        ORDER BY 1, 3, 2`,
+    );
+}
+
+/** Key order (customer, api), as usage_hourly's index has them within an hour. */
+function byKey(a: HourlyRow, b: HourlyRow): number {
+  if (a.customer !== b.customer) return a.customer < b.customer ? -1 : 1;
+  return a.api < b.api ? -1 : a.api > b.api ? 1 : 0;
 }
 
 function columns(hour: string, rows: HourlyRow[]): unknown[] {

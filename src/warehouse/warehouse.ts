@@ -14,6 +14,13 @@ export interface QueryOptions {
 
 export interface Sql {
   query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]>;
+  /**
+   * `COPY table (columns) FROM` the given text (COPY's text format: one row a line, columns
+   * separated by tabs, escaped by copyText in copy-text.ts): many rows with no parameter to
+   * serialize or array to parse. Only where the driver can feed COPY (PGlite, from a Blob);
+   * callers fall back to other statements when absent.
+   */
+  copyIn?(table: string, columns: string[], text: string): Promise<void>;
 }
 
 export interface Warehouse extends Sql {

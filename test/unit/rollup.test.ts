@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import type { Lake } from '../../src/lake/lake.js';
 import { LocalLake } from '../../src/lake/local-lake.js';
 import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
-import type { Warehouse } from '../../src/warehouse/warehouse.js';
+import type { Sql, Warehouse } from '../../src/warehouse/warehouse.js';
+import type { Logger } from '../../src/ground/logger.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
 import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
@@ -283,7 +284,8 @@ test('hours are counted while the previous one is written; a failed write or cou
   let unhandled: unknown;
   const onUnhandled = (e: unknown) => (unhandled = e);
   process.on('unhandledRejection', onUnhandled);
-  const rollup = new Rollup({ lake, db: failing });
+  // One hour per write transaction (PGlite's default batches them: the next test)
+  const rollup = new Rollup({ lake, db: failing, hoursPerWrite: 1 });
   try {
     await assert.rejects(rollup.backfill(H1, H3 + HOUR_MS), /warehouse refused the write/);
     assert.equal(started.length, 2, 'no write after the failed one');
@@ -295,7 +297,7 @@ test('hours are counted while the previous one is written; a failed write or cou
     // A bad file in H3: its count fails while H2 is being written; H2 still lands, H3 does not.
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(root, fileIn(H3, 100, 100)), 'not parquet');
-    const ok = new Rollup({ lake, db });
+    const ok = new Rollup({ lake, db, hoursPerWrite: 1 });
     await assert.rejects(ok.backfill(H2, H3 + HOUR_MS));
     await ok.close();
     assert.deepEqual(
@@ -307,6 +309,59 @@ test('hours are counted while the previous one is written; a failed write or cou
   } finally {
     process.off('unhandledRejection', onUnhandled);
     await rollup.close();
+    await close();
+  }
+});
+
+test('on PGlite hours rolled up in a row are written several per transaction: the same rows as one by one; an hour whose lease was lost is left out of its batch, the others written', async () => {
+  const { root, lake, db, close } = await setup();
+  const hours = [0, 1, 2, 3, 4].map((i) => H1 + i * HOUR_MS);
+  for (const [i, h] of hours.entries())
+    await writeParquet(root, fileIn(h, i * 10, i * 10 + 9), [ev('acme', 'x', h + 1), ev('acme', 'y', h + 2), ev(`c${i}`, 'x', h + 3, false)]);
+  const one = await reusableWarehouse();
+  const byOne = new Rollup({ lake, db: one, hoursPerWrite: 1 });
+  // Hour locks taken per transaction, and H3's lease refused twice (its batch, then alone), as when another process took it.
+  const locks: number[] = [];
+  let refused = 0;
+  const lostHour = new Date(hours[2]!).toISOString();
+  const watching: Warehouse = Object.assign(Object.create(Object.getPrototypeOf(db)), db, {
+    transaction: <T>(fn: (tx: Sql) => Promise<T>): Promise<T> =>
+      db.transaction((tx) => {
+        const at = locks.push(0) - 1;
+        return fn({
+          copyIn: tx.copyIn?.bind(tx),
+          query: async <R>(text: string, params?: unknown[]): Promise<R[]> => {
+            if (text.includes('pg_advisory_xact_lock($1::int, $2::int)')) locks[at]!++;
+            if (text.includes('UPDATE rollup_leases SET holder = NULL, expires_at = NULL, done_at') && params?.[0] === lostHour && refused < 2) {
+              refused++;
+              return [];
+            }
+            return tx.query<R>(text, params);
+          },
+        });
+      }),
+  });
+  const warned: string[] = [];
+  const logger: Logger = { debug() {}, info() {}, warn: (m) => void warned.push(m), error() {}, child: () => logger };
+  const batched = new Rollup({ lake, db: watching, hoursPerWrite: 2, leaseTtlMs: 300, logger });
+  try {
+    await byOne.backfill(H1, H1 + 5 * HOUR_MS);
+    const s = await batched.backfill(H1, H1 + 5 * HOUR_MS);
+    assert.equal(s.hours, 5);
+    assert.deepEqual(await rows(db), await rows(one), 'the same rows as written one hour per transaction');
+    const writes = locks.filter((n) => n > 0);
+    // [H1 H2], [H3 H4] refused and rewritten one by one (H3 refused again, H4 written), [H5], then H3 when its lease is free
+    assert.deepEqual(writes, [2, 2, 1, 1, 1, 1], `hours per write transaction: ${writes}`);
+    assert.equal(refused, 2);
+    assert.equal(warned.filter((m) => /passed to another process/.test(m)).length, 1, warned.join('\n'));
+    assert.deepEqual(
+      (await db.query<{ hour: Date }>('SELECT hour FROM rollup_hours ORDER BY hour')).map((r) => new Date(r.hour).getTime()),
+      hours,
+    );
+  } finally {
+    await byOne.close();
+    await batched.close();
+    await one.close();
     await close();
   }
 });
