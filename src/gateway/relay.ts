@@ -104,6 +104,10 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   private upstreamBroke = false;
   /** Strict: the chunk held back until the event is durable. */
   private held: Buffer | null = null;
+  /** The answer's Content-Length (-1: none): its last chunk ends `res` at once. */
+  private length = -1;
+  /** `res.end()` was called with the last chunk. */
+  private ended = false;
   private readonly tUp = performance.now();
 
   constructor(
@@ -151,7 +155,9 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     if (counter) rec.bytesIn = counter.bytes;
     this.status = statusCode;
     try {
-      res.writeHead(statusCode, answerHeaders(rawHeaders, call.headers));
+      const headers = answerHeaders(rawHeaders, call.headers);
+      this.length = contentLength(headers);
+      res.writeHead(statusCode, headers);
     } catch (e) {
       // A bug, not the client's fault (as server.ts answers a failed handler).
       this.done = true;
@@ -169,6 +175,13 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     const { res } = this;
     this.rec.bytesOut += chunk.length;
+    if (this.rec.bytesOut === this.length && !this.rec.strict) {
+      // The last chunk (llhttp stops at Content-Length; onComplete follows in the same parse):
+      // end with it, one write of head and body now instead of a write, a corked tick and an end.
+      this.ended = true;
+      res.end(chunk);
+      return true;
+    }
     let out: Buffer | null = chunk;
     if (this.rec.strict) {
       // Strict relay: stream the answer but hold back its last chunk until the event is durable,
@@ -188,7 +201,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     this.done = true;
     const { res, rec, counter, ctx } = this;
     if (!rec.strict) {
-      res.end();
+      if (!this.ended) res.end();
       return;
     }
     if (counter) rec.bytesIn = counter.bytes;
@@ -250,4 +263,15 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       rl,
     );
   }
+}
+
+/** The Content-Length of an answer header list, or -1. */
+function contentLength(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'content-length') {
+      const n = Number(headers[i + 1]);
+      return Number.isSafeInteger(n) && n > 0 ? n : -1;
+    }
+  }
+  return -1;
 }
