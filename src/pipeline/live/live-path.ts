@@ -78,7 +78,8 @@ export class LivePath {
     Pick<LivePathOptions, 'afterCommit' | 'customers'> & { logger: (m: string) => void };
   /** The consumer and the partitions' windows, each partition's work on one chain (partition-worker.ts). */
   private readonly worker: PartitionWorker<PartState>;
-  private ticking = false;
+  /** The tick running now, if any: stop waits for it. */
+  private ticking: Promise<void> | null = null;
   private stopping = false;
   private lastPrune = 0;
   private lastErrorLog = 0;
@@ -129,7 +130,9 @@ export class LivePath {
     await this.readMeters();
     await this.worker.start({
       tickMs: this.o.windowMs,
-      tick: () => void this.tick(),
+      tick: () => {
+        if (!this.ticking) this.ticking = this.tick().finally(() => (this.ticking = null));
+      },
       // Rows for every partition up front, so completeness is judged over all of them.
       prepare: async (consumer) => {
         const n = await this.o.log.partitions();
@@ -228,8 +231,7 @@ export class LivePath {
 
   /** Note (t0, end offsets), apply due windows, prune now and then. */
   private async tick(): Promise<void> {
-    if (this.ticking || !this.consumer) return;
-    this.ticking = true;
+    if (!this.consumer) return;
     try {
       const t0 = Date.now();
       if (t0 - this.metersAt >= this.o.metersEveryMs) await this.readMeters();
@@ -248,13 +250,12 @@ export class LivePath {
         if (hours.length) this.o.logger(`dropped the live rows of ${hours.length} hours the rollup has made final`);
       }
     } catch (e) {
+      if (this.stopping) return; // stop flushes what is gathered itself
       const now = Date.now();
       if (now - this.lastErrorLog >= 10_000) {
         this.lastErrorLog = now;
         this.o.logger(`applying windows failed, will retry: ${(e as Error).message}`);
       }
-    } finally {
-      this.ticking = false;
     }
   }
 
@@ -294,6 +295,9 @@ export class LivePath {
   async stop(opts: { flush?: boolean } = {}): Promise<void> {
     this.stopping = true;
     await this.worker.stop();
+    // A tick already running would otherwise go on after stop, against a warehouse the caller
+    // may close next (the demo logged "PGlite is closed" at its end).
+    await this.ticking;
     this.worker.detach();
     if (opts.flush ?? true) await this.flushAll();
     else await this.worker.idle();
