@@ -87,7 +87,9 @@ export function relay(ctx: RelayContext, req: IncomingMessage, res: ServerRespon
  * It takes undici's raw callbacks (onConnect, onHeaders, onData, onComplete, onError), which its
  * HTTP/1 client calls directly: the controller-style ones (onResponseStart...) go through an
  * adapter that builds a controller per call and an object of the answer's headers, which this
- * would only turn back into a list (bench/results/2026-12-05-gateway-hot.md).
+ * would only turn back into a list (bench/results/2026-12-05-gateway-hot.md). undici's types
+ * mark the raw callbacks deprecated; the gateway and relay-stream unit tests run through them,
+ * so an undici that drops them fails there.
  */
 class UpstreamCall implements Dispatcher.DispatchHandler {
   /** Cancels the upstream call once it started (undici's onConnect). */
@@ -173,6 +175,9 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
 
   /** False pauses the upstream until the client drained what it was given. */
   onData(chunk: Buffer): boolean {
+    // Past the Content-Length the client was given nothing more may go out (llhttp stops there
+    // anyway; a write after end() would be an 'error' on `res`).
+    if (this.ended) return true;
     const { res } = this;
     this.rec.bytesOut += chunk.length;
     if (this.rec.bytesOut === this.length && !this.rec.strict) {
