@@ -13,7 +13,7 @@ import { MemoryLimiter } from '../src/limiter/memory-limiter.js';
 import { loadRoutes } from '../src/gateway/routes.js';
 import { parseRequestTarget } from '../src/gateway/request-target.js';
 import { rateLimitHeaders } from '../src/gateway/rate-limit-headers.js';
-import { clientHeaders, upstreamHeaders } from '../src/gateway/proxy.js';
+import { answerHeaders, upstreamHeaders } from '../src/gateway/proxy.js';
 import { EventBatcher } from '../src/gateway/event-batcher.js';
 import { encodeEvent, uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 import { defaults } from '../src/config/config.js';
@@ -31,13 +31,18 @@ const routes = loadRoutes(defaults().routesFile);
 const batcher = new EventBatcher({ send: async () => {}, close: async () => {} } as never, { flushMs: 5 });
 // What autocannon sends, as node:http parses it; and the upstream's answer headers as undici gives them.
 const reqHeaders = { host: '127.0.0.1:8080', authorization: `Bearer ${key}`, 'user-agent': 'autocannon' };
-const upHeaders = {
-  'content-type': 'application/json',
-  'content-length': '83',
-  date: new Date().toUTCString(),
-  connection: 'keep-alive',
-  'keep-alive': 'timeout=5',
-};
+const upHeaders = [
+  'content-type',
+  'application/json',
+  'content-length',
+  '83',
+  'Date',
+  new Date().toUTCString(),
+  'Connection',
+  'keep-alive',
+  'Keep-Alive',
+  'timeout=5',
+].map((s) => Buffer.from(s, 'latin1'));
 const decision = { allowed: true, remaining: 99, resetSec: 1, retryAfterSec: 0 };
 const event = (id: string): UsageEvent => ({
   v: 1,
@@ -69,7 +74,7 @@ const parts: [string, () => unknown][] = [
     'upstreamHeaders',
     () => upstreamHeaders(reqHeaders, { identity, presented: { key, header: 'authorization' }, api: 'devices.location', eventId: 'e', clientIp: '127.0.0.1' }),
   ],
-  ['clientHeaders', () => clientHeaders(upHeaders)],
+  ['answerHeaders', () => answerHeaders(upHeaders, { 'x-meter-event-id': 'e' })],
   ['encodeEvent', () => encodeEvent(event('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'))],
 ];
 

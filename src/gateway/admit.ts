@@ -21,7 +21,7 @@ import { formatInZone } from '../ground/time.js';
 import { presentedKey, type PresentedKey } from './auth.js';
 import type { Fairness } from './fairness.js';
 import { KeyLookupBusyError, type KeyIdentity, type KeyStore } from './keys.js';
-import type { QuotaGuard } from './quota.js';
+import type { QuotaGuard, QuotaVerdict } from './quota.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 import { parseRequestTarget } from './request-target.js';
 import type { RouteMatch, RouteTable } from './routes.js';
@@ -98,11 +98,22 @@ export const USAGE_UNAVAILABLE = {
   message: 'usage cannot be recorded right now (the usage log is down and the local spool is full); retry shortly',
 };
 
+/** A call's headers before its limiter decision (replaced by rateLimitHeaders' fresh object). */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 export class Admission {
   constructor(private readonly o: AdmitOptions) {}
 
   /** `t0`: arrival on performance.now()'s clock (latency is measured from it). */
   async admit(method: string, url: string, reqHeaders: IncomingHttpHeaders, t0 = performance.now()): Promise<Verdict> {
+    return this.admitNow(method, url, reqHeaders, t0);
+  }
+
+  /**
+   * admit(), answered without a promise when the key is in the key cache and the limiter
+   * decides in process (the usual call of an embedded gateway); otherwise a promise, as admit().
+   */
+  admitNow(method: string, url: string, reqHeaders: IncomingHttpHeaders, t0: number): Verdict | Promise<Verdict> {
     const o = this.o;
     const start = o.now();
     // One path, one price: route and forward the same normalised path; refuse ambiguous ones.
@@ -118,19 +129,34 @@ export class Admission {
         'unauthorized',
       );
     }
-    let identity: KeyIdentity | null;
-    try {
-      identity = await o.keys.resolve(presented.key);
-    } catch (e) {
-      // Too many new keys waiting (a flood of unknown keys): counted in keys.stats(), not an error.
-      if (!(e instanceof KeyLookupBusyError)) o.logger.error('key lookup failed', { error: (e as Error).message });
-      return refuse(
-        503,
-        { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' },
-        { 'retry-after': '1' },
-        'authUnavailable',
-      );
-    }
+    const known = o.keys.resolveCached(presented.key);
+    if (known !== undefined) return this.withKey(method, target.path, target.query, reqHeaders, presented, known, start, t0);
+    return o.keys.resolve(presented.key).then(
+      (identity) => this.withKey(method, target.path, target.query, reqHeaders, presented, identity, start, t0),
+      (e: unknown) => {
+        // Too many new keys waiting (a flood of unknown keys): counted in keys.stats(), not an error.
+        if (!(e instanceof KeyLookupBusyError)) o.logger.error('key lookup failed', { error: (e as Error).message });
+        return refuse(
+          503,
+          { error: 'auth_unavailable', message: 'API keys cannot be checked right now; retry shortly' },
+          { 'retry-after': '1' },
+          'authUnavailable',
+        );
+      },
+    );
+  }
+
+  private withKey(
+    method: string,
+    path: string,
+    query: string,
+    reqHeaders: IncomingHttpHeaders,
+    presented: PresentedKey,
+    identity: KeyIdentity | null,
+    start: number,
+    t0: number,
+  ): Verdict | Promise<Verdict> {
+    const o = this.o;
     if (!identity) {
       return refuse(
         401,
@@ -149,38 +175,58 @@ export class Admission {
     // upstream anything; in batched mode too, so its memory buffer stays within the loss bound.
     if (o.accepting && !o.accepting()) return refuse(503, USAGE_UNAVAILABLE, { 'retry-after': '5' }, 'usageUnavailable');
 
-    const route = o.routes.resolve(method, target.path);
+    const route = o.routes.resolve(method, path);
     const api = route?.api ?? o.routes.unmatched;
     const eventId = uuidv7(start);
-    let decision: LimitDecision;
-    try {
-      decision = await o.limiter.take(`key:${identity.keyId}`, limit);
-    } catch (e) {
-      // Limiters fail by mode and do not throw; if one does anyway, serve (fail open) and say so.
-      o.logger.error('limiter threw; allowing the call', { error: (e as Error).message });
-      decision = { allowed: true, remaining: 0, resetSec: 0, retryAfterSec: 0, degraded: true };
+    const call: AdmittedCall = { start, t0, method, path, query, identity, presented, route, api, eventId, headers: NO_HEADERS };
+    const bucket = `key:${identity.keyId}`;
+    const limiter = o.limiter;
+    if (limiter.takeNow) {
+      let decision: LimitDecision;
+      try {
+        decision = limiter.takeNow(bucket, limit);
+      } catch (e) {
+        decision = this.limiterThrew(e);
+      }
+      return this.decide(call, limit, reqHeaders, decision);
     }
-    const headers = rateLimitHeaders(identity.plan, limit, decision);
+    return limiter.take(bucket, limit).then(
+      (d) => this.decide(call, limit, reqHeaders, d),
+      (e: unknown) => this.decide(call, limit, reqHeaders, this.limiterThrew(e)),
+    );
+  }
+
+  /** Limiters fail by mode and do not throw; if one does anyway, serve (fail open) and say so. */
+  private limiterThrew(e: unknown): LimitDecision {
+    this.o.logger.error('limiter threw; allowing the call', { error: (e as Error).message });
+    return { allowed: true, remaining: 0, resetSec: 0, retryAfterSec: 0, degraded: true };
+  }
+
+  private decide(call: AdmittedCall, limit: Limit, reqHeaders: IncomingHttpHeaders, decision: LimitDecision): Verdict | Promise<Verdict> {
+    const o = this.o;
+    call.headers = rateLimitHeaders(call.identity.plan, limit, decision);
     // Quota after the rate limit: a refused-by-rate call never counts against the quota.
-    const planQuota = o.quota && decision.allowed && route && !route.free ? o.quotas?.[identity.plan] : undefined;
-    const qv = planQuota && o.quota ? await o.quota.check(identity.customer, planQuota) : null;
+    const planQuota = o.quota && decision.allowed && call.route && !call.route.free ? o.quotas?.[call.identity.plan] : undefined;
+    if (planQuota && o.quota) return o.quota.check(call.identity.customer, planQuota).then((qv) => this.verdict(call, reqHeaders, decision, qv));
+    return this.verdict(call, reqHeaders, decision, null);
+  }
+
+  private verdict(call: AdmittedCall, reqHeaders: IncomingHttpHeaders, decision: LimitDecision, qv: QuotaVerdict | null): Verdict {
+    const o = this.o;
+    const headers = call.headers;
     const degraded: Degraded = decision.degraded || qv?.degraded ? { limiter: Boolean(decision.degraded), quota: Boolean(qv?.degraded) } : NOT_DEGRADED;
     if (qv && !qv.degraded) {
       headers['x-quota-limit'] = String(qv.limit);
       headers['x-quota-remaining'] = String(Math.max(0, qv.limit - qv.used - (qv.allowed ? 1 : 0)));
       headers['x-quota-reset'] = formatInZone(qv.resetsAt, qv.timeZone);
     }
-    headers['x-meter-event-id'] = eventId;
-    const call: AdmittedCall = { start, t0, method, path: target.path, query: target.query, identity, presented, route, api, eventId, headers };
+    headers['x-meter-event-id'] = call.eventId;
+    const { method, identity } = call;
     const plan = identity.plan;
-    const refuseCall = (status: number, body: unknown, count: CountName, extra?: Record<string, string>, closeConnection = false): Verdict => ({
-      ok: false,
-      refusal: { status, body, headers: extra ? { ...headers, ...extra } : headers, count, call, closeConnection },
-      degraded,
-    });
-
     if (!decision.allowed) {
       return refuseCall(
+        call,
+        degraded,
         429,
         {
           error: 'rate_limited',
@@ -190,12 +236,14 @@ export class Admission {
         'limited',
       );
     }
-    if (!route) {
+    if (!call.route) {
       return refuseCall(
+        call,
+        degraded,
         404,
         {
           error: 'no_route',
-          message: `${method} ${target.path.slice(0, 200)} is not an operation of this API (no route in the gateway's route table); nothing was forwarded or billed`,
+          message: `${method} ${call.path.slice(0, 200)} is not an operation of this API (no route in the gateway's route table); nothing was forwarded or billed`,
         },
         'noRoute',
       );
@@ -204,6 +252,8 @@ export class Admission {
       const resetsAt = formatInZone(qv.resetsAt, qv.timeZone);
       const retryAfterSec = Math.max(1, Math.ceil((qv.resetsAt - o.now()) / 1000));
       return refuseCall(
+        call,
+        degraded,
         429,
         {
           error: 'quota_exceeded',
@@ -217,12 +267,32 @@ export class Admission {
     }
     const declared = Number(reqHeaders['content-length'] ?? 0);
     if (declared > o.maxBodyBytes) {
-      return refuseCall(413, { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${o.maxBodyBytes}` }, 'tooLarge');
+      return refuseCall(
+        call,
+        degraded,
+        413,
+        { error: 'body_too_large', message: `request body of ${declared} bytes is over the limit of ${o.maxBodyBytes}` },
+        'tooLarge',
+      );
     }
     const slot = o.fairness.acquire(identity);
-    if (typeof slot !== 'function') return refuseCall(429, o.fairness.refusalBody(slot, plan), 'tooConcurrent', { 'retry-after': '1' }, true);
+    if (typeof slot !== 'function') return refuseCall(call, degraded, 429, o.fairness.refusalBody(slot, plan), 'tooConcurrent', { 'retry-after': '1' }, true);
     return { ok: true, call, release: slot, degraded };
   }
+}
+
+/** A refusal of a call whose caller is known: recorded as its event. */
+function refuseCall(
+  call: AdmittedCall,
+  degraded: Degraded,
+  status: number,
+  body: unknown,
+  count: CountName,
+  extra?: Record<string, string>,
+  closeConnection = false,
+): Verdict {
+  const headers = extra ? { ...call.headers, ...extra } : call.headers;
+  return { ok: false, refusal: { status, body, headers, count, call, closeConnection }, degraded };
 }
 
 function refuse(status: number, body: unknown, headers: Record<string, string>, count: CountName): Verdict {

@@ -36,12 +36,10 @@ export interface UpstreamContext {
 }
 
 /**
- * Header names and values in turn (`[name, value, name, value, ...]`), as undici and
+ * Headers go out as names and values in turn (`[name, value, name, value, ...]`), as undici and
  * `res.writeHead` both take them: no object built per call and no spread to merge two
  * (bench/results/2026-12-05-gateway-cpu-cut.md).
  */
-export type HeaderList = (string | string[])[];
-
 export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamContext): string[] {
   const out: string[] = [];
   const ident = ctx.strip ?? DEFAULT_IDENTITY_FILTER;
@@ -77,16 +75,66 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, ctx: UpstreamCont
 }
 
 /**
- * The upstream's answer headers for the client, hop-by-hop ones dropped, then `own` (the
- * gateway's RateLimit, quota and event-id headers), which replace an upstream header of the
- * same name.
+ * Common answer header names, lower-case, by length: the name of a raw header (undici's Buffer,
+ * as the upstream spelt it) is matched against these byte by byte, case folded, without building
+ * a string for it; other names are decoded and lower-cased.
  */
-export function clientHeaders(upstream: Record<string, string | string[] | undefined>, own: Record<string, string> = {}): HeaderList {
-  const out: HeaderList = [];
-  for (const name in upstream) {
-    const v = upstream[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || Object.hasOwn(own, name)) continue;
-    out.push(name, v);
+const KNOWN_NAMES = [
+  'accept-ranges',
+  'access-control-allow-origin',
+  'age',
+  'cache-control',
+  'connection',
+  'content-encoding',
+  'content-length',
+  'content-type',
+  'date',
+  'etag',
+  'expires',
+  'keep-alive',
+  'last-modified',
+  'location',
+  'proxy-connection',
+  'retry-after',
+  'server',
+  'set-cookie',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'vary',
+  'x-request-id',
+];
+const NAMES_BY_LENGTH: string[][] = [];
+for (const n of KNOWN_NAMES) (NAMES_BY_LENGTH[n.length] ??= []).push(n);
+
+/** The lower-case name of a raw header name. */
+export function headerName(b: Buffer): string {
+  const candidates = NAMES_BY_LENGTH[b.length];
+  if (candidates) {
+    next: for (const name of candidates) {
+      for (let i = 0; i < b.length; i++) {
+        let c = b[i]!;
+        if (c >= 65 && c <= 90) c |= 32;
+        if (c !== name.charCodeAt(i)) continue next;
+      }
+      return name;
+    }
+  }
+  return b.toString('latin1').toLowerCase();
+}
+
+/**
+ * The upstream's answer headers for the client, from undici's raw list (`[name, value, ...]`
+ * Buffers, one pair per header line): hop-by-hop ones dropped, then `own` (the gateway's
+ * RateLimit, quota and event-id headers), which replace an upstream header of the same name.
+ * Names go out lower-case; a header sent on several lines stays on several lines.
+ */
+export function answerHeaders(raw: readonly Buffer[], own: Record<string, string> = {}): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = headerName(raw[i]!);
+    if (HOP_BY_HOP.has(name) || Object.hasOwn(own, name)) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
   }
   for (const name in own) {
     const v = own[name];

@@ -52,4 +52,16 @@ export class CallRecord {
       () => false,
     );
   }
+
+  /** record() of a batched call, which has nothing to wait for: no promise on the hot path. */
+  recordBatched(status: number): void {
+    if (this.strict) {
+      void this.record(status);
+      return;
+    }
+    if (this.recorded) return;
+    this.recorded = true;
+    if (this.call.route?.free) return;
+    this.batcher.add(usageEvent(this.call, status, Math.round(performance.now() - this.call.t0), this.bytesIn, this.bytesOut));
+  }
 }

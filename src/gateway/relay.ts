@@ -16,12 +16,12 @@
  * the rest (frees the in-flight slot, records a finished answer, cancels the upstream if the
  * client left). Measured: bench/results/2026-12-05-gateway-cpu-cut.md.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { GatewayRecorder } from '../observability/gateway-recorder.js';
 import type { GatewayCounts } from './counts.js';
 import type { Fairness } from './fairness.js';
-import { BodyTooLargeError, CountingBody, clientHeaders, hasBody, upstreamHeaders, type Upstream } from './proxy.js';
+import { BodyTooLargeError, CountingBody, answerHeaders, hasBody, upstreamHeaders, type Upstream } from './proxy.js';
 import type { CallRecord } from './record.js';
 import type { Responder } from './respond.js';
 import type { AdmitLogger } from './admit.js';
@@ -55,7 +55,7 @@ export function relay(ctx: RelayContext, req: IncomingMessage, res: ServerRespon
   res.on('close', () => up.closed());
   if (counter) {
     // Not pipeline(): on an over-long body it would destroy `req` and with it the socket we
-    // answer 413 on. Errors reach undici through `counter` and fail the dispatch (onResponseError).
+    // answer 413 on. Errors reach undici through `counter` and fail the dispatch (onError).
     req.pipe(counter);
     req.on('error', (e) => counter.destroy(e));
     counter.on('error', () => req.unpipe(counter));
@@ -78,13 +78,24 @@ export function relay(ctx: RelayContext, req: IncomingMessage, res: ServerRespon
     body: counter ?? undefined,
   };
   // A CONNECT has no answer to relay (request() refused it the same way, so it stays a 502).
-  if (call.method === 'CONNECT') up.onResponseError(null, new undiciErrors.InvalidArgumentError('invalid method'));
+  if (call.method === 'CONNECT') up.onError(new undiciErrors.InvalidArgumentError('invalid method'));
   else ctx.upstream.pool.dispatch(opts, up);
 }
 
-/** One call's upstream side: an undici dispatch handler writing the answer to `res` as it comes. */
+/**
+ * One call's upstream side: an undici dispatch handler writing the answer to `res` as it comes.
+ * It takes undici's raw callbacks (onConnect, onHeaders, onData, onComplete, onError), which its
+ * HTTP/1 client calls directly: the controller-style ones (onResponseStart...) go through an
+ * adapter that builds a controller per call and an object of the answer's headers, which this
+ * would only turn back into a list (bench/results/2026-12-05-gateway-hot.md). undici's types
+ * mark the raw callbacks deprecated; the gateway and relay-stream unit tests run through them,
+ * so an undici that drops them fails there.
+ */
 class UpstreamCall implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | null = null;
+  /** Cancels the upstream call once it started (undici's onConnect). */
+  private abortUp: ((e?: Error) => void) | null = null;
+  /** Resumes an upstream answer paused for a client that does not keep up. */
+  private resumeUp: (() => void) | null = null;
   /** The client left before the upstream was reached: cancel the dispatch as it starts. */
   private cancelled = false;
   /** The upstream's answer status once its headers came (0 before). */
@@ -95,6 +106,10 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   private upstreamBroke = false;
   /** Strict: the chunk held back until the event is durable. */
   private held: Buffer | null = null;
+  /** The answer's Content-Length (-1: none): its last chunk ends `res` at once. */
+  private length = -1;
+  /** `res.end()` was called with the last chunk. */
+  private ended = false;
   private readonly tUp = performance.now();
 
   constructor(
@@ -114,26 +129,27 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       // 'close' follows 'finish' by a tick; a call recorded already (gateway answers, strict) is a no-op.
       if (this.finishStatus) {
         if (counter) rec.bytesIn = counter.bytes;
-        void rec.record(this.finishStatus);
+        rec.recordBatched(this.finishStatus);
       }
       return;
     }
     if (!this.upstreamBroke) this.ctx.counts.clientAborts++;
     if (!this.done) {
-      if (this.controller) this.controller.abort(new undiciErrors.RequestAbortedError());
+      if (this.abortUp) this.abortUp(new undiciErrors.RequestAbortedError());
       else this.cancelled = true;
     }
     if (counter) rec.bytesIn = counter.bytes;
     void rec.record(res.headersSent ? res.statusCode : 499);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.cancelled) controller.abort(new undiciErrors.RequestAbortedError());
+  onConnect(abort: (e?: Error) => void): void {
+    this.abortUp = abort;
+    if (this.cancelled) abort(new undiciErrors.RequestAbortedError());
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // 1xx: informational, not the answer
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: informational, not the answer
+    this.resumeUp = resume;
     const { ctx, rec, res, counter } = this;
     const call = rec.call;
     ctx.counts.proxied++;
@@ -141,22 +157,36 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     if (counter) rec.bytesIn = counter.bytes;
     this.status = statusCode;
     try {
-      res.writeHead(statusCode, clientHeaders(headers, call.headers));
+      const headers = answerHeaders(rawHeaders, call.headers);
+      this.length = contentLength(headers);
+      res.writeHead(statusCode, headers);
     } catch (e) {
       // A bug, not the client's fault (as server.ts answers a failed handler).
       this.done = true;
-      controller.abort(e as Error);
+      this.abortUp?.(e as Error);
       ctx.logger.error('gateway handler failed', { error: (e as Error).stack ?? String(e) });
       if (!res.headersSent) ctx.respond.json(this.req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
       else res.destroy();
-      return;
+      return false;
     }
     if (!rec.strict) this.finishStatus = statusCode;
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  /** False pauses the upstream until the client drained what it was given. */
+  onData(chunk: Buffer): boolean {
+    // Past the Content-Length the client was given nothing more may go out (llhttp stops there
+    // anyway; a write after end() would be an 'error' on `res`).
+    if (this.ended) return true;
     const { res } = this;
     this.rec.bytesOut += chunk.length;
+    if (this.rec.bytesOut === this.length && !this.rec.strict) {
+      // The last chunk (llhttp stops at Content-Length; onComplete follows in the same parse):
+      // end with it, one write of head and body now instead of a write, a corked tick and an end.
+      this.ended = true;
+      res.end(chunk);
+      return true;
+    }
     let out: Buffer | null = chunk;
     if (this.rec.strict) {
       // Strict relay: stream the answer but hold back its last chunk until the event is durable,
@@ -166,16 +196,17 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     }
     // A destroyed `res` refuses every write: the close handler cancels this call, never pause it.
     if (out && !res.write(out) && !res.destroyed) {
-      controller.pause();
-      res.once('drain', () => controller.resume());
+      res.once('drain', () => this.resumeUp?.());
+      return false;
     }
+    return true;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.done = true;
     const { res, rec, counter, ctx } = this;
     if (!rec.strict) {
-      res.end();
+      if (!this.ended) res.end();
       return;
     }
     if (counter) rec.bytesIn = counter.bytes;
@@ -194,7 +225,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     });
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | null, e: Error): void {
+  onError(e: Error): void {
     this.done = true;
     const { ctx, req, res, rec, counter } = this;
     const c = ctx.counts;
@@ -237,4 +268,15 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       rl,
     );
   }
+}
+
+/** The Content-Length of an answer header list, or -1. */
+function contentLength(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'content-length') {
+      const n = Number(headers[i + 1]);
+      return Number.isSafeInteger(n) && n > 0 ? n : -1;
+    }
+  }
+  return -1;
 }

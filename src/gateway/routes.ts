@@ -160,6 +160,15 @@ export function loadRoutes(file: string): RouteTable {
 /** Path without query, split on '/', empty segments (leading, trailing, doubled slashes) dropped. */
 function splitPath(path: string): string[] {
   const q = path.indexOf('?');
-  const p = q === -1 ? path : path.slice(0, q);
-  return p.split('/').filter((s) => s.length > 0);
+  const end = q === -1 ? path.length : q;
+  // One pass, no split + filter: routes.resolve runs on every call.
+  const segs: string[] = [];
+  let from = 0;
+  for (let i = 0; i <= end; i++) {
+    if (i === end || path.charCodeAt(i) === 47 /* / */) {
+      if (i > from) segs.push(path.slice(from, i));
+      from = i + 1;
+    }
+  }
+  return segs;
 }

@@ -35,7 +35,7 @@ import type { Limit, RateLimiter } from '../limiter/limiter.js';
 import type { LogProducer } from '../log/log.js';
 import type { PlanQuota } from '../billing/catalog.js';
 import type { GatewayRecorder } from '../observability/gateway-recorder.js';
-import { Admission } from './admit.js';
+import { Admission, type Verdict } from './admit.js';
 import { newCounts, type GatewayCounts } from './counts.js';
 import { EventBatcher, type EventBatcherStats } from './event-batcher.js';
 import { Fairness, type FairnessOptions, type FairnessStats } from './fairness.js';
@@ -153,29 +153,41 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const server = createServer({ keepAliveTimeout: 65_000, ...fair.serverOptions() }, (req, res) => {
     c.requests++;
-    handle(req, res).catch((e) => {
-      // A bug, not a client's fault: log it and answer if we still can.
-      log.error('gateway handler failed', { error: (e as Error).stack ?? String(e) });
-      if (!res.headersSent) respond.json(req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
-      else res.destroy();
-    });
-  });
-
-  /** admit (decide before the upstream), then relay (upstream and answer), each call recorded once. */
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
     opts.metrics?.begin(req, t0);
-    const v = await admission.admit(req.method ?? 'GET', req.url ?? '/', req.headers, t0);
+    // No promise on the usual call (key cached, limiter in process): admitNow answers at once.
+    try {
+      const v = admission.admitNow(req.method ?? 'GET', req.url ?? '/', req.headers, t0);
+      if (v instanceof Promise) v.then((v) => proceed(req, res, v)).catch((e: unknown) => failed(req, res, e));
+      else proceed(req, res, v)?.catch((e: unknown) => failed(req, res, e));
+    } catch (e) {
+      failed(req, res, e);
+    }
+  });
+
+  /** After admission: answer a refusal, or relay (upstream and answer); each call recorded once. */
+  function proceed(req: IncomingMessage, res: ServerResponse, v: Verdict): Promise<void> | undefined {
     if (v.degraded.limiter) c.limiterDegraded++;
     if (v.degraded.quota) c.quotaDegraded++;
     if (!v.ok) {
       const r = v.refusal;
       c[r.count]++;
-      if (!r.call) return respond.json(req, res, r.status, r.body, r.headers, r.closeConnection);
+      if (!r.call) {
+        respond.json(req, res, r.status, r.body, r.headers, r.closeConnection);
+        return undefined;
+      }
       return respond.answer(req, res, new CallRecord(r.call, batcher, strict), r.status, r.body, r.headers, r.closeConnection);
     }
     // relay frees the in-flight slot when `res` closes (or at once if it closed during admission).
-    return relay(relayCtx, req, res, new CallRecord(v.call, batcher, strict), v.release);
+    relay(relayCtx, req, res, new CallRecord(v.call, batcher, strict), v.release);
+    return undefined;
+  }
+
+  /** A bug, not a client's fault: log it and answer if we still can. */
+  function failed(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    log.error('gateway handler failed', { error: (e as Error).stack ?? String(e) });
+    if (!res.headersSent) respond.json(req, res, 500, { error: 'internal_error', message: 'the gateway failed on this request' });
+    else res.destroy();
   }
 
   // Served on the admin listener only (src/observability/admin-server.ts), never the public port.

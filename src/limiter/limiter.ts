@@ -26,5 +26,7 @@ export interface LimitDecision {
 export interface RateLimiter {
   readonly kind: 'memory' | 'redis';
   take(bucket: string, limit: Limit, cost?: number): Promise<LimitDecision>;
+  /** take() without a promise, for a limiter that decides in process (the gateway's hot path). */
+  takeNow?(bucket: string, limit: Limit, cost?: number): LimitDecision;
   close(): Promise<void>;
 }

@@ -55,6 +55,10 @@ export class MemoryLimiter implements RateLimiter {
   }
 
   async take(bucket: string, limit: Limit, cost = 1): Promise<LimitDecision> {
+    return this.takeNow(bucket, limit, cost);
+  }
+
+  takeNow(bucket: string, limit: Limit, cost = 1): LimitDecision {
     checkLimit(limit, cost);
     const now = this.now();
     if (now - this.lastSweep >= SWEEP_EVERY_MS) this.sweep(now);

@@ -135,6 +135,31 @@ describe('gateway admission (no server)', () => {
     assert.ok(Number(over.headers['retry-after']) >= 1);
   });
 
+  it('answers without a promise once the key is cached and the limiter is in process, with the verdict admit() gives', async () => {
+    const fresh = await createKey(db, { customer: 'sync', plan: 'pro', plans: { ...rateLimits } });
+    // First sight of the key: it must be looked up, so the answer is a promise.
+    const first = admission.admitNow('GET', PATH, auth(fresh), performance.now());
+    assert.ok(first instanceof Promise, 'an uncached key is looked up');
+    const v1 = await first;
+    assert.ok(v1.ok);
+    if (v1.ok) v1.release();
+    const now = admission.admitNow('GET', `${PATH}?y=2`, auth(fresh), performance.now());
+    assert.ok(!(now instanceof Promise), 'a cached key with the in-process limiter is answered at once');
+    assert.ok(now.ok);
+    if (!now.ok) return;
+    assert.deepEqual([now.call.identity.customer, now.call.api, now.call.query], ['sync', 'locations.latest', '?y=2']);
+    assert.equal(now.call.headers['x-meter-event-id'], now.call.eventId);
+    assert.match(now.call.headers.ratelimit ?? '', /^"pro";r=\d+;t=\d+$/);
+    // The bucket is the same one admit() takes from: 200 burst, 2 taken above, frozen clock.
+    assert.equal(now.call.headers.ratelimit, '"pro";r=198;t=1');
+    now.release();
+    // Unknown keys are answered at once too once they are in the negative cache.
+    refusal(await admission.admit('GET', PATH, { authorization: 'Bearer mk_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' }));
+    const unknown = admission.admitNow('GET', PATH, { authorization: 'Bearer mk_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' }, performance.now());
+    assert.ok(!(unknown instanceof Promise));
+    assert.deepEqual([refusal(unknown).status, refusal(unknown).count], [401, 'unauthorized']);
+  });
+
   it('refuses with 503 and no event while events cannot be stored', async () => {
     accepting = false;
     try {

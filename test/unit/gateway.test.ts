@@ -23,6 +23,7 @@ import type { UsageEvent } from '../../src/events/usage-event.js';
 import { fixedEventId, testEvent } from '../support/events.js';
 import { assetPath } from '../../src/config/assets.js';
 import { rateLimitHeaders } from '../../src/gateway/rate-limit-headers.js';
+import { answerHeaders, headerName } from '../../src/gateway/proxy.js';
 import { planRateLimits } from '../../src/gateway/plans.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { eventsInLog } from '../support/log-records.js';
@@ -422,6 +423,40 @@ describe('gateway', () => {
       await log2.close();
       rmSync(dir2, { recursive: true, force: true });
     }
+  });
+});
+
+describe('answer headers from the raw upstream list', () => {
+  it('lower-cases names, drops hop-by-hop ones, keeps repeated lines, and lets the gateway replace its own', () => {
+    const raw = [
+      ['Content-Type', 'application/json'],
+      ['CONNECTION', 'keep-alive'],
+      ['Keep-Alive', 'timeout=5'],
+      ['X-Custom-Thing', 'a\u00e9'],
+      ['set-cookie', 'a=1'],
+      ['Set-Cookie', 'b=2'],
+      ['RateLimit', '"upstream";r=1;t=1'],
+      ['Transfer-Encoding', 'chunked'],
+      ['Content-Lengthy', 'not the length'],
+    ].flatMap(([n, v]) => [Buffer.from(n!, 'latin1'), Buffer.from(v!, 'latin1')]);
+    assert.deepEqual(answerHeaders(raw, { ratelimit: '"pro";r=5;t=1', 'x-meter-event-id': 'e1' }), [
+      'content-type',
+      'application/json',
+      'x-custom-thing',
+      'a\u00e9',
+      'set-cookie',
+      'a=1',
+      'set-cookie',
+      'b=2',
+      'content-lengthy',
+      'not the length',
+      'ratelimit',
+      '"pro";r=5;t=1',
+      'x-meter-event-id',
+      'e1',
+    ]);
+    assert.equal(headerName(Buffer.from('CONTENT-LENGTH')), 'content-length');
+    assert.equal(headerName(Buffer.from('Content-Lengti')), 'content-lengti', 'a near miss of a known name is decoded, not matched');
   });
 });
 

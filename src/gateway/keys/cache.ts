@@ -113,6 +113,33 @@ export class KeyStore {
     this.negative.clear();
   }
 
+  /**
+   * resolve() answered from memory without a promise (the gateway's hot path): the identity of
+   * a cached key, null for a malformed or recently unknown one, undefined when the key must be
+   * looked up (then call resolve()).
+   */
+  resolveCached(presented: string): KeyIdentity | null | undefined {
+    if (!looksLikeKey(presented)) {
+      this.counts.lookups++;
+      return null;
+    }
+    const hex = hashKey(presented);
+    const now = this.now();
+    const e = this.cache.get(hex);
+    if (e && e.expires > now) {
+      this.counts.lookups++;
+      this.counts.cacheHits++;
+      return e.identity;
+    }
+    const neg = this.negative.get(hex);
+    if (neg !== undefined && neg > now) {
+      this.counts.lookups++;
+      this.counts.negativeHits++;
+      return null;
+    }
+    return undefined;
+  }
+
   /** null = unknown, revoked or malformed key. Throws if the database fails and nothing is cached, or KeyLookupBusyError. */
   async resolve(presented: string): Promise<KeyIdentity | null> {
     this.counts.lookups++;
