@@ -5,9 +5,9 @@
  * in its own process, held at a fixed rate by autocannon; what is compared is that process's
  * CPU per call (and its main thread's), as in gateway-ab.js:
  *
- *   undici-request   pool.request + pipe: the stage's unmetered proxy (bench/plain-proxy.ts)
+ *   undici-request   pool.request + pipe (the stage's unmetered proxy until 2026-12-05 22:45)
  *   undici-dispatch  pool.dispatch with undici's raw handler callbacks, chunks written to `res`
- *                    (what src/gateway/relay.ts does)
+ *                    (what src/gateway/relay.ts does; the stage's unmetered proxy, bench/plain-proxy.ts)
  *   node-http        http.request over a keep-alive Agent (256 sockets), answer piped
  *   dispatch+close   undici-dispatch plus one 'close' listener on `res` (meter's one listener)
  *   dispatch+headers undici-dispatch plus meter's header work: the client's headers forwarded
@@ -21,10 +21,10 @@ import { request as httpRequest, Agent, createServer, type IncomingMessage, type
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
-import { answerHeaders, upstreamHeaders } from '../src/gateway/proxy.js';
+import { upstreamHeaders } from '../src/gateway/proxy.js';
 import { fmt, median } from './lib.js';
 import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
-import { startPlainProxy } from './plain-proxy.js';
+import { PlainRelay, startPlainProxy } from './plain-proxy.js';
 import { startUpstream } from './gateway.js';
 
 const PATH = '/v1/devices/d1/location';
@@ -46,45 +46,31 @@ function mainThreadCpuUs(): number {
   }
 }
 
-/** A raw-callback dispatch handler writing the answer to `res` (relay.ts without the metering). */
-class Relay implements Dispatcher.DispatchHandler {
-  private resumeUp: (() => void) | null = null;
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly own: Record<string, string> | undefined,
-  ) {}
-  onConnect(): void {}
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    if (status < 200) return true;
-    this.resumeUp = resume;
-    this.res.writeHead(status, answerHeaders(raw, this.own));
-    return true;
-  }
-  onData(chunk: Buffer): boolean {
-    if (!this.res.write(chunk) && !this.res.destroyed) {
-      this.res.once('drain', () => this.resumeUp?.());
-      return false;
-    }
-    return true;
-  }
-  onComplete(): void {
-    this.res.end();
-  }
-  onError(): void {
-    if (!this.res.headersSent) this.res.writeHead(502).end();
-    else this.res.destroy();
-  }
-}
-
 let seq = 0;
 
 async function startVariant(v: Variant, upstream: string): Promise<{ url: string; close(): Promise<void> }> {
-  if (v === 'undici-request') return startPlainProxy(upstream);
+  if (v === 'undici-dispatch') return startPlainProxy(upstream);
   const origin = new URL(upstream);
   const pool = new Pool(origin.origin, { connections: 256, keepAliveTimeout: 30_000 });
   const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 30_000 });
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     req.resume();
+    if (v === 'undici-request') {
+      void pool
+        .request({
+          path: req.url ?? '/',
+          method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+          headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' },
+        })
+        .then((answer) => {
+          const h: Record<string, string | string[]> = {};
+          for (const [k, val] of Object.entries(answer.headers)) if (val !== undefined && k !== 'connection' && k !== 'keep-alive') h[k] = val;
+          res.writeHead(answer.statusCode, h);
+          answer.body.pipe(res);
+        })
+        .catch(() => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
+      return;
+    }
     if (v === 'node-http') {
       const up = httpRequest(
         { agent, host: origin.hostname, port: origin.port, path: req.url, method: req.method, headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' } },
@@ -115,7 +101,7 @@ async function startVariant(v: Variant, upstream: string): Promise<{ url: string
       : ['x-forwarded-for', req.socket.remoteAddress ?? ''];
     const own = withHeaders ? { ...OWN, 'x-meter-event-id': String(seq) } : undefined;
     if (v === 'dispatch+close') res.on('close', () => void 0);
-    pool.dispatch({ path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers }, new Relay(res, own));
+    pool.dispatch({ path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers }, new PlainRelay(res, own));
   };
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
