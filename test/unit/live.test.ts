@@ -19,6 +19,7 @@ import { queryUsage } from '../../src/billing/usage-query.js';
 import { sortedCells as sorted, tableCells as table, truthOf } from '../support/cells.js';
 import { lakePipeline } from '../support/lake-pipeline.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/until.js';
 import { reusableWarehouse } from '../support/warehouse.js';
 
 const TOPIC = 'usage-events';
@@ -259,6 +260,46 @@ test('a window applied twice from the same offsets is refused (fence) and counts
     // the same id in a later window (a duplicate event) is not counted again either
     await applyWindow(s.db, { ...w, from: 5, to: 6, records: 1 });
     assert.deepEqual(sorted(await table(s.db, 'live_hourly')), sorted(truthOf([e])));
+  } finally {
+    await s.close();
+  }
+});
+
+test('stop waits for a tick already running: nothing runs against the warehouse after it', async () => {
+  const s = await setup();
+  // The real warehouse, with one query held: the meters read of a tick (metersEveryMs 1 makes
+  // every tick read them; stop's own flush never does).
+  let held: (() => void) | null = null;
+  let heldDone = false;
+  const gate = { armed: false };
+  const db = new Proxy(s.db, {
+    get(target, prop, receiver) {
+      if (prop !== 'query') return Reflect.get(target, prop, receiver);
+      return async (sql: string, params?: unknown[]) => {
+        if (gate.armed && sql.includes('FROM meters')) {
+          gate.armed = false;
+          await new Promise<void>((r) => (held = r));
+          const rows = await target.query(sql, params);
+          heldDone = true;
+          return rows;
+        }
+        return target.query(sql, params);
+      };
+    },
+  });
+  const live = new LivePath({ log: s.log, db, windowMs: 20, maxRecords: 50, metersEveryMs: 1 });
+  try {
+    await live.start();
+    gate.armed = true;
+    await until('a tick to hold the meters read', () => held !== null);
+    let stopped = false;
+    const stopping = live.stop().then(() => (stopped = true));
+    // Give a stop that does not wait every chance to finish first (the gate is still held).
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(stopped, false, 'stop resolved while a tick was still using the warehouse');
+    (held as unknown as () => void)();
+    await stopping;
+    assert.equal(heldDone, true);
   } finally {
     await s.close();
   }
