@@ -17,7 +17,7 @@ export function registerDev(program: Command): void {
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--rollup-interval <duration>', 'how often rollup looks for new files (e.g. 5s; a bare number is ms)', '5s')
     .option('--access-log', 'gateway: log one line per answer [env METER_ACCESS_LOG=1]')
-    .option('--workers <n>', 'gateway worker processes (0 = one per core, 1 = in this process) [env METER_GATEWAY_WORKERS, default 1]')
+    .option('--workers <n>', 'gateway worker processes (0 = one per core, 1 = in this process) [env METER_GATEWAY_WORKERS, default 0]')
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
     .action(
       action(async (opts: { rollupInterval: string; accessLog?: boolean; workers?: string }, cmd: Command) => {

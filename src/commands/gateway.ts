@@ -11,7 +11,10 @@ export function registerGateway(program: Command): void {
     .description('reverse proxy: API-key auth, tiered rate limits, one usage event per call to the log')
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--gateway-port <n>', 'listen port [env METER_GATEWAY_PORT, default 8080]')
-    .option('--workers <n>', 'worker processes sharing the port (0 = one per core, 1 = none) [env METER_GATEWAY_WORKERS, default 1]')
+    .option(
+      '--workers <n>',
+      'worker processes sharing the port (0 = one per core, 1 = none: the gateway in this process) [env METER_GATEWAY_WORKERS, default 0]',
+    )
     .option('--access-log', 'log one line per answer: request id, customer, api, status, meter and upstream time [env METER_ACCESS_LOG=1]')
     .addHelpText(
       'after',

@@ -172,7 +172,7 @@ export const SETTINGS: Setting[] = [
   S(
     'gatewayWorkers',
     { t: 'int', min: 0, max: 1024 },
-    "gateway: worker processes sharing the port (0 = one per core; 1 = none, the gateway runs in the command's process); docs/gateway.md",
+    "gateway: worker processes sharing the port (0 = one per core, the default; 1 = none, the gateway runs in the command's process); docs/gateway.md",
   ),
   S('billingHost', { t: 'string' }, 'billing API listen address'),
   S('billingPort', { t: 'int', min: 0, max: 65535 }, 'billing API listen port (0 = any free port)'),
@@ -249,7 +249,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     routesFile: resolve(packageRoot(), 'fixtures/routes.json'),
     gatewayHost: '127.0.0.1',
     gatewayPort: 8080,
-    gatewayWorkers: 1,
+    gatewayWorkers: 0,
     upstream: null,
     billingHost: '127.0.0.1',
     billingPort: 8090,

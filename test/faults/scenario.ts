@@ -114,7 +114,20 @@ export class ScenarioWorld {
 
   /** A gateway process to this world's upstream, on `port` with its admin listener on `adminPort`. */
   spawnGateway(port: number, adminPort: number, extra: string[] = []): MeterProcess {
-    return this.spawn('gateway', ['gateway', '--upstream', this.upstream.url, '--gateway-port', String(port), '--admin-port', String(adminPort), ...extra]);
+    // One process unless the scenario asks for workers (the default is one per core): a kill -9
+    // of the gateway is then a kill of the process that answers (the worker scenarios pass --workers 2).
+    const workers = extra.includes('--workers') ? [] : ['--workers', '1'];
+    return this.spawn('gateway', [
+      'gateway',
+      '--upstream',
+      this.upstream.url,
+      '--gateway-port',
+      String(port),
+      '--admin-port',
+      String(adminPort),
+      ...workers,
+      ...extra,
+    ]);
   }
 
   /** Waits until `gw` answers on both ports; throws with its output if it exits first. */

@@ -119,7 +119,8 @@ before(async () => {
   key = JSON.parse(k.stdout).key;
   const gwPort = await freePort();
   gatewayUrl = `http://127.0.0.1:${gwPort}`;
-  await startRole('gateway', ['gateway', '--upstream', upstream.url, '--gateway-port', String(gwPort)]);
+  // One process (the default is one per core): the scrape reads one gateway's own samples.
+  await startRole('gateway', ['gateway', '--upstream', upstream.url, '--gateway-port', String(gwPort), '--workers', '1']);
   await startRole('ingest', ['ingest']);
   await startRole('live', ['live', '--window', '200']);
   // The scrape config this test owns: its three admin listeners, labelled with the test's id.

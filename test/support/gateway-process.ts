@@ -31,7 +31,10 @@ export interface GatewayProc {
 
 /** Starts `meter gateway --gateway-port 0 ...args`; with `admin`, waits for the admin listener too. */
 export async function startGatewayProc(env: NodeJS.ProcessEnv, args: string[] = [], opts: { admin?: boolean } = {}): Promise<GatewayProc> {
-  const child = spawn('node', [METER, 'gateway', '--gateway-port', '0', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  // One process unless a test asks for workers (the default is one per core): these tests kill
+  // the gateway's pid and read its own /status; workers have test/stack/gateway-workers.test.ts.
+  const workers = args.includes('--workers') ? [] : ['--workers', '1'];
+  const child = spawn('node', [METER, 'gateway', '--gateway-port', '0', ...workers, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   const stderr: string[] = [];
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => (children.delete(child), r(code))));
