@@ -87,6 +87,12 @@ export interface GatewayOptions {
   fairness?: FairnessOptions;
   /** Metrics and access log: one call per answered request (docs/operations.md). */
   metrics?: GatewayRecorder;
+  /**
+   * Listen with SO_REUSEPORT on a socket of this process's own (`exclusive`: in a cluster worker,
+   * not through the primary), beside the other workers' sockets on the port; the kernel spreads
+   * new connections over them (docs/gateway.md "Workers").
+   */
+  reusePort?: boolean;
 }
 
 export interface GatewayStats extends GatewayCounts {
@@ -207,7 +213,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
+    const on = opts.reusePort ? { port: opts.port, host: opts.host, reusePort: true, exclusive: true } : { port: opts.port, host: opts.host };
+    server.listen(on, () => {
       server.off('error', reject);
       resolve();
     });

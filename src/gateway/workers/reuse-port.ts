@@ -1,0 +1,39 @@
+/**
+ * Whether gateway workers can each listen on the port with SO_REUSEPORT here. Node (>= 22.12)
+ * passes `reusePort` to libuv, which supports it only where the kernel spreads connections over
+ * the sockets (Linux 3.9+, FreeBSD 12+, a few others) and fails the listen with ENOTSUP
+ * elsewhere. Tried for real: two sockets on one ephemeral port of `host`, both with reusePort.
+ */
+import { createServer, type Server } from 'node:net';
+
+export type ReusePortProbe = { ok: true } | { ok: false; reason: string };
+
+function listen(s: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.listen({ host, port, reusePort: true, exclusive: true }, () => {
+      s.off('error', reject);
+      resolve((s.address() as { port: number }).port);
+    });
+  });
+}
+
+export async function probeReusePort(host: string): Promise<ReusePortProbe> {
+  const a = createServer();
+  const b = createServer();
+  try {
+    const port = await listen(a, host, 0);
+    // A Node that ignored the option would let the first bind pass and refuse this one (EADDRINUSE).
+    await listen(b, host, port);
+    return { ok: true };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTSUP' || code === 'EADDRINUSE' || code === 'EOPNOTSUPP' || code === 'EINVAL')
+      return { ok: false, reason: `${code}: ${(e as Error).message}` };
+    // Not about reusePort (a host that is not this machine's, say): the workers' own listen
+    // reports it the way a single gateway's does.
+    return { ok: true };
+  } finally {
+    await Promise.all([a, b].map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+  }
+}
