@@ -6,7 +6,12 @@
  * (the primary and its workers, from /proc), so the comparison does not depend on how busy the
  * box is the way req/s does. The upstream (bench/upstream.ts) is the same process for all sides.
  *
- *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64]
+ *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64] [--churn] [--base DIR]
+ *
+ * --churn    a new connection per request (churn-load.ts instead of autocannon): what accepting
+ *            and handing out connections costs, which keep-alive load hides.
+ * --base DIR also runs DIR's build (DIR/bin/meter.js, e.g. main's checkout with dist built) with
+ *            2 workers as the side `base-2w`, alternating with this build's sides.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -54,10 +59,10 @@ interface Sample {
   total: number;
 }
 
-async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>): Promise<Sample> {
-  await load(url + PATH, { connections, seconds: 2, headers }); // JIT, pools, key cache
+async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>, churn: boolean): Promise<Sample> {
+  await load(url + PATH, { connections, seconds: 2, headers, newConnectionPerRequest: churn }); // JIT, pools, key cache
   const c0 = treeCpuUs(root);
-  const r = await load(url + PATH, { connections, seconds, headers });
+  const r = await load(url + PATH, { connections, seconds, headers, newConnectionPerRequest: churn });
   const c1 = treeCpuUs(root);
   // Not 2xx (a 429 of the in-flight limit, a timeout on an overloaded box): counted and shown.
   return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
@@ -72,7 +77,12 @@ async function side(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const [rounds, seconds, connections] = [Number(process.argv[2] ?? 3), Number(process.argv[3] ?? 10), Number(process.argv[4] ?? 64)];
+  const args = process.argv.slice(2);
+  const baseAt = args.indexOf('--base');
+  const base = baseAt >= 0 ? resolve(args[baseAt + 1] as string) : null;
+  const churn = args.includes('--churn');
+  const pos = args.filter((a, i) => !a.startsWith('--') && (baseAt < 0 || i !== baseAt + 1));
+  const [rounds, seconds, connections] = [Number(pos[0] ?? 3), Number(pos[1] ?? 10), Number(pos[2] ?? 64)];
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
   const db = await PgliteWarehouse.open(join(dir, 'pglite'));
   await migrate(db);
@@ -92,11 +102,14 @@ async function main(): Promise<void> {
       return { proc: s.proc, url: s.match[1] as string };
     },
     ...Object.fromEntries(
-      [1, 2].map((n) => [
-        `meter-${n}w`,
+      [
+        ...[1, 2].map((n) => [`meter-${n}w`, assetPath('bin/meter.js'), n] as const),
+        ...(base ? [['base-2w', join(base, 'bin/meter.js'), 2] as const] : []),
+      ].map(([name, bin, n]) => [
+        name,
         async () => {
           const s = await startProc(
-            [assetPath('bin/meter.js'), 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
+            [bin, 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
             { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info' },
             /gateway on (http:\/\/\S+)/,
           );
@@ -112,7 +125,7 @@ async function main(): Promise<void> {
     for (const name of order) {
       const s = await (sides[name] as () => Promise<{ proc: ChildProcess; url: string }>)();
       try {
-        const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers);
+        const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers, churn);
         (results[name] as Sample[]).push(m);
         console.error(
           `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
@@ -130,6 +143,8 @@ async function main(): Promise<void> {
     rounds,
     seconds,
     connections,
+    newConnectionPerRequest: churn,
+    ...(base ? { base } : {}),
     cores: (await import('node:os')).availableParallelism(),
     node: process.version,
     loadavgStart: Number(load0.toFixed(1)),
@@ -144,6 +159,13 @@ async function main(): Promise<void> {
     // Per core: CPU per call of the unmetered proxy over meter's (1 = as cheap).
     meteredPerCore1w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-1w', (s) => s.cpuPerCallUs)).toFixed(2)),
     meteredPerCore2w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-2w', (s) => s.cpuPerCallUs)).toFixed(2)),
+    // This build's 2 workers over the base build's: CPU per call (< 1 = cheaper) and req/s.
+    ...(base
+      ? {
+          cpu2wVsBase: Number((med('meter-2w', (s) => s.cpuPerCallUs) / med('base-2w', (s) => s.cpuPerCallUs)).toFixed(2)),
+          rps2wVsBase: Number((rps2 / med('base-2w', (s) => s.rps)).toFixed(2)),
+        }
+      : {}),
     samples: results,
   };
   console.log(JSON.stringify(summary, null, 2));
