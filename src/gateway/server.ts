@@ -47,6 +47,7 @@ import { CallRecord } from './record.js';
 import { relay, type RelayContext } from './relay.js';
 import { Responder } from './respond.js';
 import type { RouteTable } from './routes.js';
+import { listenOptions } from './workers/reuse-port.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -88,9 +89,8 @@ export interface GatewayOptions {
   /** Metrics and access log: one call per answered request (docs/operations.md). */
   metrics?: GatewayRecorder;
   /**
-   * Listen with SO_REUSEPORT on a socket of this process's own (`exclusive`: in a cluster worker,
-   * not through the primary), beside the other workers' sockets on the port; the kernel spreads
-   * new connections over them (docs/gateway.md "Workers").
+   * Listen with SO_REUSEPORT on a socket of this process's own, beside the other workers' sockets
+   * on the port (workers/reuse-port.ts; docs/gateway.md "Workers").
    */
   reusePort?: boolean;
 }
@@ -213,8 +213,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    const on = opts.reusePort ? { port: opts.port, host: opts.host, reusePort: true, exclusive: true } : { port: opts.port, host: opts.host };
-    server.listen(on, () => {
+    server.listen(listenOptions(opts.host, opts.port, opts.reusePort), () => {
       server.off('error', reject);
       resolve();
     });

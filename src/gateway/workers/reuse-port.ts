@@ -4,14 +4,24 @@
  * the sockets (Linux 3.9+, FreeBSD 12+, a few others) and fails the listen with ENOTSUP
  * elsewhere. Tried for real: two sockets on one ephemeral port of `host`, both with reusePort.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type ListenOptions, type Server } from 'node:net';
+
+/**
+ * How a gateway listens. With `reusePort`, `exclusive` makes a cluster worker bind a socket of its
+ * own instead of asking the primary for its shared one (Node's net listen: a worker's listen goes
+ * through the primary unless exclusive); the kernel then spreads new connections over the workers'
+ * sockets.
+ */
+export function listenOptions(host: string, port: number, reusePort = false): ListenOptions {
+  return reusePort ? { host, port, reusePort: true, exclusive: true } : { host, port };
+}
 
 export type ReusePortProbe = { ok: true } | { ok: false; reason: string };
 
 function listen(s: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     s.once('error', reject);
-    s.listen({ host, port, reusePort: true, exclusive: true }, () => {
+    s.listen(listenOptions(host, port, true), () => {
       s.off('error', reject);
       resolve((s.address() as { port: number }).port);
     });
