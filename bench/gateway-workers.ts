@@ -3,8 +3,8 @@
  * primary's limiter and file log) vs the unmetered Node proxy (bench/plain-proxy.ts), each in
  * its own processes, alternating in rounds. Per side: req/s at a fixed connection count
  * (closed loop, autocannon in its own process), and CPU per call of every process of the side
- * (the primary and its workers, from /proc), so the comparison does not depend on how busy the
- * box is the way req/s does. The upstream (bench/upstream.ts) is the same process for all sides.
+ * (the primary and its workers, from /proc; the primary's own share apart), so the comparison
+ * does not depend on how busy the box is the way req/s does. The upstream (bench/upstream.ts) is the same process for all sides.
  *
  *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64] [--churn] [--base DIR]
  *
@@ -14,7 +14,7 @@
  *            2 workers as the side `base-2w`, alternating with this build's sides.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -54,18 +54,27 @@ async function stop(proc: ChildProcess): Promise<void> {
 interface Sample {
   rps: number;
   cpuPerCallUs: number;
+  /** Of which the side's first process (the primary of a gateway with workers). */
+  primaryCpuPerCallUs: number;
   p99: number;
   bad: number;
   total: number;
 }
 
+/** CPU µs (utime + stime) of process `pid` alone. */
+function ownCpuUs(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000; // USER_HZ ticks
+}
+
 async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>, churn: boolean): Promise<Sample> {
   await load(url + PATH, { connections, seconds: 2, headers, newConnectionPerRequest: churn }); // JIT, pools, key cache
-  const c0 = treeCpuUs(root);
+  const [c0, p0] = [treeCpuUs(root), ownCpuUs(root)];
   const r = await load(url + PATH, { connections, seconds, headers, newConnectionPerRequest: churn });
-  const c1 = treeCpuUs(root);
+  const [c1, p1] = [treeCpuUs(root), ownCpuUs(root)];
   // Not 2xx (a 429 of the in-flight limit, a timeout on an overloaded box): counted and shown.
-  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
+  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, primaryCpuPerCallUs: (p1 - p0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
 }
 
 async function side(): Promise<void> {
@@ -128,7 +137,7 @@ async function main(): Promise<void> {
         const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers, churn);
         (results[name] as Sample[]).push(m);
         console.error(
-          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
+          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call (first process ${fmt(m.primaryCpuPerCallUs, 1)}), p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
         );
       } finally {
         await stop(s.proc);
@@ -152,7 +161,12 @@ async function main(): Promise<void> {
     medians: Object.fromEntries(
       Object.keys(sides).map((k) => [
         k,
-        { rps: Math.round(med(k, (s) => s.rps)), cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)), p99: med(k, (s) => s.p99) },
+        {
+          rps: Math.round(med(k, (s) => s.rps)),
+          cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)),
+          primaryCpuPerCallUs: Number(med(k, (s) => s.primaryCpuPerCallUs).toFixed(1)),
+          p99: med(k, (s) => s.p99),
+        },
       ]),
     ),
     workers2vs1: Number((rps2 / rps1).toFixed(2)),
