@@ -24,7 +24,8 @@ import type { Observability } from '../observability/observability.js';
 import { GatewaySupervisor } from '../gateway/workers/supervisor.js';
 import { serveBackends } from '../gateway/workers/via-primary.js';
 import { mergeMetrics } from '../gateway/workers/merge-metrics.js';
-import { probeReusePort } from '../gateway/workers/reuse-port.js';
+import { plainListenError, probeReusePort } from '../gateway/workers/reuse-port.js';
+import { UserError } from '../ground/errors.js';
 import { startGatewayRole } from './roles.js';
 
 /** The number of workers a setting asks for: 0 = one per core. */
@@ -70,6 +71,14 @@ export async function startGatewayWorkers(
     log.warn(
       `gateway workers: SO_REUSEPORT is not available here (${probe.reason}); the primary accepts connections and hands them to the workers round-robin (node:cluster)`,
     );
+  if (probe.ok && cfg.gatewayPort !== 0) {
+    const err = await plainListenError(cfg.gatewayHost, cfg.gatewayPort);
+    if (err)
+      throw new UserError(
+        `the gateway cannot listen on ${cfg.gatewayHost}:${cfg.gatewayPort}: ${err.message}`,
+        'stop what listens there or pick another --gateway-port / METER_GATEWAY_PORT (0 = any free port)',
+      );
+  }
   const sup = new GatewaySupervisor({
     workers: n,
     exec: fileURLToPath(new URL('./gateway-worker-main.js', import.meta.url)),

@@ -22,6 +22,7 @@ import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
 import { listeningSockets, pidsListeningOn } from '../support/net.js';
+import { cliFolder } from '../support/cli-run.js';
 
 const PATH = '/v1/devices/d1/location';
 
@@ -166,6 +167,16 @@ describe('gateway workers (embedded, CLI)', () => {
       per.every((n) => n > 0),
       `calls per worker: ${per.join(', ')}`,
     );
+  });
+
+  it('a second gateway with workers on the port in use fails with a clear error, and does not join the sockets', async () => {
+    const port = new URL(url).port;
+    const second = await cliFolder('meter-gw-second-', 60_000);
+    // Joining the first's SO_REUSEPORT sockets would leave it running, sharing the port.
+    const r = second.meter(['gateway', '--workers', '2', '--upstream', 'http://127.0.0.1:9', '--gateway-port', port, '--admin-port', '0']);
+    assert.notEqual(r.code, 0, r.out + r.err);
+    assert.match(r.err, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace for a port in use');
   });
 
   it('a worker killed with -9: the other answers every new connection meanwhile; the new one listens on the same port', async () => {

@@ -47,3 +47,24 @@ export async function probeReusePort(host: string): Promise<ReusePortProbe> {
     await Promise.all([a, b].map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
   }
 }
+
+/**
+ * The error a plain (not reusePort) listen on `host:port` meets now, or null once it could
+ * listen there (closed again at once). Workers listening with reusePort would join another
+ * program's reusePort sockets on the port, another gateway with workers say, and share its
+ * connections; a plain listen first fails on any socket there, as a single gateway's does.
+ */
+export async function plainListenError(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  const s = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen({ host, port, exclusive: true }, () => resolve());
+    });
+    return null;
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  } finally {
+    if (s.listening) await new Promise<void>((r) => s.close(() => r()));
+  }
+}
