@@ -1,8 +1,9 @@
 /**
  * How worker processes share one port, measured on a trivial HTTP server (so only the
  * distribution differs): node:cluster round-robin (the primary accepts and passes each
- * connection to a worker; what `meter gateway --workers` uses) vs `reusePort` (Node >= 22.12:
- * each worker binds its own socket on the port, the kernel spreads connections). Both sides,
+ * connection to a worker; `meter gateway --workers`'s fallback) vs `reusePort` (Node >= 22.12:
+ * each worker binds its own socket on the port, the kernel spreads connections; what
+ * `meter gateway --workers` uses where the platform has it). Both sides,
  * alternating; CPU per call counts the primary and the workers (from /proc).
  *
  *   <node 24> dist/bench/gateway-listen.js [rounds=3] [seconds=10] [connections=64] [workers=2]

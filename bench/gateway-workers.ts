@@ -3,13 +3,18 @@
  * primary's limiter and file log) vs the unmetered Node proxy (bench/plain-proxy.ts), each in
  * its own processes, alternating in rounds. Per side: req/s at a fixed connection count
  * (closed loop, autocannon in its own process), and CPU per call of every process of the side
- * (the primary and its workers, from /proc), so the comparison does not depend on how busy the
- * box is the way req/s does. The upstream (bench/upstream.ts) is the same process for all sides.
+ * (the primary and its workers, from /proc; the primary's own share apart), so the comparison
+ * does not depend on how busy the box is the way req/s does. The upstream (bench/upstream.ts) is the same process for all sides.
  *
- *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64]
+ *   node dist/bench/gateway-workers.js [rounds=3] [seconds=10] [connections=64] [--churn] [--base DIR]
+ *
+ * --churn    a new connection per request (churn-load.ts instead of autocannon): what accepting
+ *            and handing out connections costs, which keep-alive load hides.
+ * --base DIR also runs DIR's build (DIR/bin/meter.js, e.g. main's checkout with dist built) with
+ *            2 workers as the side `base-2w`, alternating with this build's sides.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -49,18 +54,27 @@ async function stop(proc: ChildProcess): Promise<void> {
 interface Sample {
   rps: number;
   cpuPerCallUs: number;
+  /** Of which the side's first process (the primary of a gateway with workers). */
+  primaryCpuPerCallUs: number;
   p99: number;
   bad: number;
   total: number;
 }
 
-async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>): Promise<Sample> {
-  await load(url + PATH, { connections, seconds: 2, headers }); // JIT, pools, key cache
-  const c0 = treeCpuUs(root);
-  const r = await load(url + PATH, { connections, seconds, headers });
-  const c1 = treeCpuUs(root);
+/** CPU µs (utime + stime) of process `pid` alone. */
+function ownCpuUs(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000; // USER_HZ ticks
+}
+
+async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>, churn: boolean): Promise<Sample> {
+  await load(url + PATH, { connections, seconds: 2, headers, newConnectionPerRequest: churn }); // JIT, pools, key cache
+  const [c0, p0] = [treeCpuUs(root), ownCpuUs(root)];
+  const r = await load(url + PATH, { connections, seconds, headers, newConnectionPerRequest: churn });
+  const [c1, p1] = [treeCpuUs(root), ownCpuUs(root)];
   // Not 2xx (a 429 of the in-flight limit, a timeout on an overloaded box): counted and shown.
-  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
+  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, primaryCpuPerCallUs: (p1 - p0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
 }
 
 async function side(): Promise<void> {
@@ -72,7 +86,12 @@ async function side(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const [rounds, seconds, connections] = [Number(process.argv[2] ?? 3), Number(process.argv[3] ?? 10), Number(process.argv[4] ?? 64)];
+  const args = process.argv.slice(2);
+  const baseAt = args.indexOf('--base');
+  const base = baseAt >= 0 ? resolve(args[baseAt + 1] as string) : null;
+  const churn = args.includes('--churn');
+  const pos = args.filter((a, i) => !a.startsWith('--') && (baseAt < 0 || i !== baseAt + 1));
+  const [rounds, seconds, connections] = [Number(pos[0] ?? 3), Number(pos[1] ?? 10), Number(pos[2] ?? 64)];
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
   const db = await PgliteWarehouse.open(join(dir, 'pglite'));
   await migrate(db);
@@ -92,11 +111,14 @@ async function main(): Promise<void> {
       return { proc: s.proc, url: s.match[1] as string };
     },
     ...Object.fromEntries(
-      [1, 2].map((n) => [
-        `meter-${n}w`,
+      [
+        ...[1, 2].map((n) => [`meter-${n}w`, assetPath('bin/meter.js'), n] as const),
+        ...(base ? [['base-2w', join(base, 'bin/meter.js'), 2] as const] : []),
+      ].map(([name, bin, n]) => [
+        name,
         async () => {
           const s = await startProc(
-            [assetPath('bin/meter.js'), 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
+            [bin, 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
             { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info' },
             /gateway on (http:\/\/\S+)/,
           );
@@ -112,10 +134,10 @@ async function main(): Promise<void> {
     for (const name of order) {
       const s = await (sides[name] as () => Promise<{ proc: ChildProcess; url: string }>)();
       try {
-        const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers);
+        const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers, churn);
         (results[name] as Sample[]).push(m);
         console.error(
-          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call, p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
+          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call (first process ${fmt(m.primaryCpuPerCallUs, 1)}), p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
         );
       } finally {
         await stop(s.proc);
@@ -130,6 +152,8 @@ async function main(): Promise<void> {
     rounds,
     seconds,
     connections,
+    newConnectionPerRequest: churn,
+    ...(base ? { base } : {}),
     cores: (await import('node:os')).availableParallelism(),
     node: process.version,
     loadavgStart: Number(load0.toFixed(1)),
@@ -137,13 +161,25 @@ async function main(): Promise<void> {
     medians: Object.fromEntries(
       Object.keys(sides).map((k) => [
         k,
-        { rps: Math.round(med(k, (s) => s.rps)), cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)), p99: med(k, (s) => s.p99) },
+        {
+          rps: Math.round(med(k, (s) => s.rps)),
+          cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)),
+          primaryCpuPerCallUs: Number(med(k, (s) => s.primaryCpuPerCallUs).toFixed(1)),
+          p99: med(k, (s) => s.p99),
+        },
       ]),
     ),
     workers2vs1: Number((rps2 / rps1).toFixed(2)),
     // Per core: CPU per call of the unmetered proxy over meter's (1 = as cheap).
     meteredPerCore1w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-1w', (s) => s.cpuPerCallUs)).toFixed(2)),
     meteredPerCore2w: Number((med('plain', (s) => s.cpuPerCallUs) / med('meter-2w', (s) => s.cpuPerCallUs)).toFixed(2)),
+    // This build's 2 workers over the base build's: CPU per call (< 1 = cheaper) and req/s.
+    ...(base
+      ? {
+          cpu2wVsBase: Number((med('meter-2w', (s) => s.cpuPerCallUs) / med('base-2w', (s) => s.cpuPerCallUs)).toFixed(2)),
+          rps2wVsBase: Number((rps2 / med('base-2w', (s) => s.rps)).toFixed(2)),
+        }
+      : {}),
     samples: results,
   };
   console.log(JSON.stringify(summary, null, 2));

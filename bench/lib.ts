@@ -190,10 +190,26 @@ export interface LoadResult {
 /**
  * Keep-alive HTTP load with autocannon, run as its own process (the CLI, `--json`) so the load
  * generator never shares an event loop with the server it measures. `rate` caps requests/s
- * (latency then corrected for coordinated omission).
+ * (latency then corrected for coordinated omission). `newConnectionPerRequest`: closed-loop
+ * load with a TCP connection per request instead (churn-load.ts; `rate` is not supported there).
  */
-export async function load(url: string, o: { connections: number; seconds: number; headers?: Record<string, string>; rate?: number }): Promise<LoadResult> {
+export async function load(
+  url: string,
+  o: { connections: number; seconds: number; headers?: Record<string, string>; rate?: number; newConnectionPerRequest?: boolean },
+): Promise<LoadResult> {
   const { execFile } = await import('node:child_process');
+  if (o.newConnectionPerRequest) {
+    const script = new URL('./churn-load.js', import.meta.url).pathname;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [script, url, String(o.connections), String(o.seconds), JSON.stringify(o.headers ?? {})],
+        { timeout: (o.seconds + 60) * 1000 },
+        (err, out, errOut) => (err ? reject(new Error(`churn-load failed: ${err.message}\n${errOut}`)) : resolve(out)),
+      ),
+    );
+    return JSON.parse(out) as LoadResult;
+  }
   const { createRequire } = await import('node:module');
   const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
   const args = [bin, '-j', '-n', '-c', String(o.connections), '-d', String(o.seconds)];

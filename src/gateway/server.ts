@@ -47,6 +47,7 @@ import { CallRecord } from './record.js';
 import { relay, type RelayContext } from './relay.js';
 import { Responder } from './respond.js';
 import type { RouteTable } from './routes.js';
+import { listenOptions } from './workers/reuse-port.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -87,6 +88,11 @@ export interface GatewayOptions {
   fairness?: FairnessOptions;
   /** Metrics and access log: one call per answered request (docs/operations.md). */
   metrics?: GatewayRecorder;
+  /**
+   * Listen with SO_REUSEPORT on a socket of this process's own, beside the other workers' sockets
+   * on the port (workers/reuse-port.ts; docs/gateway.md "Workers").
+   */
+  reusePort?: boolean;
 }
 
 export interface GatewayStats extends GatewayCounts {
@@ -207,7 +213,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
+    server.listen(listenOptions(opts.host, opts.port, opts.reusePort), () => {
       server.off('error', reject);
       resolve();
     });

@@ -8,7 +8,7 @@ import type { MeterConfig } from '../config/config.js';
 import { createLogger } from '../ground/logger.js';
 import { Observability } from '../observability/observability.js';
 import { Peer, type Channel } from '../gateway/workers/peer.js';
-import { WORKER_READY } from '../gateway/workers/supervisor.js';
+import { WORKER_READY, type WorkerListen } from '../gateway/workers/supervisor.js';
 import { LimiterViaPrimary, LogViaPrimary, WarehouseViaPrimary } from '../gateway/workers/via-primary.js';
 import { openLimiter, openLog, openWarehouse } from './backends.js';
 import { startGatewayRole } from './roles.js';
@@ -24,15 +24,16 @@ function stopOnce(): Promise<void> {
   return stopping;
 }
 
-peer.handle('start', async (init: { config: MeterConfig; index: number; accessLog: boolean }) => {
-  const cfg = init.config;
+peer.handle('start', async (init: { config: MeterConfig; index: number; accessLog: boolean; listen: WorkerListen }) => {
+  // The port the supervisor names: the configured one, or the one its first worker got for 0.
+  const cfg = { ...init.config, gatewayPort: init.listen.port };
   const logger = createLogger(cfg.logLevel, `meter`, undefined, cfg.logFormat).child(`gateway-${init.index}`);
   const obs = new Observability('gateway');
   if (init.accessLog) obs.accessLog = logger.child('access');
   const log = cfg.kafkaBrokers.length ? await openLog(cfg, { init: false }) : new LogViaPrimary(peer, cfg.topic);
   const db = cfg.databaseUrl ? await openWarehouse(cfg, logger, { migrate: false }) : new WarehouseViaPrimary(peer);
   const limiter = cfg.redisUrl ? await openLimiter(cfg, logger) : new LimiterViaPrimary(peer);
-  const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, undefined, undefined, obs);
+  const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, undefined, undefined, obs, { reusePort: init.listen.reusePort });
   obs.markStarted();
   peer.handle('status', () => ({ pid: process.pid, ...gw.health(), stats: gw.stats() }));
   peer.handle('metrics', () => obs.metrics.text());

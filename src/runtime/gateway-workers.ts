@@ -7,6 +7,9 @@
  *     file log (one writer); workers reach them through the primary (via-primary.ts);
  *   - each worker has its own spool slot (spool-slot.ts), so a worker's unshipped events survive
  *     it and are shipped by whichever gateway process next takes that slot.
+ * Each worker listens on the port with SO_REUSEPORT where the platform has it (reuse-port.ts);
+ * elsewhere the primary accepts and hands connections to the workers (node:cluster), said once
+ * in the log.
  * The admin listener is the primary's: /status lists every worker, /metrics carries every
  * worker's samples with a `worker` label.
  */
@@ -21,6 +24,8 @@ import type { Observability } from '../observability/observability.js';
 import { GatewaySupervisor } from '../gateway/workers/supervisor.js';
 import { serveBackends } from '../gateway/workers/via-primary.js';
 import { mergeMetrics } from '../gateway/workers/merge-metrics.js';
+import { plainListenError, probeReusePort } from '../gateway/workers/reuse-port.js';
+import { UserError } from '../ground/errors.js';
 import { startGatewayRole } from './roles.js';
 
 /** The number of workers a setting asks for: 0 = one per core. */
@@ -61,10 +66,25 @@ export async function startGatewayWorkers(
     // One producer for all workers, opened on the first send (the log's init creates the topic).
     producer: cfg.kafkaBrokers.length ? undefined : () => (producer ??= b.log.init().then(() => b.log.producer())),
   };
+  const probe = await probeReusePort(cfg.gatewayHost);
+  if (!probe.ok)
+    log.warn(
+      `gateway workers: SO_REUSEPORT is not available here (${probe.reason}); the primary accepts connections and hands them to the workers round-robin (node:cluster)`,
+    );
+  if (probe.ok && cfg.gatewayPort !== 0) {
+    const err = await plainListenError(cfg.gatewayHost, cfg.gatewayPort);
+    if (err)
+      throw new UserError(
+        `the gateway cannot listen on ${cfg.gatewayHost}:${cfg.gatewayPort}: ${err.message}`,
+        'stop what listens there or pick another --gateway-port / METER_GATEWAY_PORT (0 = any free port)',
+      );
+  }
   const sup = new GatewaySupervisor({
     workers: n,
     exec: fileURLToPath(new URL('./gateway-worker-main.js', import.meta.url)),
-    init: (index) => ({ config: cfg, index, accessLog: Boolean(obs?.accessLog) }),
+    init: (index, listen) => ({ config: cfg, index, accessLog: Boolean(obs?.accessLog), listen }),
+    port: cfg.gatewayPort,
+    reusePort: probe.ok,
     serve: (peer) => serveBackends(peer, embedded),
     logger: log,
   });
@@ -75,9 +95,13 @@ export async function startGatewayWorkers(
     await sup.close(2000);
     throw e;
   }
-  log.info(`gateway: ${n} workers on ${started.url}`, { workers: n });
+  const listen = probe.ok ? 'reuseport' : 'cluster';
+  log.info(`gateway: ${n} workers on ${started.url} (${probe.ok ? 'each listens with SO_REUSEPORT' : 'the primary hands connections out'})`, {
+    workers: n,
+    listen,
+  });
   if (obs) {
-    obs.statuses.set('gateway', () => ({ workers: sup.status() }));
+    obs.statuses.set('gateway', () => ({ listen, workers: sup.status() }));
     obs.probe('workers', async () => {
       const up = sup.listening();
       if (up < n) throw new Error(`${up} of ${n} gateway workers are listening`);

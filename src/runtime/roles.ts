@@ -60,6 +60,8 @@ export async function startGatewayRole(
   /** Event-time clock (tests move it across hours). */
   now?: () => number,
   obs?: Observability,
+  /** How to listen (a gateway worker with SO_REUSEPORT: startGateway's `reusePort`). */
+  listen: { reusePort?: boolean } = {},
 ) {
   upstream = requireUpstream(upstream);
   const catalog = catalogOf(cfg);
@@ -105,6 +107,7 @@ export async function startGatewayRole(
     logger: gwLog,
     now,
     metrics: obs?.gatewayRecorder(routes),
+    reusePort: listen.reusePort,
   }).catch(async (e) => {
     await producer.close(0);
     throw e;

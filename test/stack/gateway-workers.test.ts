@@ -1,14 +1,15 @@
 /**
  * `meter gateway --workers 2` in embedded mode, as a user runs it (the CLI, real PGlite, the real
  * file log, a real upstream): the primary holds the one set of rate-limit buckets, so a plan's
- * burst is exact across workers; a worker killed with -9 under traffic is replaced, and in strict
- * durability every answered call has exactly one event in the log; the admin listener reports
- * both workers.
+ * burst is exact across workers; each worker listens on the port itself (SO_REUSEPORT) and the
+ * kernel spreads new connections over them; a worker killed with -9 is replaced on the same port
+ * while the other goes on answering, and under traffic in strict durability every answered call
+ * has exactly one event in the log; the admin listener reports both workers.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, get as httpGet, type Server } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -20,6 +21,8 @@ import { decodeEvent } from '../../src/events/usage-event.js';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
+import { listeningSockets, pidsListeningOn } from '../support/net.js';
+import { cliFolder } from '../support/cli-run.js';
 
 const PATH = '/v1/devices/d1/location';
 
@@ -100,6 +103,34 @@ describe('gateway workers (embedded, CLI)', () => {
     return body.gateway.workers;
   }
 
+  async function listenMode(): Promise<string> {
+    const res = await request(`${admin}/status`);
+    return ((await res.body.json()) as { gateway: { listen: string } }).gateway.listen;
+  }
+
+  /** meter_gateway_requests_total per worker, asked of each worker now (not the 1 s status). */
+  async function answeredBy(): Promise<Map<string, number>> {
+    const res = await request(`${admin}/metrics`);
+    const out = new Map<string, number>();
+    for (const line of (await res.body.text()).split('\n')) {
+      const m = /^meter_gateway_requests_total\{.*worker="(\d+)".*\} (\d+)$/.exec(line);
+      if (m) out.set(m[1] as string, (out.get(m[1] as string) ?? 0) + Number(m[2]));
+    }
+    return out;
+  }
+
+  /** One call on a connection of its own, closed after the answer: the kernel picks a listener for each. */
+  function freshCall(key: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = httpGet(url + PATH, { agent: false, headers: { authorization: `Bearer ${key}`, connection: 'close' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+  }
+
   async function call(key: string): Promise<{ status: number; eventId: string | null }> {
     const res = await request(url + PATH, { headers: { authorization: `Bearer ${key}` } });
     await res.body.text();
@@ -112,8 +143,73 @@ describe('gateway workers (embedded, CLI)', () => {
     const ok = answers.filter((a) => a.status === 200).length;
     const limited = answers.filter((a) => a.status === 429).length;
     assert.deepEqual({ ok, limited }, { ok: 10, limited: 30 });
-    // Both workers took part (the primary hands connections out round-robin).
+    // Both workers took part (the kernel spreads the connections over their sockets).
     await until('both workers to report requests', async () => (await workers()).every((w) => (w.gateway?.stats?.requests ?? 0) > 0), 30_000, 100);
+  });
+
+  it('each worker listens on the port itself (SO_REUSEPORT); new connections are spread over them', async () => {
+    const port = Number(new URL(url).port);
+    const ws = await workers();
+    const pids = ws.map((w) => w.pid).sort();
+    assert.equal(await listenMode(), 'reuseport');
+    // Through cluster the primary would hold the one listening socket and the workers none.
+    assert.deepEqual(pidsListeningOn(port, [gw.pid as number, ...pids]).sort(), pids, 'the workers hold the listening sockets, the primary none');
+    const before = await answeredBy();
+    const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 40; i++) assert.equal(await freshCall(proKey), 200);
+    const after = await until('both workers to count the 40 calls', async () => {
+      const m = await answeredBy();
+      return sum(m) - sum(before) >= 40 && m;
+    });
+    const per = ws.map((w) => (after.get(String(w.worker)) ?? 0) - (before.get(String(w.worker)) ?? 0));
+    // 40 connections all hashed to one of two sockets: 2 in 2^40.
+    assert.ok(
+      per.every((n) => n > 0),
+      `calls per worker: ${per.join(', ')}`,
+    );
+  });
+
+  it('a second gateway with workers on the port in use fails with a clear error, and does not join the sockets', async () => {
+    const port = new URL(url).port;
+    const second = await cliFolder('meter-gw-second-', 60_000);
+    // Joining the first's SO_REUSEPORT sockets would leave it running, sharing the port.
+    const r = second.meter(['gateway', '--workers', '2', '--upstream', 'http://127.0.0.1:9', '--gateway-port', port, '--admin-port', '0']);
+    assert.notEqual(r.code, 0, r.out + r.err);
+    assert.match(r.err, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace for a port in use');
+  });
+
+  it('a worker killed with -9: the other answers every new connection meanwhile; the new one listens on the same port', async () => {
+    const port = Number(new URL(url).port);
+    const before = await workers();
+    const victim = before[1] as WorkerStatus;
+    const other = before[0] as WorkerStatus;
+    process.kill(victim.pid, 'SIGKILL');
+    // Connections queued on the victim's socket when it died are reset with it; from the moment
+    // its socket is gone, every new connection must reach the survivor.
+    await until("the killed worker's socket to close", () => listeningSockets(port).size === 1, 30_000, 5);
+    let answered = 0;
+    const failed: string[] = [];
+    let back: WorkerStatus | undefined;
+    while (!back) {
+      try {
+        await freshCall(proKey); // 200, or 429 once the plan's burst is spent: answered either way
+        answered++;
+      } catch (e) {
+        failed.push(`${(e as Error).message} after ${answered} answered`);
+      }
+      back = (await workers()).find((w) => w.worker === victim.worker && w.listening && w.pid !== victim.pid);
+    }
+    assert.deepEqual(
+      { failed, answeredWhileDown: answered > 0 },
+      { failed: [], answeredWhileDown: true },
+      `${answered} answered while worker ${victim.worker} was down`,
+    );
+    // The restarted worker binds the same port: the gateway's port never changes.
+    assert.deepEqual(pidsListeningOn(port, [other.pid, back.pid]).sort(), [other.pid, back.pid].sort());
+    const was = (await answeredBy()).get(String(victim.worker)) ?? 0;
+    for (let i = 0; i < 40; i++) await freshCall(proKey);
+    await until('the restarted worker to answer new connections', async () => ((await answeredBy()).get(String(victim.worker)) ?? 0) > was, 30_000, 100);
   });
 
   it('replaces a worker killed with -9 under traffic; every answered call has exactly one event', async () => {

@@ -1,4 +1,5 @@
-/** Loopback helpers the tests share: a free port, and a TCP forwarder that can be down or up. */
+/** Loopback helpers the tests share: a free port, a TCP forwarder that can be down or up, who listens on a port. */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /** Starts `server` (net or http) on a free loopback port; the port. */
@@ -49,4 +50,47 @@ export class Forwarder {
     this.server = null;
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
+}
+
+/** The inodes of the TCP sockets listening on `port` now (Linux: LISTEN rows of /proc/net/tcp and tcp6). */
+export function listeningSockets(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue; // no IPv6
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // f[1] local address HEXIP:HEXPORT, f[3] state (0A = LISTEN), f[9] inode
+      if (f[3] === '0A' && Number.parseInt((f[1] ?? '').split(':')[1] ?? '', 16) === port) inodes.add(f[9] as string);
+    }
+  }
+  return inodes;
+}
+
+/**
+ * Which of `pids` hold a listening TCP socket on `port` (listeningSockets matched with each
+ * process's /proc/<pid>/fd). A process that is exiting or gone holds none, though its socket
+ * may still be listening a moment longer: listeningSockets tells.
+ */
+export function pidsListeningOn(port: number, pids: number[]): number[] {
+  const inodes = listeningSockets(port);
+  return pids.filter((pid) => {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      return false;
+    }
+    return fds.some((fd) => {
+      try {
+        return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+      } catch {
+        return false;
+      }
+    });
+  });
 }

@@ -1,9 +1,10 @@
 /**
  * The primary process of a gateway with workers (node:cluster): forks N workers that each run a
- * whole gateway on the same port (the primary accepts connections and hands them round-robin to
- * the workers, cluster's default on Linux), restarts a worker that dies, and gathers what the
- * admin listener shows (statuses, metrics) from all of them. What a worker runs is the module
- * `exec`; the two talk through a Peer (peer.ts).
+ * whole gateway on the same port, restarts a worker that dies, and gathers what the admin
+ * listener shows (statuses, metrics) from all of them. With `reusePort` each worker listens on
+ * the port with a socket of its own and the kernel spreads new connections over them; without,
+ * the primary accepts every connection and hands it to a worker round-robin (cluster's default
+ * on Linux). What a worker runs is the module `exec`; the two talk through a Peer (peer.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { Peer, type Channel } from './peer.js';
@@ -18,8 +19,12 @@ export interface SupervisorOptions {
   workers: number;
   /** The worker's entry module (it answers `start`, `status`, `metrics`, `stop`). */
   exec: string;
-  /** What a worker gets in `start` (its config and index). */
-  init: (index: number) => unknown;
+  /** What a worker gets in `start` (its config and index, and where to listen). */
+  init: (index: number, listen: WorkerListen) => unknown;
+  /** The configured gateway port (0 = any free port). */
+  port: number;
+  /** Workers listen with SO_REUSEPORT (probed by the caller: reuse-port.ts); else through cluster. */
+  reusePort: boolean;
   /** Register the primary's handlers for one worker (the backends it serves). */
   serve: (peer: Peer, index: number) => void;
   logger: SupervisorLogger;
@@ -35,6 +40,12 @@ export interface WorkerStatus {
   listening: boolean;
   /** The worker's own /status of its gateway (refreshed every second). */
   gateway: unknown;
+}
+
+/** Where a worker listens: the port it must bind, and how. */
+export interface WorkerListen {
+  port: number;
+  reusePort: boolean;
 }
 
 interface Slot {
@@ -56,17 +67,34 @@ export class GatewaySupervisor {
   private readonly slots: Slot[] = [];
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * The port workers bind with reusePort: the configured one, or the one the first worker got
+   * for port 0, so that the others and every restarted worker join it. Through cluster it stays
+   * the configured one: the primary keys its shared socket by the port asked for, so a worker
+   * asking for the port 0 gave would get a second socket, and EADDRINUSE.
+   */
+  private port: number;
 
   constructor(private readonly o: SupervisorOptions) {
     if (!cluster.isPrimary) throw new Error('GatewaySupervisor runs in the primary process');
     // 'advanced': Buffers (log records) cross the channel as they are.
     cluster.setupPrimary({ exec: o.exec, args: [], serialization: 'advanced' });
+    this.port = o.port;
     for (let i = 1; i <= o.workers; i++) this.slots.push({ index: i, worker: null, peer: null, restarts: 0, listening: false, status: null, startedAt: 0 });
   }
 
   /** Start every worker; resolves with the gateway's URL once all listen. */
   async start(): Promise<{ url: string; port: number }> {
-    const started = await Promise.all(this.slots.map((s) => this.fork(s)));
+    let started: { url: string; port: number }[];
+    if (this.o.reusePort && this.port === 0) {
+      // Each worker binds its own socket: the first picks the port, the others join it.
+      const first = await this.fork(this.slots[0] as Slot);
+      this.port = first.port;
+      started = [first, ...(await Promise.all(this.slots.slice(1).map((s) => this.fork(s))))];
+    } else {
+      started = await Promise.all(this.slots.map((s) => this.fork(s)));
+      if (this.o.reusePort) this.port = (started[0] as { port: number }).port;
+    }
     this.timer = setInterval(() => this.refresh(), STATUS_EVERY_MS);
     this.timer.unref();
     return started[0] as { url: string; port: number };
@@ -113,7 +141,7 @@ export class GatewaySupervisor {
         w.on('message', on);
       });
       ready
-        .then(() => peer.call<{ url: string; port: number }>('start', this.o.init(s.index)))
+        .then(() => peer.call<{ url: string; port: number }>('start', this.o.init(s.index, { port: this.port, reusePort: this.o.reusePort })))
         .then(
           (r) => {
             clearTimeout(timer);
