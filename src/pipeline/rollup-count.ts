@@ -83,7 +83,7 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
   // Bounds as literals (integers computed here): a statement without the checked part has no parameters.
   const inHour = `(event_time >= make_timestamptz(${from}::BIGINT) AND event_time < make_timestamptz(${to}::BIGINT))`;
   const t0 = performance.now();
-  const { proven, total } = await provenInside(c, files, from, to);
+  const proven = await provenInside(c, files, from, to);
   // Counted by their marks: files the caller found so (dedupe-marks.ts markedFiles) whose rows all
   // lie in the hour (a mark may sit on a copy outside it). The rest by id, as below.
   const byMarks = files.filter((f) => more.marked?.has(f) && proven.has(f));
@@ -104,35 +104,42 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
                        count(*) FILTER (WHERE NOT coalesce(${inHour}, false)) AS outside
                        ${bytes(`, sum(bytes_in) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_in, sum(bytes_out) FILTER (WHERE ${inHour} AND ${BILLABLE}) AS bytes_out`)}
                   FROM ${parquet(checked)} GROUP BY customer, api`);
-  const plain = await c.runAndReadAll(
-    `SELECT customer, api, sum(calls) AS calls, sum(events) AS events, sum(outside) AS outside
-            ${bytes(', coalesce(sum(bytes_in), 0)::VARCHAR AS bytes_in, coalesce(sum(bytes_out), 0)::VARCHAR AS bytes_out')}
-       FROM (${parts.join(' UNION ALL ')}) GROUP BY customer, api`,
-  );
-  const t1 = performance.now();
-
+  // Each part is its own statement, summed here by (customer, api): one statement of the parts
+  // under an outer GROUP BY took 1.18x the time of the part alone on a compacted day
+  // (bench/results/2026-12-06-rollup-count.md), and an hour has ~10,000 groups to add up.
   const counts = new Map<string, CountedRow>();
   let outside = 0n;
-  for (const r of plain.getRowObjectsJS()) {
-    outside += toBigInt(r.outside);
-    const row = {
-      customer: String(r.customer),
-      api: String(r.api),
-      calls: toBigInt(r.calls),
-      events: toBigInt(r.events),
-      bytesIn: more.bytes ? BigInt(String(r.bytes_in)) : 0n,
-      bytesOut: more.bytes ? BigInt(String(r.bytes_out)) : 0n,
-    };
-    counts.set(key(r.customer, r.api), row);
+  for (const part of parts) {
+    const plain = await c.runAndReadAll(part);
+    for (const r of plain.getRowObjectsJS()) {
+      outside += toBigInt(r.outside);
+      const k = key(r.customer, r.api);
+      const bytesIn = more.bytes ? BigInt(String(r.bytes_in ?? 0)) : 0n;
+      const bytesOut = more.bytes ? BigInt(String(r.bytes_out ?? 0)) : 0n;
+      const row = counts.get(k);
+      if (row) {
+        row.calls += toBigInt(r.calls);
+        row.events += toBigInt(r.events);
+        row.bytesIn += bytesIn;
+        row.bytesOut += bytesOut;
+      } else {
+        counts.set(k, { customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events), bytesIn, bytesOut });
+      }
+    }
   }
+  const t1 = performance.now();
 
+  // An hour counted wholly by its marks with no corrections and no meters has nothing more to do.
+  if (!rest.length && !more.corrections && !more.alsoWith) return done(counts, outside, inside.length + byMarks.length, 0, byMarks.length, t0, t1);
   const cand = `rollup_cand_${++tempSeq}`;
   await c.run(`CREATE TEMP TABLE ${cand} (h UBIGINT)`);
   let candidates = 0;
   try {
     // Files counted by marks share no event with any other file: copies are looked for in the rest.
-    if (rest.length)
+    if (rest.length) {
+      const total = method === 'table' ? await rowCount(c, rest) : 0;
       candidates = method === 'table' && total <= TABLE_MAX_ROWS ? await candidatesByTable(c, rest, total, cand) : await candidatesBySort(c, rest, cand);
+    }
     if (candidates) {
       // The extra copies per (customer, api): an id's rows beyond its first; billable ones beyond
       // the first billable (an id counts as a call when any of its copies is billable), and their
@@ -183,24 +190,34 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
   } finally {
     await c.run(`DROP TABLE IF EXISTS ${cand}`);
   }
-  const rows = [...counts.values()].filter((r) => r.events !== 0n).sort(byGroup);
+  return done(counts, outside, inside.length + byMarks.length, candidates, byMarks.length, t0, t1);
+}
+
+function done(
+  counts: Map<string, CountedRow>,
+  outside: bigint,
+  provenFiles: number,
+  candidates: number,
+  markedFiles: number,
+  t0: number,
+  t1: number,
+): HourCount {
   return {
-    rows,
+    rows: [...counts.values()].filter((r) => r.events !== 0n).sort(byGroup),
     outside: Number(outside),
-    provenFiles: inside.length + byMarks.length,
+    provenFiles,
     candidates,
-    markedFiles: byMarks.length,
+    markedFiles,
     countMs: t1 - t0,
     dedupeMs: performance.now() - t1,
   };
 }
 
 /**
- * Files whose every row group has event_time statistics within [from, to) and no NULLs, and the
- * number of rows of all files (from the footers). A file without event_time, or a row group
- * without statistics, is not proven and is read with the time check.
+ * Files whose every row group has event_time statistics within [from, to) and no NULLs. A file
+ * without event_time, or a row group without statistics, is not proven and is read with the time check.
  */
-async function provenInside(c: DuckDBConnection, files: string[], from: bigint, to: bigint): Promise<{ proven: Set<string>; total: number }> {
+async function provenInside(c: DuckDBConnection, files: string[], from: bigint, to: bigint): Promise<Set<string>> {
   const r = await c.runAndReadAll(
     `SELECT file_name,
             bool_and(coalesce(stats_null_count = 0
@@ -211,8 +228,13 @@ async function provenInside(c: DuckDBConnection, files: string[], from: bigint, 
   );
   const proven = new Set<string>();
   for (const row of r.getRowObjectsJS()) if (row.inside === true) proven.add(String(row.file_name));
+  return proven;
+}
+
+/** Rows of `files`, from their footers (the `table` method sizes its table by it). */
+async function rowCount(c: DuckDBConnection, files: string[]): Promise<number> {
   const n = await c.runAndReadAll(`SELECT count(*) AS n FROM ${parquet(files)}`);
-  return { proven, total: Number(n.getRowObjectsJS()[0]?.n ?? 0) };
+  return Number(n.getRowObjectsJS()[0]?.n ?? 0);
 }
 
 /** Step 2 in DuckDB: sorted hashes, equal neighbours. */
