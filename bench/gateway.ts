@@ -164,6 +164,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
     sides.push({ name: 'direct', url: up.url, close: async () => {} });
     const nginx = await startNginx(join(o.workDir, 'nginx'), up.url);
     if (nginx) sides.push(nginx);
+    else o.log('gateway: no nginx at /usr/sbin/nginx or /usr/bin/nginx: its side and the >= 0.5x nginx row are left out (apt-get install nginx-light)');
     const plain = await startPlainProxy(up.url);
     sides.push({ name: 'unmetered', inProcess: true, ...plain });
     sides.push(await startMeter('meter-embedded', o, up.url, {}));

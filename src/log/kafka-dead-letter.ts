@@ -15,6 +15,7 @@ import { quietLogCreator } from './kafka/client.js';
 import type { KafkaSecurity } from '../security/client-options.js';
 import { kafkaRetry } from './kafka-retry.js';
 import { deadLetterEntry, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';
+import { hideKafkajsNegativeTimeoutWarning } from './kafka/negative-timeout-warning.js';
 
 /** What the topic carries: the entry, plus how the value was cut when it was too large. */
 export type KafkaDeadLetterEntry = DeadLetterEntry & { valueTruncated?: true; valueBytes?: number; valueSha256?: string };
@@ -45,6 +46,7 @@ export class KafkaDeadLetter implements DeadLetterSink {
   ) {
     this.dlqTopic = opts.dlqTopic ?? `${topic}${DLQ_SUFFIX}`;
     this.maxValueBytes = opts.maxValueBytes ?? 256 << 10;
+    hideKafkajsNegativeTimeoutWarning();
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'meter-dead-letter',
       brokers,

@@ -7,6 +7,7 @@ import type { KafkaSecurity } from '../../security/client-options.js';
 import { kafkaLog } from '../../ground/logger.js';
 import type { PartitionBy } from '../log.js';
 import { installGzipCodec } from './gzip-codec.js';
+import { hideKafkajsNegativeTimeoutWarning } from './negative-timeout-warning.js';
 
 export interface KafkaLogOptions extends KafkaSecurity {
   brokers: string[];
@@ -73,6 +74,7 @@ export function quietLogger() {
 export const quietLogCreator = () => quietLogger();
 
 export function createKafka(opts: KafkaLogOptions): Kafka {
+  hideKafkajsNegativeTimeoutWarning();
   return new Kafka({
     clientId: opts.clientId ?? 'meter',
     brokers: opts.brokers,
