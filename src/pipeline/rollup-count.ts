@@ -2,7 +2,8 @@
  * Counts one hour of lake files with DuckDB: distinct event ids per (customer, api), exact.
  *
  * Three steps, each reading only the columns it needs (bench/rollup-variants.ts measures them):
- * 1. plain counts per (customer, api), and the rows outside the hour, in one scan. A file whose
+ * 1. plain counts per (customer, api), and the rows outside the hour: one scan per kind of file
+ *    (counted by marks, proven inside the hour, checked row by row), summed here. A file whose
  *    Parquet statistics (min, max and null count of event_time, every row group) prove all its
  *    rows lie in the hour is read without event_time (the widest column after id);
  * 2. duplicate candidates: ids whose 64-bit hash occurs more than once (a hash collision only
