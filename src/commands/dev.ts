@@ -13,7 +13,9 @@ import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 export function registerDev(program: Command): void {
   program
     .command('dev')
-    .description('gateway, ingest, live counts of the open hour, rollup (follow) and billing API in one process')
+    .description(
+      'gateway, ingest, live counts of the open hour, rollup (follow) and billing API in one command (the gateway in one worker process per core unless --workers 1)',
+    )
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
     .option('--rollup-interval <duration>', 'how often rollup looks for new files (e.g. 5s; a bare number is ms)', '5s')
     .option('--access-log', 'gateway: log one line per answer [env METER_ACCESS_LOG=1]')
