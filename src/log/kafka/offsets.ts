@@ -26,11 +26,13 @@ export async function offsetsForTime(s: KafkaSession, time: number): Promise<Map
 }
 
 /**
- * Set `group`'s committed offset of one partition through the admin API (the group must have
- * no live member). kafkajs' setOffsets joins the group with a temporary consumer, so two at once
- * fight (endless rebalances, a hung call, members left behind): callers serialise.
+ * Set `group`'s committed offsets of some partitions through the admin API (the group must have
+ * no live member). kafkajs' setOffsets joins the group with a temporary consumer and leaves after
+ * its first fetch (~5 s, the fetch's wait), so two at once fight (endless rebalances, a hung
+ * call, members left behind): callers serialise, and give every partition waiting in one call.
  */
-export async function setOffset(s: KafkaSession, group: string, partition: number, nextOffset: number): Promise<void> {
+export async function setOffsets(s: KafkaSession, group: string, offsets: ReadonlyMap<number, number>): Promise<void> {
   const admin = await s.adminClient();
-  await s.retry('setOffsets', () => admin.setOffsets({ groupId: group, topic: s.topic, partitions: [{ partition, offset: String(nextOffset) }] }));
+  const partitions = [...offsets].map(([partition, offset]) => ({ partition, offset: String(offset) }));
+  await s.retry('setOffsets', () => admin.setOffsets({ groupId: group, topic: s.topic, partitions }));
 }
