@@ -7,7 +7,9 @@
  *   node dist/bench/gateway-ab.js <dist of A> <dist of B> [pairs=6] [req/s=4000] [seconds=10]
  *
  * A side given as `unmetered:<dist>` runs that build's unmetered proxy instead (the floor: meter
- * per call against it, in the same run, alternating).
+ * per call against it, in the same run, alternating). A side ending in `+node=<flags>` (flags
+ * split on commas) runs its process with those Node/V8 flags, e.g.
+ * `dist+node=--max-semi-space-size=64`: a runtime setting A/B on the same build.
  *
  * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
  * stdin with its CPU µs so far).
@@ -60,8 +62,9 @@ interface Run {
 }
 
 /** Start one build's side, warm it up, run the fixed-rate load, return CPU µs per call. */
-async function once(dist: string, rate: number, seconds: number): Promise<Run> {
-  const side = spawnSide(['--side', dist]);
+async function once(spec: string, rate: number, seconds: number): Promise<Run> {
+  const [dist, flags] = spec.split('+node=') as [string, string | undefined];
+  const side = spawnSide(['--side', dist], process.argv[1], flags ? flags.split(',') : []);
   try {
     const { url, headers } = await side.next<{ url: string; headers: Record<string, string> }>();
     const r = await cpuPerCallAtRate<{ cpuUs: number; mainUs: number }>(side, { url: url + PATH, headers }, { rate, seconds, name: dist });

@@ -27,8 +27,8 @@ export interface SideProcess {
 }
 
 /** Runs this script (or `script`) again with `args` (stderr shared) as a side process. */
-export function spawnSide(args: string[], script = process.argv[1]!): SideProcess {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+export function spawnSide(args: string[], script = process.argv[1]!, nodeArgs: string[] = []): SideProcess {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async <T>(): Promise<T> => JSON.parse((await lines.next()).value as string) as T;
   return {
