@@ -12,6 +12,16 @@
  *            and handing out connections costs, which keep-alive load hides.
  * --base DIR also runs DIR's build (DIR/bin/meter.js, e.g. main's checkout with dist built) with
  *            2 workers as the side `base-2w`, alternating with this build's sides.
+ * --rate N   hold every side at N req/s (autocannon -R) instead of flat out: CPU per call when no
+ *            process is starved, which on a box with fewer cores than busy processes flat-out
+ *            load does not show.
+ * --per-worker  with --rate: a side with N workers is held at N times the rate, so each worker
+ *            carries what one gateway carries (is a worker at r req/s as cheap per call as one
+ *            gateway at r?).
+ * --stack    meter's sides on the real stack (Redis limiter, Kafka log, Postgres keys; started by
+ *            stack/run at METER_STACK_DIR if not up): each worker holds its own Redis and Kafka
+ *            clients, so no primary serves its calls. Their CPU per call then also counts the
+ *            stack's Redis, Kafka and Postgres processes (whole: over-counted, the same on each side).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,6 +35,9 @@ import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import { createKey } from '../src/gateway/keys.js';
 import { assetPath } from '../src/config/assets.js';
+import { PgWarehouse } from '../src/warehouse/pg-warehouse.js';
+import { freshDatabase, stackEnv } from '../test/support/stack.js';
+import { stackPids } from './gateway.js';
 
 const PATH = '/v1/devices/d1/location';
 
@@ -56,6 +69,8 @@ interface Sample {
   cpuPerCallUs: number;
   /** Of which the side's first process (the primary of a gateway with workers). */
   primaryCpuPerCallUs: number;
+  /** Of which the stack's Redis, Kafka and Postgres (--stack; 0 otherwise). */
+  stackCpuPerCallUs: number;
   p99: number;
   bad: number;
   total: number;
@@ -68,13 +83,31 @@ function ownCpuUs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10_000; // USER_HZ ticks
 }
 
-async function measure(url: string, root: number, seconds: number, connections: number, headers: Record<string, string>, churn: boolean): Promise<Sample> {
+async function measure(
+  url: string,
+  root: number,
+  seconds: number,
+  connections: number,
+  headers: Record<string, string>,
+  churn: boolean,
+  others: number[],
+  rate: number | undefined,
+): Promise<Sample> {
   await load(url + PATH, { connections, seconds: 2, headers, newConnectionPerRequest: churn }); // JIT, pools, key cache
-  const [c0, p0] = [treeCpuUs(root), ownCpuUs(root)];
-  const r = await load(url + PATH, { connections, seconds, headers, newConnectionPerRequest: churn });
-  const [c1, p1] = [treeCpuUs(root), ownCpuUs(root)];
+  const ext = () => others.reduce((n, p) => n + treeCpuUs(p), 0);
+  const [c0, p0, s0] = [treeCpuUs(root), ownCpuUs(root), ext()];
+  const r = await load(url + PATH, { connections, seconds, headers, newConnectionPerRequest: churn, ...(rate ? { rate } : {}) });
+  const [c1, p1, s1] = [treeCpuUs(root), ownCpuUs(root), ext()];
   // Not 2xx (a 429 of the in-flight limit, a timeout on an overloaded box): counted and shown.
-  return { rps: r.rps, cpuPerCallUs: (c1 - c0) / r.total, primaryCpuPerCallUs: (p1 - p0) / r.total, p99: r.p99, bad: r.bad, total: r.total };
+  return {
+    rps: r.rps,
+    cpuPerCallUs: (c1 - c0 + s1 - s0) / r.total,
+    primaryCpuPerCallUs: (p1 - p0) / r.total,
+    stackCpuPerCallUs: (s1 - s0) / r.total,
+    p99: r.p99,
+    bad: r.bad,
+    total: r.total,
+  };
 }
 
 async function side(): Promise<void> {
@@ -90,21 +123,36 @@ async function main(): Promise<void> {
   const baseAt = args.indexOf('--base');
   const base = baseAt >= 0 ? resolve(args[baseAt + 1] as string) : null;
   const churn = args.includes('--churn');
-  const pos = args.filter((a, i) => !a.startsWith('--') && (baseAt < 0 || i !== baseAt + 1));
+  const stack = args.includes('--stack');
+  const rateAt = args.indexOf('--rate');
+  const rate = rateAt >= 0 ? Number(args[rateAt + 1]) : undefined;
+  const perWorker = args.includes('--per-worker');
+  const pos = args.filter((a, i) => !a.startsWith('--') && (baseAt < 0 || i !== baseAt + 1) && (rateAt < 0 || i !== rateAt + 1));
   const [rounds, seconds, connections] = [Number(pos[0] ?? 3), Number(pos[1] ?? 10), Number(pos[2] ?? 64)];
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
-  const db = await PgliteWarehouse.open(join(dir, 'pglite'));
-  await migrate(db);
   // The bench plan's rate limit is 10^9/s: the bench measures the path, not refusals (a real
   // plan's 1,000/s turned most calls into cheap 429s on a quiet box).
   const catalogFile = join(dir, 'catalog.json');
   writeFileSync(catalogFile, JSON.stringify(benchCatalogJson()));
+  let stackEnvVars: Record<string, string> = {};
+  if (stack) {
+    const env = await stackEnv(['kafka', 'redis', 'postgres']);
+    stackEnvVars = {
+      METER_KAFKA_BROKERS: env.METER_KAFKA_BROKERS as string,
+      METER_REDIS_URL: env.METER_REDIS_URL as string,
+      METER_DATABASE_URL: await freshDatabase(env, 'gwworkers'),
+      METER_TOPIC: `bench-gw-workers-${Date.now()}`,
+    };
+  }
+  const db = stack ? await PgWarehouse.open(stackEnvVars.METER_DATABASE_URL as string) : await PgliteWarehouse.open(join(dir, 'pglite'));
+  await migrate(db);
   await syncCatalog(db, loadCatalog(catalogFile));
   const key = (await createKey(db, { customer: 'acme', plan: 'bench' })).key;
   await db.close();
   const headers = { authorization: `Bearer ${key}` };
   const up = await startProc([resolve(assetPath('dist/bench/upstream.js'))], {}, /^(\d+)\n/m);
   const upstream = `http://127.0.0.1:${up.match[1]}`;
+  const workersOf: Record<string, number> = { plain: 1, 'meter-1w': 1, 'meter-2w': 2, 'base-2w': 2 };
   const sides: Record<string, () => Promise<{ proc: ChildProcess; url: string }>> = {
     plain: async () => {
       const s = await startProc([process.argv[1] as string, '--side', upstream], {}, /plain proxy on (\S+)/);
@@ -119,7 +167,7 @@ async function main(): Promise<void> {
         async () => {
           const s = await startProc(
             [bin, 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
-            { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info' },
+            { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info', ...stackEnvVars },
             /gateway on (http:\/\/\S+)/,
           );
           return { proc: s.proc, url: s.match[1] as string };
@@ -134,10 +182,21 @@ async function main(): Promise<void> {
     for (const name of order) {
       const s = await (sides[name] as () => Promise<{ proc: ChildProcess; url: string }>)();
       try {
-        const m = await measure(s.url, s.proc.pid as number, seconds, connections, headers, churn);
+        // The stack's servers count for meter's sides only: the unmetered proxy uses none.
+        const others = stack && name !== 'plain' ? stackPids() : [];
+        const m = await measure(
+          s.url,
+          s.proc.pid as number,
+          seconds,
+          connections,
+          headers,
+          churn,
+          others,
+          rate && perWorker ? rate * (workersOf[name] ?? 1) : rate,
+        );
         (results[name] as Sample[]).push(m);
         console.error(
-          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call (first process ${fmt(m.primaryCpuPerCallUs, 1)}), p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
+          `round ${round + 1} ${name}: ${fmt(m.rps)} req/s, ${fmt(m.cpuPerCallUs, 1)} µs CPU/call (first process ${fmt(m.primaryCpuPerCallUs, 1)}${stack ? `, stack ${fmt(m.stackCpuPerCallUs, 1)}` : ''}), p99 ${m.p99} ms, ${m.bad} of ${m.total} not 2xx (load ${loadavg()[0]?.toFixed(1)})`,
         );
       } finally {
         await stop(s.proc);
@@ -153,6 +212,8 @@ async function main(): Promise<void> {
     seconds,
     connections,
     newConnectionPerRequest: churn,
+    stack,
+    ...(rate ? { rate, perWorker } : {}),
     ...(base ? { base } : {}),
     cores: (await import('node:os')).availableParallelism(),
     node: process.version,
@@ -165,6 +226,7 @@ async function main(): Promise<void> {
           rps: Math.round(med(k, (s) => s.rps)),
           cpuPerCallUs: Number(med(k, (s) => s.cpuPerCallUs).toFixed(1)),
           primaryCpuPerCallUs: Number(med(k, (s) => s.primaryCpuPerCallUs).toFixed(1)),
+          ...(stack ? { stackCpuPerCallUs: Number(med(k, (s) => s.stackCpuPerCallUs).toFixed(1)) } : {}),
           p99: med(k, (s) => s.p99),
         },
       ]),

@@ -45,7 +45,7 @@ interface Side {
 }
 
 /** The stack's server processes from their pid files (stack/run), for the stack side's CPU. */
-function stackPids(): number[] {
+export function stackPids(): number[] {
   const dir = process.env.METER_STACK_DIR ?? '/tmp/meter-stack';
   const pids = ['redis.pid', 'kafka.pid'].map((f) => {
     try {
