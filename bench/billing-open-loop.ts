@@ -21,6 +21,7 @@
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { pinnedCommand } from './lib.js';
 
 export interface OpenLoopResult {
   due: number;
@@ -181,7 +182,7 @@ export function openLoopProcess(
     ...Object.entries(headers).map(([k, v]) => `${k}=${v}`),
   ];
   return new Promise((resolve, reject) =>
-    execFile(process.execPath, args, { timeout: (seconds + 120) * 1000 }, (err, out, errOut) =>
+    execFile(...pinnedCommand('load', process.execPath, args), { timeout: (seconds + 120) * 1000 }, (err, out, errOut) =>
       err ? reject(new Error(`open-loop load failed: ${err.message}\n${errOut}`)) : resolve(JSON.parse(out) as OpenLoopResult),
     ),
   );

@@ -13,11 +13,12 @@
  * files). Targets: metered >= 0.85x unmetered req/s and CPU per call; >= 0.5x nginx; p99 added
  * <= 2 ms at half load.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { cpus } from 'node:os';
 import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLog, openLimiter, openWarehouse } from '../src/runtime/backends.js';
 import { startGatewayRole } from '../src/runtime/roles.js';
@@ -25,7 +26,7 @@ import { createKey } from '../src/gateway/keys.js';
 import { silentLogger } from '../src/ground/logger.js';
 import { stackEnv } from '../test/support/stack.js';
 import { startPlainProxy } from './plain-proxy.js';
-import { type BenchOptions, type LoadResult, type Row, benchCatalogJson, fmt, load, median, ratio, treeCpuUs } from './lib.js';
+import { type BenchOptions, type LoadResult, type Row, benchCatalogJson, fmt, load, median, pinCpus, pinnedCommand, ratio, treeCpuUs } from './lib.js';
 import { openLoopProcess } from './billing-open-loop.js';
 import { postmasterPid } from './billing-cpu.js';
 import { describeGaps, watchLoop } from './loop-watch.js';
@@ -60,7 +61,7 @@ export function stackPids(): number[] {
 const externalCpuUs = (s: Side): number => (s.pids ?? []).reduce((n, p) => n + treeCpuUs(p), 0);
 
 export async function startUpstream(): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, [join(here, 'upstream.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(...pinnedCommand('load', process.execPath, [join(here, 'upstream.js')]), { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', resolve);
     proc.once('exit', (c) => reject(new Error(`upstream exited ${c}`)));
@@ -93,7 +94,7 @@ http {
 }
 `,
   );
-  const proc = spawn(bin, ['-p', dir, '-c', conf], { stdio: 'inherit' });
+  const proc = spawn(...pinnedCommand('proxy', bin, ['-p', dir, '-c', conf]), { stdio: 'inherit' });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
@@ -158,6 +159,15 @@ interface HalfRun {
 export async function benchGateway(o: BenchOptions): Promise<Row[]> {
   const seconds = o.smoke ? 1 : 10;
   const conns = 50;
+  // METER_BENCH_PIN=1: the proxies (this process's Node sides and nginx) on a CPU of their own,
+  // the load generators and the upstream on the others (lib.ts pinCpus). Every thread of this
+  // process, and those it starts later, inherit it; the stack's servers are not pinned.
+  const pin = pinCpus('proxy');
+  if (pin !== null) {
+    execFileSync('taskset', ['-a', '-p', '-c', pin, String(process.pid)], { stdio: 'ignore' });
+    o.log(`gateway: pinned: the proxies on CPU ${pin}, the load generators and the upstream on CPU ${pinCpus('load')}`);
+  }
+  const pinned = pin === null ? '' : ', proxies on their own CPU';
   const up = await startUpstream();
   const sides: Side[] = [];
   try {
@@ -219,7 +229,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
       const kind = m.name === 'meter-stack' ? 'stack: Redis limiter + Kafka log + Postgres keys' : 'embedded: in-process limiter + file log + PGlite keys';
       rows.push({
         stage: 'Gateway',
-        metric: `req/s vs unmetered proxy (${kind})`,
+        metric: `req/s vs unmetered proxy (${kind}${pinned})`,
         meter: fmt(rps(m.name)),
         baseline: fmt(rps('unmetered')),
         ratio: ratio(rps(m.name), rps('unmetered')),
@@ -229,7 +239,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
       if (max.nginx)
         rows.push({
           stage: 'Gateway',
-          metric: `req/s vs nginx 1 worker (${m.name})`,
+          metric: `req/s vs nginx 1 worker (${m.name}${pinned})`,
           meter: fmt(rps(m.name)),
           baseline: fmt(rps('nginx')),
           ratio: ratio(rps(m.name), rps('nginx')),
@@ -239,7 +249,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
       const added = p99(m.name) - p99('direct');
       rows.push({
         stage: 'Gateway',
-        metric: `p99 added latency at ${fmt(halfRate)} req/s (half of embedded max, open loop) vs direct (${m.name})`,
+        metric: `p99 added latency at ${fmt(halfRate)} req/s (half of embedded max, open loop${pinned}) vs direct (${m.name})`,
         meter: `${fmt(added, 1)} ms`,
         baseline: `unmetered ${fmt(p99('unmetered') - p99('direct'), 1)} ms${max.nginx ? `, nginx ${fmt(p99('nginx') - p99('direct'), 1)} ms` : ''}`,
         ratio: '',
@@ -250,7 +260,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
       const procs = m.name === 'meter-stack' ? "the proxy's process + Redis + Kafka + Postgres" : "the proxy's process";
       rows.push({
         stage: 'Gateway',
-        metric: `CPU µs per call at ${fmt(halfRate)} req/s, every process of the side (${m.name}: ${procs}; lower is better)`,
+        metric: `CPU µs per call at ${fmt(halfRate)} req/s, every process of the side (${m.name}: ${procs}${pinned}; lower is better)`,
         meter: fmt(cpu(m.name), 1),
         baseline: fmt(cpu('unmetered'), 1),
         ratio: ratio(cpu('unmetered'), cpu(m.name)),
@@ -263,5 +273,6 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
   } finally {
     for (const s of sides.reverse()) await s.close().catch(() => {});
     up.proc.kill('SIGTERM');
+    if (pin !== null) execFileSync('taskset', ['-a', '-p', '-c', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
   }
 }

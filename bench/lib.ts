@@ -3,7 +3,7 @@
  * Benchmarks are not tests: nothing here asserts on speed, it measures and reports.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uuidv7, type UsageEvent } from '../src/events/usage-event.js';
 
@@ -193,6 +193,27 @@ export interface LoadResult {
  * (latency then corrected for coordinated omission). `newConnectionPerRequest`: closed-loop
  * load with a TCP connection per request instead (churn-load.ts; `rate` is not supported there).
  */
+/**
+ * CPU pinning for the gateway stage's "own core" variant (METER_BENCH_PIN=1 on a box with >= 2
+ * CPUs): the proxies under test on the last CPU, the load generators and the upstream on the
+ * others, the way a deployed gateway does not share its cores with its clients. `command` is
+ * what to run: `taskset -c <cpus> <cmd> ...` when pinning, as given otherwise.
+ */
+export function pinnedCommand(role: 'load' | 'proxy', cmd: string, args: string[]): [string, string[]] {
+  const cpus = pinCpus(role);
+  return cpus === null ? [cmd, args] : ['taskset', ['-c', cpus, cmd, ...args]];
+}
+
+/** The CPU list for `role` under METER_BENCH_PIN=1, or null when not pinning. */
+export function pinCpus(role: 'load' | 'proxy'): string | null {
+  if (process.env.METER_BENCH_PIN !== '1') return null;
+  // All the machine's CPUs, not availableParallelism(): that is this process's affinity, which
+  // pinning it narrows.
+  const n = cpus().length;
+  if (n < 2) return null;
+  return role === 'proxy' ? String(n - 1) : n === 2 ? '0' : `0-${n - 2}`;
+}
+
 export async function load(
   url: string,
   o: { connections: number; seconds: number; headers?: Record<string, string>; rate?: number; newConnectionPerRequest?: boolean },
@@ -217,7 +238,7 @@ export async function load(
   if (o.rate) args.push('-R', String(Math.round(o.rate)));
   args.push(url);
   const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, args, { maxBuffer: 16 << 20, timeout: (o.seconds + 60) * 1000 }, (err, out, errOut) =>
+    execFile(...pinnedCommand('load', process.execPath, args), { maxBuffer: 16 << 20, timeout: (o.seconds + 60) * 1000 }, (err, out, errOut) =>
       err ? reject(new Error(`autocannon failed: ${err.message}\n${errOut}`)) : resolve(out),
     ),
   );
