@@ -3,7 +3,7 @@
  * pushes to an array. A batch goes out when `maxBatch` events are waiting or every `flushMs`.
  * One send at a time (keeps per-customer order and gives natural backpressure); what arrives
  * during a send waits for the next tick unless a batch is full, a strict caller waits or the tick
- * came during the send, so a steady rate costs one send (a write and an fdatasync per partition)
+ * came during the send, so a steady rate costs one send (one durable write per partition)
  * per tick, not one per send's duration (5,000 events/s, flushMs 5: 197 sends/s, was 427;
  * bench/results/2026-12-05-gateway-log.md). A failed send is
  * retried with exponential backoff, loudly; the buffer is bounded (`maxBuffered`), and events

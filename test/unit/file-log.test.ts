@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, appendFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants, readdirSync, readFileSync, readlinkSync, appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileLog } from '../../src/log/file-log.js';
 import { logContract } from '../contract/log.contract.js';
@@ -260,4 +260,49 @@ test('file log: commits survive a new instance; a second running consumer of a g
     ],
   );
   assert.ok(readdirSync(join(dir, 'usage', '_consumers')).includes('ingest.json'));
+});
+
+/** The open flags of this process's descriptors on files under `dir` (Linux: /proc/self/fdinfo). */
+function openFlagsUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed since the listing
+    }
+    if (!target.startsWith(dir) || !target.endsWith('.seg')) continue;
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    if (flags) out.push(Number.parseInt(flags[1]!, 8));
+  }
+  return out;
+}
+
+// An acknowledged send is durable because each write is: segments are opened O_DSYNC, the
+// fdatasync the writer no longer makes (writer.ts writeAndSync).
+test('file log: segments are written O_DSYNC, the one they start in and the ones they roll to', { skip: process.platform !== 'linux' }, async () => {
+  const dir = tempDir('meter-flog-dsync-');
+  const log = new FileLog({ dir, topic: 'dsync', partitions: 2, segmentBytes: 4096 });
+  await log.init();
+  const prod = await log.producer();
+  const first = openFlagsUnder(dir);
+  assert.equal(first.length, 2, 'one open segment per partition');
+  for (const f of first) assert.ok(f & constants.O_DSYNC, `flags ${f.toString(8)} lack O_DSYNC`);
+  // Past segmentBytes: every partition rolls to a new segment.
+  for (let i = 0; i < 10; i++) await prod.send(Array.from({ length: 20 }, (_, j) => ({ key: `k${j}`, value: Buffer.alloc(100, 1) })));
+  const segments = readdirSync(join(dir, 'dsync', '0')).filter((f) => f.endsWith('.seg'));
+  assert.ok(segments.length > 1, `partition 0 rolled: ${segments.join(', ')}`);
+  const rolled = openFlagsUnder(dir);
+  assert.equal(rolled.length, 2);
+  for (const f of rolled) assert.ok(f & constants.O_DSYNC, `flags ${f.toString(8)} lack O_DSYNC after a roll`);
+  await log.close();
+  // A new writer reopens the last segment of each partition, O_DSYNC too.
+  const again = new FileLog({ dir, topic: 'dsync', partitions: 2, segmentBytes: 4096 });
+  await again.init();
+  await again.producer();
+  const reopened = openFlagsUnder(dir);
+  assert.equal(reopened.length, 2);
+  for (const f of reopened) assert.ok(f & constants.O_DSYNC, `flags ${f.toString(8)} lack O_DSYNC after reopening`);
+  await again.close();
 });
