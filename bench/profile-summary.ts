@@ -21,7 +21,8 @@ let total = 0;
 for (const n of prof.nodes) {
   const f = n.callFrame;
   const file = f.url.replace(/^.*\/(node_modules\/|dist\/)/, '$1') || f.functionName;
-  const name = byFile ? (file.startsWith('wasm://') ? 'wasm (PGlite)' : file) : `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}`;
+  // WebAssembly has no file: undici's HTTP/1 parser (llhttp) is one module, PGlite another.
+  const name = byFile ? (file.startsWith('wasm://') ? 'wasm (undici llhttp, PGlite)' : file) : `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}`;
   self.set(name, (self.get(name) ?? 0) + n.hitCount);
   total += n.hitCount;
 }
