@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
 import { createLogger, routeKafkaLogs, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
+import { parseTime } from '../ground/time.js';
 import { scrub } from '../security/secrets.js';
 import { Interrupted } from './progress.js';
 import { openWarehouse } from '../runtime/backends.js';
@@ -77,10 +78,19 @@ export function untilSignal(): Promise<string> {
   });
 }
 
+/**
+ * An ISO 8601 flag (`--from`, `--to`, `--hour`): a date or date-time, UTC unless it names a zone.
+ * Not Date.parse, which took `--from 1` as 2001-01-01 and `--hour "Dec 1"` as a local time, so a
+ * typo ran a backfill of the wrong month without a word (the billing API's parser, ground/time.ts).
+ */
 export function parseIsoFlag(name: string, value: string | undefined): number {
   if (!value) throw new UserError(`--${name} is required`, `give an ISO time, e.g. --${name} 2026-11-01T00:00:00Z`);
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new UserError(`--${name} ${JSON.stringify(value)} is not an ISO date/time`, `e.g. --${name} 2026-11-01T00:00:00Z`);
+  const t = parseTime(value, 'UTC');
+  if (t === null)
+    throw new UserError(
+      `--${name} ${JSON.stringify(value)} is not an ISO 8601 date or date-time`,
+      `e.g. --${name} 2026-11-01T00:00:00Z or --${name} 2026-11-01 (UTC unless a zone is given)`,
+    );
   return t;
 }
 
