@@ -8,10 +8,25 @@ import { UserError } from '../ground/errors.js';
 import { stackUp, stackEnvLines } from '../runtime/stack-env.js';
 import { startObservability } from '../observability/admin.js';
 
-function positiveInt(name: string, v: string, min = 1): number {
+function boundedInt(name: string, v: string, min: number, max: number, hint: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} ${JSON.stringify(v)} must be an integer >= ${min}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} ${JSON.stringify(v)} must be a whole number from ${min} to ${max}`, hint);
   return n;
+}
+
+/**
+ * The demo's numbers, checked before anything starts (the real stack of --stack included). Each
+ * is bounded: `--concurrency 100000000` made as many client workers and hung, and an --events
+ * past a few million is hours of traffic for a check (about 600 calls/s end to end here).
+ */
+export const MAX_DEMO_EVENTS = 10_000_000;
+export const MAX_DEMO_CONCURRENCY = 1024;
+export function demoNumbers(opts: { events: string; concurrency: string; seed: string }): { events: number; concurrency: number; seed: number } {
+  return {
+    events: boundedInt('events', opts.events, 1, MAX_DEMO_EVENTS, 'e.g. --events 100000; to run longer, --duration 2m --keep-running'),
+    concurrency: boundedInt('concurrency', opts.concurrency, 1, MAX_DEMO_CONCURRENCY, 'e.g. --concurrency 64'),
+    seed: boundedInt('seed', opts.seed, 0, 2 ** 32 - 1, 'e.g. --seed 42'),
+  };
 }
 
 // A bare number was seconds here before the shared syntax: it still is.
@@ -33,6 +48,8 @@ export function registerDemo(program: Command): void {
     )
     .action(
       action(async (opts: { events: string; duration?: string; concurrency: string; seed: string; keepRunning?: boolean; stack?: boolean }, cmd: Command) => {
+        const numbers = demoNumbers(opts);
+        const durationMs = opts.duration ? parseDuration(opts.duration) : 0;
         let stackSettings: Record<string, string> = {};
         if (opts.stack) {
           await stackUp();
@@ -53,10 +70,8 @@ export function registerDemo(program: Command): void {
           config,
           logger,
           {
-            events: positiveInt('events', opts.events),
-            durationMs: opts.duration ? parseDuration(opts.duration) : 0,
-            concurrency: positiveInt('concurrency', opts.concurrency),
-            seed: positiveInt('seed', opts.seed, 0),
+            ...numbers,
+            durationMs,
             keepRunning: Boolean(opts.keepRunning),
             obs: observed?.obs,
             progress: (t) => {
