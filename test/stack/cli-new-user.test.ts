@@ -1,0 +1,68 @@
+/**
+ * A new user's mistakes on the real CLI (bin/meter.js, embedded defaults, a temp data dir): each
+ * is one line saying what is wrong, a hint, exit 2, and nothing started for nothing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { assetPath } from '../../src/config/assets.js';
+import { tempDir } from '../support/tmp.js';
+import { migratedFolder, seedDataDir } from '../support/warehouse.js';
+
+const bin = assetPath('bin/meter.js');
+const template = await migratedFolder();
+
+function meter(args: string[], env: Record<string, string> = {}) {
+  const dir = tempDir('meter-newuser-');
+  seedDataDir(template, join(dir, 'data'));
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data'), ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: r.status, err: r.stderr };
+}
+
+async function takenPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+const noStack = (err: string) => assert.doesNotMatch(err, /METER_DEBUG|\n\s+at .*\.js:\d+/, err);
+
+test('a port in use: the in-process gateway and the billing API say which and how to move it (was "listen EADDRINUSE", exit 1)', async () => {
+  const { port, server } = await takenPort();
+  try {
+    const gw = meter(['gateway', '--workers', '1', '--upstream', 'http://127.0.0.1:9', '--gateway-port', String(port)]);
+    assert.equal(gw.code, 2, gw.err);
+    assert.match(gw.err, new RegExp(`meter: the gateway cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    assert.match(gw.err, /hint: stop what listens there or pick another --gateway-port \/ METER_GATEWAY_PORT/);
+    noStack(gw.err);
+    const billing = meter(['serve-billing', '--billing-port', String(port)], { METER_BILLING_TOKENS: 'secret' });
+    assert.equal(billing.code, 2, billing.err);
+    assert.match(billing.err, new RegExp(`meter: the billing API cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    assert.match(billing.err, /hint: stop what listens there or pick another --billing-port \/ METER_BILLING_PORT/);
+    noStack(billing.err);
+  } finally {
+    server.close();
+  }
+});
+
+test('a date that is not ISO 8601 is refused before any work (--from 1 backfilled January 2001)', () => {
+  const r = meter(['rollup', '--backfill', '--from', '1', '--to', '2']);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /meter: --from "1" is not an ISO 8601 date or date-time\n {2}hint: e\.g\. --from 2026-11-01T00:00:00Z/);
+  assert.doesNotMatch(r.err, /backfill/);
+});
+
+test('meter demo --events 1e12 is a usage error before the demo starts (it started everything, then "Invalid array length")', () => {
+  const r = meter(['demo', '--events', '1e12']);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /meter: --events "1e12" must be a whole number from 1 to 10000000\n {2}hint: /);
+  assert.doesNotMatch(r.err, /demo: starting/);
+  noStack(r.err);
+});

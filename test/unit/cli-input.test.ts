@@ -1,0 +1,110 @@
+/**
+ * What a new user typing a command gets for a mistake: the CLI's input checks, each found by
+ * trying the commands (a typo'd date, a huge --events, a port in use, a folder for a file).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { parseIsoFlag } from '../../src/commands/context.js';
+import { demoNumbers, MAX_DEMO_CONCURRENCY, MAX_DEMO_EVENTS } from '../../src/commands/demo.js';
+import { asUserError } from '../../src/commands/billing-support.js';
+import { listenError } from '../../src/runtime/listen-error.js';
+import { EventsFileError, readEventsFile } from '../../src/billing/events/events-file.js';
+import { unreachableMessage } from '../../src/billing/events/unreachable-message.js';
+import { CustomerInputError } from '../../src/billing/customers.js';
+import { UserError } from '../../src/ground/errors.js';
+import { tempDir } from '../support/tmp.js';
+
+const userError = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message);
+
+test('--from/--to/--hour take ISO 8601 only: Date.parse took "1" as 2001-01-01 and ran a backfill of the wrong month', () => {
+  for (const bad of ['1', '2', 'Dec 1', '12/01/2026', '2026-13-01', '2026-02-30', 'yesterday'])
+    assert.throws(() => parseIsoFlag('from', bad), userError(/--from .* is not an ISO 8601 date or date-time/), bad);
+  // The forms of the help texts and of the resume line a stopped backfill prints.
+  assert.equal(parseIsoFlag('from', '2026-11-01T00:00Z'), Date.UTC(2026, 10, 1));
+  assert.equal(parseIsoFlag('from', '2026-11-01T00:00:00Z'), Date.UTC(2026, 10, 1));
+  assert.equal(parseIsoFlag('to', '2024-02-24T05:00:00.000Z'), Date.UTC(2024, 1, 24, 5));
+  assert.equal(parseIsoFlag('hour', '2026-11-01T09:00:00+09:00'), Date.UTC(2026, 10, 1));
+  // No zone is UTC, as the help says, whatever the machine's zone (Date.parse read local time).
+  assert.equal(parseIsoFlag('from', '2026-11-01'), Date.UTC(2026, 10, 1));
+  assert.equal(parseIsoFlag('from', '2026-11-01T07:00'), Date.UTC(2026, 10, 1, 7));
+  assert.throws(() => parseIsoFlag('to', undefined), userError(/--to is required/));
+});
+
+test('meter demo bounds its numbers before starting anything: --events 1e12 died with "Invalid array length", --concurrency 1e8 hung', () => {
+  const ok = { events: '10000', concurrency: '32', seed: '42' };
+  assert.deepEqual(demoNumbers(ok), { events: 10_000, concurrency: 32, seed: 42 });
+  assert.equal(demoNumbers({ ...ok, events: String(MAX_DEMO_EVENTS) }).events, MAX_DEMO_EVENTS);
+  for (const [flag, v] of [
+    ['events', '1e12'],
+    ['events', String(MAX_DEMO_EVENTS + 1)],
+    ['events', '0'],
+    ['events', '-5'],
+    ['events', 'abc'],
+    ['concurrency', '100000000'],
+    ['concurrency', String(MAX_DEMO_CONCURRENCY + 1)],
+    ['concurrency', '0'],
+    ['seed', '-1'],
+    ['seed', '1.5'],
+  ] as const)
+    assert.throws(
+      () => demoNumbers({ ...ok, [flag]: v }),
+      (e: unknown) => e instanceof UserError && e.message.startsWith(`--${flag} "${v}" must be a whole number from`) && Boolean(e.hint),
+      `--${flag} ${v}`,
+    );
+});
+
+test('a listener whose port is taken is a user error naming the address and the setting to change', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as { port: number }).port;
+  const again = createServer();
+  const err = await new Promise<Error>((r) => again.once('error', r).listen(port, '127.0.0.1'));
+  taken.close();
+  const u = listenError(err, { what: 'the billing API', host: '127.0.0.1', port, settings: 'billing' });
+  assert.ok(u instanceof UserError, String(u));
+  assert.equal(u.message, `the billing API cannot listen on 127.0.0.1:${port}: ${err.message}`);
+  assert.match(u.hint ?? '', /--billing-port \/ METER_BILLING_PORT \(0 = any free port\)/);
+  const notHere = listenError(Object.assign(new Error('listen EADDRNOTAVAIL'), { code: 'EADDRNOTAVAIL' }), {
+    what: 'the gateway',
+    host: '10.99.99.99',
+    port: 8080,
+    settings: 'gateway',
+  });
+  assert.match((notHere as UserError).hint ?? '', /--gateway-host \/ METER_GATEWAY_HOST/);
+  // Anything else is not the user's: passed through unchanged (exit 1, stack trace on METER_DEBUG).
+  const other = Object.assign(new Error('boom'), { code: 'EMFILE' });
+  assert.equal(listenError(other, { what: 'the gateway', host: '127.0.0.1', port: 1, settings: 'gateway' }), other);
+});
+
+test('meter events send on a folder says so (it was a bare EISDIR with a stack-trace notice)', async () => {
+  const dir = tempDir('meter-events-dir-');
+  await assert.rejects(
+    async () => {
+      for await (const _ of readEventsFile(dir));
+    },
+    (e: unknown) => e instanceof EventsFileError && e.message === `cannot read ${dir}: it is a folder, not a file`,
+  );
+});
+
+test('the hint for a bad id points at the argument: ids are arguments, there is no --id flag', () => {
+  const e = asUserError(new CustomerInputError('id', 'invalid customer id "bad id!"'));
+  assert.ok(e instanceof UserError);
+  assert.equal(e.hint, 'check the id (the argument after the command)');
+  assert.equal((asUserError(new CustomerInputError('timeZone', 'bad zone')) as UserError).hint, 'check --tz');
+});
+
+test('an unreachable billing API is named with the cause and where to look (was "…: Error: connect ECONNREFUSED …")', async () => {
+  const { port, server } = await new Promise<{ port: number; server: ReturnType<typeof createServer> }>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => r({ port: (s.address() as { port: number }).port, server: s }));
+  });
+  await new Promise((r) => server.close(r)); // a port nothing listens on
+  const url = `http://127.0.0.1:${port}`;
+  const e = await fetch(url).then(
+    () => assert.fail('fetch reached a closed port'),
+    (x: unknown) => x,
+  );
+  const m = unreachableMessage(url, e);
+  assert.match(m, new RegExp(`^cannot reach the billing API at ${url}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(is \`meter serve-billing\``));
+  assert.doesNotMatch(m, /Error: /);
+});
