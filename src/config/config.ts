@@ -6,8 +6,8 @@
  * environment, `--lake-url` as a flag. An invalid value throws ConfigError naming the setting
  * and what is allowed; the CLI prints it on one line and exits 2.
  */
-import { readFileSync, existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js';
 import { checkTransportSecurity, transportNote } from './transport-security.js';
@@ -357,6 +357,7 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   }
   const cfg = out as unknown as MeterConfig;
   cfg.dataDir = resolve(cwd, cfg.dataDir);
+  checkDataDir(cfg.dataDir);
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
   try {
@@ -370,6 +371,28 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   checkTransportSecurity(cfg, cwd);
   rememberSecrets([cfg.kafkaSaslPassword, cfg.redisPassword, urlPassword(cfg.databaseUrl), urlPassword(cfg.redisUrl), ...cfg.billingTokens]);
   return cfg;
+}
+
+/**
+ * The data dir is made when missing, so only one thing can be wrong before a command starts: it,
+ * or a folder above it, is a file. Said here, with the setting; it was "ENOTDIR: not a directory,
+ * mkdir '…/pglite'" and exit 1 from whichever part opened first.
+ */
+function checkDataDir(dir: string): void {
+  for (let p = dir; ; p = dirname(p)) {
+    let isFolder: boolean | null = null;
+    try {
+      isFolder = statSync(p).isDirectory();
+    } catch {
+      // missing (made later) or unreadable (the part that opens it says why)
+    }
+    if (isFolder === false)
+      throw new ConfigError(
+        'dataDir',
+        `invalid dataDir: ${p} is a file, not a folder${p === dir ? '' : ` (on the way to ${dir})`}; point --data-dir / METER_DATA_DIR at a folder (made if missing)`,
+      );
+    if (isFolder || dirname(p) === p) return;
+  }
 }
 
 function readConfigFile(path: string | undefined, cwd: string): RawSettings {

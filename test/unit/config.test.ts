@@ -49,3 +49,19 @@ test('migrations apply once and are idempotent', async () => {
   assert.equal(t[0]!.n, 1);
   await db.close();
 });
+
+test('a data dir that is a file, or under one, is a config error naming it (was ENOTDIR from the first mkdir, exit 1)', () => {
+  const dir = tempDir('meter-cfg-datadir-');
+  const file = join(dir, 'afile');
+  writeFileSync(file, 'x');
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: { METER_DATA_DIR: file } }),
+    (e: unknown) => e instanceof ConfigError && e.setting === 'dataDir' && e.message.startsWith(`invalid dataDir: ${file} is a file, not a folder;`),
+  );
+  assert.throws(
+    () => loadConfig({ cwd: dir, flags: { dataDir: join(file, 'sub', 'deeper') } }),
+    (e: unknown) => e instanceof ConfigError && e.message.includes(`${file} is a file, not a folder (on the way to ${join(file, 'sub', 'deeper')})`),
+  );
+  // Missing is fine: commands make it.
+  assert.equal(loadConfig({ cwd: dir, env: { METER_DATA_DIR: join(dir, 'new', 'data') } }).dataDir, join(dir, 'new', 'data'));
+});
