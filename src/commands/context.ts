@@ -18,12 +18,30 @@ export interface CommandContext {
   json: boolean;
 }
 
-/** `extraEnv` overrides the process environment (e.g. the settings of `stack/run env`). */
-export function contextOf(cmd: Command, extraEnv: Record<string, string> = {}): CommandContext {
+/** A command's own flag for a setting (`gateway --workers` for gatewayWorkers). */
+export type SettingFlag = { flag: string; value: string | undefined };
+
+/**
+ * `extraEnv` overrides the process environment (e.g. the settings of `stack/run env`).
+ * `settingFlags`: the command's own flags for settings, used unless the setting's global flag is
+ * given too, and named in errors as typed (`invalid gatewayWorkers (--workers)`, not the
+ * variable the value used to be passed through).
+ */
+export function contextOf(
+  cmd: Command,
+  extraEnv: Record<string, string> = {},
+  settingFlags: Partial<Record<keyof MeterConfig, SettingFlag>> = {},
+): CommandContext {
   const all = cmd.optsWithGlobals() as Record<string, unknown>;
   const flags: RawSettings = {};
+  const flagNames: Partial<Record<keyof MeterConfig, string>> = {};
   for (const s of SETTINGS) if (all[s.key] !== undefined) flags[s.key] = all[s.key];
-  const config = loadConfig({ flags, configFile: all.config as string | undefined, env: { ...process.env, ...extraEnv } });
+  for (const [key, f] of Object.entries(settingFlags) as [keyof MeterConfig, SettingFlag][])
+    if (f.value !== undefined && flags[key] === undefined) {
+      flags[key] = f.value;
+      flagNames[key] = f.flag;
+    }
+  const config = loadConfig({ flags, flagNames, configFile: all.config as string | undefined, env: { ...process.env, ...extraEnv } });
   const logger = createLogger(config.logLevel, 'meter', undefined, config.logFormat);
   routeKafkaLogs(logger.child('kafka'));
   return { config, logger, json: Boolean(all.json) };

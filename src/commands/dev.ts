@@ -6,7 +6,7 @@ import { startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpst
 import { describeBackends } from '../config/config.js';
 import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
-import { accessLogOn, workersEnv } from './gateway.js';
+import { accessLogOn, workersFlag } from './gateway.js';
 import { startGatewayOrWorkers } from '../runtime/gateway-workers.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 
@@ -23,7 +23,7 @@ export function registerDev(program: Command): void {
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
     .action(
       action(async (opts: { rollupInterval: string; accessLog?: boolean; workers?: string }, cmd: Command) => {
-        const { config, logger } = contextOf(cmd, workersEnv(opts));
+        const { config, logger } = contextOf(cmd, {}, workersFlag(opts));
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
         requireUpstream(config.upstream);

@@ -341,6 +341,8 @@ export interface LoadOptions {
   /** Config file path; default: $METER_CONFIG, else ./meter.config.json when present. */
   configFile?: string;
   cwd?: string;
+  /** The flag a value of `flags` came from when its command names it otherwise (gatewayWorkers: `--workers`), for errors. */
+  flagNames?: Partial<Record<keyof MeterConfig, string>>;
 }
 
 /** Build the validated config: flags > env > file > defaults. */
@@ -351,7 +353,7 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   const out: Record<string, unknown> = { ...defaults() };
   for (const s of SETTINGS) {
     const flag = opts.flags?.[s.key];
-    if (flag !== undefined) out[s.key] = parseValue(s, flag, s.flag);
+    if (flag !== undefined) out[s.key] = parseValue(s, flag, opts.flagNames?.[s.key] ?? s.flag);
     else if (env[s.env] !== undefined) out[s.key] = parseValue(s, env[s.env], s.env);
     else if (fileValues[s.key] !== undefined) out[s.key] = parseValue(s, fileValues[s.key], 'config file');
   }

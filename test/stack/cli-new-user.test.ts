@@ -66,3 +66,11 @@ test('meter demo --events 1e12 is a usage error before the demo starts (it start
   assert.doesNotMatch(r.err, /demo: starting/);
   noStack(r.err);
 });
+
+test('gateway --workers -1 names --workers, not METER_GATEWAY_WORKERS the user never set', () => {
+  for (const cmd of ['gateway', 'dev']) {
+    const r = meter([cmd, '--workers', '-1', '--upstream', 'http://127.0.0.1:9'], { METER_BILLING_TOKENS: 'secret' });
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /^meter: invalid gatewayWorkers \(--workers\): "-1" is not an integer from 0 to 1024\n$/, cmd);
+  }
+});
