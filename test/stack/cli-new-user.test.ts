@@ -74,3 +74,9 @@ test('gateway --workers -1 names --workers, not METER_GATEWAY_WORKERS the user n
     assert.match(r.err, /^meter: invalid gatewayWorkers \(--workers\): "-1" is not an integer from 0 to 1024\n$/, cmd);
   }
 });
+
+test('ingest --once --timeout 0 is refused before the ingest starts (it joined the group, then failed)', () => {
+  const r = meter(['ingest', '--once', '--timeout', '0']);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /^meter: --timeout "0" is shorter than 1ms\n {2}hint: /);
+});
