@@ -80,3 +80,24 @@ test('ingest --once --timeout 0 is refused before the ingest starts (it joined t
   assert.equal(r.code, 2, r.err);
   assert.match(r.err, /^meter: --timeout "0" is shorter than 1ms\n {2}hint: /);
 });
+
+test('keys list prints a table with its header, like every other list (it printed nothing at all for no keys)', () => {
+  const dir = tempDir('meter-newuser-keys-');
+  seedDataDir(template, join(dir, 'data'));
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [bin, ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data') },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const empty = run(['keys', 'list']);
+  assert.equal(empty.status, 0, empty.stderr);
+  assert.equal(empty.stdout, 'id  prefix  customer  plan  state\n');
+  assert.equal(run(['customers', 'create', 'acme']).status, 0);
+  const created = run(['keys', 'create', 'acme', '--plan', 'pro']);
+  assert.equal(created.status, 0, created.stderr);
+  const listed = run(['keys', 'list']).stdout.split('\n');
+  assert.match(listed[0] ?? '', /^id +prefix +customer +plan +state$/);
+  assert.match(listed[1] ?? '', /^key_\S+ +mk_live_\S+… +acme +pro +active$/);
+});
