@@ -101,3 +101,17 @@ test('keys list prints a table with its header, like every other list (it printe
   assert.match(listed[0] ?? '', /^id +prefix +customer +plan +state$/);
   assert.match(listed[1] ?? '', /^key_\S+ +mk_live_\S+… +acme +pro +active$/);
 });
+
+test('prices set names the flag that is wrong (it said "--unit-price.unitPrice"), and refuses --free-units it would ignore', () => {
+  const set = (extra: string[]) => meter(['prices', 'set', '--plan', 'pro', '--api', 'locations.create', ...extra]);
+  const price = set(['--unit-price', '-1']);
+  assert.equal(price.code, 2, price.err);
+  assert.match(price.err, /^meter: --unit-price "-1" is not a non-negative decimal string such as "0\.0005"\n {2}hint: e\.g\. --unit-price 0\.0005\n$/);
+  const free = set(['--unit-price', '0.1', '--free-units', 'x']);
+  assert.equal(free.code, 2, free.err);
+  assert.match(free.err, /^meter: --free-units "x" is not an integer >= 0\n {2}hint: /);
+  // Before, --free-units beside --charge was dropped without a word.
+  const both = set(['--charge', '{"model":"per_unit","unitPrice":"0.1"}', '--free-units', '5']);
+  assert.equal(both.code, 2, both.err);
+  assert.match(both.err, /^meter: --free-units goes with --unit-price\n {2}hint: with --charge, put "freeUnits" in its JSON\n$/);
+});
