@@ -362,6 +362,7 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   checkDataDir(cfg.dataDir);
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
+  checkBrokers(cfg.kafkaBrokers);
   try {
     for (const h of cfg.stripHeaders) parseHeaderPattern(h);
   } catch (e) {
@@ -373,6 +374,18 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   checkTransportSecurity(cfg, cwd);
   rememberSecrets([cfg.kafkaSaslPassword, cfg.redisPassword, urlPassword(cfg.databaseUrl), urlPassword(cfg.redisUrl), ...cfg.billingTokens]);
   return cfg;
+}
+
+/**
+ * Each broker is host:port. A bare host passed as a list item and failed only after kafkajs'
+ * retries, some 20 s later, with "Port should be >= 0 and < 65536. Received type number (NaN)".
+ */
+function checkBrokers(brokers: string[]): void {
+  for (const b of brokers) {
+    const m = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535)
+      throw new ConfigError('kafkaBrokers', `invalid kafkaBrokers: ${JSON.stringify(b)} is not host:port (e.g. 127.0.0.1:9092; several: a:9092,b:9092)`);
+  }
 }
 
 /**

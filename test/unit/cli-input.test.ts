@@ -13,6 +13,8 @@ import { EventsFileError, readEventsFile } from '../../src/billing/events/events
 import { unreachableMessage } from '../../src/billing/events/unreachable-message.js';
 import { CustomerInputError } from '../../src/billing/customers.js';
 import { UserError } from '../../src/ground/errors.js';
+import { isUnreachable } from '../../src/ground/unreachable.js';
+import { explainKafkaError } from '../../src/security/auth-errors.js';
 import { tempDir } from '../support/tmp.js';
 
 const userError = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message);
@@ -107,4 +109,19 @@ test('an unreachable billing API is named with the cause and where to look (was 
   const m = unreachableMessage(url, e);
   assert.match(m, new RegExp(`^cannot reach the billing API at ${url}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(is \`meter serve-billing\``));
   assert.doesNotMatch(m, /Error: /);
+});
+
+test('an unreachable Kafka is named as Kafka with its address and settings, and still counts as unreachable (followers wait)', () => {
+  const raw = Object.assign(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:1'), { name: 'KafkaJSConnectionError' });
+  const e = explainKafkaError(raw, { brokers: ['127.0.0.1:1'] }) as Error;
+  assert.equal(
+    e.message,
+    'kafka 127.0.0.1:1: unreachable (Connection error: connect ECONNREFUSED 127.0.0.1:1); start Kafka there, fix METER_KAFKA_BROKERS, or unset it for the embedded log',
+  );
+  assert.equal(e.cause, raw);
+  assert.ok(isUnreachable(e));
+  // Explained once: a second pass leaves it alone.
+  assert.equal(explainKafkaError(e, { brokers: ['127.0.0.1:1'] }), e);
+  const other = new Error('something else');
+  assert.equal(explainKafkaError(other, { brokers: ['127.0.0.1:1'] }), other);
 });

@@ -65,3 +65,14 @@ test('a data dir that is a file, or under one, is a config error naming it (was 
   // Missing is fine: commands make it.
   assert.equal(loadConfig({ cwd: dir, env: { METER_DATA_DIR: join(dir, 'new', 'data') } }).dataDir, join(dir, 'new', 'data'));
 });
+
+test('kafkaBrokers are host:port each (a bare host failed some 20 s later inside kafkajs with "Port should be >= 0")', () => {
+  for (const bad of ['notahost', '127.0.0.1:9092,b', 'h:0', 'h:70000', 'h:port'])
+    assert.throws(
+      () => loadConfig({ cwd: tmpdir(), env: { METER_KAFKA_BROKERS: bad } }),
+      (e: unknown) => e instanceof ConfigError && e.setting === 'kafkaBrokers' && /is not host:port \(e\.g\. 127\.0\.0\.1:9092/.test(e.message),
+      bad,
+    );
+  for (const good of ['127.0.0.1:9092', 'kafka-1.internal:9092,kafka-2:9093', '[::1]:9092'])
+    assert.deepEqual(loadConfig({ cwd: tmpdir(), env: { METER_KAFKA_BROKERS: good } }).kafkaBrokers, good.split(','));
+});
