@@ -115,3 +115,15 @@ test('prices set names the flag that is wrong (it said "--unit-price.unitPrice")
   assert.equal(both.code, 2, both.err);
   assert.match(both.err, /^meter: --free-units goes with --unit-price\n {2}hint: with --charge, put "freeUnits" in its JSON\n$/);
 });
+
+test('plans import of a missing or broken file, and invoices export --format xml, say how to fix them (no hint before)', () => {
+  const missing = meter(['plans', 'import', '/nonexistent/catalog.json']);
+  assert.equal(missing.code, 2, missing.err);
+  assert.match(
+    missing.err,
+    /^meter: catalog: cannot read \/nonexistent\/catalog\.json: .*\n {2}hint: fix the file \(its format: docs\/billing\.md; an example: .*fixtures\/catalog\.json\) or name another: meter plans import <file>\n$/,
+  );
+  const format = meter(['invoices', 'export', '--period', '2026-11', '--format', 'xml']);
+  assert.equal(format.code, 2, format.err);
+  assert.equal(format.err, 'meter: --format "xml" is not csv or json\n  hint: e.g. --format csv\n');
+});
