@@ -127,3 +127,17 @@ test('plans import of a missing or broken file, and invoices export --format xml
   assert.equal(format.code, 2, format.err);
   assert.equal(format.err, 'meter: --format "xml" is not csv or json\n  hint: e.g. --format csv\n');
 });
+
+test('a word too many is a usage error, not ignored (keys list acme listed every customer as if filtered)', () => {
+  for (const args of [
+    ['keys', 'list', 'acme'],
+    ['rollup', '2026-11-01'],
+    ['customers', 'show', 'acme', 'extra'],
+  ]) {
+    const r = meter(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, /^error: too many arguments for '\w+'\. Expected \d arguments? but got \d\.\n/, args.join(' '));
+  }
+  // `help <command>` still takes its word.
+  assert.equal(meter(['help', 'keys']).code, 0);
+});
