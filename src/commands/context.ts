@@ -112,6 +112,19 @@ export function parseIsoFlag(name: string, value: string | undefined): number {
   return t;
 }
 
+/**
+ * [--from, --to) must hold an hour at least. Says both times as read (the rollup and compact
+ * start --from at its hour), so `--from 2026-11-01T00:30Z --to 2026-11-01T00:30Z` or a swap is
+ * plain; before, "--to must be after --from" alone, without a hint.
+ */
+export function requireRange(from: number, to: number): void {
+  if (to <= from)
+    throw new UserError(
+      `--to ${new Date(to).toISOString()} must be after --from ${new Date(from).toISOString()}`,
+      '--to is the end, exclusive: e.g. --from 2026-11-01 --to 2026-11-02 for one day',
+    );
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { parseIsoFlag } from '../../src/commands/context.js';
+import { parseIsoFlag, requireRange } from '../../src/commands/context.js';
 import { demoNumbers, MAX_DEMO_CONCURRENCY, MAX_DEMO_EVENTS } from '../../src/commands/demo.js';
 import { asUserError } from '../../src/commands/billing-support.js';
 import { listenError } from '../../src/runtime/listen-error.js';
@@ -124,4 +124,15 @@ test('an unreachable Kafka is named as Kafka with its address and settings, and 
   assert.equal(explainKafkaError(e, { brokers: ['127.0.0.1:1'] }), e);
   const other = new Error('something else');
   assert.equal(explainKafkaError(other, { brokers: ['127.0.0.1:1'] }), other);
+});
+
+test('a range whose --to is not after --from shows both times as read and a hint (it was the bare rule)', () => {
+  assert.throws(
+    () => requireRange(Date.UTC(2026, 11, 2), Date.UTC(2026, 11, 1)),
+    (e: unknown) =>
+      e instanceof UserError &&
+      e.message === '--to 2026-12-01T00:00:00.000Z must be after --from 2026-12-02T00:00:00.000Z' &&
+      e.hint === '--to is the end, exclusive: e.g. --from 2026-11-01 --to 2026-11-02 for one day',
+  );
+  requireRange(Date.UTC(2026, 11, 1), Date.UTC(2026, 11, 1, 1));
 });
