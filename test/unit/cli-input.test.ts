@@ -11,7 +11,8 @@ import { asUserError } from '../../src/commands/billing-support.js';
 import { listenError } from '../../src/runtime/listen-error.js';
 import { EventsFileError, readEventsFile } from '../../src/billing/events/events-file.js';
 import { unreachableMessage } from '../../src/billing/events/unreachable-message.js';
-import { CustomerInputError } from '../../src/billing/customers.js';
+import { CustomerInputError, upsertCustomer } from '../../src/billing/customers.js';
+import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { UserError } from '../../src/ground/errors.js';
 import { isUnreachable } from '../../src/ground/unreachable.js';
 import { explainKafkaError } from '../../src/security/auth-errors.js';
@@ -135,4 +136,18 @@ test('a range whose --to is not after --from shows both times as read and a hint
       e.hint === '--to is the end, exclusive: e.g. --from 2026-11-01 --to 2026-11-02 for one day',
   );
   requireRange(Date.UTC(2026, 11, 1), Date.UTC(2026, 11, 1, 1));
+});
+
+test('customers create --currency takes ISO 4217 codes only: "UDS" (three capitals) was taken and invoiced in UDS', async () => {
+  const noDb = {} as Warehouse; // the checks come before any statement
+  const refused = async (currency: string, re: RegExp) =>
+    assert.rejects(
+      upsertCustomer(noDb, { id: 'acme', currency }),
+      (e: unknown) => e instanceof CustomerInputError && e.field === 'currency' && re.test(e.message),
+      currency,
+    );
+  await refused('UDS', /^unknown currency "UDS": not an ISO 4217 code \(e\.g\. USD, EUR, KRW\)$/);
+  await refused('XYZ', /^unknown currency "XYZ"/);
+  await refused('usd', /\(codes are capitals: USD\)$/);
+  await refused('dollars', /^not an ISO 4217 currency code: "dollars"$/);
 });
