@@ -3,7 +3,7 @@
  * and one error policy (user mistakes: one line + hint, exit 2; everything else: exit 1).
  */
 import type { Command } from 'commander';
-import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
+import { loadConfig, mistypedVariables, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
 import { createLogger, routeKafkaLogs, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
 import { parseTime } from '../ground/time.js';
@@ -41,7 +41,9 @@ export function contextOf(
       flags[key] = f.value;
       flagNames[key] = f.flag;
     }
-  const config = loadConfig({ flags, flagNames, configFile: all.config as string | undefined, env: { ...process.env, ...extraEnv } });
+  const env = { ...process.env, ...extraEnv };
+  const config = loadConfig({ flags, flagNames, configFile: all.config as string | undefined, env });
+  for (const w of mistypedVariables(env)) process.stderr.write(`meter: warning: ${w}\n`);
   const logger = createLogger(config.logLevel, 'meter', undefined, config.logFormat);
   routeKafkaLogs(logger.child('kafka'));
   return { config, logger, json: Boolean(all.json) };

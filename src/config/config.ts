@@ -376,6 +376,47 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   return cfg;
 }
 
+/** METER_* variables that are not settings, read by name elsewhere: never taken for typos. */
+const OTHER_VARIABLES = new Set(['METER_CONFIG', 'METER_DEBUG', 'METER_ACCESS_LOG', 'METER_GATEWAY_WORKER']);
+
+/** The setting a mistyped name was most likely meant as: within 2 edits, or none. */
+function nearest(name: string, names: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestDistance = 3;
+  for (const n of names) {
+    const d = editDistance(name.toLowerCase(), n.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [n, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * A METER_* variable that is one or two letters off a setting's (`METER_GATEWAY_PROT`): a typo,
+ * ignored without a word before, so the gateway came up on 8080. One warning line each; other
+ * METER_* names (the stack's, the tests') are too far from any setting to be named.
+ */
+export function mistypedVariables(env: NodeJS.ProcessEnv): string[] {
+  const settings = SETTINGS.map((s) => s.env);
+  const known = new Set<string>(settings);
+  const out: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('METER_') || known.has(name) || OTHER_VARIABLES.has(name)) continue;
+    const meant = nearest(name, settings);
+    if (meant) out.push(`${name} is not a setting and is ignored; did you mean ${meant}?`);
+  }
+  return out;
+}
+
 /**
  * Each broker is host:port. A bare host passed as a list item and failed only after kafkajs'
  * retries, some 20 s later, with "Port should be >= 0 and < 65536. Received type number (NaN)".
@@ -427,7 +468,10 @@ function readConfigFile(path: string | undefined, cwd: string): RawSettings {
     throw new ConfigError('config', `config file ${file} must hold a JSON object of settings`);
   const known = new Set(SETTINGS.map((s) => s.key as string));
   for (const k of Object.keys(parsed)) {
-    if (!known.has(k)) throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (known: ${[...known].join(', ')})`);
+    if (!known.has(k)) {
+      const meant = nearest(k, known);
+      throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (${meant ? `did you mean "${meant}"? ` : ''}known: ${[...known].join(', ')})`);
+    }
   }
   return parsed as RawSettings;
 }

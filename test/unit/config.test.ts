@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, ConfigError } from '../../src/config/config.js';
+import { loadConfig, ConfigError, mistypedVariables } from '../../src/config/config.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { tempDir } from '../support/tmp.js';
@@ -75,4 +75,23 @@ test('kafkaBrokers are host:port each (a bare host failed some 20 s later inside
     );
   for (const good of ['127.0.0.1:9092', 'kafka-1.internal:9092,kafka-2:9093', '[::1]:9092'])
     assert.deepEqual(loadConfig({ cwd: tmpdir(), env: { METER_KAFKA_BROKERS: good } }).kafkaBrokers, good.split(','));
+});
+
+test('a METER_* variable a letter or two off a setting is named with the one meant (METER_GATEWAY_PROT was ignored without a word)', () => {
+  assert.deepEqual(mistypedVariables({ METER_GATEWAY_PROT: '9000', METER_GATEWAY_PORT: '1', METER_LOG_LEVLE: 'debug' }), [
+    'METER_GATEWAY_PROT is not a setting and is ignored; did you mean METER_GATEWAY_PORT?',
+    'METER_LOG_LEVLE is not a setting and is ignored; did you mean METER_LOG_LEVEL?',
+  ]);
+  // Other METER_* names (the stack's, the tests', the worker index) are not settings nor typos of one.
+  assert.deepEqual(
+    mistypedVariables({ METER_STACK_DIR: '/tmp/s', METER_KEEP_TMP: '1', METER_GATEWAY_WORKER: '0', METER_CONFIG: 'x.json', METER_DEBUG: '1', PATH: '/bin' }),
+    [],
+  );
+  // The config file's unknown key says the one meant too.
+  const dir = tempDir('meter-cfg-typo-');
+  writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ gatewayport: 9000 }));
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (e: unknown) => e instanceof ConfigError && e.message.includes('unknown setting "gatewayport" (did you mean "gatewayPort"? known: '),
+  );
 });
