@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { parseIsoFlag, requireRange } from '../../src/commands/context.js';
 import { demoNumbers, MAX_DEMO_CONCURRENCY, MAX_DEMO_EVENTS } from '../../src/commands/demo.js';
 import { asUserError } from '../../src/commands/billing-support.js';
@@ -14,6 +15,8 @@ import { unreachableMessage } from '../../src/billing/events/unreachable-message
 import { CustomerInputError, upsertCustomer } from '../../src/billing/customers.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { UserError } from '../../src/ground/errors.js';
+import { MIN_NODE, nodeVersionWarning } from '../../src/ground/node-version.js';
+import { assetPath } from '../../src/config/assets.js';
 import { isUnreachable } from '../../src/ground/unreachable.js';
 import { explainKafkaError } from '../../src/security/auth-errors.js';
 import { tempDir } from '../support/tmp.js';
@@ -150,4 +153,16 @@ test('customers create --currency takes ISO 4217 codes only: "UDS" (three capita
   await refused('XYZ', /^unknown currency "XYZ"/);
   await refused('usd', /\(codes are capitals: USD\)$/);
   await refused('dollars', /^not an ISO 4217 currency code: "dollars"$/);
+});
+
+test('a Node.js older than package.json engines is named (it ran without a word until a command failed)', () => {
+  assert.equal(
+    nodeVersionWarning('20.20.2'),
+    'Node.js 20.20.2 is older than the 22.19 meter needs; some commands may fail (use Node.js 22.19 or later, e.g. 24 LTS)',
+  );
+  assert.match(nodeVersionWarning('v22.18.0') ?? '', /^Node\.js 22\.18\.0 is older/);
+  for (const ok of ['22.19.0', '22.20.1', '24.11.1', '25.0.0']) assert.equal(nodeVersionWarning(ok), null, ok);
+  // The same floor as package.json's engines.
+  const engines = JSON.parse(readFileSync(assetPath('package.json'), 'utf8')).engines.node as string;
+  assert.equal(engines, `>=${MIN_NODE.join('.')}`);
 });
