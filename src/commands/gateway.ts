@@ -4,6 +4,7 @@ import { openLog, openWarehouse, openLimiter } from '../runtime/backends.js';
 import { requireUpstream } from '../runtime/roles.js';
 import { startGatewayOrWorkers } from '../runtime/gateway-workers.js';
 import { startObservability } from '../observability/admin.js';
+import { upstreamWarning } from '../runtime/upstream-probe.js';
 
 export function registerGateway(program: Command): void {
   program
@@ -23,7 +24,7 @@ export function registerGateway(program: Command): void {
     .action(
       action(async (opts: { accessLog?: boolean; workers?: string }, cmd: Command) => {
         const { config, logger } = contextOf(cmd, {}, workersFlag(opts));
-        requireUpstream(config.upstream);
+        const upstream = requireUpstream(config.upstream);
         const observed = await startObservability(config, logger, 'gateway', { accessLog: accessLogOn(opts) });
         const log = await openLog(config, { init: false }); // Kafka may be down: events spool
         const db = await openWarehouse(config, logger);
@@ -33,6 +34,7 @@ export function registerGateway(program: Command): void {
         await observed.obs.watchGroupLag(log, 'meter-ingest', 'ingest', false);
         observed.obs.markStarted();
         logger.info(`gateway on ${gw.url} -> ${config.upstream}`);
+        void upstreamWarning(upstream).then((w) => w && logger.warn(w));
         await untilSignal();
         logger.info('gateway stopping: flushing usage events');
         await gw.close();

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
@@ -140,4 +140,38 @@ test('a word too many is a usage error, not ignored (keys list acme listed every
   }
   // `help <command>` still takes its word.
   assert.equal(meter(['help', 'keys']).code, 0);
+});
+
+test('meter gateway warns at start when the upstream does not answer, and keeps serving', async () => {
+  const dir = tempDir('meter-newuser-gw-');
+  seedDataDir(template, join(dir, 'data'));
+  const child = spawn(process.execPath, [bin, 'gateway', '--workers', '1', '--upstream', 'http://127.0.0.1:9', '--gateway-port', '0'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no warning within 30 s:\n${err}`)), 30_000);
+      child.stderr.on('data', (d) => {
+        err += d;
+        if (/not reachable now/.test(err)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}:\n${err}`)));
+    });
+    assert.match(
+      err,
+      /warn {2}\[meter\] the upstream http:\/\/127\.0\.0\.1:9 is not reachable now \(connect ECONNREFUSED 127\.0\.0\.1:9\): calls get 502 until it is; check --upstream \/ METER_UPSTREAM/,
+    );
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
 });

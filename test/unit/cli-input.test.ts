@@ -10,6 +10,7 @@ import { parseIsoFlag, requireRange } from '../../src/commands/context.js';
 import { demoNumbers, MAX_DEMO_CONCURRENCY, MAX_DEMO_EVENTS } from '../../src/commands/demo.js';
 import { asUserError } from '../../src/commands/billing-support.js';
 import { listenError } from '../../src/runtime/listen-error.js';
+import { upstreamWarning } from '../../src/runtime/upstream-probe.js';
 import { EventsFileError, readEventsFile } from '../../src/billing/events/events-file.js';
 import { unreachableMessage } from '../../src/billing/events/unreachable-message.js';
 import { CustomerInputError, upsertCustomer } from '../../src/billing/customers.js';
@@ -165,4 +166,26 @@ test('a Node.js older than package.json engines is named (it ran without a word 
   // The same floor as package.json's engines.
   const engines = JSON.parse(readFileSync(assetPath('package.json'), 'utf8')).engines.node as string;
   assert.equal(engines, `>=${MIN_NODE.join('.')}`);
+});
+
+test('the gateway says at start when its upstream does not answer (it came up silent, and every call was a 502)', async () => {
+  const closed = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => r(port));
+    });
+  });
+  assert.match(
+    (await upstreamWarning(`http://127.0.0.1:${closed}`)) ?? '',
+    new RegExp(
+      `^the upstream http://127\\.0\\.0\\.1:${closed} is not reachable now \\(connect ECONNREFUSED .*\\): calls get 502 until it is; check --upstream / METER_UPSTREAM$`,
+    ),
+  );
+  const open = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => open.once('listening', r));
+  try {
+    assert.equal(await upstreamWarning(`http://127.0.0.1:${(open.address() as { port: number }).port}/api`), null);
+  } finally {
+    open.close();
+  }
 });
