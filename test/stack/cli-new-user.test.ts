@@ -23,7 +23,7 @@ function meter(args: string[], env: Record<string, string> = {}) {
     encoding: 'utf8',
     timeout: 60_000,
   });
-  return { code: r.status, err: r.stderr };
+  return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 async function takenPort(): Promise<{ port: number; server: Server }> {
@@ -174,4 +174,14 @@ test('meter gateway warns at start when the upstream does not answer, and keeps 
       await exited;
     }
   }
+});
+
+test('doctor with Kafka refusing connections fails the log line with the reason and ends at once (17 s and "a connection was still open" before)', () => {
+  const t0 = Date.now();
+  const r = meter(['doctor', '--timeout', '3s'], { METER_KAFKA_BROKERS: '127.0.0.1:1' });
+  const took = Date.now() - t0;
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.out, /^FAIL log +kafka 127\.0\.0\.1:1: unreachable \(Connection error: connect ECONNREFUSED 127\.0\.0\.1:1\)/m);
+  assert.doesNotMatch(r.err, /still open/);
+  assert.ok(took < 9_000, `doctor took ${took} ms`);
 });
