@@ -61,10 +61,20 @@ export function registerDemo(program: Command): void {
           json || progressMode(process.stderr) !== 'bar'
             ? null
             : ora({ text: 'meter demo', stream: process.stderr, ...(process.env.NO_COLOR ? { color: false as unknown as 'cyan' } : {}) }).start();
+        let stage = 'starting';
         const progress = (text: string) => {
+          stage = text;
           if (spinner) spinner.text = text;
           else if (!json) process.stderr.write(`demo: ${text}\n`);
         };
+        // Ctrl-C before the check: say where it stopped. It was the default signal death, without
+        // a word, the spinner's line left half drawn. Each demo starts afresh: nothing to resume.
+        const stopped = (signal: NodeJS.Signals) => {
+          spinner?.stop();
+          process.stderr.write(`demo: stopped by ${signal} while ${stage}; nothing was checked (each run of meter demo starts afresh)\n`);
+          process.exit(signal === 'SIGINT' ? 130 : 143);
+        };
+        if (!opts.keepRunning) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, stopped);
         const observed = opts.keepRunning ? await startObservability(config, logger, 'demo') : null;
         const result = await runDemo(
           config,
@@ -83,6 +93,7 @@ export function registerDemo(program: Command): void {
           },
           untilSignal,
         );
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, stopped);
         await observed?.close();
         spinner?.stop();
         if (json) printJson({ ...result, truth: undefined });

@@ -185,3 +185,23 @@ test('doctor with Kafka refusing connections fails the log line with the reason 
   assert.doesNotMatch(r.err, /still open/);
   assert.ok(took < 9_000, `doctor took ${took} ms`);
 });
+
+test('Ctrl-C during meter demo says where it stopped and exits 130 (it died without a word)', async () => {
+  const dir = tempDir('meter-newuser-demo-');
+  const child = spawn(process.execPath, [bin, 'demo', '--events', '1000000'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', METER_DATA_DIR: join(dir, 'data') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.stderr.on('data', (d) => {
+    err += d;
+    if (/demo: sent 1000\/1000000 calls/.test(err) && !child.killed) child.kill('SIGINT');
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const code = await exited;
+  clearTimeout(timer);
+  assert.equal(code, 130, err);
+  assert.match(err, /\ndemo: stopped by SIGINT while sent \d+\/1000000 calls; nothing was checked \(each run of meter demo starts afresh\)\n$/);
+});
