@@ -4,5 +4,8 @@
  * flags anywhere on the line, as METER_* environment variables, or in meter.config.json.
  */
 import { buildProgram } from './commands/program.js';
+import { nodeVersionWarning } from './ground/node-version.js';
 
+const old = nodeVersionWarning(process.versions.node);
+if (old) process.stderr.write(`meter: warning: ${old}\n`);
 await buildProgram().parseAsync(process.argv);

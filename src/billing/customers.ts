@@ -88,6 +88,9 @@ export interface CustomerInput {
   plan?: string;
 }
 
+/** The ISO 4217 codes this Node knows (ICU's list, historic ones included). */
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+
 /** Create a customer, or update the given fields of an existing one. */
 export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promise<{ customer: BillingCustomer; created: boolean }> {
   if (!CUSTOMER_ID_RE.test(input.id))
@@ -98,11 +101,17 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
     if (!tz) throw new CustomerInputError('timeZone', `${JSON.stringify(input.timeZone)} is not an IANA time zone such as Asia/Seoul or UTC`);
   }
   if (input.currency !== undefined) {
+    const upper = input.currency.toUpperCase();
+    if (upper !== input.currency && CURRENCIES.has(upper))
+      throw new CustomerInputError('currency', `not an ISO 4217 currency code: ${JSON.stringify(input.currency)} (codes are capitals: ${upper})`);
     try {
       minorDigits(input.currency);
     } catch (e) {
       throw new CustomerInputError('currency', (e as Error).message);
     }
+    // Three capitals are not yet a currency: "UDS" for USD was taken, and invoiced in UDS.
+    if (!CURRENCIES.has(input.currency))
+      throw new CustomerInputError('currency', `unknown currency ${JSON.stringify(input.currency)}: not an ISO 4217 code (e.g. USD, EUR, KRW)`);
   }
   if (input.name !== undefined && !input.name.trim()) throw new CustomerInputError('name', 'name must not be empty');
   return db.transaction(async (tx) => {

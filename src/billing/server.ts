@@ -460,9 +460,12 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       send(res, 500, { error: 'internal error', requestId });
     });
   });
-  // A client error (bad request line, oversized headers) never reaches handle(): answer and move on.
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  // A client error (bad request line, oversized headers) never reaches handle(): answer and move on,
+  // with the status Node's own handler (and so the gateway) gives: headers or a URL past the
+  // limit are 431, not the 400 of a request that does not parse.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     else socket.destroy();
   });
   server.headersTimeout = 10_000;

@@ -12,9 +12,17 @@ import { ParamError } from '../billing/params.js';
 
 export function asUserError(e: unknown): unknown {
   if (e instanceof CatalogError || e instanceof CatalogStoreError || e instanceof PlanError) return new UserError(e.message);
-  if (e instanceof CustomerInputError) return new UserError(e.message, `check --${e.field === 'timeZone' ? 'tz' : e.field}`);
-  if (e instanceof InvoiceError || e instanceof ParamError) return new UserError(e.message, e.parameter ? `check --${e.parameter}` : undefined);
+  if (e instanceof CustomerInputError) return new UserError(e.message, checkHint(e.field === 'timeZone' ? 'tz' : e.field));
+  if (e instanceof InvoiceError || e instanceof ParamError) return new UserError(e.message, e.parameter ? checkHint(e.parameter) : undefined);
   return e;
+}
+
+/**
+ * The hint for a bad field. Ids are arguments, not flags (docs/cli.md: `customers create acme`,
+ * `invoices ack ID`): "check --id" sent the user looking for a flag no command has.
+ */
+function checkHint(field: string): string {
+  return field === 'id' ? 'check the id (the argument after the command)' : `check --${field}`;
 }
 
 /** Run `fn`, turning billing input errors into user errors. */

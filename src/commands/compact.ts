@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, contextOf, parseIsoFlag, printJson } from './context.js';
+import { action, contextOf, parseIsoFlag, requireRange, printJson } from './context.js';
 import { openLake } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
 import { HOUR_MS, hourStart } from '../lake/layout.js';
@@ -27,7 +27,7 @@ export function registerCompact(program: Command): void {
         } else if (opts.from || opts.to) {
           if (!opts.from || !opts.to) throw new UserError('--from and --to go together', 'give both, or --hour');
           hours = { from: hourStart(parseIsoFlag('from', opts.from)), to: parseIsoFlag('to', opts.to) };
-          if (hours.to <= hours.from) throw new UserError('--to must be after --from');
+          requireRange(hours.from, hours.to);
         }
         const closedBefore = hourStart(Date.now());
         if (hours && hours.from >= closedBefore)

@@ -3,9 +3,10 @@
  * and one error policy (user mistakes: one line + hint, exit 2; everything else: exit 1).
  */
 import type { Command } from 'commander';
-import { loadConfig, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
+import { loadConfig, mistypedVariables, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
 import { createLogger, routeKafkaLogs, type Logger } from '../ground/logger.js';
 import { UserError } from '../ground/errors.js';
+import { parseTime } from '../ground/time.js';
 import { scrub } from '../security/secrets.js';
 import { Interrupted } from './progress.js';
 import { openWarehouse } from '../runtime/backends.js';
@@ -17,12 +18,32 @@ export interface CommandContext {
   json: boolean;
 }
 
-/** `extraEnv` overrides the process environment (e.g. the settings of `stack/run env`). */
-export function contextOf(cmd: Command, extraEnv: Record<string, string> = {}): CommandContext {
+/** A command's own flag for a setting (`gateway --workers` for gatewayWorkers). */
+export type SettingFlag = { flag: string; value: string | undefined };
+
+/**
+ * `extraEnv` overrides the process environment (e.g. the settings of `stack/run env`).
+ * `settingFlags`: the command's own flags for settings, used unless the setting's global flag is
+ * given too, and named in errors as typed (`invalid gatewayWorkers (--workers)`, not the
+ * variable the value used to be passed through).
+ */
+export function contextOf(
+  cmd: Command,
+  extraEnv: Record<string, string> = {},
+  settingFlags: Partial<Record<keyof MeterConfig, SettingFlag>> = {},
+): CommandContext {
   const all = cmd.optsWithGlobals() as Record<string, unknown>;
   const flags: RawSettings = {};
+  const flagNames: Partial<Record<keyof MeterConfig, string>> = {};
   for (const s of SETTINGS) if (all[s.key] !== undefined) flags[s.key] = all[s.key];
-  const config = loadConfig({ flags, configFile: all.config as string | undefined, env: { ...process.env, ...extraEnv } });
+  for (const [key, f] of Object.entries(settingFlags) as [keyof MeterConfig, SettingFlag][])
+    if (f.value !== undefined && flags[key] === undefined) {
+      flags[key] = f.value;
+      flagNames[key] = f.flag;
+    }
+  const env = { ...process.env, ...extraEnv };
+  const config = loadConfig({ flags, flagNames, configFile: all.config as string | undefined, env });
+  for (const w of mistypedVariables(env)) process.stderr.write(`meter: warning: ${w}\n`);
   const logger = createLogger(config.logLevel, 'meter', undefined, config.logFormat);
   routeKafkaLogs(logger.child('kafka'));
   return { config, logger, json: Boolean(all.json) };
@@ -77,11 +98,33 @@ export function untilSignal(): Promise<string> {
   });
 }
 
+/**
+ * An ISO 8601 flag (`--from`, `--to`, `--hour`): a date or date-time, UTC unless it names a zone.
+ * Not Date.parse, which took `--from 1` as 2001-01-01 and `--hour "Dec 1"` as a local time, so a
+ * typo ran a backfill of the wrong month without a word (the billing API's parser, ground/time.ts).
+ */
 export function parseIsoFlag(name: string, value: string | undefined): number {
   if (!value) throw new UserError(`--${name} is required`, `give an ISO time, e.g. --${name} 2026-11-01T00:00:00Z`);
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new UserError(`--${name} ${JSON.stringify(value)} is not an ISO date/time`, `e.g. --${name} 2026-11-01T00:00:00Z`);
+  const t = parseTime(value, 'UTC');
+  if (t === null)
+    throw new UserError(
+      `--${name} ${JSON.stringify(value)} is not an ISO 8601 date or date-time`,
+      `e.g. --${name} 2026-11-01T00:00:00Z or --${name} 2026-11-01 (UTC unless a zone is given)`,
+    );
   return t;
+}
+
+/**
+ * [--from, --to) must hold an hour at least. Says both times as read (the rollup and compact
+ * start --from at its hour), so `--from 2026-11-01T00:30Z --to 2026-11-01T00:30Z` or a swap is
+ * plain; before, "--to must be after --from" alone, without a hint.
+ */
+export function requireRange(from: number, to: number): void {
+  if (to <= from)
+    throw new UserError(
+      `--to ${new Date(to).toISOString()} must be after --from ${new Date(from).toISOString()}`,
+      '--to is the end, exclusive: e.g. --from 2026-11-01 --to 2026-11-02 for one day',
+    );
 }
 
 export function printJson(value: unknown): void {

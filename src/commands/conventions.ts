@@ -1,7 +1,7 @@
 /**
  * Conventions applied to every command once all are registered (docs/cli.md):
- * - usage errors (unknown option or command, missing argument or option value, bad choice)
- *   exit 2, as the README promises; help and version exit 0;
+ * - usage errors (unknown option or command, missing argument or option value, bad choice,
+ *   an argument too many) exit 2, as the README promises; help and version exit 0;
  * - every command that prints data lists `--json` in its own --help. The flag itself is the
  *   program's (accepted anywhere on the line); this makes it visible where it is used.
  */
@@ -18,6 +18,9 @@ export function applyConventions(program: Command): void {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
     const isLeaf = cmd !== program && cmd.commands.length === 0;
+    // A word too many is a usage error, not ignored: `meter keys list acme` listed every
+    // customer's keys as if filtered, and `meter rollup 2026-11-01` rolled up what changed.
+    if (isLeaf && cmd.name() !== 'help') cmd.allowExcessArguments(false);
     if (isLeaf && !NO_JSON.has(cmd.name()) && !cmd.options.some((o) => o.long === '--json')) cmd.option('--json', JSON_HELP);
   }
 }

@@ -8,10 +8,25 @@ import { UserError } from '../ground/errors.js';
 import { stackUp, stackEnvLines } from '../runtime/stack-env.js';
 import { startObservability } from '../observability/admin.js';
 
-function positiveInt(name: string, v: string, min = 1): number {
+function boundedInt(name: string, v: string, min: number, max: number, hint: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} ${JSON.stringify(v)} must be an integer >= ${min}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} ${JSON.stringify(v)} must be a whole number from ${min} to ${max}`, hint);
   return n;
+}
+
+/**
+ * The demo's numbers, checked before anything starts (the real stack of --stack included). Each
+ * is bounded: `--concurrency 100000000` made as many client workers and hung, and an --events
+ * past a few million is hours of traffic for a check (about 600 calls/s end to end here).
+ */
+export const MAX_DEMO_EVENTS = 10_000_000;
+export const MAX_DEMO_CONCURRENCY = 1024;
+export function demoNumbers(opts: { events: string; concurrency: string; seed: string }): { events: number; concurrency: number; seed: number } {
+  return {
+    events: boundedInt('events', opts.events, 1, MAX_DEMO_EVENTS, 'e.g. --events 100000; to run longer, --duration 2m --keep-running'),
+    concurrency: boundedInt('concurrency', opts.concurrency, 1, MAX_DEMO_CONCURRENCY, 'e.g. --concurrency 64'),
+    seed: boundedInt('seed', opts.seed, 0, 2 ** 32 - 1, 'e.g. --seed 42'),
+  };
 }
 
 // A bare number was seconds here before the shared syntax: it still is.
@@ -33,6 +48,8 @@ export function registerDemo(program: Command): void {
     )
     .action(
       action(async (opts: { events: string; duration?: string; concurrency: string; seed: string; keepRunning?: boolean; stack?: boolean }, cmd: Command) => {
+        const numbers = demoNumbers(opts);
+        const durationMs = opts.duration ? parseDuration(opts.duration) : 0;
         let stackSettings: Record<string, string> = {};
         if (opts.stack) {
           await stackUp();
@@ -44,19 +61,27 @@ export function registerDemo(program: Command): void {
           json || progressMode(process.stderr) !== 'bar'
             ? null
             : ora({ text: 'meter demo', stream: process.stderr, ...(process.env.NO_COLOR ? { color: false as unknown as 'cyan' } : {}) }).start();
+        let stage = 'starting';
         const progress = (text: string) => {
+          stage = text;
           if (spinner) spinner.text = text;
           else if (!json) process.stderr.write(`demo: ${text}\n`);
         };
+        // Ctrl-C before the check: say where it stopped. It was the default signal death, without
+        // a word, the spinner's line left half drawn. Each demo starts afresh: nothing to resume.
+        const stopped = (signal: NodeJS.Signals) => {
+          spinner?.stop();
+          process.stderr.write(`demo: stopped by ${signal} while ${stage}; nothing was checked (each run of meter demo starts afresh)\n`);
+          process.exit(signal === 'SIGINT' ? 130 : 143);
+        };
+        if (!opts.keepRunning) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, stopped);
         const observed = opts.keepRunning ? await startObservability(config, logger, 'demo') : null;
         const result = await runDemo(
           config,
           logger,
           {
-            events: positiveInt('events', opts.events),
-            durationMs: opts.duration ? parseDuration(opts.duration) : 0,
-            concurrency: positiveInt('concurrency', opts.concurrency),
-            seed: positiveInt('seed', opts.seed, 0),
+            ...numbers,
+            durationMs,
             keepRunning: Boolean(opts.keepRunning),
             obs: observed?.obs,
             progress: (t) => {
@@ -68,6 +93,7 @@ export function registerDemo(program: Command): void {
           },
           untilSignal,
         );
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, stopped);
         await observed?.close();
         spinner?.stop();
         if (json) printJson({ ...result, truth: undefined });

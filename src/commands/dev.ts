@@ -6,9 +6,10 @@ import { startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpst
 import { describeBackends } from '../config/config.js';
 import { UserError } from '../ground/errors.js';
 import { startObservability } from '../observability/admin.js';
-import { accessLogOn, workersEnv } from './gateway.js';
+import { accessLogOn, workersFlag } from './gateway.js';
 import { startGatewayOrWorkers } from '../runtime/gateway-workers.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
+import { upstreamWarning } from '../runtime/upstream-probe.js';
 
 export function registerDev(program: Command): void {
   program
@@ -23,10 +24,10 @@ export function registerDev(program: Command): void {
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
     .action(
       action(async (opts: { rollupInterval: string; accessLog?: boolean; workers?: string }, cmd: Command) => {
-        const { config, logger } = contextOf(cmd, workersEnv(opts));
+        const { config, logger } = contextOf(cmd, {}, workersFlag(opts));
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
-        requireUpstream(config.upstream);
+        const upstream = requireUpstream(config.upstream);
         const interval = parseDurationFlag('rollup-interval', opts.rollupInterval, { minMs: 100 });
         for (const [k, v] of Object.entries(describeBackends(config))) logger.info(`${k}: ${v}`);
         const log = await openLog(config);
@@ -47,6 +48,7 @@ export function registerDev(program: Command): void {
         const following = rollup.follow(interval, ac.signal);
         obs.markStarted();
         logger.info(`gateway ${gw.url} -> ${config.upstream}; billing API ${billing.url}`);
+        void upstreamWarning(upstream).then((w) => w && logger.warn(w));
         await untilSignal();
         logger.info('stopping: flushing events, files and rows');
         await gw.close();

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { action, contextOf, untilSignal } from './context.js';
+import { action, contextOf, untilSignal, type SettingFlag } from './context.js';
 import { openLog, openWarehouse, openLimiter } from '../runtime/backends.js';
 import { requireUpstream } from '../runtime/roles.js';
 import { startGatewayOrWorkers } from '../runtime/gateway-workers.js';
 import { startObservability } from '../observability/admin.js';
+import { upstreamWarning } from '../runtime/upstream-probe.js';
 
 export function registerGateway(program: Command): void {
   program
@@ -22,8 +23,8 @@ export function registerGateway(program: Command): void {
     )
     .action(
       action(async (opts: { accessLog?: boolean; workers?: string }, cmd: Command) => {
-        const { config, logger } = contextOf(cmd, workersEnv(opts));
-        requireUpstream(config.upstream);
+        const { config, logger } = contextOf(cmd, {}, workersFlag(opts));
+        const upstream = requireUpstream(config.upstream);
         const observed = await startObservability(config, logger, 'gateway', { accessLog: accessLogOn(opts) });
         const log = await openLog(config, { init: false }); // Kafka may be down: events spool
         const db = await openWarehouse(config, logger);
@@ -33,6 +34,7 @@ export function registerGateway(program: Command): void {
         await observed.obs.watchGroupLag(log, 'meter-ingest', 'ingest', false);
         observed.obs.markStarted();
         logger.info(`gateway on ${gw.url} -> ${config.upstream}`);
+        void upstreamWarning(upstream).then((w) => w && logger.warn(w));
         await untilSignal();
         logger.info('gateway stopping: flushing usage events');
         await gw.close();
@@ -42,9 +44,12 @@ export function registerGateway(program: Command): void {
     );
 }
 
-/** --workers is the gatewayWorkers setting (validated there, with its message and exit code). */
-export function workersEnv(opts: { workers?: string }): Record<string, string> {
-  return opts.workers === undefined ? {} : { METER_GATEWAY_WORKERS: opts.workers };
+/**
+ * --workers is the gatewayWorkers setting (validated there, with its message and exit code). It
+ * went in as METER_GATEWAY_WORKERS, so `--workers -1` was reported as a bad environment variable.
+ */
+export function workersFlag(opts: { workers?: string }): { gatewayWorkers: SettingFlag } {
+  return { gatewayWorkers: { flag: '--workers', value: opts.workers } };
 }
 
 /** --access-log, or METER_ACCESS_LOG=1|true. */

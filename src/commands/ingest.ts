@@ -19,6 +19,8 @@ export function registerIngest(program: Command): void {
     .action(
       action(async (opts: { once?: boolean; timeout: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
+        // Checked before the consumer joins its group: a bad value stopped a started ingest.
+        const timeoutMs = opts.once ? parseDurationFlag('timeout', opts.timeout, { minMs: 1 }) : 0;
         const log = await openLog(config, opts.once ? {} : { waitLog: (m) => logger.warn(`ingest: ${m}`) });
         const lake = await openLake(config);
         // the customers: events of unknown ones are dead-lettered (pipeline/customer-check.ts)
@@ -28,7 +30,7 @@ export function registerIngest(program: Command): void {
         await observed?.obs.watchGroupLag(log, opts.group, 'ingest');
         observed?.obs.markStarted();
         if (opts.once) {
-          await ingest.waitCaughtUp(parseDurationFlag('timeout', opts.timeout, { minMs: 1 }));
+          await ingest.waitCaughtUp(timeoutMs);
           await ingest.flushAll();
         } else {
           logger.info(`ingest: ${config.topic} -> ${config.lakeUrl}`);

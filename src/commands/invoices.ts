@@ -37,7 +37,7 @@ export function registerInvoices(program: Command): void {
       action(async (opts: { period: string; format: string; status: string; grace?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const format = json ? 'json' : opts.format;
-        if (!['csv', 'json'].includes(format)) throw new UserError(`--format ${JSON.stringify(opts.format)} is not csv or json`);
+        if (!['csv', 'json'].includes(format)) throw new UserError(`--format ${JSON.stringify(opts.format)} is not csv or json`, 'e.g. --format csv');
         if (!['final', 'draft', 'all'].includes(opts.status)) throw new UserError(`--status ${JSON.stringify(opts.status)} is not final, draft or all`);
         const p = period(opts.period);
         const g = grace(opts.grace);

@@ -5,6 +5,7 @@ import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
 import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
 import { UserError } from '../ground/errors.js';
+import { table } from './billing-support.js';
 import { CUSTOMER_ID_RE, getCustomer } from '../billing/customers.js';
 import { loadPlan } from '../billing/catalog-store.js';
 
@@ -53,7 +54,15 @@ export function registerKeys(program: Command): void {
       withWarehouse(async ({ db, json }, opts: { customer?: string }) => {
         const rows = await listKeys(db, opts.customer);
         if (json) printJson(rows);
-        else for (const r of rows) process.stdout.write(`${r.id}\t${r.prefix}…\t${r.customer}\t${r.plan}\t${r.revokedAt ? 'revoked' : 'active'}\n`);
+        // A table with its header like every other list: bare tab-separated rows printed nothing
+        // at all for no keys, which a new user could not tell from a failure.
+        else
+          process.stdout.write(
+            table(
+              ['id', 'prefix', 'customer', 'plan', 'state'],
+              rows.map((r) => [r.id, `${r.prefix}…`, r.customer, r.plan, r.revokedAt ? 'revoked' : 'active']),
+            ),
+          );
       }),
     );
   keys

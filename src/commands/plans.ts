@@ -5,6 +5,8 @@ import { openWarehouse } from '../runtime/backends.js';
 import { loadCatalog } from '../billing/catalog.js';
 import { loadStoredCatalog, syncCatalog } from '../billing/catalog-store.js';
 import { table, userErrors } from './billing-support.js';
+import { UserError } from '../ground/errors.js';
+import { assetPath } from '../config/assets.js';
 
 export function registerPlans(program: Command): void {
   const plans = program.command('plans').description('plans (rate limits, currency) and their prices in the warehouse');
@@ -45,7 +47,15 @@ export function registerPlans(program: Command): void {
       action(async (file: string | undefined, _opts, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const path = file ?? config.catalogFile;
-        const catalog = await userErrors(async () => loadCatalog(path));
+        // The catalog's own message says what is wrong in the file; the hint, what to do about it.
+        const catalog = await userErrors(async () => loadCatalog(path)).catch((e: unknown) => {
+          throw e instanceof UserError && !e.hint
+            ? new UserError(
+                e.message,
+                `fix the file (its format: docs/billing.md; an example: ${assetPath('fixtures/catalog.json')}) or name another: meter plans import <file>`,
+              )
+            : e;
+        });
         const db = await openWarehouse(config, logger);
         try {
           const r = await syncCatalog(db, catalog);

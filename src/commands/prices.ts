@@ -3,7 +3,7 @@ import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
-import { API_RE, parseCharge, parseEffectiveFrom } from '../billing/catalog.js';
+import { API_RE, CatalogError, parseCharge, parseEffectiveFrom, type Charge } from '../billing/catalog.js';
 import { loadPlan, loadStoredCatalog, priceList, setMeterPrice, setPrice } from '../billing/catalog-store.js';
 import { table, userErrors } from './billing-support.js';
 
@@ -70,7 +70,9 @@ export function registerPrices(program: Command): void {
               throw new UserError('--charge is not valid JSON');
             }
           } else raw = { model: 'per_unit', unitPrice: opts.unitPrice, ...(opts.freeUnits !== undefined ? { freeUnits: opts.freeUnits } : {}) };
-          const charge = await userErrors(async () => parseCharge(raw, opts.charge ? '--charge' : '--unit-price'));
+          if (opts.charge && opts.freeUnits !== undefined)
+            throw new UserError('--free-units goes with --unit-price', 'with --charge, put "freeUnits" in its JSON');
+          const charge = await userErrors(async () => (opts.charge ? parseCharge(raw, '--charge') : unitPriceCharge(raw)));
           const effectiveFrom = opts.effectiveFrom
             ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from'))
             : Math.ceil(Date.now() / HOUR) * HOUR;
@@ -96,4 +98,22 @@ export function registerPrices(program: Command): void {
         },
       ),
     );
+}
+
+/**
+ * --unit-price and --free-units fill a per_unit charge; its errors name those flags, not the
+ * JSON fields they went into ("--unit-price.unitPrice: …" sent the user looking for a field).
+ */
+const FLAG_OF_FIELD: Record<string, { flag: string; hint: string }> = {
+  '--unit-price.unitPrice': { flag: '--unit-price', hint: 'e.g. --unit-price 0.0005' },
+  '--unit-price.freeUnits': { flag: '--free-units', hint: 'e.g. --free-units 1000' },
+};
+function unitPriceCharge(raw: unknown): Charge {
+  try {
+    return parseCharge(raw, '--unit-price');
+  } catch (e) {
+    const f = e instanceof CatalogError ? FLAG_OF_FIELD[e.field] : undefined;
+    if (!f) throw e;
+    throw new UserError(`${f.flag} ${(e as CatalogError).message.slice((e as CatalogError).field.length + 2)}`, f.hint);
+  }
 }

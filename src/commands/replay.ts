@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { action, contextOf, parseIsoFlag, printJson } from './context.js';
+import { action, contextOf, parseIsoFlag, requireRange, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { replay } from '../pipeline/replay.js';
-import { UserError } from '../ground/errors.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
 import { Interrupted, Progress, stopOnSignal } from './progress.js';
 
@@ -23,7 +22,7 @@ export function registerReplay(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const from = parseIsoFlag('from', opts.from);
         const to = parseIsoFlag('to', opts.to);
-        if (to <= from) throw new UserError('--to must be after --from');
+        requireRange(from, to);
         const log = await openLog(config);
         const lake = await openLake(config);
         // replay keeps out what ingest kept out: events of customers unknown at their log time

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runFinalizer } from '../billing/finalizer.js';
 import { runDeliverer } from '../billing/webhooks/service.js';
 import { runThresholdWatch } from '../billing/usage-thresholds.js';
-import { action, contextOf, parseIsoFlag, printJson, untilSignal } from './context.js';
+import { action, contextOf, parseIsoFlag, requireRange, printJson, untilSignal } from './context.js';
 import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../ground/errors.js';
@@ -45,7 +45,7 @@ export function registerRollup(program: Command): void {
           if (opts.backfill) {
             from = Math.floor(parseIsoFlag('from', opts.from) / HOUR_MS) * HOUR_MS;
             to = parseIsoFlag('to', opts.to);
-            if (to <= from) throw new UserError(`--to must be after --from`);
+            requireRange(from, to);
           }
           const interval = parseDurationFlag('interval', opts.interval, { minMs: 100 });
           const verifyEvery = parseDurationFlag('verify-every', opts.verifyEvery, { minMs: 1000 });

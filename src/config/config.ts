@@ -6,8 +6,8 @@
  * environment, `--lake-url` as a flag. An invalid value throws ConfigError naming the setting
  * and what is allowed; the CLI prints it on one line and exits 2.
  */
-import { readFileSync, existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js';
 import { checkTransportSecurity, transportNote } from './transport-security.js';
@@ -341,6 +341,8 @@ export interface LoadOptions {
   /** Config file path; default: $METER_CONFIG, else ./meter.config.json when present. */
   configFile?: string;
   cwd?: string;
+  /** The flag a value of `flags` came from when its command names it otherwise (gatewayWorkers: `--workers`), for errors. */
+  flagNames?: Partial<Record<keyof MeterConfig, string>>;
 }
 
 /** Build the validated config: flags > env > file > defaults. */
@@ -351,14 +353,16 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   const out: Record<string, unknown> = { ...defaults() };
   for (const s of SETTINGS) {
     const flag = opts.flags?.[s.key];
-    if (flag !== undefined) out[s.key] = parseValue(s, flag, s.flag);
+    if (flag !== undefined) out[s.key] = parseValue(s, flag, opts.flagNames?.[s.key] ?? s.flag);
     else if (env[s.env] !== undefined) out[s.key] = parseValue(s, env[s.env], s.env);
     else if (fileValues[s.key] !== undefined) out[s.key] = parseValue(s, fileValues[s.key], 'config file');
   }
   const cfg = out as unknown as MeterConfig;
   cfg.dataDir = resolve(cwd, cfg.dataDir);
+  checkDataDir(cfg.dataDir);
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
+  checkBrokers(cfg.kafkaBrokers);
   try {
     for (const h of cfg.stripHeaders) parseHeaderPattern(h);
   } catch (e) {
@@ -370,6 +374,81 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   checkTransportSecurity(cfg, cwd);
   rememberSecrets([cfg.kafkaSaslPassword, cfg.redisPassword, urlPassword(cfg.databaseUrl), urlPassword(cfg.redisUrl), ...cfg.billingTokens]);
   return cfg;
+}
+
+/** METER_* variables that are not settings, read by name elsewhere: never taken for typos. */
+const OTHER_VARIABLES = new Set(['METER_CONFIG', 'METER_DEBUG', 'METER_ACCESS_LOG', 'METER_GATEWAY_WORKER']);
+
+/** The setting a mistyped name was most likely meant as: within 2 edits, or none. */
+function nearest(name: string, names: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestDistance = 3;
+  for (const n of names) {
+    const d = editDistance(name.toLowerCase(), n.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [n, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * A METER_* variable that is one or two letters off a setting's (`METER_GATEWAY_PROT`): a typo,
+ * ignored without a word before, so the gateway came up on 8080. One warning line each; other
+ * METER_* names (the stack's, the tests') are too far from any setting to be named.
+ */
+export function mistypedVariables(env: NodeJS.ProcessEnv): string[] {
+  const settings = SETTINGS.map((s) => s.env);
+  const known = new Set<string>(settings);
+  const out: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('METER_') || known.has(name) || OTHER_VARIABLES.has(name)) continue;
+    const meant = nearest(name, settings);
+    if (meant) out.push(`${name} is not a setting and is ignored; did you mean ${meant}?`);
+  }
+  return out;
+}
+
+/**
+ * Each broker is host:port. A bare host passed as a list item and failed only after kafkajs'
+ * retries, some 20 s later, with "Port should be >= 0 and < 65536. Received type number (NaN)".
+ */
+function checkBrokers(brokers: string[]): void {
+  for (const b of brokers) {
+    const m = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535)
+      throw new ConfigError('kafkaBrokers', `invalid kafkaBrokers: ${JSON.stringify(b)} is not host:port (e.g. 127.0.0.1:9092; several: a:9092,b:9092)`);
+  }
+}
+
+/**
+ * The data dir is made when missing, so only one thing can be wrong before a command starts: it,
+ * or a folder above it, is a file. Said here, with the setting; it was "ENOTDIR: not a directory,
+ * mkdir '…/pglite'" and exit 1 from whichever part opened first.
+ */
+function checkDataDir(dir: string): void {
+  for (let p = dir; ; p = dirname(p)) {
+    let isFolder: boolean | null = null;
+    try {
+      isFolder = statSync(p).isDirectory();
+    } catch {
+      // missing (made later) or unreadable (the part that opens it says why)
+    }
+    if (isFolder === false)
+      throw new ConfigError(
+        'dataDir',
+        `invalid dataDir: ${p} is a file, not a folder${p === dir ? '' : ` (on the way to ${dir})`}; point --data-dir / METER_DATA_DIR at a folder (made if missing)`,
+      );
+    if (isFolder || dirname(p) === p) return;
+  }
 }
 
 function readConfigFile(path: string | undefined, cwd: string): RawSettings {
@@ -389,7 +468,10 @@ function readConfigFile(path: string | undefined, cwd: string): RawSettings {
     throw new ConfigError('config', `config file ${file} must hold a JSON object of settings`);
   const known = new Set(SETTINGS.map((s) => s.key as string));
   for (const k of Object.keys(parsed)) {
-    if (!known.has(k)) throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (known: ${[...known].join(', ')})`);
+    if (!known.has(k)) {
+      const meant = nearest(k, known);
+      throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (${meant ? `did you mean "${meant}"? ` : ''}known: ${[...known].join(', ')})`);
+    }
   }
   return parsed as RawSettings;
 }

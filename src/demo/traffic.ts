@@ -70,21 +70,27 @@ export async function sendTraffic(o: TrafficOptions): Promise<Truth> {
   const pool = new Pool(o.gatewayUrl, { connections: o.concurrency ?? 32, keepAliveTimeout: 30_000 });
   const truth: Truth = { cells: new Map(), sent: 0, byStatus: new Map(), unauthorized: 0, elapsedMs: 0 };
   const start = Date.now();
-  const lastCustomer = o.customers.at(-1);
-  if (!lastCustomer) throw new Error('traffic needs at least one customer');
-  const plan = Array.from({ length: o.events }, (_, i) => {
-    let w = r() * totalWeight;
-    // rounding may leave w just above the last weight: that call is the last customer's
-    const customer = o.customers.find((c) => (w -= c.weight) < 0) ?? lastCustomer;
-    const badKey = r() < (o.badKeyShare ?? 0.01);
-    return { customer, badKey, op: pickOp(r, i) };
-  });
-  const next = plan.entries();
+  const lastOne = o.customers.at(-1);
+  if (!lastOne) throw new Error('traffic needs at least one customer');
+  const lastCustomer: TrafficCustomer = lastOne;
+  // The calls are planned one at a time as the workers take them, in the order an array would
+  // hold them (the same PRNG draws, so the same mix), but in constant memory: an array of
+  // `meter demo --events 1e12` could not be made ("Invalid array length").
+  function* planned() {
+    for (let i = 0; i < o.events; i++) {
+      let w = r() * totalWeight;
+      // rounding may leave w just above the last weight: that call is the last customer's
+      const customer = o.customers.find((c) => (w -= c.weight) < 0) ?? lastCustomer;
+      const badKey = r() < (o.badKeyShare ?? 0.01);
+      yield [i, { customer, badKey, op: pickOp(r, i) }] as const;
+    }
+  }
+  const next = planned();
   const worker = async () => {
     // one iterator shared by the workers: each takes the next planned call
     for (const [i, { customer, badKey, op }] of next) {
       if (o.durationMs) {
-        const due = start + (i / plan.length) * o.durationMs;
+        const due = start + (i / o.events) * o.durationMs;
         const wait = due - Date.now();
         if (wait > 0) await new Promise((res) => setTimeout(res, wait));
       }

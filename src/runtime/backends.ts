@@ -22,7 +22,8 @@ import { kafkaSecurity, pgSsl, redisSecurity } from '../security/client-options.
  * `waitLog`: a follower's log line for each retry while the log is unreachable at start (it waits
  * instead of exiting: src/ground/unreachable.ts). Without it, an unreachable log is an error.
  */
-export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?: (msg: string) => void } = {}): Promise<UsageLog> {
+/** `kafkaRetries`: retries of a failed Kafka request (default 8, some 14 s on a refused connection). */
+export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?: (msg: string) => void; kafkaRetries?: number } = {}): Promise<UsageLog> {
   let log: UsageLog;
   if (cfg.kafkaBrokers.length) {
     const { KafkaLog } = await import('../log/kafka-log.js');
@@ -33,6 +34,7 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?
       sessionTimeoutMs: cfg.kafkaSessionTimeoutMs,
       heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs,
       partitionBy: cfg.partitionBy,
+      ...(opts.kafkaRetries === undefined ? {} : { retries: opts.kafkaRetries }),
       ...kafkaSecurity(cfg),
     });
   } else {

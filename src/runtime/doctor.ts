@@ -66,7 +66,10 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
       ? `start Kafka at ${cfg.kafkaBrokers.join(',')} (stack/run up kafka) or unset METER_KAFKA_BROKERS for the embedded log`
       : `check that ${cfg.dataDir} is writable`,
     async () => {
-      const log = await openLog(cfg);
+      // Two retries, not eight: past its time limit the check is a FAIL line, but kafkajs' retries
+      // of a refused connection ran on (some 14 s), and doctor ended 10 s later with "a connection
+      // was still open" instead of at once; a refused broker now fails with its own reason.
+      const log = await openLog(cfg, { kafkaRetries: 2 });
       try {
         const n = await log.partitions();
         const c = await log.consumer('meter-doctor');

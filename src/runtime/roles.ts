@@ -31,6 +31,7 @@ import { EventsIntake } from '../billing/events/events-intake.js';
 import { EventCorrections } from '../billing/events/corrections-api.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
 import type { Observability } from '../observability/observability.js';
+import { listenError } from './listen-error.js';
 
 export function catalogOf(cfg: MeterConfig): Catalog {
   try {
@@ -110,7 +111,7 @@ export async function startGatewayRole(
     reusePort: listen.reusePort,
   }).catch(async (e) => {
     await producer.close(0);
-    throw e;
+    throw listenError(e, { what: 'the gateway', host: cfg.gatewayHost, port: cfg.gatewayPort, settings: 'gateway' });
   });
   obs?.watchGateway(gw, producer, b.limiter, b.db);
   return {
@@ -229,5 +230,7 @@ export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log
     ...(logger ? { logger } : {}),
     ...(events ? { events } : {}),
     ...(corrections ? { corrections } : {}),
+  }).catch((e: unknown) => {
+    throw listenError(e, { what: 'the billing API', host: cfg.billingHost, port: cfg.billingPort, settings: 'billing' });
   });
 }

@@ -4,6 +4,7 @@
  * the password; src/security/secrets.ts scrubs printed text anyway.
  */
 import { UserError } from '../ground/errors.js';
+import { isUnreachable } from '../ground/unreachable.js';
 
 export interface KafkaAuthContext {
   brokers: string[];
@@ -46,6 +47,11 @@ export function explainKafkaError(e: unknown, ctx: KafkaAuthContext): unknown {
       "set kafkaTlsCaFile (METER_KAFKA_TLS_CA_FILE) to the CA that signed the brokers' certificates",
     );
   }
+  // A broker down or a wrong address: say that it is Kafka, where, and the settings. kafkajs said
+  // only "Connection error: connect ECONNREFUSED 127.0.0.1:1", which a user of `meter ingest`
+  // could not tell from the warehouse or the lake. The cause is kept: followers still wait for it.
+  if (isUnreachable(e) || /\bENOTFOUND\b/.test(msg))
+    return new Error(`${where}: unreachable (${msg}); start Kafka there, fix METER_KAFKA_BROKERS, or unset it for the embedded log`, { cause: e });
   return e;
 }
 

@@ -66,7 +66,7 @@ test('flags override env in `meter config --json`', () => {
 test('rollup --backfill with a bad --from says what to give', () => {
   const r = meter(['rollup', '--backfill', '--from', 'yesterday', '--to', '2026-01-01T00:00:00Z']);
   assert.equal(r.code, 2);
-  assert.match(r.err, /--from "yesterday" is not an ISO date\/time/);
+  assert.match(r.err, /--from "yesterday" is not an ISO 8601 date or date-time/);
 });
 
 test('rollup --retry-for / --verify-every that are not durations: usage error, exit 2', () => {

@@ -205,13 +205,15 @@ test('404 unknown route or customer, 405 wrong method', async () => {
 });
 
 test('the server survives garbage and keeps answering', async () => {
+  let answer = '';
   await new Promise<void>((resolve) => {
     const u = new URL(server.url);
     const s = connect(Number(u.port), u.hostname, () => s.end('THIS IS NOT HTTP\r\n\r\n'));
-    s.on('data', () => {});
+    s.on('data', (d) => (answer += d));
     s.on('close', () => resolve());
     s.on('error', () => resolve());
   });
+  assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
   const long = 'x'.repeat(5_000);
   // An id longer than any stored one is refused before any statement.
   const tooLong = await get(`/v1/customers/${long}/usage?from=${long}`, SERVICE);
@@ -219,7 +221,8 @@ test('the server survives garbage and keeps answering', async () => {
   assert.equal(tooLong.body.parameter, 'id');
   assert.equal((await get(`/v1/customers/${'x'.repeat(256)}/usage?from=2026-02-01&to=2026-03-01`, SERVICE)).status, 404);
   const huge = await fetch(`${server.url}/v1/customers/acme/usage?from=${'y'.repeat(40_000)}`, { headers: { authorization: `Bearer ${SERVICE}` } });
-  assert.ok(huge.status === 400 || huge.status === 431, String(huge.status));
+  // Past the header limit: 431, as the gateway (Node's handler) answers; garbage above stays 400.
+  assert.equal(huge.status, 431);
   assert.equal((await get(`/v1/customers/acme/usage?from=%00&to=%ff`, SERVICE)).status, 400);
   assert.equal((await get('/healthz')).status, 200);
 });

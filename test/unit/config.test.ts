@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, ConfigError } from '../../src/config/config.js';
+import { loadConfig, ConfigError, mistypedVariables } from '../../src/config/config.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { tempDir } from '../support/tmp.js';
@@ -48,4 +48,50 @@ test('migrations apply once and are idempotent', async () => {
   const t = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'usage_hourly'`);
   assert.equal(t[0]!.n, 1);
   await db.close();
+});
+
+test('a data dir that is a file, or under one, is a config error naming it (was ENOTDIR from the first mkdir, exit 1)', () => {
+  const dir = tempDir('meter-cfg-datadir-');
+  const file = join(dir, 'afile');
+  writeFileSync(file, 'x');
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: { METER_DATA_DIR: file } }),
+    (e: unknown) => e instanceof ConfigError && e.setting === 'dataDir' && e.message.startsWith(`invalid dataDir: ${file} is a file, not a folder;`),
+  );
+  assert.throws(
+    () => loadConfig({ cwd: dir, flags: { dataDir: join(file, 'sub', 'deeper') } }),
+    (e: unknown) => e instanceof ConfigError && e.message.includes(`${file} is a file, not a folder (on the way to ${join(file, 'sub', 'deeper')})`),
+  );
+  // Missing is fine: commands make it.
+  assert.equal(loadConfig({ cwd: dir, env: { METER_DATA_DIR: join(dir, 'new', 'data') } }).dataDir, join(dir, 'new', 'data'));
+});
+
+test('kafkaBrokers are host:port each (a bare host failed some 20 s later inside kafkajs with "Port should be >= 0")', () => {
+  for (const bad of ['notahost', '127.0.0.1:9092,b', 'h:0', 'h:70000', 'h:port'])
+    assert.throws(
+      () => loadConfig({ cwd: tmpdir(), env: { METER_KAFKA_BROKERS: bad } }),
+      (e: unknown) => e instanceof ConfigError && e.setting === 'kafkaBrokers' && /is not host:port \(e\.g\. 127\.0\.0\.1:9092/.test(e.message),
+      bad,
+    );
+  for (const good of ['127.0.0.1:9092', 'kafka-1.internal:9092,kafka-2:9093', '[::1]:9092'])
+    assert.deepEqual(loadConfig({ cwd: tmpdir(), env: { METER_KAFKA_BROKERS: good } }).kafkaBrokers, good.split(','));
+});
+
+test('a METER_* variable a letter or two off a setting is named with the one meant (METER_GATEWAY_PROT was ignored without a word)', () => {
+  assert.deepEqual(mistypedVariables({ METER_GATEWAY_PROT: '9000', METER_GATEWAY_PORT: '1', METER_LOG_LEVLE: 'debug' }), [
+    'METER_GATEWAY_PROT is not a setting and is ignored; did you mean METER_GATEWAY_PORT?',
+    'METER_LOG_LEVLE is not a setting and is ignored; did you mean METER_LOG_LEVEL?',
+  ]);
+  // Other METER_* names (the stack's, the tests', the worker index) are not settings nor typos of one.
+  assert.deepEqual(
+    mistypedVariables({ METER_STACK_DIR: '/tmp/s', METER_KEEP_TMP: '1', METER_GATEWAY_WORKER: '0', METER_CONFIG: 'x.json', METER_DEBUG: '1', PATH: '/bin' }),
+    [],
+  );
+  // The config file's unknown key says the one meant too.
+  const dir = tempDir('meter-cfg-typo-');
+  writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ gatewayport: 9000 }));
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (e: unknown) => e instanceof ConfigError && e.message.includes('unknown setting "gatewayport" (did you mean "gatewayPort"? known: '),
+  );
 });

@@ -4,6 +4,7 @@
  * for a while: a correction is idempotent by its correctionId.
  */
 import type { Correction } from './correction-store.js';
+import { unreachableMessage } from './unreachable-message.js';
 
 export interface ClientOptions {
   url: string;
@@ -36,7 +37,7 @@ async function request(o: ClientOptions, method: 'GET' | 'POST', path: string, b
         signal: AbortSignal.timeout(60_000),
       });
     } catch (e) {
-      if (Date.now() + wait > until) throw new UnreachableError(`cannot reach the billing API at ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
+      if (Date.now() + wait > until) throw new UnreachableError(unreachableMessage(o.url, e));
       await sleep(wait);
       continue;
     }

@@ -3,7 +3,7 @@
  * skipped) or one JSON array; `-` is stdin. JSON lines are streamed; an array is read whole, so
  * it is bounded (MAX_ARRAY_FILE_BYTES), and a bigger set should be JSON lines.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
@@ -19,6 +19,8 @@ export class EventsFileError extends Error {
 }
 
 export async function* readEventsFile(path: string, stdin: Readable = process.stdin): AsyncGenerator<FileItem> {
+  // A folder opens like a file and fails only on the first read, with a bare EISDIR.
+  if (path !== '-' && isFolder(path)) throw new EventsFileError(`cannot read ${path}: it is a folder, not a file`);
   const input = path === '-' ? stdin : createReadStream(path);
   const opened = new Promise<void>((resolve, reject) => {
     if (path === '-') return resolve();
@@ -68,5 +70,13 @@ export async function* readEventsFile(path: string, stdin: Readable = process.st
     }
     if (!Array.isArray(items)) throw new EventsFileError(`${path}: starts with [ but is not one JSON array`);
     for (let i = 0; i < items.length; i++) yield { where: `item ${i}`, event: items[i] };
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false; // missing or unreadable: the open says which
   }
 }

@@ -7,6 +7,7 @@
 import type { FileItem } from './events-file.js';
 import { MAX_BATCH, MAX_BODY_BYTES } from './events-intake.js';
 import type { EventResult } from './events-intake.js';
+import { unreachableMessage } from './unreachable-message.js';
 
 /** Room under the server's body bound for the array's brackets and commas. */
 export const MAX_SEND_BYTES = MAX_BODY_BYTES - 64 * 1024;
@@ -107,7 +108,7 @@ async function post(o: SendOptions, body: string): Promise<EventResult[]> {
         signal: AbortSignal.timeout(60_000),
       });
     } catch (e) {
-      if (Date.now() + wait > until) throw new SendError(0, `cannot reach the billing API at ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
+      if (Date.now() + wait > until) throw new SendError(0, unreachableMessage(o.url, e));
       await sleep(wait);
       continue;
     }

@@ -1,0 +1,9 @@
+/**
+ * Why `meter events send|cancel|correct` could not reach the billing API, for the user: fetch
+ * says only "fetch failed" and its cause printed as "Error: connect ECONNREFUSED …"; this is the
+ * cause's own message and where to look.
+ */
+export function unreachableMessage(url: string, e: unknown): string {
+  const cause = (e as Error).cause as Error | undefined;
+  return `cannot reach the billing API at ${url}: ${cause?.message ?? (e as Error).message} (is \`meter serve-billing\` or \`meter dev\` running there? --url sets the address)`;
+}
