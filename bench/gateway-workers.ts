@@ -126,7 +126,15 @@ async function main(): Promise<void> {
   const stack = args.includes('--stack');
   const rateAt = args.indexOf('--rate');
   const rate = rateAt >= 0 ? Number(args[rateAt + 1]) : undefined;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 1 && rate <= 1_000_000)) {
+    console.error(`--rate ${JSON.stringify(args[rateAt + 1])}: give req/s from 1 to 1000000`);
+    process.exit(2);
+  }
   const perWorker = args.includes('--per-worker');
+  if (perWorker && rate === undefined) {
+    console.error('--per-worker needs --rate N');
+    process.exit(2);
+  }
   const pos = args.filter((a, i) => !a.startsWith('--') && (baseAt < 0 || i !== baseAt + 1) && (rateAt < 0 || i !== rateAt + 1));
   const [rounds, seconds, connections] = [Number(pos[0] ?? 3), Number(pos[1] ?? 10), Number(pos[2] ?? 64)];
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));

@@ -164,7 +164,11 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
   // process, and those it starts later, inherit it; the stack's servers are not pinned.
   const pin = pinCpus('proxy');
   if (pin !== null) {
-    execFileSync('taskset', ['-a', '-p', '-c', pin, String(process.pid)], { stdio: 'ignore' });
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', pin, String(process.pid)], { stdio: 'ignore' });
+    } catch (e) {
+      throw new Error(`METER_BENCH_PIN=1 needs taskset (util-linux) to pin CPUs: ${(e as Error).message}`);
+    }
     o.log(`gateway: pinned: the proxies on CPU ${pin}, the load generators and the upstream on CPU ${pinCpus('load')}`);
   }
   const pinned = pin === null ? '' : ', proxies on their own CPU';
