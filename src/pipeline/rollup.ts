@@ -123,6 +123,8 @@ export class Rollup {
   private readonly hoursPerWrite: number;
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
+  /** Connections beyond the first (connectionAt). */
+  private more: DuckDBConnection[] = [];
   /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
   readonly leases: HourLeases;
 
@@ -143,6 +145,18 @@ export class Rollup {
       return this.instance.connect();
     })();
     return this.duck;
+  }
+
+  /**
+   * The `i`th connection to the same DuckDB: hours counted side by side (computeHours) each need
+   * their own, since a connection runs one statement at a time and an hour's temp tables
+   * (candidates, corrections) live on its connection.
+   */
+  private async connectionAt(i: number): Promise<DuckDBConnection> {
+    const first = await this.connection();
+    if (i === 0) return first;
+    while (this.more.length < i) this.more.push(await this.instance!.connect());
+    return this.more[i - 1]!;
   }
 
   /** Visible Parquet files of one hour folder. */
@@ -186,7 +200,7 @@ export class Rollup {
     const hour = hourStart(hourMs);
     if ((await this.leases.claim(hour)) !== 'claimed') throw new Error(`hour ${iso(hour)} is being rolled up by another process right now`);
     try {
-      return await this.writeHour(await this.computeHour(await this.hourInputs(hour)));
+      return await this.writeHour(await this.computeHour(await this.hourInputs(hour), await this.connection()));
     } catch (e) {
       await this.leases.release(hour);
       throw e;
@@ -209,8 +223,23 @@ export class Rollup {
     return { hour, files, meters, corrections, readMs: performance.now() - t0 };
   }
 
+  /**
+   * computeHour of each hour, side by side on connections of their own. On PGlite the write of
+   * the hours before runs on this thread in long statements (the COPY and usage_daily's trigger,
+   * ~0.5 s for 8 hours): DuckDB goes on during them only with statements already started, and
+   * one hour at a time had one short statement in flight (the count and the write added up:
+   * bench/results/2026-12-06-rollup-overlap.md). Every hour is settled before this returns or
+   * throws (the first failure), so no count is left running.
+   */
+  private async computeHours(list: HourInputs[]): Promise<ComputedHour[]> {
+    const settled = await Promise.allSettled(list.map(async (inputs, i) => this.computeHour(inputs, await this.connectionAt(i))));
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<ComputedHour>).value);
+  }
+
   /** The hour's files and their counts (DuckDB); nothing written yet, nothing read from the warehouse. */
-  private async computeHour(inputs: HourInputs): Promise<ComputedHour> {
+  private async computeHour(inputs: HourInputs, c: DuckDBConnection): Promise<ComputedHour> {
     const { hour, files, meters, corrections } = inputs;
     const t0 = performance.now() - inputs.readMs;
     let rows: HourlyRow[] = [];
@@ -222,7 +251,6 @@ export class Rollup {
     if (files.length) {
       const local = await this.lake.materialize(files.map((f) => f.path));
       try {
-        const c = await this.connection();
         const declared = meters.filter((m) => !m.builtIn);
         const fixes = await correctionTable(c, corrections);
         try {
@@ -374,28 +402,17 @@ export class Rollup {
   }
 
   /**
-   * Roll up `hours` in order, two at a time: DuckDB counts hour h+1 while the warehouse writes
-   * hour h (the write was ~45 % of the stage's time on Postgres, and runs on the server or on
-   * PGlite's thread, not on DuckDB's). Writes stay one at a time and in hour order; the first
-   * failure stops the rest, after the write in flight has settled. On PGlite up to
-   * `hoursPerWrite` counted hours go into one write transaction. Each hour is claimed first
+   * Roll up `hours` in order, a batch at a time: DuckDB counts the next batch while the warehouse
+   * writes this one (the write was ~45 % of the stage's time on Postgres, and runs on the server
+   * or on PGlite's thread, not on DuckDB's). A batch is one hour on Postgres and up to
+   * `hoursPerWrite` on PGlite, written in one transaction and counted side by side
+   * (computeHours). Writes stay one at a time and in hour order; the first failure stops the
+   * rest, after the write and the counts in flight have settled. Each hour is claimed first
    * (hour-leases.ts): one held by another live process, or finished by one since `since`, is
    * left to it.
    */
   async rollupClaimed(hours: number[], since: { claimedSince?: Date; doneSince?: Date }, onDone?: (r: HourResult) => void): Promise<ClaimedRound> {
     const round: ClaimedRound = { results: [], doneElsewhere: [], heldElsewhere: [] };
-    let writing: Promise<{ results: HourResult[]; lost: number[] }> | null = null;
-    const settle = async () => {
-      if (!writing) return;
-      const w = writing;
-      writing = null;
-      const r = await w;
-      round.heldElsewhere.push(...r.lost);
-      for (const x of r.results) {
-        round.results.push(x);
-        onDone?.(x);
-      }
-    };
     const claimed: number[] = [];
     const left = hours[Symbol.iterator]();
     /** The next hour this process claims, with its inputs; null when none is left. */
@@ -412,25 +429,34 @@ export class Rollup {
       }
       return null;
     };
-    let ready: ComputedHour[] = [];
-    try {
-      for (let next = await claimNext(); next; ) {
-        ready.push(await this.computeHour(next));
-        await settle();
-        // Before this hour's write starts: on PGlite these reads would wait for its transaction,
-        // and the next hour's count with them (bench/results/2026-12-05-rollup-pglite.md).
-        next = await claimNext();
-        if (next && ready.length < this.hoursPerWrite) continue;
-        writing = this.writeHours(ready);
-        ready = [];
-        // Heard here, thrown by settle(): a write failing during the next count must not be an
-        // unhandled rejection (which ends the process).
-        writing.catch(() => {});
+    /**
+     * The next batch, claimed and its inputs read while no write is in flight: on PGlite these
+     * reads would wait for the write's transaction, and the batch's count with them
+     * (bench/results/2026-12-05-rollup-pglite.md).
+     */
+    const claimBatch = async (): Promise<HourInputs[]> => {
+      const batch: HourInputs[] = [];
+      while (batch.length < this.hoursPerWrite) {
+        const next = await claimNext();
+        if (!next) break;
+        batch.push(next);
       }
-      await settle();
+      return batch;
+    };
+    try {
+      for (let counted = await this.computeHours(await claimBatch()); counted.length; ) {
+        const next = await claimBatch();
+        const [written, nextCounted] = await Promise.allSettled([this.writeHours(counted), this.computeHours(next)]);
+        if (written.status === 'rejected') throw written.reason;
+        round.heldElsewhere.push(...written.value.lost);
+        for (const x of written.value.results) {
+          round.results.push(x);
+          onDone?.(x);
+        }
+        if (nextCounted.status === 'rejected') throw nextCounted.reason;
+        counted = nextCounted.value;
+      }
     } catch (e) {
-      // Never leave a write running (or its failure unheard) behind a failed count.
-      await (writing as Promise<unknown> | null)?.catch(() => {});
       // Hand back the unfinished hours now rather than after their expiry.
       const done = new Set(round.results.map((r) => r.hour));
       for (const h of claimed) if (!done.has(h)) await this.leases.release(h);
@@ -605,6 +631,8 @@ export class Rollup {
     await this.leases.close();
     if (this.duck) {
       const c = await this.duck.catch(() => null);
+      for (const m of this.more) m.closeSync();
+      this.more = [];
       c?.closeSync();
       this.instance?.closeSync();
       this.duck = null;

@@ -366,6 +366,57 @@ test('on PGlite hours rolled up in a row are written several per transaction: th
   }
 });
 
+test('on PGlite every hour of the next batch is counted while a batch is written, and the rows are those of one hour at a time', async () => {
+  const { root, lake, db, close } = await setup();
+  const hours = [0, 1, 2, 3, 4, 5].map((i) => H1 + i * HOUR_MS);
+  for (const [i, h] of hours.entries()) await writeParquet(root, fileIn(h, i * 10, i * 10 + 9), [ev('acme', 'x', h + 1), ev(`c${i}`, 'y', h + 2, false)]);
+  // Counts started (each hour's count begins by materializing its files).
+  let counts = 0;
+  const watchedLake: Lake = Object.assign(Object.create(Object.getPrototypeOf(lake)), lake, {
+    materialize: (paths: string[]) => {
+      counts++;
+      return lake.materialize(paths);
+    },
+  });
+  // The first batch's write waits, inside its transaction, until every hour's count has started:
+  // with one hour counted beside a write, the other two of the next batch never start and this times out.
+  let waited = 'no batch write seen';
+  const holding: Warehouse = Object.assign(Object.create(Object.getPrototypeOf(db)), db, {
+    transaction: <T>(fn: (tx: Sql) => Promise<T>): Promise<T> =>
+      db.transaction((tx) =>
+        fn({
+          copyIn: tx.copyIn?.bind(tx),
+          query: async <R>(text: string, params?: unknown[]): Promise<R[]> => {
+            if (text.includes('pg_advisory_xact_lock($1::int, $2::int)') && waited === 'no batch write seen') {
+              waited = 'waiting';
+              await until('every hour counted', () => counts === hours.length, 10_000).then(
+                () => (waited = 'all counted during the write'),
+                () => (waited = `${counts} of ${hours.length} hours counted while the first batch was written`),
+              );
+            }
+            return tx.query<R>(text, params);
+          },
+        }),
+      ),
+  });
+  const one = await reusableWarehouse();
+  const byOne = new Rollup({ lake, db: one, hoursPerWrite: 1 });
+  const batched = new Rollup({ lake: watchedLake, db: holding, hoursPerWrite: 3 });
+  try {
+    const s = await batched.backfill(H1, H1 + hours.length * HOUR_MS);
+    assert.equal(waited, 'all counted during the write');
+    assert.equal(s.hours, hours.length);
+    await byOne.backfill(H1, H1 + hours.length * HOUR_MS);
+    assert.deepEqual(await rows(db), await rows(one));
+    assert.equal((await rows(db)).length, 2 * hours.length);
+  } finally {
+    await byOne.close();
+    await batched.close();
+    await one.close();
+    await close();
+  }
+});
+
 test('a file whose statistics prove its hour is counted without the time check; one with a row outside is checked', async () => {
   const root = tempDir('meter-rollup-count-');
   const a = [ev('acme', 'x', H1 + 1), ev('acme', 'x', H1 + 2, false), ev('acme', 'y', H1 + HOUR_MS - 1)];
