@@ -241,7 +241,7 @@ export async function benchRollup(o: BenchOptions): Promise<Row[]> {
       ratio: ratio(e, groupBy),
       target: `>= 20 M/s and >= ${TARGET_RATIO}x`,
       met: e >= TARGET && e >= TARGET_RATIO * groupBy ? 'yes' : 'no',
-      note: `median of ${runs.length}: ${fmt(ms / 1000, 1)} s wall; ${fmt(phase(sums[0]!, 'markedFiles'))} of ${data.files} files counted by dedupe marks; phases (summed per hour): count ${p('countMs')} s, dedupe ${p('dedupeMs')} s, write ${p('writeMs')} s (overlaps the next count); ${fmt(e / distinct, 2)}x the DISTINCT floor; CPU of this process ${fmt(median(runs.map((r) => r.cpuMs)) / 1000, 1)} s (${ratio(groupByCpu, median(runs.map((r) => r.cpuMs)))} GROUP BY's CPU per event)${m.db === pg ? ' (Postgres server CPU not counted)' : ''}; ${fmt(runs[0]!.summary!.rows)} hourly rows; lake ${data.files} files, ${bytes(data.bytes)}; ${load}`,
+      note: `median of ${runs.length}: ${fmt(ms / 1000, 1)} s wall; ${fmt(phase(sums[0]!, 'markedFiles'))} of ${data.files} files counted by dedupe marks; phases (summed per hour${m.db === pg ? '' : '; a batch of 8 hours is counted side by side, so their count times overlap'}): count ${p('countMs')} s, dedupe ${p('dedupeMs')} s, write ${p('writeMs')} s (overlaps the next count); ${fmt(e / distinct, 2)}x the DISTINCT floor; CPU of this process ${fmt(median(runs.map((r) => r.cpuMs)) / 1000, 1)} s (${ratio(groupByCpu, median(runs.map((r) => r.cpuMs)))} GROUP BY's CPU per event)${m.db === pg ? ' (Postgres server CPU not counted)' : ''}; ${fmt(runs[0]!.summary!.rows)} hourly rows; lake ${data.files} files, ${bytes(data.bytes)}; ${load}`,
     });
   }
   return rows;
