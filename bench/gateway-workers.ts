@@ -12,6 +12,10 @@
  *            and handing out connections costs, which keep-alive load hides.
  * --base DIR also runs DIR's build (DIR/bin/meter.js, e.g. main's checkout with dist built) with
  *            2 workers as the side `base-2w`, alternating with this build's sides.
+ * --base-workers N  the base side's workers (default 2; the side is then `base-<N>w`).
+ * --sides a,b  run only these sides (plain, meter-1w, meter-2w, base-<N>w), e.g.
+ *            `--stack --rate 4000 --base DIR --base-workers 1 --sides meter-1w,base-1w`: a change
+ *            A/B on one gateway on the stack.
  * --rate N   hold every side at N req/s (autocannon -R) instead of flat out: CPU per call when no
  *            process is starved, which on a box with fewer cores than busy processes flat-out
  *            load does not show.
@@ -135,7 +139,18 @@ async function main(): Promise<void> {
     console.error('--per-worker needs --rate N');
     process.exit(2);
   }
-  const pos = args.filter((a, i) => !a.startsWith('--') && (baseAt < 0 || i !== baseAt + 1) && (rateAt < 0 || i !== rateAt + 1));
+  const valueAt = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? i + 1 : -1;
+  };
+  const baseWorkers = valueAt('--base-workers') > 0 ? Number(args[valueAt('--base-workers')]) : 2;
+  if (!(Number.isInteger(baseWorkers) && baseWorkers >= 1 && baseWorkers <= 64)) {
+    console.error(`--base-workers ${JSON.stringify(args[valueAt('--base-workers')])}: give 1 to 64`);
+    process.exit(2);
+  }
+  const only = valueAt('--sides') > 0 ? (args[valueAt('--sides')] ?? '').split(',') : null;
+  const values = new Set([baseAt + 1, rateAt + 1, valueAt('--base-workers'), valueAt('--sides')].filter((i) => i > 0));
+  const pos = args.filter((a, i) => !a.startsWith('--') && !values.has(i));
   const [rounds, seconds, connections] = [Number(pos[0] ?? 3), Number(pos[1] ?? 10), Number(pos[2] ?? 64)];
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
   // The bench plan's rate limit is 10^9/s: the bench measures the path, not refusals (a real
@@ -160,8 +175,9 @@ async function main(): Promise<void> {
   const headers = { authorization: `Bearer ${key}` };
   const up = await startProc([resolve(assetPath('dist/bench/upstream.js'))], {}, /^(\d+)\n/m);
   const upstream = `http://127.0.0.1:${up.match[1]}`;
-  const workersOf: Record<string, number> = { plain: 1, 'meter-1w': 1, 'meter-2w': 2, 'base-2w': 2 };
-  const sides: Record<string, () => Promise<{ proc: ChildProcess; url: string }>> = {
+  const baseSide = `base-${baseWorkers}w`;
+  const workersOf: Record<string, number> = { plain: 1, 'meter-1w': 1, 'meter-2w': 2, [baseSide]: baseWorkers };
+  const allSides: Record<string, () => Promise<{ proc: ChildProcess; url: string }>> = {
     plain: async () => {
       const s = await startProc([process.argv[1] as string, '--side', upstream], {}, /plain proxy on (\S+)/);
       return { proc: s.proc, url: s.match[1] as string };
@@ -169,7 +185,7 @@ async function main(): Promise<void> {
     ...Object.fromEntries(
       [
         ...[1, 2].map((n) => [`meter-${n}w`, assetPath('bin/meter.js'), n] as const),
-        ...(base ? [['base-2w', join(base, 'bin/meter.js'), 2] as const] : []),
+        ...(base ? [[baseSide, join(base, 'bin/meter.js'), baseWorkers] as const] : []),
       ].map(([name, bin, n]) => [
         name,
         async () => {
@@ -183,6 +199,12 @@ async function main(): Promise<void> {
       ]),
     ),
   };
+  const unknown = only?.filter((k) => !(k in allSides)) ?? [];
+  if (unknown.length) {
+    console.error(`--sides: no side ${unknown.join(', ')} (sides: ${Object.keys(allSides).join(', ')})`);
+    process.exit(2);
+  }
+  const sides = only ? Object.fromEntries(Object.entries(allSides).filter(([k]) => only.includes(k))) : allSides;
   const results: Record<string, Sample[]> = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
   const load0 = loadavg()[0] ?? 0;
   for (let round = 0; round < rounds; round++) {
@@ -212,7 +234,8 @@ async function main(): Promise<void> {
     }
   }
   await stop(up.proc);
-  const med = (name: string, f: (s: Sample) => number) => median((results[name] as Sample[]).map(f));
+  // A side not run has no median (NaN), and the ratios with it are left out of the summary.
+  const med = (name: string, f: (s: Sample) => number) => (results[name]?.length ? median(results[name].map(f)) : Number.NaN);
   const rps1 = med('meter-1w', (s) => s.rps);
   const rps2 = med('meter-2w', (s) => s.rps);
   const summary = {
@@ -246,8 +269,9 @@ async function main(): Promise<void> {
     // This build's 2 workers over the base build's: CPU per call (< 1 = cheaper) and req/s.
     ...(base
       ? {
-          cpu2wVsBase: Number((med('meter-2w', (s) => s.cpuPerCallUs) / med('base-2w', (s) => s.cpuPerCallUs)).toFixed(2)),
-          rps2wVsBase: Number((rps2 / med('base-2w', (s) => s.rps)).toFixed(2)),
+          cpu2wVsBase: Number((med('meter-2w', (s) => s.cpuPerCallUs) / med(baseSide, (s) => s.cpuPerCallUs)).toFixed(2)),
+          rps2wVsBase: Number((rps2 / med(baseSide, (s) => s.rps)).toFixed(2)),
+          cpu1wVsBase: Number((med('meter-1w', (s) => s.cpuPerCallUs) / med(baseSide, (s) => s.cpuPerCallUs)).toFixed(2)),
         }
       : {}),
     samples: results,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { deflateSync, gzipSync, unzipSync } from 'node:zlib';
 import kafkajs from 'kafkajs';
-import { decompress, installGzipCodec, outputChunk } from '../../src/log/kafka/gzip-codec.js';
+import { compress, decompress, installGzipCodec, outputChunk, SYNC_COMPRESS_MAX } from '../../src/log/kafka/gzip-codec.js';
 
 type Codec = { compress(e: { buffer: Buffer }): Promise<Buffer>; decompress(b: Buffer): Promise<Buffer> };
 const gzipCodec = () => (kafkajs.CompressionCodecs as Record<number, () => Codec>)[kafkajs.CompressionTypes.GZIP]!();
@@ -40,7 +40,7 @@ test('gzip codec: the output chunk is the trailer size, bounded; a zlib stream (
   assert.ok((await decompress(deflated)).equals(batchText(50_000)));
 });
 
-test('gzip codec: installed into kafkajs, compression stays kafkajs own and round-trips', async () => {
+test('gzip codec: installed into kafkajs, the same compressed bytes as kafkajs, and round-trips', async () => {
   const stockCompress = gzipCodec().compress;
   installGzipCodec();
   installGzipCodec(); // idempotent
@@ -50,4 +50,22 @@ test('gzip codec: installed into kafkajs, compression stays kafkajs own and roun
   const z = await codec.compress({ buffer: plain });
   assert.ok(z.equals(await stockCompress({ buffer: plain })), 'same compressed bytes as kafkajs');
   assert.ok((await codec.decompress(z)).equals(plain));
+});
+
+test('gzip codec: compress gives kafkajs bytes at every size; a small batch is deflated before the call returns, a large one in the thread pool', async () => {
+  const stock = (await import('kafkajs/src/protocol/message/compression/gzip.js' as string)).default as { compress(e: { buffer: Buffer }): Promise<Buffer> };
+  for (const n of [0, 1, 2_200, SYNC_COMPRESS_MAX, SYNC_COMPRESS_MAX + 1, 300_000]) {
+    const plain = batchText(n);
+    assert.ok((await compress(plain)).equals(await stock.compress({ buffer: plain })), `${n} bytes: kafkajs's bytes`);
+  }
+  // Settled before the caller's next line runs: done in place, no thread-pool trip.
+  let settled = false;
+  void compress(batchText(2_200)).then(() => (settled = true));
+  await Promise.resolve();
+  assert.equal(settled, true, 'a small batch is deflated in place');
+  settled = false;
+  const big = compress(batchText(SYNC_COMPRESS_MAX + 1)).then(() => (settled = true));
+  await Promise.resolve();
+  assert.equal(settled, false, 'a large batch goes to the thread pool');
+  await big;
 });

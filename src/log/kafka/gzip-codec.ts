@@ -1,15 +1,21 @@
 /**
- * kafkajs's gzip codec with a faster decompress, for meter's consumers (ingest, live, replay).
+ * kafkajs's gzip codec made cheaper, process-wide: a faster decompress for meter's consumers
+ * (ingest, live, replay) and a cheaper compress for its producers (the gateway, the events API).
  *
  * kafkajs inflates each record batch with `promisify(zlib.unzip)` and Node's default 16 KiB output
  * chunks: one trip between the thread pool and the main thread per 16 KiB, each with JavaScript
  * on the main thread, and the fetch waits for every trip in turn. Here the output chunk is the
  * batch's uncompressed size, read from the gzip trailer (RFC 1952 ISIZE) and bounded, so a batch
  * usually takes one trip: 0.34 vs 0.65 µs of CPU per gateway event, 0.08 vs 0.24 of it on the main
- * thread, 0.95 vs 1.69 µs of wall (bench/gzip-codec.ts, bench/results/2026-12-05-gzip-codec.txt). The bytes
- * out are zlib's either way; compression is kafkajs's own.
+ * thread, 0.95 vs 1.69 µs of wall (bench/gzip-codec.ts, bench/results/2026-12-05-gzip-codec.txt).
+ *
+ * kafkajs deflates each partition's batch with `promisify(zlib.gzip)`. A gateway sends a batch per
+ * partition every few milliseconds, ~10 events each at 8,000 calls/s, and such a small job costs
+ * far more in the thread-pool trip than in deflate: here a batch up to SYNC_COMPRESS_MAX is
+ * deflated in one `gzipSync` call on the calling thread instead (bench/results/2026-12-06-gzip-compress.txt).
+ * The bytes are zlib's either way, with kafkajs's settings (zlib's defaults).
  */
-import { unzip, constants } from 'node:zlib';
+import { constants, gzip, gzipSync, unzip } from 'node:zlib';
 import kafkajs from 'kafkajs';
 
 /** Node's default output chunk, used when the input is not gzip (no trailer to read). */
@@ -34,6 +40,25 @@ export function decompress(b: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => unzip(b, { chunkSize: outputChunk(b) }, (e, out) => (e ? reject(e) : resolve(out))));
 }
 
+/**
+ * Batches up to this many bytes are deflated on the calling thread: ~40 µs for 10 events (2.2 KB)
+ * at most a few hundred µs here, under the event loop's other work per tick; larger ones (a
+ * backlog sent after an outage: 500 events, ~110 KB) stay in the thread pool, as kafkajs's.
+ */
+export const SYNC_COMPRESS_MAX = 32 << 10;
+
+/** gzip as kafkajs's codec makes it (zlib's default settings): small batches in place, large ones in the pool. */
+export function compress(b: Buffer): Promise<Buffer> {
+  if (b.length <= SYNC_COMPRESS_MAX) {
+    try {
+      return Promise.resolve(gzipSync(b));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return new Promise((resolve, reject) => gzip(b, (e, out) => (e ? reject(e) : resolve(out))));
+}
+
 interface Codec {
   compress(encoder: { buffer: Buffer }): Promise<Buffer>;
   decompress(b: Buffer): Promise<Buffer>;
@@ -41,7 +66,7 @@ interface Codec {
 
 let installed = false;
 
-/** Make kafkajs (process-wide) inflate gzip batches with `decompress`; idempotent. */
+/** Make kafkajs (process-wide) deflate and inflate gzip batches with `compress` and `decompress`; idempotent. */
 export function installGzipCodec(): void {
   if (installed) return;
   installed = true;
@@ -49,6 +74,6 @@ export function installGzipCodec(): void {
   const codecs = kafkajs.CompressionCodecs as Record<number, () => Codec>;
   const stock = codecs[kafkajs.CompressionTypes.GZIP];
   if (!stock) return;
-  const codec: Codec = { compress: (encoder) => stock().compress(encoder), decompress };
+  const codec: Codec = { compress: (encoder) => compress(encoder.buffer), decompress };
   codecs[kafkajs.CompressionTypes.GZIP] = () => codec;
 }

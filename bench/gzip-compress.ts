@@ -1,0 +1,67 @@
+/**
+ * Deflating Kafka's gzip record batches as a producer does: kafkajs's stock codec
+ * (promisify(zlib.gzip), a thread-pool trip per batch) vs meter's (src/log/kafka/gzip-codec.ts:
+ * gzipSync in place up to SYNC_COMPRESS_MAX bytes), over the same batches of gateway-like events,
+ * one batch at a time as kafkajs's send encodes them. A gateway at 8,000 calls/s flushing every 5 ms
+ * to 4 partitions sends ~10 events per partition batch. Interleaved rounds; wall, CPU of every
+ * thread and of the main thread, per event.
+ *
+ *   node dist/bench/gzip-compress.js [events per batch,...=10,40,500] [events=20000] [rounds=7]
+ */
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import kafkajs from 'kafkajs';
+import { encodeEvent } from '../src/events/usage-event.js';
+import { compress } from '../src/log/kafka/gzip-codec.js';
+import { makeEvents, median } from './lib.js';
+
+const sizes = (process.argv[2] ?? '10,40,500').split(',').map(Number);
+const n = Number(process.argv[3] ?? 20_000);
+const rounds = Number(process.argv[4] ?? 7);
+const encoded = makeEvents(n, 7, Date.UTC(2026, 11, 5, 10)).map(encodeEvent);
+
+// the stock codec, before anything installs meter's
+const stock = (kafkajs.CompressionCodecs as Record<number, () => { compress(e: { buffer: Buffer }): Promise<Buffer> }>)[kafkajs.CompressionTypes.GZIP]!();
+const sides: [string, (b: Buffer) => Promise<Buffer>][] = [
+  ['kafkajs stock', (b) => stock.compress({ buffer: b })],
+  ['meter', compress],
+];
+const cpuUs = () => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
+const mainUs = () => {
+  const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+};
+console.log(`# node dist/bench/gzip-compress.js ${sizes.join(',')} ${n} ${rounds}`);
+console.log(
+  `${n} gateway-like events (${encoded[0]!.length} B each) deflated in batches, ${rounds} interleaved rounds, µs per event (median), load ${loadavg()[0]!.toFixed(1)}`,
+);
+for (const per of sizes) {
+  const batches: Buffer[] = [];
+  for (let i = 0; i + per <= encoded.length; i += per) batches.push(Buffer.concat(encoded.slice(i, i + per)));
+  const events = batches.length * per;
+  const res = new Map(sides.map(([k]) => [k, { wall: [] as number[], cpu: [] as number[], main: [] as number[], bytes: 0 }]));
+  for (let r = 0; r < rounds; r++)
+    for (const [k, f] of r % 2 ? [...sides].reverse() : sides) {
+      const t = performance.now();
+      const c = cpuUs();
+      const m = mainUs();
+      let bytes = 0;
+      for (const b of batches) bytes += (await f(b)).length;
+      const x = res.get(k)!;
+      x.wall.push(((performance.now() - t) * 1000) / events);
+      x.cpu.push((cpuUs() - c) / events);
+      x.main.push((mainUs() - m) / events);
+      if (x.bytes && x.bytes !== bytes) throw new Error(`${k}: output size changed between rounds`);
+      x.bytes = bytes;
+    }
+  const [a, b] = [...res.values()];
+  if (a!.bytes !== b!.bytes) throw new Error(`the sides compressed to different sizes: ${a!.bytes} vs ${b!.bytes}`);
+  for (const [k, x] of res)
+    console.log(
+      `${String(per).padStart(4)} per batch, ${k.padEnd(14)} wall ${median(x.wall).toFixed(2)}, CPU ${median(x.cpu).toFixed(2)}, main thread ${median(x.main).toFixed(2)}  (CPU ${x.cpu.map((v) => v.toFixed(2)).join(', ')})`,
+    );
+}
