@@ -23,6 +23,8 @@ export interface MeterConfig {
   /** Kafka consumer group session timeout (ms): a member silent this long loses its partitions. */
   kafkaSessionTimeoutMs: number;
   kafkaHeartbeatIntervalMs: number;
+  /** How producers compress record batches: gzip (smaller log on disk) or none (less CPU per event). */
+  kafkaCompression: 'gzip' | 'none';
   topic: string;
   /** Partitions of the topic (created if absent) and of the embedded log. */
   partitions: number;
@@ -154,6 +156,11 @@ export const SETTINGS: Setting[] = [
     { t: 'int', min: 100, max: 100_000 },
     'consumer groups: heartbeat this often (ms; at most a third of the session timeout), so a rebalance is noticed this soon',
   ),
+  S(
+    'kafkaCompression',
+    { t: 'enum', values: ['gzip', 'none'] },
+    "producers (gateway, events API): gzip each record batch (~4x smaller in the log) or send it as is (no deflate in the gateway, none in the broker's checks or the consumers; docs/scaling.md: Kafka's CPU)",
+  ),
   S('topic', { t: 'string' }, 'usage event topic'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
   S(
@@ -239,6 +246,7 @@ export function defaults(): Omit<MeterConfig, 'lakeUrl'> & { lakeUrl: string | n
     kafkaBrokers: [],
     kafkaSessionTimeoutMs: 6_000,
     kafkaHeartbeatIntervalMs: 500,
+    kafkaCompression: 'gzip',
     topic: 'usage-events',
     partitions: 4,
     partitionBy: 'event',

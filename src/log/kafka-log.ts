@@ -79,7 +79,15 @@ export class KafkaLog implements UsageLog, KafkaSession {
       await producer.connect().catch((e) => this.explained(e));
       return producer;
     };
-    const p = new KafkaProducer(await connected(), connected, this.topic, partitions, this.opts.partitionBy ?? 'event', () => this.open.delete(p));
+    const p = new KafkaProducer(
+      await connected(),
+      connected,
+      this.topic,
+      partitions,
+      this.opts.partitionBy ?? 'event',
+      () => this.open.delete(p),
+      this.opts.compression ?? 'gzip',
+    );
     this.open.add(p);
     return p;
   }

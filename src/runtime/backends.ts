@@ -34,6 +34,7 @@ export async function openLog(cfg: MeterConfig, opts: { init?: boolean; waitLog?
       sessionTimeoutMs: cfg.kafkaSessionTimeoutMs,
       heartbeatIntervalMs: cfg.kafkaHeartbeatIntervalMs,
       partitionBy: cfg.partitionBy,
+      compression: cfg.kafkaCompression,
       ...(opts.kafkaRetries === undefined ? {} : { retries: opts.kafkaRetries }),
       ...kafkaSecurity(cfg),
     });

@@ -22,6 +22,8 @@ export interface KafkaLogOptions extends KafkaSecurity {
   heartbeatIntervalMs?: number;
   /** How the producer places records (log.ts PartitionBy; default `event`). */
   partitionBy?: PartitionBy;
+  /** How the producer compresses record batches (default gzip; docs/scaling.md: Kafka's CPU). */
+  compression?: 'gzip' | 'none';
   /** Opens the client's connections (tests cut them with it; default: kafkajs's TCP/TLS sockets). */
   socketFactory?: ISocketFactory;
 }

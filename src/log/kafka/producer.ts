@@ -1,6 +1,7 @@
 /**
  * The producer: idempotent, acks=-1 (all in-sync replicas), one in-flight request (keeps order
- * with retries), gzip compression (built into kafkajs; snappy/lz4/zstd need extra codecs). The
+ * with retries), gzip compression by default (built into kafkajs; snappy/lz4/zstd need extra
+ * codecs) or none (`kafkaCompression`). The
  * partition is chosen by `placeRecord` like the embedded log, so both place a record alike.
  *
  * One kafkajs send at a time per KafkaProducer; calls made meanwhile wait and go together in the
@@ -50,6 +51,7 @@ export class KafkaProducer implements LogProducer {
     private readonly partitions: number,
     private readonly partitionBy: PartitionBy,
     private readonly onClose: () => void,
+    private readonly compression: 'gzip' | 'none' = 'gzip',
   ) {
     this.current = Promise.resolve(first);
   }
@@ -88,7 +90,7 @@ export class KafkaProducer implements LogProducer {
       await producer.send({
         topic: this.topic,
         acks: -1,
-        compression: CompressionTypes.GZIP,
+        compression: this.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
         messages: records.map((r) => ({ key: r.key, value: r.value, partition: placeRecord(r, this.partitions, this.partitionBy) })),
       });
     } catch (e) {
