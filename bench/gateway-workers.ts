@@ -13,6 +13,8 @@
  * --base DIR also runs DIR's build (DIR/bin/meter.js, e.g. main's checkout with dist built) with
  *            2 workers as the side `base-2w`, alternating with this build's sides.
  * --base-workers N  the base side's workers (default 2; the side is then `base-<N>w`).
+ * --base-env K=V,...  settings for the base side's process only (with --base DIR set to this
+ *            build: a setting A/B, e.g. `--base-env METER_KAFKA_COMPRESSION=none`).
  * --sides a,b  run only these sides (plain, meter-1w, meter-2w, base-<N>w), e.g.
  *            `--stack --rate 4000 --base DIR --base-workers 1 --sides meter-1w,base-1w`: a change
  *            A/B on one gateway on the stack.
@@ -148,8 +150,18 @@ async function main(): Promise<void> {
     console.error(`--base-workers ${JSON.stringify(args[valueAt('--base-workers')])}: give 1 to 64`);
     process.exit(2);
   }
+  const baseEnv = Object.fromEntries(
+    (valueAt('--base-env') > 0 ? (args[valueAt('--base-env')] ?? '').split(',') : []).map((kv) => {
+      const i = kv.indexOf('=');
+      if (i < 1) {
+        console.error(`--base-env ${JSON.stringify(kv)}: give NAME=value`);
+        process.exit(2);
+      }
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }),
+  );
   const only = valueAt('--sides') > 0 ? (args[valueAt('--sides')] ?? '').split(',') : null;
-  const values = new Set([baseAt + 1, rateAt + 1, valueAt('--base-workers'), valueAt('--sides')].filter((i) => i > 0));
+  const values = new Set([baseAt + 1, rateAt + 1, valueAt('--base-workers'), valueAt('--base-env'), valueAt('--sides')].filter((i) => i > 0));
   const pos = args.filter((a, i) => !a.startsWith('--') && !values.has(i));
   const [rounds, seconds, connections] = [Number(pos[0] ?? 3), Number(pos[1] ?? 10), Number(pos[2] ?? 64)];
   const dir = mkdtempSync(join(benchWorkDir(), 'gw-workers-'));
@@ -191,7 +203,7 @@ async function main(): Promise<void> {
         async () => {
           const s = await startProc(
             [bin, 'gateway', '--workers', String(n), '--upstream', upstream, '--gateway-port', '0', '--admin-port', '0'],
-            { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info', ...stackEnvVars },
+            { METER_DATA_DIR: dir, METER_CATALOG_FILE: catalogFile, METER_LOG_LEVEL: 'info', ...stackEnvVars, ...(name === baseSide ? baseEnv : {}) },
             /gateway on (http:\/\/\S+)/,
           );
           return { proc: s.proc, url: s.match[1] as string };
@@ -245,7 +257,7 @@ async function main(): Promise<void> {
     newConnectionPerRequest: churn,
     stack,
     ...(rate ? { rate, perWorker } : {}),
-    ...(base ? { base } : {}),
+    ...(base ? { base, ...(Object.keys(baseEnv).length ? { baseEnv } : {}) } : {}),
     cores: (await import('node:os')).availableParallelism(),
     node: process.version,
     loadavgStart: Number(load0.toFixed(1)),
