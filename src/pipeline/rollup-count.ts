@@ -111,20 +111,23 @@ export async function countHour(c: DuckDBConnection, files: string[], hour: numb
   const counts = new Map<string, CountedRow>();
   let outside = 0n;
   for (const part of parts) {
-    const plain = await c.runAndReadAll(part);
-    for (const r of plain.getRowObjectsJS()) {
-      outside += toBigInt(r.outside);
-      const k = key(r.customer, r.api);
-      const bytesIn = more.bytes ? BigInt(String(r.bytes_in ?? 0)) : 0n;
-      const bytesOut = more.bytes ? BigInt(String(r.bytes_out ?? 0)) : 0n;
+    // Read by columns: for an hour's ~10,000 groups a third of the JavaScript of row objects
+    // (~5 vs ~13 ms per hour, on the rollup's one thread, which PGlite's writes also need).
+    const r = (await c.runAndReadAll(part)).getColumnsObjectJS();
+    const [customers, apis, calls, events] = [r.customer ?? [], r.api ?? [], r.calls ?? [], r.events ?? []];
+    for (let i = 0; i < customers.length; i++) {
+      outside += toBigInt(r.outside?.[i]);
+      const k = key(customers[i], apis[i]);
+      const bytesIn = more.bytes ? BigInt(String(r.bytes_in?.[i] ?? 0)) : 0n;
+      const bytesOut = more.bytes ? BigInt(String(r.bytes_out?.[i] ?? 0)) : 0n;
       const row = counts.get(k);
       if (row) {
-        row.calls += toBigInt(r.calls);
-        row.events += toBigInt(r.events);
+        row.calls += toBigInt(calls[i]);
+        row.events += toBigInt(events[i]);
         row.bytesIn += bytesIn;
         row.bytesOut += bytesOut;
       } else {
-        counts.set(k, { customer: String(r.customer), api: String(r.api), calls: toBigInt(r.calls), events: toBigInt(r.events), bytesIn, bytesOut });
+        counts.set(k, { customer: String(customers[i]), api: String(apis[i]), calls: toBigInt(calls[i]), events: toBigInt(events[i]), bytesIn, bytesOut });
       }
     }
   }

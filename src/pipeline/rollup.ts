@@ -277,9 +277,15 @@ export class Rollup {
                 }
               : {}),
             ...(fixes ? { corrections: fixes } : {}),
-            alsoWith: async (candidates) => {
-              meterRows = await countMeters(c, local, hour, declared, { candidates, corrections: fixes });
-            },
+            // Only with declared meters: without them an hour counted by its marks ends with its
+            // counts, no candidate table made and dropped (two statements more per hour).
+            ...(declared.length
+              ? {
+                  alsoWith: async (candidates: { table: string; count: number }) => {
+                    meterRows = await countMeters(c, local, hour, declared, { candidates, corrections: fixes });
+                  },
+                }
+              : {}),
           }));
           rows = counted;
           // The built-in bytes meters from the calls' own scan (no second pass over the hour).
