@@ -3,23 +3,13 @@
  * serves either way and answers 502 while the upstream is away. It is for the user who typed the
  * wrong port: before, the gateway came up saying nothing, and every call was a 502 to puzzle over.
  */
-import { connect } from 'node:net';
+import { tcpUnreachable } from './tcp-probe.js';
 
 /** null when the upstream accepts a connection within `timeoutMs`, else why not. */
 export async function upstreamUnreachable(upstream: string, timeoutMs = 2000): Promise<string | null> {
   const u = new URL(upstream);
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (why: string | null) => {
-      s.destroy();
-      resolve(why);
-    };
-    s.setTimeout(timeoutMs, () => done(`no connection within ${timeoutMs / 1000} s`));
-    s.once('connect', () => done(null));
-    s.once('error', (e) => done(e.message));
-  });
+  return tcpUnreachable(u.hostname.replace(/^\[(.*)\]$/, '$1'), port, timeoutMs);
 }
 
 /** The warning for the log, or null when the upstream answered. */

@@ -50,8 +50,15 @@ export function explainKafkaError(e: unknown, ctx: KafkaAuthContext): unknown {
   // A broker down or a wrong address: say that it is Kafka, where, and the settings. kafkajs said
   // only "Connection error: connect ECONNREFUSED 127.0.0.1:1", which a user of `meter ingest`
   // could not tell from the warehouse or the lake. The cause is kept: followers still wait for it.
-  if (isUnreachable(e) || /\bENOTFOUND\b/.test(msg))
-    return new Error(`${where}: unreachable (${msg}); start Kafka there, fix METER_KAFKA_BROKERS, or unset it for the embedded log`, { cause: e });
+  if (isUnreachable(e) || /\bENOTFOUND\b/.test(msg)) return kafkaUnreachable(ctx.brokers, msg, e);
+  return e;
+}
+
+/** "Kafka is not there": where, why, and the settings (an unreachable error still: followers wait for it). */
+export function kafkaUnreachable(brokers: string[], why: string, cause?: unknown): Error {
+  const e = new Error(`kafka ${brokers.join(',')}: unreachable (${why}); start Kafka there, fix METER_KAFKA_BROKERS, or unset it for the embedded log`, {
+    cause: cause ?? Object.assign(new Error(why), { code: 'ECONNREFUSED' }),
+  });
   return e;
 }
 

@@ -11,6 +11,10 @@ import { demoNumbers, MAX_DEMO_CONCURRENCY, MAX_DEMO_EVENTS } from '../../src/co
 import { asUserError } from '../../src/commands/billing-support.js';
 import { listenError } from '../../src/runtime/listen-error.js';
 import { upstreamWarning } from '../../src/runtime/upstream-probe.js';
+import { brokersUnreachable } from '../../src/runtime/tcp-probe.js';
+import { openLog } from '../../src/runtime/backends.js';
+import { defaults, type MeterConfig } from '../../src/config/config.js';
+import { freePort } from '../support/net.js';
 import { EventsFileError, readEventsFile } from '../../src/billing/events/events-file.js';
 import { unreachableMessage } from '../../src/billing/events/unreachable-message.js';
 import { CustomerInputError, upsertCustomer } from '../../src/billing/customers.js';
@@ -188,4 +192,30 @@ test('the gateway says at start when its upstream does not answer (it came up si
   } finally {
     open.close();
   }
+});
+
+test('a one-shot command with no Kafka broker listening fails in seconds, naming Kafka (ingest --once took 23 s, replay 18 s)', async () => {
+  const [a, b] = [await freePort(), await freePort()];
+  const cfg = { ...defaults(), lakeUrl: 'file:///nowhere', kafkaBrokers: [`127.0.0.1:${a}`, `127.0.0.1:${b}`] } as MeterConfig;
+  const t0 = performance.now();
+  await assert.rejects(openLog(cfg), (e: Error) => {
+    assert.match(
+      e.message,
+      new RegExp(
+        `^kafka 127\\.0\\.0\\.1:${a},127\\.0\\.0\\.1:${b}: unreachable \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${a}; connect ECONNREFUSED 127\\.0\\.0\\.1:${b}\\); start Kafka there, fix METER_KAFKA_BROKERS, or unset it for the embedded log$`,
+      ),
+    );
+    assert.ok(isUnreachable(e), 'still an unreachable error: a follower would wait for it');
+    return true;
+  });
+  assert.ok(performance.now() - t0 < 5000, `failed after ${Math.round(performance.now() - t0)} ms`);
+  // One broker of two taking connections is enough to go on (kafkajs then finds the others).
+  const open = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => open.once('listening', r));
+  try {
+    assert.equal(await brokersUnreachable([`127.0.0.1:${a}`, `127.0.0.1:${(open.address() as { port: number }).port}`]), null);
+  } finally {
+    open.close();
+  }
+  assert.match((await brokersUnreachable([`[::1]:${a}`])) ?? '', /ECONNREFUSED|EADDRNOTAVAIL|EAFNOSUPPORT|ENETUNREACH/);
 });
