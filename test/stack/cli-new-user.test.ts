@@ -181,9 +181,10 @@ test('doctor with Kafka refusing connections fails the log line with the reason 
   const r = meter(['doctor', '--timeout', '3s'], { METER_KAFKA_BROKERS: '127.0.0.1:1' });
   const took = Date.now() - t0;
   assert.equal(r.code, 1, r.err);
-  assert.match(r.out, /^FAIL log +kafka 127\.0\.0\.1:1: unreachable \(Connection error: connect ECONNREFUSED 127\.0\.0\.1:1\)/m);
+  // The broker probe's reason (runtime/tcp-probe.ts), before any kafkajs client is made.
+  assert.match(r.out, /^FAIL log +kafka 127\.0\.0\.1:1: unreachable \(connect ECONNREFUSED 127\.0\.0\.1:1\)/m);
   assert.doesNotMatch(r.err, /still open/);
-  assert.ok(took < 9_000, `doctor took ${took} ms`);
+  assert.ok(took < 6_000, `doctor took ${took} ms`);
 });
 
 test('Ctrl-C during meter demo says where it stopped and exits 130 (it died without a word)', async () => {
