@@ -14,29 +14,14 @@
  * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
  * stdin with its CPU µs so far).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { benchWorkDir, fmt, median } from './lib.js';
+import { benchWorkDir, fmt, mainThreadCpuUs, median } from './lib.js';
 import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 
 const PATH = '/v1/devices/d1/location';
 /** A side named `unmetered:<dist>` is that build's unmetered proxy (bench/plain-proxy.ts), the floor. */
 const UNMETERED = 'unmetered:';
-
-/**
- * CPU µs of this process's main thread (the event loop), from /proc (utime + stime in USER_HZ
- * ticks, 100 on Linux); the rest of process.cpuUsage() is libuv's pool (the file log's writes
- * and fsyncs) and V8's helper threads (GC). 0 where /proc is missing.
- */
-function mainThreadCpuUs(): number {
-  try {
-    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10_000;
-  } catch {
-    return 0;
-  }
-}
 
 async function side(spec: string): Promise<void> {
   const unmetered = spec.startsWith(UNMETERED);

@@ -19,10 +19,9 @@
  */
 import { request as httpRequest, Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
 import { upstreamHeaders } from '../src/gateway/proxy.js';
-import { fmt, median } from './lib.js';
+import { fmt, mainThreadCpuUs, median } from './lib.js';
 import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 import { PlainRelay, startPlainProxy } from './plain-proxy.js';
 import { startUpstream } from './gateway.js';
@@ -34,17 +33,6 @@ type Variant = (typeof VARIANTS)[number];
 const CLIENT_HEADERS = { authorization: 'Bearer mk_live_bench0000000000000000000000000000' };
 const IDENTITY = { customer: 'bench-customer', keyId: 'key_0000000000', plan: 'bench' };
 const OWN = { 'ratelimit-policy': '"bench";q=1000000000;w=1', ratelimit: '"bench";r=999999999;t=1', 'x-meter-event-id': '' };
-
-/** CPU µs of this process's main thread, from /proc (as gateway-ab.js). */
-function mainThreadCpuUs(): number {
-  try {
-    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10_000;
-  } catch {
-    return 0;
-  }
-}
 
 let seq = 0;
 

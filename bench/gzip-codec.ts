@@ -1,18 +1,9 @@
-/**
- * Inflating Kafka's gzip record batches: kafkajs's stock codec (promisify(zlib.unzip), 16 KiB
- * output chunks) vs meter's (src/log/kafka/gzip-codec.ts: one chunk of the batch's size), over
- * the same batches of gateway-like events, one batch at a time as kafkajs's fetch decodes them.
- * Interleaved rounds; wall, CPU of every thread, and CPU of the main thread, per event.
- *
- *   node dist/bench/gzip-codec.js [events per batch=1250] [batches=200] [rounds=5]
- */
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import kafkajs from 'kafkajs';
 import { encodeEvent } from '../src/events/usage-event.js';
 import { decompress } from '../src/log/kafka/gzip-codec.js';
-import { makeEvents, median } from './lib.js';
+import { mainThreadCpuUs, makeEvents, median, processCpuUs } from './lib.js';
 
 const perBatch = Number(process.argv[2] ?? 1250);
 const count = Number(process.argv[3] ?? 200);
@@ -28,15 +19,8 @@ const sides: [string, (b: Buffer) => Promise<Buffer>][] = [
   ['kafkajs stock', (b) => stock.decompress(b)],
   ['meter', decompress],
 ];
-const cpuUs = () => {
-  const c = process.cpuUsage();
-  return c.user + c.system;
-};
-const mainUs = () => {
-  const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-};
+const cpuUs = processCpuUs;
+const mainUs = mainThreadCpuUs;
 const res = new Map(sides.map(([k]) => [k, { wall: [] as number[], cpu: [] as number[], main: [] as number[] }]));
 for (let r = 0; r < rounds; r++)
   for (const [k, f] of sides) {

@@ -1,19 +1,8 @@
-/**
- * Deflating Kafka's gzip record batches as a producer does: kafkajs's stock codec
- * (promisify(zlib.gzip), a thread-pool trip per batch) vs meter's (src/log/kafka/gzip-codec.ts:
- * gzipSync in place up to SYNC_COMPRESS_MAX bytes), over the same batches of gateway-like events,
- * one batch at a time as kafkajs's send encodes them. A gateway at 8,000 calls/s flushing every 5 ms
- * to 4 partitions sends ~10 events per partition batch. Interleaved rounds; wall, CPU of every
- * thread and of the main thread, per event.
- *
- *   node dist/bench/gzip-compress.js [events per batch,...=10,40,500] [events=20000] [rounds=7]
- */
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import kafkajs from 'kafkajs';
 import { encodeEvent } from '../src/events/usage-event.js';
 import { compress } from '../src/log/kafka/gzip-codec.js';
-import { makeEvents, median } from './lib.js';
+import { mainThreadCpuUs, makeEvents, median, processCpuUs } from './lib.js';
 
 const sizes = (process.argv[2] ?? '10,40,500').split(',').map(Number);
 const n = Number(process.argv[3] ?? 20_000);
@@ -26,15 +15,8 @@ const sides: [string, (b: Buffer) => Promise<Buffer>][] = [
   ['kafkajs stock', (b) => stock.compress({ buffer: b })],
   ['meter', compress],
 ];
-const cpuUs = () => {
-  const c = process.cpuUsage();
-  return c.user + c.system;
-};
-const mainUs = () => {
-  const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-};
+const cpuUs = processCpuUs;
+const mainUs = mainThreadCpuUs;
 console.log(`# node dist/bench/gzip-compress.js ${sizes.join(',')} ${n} ${rounds}`);
 console.log(
   `${n} gateway-like events (${encoded[0]!.length} B each) deflated in batches, ${rounds} interleaved rounds, µs per event (median), load ${loadavg()[0]!.toFixed(1)}`,

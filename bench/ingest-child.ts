@@ -1,13 +1,3 @@
-/**
- * One side of the ingest benchmark, in its own process so its RSS is its own:
- *   node dist/bench/ingest-child.js '<json args>'
- * mode "meter":   Ingestor (log -> hourly Parquet files in the lake) until caught up.
- * mode "consume": consume-only: raw kafkajs consumer (Kafka) or the FileLog consumer (embedded),
- *                 records counted and dropped.
- * Prints one JSON line: { ms, msFromFirst, records, peakRssMb, files, cpuUs, mainUs }; the CPU
- * (every thread of the process, and the main thread alone) counts from the first delivered batch.
- */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { defaults, type MeterConfig } from '../src/config/config.js';
@@ -16,6 +6,7 @@ import { Ingestor } from '../src/pipeline/ingest.js';
 import { installGzipCodec } from '../src/log/kafka/gzip-codec.js';
 import { FolderDeadLetter } from '../src/log/dead-letter.js';
 import type { ConsumeOptions, LogConsumer, UsageLog } from '../src/log/log.js';
+import { mainThreadCpuUs } from './lib.js';
 
 interface Args {
   mode: 'meter' | 'consume';
@@ -43,12 +34,7 @@ const processCpuUs = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
 };
-/** CPU µs of the main (JavaScript) thread alone, from /proc (utime + stime in 1/100 s). */
-const mainCpuUs = () => {
-  const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-};
+const mainCpuUs = mainThreadCpuUs;
 const mark = () => {
   if (first) return;
   first = performance.now();

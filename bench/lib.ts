@@ -254,6 +254,27 @@ export async function load(
 
 const TICK_US = 1e6 / 100; // USER_HZ
 
+/**
+ * CPU µs of this process's main thread (the event loop) alone, from /proc (utime + stime in
+ * USER_HZ ticks): the rest of process.cpuUsage() is libuv's pool and V8's helper threads. 0 where
+ * /proc is missing.
+ */
+export function mainThreadCpuUs(): number {
+  try {
+    const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU µs of this process, every thread (user + system). */
+export function processCpuUs(): number {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+}
+
 /** CPU µs (utime + stime from /proc) of process `root` and all its descendants alive now. */
 export function treeCpuUs(root: number): number {
   const parent = new Map<number, number>();
