@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import kafkajs from 'kafkajs';
 import { encodeEvent } from '../src/events/usage-event.js';
 import { decompress } from '../src/log/kafka/gzip-codec.js';
-import { mainThreadCpuUs, makeEvents, median, processCpuUs } from './lib.js';
+import { makeEvents, median, perItem } from './lib.js';
 
 const perBatch = Number(process.argv[2] ?? 1250);
 const count = Number(process.argv[3] ?? 200);
@@ -19,20 +19,17 @@ const sides: [string, (b: Buffer) => Promise<Buffer>][] = [
   ['kafkajs stock', (b) => stock.decompress(b)],
   ['meter', decompress],
 ];
-const cpuUs = processCpuUs;
-const mainUs = mainThreadCpuUs;
 const res = new Map(sides.map(([k]) => [k, { wall: [] as number[], cpu: [] as number[], main: [] as number[] }]));
 for (let r = 0; r < rounds; r++)
   for (const [k, f] of sides) {
-    const t = performance.now();
-    const c = cpuUs();
-    const m = mainUs();
     let bytes = 0;
-    for (const b of batches) bytes += (await f(b)).length;
+    const took = await perItem(n, async () => {
+      for (const b of batches) bytes += (await f(b)).length;
+    });
     const x = res.get(k)!;
-    x.wall.push(((performance.now() - t) * 1000) / n);
-    x.cpu.push((cpuUs() - c) / n);
-    x.main.push((mainUs() - m) / n);
+    x.wall.push(took.wall);
+    x.cpu.push(took.cpu);
+    x.main.push(took.main);
     if (bytes !== batches.reduce((s, _, i) => s + events.slice(i * perBatch, (i + 1) * perBatch).reduce((a, e) => a + encodeEvent(e).length, 0), 0))
       throw new Error(`${k}: wrong size`);
   }

@@ -2,7 +2,7 @@ import { loadavg } from 'node:os';
 import kafkajs from 'kafkajs';
 import { encodeEvent } from '../src/events/usage-event.js';
 import { compress } from '../src/log/kafka/gzip-codec.js';
-import { mainThreadCpuUs, makeEvents, median, processCpuUs } from './lib.js';
+import { makeEvents, median, perItem } from './lib.js';
 
 const sizes = (process.argv[2] ?? '10,40,500').split(',').map(Number);
 const n = Number(process.argv[3] ?? 20_000);
@@ -15,8 +15,6 @@ const sides: [string, (b: Buffer) => Promise<Buffer>][] = [
   ['kafkajs stock', (b) => stock.compress({ buffer: b })],
   ['meter', compress],
 ];
-const cpuUs = processCpuUs;
-const mainUs = mainThreadCpuUs;
 console.log(`# node dist/bench/gzip-compress.js ${sizes.join(',')} ${n} ${rounds}`);
 console.log(
   `${n} gateway-like events (${encoded[0]!.length} B each) deflated in batches, ${rounds} interleaved rounds, µs per event (median), load ${loadavg()[0]!.toFixed(1)}`,
@@ -28,15 +26,14 @@ for (const per of sizes) {
   const res = new Map(sides.map(([k]) => [k, { wall: [] as number[], cpu: [] as number[], main: [] as number[], bytes: 0 }]));
   for (let r = 0; r < rounds; r++)
     for (const [k, f] of r % 2 ? [...sides].reverse() : sides) {
-      const t = performance.now();
-      const c = cpuUs();
-      const m = mainUs();
       let bytes = 0;
-      for (const b of batches) bytes += (await f(b)).length;
+      const took = await perItem(events, async () => {
+        for (const b of batches) bytes += (await f(b)).length;
+      });
       const x = res.get(k)!;
-      x.wall.push(((performance.now() - t) * 1000) / events);
-      x.cpu.push((cpuUs() - c) / events);
-      x.main.push((mainUs() - m) / events);
+      x.wall.push(took.wall);
+      x.cpu.push(took.cpu);
+      x.main.push(took.main);
       if (x.bytes && x.bytes !== bytes) throw new Error(`${k}: output size changed between rounds`);
       x.bytes = bytes;
     }

@@ -275,6 +275,15 @@ export function processCpuUs(): number {
   return c.user + c.system;
 }
 
+/** `fn`'s wall time, CPU of every thread and CPU of the main thread, µs per each of its `items`. */
+export async function perItem(items: number, fn: () => Promise<void>): Promise<{ wall: number; cpu: number; main: number }> {
+  const t = performance.now();
+  const c = processCpuUs();
+  const m = mainThreadCpuUs();
+  await fn();
+  return { wall: ((performance.now() - t) * 1000) / items, cpu: (processCpuUs() - c) / items, main: (mainThreadCpuUs() - m) / items };
+}
+
 /** CPU µs (utime + stime from /proc) of process `root` and all its descendants alive now. */
 export function treeCpuUs(root: number): number {
   const parent = new Map<number, number>();
