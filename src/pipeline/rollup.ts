@@ -124,7 +124,7 @@ export class Rollup {
   private duck: Promise<DuckDBConnection> | null = null;
   private instance: DuckDBInstance | null = null;
   /** Connections beyond the first (connectionAt). */
-  private more: DuckDBConnection[] = [];
+  private more: Promise<DuckDBConnection>[] = [];
   /** Hours are claimed before they are computed, so N processes split them (docs/scaling.md). */
   readonly leases: HourLeases;
 
@@ -152,10 +152,10 @@ export class Rollup {
    * their own, since a connection runs one statement at a time and an hour's temp tables
    * (candidates, corrections) live on its connection.
    */
-  private async connectionAt(i: number): Promise<DuckDBConnection> {
-    const first = await this.connection();
-    if (i === 0) return first;
-    while (this.more.length < i) this.more.push(await this.instance!.connect());
+  private connectionAt(i: number): Promise<DuckDBConnection> {
+    if (i === 0) return this.connection();
+    // Promises pushed without a wait between: hours asking at once get one connection each, no more.
+    while (this.more.length < i) this.more.push(this.connection().then(() => this.instance!.connect()));
     return this.more[i - 1]!;
   }
 
@@ -637,7 +637,7 @@ export class Rollup {
     await this.leases.close();
     if (this.duck) {
       const c = await this.duck.catch(() => null);
-      for (const m of this.more) m.closeSync();
+      for (const m of this.more) (await m.catch(() => null))?.closeSync();
       this.more = [];
       c?.closeSync();
       this.instance?.closeSync();
