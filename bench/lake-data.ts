@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { HOUR_MS, dataFileName, hourDir } from '../src/lake/layout.js';
 import { API_COUNT } from './lib.js';
 
@@ -72,6 +72,62 @@ function fileSql(s: LakeSpec, hourMs: number, perHour: number, a: number, b: num
           FROM range(${a}, ${b}) r(i)))`;
 }
 
+/** One file of the generated lake: events [a, b) of the hour at `hourMs`, offsets first..last of partition `p`. */
+interface PlannedFile {
+  hour: number;
+  hourMs: number;
+  p: number;
+  a: number;
+  b: number;
+  first: number;
+  last: number;
+}
+
+/**
+ * The files of `hours` hours of `s`: per hour, the hour's events split evenly over the
+ * partitions, each partition's share cut into files of at most maxRecords (offsets continue
+ * across hours per partition).
+ */
+function* planFiles(s: LakeSpec, hours: number): Generator<PlannedFile> {
+  const perHour = s.rate * 3600;
+  const perPart = Math.ceil(perHour / s.partitions);
+  const offsets = new Array<number>(s.partitions).fill(0);
+  for (let hour = 0; hour < hours; hour++) {
+    const hourMs = s.start + hour * HOUR_MS;
+    for (let p = 0; p < s.partitions; p++) {
+      const pa = p * perPart;
+      const pb = Math.min(perHour, pa + perPart);
+      for (let a = pa; a < pb; a += s.maxRecords) {
+        const b = Math.min(pb, a + s.maxRecords);
+        const first = offsets[p]!;
+        offsets[p] = first + (b - a);
+        yield { hour, hourMs, p, a, b, first, last: first + (b - a) - 1 };
+      }
+    }
+  }
+}
+
+async function writeFile(c: DuckDBConnection, root: string, s: LakeSpec, f: PlannedFile): Promise<void> {
+  const dir = join(root, hourDir(f.hourMs));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, dataFileName('usage-events', f.p, f.first, f.last));
+  await c.run(`COPY (${fileSql(s, f.hourMs, s.rate * 3600, f.a, f.b)}) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`);
+}
+
+async function duck(): Promise<{ c: DuckDBConnection; close(): void }> {
+  const inst = await DuckDBInstance.create(':memory:');
+  const c = await inst.connect();
+  await c.run(`SET TimeZone = 'UTC'`);
+  await c.run(`SET preserve_insertion_order = false`);
+  return {
+    c,
+    close() {
+      c.closeSync();
+      inst.closeSync();
+    },
+  };
+}
+
 export async function ensureLake(root: string, s: LakeSpec, log: (m: string) => void): Promise<LakeData> {
   const marker = join(root, '_done');
   if (existsSync(marker)) {
@@ -80,38 +136,37 @@ export async function ensureLake(root: string, s: LakeSpec, log: (m: string) => 
   }
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
-  const perHour = s.rate * 3600;
-  const inst = await DuckDBInstance.create(':memory:');
-  const c = await inst.connect();
-  await c.run(`SET TimeZone = 'UTC'`);
-  await c.run(`SET preserve_insertion_order = false`);
+  const db = await duck();
   const t0 = performance.now();
-  // Per hour: the hour's events split evenly over the partitions, each partition's share cut
-  // into files of at most maxRecords (offsets continue across hours per partition).
-  const offsets = new Array<number>(s.partitions).fill(0);
-  for (let h = 0; h < s.hours; h++) {
-    const hourMs = s.start + h * HOUR_MS;
-    const dir = join(root, hourDir(hourMs));
-    mkdirSync(dir, { recursive: true });
-    const perPart = Math.ceil(perHour / s.partitions);
-    for (let p = 0; p < s.partitions; p++) {
-      const pa = p * perPart;
-      const pb = Math.min(perHour, pa + perPart);
-      for (let a = pa; a < pb; a += s.maxRecords) {
-        const b = Math.min(pb, a + s.maxRecords);
-        const first = offsets[p];
-        const last = first! + (b - a) - 1;
-        offsets[p] = last + 1;
-        const file = join(dir, dataFileName('usage-events', p, first!, last));
-        await c.run(`COPY (${fileSql(s, hourMs, perHour, a, b)}) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`);
-      }
-    }
-    log(`lake: hour ${h + 1}/${s.hours} written (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  let hour = 0;
+  for (const f of planFiles(s, s.hours)) {
+    if (f.hour !== hour) log(`lake: hour ${hour + 1}/${s.hours} written (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    hour = f.hour;
+    await writeFile(db.c, root, s, f);
   }
+  log(`lake: hour ${s.hours}/${s.hours} written (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const genMs = performance.now() - t0;
-  c.closeSync();
-  inst.closeSync();
+  db.close();
   writeFileSync(marker, JSON.stringify(s));
   const d = du(join(root, 'usage'));
-  return { root, events: perHour * s.hours, ...d, genMs };
+  return { root, events: s.rate * 3600 * s.hours, ...d, genMs };
+}
+
+/**
+ * Writes into `root` (a lake of `s`) the first `events` events of each partition in the hour
+ * after the last: the lake as it stands once ingest has gone on past its hours, when a
+ * partition's last range (which compaction never merges, src/pipeline/compaction-plan.ts) lies
+ * after them. Returns the files written.
+ */
+export async function writeNextHourHead(root: string, s: LakeSpec, events: number): Promise<number> {
+  const db = await duck();
+  const seen = new Set<number>();
+  for (const f of planFiles(s, s.hours + 1)) {
+    if (f.hour < s.hours || seen.has(f.p)) continue;
+    seen.add(f.p);
+    const n = Math.min(events, f.b - f.a);
+    await writeFile(db.c, root, s, { ...f, b: f.a + n, last: f.first + n - 1 });
+  }
+  db.close();
+  return seen.size;
 }

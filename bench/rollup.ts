@@ -21,7 +21,7 @@ import { PgliteWarehouse } from '../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../src/warehouse/migrate.js';
 import type { Warehouse } from '../src/warehouse/warehouse.js';
 import { HOUR_MS, hourDir } from '../src/lake/layout.js';
-import { type LakeData, ensureLake } from './lake-data.js';
+import { type LakeData, type LakeSpec, ensureLake, writeNextHourHead } from './lake-data.js';
 import { compact } from '../src/pipeline/compaction.js';
 import { benchPostgres } from './pg.js';
 import { type BenchOptions, type Row, bytes, fmt, median, rate, ratio } from './lib.js';
@@ -81,36 +81,43 @@ async function backfill(lakeUrl: string, db: Warehouse, from: number, to: number
 const phase = (s: RollupSummary, k: 'countMs' | 'dedupeMs' | 'writeMs' | 'duckMs' | 'markedFiles') => s.results.reduce((t, h) => t + h[k], 0);
 
 /**
- * A compacted copy of `lake` beside it (made once, a `_compacted` marker says it is complete): every
- * closed hour merged per partition by compaction.ts, as `meter compact` leaves it.
+ * A compacted copy of `lake` beside it (made once, a `_compacted-past` marker says it is
+ * complete), as `meter compact` leaves a day that ingest has gone on past: a few events of each
+ * partition in the hour after the day (so no partition's last range, which compaction never
+ * merges, lies in the day), then every closed hour merged per partition by compaction.ts: one
+ * file per hour and partition. Before 2026-12-06 the copy had no next hour, and the day's last
+ * hour stayed as ingested (8 files counted by id).
  */
-async function ensureCompacted(lake: LakeData, log: (m: string) => void): Promise<LakeData> {
+async function ensureCompacted(lake: LakeData, spec: LakeSpec, log: (m: string) => void): Promise<LakeData> {
   const root = `${lake.root}-compacted`;
-  const marker = join(root, '_compacted');
+  const marker = join(root, '_compacted-past');
   if (!existsSync(marker)) {
-    rmSync(root, { recursive: true, force: true });
-    cpSync(lake.root, root, { recursive: true });
+    // A copy compacted before the next hour was added is complete: only its last hour is merged now.
+    if (!existsSync(join(root, '_compacted'))) {
+      rmSync(root, { recursive: true, force: true });
+      cpSync(lake.root, root, { recursive: true });
+    }
+    const head = await writeNextHourHead(root, spec, 1000);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const s = await compact({ lake: new LocalLake(`file://${root}`), topic: 'usage-events', targetBytes: 1 << 30, closedBefore: Date.now() });
     const cpu = process.cpuUsage(cpu0);
     log(
-      `rollup: compacted ${s.filesBefore} files into ${s.filesAfter} (${s.merged} merges) in ${fmt((performance.now() - t0) / 1000, 1)} s, CPU ${fmt((cpu.user + cpu.system) / 1e6, 1)} s`,
+      `rollup: ${head} files of the next hour added; compacted ${s.filesBefore} files into ${s.filesAfter} (${s.merged} merges) in ${fmt((performance.now() - t0) / 1000, 1)} s, CPU ${fmt((cpu.user + cpu.system) / 1e6, 1)} s`,
     );
     writeFileSync(marker, '');
   }
+  // The day's files only (not the next hour's).
   let files = 0;
   let bytes = 0;
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name));
-      else if (e.name.endsWith('.parquet')) {
+  for (let h = 0; h < spec.hours; h++) {
+    const dir = join(root, hourDir(spec.start + h * HOUR_MS));
+    for (const e of readdirSync(dir))
+      if (e.endsWith('.parquet')) {
         files++;
-        bytes += statSync(join(d, e.name)).size;
+        bytes += statSync(join(dir, e)).size;
       }
-    }
-  };
-  walk(root);
+  }
   return { root, events: lake.events, files, bytes, genMs: null };
 }
 
@@ -126,7 +133,7 @@ export async function benchRollup(o: BenchOptions): Promise<Row[]> {
   // partition, with the dedupe marks the rollup counts by: src/pipeline/dedupe-marks.ts); floors
   // and meter then all read the compacted files.
   const compacted = process.env.METER_BENCH_ROLLUP_LAKE === 'compacted';
-  const data = compacted ? await ensureCompacted(asIngested, o.log) : asIngested;
+  const data = compacted ? await ensureCompacted(asIngested, spec, o.log) : asIngested;
   root = data.root;
   o.log(
     `rollup: ${fmt(data.events)} events, ${data.files} files, ${bytes(data.bytes)}${data.genMs ? `, generated in ${fmt(data.genMs / 1000, 1)} s` : ' (reused)'}`,
