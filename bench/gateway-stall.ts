@@ -16,8 +16,10 @@
  * with `side` low, `loop` long and `box` at 100 % is the gateway not being scheduled.
  *
  * `--hog N` reproduces a busy box: N processes spin on the CPU through the middle third of the run.
+ * `stack` is the gateway on the stack (Redis, Kafka, Postgres from stack/run); `--node` gives the
+ * side's process Node flags (comma-separated, e.g. `--trace-gc`).
  *
- *   node dist/bench/gateway-stall.js [embedded|unmetered] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>] [--hog N]
+ *   node dist/bench/gateway-stall.js [embedded|unmetered|stack] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>] [--hog N] [--node <flags>]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -27,12 +29,21 @@ import { openLoopProcess } from './billing-open-loop.js';
 import { argValue, benchWorkDir, fmt, load } from './lib.js';
 import { answerCpuRequests, spawnSide } from './side-process.js';
 import { type Gap, watchLoop } from './loop-watch.js';
+import { stackEnv } from '../test/support/stack.js';
 
 const PATH = '/v1/devices/d1/location';
 const WINDOW_MS = 100;
+/** `stack`'s services; METER_BENCH_STALL_SERVICES=kafka,postgres leaves out Redis (the limiter in process), and so on. */
+const STACK_SERVICES = (process.env.METER_BENCH_STALL_SERVICES ?? 'kafka,redis,postgres').split(',') as ('kafka' | 'redis' | 'postgres')[];
 
 /** Epoch ms now, comparable across processes. */
 const epochMs = (): number => performance.timeOrigin + performance.now();
+
+/** stack/run's settings of STACK_SERVICES only (stackEnv gives every service's). */
+function servicesEnv(env: Record<string, string>): Record<string, string> {
+  const name = { kafka: 'METER_KAFKA_BROKERS', redis: 'METER_REDIS_URL', postgres: 'METER_DATABASE_URL' } as const;
+  return Object.fromEntries(STACK_SERVICES.flatMap((s) => (env[name[s]] ? [[name[s], env[name[s]]!]] : [])));
+}
 
 async function side(kind: string, dist: string): Promise<void> {
   const { startMeter, startUpstream } = await import(resolve(dist, 'bench/gateway.js'));
@@ -41,7 +52,12 @@ async function side(kind: string, dist: string): Promise<void> {
   const gw: { url: string; headers?: Record<string, string>; close(): Promise<void> } =
     kind === 'unmetered'
       ? await (await import(resolve(dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
-      : await startMeter('stall', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
+      : await startMeter(
+          'stall',
+          { smoke: false, runs: 1, workDir, log: () => {} },
+          up.url,
+          kind === 'stack' ? servicesEnv(await stackEnv(STACK_SERVICES)) : {},
+        );
   const w = watchLoop();
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers, pid: process.pid }));
   // `cpu` answers carry the gaps since the last answer (the side-process protocol's extra fields)
@@ -76,8 +92,8 @@ interface Sample {
   running: number;
 }
 
-async function run(kind: string, dist: string, rate: number, seconds: number, hogs: number): Promise<void> {
-  const s = spawnSide(['--side', kind, dist]);
+async function run(kind: string, dist: string, rate: number, seconds: number, hogs: number, nodeArgs: string[]): Promise<void> {
+  const s = spawnSide(['--side', kind, dist], process.argv[1], nodeArgs);
   try {
     const { url, headers, pid } = await s.next<{ url: string; headers?: Record<string, string>; pid: number }>();
     await load(url + PATH, { connections: 50, seconds: 2, headers }); // warm-up, as gateway-ab
@@ -117,10 +133,14 @@ async function run(kind: string, dist: string, rate: number, seconds: number, ho
     const loopMax = gaps.loop.reduce((m, x) => Math.max(m, x.ms), 0);
     const gcTotal = gaps.gc.reduce((m, x) => m + x.ms, 0);
     const gcMax = gaps.gc.reduce((m, x) => Math.max(m, x.ms), 0);
+    const major = gaps.gc.filter((x) => x.major);
     const loadAvg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     console.log(
       `${kind} at ${fmt(rate)} req/s for ${seconds} s${hogs ? ` (${hogs} CPU hogs in the middle third)` : ''}: p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms, max ${fmt(r.max, 0)} ms; ` +
-        `event loop late > 5 ms ${gaps.loop.length} times (max ${fmt(loopMax, 0)} ms); GC ${gaps.gc.length} pauses, ${fmt(gcTotal, 0)} ms (max ${fmt(gcMax, 1)}); load ${loadAvg}`,
+        `event loop late > 5 ms ${gaps.loop.length} times (max ${fmt(loopMax, 0)} ms); GC ${gaps.gc.length} pauses, ${fmt(gcTotal, 0)} ms (max ${fmt(gcMax, 1)}; ${major.length} full collections, ${fmt(
+          major.reduce((m, x) => m + x.ms, 0),
+          0,
+        )} ms); load ${loadAvg}`,
     );
     for (const w of worst) console.log(`  ${row(w)}`);
     // The worst window's neighbours in time order: a backlog (open loop: arrivals do not wait)
@@ -137,15 +157,18 @@ async function run(kind: string, dist: string, rate: number, seconds: number, ho
 
 if (process.argv[2] === '--side') await side(process.argv[3]!, process.argv[4]!);
 else {
-  const flag = (a: string) => a === '--dist' || a === '--hog';
+  const flag = (a: string) => a === '--dist' || a === '--hog' || a === '--node';
   const args = process.argv.slice(2).filter((a, i, all) => !flag(a) && !flag(all[i - 1] ?? ''));
   const kind = args[0] ?? 'embedded';
-  if (kind !== 'embedded' && kind !== 'unmetered') {
-    console.error('usage: node dist/bench/gateway-stall.js [embedded|unmetered] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>] [--hog N]');
+  if (kind !== 'embedded' && kind !== 'unmetered' && kind !== 'stack') {
+    console.error(
+      'usage: node dist/bench/gateway-stall.js [embedded|unmetered|stack] [req/s=2700] [seconds=20] [runs=1] [--dist <dist>] [--hog N] [--node <flags>]',
+    );
     process.exit(2);
   }
   const dist = argValue('dist', resolve(fileURLToPath(import.meta.url), '../..'));
   const runs = Number(args[3] ?? 1);
   const hogs = Number(argValue('hog', '0'));
-  for (let i = 0; i < runs; i++) await run(kind, dist, Number(args[1] ?? 2700), Number(args[2] ?? 20), hogs);
+  const nodeArgs = argValue('node', '').split(',').filter(Boolean);
+  for (let i = 0; i < runs; i++) await run(kind, dist, Number(args[1] ?? 2700), Number(args[2] ?? 20), hogs, nodeArgs);
 }

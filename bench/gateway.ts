@@ -8,6 +8,7 @@
  * The upstream is its own process. Each run, the sides in alternating order: max req/s (closed
  * loop), then p99 at a fixed open-loop rate of half the embedded gateway's max
  * (bench/billing-open-loop.ts, its own process); "added" = p99 minus direct's p99 at that rate.
+ * The stack side, whose max is lower, also at half of its own max (direct beside it).
  * CPU per call at that rate counts every process of a side (the Node proxies run in this
  * process; nginx's master and worker; the stack's Redis, Kafka and Postgres from stack/run's pid
  * files). Targets: metered >= 0.85x unmetered req/s and CPU per call; >= 0.5x nginx; p99 added
@@ -193,6 +194,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
     }
     const max: Record<string, LoadResult[]> = {};
     const half: Record<string, HalfRun[]> = {};
+    const ownHalf: Record<string, (HalfRun & { rate: number })[]> = {};
     // The Node sides share this process's event loop: its lateness and GC during each side's
     // open-loop run say whether a p99 stall was this process (bench/gateway-stall.ts for one side alone).
     const watch = watchLoop();
@@ -216,14 +218,29 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         (half[s.name] ??= []).push({ p99: r.p99, bad: r.bad + (r.due - r.done), cpuUsPerCall: cpu / Math.max(1, r.done) });
         if (s.inProcess) gaps.push(`${s.name}: ${describeGaps(watch.take())}`);
       }
+      // The stack side also at half of its own max (the rate above is half of the embedded side's,
+      // ~75 % of the stack side's), with direct at that rate: its p99 added at its own half load.
+      const stack = sides.find((s) => s.name === 'meter-stack');
+      const direct = sides[0]!;
+      let own = '';
+      if (stack) {
+        const rate = max[stack.name]![i]!.rps / 2;
+        for (const s of i % 2 ? [stack, direct] : [direct, stack]) {
+          const r = await openLoopProcess(s.url + PATH, rate, seconds, conns, s.headers ?? {});
+          (ownHalf[s.name] ??= []).push({ rate, p99: r.p99, bad: r.bad + (r.due - r.done), cpuUsPerCall: 0 });
+        }
+        own = `; at the stack side's own half (${fmt(rate)}/s): direct ${ownHalf.direct!.at(-1)!.p99} ms, meter-stack ${ownHalf[stack.name]!.at(-1)!.p99} ms`;
+      }
       o.log(
         `gateway run ${i + 1}: ` +
           sides.map((s) => `${s.name} ${fmt(max[s.name]![i]!.rps)} req/s, p99@${fmt(target)}/s ${half[s.name]![i]!.p99} ms`).join('; ') +
-          `; this process during the open-loop runs: ${gaps.splice(0).join('; ')}`,
+          `${own}; this process during the open-loop runs: ${gaps.splice(0).join('; ')}`,
       );
     }
     watch.stop();
-    for (const s of sides) for (const r of [...max[s.name]!, ...half[s.name]!]) if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
+    for (const s of sides)
+      for (const r of [...max[s.name]!, ...half[s.name]!, ...(ownHalf[s.name] ?? [])])
+        if (r.bad) throw new Error(`${s.name}: ${r.bad} non-2xx answers under load`);
     const rps = (n: string) => median(max[n]!.map((r) => r.rps));
     const p99 = (n: string) => median(half[n]!.map((r) => r.p99));
     const cpu = (n: string) => median(half[n]!.map((r) => r.cpuUsPerCall));
@@ -261,6 +278,20 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         met: added <= 2 ? 'yes' : 'no',
         note: `p99 at that rate: direct ${p99('direct')} ms, unmetered ${p99('unmetered')} ms, ${max.nginx ? `nginx ${p99('nginx')} ms, ` : ''}${m.name} ${p99(m.name)} ms; max req/s direct ${fmt(rps('direct'))}`,
       });
+      if (m.name === 'meter-stack' && ownHalf[m.name]) {
+        const ownP99 = (n: string) => median(ownHalf[n]!.map((r) => r.p99));
+        const ownAdded = ownP99(m.name) - ownP99('direct');
+        rows.push({
+          stage: 'Gateway',
+          metric: `p99 added latency at ${fmt(median(ownHalf[m.name]!.map((r) => r.rate)))} req/s (half of the stack side's own max, open loop${pinned}) vs direct (${m.name})`,
+          meter: `${fmt(ownAdded, 1)} ms`,
+          baseline: '',
+          ratio: '',
+          target: '<= 2 ms',
+          met: ownAdded <= 2 ? 'yes' : 'no',
+          note: `p99 at that rate: direct ${ownP99('direct')} ms, ${m.name} ${ownP99(m.name)} ms; each run: ${ownHalf[m.name]!.map((r, j) => `${fmt(r.p99 - ownHalf.direct![j]!.p99, 1)} ms at ${fmt(r.rate)}/s`).join(', ')}`,
+        });
+      }
       const procs = m.name === 'meter-stack' ? "the proxy's process + Redis + Kafka + Postgres" : "the proxy's process";
       rows.push({
         stage: 'Gateway',

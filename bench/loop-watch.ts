@@ -3,12 +3,14 @@
  * in this process was doing when its open-loop p99 stalled (bench/gateway.ts, gateway-stall.ts).
  * A 2 ms interval timer; each turn later than 5 ms past its due time is one gap.
  */
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 
 export interface Gap {
   /** Epoch ms the gap began. */
   at: number;
   ms: number;
+  /** GC pauses: a full mark-compact (major) or not (scavenge, incremental marking step, weak callbacks). */
+  major?: boolean;
 }
 
 export interface LoopWatch {
@@ -29,7 +31,12 @@ export function watchLoop(): LoopWatch {
   }, 2);
   timer.unref();
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gc.push({ at: performance.timeOrigin + e.startTime, ms: e.duration });
+    for (const e of list.getEntries())
+      gc.push({
+        at: performance.timeOrigin + e.startTime,
+        ms: e.duration,
+        major: (e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR,
+      });
   });
   obs.observe({ entryTypes: ['gc'] });
   return {
@@ -46,9 +53,10 @@ export function watchLoop(): LoopWatch {
   };
 }
 
-/** "loop late > 5 ms N times (max M ms), GC K ms (max L)" for a log line. */
+/** "loop late > 5 ms N times (max M ms), GC K ms (max L; J ms in F full collections)" for a log line. */
 export function describeGaps(g: { loop: Gap[]; gc: Gap[] }): string {
   const max = (xs: Gap[]) => xs.reduce((m, x) => Math.max(m, x.ms), 0);
   const sum = (xs: Gap[]) => xs.reduce((m, x) => m + x.ms, 0);
-  return `loop late > 5 ms ${g.loop.length}x (max ${max(g.loop).toFixed(0)} ms), GC ${sum(g.gc).toFixed(0)} ms (max ${max(g.gc).toFixed(1)})`;
+  const major = g.gc.filter((x) => x.major);
+  return `loop late > 5 ms ${g.loop.length}x (max ${max(g.loop).toFixed(0)} ms), GC ${sum(g.gc).toFixed(0)} ms (max ${max(g.gc).toFixed(1)}; ${sum(major).toFixed(0)} ms in ${major.length} full collections)`;
 }
