@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import kafkajs from 'kafkajs';
 import { stackEnv } from '../support/stack.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
+import { decompress } from '../../src/log/kafka/gzip-codec.js';
 
 const { Kafka, logLevel, CompressionTypes } = kafkajs;
 const env = await stackEnv(['kafka']);
@@ -61,6 +62,8 @@ for (const compression of ['gzip', 'none'] as const)
     try {
       const sent = Array.from({ length: 300 }, (_, i) => `{"id":"e${String(i).padStart(4, '0')}","customer":"acme","api":"locations.create"}`);
       const prod = await log.producer();
+      // a producer alone installs meter's codec (no consumer has been made in this process yet)
+      assert.equal(codecs[CompressionTypes.GZIP]!().decompress, decompress, "meter's gzip codec");
       const calls = await gzipped(() => prod.send(sent.map((v, i) => ({ key: `k${i % 7}`, value: Buffer.from(v) }))));
       if (compression === 'gzip') assert.ok(calls >= 1, 'gzip batches went through the codec');
       else assert.equal(calls, 0, 'no batch was deflated');

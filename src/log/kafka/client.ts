@@ -77,6 +77,9 @@ export const quietLogCreator = () => quietLogger();
 
 export function createKafka(opts: KafkaLogOptions): Kafka {
   hideKafkajsNegativeTimeoutWarning();
+  // meter's gzip for every client: producers deflate, consumers inflate (gzip-codec.ts). Until
+  // 2026-12-06 only a consumer installed it, so a gateway (producers alone) deflated with kafkajs's.
+  installGzipCodec();
   return new Kafka({
     clientId: opts.clientId ?? 'meter',
     brokers: opts.brokers,
@@ -93,7 +96,6 @@ export function createKafka(opts: KafkaLogOptions): Kafka {
 
 /** A kafkajs consumer of `groupId` with the log's group timing. */
 export function groupConsumer(kafka: Kafka, groupId: string, timing: { sessionTimeoutMs: number; heartbeatIntervalMs: number }): Consumer {
-  installGzipCodec(); // one trip to the thread pool per record batch (gzip-codec.ts)
   return kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,

@@ -12,10 +12,12 @@
  * kafkajs deflates each partition's batch with `promisify(zlib.gzip)`. A gateway sends a batch per
  * partition every few milliseconds, ~10 events each at 8,000 calls/s, and such a small job costs
  * far more in the thread-pool trip than in deflate: here a batch up to SYNC_COMPRESS_MAX is
- * deflated in one `gzipSync` call on the calling thread instead (bench/results/2026-12-06-gzip-compress.txt).
- * The bytes are zlib's either way, with kafkajs's settings (zlib's defaults).
+ * deflated on the calling thread instead (bench/results/2026-12-06-gzip-compress.txt), by one
+ * zlib engine kept for the process (gzip-engine.ts). The bytes are zlib's either way, with
+ * kafkajs's settings (zlib's defaults).
  */
-import { constants, gzip, gzipSync, unzip } from 'node:zlib';
+import { constants, gzip, unzip } from 'node:zlib';
+import { GzipEngine } from './gzip-engine.js';
 import kafkajs from 'kafkajs';
 
 /** Node's default output chunk, used when the input is not gzip (no trailer to read). */
@@ -41,17 +43,19 @@ export function decompress(b: Buffer): Promise<Buffer> {
 }
 
 /**
- * Batches up to this many bytes are deflated on the calling thread: ~40 µs for 10 events (2.2 KB)
+ * Batches up to this many bytes are deflated on the calling thread: ~15 µs for 10 events (2.2 KB)
  * at most a few hundred µs here, under the event loop's other work per tick; larger ones (a
  * backlog sent after an outage: 500 events, ~110 KB) stay in the thread pool, as kafkajs's.
  */
 export const SYNC_COMPRESS_MAX = 32 << 10;
 
+const engine = new GzipEngine(SYNC_COMPRESS_MAX);
+
 /** gzip as kafkajs's codec makes it (zlib's default settings): small batches in place, large ones in the pool. */
 export function compress(b: Buffer): Promise<Buffer> {
   if (b.length <= SYNC_COMPRESS_MAX) {
     try {
-      return Promise.resolve(gzipSync(b));
+      return Promise.resolve(engine.gzip(b));
     } catch (e) {
       return Promise.reject(e);
     }
