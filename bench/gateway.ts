@@ -229,11 +229,11 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
           const r = await openLoopProcess(s.url + PATH, rate, seconds, conns, s.headers ?? {});
           (ownHalf[s.name] ??= []).push({ rate, p99: r.p99, bad: r.bad + (r.due - r.done), cpuUsPerCall: 0 });
         }
-        own = `; at the stack side's own half (${fmt(rate)}/s): direct ${ownHalf.direct!.at(-1)!.p99} ms, meter-stack ${ownHalf[stack.name]!.at(-1)!.p99} ms`;
+        own = `; at the stack side's own half (${fmt(rate)}/s): direct ${fmt(ownHalf.direct!.at(-1)!.p99, 1)} ms, meter-stack ${fmt(ownHalf[stack.name]!.at(-1)!.p99, 1)} ms`;
       }
       o.log(
         `gateway run ${i + 1}: ` +
-          sides.map((s) => `${s.name} ${fmt(max[s.name]![i]!.rps)} req/s, p99@${fmt(target)}/s ${half[s.name]![i]!.p99} ms`).join('; ') +
+          sides.map((s) => `${s.name} ${fmt(max[s.name]![i]!.rps)} req/s, p99@${fmt(target)}/s ${fmt(half[s.name]![i]!.p99, 1)} ms`).join('; ') +
           `${own}; this process during the open-loop runs: ${gaps.splice(0).join('; ')}`,
       );
     }
@@ -276,7 +276,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
         ratio: '',
         target: '<= 2 ms',
         met: added <= 2 ? 'yes' : 'no',
-        note: `p99 at that rate: direct ${p99('direct')} ms, unmetered ${p99('unmetered')} ms, ${max.nginx ? `nginx ${p99('nginx')} ms, ` : ''}${m.name} ${p99(m.name)} ms; max req/s direct ${fmt(rps('direct'))}`,
+        note: `p99 at that rate: direct ${fmt(p99('direct'), 1)} ms, unmetered ${fmt(p99('unmetered'), 1)} ms, ${max.nginx ? `nginx ${fmt(p99('nginx'), 1)} ms, ` : ''}${m.name} ${fmt(p99(m.name), 1)} ms; max req/s direct ${fmt(rps('direct'))}`,
       });
       if (m.name === 'meter-stack' && ownHalf[m.name]) {
         const ownP99 = (n: string) => median(ownHalf[n]!.map((r) => r.p99));
@@ -289,7 +289,7 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
           ratio: '',
           target: '<= 2 ms',
           met: ownAdded <= 2 ? 'yes' : 'no',
-          note: `p99 at that rate: direct ${ownP99('direct')} ms, ${m.name} ${ownP99(m.name)} ms; each run: ${ownHalf[m.name]!.map((r, j) => `${fmt(r.p99 - ownHalf.direct![j]!.p99, 1)} ms at ${fmt(r.rate)}/s`).join(', ')}`,
+          note: `p99 at that rate: direct ${fmt(ownP99('direct'), 1)} ms, ${m.name} ${fmt(ownP99(m.name), 1)} ms; each run: ${ownHalf[m.name]!.map((r, j) => `${fmt(r.p99 - ownHalf.direct![j]!.p99, 1)} ms at ${fmt(r.rate)}/s`).join(', ')}`,
         });
       }
       const procs = m.name === 'meter-stack' ? "the proxy's process + Redis + Kafka + Postgres" : "the proxy's process";
