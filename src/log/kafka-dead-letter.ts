@@ -16,6 +16,7 @@ import type { KafkaSecurity } from '../security/client-options.js';
 import { kafkaRetry } from './kafka-retry.js';
 import { deadLetterEntry, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';
 import { hideKafkajsNegativeTimeoutWarning } from './kafka/negative-timeout-warning.js';
+import { installGzipCodec } from './kafka/gzip-codec.js';
 
 /** What the topic carries: the entry, plus how the value was cut when it was too large. */
 export type KafkaDeadLetterEntry = DeadLetterEntry & { valueTruncated?: true; valueBytes?: number; valueSha256?: string };
@@ -47,6 +48,7 @@ export class KafkaDeadLetter implements DeadLetterSink {
     this.dlqTopic = opts.dlqTopic ?? `${topic}${DLQ_SUFFIX}`;
     this.maxValueBytes = opts.maxValueBytes ?? 256 << 10;
     hideKafkajsNegativeTimeoutWarning();
+    installGzipCodec(); // as createKafka: meter's gzip for this client's producer too
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'meter-dead-letter',
       brokers,
