@@ -19,6 +19,8 @@ import { openLog } from '../src/runtime/backends.js';
 import { encodeEvent } from '../src/events/usage-event.js';
 import { HOUR_MS, hourStart } from '../src/lake/layout.js';
 import { stackEnv } from '../test/support/stack.js';
+import kafkajs from 'kafkajs';
+import { createKafka } from '../src/log/kafka/client.js';
 import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio, treeCpuUs } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,6 +78,35 @@ function runChild(args: Record<string, unknown>): Promise<Omit<ChildOut, 'stackU
   );
 }
 
+/**
+ * n events into cfg's topic in record batches of `perBatch` events per partition: kafkajs sends of
+ * perBatch x partitions events, each partition's share named, 32 in flight (meter's producer would
+ * merge them into larger batches). gzip with meter's codec, as a gateway's producer.
+ */
+async function produceSmallBatches(cfg: MeterConfig, n: number, perBatch: number): Promise<void> {
+  const log = await openLog(cfg); // creates the topic with cfg.partitions
+  await log.close();
+  const kafka = createKafka({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions });
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  const hour = hourStart(Date.now()) - HOUR_MS;
+  const per = perBatch * cfg.partitions;
+  try {
+    for (let off = 0; off < n; off += 100_000) {
+      const events = makeEvents(Math.min(100_000, n - off), 7 + off, hour);
+      const sends: Promise<unknown>[] = [];
+      for (let i = 0; i < events.length; i += per) {
+        const messages = events.slice(i, i + per).map((e, j) => ({ key: e.customer, value: encodeEvent(e), partition: j % cfg.partitions }));
+        sends.push(producer.send({ topic: cfg.topic, acks: -1, compression: kafkajs.CompressionTypes.GZIP, messages }));
+        if (sends.length >= 32) await Promise.all(sends.splice(0));
+      }
+      await Promise.all(sends);
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
 export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   const n = o.smoke ? 5_000 : Number(process.env.METER_BENCH_INGEST_EVENTS ?? 2_000_000);
   const env = o.smoke ? {} : await stackEnv(['kafka', 'hdfs']);
@@ -90,9 +121,13 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   const partitions = 4;
 
   // Produce with meter's own producer (idempotent, acks=all, gzip on Kafka), 5,000 per send.
+  // METER_BENCH_INGEST_BATCH=<n>: record batches of n events per partition instead, as gateways
+  // send them (~10 at a few thousand calls/s: a batch per partition every eventFlushMs).
+  const perBatch = o.smoke ? 0 : Number(process.env.METER_BENCH_INGEST_BATCH ?? 0);
   const cfg: MeterConfig = { ...defaults(), dataDir, lakeUrl: baseLake + '/x', kafkaBrokers: brokers, topic, partitions };
   const t0 = performance.now();
-  if (!reuse) {
+  if (!reuse && perBatch > 0) await produceSmallBatches(cfg, n, perBatch);
+  else if (!reuse) {
     const log = await openLog(cfg);
     const producer = await log.producer();
     const hour = hourStart(Date.now()) - HOUR_MS; // the previous hour: inside ingest's accept window
@@ -105,7 +140,10 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
   }
   const produceMs = performance.now() - t0;
   if (reuse) o.log(`ingest: reading ${fmt(n)} events of ${topic} again (METER_BENCH_INGEST_TOPIC)`);
-  else o.log(`ingest: produced ${fmt(n)} events into ${topic} in ${fmt(produceMs / 1000, 1)} s (${rate(n / (produceMs / 1000))})`);
+  else
+    o.log(
+      `ingest: produced ${fmt(n)} events into ${topic} in ${fmt(produceMs / 1000, 1)} s (${rate(n / (produceMs / 1000))}${perBatch ? `, ${perBatch} per record batch` : ''})`,
+    );
 
   const limits: (number | undefined)[] = process.env.METER_BENCH_INGEST_MEMORY_MB
     ? process.env.METER_BENCH_INGEST_MEMORY_MB.split(',').map(Number)

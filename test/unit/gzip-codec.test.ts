@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { deflateSync, gzipSync, unzipSync } from 'node:zlib';
 import kafkajs from 'kafkajs';
-import { compress, decompress, installGzipCodec, outputChunk, SYNC_COMPRESS_MAX } from '../../src/log/kafka/gzip-codec.js';
+import { compress, decompress, installGzipCodec, outputChunk, SYNC_COMPRESS_MAX, SYNC_INFLATE_MAX } from '../../src/log/kafka/gzip-codec.js';
 
 type Codec = { compress(e: { buffer: Buffer }): Promise<Buffer>; decompress(b: Buffer): Promise<Buffer> };
 const gzipCodec = () => (kafkajs.CompressionCodecs as Record<number, () => Codec>)[kafkajs.CompressionTypes.GZIP]!();
@@ -23,6 +23,26 @@ test('gzip codec: inflates exactly what zlib does, below, at and past one output
   // incompressible data too (the output is barely bigger than the input)
   const noise = randomBytes(200_000);
   assert.ok((await decompress(gzipSync(noise))).equals(noise));
+});
+
+test("gzip codec: a small gzip batch is inflated before the call returns, a large one in the thread pool; damaged or lying small batches get zlib's answer", async () => {
+  let settled = false;
+  const small = gzipSync(batchText(2_200));
+  void decompress(small).then(() => (settled = true));
+  await Promise.resolve();
+  assert.equal(settled, true, 'a small batch is inflated in place');
+  settled = false;
+  const big = decompress(gzipSync(batchText(SYNC_INFLATE_MAX + 1))).then(() => (settled = true));
+  await Promise.resolve();
+  assert.equal(settled, false, 'a large batch goes to the thread pool');
+  await big;
+  const broken = Buffer.from(small);
+  broken[30]! ^= 0xff;
+  await assert.rejects(decompress(broken), 'damaged: zlib refuses it');
+  const short = Buffer.from(gzipSync(batchText(5_000)));
+  short.writeUInt32LE(100, short.length - 4); // claims 100 bytes
+  await assert.rejects(decompress(short), 'a trailer that lies: zlib refuses it (the size check fails)');
+  assert.ok((await decompress(small)).equals(batchText(2_200)), 'and the next batch inflates');
 });
 
 test('gzip codec: the output chunk is the trailer size, bounded; a zlib stream (no trailer) still inflates', async () => {

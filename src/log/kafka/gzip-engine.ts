@@ -1,6 +1,6 @@
 /**
- * One zlib gzip engine kept and reset between small inputs, where `gzipSync` makes a new one per
- * call. An engine's deflate state is ~256 KiB, allocated and zeroed for every call and reported
+ * zlib engines kept and reset between small inputs: GzipEngine for producers, GunzipEngine for
+ * consumers. `gzipSync` (and kafkajs's codec) make a new engine per call. An engine's deflate state is ~256 KiB, allocated and zeroed for every call and reported
  * to V8 as external memory until the engine is collected: for the 10 events of a gateway's
  * partition batch that was 42.0 vs 15.5 µs of CPU per batch, and at 6,000 calls/s the stack
  * gateway's external memory reached 260 MB and V8 ran a full collection every ~0.5 s to free it
@@ -12,14 +12,26 @@
  * those are missing (another Node), or an input does not finish in one call, it falls back to
  * `gzipSync`: the same bytes either way (zlib's defaults, as kafkajs's codec).
  */
-import { constants, createGzip, gzipSync, type Gzip } from 'node:zlib';
+import { constants, createGunzip, createGzip, gzipSync, type Gunzip, type Gzip } from 'node:zlib';
 
 interface ZlibHandle {
   writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
   reset(): void;
 }
 
-type Internals = Gzip & { _handle?: ZlibHandle | null; _writeState?: Uint32Array };
+type Internals = (Gzip | Gunzip) & { _handle?: ZlibHandle | null; _writeState?: Uint32Array };
+
+/** A new engine whose handle can be driven synchronously, or null where this Node's internals differ. */
+function keptEngine(make: () => Gzip | Gunzip): Internals | null {
+  const e = make() as Internals;
+  if (typeof e._handle?.writeSync !== 'function' || typeof e._handle.reset !== 'function' || !(e._writeState instanceof Uint32Array)) {
+    e.close();
+    return null;
+  }
+  // An error would also be emitted on the next tick; the callers handle it by falling back.
+  e.on('error', () => {});
+  return e;
+}
 
 export class GzipEngine {
   private engine: Internals | null = null;
@@ -57,16 +69,53 @@ export class GzipEngine {
 
   private ready(): Internals | null {
     if (this.engine || !this.reusable) return this.engine;
-    const e = createGzip() as Internals;
-    if (typeof e._handle?.writeSync !== 'function' || typeof e._handle.reset !== 'function' || !(e._writeState instanceof Uint32Array)) {
-      this.reusable = false;
-      e.close();
+    this.engine = keptEngine(createGzip);
+    this.reusable = this.engine !== null;
+    return this.engine;
+  }
+
+  private drop(): void {
+    this.engine?.close();
+    this.engine = null;
+  }
+}
+
+/**
+ * The inflating side, for consumers: one gunzip engine kept and reset between record batches,
+ * inflating straight into the batch's output buffer, where zlib.unzip makes an engine (~40 KiB of
+ * state) and a thread-pool trip per batch. A gateway's batches are ~10 events each: 34.1 vs 4.9 µs
+ * of CPU per batch (bench/results/2026-12-06-gzip-engine.md).
+ */
+export class GunzipEngine {
+  private engine: Internals | null = null;
+  private reusable = true;
+
+  /**
+   * `b` (one or more gzip members) inflated into a new buffer of `size` bytes, or null when it
+   * did not end there: output larger than `size`, input left over, or an error (the caller then
+   * inflates it the usual way and gets zlib's answer or error).
+   */
+  gunzip(b: Buffer, size: number): Buffer | null {
+    const e = this.ready();
+    if (!e) return null;
+    const out = Buffer.allocUnsafe(size);
+    e._handle!.writeSync(constants.Z_FINISH, b, 0, b.length, out, 0, size);
+    const state = e._writeState!;
+    const room = state[0]!;
+    // Output filling `out` exactly may still have more to come: not taken as the end.
+    if (e.destroyed || state[1] !== 0 || room === 0) {
+      this.drop();
       return null;
     }
-    // An error would also be emitted on the next tick; it is handled here by falling back.
-    e.on('error', () => {});
-    this.engine = e;
-    return e;
+    e._handle!.reset();
+    return out.subarray(0, size - room);
+  }
+
+  private ready(): Internals | null {
+    if (this.engine || !this.reusable) return this.engine;
+    this.engine = keptEngine(createGunzip);
+    this.reusable = this.engine !== null;
+    return this.engine;
   }
 
   private drop(): void {
