@@ -1,16 +1,17 @@
 /**
  * zlib engines kept and reset between small inputs: GzipEngine for producers, GunzipEngine for
- * consumers. `gzipSync` (and kafkajs's codec) make a new engine per call. An engine's deflate state is ~256 KiB, allocated and zeroed for every call and reported
- * to V8 as external memory until the engine is collected: for the 10 events of a gateway's
- * partition batch that was 42.0 vs 15.5 µs of CPU per batch, and at 6,000 calls/s the stack
- * gateway's external memory reached 260 MB and V8 ran a full collection every ~0.5 s to free it
- * (bench/results/2026-12-06-gzip-engine.md).
+ * consumers, where `gzipSync`, `zlib.unzip` and kafkajs's codec make a new engine per call. A
+ * deflate engine's state is ~256 KiB, allocated and zeroed per call and counted by V8 as external
+ * memory until the engine is collected: at 6,000 calls/s the stack gateway's V8 ran a full
+ * collection every ~0.5 s for it (bench/results/2026-12-06-gzip-engine.md). Per event of a
+ * gateway's 10-event batches: deflate 3.43 vs 4.31 µs of CPU (gzipSync), inflate 0.60 vs 7.82
+ * (zlib.unzip, with its thread-pool trip; 2026-12-06-gunzip-engine.txt).
  *
  * Node has no public way to run an engine synchronously more than once (its own gzipSync closes
  * the engine after one input), so this drives the engine's handle as gzipSync does internally:
  * `_handle.writeSync` with Z_FINISH, the counts in `_writeState`, then `_handle.reset()`. Where
- * those are missing (another Node), or an input does not finish in one call, it falls back to
- * `gzipSync`: the same bytes either way (zlib's defaults, as kafkajs's codec).
+ * those are missing (another Node), or an input does not finish in one call, the callers fall
+ * back to the one-engine-per-call way: the same bytes either way (zlib's defaults, as kafkajs's).
  */
 import { constants, createGunzip, createGzip, gzipSync, type Gunzip, type Gzip } from 'node:zlib';
 
@@ -33,12 +34,54 @@ function keptEngine(make: () => Gzip | Gunzip): Internals | null {
   return e;
 }
 
-export class GzipEngine {
+/** One engine of a kind, kept for the process and reset after each input. */
+class Kept {
   private engine: Internals | null = null;
+  /** False once the engine's internals were found missing: never tried again. */
+  private reusable = true;
+
+  constructor(private readonly make: () => Gzip | Gunzip) {}
+
+  /** Whether an engine can be kept on this Node. */
+  get available(): boolean {
+    return this.ready() !== null;
+  }
+
+  /**
+   * The whole `input` through the engine into `out`, to the end of the stream (Z_FINISH): the
+   * output's length, or -1 when it did not end there (output larger than `out`, input left over,
+   * an error) or no engine can be kept. The engine is dropped after a failure.
+   */
+  finish(input: Buffer, out: Buffer): number {
+    const e = this.ready();
+    if (!e) return -1;
+    e._handle!.writeSync(constants.Z_FINISH, input, 0, input.length, out, 0, out.length);
+    // [0] output room left, [1] input left. An error destroys the engine (Node's error handler).
+    // Output filling `out` exactly may still have more to come: not taken as the end.
+    const state = e._writeState!;
+    const room = state[0]!;
+    if (e.destroyed || state[1] !== 0 || room === 0) {
+      e.close();
+      this.engine = null;
+      return -1;
+    }
+    e._handle!.reset();
+    return out.length - room;
+  }
+
+  private ready(): Internals | null {
+    if (this.engine || !this.reusable) return this.engine;
+    this.engine = keptEngine(this.make);
+    this.reusable = this.engine !== null;
+    return this.engine;
+  }
+}
+
+/** The deflating side, for producers. */
+export class GzipEngine {
+  private readonly kept = new Kept(createGzip);
   /** Room for the deflate of `maxInput` bytes: zlib's bound is the input plus ~0.03 % and 18 bytes of gzip framing. */
   private readonly out: Buffer;
-  /** False once the engine's internals were found missing: gzipSync from then on. */
-  private reusable = true;
 
   constructor(private readonly maxInput: number) {
     this.out = Buffer.allocUnsafe(maxInput + (maxInput >> 6) + 1024);
@@ -46,49 +89,25 @@ export class GzipEngine {
 
   /** `b` gzipped; the same bytes as `gzipSync(b)`. */
   gzip(b: Buffer): Buffer {
-    const e = b.length <= this.maxInput ? this.ready() : null;
-    if (!e) return gzipSync(b);
-    const handle = e._handle!;
-    const state = e._writeState!;
-    handle.writeSync(constants.Z_FINISH, b, 0, b.length, this.out, 0, this.out.length);
-    // [0] output room left, [1] input left. An error destroys the engine (Node's error handler).
-    const room = state[0]!;
-    if (e.destroyed || state[1] !== 0 || room === 0) {
-      this.drop();
-      return gzipSync(b);
-    }
-    const z = Buffer.from(this.out.subarray(0, this.out.length - room)); // a copy: `out` is reused
-    handle.reset();
-    return z;
+    const n = b.length <= this.maxInput ? this.kept.finish(b, this.out) : -1;
+    // a copy: `out` is reused
+    return n < 0 ? gzipSync(b) : Buffer.from(this.out.subarray(0, n));
   }
 
   /** Whether inputs are deflated by the kept engine (false: gzipSync per input). */
   get reusing(): boolean {
-    return this.ready() !== null;
-  }
-
-  private ready(): Internals | null {
-    if (this.engine || !this.reusable) return this.engine;
-    this.engine = keptEngine(createGzip);
-    this.reusable = this.engine !== null;
-    return this.engine;
-  }
-
-  private drop(): void {
-    this.engine?.close();
-    this.engine = null;
+    return this.kept.available;
   }
 }
 
 /**
  * The inflating side, for consumers: one gunzip engine kept and reset between record batches,
  * inflating straight into the batch's output buffer, where zlib.unzip makes an engine (~40 KiB of
- * state) and a thread-pool trip per batch. A gateway's batches are ~10 events each: 34.1 vs 4.9 µs
- * of CPU per batch (bench/results/2026-12-06-gzip-engine.md).
+ * state) and a thread-pool trip per batch. A gateway's batches are ~10 events each: 0.60 vs 7.82 µs
+ * of CPU per event (bench/results/2026-12-06-gunzip-engine.txt).
  */
 export class GunzipEngine {
-  private engine: Internals | null = null;
-  private reusable = true;
+  private readonly kept = new Kept(createGunzip);
 
   /**
    * `b` (one or more gzip members) inflated into a new buffer of `size` bytes, or null when it
@@ -96,30 +115,9 @@ export class GunzipEngine {
    * inflates it the usual way and gets zlib's answer or error).
    */
   gunzip(b: Buffer, size: number): Buffer | null {
-    const e = this.ready();
-    if (!e) return null;
+    if (!this.kept.available) return null;
     const out = Buffer.allocUnsafe(size);
-    e._handle!.writeSync(constants.Z_FINISH, b, 0, b.length, out, 0, size);
-    const state = e._writeState!;
-    const room = state[0]!;
-    // Output filling `out` exactly may still have more to come: not taken as the end.
-    if (e.destroyed || state[1] !== 0 || room === 0) {
-      this.drop();
-      return null;
-    }
-    e._handle!.reset();
-    return out.subarray(0, size - room);
-  }
-
-  private ready(): Internals | null {
-    if (this.engine || !this.reusable) return this.engine;
-    this.engine = keptEngine(createGunzip);
-    this.reusable = this.engine !== null;
-    return this.engine;
-  }
-
-  private drop(): void {
-    this.engine?.close();
-    this.engine = null;
+    const n = this.kept.finish(b, out);
+    return n < 0 ? null : out.subarray(0, n);
   }
 }
