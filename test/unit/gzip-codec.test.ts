@@ -32,6 +32,12 @@ test("gzip codec: a small gzip batch is inflated before the call returns, a larg
   await Promise.resolve();
   assert.equal(settled, true, 'a small batch is inflated in place');
   settled = false;
+  // at the bound: the claimed size plus the 64 bytes of slack is SYNC_INFLATE_MAX
+  const atBound = decompress(gzipSync(batchText(SYNC_INFLATE_MAX - 64))).then((o) => ((settled = true), o));
+  await Promise.resolve();
+  assert.equal(settled, true, 'a batch at the bound is inflated in place');
+  assert.ok((await atBound).equals(batchText(SYNC_INFLATE_MAX - 64)));
+  settled = false;
   const big = decompress(gzipSync(batchText(SYNC_INFLATE_MAX + 1))).then(() => (settled = true));
   await Promise.resolve();
   assert.equal(settled, false, 'a large batch goes to the thread pool');
