@@ -4,6 +4,7 @@ import { defaults, type MeterConfig } from '../src/config/config.js';
 import { openLake, openLog } from '../src/runtime/backends.js';
 import { Ingestor } from '../src/pipeline/ingest.js';
 import { installGzipCodec } from '../src/log/kafka/gzip-codec.js';
+import { FETCH } from '../src/log/kafka/client.js';
 import { FolderDeadLetter } from '../src/log/dead-letter.js';
 import type { ConsumeOptions, LogConsumer, UsageLog } from '../src/log/log.js';
 import { mainThreadCpuUs } from './lib.js';
@@ -88,8 +89,8 @@ async function meter(): Promise<{ records: number; files: number }> {
 async function consumeKafka(): Promise<{ records: number; files: number }> {
   if (a.meterCodec) installGzipCodec();
   const kafka = new Kafka({ clientId: 'bench-consume', brokers: a.brokers, logLevel: logLevel.NOTHING });
-  // Same fetch settings as meter's KafkaLog consumer.
-  const consumer = kafka.consumer({ groupId: a.group, maxWaitTimeInMs: 250, sessionTimeout: 30000, heartbeatInterval: 3000 });
+  // Same fetch settings as meter's KafkaLog consumer (client.ts groupConsumer).
+  const consumer = kafka.consumer({ groupId: a.group, ...FETCH, maxWaitTimeInMs: 250, sessionTimeout: 30000, heartbeatInterval: 3000 });
   await consumer.connect();
   await consumer.subscribe({ topic: a.topic, fromBeginning: true });
   let n = 0;

@@ -5,6 +5,9 @@
  *   baseline: kafkajs consume-only (records counted and dropped), same fetch settings
  * Rate = events / time from the first delivered batch (the consumer-group join, the same for
  * both, is excluded; total wall time is in the note). Peak RSS of each process is sampled.
+ * Both children run with `meter ingest`'s process settings (src/runtime/ingest-process.ts: a
+ * V8 flag and MALLOC_ARENA_MAX), as the command re-execs itself with them;
+ * METER_BENCH_INGEST_NODE_DEFAULTS=1 runs both at Node's defaults instead.
  * Targets (issue 15): >= 250,000 events/s; >= 0.6x consume-only; RSS <= 512 MB.
  * METER_BENCH_INGEST_MEMORY_MB=128,256: meter runs once per DuckDB memory limit in each run
  * (interleaved), one pair of rows each; unset: meter's default (config ingestMemoryMb).
@@ -21,6 +24,7 @@ import { HOUR_MS, hourStart } from '../src/lake/layout.js';
 import { stackEnv } from '../test/support/stack.js';
 import kafkajs from 'kafkajs';
 import { createKafka } from '../src/log/kafka/client.js';
+import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch } from '../src/runtime/ingest-process.js';
 import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio, treeCpuUs } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,17 +68,28 @@ async function child(args: Record<string, unknown>, pids: number[]): Promise<Chi
   return { ...out, stackUs: pids.length ? stackCpuUs(pids) - before : 0 };
 }
 
+/** What the children ran with, for the row's note. */
+function processSettings(): string {
+  if (process.env.METER_BENCH_INGEST_NODE_DEFAULTS === '1') return "at Node's defaults (METER_BENCH_INGEST_NODE_DEFAULTS=1)";
+  return `with meter ingest's process settings (${INGEST_NODE_FLAGS.join(' ')}, ${Object.entries(INGEST_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}) unless set in the bench's own environment`;
+}
+
+/** The child's node arguments and environment: `meter ingest`'s (ingest-process.ts) unless turned off. */
+function childLaunch(args: Record<string, unknown>): { args: string[]; env: NodeJS.ProcessEnv } {
+  const plain = { args: [...profileArgs, join(here, 'ingest-child.js'), JSON.stringify(args)], env: process.env };
+  if (process.env.METER_BENCH_INGEST_NODE_DEFAULTS === '1') return plain;
+  return ingestLaunch(profileArgs, [process.execPath, ...plain.args.slice(profileArgs.length)], process.env) ?? plain;
+}
+
 function runChild(args: Record<string, unknown>): Promise<Omit<ChildOut, 'stackUs'>> {
+  const launch = childLaunch(args);
   return new Promise((res, rej) =>
-    execFile(
-      process.execPath,
-      [...profileArgs, join(here, 'ingest-child.js'), JSON.stringify(args)],
-      { maxBuffer: 16 << 20, timeout: 40 * 60_000 },
-      (err, out, errOut) => {
-        if (err) return rej(new Error(`ingest child (${args.mode}) failed: ${err.message}\n${errOut.slice(-2000)}`));
-        res(JSON.parse(out.trim().split('\n').pop()!));
-      },
-    ),
+    execFile(process.execPath, launch.args, { maxBuffer: 16 << 20, timeout: 40 * 60_000, env: launch.env }, (err, out, errOut) => {
+      if (err) return rej(new Error(`ingest child (${args.mode}) failed: ${err.message}\n${errOut.slice(-2000)}`));
+      res(JSON.parse(out.trim().split('\n').pop()!));
+    }),
   );
 }
 
@@ -197,7 +212,7 @@ export async function benchIngest(o: BenchOptions): Promise<Row[]> {
         ratio: '',
         target: '<= 512 MB',
         met: rss <= 512 ? 'yes' : 'no',
-        note: `each run: ${runs!.map((r) => fmt(r.peakRssMb)).join(', ')} MB`,
+        note: `each run: ${runs!.map((r) => fmt(r.peakRssMb)).join(', ')} MB; both sides ${processSettings()}`,
       },
     ];
   });

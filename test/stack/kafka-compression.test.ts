@@ -1,7 +1,7 @@
 /**
  * `kafkaCompression`: gzip (the default) deflates each record batch through kafkajs's GZIP codec
  * (meter's, gzip-codec.ts); none sends the batches as they are. Either way the records read back
- * are the ones sent.
+ * are the ones sent. A record batch larger than meter's fetch size comes whole.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +9,8 @@ import kafkajs from 'kafkajs';
 import { stackEnv } from '../support/stack.js';
 import { KafkaLog } from '../../src/log/kafka-log.js';
 import { decompress } from '../../src/log/kafka/gzip-codec.js';
+import { FETCH } from '../../src/log/kafka/client.js';
+import { until } from '../support/until.js';
 
 const { Kafka, logLevel, CompressionTypes } = kafkajs;
 const env = await stackEnv(['kafka']);
@@ -72,3 +74,34 @@ for (const compression of ['gzip', 'none'] as const)
       await log.close();
     }
   });
+
+test("kafka: a record batch larger than a fetch (256 KiB a partition, 1 MiB in all) still comes, whole, through meter's group consumer", {
+  timeout: 120_000,
+}, async () => {
+  const topic = `fetch-size-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const log = new KafkaLog({ brokers, topic, partitions: 2, clientId: 'meter-test', compression: 'none' });
+  await log.init();
+  const consumer = await log.consumer(`read-${topic}`);
+  try {
+    // one send: a record batch of ~800 KiB per partition (under the broker's 1 MiB message limit)
+    const sent = Array.from({ length: 1600 }, (_, i) => `{"id":"big${String(i).padStart(5, '0')}","pad":"${'x'.repeat(1000)}"}`);
+    const prod = await log.producer();
+    await prod.send(sent.map((v, i) => ({ key: `k${i % 2}`, value: Buffer.from(v) })));
+    assert.ok(Buffer.byteLength(sent.join('')) / 2 > 3 * FETCH.maxBytesPerPartition, 'each partition batch is over the per-partition fetch size');
+    const got: string[] = [];
+    let largest = 0;
+    await consumer.run({
+      startOffset: async () => 0,
+      eachBatch: async (b) => {
+        largest = Math.max(largest, b.records.length);
+        for (const r of b.records) got.push(r.value.toString());
+      },
+    });
+    await until('every record of both oversized batches', () => got.length >= sent.length, 60_000);
+    assert.deepEqual(got.sort(), [...sent].sort());
+    assert.ok(largest * 1000 > FETCH.maxBytesPerPartition, `a delivered batch held ${largest} records`);
+  } finally {
+    await consumer.stop();
+    await log.close();
+  }
+});

@@ -94,11 +94,22 @@ export function createKafka(opts: KafkaLogOptions): Kafka {
   });
 }
 
+/**
+ * How much one fetch brings: 256 KiB per partition, 1 MiB in all (kafkajs: 1 MiB and 10 MiB).
+ * A fetch's records are decoded into objects that live until the batch is processed, across
+ * several young-generation collections, so V8 promotes them and the old generation fills with
+ * them. With these, ingest's peak RSS was 355-410 MB instead of 467-522 at the same rate, for
+ * record batches of 1,250 and of 10 events (bench/results/2026-12-06-ingest-process.txt). Both are
+ * soft limits in Kafka: a larger record batch still comes, alone.
+ */
+export const FETCH = { maxBytesPerPartition: 256 << 10, maxBytes: 1 << 20 } as const;
+
 /** A kafkajs consumer of `groupId` with the log's group timing. */
 export function groupConsumer(kafka: Kafka, groupId: string, timing: { sessionTimeoutMs: number; heartbeatIntervalMs: number }): Consumer {
   return kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,
+    ...FETCH,
     maxWaitTimeInMs: 250,
     sessionTimeout: timing.sessionTimeoutMs,
     heartbeatInterval: timing.heartbeatIntervalMs,

@@ -1,0 +1,97 @@
+/**
+ * `meter ingest` re-execs itself once with its process settings (src/runtime/ingest-process.ts):
+ * the decision as a function, then the command as a user runs it, read from /proc while it runs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch } from '../../src/runtime/ingest-process.js';
+import { assetPath } from '../../src/config/assets.js';
+import { tempDir } from '../support/tmp.js';
+import { until } from '../support/until.js';
+
+const argv = ['/usr/bin/node', '/opt/meter/bin/meter.js', 'ingest', '--once'];
+
+test('ingestLaunch adds the V8 flag before the script and MALLOC_ARENA_MAX to the environment, keeping the rest', () => {
+  const l = ingestLaunch(['--enable-source-maps'], argv, { PATH: '/bin', METER_TOPIC: 't', GONE: undefined });
+  assert.ok(l);
+  assert.deepEqual(l.args, ['--enable-source-maps', ...INGEST_NODE_FLAGS, '/opt/meter/bin/meter.js', 'ingest', '--once']);
+  assert.deepEqual(l.env, { PATH: '/bin', METER_TOPIC: 't', ...INGEST_ENV });
+});
+
+test('ingestLaunch keeps what the user set, and answers null once everything is set (the re-exec runs once)', () => {
+  const flag = INGEST_NODE_FLAGS[0]!.split('=')[0]!;
+  // a flag given to node, in either spelling, or in NODE_OPTIONS: not added again
+  for (const given of [
+    { execArgv: [`${flag}=32`], env: {} },
+    { execArgv: ['--max_semi_space_size=32'], env: {} },
+    { execArgv: [], env: { NODE_OPTIONS: `--inspect ${flag}=64` } },
+  ]) {
+    const l = ingestLaunch(given.execArgv, argv, given.env);
+    assert.ok(l, JSON.stringify(given));
+    assert.deepEqual(l.args, [...given.execArgv, ...argv.slice(1)], JSON.stringify(given));
+    assert.equal(l.env.MALLOC_ARENA_MAX, INGEST_ENV.MALLOC_ARENA_MAX);
+  }
+  const own = ingestLaunch([], argv, { MALLOC_ARENA_MAX: '8' });
+  assert.equal(own?.env.MALLOC_ARENA_MAX, '8');
+  assert.deepEqual(own?.args, [...INGEST_NODE_FLAGS, ...argv.slice(1)]);
+  // what the re-exec'd process sees: nothing more to do
+  assert.equal(ingestLaunch([...INGEST_NODE_FLAGS], argv, { ...INGEST_ENV }), null);
+});
+
+/** `meter ingest` (embedded) until it follows the log; its pid's command line and environment. */
+async function runningIngest(env: Record<string, string>): Promise<{ cmdline: string[]; environ: Map<string, string>; pid: number; code: number | null }> {
+  const dir = tempDir('meter-ingest-process-');
+  const c = spawn(process.execPath, [assetPath('bin/meter.js'), 'ingest'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', HOME: dir, METER_DATA_DIR: join(dir, 'data'), ...env },
+  });
+  let err = '';
+  c.stderr.on('data', (b: Buffer) => (err += b));
+  c.stdout.on('data', (b: Buffer) => (err += b));
+  const exited = new Promise<number | null>((res) => c.on('close', (code) => res(code)));
+  try {
+    await until(
+      () => `meter ingest following the log (output so far: ${err})`,
+      () => err.includes('ingest: usage-events ->'),
+      60_000,
+    );
+    const pid = c.pid!;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const environ = new Map(
+      readFileSync(`/proc/${pid}/environ`, 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]),
+    );
+    c.kill('SIGTERM');
+    return { cmdline, environ, pid, code: await exited };
+  } finally {
+    c.kill('SIGKILL');
+  }
+}
+
+const linux = existsSync('/proc/self/cmdline') && typeof process.execve === 'function';
+
+test('meter ingest runs as the same process with the V8 flag and MALLOC_ARENA_MAX, and stops cleanly on SIGTERM', {
+  skip: !linux && 'needs /proc and process.execve',
+}, async () => {
+  const r = await runningIngest({});
+  assert.deepEqual(r.cmdline.slice(1, 1 + INGEST_NODE_FLAGS.length), [...INGEST_NODE_FLAGS], r.cmdline.join(' '));
+  assert.equal(r.cmdline.at(-1), 'ingest');
+  for (const [k, v] of Object.entries(INGEST_ENV)) assert.equal(r.environ.get(k), v, k);
+  assert.equal(r.code, 0);
+});
+
+test("meter ingest keeps the user's own settings: no flag added over NODE_OPTIONS, MALLOC_ARENA_MAX as given", {
+  skip: !linux && 'needs /proc and process.execve',
+}, async () => {
+  const flag = INGEST_NODE_FLAGS[0]!.split('=')[0]!;
+  const r = await runningIngest({ NODE_OPTIONS: `${flag}=16`, MALLOC_ARENA_MAX: '4' });
+  assert.ok(!r.cmdline.some((a) => a.startsWith(flag)), r.cmdline.join(' '));
+  assert.equal(r.environ.get('MALLOC_ARENA_MAX'), '4');
+  assert.equal(r.environ.get('NODE_OPTIONS'), `${flag}=16`);
+  assert.equal(r.code, 0);
+});
