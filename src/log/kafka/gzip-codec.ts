@@ -94,16 +94,18 @@ interface Codec {
   decompress(b: Buffer): Promise<Buffer>;
 }
 
-let installed = false;
+const meterCodec: Codec = { compress: (encoder) => compress(encoder.buffer), decompress };
+const meterGzip = () => meterCodec;
 
-/** Make kafkajs (process-wide) deflate and inflate gzip batches with `compress` and `decompress`; idempotent. */
+/**
+ * Make kafkajs (process-wide) deflate and inflate gzip batches with `compress` and `decompress`;
+ * idempotent. It looks at the registry, not at a flag of its own, so a codec put back there
+ * (a test's) is replaced again by the next client.
+ */
 export function installGzipCodec(): void {
-  if (installed) return;
-  installed = true;
   // CompressionCodecs is not a named export Node finds in kafkajs's CommonJS
   const codecs = kafkajs.CompressionCodecs as Record<number, () => Codec>;
-  const stock = codecs[kafkajs.CompressionTypes.GZIP];
-  if (!stock) return;
-  const codec: Codec = { compress: (encoder) => compress(encoder.buffer), decompress };
-  codecs[kafkajs.CompressionTypes.GZIP] = () => codec;
+  const current = codecs[kafkajs.CompressionTypes.GZIP];
+  if (!current || current === meterGzip) return;
+  codecs[kafkajs.CompressionTypes.GZIP] = meterGzip;
 }
