@@ -39,10 +39,19 @@ export function ingestLaunch(execArgv: readonly string[], argv: readonly string[
 
 /**
  * Replace this process with one that has ingest's settings (never returns then); a no-op when it
- * has them, or where Node cannot replace a process (Windows): ingest then runs at Node's defaults.
+ * has them, or where Node cannot replace a process (Windows): ingest then runs at Node's defaults,
+ * as it does, with a warning, when the replacement fails. `execve`: process.execve (a parameter
+ * for the test of that failure).
  */
-export function reexecForIngest(): void {
-  if (typeof process.execve !== 'function') return;
+export function reexecForIngest(execve: typeof process.execve = process.execve): void {
+  if (typeof execve !== 'function') return;
   const l = ingestLaunch(process.execArgv, process.argv, process.env);
-  if (l) process.execve(process.execPath, [process.execPath, ...l.args], l.env);
+  if (!l) return;
+  try {
+    execve.call(process, process.execPath, [process.execPath, ...l.args], l.env);
+  } catch (e) {
+    process.stderr.write(
+      `meter: warning: ingest could not restart itself with its memory settings (${(e as Error).message}); it runs at Node's defaults, with more memory (docs/operations.md "Memory of meter ingest")\n`,
+    );
+  }
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch } from '../../src/runtime/ingest-process.js';
+import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch, reexecForIngest } from '../../src/runtime/ingest-process.js';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
@@ -94,4 +94,19 @@ test("meter ingest keeps the user's own settings: no flag added over NODE_OPTION
   assert.equal(r.environ.get('MALLOC_ARENA_MAX'), '4');
   assert.equal(r.environ.get('NODE_OPTIONS'), `${flag}=16`);
   assert.equal(r.code, 0);
+});
+
+test('a failed re-exec is a warning, and ingest goes on at Node defaults', (t) => {
+  if (!ingestLaunch(process.execArgv, process.argv, process.env)) return t.skip('this test process already has both settings');
+  const writes: string[] = [];
+  t.mock.method(process.stderr, 'write', (s: string) => (writes.push(s), true));
+  let calls = 0;
+  const refused = () => {
+    calls++;
+    throw Object.assign(new Error('EACCES: permission denied, execve'), { code: 'EACCES' });
+  };
+  reexecForIngest(refused as unknown as typeof process.execve);
+  t.mock.restoreAll();
+  assert.equal(calls, 1);
+  assert.match(writes.join(''), /could not restart itself with its memory settings \(EACCES: permission denied, execve\); it runs at Node's defaults/);
 });
