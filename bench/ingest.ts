@@ -78,9 +78,10 @@ function processSettings(): string {
 
 /** The child's node arguments and environment: `meter ingest`'s (ingest-process.ts) unless turned off. */
 function childLaunch(args: Record<string, unknown>): { args: string[]; env: NodeJS.ProcessEnv } {
-  const plain = { args: [...profileArgs, join(here, 'ingest-child.js'), JSON.stringify(args)], env: process.env };
+  const script = [join(here, 'ingest-child.js'), JSON.stringify(args)];
+  const plain = { args: [...profileArgs, ...script], env: process.env };
   if (process.env.METER_BENCH_INGEST_NODE_DEFAULTS === '1') return plain;
-  return ingestLaunch(profileArgs, [process.execPath, ...plain.args.slice(profileArgs.length)], process.env) ?? plain;
+  return ingestLaunch(profileArgs, [process.execPath, ...script], process.env) ?? plain;
 }
 
 function runChild(args: Record<string, unknown>): Promise<Omit<ChildOut, 'stackUs'>> {

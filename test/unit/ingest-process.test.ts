@@ -89,10 +89,10 @@ test("meter ingest keeps the user's own settings: no flag added over NODE_OPTION
   skip: !linux && 'needs /proc and process.execve',
 }, async () => {
   const flag = INGEST_NODE_FLAGS[0]!.split('=')[0]!;
-  const r = await runningIngest({ NODE_OPTIONS: `${flag}=16`, MALLOC_ARENA_MAX: '4' });
+  const r = await runningIngest({ NODE_OPTIONS: `${flag}=32`, MALLOC_ARENA_MAX: '4' });
   assert.ok(!r.cmdline.some((a) => a.startsWith(flag)), r.cmdline.join(' '));
   assert.equal(r.environ.get('MALLOC_ARENA_MAX'), '4');
-  assert.equal(r.environ.get('NODE_OPTIONS'), `${flag}=16`);
+  assert.equal(r.environ.get('NODE_OPTIONS'), `${flag}=32`);
   assert.equal(r.code, 0);
 });
 
