@@ -32,7 +32,7 @@ const procs: Record<string, { child: ChildProcess; admin: string; exited: Promis
 let gatewayUrl: string;
 
 // Prometheus answers change once per scrape: a minute's wait, asked every 250 ms.
-const until = <T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);
+const until = <T>(what: string | (() => Promise<string>), fn: () => Promise<T>, timeoutMs = 60_000, everyMs = 250) => untilShared(what, fn, timeoutMs, everyMs);
 
 /** One PromQL instant query; a single-number answer (null when the result is empty). */
 async function query(q: string): Promise<number | null> {
@@ -249,11 +249,23 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
     }
     if (others.size) process.stdout.write(`# other alerts while the pipeline kept up (box load): ${[...others].join(', ')}\n`);
 
+    // On a timeout, what Prometheus saw: each ingest lag series' samples, the targets, the alerts
+    // (CI once waited 90 s for this alert on a loaded box, with nothing else to go on).
+    const lagSeen = async () => {
+      const ask = async (q: string) =>
+        JSON.stringify(((await (await fetch(`${prom}/api/v1/query?query=${encodeURIComponent(q)}`)).json()) as { data?: { result?: unknown } }).data?.result);
+      const seen = await Promise.all([
+        ask(`meter_consumer_lag{test="${id}",role="ingest"}[40s]`),
+        ask(`up{test="${id}"}`),
+        JSON.stringify(await alerts()),
+      ]).catch((e: Error) => [`(Prometheus not asked: ${e.message})`]);
+      return `MeterConsumerLagGrowing{role="ingest"} to fire; ingest lag samples of the last 40 s: ${seen[0]}; up: ${seen[1]}; alerts: ${seen[2]}`;
+    };
     const t0 = Date.now();
     procs.ingest!.child.kill('SIGTERM');
     assert.equal(await procs.ingest!.exited, 0);
     const firing = await until(
-      'MeterConsumerLagGrowing{role="ingest"} to fire',
+      lagSeen,
       async () => (await alerts()).find((a) => a.labels.alertname === 'MeterConsumerLagGrowing' && a.labels.role === 'ingest' && a.state === 'firing'),
       90_000,
       500,
