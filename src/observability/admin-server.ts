@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Observability } from './observability.js';
 import { OPS_PAGE } from './ops-page.js';
+import { sourceBudgetMs } from './metrics.js';
 
 export interface AdminServer {
   url: string;
@@ -22,7 +23,7 @@ export async function startAdminServer(obs: Observability, host: string, port: n
   const started = Date.now();
   // A render costs the process (the gateway's, too) a few ms: scrapes arriving together share
   // one, and a render serves for REUSE_MS (test/abuse/observability.ts hammers this).
-  const metricsText = shared(() => obs.metrics.text());
+  const metricsText = shared((budgetMs: number) => obs.metrics.text(budgetMs));
   const opsData = shared(async () => {
     const [metrics, backends] = await Promise.all([obs.metrics.registry.getMetricsAsJSON(), obs.checkAll()]);
     return JSON.stringify({
@@ -45,7 +46,7 @@ export async function startAdminServer(obs: Observability, host: string, port: n
       return json(res, 405, { error: 'method_not_allowed', message: 'the admin listener answers GET only' }, { allow: 'GET' });
     switch (path) {
       case '/metrics': {
-        const text = await metricsText();
+        const text = await metricsText(sourceBudgetMs(req.headers['x-prometheus-scrape-timeout-seconds']));
         res.writeHead(200, { 'content-type': obs.metrics.contentType, 'cache-control': 'no-store' });
         return void res.end(text);
       }
@@ -97,12 +98,12 @@ export async function startAdminServer(obs: Observability, host: string, port: n
 const REUSE_MS = 250;
 
 /** One render at a time; its result serves every request for REUSE_MS after it finished. */
-function shared(render: () => Promise<string>): () => Promise<string> {
+function shared<A extends unknown[]>(render: (...args: A) => Promise<string>): (...args: A) => Promise<string> {
   let inflight: Promise<string> | null = null;
   let last: { at: number; text: string } | null = null;
-  return () => {
+  return (...args: A) => {
     if (last && Date.now() - last.at < REUSE_MS) return Promise.resolve(last.text);
-    inflight ??= render().then(
+    inflight ??= render(...args).then(
       (text) => {
         last = { at: Date.now(), text };
         inflight = null;

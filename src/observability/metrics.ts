@@ -14,7 +14,20 @@ import { FastHistogram } from './fast-histogram.js';
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const HOUR_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
-const SOURCE_TIMEOUT_MS = 2000;
+/** How long a scrape waits for a backend-read value (lag, readiness) when the scraper gives no timeout. */
+export const SOURCE_TIMEOUT_MS = 2000;
+
+/**
+ * Milliseconds a render may wait for backend-read values, from the scraper's own timeout
+ * (Prometheus sends X-Prometheus-Scrape-Timeout-Seconds with every scrape): three quarters of it,
+ * so a slow backend leaves its series out of a scrape that still arrives in time, instead of
+ * failing the whole scrape (every series of the process gone, `up` 0). Bounded to 50..2000 ms.
+ */
+export function sourceBudgetMs(scrapeTimeoutHeader: string | string[] | undefined): number {
+  const s = Number(Array.isArray(scrapeTimeoutHeader) ? scrapeTimeoutHeader[0] : scrapeTimeoutHeader);
+  if (!scrapeTimeoutHeader || !Number.isFinite(s) || s <= 0) return SOURCE_TIMEOUT_MS;
+  return Math.max(50, Math.min(SOURCE_TIMEOUT_MS, Math.floor(s * 750)));
+}
 
 function within<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -36,6 +49,8 @@ export class MeterMetrics {
   readonly registry = new Registry();
   private readonly reads = new Map<string, Read[]>();
   private readonly labelled = new Map<string, ReadLabelled[]>();
+  /** The current render's wait for backend-read values (text()). */
+  private sourceBudget = SOURCE_TIMEOUT_MS;
 
   readonly addedLatency: FastHistogram;
   readonly upstreamLatency: FastHistogram;
@@ -122,7 +137,7 @@ export class MeterMetrics {
         async collect() {
           // A backend that does not answer (Kafka down: kafkajs retries for long) leaves its series
           // out of this scrape instead of holding the scrape past Prometheus's timeout.
-          const all = await Promise.all((self.labelled.get(name) ?? []).map((f) => within(Promise.resolve().then(f), SOURCE_TIMEOUT_MS).catch(() => [])));
+          const all = await Promise.all((self.labelled.get(name) ?? []).map((f) => within(Promise.resolve().then(f), self.sourceBudget).catch(() => [])));
           this.reset();
           // Without labels prom-client keeps a 0 after reset; absent is the truth when nothing was read.
           if (!labelNames.length) this.remove({});
@@ -184,7 +199,9 @@ export class MeterMetrics {
     this.labelled.set(name, list);
   }
 
-  text(): Promise<string> {
+  /** The exposition; backend-read values that take over `sourceBudgetMs` are left out of it. */
+  text(sourceBudgetMs = SOURCE_TIMEOUT_MS): Promise<string> {
+    this.sourceBudget = sourceBudgetMs;
     return this.registry.metrics();
   }
 

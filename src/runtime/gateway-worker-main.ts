@@ -36,7 +36,7 @@ peer.handle('start', async (init: { config: MeterConfig; index: number; accessLo
   const gw = await startGatewayRole(cfg, { log, db, limiter }, logger, undefined, undefined, obs, { reusePort: init.listen.reusePort });
   obs.markStarted();
   peer.handle('status', () => ({ pid: process.pid, ...gw.health(), stats: gw.stats() }));
-  peer.handle('metrics', () => obs.metrics.text());
+  peer.handle('metrics', (budgetMs?: number) => obs.metrics.text(budgetMs));
   stop = async () => {
     await gw.close();
     await obs.close();

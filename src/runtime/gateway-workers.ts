@@ -108,7 +108,10 @@ export async function startGatewayWorkers(
     });
     // The primary's own metrics (process, lag) and each worker's, labelled by worker.
     const own = obs.metrics.text.bind(obs.metrics);
-    obs.metrics.text = async () => mergeMetrics([{ worker: 'primary', text: await own() }, ...(await sup.metricsTexts())]);
+    obs.metrics.text = async (budgetMs?: number) => {
+      const [primary, workers] = await Promise.all([own(budgetMs), sup.metricsTexts(budgetMs)]);
+      return mergeMetrics([{ worker: 'primary', text: primary }, ...workers]);
+    };
   }
   return {
     url: started.url,

@@ -227,9 +227,21 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
   });
 
   // Traffic keeps flowing; with ingest running, nothing fires for 12 s (windows and `for` are shorter).
+  // Answers are counted, not asserted: a lost call here must not end the traffic the alert needs.
   let flowing = true;
+  const answered: Record<string, number> = {};
   const traffic = (async () => {
-    while (flowing) await send(5, true).then(() => sleep(100)); // pacing: traffic, not a wait
+    while (flowing) {
+      await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const got = await fetch(`${gatewayUrl}/v1/geofences/g1/devices`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(10_000) })
+            .then(async (r) => (await r.arrayBuffer(), String(r.status)))
+            .catch((e: Error) => e.name);
+          answered[got] = (answered[got] ?? 0) + 1;
+        }),
+      );
+      await sleep(100); // pacing: traffic, not a wait
+    }
   })();
   try {
     // Only the lag alert is this test's subject: the others (the limiter deciding without Redis, a
@@ -257,9 +269,13 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
       const seen = await Promise.all([
         ask(`meter_consumer_lag{test="${id}",role="ingest"}[40s]`),
         ask(`up{test="${id}"}`),
+        ask(`{__name__=~"meter_events_(produced|spooled|dropped)_total|scrape_duration_seconds",test="${id}"}`),
         JSON.stringify(await alerts()),
       ]).catch((e: Error) => [`(Prometheus not asked: ${e.message})`]);
-      return `MeterConsumerLagGrowing{role="ingest"} to fire; ingest lag samples of the last 40 s: ${seen[0]}; up: ${seen[1]}; alerts: ${seen[2]}`;
+      return (
+        `MeterConsumerLagGrowing{role="ingest"} to fire; ingest lag samples of the last 40 s: ${seen[0]}; up: ${seen[1]}; ` +
+        `events and scrape durations: ${seen[2]}; alerts: ${seen[3]}; the test's traffic, answers by status: ${JSON.stringify(answered)}`
+      );
     };
     const t0 = Date.now();
     procs.ingest!.child.kill('SIGTERM');
@@ -270,7 +286,9 @@ test('alert rules: promtool checks them; the lag alert fires once ingest stops, 
       90_000,
       500,
     );
-    process.stdout.write(`# lag alert firing ${((Date.now() - t0) / 1000).toFixed(1)} s after ingest stopped (partition ${firing.labels.partition})\n`);
+    process.stdout.write(
+      `# lag alert firing ${((Date.now() - t0) / 1000).toFixed(1)} s after ingest stopped (partition ${firing.labels.partition}); traffic answers ${JSON.stringify(answered)}\n`,
+    );
     assert.ok(Number((await query(`max(meter_consumer_lag{test="${id}",role="ingest"})`)) ?? 0) > 0);
   } finally {
     flowing = false;

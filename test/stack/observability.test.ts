@@ -12,6 +12,7 @@ import { assetPath } from '../../src/config/assets.js';
 import { createLogger, kafkaLog, routeKafkaLogs } from '../../src/ground/logger.js';
 import { Observability } from '../../src/observability/observability.js';
 import { startAdminServer } from '../../src/observability/admin-server.js';
+import { sourceBudgetMs } from '../../src/observability/metrics.js';
 import { TopCustomers } from '../../src/observability/top-customers.js';
 import { billingRoute } from '../../src/observability/billing-route.js';
 import { observedGateway, parseMetrics, sum } from '../support/observed-gateway.js';
@@ -194,6 +195,31 @@ test('dead letters are counted by a bounded reason; top customers keep one hour;
   assert.equal(billingRoute('GET', '/v1/customers/acme/usage?from=x'), '/v1/customers/{id}/usage');
   assert.equal(billingRoute('GET', '/v1/me/invoices/2026-11'), '/v1/me/invoices/{period}');
   assert.equal(billingRoute('GET', '/wp-admin.php'), 'other');
+});
+
+test("a scrape answers within the scraper's timeout: a backend read that hangs is left out, not the scrape", async () => {
+  assert.equal(sourceBudgetMs(undefined), 2000);
+  assert.equal(sourceBudgetMs('1'), 750);
+  assert.equal(sourceBudgetMs('10'), 2000);
+  assert.equal(sourceBudgetMs('0.01'), 50);
+  assert.equal(sourceBudgetMs('soon'), 2000);
+  const obs = new Observability('gateway');
+  obs.metrics.readLabelled('meter_consumer_lag', () => new Promise(() => {})); // a Kafka that never answers
+  obs.metrics.readLabelled('meter_consumer_lag', () => [{ labels: { role: 'live', partition: '0' }, value: 7 }]);
+  const admin = await startAdminServer(obs, '127.0.0.1', 0);
+  try {
+    const t0 = performance.now();
+    // Prometheus's stack config scrapes every 1 s with a 1 s timeout (stack/run).
+    const r = await fetch(admin.url + '/metrics', { headers: { 'x-prometheus-scrape-timeout-seconds': '1' } });
+    const ms = performance.now() - t0;
+    assert.equal(r.status, 200);
+    const m = parseMetrics(await r.text());
+    assert.equal(sum(m, 'meter_consumer_lag', { role: 'live' }), 7);
+    // The budget is 750 ms; the bound leaves a loaded box room and still tells it from the 2 s default.
+    assert.ok(ms >= 700 && ms < 1500, `answered in ${ms.toFixed(0)} ms: after the 750 ms budget, well before the 2 s without the header`);
+  } finally {
+    await admin.close();
+  }
 });
 
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {

@@ -7,6 +7,7 @@
  * on Linux). What a worker runs is the module `exec`; the two talk through a Peer (peer.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
+import { SOURCE_TIMEOUT_MS } from '../../observability/metrics.js';
 import { Peer, type Channel } from './peer.js';
 
 export interface SupervisorLogger {
@@ -176,12 +177,18 @@ export class GatewaySupervisor {
     return this.slots.filter((s) => s.listening).length;
   }
 
-  /** Each listening worker's Prometheus text (a worker that does not answer within 2 s is left out). */
-  async metricsTexts(): Promise<{ worker: string; text: string }[]> {
+  /**
+   * Each listening worker's Prometheus text, its backend reads bounded by `budgetMs`; a worker
+   * that does not answer within that and 250 ms more is left out.
+   */
+  async metricsTexts(budgetMs = SOURCE_TIMEOUT_MS): Promise<{ worker: string; text: string }[]> {
     const out = await Promise.all(
       this.slots.map(async (s) => {
         if (!s.peer || !s.listening) return null;
-        const text = await Promise.race([s.peer.call<string>('metrics'), new Promise<null>((r) => setTimeout(() => r(null), 2000).unref())]).catch(() => null);
+        const text = await Promise.race([
+          s.peer.call<string>('metrics', budgetMs),
+          new Promise<null>((r) => setTimeout(() => r(null), budgetMs + 250).unref()),
+        ]).catch(() => null);
         return text === null ? null : { worker: String(s.index), text };
       }),
     );
