@@ -26,7 +26,7 @@ import { startGatewayRole } from '../src/runtime/roles.js';
 import { createKey } from '../src/gateway/keys.js';
 import { silentLogger } from '../src/ground/logger.js';
 import { stackEnv } from '../test/support/stack.js';
-import { startPlainProxy } from './plain-proxy.js';
+import { CLIENT_HEADERS, startPlainProxy } from './plain-proxy.js';
 import { type BenchOptions, type LoadResult, type Row, benchCatalogJson, fmt, load, median, pinCpus, pinnedCommand, ratio, treeCpuUs } from './lib.js';
 import { openLoopProcess } from './billing-open-loop.js';
 import { postmasterPid } from './billing-cpu.js';
@@ -176,9 +176,10 @@ export async function benchGateway(o: BenchOptions): Promise<Row[]> {
   const up = await startUpstream();
   const sides: Side[] = [];
   try {
-    sides.push({ name: 'direct', url: up.url, close: async () => {} });
+    // Every side gets the same request: meter's key header, or one of its shape (plain-proxy.ts).
+    sides.push({ name: 'direct', url: up.url, headers: CLIENT_HEADERS, close: async () => {} });
     const nginx = await startNginx(join(o.workDir, 'nginx'), up.url);
-    if (nginx) sides.push(nginx);
+    if (nginx) sides.push({ ...nginx, headers: CLIENT_HEADERS });
     else o.log('gateway: no nginx at /usr/sbin/nginx or /usr/bin/nginx: its side and the >= 0.5x nginx row are left out (apt-get install nginx-light)');
     const plain = await startPlainProxy(up.url);
     sides.push({ name: 'unmetered', inProcess: true, ...plain });

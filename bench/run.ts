@@ -33,19 +33,37 @@ export interface RunArgs {
   json: string | null;
 }
 
-export function parseArgs(argv: string[]): RunArgs {
-  const a: RunArgs = { smoke: false, stages: [], runs: 3, json: null };
+export const USAGE = `usage: node dist/bench/run.js [--smoke] [--stages a,b] [--runs N] [--json file]
+  --smoke       every stage once at tiny sizes on embedded parts (numbers meaningless)
+  --stages a,b  stages to run (default: all): ${Object.keys(STAGES).join(', ')}
+  --runs N      runs per stage (default 3)
+  --json file   also write the rows as JSON
+BENCHMARKS.md "How to reproduce" lists the variables each stage reads.`;
+
+/** A mistake in the command line: one line and exit 2, no stack trace. */
+export class BenchUsageError extends Error {}
+
+export function parseArgs(argv: string[]): RunArgs & { help?: boolean } {
+  const a: RunArgs & { help?: boolean } = { smoke: false, stages: [], runs: 3, json: null };
+  const value = (i: number, k: string) => {
+    const v = argv[i];
+    if (v === undefined || v.startsWith('--')) throw new BenchUsageError(`${k} needs a value`);
+    return v;
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--smoke') a.smoke = true;
-    else if (k === '--stages') a.stages = argv[++i]!.split(',').filter(Boolean);
-    else if (k === '--runs') a.runs = Math.max(1, Number(argv[++i]));
-    else if (k === '--json') a.json = argv[++i]!;
-    else throw new Error(`unknown argument ${k} (use --smoke, --stages a,b, --runs N, --json file)`);
+    else if (k === '--help' || k === '-h') a.help = true;
+    else if (k === '--stages') a.stages = value(++i, k).split(',').filter(Boolean);
+    else if (k === '--runs') {
+      a.runs = Number(value(++i, k));
+      if (!Number.isInteger(a.runs) || a.runs < 1) throw new BenchUsageError(`--runs takes a whole number of 1 or more, not ${argv[i]}`);
+    } else if (k === '--json') a.json = value(++i, k);
+    else throw new BenchUsageError(`unknown argument ${k} (use --smoke, --stages a,b, --runs N, --json file; --help)`);
   }
   if (!a.stages.length) a.stages = a.smoke ? EMBEDDED : Object.keys(STAGES);
   if (a.smoke) a.runs = 1;
-  for (const s of a.stages) if (!STAGES[s]) throw new Error(`unknown stage ${s}; stages: ${Object.keys(STAGES).join(', ')}`);
+  for (const s of a.stages) if (!STAGES[s]) throw new BenchUsageError(`unknown stage ${s}; stages: ${Object.keys(STAGES).join(', ')}`);
   return a;
 }
 
@@ -109,6 +127,7 @@ export async function runBench(args: RunArgs): Promise<Row[]> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.help) return void process.stdout.write(`${USAGE}\n`);
   const started = new Date().toISOString();
   const rows = await runBench(args);
   const out = `meter benchmarks ${args.smoke ? '(SMOKE: tiny sizes, numbers meaningless) ' : ''}${started}\nmachine: ${machine()}\n\n${table(rows)}\n`;
@@ -120,6 +139,10 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
   main().then(
     () => process.exit(failed.length ? 1 : 0),
     (e) => {
+      if (e instanceof BenchUsageError) {
+        console.error(`bench: ${e.message}`);
+        process.exit(2);
+      }
       console.error(e);
       process.exit(1);
     },

@@ -11,7 +11,7 @@ import type { PresentedKey } from './auth.js';
 import { DEFAULT_IDENTITY_FILTER, type IdentityFilter } from './identity-headers.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and ones undici sets itself. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

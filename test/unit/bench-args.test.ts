@@ -7,11 +7,29 @@ import { fileURLToPath } from 'node:url';
 
 const runner = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/run.js');
 
-test('bench refuses an unknown stage or argument', async () => {
-  for (const args of [['--stages', 'nope'], ['--bogus']]) {
-    const code = await new Promise<number | null>((res) =>
-      execFile(process.execPath, [runner, ...args], (err) => res(err ? ((err as { code?: number }).code ?? 1) : 0)),
-    );
-    assert.equal(code, 1, `bench ${args.join(' ')} should fail`);
+function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) =>
+    execFile(process.execPath, [runner, ...args], (err, stdout, stderr) => res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })),
+  );
+}
+
+test('bench refuses an unknown stage, argument or a missing value: one line naming it, exit 2, no stack trace', async () => {
+  for (const [args, says] of [
+    [['--stages', 'nope'], /^bench: unknown stage nope; stages: parquet, /],
+    [['--bogus'], /^bench: unknown argument --bogus/],
+    [['--runs'], /^bench: --runs needs a value/],
+    [['--runs', '0'], /^bench: --runs takes a whole number/],
+  ] as const) {
+    const r = await bench([...args]);
+    assert.equal(r.code, 2, `bench ${args.join(' ')} should fail as a usage error`);
+    assert.match(r.stderr, says);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+});
+
+test('bench --help says how to run it and runs nothing', async () => {
+  const r = await bench(['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^usage: node dist\/bench\/run\.js/);
+  assert.match(r.stdout, /--stages a,b .*gateway/);
 });
