@@ -99,7 +99,7 @@ function runChild(args: Record<string, unknown>): Promise<Omit<ChildOut, 'stackU
  * perBatch x partitions events, each partition's share named, 32 in flight (meter's producer would
  * merge them into larger batches). gzip with meter's codec, as a gateway's producer.
  */
-async function produceSmallBatches(cfg: MeterConfig, n: number, perBatch: number): Promise<void> {
+export async function produceSmallBatches(cfg: MeterConfig, n: number, perBatch: number): Promise<void> {
   const log = await openLog(cfg); // creates the topic with cfg.partitions
   await log.close();
   const kafka = createKafka({ brokers: cfg.kafkaBrokers, topic: cfg.topic, partitions: cfg.partitions });

@@ -1,5 +1,7 @@
 /** Loopback helpers the tests share: a free port, a TCP forwarder that can be down or up, who listens on a port. */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /** Starts `server` (net or http) on a free loopback port; the port. */
@@ -8,8 +10,68 @@ export async function listenLocal(server: Pick<Server, 'listen' | 'address'>): P
   return (server.address() as { port: number }).port;
 }
 
-/** A port nothing listens on right now (the OS's pick, released at once). */
-export async function freePort(): Promise<number> {
+/**
+ * Ports handed out by freePort: a range below Linux's ephemeral range, so no outgoing connection
+ * and no listen(0) of any process takes one of them between the pick and a later (re)start on it
+ * (a scenario restarts its gateway on its port for minutes). Each pick is claimed by a file named
+ * for the port holding the claiming pid (O_EXCL), so two test processes (CI runs two lanes at
+ * once) never hold the same port; a claim whose pid is gone is taken over. Before this, picks came
+ * from the kernel's ephemeral ports and CI once lost the faults suite's gateway to "admin port in use".
+ */
+const PORTS_DIR = join(tmpdir(), 'meter-test-ports');
+const claimed = new Set<number>();
+
+function pickRange(): [number, number] | null {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    // not Linux: the usual default
+  }
+  // Above the stacks' fixed ports (stack/run: 15432..19895 plus METER_STACK_PORT_SHIFT).
+  const lo = 21000;
+  const hi = Math.min(low - 1, 32767);
+  return hi - lo >= 1000 ? [lo, hi] : null;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+function claim(port: number): boolean {
+  const file = join(PORTS_DIR, String(port));
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch {
+    const owner = Number(readFileSync(file, 'utf8') || 0);
+    if (owner && alive(owner)) return false;
+    rmSync(file, { force: true });
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+    } catch {
+      return false; // another process took it over first
+    }
+  }
+  if (!claimed.size) process.once('exit', () => claimed.forEach((p) => rmSync(join(PORTS_DIR, String(p)), { force: true })));
+  claimed.add(port);
+  return true;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** The kernel's pick, released at once (where no port range is free of ephemeral ports). */
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -18,6 +80,20 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A loopback port nothing listens on now, that no other freePort of any process hands out while this process lives. */
+export async function freePort(): Promise<number> {
+  const range = pickRange();
+  if (!range) return kernelPort();
+  mkdirSync(PORTS_DIR, { recursive: true });
+  for (let tries = 0; tries < 500; tries++) {
+    const port = range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1));
+    if (claimed.has(port) || !claim(port)) continue;
+    if (await canListen(port)) return port;
+    // Held by something outside this scheme: the claim stays, so this process does not try it again.
+  }
+  throw new Error(`no free loopback port in ${range[0]}..${range[1]} after 500 tries (claims in ${PORTS_DIR})`);
 }
 
 /**

@@ -1,0 +1,32 @@
+/** test/support/net.ts freePort: ports outside the kernel's ephemeral range, never the same one to two processes. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { freePort } from '../support/net.js';
+
+const ephemeralLow = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+
+test('freePort: below the ephemeral range, free to listen on, never the same twice', async () => {
+  const ports: number[] = [];
+  for (let i = 0; i < 100; i++) ports.push(await freePort());
+  assert.equal(new Set(ports).size, ports.length);
+  for (const p of ports) assert.ok(p >= 21000 && p < ephemeralLow, `port ${p}`);
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(ports[0], '127.0.0.1', r));
+  await new Promise<void>((r) => s.close(() => r()));
+});
+
+test('freePort: two processes picking at once get disjoint ports', async () => {
+  const net = new URL('../support/net.js', import.meta.url).href;
+  const script = `import(${JSON.stringify(net)}).then(async (m) => { const out = []; for (let i = 0; i < 300; i++) out.push(await m.freePort()); console.log(JSON.stringify(out)); })`;
+  const pick = () =>
+    new Promise<number[]>((resolve, reject) =>
+      execFile(process.execPath, ['--input-type=module', '-e', script], (err, out) => (err ? reject(err) : resolve(JSON.parse(out) as number[]))),
+    );
+  const [a, b] = await Promise.all([pick(), pick()]);
+  assert.equal(a.length, 300);
+  const shared = a.filter((p) => new Set(b).has(p));
+  assert.deepEqual(shared, [], 'no port handed to both');
+});
