@@ -4,7 +4,7 @@ import { action, contextOf, untilSignal, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { startIngestRole } from '../runtime/roles.js';
 import { startObservability } from '../observability/admin.js';
-import { INGEST_ENV, INGEST_NODE_FLAGS, reexecForIngest } from '../runtime/ingest-process.js';
+import { reexecWithIngestSettings, settingsHelp } from '../runtime/ingest-process.js';
 
 export function registerIngest(program: Command): void {
   program
@@ -16,12 +16,10 @@ export function registerIngest(program: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n  meter ingest                 # follow the log until Ctrl-C\n  meter ingest --once --json   # drain and print what was written\n' +
-        `\nIngest restarts itself once, in the same process, with ${INGEST_NODE_FLAGS.join(' ')} and\n${Object.entries(INGEST_ENV)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(' ')} (less memory; a value you set yourself is kept): docs/operations.md "Memory of meter ingest".\n`,
+        settingsHelp('ingest'),
     )
     // after the options are checked, before anything is opened
-    .hook('preAction', () => reexecForIngest())
+    .hook('preAction', () => reexecWithIngestSettings('ingest'))
     .action(
       action(async (opts: { once?: boolean; timeout: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);

@@ -5,6 +5,7 @@ import { openLog, openWarehouse } from '../runtime/backends.js';
 import { startLiveRole } from '../runtime/roles.js';
 import { DEFAULT_LIVE_GROUP } from '../pipeline/live/live-path.js';
 import { startObservability } from '../observability/admin.js';
+import { reexecWithIngestSettings, settingsHelp } from '../runtime/ingest-process.js';
 
 export function registerLive(program: Command): void {
   program
@@ -17,8 +18,11 @@ export function registerLive(program: Command): void {
     .addHelpText(
       'after',
       '\nBilling serves each hour from the rollup, or from these live rows while they are ahead of it.\n' +
-        '\nExamples:\n  meter live                 # follow the log until Ctrl-C\n  meter live --once --json   # catch up and print progress\n',
+        '\nExamples:\n  meter live                 # follow the log until Ctrl-C\n  meter live --once --json   # catch up and print progress\n' +
+        settingsHelp('live'),
     )
+    // after the options are checked, before anything is opened
+    .hook('preAction', () => reexecWithIngestSettings('live'))
     .action(
       action(async (opts: { once?: boolean; timeout: string; window: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);

@@ -1,5 +1,7 @@
 /**
- * The process settings `meter ingest` runs with, and the one re-exec that applies them.
+ * The process settings `meter ingest` runs with (and `meter live`, which reads and decodes the same
+ * records: 265-279 MB of RSS catching up on 2 M events instead of 378 MB, at the same rate,
+ * bench/results/2026-12-06-live-catchup.txt), and the one re-exec that applies them.
  *
  * Ingest decodes every record batch into objects and makes short-lived garbage fast: at Node 24's
  * defaults V8 grew its young generation to ~100 MB and glibc kept a malloc arena per allocating
@@ -39,11 +41,11 @@ export function ingestLaunch(execArgv: readonly string[], argv: readonly string[
 
 /**
  * Replace this process with one that has ingest's settings (never returns then); a no-op when it
- * has them, or where Node cannot replace a process (Windows): ingest then runs at Node's defaults,
- * as it does, with a warning, when the replacement fails. `execve`: process.execve (a parameter
- * for the test of that failure).
+ * has them, or where Node cannot replace a process (Windows): the command then runs at Node's
+ * defaults, as it does, with a warning, when the replacement fails. `command` names it in that
+ * warning; `execve`: process.execve (a parameter for the test of that failure).
  */
-export function reexecForIngest(execve: typeof process.execve = process.execve): void {
+export function reexecWithIngestSettings(command: 'ingest' | 'live', execve: typeof process.execve = process.execve): void {
   if (typeof execve !== 'function') return;
   const l = ingestLaunch(process.execArgv, process.argv, process.env);
   if (!l) return;
@@ -51,7 +53,15 @@ export function reexecForIngest(execve: typeof process.execve = process.execve):
     execve.call(process, process.execPath, [process.execPath, ...l.args], l.env);
   } catch (e) {
     process.stderr.write(
-      `meter: warning: ingest could not restart itself with its memory settings (${(e as Error).message}); it runs at Node's defaults, with more memory (docs/operations.md "Memory of meter ingest")\n`,
+      `meter: warning: ${command} could not restart itself with its memory settings (${(e as Error).message}); it runs at Node's defaults, with more memory (docs/operations.md "Memory of meter ingest and live")\n`,
     );
   }
+}
+
+/** The --help paragraph of a command that restarts itself with these settings. */
+export function settingsHelp(command: 'ingest' | 'live'): string {
+  const env = Object.entries(INGEST_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  return `\n${command[0]!.toUpperCase()}${command.slice(1)} restarts itself once, in the same process, with ${INGEST_NODE_FLAGS.join(' ')} and\n${env} (less memory; a value you set yourself is kept): docs/operations.md "Memory of meter ingest and live".\n`;
 }

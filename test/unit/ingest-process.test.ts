@@ -1,13 +1,14 @@
 /**
- * `meter ingest` re-execs itself once with its process settings (src/runtime/ingest-process.ts):
- * the decision as a function, then the command as a user runs it, read from /proc while it runs.
+ * `meter ingest` and `meter live` re-exec themselves once with ingest's process settings
+ * (src/runtime/ingest-process.ts): the decision as a function, then each command as a user runs
+ * it, read from /proc while it runs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch, reexecForIngest } from '../../src/runtime/ingest-process.js';
+import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch, reexecWithIngestSettings } from '../../src/runtime/ingest-process.js';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/until.js';
@@ -41,10 +42,16 @@ test('ingestLaunch keeps what the user set, and answers null once everything is 
   assert.equal(ingestLaunch([...INGEST_NODE_FLAGS], argv, { ...INGEST_ENV }), null);
 });
 
-/** `meter ingest` (embedded) until it follows the log; its pid's command line and environment. */
-async function runningIngest(env: Record<string, string>): Promise<{ cmdline: string[]; environ: Map<string, string>; pid: number; code: number | null }> {
+/** What each command logs once it follows the log. */
+const FOLLOWING = { ingest: 'ingest: usage-events ->', live: 'following usage-events -> warehouse' };
+
+/** `meter ingest` or `meter live` (embedded) until it follows the log; its pid's command line and environment. */
+async function runningIngest(
+  env: Record<string, string>,
+  command: 'ingest' | 'live' = 'ingest',
+): Promise<{ cmdline: string[]; environ: Map<string, string>; pid: number; code: number | null }> {
   const dir = tempDir('meter-ingest-process-');
-  const c = spawn(process.execPath, [assetPath('bin/meter.js'), 'ingest'], {
+  const c = spawn(process.execPath, [assetPath('bin/meter.js'), command], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', HOME: dir, METER_DATA_DIR: join(dir, 'data'), ...env },
   });
@@ -54,8 +61,8 @@ async function runningIngest(env: Record<string, string>): Promise<{ cmdline: st
   const exited = new Promise<number | null>((res) => c.on('close', (code) => res(code)));
   try {
     await until(
-      () => `meter ingest following the log (output so far: ${err})`,
-      () => err.includes('ingest: usage-events ->'),
+      () => `meter ${command} following the log (output so far: ${err})`,
+      () => err.includes(FOLLOWING[command]),
       60_000,
     );
     const pid = c.pid!;
@@ -85,6 +92,16 @@ test('meter ingest runs as the same process with the V8 flag and MALLOC_ARENA_MA
   assert.equal(r.code, 0);
 });
 
+test('meter live (which decodes the same records) runs as the same process with the same settings', {
+  skip: !linux && 'needs /proc and process.execve',
+}, async () => {
+  const r = await runningIngest({}, 'live');
+  assert.deepEqual(r.cmdline.slice(1, 1 + INGEST_NODE_FLAGS.length), [...INGEST_NODE_FLAGS], r.cmdline.join(' '));
+  assert.equal(r.cmdline.at(-1), 'live');
+  for (const [k, v] of Object.entries(INGEST_ENV)) assert.equal(r.environ.get(k), v, k);
+  assert.equal(r.code, 0);
+});
+
 test("meter ingest keeps the user's own settings: no flag added over NODE_OPTIONS, MALLOC_ARENA_MAX as given", {
   skip: !linux && 'needs /proc and process.execve',
 }, async () => {
@@ -96,7 +113,7 @@ test("meter ingest keeps the user's own settings: no flag added over NODE_OPTION
   assert.equal(r.code, 0);
 });
 
-test('a failed re-exec is a warning, and ingest goes on at Node defaults', (t) => {
+test('a failed re-exec is a warning naming the command, which goes on at Node defaults', (t) => {
   if (!ingestLaunch(process.execArgv, process.argv, process.env)) return t.skip('this test process already has both settings');
   const writes: string[] = [];
   t.mock.method(process.stderr, 'write', (s: string) => (writes.push(s), true));
@@ -105,8 +122,11 @@ test('a failed re-exec is a warning, and ingest goes on at Node defaults', (t) =
     calls++;
     throw Object.assign(new Error('EACCES: permission denied, execve'), { code: 'EACCES' });
   };
-  reexecForIngest(refused as unknown as typeof process.execve);
+  reexecWithIngestSettings('live', refused as unknown as typeof process.execve);
   t.mock.restoreAll();
   assert.equal(calls, 1);
-  assert.match(writes.join(''), /could not restart itself with its memory settings \(EACCES: permission denied, execve\); it runs at Node's defaults/);
+  assert.match(
+    writes.join(''),
+    /^meter: warning: live could not restart itself with its memory settings \(EACCES: permission denied, execve\); it runs at Node's defaults/,
+  );
 });
