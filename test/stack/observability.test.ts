@@ -17,6 +17,7 @@ import { TopCustomers } from '../../src/observability/top-customers.js';
 import { billingRoute } from '../../src/observability/billing-route.js';
 import { observedGateway, parseMetrics, sum } from '../support/observed-gateway.js';
 import { tempDir } from '../support/tmp.js';
+import { freePort } from '../support/net.js';
 import { sleep, until } from '../support/until.js';
 
 test('every gateway answer is counted once by api, status and decision; latency histograms count them too', async () => {
@@ -252,10 +253,7 @@ test('CLI: a taken admin port and a bad log format are usage errors (exit 2) wit
 
 /** Starts a long-running `meter` command with an admin listener; resolves once /readyz says 200. */
 async function serve(args: string[], env: Record<string, string>): Promise<{ admin: string; stop(): Promise<number | null>; stderr: () => string }> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  const port = await freePort();
   const child = spawn('node', [assetPath('bin/meter.js'), ...args, '--admin-port', String(port)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -281,13 +279,7 @@ test('serve-billing and rollup --follow serve their admin listener: billing answ
   const { join } = await import('node:path');
   const dir = tempDir('meter-obs-roles-');
   try {
-    const billingPort = await new Promise<number>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const billingPort = await freePort();
     const env = { METER_DATA_DIR: join(dir, 'billing'), METER_BILLING_TOKENS: 'svc-token-obs-test', METER_LOG_FORMAT: 'json' };
     const billing = await serve(['serve-billing', '--billing-port', String(billingPort)], env);
     const api = `http://127.0.0.1:${billingPort}`;

@@ -106,10 +106,7 @@ test('the hint for a bad id points at the argument: ids are arguments, there is 
 });
 
 test('an unreachable billing API is named with the cause and where to look (was "…: Error: connect ECONNREFUSED …")', async () => {
-  const { port, server } = await new Promise<{ port: number; server: ReturnType<typeof createServer> }>((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => r({ port: (s.address() as { port: number }).port, server: s }));
-  });
-  await new Promise((r) => server.close(r)); // a port nothing listens on
+  const port = await freePort(); // a port nothing listens on
   const url = `http://127.0.0.1:${port}`;
   const e = await fetch(url).then(
     () => assert.fail('fetch reached a closed port'),
@@ -173,12 +170,7 @@ test('a Node.js older than package.json engines is named (it ran without a word 
 });
 
 test('the gateway says at start when its upstream does not answer (it came up silent, and every call was a 502)', async () => {
-  const closed = await new Promise<number>((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => r(port));
-    });
-  });
+  const closed = await freePort();
   assert.match(
     (await upstreamWarning(`http://127.0.0.1:${closed}`)) ?? '',
     new RegExp(
