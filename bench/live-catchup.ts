@@ -12,7 +12,7 @@
  * database, sampling the process's RSS every 50 ms until it exits caught up.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { defaults, type MeterConfig } from '../src/config/config.js';
@@ -77,6 +77,15 @@ async function main(): Promise<void> {
     topic,
     partitions: 4,
   };
+  try {
+    await run(n, rounds, perBatch, env, cfg);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function run(n: number, rounds: number, perBatch: number, env: Record<string, string>, cfg: MeterConfig): Promise<void> {
+  const { topic, dataDir } = cfg;
   const t0 = performance.now();
   await produceSmallBatches(cfg, n, perBatch);
   console.log(`produced ${fmt(n)} events into ${topic} (${perBatch} per record batch) in ${fmt((performance.now() - t0) / 1000, 1)} s`);
