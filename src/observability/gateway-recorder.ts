@@ -26,9 +26,13 @@ const DECISION: Record<string, string> = {
   upstream_timeout: 'upstream_error',
   upstream_unreachable: 'upstream_error',
   internal_error: 'internal_error',
+  too_many_concurrent_requests: 'concurrency_limited',
+  no_route: 'no_route',
+  body_too_slow: 'body_too_slow',
+  bad_request_target: 'bad_request',
 };
 /** Decisions taken after the limiter said yes (rate_limited is its no). */
-const PAST_LIMITER = new Set(['allowed', 'quota_exceeded', 'too_large', 'upstream_error']);
+const PAST_LIMITER = new Set(['allowed', 'quota_exceeded', 'too_large', 'upstream_error', 'no_route', 'concurrency_limited', 'body_too_slow']);
 
 const SINCE = Symbol('meter.since');
 type Timed = IncomingMessage & { [SINCE]?: number };

@@ -327,7 +327,7 @@ export const redisOutage: ScenarioDef = {
     await outage(w, { ...ctx, outageMs: Math.min(ctx.outageMs, 20_000) }, 'redis');
     await sleep(5000); // timeline: traffic once Redis is back, decided by it again
     const h = await w.gatewayHealth();
-    notes.push(`limiter decisions made in fail-open mode: ${h.limiter?.stats?.degraded ?? '?'}`);
+    notes.push(`limiter decisions made without Redis (limiterFailMode): ${h.limiter?.stats?.degraded ?? '?'}`);
     const truth = await traffic.stop();
     if (truth.gateway5xx) failures.push(`gateway answered ${truth.gateway5xx} 5xx while Redis was down`);
     return { truth };

@@ -36,6 +36,7 @@ test('every gateway answer is counted once by api, status and decision; latency 
     await expect('too_large', 413, g.call('/v1/locations', g.keys.pro, 'x'.repeat(500)));
     for (let i = 0; i < 10; i++) await expect('allowed', 200, g.call('/v1/devices/f/location', g.keys.free)); // burst 10
     for (let i = 0; i < 3; i++) await expect('rate_limited', 429, g.call('/v1/devices/f/location', g.keys.free));
+    await expect('no_route', 404, g.call('/v2/nowhere', g.keys.pro));
     const total = Object.values(sent).reduce((a, b) => a + b, 0);
 
     const r = await fetch(g.admin.url + '/metrics');
@@ -49,13 +50,13 @@ test('every gateway answer is counted once by api, status and decision; latency 
     assert.equal(sum(m, 'meter_gateway_added_latency_seconds_count'), total);
     assert.equal(sum(m, 'meter_upstream_latency_seconds_count'), sent.allowed);
     assert.equal(sum(m, 'meter_limiter_decisions_total', { result: 'denied' }), 3);
-    assert.equal(sum(m, 'meter_limiter_decisions_total', { result: 'allowed' }), sent.allowed! + sent.too_large!);
+    assert.equal(sum(m, 'meter_limiter_decisions_total', { result: 'allowed' }), sent.allowed! + sent.too_large! + sent.no_route!);
     assert.equal(sum(m, 'meter_gateway_top_customer_calls', { customer: 'cust-free' }), 10);
     assert.equal(sum(m, 'meter_gateway_top_customer_calls', { customer: 'cust-pro' }), 8);
     assert.ok(sum(m, 'process_cpu_seconds_total') > 0, 'default process metrics');
     assert.equal(sum(m, 'meter_spool_max_bytes'), 1 << 30);
     // Events are acknowledged in batches: wait for the count to reach every authenticated call.
-    const events = sent.allowed! + sent.too_large! + sent.rate_limited!;
+    const events = sent.allowed! + sent.too_large! + sent.rate_limited! + sent.no_route!;
     const produced = async () => sum(parseMetrics(await (await fetch(g.admin.url + '/metrics')).text()), 'meter_events_produced_total');
     const n = await until(
       async () => `events produced to reach ${events} (now ${await produced()})`,

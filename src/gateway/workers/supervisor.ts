@@ -102,6 +102,7 @@ export class GatewaySupervisor {
   }
 
   private fork(s: Slot): Promise<{ url: string; port: number }> {
+    // The slot number, for telling worker processes apart (`ps e`); nothing reads it (docs/testing.md).
     const w = cluster.fork({ METER_GATEWAY_WORKER: String(s.index) });
     const peer = new Peer(w as unknown as Channel);
     s.worker = w;
