@@ -11,6 +11,8 @@
  * Offsets are dense per partition from 0. `send` resolves after write + fsync (group commit:
  * one write and one fsync per partition for everything queued). A crash can leave a torn last
  * record: readers treat it as not yet written, the next writer truncates it (stats() counts it).
+ * A bad record below a partition's durable mark (`<p>/_durable.json`) was acknowledged: that is
+ * damage, never truncated (file-log/durable-mark.ts; `meter doctor --repair-log`).
  *
  * Known limit: readers may see a record after its write and before its fsync; after a power
  * loss (not a process crash) such a record can vanish from the log although ingest saw it.

@@ -15,6 +15,7 @@ import { catalogOf } from './roles.js';
 import { scrub } from '../security/secrets.js';
 import { UserError } from '../ground/errors.js';
 import { lakeDataCheck } from './doctor-lake.js';
+import { localLogDamage } from './doctor-log.js';
 import { findUnpricedUsage } from '../billing/unpriced.js';
 
 export interface Check {
@@ -76,6 +77,13 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
         const ends = await c.endOffsets();
         await c.stop();
         const total = [...ends.values()].reduce((a, x) => a + x, 0);
+        // The embedded log and the gateway's spools (kept in Kafka mode too) are local files.
+        const damage = await localLogDamage(cfg);
+        if (damage.length)
+          throw new UserError(
+            `acknowledged records cannot be read in ${damage.length} local log partition(s): ${damage.join('; ')}`,
+            'stop the gateway, then run `meter doctor --repair-log` (keeps every readable record, reports the lost ones; docs/durability.md)',
+          );
         return `${b.log}: ${n} partitions, ${total} records`;
       } finally {
         await log.close();

@@ -17,6 +17,10 @@ import { fileURLToPath } from 'node:url';
 import { promises as fsp } from 'node:fs';
 import type { LogRecord } from '../../src/log/log.js';
 import { crc32 } from '../../src/log/file-log/crc32.js';
+import { LogDamagedError, MARK_FILE, readDurableMark, writeDurableMark } from '../../src/log/file-log/durable-mark.js';
+import { PartitionWriter } from '../../src/log/file-log/writer.js';
+import { PartitionCursor } from '../../src/log/file-log/cursor.js';
+import { findDamage, repairPartition } from '../../src/log/file-log/repair.js';
 import { sleep, until } from '../support/until.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -173,6 +177,8 @@ test('file log: a last record with a bad CRC is treated as torn', async () => {
   const bytes = await fsp.readFile(seg);
   bytes[bytes.length - 1]! ^= 0xff; // flip a bit of the last record's value
   writeFileSync(seg, bytes);
+  // A crash tears only a write in flight, never acknowledged: the durable mark is before it.
+  await writeDurableMark(join(dir, 't', '0'), 4);
   assert.deepEqual(
     (await readAll(log)).map((r) => r.value.toString()),
     ['value-0', 'value-1', 'value-2', 'value-3'],
@@ -305,4 +311,107 @@ test('file log: segments are written O_DSYNC, the one they start in and the ones
   assert.equal(reopened.length, 2);
   for (const f of reopened) assert.ok(f & constants.O_DSYNC, `flags ${f.toString(8)} lack O_DSYNC after reopening`);
   await again.close();
+});
+
+/** Records v0..v(n-1) in sends of `batch`, acknowledged, then the log closed (its mark written). */
+async function writeClosed(dir: string, n: number, batch = 10): Promise<string> {
+  const log = new FileLog({ dir, topic: 't', partitions: 1 });
+  const prod = await log.producer();
+  for (let i = 0; i < n; i += batch)
+    await prod.send(Array.from({ length: Math.min(batch, n - i) }, (_, j) => ({ key: 'k', value: Buffer.from(`v${i + j}`.padEnd(40, '.')) })));
+  await prod.close();
+  await log.close();
+  return join(dir, 't', '0');
+}
+
+/** Overwrite 8 bytes in the middle of record `offset`'s frame (every frame here is the same size). */
+function damageRecord(partitionDir: string, offset: number): void {
+  const seg = join(partitionDir, '00000000000000000000.seg');
+  const bytes = readFileSync(seg);
+  const frame = bytes.length / Number(readFileSync(join(partitionDir, MARK_FILE), 'utf8').match(/\d+/)![0]);
+  bytes.write('XXXXXXXX', offset * frame + 20);
+  writeFileSync(seg, bytes);
+}
+
+const stats = () => ({ tornBytesTruncated: 0, appended: 0, writes: 0 });
+
+test('file log: an acknowledged record damaged mid-segment is not cut off: the writer refuses, a reader reports it', async () => {
+  const p = await writeClosed(tempDir('meter-flog-damage-'), 200);
+  assert.equal(await readDurableMark(p), 200, 'the mark covers every acknowledged record once closed');
+  damageRecord(p, 70);
+  const size = statSync(join(p, '00000000000000000000.seg')).size;
+  await assert.rejects(PartitionWriter.open(p, 64 << 20, stats()), (e: unknown) => {
+    assert.ok(e instanceof LogDamagedError);
+    assert.equal(e.goodUpTo, 70);
+    assert.equal(e.mark, 200);
+    assert.match(e.message, /meter doctor --repair-log/);
+    return true;
+  });
+  assert.equal(statSync(join(p, '00000000000000000000.seg')).size, size, 'nothing was cut off');
+  const c = new PartitionCursor(p, 0);
+  await c.seek(0);
+  assert.equal((await c.read(1000)).length, 70, 'the records before the damage are read');
+  await assert.rejects(c.read(1000), LogDamagedError, 'then the reader says why it cannot go on, instead of waiting forever');
+  await c.close();
+  assert.deepEqual(await findDamage(p), { segment: join(p, '00000000000000000000.seg'), pos: e70(p), goodUpTo: 70, mark: 200 });
+});
+
+/** Byte position of record 70: every frame of writeClosed's log has the same size. */
+function e70(p: string): number {
+  return (statSync(join(p, '00000000000000000000.seg')).size / 200) * 70;
+}
+
+test('file log: the repair keeps every readable record, loses only the damaged one, and never reuses an offset', async () => {
+  const p = await writeClosed(tempDir('meter-flog-repair-'), 200);
+  damageRecord(p, 70);
+  const r = await repairPartition(p);
+  assert.ok(r);
+  assert.deepEqual(r.lost, [[70, 71]]);
+  assert.equal(r.segments[0]!.keptRecords, 129);
+  assert.deepEqual(r.segments[0]!.newSegments, [71]);
+  assert.ok(statSync(r.segments[0]!.savedAs).size > 0, 'the original is kept');
+  assert.equal(await findDamage(p), null, 'the gap the repair reported is not damage any more');
+  assert.equal(await repairPartition(p), null, 'a second repair changes nothing');
+
+  const log = new FileLog({ dir: join(p, '..', '..'), topic: 't', partitions: 1 });
+  const prod = await log.producer();
+  await prod.send([{ key: 'k', value: Buffer.from('after') }]);
+  const all = await readAll(log);
+  assert.deepEqual(
+    all.map((x) => x.offset),
+    [...Array.from({ length: 70 }, (_, i) => i), ...Array.from({ length: 130 }, (_, i) => 71 + i)],
+  );
+  assert.equal(all.at(-1)!.value.toString(), 'after');
+  assert.equal(all.at(-2)!.value.toString().replace(/\.+$/, ''), 'v199');
+  await prod.close();
+  await log.close();
+});
+
+test('file log: damage reaching the end of the last segment: the repair starts new records at the durable mark', async () => {
+  const p = await writeClosed(tempDir('meter-flog-repair-tail-'), 200);
+  const seg = join(p, '00000000000000000000.seg');
+  const bytes = readFileSync(seg);
+  writeFileSync(seg, bytes.subarray(0, Math.floor(bytes.length * 0.9))); // the last ~20 records cut off
+  const d = await findDamage(p);
+  assert.ok(d && d.goodUpTo < 200 && d.mark === 200);
+  const r = await repairPartition(p);
+  assert.ok(r);
+  assert.deepEqual(r.lost, [[d.goodUpTo, 200]]);
+  assert.equal(r.resumedAt, 200);
+  const w = await PartitionWriter.open(p, 64 << 20, stats());
+  assert.equal(w.nextOffset, 200, 'a reader may have committed past the lost records: their offsets are not given again');
+  await w.close();
+});
+
+test("file log: a torn tail past the durable mark is still the writer's to cut (a crash mid-write)", async () => {
+  const p = await writeClosed(tempDir('meter-flog-torn-mark-'), 20);
+  const torn = Buffer.alloc(30);
+  torn.writeUInt32LE(100, 0);
+  appendFileSync(join(p, '00000000000000000000.seg'), torn);
+  assert.equal(await findDamage(p), null);
+  const s = stats();
+  const w = await PartitionWriter.open(p, 64 << 20, s);
+  assert.equal(s.tornBytesTruncated, 30);
+  assert.equal(w.nextOffset, 20);
+  await w.close();
 });

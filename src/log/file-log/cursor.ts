@@ -3,12 +3,18 @@
  * hands out only complete CRC-valid records, and treats an incomplete or bad record at the
  * tail as "not written yet" (the writer may be mid-write, or will truncate it on restart): bytes
  * past the last good record are dropped from the buffer and re-read from the file next time.
+ * Unless the record it stops at is below the durable mark (durable-mark.ts): that one was
+ * acknowledged, so it is damage, and read() throws LogDamagedError rather than wait forever.
  */
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { LogRecord } from '../log.js';
 import { decodeRecord, scanFrames } from './frame.js';
 import { listSegments, segmentFor, segmentPath, READ_CHUNK } from './segments.js';
+import { LogDamagedError, readDurableMark } from './durable-mark.js';
+
+/** How often a cursor stopped at a bad record looks at the durable mark. */
+const MARK_CHECK_MS = 1000;
 
 export class PartitionCursor {
   private fh: FileHandle | null = null;
@@ -25,6 +31,7 @@ export class PartitionCursor {
   private bufferWasFull = false;
   /** Bytes after the last good record that are not a good record (torn, or being written). */
   tornBytes = 0;
+  private lastMarkCheck = -Infinity;
 
   constructor(
     private readonly dir: string,
@@ -78,9 +85,19 @@ export class PartitionCursor {
         continue;
       }
       this.tornBytes = left;
+      if (left > 0 && out.length === 0) await this.checkDamage();
       break;
     }
     return out;
+  }
+
+  /** Stopped at bytes that are not a good record: damage if the writer acknowledged past them. */
+  private async checkDamage(): Promise<void> {
+    const now = performance.now();
+    if (now - this.lastMarkCheck < MARK_CHECK_MS) return;
+    this.lastMarkCheck = now;
+    const mark = await readDurableMark(this.dir);
+    if (this.next < mark) throw new LogDamagedError(this.dir, segmentPath(this.dir, this.base), this.pos, this.next, mark);
   }
 
   private async fill(): Promise<number> {

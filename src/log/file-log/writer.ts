@@ -1,6 +1,7 @@
 /**
  * The appending side of one partition. On open it truncates a torn tail (a short or bad-CRC
- * last record left by a crash). Appends are group-committed: every send waiting while a write
+ * last record left by a crash), but never a record below the durable mark (durable-mark.ts):
+ * that is damage to acknowledged records, and opening fails with LogDamagedError. Appends are group-committed: every send waiting while a write
  * is in flight is merged into the next write, so each durable write covers many sends
  * (one O_DSYNC write per partition per batch at most).
  *
@@ -13,6 +14,7 @@ import { constants, promises as fsp, write } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { encodeFrames, type PendingRecord } from './frame.js';
 import { listSegments, scanValidEnd, segmentPath, fsyncDir } from './segments.js';
+import { DurableMark, LogDamagedError, readDurableMark } from './durable-mark.js';
 
 interface Waiter {
   records: PendingRecord[];
@@ -37,23 +39,29 @@ export class PartitionWriter {
   private draining = false;
   private failed: Error | null = null;
   private closed = false;
+  private readonly mark: DurableMark;
 
   private constructor(
     private readonly dir: string,
     private readonly segmentBytes: number,
     readonly stats: WriterStats,
-  ) {}
+  ) {
+    this.mark = new DurableMark(dir);
+  }
 
   static async open(dir: string, segmentBytes: number, stats: WriterStats): Promise<PartitionWriter> {
     const w = new PartitionWriter(dir, segmentBytes, stats);
     await fsp.mkdir(dir, { recursive: true });
     const base = (await listSegments(dir)).at(-1);
+    const mark = await readDurableMark(dir);
     if (base === undefined) {
+      if (mark > 0) throw new LogDamagedError(dir, dir, 0, 0, mark);
       await w.createSegment(0);
       return w;
     }
     const file = segmentPath(dir, base);
     const end = await scanValidEnd(file, 0, base);
+    if (end.next < mark) throw new LogDamagedError(dir, file, end.pos, end.next, mark);
     w.fh = await fsp.open(file, constants.O_RDWR | constants.O_DSYNC);
     if (end.pos < end.size) {
       // a crash left a partial or corrupt last record: it was never acknowledged, drop it
@@ -119,6 +127,7 @@ export class PartitionWriter {
     this.lastTs = ts;
     this.stats.appended += records.length;
     this.stats.writes++;
+    this.mark.note(this.next);
   }
 
   /** Drop whatever a failed write left past the last acknowledged record; false if that fails too. */
@@ -169,6 +178,7 @@ export class PartitionWriter {
   async close(): Promise<void> {
     this.closed = true;
     while (this.draining) await new Promise((r) => setTimeout(r, 1));
+    await this.mark.flush();
     await this.fh.close();
   }
 }
