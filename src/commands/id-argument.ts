@@ -4,6 +4,7 @@
  * mistake; neither is a mistake with an example.
  */
 import { UserError } from '../ground/errors.js';
+import { logNameProblem } from '../ground/log-names.js';
 
 export function idArgument(name: string, positional: string | undefined, flag: string | undefined, example: string): string {
   if (positional !== undefined && flag !== undefined && positional !== flag)
@@ -11,4 +12,11 @@ export function idArgument(name: string, positional: string | undefined, flag: s
   const id = positional ?? flag;
   if (id === undefined || id === '') throw new UserError(`missing ${name}`, `e.g. ${example}`);
   return id;
+}
+
+/** A `--group` flag: it names files of the embedded log, so it is checked before anything opens. */
+export function groupFlag(value: string): string {
+  const bad = logNameProblem('consumer group', value);
+  if (bad) throw new UserError(`--group: ${bad}`, 'e.g. --group meter-ingest-2');
+  return value;
 }

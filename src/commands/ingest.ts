@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parseDurationFlag } from './duration.js';
+import { groupFlag } from './id-argument.js';
 import { action, contextOf, untilSignal, printJson } from './context.js';
 import { openLog, openLake, openWarehouse } from '../runtime/backends.js';
 import { startIngestRole } from '../runtime/roles.js';
@@ -25,6 +26,7 @@ export function registerIngest(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         // Checked before the consumer joins its group: a bad value stopped a started ingest.
         const timeoutMs = opts.once ? parseDurationFlag('timeout', opts.timeout, { minMs: 1 }) : 0;
+        groupFlag(opts.group);
         const log = await openLog(config, opts.once ? {} : { waitLog: (m) => logger.warn(`ingest: ${m}`) });
         const lake = await openLake(config);
         // the customers: events of unknown ones are dead-lettered (pipeline/customer-check.ts)

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parseDurationFlag } from './duration.js';
+import { groupFlag } from './id-argument.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
 import { startLiveRole } from '../runtime/roles.js';
@@ -28,6 +29,7 @@ export function registerLive(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const windowMs = parseDurationFlag('window', opts.window, { minMs: 10 });
         const timeout = parseDurationFlag('timeout', opts.timeout, { minMs: 1 });
+        groupFlag(opts.group);
         const log = await openLog(config, { waitLog: (m) => logger.warn(`live: ${m}`) });
         const db = await openWarehouse(config, logger);
         // Fault injection for the crash tests: die right after the Nth window's transaction

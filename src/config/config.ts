@@ -13,6 +13,7 @@ import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js'
 import { checkTransportSecurity, transportNote } from './transport-security.js';
 import { rememberSecrets, urlPassword } from '../security/secrets.js';
 import { parseHeaderPattern } from '../ground/header-pattern.js';
+import { logNameProblem } from '../ground/log-names.js';
 import { PARTITION_BY, type PartitionBy } from '../events/event-spread.js';
 
 export interface MeterConfig {
@@ -161,7 +162,7 @@ export const SETTINGS: Setting[] = [
     { t: 'enum', values: ['gzip', 'none'] },
     "producers (gateway, events API): gzip each record batch (~4x smaller in the log) or send it as is (no deflate in the gateway, none in the broker's checks or the consumers; docs/scaling.md: Kafka's CPU)",
   ),
-  S('topic', { t: 'string' }, 'usage event topic'),
+  S('topic', { t: 'string' }, 'usage event topic (1-200 of A-Z a-z 0-9 . _ -, not starting with . or _: it names folders of the embedded log)'),
   S('partitions', { t: 'int', min: 1, max: 1024 }, 'partitions of the topic / embedded log'),
   S(
     'partitionBy',
@@ -371,6 +372,8 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
   checkBrokers(cfg.kafkaBrokers);
+  const badTopic = logNameProblem('topic', cfg.topic);
+  if (badTopic) throw new ConfigError('topic', `invalid topic: ${badTopic}`);
   try {
     for (const h of cfg.stripHeaders) parseHeaderPattern(h);
   } catch (e) {

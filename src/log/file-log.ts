@@ -17,7 +17,8 @@
  * Known limit: readers may see a record after its write and before its fsync; after a power
  * loss (not a process crash) such a record can vanish from the log although ingest saw it.
  */
-import { promises as fsp, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { promises as fsp, readFileSync, writeFileSync, mkdirSync, existsSync, readdirSync, renameSync } from 'node:fs';
+import { UserError } from '../ground/errors.js';
 import { join } from 'node:path';
 import type { LogConsumer, LogProducer, ProducerRecord, UsageLog } from './log.js';
 import { placeRecord, type PartitionBy } from './log.js';
@@ -27,6 +28,7 @@ import { FileLogConsumer } from './file-log/consumer.js';
 import { takeLock } from '../ground/pid-lock.js';
 import { listSegments, scanValidEnd, segmentPath } from './file-log/segments.js';
 import { groupFileName } from './file-log/offsets.js';
+import { logNameProblem } from '../ground/log-names.js';
 
 export { LockedError } from '../ground/pid-lock.js';
 
@@ -77,8 +79,8 @@ export class FileLog implements UsageLog {
   private inited = false;
 
   constructor(opts: FileLogOptions) {
-    if (!/^[A-Za-z0-9._-]{1,200}$/.test(opts.topic) || opts.topic.startsWith('.') || opts.topic.startsWith('_'))
-      throw new Error(`topic name ${JSON.stringify(opts.topic)} must be 1-200 of A-Z a-z 0-9 . _ - (not starting with . or _)`);
+    const bad = logNameProblem('topic', opts.topic);
+    if (bad) throw new Error(bad);
     if (!Number.isInteger(opts.partitions) || opts.partitions < 1) throw new Error(`partitions must be a positive integer`);
     this.topic = opts.topic;
     this.topicDir = join(opts.dir, opts.topic);
@@ -98,18 +100,41 @@ export class FileLog implements UsageLog {
     if (this.inited) return;
     mkdirSync(join(this.topicDir, '_consumers'), { recursive: true });
     const meta = join(this.topicDir, '_topic.json');
-    if (existsSync(meta)) {
-      const have = (JSON.parse(readFileSync(meta, 'utf8')) as { partitions: number }).partitions;
-      // keys map to partitions by count: a different count would place an event's copies apart
-      if (have !== this.partitionCount)
-        throw new Error(
-          `the log ${this.topicDir} has ${have} partitions, the configuration asks for ${this.partitionCount}; use partitions=${have} or a new data dir/topic`,
-        );
-    } else {
-      writeFileSync(meta, JSON.stringify({ partitions: this.partitionCount }));
+    const have = existsSync(meta) ? this.recordedPartitions(meta) : null;
+    // keys map to partitions by count: a different count would place an event's copies apart
+    if (have !== null && have !== this.partitionCount)
+      throw new UserError(
+        `the log ${this.topicDir} has ${have} partitions, the configuration asks for ${this.partitionCount}`,
+        `use --partitions ${have} (METER_PARTITIONS) or a new data dir or topic`,
+      );
+    if (have === null) {
+      // temp + rename: a crash never leaves a half-written file that stops every later start
+      writeFileSync(`${meta}.tmp`, JSON.stringify({ partitions: this.partitionCount }));
+      renameSync(`${meta}.tmp`, meta);
     }
     for (let p = 0; p < this.partitionCount; p++) mkdirSync(this.partitionDir(p), { recursive: true });
     this.inited = true;
+  }
+
+  /**
+   * The count in `_topic.json`. A file left empty or cut by a crash of an older version (it was
+   * written in place) is read from the numbered partition folders beside it, which init made.
+   */
+  private recordedPartitions(meta: string): number {
+    try {
+      const n = (JSON.parse(readFileSync(meta, 'utf8')) as { partitions?: unknown }).partitions;
+      if (typeof n === 'number' && Number.isInteger(n) && n >= 1) return n;
+    } catch {}
+    const folders = readdirSync(this.topicDir).filter((d) => /^\d+$/.test(d)).length;
+    if (folders > 0) {
+      writeFileSync(`${meta}.tmp`, JSON.stringify({ partitions: folders }));
+      renameSync(`${meta}.tmp`, meta);
+      return folders;
+    }
+    throw new UserError(
+      `${meta} is unreadable and no partition folders are beside it`,
+      `write {"partitions": N} into it, N the partition count the log was made with`,
+    );
   }
 
   async partitions(): Promise<number> {

@@ -26,8 +26,10 @@ export function listenError(e: unknown, l: Listener): unknown {
       ? `stop what listens there or pick another ${port} (0 = any free port)`
       : code === 'EADDRNOTAVAIL'
         ? `set ${host} to an address of this machine (127.0.0.1, or 0.0.0.0 for all)`
-        : code === 'EACCES'
-          ? `ports below 1024 need privileges: pick another ${port} (0 = any free port)`
-          : null;
+        : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+          ? `${host} is not a name or address this machine can resolve: give an address of this machine (127.0.0.1, or 0.0.0.0 for all)`
+          : code === 'EACCES'
+            ? `ports below 1024 need privileges: pick another ${port} (0 = any free port)`
+            : null;
   return hint === null ? e : new UserError(`${l.what} cannot listen on ${l.host}:${l.port}: ${(e as Error).message}`, hint);
 }

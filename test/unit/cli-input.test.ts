@@ -13,7 +13,9 @@ import { listenError } from '../../src/runtime/listen-error.js';
 import { upstreamWarning } from '../../src/runtime/upstream-probe.js';
 import { brokersUnreachable } from '../../src/runtime/tcp-probe.js';
 import { openLog } from '../../src/runtime/backends.js';
-import { defaults, type MeterConfig } from '../../src/config/config.js';
+import { ConfigError, defaults, loadConfig, type MeterConfig } from '../../src/config/config.js';
+import { groupFlag } from '../../src/commands/id-argument.js';
+import { logNameProblem } from '../../src/ground/log-names.js';
 import { freePort } from '../support/net.js';
 import { EventsFileError, readEventsFile } from '../../src/billing/events/events-file.js';
 import { unreachableMessage } from '../../src/billing/events/unreachable-message.js';
@@ -210,4 +212,37 @@ test('a one-shot command with no Kafka broker listening fails in seconds, naming
     open.close();
   }
   assert.match((await brokersUnreachable([`[::1]:${a}`])) ?? '', /ECONNREFUSED|EADDRNOTAVAIL|EAFNOSUPPORT|ENETUNREACH/);
+});
+
+test('topic and group names are checked where they enter: "--topic ../../../etc/x" made dead-letters read a file outside the data dir', () => {
+  const dir = tempDir('meter-names-');
+  for (const [topic, ok] of [
+    ['../../../etc/passwd-x', false],
+    ['a b', false],
+    ['_x', false],
+    ['.x', false],
+    ['x'.repeat(201), false],
+    ['usage-events', true],
+    ['usage.events_2', true],
+  ] as const) {
+    const load = () => loadConfig({ env: {}, flags: { topic, dataDir: dir } });
+    if (ok) assert.equal(load().topic, topic);
+    else assert.throws(load, (e: unknown) => e instanceof ConfigError && e.message.startsWith('invalid topic: topic name'), topic);
+  }
+  assert.throws(() => groupFlag('../../../etc'), userError(/--group: consumer group name "\.\.\/\.\.\/\.\.\/etc" must be/));
+  assert.equal(groupFlag('meter-ingest'), 'meter-ingest');
+  const long = logNameProblem('topic', 'y'.repeat(100_000))!;
+  assert.ok(long.length < 200, 'a long name is shortened in the message');
+});
+
+test('a listen host that does not resolve is a user error naming the setting (it was "getaddrinfo ENOTFOUND 999.1.1.1", exit 1)', async () => {
+  const server = createServer();
+  const err = await new Promise<unknown>((resolve) => {
+    server.once('error', resolve);
+    server.listen(0, 'no-such-host.invalid');
+  });
+  const e = listenError(err, { what: 'the billing API', host: 'no-such-host.invalid', port: 8090, settings: 'billing' });
+  assert.ok(e instanceof UserError, String(err));
+  assert.match(e.message, /the billing API cannot listen on no-such-host\.invalid:8090/);
+  assert.match(e.hint!, /--billing-host \/ METER_BILLING_HOST is not a name or address this machine can resolve/);
 });

@@ -19,6 +19,7 @@ import type { LogRecord } from '../../src/log/log.js';
 import { crc32 } from '../../src/log/file-log/crc32.js';
 import { LogDamagedError, MARK_FILE, readDurableMark, writeDurableMark } from '../../src/log/file-log/durable-mark.js';
 import { PartitionWriter } from '../../src/log/file-log/writer.js';
+import { UserError } from '../../src/ground/errors.js';
 import { PartitionCursor } from '../../src/log/file-log/cursor.js';
 import { findDamage, repairPartition } from '../../src/log/file-log/repair.js';
 import { sleep, until } from '../support/until.js';
@@ -243,7 +244,16 @@ test("file log: one writer process at a time; a dead writer's lock is taken over
 test('file log: a different partition count for an existing topic is refused', async () => {
   const dir = tempDir('meter-flog-parts-');
   await new FileLog({ dir, topic: 'usage', partitions: 3 }).init();
-  await assert.rejects(new FileLog({ dir, topic: 'usage', partitions: 4 }).init(), /has 3 partitions.*asks for 4/);
+  await assert.rejects(new FileLog({ dir, topic: 'usage', partitions: 4 }).init(), (e: unknown) => {
+    assert.ok(e instanceof UserError, 'a user error (exit 2 with a hint), not a crash');
+    assert.match(e.message, /has 3 partitions.*asks for 4/);
+    assert.match(e.hint!, /--partitions 3/);
+    return true;
+  });
+  // An empty _topic.json (an older version wrote it in place and crashed): read from the folders.
+  writeFileSync(join(dir, 'usage', '_topic.json'), '');
+  await new FileLog({ dir, topic: 'usage', partitions: 3 }).init();
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'usage', '_topic.json'), 'utf8')), { partitions: 3 });
 });
 
 test('file log: commits survive a new instance; a second running consumer of a group is refused', async () => {

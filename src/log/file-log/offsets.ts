@@ -6,10 +6,11 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncDir } from './segments.js';
+import { logNameProblem } from '../../ground/log-names.js';
 
 export function groupFileName(group: string): string {
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(group) || group.startsWith('.'))
-    throw new Error(`consumer group name ${JSON.stringify(group)} must be 1-200 of A-Z a-z 0-9 . _ - (not starting with .)`);
+  const bad = logNameProblem('consumer group', group);
+  if (bad) throw new Error(bad);
   return `${group}.json`;
 }
 
