@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { loadConfig, mistypedVariables, ConfigError, SETTINGS, type MeterConfig, type RawSettings } from '../config/config.js';
 import { createLogger, routeKafkaLogs, type Logger } from '../ground/logger.js';
-import { UserError } from '../ground/errors.js';
+import { UserError, fileAccessError } from '../ground/errors.js';
 import { parseTime } from '../ground/time.js';
 import { scrub } from '../security/secrets.js';
 import { Interrupted } from './progress.js';
@@ -78,8 +78,9 @@ export function reportError(e: unknown): number {
     process.stderr.write(`meter: ${e.message}\n`);
     return 2;
   }
-  if (e instanceof UserError) {
-    process.stderr.write(scrub(`meter: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`));
+  const user = e instanceof UserError ? e : fileAccessError(e);
+  if (user) {
+    process.stderr.write(scrub(`meter: ${user.message}\n${user.hint ? `  hint: ${user.hint}\n` : ''}`));
     return 2;
   }
   const err = e as Error;

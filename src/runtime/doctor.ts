@@ -13,7 +13,7 @@ import { openLog, openLake, openWarehouse, openLimiter } from './backends.js';
 import { pendingMigrations } from '../warehouse/migrate.js';
 import { catalogOf } from './roles.js';
 import { scrub } from '../security/secrets.js';
-import { UserError } from '../ground/errors.js';
+import { UserError, fileAccessError } from '../ground/errors.js';
 import { lakeDataCheck } from './doctor-lake.js';
 import { localLogDamage } from './doctor-log.js';
 import { findUnpricedUsage } from '../billing/unpriced.js';
@@ -47,7 +47,9 @@ export async function runDoctor(cfg: MeterConfig, timeoutMs = 15_000, opts: { la
   const check = async (name: string, fix: string, fn: () => Promise<string>) => {
     try {
       checks.push({ name, ok: true, detail: await within(timeoutMs, fn()) });
-    } catch (e) {
+    } catch (caught) {
+      // A folder it may not write is named as such: the generic fix (another process holds it) misled.
+      const e = fileAccessError(caught) ?? caught;
       // A refused login or TLS mismatch carries its own fix (the setting), better than the generic one.
       const hint = e instanceof UserError && e.hint ? e.hint : fix;
       // The lake check's message is a multi-line report; the others are one line.

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { chmodSync } from 'node:fs';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedFolder, seedDataDir } from '../support/warehouse.js';
@@ -205,4 +206,30 @@ test('Ctrl-C during meter demo says where it stopped and exits 130 (it died with
   clearTimeout(timer);
   assert.equal(code, 130, err);
   assert.match(err, /\ndemo: stopped by SIGINT while sent \d+\/1000000 calls; nothing was checked \(each run of meter demo starts afresh\)\n$/);
+});
+
+test('a data dir meter may not write is named with the fix, in commands and in doctor (was "EACCES: permission denied, mkdir …" and "stop the other meter process")', () => {
+  const dir = tempDir('meter-newuser-ro-');
+  chmodSync(dir, 0o555);
+  const dataDir = join(dir, 'data');
+  // Root may write anywhere: run as nobody then (the folder is not nobody's either).
+  const asUser = process.getuid?.() === 0 ? ['runuser', ['-u', 'nobody', '--', process.execPath]] : [process.execPath, []];
+  const run = (args: string[]) =>
+    spawnSync(asUser[0] as string, [...(asUser[1] as string[]), bin, ...args], {
+      cwd: '/tmp',
+      env: { PATH: process.env.PATH!, HOME: '/tmp', METER_DATA_DIR: dataDir },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const list = run(['customers', 'list']);
+  assert.equal(list.status, 2, list.stderr);
+  assert.match(list.stderr, new RegExp(`^meter: cannot mkdir ${dataDir}(/pglite)?: permission denied\\n  hint: .*--data-dir`));
+  noStack(list.stderr);
+  const doc = run(['doctor', '--json']);
+  const warehouse = (JSON.parse(doc.stdout) as { name: string; ok: boolean; detail: string; fix: string }[]).find((c) => c.name === 'warehouse')!;
+  assert.equal(warehouse.ok, false);
+  assert.match(warehouse.detail, /permission denied/);
+  assert.match(warehouse.fix, /--data-dir/);
+  assert.doesNotMatch(warehouse.fix, /another meter process|other meter process/);
+  chmodSync(dir, 0o755);
 });
