@@ -14,6 +14,7 @@ import { checkTransportSecurity, transportNote } from './transport-security.js';
 import { rememberSecrets, urlPassword } from '../security/secrets.js';
 import { parseHeaderPattern } from '../ground/header-pattern.js';
 import { logNameProblem } from '../ground/log-names.js';
+import { FETCH_BAD_PORTS } from '../ground/fetch-bad-ports.js';
 import { PARTITION_BY, type PartitionBy } from '../events/event-spread.js';
 
 export interface MeterConfig {
@@ -372,6 +373,15 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   cfg.catalogFile = resolve(cwd, cfg.catalogFile);
   cfg.routesFile = resolve(cwd, cfg.routesFile);
   checkBrokers(cfg.kafkaBrokers);
+  for (const [key, what] of [
+    ['gatewayPort', 'the gateway'],
+    ['billingPort', 'the billing API'],
+  ] as const)
+    if (FETCH_BAD_PORTS.has(cfg[key]))
+      throw new ConfigError(
+        key,
+        `invalid ${key}: ${cfg[key]} is a port browsers and fetch() refuse to connect to (the Fetch standard's bad ports), so ${what} would be unreachable from web apps and meter's own clients; pick another`,
+      );
   const badTopic = logNameProblem('topic', cfg.topic);
   if (badTopic) throw new ConfigError('topic', `invalid topic: ${badTopic}`);
   try {

@@ -246,3 +246,16 @@ test('a listen host that does not resolve is a user error naming the setting (it
   assert.match(e.message, /the billing API cannot listen on no-such-host\.invalid:8090/);
   assert.match(e.hint!, /--billing-host \/ METER_BILLING_HOST is not a name or address this machine can resolve/);
 });
+
+test('a listen port fetch() refuses (the Fetch standard\'s bad ports) is refused for the gateway and the billing API: events send said only "bad port"', async () => {
+  const dir = tempDir('meter-badport-');
+  assert.throws(
+    () => loadConfig({ env: {}, flags: { billingPort: 6000, dataDir: dir } }),
+    (e: unknown) => e instanceof ConfigError && /invalid billingPort: 6000 is a port browsers and fetch\(\) refuse/.test(e.message),
+  );
+  assert.throws(() => loadConfig({ env: {}, flags: { gatewayPort: 6666, dataDir: dir } }), /invalid gatewayPort: 6666/);
+  assert.equal(loadConfig({ env: {}, flags: { billingPort: 6001, dataDir: dir } }).billingPort, 6001);
+  // What fetch itself says for one, made readable.
+  const err = await fetch('http://127.0.0.1:6000/').catch((e: unknown) => e);
+  assert.match(unreachableMessage('http://127.0.0.1:6000', err), /fetch\(\) refuses its port/);
+});
