@@ -1,9 +1,22 @@
 /** Embedded warehouse: PGlite (Postgres 18 compiled to WASM) in a folder under the data dir. */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import type { Sql, Warehouse } from './warehouse.js';
 import { takeLock, LockedError } from '../ground/pid-lock.js';
 import { UserError } from '../ground/errors.js';
+
+/** `meter <command>` of a process from its command line (Linux /proc), or null if unknown. */
+function commandOf(pid: number): string | null {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const i = argv.findIndex((a) => /(^|\/)(meter(\.js)?)$/.test(a));
+    // The first bare word: option values before it are paths, numbers or names with dots.
+    const cmd = i >= 0 ? argv.slice(i + 1).find((a) => /^[a-z][a-z-]+$/.test(a)) : undefined;
+    return cmd ? `meter ${cmd}` : null;
+  } catch {
+    return null;
+  }
+}
 
 export class PgliteWarehouse implements Warehouse {
   readonly kind = 'pglite' as const;
@@ -25,11 +38,15 @@ export class PgliteWarehouse implements Warehouse {
       try {
         release = takeLock(`${dir}.lock`);
       } catch (e) {
-        if (e instanceof LockedError)
+        if (e instanceof LockedError) {
+          const holder = commandOf(e.pid);
           throw new UserError(
-            `the embedded warehouse ${dir} is in use by process ${e.pid}`,
-            'embedded Postgres (PGlite) serves one process: run the parts together with `meter dev`, stop the other process, or set METER_DATABASE_URL to a Postgres server',
+            `the embedded warehouse ${dir} is in use by process ${e.pid}${holder ? ` (${holder})` : ''}`,
+            holder?.startsWith('meter dev')
+              ? 'embedded Postgres (PGlite) serves one process, and `meter dev` holds it: stop it to run this command, or set METER_DATABASE_URL to a Postgres server so commands can run beside it'
+              : 'embedded Postgres (PGlite) serves one process: run the parts together with `meter dev`, stop the other process, or set METER_DATABASE_URL to a Postgres server',
           );
+        }
         throw e;
       }
     }
