@@ -106,7 +106,7 @@ export function parseMeterUsageParams(q: URLSearchParams, defaultTz: string): Me
       if (!list.includes(v)) list.push(v);
     } else single.append(k, v);
   }
-  const period = parsePeriod(single, defaultTz, PARAMS);
+  const period = parsePeriod(single, defaultTz, PARAMS, ['groupBy', 'filterGroupBy[<group>]']);
   const meter = q.get('meter') ?? '';
   if (!meter) throw new ParamError('meter', 'meter is required: the slug of a meter (built in: calls, bytes_in, bytes_out)');
   const ws = q.get('windowSize');

@@ -28,9 +28,10 @@ export interface UsageParams extends PeriodParams {
 
 export { MAX_HOURLY_DAYS };
 
-function only(q: URLSearchParams, allowed: string[]): void {
+/** `repeatable`: parameters the caller took out of `q` already, named in the message too. */
+function only(q: URLSearchParams, allowed: string[], repeatable: string[] = []): void {
   for (const k of new Set(q.keys())) {
-    if (!allowed.includes(k)) throw new ParamError(k, `unknown parameter "${k}" (allowed: ${allowed.join(', ')})`);
+    if (!allowed.includes(k)) throw new ParamError(k, `unknown parameter "${k.slice(0, 64)}" (allowed: ${[...allowed, ...repeatable].join(', ')})`);
     if (q.getAll(k).length > 1) throw new ParamError(k, `parameter "${k}" given more than once`);
   }
 }
@@ -52,8 +53,8 @@ function timeParam(q: URLSearchParams, name: 'from' | 'to', tz: string): number 
   return t;
 }
 
-export function parsePeriod(q: URLSearchParams, defaultTz: string, allowed = ['from', 'to', 'tz']): PeriodParams {
-  only(q, allowed);
+export function parsePeriod(q: URLSearchParams, defaultTz: string, allowed = ['from', 'to', 'tz'], repeatable: string[] = []): PeriodParams {
+  only(q, allowed, repeatable);
   const timeZone = timeZoneParam(q, defaultTz);
   const from = timeParam(q, 'from', timeZone);
   const to = timeParam(q, 'to', timeZone);

@@ -299,6 +299,8 @@ test('usage by meter: an unaligned range, an unknown meter or group, too many ho
     ['meter=tokens&from=2026-02-01&to=2026-02-02&windowSize=WEEK', 'windowSize', /HOUR, DAY, MONTH/],
     ['meter=&from=2026-02-01&to=2026-02-02', 'meter', /meter is required/],
     ['meter=tokens&from=2026-02-01&to=2026-02-02&granularity=day', 'granularity', /unknown parameter/],
+    // every parameter it takes is named, the repeatable ones too (groupBy was left out)
+    ['meter=tokens&from=2026-02-01&to=2026-02-02&group=model', 'group', /allowed: meter, from, to, tz, windowSize, groupBy, filterGroupBy\[<group>\]\)/],
   ];
   for (const [q, parameter, message] of cases) {
     const r = await get(`/v1/customers/acme/usage?${q}`);
