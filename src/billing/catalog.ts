@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { isDecimalString, minorDigits } from './money.js';
 import { adjacentPairs } from '../ground/pairs.js';
 import { BUILT_IN_METERS, allMeters, parseMeters, priceRefusal, type Meter } from './meters.js';
+import { didYouMean } from '../ground/nearest.js';
 
 export interface PlanLimit {
   ratePerSec: number;
@@ -113,6 +114,29 @@ export function loadCatalog(file: string): Catalog {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * A key the catalog does not know is refused with its path and the nearest known key, as the
+ * config file's are (config.ts): ignored, a typo such as "qouta" left the plan without its quota
+ * and "freeUnts" a price without its free units, and the import said nothing.
+ */
+function knownKeys(o: Record<string, unknown>, at: string, known: readonly string[], what = ''): void {
+  for (const k of Object.keys(o))
+    if (!known.includes(k))
+      throw new CatalogError(`${at ? `${at}.` : ''}${k.slice(0, 64)}`, `unknown key (${didYouMean(k, known)}known${what}: ${known.join(', ')})`);
+}
+
+const CATALOG_KEYS = ['comment', 'currency', 'meters', 'plans'] as const;
+const PLAN_KEYS = ['comment', 'name', 'currency', 'rateLimit', 'quota', 'inFlight', 'usageThresholds', 'prices', 'meterPrices'] as const;
+const TIER_KEYS = ['upTo', 'unitPrice', 'flatFee'] as const;
+/** The keys of each charge model; `model` may be left out when unitPrice says per_unit. */
+const CHARGE_KEYS: Record<(typeof CHARGE_MODELS)[number], readonly string[]> = {
+  per_unit: ['model', 'unitPrice', 'freeUnits'],
+  graduated: ['model', 'tiers', 'freeUnits'],
+  volume: ['model', 'tiers', 'freeUnits'],
+  package: ['model', 'packageSize', 'packagePrice', 'freeUnits'],
+};
+const ANY_CHARGE_KEY = [...new Set(Object.values(CHARGE_KEYS).flat())];
+
 function currencyAt(v: unknown, field: string): string {
   if (typeof v !== 'string') throw new CatalogError(field, 'expected an ISO 4217 currency code such as "USD"');
   try {
@@ -189,6 +213,23 @@ export function parseCharge(raw: unknown, field: string): Charge {
   }
 }
 
+/**
+ * A charge as a user wrote it (the catalog file, `meter prices set --charge`): parseCharge, after
+ * refusing keys its model does not have (a "tiers" beside a "unitPrice" was dropped too; keys of
+ * no model when the model is not known yet) and unknown keys of tiers. `extra`: keys the caller reads itself (a
+ * version's effectiveFrom). Stored charges are read by parseCharge alone: they are written by
+ * chargeToJson, and a stored row must never stop billing.
+ */
+export function parseChargeInput(raw: unknown, field: string, extra: readonly string[] = []): Charge {
+  if (isObject(raw)) {
+    const model = raw.model ?? (raw.unitPrice !== undefined ? 'per_unit' : undefined);
+    const own = typeof model === 'string' && Object.hasOwn(CHARGE_KEYS, model) ? CHARGE_KEYS[model as keyof typeof CHARGE_KEYS] : null;
+    knownKeys(raw, field, [...(own ?? ANY_CHARGE_KEY), ...extra], own ? ` for model ${String(model)}` : '');
+    if (Array.isArray(raw.tiers)) raw.tiers.forEach((t, i) => isObject(t) && knownKeys(t, `${field}.tiers[${i}]`, TIER_KEYS));
+  }
+  return parseCharge(raw, field);
+}
+
 /** An effective date: an ISO 8601 instant with a zone, on a whole UTC hour. */
 export function parseEffectiveFrom(v: unknown, field: string): number {
   if (v === undefined || v === null) return 0;
@@ -204,7 +245,7 @@ function versionsAt(raw: unknown, field: string): PriceVersion[] {
   const out = list.map((v, i) => {
     const at = Array.isArray(raw) ? `${field}[${i}]` : field;
     const effectiveFrom = isObject(v) ? parseEffectiveFrom(v.effectiveFrom, `${at}.effectiveFrom`) : 0;
-    return { effectiveFrom, charge: parseCharge(v, at) };
+    return { effectiveFrom, charge: parseChargeInput(v, at, ['effectiveFrom']) };
   });
   out.sort((a, b) => a.effectiveFrom - b.effectiveFrom);
   for (const [a, b] of adjacentPairs(out))
@@ -216,6 +257,7 @@ function versionsAt(raw: unknown, field: string): PriceVersion[] {
 /** Validate an already-parsed catalog object. */
 export function parseCatalog(raw: unknown): Catalog {
   if (!isObject(raw)) throw new CatalogError('catalog', 'expected a JSON object with "currency" and "plans"');
+  knownKeys(raw, '', CATALOG_KEYS);
   const currency = currencyAt(raw.currency, 'currency');
   if (!isObject(raw.plans) || Object.keys(raw.plans).length === 0) throw new CatalogError('plans', 'expected an object of plans by id');
   const meters = parseMeters(raw.meters);
@@ -224,9 +266,11 @@ export function parseCatalog(raw: unknown): Catalog {
     const at = `plans.${id}`;
     if (!PLAN_ID_RE.test(id)) throw new CatalogError(at, 'plan ids use letters, digits, "_", "-" or "." (at most 64)');
     if (!isObject(p)) throw new CatalogError(at, 'expected an object');
+    knownKeys(p, at, PLAN_KEYS);
     if (typeof p.name !== 'string' || !p.name) throw new CatalogError(`${at}.name`, 'expected a non-empty string');
     const planCurrency = p.currency === undefined ? currency : currencyAt(p.currency, `${at}.currency`);
     if (!isObject(p.rateLimit)) throw new CatalogError(`${at}.rateLimit`, 'expected { "ratePerSec": number, "burst": integer }');
+    knownKeys(p.rateLimit, `${at}.rateLimit`, ['ratePerSec', 'burst']);
     const rateLimit = {
       ratePerSec: positiveNumber(p.rateLimit.ratePerSec, `${at}.rateLimit.ratePerSec`, false),
       burst: positiveNumber(p.rateLimit.burst, `${at}.rateLimit.burst`, true),
@@ -280,6 +324,7 @@ function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: R
 
 function inFlightAt(v: unknown, at: string): { perKey?: number; perCustomer?: number } {
   if (!isObject(v)) throw new CatalogError(at, 'expected { "perKey": integer, "perCustomer": integer } (either may be left out)');
+  knownKeys(v, at, ['perKey', 'perCustomer']);
   return {
     ...(v.perKey === undefined ? {} : { perKey: positiveNumber(v.perKey, `${at}.perKey`, true) }),
     ...(v.perCustomer === undefined ? {} : { perCustomer: positiveNumber(v.perCustomer, `${at}.perCustomer`, true) }),
@@ -311,6 +356,7 @@ function usageThresholdsAt(v: unknown, at: string): UsageThreshold[] {
 export function quotaAt(q: unknown, at: string): PlanQuota {
   const shape = 'expected { "limit": integer calls, "period": "day" | "month" }';
   if (!isObject(q)) throw new CatalogError(at, shape);
+  knownKeys(q, at, ['limit', 'period']);
   if (!(QUOTA_PERIODS as readonly unknown[]).includes(q.period))
     throw new CatalogError(`${at}.period`, `expected "day" or "month", got ${JSON.stringify(q.period)}`);
   const limit = q.limit;

@@ -26,9 +26,41 @@ export class CustomerInputError extends Error {
   constructor(
     readonly field: string,
     message: string,
+    /** How to fix it, when more than "check the field". */
+    readonly hint?: string,
   ) {
     super(message);
   }
+}
+
+/**
+ * A customer billed in one currency and priced by a plan in another has no invoice at all (every
+ * read says so, the export skips it): refused when a change would make it. `via` says where the
+ * plan comes from: the customer's own, its newest API key's (a customer without a plan of its own
+ * is priced by it), or the key about to be made, which will be the newest.
+ */
+export function currencyRefusal(
+  id: string,
+  currency: string | null,
+  plan: { id: string; currency: string },
+  via: 'customer' | 'api_key' | 'new_key',
+): CustomerInputError | null {
+  if (currency === null || currency === plan.currency) return null;
+  const priced = {
+    customer: `its plan "${plan.id}"`,
+    api_key: `"${plan.id}", the plan of its newest API key,`,
+    new_key: `"${plan.id}", the plan of this key,`,
+  }[via];
+  const own = `give it a plan of its own priced in ${currency}: meter customers create ${id} --plan <id>`;
+  return new CustomerInputError(
+    via === 'new_key' ? 'plan' : 'currency',
+    `customer ${id} would be billed in ${currency}, but ${priced} is priced in ${plan.currency}: no invoice could be made`,
+    {
+      customer: `bill it in ${plan.currency} (--currency ${plan.currency}), or pick a plan priced in ${currency} (meter plans list)`,
+      api_key: `bill it in ${plan.currency} (--currency ${plan.currency}), or ${own}`,
+      new_key: `pick a plan priced in ${currency} (meter plans list), or ${own}`,
+    }[via],
+  );
 }
 
 export const CUSTOMER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -115,13 +147,20 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
   }
   if (input.name !== undefined && !input.name.trim()) throw new CustomerInputError('name', 'name must not be empty');
   return db.transaction(async (tx) => {
-    if (input.plan !== undefined) {
-      const [plan] = await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [input.plan]);
-      if (!plan) throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list; load a catalog with meter plans import <file>)`);
-      const cur = input.currency ?? (await tx.query<{ currency: string | null }>('SELECT currency FROM customers WHERE id = $1', [input.id]))[0]?.currency;
-      if (cur && cur !== plan.currency) throw new CustomerInputError('currency', `plan "${input.plan}" is priced in ${plan.currency}, not ${cur}`);
-    }
     const existing = await tx.query('SELECT 1 FROM customers WHERE id = $1 FOR UPDATE', [input.id]);
+    // Checked on the customer as it would be after the change, plan and currency together.
+    if (input.plan !== undefined || input.currency !== undefined) {
+      const [prior] = existing.length ? await tx.query<Row>(`${SELECT} WHERE c.id = $1`, [input.id]) : [];
+      const before = prior ? fromRow(prior) : null;
+      const planId = input.plan ?? before?.planId ?? null;
+      const [plan] = planId === null ? [] : await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [planId]);
+      if (!plan && input.plan !== undefined)
+        throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list; load a catalog with meter plans import <file>)`);
+      const via = input.plan !== undefined || before?.planSource === 'customer' ? 'customer' : 'api_key';
+      const refusal =
+        plan && planId !== null ? currencyRefusal(input.id, input.currency ?? before?.currency ?? null, { id: planId, currency: plan.currency }, via) : null;
+      if (refusal) throw refusal;
+    }
     if (!existing.length) {
       await tx.query('INSERT INTO customers (id, name, time_zone, currency, plan_id) VALUES ($1, $2, $3, $4, $5)', [
         input.id,

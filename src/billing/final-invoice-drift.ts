@@ -1,8 +1,9 @@
 /**
- * What a meter backfill (docs/meters.md, "Retroactive") would change in invoices already final:
- * final invoices are stored and never recomputed, so the difference is reported, for a credit
- * note or a correction on the next invoice. Per final invoice whose period overlaps [from, to):
- * its stored total against the period's cost computed now from the hourly rows.
+ * What a meter backfill (docs/meters.md, "Retroactive"), an event correction or a backdated price
+ * (`meter prices set --backdate`) would change in invoices already final: final invoices are
+ * stored and never recomputed, so the difference is reported, for a credit note or a correction
+ * on the next invoice. Per final invoice whose period overlaps [from, to): its stored total
+ * against the period's cost computed now from the hourly rows.
  */
 import type { Sql } from '../warehouse/warehouse.js';
 import { toBigInt, toMs } from '../warehouse/values.js';
@@ -10,6 +11,7 @@ import { queryCost } from './cost.js';
 import { getCustomer } from './customers.js';
 import { formatMinor } from './money.js';
 import { customerPlan } from './reports.js';
+import { loadPlan } from './catalog-store.js';
 
 export interface InvoiceDrift {
   invoice: string;
@@ -32,6 +34,8 @@ export async function finalInvoiceDrift(
   to: number,
   /** Only these customers' invoices (an event correction's). */
   customers?: string[],
+  /** Only invoices priced with this plan, computed now with it (a price change of the plan). */
+  planId?: string,
 ): Promise<{ checked: number; truncated: boolean; drifts: InvoiceDrift[] }> {
   const rows = await db.query<{
     id: string;
@@ -44,14 +48,16 @@ export async function finalInvoiceDrift(
   }>(
     `SELECT id, customer_id, period, period_start, period_end, currency, total_minor FROM invoices
       WHERE period_end > $1::timestamptz AND period_start < $2::timestamptz AND ($3::text[] IS NULL OR customer_id = ANY($3::text[]))
+        AND ($4::text IS NULL OR body->>'plan' = $4)
       ORDER BY period, customer_id LIMIT ${MAX_DRIFT_INVOICES + 1}`,
-    [new Date(from).toISOString(), new Date(to).toISOString(), customers ?? null],
+    [new Date(from).toISOString(), new Date(to).toISOString(), customers ?? null, planId ?? null],
   );
+  const fixedPlan = planId === undefined ? null : await loadPlan(db, planId);
   const drifts: InvoiceDrift[] = [];
   for (const r of rows.slice(0, MAX_DRIFT_INVOICES)) {
     const customer = await getCustomer(db, r.customer_id);
     if (!customer) continue;
-    const plan = await customerPlan(db, customer);
+    const plan = fixedPlan ?? (await customerPlan(db, customer));
     const now = await queryCost(db, plan, { customer: customer.id, billingTimeZone: customer.timeZone, from: toMs(r.period_start), to: toMs(r.period_end) });
     const final = toBigInt(r.total_minor);
     if (now.totalMinor === final) continue;
@@ -66,4 +72,9 @@ export async function finalInvoiceDrift(
     });
   }
   return { checked: Math.min(rows.length, MAX_DRIFT_INVOICES), truncated: rows.length > MAX_DRIFT_INVOICES, drifts };
+}
+
+/** One drift as a sentence (the CLI's line, the rollup's log). */
+export function driftSentence(d: InvoiceDrift): string {
+  return `final invoice ${d.invoice} (${d.customer}, ${d.period}) stays ${d.finalTotal} ${d.currency}; computed now ${d.nowTotal}: difference ${d.difference} (a credit note or a correction on the next invoice)`;
 }

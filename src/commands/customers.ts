@@ -14,7 +14,10 @@ export function registerCustomers(program: Command): void {
     .description('create a customer, or update the given fields of an existing one')
     .option('--name <name>', 'display name (default: the id)')
     .option('--tz <zone>', 'billing time zone (IANA, e.g. Asia/Seoul): invoices are calendar months there [default UTC]')
-    .option('--currency <code>', "ISO 4217 currency; must be the plan's [default: the plan's]")
+    .option(
+      '--currency <code>',
+      "ISO 4217 currency; must be the one its plan is priced in (its own plan, else its newest key's): a change that breaks this is refused [default: the plan's]",
+    )
     .option('--plan <id>', 'plan id (meter plans list); without one, the plan of the newest API key')
     .addHelpText('after', '\nExample:\n  meter customers create acme --name "Acme Corp" --tz Asia/Seoul --currency USD --plan pro\n')
     .action(

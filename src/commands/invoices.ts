@@ -27,7 +27,9 @@ export function registerInvoices(program: Command): void {
     .description("invoices: one per customer and month (in the customer's time zone); draft until the grace period ends, then final");
   invoices
     .command('export')
-    .description("every customer's invoice of a period (drafts stay drafts: run meter invoices finalize to make due ones final)")
+    .description(
+      "every customer's invoice of a period (drafts stay drafts: run meter invoices finalize to make due ones final); exit 1 when a customer could not be invoiced (said on stderr)",
+    )
     .requiredOption('--period <YYYY-MM>', 'billing month')
     .option('--format <fmt>', 'csv (one row per line item) or json', 'csv')
     .option('--status <s>', 'final, draft or all', 'all')
@@ -54,6 +56,13 @@ export function registerInvoices(program: Command): void {
           }
           if (format === 'json') printJson(r);
           else process.stdout.write(invoicesCsv(r.invoices));
+          // An export without some customers is not the period's: the caller must not take it for one.
+          if (r.skipped.length) {
+            process.stderr.write(
+              `meter: ${r.skipped.length} customer(s) skipped (above): their invoices are not in the export; fix them (meter customers show <id>) and export again\n`,
+            );
+            process.exitCode = 1;
+          }
         } finally {
           await db.close();
         }
@@ -61,7 +70,9 @@ export function registerInvoices(program: Command): void {
     );
   invoices
     .command('finalize')
-    .description("store as final every invoice whose period + grace has passed (each customer's last ended month, or --period); idempotent")
+    .description(
+      "store as final every invoice whose period + grace has passed (each customer's last ended month, or --period); idempotent; exit 1 when a customer could not be invoiced",
+    )
     .option('--period <YYYY-MM>', 'billing month to finalize [default: the last one ended + grace, per customer]')
     .option('--grace <duration>', 'grace period after the month before invoices are final [default 1h]')
     .addHelpText('after', '\nThe rollup follower (meter rollup --follow) runs this every minute.\nExample:\n  meter invoices finalize --period 2026-02\n')
@@ -73,6 +84,8 @@ export function registerInvoices(program: Command): void {
         const db = await openWarehouse(config, logger);
         try {
           const r = await userErrors(() => finalizeInvoices(db, { period: p, graceMs: g }));
+          // A customer skipped has no final invoice: the run did not do its job for it.
+          if (r.skipped.length) process.exitCode = 1;
           if (json) return printJson(r);
           for (const s of r.skipped) process.stderr.write(`skipped ${s.customer}: ${s.reason}\n`);
           for (const n of r.notDue) process.stdout.write(`not final: ${n.customer} ${n.period}: ${n.reason}\n`);

@@ -6,8 +6,9 @@ import { catalogOf } from '../runtime/roles.js';
 import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
 import { UserError } from '../ground/errors.js';
 import { table } from './billing-support.js';
-import { CUSTOMER_ID_RE, getCustomer } from '../billing/customers.js';
+import { CUSTOMER_ID_RE, currencyRefusal, getCustomer } from '../billing/customers.js';
 import { loadPlan } from '../billing/catalog-store.js';
+import { findPlan } from '../billing/catalog.js';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('API keys of customers (only a hash of each key is stored)');
@@ -15,7 +16,10 @@ export function registerKeys(program: Command): void {
     .command('create [customer]')
     .description('create a key for a customer on a plan; prints the key once')
     .option('--customer <id>', 'the same as the [customer] argument (kept for scripts); must exist: meter customers create')
-    .requiredOption('--plan <id>', 'plan id from the catalog')
+    .requiredOption(
+      '--plan <id>',
+      "plan id from the catalog; for a customer without a plan of its own it also prices the customer's usage, so it must be priced in the customer's currency",
+    )
     .addHelpText('after', '\nExample:\n  meter customers create acme --tz Asia/Seoul\n  meter keys create acme --plan pro\n')
     .action(
       action(async (customerArg: string | undefined, o: { customer?: string; plan: string }, cmd: Command) => {
@@ -30,14 +34,19 @@ export function registerKeys(program: Command): void {
             throw new UserError(
               `invalid customer id ${JSON.stringify(opts.customer.slice(0, 128))}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`,
             );
-          if (!(await getCustomer(db, opts.customer)))
+          const customer = await getCustomer(db, opts.customer);
+          if (!customer)
             throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, `create it first: meter customers create ${opts.customer}`);
-          // The plan must be priced somewhere: the catalog file or the stored catalog (meter plans import).
-          if (!Object.hasOwn(catalog.plans, opts.plan) && !(await loadPlan(db, opts.plan)))
+          // The plan must be priced somewhere: the stored catalog (meter plans import) or the catalog file.
+          const plan = (await loadPlan(db, opts.plan)) ?? findPlan(catalog, opts.plan);
+          if (!plan)
             throw new UserError(
               `unknown plan ${JSON.stringify(opts.plan.slice(0, 128))}: the catalog has ${Object.keys(catalog.plans).join(', ') || 'no plans'}`,
               'see `meter plans list`',
             );
+          // A customer without a plan of its own is priced by its newest key's plan: this key's.
+          const refusal = customer.planSource === 'customer' ? null : currencyRefusal(customer.id, customer.currency, plan, 'new_key');
+          if (refusal) throw new UserError(refusal.message, refusal.hint);
           const k = await createKey(db, { customer: opts.customer, plan: opts.plan }).catch(asUserError);
           if (json) printJson({ id: k.id, key: k.key, prefix: k.prefix, customer: opts.customer, plan: opts.plan });
           else process.stdout.write(`${k.key}\n`), process.stderr.write(`key ${k.id} for ${opts.customer} on plan ${opts.plan}: shown once, store it now\n`);

@@ -41,7 +41,9 @@ export function registerPlans(program: Command): void {
     );
   plans
     .command('import [file]')
-    .description('load a catalog file into the warehouse (idempotent; price versions set with `meter prices set` are kept)')
+    .description(
+      'load a catalog file into the warehouse (idempotent; price versions set with `meter prices set` are kept); a key the file format does not know is refused with its path and the key meant',
+    )
     .addHelpText('after', '\nExample:\n  meter plans import fixtures/catalog.json\n')
     .action(
       action(async (file: string | undefined, _opts, cmd: Command) => {

@@ -3,9 +3,11 @@ import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
-import { API_RE, CatalogError, parseCharge, parseEffectiveFrom, type Charge } from '../billing/catalog.js';
+import { API_RE, CatalogError, parseCharge, parseChargeInput, parseEffectiveFrom, type Charge } from '../billing/catalog.js';
 import { loadPlan, loadStoredCatalog, priceList, setMeterPrice, setPrice } from '../billing/catalog-store.js';
+import { driftSentence, finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { table, userErrors } from './billing-support.js';
+import { checkApiName } from './api-names.js';
 
 const HOUR = 3_600_000;
 
@@ -35,9 +37,15 @@ export function registerPrices(program: Command): void {
     );
   prices
     .command('set')
-    .description('add a price version for one API or meter of a plan, from an effective date (past hours keep their price)')
+    .description(
+      'add a price version for one API or meter of a plan, from an effective date on: the next whole hour or later (hours that have begun keep their price unless --backdate)',
+    )
     .requiredOption('--plan <id>', 'plan id')
-    .option('--api <name>', 'priced operation, e.g. locations.create')
+    .option(
+      '--api <name>',
+      "priced operation, e.g. locations.create: an API of the route table (routesFile), a declared meter's event type or an API the catalog prices",
+    )
+    .option('--any-api', "accept an --api name this process does not know (an event type only POST /v1/events sends, or a route of another gateway's table)")
     .option('--meter <slug>', 'a COUNT, SUM or MAX meter instead of an API, e.g. ai_tokens (docs/meters.md)')
     .option('--unit-price <decimal>', 'per-unit price in the currency, e.g. 0.0005')
     .option(
@@ -45,15 +53,32 @@ export function registerPrices(program: Command): void {
       'any charge model as JSON, e.g. \'{"model":"graduated","tiers":[{"upTo":1000,"unitPrice":"0"},{"upTo":null,"unitPrice":"0.001"}]}\'',
     )
     .option('--free-units <n>', 'free calls per billing period (with --unit-price)')
-    .option('--effective-from <instant>', 'ISO instant on a whole hour, e.g. 2026-03-01T00:00:00+09:00 [default: the next whole hour]')
+    .option(
+      '--effective-from <instant>',
+      'ISO instant on a whole hour, e.g. 2027-03-01T00:00:00+09:00; not in the past without --backdate [default: the next whole hour]',
+    )
+    .option(
+      '--backdate',
+      'allow an --effective-from in the past: drafts and cost answers of the hours since then are priced again with this version; final invoices never change (those it would change are listed, for a credit note)',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2026-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n  meter prices set --plan pro --meter ai_tokens --unit-price 0.000002 --free-units 100000\n',
+      '\nExamples:\n  meter prices set --plan pro --api locations.create --unit-price 0.0009 --effective-from 2027-03-01T00:00:00+09:00\n  meter prices set --plan pro --api locations.history --charge \'{"model":"package","packageSize":1000,"packagePrice":"1.00"}\'\n  meter prices set --plan pro --meter ai_tokens --unit-price 0.000002 --free-units 100000\n  meter prices set --plan pro --api locations.create --unit-price 0.0007 --effective-from 2026-11-01T00:00:00Z --backdate\n\nA past --effective-from is refused unless --backdate; final invoices are stored and never change (docs/billing.md).\nAn --api no route, declared meter or catalog price names is refused with the nearest known name unless --any-api.\n',
     )
     .action(
       action(
         async (
-          opts: { plan: string; api?: string; meter?: string; unitPrice?: string; charge?: string; freeUnits?: string; effectiveFrom?: string },
+          opts: {
+            plan: string;
+            api?: string;
+            anyApi?: boolean;
+            meter?: string;
+            unitPrice?: string;
+            charge?: string;
+            freeUnits?: string;
+            effectiveFrom?: string;
+            backdate?: boolean;
+          },
           cmd: Command,
         ) => {
           const { config, logger, json } = contextOf(cmd);
@@ -72,32 +97,62 @@ export function registerPrices(program: Command): void {
           } else raw = { model: 'per_unit', unitPrice: opts.unitPrice, ...(opts.freeUnits !== undefined ? { freeUnits: opts.freeUnits } : {}) };
           if (opts.charge && opts.freeUnits !== undefined)
             throw new UserError('--free-units goes with --unit-price', 'with --charge, put "freeUnits" in its JSON');
-          const charge = await userErrors(async () => (opts.charge ? parseCharge(raw, '--charge') : unitPriceCharge(raw)));
-          const effectiveFrom = opts.effectiveFrom
-            ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from'))
-            : Math.ceil(Date.now() / HOUR) * HOUR;
+          const charge = await userErrors(async () => (opts.charge ? chargeFlag(raw) : unitPriceCharge(raw)));
+          const now = Date.now();
+          const nextHour = Math.ceil(now / HOUR) * HOUR;
+          const effectiveFrom = opts.effectiveFrom ? await userErrors(async () => parseEffectiveFrom(opts.effectiveFrom, '--effective-from')) : nextHour;
+          // An hour that has begun has calls priced already (drafts, cost answers, quotas' view of
+          // them): a version from then on reprices them, so it is said on purpose (--backdate).
+          if (effectiveFrom < now && !opts.backdate)
+            throw new UserError(
+              `--effective-from ${new Date(effectiveFrom).toISOString()} is in the past: hours that have begun keep the price they were billed at`,
+              `price from ${new Date(nextHour).toISOString()} or later (the default), or add --backdate to reprice those hours (final invoices never change)`,
+            );
           const db = await openWarehouse(config, logger);
           try {
             await ensureCatalog(db, config);
+            if (opts.api && !opts.anyApi) await checkApiName(db, config, opts.api);
             const version = { effectiveFrom, charge };
             const r = await userErrors(() => (opts.meter ? setMeterPrice(db, opts.plan, opts.meter, version) : setPrice(db, opts.plan, name, version)));
             const plan = (await loadPlan(db, opts.plan))!;
             const versions = priceList(plan).filter((v) => v.api === name && Boolean(v.meter) === Boolean(opts.meter));
-            if (json) printJson({ result: r, versions });
-            else
-              process.stdout.write(
-                `${r} ${opts.plan} ${opts.meter ? `meter ${name}` : name} from ${new Date(effectiveFrom).toISOString()}\n` +
-                  table(
-                    ['from', 'until', 'charge'],
-                    versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)]),
-                  ),
-              );
+            // Final invoices are stored and never recomputed (docs/architecture.md invariant 6): a
+            // backdated price leaves them as they are; those it would change are said, as
+            // `rollup --backfill --meter` does.
+            const drift = effectiveFrom < now && r !== 'unchanged' ? await finalInvoiceDrift(db, effectiveFrom, now, undefined, opts.plan) : null;
+            if (json) return printJson({ result: r, versions, ...(drift ? { finalInvoices: drift } : {}) });
+            process.stdout.write(
+              `${r} ${opts.plan} ${opts.meter ? `meter ${name}` : name} from ${new Date(effectiveFrom).toISOString()}${drift ? ' (backdated: drafts and cost answers since then use it)' : ''}\n` +
+                table(
+                  ['from', 'until', 'charge'],
+                  versions.map((v) => [v.effectiveFrom ?? '-', v.effectiveTo ?? '-', JSON.stringify(v.charge)]),
+                ),
+            );
+            if (!drift) return;
+            for (const d of drift.drifts) process.stdout.write(`${driftSentence(d)}\n`);
+            process.stdout.write(
+              `${drift.checked} final invoices of plan ${opts.plan} since then checked${drift.truncated ? ' (the first ones only)' : ''}: ${drift.drifts.length} would change; final invoices are never recomputed\n`,
+            );
           } finally {
             await db.close();
           }
         },
       ),
     );
+}
+
+/** --charge: its errors say where the models and their keys are. */
+function chargeFlag(raw: unknown): Charge {
+  try {
+    return parseChargeInput(raw, '--charge');
+  } catch (e) {
+    if (e instanceof CatalogError)
+      throw new UserError(
+        e.message,
+        e.field === '--charge.effectiveFrom' ? 'give it as --effective-from' : 'the charge models and their keys: docs/billing.md ("Charge models")',
+      );
+    throw e;
+  }
 }
 
 /**

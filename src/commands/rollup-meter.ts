@@ -4,7 +4,7 @@ import { UserError } from '../ground/errors.js';
 import type { Logger } from '../ground/logger.js';
 import type { Rollup } from '../pipeline/rollup.js';
 import type { Sql } from '../warehouse/warehouse.js';
-import { finalInvoiceDrift } from '../billing/final-invoice-drift.js';
+import { driftSentence, finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { printJson } from './context.js';
 import { Progress } from './progress.js';
 
@@ -23,10 +23,7 @@ export async function backfillMeterCommand(rollup: Rollup, db: Sql, slug: string
   // Final invoices keep their lines: say which ones the new rows would change, for a credit note.
   const drift = await finalInvoiceDrift(db, from, to);
   if (json) return printJson({ ...r, finalInvoices: drift });
-  for (const d of drift.drifts)
-    process.stdout.write(
-      `final invoice ${d.invoice} (${d.customer}, ${d.period}) stays ${d.finalTotal} ${d.currency}; computed now ${d.nowTotal}: difference ${d.difference} (a credit note or a correction on the next invoice)\n`,
-    );
+  for (const d of drift.drifts) process.stdout.write(`${driftSentence(d)}\n`);
   process.stdout.write(
     `${drift.checked} final invoices in the range checked${drift.truncated ? ' (the first ones only)' : ''}: ${drift.drifts.length} would change; final invoices are never recomputed\n`,
   );

@@ -15,6 +15,7 @@ import { rememberSecrets, urlPassword } from '../security/secrets.js';
 import { parseHeaderPattern } from '../ground/header-pattern.js';
 import { logNameProblem } from '../ground/log-names.js';
 import { FETCH_BAD_PORTS } from '../ground/fetch-bad-ports.js';
+import { didYouMean, nearest } from '../ground/nearest.js';
 import { PARTITION_BY, type PartitionBy } from '../events/event-spread.js';
 
 export interface MeterConfig {
@@ -400,27 +401,6 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
 /** METER_* variables that are not settings, read by name elsewhere: never taken for typos. */
 const OTHER_VARIABLES = new Set(['METER_CONFIG', 'METER_DEBUG', 'METER_ACCESS_LOG', 'METER_GATEWAY_WORKER']);
 
-/** The setting a mistyped name was most likely meant as: within 2 edits, or none. */
-function nearest(name: string, names: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestDistance = 3;
-  for (const n of names) {
-    const d = editDistance(name.toLowerCase(), n.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [n, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
-}
-
 /**
  * A METER_* variable that is one or two letters off a setting's (`METER_GATEWAY_PROT`): a typo,
  * ignored without a word before, so the gateway came up on 8080. One warning line each; other
@@ -490,8 +470,7 @@ function readConfigFile(path: string | undefined, cwd: string): RawSettings {
   const known = new Set(SETTINGS.map((s) => s.key as string));
   for (const k of Object.keys(parsed)) {
     if (!known.has(k)) {
-      const meant = nearest(k, known);
-      throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (${meant ? `did you mean "${meant}"? ` : ''}known: ${[...known].join(', ')})`);
+      throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (${didYouMean(k, known)}known: ${[...known].join(', ')})`);
     }
   }
   return parsed as RawSettings;

@@ -41,6 +41,8 @@ export interface RouteMatch {
 export interface RouteTable {
   readonly unmatched: string;
   readonly size: number;
+  /** The api names of the billed (not free) routes: what a price can name (`meter prices set --api`). */
+  readonly apis: ReadonlySet<string>;
   /** The route of a normalised path (a query string is ignored), or null. */
   resolve(method: string, path: string): RouteMatch | null;
   /** The api name of the route, or `unmatched`. */
@@ -142,6 +144,7 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
   return {
     unmatched,
     size: spec.routes.length,
+    apis: new Set(compiled.filter((c) => !c.result.free).map((c) => c.result.api)),
     resolve,
     match: (method, path) => resolve(method, path)?.api ?? unmatched,
   };

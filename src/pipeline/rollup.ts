@@ -24,7 +24,7 @@ import { loadMeters } from '../billing/meter-store.js';
 import { isRolledUp, type Meter } from '../billing/meters.js';
 import { type MeterHourlyRow, replaceMeterHour } from '../warehouse/meter-repository.js';
 import { correctedCustomers, hourCorrections, hoursWithNewCorrections, markCorrectionsApplied } from '../billing/events/correction-store.js';
-import { finalInvoiceDrift } from '../billing/final-invoice-drift.js';
+import { driftSentence, finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { correctionTable, dropCorrectionTable } from './correction-table.js';
 
 export interface RollupOptions {
@@ -498,10 +498,7 @@ export class Rollup {
   private async reportDrift(hour: number): Promise<void> {
     try {
       const drift = await finalInvoiceDrift(this.db, hour, hour + HOUR_MS, await correctedCustomers(this.db, hour));
-      for (const d of drift.drifts)
-        this.logger?.warn(
-          `event corrections in hour ${iso(hour)}: final invoice ${d.invoice} (${d.customer}, ${d.period}) stays ${d.finalTotal} ${d.currency}; computed now ${d.nowTotal}: difference ${d.difference} (a credit note or a correction on the next invoice)`,
-        );
+      for (const d of drift.drifts) this.logger?.warn(`event corrections in hour ${iso(hour)}: ${driftSentence(d)}`);
     } catch (e) {
       this.logger?.warn(`event corrections in hour ${iso(hour)}: final invoices not compared: ${(e as Error).message}`);
     }

@@ -35,7 +35,7 @@ test('plans import (idempotent), customers, prices set/list, invoices export as 
     '--unit-price',
     '0.0009',
     '--effective-from',
-    '2026-03-01T00:00:00+09:00',
+    '2099-03-01T00:00:00+09:00',
     '--json',
   );
   assert.equal(set.code, 0, set.err);
@@ -43,7 +43,7 @@ test('plans import (idempotent), customers, prices set/list, invoices export as 
     JSON.parse(set.out).versions.map((v: any) => [v.effectiveFrom, v.charge.unitPrice]),
     [
       [null, '0.0008'],
-      ['2026-02-28T15:00:00.000Z', '0.0009'],
+      ['2099-02-28T15:00:00.000Z', '0.0009'],
     ],
   );
   const off = meter('prices', 'set', '--plan', 'pro', '--api', 'locations.create', '--unit-price', '1', '--effective-from', '2026-03-01T00:30:00Z');

@@ -78,7 +78,8 @@ test('meter prices set --meter: a version for a COUNT, SUM, MAX or UNIQUE_COUNT 
     [['--meter', 'nope', '--unit-price', '1'], /no meter "nope" \(meters: calls, active_users, ai_tokens, peak_tokens\)/],
     [['--meter', 'bytes_in', '--unit-price', '1'], /meter "bytes_in" is built in but off/],
     [['--meter', 'ai_tokens', '--api', 'locations.latest', '--unit-price', '1'], /give exactly one of --api and --meter/],
-    [['--api', 'ai_tokens', '--unit-price', '1'], /"ai_tokens" is also a meter priced by plan pro: an invoice line would name both/],
+    [['--api', 'ai_tokens', '--unit-price', '1'], /--api "ai_tokens" is a meter, not an API\n {2}hint: price the meter with --meter ai_tokens/],
+    [['--api', 'ai_tokens', '--any-api', '--unit-price', '1'], /"ai_tokens" is also a meter priced by plan pro: an invoice line would name both/],
   ];
   for (const [args, message] of refused) {
     const r = set(...args);

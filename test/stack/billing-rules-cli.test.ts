@@ -1,0 +1,169 @@
+/**
+ * Rules of the billing commands that a new user's audit found unenforced, on the real CLI
+ * (embedded warehouse, a temp data dir each): a customer's currency stays its plan's; an export
+ * that skipped customers fails; a past --effective-from needs --backdate and leaves final
+ * invoices as they are; --api must name what calls are recorded under; the catalog file refuses
+ * keys it does not know.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { periodContaining } from '../../src/ground/time.js';
+import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
+import { cliFolder, type CliResult } from '../support/cli-run.js';
+
+const noStack = (r: CliResult) => assert.doesNotMatch(r.err, /METER_DEBUG|\n\s+at .*\.js:\d+/, r.err);
+
+function refused(r: CliResult, message: RegExp): void {
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, message);
+  noStack(r);
+}
+
+test('a customer billed in a currency its plan is not priced in is refused, by customers create and keys create; an export that skipped a customer exits 1', async () => {
+  const cli = await cliFolder('meter-rules-currency-');
+  const meter = (...args: string[]) => cli.meter(args);
+  const plan = (currency: string) => ({ name: currency, currency, rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '1' } });
+  const catalog = join(cli.dir, 'catalog.json');
+  writeFileSync(catalog, JSON.stringify({ currency: 'USD', plans: { pro: plan('USD'), tokyo: plan('JPY') } }));
+  assert.equal(meter('plans', 'import', catalog).code, 0);
+  assert.equal(meter('customers', 'create', 'acme', '--plan', 'pro').code, 0);
+
+  // Was "updated acme: … currency EUR", exit 0, and no invoice of acme could be made after.
+  refused(
+    meter('customers', 'create', 'acme', '--currency', 'EUR'),
+    /^meter: customer acme would be billed in EUR, but its plan "pro" is priced in USD: no invoice could be made\n {2}hint: bill it in USD \(--currency USD\), or pick a plan priced in EUR \(meter plans list\)\n$/,
+  );
+  refused(meter('customers', 'create', 'acme', '--plan', 'tokyo', '--currency', 'USD'), /its plan "tokyo" is priced in JPY/);
+  assert.equal(JSON.parse(meter('customers', 'show', 'acme', '--json').out).customer.currency, null);
+  assert.equal(meter('customers', 'create', 'acme', '--currency', 'USD').code, 0, "the plan's own currency is fine");
+  refused(meter('customers', 'create', 'acme', '--plan', 'tokyo'), /customer acme would be billed in USD, but its plan "tokyo" is priced in JPY/);
+  refused(meter('customers', 'create', 'zz1', '--plan', 'pro', '--currency', 'EUR'), /customer zz1 would be billed in EUR, but its plan "pro"/);
+
+  // A customer without a plan of its own is priced by its newest key's plan.
+  assert.equal(meter('customers', 'create', 'jp', '--currency', 'JPY').code, 0);
+  refused(
+    meter('keys', 'create', 'jp', '--plan', 'pro'),
+    /^meter: customer jp would be billed in JPY, but "pro", the plan of this key, is priced in USD: no invoice could be made\n {2}hint: pick a plan priced in JPY \(meter plans list\), or give it a plan of its own priced in JPY: meter customers create jp --plan <id>\n$/,
+  );
+  assert.deepEqual(JSON.parse(meter('keys', 'list', '--customer', 'jp', '--json').out), [], 'no key was made');
+  assert.equal(meter('keys', 'create', 'jp', '--plan', 'tokyo').code, 0);
+  refused(
+    meter('customers', 'create', 'jp', '--currency', 'USD'),
+    /customer jp would be billed in USD, but "tokyo", the plan of its newest API key, is priced in JPY/,
+  );
+  // With a plan of its own, a key's plan sets only the key's limits: any currency goes.
+  assert.equal(meter('customers', 'create', 'own', '--plan', 'tokyo', '--currency', 'JPY').code, 0);
+  const key = meter('keys', 'create', 'own', '--plan', 'pro');
+  assert.equal(key.code, 0, key.err);
+
+  const period = periodContaining(Date.now(), 'UTC').name;
+  const all = meter('invoices', 'export', '--period', period, '--format', 'json');
+  assert.equal(all.code, 0, all.err);
+  assert.deepEqual(JSON.parse(all.out).skipped, []);
+  // A customer that cannot be invoiced: the others are exported, and the command fails saying so (it exited 0).
+  assert.equal(meter('customers', 'create', 'noplan').code, 0);
+  const partial = meter('invoices', 'export', '--period', period);
+  assert.equal(partial.code, 1, partial.err);
+  assert.match(
+    partial.err,
+    /^skipped noplan: customer noplan has no plan and no API key.*\nmeter: 1 customer\(s\) skipped \(above\): their invoices are not in the export; /m,
+  );
+  assert.match(partial.out, /,acme,/);
+});
+
+test('a past --effective-from is refused without --backdate; with it, drafts are repriced, final invoices stay and the ones it would change are listed', async () => {
+  const cli = await cliFolder('meter-rules-backdate-');
+  const meter = (...args: string[]) => cli.meter(args);
+  assert.equal(meter('plans', 'import').code, 0);
+  assert.equal(meter('customers', 'create', 'bd', '--plan', 'free').code, 0);
+  assert.equal(meter('customers', 'create', 'np').code, 0); // no plan, no key: cannot be invoiced
+  const now = Date.now();
+  const thisMonth = periodContaining(now, 'UTC');
+  const lastMonth = periodContaining(thisMonth.start - 1, 'UTC');
+  const db = await PgliteWarehouse.open(join(cli.dir, 'data', 'pglite'));
+  try {
+    for (const [customer, hour] of [
+      ['bd', lastMonth.start],
+      ['bd', thisMonth.start],
+      ['np', lastMonth.start],
+    ] as const)
+      await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ($1, 'locations.create', $2, 1000, 1000)`, [
+        customer,
+        new Date(hour).toISOString(),
+      ]);
+  } finally {
+    await db.close();
+  }
+  // The customer that cannot be invoiced fails the run (it exited 0); the other is final.
+  const fin = meter('invoices', 'finalize', '--period', lastMonth.name, '--grace', '0s');
+  assert.equal(fin.code, 1, fin.err);
+  assert.match(fin.err, /^skipped np: customer np has no plan/m);
+  assert.match(fin.out, /finalized 1 invoice\(s\); 0 already final; 0 not due; 1 skipped/);
+  const invoice = (period: string) => JSON.parse(meter('invoices', 'show', 'bd', '--period', period, '--json').out) as { status: string; total: string };
+  const final = () => {
+    const inv = invoice(lastMonth.name);
+    return `${inv.status} ${inv.total}`;
+  };
+  assert.equal(final(), 'final 1.00'); // 1000 x 0.0010
+
+  const from = new Date(lastMonth.start).toISOString();
+  const set = (...extra: string[]) =>
+    meter('prices', 'set', '--plan', 'free', '--api', 'locations.create', '--unit-price', '0.002', '--effective-from', from, ...extra);
+  // Was "inserted …", exit 0: history repriced while --help said "past hours keep their price".
+  refused(
+    set(),
+    new RegExp(
+      `^meter: --effective-from ${from.replace(/\./g, '\\.')} is in the past: hours that have begun keep the price they were billed at\\n {2}hint: price from \\S+ or later \\(the default\\), or add --backdate to reprice those hours \\(final invoices never change\\)\\n$`,
+    ),
+  );
+  const versions = () => (JSON.parse(meter('prices', 'list', '--plan', 'free', '--json').out) as { api: string }[]).filter((v) => v.api === 'locations.create');
+  assert.equal(versions().length, 1, 'nothing stored');
+
+  const back = set('--backdate');
+  assert.equal(back.code, 0, back.err);
+  assert.match(back.out, /\(backdated: drafts and cost answers since then use it\)/);
+  assert.match(
+    back.out,
+    new RegExp(`final invoice inv_[0-9a-f]{24} \\(bd, ${lastMonth.name}\\) stays 1\\.00 USD; computed now 2\\.00: difference 1\\.00 \\(a credit note`),
+  );
+  assert.match(back.out, /1 final invoices of plan free since then checked: 1 would change; final invoices are never recomputed/);
+  assert.equal(versions().length, 2);
+  assert.equal(final(), 'final 1.00', 'the final invoice never changes');
+  assert.equal(invoice(thisMonth.name).total, '2.00', "this month's draft is priced by the new version");
+});
+
+test('--api must name what calls are recorded under (route table, meters, catalog) unless --any-api; a catalog file with an unknown key is refused', async () => {
+  const cli = await cliFolder('meter-rules-api-');
+  const meter = (args: string[], env: Record<string, string> = {}) => cli.meter(args, env);
+  assert.equal(meter(['plans', 'import']).code, 0);
+  const set = (api: string, ...extra: string[]) => meter(['prices', 'set', '--plan', 'pro', '--api', api, '--unit-price', '0.5', ...extra]);
+  refused(
+    set('locations.craete'),
+    /^meter: --api "locations\.craete" is not a known API \(the route table \S+routes\.json, the declared meters' event types and the catalog's prices do not name it\), so its price would never apply\n {2}hint: did you mean --api locations\.create\? known: ai\.tokens, geofences\.devices, locations\.create, locations\.history, locations\.latest; .*add --any-api\n$/,
+  );
+  refused(set('status'), /--api "status" is not a known API/); // a free route sends no usage
+  const priced = () => (JSON.parse(meter(['prices', 'list', '--plan', 'pro', '--json']).out) as { api: string }[]).map((v) => v.api);
+  assert.ok(!priced().includes('locations.craete'));
+  assert.equal(set('ai.tokens').code, 0, 'the event type of a declared meter');
+  assert.equal(set('sms.sent', '--any-api').code, 0, 'on purpose');
+  // The route table is the configured one.
+  const routes = join(cli.dir, 'routes.json');
+  writeFileSync(routes, JSON.stringify({ routes: [{ method: 'POST', path: '/v1/reports', api: 'reports.create' }] }));
+  refused(set('reports.create'), /--api "reports\.create" is not a known API/);
+  const routed = meter(['prices', 'set', '--plan', 'pro', '--api', 'reports.create', '--unit-price', '0.5'], { METER_ROUTES_FILE: routes });
+  assert.equal(routed.code, 0, routed.err);
+
+  // Was imported, and `plans list` showed the plan without a quota.
+  const file = join(cli.dir, 'typo.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ currency: 'USD', plans: { zz: { name: 'Z', rateLimit: { ratePerSec: 1, burst: 1 }, prices: {}, qouta: { limit: 10, period: 'day' } } } }),
+  );
+  refused(
+    meter(['plans', 'import', file]),
+    /^meter: plans\.zz\.qouta: unknown key \(did you mean "quota"\? known: comment, name, currency, rateLimit, quota, .*\n {2}hint: fix the file/,
+  );
+  assert.ok(!(JSON.parse(meter(['plans', 'list', '--json']).out) as { id: string }[]).some((p) => p.id === 'zz'));
+});
