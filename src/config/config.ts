@@ -321,7 +321,11 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
     case 'int': {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
       if (!Number.isInteger(n) || n < k.min || n > k.max)
-        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not an integer from ${k.min} to ${k.max}`);
+        // A number as written (1e309 is Infinity, which JSON.stringify shows as null).
+        throw new ConfigError(
+          s.key,
+          `invalid ${name}: ${typeof raw === 'number' ? String(raw) : JSON.stringify(raw)} is not an integer from ${k.min} to ${k.max}`,
+        );
       return n;
     }
     case 'enum':

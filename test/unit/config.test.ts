@@ -38,6 +38,9 @@ test('unknown keys in the config file are refused', () => {
   const dir = tempDir('meter-cfg-');
   writeFileSync(join(dir, 'meter.config.json'), JSON.stringify({ topik: 'x' }));
   assert.throws(() => loadConfig({ cwd: dir, env: {} }), /unknown setting "topik"/);
+  // A number too big for JSON's doubles reads as Infinity: shown as written, not as "null".
+  writeFileSync(join(dir, 'meter.config.json'), '{"partitions": 1e309}');
+  assert.throws(() => loadConfig({ cwd: dir, env: {} }), /invalid partitions.*: Infinity is not an integer from 1 to 1024/);
 });
 
 test('migrations apply once and are idempotent', async () => {
