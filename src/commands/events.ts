@@ -36,7 +36,11 @@ export function registerEvents(program: Command): void {
           url,
           token,
           batchSize: batch,
-          onBatch: json ? undefined : (r) => process.stderr.write(`sent ${r.accepted + r.rejected}: ${r.accepted} accepted, ${r.rejected} rejected\n`),
+          // Progress of a long file on a terminal; the summary below says it all once at the end.
+          onBatch:
+            json || !process.stderr.isTTY
+              ? undefined
+              : (r) => process.stderr.write(`sent ${r.accepted + r.rejected} so far: ${r.accepted} accepted, ${r.rejected} rejected\n`),
         }).catch((e: unknown) => {
           if (e instanceof EventsFileError) throw new UserError(e.message, 'give a file of JSON lines or one JSON array, or - for stdin');
           if (e instanceof SendError && (e.status === 401 || e.status === 403))
@@ -47,7 +51,9 @@ export function registerEvents(program: Command): void {
         });
         if (json) printJson(report);
         else {
-          for (const r of report.reasons) process.stdout.write(`${r.where}: rejected: ${r.reason}\n`);
+          // In file order: lines refused here (not JSON) and by the server arrive apart.
+          const at = (where: string) => Number(/\d+/.exec(where)?.[0] ?? 0);
+          for (const r of [...report.reasons].sort((a, b) => at(a.where) - at(b.where))) process.stdout.write(`${r.where}: rejected: ${r.reason}\n`);
           if (report.rejected > report.reasons.length) process.stdout.write(`… and ${report.rejected - report.reasons.length} more rejected\n`);
           process.stdout.write(
             `${report.accepted} accepted${report.duplicates ? ` (${report.duplicates} repeats within a batch)` : ''}, ${report.rejected} rejected\n`,

@@ -62,8 +62,25 @@ test('JSON lines: accepted and rejected counted, each rejection named by its lin
   assert.match(r.out, /^line 2: rejected: not JSON$/m);
   assert.match(r.out, /^line 5: rejected: unknown customer: no customer "nobody"/m);
   assert.match(r.out, /^3 accepted, 2 rejected$/m);
+  // In file order (line 2 is refused here, line 5 by the server), and the summary said once.
+  assert.ok(r.out.indexOf('line 2:') < r.out.indexOf('line 5:'), r.out);
+  assert.doesNotMatch(r.err, /accepted/, 'no progress lines when stderr is not a terminal');
   // a, b, and a again in another batch (billed once later: the same id); nothing for the rejected.
   assert.equal((await logged()) - before, 3);
+});
+
+test('rejections are listed in file order, whichever side refused them (those refused here came first)', async () => {
+  const file = join(dir, 'order.jsonl');
+  writeFileSync(file, [JSON.stringify(ev('o1', 'nobody')), '{not json', JSON.stringify(ev('o2'))].join('\n') + '\n');
+  const r = await meter(['events', 'send', file, '--url', billing.url, '--token', SERVICE]);
+  assert.equal(r.code, 1, r.err);
+  assert.deepEqual(
+    r.out
+      .split('\n')
+      .filter((l) => l.startsWith('line '))
+      .map((l) => l.slice(0, 7)),
+    ['line 1:', 'line 2:'],
+  );
 });
 
 test('a JSON array on stdin, --json; all accepted: exit 0', async () => {
