@@ -48,7 +48,12 @@ export function registerReplay(program: Command): void {
               progress?.finish('replay interrupted: files written so far are complete; run the same command again to finish (a replay may be rerun)');
             throw e instanceof Interrupted ? new Interrupted(e.signal, Boolean(progress)) : e;
           });
-          progress?.finish(`replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged`);
+          progress?.finish(
+            `replay: ${summary.ranges} ranges, ${summary.restored} files restored, ${summary.changed} changed, ${summary.unchanged} unchanged` +
+              (summary.pastLastFile
+                ? `; ${summary.pastLastFile} records are past the lake's last file of their partition: those are ingest's to write (meter ingest picks them up, missing files included)`
+                : ''),
+          );
           let rolled = null;
           if (opts.rollup && summary.hours.length) rolled = await rollupOf({ lake, db }, logger).run();
           if (json) printJson({ ...summary, rollup: rolled && { hours: rolled.hours, events: rolled.events, rows: rolled.rows } });

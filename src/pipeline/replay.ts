@@ -48,6 +48,8 @@ export interface ReplaySummary {
   events: number;
   /** Hours (epoch ms) whose files were restored or changed: roll them up again. */
   hours: number[];
+  /** Records of the range past the lake's last file of their partition: ingest's to write, not replay's. */
+  pastLastFile: number;
 }
 
 interface Range {
@@ -60,7 +62,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const consumer = await o.log.consumer('meter-replay');
   const tmp = ownScratchDir('meter-replay-');
   const writer = await ParquetWriter.open({ memoryMb: o.memoryMb });
-  const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [] };
+  const summary: ReplaySummary = { partitions: 0, ranges: 0, restored: 0, unchanged: 0, changed: 0, events: 0, hours: [], pastLastFile: 0 };
   const hours = new Set<number>();
   try {
     const [starts, ends, files] = await Promise.all([
@@ -74,14 +76,10 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
       const b = (ends.get(p) ?? -1) < 0 ? (logEnds.get(p) ?? 0) : ends.get(p)!;
       if (a < 0 || b <= a) continue;
       summary.partitions++;
-      work.push(
-        ...rangesToRewrite(
-          files.filter((f) => f.partition === p),
-          p,
-          a,
-          b,
-        ),
-      );
+      const own = files.filter((f) => f.partition === p);
+      work.push(...rangesToRewrite(own, p, a, b));
+      const lastInLake = own.reduce((m, f) => Math.max(m, f.last), -1);
+      summary.pastLastFile += Math.max(0, b - Math.max(a, lastInLake + 1));
     }
     summary.ranges = work.length;
     let done = 0;

@@ -64,6 +64,15 @@ async function scenario(log: UsageLog, lake: Lake, topic: string) {
   const second = await replay({ log, lake, topic, from, to });
   assert.equal(second.restored + second.changed, 0, 'replaying twice changes nothing');
   assert.equal(second.unchanged, before.length);
+  assert.equal(second.pastLastFile, 0, 'every record of the range is in a file');
+
+  // Past the lake's last file of a partition is ingest's: replay leaves it and says how much.
+  const lastOfP0 = after.filter((f) => f.partition === 0).sort((x, y) => y.last - x.last)[0]!;
+  const sameRange = after.filter((f) => f.partition === 0 && f.first === lastOfP0.first);
+  for (const f of sameRange) await lake.delete(f.path);
+  const third = await replay({ log, lake, topic, from: 0, to });
+  assert.equal(third.pastLastFile, lastOfP0.last - lastOfP0.first + 1, JSON.stringify(third));
+  assert.equal(third.restored, 0, 'not restored by replay');
   rmSync(root, { recursive: true, force: true });
 }
 
