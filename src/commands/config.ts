@@ -13,9 +13,12 @@ export function registerConfig(program: Command): void {
         const shown = maskedConfig(config);
         if (json) printJson({ config: shown, backends: describeBackends(config) });
         else {
-          for (const [k, v] of Object.entries(shown)) process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(',') : v}\n`);
+          const backends = Object.entries(describeBackends(config));
+          // One column for the values, however long the longest setting's name.
+          const width = Math.max(...[...Object.keys(shown), ...backends.map(([k]) => k)].map((k) => k.length));
+          for (const [k, v] of Object.entries(shown)) process.stdout.write(`${k.padEnd(width)} ${Array.isArray(v) ? v.join(',') : v}\n`);
           process.stdout.write('\n');
-          for (const [k, v] of Object.entries(describeBackends(config))) process.stdout.write(`${k.padEnd(18)} ${v}\n`);
+          for (const [k, v] of backends) process.stdout.write(`${k.padEnd(width)} ${v}\n`);
         }
       }),
     );

@@ -84,3 +84,12 @@ test('gateway without an upstream says how to give one', () => {
   assert.match(r.err, /needs an upstream/);
   assert.match(r.err, /--upstream/);
 });
+
+test('meter config prints one column of values, however long the longest setting name (kafkaHeartbeatIntervalMs pushed its value out)', () => {
+  const r = meter(['config'], {});
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out.split('\n').filter((l) => /^\w+ +\S/.test(l));
+  assert.ok(lines.length > 40, r.out);
+  const column = new Set(lines.map((l) => /^\w+ +/.exec(l)![0].length));
+  assert.equal(column.size, 1, `values start in one column: ${[...column].join(', ')}`);
+});
