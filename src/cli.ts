@@ -5,6 +5,9 @@
  */
 import { buildProgram } from './commands/program.js';
 import { nodeVersionWarning } from './ground/node-version.js';
+import { endQuietlyOnClosedOutput } from './ground/closed-output.js';
+
+endQuietlyOnClosedOutput();
 
 const old = nodeVersionWarning(process.versions.node);
 if (old) process.stderr.write(`meter: warning: ${old}\n`);
