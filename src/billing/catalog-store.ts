@@ -9,6 +9,7 @@ import { syncUsageThresholds } from './usage-thresholds.js';
 import { chargeToJson, parseCharge, quotaAt, type Catalog, type Charge, type Plan, type PriceVersion } from './catalog.js';
 import { loadMeters, meterOfPriceName, meterPriceName, syncMeters } from './meter-store.js';
 import { BUILT_IN_METERS, priceRefusal } from './meters.js';
+import { quote } from '../ground/text.js';
 
 export interface SyncResult {
   plans: number;
@@ -80,13 +81,13 @@ export async function setPrice(db: Warehouse, planId: string, api: string, versi
   return db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
     const plan = await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId]);
-    if (!plan.length) throw new CatalogStoreError(`unknown plan "${planId}" (import the catalog first: meter plans import)`);
+    if (!plan.length) throw new CatalogStoreError(`unknown plan ${quote(planId)} (import the catalog first: meter plans import)`);
     // An API named as a meter the plan prices: an invoice line would name both (as setMeterPrice checks the other way).
     if (
       meterOfPriceName(api) === null &&
       (await tx.query('SELECT 1 FROM prices WHERE plan_id = $1 AND api = $2 LIMIT 1', [planId, meterPriceName(api)])).length
     )
-      throw new CatalogStoreError(`"${api}" is also a meter priced by plan ${planId}: an invoice line would name both; rename the meter`);
+      throw new CatalogStoreError(`${quote(api)} is also a meter priced by plan ${planId}: an invoice line would name both; rename the meter`);
     return upsertVersion(tx, planId, api, version);
   });
 }
@@ -103,15 +104,15 @@ export async function setMeterPrice(db: Warehouse, planId: string, slug: string,
     const builtIn = BUILT_IN_METERS.some((x) => x.slug === slug);
     throw new CatalogStoreError(
       builtIn
-        ? `meter "${slug}" is built in but off: turn it on with { "slug": "${slug}" } in the catalog file's "meters", then meter plans import`
-        : `no meter "${slug}" (meters: ${meters.map((x) => x.slug).join(', ')}); declare it in the catalog file's "meters", then meter plans import`,
+        ? `meter ${quote(slug)} is built in but off: turn it on with { "slug": "${slug}" } in the catalog file's "meters", then meter plans import`
+        : `no meter ${quote(slug)} (meters: ${meters.map((x) => x.slug).join(', ')}); declare it in the catalog file's "meters", then meter plans import`,
     );
   }
   const refusal = priceRefusal(m);
   if (refusal) throw new CatalogStoreError(refusal);
   const plan = await loadPlan(db, planId);
   if (plan && Object.hasOwn(plan.charges, slug))
-    throw new CatalogStoreError(`"${slug}" is also an API priced by plan ${planId}: an invoice line would name both; rename the meter`);
+    throw new CatalogStoreError(`${quote(slug)} is also an API priced by plan ${planId}: an invoice line would name both; rename the meter`);
   return setPrice(db, planId, meterPriceName(slug), version);
 }
 

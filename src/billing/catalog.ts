@@ -17,6 +17,7 @@ import { isDecimalString, minorDigits } from './money.js';
 import { adjacentPairs } from '../ground/pairs.js';
 import { BUILT_IN_METERS, allMeters, parseMeters, priceRefusal, type Meter } from './meters.js';
 import { didYouMean } from '../ground/nearest.js';
+import { fsErrorText, labelProblem, MAX_LABEL_CHARS, quote, shorten, shortPath } from '../ground/text.js';
 
 export interface PlanLimit {
   ratePerSec: number;
@@ -91,9 +92,11 @@ export class CatalogError extends Error {
   override name = 'CatalogError';
   constructor(
     readonly field: string,
-    message: string,
+    /** What is wrong, without the field. */
+    readonly detail: string,
   ) {
-    super(`${field}: ${message}`);
+    // the field holds the file's keys (a plan id, an api): shortened like any value quoted
+    super(`${shorten(field)}: ${detail}`);
   }
 }
 
@@ -102,12 +105,12 @@ export function loadCatalog(file: string): Catalog {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new CatalogError('catalog', `cannot read ${file}: ${(e as Error).message}`);
+    throw new CatalogError('catalog', `cannot read ${shortPath(file)}: ${fsErrorText(e)}`);
   }
   try {
     return parseCatalog(raw);
   } catch (e) {
-    if (e instanceof CatalogError) throw new CatalogError(e.field, `${e.message.slice(e.field.length + 2)} (in ${file})`);
+    if (e instanceof CatalogError) throw new CatalogError(e.field, `${e.detail} (in ${shortPath(file)})`);
     throw e;
   }
 }
@@ -149,13 +152,13 @@ function currencyAt(v: unknown, field: string): string {
 
 function positiveNumber(v: unknown, field: string, integer: boolean): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v)))
-    throw new CatalogError(field, `${JSON.stringify(v)} is not a positive ${integer ? 'integer' : 'number'}`);
+    throw new CatalogError(field, `${quote(v)} is not a positive ${integer ? 'integer' : 'number'}`);
   return v;
 }
 
 function priceString(v: unknown, field: string): string {
   // Strings only: a JSON number would already have been through a float.
-  if (!isDecimalString(v) || v.startsWith('-')) throw new CatalogError(field, `${JSON.stringify(v)} is not a non-negative decimal string such as "0.0005"`);
+  if (!isDecimalString(v) || v.startsWith('-')) throw new CatalogError(field, `${quote(v)} is not a non-negative decimal string such as "0.0005"`);
   return v;
 }
 
@@ -164,7 +167,7 @@ function count(v: unknown, field: string, min: bigint): bigint {
   let n: bigint | null = null;
   if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
   else if (typeof v === 'string' && /^\d{1,18}$/.test(v)) n = BigInt(v);
-  if (n === null || n < min) throw new CatalogError(field, `${JSON.stringify(v)} is not an integer >= ${min}`);
+  if (n === null || n < min) throw new CatalogError(field, `${quote(v)} is not an integer >= ${min}`);
   return n;
 }
 
@@ -209,7 +212,7 @@ export function parseCharge(raw: unknown, field: string): Charge {
         freeUnits,
       };
     default:
-      throw new CatalogError(`${field}.model`, `${JSON.stringify(model)} is not one of ${CHARGE_MODELS.join(', ')}`);
+      throw new CatalogError(`${field}.model`, `${quote(model)} is not one of ${CHARGE_MODELS.join(', ')}`);
   }
 }
 
@@ -234,7 +237,7 @@ export function parseChargeInput(raw: unknown, field: string, extra: readonly st
 export function parseEffectiveFrom(v: unknown, field: string): number {
   if (v === undefined || v === null) return 0;
   const t = typeof v === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(v) ? Date.parse(v) : NaN;
-  if (Number.isNaN(t)) throw new CatalogError(field, `${JSON.stringify(v)} is not an ISO 8601 instant with a zone, e.g. "2026-03-01T00:00:00+09:00"`);
+  if (Number.isNaN(t)) throw new CatalogError(field, `${quote(v)} is not an ISO 8601 instant with a zone, e.g. "2026-03-01T00:00:00+09:00"`);
   if (t % 3_600_000 !== 0) throw new CatalogError(field, `${v} is not on a whole UTC hour (usage is billed per hour, so a price starts with an hour)`);
   return t;
 }
@@ -268,6 +271,8 @@ export function parseCatalog(raw: unknown): Catalog {
     if (!isObject(p)) throw new CatalogError(at, 'expected an object');
     knownKeys(p, at, PLAN_KEYS);
     if (typeof p.name !== 'string' || !p.name) throw new CatalogError(`${at}.name`, 'expected a non-empty string');
+    const badName = labelProblem(p.name); // shown in tables and invoices as it is: printable, one line
+    if (badName) throw new CatalogError(`${at}.name`, `the name ${badName}: a name is 1 to ${MAX_LABEL_CHARS} characters of printable text`);
     const planCurrency = p.currency === undefined ? currency : currencyAt(p.currency, `${at}.currency`);
     if (!isObject(p.rateLimit)) throw new CatalogError(`${at}.rateLimit`, 'expected { "ratePerSec": number, "burst": integer }');
     knownKeys(p.rateLimit, `${at}.rateLimit`, ['ratePerSec', 'burst']);
@@ -311,12 +316,12 @@ function meterChargesAt(raw: unknown, at: string, meters: Meter[], apiCharges: R
         `${at}.${slug}`,
         BUILT_IN_METERS.some((x) => x.slug === slug)
           ? `meter "${slug}" is built in but off: turn it on with { "slug": "${slug}" } in "meters"`
-          : `no meter "${slug}": declare it in "meters"`,
+          : `no meter ${quote(slug)}: declare it in "meters"`,
       );
     const refusal = priceRefusal(m);
     if (refusal) throw new CatalogError(`${at}.${slug}`, refusal);
     if (Object.hasOwn(apiCharges, slug))
-      throw new CatalogError(`${at}.${slug}`, `"${slug}" is also an API priced by this plan: an invoice line would name both; rename the meter`);
+      throw new CatalogError(`${at}.${slug}`, `${quote(slug)} is also an API priced by this plan: an invoice line would name both; rename the meter`);
     out[slug] = versionsAt(price, `${at}.${slug}`);
   }
   return out;
@@ -357,11 +362,10 @@ export function quotaAt(q: unknown, at: string): PlanQuota {
   const shape = 'expected { "limit": integer calls, "period": "day" | "month" }';
   if (!isObject(q)) throw new CatalogError(at, shape);
   knownKeys(q, at, ['limit', 'period']);
-  if (!(QUOTA_PERIODS as readonly unknown[]).includes(q.period))
-    throw new CatalogError(`${at}.period`, `expected "day" or "month", got ${JSON.stringify(q.period)}`);
+  if (!(QUOTA_PERIODS as readonly unknown[]).includes(q.period)) throw new CatalogError(`${at}.period`, `expected "day" or "month", got ${quote(q.period)}`);
   const limit = q.limit;
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)
-    throw new CatalogError(`${at}.limit`, `expected a whole number of calls >= 1, got ${JSON.stringify(limit)}`);
+    throw new CatalogError(`${at}.limit`, `expected a whole number of calls >= 1, got ${quote(limit)}`);
   return { limit, period: q.period as QuotaPeriod };
 }
 

@@ -8,6 +8,7 @@ import type { Sql, Warehouse } from '../warehouse/warehouse.js';
 import { toMs } from '../warehouse/values.js';
 import { minorDigits } from './money.js';
 import { resolveTimeZone } from '../ground/time.js';
+import { labelProblem, MAX_LABEL_CHARS, quote } from '../ground/text.js';
 
 export interface BillingCustomer {
   id: string;
@@ -126,16 +127,16 @@ const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 /** Create a customer, or update the given fields of an existing one. */
 export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promise<{ customer: BillingCustomer; created: boolean }> {
   if (!CUSTOMER_ID_RE.test(input.id))
-    throw new CustomerInputError('id', `invalid customer id ${JSON.stringify(input.id)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+    throw new CustomerInputError('id', `invalid customer id ${quote(input.id)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
   let tz: string | undefined;
   if (input.timeZone !== undefined) {
     tz = resolveTimeZone(input.timeZone) ?? undefined;
-    if (!tz) throw new CustomerInputError('timeZone', `${JSON.stringify(input.timeZone)} is not an IANA time zone such as Asia/Seoul or UTC`);
+    if (!tz) throw new CustomerInputError('timeZone', `${quote(input.timeZone)} is not an IANA time zone such as Asia/Seoul or UTC`);
   }
   if (input.currency !== undefined) {
     const upper = input.currency.toUpperCase();
     if (upper !== input.currency && CURRENCIES.has(upper))
-      throw new CustomerInputError('currency', `not an ISO 4217 currency code: ${JSON.stringify(input.currency)} (codes are capitals: ${upper})`);
+      throw new CustomerInputError('currency', `not an ISO 4217 currency code: ${quote(input.currency)} (codes are capitals: ${upper})`);
     try {
       minorDigits(input.currency);
     } catch (e) {
@@ -143,9 +144,14 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
     }
     // Three capitals are not yet a currency: "UDS" for USD was taken, and invoiced in UDS.
     if (!CURRENCIES.has(input.currency))
-      throw new CustomerInputError('currency', `unknown currency ${JSON.stringify(input.currency)}: not an ISO 4217 code (e.g. USD, EUR, KRW)`);
+      throw new CustomerInputError('currency', `unknown currency ${quote(input.currency)}: not an ISO 4217 code (e.g. USD, EUR, KRW)`);
   }
-  if (input.name !== undefined && !input.name.trim()) throw new CustomerInputError('name', 'name must not be empty');
+  if (input.name !== undefined) {
+    if (!input.name.trim()) throw new CustomerInputError('name', 'name must not be empty');
+    // The name is shown in tables, invoices and the billing API as it is: printable, one line.
+    const bad = labelProblem(input.name);
+    if (bad) throw new CustomerInputError('name', `name ${bad}: a name is 1 to ${MAX_LABEL_CHARS} characters of printable text`);
+  }
   return db.transaction(async (tx) => {
     const existing = await tx.query('SELECT 1 FROM customers WHERE id = $1 FOR UPDATE', [input.id]);
     // Checked on the customer as it would be after the change, plan and currency together.
@@ -155,7 +161,7 @@ export async function upsertCustomer(db: Warehouse, input: CustomerInput): Promi
       const planId = input.plan ?? before?.planId ?? null;
       const [plan] = planId === null ? [] : await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [planId]);
       if (!plan && input.plan !== undefined)
-        throw new CustomerInputError('plan', `unknown plan "${input.plan}" (see meter plans list; load a catalog with meter plans import <file>)`);
+        throw new CustomerInputError('plan', `unknown plan ${quote(input.plan)} (see meter plans list; load a catalog with meter plans import <file>)`);
       const via = input.plan !== undefined || before?.planSource === 'customer' ? 'customer' : 'api_key';
       const refusal =
         plan && planId !== null ? currencyRefusal(input.id, input.currency ?? before?.currency ?? null, { id: planId, currency: plan.currency }, via) : null;

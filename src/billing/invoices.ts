@@ -18,6 +18,7 @@ import { DEFAULT_PAGE_LIMIT, pageOf } from './pagination.js';
 import { PlanError, customerPlan, lineJson, type LineJson } from './reports.js';
 import { formatInZone, parsePeriodName, periodContaining, type BillingPeriod } from '../ground/time.js';
 import { emitEvent } from './webhooks/store.js';
+import { quote, shorten } from '../ground/text.js';
 
 /** Like Stripe: invoices wait an hour after the period for late usage. */
 export const DEFAULT_GRACE_MS = 3_600_000;
@@ -70,7 +71,7 @@ export function invoiceId(customer: string, period: string): string {
 
 export function periodOf(customer: BillingCustomer, name: string): BillingPeriod {
   const p = parsePeriodName(name, customer.timeZone);
-  if (!p) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(name).slice(0, 32))}`, 'period');
+  if (!p) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${quote(String(name))}`, 'period');
   return p;
 }
 
@@ -278,7 +279,7 @@ export async function finalizeInvoices(db: Warehouse, opts: InvoiceOptions & { p
   const now = opts.now ?? Date.now();
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   if (opts.period !== undefined && !parsePeriodName(opts.period, 'UTC'))
-    throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(opts.period).slice(0, 32))}`, 'period');
+    throw new InvoiceError(400, `period must be a month YYYY-MM, got ${quote(String(opts.period))}`, 'period');
   const out: FinalizeReport = { finalized: [], alreadyFinal: 0, notDue: [], skipped: [] };
   for (let after: string | null = null; ; ) {
     const batch = await listCustomersPage(db, after, FINALIZE_BATCH);
@@ -338,8 +339,7 @@ const FINAL_SELECT = 'SELECT customer_id, body, finalized_at, acknowledged_at FR
  * nextCursor until it is null. `acknowledged` filters final invoices.
  */
 export async function listInvoices(db: Warehouse, periodName: string, opts: InvoiceListOptions = {}): Promise<InvoiceList> {
-  if (!parsePeriodName(periodName, 'UTC'))
-    throw new InvoiceError(400, `period must be a month YYYY-MM, got ${JSON.stringify(String(periodName).slice(0, 32))}`, 'period');
+  if (!parsePeriodName(periodName, 'UTC')) throw new InvoiceError(400, `period must be a month YYYY-MM, got ${quote(String(periodName))}`, 'period');
   const limit = opts.limit ?? DEFAULT_PAGE_LIMIT;
   const after = opts.after ?? null;
   const status = opts.status ?? 'all';
@@ -425,7 +425,7 @@ export async function acknowledgeInvoice(db: Sql, id: string, by: string, now = 
     by,
   ]);
   const inv = await storedInvoice(db, id);
-  if (!inv) throw new InvoiceError(404, `no final invoice ${id.slice(0, 64)} (drafts cannot be acknowledged: wait until it is final)`, 'id');
+  if (!inv) throw new InvoiceError(404, `no final invoice ${shorten(id)} (drafts cannot be acknowledged: wait until it is final)`, 'id');
   return { invoice: inv, acknowledged: rows.length > 0 };
 }
 

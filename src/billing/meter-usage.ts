@@ -23,6 +23,7 @@ import { LimitError, MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_SERIES_ROWS, MAX_UNIQUE
 import { ParamError, bucketStart, parsePeriod } from './params.js';
 import { loadMeters } from './meter-store.js';
 import { plainDecimal, type Aggregation, type Meter } from './meters.js';
+import { quote } from '../ground/text.js';
 
 export const WINDOW_SIZES = ['HOUR', 'DAY', 'MONTH'] as const;
 export type WindowSize = (typeof WINDOW_SIZES)[number];
@@ -89,7 +90,7 @@ export function parseMeterUsageParams(q: URLSearchParams, defaultTz: string): Me
     const f = FILTER_RE.exec(k);
     if (k === 'groupBy') {
       if (v === '') continue;
-      if (groupBy.includes(v)) throw new ParamError('groupBy', `groupBy ${JSON.stringify(v.slice(0, 64))} is given twice`);
+      if (groupBy.includes(v)) throw new ParamError('groupBy', `groupBy ${quote(v)} is given twice`);
       if (groupBy.length >= MAX_FILTER_GROUPS)
         throw new ParamError('groupBy', `at most ${MAX_FILTER_GROUPS} groupBy (a meter has at most ${MAX_FILTER_GROUPS} groups)`);
       groupBy.push(v);
@@ -114,7 +115,7 @@ export function parseMeterUsageParams(q: URLSearchParams, defaultTz: string): Me
   if (ws !== null && ws !== '') {
     const up = ws.toUpperCase();
     if (!(WINDOW_SIZES as readonly string[]).includes(up))
-      throw new ParamError('windowSize', `windowSize must be one of ${WINDOW_SIZES.join(', ')}, got ${JSON.stringify(ws.slice(0, 32))}`);
+      throw new ParamError('windowSize', `windowSize must be one of ${WINDOW_SIZES.join(', ')}, got ${quote(ws)}`);
     windowSize = up as WindowSize;
   }
   if (windowSize === 'HOUR' && period.to - period.from > MAX_HOURLY_MS)
@@ -163,7 +164,7 @@ export function windowBounds(from: number, to: number, size: WindowSize | null, 
 export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams, meters?: Meter[]): Promise<MeterUsageReport> {
   const all = meters ?? (await loadMeters(db));
   const m = all.find((x) => x.slug === p.meter);
-  if (!m) throw new ParamError('meter', `no meter ${JSON.stringify(p.meter.slice(0, 64))}; meters: ${all.map((x) => x.slug).join(', ')}`);
+  if (!m) throw new ParamError('meter', `no meter ${quote(p.meter)}; meters: ${all.map((x) => x.slug).join(', ')}`);
   const groups = Object.keys(m.groupBy);
   const named = [
     ...p.groupBy.map((name) => ({ param: 'groupBy', name })),
@@ -174,7 +175,7 @@ export async function meterUsage(db: Sql, customer: string, p: MeterUsageParams,
       throw new ParamError(
         param,
         groups.length
-          ? `meter ${m.slug} groups by ${groups.join(', ')}; got ${JSON.stringify(name.slice(0, 64))}`
+          ? `meter ${m.slug} groups by ${groups.join(', ')}; got ${quote(name)}`
           : `meter ${m.slug} has no groups (declare groupBy in the catalog's meters)`,
       );
   if (m.aggregation === 'UNIQUE_COUNT') await checkUniqueDigests(db, [customer], [m.slug], p.from, p.to, 'from');

@@ -10,6 +10,7 @@
  * reads no column and writes no row more.
  */
 import { CatalogError } from './catalog.js';
+import { labelProblem, quote } from '../ground/text.js';
 
 export const AGGREGATIONS = ['COUNT', 'SUM', 'MAX', 'UNIQUE_COUNT'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
@@ -91,7 +92,7 @@ function jsonPath(v: unknown, field: string): string {
   if (typeof v !== 'string' || !JSON_PATH_RE.test(v))
     throw new CatalogError(
       field,
-      `${JSON.stringify(typeof v === 'string' ? v.slice(0, 64) : v)} is not a JSON path such as "$.tokens" or "$.usage.input_tokens" ($, then .name or [index] steps; names of letters, digits and _)`,
+      `${quote(v)} is not a JSON path such as "$.tokens" or "$.usage.input_tokens" ($, then .name or [index] steps; names of letters, digits and _)`,
     );
   return v;
 }
@@ -104,10 +105,7 @@ export function parseMeter(raw: unknown, field: string): Meter {
       throw new CatalogError(`${field}.${k}`, 'unknown meter field (a meter has slug, eventType, aggregation, valueProperty, groupBy, description)');
   const slug = raw.slug;
   if (typeof slug !== 'string' || !SLUG_RE.test(slug))
-    throw new CatalogError(
-      `${field}.slug`,
-      `${JSON.stringify(slug)} is not a meter slug: a lowercase letter, then lowercase letters, digits or _ (at most 63)`,
-    );
+    throw new CatalogError(`${field}.slug`, `${quote(slug)} is not a meter slug: a lowercase letter, then lowercase letters, digits or _ (at most 63)`);
   const at = `meters.${slug}`;
   const builtIn = BUILT_IN_METERS.find((m) => m.slug === slug);
   if (builtIn) {
@@ -117,10 +115,10 @@ export function parseMeter(raw: unknown, field: string): Meter {
     return builtIn;
   }
   if (typeof raw.eventType !== 'string' || !EVENT_TYPE_RE.test(raw.eventType))
-    throw new CatalogError(`${at}.eventType`, `${JSON.stringify(raw.eventType)} is not an event type (the CloudEvent type, e.g. "ai.tokens")`);
+    throw new CatalogError(`${at}.eventType`, `${quote(raw.eventType)} is not an event type (the CloudEvent type, e.g. "ai.tokens")`);
   const aggregation = raw.aggregation;
   if (typeof aggregation !== 'string' || !(AGGREGATIONS as readonly string[]).includes(aggregation))
-    throw new CatalogError(`${at}.aggregation`, `${JSON.stringify(aggregation)} is not one of ${AGGREGATIONS.join(', ')}`);
+    throw new CatalogError(`${at}.aggregation`, `${quote(aggregation)} is not one of ${AGGREGATIONS.join(', ')}`);
   const agg = aggregation as Aggregation;
   let valueProperty: string | null = null;
   if (agg === 'COUNT') {
@@ -141,8 +139,8 @@ export function parseMeter(raw: unknown, field: string): Meter {
       groupBy[name] = jsonPath(raw.groupBy[name], `${at}.groupBy.${name}`);
     }
   }
-  if (raw.description !== undefined && (typeof raw.description !== 'string' || raw.description.length > 500))
-    throw new CatalogError(`${at}.description`, 'expected a string of at most 500 characters');
+  if (raw.description !== undefined && (typeof raw.description !== 'string' || labelProblem(raw.description, 500)))
+    throw new CatalogError(`${at}.description`, 'expected a string of at most 500 characters of printable text (no control characters)');
   return {
     slug,
     eventType: raw.eventType,

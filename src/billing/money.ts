@@ -3,6 +3,7 @@
  * "0.00025" is { units: 25n, scale: 5 }; an amount in a currency is bigint minor units
  * (cents for USD, won for KRW). Rounding is half-up (half away from zero for negatives).
  */
+import { quote } from '../ground/text.js';
 
 export interface Decimal {
   units: bigint;
@@ -21,10 +22,10 @@ const MAX_DIGITS = 38;
 /** Parse a plain decimal string ("12", "0.0005", "-1.50"); no exponents, no separators. */
 export function parseDecimal(s: string): Decimal {
   const m = typeof s === 'string' ? DECIMAL_RE.exec(s) : null;
-  if (!m) throw new MoneyError(`not a decimal number: ${JSON.stringify(s)} (expected digits with an optional fraction, e.g. "0.0005")`);
+  if (!m) throw new MoneyError(`not a decimal number: ${quote(s)} (expected digits with an optional fraction, e.g. "0.0005")`);
   // the regex's integer part always takes part in a match
   const [, sign, whole = '', frac = ''] = m;
-  if (whole.length + frac.length > MAX_DIGITS) throw new MoneyError(`decimal has too many digits: ${s}`);
+  if (whole.length + frac.length > MAX_DIGITS) throw new MoneyError(`decimal has too many digits: ${quote(s)}`);
   const units = BigInt(whole + frac);
   return { units: sign ? -units : units, scale: frac.length };
 }
@@ -109,7 +110,7 @@ const MINOR: Record<string, number> = {
 };
 
 export function minorDigits(currency: string): number {
-  if (!/^[A-Z]{3}$/.test(currency)) throw new MoneyError(`not an ISO 4217 currency code: ${JSON.stringify(currency)}`);
+  if (!/^[A-Z]{3}$/.test(currency)) throw new MoneyError(`not an ISO 4217 currency code: ${quote(currency)}`);
   const known = MINOR[currency];
   if (known !== undefined) return known;
   try {

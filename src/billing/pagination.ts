@@ -5,6 +5,7 @@
  * page.
  */
 import { ParamError } from './params.js';
+import { quote } from '../ground/text.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 500;
@@ -38,7 +39,7 @@ export function pageParams(q: URLSearchParams): PageRequest {
   let limit = DEFAULT_PAGE_LIMIT;
   if (rawLimit !== null && rawLimit !== '') {
     if (!/^\d{1,6}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_PAGE_LIMIT)
-      throw new ParamError('limit', `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}, got ${JSON.stringify(rawLimit.slice(0, 32))}`);
+      throw new ParamError('limit', `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}, got ${quote(rawLimit)}`);
     limit = Number(rawLimit);
   }
   const rawCursor = q.get('cursor');

@@ -5,6 +5,7 @@
 import { GRANULARITIES, type Granularity } from './usage-query.js';
 import { formatInZone, parseTime, resolveTimeZone, zoneOffsetMs, zonedToInstant } from '../ground/time.js';
 import { MAX_HOURLY_DAYS, MAX_HOURLY_MS, MAX_RANGE_DAYS, MAX_RANGE_MS } from './limits.js';
+import { quote } from '../ground/text.js';
 
 export class ParamError extends Error {
   override name = 'ParamError';
@@ -40,7 +41,7 @@ function timeZoneParam(q: URLSearchParams, defaultTz: string): string {
   const raw = q.get('tz');
   if (raw === null || raw === '') return resolveTimeZone(defaultTz) ?? 'UTC';
   const tz = resolveTimeZone(raw);
-  if (!tz) throw new ParamError('tz', `tz must be an IANA time zone name such as Asia/Seoul or UTC, got ${JSON.stringify(raw.slice(0, 64))}`);
+  if (!tz) throw new ParamError('tz', `tz must be an IANA time zone name such as Asia/Seoul or UTC, got ${quote(raw)}`);
   return tz;
 }
 
@@ -49,7 +50,7 @@ function timeParam(q: URLSearchParams, name: 'from' | 'to', tz: string): number 
   if (raw === null || raw === '')
     throw new ParamError(name, `${name} is required (ISO 8601, e.g. 2026-01-01T00:00:00Z, or a local date 2026-01-01 read in tz)`);
   const t = parseTime(raw, tz);
-  if (t === null) throw new ParamError(name, `${name} is not an ISO 8601 date or date-time: ${JSON.stringify(raw.slice(0, 64))}`);
+  if (t === null) throw new ParamError(name, `${name} is not an ISO 8601 date or date-time: ${quote(raw)}`);
   return t;
 }
 
@@ -92,7 +93,7 @@ export function parseUsageParams(q: URLSearchParams, defaultTz: string): UsagePa
   const period = parsePeriod(q, defaultTz, ['from', 'to', 'tz', 'granularity']);
   const g = q.get('granularity') || 'total';
   if (!(GRANULARITIES as readonly string[]).includes(g))
-    throw new ParamError('granularity', `granularity must be one of ${GRANULARITIES.join(', ')}, got ${JSON.stringify(g.slice(0, 32))}`);
+    throw new ParamError('granularity', `granularity must be one of ${GRANULARITIES.join(', ')}, got ${quote(g)}`);
   const granularity = g as Granularity;
   if (granularity === 'hour' && period.to - period.from > MAX_HOURLY_MS)
     throw new ParamError('granularity', `granularity=hour covers at most ${MAX_HOURLY_DAYS} days; use day or month for longer periods`);
@@ -132,7 +133,6 @@ export function graceParam(q: URLSearchParams): number | undefined {
   const raw = q.get('grace');
   if (raw === null || raw === '') return undefined;
   const ms = parseDuration(raw);
-  if (ms === null || ms > MAX_GRACE_MS)
-    throw new ParamError('grace', `grace must be a duration such as 1h, 30m, 0s or 2d (at most 35d), got ${JSON.stringify(raw.slice(0, 32))}`);
+  if (ms === null || ms > MAX_GRACE_MS) throw new ParamError('grace', `grace must be a duration such as 1h, 30m, 0s or 2d (at most 35d), got ${quote(raw)}`);
   return ms;
 }

@@ -47,6 +47,7 @@ import type { EventsIntake } from './events/events-intake.js';
 import type { EventCorrections } from './events/corrections-api.js';
 import { serviceTokenName } from './events/token-name.js';
 import { invoiceHistory } from './invoice-history.js';
+import { quote, shorten, shortPath } from '../ground/text.js';
 
 export interface BillingServerOptions {
   db: Warehouse;
@@ -273,7 +274,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const im = cm ? null : INVOICE_ROUTE.exec(path);
     const list = !cm && !im && path === '/v1/customers';
     const meterList = !cm && !im && path === '/v1/meters';
-    if (!cm && !im && !list && !meterList) throw new HttpError(404, `no route for ${path.slice(0, 200)}`);
+    if (!cm && !im && !list && !meterList) throw new HttpError(404, `no route for ${shortPath(path)}`);
     const ack = Boolean(im?.[2]);
     const method = ack ? 'POST' : 'GET';
     if (req.method !== method) throw new HttpError(405, 'method not allowed', { allow: method });
@@ -309,11 +310,10 @@ export async function startBillingServer(options: BillingServerOptions): Promise
         const period = q.get('period');
         if (!period) throw new ParamError('period', 'period is required, a month YYYY-MM');
         const status = q.get('status') || 'final';
-        if (!['final', 'draft', 'all'].includes(status))
-          throw new ParamError('status', `status must be final, draft or all, got ${JSON.stringify(status.slice(0, 32))}`);
+        if (!['final', 'draft', 'all'].includes(status)) throw new ParamError('status', `status must be final, draft or all, got ${quote(status)}`);
         const ack = q.get('acknowledged') || undefined;
         if (ack !== undefined && ack !== 'true' && ack !== 'false')
-          throw new ParamError('acknowledged', `acknowledged must be true or false, got ${JSON.stringify(ack.slice(0, 32))}`);
+          throw new ParamError('acknowledged', `acknowledged must be true or false, got ${quote(ack)}`);
         const r = await listInvoices(opts.db, period, {
           now: now(),
           graceMs: graceParam(q) ?? graceMs,
@@ -334,7 +334,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
       const inv = await storedInvoice(opts.db, id);
       // Another customer's invoice looks exactly like a missing one.
       if (!inv || (principal.kind === 'customer' && inv.customer !== principal.customerId))
-        throw new HttpError(404, `no final invoice ${id.slice(0, 64)} (drafts are read by period: /v1/customers/{id}/invoices/{period})`, { parameter: 'id' });
+        throw new HttpError(404, `no final invoice ${shorten(id)} (drafts are read by period: /v1/customers/{id}/invoices/{period})`, { parameter: 'id' });
       return send(res, 200, inv);
     }
 
@@ -342,7 +342,7 @@ export async function startBillingServer(options: BillingServerOptions): Promise
     const customerId = resolveCustomer(principal, m[1], m[2] === 'me');
     const view = await catalogView();
     const customer = await view.customer(customerId);
-    if (!customer) throw new HttpError(404, `unknown customer: ${customerId.slice(0, 200)}`, { parameter: 'id' });
+    if (!customer) throw new HttpError(404, `unknown customer: ${shorten(customerId)}`, { parameter: 'id' });
     if (m[4] !== undefined) {
       const q = searchParams();
       onlyParams(q, principal.kind === 'service' ? ['grace'] : []);

@@ -15,6 +15,7 @@ import { loadRoutes } from '../gateway/routes.js';
 import { loadStoredCatalog } from '../billing/catalog-store.js';
 import { loadMeters } from '../billing/meter-store.js';
 import type { Sql } from '../warehouse/warehouse.js';
+import { quote } from '../ground/text.js';
 
 /** Names listed in the hint at most (a catalog may price many). */
 const LISTED = 12;
@@ -25,7 +26,7 @@ export async function checkApiName(db: Sql, config: MeterConfig, api: string): P
     routed = loadRoutes(config.routesFile).apis;
   } catch (e) {
     throw new UserError(
-      `cannot check --api ${api} against the route table: ${(e as Error).message}`,
+      `cannot check --api ${quote(api)} against the route table: ${(e as Error).message}`,
       'fix the routesFile setting (meter config), or add --any-api to price the name unchecked',
     );
   }
@@ -33,14 +34,14 @@ export async function checkApiName(db: Sql, config: MeterConfig, api: string): P
   const known = new Set(routed);
   const meters = await loadMeters(db);
   if (api !== 'calls' && meters.some((m) => m.slug === api))
-    throw new UserError(`--api ${JSON.stringify(api)} is a meter, not an API`, `price the meter with --meter ${api}`);
+    throw new UserError(`--api ${quote(api)} is a meter, not an API`, `price the meter with --meter ${api}`);
   for (const m of meters) if (m.eventType) known.add(m.eventType);
   for (const p of Object.values((await loadStoredCatalog(db)).plans)) for (const a of Object.keys(p.charges)) known.add(a);
   if (known.has(api)) return;
   const meant = nearest(api, known);
   const names = [...known].sort();
   throw new UserError(
-    `--api ${JSON.stringify(api)} is not a known API (the route table ${config.routesFile}, the declared meters' event types and the catalog's prices do not name it), so its price would never apply`,
+    `--api ${quote(api)} is not a known API (the route table ${config.routesFile}, the declared meters' event types and the catalog's prices do not name it), so its price would never apply`,
     `${meant ? `did you mean --api ${meant}? ` : ''}known: ${names.slice(0, LISTED).join(', ')}${names.length > LISTED ? ', …' : ''}; a name only the events API sends, or another gateway's route: add --any-api`,
   );
 }

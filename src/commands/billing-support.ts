@@ -9,6 +9,7 @@ import { CustomerInputError } from '../billing/customers.js';
 import { InvoiceError, type Invoice } from '../billing/invoices.js';
 import { PlanError } from '../billing/reports.js';
 import { ParamError } from '../billing/params.js';
+import { visible } from '../ground/text.js';
 
 export function asUserError(e: unknown): unknown {
   if (e instanceof CatalogError || e instanceof CatalogStoreError || e instanceof PlanError) return new UserError(e.message);
@@ -34,7 +35,12 @@ export async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function table(head: string[], rows: string[][]): string {
+/**
+ * Columns padded to their widest cell. A cell's control characters are shown as escapes: a name
+ * stored with ESC or a newline (before names were checked) must not act on the terminal or break rows.
+ */
+export function table(head: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((r) => r.map((c) => visible(c ?? '')));
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return (
     [head, ...rows]

@@ -11,6 +11,7 @@ import { scrub } from '../security/secrets.js';
 import { Interrupted } from './progress.js';
 import { openWarehouse } from '../runtime/backends.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
+import { quote } from '../ground/text.js';
 
 export interface CommandContext {
   config: MeterConfig;
@@ -109,7 +110,7 @@ export function parseIsoFlag(name: string, value: string | undefined): number {
   const t = parseTime(value, 'UTC');
   if (t === null)
     throw new UserError(
-      `--${name} ${JSON.stringify(value)} is not an ISO 8601 date or date-time`,
+      `--${name} ${quote(value)} is not an ISO 8601 date or date-time`,
       `e.g. --${name} 2026-11-01T00:00:00Z or --${name} 2026-11-01 (UTC unless a zone is given)`,
     );
   return t;
@@ -128,8 +129,13 @@ export function requireRange(from: number, to: number): void {
     );
 }
 
+/**
+ * JSON on stdout. JSON.stringify escapes C0 controls but leaves DEL and C1 raw (a stored name with
+ * \x9b acts on a terminal): they are escaped too, which any JSON reader reads back the same.
+ */
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+  const text = String(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+  process.stdout.write(text.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n');
 }
 
 export interface WarehouseContext extends CommandContext {

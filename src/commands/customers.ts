@@ -6,6 +6,7 @@ import { getCustomer, listCustomers, upsertCustomer } from '../billing/customers
 import { getInvoice } from '../billing/invoices.js';
 import { periodContaining } from '../ground/time.js';
 import { table, userErrors } from './billing-support.js';
+import { quote, visible } from '../ground/text.js';
 
 export function registerCustomers(program: Command): void {
   const customers = program.command('customers').description('customers: billing time zone, currency and plan');
@@ -53,12 +54,12 @@ export function registerCustomers(program: Command): void {
     .action(
       withWarehouse(async ({ db, json }, id: string, _opts) => {
         const c = await getCustomer(db, id);
-        if (!c) throw new UserError(`unknown customer "${id}"`, 'see meter customers list');
+        if (!c) throw new UserError(`unknown customer ${quote(id)}`, 'see meter customers list');
         const period = periodContaining(Date.now(), c.timeZone).name;
         const invoice = c.planId ? await userErrors(() => getInvoice(db, c, period)).catch((e) => ({ error: (e as Error).message })) : null;
         if (json) return printJson({ customer: c, invoice });
         process.stdout.write(
-          `${c.id} (${c.name}): time zone ${c.timeZone}, plan ${c.planId ?? '(none)'}${c.planSource === 'api_key' ? ' (from API key)' : ''}, currency ${c.currency ?? "(plan's)"}\n`,
+          `${c.id} (${visible(c.name)}): time zone ${c.timeZone}, plan ${c.planId ?? '(none)'}${c.planSource === 'api_key' ? ' (from API key)' : ''}, currency ${c.currency ?? "(plan's)"}\n`,
         );
         if (invoice && 'id' in invoice) {
           process.stdout.write(`invoice ${invoice.id} for ${invoice.period} (${invoice.status}): ${invoice.total} ${invoice.currency}\n`);

@@ -18,6 +18,7 @@ import {
 } from '../pipeline/dead-letter-store.js';
 import { replayDeadLetters } from '../pipeline/dead-letter-replay.js';
 import { DLQ_SUFFIX } from '../log/kafka-dead-letter.js';
+import { quote, visible } from '../ground/text.js';
 
 /** The dead letters of the configured topic: the `<topic>.dlq` topic on Kafka, the folder file embedded. */
 async function openSource(cfg: MeterConfig): Promise<DeadLetterSource> {
@@ -37,7 +38,7 @@ function checkReason(reason: string | undefined): string | undefined {
 
 function positiveInt(name: string, v: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`--${name} ${JSON.stringify(v)} must be a whole number >= 1`);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`--${name} ${quote(v)} must be a whole number >= 1`);
   return n;
 }
 
@@ -113,7 +114,7 @@ export function registerDeadLetters(program: Command): void {
         const { config, json } = contextOf(cmd);
         const id = Number(idText);
         if (!Number.isSafeInteger(id) || id < 0)
-          throw new UserError(`dead letter id ${JSON.stringify(idText)} is not a whole number`, 'take the id from meter dead-letters list');
+          throw new UserError(`dead letter id ${quote(idText)} is not a whole number`, 'take the id from meter dead-letters list');
         const source = await openSource(config);
         let found: StoredDeadLetter | undefined;
         try {
@@ -132,10 +133,11 @@ export function registerDeadLetters(program: Command): void {
         const v = view(found);
         if (json) return printJson(v);
         process.stdout.write(
-          `dead letter ${v.id} (${v.reasonCode}), written ${v.at}\n  why: ${v.reason}\n  from: partition ${v.partition} offset ${v.offset}, logged ${v.logTime}, key ${JSON.stringify(v.key)}\n`,
+          `dead letter ${v.id} (${v.reasonCode}), written ${visible(v.at)}\n  why: ${visible(v.reason)}\n` +
+            `  from: partition ${v.partition} offset ${v.offset}, logged ${v.logTime}, key ${visible(JSON.stringify(v.key))}\n`,
         );
         const ev = entryEvent(found);
-        if (ev) process.stdout.write(`  event: ${JSON.stringify(ev)}\n`);
+        if (ev) process.stdout.write(`  event: ${visible(JSON.stringify(ev))}\n`);
         else process.stdout.write(`  value (base64${v.valueTruncated ? `, first bytes of ${v.valueBytes}` : ''}): ${cut(found.value, 2000)}\n`);
       }),
     );
@@ -161,7 +163,7 @@ export function registerDeadLetters(program: Command): void {
           await source.close();
         }
         if (json) return printJson({ total, byReason });
-        process.stdout.write(`${total} dead letters${opts.reason ? ` matching ${JSON.stringify(opts.reason)}` : ''} (${source.where})\n`);
+        process.stdout.write(`${total} dead letters${opts.reason ? ` matching ${quote(opts.reason)}` : ''} (${source.where})\n`);
         for (const [c, n] of Object.entries(byReason).sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${c.padEnd(18)} ${n}\n`);
       }),
     );

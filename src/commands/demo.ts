@@ -7,10 +7,11 @@ import { runDemo, type DemoResult } from '../demo/run-demo.js';
 import { UserError } from '../ground/errors.js';
 import { stackUp, stackEnvLines } from '../runtime/stack-env.js';
 import { startObservability } from '../observability/admin.js';
+import { quote } from '../ground/text.js';
 
 function boundedInt(name: string, v: string, min: number, max: number, hint: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} ${JSON.stringify(v)} must be a whole number from ${min} to ${max}`, hint);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} ${quote(v)} must be a whole number from ${min} to ${max}`, hint);
   return n;
 }
 

@@ -4,6 +4,7 @@
  * for `<ms>` flags, seconds for `demo --duration`), so existing scripts keep working.
  */
 import { UserError } from '../ground/errors.js';
+import { quote } from '../ground/text.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const RE = /^(\d{1,12})(ms|s|m|h|d)?$/;
@@ -19,12 +20,12 @@ export interface DurationRules {
 export function parseDurationFlag(name: string, raw: string, rules: DurationRules = {}): number {
   const m = RE.exec(String(raw).trim());
   const example = `e.g. --${name} 500ms, 30s, 2m, 1h or 30d (a bare number is ${rules.bare === 's' ? 'seconds' : 'milliseconds'})`;
-  if (!m) throw new UserError(`--${name} ${JSON.stringify(raw)} is not a duration`, example);
+  if (!m) throw new UserError(`--${name} ${quote(raw)} is not a duration`, example);
   // RE's unit group is one of UNIT_MS's keys, as is rules.bare
   const ms = Number(m[1]) * (UNIT_MS[m[2] ?? rules.bare ?? 'ms'] ?? Number.NaN);
-  if (!Number.isSafeInteger(ms)) throw new UserError(`--${name} ${JSON.stringify(raw)} is too long`, example);
+  if (!Number.isSafeInteger(ms)) throw new UserError(`--${name} ${quote(raw)} is too long`, example);
   const min = rules.minMs ?? 0;
-  if (ms < min) throw new UserError(`--${name} ${JSON.stringify(raw)} is shorter than ${formatDuration(min)}`, example);
+  if (ms < min) throw new UserError(`--${name} ${quote(raw)} is shorter than ${formatDuration(min)}`, example);
   return ms;
 }
 

@@ -6,6 +6,7 @@ import { UserError } from '../ground/errors.js';
 import type { Correction } from '../billing/events/correction-store.js';
 import { type ClientAnswer, type ClientOptions, fetchCorrections, postCorrection, UnreachableError } from '../billing/events/corrections-client.js';
 import { action, contextOf, printJson } from './context.js';
+import { quote, shorten, visible } from '../ground/text.js';
 
 interface TargetFlags {
   eventId?: string;
@@ -23,7 +24,7 @@ function client(config: MeterConfig, o: { url?: string; token?: string }): Clien
   try {
     new URL('/v1/events/corrections', url);
   } catch {
-    throw new UserError(`--url ${JSON.stringify(url)} is not a URL`, 'e.g. --url http://127.0.0.1:8090');
+    throw new UserError(`--url ${quote(url)} is not a URL`, 'e.g. --url http://127.0.0.1:8090');
   }
   const token = o.token ?? config.billingTokens[0];
   if (!token) throw new UserError('no service token for the billing API', 'pass --token <token> or set METER_BILLING_TOKENS');
@@ -36,7 +37,7 @@ function refused(a: ClientAnswer, url: string): UserError {
   if (a.status === 401 || a.status === 403)
     return new UserError(`the billing API refused the token: ${error}`, 'use a service token (METER_BILLING_TOKENS of the server), not a customer token');
   if (a.status === 404 && /no route/.test(error))
-    return new UserError(`${error} (is ${url} the billing API?)`, 'point --url at `meter serve-billing` or `meter dev`');
+    return new UserError(`${error} (is ${shorten(url)} the billing API?)`, 'point --url at `meter serve-billing` or `meter dev`');
   return new UserError(error, a.status === 409 ? 'see meter events corrections for what was applied' : undefined);
 }
 
@@ -131,7 +132,7 @@ export function registerEventCorrections(events: Command): void {
         const { config, json } = contextOf(cmd);
         const max = Number(o.limit);
         if (!/^\d{1,6}$/.test(o.limit) || max < 1 || max > 100_000)
-          throw new UserError(`--limit ${JSON.stringify(o.limit)} is not a whole number from 1 to 100000`, 'e.g. --limit 100');
+          throw new UserError(`--limit ${quote(o.limit)} is not a whole number from 1 to 100000`, 'e.g. --limit 100');
         const c = client(config, o);
         let r: Awaited<ReturnType<typeof fetchCorrections>>;
         try {
@@ -148,7 +149,8 @@ export function registerEventCorrections(events: Command): void {
         for (const k of r.corrections) {
           const what = k.action === 'cancel' ? 'cancel' : `correct ${JSON.stringify(k.before.data)} -> ${JSON.stringify(k.after.data)}`;
           process.stdout.write(
-            `${k.createdAt}  ${k.correctionId}  ${k.applied ? 'applied' : 'pending'}  ${k.event.customer}  ${k.event.type}  ${k.event.eventId}  ${what}  by ${k.actor}: ${k.reason}\n`,
+            // the reason is free text stored by whoever corrected: shown escaped, one line per correction
+            `${k.createdAt}  ${k.correctionId}  ${k.applied ? 'applied' : 'pending'}  ${k.event.customer}  ${k.event.type}  ${k.event.eventId}  ${visible(what)}  by ${visible(k.actor)}: ${visible(k.reason)}\n`,
           );
         }
         process.stdout.write(`${r.corrections.length} corrections${r.more ? ` (more: raise --limit)` : ''}\n`);

@@ -5,6 +5,7 @@ import { EventsFileError, readEventsFile } from '../billing/events/events-file.j
 import { SendError, sendEvents } from '../billing/events/events-sender.js';
 import { MAX_BATCH } from '../billing/events/events-intake.js';
 import { registerEventCorrections } from './event-corrections.js';
+import { quote, shorten } from '../ground/text.js';
 
 export function registerEvents(program: Command): void {
   const events = program.command('events').description('usage that does not pass the gateway: CloudEvents to the billing API (docs/events-api.md)');
@@ -23,12 +24,12 @@ export function registerEvents(program: Command): void {
         const { config, json } = contextOf(cmd);
         const batch = Number(o.batch);
         if (!Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
-          throw new UserError(`--batch ${JSON.stringify(o.batch)} is not a whole number from 1 to ${MAX_BATCH}`, 'e.g. --batch 500');
+          throw new UserError(`--batch ${quote(o.batch)} is not a whole number from 1 to ${MAX_BATCH}`, 'e.g. --batch 500');
         const url = o.url ?? `http://${config.billingHost.includes(':') ? `[${config.billingHost}]` : config.billingHost}:${config.billingPort}`;
         try {
           new URL('/v1/events', url);
         } catch {
-          throw new UserError(`--url ${JSON.stringify(url)} is not a URL`, 'e.g. --url http://127.0.0.1:8090');
+          throw new UserError(`--url ${quote(url)} is not a URL`, 'e.g. --url http://127.0.0.1:8090');
         }
         const token = o.token ?? config.billingTokens[0];
         if (!token) throw new UserError('no service token to send events with', 'pass --token <token> or set METER_BILLING_TOKENS');
@@ -46,7 +47,7 @@ export function registerEvents(program: Command): void {
           if (e instanceof SendError && (e.status === 401 || e.status === 403))
             throw new UserError(e.message, 'use a service token of the billing API (METER_BILLING_TOKENS of the server), not a customer token');
           if (e instanceof SendError && e.status === 404)
-            throw new UserError(`${e.message} (is ${url} the billing API?)`, 'point --url at `meter serve-billing` or `meter dev`');
+            throw new UserError(`${e.message} (is ${shorten(url)} the billing API?)`, 'point --url at `meter serve-billing` or `meter dev`');
           throw e;
         });
         if (json) printJson(report);

@@ -5,10 +5,11 @@
  */
 import { UserError } from '../ground/errors.js';
 import { logNameProblem } from '../ground/log-names.js';
+import { quote } from '../ground/text.js';
 
 export function idArgument(name: string, positional: string | undefined, flag: string | undefined, example: string): string {
   if (positional !== undefined && flag !== undefined && positional !== flag)
-    throw new UserError(`two different ${name}s given: "${positional}" and --${name} "${flag}"`, `give it once, e.g. ${example}`);
+    throw new UserError(`two different ${name}s given: ${quote(positional)} and --${name} ${quote(flag)}`, `give it once, e.g. ${example}`);
   const id = positional ?? flag;
   if (id === undefined || id === '') throw new UserError(`missing ${name}`, `e.g. ${example}`);
   return id;

@@ -8,16 +8,17 @@ import { MAX_PAGE_LIMIT, decodeCursor } from '../billing/pagination.js';
 import { getCustomer } from '../billing/customers.js';
 import { parseDuration, MAX_GRACE_MS } from '../billing/params.js';
 import { invoicesCsv, table, userErrors } from './billing-support.js';
+import { quote } from '../ground/text.js';
 
 function grace(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const ms = parseDuration(raw);
-  if (ms === null || ms > MAX_GRACE_MS) throw new UserError(`--grace ${JSON.stringify(raw)} is not a duration`, 'e.g. --grace 1h, 30m, 0s (at most 35d)');
+  if (ms === null || ms > MAX_GRACE_MS) throw new UserError(`--grace ${quote(raw)} is not a duration`, 'e.g. --grace 1h, 30m, 0s (at most 35d)');
   return ms;
 }
 
 function period(raw: string): string {
-  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(raw)) throw new UserError(`--period ${JSON.stringify(raw)} is not a month`, 'e.g. --period 2026-02');
+  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(raw)) throw new UserError(`--period ${quote(raw)} is not a month`, 'e.g. --period 2026-02');
   return raw;
 }
 
@@ -39,8 +40,8 @@ export function registerInvoices(program: Command): void {
       action(async (opts: { period: string; format: string; status: string; grace?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const format = json ? 'json' : opts.format;
-        if (!['csv', 'json'].includes(format)) throw new UserError(`--format ${JSON.stringify(opts.format)} is not csv or json`, 'e.g. --format csv');
-        if (!['final', 'draft', 'all'].includes(opts.status)) throw new UserError(`--status ${JSON.stringify(opts.status)} is not final, draft or all`);
+        if (!['csv', 'json'].includes(format)) throw new UserError(`--format ${quote(opts.format)} is not csv or json`, 'e.g. --format csv');
+        if (!['final', 'draft', 'all'].includes(opts.status)) throw new UserError(`--status ${quote(opts.status)} is not final, draft or all`);
         const p = period(opts.period);
         const g = grace(opts.grace);
         const db = await openWarehouse(config, logger);
@@ -112,7 +113,7 @@ export function registerInvoices(program: Command): void {
         const db = await openWarehouse(config, logger);
         try {
           const c = await getCustomer(db, customer);
-          if (!c) throw new UserError(`unknown customer "${customer}"`, 'see meter customers list');
+          if (!c) throw new UserError(`unknown customer ${quote(customer)}`, 'see meter customers list');
           const inv = await userErrors(() => getInvoice(db, c, p, { graceMs: g }));
           if (json) return printJson(inv);
           process.stdout.write(

@@ -9,6 +9,7 @@ import { table } from './billing-support.js';
 import { CUSTOMER_ID_RE, currencyRefusal, getCustomer } from '../billing/customers.js';
 import { loadPlan } from '../billing/catalog-store.js';
 import { findPlan } from '../billing/catalog.js';
+import { quote } from '../ground/text.js';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('API keys of customers (only a hash of each key is stored)');
@@ -31,17 +32,14 @@ export function registerKeys(program: Command): void {
           // A key for a customer that does not exist would bill usage to nobody's profile (time
           // zone, currency): the customer is made on purpose first.
           if (!CUSTOMER_ID_RE.test(opts.customer))
-            throw new UserError(
-              `invalid customer id ${JSON.stringify(opts.customer.slice(0, 128))}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`,
-            );
+            throw new UserError(`invalid customer id ${quote(opts.customer)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
           const customer = await getCustomer(db, opts.customer);
-          if (!customer)
-            throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, `create it first: meter customers create ${opts.customer}`);
+          if (!customer) throw new UserError(`customer ${quote(opts.customer)} does not exist`, `create it first: meter customers create ${opts.customer}`);
           // The plan must be priced somewhere: the stored catalog (meter plans import) or the catalog file.
           const plan = (await loadPlan(db, opts.plan)) ?? findPlan(catalog, opts.plan);
           if (!plan)
             throw new UserError(
-              `unknown plan ${JSON.stringify(opts.plan.slice(0, 128))}: the catalog has ${Object.keys(catalog.plans).join(', ') || 'no plans'}`,
+              `unknown plan ${quote(opts.plan)}: the catalog has ${Object.keys(catalog.plans).join(', ') || 'no plans'}`,
               'see `meter plans list`',
             );
           // A customer without a plan of its own is priced by its newest key's plan: this key's.
@@ -80,7 +78,7 @@ export function registerKeys(program: Command): void {
     .action(
       withWarehouse(async ({ db, json }, idOrPrefix: string, _opts) => {
         const k = await revokeKey(db, idOrPrefix).catch(asUserError);
-        if (!k) throw new UserError(`no key matches "${idOrPrefix}"`, 'see `meter keys list`');
+        if (!k) throw new UserError(`no key matches ${quote(idOrPrefix)}`, 'see `meter keys list`');
         if (json) printJson(k);
         else process.stdout.write(`revoked ${k.id} (${k.prefix}…) of ${k.customer}\n`);
       }),

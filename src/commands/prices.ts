@@ -8,6 +8,7 @@ import { loadPlan, loadStoredCatalog, priceList, setMeterPrice, setPrice } from 
 import { driftSentence, finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { table, userErrors } from './billing-support.js';
 import { checkApiName } from './api-names.js';
+import { quote } from '../ground/text.js';
 
 const HOUR = 3_600_000;
 
@@ -23,7 +24,7 @@ export function registerPrices(program: Command): void {
         let plans = Object.values((await loadStoredCatalog(db)).plans);
         if (opts.plan) {
           plans = plans.filter((p) => p.id === opts.plan);
-          if (!plans.length) throw new UserError(`unknown plan "${opts.plan}"`, 'see meter plans list (or meter plans import)');
+          if (!plans.length) throw new UserError(`unknown plan ${quote(opts.plan)}`, 'see meter plans list (or meter plans import)');
         }
         const rows = plans.flatMap(priceList);
         if (json) return printJson(rows);
@@ -85,7 +86,7 @@ export function registerPrices(program: Command): void {
           if (Boolean(opts.api) === Boolean(opts.meter)) throw new UserError('give exactly one of --api and --meter', 'see meter prices set --help');
           const name = (opts.api ?? opts.meter)!;
           if (opts.api && !API_RE.test(opts.api))
-            throw new UserError(`--api ${JSON.stringify(opts.api)} is not an api name`, 'letters, digits, ".", "_", "-", ":" or "/"');
+            throw new UserError(`--api ${quote(opts.api)} is not an api name`, 'letters, digits, ".", "_", "-", ":" or "/"');
           if (Boolean(opts.unitPrice) === Boolean(opts.charge)) throw new UserError('give exactly one of --unit-price and --charge');
           let raw: unknown;
           if (opts.charge) {
@@ -169,6 +170,6 @@ function unitPriceCharge(raw: unknown): Charge {
   } catch (e) {
     const f = e instanceof CatalogError ? FLAG_OF_FIELD[e.field] : undefined;
     if (!f) throw e;
-    throw new UserError(`${f.flag} ${(e as CatalogError).message.slice((e as CatalogError).field.length + 2)}`, f.hint);
+    throw new UserError(`${f.flag} ${(e as CatalogError).detail}`, f.hint);
   }
 }

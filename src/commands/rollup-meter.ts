@@ -7,13 +7,14 @@ import type { Sql } from '../warehouse/warehouse.js';
 import { driftSentence, finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { printJson } from './context.js';
 import { Progress } from './progress.js';
+import { quote } from '../ground/text.js';
 
 export async function backfillMeterCommand(rollup: Rollup, db: Sql, slug: string, from: number, to: number, json: boolean, logger: Logger): Promise<void> {
   const meters = await loadMeters(db, (m) => logger.warn(m));
   const meter = meters.find((m) => m.slug === slug);
   if (!meter)
     throw new UserError(
-      `no meter "${slug.slice(0, 64)}" in the warehouse (meters: ${meters.map((m) => m.slug).join(', ')})`,
+      `no meter ${quote(slug)} in the warehouse (meters: ${meters.map((m) => m.slug).join(', ')})`,
       'declare it in the catalog file\'s "meters" and run meter plans import first',
     );
   if (slug === 'calls') throw new UserError('calls are rolled up with the hour', `meter rollup --backfill --from ... --to ... (without --meter)`);

@@ -6,6 +6,7 @@ import { UserError } from '../ground/errors.js';
 import { createCustomerToken, customerTokenId, listCustomerTokens, revokeCustomerToken, UnknownCustomerError } from '../billing/auth.js';
 import { parseDuration } from '../billing/params.js';
 import { table } from './billing-support.js';
+import { quote } from '../ground/text.js';
 
 /** Longest --expires-in: ten years (a token meant to live longer needs no expiry). */
 const MAX_EXPIRY_MS = 3650 * 86_400_000;
@@ -14,7 +15,7 @@ function expiryOf(raw: string | undefined, now: number): number | undefined {
   if (raw === undefined) return undefined;
   const ms = parseDuration(raw.trim());
   if (ms === null || ms <= 0 || ms > MAX_EXPIRY_MS)
-    throw new UserError(`--expires-in ${JSON.stringify(raw)} is not a duration from 1s to 3650d`, 'e.g. --expires-in 30d, 12h or 90m');
+    throw new UserError(`--expires-in ${quote(raw)} is not a duration from 1s to 3650d`, 'e.g. --expires-in 30d, 12h or 90m');
   return now + ms;
 }
 
@@ -35,7 +36,7 @@ export function registerTokens(program: Command): void {
         try {
           const token = await createCustomerToken(db, opts.customer, { expiresAt }).catch((e: unknown) => {
             if (e instanceof UnknownCustomerError)
-              throw new UserError(`customer ${JSON.stringify(opts.customer)} does not exist`, 'create it first: meter customers create <id>');
+              throw new UserError(`customer ${quote(opts.customer)} does not exist`, 'create it first: meter customers create <id>');
             throw e;
           });
           const expires = expiresAt === undefined ? null : new Date(expiresAt).toISOString();
@@ -83,7 +84,7 @@ export function registerTokens(program: Command): void {
         // Given the whole token, only its id part is ever printed.
         const tokenId = customerTokenId(id.trim()) ?? id.trim();
         const ok = await revokeCustomerToken(db, tokenId);
-        if (!ok) throw new UserError(`no active token has id ${JSON.stringify(tokenId.slice(0, 80))}`, 'see `meter tokens list`');
+        if (!ok) throw new UserError(`no active token has id ${quote(tokenId)}`, 'see `meter tokens list`');
         if (json) printJson({ id: tokenId, revoked: true });
         else process.stdout.write(`revoked token ${tokenId}\n`);
       }),

@@ -23,6 +23,7 @@ import {
 } from '../billing/webhooks/store.js';
 import { deliverDue, runDeliverer } from '../billing/webhooks/service.js';
 import { MAX_PAGE_LIMIT } from '../billing/pagination.js';
+import { quote } from '../ground/text.js';
 
 function inputErrors<T>(fn: () => Promise<T>): Promise<T> {
   return fn().catch((e: unknown) => {
@@ -87,7 +88,7 @@ export function registerWebhooks(program: Command): void {
         const { config, logger, json } = contextOf(cmd);
         const db = await openWarehouse(config, logger);
         try {
-          if (!(await disableEndpoint(db, id))) throw new UserError(`no active endpoint has id ${JSON.stringify(id.slice(0, 80))}`, 'see meter webhooks list');
+          if (!(await disableEndpoint(db, id))) throw new UserError(`no active endpoint has id ${quote(id)}`, 'see meter webhooks list');
           if (json) printJson({ id, removed: true });
           else process.stdout.write(`removed endpoint ${id}\n`);
         } finally {
@@ -106,15 +107,15 @@ export function registerWebhooks(program: Command): void {
       action(async (id: string | undefined, opts: { status?: string; endpoint?: string; event?: string; limit: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         if (opts.status !== undefined && !(DELIVERY_STATES as readonly string[]).includes(opts.status))
-          throw new UserError(`--status ${JSON.stringify(opts.status.slice(0, 32))} is not one of ${DELIVERY_STATES.join(', ')}`);
+          throw new UserError(`--status ${quote(opts.status)} is not one of ${DELIVERY_STATES.join(', ')}`);
         const limit = Number(opts.limit);
         if (!/^\d+$/.test(opts.limit) || limit < 1 || limit > MAX_PAGE_LIMIT)
-          throw new UserError(`--limit ${JSON.stringify(opts.limit.slice(0, 32))} is not a whole number from 1 to ${MAX_PAGE_LIMIT}`);
+          throw new UserError(`--limit ${quote(opts.limit)} is not a whole number from 1 to ${MAX_PAGE_LIMIT}`);
         const db = await openWarehouse(config, logger);
         try {
           if (id !== undefined) {
             const [d] = await listDeliveries(db, { id, limit: 1 });
-            if (!d) throw new UserError(`no delivery has id ${JSON.stringify(id.slice(0, 80))}`, 'see meter webhooks deliveries');
+            if (!d) throw new UserError(`no delivery has id ${quote(id)}`, 'see meter webhooks deliveries');
             const attempts = await attemptsOf(db, id);
             if (json) return printJson({ ...d, attempts });
             process.stdout.write(
@@ -159,7 +160,7 @@ export function registerWebhooks(program: Command): void {
         const db = await openWarehouse(config, logger);
         try {
           const r = await retryDelivery(db, id);
-          if (!r) throw new UserError(`no delivery has id ${JSON.stringify(id.slice(0, 80))}`, 'see meter webhooks deliveries --status failed');
+          if (!r) throw new UserError(`no delivery has id ${quote(id)}`, 'see meter webhooks deliveries --status failed');
           if (!r.retried) throw new UserError(`delivery ${id} is not retried: ${r.reason}`);
           if (json) printJson({ id, retried: true });
           else process.stdout.write(`delivery ${id} queued; sent by the next deliverer round (meter webhooks deliver, or meter rollup --follow)\n`);

@@ -17,6 +17,7 @@ import { logNameProblem } from '../ground/log-names.js';
 import { FETCH_BAD_PORTS } from '../ground/fetch-bad-ports.js';
 import { didYouMean, nearest } from '../ground/nearest.js';
 import { PARTITION_BY, type PartitionBy } from '../events/event-spread.js';
+import { quote, shortPath } from '../ground/text.js';
 
 export interface MeterConfig {
   /** Folder for embedded state (log, lake, PGlite, caches). */
@@ -311,10 +312,7 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
     case 'list': {
       // `[null]` or `[42]` in the file must not become the text "null" (a usable token).
       if (Array.isArray(raw) ? raw.some((x) => typeof x !== 'string') : typeof raw !== 'string')
-        throw new ConfigError(
-          s.key,
-          `invalid ${name}: expected a list of strings (a JSON array of strings, or a,b,c), got ${JSON.stringify(raw).slice(0, 80)}`,
-        );
+        throw new ConfigError(s.key, `invalid ${name}: expected a list of strings (a JSON array of strings, or a,b,c), got ${quote(raw)}`);
       const items: string[] = Array.isArray(raw) ? raw : (raw as string).split(',');
       return items.map((x) => String(x).trim()).filter(Boolean);
     }
@@ -322,25 +320,22 @@ function parseValue(s: Setting, raw: unknown, where: string): unknown {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
       if (!Number.isInteger(n) || n < k.min || n > k.max)
         // A number as written (1e309 is Infinity, which JSON.stringify shows as null).
-        throw new ConfigError(
-          s.key,
-          `invalid ${name}: ${typeof raw === 'number' ? String(raw) : JSON.stringify(raw)} is not an integer from ${k.min} to ${k.max}`,
-        );
+        throw new ConfigError(s.key, `invalid ${name}: ${typeof raw === 'number' ? String(raw) : quote(raw)} is not an integer from ${k.min} to ${k.max}`);
       return n;
     }
     case 'enum':
       if (typeof raw !== 'string' || !k.values.includes(raw))
-        throw new ConfigError(s.key, `invalid ${name}: ${JSON.stringify(raw)} is not one of ${k.values.join(', ')}`);
+        throw new ConfigError(s.key, `invalid ${name}: ${quote(raw)} is not one of ${k.values.join(', ')}`);
       return String(raw);
     case 'url': {
-      if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a URL string, got ${JSON.stringify(raw).slice(0, 80)}`);
+      if (typeof raw !== 'string') throw new ConfigError(s.key, `invalid ${name}: expected a URL string, got ${quote(raw)}`);
       let u: URL;
       try {
         u = new URL(String(raw));
       } catch {
         throw new ConfigError(
           s.key,
-          `invalid ${name}: ${JSON.stringify(redactUrl(String(raw)))} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`,
+          `invalid ${name}: ${quote(redactUrl(String(raw)))} is not a URL (expected ${k.protocols.map((p) => p + '//...').join(' or ')})`,
         );
       }
       if (!k.protocols.includes(u.protocol)) throw new ConfigError(s.key, `invalid ${name}: protocol ${u.protocol} is not one of ${k.protocols.join(', ')}`);
@@ -396,7 +391,7 @@ export function loadConfig(opts: LoadOptions = {}): MeterConfig {
   }
   if (!cfg.lakeUrl) cfg.lakeUrl = pathToFileURL(resolve(cfg.dataDir, 'lake')).href;
   if (cfg.lakeUrl.startsWith('file:') && !cfg.lakeUrl.startsWith('file:///'))
-    throw new ConfigError('lakeUrl', `invalid lakeUrl: ${cfg.lakeUrl} must be an absolute file:///path`);
+    throw new ConfigError('lakeUrl', `invalid lakeUrl: ${shortPath(cfg.lakeUrl)} must be an absolute file:///path`);
   checkTransportSecurity(cfg, cwd);
   rememberSecrets([cfg.kafkaSaslPassword, cfg.redisPassword, urlPassword(cfg.databaseUrl), urlPassword(cfg.redisUrl), ...cfg.billingTokens]);
   return cfg;
@@ -430,7 +425,7 @@ function checkBrokers(brokers: string[]): void {
   for (const b of brokers) {
     const m = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(b);
     if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535)
-      throw new ConfigError('kafkaBrokers', `invalid kafkaBrokers: ${JSON.stringify(b)} is not host:port (e.g. 127.0.0.1:9092; several: a:9092,b:9092)`);
+      throw new ConfigError('kafkaBrokers', `invalid kafkaBrokers: ${quote(b)} is not host:port (e.g. 127.0.0.1:9092; several: a:9092,b:9092)`);
   }
 }
 
@@ -450,7 +445,7 @@ function checkDataDir(dir: string): void {
     if (isFolder === false)
       throw new ConfigError(
         'dataDir',
-        `invalid dataDir: ${p} is a file, not a folder${p === dir ? '' : ` (on the way to ${dir})`}; point --data-dir / METER_DATA_DIR at a folder (made if missing)`,
+        `invalid dataDir: ${shortPath(p)} is a file, not a folder${p === dir ? '' : ` (on the way to ${shortPath(dir)})`}; point --data-dir / METER_DATA_DIR at a folder (made if missing)`,
       );
     if (isFolder || dirname(p) === p) return;
   }
@@ -460,21 +455,21 @@ function readConfigFile(path: string | undefined, cwd: string): RawSettings {
   const explicit = path !== undefined && path !== '';
   const file = resolve(cwd, explicit ? path : 'meter.config.json');
   if (!existsSync(file)) {
-    if (explicit) throw new ConfigError('config', `config file ${file} does not exist (set by METER_CONFIG or --config)`);
+    if (explicit) throw new ConfigError('config', `config file ${shortPath(file)} does not exist (set by METER_CONFIG or --config)`);
     return {};
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new ConfigError('config', `config file ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError('config', `config file ${shortPath(file)} is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new ConfigError('config', `config file ${file} must hold a JSON object of settings`);
+    throw new ConfigError('config', `config file ${shortPath(file)} must hold a JSON object of settings`);
   const known = new Set(SETTINGS.map((s) => s.key as string));
   for (const k of Object.keys(parsed)) {
     if (!known.has(k)) {
-      throw new ConfigError(k, `config file ${file}: unknown setting "${k}" (${didYouMean(k, known)}known: ${[...known].join(', ')})`);
+      throw new ConfigError(k, `config file ${shortPath(file)}: unknown setting ${quote(k)} (${didYouMean(k, known)}known: ${[...known].join(', ')})`);
     }
   }
   return parsed as RawSettings;

@@ -13,6 +13,7 @@
  * answers 404 under the table's `unmatched` name, without forwarding.
  */
 import { readFileSync } from 'node:fs';
+import { quote, shorten } from '../ground/text.js';
 
 export interface RouteSpecEntry {
   method: string;
@@ -75,7 +76,7 @@ const SEGMENT = /^[A-Za-z0-9\-._~!$&'()+,;=:@%]+$/;
 
 export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTable {
   if (!spec || typeof spec !== 'object' || !Array.isArray(spec.routes)) throw new RouteError(`${source}: "routes" must be an array`);
-  for (const k of Object.keys(spec)) if (!TABLE_KEYS.has(k)) throw new RouteError(`${source}: unknown key "${k}" (known: ${[...TABLE_KEYS].join(', ')})`);
+  for (const k of Object.keys(spec)) if (!TABLE_KEYS.has(k)) throw new RouteError(`${source}: unknown key ${quote(k)} (known: ${[...TABLE_KEYS].join(', ')})`);
   const unmatched = spec.unmatched ?? 'unmatched';
   if (typeof unmatched !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(unmatched)) throw new RouteError(`${source}: "unmatched" must be a name like unmatched`);
   if (spec.caseInsensitive !== undefined && typeof spec.caseInsensitive !== 'boolean')
@@ -85,7 +86,7 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
   const compiled = spec.routes.map((r, i): Compiled => {
     const where = `${source}: routes[${i}]`;
     if (!r || typeof r !== 'object') throw new RouteError(`${where}: must be an object {method, path, api}`);
-    for (const k of Object.keys(r)) if (!ROUTE_KEYS.has(k)) throw new RouteError(`${where}: unknown key "${k}" (known: ${[...ROUTE_KEYS].join(', ')})`);
+    for (const k of Object.keys(r)) if (!ROUTE_KEYS.has(k)) throw new RouteError(`${where}: unknown key ${quote(k)} (known: ${[...ROUTE_KEYS].join(', ')})`);
     if (typeof r.method !== 'string' || !/^([A-Z]+|\*)$/.test(r.method)) throw new RouteError(`${where}: method must be an upper-case HTTP method or *`);
     if (typeof r.path !== 'string' || !r.path.startsWith('/')) throw new RouteError(`${where}: path must start with /`);
     if (r.free !== undefined && typeof r.free !== 'boolean') throw new RouteError(`${where}: free must be true or false`);
@@ -103,7 +104,9 @@ export function compileRoutes(spec: RouteSpec, source = 'route table'): RouteTab
       }
       if (s === '*') throw new RouteError(`${where}: * may only be the last segment of ${r.path}`);
       if (s === '.' || s === '..' || !SEGMENT.test(s))
-        throw new RouteError(`${where}: segment "${s}" of ${r.path} is not a plain path segment (no dot segments, spaces or reserved characters)`);
+        throw new RouteError(
+          `${where}: segment ${quote(s)} of ${shorten(r.path)} is not a plain path segment (no dot segments, spaces or reserved characters)`,
+        );
       return fold ? s.toLowerCase() : s;
     });
     return { segs, wildcard, literals: segs.filter((s) => s !== null).length, anyMethod: r.method === '*', index: i, result: { api, free } };

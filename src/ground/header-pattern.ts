@@ -3,6 +3,8 @@
  * them. Here, not in the gateway, because the config checks these patterns when it loads (a
  * config never imports the gateway).
  */
+import { quote } from './text.js';
+
 export class HeaderPatternError extends Error {
   override readonly name = 'HeaderPatternError';
 }
@@ -15,6 +17,6 @@ export function parseHeaderPattern(raw: string): { prefix: boolean; body: string
   const prefix = e.endsWith('*');
   const body = prefix ? e.slice(0, -1) : e;
   if (!body || !TOKEN.test(body) || body.includes('*'))
-    throw new HeaderPatternError(`"${raw}" is not a header name or a prefix ending in * (e.g. x-partner-id, x-partner-*)`);
+    throw new HeaderPatternError(`${quote(String(raw))} is not a header name or a prefix ending in * (e.g. x-partner-id, x-partner-*)`);
   return { prefix, body };
 }

@@ -4,6 +4,8 @@
  * where they enter (settings, flags) as well as where they are used: a name like `../x` must
  * never reach a path. Kafka's own rule is narrower in length only (249).
  */
+import { quote } from './text.js';
+
 const NAME = /^[A-Za-z0-9._-]{1,200}$/;
 
 /** Why `name` cannot be a topic (or a consumer group), or null when it can. */
@@ -11,6 +13,5 @@ export function logNameProblem(kind: 'topic' | 'consumer group', name: string): 
   // A topic starting with `_` would collide with the log's own `_consumers` and `_topic.json`.
   const badStart = kind === 'topic' ? /^[._]/ : /^\./;
   if (NAME.test(name) && !badStart.test(name)) return null;
-  const shown = name.length > 60 ? `${JSON.stringify(name.slice(0, 60))}… (${name.length} characters)` : JSON.stringify(name);
-  return `${kind} name ${shown} must be 1-200 of A-Z a-z 0-9 . _ - (not starting with .${kind === 'topic' ? ' or _' : ''})`;
+  return `${kind} name ${quote(name)} must be 1-200 of A-Z a-z 0-9 . _ - (not starting with .${kind === 'topic' ? ' or _' : ''})`;
 }

@@ -14,6 +14,7 @@ import type { UsageEvent } from '../../events/usage-event.js';
 import { DEFAULT_TIME_BOUNDS } from '../../pipeline/accept.js';
 import { eventIdOf } from './event-id.js';
 import { parseEventTime } from './event-time.js';
+import { quote } from '../../ground/text.js';
 
 /** Largest `data` accepted, as JSON bytes (the lake's bound on the data column, schema.ts). */
 export { MAX_DATA_BYTES };
@@ -72,7 +73,7 @@ export function checkShape(
   const o = v as Record<string, unknown>;
   if (o.specversion !== '1.0')
     return {
-      reason: `specversion must be "1.0", got ${typeof o.specversion === 'string' ? JSON.stringify(o.specversion.slice(0, 32)) : o.specversion === undefined ? 'none' : typeof o.specversion}`,
+      reason: `specversion must be "1.0", got ${typeof o.specversion === 'string' ? quote(o.specversion) : o.specversion === undefined ? 'none' : typeof o.specversion}`,
     };
   // filled for every name below, or the function has returned
   const parts = {} as Record<(typeof PARTS)[number], string>;

@@ -19,6 +19,7 @@ import { eventIdOf } from './event-id.js';
 import { findEventInLake } from './event-lookup.js';
 import { parseEventTime } from './event-time.js';
 import { readBody } from './read-body.js';
+import { quote } from '../../ground/text.js';
 
 /** Largest request body: the data bound plus the other fields, with room. */
 export const MAX_CORRECTION_BODY = 16 * 1024;
@@ -96,7 +97,7 @@ export function checkCorrection(v: unknown, now: number): Request & { hash: stri
     if (FIELDS.has(k)) continue;
     if (k === 'subject' || k === 'type')
       throw new Refused(400, `${k} cannot be corrected: cancel the event and send a new one (with a new id) under the right ${k}`, k);
-    throw new Refused(400, `unknown field ${JSON.stringify(k.slice(0, 64))}: a correction has correctionId, event, time, action, data, reason`, k.slice(0, 64));
+    throw new Refused(400, `unknown field ${quote(k)}: a correction has correctionId, event, time, action, data, reason`, k.slice(0, 64));
   }
   const correctionId = text(o, 'correctionId', MAX_CORRECTION_ID);
   const ev = o.event;
@@ -124,11 +125,7 @@ export function checkCorrection(v: unknown, now: number): Request & { hash: stri
   if (time > now + DEFAULT_TIME_BOUNDS.futureLimitMs) throw new Refused(400, `time ${rawTime} is in the future: give the event's time as sent`, 'time');
   const action = o.action;
   if (action !== 'cancel' && action !== 'correct')
-    throw new Refused(
-      400,
-      `action must be "cancel" or "correct", got ${typeof action === 'string' ? JSON.stringify(action.slice(0, 32)) : String(action)}`,
-      'action',
-    );
+    throw new Refused(400, `action must be "cancel" or "correct", got ${typeof action === 'string' ? quote(action) : String(action)}`, 'action');
   let data: string | null = null;
   if (action === 'correct') {
     if (typeof o.data !== 'object' || o.data === null || Array.isArray(o.data))
@@ -272,7 +269,7 @@ export class EventCorrections {
   async get(id: string, q: URLSearchParams): Promise<CorrectionAnswer> {
     onlyParams(q, []);
     const c = await correctionById(this.o.db, id);
-    if (!c) return { status: 404, body: { error: `no correction ${JSON.stringify(id.slice(0, 200))}`, parameter: 'correctionId' } };
+    if (!c) return { status: 404, body: { error: `no correction ${quote(id)}`, parameter: 'correctionId' } };
     return { status: 200, body: { ...c } };
   }
 

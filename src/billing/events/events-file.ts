@@ -6,6 +6,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { fsErrorText, shortPath } from '../../ground/text.js';
 
 export const MAX_ARRAY_FILE_BYTES = 64 * 1024 * 1024;
 /** A longer line cannot be one event the API takes (cloud-event.ts bounds each part); it is refused unparsed. */
@@ -20,12 +21,14 @@ export class EventsFileError extends Error {
 
 export async function* readEventsFile(path: string, stdin: Readable = process.stdin): AsyncGenerator<FileItem> {
   // A folder opens like a file and fails only on the first read, with a bare EISDIR.
-  if (path !== '-' && isFolder(path)) throw new EventsFileError(`cannot read ${path}: it is a folder, not a file`);
+  if (path !== '-' && isFolder(path)) throw new EventsFileError(`cannot read ${shortPath(path)}: it is a folder, not a file`);
   const input = path === '-' ? stdin : createReadStream(path);
   const opened = new Promise<void>((resolve, reject) => {
     if (path === '-') return resolve();
     input.once('open', () => resolve());
-    input.once('error', (e: NodeJS.ErrnoException) => reject(new EventsFileError(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`)));
+    input.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new EventsFileError(`cannot read ${shortPath(path)}: ${e.code === 'ENOENT' ? 'no such file' : fsErrorText(e)}`)),
+    );
   });
   await opened;
   const lines = createInterface({ input, crlfDelay: Infinity });
@@ -38,7 +41,7 @@ export async function* readEventsFile(path: string, stdin: Readable = process.st
     if (array) {
       arrayChars += line.length + 1;
       if (arrayChars > MAX_ARRAY_FILE_BYTES)
-        throw new EventsFileError(`${path}: a JSON array larger than ${MAX_ARRAY_FILE_BYTES} bytes; write one event per line (JSON lines) instead`);
+        throw new EventsFileError(`${shortPath(path)}: a JSON array larger than ${MAX_ARRAY_FILE_BYTES} bytes; write one event per line (JSON lines) instead`);
       array.push(line);
       continue;
     }
@@ -66,9 +69,9 @@ export async function* readEventsFile(path: string, stdin: Readable = process.st
     try {
       items = JSON.parse(array.join('\n'));
     } catch {
-      throw new EventsFileError(`${path}: starts with [ but is not one JSON array (give one array, or one event per line)`);
+      throw new EventsFileError(`${shortPath(path)}: starts with [ but is not one JSON array (give one array, or one event per line)`);
     }
-    if (!Array.isArray(items)) throw new EventsFileError(`${path}: starts with [ but is not one JSON array`);
+    if (!Array.isArray(items)) throw new EventsFileError(`${shortPath(path)}: starts with [ but is not one JSON array`);
     for (let i = 0; i < items.length; i++) yield { where: `item ${i}`, event: items[i] };
   }
 }

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Sql, Warehouse } from '../../warehouse/warehouse.js';
 import { toMs } from '../../warehouse/values.js';
 import { newSecret } from './signer.js';
+import { quote } from '../../ground/text.js';
 
 /** Event types an endpoint can subscribe to. */
 export const EVENT_TYPES = ['invoice.finalized', 'usage.threshold'] as const;
@@ -24,7 +25,7 @@ export function checkUrl(raw: string): string {
   try {
     u = new URL(raw);
   } catch {
-    throw new WebhookInputError(`${JSON.stringify(raw.slice(0, 100))} is not an absolute URL (e.g. https://pay.example.com/hooks/meter)`);
+    throw new WebhookInputError(`${quote(raw)} is not an absolute URL (e.g. https://pay.example.com/hooks/meter)`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     throw new WebhookInputError(`only http and https URLs can receive webhooks, not ${u.protocol.slice(0, 20)}`);
@@ -39,8 +40,7 @@ export function checkEvents(raw: string[]): EventType[] {
     .flatMap((s) => s.split(','))
     .map((s) => s.trim())
     .filter(Boolean)) {
-    if (!(EVENT_TYPES as readonly string[]).includes(e))
-      throw new WebhookInputError(`unknown event type ${JSON.stringify(e.slice(0, 64))}: known are ${EVENT_TYPES.join(', ')}`);
+    if (!(EVENT_TYPES as readonly string[]).includes(e)) throw new WebhookInputError(`unknown event type ${quote(e)}: known are ${EVENT_TYPES.join(', ')}`);
     out.add(e as EventType);
   }
   if (!out.size) throw new WebhookInputError(`no event types given: known are ${EVENT_TYPES.join(', ')}`);

@@ -4,6 +4,7 @@
  */
 import type { Sql } from '../../warehouse/warehouse.js';
 import { KEY_PREFIX, PREFIX_LEN, hashKey, randomBase62 } from './secret.js';
+import { quote } from '../../ground/text.js';
 
 /** Customer ids travel in headers, Kafka keys and file names: keep them plain. */
 const CUSTOMER_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -22,10 +23,10 @@ export interface CreatedKey {
 
 export async function createKey(db: Sql, opts: { customer: string; plan: string; plans?: Record<string, unknown> }): Promise<CreatedKey> {
   if (!CUSTOMER_RE.test(opts.customer))
-    throw new KeyInputError(`invalid customer id ${JSON.stringify(opts.customer)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
+    throw new KeyInputError(`invalid customer id ${quote(opts.customer)}: use 1-128 of A-Z a-z 0-9 . _ : @ - (starting with a letter or digit)`);
   if (!opts.plan) throw new KeyInputError('plan is required');
   if (opts.plans && !Object.hasOwn(opts.plans, opts.plan))
-    throw new KeyInputError(`unknown plan ${JSON.stringify(opts.plan)}: the catalog has ${Object.keys(opts.plans).join(', ') || 'no plans'}`);
+    throw new KeyInputError(`unknown plan ${quote(opts.plan)}: the catalog has ${Object.keys(opts.plans).join(', ') || 'no plans'}`);
   const key = KEY_PREFIX + randomBase62(32);
   const id = 'key_' + randomBase62(16);
   const prefix = key.slice(0, PREFIX_LEN);
@@ -90,7 +91,7 @@ export async function revokeKey(db: Sql, idOrPrefix: string): Promise<KeyInfo | 
     // A longer string (even the whole key) is matched on its stored prefix part.
     match = await db.query<KeyRow>(`SELECT id FROM api_keys WHERE prefix = $1`, [idOrPrefix.slice(0, PREFIX_LEN)]);
   }
-  if (match.length > 1) throw new KeyInputError(`prefix ${idOrPrefix} matches ${match.length} keys; revoke by id (meter keys list)`);
+  if (match.length > 1) throw new KeyInputError(`prefix ${quote(idOrPrefix)} matches ${match.length} keys; revoke by id (meter keys list)`);
   const [only] = match;
   if (!only) return null;
   const rows = await db.query<KeyRow>(
