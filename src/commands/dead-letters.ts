@@ -10,11 +10,16 @@ import {
   FolderDeadLetterSource,
   KafkaDeadLetterSource,
   matches,
+  noUnreadable,
   reasonCode,
   REASON_CODES,
+  tallyUnreadable,
+  unreadableWarning,
   type DeadLetterFilter,
   type DeadLetterSource,
   type StoredDeadLetter,
+  type UnreadableDeadLetter,
+  type UnreadableSummary,
 } from '../pipeline/dead-letter-store.js';
 import { replayDeadLetters } from '../pipeline/dead-letter-replay.js';
 import { DLQ_SUFFIX } from '../log/kafka-dead-letter.js';
@@ -59,6 +64,12 @@ function view(e: StoredDeadLetter) {
   };
 }
 
+/** Unreadable entries are skipped, never silently: named on stderr (and in --json by count and replay). */
+function warn(u: UnreadableSummary, source: DeadLetterSource): void {
+  const w = unreadableWarning(u, source);
+  if (w) process.stderr.write(w);
+}
+
 const cut = (s: string, n: number) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
 
 export function registerDeadLetters(program: Command): void {
@@ -83,10 +94,12 @@ export function registerDeadLetters(program: Command): void {
         const limit = positiveInt('limit', opts.limit);
         const source = await openSource(config);
         const out: StoredDeadLetter[] = [];
+        const unreadable = noUnreadable();
         let more = false;
         try {
-          outer: for await (const page of source.pages())
-            for (const e of page) {
+          outer: for await (const page of source.pages()) {
+            tallyUnreadable(unreadable, page);
+            for (const e of page.entries) {
               if (!matches(e, filter)) continue;
               if (out.length >= limit) {
                 more = true;
@@ -94,9 +107,11 @@ export function registerDeadLetters(program: Command): void {
               }
               out.push(e);
             }
+          }
         } finally {
           await source.close();
         }
+        warn(unreadable, source);
         if (json) return printJson(out.map(view));
         if (!out.length) return void process.stdout.write(`no dead letters${opts.reason || opts.customer ? ' match' : ''} (${source.where})\n`);
         const rows = out.map((e) => {
@@ -117,18 +132,22 @@ export function registerDeadLetters(program: Command): void {
           throw new UserError(`dead letter id ${quote(idText)} is not a whole number`, 'take the id from meter dead-letters list');
         const source = await openSource(config);
         let found: StoredDeadLetter | undefined;
+        let unreadable: UnreadableDeadLetter | undefined;
         try {
-          outer: for await (const page of source.pages())
-            for (const e of page) {
-              if (e.entryId === id) {
-                found = e;
-                break outer;
-              }
-              if (e.entryId > id) break outer;
-            }
+          for await (const page of source.pages()) {
+            found = page.entries.find((e) => e.entryId === id);
+            unreadable = page.unreadable.find((u) => u.entryId === id);
+            // ids grow through the pages: past the id, it is not further on
+            if (found || unreadable || [...page.entries, ...page.unreadable].some((e) => e.entryId > id)) break;
+          }
         } finally {
           await source.close();
         }
+        if (unreadable)
+          throw new UserError(
+            `dead letter ${id} (${source.idName} ${id} of ${source.where}) is unreadable: ${unreadable.problem}`,
+            'it was cut, edited or not written by meter; the other dead letters are read as usual',
+          );
         if (!found) throw new UserError(`no dead letter ${id} in ${source.where}`, 'see meter dead-letters list');
         const v = view(found);
         if (json) return printJson(v);
@@ -150,19 +169,23 @@ export function registerDeadLetters(program: Command): void {
         const filter: DeadLetterFilter = { reason: checkReason(opts.reason) };
         const source = await openSource(config);
         const byReason: Record<string, number> = {};
+        const unreadable = noUnreadable();
         let total = 0;
         try {
-          for await (const page of source.pages())
-            for (const e of page)
+          for await (const page of source.pages()) {
+            tallyUnreadable(unreadable, page);
+            for (const e of page.entries)
               if (matches(e, filter)) {
                 total++;
                 const c = reasonCode(e.reason);
                 byReason[c] = (byReason[c] ?? 0) + 1;
               }
+          }
         } finally {
           await source.close();
         }
-        if (json) return printJson({ total, byReason });
+        warn(unreadable, source);
+        if (json) return printJson({ total, byReason, unreadableEntries: unreadable });
         process.stdout.write(`${total} dead letters${opts.reason ? ` matching ${quote(opts.reason)}` : ''} (${source.where})\n`);
         for (const [c, n] of Object.entries(byReason).sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${c.padEnd(18)} ${n}\n`);
       }),
@@ -191,6 +214,7 @@ export function registerDeadLetters(program: Command): void {
         });
         try {
           const s = await replayDeadLetters({ source, log, db, filter: { customer: opts.customer }, dryRun: opts.dryRun });
+          warn(s.unreadableEntries, source);
           if (json) return printJson(s);
           process.stdout.write(
             `${opts.dryRun ? 'would replay' : 'replayed'} ${s.replayed} of ${s.candidates} unknown-customer dead letters to ${config.topic}` +

@@ -14,12 +14,12 @@ import type { LogRecord } from './log.js';
 import { quietLogCreator } from './kafka/client.js';
 import type { KafkaSecurity } from '../security/client-options.js';
 import { kafkaRetry } from './kafka-retry.js';
-import { deadLetterEntry, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';
+import { deadLetterEntry, type CutValue, type DeadLetterEntry, type DeadLetterSink } from './dead-letter.js';
 import { hideKafkajsNegativeTimeoutWarning } from './kafka/negative-timeout-warning.js';
 import { installGzipCodec } from './kafka/gzip-codec.js';
 
 /** What the topic carries: the entry, plus how the value was cut when it was too large. */
-export type KafkaDeadLetterEntry = DeadLetterEntry & { valueTruncated?: true; valueBytes?: number; valueSha256?: string };
+export type KafkaDeadLetterEntry = DeadLetterEntry & CutValue;
 
 export const DLQ_SUFFIX = '.dlq';
 

@@ -13,7 +13,17 @@
  */
 import type { UsageLog } from '../log/log.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
-import { entryEvent, reasonCode, matches, type DeadLetterFilter, type DeadLetterSource, type StoredDeadLetter } from './dead-letter-store.js';
+import {
+  entryEvent,
+  reasonCode,
+  matches,
+  noUnreadable,
+  tallyUnreadable,
+  type DeadLetterFilter,
+  type DeadLetterSource,
+  type StoredDeadLetter,
+  type UnreadableSummary,
+} from './dead-letter-store.js';
 
 export interface ReplayDeadLettersOptions {
   source: DeadLetterSource;
@@ -38,20 +48,31 @@ export interface ReplayDeadLettersSummary {
   customerMissing: number;
   /** The entry holds no whole event (cut on Kafka, or not decodable). */
   unreadable: number;
+  /** Entries that are not dead letters meter can read (a damaged line): not looked at, named. */
+  unreadableEntries: UnreadableSummary;
   /** Per customer, events sent. */
   byCustomer: Record<string, number>;
 }
 
 export async function replayDeadLetters(o: ReplayDeadLettersOptions): Promise<ReplayDeadLettersSummary> {
-  const s: ReplayDeadLettersSummary = { candidates: 0, replayed: 0, alreadyReplayed: 0, customerMissing: 0, unreadable: 0, byCustomer: {} };
+  const s: ReplayDeadLettersSummary = {
+    candidates: 0,
+    replayed: 0,
+    alreadyReplayed: 0,
+    customerMissing: 0,
+    unreadable: 0,
+    unreadableEntries: noUnreadable(),
+    byCustomer: {},
+  };
   const topic = o.log.topic;
   const batchSize = o.batch ?? 500;
   const producer = o.dryRun ? null : await o.log.producer();
   const seen = new Set<string>(); // event ids handled in this run (bounded by the entries replayed)
   try {
     for await (const page of o.source.pages()) {
+      tallyUnreadable(s.unreadableEntries, page);
       const todo: { e: StoredDeadLetter; id: string; customer: string; value: Buffer }[] = [];
-      for (const e of page) {
+      for (const e of page.entries) {
         if (reasonCode(e.reason) !== 'unknown-customer' || !matches(e, o.filter ?? {})) continue;
         s.candidates++;
         const ev = entryEvent(e);

@@ -2,7 +2,9 @@
  * Reading the dead letters back (`meter dead-letters`): the folder file when embedded
  * (dead-letter.ts FolderDeadLetter), the `<topic>.dlq` topic on Kafka (kafka-dead-letter.ts).
  * Each entry gets an id: its line number in the file (from 1), or its offset in the topic.
- * Reading is streamed in pages, so memory stays bounded however many there are.
+ * Reading is streamed in pages, so memory stays bounded however many there are. An entry that
+ * cannot be read (cut by a crash, edited, not written by meter) is passed on as unreadable with
+ * its id and why, so the commands count and name it; the others are read as usual.
  */
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -10,12 +12,24 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { UsageLog } from '../log/log.js';
 import { decodeEvent, type UsageEvent } from '../events/usage-event.js';
-import type { DeadLetterEntry } from '../log/dead-letter.js';
+import { readDeadLetter } from '../log/dead-letter.js';
 import type { KafkaDeadLetterEntry } from '../log/kafka-dead-letter.js';
 import { BILLABLE_MISMATCH } from './accept.js';
 import { UNKNOWN_CUSTOMER } from './customer-check.js';
 
 export type StoredDeadLetter = KafkaDeadLetterEntry & { entryId: number };
+
+/** An entry that is not a dead letter meter can read: its id, and why (readDeadLetter). */
+export interface UnreadableDeadLetter {
+  entryId: number;
+  problem: string;
+}
+
+/** A page of entries, oldest first, and the unreadable ones among them. */
+export interface DeadLetterPage {
+  entries: StoredDeadLetter[];
+  unreadable: UnreadableDeadLetter[];
+}
 
 /** Short names of the reasons, for `--reason` and for counting. */
 export const REASON_CODES = ['unknown-customer', 'billable-mismatch', 'malformed', 'oversized', 'schema-version', 'too-old', 'too-new', 'other'] as const;
@@ -42,10 +56,21 @@ export function entryEvent(e: StoredDeadLetter): UsageEvent | null {
 export interface DeadLetterSource {
   /** Where they are, for messages ("file …" / "kafka topic …"). */
   readonly where: string;
+  /** What an entry id is there, for messages: "line" or "offset". */
+  readonly idName: string;
   /** Every entry, oldest first, in pages. */
-  pages(pageSize?: number): AsyncIterable<StoredDeadLetter[]>;
+  pages(pageSize?: number): AsyncIterable<DeadLetterPage>;
   close(): Promise<void>;
 }
+
+/** An entry read into `page` under its id. */
+function add(page: DeadLetterPage, entryId: number, text: string): void {
+  const r = readDeadLetter(text);
+  if (r.ok) page.entries.push({ ...r.entry, entryId });
+  else page.unreadable.push({ entryId, problem: r.problem });
+}
+
+const emptyPage = (): DeadLetterPage => ({ entries: [], unreadable: [] });
 
 export class FolderDeadLetterSource implements DeadLetterSource {
   readonly file: string;
@@ -56,31 +81,27 @@ export class FolderDeadLetterSource implements DeadLetterSource {
     this.where = `file ${this.file}`;
   }
 
-  async *pages(pageSize = 1000): AsyncIterable<StoredDeadLetter[]> {
+  readonly idName = 'line';
+
+  async *pages(pageSize = 1000): AsyncIterable<DeadLetterPage> {
     try {
       await access(this.file);
     } catch {
       return; // nothing was ever dead-lettered
     }
     const lines = createInterface({ input: createReadStream(this.file, 'utf8'), crlfDelay: Infinity });
-    let page: StoredDeadLetter[] = [];
+    let page = emptyPage();
     let n = 0;
     for await (const line of lines) {
       n++;
       if (!line.trim()) continue;
-      let e: DeadLetterEntry;
-      try {
-        e = JSON.parse(line) as DeadLetterEntry;
-      } catch {
-        continue; // a line cut by a crash mid-append (FolderDeadLetter fsyncs whole lines)
-      }
-      page.push({ ...e, entryId: n });
-      if (page.length >= pageSize) {
+      add(page, n, line); // a line cut by a crash mid-append is unreadable (FolderDeadLetter fsyncs whole lines)
+      if (page.entries.length + page.unreadable.length >= pageSize) {
         yield page;
-        page = [];
+        page = emptyPage();
       }
     }
-    if (page.length) yield page;
+    if (page.entries.length || page.unreadable.length) yield page;
   }
 
   async close(): Promise<void> {}
@@ -90,11 +111,13 @@ export class FolderDeadLetterSource implements DeadLetterSource {
 export class KafkaDeadLetterSource implements DeadLetterSource {
   readonly where: string;
 
+  readonly idName = 'offset';
+
   constructor(private readonly dlq: UsageLog) {
     this.where = `kafka topic ${dlq.topic}`;
   }
 
-  async *pages(pageSize = 5000): AsyncIterable<StoredDeadLetter[]> {
+  async *pages(pageSize = 5000): AsyncIterable<DeadLetterPage> {
     const consumer = await this.dlq.consumer('meter-dead-letters');
     try {
       const end = (await consumer.endOffsets()).get(0) ?? 0;
@@ -104,14 +127,8 @@ export class KafkaDeadLetterSource implements DeadLetterSource {
         const recs = await consumer.readRange(0, from, Math.min(end, from + pageSize));
         const tail = recs.at(-1);
         if (!tail) break;
-        const page: StoredDeadLetter[] = [];
-        for (const r of recs) {
-          try {
-            page.push({ ...(JSON.parse(r.value.toString('utf8')) as KafkaDeadLetterEntry), entryId: r.offset });
-          } catch {
-            // not written by meter: skip
-          }
-        }
+        const page = emptyPage();
+        for (const r of recs) add(page, r.offset, r.value.toString('utf8')); // not written by meter: unreadable
         yield page;
         from = tail.offset + 1;
       }
@@ -123,6 +140,29 @@ export class KafkaDeadLetterSource implements DeadLetterSource {
   async close(): Promise<void> {
     await this.dlq.close();
   }
+}
+
+/** The unreadable entries met in a read: how many, and the first few (for --json and the warning). */
+export interface UnreadableSummary {
+  count: number;
+  first: { id: number; problem: string }[];
+}
+
+const UNREADABLE_SHOWN = 5;
+
+export const noUnreadable = (): UnreadableSummary => ({ count: 0, first: [] });
+
+export function tallyUnreadable(into: UnreadableSummary, page: DeadLetterPage): void {
+  into.count += page.unreadable.length;
+  for (const u of page.unreadable) if (into.first.length < UNREADABLE_SHOWN) into.first.push({ id: u.entryId, problem: u.problem });
+}
+
+/** The stderr line naming the unreadable entries met (null: none), so skipping them is never silent. */
+export function unreadableWarning(u: UnreadableSummary, source: Pick<DeadLetterSource, 'where' | 'idName'>): string | null {
+  if (!u.count) return null;
+  const named = u.first.map((x) => `${source.idName} ${x.id} (${x.problem})`).join(', ');
+  const more = u.count > u.first.length ? `, and ${u.count - u.first.length} more` : '';
+  return `meter: warning: ${u.count} unreadable dead letter${u.count === 1 ? '' : 's'} in ${source.where} skipped: ${named}${more}\n`;
 }
 
 export interface DeadLetterFilter {

@@ -99,7 +99,7 @@ async function deadLetters(b: Bench): Promise<Record<string, number>> {
   const src = new KafkaDeadLetterSource(dlq);
   const out: Record<string, number> = {};
   try {
-    for await (const page of src.pages()) for (const e of page) out[reasonCode(e.reason)] = (out[reasonCode(e.reason)] ?? 0) + 1;
+    for await (const page of src.pages()) for (const e of page.entries) out[reasonCode(e.reason)] = (out[reasonCode(e.reason)] ?? 0) + 1;
   } finally {
     await src.close();
   }

@@ -2,12 +2,12 @@
  * `meter dead-letters list|show|count|replay` as a user runs them, embedded (file log, folder
  * dead letters, PGlite) and on the stack (Kafka `<topic>.dlq`, Postgres): refused events are
  * visible with their reason, and the ones of a customer created afterwards are replayed and
- * billed exactly once, however often replay runs.
+ * billed exactly once, however often replay runs. A damaged line is named, never crashed on.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assetPath } from '../../src/config/assets.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -17,6 +17,7 @@ import { encodeEvent, type UsageEvent } from '../../src/events/usage-event.js';
 import { stackEnv, freshDatabase } from '../support/stack.js';
 import { callEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
+import { cliFolder, type CliResult } from '../support/cli-run.js';
 
 const bin = assetPath('bin/meter.js');
 const dirs: string[] = [];
@@ -83,8 +84,17 @@ async function scenario(env: Record<string, string>) {
 
   const first = await ok(['ingest', '--once'], env, dir);
   assert.equal(first.deadLettered, 4);
-  assert.deepEqual(await ok(['dead-letters', 'count'], env, dir), { total: 4, byReason: { 'unknown-customer': 3, 'billable-mismatch': 1 } });
-  assert.deepEqual(await ok(['dead-letters', 'count', '--reason', 'billable-mismatch'], env, dir), { total: 1, byReason: { 'billable-mismatch': 1 } });
+  const none = { count: 0, first: [] };
+  assert.deepEqual(await ok(['dead-letters', 'count'], env, dir), {
+    total: 4,
+    byReason: { 'unknown-customer': 3, 'billable-mismatch': 1 },
+    unreadableEntries: none,
+  });
+  assert.deepEqual(await ok(['dead-letters', 'count', '--reason', 'billable-mismatch'], env, dir), {
+    total: 1,
+    byReason: { 'billable-mismatch': 1 },
+    unreadableEntries: none,
+  });
   const listed = await ok(['dead-letters', 'list', '--reason', 'unknown-customer'], env, dir);
   assert.deepEqual(listed.map((e: any) => e.event.id).sort(), ghost.map((e) => e.id).sort());
   assert.ok(listed.every((e: any) => /no customer "ghost"/.test(e.reason)));
@@ -123,6 +133,74 @@ async function scenario(env: Record<string, string>) {
 
 test('dead letters embedded: list, show, count, replay exactly once', { timeout: 600_000 }, async () => {
   await scenario({});
+});
+
+const noCrash = (r: CliResult) => assert.doesNotMatch(r.err, /METER_DEBUG|Cannot read properties|Invalid time value|\n\s+at .*\.js:\d+/, r.err);
+
+test('dead letters: a line that is valid JSON but no dead letter is named by line number; the others are listed, counted, replayed', async () => {
+  const cli = await cliFolder('meter-dl-bad-');
+  const dir = join(cli.dir, 'data', 'dead-letter');
+  mkdirSync(dir, { recursive: true });
+  const entry = (offset: number) =>
+    JSON.stringify({
+      at: '2026-12-05T01:40:12.120Z',
+      topic: 'usage-events',
+      partition: 0,
+      offset,
+      timestamp: Date.now(),
+      key: 'ghost',
+      reason: 'unknown customer: no customer "ghost" in the warehouse',
+      value: encodeEvent(callEvent('ghost', { status: 200 })).toString('base64'),
+    });
+  // lines 2 and 3: what crashed count/replay ("reading 'startsWith'"), list ("reading 'length'") and show ("Invalid time value")
+  writeFileSync(join(dir, 'usage-events.jsonl'), `${entry(1)}\n{"partition":0,"offset":5}\nnot json\n${entry(4)}\n`);
+  const warning = /meter: warning: 2 unreadable dead letters in file .*usage-events\.jsonl skipped: line 2 \(field "at" is missing\), line 3 \(not JSON\)\n/;
+
+  const count = cli.meter(['dead-letters', 'count']);
+  noCrash(count);
+  assert.equal(count.code, 0, count.err);
+  assert.match(count.out, /^2 dead letters /);
+  assert.match(count.err, warning);
+  const countJson = cli.meter(['dead-letters', 'count', '--json']);
+  assert.deepEqual(JSON.parse(countJson.out), {
+    total: 2,
+    byReason: { 'unknown-customer': 2 },
+    unreadableEntries: {
+      count: 2,
+      first: [
+        { id: 2, problem: 'field "at" is missing' },
+        { id: 3, problem: 'not JSON' },
+      ],
+    },
+  });
+
+  const list = cli.meter(['dead-letters', 'list', '--json']);
+  noCrash(list);
+  assert.equal(list.code, 0, list.err);
+  assert.deepEqual(
+    JSON.parse(list.out).map((e: { id: number }) => e.id),
+    [1, 4],
+  );
+  assert.match(list.err, warning);
+  const listText = cli.meter(['dead-letters', 'list']);
+  assert.equal(listText.code, 0, listText.err);
+  assert.match(listText.out, /^1 .*unknown-customer {2}ghost/m);
+
+  const replay = cli.meter(['dead-letters', 'replay', '--dry-run', '--json']);
+  noCrash(replay);
+  assert.equal(replay.code, 0, replay.err);
+  const s = JSON.parse(replay.out);
+  assert.deepEqual([s.candidates, s.customerMissing, s.unreadableEntries.count], [2, 2, 2]);
+  assert.match(replay.err, warning);
+
+  const show = cli.meter(['dead-letters', 'show', '2']);
+  noCrash(show);
+  assert.equal(show.code, 2, show.err);
+  assert.match(show.err, /^meter: dead letter 2 \(line 2 of file .*usage-events\.jsonl\) is unreadable: field "at" is missing\n {2}hint: /);
+  assert.equal(cli.meter(['dead-letters', 'show', '3']).err.split('\n')[0]?.endsWith('is unreadable: not JSON'), true);
+  const shown = cli.meter(['dead-letters', 'show', '4', '--json']);
+  assert.equal(shown.code, 0, shown.err);
+  assert.equal(JSON.parse(shown.out).id, 4);
 });
 
 test('dead letters on Kafka and Postgres: list, show, count, replay exactly once', { timeout: 600_000 }, async () => {
