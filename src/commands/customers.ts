@@ -13,7 +13,7 @@ export function registerCustomers(program: Command): void {
   customers
     .command('create <id>')
     .description('create a customer, or update the given fields of an existing one')
-    .option('--name <name>', 'display name (default: the id)')
+    .option('--name <name>', 'display name: up to 200 characters, no control characters (default: the id)')
     .option('--tz <zone>', 'billing time zone (IANA, e.g. Asia/Seoul): invoices are calendar months there [default UTC]')
     .option(
       '--currency <code>',

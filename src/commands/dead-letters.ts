@@ -80,6 +80,7 @@ export function registerDeadLetters(program: Command): void {
       'after',
       `\nReason codes (for --reason; any part of the reason text works too): ${REASON_CODES.join(', ')}.\n` +
         'Embedded they are in <dataDir>/dead-letter/<topic>.jsonl (id: line number); on Kafka in topic <topic>.dlq (id: offset).\n' +
+        'An entry meter cannot read (a damaged line) is skipped and named on stderr; show <id> says why.\n' +
         'Examples:\n  meter dead-letters count\n  meter dead-letters list --reason unknown-customer\n  meter dead-letters show 3 --json\n  meter dead-letters replay --dry-run\n',
     );
   dl.command('list')
