@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import ora from 'ora';
 import { progressMode } from './progress.js';
-import { parseDurationFlag } from './duration.js';
+import { TIMER, parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { runDemo, type DemoResult } from '../demo/run-demo.js';
 import { UserError } from '../ground/errors.js';
@@ -31,14 +31,14 @@ export function demoNumbers(opts: { events: string; concurrency: string; seed: s
 }
 
 // A bare number was seconds here before the shared syntax: it still is.
-const parseDuration = (v: string): number => parseDurationFlag('duration', v, { bare: 's' });
+const parseDuration = (v: string): number => parseDurationFlag('duration', v, { bare: 's', maxMs: TIMER });
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run the whole pipeline with a sample location API, three customers and synthetic traffic; check billed == sent')
     .option('--events <n>', 'calls to send', '10000')
-    .option('--duration <d>', 'spread the calls over this long (e.g. 30s, 2m; a bare number is seconds); default: as fast as possible')
+    .option('--duration <d>', 'spread the calls over this long (e.g. 30s, 2m; at most 24d; a bare number is seconds); default: as fast as possible')
     .option('--concurrency <n>', 'concurrent client connections', '32')
     .option('--seed <n>', 'traffic seed (deterministic mix)', '42')
     .option('--keep-running', 'keep gateway, pipeline and billing API up after the check (Ctrl-C to stop)')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDurationFlag } from './duration.js';
+import { TIMER, parseDurationFlag } from './duration.js';
 import { action, contextOf, untilSignal } from './context.js';
 import { openLog, openLake, openWarehouse, openLimiter } from '../runtime/backends.js';
 import { startIngestRole, startLiveRole, rollupOf, startBillingRole, requireUpstream } from '../runtime/roles.js';
@@ -18,7 +18,7 @@ export function registerDev(program: Command): void {
       'gateway, ingest, live counts of the open hour, rollup (follow) and billing API in one command (the gateway in one worker process per core unless --workers 1)',
     )
     .option('--upstream <url>', 'the API to forward calls to [env METER_UPSTREAM]')
-    .option('--rollup-interval <duration>', 'how often rollup looks for new files (e.g. 5s; a bare number is ms)', '5s')
+    .option('--rollup-interval <duration>', 'how often rollup looks for new files (e.g. 5s; at most 24d; a bare number is ms)', '5s')
     .option('--access-log', 'gateway: log one line per answer [env METER_ACCESS_LOG=1]')
     .option('--workers <n>', 'gateway worker processes (0 = one per core, 1 = in this process) [env METER_GATEWAY_WORKERS, default 0]')
     .addHelpText('after', '\nExample:\n  METER_BILLING_TOKENS=secret meter dev --upstream http://127.0.0.1:3000\n')
@@ -28,7 +28,7 @@ export function registerDev(program: Command): void {
         if (!config.billingTokens.length)
           throw new UserError('no service token configured for the billing API', 'set METER_BILLING_TOKENS=<secret> (or --billing-tokens)');
         const upstream = requireUpstream(config.upstream);
-        const interval = parseDurationFlag('rollup-interval', opts.rollupInterval, { minMs: 100 });
+        const interval = parseDurationFlag('rollup-interval', opts.rollupInterval, { minMs: 100, maxMs: TIMER });
         for (const [k, v] of Object.entries(describeBackends(config))) logger.info(`${k}: ${v}`);
         const log = await openLog(config);
         const lake = await openLake(config);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDurationFlag } from './duration.js';
+import { TIMER, parseDurationFlag } from './duration.js';
 import { action, contextOf, printJson } from './context.js';
 import { runDoctor } from '../runtime/doctor.js';
 import { DEFAULT_LAKE_CHECK_HOURS, lakeCheckHours } from '../runtime/doctor-lake.js';
@@ -27,7 +27,7 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description('check each configured backend (reachable, version, topic, lake writable, migrations, limiter) and say how to fix failures')
-    .option('--timeout <duration>', 'time limit per check (e.g. 15s; a bare number is ms)', '15s')
+    .option('--timeout <duration>', 'time limit per check (e.g. 15s; at most 24d; a bare number is ms)', '15s')
     .option(
       '--lake-check [hours]',
       `also check the lake's last hours (default ${DEFAULT_LAKE_CHECK_HOURS}): overlapping file ranges per partition, rows vs distinct event ids per hour`,
@@ -48,7 +48,7 @@ export function registerDoctor(program: Command): void {
           });
           for (const line of repairLines(repairs)) process.stderr.write(`${line}\n`);
         }
-        const checks = await runDoctor(config, parseDurationFlag('timeout', opts.timeout, { minMs: 1 }), { lakeCheckHours: lakeHours });
+        const checks = await runDoctor(config, parseDurationFlag('timeout', opts.timeout, { minMs: 1, maxMs: TIMER }), { lakeCheckHours: lakeHours });
         if (json) printJson(checks);
         else
           for (const c of checks)

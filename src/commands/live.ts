@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDurationFlag } from './duration.js';
+import { TIMER, parseDurationFlag } from './duration.js';
 import { groupFlag } from './id-argument.js';
 import { action, contextOf, printJson, untilSignal } from './context.js';
 import { openLog, openWarehouse } from '../runtime/backends.js';
@@ -14,7 +14,7 @@ export function registerLive(program: Command): void {
     .description("keep the open hour's counts in the warehouse within seconds (exactly once: counts and offsets in one transaction)")
     .option('--once', 'apply what the log holds now and exit')
     .option('--timeout <duration>', 'with --once: give up after this long (e.g. 10m; a bare number is ms)', '10m')
-    .option('--window <duration>', 'apply each partition this often (e.g. 1s; a bare number is ms)', '1s')
+    .option('--window <duration>', 'apply each partition this often (e.g. 1s; at most 24d; a bare number is ms)', '1s')
     .option('--group <name>', 'consumer group on the usage log', DEFAULT_LIVE_GROUP)
     .addHelpText(
       'after',
@@ -27,7 +27,7 @@ export function registerLive(program: Command): void {
     .action(
       action(async (opts: { once?: boolean; timeout: string; window: string; group: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
-        const windowMs = parseDurationFlag('window', opts.window, { minMs: 10 });
+        const windowMs = parseDurationFlag('window', opts.window, { minMs: 10, maxMs: TIMER });
         const timeout = parseDurationFlag('timeout', opts.timeout, { minMs: 1 });
         groupFlag(opts.group);
         const log = await openLog(config, { waitLog: (m) => logger.warn(`live: ${m}`) });

@@ -7,7 +7,7 @@ import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../ground/errors.js';
 import { HOUR_MS } from '../lake/layout.js';
-import { parseDurationFlag } from './duration.js';
+import { TIMER, parseDurationFlag } from './duration.js';
 import { Interrupted, Progress, stopOnSignal } from './progress.js';
 import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
 import { startObservability } from '../observability/admin.js';
@@ -22,7 +22,7 @@ export function registerRollup(program: Command): void {
     .option('--to <iso>', 'with --backfill: end, exclusive')
     .option('--meter <slug>', 'with --backfill: compute only this meter for past hours from the lake (docs/meters.md)')
     .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
-    .option('--interval <duration>', 'with --follow: how often to look for new files (e.g. 5s; a bare number is ms)', '5s')
+    .option('--interval <duration>', 'with --follow: how often to look for new files (e.g. 5s; at most 24d; a bare number is ms)', '5s')
     .option('--verify-every <duration>', "with --follow: how often to re-check that every hour's rows match what it was rolled up to", '10m')
     .option('--retry-for <duration>', 'with --backfill: how long to keep retrying while the warehouse or lake is unreachable before giving up', '5m')
     .addHelpText(
@@ -47,7 +47,7 @@ export function registerRollup(program: Command): void {
             to = parseIsoFlag('to', opts.to);
             requireRange(from, to);
           }
-          const interval = parseDurationFlag('interval', opts.interval, { minMs: 100 });
+          const interval = parseDurationFlag('interval', opts.interval, { minMs: 100, maxMs: TIMER });
           const verifyEvery = parseDurationFlag('verify-every', opts.verifyEvery, { minMs: 1000 });
           const retryFor = parseDurationFlag('retry-for', opts.retryFor);
           const lake = await openLake(config);

@@ -233,3 +233,26 @@ test('a data dir meter may not write is named with the fix, in commands and in d
   assert.doesNotMatch(warehouse.fix, /another meter process|other meter process/);
   chmodSync(dir, 0o755);
 });
+
+test('a duration a timer cannot hold is refused with the maximum (rollup --follow --interval 30d was a 1 ms busy loop); deadlines take it', () => {
+  for (const [args, flag] of [
+    [['rollup', '--follow', '--interval', '30d'], 'interval'],
+    [['live', '--once', '--window', '30d'], 'window'],
+    [['doctor', '--timeout', '30d'], 'timeout'],
+    [['demo', '--duration', '30d'], 'duration'],
+    [['dev', '--upstream', 'http://127.0.0.1:9', '--rollup-interval', '25d'], 'rollup-interval'],
+  ] as const) {
+    const r = meter([...args], { METER_BILLING_TOKENS: 'secret' });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(
+      r.err,
+      new RegExp(`^meter: --${flag} "${args.at(-1)}" is longer than 24d\\n {2}hint: e\\.g\\. --${flag} 500ms, 30s, 2m, 1h or 1d \\(.*24d; `),
+      flag,
+    );
+    assert.doesNotMatch(r.err, /TimeoutOverflowWarning/);
+  }
+  // --timeout of ingest --once is a deadline compared with the clock, not a timer: 30d is fine.
+  const ingest = meter(['ingest', '--once', '--timeout', '30d', '--json']);
+  assert.equal(ingest.code, 0, ingest.err);
+  assert.doesNotMatch(ingest.err, /TimeoutOverflowWarning/);
+});

@@ -22,6 +22,8 @@ import { unreachableMessage } from '../../src/billing/events/unreachable-message
 import { CustomerInputError, upsertCustomer } from '../../src/billing/customers.js';
 import type { Warehouse } from '../../src/warehouse/warehouse.js';
 import { UserError } from '../../src/ground/errors.js';
+import { type DurationRules, TIMER, parseDurationFlag } from '../../src/commands/duration.js';
+import { MAX_TIMER_FLAG_MS, MAX_TIMER_MS } from '../../src/ground/timers.js';
 import { MIN_NODE, nodeVersionWarning } from '../../src/ground/node-version.js';
 import { assetPath } from '../../src/config/assets.js';
 import { isUnreachable } from '../../src/ground/unreachable.js';
@@ -258,4 +260,45 @@ test('a listen port fetch() refuses (the Fetch standard\'s bad ports) is refused
   // What fetch itself says for one, made readable.
   const err = await fetch('http://127.0.0.1:6000/').catch((e: unknown) => e);
   assert.match(unreachableMessage('http://127.0.0.1:6000', err), /fetch\(\) refuses its port/);
+});
+
+test('a duration flag feeding a timer stops at 24d, and every hint offers only values its flag takes (30d was a 1 ms busy loop)', () => {
+  // Node takes a delay past 2^31-1 ms as 1 ms: the cap must be below that.
+  assert.equal(MAX_TIMER_MS, 2 ** 31 - 1);
+  assert.equal(TIMER, MAX_TIMER_FLAG_MS);
+  assert.ok(TIMER <= MAX_TIMER_MS);
+  const timer: DurationRules = { minMs: 100, maxMs: TIMER };
+  assert.equal(parseDurationFlag('interval', '24d', timer), 24 * 86_400_000);
+  for (const long of ['25d', '30d', '2073600001', '600h'])
+    assert.throws(
+      () => parseDurationFlag('interval', long, timer),
+      (e: unknown) => e instanceof UserError && e.message === `--interval "${long}" is longer than 24d` && /\(from 100ms to 24d; /.test(e.hint ?? ''),
+      long,
+    );
+  // The rules of the CLI's duration flags (src/commands/*.ts): each hint's examples parse under them.
+  const flags: [string, DurationRules][] = [
+    ['interval', timer],
+    ['verify-every', { minMs: 1000 }],
+    ['retry-for', {}],
+    ['timeout', { minMs: 1, maxMs: TIMER }],
+    ['window', { minMs: 10, maxMs: TIMER }],
+    ['duration', { bare: 's', maxMs: TIMER }],
+    ['expires-in', { bare: 'none', minMs: 1000, maxMs: 3650 * 86_400_000 }],
+  ];
+  for (const [name, rules] of flags) {
+    const hint = (() => {
+      try {
+        parseDurationFlag(name, 'x', rules);
+      } catch (e) {
+        return (e as UserError).hint ?? '';
+      }
+      return assert.fail('x parsed');
+    })();
+    const examples = /^e\.g\. --\S+ (.*) \(/.exec(hint)?.[1]?.split(/, | or /) ?? [];
+    assert.ok(examples.length >= 3, hint);
+    for (const ex of examples) assert.doesNotThrow(() => parseDurationFlag(name, ex, rules), `${name}: ${hint}`);
+  }
+  // A unit is required where it always was; below the least, the least is named.
+  assert.throws(() => parseDurationFlag('expires-in', '1000', { bare: 'none', minMs: 1000 }), /"1000" is not a duration/);
+  assert.throws(() => parseDurationFlag('expires-in', '500ms', { bare: 'none', minMs: 1000 }), /"500ms" is shorter than 1s/);
 });

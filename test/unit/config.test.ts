@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, ConfigError, mistypedVariables } from '../../src/config/config.js';
+import { loadConfig, ConfigError, mistypedVariables, SETTINGS } from '../../src/config/config.js';
+import { MAX_TIMER_MS } from '../../src/ground/timers.js';
 import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { tempDir } from '../support/tmp.js';
@@ -97,4 +98,23 @@ test('a METER_* variable a letter or two off a setting is named with the one mea
     () => loadConfig({ cwd: dir, env: {} }),
     (e: unknown) => e instanceof ConfigError && e.message.includes('unknown setting "gatewayport" (did you mean "gatewayPort"? known: '),
   );
+});
+
+test('a duration setting that feeds a timer is refused past 2^31-1 ms at load, naming it (a timer takes a longer one as 1 ms)', () => {
+  // compactAfterMs is compared with the clock (an hour ended that long ago), never a timer's delay.
+  const notTimers = new Set(['compactAfterMs']);
+  const timers = SETTINGS.filter((s) => s.key.endsWith('Ms') && !notTimers.has(s.key));
+  assert.ok(timers.length >= 8, timers.map((s) => s.key).join(', '));
+  for (const s of timers) {
+    assert.equal(s.kind.t, 'int', s.key);
+    for (const [where, opts] of [
+      ['flag', { flags: { [s.key]: String(MAX_TIMER_MS + 1) } }],
+      ['env', { env: { [s.env]: String(MAX_TIMER_MS + 1) } }],
+    ] as const)
+      assert.throws(
+        () => loadConfig({ cwd: tmpdir(), env: {}, ...opts }),
+        (e: unknown) => e instanceof ConfigError && e.setting === s.key && e.message.startsWith(`invalid ${s.key} (`),
+        `${s.key} by ${where}`,
+      );
+  }
 });
