@@ -27,18 +27,31 @@ export class UnknownCustomerError extends Error {
  * token is returned here once and never stored.
  */
 export async function createCustomerToken(db: Sql, customerId: string, opts: { expiresAt?: number } = {}): Promise<string> {
+  return (await issueCustomerToken(db, customerId, opts)).token;
+}
+
+/**
+ * createCustomerToken, with the expiry also given as a length (`expiresInMs`), counted from the
+ * moment the row is written: counted from before the warehouse opened (seconds on PGlite), a
+ * short token was stored already expired. Returns the token and the expiry stored (null: none).
+ */
+export async function issueCustomerToken(
+  db: Sql,
+  customerId: string,
+  opts: { expiresAt?: number; expiresInMs?: number },
+): Promise<{ token: string; expiresAt: number | null }> {
   const known = await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
   if (!known.length) throw new UnknownCustomerError(`unknown customer: ${customerId}`);
   const id = randomBytes(8).toString('hex');
   const token = `${PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
-  const expires = opts.expiresAt === undefined ? null : new Date(opts.expiresAt).toISOString();
+  const expiresAt = opts.expiresInMs !== undefined ? Date.now() + opts.expiresInMs : (opts.expiresAt ?? null);
   await db.query('INSERT INTO billing_tokens (id, customer_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)', [
     id,
     customerId,
     sha256(token).toString('hex'),
-    expires,
+    expiresAt === null ? null : new Date(expiresAt).toISOString(),
   ]);
-  return token;
+  return { token, expiresAt };
 }
 
 /** The id part of a token (safe to show and log), or null if not a customer token. */

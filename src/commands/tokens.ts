@@ -3,20 +3,17 @@ import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { UserError } from '../ground/errors.js';
-import { createCustomerToken, customerTokenId, listCustomerTokens, revokeCustomerToken, UnknownCustomerError } from '../billing/auth.js';
-import { parseDuration } from '../billing/params.js';
+import { customerTokenId, issueCustomerToken, listCustomerTokens, revokeCustomerToken, UnknownCustomerError } from '../billing/auth.js';
+import { parseDurationFlag } from './duration.js';
 import { table } from './billing-support.js';
 import { quote } from '../ground/text.js';
 
-/** Longest --expires-in: ten years (a token meant to live longer needs no expiry). */
+/** Longest --expires-in: ten years (a token meant to live longer needs no expiry). Not a timer: compared with the clock. */
 const MAX_EXPIRY_MS = 3650 * 86_400_000;
 
-function expiryOf(raw: string | undefined, now: number): number | undefined {
-  if (raw === undefined) return undefined;
-  const ms = parseDuration(raw.trim());
-  if (ms === null || ms <= 0 || ms > MAX_EXPIRY_MS)
-    throw new UserError(`--expires-in ${quote(raw)} is not a duration from 1s to 3650d`, 'e.g. --expires-in 30d, 12h or 90m');
-  return now + ms;
+/** --expires-in -> ms: a unit required (as always), from 1s (500ms passed though the error said 1s) to 3650d. */
+function expiresIn(raw: string | undefined): number | undefined {
+  return raw === undefined ? undefined : parseDurationFlag('expires-in', raw, { bare: 'none', minMs: 1000, maxMs: MAX_EXPIRY_MS });
 }
 
 export function registerTokens(program: Command): void {
@@ -25,21 +22,21 @@ export function registerTokens(program: Command): void {
     .command('create [customer]')
     .description('create a token for one customer; prints it once')
     .option('--customer <id>', 'the same as the [customer] argument (kept for scripts)')
-    .option('--expires-in <duration>', 'the token stops working after this long (30d, 12h, 90m); default: until revoked')
+    .option('--expires-in <duration>', 'the token stops working this long after it is created (30d, 12h, 90m; 1s to 3650d); default: until revoked')
     .addHelpText('after', '\nExample:\n  meter tokens create acme --expires-in 30d\n')
     .action(
       action(async (customerArg: string | undefined, o: { customer?: string; expiresIn?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
         const opts = { ...o, customer: idArgument('customer', customerArg, o.customer, 'meter tokens create acme') };
-        const expiresAt = expiryOf(opts.expiresIn, Date.now());
+        const expiresInMs = expiresIn(opts.expiresIn);
         const db = await openWarehouse(config, logger);
         try {
-          const token = await createCustomerToken(db, opts.customer, { expiresAt }).catch((e: unknown) => {
+          const { token, expiresAt } = await issueCustomerToken(db, opts.customer, { expiresInMs }).catch((e: unknown) => {
             if (e instanceof UnknownCustomerError)
               throw new UserError(`customer ${quote(opts.customer)} does not exist`, 'create it first: meter customers create <id>');
             throw e;
           });
-          const expires = expiresAt === undefined ? null : new Date(expiresAt).toISOString();
+          const expires = expiresAt === null ? null : new Date(expiresAt).toISOString();
           if (json) printJson({ customer: opts.customer, token, expiresAt: expires });
           else {
             process.stdout.write(`${token}\n`);
