@@ -19,13 +19,16 @@ export function registerCompact(program: Command): void {
     .action(
       action(async (opts: { hour?: string; from?: string; to?: string }, cmd: Command) => {
         const { config, logger, json } = contextOf(cmd);
-        if (opts.hour && (opts.from || opts.to)) throw new UserError('--hour cannot be combined with --from/--to', 'give one hour, or a range');
+        // Given means given: an empty --hour "" was falsy here and compacted every hour.
+        const given = (v: string | undefined) => v !== undefined;
+        if (given(opts.hour) && (given(opts.from) || given(opts.to)))
+          throw new UserError('--hour cannot be combined with --from/--to', 'give one hour, or a range');
         let hours: { from: number; to: number } | undefined;
-        if (opts.hour) {
+        if (given(opts.hour)) {
           const h = hourStart(parseIsoFlag('hour', opts.hour));
           hours = { from: h, to: h + HOUR_MS };
-        } else if (opts.from || opts.to) {
-          if (!opts.from || !opts.to) throw new UserError('--from and --to go together', 'give both, or --hour');
+        } else if (given(opts.from) || given(opts.to)) {
+          if (!given(opts.from) || !given(opts.to)) throw new UserError('--from and --to go together', 'give both, or --hour');
           hours = { from: hourStart(parseIsoFlag('from', opts.from)), to: parseIsoFlag('to', opts.to) };
           requireRange(hours.from, hours.to);
         }

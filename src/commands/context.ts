@@ -34,6 +34,9 @@ export function contextOf(
   settingFlags: Partial<Record<keyof MeterConfig, SettingFlag>> = {},
 ): CommandContext {
   const all = cmd.optsWithGlobals() as Record<string, unknown>;
+  // Empty, it was taken for "not given": the default file was read without a word.
+  if (all.config === '')
+    throw new UserError('--config needs a file name', 'e.g. --config meter.config.json (without --config: ./meter.config.json when present, or $METER_CONFIG)');
   const flags: RawSettings = {};
   const flagNames: Partial<Record<keyof MeterConfig, string>> = {};
   for (const s of SETTINGS) if (all[s.key] !== undefined) flags[s.key] = all[s.key];
@@ -106,7 +109,7 @@ export function untilSignal(): Promise<string> {
  * typo ran a backfill of the wrong month without a word (the billing API's parser, ground/time.ts).
  */
 export function parseIsoFlag(name: string, value: string | undefined): number {
-  if (!value) throw new UserError(`--${name} is required`, `give an ISO time, e.g. --${name} 2026-11-01T00:00:00Z`);
+  if (value === undefined) throw new UserError(`--${name} is required`, `give an ISO time, e.g. --${name} 2026-11-01T00:00:00Z`);
   const t = parseTime(value, 'UTC');
   if (t === null)
     throw new UserError(

@@ -7,7 +7,7 @@
  * and what is allowed; the CLI prints it on one line and exits 2.
  */
 import { readFileSync, existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TRANSPORT_SETTINGS, TRANSPORT_DEFAULTS } from './transport-settings.js';
 import { checkTransportSecurity, transportNote } from './transport-security.js';
@@ -458,9 +458,21 @@ function readConfigFile(path: string | undefined, cwd: string): RawSettings {
     if (explicit) throw new ConfigError('config', `config file ${shortPath(file)} does not exist (set by METER_CONFIG or --config)`);
     return {};
   }
+  // A folder was "is not valid JSON: EISDIR"; an unreadable file is not a JSON problem either.
+  if (statSync(file).isDirectory())
+    throw new ConfigError(
+      'config',
+      `config file ${shortPath(file)} is a directory; give the JSON file in it (e.g. ${shortPath(join(file, 'meter.config.json'))})`,
+    );
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('config', `config file ${shortPath(file)} cannot be read: ${(e as Error).message}`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new ConfigError('config', `config file ${shortPath(file)} is not valid JSON: ${(e as Error).message}`);
   }

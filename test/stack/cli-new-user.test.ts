@@ -256,3 +256,25 @@ test('a duration a timer cannot hold is refused with the maximum (rollup --follo
   assert.equal(ingest.code, 0, ingest.err);
   assert.doesNotMatch(ingest.err, /TimeoutOverflowWarning/);
 });
+
+test('--config "" and --config <a folder> say what is wrong (the first was ignored, the second was "is not valid JSON: EISDIR")', () => {
+  const none = meter(['--config', '', 'customers', 'list']);
+  assert.equal(none.code, 2, none.err);
+  assert.match(none.err, /^meter: --config needs a file name\n {2}hint: /);
+  const folder = tempDir('meter-newuser-conf-');
+  const dir = meter(['--config', folder, 'customers', 'list']);
+  assert.equal(dir.code, 2, dir.err);
+  assert.match(dir.err, new RegExp(`^meter: config file ${folder} is a directory; give the JSON file in it`));
+  noStack(dir.err);
+});
+
+test('compact --hour "" is refused (an empty value compacted every hour)', () => {
+  for (const args of [
+    ['compact', '--hour', ''],
+    ['compact', '--from', '', '--to', '2026-11-01T00:00Z'],
+  ]) {
+    const r = meter(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, /^meter: --(hour|from) "" is not an ISO 8601 date or date-time\n {2}hint: /);
+  }
+});

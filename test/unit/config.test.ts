@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, ConfigError, mistypedVariables, SETTINGS } from '../../src/config/config.js';
@@ -117,4 +117,16 @@ test('a duration setting that feeds a timer is refused past 2^31-1 ms at load, n
         `${s.key} by ${where}`,
       );
   }
+});
+
+test('a config file that is a directory says so (it was "is not valid JSON: EISDIR")', () => {
+  const dir = tempDir('meter-cfg-');
+  const folder = join(dir, 'conf');
+  mkdirSync(folder);
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {}, configFile: 'conf' }),
+    (e: unknown) =>
+      e instanceof ConfigError && e.message === `config file ${folder} is a directory; give the JSON file in it (e.g. ${join(folder, 'meter.config.json')})`,
+  );
+  assert.throws(() => loadConfig({ cwd: dir, env: { METER_CONFIG: folder } }), /is a directory/);
 });
