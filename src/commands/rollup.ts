@@ -6,20 +6,37 @@ import { action, contextOf, parseIsoFlag, requireRange, printJson, untilSignal }
 import { openLake, openWarehouse } from '../runtime/backends.js';
 import { rollupOf } from '../runtime/roles.js';
 import { UserError } from '../ground/errors.js';
-import { HOUR_MS } from '../lake/layout.js';
+import { HOUR_MS, hourStart } from '../lake/layout.js';
+import { DEFAULT_TIME_BOUNDS } from '../pipeline/accept.js';
 import { TIMER, parseDurationFlag } from './duration.js';
 import { Interrupted, Progress, stopOnSignal } from './progress.js';
 import { BackfillIncomplete, backfill, openWarehouseWaiting, type BackfillReport } from '../pipeline/backfill.js';
 import { startObservability } from '../observability/admin.js';
 import { backfillMeterCommand } from './rollup-meter.js';
 
+/**
+ * A backfill's --to may not pass the end of the hour that can hold events now (their time is at
+ * most the log's plus DEFAULT_TIME_BOUNDS.futureLimitMs): later hours have nothing yet, and
+ * `--to 9999-01-01` asked for 70 million of them.
+ */
+function notInTheFuture(to: number): void {
+  const latest = hourStart(Date.now() + DEFAULT_TIME_BOUNDS.futureLimitMs) + HOUR_MS;
+  if (to > latest) {
+    const end = new Date(latest).toISOString();
+    throw new UserError(
+      `--to ${new Date(to).toISOString()} is in the future: hours after ${end} hold no events yet`,
+      `end the backfill at --to ${end} or earlier; hours that fill later are rolled up by meter rollup (or rollup --follow)`,
+    );
+  }
+}
+
 export function registerRollup(program: Command): void {
   program
     .command('rollup')
     .description('count each hour of the lake with DuckDB and upsert (customer, api, hour) rows into Postgres')
-    .option('--backfill', 'recompute every hour in [--from, --to), whether or not it changed')
+    .option('--backfill', 'recompute every hour in [--from, --to) that has lake files or rows, whether or not it changed')
     .option('--from <iso>', 'with --backfill: first hour (UTC, ISO 8601)')
-    .option('--to <iso>', 'with --backfill: end, exclusive')
+    .option('--to <iso>', 'with --backfill: end, exclusive (at most the end of the current hour)')
     .option('--meter <slug>', 'with --backfill: compute only this meter for past hours from the lake (docs/meters.md)')
     .option('--follow', 'keep rolling up as new files land (until Ctrl-C)')
     .option('--interval <duration>', 'with --follow: how often to look for new files (e.g. 5s; at most 24d; a bare number is ms)', '5s')
@@ -37,7 +54,7 @@ export function registerRollup(program: Command): void {
         ) => {
           const { config, logger, json } = contextOf(cmd);
           if (opts.backfill && opts.follow) throw new UserError('--backfill and --follow cannot be combined', 'run the backfill first, then --follow');
-          if (!opts.backfill && (opts.from || opts.to)) throw new UserError('--from/--to need --backfill');
+          if (!opts.backfill && (opts.from !== undefined || opts.to !== undefined)) throw new UserError('--from/--to need --backfill');
           if (!opts.backfill && opts.meter !== undefined)
             throw new UserError('--meter needs --backfill', 'meter rollup --backfill --meter SLUG --from ISO --to ISO');
           let from = 0;
@@ -46,6 +63,7 @@ export function registerRollup(program: Command): void {
             from = Math.floor(parseIsoFlag('from', opts.from) / HOUR_MS) * HOUR_MS;
             to = parseIsoFlag('to', opts.to);
             requireRange(from, to);
+            notInTheFuture(to);
           }
           const interval = parseDurationFlag('interval', opts.interval, { minMs: 100, maxMs: TIMER });
           const verifyEvery = parseDurationFlag('verify-every', opts.verifyEvery, { minMs: 1000 });
@@ -107,7 +125,10 @@ export function registerRollup(program: Command): void {
               } finally {
                 stop.dispose();
               }
-              progress?.finish(`backfill done in ${(report.ms / 1000).toFixed(1)} s: ${brief(report)}`);
+              const skipped = report.hoursInRange - report.hours;
+              progress?.finish(
+                `backfill done in ${(report.ms / 1000).toFixed(1)} s: ${brief(report)}${skipped ? `; ${skipped} other hours of the range hold nothing (no lake folder, no rows): skipped` : ''}`,
+              );
               if (json) printJson(report);
               else logger.info(`backfill: ${brief(report)}; ${JSON.stringify({ ...report, results: undefined })}`);
             } else if (opts.follow) {

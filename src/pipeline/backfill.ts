@@ -1,6 +1,6 @@
 /**
- * A backfill that finishes what it starts: every hour of [from, to) is rolled up again, in
- * order; when the warehouse (or the lake) cannot be reached mid-way (a restart, a failover),
+ * A backfill that finishes what it starts: every hour of [from, to) that can hold anything
+ * (Rollup.hoursToBackfill: lake folders, warehouse rows) is rolled up again, in order; when the warehouse (or the lake) cannot be reached mid-way (a restart, a failover),
  * the hour in flight has rolled back (one transaction per hour) and the backfill waits with
  * backoff and goes on from that hour. It gives up only after `giveUpAfterMs` without a single
  * hour done, and then says which hours are done and which are left, with the command to resume.
@@ -22,7 +22,10 @@ export interface BackfillOptions {
 export interface BackfillReport {
   from: string;
   to: string;
+  /** Hours visited: those of the range that can hold anything (the others hold nothing, skipped). */
   hours: number;
+  /** Every hour of [from, to). */
+  hoursInRange: number;
   hoursDone: number;
   hoursLeft: number;
   /** First hour not done (ISO), null when all are. */
@@ -66,8 +69,7 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
   const base = o.retryBaseMs ?? 500;
   const max = o.retryMaxMs ?? 15_000;
   const t0 = Date.now();
-  const hours: number[] = [];
-  for (let h = hourStart(from); h < to; h += HOUR_MS) hours.push(h);
+  const hours = await rollup.hoursToBackfill(from, to);
   const results: HourResult[] = [];
   let retries = 0;
   let attempt = 0;
@@ -78,6 +80,7 @@ export async function backfill(rollup: Rollup, from: number, to: number, o: Back
     from: new Date(hourStart(from)).toISOString(),
     to: new Date(to).toISOString(),
     hours: hours.length,
+    hoursInRange: Math.ceil((to - hourStart(from)) / HOUR_MS),
     hoursDone: results.length + elsewhere.length,
     hoursLeft: hours.length - results.length - elsewhere.length,
     firstHourLeft: firstLeft(hours, results, elsewhere),

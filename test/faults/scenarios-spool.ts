@@ -6,7 +6,8 @@
  *        (health `spool_full`) and answer 503 before the upstream; kill -9 of the gateway while
  *        full, restarted on the same full disk; Kafka back: the spool ships with the disk still
  *        full (cursor rewritten in place), each record once, and gives its disk back.
- *   postgres-restart-in-backfill  rows damaged, then `meter rollup --backfill` over 60 days with
+ *   postgres-restart-in-backfill  rows damaged (and a stray row in each hour, so every hour is
+ *        visited), then `meter rollup --backfill` over 60 days with
  *        Postgres restarted while it runs: it retries and finishes (exit 0, hours done reported).
  *        Damaged again, and Postgres kept down past `--retry-for`: it exits 1 naming the hours
  *        left and the command to resume; the running `rollup --follow` repairs them.
@@ -206,9 +207,19 @@ export const postgresRestartInBackfill: ScenarioDef = {
       const now = Date.now();
       const from = new Date(hourStart(now) - 60 * 24 * HOUR_MS).toISOString();
       const to = new Date(hourStart(now) + HOUR_MS).toISOString();
+      // A backfill visits the hours that hold something (lake folders, rows): a stray row in every
+      // hour of the 60 days, of a customer outside the traffic, gives it 1441 hours to clear.
+      const ballast = () =>
+        db.query(
+          `INSERT INTO usage_hourly (customer_id, api, hour, calls, events)
+           SELECT 'backfill-ballast', 'stray', h, 1, 1 FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') h
+           ON CONFLICT DO NOTHING`,
+          [from, to],
+        );
 
       // 1. Postgres restarted inside the backfill: retried, finished, exit 0.
       notes.push(`damaged ${await damage()} rows`);
+      await ballast();
       const bf = new MeterProcess('backfill', ['rollup', '--backfill', '--from', from, '--to', to], w.env, join(w.dir, 'backfill-1.log'));
       await until('the backfill to be under way', async () => !bf.alive || backfillDone(bf) >= 48, 120_000, 100);
       if (!bf.alive) failures.push(`the backfill ended before Postgres was restarted: ${bf.tail(3)}`);
@@ -228,6 +239,7 @@ export const postgresRestartInBackfill: ScenarioDef = {
       // 2. Postgres down past --retry-for: exit 1 with the hours left and the resume command;
       //    the follower repairs them once Postgres is back.
       await damage();
+      await ballast();
       const bf2 = new MeterProcess(
         'backfill',
         ['rollup', '--backfill', '--from', from, '--to', to, '--retry-for', '3000'],

@@ -23,6 +23,7 @@ import { fileDuck, writeLakeFile } from '../support/duck-lake.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/net.js';
 import { until } from '../support/until.js';
+import { emptyHourFolders } from '../support/hour-folders.js';
 
 const duck = fileDuck();
 const dirs: string[] = [];
@@ -66,7 +67,7 @@ class Cuttable {
 
 const env = await stackEnv(['postgres']);
 
-/** 120 hours, data in the last 3 (10, 20, 30 events); rolled up once, then those rows damaged. */
+/** 120 hours, each with a lake folder (a backfill visits those), data in the last 3 (10, 20, 30 events); rolled up once, then those rows damaged. */
 async function world() {
   const url = new URL(await freshDatabase(env, 'backfill'));
   const cut = new Cuttable(await freePort(), { host: url.hostname, port: Number(url.port) });
@@ -82,6 +83,7 @@ async function world() {
   const from = Date.UTC(2026, 9, 1, 0);
   const to = from + 120 * HOUR_MS;
   const data = [to - 3 * HOUR_MS, to - 2 * HOUR_MS, to - HOUR_MS];
+  emptyHourFolders(root, from, to);
   for (const [i, h] of data.entries()) await writeHour(root, h, 10 * (i + 1));
   const rollup = new Rollup({ lake, db });
   await rollup.run();

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { buildProgram } from '../../src/commands/program.js';
 import { tempDir } from '../support/tmp.js';
 import { migratedFolder, seedDataDir } from '../support/warehouse.js';
+import { emptyHourFolders } from '../support/hour-folders.js';
 
 const bin = assetPath('bin/meter.js');
 const fresh = () => tempDir('meter-conv-');
@@ -43,8 +44,14 @@ function onTerminal(args: string[], cols: number, env: Record<string, string> = 
   return { code: r.status, out: r.stdout, signal: r.signal };
 }
 
-// Two days: 48 hours, each a real (empty) rollup; the bar and its line modes need no more.
+// Two days: 48 hours, each a real (empty) rollup; the bar and its line modes need no more. A
+// backfill visits hours with a lake folder (or rows): backfillDir makes the 48.
 const BACKFILL_2D = ['rollup', '--backfill', '--from', '2026-11-01T00:00:00Z', '--to', '2026-11-03T00:00:00Z'];
+const backfillDir = () => {
+  const dir = seeded();
+  emptyHourFolders(join(dir, 'data', 'lake'), Date.UTC(2026, 10, 1), Date.UTC(2026, 10, 3));
+  return dir;
+};
 const SGR = /\x1b\[[0-9;]*m/; // a colour/style escape
 
 test('usage errors exit 2 on every level, with one clear line and no stack trace', () => {
@@ -96,11 +103,11 @@ test('--json is in the --help of every command that prints data, and works befor
 });
 
 test('NO_COLOR and a terminal: the bar has no colour escapes; without a terminal: plain lines, no escapes at all', () => {
-  const tty = onTerminal(BACKFILL_2D, 100, { NO_COLOR: '1' }, seeded());
+  const tty = onTerminal(BACKFILL_2D, 100, { NO_COLOR: '1' }, backfillDir());
   assert.equal(tty.code, 0, tty.out);
   assert.match(tty.out, /backfill \[#+\] 48\/48 hours 100%/);
   assert.doesNotMatch(tty.out, SGR);
-  const piped = meter(BACKFILL_2D, seeded());
+  const piped = meter(BACKFILL_2D, backfillDir());
   assert.equal(piped.code, 0, piped.err);
   assert.match(piped.err, /^backfill 48\/48 hours 100% in /m);
   assert.doesNotMatch(piped.err, /\x1b/);
@@ -108,21 +115,22 @@ test('NO_COLOR and a terminal: the bar has no colour escapes; without a terminal
 });
 
 test('a 0-column terminal: backfill prints bounded lines and finishes (it used to loop writing MBs)', () => {
-  const r = onTerminal(BACKFILL_2D, 0, {}, seeded());
+  const r = onTerminal(BACKFILL_2D, 0, {}, backfillDir());
   assert.equal(r.signal, null, 'killed by the timeout: the command did not finish');
   assert.equal(r.code, 0, r.out.slice(-2000));
   assert.ok(r.out.length < 10_000, `${r.out.length} bytes of output`);
   assert.match(r.out, /backfill 48\/48 hours 100%/);
   // a narrow one degrades the same way
-  const narrow = onTerminal(BACKFILL_2D, 10, {}, seeded());
+  const narrow = onTerminal(BACKFILL_2D, 10, {}, backfillDir());
   assert.equal(narrow.code, 0);
   assert.ok(narrow.out.length < 10_000);
 });
 
 test('SIGTERM stops a backfill after the hour in flight, says how to resume, exits 143', async () => {
   const dir = seeded();
-  // ~3 years of hours: far longer than the test waits
-  const child = spawn(process.execPath, [bin, 'rollup', '--backfill', '--from', '2024-01-01T00:00:00Z', '--to', '2027-01-01T00:00:00Z'], {
+  // ~3 years of hours, each with a lake folder: far longer than the test waits
+  emptyHourFolders(join(dir, 'data', 'lake'), Date.UTC(2023, 10, 1), Date.UTC(2026, 10, 1));
+  const child = spawn(process.execPath, [bin, 'rollup', '--backfill', '--from', '2023-11-01T00:00:00Z', '--to', '2026-11-01T00:00:00Z'], {
     cwd: dir,
     env: baseEnv(dir),
     stdio: ['ignore', 'pipe', 'pipe'],

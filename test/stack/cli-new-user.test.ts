@@ -257,6 +257,23 @@ test('a duration a timer cannot hold is refused with the maximum (rollup --follo
   assert.doesNotMatch(ingest.err, /TimeoutOverflowWarning/);
 });
 
+test('rollup --backfill refuses a --to in the future (1970 to 9999 ground through 70 million hours), and an empty range costs nothing', () => {
+  const future = meter(['rollup', '--backfill', '--from', '1970-01-01T00:00Z', '--to', '9999-01-01T00:00Z']);
+  assert.equal(future.code, 2, future.err);
+  assert.match(
+    future.err,
+    /^meter: --to 9999-01-01T00:00:00\.000Z is in the future: hours after (\S+) hold no events yet\n {2}hint: end the backfill at --to \1 or earlier; /,
+  );
+  assert.doesNotMatch(future.err, /backfill \d/);
+  // Ten years with no lake folder and no rows: nothing to visit (it was 87,672 empty transactions, 160 s).
+  const t0 = Date.now();
+  const empty = meter(['rollup', '--backfill', '--from', '2016-01-01T00:00Z', '--to', '2026-01-01T00:00Z', '--json']);
+  assert.equal(empty.code, 0, empty.err);
+  const report = JSON.parse(empty.out);
+  assert.deepEqual([report.hours, report.hoursInRange, report.hoursLeft], [0, 87_672, 0]);
+  assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+});
+
 test('--config "" and --config <a folder> say what is wrong (the first was ignored, the second was "is not valid JSON: EISDIR")', () => {
   const none = meter(['--config', '', 'customers', 'list']);
   assert.equal(none.code, 2, none.err);

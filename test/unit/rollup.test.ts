@@ -9,6 +9,9 @@ import { HOUR_MS, dataFileName, hourDir } from '../../src/lake/layout.js';
 import type { Sql, Warehouse } from '../../src/warehouse/warehouse.js';
 import type { Logger } from '../../src/ground/logger.js';
 import { Rollup } from '../../src/pipeline/rollup.js';
+import { backfill } from '../../src/pipeline/backfill.js';
+import { hoursWithRows } from '../../src/warehouse/hours-with-rows.js';
+import { BUILT_IN_METERS } from '../../src/billing/meters.js';
 import { countHour, type DedupeMethod } from '../../src/pipeline/rollup-count.js';
 import { uuidv7 } from '../../src/events/usage-event.js';
 import { fileDuck, type LakeRow, writeLakeFile } from '../support/duck-lake.js';
@@ -218,7 +221,7 @@ test('events outside the hour of their folder, temp and hidden files are not cou
   await close();
 });
 
-test('backfill recomputes every hour of [from, to) and reports progress', async () => {
+test('backfill recomputes every hour of [from, to) that has files or rows, and reports progress', async () => {
   const { root, db, rollup, close } = await setup();
   const H0 = H1 - HOUR_MS;
   await writeParquet(root, fileIn(H0, 0, 0), [ev('acme', 'locations.create', H0 + 1)]);
@@ -227,14 +230,13 @@ test('backfill recomputes every hour of [from, to) and reports progress', async 
   // Rows that disagree with the lake (e.g. a bug once wrote them): the backfill replaces them.
   await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'bogus', $1, 99, 99)`, [new Date(H1).toISOString()]);
   const progress: [number, number, number][] = [];
-  // [H1, H2 + 1h + 1 hour beyond the data): H0 is outside the range, the last hour is empty.
+  // [H1, H2 + 1h + 1 hour beyond the data): H0 is outside the range, the last hour holds nothing (not visited).
   const s = await rollup.backfill(H1 + 123, H2 + 2 * HOUR_MS, (done, total, hour) => progress.push([done, total, hour]));
   assert.deepEqual(progress, [
-    [1, 3, H1],
-    [2, 3, H2],
-    [3, 3, H2 + HOUR_MS],
+    [1, 2, H1],
+    [2, 2, H2],
   ]);
-  assert.equal(s.hours, 3);
+  assert.equal(s.hours, 2);
   assert.deepEqual(
     (await rows(db)).map((r) => [r.api, new Date(r.hour).getTime(), r.calls]),
     [
@@ -246,6 +248,68 @@ test('backfill recomputes every hour of [from, to) and reports progress', async 
   assert.deepEqual(await rollup.pendingHours(), [H0]);
   await assert.rejects(rollup.backfill(H2, H1), /from must be before to/);
   await close();
+});
+
+test('a backfill visits only hours with a lake folder or warehouse rows: ten empty years cost nothing; an emptied hour and stray rows are cleared', async () => {
+  const { root, db, rollup, close } = await setup();
+  try {
+    const years = 10 * 365 * 24 * HOUR_MS;
+    await writeParquet(root, fileIn(H1, 0, 0), [ev('acme', 'locations.create', H1 + 1)]);
+    await writeParquet(root, fileIn(H2, 1, 1), [ev('acme', 'locations.create', H2 + 1)]);
+    await rollup.run();
+    // H2's folder removed (its rows and file list stay); stray rows years back, in no lake folder.
+    rmSync(join(root, hourDir(H2)), { recursive: true });
+    const stray = H1 - 5 * 365 * 24 * HOUR_MS;
+    const strayMeter = stray + 7 * HOUR_MS;
+    await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('acme', 'bogus', $1, 9, 9)`, [new Date(stray).toISOString()]);
+    await db.query(`INSERT INTO meter_hourly (customer_id, meter, hour, groups, value, events) VALUES ('acme', 'bytes_in', $1, '{}', 5, 1)`, [
+      new Date(strayMeter).toISOString(),
+    ]);
+    const from = H1 - years;
+    const to = H1 + years;
+    assert.deepEqual(await rollup.hoursToBackfill(from, to), [stray, strayMeter, H1, H2]);
+    const progress: number[] = [];
+    const r = await backfill(rollup, from, to, { onProgress: (_done, total) => progress.push(total) });
+    assert.deepEqual([r.hours, r.hoursDone, r.hoursInRange], [4, 4, (to - from) / HOUR_MS]);
+    assert.deepEqual(progress, [4, 4, 4, 4], 'the progress counts the hours visited');
+    assert.deepEqual(
+      (await rows(db)).map((x) => [x.api, new Date(x.hour).getTime()]),
+      [['locations.create', H1]],
+    );
+    assert.equal((await db.query('SELECT 1 FROM rollup_files WHERE hour = $1', [new Date(H2).toISOString()])).length, 0);
+    // bytes_in is not declared here, so the rollup leaves its rows alone; its own backfill visits
+    // the hours with its rows or lake files and clears the stray one.
+    assert.deepEqual(await rollup.hoursToBackfill(from, to), [strayMeter, H1]);
+    const bytesIn = BUILT_IN_METERS.find((m) => m.slug === 'bytes_in')!;
+    assert.equal((await rollup.backfillMeter(bytesIn, from, to)).hours, 2);
+    assert.deepEqual(await rollup.hoursToBackfill(from, to), [H1]);
+    assert.equal((await rollup.backfill(from, H1)).hours, 0, 'a range that holds nothing is done at once');
+  } finally {
+    await close();
+  }
+});
+
+test('hoursWithRows finds the hours of each table a rollup replaces, only in [from, to)', async () => {
+  const { db, close } = await setup();
+  try {
+    const at = (i: number) => new Date(H1 + i * HOUR_MS).toISOString();
+    await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('a', 'x', $1, 1, 1), ('b', 'x', $1, 1, 1), ('a', 'x', $2, 1, 1)`, [
+      at(0),
+      at(9),
+    ]);
+    await db.query(`INSERT INTO meter_hourly (customer_id, meter, hour, groups, value, events) VALUES ('a', 'm', $1, '{}', 1, 1)`, [at(1)]);
+    await db.query(`INSERT INTO meter_hourly_values (customer_id, meter, hour, groups, digests) VALUES ('a', 'm', $1, '{}', '{1}')`, [at(2)]);
+    await db.query(`INSERT INTO rollup_files (hour, path, size) VALUES ($1, 'p', 1), ($1, 'q', 1)`, [at(3)]);
+    await db.query(`INSERT INTO rollup_hours (hour, files, events) VALUES ($1, 0, 0)`, [at(4)]);
+    await db.query(`INSERT INTO rollup_corrections (hour, corrections, applied) VALUES ($1, 1, 0), ($2, 1, 0)`, [at(5), at(-1)]);
+    assert.deepEqual(
+      await hoursWithRows(db, H1, H1 + 9 * HOUR_MS),
+      [0, 1, 2, 3, 4, 5].map((i) => H1 + i * HOUR_MS),
+    );
+    assert.deepEqual(await hoursWithRows(db, H1 + 10 * HOUR_MS, H1 + 1000 * HOUR_MS), []);
+  } finally {
+    await close();
+  }
 });
 
 test('follow rolls up files as they land and stops on abort', async () => {
