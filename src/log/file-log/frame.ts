@@ -9,7 +9,8 @@ import { crc32 } from './crc32.js';
 import type { LogRecord } from '../log.js';
 
 export const FRAME_HEADER = 8;
-const PAYLOAD_FIXED = 18;
+/** A payload's fixed part: offset, timestamp and key length. */
+export const PAYLOAD_FIXED = 18;
 /** Larger lengths are corruption, not records (events are at most 64 KiB). */
 export const MAX_PAYLOAD = 16 << 20;
 

@@ -17,12 +17,9 @@
 import { constants, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from './crc32.js';
-import { FRAME_HEADER, MAX_PAYLOAD, scanFrames } from './frame.js';
+import { FRAME_HEADER, MAX_PAYLOAD, PAYLOAD_FIXED, scanFrames } from './frame.js';
 import { readDurableMark } from './durable-mark.js';
 import { fsyncDir, listSegments, scanValidEnd, segmentPath } from './segments.js';
-
-/** Smallest payload: offset, timestamp and key length (frame.ts). */
-const PAYLOAD_FIXED = 18;
 
 export interface SegmentRepair {
   segment: string;
