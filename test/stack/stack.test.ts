@@ -1,8 +1,8 @@
 /** stack/run itself: idempotent `up`, `env`, `status`, `logs`, and loud failures. Uses the real servers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { assetPath } from '../../src/config/assets.js';
@@ -100,5 +100,44 @@ test("stack: a Postgres folder made under another port shift starts on this run'
     assert.match(stderr, /postgres already running/);
   } finally {
     await stack(['wipe'], b).catch(() => undefined);
+  }
+});
+
+/** The state letter of a process from /proc (R, S, Z...), or null once it is gone. */
+function procState(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+// A pid file outlives a kill -9 and Linux reuses pids (pid_max 32768 here): in CI the fault
+// suite kills every server, then `stack/run up` stops a half-up service by its pid file before
+// a restart, and the unit lane beside it is busy spawning. A stale file must name nobody.
+test('stack: a pid file whose server is gone never signals the process that now has its pid', async () => {
+  const dir = tempDir('meter-stack-stale-');
+  const env = { METER_STACK_DIR: dir, METER_STACK_PORT_SHIFT: String(shift + 900) };
+  const bystander = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const pid = bystander.pid!;
+  try {
+    const hourAgo = new Date(Date.now() - 3600_000);
+    writeFileSync(join(dir, 'redis.pid'), `${pid}\n1\n`); // a start time that is not its own
+    writeFileSync(join(dir, 'kafka.pid'), `${pid}\n`); // an older stack/run's file, older than the process
+    utimesSync(join(dir, 'kafka.pid'), hourAgo, hourAgo);
+    mkdirSync(join(dir, 'postgres', 'data'), { recursive: true });
+    writeFileSync(join(dir, 'postgres', 'data', 'postmaster.pid'), `${pid}\n${join(dir, 'postgres', 'data')}\n`);
+    const { stdout } = await stack(['status'], env);
+    assert.doesNotMatch(stdout, /pid=/, stdout);
+    await stack(['down', 'kafka', 'redis', 'postgres'], env);
+    assert.equal(procState(pid), 'S', 'the bystander still sleeps');
+    assert.ok(!existsSync(join(dir, 'redis.pid')) && !existsSync(join(dir, 'kafka.pid')), 'stale pid files removed');
+    // Postgres refuses to start while the pid in its postmaster.pid lives: `up` removes a stale one.
+    await stack(['up', 'postgres'], env);
+    assert.match((await stack(['status'], env)).stdout, new RegExp(`^postgres\\s+up\\s+port=${port(15432 + 900)} postgres pid=\\d+`, 'm'));
+    assert.equal(procState(pid), 'S', 'the bystander still sleeps');
+  } finally {
+    bystander.kill('SIGKILL');
+    await stack(['wipe'], env).catch(() => undefined);
   }
 });
