@@ -27,7 +27,20 @@ import { createKey } from '../src/gateway/keys.js';
 import { silentLogger } from '../src/ground/logger.js';
 import { stackEnv } from '../test/support/stack.js';
 import { CLIENT_HEADERS, startPlainProxy } from './plain-proxy.js';
-import { type BenchOptions, type LoadResult, type Row, benchCatalogJson, fmt, load, median, pinCpus, pinnedCommand, ratio, treeCpuUs } from './lib.js';
+import {
+  type BenchOptions,
+  type LoadResult,
+  type Row,
+  benchCatalogJson,
+  fmt,
+  load,
+  median,
+  pinCpus,
+  pinnedCommand,
+  ratio,
+  stackServicePid,
+  treeCpuUs,
+} from './lib.js';
 import { openLoopProcess } from './billing-open-loop.js';
 import { postmasterPid } from './billing-cpu.js';
 import { describeGaps, watchLoop } from './loop-watch.js';
@@ -49,14 +62,8 @@ interface Side {
 /** The stack's server processes from their pid files (stack/run), for the stack side's CPU. */
 export function stackPids(): number[] {
   const dir = process.env.METER_STACK_DIR ?? '/tmp/meter-stack';
-  const pids = ['redis.pid', 'kafka.pid'].map((f) => {
-    try {
-      return Number(readFileSync(join(dir, f), 'utf8').trim());
-    } catch {
-      return 0;
-    }
-  });
-  return [...pids, postmasterPid(join(dir, 'postgres', 'data')) ?? 0].filter((p) => Number.isInteger(p) && p > 0);
+  const pids = [stackServicePid('redis'), stackServicePid('kafka'), postmasterPid(join(dir, 'postgres', 'data'))];
+  return pids.filter((p): p is number => p !== null);
 }
 
 const externalCpuUs = (s: Side): number => (s.pids ?? []).reduce((n, p) => n + treeCpuUs(p), 0);

@@ -25,7 +25,7 @@ import { stackEnv } from '../test/support/stack.js';
 import kafkajs from 'kafkajs';
 import { createKafka } from '../src/log/kafka/client.js';
 import { INGEST_ENV, INGEST_NODE_FLAGS, ingestLaunch } from '../src/runtime/ingest-process.js';
-import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio, treeCpuUs } from './lib.js';
+import { type BenchOptions, type Row, fmt, makeEvents, median, rate, ratio, stackServicePid, treeCpuUs } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -44,14 +44,7 @@ interface ChildOut {
 
 /** The stack's Kafka and HDFS server pids (stack/run's pid files), for their CPU. */
 function stackPids(): number[] {
-  const dir = process.env.METER_STACK_DIR ?? '/tmp/meter-stack';
-  return ['kafka', 'namenode', 'datanode'].flatMap((s) => {
-    try {
-      return [Number(readFileSync(join(dir, `${s}.pid`), 'utf8').trim())];
-    } catch {
-      return [];
-    }
-  });
+  return ['kafka', 'namenode', 'datanode'].map(stackServicePid).filter((p): p is number => p !== null);
 }
 const stackCpuUs = (pids: number[]) => pids.reduce((t, p) => t + treeCpuUs(p), 0);
 const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';

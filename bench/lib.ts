@@ -284,6 +284,19 @@ export async function perItem(items: number, fn: () => Promise<void>): Promise<{
   return { wall: ((performance.now() - t) * 1000) / items, cpu: (processCpuUs() - c) / items, main: (mainThreadCpuUs() - m) / items };
 }
 
+/**
+ * A stack server's pid from stack/run's pid file for `service` (kafka, redis, namenode...): its
+ * first line (the second is the process's start time), or null without one.
+ */
+export function stackServicePid(service: string): number | null {
+  try {
+    const p = Number(readFileSync(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack', `${service}.pid`), 'utf8').split('\n')[0]);
+    return Number.isInteger(p) && p > 0 ? p : null;
+  } catch {
+    return null;
+  }
+}
+
 /** CPU µs (utime + stime from /proc) of process `root` and all its descendants alive now. */
 export function treeCpuUs(root: number): number {
   const parent = new Map<number, number>();
