@@ -7,54 +7,97 @@
  *   node dist/bench/gateway-ab.js <dist of A> <dist of B> [pairs=6] [req/s=4000] [seconds=10]
  *
  * A side given as `unmetered:<dist>` runs that build's unmetered proxy instead (the floor: meter
- * per call against it, in the same run, alternating). A side ending in `+node=<flags>` (flags
- * split on commas) runs its process with those Node/V8 flags, e.g.
- * `dist+node=--max-semi-space-size=64`: a runtime setting A/B on the same build.
+ * per call against it, in the same run, alternating). A side given as `stack:<dist>` runs the
+ * gateway on the stack (Redis limiter, Kafka log, Postgres keys; `stack/run up` by itself, so
+ * METER_STACK_DIR / METER_STACK_PORT_SHIFT choose which), and its CPU per call adds each
+ * server's, shown apart. Suffixes, in any order: `+node=<flags>` (split on commas) runs the side's
+ * process with those Node/V8 flags, e.g. `dist+node=--max-semi-space-size=64`; `+set=<k>=<v>`
+ * (comma-separated) overrides the gateway's settings, e.g. `stack:dist+set=eventFlushMs=50`.
  *
  * One side: node dist/bench/gateway-ab.js --side <dist>  (prints its URL, then answers "cpu" on
  * stdin with its CPU µs so far).
  */
 import { mkdtempSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { benchWorkDir, fmt, mainThreadCpuUs, median } from './lib.js';
+import { benchWorkDir, fmt, mainThreadCpuUs, median, treeCpuUs } from './lib.js';
+import { stackEnv } from '../test/support/stack.js';
 import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 
 const PATH = '/v1/devices/d1/location';
-/** A side named `unmetered:<dist>` is that build's unmetered proxy (bench/plain-proxy.ts), the floor. */
-const UNMETERED = 'unmetered:';
 
-async function side(spec: string): Promise<void> {
-  const unmetered = spec.startsWith(UNMETERED);
-  const dist = unmetered ? spec.slice(UNMETERED.length) : spec;
-  const { startMeter, startUpstream } = await import(resolve(dist, 'bench/gateway.js'));
+interface Spec {
+  kind: 'meter' | 'unmetered' | 'stack';
+  dist: string;
+  nodeFlags: string[];
+  settings: Record<string, number | string>;
+}
+
+/** `[unmetered:|stack:]<dist>[+node=<flags>][+set=<k>=<v>,...]`, as in the header. */
+function parseSpec(spec: string): Spec {
+  const m = /^(unmetered:|stack:)?(.*)$/.exec(spec)!;
+  const [dist, ...suffixes] = m[2]!.split('+');
+  const out: Spec = { kind: m[1] ? (m[1].slice(0, -1) as Spec['kind']) : 'meter', dist: dist!, nodeFlags: [], settings: {} };
+  for (const x of suffixes) {
+    if (x.startsWith('node=')) out.nodeFlags.push(...x.slice(5).split(','));
+    else if (x.startsWith('set='))
+      for (const kv of x.slice(4).split(',')) {
+        const [k, v = ''] = kv.split('=');
+        out.settings[k!] = v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+      }
+    else throw new Error(`unknown suffix +${x} in ${spec} (node=, set=)`);
+  }
+  return out;
+}
+
+/** The stack side's servers: CPU µs so far of each (process and children). */
+type ServerCpu = Record<'redis' | 'kafka' | 'postgres', number>;
+
+async function side(specText: string): Promise<void> {
+  const spec = parseSpec(specText);
+  const { startMeter, startUpstream, stackPids } = await import(resolve(spec.dist, 'bench/gateway.js'));
   const up = await startUpstream();
   const workDir = mkdtempSync(join(benchWorkDir(), 'gw-ab-'));
-  const gw: { url: string; headers?: Record<string, string>; close(): Promise<void> } = unmetered
-    ? await (await import(resolve(dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
-    : await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, {});
+  const env = spec.kind === 'stack' ? await stackEnv(['kafka', 'redis', 'postgres']) : {};
+  const gw: { url: string; headers?: Record<string, string>; close(): Promise<void> } =
+    spec.kind === 'unmetered'
+      ? await (await import(resolve(spec.dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
+      : await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, env, spec.settings);
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
-  await answerCpuRequests(() => ({ mainUs: mainThreadCpuUs(), pid: process.pid }));
+  // stackPids' order: Redis, Kafka, the postmaster (bench/gateway.ts).
+  const [redis, kafka, postgres] = spec.kind === 'stack' ? (stackPids() as number[]) : [];
+  const servers = (): ServerCpu | undefined =>
+    redis && kafka && postgres ? { redis: treeCpuUs(redis), kafka: treeCpuUs(kafka), postgres: treeCpuUs(postgres) } : undefined;
+  await answerCpuRequests(() => ({ mainUs: mainThreadCpuUs(), pid: process.pid, servers: servers() }));
   await gw.close();
   up.proc.kill('SIGTERM');
   process.exit(0);
 }
 
 interface Run {
+  /** The gateway's process plus, on the stack, its servers. */
   cpuPerCall: number;
-  /** Of cpuPerCall, the main thread's. */
+  /** Of cpuPerCall, the gateway's main thread's. */
   mainPerCall: number;
+  /** Of cpuPerCall, each stack server's. */
+  servers?: ServerCpu;
   p99: number;
 }
 
 /** Start one build's side, warm it up, run the fixed-rate load, return CPU µs per call. */
-async function once(spec: string, rate: number, seconds: number): Promise<Run> {
-  const [dist, flags] = spec.split('+node=') as [string, string | undefined];
-  const side = spawnSide(['--side', dist], process.argv[1], flags ? flags.split(',') : []);
+async function once(specText: string, rate: number, seconds: number): Promise<Run> {
+  const spec = parseSpec(specText);
+  const side = spawnSide(['--side', specText], process.argv[1], spec.nodeFlags);
   try {
     const { url, headers } = await side.next<{ url: string; headers: Record<string, string> }>();
-    const r = await cpuPerCallAtRate<{ cpuUs: number; mainUs: number }>(side, { url: url + PATH, headers }, { rate, seconds, name: dist });
+    type Cpu = { cpuUs: number; mainUs: number; servers?: ServerCpu };
+    const r = await cpuPerCallAtRate<Cpu>(side, { url: url + PATH, headers }, { rate, seconds, name: spec.dist });
     const calls = (r.after.cpuUs - r.before.cpuUs) / r.cpuPerCall;
-    return { cpuPerCall: r.cpuPerCall, mainPerCall: (r.after.mainUs - r.before.mainUs) / calls, p99: r.p99 };
+    const b = r.before.servers;
+    const a = r.after.servers;
+    const servers =
+      a && b ? { redis: (a.redis - b.redis) / calls, kafka: (a.kafka - b.kafka) / calls, postgres: (a.postgres - b.postgres) / calls } : undefined;
+    const extra = servers ? servers.redis + servers.kafka + servers.postgres : 0;
+    return { cpuPerCall: r.cpuPerCall + extra, mainPerCall: (r.after.mainUs - r.before.mainUs) / calls, servers, p99: r.p99 };
   } finally {
     await side.stop();
   }
@@ -85,7 +128,10 @@ async function main(): Promise<void> {
           ];
     for (const [name, dist] of order) res[name].push(await once(dist, rate, seconds));
     if (res.B[i]!.cpuPerCall < res.A[i]!.cpuPerCall) bAhead++;
-    const show = (r: Run) => `${fmt(r.cpuPerCall, 1)} µs/call (main thread ${fmt(r.mainPerCall, 1)}, p99 ${r.p99} ms)`;
+    const show = (r: Run) =>
+      `${fmt(r.cpuPerCall, 1)} µs/call (main thread ${fmt(r.mainPerCall, 1)}${
+        r.servers ? `; Redis ${fmt(r.servers.redis, 1)}, Kafka ${fmt(r.servers.kafka, 1)}, Postgres ${fmt(r.servers.postgres, 1)}` : ''
+      }, p99 ${r.p99} ms)`;
     console.log(`pair ${i + 1}: A ${show(res.A[i]!)}, B ${show(res.B[i]!)}`);
   }
   const ma = median(res.A.map((r) => r.cpuPerCall));

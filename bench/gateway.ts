@@ -123,7 +123,13 @@ http {
   };
 }
 
-export async function startMeter(name: string, o: BenchOptions, upstream: string, env: Record<string, string>): Promise<Side> {
+export async function startMeter(
+  name: string,
+  o: BenchOptions,
+  upstream: string,
+  env: Record<string, string>,
+  settings: Partial<MeterConfig> = {},
+): Promise<Side> {
   const dataDir = join(o.workDir, `gw-${name}-${Date.now()}`);
   mkdirSync(dataDir, { recursive: true });
   const catalogFile = join(dataDir, 'catalog.json');
@@ -138,6 +144,7 @@ export async function startMeter(name: string, o: BenchOptions, upstream: string
     kafkaBrokers: env.METER_KAFKA_BROKERS ? env.METER_KAFKA_BROKERS.split(',') : [],
     redisUrl: env.METER_REDIS_URL ?? null,
     databaseUrl: env.METER_DATABASE_URL ?? null,
+    ...settings,
   };
   const log = await openLog(cfg);
   const db = await openWarehouse(cfg, silentLogger);

@@ -1,18 +1,9 @@
 /** The lake's data files of a topic, from their names alone (hour folders listed in parallel). */
+import { mapLimit } from '../ground/map-limit.js';
+import { hourFolders } from './hour-folders.js';
 import type { Lake } from './lake.js';
 import type { LakeEntry } from './lake.js';
-import { USAGE_DIR, coveredNames, isVisible, parseDataFileName } from './layout.js';
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  // one iterator shared by the workers: each takes the next item
-  const next = items.entries();
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (const [k, item] of next) out[k] = await fn(item);
-  });
-  await Promise.all(workers);
-  return out;
-}
+import { coveredNames, isVisible, parseDataFileName } from './layout.js';
 
 export interface DataFile {
   /** Hour folder, e.g. `usage/dt=2026-11-24/hour=07`. */
@@ -27,10 +18,7 @@ export interface DataFile {
 
 /** Every data file of the topic in the lake (hour folders listed in parallel). */
 export async function listDataFiles(lake: Lake, topic: string): Promise<DataFile[]> {
-  const days = (await lake.listDirs(USAGE_DIR)).filter((d) => d.startsWith('dt='));
-  const hourDirs = (
-    await mapLimit(days, 8, async (d) => (await lake.listDirs(`${USAGE_DIR}/${d}`)).filter((h) => h.startsWith('hour=')).map((h) => `${USAGE_DIR}/${d}/${h}`))
-  ).flat();
+  const hourDirs = (await hourFolders(lake)).map((h) => h.dir);
   const listings = await mapLimit(hourDirs, 8, async (dir) => ({ dir, files: await lake.list(dir) }));
   const out: DataFile[] = [];
   for (const { dir, files } of listings) {

@@ -88,7 +88,14 @@ export class Observability {
 
   watchGateway(
     gw: { stats(): { limiterDegraded: number; events: { sent: number; dropped: number } }; health(): unknown },
-    producer: { stats(): { spooled: number; spool: { bytes: number; maxBytes: number; pending: number; full: boolean } } },
+    producer: {
+      stats(): {
+        mode: 'direct' | 'spooling';
+        spooled: number;
+        spool: { bytes: number; maxBytes: number; pending: number; full: boolean };
+        shipper: { lastError: string | null };
+      };
+    },
     limiter: RateLimiter,
     db: Warehouse,
   ): void {
@@ -107,6 +114,18 @@ export class Observability {
     this.probe('spool', async () => {
       if (producer.stats().spool.full) throw new Error('the local spool is full');
     });
+    // Whether the log takes the gateway's events: not required either (they wait in the spool),
+    // but a log that refuses them (down, or an embedded log damaged below its durable mark) is
+    // what an operator must see, and the 'log' check above only reads the log's end offsets.
+    this.probe(
+      'log-writes',
+      async () => {
+        const st = producer.stats();
+        if (st.mode === 'spooling' && st.shipper.lastError)
+          throw new Error(`the log refuses the gateway's events; ${st.spool.pending} wait in the spool: ${st.shipper.lastError}`);
+      },
+      false,
+    );
     const redis = limiter as RateLimiter & { ready?: () => Promise<boolean> };
     if (redis.ready) {
       this.probe(

@@ -8,7 +8,7 @@ import type { MeterConfig } from '../config/config.js';
 import { createLogger } from '../ground/logger.js';
 import { Observability } from '../observability/observability.js';
 import { Peer, type Channel } from '../gateway/workers/peer.js';
-import { WORKER_READY, type WorkerListen } from '../gateway/workers/supervisor.js';
+import { WORKER_READY, type WorkerCheck, type WorkerListen } from '../gateway/workers/supervisor.js';
 import { LimiterViaPrimary, LogViaPrimary, WarehouseViaPrimary } from '../gateway/workers/via-primary.js';
 import { openLimiter, openLog, openWarehouse } from './backends.js';
 import { startGatewayRole } from './roles.js';
@@ -37,6 +37,10 @@ peer.handle('start', async (init: { config: MeterConfig; index: number; accessLo
   obs.markStarted();
   peer.handle('status', () => ({ pid: process.pid, ...gw.health(), stats: gw.stats() }));
   peer.handle('metrics', (budgetMs?: number) => obs.metrics.text(budgetMs));
+  peer.handle(
+    'checks',
+    async (): Promise<WorkerCheck[]> => [...(await obs.checkAll())].map(([name, error]) => ({ name, required: obs.probes.get(name)?.required ?? true, error })),
+  );
   stop = async () => {
     await gw.close();
     await obs.close();

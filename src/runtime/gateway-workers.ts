@@ -21,7 +21,7 @@ import type { UsageLog, LogProducer } from '../log/log.js';
 import type { Warehouse } from '../warehouse/warehouse.js';
 import type { RateLimiter } from '../limiter/limiter.js';
 import type { Observability } from '../observability/observability.js';
-import { GatewaySupervisor } from '../gateway/workers/supervisor.js';
+import { GatewaySupervisor, type WorkerCheck } from '../gateway/workers/supervisor.js';
 import { serveBackends } from '../gateway/workers/via-primary.js';
 import { mergeMetrics } from '../gateway/workers/merge-metrics.js';
 import { plainListenError, probeReusePort } from '../gateway/workers/reuse-port.js';
@@ -106,6 +106,11 @@ export async function startGatewayWorkers(
       const up = sup.listening();
       if (up < n) throw new Error(`${up} of ${n} gateway workers are listening`);
     });
+    watchWorkerChecks(
+      obs,
+      sup,
+      (await sup.workerChecks()).flatMap((w) => w.checks),
+    );
     // The primary's own metrics (process, lag) and each worker's, labelled by worker.
     const own = obs.metrics.text.bind(obs.metrics);
     obs.metrics.text = async (budgetMs?: number) => {
@@ -120,4 +125,32 @@ export async function startGatewayWorkers(
       if (producer) await (await producer).close();
     },
   };
+}
+
+/**
+ * The workers' own checks (each worker's spool, log writes, limiter...) on the primary's /readyz,
+ * one check per name as a single gateway has them: failing when any worker's fails, naming it.
+ * A name the primary already checks itself (its warehouse, the log's end offsets) stays its own.
+ * One round of questions to the workers serves every check of the same /readyz or scrape.
+ */
+function watchWorkerChecks(obs: Observability, sup: GatewaySupervisor, first: WorkerCheck[]): void {
+  let asked: { at: number; answer: ReturnType<GatewaySupervisor['workerChecks']> } | null = null;
+  const answers = () => {
+    if (!asked || Date.now() - asked.at > 500) asked = { at: Date.now(), answer: sup.workerChecks() };
+    return asked.answer;
+  };
+  const names = new Map(first.map((c) => [c.name, c.required]));
+  for (const [name, required] of names) {
+    if (obs.probes.has(name)) continue;
+    obs.probe(
+      name,
+      async () => {
+        const failing = (await answers()).flatMap((w) =>
+          w.checks.filter((c) => c.name === name && c.error !== null).map((c) => `worker ${w.worker}: ${c.error}`),
+        );
+        if (failing.length) throw new Error(failing.join('; '));
+      },
+      required,
+    );
+  }
 }

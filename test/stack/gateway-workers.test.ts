@@ -6,7 +6,7 @@
  * while the other goes on answering, and under traffic in strict durability every answered call
  * has exactly one event in the log; the admin listener reports both workers.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, get as httpGet, type Server } from 'node:http';
@@ -17,6 +17,7 @@ import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { createKey } from '../../src/gateway/keys.js';
 import { FileLog } from '../../src/log/file-log.js';
+import { readDurableMark } from '../../src/log/file-log/durable-mark.js';
 import { decodeEvent } from '../../src/events/usage-event.js';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
@@ -147,6 +148,13 @@ describe('gateway workers (embedded, CLI)', () => {
     await until('both workers to report requests', async () => (await workers()).every((w) => (w.gateway?.stats?.requests ?? 0) > 0), 30_000, 100);
   });
 
+  it("/readyz on the primary holds each worker's own checks (its spool, its log writes) beside the primary's", async () => {
+    const res = await request(`${admin}/readyz`);
+    const body = (await res.body.json()) as { status: string; backends: Record<string, string> };
+    assert.equal(res.statusCode, 200, JSON.stringify(body));
+    for (const name of ['workers', 'spool', 'log-writes', 'warehouse']) assert.equal(body.backends[name], 'ok', `${name} in ${JSON.stringify(body)}`);
+  });
+
   it('each worker listens on the port itself (SO_REUSEPORT); new connections are spread over them', async () => {
     const port = Number(new URL(url).port);
     const ws = await workers();
@@ -268,3 +276,79 @@ describe('gateway workers (embedded, CLI)', () => {
     );
   });
 });
+
+/** An embedded log whose every partition has a damaged record below its durable mark (as doctor.test.ts makes one). */
+async function damagedLog(dataDir: string): Promise<void> {
+  const log = new FileLog({ dir: join(dataDir, 'log'), topic: 'usage-events', partitions: 4 });
+  const prod = await log.producer();
+  for (let i = 0; i < 20; i++)
+    await prod.send(Array.from({ length: 8 }, (_, j) => ({ key: `c${j % 4}`, value: Buffer.from(String(i * 8 + j).padStart(30, '0')) })));
+  await prod.close();
+  await log.close();
+  for (let p = 0; p < 4; p++) {
+    const seg = join(dataDir, 'log', 'usage-events', String(p), '00000000000000000000.seg');
+    const bytes = readFileSync(seg);
+    const records = await readDurableMark(join(dataDir, 'log', 'usage-events', String(p)));
+    bytes.write('XXXXXXXX', (bytes.length / records) * 5 + 20); // inside the record at offset 5
+    writeFileSync(seg, bytes);
+  }
+}
+
+// Before, /readyz said nothing of it: the gateway's 'log' check reads end offsets, which a
+// damaged log still answers, while every event waited in the spool.
+for (const workers of ['1', '2']) {
+  test(`meter gateway --workers ${workers} on a damaged embedded log: calls are answered, /readyz stays 200 and its log-writes check names the damage`, async () => {
+    const dir = tempDir('meter-gw-damaged-');
+    await damagedLog(dir);
+    const db = await PgliteWarehouse.open(join(dir, 'pglite'));
+    await migrate(db);
+    const key = (await createKey(db, { customer: 'acme', plan: 'pro' })).key;
+    await db.close();
+    const upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('{"ok":true}'));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const upPort = (upstream.address() as { port: number }).port;
+    const gw = spawn(
+      process.execPath,
+      [assetPath('bin/meter.js'), 'gateway', '--workers', workers, '--upstream', `http://127.0.0.1:${upPort}`, '--gateway-port', '0', '--admin-port', '0'],
+      { env: { ...process.env, METER_DATA_DIR: dir, METER_LOG_FORMAT: 'text' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    gw.stdout!.on('data', (b: Buffer) => (output += b));
+    gw.stderr!.on('data', (b: Buffer) => (output += b));
+    try {
+      const [url, admin] = await until(
+        () => `the gateway to listen; output so far:\n${output}`,
+        () => {
+          const g = /gateway on (http:\/\/\S+)/.exec(output);
+          const a = /admin listener on (http:\/\/\S+)/.exec(output);
+          return g && a ? [g[1] as string, a[1] as string] : null;
+        },
+        300_000,
+        100,
+      );
+      const res = await request(url + PATH, { headers: { authorization: `Bearer ${key}` } });
+      await res.body.text();
+      assert.equal(res.statusCode, 200);
+      const ready = await until(
+        async () => `/readyz to report the log's refusal; output:\n${output}`,
+        async () => {
+          const r = await request(`${admin}/readyz`);
+          const body = (await r.body.json()) as { status: string; backends: Record<string, string> };
+          return /damaged/.test(body.backends['log-writes'] ?? '') && { code: r.statusCode, body };
+        },
+        60_000,
+        200,
+      );
+      assert.equal(ready.code, 200, 'the gateway still serves: its events wait in the spool');
+      assert.match(ready.body.backends['log-writes']!, /the log refuses the gateway's events; \d+ wait in the spool: .*damaged/);
+      if (workers === '2') assert.match(ready.body.backends['log-writes']!, /worker \d: /);
+    } finally {
+      gw.kill('SIGTERM');
+      await new Promise((r) => gw.once('exit', r));
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
+  });
+}

@@ -97,7 +97,7 @@ test('admin listener: /healthz, /readyz 503 naming the failing backend, /status 
     assert.deepEqual((await get('/healthz')).body.status, 'ok');
     const ready = await get('/readyz');
     assert.equal(ready.status, 200, JSON.stringify(ready.body));
-    assert.deepEqual(ready.body.backends, { warehouse: 'ok', spool: 'ok', log: 'ok' });
+    assert.deepEqual(ready.body.backends, { warehouse: 'ok', spool: 'ok', 'log-writes': 'ok', log: 'ok' });
     const status = await get('/status');
     assert.equal(status.body.gateway.limiter.kind, 'memory');
     assert.doesNotMatch(JSON.stringify(status.body), /mk_live_/);

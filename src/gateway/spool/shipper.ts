@@ -39,11 +39,13 @@ export interface ShipperStats {
   /** Records not resent because their timed-out original send reached the log. */
   skipped: number;
   failedSends: number;
+  /** Why the last send from the spool failed, until one succeeds (null: none failed since). */
+  lastError: string | null;
 }
 
 export class Shipper {
   private readonly ambiguous: AmbiguousRange[] = [];
-  private readonly counts: ShipperStats = { shipped: 0, skipped: 0, failedSends: 0 };
+  private readonly counts: ShipperStats = { shipped: 0, skipped: 0, failedSends: 0, lastError: null };
   private stopped = false;
   private abandoned = false;
   private loop: Promise<void> | null = null;
@@ -152,11 +154,13 @@ export class Shipper {
         if (this.abandoned) break;
         await spool.commit(tail.offset + 1);
         this.counts.shipped += records.length;
+        this.counts.lastError = null;
         if (failures) this.log(`log is back: shipping the spool (${spool.pending()} events left)`);
         failures = 0;
       } catch (e) {
         if (this.stopped) break;
         this.counts.failedSends++;
+        this.counts.lastError = (e as Error).message;
         const wait = backoff();
         this.log(`spool shipping FAILED (${spool.pending()} events waiting; retry in ${wait} ms): ${(e as Error).message}`);
         await this.sleep(wait);

@@ -62,6 +62,13 @@ interface Slot {
 const STATUS_EVERY_MS = 1000;
 
 /** What a worker sends once it answers calls (gateway-worker-main.ts). */
+/** One readiness check of a worker: its name, whether it gates readiness, null or the error. */
+export interface WorkerCheck {
+  name: string;
+  required: boolean;
+  error: string | null;
+}
+
 export const WORKER_READY = 'meter.worker.ready';
 
 export class GatewaySupervisor {
@@ -194,6 +201,25 @@ export class GatewaySupervisor {
       }),
     );
     return out.filter((x): x is { worker: string; text: string } => x !== null);
+  }
+
+  /**
+   * Each listening worker's own readiness checks (its spool, its log writes, its limiter...), as
+   * its Observability.checkAll answers them; a worker that does not answer within `budgetMs` is
+   * left out (the 'workers' check counts the ones listening).
+   */
+  async workerChecks(budgetMs = SOURCE_TIMEOUT_MS): Promise<{ worker: string; checks: WorkerCheck[] }[]> {
+    const out = await Promise.all(
+      this.slots.map(async (s) => {
+        if (!s.peer || !s.listening) return null;
+        const checks = await Promise.race([
+          s.peer.call<WorkerCheck[]>('checks'),
+          new Promise<null>((r) => setTimeout(() => r(null), budgetMs + 250).unref()),
+        ]).catch(() => null);
+        return checks === null ? null : { worker: String(s.index), checks };
+      }),
+    );
+    return out.filter((x): x is { worker: string; checks: WorkerCheck[] } => x !== null);
   }
 
   /** Stop restarting; ask each worker to finish its calls and hand over its events; kill one that takes over `graceMs`. */
