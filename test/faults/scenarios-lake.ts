@@ -3,7 +3,7 @@
  * while a second one is in the group, and every stack server killed at once. Both are judged
  * like every scenario (billing against the truth) plus the lake check (lake-check.ts).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, until } from './scenario.js';
 import { startService } from './stack-control.js';
@@ -77,21 +77,50 @@ export const ingestPaused: ScenarioDef = {
   },
 };
 
-/** Pids of the stack's servers (stack/run's pid files) and their children (Postgres backends). */
+/** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null once it is gone. */
+function startTicks(pid: number): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Pids of the stack's servers (stack/run's pid files) and their children (Postgres backends).
+ * Each must still be the process its file was written for (stack/run keeps its start time; a
+ * postmaster runs in its data folder): a server that died on its own leaves a file whose pid
+ * Linux may have given to anyone, and this kill is -9.
+ */
 function stackPids(): number[] {
   const dir = process.env.METER_STACK_DIR!;
-  const files = ['kafka.pid', 'namenode.pid', 'datanode.pid', 'redis.pid', join('postgres', 'data', 'postmaster.pid')];
   const pids: number[] = [];
-  for (const f of files) {
-    const pid = Number(readFileSync(join(dir, f), 'utf8').split('\n')[0]);
-    if (!pid) throw new Error(`no pid in ${join(dir, f)}`);
+  const add = (pid: number) => {
     pids.push(pid);
     try {
       for (const t of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)) if (t) pids.push(Number(t));
     } catch {
       // not Linux /proc: the server alone
     }
+  };
+  for (const f of ['kafka.pid', 'namenode.pid', 'datanode.pid', 'redis.pid']) {
+    const [pid, ticks] = readFileSync(join(dir, f), 'utf8')
+      .split('\n')
+      .map((x) => x.trim());
+    if (!pid || !ticks || startTicks(Number(pid)) !== ticks) throw new Error(`${join(dir, f)} names pid ${pid}, which is not that server now`);
+    add(Number(pid));
   }
+  const pg = join(dir, 'postgres', 'data');
+  const master = Number(readFileSync(join(pg, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let cwd = '';
+  try {
+    cwd = realpathSync(`/proc/${master}/cwd`);
+  } catch {
+    // gone
+  }
+  if (!master || cwd !== realpathSync(pg)) throw new Error(`${join(pg, 'postmaster.pid')} names pid ${master}, which is not that Postgres now`);
+  add(master);
   return pids;
 }
 
