@@ -19,7 +19,8 @@
  */
 import { mkdtempSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { benchWorkDir, fmt, mainThreadCpuUs, median, treeCpuUs } from './lib.js';
+import { benchWorkDir, fmt, mainThreadCpuUs, median, stackServicePid, treeCpuUs } from './lib.js';
+import { postmasterPid } from './billing-cpu.js';
 import { stackEnv } from '../test/support/stack.js';
 import { answerCpuRequests, cpuPerCallAtRate, spawnSide } from './side-process.js';
 
@@ -54,7 +55,7 @@ type ServerCpu = Record<'redis' | 'kafka' | 'postgres', number>;
 
 async function side(specText: string): Promise<void> {
   const spec = parseSpec(specText);
-  const { startMeter, startUpstream, stackPids } = await import(resolve(spec.dist, 'bench/gateway.js'));
+  const { startMeter, startUpstream } = await import(resolve(spec.dist, 'bench/gateway.js'));
   const up = await startUpstream();
   const workDir = mkdtempSync(join(benchWorkDir(), 'gw-ab-'));
   const env = spec.kind === 'stack' ? await stackEnv(['kafka', 'redis', 'postgres']) : {};
@@ -63,10 +64,15 @@ async function side(specText: string): Promise<void> {
       ? await (await import(resolve(spec.dist, 'bench/plain-proxy.js'))).startPlainProxy(up.url)
       : await startMeter('ab', { smoke: false, runs: 1, workDir, log: () => {} }, up.url, env, spec.settings);
   console.log(JSON.stringify({ url: gw.url, headers: gw.headers }));
-  // stackPids' order: Redis, Kafka, the postmaster (bench/gateway.ts).
-  const [redis, kafka, postgres] = spec.kind === 'stack' ? (stackPids() as number[]) : [];
-  const servers = (): ServerCpu | undefined =>
-    redis && kafka && postgres ? { redis: treeCpuUs(redis), kafka: treeCpuUs(kafka), postgres: treeCpuUs(postgres) } : undefined;
+  let servers = (): ServerCpu | undefined => undefined;
+  if (spec.kind === 'stack') {
+    const pg = postmasterPid(join(process.env.METER_STACK_DIR ?? '/tmp/meter-stack', 'postgres', 'data'));
+    const [redis, kafka] = [stackServicePid('redis'), stackServicePid('kafka')];
+    // A server left out would leave its CPU out of the side's: not a number to print.
+    if (!redis || !kafka || !pg)
+      throw new Error(`stack side: no pid for ${[!redis && 'redis', !kafka && 'kafka', !pg && 'postgres'].filter(Boolean).join(', ')}`);
+    servers = () => ({ redis: treeCpuUs(redis), kafka: treeCpuUs(kafka), postgres: treeCpuUs(pg) });
+  }
   await answerCpuRequests(() => ({ mainUs: mainThreadCpuUs(), pid: process.pid, servers: servers() }));
   await gw.close();
   up.proc.kill('SIGTERM');
