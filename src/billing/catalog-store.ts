@@ -33,6 +33,7 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
     const meters = await syncMeters(tx, catalog.meters ?? []);
     if (meters || catalog.meters?.length) r.meters = meters;
     for (const p of Object.values(catalog.plans)) {
+      await refuseCurrencyDrift(tx, p.id, p.currency);
       await tx.query(
         `INSERT INTO plans (id, name, currency, rate_per_sec, burst, quota_limit, quota_period) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency, rate_per_sec = EXCLUDED.rate_per_sec, burst = EXCLUDED.burst,
@@ -55,6 +56,35 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
   });
 }
 
+/**
+ * A plan's new currency must still be that of every customer it prices and that names a currency
+ * of its own (customers.ts currencyRefusal: such a customer gets no invoice at all). Customers
+ * without one follow the plan. Refused with the customers named, in the import's transaction,
+ * so nothing of the file is stored; the billing server loading the file on start stops with it.
+ */
+async function refuseCurrencyDrift(tx: Sql, planId: string, currency: string): Promise<void> {
+  const [was] = await tx.query<{ currency: string }>('SELECT currency FROM plans WHERE id = $1', [planId]);
+  if (!was || was.currency === currency) return;
+  const stuck = await tx.query<{ id: string; currency: string }>(
+    `SELECT c.id, c.currency FROM customers c
+      WHERE c.currency IS NOT NULL AND c.currency <> $2
+        AND COALESCE(c.plan_id, (SELECT k.plan_id FROM api_keys k WHERE k.customer_id = c.id
+              ORDER BY (k.revoked_at IS NULL) DESC, k.created_at DESC, k.id DESC LIMIT 1)) = $1
+      ORDER BY c.id LIMIT 6`,
+    [planId, currency],
+  );
+  if (!stuck.length) return;
+  const named =
+    stuck
+      .slice(0, 5)
+      .map((c) => `${c.id} (${c.currency})`)
+      .join(', ') + (stuck.length > 5 ? ', ...' : '');
+  throw new CatalogStoreError(
+    `plan ${quote(planId)} would be priced in ${currency} instead of ${was.currency}, but customers it prices are billed in their own currency: ${named}; no invoice could be made for them`,
+    `keep ${was.currency} for this plan, add a plan priced in ${currency} to the catalog and move them to it: meter customers create <id> --plan <new plan> --currency ${currency}`,
+  );
+}
+
 async function upsertVersion(tx: Sql, planId: string, api: string, v: PriceVersion): Promise<'inserted' | 'changed' | 'unchanged'> {
   const charge = JSON.stringify(chargeToJson(v.charge));
   const old = await tx.query<{ charge: unknown }>('SELECT charge FROM prices WHERE plan_id = $1 AND api = $2 AND effective_from = $3', [
@@ -74,6 +104,13 @@ async function upsertVersion(tx: Sql, planId: string, api: string, v: PriceVersi
 
 export class CatalogStoreError extends Error {
   override name = 'CatalogStoreError';
+  constructor(
+    message: string,
+    /** What to do about it, for a command's hint line. */
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Add (or replace) one price version of a plan. */

@@ -12,7 +12,8 @@ import { ParamError } from '../billing/params.js';
 import { visible } from '../ground/text.js';
 
 export function asUserError(e: unknown): unknown {
-  if (e instanceof CatalogError || e instanceof CatalogStoreError || e instanceof PlanError) return new UserError(e.message);
+  if (e instanceof CatalogStoreError) return new UserError(e.message, e.hint);
+  if (e instanceof CatalogError || e instanceof PlanError) return new UserError(e.message);
   if (e instanceof CustomerInputError) return new UserError(e.message, e.hint ?? checkHint(e.field === 'timeZone' ? 'tz' : e.field));
   if (e instanceof InvoiceError || e instanceof ParamError) return new UserError(e.message, e.parameter ? checkHint(e.parameter) : undefined);
   return e;

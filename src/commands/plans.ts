@@ -60,7 +60,7 @@ export function registerPlans(program: Command): void {
         });
         const db = await openWarehouse(config, logger);
         try {
-          const r = await syncCatalog(db, catalog);
+          const r = await userErrors(() => syncCatalog(db, catalog));
           if (json) printJson({ file: path, ...r });
           else process.stdout.write(`${path}: ${r.plans} plans; price versions ${r.inserted} new, ${r.changed} changed, ${r.unchanged} unchanged\n`);
         } finally {

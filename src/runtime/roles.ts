@@ -27,6 +27,7 @@ import { Rollup } from '../pipeline/rollup.js';
 import { LivePath, type LivePathOptions } from '../pipeline/live/live-path.js';
 import { whileUnreachable } from '../ground/unreachable.js';
 import { startBillingServer } from '../billing/server.js';
+import { CatalogStoreError } from '../billing/catalog-store.js';
 import { EventsIntake } from '../billing/events/events-intake.js';
 import { EventCorrections } from '../billing/events/corrections-api.js';
 import { CustomerCheck } from '../pipeline/customer-check.js';
@@ -231,6 +232,8 @@ export async function startBillingRole(cfg: MeterConfig, b: { db: Warehouse; log
     ...(events ? { events } : {}),
     ...(corrections ? { corrections } : {}),
   }).catch((e: unknown) => {
+    // The catalog file is loaded on start: a change the warehouse refuses stops the server, saying why.
+    if (e instanceof CatalogStoreError) throw new UserError(`catalog ${cfg.catalogFile}: ${e.message}`, e.hint);
     throw listenError(e, { what: 'the billing API', host: cfg.billingHost, port: cfg.billingPort, settings: 'billing' });
   });
 }

@@ -58,6 +58,33 @@ test('a customer billed in a currency its plan is not priced in is refused, by c
   const key = meter('keys', 'create', 'own', '--plan', 'pro');
   assert.equal(key.code, 0, key.err);
 
+  // A plan's currency changed by plans import: refused while a customer it prices names another
+  // currency (it was stored, and no invoice of theirs could be made); nothing of the file is kept.
+  const reimport = (plans: Record<string, string>) => {
+    writeFileSync(catalog, JSON.stringify({ currency: 'USD', plans: Object.fromEntries(Object.entries(plans).map(([id, c]) => [id, plan(c)])) }));
+    return meter('plans', 'import', catalog);
+  };
+  refused(
+    reimport({ pro: 'EUR', tokyo: 'JPY' }),
+    /^meter: plan "pro" would be priced in EUR instead of USD, but customers it prices are billed in their own currency: acme \(USD\); no invoice could be made for them\n {2}hint: keep USD for this plan, add a plan priced in EUR to the catalog and move them to it: meter customers create <id> --plan <new plan> --currency EUR\n$/,
+  );
+  // serve-billing loads the same file on start: it stops there, saying why (exit 2, no stack trace)
+  refused(
+    meter('serve-billing', '--catalog-file', catalog, '--billing-tokens', 'svc-secret-currency', '--billing-port', '0', '--admin-port', '0'),
+    /^meter: catalog .*catalog\.json: plan "pro" would be priced in EUR instead of USD, .*\n {2}hint: keep USD for this plan/m,
+  );
+  // jp through its newest key's plan, own through its own plan
+  refused(reimport({ pro: 'USD', tokyo: 'USD' }), /plan "tokyo" would be priced in USD instead of JPY, .*: jp \(JPY\), own \(JPY\);/);
+  const currencies = () =>
+    Object.fromEntries((JSON.parse(meter('plans', 'list', '--json').out) as { id: string; currency: string }[]).map((p) => [p.id, p.currency]));
+  assert.deepEqual(currencies(), { pro: 'USD', tokyo: 'JPY' });
+  // Customers without a currency of their own follow their plan's.
+  assert.equal(reimport({ pro: 'USD', tokyo: 'JPY', eu: 'EUR' }).code, 0);
+  assert.equal(meter('customers', 'create', 'fol', '--plan', 'eu').code, 0);
+  const moved = reimport({ pro: 'USD', tokyo: 'JPY', eu: 'GBP' });
+  assert.equal(moved.code, 0, moved.err);
+  assert.deepEqual(currencies(), { eu: 'GBP', pro: 'USD', tokyo: 'JPY' });
+
   const period = periodContaining(Date.now(), 'UTC').name;
   const all = meter('invoices', 'export', '--period', period, '--format', 'json');
   assert.equal(all.code, 0, all.err);
