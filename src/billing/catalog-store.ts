@@ -19,6 +19,12 @@ export interface SyncResult {
   inserted: number;
   changed: number;
   unchanged: number;
+  /**
+   * Versions this load added or changed that start before now, when usage is recorded from
+   * then on: they reprice it (drafts, cost answers; final invoices stay as stored), as
+   * `meter prices set --backdate` does on purpose. Empty on a warehouse without that usage.
+   */
+  backdated: { plan: string; api: string; effectiveFrom: number }[];
 }
 
 const LOCK = 7243905;
@@ -29,7 +35,9 @@ const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v
 export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<SyncResult> {
   return db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK})`);
-    const r: SyncResult = { plans: 0, inserted: 0, changed: 0, unchanged: 0 };
+    const r: SyncResult = { plans: 0, inserted: 0, changed: 0, unchanged: 0, backdated: [] };
+    const now = Date.now();
+    const past: SyncResult['backdated'] = [];
     const meters = await syncMeters(tx, catalog.meters ?? []);
     if (meters || catalog.meters?.length) r.meters = meters;
     for (const p of Object.values(catalog.plans)) {
@@ -44,13 +52,24 @@ export async function syncCatalog(db: Warehouse, catalog: Catalog): Promise<Sync
       );
       r.plans++;
       await syncUsageThresholds(tx, p);
-      for (const [api, versions] of Object.entries(p.charges))
+      const priced: [string, PriceVersion[]][] = [
+        ...Object.entries(p.charges),
+        ...Object.entries(p.meterCharges ?? {}).map(([slug, vs]): [string, PriceVersion[]] => [meterPriceName(slug), vs]),
+      ];
+      for (const [api, versions] of priced)
         for (const v of versions) {
           const res = await upsertVersion(tx, p.id, api, v);
           r[res]++;
+          if (res !== 'unchanged' && v.effectiveFrom < now) past.push({ plan: p.id, api, effectiveFrom: v.effectiveFrom });
         }
-      for (const [slug, versions] of Object.entries(p.meterCharges ?? {}))
-        for (const v of versions) r[await upsertVersion(tx, p.id, meterPriceName(slug), v)]++;
+    }
+    // Only where usage is recorded since: a first import of a catalog whose prices start in the
+    // past (the fixture's do) reprices nothing.
+    if (past.length) {
+      const [last] = await tx.query<{ hour: unknown }>('SELECT GREATEST((SELECT max(hour) FROM usage_hourly), (SELECT max(hour) FROM live_hourly)) AS hour');
+      const lastHour = last?.hour == null ? null : toMs(last.hour);
+      // An hour's row covers [hour, hour + 1 h): a version from inside it reprices it too.
+      if (lastHour !== null) r.backdated = past.filter((b) => b.effectiveFrom < lastHour + 3_600_000);
     }
     return r;
   });
@@ -286,4 +305,10 @@ export function priceList(plan: Plan): PriceListRow[] {
     });
   }
   return out;
+}
+
+/** A backdated version as people read it: `pro locations.create from 2026-11-01T00:00:00.000Z` (`meter <slug>` for a meter's price). */
+export function backdatedName(b: SyncResult['backdated'][number]): string {
+  const slug = meterOfPriceName(b.api);
+  return `${b.plan} ${slug === null ? b.api : `meter ${slug}`} from ${ts(b.effectiveFrom)}`;
 }

@@ -29,7 +29,7 @@ import { assetPath } from '../config/assets.js';
 import { Authenticator, bearerToken, type Principal } from './auth.js';
 import { CatalogCache, type CatalogView } from './catalog-cache.js';
 import type { Catalog } from './catalog.js';
-import { syncCatalog } from './catalog-store.js';
+import { backdatedName, syncCatalog } from './catalog-store.js';
 import { listCustomersPage, type BillingCustomer } from './customers.js';
 import { pageOf, pageParams } from './pagination.js';
 import { InvoiceError, acknowledgeInvoice, getInvoice, listInvoices, storedInvoice } from './invoices.js';
@@ -235,7 +235,14 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   const checked = new QueryMemo<true>();
   const periods = new QueryMemo<Readonly<PeriodParams>>();
   const usagePeriods = new QueryMemo<Readonly<UsageParams>>();
-  if (opts.catalog) await syncCatalog(opts.db, opts.catalog);
+  if (opts.catalog) {
+    const synced = await syncCatalog(opts.db, opts.catalog);
+    // Loaded on every start: a past price added to the file reprices recorded usage, so it is said.
+    for (const b of synced.backdated)
+      log.warn(
+        `catalog: price ${backdatedName(b)} starts before recorded usage: drafts and cost answers since then use it; final invoices stay as stored (meter plans import lists the ones it would change)`,
+      );
+  }
 
   async function serveStatic(req: IncomingMessage, res: BillingResponse, file: [string, string]): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', { allow: 'GET' });

@@ -3,7 +3,8 @@ import { ensureCatalog } from './default-catalog.js';
 import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { loadCatalog } from '../billing/catalog.js';
-import { loadStoredCatalog, syncCatalog } from '../billing/catalog-store.js';
+import { backdatedName, loadStoredCatalog, syncCatalog } from '../billing/catalog-store.js';
+import { driftSentence, finalInvoiceDrift } from '../billing/final-invoice-drift.js';
 import { table, userErrors } from './billing-support.js';
 import { UserError } from '../ground/errors.js';
 import { assetPath } from '../config/assets.js';
@@ -61,8 +62,22 @@ export function registerPlans(program: Command): void {
         const db = await openWarehouse(config, logger);
         try {
           const r = await userErrors(() => syncCatalog(db, catalog));
-          if (json) printJson({ file: path, ...r });
-          else process.stdout.write(`${path}: ${r.plans} plans; price versions ${r.inserted} new, ${r.changed} changed, ${r.unchanged} unchanged\n`);
+          // Final invoices are stored and never recomputed: those a backdated version would
+          // change are said, per plan, as `meter prices set --backdate` does.
+          const drifts = [];
+          for (const plan of new Set(r.backdated.map((b) => b.plan))) {
+            const from = Math.min(...r.backdated.filter((b) => b.plan === plan).map((b) => b.effectiveFrom));
+            drifts.push({ plan, ...(await finalInvoiceDrift(db, from, Date.now(), undefined, plan)) });
+          }
+          if (json) return printJson({ file: path, ...r, ...(drifts.length ? { finalInvoices: drifts } : {}) });
+          process.stdout.write(`${path}: ${r.plans} plans; price versions ${r.inserted} new, ${r.changed} changed, ${r.unchanged} unchanged\n`);
+          for (const b of r.backdated) process.stdout.write(`backdated: ${backdatedName(b)} (drafts and cost answers since then use it)\n`);
+          for (const d of drifts) {
+            for (const x of d.drifts) process.stdout.write(`${driftSentence(x)}\n`);
+            process.stdout.write(
+              `${d.checked} final invoices of plan ${d.plan} since then checked${d.truncated ? ' (the first ones only)' : ''}: ${d.drifts.length} would change; final invoices are never recomputed\n`,
+            );
+          }
         } finally {
           await db.close();
         }

@@ -194,3 +194,49 @@ test('--api must name what calls are recorded under (route table, meters, catalo
   );
   assert.ok(!(JSON.parse(meter(['plans', 'list', '--json']).out) as { id: string }[]).some((p) => p.id === 'zz'));
 });
+
+test('plans import of a catalog that adds or changes a price from the past: silent without usage since; with it, the versions and the final invoices they would change are listed', async () => {
+  const cli = await cliFolder('meter-rules-catalog-past-');
+  const meter = (...args: string[]) => cli.meter(args);
+  const lastMonth = periodContaining(periodContaining(Date.now(), 'UTC').start - 1, 'UTC');
+  const from = new Date(lastMonth.start).toISOString();
+  const catalog = join(cli.dir, 'catalog.json');
+  const write = (unitPrice: string) =>
+    writeFileSync(
+      catalog,
+      JSON.stringify({
+        currency: 'USD',
+        plans: { x: { name: 'X', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': [{ effectiveFrom: from, unitPrice }] } } },
+      }),
+    );
+  write('0.0010');
+  // A first import of prices that start in the past (as the fixture's do) reprices nothing.
+  const first = meter('plans', 'import', catalog);
+  assert.equal(first.code, 0, first.err);
+  assert.doesNotMatch(first.out, /backdated/);
+  assert.equal(meter('customers', 'create', 'cx', '--plan', 'x').code, 0);
+  const db = await PgliteWarehouse.open(join(cli.dir, 'data', 'pglite'));
+  try {
+    await db.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('cx', 'locations.create', $1, 1000, 1000)`, [from]);
+  } finally {
+    await db.close();
+  }
+  assert.equal(meter('invoices', 'finalize', '--period', lastMonth.name, '--grace', '0s').code, 0);
+
+  // Was "price versions 0 new, 1 changed", and nothing more: last month repriced in silence.
+  write('0.0020');
+  const changed = meter('plans', 'import', catalog);
+  assert.equal(changed.code, 0, changed.err);
+  assert.match(changed.out, /price versions 0 new, 1 changed, 0 unchanged\n/);
+  assert.match(
+    changed.out,
+    new RegExp(`^backdated: x locations\\.create from ${from.replace(/\./g, '\\.')} \\(drafts and cost answers since then use it\\)$`, 'm'),
+  );
+  assert.match(changed.out, new RegExp(`final invoice inv_[0-9a-f]{24} \\(cx, ${lastMonth.name}\\) stays 1\\.00 USD; computed now 2\\.00: difference 1\\.00`));
+  assert.match(changed.out, /1 final invoices of plan x since then checked: 1 would change; final invoices are never recomputed/);
+  const again = JSON.parse(meter('plans', 'import', catalog, '--json').out) as { unchanged: number; backdated: unknown[]; finalInvoices?: unknown };
+  assert.deepEqual(
+    { unchanged: again.unchanged, backdated: again.backdated, finalInvoices: again.finalInvoices },
+    { unchanged: 1, backdated: [], finalInvoices: undefined },
+  );
+});
