@@ -126,9 +126,9 @@ test('zero usage: no lines, total 0', async () => {
 
 test('catalog sync is idempotent and keeps versions set from the CLI', async () => {
   const again = await syncCatalog(db, catalog);
-  assert.deepEqual(again, { plans: 1, inserted: 0, changed: 0, unchanged: 4 });
+  assert.deepEqual(again, { plans: 1, inserted: 0, changed: 0, unchanged: 4, backdated: [] });
   assert.equal(await setPrice(db, 'kr', 'locations.create', { effectiveFrom: T('2026-04-01T00:00:00+09:00'), charge: parseCharge('4', 'x') }), 'inserted');
-  assert.deepEqual(await syncCatalog(db, catalog), { plans: 1, inserted: 0, changed: 0, unchanged: 4 });
+  assert.deepEqual(await syncCatalog(db, catalog), { plans: 1, inserted: 0, changed: 0, unchanged: 4, backdated: [] });
   const plan = (await loadPlan(db, 'kr'))!;
   assert.deepEqual(
     plan.charges['locations.create']!.map((v) => v.effectiveFrom),
