@@ -236,3 +236,32 @@ test('tokens: created once, listed without secrets, refused for unknown customer
   await assert.rejects(createCustomerToken(db, 'nobody'), /unknown customer/);
   assert.equal(await revokeCustomerToken(db, 'ffffffffffffffff'), false);
 });
+
+test('serve-billing loads its catalog on start and warns of a price it changed that starts before recorded usage', async () => {
+  const { parseCatalog } = await import('../../src/billing/catalog.js');
+  const { syncCatalog } = await import('../../src/billing/catalog-store.js');
+  const { createLogger } = await import('../../src/ground/logger.js');
+  const own = await migratedWarehouse();
+  const from = '2026-01-01T00:00:00.000Z';
+  const file = (unitPrice: string) =>
+    parseCatalog({
+      currency: 'USD',
+      plans: { x: { name: 'X', rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': [{ effectiveFrom: from, unitPrice }] } } },
+    });
+  await syncCatalog(own, file('0.001'));
+  await own.query(`INSERT INTO usage_hourly (customer_id, api, hour, calls, events) VALUES ('cx', 'locations.create', '2026-02-01T00:00:00Z', 10, 10)`);
+  const lines: string[] = [];
+  const logger = createLogger('info', 'billing', (l) => lines.push(l), 'json');
+  for (const [price, warned] of [
+    ['0.001', false], // as stored: nothing to say
+    ['0.002', true],
+  ] as const) {
+    lines.length = 0;
+    const s = await startBillingServer({ db: own, catalog: file(price), host: '127.0.0.1', port: 0, serviceTokens: [SERVICE], logger });
+    await s.close();
+    const warning = lines.find((l) => l.includes('starts before recorded usage'));
+    assert.equal(Boolean(warning), warned, lines.join('\n'));
+    if (warned) assert.match(warning!, new RegExp(`catalog: price x locations\\.create from ${from.replace(/\./g, '\\.')} starts before recorded usage`));
+  }
+  await own.close();
+});
