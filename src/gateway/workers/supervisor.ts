@@ -61,7 +61,6 @@ interface Slot {
 
 const STATUS_EVERY_MS = 1000;
 
-/** What a worker sends once it answers calls (gateway-worker-main.ts). */
 /** One readiness check of a worker: its name, whether it gates readiness, null or the error. */
 export interface WorkerCheck {
   name: string;
@@ -69,6 +68,7 @@ export interface WorkerCheck {
   error: string | null;
 }
 
+/** What a worker sends once it answers calls (gateway-worker-main.ts). */
 export const WORKER_READY = 'meter.worker.ready';
 
 export class GatewaySupervisor {
