@@ -117,6 +117,7 @@ export class Shipper {
     while (!this.stopped) {
       try {
         if (spool.pending() === 0) {
+          this.counts.lastError = null; // nothing waits on the log: an old failure is not news
           if (!(await this.o.onDrained()))
             await this.sleep(50); // an append is landing
           else await this.sleep(1000);
