@@ -11,9 +11,8 @@ import { syncCatalog } from '../../src/billing/catalog-store.js';
 import { loadCatalog } from '../../src/billing/catalog.js';
 import { testEvent } from '../support/events.js';
 import { tempDir } from '../support/tmp.js';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { FileLog } from '../../src/log/file-log.js';
-import { readDurableMark } from '../../src/log/file-log/durable-mark.js';
+import { readFileSync } from 'node:fs';
+import { damagedEmbeddedLog } from '../support/damaged-log.js';
 
 function doctor(env: Record<string, string>) {
   const r = spawnSync(process.execPath, [assetPath('bin/meter.js'), 'doctor', '--json', '--timeout', '8000'], {
@@ -154,20 +153,9 @@ test('doctor warns (exit 0) about calls of an API that has no price', async () =
 test('doctor: a damaged embedded log fails the log check with the fix; --repair-log keeps the readable records and reports the lost one', async () => {
   const dir = tempDir('meter-doc-damage-');
   const dataDir = join(dir, 'data');
-  const log = new FileLog({ dir: join(dataDir, 'log'), topic: 'usage-events', partitions: 4 });
-  const prod = await log.producer();
-  // 50 records into each partition (the key picks it), every value the same length
-  for (let i = 0; i < 20; i++)
-    await prod.send(Array.from({ length: 10 }, (_, j) => ({ key: `c${j % 4}`, value: Buffer.from(String(i * 10 + j).padStart(30, '0')) })));
-  await prod.close();
-  await log.close();
-  const p0 = join(dataDir, 'log', 'usage-events', '0');
-  const seg = join(p0, '00000000000000000000.seg');
-  const bytes = readFileSync(seg);
-  const mark = await readDurableMark(p0);
+  const [damaged] = await damagedEmbeddedLog(dataDir, [0]);
+  const { dir: p0, segment: seg, mark } = damaged!;
   assert.ok(mark > 10, `partition 0 holds ${mark} records`);
-  bytes.write('XXXXXXXX', (bytes.length / mark) * 5 + 20); // inside the record at offset 5
-  writeFileSync(seg, bytes);
   const run = (args: string[]) =>
     spawnSync(process.execPath, [assetPath('bin/meter.js'), 'doctor', '--json', ...args], {
       cwd: dir,
@@ -181,7 +169,7 @@ test('doctor: a damaged embedded log fails the log check with the fix; --repair-
   assert.equal(logCheck(before.stdout).ok, false);
   assert.match(logCheck(before.stdout).detail, /good records up to offset 5 \(byte \d+\), acknowledged up to \d+/);
   assert.match(logCheck(before.stdout).fix!, /meter doctor --repair-log/);
-  assert.equal(readFileSync(seg).length, bytes.length, 'doctor changed nothing');
+  assert.equal(readFileSync(seg).length, damaged!.bytes, 'doctor changed nothing');
 
   const repaired = run(['--repair-log']);
   assert.match(repaired.stderr, new RegExp(`repair-log: ${p0}: 1 record\\(s\\) lost \\(offsets 5\\), ${mark - 6} kept past the damage`));

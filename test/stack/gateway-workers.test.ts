@@ -17,7 +17,7 @@ import { PgliteWarehouse } from '../../src/warehouse/pglite-warehouse.js';
 import { migrate } from '../../src/warehouse/migrate.js';
 import { createKey } from '../../src/gateway/keys.js';
 import { FileLog } from '../../src/log/file-log.js';
-import { readDurableMark } from '../../src/log/file-log/durable-mark.js';
+import { damagedEmbeddedLog } from '../support/damaged-log.js';
 import { decodeEvent } from '../../src/events/usage-event.js';
 import { assetPath } from '../../src/config/assets.js';
 import { tempDir } from '../support/tmp.js';
@@ -277,29 +277,12 @@ describe('gateway workers (embedded, CLI)', () => {
   });
 });
 
-/** An embedded log whose every partition has a damaged record below its durable mark (as doctor.test.ts makes one). */
-async function damagedLog(dataDir: string): Promise<void> {
-  const log = new FileLog({ dir: join(dataDir, 'log'), topic: 'usage-events', partitions: 4 });
-  const prod = await log.producer();
-  for (let i = 0; i < 20; i++)
-    await prod.send(Array.from({ length: 8 }, (_, j) => ({ key: `c${j % 4}`, value: Buffer.from(String(i * 8 + j).padStart(30, '0')) })));
-  await prod.close();
-  await log.close();
-  for (let p = 0; p < 4; p++) {
-    const seg = join(dataDir, 'log', 'usage-events', String(p), '00000000000000000000.seg');
-    const bytes = readFileSync(seg);
-    const records = await readDurableMark(join(dataDir, 'log', 'usage-events', String(p)));
-    bytes.write('XXXXXXXX', (bytes.length / records) * 5 + 20); // inside the record at offset 5
-    writeFileSync(seg, bytes);
-  }
-}
-
 // Before, /readyz said nothing of it: the gateway's 'log' check reads end offsets, which a
 // damaged log still answers, while every event waited in the spool.
 for (const workers of ['1', '2']) {
   test(`meter gateway --workers ${workers} on a damaged embedded log: calls are answered, /readyz stays 200 and its log-writes check names the damage`, async () => {
     const dir = tempDir('meter-gw-damaged-');
-    await damagedLog(dir);
+    await damagedEmbeddedLog(dir);
     const db = await PgliteWarehouse.open(join(dir, 'pglite'));
     await migrate(db);
     const key = (await createKey(db, { customer: 'acme', plan: 'pro' })).key;
