@@ -3,13 +3,15 @@ import { idArgument } from './id-argument.js';
 import { action, contextOf, printJson, withWarehouse } from './context.js';
 import { openWarehouse } from '../runtime/backends.js';
 import { catalogOf } from '../runtime/roles.js';
-import { createKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
+import { createKey, findKey, listKeys, revokeKey, KeyInputError } from '../gateway/keys.js';
 import { UserError } from '../ground/errors.js';
 import { table } from './billing-support.js';
-import { CUSTOMER_ID_RE, currencyRefusal, getCustomer } from '../billing/customers.js';
+import { CUSTOMER_ID_RE, currencyRefusal, getCustomer, type BillingCustomer } from '../billing/customers.js';
 import { loadPlan } from '../billing/catalog-store.js';
 import { findPlan } from '../billing/catalog.js';
 import { quote } from '../ground/text.js';
+import type { MeterConfig } from '../config/config.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('API keys of customers (only a hash of each key is stored)');
@@ -75,14 +77,55 @@ export function registerKeys(program: Command): void {
   keys
     .command('revoke <idOrPrefix>')
     .description('revoke a key by id or prefix; the gateway refuses it within seconds')
+    .addHelpText(
+      'after',
+      "\nA customer without a plan of its own is priced by its newest active key's plan: revoking that\nkey moves its pricing to the next newest key's plan, and the command says so (a warning when\nthat plan is priced in another currency than the customer's: no invoice could be made).\n",
+    )
     .action(
-      withWarehouse(async ({ db, json }, idOrPrefix: string, _opts) => {
-        const k = await revokeKey(db, idOrPrefix).catch(asUserError);
-        if (!k) throw new UserError(`no key matches ${quote(idOrPrefix)}`, 'see `meter keys list`');
-        if (json) printJson(k);
-        else process.stdout.write(`revoked ${k.id} (${k.prefix}…) of ${k.customer}\n`);
+      withWarehouse(async ({ db, json, config }, idOrPrefix: string, _opts) => {
+        const found = await findKey(db, idOrPrefix).catch(asUserError);
+        if (!found) throw new UserError(`no key matches ${quote(idOrPrefix)}`, 'see `meter keys list`');
+        const before = await getCustomer(db, found.customer);
+        const k = (await revokeKey(db, found.id)) ?? found;
+        const moved = await pricingMove(db, config, before, await getCustomer(db, found.customer));
+        if (json) printJson(moved ? { ...k, pricing: moved } : k);
+        else {
+          process.stdout.write(`revoked ${k.id} (${k.prefix}…) of ${k.customer}\n`);
+          if (moved) process.stderr.write(`${moved.message}${moved.hint ? `\n  hint: ${moved.hint}` : ''}\n`);
+        }
       }),
     );
+}
+
+interface PricingMove {
+  customer: string;
+  fromPlan: string | null;
+  toPlan: string | null;
+  /** The customer's own currency that the new plan is not priced in: no invoice could be made. */
+  currencyMismatch: { customer: string; plan: string } | null;
+  message: string;
+  hint?: string;
+}
+
+/**
+ * What a revocation did to the pricing of a customer priced by its keys: the plan it moved to, and
+ * whether that plan's currency is the customer's. A revocation is never refused (a leaked key must
+ * go at once), so a move that leaves the customer without invoices is said, with the fix.
+ */
+async function pricingMove(db: Warehouse, config: MeterConfig, before: BillingCustomer | null, after: BillingCustomer | null): Promise<PricingMove | null> {
+  if (!before || !after || after.planSource === 'customer' || before.planId === after.planId) return null;
+  const plan = after.planId ? ((await loadPlan(db, after.planId)) ?? findPlan(catalogOf(config), after.planId)) : null;
+  const mismatch = plan && after.currency && plan.currency !== after.currency ? { customer: after.currency, plan: plan.currency } : null;
+  const move = `customer ${after.id} is now priced by plan ${quote(after.planId ?? '')}, its newest active key's (was ${quote(before.planId ?? '')})`;
+  if (!mismatch) return { customer: after.id, fromPlan: before.planId, toPlan: after.planId, currencyMismatch: null, message: move };
+  return {
+    customer: after.id,
+    fromPlan: before.planId,
+    toPlan: after.planId,
+    currencyMismatch: mismatch,
+    message: `warning: ${move}, which is priced in ${mismatch.plan} while the customer is billed in ${mismatch.customer}: no invoice could be made`,
+    hint: `keep its pricing: meter customers create ${after.id} --plan ${before.planId}`,
+  };
 }
 
 /** Bad input to key management is the user's to fix: one line, exit 2. */

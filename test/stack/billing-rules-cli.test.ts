@@ -100,6 +100,52 @@ test('a customer billed in a currency its plan is not priced in is refused, by c
   assert.match(partial.out, /,acme,/);
 });
 
+test("revoking a customer's newest key says where its pricing moves, and warns when that plan's currency is not the customer's", async () => {
+  const cli = await cliFolder('meter-rules-revoke-');
+  const meter = (...args: string[]) => cli.meter(args);
+  const plan = (currency: string) => ({ name: currency, currency, rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '1' } });
+  const catalog = join(cli.dir, 'catalog.json');
+  writeFileSync(catalog, JSON.stringify({ currency: 'USD', plans: { pro: plan('USD'), tokyo: plan('JPY') } }));
+  assert.equal(meter('plans', 'import', catalog).code, 0);
+  const keyOn = (customer: string, plan: string) => {
+    const r = meter('keys', 'create', customer, '--plan', plan, '--json');
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out).id as string;
+  };
+  // A customer following its keys' currency: a move to the older key's plan is said, not warned.
+  assert.equal(meter('customers', 'create', 'fol').code, 0);
+  keyOn('fol', 'pro');
+  const folNew = keyOn('fol', 'tokyo');
+  const folRevoke = meter('keys', 'revoke', folNew, '--json');
+  assert.equal(folRevoke.code, 0, folRevoke.err);
+  const pricing = JSON.parse(folRevoke.out).pricing;
+  assert.deepEqual([pricing.fromPlan, pricing.toPlan, pricing.currencyMismatch], ['tokyo', 'pro', null]);
+
+  // Billed in JPY of its own, priced by its newest key (tokyo): revoking it hands pricing to the
+  // older key's plan in USD. The key is revoked all the same (a leaked key must go), with a warning
+  // and the fix; before, the command said only "revoked" and the month's invoice could not be made.
+  assert.equal(meter('customers', 'create', 'mix').code, 0);
+  keyOn('mix', 'pro');
+  const mixNew = keyOn('mix', 'tokyo');
+  assert.equal(meter('customers', 'create', 'mix', '--currency', 'JPY').code, 0);
+  const revoke = meter('keys', 'revoke', mixNew);
+  assert.equal(revoke.code, 0, revoke.err);
+  assert.match(revoke.out, new RegExp(`^revoked ${mixNew} \\(mk_\\w+…\\) of mix\\n$`));
+  assert.equal(
+    revoke.err,
+    'warning: customer mix is now priced by plan "pro", its newest active key\'s (was "tokyo"), which is priced in USD while the customer is billed in JPY: no invoice could be made\n  hint: keep its pricing: meter customers create mix --plan tokyo\n',
+  );
+  const keys = JSON.parse(meter('keys', 'list', '--customer', 'mix', '--json').out) as { id: string; revokedAt: string | null }[];
+  assert.ok(keys.find((k) => k.id === mixNew)?.revokedAt, 'the key is revoked');
+  // The hint works, and a second revocation of the same key moves nothing and says nothing more.
+  assert.equal(meter('customers', 'create', 'mix', '--plan', 'tokyo').code, 0);
+  assert.equal(JSON.parse(meter('customers', 'show', 'mix', '--json').out).customer.planId, 'tokyo');
+  const again = meter('keys', 'revoke', mixNew);
+  assert.equal(again.code, 0, again.err);
+  assert.equal(again.err, '');
+  noStack(again);
+});
+
 test('a past --effective-from is refused without --backdate; with it, drafts are repriced, final invoices stay and the ones it would change are listed', async () => {
   const cli = await cliFolder('meter-rules-backdate-');
   const meter = (...args: string[]) => cli.meter(args);

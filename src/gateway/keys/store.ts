@@ -80,19 +80,29 @@ export async function listKeys(db: Sql, customer?: string): Promise<KeyInfo[]> {
 }
 
 /**
- * Revoke by id (`key_...`) or by prefix (`mk_live_XXXXXXXX`, or longer). Idempotent: revoking a
- * revoked key keeps its first revocation time. Returns null when nothing matches; throws
- * KeyInputError when a prefix matches several keys.
+ * The one key `idOrPrefix` names: an id (`key_...`) or a prefix (`mk_live_XXXXXXXX`, or longer,
+ * even the whole key). Null when nothing matches; throws KeyInputError when a prefix matches
+ * several keys.
  */
-export async function revokeKey(db: Sql, idOrPrefix: string): Promise<KeyInfo | null> {
+export async function findKey(db: Sql, idOrPrefix: string): Promise<KeyInfo | null> {
   if (!idOrPrefix) throw new KeyInputError('key id or prefix is required');
-  let match = await db.query<KeyRow>(`SELECT id FROM api_keys WHERE id = $1`, [idOrPrefix]);
+  const cols = 'SELECT id, customer_id, plan_id, prefix, created_at, revoked_at FROM api_keys';
+  let match = await db.query<KeyRow>(`${cols} WHERE id = $1`, [idOrPrefix]);
   if (!match.length && idOrPrefix.length >= PREFIX_LEN) {
     // A longer string (even the whole key) is matched on its stored prefix part.
-    match = await db.query<KeyRow>(`SELECT id FROM api_keys WHERE prefix = $1`, [idOrPrefix.slice(0, PREFIX_LEN)]);
+    match = await db.query<KeyRow>(`${cols} WHERE prefix = $1`, [idOrPrefix.slice(0, PREFIX_LEN)]);
   }
   if (match.length > 1) throw new KeyInputError(`prefix ${quote(idOrPrefix)} matches ${match.length} keys; revoke by id (meter keys list)`);
   const [only] = match;
+  return only ? toInfo(only) : null;
+}
+
+/**
+ * Revoke by id or prefix (findKey). Idempotent: revoking a revoked key keeps its first
+ * revocation time. Returns null when nothing matches.
+ */
+export async function revokeKey(db: Sql, idOrPrefix: string): Promise<KeyInfo | null> {
+  const only = await findKey(db, idOrPrefix);
   if (!only) return null;
   const rows = await db.query<KeyRow>(
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
