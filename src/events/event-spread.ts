@@ -42,6 +42,19 @@ const PREFIX = (() => {
 const ID_START = PREFIX.length;
 const ID_END = ID_START + 36;
 
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** murmur3's finaliser, so every bit of the FNV-1a state counts, then 0..SPREAD-1. */
+function finish(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % SPREAD;
+}
+
 /**
  * The spread of a record (0..SPREAD-1): FNV-1a of the event id's 36 bytes, finished with
  * murmur3's mixer so every bit counts. -1 when the value does not begin like an encoded event
@@ -50,16 +63,31 @@ const ID_END = ID_START + 36;
 export function eventSpread(value: Buffer): number {
   if (value.length <= ID_END || value[ID_END] !== 0x22) return -1;
   for (let i = 0; i < ID_START; i++) if (value[i] !== PREFIX[i]) return -1;
-  let h = 0x811c9dc5;
+  let h = FNV_OFFSET;
   for (let i = ID_START; i < ID_END; i++) {
     const c = value[i]!;
     if (c === 0x22 || c === 0x5c) return -1;
-    h = Math.imul(h ^ c, 0x01000193);
+    h = Math.imul(h ^ c, FNV_PRIME);
   }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return (h >>> 0) % SPREAD;
+  return finish(h);
+}
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * `id` (a UUID: 36 ASCII characters, the bytes eventSpread reads) with its last byte, two
+ * random hex digits of a UUIDv7, changed to the first value from its own upward whose spread
+ * passes `fits`; `id` itself when none of the 256 does. Time and sequence, the id's order, are
+ * untouched. The gateway steers its ids this way (src/gateway/event-ids.ts).
+ */
+export function steerSpread(id: string, fits: (spread: number) => boolean): string {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < 34; i++) h = Math.imul(h ^ id.charCodeAt(i), FNV_PRIME);
+  const own = Number.parseInt(id.slice(34), 16) || 0;
+  for (let k = 0; k < 256; k++) {
+    const t = HEX[(own + k) & 0xff]!;
+    const x = Math.imul(Math.imul(h ^ t.charCodeAt(0), FNV_PRIME) ^ t.charCodeAt(1), FNV_PRIME);
+    if (fits(finish(x))) return k === 0 ? id : id.slice(0, 34) + t;
+  }
+  return id;
 }

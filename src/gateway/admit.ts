@@ -89,6 +89,8 @@ export interface AdmitOptions {
   accepting?: () => boolean;
   logger: AdmitLogger;
   now: () => number;
+  /** Mints each call's event id (event-ids.ts: steered to the window's log partition); default a plain UUIDv7. */
+  eventIds?: { mint(now: number, customer: string): string };
 }
 
 const NOT_DEGRADED: Degraded = { limiter: false, quota: false };
@@ -177,7 +179,7 @@ export class Admission {
 
     const route = o.routes.resolve(method, path);
     const api = route?.api ?? o.routes.unmatched;
-    const eventId = uuidv7(start);
+    const eventId = o.eventIds ? o.eventIds.mint(start, identity.customer) : uuidv7(start);
     const call: AdmittedCall = { start, t0, method, path, query, identity, presented, route, api, eventId, headers: NO_HEADERS };
     const bucket = `key:${identity.keyId}`;
     const limiter = o.limiter;

@@ -38,6 +38,7 @@ import type { GatewayRecorder } from '../observability/gateway-recorder.js';
 import { Admission, type Verdict } from './admit.js';
 import { newCounts, type GatewayCounts } from './counts.js';
 import { EventBatcher, type EventBatcherStats } from './event-batcher.js';
+import type { EventIds } from './event-ids.js';
 import { Fairness, type FairnessOptions, type FairnessStats } from './fairness.js';
 import { identityFilter } from './identity-headers.js';
 import type { KeyStore } from './keys.js';
@@ -93,6 +94,8 @@ export interface GatewayOptions {
    * on the port (workers/reuse-port.ts; docs/gateway.md "Workers").
    */
   reusePort?: boolean;
+  /** Mints the events' ids (event-ids.ts); default plain UUIDv7s. */
+  eventIds?: EventIds;
 }
 
 export interface GatewayStats extends GatewayCounts {
@@ -144,6 +147,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     accepting: spool ? () => spool.accepting() : undefined,
     logger: log,
     now,
+    eventIds: opts.eventIds,
   });
   const respond = new Responder(c, opts.maxBodyBytes, opts.metrics);
   const relayCtx: RelayContext = {

@@ -7,7 +7,7 @@
  * key, the customer, and by default a hash of its event id (`placeRecord`), so a customer's
  * events spread over the partitions and every copy of one event lands in one.
  */
-import { eventSpread, type PartitionBy } from '../events/event-spread.js';
+import { eventSpread, steerSpread, type PartitionBy } from '../events/event-spread.js';
 
 export type { PartitionBy } from '../events/event-spread.js';
 
@@ -92,17 +92,32 @@ export interface UsageLog {
   close(): Promise<void>;
 }
 
-/**
- * Stable partitioner (FNV-1a of the key; murmur2 like Kafka's default is not needed: both logs
- * use this), plus the record's spread: a customer's spreads fill consecutive partitions evenly.
- */
-export function partitionFor(key: string, partitions: number, spread = -1): number {
+/** FNV-1a of a record's key: where its partition starts (partitionFor). */
+export function keyHash(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return spread < 0 ? (h >>> 0) % partitions : ((h >>> 0) + spread) % partitions;
+  return h >>> 0;
+}
+
+/**
+ * Stable partitioner (FNV-1a of the key; murmur2 like Kafka's default is not needed: both logs
+ * use this), plus the record's spread: a customer's spreads fill consecutive partitions evenly.
+ */
+export function partitionFor(key: string, partitions: number, spread = -1): number {
+  const h = keyHash(key);
+  return spread < 0 ? h % partitions : (h + spread) % partitions;
+}
+
+/**
+ * An event id like `id` (event-spread.ts steerSpread: its last byte changed) that placeRecord
+ * puts in `partition` under `partitionBy event` with this key; `id` when no such byte exists.
+ */
+export function steerToPartition(id: string, key: string, partitions: number, partition: number): string {
+  const h = keyHash(key);
+  return steerSpread(id, (s) => (h + s) % partitions === partition);
 }
 
 /** The partition of one record of a producer. */

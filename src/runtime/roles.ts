@@ -18,6 +18,7 @@ import { warehouseQuotaSource } from '../gateway/warehouse-quota-source.js';
 import { loadRoutes } from '../gateway/routes.js';
 import { KeyStore } from '../gateway/keys.js';
 import { startGateway } from '../gateway/server.js';
+import { EventIds } from '../gateway/event-ids.js';
 import { openSpoolSlot } from '../gateway/spool/spool-slot.js';
 import { fairnessOf } from '../gateway/fairness.js';
 import { SpoolingProducer } from '../gateway/spool/spooling-producer.js';
@@ -79,8 +80,19 @@ export async function startGatewayRole(
   // Each gateway of a data dir its own spool (spool-slot.ts).
   const { spool, dir: spoolAt } = await openSpoolSlot(cfg.dataDir, { topic: cfg.topic, maxBytes: cfg.spoolMaxBytes, logger: (m) => gwLog.error(m) });
   gwLog.debug(`spool: ${spoolAt}`);
+  const eventIds = new EventIds(cfg.partitions, cfg.partitionBy === 'event');
   const producer = new SpoolingProducer({
-    openPrimary: async () => (await b.log.init(), b.log.producer()),
+    openPrimary: async () => {
+      await b.log.init();
+      const p = await b.log.producer();
+      // Steer to the log's own partition count (a topic may have more than configured); not
+      // waited for: until it comes, ids are steered by the configured count.
+      b.log.partitions().then(
+        (n) => (eventIds.partitions = n),
+        () => {},
+      );
+      return p;
+    },
     spool,
     spoolAfterMs: cfg.spoolAfterMs,
     logger: (m) => gwLog.warn(m),
@@ -110,6 +122,7 @@ export async function startGatewayRole(
     now,
     metrics: obs?.gatewayRecorder(routes),
     reusePort: listen.reusePort,
+    eventIds,
   }).catch(async (e) => {
     await producer.close(0);
     throw listenError(e, { what: 'the gateway', host: cfg.gatewayHost, port: cfg.gatewayPort, settings: 'gateway' });
