@@ -21,13 +21,21 @@ function refused(r: CliResult, message: RegExp): void {
   noStack(r);
 }
 
-test('a customer billed in a currency its plan is not priced in is refused, by customers create and keys create; an export that skipped a customer exits 1', async () => {
-  const cli = await cliFolder('meter-rules-currency-');
+/** A plan priced in `currency`, one API at 1 a call. */
+const plan = (currency: string) => ({ name: currency, currency, rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '1' } });
+
+/** A CLI on a fresh data dir whose catalog file (imported) has plan pro in USD and tokyo in JPY. */
+async function twoCurrencyCli(prefix: string) {
+  const cli = await cliFolder(prefix);
   const meter = (...args: string[]) => cli.meter(args);
-  const plan = (currency: string) => ({ name: currency, currency, rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '1' } });
   const catalog = join(cli.dir, 'catalog.json');
   writeFileSync(catalog, JSON.stringify({ currency: 'USD', plans: { pro: plan('USD'), tokyo: plan('JPY') } }));
   assert.equal(meter('plans', 'import', catalog).code, 0);
+  return { meter, catalog };
+}
+
+test('a customer billed in a currency its plan is not priced in is refused, by customers create and keys create; an export that skipped a customer exits 1', async () => {
+  const { meter, catalog } = await twoCurrencyCli('meter-rules-currency-');
   assert.equal(meter('customers', 'create', 'acme', '--plan', 'pro').code, 0);
 
   // Was "updated acme: … currency EUR", exit 0, and no invoice of acme could be made after.
@@ -101,12 +109,7 @@ test('a customer billed in a currency its plan is not priced in is refused, by c
 });
 
 test("revoking a customer's newest key says where its pricing moves, and warns when that plan's currency is not the customer's", async () => {
-  const cli = await cliFolder('meter-rules-revoke-');
-  const meter = (...args: string[]) => cli.meter(args);
-  const plan = (currency: string) => ({ name: currency, currency, rateLimit: { ratePerSec: 1, burst: 1 }, prices: { 'locations.create': '1' } });
-  const catalog = join(cli.dir, 'catalog.json');
-  writeFileSync(catalog, JSON.stringify({ currency: 'USD', plans: { pro: plan('USD'), tokyo: plan('JPY') } }));
-  assert.equal(meter('plans', 'import', catalog).code, 0);
+  const { meter } = await twoCurrencyCli('meter-rules-revoke-');
   const keyOn = (customer: string, plan: string) => {
     const r = meter('keys', 'create', customer, '--plan', plan, '--json');
     assert.equal(r.code, 0, r.err);
