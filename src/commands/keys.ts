@@ -117,12 +117,10 @@ async function pricingMove(db: Warehouse, config: MeterConfig, before: BillingCu
   const plan = after.planId ? ((await loadPlan(db, after.planId)) ?? findPlan(catalogOf(config), after.planId)) : null;
   const mismatch = plan && after.currency && plan.currency !== after.currency ? { customer: after.currency, plan: plan.currency } : null;
   const move = `customer ${after.id} is now priced by plan ${quote(after.planId ?? '')}, its newest active key's (was ${quote(before.planId ?? '')})`;
-  if (!mismatch) return { customer: after.id, fromPlan: before.planId, toPlan: after.planId, currencyMismatch: null, message: move };
+  const base = { customer: after.id, fromPlan: before.planId, toPlan: after.planId, currencyMismatch: mismatch };
+  if (!mismatch) return { ...base, message: move };
   return {
-    customer: after.id,
-    fromPlan: before.planId,
-    toPlan: after.planId,
-    currencyMismatch: mismatch,
+    ...base,
     message: `warning: ${move}, which is priced in ${mismatch.plan} while the customer is billed in ${mismatch.customer}: no invoice could be made`,
     hint: `keep its pricing: meter customers create ${after.id} --plan ${before.planId}`,
   };
