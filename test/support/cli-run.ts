@@ -22,9 +22,9 @@ export interface Cli {
  * `meter ...args` as an async child, for a test whose own process serves what the command calls:
  * in `cwd`, with only PATH and `env`, `stdin` written then closed.
  */
-export function meterChild(args: string[], o: { cwd: string; env: Record<string, string>; stdin?: string }): Promise<CliResult> {
+export function meterChild(args: string[], o: { cwd: string; env: Record<string, string>; stdin?: string; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], { cwd: o.cwd, env: { PATH: process.env.PATH, ...o.env } });
+    const c = spawn(process.execPath, [assetPath('bin/meter.js'), ...args], { cwd: o.cwd, env: { PATH: process.env.PATH, ...o.env }, timeout: o.timeoutMs });
     let out = '';
     let err = '';
     c.stdout.on('data', (b: Buffer) => (out += b));

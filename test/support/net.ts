@@ -154,19 +154,25 @@ export function listeningSockets(port: number): Set<string> {
  */
 export function pidsListeningOn(port: number, pids: number[]): number[] {
   const inodes = listeningSockets(port);
-  return pids.filter((pid) => {
-    let fds: string[];
+  return pids.filter((pid) => socketsHeldBy(pid, inodes).size > 0);
+}
+
+/** Which of `inodes` (listeningSockets) process `pid` holds open; none for a process gone. */
+export function socketsHeldBy(pid: number, inodes: Set<string>): Set<string> {
+  const held = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return held;
+  }
+  for (const fd of fds) {
     try {
-      fds = readdirSync(`/proc/${pid}/fd`);
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '';
+      if (inodes.has(inode)) held.add(inode);
     } catch {
-      return false;
+      // closed meanwhile
     }
-    return fds.some((fd) => {
-      try {
-        return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
-      } catch {
-        return false;
-      }
-    });
-  });
+  }
+  return held;
 }
