@@ -477,6 +477,10 @@ export async function startBillingServer(options: BillingServerOptions): Promise
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // Idle keep-alive connections outlive a load balancer's usual 60 s idle timeout (the gateway's
+  // too), so the balancer closes them first. Node's 5 s default races the balancer's next request
+  // on a connection this side is closing: a 502 to the payment server or a customer's app.
+  server.keepAliveTimeout = 65_000;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

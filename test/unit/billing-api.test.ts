@@ -60,6 +60,12 @@ test('healthz answers without a token', async () => {
   assert.deepEqual(await get('/healthz'), { status: 200, body: { ok: true } });
 });
 
+test("keeps idle connections 65 s, past a load balancer's 60 s, and says so to clients", async () => {
+  const res = await fetch(`${server.url}/healthz`);
+  await res.text();
+  assert.equal(res.headers.get('keep-alive'), 'timeout=65');
+});
+
 test('401 without a token, with an unknown, malformed or revoked token', async () => {
   const path = `/v1/customers/acme/usage?${FEB_SEOUL}`;
   for (const t of [undefined, 'nope', SERVICE + 'x', acmeToken.slice(0, -1) + (acmeToken.endsWith('A') ? 'B' : 'A'), revokedToken]) {
