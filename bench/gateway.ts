@@ -56,6 +56,8 @@ interface Side {
   inProcess?: boolean;
   /** Processes of the side outside this one (nginx; Redis, Kafka and Postgres for the stack side). */
   pids?: number[];
+  /** The gateway's counters (a meter side). */
+  stats?: () => { upstreamRetries?: number };
   close(): Promise<void>;
 }
 
@@ -157,6 +159,7 @@ export async function startMeter(
     headers: { authorization: `Bearer ${key.key}` },
     inProcess: true,
     pids: env.METER_KAFKA_BROKERS ? stackPids() : [],
+    stats: () => gw.stats(),
     close: async () => {
       await gw.close();
       await Promise.all([limiter.close(), db.close(), log.close()]);

@@ -19,6 +19,8 @@ export interface GatewayCounts {
   tooLarge: number;
   /** 502/504. */
   upstreamErrors: number;
+  /** Calls sent to the upstream a second time: it closed the connection under the first (relay.ts). */
+  upstreamRetries: number;
   /** 503: keys could not be checked (database down, key not cached). */
   authUnavailable: number;
   /** Client went away before the answer was complete. */
@@ -49,6 +51,7 @@ export function newCounts(): GatewayCounts {
     quotaDegraded: 0,
     tooLarge: 0,
     upstreamErrors: 0,
+    upstreamRetries: 0,
     authUnavailable: 0,
     clientAborts: 0,
     usageUnavailable: 0,

@@ -3,7 +3,8 @@
  *
  *   body too slow              -> 408, connection closed, event (fairness.ts)
  *   body over maxBodyBytes     -> 413 (streamed past the limit), event
- *   upstream unreachable       -> 502 (504 on timeout), event
+ *   upstream unreachable       -> 502 (504 on timeout), event; a bodiless idempotent call whose
+ *                                 connection the upstream closed is first sent once more
  *   client gone                -> upstream call cancelled, event with status 499 (or the sent status)
  *   otherwise                  -> the upstream's answer, streamed, event billable per status
  *
@@ -79,8 +80,18 @@ export function relay(ctx: RelayContext, req: IncomingMessage, res: ServerRespon
   };
   // A CONNECT has no answer to relay (request() refused it the same way, so it stays a 502).
   if (call.method === 'CONNECT') up.onError(new undiciErrors.InvalidArgumentError('invalid method'));
-  else ctx.upstream.pool.dispatch(opts, up);
+  else up.send(opts);
 }
+
+/** Methods a second try cannot change the outcome of (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/**
+ * Errors of a connection the upstream closed or reset under the call. On a kept-alive connection
+ * this is the upstream's idle timeout crossing the call on the wire (undici marks the connection
+ * stale only when the upstream names its timeout; many servers do not): a second try, on another
+ * connection of the pool, gets the answer (docs/gateway.md, "Upstream connections").
+ */
+const CLOSED_UNDER_CALL = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /**
  * One call's upstream side: an undici dispatch handler writing the answer to `res` as it comes.
@@ -111,6 +122,9 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   /** `res.end()` was called with the last chunk. */
   private ended = false;
   private readonly tUp = performance.now();
+  private opts: Dispatcher.DispatchOptions | null = null;
+  /** Sent once more already (a call is retried at most once). */
+  private retried = false;
 
   constructor(
     private readonly ctx: RelayContext,
@@ -140,6 +154,21 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     }
     if (counter) rec.bytesIn = counter.bytes;
     void rec.record(res.headersSent ? res.statusCode : 499);
+  }
+
+  send(opts: Dispatcher.DispatchOptions): void {
+    this.opts = opts;
+    this.ctx.upstream.pool.dispatch(opts, this);
+  }
+
+  /**
+   * Whether a failed call goes out once more: nothing of an answer came, the client is still
+   * there, and no body went (a body streams from the client once and cannot be sent again).
+   */
+  private retries(e: Error): boolean {
+    if (this.retried || this.status || this.counter || !this.opts || this.res.destroyed) return false;
+    if (!IDEMPOTENT.has(this.rec.call.method)) return false;
+    return CLOSED_UNDER_CALL.has((e as NodeJS.ErrnoException).code ?? '');
   }
 
   onConnect(abort: (e?: Error) => void): void {
@@ -226,9 +255,16 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onError(e: Error): void {
-    this.done = true;
     const { ctx, req, res, rec, counter } = this;
     const c = ctx.counts;
+    if (this.retries(e)) {
+      this.retried = true;
+      this.abortUp = null;
+      c.upstreamRetries++;
+      ctx.upstream.pool.dispatch(this.opts as Dispatcher.DispatchOptions, this);
+      return;
+    }
+    this.done = true;
     const call = rec.call;
     if (counter) {
       // As request() did: the request body is not read any further.

@@ -163,6 +163,10 @@ export class MeterMetrics {
     ]);
     labelledCounter('meter_limiter_decisions_total', 'rate limiter decisions: allowed or denied', ['result']);
     counterFrom('meter_limiter_degraded_total', 'limiter decisions made in its fail mode (Redis unreachable)');
+    counterFrom(
+      'meter_gateway_upstream_retries_total',
+      'calls sent to the upstream once more because it closed the connection under them (idempotent, no body)',
+    );
     counterFrom('meter_events_produced_total', 'usage events made durable by the gateway (acknowledged by the log, or in the local spool)');
     counterFrom('meter_events_dropped_total', 'usage events dropped: the gateway buffer was full while the log and the spool refused them');
     counterFrom('meter_events_spooled_total', 'usage events written to the local spool while the log was slow or down');

@@ -87,7 +87,7 @@ export class Observability {
   }
 
   watchGateway(
-    gw: { stats(): { limiterDegraded: number; events: { sent: number; dropped: number } }; health(): unknown },
+    gw: { stats(): { limiterDegraded: number; upstreamRetries: number; events: { sent: number; dropped: number } }; health(): unknown },
     producer: {
       stats(): {
         mode: 'direct' | 'spooling';
@@ -101,6 +101,7 @@ export class Observability {
   ): void {
     const m = this.metrics;
     m.read('meter_limiter_degraded_total', () => gw.stats().limiterDegraded);
+    m.read('meter_gateway_upstream_retries_total', () => gw.stats().upstreamRetries);
     m.read('meter_events_produced_total', () => gw.stats().events.sent);
     m.read('meter_events_dropped_total', () => gw.stats().events.dropped);
     m.read('meter_events_spooled_total', () => producer.stats().spooled);

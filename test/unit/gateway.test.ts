@@ -424,6 +424,79 @@ describe('gateway', () => {
       rmSync(dir2, { recursive: true, force: true });
     }
   });
+  it('sends a bodiless idempotent call once more when the upstream closes a kept-alive connection under it; never a call with a body or a POST', async () => {
+    // An upstream that closes the connection without an answer on the first request for a path
+    // named /stale-* (its idle timeout crossing that request on the wire, made certain), and on
+    // every request for /broken-*; it answers the rest.
+    const got: string[] = [];
+    const up = createNetServer((s) => {
+      s.on('error', () => {});
+      s.on('data', (b: Buffer) => {
+        for (const m of b.toString('latin1').matchAll(/^([A-Z]+) (\S+) HTTP\/1\.1\r$/gm)) {
+          const req = `${m[1]} ${m[2]}`;
+          const close = (m[2]?.startsWith('/stale-') && !got.includes(req)) || m[2]?.startsWith('/broken-');
+          got.push(req);
+          if (close) return void s.destroy();
+          s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
+        }
+      });
+    });
+    const dir2 = tempDir('meter-gw-retry-');
+    const log2 = new FileLog({ dir: dir2, topic: 'usage-events', partitions: 1 });
+    const producer2 = await log2.producer();
+    const gw2 = await otherGateway({
+      upstream: `http://127.0.0.1:${await listenLocal(up)}`,
+      limiter: new MemoryLimiter(),
+      routes: compileRoutes({ routes: [{ method: '*', path: '/*', api: 'other' }] }),
+      producer: producer2,
+      logger: { info() {}, warn() {}, error() {} },
+    });
+    const auth = { authorization: `Bearer ${acme.key}` };
+    const call = async (method: 'GET' | 'POST' | 'DELETE', path: string, body?: string) => {
+      const r = await request(gw2.url + path, { method, headers: auth, body });
+      await r.body.text();
+      return r.statusCode;
+    };
+    try {
+      const statuses = [await call('GET', '/a'), await call('GET', '/stale-b'), await call('DELETE', '/stale-c')];
+      assert.deepEqual(statuses, [200, 200, 200]);
+      // /stale-b and /stale-c each met a closing connection first, and went once more on another.
+      assert.deepEqual(got, ['GET /a', 'GET /stale-b', 'GET /stale-b', 'DELETE /stale-c', 'DELETE /stale-c']);
+      assert.equal(gw2.stats().upstreamRetries, 2);
+      // A body streams from the client once, and a POST may not be repeated: each is a 502.
+      got.length = 0;
+      assert.equal(await call('POST', '/stale-e', 'payload'), 502);
+      assert.equal(await call('GET', '/f'), 200);
+      assert.equal(await call('POST', '/stale-g'), 502);
+      assert.deepEqual(got, ['POST /stale-e', 'GET /f', 'POST /stale-g']);
+      // Retried once, never more: an upstream closing every connection is a 502 after two tries.
+      got.length = 0;
+      assert.equal(await call('GET', '/broken-h'), 502);
+      assert.deepEqual(got, ['GET /broken-h', 'GET /broken-h']);
+      assert.equal(gw2.stats().upstreamRetries, 3);
+      // One event per call, whatever the tries: the answered ones billable.
+      await gw2.batcher.flush();
+      const evs = await readEvents(log2);
+      assert.deepEqual(
+        evs.map((e) => [e.method, e.status, e.billable]),
+        [
+          ['GET', 200, true],
+          ['GET', 200, true],
+          ['DELETE', 200, true],
+          ['POST', 502, false],
+          ['GET', 200, true],
+          ['POST', 502, false],
+          ['GET', 502, false],
+        ],
+      );
+    } finally {
+      await gw2.close();
+      await producer2.close();
+      await log2.close();
+      await new Promise((r) => up.close(r));
+      rmSync(dir2, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('answer headers from the raw upstream list', () => {
