@@ -13,7 +13,7 @@
  * Prints per run and side the answers by status and the gateway's upstreamRetries.
  */
 import { createServer } from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { benchWorkDir } from './lib.js';
@@ -84,6 +84,7 @@ async function runSide(dist: string, upstream: Awaited<ReturnType<typeof startUp
   const retries = side.stats?.().upstreamRetries ?? -1;
   await client.close();
   await side.close();
+  rmSync(workDir, { recursive: true, force: true });
   return { statuses, retries, upstreamCloses: upstream.closes() - closesBefore };
 }
 
