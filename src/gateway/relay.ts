@@ -261,7 +261,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
       this.retried = true;
       this.abortUp = null;
       c.upstreamRetries++;
-      ctx.upstream.pool.dispatch(this.opts as Dispatcher.DispatchOptions, this);
+      this.send(this.opts as Dispatcher.DispatchOptions);
       return;
     }
     this.done = true;
